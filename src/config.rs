@@ -1,0 +1,238 @@
+//! Typed, layered configuration, checked once at start: the region file
+//! (`<config>/ventanilla.toml`: countries, agencies, participants, routes, limits), then the
+//! command line and environment (`VENTANILLA_*`) for where to bind, store and publish.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::domain::{AgencyId, CountryCode, DocumentType, Role};
+
+/// Why the configuration cannot be used. Each variant names the file or setting to fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read { path: PathBuf, #[source] source: std::io::Error },
+    #[error("the configuration file {path} is not valid TOML for Ventanilla: {source}")]
+    Parse { path: PathBuf, #[source] source: toml::de::Error },
+    #[error("invalid configuration in {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// Everything `serve` needs, after layering file, environment and flags.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address the HTTP front binds; port 0 picks a free port (tests).
+    pub bind: SocketAddr,
+    /// Directory of the embedded store (`ventanilla.db`).
+    pub data_dir: PathBuf,
+    /// Kafka bootstrap servers; `None` starts librdkafka's in-process mock cluster.
+    pub kafka_brokers: Option<String>,
+    /// Directory that holds `ventanilla.toml` (the region).
+    pub config_dir: PathBuf,
+    /// The region file's content.
+    pub region: RegionConfig,
+}
+
+impl Settings {
+    /// The region file's path inside `config_dir`.
+    pub fn region_path(config_dir: &Path) -> PathBuf {
+        config_dir.join("ventanilla.toml")
+    }
+
+    /// Where the schemas live: `gateway.schemas_dir`, relative to the configuration directory.
+    pub fn schemas_dir(&self) -> PathBuf {
+        self.config_dir.join(&self.region.gateway.schemas_dir)
+    }
+
+    /// Builds settings from the layers. `topic_prefix` overrides the file's when given.
+    pub fn load(
+        config_dir: PathBuf,
+        bind: SocketAddr,
+        data_dir: PathBuf,
+        kafka_brokers: Option<String>,
+        topic_prefix: Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let path = Self::region_path(&config_dir);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+        let mut region: RegionConfig = toml::from_str(&text)
+            .map_err(|source| ConfigError::Parse { path: path.clone(), source })?;
+        if let Some(p) = topic_prefix {
+            region.kafka.topic_prefix = p;
+        }
+        region
+            .check()
+            .map_err(|message| ConfigError::Invalid { path: path.clone(), message })?;
+        let kafka_brokers = kafka_brokers.filter(|b| !b.trim().is_empty());
+        Ok(Settings { bind, data_dir, kafka_brokers, config_dir, region })
+    }
+}
+
+/// The region file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    pub agencies: Vec<AgencyConfig>,
+    #[serde(default)]
+    pub participants: Vec<ParticipantConfig>,
+    pub routes: Vec<RouteConfig>,
+}
+
+/// Limits and locations of the HTTP front.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Largest accepted request body; larger answers 413.
+    pub max_body_bytes: usize,
+    /// Schemas directory, relative to the configuration directory.
+    pub schemas_dir: PathBuf,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig { max_body_bytes: 1024 * 1024, schemas_dir: PathBuf::from("../schemas") }
+    }
+}
+
+/// Topic names and client settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Prefix of every topic name, so several regions or test runs can share one cluster.
+    pub topic_prefix: String,
+    /// Partitions of each topic the gateway creates.
+    pub partitions: i32,
+    /// Consumer group of the gateway's acknowledgment consumer.
+    pub consumer_group: String,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            topic_prefix: "ventanilla.".into(),
+            partitions: 3,
+            consumer_group: "ventanilla-gateway".into(),
+        }
+    }
+}
+
+/// One agency of the region.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgencyConfig {
+    pub id: AgencyId,
+    /// `customs`, `sanitary`, `border`, or any other kind the routes name.
+    pub kind: String,
+    /// Its official name, for people reading the consignment view.
+    pub name: String,
+}
+
+/// One participant and how it proves who it is.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantConfig {
+    pub id: String,
+    pub role: Role,
+    /// For the agency role: the agency it speaks for.
+    pub agency: Option<AgencyId>,
+    /// For the NSW role: its country.
+    pub country: Option<CountryCode>,
+    /// SHA-256 (hex) of its bearer token: the token itself is never stored.
+    pub token_sha256: String,
+    /// A demo participant is honoured only while the gateway is bound to a loopback address.
+    #[serde(default)]
+    pub demo: bool,
+}
+
+/// One routing rule: when every condition holds, the document goes to the target agency.
+/// An empty condition list means "any".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub name: String,
+    #[serde(default)]
+    pub document_types: Vec<DocumentType>,
+    #[serde(default)]
+    pub origins: Vec<CountryCode>,
+    #[serde(default)]
+    pub destinations: Vec<CountryCode>,
+    /// HS chapters as `"01-24"` ranges or single `"84"` chapters; any goods line matching counts.
+    #[serde(default)]
+    pub hs_chapters: Vec<String>,
+    /// Modes of transport (`road`, `rail`, ...) as stated in the document's `modeOfTransport`.
+    #[serde(default)]
+    pub modes_of_transport: Vec<String>,
+    pub to: RouteTarget,
+}
+
+/// Where a route sends the document.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, untagged)]
+pub enum RouteTarget {
+    /// One named agency.
+    Agency { agency: AgencyId },
+    /// The agency of a kind in the origin or destination country (`"origin"`, `"destination"`).
+    Kind { country: String, kind: String },
+}
+
+impl RegionConfig {
+    fn check(&self) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        for a in &self.agencies {
+            if !seen.insert(a.id.as_str()) {
+                return Err(format!("agency {} is listed twice", a.id));
+            }
+        }
+        let known = |id: &AgencyId| self.agencies.iter().any(|a| &a.id == id);
+        for p in &self.participants {
+            if p.token_sha256.len() != 64 || !p.token_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!("participant {}: token_sha256 must be 64 hex digits", p.id));
+            }
+            match (p.role, &p.agency) {
+                (Role::Agency, Some(a)) if known(a) => {}
+                (Role::Agency, Some(a)) => {
+                    return Err(format!("participant {} speaks for unknown agency {a}", p.id))
+                }
+                (Role::Agency, None) => {
+                    return Err(format!("participant {} has role agency but no `agency`", p.id))
+                }
+                _ => {}
+            }
+            if p.role == Role::Nsw && p.country.is_none() {
+                return Err(format!("participant {} has role nsw but no `country`", p.id));
+            }
+        }
+        for r in &self.routes {
+            match &r.to {
+                RouteTarget::Agency { agency } if !known(agency) => {
+                    return Err(format!("route {:?} names unknown agency {agency}", r.name))
+                }
+                RouteTarget::Kind { country, .. }
+                    if country != "origin"
+                        && country != "destination"
+                        && CountryCode::parse(country).is_err() =>
+                {
+                    return Err(format!(
+                        "route {:?}: `to.country` must be \"origin\", \"destination\" or a country code",
+                        r.name
+                    ))
+                }
+                _ => {}
+            }
+            for c in &r.hs_chapters {
+                crate::routing::parse_chapters(c).map_err(|e| format!("route {:?}: {e}", r.name))?;
+            }
+        }
+        if self.kafka.partitions < 1 {
+            return Err("kafka.partitions must be at least 1".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,378 @@
+//! The trade vocabulary as types. Each newtype is built by `parse`, so a value of it is valid
+//! by construction ("parse, don't validate"); the JSON Schemas say the same to submitters.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a piece of text is not a valid value of a domain type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} {value:?} is not valid: {rule}")]
+pub struct ParseError {
+    /// The domain type that refused the value.
+    pub what: &'static str,
+    /// The refused text (truncated to 80 characters, so an error never echoes a huge input).
+    pub value: String,
+    /// The rule the value breaks, in words.
+    pub rule: &'static str,
+}
+
+impl ParseError {
+    fn new(what: &'static str, value: &str, rule: &'static str) -> Self {
+        ParseError { what, value: value.chars().take(80).collect(), rule }
+    }
+}
+
+macro_rules! string_newtype {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The value as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                $name::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+string_newtype!(
+    /// A Unique Consignment Reference (WCO / ISO 15459): 1 to 35 characters, digits, capital
+    /// letters and hyphens, starting with a digit or letter. It names one consignment across
+    /// every document and agency, and is the Kafka key that keeps a consignment's order.
+    Ucr
+);
+
+impl Ucr {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        let ok = !s.is_empty()
+            && s.len() <= 35
+            && s.bytes().enumerate().all(|(i, b)| {
+                b.is_ascii_digit() || b.is_ascii_uppercase() || (i > 0 && b == b'-')
+            });
+        if ok {
+            Ok(Ucr(s.to_owned()))
+        } else {
+            Err(ParseError::new(
+                "UCR",
+                s,
+                "1 to 35 characters: digits, capital letters and '-', not starting with '-'",
+            ))
+        }
+    }
+}
+
+string_newtype!(
+    /// An ISO 3166-1 alpha-2 country code such as `AR`. Which codes exist is checked by the
+    /// schemas; this type only guarantees the shape.
+    CountryCode
+);
+
+impl CountryCode {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        if s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase()) {
+            Ok(CountryCode(s.to_owned()))
+        } else {
+            Err(ParseError::new("country code", s, "two capital letters (ISO 3166-1 alpha-2)"))
+        }
+    }
+}
+
+string_newtype!(
+    /// An agency's identifier: its country in lower case, a hyphen, and a name, e.g.
+    /// `br-customs`. It also names the agency's Kafka topic, hence the narrow alphabet.
+    AgencyId
+);
+
+impl AgencyId {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        let b = s.as_bytes();
+        let ok = (4..=43).contains(&b.len())
+            && b[0].is_ascii_lowercase()
+            && b[1].is_ascii_lowercase()
+            && b[2] == b'-'
+            && b[3].is_ascii_lowercase()
+            && b[3..].iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-');
+        if ok {
+            Ok(AgencyId(s.to_owned()))
+        } else {
+            Err(ParseError::new(
+                "agency id",
+                s,
+                "a two-letter country code in lower case, '-', then lower-case letters, digits or '-' (e.g. br-customs)",
+            ))
+        }
+    }
+
+    /// The agency's country, from the first two letters of its id.
+    pub fn country(&self) -> CountryCode {
+        CountryCode(self.0[..2].to_ascii_uppercase())
+    }
+}
+
+string_newtype!(
+    /// A harmonized document type, e.g. `customsDeclaration`: a letter then up to 63 letters
+    /// or digits. Which types exist is the schema registry's business.
+    DocumentType
+);
+
+impl DocumentType {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.as_bytes()[0].is_ascii_alphabetic()
+            && s.bytes().all(|b| b.is_ascii_alphanumeric());
+        if ok {
+            Ok(DocumentType(s.to_owned()))
+        } else {
+            Err(ParseError::new("document type", s, "a letter followed by up to 63 letters or digits"))
+        }
+    }
+}
+
+/// A schema version `MAJOR.MINOR.PATCH`; ordered numerically so `1.10.0` follows `1.9.0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SchemaVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl SchemaVersion {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        let err = || ParseError::new("schema version", s, "MAJOR.MINOR.PATCH, e.g. 1.0.0");
+        let mut parts = s.split('.');
+        let mut next = || -> Result<u32, ParseError> {
+            let p = parts.next().ok_or_else(err)?;
+            if p.is_empty() || p.len() > 9 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(err());
+            }
+            p.parse().map_err(|_| err())
+        };
+        let v = SchemaVersion { major: next()?, minor: next()?, patch: next()? };
+        if parts.next().is_some() {
+            return Err(err());
+        }
+        Ok(v)
+    }
+}
+
+impl fmt::Display for SchemaVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+impl Serialize for SchemaVersion {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// What an agency answers about one delivery. `released` and `rejected` are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckStatus {
+    /// The agency has the document and will look at it.
+    Received,
+    /// The agency accepts the document; release may still follow.
+    Accepted,
+    /// The agency refuses the document (final).
+    Rejected,
+    /// The agency asks the trader a question; the consignment waits for the answer.
+    Query,
+    /// The agency holds the goods (inspection, sampling).
+    Hold,
+    /// The agency releases the goods as far as it is concerned (final).
+    Released,
+}
+
+impl AckStatus {
+    pub const ALL: [AckStatus; 6] = [
+        AckStatus::Received,
+        AckStatus::Accepted,
+        AckStatus::Rejected,
+        AckStatus::Query,
+        AckStatus::Hold,
+        AckStatus::Released,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AckStatus::Received => "received",
+            AckStatus::Accepted => "accepted",
+            AckStatus::Rejected => "rejected",
+            AckStatus::Query => "query",
+            AckStatus::Hold => "hold",
+            AckStatus::Released => "released",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        AckStatus::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| {
+                ParseError::new(
+                    "acknowledgment status",
+                    s,
+                    "one of received, accepted, rejected, query, hold, released",
+                )
+            })
+    }
+
+    /// Final answers: nothing the agency says afterwards changes the delivery.
+    pub fn is_final(self) -> bool {
+        matches!(self, AckStatus::Released | AckStatus::Rejected)
+    }
+}
+
+/// Where one (document, agency) delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Committed, waiting for the relay to publish it to the agency's topic.
+    Pending,
+    /// The broker confirmed the record on the agency's topic.
+    Dispatched,
+    /// The agency has answered; its latest effective answer.
+    Answered(AckStatus),
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Dispatched => "dispatched",
+            DeliveryStatus::Answered(a) => a.as_str(),
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        match s {
+            "pending" => Ok(DeliveryStatus::Pending),
+            "dispatched" => Ok(DeliveryStatus::Dispatched),
+            other => AckStatus::parse(other).map(DeliveryStatus::Answered).map_err(|_| {
+                ParseError::new("delivery status", s, "pending, dispatched or an acknowledgment status")
+            }),
+        }
+    }
+}
+
+/// The overall state of a consignment, derived from all its deliveries (see `tracking`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsignmentState {
+    Submitted,
+    InReview,
+    OnHold,
+    Refused,
+    Released,
+}
+
+impl ConsignmentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsignmentState::Submitted => "submitted",
+            ConsignmentState::InReview => "in_review",
+            ConsignmentState::OnHold => "on_hold",
+            ConsignmentState::Refused => "refused",
+            ConsignmentState::Released => "released",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        Ok(match s {
+            "submitted" => ConsignmentState::Submitted,
+            "in_review" => ConsignmentState::InReview,
+            "on_hold" => ConsignmentState::OnHold,
+            "refused" => ConsignmentState::Refused,
+            "released" => ConsignmentState::Released,
+            _ => return Err(ParseError::new("consignment state", s, "a known consignment state")),
+        })
+    }
+}
+
+/// What a participant may do, decided by its configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A trader or customs broker: submits documents, follows its own consignments.
+    Trader,
+    /// A national single window submitting for the traders of its country.
+    Nsw,
+    /// A customs, sanitary or border agency: receives deliveries and acknowledges them.
+    Agency,
+    /// The gateway's operator: reads everything, changes only operational state.
+    Operator,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ucr_accepts_wco_shapes_and_refuses_others() {
+        assert!(Ucr::parse("6AR30712345678-2026-000123").is_ok());
+        assert!(Ucr::parse(&"A".repeat(35)).is_ok());
+        assert!(Ucr::parse(&"A".repeat(36)).is_err());
+        assert!(Ucr::parse("").is_err());
+        assert!(Ucr::parse("-ABC").is_err());
+        assert!(Ucr::parse("abc").is_err());
+        assert!(Ucr::parse("AB/../C").is_err());
+    }
+
+    #[test]
+    fn agency_id_names_its_country() {
+        let a = AgencyId::parse("br-customs").unwrap();
+        assert_eq!(a.country().as_str(), "BR");
+        assert!(AgencyId::parse("BR-customs").is_err());
+        assert!(AgencyId::parse("br_customs").is_err());
+        assert!(AgencyId::parse("br-").is_err());
+        assert!(AgencyId::parse("br-../x").is_err());
+    }
+
+    #[test]
+    fn schema_versions_order_numerically() {
+        let a = SchemaVersion::parse("1.9.0").unwrap();
+        let b = SchemaVersion::parse("1.10.0").unwrap();
+        assert!(a < b);
+        assert_eq!(b.to_string(), "1.10.0");
+        assert!(SchemaVersion::parse("1.0").is_err());
+        assert!(SchemaVersion::parse("1.0.0.0").is_err());
+        assert!(SchemaVersion::parse("1.x.0").is_err());
+    }
+
+    #[test]
+    fn statuses_round_trip_through_text() {
+        for a in AckStatus::ALL {
+            assert_eq!(AckStatus::parse(a.as_str()).unwrap(), a);
+            let d = DeliveryStatus::Answered(a);
+            assert_eq!(DeliveryStatus::parse(d.as_str()).unwrap(), d);
+        }
+        assert!(AckStatus::parse("approved").is_err());
+        assert_eq!(DeliveryStatus::parse("pending").unwrap(), DeliveryStatus::Pending);
+    }
+}

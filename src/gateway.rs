@@ -1,0 +1,184 @@
+//! The gateway's operations, shared by every way in: submit a document (validate, route,
+//! commit), apply an agency's acknowledgment (from HTTP or the ack topic), and show a
+//! consignment to a participant allowed to see it. No HTTP, SQL or rdkafka here.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::clock::now_millis;
+use crate::domain::{AckStatus, AgencyId, Role, Ucr};
+use crate::kafka::relay::Wakeup;
+use crate::kafka::Topics;
+use crate::routing::{Router, RoutingFacts};
+use crate::schema::{Rejection, SchemaRegistry, Violation};
+use crate::store::{AckApplied, AckRecord, ConsignmentView, NewDocument, Receipt, Store, StoreError};
+
+/// Who is asking: the authenticated participant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    pub id: String,
+    pub role: Role,
+    /// The agency it speaks for (agency role).
+    pub agency: Option<AgencyId>,
+}
+
+/// Why a submission was refused. Nothing was stored.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubmitError {
+    #[error("the document breaks its schema ({} violation(s))", .0.len())]
+    Invalid(Vec<Violation>),
+    #[error("unknown document type {document_type:?}")]
+    UnknownType { document_type: String, known: Vec<String> },
+    #[error("unknown version {version} of document type {document_type}")]
+    UnknownVersion { document_type: String, version: String, known: Vec<String> },
+    #[error("no agency of the region is configured to receive a {document_type} from {origin} to {destination}")]
+    Unroutable { document_type: String, origin: String, destination: String },
+    #[error("participant {0} may not submit documents")]
+    NotASubmitter(String),
+    #[error("the document could not be stored")]
+    Store(#[source] StoreError),
+}
+
+/// Why an acknowledgment was refused. Nothing changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AckError {
+    #[error("the acknowledgment breaks its schema")]
+    Invalid(Vec<Violation>),
+    #[error("participant {participant} may not answer for agency {agency}")]
+    NotYourAgency { participant: String, agency: String },
+    #[error("the document {0} is unknown")]
+    UnknownDocument(Uuid),
+    #[error("the document {document} was not routed to agency {agency}")]
+    NotRouted { document: Uuid, agency: AgencyId },
+    #[error("the acknowledgment could not be stored")]
+    Store(#[source] StoreError),
+}
+
+/// The shared state of one gateway.
+pub struct Gateway {
+    pub registry: Arc<SchemaRegistry>,
+    pub router: Router,
+    pub store: Arc<dyn Store>,
+    pub topics: Topics,
+    /// Wakes the delivery relay after a commit.
+    pub deliveries_wakeup: Wakeup,
+    /// Wakes the status relay after a state change.
+    pub status_wakeup: Wakeup,
+}
+
+impl Gateway {
+    /// Validates, routes and commits a document; answers once it is durable.
+    pub async fn submit(&self, by: &Participant, body: &Value) -> Result<Receipt, SubmitError> {
+        if !matches!(by.role, Role::Trader | Role::Nsw) {
+            return Err(SubmitError::NotASubmitter(by.id.clone()));
+        }
+        let valid = self.registry.validate_submission(body).map_err(|r| match r {
+            Rejection::Invalid(v) => SubmitError::Invalid(v),
+            Rejection::UnknownType { document_type, known } => SubmitError::UnknownType { document_type, known },
+            Rejection::UnknownVersion { document_type, version, known } => {
+                SubmitError::UnknownVersion { document_type, version, known }
+            }
+        })?;
+        let payload = body.get("payload").unwrap_or(&Value::Null);
+        let facts = RoutingFacts::from_payload(
+            valid.document_type.clone(),
+            valid.origin.clone(),
+            valid.destination.clone(),
+            payload,
+        );
+        let routed = self.router.route(&facts);
+        if routed.is_empty() {
+            return Err(SubmitError::Unroutable {
+                document_type: valid.document_type.to_string(),
+                origin: valid.origin.to_string(),
+                destination: valid.destination.to_string(),
+            });
+        }
+        let doc = NewDocument {
+            id: Uuid::now_v7(),
+            ucr: valid.ucr,
+            document_type: valid.document_type,
+            schema_version: valid.version,
+            schema_id: valid.schema_id,
+            origin: valid.origin,
+            destination: valid.destination,
+            sender: by.id.clone(),
+            payload: payload.to_string(),
+            submitted_at: now_millis(),
+            deliveries: routed
+                .into_iter()
+                .map(|r| {
+                    let topic = self.topics.agency(&r.agency);
+                    (r.agency, topic, r.rule)
+                })
+                .collect(),
+        };
+        let receipt = self.store.accept_document(doc).await.map_err(SubmitError::Store)?;
+        self.deliveries_wakeup.notify();
+        self.status_wakeup.notify();
+        Ok(receipt)
+    }
+
+    /// Applies an agency's answer. `by` is the HTTP participant; `None` for the ack topic,
+    /// whose writers Kafka's ACLs authorize.
+    pub async fn acknowledge(
+        &self,
+        by: Option<&Participant>,
+        body: &Value,
+        source: &'static str,
+    ) -> Result<AckApplied, AckError> {
+        self.registry.validate_acknowledgment(body).map_err(AckError::Invalid)?;
+        let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default();
+        let invalid = |pointer: &str, message: String| {
+            AckError::Invalid(vec![Violation::new(pointer, "format", message)])
+        };
+        let document_id = Uuid::parse_str(text("documentId")).map_err(|e| invalid("/documentId", e.to_string()))?;
+        let agency = AgencyId::parse(text("agency")).map_err(|e| invalid("/agency", e.to_string()))?;
+        let status = AckStatus::parse(text("status")).map_err(|e| invalid("/status", e.to_string()))?;
+        if let Some(p) = by {
+            if p.role != Role::Agency || p.agency.as_ref() != Some(&agency) {
+                return Err(AckError::NotYourAgency { participant: p.id.clone(), agency: agency.to_string() });
+            }
+        }
+        let record = AckRecord {
+            document_id,
+            agency,
+            status,
+            reason: body.get("reason").and_then(Value::as_str).map(str::to_owned),
+            source,
+            at: now_millis(),
+        };
+        let applied = self.store.apply_acknowledgment(record).await.map_err(|e| match e {
+            StoreError::UnknownDocument(d) => AckError::UnknownDocument(d),
+            StoreError::NotRouted { document, agency } => AckError::NotRouted { document, agency },
+            other => AckError::Store(other),
+        })?;
+        if applied.outcome.changed() {
+            self.status_wakeup.notify();
+        }
+        Ok(applied)
+    }
+
+    /// The consignment as `by` may see it: a trader or NSW sees consignments it submitted
+    /// documents to; an agency those with a delivery routed to it; an operator every one.
+    /// Anything else is reported as not found, so existence does not leak.
+    pub async fn consignment(&self, by: &Participant, ucr: Ucr) -> Result<Option<ConsignmentView>, StoreError> {
+        let Some(view) = self.store.consignment(ucr).await? else {
+            return Ok(None);
+        };
+        let visible = match by.role {
+            Role::Operator => true,
+            Role::Trader | Role::Nsw => view.senders.contains(&by.id),
+            Role::Agency => view
+                .documents
+                .iter()
+                .flat_map(|d| &d.deliveries)
+                .any(|d| Some(&d.agency) == by.agency.as_ref()),
+        };
+        Ok(visible.then_some(view))
+    }
+}

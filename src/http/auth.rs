@@ -1,0 +1,77 @@
+//! Authentication by bearer token. Tokens are compared by their SHA-256, the only form the
+//! configuration holds; demo participants count only while the gateway listens on loopback.
+//! The [`Authenticated`] extractor makes a handler require a participant.
+
+use std::collections::HashMap;
+use std::future::{ready, Ready};
+
+use actix_web::{web, FromRequest, HttpRequest};
+use sha2::{Digest, Sha256};
+
+use super::errors::{ApiError, Code};
+use super::routes::AppState;
+use crate::config::ParticipantConfig;
+use crate::gateway::Participant;
+
+/// Token hash -> participant.
+pub struct Directory {
+    by_hash: HashMap<String, Participant>,
+}
+
+impl Directory {
+    /// Builds the directory; demo participants are left out unless `loopback`.
+    pub fn new(participants: &[ParticipantConfig], loopback: bool) -> Self {
+        let by_hash = participants
+            .iter()
+            .filter(|p| loopback || !p.demo)
+            .map(|p| {
+                (
+                    p.token_sha256.to_ascii_lowercase(),
+                    Participant { id: p.id.clone(), role: p.role, agency: p.agency.clone() },
+                )
+            })
+            .collect();
+        Directory { by_hash }
+    }
+
+    pub fn find(&self, token: &str) -> Option<&Participant> {
+        let hash = Sha256::digest(token.as_bytes());
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        self.by_hash.get(&hex)
+    }
+}
+
+/// A request from a known participant.
+pub struct Authenticated(pub Participant);
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(authenticate(req))
+    }
+}
+
+fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::new(Code::Internal, "application state missing"))?;
+    let header = req
+        .headers()
+        .get("authorization")
+        .ok_or_else(|| ApiError::new(Code::Unauthenticated, "send `Authorization: Bearer <token>`"))?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::new(Code::Unauthenticated, "the Authorization header must be `Bearer <token>`"))?;
+    state
+        .directory
+        .find(token)
+        .cloned()
+        .map(Authenticated)
+        .ok_or_else(|| ApiError::new(Code::Unauthenticated, "unknown token"))
+}

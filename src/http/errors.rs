@@ -1,0 +1,195 @@
+//! One list of stable error codes, each with its HTTP status; every error the API answers is
+//! one of them, as an RFC 9457 problem document (`application/problem+json`).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{json, Value};
+
+use crate::gateway::{AckError, SubmitError};
+use crate::schema::Violation;
+
+/// The stable codes. Clients match on `code`; titles and details are for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    MalformedJson,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    InvalidDocument,
+    UnknownDocumentType,
+    UnknownSchemaVersion,
+    Unroutable,
+    InvalidAcknowledgment,
+    UnknownDocument,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Unavailable,
+    Internal,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::MalformedJson => "malformed-json",
+            Code::UnsupportedMediaType => "unsupported-media-type",
+            Code::PayloadTooLarge => "payload-too-large",
+            Code::InvalidDocument => "invalid-document",
+            Code::UnknownDocumentType => "unknown-document-type",
+            Code::UnknownSchemaVersion => "unknown-schema-version",
+            Code::Unroutable => "unroutable",
+            Code::InvalidAcknowledgment => "invalid-acknowledgment",
+            Code::UnknownDocument => "unknown-document",
+            Code::Unauthenticated => "unauthenticated",
+            Code::Forbidden => "forbidden",
+            Code::NotFound => "not-found",
+            Code::MethodNotAllowed => "method-not-allowed",
+            Code::Unavailable => "unavailable",
+            Code::Internal => "internal",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Code::MalformedJson => StatusCode::BAD_REQUEST,
+            Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::InvalidDocument
+            | Code::UnknownDocumentType
+            | Code::UnknownSchemaVersion
+            | Code::Unroutable
+            | Code::InvalidAcknowledgment => StatusCode::UNPROCESSABLE_ENTITY,
+            Code::UnknownDocument | Code::NotFound => StatusCode::NOT_FOUND,
+            Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Code::Forbidden => StatusCode::FORBIDDEN,
+            Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Code::MalformedJson => "The body is not valid JSON",
+            Code::UnsupportedMediaType => "The body must be application/json",
+            Code::PayloadTooLarge => "The body is larger than this gateway accepts",
+            Code::InvalidDocument => "The document does not conform to its schema",
+            Code::UnknownDocumentType => "Unknown document type",
+            Code::UnknownSchemaVersion => "Unknown schema version",
+            Code::Unroutable => "No agency receives this document",
+            Code::InvalidAcknowledgment => "The acknowledgment does not conform to its schema",
+            Code::UnknownDocument => "Unknown document",
+            Code::Unauthenticated => "Authentication required",
+            Code::Forbidden => "Not allowed",
+            Code::NotFound => "Not found",
+            Code::MethodNotAllowed => "Method not allowed",
+            Code::Unavailable => "Temporarily unavailable",
+            Code::Internal => "Internal error",
+        }
+    }
+}
+
+/// An error answer: a code, a detail for people, and extension members.
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: Code,
+    pub detail: String,
+    pub extra: Value,
+}
+
+impl ApiError {
+    pub fn new(code: Code, detail: impl Into<String>) -> Self {
+        ApiError { code, detail: detail.into(), extra: Value::Null }
+    }
+    pub fn with(mut self, extra: Value) -> Self {
+        self.extra = extra;
+        self
+    }
+    fn violations(code: Code, detail: String, errors: &[Violation]) -> Self {
+        ApiError::new(code, detail).with(json!({ "errors": errors }))
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.detail)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = json!({
+            "type": format!("urn:ventanilla:problem:{}", self.code.as_str()),
+            "title": self.code.title(),
+            "status": self.code.status().as_u16(),
+            "detail": self.detail,
+            "code": self.code.as_str(),
+        });
+        if let (Some(b), Some(extra)) = (body.as_object_mut(), self.extra.as_object()) {
+            for (k, v) in extra {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+        let mut res = HttpResponse::build(self.code.status());
+        if self.code == Code::Unauthenticated {
+            res.insert_header(("WWW-Authenticate", "Bearer realm=\"ventanilla\""));
+        }
+        res.content_type("application/problem+json").body(body.to_string())
+    }
+}
+
+fn internal(e: &dyn std::error::Error) -> ApiError {
+    let mut chain = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        src = s.source();
+    }
+    tracing::error!(error = %chain, "request failed");
+    ApiError::new(Code::Unavailable, "the gateway could not store the request; nothing was accepted, retry later")
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        match &e {
+            SubmitError::Invalid(v) => ApiError::violations(
+                Code::InvalidDocument,
+                format!("{} violation(s); each is listed in `errors` with a JSON pointer into the request body", v.len()),
+                v,
+            ),
+            SubmitError::UnknownType { document_type, known } => ApiError::new(
+                Code::UnknownDocumentType,
+                format!("there is no schema for document type {document_type:?}; known types: {}", known.join(", ")),
+            )
+            .with(json!({ "knownTypes": known })),
+            SubmitError::UnknownVersion { document_type, version, known } => ApiError::new(
+                Code::UnknownSchemaVersion,
+                format!("{document_type} has no version {version}; known versions: {}", known.join(", ")),
+            )
+            .with(json!({ "knownVersions": known })),
+            SubmitError::Unroutable { .. } => ApiError::new(Code::Unroutable, format!("{e}; check origin and destination")),
+            SubmitError::NotASubmitter(_) => ApiError::new(Code::Forbidden, e.to_string()),
+            SubmitError::Store(_) => internal(&e),
+        }
+    }
+}
+
+impl From<AckError> for ApiError {
+    fn from(e: AckError) -> Self {
+        match &e {
+            AckError::Invalid(v) => ApiError::violations(
+                Code::InvalidAcknowledgment,
+                format!("{} violation(s); each is listed in `errors`", v.len()),
+                v,
+            ),
+            AckError::NotYourAgency { .. } | AckError::NotRouted { .. } => ApiError::new(Code::Forbidden, e.to_string()),
+            AckError::UnknownDocument(_) => ApiError::new(Code::UnknownDocument, e.to_string()),
+            AckError::Store(_) => internal(&e),
+        }
+    }
+}

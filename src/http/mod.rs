@@ -1,0 +1,24 @@
+//! The HTTP front: routes grouped by scope, bearer-token participants, bounded JSON bodies, and
+//! every error as RFC 9457 `application/problem+json` with a stable code.
+
+pub mod auth;
+pub mod body;
+pub mod errors;
+pub mod routes;
+
+use actix_web::web;
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(routes::healthz))
+        .route("/readyz", web::get().to(routes::readyz))
+        .service(
+            web::scope("/v1")
+                .route("/documents", web::post().to(routes::submit_document))
+                .route("/acknowledgments", web::post().to(routes::acknowledge))
+                .route("/consignments/{ucr}", web::get().to(routes::consignment))
+                .route("/schemas", web::get().to(routes::schemas))
+                .route("/schemas/{name}/{version}", web::get().to(routes::schema)),
+        )
+        .default_service(web::to(routes::not_found));
+}

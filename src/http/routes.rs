@@ -1,0 +1,116 @@
+//! Handlers. Each turns HTTP into a gateway operation and its answer back into HTTP.
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use super::auth::{Authenticated, Directory};
+use super::body::json_body;
+use super::errors::{ApiError, Code};
+use crate::domain::Ucr;
+use crate::gateway::Gateway;
+use crate::kafka::BrokerProbe;
+
+/// What every handler shares.
+pub struct AppState {
+    pub gateway: Arc<Gateway>,
+    pub directory: Directory,
+    /// Largest accepted body, from `gateway.max_body_bytes`.
+    pub max_body_bytes: usize,
+    pub broker: BrokerProbe,
+}
+
+type State = web::Data<AppState>;
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// Ready only when the store and the broker both answer.
+pub async fn readyz(state: State) -> HttpResponse {
+    let store = state.gateway.store.ping().await;
+    let broker = state.broker.answers().await;
+    let body = json!({
+        "status": if store.is_ok() && broker { "ready" } else { "not_ready" },
+        "store": if store.is_ok() { "ok" } else { "unavailable" },
+        "broker": if broker { "ok" } else { "unavailable" },
+    });
+    if store.is_ok() && broker {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+pub async fn submit_document(
+    state: State,
+    who: Authenticated,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = json_body(&req, payload, state.max_body_bytes).await?;
+    let receipt = state.gateway.submit(&who.0, &body).await?;
+    tracing::info!(document = %receipt.document_id, ucr = %receipt.ucr, sender = %who.0.id,
+        deliveries = receipt.deliveries.len(), "document accepted");
+    Ok(HttpResponse::Accepted()
+        .insert_header(("Location", format!("/v1/consignments/{}", receipt.ucr)))
+        .json(receipt))
+}
+
+pub async fn acknowledge(
+    state: State,
+    who: Authenticated,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = json_body(&req, payload, state.max_body_bytes).await?;
+    let applied = state.gateway.acknowledge(Some(&who.0), &body, "http").await?;
+    Ok(HttpResponse::Ok().json(applied))
+}
+
+pub async fn consignment(state: State, who: Authenticated, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let not_found = || ApiError::new(Code::NotFound, "no consignment with this UCR is visible to you");
+    let ucr = Ucr::parse(&path.into_inner()).map_err(|_| not_found())?;
+    match state.gateway.consignment(&who.0, ucr).await {
+        Ok(Some(view)) => Ok(HttpResponse::Ok().json(view)),
+        Ok(None) => Err(not_found()),
+        Err(e) => {
+            tracing::error!(error = %e, "consignment view failed");
+            Err(ApiError::new(Code::Unavailable, "the store could not be read; retry later"))
+        }
+    }
+}
+
+pub async fn schemas(state: State) -> HttpResponse {
+    let list: Vec<_> = state
+        .gateway
+        .registry
+        .catalogue()
+        .into_iter()
+        .map(|(name, versions)| {
+            let links: Vec<String> = versions.iter().map(|v| format!("/v1/schemas/{name}/{v}")).collect();
+            json!({"documentType": name, "versions": versions, "links": links})
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({ "schemas": list }))
+}
+
+pub async fn schema(state: State, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    let (name, version) = path.into_inner();
+    state
+        .gateway
+        .registry
+        .source(&name, &version)
+        .map(|s| HttpResponse::Ok().content_type("application/schema+json").json(&*s))
+        .ok_or_else(|| ApiError::new(Code::NotFound, "no such schema; GET /v1/schemas lists them"))
+}
+
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let known = ["/healthz", "/readyz", "/v1/documents", "/v1/acknowledgments", "/v1/consignments/", "/v1/schemas"];
+    if known.iter().any(|k| req.path() == *k || (k.ends_with('/') && req.path().starts_with(k))) {
+        Err(ApiError::new(Code::MethodNotAllowed, format!("{} is not allowed on {}", req.method(), req.path())))
+    } else {
+        Err(ApiError::new(Code::NotFound, format!("no route {}", req.path())))
+    }
+}

@@ -1,0 +1,81 @@
+//! The acknowledgment consumer: agencies that prefer Kafka answer on the ack topic; each record
+//! is applied exactly as `POST /v1/acknowledgments` would. The offset is stored only after the
+//! answer is committed to the store, and committed once more at shutdown, so a crash replays
+//! answers (harmless: duplicates change nothing) rather than losing them.
+
+use std::sync::Arc;
+
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::Message;
+use tokio::sync::watch;
+
+use super::{base_config, BrokerError};
+use crate::gateway::{AckError, Gateway};
+
+/// Creates the consumer of the ack topic in the gateway's group.
+pub fn consumer(brokers: &str, group: &str, topic: &str) -> Result<StreamConsumer, BrokerError> {
+    let c: StreamConsumer = base_config(brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .map_err(|source| BrokerError::Client { brokers: brokers.into(), source })?;
+    c.subscribe(&[topic]).map_err(|source| BrokerError::Client { brokers: brokers.into(), source })?;
+    Ok(c)
+}
+
+/// Applies acknowledgments until `shutdown`.
+pub async fn run(gateway: Arc<Gateway>, consumer: StreamConsumer, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let msg = tokio::select! {
+            m = consumer.recv() => m,
+            _ = shutdown.changed() => break,
+        };
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "ack consumer: receive failed");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        let body = msg.payload().map(serde_json::from_slice::<serde_json::Value>);
+        let retry = match body {
+            Some(Ok(body)) => match gateway.acknowledge(None, &body, "kafka").await {
+                Ok(applied) => {
+                    tracing::info!(document = %applied.document_id, agency = %applied.agency,
+                        outcome = applied.outcome.as_str(), "acknowledgment applied from the ack topic");
+                    false
+                }
+                Err(AckError::Store(e)) => {
+                    tracing::error!(error = %e, "ack consumer: the store refused; the answer will be read again");
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, partition = msg.partition(), offset = msg.offset(),
+                        "ack consumer: acknowledgment refused and skipped");
+                    false
+                }
+            },
+            _ => {
+                tracing::warn!(partition = msg.partition(), offset = msg.offset(),
+                    "ack consumer: a record that is not JSON was skipped");
+                false
+            }
+        };
+        if retry {
+            // Do not move past an answer the store could not take: re-read it after a pause.
+            let _ = consumer.seek(msg.topic(), msg.partition(), rdkafka::Offset::Offset(msg.offset()), std::time::Duration::from_secs(1));
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            continue;
+        }
+        if let Err(e) = consumer.store_offset_from_message(&msg) {
+            tracing::warn!(error = %e, "ack consumer: cannot store the offset");
+        }
+    }
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        tracing::debug!(error = %e, "ack consumer: final commit had nothing to do or failed");
+    }
+    tracing::info!("ack consumer: stopped");
+}

@@ -1,0 +1,53 @@
+//! The CloudEvents Kafka protocol binding, binary mode: the event's attributes travel as
+//! `ce_*` headers and the record's value is the data itself (the document's payload).
+
+use rdkafka::message::{Header, OwnedHeaders};
+
+use crate::clock::rfc3339;
+use crate::store::OutboundDelivery;
+
+/// `ce_source` of every event the gateway emits.
+pub const SOURCE: &str = "urn:ventanilla:gateway";
+
+/// Headers of a delivery's record. `ce_id` is the document id, the same on every topic and
+/// every retry, so an agency can drop duplicates.
+pub fn delivery_headers(d: &OutboundDelivery) -> OwnedHeaders {
+    let id = d.document_id.to_string();
+    let ce_type = format!("org.ventanilla.document.{}", d.document_type);
+    let time = rfc3339(d.submitted_at);
+    let pairs: [(&str, &str); 13] = [
+        ("ce_specversion", "1.0"),
+        ("ce_id", &id),
+        ("ce_source", SOURCE),
+        ("ce_type", &ce_type),
+        ("ce_subject", d.ucr.as_str()),
+        ("ce_time", &time),
+        ("ce_dataschema", &d.schema_id),
+        ("content-type", "application/json"),
+        ("ce_documenttype", d.document_type.as_str()),
+        ("ce_schemaversion", &d.schema_version),
+        ("ce_origin", &d.origin),
+        ("ce_destination", &d.destination),
+        ("ce_agency", d.agency.as_str()),
+    ];
+    headers(&pairs)
+}
+
+/// Headers of a consignment status event.
+pub fn status_headers(event_id: &str, ucr: &str, time: &str) -> OwnedHeaders {
+    headers(&[
+        ("ce_specversion", "1.0"),
+        ("ce_id", event_id),
+        ("ce_source", SOURCE),
+        ("ce_type", "org.ventanilla.consignment.status"),
+        ("ce_subject", ucr),
+        ("ce_time", time),
+        ("content-type", "application/json"),
+    ])
+}
+
+fn headers(pairs: &[(&str, &str)]) -> OwnedHeaders {
+    pairs.iter().fold(OwnedHeaders::new_with_capacity(pairs.len()), |h, (k, v)| {
+        h.insert(Header { key: k, value: Some(v.as_bytes()) })
+    })
+}

@@ -1,0 +1,64 @@
+//! The embedded default: librdkafka's in-process mock cluster, on a loopback port, for running
+//! the gateway with no Kafka at all. It keeps nothing across restarts; the store does.
+
+use std::sync::mpsc;
+
+use rdkafka::mocking::MockCluster;
+
+use super::BrokerError;
+
+/// A running mock cluster. It lives on its own thread (the handle is not `Send`) and stops
+/// when this value is dropped.
+pub struct EmbeddedCluster {
+    bootstrap: String,
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EmbeddedCluster {
+    /// Starts a one-broker mock cluster with `topics` created.
+    pub fn start(topics: Vec<String>, partitions: i32) -> Result<Self, BrokerError> {
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<String, String>>();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("embedded-kafka".into())
+            .spawn(move || {
+                let cluster = match MockCluster::new(1) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                for t in &topics {
+                    if let Err(e) = cluster.create_topic(t, partitions, 1) {
+                        let _ = ready_tx.send(Err(format!("topic {t}: {e}")));
+                        return;
+                    }
+                }
+                let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
+                let _ = stop_rx.recv();
+                drop(cluster);
+            })
+            .map_err(|e| BrokerError::Embedded(e.to_string()))?;
+        let bootstrap = ready_rx
+            .recv()
+            .map_err(|_| BrokerError::Embedded("the mock cluster thread stopped".into()))?
+            .map_err(BrokerError::Embedded)?;
+        Ok(EmbeddedCluster { bootstrap, stop: Some(stop_tx), thread: Some(thread) })
+    }
+
+    /// The bootstrap servers clients connect to.
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.bootstrap
+    }
+}
+
+impl Drop for EmbeddedCluster {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Everything that speaks Kafka: topic names and creation, the embedded mock cluster, the relay
+//! (outbox -> agency topics, status outbox -> status topic) and the acknowledgment consumer.
+//! Nothing outside this module knows rdkafka.
+
+pub mod acks;
+pub mod cloudevents;
+pub mod embedded;
+pub mod relay;
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::domain::AgencyId;
+
+/// Topic names of one region.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    prefix: String,
+}
+
+impl Topics {
+    pub fn new(prefix: &str) -> Self {
+        Topics { prefix: prefix.to_owned() }
+    }
+    /// The topic an agency consumes its documents from.
+    pub fn agency(&self, agency: &AgencyId) -> String {
+        format!("{}agency.{}", self.prefix, agency)
+    }
+    /// The topic agencies answer on.
+    pub fn acks(&self) -> String {
+        format!("{}acks", self.prefix)
+    }
+    /// The topic every consignment state change is published on.
+    pub fn status(&self) -> String {
+        format!("{}status", self.prefix)
+    }
+    /// Where undeliverable records go.
+    pub fn dead_letter(&self) -> String {
+        format!("{}deadletter", self.prefix)
+    }
+    /// Every topic the gateway needs.
+    pub fn all<'a>(&self, agencies: impl IntoIterator<Item = &'a AgencyId>) -> Vec<String> {
+        let mut t: Vec<String> = agencies.into_iter().map(|a| self.agency(a)).collect();
+        t.extend([self.acks(), self.status(), self.dead_letter()]);
+        t
+    }
+}
+
+/// Why the broker side cannot start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    #[error("cannot create the Kafka client for {brokers}: {source}")]
+    Client { brokers: String, #[source] source: KafkaError },
+    #[error("cannot create topic {topic} on {brokers}: {message}. Check that the broker runs and the gateway may create topics")]
+    CreateTopic { topic: String, brokers: String, message: String },
+    #[error("cannot start the embedded Kafka cluster: {0}")]
+    Embedded(String),
+}
+
+/// The client settings shared by the producer, the consumer and the admin client.
+pub fn base_config(brokers: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers).set("client.id", "ventanilla");
+    c
+}
+
+/// The producer every record leaves through: idempotent, `acks=all`, ordered per key.
+pub fn producer(brokers: &str) -> Result<FutureProducer, BrokerError> {
+    base_config(brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .set("message.timeout.ms", "30000")
+        .create()
+        .map_err(|source| BrokerError::Client { brokers: brokers.into(), source })
+}
+
+/// Creates the topics that do not exist yet (existing ones are left as they are).
+pub async fn create_topics(brokers: &str, topics: &[String], partitions: i32) -> Result<(), BrokerError> {
+    let admin: AdminClient<DefaultClientContext> = base_config(brokers)
+        .create()
+        .map_err(|source| BrokerError::Client { brokers: brokers.into(), source })?;
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
+    let results = admin
+        .create_topics(new.iter(), &opts)
+        .await
+        .map_err(|e| BrokerError::CreateTopic { topic: topics.join(","), brokers: brokers.into(), message: e.to_string() })?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(BrokerError::CreateTopic { topic, brokers: brokers.into(), message: code.to_string() })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the broker answers a metadata request within `timeout`.
+pub async fn broker_answers(producer: &FutureProducer, timeout: Duration) -> bool {
+    let p = producer.clone();
+    tokio::task::spawn_blocking(move || p.client().fetch_metadata(None, timeout).is_ok())
+        .await
+        .unwrap_or(false)
+}
+
+/// Tells readiness whether the broker answers, without exposing the client.
+#[derive(Clone)]
+pub struct BrokerProbe(pub FutureProducer);
+
+impl BrokerProbe {
+    pub async fn answers(&self) -> bool {
+        broker_answers(&self.0, Duration::from_secs(2)).await
+    }
+}

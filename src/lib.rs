@@ -1,0 +1,18 @@
+//! Ventanilla: a regional single-window trade message exchange gateway.
+//!
+//! Data moves one way: `http` -> `schema` -> `routing` -> `store` -> `kafka` relay; and back:
+//! Kafka or HTTP acknowledgment -> `tracking` -> `store` -> status topic. The `gateway` module
+//! holds the operations both directions share, with no knowledge of HTTP, SQL or rdkafka.
+
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod gateway;
+pub mod http;
+pub mod kafka;
+pub mod routing;
+pub mod schema;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod tracking;

@@ -1,0 +1,292 @@
+//! Routing: configured rules turn one validated document into the list of agencies that must
+//! receive it (one *delivery* each). Rules only add agencies; their union, without repeats and
+//! in rule order, is the routing decision.
+
+use std::ops::RangeInclusive;
+
+use serde_json::Value;
+
+use crate::config::{RegionConfig, RouteTarget};
+use crate::domain::{AgencyId, CountryCode, DocumentType};
+
+/// The facts about a document that rules look at.
+#[derive(Debug, Clone)]
+pub struct RoutingFacts {
+    pub document_type: DocumentType,
+    pub origin: CountryCode,
+    pub destination: CountryCode,
+    /// HS chapters (1..=99) of every goods line (`hsCode` anywhere in the payload).
+    pub hs_chapters: Vec<u8>,
+    /// The payload's `modeOfTransport`, when it states one.
+    pub mode_of_transport: Option<String>,
+}
+
+impl RoutingFacts {
+    /// Reads the facts from a payload that already passed its schema.
+    pub fn from_payload(
+        document_type: DocumentType,
+        origin: CountryCode,
+        destination: CountryCode,
+        payload: &Value,
+    ) -> Self {
+        let mut hs_chapters = Vec::new();
+        collect_hs_chapters(payload, &mut hs_chapters);
+        hs_chapters.sort_unstable();
+        hs_chapters.dedup();
+        let mode_of_transport =
+            payload.get("modeOfTransport").and_then(Value::as_str).map(str::to_owned);
+        RoutingFacts { document_type, origin, destination, hs_chapters, mode_of_transport }
+    }
+}
+
+fn collect_hs_chapters(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                if k == "hsCode" {
+                    if let Some(ch) = v.as_str().and_then(|s| s.get(..2)).and_then(|c| c.parse().ok()) {
+                        out.push(ch);
+                    }
+                } else {
+                    collect_hs_chapters(v, out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_hs_chapters(i, out)),
+        _ => {}
+    }
+}
+
+/// Parses `"01-24"` or `"84"` into a chapter range.
+pub fn parse_chapters(s: &str) -> Result<RangeInclusive<u8>, String> {
+    let chapter = |t: &str| -> Result<u8, String> {
+        let t = t.trim();
+        match t.parse::<u8>() {
+            Ok(n) if t.len() == 2 && (1..=99).contains(&n) => Ok(n),
+            _ => Err(format!("HS chapter {t:?} must be two digits, 01 to 99")),
+        }
+    };
+    match s.split_once('-') {
+        Some((a, b)) => {
+            let (a, b) = (chapter(a)?, chapter(b)?);
+            if a > b {
+                return Err(format!("HS chapter range {s:?} runs backwards"));
+            }
+            Ok(a..=b)
+        }
+        None => chapter(s).map(|c| c..=c),
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Target {
+    Agency(AgencyId),
+    Origin(String),
+    Destination(String),
+    Country(CountryCode, String),
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    name: String,
+    document_types: Vec<DocumentType>,
+    origins: Vec<CountryCode>,
+    destinations: Vec<CountryCode>,
+    hs_chapters: Vec<RangeInclusive<u8>>,
+    modes: Vec<String>,
+    target: Target,
+}
+
+impl Rule {
+    fn matches(&self, f: &RoutingFacts) -> bool {
+        (self.document_types.is_empty() || self.document_types.contains(&f.document_type))
+            && (self.origins.is_empty() || self.origins.contains(&f.origin))
+            && (self.destinations.is_empty() || self.destinations.contains(&f.destination))
+            && (self.hs_chapters.is_empty()
+                || f.hs_chapters.iter().any(|c| self.hs_chapters.iter().any(|r| r.contains(c))))
+            && (self.modes.is_empty()
+                || f.mode_of_transport.as_ref().is_some_and(|m| self.modes.contains(m)))
+    }
+}
+
+/// One agency chosen for a document, and the rule that chose it (kept for the audit trail).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutedDelivery {
+    pub agency: AgencyId,
+    pub rule: String,
+}
+
+/// The compiled rule set of a region.
+#[derive(Debug, Clone)]
+pub struct Router {
+    rules: Vec<Rule>,
+    /// (agency, kind) of every agency in the region.
+    agencies: Vec<(AgencyId, String)>,
+}
+
+impl Router {
+    /// Compiles the region's rules (already checked by the configuration loader).
+    pub fn new(region: &RegionConfig) -> Result<Self, String> {
+        let rules = region
+            .routes
+            .iter()
+            .map(|r| {
+                let target = match &r.to {
+                    RouteTarget::Agency { agency } => Target::Agency(agency.clone()),
+                    RouteTarget::Kind { country, kind } if country == "origin" => {
+                        Target::Origin(kind.clone())
+                    }
+                    RouteTarget::Kind { country, kind } if country == "destination" => {
+                        Target::Destination(kind.clone())
+                    }
+                    RouteTarget::Kind { country, kind } => Target::Country(
+                        CountryCode::parse(country).map_err(|e| e.to_string())?,
+                        kind.clone(),
+                    ),
+                };
+                Ok(Rule {
+                    name: r.name.clone(),
+                    document_types: r.document_types.clone(),
+                    origins: r.origins.clone(),
+                    destinations: r.destinations.clone(),
+                    hs_chapters: r
+                        .hs_chapters
+                        .iter()
+                        .map(|c| parse_chapters(c))
+                        .collect::<Result<_, _>>()?,
+                    modes: r.modes_of_transport.clone(),
+                    target,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let agencies = region.agencies.iter().map(|a| (a.id.clone(), a.kind.clone())).collect();
+        Ok(Router { rules, agencies })
+    }
+
+    fn agencies_of<'a>(&'a self, country: &'a CountryCode, kind: &'a str) -> impl Iterator<Item = &'a AgencyId> + 'a {
+        self.agencies
+            .iter()
+            .filter(move |(id, k)| k == kind && &id.country() == country)
+            .map(|(id, _)| id)
+    }
+
+    /// The deliveries a document needs, in rule order, each agency once.
+    pub fn route(&self, facts: &RoutingFacts) -> Vec<RoutedDelivery> {
+        let mut out: Vec<RoutedDelivery> = Vec::new();
+        for rule in self.rules.iter().filter(|r| r.matches(facts)) {
+            let chosen: Vec<AgencyId> = match &rule.target {
+                Target::Agency(a) => vec![a.clone()],
+                Target::Origin(k) => self.agencies_of(&facts.origin, k).cloned().collect(),
+                Target::Destination(k) => self.agencies_of(&facts.destination, k).cloned().collect(),
+                Target::Country(c, k) => self.agencies_of(c, k).cloned().collect(),
+            };
+            for agency in chosen {
+                if !out.iter().any(|d| d.agency == agency) {
+                    out.push(RoutedDelivery { agency, rule: rule.name.clone() });
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The repository's demo region, so the rules tested are the ones shipped.
+    fn demo_router() -> Router {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/ventanilla.toml"))
+            .expect("config/ventanilla.toml is part of the repository");
+        let region: RegionConfig = toml::from_str(&text).expect("the demo region parses");
+        Router::new(&region).expect("the demo rules compile")
+    }
+
+    fn facts(t: &str, o: &str, d: &str, payload: Value) -> RoutingFacts {
+        RoutingFacts::from_payload(
+            DocumentType::parse(t).unwrap(),
+            CountryCode::parse(o).unwrap(),
+            CountryCode::parse(d).unwrap(),
+            &payload,
+        )
+    }
+
+    fn agencies(r: &Router, f: &RoutingFacts) -> Vec<String> {
+        r.route(f).into_iter().map(|d| d.agency.to_string()).collect()
+    }
+
+    #[test]
+    fn facts_find_hs_codes_at_any_depth_and_the_mode() {
+        let f = facts(
+            "customsDeclaration",
+            "AR",
+            "BR",
+            json!({"modeOfTransport": "road", "goodsItems": [{"hsCode": "020130"}, {"x": {"hsCode": "8703239000"}}]}),
+        );
+        assert_eq!(f.hs_chapters, vec![2, 87]);
+        assert_eq!(f.mode_of_transport.as_deref(), Some("road"));
+    }
+
+    #[test]
+    fn any_document_goes_to_the_destination_customs() {
+        let r = demo_router();
+        let f = facts("commercialInvoice", "AR", "BR", json!({"lines": [{"hsCode": "847130"}]}));
+        assert_eq!(agencies(&r, &f), vec!["br-customs"]);
+    }
+
+    #[test]
+    fn declarations_also_go_to_the_origin_customs() {
+        let r = demo_router();
+        let f = facts("customsDeclaration", "UY", "AR", json!({"modeOfTransport": "sea", "goodsItems": [{"hsCode": "300490"}]}));
+        assert_eq!(agencies(&r, &f), vec!["ar-customs", "uy-customs"]);
+    }
+
+    #[test]
+    fn food_animal_and_plant_chapters_add_the_destination_sanitary_agency() {
+        let r = demo_router();
+        for (hs, sanitary) in [("010229", true), ("240120", true), ("250100", false), ("870323", false)] {
+            let f = facts("commercialInvoice", "BR", "UY", json!({"lines": [{"hsCode": hs}]}));
+            assert_eq!(agencies(&r, &f).contains(&"uy-sanitary".to_string()), sanitary, "{hs}");
+        }
+    }
+
+    #[test]
+    fn sps_certificates_always_reach_the_destination_sanitary_agency() {
+        let r = demo_router();
+        let f = facts("spsCertificate", "AR", "UY", json!({"modeOfTransport": "sea", "commodities": [{"hsCode": "440710"}]}));
+        assert_eq!(agencies(&r, &f), vec!["uy-customs", "uy-sanitary"]);
+    }
+
+    #[test]
+    fn road_and_rail_declarations_add_the_destination_border_agency() {
+        let r = demo_router();
+        for (mode, border) in [("road", true), ("rail", true), ("sea", false), ("air", false)] {
+            let f = facts("customsDeclaration", "AR", "BR", json!({"modeOfTransport": mode, "goodsItems": [{"hsCode": "847130"}]}));
+            assert_eq!(agencies(&r, &f).contains(&"br-border".to_string()), border, "{mode}");
+        }
+    }
+
+    #[test]
+    fn border_crossing_notices_always_reach_the_destination_border_agency() {
+        let r = demo_router();
+        let f = facts("borderCrossingNotice", "UY", "AR", json!({"modeOfTransport": "sea", "cargoSummary": [{"hsCode": "470321"}]}));
+        assert_eq!(agencies(&r, &f), vec!["ar-customs", "ar-border"]);
+    }
+
+    #[test]
+    fn a_destination_outside_the_region_routes_nowhere() {
+        let r = demo_router();
+        let f = facts("commercialInvoice", "AR", "CL", json!({"lines": [{"hsCode": "847130"}]}));
+        assert!(r.route(&f).is_empty());
+    }
+
+    #[test]
+    fn chapter_ranges_parse_and_refuse_nonsense() {
+        assert_eq!(parse_chapters("01-24").unwrap(), 1..=24);
+        assert_eq!(parse_chapters("84").unwrap(), 84..=84);
+        assert!(parse_chapters("24-01").is_err());
+        assert!(parse_chapters("1").is_err());
+        assert!(parse_chapters("00").is_err());
+    }
+}

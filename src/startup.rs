@@ -1,0 +1,155 @@
+//! Builds the application from settings: schema registry, routing, store, Kafka (a real cluster
+//! or the embedded one), the relays, the ack consumer and the HTTP server on its own listener
+//! (port 0 in tests). Shutdown: the server finishes in-flight requests, then the background
+//! tasks are told to stop, publish what they can, flush the producer and commit offsets.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Settings;
+use crate::gateway::Gateway;
+use crate::http::auth::Directory;
+use crate::http::routes::AppState;
+use crate::kafka::embedded::EmbeddedCluster;
+use crate::kafka::relay::{self, Wakeup};
+use crate::kafka::{self as broker, BrokerProbe, Topics};
+use crate::routing::Router;
+use crate::schema::SchemaRegistry;
+use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
+
+/// Why the gateway cannot start; each message says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Schema(#[from] crate::schema::SchemaError),
+    #[error("routing rules: {0}")]
+    Routing(String),
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Broker(#[from] broker::BrokerError),
+    #[error("cannot listen on {addr}: {source}. Is another process using the port?")]
+    Bind { addr: std::net::SocketAddr, #[source] source: std::io::Error },
+}
+
+/// A built gateway, not yet serving.
+pub struct Application {
+    port: u16,
+    server: Server,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    /// Kept alive while the gateway runs; `None` with a real cluster.
+    _embedded: Option<EmbeddedCluster>,
+    /// The bootstrap servers in use (the embedded cluster's address when embedded).
+    pub brokers: String,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let registry = Arc::new(SchemaRegistry::load(&settings.schemas_dir())?);
+        let router = Router::new(&settings.region).map_err(StartupError::Routing)?;
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.data_dir)?);
+        let topics = Topics::new(&settings.region.kafka.topic_prefix);
+        let topic_names = topics.all(settings.region.agencies.iter().map(|a| &a.id));
+        let partitions = settings.region.kafka.partitions;
+
+        let (embedded, brokers) = match &settings.kafka_brokers {
+            Some(b) => {
+                broker::create_topics(b, &topic_names, partitions).await?;
+                (None, b.clone())
+            }
+            None => {
+                let names = topic_names.clone();
+                let cluster = tokio::task::spawn_blocking(move || EmbeddedCluster::start(names, partitions))
+                    .await
+                    .map_err(|e| broker::BrokerError::Embedded(e.to_string()))??;
+                let b = cluster.bootstrap_servers().to_owned();
+                tracing::warn!(
+                    brokers = %b,
+                    "no Kafka configured (--kafka-brokers / VENTANILLA_KAFKA_BROKERS): started the embedded \
+                     librdkafka mock cluster at {b}. It keeps NOTHING across a restart; the store keeps every \
+                     accepted document and re-publishes what is not yet confirmed. Use a real cluster in production."
+                );
+                (Some(cluster), b)
+            }
+        };
+        let producer = broker::producer(&brokers)?;
+        let ack_consumer =
+            broker::acks::consumer(&brokers, &settings.region.kafka.consumer_group, &topics.acks())?;
+
+        let gateway = Arc::new(Gateway {
+            registry,
+            router,
+            store: store.clone(),
+            topics: topics.clone(),
+            deliveries_wakeup: Wakeup::default(),
+            status_wakeup: Wakeup::default(),
+        });
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let tasks = vec![
+            tokio::spawn(relay::run_delivery_relay(
+                store.clone(),
+                producer.clone(),
+                gateway.deliveries_wakeup.clone(),
+                shutdown_rx.clone(),
+            )),
+            tokio::spawn(relay::run_status_relay(
+                store.clone(),
+                producer.clone(),
+                topics.status(),
+                gateway.status_wakeup.clone(),
+                shutdown_rx.clone(),
+            )),
+            tokio::spawn(broker::acks::run(gateway.clone(), ack_consumer, shutdown_rx)),
+        ];
+
+        let listener = TcpListener::bind(settings.bind)
+            .map_err(|source| StartupError::Bind { addr: settings.bind, source })?;
+        let local = listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.bind, source })?;
+        let loopback = local.ip().is_loopback();
+        if !loopback {
+            tracing::warn!("listening on {local}, not a loopback address: demo participants are disabled");
+        }
+        let state = web::Data::new(AppState {
+            gateway,
+            directory: Directory::new(&settings.region.participants, loopback),
+            max_body_bytes: settings.region.gateway.max_body_bytes,
+            broker: BrokerProbe(producer),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("ventanilla::http"))
+                .configure(crate::http::configure)
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Bind { addr: settings.bind, source })?
+        .shutdown_timeout(30)
+        .run();
+        tracing::info!(address = %local, brokers = %brokers, "Ventanilla is listening on http://{local}");
+        Ok(Application { port: local.port(), server, shutdown, tasks, _embedded: embedded, brokers })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM or Ctrl-C (or the server is stopped), then shuts down gracefully.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        tracing::info!("HTTP server stopped; draining the outbox and flushing the producer");
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(20), t).await;
+        }
+        drop(self._embedded);
+        result
+    }
+}

@@ -1,0 +1,220 @@
+//! The store: documents, consignments, deliveries with their history, and the two outboxes
+//! (deliveries not yet confirmed by the broker; consignment status events not yet published).
+//!
+//! One interface, [`Store`], so a PostgreSQL implementation can join the embedded SQLite one.
+//! Nothing outside this module knows SQL.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::clock::Millis;
+use crate::domain::{AckStatus, AgencyId, ConsignmentState, CountryCode, DeliveryStatus, DocumentType, SchemaVersion, Ucr};
+use crate::tracking::AckOutcome;
+
+pub mod sqlite;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("the document {0} is unknown")]
+    UnknownDocument(Uuid),
+    #[error("the document {document} was not routed to agency {agency}")]
+    NotRouted { document: Uuid, agency: AgencyId },
+    #[error("the store is not available: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+/// A future returned by the store; boxed so the trait can be used as `dyn Store`.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// A validated, routed document to commit with its deliveries.
+#[derive(Debug, Clone)]
+pub struct NewDocument {
+    pub id: Uuid,
+    pub ucr: Ucr,
+    pub document_type: DocumentType,
+    pub schema_version: SchemaVersion,
+    pub schema_id: String,
+    pub origin: CountryCode,
+    pub destination: CountryCode,
+    /// The participant that submitted it.
+    pub sender: String,
+    /// The payload as received (JSON text), published as the record's value.
+    pub payload: String,
+    pub submitted_at: Millis,
+    /// (agency, its topic, the routing rule that chose it).
+    pub deliveries: Vec<(AgencyId, String, String)>,
+}
+
+/// What the submitter gets back: proof the document is committed.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Receipt {
+    pub document_id: Uuid,
+    pub ucr: Ucr,
+    pub document_type: DocumentType,
+    pub schema_version: SchemaVersion,
+    pub submitted_at: String,
+    pub consignment_state: ConsignmentState,
+    pub deliveries: Vec<ReceiptDelivery>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiptDelivery {
+    pub agency: AgencyId,
+    pub topic: String,
+    pub status: DeliveryStatus,
+    /// The routing rule that chose this agency.
+    pub rule: String,
+}
+
+/// A delivery waiting in the outbox for the relay.
+#[derive(Debug, Clone)]
+pub struct OutboundDelivery {
+    pub delivery_id: i64,
+    pub document_id: Uuid,
+    pub agency: AgencyId,
+    pub topic: String,
+    pub ucr: Ucr,
+    pub document_type: DocumentType,
+    pub schema_version: String,
+    pub schema_id: String,
+    pub origin: String,
+    pub destination: String,
+    pub sender: String,
+    pub submitted_at: Millis,
+    pub payload: String,
+}
+
+/// An agency's answer, from HTTP or the ack topic.
+#[derive(Debug, Clone)]
+pub struct AckRecord {
+    pub document_id: Uuid,
+    pub agency: AgencyId,
+    pub status: AckStatus,
+    pub reason: Option<String>,
+    /// `http` or `kafka`.
+    pub source: &'static str,
+    pub at: Millis,
+}
+
+/// What applying an answer did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AckApplied {
+    pub document_id: Uuid,
+    pub agency: AgencyId,
+    pub ucr: Ucr,
+    pub outcome: AckOutcome,
+    /// The delivery's status after the answer.
+    pub delivery_status: DeliveryStatus,
+    pub consignment_state: ConsignmentState,
+}
+
+/// A consignment state change waiting to be published on the status topic.
+#[derive(Debug, Clone)]
+pub struct StatusEvent {
+    pub id: i64,
+    pub ucr: Ucr,
+    /// The event's JSON body.
+    pub body: String,
+}
+
+/// Everything known about one consignment.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsignmentView {
+    pub ucr: Ucr,
+    pub state: ConsignmentState,
+    pub created_at: String,
+    pub updated_at: String,
+    pub documents: Vec<DocumentView>,
+    pub time_release: TimeRelease,
+    /// Participants that submitted its documents (for authorization; not shown).
+    #[serde(skip)]
+    pub senders: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DocumentView {
+    pub document_id: Uuid,
+    pub document_type: DocumentType,
+    pub schema_version: String,
+    pub origin: String,
+    pub destination: String,
+    pub sender: String,
+    pub submitted_at: String,
+    pub deliveries: Vec<DeliveryView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryView {
+    pub agency: AgencyId,
+    pub topic: String,
+    pub status: DeliveryStatus,
+    pub dispatched_at: Option<String>,
+    pub first_answer_at: Option<String>,
+    pub history: Vec<HistoryEntry>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub status: String,
+    pub at: String,
+    /// `gateway`, `broker`, `http` or `kafka`.
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Whether it changed the delivery (`applied`) or not (`duplicate`, `late`, `stale`).
+    pub outcome: String,
+}
+
+/// Time-release figures (after the WCO Time Release Study), in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimeRelease {
+    /// The consignment's first submission.
+    pub first_submitted_at: String,
+    pub released_at: Option<String>,
+    pub submission_to_release_ms: Option<i64>,
+    /// Per agency: from the first document routed to it to its first answer.
+    pub agencies: Vec<AgencyTimes>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgencyTimes {
+    pub agency: AgencyId,
+    pub first_answer_at: Option<String>,
+    pub submission_to_first_answer_ms: Option<i64>,
+}
+
+/// The store's operations.
+pub trait Store: Send + Sync + 'static {
+    /// Commits a document, its consignment and its deliveries (the outbox) atomically.
+    fn accept_document(&self, doc: NewDocument) -> StoreFuture<'_, Receipt>;
+    /// The oldest deliveries not yet confirmed by the broker, in commit order.
+    fn pending_deliveries(&self, limit: usize) -> StoreFuture<'_, Vec<OutboundDelivery>>;
+    /// Records the broker's confirmations.
+    fn mark_dispatched(&self, delivery_ids: Vec<i64>, at: Millis) -> StoreFuture<'_, ()>;
+    /// Applies an agency's answer to its delivery and the consignment.
+    fn apply_acknowledgment(&self, ack: AckRecord) -> StoreFuture<'_, AckApplied>;
+    /// Status events not yet published, oldest first.
+    fn pending_status_events(&self, limit: usize) -> StoreFuture<'_, Vec<StatusEvent>>;
+    fn mark_status_published(&self, ids: Vec<i64>, at: Millis) -> StoreFuture<'_, ()>;
+    fn consignment(&self, ucr: Ucr) -> StoreFuture<'_, Option<ConsignmentView>>;
+    /// Answers when the store can read and write.
+    fn ping(&self) -> StoreFuture<'_, ()>;
+}

@@ -1,0 +1,656 @@
+//! The embedded store: one SQLite file in WAL mode under the data directory.
+//!
+//! **Group commit.** Every write is a job sent to one writer thread. The thread takes every job
+//! waiting, runs each in its own savepoint inside one transaction, commits once (one fsync for
+//! the lot), and only then answers each caller. A caller is told "committed" only after the
+//! commit succeeded, so a `202` never precedes durability, and a burst of submissions shares
+//! one fsync instead of paying one each.
+
+use std::path::Path;
+use std::sync::{mpsc, Arc, Mutex};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::json;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::*;
+use crate::clock::rfc3339;
+use crate::tracking::{apply_ack, consignment_state, elapsed};
+
+/// Most jobs one transaction takes; the rest wait for the next commit.
+const MAX_GROUP: usize = 1024;
+
+type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+
+/// The SQLite store. Cheap to share: clones use the same writer thread and reader.
+pub struct SqliteStore {
+    writer: mpsc::Sender<Job>,
+    reader: Arc<Mutex<Connection>>,
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS consignments (
+    ucr TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    released_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY,
+    ucr TEXT NOT NULL REFERENCES consignments(ucr),
+    document_type TEXT NOT NULL,
+    schema_version TEXT NOT NULL,
+    schema_id TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    submitted_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS documents_by_ucr ON documents(ucr);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    document_id TEXT NOT NULL REFERENCES documents(id),
+    agency TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    dispatched_at INTEGER,
+    first_answer_at INTEGER,
+    UNIQUE (document_id, agency)
+);
+CREATE INDEX IF NOT EXISTS deliveries_outbox ON deliveries(id) WHERE dispatched_at IS NULL;
+CREATE TABLE IF NOT EXISTS delivery_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    delivery_id INTEGER NOT NULL REFERENCES deliveries(id),
+    status TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    reason TEXT,
+    outcome TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS delivery_events_by_delivery ON delivery_events(delivery_id);
+CREATE TABLE IF NOT EXISTS status_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ucr TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    published_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS status_outbox_pending ON status_outbox(id) WHERE published_at IS NULL;
+"#;
+
+fn open(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `<data_dir>/ventanilla.db` and starts the writer thread.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create the data directory {}: {e}", data_dir.display()))
+        })?;
+        let path = data_dir.join("ventanilla.db");
+        let conn = open(&path)?;
+        conn.execute_batch(SCHEMA)?;
+        let reader = open(&path)?;
+        let (writer, jobs) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || write_loop(conn, jobs))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
+        Ok(SqliteStore { writer, reader: Arc::new(Mutex::new(reader)) })
+    }
+
+    /// Runs `f` in the next group commit and answers once that commit is durable.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn: &Connection| {
+            let result = (|| {
+                conn.execute_batch("SAVEPOINT job")?;
+                match f(conn) {
+                    Ok(v) => {
+                        conn.execute_batch("RELEASE job")?;
+                        Ok(v)
+                    }
+                    Err(e) => {
+                        conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+                        Err(e)
+                    }
+                }
+            })();
+            Box::new(move |commit_error: Option<&str>| {
+                let _ = tx.send(match commit_error {
+                    None => result,
+                    Some(e) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
+                });
+            })
+        });
+        self.writer
+            .send(job)
+            .map_err(|_| StoreError::Unavailable("the store's writer thread has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the store did not commit this write (see the gateway log)".into()))?
+    }
+
+    /// Runs a read on the reader connection, off the async threads.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().map_err(|_| StoreError::Unavailable("reader poisoned".into()))?;
+            f(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+    }
+}
+
+fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(j) => group.push(j),
+                Err(_) => break,
+            }
+        }
+        let replies: Vec<Reply>;
+        let commit_error = match conn.execute_batch("BEGIN IMMEDIATE") {
+            Err(e) => {
+                replies = Vec::new();
+                let msg = e.to_string();
+                // Answer every job of the group: nothing of it was written.
+                for job in group {
+                    let _ = job; // dropping the job drops its reply channel: the caller sees an error
+                }
+                tracing::error!(error = %msg, "store: cannot begin a transaction");
+                None
+            }
+            Ok(()) => {
+                replies = group.into_iter().map(|job| job(&conn)).collect();
+                match conn.execute_batch("COMMIT") {
+                    Ok(()) => None,
+                    Err(e) => {
+                        let _ = conn.execute_batch("ROLLBACK");
+                        tracing::error!(error = %e, "store: commit failed");
+                        Some(e.to_string())
+                    }
+                }
+            }
+        };
+        for reply in replies {
+            reply(commit_error.as_deref());
+        }
+    }
+}
+
+fn parse_status(s: &str) -> Result<DeliveryStatus, StoreError> {
+    DeliveryStatus::parse(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn parse_uuid(s: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(s).map_err(|e| StoreError::Corrupt(format!("document id {s:?}: {e}")))
+}
+
+fn parse_ucr(s: &str) -> Result<Ucr, StoreError> {
+    Ucr::parse(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn parse_agency(s: &str) -> Result<AgencyId, StoreError> {
+    AgencyId::parse(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Recomputes a consignment's state from its deliveries; on a change, records it and queues
+/// a status event. Returns the state.
+fn refresh_consignment(
+    conn: &Connection,
+    ucr: &Ucr,
+    at: Millis,
+    cause: serde_json::Value,
+) -> Result<ConsignmentState, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.status FROM deliveries d JOIN documents doc ON doc.id = d.document_id WHERE doc.ucr = ?1",
+    )?;
+    let statuses = stmt
+        .query_map([ucr.as_str()], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let state = consignment_state(statuses.iter().map(|s| parse_status(s)).collect::<Result<Vec<_>, _>>()?);
+    let previous: Option<String> = conn
+        .query_row("SELECT state FROM consignments WHERE ucr = ?1", [ucr.as_str()], |r| r.get(0))
+        .optional()?;
+    let new = cause.get("kind").and_then(|k| k.as_str()) == Some("created");
+    if previous.as_deref() != Some(state.as_str()) || new {
+        let released_at = (state == ConsignmentState::Released).then_some(at);
+        conn.execute(
+            "UPDATE consignments SET state = ?2, updated_at = ?3, released_at = COALESCE(?4, CASE WHEN ?2 = 'released' THEN released_at END) WHERE ucr = ?1",
+            params![ucr.as_str(), state.as_str(), at, released_at],
+        )?;
+        let body = json!({
+            "ucr": ucr,
+            "state": state,
+            "previousState": if new { None } else { previous },
+            "at": rfc3339(at),
+            "cause": cause,
+        });
+        conn.execute(
+            "INSERT INTO status_outbox (ucr, body, created_at) VALUES (?1, ?2, ?3)",
+            params![ucr.as_str(), body.to_string(), at],
+        )?;
+    } else {
+        conn.execute("UPDATE consignments SET updated_at = ?2 WHERE ucr = ?1", params![ucr.as_str(), at])?;
+    }
+    Ok(state)
+}
+
+fn insert_document(conn: &Connection, doc: &NewDocument) -> Result<Receipt, StoreError> {
+    let created = conn.execute(
+        "INSERT OR IGNORE INTO consignments (ucr, state, created_at, updated_at) VALUES (?1, 'submitted', ?2, ?2)",
+        params![doc.ucr.as_str(), doc.submitted_at],
+    )? == 1;
+    conn.execute(
+        "INSERT INTO documents (id, ucr, document_type, schema_version, schema_id, origin, destination, sender, payload, submitted_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            doc.id.to_string(),
+            doc.ucr.as_str(),
+            doc.document_type.as_str(),
+            doc.schema_version.to_string(),
+            doc.schema_id,
+            doc.origin.as_str(),
+            doc.destination.as_str(),
+            doc.sender,
+            doc.payload,
+            doc.submitted_at
+        ],
+    )?;
+    let mut deliveries = Vec::with_capacity(doc.deliveries.len());
+    for (agency, topic, rule) in &doc.deliveries {
+        conn.execute(
+            "INSERT INTO deliveries (document_id, agency, topic, rule, status, created_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
+            params![doc.id.to_string(), agency.as_str(), topic, rule, doc.submitted_at],
+        )?;
+        let id = conn.last_insert_rowid();
+        conn.execute(
+            "INSERT INTO delivery_events (delivery_id, status, at, source, reason, outcome) VALUES (?1, 'pending', ?2, 'gateway', ?3, 'applied')",
+            params![id, doc.submitted_at, format!("routed by rule: {rule}")],
+        )?;
+        deliveries.push(ReceiptDelivery {
+            agency: agency.clone(),
+            topic: topic.clone(),
+            status: DeliveryStatus::Pending,
+            rule: rule.clone(),
+        });
+    }
+    let cause = json!({
+        "kind": if created { "created" } else { "document" },
+        "documentId": doc.id,
+        "documentType": doc.document_type,
+    });
+    let state = refresh_consignment(conn, &doc.ucr, doc.submitted_at, cause)?;
+    Ok(Receipt {
+        document_id: doc.id,
+        ucr: doc.ucr.clone(),
+        document_type: doc.document_type.clone(),
+        schema_version: doc.schema_version,
+        submitted_at: rfc3339(doc.submitted_at),
+        consignment_state: state,
+        deliveries,
+    })
+}
+
+fn apply(conn: &Connection, ack: &AckRecord) -> Result<AckApplied, StoreError> {
+    let doc_id = ack.document_id.to_string();
+    let ucr: String = conn
+        .query_row("SELECT ucr FROM documents WHERE id = ?1", [&doc_id], |r| r.get(0))
+        .optional()?
+        .ok_or(StoreError::UnknownDocument(ack.document_id))?;
+    let ucr = parse_ucr(&ucr)?;
+    let (delivery_id, status, first_answer): (i64, String, Option<i64>) = conn
+        .query_row(
+            "SELECT id, status, first_answer_at FROM deliveries WHERE document_id = ?1 AND agency = ?2",
+            params![doc_id, ack.agency.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?
+        .ok_or_else(|| StoreError::NotRouted { document: ack.document_id, agency: ack.agency.clone() })?;
+    let current = parse_status(&status)?;
+    let outcome = apply_ack(current, ack.status);
+    conn.execute(
+        "INSERT INTO delivery_events (delivery_id, status, at, source, reason, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![delivery_id, ack.status.as_str(), ack.at, ack.source, ack.reason, outcome.as_str()],
+    )?;
+    let (delivery_status, consignment_state) = if outcome.changed() {
+        let new = DeliveryStatus::Answered(ack.status);
+        conn.execute(
+            "UPDATE deliveries SET status = ?2, first_answer_at = COALESCE(first_answer_at, ?3) WHERE id = ?1",
+            params![delivery_id, new.as_str(), ack.at],
+        )?;
+        let cause = json!({"kind": "acknowledgment", "documentId": ack.document_id, "agency": ack.agency, "status": ack.status});
+        (new, refresh_consignment(conn, &ucr, ack.at, cause)?)
+    } else {
+        if first_answer.is_none() {
+            conn.execute("UPDATE deliveries SET first_answer_at = ?2 WHERE id = ?1", params![delivery_id, ack.at])?;
+        }
+        let state: String = conn.query_row("SELECT state FROM consignments WHERE ucr = ?1", [ucr.as_str()], |r| r.get(0))?;
+        (current, ConsignmentState::parse(&state).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+    };
+    Ok(AckApplied {
+        document_id: ack.document_id,
+        agency: ack.agency.clone(),
+        ucr,
+        outcome,
+        delivery_status,
+        consignment_state,
+    })
+}
+
+fn view(conn: &Connection, ucr: &Ucr) -> Result<Option<ConsignmentView>, StoreError> {
+    let Some((state, created_at, updated_at, released_at)) = conn
+        .query_row(
+            "SELECT state, created_at, updated_at, released_at FROM consignments WHERE ucr = ?1",
+            [ucr.as_str()],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<i64>>(3)?)),
+        )
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let mut docs_stmt = conn.prepare_cached(
+        "SELECT id, document_type, schema_version, origin, destination, sender, submitted_at FROM documents WHERE ucr = ?1 ORDER BY submitted_at, id",
+    )?;
+    let docs = docs_stmt
+        .query_map([ucr.as_str()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?, r.get::<_, String>(5)?, r.get::<_, i64>(6)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut del_stmt = conn.prepare_cached(
+        "SELECT id, agency, topic, status, created_at, dispatched_at, first_answer_at FROM deliveries WHERE document_id = ?1 ORDER BY id",
+    )?;
+    let mut ev_stmt = conn.prepare_cached(
+        "SELECT status, at, source, reason, outcome FROM delivery_events WHERE delivery_id = ?1 ORDER BY id",
+    )?;
+    let mut documents = Vec::new();
+    let mut senders = Vec::new();
+    // agency -> (earliest routing time, earliest answer)
+    let mut times: Vec<(AgencyId, Millis, Option<Millis>)> = Vec::new();
+    for (id, dtype, version, origin, destination, sender, submitted_at) in docs {
+        let rows = del_stmt
+            .query_map([&id], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?, r.get::<_, Option<i64>>(5)?, r.get::<_, Option<i64>>(6)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut deliveries = Vec::new();
+        for (did, agency, topic, status, created, dispatched, first_answer) in rows {
+            let agency = parse_agency(&agency)?;
+            match times.iter_mut().find(|t| t.0 == agency) {
+                Some(t) => {
+                    t.1 = t.1.min(created);
+                    t.2 = match (t.2, first_answer) { (Some(a), Some(b)) => Some(a.min(b)), (a, b) => a.or(b) };
+                }
+                None => times.push((agency.clone(), created, first_answer)),
+            }
+            let history = ev_stmt
+                .query_map([did], |r| {
+                    Ok(HistoryEntry {
+                        status: r.get(0)?,
+                        at: rfc3339(r.get(1)?),
+                        source: r.get(2)?,
+                        reason: r.get(3)?,
+                        outcome: r.get(4)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            deliveries.push(DeliveryView {
+                agency,
+                topic,
+                status: parse_status(&status)?,
+                dispatched_at: dispatched.map(rfc3339),
+                first_answer_at: first_answer.map(rfc3339),
+                history,
+            });
+        }
+        if !senders.contains(&sender) {
+            senders.push(sender.clone());
+        }
+        documents.push(DocumentView {
+            document_id: parse_uuid(&id)?,
+            document_type: DocumentType::parse(&dtype).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            schema_version: version,
+            origin,
+            destination,
+            sender,
+            submitted_at: rfc3339(submitted_at),
+            deliveries,
+        });
+    }
+    Ok(Some(ConsignmentView {
+        ucr: ucr.clone(),
+        state: ConsignmentState::parse(&state).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        created_at: rfc3339(created_at),
+        updated_at: rfc3339(updated_at),
+        documents,
+        time_release: TimeRelease {
+            first_submitted_at: rfc3339(created_at),
+            released_at: released_at.map(rfc3339),
+            submission_to_release_ms: elapsed(created_at, released_at),
+            agencies: times
+                .into_iter()
+                .map(|(agency, from, answer)| AgencyTimes {
+                    agency,
+                    first_answer_at: answer.map(rfc3339),
+                    submission_to_first_answer_ms: elapsed(from, answer),
+                })
+                .collect(),
+        },
+        senders,
+    }))
+}
+
+impl Store for SqliteStore {
+    fn accept_document(&self, doc: NewDocument) -> StoreFuture<'_, Receipt> {
+        Box::pin(self.write(move |conn| insert_document(conn, &doc)))
+    }
+
+    fn pending_deliveries(&self, limit: usize) -> StoreFuture<'_, Vec<OutboundDelivery>> {
+        Box::pin(self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT d.id, d.document_id, d.agency, d.topic, doc.ucr, doc.document_type, doc.schema_version, doc.schema_id,
+                        doc.origin, doc.destination, doc.sender, doc.submitted_at, doc.payload
+                 FROM deliveries d JOIN documents doc ON doc.id = d.document_id
+                 WHERE d.dispatched_at IS NULL ORDER BY d.id LIMIT ?1",
+            )?;
+            let rows = stmt
+                .query_map([limit as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?, r.get::<_, String>(5)?, r.get::<_, String>(6)?, r.get::<_, String>(7)?,
+                        r.get::<_, String>(8)?, r.get::<_, String>(9)?, r.get::<_, String>(10)?, r.get::<_, i64>(11)?,
+                        r.get::<_, String>(12)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|r| {
+                    Ok(OutboundDelivery {
+                        delivery_id: r.0,
+                        document_id: parse_uuid(&r.1)?,
+                        agency: parse_agency(&r.2)?,
+                        topic: r.3,
+                        ucr: parse_ucr(&r.4)?,
+                        document_type: DocumentType::parse(&r.5).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                        schema_version: r.6,
+                        schema_id: r.7,
+                        origin: r.8,
+                        destination: r.9,
+                        sender: r.10,
+                        submitted_at: r.11,
+                        payload: r.12,
+                    })
+                })
+                .collect()
+        }))
+    }
+
+    fn mark_dispatched(&self, delivery_ids: Vec<i64>, at: Millis) -> StoreFuture<'_, ()> {
+        Box::pin(self.write(move |conn| {
+            for id in delivery_ids {
+                let was_pending = conn.execute(
+                    "UPDATE deliveries SET status = 'dispatched' WHERE id = ?1 AND status = 'pending'",
+                    [id],
+                )? == 1;
+                conn.execute("UPDATE deliveries SET dispatched_at = COALESCE(dispatched_at, ?2) WHERE id = ?1", params![id, at])?;
+                conn.execute(
+                    "INSERT INTO delivery_events (delivery_id, status, at, source, reason, outcome) VALUES (?1, 'dispatched', ?2, 'broker', NULL, ?3)",
+                    params![id, at, if was_pending { "applied" } else { "late" }],
+                )?;
+            }
+            Ok(())
+        }))
+    }
+
+    fn apply_acknowledgment(&self, ack: AckRecord) -> StoreFuture<'_, AckApplied> {
+        Box::pin(self.write(move |conn| apply(conn, &ack)))
+    }
+
+    fn pending_status_events(&self, limit: usize) -> StoreFuture<'_, Vec<StatusEvent>> {
+        Box::pin(self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, ucr, body FROM status_outbox WHERE published_at IS NULL ORDER BY id LIMIT ?1",
+            )?;
+            let rows = stmt
+                .query_map([limit as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(id, ucr, body)| Ok(StatusEvent { id, ucr: parse_ucr(&ucr)?, body }))
+                .collect()
+        }))
+    }
+
+    fn mark_status_published(&self, ids: Vec<i64>, at: Millis) -> StoreFuture<'_, ()> {
+        Box::pin(self.write(move |conn| {
+            for id in ids {
+                conn.execute("UPDATE status_outbox SET published_at = ?2 WHERE id = ?1", params![id, at])?;
+            }
+            Ok(())
+        }))
+    }
+
+    fn consignment(&self, ucr: Ucr) -> StoreFuture<'_, Option<ConsignmentView>> {
+        Box::pin(self.read(move |conn| view(conn, &ucr)))
+    }
+
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(self.write(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))?;
+            Ok(())
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::now_millis;
+
+    fn doc(ucr: &str, agencies: &[&str]) -> NewDocument {
+        NewDocument {
+            id: Uuid::now_v7(),
+            ucr: Ucr::parse(ucr).unwrap(),
+            document_type: DocumentType::parse("commercialInvoice").unwrap(),
+            schema_version: SchemaVersion::parse("1.0.0").unwrap(),
+            schema_id: "x".into(),
+            origin: CountryCode::parse("AR").unwrap(),
+            destination: CountryCode::parse("BR").unwrap(),
+            sender: "demo-trader".into(),
+            payload: "{}".into(),
+            submitted_at: now_millis(),
+            deliveries: agencies
+                .iter()
+                .map(|a| (AgencyId::parse(a).unwrap(), format!("t.{a}"), "rule".into()))
+                .collect(),
+        }
+    }
+
+    fn ack(doc: Uuid, agency: &str, status: AckStatus) -> AckRecord {
+        AckRecord { document_id: doc, agency: AgencyId::parse(agency).unwrap(), status, reason: None, source: "http", at: now_millis() }
+    }
+
+    #[tokio::test]
+    async fn a_consignment_walks_to_release_in_a_real_sqlite_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let d = doc("UCR-1", &["br-customs", "br-sanitary"]);
+        let receipt = store.accept_document(d.clone()).await.unwrap();
+        assert_eq!(receipt.consignment_state, ConsignmentState::Submitted);
+        let pending = store.pending_deliveries(10).await.unwrap();
+        assert_eq!(pending.len(), 2);
+        store.mark_dispatched(pending.iter().map(|p| p.delivery_id).collect(), now_millis()).await.unwrap();
+        assert!(store.pending_deliveries(10).await.unwrap().is_empty());
+
+        let a = store.apply_acknowledgment(ack(d.id, "br-customs", AckStatus::Released)).await.unwrap();
+        assert_eq!(a.consignment_state, ConsignmentState::InReview);
+        let again = store.apply_acknowledgment(ack(d.id, "br-customs", AckStatus::Released)).await.unwrap();
+        assert_eq!(again.outcome, AckOutcome::Duplicate);
+        let b = store.apply_acknowledgment(ack(d.id, "br-sanitary", AckStatus::Released)).await.unwrap();
+        assert_eq!(b.consignment_state, ConsignmentState::Released);
+
+        let view = store.consignment(d.ucr.clone()).await.unwrap().unwrap();
+        assert_eq!(view.state, ConsignmentState::Released);
+        assert!(view.time_release.submission_to_release_ms.is_some());
+        assert_eq!(view.documents[0].deliveries[0].history.len(), 4, "pending, dispatched, released, duplicate");
+        let states: Vec<String> = store
+            .pending_status_events(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| serde_json::from_str::<serde_json::Value>(&e.body).unwrap()["state"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(states, vec!["submitted", "in_review", "released"]);
+    }
+
+    #[tokio::test]
+    async fn acknowledgments_for_unknown_or_unrouted_documents_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let d = doc("UCR-2", &["br-customs"]);
+        store.accept_document(d.clone()).await.unwrap();
+        let unknown = store.apply_acknowledgment(ack(Uuid::now_v7(), "br-customs", AckStatus::Accepted)).await;
+        assert!(matches!(unknown, Err(StoreError::UnknownDocument(_))));
+        let foreign = store.apply_acknowledgment(ack(d.id, "uy-customs", AckStatus::Accepted)).await;
+        assert!(matches!(foreign, Err(StoreError::NotRouted { .. })));
+        let view = store.consignment(d.ucr.clone()).await.unwrap().unwrap();
+        assert_eq!(view.documents[0].deliveries[0].history.len(), 1);
+        assert_eq!(view.state, ConsignmentState::Submitted);
+    }
+
+    #[tokio::test]
+    async fn concurrent_submissions_share_commits_and_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let s = store.clone();
+                tokio::spawn(async move { s.accept_document(doc(&format!("UCR-C{i}"), &["br-customs"])).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(store.pending_deliveries(1000).await.unwrap().len(), 200);
+    }
+}

@@ -1,0 +1,15 @@
+//! Structured logging set-up: `tracing` to standard error, filtered by `RUST_LOG`
+//! (default `info`, with librdkafka's chatter kept at `warn`).
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber once; later calls (from tests) are harmless.
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,actix_server=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(true)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

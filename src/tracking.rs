@@ -1,0 +1,158 @@
+//! The delivery and consignment state machines, and the time-release figures.
+//!
+//! ## A delivery's answers
+//!
+//! A delivery starts `pending`, becomes `dispatched` when the broker confirms it, and then takes
+//! the agency's answers:
+//!
+//! - `released` and `rejected` are **final**: any answer after one is recorded in the history
+//!   as *late* and changes nothing.
+//! - `received` only moves a delivery the agency has not answered yet; a `received` arriving
+//!   after a richer answer (out of order) is recorded as *stale* and changes nothing.
+//! - `accepted`, `query` and `hold` replace each other freely (a hold can be lifted by an
+//!   acceptance, an acceptance can be followed by a query).
+//! - The same answer twice is a *duplicate* and changes nothing.
+//!
+//! ## A consignment's state
+//!
+//! Derived from every delivery of every document of the consignment, first rule that holds:
+//!
+//! 1. `refused` if any agency rejected its delivery;
+//! 2. `on_hold` if any agency holds the goods or has an open query;
+//! 3. `released` if every delivery is `released`;
+//! 4. `in_review` if any agency has answered at all;
+//! 5. `submitted` otherwise (nothing answered yet, whether or not dispatched).
+
+use serde::Serialize;
+
+use crate::clock::Millis;
+use crate::domain::{AckStatus, ConsignmentState, DeliveryStatus};
+
+/// What an acknowledgment did to its delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckOutcome {
+    /// The delivery took the new status.
+    Applied,
+    /// The delivery already had this status: nothing changed.
+    Duplicate,
+    /// The delivery already had a final answer: nothing changed.
+    Late,
+    /// The answer is older news than the delivery's current one: nothing changed.
+    Stale,
+}
+
+impl AckOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AckOutcome::Applied => "applied",
+            AckOutcome::Duplicate => "duplicate",
+            AckOutcome::Late => "late",
+            AckOutcome::Stale => "stale",
+        }
+    }
+
+    pub fn changed(self) -> bool {
+        self == AckOutcome::Applied
+    }
+}
+
+/// Applies an agency's answer to a delivery in `current` state.
+pub fn apply_ack(current: DeliveryStatus, ack: AckStatus) -> AckOutcome {
+    match current {
+        DeliveryStatus::Pending | DeliveryStatus::Dispatched => AckOutcome::Applied,
+        DeliveryStatus::Answered(prev) if prev == ack => AckOutcome::Duplicate,
+        DeliveryStatus::Answered(prev) if prev.is_final() => AckOutcome::Late,
+        DeliveryStatus::Answered(_) if ack == AckStatus::Received => AckOutcome::Stale,
+        DeliveryStatus::Answered(_) => AckOutcome::Applied,
+    }
+}
+
+/// The consignment's state from the statuses of all its deliveries (rules in the module docs).
+pub fn consignment_state<I: IntoIterator<Item = DeliveryStatus>>(deliveries: I) -> ConsignmentState {
+    let (mut any, mut rejected, mut held, mut all_released, mut answered) =
+        (false, false, false, true, false);
+    for d in deliveries {
+        any = true;
+        match d {
+            DeliveryStatus::Answered(a) => {
+                answered = true;
+                rejected |= a == AckStatus::Rejected;
+                held |= matches!(a, AckStatus::Hold | AckStatus::Query);
+                all_released &= a == AckStatus::Released;
+            }
+            DeliveryStatus::Pending | DeliveryStatus::Dispatched => all_released = false,
+        }
+    }
+    if rejected {
+        ConsignmentState::Refused
+    } else if held {
+        ConsignmentState::OnHold
+    } else if any && all_released {
+        ConsignmentState::Released
+    } else if answered {
+        ConsignmentState::InReview
+    } else {
+        ConsignmentState::Submitted
+    }
+}
+
+/// Milliseconds from `from` to `to`, when both happened.
+pub fn elapsed(from: Millis, to: Option<Millis>) -> Option<i64> {
+    to.map(|t| (t - from).max(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use AckStatus::*;
+    use DeliveryStatus::{Answered, Dispatched, Pending};
+
+    #[test]
+    fn first_answer_applies_whatever_it_is() {
+        for a in AckStatus::ALL {
+            assert_eq!(apply_ack(Pending, a), AckOutcome::Applied);
+            assert_eq!(apply_ack(Dispatched, a), AckOutcome::Applied);
+        }
+    }
+
+    #[test]
+    fn final_answers_are_final() {
+        for fin in [Released, Rejected] {
+            for a in AckStatus::ALL {
+                let want = if a == fin { AckOutcome::Duplicate } else { AckOutcome::Late };
+                assert_eq!(apply_ack(Answered(fin), a), want, "{fin:?} then {a:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn received_after_a_richer_answer_is_stale() {
+        for prev in [Accepted, Query, Hold] {
+            assert_eq!(apply_ack(Answered(prev), Received), AckOutcome::Stale);
+        }
+        assert_eq!(apply_ack(Answered(Received), Received), AckOutcome::Duplicate);
+    }
+
+    #[test]
+    fn open_answers_replace_each_other() {
+        assert_eq!(apply_ack(Answered(Hold), Accepted), AckOutcome::Applied);
+        assert_eq!(apply_ack(Answered(Accepted), Query), AckOutcome::Applied);
+        assert_eq!(apply_ack(Answered(Query), Released), AckOutcome::Applied);
+        assert_eq!(apply_ack(Answered(Received), Rejected), AckOutcome::Applied);
+    }
+
+    #[test]
+    fn consignment_state_follows_the_documented_rules() {
+        use ConsignmentState as C;
+        assert_eq!(consignment_state([Pending, Dispatched]), C::Submitted);
+        assert_eq!(consignment_state([Answered(Received), Dispatched]), C::InReview);
+        assert_eq!(consignment_state([Answered(Accepted), Answered(Released)]), C::InReview);
+        assert_eq!(consignment_state([Answered(Released), Answered(Released)]), C::Released);
+        assert_eq!(consignment_state([Answered(Released), Answered(Hold)]), C::OnHold);
+        assert_eq!(consignment_state([Answered(Query), Answered(Released)]), C::OnHold);
+        assert_eq!(consignment_state([Answered(Hold), Answered(Rejected)]), C::Refused);
+        assert_eq!(consignment_state([Answered(Released), Pending]), C::InReview);
+        assert_eq!(consignment_state([]), C::Submitted);
+    }
+}
