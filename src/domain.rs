@@ -249,9 +249,9 @@ impl AckStatus {
     }
 }
 
-/// Where one (document, agency) delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// Where one (document, agency) delivery stands. Shown as one word: `pending`, `dispatched`,
+/// or the agency's latest effective answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeliveryStatus {
     /// Committed, waiting for the relay to publish it to the agency's topic.
     Pending,
@@ -278,6 +278,12 @@ impl DeliveryStatus {
                 ParseError::new("delivery status", s, "pending, dispatched or an acknowledgment status")
             }),
         }
+    }
+}
+
+impl Serialize for DeliveryStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 

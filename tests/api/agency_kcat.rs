@@ -1,0 +1,65 @@
+//! The agency's side done with `kcat`, as an agency's IT team would: read the agency topic,
+//! answer on the ack topic.
+//!
+//! This test runs the gateway on its embedded broker (librdkafka's mock cluster), not on Tansu:
+//! Debian's kcat is built on librdkafka 2.0.2, whose ApiVersions request Tansu 0.6 does not
+//! answer ("ApiVersionRequest failed: Read underflow"). The gateway's own Kafka path against
+//! Tansu is covered by `end_to_end`.
+
+use std::process::{Command, Stdio};
+use std::io::Write;
+
+use serde_json::{json, Value};
+
+use crate::helpers::{example, spawn_app_with};
+
+#[tokio::test]
+async fn an_agency_reads_its_topic_and_answers_with_kcat() {
+    let app = spawn_app_with(None).await;
+    let body = example("spsCertificate/valid/phyto-pears-road-AR-BR.json");
+    let receipt: Value = app.submit(&body).await.json().await.unwrap();
+    let doc = receipt["documentId"].as_str().unwrap().to_owned();
+    let ucr = receipt["ucr"].as_str().unwrap().to_owned();
+    let topic = app.topic("agency.br-sanitary");
+
+    let brokers = app.brokers.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("kcat")
+            .args(["-b", &brokers, "-C", "-t", &topic, "-o", "beginning", "-c", "1", "-q",
+                   "-f", "%k\t%h\t%s\n", "-m", "30"])
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("kcat runs (scripts/test.sh installs it)");
+    assert!(out.status.success(), "kcat: {}", String::from_utf8_lossy(&out.stderr));
+    let line = String::from_utf8(out.stdout).unwrap();
+    let mut parts = line.trim_end().splitn(3, '\t');
+    let (key, headers, payload) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+    assert_eq!(key, ucr);
+    assert!(headers.contains(&format!("ce_id={doc}")), "{headers}");
+    let payload: Value = serde_json::from_str(payload).unwrap();
+    assert_eq!(payload, body["payload"]);
+
+    let acks_topic = app.topic("acks");
+    let brokers = app.brokers.clone();
+    let ack = json!({"documentId": doc, "agency": "br-sanitary", "status": "hold", "reason": "sampling for fruit fly"}).to_string();
+    let k = ucr.clone();
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new("kcat")
+            .args(["-b", &brokers, "-P", "-t", &acks_topic, "-k", &k])
+            .stdin(Stdio::piped())
+            .spawn()?;
+        child.stdin.take().unwrap().write_all(ack.as_bytes())?;
+        child.wait()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(status.success());
+    let view = app.wait_for_state(&ucr, "on_hold").await;
+    let sanitary = view["documents"][0]["deliveries"].as_array().unwrap().iter()
+        .find(|d| d["agency"] == "br-sanitary").unwrap().clone();
+    assert_eq!(sanitary["status"], "hold");
+    assert!(sanitary["history"].as_array().unwrap().iter().any(|h| h["source"] == "kafka" && h["reason"] == "sampling for fruit fly"));
+}

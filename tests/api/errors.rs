@@ -1,0 +1,163 @@
+//! Every error status of the API, each checked for its problem+json body, and that a refused
+//! request changes nothing.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_problem, example, spawn_app};
+
+fn declaration() -> Value {
+    example("customsDeclaration/valid/export-beef-road-AR-BR.json")
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_with_the_position() {
+    let app = spawn_app().await;
+    let r = app.post_json("/v1/documents", Some("demo-trader"), "{\"documentType\": ").await;
+    let p = assert_problem(r, 400, "malformed-json").await;
+    assert!(p["line"].is_number() && p["column"].is_number());
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_media_type_is_415() {
+    let app = spawn_app().await;
+    let r = app
+        .client
+        .post(format!("{}/v1/documents", app.address))
+        .bearer_auth("demo-trader")
+        .header("Content-Type", "text/plain")
+        .body(declaration().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 415, "unsupported-media-type").await;
+    let r = app
+        .client
+        .post(format!("{}/v1/documents", app.address))
+        .bearer_auth("demo-trader")
+        .body(declaration().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 415, "unsupported-media-type").await;
+}
+
+#[tokio::test]
+async fn a_body_over_the_configured_limit_is_413() {
+    let app = spawn_app().await;
+    let mut body = declaration();
+    body["payload"]["padding"] = json!("x".repeat(1_100_000));
+    let r = app.submit(&body).await;
+    let p = assert_problem(r, 413, "payload-too-large").await;
+    assert_eq!(p["limit"], 1_048_576);
+}
+
+#[tokio::test]
+async fn an_unknown_document_type_is_422_naming_the_known_ones() {
+    let app = spawn_app().await;
+    let mut body = declaration();
+    body["documentType"] = json!("airWaybill");
+    let p = assert_problem(app.submit(&body).await, 422, "unknown-document-type").await;
+    let known: Vec<&str> = p["knownTypes"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(known.contains(&"customsDeclaration") && known.contains(&"spsCertificate"), "{known:?}");
+}
+
+#[tokio::test]
+async fn an_unknown_schema_version_is_422_naming_the_known_ones() {
+    let app = spawn_app().await;
+    let mut body = declaration();
+    body["schemaVersion"] = json!("9.0.0");
+    let p = assert_problem(app.submit(&body).await, 422, "unknown-schema-version").await;
+    assert_eq!(p["knownVersions"], json!(["1.0.0"]));
+}
+
+#[tokio::test]
+async fn a_destination_without_agencies_is_422_unroutable() {
+    let app = spawn_app().await;
+    let mut body = example("commercialInvoice/valid/beef-road-AR-BR.json");
+    body["destination"] = json!("CL");
+    assert_problem(app.submit(&body).await, 422, "unroutable").await;
+}
+
+#[tokio::test]
+async fn no_token_or_an_unknown_token_is_401() {
+    let app = spawn_app().await;
+    let r = app.post_json("/v1/documents", None, &declaration().to_string()).await;
+    assert!(r.headers().get("www-authenticate").is_some());
+    assert_problem(r, 401, "unauthenticated").await;
+    let r = app.post_json("/v1/documents", Some("not-a-token"), &declaration().to_string()).await;
+    assert_problem(r, 401, "unauthenticated").await;
+    let r = app.get("/v1/consignments/ANY", None).await;
+    assert_problem(r, 401, "unauthenticated").await;
+}
+
+#[tokio::test]
+async fn an_agency_cannot_acknowledge_a_delivery_not_routed_to_it_and_nothing_changes() {
+    let app = spawn_app().await;
+    let body = declaration();
+    let receipt: Value = app.submit(&body).await.json().await.unwrap();
+    let doc = receipt["documentId"].as_str().unwrap();
+    let ucr = receipt["ucr"].as_str().unwrap();
+    let before: Value = app.get(&format!("/v1/consignments/{ucr}"), Some("demo-operator")).await.json().await.unwrap();
+
+    // uy-customs answers for itself, but the document was never routed to it.
+    let ack = json!({"documentId": doc, "agency": "uy-customs", "status": "released"});
+    let r = app.post_json("/v1/acknowledgments", Some("demo-uy-customs"), &ack.to_string()).await;
+    assert_problem(r, 403, "forbidden").await;
+    // br-customs tries to answer in uy-customs' name... and in ar-customs' (which is routed).
+    let ack = json!({"documentId": doc, "agency": "ar-customs", "status": "released"});
+    let r = app.post_json("/v1/acknowledgments", Some("demo-br-customs"), &ack.to_string()).await;
+    assert_problem(r, 403, "forbidden").await;
+    // A trader cannot acknowledge at all.
+    let r = app.post_json("/v1/acknowledgments", Some("demo-trader"), &ack.to_string()).await;
+    assert_problem(r, 403, "forbidden").await;
+
+    let after: Value = app.get(&format!("/v1/consignments/{ucr}"), Some("demo-operator")).await.json().await.unwrap();
+    let histories = |v: &Value| -> Vec<usize> {
+        v["documents"][0]["deliveries"].as_array().unwrap().iter()
+            .map(|d| d["history"].as_array().unwrap().iter().filter(|h| h["source"] == "http").count())
+            .collect()
+    };
+    assert_eq!(histories(&before), histories(&after));
+    assert_eq!(after["state"], before["state"]);
+}
+
+#[tokio::test]
+async fn a_consignment_is_hidden_from_participants_it_does_not_concern() {
+    let app = spawn_app().await;
+    let receipt: Value = app.submit(&declaration()).await.json().await.unwrap();
+    let ucr = receipt["ucr"].as_str().unwrap();
+    assert_eq!(app.get(&format!("/v1/consignments/{ucr}"), Some("demo-trader")).await.status(), 200);
+    assert_eq!(app.get(&format!("/v1/consignments/{ucr}"), Some("demo-br-customs")).await.status(), 200);
+    let r = app.get(&format!("/v1/consignments/{ucr}"), Some("demo-uy-customs")).await;
+    assert_problem(r, 404, "not-found").await;
+    let r = app.get("/v1/consignments/NO-SUCH-UCR", Some("demo-operator")).await;
+    assert_problem(r, 404, "not-found").await;
+}
+
+#[tokio::test]
+async fn schemas_are_listed_and_served() {
+    let app = spawn_app().await;
+    let list: Value = app.get("/v1/schemas", None).await.json().await.unwrap();
+    let names: Vec<&str> = list["schemas"].as_array().unwrap().iter().map(|s| s["documentType"].as_str().unwrap()).collect();
+    for t in ["customsDeclaration", "spsCertificate", "certificateOfOrigin", "commercialInvoice", "packingList",
+              "borderCrossingNotice", "ecommerceShipment", "acknowledgment", "common", "envelope"] {
+        assert!(names.contains(&t), "{t} in {names:?}");
+    }
+    let r = app.get("/v1/schemas/spsCertificate/1.0.0", None).await;
+    assert_eq!(r.status(), 200);
+    let s: Value = r.json().await.unwrap();
+    assert_eq!(s["$id"], "https://schemas.ventanilla.example/spsCertificate/1.0.0.json");
+    assert_problem(app.get("/v1/schemas/spsCertificate/2.0.0", None).await, 404, "not-found").await;
+    assert_problem(app.get("/v1/schemas/..%2F..%2Fetc/1.0.0", None).await, 404, "not-found").await;
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/healthz", None).await.status(), 200);
+    let r = app.get("/readyz", None).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body, json!({"status": "ready", "store": "ok", "broker": "ok"}));
+    assert_problem(app.get("/v1/nothing-here", None).await, 404, "not-found").await;
+}

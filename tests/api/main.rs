@@ -1,0 +1,9 @@
+//! The integration suite, in one binary: every test spawns a real gateway on port 0 with its own
+//! SQLite file and topic prefix, against the real broker process that `scripts/test.sh` starts
+//! (Tansu, `VENTANILLA_TEST_BROKERS`).
+
+mod agency_kcat;
+mod end_to_end;
+mod errors;
+mod examples;
+mod helpers;
