@@ -44,7 +44,7 @@ cleanup() {
 }
 trap cleanup EXIT
 for _ in $(seq 1 100); do
-  if kcat -b "127.0.0.1:$PORT" -L -m 2 >/dev/null 2>&1; then break; fi
+  if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $PORT), 0.5)" 2>/dev/null; then break; fi
   if ! kill -0 "$TANSU_PID" 2>/dev/null; then cat "$WORK/tansu.log"; echo "Tansu did not start"; exit 1; fi
   sleep 0.2
 done
