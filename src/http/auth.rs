@@ -75,3 +75,26 @@ fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
         .map(Authenticated)
         .ok_or_else(|| ApiError::new(Code::Unauthenticated, "unknown token"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Role;
+
+    fn participant(id: &str, token: &str, demo: bool) -> ParticipantConfig {
+        let hash: String = Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        ParticipantConfig { id: id.into(), role: Role::Trader, agency: None, country: None, token_sha256: hash, demo }
+    }
+
+    #[test]
+    fn demo_participants_are_honoured_only_on_loopback() {
+        let ps = [participant("demo-trader", "demo-trader", true), participant("acme", "s3cret-token", false)];
+        let local = Directory::new(&ps, true);
+        assert_eq!(local.find("demo-trader").map(|p| p.id.as_str()), Some("demo-trader"));
+        assert_eq!(local.find("s3cret-token").map(|p| p.id.as_str()), Some("acme"));
+        let public = Directory::new(&ps, false);
+        assert!(public.find("demo-trader").is_none());
+        assert_eq!(public.find("s3cret-token").map(|p| p.id.as_str()), Some("acme"));
+        assert!(public.find("wrong").is_none());
+    }
+}
