@@ -205,7 +205,7 @@ impl SchemaRegistry {
 
     /// Checks a submission body: the envelope, then the payload against its type's schema.
     pub fn validate_submission(&self, body: &Value) -> Result<ValidDocument, Rejection> {
-        let mut violations = violations(&self.envelope, body, "");
+        let mut violations = violations_of(&self.envelope, body, "");
         let doc_type = body.get("documentType").and_then(Value::as_str);
         let versions = doc_type.and_then(|t| self.documents.get(t));
         if let (Some(t), None) = (doc_type, versions) {
@@ -262,13 +262,9 @@ impl SchemaRegistry {
 
     /// Checks an agency's acknowledgment body.
     pub fn validate_acknowledgment(&self, body: &Value) -> Result<(), Vec<Violation>> {
-        let v = violations(&self.acknowledgment, body, "");
+        let v = violations_of(&self.acknowledgment, body, "");
         if v.is_empty() { Ok(()) } else { Err(v) }
     }
-}
-
-fn violations(schema: &CompiledSchema, instance: &Value, prefix: &str) -> Vec<Violation> {
-    violations_of(schema, instance, prefix)
 }
 
 /// Longest message text reported; a violation never echoes a huge input back.

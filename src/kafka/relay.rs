@@ -78,6 +78,7 @@ pub async fn run_delivery_relay(
             continue;
         }
         let mut in_flight = Vec::with_capacity(batch.len());
+        let mut failed = false;
         for d in &batch {
             let headers = cloudevents::delivery_headers(d);
             let record = FutureRecord::to(&d.topic)
@@ -88,12 +89,12 @@ pub async fn run_delivery_relay(
                 Ok(f) => in_flight.push((d.delivery_id, f)),
                 Err(e) => {
                     tracing::warn!(delivery = d.delivery_id, error = %e, "relay: cannot enqueue a delivery");
+                    failed = true;
                     break; // keep order: later deliveries wait for this one
                 }
             }
         }
         let mut confirmed = Vec::with_capacity(in_flight.len());
-        let mut failed = false;
         for (id, f) in in_flight {
             match f.await {
                 Ok(Ok(_)) => confirmed.push(id),

@@ -169,28 +169,19 @@ fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let replies: Vec<Reply>;
-        let commit_error = match conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // Nothing of this group is written. Dropping the jobs drops their reply channels,
+            // so each caller gets `StoreError::Unavailable` and answers 503.
+            tracing::error!(error = %e, jobs = group.len(), "store: cannot begin a transaction");
+            continue;
+        }
+        let replies: Vec<Reply> = group.into_iter().map(|job| job(&conn)).collect();
+        let commit_error = match conn.execute_batch("COMMIT") {
+            Ok(()) => None,
             Err(e) => {
-                replies = Vec::new();
-                let msg = e.to_string();
-                // Answer every job of the group: nothing of it was written.
-                for job in group {
-                    let _ = job; // dropping the job drops its reply channel: the caller sees an error
-                }
-                tracing::error!(error = %msg, "store: cannot begin a transaction");
-                None
-            }
-            Ok(()) => {
-                replies = group.into_iter().map(|job| job(&conn)).collect();
-                match conn.execute_batch("COMMIT") {
-                    Ok(()) => None,
-                    Err(e) => {
-                        let _ = conn.execute_batch("ROLLBACK");
-                        tracing::error!(error = %e, "store: commit failed");
-                        Some(e.to_string())
-                    }
-                }
+                let _ = conn.execute_batch("ROLLBACK");
+                tracing::error!(error = %e, "store: commit failed");
+                Some(e.to_string())
             }
         };
         for reply in replies {
