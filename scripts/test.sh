@@ -49,9 +49,14 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 export VENTANILLA_TEST_BROKERS="127.0.0.1:$PORT"
+# Outage tests start and stop brokers of their own with the same binary.
+export VENTANILLA_TEST_TANSU="$TANSU"
 
 # --- the suite --------------------------------------------------------------------------------
 log "docker-compose.yml"
 docker-compose -f docker-compose.yml config -q
+# The gateways inside the tests log warnings and errors only; broker-down noise from the
+# outage tests is expected and silenced. Set RUST_LOG to see more.
+export RUST_LOG="${RUST_LOG:-warn,rdkafka=off,librdkafka=off}"
 log "cargo test against Tansu at $VENTANILLA_TEST_BROKERS"
 cargo test --locked "$@"

@@ -129,3 +129,57 @@ pub async fn assert_problem(r: reqwest::Response, status: u16, code: &str) -> Va
     assert!(body["title"].is_string() && body["detail"].is_string(), "{body:#}");
     body
 }
+
+/// A Tansu broker of a test's own, to stop and start at will (outage tests). Its SQLite
+/// storage survives a restart, like a real broker's log.
+pub struct OwnBroker {
+    pub address: String,
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl OwnBroker {
+    pub async fn start() -> OwnBroker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut b = OwnBroker { address: format!("127.0.0.1:{port}"), port, dir: tempfile::tempdir().unwrap(), child: None };
+        b.resume().await;
+        b
+    }
+
+    /// Starts the broker process (again) on the same port and storage, and waits for it.
+    pub async fn resume(&mut self) {
+        let tansu = std::env::var("VENTANILLA_TEST_TANSU")
+            .unwrap_or_else(|_| panic!("VENTANILLA_TEST_TANSU is not set: run the suite with scripts/test.sh"));
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = std::process::Command::new(tansu)
+            .current_dir(self.dir.path())
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "sqlite://tansu.db"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("tansu starts");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(&self.address).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("tansu did not listen on {}", self.address);
+    }
+
+    /// Kills the broker process (SIGKILL): an outage, not a shutdown.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

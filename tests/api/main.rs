@@ -7,4 +7,5 @@ mod end_to_end;
 mod errors;
 mod examples;
 mod helpers;
+mod outage;
 mod shutdown;
