@@ -13,7 +13,7 @@ use crate::kafka::relay::Wakeup;
 use crate::kafka::Topics;
 use crate::routing::{Router, RoutingFacts};
 use crate::schema::{Rejection, SchemaRegistry, Violation};
-use crate::store::{AckApplied, AckRecord, ConsignmentView, NewDocument, Receipt, Store, StoreError};
+use crate::store::{AckApplied, AckRecord, Acceptance, ConsignmentView, NewDocument, Store, StoreError};
 
 /// Who is asking: the authenticated participant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +36,8 @@ pub enum SubmitError {
     UnknownVersion { document_type: String, version: String, known: Vec<String> },
     #[error("no agency of the region is configured to receive a {document_type} from {origin} to {destination}")]
     Unroutable { document_type: String, origin: String, destination: String },
+    #[error("{0}")]
+    Conflict(#[source] StoreError),
     #[error("participant {0} may not submit documents")]
     NotASubmitter(String),
     #[error("the document could not be stored")]
@@ -71,8 +73,15 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Validates, routes and commits a document; answers once it is durable.
-    pub async fn submit(&self, by: &Participant, body: &Value) -> Result<Receipt, SubmitError> {
+    /// Validates, routes and commits a document; answers once it is durable. A document sent
+    /// again (same `idempotency_key`, or same sender, UCR, type and body) gets its first
+    /// receipt and is not published twice.
+    pub async fn submit(
+        &self,
+        by: &Participant,
+        body: &Value,
+        idempotency_key: Option<String>,
+    ) -> Result<Acceptance, SubmitError> {
         if !matches!(by.role, Role::Trader | Role::Nsw) {
             return Err(SubmitError::NotASubmitter(by.id.clone()));
         }
@@ -108,6 +117,9 @@ impl Gateway {
             destination: valid.destination,
             sender: by.id.clone(),
             payload: payload.to_string(),
+            idempotency_key,
+            // serde_json keeps object keys sorted, so equal documents give equal text.
+            body_sha256: sha256_hex(body.to_string().as_bytes()),
             submitted_at: now_millis(),
             deliveries: routed
                 .into_iter()
@@ -117,10 +129,15 @@ impl Gateway {
                 })
                 .collect(),
         };
-        let receipt = self.store.accept_document(doc).await.map_err(SubmitError::Store)?;
-        self.deliveries_wakeup.notify();
-        self.status_wakeup.notify();
-        Ok(receipt)
+        let acceptance = self.store.accept_document(doc).await.map_err(|e| match e {
+            StoreError::Conflict { .. } => SubmitError::Conflict(e),
+            other => SubmitError::Store(other),
+        })?;
+        if let Acceptance::New(_) = acceptance {
+            self.deliveries_wakeup.notify();
+            self.status_wakeup.notify();
+        }
+        Ok(acceptance)
     }
 
     /// Applies an agency's answer. `by` is the HTTP participant; `None` for the ack topic,
@@ -181,4 +198,10 @@ impl Gateway {
         };
         Ok(visible.then_some(view))
     }
+}
+
+/// SHA-256 of `bytes`, in lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -6,12 +6,11 @@ use std::collections::HashMap;
 use std::future::{ready, Ready};
 
 use actix_web::{web, FromRequest, HttpRequest};
-use sha2::{Digest, Sha256};
 
 use super::errors::{ApiError, Code};
 use super::routes::AppState;
 use crate::config::ParticipantConfig;
-use crate::gateway::Participant;
+use crate::gateway::{sha256_hex, Participant};
 
 /// Token hash -> participant.
 pub struct Directory {
@@ -35,9 +34,7 @@ impl Directory {
     }
 
     pub fn find(&self, token: &str) -> Option<&Participant> {
-        let hash = Sha256::digest(token.as_bytes());
-        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-        self.by_hash.get(&hex)
+        self.by_hash.get(&sha256_hex(token.as_bytes()))
     }
 }
 
@@ -82,8 +79,7 @@ mod tests {
     use crate::domain::Role;
 
     fn participant(id: &str, token: &str, demo: bool) -> ParticipantConfig {
-        let hash: String = Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
-        ParticipantConfig { id: id.into(), role: Role::Trader, agency: None, country: None, token_sha256: hash, demo }
+        ParticipantConfig { id: id.into(), role: Role::Trader, agency: None, country: None, token_sha256: sha256_hex(token.as_bytes()), demo }
     }
 
     #[test]

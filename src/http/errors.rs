@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use crate::gateway::{AckError, SubmitError};
 use crate::schema::Violation;
+use crate::store::StoreError;
 
 /// The stable codes. Clients match on `code`; titles and details are for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +19,8 @@ pub enum Code {
     UnknownDocumentType,
     UnknownSchemaVersion,
     Unroutable,
+    InvalidIdempotencyKey,
+    DuplicateConflict,
     InvalidAcknowledgment,
     UnknownDocument,
     Unauthenticated,
@@ -38,6 +41,8 @@ impl Code {
             Code::UnknownDocumentType => "unknown-document-type",
             Code::UnknownSchemaVersion => "unknown-schema-version",
             Code::Unroutable => "unroutable",
+            Code::InvalidIdempotencyKey => "invalid-idempotency-key",
+            Code::DuplicateConflict => "duplicate-conflict",
             Code::InvalidAcknowledgment => "invalid-acknowledgment",
             Code::UnknownDocument => "unknown-document",
             Code::Unauthenticated => "unauthenticated",
@@ -51,7 +56,8 @@ impl Code {
 
     pub fn status(self) -> StatusCode {
         match self {
-            Code::MalformedJson => StatusCode::BAD_REQUEST,
+            Code::MalformedJson | Code::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
+            Code::DuplicateConflict => StatusCode::CONFLICT,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::InvalidDocument
@@ -77,6 +83,8 @@ impl Code {
             Code::UnknownDocumentType => "Unknown document type",
             Code::UnknownSchemaVersion => "Unknown schema version",
             Code::Unroutable => "No agency receives this document",
+            Code::InvalidIdempotencyKey => "Invalid Idempotency-Key header",
+            Code::DuplicateConflict => "Conflicts with a document already accepted",
             Code::InvalidAcknowledgment => "The acknowledgment does not conform to its schema",
             Code::UnknownDocument => "Unknown document",
             Code::Unauthenticated => "Authentication required",
@@ -174,6 +182,10 @@ impl From<SubmitError> for ApiError {
             .with(json!({ "knownVersions": known })),
             SubmitError::Unroutable { .. } => ApiError::new(Code::Unroutable, format!("{e}; check origin and destination")),
             SubmitError::NotASubmitter(_) => ApiError::new(Code::Forbidden, e.to_string()),
+            SubmitError::Conflict(StoreError::Conflict { document, .. }) => {
+                ApiError::new(Code::DuplicateConflict, e.to_string()).with(json!({ "documentId": document }))
+            }
+            SubmitError::Conflict(_) => ApiError::new(Code::DuplicateConflict, e.to_string()),
             SubmitError::Store(_) => internal(&e),
         }
     }

@@ -10,6 +10,7 @@ use super::body::json_body;
 use super::errors::{ApiError, Code};
 use crate::domain::Ucr;
 use crate::gateway::Gateway;
+use crate::store::Acceptance;
 use crate::kafka::BrokerProbe;
 
 /// What every handler shares.
@@ -49,13 +50,34 @@ pub async fn submit_document(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let key = idempotency_key(&req)?;
     let body = json_body(&req, payload, state.max_body_bytes).await?;
-    let receipt = state.gateway.submit(&who.0, &body).await?;
-    tracing::info!(document = %receipt.document_id, ucr = %receipt.ucr, sender = %who.0.id,
-        deliveries = receipt.deliveries.len(), "document accepted");
-    Ok(HttpResponse::Accepted()
-        .insert_header(("Location", format!("/v1/consignments/{}", receipt.ucr)))
-        .json(receipt))
+    let receipt = match state.gateway.submit(&who.0, &body, key).await? {
+        Acceptance::New(receipt) => {
+            tracing::info!(document = %receipt.document_id, ucr = %receipt.ucr, sender = %who.0.id,
+                deliveries = receipt.deliveries.len(), "document accepted");
+            serde_json::to_value(receipt).map_err(|e| ApiError::new(Code::Internal, e.to_string()))?
+        }
+        Acceptance::Replayed(first) => {
+            tracing::info!(document = %first["documentId"], sender = %who.0.id, "document sent again: first receipt returned");
+            let mut res = HttpResponse::Accepted();
+            res.insert_header(("Idempotent-Replayed", "true"));
+            return Ok(res.json(first));
+        }
+    };
+    let location = format!("/v1/consignments/{}", receipt["ucr"].as_str().unwrap_or_default());
+    Ok(HttpResponse::Accepted().insert_header(("Location", location)).json(receipt))
+}
+
+/// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(v) = req.headers().get("idempotency-key") else { return Ok(None) };
+    let bad = || ApiError::new(Code::InvalidIdempotencyKey, "Idempotency-Key must be 1 to 255 visible ASCII characters");
+    let s = v.to_str().map_err(|_| bad())?;
+    if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad());
+    }
+    Ok(Some(s.to_owned()))
 }
 
 pub async fn acknowledge(

@@ -24,6 +24,8 @@ pub enum StoreError {
     UnknownDocument(Uuid),
     #[error("the document {document} was not routed to agency {agency}")]
     NotRouted { document: Uuid, agency: AgencyId },
+    #[error("{reason}; the first document is {document}")]
+    Conflict { document: Uuid, reason: &'static str },
     #[error("the store is not available: {0}")]
     Unavailable(String),
     #[error("database error: {0}")]
@@ -49,6 +51,10 @@ pub struct NewDocument {
     pub sender: String,
     /// The payload as received (JSON text), published as the record's value.
     pub payload: String,
+    /// The submitter's `Idempotency-Key`, if it sent one.
+    pub idempotency_key: Option<String>,
+    /// SHA-256 (hex) of the whole request body, to tell a replay from a different document.
+    pub body_sha256: String,
     pub submitted_at: Millis,
     /// (agency, its topic, the routing rule that chose it).
     pub deliveries: Vec<(AgencyId, String, String)>,
@@ -75,6 +81,16 @@ pub struct ReceiptDelivery {
     pub status: DeliveryStatus,
     /// The routing rule that chose this agency.
     pub rule: String,
+}
+
+/// What committing a document did.
+#[derive(Debug, Clone)]
+pub enum Acceptance {
+    /// A new document, committed with its deliveries.
+    New(Receipt),
+    /// The same document was accepted before (same idempotency key, or same sender, UCR, type
+    /// and body): nothing was written, and this is the first receipt, as it was given.
+    Replayed(serde_json::Value),
 }
 
 /// A delivery waiting in the outbox for the relay.
@@ -203,8 +219,10 @@ pub struct AgencyTimes {
 
 /// The store's operations.
 pub trait Store: Send + Sync + 'static {
-    /// Commits a document, its consignment and its deliveries (the outbox) atomically.
-    fn accept_document(&self, doc: NewDocument) -> StoreFuture<'_, Receipt>;
+    /// Commits a document, its consignment and its deliveries (the outbox) atomically, unless
+    /// it repeats an accepted one (then the first receipt) or reuses its idempotency key or
+    /// identity with a different body (then [`StoreError::Conflict`]).
+    fn accept_document(&self, doc: NewDocument) -> StoreFuture<'_, Acceptance>;
     /// The oldest deliveries not yet confirmed by the broker, in commit order.
     fn pending_deliveries(&self, limit: usize) -> StoreFuture<'_, Vec<OutboundDelivery>>;
     /// Records the broker's confirmations.

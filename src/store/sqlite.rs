@@ -48,9 +48,14 @@ CREATE TABLE IF NOT EXISTS documents (
     destination TEXT NOT NULL,
     sender TEXT NOT NULL,
     payload TEXT NOT NULL,
-    submitted_at INTEGER NOT NULL
+    submitted_at INTEGER NOT NULL,
+    idempotency_key TEXT,
+    body_sha256 TEXT NOT NULL,
+    receipt TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS documents_by_ucr ON documents(ucr);
+CREATE UNIQUE INDEX IF NOT EXISTS documents_by_idempotency_key ON documents(sender, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS documents_by_identity ON documents(sender, ucr, document_type);
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     document_id TEXT NOT NULL REFERENCES documents(id),
@@ -248,14 +253,51 @@ fn refresh_consignment(
     Ok(state)
 }
 
-fn insert_document(conn: &Connection, doc: &NewDocument) -> Result<Receipt, StoreError> {
+/// The first receipt when `doc` repeats an accepted document; a conflict when it reuses the
+/// key, or the (sender, UCR, type) identity, of a different one; `None` when it is new.
+fn earlier_acceptance(conn: &Connection, doc: &NewDocument) -> Result<Option<Acceptance>, StoreError> {
+    let earlier: Option<(String, String, String)> = match &doc.idempotency_key {
+        Some(key) => conn
+            .query_row(
+                "SELECT id, body_sha256, receipt FROM documents WHERE sender = ?1 AND idempotency_key = ?2",
+                params![doc.sender, key],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?,
+        None => conn
+            .query_row(
+                "SELECT id, body_sha256, receipt FROM documents WHERE sender = ?1 AND ucr = ?2 AND document_type = ?3
+                 ORDER BY (body_sha256 = ?4) DESC, submitted_at LIMIT 1",
+                params![doc.sender, doc.ucr.as_str(), doc.document_type.as_str(), doc.body_sha256],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?,
+    };
+    let Some((id, hash, receipt)) = earlier else { return Ok(None) };
+    if hash != doc.body_sha256 {
+        let reason = if doc.idempotency_key.is_some() {
+            "this Idempotency-Key was already used for a different document"
+        } else {
+            "a different document of this type was already accepted from you for this UCR"
+        };
+        return Err(StoreError::Conflict { document: parse_uuid(&id)?, reason });
+    }
+    let receipt = serde_json::from_str(&receipt).map_err(|e| StoreError::Corrupt(format!("stored receipt: {e}")))?;
+    Ok(Some(Acceptance::Replayed(receipt)))
+}
+
+fn insert_document(conn: &Connection, doc: &NewDocument) -> Result<Acceptance, StoreError> {
+    if let Some(earlier) = earlier_acceptance(conn, doc)? {
+        return Ok(earlier);
+    }
     let created = conn.execute(
         "INSERT OR IGNORE INTO consignments (ucr, state, created_at, updated_at) VALUES (?1, 'submitted', ?2, ?2)",
         params![doc.ucr.as_str(), doc.submitted_at],
     )? == 1;
     conn.execute(
-        "INSERT INTO documents (id, ucr, document_type, schema_version, schema_id, origin, destination, sender, payload, submitted_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO documents (id, ucr, document_type, schema_version, schema_id, origin, destination, sender, payload,
+                                submitted_at, idempotency_key, body_sha256, receipt)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, '')",
         params![
             doc.id.to_string(),
             doc.ucr.as_str(),
@@ -266,7 +308,9 @@ fn insert_document(conn: &Connection, doc: &NewDocument) -> Result<Receipt, Stor
             doc.destination.as_str(),
             doc.sender,
             doc.payload,
-            doc.submitted_at
+            doc.submitted_at,
+            doc.idempotency_key,
+            doc.body_sha256
         ],
     )?;
     let mut deliveries = Vec::with_capacity(doc.deliveries.len());
@@ -293,7 +337,7 @@ fn insert_document(conn: &Connection, doc: &NewDocument) -> Result<Receipt, Stor
         "documentType": doc.document_type,
     });
     let state = refresh_consignment(conn, &doc.ucr, doc.submitted_at, cause)?;
-    Ok(Receipt {
+    let receipt = Receipt {
         document_id: doc.id,
         ucr: doc.ucr.clone(),
         document_type: doc.document_type.clone(),
@@ -301,7 +345,10 @@ fn insert_document(conn: &Connection, doc: &NewDocument) -> Result<Receipt, Stor
         submitted_at: rfc3339(doc.submitted_at),
         consignment_state: state,
         deliveries,
-    })
+    };
+    let text = serde_json::to_string(&receipt).map_err(|e| StoreError::Corrupt(format!("receipt: {e}")))?;
+    conn.execute("UPDATE documents SET receipt = ?2 WHERE id = ?1", params![doc.id.to_string(), text])?;
+    Ok(Acceptance::New(receipt))
 }
 
 fn apply(conn: &Connection, ack: &AckRecord) -> Result<AckApplied, StoreError> {
@@ -455,7 +502,7 @@ fn view(conn: &Connection, ucr: &Ucr) -> Result<Option<ConsignmentView>, StoreEr
 }
 
 impl Store for SqliteStore {
-    fn accept_document(&self, doc: NewDocument) -> StoreFuture<'_, Receipt> {
+    fn accept_document(&self, doc: NewDocument) -> StoreFuture<'_, Acceptance> {
         Box::pin(self.write(move |conn| insert_document(conn, &doc)))
     }
 
@@ -569,6 +616,8 @@ mod tests {
             destination: CountryCode::parse("BR").unwrap(),
             sender: "demo-trader".into(),
             payload: "{}".into(),
+            idempotency_key: None,
+            body_sha256: format!("hash-of-{ucr}"),
             submitted_at: now_millis(),
             deliveries: agencies
                 .iter()
@@ -586,7 +635,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).unwrap();
         let d = doc("UCR-1", &["br-customs", "br-sanitary"]);
-        let receipt = store.accept_document(d.clone()).await.unwrap();
+        let Acceptance::New(receipt) = store.accept_document(d.clone()).await.unwrap() else { panic!("new") };
         assert_eq!(receipt.consignment_state, ConsignmentState::Submitted);
         let pending = store.pending_deliveries(10).await.unwrap();
         assert_eq!(pending.len(), 2);
@@ -627,6 +676,34 @@ mod tests {
         let view = store.consignment(d.ucr.clone()).await.unwrap().unwrap();
         assert_eq!(view.documents[0].deliveries[0].history.len(), 1);
         assert_eq!(view.state, ConsignmentState::Submitted);
+    }
+
+    #[tokio::test]
+    async fn a_repeated_document_gets_its_first_receipt_and_a_different_one_a_conflict() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let mut first = doc("UCR-3", &["br-customs"]);
+        first.idempotency_key = Some("key-1".into());
+        let Acceptance::New(receipt) = store.accept_document(first.clone()).await.unwrap() else { panic!("new") };
+
+        // Same key, same body, new id: the first receipt, nothing written.
+        let mut again = first.clone();
+        again.id = Uuid::now_v7();
+        match store.accept_document(again.clone()).await.unwrap() {
+            Acceptance::Replayed(r) => assert_eq!(r["documentId"], receipt.document_id.to_string()),
+            other => panic!("expected a replay, got {other:?}"),
+        }
+        // Same key, different body: conflict.
+        again.body_sha256 = "other".into();
+        assert!(matches!(store.accept_document(again.clone()).await, Err(StoreError::Conflict { .. })));
+        // No key, same identity and body: the first receipt; different body: conflict.
+        let mut nokey = first.clone();
+        nokey.id = Uuid::now_v7();
+        nokey.idempotency_key = None;
+        assert!(matches!(store.accept_document(nokey.clone()).await.unwrap(), Acceptance::Replayed(_)));
+        nokey.body_sha256 = "amended".into();
+        assert!(matches!(store.accept_document(nokey).await, Err(StoreError::Conflict { .. })));
+        assert_eq!(store.pending_deliveries(10).await.unwrap().len(), 1, "one document, one delivery");
     }
 
     #[tokio::test]

@@ -1,0 +1,61 @@
+//! A document sent twice is accepted once: the same `Idempotency-Key` (or, without one, the
+//! same sender, UCR, type and body) returns the first receipt; a different body is a conflict.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_problem, example, spawn_app};
+
+#[tokio::test]
+async fn the_same_key_returns_the_first_receipt_and_a_different_body_is_409() {
+    let app = spawn_app().await;
+    let body = example("certificateOfOrigin/valid/ace18-beef-AR-BR.json");
+    let send = |b: Value, key: &'static str| {
+        let app = &app;
+        async move {
+            app.client
+                .post(format!("{}/v1/documents", app.address))
+                .bearer_auth("demo-trader")
+                .header("Idempotency-Key", key)
+                .json(&b)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let first = send(body.clone(), "co-2025-0001").await;
+    assert_eq!(first.status(), 202);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+
+    let again = send(body.clone(), "co-2025-0001").await;
+    assert_eq!(again.status(), 202);
+    assert_eq!(again.headers().get("idempotent-replayed").unwrap(), "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again, first, "the first receipt, as it was given");
+
+    let mut changed = body.clone();
+    changed["payload"]["certificateNumber"] = json!("CHANGED-0001");
+    let p = assert_problem(send(changed, "co-2025-0001").await, 409, "duplicate-conflict").await;
+    assert_eq!(p["documentId"], first["documentId"]);
+
+    // Without a key, the same document again is recognised too.
+    let r = app.submit(&body).await;
+    assert_eq!(r.status(), 202);
+    let third: Value = r.json().await.unwrap();
+    assert_eq!(third["documentId"], first["documentId"]);
+
+    let ucr = first["ucr"].as_str().unwrap();
+    let view: Value = app.get(&format!("/v1/consignments/{ucr}"), Some("demo-operator")).await.json().await.unwrap();
+    assert_eq!(view["documents"].as_array().unwrap().len(), 1, "one document stored, published once");
+
+    let bad = app
+        .client
+        .post(format!("{}/v1/documents", app.address))
+        .bearer_auth("demo-trader")
+        .header("Idempotency-Key", "has spaces")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(bad, 400, "invalid-idempotency-key").await;
+}
