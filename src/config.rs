@@ -93,11 +93,22 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     /// Schemas directory, relative to the configuration directory.
     pub schemas_dir: PathBuf,
+    /// Submissions and acknowledgments handled at once; more are answered 503 with
+    /// `Retry-After` instead of queueing without bound.
+    pub max_concurrent_writes: usize,
+    /// A client that has not sent its request head, or then its body, within this time each
+    /// is cut off (the body with 408).
+    pub client_timeout_ms: u64,
 }
 
 impl Default for GatewayConfig {
     fn default() -> Self {
-        GatewayConfig { max_body_bytes: 1024 * 1024, schemas_dir: PathBuf::from("../schemas") }
+        GatewayConfig {
+            max_body_bytes: 1024 * 1024,
+            schemas_dir: PathBuf::from("../schemas"),
+            max_concurrent_writes: 512,
+            client_timeout_ms: 10_000,
+        }
     }
 }
 
@@ -229,6 +240,9 @@ impl RegionConfig {
             for c in &r.hs_chapters {
                 crate::routing::parse_chapters(c).map_err(|e| format!("route {:?}: {e}", r.name))?;
             }
+        }
+        if self.gateway.max_concurrent_writes == 0 {
+            return Err("gateway.max_concurrent_writes must be at least 1".into());
         }
         if self.kafka.partitions < 1 {
             return Err("kafka.partitions must be at least 1".into());

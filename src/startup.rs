@@ -117,11 +117,14 @@ impl Application {
         if !loopback {
             tracing::warn!("listening on {local}, not a loopback address: demo participants are disabled");
         }
+        let client_timeout = std::time::Duration::from_millis(settings.region.gateway.client_timeout_ms);
         let state = web::Data::new(AppState {
             gateway,
             directory: Directory::new(&settings.region.participants, loopback),
             max_body_bytes: settings.region.gateway.max_body_bytes,
             broker: BrokerProbe(producer),
+            writes: tokio::sync::Semaphore::new(settings.region.gateway.max_concurrent_writes),
+            body_timeout: client_timeout,
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -129,6 +132,7 @@ impl Application {
                 .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("ventanilla::http"))
                 .configure(crate::http::configure)
         })
+        .client_request_timeout(client_timeout)
         .listen(listener)
         .map_err(|source| StartupError::Bind { addr: settings.bind, source })?
         .shutdown_timeout(30)

@@ -27,6 +27,8 @@ pub enum Code {
     Forbidden,
     NotFound,
     MethodNotAllowed,
+    RequestTimeout,
+    Overloaded,
     Unavailable,
     Internal,
 }
@@ -49,6 +51,8 @@ impl Code {
             Code::Forbidden => "forbidden",
             Code::NotFound => "not-found",
             Code::MethodNotAllowed => "method-not-allowed",
+            Code::RequestTimeout => "request-timeout",
+            Code::Overloaded => "overloaded",
             Code::Unavailable => "unavailable",
             Code::Internal => "internal",
         }
@@ -69,7 +73,8 @@ impl Code {
             Code::Unauthenticated => StatusCode::UNAUTHORIZED,
             Code::Forbidden => StatusCode::FORBIDDEN,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Code::Unavailable | Code::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -91,6 +96,8 @@ impl Code {
             Code::Forbidden => "Not allowed",
             Code::NotFound => "Not found",
             Code::MethodNotAllowed => "Method not allowed",
+            Code::RequestTimeout => "The request body arrived too slowly",
+            Code::Overloaded => "Too busy",
             Code::Unavailable => "Temporarily unavailable",
             Code::Internal => "Internal error",
         }
@@ -143,6 +150,9 @@ impl ResponseError for ApiError {
             }
         }
         let mut res = HttpResponse::build(self.code.status());
+        if matches!(self.code, Code::Overloaded | Code::Unavailable) {
+            res.insert_header(("Retry-After", "1"));
+        }
         if self.code == Code::Unauthenticated {
             res.insert_header(("WWW-Authenticate", "Bearer realm=\"ventanilla\""));
         }

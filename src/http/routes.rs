@@ -20,6 +20,24 @@ pub struct AppState {
     /// Largest accepted body, from `gateway.max_body_bytes`.
     pub max_body_bytes: usize,
     pub broker: BrokerProbe,
+    /// How long a client may take to send a body.
+    pub body_timeout: std::time::Duration,
+    /// Bounds the writes in progress (`gateway.max_concurrent_writes`).
+    pub writes: tokio::sync::Semaphore,
+}
+
+/// A permit to write, or 503 with `Retry-After` when the gateway is saturated.
+/// Reads the JSON body within the client timeout.
+async fn read_body(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<serde_json::Value, ApiError> {
+    tokio::time::timeout(state.body_timeout, json_body(req, payload, state.max_body_bytes))
+        .await
+        .map_err(|_| ApiError::new(Code::RequestTimeout, format!("the body did not arrive within {} ms", state.body_timeout.as_millis())))?
+}
+
+fn write_permit(state: &AppState) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+    state.writes.try_acquire().map_err(|_| {
+        ApiError::new(Code::Overloaded, "too many submissions in progress; retry after the delay in Retry-After")
+    })
 }
 
 type State = web::Data<AppState>;
@@ -50,8 +68,9 @@ pub async fn submit_document(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let _permit = write_permit(&state)?;
     let key = idempotency_key(&req)?;
-    let body = json_body(&req, payload, state.max_body_bytes).await?;
+    let body = read_body(&state, &req, payload).await?;
     let receipt = match state.gateway.submit(&who.0, &body, key).await? {
         Acceptance::New(receipt) => {
             tracing::info!(document = %receipt.document_id, ucr = %receipt.ucr, sender = %who.0.id,
@@ -86,7 +105,8 @@ pub async fn acknowledge(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = json_body(&req, payload, state.max_body_bytes).await?;
+    let _permit = write_permit(&state)?;
+    let body = read_body(&state, &req, payload).await?;
     let applied = state.gateway.acknowledge(Some(&who.0), &body, "http").await?;
     Ok(HttpResponse::Ok().json(applied))
 }

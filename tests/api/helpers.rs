@@ -35,6 +35,11 @@ pub async fn spawn_app() -> TestApp {
 
 /// A gateway on a free port; `None` uses the embedded mock cluster.
 pub async fn spawn_app_with(brokers: Option<String>) -> TestApp {
+    spawn_app_configured(brokers, |_| {}).await
+}
+
+/// A gateway on a free port, with settings changed by `adjust` before it starts.
+pub async fn spawn_app_configured(brokers: Option<String>, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     ventanilla::telemetry::init();
     let data = tempfile::tempdir().expect("temp dir");
     let prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
@@ -47,6 +52,7 @@ pub async fn spawn_app_with(brokers: Option<String>) -> TestApp {
     )
     .expect("the repository's configuration loads");
     settings.region.kafka.consumer_group = format!("{prefix}gateway");
+    adjust(&mut settings);
     let app = Application::build(settings).await.expect("the gateway starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let brokers = app.brokers.clone();

@@ -8,5 +8,6 @@ mod end_to_end;
 mod errors;
 mod examples;
 mod helpers;
+mod limits;
 mod outage;
 mod shutdown;
