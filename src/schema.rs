@@ -269,12 +269,16 @@ impl SchemaRegistry {
 
 /// Longest message text reported; a violation never echoes a huge input back.
 const MAX_MESSAGE: usize = 300;
+/// Most violations reported per schema: a 100,000-item array of wrong items must not cost
+/// 100,000 errors of work and answer. The first ones are the ones to fix first anyway.
+pub const MAX_VIOLATIONS: usize = 100;
 
 fn violations_of(schema: &CompiledSchema, instance: &Value, prefix: &str) -> Vec<Violation> {
     use jsonschema::error::ValidationErrorKind as K;
     schema
         .validator
         .iter_errors(instance)
+        .take(MAX_VIOLATIONS)
         .map(|e| {
             let mut pointer = format!("{prefix}{}", e.instance_path().as_str());
             let keyword = e.kind().keyword().to_owned();

@@ -8,6 +8,7 @@ mod end_to_end;
 mod errors;
 mod examples;
 mod helpers;
+mod hostile;
 mod limits;
 mod outage;
 mod shutdown;
