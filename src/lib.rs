@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod gateway;
 pub mod http;
+pub mod json;
 pub mod kafka;
 pub mod routing;
 pub mod schema;

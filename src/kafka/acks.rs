@@ -40,7 +40,7 @@ pub async fn run(gateway: Arc<Gateway>, consumer: StreamConsumer, mut shutdown: 
                 continue;
             }
         };
-        let body = msg.payload().map(serde_json::from_slice::<serde_json::Value>);
+        let body = msg.payload().map(crate::json::parse_strict);
         let retry = match body {
             Some(Ok(body)) => match gateway.acknowledge(None, &body, "kafka").await {
                 Ok(applied) => {

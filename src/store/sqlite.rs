@@ -217,6 +217,7 @@ fn refresh_consignment(
     conn: &Connection,
     ucr: &Ucr,
     at: Millis,
+    created: bool,
     cause: serde_json::Value,
 ) -> Result<ConsignmentState, StoreError> {
     let mut stmt = conn.prepare_cached(
@@ -229,8 +230,7 @@ fn refresh_consignment(
     let previous: Option<String> = conn
         .query_row("SELECT state FROM consignments WHERE ucr = ?1", [ucr.as_str()], |r| r.get(0))
         .optional()?;
-    let new = cause.get("kind").and_then(|k| k.as_str()) == Some("created");
-    if previous.as_deref() != Some(state.as_str()) || new {
+    if previous.as_deref() != Some(state.as_str()) || created {
         let released_at = (state == ConsignmentState::Released).then_some(at);
         conn.execute(
             "UPDATE consignments SET state = ?2, updated_at = ?3, released_at = COALESCE(?4, CASE WHEN ?2 = 'released' THEN released_at END) WHERE ucr = ?1",
@@ -239,7 +239,7 @@ fn refresh_consignment(
         let body = json!({
             "ucr": ucr,
             "state": state,
-            "previousState": if new { None } else { previous },
+            "previousState": if created { None } else { previous },
             "at": rfc3339(at),
             "cause": cause,
         });
@@ -336,7 +336,7 @@ fn insert_document(conn: &Connection, doc: &NewDocument) -> Result<Acceptance, S
         "documentId": doc.id,
         "documentType": doc.document_type,
     });
-    let state = refresh_consignment(conn, &doc.ucr, doc.submitted_at, cause)?;
+    let state = refresh_consignment(conn, &doc.ucr, doc.submitted_at, created, cause)?;
     let receipt = Receipt {
         document_id: doc.id,
         ucr: doc.ucr.clone(),
@@ -379,7 +379,7 @@ fn apply(conn: &Connection, ack: &AckRecord) -> Result<AckApplied, StoreError> {
             params![delivery_id, new.as_str(), ack.at],
         )?;
         let cause = json!({"kind": "acknowledgment", "documentId": ack.document_id, "agency": ack.agency, "status": ack.status});
-        (new, refresh_consignment(conn, &ucr, ack.at, cause)?)
+        (new, refresh_consignment(conn, &ucr, ack.at, false, cause)?)
     } else {
         if first_answer.is_none() {
             conn.execute("UPDATE deliveries SET first_answer_at = ?2 WHERE id = ?1", params![delivery_id, ack.at])?;
