@@ -189,3 +189,38 @@ impl Drop for OwnBroker {
         self.kill();
     }
 }
+
+/// Runs the real `ventanilla serve` binary on a free port; returns the process, its base URL
+/// and its log lines (as they come).
+pub fn spawn_binary(
+    data_dir: &std::path::Path,
+    prefix: &str,
+    brokers: &str,
+) -> (std::process::Child, String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--topic-prefix", prefix])
+        .arg("--data-dir").arg(data_dir)
+        .arg("--config").arg(repo().join("config"))
+        .arg("--kafka-brokers").arg(brokers)
+        .env("RUST_LOG", "info,rdkafka=off,librdkafka=off")
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let address = loop {
+        let line = rx.recv_timeout(Duration::from_secs(60)).expect("the gateway logs its address");
+        if let Some(i) = line.find("listening on http://") {
+            let rest = &line[i + "listening on ".len()..];
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    (child, address, rx)
+}

@@ -3,6 +3,7 @@
 //! (Tansu, `VENTANILLA_TEST_BROKERS`).
 
 mod agency_kcat;
+mod crash;
 mod duplicates;
 mod end_to_end;
 mod errors;

@@ -1,43 +1,19 @@
 //! Graceful shutdown of the real binary: on SIGTERM it stops taking requests, lets the relay
 //! publish what was accepted, flushes the producer and exits 0.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::{consumer, example, repo, test_brokers};
+use crate::helpers::{consumer, example, spawn_binary, test_brokers};
 
 #[tokio::test]
 async fn sigterm_publishes_what_was_accepted_and_exits_cleanly() {
     let data = tempfile::tempdir().unwrap();
     let prefix = format!("s{}.", uuid::Uuid::now_v7().simple());
     let brokers = test_brokers();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ventanilla"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--topic-prefix", &prefix])
-        .arg("--data-dir").arg(data.path())
-        .arg("--config").arg(repo().join("config"))
-        .arg("--kafka-brokers").arg(&brokers)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let address = loop {
-        let line = rx.recv_timeout(Duration::from_secs(60)).expect("the gateway logs its address");
-        if let Some(i) = line.find("listening on http://") {
-            let rest = &line[i + "listening on ".len()..];
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
+    let (mut child, address, rx) = spawn_binary(data.path(), &prefix, &brokers);
 
     let client = reqwest::Client::new();
     let mut ids = Vec::new();
