@@ -24,7 +24,7 @@ const MAX_GROUP: usize = 1024;
 type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
 
-/// The SQLite store. Cheap to share: clones use the same writer thread and reader.
+/// The SQLite store, shared behind an `Arc`: one writer thread (group commit), one reader connection.
 pub struct SqliteStore {
     writer: mpsc::Sender<Job>,
     reader: Arc<Mutex<Connection>>,
