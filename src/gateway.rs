@@ -36,8 +36,8 @@ pub enum SubmitError {
     UnknownVersion { document_type: String, version: String, known: Vec<String> },
     #[error("no agency of the region is configured to receive a {document_type} from {origin} to {destination}")]
     Unroutable { document_type: String, origin: String, destination: String },
-    #[error("{0}")]
-    Conflict(#[source] StoreError),
+    #[error("{reason}; the first document is {document}")]
+    Conflict { document: Uuid, reason: &'static str },
     #[error("participant {0} may not submit documents")]
     NotASubmitter(String),
     #[error("the document could not be stored")]
@@ -130,7 +130,7 @@ impl Gateway {
                 .collect(),
         };
         let acceptance = self.store.accept_document(doc).await.map_err(|e| match e {
-            StoreError::Conflict { .. } => SubmitError::Conflict(e),
+            StoreError::Conflict { document, reason } => SubmitError::Conflict { document, reason },
             other => SubmitError::Store(other),
         })?;
         if let Acceptance::New(_) = acceptance {

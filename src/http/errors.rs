@@ -7,7 +7,6 @@ use serde_json::{json, Value};
 
 use crate::gateway::{AckError, SubmitError};
 use crate::schema::Violation;
-use crate::store::StoreError;
 
 /// The stable codes. Clients match on `code`; titles and details are for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,10 +191,9 @@ impl From<SubmitError> for ApiError {
             .with(json!({ "knownVersions": known })),
             SubmitError::Unroutable { .. } => ApiError::new(Code::Unroutable, format!("{e}; check origin and destination")),
             SubmitError::NotASubmitter(_) => ApiError::new(Code::Forbidden, e.to_string()),
-            SubmitError::Conflict(StoreError::Conflict { document, .. }) => {
+            SubmitError::Conflict { document, .. } => {
                 ApiError::new(Code::DuplicateConflict, e.to_string()).with(json!({ "documentId": document }))
             }
-            SubmitError::Conflict(_) => ApiError::new(Code::DuplicateConflict, e.to_string()),
             SubmitError::Store(_) => internal(&e),
         }
     }

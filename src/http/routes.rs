@@ -26,7 +26,6 @@ pub struct AppState {
     pub writes: tokio::sync::Semaphore,
 }
 
-/// A permit to write, or 503 with `Retry-After` when the gateway is saturated.
 /// Reads the JSON body within the client timeout.
 async fn read_body(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<serde_json::Value, ApiError> {
     tokio::time::timeout(state.body_timeout, json_body(req, payload, state.max_body_bytes))
@@ -34,6 +33,7 @@ async fn read_body(state: &AppState, req: &HttpRequest, payload: web::Payload) -
         .map_err(|_| ApiError::new(Code::RequestTimeout, format!("the body did not arrive within {} ms", state.body_timeout.as_millis())))?
 }
 
+/// A permit to write, or 503 with `Retry-After` when the gateway is saturated.
 fn write_permit(state: &AppState) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
     state.writes.try_acquire().map_err(|_| {
         ApiError::new(Code::Overloaded, "too many submissions in progress; retry after the delay in Retry-After")
@@ -71,21 +71,19 @@ pub async fn submit_document(
     let _permit = write_permit(&state)?;
     let key = idempotency_key(&req)?;
     let body = read_body(&state, &req, payload).await?;
-    let receipt = match state.gateway.submit(&who.0, &body, key).await? {
+    match state.gateway.submit(&who.0, &body, key).await? {
         Acceptance::New(receipt) => {
             tracing::info!(document = %receipt.document_id, ucr = %receipt.ucr, sender = %who.0.id,
                 deliveries = receipt.deliveries.len(), "document accepted");
-            serde_json::to_value(receipt).map_err(|e| ApiError::new(Code::Internal, e.to_string()))?
+            Ok(HttpResponse::Accepted()
+                .insert_header(("Location", format!("/v1/consignments/{}", receipt.ucr)))
+                .json(receipt))
         }
         Acceptance::Replayed(first) => {
             tracing::info!(document = %first["documentId"], sender = %who.0.id, "document sent again: first receipt returned");
-            let mut res = HttpResponse::Accepted();
-            res.insert_header(("Idempotent-Replayed", "true"));
-            return Ok(res.json(first));
+            Ok(HttpResponse::Accepted().insert_header(("Idempotent-Replayed", "true")).json(first))
         }
-    };
-    let location = format!("/v1/consignments/{}", receipt["ucr"].as_str().unwrap_or_default());
-    Ok(HttpResponse::Accepted().insert_header(("Location", location)).json(receipt))
+    }
 }
 
 /// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.

@@ -11,6 +11,9 @@ use serde_json::{json, Value};
 
 use crate::helpers::{consumer, example, spawn_binary, test_brokers};
 
+/// A document id that got a 202, and the agency topics its receipt named.
+type Accepted = (String, Vec<String>);
+
 #[tokio::test]
 async fn sigkill_mid_stream_loses_no_accepted_document() {
     let data = tempfile::tempdir().unwrap();
@@ -18,7 +21,7 @@ async fn sigkill_mid_stream_loses_no_accepted_document() {
     let brokers = test_brokers();
     let (mut child, address, _logs) = spawn_binary(data.path(), &prefix, &brokers);
 
-    let accepted: Arc<Mutex<Vec<(String, Vec<String>)>>> = Arc::default();
+    let accepted: Arc<Mutex<Vec<Accepted>>> = Arc::default();
     let template = example("commercialInvoice/valid/beef-road-AR-BR.json");
     let mut senders = Vec::new();
     for worker in 0..4 {
