@@ -96,9 +96,31 @@ pub struct GatewayConfig {
     /// Submissions and acknowledgments handled at once; more are answered 503 with
     /// `Retry-After` instead of queueing without bound.
     pub max_concurrent_writes: usize,
+    /// Open connections each HTTP worker thread holds at most; more wait in the listen
+    /// backlog, so a flood of idle or slow connections cannot exhaust memory or descriptors.
+    pub max_connections_per_worker: usize,
     /// A client that has not sent its request head, or then its body, within this time each
     /// is cut off (the body with 408).
     pub client_timeout_ms: u64,
+    /// Deepest nesting of a JSON body (422 beyond), checked before parsing.
+    pub max_json_depth: usize,
+    /// Most items in one JSON array, or members in one object (422 beyond).
+    pub max_json_items: usize,
+    /// Longest JSON string, in bytes as sent (422 beyond).
+    pub max_json_string_bytes: usize,
+    /// Deliveries waiting for the broker beyond which submissions are answered 503 with
+    /// `Retry-After`: an outage fills the store only this far.
+    pub max_outbox_backlog: u64,
+}
+
+impl GatewayConfig {
+    pub fn json_limits(&self) -> crate::json::JsonLimits {
+        crate::json::JsonLimits {
+            max_depth: self.max_json_depth,
+            max_items: self.max_json_items,
+            max_string_bytes: self.max_json_string_bytes,
+        }
+    }
 }
 
 impl Default for GatewayConfig {
@@ -107,7 +129,12 @@ impl Default for GatewayConfig {
             max_body_bytes: 1024 * 1024,
             schemas_dir: PathBuf::from("../schemas"),
             max_concurrent_writes: 512,
+            max_connections_per_worker: 10_000,
             client_timeout_ms: 10_000,
+            max_json_depth: 32,
+            max_json_items: 10_000,
+            max_json_string_bytes: 64 * 1024,
+            max_outbox_backlog: 100_000,
         }
     }
 }
@@ -122,6 +149,17 @@ pub struct KafkaConfig {
     pub partitions: i32,
     /// Consumer group of the gateway's acknowledgment consumer.
     pub consumer_group: String,
+    /// Attempts a delivery gets when the broker refuses its record (too large, not authorized,
+    /// unknown topic...). Past them it goes to the dead-letter topic and shows `failed`. Time
+    /// the broker is unreachable does not use attempts up: an outage waits, it does not fail.
+    pub max_delivery_attempts: u32,
+    /// Wait after a delivery's first failed attempt; doubled on each further one, with jitter.
+    pub retry_initial_backoff_ms: u64,
+    /// Longest wait between two attempts of a delivery.
+    pub retry_max_backoff_ms: u64,
+    /// Largest record the producer sends (librdkafka's `message.max.bytes`); keep it at or
+    /// below the broker's own limit.
+    pub max_message_bytes: usize,
 }
 
 impl Default for KafkaConfig {
@@ -130,6 +168,10 @@ impl Default for KafkaConfig {
             topic_prefix: "ventanilla.".into(),
             partitions: 3,
             consumer_group: "ventanilla-gateway".into(),
+            max_delivery_attempts: 8,
+            retry_initial_backoff_ms: 500,
+            retry_max_backoff_ms: 60_000,
+            max_message_bytes: 1_000_000,
         }
     }
 }
@@ -195,6 +237,24 @@ pub enum RouteTarget {
 
 impl RegionConfig {
     fn check(&self) -> Result<(), String> {
+        let g = &self.gateway;
+        let positive = [
+            ("gateway.max_body_bytes", g.max_body_bytes as u64),
+            ("gateway.max_concurrent_writes", g.max_concurrent_writes as u64),
+            ("gateway.max_connections_per_worker", g.max_connections_per_worker as u64),
+            ("gateway.max_json_depth", g.max_json_depth as u64),
+            ("gateway.max_json_items", g.max_json_items as u64),
+            ("gateway.max_json_string_bytes", g.max_json_string_bytes as u64),
+            ("gateway.max_outbox_backlog", g.max_outbox_backlog),
+            ("kafka.max_delivery_attempts", u64::from(self.kafka.max_delivery_attempts)),
+            ("kafka.max_message_bytes", self.kafka.max_message_bytes as u64),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("{name} must be at least 1"));
+        }
+        if self.kafka.retry_initial_backoff_ms > self.kafka.retry_max_backoff_ms {
+            return Err("kafka.retry_initial_backoff_ms must not exceed kafka.retry_max_backoff_ms".into());
+        }
         let mut seen = std::collections::HashSet::new();
         for a in &self.agencies {
             if !seen.insert(a.id.as_str()) {

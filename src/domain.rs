@@ -259,6 +259,9 @@ pub enum DeliveryStatus {
     Dispatched,
     /// The agency has answered; its latest effective answer.
     Answered(AckStatus),
+    /// The broker refused the record on every attempt; it went to the dead-letter topic and
+    /// waits for an operator to send it again.
+    Failed,
 }
 
 impl DeliveryStatus {
@@ -267,6 +270,7 @@ impl DeliveryStatus {
             DeliveryStatus::Pending => "pending",
             DeliveryStatus::Dispatched => "dispatched",
             DeliveryStatus::Answered(a) => a.as_str(),
+            DeliveryStatus::Failed => "failed",
         }
     }
 
@@ -274,8 +278,9 @@ impl DeliveryStatus {
         match s {
             "pending" => Ok(DeliveryStatus::Pending),
             "dispatched" => Ok(DeliveryStatus::Dispatched),
+            "failed" => Ok(DeliveryStatus::Failed),
             other => AckStatus::parse(other).map(DeliveryStatus::Answered).map_err(|_| {
-                ParseError::new("delivery status", s, "pending, dispatched or an acknowledgment status")
+                ParseError::new("delivery status", s, "pending, dispatched, failed or an acknowledgment status")
             }),
         }
     }
@@ -294,6 +299,7 @@ pub enum ConsignmentState {
     Submitted,
     InReview,
     OnHold,
+    DeliveryFailed,
     Refused,
     Released,
 }
@@ -304,6 +310,7 @@ impl ConsignmentState {
             ConsignmentState::Submitted => "submitted",
             ConsignmentState::InReview => "in_review",
             ConsignmentState::OnHold => "on_hold",
+            ConsignmentState::DeliveryFailed => "delivery_failed",
             ConsignmentState::Refused => "refused",
             ConsignmentState::Released => "released",
         }
@@ -314,6 +321,7 @@ impl ConsignmentState {
             "submitted" => ConsignmentState::Submitted,
             "in_review" => ConsignmentState::InReview,
             "on_hold" => ConsignmentState::OnHold,
+            "delivery_failed" => ConsignmentState::DeliveryFailed,
             "refused" => ConsignmentState::Refused,
             "released" => ConsignmentState::Released,
             _ => return Err(ParseError::new("consignment state", s, "a known consignment state")),
@@ -380,5 +388,6 @@ mod tests {
         }
         assert!(AckStatus::parse("approved").is_err());
         assert_eq!(DeliveryStatus::parse("pending").unwrap(), DeliveryStatus::Pending);
+        assert_eq!(DeliveryStatus::parse("failed").unwrap(), DeliveryStatus::Failed);
     }
 }

@@ -2,6 +2,7 @@
 //! commit), apply an agency's acknowledgment (from HTTP or the ack topic), and show a
 //! consignment to a participant allowed to see it. No HTTP, SQL or rdkafka here.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -10,10 +11,13 @@ use uuid::Uuid;
 use crate::clock::now_millis;
 use crate::domain::{AckStatus, AgencyId, Role, Ucr};
 use crate::kafka::relay::Wakeup;
-use crate::kafka::Topics;
+use crate::kafka::{BrokerHealth, Topics};
 use crate::routing::{Router, RoutingFacts};
 use crate::schema::{Rejection, SchemaRegistry, Violation};
-use crate::store::{AckApplied, AckRecord, Acceptance, ConsignmentView, NewDocument, Store, StoreError};
+use crate::store::{
+    AckApplied, AckRecord, Acceptance, ConsignmentView, FailedDelivery, NewDocument, RetryOutcome, RetrySelection, Store,
+    StoreError,
+};
 
 /// Who is asking: the authenticated participant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +44,8 @@ pub enum SubmitError {
     Conflict { document: Uuid, reason: &'static str },
     #[error("participant {0} may not submit documents")]
     NotASubmitter(String),
+    #[error("{backlog} deliveries are waiting for the broker, at or above the bound of {limit}")]
+    BacklogFull { backlog: u64, limit: u64 },
     #[error("the document could not be stored")]
     Store(#[source] StoreError),
 }
@@ -70,6 +76,15 @@ pub struct Gateway {
     pub deliveries_wakeup: Wakeup,
     /// Wakes the status relay after a state change.
     pub status_wakeup: Wakeup,
+    /// Bounds on incoming JSON, for the ack topic (HTTP bodies are checked by the front).
+    pub json_limits: crate::json::JsonLimits,
+    /// What is known of the broker; receipts say when it is unreachable.
+    pub broker: BrokerHealth,
+    /// Deliveries waiting for the broker: counted by the relay each round, raised by each
+    /// acceptance in between.
+    pub backlog: Arc<AtomicU64>,
+    /// `gateway.max_outbox_backlog`: past it, submissions are refused until the backlog drains.
+    pub max_backlog: u64,
 }
 
 impl Gateway {
@@ -84,6 +99,10 @@ impl Gateway {
     ) -> Result<Acceptance, SubmitError> {
         if !matches!(by.role, Role::Trader | Role::Nsw) {
             return Err(SubmitError::NotASubmitter(by.id.clone()));
+        }
+        let backlog = self.backlog.load(Ordering::Relaxed);
+        if backlog >= self.max_backlog {
+            return Err(SubmitError::BacklogFull { backlog, limit: self.max_backlog });
         }
         let valid = self.registry.validate_submission(body).map_err(|r| match r {
             Rejection::Invalid(v) => SubmitError::Invalid(v),
@@ -121,6 +140,7 @@ impl Gateway {
             // serde_json keeps object keys sorted, so equal documents give equal text.
             body_sha256: sha256_hex(body.to_string().as_bytes()),
             submitted_at: now_millis(),
+            broker_available: self.broker.available(),
             deliveries: routed
                 .into_iter()
                 .map(|r| {
@@ -133,7 +153,8 @@ impl Gateway {
             StoreError::Conflict { document, reason } => SubmitError::Conflict { document, reason },
             other => SubmitError::Store(other),
         })?;
-        if let Acceptance::New(_) = acceptance {
+        if let Acceptance::New(receipt) = &acceptance {
+            self.backlog.fetch_add(receipt.deliveries.len() as u64, Ordering::Relaxed);
             self.deliveries_wakeup.notify();
             self.status_wakeup.notify();
         }
@@ -148,14 +169,8 @@ impl Gateway {
         body: &Value,
         source: &'static str,
     ) -> Result<AckApplied, AckError> {
-        self.registry.validate_acknowledgment(body).map_err(AckError::Invalid)?;
-        let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default();
-        let invalid = |pointer: &str, message: String| {
-            AckError::Invalid(vec![Violation::new(pointer, "format", message)])
-        };
-        let document_id = Uuid::parse_str(text("documentId")).map_err(|e| invalid("/documentId", e.to_string()))?;
-        let agency = AgencyId::parse(text("agency")).map_err(|e| invalid("/agency", e.to_string()))?;
-        let status = AckStatus::parse(text("status")).map_err(|e| invalid("/status", e.to_string()))?;
+        let Acknowledgment { document_id, agency, status, reason } =
+            parse_acknowledgment(&self.registry, body).map_err(AckError::Invalid)?;
         if let Some(p) = by {
             if p.role != Role::Agency || p.agency.as_ref() != Some(&agency) {
                 return Err(AckError::NotYourAgency { participant: p.id.clone(), agency: agency.to_string() });
@@ -165,7 +180,7 @@ impl Gateway {
             document_id,
             agency,
             status,
-            reason: body.get("reason").and_then(Value::as_str).map(str::to_owned),
+            reason,
             source,
             at: now_millis(),
         };
@@ -197,6 +212,68 @@ impl Gateway {
                 .any(|d| Some(&d.agency) == by.agency.as_ref()),
         };
         Ok(visible.then_some(view))
+    }
+}
+
+/// An agency's answer, parsed from its JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledgment {
+    pub document_id: Uuid,
+    pub agency: AgencyId,
+    pub status: AckStatus,
+    pub reason: Option<String>,
+}
+
+/// Checks an acknowledgment against its schema and reads its fields (the same for HTTP and
+/// the ack topic); every refusal names the JSON pointer at fault.
+pub fn parse_acknowledgment(registry: &SchemaRegistry, body: &Value) -> Result<Acknowledgment, Vec<Violation>> {
+    registry.validate_acknowledgment(body)?;
+    let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default();
+    let invalid = |pointer: &str, message: String| vec![Violation::new(pointer, "format", message)];
+    Ok(Acknowledgment {
+        document_id: Uuid::parse_str(text("documentId")).map_err(|e| invalid("/documentId", e.to_string()))?,
+        agency: AgencyId::parse(text("agency")).map_err(|e| invalid("/agency", e.to_string()))?,
+        status: AckStatus::parse(text("status")).map_err(|e| invalid("/status", e.to_string()))?,
+        reason: body.get("reason").and_then(Value::as_str).map(str::to_owned),
+    })
+}
+
+/// Why an operator request was refused. Nothing changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OperatorError {
+    #[error("participant {0} is not an operator")]
+    NotAnOperator(String),
+    #[error("the store could not be used")]
+    Store(#[source] StoreError),
+}
+
+impl Gateway {
+    /// Failed deliveries, for an operator.
+    pub async fn failed_deliveries(&self, by: &Participant, agency: Option<AgencyId>) -> Result<Vec<FailedDelivery>, OperatorError> {
+        if by.role != Role::Operator {
+            return Err(OperatorError::NotAnOperator(by.id.clone()));
+        }
+        self.store.failed_deliveries(agency).await.map_err(OperatorError::Store)
+    }
+
+    /// Sends failed deliveries again (operators only): back in the outbox with fresh attempts.
+    pub async fn retry_deliveries(&self, by: &Participant, selection: RetrySelection) -> Result<RetryOutcome, OperatorError> {
+        if by.role != Role::Operator {
+            return Err(OperatorError::NotAnOperator(by.id.clone()));
+        }
+        let outcome = self
+            .store
+            .retry_deliveries(selection, by.id.clone(), now_millis())
+            .await
+            .map_err(OperatorError::Store)?;
+        if !outcome.retried.is_empty() {
+            tracing::info!(operator = %by.id, deliveries = ?outcome.retried, "failed deliveries sent again");
+            self.backlog.fetch_add(outcome.retried.len() as u64, Ordering::Relaxed);
+            self.deliveries_wakeup.notify();
+            self.status_wakeup.notify();
+        }
+        Ok(outcome)
     }
 }
 

@@ -1,4 +1,5 @@
-//! The `ventanilla` command: `serve` runs the gateway; `schemas` lists the registry.
+//! The `ventanilla` command: `serve` runs the gateway; `schemas` lists the registry;
+//! `deliveries` lists failed deliveries and sends them again.
 //! Thin on purpose: configuration and start-up live in the library.
 
 use std::net::SocketAddr;
@@ -6,7 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ventanilla::clock::now_millis;
 use ventanilla::config::Settings;
+use ventanilla::domain::AgencyId;
+use ventanilla::store::sqlite::SqliteStore;
+use ventanilla::store::{RetrySelection, Store};
 use ventanilla::schema::SchemaRegistry;
 use ventanilla::startup::Application;
 
@@ -25,6 +30,43 @@ enum Command {
     Schemas {
         #[arg(long, env = "VENTANILLA_CONFIG", default_value = "config")]
         config: PathBuf,
+    },
+    /// Failed deliveries: list them, or send them again. Works on the store directly, also
+    /// while the gateway runs (its relay picks retried deliveries up within a second).
+    Deliveries {
+        #[command(subcommand)]
+        action: DeliveriesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeliveriesCommand {
+    /// List the failed deliveries.
+    Failed {
+        /// Directory of the embedded store.
+        #[arg(long, env = "VENTANILLA_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        /// Only this agency's.
+        #[arg(long)]
+        agency: Option<String>,
+    },
+    /// Send failed deliveries again: the ids given, or every failed one with --all-failed.
+    Retry {
+        /// Directory of the embedded store.
+        #[arg(long, env = "VENTANILLA_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        /// Every failed delivery (of --agency, if given).
+        #[arg(long, conflicts_with = "ids")]
+        all_failed: bool,
+        /// With --all-failed: only this agency's.
+        #[arg(long, requires = "all_failed")]
+        agency: Option<String>,
+        /// Who is sending them again, for the delivery history.
+        #[arg(long, env = "USER", default_value = "operator")]
+        operator: String,
+        /// Delivery ids (`deliveryId` in the consignment view).
+        #[arg(required_unless_present = "all_failed")]
+        ids: Vec<i64>,
     },
 }
 
@@ -74,12 +116,56 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let app = Application::build(settings).await?;
             app.run_until_stopped().await?;
         }
+        Command::Deliveries { action } => deliveries(action).await?,
         Command::Schemas { config } => {
             let settings = Settings::load(config, "127.0.0.1:0".parse()?, "./data".into(), None, None)?;
             let registry = SchemaRegistry::load(&settings.schemas_dir())?;
             for (name, versions) in registry.catalogue() {
                 let v: Vec<String> = versions.iter().map(|v| v.to_string()).collect();
                 println!("{name}\t{}", v.join(", "));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn deliveries(action: DeliveriesCommand) -> Result<(), Box<dyn std::error::Error>> {
+    let agency_of = |a: Option<String>| a.map(|a| AgencyId::parse(&a)).transpose();
+    match action {
+        DeliveriesCommand::Failed { data_dir, agency } => {
+            let store = SqliteStore::open(&data_dir)?;
+            let failed = store.failed_deliveries(agency_of(agency)?).await?;
+            if failed.is_empty() {
+                println!("no failed deliveries");
+            }
+            for d in failed {
+                println!(
+                    "{}\t{}\t{}\t{}\tattempts {}\tfailed {}\t{}",
+                    d.delivery_id,
+                    d.agency,
+                    d.ucr,
+                    d.document_id,
+                    d.attempts,
+                    d.failed_at.unwrap_or_default(),
+                    d.last_error.unwrap_or_default()
+                );
+            }
+        }
+        DeliveriesCommand::Retry { data_dir, all_failed, agency, operator, ids } => {
+            let store = SqliteStore::open(&data_dir)?;
+            let selection = if all_failed {
+                RetrySelection::AllFailed { agency: agency_of(agency)? }
+            } else {
+                RetrySelection::Deliveries(ids)
+            };
+            let out = store.retry_deliveries(selection, format!("{operator} (cli)"), now_millis()).await?;
+            println!("sent again: {} {:?}", out.retried.len(), out.retried);
+            if !out.not_failed.is_empty() || !out.unknown.is_empty() {
+                return Err(format!(
+                    "left alone: not failed {:?}, unknown {:?}",
+                    out.not_failed, out.unknown
+                )
+                .into());
             }
         }
     }

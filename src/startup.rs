@@ -4,7 +4,9 @@
 //! tasks are told to stop, publish what they can, flush the producer and commit offsets.
 
 use std::net::TcpListener;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
@@ -16,8 +18,8 @@ use crate::gateway::Gateway;
 use crate::http::auth::Directory;
 use crate::http::routes::AppState;
 use crate::kafka::embedded::EmbeddedCluster;
-use crate::kafka::relay::{self, Wakeup};
-use crate::kafka::{self as broker, BrokerProbe, Topics};
+use crate::kafka::relay::{self, DeliveryRelay, RetryPolicy, Wakeup};
+use crate::kafka::{self as broker, BrokerHealth, Topics};
 use crate::routing::Router;
 use crate::schema::SchemaRegistry;
 use crate::store::sqlite::SqliteStore;
@@ -79,7 +81,7 @@ impl Application {
                 (Some(cluster), b)
             }
         };
-        let producer = broker::producer(&brokers)?;
+        let producer = broker::producer(&brokers, settings.region.kafka.max_message_bytes)?;
         let ack_consumer =
             broker::acks::consumer(&brokers, &settings.region.kafka.consumer_group, &topics.acks())?;
 
@@ -90,16 +92,30 @@ impl Application {
             topics: topics.clone(),
             deliveries_wakeup: Wakeup::default(),
             status_wakeup: Wakeup::default(),
+            json_limits: settings.region.gateway.json_limits(),
+            broker: BrokerHealth::default(),
+            backlog: Arc::new(AtomicU64::new(0)),
+            max_backlog: settings.region.gateway.max_outbox_backlog,
         });
+        let kafka = &settings.region.kafka;
+        let delivery_relay = DeliveryRelay {
+            store: store.clone(),
+            producer: producer.clone(),
+            wakeup: gateway.deliveries_wakeup.clone(),
+            health: gateway.broker.clone(),
+            retry: RetryPolicy {
+                max_attempts: kafka.max_delivery_attempts,
+                initial_backoff: Duration::from_millis(kafka.retry_initial_backoff_ms),
+                max_backoff: Duration::from_millis(kafka.retry_max_backoff_ms),
+            },
+            dead_letter_topic: topics.dead_letter(),
+            backlog: gateway.backlog.clone(),
+        };
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let tasks = vec![
-            tokio::spawn(relay::run_delivery_relay(
-                store.clone(),
-                producer.clone(),
-                gateway.deliveries_wakeup.clone(),
-                shutdown_rx.clone(),
-            )),
+            tokio::spawn(delivery_relay.run(shutdown_rx.clone())),
+            tokio::spawn(broker::watch_broker(producer.clone(), gateway.broker.clone(), shutdown_rx.clone())),
             tokio::spawn(relay::run_status_relay(
                 store.clone(),
                 producer.clone(),
@@ -117,12 +133,12 @@ impl Application {
         if !loopback {
             tracing::warn!("listening on {local}, not a loopback address: demo participants are disabled");
         }
-        let client_timeout = std::time::Duration::from_millis(settings.region.gateway.client_timeout_ms);
+        let client_timeout = Duration::from_millis(settings.region.gateway.client_timeout_ms);
         let state = web::Data::new(AppState {
             gateway,
             directory: Directory::new(&settings.region.participants, loopback),
             max_body_bytes: settings.region.gateway.max_body_bytes,
-            broker: BrokerProbe(producer),
+            json_limits: settings.region.gateway.json_limits(),
             writes: tokio::sync::Semaphore::new(settings.region.gateway.max_concurrent_writes),
             body_timeout: client_timeout,
         });
@@ -133,6 +149,7 @@ impl Application {
                 .configure(crate::http::configure)
         })
         .client_request_timeout(client_timeout)
+        .max_connections(settings.region.gateway.max_connections_per_worker)
         .listen(listener)
         .map_err(|source| StartupError::Bind { addr: settings.bind, source })?
         .shutdown_timeout(30)
@@ -145,13 +162,19 @@ impl Application {
         self.port
     }
 
+    /// Stops the HTTP server from elsewhere (as a signal would): `run_until_stopped` then
+    /// finishes in-flight requests and drains the background tasks.
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// Serves until SIGTERM or Ctrl-C (or the server is stopped), then shuts down gracefully.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         tracing::info!("HTTP server stopped; draining the outbox and flushing the producer");
         let _ = self.shutdown.send(true);
         for t in self.tasks {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(20), t).await;
+            let _ = tokio::time::timeout(Duration::from_secs(20), t).await;
         }
         drop(self._embedded);
         result

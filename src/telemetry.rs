@@ -1,5 +1,8 @@
 //! Structured logging set-up: `tracing` to standard error, filtered by `RUST_LOG`
-//! (default `info`, with librdkafka's chatter kept at `warn`).
+//! (default `info`, with librdkafka's chatter kept at `warn`); colours only on a terminal, so
+//! logs collected by a supervisor are plain text.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -10,6 +13,7 @@ pub fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(true)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -3,7 +3,9 @@
 //! ## A delivery's answers
 //!
 //! A delivery starts `pending`, becomes `dispatched` when the broker confirms it, and then takes
-//! the agency's answers:
+//! the agency's answers. A delivery whose record the broker keeps refusing becomes `failed`
+//! after its last attempt (it went to the dead-letter topic) and `pending` again when an
+//! operator sends it again. An answer to a failed delivery still applies: the agency has it.
 //!
 //! - `released` and `rejected` are **final**: any answer after one is recorded in the history
 //!   as *late* and changes nothing.
@@ -19,9 +21,11 @@
 //!
 //! 1. `refused` if any agency rejected its delivery;
 //! 2. `on_hold` if any agency holds the goods or has an open query;
-//! 3. `released` if every delivery is `released`;
-//! 4. `in_review` if any agency has answered at all;
-//! 5. `submitted` otherwise (nothing answered yet, whether or not dispatched).
+//! 3. `delivery_failed` if a delivery failed: an agency has not received a document, and an
+//!    operator must act;
+//! 4. `released` if every delivery is `released`;
+//! 5. `in_review` if any agency has answered at all;
+//! 6. `submitted` otherwise (nothing answered yet, whether or not dispatched).
 
 use serde::Serialize;
 
@@ -60,7 +64,7 @@ impl AckOutcome {
 /// Applies an agency's answer to a delivery in `current` state.
 pub fn apply_ack(current: DeliveryStatus, ack: AckStatus) -> AckOutcome {
     match current {
-        DeliveryStatus::Pending | DeliveryStatus::Dispatched => AckOutcome::Applied,
+        DeliveryStatus::Pending | DeliveryStatus::Dispatched | DeliveryStatus::Failed => AckOutcome::Applied,
         DeliveryStatus::Answered(prev) if prev == ack => AckOutcome::Duplicate,
         DeliveryStatus::Answered(prev) if prev.is_final() => AckOutcome::Late,
         DeliveryStatus::Answered(_) if ack == AckStatus::Received => AckOutcome::Stale,
@@ -70,8 +74,8 @@ pub fn apply_ack(current: DeliveryStatus, ack: AckStatus) -> AckOutcome {
 
 /// The consignment's state from the statuses of all its deliveries (rules in the module docs).
 pub fn consignment_state<I: IntoIterator<Item = DeliveryStatus>>(deliveries: I) -> ConsignmentState {
-    let (mut any, mut rejected, mut held, mut all_released, mut answered) =
-        (false, false, false, true, false);
+    let (mut any, mut rejected, mut held, mut failed, mut all_released, mut answered) =
+        (false, false, false, false, true, false);
     for d in deliveries {
         any = true;
         match d {
@@ -82,12 +86,18 @@ pub fn consignment_state<I: IntoIterator<Item = DeliveryStatus>>(deliveries: I) 
                 all_released &= a == AckStatus::Released;
             }
             DeliveryStatus::Pending | DeliveryStatus::Dispatched => all_released = false,
+            DeliveryStatus::Failed => {
+                failed = true;
+                all_released = false;
+            }
         }
     }
     if rejected {
         ConsignmentState::Refused
     } else if held {
         ConsignmentState::OnHold
+    } else if failed {
+        ConsignmentState::DeliveryFailed
     } else if any && all_released {
         ConsignmentState::Released
     } else if answered {
@@ -106,13 +116,14 @@ pub fn elapsed(from: Millis, to: Option<Millis>) -> Option<i64> {
 mod tests {
     use super::*;
     use AckStatus::*;
-    use DeliveryStatus::{Answered, Dispatched, Pending};
+    use DeliveryStatus::{Answered, Dispatched, Failed, Pending};
 
     #[test]
     fn first_answer_applies_whatever_it_is() {
         for a in AckStatus::ALL {
             assert_eq!(apply_ack(Pending, a), AckOutcome::Applied);
             assert_eq!(apply_ack(Dispatched, a), AckOutcome::Applied);
+            assert_eq!(apply_ack(Failed, a), AckOutcome::Applied);
         }
     }
 
@@ -154,5 +165,8 @@ mod tests {
         assert_eq!(consignment_state([Answered(Hold), Answered(Rejected)]), C::Refused);
         assert_eq!(consignment_state([Answered(Released), Pending]), C::InReview);
         assert_eq!(consignment_state([]), C::Submitted);
+        assert_eq!(consignment_state([Answered(Released), Failed]), C::DeliveryFailed);
+        assert_eq!(consignment_state([Answered(Hold), Failed]), C::OnHold);
+        assert_eq!(consignment_state([Answered(Rejected), Failed]), C::Refused);
     }
 }

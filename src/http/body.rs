@@ -1,5 +1,6 @@
 //! Reading a JSON request body within bounds: the media type first (415), then the size
-//! (413, checked on `Content-Length` and again while reading), then the JSON itself (400):
+//! (413, checked on `Content-Length` and again while reading), then the shape of the JSON
+//! (422: depth, items, string length, counted before parsing), then the JSON itself (400):
 //! strict JSON, so a duplicated key is an error rather than a silent "last one wins".
 
 use actix_web::{web, HttpRequest};
@@ -7,10 +8,15 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::errors::{ApiError, Code};
-use crate::json::parse_strict;
+use crate::json::{parse_bounded, JsonError, JsonLimits};
 
-/// Reads and parses the body of `req`, at most `limit` bytes.
-pub async fn json_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Value, ApiError> {
+/// Reads and parses the body of `req`, at most `limit` bytes, within `shape`.
+pub async fn json_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+    shape: &JsonLimits,
+) -> Result<Value, ApiError> {
     let ctype = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = ctype.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if essence != "application/json" && !(essence.starts_with("application/") && essence.ends_with("+json")) {
@@ -33,8 +39,10 @@ pub async fn json_body(req: &HttpRequest, mut payload: web::Payload, limit: usiz
         }
         body.extend_from_slice(&chunk);
     }
-    parse_strict(&body).map_err(|e| {
-        ApiError::new(Code::MalformedJson, format!("the body is not valid JSON: {e}"))
-            .with(serde_json::json!({"line": e.line(), "column": e.column()}))
+    parse_bounded(&body, shape).map_err(|e| match e {
+        JsonError::Limit(l) => ApiError::new(Code::JsonLimitExceeded, format!("{l}; the gateway's bound is {} = {}", l.bound(), l.limit()))
+            .with(serde_json::json!({"bound": l.bound(), "limit": l.limit()})),
+        JsonError::Syntax(e) => ApiError::new(Code::MalformedJson, format!("the body is not valid JSON: {e}"))
+            .with(serde_json::json!({"line": e.line(), "column": e.column()})),
     })
 }

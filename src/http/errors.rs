@@ -5,13 +5,14 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::{json, Value};
 
-use crate::gateway::{AckError, SubmitError};
+use crate::gateway::{AckError, OperatorError, SubmitError};
 use crate::schema::Violation;
 
 /// The stable codes. Clients match on `code`; titles and details are for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
     MalformedJson,
+    JsonLimitExceeded,
     UnsupportedMediaType,
     PayloadTooLarge,
     InvalidDocument,
@@ -28,6 +29,8 @@ pub enum Code {
     MethodNotAllowed,
     RequestTimeout,
     Overloaded,
+    BacklogFull,
+    DeliveryNotFailed,
     Unavailable,
     Internal,
 }
@@ -36,6 +39,7 @@ impl Code {
     pub fn as_str(self) -> &'static str {
         match self {
             Code::MalformedJson => "malformed-json",
+            Code::JsonLimitExceeded => "json-limit-exceeded",
             Code::UnsupportedMediaType => "unsupported-media-type",
             Code::PayloadTooLarge => "payload-too-large",
             Code::InvalidDocument => "invalid-document",
@@ -52,6 +56,8 @@ impl Code {
             Code::MethodNotAllowed => "method-not-allowed",
             Code::RequestTimeout => "request-timeout",
             Code::Overloaded => "overloaded",
+            Code::BacklogFull => "backlog-full",
+            Code::DeliveryNotFailed => "delivery-not-failed",
             Code::Unavailable => "unavailable",
             Code::Internal => "internal",
         }
@@ -60,10 +66,11 @@ impl Code {
     pub fn status(self) -> StatusCode {
         match self {
             Code::MalformedJson | Code::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
-            Code::DuplicateConflict => StatusCode::CONFLICT,
+            Code::DuplicateConflict | Code::DeliveryNotFailed => StatusCode::CONFLICT,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::InvalidDocument
+            | Code::JsonLimitExceeded
             | Code::UnknownDocumentType
             | Code::UnknownSchemaVersion
             | Code::Unroutable
@@ -73,7 +80,7 @@ impl Code {
             Code::Forbidden => StatusCode::FORBIDDEN,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Code::Unavailable | Code::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Code::Unavailable | Code::Overloaded | Code::BacklogFull => StatusCode::SERVICE_UNAVAILABLE,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -81,6 +88,7 @@ impl Code {
     fn title(self) -> &'static str {
         match self {
             Code::MalformedJson => "The body is not valid JSON",
+            Code::JsonLimitExceeded => "The JSON is nested too deeply or holds too much",
             Code::UnsupportedMediaType => "The body must be application/json",
             Code::PayloadTooLarge => "The body is larger than this gateway accepts",
             Code::InvalidDocument => "The document does not conform to its schema",
@@ -97,8 +105,20 @@ impl Code {
             Code::MethodNotAllowed => "Method not allowed",
             Code::RequestTimeout => "The request body arrived too slowly",
             Code::Overloaded => "Too busy",
+            Code::BacklogFull => "Too many deliveries are waiting for the broker",
+            Code::DeliveryNotFailed => "The delivery has not failed",
             Code::Unavailable => "Temporarily unavailable",
             Code::Internal => "Internal error",
+        }
+    }
+
+    /// Seconds a client should wait before trying again, sent as `Retry-After`.
+    pub fn retry_after(self) -> Option<u32> {
+        match self {
+            Code::Overloaded | Code::Unavailable => Some(1),
+            // The backlog drains at the broker's pace, not the client's.
+            Code::BacklogFull => Some(5),
+            _ => None,
         }
     }
 }
@@ -149,8 +169,8 @@ impl ResponseError for ApiError {
             }
         }
         let mut res = HttpResponse::build(self.code.status());
-        if matches!(self.code, Code::Overloaded | Code::Unavailable) {
-            res.insert_header(("Retry-After", "1"));
+        if let Some(secs) = self.code.retry_after() {
+            res.insert_header(("Retry-After", secs.to_string()));
         }
         if self.code == Code::Unauthenticated {
             res.insert_header(("WWW-Authenticate", "Bearer realm=\"ventanilla\""));
@@ -194,7 +214,21 @@ impl From<SubmitError> for ApiError {
             SubmitError::Conflict { document, .. } => {
                 ApiError::new(Code::DuplicateConflict, e.to_string()).with(json!({ "documentId": document }))
             }
+            SubmitError::BacklogFull { backlog, limit } => ApiError::new(
+                Code::BacklogFull,
+                format!("{e}: the broker is slow or unreachable. Nothing was stored; retry after the delay in Retry-After"),
+            )
+            .with(json!({ "backlog": backlog, "limit": limit })),
             SubmitError::Store(_) => internal(&e),
+        }
+    }
+}
+
+impl From<OperatorError> for ApiError {
+    fn from(e: OperatorError) -> Self {
+        match &e {
+            OperatorError::NotAnOperator(_) => ApiError::new(Code::Forbidden, e.to_string()),
+            OperatorError::Store(_) => internal(&e),
         }
     }
 }

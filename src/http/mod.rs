@@ -17,6 +17,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/documents", web::post().to(routes::submit_document))
                 .route("/acknowledgments", web::post().to(routes::acknowledge))
                 .route("/consignments/{ucr}", web::get().to(routes::consignment))
+                .route("/deliveries/failed", web::get().to(routes::failed_deliveries))
+                .route("/deliveries/failed/retry", web::post().to(routes::retry_failed))
+                .route("/deliveries/{id}/retry", web::post().to(routes::retry_delivery))
                 .route("/schemas", web::get().to(routes::schemas))
                 .route("/schemas/{name}/{version}", web::get().to(routes::schema)),
         )

@@ -11,7 +11,8 @@ use super::errors::{ApiError, Code};
 use crate::domain::Ucr;
 use crate::gateway::Gateway;
 use crate::store::Acceptance;
-use crate::kafka::BrokerProbe;
+use crate::json::JsonLimits;
+use crate::store::RetrySelection;
 
 /// What every handler shares.
 pub struct AppState {
@@ -19,7 +20,8 @@ pub struct AppState {
     pub directory: Directory,
     /// Largest accepted body, from `gateway.max_body_bytes`.
     pub max_body_bytes: usize,
-    pub broker: BrokerProbe,
+    /// Bounds on the shape of JSON bodies (`gateway.max_json_*`).
+    pub json_limits: JsonLimits,
     /// How long a client may take to send a body.
     pub body_timeout: std::time::Duration,
     /// Bounds the writes in progress (`gateway.max_concurrent_writes`).
@@ -28,7 +30,7 @@ pub struct AppState {
 
 /// Reads the JSON body within the client timeout.
 async fn read_body(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<serde_json::Value, ApiError> {
-    tokio::time::timeout(state.body_timeout, json_body(req, payload, state.max_body_bytes))
+    tokio::time::timeout(state.body_timeout, json_body(req, payload, state.max_body_bytes, &state.json_limits))
         .await
         .map_err(|_| ApiError::new(Code::RequestTimeout, format!("the body did not arrive within {} ms", state.body_timeout.as_millis())))?
 }
@@ -46,14 +48,16 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Ready only when the store and the broker both answer.
+/// Ready only when the store answers and the broker answered its last check (each second).
 pub async fn readyz(state: State) -> HttpResponse {
     let store = state.gateway.store.ping().await;
-    let broker = state.broker.answers().await;
+    let broker = state.gateway.broker.available();
+    let backlog = state.gateway.backlog.load(std::sync::atomic::Ordering::Relaxed);
     let body = json!({
         "status": if store.is_ok() && broker { "ready" } else { "not_ready" },
         "store": if store.is_ok() { "ok" } else { "unavailable" },
         "broker": if broker { "ok" } else { "unavailable" },
+        "outboxBacklog": backlog,
     });
     if store.is_ok() && broker {
         HttpResponse::Ok().json(body)
@@ -122,6 +126,47 @@ pub async fn consignment(state: State, who: Authenticated, path: web::Path<Strin
     }
 }
 
+#[derive(serde::Deserialize)]
+pub struct AgencyFilter {
+    agency: Option<String>,
+}
+
+fn agency_filter(q: &AgencyFilter) -> Result<Option<crate::domain::AgencyId>, ApiError> {
+    q.agency
+        .as_deref()
+        .map(crate::domain::AgencyId::parse)
+        .transpose()
+        .map_err(|e| ApiError::new(Code::NotFound, format!("no such agency: {e}")))
+}
+
+/// `GET /v1/deliveries/failed[?agency=]`: what an operator has to look at.
+pub async fn failed_deliveries(state: State, who: Authenticated, q: web::Query<AgencyFilter>) -> Result<HttpResponse, ApiError> {
+    let list = state.gateway.failed_deliveries(&who.0, agency_filter(&q)?).await?;
+    Ok(HttpResponse::Ok().json(json!({ "deliveries": list })))
+}
+
+/// `POST /v1/deliveries/failed/retry[?agency=]`: send every failed delivery again.
+pub async fn retry_failed(state: State, who: Authenticated, q: web::Query<AgencyFilter>) -> Result<HttpResponse, ApiError> {
+    let agency = agency_filter(&q)?;
+    let outcome = state.gateway.retry_deliveries(&who.0, RetrySelection::AllFailed { agency }).await?;
+    Ok(HttpResponse::Ok().json(outcome))
+}
+
+/// `POST /v1/deliveries/{id}/retry`: send one failed delivery again.
+pub async fn retry_delivery(state: State, who: Authenticated, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let not_found = || ApiError::new(Code::NotFound, "no delivery with this id");
+    let id: i64 = path.into_inner().parse().map_err(|_| not_found())?;
+    let outcome = state.gateway.retry_deliveries(&who.0, RetrySelection::Deliveries(vec![id])).await?;
+    if !outcome.unknown.is_empty() {
+        return Err(not_found());
+    }
+    if !outcome.not_failed.is_empty() {
+        return Err(ApiError::new(Code::DeliveryNotFailed, format!("delivery {id} has not failed; only failed deliveries are sent again"))
+            .with(json!({ "deliveryId": id })));
+    }
+    Ok(HttpResponse::Ok().json(outcome))
+}
+
 pub async fn schemas(state: State) -> HttpResponse {
     let list: Vec<_> = state
         .gateway
@@ -147,7 +192,7 @@ pub async fn schema(state: State, path: web::Path<(String, String)>) -> Result<H
 }
 
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let known = ["/healthz", "/readyz", "/v1/documents", "/v1/acknowledgments", "/v1/consignments/", "/v1/schemas"];
+    let known = ["/healthz", "/readyz", "/v1/documents", "/v1/acknowledgments", "/v1/consignments/", "/v1/schemas", "/v1/deliveries/"];
     let is_read = req.method() == actix_web::http::Method::GET;
     if !is_read && known.iter().any(|k| req.path() == *k || (k.ends_with('/') && req.path().starts_with(k))) {
         Err(ApiError::new(Code::MethodNotAllowed, format!("{} is not allowed on {}", req.method(), req.path())))

@@ -40,7 +40,7 @@ pub async fn run(gateway: Arc<Gateway>, consumer: StreamConsumer, mut shutdown: 
                 continue;
             }
         };
-        let body = msg.payload().map(crate::json::parse_strict);
+        let body = msg.payload().map(|b| crate::json::parse_bounded(b, &gateway.json_limits));
         let retry = match body {
             Some(Ok(body)) => match gateway.acknowledge(None, &body, "kafka").await {
                 Ok(applied) => {
@@ -58,9 +58,14 @@ pub async fn run(gateway: Arc<Gateway>, consumer: StreamConsumer, mut shutdown: 
                     false
                 }
             },
-            _ => {
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, partition = msg.partition(), offset = msg.offset(),
+                    "ack consumer: a record that is not acceptable JSON was skipped");
+                false
+            }
+            None => {
                 tracing::warn!(partition = msg.partition(), offset = msg.offset(),
-                    "ack consumer: a record that is not JSON was skipped");
+                    "ack consumer: a record without a value was skipped");
                 false
             }
         };

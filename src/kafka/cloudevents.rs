@@ -33,6 +33,25 @@ pub fn delivery_headers(d: &OutboundDelivery) -> OwnedHeaders {
     headers(&pairs)
 }
 
+/// Headers of a dead-letter notice: the failed delivery's own attributes (same `ce_id`), its
+/// type marking it a failure, and the reason.
+pub fn dead_letter_headers(d: &OutboundDelivery, reason: &str) -> OwnedHeaders {
+    let id = d.document_id.to_string();
+    let time = rfc3339(d.submitted_at);
+    let reason: String = reason.chars().take(1000).collect();
+    headers(&[
+        ("ce_specversion", "1.0"),
+        ("ce_id", &id),
+        ("ce_source", SOURCE),
+        ("ce_type", "org.ventanilla.delivery.failed"),
+        ("ce_subject", d.ucr.as_str()),
+        ("ce_time", &time),
+        ("content-type", "application/json"),
+        ("ce_agency", d.agency.as_str()),
+        ("ventanilla_reason", &reason),
+    ])
+}
+
 /// Headers of a consignment status event.
 pub fn status_headers(event_id: &str, ucr: &str, time: &str) -> OwnedHeaders {
     headers(&[

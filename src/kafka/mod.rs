@@ -7,7 +7,11 @@ pub mod cloudevents;
 pub mod embedded;
 pub mod relay;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -71,10 +75,12 @@ pub fn base_config(brokers: &str) -> ClientConfig {
     c
 }
 
-/// The producer every record leaves through: idempotent, `acks=all`, ordered per key.
-pub fn producer(brokers: &str) -> Result<FutureProducer, BrokerError> {
+/// The producer every record leaves through: idempotent, `acks=all`, ordered per key, records
+/// at most `max_message_bytes` (larger ones are refused before they leave).
+pub fn producer(brokers: &str, max_message_bytes: usize) -> Result<FutureProducer, BrokerError> {
     base_config(brokers)
         .set("enable.idempotence", "true")
+        .set("message.max.bytes", max_message_bytes.to_string())
         .set("acks", "all")
         .set("linger.ms", "5")
         .set("compression.type", "lz4")
@@ -116,12 +122,39 @@ pub async fn broker_answers(producer: &FutureProducer, timeout: Duration) -> boo
         .unwrap_or(false)
 }
 
-/// Tells readiness whether the broker answers, without exposing the client.
+/// What the gateway last learnt of the broker, shared by readiness, receipts and the relay:
+/// a watcher asks the broker every second, and the relay reports what its sends meet.
 #[derive(Clone)]
-pub struct BrokerProbe(pub FutureProducer);
+pub struct BrokerHealth(Arc<AtomicBool>);
 
-impl BrokerProbe {
-    pub async fn answers(&self) -> bool {
-        broker_answers(&self.0, Duration::from_secs(2)).await
+impl Default for BrokerHealth {
+    fn default() -> Self {
+        BrokerHealth(Arc::new(AtomicBool::new(true)))
+    }
+}
+
+impl BrokerHealth {
+    pub fn available(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+    pub fn set(&self, available: bool) {
+        if self.0.swap(available, Ordering::Relaxed) != available {
+            if available {
+                tracing::info!("the broker is reachable again");
+            } else {
+                tracing::warn!("the broker is unreachable: documents are still accepted and wait in the store");
+            }
+        }
+    }
+}
+
+/// Asks the broker for metadata every second until shutdown, and records the answer.
+pub async fn watch_broker(producer: FutureProducer, health: BrokerHealth, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        health.set(broker_answers(&producer, Duration::from_secs(1)).await);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => break,
+        }
     }
 }

@@ -2,7 +2,17 @@
 //! broker's confirmation; until then it stays in the outbox and is sent again after a restart.
 //! Records of one consignment share its UCR as key, and leave in commit order, so an agency
 //! sees a consignment's documents in order.
+//!
+//! Two kinds of failure, handled apart:
+//! - **the broker is unreachable** (timeouts, transport errors, no leader): nothing is wrong
+//!   with the records, so none uses an attempt; the relay backs off (up to 10 s) and tries the
+//!   same records again, in order, until the broker is back;
+//! - **the broker refuses a record** (too large, not authorized, unknown topic...): the
+//!   delivery uses an attempt and waits an exponential, jittered delay, holding back the later
+//!   records of its consignment on that topic; after [`RetryPolicy::max_attempts`] a notice
+//!   goes to the dead-letter topic and the delivery is `failed` until an operator sends it again.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,9 +20,9 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::sync::{watch, Notify};
 
-use super::cloudevents;
+use super::{cloudevents, BrokerHealth};
 use crate::clock::now_millis;
-use crate::store::Store;
+use crate::store::{OutboundDelivery, Store};
 
 /// Deliveries taken from the outbox per round.
 const BATCH: usize = 500;
@@ -33,6 +43,7 @@ impl Wakeup {
 }
 
 /// Sends a record, waiting while the producer's queue is full (backpressure, not failure).
+/// A record the producer refuses outright (larger than `message.max.bytes`) fails here.
 async fn send(
     producer: &FutureProducer,
     mut record: FutureRecord<'_, str, str>,
@@ -49,86 +60,226 @@ async fn send(
     }
 }
 
-/// Runs until `shutdown` turns true, then publishes what is left if the broker allows,
-/// and flushes the producer.
-pub async fn run_delivery_relay(
-    store: Arc<dyn Store>,
-    producer: FutureProducer,
-    wakeup: Wakeup,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let stopping = *shutdown.borrow();
-        let batch = match store.pending_deliveries(BATCH).await {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(error = %e, "relay: cannot read the outbox");
-                Vec::new()
+/// How the relay retries a delivery whose record the broker refuses.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts before the delivery is dead-lettered and marked failed.
+    pub max_attempts: u32,
+    /// Delay after the first refusal; doubled after each further one.
+    pub initial_backoff: Duration,
+    /// Longest delay.
+    pub max_backoff: Duration,
+}
+
+impl RetryPolicy {
+    /// The delay before attempt `attempt + 1`, after `attempt` refusals (`attempt` >= 1):
+    /// exponential, capped, and drawn uniformly from its upper half ("equal jitter"), so
+    /// deliveries refused together do not come back together. `seed` makes the draw.
+    pub fn delay(&self, attempt: u32, seed: u64) -> Duration {
+        let doubled = self.initial_backoff.saturating_mul(1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX));
+        let ceiling = doubled.min(self.max_backoff).as_millis() as u64;
+        let half = ceiling / 2;
+        Duration::from_millis(half + if half == 0 { 0 } else { seed % (ceiling - half + 1) })
+    }
+}
+
+/// A pseudo-random number for jitter, different for each call (std's hasher keys are random).
+fn jitter_seed(delivery_id: i64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_i64(delivery_id);
+    h.write_i64(now_millis());
+    h.finish()
+}
+
+/// Whether an error means the broker cannot be reached (the delivery waits, using no attempt)
+/// rather than that it refused this record (the delivery uses an attempt).
+pub fn broker_unreachable(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode::*;
+    match e.rdkafka_error_code() {
+        Some(code) => matches!(
+            code,
+            MessageTimedOut | AllBrokersDown | BrokerTransportFailure | Resolve | BrokerDestroy
+                | OperationTimedOut | RequestTimedOut | NetworkException | LeaderNotAvailable
+                | NotLeaderForPartition | BrokerNotAvailable | NotEnoughReplicas
+                | NotEnoughReplicasAfterAppend | KafkaStorageError | PurgeQueue | PurgeInflight
+                | PreferredLeaderNotAvailable | QueueFull
+        ),
+        // Errors without a code (the client is going away, a cancelled future) are not the
+        // record's fault either.
+        None => true,
+    }
+}
+
+/// What the delivery relay needs besides the store and the producer.
+pub struct DeliveryRelay {
+    pub store: Arc<dyn Store>,
+    pub producer: FutureProducer,
+    pub wakeup: Wakeup,
+    pub health: BrokerHealth,
+    pub retry: RetryPolicy,
+    /// Where a delivery's notice goes after its last attempt.
+    pub dead_letter_topic: String,
+    /// Deliveries waiting for the broker, as last counted; read by submissions to bound the backlog.
+    pub backlog: Arc<AtomicU64>,
+}
+
+impl DeliveryRelay {
+    /// Runs until `shutdown` turns true, then publishes what is left if the broker allows, and
+    /// flushes the producer.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let stopping = *shutdown.borrow();
+            match self.store.outbox_backlog().await {
+                Ok(n) => self.backlog.store(n, Ordering::Relaxed),
+                Err(e) => tracing::error!(error = %e, "relay: cannot count the outbox"),
             }
-        };
-        if batch.is_empty() {
-            if stopping {
-                break;
+            let batch = match self.store.pending_deliveries(BATCH, now_millis()).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "relay: cannot read the outbox");
+                    Vec::new()
+                }
+            };
+            if batch.is_empty() {
+                if stopping {
+                    break;
+                }
+                tokio::select! {
+                    _ = self.wakeup.wait(IDLE) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
             }
-            tokio::select! {
-                _ = wakeup.wait(IDLE) => {}
-                _ = shutdown.changed() => {}
+            let unreachable = self.publish(batch).await;
+            if unreachable {
+                self.health.set(false);
+                if stopping {
+                    break;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            } else {
+                backoff = Duration::from_millis(100);
             }
-            continue;
         }
+        let p = self.producer.clone();
+        let _ = tokio::task::spawn_blocking(move || p.flush(Duration::from_secs(10))).await;
+        tracing::info!("relay: stopped, producer flushed");
+    }
+
+    /// Publishes one batch; records confirmations and refusals. Returns whether the broker
+    /// was unreachable (the rest of the batch stays in the outbox for the next round).
+    async fn publish(&self, batch: Vec<OutboundDelivery>) -> bool {
         let mut in_flight = Vec::with_capacity(batch.len());
-        let mut failed = false;
+        let mut refused: Vec<(&OutboundDelivery, String)> = Vec::new();
+        // Topic and UCR of records refused in this round: later records of the same
+        // consignment wait behind them.
+        let mut held: Vec<(&str, &str)> = Vec::new();
+        let mut unreachable = false;
         for d in &batch {
-            let headers = cloudevents::delivery_headers(d);
+            if held.contains(&(d.topic.as_str(), d.ucr.as_str())) {
+                continue;
+            }
             let record = FutureRecord::to(&d.topic)
                 .key(d.ucr.as_str())
                 .payload(d.payload.as_str())
-                .headers(headers);
-            match send(&producer, record).await {
-                Ok(f) => in_flight.push((d.delivery_id, f)),
-                Err(e) => {
-                    tracing::warn!(delivery = d.delivery_id, error = %e, "relay: cannot enqueue a delivery");
-                    failed = true;
+                .headers(cloudevents::delivery_headers(d));
+            match send(&self.producer, record).await {
+                Ok(f) => in_flight.push((d, f)),
+                Err(e) if broker_unreachable(&e) => {
+                    tracing::warn!(delivery = d.delivery_id, error = %e, "relay: cannot enqueue a delivery; the broker is unreachable");
+                    unreachable = true;
                     break; // keep order: later deliveries wait for this one
+                }
+                Err(e) => {
+                    held.push((d.topic.as_str(), d.ucr.as_str()));
+                    refused.push((d, e.to_string()));
                 }
             }
         }
         let mut confirmed = Vec::with_capacity(in_flight.len());
-        for (id, f) in in_flight {
+        for (d, f) in in_flight {
             match f.await {
-                Ok(Ok(_)) => confirmed.push(id),
-                Ok(Err((e, _))) => {
-                    failed = true;
-                    tracing::warn!(delivery = id, error = %e, "relay: the broker did not confirm a delivery; it stays in the outbox");
+                Ok(Ok(_)) => confirmed.push(d.delivery_id),
+                Ok(Err((e, _))) if broker_unreachable(&e) => {
+                    unreachable = true;
+                    tracing::warn!(delivery = d.delivery_id, error = %e, "relay: the broker did not confirm a delivery; it stays in the outbox");
                 }
-                Err(_) => failed = true,
+                Ok(Err((e, _))) => refused.push((d, e.to_string())),
+                Err(_) => unreachable = true,
             }
         }
         if !confirmed.is_empty() {
+            self.health.set(true);
             let n = confirmed.len();
-            if let Err(e) = store.mark_dispatched(confirmed, now_millis()).await {
+            if let Err(e) = self.store.mark_dispatched(confirmed, now_millis()).await {
                 tracing::error!(error = %e, "relay: confirmed deliveries could not be marked; they will be sent again");
             } else {
                 tracing::debug!(count = n, "relay: deliveries dispatched");
             }
         }
-        if failed {
-            if stopping {
-                break;
+        for (d, error) in refused {
+            self.refused(d, error).await;
+        }
+        unreachable
+    }
+
+    /// The broker refused `d`'s record: wait and try again, or after the last attempt publish
+    /// a notice on the dead-letter topic and mark the delivery failed.
+    async fn refused(&self, d: &OutboundDelivery, error: String) {
+        let attempt = d.attempts + 1;
+        let now = now_millis();
+        if attempt < self.retry.max_attempts {
+            let delay = self.retry.delay(attempt, jitter_seed(d.delivery_id));
+            tracing::warn!(delivery = d.delivery_id, document = %d.document_id, agency = %d.agency, attempt,
+                max_attempts = self.retry.max_attempts, retry_in_ms = delay.as_millis() as u64, error = %error,
+                "relay: the broker refused a delivery; it will be tried again");
+            let next = now + delay.as_millis() as i64;
+            if let Err(e) = self.store.record_refusal(d.delivery_id, now, error, next).await {
+                tracing::error!(error = %e, "relay: cannot record a refused attempt");
             }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = shutdown.changed() => {}
+            return;
+        }
+        let notice = serde_json::json!({
+            "deliveryId": d.delivery_id,
+            "documentId": d.document_id,
+            "ucr": d.ucr,
+            "agency": d.agency,
+            "topic": d.topic,
+            "documentType": d.document_type,
+            "attempts": attempt,
+            "reason": error,
+            "failedAt": crate::clock::rfc3339(now),
+        })
+        .to_string();
+        let headers = cloudevents::dead_letter_headers(d, &error);
+        let record = FutureRecord::to(&self.dead_letter_topic).key(d.ucr.as_str()).payload(notice.as_str()).headers(headers);
+        let published = match send(&self.producer, record).await {
+            Ok(f) => matches!(f.await, Ok(Ok(_))),
+            Err(_) => false,
+        };
+        if !published {
+            // The notice must precede the failed status: try the whole thing again shortly.
+            tracing::warn!(delivery = d.delivery_id, "relay: the dead-letter notice was not confirmed; retrying");
+            let next = now + self.retry.initial_backoff.as_millis() as i64;
+            if let Err(e) = self.store.record_refusal(d.delivery_id, now, error, next).await {
+                tracing::error!(error = %e, "relay: cannot record a refused attempt");
             }
-            backoff = (backoff * 2).min(Duration::from_secs(10));
-        } else {
-            backoff = Duration::from_millis(100);
+            return;
+        }
+        tracing::error!(delivery = d.delivery_id, document = %d.document_id, agency = %d.agency, attempts = attempt,
+            error = %error, topic = %self.dead_letter_topic,
+            "relay: delivery FAILED after its last attempt; its notice is on the dead-letter topic. \
+             Fix the cause, then send it again: POST /v1/deliveries/{{id}}/retry or `ventanilla deliveries retry`");
+        if let Err(e) = self.store.mark_failed(d.delivery_id, now, error).await {
+            tracing::error!(error = %e, "relay: cannot mark a delivery failed; it will be tried again");
         }
     }
-    let p = producer.clone();
-    let _ = tokio::task::spawn_blocking(move || p.flush(Duration::from_secs(10))).await;
-    tracing::info!("relay: stopped, producer flushed");
 }
 
 /// Publishes consignment state changes on the status topic, in order.
@@ -188,5 +339,39 @@ pub async fn run_status_relay(
                 _ = shutdown.changed() => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_double_stay_capped_and_jitter_within_the_upper_half() {
+        let p = RetryPolicy {
+            max_attempts: 8,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_millis(10_000),
+        };
+        for (attempt, ceiling) in [(1, 500), (2, 1000), (3, 2000), (4, 4000), (5, 8000), (6, 10_000), (40, 10_000)] {
+            let mut seen = std::collections::HashSet::new();
+            for seed in 0..200u64 {
+                let d = p.delay(attempt, seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)).as_millis() as u64;
+                assert!(d >= ceiling / 2 && d <= ceiling, "attempt {attempt}: {d} ms outside [{}, {ceiling}]", ceiling / 2);
+                seen.insert(d);
+            }
+            assert!(seen.len() > 10, "attempt {attempt}: the delay is jittered ({} distinct values)", seen.len());
+        }
+    }
+
+    #[test]
+    fn unreachable_brokers_use_no_attempts_but_refused_records_do() {
+        use rdkafka::error::KafkaError::MessageProduction;
+        assert!(broker_unreachable(&MessageProduction(RDKafkaErrorCode::MessageTimedOut)));
+        assert!(broker_unreachable(&MessageProduction(RDKafkaErrorCode::AllBrokersDown)));
+        assert!(broker_unreachable(&MessageProduction(RDKafkaErrorCode::NotEnoughReplicas)));
+        assert!(!broker_unreachable(&MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge)));
+        assert!(!broker_unreachable(&MessageProduction(RDKafkaErrorCode::TopicAuthorizationFailed)));
+        assert!(!broker_unreachable(&MessageProduction(RDKafkaErrorCode::UnknownTopicOrPartition)));
     }
 }

@@ -58,6 +58,9 @@ pub struct NewDocument {
     pub submitted_at: Millis,
     /// (agency, its topic, the routing rule that chose it).
     pub deliveries: Vec<(AgencyId, String, String)>,
+    /// Whether the broker was reachable when the document was accepted; the receipt says so
+    /// when it was not, so the submitter knows its deliveries wait for the broker.
+    pub broker_available: bool,
 }
 
 /// What the submitter gets back: proof the document is committed.
@@ -79,6 +82,10 @@ pub struct ReceiptDelivery {
     pub agency: AgencyId,
     pub topic: String,
     pub status: DeliveryStatus,
+    /// Why a delivery is not moving yet: `broker-unavailable` when the document was accepted
+    /// during a broker outage (it is stored and will be published when the broker is back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_detail: Option<&'static str>,
     /// The routing rule that chose this agency.
     pub rule: String,
 }
@@ -109,6 +116,43 @@ pub struct OutboundDelivery {
     pub sender: String,
     pub submitted_at: Millis,
     pub payload: String,
+    /// Attempts the broker refused so far.
+    pub attempts: u32,
+}
+
+/// A delivery that failed, for operators.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedDelivery {
+    pub delivery_id: i64,
+    pub document_id: Uuid,
+    pub ucr: Ucr,
+    pub agency: AgencyId,
+    pub topic: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub failed_at: Option<String>,
+}
+
+/// Which failed deliveries an operator sends again.
+#[derive(Debug, Clone)]
+pub enum RetrySelection {
+    /// These deliveries; each must exist and have failed.
+    Deliveries(Vec<i64>),
+    /// Every failed delivery, or only those of one agency.
+    AllFailed { agency: Option<AgencyId> },
+}
+
+/// What a retry did.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryOutcome {
+    /// Back in the outbox.
+    pub retried: Vec<i64>,
+    /// Named, but not failed (left as they are).
+    pub not_failed: Vec<i64>,
+    /// Named, but no such delivery.
+    pub unknown: Vec<i64>,
 }
 
 /// An agency's answer, from HTTP or the ack topic.
@@ -176,9 +220,15 @@ pub struct DocumentView {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryView {
+    /// The id operators use to send a failed delivery again.
+    pub delivery_id: i64,
     pub agency: AgencyId,
     pub topic: String,
     pub status: DeliveryStatus,
+    /// Attempts the broker refused (reset when an operator sends it again).
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
     pub dispatched_at: Option<String>,
     pub first_answer_at: Option<String>,
     pub history: Vec<HistoryEntry>,
@@ -223,10 +273,23 @@ pub trait Store: Send + Sync + 'static {
     /// it repeats an accepted one (then the first receipt) or reuses its idempotency key or
     /// identity with a different body (then [`StoreError::Conflict`]).
     fn accept_document(&self, doc: NewDocument) -> StoreFuture<'_, Acceptance>;
-    /// The oldest deliveries not yet confirmed by the broker, in commit order.
-    fn pending_deliveries(&self, limit: usize) -> StoreFuture<'_, Vec<OutboundDelivery>>;
+    /// The oldest deliveries due to be sent at `now`, in commit order: not yet confirmed, not
+    /// failed, not waiting out a retry delay, and not behind a delivery of the same topic and
+    /// UCR that is waiting out one (so a consignment's records keep their order).
+    fn pending_deliveries(&self, limit: usize, now: Millis) -> StoreFuture<'_, Vec<OutboundDelivery>>;
+    /// Deliveries waiting for the broker (not confirmed, not failed).
+    fn outbox_backlog(&self) -> StoreFuture<'_, u64>;
     /// Records the broker's confirmations.
     fn mark_dispatched(&self, delivery_ids: Vec<i64>, at: Millis) -> StoreFuture<'_, ()>;
+    /// Records that the broker refused a delivery's record: one attempt more, and the time it
+    /// is due again.
+    fn record_refusal(&self, delivery_id: i64, at: Millis, error: String, next_attempt_at: Millis) -> StoreFuture<'_, ()>;
+    /// Marks a delivery failed after its last attempt (its dead-letter notice is published).
+    fn mark_failed(&self, delivery_id: i64, at: Millis, error: String) -> StoreFuture<'_, ()>;
+    /// Failed deliveries, oldest first, optionally of one agency.
+    fn failed_deliveries(&self, agency: Option<AgencyId>) -> StoreFuture<'_, Vec<FailedDelivery>>;
+    /// Puts failed deliveries back in the outbox with fresh attempts; `by` names the operator.
+    fn retry_deliveries(&self, selection: RetrySelection, by: String, at: Millis) -> StoreFuture<'_, RetryOutcome>;
     /// Applies an agency's answer to its delivery and the consignment.
     fn apply_acknowledgment(&self, ack: AckRecord) -> StoreFuture<'_, AckApplied>;
     /// Status events not yet published, oldest first.

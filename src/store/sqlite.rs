@@ -66,9 +66,12 @@ CREATE TABLE IF NOT EXISTS deliveries (
     created_at INTEGER NOT NULL,
     dispatched_at INTEGER,
     first_answer_at INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    failed_at INTEGER,
     UNIQUE (document_id, agency)
 );
-CREATE INDEX IF NOT EXISTS deliveries_outbox ON deliveries(id) WHERE dispatched_at IS NULL;
 CREATE TABLE IF NOT EXISTS delivery_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     delivery_id INTEGER NOT NULL REFERENCES deliveries(id),
@@ -89,6 +92,30 @@ CREATE TABLE IF NOT EXISTS status_outbox (
 CREATE INDEX IF NOT EXISTS status_outbox_pending ON status_outbox(id) WHERE published_at IS NULL;
 "#;
 
+/// Brings a store written by an earlier version up to date: the retry columns of
+/// `deliveries`, and the outbox index that leaves failed deliveries out.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('deliveries')")?;
+    let columns = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+    for (name, decl) in [
+        ("attempts", "INTEGER NOT NULL DEFAULT 0"),
+        ("next_attempt_at", "INTEGER NOT NULL DEFAULT 0"),
+        ("last_error", "TEXT"),
+        ("failed_at", "INTEGER"),
+    ] {
+        if !columns.iter().any(|c| c == name) {
+            conn.execute_batch(&format!("ALTER TABLE deliveries ADD COLUMN {name} {decl}"))?;
+        }
+    }
+    conn.execute_batch(
+        "DROP INDEX IF EXISTS deliveries_outbox;
+         CREATE INDEX IF NOT EXISTS deliveries_waiting ON deliveries(id) WHERE dispatched_at IS NULL AND failed_at IS NULL;
+         CREATE INDEX IF NOT EXISTS deliveries_failed ON deliveries(id) WHERE failed_at IS NOT NULL;
+         CREATE INDEX IF NOT EXISTS deliveries_deferred ON deliveries(next_attempt_at) WHERE dispatched_at IS NULL AND failed_at IS NULL;",
+    )?;
+    Ok(())
+}
+
 fn open(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -105,6 +132,7 @@ impl SqliteStore {
         let path = data_dir.join("ventanilla.db");
         let conn = open(&path)?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         let reader = open(&path)?;
         let (writer, jobs) = mpsc::channel::<Job>();
         std::thread::Builder::new()
@@ -328,6 +356,7 @@ fn insert_document(conn: &Connection, doc: &NewDocument) -> Result<Acceptance, S
             agency: agency.clone(),
             topic: topic.clone(),
             status: DeliveryStatus::Pending,
+            status_detail: (!doc.broker_available).then_some("broker-unavailable"),
             rule: rule.clone(),
         });
     }
@@ -378,6 +407,14 @@ fn apply(conn: &Connection, ack: &AckRecord) -> Result<AckApplied, StoreError> {
             "UPDATE deliveries SET status = ?2, first_answer_at = COALESCE(first_answer_at, ?3) WHERE id = ?1",
             params![delivery_id, new.as_str(), ack.at],
         )?;
+        if current == DeliveryStatus::Failed {
+            // The agency answers, so it has the document (an attempt the broker took after
+            // all): the delivery leaves the failed list rather than being sent again.
+            conn.execute(
+                "UPDATE deliveries SET failed_at = NULL, dispatched_at = COALESCE(dispatched_at, ?2) WHERE id = ?1",
+                params![delivery_id, ack.at],
+            )?;
+        }
         let cause = json!({"kind": "acknowledgment", "documentId": ack.document_id, "agency": ack.agency, "status": ack.status});
         (new, refresh_consignment(conn, &ucr, ack.at, false, cause)?)
     } else {
@@ -395,6 +432,64 @@ fn apply(conn: &Connection, ack: &AckRecord) -> Result<AckApplied, StoreError> {
         delivery_status,
         consignment_state,
     })
+}
+
+/// Puts the selected failed deliveries back in the outbox, each with a history entry naming
+/// the operator, and recomputes their consignments.
+fn retry(conn: &Connection, selection: &RetrySelection, by: &str, at: Millis) -> Result<RetryOutcome, StoreError> {
+    let mut outcome = RetryOutcome::default();
+    let candidates: Vec<i64> = match selection {
+        RetrySelection::Deliveries(ids) => {
+            let mut failed = Vec::new();
+            for id in ids {
+                let f: Option<Option<i64>> = conn
+                    .query_row("SELECT failed_at FROM deliveries WHERE id = ?1", [id], |r| r.get(0))
+                    .optional()?;
+                match f {
+                    None => outcome.unknown.push(*id),
+                    Some(None) => outcome.not_failed.push(*id),
+                    Some(Some(_)) => failed.push(*id),
+                }
+            }
+            failed
+        }
+        RetrySelection::AllFailed { agency } => {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id FROM deliveries WHERE failed_at IS NOT NULL AND (?1 IS NULL OR agency = ?1) ORDER BY id",
+            )?;
+            let ids = stmt.query_map([agency.as_ref().map(|a| a.as_str())], |r| r.get(0))?.collect::<Result<Vec<i64>, _>>()?;
+            ids
+        }
+    };
+    let mut ucrs: Vec<String> = Vec::new();
+    for id in candidates {
+        let changed = conn.execute(
+            "UPDATE deliveries SET status = 'pending', failed_at = NULL, attempts = 0, next_attempt_at = 0
+             WHERE id = ?1 AND failed_at IS NOT NULL",
+            [id],
+        )?;
+        if changed == 0 {
+            continue;
+        }
+        conn.execute(
+            "INSERT INTO delivery_events (delivery_id, status, at, source, reason, outcome) VALUES (?1, 'pending', ?2, 'operator', ?3, 'applied')",
+            params![id, at, format!("sent again by {by}")],
+        )?;
+        let ucr: String = conn.query_row(
+            "SELECT doc.ucr FROM deliveries d JOIN documents doc ON doc.id = d.document_id WHERE d.id = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
+        if !ucrs.contains(&ucr) {
+            ucrs.push(ucr);
+        }
+        outcome.retried.push(id);
+    }
+    for ucr in ucrs {
+        let cause = json!({"kind": "retry", "by": by});
+        refresh_consignment(conn, &parse_ucr(&ucr)?, at, false, cause)?;
+    }
+    Ok(outcome)
 }
 
 fn view(conn: &Connection, ucr: &Ucr) -> Result<Option<ConsignmentView>, StoreError> {
@@ -418,7 +513,7 @@ fn view(conn: &Connection, ucr: &Ucr) -> Result<Option<ConsignmentView>, StoreEr
         })?
         .collect::<Result<Vec<_>, _>>()?;
     let mut del_stmt = conn.prepare_cached(
-        "SELECT id, agency, topic, status, created_at, dispatched_at, first_answer_at FROM deliveries WHERE document_id = ?1 ORDER BY id",
+        "SELECT id, agency, topic, status, created_at, dispatched_at, first_answer_at, attempts, last_error FROM deliveries WHERE document_id = ?1 ORDER BY id",
     )?;
     let mut ev_stmt = conn.prepare_cached(
         "SELECT status, at, source, reason, outcome FROM delivery_events WHERE delivery_id = ?1 ORDER BY id",
@@ -431,11 +526,12 @@ fn view(conn: &Connection, ucr: &Ucr) -> Result<Option<ConsignmentView>, StoreEr
         let rows = del_stmt
             .query_map([&id], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?,
-                    r.get::<_, i64>(4)?, r.get::<_, Option<i64>>(5)?, r.get::<_, Option<i64>>(6)?))
+                    r.get::<_, i64>(4)?, r.get::<_, Option<i64>>(5)?, r.get::<_, Option<i64>>(6)?,
+                    r.get::<_, u32>(7)?, r.get::<_, Option<String>>(8)?))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         let mut deliveries = Vec::new();
-        for (did, agency, topic, status, created, dispatched, first_answer) in rows {
+        for (did, agency, topic, status, created, dispatched, first_answer, attempts, last_error) in rows {
             let agency = parse_agency(&agency)?;
             match times.iter_mut().find(|t| t.0 == agency) {
                 Some(t) => {
@@ -456,9 +552,12 @@ fn view(conn: &Connection, ucr: &Ucr) -> Result<Option<ConsignmentView>, StoreEr
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             deliveries.push(DeliveryView {
+                delivery_id: did,
                 agency,
                 topic,
                 status: parse_status(&status)?,
+                attempts,
+                last_error,
                 dispatched_at: dispatched.map(rfc3339),
                 first_answer_at: first_answer.map(rfc3339),
                 history,
@@ -506,23 +605,35 @@ impl Store for SqliteStore {
         Box::pin(self.write(move |conn| insert_document(conn, &doc)))
     }
 
-    fn pending_deliveries(&self, limit: usize) -> StoreFuture<'_, Vec<OutboundDelivery>> {
+    fn pending_deliveries(&self, limit: usize, now: Millis) -> StoreFuture<'_, Vec<OutboundDelivery>> {
         Box::pin(self.read(move |conn| {
+            // The first delivery of each (topic, UCR) that is waiting out a retry delay: the
+            // later deliveries of that key wait behind it, so records keep their order.
+            let mut held_stmt = conn.prepare_cached(
+                "SELECT d.topic, doc.ucr, MIN(d.id) FROM deliveries d JOIN documents doc ON doc.id = d.document_id
+                 WHERE d.dispatched_at IS NULL AND d.failed_at IS NULL AND d.next_attempt_at > ?1
+                 GROUP BY d.topic, doc.ucr",
+            )?;
+            let held: std::collections::HashMap<(String, String), i64> = held_stmt
+                .query_map([now], |r| Ok(((r.get::<_, String>(0)?, r.get::<_, String>(1)?), r.get::<_, i64>(2)?)))?
+                .collect::<Result<_, _>>()?;
             let mut stmt = conn.prepare_cached(
                 "SELECT d.id, d.document_id, d.agency, d.topic, doc.ucr, doc.document_type, doc.schema_version, doc.schema_id,
-                        doc.origin, doc.destination, doc.sender, doc.submitted_at, doc.payload
+                        doc.origin, doc.destination, doc.sender, doc.submitted_at, doc.payload, d.attempts
                  FROM deliveries d JOIN documents doc ON doc.id = d.document_id
-                 WHERE d.dispatched_at IS NULL ORDER BY d.id LIMIT ?1",
+                 WHERE d.dispatched_at IS NULL AND d.failed_at IS NULL AND d.next_attempt_at <= ?2
+                 ORDER BY d.id LIMIT ?1",
             )?;
             let rows = stmt
-                .query_map([limit as i64], |r| {
+                .query_map(params![limit as i64, now], |r| {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?,
                         r.get::<_, String>(4)?, r.get::<_, String>(5)?, r.get::<_, String>(6)?, r.get::<_, String>(7)?,
                         r.get::<_, String>(8)?, r.get::<_, String>(9)?, r.get::<_, String>(10)?, r.get::<_, i64>(11)?,
-                        r.get::<_, String>(12)?))
+                        r.get::<_, String>(12)?, r.get::<_, u32>(13)?))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             rows.into_iter()
+                .filter(|r| held.get(&(r.3.clone(), r.4.clone())).is_none_or(|first| *first > r.0))
                 .map(|r| {
                     Ok(OutboundDelivery {
                         delivery_id: r.0,
@@ -538,9 +649,21 @@ impl Store for SqliteStore {
                         sender: r.10,
                         submitted_at: r.11,
                         payload: r.12,
+                        attempts: r.13,
                     })
                 })
                 .collect()
+        }))
+    }
+
+    fn outbox_backlog(&self) -> StoreFuture<'_, u64> {
+        Box::pin(self.read(|conn| {
+            let n: i64 = conn.query_row(
+                "SELECT COUNT(*) FROM deliveries WHERE dispatched_at IS NULL AND failed_at IS NULL",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(n.max(0) as u64)
         }))
     }
 
@@ -559,6 +682,83 @@ impl Store for SqliteStore {
             }
             Ok(())
         }))
+    }
+
+    fn record_refusal(&self, delivery_id: i64, at: Millis, error: String, next_attempt_at: Millis) -> StoreFuture<'_, ()> {
+        Box::pin(self.write(move |conn| {
+            let changed = conn.execute(
+                "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3
+                 WHERE id = ?1 AND dispatched_at IS NULL AND failed_at IS NULL",
+                params![delivery_id, next_attempt_at, error],
+            )?;
+            if changed == 1 {
+                let reason = format!("{error}; next attempt at {}", rfc3339(next_attempt_at));
+                conn.execute(
+                    "INSERT INTO delivery_events (delivery_id, status, at, source, reason, outcome) VALUES (?1, 'refused', ?2, 'broker', ?3, 'applied')",
+                    params![delivery_id, at, reason],
+                )?;
+            }
+            Ok(())
+        }))
+    }
+
+    fn mark_failed(&self, delivery_id: i64, at: Millis, error: String) -> StoreFuture<'_, ()> {
+        Box::pin(self.write(move |conn| {
+            let changed = conn.execute(
+                "UPDATE deliveries SET status = 'failed', failed_at = ?2, attempts = attempts + 1, last_error = ?3
+                 WHERE id = ?1 AND dispatched_at IS NULL AND failed_at IS NULL",
+                params![delivery_id, at, error],
+            )?;
+            if changed == 0 {
+                return Ok(());
+            }
+            conn.execute(
+                "INSERT INTO delivery_events (delivery_id, status, at, source, reason, outcome) VALUES (?1, 'failed', ?2, 'gateway', ?3, 'applied')",
+                params![delivery_id, at, format!("{error}; sent to the dead-letter topic, waiting for an operator")],
+            )?;
+            let (ucr, document, agency): (String, String, String) = conn.query_row(
+                "SELECT doc.ucr, doc.id, d.agency FROM deliveries d JOIN documents doc ON doc.id = d.document_id WHERE d.id = ?1",
+                [delivery_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            let cause = json!({"kind": "deliveryFailed", "deliveryId": delivery_id, "documentId": document, "agency": agency});
+            refresh_consignment(conn, &parse_ucr(&ucr)?, at, false, cause)?;
+            Ok(())
+        }))
+    }
+
+    fn failed_deliveries(&self, agency: Option<AgencyId>) -> StoreFuture<'_, Vec<FailedDelivery>> {
+        Box::pin(self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT d.id, d.document_id, doc.ucr, d.agency, d.topic, d.attempts, d.last_error, d.failed_at
+                 FROM deliveries d JOIN documents doc ON doc.id = d.document_id
+                 WHERE d.failed_at IS NOT NULL AND (?1 IS NULL OR d.agency = ?1) ORDER BY d.id",
+            )?;
+            let rows = stmt
+                .query_map([agency.as_ref().map(|a| a.as_str())], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?, r.get::<_, u32>(5)?, r.get::<_, Option<String>>(6)?, r.get::<_, Option<i64>>(7)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|r| {
+                    Ok(FailedDelivery {
+                        delivery_id: r.0,
+                        document_id: parse_uuid(&r.1)?,
+                        ucr: parse_ucr(&r.2)?,
+                        agency: parse_agency(&r.3)?,
+                        topic: r.4,
+                        attempts: r.5,
+                        last_error: r.6,
+                        failed_at: r.7.map(rfc3339),
+                    })
+                })
+                .collect()
+        }))
+    }
+
+    fn retry_deliveries(&self, selection: RetrySelection, by: String, at: Millis) -> StoreFuture<'_, RetryOutcome> {
+        Box::pin(self.write(move |conn| retry(conn, &selection, &by, at)))
     }
 
     fn apply_acknowledgment(&self, ack: AckRecord) -> StoreFuture<'_, AckApplied> {
@@ -623,6 +823,7 @@ mod tests {
                 .iter()
                 .map(|a| (AgencyId::parse(a).unwrap(), format!("t.{a}"), "rule".into()))
                 .collect(),
+            broker_available: true,
         }
     }
 
@@ -637,10 +838,10 @@ mod tests {
         let d = doc("UCR-1", &["br-customs", "br-sanitary"]);
         let Acceptance::New(receipt) = store.accept_document(d.clone()).await.unwrap() else { panic!("new") };
         assert_eq!(receipt.consignment_state, ConsignmentState::Submitted);
-        let pending = store.pending_deliveries(10).await.unwrap();
+        let pending = store.pending_deliveries(10, now_millis()).await.unwrap();
         assert_eq!(pending.len(), 2);
         store.mark_dispatched(pending.iter().map(|p| p.delivery_id).collect(), now_millis()).await.unwrap();
-        assert!(store.pending_deliveries(10).await.unwrap().is_empty());
+        assert!(store.pending_deliveries(10, now_millis()).await.unwrap().is_empty());
 
         let a = store.apply_acknowledgment(ack(d.id, "br-customs", AckStatus::Released)).await.unwrap();
         assert_eq!(a.consignment_state, ConsignmentState::InReview);
@@ -703,7 +904,7 @@ mod tests {
         assert!(matches!(store.accept_document(nokey.clone()).await.unwrap(), Acceptance::Replayed(_)));
         nokey.body_sha256 = "amended".into();
         assert!(matches!(store.accept_document(nokey).await, Err(StoreError::Conflict { .. })));
-        assert_eq!(store.pending_deliveries(10).await.unwrap().len(), 1, "one document, one delivery");
+        assert_eq!(store.pending_deliveries(10, now_millis()).await.unwrap().len(), 1, "one document, one delivery");
     }
 
     #[tokio::test]
@@ -719,6 +920,60 @@ mod tests {
         for t in tasks {
             t.await.unwrap().unwrap();
         }
-        assert_eq!(store.pending_deliveries(1000).await.unwrap().len(), 200);
+        assert_eq!(store.pending_deliveries(1000, now_millis()).await.unwrap().len(), 200);
+    }
+
+    #[tokio::test]
+    async fn a_refused_delivery_waits_holds_back_its_ucr_fails_and_is_sent_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let first = doc("UCR-R", &["br-customs"]);
+        let mut second = doc("UCR-R", &["br-customs"]);
+        second.document_type = DocumentType::parse("packingList").unwrap();
+        let other = doc("UCR-S", &["br-customs"]);
+        for d in [&first, &second, &other] {
+            store.accept_document(d.clone()).await.unwrap();
+        }
+        let now = now_millis();
+        let all = store.pending_deliveries(10, now).await.unwrap();
+        assert_eq!(all.len(), 3);
+        let refused = all[0].delivery_id;
+        assert_eq!(store.outbox_backlog().await.unwrap(), 3);
+
+        // Refused once, due again in a minute: it and the later record of its UCR wait;
+        // the other consignment goes on.
+        store.record_refusal(refused, now, "too large".into(), now + 60_000).await.unwrap();
+        let due = store.pending_deliveries(10, now).await.unwrap();
+        assert_eq!(due.iter().map(|d| d.ucr.as_str()).collect::<Vec<_>>(), vec!["UCR-S"]);
+        let later = store.pending_deliveries(10, now + 60_000).await.unwrap();
+        assert_eq!(later.len(), 3, "due again after the delay, still first");
+        assert_eq!(later[0].delivery_id, refused);
+        assert_eq!(later[0].attempts, 1);
+
+        // The last attempt: failed, out of the outbox, and the consignment says so.
+        store.mark_failed(refused, now + 60_000, "too large".into()).await.unwrap();
+        assert_eq!(store.outbox_backlog().await.unwrap(), 2);
+        let failed = store.failed_deliveries(None).await.unwrap();
+        assert_eq!(failed.len(), 1);
+        assert_eq!((failed[0].delivery_id, failed[0].attempts), (refused, 2));
+        assert!(store.failed_deliveries(Some(AgencyId::parse("ar-customs").unwrap())).await.unwrap().is_empty());
+        let view = store.consignment(first.ucr.clone()).await.unwrap().unwrap();
+        assert_eq!(view.state, ConsignmentState::DeliveryFailed);
+        assert_eq!(view.documents[0].deliveries[0].status, DeliveryStatus::Failed);
+        assert_eq!(view.documents[0].deliveries[0].last_error.as_deref(), Some("too large"));
+
+        // An operator sends it again: back in the outbox with fresh attempts.
+        let out = store
+            .retry_deliveries(RetrySelection::Deliveries(vec![refused, all[2].delivery_id, 999]), "ops".into(), now)
+            .await
+            .unwrap();
+        assert_eq!((out.retried, out.not_failed, out.unknown), (vec![refused], vec![all[2].delivery_id], vec![999]));
+        let view = store.consignment(first.ucr.clone()).await.unwrap().unwrap();
+        assert_eq!(view.state, ConsignmentState::Submitted);
+        let d = &view.documents[0].deliveries[0];
+        assert_eq!((d.status, d.attempts), (DeliveryStatus::Pending, 0));
+        assert_eq!(d.history.last().unwrap().reason.as_deref(), Some("sent again by ops"));
+        assert_eq!(store.pending_deliveries(10, now).await.unwrap().len(), 3);
+        assert!(store.failed_deliveries(None).await.unwrap().is_empty());
     }
 }

@@ -158,6 +158,6 @@ async fn health_and_readiness_answer() {
     let r = app.get("/readyz", None).await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body, json!({"status": "ready", "store": "ok", "broker": "ok"}));
+    assert_eq!(body, json!({"status": "ready", "store": "ok", "broker": "ok", "outboxBacklog": 0}));
     assert_problem(app.get("/v1/nothing-here", None).await, 404, "not-found").await;
 }

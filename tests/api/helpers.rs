@@ -1,6 +1,7 @@
 //! `spawn_app` and the helpers every test shares.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -14,7 +15,10 @@ pub struct TestApp {
     pub brokers: String,
     pub topic_prefix: String,
     pub client: reqwest::Client,
-    pub _data: tempfile::TempDir,
+    /// The store's directory; shared with a gateway started again on it.
+    pub data: Arc<tempfile::TempDir>,
+    server: actix_web::dev::ServerHandle,
+    running: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 pub fn repo() -> PathBuf {
@@ -40,9 +44,20 @@ pub async fn spawn_app_with(brokers: Option<String>) -> TestApp {
 
 /// A gateway on a free port, with settings changed by `adjust` before it starts.
 pub async fn spawn_app_configured(brokers: Option<String>, adjust: impl FnOnce(&mut Settings)) -> TestApp {
-    ventanilla::telemetry::init();
-    let data = tempfile::tempdir().expect("temp dir");
+    let data = Arc::new(tempfile::tempdir().expect("temp dir"));
     let prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+    spawn_app_on(data, prefix, brokers, adjust).await
+}
+
+/// A gateway on a free port over the store in `data` and the topics of `prefix` (those of a
+/// gateway stopped before: a restart).
+pub async fn spawn_app_on(
+    data: Arc<tempfile::TempDir>,
+    prefix: String,
+    brokers: Option<String>,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
+    ventanilla::telemetry::init();
     let mut settings = Settings::load(
         repo().join("config"),
         "127.0.0.1:0".parse().unwrap(),
@@ -56,11 +71,18 @@ pub async fn spawn_app_configured(brokers: Option<String>, adjust: impl FnOnce(&
     let app = Application::build(settings).await.expect("the gateway starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let brokers = app.brokers.clone();
-    tokio::spawn(app.run_until_stopped());
-    TestApp { address, brokers, topic_prefix: prefix, client: reqwest::Client::new(), _data: data }
+    let server = app.server_handle();
+    let running = tokio::spawn(app.run_until_stopped());
+    TestApp { address, brokers, topic_prefix: prefix, client: reqwest::Client::new(), data, server, running }
 }
 
 impl TestApp {
+    /// Stops the gateway gracefully (as on SIGTERM) and waits until it has.
+    pub async fn stop(self) {
+        self.server.stop(true).await;
+        let _ = self.running.await;
+    }
+
     pub fn topic(&self, name: &str) -> String {
         format!("{}{}", self.topic_prefix, name)
     }
@@ -104,16 +126,27 @@ impl TestApp {
     }
 }
 
-/// A consumer of `topics` from the beginning, in a fresh group.
+/// A consumer of every partition of `topics`, from the beginning. Partitions are assigned, not
+/// subscribed: no consumer group to join or leave, so dropping it never waits on a rebalance
+/// (leaving a group on drop could hang librdkafka's close against a broker being restarted).
 pub fn consumer(brokers: &str, topics: &[&str]) -> StreamConsumer {
+    use rdkafka::{Offset, TopicPartitionList};
     let c: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("test-{}", uuid::Uuid::now_v7()))
-        .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
-    c.subscribe(topics).expect("subscribe");
+    let mut assignment = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = c.fetch_metadata(Some(topic), Duration::from_secs(30)).expect("topic metadata");
+        let partitions = metadata.topics().iter().map(|t| t.partitions().len()).sum::<usize>();
+        assert!(partitions > 0, "topic {topic} has partitions");
+        for p in 0..partitions as i32 {
+            assignment.add_partition_offset(topic, p, Offset::Beginning).expect("assignable");
+        }
+    }
+    c.assign(&assignment).expect("assign");
     c
 }
 
@@ -223,4 +256,112 @@ pub fn spawn_binary(
         }
     };
     (child, address, rx)
+}
+
+/// A document id that got a 202, and the agency topics its receipt named.
+pub type Accepted = (String, Vec<String>);
+
+/// What a stream of submissions met.
+#[derive(Debug, Default, Clone)]
+pub struct StreamLog {
+    /// Documents answered 202, with their topics.
+    pub accepted: Vec<Accepted>,
+    /// Answers other than 202 (status and body).
+    pub refused: Vec<(u16, String)>,
+    /// Requests that could not connect (the gateway was gone or not listening).
+    pub unconnected: usize,
+    /// Requests that connected but got no complete answer.
+    pub broken: Vec<String>,
+}
+
+/// Submits commercial invoices with fresh UCRs from `workers` concurrent clients until `stop`
+/// turns true, or until the gateway stops answering when `until_gone`.
+pub fn submission_stream(
+    address: &str,
+    label: &str,
+    workers: usize,
+    until_gone: bool,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> (Arc<std::sync::Mutex<StreamLog>>, Vec<tokio::task::JoinHandle<()>>) {
+    use std::sync::atomic::Ordering;
+    let log: Arc<std::sync::Mutex<StreamLog>> = Arc::default();
+    let template = example("commercialInvoice/valid/beef-road-AR-BR.json");
+    // UCRs are digits, upper-case letters and hyphens.
+    let run = uuid::Uuid::now_v7().simple().to_string().to_uppercase();
+    let handles = (0..workers)
+        .map(|worker| {
+            let (log, address, template, stop) = (log.clone(), address.to_owned(), template.clone(), stop.clone());
+            let ucr_prefix = format!("{label}-{}-{worker}", &run[run.len() - 8..]);
+            tokio::spawn(async move {
+                // One connection per request: a request either reaches the gateway or fails to
+                // connect, never waits on a pooled connection the gateway is closing.
+                let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let mut body = template.clone();
+                    body["ucr"] = serde_json::json!(format!("{ucr_prefix}-{i:06}"));
+                    let sent = client.post(format!("{address}/v1/documents")).bearer_auth("demo-trader").json(&body).send().await;
+                    let r = match sent {
+                        Ok(r) => r,
+                        Err(e) => {
+                            {
+                                let mut l = log.lock().unwrap();
+                                if e.is_connect() { l.unconnected += 1 } else { l.broken.push(e.to_string()) }
+                            }
+                            if until_gone { break }
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            continue;
+                        }
+                    };
+                    let status = r.status().as_u16();
+                    match r.text().await {
+                        Ok(text) if status == 202 => {
+                            let receipt: Value = serde_json::from_str(&text).expect("a receipt");
+                            let topics = receipt["deliveries"].as_array().unwrap().iter()
+                                .map(|d| d["topic"].as_str().unwrap().to_owned()).collect();
+                            log.lock().unwrap().accepted.push((receipt["documentId"].as_str().unwrap().to_owned(), topics));
+                        }
+                        Ok(text) => log.lock().unwrap().refused.push((status, text)),
+                        Err(e) => {
+                            log.lock().unwrap().broken.push(e.to_string());
+                            if until_gone { break }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    (log, handles)
+}
+
+/// Reads the agency topics until every accepted document has arrived on every topic its
+/// receipt named; panics naming what is missing after `within`. Returns (deliveries,
+/// duplicate records); every record read must carry `ce_id`.
+pub async fn await_deliveries(brokers: &str, accepted: &[Accepted], within: Duration) -> (usize, usize) {
+    use rdkafka::message::{Headers, Message};
+    use std::collections::{HashMap, HashSet};
+    let mut expected: HashSet<(String, String)> =
+        accepted.iter().flat_map(|(d, ts)| ts.iter().map(move |t| (t.clone(), d.clone()))).collect();
+    let total = expected.len();
+    let wanted = expected.clone();
+    let topics: HashSet<String> = expected.iter().map(|(t, _)| t.clone()).collect();
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let c = consumer(brokers, &topic_refs);
+    let mut seen: HashMap<(String, String), usize> = HashMap::new();
+    let deadline = tokio::time::Instant::now() + within;
+    while !expected.is_empty() {
+        let m = match tokio::time::timeout_at(deadline, c.recv()).await {
+            Ok(m) => m.expect("consumer"),
+            Err(_) => panic!("{} of {total} deliveries never arrived, e.g. {:?}", expected.len(), expected.iter().next()),
+        };
+        let ce_id = m.headers().and_then(|h| h.iter().find(|h| h.key == "ce_id").and_then(|h| h.value))
+            .map(|v| String::from_utf8_lossy(v).into_owned()).expect("every record carries ce_id");
+        let key = (m.topic().to_owned(), ce_id);
+        expected.remove(&key);
+        if wanted.contains(&key) {
+            *seen.entry(key).or_default() += 1;
+        }
+    }
+    (total, seen.values().map(|n| n - 1).sum())
 }

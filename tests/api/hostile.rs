@@ -16,7 +16,7 @@ const AGENCIES: [&str; 9] = [
 
 /// Row counts of every table, read from the gateway's SQLite file, and every topic's end offsets.
 async fn snapshot(app: &TestApp) -> (Vec<i64>, Vec<(String, i32, i64)>) {
-    let db = rusqlite::Connection::open(app._data.path().join("ventanilla.db")).unwrap();
+    let db = rusqlite::Connection::open(app.data.path().join("ventanilla.db")).unwrap();
     let counts = ["consignments", "documents", "deliveries", "delivery_events", "status_outbox"]
         .iter()
         .map(|t| db.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0)).unwrap())
@@ -103,7 +103,9 @@ async fn hostile_and_broken_input_is_refused_and_changes_nothing() {
         case("invalid UTF-8", d, b"{\"ucr\": \"\xff\xfe\"}".to_vec(), 400, "malformed-json"),
         case("byte order mark", d, [b"\xef\xbb\xbf".as_slice(), valid_text.as_bytes()].concat(), 400, "malformed-json"),
         case("duplicate keys", d, valid_text.replacen("{", "{\"ucr\":\"OTHER-UCR\",", 1), 400, "malformed-json"),
-        case("10,000-deep nesting", d, "[".repeat(10_000) + &"]".repeat(10_000), 400, "malformed-json"),
+        case("10,000-deep nesting", d, "[".repeat(10_000) + &"]".repeat(10_000), 422, "json-limit-exceeded"),
+        case("33-deep nesting inside the payload", d, with(&valid, |v| v["payload"]["x"] = serde_json::from_str(&("[".repeat(33) + &"]".repeat(33))).unwrap()), 422, "json-limit-exceeded"),
+        case("10,000-deep unclosed nesting", d, "{\"a\":".repeat(10_000), 422, "json-limit-exceeded"),
         // JSON text no serializer would write: a number beyond f64.
         case("number beyond f64", d, valid_text.replacen("{", "{\"n\":1e400,", 1), 400, "malformed-json"),
         case("JSON null", d, "null", 422, "invalid-document"),
@@ -111,8 +113,11 @@ async fn hostile_and_broken_input_is_refused_and_changes_nothing() {
         case("JSON string", d, "\"customsDeclaration\"", 422, "invalid-document"),
         case("JSON number", d, "42", 422, "invalid-document"),
         case("empty object", d, "{}", 422, "invalid-document"),
-        case("huge array of goods", d, with(&valid, |v| v["payload"]["goodsItems"] = json!(vec![json!({}); 100_000])), 422, "invalid-document"),
-        case("huge string", d, with(&valid, |v| v["payload"]["declarant"]["name"] = json!("A".repeat(900_000))), 422, "invalid-document"),
+        case("huge array of goods", d, with(&valid, |v| v["payload"]["goodsItems"] = json!(vec![json!({}); 100_000])), 422, "json-limit-exceeded"),
+        case("huge string", d, with(&valid, |v| v["payload"]["declarant"]["name"] = json!("A".repeat(900_000))), 422, "json-limit-exceeded"),
+        case("object with 20,000 members", d, with(&valid, |v| v["payload"]["x"] = (0..20_000).map(|i| (format!("k{i}"), json!(1))).collect::<serde_json::Map<_, _>>().into()), 422, "json-limit-exceeded"),
+        case("goods over the schema's 999", d, with(&valid, |v| v["payload"]["goodsItems"] = json!(vec![json!({}); 1_000])), 422, "invalid-document"),
+        case("name over the schema's 200 characters", d, with(&valid, |v| v["payload"]["declarant"]["name"] = json!("A".repeat(201))), 422, "invalid-document"),
         case("body over the limit", d, with(&valid, |v| v["payload"]["declarant"]["name"] = json!("A".repeat(1_100_000))), 413, "payload-too-large"),
         case("unknown document type", d, with(&valid, |v| v["documentType"] = json!("billOfLading")), 422, "unknown-document-type"),
         case("unknown schema version", d, with(&valid, |v| v["schemaVersion"] = json!("7.0.0")), 422, "unknown-schema-version"),
@@ -135,6 +140,7 @@ async fn hostile_and_broken_input_is_refused_and_changes_nothing() {
         case("ack with a huge reason", a, with(&ack, |v| v["reason"] = json!("r".repeat(10_000))), 422, "invalid-acknowledgment"),
         case("ack as an array", a, "[]", 422, "invalid-acknowledgment"),
         case("ack truncated", a, "{\"documentId\":", 400, "malformed-json"),
+        case("ack nested 10,000 deep", a, "[".repeat(10_000), 422, "json-limit-exceeded"),
         case("ack with duplicate keys", a, ack.to_string().replacen("{", "{\"status\":\"released\",", 1), 400, "malformed-json"),
     ];
     let mut more = vec![

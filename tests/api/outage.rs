@@ -1,11 +1,28 @@
-//! The broker goes away: readiness says so, submissions are still accepted (they are in the
-//! store), and when the broker is back the relay delivers them.
+//! The broker goes away: readiness and receipts say so, submissions are still accepted (they
+//! are in the store) up to the configured backlog, and when the broker is back the relay
+//! delivers them all.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use crate::helpers::{consumer, example, spawn_app_with, OwnBroker};
+use crate::helpers::{
+    assert_problem, await_deliveries, consumer, example, spawn_app_configured, spawn_app_with, submission_stream, OwnBroker,
+};
+
+/// Polls `/readyz` until it answers `status`; returns its body.
+async fn wait_ready(app: &crate::helpers::TestApp, status: u16) -> Value {
+    for _ in 0..100 {
+        let r = app.get("/readyz", None).await;
+        if r.status() == status {
+            return r.json().await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("/readyz never answered {status}");
+}
 
 #[tokio::test]
 async fn readiness_follows_the_broker_and_accepted_documents_wait_for_it() {
@@ -27,10 +44,15 @@ async fn readiness_follows_the_broker_and_accepted_documents_wait_for_it() {
     assert_eq!(body["broker"], "unavailable");
     assert_eq!(body["store"], "ok");
 
-    // Accepted while the broker is down: the store holds it.
+    // Accepted while the broker is down: the store holds it, and the receipt says why its
+    // deliveries wait.
     let r = app.submit(&example("packingList/valid/beef-road-AR-BR.json")).await;
     assert_eq!(r.status(), 202);
     let receipt: Value = r.json().await.unwrap();
+    for d in receipt["deliveries"].as_array().unwrap() {
+        assert_eq!(d["status"], "pending");
+        assert_eq!(d["statusDetail"], "broker-unavailable", "{receipt:#}");
+    }
     let doc = receipt["documentId"].as_str().unwrap().to_owned();
     let topic = receipt["deliveries"][0]["topic"].as_str().unwrap().to_owned();
 
@@ -52,4 +74,84 @@ async fn readiness_follows_the_broker_and_accepted_documents_wait_for_it() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(ready, "readyz recovers with the broker");
+}
+
+#[tokio::test]
+async fn a_broker_outage_during_a_stream_of_submissions_loses_nothing() {
+    let mut broker = OwnBroker::start().await;
+    let app = spawn_app_with(Some(broker.address.clone())).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (log, senders) = submission_stream(&app.address, "OUTAGE", 2, false, stop.clone());
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = log.lock().unwrap().accepted.len();
+    broker.kill();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let during = log.lock().unwrap().accepted.len() - before;
+    broker.resume().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for s in senders {
+        s.await.unwrap();
+    }
+    let log = log.lock().unwrap().clone();
+    assert!(before > 0, "documents were accepted before the outage");
+    assert!(during > 0, "documents kept getting 202 while the broker was down");
+    assert!(log.refused.is_empty() && log.broken.is_empty() && log.unconnected == 0, "every submission got 202: {:?}", log.refused.first());
+
+    let (deliveries, duplicates) = await_deliveries(&broker.address, &log.accepted, Duration::from_secs(120)).await;
+    println!(
+        "outage: {} documents accepted ({during} while the broker was down for 5 s), {deliveries} deliveries, \
+         all delivered, 0 lost; {duplicates} duplicate records (same ce_id)",
+        log.accepted.len()
+    );
+}
+
+#[tokio::test]
+async fn a_full_backlog_refuses_submissions_with_retry_after_until_the_broker_drains_it() {
+    let mut broker = OwnBroker::start().await;
+    let app = spawn_app_configured(Some(broker.address.clone()), |s| s.region.gateway.max_outbox_backlog = 4).await;
+    broker.kill();
+    wait_ready(&app, 503).await;
+
+    let template = example("packingList/valid/beef-road-AR-BR.json");
+    let documents = |app: &crate::helpers::TestApp| {
+        let db = rusqlite::Connection::open(app.data.path().join("ventanilla.db")).unwrap();
+        db.query_row("SELECT COUNT(*) FROM documents", [], |r| r.get::<_, i64>(0)).unwrap()
+    };
+    let mut accepted = 0;
+    let refusal = loop {
+        let mut body = template.clone();
+        body["ucr"] = json!(format!("BACKLOG-{accepted:03}"));
+        let r = app.submit(&body).await;
+        if r.status() != 202 {
+            break r;
+        }
+        let receipt: Value = r.json().await.unwrap();
+        assert_eq!(receipt["deliveries"][0]["statusDetail"], "broker-unavailable");
+        accepted += 1;
+        assert!(accepted <= 4, "the backlog bound of 4 deliveries holds");
+    };
+    assert!(accepted >= 1);
+    let stored = documents(&app);
+    assert_eq!(refusal.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned()).as_deref(), Some("5"));
+    let problem = assert_problem(refusal, 503, "backlog-full").await;
+    assert_eq!(problem["limit"], 4);
+    assert!(problem["backlog"].as_u64().unwrap() >= 4, "{problem:#}");
+    assert_eq!(documents(&app), stored, "a refused submission stores nothing");
+
+    // The broker is back: the backlog drains and submissions are accepted again.
+    broker.resume().await;
+    let mut body = template.clone();
+    body["ucr"] = json!("BACKLOG-AFTER");
+    let mut status = 0;
+    for _ in 0..120 {
+        status = app.submit(&body).await.status().as_u16();
+        if status == 202 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(status, 202, "accepted again once the backlog drained");
+    assert_eq!(wait_ready(&app, 200).await["outboxBacklog"].as_u64().map(|n| n <= 4), Some(true));
 }
