@@ -126,10 +126,22 @@ impl TestApp {
     }
 }
 
+/// A test's consumer, never dropped: rust-rdkafka 0.39 closes a consumer on drop by asking
+/// librdkafka for its rebalance protocol, which can block forever after the broker it talked
+/// to was killed and restarted (seen in the outage tests). The test process ends soon after;
+/// leaking the client is the lesser harm.
+pub struct TestConsumer(std::mem::ManuallyDrop<StreamConsumer>);
+
+impl std::ops::Deref for TestConsumer {
+    type Target = StreamConsumer;
+    fn deref(&self) -> &StreamConsumer {
+        &self.0
+    }
+}
+
 /// A consumer of every partition of `topics`, from the beginning. Partitions are assigned, not
-/// subscribed: no consumer group to join or leave, so dropping it never waits on a rebalance
-/// (leaving a group on drop could hang librdkafka's close against a broker being restarted).
-pub fn consumer(brokers: &str, topics: &[&str]) -> StreamConsumer {
+/// subscribed: no consumer group to join.
+pub fn consumer(brokers: &str, topics: &[&str]) -> TestConsumer {
     use rdkafka::{Offset, TopicPartitionList};
     let c: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -147,7 +159,7 @@ pub fn consumer(brokers: &str, topics: &[&str]) -> StreamConsumer {
         }
     }
     c.assign(&assignment).expect("assign");
-    c
+    TestConsumer(std::mem::ManuallyDrop::new(c))
 }
 
 /// Reads an example file as JSON.
