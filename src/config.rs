@@ -252,6 +252,10 @@ impl RegionConfig {
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} must be at least 1"));
         }
+        if g.max_json_depth > 128 {
+            // serde_json's own recursion limit; deeper would fail as malformed, not as too deep.
+            return Err("gateway.max_json_depth must be at most 128".into());
+        }
         if self.kafka.retry_initial_backoff_ms > self.kafka.retry_max_backoff_ms {
             return Err("kafka.retry_initial_backoff_ms must not exceed kafka.retry_max_backoff_ms".into());
         }

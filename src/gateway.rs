@@ -101,9 +101,6 @@ impl Gateway {
             return Err(SubmitError::NotASubmitter(by.id.clone()));
         }
         let backlog = self.backlog.load(Ordering::Relaxed);
-        if backlog >= self.max_backlog {
-            return Err(SubmitError::BacklogFull { backlog, limit: self.max_backlog });
-        }
         let valid = self.registry.validate_submission(body).map_err(|r| match r {
             Rejection::Invalid(v) => SubmitError::Invalid(v),
             Rejection::UnknownType { document_type, known } => SubmitError::UnknownType { document_type, known },
@@ -141,6 +138,7 @@ impl Gateway {
             body_sha256: sha256_hex(body.to_string().as_bytes()),
             submitted_at: now_millis(),
             broker_available: self.broker.available(),
+            backlog_full: backlog >= self.max_backlog,
             deliveries: routed
                 .into_iter()
                 .map(|r| {
@@ -151,6 +149,7 @@ impl Gateway {
         };
         let acceptance = self.store.accept_document(doc).await.map_err(|e| match e {
             StoreError::Conflict { document, reason } => SubmitError::Conflict { document, reason },
+            StoreError::BacklogFull => SubmitError::BacklogFull { backlog, limit: self.max_backlog },
             other => SubmitError::Store(other),
         })?;
         if let Acceptance::New(receipt) = &acceptance {
@@ -177,6 +176,10 @@ impl Gateway {
             }
         }
         let record = AckRecord {
+            by: match by {
+                Some(p) => p.id.clone(),
+                None => format!("kafka:{agency}"),
+            },
             document_id,
             agency,
             status,

@@ -1,5 +1,6 @@
 //! The `ventanilla` command: `serve` runs the gateway; `schemas` lists the registry;
-//! `deliveries` lists failed deliveries and sends them again.
+//! `deliveries` lists failed deliveries and sends them again; `audit verify` checks the audit
+//! log's hash chain.
 //! Thin on purpose: configuration and start-up live in the library.
 
 use std::net::SocketAddr;
@@ -31,11 +32,27 @@ enum Command {
         #[arg(long, env = "VENTANILLA_CONFIG", default_value = "config")]
         config: PathBuf,
     },
+    /// The audit log: `verify` walks its hash chain and names the first record that was
+    /// changed, removed or reordered.
+    Audit {
+        #[command(subcommand)]
+        action: AuditCommand,
+    },
     /// Failed deliveries: list them, or send them again. Works on the store directly, also
     /// while the gateway runs (its relay picks retried deliveries up within a second).
     Deliveries {
         #[command(subcommand)]
         action: DeliveriesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every record's hash and link; exit 1 at the first break.
+    Verify {
+        /// Directory of the embedded store.
+        #[arg(long, env = "VENTANILLA_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
     },
 }
 
@@ -117,6 +134,11 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             app.run_until_stopped().await?;
         }
         Command::Deliveries { action } => deliveries(action).await?,
+        Command::Audit { action: AuditCommand::Verify { data_dir } } => {
+            let store = SqliteStore::open_existing(&data_dir)?;
+            let summary = store.verify_audit().await??;
+            println!("audit log intact: {} records, head {}", summary.records, summary.head);
+        }
         Command::Schemas { config } => {
             let settings = Settings::load(config, "127.0.0.1:0".parse()?, "./data".into(), None, None)?;
             let registry = SchemaRegistry::load(&settings.schemas_dir())?;
@@ -133,7 +155,7 @@ async fn deliveries(action: DeliveriesCommand) -> Result<(), Box<dyn std::error:
     let agency_of = |a: Option<String>| a.map(|a| AgencyId::parse(&a)).transpose();
     match action {
         DeliveriesCommand::Failed { data_dir, agency } => {
-            let store = SqliteStore::open(&data_dir)?;
+            let store = SqliteStore::open_existing(&data_dir)?;
             let failed = store.failed_deliveries(agency_of(agency)?).await?;
             if failed.is_empty() {
                 println!("no failed deliveries");
@@ -152,7 +174,7 @@ async fn deliveries(action: DeliveriesCommand) -> Result<(), Box<dyn std::error:
             }
         }
         DeliveriesCommand::Retry { data_dir, all_failed, agency, operator, ids } => {
-            let store = SqliteStore::open(&data_dir)?;
+            let store = SqliteStore::open_existing(&data_dir)?;
             let selection = if all_failed {
                 RetrySelection::AllFailed { agency: agency_of(agency)? }
             } else {

@@ -145,6 +145,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .wrap(actix_web::middleware::from_fn(crate::http::audit::audit_refusals))
                 .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("ventanilla::http"))
                 .configure(crate::http::configure)
         })

@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 use std::future::{ready, Ready};
 
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
+use super::audit::ParticipantId;
 use super::errors::{ApiError, Code};
 use super::routes::AppState;
 use crate::config::ParticipantConfig;
@@ -65,12 +66,13 @@ fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::new(Code::Unauthenticated, "the Authorization header must be `Bearer <token>`"))?;
-    state
+    let participant = state
         .directory
         .find(token)
         .cloned()
-        .map(Authenticated)
-        .ok_or_else(|| ApiError::new(Code::Unauthenticated, "unknown token"))
+        .ok_or_else(|| ApiError::new(Code::Unauthenticated, "unknown token"))?;
+    req.extensions_mut().insert(ParticipantId(participant.id.clone()));
+    Ok(Authenticated(participant))
 }
 
 #[cfg(test)]

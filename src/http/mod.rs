@@ -1,6 +1,7 @@
 //! The HTTP front: routes grouped by scope, bearer-token participants, bounded JSON bodies, and
 //! every error as RFC 9457 `application/problem+json` with a stable code.
 
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod errors;

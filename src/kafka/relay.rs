@@ -104,6 +104,9 @@ pub fn broker_unreachable(e: &KafkaError) -> bool {
                 | NotLeaderForPartition | BrokerNotAvailable | NotEnoughReplicas
                 | NotEnoughReplicasAfterAppend | KafkaStorageError | PurgeQueue | PurgeInflight
                 | PreferredLeaderNotAvailable | QueueFull
+                // A fatal producer error is the client's state, not the record's: no attempt
+                // is used up, and readiness reports the broker side down until a restart.
+                | Fatal
         ),
         // Errors without a code (the client is going away, a cancelled future) are not the
         // record's fault either.
@@ -259,23 +262,34 @@ impl DeliveryRelay {
         .to_string();
         let headers = cloudevents::dead_letter_headers(d, &error);
         let record = FutureRecord::to(&self.dead_letter_topic).key(d.ucr.as_str()).payload(notice.as_str()).headers(headers);
-        let published = match send(&self.producer, record).await {
-            Ok(f) => matches!(f.await, Ok(Ok(_))),
-            Err(_) => false,
+        let notice_error = match send(&self.producer, record).await {
+            Ok(f) => match f.await {
+                Ok(Ok(_)) => None,
+                Ok(Err((e, _))) => Some(e),
+                Err(_) => Some(KafkaError::Canceled),
+            },
+            Err(e) => Some(e),
         };
-        if !published {
-            // The notice must precede the failed status: try the whole thing again shortly.
-            tracing::warn!(delivery = d.delivery_id, "relay: the dead-letter notice was not confirmed; retrying");
-            let next = now + self.retry.initial_backoff.as_millis() as i64;
-            if let Err(e) = self.store.record_refusal(d.delivery_id, now, error, next).await {
-                tracing::error!(error = %e, "relay: cannot record a refused attempt");
+        let error = match notice_error {
+            None => error,
+            Some(e) if broker_unreachable(&e) => {
+                // The notice must precede the failed status: once the broker is back, the last
+                // attempt is made again and the notice with it.
+                tracing::warn!(delivery = d.delivery_id, error = %e, "relay: the broker is unreachable for the dead-letter notice; retrying");
+                return;
             }
-            return;
-        }
+            Some(e) => {
+                // The dead-letter topic refuses too: the delivery still fails visibly (store,
+                // API, log), with both reasons.
+                tracing::error!(delivery = d.delivery_id, topic = %self.dead_letter_topic, error = %e,
+                    "relay: the dead-letter topic refused the notice; the delivery is marked failed without it");
+                format!("{error}; the dead-letter notice was refused too: {e}")
+            }
+        };
         tracing::error!(delivery = d.delivery_id, document = %d.document_id, agency = %d.agency, attempts = attempt,
             error = %error, topic = %self.dead_letter_topic,
-            "relay: delivery FAILED after its last attempt; its notice is on the dead-letter topic. \
-             Fix the cause, then send it again: POST /v1/deliveries/{{id}}/retry or `ventanilla deliveries retry`");
+            "relay: delivery FAILED after its last attempt. Fix the cause, then send it again: \
+             POST /v1/deliveries/{{id}}/retry or `ventanilla deliveries retry`");
         if let Err(e) = self.store.mark_failed(d.delivery_id, now, error).await {
             tracing::error!(error = %e, "relay: cannot mark a delivery failed; it will be tried again");
         }

@@ -10,6 +10,7 @@ use std::pin::Pin;
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::audit::{AuditEntry, ChainBreak, ChainSummary};
 use crate::clock::Millis;
 use crate::domain::{AckStatus, AgencyId, ConsignmentState, CountryCode, DeliveryStatus, DocumentType, SchemaVersion, Ucr};
 use crate::tracking::AckOutcome;
@@ -26,6 +27,8 @@ pub enum StoreError {
     NotRouted { document: Uuid, agency: AgencyId },
     #[error("{reason}; the first document is {document}")]
     Conflict { document: Uuid, reason: &'static str },
+    #[error("too many deliveries are waiting for the broker to accept a new document")]
+    BacklogFull,
     #[error("the store is not available: {0}")]
     Unavailable(String),
     #[error("database error: {0}")]
@@ -61,6 +64,9 @@ pub struct NewDocument {
     /// Whether the broker was reachable when the document was accepted; the receipt says so
     /// when it was not, so the submitter knows its deliveries wait for the broker.
     pub broker_available: bool,
+    /// The outbox backlog is at its bound: a repeat of an accepted document still gets its
+    /// first receipt, a new document is refused with [`StoreError::BacklogFull`].
+    pub backlog_full: bool,
 }
 
 /// What the submitter gets back: proof the document is committed.
@@ -74,6 +80,8 @@ pub struct Receipt {
     pub submitted_at: String,
     pub consignment_state: ConsignmentState,
     pub deliveries: Vec<ReceiptDelivery>,
+    /// Hash of the submission's record in the audit log (`ventanilla audit verify`).
+    pub audit_hash: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -164,6 +172,9 @@ pub struct AckRecord {
     pub reason: Option<String>,
     /// `http` or `kafka`.
     pub source: &'static str,
+    /// Who answered, for the audit log: the participant id over HTTP, `kafka:<agency>` from
+    /// the ack topic.
+    pub by: String,
     pub at: Millis,
 }
 
@@ -275,7 +286,7 @@ pub trait Store: Send + Sync + 'static {
     fn accept_document(&self, doc: NewDocument) -> StoreFuture<'_, Acceptance>;
     /// The oldest deliveries due to be sent at `now`, in commit order: not yet confirmed, not
     /// failed, not waiting out a retry delay, and not behind a delivery of the same topic and
-    /// UCR that is waiting out one (so a consignment's records keep their order).
+    /// UCR that is waiting out one or has failed (so a consignment's records keep their order).
     fn pending_deliveries(&self, limit: usize, now: Millis) -> StoreFuture<'_, Vec<OutboundDelivery>>;
     /// Deliveries waiting for the broker (not confirmed, not failed).
     fn outbox_backlog(&self) -> StoreFuture<'_, u64>;
@@ -296,6 +307,11 @@ pub trait Store: Send + Sync + 'static {
     fn pending_status_events(&self, limit: usize) -> StoreFuture<'_, Vec<StatusEvent>>;
     fn mark_status_published(&self, ids: Vec<i64>, at: Millis) -> StoreFuture<'_, ()>;
     fn consignment(&self, ucr: Ucr) -> StoreFuture<'_, Option<ConsignmentView>>;
+    /// Appends a record to the audit log (for refusals; everything else is audited in the
+    /// same transaction as the change it describes). Returns its hash.
+    fn audit(&self, entry: AuditEntry) -> StoreFuture<'_, String>;
+    /// Walks the audit log's hash chain.
+    fn verify_audit(&self) -> StoreFuture<'_, Result<ChainSummary, ChainBreak>>;
     /// Answers when the store can read and write.
     fn ping(&self) -> StoreFuture<'_, ()>;
 }

@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::*;
+use crate::audit::{AuditEntry, AuditRecord, ChainBreak, ChainSummary};
 use crate::clock::rfc3339;
 use crate::tracking::{apply_ack, consignment_state, elapsed};
 
@@ -90,7 +91,37 @@ CREATE TABLE IF NOT EXISTS status_outbox (
     published_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS status_outbox_pending ON status_outbox(id) WHERE published_at IS NULL;
+CREATE TABLE IF NOT EXISTS audit_log (
+    seq INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    participant TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
 "#;
+
+/// Appends `entry` to the audit chain, in the caller's transaction; returns its hash.
+fn append_audit(conn: &Connection, entry: &AuditEntry) -> Result<String, StoreError> {
+    let (last_seq, prev_hash): (i64, String) = conn
+        .query_row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or((0, crate::audit::GENESIS.to_owned()));
+    let seq = last_seq + 1;
+    let detail = entry.detail.to_string();
+    let hash = crate::audit::record_hash(&prev_hash, seq, entry.at, &entry.participant, entry.action, &entry.subject, &detail);
+    conn.prepare_cached(
+        "INSERT INTO audit_log (seq, at, participant, action, subject, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![seq, entry.at, entry.participant, entry.action, entry.subject, detail, prev_hash, hash])?;
+    Ok(hash)
+}
+
+fn audit_entry(at: Millis, participant: &str, action: &'static str, subject: String, detail: serde_json::Value) -> AuditEntry {
+    AuditEntry { at, participant: participant.to_owned(), action, subject, detail }
+}
 
 /// Brings a store written by an earlier version up to date: the retry columns of
 /// `deliveries`, and the outbox index that leaves failed deliveries out.
@@ -110,8 +141,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "DROP INDEX IF EXISTS deliveries_outbox;
          CREATE INDEX IF NOT EXISTS deliveries_waiting ON deliveries(id) WHERE dispatched_at IS NULL AND failed_at IS NULL;
-         CREATE INDEX IF NOT EXISTS deliveries_failed ON deliveries(id) WHERE failed_at IS NOT NULL;
-         CREATE INDEX IF NOT EXISTS deliveries_deferred ON deliveries(next_attempt_at) WHERE dispatched_at IS NULL AND failed_at IS NULL;",
+         CREATE INDEX IF NOT EXISTS deliveries_failed ON deliveries(id) WHERE failed_at IS NOT NULL;",
     )?;
     Ok(())
 }
@@ -140,6 +170,19 @@ impl SqliteStore {
             .spawn(move || write_loop(conn, jobs))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore { writer, reader: Arc::new(Mutex::new(reader)) })
+    }
+
+    /// Opens the store of an existing data directory (for the command-line tools): a mistyped
+    /// directory is an error, not a new empty store.
+    pub fn open_existing(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = data_dir.join("ventanilla.db");
+        if !path.is_file() {
+            return Err(StoreError::Unavailable(format!(
+                "no store at {}: give the gateway's --data-dir (VENTANILLA_DATA_DIR)",
+                path.display()
+            )));
+        }
+        Self::open(data_dir)
     }
 
     /// Runs `f` in the next group commit and answers once that commit is durable.
@@ -316,7 +359,15 @@ fn earlier_acceptance(conn: &Connection, doc: &NewDocument) -> Result<Option<Acc
 
 fn insert_document(conn: &Connection, doc: &NewDocument) -> Result<Acceptance, StoreError> {
     if let Some(earlier) = earlier_acceptance(conn, doc)? {
+        if let Acceptance::Replayed(receipt) = &earlier {
+            let first = receipt["documentId"].as_str().unwrap_or_default().to_owned();
+            let detail = json!({"ucr": doc.ucr, "documentType": doc.document_type, "idempotencyKey": doc.idempotency_key});
+            append_audit(conn, &audit_entry(doc.submitted_at, &doc.sender, "submission.replayed", first, detail))?;
+        }
         return Ok(earlier);
+    }
+    if doc.backlog_full {
+        return Err(StoreError::BacklogFull);
     }
     let created = conn.execute(
         "INSERT OR IGNORE INTO consignments (ucr, state, created_at, updated_at) VALUES (?1, 'submitted', ?2, ?2)",
@@ -366,6 +417,18 @@ fn insert_document(conn: &Connection, doc: &NewDocument) -> Result<Acceptance, S
         "documentType": doc.document_type,
     });
     let state = refresh_consignment(conn, &doc.ucr, doc.submitted_at, created, cause)?;
+    // The submission and its routing decision, in the same transaction.
+    let detail = json!({
+        "ucr": doc.ucr,
+        "documentType": doc.document_type,
+        "schemaVersion": doc.schema_version,
+        "origin": doc.origin,
+        "destination": doc.destination,
+        "bodySha256": doc.body_sha256,
+        "idempotencyKey": doc.idempotency_key,
+        "routing": deliveries.iter().map(|d| json!({"agency": d.agency, "topic": d.topic, "rule": d.rule})).collect::<Vec<_>>(),
+    });
+    let audit_hash = append_audit(conn, &audit_entry(doc.submitted_at, &doc.sender, "submission.accepted", doc.id.to_string(), detail))?;
     let receipt = Receipt {
         document_id: doc.id,
         ucr: doc.ucr.clone(),
@@ -374,6 +437,7 @@ fn insert_document(conn: &Connection, doc: &NewDocument) -> Result<Acceptance, S
         submitted_at: rfc3339(doc.submitted_at),
         consignment_state: state,
         deliveries,
+        audit_hash,
     };
     let text = serde_json::to_string(&receipt).map_err(|e| StoreError::Corrupt(format!("receipt: {e}")))?;
     conn.execute("UPDATE documents SET receipt = ?2 WHERE id = ?1", params![doc.id.to_string(), text])?;
@@ -397,6 +461,8 @@ fn apply(conn: &Connection, ack: &AckRecord) -> Result<AckApplied, StoreError> {
         .ok_or_else(|| StoreError::NotRouted { document: ack.document_id, agency: ack.agency.clone() })?;
     let current = parse_status(&status)?;
     let outcome = apply_ack(current, ack.status);
+    let detail = json!({"agency": ack.agency, "status": ack.status, "outcome": outcome, "source": ack.source, "deliveryId": delivery_id});
+    append_audit(conn, &audit_entry(ack.at, &ack.by, "acknowledgment.recorded", ack.document_id.to_string(), detail))?;
     conn.execute(
         "INSERT INTO delivery_events (delivery_id, status, at, source, reason, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![delivery_id, ack.status.as_str(), ack.at, ack.source, ack.reason, outcome.as_str()],
@@ -407,14 +473,13 @@ fn apply(conn: &Connection, ack: &AckRecord) -> Result<AckApplied, StoreError> {
             "UPDATE deliveries SET status = ?2, first_answer_at = COALESCE(first_answer_at, ?3) WHERE id = ?1",
             params![delivery_id, new.as_str(), ack.at],
         )?;
-        if current == DeliveryStatus::Failed {
-            // The agency answers, so it has the document (an attempt the broker took after
-            // all): the delivery leaves the failed list rather than being sent again.
-            conn.execute(
-                "UPDATE deliveries SET failed_at = NULL, dispatched_at = COALESCE(dispatched_at, ?2) WHERE id = ?1",
-                params![delivery_id, ack.at],
-            )?;
-        }
+        // The agency answers, so it has the document (from an attempt whose confirmation was
+        // lost, or one the broker took after all): the delivery leaves the outbox and the
+        // failed list rather than being sent again, and no later failure can overwrite the answer.
+        conn.execute(
+            "UPDATE deliveries SET failed_at = NULL, dispatched_at = COALESCE(dispatched_at, ?2) WHERE id = ?1",
+            params![delivery_id, ack.at],
+        )?;
         let cause = json!({"kind": "acknowledgment", "documentId": ack.document_id, "agency": ack.agency, "status": ack.status});
         (new, refresh_consignment(conn, &ucr, ack.at, false, cause)?)
     } else {
@@ -432,6 +497,14 @@ fn apply(conn: &Connection, ack: &AckRecord) -> Result<AckApplied, StoreError> {
         delivery_status,
         consignment_state,
     })
+}
+
+/// What an audit record says about a delivery: its document, agency and topic.
+fn delivery_detail(conn: &Connection, id: i64) -> Result<serde_json::Value, StoreError> {
+    let (document, agency, topic): (String, String, String) = conn
+        .prepare_cached("SELECT document_id, agency, topic FROM deliveries WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(json!({"deliveryId": id, "documentId": document, "agency": agency, "topic": topic}))
 }
 
 /// Puts the selected failed deliveries back in the outbox, each with a history entry naming
@@ -475,6 +548,8 @@ fn retry(conn: &Connection, selection: &RetrySelection, by: &str, at: Millis) ->
             "INSERT INTO delivery_events (delivery_id, status, at, source, reason, outcome) VALUES (?1, 'pending', ?2, 'operator', ?3, 'applied')",
             params![id, at, format!("sent again by {by}")],
         )?;
+        let detail = delivery_detail(conn, id)?;
+        append_audit(conn, &audit_entry(at, by, "delivery.retried", format!("delivery:{id}"), detail))?;
         let ucr: String = conn.query_row(
             "SELECT doc.ucr FROM deliveries d JOIN documents doc ON doc.id = d.document_id WHERE d.id = ?1",
             [id],
@@ -607,21 +682,17 @@ impl Store for SqliteStore {
 
     fn pending_deliveries(&self, limit: usize, now: Millis) -> StoreFuture<'_, Vec<OutboundDelivery>> {
         Box::pin(self.read(move |conn| {
-            // The first delivery of each (topic, UCR) that is waiting out a retry delay: the
-            // later deliveries of that key wait behind it, so records keep their order.
-            let mut held_stmt = conn.prepare_cached(
-                "SELECT d.topic, doc.ucr, MIN(d.id) FROM deliveries d JOIN documents doc ON doc.id = d.document_id
-                 WHERE d.dispatched_at IS NULL AND d.failed_at IS NULL AND d.next_attempt_at > ?1
-                 GROUP BY d.topic, doc.ucr",
-            )?;
-            let held: std::collections::HashMap<(String, String), i64> = held_stmt
-                .query_map([now], |r| Ok(((r.get::<_, String>(0)?, r.get::<_, String>(1)?), r.get::<_, i64>(2)?)))?
-                .collect::<Result<_, _>>()?;
+            // Deliveries are due unless an earlier delivery of the same topic and UCR is waiting
+            // out a retry delay or has failed: a consignment's records keep their order.
             let mut stmt = conn.prepare_cached(
                 "SELECT d.id, d.document_id, d.agency, d.topic, doc.ucr, doc.document_type, doc.schema_version, doc.schema_id,
                         doc.origin, doc.destination, doc.sender, doc.submitted_at, doc.payload, d.attempts
                  FROM deliveries d JOIN documents doc ON doc.id = d.document_id
                  WHERE d.dispatched_at IS NULL AND d.failed_at IS NULL AND d.next_attempt_at <= ?2
+                   AND NOT EXISTS (
+                       SELECT 1 FROM documents hd JOIN deliveries h ON h.document_id = hd.id
+                       WHERE hd.ucr = doc.ucr AND h.topic = d.topic AND h.id < d.id AND h.dispatched_at IS NULL
+                         AND (h.failed_at IS NOT NULL OR h.next_attempt_at > ?2))
                  ORDER BY d.id LIMIT ?1",
             )?;
             let rows = stmt
@@ -633,7 +704,6 @@ impl Store for SqliteStore {
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             rows.into_iter()
-                .filter(|r| held.get(&(r.3.clone(), r.4.clone())).is_none_or(|first| *first > r.0))
                 .map(|r| {
                     Ok(OutboundDelivery {
                         delivery_id: r.0,
@@ -679,6 +749,8 @@ impl Store for SqliteStore {
                     "INSERT INTO delivery_events (delivery_id, status, at, source, reason, outcome) VALUES (?1, 'dispatched', ?2, 'broker', NULL, ?3)",
                     params![id, at, if was_pending { "applied" } else { "late" }],
                 )?;
+                let detail = delivery_detail(conn, id)?;
+                append_audit(conn, &audit_entry(at, "gateway", "delivery.published", format!("delivery:{id}"), detail))?;
             }
             Ok(())
         }))
@@ -692,6 +764,9 @@ impl Store for SqliteStore {
                 params![delivery_id, next_attempt_at, error],
             )?;
             if changed == 1 {
+                let mut detail = delivery_detail(conn, delivery_id)?;
+                detail["error"] = json!(error);
+                append_audit(conn, &audit_entry(at, "gateway", "delivery.refused", format!("delivery:{delivery_id}"), detail))?;
                 let reason = format!("{error}; next attempt at {}", rfc3339(next_attempt_at));
                 conn.execute(
                     "INSERT INTO delivery_events (delivery_id, status, at, source, reason, outcome) VALUES (?1, 'refused', ?2, 'broker', ?3, 'applied')",
@@ -706,15 +781,18 @@ impl Store for SqliteStore {
         Box::pin(self.write(move |conn| {
             let changed = conn.execute(
                 "UPDATE deliveries SET status = 'failed', failed_at = ?2, attempts = attempts + 1, last_error = ?3
-                 WHERE id = ?1 AND dispatched_at IS NULL AND failed_at IS NULL",
+                 WHERE id = ?1 AND status = 'pending' AND dispatched_at IS NULL AND failed_at IS NULL",
                 params![delivery_id, at, error],
             )?;
             if changed == 0 {
                 return Ok(());
             }
+            let mut detail = delivery_detail(conn, delivery_id)?;
+            detail["error"] = json!(error);
+            append_audit(conn, &audit_entry(at, "gateway", "delivery.failed", format!("delivery:{delivery_id}"), detail))?;
             conn.execute(
                 "INSERT INTO delivery_events (delivery_id, status, at, source, reason, outcome) VALUES (?1, 'failed', ?2, 'gateway', ?3, 'applied')",
-                params![delivery_id, at, format!("{error}; sent to the dead-letter topic, waiting for an operator")],
+                params![delivery_id, at, format!("{error}; waiting for an operator to send it again")],
             )?;
             let (ucr, document, agency): (String, String, String) = conn.query_row(
                 "SELECT doc.ucr, doc.id, d.agency FROM deliveries d JOIN documents doc ON doc.id = d.document_id WHERE d.id = ?1",
@@ -759,6 +837,35 @@ impl Store for SqliteStore {
 
     fn retry_deliveries(&self, selection: RetrySelection, by: String, at: Millis) -> StoreFuture<'_, RetryOutcome> {
         Box::pin(self.write(move |conn| retry(conn, &selection, &by, at)))
+    }
+
+    fn audit(&self, entry: AuditEntry) -> StoreFuture<'_, String> {
+        Box::pin(self.write(move |conn| append_audit(conn, &entry)))
+    }
+
+    fn verify_audit(&self) -> StoreFuture<'_, Result<ChainSummary, ChainBreak>> {
+        Box::pin(self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT seq, at, participant, action, subject, detail, prev_hash, hash FROM audit_log ORDER BY seq",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(AuditRecord {
+                    seq: r.get(0)?,
+                    at: r.get(1)?,
+                    participant: r.get(2)?,
+                    action: r.get(3)?,
+                    subject: r.get(4)?,
+                    detail: r.get(5)?,
+                    prev_hash: r.get(6)?,
+                    hash: r.get(7)?,
+                })
+            })?;
+            let mut records = Vec::new();
+            for r in rows {
+                records.push(r?);
+            }
+            Ok(crate::audit::verify(records))
+        }))
     }
 
     fn apply_acknowledgment(&self, ack: AckRecord) -> StoreFuture<'_, AckApplied> {
@@ -824,11 +931,20 @@ mod tests {
                 .map(|a| (AgencyId::parse(a).unwrap(), format!("t.{a}"), "rule".into()))
                 .collect(),
             broker_available: true,
+            backlog_full: false,
         }
     }
 
     fn ack(doc: Uuid, agency: &str, status: AckStatus) -> AckRecord {
-        AckRecord { document_id: doc, agency: AgencyId::parse(agency).unwrap(), status, reason: None, source: "http", at: now_millis() }
+        AckRecord {
+            document_id: doc,
+            agency: AgencyId::parse(agency).unwrap(),
+            status,
+            reason: None,
+            source: "http",
+            by: format!("demo-{agency}"),
+            at: now_millis(),
+        }
     }
 
     #[tokio::test]
@@ -953,6 +1069,8 @@ mod tests {
         // The last attempt: failed, out of the outbox, and the consignment says so.
         store.mark_failed(refused, now + 60_000, "too large".into()).await.unwrap();
         assert_eq!(store.outbox_backlog().await.unwrap(), 2);
+        let due = store.pending_deliveries(10, now + 120_000).await.unwrap();
+        assert_eq!(due.iter().map(|d| d.ucr.as_str()).collect::<Vec<_>>(), vec!["UCR-S"], "the failed one holds back its UCR");
         let failed = store.failed_deliveries(None).await.unwrap();
         assert_eq!(failed.len(), 1);
         assert_eq!((failed[0].delivery_id, failed[0].attempts), (refused, 2));

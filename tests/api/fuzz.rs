@@ -104,9 +104,33 @@ const VALID: [&str; 4] = [
     "borderCrossingNotice/valid/road-beef-AR-BR.json",
 ];
 
+/// Bytes that are JSON-like more often than random bytes are: tokens of JSON, and any byte.
+fn json_ish_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let token = prop_oneof![
+        Just(b"{".to_vec()), Just(b"}".to_vec()), Just(b"[".to_vec()), Just(b"]".to_vec()),
+        Just(b",".to_vec()), Just(b":".to_vec()), Just(b"\"k\"".to_vec()), Just(b"\"a\\\"b\"".to_vec()),
+        Just(b"1".to_vec()), Just(b"-0.5e3".to_vec()), Just(b"1e400".to_vec()), Just(b"true".to_vec()),
+        Just(b"null".to_vec()), Just(b" ".to_vec()), Just(b"\"\\u00e9\"".to_vec()), Just(b"\"".to_vec()),
+        any::<u8>().prop_map(|b| vec![b]),
+    ];
+    prop::collection::vec(token, 0..64).prop_map(|t| t.concat())
+}
+
+/// Depth, largest item count and longest string (as sent, escapes included) of a value.
+fn shape(v: &Value) -> (usize, usize, usize) {
+    let sent = |s: &str| serde_json::to_string(s).map(|t| t.len() - 2).unwrap_or(0);
+    match v {
+        Value::String(s) => (0, 0, sent(s)),
+        Value::Array(a) => a.iter().map(shape).fold((1, a.len(), 0), |(d, i, l), (cd, ci, cl)| (d.max(cd + 1), i.max(ci), l.max(cl))),
+        Value::Object(m) => m.iter().map(|(k, c)| { let (cd, ci, cl) = shape(c); (cd, ci, cl.max(sent(k))) })
+            .fold((1, m.len(), 0), |(d, i, l), (cd, ci, cl)| (d.max(cd + 1), i.max(ci), l.max(cl))),
+        _ => (0, 0, 0),
+    }
+}
+
 proptest! {
     #[test]
-    fn fuzz_the_json_reader_never_panics_and_agrees_with_serde(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+    fn fuzz_the_json_reader_never_panics_and_agrees_with_serde(bytes in json_ish_bytes()) {
         let limits = JsonLimits { max_depth: 4, max_items: 8, max_string_bytes: 16 };
         match parse_bounded(&bytes, &limits) {
             Ok(v) => {
@@ -122,9 +146,14 @@ proptest! {
     fn fuzz_the_json_reader_accepts_what_fits_and_refuses_what_does_not(v in any_json()) {
         let text = v.to_string();
         let tight = JsonLimits { max_depth: 3, max_items: 4, max_string_bytes: 12 };
+        let (depth, items, longest) = shape(&v);
+        let fits = depth <= tight.max_depth && items <= tight.max_items && longest <= tight.max_string_bytes;
         match parse_bounded(text.as_bytes(), &tight) {
-            Ok(parsed) => prop_assert_eq!(&parsed, &v),
-            Err(JsonError::Limit(_)) => {}
+            Ok(parsed) => {
+                prop_assert!(fits, "accepted although depth {depth}, items {items}, string {longest}");
+                prop_assert_eq!(&parsed, &v);
+            }
+            Err(JsonError::Limit(_)) => prop_assert!(!fits, "refused although depth {depth}, items {items}, string {longest}"),
             Err(e) => prop_assert!(false, "serde_json's own output refused: {e}"),
         }
         prop_assert_eq!(parse_bounded(text.as_bytes(), &JsonLimits::default()).ok(), Some(v));

@@ -3,6 +3,7 @@
 //! (Tansu, `VENTANILLA_TEST_BROKERS`).
 
 mod agency_kcat;
+mod audit;
 mod crash;
 mod duplicates;
 mod end_to_end;

@@ -120,12 +120,13 @@ async fn a_full_backlog_refuses_submissions_with_retry_after_until_the_broker_dr
         db.query_row("SELECT COUNT(*) FROM documents", [], |r| r.get::<_, i64>(0)).unwrap()
     };
     let mut accepted = 0;
-    let refusal = loop {
+    let (refusal, stored) = loop {
         let mut body = template.clone();
         body["ucr"] = json!(format!("BACKLOG-{accepted:03}"));
+        let stored = documents(&app);
         let r = app.submit(&body).await;
         if r.status() != 202 {
-            break r;
+            break (r, stored);
         }
         let receipt: Value = r.json().await.unwrap();
         assert_eq!(receipt["deliveries"][0]["statusDetail"], "broker-unavailable");
@@ -133,12 +134,17 @@ async fn a_full_backlog_refuses_submissions_with_retry_after_until_the_broker_dr
         assert!(accepted <= 4, "the backlog bound of 4 deliveries holds");
     };
     assert!(accepted >= 1);
-    let stored = documents(&app);
     assert_eq!(refusal.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned()).as_deref(), Some("5"));
     let problem = assert_problem(refusal, 503, "backlog-full").await;
     assert_eq!(problem["limit"], 4);
     assert!(problem["backlog"].as_u64().unwrap() >= 4, "{problem:#}");
     assert_eq!(documents(&app), stored, "a refused submission stores nothing");
+    // A document already accepted still gets its first receipt: the bound stops new work only.
+    let mut first = template.clone();
+    first["ucr"] = json!("BACKLOG-000");
+    let again = app.submit(&first).await;
+    assert_eq!(again.status(), 202, "a resend is answered from the store");
+    assert_eq!(again.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap().to_owned()).as_deref(), Some("true"));
 
     // The broker is back: the backlog drains and submissions are accepted again.
     broker.resume().await;

@@ -1,0 +1,52 @@
+//! Refusals in the audit log: every request answered 4xx (unauthenticated, forbidden, not
+//! found, invalid, conflicting, too large...) is appended with the participant (or
+//! `anonymous`), the method and path, and the error code. Accepted work is audited by the
+//! store in the same transaction as the change itself.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage};
+use serde_json::json;
+
+use super::errors::ApiError;
+use super::routes::AppState;
+use crate::audit::AuditEntry;
+use crate::clock::now_millis;
+
+/// Set by the [`super::auth::Authenticated`] extractor: who the request came from.
+#[derive(Debug, Clone)]
+pub struct ParticipantId(pub String);
+
+fn clip(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+/// Middleware: audits every 4xx answer. A failure to audit is logged; the answer stands.
+pub async fn audit_refusals(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let store = req.app_data::<web::Data<AppState>>().map(|s| s.gateway.store.clone());
+    let subject = format!("{} {}", req.method(), clip(req.path(), 200));
+    let res = next.call(req).await?;
+    let status = res.status();
+    if let (true, Some(store)) = (status.is_client_error(), store) {
+        let participant = res
+            .request()
+            .extensions()
+            .get::<ParticipantId>()
+            .map_or_else(|| "anonymous".to_owned(), |p| p.0.clone());
+        let problem = res.response().error().and_then(|e| e.as_error::<ApiError>());
+        let detail = json!({
+            "status": status.as_u16(),
+            "code": problem.map(|p| p.code.as_str()),
+            "detail": problem.map(|p| clip(&p.detail, 500)),
+        });
+        let entry = AuditEntry { at: now_millis(), participant, action: "request.refused", subject, detail };
+        if let Err(e) = store.audit(entry).await {
+            tracing::error!(error = %e, "a refusal could not be written to the audit log");
+        }
+    }
+    Ok(res)
+}

@@ -1,0 +1,117 @@
+//! The audit log: submissions (with their routing), publications, acknowledgments and refusals
+//! are recorded with the participant; receipts carry their record's hash; and
+//! `ventanilla audit verify` catches a record edited, deleted or swapped in the store itself.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::helpers::{example, spawn_app, TestApp};
+
+/// `ventanilla audit verify` on a data directory: (success, stdout + stderr).
+fn verify(data_dir: &Path) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
+        .args(["audit", "verify", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// A copy of the app's store (consistent, WAL included) in a fresh directory, changed by `sql`.
+fn tampered_copy(app: &TestApp, name: &str, sql: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let db = rusqlite::Connection::open(app.data.path().join("ventanilla.db")).unwrap();
+    db.execute("VACUUM INTO ?1", [dir.path().join("ventanilla.db").to_str().unwrap()]).unwrap();
+    let copy = rusqlite::Connection::open(dir.path().join("ventanilla.db")).unwrap();
+    copy.execute_batch(sql).unwrap_or_else(|e| panic!("{name}: {e}"));
+    dir
+}
+
+#[tokio::test]
+async fn the_audit_log_records_who_did_what_and_verify_catches_tampering() {
+    let app = spawn_app().await;
+    let receipt: Value = app.submit(&example("packingList/valid/beef-road-AR-BR.json")).await.json().await.unwrap();
+    let audit_hash = receipt["auditHash"].as_str().expect("the receipt carries its audit hash").to_owned();
+    assert_eq!(audit_hash.len(), 64);
+    let ucr = receipt["ucr"].as_str().unwrap();
+    app.wait_for_state(ucr, "submitted").await;
+    // Refusals: invalid, unauthenticated, forbidden, not found.
+    assert_eq!(app.submit(&json!({"documentType": "packingList"})).await.status(), 422);
+    assert_eq!(app.post_json("/v1/documents", Some("not-a-token"), "{}").await.status(), 401);
+    assert_eq!(app.get("/v1/deliveries/failed", Some("demo-trader")).await.status(), 403);
+    assert_eq!(app.get("/v1/consignments/NO-SUCH-UCR", Some("demo-trader")).await.status(), 404);
+    // An acknowledgment.
+    let agency = receipt["deliveries"][0]["agency"].as_str().unwrap().to_owned();
+    let ack = json!({"documentId": receipt["documentId"], "agency": agency, "status": "received"});
+    assert_eq!(app.post_json("/v1/acknowledgments", Some(&format!("demo-{agency}")), &ack.to_string()).await.status(), 200);
+
+    // Wait until the relay has published every delivery, then read the log.
+    let db = rusqlite::Connection::open(app.data.path().join("ventanilla.db")).unwrap();
+    let deliveries = receipt["deliveries"].as_array().unwrap().len() as i64;
+    let mut published = 0;
+    for _ in 0..100 {
+        published = db.query_row("SELECT COUNT(*) FROM audit_log WHERE action = 'delivery.published'", [], |r| r.get(0)).unwrap();
+        if published == deliveries {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(published, deliveries, "one publication record per delivery");
+    let rows: Vec<(String, String, String, String)> = db
+        .prepare("SELECT participant, action, subject, detail FROM audit_log ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let find = |action: &str, participant: &str, code: Option<&str>| {
+        rows.iter().any(|(p, a, _, d)| {
+            a == action && p == participant && code.is_none_or(|c| serde_json::from_str::<Value>(d).unwrap()["code"] == c)
+        })
+    };
+    let accepted = rows.iter().find(|(_, a, _, _)| a == "submission.accepted").expect("the submission is audited");
+    assert_eq!((accepted.0.as_str(), accepted.2.as_str()), ("demo-trader", receipt["documentId"].as_str().unwrap()));
+    let routing: Value = serde_json::from_str(&accepted.3).unwrap();
+    assert_eq!(routing["routing"].as_array().unwrap().len(), deliveries as usize, "the routing decision is in the record");
+    let hash_of_accepted: String = db
+        .query_row("SELECT hash FROM audit_log WHERE action = 'submission.accepted'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(hash_of_accepted, audit_hash, "the receipt's hash is its audit record's");
+    assert!(find("request.refused", "demo-trader", Some("invalid-document")), "{rows:#?}");
+    assert!(find("request.refused", "anonymous", Some("unauthenticated")), "{rows:#?}");
+    assert!(find("request.refused", "demo-trader", Some("forbidden")), "{rows:#?}");
+    assert!(find("request.refused", "demo-trader", Some("not-found")), "{rows:#?}");
+    assert!(find("acknowledgment.recorded", &format!("demo-{agency}"), None), "{rows:#?}");
+    assert!(find("delivery.published", "gateway", None), "{rows:#?}");
+    assert!(!rows.iter().any(|(_, _, s, d)| s.contains("Bearer") || d.contains("Bearer")), "no credentials in the log");
+    assert!(!rows.iter().any(|(_, _, s, d)| s.contains("not-a-token") || d.contains("not-a-token")), "the refused token is not logged");
+
+    let count = rows.len();
+    // One submission, four refusals, one acknowledgment, one publication per delivery.
+    assert_eq!(count as i64, 6 + deliveries, "{rows:#?}");
+    let (ok, out) = verify(app.data.path());
+    assert!(ok && out.contains(&format!("{count} records")), "{out}");
+
+    // Edited, deleted, swapped: each is caught and the first bad record named.
+    let edited = tampered_copy(&app, "edit", "UPDATE audit_log SET participant = 'someone-else' WHERE seq = 3");
+    let (ok, out) = verify(edited.path());
+    assert!(!ok && out.contains("audit record 3 was changed"), "{out}");
+
+    let deleted = tampered_copy(&app, "delete", "DELETE FROM audit_log WHERE seq = 4");
+    let (ok, out) = verify(deleted.path());
+    assert!(!ok && out.contains("audit record 4 was removed"), "{out}");
+
+    let swapped = tampered_copy(
+        &app,
+        "swap",
+        "UPDATE audit_log SET seq = -2 WHERE seq = 2; UPDATE audit_log SET seq = 2 WHERE seq = 5; UPDATE audit_log SET seq = 5 WHERE seq = -2;",
+    );
+    let (ok, out) = verify(swapped.path());
+    assert!(!ok && out.contains("audit record 2 is out of order") && out.contains("position 5"), "{out}");
+
+    let truncated_middle = tampered_copy(&app, "rewrite", "UPDATE audit_log SET detail = '{}' WHERE seq = 1");
+    let (ok, out) = verify(truncated_middle.path());
+    assert!(!ok && out.contains("audit record 1 was changed"), "{out}");
+}
