@@ -19,6 +19,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, #[source] source: toml::de::Error },
     #[error("invalid configuration in {path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error("TLS settings: {0}")]
+    Tls(String),
 }
 
 /// Everything `serve` needs, after layering file, environment and flags.
@@ -32,6 +34,8 @@ pub struct Settings {
     pub kafka_brokers: Option<String>,
     /// Directory that holds `ventanilla.toml` (the region).
     pub config_dir: PathBuf,
+    /// TLS for the HTTP front; `None` serves plain HTTP (loopback only, unless opted out).
+    pub tls: Option<TlsFiles>,
     /// The region file's content.
     pub region: RegionConfig,
 }
@@ -54,6 +58,7 @@ impl Settings {
         data_dir: PathBuf,
         kafka_brokers: Option<String>,
         topic_prefix: Option<String>,
+        tls: Option<TlsFiles>,
     ) -> Result<Self, ConfigError> {
         let path = Self::region_path(&config_dir);
         let text = std::fs::read_to_string(&path)
@@ -67,7 +72,33 @@ impl Settings {
             .check()
             .map_err(|message| ConfigError::Invalid { path: path.clone(), message })?;
         let kafka_brokers = kafka_brokers.filter(|b| !b.trim().is_empty());
-        Ok(Settings { bind, data_dir, kafka_brokers, config_dir, region })
+        Ok(Settings { bind, data_dir, kafka_brokers, config_dir, tls, region })
+    }
+}
+
+/// Where the HTTP front's certificate, key and participant CA are (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The server's certificate chain (`VENTANILLA_TLS_CERT`).
+    pub cert: PathBuf,
+    /// Its private key (`VENTANILLA_TLS_KEY`); only the path is ever shown.
+    pub key: PathBuf,
+    /// The CA that signs participants' client certificates (`VENTANILLA_TLS_CLIENT_CA`);
+    /// `None` asks for no client certificates.
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// From the three settings: certificate and key together or neither; a client CA only
+    /// with them.
+    pub fn from_parts(cert: Option<PathBuf>, key: Option<PathBuf>, client_ca: Option<PathBuf>) -> Result<Option<Self>, ConfigError> {
+        match (cert, key) {
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles { cert, key, client_ca })),
+            (None, None) if client_ca.is_none() => Ok(None),
+            _ => Err(ConfigError::Tls(
+                "VENTANILLA_TLS_CERT and VENTANILLA_TLS_KEY go together, and VENTANILLA_TLS_CLIENT_CA needs both".into(),
+            )),
+        }
     }
 }
 
@@ -108,6 +139,10 @@ pub struct GatewayConfig {
     pub max_json_items: usize,
     /// Longest JSON string, in bytes as sent (422 beyond).
     pub max_json_string_bytes: usize,
+    /// Serve plain HTTP on a non-loopback address. Off by default: without TLS the gateway
+    /// refuses to start anywhere but loopback unless the operator opts out here (behind a
+    /// TLS-terminating proxy on the same host, say).
+    pub allow_plaintext_on_public_address: bool,
     /// Deliveries waiting for the broker beyond which submissions are answered 503 with
     /// `Retry-After`: an outage fills the store only this far.
     pub max_outbox_backlog: u64,
@@ -135,6 +170,7 @@ impl Default for GatewayConfig {
             max_json_items: 10_000,
             max_json_string_bytes: 64 * 1024,
             max_outbox_backlog: 100_000,
+            allow_plaintext_on_public_address: false,
         }
     }
 }
@@ -198,7 +234,12 @@ pub struct ParticipantConfig {
     /// For the NSW role: its country.
     pub country: Option<CountryCode>,
     /// SHA-256 (hex) of its bearer token: the token itself is never stored.
-    pub token_sha256: String,
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+    /// SHA-256 (hex) of its TLS client certificate (DER): a connection presenting that
+    /// certificate, signed by the participant CA, is this participant.
+    #[serde(default)]
+    pub cert_sha256: Option<String>,
     /// A demo participant is honoured only while the gateway is bound to a loopback address.
     #[serde(default)]
     pub demo: bool,
@@ -266,9 +307,16 @@ impl RegionConfig {
             }
         }
         let known = |id: &AgencyId| self.agencies.iter().any(|a| &a.id == id);
+        let hex64 = |h: &str| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
         for p in &self.participants {
-            if p.token_sha256.len() != 64 || !p.token_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if p.token_sha256.is_none() && p.cert_sha256.is_none() {
+                return Err(format!("participant {}: give token_sha256, cert_sha256 or both", p.id));
+            }
+            if p.token_sha256.as_deref().is_some_and(|h| !hex64(h)) {
                 return Err(format!("participant {}: token_sha256 must be 64 hex digits", p.id));
+            }
+            if p.cert_sha256.as_deref().is_some_and(|h| !hex64(h)) {
+                return Err(format!("participant {}: cert_sha256 must be 64 hex digits (sha256 of the certificate's DER)", p.id));
             }
             match (p.role, &p.agency) {
                 (Role::Agency, Some(a)) if known(a) => {}

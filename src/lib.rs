@@ -17,4 +17,5 @@ pub mod schema;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod tracking;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ventanilla::clock::now_millis;
-use ventanilla::config::Settings;
+use ventanilla::config::{Settings, TlsFiles};
 use ventanilla::domain::AgencyId;
 use ventanilla::store::sqlite::SqliteStore;
 use ventanilla::store::{RetrySelection, Store};
@@ -104,6 +104,15 @@ struct ServeArgs {
     /// Overrides `kafka.topic_prefix` of the configuration file.
     #[arg(long, env = "VENTANILLA_TOPIC_PREFIX")]
     topic_prefix: Option<String>,
+    /// The server's TLS certificate chain (PEM); with --tls-key, serves HTTPS.
+    #[arg(long, env = "VENTANILLA_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The server's private key (PEM).
+    #[arg(long, env = "VENTANILLA_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// The CA that signs participants' client certificates (PEM); enables mutual TLS.
+    #[arg(long, env = "VENTANILLA_TLS_CLIENT_CA")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -129,7 +138,8 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
         Command::Serve(a) => {
-            let settings = Settings::load(a.config, a.bind, a.data_dir, a.kafka_brokers, a.topic_prefix)?;
+            let tls = TlsFiles::from_parts(a.tls_cert, a.tls_key, a.tls_client_ca)?;
+            let settings = Settings::load(a.config, a.bind, a.data_dir, a.kafka_brokers, a.topic_prefix, tls)?;
             let app = Application::build(settings).await?;
             app.run_until_stopped().await?;
         }
@@ -140,7 +150,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             println!("audit log intact: {} records, head {}", summary.records, summary.head);
         }
         Command::Schemas { config } => {
-            let settings = Settings::load(config, "127.0.0.1:0".parse()?, "./data".into(), None, None)?;
+            let settings = Settings::load(config, "127.0.0.1:0".parse()?, "./data".into(), None, None, None)?;
             let registry = SchemaRegistry::load(&settings.schemas_dir())?;
             for (name, versions) in registry.catalogue() {
                 let v: Vec<String> = versions.iter().map(|v| v.to_string()).collect();

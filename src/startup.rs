@@ -38,6 +38,15 @@ pub enum StartupError {
     Broker(#[from] broker::BrokerError),
     #[error("cannot listen on {addr}: {source}. Is another process using the port?")]
     Bind { addr: std::net::SocketAddr, #[source] source: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(
+        "refusing to serve plain HTTP on {addr}, which is not a loopback address: participants' tokens and \
+         documents would cross the network in clear. Set VENTANILLA_TLS_CERT and VENTANILLA_TLS_KEY, bind to \
+         127.0.0.1, or set gateway.allow_plaintext_on_public_address = true if a TLS proxy on this host \
+         terminates TLS"
+    )]
+    PlaintextOnPublicAddress { addr: std::net::SocketAddr },
 }
 
 /// A built gateway, not yet serving.
@@ -130,6 +139,10 @@ impl Application {
             .map_err(|source| StartupError::Bind { addr: settings.bind, source })?;
         let local = listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.bind, source })?;
         let loopback = local.ip().is_loopback();
+        let tls = settings.tls.as_ref().map(crate::tls::server_config).transpose()?;
+        if tls.is_none() && !loopback && !settings.region.gateway.allow_plaintext_on_public_address {
+            return Err(StartupError::PlaintextOnPublicAddress { addr: local });
+        }
         if !loopback {
             tracing::warn!("listening on {local}, not a loopback address: demo participants are disabled");
         }
@@ -151,11 +164,16 @@ impl Application {
         })
         .client_request_timeout(client_timeout)
         .max_connections(settings.region.gateway.max_connections_per_worker)
-        .listen(listener)
+        .on_connect(crate::tls::record_peer_certificate)
+        .shutdown_timeout(30);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config),
+            None => server.listen(listener),
+        }
         .map_err(|source| StartupError::Bind { addr: settings.bind, source })?
-        .shutdown_timeout(30)
         .run();
-        tracing::info!(address = %local, brokers = %brokers, "Ventanilla is listening on http://{local}");
+        tracing::info!(address = %local, brokers = %brokers, "Ventanilla is listening on {scheme}://{local}");
         Ok(Application { port: local.port(), server, shutdown, tasks, _embedded: embedded, brokers })
     }
 

@@ -12,30 +12,35 @@ use super::errors::{ApiError, Code};
 use super::routes::AppState;
 use crate::config::ParticipantConfig;
 use crate::gateway::{sha256_hex, Participant};
+use crate::tls::PeerCertificate;
 
-/// Token hash -> participant.
+/// Token hash -> participant, and client certificate fingerprint -> participant.
 pub struct Directory {
     by_hash: HashMap<String, Participant>,
+    by_cert: HashMap<String, Participant>,
 }
 
 impl Directory {
     /// Builds the directory; demo participants are left out unless `loopback`.
     pub fn new(participants: &[ParticipantConfig], loopback: bool) -> Self {
-        let by_hash = participants
-            .iter()
-            .filter(|p| loopback || !p.demo)
-            .map(|p| {
-                (
-                    p.token_sha256.to_ascii_lowercase(),
-                    Participant { id: p.id.clone(), role: p.role, agency: p.agency.clone() },
-                )
-            })
+        let honoured = || participants.iter().filter(|p| loopback || !p.demo);
+        let participant = |p: &ParticipantConfig| Participant { id: p.id.clone(), role: p.role, agency: p.agency.clone() };
+        let by_hash = honoured()
+            .filter_map(|p| p.token_sha256.as_ref().map(|h| (h.to_ascii_lowercase(), participant(p))))
             .collect();
-        Directory { by_hash }
+        let by_cert = honoured()
+            .filter_map(|p| p.cert_sha256.as_ref().map(|h| (h.to_ascii_lowercase(), participant(p))))
+            .collect();
+        Directory { by_hash, by_cert }
     }
 
     pub fn find(&self, token: &str) -> Option<&Participant> {
         self.by_hash.get(&sha256_hex(token.as_bytes()))
+    }
+
+    /// The participant a verified client certificate belongs to, by its SHA-256 fingerprint.
+    pub fn find_certificate(&self, sha256: &str) -> Option<&Participant> {
+        self.by_cert.get(sha256)
     }
 }
 
@@ -55,6 +60,19 @@ fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::new(Code::Internal, "application state missing"))?;
+    // A verified client certificate identifies the participant; one that belongs to nobody
+    // is refused, whatever token comes with it.
+    if let Some(PeerCertificate(fingerprint)) = req.conn_data::<PeerCertificate>() {
+        let participant = state.directory.find_certificate(fingerprint).cloned().ok_or_else(|| {
+            ApiError::new(
+                Code::Unauthenticated,
+                format!("the client certificate (SHA-256 {fingerprint}) is not registered to any participant; \
+                         the operator adds it as cert_sha256"),
+            )
+        })?;
+        req.extensions_mut().insert(ParticipantId(participant.id.clone()));
+        return Ok(Authenticated(participant));
+    }
     let header = req
         .headers()
         .get("authorization")
@@ -81,7 +99,15 @@ mod tests {
     use crate::domain::Role;
 
     fn participant(id: &str, token: &str, demo: bool) -> ParticipantConfig {
-        ParticipantConfig { id: id.into(), role: Role::Trader, agency: None, country: None, token_sha256: sha256_hex(token.as_bytes()), demo }
+        ParticipantConfig {
+            id: id.into(),
+            role: Role::Trader,
+            agency: None,
+            country: None,
+            token_sha256: Some(sha256_hex(token.as_bytes())),
+            cert_sha256: None,
+            demo,
+        }
     }
 
     #[test]

@@ -64,6 +64,7 @@ pub async fn spawn_app_on(
         data.path().to_owned(),
         brokers,
         Some(prefix.clone()),
+        None,
     )
     .expect("the repository's configuration loads");
     settings.region.kafka.consumer_group = format!("{prefix}gateway");

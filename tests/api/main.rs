@@ -16,3 +16,4 @@ mod limits;
 mod outage;
 mod retries;
 mod shutdown;
+mod tls;
