@@ -240,6 +240,11 @@ pub struct ParticipantConfig {
     /// certificate, signed by the participant CA, is this participant.
     #[serde(default)]
     pub cert_sha256: Option<String>,
+    /// For the trader role: the party identifiers (`SCHEME:VALUE`, e.g.
+    /// `AR-CUIT:30714255831`) it submits as; a document whose submitting party is another
+    /// is refused.
+    #[serde(default)]
+    pub acts_for: Vec<String>,
     /// A demo participant is honoured only while the gateway is bound to a loopback address.
     #[serde(default)]
     pub demo: bool,

@@ -19,14 +19,8 @@ use crate::store::{
     StoreError,
 };
 
-/// Who is asking: the authenticated participant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Participant {
-    pub id: String,
-    pub role: Role,
-    /// The agency it speaks for (agency role).
-    pub agency: Option<AgencyId>,
-}
+pub use crate::access::Participant;
+use crate::access::{may_acknowledge, may_operate, may_submit, visible_consignment, Refusal};
 
 /// Why a submission was refused. Nothing was stored.
 #[derive(Debug, thiserror::Error)]
@@ -42,8 +36,8 @@ pub enum SubmitError {
     Unroutable { document_type: String, origin: String, destination: String },
     #[error("{reason}; the first document is {document}")]
     Conflict { document: Uuid, reason: &'static str },
-    #[error("participant {0} may not submit documents")]
-    NotASubmitter(String),
+    #[error(transparent)]
+    Refused(Refusal),
     #[error("{backlog} deliveries are waiting for the broker, at or above the bound of {limit}")]
     BacklogFull { backlog: u64, limit: u64 },
     #[error("the document could not be stored")]
@@ -56,8 +50,8 @@ pub enum SubmitError {
 pub enum AckError {
     #[error("the acknowledgment breaks its schema")]
     Invalid(Vec<Violation>),
-    #[error("participant {participant} may not answer for agency {agency}")]
-    NotYourAgency { participant: String, agency: String },
+    #[error(transparent)]
+    Refused(Refusal),
     #[error("the document {0} is unknown")]
     UnknownDocument(Uuid),
     #[error("the document {document} was not routed to agency {agency}")]
@@ -98,7 +92,7 @@ impl Gateway {
         idempotency_key: Option<String>,
     ) -> Result<Acceptance, SubmitError> {
         if !matches!(by.role, Role::Trader | Role::Nsw) {
-            return Err(SubmitError::NotASubmitter(by.id.clone()));
+            return Err(SubmitError::Refused(Refusal::NotASubmitter(by.id.clone())));
         }
         let backlog = self.backlog.load(Ordering::Relaxed);
         let valid = self.registry.validate_submission(body).map_err(|r| match r {
@@ -109,6 +103,7 @@ impl Gateway {
             }
         })?;
         let payload = body.get("payload").unwrap_or(&Value::Null);
+        may_submit(by, &valid.document_type, payload).map_err(SubmitError::Refused)?;
         let facts = RoutingFacts::from_payload(
             valid.document_type.clone(),
             valid.origin.clone(),
@@ -171,9 +166,7 @@ impl Gateway {
         let Acknowledgment { document_id, agency, status, reason } =
             parse_acknowledgment(&self.registry, body).map_err(AckError::Invalid)?;
         if let Some(p) = by {
-            if p.role != Role::Agency || p.agency.as_ref() != Some(&agency) {
-                return Err(AckError::NotYourAgency { participant: p.id.clone(), agency: agency.to_string() });
-            }
+            may_acknowledge(p, &agency).map_err(AckError::Refused)?;
         }
         let record = AckRecord {
             by: match by {
@@ -198,23 +191,10 @@ impl Gateway {
         Ok(applied)
     }
 
-    /// The consignment as `by` may see it: a trader or NSW sees consignments it submitted
-    /// documents to; an agency those with a delivery routed to it; an operator every one.
-    /// Anything else is reported as not found, so existence does not leak.
+    /// The consignment as `by` may see it (`access::visible_consignment`); anything else is
+    /// reported as not found, so existence does not leak.
     pub async fn consignment(&self, by: &Participant, ucr: Ucr) -> Result<Option<ConsignmentView>, StoreError> {
-        let Some(view) = self.store.consignment(ucr).await? else {
-            return Ok(None);
-        };
-        let visible = match by.role {
-            Role::Operator => true,
-            Role::Trader | Role::Nsw => view.senders.contains(&by.id),
-            Role::Agency => view
-                .documents
-                .iter()
-                .flat_map(|d| &d.deliveries)
-                .any(|d| Some(&d.agency) == by.agency.as_ref()),
-        };
-        Ok(visible.then_some(view))
+        Ok(self.store.consignment(ucr).await?.and_then(|view| visible_consignment(by, view)))
     }
 }
 
@@ -245,8 +225,8 @@ pub fn parse_acknowledgment(registry: &SchemaRegistry, body: &Value) -> Result<A
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OperatorError {
-    #[error("participant {0} is not an operator")]
-    NotAnOperator(String),
+    #[error(transparent)]
+    Refused(Refusal),
     #[error("the store could not be used")]
     Store(#[source] StoreError),
 }
@@ -254,17 +234,13 @@ pub enum OperatorError {
 impl Gateway {
     /// Failed deliveries, for an operator.
     pub async fn failed_deliveries(&self, by: &Participant, agency: Option<AgencyId>) -> Result<Vec<FailedDelivery>, OperatorError> {
-        if by.role != Role::Operator {
-            return Err(OperatorError::NotAnOperator(by.id.clone()));
-        }
+        may_operate(by).map_err(OperatorError::Refused)?;
         self.store.failed_deliveries(agency).await.map_err(OperatorError::Store)
     }
 
     /// Sends failed deliveries again (operators only): back in the outbox with fresh attempts.
     pub async fn retry_deliveries(&self, by: &Participant, selection: RetrySelection) -> Result<RetryOutcome, OperatorError> {
-        if by.role != Role::Operator {
-            return Err(OperatorError::NotAnOperator(by.id.clone()));
-        }
+        may_operate(by).map_err(OperatorError::Refused)?;
         let outcome = self
             .store
             .retry_deliveries(selection, by.id.clone(), now_millis())

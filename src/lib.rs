@@ -4,6 +4,7 @@
 //! Kafka or HTTP acknowledgment -> `tracking` -> `store` -> status topic. The `gateway` module
 //! holds the operations both directions share, with no knowledge of HTTP, SQL or rdkafka.
 
+pub mod access;
 pub mod audit;
 pub mod clock;
 pub mod config;

@@ -24,7 +24,13 @@ impl Directory {
     /// Builds the directory; demo participants are left out unless `loopback`.
     pub fn new(participants: &[ParticipantConfig], loopback: bool) -> Self {
         let honoured = || participants.iter().filter(|p| loopback || !p.demo);
-        let participant = |p: &ParticipantConfig| Participant { id: p.id.clone(), role: p.role, agency: p.agency.clone() };
+        let participant = |p: &ParticipantConfig| Participant {
+            id: p.id.clone(),
+            role: p.role,
+            agency: p.agency.clone(),
+            country: p.country.clone(),
+            acts_for: p.acts_for.clone(),
+        };
         let by_hash = honoured()
             .filter_map(|p| p.token_sha256.as_ref().map(|h| (h.to_ascii_lowercase(), participant(p))))
             .collect();
@@ -106,6 +112,7 @@ mod tests {
             country: None,
             token_sha256: Some(sha256_hex(token.as_bytes())),
             cert_sha256: None,
+            acts_for: Vec::new(),
             demo,
         }
     }

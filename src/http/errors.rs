@@ -210,7 +210,7 @@ impl From<SubmitError> for ApiError {
             )
             .with(json!({ "knownVersions": known })),
             SubmitError::Unroutable { .. } => ApiError::new(Code::Unroutable, format!("{e}; check origin and destination")),
-            SubmitError::NotASubmitter(_) => ApiError::new(Code::Forbidden, e.to_string()),
+            SubmitError::Refused(_) => ApiError::new(Code::Forbidden, e.to_string()),
             SubmitError::Conflict { document, .. } => {
                 ApiError::new(Code::DuplicateConflict, e.to_string()).with(json!({ "documentId": document }))
             }
@@ -227,7 +227,7 @@ impl From<SubmitError> for ApiError {
 impl From<OperatorError> for ApiError {
     fn from(e: OperatorError) -> Self {
         match &e {
-            OperatorError::NotAnOperator(_) => ApiError::new(Code::Forbidden, e.to_string()),
+            OperatorError::Refused(_) => ApiError::new(Code::Forbidden, e.to_string()),
             OperatorError::Store(_) => internal(&e),
         }
     }
@@ -241,8 +241,11 @@ impl From<AckError> for ApiError {
                 format!("{} violation(s); each is listed in `errors`", v.len()),
                 v,
             ),
-            AckError::NotYourAgency { .. } | AckError::NotRouted { .. } => ApiError::new(Code::Forbidden, e.to_string()),
-            AckError::UnknownDocument(_) => ApiError::new(Code::UnknownDocument, e.to_string()),
+            AckError::Refused(_) => ApiError::new(Code::Forbidden, e.to_string()),
+            // Not routed to this agency reads like unknown: existence does not leak.
+            AckError::UnknownDocument(d) | AckError::NotRouted { document: d, .. } => {
+                ApiError::new(Code::UnknownDocument, format!("no document {d} is routed to your agency"))
+            }
             AckError::Store(_) => internal(&e),
         }
     }

@@ -99,10 +99,11 @@ async fn an_agency_cannot_acknowledge_a_delivery_not_routed_to_it_and_nothing_ch
     let ucr = receipt["ucr"].as_str().unwrap();
     let before: Value = app.get(&format!("/v1/consignments/{ucr}"), Some("demo-operator")).await.json().await.unwrap();
 
-    // uy-customs answers for itself, but the document was never routed to it.
+    // uy-customs answers for itself, but the document was never routed to it: to uy-customs
+    // the document does not exist (404, like an unknown one), so its existence does not leak.
     let ack = json!({"documentId": doc, "agency": "uy-customs", "status": "released"});
     let r = app.post_json("/v1/acknowledgments", Some("demo-uy-customs"), &ack.to_string()).await;
-    assert_problem(r, 403, "forbidden").await;
+    assert_problem(r, 404, "unknown-document").await;
     // br-customs tries to answer in uy-customs' name... and in ar-customs' (which is routed).
     let ack = json!({"documentId": doc, "agency": "ar-customs", "status": "released"});
     let r = app.post_json("/v1/acknowledgments", Some("demo-br-customs"), &ack.to_string()).await;

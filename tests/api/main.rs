@@ -4,6 +4,7 @@
 
 mod agency_kcat;
 mod audit;
+mod authorization;
 mod crash;
 mod duplicates;
 mod end_to_end;

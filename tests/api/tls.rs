@@ -100,6 +100,7 @@ async fn mutual_tls_identifies_registered_certificates_and_refuses_the_rest() {
                 country: None,
                 token_sha256: None,
                 cert_sha256: Some(fp.clone()),
+                acts_for: Vec::new(),
                 demo: false,
             });
         }

@@ -1,0 +1,129 @@
+//! Who may do what: the one rule set, applied by the gateway to every way in.
+//!
+//! | role     | submit                                   | acknowledge            | read consignments                      | operate (retries) |
+//! |----------|------------------------------------------|------------------------|----------------------------------------|-------------------|
+//! | trader   | only as itself: the document's submitting party is one of its `acts_for` identifiers | no | those it submitted to, its own documents only | no |
+//! | nsw      | for traders of its own country: the submitting party's address is in its country | no | as a trader | no |
+//! | agency   | no                                       | only deliveries routed to it | those routed to it, its own deliveries only | no |
+//! | operator | no                                       | no                     | everything                             | yes               |
+//!
+//! A consignment a participant may not read is reported as not found, so its existence does
+//! not leak; likewise an acknowledgment about a document not routed to the agency.
+
+use serde_json::Value;
+
+use crate::domain::{AgencyId, CountryCode, DocumentType, Role};
+use crate::store::ConsignmentView;
+
+/// Who is asking: the authenticated participant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    pub id: String,
+    pub role: Role,
+    /// The agency it speaks for (agency role).
+    pub agency: Option<AgencyId>,
+    /// Its country (NSW role).
+    pub country: Option<CountryCode>,
+    /// Party identifiers (`SCHEME:VALUE`, e.g. `AR-CUIT:30714255831`) a trader submits as.
+    pub acts_for: Vec<String>,
+}
+
+/// The party that submits a document of each type: the one a trader must be.
+pub fn submitting_party(document_type: &DocumentType) -> Option<&'static str> {
+    Some(match document_type.as_str() {
+        "customsDeclaration" => "declarant",
+        "spsCertificate" => "consignor",
+        "certificateOfOrigin" => "exporter",
+        "commercialInvoice" => "seller",
+        "packingList" => "shipper",
+        "borderCrossingNotice" => "carrier",
+        "ecommerceShipment" => "platform",
+        _ => return None,
+    })
+}
+
+/// Why a participant may not do something.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    #[error("participant {0} may not submit documents")]
+    NotASubmitter(String),
+    #[error("participant {participant} may submit only as {acts_for:?}, but the document's {party} is {found}")]
+    NotYourParty { participant: String, party: &'static str, acts_for: Vec<String>, found: String },
+    #[error("participant {participant} submits for traders of {country}, but the document's {party} is in {found}")]
+    NotYourCountry { participant: String, party: &'static str, country: String, found: String },
+    #[error("participant {participant} may not answer for agency {agency}")]
+    NotYourAgency { participant: String, agency: String },
+    #[error("participant {0} is not an operator")]
+    NotAnOperator(String),
+}
+
+/// May `by` submit a document of `document_type` with this `payload`?
+pub fn may_submit(by: &Participant, document_type: &DocumentType, payload: &Value) -> Result<(), Refusal> {
+    let party_name = submitting_party(document_type);
+    let party = party_name.and_then(|p| payload.get(p));
+    let party_name = party_name.unwrap_or("submitting party");
+    match by.role {
+        Role::Trader => {
+            let id = party.and_then(|p| p.get("identifier"));
+            let found = match id.and_then(|i| Some((i.get("scheme")?.as_str()?, i.get("value")?.as_str()?))) {
+                Some((scheme, value)) => format!("{scheme}:{value}"),
+                None => "without an identifier".to_owned(),
+            };
+            if by.acts_for.iter().any(|a| *a == found) {
+                Ok(())
+            } else {
+                Err(Refusal::NotYourParty { participant: by.id.clone(), party: party_name, acts_for: by.acts_for.clone(), found })
+            }
+        }
+        Role::Nsw => {
+            let found = party.and_then(|p| p.pointer("/address/country")).and_then(Value::as_str).unwrap_or("no country");
+            match &by.country {
+                Some(c) if c.as_str() == found => Ok(()),
+                c => Err(Refusal::NotYourCountry {
+                    participant: by.id.clone(),
+                    party: party_name,
+                    country: c.as_ref().map_or_else(|| "no country".to_owned(), |c| c.to_string()),
+                    found: found.to_owned(),
+                }),
+            }
+        }
+        Role::Agency | Role::Operator => Err(Refusal::NotASubmitter(by.id.clone())),
+    }
+}
+
+/// May `by` answer for `agency`?
+pub fn may_acknowledge(by: &Participant, agency: &AgencyId) -> Result<(), Refusal> {
+    if by.role == Role::Agency && by.agency.as_ref() == Some(agency) {
+        Ok(())
+    } else {
+        Err(Refusal::NotYourAgency { participant: by.id.clone(), agency: agency.to_string() })
+    }
+}
+
+/// May `by` change operational state (send failed deliveries again, list them)?
+pub fn may_operate(by: &Participant) -> Result<(), Refusal> {
+    if by.role == Role::Operator { Ok(()) } else { Err(Refusal::NotAnOperator(by.id.clone())) }
+}
+
+/// The part of a consignment `by` may read, or `None` for none of it.
+pub fn visible_consignment(by: &Participant, mut view: ConsignmentView) -> Option<ConsignmentView> {
+    match by.role {
+        Role::Operator => Some(view),
+        Role::Trader | Role::Nsw => {
+            view.documents.retain(|d| d.sender == by.id);
+            let agencies: Vec<AgencyId> = view.documents.iter().flat_map(|d| d.deliveries.iter().map(|x| x.agency.clone())).collect();
+            view.time_release.agencies.retain(|a| agencies.contains(&a.agency));
+            (!view.documents.is_empty()).then_some(view)
+        }
+        Role::Agency => {
+            let agency = by.agency.as_ref()?;
+            for d in &mut view.documents {
+                d.deliveries.retain(|x| &x.agency == agency);
+            }
+            view.documents.retain(|d| !d.deliveries.is_empty());
+            view.time_release.agencies.retain(|a| &a.agency == agency);
+            (!view.documents.is_empty()).then_some(view)
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! The authorization matrix: every role x every endpoint x own and foreign resource, with the
+//! expected status, run against a real gateway. A refused request (4xx) must change nothing:
+//! the store's rows are counted before and after each. Foreign consignments and documents
+//! answer 404, not 403, so their existence does not leak.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{example, spawn_app, TestApp};
+
+/// Rows that a request could change (publications by the relay run on their own and are left out).
+fn state(app: &TestApp) -> Vec<i64> {
+    let db = rusqlite::Connection::open(app.data.path().join("ventanilla.db")).unwrap();
+    [
+        "SELECT COUNT(*) FROM consignments",
+        "SELECT COUNT(*) FROM documents",
+        "SELECT COUNT(*) FROM deliveries",
+        "SELECT COUNT(*) FROM delivery_events WHERE source != 'broker'",
+        "SELECT COUNT(*) FROM status_outbox",
+    ]
+    .iter()
+    .map(|q| db.query_row(q, [], |r| r.get(0)).unwrap())
+    .collect()
+}
+
+const WHO: [(&str, Option<&str>); 8] = [
+    ("anonymous", None),
+    ("trader (owner)", Some("demo-trader")),
+    ("trader (other)", Some("demo-trader-2")),
+    ("nsw (AR, the declarant's)", Some("demo-nsw-ar")),
+    ("nsw (BR)", Some("demo-nsw-br")),
+    ("agency (routed)", Some("demo-br-customs")),
+    ("agency (not routed)", Some("demo-uy-customs")),
+    ("operator", Some("demo-operator")),
+];
+
+#[tokio::test]
+async fn every_role_on_every_endpoint_own_and_foreign() {
+    let app = spawn_app().await;
+    let run = uuid::Uuid::now_v7().simple().to_string().to_uppercase();
+    let declaration = |n: &str| {
+        let mut d = example("customsDeclaration/valid/export-beef-road-AR-BR.json");
+        d["ucr"] = json!(format!("AUTHZ-{n}-{}", &run[24..]));
+        d
+    };
+    // The trader's consignment: routed to br-customs, not to uy-customs.
+    let own: Value = app.submit(&declaration("OWN")).await.json().await.unwrap();
+    let (own_ucr, own_doc) = (own["ucr"].as_str().unwrap().to_owned(), own["documentId"].as_str().unwrap().to_owned());
+    assert!(own["deliveries"].as_array().unwrap().iter().any(|d| d["agency"] == "br-customs"));
+    assert!(!own["deliveries"].as_array().unwrap().iter().any(|d| d["agency"] == "uy-customs"));
+    let view: Value = app.get(&format!("/v1/consignments/{own_ucr}"), Some("demo-operator")).await.json().await.unwrap();
+    let delivery = view["documents"][0]["deliveries"][0]["deliveryId"].as_i64().unwrap();
+
+    // (endpoint, method, path, body, expected status for each of WHO in order)
+    type Row = (&'static str, &'static str, String, Option<Value>, [u16; 8]);
+    let mut rows: Vec<Row> = Vec::new();
+    for (i, (who, _)) in WHO.iter().enumerate() {
+        // A fresh document per caller, so a 202 is never a replay.
+        let mut expected = [401, 202, 403, 202, 403, 403, 403, 403];
+        expected.iter_mut().enumerate().for_each(|(j, e)| if j != i { *e = 0 });
+        rows.push(("submit a declaration", "POST", "/v1/documents".into(), Some(declaration(&format!("S{i}"))), expected));
+        let _ = who;
+    }
+    let ack = |agency: &str| json!({"documentId": own_doc, "agency": agency, "status": "received"});
+    rows.extend([
+        ("read own/foreign consignment", "GET", format!("/v1/consignments/{own_ucr}"), None, [401, 200, 404, 404, 404, 200, 404, 200]),
+        ("read an unknown consignment", "GET", "/v1/consignments/NO-SUCH-UCR".into(), None, [401, 404, 404, 404, 404, 404, 404, 404]),
+        ("acknowledge in uy-customs' name", "POST", "/v1/acknowledgments".into(), Some(ack("uy-customs")), [401, 403, 403, 403, 403, 403, 404, 403]),
+        ("list failed deliveries", "GET", "/v1/deliveries/failed".into(), None, [401, 403, 403, 403, 403, 403, 403, 200]),
+        ("retry one delivery", "POST", format!("/v1/deliveries/{delivery}/retry"), None, [401, 403, 403, 403, 403, 403, 403, 409]),
+        ("retry every failed delivery", "POST", "/v1/deliveries/failed/retry".into(), None, [401, 403, 403, 403, 403, 403, 403, 200]),
+        ("list schemas", "GET", "/v1/schemas".into(), None, [200; 8]),
+        ("read a schema", "GET", "/v1/schemas/customsDeclaration/1.0.0".into(), None, [200; 8]),
+        ("health", "GET", "/healthz".into(), None, [200; 8]),
+        ("readiness", "GET", "/readyz".into(), None, [200; 8]),
+        // Last, as it changes the delivery: only the routed agency may answer for itself.
+        ("acknowledge in br-customs' name", "POST", "/v1/acknowledgments".into(), Some(ack("br-customs")), [401, 403, 403, 403, 403, 200, 403, 403]),
+    ]);
+
+    let mut table = String::new();
+    for (what, method, path, body, expected) in &rows {
+        for (i, (who, token)) in WHO.iter().enumerate() {
+            if expected[i] == 0 {
+                continue; // another caller's fresh submission
+            }
+            let before = state(&app);
+            let mut req = app.client.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), format!("{}{path}", app.address));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            if let Some(b) = body {
+                req = req.header("Content-Type", "application/json").body(b.to_string());
+            }
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap();
+            table.push_str(&format!("{what:<34} {who:<28} {status}\n"));
+            assert_eq!(status, expected[i], "{what} by {who}: {text}");
+            if status >= 400 {
+                assert_eq!(state(&app), before, "{what} by {who} was refused and changed nothing");
+                let problem: Value = serde_json::from_str(&text).unwrap();
+                assert!(problem["code"].is_string(), "{text}");
+            }
+            // What a reader gets is only theirs.
+            if what.starts_with("read own") && status == 200 {
+                let v: Value = serde_json::from_str(&text).unwrap();
+                let agencies: Vec<&str> = v["documents"].as_array().unwrap().iter()
+                    .flat_map(|d| d["deliveries"].as_array().unwrap().iter().map(|x| x["agency"].as_str().unwrap())).collect();
+                match *who {
+                    "agency (routed)" => assert!(agencies.iter().all(|a| *a == "br-customs"), "{agencies:?}"),
+                    _ => assert!(agencies.len() > 1, "{who} sees every delivery of its own document"),
+                }
+            }
+        }
+    }
+    println!("authorization matrix:\n{table}");
+
+    // What an NSW submitted, it reads; the trader does not.
+    let nsw_ucr = format!("AUTHZ-S3-{}", &run[24..]);
+    assert_eq!(app.get(&format!("/v1/consignments/{nsw_ucr}"), Some("demo-nsw-ar")).await.status(), 200);
+    assert_eq!(app.get(&format!("/v1/consignments/{nsw_ucr}"), Some("demo-trader")).await.status(), 404);
+}
