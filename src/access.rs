@@ -70,7 +70,7 @@ pub fn may_submit(by: &Participant, document_type: &DocumentType, payload: &Valu
                 Some((scheme, value)) => format!("{scheme}:{value}"),
                 None => "without an identifier".to_owned(),
             };
-            if by.acts_for.iter().any(|a| *a == found) {
+            if by.acts_for.contains(&found) {
                 Ok(())
             } else {
                 Err(Refusal::NotYourParty { participant: by.id.clone(), party: party_name, acts_for: by.acts_for.clone(), found })
