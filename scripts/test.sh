@@ -16,10 +16,13 @@ if [ -z "$TANSU" ]; then
   TANSU="$HOME/.cargo/bin/tansu"
 fi
 
-# --- kcat and docker-compose from Debian's packages ------------------------------------------
+# --- kcat, docker-compose, curl and OpenSSL's headers (librdkafka's TLS) from Debian ----------
 need_apt=()
 command -v kcat >/dev/null || need_apt+=(kcat)
 command -v docker-compose >/dev/null || need_apt+=(docker-compose)
+command -v curl >/dev/null || need_apt+=(curl)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+pkg-config --exists openssl 2>/dev/null || need_apt+=(libssl-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

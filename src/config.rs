@@ -68,6 +68,9 @@ impl Settings {
         if let Some(p) = topic_prefix {
             region.kafka.topic_prefix = p;
         }
+        let secret = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty()).map(Secret::new);
+        region.kafka.security.sasl_password = secret("VENTANILLA_KAFKA_SASL_PASSWORD");
+        region.kafka.security.ssl_key_password = secret("VENTANILLA_KAFKA_SSL_KEY_PASSWORD");
         region
             .check()
             .map_err(|message| ConfigError::Invalid { path: path.clone(), message })?;
@@ -196,6 +199,95 @@ pub struct KafkaConfig {
     /// Largest record the producer sends (librdkafka's `message.max.bytes`); keep it at or
     /// below the broker's own limit.
     pub max_message_bytes: usize,
+    /// How the gateway's clients authenticate to Kafka and encrypt (`[kafka.security]`).
+    pub security: KafkaSecurity,
+}
+
+/// A secret from the environment: shown as `***` in every `Debug`, never serialized.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Self {
+        Secret(s)
+    }
+    /// The value, for the one place that needs it (the Kafka client's configuration).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// TLS and SASL for the gateway's Kafka clients (producer, ack consumer, admin). Plaintext
+/// when absent. Passwords come only from the environment (`VENTANILLA_KAFKA_SASL_PASSWORD`,
+/// `VENTANILLA_KAFKA_SSL_KEY_PASSWORD`), never from the file, and are never shown.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaSecurity {
+    /// `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl` (librdkafka's `security.protocol`).
+    pub protocol: Option<String>,
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub sasl_mechanism: Option<String>,
+    pub sasl_username: Option<String>,
+    /// CA that signs the brokers' certificates (PEM).
+    pub ssl_ca: Option<PathBuf>,
+    /// The gateway's client certificate and key for brokers that ask for one (PEM).
+    pub ssl_certificate: Option<PathBuf>,
+    pub ssl_key: Option<PathBuf>,
+    #[serde(skip)]
+    pub sasl_password: Option<Secret>,
+    #[serde(skip)]
+    pub ssl_key_password: Option<Secret>,
+}
+
+impl KafkaSecurity {
+    /// librdkafka properties, secrets included: for client configurations only, never for display.
+    pub fn properties(&self) -> Vec<(&'static str, String)> {
+        let mut p = Vec::new();
+        let path = |v: &Option<PathBuf>| v.as_ref().map(|p| p.display().to_string());
+        for (k, v) in [
+            ("security.protocol", self.protocol.clone()),
+            ("sasl.mechanism", self.sasl_mechanism.clone()),
+            ("sasl.username", self.sasl_username.clone()),
+            ("sasl.password", self.sasl_password.as_ref().map(|s| s.expose().to_owned())),
+            ("ssl.ca.location", path(&self.ssl_ca)),
+            ("ssl.certificate.location", path(&self.ssl_certificate)),
+            ("ssl.key.location", path(&self.ssl_key)),
+            ("ssl.key.password", self.ssl_key_password.as_ref().map(|s| s.expose().to_owned())),
+        ] {
+            if let Some(v) = v {
+                p.push((k, v));
+            }
+        }
+        p
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let protocol = self.protocol.as_deref().unwrap_or("plaintext");
+        if !["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"].contains(&protocol) {
+            return Err(format!("kafka.security.protocol {protocol:?}: use plaintext, ssl, sasl_plaintext or sasl_ssl"));
+        }
+        if protocol.starts_with("sasl") {
+            match self.sasl_mechanism.as_deref() {
+                Some("PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512") => {}
+                other => return Err(format!("kafka.security.sasl_mechanism {other:?}: use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")),
+            }
+            if self.sasl_username.is_none() || self.sasl_password.is_none() {
+                return Err("kafka.security: SASL needs sasl_username in the file and VENTANILLA_KAFKA_SASL_PASSWORD in the environment".into());
+            }
+        }
+        for (name, file) in [("ssl_ca", &self.ssl_ca), ("ssl_certificate", &self.ssl_certificate), ("ssl_key", &self.ssl_key)] {
+            if let Some(f) = file.as_ref().filter(|f| !f.is_file()) {
+                return Err(format!("kafka.security.{name}: no file at {}", f.display()));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for KafkaConfig {
@@ -208,6 +300,7 @@ impl Default for KafkaConfig {
             retry_initial_backoff_ms: 500,
             retry_max_backoff_ms: 60_000,
             max_message_bytes: 1_000_000,
+            security: KafkaSecurity::default(),
         }
     }
 }
@@ -302,6 +395,7 @@ impl RegionConfig {
             // serde_json's own recursion limit; deeper would fail as malformed, not as too deep.
             return Err("gateway.max_json_depth must be at most 128".into());
         }
+        self.kafka.security.check()?;
         if self.kafka.retry_initial_backoff_ms > self.kafka.retry_max_backoff_ms {
             return Err("kafka.retry_initial_backoff_ms must not exceed kafka.retry_max_backoff_ms".into());
         }

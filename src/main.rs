@@ -113,6 +113,10 @@ struct ServeArgs {
     /// The CA that signs participants' client certificates (PEM); enables mutual TLS.
     #[arg(long, env = "VENTANILLA_TLS_CLIENT_CA")]
     tls_client_ca: Option<PathBuf>,
+    /// Overrides `gateway.allow_plaintext_on_public_address` (true: serve plain HTTP on a
+    /// non-loopback address, e.g. behind a TLS-terminating proxy).
+    #[arg(long, env = "VENTANILLA_ALLOW_PLAINTEXT_ON_PUBLIC_ADDRESS")]
+    allow_plaintext_on_public_address: Option<bool>,
 }
 
 #[tokio::main]
@@ -139,7 +143,10 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
         Command::Serve(a) => {
             let tls = TlsFiles::from_parts(a.tls_cert, a.tls_key, a.tls_client_ca)?;
-            let settings = Settings::load(a.config, a.bind, a.data_dir, a.kafka_brokers, a.topic_prefix, tls)?;
+            let mut settings = Settings::load(a.config, a.bind, a.data_dir, a.kafka_brokers, a.topic_prefix, tls)?;
+            if let Some(allow) = a.allow_plaintext_on_public_address {
+                settings.region.gateway.allow_plaintext_on_public_address = allow;
+            }
             let app = Application::build(settings).await?;
             app.run_until_stopped().await?;
         }

@@ -70,10 +70,11 @@ impl Application {
         let topic_names = topics.all(settings.region.agencies.iter().map(|a| &a.id));
         let partitions = settings.region.kafka.partitions;
 
-        let (embedded, brokers) = match &settings.kafka_brokers {
+        let (embedded, brokers, security) = match &settings.kafka_brokers {
             Some(b) => {
-                broker::create_topics(b, &topic_names, partitions).await?;
-                (None, b.clone())
+                let security = settings.region.kafka.security.clone();
+                broker::create_topics(b, &security, &topic_names, partitions).await?;
+                (None, b.clone(), security)
             }
             None => {
                 let names = topic_names.clone();
@@ -87,12 +88,15 @@ impl Application {
                      librdkafka mock cluster at {b}. It keeps NOTHING across a restart; the store keeps every \
                      accepted document and re-publishes what is not yet confirmed. Use a real cluster in production."
                 );
-                (Some(cluster), b)
+                if settings.region.kafka.security != Default::default() {
+                    tracing::warn!("kafka.security is ignored by the embedded cluster, which speaks plaintext only");
+                }
+                (Some(cluster), b, Default::default())
             }
         };
-        let producer = broker::producer(&brokers, settings.region.kafka.max_message_bytes)?;
+        let producer = broker::producer(&brokers, &security, settings.region.kafka.max_message_bytes)?;
         let ack_consumer =
-            broker::acks::consumer(&brokers, &settings.region.kafka.consumer_group, &topics.acks())?;
+            broker::acks::consumer(&brokers, &security, &settings.region.kafka.consumer_group, &topics.acks())?;
 
         let gateway = Arc::new(Gateway {
             registry,

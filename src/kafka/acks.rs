@@ -13,8 +13,13 @@ use super::{base_config, BrokerError};
 use crate::gateway::{AckError, Gateway};
 
 /// Creates the consumer of the ack topic in the gateway's group.
-pub fn consumer(brokers: &str, group: &str, topic: &str) -> Result<StreamConsumer, BrokerError> {
-    let c: StreamConsumer = base_config(brokers)
+pub fn consumer(
+    brokers: &str,
+    security: &crate::config::KafkaSecurity,
+    group: &str,
+    topic: &str,
+) -> Result<StreamConsumer, BrokerError> {
+    let c: StreamConsumer = base_config(brokers, security)
         .set("group.id", group)
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")

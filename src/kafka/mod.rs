@@ -20,6 +20,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
+use crate::config::KafkaSecurity;
 use crate::domain::AgencyId;
 
 /// Topic names of one region.
@@ -68,17 +69,21 @@ pub enum BrokerError {
     Embedded(String),
 }
 
-/// The client settings shared by the producer, the consumer and the admin client.
-pub fn base_config(brokers: &str) -> ClientConfig {
+/// The client settings shared by the producer, the consumer and the admin client: the
+/// brokers, and TLS/SASL when configured.
+pub fn base_config(brokers: &str, security: &KafkaSecurity) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", brokers).set("client.id", "ventanilla");
+    for (k, v) in security.properties() {
+        c.set(k, v);
+    }
     c
 }
 
 /// The producer every record leaves through: idempotent, `acks=all`, ordered per key, records
 /// at most `max_message_bytes` (larger ones are refused before they leave).
-pub fn producer(brokers: &str, max_message_bytes: usize) -> Result<FutureProducer, BrokerError> {
-    base_config(brokers)
+pub fn producer(brokers: &str, security: &KafkaSecurity, max_message_bytes: usize) -> Result<FutureProducer, BrokerError> {
+    base_config(brokers, security)
         .set("enable.idempotence", "true")
         .set("message.max.bytes", max_message_bytes.to_string())
         .set("acks", "all")
@@ -90,8 +95,13 @@ pub fn producer(brokers: &str, max_message_bytes: usize) -> Result<FutureProduce
 }
 
 /// Creates the topics that do not exist yet (existing ones are left as they are).
-pub async fn create_topics(brokers: &str, topics: &[String], partitions: i32) -> Result<(), BrokerError> {
-    let admin: AdminClient<DefaultClientContext> = base_config(brokers)
+pub async fn create_topics(
+    brokers: &str,
+    security: &KafkaSecurity,
+    topics: &[String],
+    partitions: i32,
+) -> Result<(), BrokerError> {
+    let admin: AdminClient<DefaultClientContext> = base_config(brokers, security)
         .create()
         .map_err(|source| BrokerError::Client { brokers: brokers.into(), source })?;
     let new: Vec<NewTopic> = topics
@@ -156,5 +166,31 @@ pub async fn watch_broker(producer: FutureProducer, health: BrokerHealth, mut sh
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = shutdown.changed() => break,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    #[test]
+    fn tls_and_sasl_settings_reach_the_clients_and_librdkafka_takes_them() {
+        let security = KafkaSecurity {
+            protocol: Some("sasl_ssl".into()),
+            sasl_mechanism: Some("SCRAM-SHA-512".into()),
+            sasl_username: Some("gateway".into()),
+            sasl_password: Some(Secret::new("kafka-s3cret".into())),
+            ..Default::default()
+        };
+        let c = base_config("127.0.0.1:1", &security);
+        assert_eq!(c.get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(c.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+        assert_eq!(c.get("sasl.password"), Some("kafka-s3cret"));
+        // librdkafka is built with TLS and SASL: a client with these settings can be created
+        // (a build without them refuses `security.protocol=sasl_ssl` here).
+        assert!(producer("127.0.0.1:1", &security, 1_000_000).is_ok());
+        // The password never shows in a Debug of the settings.
+        assert!(!format!("{security:?}").contains("kafka-s3cret"));
     }
 }

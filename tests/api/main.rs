@@ -16,5 +16,6 @@ mod hostile;
 mod limits;
 mod outage;
 mod retries;
+mod secrets;
 mod shutdown;
 mod tls;
