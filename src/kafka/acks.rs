@@ -60,18 +60,18 @@ pub async fn run(gateway: Arc<Gateway>, consumer: StreamConsumer, mut shutdown: 
                 Err(e) => {
                     tracing::warn!(error = %e, partition = msg.partition(), offset = msg.offset(),
                         "ack consumer: acknowledgment refused and skipped");
-                    false
+                    !audit_refusal(&gateway, &msg, e.to_string()).await
                 }
             },
             Some(Err(e)) => {
                 tracing::warn!(error = %e, partition = msg.partition(), offset = msg.offset(),
                     "ack consumer: a record that is not acceptable JSON was skipped");
-                false
+                !audit_refusal(&gateway, &msg, e.to_string()).await
             }
             None => {
                 tracing::warn!(partition = msg.partition(), offset = msg.offset(),
                     "ack consumer: a record without a value was skipped");
-                false
+                !audit_refusal(&gateway, &msg, "a record without a value".into()).await
             }
         };
         if retry {
@@ -88,4 +88,23 @@ pub async fn run(gateway: Arc<Gateway>, consumer: StreamConsumer, mut shutdown: 
         tracing::debug!(error = %e, "ack consumer: final commit had nothing to do or failed");
     }
     tracing::info!("ack consumer: stopped");
+}
+
+/// Records a refused answer from the ack topic in the audit log; `false` when the log could
+/// not be written (the record is then read again rather than skipped unrecorded).
+async fn audit_refusal(gateway: &Gateway, msg: &rdkafka::message::BorrowedMessage<'_>, reason: String) -> bool {
+    let entry = crate::audit::AuditEntry {
+        at: crate::clock::now_millis(),
+        participant: "kafka".into(),
+        action: "acknowledgment.refused",
+        subject: format!("{}/{}@{}", msg.topic(), msg.partition(), msg.offset()),
+        detail: serde_json::json!({ "reason": reason.chars().take(500).collect::<String>() }),
+    };
+    match gateway.store.audit(entry).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "ack consumer: a refusal could not be audited; the record will be read again");
+            false
+        }
+    }
 }

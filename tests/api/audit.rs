@@ -47,8 +47,24 @@ async fn the_audit_log_records_who_did_what_and_verify_catches_tampering() {
     let ack = json!({"documentId": receipt["documentId"], "agency": agency, "status": "received"});
     assert_eq!(app.post_json("/v1/acknowledgments", Some(&format!("demo-{agency}")), &ack.to_string()).await.status(), 200);
 
-    // Wait until the relay has published every delivery, then read the log.
+    // A broken answer on the ack topic is refused and recorded too.
+    let producer: rdkafka::producer::FutureProducer =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", &app.brokers).create().unwrap();
+    producer
+        .send(rdkafka::producer::FutureRecord::<str, str>::to(&app.topic("acks")).payload("{not json"), Duration::from_secs(10))
+        .await
+        .unwrap();
+
+    // Wait until the relay has published every delivery and the ack consumer has refused the
+    // broken answer, then read the log.
     let db = rusqlite::Connection::open(app.data.path().join("ventanilla.db")).unwrap();
+    for _ in 0..200 {
+        let n: i64 = db.query_row("SELECT COUNT(*) FROM audit_log WHERE action = 'acknowledgment.refused'", [], |r| r.get(0)).unwrap();
+        if n == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let deliveries = receipt["deliveries"].as_array().unwrap().len() as i64;
     let mut published = 0;
     for _ in 0..100 {
@@ -85,12 +101,14 @@ async fn the_audit_log_records_who_did_what_and_verify_catches_tampering() {
     assert!(find("request.refused", "demo-trader", Some("not-found")), "{rows:#?}");
     assert!(find("acknowledgment.recorded", &format!("demo-{agency}"), None), "{rows:#?}");
     assert!(find("delivery.published", "gateway", None), "{rows:#?}");
+    assert!(find("acknowledgment.refused", "kafka", None), "{rows:#?}");
     assert!(!rows.iter().any(|(_, _, s, d)| s.contains("Bearer") || d.contains("Bearer")), "no credentials in the log");
     assert!(!rows.iter().any(|(_, _, s, d)| s.contains("not-a-token") || d.contains("not-a-token")), "the refused token is not logged");
 
     let count = rows.len();
-    // One submission, four refusals, one acknowledgment, one publication per delivery.
-    assert_eq!(count as i64, 6 + deliveries, "{rows:#?}");
+    // One submission, four refusals, one acknowledgment, one refused answer from Kafka, one
+    // publication per delivery.
+    assert_eq!(count as i64, 7 + deliveries, "{rows:#?}");
     let (ok, out) = verify(app.data.path());
     assert!(ok && out.contains(&format!("{count} records")), "{out}");
 
