@@ -13,7 +13,7 @@ use crate::domain::{AckStatus, AgencyId, Role, Ucr};
 use crate::kafka::relay::Wakeup;
 use crate::kafka::{BrokerHealth, Topics};
 use crate::routing::{Router, RoutingFacts};
-use crate::schema::{Rejection, SchemaRegistry, Violation};
+use crate::schema::{Rejection, SchemaRegistry, ValidDocument, Violation};
 use crate::store::{
     AckApplied, AckRecord, Acceptance, ConsignmentView, FailedDelivery, NewDocument, RetryOutcome, RetrySelection, Store,
     StoreError,
@@ -95,29 +95,8 @@ impl Gateway {
             return Err(SubmitError::Refused(Refusal::NotASubmitter(by.id.clone())));
         }
         let backlog = self.backlog.load(Ordering::Relaxed);
-        let valid = self.registry.validate_submission(body).map_err(|r| match r {
-            Rejection::Invalid(v) => SubmitError::Invalid(v),
-            Rejection::UnknownType { document_type, known } => SubmitError::UnknownType { document_type, known },
-            Rejection::UnknownVersion { document_type, version, known } => {
-                SubmitError::UnknownVersion { document_type, version, known }
-            }
-        })?;
+        let Checked { valid, routed } = check_submission(&self.registry, &self.router, &self.topics, Some(by), body)?;
         let payload = body.get("payload").unwrap_or(&Value::Null);
-        may_submit(by, &valid.document_type, payload).map_err(SubmitError::Refused)?;
-        let facts = RoutingFacts::from_payload(
-            valid.document_type.clone(),
-            valid.origin.clone(),
-            valid.destination.clone(),
-            payload,
-        );
-        let routed = self.router.route(&facts);
-        if routed.is_empty() {
-            return Err(SubmitError::Unroutable {
-                document_type: valid.document_type.to_string(),
-                origin: valid.origin.to_string(),
-                destination: valid.destination.to_string(),
-            });
-        }
         let doc = NewDocument {
             id: Uuid::now_v7(),
             ucr: valid.ucr,
@@ -134,13 +113,7 @@ impl Gateway {
             submitted_at: now_millis(),
             broker_available: self.broker.available(),
             backlog_full: backlog >= self.max_backlog,
-            deliveries: routed
-                .into_iter()
-                .map(|r| {
-                    let topic = self.topics.agency(&r.agency);
-                    (r.agency, topic, r.rule)
-                })
-                .collect(),
+            deliveries: routed.into_iter().map(|r| (r.agency, r.topic, r.rule)).collect(),
         };
         let acceptance = self.store.accept_document(doc).await.map_err(|e| match e {
             StoreError::Conflict { document, reason } => SubmitError::Conflict { document, reason },
@@ -153,6 +126,15 @@ impl Gateway {
             self.status_wakeup.notify();
         }
         Ok(acceptance)
+    }
+
+    /// Checks a document exactly as [`Gateway::submit`] would (who may submit it, its schema,
+    /// its routing) and stores and publishes nothing.
+    pub fn validate(&self, by: &Participant, body: &Value) -> Result<Checked, SubmitError> {
+        if !matches!(by.role, Role::Trader | Role::Nsw) {
+            return Err(SubmitError::Refused(Refusal::NotASubmitter(by.id.clone())));
+        }
+        check_submission(&self.registry, &self.router, &self.topics, Some(by), body)
     }
 
     /// Applies an agency's answer. `by` is the HTTP participant; `None` for the ack topic,
@@ -196,6 +178,58 @@ impl Gateway {
     pub async fn consignment(&self, by: &Participant, ucr: Ucr) -> Result<Option<ConsignmentView>, StoreError> {
         Ok(self.store.consignment(ucr).await?.and_then(|view| visible_consignment(by, view)))
     }
+}
+
+/// Where a document goes: one agency, its topic, and the rule that chose it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Route {
+    pub agency: AgencyId,
+    pub topic: String,
+    pub rule: String,
+}
+
+/// A submission that passed every check: its envelope and where it goes.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub valid: ValidDocument,
+    pub routed: Vec<Route>,
+}
+
+/// The checks every submission passes, shared by submission, `POST /v1/validate` and
+/// `ventanilla validate`: the schema, then (when `by` is given) whether `by` may submit it,
+/// then routing. Nothing is stored.
+pub fn check_submission(
+    registry: &SchemaRegistry,
+    router: &Router,
+    topics: &Topics,
+    by: Option<&Participant>,
+    body: &Value,
+) -> Result<Checked, SubmitError> {
+    let valid = registry.validate_submission(body).map_err(|r| match r {
+        Rejection::Invalid(v) => SubmitError::Invalid(v),
+        Rejection::UnknownType { document_type, known } => SubmitError::UnknownType { document_type, known },
+        Rejection::UnknownVersion { document_type, version, known } => {
+            SubmitError::UnknownVersion { document_type, version, known }
+        }
+    })?;
+    let payload = body.get("payload").unwrap_or(&Value::Null);
+    if let Some(by) = by {
+        may_submit(by, &valid.document_type, payload).map_err(SubmitError::Refused)?;
+    }
+    let facts = RoutingFacts::from_payload(valid.document_type.clone(), valid.origin.clone(), valid.destination.clone(), payload);
+    let routed: Vec<Route> = router
+        .route(&facts)
+        .into_iter()
+        .map(|r| Route { topic: topics.agency(&r.agency), agency: r.agency, rule: r.rule })
+        .collect();
+    if routed.is_empty() {
+        return Err(SubmitError::Unroutable {
+            document_type: valid.document_type.to_string(),
+            origin: valid.origin.to_string(),
+            destination: valid.destination.to_string(),
+        });
+    }
+    Ok(Checked { valid, routed })
 }
 
 /// An agency's answer, parsed from its JSON.

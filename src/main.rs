@@ -32,6 +32,15 @@ enum Command {
         #[arg(long, env = "VENTANILLA_CONFIG", default_value = "config")]
         config: PathBuf,
     },
+    /// Check documents offline exactly as `POST /v1/validate` does (schema, then routing), with
+    /// the same report; exit 1 if any is refused. For an NSW's test pipeline.
+    Validate {
+        #[arg(long, env = "VENTANILLA_CONFIG", default_value = "config")]
+        config: PathBuf,
+        /// Submission envelopes (JSON files).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// The audit log: `verify` walks its hash chain and names the first record that was
     /// changed, removed or reordered.
     Audit {
@@ -151,6 +160,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             app.run_until_stopped().await?;
         }
         Command::Deliveries { action } => deliveries(action).await?,
+        Command::Validate { config, files } => validate(config, files)?,
         Command::Audit { action: AuditCommand::Verify { data_dir } } => {
             let store = SqliteStore::open_existing(&data_dir)?;
             let summary = store.verify_audit().await??;
@@ -164,6 +174,39 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 println!("{name}\t{}", v.join(", "));
             }
         }
+    }
+    Ok(())
+}
+
+/// `ventanilla validate`: one line per file, then the problem document for each refused one.
+fn validate(config: PathBuf, files: Vec<PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
+    use ventanilla::http::errors::{ApiError, Code};
+    let settings = Settings::load(config, "127.0.0.1:0".parse()?, "./data".into(), None, None, None)?;
+    let registry = SchemaRegistry::load(&settings.schemas_dir())?;
+    let router = ventanilla::routing::Router::new(&settings.region)?;
+    let topics = ventanilla::kafka::Topics::new(&settings.region.kafka.topic_prefix);
+    let limits = settings.region.gateway.json_limits();
+    let mut refused = 0;
+    for file in &files {
+        let outcome = std::fs::read(file)
+            .map_err(|e| ApiError::new(Code::NotFound, format!("cannot read {}: {e}", file.display())))
+            .and_then(|bytes| ventanilla::http::body::parse_json(&bytes, &limits))
+            .and_then(|body| {
+                ventanilla::gateway::check_submission(&registry, &router, &topics, None, &body).map_err(ApiError::from)
+            });
+        match outcome {
+            Ok(checked) => {
+                let report = ventanilla::http::routes::validation_report(&checked);
+                println!("{}: valid {}", file.display(), report);
+            }
+            Err(problem) => {
+                refused += 1;
+                println!("{}: refused {}", file.display(), problem.problem());
+            }
+        }
+    }
+    if refused > 0 {
+        return Err(format!("{refused} of {} document(s) refused", files.len()).into());
     }
     Ok(())
 }

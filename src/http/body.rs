@@ -39,7 +39,13 @@ pub async fn json_body(
         }
         body.extend_from_slice(&chunk);
     }
-    parse_bounded(&body, shape).map_err(|e| match e {
+    parse_json(&body, shape)
+}
+
+/// Parses a JSON body within `shape`, with the problem the API answers when it cannot (also
+/// used by `ventanilla validate`, so both report alike).
+pub fn parse_json(body: &[u8], shape: &JsonLimits) -> Result<Value, ApiError> {
+    parse_bounded(body, shape).map_err(|e| match e {
         JsonError::Limit(l) => ApiError::new(Code::JsonLimitExceeded, format!("{l}; the gateway's bound is {} = {}", l.bound(), l.limit()))
             .with(serde_json::json!({"bound": l.bound(), "limit": l.limit()})),
         JsonError::Syntax(e) => ApiError::new(Code::MalformedJson, format!("the body is not valid JSON: {e}"))

@@ -139,6 +139,23 @@ impl ApiError {
         self.extra = extra;
         self
     }
+    /// The RFC 9457 problem document this error is answered with.
+    pub fn problem(&self) -> Value {
+        let mut body = json!({
+            "type": format!("urn:ventanilla:problem:{}", self.code.as_str()),
+            "title": self.code.title(),
+            "status": self.code.status().as_u16(),
+            "detail": self.detail,
+            "code": self.code.as_str(),
+        });
+        if let (Some(b), Some(extra)) = (body.as_object_mut(), self.extra.as_object()) {
+            for (k, v) in extra {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+        body
+    }
+
     fn violations(code: Code, detail: String, errors: &[Violation]) -> Self {
         ApiError::new(code, detail).with(json!({ "errors": errors }))
     }
@@ -156,18 +173,7 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut body = json!({
-            "type": format!("urn:ventanilla:problem:{}", self.code.as_str()),
-            "title": self.code.title(),
-            "status": self.code.status().as_u16(),
-            "detail": self.detail,
-            "code": self.code.as_str(),
-        });
-        if let (Some(b), Some(extra)) = (body.as_object_mut(), self.extra.as_object()) {
-            for (k, v) in extra {
-                b.insert(k.clone(), v.clone());
-            }
-        }
+        let body = self.problem();
         let mut res = HttpResponse::build(self.code.status());
         if let Some(secs) = self.code.retry_after() {
             res.insert_header(("Retry-After", secs.to_string()));

@@ -90,6 +90,25 @@ pub async fn submit_document(
     }
 }
 
+/// `POST /v1/validate`: the checks of submission, without storing or publishing; `200` with
+/// where the document would go, or the very problem submission would answer.
+pub async fn validate(state: State, who: Authenticated, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let body = read_body(&state, &req, payload).await?;
+    let checked = state.gateway.validate(&who.0, &body)?;
+    Ok(HttpResponse::Ok().json(validation_report(&checked)))
+}
+
+/// What a successful validation says, over HTTP and on the command line.
+pub fn validation_report(checked: &crate::gateway::Checked) -> serde_json::Value {
+    json!({
+        "valid": true,
+        "documentType": checked.valid.document_type,
+        "schemaVersion": checked.valid.version,
+        "ucr": checked.valid.ucr,
+        "routing": checked.routed,
+    })
+}
+
 /// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some(v) = req.headers().get("idempotency-key") else { return Ok(None) };
@@ -192,7 +211,7 @@ pub async fn schema(state: State, path: web::Path<(String, String)>) -> Result<H
 }
 
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let known = ["/healthz", "/readyz", "/v1/documents", "/v1/acknowledgments", "/v1/consignments/", "/v1/schemas", "/v1/deliveries/"];
+    let known = ["/healthz", "/readyz", "/v1/documents", "/v1/validate", "/v1/acknowledgments", "/v1/consignments/", "/v1/schemas", "/v1/deliveries/"];
     let is_read = req.method() == actix_web::http::Method::GET;
     if !is_read && known.iter().any(|k| req.path() == *k || (k.ends_with('/') && req.path().starts_with(k))) {
         Err(ApiError::new(Code::MethodNotAllowed, format!("{} is not allowed on {}", req.method(), req.path())))

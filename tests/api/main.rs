@@ -19,3 +19,4 @@ mod retries;
 mod secrets;
 mod shutdown;
 mod tls;
+mod validate;

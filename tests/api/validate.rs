@@ -1,0 +1,103 @@
+//! Validation as a service: `POST /v1/validate` answers every example exactly as submission
+//! would (the same problem for an invalid one, the same routing for a valid one) and stores
+//! nothing; `ventanilla validate FILE...` gives the same report offline.
+
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+
+use crate::helpers::{repo, spawn_app_with, TestApp};
+
+fn examples(kind: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(repo().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join(kind))
+        .filter(|d| d.is_dir() && !d.starts_with(repo().join("examples/acknowledgment")))
+        .flat_map(|d| std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    out.sort();
+    out
+}
+
+fn stored(app: &TestApp) -> i64 {
+    let db = rusqlite::Connection::open(app.data.path().join("ventanilla.db")).unwrap();
+    db.query_row("SELECT (SELECT COUNT(*) FROM documents) + (SELECT COUNT(*) FROM deliveries)", [], |r| r.get(0)).unwrap()
+}
+
+async fn post(app: &TestApp, path: &str, token: &str, body: &str) -> (u16, Value) {
+    let r = app.post_json(path, Some(token), body).await;
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// `ventanilla validate` on files: (exit success, one output line per file).
+fn cli(files: &[PathBuf]) -> (bool, Vec<String>) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
+        .arg("validate").arg("--config").arg(repo().join("config"))
+        .args(files)
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect())
+}
+
+#[tokio::test]
+async fn validation_answers_as_submission_would_and_stores_nothing() {
+    let app = spawn_app_with(None).await;
+    let (valid, invalid) = (examples("valid"), examples("invalid"));
+    assert!(valid.len() >= 30 && invalid.len() >= 50, "{} valid, {} invalid", valid.len(), invalid.len());
+
+    // Invalid: the same status and problem from both endpoints; nothing stored by either.
+    for file in &invalid {
+        let body = std::fs::read_to_string(file).unwrap();
+        let checked = post(&app, "/v1/validate", "demo-trader", &body).await;
+        let submitted = post(&app, "/v1/documents", "demo-trader", &body).await;
+        assert_eq!(checked, submitted, "{}", file.display());
+        assert!(checked.0 >= 400, "{} is refused", file.display());
+    }
+    assert_eq!(stored(&app), 0);
+
+    // Valid: 200 with the routing a submission then gets, and validation stores nothing.
+    for file in &valid {
+        let body = std::fs::read_to_string(file).unwrap();
+        let (status, report) = post(&app, "/v1/validate", "demo-trader", &body).await;
+        assert_eq!(status, 200, "{}: {report}", file.display());
+        assert_eq!(report["valid"], true);
+        let before = stored(&app);
+        let (status, receipt) = post(&app, "/v1/documents", "demo-trader", &body).await;
+        assert_eq!(status, 202, "{}: {receipt}", file.display());
+        assert!(stored(&app) > before);
+        let routed = |v: &Value, agency: &str, topic: &str| -> Vec<Value> {
+            v.as_array().unwrap().iter().map(|d| json!([d[agency], d[topic], d["rule"]])).collect()
+        };
+        assert_eq!(routed(&report["routing"], "agency", "topic"), routed(&receipt["deliveries"], "agency", "topic"), "{}", file.display());
+        let again = stored(&app);
+        post(&app, "/v1/validate", "demo-trader", &body).await;
+        assert_eq!(stored(&app), again, "validating stores nothing");
+    }
+
+    // Who may validate is who may submit.
+    let body = std::fs::read_to_string(&valid[0]).unwrap();
+    assert_eq!(post(&app, "/v1/validate", "demo-trader-2", &body).await.0, 403);
+    assert_eq!(post(&app, "/v1/validate", "demo-operator", &body).await.0, 403);
+
+    // Offline, the same report: every valid file passes; each invalid one gets the problem
+    // the API answers.
+    let (ok, lines) = cli(&valid);
+    assert!(ok, "{lines:#?}");
+    assert!(lines.iter().all(|l| l.contains(": valid {")), "{lines:#?}");
+    // A file that is not even JSON is reported as the API reports such a body.
+    let broken = tempfile::tempdir().unwrap();
+    let broken_file = broken.path().join("broken.json");
+    std::fs::write(&broken_file, "{\"documentType\": ").unwrap();
+    let mut invalid = invalid;
+    invalid.push(broken_file);
+    let (ok, lines) = cli(&invalid);
+    assert!(!ok, "refused files make the command fail");
+    assert_eq!(lines.len(), invalid.len());
+    for (file, line) in invalid.iter().zip(&lines) {
+        let body = std::fs::read_to_string(file).unwrap();
+        let (_, problem) = post(&app, "/v1/validate", "demo-trader", &body).await;
+        let printed: Value = serde_json::from_str(line.split_once(": refused ").expect(line).1).unwrap();
+        assert_eq!(printed, problem, "{}", file.display());
+    }
+}
