@@ -407,7 +407,20 @@ impl RegionConfig {
         }
         let known = |id: &AgencyId| self.agencies.iter().any(|a| &a.id == id);
         let hex64 = |h: &str| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
+        let mut ids = std::collections::HashSet::new();
+        let mut credentials = std::collections::HashSet::new();
         for p in &self.participants {
+            if !ids.insert(p.id.as_str()) {
+                return Err(format!("participant {} is listed twice", p.id));
+            }
+            if ["gateway", "anonymous"].contains(&p.id.as_str()) || p.id.contains(':') || p.id.trim().is_empty() {
+                return Err(format!("participant id {:?} is reserved or malformed (the audit log uses gateway, anonymous and kafka:<agency>)", p.id));
+            }
+            for c in [&p.token_sha256, &p.cert_sha256].into_iter().flatten() {
+                if !credentials.insert(c.to_ascii_lowercase()) {
+                    return Err(format!("participant {}: its token or certificate is another participant's too", p.id));
+                }
+            }
             if p.token_sha256.is_none() && p.cert_sha256.is_none() {
                 return Err(format!("participant {}: give token_sha256, cert_sha256 or both", p.id));
             }

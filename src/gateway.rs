@@ -38,6 +38,8 @@ pub enum SubmitError {
     Conflict { document: Uuid, reason: &'static str },
     #[error(transparent)]
     Refused(Refusal),
+    #[error("the UCR {0} belongs to a consignment another participant opened; a UCR identifies one consignment")]
+    UcrTaken(Ucr),
     #[error("{backlog} deliveries are waiting for the broker, at or above the bound of {limit}")]
     BacklogFull { backlog: u64, limit: u64 },
     #[error("the document could not be stored")]
@@ -118,6 +120,7 @@ impl Gateway {
         let acceptance = self.store.accept_document(doc).await.map_err(|e| match e {
             StoreError::Conflict { document, reason } => SubmitError::Conflict { document, reason },
             StoreError::BacklogFull => SubmitError::BacklogFull { backlog, limit: self.max_backlog },
+            StoreError::ConsignmentOfAnother(ucr) => SubmitError::UcrTaken(ucr),
             other => SubmitError::Store(other),
         })?;
         if let Acceptance::New(receipt) = &acceptance {
@@ -137,24 +140,19 @@ impl Gateway {
         check_submission(&self.registry, &self.router, &self.topics, Some(by), body)
     }
 
-    /// Applies an agency's answer. `by` is the HTTP participant; `None` for the ack topic,
-    /// whose writers Kafka's ACLs authorize.
+    /// Applies an agency's answer. `by` is the HTTP participant, or for the ack topic the
+    /// agency whose topic it came from (`kafka:<agency>`).
     pub async fn acknowledge(
         &self,
-        by: Option<&Participant>,
+        by: &Participant,
         body: &Value,
         source: &'static str,
     ) -> Result<AckApplied, AckError> {
         let Acknowledgment { document_id, agency, status, reason } =
             parse_acknowledgment(&self.registry, body).map_err(AckError::Invalid)?;
-        if let Some(p) = by {
-            may_acknowledge(p, &agency).map_err(AckError::Refused)?;
-        }
+        may_acknowledge(by, &agency).map_err(AckError::Refused)?;
         let record = AckRecord {
-            by: match by {
-                Some(p) => p.id.clone(),
-                None => format!("kafka:{agency}"),
-            },
+            by: by.id.clone(),
             document_id,
             agency,
             status,

@@ -95,8 +95,8 @@ impl Application {
             }
         };
         let producer = broker::producer(&brokers, &security, settings.region.kafka.max_message_bytes)?;
-        let ack_consumer =
-            broker::acks::consumer(&brokers, &security, &settings.region.kafka.consumer_group, &topics.acks())?;
+        let ack_topics: Vec<String> = settings.region.agencies.iter().map(|a| topics.acks(&a.id)).collect();
+        let ack_consumer = broker::acks::consumer(&brokers, &security, &settings.region.kafka.consumer_group, &ack_topics)?;
 
         let gateway = Arc::new(Gateway {
             registry,
@@ -147,13 +147,21 @@ impl Application {
         if tls.is_none() && !loopback && !settings.region.gateway.allow_plaintext_on_public_address {
             return Err(StartupError::PlaintextOnPublicAddress { addr: local });
         }
-        if !loopback {
-            tracing::warn!("listening on {local}, not a loopback address: demo participants are disabled");
+        // Demo participants (public tokens) only for a developer's plain-HTTP loopback gateway:
+        // with TLS the gateway is meant to be reached by others.
+        let demo = loopback && tls.is_none();
+        if !demo {
+            tracing::info!("demo participants are disabled (TLS, or an address other than loopback)");
+        } else if settings.region.participants.iter().any(|p| p.demo) {
+            tracing::warn!(
+                "demo participants with public tokens are active on {local}: fine on a developer's machine, never \
+                 behind a proxy that others reach. Remove them from the region file for any shared gateway."
+            );
         }
         let client_timeout = Duration::from_millis(settings.region.gateway.client_timeout_ms);
         let state = web::Data::new(AppState {
             gateway,
-            directory: Directory::new(&settings.region.participants, loopback),
+            directory: Directory::new(&settings.region.participants, demo),
             max_body_bytes: settings.region.gateway.max_body_bytes,
             json_limits: settings.region.gateway.json_limits(),
             writes: tokio::sync::Semaphore::new(settings.region.gateway.max_concurrent_writes),

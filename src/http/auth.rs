@@ -1,5 +1,6 @@
-//! Authentication by bearer token. Tokens are compared by their SHA-256, the only form the
-//! configuration holds; demo participants count only while the gateway listens on loopback.
+//! Authentication by client certificate or bearer token. Certificates are matched by their
+//! SHA-256 fingerprint and tokens by their SHA-256, the only forms the configuration holds;
+//! demo participants count only on a plain-HTTP loopback gateway.
 //! The [`Authenticated`] extractor makes a handler require a participant.
 
 use std::collections::HashMap;
@@ -21,9 +22,10 @@ pub struct Directory {
 }
 
 impl Directory {
-    /// Builds the directory; demo participants are left out unless `loopback`.
-    pub fn new(participants: &[ParticipantConfig], loopback: bool) -> Self {
-        let honoured = || participants.iter().filter(|p| loopback || !p.demo);
+    /// Builds the directory; demo participants are left out unless `demo` (a plain-HTTP
+    /// loopback gateway).
+    pub fn new(participants: &[ParticipantConfig], demo: bool) -> Self {
+        let honoured = || participants.iter().filter(|p| demo || !p.demo);
         let participant = |p: &ParticipantConfig| Participant {
             id: p.id.clone(),
             role: p.role,

@@ -21,6 +21,7 @@ pub enum Code {
     Unroutable,
     InvalidIdempotencyKey,
     DuplicateConflict,
+    UcrTaken,
     InvalidAcknowledgment,
     UnknownDocument,
     Unauthenticated,
@@ -48,6 +49,7 @@ impl Code {
             Code::Unroutable => "unroutable",
             Code::InvalidIdempotencyKey => "invalid-idempotency-key",
             Code::DuplicateConflict => "duplicate-conflict",
+            Code::UcrTaken => "ucr-taken",
             Code::InvalidAcknowledgment => "invalid-acknowledgment",
             Code::UnknownDocument => "unknown-document",
             Code::Unauthenticated => "unauthenticated",
@@ -66,7 +68,7 @@ impl Code {
     pub fn status(self) -> StatusCode {
         match self {
             Code::MalformedJson | Code::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
-            Code::DuplicateConflict | Code::DeliveryNotFailed => StatusCode::CONFLICT,
+            Code::DuplicateConflict | Code::DeliveryNotFailed | Code::UcrTaken => StatusCode::CONFLICT,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::InvalidDocument
@@ -97,6 +99,7 @@ impl Code {
             Code::Unroutable => "No agency receives this document",
             Code::InvalidIdempotencyKey => "Invalid Idempotency-Key header",
             Code::DuplicateConflict => "Conflicts with a document already accepted",
+            Code::UcrTaken => "The UCR belongs to another participant's consignment",
             Code::InvalidAcknowledgment => "The acknowledgment does not conform to its schema",
             Code::UnknownDocument => "Unknown document",
             Code::Unauthenticated => "Authentication required",
@@ -220,6 +223,7 @@ impl From<SubmitError> for ApiError {
             SubmitError::Conflict { document, .. } => {
                 ApiError::new(Code::DuplicateConflict, e.to_string()).with(json!({ "documentId": document }))
             }
+            SubmitError::UcrTaken(_) => ApiError::new(Code::UcrTaken, format!("{e}; use your own UCR")),
             SubmitError::BacklogFull { backlog, limit } => ApiError::new(
                 Code::BacklogFull,
                 format!("{e}: the broker is slow or unreachable. Nothing was stored; retry after the delay in Retry-After"),

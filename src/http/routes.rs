@@ -128,7 +128,7 @@ pub async fn acknowledge(
 ) -> Result<HttpResponse, ApiError> {
     let _permit = write_permit(&state)?;
     let body = read_body(&state, &req, payload).await?;
-    let applied = state.gateway.acknowledge(Some(&who.0), &body, "http").await?;
+    let applied = state.gateway.acknowledge(&who.0, &body, "http").await?;
     Ok(HttpResponse::Ok().json(applied))
 }
 

@@ -1,37 +1,68 @@
-//! The acknowledgment consumer: agencies that prefer Kafka answer on the ack topic; each record
-//! is applied exactly as `POST /v1/acknowledgments` would. The offset is stored only after the
+//! The acknowledgment consumer: agencies that prefer Kafka answer on their own ack topic
+//! (`<prefix>acks.<agency>`, which only that agency may write, by Kafka ACL); each record is
+//! applied exactly as `POST /v1/acknowledgments` would, as that agency: an answer in another
+//! agency's name is refused. The offset is stored only after the
 //! answer is committed to the store, and committed once more at shutdown, so a crash replays
 //! answers (harmless: duplicates change nothing) rather than losing them.
 
 use std::sync::Arc;
 
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::TopicPartitionList;
 use rdkafka::Message;
 use tokio::sync::watch;
 
 use super::{base_config, BrokerError};
-use crate::gateway::{AckError, Gateway};
+use crate::domain::Role;
+use crate::gateway::{AckError, Gateway, Participant};
 
-/// Creates the consumer of the ack topic in the gateway's group.
+/// The ack consumer's context: eager rebalancing, done directly. rust-rdkafka's default asks
+/// librdkafka for the rebalance protocol first, and that request can block forever when the
+/// consumer closes after a broker restart, which would hang the gateway's shutdown.
+pub struct AckContext;
+
+impl ClientContext for AckContext {}
+
+impl ConsumerContext for AckContext {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let done = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => consumer.assign(tpl),
+            _ => consumer.unassign(),
+        };
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "ack consumer: rebalance failed");
+        }
+    }
+}
+
+/// The gateway's ack consumer.
+pub type AckConsumer = StreamConsumer<AckContext>;
+
+/// Creates the consumer of every agency's ack topic in the gateway's group.
 pub fn consumer(
     brokers: &str,
     security: &crate::config::KafkaSecurity,
     group: &str,
-    topic: &str,
-) -> Result<StreamConsumer, BrokerError> {
-    let c: StreamConsumer = base_config(brokers, security)
+    topics: &[String],
+) -> Result<AckConsumer, BrokerError> {
+    let c: AckConsumer = base_config(brokers, security)
         .set("group.id", group)
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .create()
+        // Eager assignment, which `AckContext::rebalance` implements.
+        .set("partition.assignment.strategy", "range")
+        .create_with_context(AckContext)
         .map_err(|source| BrokerError::Client { brokers: brokers.into(), source })?;
-    c.subscribe(&[topic]).map_err(|source| BrokerError::Client { brokers: brokers.into(), source })?;
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    c.subscribe(&topics).map_err(|source| BrokerError::Client { brokers: brokers.into(), source })?;
     Ok(c)
 }
 
 /// Applies acknowledgments until `shutdown`.
-pub async fn run(gateway: Arc<Gateway>, consumer: StreamConsumer, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(gateway: Arc<Gateway>, consumer: AckConsumer, mut shutdown: watch::Receiver<bool>) {
     loop {
         let msg = tokio::select! {
             m = consumer.recv() => m,
@@ -46,8 +77,20 @@ pub async fn run(gateway: Arc<Gateway>, consumer: StreamConsumer, mut shutdown: 
             }
         };
         let body = msg.payload().map(|b| crate::json::parse_bounded(b, &gateway.json_limits));
+        // The writer is the agency whose topic this is (Kafka's ACLs saw to that).
+        let Some(writer) = gateway.topics.ack_topic_agency(msg.topic()).map(|agency| Participant {
+            id: format!("kafka:{agency}"),
+            role: Role::Agency,
+            agency: Some(agency),
+            country: None,
+            acts_for: Vec::new(),
+        }) else {
+            tracing::warn!(topic = msg.topic(), "ack consumer: a record from a topic that is no agency's was skipped");
+            let _ = consumer.store_offset_from_message(&msg);
+            continue;
+        };
         let retry = match body {
-            Some(Ok(body)) => match gateway.acknowledge(None, &body, "kafka").await {
+            Some(Ok(body)) => match gateway.acknowledge(&writer, &body, "kafka").await {
                 Ok(applied) => {
                     tracing::info!(document = %applied.document_id, agency = %applied.agency,
                         outcome = applied.outcome.as_str(), "acknowledgment applied from the ack topic");
@@ -60,18 +103,18 @@ pub async fn run(gateway: Arc<Gateway>, consumer: StreamConsumer, mut shutdown: 
                 Err(e) => {
                     tracing::warn!(error = %e, partition = msg.partition(), offset = msg.offset(),
                         "ack consumer: acknowledgment refused and skipped");
-                    !audit_refusal(&gateway, &msg, e.to_string()).await
+                    !audit_refusal(&gateway, &writer, &msg, e.to_string()).await
                 }
             },
             Some(Err(e)) => {
                 tracing::warn!(error = %e, partition = msg.partition(), offset = msg.offset(),
                     "ack consumer: a record that is not acceptable JSON was skipped");
-                !audit_refusal(&gateway, &msg, e.to_string()).await
+                !audit_refusal(&gateway, &writer, &msg, e.to_string()).await
             }
             None => {
                 tracing::warn!(partition = msg.partition(), offset = msg.offset(),
                     "ack consumer: a record without a value was skipped");
-                !audit_refusal(&gateway, &msg, "a record without a value".into()).await
+                !audit_refusal(&gateway, &writer, &msg, "a record without a value".into()).await
             }
         };
         if retry {
@@ -92,10 +135,10 @@ pub async fn run(gateway: Arc<Gateway>, consumer: StreamConsumer, mut shutdown: 
 
 /// Records a refused answer from the ack topic in the audit log; `false` when the log could
 /// not be written (the record is then read again rather than skipped unrecorded).
-async fn audit_refusal(gateway: &Gateway, msg: &rdkafka::message::BorrowedMessage<'_>, reason: String) -> bool {
+async fn audit_refusal(gateway: &Gateway, writer: &Participant, msg: &rdkafka::message::BorrowedMessage<'_>, reason: String) -> bool {
     let entry = crate::audit::AuditEntry {
         at: crate::clock::now_millis(),
-        participant: "kafka".into(),
+        participant: writer.id.clone(),
         action: "acknowledgment.refused",
         subject: format!("{}/{}@{}", msg.topic(), msg.partition(), msg.offset()),
         detail: serde_json::json!({ "reason": reason.chars().take(500).collect::<String>() }),

@@ -37,9 +37,14 @@ impl Topics {
     pub fn agency(&self, agency: &AgencyId) -> String {
         format!("{}agency.{}", self.prefix, agency)
     }
-    /// The topic agencies answer on.
-    pub fn acks(&self) -> String {
-        format!("{}acks", self.prefix)
+    /// The topic one agency answers on: one per agency, so Kafka's ACLs (each agency writes
+    /// only its own) decide who answers, and the gateway takes the agency from the topic.
+    pub fn acks(&self, agency: &AgencyId) -> String {
+        format!("{}acks.{}", self.prefix, agency)
+    }
+    /// The agency whose ack topic `topic` is, if it is one.
+    pub fn ack_topic_agency(&self, topic: &str) -> Option<AgencyId> {
+        topic.strip_prefix(&self.prefix)?.strip_prefix("acks.").and_then(|a| AgencyId::parse(a).ok())
     }
     /// The topic every consignment state change is published on.
     pub fn status(&self) -> String {
@@ -51,8 +56,8 @@ impl Topics {
     }
     /// Every topic the gateway needs.
     pub fn all<'a>(&self, agencies: impl IntoIterator<Item = &'a AgencyId>) -> Vec<String> {
-        let mut t: Vec<String> = agencies.into_iter().map(|a| self.agency(a)).collect();
-        t.extend([self.acks(), self.status(), self.dead_letter()]);
+        let mut t: Vec<String> = agencies.into_iter().flat_map(|a| [self.agency(a), self.acks(a)]).collect();
+        t.extend([self.status(), self.dead_letter()]);
         t
     }
 }

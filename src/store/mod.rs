@@ -27,6 +27,8 @@ pub enum StoreError {
     NotRouted { document: Uuid, agency: AgencyId },
     #[error("{reason}; the first document is {document}")]
     Conflict { document: Uuid, reason: &'static str },
+    #[error("the consignment {0} was opened by another participant")]
+    ConsignmentOfAnother(Ucr),
     #[error("too many deliveries are waiting for the broker to accept a new document")]
     BacklogFull,
     #[error("the store is not available: {0}")]

@@ -369,6 +369,17 @@ fn insert_document(conn: &Connection, doc: &NewDocument) -> Result<Acceptance, S
     if doc.backlog_full {
         return Err(StoreError::BacklogFull);
     }
+    // A consignment is its opener's: another participant may not add documents to it (nor
+    // learn its state from the receipt).
+    let foreign: bool = conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM consignments WHERE ucr = ?1)
+            AND NOT EXISTS(SELECT 1 FROM documents WHERE ucr = ?1 AND sender = ?2)",
+        params![doc.ucr.as_str(), doc.sender],
+        |r| r.get(0),
+    )?;
+    if foreign {
+        return Err(StoreError::ConsignmentOfAnother(doc.ucr.clone()));
+    }
     let created = conn.execute(
         "INSERT OR IGNORE INTO consignments (ucr, state, created_at, updated_at) VALUES (?1, 'submitted', ?2, ?2)",
         params![doc.ucr.as_str(), doc.submitted_at],

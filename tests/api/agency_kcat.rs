@@ -41,7 +41,7 @@ async fn an_agency_reads_its_topic_and_answers_with_kcat() {
     let payload: Value = serde_json::from_str(payload).unwrap();
     assert_eq!(payload, body["payload"]);
 
-    let acks_topic = app.topic("acks");
+    let acks_topic = app.topic("acks.br-sanitary");
     let brokers = app.brokers.clone();
     let ack = json!({"documentId": doc, "agency": "br-sanitary", "status": "hold", "reason": "sampling for fruit fly"}).to_string();
     let k = ucr.clone();

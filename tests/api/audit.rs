@@ -47,20 +47,25 @@ async fn the_audit_log_records_who_did_what_and_verify_catches_tampering() {
     let ack = json!({"documentId": receipt["documentId"], "agency": agency, "status": "received"});
     assert_eq!(app.post_json("/v1/acknowledgments", Some(&format!("demo-{agency}")), &ack.to_string()).await.status(), 200);
 
-    // A broken answer on the ack topic is refused and recorded too.
+    // On the ack topics: a broken answer, and an answer in another agency's name (written on
+    // uy-customs' topic, naming the routed agency), are both refused and recorded.
     let producer: rdkafka::producer::FutureProducer =
         rdkafka::ClientConfig::new().set("bootstrap.servers", &app.brokers).create().unwrap();
-    producer
-        .send(rdkafka::producer::FutureRecord::<str, str>::to(&app.topic("acks")).payload("{not json"), Duration::from_secs(10))
-        .await
-        .unwrap();
+    let own_topic = app.topic(&format!("acks.{agency}"));
+    let forged = json!({"documentId": receipt["documentId"], "agency": agency, "status": "released"}).to_string();
+    for (topic, payload) in [(own_topic.as_str(), "{not json"), (&app.topic("acks.uy-customs"), forged.as_str())] {
+        producer
+            .send(rdkafka::producer::FutureRecord::<str, str>::to(topic).payload(payload), Duration::from_secs(10))
+            .await
+            .unwrap();
+    }
 
     // Wait until the relay has published every delivery and the ack consumer has refused the
     // broken answer, then read the log.
     let db = rusqlite::Connection::open(app.data.path().join("ventanilla.db")).unwrap();
     for _ in 0..200 {
         let n: i64 = db.query_row("SELECT COUNT(*) FROM audit_log WHERE action = 'acknowledgment.refused'", [], |r| r.get(0)).unwrap();
-        if n == 1 {
+        if n == 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -101,14 +106,18 @@ async fn the_audit_log_records_who_did_what_and_verify_catches_tampering() {
     assert!(find("request.refused", "demo-trader", Some("not-found")), "{rows:#?}");
     assert!(find("acknowledgment.recorded", &format!("demo-{agency}"), None), "{rows:#?}");
     assert!(find("delivery.published", "gateway", None), "{rows:#?}");
-    assert!(find("acknowledgment.refused", "kafka", None), "{rows:#?}");
+    assert!(find("acknowledgment.refused", &format!("kafka:{agency}"), None), "{rows:#?}");
+    let forged_refusal = rows.iter().find(|(p, a, _, _)| a == "acknowledgment.refused" && p == "kafka:uy-customs").expect("the forged answer is refused");
+    assert!(forged_refusal.3.contains("may not answer for agency"), "{forged_refusal:?}");
+    let released: i64 = db.query_row("SELECT COUNT(*) FROM delivery_events WHERE status = 'released'", [], |r| r.get(0)).unwrap();
+    assert_eq!(released, 0, "the forged answer changed nothing");
     assert!(!rows.iter().any(|(_, _, s, d)| s.contains("Bearer") || d.contains("Bearer")), "no credentials in the log");
     assert!(!rows.iter().any(|(_, _, s, d)| s.contains("not-a-token") || d.contains("not-a-token")), "the refused token is not logged");
 
     let count = rows.len();
-    // One submission, four refusals, one acknowledgment, one refused answer from Kafka, one
+    // One submission, four refusals, one acknowledgment, two refused answers from Kafka, one
     // publication per delivery.
-    assert_eq!(count as i64, 7 + deliveries, "{rows:#?}");
+    assert_eq!(count as i64, 8 + deliveries, "{rows:#?}");
     let (ok, out) = verify(app.data.path());
     assert!(ok && out.contains(&format!("{count} records")), "{out}");
 
@@ -129,7 +138,7 @@ async fn the_audit_log_records_who_did_what_and_verify_catches_tampering() {
     let (ok, out) = verify(swapped.path());
     assert!(!ok && out.contains("audit record 2 is out of order") && out.contains("position 5"), "{out}");
 
-    let truncated_middle = tampered_copy(&app, "rewrite", "UPDATE audit_log SET detail = '{}' WHERE seq = 1");
-    let (ok, out) = verify(truncated_middle.path());
+    let first_edited = tampered_copy(&app, "rewrite", "UPDATE audit_log SET detail = '{}' WHERE seq = 1");
+    let (ok, out) = verify(first_edited.path());
     assert!(!ok && out.contains("audit record 1 was changed"), "{out}");
 }

@@ -7,18 +7,24 @@ use serde_json::{json, Value};
 
 use crate::helpers::{example, spawn_app, TestApp};
 
-/// Rows that a request could change (publications by the relay run on their own and are left out).
-fn state(app: &TestApp) -> Vec<i64> {
+/// What a request could change, row by row (publications by the relay run on their own and
+/// are left out): consignments and their states, documents, deliveries with their answers,
+/// attempts and failures, history entries, status events.
+fn state(app: &TestApp) -> Vec<String> {
     let db = rusqlite::Connection::open(app.data.path().join("ventanilla.db")).unwrap();
     [
-        "SELECT COUNT(*) FROM consignments",
-        "SELECT COUNT(*) FROM documents",
-        "SELECT COUNT(*) FROM deliveries",
-        "SELECT COUNT(*) FROM delivery_events WHERE source != 'broker'",
-        "SELECT COUNT(*) FROM status_outbox",
+        "SELECT ucr || state || updated_at || COALESCE(released_at, '') FROM consignments ORDER BY ucr",
+        "SELECT id || sender || ucr FROM documents ORDER BY id",
+        "SELECT id || agency || COALESCE(first_answer_at, '') || attempts || COALESCE(failed_at, '') || \
+         CASE WHEN status IN ('pending', 'dispatched') THEN '' ELSE status END FROM deliveries ORDER BY id",
+        "SELECT id || status || source FROM delivery_events WHERE source != 'broker' ORDER BY id",
+        "SELECT id || body FROM status_outbox ORDER BY id",
     ]
     .iter()
-    .map(|q| db.query_row(q, [], |r| r.get(0)).unwrap())
+    .flat_map(|q| {
+        let mut stmt = db.prepare(q).unwrap();
+        stmt.query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap).collect::<Vec<_>>()
+    })
     .collect()
 }
 
@@ -113,6 +119,16 @@ async fn every_role_on_every_endpoint_own_and_foreign() {
         }
     }
     println!("authorization matrix:\n{table}");
+
+    // A consignment is its opener's: another participant, even one allowed to submit this very
+    // document, may not add to it, and learns nothing of its state.
+    let before = state(&app);
+    let r = app.post_json("/v1/documents", Some("demo-nsw-ar"), &declaration("OWN").to_string()).await;
+    assert_eq!(r.status(), 409);
+    let problem: Value = r.json().await.unwrap();
+    assert_eq!(problem["code"], "ucr-taken");
+    assert!(problem.get("consignmentState").is_none() && !problem.to_string().contains("submitted"), "{problem}");
+    assert_eq!(state(&app), before, "nothing changed");
 
     // What an NSW submitted, it reads; the trader does not.
     let nsw_ucr = format!("AUTHZ-S3-{}", &run[24..]);

@@ -48,12 +48,12 @@ async fn a_declaration_travels_to_its_agencies_and_back_to_release() {
         seen.insert(m.topic().to_owned(), payload);
     }
 
-    // Every agency answers `released` on the ack topic.
+    // Every agency answers `released` on its own ack topic.
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &app.brokers).create().unwrap();
     for a in &agencies {
         let ack = json!({"documentId": doc_id, "agency": a, "status": "released", "reason": "cleared"}).to_string();
         producer
-            .send(FutureRecord::to(&app.topic("acks")).key(&ucr).payload(&ack), Duration::from_secs(10))
+            .send(FutureRecord::to(&app.topic(&format!("acks.{a}"))).key(&ucr).payload(&ack), Duration::from_secs(10))
             .await
             .expect("ack published");
     }

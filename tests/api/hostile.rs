@@ -22,8 +22,8 @@ async fn snapshot(app: &TestApp) -> (Vec<i64>, Vec<(String, i32, i64)>) {
         .map(|t| db.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0)).unwrap())
         .collect();
     let brokers = app.brokers.clone();
-    let mut topics: Vec<String> = AGENCIES.iter().map(|a| app.topic(&format!("agency.{a}"))).collect();
-    topics.extend([app.topic("acks"), app.topic("status"), app.topic("deadletter")]);
+    let mut topics: Vec<String> = AGENCIES.iter().flat_map(|a| [app.topic(&format!("agency.{a}")), app.topic(&format!("acks.{a}"))]).collect();
+    topics.extend([app.topic("status"), app.topic("deadletter")]);
     let marks = tokio::task::spawn_blocking(move || {
         let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &brokers).set("group.id", "watermarks").create().unwrap();
         let mut out = Vec::new();
