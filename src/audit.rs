@@ -73,6 +73,17 @@ pub struct ChainSummary {
 
 /// Walks records in `seq` order and checks every hash and link.
 pub fn verify(records: impl IntoIterator<Item = AuditRecord>) -> Result<ChainSummary, ChainBreak> {
+    verify_expecting(records, &[]).map(|(summary, _)| summary)
+}
+
+/// [`verify`], also looking for `expected` hashes (from receipts, or a head kept elsewhere):
+/// returns those not found in the chain. A receipt whose hash is missing means its record was
+/// removed or the log replaced; a kept head that is missing means the log was cut short.
+pub fn verify_expecting(
+    records: impl IntoIterator<Item = AuditRecord>,
+    expected: &[String],
+) -> Result<(ChainSummary, Vec<String>), ChainBreak> {
+    let mut missing: Vec<String> = expected.iter().map(|h| h.to_ascii_lowercase()).collect();
     let mut prev_hash = GENESIS.to_owned();
     let mut prev_seq = 0i64;
     let mut count = 0u64;
@@ -95,11 +106,12 @@ pub fn verify(records: impl IntoIterator<Item = AuditRecord>) -> Result<ChainSum
         if r.prev_hash != prev_hash {
             return Err(ChainBreak::Unlinked { seq: r.seq, previous: prev_seq });
         }
+        missing.retain(|h| *h != r.hash);
         prev_hash = r.hash;
         prev_seq = r.seq;
         count += 1;
     }
-    Ok(ChainSummary { records: count, head: prev_hash })
+    Ok((ChainSummary { records: count, head: prev_hash }, missing))
 }
 
 #[cfg(test)]
@@ -133,6 +145,10 @@ mod tests {
         let ok = chain(6);
         assert_eq!(verify(ok.clone()).unwrap().records, 6);
         assert_eq!(verify(Vec::new()).unwrap().head, GENESIS);
+        let (_, missing) = verify_expecting(ok.clone(), &[ok[2].hash.clone(), "f".repeat(64)]).unwrap();
+        assert_eq!(missing, vec!["f".repeat(64)], "a receipt's hash is found; an unknown one is reported");
+        let (_, missing) = verify_expecting(ok[..4].to_vec(), &[ok[5].hash.clone()]).unwrap();
+        assert_eq!(missing.len(), 1, "a kept head catches a log cut short");
 
         let mut changed = ok.clone();
         changed[2].detail = "{\"n\":99}".into();

@@ -57,11 +57,16 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Check every record's hash and link; exit 1 at the first break.
+    /// Check every record's hash and link (read-only); exit 1 at the first break, or when an
+    /// expected hash is not in the chain.
     Verify {
         /// Directory of the embedded store.
         #[arg(long, env = "VENTANILLA_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
+        /// A hash that must be in the chain: a receipt's `auditHash`, or a head printed earlier
+        /// (catches records removed from the end).
+        #[arg(long = "expect")]
+        expect: Vec<String>,
     },
 }
 
@@ -161,9 +166,16 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Deliveries { action } => deliveries(action).await?,
         Command::Validate { config, files } => validate(config, files)?,
-        Command::Audit { action: AuditCommand::Verify { data_dir } } => {
-            let store = SqliteStore::open_existing(&data_dir)?;
-            let summary = store.verify_audit().await??;
+        Command::Audit { action: AuditCommand::Verify { data_dir, expect } } => {
+            let (summary, missing) = ventanilla::store::sqlite::verify_audit_at(&data_dir, &expect)??;
+            if !missing.is_empty() {
+                return Err(format!(
+                    "the audit chain is intact ({} records) but lacks {missing:?}: records were removed from its end, \
+                     or the log was replaced",
+                    summary.records
+                )
+                .into());
+            }
             println!("audit log intact: {} records, head {}", summary.records, summary.head);
         }
         Command::Schemas { config } => {

@@ -1,6 +1,7 @@
 //! Refusals in the audit log: every request answered 4xx (unauthenticated, forbidden, not
-//! found, invalid, conflicting, too large...) is appended with the participant (or
-//! `anonymous`), the method and path, and the error code. Accepted work is audited by the
+//! found, invalid, conflicting, too large...) or turned away with 503 (overloaded, backlog
+//! full) is appended with the participant (or `anonymous`), the method and path, and the
+//! error code. Accepted work is audited by the
 //! store in the same transaction as the change itself.
 
 use actix_web::body::MessageBody;
@@ -9,7 +10,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
 use serde_json::json;
 
-use super::errors::ApiError;
+use super::errors::{ApiError, Code};
 use super::routes::AppState;
 use crate::audit::AuditEntry;
 use crate::clock::now_millis;
@@ -31,13 +32,15 @@ pub async fn audit_refusals(
     let subject = format!("{} {}", req.method(), clip(req.path(), 200));
     let res = next.call(req).await?;
     let status = res.status();
-    if let (true, Some(store)) = (status.is_client_error(), store) {
+    let problem = res.response().error().and_then(|e| e.as_error::<ApiError>());
+    // Refusals: every 4xx, and the 503s that turn a submission away (overloaded, backlog full).
+    let refused = status.is_client_error() || problem.is_some_and(|p| matches!(p.code, Code::Overloaded | Code::BacklogFull));
+    if let (true, Some(store)) = (refused, store) {
         let participant = res
             .request()
             .extensions()
             .get::<ParticipantId>()
             .map_or_else(|| "anonymous".to_owned(), |p| p.0.clone());
-        let problem = res.response().error().and_then(|e| e.as_error::<ApiError>());
         let detail = json!({
             "status": status.as_u16(),
             "code": problem.map(|p| p.code.as_str()),

@@ -510,6 +510,40 @@ fn apply(conn: &Connection, ack: &AckRecord) -> Result<AckApplied, StoreError> {
     })
 }
 
+/// Walks the audit log in order (see `audit::verify_expecting`).
+fn walk_audit(conn: &Connection, expected: &[String]) -> Result<Result<(ChainSummary, Vec<String>), ChainBreak>, StoreError> {
+    let mut stmt = conn.prepare("SELECT seq, at, participant, action, subject, detail, prev_hash, hash FROM audit_log ORDER BY seq")?;
+    let mut rows = stmt.query([])?;
+    let mut records = Vec::new();
+    while let Some(r) = rows.next()? {
+        records.push(AuditRecord {
+            seq: r.get(0)?,
+            at: r.get(1)?,
+            participant: r.get(2)?,
+            action: r.get(3)?,
+            subject: r.get(4)?,
+            detail: r.get(5)?,
+            prev_hash: r.get(6)?,
+            hash: r.get(7)?,
+        });
+    }
+    Ok(crate::audit::verify_expecting(records, expected))
+}
+
+/// Verifies the audit log of the store in `data_dir`, opened read-only (checking writes
+/// nothing), looking for `expected` hashes too.
+pub fn verify_audit_at(
+    data_dir: &Path,
+    expected: &[String],
+) -> Result<Result<(ChainSummary, Vec<String>), ChainBreak>, StoreError> {
+    let path = data_dir.join("ventanilla.db");
+    if !path.is_file() {
+        return Err(StoreError::Unavailable(format!("no store at {}: give the gateway's --data-dir", path.display())));
+    }
+    let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    walk_audit(&conn, expected)
+}
+
 /// What an audit record says about a delivery: its document, agency and topic.
 fn delivery_detail(conn: &Connection, id: i64) -> Result<serde_json::Value, StoreError> {
     let (document, agency, topic): (String, String, String) = conn
@@ -855,28 +889,7 @@ impl Store for SqliteStore {
     }
 
     fn verify_audit(&self) -> StoreFuture<'_, Result<ChainSummary, ChainBreak>> {
-        Box::pin(self.read(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT seq, at, participant, action, subject, detail, prev_hash, hash FROM audit_log ORDER BY seq",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(AuditRecord {
-                    seq: r.get(0)?,
-                    at: r.get(1)?,
-                    participant: r.get(2)?,
-                    action: r.get(3)?,
-                    subject: r.get(4)?,
-                    detail: r.get(5)?,
-                    prev_hash: r.get(6)?,
-                    hash: r.get(7)?,
-                })
-            })?;
-            let mut records = Vec::new();
-            for r in rows {
-                records.push(r?);
-            }
-            Ok(crate::audit::verify(records))
-        }))
+        Box::pin(self.read(|conn| Ok(walk_audit(conn, &[])?.map(|(summary, _)| summary))))
     }
 
     fn apply_acknowledgment(&self, ack: AckRecord) -> StoreFuture<'_, AckApplied> {

@@ -11,11 +11,17 @@ use crate::helpers::{example, spawn_app, TestApp};
 
 /// `ventanilla audit verify` on a data directory: (success, stdout + stderr).
 fn verify(data_dir: &Path) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
-        .args(["audit", "verify", "--data-dir"])
-        .arg(data_dir)
-        .output()
-        .unwrap();
+    verify_expecting(data_dir, &[])
+}
+
+/// The same, with hashes that must be in the chain.
+fn verify_expecting(data_dir: &Path, expect: &[&str]) -> (bool, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"));
+    cmd.args(["audit", "verify", "--data-dir"]).arg(data_dir);
+    for h in expect {
+        cmd.args(["--expect", h]);
+    }
+    let out = cmd.output().unwrap();
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
@@ -118,8 +124,16 @@ async fn the_audit_log_records_who_did_what_and_verify_catches_tampering() {
     // One submission, four refusals, one acknowledgment, two refused answers from Kafka, one
     // publication per delivery.
     assert_eq!(count as i64, 8 + deliveries, "{rows:#?}");
-    let (ok, out) = verify(app.data.path());
+    let (ok, out) = verify_expecting(app.data.path(), &[&audit_hash]);
     assert!(ok && out.contains(&format!("{count} records")), "{out}");
+    let head = out.trim().rsplit(' ').next().unwrap().to_owned();
+    assert_eq!(head.len(), 64, "{out}");
+
+    // Cut short at its end: still a valid chain, but the head kept from before is missing.
+    let cut = tampered_copy(&app, "cut", "DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)");
+    assert!(verify(cut.path()).0, "a shorter chain is still a chain");
+    let (ok, out) = verify_expecting(cut.path(), &[&head]);
+    assert!(!ok && out.contains("lacks"), "{out}");
 
     // Edited, deleted, swapped: each is caught and the first bad record named.
     let edited = tampered_copy(&app, "edit", "UPDATE audit_log SET participant = 'someone-else' WHERE seq = 3");

@@ -139,6 +139,11 @@ async fn a_full_backlog_refuses_submissions_with_retry_after_until_the_broker_dr
     assert_eq!(problem["limit"], 4);
     assert!(problem["backlog"].as_u64().unwrap() >= 4, "{problem:#}");
     assert_eq!(documents(&app), stored, "a refused submission stores nothing");
+    let db = rusqlite::Connection::open(app.data.path().join("ventanilla.db")).unwrap();
+    let audited: i64 = db
+        .query_row("SELECT COUNT(*) FROM audit_log WHERE action = 'request.refused' AND detail LIKE '%backlog-full%'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(audited, 1, "the refusal is in the audit log");
     // A document already accepted still gets its first receipt: the bound stops new work only.
     let mut first = template.clone();
     first["ucr"] = json!("BACKLOG-000");
