@@ -142,6 +142,10 @@ pub struct GatewayConfig {
     pub max_json_items: usize,
     /// Longest JSON string, in bytes as sent (422 beyond).
     pub max_json_string_bytes: usize,
+    /// Most documents in one `POST /v1/documents:batch` (413 beyond).
+    pub max_batch_items: usize,
+    /// Largest batch body (413 beyond); a single document's bound is `max_body_bytes`.
+    pub max_batch_body_bytes: usize,
     /// Serve plain HTTP on a non-loopback address. Off by default: without TLS the gateway
     /// refuses to start anywhere but loopback unless the operator opts out here (behind a
     /// TLS-terminating proxy on the same host, say).
@@ -174,6 +178,8 @@ impl Default for GatewayConfig {
             max_json_string_bytes: 64 * 1024,
             max_outbox_backlog: 100_000,
             allow_plaintext_on_public_address: false,
+            max_batch_items: 1_000,
+            max_batch_body_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -385,6 +391,8 @@ impl RegionConfig {
             ("gateway.max_json_items", g.max_json_items as u64),
             ("gateway.max_json_string_bytes", g.max_json_string_bytes as u64),
             ("gateway.max_outbox_backlog", g.max_outbox_backlog),
+            ("gateway.max_batch_items", g.max_batch_items as u64),
+            ("gateway.max_batch_body_bytes", g.max_batch_body_bytes as u64),
             ("kafka.max_delivery_attempts", u64::from(self.kafka.max_delivery_attempts)),
             ("kafka.max_message_bytes", self.kafka.max_message_bytes as u64),
         ];

@@ -165,6 +165,8 @@ impl Application {
             max_body_bytes: settings.region.gateway.max_body_bytes,
             json_limits: settings.region.gateway.json_limits(),
             writes: tokio::sync::Semaphore::new(settings.region.gateway.max_concurrent_writes),
+            max_batch_items: settings.region.gateway.max_batch_items,
+            max_batch_body_bytes: settings.region.gateway.max_batch_body_bytes,
             body_timeout: client_timeout,
         });
         let server = HttpServer::new(move || {

@@ -13,18 +13,50 @@ use crate::json::{parse_bounded, JsonError, JsonLimits};
 /// Reads and parses the body of `req`, at most `limit` bytes, within `shape`.
 pub async fn json_body(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     limit: usize,
     shape: &JsonLimits,
 ) -> Result<Value, ApiError> {
-    let ctype = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let essence = ctype.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if essence != "application/json" && !(essence.starts_with("application/") && essence.ends_with("+json")) {
-        return Err(ApiError::new(
-            Code::UnsupportedMediaType,
-            format!("the body must be sent as `Content-Type: application/json`, not {:?}", ctype.chars().take(80).collect::<String>()),
-        ));
+    match media_type(req)? {
+        MediaType::Json => parse_json(&read_limited(req, payload, limit).await?, shape),
+        MediaType::NdJson => Err(unsupported(req)),
     }
+}
+
+/// How a batch arrives: one JSON array, or NDJSON (one envelope per line) for streaming clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaType {
+    Json,
+    NdJson,
+}
+
+fn content_type(req: &HttpRequest) -> &str {
+    req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+fn unsupported(req: &HttpRequest) -> ApiError {
+    ApiError::new(
+        Code::UnsupportedMediaType,
+        format!(
+            "the body must be sent as `Content-Type: application/json` (a batch also as application/x-ndjson), not {:?}",
+            content_type(req).chars().take(80).collect::<String>()
+        ),
+    )
+}
+
+fn media_type(req: &HttpRequest) -> Result<MediaType, ApiError> {
+    let essence = content_type(req).split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
+        Ok(MediaType::Json)
+    } else if essence == "application/x-ndjson" || essence == "application/jsonl" {
+        Ok(MediaType::NdJson)
+    } else {
+        Err(unsupported(req))
+    }
+}
+
+/// Reads at most `limit` bytes (413 beyond, checked on `Content-Length` and while reading).
+async fn read_limited(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
     let too_large = || ApiError::new(Code::PayloadTooLarge, format!("the body exceeds {limit} bytes")).with(serde_json::json!({"limit": limit}));
     if let Some(len) = req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
         if len > limit {
@@ -39,7 +71,41 @@ pub async fn json_body(
         }
         body.extend_from_slice(&chunk);
     }
-    parse_json(&body, shape)
+    Ok(body)
+}
+
+/// Reads a batch: at most `limit` bytes and `max_items` envelopes. Each item is parsed on its
+/// own, so a malformed NDJSON line is that item's problem, not the batch's.
+pub async fn batch_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+    shape: &JsonLimits,
+    max_items: usize,
+) -> Result<Vec<Result<Value, ApiError>>, ApiError> {
+    let kind = media_type(req)?;
+    let bytes = read_limited(req, payload, limit).await?;
+    let items: Vec<Result<Value, ApiError>> = match kind {
+        MediaType::Json => match parse_json(&bytes, shape)? {
+            Value::Array(items) => items.into_iter().map(Ok).collect(),
+            _ => {
+                return Err(ApiError::new(Code::MalformedJson, "a batch is a JSON array of documents (or NDJSON, one per line)"))
+            }
+        },
+        MediaType::NdJson => bytes[..]
+            .split(|b: &u8| *b == b'\n')
+            .filter(|line: &&[u8]| line.iter().any(|b| !b.is_ascii_whitespace()))
+            .map(|line| parse_json(line, shape))
+            .collect(),
+    };
+    if items.is_empty() {
+        return Err(ApiError::new(Code::MalformedJson, "the batch holds no document"));
+    }
+    if items.len() > max_items {
+        return Err(ApiError::new(Code::PayloadTooLarge, format!("a batch holds at most {max_items} documents, this one {}", items.len()))
+            .with(serde_json::json!({"maxItems": max_items})));
+    }
+    Ok(items)
 }
 
 /// Parses a JSON body within `shape`, with the problem the API answers when it cannot (also

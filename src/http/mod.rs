@@ -16,6 +16,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/v1")
                 .route("/documents", web::post().to(routes::submit_document))
+                .route("/documents:batch", web::post().to(routes::submit_batch))
                 .route("/validate", web::post().to(routes::validate))
                 .route("/acknowledgments", web::post().to(routes::acknowledge))
                 .route("/consignments/{ucr}", web::get().to(routes::consignment))

@@ -26,6 +26,9 @@ pub struct AppState {
     pub body_timeout: std::time::Duration,
     /// Bounds the writes in progress (`gateway.max_concurrent_writes`).
     pub writes: tokio::sync::Semaphore,
+    /// `gateway.max_batch_items` and `gateway.max_batch_body_bytes`.
+    pub max_batch_items: usize,
+    pub max_batch_body_bytes: usize,
 }
 
 /// Reads the JSON body within the client timeout.
@@ -88,6 +91,69 @@ pub async fn submit_document(
             Ok(HttpResponse::Accepted().insert_header(("Idempotent-Replayed", "true")).json(first))
         }
     }
+}
+
+/// `POST /v1/documents:batch`: many documents in one request (a JSON array, or NDJSON), each
+/// submitted exactly as `POST /v1/documents` would, in order; one result per item (a receipt
+/// or a problem), so one bad document never sinks the others. With an `Idempotency-Key`, item
+/// `i` uses the key `<key>#<i>`, so the same batch sent again is answered from the first.
+pub async fn submit_batch(
+    state: State,
+    who: Authenticated,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let _permit = write_permit(&state)?;
+    let key = idempotency_key(&req)?;
+    let read = crate::http::body::batch_body(&req, payload, state.max_batch_body_bytes, &state.json_limits, state.max_batch_items);
+    let items = tokio::time::timeout(state.body_timeout, read)
+        .await
+        .map_err(|_| ApiError::new(Code::RequestTimeout, format!("the body did not arrive within {} ms", state.body_timeout.as_millis())))??;
+    let gateway = &state.gateway;
+    let by = &who.0;
+    // Polled in order, each submission validates and queues its commit before the next one
+    // starts: documents of one consignment are committed, and published, in batch order.
+    let outcomes = futures_util::future::join_all(items.into_iter().enumerate().map(|(i, item)| {
+        let key = key.as_ref().map(|k| format!("{k}#{i}"));
+        async move {
+            match item {
+                Ok(body) => gateway.submit(by, &body, key).await.map_err(ApiError::from),
+                Err(problem) => Err(problem),
+            }
+        }
+    }))
+    .await;
+    let (mut accepted, mut refused) = (0, 0);
+    let mut results = Vec::with_capacity(outcomes.len());
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        results.push(match outcome {
+            Ok(Acceptance::New(receipt)) => {
+                accepted += 1;
+                json!({"index": i, "status": 202, "receipt": receipt})
+            }
+            Ok(Acceptance::Replayed(first)) => {
+                accepted += 1;
+                json!({"index": i, "status": 202, "replayed": true, "receipt": first})
+            }
+            Err(problem) => {
+                refused += 1;
+                let body = problem.problem();
+                let entry = crate::audit::AuditEntry {
+                    at: crate::clock::now_millis(),
+                    participant: by.id.clone(),
+                    action: "request.refused",
+                    subject: format!("POST /v1/documents:batch #{i}"),
+                    detail: json!({"status": body["status"], "code": body["code"], "detail": body["detail"]}),
+                };
+                if let Err(e) = gateway.store.audit(entry).await {
+                    tracing::error!(error = %e, "a refused batch item could not be written to the audit log");
+                }
+                json!({"index": i, "status": body["status"], "problem": body})
+            }
+        });
+    }
+    tracing::info!(sender = %by.id, accepted, refused, "batch submitted");
+    Ok(HttpResponse::Ok().json(json!({"accepted": accepted, "refused": refused, "results": results})))
 }
 
 /// `POST /v1/validate`: the checks of submission, without storing or publishing; `200` with
@@ -211,7 +277,7 @@ pub async fn schema(state: State, path: web::Path<(String, String)>) -> Result<H
 }
 
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let known = ["/healthz", "/readyz", "/v1/documents", "/v1/validate", "/v1/acknowledgments", "/v1/consignments/", "/v1/schemas", "/v1/deliveries/"];
+    let known = ["/healthz", "/readyz", "/v1/documents", "/v1/documents:batch", "/v1/validate", "/v1/acknowledgments", "/v1/consignments/", "/v1/schemas", "/v1/deliveries/"];
     let is_read = req.method() == actix_web::http::Method::GET;
     if !is_read && known.iter().any(|k| req.path() == *k || (k.ends_with('/') && req.path().starts_with(k))) {
         Err(ApiError::new(Code::MethodNotAllowed, format!("{} is not allowed on {}", req.method(), req.path())))

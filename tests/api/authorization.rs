@@ -68,6 +68,7 @@ async fn every_role_on_every_endpoint_own_and_foreign() {
     }
     let ack = |agency: &str| json!({"documentId": own_doc, "agency": agency, "status": "received"});
     rows.extend([
+        ("validate a declaration", "POST", "/v1/validate".into(), Some(declaration("V")), [401, 200, 403, 200, 403, 403, 403, 403]),
         ("read own/foreign consignment", "GET", format!("/v1/consignments/{own_ucr}"), None, [401, 200, 404, 404, 404, 200, 404, 200]),
         ("read an unknown consignment", "GET", "/v1/consignments/NO-SUCH-UCR".into(), None, [401, 404, 404, 404, 404, 404, 404, 404]),
         ("acknowledge in uy-customs' name", "POST", "/v1/acknowledgments".into(), Some(ack("uy-customs")), [401, 403, 403, 403, 403, 403, 404, 403]),
@@ -119,6 +120,31 @@ async fn every_role_on_every_endpoint_own_and_foreign() {
         }
     }
     println!("authorization matrix:\n{table}");
+
+    // A batch: answered 200 with one result per item; the item is refused as a single
+    // submission would be, and a refused item changes nothing.
+    for (i, (who, token)) in WHO.iter().enumerate() {
+        let items = json!([declaration(&format!("B{i}"))]);
+        let before = state(&app);
+        let mut req = app.client.post(format!("{}/v1/documents:batch", app.address)).header("Content-Type", "application/json").body(items.to_string());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap();
+        let expected_item = [0, 202, 403, 202, 403, 403, 403, 403][i];
+        if token.is_none() {
+            assert_eq!(r.status(), 401, "batch by {who}");
+            assert_eq!(state(&app), before);
+            continue;
+        }
+        assert_eq!(r.status(), 200, "batch by {who}");
+        let answer: Value = r.json().await.unwrap();
+        assert_eq!(answer["results"][0]["status"], expected_item, "batch item by {who}: {answer}");
+        if expected_item >= 400 {
+            assert_eq!(state(&app), before, "a refused batch item by {who} changed nothing");
+        }
+        println!("{:<34} {who:<28} 200, item {expected_item}", "submit a batch");
+    }
 
     // A consignment is its opener's: another participant, even one allowed to submit this very
     // document, may not add to it, and learns nothing of its state.

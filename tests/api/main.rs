@@ -5,6 +5,7 @@
 mod agency_kcat;
 mod audit;
 mod authorization;
+mod batch;
 mod crash;
 mod duplicates;
 mod end_to_end;
