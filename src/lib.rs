@@ -15,6 +15,7 @@ pub mod json;
 pub mod kafka;
 pub mod routing;
 pub mod schema;
+pub mod schema_diff;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

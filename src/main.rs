@@ -27,10 +27,13 @@ struct Cli {
 enum Command {
     /// Run the gateway.
     Serve(ServeArgs),
-    /// List the document types and versions of the schema registry.
+    /// List the document types and versions of the schema registry; `schemas diff OLD NEW`
+    /// compares two versions of a schema.
     Schemas {
         #[arg(long, env = "VENTANILLA_CONFIG", default_value = "config")]
         config: PathBuf,
+        #[command(subcommand)]
+        action: Option<SchemasCommand>,
     },
     /// Check documents offline exactly as `POST /v1/validate` does (schema, then routing), with
     /// the same report; exit 1 if any is refused. For an NSW's test pipeline.
@@ -53,6 +56,13 @@ enum Command {
         #[command(subcommand)]
         action: DeliveriesCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum SchemasCommand {
+    /// Whether NEW is backward compatible (accepts every document OLD accepts) and forward
+    /// compatible (OLD accepts every document NEW accepts), with each difference by JSON pointer.
+    Diff { old: PathBuf, new: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -178,7 +188,23 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
             println!("audit log intact: {} records, head {}", summary.records, summary.head);
         }
-        Command::Schemas { config } => {
+        Command::Schemas { action: Some(SchemasCommand::Diff { old, new }), .. } => {
+            let read = |p: &PathBuf| -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+                let text = std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+                Ok(serde_json::from_slice(&text).map_err(|e| format!("{} is not JSON: {e}", p.display()))?)
+            };
+            let c = ventanilla::schema_diff::compare(&read(&old)?, &read(&new)?);
+            let yes = |b: bool| if b { "yes" } else { "no" };
+            println!("backward compatible (accepts every document the old one accepts): {}", yes(c.backward));
+            println!("forward compatible (the old one accepts every document it accepts): {}", yes(c.forward));
+            for d in &c.differences {
+                println!(
+                    "{}  {}: {}  [backward {}, forward {}]",
+                    d.pointer, d.kind, d.explanation, yes(d.backward), yes(d.forward)
+                );
+            }
+        }
+        Command::Schemas { config, action: None } => {
             let settings = Settings::load(config, "127.0.0.1:0".parse()?, "./data".into(), None, None, None)?;
             let registry = SchemaRegistry::load(&settings.schemas_dir())?;
             for (name, versions) in registry.catalogue() {

@@ -35,6 +35,11 @@ pub enum SchemaError {
     Layout { path: PathBuf, message: String },
     #[error("schema {path} does not compile: {message}")]
     Compile { path: PathBuf, message: String },
+    #[error(
+        "{document_type} {to} breaks its declared {mode} compatibility with {from}: {}. Fix the schema, or publish it \
+         as a new major version with \"x-compatibility\": \"none\"", differences.join("; ")
+    )]
+    Incompatible { document_type: String, from: SchemaVersion, to: SchemaVersion, mode: &'static str, differences: Vec<String> },
 }
 
 /// One violation of a schema, as reported to the submitter.
@@ -99,8 +104,37 @@ pub struct CompiledSource {
     pub source: Arc<Value>,
 }
 
+/// Each version of a type against the one before it, in the mode the newer one declares
+/// (`x-compatibility`, default `backward`): a breaking difference refuses the registry.
+fn check_evolution(files: &[(String, SchemaVersion, PathBuf, Value)]) -> Result<(), SchemaError> {
+    let mut by_type: BTreeMap<&str, Vec<(&SchemaVersion, &PathBuf, &Value)>> = BTreeMap::new();
+    for (name, version, path, value) in files {
+        by_type.entry(name.as_str()).or_default().push((version, path, value));
+    }
+    for (name, mut versions) in by_type {
+        versions.sort_by_key(|v| *v.0);
+        for pair in versions.windows(2) {
+            let ((from, _, old), (to, path, new)) = (pair[0], pair[1]);
+            let mode = crate::schema_diff::Mode::of(new).map_err(|message| SchemaError::Layout { path: path.to_path_buf(), message })?;
+            let comparison = crate::schema_diff::compare(old, new);
+            let breaking = mode.breaking(&comparison);
+            if !breaking.is_empty() {
+                return Err(SchemaError::Incompatible {
+                    document_type: name.to_owned(),
+                    from: *from,
+                    to: *to,
+                    mode: mode.as_str(),
+                    differences: breaking.iter().map(|d| format!("{} at {}: {}", d.kind, d.pointer, d.explanation)).collect(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 impl SchemaRegistry {
-    /// Loads and compiles every schema under `dir`.
+    /// Loads and compiles every schema under `dir`; refuses a version that breaks its type's
+    /// declared compatibility with the version before it.
     pub fn load(dir: &Path) -> Result<Self, SchemaError> {
         let mut files: Vec<(String, SchemaVersion, PathBuf, Value)> = Vec::new();
         let layout = |path: &Path, message: String| SchemaError::Layout { path: path.to_owned(), message };
@@ -132,6 +166,7 @@ impl SchemaRegistry {
                 files.push((name.clone(), version, path, value));
             }
         }
+        check_evolution(&files)?;
         let mut registry = jsonschema::Registry::new().draft(Draft::Draft202012);
         for (name, version, path, value) in &files {
             registry = registry

@@ -17,6 +17,7 @@ mod hostile;
 mod limits;
 mod outage;
 mod retries;
+mod schema_evolution;
 mod secrets;
 mod shutdown;
 mod tls;

@@ -1,0 +1,332 @@
+//! Schema evolution: what changed between two versions of a document type's JSON Schema, and
+//! whether the new one is compatible.
+//!
+//! - **Backward compatible**: every document valid under the old version is valid under the
+//!   new one (the new version accepts at least what the old accepted), so traders still sending
+//!   the old shape are not refused.
+//! - **Forward compatible**: every document valid under the new version is valid under the old
+//!   one, so agencies still validating with the old version accept what traders send.
+//!
+//! The comparison walks both schemas by JSON pointer (properties, items, `$defs`, `allOf`...)
+//! and judges each difference on its own; a change it cannot prove harmless (a new pattern, a
+//! different `$ref`) counts as breaking both ways. The verdict is conservative: "compatible"
+//! is a proof, "incompatible" names the difference that might break.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// One difference, and which compatibility it keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Difference {
+    /// JSON pointer into the schema where the difference is.
+    pub pointer: String,
+    /// A stable name: `property-added`, `type-narrowed`, `enum-value-removed`...
+    pub kind: &'static str,
+    /// In words, with the old and new values.
+    pub explanation: String,
+    /// Documents valid under the old version stay valid.
+    pub backward: bool,
+    /// Documents valid under the new version are valid under the old.
+    pub forward: bool,
+}
+
+/// Every difference between `old` and `new`, and the verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Comparison {
+    pub backward: bool,
+    pub forward: bool,
+    pub differences: Vec<Difference>,
+}
+
+/// A type's declared compatibility mode (`x-compatibility` in its newer schema; default
+/// `backward`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Backward,
+    Forward,
+    Full,
+    None,
+}
+
+impl Mode {
+    pub fn of(schema: &Value) -> Result<Mode, String> {
+        match schema.get("x-compatibility").map(|v| v.as_str()) {
+            None => Ok(Mode::Backward),
+            Some(Some("backward")) => Ok(Mode::Backward),
+            Some(Some("forward")) => Ok(Mode::Forward),
+            Some(Some("full")) => Ok(Mode::Full),
+            Some(Some("none")) => Ok(Mode::None),
+            Some(other) => Err(format!("x-compatibility {other:?}: use backward, forward, full or none")),
+        }
+    }
+
+    /// The differences that break this mode.
+    pub fn breaking<'a>(&self, c: &'a Comparison) -> Vec<&'a Difference> {
+        c.differences
+            .iter()
+            .filter(|d| match self {
+                Mode::Backward => !d.backward,
+                Mode::Forward => !d.forward,
+                Mode::Full => !d.backward || !d.forward,
+                Mode::None => false,
+            })
+            .collect()
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Mode::Backward => "backward",
+            Mode::Forward => "forward",
+            Mode::Full => "full",
+            Mode::None => "none",
+        }
+    }
+}
+
+/// Compares two schemas.
+pub fn compare(old: &Value, new: &Value) -> Comparison {
+    let mut differences = Vec::new();
+    walk(old, new, "", &mut differences);
+    Comparison {
+        backward: differences.iter().all(|d| d.backward),
+        forward: differences.iter().all(|d| d.forward),
+        differences,
+    }
+}
+
+fn push(out: &mut Vec<Difference>, pointer: &str, kind: &'static str, explanation: String, backward: bool, forward: bool) {
+    out.push(Difference { pointer: if pointer.is_empty() { "/".into() } else { pointer.to_owned() }, kind, explanation, backward, forward });
+}
+
+fn escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// The set of JSON types a `type` keyword allows (`None`: any); `number` includes `integer`.
+fn types(schema: &Map<String, Value>) -> Option<BTreeSet<String>> {
+    let mut set: BTreeSet<String> = match schema.get("type")? {
+        Value::String(t) => [t.clone()].into(),
+        Value::Array(a) => a.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect(),
+        _ => return None,
+    };
+    if set.contains("number") {
+        set.insert("integer".into());
+    }
+    Some(set)
+}
+
+/// Whether `additionalProperties` closes the object.
+fn closed(schema: &Map<String, Value>) -> bool {
+    schema.get("additionalProperties") == Some(&Value::Bool(false))
+}
+
+fn walk(old: &Value, new: &Value, at: &str, out: &mut Vec<Difference>) {
+    let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else {
+        if old != new {
+            push(out, at, "schema-changed", format!("the schema changed from {old} to {new}"), false, false);
+        }
+        return;
+    };
+
+    // Types.
+    match (types(o), types(n)) {
+        (Some(a), Some(b)) if a != b => {
+            let (wider, narrower) = (b.is_superset(&a), b.is_subset(&a));
+            let (kind, backward, forward) = match (wider, narrower) {
+                (true, _) => ("type-widened", true, false),
+                (_, true) => ("type-narrowed", false, true),
+                _ => ("type-changed", false, false),
+            };
+            push(out, at, kind, format!("type {} became {}", o["type"], n["type"]), backward, forward);
+        }
+        (Some(_), None) => push(out, at, "type-widened", format!("type {} is no longer constrained", o["type"]), true, false),
+        (None, Some(_)) => push(out, at, "type-narrowed", format!("type {} is now required", n["type"]), false, true),
+        _ => {}
+    }
+
+    // Enumerations.
+    match (o.get("enum").and_then(Value::as_array), n.get("enum").and_then(Value::as_array)) {
+        (Some(a), Some(b)) => {
+            for v in a.iter().filter(|v| !b.contains(v)) {
+                push(out, at, "enum-value-removed", format!("value {v} is no longer allowed"), false, true);
+            }
+            for v in b.iter().filter(|v| !a.contains(v)) {
+                push(out, at, "enum-value-added", format!("value {v} is now allowed"), true, false);
+            }
+        }
+        (Some(_), None) => push(out, at, "enum-removed", "any value is now allowed".into(), true, false),
+        (None, Some(b)) => push(out, at, "enum-added", format!("only {} value(s) are now allowed", b.len()), false, true),
+        (None, None) => {}
+    }
+
+    // Keywords whose change cannot be proven harmless either way.
+    for k in ["const", "pattern", "format", "$ref", "multipleOf"] {
+        match (o.get(k), n.get(k)) {
+            (Some(a), Some(b)) if a != b => push(out, &format!("{at}/{k}"), "constraint-changed", format!("{k} changed from {a} to {b}"), false, false),
+            (Some(a), None) => push(out, &format!("{at}/{k}"), "constraint-removed", format!("{k} {a} no longer applies"), true, false),
+            (None, Some(b)) => push(out, &format!("{at}/{k}"), "constraint-added", format!("{k} {b} now applies"), false, true),
+            _ => {}
+        }
+    }
+
+    // Bounds: an upper bound raised or a lower bound lowered accepts more.
+    for (k, upper) in [
+        ("maxLength", true), ("maxItems", true), ("maxProperties", true), ("maximum", true), ("exclusiveMaximum", true),
+        ("minLength", false), ("minItems", false), ("minProperties", false), ("minimum", false), ("exclusiveMinimum", false),
+    ] {
+        let (a, b) = (o.get(k).and_then(Value::as_f64), n.get(k).and_then(Value::as_f64));
+        let looser = match (a, b) {
+            (Some(a), Some(b)) if a == b => continue,
+            (Some(a), Some(b)) => (b > a) == upper,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => continue,
+        };
+        let shown = |v: Option<f64>| v.map_or_else(|| "none".to_owned(), |v| v.to_string());
+        let (kind, words) = if looser { ("bound-relaxed", "relaxed") } else { ("bound-tightened", "tightened") };
+        push(out, &format!("{at}/{k}"), kind, format!("{k} {words} from {} to {}", shown(a), shown(b)), looser, !looser);
+    }
+
+    // Required members.
+    let required = |m: &Map<String, Value>| -> BTreeSet<String> {
+        m.get("required").and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    };
+    let (ra, rb) = (required(o), required(n));
+    for r in rb.difference(&ra) {
+        push(out, &format!("{at}/required"), "required-added", format!("{r:?} is now required"), false, true);
+    }
+    for r in ra.difference(&rb) {
+        push(out, &format!("{at}/required"), "required-removed", format!("{r:?} is no longer required"), true, false);
+    }
+
+    // Closing or opening the object.
+    match (closed(o), closed(n)) {
+        (true, false) => push(out, &format!("{at}/additionalProperties"), "object-opened", "members not listed are now allowed".into(), true, false),
+        (false, true) => push(out, &format!("{at}/additionalProperties"), "object-closed", "members not listed are now refused".into(), false, true),
+        _ => {}
+    }
+
+    // Properties, one by one.
+    let empty = Map::new();
+    let (pa, pb) = (
+        o.get("properties").and_then(Value::as_object).unwrap_or(&empty),
+        n.get("properties").and_then(Value::as_object).unwrap_or(&empty),
+    );
+    for (name, a) in pa {
+        let here = format!("{at}/properties/{}", escape(name));
+        match pb.get(name) {
+            Some(b) => walk(a, b, &here, out),
+            None if closed(n) => push(out, &here, "property-removed", format!("property {name:?} was removed and is now refused"), false, true),
+            None => push(out, &here, "property-removed", format!("property {name:?} is no longer described (still allowed)"), true, true),
+        }
+    }
+    for name in pb.keys().filter(|k| !pa.contains_key(*k)) {
+        let here = format!("{at}/properties/{}", escape(name));
+        if closed(o) {
+            push(out, &here, "property-added", format!("property {name:?} was added (the old version refuses it)"), true, false);
+        } else {
+            push(out, &here, "property-added", format!("property {name:?} is now constrained"), false, true);
+        }
+    }
+
+    // Items, definitions and combinators.
+    if let (Some(a), Some(b)) = (o.get("items"), n.get("items")) {
+        walk(a, b, &format!("{at}/items"), out);
+    }
+    if let (Some(a), Some(b)) = (o.get("$defs").and_then(Value::as_object), n.get("$defs").and_then(Value::as_object)) {
+        for (name, da) in a {
+            if let Some(db) = b.get(name) {
+                walk(da, db, &format!("{at}/$defs/{}", escape(name)), out);
+            }
+        }
+    }
+    for k in ["allOf", "anyOf", "oneOf"] {
+        match (o.get(k).and_then(Value::as_array), n.get(k).and_then(Value::as_array)) {
+            (Some(a), Some(b)) if a.len() == b.len() => {
+                for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                    walk(x, y, &format!("{at}/{k}/{i}"), out);
+                }
+            }
+            (a, b) if a != b => push(out, &format!("{at}/{k}"), "combinator-changed", format!("{k} changed shape"), false, false),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn base() -> Value {
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["ucr", "mode"],
+            "properties": {
+                "ucr": {"type": "string", "maxLength": 35, "pattern": "^[0-9A-Z-]+$"},
+                "mode": {"enum": ["road", "rail", "sea"]},
+                "weight": {"type": "integer", "minimum": 0},
+                "amount": {"type": "number"},
+                "items": {"type": "array", "maxItems": 999, "items": {"type": "object", "properties": {"hs": {"type": "string"}}}},
+                "note": {"type": "string"}
+            }
+        })
+    }
+
+    /// Applies `change` to the base schema and returns the verdict and the difference kinds.
+    fn verdict(change: impl FnOnce(&mut Value)) -> (bool, bool, Vec<(&'static str, String)>) {
+        let mut new = base();
+        change(&mut new);
+        let c = compare(&base(), &new);
+        (c.backward, c.forward, c.differences.iter().map(|d| (d.kind, d.pointer.clone())).collect())
+    }
+
+    #[test]
+    fn ten_kinds_of_change_each_get_their_verdict() {
+        let cases: Vec<(&str, Box<dyn FnOnce(&mut Value)>, bool, bool, &str, &str)> = vec![
+            ("optional property added", Box::new(|s| { s["properties"]["seal"] = json!({"type": "string"}); }), true, false, "property-added", "/properties/seal"),
+            ("required property added", Box::new(|s| { s["properties"]["seal"] = json!({"type": "string"}); s["required"] = json!(["ucr", "mode", "seal"]); }), false, false, "required-added", "/required"),
+            ("property removed", Box::new(|s| { s["properties"].as_object_mut().unwrap().remove("note"); }), false, true, "property-removed", "/properties/note"),
+            ("requirement dropped", Box::new(|s| { s["required"] = json!(["ucr"]); }), true, false, "required-removed", "/required"),
+            ("type widened", Box::new(|s| { s["properties"]["weight"]["type"] = json!("number"); }), true, false, "type-widened", "/properties/weight"),
+            ("type narrowed", Box::new(|s| { s["properties"]["amount"]["type"] = json!("integer"); }), false, true, "type-narrowed", "/properties/amount"),
+            ("type changed", Box::new(|s| { s["properties"]["note"]["type"] = json!("null"); }), false, false, "type-changed", "/properties/note"),
+            ("type written differently", Box::new(|s| { s["properties"]["weight"]["type"] = json!(["integer"]); s["properties"]["note"]["type"] = json!(["string"]); }), true, true, "", ""),
+            ("enum value added", Box::new(|s| { s["properties"]["mode"]["enum"] = json!(["road", "rail", "sea", "air"]); }), true, false, "enum-value-added", "/properties/mode"),
+            ("enum value removed", Box::new(|s| { s["properties"]["mode"]["enum"] = json!(["road", "rail"]); }), false, true, "enum-value-removed", "/properties/mode"),
+            ("maximum length lowered", Box::new(|s| { s["properties"]["ucr"]["maxLength"] = json!(20); }), false, true, "bound-tightened", "/properties/ucr/maxLength"),
+            ("array bound raised", Box::new(|s| { s["properties"]["items"]["maxItems"] = json!(5000); }), true, false, "bound-relaxed", "/properties/items/maxItems"),
+            ("minimum raised", Box::new(|s| { s["properties"]["weight"]["minimum"] = json!(1); }), false, true, "bound-tightened", "/properties/weight/minimum"),
+            ("pattern changed", Box::new(|s| { s["properties"]["ucr"]["pattern"] = json!("^[0-9A-Z]+$"); }), false, false, "constraint-changed", "/properties/ucr/pattern"),
+            ("object opened", Box::new(|s| { s["additionalProperties"] = json!(true); }), true, false, "object-opened", "/additionalProperties"),
+            ("nested item type narrowed", Box::new(|s| { s["properties"]["items"]["items"]["properties"]["hs"]["type"] = json!("integer"); }), false, false, "type-changed", "/properties/items/items/properties/hs"),
+            ("nothing but a description", Box::new(|s| { s["description"] = json!("new words"); }), true, true, "", ""),
+        ];
+        assert!(cases.len() >= 10);
+        for (name, change, backward, forward, kind, pointer) in cases {
+            let (b, f, kinds) = verdict(change);
+            assert_eq!((b, f), (backward, forward), "{name}: {kinds:?}");
+            if kind.is_empty() {
+                assert!(kinds.is_empty(), "{name}: {kinds:?}");
+            } else {
+                assert!(kinds.contains(&(kind, pointer.to_owned())), "{name}: {kinds:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn modes_pick_the_breaking_differences() {
+        let mut new = base();
+        new["properties"]["mode"]["enum"] = json!(["road"]);
+        let c = compare(&base(), &new);
+        assert_eq!(Mode::Backward.breaking(&c).len(), 2, "rail and sea removed");
+        assert!(Mode::Forward.breaking(&c).is_empty());
+        assert_eq!(Mode::Full.breaking(&c).len(), 2);
+        assert!(Mode::None.breaking(&c).is_empty());
+        assert_eq!(Mode::of(&json!({})).unwrap(), Mode::Backward);
+        assert!(Mode::of(&json!({"x-compatibility": "sideways"})).is_err());
+    }
+}

@@ -1,0 +1,69 @@
+//! Schema evolution end to end: the registry refuses to start with a new version that breaks
+//! its type's declared compatibility, naming the difference; accepts a compatible one, or a
+//! breaking one declared `"x-compatibility": "none"`; and `ventanilla schemas diff` says the
+//! same on the command line.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+use ventanilla::schema::SchemaRegistry;
+
+use crate::helpers::repo;
+
+/// A copy of the repository's schemas with a customsDeclaration 1.1.0 made by `change`.
+fn schemas_with_new_version(change: impl FnOnce(&mut Value)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(repo().join("schemas")).unwrap() {
+        let from = entry.unwrap().path();
+        let to = dir.path().join(from.file_name().unwrap());
+        std::fs::create_dir(&to).unwrap();
+        for f in std::fs::read_dir(&from).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let old: Value = serde_json::from_str(&std::fs::read_to_string(repo().join("schemas/customsDeclaration/1.0.0.json")).unwrap()).unwrap();
+    let mut new = old;
+    new["$id"] = json!("https://schemas.ventanilla.example/customsDeclaration/1.1.0.json");
+    change(&mut new);
+    std::fs::write(dir.path().join("customsDeclaration/1.1.0.json"), new.to_string()).unwrap();
+    dir
+}
+
+fn diff(old: &Path, new: &Path) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla")).args(["schemas", "diff"]).arg(old).arg(new).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_registry_refuses_a_version_that_breaks_its_declared_compatibility() {
+    // Tightened: fewer goods items allowed. Not backward compatible, the default mode.
+    let breaking = schemas_with_new_version(|s| s["properties"]["goodsItems"]["maxItems"] = json!(500));
+    let err = SchemaRegistry::load(breaking.path()).err().expect("refused");
+    let msg = err.to_string();
+    assert!(msg.contains("customsDeclaration 1.1.0 breaks its declared backward compatibility with 1.0.0"), "{msg}");
+    assert!(msg.contains("/properties/goodsItems/maxItems") && msg.contains("from 999 to 500"), "{msg}");
+
+    // Declared as a break on purpose: accepted.
+    let declared = schemas_with_new_version(|s| {
+        s["properties"]["goodsItems"]["maxItems"] = json!(500);
+        s["x-compatibility"] = json!("none");
+    });
+    assert!(SchemaRegistry::load(declared.path()).is_ok());
+
+    // Relaxed: more goods items allowed. Backward compatible: accepted and served.
+    let compatible = schemas_with_new_version(|s| s["properties"]["goodsItems"]["maxItems"] = json!(1500));
+    let registry = SchemaRegistry::load(compatible.path()).expect("a backward-compatible version loads");
+    let versions = registry.catalogue().into_iter().find(|(t, _)| t == "customsDeclaration").unwrap().1;
+    assert_eq!(versions.iter().map(|v| v.to_string()).collect::<Vec<_>>(), ["1.0.0", "1.1.0"]);
+
+    // The command line gives the verdict and the difference by pointer.
+    let old = repo().join("schemas/customsDeclaration/1.0.0.json");
+    let out = diff(&old, &breaking.path().join("customsDeclaration/1.1.0.json"));
+    assert!(out.contains("backward compatible (accepts every document the old one accepts): no"), "{out}");
+    assert!(out.contains("forward compatible (the old one accepts every document it accepts): yes"), "{out}");
+    assert!(out.contains("/properties/goodsItems/maxItems  bound-tightened: maxItems tightened from 999 to 500"), "{out}");
+    let out = diff(&old, &old);
+    assert!(out.contains(": yes\n") && !out.contains(": no"), "a schema is compatible with itself: {out}");
+}
