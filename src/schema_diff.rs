@@ -284,9 +284,12 @@ mod tests {
         (c.backward, c.forward, c.differences.iter().map(|d| (d.kind, d.pointer.clone())).collect())
     }
 
+    /// (name, the change, backward, forward, a difference kind expected, at that pointer)
+    type Case = (&'static str, Box<dyn FnOnce(&mut Value)>, bool, bool, &'static str, &'static str);
+
     #[test]
     fn ten_kinds_of_change_each_get_their_verdict() {
-        let cases: Vec<(&str, Box<dyn FnOnce(&mut Value)>, bool, bool, &str, &str)> = vec![
+        let cases: Vec<Case> = vec![
             ("optional property added", Box::new(|s| { s["properties"]["seal"] = json!({"type": "string"}); }), true, false, "property-added", "/properties/seal"),
             ("required property added", Box::new(|s| { s["properties"]["seal"] = json!({"type": "string"}); s["required"] = json!(["ucr", "mode", "seal"]); }), false, false, "required-added", "/required"),
             ("property removed", Box::new(|s| { s["properties"].as_object_mut().unwrap().remove("note"); }), false, true, "property-removed", "/properties/note"),
