@@ -31,11 +31,16 @@ pub struct AppState {
     pub max_batch_body_bytes: usize,
 }
 
-/// Reads the JSON body within the client timeout.
-async fn read_body(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<serde_json::Value, ApiError> {
-    tokio::time::timeout(state.body_timeout, json_body(req, payload, state.max_body_bytes, &state.json_limits))
+/// Runs a body read within the client timeout (408 beyond).
+async fn within_timeout<T>(state: &AppState, read: impl std::future::Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
+    tokio::time::timeout(state.body_timeout, read)
         .await
         .map_err(|_| ApiError::new(Code::RequestTimeout, format!("the body did not arrive within {} ms", state.body_timeout.as_millis())))?
+}
+
+/// Reads the JSON body within the client timeout.
+async fn read_body(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<serde_json::Value, ApiError> {
+    within_timeout(state, json_body(req, payload, state.max_body_bytes, &state.json_limits)).await
 }
 
 /// A permit to write, or 503 with `Retry-After` when the gateway is saturated.
@@ -106,9 +111,7 @@ pub async fn submit_batch(
     let _permit = write_permit(&state)?;
     let key = idempotency_key(&req)?;
     let read = crate::http::body::batch_body(&req, payload, state.max_batch_body_bytes, &state.json_limits, state.max_batch_items);
-    let items = tokio::time::timeout(state.body_timeout, read)
-        .await
-        .map_err(|_| ApiError::new(Code::RequestTimeout, format!("the body did not arrive within {} ms", state.body_timeout.as_millis())))??;
+    let items = within_timeout(&state, read).await?;
     let gateway = &state.gateway;
     let by = &who.0;
     // Polled in order, each submission validates and queues its commit before the next one
