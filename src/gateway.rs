@@ -81,6 +81,8 @@ pub struct Gateway {
     pub backlog: Arc<AtomicU64>,
     /// `gateway.max_outbox_backlog`: past it, submissions are refused until the backlog drains.
     pub max_backlog: u64,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Gateway {
@@ -97,7 +99,13 @@ impl Gateway {
             return Err(SubmitError::Refused(Refusal::NotASubmitter(by.id.clone())));
         }
         let backlog = self.backlog.load(Ordering::Relaxed);
-        let Checked { valid, routed } = check_submission(&self.registry, &self.router, &self.topics, Some(by), body)?;
+        let Checked { valid, routed } = check_submission(&self.registry, &self.router, &self.topics, Some(by), body)
+            .inspect_err(|e| {
+                if let SubmitError::Invalid(_) = e {
+                    let document_type = body.get("documentType").and_then(Value::as_str).filter(|t| self.registry.knows(t));
+                    self.metrics.validation_failure(document_type.unwrap_or("unknown"));
+                }
+            })?;
         let payload = body.get("payload").unwrap_or(&Value::Null);
         let doc = NewDocument {
             id: Uuid::now_v7(),
@@ -167,6 +175,9 @@ impl Gateway {
         })?;
         if applied.outcome.changed() {
             self.status_wakeup.notify();
+        }
+        if let Some(ms) = applied.first_answer_after_ms {
+            self.metrics.first_answer(applied.agency.as_str(), std::time::Duration::from_millis(ms as u64));
         }
         Ok(applied)
     }

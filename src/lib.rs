@@ -12,6 +12,7 @@ pub mod domain;
 pub mod gateway;
 pub mod http;
 pub mod json;
+pub mod metrics;
 pub mod kafka;
 pub mod routing;
 pub mod schema;

@@ -234,6 +234,11 @@ impl SchemaRegistry {
         }
     }
 
+    /// Whether `document_type` has a schema (bounds what labels metrics can take).
+    pub fn knows(&self, document_type: &str) -> bool {
+        self.documents.contains_key(document_type)
+    }
+
     fn known_types(&self) -> Vec<String> {
         self.documents.keys().cloned().collect()
     }

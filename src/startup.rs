@@ -109,6 +109,7 @@ impl Application {
             broker: BrokerHealth::default(),
             backlog: Arc::new(AtomicU64::new(0)),
             max_backlog: settings.region.gateway.max_outbox_backlog,
+            metrics: Arc::default(),
         });
         let kafka = &settings.region.kafka;
         let delivery_relay = DeliveryRelay {
@@ -123,6 +124,7 @@ impl Application {
             },
             dead_letter_topic: topics.dead_letter(),
             backlog: gateway.backlog.clone(),
+            metrics: gateway.metrics.clone(),
         };
 
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -173,6 +175,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .wrap(actix_web::middleware::from_fn(crate::http::audit::audit_refusals))
+                .wrap(actix_web::middleware::from_fn(crate::http::metrics::count_requests))
                 .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("ventanilla::http"))
                 .configure(crate::http::configure)
         })

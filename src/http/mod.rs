@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod errors;
+pub mod metrics;
 pub mod routes;
 
 use actix_web::web;
@@ -13,6 +14,7 @@ use actix_web::web;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(routes::healthz))
         .route("/readyz", web::get().to(routes::readyz))
+        .route("/metrics", web::get().to(metrics::metrics))
         .service(
             web::scope("/v1")
                 .route("/documents", web::post().to(routes::submit_document))

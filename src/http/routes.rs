@@ -280,7 +280,7 @@ pub async fn schema(state: State, path: web::Path<(String, String)>) -> Result<H
 }
 
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let known = ["/healthz", "/readyz", "/v1/documents", "/v1/documents:batch", "/v1/validate", "/v1/acknowledgments", "/v1/consignments/", "/v1/schemas", "/v1/deliveries/"];
+    let known = ["/healthz", "/readyz", "/metrics", "/v1/documents", "/v1/documents:batch", "/v1/validate", "/v1/acknowledgments", "/v1/consignments/", "/v1/schemas", "/v1/deliveries/"];
     let is_read = req.method() == actix_web::http::Method::GET;
     if !is_read && known.iter().any(|k| req.path() == *k || (k.ends_with('/') && req.path().starts_with(k))) {
         Err(ApiError::new(Code::MethodNotAllowed, format!("{} is not allowed on {}", req.method(), req.path())))

@@ -125,6 +125,8 @@ pub struct DeliveryRelay {
     pub dead_letter_topic: String,
     /// Deliveries waiting for the broker, as last counted; read by submissions to bound the backlog.
     pub backlog: Arc<AtomicU64>,
+    /// Publish latency for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl DeliveryRelay {
@@ -192,8 +194,9 @@ impl DeliveryRelay {
                 .key(d.ucr.as_str())
                 .payload(d.payload.as_str())
                 .headers(cloudevents::delivery_headers(d));
+            let sent_at = std::time::Instant::now();
             match send(&self.producer, record).await {
-                Ok(f) => in_flight.push((d, f)),
+                Ok(f) => in_flight.push((d, f, sent_at)),
                 Err(e) if broker_unreachable(&e) => {
                     tracing::warn!(delivery = d.delivery_id, error = %e, "relay: cannot enqueue a delivery; the broker is unreachable");
                     unreachable = true;
@@ -206,9 +209,12 @@ impl DeliveryRelay {
             }
         }
         let mut confirmed = Vec::with_capacity(in_flight.len());
-        for (d, f) in in_flight {
+        for (d, f, sent_at) in in_flight {
             match f.await {
-                Ok(Ok(_)) => confirmed.push(d.delivery_id),
+                Ok(Ok(_)) => {
+                    self.metrics.published(sent_at.elapsed());
+                    confirmed.push(d.delivery_id);
+                }
                 Ok(Err((e, _))) if broker_unreachable(&e) => {
                     unreachable = true;
                     tracing::warn!(delivery = d.delivery_id, error = %e, "relay: the broker did not confirm a delivery; it stays in the outbox");

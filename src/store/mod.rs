@@ -191,6 +191,9 @@ pub struct AckApplied {
     /// The delivery's status after the answer.
     pub delivery_status: DeliveryStatus,
     pub consignment_state: ConsignmentState,
+    /// For the agency's first answer to this delivery: milliseconds since it was routed.
+    #[serde(skip)]
+    pub first_answer_after_ms: Option<i64>,
 }
 
 /// A consignment state change waiting to be published on the status topic.
@@ -312,6 +315,8 @@ pub trait Store: Send + Sync + 'static {
     /// Appends a record to the audit log (for refusals; everything else is audited in the
     /// same transaction as the change it describes). Returns its hash.
     fn audit(&self, entry: AuditEntry) -> StoreFuture<'_, String>;
+    /// Deliveries by (agency, status), for metrics.
+    fn delivery_counts(&self) -> StoreFuture<'_, Vec<(String, String, u64)>>;
     /// Walks the audit log's hash chain.
     fn verify_audit(&self) -> StoreFuture<'_, Result<ChainSummary, ChainBreak>>;
     /// Answers when the store can read and write.

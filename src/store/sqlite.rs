@@ -462,11 +462,11 @@ fn apply(conn: &Connection, ack: &AckRecord) -> Result<AckApplied, StoreError> {
         .optional()?
         .ok_or(StoreError::UnknownDocument(ack.document_id))?;
     let ucr = parse_ucr(&ucr)?;
-    let (delivery_id, status, first_answer): (i64, String, Option<i64>) = conn
+    let (delivery_id, status, first_answer, routed_at): (i64, String, Option<i64>, i64) = conn
         .query_row(
-            "SELECT id, status, first_answer_at FROM deliveries WHERE document_id = ?1 AND agency = ?2",
+            "SELECT id, status, first_answer_at, created_at FROM deliveries WHERE document_id = ?1 AND agency = ?2",
             params![doc_id, ack.agency.as_str()],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?
         .ok_or_else(|| StoreError::NotRouted { document: ack.document_id, agency: ack.agency.clone() })?;
@@ -507,6 +507,7 @@ fn apply(conn: &Connection, ack: &AckRecord) -> Result<AckApplied, StoreError> {
         outcome,
         delivery_status,
         consignment_state,
+        first_answer_after_ms: first_answer.is_none().then(|| (ack.at - routed_at).max(0)),
     })
 }
 
@@ -882,6 +883,16 @@ impl Store for SqliteStore {
 
     fn retry_deliveries(&self, selection: RetrySelection, by: String, at: Millis) -> StoreFuture<'_, RetryOutcome> {
         Box::pin(self.write(move |conn| retry(conn, &selection, &by, at)))
+    }
+
+    fn delivery_counts(&self) -> StoreFuture<'_, Vec<(String, String, u64)>> {
+        Box::pin(self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT agency, status, COUNT(*) FROM deliveries GROUP BY agency, status ORDER BY agency, status")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?.max(0) as u64)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        }))
     }
 
     fn audit(&self, entry: AuditEntry) -> StoreFuture<'_, String> {

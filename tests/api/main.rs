@@ -15,6 +15,7 @@ mod fuzz;
 mod helpers;
 mod hostile;
 mod limits;
+mod metrics;
 mod outage;
 mod retries;
 mod schema_evolution;

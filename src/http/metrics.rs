@@ -1,0 +1,40 @@
+//! `/metrics` for Prometheus (operators only: the figures are the region's business), and the
+//! middleware that counts requests by route template and status.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpResponse};
+
+use super::auth::Authenticated;
+use super::errors::ApiError;
+use super::routes::AppState;
+
+/// Middleware: counts every answer by its route template (`/v1/consignments/{ucr}`, not the
+/// path, so ids do not multiply series) and status.
+pub async fn count_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.gateway.metrics.clone());
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let res = next.call(req).await?;
+    if let Some(m) = metrics {
+        m.request(&route, res.status().as_u16());
+    }
+    Ok(res)
+}
+
+/// `GET /metrics`.
+pub async fn metrics(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
+    crate::access::may_operate(&who.0).map_err(|e| ApiError::new(super::errors::Code::Forbidden, e.to_string()))?;
+    let gateway = &state.gateway;
+    let deliveries = gateway.store.delivery_counts().await.map_err(|e| {
+        tracing::error!(error = %e, "metrics: cannot read the store");
+        ApiError::new(super::errors::Code::Unavailable, "the store could not be read; retry later")
+    })?;
+    let backlog = gateway.backlog.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(gateway.metrics.render(&deliveries, backlog)))
+}
