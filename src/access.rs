@@ -106,6 +106,11 @@ pub fn may_operate(by: &Participant) -> Result<(), Refusal> {
     if by.role == Role::Operator { Ok(()) } else { Err(Refusal::NotAnOperator(by.id.clone())) }
 }
 
+/// May `by` read `agency`'s stream of documents? The agency itself, and operators.
+pub fn may_read_agency_stream(by: &Participant, agency: &AgencyId) -> bool {
+    by.role == Role::Operator || (by.role == Role::Agency && by.agency.as_ref() == Some(agency))
+}
+
 /// The part of a consignment `by` may read, or `None` for none of it.
 pub fn visible_consignment(by: &Participant, mut view: ConsignmentView) -> Option<ConsignmentView> {
     match by.role {

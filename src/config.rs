@@ -142,6 +142,9 @@ pub struct GatewayConfig {
     pub max_json_items: usize,
     /// Longest JSON string, in bytes as sent (422 beyond).
     pub max_json_string_bytes: usize,
+    /// An agency's event stream ends after this many seconds; the client reconnects with
+    /// `Last-Event-ID` and loses nothing.
+    pub stream_max_seconds: u64,
     /// Most documents in one `POST /v1/documents:batch` (413 beyond).
     pub max_batch_items: usize,
     /// Largest batch body (413 beyond); a single document's bound is `max_body_bytes`.
@@ -178,6 +181,7 @@ impl Default for GatewayConfig {
             max_json_string_bytes: 64 * 1024,
             max_outbox_backlog: 100_000,
             allow_plaintext_on_public_address: false,
+            stream_max_seconds: 300,
             max_batch_items: 1_000,
             max_batch_body_bytes: 16 * 1024 * 1024,
         }
@@ -392,6 +396,7 @@ impl RegionConfig {
             ("gateway.max_json_string_bytes", g.max_json_string_bytes as u64),
             ("gateway.max_outbox_backlog", g.max_outbox_backlog),
             ("gateway.max_batch_items", g.max_batch_items as u64),
+            ("gateway.stream_max_seconds", g.stream_max_seconds),
             ("gateway.max_batch_body_bytes", g.max_batch_body_bytes as u64),
             ("kafka.max_delivery_attempts", u64::from(self.kafka.max_delivery_attempts)),
             ("kafka.max_message_bytes", self.kafka.max_message_bytes as u64),

@@ -53,7 +53,11 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
+    /// Tells the background tasks to finish, once the server has stopped.
     shutdown: watch::Sender<bool>,
+    /// Tells open streams to end, as soon as a stop is asked for (before in-flight requests
+    /// finish, which a stream never would).
+    closing: Arc<watch::Sender<bool>>,
     tasks: Vec<JoinHandle<()>>,
     /// Kept alive while the gateway runs; `None` with a real cluster.
     _embedded: Option<EmbeddedCluster>,
@@ -128,6 +132,7 @@ impl Application {
         };
 
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let (closing, closing_rx) = watch::channel(false);
         let tasks = vec![
             tokio::spawn(delivery_relay.run(shutdown_rx.clone())),
             tokio::spawn(broker::watch_broker(producer.clone(), gateway.broker.clone(), shutdown_rx.clone())),
@@ -167,6 +172,8 @@ impl Application {
             max_body_bytes: settings.region.gateway.max_body_bytes,
             json_limits: settings.region.gateway.json_limits(),
             writes: tokio::sync::Semaphore::new(settings.region.gateway.max_concurrent_writes),
+            closing: closing_rx,
+            stream_max: Duration::from_secs(settings.region.gateway.stream_max_seconds),
             max_batch_items: settings.region.gateway.max_batch_items,
             max_batch_body_bytes: settings.region.gateway.max_batch_body_bytes,
             body_timeout: client_timeout,
@@ -182,7 +189,9 @@ impl Application {
         .client_request_timeout(client_timeout)
         .max_connections(settings.region.gateway.max_connections_per_worker)
         .on_connect(crate::tls::record_peer_certificate)
-        .shutdown_timeout(30);
+        .shutdown_timeout(30)
+        // Signals are ours (`run_until_stopped`), so streams hear of a stop first.
+        .disable_signals();
         let scheme = if tls.is_some() { "https" } else { "http" };
         let server = match tls {
             Some(config) => server.listen_rustls_0_23(listener, config),
@@ -191,22 +200,29 @@ impl Application {
         .map_err(|source| StartupError::Bind { addr: settings.bind, source })?
         .run();
         tracing::info!(address = %local, brokers = %brokers, "Ventanilla is listening on {scheme}://{local}");
-        Ok(Application { port: local.port(), server, shutdown, tasks, _embedded: embedded, brokers })
+        Ok(Application { port: local.port(), server, shutdown, closing: Arc::new(closing), tasks, _embedded: embedded, brokers })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Stops the HTTP server from elsewhere (as a signal would): `run_until_stopped` then
-    /// finishes in-flight requests and drains the background tasks.
-    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
-        self.server.handle()
+    /// Stops the gateway from elsewhere, as a signal would: `run_until_stopped` then finishes
+    /// in-flight requests and drains the background tasks.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle { server: self.server.handle(), closing: self.closing.clone() }
     }
 
-    /// Serves until SIGTERM or Ctrl-C (or the server is stopped), then shuts down gracefully.
+    /// Serves until SIGTERM or Ctrl-C (or a [`StopHandle`]), then shuts down gracefully.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let stop = self.stop_handle();
+        let signals = tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("stop signal received: finishing in-flight requests");
+            stop.stop().await;
+        });
         let result = self.server.await;
+        signals.abort();
         tracing::info!("HTTP server stopped; draining the outbox and flushing the producer");
         let _ = self.shutdown.send(true);
         for t in self.tasks {
@@ -214,5 +230,43 @@ impl Application {
         }
         drop(self._embedded);
         result
+    }
+}
+
+/// Stops a running gateway: ends open streams, then stops the server gracefully.
+#[derive(Clone)]
+pub struct StopHandle {
+    server: actix_web::dev::ServerHandle,
+    closing: Arc<watch::Sender<bool>>,
+}
+
+impl StopHandle {
+    pub async fn stop(&self) {
+        let _ = self.closing.send(true);
+        self.server.stop(true).await;
+    }
+}
+
+/// SIGTERM or Ctrl-C.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C still stops the gateway");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

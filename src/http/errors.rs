@@ -12,6 +12,7 @@ use crate::schema::Violation;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
     MalformedJson,
+    InvalidCursor,
     JsonLimitExceeded,
     UnsupportedMediaType,
     PayloadTooLarge,
@@ -40,6 +41,7 @@ impl Code {
     pub fn as_str(self) -> &'static str {
         match self {
             Code::MalformedJson => "malformed-json",
+            Code::InvalidCursor => "invalid-cursor",
             Code::JsonLimitExceeded => "json-limit-exceeded",
             Code::UnsupportedMediaType => "unsupported-media-type",
             Code::PayloadTooLarge => "payload-too-large",
@@ -67,7 +69,7 @@ impl Code {
 
     pub fn status(self) -> StatusCode {
         match self {
-            Code::MalformedJson | Code::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
+            Code::MalformedJson | Code::InvalidIdempotencyKey | Code::InvalidCursor => StatusCode::BAD_REQUEST,
             Code::DuplicateConflict | Code::DeliveryNotFailed | Code::UcrTaken => StatusCode::CONFLICT,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -90,6 +92,7 @@ impl Code {
     fn title(self) -> &'static str {
         match self {
             Code::MalformedJson => "The body is not valid JSON",
+            Code::InvalidCursor => "Invalid stream cursor or wait",
             Code::JsonLimitExceeded => "The JSON is nested too deeply or holds too much",
             Code::UnsupportedMediaType => "The body must be application/json",
             Code::PayloadTooLarge => "The body is larger than this gateway accepts",

@@ -7,6 +7,7 @@ pub mod body;
 pub mod errors;
 pub mod metrics;
 pub mod routes;
+pub mod stream;
 
 use actix_web::web;
 
@@ -22,6 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/validate", web::post().to(routes::validate))
                 .route("/acknowledgments", web::post().to(routes::acknowledge))
                 .route("/consignments/{ucr}", web::get().to(routes::consignment))
+                .route("/agencies/{agency}/documents", web::get().to(stream::agency_documents))
                 .route("/deliveries/failed", web::get().to(routes::failed_deliveries))
                 .route("/deliveries/failed/retry", web::post().to(routes::retry_failed))
                 .route("/deliveries/{id}/retry", web::post().to(routes::retry_delivery))

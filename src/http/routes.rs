@@ -26,6 +26,10 @@ pub struct AppState {
     pub body_timeout: std::time::Duration,
     /// Bounds the writes in progress (`gateway.max_concurrent_writes`).
     pub writes: tokio::sync::Semaphore,
+    /// `gateway.stream_max_seconds`.
+    pub stream_max: std::time::Duration,
+    /// Turns true when the gateway is asked to stop: open streams end.
+    pub closing: tokio::sync::watch::Receiver<bool>,
     /// `gateway.max_batch_items` and `gateway.max_batch_body_bytes`.
     pub max_batch_items: usize,
     pub max_batch_body_bytes: usize,

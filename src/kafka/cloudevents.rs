@@ -33,6 +33,29 @@ pub fn delivery_headers(d: &OutboundDelivery) -> OwnedHeaders {
     headers(&pairs)
 }
 
+/// A delivery as a CloudEvent in structured mode (JSON), for the agencies' HTTP stream: the
+/// same attributes as the Kafka headers, the document's payload as `data`.
+pub fn delivery_event(d: &OutboundDelivery) -> serde_json::Value {
+    let data = serde_json::from_str(&d.payload).unwrap_or_else(|_| serde_json::Value::String(d.payload.clone()));
+    serde_json::json!({
+        "specversion": "1.0",
+        "id": d.document_id,
+        "source": SOURCE,
+        "type": format!("org.ventanilla.document.{}", d.document_type),
+        "subject": d.ucr,
+        "time": rfc3339(d.submitted_at),
+        "dataschema": d.schema_id,
+        "datacontenttype": "application/json",
+        "documenttype": d.document_type,
+        "schemaversion": d.schema_version,
+        "origin": d.origin,
+        "destination": d.destination,
+        "agency": d.agency,
+        "deliveryid": d.delivery_id,
+        "data": data,
+    })
+}
+
 /// Headers of a dead-letter notice: the failed delivery's own attributes (same `ce_id`), its
 /// type marking it a failure, and the reason.
 pub fn dead_letter_headers(d: &OutboundDelivery, reason: &str) -> OwnedHeaders {

@@ -315,6 +315,9 @@ pub trait Store: Send + Sync + 'static {
     /// Appends a record to the audit log (for refusals; everything else is audited in the
     /// same transaction as the change it describes). Returns its hash.
     fn audit(&self, entry: AuditEntry) -> StoreFuture<'_, String>;
+    /// An agency's deliveries after the delivery id `after`, in id (commit) order: the HTTP
+    /// stream's source, resumable from any id.
+    fn agency_deliveries(&self, agency: AgencyId, after: i64, limit: usize) -> StoreFuture<'_, Vec<OutboundDelivery>>;
     /// Deliveries by (agency, status), for metrics.
     fn delivery_counts(&self) -> StoreFuture<'_, Vec<(String, String, u64)>>;
     /// Walks the audit log's hash chain.

@@ -141,7 +141,8 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "DROP INDEX IF EXISTS deliveries_outbox;
          CREATE INDEX IF NOT EXISTS deliveries_waiting ON deliveries(id) WHERE dispatched_at IS NULL AND failed_at IS NULL;
-         CREATE INDEX IF NOT EXISTS deliveries_failed ON deliveries(id) WHERE failed_at IS NOT NULL;",
+         CREATE INDEX IF NOT EXISTS deliveries_failed ON deliveries(id) WHERE failed_at IS NOT NULL;
+         CREATE INDEX IF NOT EXISTS deliveries_by_agency ON deliveries(agency, id);",
     )?;
     Ok(())
 }
@@ -545,6 +546,33 @@ pub fn verify_audit_at(
     walk_audit(&conn, expected)
 }
 
+/// The columns of an outbound delivery, as selected by the outbox and stream queries.
+type OutboundRow = (i64, String, String, String, String, String, String, String, String, String, String, i64, String, u32);
+
+fn outbound_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboundRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?,
+        r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?))
+}
+
+fn outbound(r: OutboundRow) -> Result<OutboundDelivery, StoreError> {
+    Ok(OutboundDelivery {
+        delivery_id: r.0,
+        document_id: parse_uuid(&r.1)?,
+        agency: parse_agency(&r.2)?,
+        topic: r.3,
+        ucr: parse_ucr(&r.4)?,
+        document_type: DocumentType::parse(&r.5).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        schema_version: r.6,
+        schema_id: r.7,
+        origin: r.8,
+        destination: r.9,
+        sender: r.10,
+        submitted_at: r.11,
+        payload: r.12,
+        attempts: r.13,
+    })
+}
+
 /// What an audit record says about a delivery: its document, agency and topic.
 fn delivery_detail(conn: &Connection, id: i64) -> Result<serde_json::Value, StoreError> {
     let (document, agency, topic): (String, String, String) = conn
@@ -741,34 +769,23 @@ impl Store for SqliteStore {
                          AND (h.failed_at IS NOT NULL OR h.next_attempt_at > ?2))
                  ORDER BY d.id LIMIT ?1",
             )?;
+            let rows = stmt.query_map(params![limit as i64, now], outbound_row)?.collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(outbound).collect()
+        }))
+    }
+
+    fn agency_deliveries(&self, agency: AgencyId, after: i64, limit: usize) -> StoreFuture<'_, Vec<OutboundDelivery>> {
+        Box::pin(self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT d.id, d.document_id, d.agency, d.topic, doc.ucr, doc.document_type, doc.schema_version, doc.schema_id,
+                        doc.origin, doc.destination, doc.sender, doc.submitted_at, doc.payload, d.attempts
+                 FROM deliveries d JOIN documents doc ON doc.id = d.document_id
+                 WHERE d.agency = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3",
+            )?;
             let rows = stmt
-                .query_map(params![limit as i64, now], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?,
-                        r.get::<_, String>(4)?, r.get::<_, String>(5)?, r.get::<_, String>(6)?, r.get::<_, String>(7)?,
-                        r.get::<_, String>(8)?, r.get::<_, String>(9)?, r.get::<_, String>(10)?, r.get::<_, i64>(11)?,
-                        r.get::<_, String>(12)?, r.get::<_, u32>(13)?))
-                })?
+                .query_map(params![agency.as_str(), after, limit as i64], outbound_row)?
                 .collect::<Result<Vec<_>, _>>()?;
-            rows.into_iter()
-                .map(|r| {
-                    Ok(OutboundDelivery {
-                        delivery_id: r.0,
-                        document_id: parse_uuid(&r.1)?,
-                        agency: parse_agency(&r.2)?,
-                        topic: r.3,
-                        ucr: parse_ucr(&r.4)?,
-                        document_type: DocumentType::parse(&r.5).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                        schema_version: r.6,
-                        schema_id: r.7,
-                        origin: r.8,
-                        destination: r.9,
-                        sender: r.10,
-                        submitted_at: r.11,
-                        payload: r.12,
-                        attempts: r.13,
-                    })
-                })
-                .collect()
+            rows.into_iter().map(outbound).collect()
         }))
     }
 

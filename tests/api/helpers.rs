@@ -17,7 +17,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The store's directory; shared with a gateway started again on it.
     pub data: Arc<tempfile::TempDir>,
-    server: actix_web::dev::ServerHandle,
+    server: ventanilla::startup::StopHandle,
     running: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -72,7 +72,7 @@ pub async fn spawn_app_on(
     let app = Application::build(settings).await.expect("the gateway starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let brokers = app.brokers.clone();
-    let server = app.server_handle();
+    let server = app.stop_handle();
     let running = tokio::spawn(app.run_until_stopped());
     TestApp { address, brokers, topic_prefix: prefix, client: reqwest::Client::new(), data, server, running }
 }
@@ -80,7 +80,7 @@ pub async fn spawn_app_on(
 impl TestApp {
     /// Stops the gateway gracefully (as on SIGTERM) and waits until it has.
     pub async fn stop(self) {
-        self.server.stop(true).await;
+        self.server.stop().await;
         let _ = self.running.await;
     }
 

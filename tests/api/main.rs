@@ -3,6 +3,7 @@
 //! (Tansu, `VENTANILLA_TEST_BROKERS`).
 
 mod agency_kcat;
+mod agency_stream;
 mod audit;
 mod authorization;
 mod batch;

@@ -1,0 +1,158 @@
+//! The agencies' HTTP stream, for agencies without a Kafka client: every delivery routed to an
+//! agency, in commit order, as CloudEvents. The cursor is the delivery id, so the stream keeps
+//! no state on the server: a client reconnecting to any gateway on the same store with
+//! `Last-Event-ID` (or `?after=`) continues exactly where it stopped.
+//!
+//! - `GET /v1/agencies/{agency}/documents`: Server-Sent Events, `id:` = the cursor. The stream
+//!   ends after `gateway.stream_max_seconds` and when the gateway stops; reconnect.
+//! - `GET /v1/agencies/{agency}/documents?after=CURSOR&wait=30s`: long poll, a JSON page
+//!   `{"events": [...], "cursor": N}` as soon as there is something, or empty after `wait`.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::Authenticated;
+use super::errors::{ApiError, Code};
+use super::routes::AppState;
+use crate::domain::AgencyId;
+use crate::kafka::cloudevents::delivery_event;
+
+/// Deliveries read from the store per query.
+const PAGE: usize = 100;
+/// How often an idle stream looks at the store again.
+const POLL: Duration = Duration::from_millis(250);
+/// A comment line this often keeps proxies from closing an idle stream.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+/// Longest long-poll wait.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Deserialize)]
+pub struct StreamQuery {
+    after: Option<String>,
+    wait: Option<String>,
+}
+
+fn cursor(raw: &str) -> Result<i64, ApiError> {
+    raw.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|c| *c >= 0)
+        .ok_or_else(|| ApiError::new(Code::InvalidCursor, format!("cursor {raw:?} is not a delivery id (a non-negative integer)")))
+}
+
+/// `GET /v1/agencies/{agency}/documents`.
+pub async fn agency_documents(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    path: web::Path<String>,
+    query: web::Query<StreamQuery>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let not_found = || ApiError::new(Code::NotFound, "no such agency stream is visible to you");
+    let agency = AgencyId::parse(&path.into_inner()).map_err(|_| not_found())?;
+    if !crate::access::may_read_agency_stream(&who.0, &agency) {
+        return Err(not_found());
+    }
+    let last_event = req.headers().get("last-event-id").and_then(|v| v.to_str().ok());
+    let after = match query.after.as_deref().or(last_event) {
+        Some(raw) => cursor(raw)?,
+        None => 0,
+    };
+    match query.wait.as_deref() {
+        Some(wait) => {
+            let wait = humantime::parse_duration(wait)
+                .map_err(|e| ApiError::new(Code::InvalidCursor, format!("wait {wait:?}: {e} (e.g. 30s)")))?
+                .min(MAX_WAIT);
+            long_poll(&state, agency, after, wait).await
+        }
+        None => Ok(event_stream(state, agency, after)),
+    }
+}
+
+async fn page(state: &AppState, agency: &AgencyId, after: i64) -> Result<Vec<crate::store::OutboundDelivery>, ApiError> {
+    state.gateway.store.agency_deliveries(agency.clone(), after, PAGE).await.map_err(|e| {
+        tracing::error!(error = %e, "agency stream: cannot read the store");
+        ApiError::new(Code::Unavailable, "the store could not be read; retry later")
+    })
+}
+
+async fn long_poll(state: &AppState, agency: AgencyId, after: i64, wait: Duration) -> Result<HttpResponse, ApiError> {
+    let deadline = Instant::now() + wait;
+    let mut closing = state.closing.clone();
+    loop {
+        let found = page(state, &agency, after).await?;
+        if !found.is_empty() || Instant::now() >= deadline || *closing.borrow() {
+            let cursor = found.last().map_or(after, |d| d.delivery_id);
+            let events: Vec<_> = found.iter().map(delivery_event).collect();
+            return Ok(HttpResponse::Ok().json(json!({ "events": events, "cursor": cursor })));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))) => {}
+            _ = closing.changed() => {}
+        }
+    }
+}
+
+/// What the SSE stream carries between polls.
+struct Feed {
+    state: web::Data<AppState>,
+    agency: AgencyId,
+    cursor: i64,
+    ready: VecDeque<web::Bytes>,
+    ends: Instant,
+    beat: Instant,
+    closing: tokio::sync::watch::Receiver<bool>,
+}
+
+fn event_stream(state: web::Data<AppState>, agency: AgencyId, after: i64) -> HttpResponse {
+    let feed = Feed {
+        ends: Instant::now() + state.stream_max,
+        closing: state.closing.clone(),
+        state,
+        agency,
+        cursor: after,
+        ready: VecDeque::from([web::Bytes::from_static(b"retry: 1000\n\n")]),
+        beat: Instant::now(),
+    };
+    let stream = futures_util::stream::unfold(feed, |mut feed| async move {
+        loop {
+            if let Some(chunk) = feed.ready.pop_front() {
+                return Some((Ok::<_, actix_web::Error>(chunk), feed));
+            }
+            if *feed.closing.borrow() || Instant::now() >= feed.ends {
+                return None;
+            }
+            match page(&feed.state, &feed.agency, feed.cursor).await {
+                Ok(found) if !found.is_empty() => {
+                    for d in &found {
+                        let data = delivery_event(d).to_string();
+                        feed.ready.push_back(web::Bytes::from(format!("id: {}\nevent: document\ndata: {data}\n\n", d.delivery_id)));
+                    }
+                    feed.cursor = found.last().map_or(feed.cursor, |d| d.delivery_id);
+                    feed.beat = Instant::now();
+                    continue;
+                }
+                Ok(_) => {}
+                Err(_) => return None, // logged; the client reconnects with its cursor
+            }
+            if feed.beat.elapsed() >= HEARTBEAT {
+                feed.beat = Instant::now();
+                feed.ready.push_back(web::Bytes::from_static(b": keep-alive\n\n"));
+                continue;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = feed.closing.changed() => {}
+            }
+        }
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(stream)
+}

@@ -1,0 +1,113 @@
+//! The agencies' HTTP stream: Server-Sent Events resumable by `Last-Event-ID` through a
+//! restarted gateway, every delivery exactly once and in order per UCR; the long-poll form;
+//! per-agency authorization; and a stop that does not wait on open streams.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::helpers::{example, spawn_app_on, test_brokers, TestApp};
+
+/// Reads SSE events from `r` until `want` have arrived: (cursor, event) pairs.
+async fn read_events(r: &mut reqwest::Response, want: usize) -> Vec<(i64, Value)> {
+    let mut text = String::new();
+    let mut events = Vec::new();
+    while events.len() < want {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), r.chunk())
+            .await
+            .expect("events keep coming")
+            .expect("the stream reads")
+            .expect("the stream is open");
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let id = block.lines().find_map(|l| l.strip_prefix("id: ")).map(|v| v.parse::<i64>().unwrap());
+            let data = block.lines().find_map(|l| l.strip_prefix("data: ")).map(|d| serde_json::from_str::<Value>(d).unwrap());
+            if let (Some(id), Some(data)) = (id, data) {
+                events.push((id, data));
+            }
+        }
+    }
+    events
+}
+
+async fn open(app: &TestApp, token: &str, last_event_id: Option<i64>) -> reqwest::Response {
+    let mut req = app.client.get(format!("{}/v1/agencies/br-customs/documents", app.address)).bearer_auth(token);
+    if let Some(id) = last_event_id {
+        req = req.header("Last-Event-ID", id.to_string());
+    }
+    let r = req.send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    r
+}
+
+/// Submits a declaration and an invoice (both routed to br-customs) for each UCR, in that order.
+async fn submit_pairs(app: &TestApp, ucrs: &[String]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for ucr in ucrs {
+        for path in ["customsDeclaration/valid/export-beef-road-AR-BR.json", "commercialInvoice/valid/beef-road-AR-BR.json"] {
+            let mut d = example(path);
+            d["ucr"] = json!(ucr);
+            let r: Value = app.submit(&d).await.json().await.unwrap();
+            ids.push(r["documentId"].as_str().expect("accepted").to_owned());
+        }
+    }
+    ids
+}
+
+#[tokio::test]
+async fn an_agency_resumes_its_stream_through_a_restarted_gateway_and_gets_each_delivery_once_in_order() {
+    let data = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let prefix = format!("e{}.", uuid::Uuid::now_v7().simple());
+    let run = uuid::Uuid::now_v7().simple().to_string().to_uppercase();
+    let ucrs: Vec<String> = (0..5).map(|i| format!("SSE-{i}-{}", &run[24..])).collect();
+
+    let app = spawn_app_on(data.clone(), prefix.clone(), Some(test_brokers()), |_| {}).await;
+    let mut expected = submit_pairs(&app, &ucrs[..3]).await;
+    let mut stream = open(&app, "demo-br-customs", None).await;
+    let mut got = read_events(&mut stream, 4).await;
+    drop(stream); // mid-stream: 2 of the first 6 not read yet
+
+    // A stop does not wait on an open stream.
+    let _open = open(&app, "demo-br-customs", None).await;
+    tokio::time::timeout(Duration::from_secs(10), app.stop()).await.expect("the gateway stops promptly with a stream open");
+
+    let app = spawn_app_on(data, prefix, Some(test_brokers()), |_| {}).await;
+    expected.extend(submit_pairs(&app, &ucrs[3..]).await);
+    let last = got.last().unwrap().0;
+    let mut stream = open(&app, "demo-br-customs", Some(last)).await;
+    got.extend(read_events(&mut stream, expected.len() - got.len()).await);
+
+    let documents: Vec<String> = got.iter().map(|(_, e)| e["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(documents, expected, "every delivery exactly once, in commit order (so in order per UCR)");
+    assert!(got.windows(2).all(|w| w[0].0 < w[1].0), "cursors increase");
+    let e = &got[0].1;
+    assert_eq!((e["specversion"].as_str(), e["agency"].as_str(), e["subject"].as_str()), (Some("1.0"), Some("br-customs"), Some(ucrs[0].as_str())));
+    assert_eq!(e["type"], "org.ventanilla.document.customsDeclaration");
+    assert_eq!(e["data"], example("customsDeclaration/valid/export-beef-road-AR-BR.json")["payload"]);
+
+    // Long poll: empty after the wait when nothing is new...
+    let cursor = got.last().unwrap().0;
+    let url = |after: i64, wait: &str| format!("{}/v1/agencies/br-customs/documents?after={after}&wait={wait}", app.address);
+    let started = std::time::Instant::now();
+    let page: Value = app.client.get(url(cursor, "1s")).bearer_auth("demo-br-customs").send().await.unwrap().json().await.unwrap();
+    assert_eq!((page["events"].as_array().unwrap().len(), page["cursor"].as_i64()), (0, Some(cursor)));
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    // ...and answered as soon as a delivery arrives.
+    let (client, poll_url) = (app.client.clone(), url(cursor, "20s"));
+    let poll = tokio::spawn(async move { client.get(poll_url).bearer_auth("demo-br-customs").send().await.unwrap().json::<Value>().await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let newest = submit_pairs(&app, &[format!("SSE-9-{}", &run[24..])]).await;
+    let page = tokio::time::timeout(Duration::from_secs(10), poll).await.unwrap().unwrap();
+    assert_eq!(page["events"][0]["id"], newest[0]);
+    assert!(page["cursor"].as_i64().unwrap() > cursor);
+
+    // Only br-customs (and operators) read br-customs' stream; a bad cursor is a 400.
+    for (token, status) in [("demo-ar-customs", 404), ("demo-trader", 404), ("demo-operator", 200)] {
+        let r = app.client.get(url(0, "0s")).bearer_auth(token).send().await.unwrap();
+        assert_eq!(r.status(), status, "{token}");
+    }
+    let r = app.client.get(url(0, "0s").replace("after=0", "after=abc")).bearer_auth("demo-br-customs").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+}
