@@ -22,6 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/documents:batch", web::post().to(routes::submit_batch))
                 .route("/validate", web::post().to(routes::validate))
                 .route("/acknowledgments", web::post().to(routes::acknowledge))
+                .route("/consignments/events", web::get().to(stream::consignment_events))
                 .route("/consignments/{ucr}", web::get().to(routes::consignment))
                 .route("/agencies/{agency}/documents", web::get().to(stream::agency_documents))
                 .route("/deliveries/failed", web::get().to(routes::failed_deliveries))

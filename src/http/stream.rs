@@ -7,6 +7,9 @@
 //!   ends after `gateway.stream_max_seconds` and when the gateway stops; reconnect.
 //! - `GET /v1/agencies/{agency}/documents?after=CURSOR&wait=30s`: long poll, a JSON page
 //!   `{"events": [...], "cursor": N}` as soon as there is something, or empty after `wait`.
+//!
+//! `GET /v1/consignments/events` is the same for traders: the state changes of the
+//! consignments they submitted to (every consignment for operators), cursor = event id.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -57,6 +60,65 @@ pub async fn agency_documents(
     if !crate::access::may_read_agency_stream(&who.0, &agency) {
         return Err(not_found());
     }
+    serve(state, Source::Agency(agency), &query, &req).await
+}
+
+/// What a stream carries.
+#[derive(Clone)]
+enum Source {
+    /// The deliveries routed to an agency.
+    Agency(AgencyId),
+    /// Consignment state changes: of one submitter's consignments, or all (`None`).
+    Consignments(Option<String>),
+}
+
+/// The next events after `after`: (cursor, SSE event name, event).
+async fn page(state: &AppState, source: &Source, after: i64) -> Result<Vec<(i64, &'static str, serde_json::Value)>, ApiError> {
+    let unavailable = |e: crate::store::StoreError| {
+        tracing::error!(error = %e, "stream: cannot read the store");
+        ApiError::new(Code::Unavailable, "the store could not be read; retry later")
+    };
+    Ok(match source {
+        Source::Agency(agency) => state
+            .gateway
+            .store
+            .agency_deliveries(agency.clone(), after, PAGE)
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(|d| (d.delivery_id, "document", delivery_event(d)))
+            .collect(),
+        Source::Consignments(sender) => state
+            .gateway
+            .store
+            .status_events_after(sender.clone(), after, PAGE)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|e| (e.id, "status", serde_json::from_str(&e.body).unwrap_or(serde_json::Value::String(e.body))))
+            .collect(),
+    })
+}
+
+/// `GET /v1/consignments/events`: state changes of the caller's consignments.
+pub async fn consignment_events(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    query: web::Query<StreamQuery>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let source = match who.0.role {
+        crate::domain::Role::Operator => Source::Consignments(None),
+        crate::domain::Role::Trader | crate::domain::Role::Nsw => Source::Consignments(Some(who.0.id.clone())),
+        crate::domain::Role::Agency => {
+            return Err(ApiError::new(Code::Forbidden, "consignment events are for the consignments' submitters; agencies read their documents' stream"))
+        }
+    };
+    serve(state, source, &query, &req).await
+}
+
+/// Long poll or SSE, from the cursor in `after` or `Last-Event-ID`.
+async fn serve(state: web::Data<AppState>, source: Source, query: &StreamQuery, req: &HttpRequest) -> Result<HttpResponse, ApiError> {
     let last_event = req.headers().get("last-event-id").and_then(|v| v.to_str().ok());
     let after = match query.after.as_deref().or(last_event) {
         Some(raw) => cursor(raw)?,
@@ -67,27 +129,20 @@ pub async fn agency_documents(
             let wait = humantime::parse_duration(wait)
                 .map_err(|e| ApiError::new(Code::InvalidCursor, format!("wait {wait:?}: {e} (e.g. 30s)")))?
                 .min(MAX_WAIT);
-            long_poll(&state, agency, after, wait).await
+            long_poll(&state, source, after, wait).await
         }
-        None => Ok(event_stream(state, agency, after)),
+        None => Ok(event_stream(state, source, after)),
     }
 }
 
-async fn page(state: &AppState, agency: &AgencyId, after: i64) -> Result<Vec<crate::store::OutboundDelivery>, ApiError> {
-    state.gateway.store.agency_deliveries(agency.clone(), after, PAGE).await.map_err(|e| {
-        tracing::error!(error = %e, "agency stream: cannot read the store");
-        ApiError::new(Code::Unavailable, "the store could not be read; retry later")
-    })
-}
-
-async fn long_poll(state: &AppState, agency: AgencyId, after: i64, wait: Duration) -> Result<HttpResponse, ApiError> {
+async fn long_poll(state: &AppState, source: Source, after: i64, wait: Duration) -> Result<HttpResponse, ApiError> {
     let deadline = Instant::now() + wait;
     let mut closing = state.closing.clone();
     loop {
-        let found = page(state, &agency, after).await?;
+        let found = page(state, &source, after).await?;
         if !found.is_empty() || Instant::now() >= deadline || *closing.borrow() {
-            let cursor = found.last().map_or(after, |d| d.delivery_id);
-            let events: Vec<_> = found.iter().map(delivery_event).collect();
+            let cursor = found.last().map_or(after, |e| e.0);
+            let events: Vec<_> = found.into_iter().map(|e| e.2).collect();
             return Ok(HttpResponse::Ok().json(json!({ "events": events, "cursor": cursor })));
         }
         tokio::select! {
@@ -100,7 +155,7 @@ async fn long_poll(state: &AppState, agency: AgencyId, after: i64, wait: Duratio
 /// What the SSE stream carries between polls.
 struct Feed {
     state: web::Data<AppState>,
-    agency: AgencyId,
+    source: Source,
     cursor: i64,
     ready: VecDeque<web::Bytes>,
     ends: Instant,
@@ -108,12 +163,12 @@ struct Feed {
     closing: tokio::sync::watch::Receiver<bool>,
 }
 
-fn event_stream(state: web::Data<AppState>, agency: AgencyId, after: i64) -> HttpResponse {
+fn event_stream(state: web::Data<AppState>, source: Source, after: i64) -> HttpResponse {
     let feed = Feed {
         ends: Instant::now() + state.stream_max,
         closing: state.closing.clone(),
         state,
-        agency,
+        source,
         cursor: after,
         ready: VecDeque::from([web::Bytes::from_static(b"retry: 1000\n\n")]),
         beat: Instant::now(),
@@ -126,13 +181,12 @@ fn event_stream(state: web::Data<AppState>, agency: AgencyId, after: i64) -> Htt
             if *feed.closing.borrow() || Instant::now() >= feed.ends {
                 return None;
             }
-            match page(&feed.state, &feed.agency, feed.cursor).await {
+            match page(&feed.state, &feed.source, feed.cursor).await {
                 Ok(found) if !found.is_empty() => {
-                    for d in &found {
-                        let data = delivery_event(d).to_string();
-                        feed.ready.push_back(web::Bytes::from(format!("id: {}\nevent: document\ndata: {data}\n\n", d.delivery_id)));
+                    feed.cursor = found.last().map_or(feed.cursor, |e| e.0);
+                    for (id, name, event) in found {
+                        feed.ready.push_back(web::Bytes::from(format!("id: {id}\nevent: {name}\ndata: {event}\n\n")));
                     }
-                    feed.cursor = found.last().map_or(feed.cursor, |d| d.delivery_id);
                     feed.beat = Instant::now();
                     continue;
                 }

@@ -318,6 +318,9 @@ pub trait Store: Send + Sync + 'static {
     /// An agency's deliveries after the delivery id `after`, in id (commit) order: the HTTP
     /// stream's source, resumable from any id.
     fn agency_deliveries(&self, agency: AgencyId, after: i64, limit: usize) -> StoreFuture<'_, Vec<OutboundDelivery>>;
+    /// Consignment status events after the event id `after`, in order: every one (`sender`
+    /// `None`), or those of consignments `sender` submitted to.
+    fn status_events_after(&self, sender: Option<String>, after: i64, limit: usize) -> StoreFuture<'_, Vec<StatusEvent>>;
     /// Deliveries by (agency, status), for metrics.
     fn delivery_counts(&self) -> StoreFuture<'_, Vec<(String, String, u64)>>;
     /// Walks the audit log's hash chain.

@@ -142,7 +142,8 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         "DROP INDEX IF EXISTS deliveries_outbox;
          CREATE INDEX IF NOT EXISTS deliveries_waiting ON deliveries(id) WHERE dispatched_at IS NULL AND failed_at IS NULL;
          CREATE INDEX IF NOT EXISTS deliveries_failed ON deliveries(id) WHERE failed_at IS NOT NULL;
-         CREATE INDEX IF NOT EXISTS deliveries_by_agency ON deliveries(agency, id);",
+         CREATE INDEX IF NOT EXISTS deliveries_by_agency ON deliveries(agency, id);
+         CREATE INDEX IF NOT EXISTS documents_by_ucr_sender ON documents(ucr, sender);",
     )?;
     Ok(())
 }
@@ -900,6 +901,20 @@ impl Store for SqliteStore {
 
     fn retry_deliveries(&self, selection: RetrySelection, by: String, at: Millis) -> StoreFuture<'_, RetryOutcome> {
         Box::pin(self.write(move |conn| retry(conn, &selection, &by, at)))
+    }
+
+    fn status_events_after(&self, sender: Option<String>, after: i64, limit: usize) -> StoreFuture<'_, Vec<StatusEvent>> {
+        Box::pin(self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT s.id, s.ucr, s.body FROM status_outbox s
+                 WHERE s.id > ?1 AND (?2 IS NULL OR EXISTS (SELECT 1 FROM documents d WHERE d.ucr = s.ucr AND d.sender = ?2))
+                 ORDER BY s.id LIMIT ?3",
+            )?;
+            let rows = stmt
+                .query_map(params![after, sender, limit as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(|(id, ucr, body)| Ok(StatusEvent { id, ucr: parse_ucr(&ucr)?, body })).collect()
+        }))
     }
 
     fn delivery_counts(&self) -> StoreFuture<'_, Vec<(String, String, u64)>> {

@@ -111,3 +111,37 @@ async fn an_agency_resumes_its_stream_through_a_restarted_gateway_and_gets_each_
     let r = app.client.get(url(0, "0s").replace("after=0", "after=abc")).bearer_auth("demo-br-customs").send().await.unwrap();
     assert_eq!(r.status(), 400);
 }
+
+#[tokio::test]
+async fn traders_follow_the_state_of_their_own_consignments_only() {
+    let app = crate::helpers::spawn_app().await;
+    let run = uuid::Uuid::now_v7().simple().to_string().to_uppercase();
+    let (mine, theirs) = (format!("EV-T-{}", &run[24..]), format!("EV-N-{}", &run[24..]));
+    let mut d = example("customsDeclaration/valid/export-beef-road-AR-BR.json");
+    d["ucr"] = json!(mine);
+    let receipt: Value = app.submit(&d).await.json().await.unwrap();
+    d["ucr"] = json!(theirs);
+    assert_eq!(app.post_json("/v1/documents", Some("demo-nsw-ar"), &d.to_string()).await.status(), 202);
+    let ack = json!({"documentId": receipt["documentId"], "agency": "br-customs", "status": "hold"});
+    assert_eq!(app.post_json("/v1/acknowledgments", Some("demo-br-customs"), &ack.to_string()).await.status(), 200);
+
+    let events = |token: &'static str| {
+        let url = format!("{}/v1/consignments/events?after=0&wait=0s", app.address);
+        let client = app.client.clone();
+        async move {
+            let page: Value = client.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+            page["events"].as_array().unwrap().iter().map(|e| (e["ucr"].as_str().unwrap().to_owned(), e["state"].as_str().unwrap().to_owned())).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(events("demo-trader").await, [(mine.clone(), "submitted".to_owned()), (mine.clone(), "on_hold".to_owned())]);
+    assert_eq!(events("demo-nsw-ar").await, [(theirs.clone(), "submitted".to_owned())]);
+    let all = events("demo-operator").await;
+    assert!(all.contains(&(mine, "on_hold".into())) && all.contains(&(theirs, "submitted".into())));
+    let r = app.client.get(format!("{}/v1/consignments/events?wait=0s", app.address)).bearer_auth("demo-br-customs").send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    // And as a stream.
+    let mut r = app.client.get(format!("{}/v1/consignments/events", app.address)).bearer_auth("demo-trader").send().await.unwrap();
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let streamed = read_events(&mut r, 2).await;
+    assert_eq!(streamed[1].1["state"], "on_hold");
+}

@@ -76,6 +76,7 @@ async fn every_role_on_every_endpoint_own_and_foreign() {
         ("retry one delivery", "POST", format!("/v1/deliveries/{delivery}/retry"), None, [401, 403, 403, 403, 403, 403, 403, 409]),
         ("retry every failed delivery", "POST", "/v1/deliveries/failed/retry".into(), None, [401, 403, 403, 403, 403, 403, 403, 200]),
         ("read metrics", "GET", "/metrics".into(), None, [401, 403, 403, 403, 403, 403, 403, 200]),
+        ("read consignment events", "GET", "/v1/consignments/events?after=0&wait=0s".into(), None, [401, 200, 200, 200, 200, 403, 403, 200]),
         ("read br-customs' document stream", "GET", "/v1/agencies/br-customs/documents?after=0&wait=0s".into(), None, [401, 404, 404, 404, 404, 200, 404, 200]),
         ("list schemas", "GET", "/v1/schemas".into(), None, [200; 8]),
         ("read a schema", "GET", "/v1/schemas/customsDeclaration/1.0.0".into(), None, [200; 8]),
