@@ -17,6 +17,7 @@ pub mod kafka;
 pub mod routing;
 pub mod schema;
 pub mod schema_diff;
+pub mod simulator;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

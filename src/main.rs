@@ -35,6 +35,9 @@ enum Command {
         #[command(subcommand)]
         action: Option<SchemasCommand>,
     },
+    /// Simulate an agency: consume its topic and answer each document on its ack topic with a
+    /// weighted decision after a delay. For demos, load and integration tests.
+    Agency(AgencyArgs),
     /// Check documents offline exactly as `POST /v1/validate` does (schema, then routing), with
     /// the same report; exit 1 if any is refused. For an NSW's test pipeline.
     Validate {
@@ -56,6 +59,33 @@ enum Command {
         #[command(subcommand)]
         action: DeliveriesCommand,
     },
+}
+
+#[derive(clap::Args)]
+struct AgencyArgs {
+    /// The agency to play, e.g. br-customs.
+    #[arg(long)]
+    agency: String,
+    /// Kafka bootstrap servers (the gateway's).
+    #[arg(long, env = "VENTANILLA_KAFKA_BROKERS")]
+    kafka_brokers: String,
+    #[arg(long, env = "VENTANILLA_TOPIC_PREFIX", default_value = "ventanilla.")]
+    topic_prefix: String,
+    /// Decisions with weights, e.g. released:70,hold:20,rejected:10.
+    #[arg(long, default_value = "released")]
+    decisions: String,
+    /// Shortest wait before answering, e.g. 500ms.
+    #[arg(long, default_value = "0s")]
+    min_delay: humantime::Duration,
+    /// Longest wait before answering.
+    #[arg(long, default_value = "0s")]
+    max_delay: humantime::Duration,
+    /// Acknowledge receipt (`received`) at once, before the decision.
+    #[arg(long)]
+    received_first: bool,
+    /// Stop after answering this many documents (default: run until Ctrl-C).
+    #[arg(long)]
+    count: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -176,6 +206,21 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Deliveries { action } => deliveries(action).await?,
         Command::Validate { config, files } => validate(config, files)?,
+        Command::Agency(a) => {
+            let min: std::time::Duration = a.min_delay.into();
+            let max: std::time::Duration = a.max_delay.into();
+            let sim = ventanilla::simulator::Simulation {
+                brokers: a.kafka_brokers,
+                topics: ventanilla::kafka::Topics::new(&a.topic_prefix),
+                agency: AgencyId::parse(&a.agency)?,
+                decisions: ventanilla::simulator::parse_decisions(&a.decisions)?,
+                delay: (min, max.max(min)),
+                received_first: a.received_first,
+                count: a.count,
+            };
+            let answered = ventanilla::simulator::run(sim).await?;
+            println!("answered {answered} document(s)");
+        }
         Command::Audit { action: AuditCommand::Verify { data_dir, expect } } => {
             let (summary, missing) = ventanilla::store::sqlite::verify_audit_at(&data_dir, &expect)??;
             if !missing.is_empty() {

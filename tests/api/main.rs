@@ -22,5 +22,6 @@ mod retries;
 mod schema_evolution;
 mod secrets;
 mod shutdown;
+mod simulator;
 mod tls;
 mod validate;
