@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need (Tansu, kcat, docker-compose), starts a real
+# The test command: installs what the tests need (Tansu, kcat, docker-compose, curl, OpenSSL's
+# headers, confluent-kafka for Python), starts a real
 # Tansu broker on a free loopback port with SQLite storage, runs the whole suite against it,
 # checks docker-compose.yml, and stops the broker. Usage: scripts/test.sh [cargo test args]
 set -euo pipefail
@@ -28,6 +29,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+fi
+
+# --- Python packages: confluent-kafka for the Python agency example's test ----------------------
+if ! python3 -c "import confluent_kafka" 2>/dev/null; then
+  log "installing confluent-kafka from PyPI"
+  python3 -m pip install -q --disable-pip-version-check confluent-kafka
 fi
 
 # --- start Tansu ------------------------------------------------------------------------------

@@ -8,9 +8,10 @@
 //!   one, so agencies still validating with the old version accept what traders send.
 //!
 //! The comparison walks both schemas by JSON pointer (properties, items, `$defs`, `allOf`...)
-//! and judges each difference on its own; a change it cannot prove harmless (a new pattern, a
-//! different `$ref`) counts as breaking both ways. The verdict is conservative: "compatible"
-//! is a proof, "incompatible" names the difference that might break.
+//! and judges each difference on its own. It is conservative: a change it does not analyse
+//! (a new pattern, a different `$ref`, anything in `if`/`then`/`else`, `not`, `oneOf`...)
+//! counts as breaking both ways, so "incompatible" may be too cautious, while "compatible"
+//! means no difference outside the keywords it understands.
 
 use std::collections::BTreeSet;
 
@@ -219,7 +220,7 @@ fn walk(old: &Value, new: &Value, at: &str, out: &mut Vec<Difference>) {
         match pb.get(name) {
             Some(b) => walk(a, b, &here, out),
             None if closed(n) => push(out, &here, "property-removed", format!("property {name:?} was removed and is now refused"), false, true),
-            None => push(out, &here, "property-removed", format!("property {name:?} is no longer described (still allowed)"), true, true),
+            None => push(out, &here, "property-removed", format!("property {name:?} is no longer constrained (still allowed)"), true, false),
         }
     }
     for name in pb.keys().filter(|k| !pa.contains_key(*k)) {
@@ -232,8 +233,11 @@ fn walk(old: &Value, new: &Value, at: &str, out: &mut Vec<Difference>) {
     }
 
     // Items, definitions and combinators.
-    if let (Some(a), Some(b)) = (o.get("items"), n.get("items")) {
-        walk(a, b, &format!("{at}/items"), out);
+    match (o.get("items"), n.get("items")) {
+        (Some(a), Some(b)) => walk(a, b, &format!("{at}/items"), out),
+        (Some(_), None) => push(out, &format!("{at}/items"), "constraint-removed", "array items are no longer constrained".into(), true, false),
+        (None, Some(_)) => push(out, &format!("{at}/items"), "constraint-added", "array items are now constrained".into(), false, true),
+        (None, None) => {}
     }
     if let (Some(a), Some(b)) = (o.get("$defs").and_then(Value::as_object), n.get("$defs").and_then(Value::as_object)) {
         for (name, da) in a {
@@ -242,16 +246,35 @@ fn walk(old: &Value, new: &Value, at: &str, out: &mut Vec<Difference>) {
             }
         }
     }
-    for k in ["allOf", "anyOf", "oneOf"] {
-        match (o.get(k).and_then(Value::as_array), n.get(k).and_then(Value::as_array)) {
-            (Some(a), Some(b)) if a.len() == b.len() => {
-                for (i, (x, y)) in a.iter().zip(b).enumerate() {
-                    walk(x, y, &format!("{at}/{k}/{i}"), out);
-                }
+    // allOf is a conjunction: each part judged in place. anyOf and oneOf are not (widening one
+    // branch can make a document match two), so any change there counts as breaking.
+    match (o.get("allOf").and_then(Value::as_array), n.get("allOf").and_then(Value::as_array)) {
+        (Some(a), Some(b)) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                walk(x, y, &format!("{at}/allOf/{i}"), out);
             }
-            (a, b) if a != b => push(out, &format!("{at}/{k}"), "combinator-changed", format!("{k} changed shape"), false, false),
-            _ => {}
         }
+        (a, b) if a != b => push(out, &format!("{at}/allOf"), "combinator-changed", "allOf changed shape".into(), false, false),
+        _ => {}
+    }
+    // Every other keyword: annotations are ignored; any other change is not analysed, so it
+    // counts as breaking both ways.
+    const JUDGED: &[&str] = &[
+        "type", "enum", "const", "pattern", "format", "$ref", "multipleOf", "maxLength", "maxItems", "maxProperties",
+        "maximum", "exclusiveMaximum", "minLength", "minItems", "minProperties", "minimum", "exclusiveMinimum",
+        "required", "properties", "items", "$defs", "allOf",
+    ];
+    const ANNOTATIONS: &[&str] = &["title", "description", "examples", "$comment", "$id", "$schema", "default", "deprecated", "readOnly", "writeOnly"];
+    let keys: BTreeSet<&String> = o.keys().chain(n.keys()).collect();
+    for k in keys {
+        let skip = JUDGED.contains(&k.as_str()) || ANNOTATIONS.contains(&k.as_str()) || k.starts_with("x-");
+        // `additionalProperties: false` against absent/true was judged above as closing or opening.
+        let judged_closing = k == "additionalProperties"
+            && [o.get(k), n.get(k)].iter().all(|v| matches!(v, None | Some(Value::Bool(_))));
+        if skip || judged_closing || o.get(k) == n.get(k) {
+            continue;
+        }
+        push(out, &format!("{at}/{}", escape(k)), "keyword-changed", format!("{k} changed; its effect is not analysed"), false, false);
     }
 }
 
@@ -288,7 +311,7 @@ mod tests {
     type Case = (&'static str, Box<dyn FnOnce(&mut Value)>, bool, bool, &'static str, &'static str);
 
     #[test]
-    fn ten_kinds_of_change_each_get_their_verdict() {
+    fn kinds_of_change_each_get_their_verdict() {
         let cases: Vec<Case> = vec![
             ("optional property added", Box::new(|s| { s["properties"]["seal"] = json!({"type": "string"}); }), true, false, "property-added", "/properties/seal"),
             ("required property added", Box::new(|s| { s["properties"]["seal"] = json!({"type": "string"}); s["required"] = json!(["ucr", "mode", "seal"]); }), false, false, "required-added", "/required"),
@@ -307,6 +330,8 @@ mod tests {
             ("object opened", Box::new(|s| { s["additionalProperties"] = json!(true); }), true, false, "object-opened", "/additionalProperties"),
             ("nested item type narrowed", Box::new(|s| { s["properties"]["items"]["items"]["properties"]["hs"]["type"] = json!("integer"); }), false, false, "type-changed", "/properties/items/items/properties/hs"),
             ("nothing but a description", Box::new(|s| { s["description"] = json!("new words"); }), true, true, "", ""),
+            ("a conditional requirement added", Box::new(|s| { s["if"] = json!({"properties": {"mode": {"const": "sea"}}}); s["then"] = json!({"required": ["weight"]}); }), false, false, "keyword-changed", "/if"),
+            ("oneOf branch changed", Box::new(|s| { s["properties"]["note"]["oneOf"] = json!([{"maxLength": 5}, {"minLength": 3}]); }), false, false, "keyword-changed", "/properties/note/oneOf"),
         ];
         assert!(cases.len() >= 10);
         for (name, change, backward, forward, kind, pointer) in cases {

@@ -74,36 +74,64 @@ async fn read_limited(req: &HttpRequest, mut payload: web::Payload, limit: usize
     Ok(body)
 }
 
-/// Reads a batch: at most `limit` bytes and `max_items` envelopes. Each item is parsed on its
-/// own, so a malformed NDJSON line is that item's problem, not the batch's.
+/// Reads a batch: at most `limit` bytes and `max_items` envelopes, each at most `item_limit`
+/// bytes (as a single submission). Each item is parsed on its own, so a malformed NDJSON line
+/// or an oversized item is that item's problem, not the batch's. Items are counted before any
+/// is parsed, so a body of many tiny lines cannot make many problems.
 pub async fn batch_body(
     req: &HttpRequest,
     payload: web::Payload,
     limit: usize,
+    item_limit: usize,
     shape: &JsonLimits,
     max_items: usize,
 ) -> Result<Vec<Result<Value, ApiError>>, ApiError> {
     let kind = media_type(req)?;
     let bytes = read_limited(req, payload, limit).await?;
+    let too_many = |n: usize| {
+        ApiError::new(Code::PayloadTooLarge, format!("a batch holds at most {max_items} documents, this one {n}"))
+            .with(serde_json::json!({"maxItems": max_items}))
+    };
+    let item_too_large = || {
+        ApiError::new(Code::PayloadTooLarge, format!("a document exceeds {item_limit} bytes"))
+            .with(serde_json::json!({"limit": item_limit}))
+    };
     let items: Vec<Result<Value, ApiError>> = match kind {
-        MediaType::Json => match parse_json(&bytes, shape)? {
-            Value::Array(items) => items.into_iter().map(Ok).collect(),
-            _ => {
-                return Err(ApiError::new(Code::MalformedJson, "a batch is a JSON array of documents (or NDJSON, one per line)"))
+        MediaType::Json => {
+            // The array adds one level of nesting to every document.
+            let array_shape = JsonLimits { max_depth: shape.max_depth + 1, max_items: shape.max_items.max(max_items + 1), ..*shape };
+            match parse_json(&bytes, &array_shape)? {
+                Value::Array(items) if items.len() > max_items => return Err(too_many(items.len())),
+                Value::Array(items) => items
+                    .into_iter()
+                    .map(|item| {
+                        let size = serde_json::to_vec(&item).map_or(usize::MAX, |v| v.len());
+                        if size > item_limit { Err(item_too_large()) } else { Ok(item) }
+                    })
+                    .collect(),
+                _ => {
+                    return Err(ApiError::new(Code::MalformedJson, "a batch is a JSON array of documents (or NDJSON, one per line)"))
+                }
             }
-        },
-        MediaType::NdJson => bytes[..]
-            .split(|b: &u8| *b == b'\n')
-            .filter(|line: &&[u8]| line.iter().any(|b| !b.is_ascii_whitespace()))
-            .map(|line| parse_json(line, shape))
-            .collect(),
+        }
+        MediaType::NdJson => {
+            let lines: Vec<&[u8]> = bytes[..]
+                .split(|b: &u8| *b == b'\n')
+                .filter(|line: &&[u8]| line.iter().any(|b| !b.is_ascii_whitespace()))
+                .take(max_items + 1)
+                .collect();
+            if lines.len() > max_items {
+                let n = bytes[..].split(|b: &u8| *b == b'\n').filter(|l: &&[u8]| l.iter().any(|b| !b.is_ascii_whitespace())).count();
+                return Err(too_many(n));
+            }
+            lines
+                .into_iter()
+                .map(|line| if line.len() > item_limit { Err(item_too_large()) } else { parse_json(line, shape) })
+                .collect()
+        }
     };
     if items.is_empty() {
         return Err(ApiError::new(Code::MalformedJson, "the batch holds no document"));
-    }
-    if items.len() > max_items {
-        return Err(ApiError::new(Code::PayloadTooLarge, format!("a batch holds at most {max_items} documents, this one {}", items.len()))
-            .with(serde_json::json!({"maxItems": max_items})));
     }
     Ok(items)
 }

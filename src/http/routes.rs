@@ -114,7 +114,14 @@ pub async fn submit_batch(
 ) -> Result<HttpResponse, ApiError> {
     let _permit = write_permit(&state)?;
     let key = idempotency_key(&req)?;
-    let read = crate::http::body::batch_body(&req, payload, state.max_batch_body_bytes, &state.json_limits, state.max_batch_items);
+    let read = crate::http::body::batch_body(
+        &req,
+        payload,
+        state.max_batch_body_bytes,
+        state.max_body_bytes,
+        &state.json_limits,
+        state.max_batch_items,
+    );
     let items = within_timeout(&state, read).await?;
     let gateway = &state.gateway;
     let by = &who.0;
@@ -132,6 +139,7 @@ pub async fn submit_batch(
     .await;
     let (mut accepted, mut refused) = (0, 0);
     let mut results = Vec::with_capacity(outcomes.len());
+    let mut refusals = Vec::new();
     for (i, outcome) in outcomes.into_iter().enumerate() {
         results.push(match outcome {
             Ok(Acceptance::New(receipt)) => {
@@ -145,19 +153,22 @@ pub async fn submit_batch(
             Err(problem) => {
                 refused += 1;
                 let body = problem.problem();
-                let entry = crate::audit::AuditEntry {
+                refusals.push(crate::audit::AuditEntry {
                     at: crate::clock::now_millis(),
                     participant: by.id.clone(),
                     action: "request.refused",
                     subject: format!("POST /v1/documents:batch #{i}"),
                     detail: json!({"status": body["status"], "code": body["code"], "detail": body["detail"]}),
-                };
-                if let Err(e) = gateway.store.audit(entry).await {
-                    tracing::error!(error = %e, "a refused batch item could not be written to the audit log");
-                }
+                });
                 json!({"index": i, "status": body["status"], "problem": body})
             }
         });
+    }
+    // The refused items, in one commit.
+    if !refusals.is_empty() {
+        if let Err(e) = gateway.store.audit_many(refusals).await {
+            tracing::error!(error = %e, "refused batch items could not be written to the audit log");
+        }
     }
     tracing::info!(sender = %by.id, accepted, refused, "batch submitted");
     Ok(HttpResponse::Ok().json(json!({"accepted": accepted, "refused": refused, "results": results})))

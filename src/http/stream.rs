@@ -24,10 +24,11 @@ use super::routes::AppState;
 use crate::domain::AgencyId;
 use crate::kafka::cloudevents::delivery_event;
 
-/// Deliveries read from the store per query.
-const PAGE: usize = 100;
-/// How often an idle stream looks at the store again.
-const POLL: Duration = Duration::from_millis(250);
+/// Events read from the store per query: a page is held in memory while it is sent.
+const PAGE: usize = 20;
+/// How often an idle stream looks at the store again (it shares the store's reader with the
+/// relay, so not too often).
+const POLL: Duration = Duration::from_millis(500);
 /// A comment line this often keeps proxies from closing an idle stream.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 /// Longest long-poll wait.
@@ -120,7 +121,8 @@ pub async fn consignment_events(
 /// Long poll or SSE, from the cursor in `after` or `Last-Event-ID`.
 async fn serve(state: web::Data<AppState>, source: Source, query: &StreamQuery, req: &HttpRequest) -> Result<HttpResponse, ApiError> {
     let last_event = req.headers().get("last-event-id").and_then(|v| v.to_str().ok());
-    let after = match query.after.as_deref().or(last_event) {
+    // A reconnecting EventSource sends the same URL again: its Last-Event-ID is the newer cursor.
+    let after = match last_event.or(query.after.as_deref()) {
         Some(raw) => cursor(raw)?,
         None => 0,
     };

@@ -63,6 +63,8 @@ pub fn consumer(
 
 /// Applies acknowledgments until `shutdown`.
 pub async fn run(gateway: Arc<Gateway>, consumer: AckConsumer, mut shutdown: watch::Receiver<bool>) {
+    let mut guard = CloseOnlyWhenStopping { consumer: Some(consumer), stopping: false };
+    let Some(consumer) = guard.consumer.as_ref() else { return };
     loop {
         let msg = tokio::select! {
             m = consumer.recv() => m,
@@ -130,7 +132,28 @@ pub async fn run(gateway: Arc<Gateway>, consumer: AckConsumer, mut shutdown: wat
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         tracing::debug!(error = %e, "ack consumer: final commit had nothing to do or failed");
     }
+    guard.stopping = true;
+    drop(guard); // leaves the group while the broker is still there
     tracing::info!("ack consumer: stopped");
+}
+
+/// Closes the consumer only on the orderly way out. rust-rdkafka closes a consumer on drop and
+/// waits, without a bound, for librdkafka to leave the group; if this task is cancelled instead
+/// (its runtime dropped, its broker perhaps already gone), that wait would never end, so the
+/// consumer is leaked rather than closed.
+struct CloseOnlyWhenStopping {
+    consumer: Option<AckConsumer>,
+    stopping: bool,
+}
+
+impl Drop for CloseOnlyWhenStopping {
+    fn drop(&mut self) {
+        if let Some(consumer) = self.consumer.take() {
+            if !self.stopping {
+                std::mem::forget(consumer);
+            }
+        }
+    }
 }
 
 /// Records a refused answer from the ack topic in the audit log; `false` when the log could

@@ -315,6 +315,8 @@ pub trait Store: Send + Sync + 'static {
     /// Appends a record to the audit log (for refusals; everything else is audited in the
     /// same transaction as the change it describes). Returns its hash.
     fn audit(&self, entry: AuditEntry) -> StoreFuture<'_, String>;
+    /// Appends several records in one commit.
+    fn audit_many(&self, entries: Vec<AuditEntry>) -> StoreFuture<'_, ()>;
     /// An agency's deliveries after the delivery id `after`, in id (commit) order: the HTTP
     /// stream's source, resumable from any id.
     fn agency_deliveries(&self, agency: AgencyId, after: i64, limit: usize) -> StoreFuture<'_, Vec<OutboundDelivery>>;

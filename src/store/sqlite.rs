@@ -931,6 +931,15 @@ impl Store for SqliteStore {
         Box::pin(self.write(move |conn| append_audit(conn, &entry)))
     }
 
+    fn audit_many(&self, entries: Vec<AuditEntry>) -> StoreFuture<'_, ()> {
+        Box::pin(self.write(move |conn| {
+            for e in &entries {
+                append_audit(conn, e)?;
+            }
+            Ok(())
+        }))
+    }
+
     fn verify_audit(&self) -> StoreFuture<'_, Result<ChainSummary, ChainBreak>> {
         Box::pin(self.read(|conn| Ok(walk_audit(conn, &[])?.map(|(summary, _)| summary))))
     }

@@ -98,7 +98,20 @@ async fn a_batch_mixing_valid_invalid_duplicate_and_unauthorized_documents_gets_
     let r = batch(&app, "demo-trader", "application/json", many, None).await;
     assert_eq!(r.status(), 413);
     assert_eq!(r.json::<Value>().await.unwrap()["maxItems"], 1000);
+    let r = batch(&app, "demo-trader", "application/x-ndjson", "x\n".repeat(1001), None).await;
+    assert_eq!(r.status(), 413, "lines are counted before any is parsed");
+    // An item over a single submission's bound is that item's 413.
+    let mut huge = a.clone();
+    huge["payload"]["remarks"] = json!((0..20).map(|_| "r".repeat(60_000)).collect::<Vec<_>>());
+    let answer: Value = batch(&app, "demo-trader", "application/json", json!([huge, b]).to_string(), None).await.json().await.unwrap();
+    assert_eq!(statuses(&answer), [413, 202], "{answer:#}");
     let r = batch(&app, "demo-trader", "application/json", json!({"not": "an array"}).to_string(), None).await;
     assert_eq!(r.status(), 400);
     assert_eq!(documents(&app), stored, "refused batches store nothing");
+    // Refused items are in the audit log, one record each.
+    let db = rusqlite::Connection::open(app.data.path().join("ventanilla.db")).unwrap();
+    let audited: i64 = db
+        .query_row("SELECT COUNT(*) FROM audit_log WHERE subject LIKE 'POST /v1/documents:batch #%'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(audited, 3 + 1 + 1 + 1, "three in the first batch, the bad line, the operator's, the huge item");
 }

@@ -18,6 +18,7 @@ mod hostile;
 mod limits;
 mod metrics;
 mod outage;
+mod python_agency;
 mod retries;
 mod schema_evolution;
 mod secrets;
