@@ -95,17 +95,13 @@ impl Gateway {
         body: &Value,
         idempotency_key: Option<String>,
     ) -> Result<Acceptance, SubmitError> {
-        if !matches!(by.role, Role::Trader | Role::Nsw) {
-            return Err(SubmitError::Refused(Refusal::NotASubmitter(by.id.clone())));
-        }
         let backlog = self.backlog.load(Ordering::Relaxed);
-        let Checked { valid, routed } = check_submission(&self.registry, &self.router, &self.topics, Some(by), body)
-            .inspect_err(|e| {
-                if let SubmitError::Invalid(_) = e {
-                    let document_type = body.get("documentType").and_then(Value::as_str).filter(|t| self.registry.knows(t));
-                    self.metrics.validation_failure(document_type.unwrap_or("unknown"));
-                }
-            })?;
+        let Checked { valid, routed } = self.validate(by, body).inspect_err(|e| {
+            if let SubmitError::Invalid(_) = e {
+                let document_type = body.get("documentType").and_then(Value::as_str).filter(|t| self.registry.knows(t));
+                self.metrics.validation_failure(document_type.unwrap_or("unknown"));
+            }
+        })?;
         let payload = body.get("payload").unwrap_or(&Value::Null);
         let doc = NewDocument {
             id: Uuid::now_v7(),

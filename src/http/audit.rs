@@ -23,6 +23,17 @@ fn clip(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
 
+/// The audit record of a refused request (or batch item): the status, the problem's code and
+/// its detail, clipped.
+pub fn refusal(participant: String, subject: String, status: u16, problem: Option<&ApiError>) -> AuditEntry {
+    let detail = json!({
+        "status": status,
+        "code": problem.map(|p| p.code.as_str()),
+        "detail": problem.map(|p| clip(&p.detail, 500)),
+    });
+    AuditEntry { at: now_millis(), participant, action: "request.refused", subject, detail }
+}
+
 /// Middleware: audits every 4xx answer. A failure to audit is logged; the answer stands.
 pub async fn audit_refusals(
     req: ServiceRequest,
@@ -41,13 +52,7 @@ pub async fn audit_refusals(
             .extensions()
             .get::<ParticipantId>()
             .map_or_else(|| "anonymous".to_owned(), |p| p.0.clone());
-        let detail = json!({
-            "status": status.as_u16(),
-            "code": problem.map(|p| p.code.as_str()),
-            "detail": problem.map(|p| clip(&p.detail, 500)),
-        });
-        let entry = AuditEntry { at: now_millis(), participant, action: "request.refused", subject, detail };
-        if let Err(e) = store.audit(entry).await {
+        if let Err(e) = store.audit(refusal(participant, subject, status.as_u16(), problem)).await {
             tracing::error!(error = %e, "a refusal could not be written to the audit log");
         }
     }

@@ -152,15 +152,10 @@ pub async fn submit_batch(
             }
             Err(problem) => {
                 refused += 1;
-                let body = problem.problem();
-                refusals.push(crate::audit::AuditEntry {
-                    at: crate::clock::now_millis(),
-                    participant: by.id.clone(),
-                    action: "request.refused",
-                    subject: format!("POST /v1/documents:batch #{i}"),
-                    detail: json!({"status": body["status"], "code": body["code"], "detail": body["detail"]}),
-                });
-                json!({"index": i, "status": body["status"], "problem": body})
+                let status = problem.code.status().as_u16();
+                let subject = format!("POST /v1/documents:batch #{i}");
+                refusals.push(crate::http::audit::refusal(by.id.clone(), subject, status, Some(&problem)));
+                json!({"index": i, "status": status, "problem": problem.problem()})
             }
         });
     }

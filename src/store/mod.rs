@@ -10,7 +10,7 @@ use std::pin::Pin;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::audit::{AuditEntry, ChainBreak, ChainSummary};
+use crate::audit::AuditEntry;
 use crate::clock::Millis;
 use crate::domain::{AckStatus, AgencyId, ConsignmentState, CountryCode, DeliveryStatus, DocumentType, SchemaVersion, Ucr};
 use crate::tracking::AckOutcome;
@@ -325,8 +325,6 @@ pub trait Store: Send + Sync + 'static {
     fn status_events_after(&self, sender: Option<String>, after: i64, limit: usize) -> StoreFuture<'_, Vec<StatusEvent>>;
     /// Deliveries by (agency, status), for metrics.
     fn delivery_counts(&self) -> StoreFuture<'_, Vec<(String, String, u64)>>;
-    /// Walks the audit log's hash chain.
-    fn verify_audit(&self) -> StoreFuture<'_, Result<ChainSummary, ChainBreak>>;
     /// Answers when the store can read and write.
     fn ping(&self) -> StoreFuture<'_, ()>;
 }

@@ -177,13 +177,7 @@ impl SqliteStore {
     /// Opens the store of an existing data directory (for the command-line tools): a mistyped
     /// directory is an error, not a new empty store.
     pub fn open_existing(data_dir: &Path) -> Result<Self, StoreError> {
-        let path = data_dir.join("ventanilla.db");
-        if !path.is_file() {
-            return Err(StoreError::Unavailable(format!(
-                "no store at {}: give the gateway's --data-dir (VENTANILLA_DATA_DIR)",
-                path.display()
-            )));
-        }
+        existing_store(data_dir)?;
         Self::open(data_dir)
     }
 
@@ -539,12 +533,21 @@ pub fn verify_audit_at(
     data_dir: &Path,
     expected: &[String],
 ) -> Result<Result<(ChainSummary, Vec<String>), ChainBreak>, StoreError> {
+    let conn = Connection::open_with_flags(existing_store(data_dir)?, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    walk_audit(&conn, expected)
+}
+
+/// The store file of `data_dir`, which must exist (the command-line tools: a mistyped
+/// directory is an error, not a new empty store).
+fn existing_store(data_dir: &Path) -> Result<std::path::PathBuf, StoreError> {
     let path = data_dir.join("ventanilla.db");
     if !path.is_file() {
-        return Err(StoreError::Unavailable(format!("no store at {}: give the gateway's --data-dir", path.display())));
+        return Err(StoreError::Unavailable(format!(
+            "no store at {}: give the gateway's --data-dir (VENTANILLA_DATA_DIR)",
+            path.display()
+        )));
     }
-    let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    walk_audit(&conn, expected)
+    Ok(path)
 }
 
 /// The columns of an outbound delivery, as selected by the outbox and stream queries.
@@ -938,10 +941,6 @@ impl Store for SqliteStore {
             }
             Ok(())
         }))
-    }
-
-    fn verify_audit(&self) -> StoreFuture<'_, Result<ChainSummary, ChainBreak>> {
-        Box::pin(self.read(|conn| Ok(walk_audit(conn, &[])?.map(|(summary, _)| summary))))
     }
 
     fn apply_acknowledgment(&self, ack: AckRecord) -> StoreFuture<'_, AckApplied> {
