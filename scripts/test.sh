@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (Tansu, kcat, docker-compose, curl, OpenSSL's
-# headers, confluent-kafka for Python), starts a real
+# headers, confluent-kafka and schemathesis from PyPI), starts a real
 # Tansu broker on a free loopback port with SQLite storage, runs the whole suite against it,
 # checks docker-compose.yml, and stops the broker. Usage: scripts/test.sh [cargo test args]
 set -euo pipefail
@@ -36,6 +36,15 @@ if ! python3 -c "import confluent_kafka" 2>/dev/null; then
   log "installing confluent-kafka from PyPI"
   python3 -m pip install -q --disable-pip-version-check confluent-kafka
 fi
+
+# --- schemathesis, pinned, for the OpenAPI test (tests/api/openapi.rs) ---------------------------
+SCHEMATHESIS_VERSION=4.32.5
+SCRIPTS="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+if [ "$("$SCRIPTS/schemathesis" --version 2>/dev/null || true)" != "schemathesis, version $SCHEMATHESIS_VERSION" ]; then
+  log "installing schemathesis $SCHEMATHESIS_VERSION from PyPI"
+  python3 -m pip install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+export SCHEMATHESIS="$SCRIPTS/schemathesis"
 
 # --- start Tansu ------------------------------------------------------------------------------
 WORK="$(mktemp -d)"

@@ -145,6 +145,8 @@ pub struct GatewayConfig {
     /// An agency's event stream ends after this many seconds; the client reconnects with
     /// `Last-Event-ID` and loses nothing.
     pub stream_max_seconds: u64,
+    /// Longest long poll (`?wait=`) on the event streams; a longer wait is cut to this.
+    pub max_poll_wait_seconds: u64,
     /// Most documents in one `POST /v1/documents:batch` (413 beyond).
     pub max_batch_items: usize,
     /// Largest batch body (413 beyond); a single document's bound is `max_body_bytes`.
@@ -182,6 +184,7 @@ impl Default for GatewayConfig {
             max_outbox_backlog: 100_000,
             allow_plaintext_on_public_address: false,
             stream_max_seconds: 300,
+            max_poll_wait_seconds: 60,
             max_batch_items: 1_000,
             max_batch_body_bytes: 16 * 1024 * 1024,
         }
@@ -397,6 +400,7 @@ impl RegionConfig {
             ("gateway.max_outbox_backlog", g.max_outbox_backlog),
             ("gateway.max_batch_items", g.max_batch_items as u64),
             ("gateway.stream_max_seconds", g.stream_max_seconds),
+            ("gateway.max_poll_wait_seconds", g.max_poll_wait_seconds),
             ("gateway.max_batch_body_bytes", g.max_batch_body_bytes as u64),
             ("kafka.max_delivery_attempts", u64::from(self.kafka.max_delivery_attempts)),
             ("kafka.max_message_bytes", self.kafka.max_message_bytes as u64),

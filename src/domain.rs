@@ -49,6 +49,15 @@ macro_rules! string_newtype {
             }
         }
 
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({ "type": "string" })
+            }
+        }
+
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = String::deserialize(d)?;
@@ -109,7 +118,8 @@ string_newtype!(
 impl AgencyId {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         let b = s.as_bytes();
-        let ok = (4..=43).contains(&b.len())
+        // As the acknowledgment schema's pattern: `^[a-z]{2}-[a-z][a-z0-9-]{1,40}$`.
+        let ok = (5..=44).contains(&b.len())
             && b[0].is_ascii_lowercase()
             && b[1].is_ascii_lowercase()
             && b[2] == b'-'
@@ -185,6 +195,15 @@ impl fmt::Display for SchemaVersion {
     }
 }
 
+impl schemars::JsonSchema for SchemaVersion {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SchemaVersion".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "pattern": "^[0-9]+\\.[0-9]+\\.[0-9]+$" })
+    }
+}
+
 impl Serialize for SchemaVersion {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -192,7 +211,7 @@ impl Serialize for SchemaVersion {
 }
 
 /// What an agency answers about one delivery. `released` and `rejected` are final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AckStatus {
     /// The agency has the document and will look at it.
@@ -286,6 +305,18 @@ impl DeliveryStatus {
     }
 }
 
+impl schemars::JsonSchema for DeliveryStatus {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DeliveryStatus".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let own = [DeliveryStatus::Pending, DeliveryStatus::Dispatched, DeliveryStatus::Failed];
+        let every: Vec<&str> =
+            own.iter().map(|s| s.as_str()).chain(AckStatus::ALL.iter().map(|a| a.as_str())).collect();
+        schemars::json_schema!({ "type": "string", "enum": every })
+    }
+}
+
 impl Serialize for DeliveryStatus {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
@@ -293,7 +324,7 @@ impl Serialize for DeliveryStatus {
 }
 
 /// The overall state of a consignment, derived from all its deliveries (see `tracking`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConsignmentState {
     Submitted,

@@ -186,7 +186,7 @@ impl Gateway {
 }
 
 /// Where a document goes: one agency, its topic, and the rule that chose it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Route {
     pub agency: AgencyId,
     pub topic: String,

@@ -279,7 +279,7 @@ fn validate(config: PathBuf, files: Vec<PathBuf>) -> Result<(), Box<dyn std::err
             });
         match outcome {
             Ok(checked) => {
-                let report = ventanilla::http::routes::validation_report(&checked);
+                let report = serde_json::to_value(ventanilla::http::routes::validation_report(&checked)).unwrap_or_default();
                 println!("{}: valid {}", file.display(), report);
             }
             Err(problem) => {

@@ -43,7 +43,7 @@ pub enum SchemaError {
 }
 
 /// One violation of a schema, as reported to the submitter.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[non_exhaustive]
 pub struct Violation {
     /// JSON pointer (RFC 6901) into the request body.
@@ -212,15 +212,17 @@ impl SchemaRegistry {
 
     /// Document types and their versions, ascending.
     pub fn catalogue(&self) -> Vec<(String, Vec<SchemaVersion>)> {
-        let mut out: Vec<_> = self
-            .documents
-            .iter()
-            .map(|(t, v)| (t.clone(), v.keys().copied().collect()))
-            .collect();
+        let mut out = self.document_types();
         out.push((ACKNOWLEDGMENT.into(), vec![self.acknowledgment.version]));
         out.push((ENVELOPE.into(), vec![self.envelope.version]));
         out.push((COMMON.into(), self.common.iter().map(|c| c.version).collect()));
         out
+    }
+
+    /// The document types (not the envelope, acknowledgment or common definitions) and their
+    /// versions, ascending.
+    pub fn document_types(&self) -> Vec<(String, Vec<SchemaVersion>)> {
+        self.documents.iter().map(|(t, v)| (t.clone(), v.keys().copied().collect())).collect()
     }
 
     /// The schema source of `name` at `version`, for serving.
@@ -257,7 +259,9 @@ impl SchemaRegistry {
         let schema = match (versions, requested) {
             (Some(v), Some(req)) => match SchemaVersion::parse(req).ok().and_then(|r| v.get(&r)) {
                 Some(s) => Some(s),
-                None if SchemaVersion::parse(req).is_ok() => {
+                // A version the envelope's pattern lets through but no schema has (too many
+                // digits to parse, say) is unknown too, not an unknown type.
+                None if violations.is_empty() || SchemaVersion::parse(req).is_ok() => {
                     return Err(Rejection::UnknownVersion {
                         document_type: doc_type.unwrap_or_default().to_owned(),
                         version: req.to_owned(),

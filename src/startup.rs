@@ -166,7 +166,9 @@ impl Application {
             );
         }
         let client_timeout = Duration::from_millis(settings.region.gateway.client_timeout_ms);
+        let openapi = web::Bytes::from(crate::http::api::openapi(&gateway.registry, &settings.region.gateway).to_string());
         let state = web::Data::new(AppState {
+            openapi,
             gateway,
             directory: Directory::new(&settings.region.participants, demo),
             max_body_bytes: settings.region.gateway.max_body_bytes,
@@ -174,6 +176,7 @@ impl Application {
             writes: tokio::sync::Semaphore::new(settings.region.gateway.max_concurrent_writes),
             closing: closing_rx,
             stream_max: Duration::from_secs(settings.region.gateway.stream_max_seconds),
+            max_poll_wait: Duration::from_secs(settings.region.gateway.max_poll_wait_seconds),
             max_batch_items: settings.region.gateway.max_batch_items,
             max_batch_body_bytes: settings.region.gateway.max_batch_body_bytes,
             body_timeout: client_timeout,

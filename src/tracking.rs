@@ -33,7 +33,7 @@ use crate::clock::Millis;
 use crate::domain::{AckStatus, ConsignmentState, DeliveryStatus};
 
 /// What an acknowledgment did to its delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AckOutcome {
     /// The delivery took the new status.

@@ -13,6 +13,7 @@ use crate::schema::Violation;
 pub enum Code {
     MalformedJson,
     InvalidCursor,
+    InvalidQuery,
     JsonLimitExceeded,
     UnsupportedMediaType,
     PayloadTooLarge,
@@ -38,10 +39,40 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, for the API description.
+    pub const ALL: [Code; 25] = [
+        Code::MalformedJson,
+        Code::InvalidCursor,
+        Code::InvalidQuery,
+        Code::JsonLimitExceeded,
+        Code::UnsupportedMediaType,
+        Code::PayloadTooLarge,
+        Code::InvalidDocument,
+        Code::UnknownDocumentType,
+        Code::UnknownSchemaVersion,
+        Code::Unroutable,
+        Code::InvalidIdempotencyKey,
+        Code::DuplicateConflict,
+        Code::UcrTaken,
+        Code::InvalidAcknowledgment,
+        Code::UnknownDocument,
+        Code::Unauthenticated,
+        Code::Forbidden,
+        Code::NotFound,
+        Code::MethodNotAllowed,
+        Code::RequestTimeout,
+        Code::Overloaded,
+        Code::BacklogFull,
+        Code::DeliveryNotFailed,
+        Code::Unavailable,
+        Code::Internal,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Code::MalformedJson => "malformed-json",
             Code::InvalidCursor => "invalid-cursor",
+            Code::InvalidQuery => "invalid-query",
             Code::JsonLimitExceeded => "json-limit-exceeded",
             Code::UnsupportedMediaType => "unsupported-media-type",
             Code::PayloadTooLarge => "payload-too-large",
@@ -69,7 +100,9 @@ impl Code {
 
     pub fn status(self) -> StatusCode {
         match self {
-            Code::MalformedJson | Code::InvalidIdempotencyKey | Code::InvalidCursor => StatusCode::BAD_REQUEST,
+            Code::MalformedJson | Code::InvalidIdempotencyKey | Code::InvalidCursor | Code::InvalidQuery => {
+                StatusCode::BAD_REQUEST
+            }
             Code::DuplicateConflict | Code::DeliveryNotFailed | Code::UcrTaken => StatusCode::CONFLICT,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -93,6 +126,7 @@ impl Code {
         match self {
             Code::MalformedJson => "The body is not valid JSON",
             Code::InvalidCursor => "Invalid stream cursor or wait",
+            Code::InvalidQuery => "Invalid query string",
             Code::JsonLimitExceeded => "The JSON is nested too deeply or holds too much",
             Code::UnsupportedMediaType => "The body must be application/json",
             Code::PayloadTooLarge => "The body is larger than this gateway accepts",
@@ -126,6 +160,32 @@ impl Code {
             Code::BacklogFull => Some(5),
             _ => None,
         }
+    }
+}
+
+/// The schema of the problem document every error is answered with (see [`ApiError::problem`]).
+pub struct Problem;
+
+impl schemars::JsonSchema for Problem {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Problem".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let violation = generator.subschema_for::<Violation>();
+        let codes: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+        schemars::json_schema!({
+            "description": "An RFC 9457 problem document. Clients match on `code`; `title` and `detail` are for people. Some problems carry more members: `errors` (violations, each with a JSON pointer), `knownTypes`, `knownVersions`, `documentId`, `limit`, `backlog`.",
+            "type": "object",
+            "required": ["type", "title", "status", "detail", "code"],
+            "properties": {
+                "type": { "type": "string" },
+                "title": { "type": "string" },
+                "status": { "type": "integer", "minimum": 400, "maximum": 599 },
+                "detail": { "type": "string" },
+                "code": { "type": "string", "enum": codes },
+                "errors": { "type": "array", "items": violation }
+            }
+        })
     }
 }
 

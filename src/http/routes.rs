@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::json;
 
 use super::auth::{Authenticated, Directory};
@@ -28,11 +30,15 @@ pub struct AppState {
     pub writes: tokio::sync::Semaphore,
     /// `gateway.stream_max_seconds`.
     pub stream_max: std::time::Duration,
+    /// `gateway.max_poll_wait_seconds`.
+    pub max_poll_wait: std::time::Duration,
     /// Turns true when the gateway is asked to stop: open streams end.
     pub closing: tokio::sync::watch::Receiver<bool>,
     /// `gateway.max_batch_items` and `gateway.max_batch_body_bytes`.
     pub max_batch_items: usize,
     pub max_batch_body_bytes: usize,
+    /// `/openapi.json`, generated once at start.
+    pub openapi: web::Bytes,
 }
 
 /// Runs a body read within the client timeout (408 beyond).
@@ -56,8 +62,29 @@ fn write_permit(state: &AppState) -> Result<tokio::sync::SemaphorePermit<'_>, Ap
 
 type State = web::Data<AppState>;
 
+/// `GET /healthz`: the process answers.
+#[derive(Serialize, JsonSchema)]
+pub struct Health {
+    /// Always `ok`.
+    status: &'static str,
+}
+
+/// `GET /readyz`: whether the gateway can take documents now.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    status: &'static str,
+    /// `ok` or `unavailable`.
+    store: &'static str,
+    /// `ok` or `unavailable` (the broker's answer to the last metadata request, each second).
+    broker: &'static str,
+    /// Deliveries waiting for the broker.
+    outbox_backlog: u64,
+}
+
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 /// Ready only when the store answers and the broker answered its last check (each second).
@@ -65,12 +92,12 @@ pub async fn readyz(state: State) -> HttpResponse {
     let store = state.gateway.store.ping().await;
     let broker = state.gateway.broker.available();
     let backlog = state.gateway.backlog.load(std::sync::atomic::Ordering::Relaxed);
-    let body = json!({
-        "status": if store.is_ok() && broker { "ready" } else { "not_ready" },
-        "store": if store.is_ok() { "ok" } else { "unavailable" },
-        "broker": if broker { "ok" } else { "unavailable" },
-        "outboxBacklog": backlog,
-    });
+    let body = Readiness {
+        status: if store.is_ok() && broker { "ready" } else { "not_ready" },
+        store: if store.is_ok() { "ok" } else { "unavailable" },
+        broker: if broker { "ok" } else { "unavailable" },
+        outbox_backlog: backlog,
+    };
     if store.is_ok() && broker {
         HttpResponse::Ok().json(body)
     } else {
@@ -100,6 +127,32 @@ pub async fn submit_document(
             Ok(HttpResponse::Accepted().insert_header(("Idempotent-Replayed", "true")).json(first))
         }
     }
+}
+
+/// The answer to a batch: one result per item, in order.
+#[derive(Serialize, JsonSchema)]
+pub struct BatchAnswer {
+    accepted: usize,
+    refused: usize,
+    results: Vec<BatchItem>,
+}
+
+/// One batch item's result: its receipt (status 202) or its problem.
+#[derive(Serialize, JsonSchema)]
+pub struct BatchItem {
+    /// Position in the batch, from 0.
+    index: usize,
+    /// The status a single submission of this item would have been answered with.
+    status: u16,
+    /// Present (true) when the item repeats a document already accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replayed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::store::Receipt>")]
+    receipt: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<super::errors::Problem>")]
+    problem: Option<serde_json::Value>,
 }
 
 /// `POST /v1/documents:batch`: many documents in one request (a JSON array, or NDJSON), each
@@ -144,18 +197,19 @@ pub async fn submit_batch(
         results.push(match outcome {
             Ok(Acceptance::New(receipt)) => {
                 accepted += 1;
-                json!({"index": i, "status": 202, "receipt": receipt})
+                let receipt = serde_json::to_value(receipt).ok();
+                BatchItem { index: i, status: 202, replayed: None, receipt, problem: None }
             }
             Ok(Acceptance::Replayed(first)) => {
                 accepted += 1;
-                json!({"index": i, "status": 202, "replayed": true, "receipt": first})
+                BatchItem { index: i, status: 202, replayed: Some(true), receipt: Some(first), problem: None }
             }
             Err(problem) => {
                 refused += 1;
                 let status = problem.code.status().as_u16();
                 let subject = format!("POST /v1/documents:batch #{i}");
                 refusals.push(crate::http::audit::refusal(by.id.clone(), subject, status, Some(&problem)));
-                json!({"index": i, "status": status, "problem": problem.problem()})
+                BatchItem { index: i, status, replayed: None, receipt: None, problem: Some(problem.problem()) }
             }
         });
     }
@@ -166,7 +220,7 @@ pub async fn submit_batch(
         }
     }
     tracing::info!(sender = %by.id, accepted, refused, "batch submitted");
-    Ok(HttpResponse::Ok().json(json!({"accepted": accepted, "refused": refused, "results": results})))
+    Ok(HttpResponse::Ok().json(BatchAnswer { accepted, refused, results }))
 }
 
 /// `POST /v1/validate`: the checks of submission, without storing or publishing; `200` with
@@ -178,14 +232,26 @@ pub async fn validate(state: State, who: Authenticated, req: HttpRequest, payloa
 }
 
 /// What a successful validation says, over HTTP and on the command line.
-pub fn validation_report(checked: &crate::gateway::Checked) -> serde_json::Value {
-    json!({
-        "valid": true,
-        "documentType": checked.valid.document_type,
-        "schemaVersion": checked.valid.version,
-        "ucr": checked.valid.ucr,
-        "routing": checked.routed,
-    })
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidationReport {
+    /// Always true: an invalid document is answered with its problem.
+    valid: bool,
+    document_type: crate::domain::DocumentType,
+    schema_version: crate::domain::SchemaVersion,
+    ucr: Ucr,
+    /// Where submission would send it.
+    routing: Vec<crate::gateway::Route>,
+}
+
+pub fn validation_report(checked: &crate::gateway::Checked) -> ValidationReport {
+    ValidationReport {
+        valid: true,
+        document_type: checked.valid.document_type.clone(),
+        schema_version: checked.valid.version,
+        ucr: checked.valid.ucr.clone(),
+        routing: checked.routed.clone(),
+    }
 }
 
 /// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.
@@ -237,10 +303,16 @@ fn agency_filter(q: &AgencyFilter) -> Result<Option<crate::domain::AgencyId>, Ap
         .map_err(|e| ApiError::new(Code::NotFound, format!("no such agency: {e}")))
 }
 
+/// The failed deliveries, oldest first.
+#[derive(Serialize, JsonSchema)]
+pub struct FailedDeliveries {
+    deliveries: Vec<crate::store::FailedDelivery>,
+}
+
 /// `GET /v1/deliveries/failed[?agency=]`: what an operator has to look at.
 pub async fn failed_deliveries(state: State, who: Authenticated, q: web::Query<AgencyFilter>) -> Result<HttpResponse, ApiError> {
     let list = state.gateway.failed_deliveries(&who.0, agency_filter(&q)?).await?;
-    Ok(HttpResponse::Ok().json(json!({ "deliveries": list })))
+    Ok(HttpResponse::Ok().json(FailedDeliveries { deliveries: list }))
 }
 
 /// `POST /v1/deliveries/failed/retry[?agency=]`: send every failed delivery again.
@@ -265,6 +337,22 @@ pub async fn retry_delivery(state: State, who: Authenticated, path: web::Path<St
     Ok(HttpResponse::Ok().json(outcome))
 }
 
+/// The registry's catalogue.
+#[derive(Serialize, JsonSchema)]
+pub struct SchemaCatalogue {
+    schemas: Vec<SchemaEntry>,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SchemaEntry {
+    /// A document type, or `acknowledgment`, `envelope`, `common`.
+    document_type: String,
+    versions: Vec<crate::domain::SchemaVersion>,
+    /// Where each version's schema is served.
+    links: Vec<String>,
+}
+
 pub async fn schemas(state: State) -> HttpResponse {
     let list: Vec<_> = state
         .gateway
@@ -273,10 +361,10 @@ pub async fn schemas(state: State) -> HttpResponse {
         .into_iter()
         .map(|(name, versions)| {
             let links: Vec<String> = versions.iter().map(|v| format!("/v1/schemas/{name}/{v}")).collect();
-            json!({"documentType": name, "versions": versions, "links": links})
+            SchemaEntry { document_type: name, versions, links }
         })
         .collect();
-    HttpResponse::Ok().json(json!({ "schemas": list }))
+    HttpResponse::Ok().json(SchemaCatalogue { schemas: list })
 }
 
 pub async fn schema(state: State, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
@@ -289,12 +377,22 @@ pub async fn schema(state: State, path: web::Path<(String, String)>) -> Result<H
         .ok_or_else(|| ApiError::new(Code::NotFound, "no such schema; GET /v1/schemas lists them"))
 }
 
+/// `GET /openapi.json`: generated once at start from the route table and the registry.
+pub async fn openapi(state: State) -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(state.openapi.clone())
+}
+
+/// Everything no route serves: 405 with `Allow` when the path has other methods, else 404.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let known = ["/healthz", "/readyz", "/metrics", "/v1/documents", "/v1/documents:batch", "/v1/validate", "/v1/acknowledgments", "/v1/consignments/", "/v1/schemas", "/v1/deliveries/"];
-    let is_read = req.method() == actix_web::http::Method::GET;
-    if !is_read && known.iter().any(|k| req.path() == *k || (k.ends_with('/') && req.path().starts_with(k))) {
-        Err(ApiError::new(Code::MethodNotAllowed, format!("{} is not allowed on {}", req.method(), req.path())))
-    } else {
-        Err(ApiError::new(Code::NotFound, format!("no route {}", req.path())))
+    let allowed = super::api::allowed_methods(req.path());
+    if allowed.is_empty() {
+        return Err(ApiError::new(Code::NotFound, format!("no route {}; GET /openapi.json describes them", req.path())));
     }
+    let allow: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
+    let problem = ApiError::new(Code::MethodNotAllowed, format!("{} is not allowed on {}; allowed: {}", req.method(), req.path(), allow.join(", ")));
+    let mut answer = actix_web::ResponseError::error_response(&problem);
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow.join(", ")) {
+        answer.headers_mut().insert(actix_web::http::header::ALLOW, value);
+    }
+    Ok(answer)
 }

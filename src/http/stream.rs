@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
+
 
 use super::auth::Authenticated;
 use super::errors::{ApiError, Code};
@@ -31,8 +31,6 @@ const PAGE: usize = 20;
 const POLL: Duration = Duration::from_millis(500);
 /// A comment line this often keeps proxies from closing an idle stream.
 const HEARTBEAT: Duration = Duration::from_secs(15);
-/// Longest long-poll wait.
-const MAX_WAIT: Duration = Duration::from_secs(60);
 
 #[derive(Deserialize)]
 pub struct StreamQuery {
@@ -121,16 +119,18 @@ pub async fn consignment_events(
 /// Long poll or SSE, from the cursor in `after` or `Last-Event-ID`.
 async fn serve(state: web::Data<AppState>, source: Source, query: &StreamQuery, req: &HttpRequest) -> Result<HttpResponse, ApiError> {
     let last_event = req.headers().get("last-event-id").and_then(|v| v.to_str().ok());
-    // A reconnecting EventSource sends the same URL again: its Last-Event-ID is the newer cursor.
-    let after = match last_event.or(query.after.as_deref()) {
+    // A reconnecting EventSource sends the same URL again: its Last-Event-ID is the newer
+    // cursor. Both must be cursors.
+    let from_query = query.after.as_deref().map(cursor).transpose()?;
+    let after = match last_event {
         Some(raw) => cursor(raw)?,
-        None => 0,
+        None => from_query.unwrap_or(0),
     };
     match query.wait.as_deref() {
         Some(wait) => {
             let wait = humantime::parse_duration(wait)
                 .map_err(|e| ApiError::new(Code::InvalidCursor, format!("wait {wait:?}: {e} (e.g. 30s)")))?
-                .min(MAX_WAIT);
+                .min(state.max_poll_wait);
             long_poll(&state, source, after, wait).await
         }
         None => Ok(event_stream(state, source, after)),
@@ -145,13 +145,23 @@ async fn long_poll(state: &AppState, source: Source, after: i64, wait: Duration)
         if !found.is_empty() || Instant::now() >= deadline || *closing.borrow() {
             let cursor = found.last().map_or(after, |e| e.0);
             let events: Vec<_> = found.into_iter().map(|e| e.2).collect();
-            return Ok(HttpResponse::Ok().json(json!({ "events": events, "cursor": cursor })));
+            return Ok(HttpResponse::Ok().json(StreamPage { events, cursor }));
         }
         tokio::select! {
             _ = tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))) => {}
             _ = closing.changed() => {}
         }
     }
+}
+
+/// A long poll's answer.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct StreamPage {
+    /// The events after the cursor asked for, oldest first: CloudEvents of deliveries (agency
+    /// stream) or consignment status changes; empty when none came within `wait`.
+    events: Vec<serde_json::Value>,
+    /// The cursor to ask from next (`after=`): the last event's id, or the one asked for.
+    cursor: i64,
 }
 
 /// What the SSE stream carries between polls.

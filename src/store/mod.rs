@@ -72,7 +72,7 @@ pub struct NewDocument {
 }
 
 /// What the submitter gets back: proof the document is committed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Receipt {
     pub document_id: Uuid,
@@ -86,7 +86,7 @@ pub struct Receipt {
     pub audit_hash: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReceiptDelivery {
     pub agency: AgencyId,
@@ -131,7 +131,7 @@ pub struct OutboundDelivery {
 }
 
 /// A delivery that failed, for operators.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FailedDelivery {
     pub delivery_id: i64,
@@ -154,7 +154,7 @@ pub enum RetrySelection {
 }
 
 /// What a retry did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RetryOutcome {
     /// Back in the outbox.
@@ -181,7 +181,7 @@ pub struct AckRecord {
 }
 
 /// What applying an answer did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AckApplied {
     pub document_id: Uuid,
@@ -206,7 +206,7 @@ pub struct StatusEvent {
 }
 
 /// Everything known about one consignment.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsignmentView {
     pub ucr: Ucr,
@@ -220,7 +220,7 @@ pub struct ConsignmentView {
     pub senders: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DocumentView {
     pub document_id: Uuid,
@@ -233,7 +233,7 @@ pub struct DocumentView {
     pub deliveries: Vec<DeliveryView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryView {
     /// The id operators use to send a failed delivery again.
@@ -250,7 +250,7 @@ pub struct DeliveryView {
     pub history: Vec<HistoryEntry>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     pub status: String,
@@ -264,7 +264,7 @@ pub struct HistoryEntry {
 }
 
 /// Time-release figures (after the WCO Time Release Study), in milliseconds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TimeRelease {
     /// The consignment's first submission.
@@ -275,7 +275,7 @@ pub struct TimeRelease {
     pub agencies: Vec<AgencyTimes>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgencyTimes {
     pub agency: AgencyId,

@@ -17,6 +17,7 @@ mod helpers;
 mod hostile;
 mod limits;
 mod metrics;
+mod openapi;
 mod outage;
 mod python_agency;
 mod retries;

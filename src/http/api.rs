@@ -1,0 +1,656 @@
+//! The API's one description: every route with its method, handler, access, parameters and
+//! answers. The gateway registers its routes from this table, answers 405 with `Allow` from it,
+//! and generates `/openapi.json` (OpenAPI 3.1) from it, with the bodies' schemas derived from
+//! the Rust types that serialize them (schemars) and the document schemas taken from the
+//! registry the gateway validates with. What is served and what is described cannot drift.
+
+use actix_web::http::Method;
+use actix_web::{web, Route};
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, SchemaGenerator};
+use serde_json::{json, Map, Value};
+
+use super::errors::{Code, Problem};
+use super::{metrics, routes, stream};
+use crate::config::GatewayConfig;
+use crate::schema::SchemaRegistry;
+
+/// Who may call an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No credentials (health, readiness, the API description).
+    Anyone,
+    /// Any registered participant; the handler decides what it sees.
+    Participant,
+    /// Operators only.
+    Operator,
+}
+
+/// A body's schema, from a Rust type.
+type SchemaOf = fn(&mut SchemaGenerator) -> Value;
+
+fn of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Value {
+    generator.subschema_for::<T>().to_value()
+}
+
+/// What a request or an answer carries.
+#[derive(Clone, Copy)]
+pub enum Body {
+    /// Nothing.
+    None,
+    /// JSON of a Rust type.
+    Json(SchemaOf),
+    /// A document envelope: its payload one of the registry's document types.
+    Envelope,
+    /// Many envelopes: a JSON array, or NDJSON.
+    Batch,
+    /// An agency's answer, by the registry's acknowledgment schema.
+    Acknowledgment,
+    /// A long-poll page (JSON) or Server-Sent Events.
+    Stream,
+    /// Prometheus text.
+    Metrics,
+    /// A JSON Schema from the registry.
+    SchemaDocument,
+    /// The OpenAPI document itself.
+    OpenApi,
+}
+
+/// A query or header parameter.
+pub struct Param {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// The values the handler takes.
+    pub pattern: &'static str,
+}
+
+const AFTER: Param = Param {
+    name: "after",
+    description: "Cursor: answer the events after this one (`Last-Event-ID` wins when both are sent).",
+    pattern: "^[0-9]{1,18}$",
+};
+const WAIT: Param = Param {
+    name: "wait",
+    description: "Long poll: answer a JSON page as soon as there are events, or an empty one after this long (e.g. `30s`; at most `gateway.max_poll_wait_seconds`, 60 s by default). Without it, the answer is a Server-Sent Events stream.",
+    pattern: "^([0-9]{1,3}(ms|s|m)|0)$",
+};
+const AGENCY: Param = Param { name: "agency", description: "Only this agency's deliveries.", pattern: "^[a-z]{2}-[a-z][a-z0-9-]{1,40}$" };
+const IDEMPOTENCY_KEY: Param = Param {
+    name: "Idempotency-Key",
+    description: "Sending the same request again with the same key is answered from the first (`Idempotent-Replayed: true`); the same key with another body is 409.",
+    pattern: "^[!-~]{1,255}$",
+};
+const LAST_EVENT_ID: Param =
+    Param { name: "Last-Event-ID", description: "The cursor a reconnecting client continues from.", pattern: "^[0-9]{1,18}$" };
+
+/// One endpoint.
+pub struct Endpoint {
+    pub method: Method,
+    /// The path, `{name}` for a path parameter (the same syntax for actix and OpenAPI).
+    pub path: &'static str,
+    pub operation_id: &'static str,
+    pub tag: &'static str,
+    pub summary: &'static str,
+    pub access: Access,
+    pub query: &'static [Param],
+    /// Headers the endpoint reads: `Idempotency-Key`, `Last-Event-ID`.
+    pub headers: &'static [Param],
+    pub request: Body,
+    /// The success status and what it carries.
+    pub ok: (u16, Body),
+    /// The errors this endpoint answers besides those every endpoint of its kind can answer
+    /// (authentication, body reading).
+    pub errors: &'static [Code],
+    /// Attaches the handler.
+    handler: fn(Route) -> Route,
+}
+
+/// Errors of everything that reads a JSON body.
+const BODY_ERRORS: [Code; 5] =
+    [Code::MalformedJson, Code::JsonLimitExceeded, Code::UnsupportedMediaType, Code::PayloadTooLarge, Code::RequestTimeout];
+/// Errors of everything that writes.
+const WRITE_ERRORS: [Code; 2] = [Code::Overloaded, Code::Unavailable];
+
+/// Every endpoint, in the order they are documented.
+pub fn endpoints() -> Vec<Endpoint> {
+    use Access::*;
+    vec![
+        Endpoint {
+            method: Method::POST,
+            path: "/v1/documents",
+            operation_id: "submitDocument",
+            tag: "documents",
+            summary: "Submit a document: validated, stored, then routed to every agency concerned. 202 means it will be delivered.",
+            access: Participant,
+            query: &[],
+            headers: &[IDEMPOTENCY_KEY],
+            request: Body::Envelope,
+            ok: (202, Body::Json(of::<crate::store::Receipt>)),
+            errors: &[
+                Code::InvalidDocument,
+                Code::UnknownDocumentType,
+                Code::UnknownSchemaVersion,
+                Code::Unroutable,
+                Code::InvalidIdempotencyKey,
+                Code::DuplicateConflict,
+                Code::UcrTaken,
+                Code::Forbidden,
+                Code::BacklogFull,
+            ],
+            handler: |r| r.to(routes::submit_document),
+        },
+        Endpoint {
+            method: Method::POST,
+            path: "/v1/documents:batch",
+            operation_id: "submitBatch",
+            tag: "documents",
+            summary: "Submit many documents (a JSON array, or NDJSON); one result per item, in order.",
+            access: Participant,
+            query: &[],
+            headers: &[IDEMPOTENCY_KEY],
+            request: Body::Batch,
+            ok: (200, Body::Json(of::<routes::BatchAnswer>)),
+            errors: &[Code::InvalidIdempotencyKey],
+            handler: |r| r.to(routes::submit_batch),
+        },
+        Endpoint {
+            method: Method::POST,
+            path: "/v1/validate",
+            operation_id: "validateDocument",
+            tag: "documents",
+            summary: "Check a document exactly as submission would; nothing is stored or routed.",
+            access: Participant,
+            query: &[],
+            headers: &[],
+            request: Body::Envelope,
+            ok: (200, Body::Json(of::<routes::ValidationReport>)),
+            errors: &[Code::InvalidDocument, Code::UnknownDocumentType, Code::UnknownSchemaVersion, Code::Unroutable, Code::Forbidden],
+            handler: |r| r.to(routes::validate),
+        },
+        Endpoint {
+            method: Method::POST,
+            path: "/v1/acknowledgments",
+            operation_id: "acknowledge",
+            tag: "agencies",
+            summary: "An agency's answer about a document routed to it.",
+            access: Participant,
+            query: &[],
+            headers: &[],
+            request: Body::Acknowledgment,
+            ok: (200, Body::Json(of::<crate::store::AckApplied>)),
+            errors: &[Code::InvalidAcknowledgment, Code::UnknownDocument, Code::Forbidden],
+            handler: |r| r.to(routes::acknowledge),
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/v1/agencies/{agency}/documents",
+            operation_id: "agencyDocuments",
+            tag: "agencies",
+            summary: "The deliveries routed to an agency, as CloudEvents: Server-Sent Events, or a long poll with `wait`.",
+            access: Participant,
+            query: &[AFTER, WAIT],
+            headers: &[LAST_EVENT_ID],
+            request: Body::None,
+            ok: (200, Body::Stream),
+            errors: &[Code::NotFound, Code::InvalidCursor, Code::InvalidQuery, Code::Unavailable],
+            handler: |r| r.to(stream::agency_documents),
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/v1/consignments/events",
+            operation_id: "consignmentEvents",
+            tag: "consignments",
+            summary: "State changes of the caller's consignments: Server-Sent Events, or a long poll with `wait`.",
+            access: Participant,
+            query: &[AFTER, WAIT],
+            headers: &[LAST_EVENT_ID],
+            request: Body::None,
+            ok: (200, Body::Stream),
+            errors: &[Code::Forbidden, Code::InvalidCursor, Code::InvalidQuery, Code::Unavailable],
+            handler: |r| r.to(stream::consignment_events),
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/v1/consignments/{ucr}",
+            operation_id: "consignment",
+            tag: "consignments",
+            summary: "A consignment: its documents, every agency's delivery and answers, and the time-release figures.",
+            access: Participant,
+            query: &[],
+            headers: &[],
+            request: Body::None,
+            ok: (200, Body::Json(of::<crate::store::ConsignmentView>)),
+            errors: &[Code::NotFound, Code::Unavailable],
+            handler: |r| r.to(routes::consignment),
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/v1/deliveries/failed",
+            operation_id: "failedDeliveries",
+            tag: "operations",
+            summary: "Deliveries the broker refused on every attempt.",
+            access: Operator,
+            query: &[AGENCY],
+            headers: &[],
+            request: Body::None,
+            ok: (200, Body::Json(of::<routes::FailedDeliveries>)),
+            errors: &[Code::NotFound, Code::InvalidQuery, Code::Unavailable],
+            handler: |r| r.to(routes::failed_deliveries),
+        },
+        Endpoint {
+            method: Method::POST,
+            path: "/v1/deliveries/failed/retry",
+            operation_id: "retryFailedDeliveries",
+            tag: "operations",
+            summary: "Send every failed delivery (of one agency) again.",
+            access: Operator,
+            query: &[AGENCY],
+            headers: &[],
+            request: Body::None,
+            ok: (200, Body::Json(of::<crate::store::RetryOutcome>)),
+            errors: &[Code::NotFound, Code::InvalidQuery, Code::Unavailable],
+            handler: |r| r.to(routes::retry_failed),
+        },
+        Endpoint {
+            method: Method::POST,
+            path: "/v1/deliveries/{id}/retry",
+            operation_id: "retryDelivery",
+            tag: "operations",
+            summary: "Send one failed delivery again.",
+            access: Operator,
+            query: &[],
+            headers: &[],
+            request: Body::None,
+            ok: (200, Body::Json(of::<crate::store::RetryOutcome>)),
+            errors: &[Code::NotFound, Code::DeliveryNotFailed, Code::Unavailable],
+            handler: |r| r.to(routes::retry_delivery),
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/v1/schemas",
+            operation_id: "schemas",
+            tag: "schemas",
+            summary: "The registry's document types and versions.",
+            access: Anyone,
+            query: &[],
+            headers: &[],
+            request: Body::None,
+            ok: (200, Body::Json(of::<routes::SchemaCatalogue>)),
+            errors: &[],
+            handler: |r| r.to(routes::schemas),
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/v1/schemas/{name}/{version}",
+            operation_id: "schema",
+            tag: "schemas",
+            summary: "One schema, as the gateway validates with it.",
+            access: Anyone,
+            query: &[],
+            headers: &[],
+            request: Body::None,
+            ok: (200, Body::SchemaDocument),
+            errors: &[Code::NotFound],
+            handler: |r| r.to(routes::schema),
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/metrics",
+            operation_id: "metrics",
+            tag: "operations",
+            summary: "Prometheus metrics.",
+            access: Operator,
+            query: &[],
+            headers: &[],
+            request: Body::None,
+            ok: (200, Body::Metrics),
+            errors: &[],
+            handler: |r| r.to(metrics::metrics),
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/healthz",
+            operation_id: "health",
+            tag: "operations",
+            summary: "The process answers.",
+            access: Anyone,
+            query: &[],
+            headers: &[],
+            request: Body::None,
+            ok: (200, Body::Json(of::<routes::Health>)),
+            errors: &[],
+            handler: |r| r.to(routes::healthz),
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/readyz",
+            operation_id: "readiness",
+            tag: "operations",
+            summary: "Ready when the store and the broker answer (503 with the same body otherwise).",
+            access: Anyone,
+            query: &[],
+            headers: &[],
+            request: Body::None,
+            ok: (200, Body::Json(of::<routes::Readiness>)),
+            errors: &[],
+            handler: |r| r.to(routes::readyz),
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/openapi.json",
+            operation_id: "openapi",
+            tag: "operations",
+            summary: "This description (OpenAPI 3.1).",
+            access: Anyone,
+            query: &[],
+            headers: &[],
+            request: Body::None,
+            ok: (200, Body::OpenApi),
+            errors: &[],
+            handler: |r| r.to(routes::openapi),
+        },
+    ]
+}
+
+/// Registers every endpoint of the table, and the answer for everything else.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    // A query string the handler cannot read (a parameter twice, say) is a problem too.
+    cfg.app_data(web::QueryConfig::default().error_handler(|e, _| {
+        super::errors::ApiError::new(Code::InvalidQuery, format!("{e}; each parameter at most once")).into()
+    }));
+    for endpoint in endpoints() {
+        cfg.route(endpoint.path, (endpoint.handler)(web::route().method(endpoint.method.clone())));
+    }
+    cfg.default_service(web::to(routes::not_found));
+}
+
+/// Whether `path` is an instance of the template `template` (`{x}` matches one segment).
+fn matches(template: &str, path: &str) -> bool {
+    let (mut t, mut p) = (template.split('/'), path.split('/'));
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return true,
+            (Some(ts), Some(ps)) if ts.starts_with('{') && ts.ends_with('}') => {
+                if ps.is_empty() {
+                    return false;
+                }
+            }
+            (Some(ts), Some(ps)) if ts == ps => {}
+            _ => return false,
+        }
+    }
+}
+
+/// The methods served on `path`, for `405` and its `Allow` header; empty when no route has it.
+pub fn allowed_methods(path: &str) -> Vec<Method> {
+    endpoints().into_iter().filter(|e| matches(e.path, path)).map(|e| e.method).collect()
+}
+
+/// A registry schema's component name: `customsDeclaration-1.0.0`.
+fn component(name: &str, version: &str) -> String {
+    format!("{name}-{version}")
+}
+
+/// A registry schema made the component `name`: its `$id` dropped and its `$ref`s (to other
+/// files by `$id`, or within itself) pointed at components.
+fn as_component(name: &str, value: &Value) -> Value {
+    fn walk(name: &str, v: &Value) -> Value {
+        match v {
+            Value::Object(map) => {
+                let mut out = Map::new();
+                for (k, v) in map {
+                    match (k.as_str(), v) {
+                        ("$id" | "$schema", _) => {}
+                        ("$ref", Value::String(r)) => {
+                            out.insert(k.clone(), Value::String(local_ref(name, r)));
+                        }
+                        _ => {
+                            out.insert(k.clone(), walk(name, v));
+                        }
+                    }
+                }
+                Value::Object(out)
+            }
+            Value::Array(items) => Value::Array(items.iter().map(|i| walk(name, i)).collect()),
+            other => other.clone(),
+        }
+    }
+    walk(name, value)
+}
+
+/// `https://schemas.ventanilla.example/common/1.0.0.json#/$defs/ucr` ->
+/// `#/components/schemas/common-1.0.0/$defs/ucr`; `#/$defs/x` in the component `this` ->
+/// `#/components/schemas/<this>/$defs/x`; other references are left as they are.
+fn local_ref(this: &str, reference: &str) -> String {
+    if let Some(pointer) = reference.strip_prefix('#') {
+        return format!("#/components/schemas/{this}{pointer}");
+    }
+    let Some(rest) = reference.strip_prefix("https://schemas.ventanilla.example/") else {
+        return reference.to_owned();
+    };
+    let (file, fragment) = rest.split_once('#').unwrap_or((rest, ""));
+    match file.strip_suffix(".json").and_then(|f| f.split_once('/')) {
+        Some((name, version)) => format!("#/components/schemas/{}{fragment}", component(name, version)),
+        None => reference.to_owned(),
+    }
+}
+
+fn reference(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+/// The submission body: the envelope, with `payload` one of the document types' schemas.
+fn envelope_schema(registry: &SchemaRegistry) -> Value {
+    let envelope = registry.catalogue().into_iter().find(|(n, _)| n == "envelope").and_then(|(_, v)| v.last().copied());
+    let variants: Vec<Value> = registry
+        .document_types()
+        .into_iter()
+        .flat_map(|(name, versions)| {
+            versions.into_iter().map(move |v| {
+                json!({
+                    "title": format!("{name} {v}"),
+                    "properties": {
+                        "documentType": { "const": name },
+                        "schemaVersion": { "const": v.to_string() },
+                        "payload": reference(&component(&name, &v.to_string())),
+                    }
+                })
+            })
+        })
+        .collect();
+    let mut all_of = Vec::new();
+    if let Some(v) = envelope {
+        all_of.push(reference(&component("envelope", &v.to_string())));
+    }
+    all_of.push(json!({ "anyOf": variants }));
+    json!({ "allOf": all_of })
+}
+
+fn problem_response(codes: &[Code]) -> Value {
+    let list: Vec<String> = codes.iter().map(|c| format!("`{}`", c.as_str())).collect();
+    json!({
+        "description": list.join(", "),
+        "content": { "application/problem+json": { "schema": reference("Problem") } },
+    })
+}
+
+fn content(body: Body, gateway: &GatewayConfig, generator: &mut SchemaGenerator) -> Option<Value> {
+    Some(match body {
+        Body::None => return None,
+        Body::Json(schema) => json!({ "application/json": { "schema": schema(generator) } }),
+        Body::Envelope => json!({ "application/json": { "schema": reference("DocumentEnvelope") } }),
+        // Items are not constrained: an item that is not a valid envelope is refused in its own
+        // result, and the batch is still answered 200.
+        Body::Batch => json!({
+            "application/json": { "schema": {
+                "type": "array", "minItems": 1, "maxItems": gateway.max_batch_items,
+                "items": { "anyOf": [reference("DocumentEnvelope"), {}], "description": "A document envelope; anything else is refused in its own result." },
+            } },
+            "application/x-ndjson": { "schema": { "type": "string", "description": "One envelope per line." } },
+        }),
+        Body::Acknowledgment => json!({ "application/json": { "schema": { "$ref": "#/components/schemas/AcknowledgmentBody" } } }),
+        Body::Stream => json!({
+            "application/json": { "schema": of::<stream::StreamPage>(generator) },
+            "text/event-stream": { "schema": { "type": "string", "description": "`id:` (the cursor), `event:` (`document` or `status`), `data:` (the event as JSON); a comment line every 15 s; reconnect with `Last-Event-ID`." } },
+        }),
+        Body::Metrics => json!({ "text/plain": { "schema": { "type": "string" } } }),
+        Body::SchemaDocument => json!({ "application/schema+json": { "schema": { "type": "object" } } }),
+        Body::OpenApi => json!({ "application/json": { "schema": { "type": "object" } } }),
+    })
+}
+
+fn operation(endpoint: &Endpoint, gateway: &GatewayConfig, generator: &mut SchemaGenerator) -> Value {
+    let mut parameters: Vec<Value> = endpoint
+        .path
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(|name| {
+            let schema = if name == "id" { json!({ "type": "integer", "format": "int64" }) } else { json!({ "type": "string" }) };
+            json!({ "name": name, "in": "path", "required": true, "schema": schema })
+        })
+        .collect();
+    let params = endpoint.query.iter().map(|p| ("query", p)).chain(endpoint.headers.iter().map(|p| ("header", p)));
+    for (place, p) in params {
+        parameters.push(json!({
+            "name": p.name, "in": place, "required": false, "description": p.description,
+            "schema": { "type": "string", "pattern": p.pattern },
+        }));
+    }
+    // Errors by status: the endpoint's own, then those of its kind.
+    let mut codes: Vec<Code> = endpoint.errors.to_vec();
+    if endpoint.access != Access::Anyone {
+        codes.push(Code::Unauthenticated);
+    }
+    if endpoint.access == Access::Operator {
+        codes.push(Code::Forbidden);
+    }
+    if !matches!(endpoint.request, Body::None) {
+        codes.extend(BODY_ERRORS);
+    }
+    if endpoint.method == Method::POST && !matches!(endpoint.request, Body::None) {
+        codes.extend(WRITE_ERRORS);
+    }
+    let mut responses = Map::new();
+    let (status, body) = endpoint.ok;
+    let mut ok = json!({ "description": endpoint.summary });
+    if let Some(c) = content(body, gateway, generator) {
+        ok["content"] = c;
+    }
+    responses.insert(status.to_string(), ok);
+    if endpoint.path == "/readyz" {
+        responses.insert("503".into(), json!({ "description": "Not ready", "content": content(body, gateway, generator) }));
+    }
+    let mut statuses: Vec<u16> = codes.iter().map(|c| c.status().as_u16()).collect();
+    statuses.sort_unstable();
+    statuses.dedup();
+    for s in statuses {
+        let mut of_status: Vec<Code> = codes.iter().copied().filter(|c| c.status().as_u16() == s).collect();
+        of_status.dedup();
+        responses.insert(s.to_string(), problem_response(&of_status));
+    }
+    let mut op = json!({
+        "operationId": endpoint.operation_id,
+        "tags": [endpoint.tag],
+        "summary": endpoint.summary,
+        "parameters": parameters,
+        "responses": responses,
+    });
+    if let Some(c) = content(endpoint.request, gateway, generator) {
+        op["requestBody"] = json!({ "required": true, "content": c });
+    }
+    op["security"] = match endpoint.access {
+        Access::Anyone => json!([]),
+        Access::Participant | Access::Operator => json!([{ "bearer": [] }, { "mutualTls": [] }]),
+    };
+    if endpoint.access == Access::Operator {
+        op["description"] = json!("Operators only.");
+    }
+    op
+}
+
+/// The OpenAPI 3.1 description of this gateway, with `registry`'s schemas as components and
+/// the bounds of `gateway`.
+pub fn openapi(registry: &SchemaRegistry, gateway: &GatewayConfig) -> Value {
+    let mut generator = SchemaSettings::draft2020_12()
+        .with(|s| s.definitions_path = "/components/schemas".into())
+        .into_generator();
+    let mut paths = Map::new();
+    for endpoint in endpoints() {
+        let item = paths.entry(endpoint.path).or_insert_with(|| json!({}));
+        item[endpoint.method.as_str().to_ascii_lowercase()] = operation(&endpoint, gateway, &mut generator);
+    }
+    generator.subschema_for::<Problem>();
+    let mut schemas = generator.take_definitions(true);
+    for (name, versions) in registry.catalogue() {
+        for v in versions {
+            let version = v.to_string();
+            if let Some(source) = registry.source(&name, &version) {
+                let component = component(&name, &version);
+                let schema = as_component(&component, &source);
+                schemas.insert(component, schema);
+            }
+        }
+    }
+    schemas.insert("DocumentEnvelope".into(), envelope_schema(registry));
+    let ack = registry.catalogue().into_iter().find(|(n, _)| n == crate::schema::ACKNOWLEDGMENT).and_then(|(_, v)| v.last().copied());
+    if let Some(v) = ack {
+        schemas.insert("AcknowledgmentBody".into(), reference(&component(crate::schema::ACKNOWLEDGMENT, &v.to_string())));
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Ventanilla",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "A regional single-window gateway for harmonized trade documents. Every error is an RFC 9457 problem document with a stable `code`.",
+        },
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "tags": [
+            { "name": "documents", "description": "Traders and national single windows submit documents." },
+            { "name": "consignments", "description": "Where a consignment stands." },
+            { "name": "agencies", "description": "Agencies read their documents and answer." },
+            { "name": "schemas", "description": "The schema registry." },
+            { "name": "operations", "description": "Health, metrics, failed deliveries." },
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": { "type": "http", "scheme": "bearer", "description": "A participant's token." },
+                "mutualTls": { "type": "mutualTLS", "description": "A participant's client certificate, registered by its SHA-256." },
+            },
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_match_one_segment_per_parameter() {
+        assert!(matches("/v1/consignments/{ucr}", "/v1/consignments/UCR-1"));
+        assert!(!matches("/v1/consignments/{ucr}", "/v1/consignments/"));
+        assert!(!matches("/v1/consignments/{ucr}", "/v1/consignments/a/b"));
+        assert!(matches("/v1/documents:batch", "/v1/documents:batch"));
+        assert!(!matches("/v1/documents", "/v1/documents:batch"));
+    }
+
+    #[test]
+    fn references_between_registry_files_become_component_references() {
+        assert_eq!(
+            local_ref("x-1.0.0", "https://schemas.ventanilla.example/common/1.0.0.json#/$defs/ucr"),
+            "#/components/schemas/common-1.0.0/$defs/ucr"
+        );
+        assert_eq!(local_ref("x-1.0.0", "https://schemas.ventanilla.example/common/1.0.0.json"), "#/components/schemas/common-1.0.0");
+        assert_eq!(local_ref("x-1.0.0", "#/$defs/y"), "#/components/schemas/x-1.0.0/$defs/y");
+        assert_eq!(local_ref("x-1.0.0", "https://elsewhere.example/s.json"), "https://elsewhere.example/s.json");
+    }
+
+    #[test]
+    fn every_endpoint_is_described_once() {
+        let mut seen = std::collections::HashSet::new();
+        for e in endpoints() {
+            assert!(seen.insert((e.method.clone(), e.path)), "{} {} twice", e.method, e.path);
+        }
+    }
+}
