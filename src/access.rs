@@ -56,6 +56,8 @@ pub enum Refusal {
     NotYourAgency { participant: String, agency: String },
     #[error("participant {0} is not an operator")]
     NotAnOperator(String),
+    #[error("participant {0} submits no consignments, so it has no status changes to be sent")]
+    NoConsignments(String),
 }
 
 /// May `by` submit a document of `document_type` with this `payload`?
@@ -104,6 +106,14 @@ pub fn may_acknowledge(by: &Participant, agency: &AgencyId) -> Result<(), Refusa
 /// May `by` change operational state (send failed deliveries again, list them)?
 pub fn may_operate(by: &Participant) -> Result<(), Refusal> {
     if by.role == Role::Operator { Ok(()) } else { Err(Refusal::NotAnOperator(by.id.clone())) }
+}
+
+/// May `by` have its consignments' status changes POSTed to a URL? Those who submit them.
+pub fn may_register_webhook(by: &Participant) -> Result<(), Refusal> {
+    match by.role {
+        Role::Trader | Role::Nsw => Ok(()),
+        _ => Err(Refusal::NoConsignments(by.id.clone())),
+    }
 }
 
 /// May `by` read `agency`'s stream of documents? The agency itself, and operators.

@@ -113,6 +113,8 @@ pub struct RegionConfig {
     pub gateway: GatewayConfig,
     #[serde(default)]
     pub kafka: KafkaConfig,
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
     pub agencies: Vec<AgencyConfig>,
     #[serde(default)]
     pub participants: Vec<ParticipantConfig>,
@@ -214,6 +216,29 @@ pub struct KafkaConfig {
     pub max_message_bytes: usize,
     /// How the gateway's clients authenticate to Kafka and encrypt (`[kafka.security]`).
     pub security: KafkaSecurity,
+}
+
+/// Webhooks: where traders may have their status changes POSTed, and how failures are retried.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Lets webhooks use plain `http://` and loopback or private addresses: for development
+    /// only, since a registered URL makes the gateway send requests inside its own network.
+    pub allow_insecure_urls: bool,
+    /// Webhooks one participant may register.
+    pub max_per_participant: usize,
+    /// Wait after a webhook's first failed attempt; doubled on each further one, with jitter.
+    pub initial_backoff_ms: u64,
+    /// Longest wait between two attempts; the event is retried until the URL takes it.
+    pub max_backoff_ms: u64,
+    /// How long a URL has to answer one POST.
+    pub timeout_ms: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig { allow_insecure_urls: false, max_per_participant: 5, initial_backoff_ms: 1_000, max_backoff_ms: 600_000, timeout_ms: 10_000 }
+    }
 }
 
 /// A secret from the environment: shown as `***` in every `Debug`, never serialized.
@@ -404,6 +429,9 @@ impl RegionConfig {
             ("gateway.max_batch_body_bytes", g.max_batch_body_bytes as u64),
             ("kafka.max_delivery_attempts", u64::from(self.kafka.max_delivery_attempts)),
             ("kafka.max_message_bytes", self.kafka.max_message_bytes as u64),
+            ("webhooks.max_per_participant", self.webhooks.max_per_participant as u64),
+            ("webhooks.initial_backoff_ms", self.webhooks.initial_backoff_ms),
+            ("webhooks.timeout_ms", self.webhooks.timeout_ms),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} must be at least 1"));
@@ -415,6 +443,9 @@ impl RegionConfig {
         self.kafka.security.check()?;
         if self.kafka.retry_initial_backoff_ms > self.kafka.retry_max_backoff_ms {
             return Err("kafka.retry_initial_backoff_ms must not exceed kafka.retry_max_backoff_ms".into());
+        }
+        if self.webhooks.initial_backoff_ms > self.webhooks.max_backoff_ms {
+            return Err("webhooks.initial_backoff_ms must not exceed webhooks.max_backoff_ms".into());
         }
         let mut seen = std::collections::HashSet::new();
         for a in &self.agencies {

@@ -61,6 +61,8 @@ pub struct Metrics {
     validation_failures: Mutex<BTreeMap<String, u64>>,
     publish_latency: Mutex<Histogram>,
     ack_latency: Mutex<BTreeMap<String, Histogram>>,
+    /// Webhook POSTs answered 2xx, and not.
+    webhooks: Mutex<(u64, u64)>,
 }
 
 impl Default for Metrics {
@@ -70,6 +72,7 @@ impl Default for Metrics {
             validation_failures: Mutex::default(),
             publish_latency: Mutex::new(Histogram::new(PUBLISH_BUCKETS)),
             ack_latency: Mutex::default(),
+            webhooks: Mutex::default(),
         }
     }
 }
@@ -100,6 +103,17 @@ impl Metrics {
     pub fn first_answer(&self, agency: &str, after: Duration) {
         if let Ok(mut m) = self.ack_latency.lock() {
             m.entry(agency.to_owned()).or_insert_with(|| Histogram::new(ACK_BUCKETS)).observe(after.as_secs_f64());
+        }
+    }
+
+    /// A webhook POST, answered 2xx (`delivered`) or not.
+    pub fn webhook_sent(&self, delivered: bool) {
+        if let Ok(mut m) = self.webhooks.lock() {
+            if delivered {
+                m.0 += 1;
+            } else {
+                m.1 += 1;
+            }
         }
     }
 
@@ -140,6 +154,12 @@ impl Metrics {
                 h.render(&mut out, "ventanilla_acknowledgment_latency_seconds", &format!("agency=\"{}\"", label(agency)));
             }
         }
+        out.push_str("# HELP ventanilla_webhook_posts_total Status changes POSTed to traders' webhooks, by outcome.\n");
+        out.push_str("# TYPE ventanilla_webhook_posts_total counter\n");
+        if let Ok(m) = self.webhooks.lock() {
+            let _ = writeln!(out, "ventanilla_webhook_posts_total{{outcome=\"delivered\"}} {}", m.0);
+            let _ = writeln!(out, "ventanilla_webhook_posts_total{{outcome=\"failed\"}} {}", m.1);
+        }
         out
     }
 }
@@ -157,6 +177,9 @@ mod tests {
         m.request("/v1/documents", 202);
         m.request("/v1/documents", 202);
         m.validation_failure("customsDeclaration");
+        m.webhook_sent(true);
+        m.webhook_sent(false);
+        m.webhook_sent(false);
         let text = m.render(&[("br-customs".into(), "released".into(), 4)], 7);
         assert!(text.contains("ventanilla_http_requests_total{route=\"/v1/documents\",status=\"202\"} 2"), "{text}");
         assert!(text.contains("ventanilla_publish_latency_seconds_bucket{le=\"0.005\"} 1"), "{text}");
@@ -167,5 +190,7 @@ mod tests {
         assert!(text.contains("ventanilla_deliveries{agency=\"br-customs\",status=\"released\"} 4"));
         assert!(text.contains("ventanilla_outbox_backlog 7"));
         assert!(text.contains("ventanilla_validation_failures_total{document_type=\"customsDeclaration\"} 1"));
+        assert!(text.contains("ventanilla_webhook_posts_total{outcome=\"delivered\"} 1"), "{text}");
+        assert!(text.contains("ventanilla_webhook_posts_total{outcome=\"failed\"} 2"), "{text}");
     }
 }

@@ -24,6 +24,7 @@ use crate::routing::Router;
 use crate::schema::SchemaRegistry;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
+use crate::webhooks::WebhookDispatcher;
 
 /// Why the gateway cannot start; each message says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,8 @@ pub enum StartupError {
          terminates TLS"
     )]
     PlaintextOnPublicAddress { addr: std::net::SocketAddr },
+    #[error("cannot build the webhooks' HTTP client (are the system's CA certificates readable?): {0}")]
+    WebhookClient(#[source] reqwest::Error),
 }
 
 /// A built gateway, not yet serving.
@@ -131,6 +134,18 @@ impl Application {
             metrics: gateway.metrics.clone(),
         };
 
+        let hooks = &settings.region.webhooks;
+        let webhook_dispatcher = WebhookDispatcher {
+            store: store.clone(),
+            client: WebhookDispatcher::client(Duration::from_millis(hooks.timeout_ms)).map_err(StartupError::WebhookClient)?,
+            retry: RetryPolicy {
+                max_attempts: u32::MAX,
+                initial_backoff: Duration::from_millis(hooks.initial_backoff_ms),
+                max_backoff: Duration::from_millis(hooks.max_backoff_ms),
+            },
+            metrics: gateway.metrics.clone(),
+        };
+
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (closing, closing_rx) = watch::channel(false);
         let tasks = vec![
@@ -143,7 +158,8 @@ impl Application {
                 gateway.status_wakeup.clone(),
                 shutdown_rx.clone(),
             )),
-            tokio::spawn(broker::acks::run(gateway.clone(), ack_consumer, shutdown_rx)),
+            tokio::spawn(broker::acks::run(gateway.clone(), ack_consumer, shutdown_rx.clone())),
+            tokio::spawn(webhook_dispatcher.run(shutdown_rx)),
         ];
 
         let listener = TcpListener::bind(settings.bind)
@@ -169,6 +185,7 @@ impl Application {
         let openapi = web::Bytes::from(crate::http::api::openapi(&gateway.registry, &settings.region.gateway).to_string());
         let state = web::Data::new(AppState {
             openapi,
+            webhooks: settings.region.webhooks.clone(),
             gateway,
             directory: Directory::new(&settings.region.participants, demo),
             max_body_bytes: settings.region.gateway.max_body_bytes,

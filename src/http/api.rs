@@ -11,7 +11,7 @@ use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{json, Map, Value};
 
 use super::errors::{Code, Problem};
-use super::{metrics, routes, stream};
+use super::{metrics, routes, stream, webhooks};
 use crate::config::GatewayConfig;
 use crate::schema::SchemaRegistry;
 
@@ -222,6 +222,48 @@ pub fn endpoints() -> Vec<Endpoint> {
             ok: (200, Body::Json(of::<crate::store::ConsignmentView>)),
             errors: &[Code::NotFound, Code::Unavailable],
             handler: |r| r.to(routes::consignment),
+        },
+        Endpoint {
+            method: Method::POST,
+            path: "/v1/webhooks",
+            operation_id: "registerWebhook",
+            tag: "consignments",
+            summary: "Have the state changes of your consignments POSTed to a URL, signed (see `webhooks`). The secret is answered only here.",
+            access: Participant,
+            query: &[],
+            headers: &[],
+            request: Body::Json(of::<webhooks::WebhookRequest>),
+            ok: (201, Body::Json(of::<crate::store::WebhookRegistered>)),
+            errors: &[Code::InvalidWebhook, Code::Forbidden],
+            handler: |r| r.to(webhooks::register),
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/v1/webhooks",
+            operation_id: "webhooks",
+            tag: "consignments",
+            summary: "Your webhooks, and how their deliveries stand.",
+            access: Participant,
+            query: &[],
+            headers: &[],
+            request: Body::None,
+            ok: (200, Body::Json(of::<webhooks::WebhookList>)),
+            errors: &[Code::Forbidden, Code::Unavailable],
+            handler: |r| r.to(webhooks::list),
+        },
+        Endpoint {
+            method: Method::DELETE,
+            path: "/v1/webhooks/{webhook}",
+            operation_id: "deleteWebhook",
+            tag: "consignments",
+            summary: "Stop a webhook.",
+            access: Participant,
+            query: &[],
+            headers: &[],
+            request: Body::None,
+            ok: (204, Body::None),
+            errors: &[Code::Forbidden, Code::NotFound, Code::Unavailable],
+            handler: |r| r.to(webhooks::delete),
         },
         Endpoint {
             method: Method::GET,
@@ -505,7 +547,11 @@ fn operation(endpoint: &Endpoint, gateway: &GatewayConfig, generator: &mut Schem
         .split('/')
         .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
         .map(|name| {
-            let schema = if name == "id" { json!({ "type": "integer", "format": "int64" }) } else { json!({ "type": "string" }) };
+            let schema = match name {
+                "id" => json!({ "type": "integer", "format": "int64" }),
+                "webhook" => json!({ "type": "string", "format": "uuid" }),
+                _ => json!({ "type": "string" }),
+            };
             json!({ "name": name, "in": "path", "required": true, "schema": schema })
         })
         .collect();
@@ -580,6 +626,7 @@ pub fn openapi(registry: &SchemaRegistry, gateway: &GatewayConfig) -> Value {
         item[endpoint.method.as_str().to_ascii_lowercase()] = operation(&endpoint, gateway, &mut generator);
     }
     generator.subschema_for::<Problem>();
+    let status_change = of::<crate::store::StatusChange>(&mut generator);
     let mut schemas = generator.take_definitions(true);
     for (name, versions) in registry.catalogue() {
         for v in versions {
@@ -612,6 +659,21 @@ pub fn openapi(registry: &SchemaRegistry, gateway: &GatewayConfig) -> Value {
             { "name": "operations", "description": "Health, metrics, failed deliveries." },
         ],
         "paths": paths,
+        "webhooks": {
+            "consignmentStatus": { "post": {
+                "operationId": "consignmentStatus",
+                "summary": "A state change of one of your consignments, POSTed to each URL you registered (POST /v1/webhooks), in order, at least once. Answer 2xx to take it; anything else, or no answer within the timeout, sends the same event again later (exponential backoff). Check the signature before trusting the body.",
+                "parameters": [
+                    { "name": "Ventanilla-Signature", "in": "header", "required": true, "schema": { "type": "string" },
+                      "description": "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\" keyed with the webhook's secret>`. Compare in constant time; refuse a `t` far from now." },
+                    { "name": "Ventanilla-Event-Id", "in": "header", "required": true, "schema": { "type": "string" },
+                      "description": "The event's id, increasing: drop an event you have already taken." },
+                    { "name": "Ventanilla-Webhook-Id", "in": "header", "required": true, "schema": { "type": "string", "format": "uuid" } },
+                ],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": status_change } } },
+                "responses": { "2XX": { "description": "Taken." } },
+            } },
+        },
         "components": {
             "schemas": schemas,
             "securitySchemes": {

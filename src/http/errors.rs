@@ -34,13 +34,14 @@ pub enum Code {
     Overloaded,
     BacklogFull,
     DeliveryNotFailed,
+    InvalidWebhook,
     Unavailable,
     Internal,
 }
 
 impl Code {
     /// Every code, for the API description.
-    pub const ALL: [Code; 25] = [
+    pub const ALL: [Code; 26] = [
         Code::MalformedJson,
         Code::InvalidCursor,
         Code::InvalidQuery,
@@ -64,6 +65,7 @@ impl Code {
         Code::Overloaded,
         Code::BacklogFull,
         Code::DeliveryNotFailed,
+        Code::InvalidWebhook,
         Code::Unavailable,
         Code::Internal,
     ];
@@ -93,6 +95,7 @@ impl Code {
             Code::Overloaded => "overloaded",
             Code::BacklogFull => "backlog-full",
             Code::DeliveryNotFailed => "delivery-not-failed",
+            Code::InvalidWebhook => "invalid-webhook",
             Code::Unavailable => "unavailable",
             Code::Internal => "internal",
         }
@@ -111,7 +114,8 @@ impl Code {
             | Code::UnknownDocumentType
             | Code::UnknownSchemaVersion
             | Code::Unroutable
-            | Code::InvalidAcknowledgment => StatusCode::UNPROCESSABLE_ENTITY,
+            | Code::InvalidAcknowledgment
+            | Code::InvalidWebhook => StatusCode::UNPROCESSABLE_ENTITY,
             Code::UnknownDocument | Code::NotFound => StatusCode::NOT_FOUND,
             Code::Unauthenticated => StatusCode::UNAUTHORIZED,
             Code::Forbidden => StatusCode::FORBIDDEN,
@@ -147,6 +151,7 @@ impl Code {
             Code::Overloaded => "Too busy",
             Code::BacklogFull => "Too many deliveries are waiting for the broker",
             Code::DeliveryNotFailed => "The delivery has not failed",
+            Code::InvalidWebhook => "The webhook cannot be registered",
             Code::Unavailable => "Temporarily unavailable",
             Code::Internal => "Internal error",
         }

@@ -9,6 +9,7 @@ pub mod errors;
 pub mod metrics;
 pub mod routes;
 pub mod stream;
+pub mod webhooks;
 
 /// Registers every route, from the API's one description.
 pub use api::configure;

@@ -37,6 +37,8 @@ pub struct AppState {
     /// `gateway.max_batch_items` and `gateway.max_batch_body_bytes`.
     pub max_batch_items: usize,
     pub max_batch_body_bytes: usize,
+    /// `[webhooks]`: which URLs may be registered, and how many.
+    pub webhooks: crate::config::WebhooksConfig,
     /// `/openapi.json`, generated once at start.
     pub openapi: web::Bytes,
 }
@@ -49,7 +51,7 @@ async fn within_timeout<T>(state: &AppState, read: impl std::future::Future<Outp
 }
 
 /// Reads the JSON body within the client timeout.
-async fn read_body(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<serde_json::Value, ApiError> {
+pub(super) async fn read_body(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<serde_json::Value, ApiError> {
     within_timeout(state, json_body(req, payload, state.max_body_bytes, &state.json_limits)).await
 }
 

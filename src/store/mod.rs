@@ -283,6 +283,59 @@ pub struct AgencyTimes {
     pub submission_to_first_answer_ms: Option<i64>,
 }
 
+/// A webhook a participant registered, as it is shown to that participant (never the secret).
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    pub id: Uuid,
+    pub url: String,
+    pub created_at: String,
+    /// The last status event the URL answered 2xx to (`Ventanilla-Event-Id`).
+    pub delivered_through: i64,
+    /// Attempts in a row that failed for the next event (0 when all is well).
+    pub failed_attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+}
+
+/// A registration: its secret is answered once, at registration.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookRegistered {
+    #[serde(flatten)]
+    pub webhook: Webhook,
+    /// The HMAC-SHA256 key of `Ventanilla-Signature`. Shown only now; keep it secret.
+    pub secret: String,
+}
+
+/// What the dispatcher needs to send a webhook its next events.
+#[derive(Debug, Clone)]
+pub struct WebhookTarget {
+    pub id: Uuid,
+    pub participant: String,
+    pub url: String,
+    pub secret: String,
+    /// The last status event delivered.
+    pub cursor: i64,
+    /// Failed attempts in a row.
+    pub attempts: u32,
+}
+
+/// A consignment state change: the body of a status event (status topic, SSE, webhooks).
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusChange {
+    pub ucr: Ucr,
+    pub state: ConsignmentState,
+    /// The state before; absent for a new consignment.
+    pub previous_state: Option<ConsignmentState>,
+    pub at: String,
+    /// What changed it: `{"kind": "submission" | "acknowledgment" | "retry", ...}`.
+    pub cause: serde_json::Value,
+}
+
 /// The store's operations.
 pub trait Store: Send + Sync + 'static {
     /// Commits a document, its consignment and its deliveries (the outbox) atomically, unless
@@ -325,6 +378,19 @@ pub trait Store: Send + Sync + 'static {
     fn status_events_after(&self, sender: Option<String>, after: i64, limit: usize) -> StoreFuture<'_, Vec<StatusEvent>>;
     /// Deliveries by (agency, status), for metrics.
     fn delivery_counts(&self) -> StoreFuture<'_, Vec<(String, String, u64)>>;
+    /// Registers a webhook for `participant`, unless it has `max` already (`None`); it is sent
+    /// the status events committed from now on. Audited.
+    fn register_webhook(&self, participant: String, url: String, secret: String, max: usize, at: Millis) -> StoreFuture<'_, Option<Webhook>>;
+    /// `participant`'s webhooks.
+    fn webhooks(&self, participant: String) -> StoreFuture<'_, Vec<Webhook>>;
+    /// Removes one of `participant`'s webhooks; false when it has none with this id. Audited.
+    fn delete_webhook(&self, participant: String, id: Uuid, at: Millis) -> StoreFuture<'_, bool>;
+    /// Webhooks whose next attempt is due at `now`.
+    fn due_webhooks(&self, now: Millis, limit: usize) -> StoreFuture<'_, Vec<WebhookTarget>>;
+    /// The webhook's URL answered 2xx to the event `cursor`.
+    fn webhook_delivered(&self, id: Uuid, cursor: i64) -> StoreFuture<'_, ()>;
+    /// The webhook's next event failed; it is due again at `next_attempt_at`.
+    fn webhook_failed(&self, id: Uuid, error: String, next_attempt_at: Millis) -> StoreFuture<'_, ()>;
     /// Answers when the store can read and write.
     fn ping(&self) -> StoreFuture<'_, ()>;
 }

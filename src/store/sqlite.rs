@@ -91,6 +91,18 @@ CREATE TABLE IF NOT EXISTS status_outbox (
     published_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS status_outbox_pending ON status_outbox(id) WHERE published_at IS NULL;
+CREATE TABLE IF NOT EXISTS webhooks (
+    id TEXT PRIMARY KEY,
+    participant TEXT NOT NULL,
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    cursor INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS webhooks_by_participant ON webhooks(participant);
 CREATE TABLE IF NOT EXISTS audit_log (
     seq INTEGER PRIMARY KEY,
     at INTEGER NOT NULL,
@@ -303,16 +315,15 @@ fn refresh_consignment(
             "UPDATE consignments SET state = ?2, updated_at = ?3, released_at = COALESCE(?4, CASE WHEN ?2 = 'released' THEN released_at END) WHERE ucr = ?1",
             params![ucr.as_str(), state.as_str(), at, released_at],
         )?;
-        let body = json!({
-            "ucr": ucr,
-            "state": state,
-            "previousState": if created { None } else { previous },
-            "at": rfc3339(at),
-            "cause": cause,
-        });
+        let previous_state = match previous {
+            Some(p) if !created => Some(ConsignmentState::parse(&p).map_err(|e| StoreError::Corrupt(e.to_string()))?),
+            _ => None,
+        };
+        let body = StatusChange { ucr: ucr.clone(), state, previous_state, at: rfc3339(at), cause };
+        let body = serde_json::to_string(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         conn.execute(
             "INSERT INTO status_outbox (ucr, body, created_at) VALUES (?1, ?2, ?3)",
-            params![ucr.as_str(), body.to_string(), at],
+            params![ucr.as_str(), body, at],
         )?;
     } else {
         conn.execute("UPDATE consignments SET updated_at = ?2 WHERE ucr = ?1", params![ucr.as_str(), at])?;
@@ -972,6 +983,114 @@ impl Store for SqliteStore {
 
     fn consignment(&self, ucr: Ucr) -> StoreFuture<'_, Option<ConsignmentView>> {
         Box::pin(self.read(move |conn| view(conn, &ucr)))
+    }
+
+    fn register_webhook(&self, participant: String, url: String, secret: String, max: usize, at: Millis) -> StoreFuture<'_, Option<Webhook>> {
+        Box::pin(self.write(move |conn| {
+            let registered: i64 = conn.query_row("SELECT COUNT(*) FROM webhooks WHERE participant = ?1", [&participant], |r| r.get(0))?;
+            if registered >= max as i64 {
+                return Ok(None);
+            }
+            let id = Uuid::now_v7();
+            // From the events committed from now on.
+            let cursor: i64 = conn.query_row("SELECT COALESCE(MAX(id), 0) FROM status_outbox", [], |r| r.get(0))?;
+            conn.execute(
+                "INSERT INTO webhooks (id, participant, url, secret, created_at, cursor) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![id.to_string(), participant, url, secret, at, cursor],
+            )?;
+            append_audit(conn, &audit_entry(at, &participant, "webhook.registered", format!("webhook {id}"), json!({ "url": url })))?;
+            Ok(Some(Webhook {
+                id,
+                url,
+                created_at: rfc3339(at),
+                delivered_through: cursor,
+                failed_attempts: 0,
+                last_error: None,
+                next_attempt_at: None,
+            }))
+        }))
+    }
+
+    fn webhooks(&self, participant: String) -> StoreFuture<'_, Vec<Webhook>> {
+        Box::pin(self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, url, created_at, cursor, attempts, last_error, next_attempt_at FROM webhooks WHERE participant = ?1 ORDER BY created_at, id",
+            )?;
+            let rows = stmt
+                .query_map([&participant], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, i64>(2)?, r.get(3)?, r.get::<_, i64>(4)?, r.get(5)?, r.get::<_, i64>(6)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(id, url, created, cursor, attempts, last_error, next)| {
+                    Ok(Webhook {
+                        id: Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                        url,
+                        created_at: rfc3339(created),
+                        delivered_through: cursor,
+                        failed_attempts: attempts.max(0) as u32,
+                        last_error,
+                        next_attempt_at: (attempts > 0).then(|| rfc3339(next)),
+                    })
+                })
+                .collect()
+        }))
+    }
+
+    fn delete_webhook(&self, participant: String, id: Uuid, at: Millis) -> StoreFuture<'_, bool> {
+        Box::pin(self.write(move |conn| {
+            let removed = conn.execute("DELETE FROM webhooks WHERE id = ?1 AND participant = ?2", params![id.to_string(), participant])?;
+            if removed > 0 {
+                append_audit(conn, &audit_entry(at, &participant, "webhook.deleted", format!("webhook {id}"), json!({})))?;
+            }
+            Ok(removed > 0)
+        }))
+    }
+
+    fn due_webhooks(&self, now: Millis, limit: usize) -> StoreFuture<'_, Vec<WebhookTarget>> {
+        Box::pin(self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, participant, url, secret, cursor, attempts FROM webhooks WHERE next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2",
+            )?;
+            let rows = stmt
+                .query_map(params![now, limit as i64], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get::<_, i64>(5)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(id, participant, url, secret, cursor, attempts)| {
+                    Ok(WebhookTarget {
+                        id: Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                        participant,
+                        url,
+                        secret,
+                        cursor,
+                        attempts: attempts.max(0) as u32,
+                    })
+                })
+                .collect()
+        }))
+    }
+
+    fn webhook_delivered(&self, id: Uuid, cursor: i64) -> StoreFuture<'_, ()> {
+        Box::pin(self.write(move |conn| {
+            conn.execute(
+                "UPDATE webhooks SET cursor = MAX(cursor, ?2), attempts = 0, next_attempt_at = 0, last_error = NULL WHERE id = ?1",
+                params![id.to_string(), cursor],
+            )?;
+            Ok(())
+        }))
+    }
+
+    fn webhook_failed(&self, id: Uuid, error: String, next_attempt_at: Millis) -> StoreFuture<'_, ()> {
+        Box::pin(self.write(move |conn| {
+            let error: String = error.chars().take(500).collect();
+            conn.execute(
+                "UPDATE webhooks SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
+                params![id.to_string(), next_attempt_at, error],
+            )?;
+            Ok(())
+        }))
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {

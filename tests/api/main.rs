@@ -27,3 +27,4 @@ mod shutdown;
 mod simulator;
 mod tls;
 mod validate;
+mod webhooks;

@@ -220,8 +220,16 @@ async fn schemathesis_finds_no_server_error_and_no_contradiction() {
     });
     let out = tokio::time::timeout(Duration::from_secs(900), run).await.expect("schemathesis finishes").unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
+    // The whole report, for reading after a failure.
+    let report = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("schemathesis-report.txt");
+    let _ = std::fs::write(&report, stdout.as_bytes());
     let tail: String = stdout.lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
-    assert!(out.status.success(), "schemathesis found problems:\n{tail}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "schemathesis found problems (whole report: {}):\n{tail}\n{}",
+        report.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cases = generated_cases(&stdout).unwrap_or_else(|| panic!("no count of generated cases in:\n{tail}"));
     assert!(cases >= 1000, "schemathesis generated only {cases} cases:\n{tail}");
     eprintln!("schemathesis: {cases} generated test cases, no failure (seed {})", std::env::var("VENTANILLA_SCHEMATHESIS_SEED").unwrap_or_else(|_| "1".into()));

@@ -1,0 +1,93 @@
+//! `/v1/webhooks`: a trader (or NSW) registers a URL its consignments' status changes are
+//! POSTed to, lists its webhooks with how their deliveries stand, and removes them. Sending is
+//! `crate::webhooks`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::auth::Authenticated;
+use super::errors::{ApiError, Code};
+use super::routes::{read_body, AppState};
+use crate::store::{StoreError, Webhook, WebhookRegistered};
+
+/// The body of a registration.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookRequest {
+    /// Where status changes are POSTed: `https://`, a public address.
+    #[schemars(extend("format" = "uri", "pattern" = "^https?://[^/?#@\\s]+", "maxLength" = 2048))]
+    pub url: String,
+}
+
+/// The caller's webhooks.
+#[derive(Serialize, JsonSchema)]
+pub struct WebhookList {
+    webhooks: Vec<Webhook>,
+}
+
+fn unavailable(e: StoreError) -> ApiError {
+    tracing::error!(error = %e, "webhooks: the store failed");
+    ApiError::new(Code::Unavailable, "the store could not be reached; nothing was changed, retry later")
+}
+
+fn refused(e: crate::access::Refusal) -> ApiError {
+    ApiError::new(Code::Forbidden, e.to_string())
+}
+
+/// A secret of 244 random bits, as hex.
+fn new_secret() -> String {
+    format!("whsec_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+}
+
+/// `POST /v1/webhooks`: 201 with the webhook and its secret (shown only here).
+pub async fn register(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    crate::access::may_register_webhook(&who.0).map_err(refused)?;
+    let body = read_body(&state, &req, payload).await?;
+    let request: WebhookRequest = serde_json::from_value(body).map_err(|e| {
+        ApiError::new(Code::InvalidWebhook, format!("the body must be {{\"url\": \"https://...\"}} and nothing else: {e}"))
+    })?;
+    let url = crate::webhooks::check_url(&request.url, state.webhooks.allow_insecure_urls)
+        .map_err(|e| ApiError::new(Code::InvalidWebhook, e.to_string()))?;
+    let secret = new_secret();
+    let max = state.webhooks.max_per_participant;
+    let registered = state
+        .gateway
+        .store
+        .register_webhook(who.0.id.clone(), url.to_string(), secret.clone(), max, crate::clock::now_millis())
+        .await
+        .map_err(unavailable)?;
+    let Some(webhook) = registered else {
+        return Err(ApiError::new(Code::InvalidWebhook, format!("you have {max} webhooks already, the most allowed; delete one first")));
+    };
+    tracing::info!(webhook = %webhook.id, participant = %who.0.id, url = %webhook.url, "webhook registered");
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/v1/webhooks/{}", webhook.id)))
+        .json(WebhookRegistered { webhook, secret }))
+}
+
+/// `GET /v1/webhooks`: the caller's webhooks, with where each delivery stands.
+pub async fn list(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
+    crate::access::may_register_webhook(&who.0).map_err(refused)?;
+    let webhooks = state.gateway.store.webhooks(who.0.id.clone()).await.map_err(unavailable)?;
+    Ok(HttpResponse::Ok().json(WebhookList { webhooks }))
+}
+
+/// `DELETE /v1/webhooks/{id}`: 204; another participant's webhook is 404, like an unknown one.
+pub async fn delete(state: web::Data<AppState>, who: Authenticated, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    crate::access::may_register_webhook(&who.0).map_err(refused)?;
+    let not_found = || ApiError::new(Code::NotFound, "you have no webhook with this id");
+    let id = uuid::Uuid::parse_str(&path.into_inner()).map_err(|_| not_found())?;
+    let removed = state.gateway.store.delete_webhook(who.0.id.clone(), id, crate::clock::now_millis()).await.map_err(unavailable)?;
+    if removed {
+        tracing::info!(webhook = %id, participant = %who.0.id, "webhook deleted");
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(not_found())
+    }
+}

@@ -1,0 +1,257 @@
+//! Webhooks for traders: a participant registers an HTTPS URL, and every state change of its
+//! consignments is POSTed to it, signed with HMAC-SHA256, in order, at least once.
+//!
+//! - **Signature.** `Ventanilla-Signature: t=<unix seconds>,v1=<hex>`, where the hex is
+//!   HMAC-SHA256 over `<t>.<body>` keyed with the secret the registration answered (once).
+//!   The receiver recomputes it, and refuses a `t` far from its clock (replays).
+//! - **Order and retries.** Each webhook has a cursor, the last status event its URL answered
+//!   2xx to. The next event is sent only after that; a refusal, a timeout or an unreachable URL
+//!   waits an exponential, jittered delay (`webhooks.initial_backoff_ms` doubling up to
+//!   `webhooks.max_backoff_ms`) and sends the same event again, so nothing is skipped.
+//! - **At least once.** The cursor moves after the 2xx; a stop between the two sends that
+//!   event again. `Ventanilla-Event-Id` lets the receiver drop the repeat.
+//! - **Where.** Only `https://` URLs of public addresses, unless `webhooks.allow_insecure_urls`
+//!   (for development). Redirects are not followed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tokio::sync::watch;
+
+use crate::clock::now_millis;
+use crate::kafka::relay::RetryPolicy;
+use crate::store::{Store, WebhookTarget};
+
+/// Events one webhook is sent per round; the rest wait for the next.
+const PAGE: usize = 20;
+/// How often the dispatcher looks for due webhooks.
+const POLL: Duration = Duration::from_millis(500);
+/// Webhooks served at once.
+const CONCURRENCY: usize = 8;
+
+/// Why a URL cannot be registered.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UrlRefused {
+    #[error("{0:?} is not an absolute URL")]
+    NotAUrl(String),
+    #[error("the URL must use https (plain http is allowed only with webhooks.allow_insecure_urls)")]
+    NotHttps,
+    #[error("{0} is a loopback, private or link-local address (allowed only with webhooks.allow_insecure_urls)")]
+    PrivateAddress(String),
+    #[error("the URL must not carry a user name or password")]
+    Credentials,
+    #[error("the URL is longer than 2048 characters")]
+    TooLong,
+}
+
+/// Checks a URL a participant registers.
+pub fn check_url(raw: &str, allow_insecure: bool) -> Result<reqwest::Url, UrlRefused> {
+    if raw.len() > 2048 {
+        return Err(UrlRefused::TooLong);
+    }
+    let url = reqwest::Url::parse(raw).map_err(|_| UrlRefused::NotAUrl(raw.chars().take(80).collect()))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(UrlRefused::Credentials);
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_insecure => {}
+        _ => return Err(UrlRefused::NotHttps),
+    }
+    let host = url.host().ok_or_else(|| UrlRefused::NotAUrl(raw.chars().take(80).collect()))?;
+    if !allow_insecure {
+        let private = match host {
+            url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost"),
+            url::Host::Ipv4(ip) => ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified() || ip.is_broadcast(),
+            url::Host::Ipv6(ip) => {
+                ip.is_loopback() || ip.is_unspecified() || (ip.segments()[0] & 0xfe00) == 0xfc00 || (ip.segments()[0] & 0xffc0) == 0xfe80
+            }
+        };
+        if private {
+            return Err(UrlRefused::PrivateAddress(host.to_string()));
+        }
+    }
+    Ok(url)
+}
+
+/// The `Ventanilla-Signature` value for `body` sent at `unix_seconds`.
+pub fn signature(secret: &str, unix_seconds: i64, body: &[u8]) -> String {
+    // HMAC takes a key of any length; this cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    mac.update(unix_seconds.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let tag = mac.finalize().into_bytes();
+    let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    format!("t={unix_seconds},v1={hex}")
+}
+
+/// Sends the status events of every registered webhook.
+pub struct WebhookDispatcher {
+    pub store: Arc<dyn Store>,
+    pub client: reqwest::Client,
+    pub retry: RetryPolicy,
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl WebhookDispatcher {
+    /// The HTTP client webhooks are sent with: no redirects, bounded in time.
+    pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .user_agent(concat!("ventanilla-webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()
+    }
+
+    /// Runs until `shutdown` turns true; a POST in flight then is abandoned, and its event sent
+    /// again at the next start (at least once).
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            match self.store.due_webhooks(now_millis(), 256).await {
+                Ok(due) => {
+                    let work = futures_util::stream::iter(due).for_each_concurrent(CONCURRENCY, |target| self.serve(target));
+                    tokio::select! {
+                        _ = work => {}
+                        _ = shutdown.changed() => return,
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "webhooks: cannot read the store"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Sends one webhook its next events, in order, stopping at the first refusal.
+    async fn serve(&self, target: WebhookTarget) {
+        let events = match self.store.status_events_after(Some(target.participant.clone()), target.cursor, PAGE).await {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::error!(error = %e, webhook = %target.id, "webhooks: cannot read status events");
+                return;
+            }
+        };
+        let mut attempts = target.attempts;
+        for event in events {
+            let outcome = self.post(&target, event.id, event.body.as_bytes()).await;
+            let at = now_millis();
+            let recorded = match outcome {
+                Ok(()) => {
+                    attempts = 0;
+                    self.metrics.webhook_sent(true);
+                    self.store.webhook_delivered(target.id, event.id).await
+                }
+                Err(reason) => {
+                    attempts += 1;
+                    self.metrics.webhook_sent(false);
+                    let delay = self.retry.delay(attempts, jitter(target.id.as_u128() as u64 ^ at as u64));
+                    tracing::warn!(webhook = %target.id, participant = %target.participant, event = event.id, attempts,
+                        retry_in_ms = delay.as_millis() as u64, reason = %reason, "webhook refused or unreachable; the same event will be sent again");
+                    let next = at.saturating_add(delay.as_millis() as i64);
+                    let recorded = self.store.webhook_failed(target.id, reason, next).await;
+                    if let Err(e) = recorded {
+                        tracing::error!(error = %e, webhook = %target.id, "webhooks: cannot record a failed attempt");
+                    }
+                    return;
+                }
+            };
+            if let Err(e) = recorded {
+                tracing::error!(error = %e, webhook = %target.id, "webhooks: cannot record a delivery; the event will be sent again");
+                return;
+            }
+        }
+    }
+
+    /// POSTs one event; `Err` says why it did not get a 2xx.
+    async fn post(&self, target: &WebhookTarget, event_id: i64, body: &[u8]) -> Result<(), String> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let answer = self
+            .client
+            .post(target.url.as_str())
+            .header("Content-Type", "application/json")
+            .header("Ventanilla-Event-Id", event_id.to_string())
+            .header("Ventanilla-Webhook-Id", target.id.to_string())
+            .header("Ventanilla-Signature", signature(&target.secret, now, body))
+            .body(body.to_vec())
+            .send()
+            .await
+            .map_err(|e| format!("{e}: {}", source_chain(&e)))?;
+        if answer.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("the URL answered {}", answer.status()))
+        }
+    }
+}
+
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut out = Vec::new();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push(s.to_string());
+        src = s.source();
+    }
+    out.join(": ")
+}
+
+/// A number for jitter, different at each call.
+fn jitter(seed: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(seed);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_must_be_https_to_public_addresses_unless_allowed() {
+        assert!(check_url("https://trader.example/hooks/ventanilla", false).is_ok());
+        assert!(matches!(check_url("http://trader.example/x", false), Err(UrlRefused::NotHttps)));
+        assert!(matches!(check_url("ftp://trader.example/x", true), Err(UrlRefused::NotHttps)));
+        for private in ["https://127.0.0.1/x", "https://10.1.2.3/x", "https://192.168.0.1/x", "https://169.254.169.254/latest", "https://[::1]/x", "https://localhost/x", "https://[fd00::1]/x"] {
+            assert!(matches!(check_url(private, false), Err(UrlRefused::PrivateAddress(_))), "{private}");
+            assert!(check_url(private, true).is_ok(), "{private} with allow_insecure_urls");
+        }
+        assert!(matches!(check_url("https://user:pw@trader.example/x", false), Err(UrlRefused::Credentials)));
+        assert!(matches!(check_url("not a url", false), Err(UrlRefused::NotAUrl(_))));
+    }
+
+    /// HMAC-SHA256 by its definition (RFC 2104), from SHA-256 alone: an oracle independent
+    /// of the `hmac` crate.
+    fn hmac_by_definition(key: &[u8], message: &[u8]) -> String {
+        use sha2::Digest;
+        let mut block = [0u8; 64];
+        block[..key.len()].copy_from_slice(key);
+        let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+        let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
+        let outer = Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize();
+        outer.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn the_signature_is_hmac_sha256_over_time_dot_body() {
+        // RFC 4231, test case 2, checks the oracle itself.
+        assert_eq!(
+            hmac_by_definition(b"Jefe", b"what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        let body = br#"{"state":"released"}"#;
+        let sig = signature("s3cret", 1_700_000_000, body);
+        assert_eq!(sig, format!("t=1700000000,v1={}", hmac_by_definition(b"s3cret", br#"1700000000.{"state":"released"}"#)));
+        assert_ne!(signature("other", 1_700_000_000, body), sig);
+        assert_ne!(signature("s3cret", 1_700_000_001, body), sig);
+    }
+}

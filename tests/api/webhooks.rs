@@ -1,0 +1,209 @@
+//! Trader webhooks, against a real HTTP receiver (an actix-web server in the test): status
+//! changes arrive signed with HMAC-SHA256, in order, retried with backoff after refusals, only
+//! for the caller's own consignments, and registration is checked and private to its owner.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_problem, example, spawn_app_configured, test_brokers, TestApp};
+
+/// One POST the receiver got.
+#[derive(Clone, Debug)]
+struct Received {
+    at: Instant,
+    event_id: String,
+    signature: String,
+    body: Vec<u8>,
+    answered: u16,
+}
+
+/// An HTTP server that refuses its first `refuse_first` requests with 503, then takes them.
+struct Receiver {
+    url: String,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    fn start(refuse_first: usize) -> Receiver {
+        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://127.0.0.1:{}/hooks/ventanilla", listener.local_addr().unwrap().port());
+        let log = received.clone();
+        let server = HttpServer::new(move || {
+            let log = log.clone();
+            App::new().route(
+                "/hooks/ventanilla",
+                web::post().to(move |req: HttpRequest, body: web::Bytes| {
+                    let log = log.clone();
+                    async move {
+                        let mut log = log.lock().unwrap();
+                        let answered = if log.len() < refuse_first { 503 } else { 200 };
+                        let header = |n: &str| req.headers().get(n).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+                        log.push(Received {
+                            at: Instant::now(),
+                            event_id: header("ventanilla-event-id"),
+                            signature: header("ventanilla-signature"),
+                            body: body.to_vec(),
+                            answered,
+                        });
+                        HttpResponse::build(actix_web::http::StatusCode::from_u16(answered).unwrap()).finish()
+                    }
+                }),
+            )
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        tokio::spawn(server);
+        Receiver { url, received }
+    }
+
+    fn taken(&self) -> Vec<Received> {
+        self.received.lock().unwrap().iter().filter(|r| r.answered == 200).cloned().collect()
+    }
+}
+
+/// Checks `Ventanilla-Signature` as a receiver would: HMAC-SHA256 over `<t>.<body>`.
+fn verify(secret: &str, signature: &str, body: &[u8]) -> bool {
+    let Some((t, v1)) = signature.strip_prefix("t=").and_then(|s| s.split_once(",v1=")) else { return false };
+    let Ok(t) = t.parse::<u64>() else { return false };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    if now.abs_diff(t) > 300 {
+        return false;
+    }
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    hex == v1
+}
+
+async fn app_with_webhooks(allow_insecure: bool) -> TestApp {
+    spawn_app_configured(Some(test_brokers()), |s| {
+        s.region.webhooks.allow_insecure_urls = allow_insecure;
+        s.region.webhooks.initial_backoff_ms = 200;
+        s.region.webhooks.max_backoff_ms = 1_000;
+        s.region.webhooks.max_per_participant = 2;
+    })
+    .await
+}
+
+async fn register(app: &TestApp, token: &str, url: &str) -> reqwest::Response {
+    app.post_json("/v1/webhooks", Some(token), &json!({ "url": url }).to_string()).await
+}
+
+#[tokio::test]
+async fn status_changes_are_posted_signed_in_order_and_retried_until_taken() {
+    let app = app_with_webhooks(true).await;
+    let receiver = Receiver::start(2);
+    let r = register(&app, "demo-trader", &receiver.url).await;
+    assert_eq!(r.status(), 201);
+    let registered: Value = r.json().await.unwrap();
+    let secret = registered["secret"].as_str().unwrap().to_owned();
+    let webhook_id = registered["id"].as_str().unwrap().to_owned();
+
+    // The trader's consignment: submitted, then on hold, then refused.
+    let receipt: Value = app.submit(&example("commercialInvoice/valid/cars-sea-BR-UY.json")).await.json().await.unwrap();
+    let (doc, ucr) = (receipt["documentId"].as_str().unwrap(), receipt["ucr"].as_str().unwrap().to_owned());
+    let agency = receipt["deliveries"][0]["agency"].as_str().unwrap();
+    for status in ["hold", "rejected"] {
+        let ack = json!({"documentId": doc, "agency": agency, "status": status});
+        let r = app.post_json("/v1/acknowledgments", Some(&format!("demo-{agency}")), &ack.to_string()).await;
+        assert_eq!(r.status(), 200);
+    }
+    app.wait_for_state(&ucr, "refused").await;
+    // Another trader's consignment, which must not reach this webhook.
+    let mut other = example("commercialInvoice/valid/cars-sea-BR-UY.json");
+    other["ucr"] = json!(format!("{ucr}-X"));
+    other["payload"]["seller"]["identifier"] = json!({"scheme": "AR-CUIT", "value": "20111111112"});
+    let r = app.post_json("/v1/documents", Some("demo-trader-2"), &other.to_string()).await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+
+    // What the trader's own stream says happened, in order.
+    let page: Value = app.get("/v1/consignments/events?wait=1s", Some("demo-trader")).await.json().await.unwrap();
+    let expected: Vec<Value> = page["events"].as_array().unwrap().clone();
+    assert!(expected.len() >= 3, "submitted, on hold, refused: {page:#}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while receiver.taken().len() < expected.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let all = receiver.received.lock().unwrap().clone();
+    let taken = receiver.taken();
+    let bodies: Vec<Value> = taken.iter().map(|r| serde_json::from_slice(&r.body).unwrap()).collect();
+    assert_eq!(bodies, expected, "every state change, in order, once taken");
+    assert!(bodies.iter().all(|b| b["ucr"] == ucr.as_str()), "only the caller's consignment");
+    // The first event was refused twice and sent again, after growing delays.
+    assert!(all.len() >= expected.len() + 2);
+    assert_eq!(all[0].answered, 503);
+    assert_eq!(all[1].answered, 503);
+    assert_eq!(all[0].event_id, all[1].event_id);
+    assert_eq!(all[1].event_id, all[2].event_id);
+    assert!(all[1].at - all[0].at >= Duration::from_millis(100), "backoff: {:?}", all[1].at - all[0].at);
+    assert!(all[2].at - all[1].at >= Duration::from_millis(200), "backoff doubles: {:?}", all[2].at - all[1].at);
+    // Ids increase; every POST is signed with the secret, and a wrong secret does not verify.
+    let ids: Vec<i64> = taken.iter().map(|r| r.event_id.parse().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    for r in &all {
+        assert!(verify(&secret, &r.signature, &r.body), "signature {} verifies", r.signature);
+        assert!(!verify("whsec_wrong", &r.signature, &r.body));
+    }
+    let mut tampered = taken[0].body.clone();
+    tampered.push(b' ');
+    assert!(!verify(&secret, &taken[0].signature, &tampered));
+
+    // The owner sees how its webhook stands, without the secret.
+    let list: Value = app.get("/v1/webhooks", Some("demo-trader")).await.json().await.unwrap();
+    let hook = &list["webhooks"][0];
+    assert_eq!(hook["id"], webhook_id.as_str());
+    assert_eq!(hook["deliveredThrough"], json!(ids.last().unwrap()));
+    assert_eq!(hook["failedAttempts"], 0);
+    assert!(hook.get("secret").is_none() && !list.to_string().contains(&secret));
+
+    // Deleted, it is sent nothing more.
+    let r = app.client.delete(format!("{}/v1/webhooks/{webhook_id}", app.address)).bearer_auth("demo-trader").send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let before = receiver.received.lock().unwrap().len();
+    let mut again = example("commercialInvoice/valid/cars-sea-BR-UY.json");
+    again["ucr"] = json!(format!("{ucr}-Y"));
+    assert_eq!(app.submit(&again).await.status(), 202);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.received.lock().unwrap().len(), before, "a deleted webhook is sent nothing");
+}
+
+#[tokio::test]
+async fn registration_is_checked_and_private_to_its_owner() {
+    let app = app_with_webhooks(false).await;
+    for url in ["http://trader.example/hook", "https://127.0.0.1/hook", "https://10.0.0.8/hook", "https://localhost/hook", "not a url"] {
+        let body = assert_problem(register(&app, "demo-trader", url).await, 422, "invalid-webhook").await;
+        assert!(body["detail"].as_str().unwrap().len() > 20, "{body:#}");
+    }
+    let r = app.post_json("/v1/webhooks", Some("demo-trader"), &json!({"url": "https://trader.example/h", "events": "all"}).to_string()).await;
+    assert_problem(r, 422, "invalid-webhook").await;
+    for token in ["demo-br-customs", "demo-operator"] {
+        assert_problem(register(&app, token, "https://agency.example/hook").await, 403, "forbidden").await;
+    }
+    let r = register(&app, "demo-trader", "https://trader.example/hook").await;
+    assert_eq!(r.status(), 201);
+    let first: Value = r.json().await.unwrap();
+    let id = first["id"].as_str().unwrap().to_owned();
+    assert!(first["secret"].as_str().unwrap().len() >= 64, "{first:#}");
+    assert_eq!(register(&app, "demo-trader", "https://trader.example/other").await.status(), 201);
+    // At most webhooks.max_per_participant (2 here).
+    assert_problem(register(&app, "demo-trader", "https://trader.example/third").await, 422, "invalid-webhook").await;
+    // Another trader sees none of them, and cannot remove them.
+    let list: Value = app.get("/v1/webhooks", Some("demo-trader-2")).await.json().await.unwrap();
+    assert_eq!(list["webhooks"], json!([]));
+    let delete = |token: &'static str, id: String| app.client.delete(format!("{}/v1/webhooks/{id}", app.address)).bearer_auth(token).send();
+    assert_problem(delete("demo-trader-2", id.clone()).await.unwrap(), 404, "not-found").await;
+    let list: Value = app.get("/v1/webhooks", Some("demo-trader")).await.json().await.unwrap();
+    assert_eq!(list["webhooks"].as_array().unwrap().len(), 2);
+    assert_eq!(delete("demo-trader", id.clone()).await.unwrap().status(), 204);
+    assert_problem(delete("demo-trader", id).await.unwrap(), 404, "not-found").await;
+    let list: Value = app.get("/v1/webhooks", Some("demo-trader")).await.json().await.unwrap();
+    assert_eq!(list["webhooks"].as_array().unwrap().len(), 1);
+}
