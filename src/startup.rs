@@ -137,7 +137,9 @@ impl Application {
         let hooks = &settings.region.webhooks;
         let webhook_dispatcher = WebhookDispatcher {
             store: store.clone(),
-            client: WebhookDispatcher::client(Duration::from_millis(hooks.timeout_ms)).map_err(StartupError::WebhookClient)?,
+            client: WebhookDispatcher::client(Duration::from_millis(hooks.timeout_ms), hooks.allow_insecure_urls)
+                .map_err(StartupError::WebhookClient)?,
+            allow_insecure: hooks.allow_insecure_urls,
             retry: RetryPolicy {
                 max_attempts: u32::MAX,
                 initial_backoff: Duration::from_millis(hooks.initial_backoff_ms),

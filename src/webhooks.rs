@@ -10,13 +10,18 @@
 //!   `webhooks.max_backoff_ms`) and sends the same event again, so nothing is skipped.
 //! - **At least once.** The cursor moves after the 2xx; a stop between the two sends that
 //!   event again. `Ventanilla-Event-Id` lets the receiver drop the repeat.
-//! - **Where.** Only `https://` URLs of public addresses, unless `webhooks.allow_insecure_urls`
-//!   (for development). Redirects are not followed.
+//! - **Where.** Only `https://` URLs, and only to public addresses: the URL's host is checked at
+//!   registration and before each POST, and every address a host name resolves to is checked
+//!   when connecting (so DNS cannot point a webhook into the gateway's network), unless
+//!   `webhooks.allow_insecure_urls` (for development). Redirects are not followed.
+//! - **Independence.** Each webhook is served by its own task: a slow or dead URL delays only
+//!   its own events. A deleted webhook is sent nothing after the POST in flight, if any.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::watch;
@@ -29,18 +34,18 @@ use crate::store::{Store, WebhookTarget};
 const PAGE: usize = 20;
 /// How often the dispatcher looks for due webhooks.
 const POLL: Duration = Duration::from_millis(500);
-/// Webhooks served at once.
-const CONCURRENCY: usize = 8;
+/// Webhooks served at once; the others wait for a turn.
+const CONCURRENCY: usize = 32;
 
 /// Why a URL cannot be registered.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum UrlRefused {
-    #[error("{0:?} is not an absolute URL")]
+    #[error("{0:?} is not an absolute URL in ASCII (an international domain name goes in punycode)")]
     NotAUrl(String),
     #[error("the URL must use https (plain http is allowed only with webhooks.allow_insecure_urls)")]
     NotHttps,
-    #[error("{0} is a loopback, private or link-local address (allowed only with webhooks.allow_insecure_urls)")]
+    #[error("{0} is a loopback, private, shared or link-local address (allowed only with webhooks.allow_insecure_urls)")]
     PrivateAddress(String),
     #[error("the URL must not carry a user name or password")]
     Credentials,
@@ -52,6 +57,10 @@ pub enum UrlRefused {
 pub fn check_url(raw: &str, allow_insecure: bool) -> Result<reqwest::Url, UrlRefused> {
     if raw.len() > 2048 {
         return Err(UrlRefused::TooLong);
+    }
+    // An RFC 3986 URI is ASCII: an international domain name goes in its punycode form.
+    if !raw.is_ascii() || raw.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+        return Err(UrlRefused::NotAUrl(raw.chars().take(80).collect()));
     }
     let url = reqwest::Url::parse(raw).map_err(|_| UrlRefused::NotAUrl(raw.chars().take(80).collect()))?;
     if !url.username().is_empty() || url.password().is_some() {
@@ -65,17 +74,65 @@ pub fn check_url(raw: &str, allow_insecure: bool) -> Result<reqwest::Url, UrlRef
     let host = url.host().ok_or_else(|| UrlRefused::NotAUrl(raw.chars().take(80).collect()))?;
     if !allow_insecure {
         let private = match host {
-            url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost"),
-            url::Host::Ipv4(ip) => ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified() || ip.is_broadcast(),
-            url::Host::Ipv6(ip) => {
-                ip.is_loopback() || ip.is_unspecified() || (ip.segments()[0] & 0xfe00) == 0xfc00 || (ip.segments()[0] & 0xffc0) == 0xfe80
+            url::Host::Domain(d) => {
+                let d = d.trim_end_matches('.').to_ascii_lowercase();
+                d == "localhost" || d.ends_with(".localhost")
             }
+            url::Host::Ipv4(ip) => !is_public(IpAddr::V4(ip)),
+            url::Host::Ipv6(ip) => !is_public(IpAddr::V6(ip)),
         };
         if private {
             return Err(UrlRefused::PrivateAddress(host.to_string()));
         }
     }
     Ok(url)
+}
+
+/// Whether `ip` is an address of the public Internet: not loopback, private, shared (CGNAT),
+/// link-local (cloud metadata), multicast, unspecified or documentation, IPv4-mapped included.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(ip) => {
+            let [a, b, ..] = ip.octets();
+            !(ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || ip.is_multicast()
+                || ip.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                let first = ip.segments()[0];
+                !(ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80)
+            }
+        },
+    }
+}
+
+/// Resolves host names for webhooks, keeping only public addresses: a name that resolves into
+/// the gateway's network is refused when connecting, whenever it was registered.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public: Vec<SocketAddr> = found.into_iter().filter(|a| is_public(a.ip())).collect();
+            if public.is_empty() {
+                let refused: Box<dyn std::error::Error + Send + Sync> =
+                    format!("{host} resolves to no public address (webhooks.allow_insecure_urls allows private ones)").into();
+                return Err(refused);
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(public.into_iter());
+            Ok(addrs)
+        })
+    }
 }
 
 /// The `Ventanilla-Signature` value for `body` sent at `unix_seconds`.
@@ -96,31 +153,52 @@ pub struct WebhookDispatcher {
     pub client: reqwest::Client,
     pub retry: RetryPolicy,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// `webhooks.allow_insecure_urls`, checked again before each POST.
+    pub allow_insecure: bool,
 }
 
 impl WebhookDispatcher {
-    /// The HTTP client webhooks are sent with: no redirects, bounded in time.
-    pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-        reqwest::Client::builder()
+    /// The HTTP client webhooks are sent with: no redirects, bounded in time, and (unless
+    /// `allow_insecure`) connecting to public addresses only.
+    pub fn client(timeout: Duration, allow_insecure: bool) -> Result<reqwest::Client, reqwest::Error> {
+        let builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
-            .user_agent(concat!("ventanilla-webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()
+            .user_agent(concat!("ventanilla-webhooks/", env!("CARGO_PKG_VERSION")));
+        let builder = if allow_insecure { builder } else { builder.dns_resolver(Arc::new(PublicOnly)) };
+        builder.build()
     }
 
     /// Runs until `shutdown` turns true; a POST in flight then is abandoned, and its event sent
     /// again at the next start (at least once).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        // Webhooks being served now: one task each, so a slow URL holds up only itself.
+        let serving: Arc<Mutex<HashSet<uuid::Uuid>>> = Arc::default();
+        let turns = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+        let mut tasks = tokio::task::JoinSet::new();
         loop {
             if *shutdown.borrow() {
+                tasks.abort_all();
                 return;
             }
-            match self.store.due_webhooks(now_millis(), 256).await {
+            while tasks.try_join_next().is_some() {}
+            match this.store.due_webhooks(now_millis()).await {
                 Ok(due) => {
-                    let work = futures_util::stream::iter(due).for_each_concurrent(CONCURRENCY, |target| self.serve(target));
-                    tokio::select! {
-                        _ = work => {}
-                        _ = shutdown.changed() => return,
+                    for target in due {
+                        let fresh = serving.lock().map(|mut s| s.insert(target.id)).unwrap_or(false);
+                        if !fresh {
+                            continue;
+                        }
+                        let (this, serving, turns) = (this.clone(), serving.clone(), turns.clone());
+                        tasks.spawn(async move {
+                            if let Ok(_turn) = turns.acquire().await {
+                                this.serve(&target).await;
+                            }
+                            if let Ok(mut s) = serving.lock() {
+                                s.remove(&target.id);
+                            }
+                        });
                     }
                 }
                 Err(e) => tracing::error!(error = %e, "webhooks: cannot read the store"),
@@ -133,7 +211,16 @@ impl WebhookDispatcher {
     }
 
     /// Sends one webhook its next events, in order, stopping at the first refusal.
-    async fn serve(&self, target: WebhookTarget) {
+    async fn serve(&self, target: &WebhookTarget) {
+        // Read before the events: every event up to it that is the participant's is in the
+        // page below, so an empty page lets the cursor move past the others' events.
+        let latest = match self.store.latest_status_event().await {
+            Ok(latest) => latest,
+            Err(e) => {
+                tracing::error!(error = %e, "webhooks: cannot read status events");
+                return;
+            }
+        };
         let events = match self.store.status_events_after(Some(target.participant.clone()), target.cursor, PAGE).await {
             Ok(events) => events,
             Err(e) => {
@@ -141,39 +228,52 @@ impl WebhookDispatcher {
                 return;
             }
         };
+        if events.is_empty() {
+            if latest > target.cursor {
+                if let Err(e) = self.store.webhook_delivered(target.id, latest).await {
+                    tracing::error!(error = %e, webhook = %target.id, "webhooks: cannot move a cursor");
+                }
+            }
+            return;
+        }
         let mut attempts = target.attempts;
         for event in events {
-            let outcome = self.post(&target, event.id, event.body.as_bytes()).await;
-            let at = now_millis();
+            let outcome = self.post(target, event.id, event.body.as_bytes()).await;
             let recorded = match outcome {
                 Ok(()) => {
-                    attempts = 0;
                     self.metrics.webhook_sent(true);
                     self.store.webhook_delivered(target.id, event.id).await
                 }
                 Err(reason) => {
                     attempts += 1;
                     self.metrics.webhook_sent(false);
+                    let at = now_millis();
                     let delay = self.retry.delay(attempts, jitter(target.id.as_u128() as u64 ^ at as u64));
                     tracing::warn!(webhook = %target.id, participant = %target.participant, event = event.id, attempts,
                         retry_in_ms = delay.as_millis() as u64, reason = %reason, "webhook refused or unreachable; the same event will be sent again");
                     let next = at.saturating_add(delay.as_millis() as i64);
-                    let recorded = self.store.webhook_failed(target.id, reason, next).await;
-                    if let Err(e) = recorded {
+                    if let Err(e) = self.store.webhook_failed(target.id, reason, next).await {
                         tracing::error!(error = %e, webhook = %target.id, "webhooks: cannot record a failed attempt");
                     }
                     return;
                 }
             };
-            if let Err(e) = recorded {
-                tracing::error!(error = %e, webhook = %target.id, "webhooks: cannot record a delivery; the event will be sent again");
-                return;
+            match recorded {
+                Ok(true) => {}
+                // Deleted meanwhile: nothing more.
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, webhook = %target.id, "webhooks: cannot record a delivery; the event will be sent again");
+                    return;
+                }
             }
         }
     }
 
-    /// POSTs one event; `Err` says why it did not get a 2xx.
+    /// POSTs one event; `Err` says why it did not get a 2xx (without the URL, which may carry
+    /// a receiver's token).
     async fn post(&self, target: &WebhookTarget, event_id: i64, body: &[u8]) -> Result<(), String> {
+        check_url(&target.url, self.allow_insecure).map_err(|e| format!("the URL is no longer allowed: {e}"))?;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         let answer = self
             .client
@@ -181,11 +281,14 @@ impl WebhookDispatcher {
             .header("Content-Type", "application/json")
             .header("Ventanilla-Event-Id", event_id.to_string())
             .header("Ventanilla-Webhook-Id", target.id.to_string())
-            .header("Ventanilla-Signature", signature(&target.secret, now, body))
+            .header("Ventanilla-Signature", signature(target.secret.expose(), now, body))
             .body(body.to_vec())
             .send()
             .await
-            .map_err(|e| format!("{e}: {}", source_chain(&e)))?;
+            .map_err(|e| {
+                let e = e.without_url();
+                format!("{e}: {}", source_chain(&e))
+            })?;
         if answer.status().is_success() {
             Ok(())
         } else {
@@ -221,12 +324,29 @@ mod tests {
         assert!(check_url("https://trader.example/hooks/ventanilla", false).is_ok());
         assert!(matches!(check_url("http://trader.example/x", false), Err(UrlRefused::NotHttps)));
         assert!(matches!(check_url("ftp://trader.example/x", true), Err(UrlRefused::NotHttps)));
-        for private in ["https://127.0.0.1/x", "https://10.1.2.3/x", "https://192.168.0.1/x", "https://169.254.169.254/latest", "https://[::1]/x", "https://localhost/x", "https://[fd00::1]/x"] {
+        for private in [
+            "https://127.0.0.1/x",
+            "https://10.1.2.3/x",
+            "https://192.168.0.1/x",
+            "https://169.254.169.254/latest",
+            "https://100.64.0.1/x",
+            "https://0.1.2.3/x",
+            "https://[::1]/x",
+            "https://[::ffff:127.0.0.1]/x",
+            "https://[::ffff:a9fe:a9fe]/latest",
+            "https://localhost/x",
+            "https://localhost./x",
+            "https://api.localhost/x",
+            "https://[fd00::1]/x",
+            "https://[fe80::1]/x",
+        ] {
             assert!(matches!(check_url(private, false), Err(UrlRefused::PrivateAddress(_))), "{private}");
             assert!(check_url(private, true).is_ok(), "{private} with allow_insecure_urls");
         }
         assert!(matches!(check_url("https://user:pw@trader.example/x", false), Err(UrlRefused::Credentials)));
         assert!(matches!(check_url("not a url", false), Err(UrlRefused::NotAUrl(_))));
+        assert!(matches!(check_url("https://\u{e1}\u{a5}/x", true), Err(UrlRefused::NotAUrl(_))));
+        assert!(is_public("8.8.8.8".parse().unwrap()) && is_public("2001:4860:4860::8888".parse().unwrap()));
     }
 
     /// HMAC-SHA256 by its definition (RFC 2104), from SHA-256 alone: an oracle independent

@@ -425,7 +425,13 @@ fn matches(template: &str, path: &str) -> bool {
 
 /// The methods served on `path`, for `405` and its `Allow` header; empty when no route has it.
 pub fn allowed_methods(path: &str) -> Vec<Method> {
-    endpoints().into_iter().filter(|e| matches(e.path, path)).map(|e| e.method).collect()
+    let mut methods: Vec<Method> = Vec::new();
+    for e in endpoints().into_iter().filter(|e| matches(e.path, path)) {
+        if !methods.contains(&e.method) {
+            methods.push(e.method);
+        }
+    }
+    methods
 }
 
 /// A registry schema's component name: `customsDeclaration-1.0.0`.
@@ -510,10 +516,21 @@ fn envelope_schema(registry: &SchemaRegistry) -> Value {
 
 fn problem_response(codes: &[Code]) -> Value {
     let list: Vec<String> = codes.iter().map(|c| format!("`{}`", c.as_str())).collect();
-    json!({
+    let mut answer = json!({
         "description": list.join(", "),
         "content": { "application/problem+json": { "schema": reference("Problem") } },
-    })
+    });
+    let mut headers = Map::new();
+    if codes.iter().any(|c| c.retry_after().is_some()) {
+        headers.insert("Retry-After".into(), json!({ "description": "Seconds to wait before trying again.", "schema": { "type": "integer" } }));
+    }
+    if codes.contains(&Code::Unauthenticated) {
+        headers.insert("WWW-Authenticate".into(), json!({ "schema": { "type": "string" } }));
+    }
+    if !headers.is_empty() {
+        answer["headers"] = Value::Object(headers);
+    }
+    answer
 }
 
 fn content(body: Body, gateway: &GatewayConfig, generator: &mut SchemaGenerator) -> Option<Value> {
@@ -581,6 +598,9 @@ fn operation(endpoint: &Endpoint, gateway: &GatewayConfig, generator: &mut Schem
     let mut ok = json!({ "description": endpoint.summary });
     if let Some(c) = content(body, gateway, generator) {
         ok["content"] = c;
+    }
+    if status == 201 || status == 202 {
+        ok["headers"] = json!({ "Location": { "description": "Where the created resource, or the consignment, is read.", "schema": { "type": "string" } } });
     }
     responses.insert(status.to_string(), ok);
     if endpoint.path == "/readyz" {

@@ -16,7 +16,8 @@ use crate::store::{StoreError, Webhook, WebhookRegistered};
 #[serde(deny_unknown_fields)]
 pub struct WebhookRequest {
     /// Where status changes are POSTed: `https://`, a public address.
-    #[schemars(extend("format" = "uri", "pattern" = "^https?://[^/?#@\\s]+", "maxLength" = 2048))]
+    /// (`http://` and private addresses only with `webhooks.allow_insecure_urls`.)
+    #[schemars(extend("format" = "uri", "pattern" = "^https://[^/?#@\\s]+", "maxLength" = 2048))]
     pub url: String,
 }
 
@@ -65,7 +66,8 @@ pub async fn register(
     let Some(webhook) = registered else {
         return Err(ApiError::new(Code::InvalidWebhook, format!("you have {max} webhooks already, the most allowed; delete one first")));
     };
-    tracing::info!(webhook = %webhook.id, participant = %who.0.id, url = %webhook.url, "webhook registered");
+    // The host only: a URL's path or query may carry the receiver's own token.
+    tracing::info!(webhook = %webhook.id, participant = %who.0.id, host = %url.host_str().unwrap_or(""), "webhook registered");
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/v1/webhooks/{}", webhook.id)))
         .json(WebhookRegistered { webhook, secret }))

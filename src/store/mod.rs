@@ -300,8 +300,8 @@ pub struct Webhook {
     pub next_attempt_at: Option<String>,
 }
 
-/// A registration: its secret is answered once, at registration.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+/// A registration: its secret is answered once, at registration (and never shown by `Debug`).
+#[derive(Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookRegistered {
     #[serde(flatten)]
@@ -316,7 +316,8 @@ pub struct WebhookTarget {
     pub id: Uuid,
     pub participant: String,
     pub url: String,
-    pub secret: String,
+    /// Shown as `***` by `Debug`.
+    pub secret: crate::config::Secret,
     /// The last status event delivered.
     pub cursor: i64,
     /// Failed attempts in a row.
@@ -329,7 +330,7 @@ pub struct WebhookTarget {
 pub struct StatusChange {
     pub ucr: Ucr,
     pub state: ConsignmentState,
-    /// The state before; absent for a new consignment.
+    /// The state before; `null` for a new consignment.
     pub previous_state: Option<ConsignmentState>,
     pub at: String,
     /// What changed it: `{"kind": "submission" | "acknowledgment" | "retry", ...}`.
@@ -385,12 +386,21 @@ pub trait Store: Send + Sync + 'static {
     fn webhooks(&self, participant: String) -> StoreFuture<'_, Vec<Webhook>>;
     /// Removes one of `participant`'s webhooks; false when it has none with this id. Audited.
     fn delete_webhook(&self, participant: String, id: Uuid, at: Millis) -> StoreFuture<'_, bool>;
-    /// Webhooks whose next attempt is due at `now`.
-    fn due_webhooks(&self, now: Millis, limit: usize) -> StoreFuture<'_, Vec<WebhookTarget>>;
-    /// The webhook's URL answered 2xx to the event `cursor`.
-    fn webhook_delivered(&self, id: Uuid, cursor: i64) -> StoreFuture<'_, ()>;
+    /// Every webhook whose next attempt is due at `now`.
+    fn due_webhooks(&self, now: Millis) -> StoreFuture<'_, Vec<WebhookTarget>>;
+    /// The webhook's URL answered 2xx to the event `cursor` (or has no event up to it); false
+    /// when the webhook no longer exists.
+    fn webhook_delivered(&self, id: Uuid, cursor: i64) -> StoreFuture<'_, bool>;
+    /// The id of the latest status event (0 for none).
+    fn latest_status_event(&self) -> StoreFuture<'_, i64>;
     /// The webhook's next event failed; it is due again at `next_attempt_at`.
     fn webhook_failed(&self, id: Uuid, error: String, next_attempt_at: Millis) -> StoreFuture<'_, ()>;
     /// Answers when the store can read and write.
     fn ping(&self) -> StoreFuture<'_, ()>;
+}
+
+impl std::fmt::Debug for WebhookRegistered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookRegistered").field("webhook", &self.webhook).field("secret", &"***").finish()
+    }
 }

@@ -998,7 +998,9 @@ impl Store for SqliteStore {
                 "INSERT INTO webhooks (id, participant, url, secret, created_at, cursor) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![id.to_string(), participant, url, secret, at, cursor],
             )?;
-            append_audit(conn, &audit_entry(at, &participant, "webhook.registered", format!("webhook {id}"), json!({ "url": url })))?;
+            // Without its query, which may carry the receiver's token.
+            let shown = url.split(['?', '#']).next().unwrap_or_default();
+            append_audit(conn, &audit_entry(at, &participant, "webhook.registered", format!("webhook {id}"), json!({ "url": shown })))?;
             Ok(Some(Webhook {
                 id,
                 url,
@@ -1047,13 +1049,13 @@ impl Store for SqliteStore {
         }))
     }
 
-    fn due_webhooks(&self, now: Millis, limit: usize) -> StoreFuture<'_, Vec<WebhookTarget>> {
+    fn due_webhooks(&self, now: Millis) -> StoreFuture<'_, Vec<WebhookTarget>> {
         Box::pin(self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT id, participant, url, secret, cursor, attempts FROM webhooks WHERE next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2",
+                "SELECT id, participant, url, secret, cursor, attempts FROM webhooks WHERE next_attempt_at <= ?1 ORDER BY next_attempt_at, id",
             )?;
             let rows = stmt
-                .query_map(params![now, limit as i64], |r| {
+                .query_map(params![now], |r| {
                     Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get::<_, i64>(5)?))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -1063,7 +1065,7 @@ impl Store for SqliteStore {
                         id: Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
                         participant,
                         url,
-                        secret,
+                        secret: crate::config::Secret::new(secret),
                         cursor,
                         attempts: attempts.max(0) as u32,
                     })
@@ -1072,14 +1074,18 @@ impl Store for SqliteStore {
         }))
     }
 
-    fn webhook_delivered(&self, id: Uuid, cursor: i64) -> StoreFuture<'_, ()> {
+    fn webhook_delivered(&self, id: Uuid, cursor: i64) -> StoreFuture<'_, bool> {
         Box::pin(self.write(move |conn| {
-            conn.execute(
+            let updated = conn.execute(
                 "UPDATE webhooks SET cursor = MAX(cursor, ?2), attempts = 0, next_attempt_at = 0, last_error = NULL WHERE id = ?1",
                 params![id.to_string(), cursor],
             )?;
-            Ok(())
+            Ok(updated > 0)
         }))
+    }
+
+    fn latest_status_event(&self) -> StoreFuture<'_, i64> {
+        Box::pin(self.read(|conn| Ok(conn.query_row("SELECT COALESCE(MAX(id), 0) FROM status_outbox", [], |r| r.get(0))?)))
     }
 
     fn webhook_failed(&self, id: Uuid, error: String, next_attempt_at: Millis) -> StoreFuture<'_, ()> {

@@ -58,6 +58,9 @@ async fn the_description_has_every_route_and_references_the_document_schemas() {
         ("/healthz", "get"),
         ("/readyz", "get"),
         ("/openapi.json", "get"),
+        ("/v1/webhooks", "post"),
+        ("/v1/webhooks", "get"),
+        ("/v1/webhooks/{webhook}", "delete"),
     ] {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} is described");
     }
@@ -102,6 +105,10 @@ async fn an_unserved_method_is_405_with_allow_from_the_same_table() {
     // A query string the handler cannot read is a problem document too.
     let r = app.get("/v1/deliveries/failed?agency=br-customs&agency=ar-customs", Some("demo-operator")).await;
     crate::helpers::assert_problem(r, 400, "invalid-query").await;
+    // Two templates match /v1/consignments/events; the method is listed once.
+    let r = app.client.post(format!("{}/v1/consignments/events", app.address)).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET");
 }
 
 /// A validator for the schema at `pointer` in the description, its references resolved in it.
@@ -178,6 +185,12 @@ async fn real_answers_conform_to_the_description() {
     }
     let r = app.post_json("/v1/deliveries/failed/retry", Some("demo-operator"), "").await;
     conforms(&doc, "/v1/deliveries/failed/retry", "post", 200, &r.json().await.unwrap());
+
+    let r = app.post_json("/v1/webhooks", Some("demo-trader"), &json!({"url": "https://trader.example/hook"}).to_string()).await;
+    assert_eq!(r.status(), 201);
+    conforms(&doc, "/v1/webhooks", "post", 201, &r.json().await.unwrap());
+    let r = app.get("/v1/webhooks", Some("demo-trader")).await;
+    conforms(&doc, "/v1/webhooks", "get", 200, &r.json().await.unwrap());
 
     // Problems conform too: an invalid document's, with its violations.
     let r = app.post_json("/v1/documents", Some("demo-trader"), &invalid.to_string()).await;
