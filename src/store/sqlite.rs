@@ -118,7 +118,7 @@ CREATE TABLE IF NOT EXISTS audit_log (
 /// Appends `entry` to the audit chain, in the caller's transaction; returns its hash.
 fn append_audit(conn: &Connection, entry: &AuditEntry) -> Result<String, StoreError> {
     let (last_seq, prev_hash): (i64, String) = conn
-        .query_row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .unwrap_or((0, crate::audit::GENESIS.to_owned()));
     let seq = last_seq + 1;
@@ -163,8 +163,27 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 fn open(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+    // temp_store=MEMORY keeps each job's savepoint journal in memory rather than in a temporary
+    // file (it only undoes a job inside the open transaction; durability is the WAL's).
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;")?;
+    // Every statement of the write path is prepared once and kept.
+    conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)
+}
+
+/// Statements run through the connection's cache: parsed once, not at every document.
+trait Cached {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn row<T, P: rusqlite::Params, F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+    fn row<T, P: rusqlite::Params, F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
 }
 
 impl SqliteStore {
@@ -202,14 +221,15 @@ impl SqliteStore {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn: &Connection| {
             let result = (|| {
-                conn.execute_batch("SAVEPOINT job")?;
+                conn.exec("SAVEPOINT job", [])?;
                 match f(conn) {
                     Ok(v) => {
-                        conn.execute_batch("RELEASE job")?;
+                        conn.exec("RELEASE job", [])?;
                         Ok(v)
                     }
                     Err(e) => {
-                        conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+                        conn.exec("ROLLBACK TO job", [])?;
+                        conn.exec("RELEASE job", [])?;
                         Err(e)
                     }
                 }
@@ -253,15 +273,15 @@ fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = conn.exec("BEGIN IMMEDIATE", []) {
             // Nothing of this group is written. Dropping the jobs drops their reply channels,
             // so each caller gets `StoreError::Unavailable` and answers 503.
             tracing::error!(error = %e, jobs = group.len(), "store: cannot begin a transaction");
             continue;
         }
         let replies: Vec<Reply> = group.into_iter().map(|job| job(&conn)).collect();
-        let commit_error = match conn.execute_batch("COMMIT") {
-            Ok(()) => None,
+        let commit_error = match conn.exec("COMMIT", []) {
+            Ok(_) => None,
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
                 tracing::error!(error = %e, "store: commit failed");
@@ -307,11 +327,11 @@ fn refresh_consignment(
         .collect::<Result<Vec<_>, _>>()?;
     let state = consignment_state(statuses.iter().map(|s| parse_status(s)).collect::<Result<Vec<_>, _>>()?);
     let previous: Option<String> = conn
-        .query_row("SELECT state FROM consignments WHERE ucr = ?1", [ucr.as_str()], |r| r.get(0))
+        .row("SELECT state FROM consignments WHERE ucr = ?1", [ucr.as_str()], |r| r.get(0))
         .optional()?;
     if previous.as_deref() != Some(state.as_str()) || created {
         let released_at = (state == ConsignmentState::Released).then_some(at);
-        conn.execute(
+        conn.exec(
             "UPDATE consignments SET state = ?2, updated_at = ?3, released_at = COALESCE(?4, CASE WHEN ?2 = 'released' THEN released_at END) WHERE ucr = ?1",
             params![ucr.as_str(), state.as_str(), at, released_at],
         )?;
@@ -321,12 +341,12 @@ fn refresh_consignment(
         };
         let body = StatusChange { ucr: ucr.clone(), state, previous_state, at: rfc3339(at), cause };
         let body = serde_json::to_string(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        conn.execute(
+        conn.exec(
             "INSERT INTO status_outbox (ucr, body, created_at) VALUES (?1, ?2, ?3)",
             params![ucr.as_str(), body, at],
         )?;
     } else {
-        conn.execute("UPDATE consignments SET updated_at = ?2 WHERE ucr = ?1", params![ucr.as_str(), at])?;
+        conn.exec("UPDATE consignments SET updated_at = ?2 WHERE ucr = ?1", params![ucr.as_str(), at])?;
     }
     Ok(state)
 }
@@ -336,14 +356,14 @@ fn refresh_consignment(
 fn earlier_acceptance(conn: &Connection, doc: &NewDocument) -> Result<Option<Acceptance>, StoreError> {
     let earlier: Option<(String, String, String)> = match &doc.idempotency_key {
         Some(key) => conn
-            .query_row(
+            .row(
                 "SELECT id, body_sha256, receipt FROM documents WHERE sender = ?1 AND idempotency_key = ?2",
                 params![doc.sender, key],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?,
         None => conn
-            .query_row(
+            .row(
                 "SELECT id, body_sha256, receipt FROM documents WHERE sender = ?1 AND ucr = ?2 AND document_type = ?3
                  ORDER BY (body_sha256 = ?4) DESC, submitted_at LIMIT 1",
                 params![doc.sender, doc.ucr.as_str(), doc.document_type.as_str(), doc.body_sha256],
@@ -378,7 +398,7 @@ fn insert_document(conn: &Connection, doc: &NewDocument) -> Result<Acceptance, S
     }
     // A consignment is its opener's: another participant may not add documents to it (nor
     // learn its state from the receipt).
-    let foreign: bool = conn.query_row(
+    let foreign: bool = conn.row(
         "SELECT EXISTS(SELECT 1 FROM consignments WHERE ucr = ?1)
             AND NOT EXISTS(SELECT 1 FROM documents WHERE ucr = ?1 AND sender = ?2)",
         params![doc.ucr.as_str(), doc.sender],
@@ -387,11 +407,11 @@ fn insert_document(conn: &Connection, doc: &NewDocument) -> Result<Acceptance, S
     if foreign {
         return Err(StoreError::ConsignmentOfAnother(doc.ucr.clone()));
     }
-    let created = conn.execute(
+    let created = conn.exec(
         "INSERT OR IGNORE INTO consignments (ucr, state, created_at, updated_at) VALUES (?1, 'submitted', ?2, ?2)",
         params![doc.ucr.as_str(), doc.submitted_at],
     )? == 1;
-    conn.execute(
+    conn.exec(
         "INSERT INTO documents (id, ucr, document_type, schema_version, schema_id, origin, destination, sender, payload,
                                 submitted_at, idempotency_key, body_sha256, receipt)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, '')",
@@ -412,12 +432,12 @@ fn insert_document(conn: &Connection, doc: &NewDocument) -> Result<Acceptance, S
     )?;
     let mut deliveries = Vec::with_capacity(doc.deliveries.len());
     for (agency, topic, rule) in &doc.deliveries {
-        conn.execute(
+        conn.exec(
             "INSERT INTO deliveries (document_id, agency, topic, rule, status, created_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
             params![doc.id.to_string(), agency.as_str(), topic, rule, doc.submitted_at],
         )?;
         let id = conn.last_insert_rowid();
-        conn.execute(
+        conn.exec(
             "INSERT INTO delivery_events (delivery_id, status, at, source, reason, outcome) VALUES (?1, 'pending', ?2, 'gateway', ?3, 'applied')",
             params![id, doc.submitted_at, format!("routed by rule: {rule}")],
         )?;
@@ -458,19 +478,19 @@ fn insert_document(conn: &Connection, doc: &NewDocument) -> Result<Acceptance, S
         audit_hash,
     };
     let text = serde_json::to_string(&receipt).map_err(|e| StoreError::Corrupt(format!("receipt: {e}")))?;
-    conn.execute("UPDATE documents SET receipt = ?2 WHERE id = ?1", params![doc.id.to_string(), text])?;
+    conn.exec("UPDATE documents SET receipt = ?2 WHERE id = ?1", params![doc.id.to_string(), text])?;
     Ok(Acceptance::New(receipt))
 }
 
 fn apply(conn: &Connection, ack: &AckRecord) -> Result<AckApplied, StoreError> {
     let doc_id = ack.document_id.to_string();
     let ucr: String = conn
-        .query_row("SELECT ucr FROM documents WHERE id = ?1", [&doc_id], |r| r.get(0))
+        .row("SELECT ucr FROM documents WHERE id = ?1", [&doc_id], |r| r.get(0))
         .optional()?
         .ok_or(StoreError::UnknownDocument(ack.document_id))?;
     let ucr = parse_ucr(&ucr)?;
     let (delivery_id, status, first_answer, routed_at): (i64, String, Option<i64>, i64) = conn
-        .query_row(
+        .row(
             "SELECT id, status, first_answer_at, created_at FROM deliveries WHERE document_id = ?1 AND agency = ?2",
             params![doc_id, ack.agency.as_str()],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
@@ -481,20 +501,20 @@ fn apply(conn: &Connection, ack: &AckRecord) -> Result<AckApplied, StoreError> {
     let outcome = apply_ack(current, ack.status);
     let detail = json!({"agency": ack.agency, "status": ack.status, "outcome": outcome, "source": ack.source, "deliveryId": delivery_id});
     append_audit(conn, &audit_entry(ack.at, &ack.by, "acknowledgment.recorded", ack.document_id.to_string(), detail))?;
-    conn.execute(
+    conn.exec(
         "INSERT INTO delivery_events (delivery_id, status, at, source, reason, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![delivery_id, ack.status.as_str(), ack.at, ack.source, ack.reason, outcome.as_str()],
     )?;
     let (delivery_status, consignment_state) = if outcome.changed() {
         let new = DeliveryStatus::Answered(ack.status);
-        conn.execute(
+        conn.exec(
             "UPDATE deliveries SET status = ?2, first_answer_at = COALESCE(first_answer_at, ?3) WHERE id = ?1",
             params![delivery_id, new.as_str(), ack.at],
         )?;
         // The agency answers, so it has the document (from an attempt whose confirmation was
         // lost, or one the broker took after all): the delivery leaves the outbox and the
         // failed list rather than being sent again, and no later failure can overwrite the answer.
-        conn.execute(
+        conn.exec(
             "UPDATE deliveries SET failed_at = NULL, dispatched_at = COALESCE(dispatched_at, ?2) WHERE id = ?1",
             params![delivery_id, ack.at],
         )?;
@@ -502,9 +522,9 @@ fn apply(conn: &Connection, ack: &AckRecord) -> Result<AckApplied, StoreError> {
         (new, refresh_consignment(conn, &ucr, ack.at, false, cause)?)
     } else {
         if first_answer.is_none() {
-            conn.execute("UPDATE deliveries SET first_answer_at = ?2 WHERE id = ?1", params![delivery_id, ack.at])?;
+            conn.exec("UPDATE deliveries SET first_answer_at = ?2 WHERE id = ?1", params![delivery_id, ack.at])?;
         }
-        let state: String = conn.query_row("SELECT state FROM consignments WHERE ucr = ?1", [ucr.as_str()], |r| r.get(0))?;
+        let state: String = conn.row("SELECT state FROM consignments WHERE ucr = ?1", [ucr.as_str()], |r| r.get(0))?;
         (current, ConsignmentState::parse(&state).map_err(|e| StoreError::Corrupt(e.to_string()))?)
     };
     Ok(AckApplied {
@@ -605,7 +625,7 @@ fn retry(conn: &Connection, selection: &RetrySelection, by: &str, at: Millis) ->
             let mut failed = Vec::new();
             for id in ids {
                 let f: Option<Option<i64>> = conn
-                    .query_row("SELECT failed_at FROM deliveries WHERE id = ?1", [id], |r| r.get(0))
+                    .row("SELECT failed_at FROM deliveries WHERE id = ?1", [id], |r| r.get(0))
                     .optional()?;
                 match f {
                     None => outcome.unknown.push(*id),
@@ -625,7 +645,7 @@ fn retry(conn: &Connection, selection: &RetrySelection, by: &str, at: Millis) ->
     };
     let mut ucrs: Vec<String> = Vec::new();
     for id in candidates {
-        let changed = conn.execute(
+        let changed = conn.exec(
             "UPDATE deliveries SET status = 'pending', failed_at = NULL, attempts = 0, next_attempt_at = 0
              WHERE id = ?1 AND failed_at IS NOT NULL",
             [id],
@@ -633,13 +653,13 @@ fn retry(conn: &Connection, selection: &RetrySelection, by: &str, at: Millis) ->
         if changed == 0 {
             continue;
         }
-        conn.execute(
+        conn.exec(
             "INSERT INTO delivery_events (delivery_id, status, at, source, reason, outcome) VALUES (?1, 'pending', ?2, 'operator', ?3, 'applied')",
             params![id, at, format!("sent again by {by}")],
         )?;
         let detail = delivery_detail(conn, id)?;
         append_audit(conn, &audit_entry(at, by, "delivery.retried", format!("delivery:{id}"), detail))?;
-        let ucr: String = conn.query_row(
+        let ucr: String = conn.row(
             "SELECT doc.ucr FROM deliveries d JOIN documents doc ON doc.id = d.document_id WHERE d.id = ?1",
             [id],
             |r| r.get(0),
@@ -658,7 +678,7 @@ fn retry(conn: &Connection, selection: &RetrySelection, by: &str, at: Millis) ->
 
 fn view(conn: &Connection, ucr: &Ucr) -> Result<Option<ConsignmentView>, StoreError> {
     let Some((state, created_at, updated_at, released_at)) = conn
-        .query_row(
+        .row(
             "SELECT state, created_at, updated_at, released_at FROM consignments WHERE ucr = ?1",
             [ucr.as_str()],
             |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<i64>>(3)?)),
@@ -806,7 +826,7 @@ impl Store for SqliteStore {
 
     fn outbox_backlog(&self) -> StoreFuture<'_, u64> {
         Box::pin(self.read(|conn| {
-            let n: i64 = conn.query_row(
+            let n: i64 = conn.row(
                 "SELECT COUNT(*) FROM deliveries WHERE dispatched_at IS NULL AND failed_at IS NULL",
                 [],
                 |r| r.get(0),
@@ -818,12 +838,12 @@ impl Store for SqliteStore {
     fn mark_dispatched(&self, delivery_ids: Vec<i64>, at: Millis) -> StoreFuture<'_, ()> {
         Box::pin(self.write(move |conn| {
             for id in delivery_ids {
-                let was_pending = conn.execute(
+                let was_pending = conn.exec(
                     "UPDATE deliveries SET status = 'dispatched' WHERE id = ?1 AND status = 'pending'",
                     [id],
                 )? == 1;
-                conn.execute("UPDATE deliveries SET dispatched_at = COALESCE(dispatched_at, ?2) WHERE id = ?1", params![id, at])?;
-                conn.execute(
+                conn.exec("UPDATE deliveries SET dispatched_at = COALESCE(dispatched_at, ?2) WHERE id = ?1", params![id, at])?;
+                conn.exec(
                     "INSERT INTO delivery_events (delivery_id, status, at, source, reason, outcome) VALUES (?1, 'dispatched', ?2, 'broker', NULL, ?3)",
                     params![id, at, if was_pending { "applied" } else { "late" }],
                 )?;
@@ -836,7 +856,7 @@ impl Store for SqliteStore {
 
     fn record_refusal(&self, delivery_id: i64, at: Millis, error: String, next_attempt_at: Millis) -> StoreFuture<'_, ()> {
         Box::pin(self.write(move |conn| {
-            let changed = conn.execute(
+            let changed = conn.exec(
                 "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3
                  WHERE id = ?1 AND dispatched_at IS NULL AND failed_at IS NULL",
                 params![delivery_id, next_attempt_at, error],
@@ -846,7 +866,7 @@ impl Store for SqliteStore {
                 detail["error"] = json!(error);
                 append_audit(conn, &audit_entry(at, "gateway", "delivery.refused", format!("delivery:{delivery_id}"), detail))?;
                 let reason = format!("{error}; next attempt at {}", rfc3339(next_attempt_at));
-                conn.execute(
+                conn.exec(
                     "INSERT INTO delivery_events (delivery_id, status, at, source, reason, outcome) VALUES (?1, 'refused', ?2, 'broker', ?3, 'applied')",
                     params![delivery_id, at, reason],
                 )?;
@@ -857,7 +877,7 @@ impl Store for SqliteStore {
 
     fn mark_failed(&self, delivery_id: i64, at: Millis, error: String) -> StoreFuture<'_, ()> {
         Box::pin(self.write(move |conn| {
-            let changed = conn.execute(
+            let changed = conn.exec(
                 "UPDATE deliveries SET status = 'failed', failed_at = ?2, attempts = attempts + 1, last_error = ?3
                  WHERE id = ?1 AND status = 'pending' AND dispatched_at IS NULL AND failed_at IS NULL",
                 params![delivery_id, at, error],
@@ -868,11 +888,11 @@ impl Store for SqliteStore {
             let mut detail = delivery_detail(conn, delivery_id)?;
             detail["error"] = json!(error);
             append_audit(conn, &audit_entry(at, "gateway", "delivery.failed", format!("delivery:{delivery_id}"), detail))?;
-            conn.execute(
+            conn.exec(
                 "INSERT INTO delivery_events (delivery_id, status, at, source, reason, outcome) VALUES (?1, 'failed', ?2, 'gateway', ?3, 'applied')",
                 params![delivery_id, at, format!("{error}; waiting for an operator to send it again")],
             )?;
-            let (ucr, document, agency): (String, String, String) = conn.query_row(
+            let (ucr, document, agency): (String, String, String) = conn.row(
                 "SELECT doc.ucr, doc.id, d.agency FROM deliveries d JOIN documents doc ON doc.id = d.document_id WHERE d.id = ?1",
                 [delivery_id],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -975,7 +995,7 @@ impl Store for SqliteStore {
     fn mark_status_published(&self, ids: Vec<i64>, at: Millis) -> StoreFuture<'_, ()> {
         Box::pin(self.write(move |conn| {
             for id in ids {
-                conn.execute("UPDATE status_outbox SET published_at = ?2 WHERE id = ?1", params![id, at])?;
+                conn.exec("UPDATE status_outbox SET published_at = ?2 WHERE id = ?1", params![id, at])?;
             }
             Ok(())
         }))
@@ -987,14 +1007,14 @@ impl Store for SqliteStore {
 
     fn register_webhook(&self, participant: String, url: String, secret: String, max: usize, at: Millis) -> StoreFuture<'_, Option<Webhook>> {
         Box::pin(self.write(move |conn| {
-            let registered: i64 = conn.query_row("SELECT COUNT(*) FROM webhooks WHERE participant = ?1", [&participant], |r| r.get(0))?;
+            let registered: i64 = conn.row("SELECT COUNT(*) FROM webhooks WHERE participant = ?1", [&participant], |r| r.get(0))?;
             if registered >= max as i64 {
                 return Ok(None);
             }
             let id = Uuid::now_v7();
             // From the events committed from now on.
-            let cursor: i64 = conn.query_row("SELECT COALESCE(MAX(id), 0) FROM status_outbox", [], |r| r.get(0))?;
-            conn.execute(
+            let cursor: i64 = conn.row("SELECT COALESCE(MAX(id), 0) FROM status_outbox", [], |r| r.get(0))?;
+            conn.exec(
                 "INSERT INTO webhooks (id, participant, url, secret, created_at, cursor) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![id.to_string(), participant, url, secret, at, cursor],
             )?;
@@ -1041,7 +1061,7 @@ impl Store for SqliteStore {
 
     fn delete_webhook(&self, participant: String, id: Uuid, at: Millis) -> StoreFuture<'_, bool> {
         Box::pin(self.write(move |conn| {
-            let removed = conn.execute("DELETE FROM webhooks WHERE id = ?1 AND participant = ?2", params![id.to_string(), participant])?;
+            let removed = conn.exec("DELETE FROM webhooks WHERE id = ?1 AND participant = ?2", params![id.to_string(), participant])?;
             if removed > 0 {
                 append_audit(conn, &audit_entry(at, &participant, "webhook.deleted", format!("webhook {id}"), json!({})))?;
             }
@@ -1076,7 +1096,7 @@ impl Store for SqliteStore {
 
     fn webhook_delivered(&self, id: Uuid, cursor: i64) -> StoreFuture<'_, bool> {
         Box::pin(self.write(move |conn| {
-            let updated = conn.execute(
+            let updated = conn.exec(
                 "UPDATE webhooks SET cursor = MAX(cursor, ?2), attempts = 0, next_attempt_at = 0, last_error = NULL WHERE id = ?1",
                 params![id.to_string(), cursor],
             )?;
@@ -1085,13 +1105,13 @@ impl Store for SqliteStore {
     }
 
     fn latest_status_event(&self) -> StoreFuture<'_, i64> {
-        Box::pin(self.read(|conn| Ok(conn.query_row("SELECT COALESCE(MAX(id), 0) FROM status_outbox", [], |r| r.get(0))?)))
+        Box::pin(self.read(|conn| Ok(conn.row("SELECT COALESCE(MAX(id), 0) FROM status_outbox", [], |r| r.get(0))?)))
     }
 
     fn webhook_failed(&self, id: Uuid, error: String, next_attempt_at: Millis) -> StoreFuture<'_, ()> {
         Box::pin(self.write(move |conn| {
             let error: String = error.chars().take(500).collect();
-            conn.execute(
+            conn.exec(
                 "UPDATE webhooks SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
                 params![id.to_string(), next_attempt_at, error],
             )?;
@@ -1101,7 +1121,7 @@ impl Store for SqliteStore {
 
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(self.write(|conn| {
-            conn.query_row("SELECT 1", [], |_| Ok(()))?;
+            conn.row("SELECT 1", [], |_| Ok(()))?;
             Ok(())
         }))
     }
