@@ -102,7 +102,8 @@ impl Gateway {
                 self.metrics.validation_failure(document_type.unwrap_or("unknown"));
             }
         })?;
-        let payload = body.get("payload").unwrap_or(&Value::Null);
+        let payload = body.get("payload").unwrap_or(&Value::Null).to_string();
+        let body_sha256 = body_sha256(body, &payload);
         let doc = NewDocument {
             id: Uuid::now_v7(),
             ucr: valid.ucr,
@@ -112,10 +113,9 @@ impl Gateway {
             origin: valid.origin,
             destination: valid.destination,
             sender: by.id.clone(),
-            payload: payload.to_string(),
+            payload,
             idempotency_key,
-            // serde_json keeps object keys sorted, so equal documents give equal text.
-            body_sha256: sha256_hex(body.to_string().as_bytes()),
+            body_sha256,
             submitted_at: now_millis(),
             broker_available: self.broker.available(),
             backlog_full: backlog >= self.max_backlog,
@@ -298,5 +298,69 @@ impl Gateway {
 /// SHA-256 of `bytes`, in lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
+}
+
+/// SHA-256 (hex) of the body's JSON text as serde_json writes it (keys sorted, so equal
+/// documents give equal text), streamed into the hash with the payload's text, already made
+/// for the broker, spliced in: the body is not serialized a second time, and the hash is the
+/// one stores written by earlier versions hold.
+pub fn body_sha256(body: &Value, payload_text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    struct Hashing(Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let Some(map) = body.as_object() else { return sha256_hex(body.to_string().as_bytes()) };
+    let mut h = Hashing(Sha256::new());
+    h.0.update(b"{");
+    for (i, (key, value)) in map.iter().enumerate() {
+        if i > 0 {
+            h.0.update(b",");
+        }
+        // Writing into a hash cannot fail.
+        let _ = serde_json::to_writer(&mut h, key);
+        h.0.update(b":");
+        if key == "payload" {
+            h.0.update(payload_text.as_bytes());
+        } else {
+            let _ = serde_json::to_writer(&mut h, value);
+        }
+    }
+    h.0.update(b"}");
+    hex(&h.0.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_hash_is_that_of_the_whole_text_as_before() {
+        for body in [
+            serde_json::json!({"ucr": "U-1", "documentType": "x", "payload": {"b": [1, 2, {"é\"": null}], "a": "\u{1}"}, "origin": "AR"}),
+            serde_json::json!({"payload": 3}),
+            serde_json::json!({}),
+            serde_json::json!({"zz": true, "k\"ey": 1.5e300}),
+        ] {
+            let payload = body.get("payload").unwrap_or(&Value::Null).to_string();
+            assert_eq!(body_sha256(&body, &payload), sha256_hex(body.to_string().as_bytes()), "{body}");
+        }
+    }
 }
