@@ -57,6 +57,13 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE INDEX IF NOT EXISTS documents_by_ucr ON documents(ucr);
 CREATE UNIQUE INDEX IF NOT EXISTS documents_by_idempotency_key ON documents(sender, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS documents_by_identity ON documents(sender, ucr, document_type);
+-- A document's first receipt, answered again to a resend. Apart from the document, so the
+-- document row (with its payload) is written once, not written and then updated. Stores of
+-- earlier versions keep it in documents.receipt.
+CREATE TABLE IF NOT EXISTS receipts (
+    document_id TEXT PRIMARY KEY,
+    receipt TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     document_id TEXT NOT NULL REFERENCES documents(id),
@@ -357,15 +364,17 @@ fn earlier_acceptance(conn: &Connection, doc: &NewDocument) -> Result<Option<Acc
     let earlier: Option<(String, String, String)> = match &doc.idempotency_key {
         Some(key) => conn
             .row(
-                "SELECT id, body_sha256, receipt FROM documents WHERE sender = ?1 AND idempotency_key = ?2",
+                "SELECT d.id, d.body_sha256, COALESCE(r.receipt, d.receipt) FROM documents d LEFT JOIN receipts r ON r.document_id = d.id
+                 WHERE d.sender = ?1 AND d.idempotency_key = ?2",
                 params![doc.sender, key],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?,
         None => conn
             .row(
-                "SELECT id, body_sha256, receipt FROM documents WHERE sender = ?1 AND ucr = ?2 AND document_type = ?3
-                 ORDER BY (body_sha256 = ?4) DESC, submitted_at LIMIT 1",
+                "SELECT d.id, d.body_sha256, COALESCE(r.receipt, d.receipt) FROM documents d LEFT JOIN receipts r ON r.document_id = d.id
+                 WHERE d.sender = ?1 AND d.ucr = ?2 AND d.document_type = ?3
+                 ORDER BY (d.body_sha256 = ?4) DESC, d.submitted_at LIMIT 1",
                 params![doc.sender, doc.ucr.as_str(), doc.document_type.as_str(), doc.body_sha256],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
@@ -478,7 +487,7 @@ fn insert_document(conn: &Connection, doc: &NewDocument) -> Result<Acceptance, S
         audit_hash,
     };
     let text = serde_json::to_string(&receipt).map_err(|e| StoreError::Corrupt(format!("receipt: {e}")))?;
-    conn.exec("UPDATE documents SET receipt = ?2 WHERE id = ?1", params![doc.id.to_string(), text])?;
+    conn.exec("INSERT INTO receipts (document_id, receipt) VALUES (?1, ?2)", params![doc.id.to_string(), text])?;
     Ok(Acceptance::New(receipt))
 }
 
