@@ -1,0 +1,780 @@
+//! The gateway benchmark: `cargo bench --bench gateway` (options after `--`, see `Options`).
+//!
+//! It starts what it needs: the release `ventanilla` binary as a separate process on a fresh
+//! store, against the embedded broker and against a Tansu process, and measures, with every
+//! guarantee on (a 202 only after the SQLite commit, deliveries through the outbox):
+//!
+//! - single-document submissions, closed loop: documents/s (the maximum);
+//! - the same, open loop at half that rate: latency p50/p99/p99.9, measured from each
+//!   request's scheduled time, so a slow server cannot hide its queueing;
+//! - batch submissions: documents/s;
+//! - the outbox drain: how long until the broker confirmed every delivery;
+//! - the ceilings, in the same run: rdkafka's producer alone with the gateway's own producer
+//!   settings, same broker, same payloads and headers, one record per delivery; and an HTTP
+//!   server that only reads and parses the body (the same bounded JSON parser);
+//! - each figure against its ceiling, the gateway's peak resident memory, and the CPU each
+//!   side used, so the load generator's share is known.
+//!
+//! The documents are the valid examples, varied so no two are identical: a unique UCR, and the
+//! goods list grown to 1..50 items; each is checked against the registry before use.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+/// Command-line options (after `cargo bench --bench gateway --`).
+struct Options {
+    /// Seconds per measured phase.
+    seconds: u64,
+    /// In-flight requests of the closed loops.
+    concurrency: usize,
+    /// Documents per batch.
+    batch_size: usize,
+    /// Which brokers: `embedded`, `tansu`, or both.
+    brokers: Vec<String>,
+    /// Documents prepared (cycled through with fresh UCRs when the run needs more).
+    corpus: usize,
+    /// A soak run: this many seconds of single submissions at half the maximum, sampling RSS.
+    soak: Option<u64>,
+    /// Records a CPU profile of the gateway (`perf record -e cpu-clock --call-graph dwarf`) during the
+    /// single-document and batch phases, into this directory.
+    perf: Option<PathBuf>,
+}
+
+impl Options {
+    fn parse() -> Options {
+        let mut o = Options { seconds: 10, concurrency: 64, batch_size: 100, brokers: vec!["embedded".into(), "tansu".into()], corpus: 2_000, soak: None, perf: None };
+        let mut args = std::env::args().skip(1);
+        while let Some(a) = args.next() {
+            let mut value = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
+            match a.as_str() {
+                "--seconds" => o.seconds = value().parse().expect("--seconds N"),
+                "--concurrency" => o.concurrency = value().parse().expect("--concurrency N"),
+                "--batch-size" => o.batch_size = value().parse().expect("--batch-size N"),
+                "--broker" => o.brokers = vec![value()],
+                "--corpus" => o.corpus = value().parse().expect("--corpus N"),
+                "--soak" => o.soak = Some(value().parse().expect("--soak SECONDS")),
+                "--perf" => o.perf = Some(value().into()),
+                "--parse-only-server" => {
+                    parse_only_server(value().parse().expect("--parse-only-server PORT"));
+                    std::process::exit(0);
+                }
+                _ => {} // cargo bench passes --bench
+            }
+        }
+        o
+    }
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+// ------------------------------------------------------------------ documents ---------------
+
+/// One prepared document: its body around its UCR, and what the gateway would publish for it.
+struct Doc {
+    ucr: String,
+    envelope: Value,
+    /// The serialized envelope before and after the UCR's value.
+    before: Vec<u8>,
+    after: Vec<u8>,
+    /// (topic suffix after the prefix, payload) of each delivery the router makes.
+    deliveries: Vec<(String, String)>,
+    document_type: String,
+}
+
+/// The first array of objects that carry an `hsCode` (the goods list of every type).
+fn goods_list(v: &mut Value) -> Option<&mut Vec<Value>> {
+    let is_goods = |v: &Value| v.as_array().is_some_and(|a| a.iter().any(|i| i.get("hsCode").is_some() || i.get("contents").is_some()));
+    match v {
+        Value::Object(map) => {
+            let key = map.iter().find(|(_, v)| is_goods(v)).map(|(k, _)| k.clone());
+            match key {
+                Some(k) => map.get_mut(&k).and_then(Value::as_array_mut),
+                None => map.values_mut().find_map(goods_list),
+            }
+        }
+        _ => None,
+    }
+}
+
+fn corpus(size: usize, run: &str) -> Vec<Doc> {
+    let settings = ventanilla::config::Settings::load(repo().join("config"), "127.0.0.1:0".parse().unwrap(), "./data".into(), None, Some("bench.".into()), None)
+        .expect("config loads");
+    let registry = ventanilla::schema::SchemaRegistry::load(&settings.schemas_dir()).expect("schemas load");
+    let router = ventanilla::routing::Router::new(&settings.region).expect("routes load");
+    let topics = ventanilla::kafka::Topics::new("");
+    let mut examples = Vec::new();
+    for entry in std::fs::read_dir(repo().join("examples")).unwrap() {
+        let dir = entry.unwrap().path().join("valid");
+        if dir.is_dir() && !dir.starts_with(repo().join("examples/acknowledgment")) {
+            for f in std::fs::read_dir(&dir).unwrap() {
+                let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+                examples.push(serde_json::from_str::<Value>(&text).unwrap());
+            }
+        }
+    }
+    examples.retain(|e| e.get("documentType").is_some());
+    let mut docs = Vec::with_capacity(size);
+    let mut refused = 0;
+    let mut i = 0usize;
+    while docs.len() < size {
+        let mut d = examples[i % examples.len()].clone();
+        let items = 1 + (i * 7919) % 50;
+        if let Some(goods) = goods_list(&mut d["payload"]) {
+            let first = goods[0].clone();
+            goods.clear();
+            for n in 0..items {
+                let mut g = first.clone();
+                for key in ["sequenceNumber", "lineNumber"] {
+                    if g.get(key).is_some() {
+                        g[key] = json!(n + 1);
+                    }
+                }
+                goods.push(g);
+            }
+        }
+        let ucr = format!("B{run}-{i:07}");
+        d["ucr"] = json!(ucr);
+        i += 1;
+        match ventanilla::gateway::check_submission(&registry, &router, &topics, None, &d) {
+            Ok(checked) => {
+                let payload = d["payload"].to_string();
+                let deliveries = checked.routed.iter().map(|r| (r.topic.clone(), payload.clone())).collect();
+                let document_type = d["documentType"].as_str().unwrap().to_owned();
+                let text = d.to_string();
+                let quoted = format!("\"{ucr}\"");
+                let at = text.find(&quoted).expect("the UCR is in the text") + 1;
+                let (before, after) = (text[..at].as_bytes().to_vec(), text[at + ucr.len()..].as_bytes().to_vec());
+                docs.push(Doc { ucr, envelope: d, before, after, deliveries, document_type });
+            }
+            Err(_) => refused += 1,
+        }
+        assert!(i < size * 10, "too few example variants pass validation");
+    }
+    if refused > 0 {
+        eprintln!("corpus: {refused} variants refused by the schemas were left out");
+    }
+    docs
+}
+
+/// The `i`-th body of a phase: the corpus cycled, each with a UCR unique to `phase` and round.
+fn body(docs: &[Doc], phase: &str, i: usize) -> Bytes {
+    let d = &docs[i % docs.len()];
+    let ucr = format!("{}-{phase}{}", d.ucr, i / docs.len());
+    let mut b = Vec::with_capacity(d.before.len() + ucr.len() + d.after.len());
+    b.extend_from_slice(&d.before);
+    b.extend_from_slice(ucr.as_bytes());
+    b.extend_from_slice(&d.after);
+    Bytes::from(b)
+}
+
+/// The `i`-th batch of `size` documents, as a JSON array.
+fn batch(docs: &[Doc], phase: &str, size: usize, i: usize) -> Bytes {
+    let mut b = vec![b'['];
+    for k in 0..size {
+        if k > 0 {
+            b.push(b',');
+        }
+        b.extend_from_slice(&body(docs, phase, i * size + k));
+    }
+    b.push(b']');
+    Bytes::from(b)
+}
+
+/// Makes the `i`-th request body of a phase.
+type Bodies = Arc<dyn Fn(usize) -> Bytes + Send + Sync>;
+
+// ------------------------------------------------------------------ processes ----------------
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// CPU seconds a process has used (user + system), from /proc.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(") ").map(|x| x.1).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0 // utime, stime in clock ticks (USER_HZ = 100 on Linux)
+}
+
+/// (current, peak) resident memory in MiB, from /proc.
+fn rss_mib(pid: &str) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = |key: &str| {
+        status.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+    };
+    (kb("VmRSS:") / 1024.0, kb("VmHWM:") / 1024.0)
+}
+
+struct Gateway {
+    child: Child,
+    address: String,
+    brokers: String,
+    /// Set at the stop: the log reader stops echoing errors.
+    stopping: Arc<AtomicBool>,
+    _data: tempfile::TempDir,
+}
+
+impl Gateway {
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    async fn start(brokers: Option<&str>, prefix: &str) -> Gateway {
+        let data = tempfile::tempdir().unwrap();
+        let port = free_port();
+        // VENTANILLA_BENCH_BINARY measures another build (an earlier commit's, for a before/after).
+        let binary = std::env::var("VENTANILLA_BENCH_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ventanilla").into());
+        let mut cmd = Command::new(binary);
+        cmd.args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--topic-prefix", prefix])
+            .arg("--config")
+            .arg(repo().join("config"))
+            .arg("--data-dir")
+            .arg(data.path())
+            .env("RUST_LOG", "warn,ventanilla::startup=info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(b) = brokers {
+            cmd.args(["--kafka-brokers", b]);
+        }
+        let mut child = cmd.spawn().expect("the ventanilla binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stopping = Arc::new(AtomicBool::new(false));
+        let quiet = stopping.clone();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent && line.contains("Ventanilla is listening") {
+                    let brokers = line.split("brokers=").nth(1).map(|b| b.split_whitespace().next().unwrap_or("").to_owned());
+                    let _ = tx.send(brokers.unwrap_or_default());
+                    sent = true;
+                } else if line.contains("ERROR") && !quiet.load(Ordering::Relaxed) {
+                    // Errors while measuring are shown; the embedded broker's going away at
+                    // the stop is not news.
+                    eprintln!("gateway: {line}");
+                }
+            }
+        });
+        let brokers = rx.recv_timeout(Duration::from_secs(60)).expect("the gateway says where it listens");
+        let address = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if let Ok(r) = client.get(format!("{address}/readyz")).send().await {
+                if r.status() == 200 {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Gateway { child, address, brokers, stopping, _data: data }
+    }
+
+    /// Waits until every delivery is confirmed by the broker; returns how long that took.
+    async fn drain(&self, client: &reqwest::Client) -> Duration {
+        let start = Instant::now();
+        loop {
+            let r: Value = match client.get(format!("{}/readyz", self.address)).send().await {
+                Ok(r) => r.json().await.unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            };
+            if r["outboxBacklog"] == 0 || start.elapsed() > Duration::from_secs(600) {
+                return start.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn stop(mut self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+struct Tansu {
+    child: Child,
+    address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Tansu {
+    fn binary() -> Option<PathBuf> {
+        if let Ok(t) = std::env::var("TANSU") {
+            return Some(t.into());
+        }
+        let home = std::env::var("HOME").ok().map(|h| Path::new(&h).join(".cargo/bin/tansu"));
+        home.filter(|p| p.exists())
+    }
+
+    fn start(binary: &Path) -> Tansu {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let address = format!("127.0.0.1:{port}");
+        let child = Command::new(binary)
+            .current_dir(dir.path())
+            .args(["broker", "--listener-url", &format!("tcp://{address}"), "--advertised-listener-url", &format!("tcp://{address}")])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu starts");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&address).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Tansu { child, address, _dir: dir }
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ------------------------------------------------------------------ load -------------------
+
+/// What a phase measured.
+#[derive(Default)]
+struct Outcome {
+    ok: u64,
+    /// Answers other than the expected success, by status (0 = transport error).
+    other: HashMap<u16, u64>,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    gateway_cpu: f64,
+    bench_cpu: f64,
+}
+
+impl Outcome {
+    fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+    fn percentile(&mut self, p: f64) -> Duration {
+        self.latencies.sort_unstable();
+        let i = ((self.latencies.len() as f64 * p).ceil() as usize).saturating_sub(1);
+        self.latencies.get(i).copied().unwrap_or_default()
+    }
+}
+
+fn one(_: &[u8]) -> u64 {
+    1
+}
+
+fn accepted(body: &[u8]) -> u64 {
+    serde_json::from_slice::<Value>(body).ok().and_then(|v| v["accepted"].as_u64()).unwrap_or(0)
+}
+
+fn client(concurrency: usize) -> reqwest::Client {
+    reqwest::Client::builder().pool_max_idle_per_host(concurrency).http1_only().tcp_nodelay(true).build().unwrap()
+}
+
+/// Single submissions, `concurrency` in flight, for `seconds`.
+/// `count` says how many documents an expected answer accepted (1 for a single submission;
+/// a batch answer's `accepted`).
+async fn closed_loop(address: &str, path: &str, bodies: Bodies, concurrency: usize, seconds: u64, expect: u16, count: fn(&[u8]) -> u64) -> Outcome {
+    let client = client(concurrency);
+    let next = Arc::new(AtomicU64::new(0));
+    let ok = Arc::new(AtomicU64::new(0));
+    let other = Arc::new(Mutex::new(HashMap::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let url = format!("{address}{path}");
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, next, ok, other, stop, bodies, url) = (client.clone(), next.clone(), ok.clone(), other.clone(), stop.clone(), bodies.clone(), url.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    let r = client.post(&url).header("Content-Type", "application/json").bearer_auth("demo-trader").body(bodies(i)).send().await;
+                    match r {
+                        Ok(r) if r.status().as_u16() == expect => {
+                            let body = r.bytes().await.unwrap_or_default();
+                            ok.fetch_add(count(&body), Ordering::Relaxed);
+                        }
+                        Ok(r) => {
+                            *other.lock().unwrap().entry(r.status().as_u16()).or_insert(0) += 1;
+                            let _ = r.bytes().await;
+                        }
+                        Err(_) => *other.lock().unwrap().entry(0).or_insert(0) += 1,
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = start.elapsed();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let other = other.lock().unwrap().clone();
+    Outcome { ok: ok.load(Ordering::Relaxed), other, elapsed, ..Default::default() }
+}
+
+/// Single submissions at a fixed `rate`, whatever the answers: latency from the scheduled time.
+async fn open_loop(address: &str, bodies: Bodies, rate: f64, seconds: u64) -> Outcome {
+    let client = client(1024);
+    let url = Arc::new(format!("{address}/v1/documents"));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let other = Arc::new(Mutex::new(HashMap::new()));
+    let ok = Arc::new(AtomicU64::new(0));
+    let start = tokio::time::Instant::now();
+    let total = (rate * seconds as f64) as usize;
+    let mut tasks = Vec::with_capacity(total);
+    for i in 0..total {
+        let at = start + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(at).await;
+        let body = bodies(i);
+        let (client, url, latencies, other, ok) = (client.clone(), url.clone(), latencies.clone(), other.clone(), ok.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = client.post(url.as_str()).header("Content-Type", "application/json").bearer_auth("demo-trader").body(body).send().await;
+            match r {
+                Ok(r) if r.status() == 202 => {
+                    let _ = r.bytes().await;
+                    latencies.lock().unwrap().push(at.elapsed());
+                    ok.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(r) => *other.lock().unwrap().entry(r.status().as_u16()).or_insert(0) += 1,
+                Err(_) => *other.lock().unwrap().entry(0).or_insert(0) += 1,
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let elapsed = start.elapsed();
+    let latencies = std::mem::take(&mut *latencies.lock().unwrap());
+    let other = other.lock().unwrap().clone();
+    Outcome { ok: ok.load(Ordering::Relaxed), other, elapsed, latencies, ..Default::default() }
+}
+
+/// `perf record` of `pid` into `dir/name.data`, while the returned child runs.
+fn profile(dir: Option<&PathBuf>, pid: &str, name: &str) -> Option<Child> {
+    let dir = dir?;
+    std::fs::create_dir_all(dir).ok()?;
+    Command::new("perf")
+        .args(["record", "-e", "cpu-clock", "-F", "499", "--call-graph", "dwarf,16384", "-p", pid, "-o"])
+        .arg(dir.join(format!("{name}.data")))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()
+}
+
+fn end_profile(p: Option<Child>) {
+    if let Some(mut p) = p {
+        let _ = Command::new("kill").args(["-INT", &p.id().to_string()]).status();
+        let _ = p.wait();
+    }
+}
+
+/// Measures `phase` with both processes' CPU time.
+async fn measured<F: std::future::Future<Output = Outcome>>(gateway_pid: &str, phase: F) -> Outcome {
+    let (g0, b0) = (cpu_seconds(gateway_pid), cpu_seconds("self"));
+    let mut o = phase.await;
+    o.gateway_cpu = cpu_seconds(gateway_pid) - g0;
+    o.bench_cpu = cpu_seconds("self") - b0;
+    o
+}
+
+// ------------------------------------------------------------------ ceilings ----------------
+
+/// rdkafka's producer alone, with the gateway's settings: every delivery of every document,
+/// with the same key, payload and CloudEvents headers. Documents/s.
+/// The topics the corpus is delivered to.
+fn topics_of(docs: &[Doc], prefix: &str) -> Vec<String> {
+    let mut topics: Vec<String> = docs.iter().flat_map(|d| d.deliveries.iter().map(|x| format!("{prefix}{}", x.0))).collect();
+    topics.sort();
+    topics.dedup();
+    topics
+}
+
+async fn producer_ceiling(brokers: &str, prefix: &str, docs: &[Doc], seconds: u64, create_topics: bool) -> (f64, f64) {
+    use rdkafka::producer::FutureRecord;
+    let security = ventanilla::config::KafkaSecurity::default();
+    if create_topics {
+        ventanilla::kafka::create_topics(brokers, &security, &topics_of(docs, prefix), 3).await.expect("topics created");
+    }
+    let producer = ventanilla::kafka::producer(brokers, &security, 1_000_000).expect("producer");
+    let cpu0 = cpu_seconds("self");
+    let start = Instant::now();
+    let mut in_flight = std::collections::VecDeque::new();
+    let mut sent_docs = 0u64;
+    let mut confirmed = 0u64;
+    'outer: for round in 0.. {
+        for d in docs {
+            if start.elapsed() >= Duration::from_secs(seconds) {
+                break 'outer;
+            }
+            for (topic, payload) in &d.deliveries {
+                let delivery = ventanilla::store::OutboundDelivery {
+                    delivery_id: 0,
+                    document_id: uuid::Uuid::now_v7(),
+                    agency: ventanilla::domain::AgencyId::parse(topic.rsplit('.').next().unwrap_or("xx-x")).unwrap_or_else(|_| ventanilla::domain::AgencyId::parse("xx-unknown").unwrap()),
+                    topic: format!("{prefix}{topic}"),
+                    ucr: ventanilla::domain::Ucr::parse(&format!("{}-{round}", d.ucr)).unwrap(),
+                    document_type: ventanilla::domain::DocumentType::parse(&d.document_type).unwrap(),
+                    schema_version: "1.0.0".into(),
+                    schema_id: String::new(),
+                    origin: String::new(),
+                    destination: String::new(),
+                    sender: "demo-trader".into(),
+                    submitted_at: 0,
+                    payload: String::new(),
+                    attempts: 0,
+                };
+                let mut record = FutureRecord::to(&delivery.topic)
+                    .key(delivery.ucr.as_str())
+                    .payload(payload.as_str())
+                    .headers(ventanilla::kafka::cloudevents::delivery_headers(&delivery));
+                loop {
+                    match producer.send_result(record) {
+                        Ok(f) => {
+                            in_flight.push_back(f);
+                            break;
+                        }
+                        Err((_, r)) => {
+                            record = r;
+                            if let Some(f) = in_flight.pop_front() {
+                                if matches!(f.await, Ok(Ok(_))) {
+                                    confirmed += 1;
+                                }
+                            } else {
+                                tokio::time::sleep(Duration::from_millis(1)).await;
+                            }
+                        }
+                    }
+                }
+            }
+            sent_docs += 1;
+        }
+    }
+    let records: u64 = in_flight.len() as u64 + confirmed;
+    for f in in_flight {
+        if matches!(f.await, Ok(Ok(_))) {
+            confirmed += 1;
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    assert_eq!(confirmed, records, "every record confirmed");
+    (sent_docs as f64 / elapsed, (cpu_seconds("self") - cpu0) / elapsed)
+}
+
+/// The HTTP ceiling's server: reads and parses the body with the gateway's own bounded parser,
+/// answers 202. Nothing else. Runs as a separate process, like the gateway.
+fn parse_only_server(port: u16) {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    let limits = ventanilla::config::GatewayConfig::default().json_limits();
+    actix_web::rt::System::new().block_on(async move {
+        HttpServer::new(move || {
+            let limits = limits.clone();
+            App::new().app_data(web::PayloadConfig::new(1 << 20)).route(
+                "/v1/documents",
+                web::post().to(move |body: web::Bytes| {
+                    let limits = limits.clone();
+                    async move {
+                        match ventanilla::json::parse_bounded(&body, &limits) {
+                            Ok(v) => HttpResponse::Accepted().json(json!({ "parsed": v.is_object() })),
+                            Err(_) => HttpResponse::BadRequest().finish(),
+                        }
+                    }
+                }),
+            )
+        })
+        .bind(("127.0.0.1", port))
+        .expect("bind")
+        .run()
+        .await
+        .expect("serve")
+    });
+}
+
+async fn parse_only_ceiling(bodies: Bodies, o: &Options) -> Outcome {
+    let port = free_port();
+    let mut child = Command::new(std::env::current_exe().unwrap()).args(["--parse-only-server", &port.to_string()]).spawn().expect("parse-only server");
+    let address = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = child.id().to_string();
+    let out = measured(&pid, closed_loop(&address, "/v1/documents", bodies, o.concurrency, o.seconds, 202, one)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    out
+}
+
+// ------------------------------------------------------------------ report -----------------
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn others(o: &Outcome) -> String {
+    if o.other.is_empty() {
+        String::new()
+    } else {
+        let mut v: Vec<_> = o.other.iter().map(|(s, n)| format!("{n}x{}", if *s == 0 { "error".into() } else { s.to_string() })).collect();
+        v.sort();
+        format!(" (also: {})", v.join(", "))
+    }
+}
+
+fn share(o: &Outcome) -> String {
+    let wall = o.elapsed.as_secs_f64();
+    format!(
+        "gateway {:.2} cores, load generator {:.2} cores ({:.0}% of the CPU used)",
+        o.gateway_cpu / wall,
+        o.bench_cpu / wall,
+        100.0 * o.bench_cpu / (o.bench_cpu + o.gateway_cpu).max(1e-9)
+    )
+}
+
+async fn run_broker(kind: &str, o: &Options, docs: Arc<Vec<Doc>>, parse_ceiling: f64) {
+    println!("\n## broker: {kind}");
+    let tansu = match kind {
+        "tansu" => match Tansu::binary() {
+            Some(b) => Some(Tansu::start(&b)),
+            None => {
+                println!("skipped: no Tansu binary (set TANSU=, or `cargo install tansu --version 0.6.0 --locked --features dynostore,libsql`)");
+                return;
+            }
+        },
+        _ => None,
+    };
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    let prefix = format!("bench{}.", &run[20..]);
+    let gateway = Gateway::start(tansu.as_ref().map(|t| t.address.as_str()), &prefix).await;
+    let pid = gateway.pid();
+    let status = reqwest::Client::new();
+
+    let of = |phase: &'static str| -> Bodies {
+        let docs = docs.clone();
+        Arc::new(move |i| body(&docs, phase, i))
+    };
+    let perf = profile(o.perf.as_ref(), &pid, &format!("{kind}-single"));
+    let single = measured(&pid, closed_loop(&gateway.address, "/v1/documents", of("S"), o.concurrency, o.seconds, 202, one)).await;
+    end_profile(perf);
+    let drain_single = gateway.drain(&status).await;
+    let max = single.rate();
+    println!("single documents, closed loop ({} in flight): {:.0} documents/s{}", o.concurrency, max, others(&single));
+    println!("  {}", share(&single));
+    println!("  outbox drained {} after the phase", ms(drain_single));
+
+    let mut open = measured(&pid, open_loop(&gateway.address, of("O"), max / 2.0, o.seconds)).await;
+    gateway.drain(&status).await;
+    println!(
+        "single documents, open loop at {:.0}/s (half the maximum): p50 {}  p99 {}  p99.9 {}  max {}  ({} answered 202){}",
+        max / 2.0,
+        ms(open.percentile(0.50)),
+        ms(open.percentile(0.99)),
+        ms(open.percentile(0.999)),
+        ms(open.percentile(1.0)),
+        open.ok,
+        others(&open)
+    );
+    println!("  {}", share(&open));
+
+    let batches: Bodies = {
+        let (docs, size) = (docs.clone(), o.batch_size);
+        Arc::new(move |i| batch(&docs, "B", size, i))
+    };
+    let batch_concurrency = (o.concurrency / 8).max(2);
+    let perf = profile(o.perf.as_ref(), &pid, &format!("{kind}-batch"));
+    let batch = measured(&pid, closed_loop(&gateway.address, "/v1/documents:batch", batches, batch_concurrency, o.seconds, 200, accepted)).await;
+    end_profile(perf);
+    let drain_batch = gateway.drain(&status).await;
+    println!("batches of {} ({batch_concurrency} in flight): {:.0} documents/s{}", o.batch_size, batch.rate(), others(&batch));
+    println!("  {}", share(&batch));
+    println!("  outbox drained {} after the phase", ms(drain_batch));
+
+    if let Some(soak) = o.soak {
+        println!("soak: {soak} s at {:.0} documents/s, resident memory every 30 s:", max / 2.0);
+        let sampler = {
+            let pid = pid.clone();
+            tokio::spawn(async move {
+                let mut samples = Vec::new();
+                for _ in 0..(soak / 30 + 1) {
+                    samples.push(rss_mib(&pid).0);
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+                samples
+            })
+        };
+        let soaked = open_loop(&gateway.address, of("K"), max / 2.0, soak).await;
+        let samples = sampler.await.unwrap();
+        println!("  {} answered 202{}; RSS MiB: {}", soaked.ok, others(&soaked), samples.iter().map(|s| format!("{s:.0}")).collect::<Vec<_>>().join(" "));
+    }
+    let (rss, peak) = rss_mib(&pid);
+    let brokers = gateway.brokers.clone();
+    let producer = if kind == "embedded" {
+        gateway.stop();
+        // The same mock cluster, in this process, for the producer alone.
+        let cluster = ventanilla::kafka::embedded::EmbeddedCluster::start(topics_of(&docs, &format!("c{prefix}")), 3).expect("mock cluster");
+        let r = producer_ceiling(cluster.bootstrap_servers(), &format!("c{prefix}"), &docs, o.seconds, false).await;
+        drop(cluster);
+        r
+    } else {
+        gateway.stop();
+        producer_ceiling(&brokers, &format!("c{prefix}"), &docs, o.seconds, true).await
+    };
+    println!("gateway resident memory: {rss:.0} MiB at the end, {peak:.0} MiB at its peak");
+    println!("ceiling, rdkafka producer alone (same settings, payloads, headers; {:.2} deliveries per document): {:.0} documents/s ({:.2} cores)", deliveries_per_doc(&docs), producer.0, producer.1);
+    println!("ceiling, HTTP server that only parses the body: {parse_ceiling:.0} documents/s");
+    println!("ratios: single {:.0}% of parse-only, {:.0}% of producer; batch {:.0}% of producer",
+        100.0 * max / parse_ceiling, 100.0 * max / producer.0, 100.0 * batch.rate() / producer.0);
+    drop(tansu);
+}
+
+fn deliveries_per_doc(docs: &[Doc]) -> f64 {
+    docs.iter().map(|d| d.deliveries.len()).sum::<usize>() as f64 / docs.len() as f64
+}
+
+fn main() {
+    let o = Options::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let run = format!("{:06}", std::process::id() % 1_000_000);
+        let t = Instant::now();
+        let docs = Arc::new(corpus(o.corpus, &run));
+        let items: Vec<usize> = docs.iter().filter_map(|d| {
+            let mut e = d.envelope.clone();
+            goods_list(&mut e["payload"]).map(|g| g.len())
+        }).collect();
+        let sizes: Vec<usize> = docs.iter().map(|d| d.envelope.to_string().len()).collect();
+        println!("# Ventanilla benchmark");
+        println!("machine: {} cores, {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())).unwrap_or_default());
+        println!("documents: {} prepared in {:.1} s, 7 types, {}..{} goods items, {}..{} bytes (mean {:.0}), {:.2} deliveries each",
+            docs.len(), t.elapsed().as_secs_f64(), items.iter().min().unwrap_or(&0), items.iter().max().unwrap_or(&0),
+            sizes.iter().min().unwrap_or(&0), sizes.iter().max().unwrap_or(&0), sizes.iter().sum::<usize>() as f64 / sizes.len() as f64, deliveries_per_doc(&docs));
+        println!("phases of {} s; {} requests in flight for single documents", o.seconds, o.concurrency);
+        let parse_bodies: Bodies = {
+            let docs = docs.clone();
+            Arc::new(move |i| body(&docs, "P", i))
+        };
+        let parse = parse_only_ceiling(parse_bodies, &o).await;
+        println!("\nceiling, HTTP server that only parses the body: {:.0} documents/s{}; {}", parse.rate(), others(&parse), share(&parse));
+        for kind in &o.brokers {
+            run_broker(kind, &o, docs.clone(), parse.rate()).await;
+        }
+    });
+}
