@@ -41,8 +41,10 @@ struct Options {
     brokers: Vec<String>,
     /// Documents prepared (cycled through with fresh UCRs when the run needs more).
     corpus: usize,
-    /// A soak run: this many seconds of single submissions at half the maximum, sampling RSS.
+    /// A soak run: this many seconds of single submissions, sampling resident memory.
     soak: Option<u64>,
+    /// Documents/s of the soak run (default: half the maximum measured).
+    soak_rate: Option<f64>,
     /// Records a CPU profile of the gateway (`perf record -e cpu-clock --call-graph dwarf`) during the
     /// single-document and batch phases, into this directory.
     perf: Option<PathBuf>,
@@ -50,7 +52,7 @@ struct Options {
 
 impl Options {
     fn parse() -> Options {
-        let mut o = Options { seconds: 10, concurrency: 64, batch_size: 100, brokers: vec!["embedded".into(), "tansu".into()], corpus: 2_000, soak: None, perf: None };
+        let mut o = Options { seconds: 10, concurrency: 64, batch_size: 100, brokers: vec!["embedded".into(), "tansu".into()], corpus: 2_000, soak: None, soak_rate: None, perf: None };
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
             let mut value = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
@@ -62,6 +64,7 @@ impl Options {
                 "--corpus" => o.corpus = value().parse().expect("--corpus N"),
                 "--soak" => o.soak = Some(value().parse().expect("--soak SECONDS")),
                 "--perf" => o.perf = Some(value().into()),
+                "--soak-rate" => o.soak_rate = Some(value().parse().expect("--soak-rate DOCUMENTS_PER_SECOND")),
                 "--parse-only-server" => {
                     parse_only_server(value().parse().expect("--parse-only-server PORT"));
                     std::process::exit(0);
@@ -496,6 +499,9 @@ async fn measured<F: std::future::Future<Output = Outcome>>(gateway_pid: &str, p
 
 // ------------------------------------------------------------------ ceilings ----------------
 
+/// Records the producer-alone ceiling keeps unconfirmed at most.
+const MAX_IN_FLIGHT: usize = 50_000;
+
 /// rdkafka's producer alone, with the gateway's settings: every delivery of every document,
 /// with the same key, payload and CloudEvents headers. Documents/s.
 /// The topics the corpus is delivered to.
@@ -544,6 +550,15 @@ async fn producer_ceiling(brokers: &str, prefix: &str, docs: &[Doc], seconds: u6
                     .key(delivery.ucr.as_str())
                     .payload(payload.as_str())
                     .headers(ventanilla::kafka::cloudevents::delivery_headers(&delivery));
+                // A closed loop against the broker: at most MAX_IN_FLIGHT records unconfirmed, so
+                // a slow broker sets the pace instead of timing records out.
+                while in_flight.len() >= MAX_IN_FLIGHT {
+                    if let Some(f) = in_flight.pop_front() {
+                        if matches!(f.await, Ok(Ok(_))) {
+                            confirmed += 1;
+                        }
+                    }
+                }
                 loop {
                     match producer.send_result(record) {
                         Ok(f) => {
@@ -566,15 +581,18 @@ async fn producer_ceiling(brokers: &str, prefix: &str, docs: &[Doc], seconds: u6
             sent_docs += 1;
         }
     }
-    let records: u64 = in_flight.len() as u64 + confirmed;
     for f in in_flight {
         if matches!(f.await, Ok(Ok(_))) {
             confirmed += 1;
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
-    assert_eq!(confirmed, records, "every record confirmed");
-    (sent_docs as f64 / elapsed, (cpu_seconds("self") - cpu0) / elapsed)
+    let records = sent_docs as f64 * deliveries_per_doc(docs);
+    if (confirmed as f64) < records * 0.999 {
+        println!("  producer alone: {confirmed} of about {records:.0} records confirmed");
+    }
+    // Documents whose every record the broker confirmed, per second, until the last one.
+    (confirmed as f64 / deliveries_per_doc(docs) / elapsed, (cpu_seconds("self") - cpu0) / elapsed)
 }
 
 /// The HTTP ceiling's server: reads and parses the body with the gateway's own bounded parser,
@@ -678,7 +696,8 @@ async fn run_broker(kind: &str, o: &Options, docs: Arc<Vec<Doc>>, parse_ceiling:
     let max = single.rate();
     println!("single documents, closed loop ({} in flight): {:.0} documents/s{}", o.concurrency, max, others(&single));
     println!("  {}", share(&single));
-    println!("  outbox drained {} after the phase", ms(drain_single));
+    let delivered = single.ok as f64 / (single.elapsed + drain_single).as_secs_f64();
+    println!("  outbox drained {} after the phase: {delivered:.0} documents/s accepted and delivered", ms(drain_single));
 
     let mut open = measured(&pid, open_loop(&gateway.address, of("O"), max / 2.0, o.seconds)).await;
     gateway.drain(&status).await;
@@ -705,10 +724,12 @@ async fn run_broker(kind: &str, o: &Options, docs: Arc<Vec<Doc>>, parse_ceiling:
     let drain_batch = gateway.drain(&status).await;
     println!("batches of {} ({batch_concurrency} in flight): {:.0} documents/s{}", o.batch_size, batch.rate(), others(&batch));
     println!("  {}", share(&batch));
-    println!("  outbox drained {} after the phase", ms(drain_batch));
+    let batch_delivered = batch.ok as f64 / (batch.elapsed + drain_batch).as_secs_f64();
+    println!("  outbox drained {} after the phase: {batch_delivered:.0} documents/s accepted and delivered", ms(drain_batch));
 
     if let Some(soak) = o.soak {
-        println!("soak: {soak} s at {:.0} documents/s, resident memory every 30 s:", max / 2.0);
+        let rate = o.soak_rate.unwrap_or(max / 2.0);
+        println!("soak: {soak} s at {rate:.0} documents/s, resident memory every 30 s:");
         let sampler = {
             let pid = pid.clone();
             tokio::spawn(async move {
@@ -720,7 +741,7 @@ async fn run_broker(kind: &str, o: &Options, docs: Arc<Vec<Doc>>, parse_ceiling:
                 samples
             })
         };
-        let soaked = open_loop(&gateway.address, of("K"), max / 2.0, soak).await;
+        let soaked = open_loop(&gateway.address, of("K"), rate, soak).await;
         let samples = sampler.await.unwrap();
         println!("  {} answered 202{}; RSS MiB: {}", soaked.ok, others(&soaked), samples.iter().map(|s| format!("{s:.0}")).collect::<Vec<_>>().join(" "));
     }
@@ -740,8 +761,8 @@ async fn run_broker(kind: &str, o: &Options, docs: Arc<Vec<Doc>>, parse_ceiling:
     println!("gateway resident memory: {rss:.0} MiB at the end, {peak:.0} MiB at its peak");
     println!("ceiling, rdkafka producer alone (same settings, payloads, headers; {:.2} deliveries per document): {:.0} documents/s ({:.2} cores)", deliveries_per_doc(&docs), producer.0, producer.1);
     println!("ceiling, HTTP server that only parses the body: {parse_ceiling:.0} documents/s");
-    println!("ratios: single {:.0}% of parse-only, {:.0}% of producer; batch {:.0}% of producer",
-        100.0 * max / parse_ceiling, 100.0 * max / producer.0, 100.0 * batch.rate() / producer.0);
+    println!("ratios: single {:.0}% of parse-only, {:.0}% of producer ({:.0}% counting the drain); batch {:.0}% of producer ({:.0}% counting the drain)",
+        100.0 * max / parse_ceiling, 100.0 * max / producer.0, 100.0 * delivered / producer.0, 100.0 * batch.rate() / producer.0, 100.0 * batch_delivered / producer.0);
     drop(tansu);
 }
 
