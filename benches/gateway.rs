@@ -10,8 +10,9 @@
 //! - batch submissions: documents/s;
 //! - the outbox drain: how long until the broker confirmed every delivery;
 //! - the ceilings, in the same run: rdkafka's producer alone with the gateway's own producer
-//!   settings, same broker, same payloads and headers, one record per delivery; and an HTTP
-//!   server that only reads and parses the body (the same bounded JSON parser);
+//!   settings, the same kind of broker (a Tansu process of its own; the embedded mock cluster,
+//!   started in this process), same payloads and headers, one record per delivery; and an
+//!   HTTP server that only reads and parses the body (the same bounded JSON parser);
 //! - each figure against its ceiling, the gateway's peak resident memory, and the CPU each
 //!   side used, so the load generator's share is known.
 //!
@@ -293,9 +294,10 @@ impl Gateway {
                 Ok(r) => r.json().await.unwrap_or(Value::Null),
                 Err(_) => Value::Null,
             };
-            if r["outboxBacklog"] == 0 || start.elapsed() > Duration::from_secs(600) {
+            if r["outboxBacklog"] == 0 {
                 return start.elapsed();
             }
+            assert!(start.elapsed() < Duration::from_secs(600), "the outbox did not drain within 10 minutes: {r}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -317,6 +319,9 @@ impl Tansu {
     fn binary() -> Option<PathBuf> {
         if let Ok(t) = std::env::var("TANSU") {
             return Some(t.into());
+        }
+        if let Some(found) = std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join("tansu")).find(|t| t.exists())) {
+            return Some(found);
         }
         let home = std::env::var("HOME").ok().map(|h| Path::new(&h).join(".cargo/bin/tansu"));
         home.filter(|p| p.exists())
@@ -423,10 +428,11 @@ async fn closed_loop(address: &str, path: &str, bodies: Bodies, concurrency: usi
         .collect();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     stop.store(true, Ordering::Relaxed);
-    let elapsed = start.elapsed();
     for t in tasks {
         let _ = t.await;
     }
+    // Until the last answer counted, so requests in flight at the deadline are not free.
+    let elapsed = start.elapsed();
     let other = other.lock().unwrap().clone();
     Outcome { ok: ok.load(Ordering::Relaxed), other, elapsed, ..Default::default() }
 }
@@ -472,13 +478,16 @@ async fn open_loop(address: &str, bodies: Bodies, rate: f64, seconds: u64) -> Ou
 fn profile(dir: Option<&PathBuf>, pid: &str, name: &str) -> Option<Child> {
     let dir = dir?;
     std::fs::create_dir_all(dir).ok()?;
-    Command::new("perf")
+    let started = Command::new("perf")
         .args(["record", "-e", "cpu-clock", "-F", "499", "--call-graph", "dwarf,16384", "-p", pid, "-o"])
         .arg(dir.join(format!("{name}.data")))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .ok()
+        .spawn();
+    if let Err(e) = &started {
+        println!("  (no profile: cannot run perf: {e})");
+    }
+    started.ok()
 }
 
 fn end_profile(p: Option<Child>) {
@@ -499,11 +508,10 @@ async fn measured<F: std::future::Future<Output = Outcome>>(gateway_pid: &str, p
 
 // ------------------------------------------------------------------ ceilings ----------------
 
-/// Records the producer-alone ceiling keeps unconfirmed at most.
-const MAX_IN_FLIGHT: usize = 50_000;
+/// Records the producer-alone ceiling keeps unconfirmed at most: a few seconds of a slow
+/// broker's pace, far below the 30 s after which librdkafka gives a record up.
+const MAX_IN_FLIGHT: usize = 5_000;
 
-/// rdkafka's producer alone, with the gateway's settings: every delivery of every document,
-/// with the same key, payload and CloudEvents headers. Documents/s.
 /// The topics the corpus is delivered to.
 fn topics_of(docs: &[Doc], prefix: &str) -> Vec<String> {
     let mut topics: Vec<String> = docs.iter().flat_map(|d| d.deliveries.iter().map(|x| format!("{prefix}{}", x.0))).collect();
@@ -512,6 +520,8 @@ fn topics_of(docs: &[Doc], prefix: &str) -> Vec<String> {
     topics
 }
 
+/// rdkafka's producer alone, with the gateway's settings: every delivery of every document,
+/// with the same key, payload and CloudEvents headers. (Documents/s, cores of this process.)
 async fn producer_ceiling(brokers: &str, prefix: &str, docs: &[Doc], seconds: u64, create_topics: bool) -> (f64, f64) {
     use rdkafka::producer::FutureRecord;
     let security = ventanilla::config::KafkaSecurity::default();
@@ -591,7 +601,8 @@ async fn producer_ceiling(brokers: &str, prefix: &str, docs: &[Doc], seconds: u6
     if (confirmed as f64) < records * 0.999 {
         println!("  producer alone: {confirmed} of about {records:.0} records confirmed");
     }
-    // Documents whose every record the broker confirmed, per second, until the last one.
+    // Records the broker confirmed, in documents (at the corpus's deliveries per document), per
+    // second until the last confirmation.
     (confirmed as f64 / deliveries_per_doc(docs) / elapsed, (cpu_seconds("self") - cpu0) / elapsed)
 }
 
@@ -660,7 +671,7 @@ fn others(o: &Outcome) -> String {
 fn share(o: &Outcome) -> String {
     let wall = o.elapsed.as_secs_f64();
     format!(
-        "gateway {:.2} cores, load generator {:.2} cores ({:.0}% of the CPU used)",
+        "gateway {:.2} cores, load generator {:.2} cores ({:.0}% of what the two used)",
         o.gateway_cpu / wall,
         o.bench_cpu / wall,
         100.0 * o.bench_cpu / (o.bench_cpu + o.gateway_cpu).max(1e-9)
@@ -669,7 +680,7 @@ fn share(o: &Outcome) -> String {
 
 async fn run_broker(kind: &str, o: &Options, docs: Arc<Vec<Doc>>, parse_ceiling: f64) {
     println!("\n## broker: {kind}");
-    let tansu = match kind {
+    let mut tansu = match kind {
         "tansu" => match Tansu::binary() {
             Some(b) => Some(Tansu::start(&b)),
             None => {
@@ -683,6 +694,7 @@ async fn run_broker(kind: &str, o: &Options, docs: Arc<Vec<Doc>>, parse_ceiling:
     let prefix = format!("bench{}.", &run[20..]);
     let gateway = Gateway::start(tansu.as_ref().map(|t| t.address.as_str()), &prefix).await;
     let pid = gateway.pid();
+    println!("gateway {} (pid {pid}), broker {}", gateway.address, gateway.brokers);
     let status = reqwest::Client::new();
 
     let of = |phase: &'static str| -> Bodies {
@@ -702,7 +714,7 @@ async fn run_broker(kind: &str, o: &Options, docs: Arc<Vec<Doc>>, parse_ceiling:
     let mut open = measured(&pid, open_loop(&gateway.address, of("O"), max / 2.0, o.seconds)).await;
     gateway.drain(&status).await;
     println!(
-        "single documents, open loop at {:.0}/s (half the maximum): p50 {}  p99 {}  p99.9 {}  max {}  ({} answered 202){}",
+        "single documents, open loop at {:.0}/s (half the maximum): p50 {}  p99 {}  p99.9 {}  max {}  (of the {} answered 202){}",
         max / 2.0,
         ms(open.percentile(0.50)),
         ms(open.percentile(0.99)),
@@ -745,18 +757,24 @@ async fn run_broker(kind: &str, o: &Options, docs: Arc<Vec<Doc>>, parse_ceiling:
         let samples = sampler.await.unwrap();
         println!("  {} answered 202{}; RSS MiB: {}", soaked.ok, others(&soaked), samples.iter().map(|s| format!("{s:.0}")).collect::<Vec<_>>().join(" "));
     }
+    // Delivered means confirmed by the broker: none may have failed instead.
+    let failed: Value = status.get(format!("{}/v1/deliveries/failed", gateway.address)).bearer_auth("demo-operator").send().await.unwrap().json().await.unwrap();
+    let failed = failed["deliveries"].as_array().map_or(0, Vec::len);
+    assert_eq!(failed, 0, "{failed} deliveries failed: the delivered figures above would be wrong");
     let (rss, peak) = rss_mib(&pid);
-    let brokers = gateway.brokers.clone();
     let producer = if kind == "embedded" {
         gateway.stop();
-        // The same mock cluster, in this process, for the producer alone.
+        // A mock cluster like the gateway's, in this process, for the producer alone.
         let cluster = ventanilla::kafka::embedded::EmbeddedCluster::start(topics_of(&docs, &format!("c{prefix}")), 3).expect("mock cluster");
         let r = producer_ceiling(cluster.bootstrap_servers(), &format!("c{prefix}"), &docs, o.seconds, false).await;
         drop(cluster);
         r
     } else {
         gateway.stop();
-        producer_ceiling(&brokers, &format!("c{prefix}"), &docs, o.seconds, true).await
+        // A fresh Tansu, not the one the gateway has just filled.
+        drop(tansu.take());
+        let fresh = Tansu::binary().map(|b| Tansu::start(&b)).expect("the Tansu binary found above");
+        producer_ceiling(&fresh.address, &format!("c{prefix}"), &docs, o.seconds, true).await
     };
     println!("gateway resident memory: {rss:.0} MiB at the end, {peak:.0} MiB at its peak");
     println!("ceiling, rdkafka producer alone (same settings, payloads, headers; {:.2} deliveries per document): {:.0} documents/s ({:.2} cores)", deliveries_per_doc(&docs), producer.0, producer.1);

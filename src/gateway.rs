@@ -362,5 +362,12 @@ mod tests {
             let payload = body.get("payload").unwrap_or(&Value::Null).to_string();
             assert_eq!(body_sha256(&body, &payload), sha256_hex(body.to_string().as_bytes()), "{body}");
         }
+        // The hex itself, against FIPS 180-2's known answer for "abc".
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        // Equal documents hash equal whatever their key order (serde_json keeps keys sorted).
+        let a: Value = serde_json::from_str(r#"{"ucr":"U","payload":{"x":1,"y":[2]},"origin":"AR"}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"origin":"AR","payload":{"y":[2],"x":1},"ucr":"U"}"#).unwrap();
+        let text = |v: &Value| v["payload"].to_string();
+        assert_eq!(body_sha256(&a, &text(&a)), body_sha256(&b, &text(&b)));
     }
 }

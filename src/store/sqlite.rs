@@ -1253,6 +1253,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_receipt_kept_the_earlier_way_is_still_answered_to_a_resend() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = doc("UCR-OLD", &["br-customs"]);
+        first.idempotency_key = Some("key-old".into());
+        {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            let Acceptance::New(_) = store.accept_document(first.clone()).await.unwrap() else { panic!("new") };
+        }
+        // Make it a store of an earlier version: the receipt in documents.receipt, no receipts row.
+        {
+            let conn = Connection::open(dir.path().join("ventanilla.db")).unwrap();
+            let moved = conn
+                .execute(
+                    "UPDATE documents SET receipt = (SELECT receipt FROM receipts WHERE document_id = documents.id) WHERE id = ?1",
+                    [first.id.to_string()],
+                )
+                .unwrap();
+            assert_eq!(moved, 1);
+            conn.execute("DELETE FROM receipts", []).unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let mut again = first.clone();
+        again.id = Uuid::now_v7();
+        match store.accept_document(again.clone()).await.unwrap() {
+            Acceptance::Replayed(r) => assert_eq!(r["documentId"], first.id.to_string()),
+            other => panic!("expected the first receipt, got {other:?}"),
+        }
+        again.body_sha256 = "different".into();
+        assert!(matches!(store.accept_document(again).await, Err(StoreError::Conflict { .. })));
+    }
+
+    #[tokio::test]
     async fn concurrent_submissions_share_commits_and_all_land() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
