@@ -2,7 +2,8 @@
 //! answers. The gateway registers its routes from this table, answers 405 with `Allow` from it,
 //! and generates `/openapi.json` (OpenAPI 3.1) from it, with the bodies' schemas derived from
 //! the Rust types that serialize them (schemars) and the document schemas taken from the
-//! registry the gateway validates with. What is served and what is described cannot drift.
+//! registry the gateway validates with. Routes and bodies cannot drift from what is served;
+//! summaries, parameter patterns and the webhook POST's headers are written here, next to them.
 
 use actix_web::http::Method;
 use actix_web::{web, Route};
