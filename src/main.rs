@@ -180,12 +180,7 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let mut msg = e.to_string();
-            let mut src = e.source();
-            while let Some(s) = src {
-                msg.push_str(&format!(": {s}"));
-                src = s.source();
-            }
+            let msg = ventanilla::telemetry::error_chain(e.as_ref());
             tracing::error!("{msg}");
             eprintln!("ventanilla: {msg}");
             ExitCode::FAILURE

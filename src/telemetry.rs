@@ -6,6 +6,18 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
+/// An error and its causes, as one line: `error: cause: cause of the cause`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut chain = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        src = s.source();
+    }
+    chain
+}
+
 /// Installs the global subscriber once; later calls (from tests) are harmless.
 pub fn init() {
     let filter = EnvFilter::try_from_default_env()

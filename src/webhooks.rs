@@ -27,7 +27,7 @@ use sha2::Sha256;
 use tokio::sync::watch;
 
 use crate::clock::now_millis;
-use crate::kafka::relay::RetryPolicy;
+use crate::kafka::relay::{jitter_seed, RetryPolicy};
 use crate::store::{Store, WebhookTarget};
 
 /// Events one webhook is sent per round; the rest wait for the next.
@@ -142,9 +142,7 @@ pub fn signature(secret: &str, unix_seconds: i64, body: &[u8]) -> String {
     mac.update(unix_seconds.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    let tag = mac.finalize().into_bytes();
-    let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-    format!("t={unix_seconds},v1={hex}")
+    format!("t={unix_seconds},v1={}", crate::gateway::hex(&mac.finalize().into_bytes()))
 }
 
 /// Sends the status events of every registered webhook.
@@ -248,7 +246,7 @@ impl WebhookDispatcher {
                     attempts += 1;
                     self.metrics.webhook_sent(false);
                     let at = now_millis();
-                    let delay = self.retry.delay(attempts, jitter(target.id.as_u128() as u64 ^ at as u64));
+                    let delay = self.retry.delay(attempts, jitter_seed(target.id.as_u128() as u64));
                     tracing::warn!(webhook = %target.id, participant = %target.participant, event = event.id, attempts,
                         retry_in_ms = delay.as_millis() as u64, reason = %reason, "webhook refused or unreachable; the same event will be sent again");
                     let next = at.saturating_add(delay.as_millis() as i64);
@@ -285,34 +283,13 @@ impl WebhookDispatcher {
             .body(body.to_vec())
             .send()
             .await
-            .map_err(|e| {
-                let e = e.without_url();
-                format!("{e}: {}", source_chain(&e))
-            })?;
+            .map_err(|e| crate::telemetry::error_chain(&e.without_url()))?;
         if answer.status().is_success() {
             Ok(())
         } else {
             Err(format!("the URL answered {}", answer.status()))
         }
     }
-}
-
-fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut out = Vec::new();
-    let mut src = e.source();
-    while let Some(s) = src {
-        out.push(s.to_string());
-        src = s.source();
-    }
-    out.join(": ")
-}
-
-/// A number for jitter, different at each call.
-fn jitter(seed: u64) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(seed);
-    h.finish()
 }
 
 #[cfg(test)]

@@ -257,13 +257,7 @@ impl ResponseError for ApiError {
 }
 
 fn internal(e: &dyn std::error::Error) -> ApiError {
-    let mut chain = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        src = s.source();
-    }
+    let chain = crate::telemetry::error_chain(e);
     tracing::error!(error = %chain, "request failed");
     ApiError::new(Code::Unavailable, "the gateway could not store the request; nothing was accepted, retry later")
 }

@@ -83,11 +83,12 @@ impl RetryPolicy {
     }
 }
 
-/// A pseudo-random number for jitter, different for each call (std's hasher keys are random).
-fn jitter_seed(delivery_id: i64) -> u64 {
+/// A pseudo-random number for jitter, different for each call (std's hasher keys are random);
+/// `key` (a delivery's or a webhook's id) keeps draws made at the same moment apart.
+pub fn jitter_seed(key: u64) -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_i64(delivery_id);
+    h.write_u64(key);
     h.write_i64(now_millis());
     h.finish()
 }
@@ -244,7 +245,7 @@ impl DeliveryRelay {
         let attempt = d.attempts + 1;
         let now = now_millis();
         if attempt < self.retry.max_attempts {
-            let delay = self.retry.delay(attempt, jitter_seed(d.delivery_id));
+            let delay = self.retry.delay(attempt, jitter_seed(d.delivery_id as u64));
             tracing::warn!(delivery = d.delivery_id, document = %d.document_id, agency = %d.agency, attempt,
                 max_attempts = self.retry.max_attempts, retry_in_ms = delay.as_millis() as u64, error = %error,
                 "relay: the broker refused a delivery; it will be tried again");

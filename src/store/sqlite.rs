@@ -122,6 +122,11 @@ CREATE TABLE IF NOT EXISTS audit_log (
 );
 "#;
 
+/// The id of the latest status event (0 for none).
+fn latest_status_event(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.row("SELECT COALESCE(MAX(id), 0) FROM status_outbox", [], |r| r.get(0))?)
+}
+
 /// Appends `entry` to the audit chain, in the caller's transaction; returns its hash.
 fn append_audit(conn: &Connection, entry: &AuditEntry) -> Result<String, StoreError> {
     let (last_seq, prev_hash): (i64, String) = conn
@@ -1022,7 +1027,7 @@ impl Store for SqliteStore {
             }
             let id = Uuid::now_v7();
             // From the events committed from now on.
-            let cursor: i64 = conn.row("SELECT COALESCE(MAX(id), 0) FROM status_outbox", [], |r| r.get(0))?;
+            let cursor = latest_status_event(conn)?;
             conn.exec(
                 "INSERT INTO webhooks (id, participant, url, secret, created_at, cursor) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![id.to_string(), participant, url, secret, at, cursor],
@@ -1114,7 +1119,7 @@ impl Store for SqliteStore {
     }
 
     fn latest_status_event(&self) -> StoreFuture<'_, i64> {
-        Box::pin(self.read(|conn| Ok(conn.row("SELECT COALESCE(MAX(id), 0) FROM status_outbox", [], |r| r.get(0))?)))
+        Box::pin(self.read(|conn| latest_status_event(conn)))
     }
 
     fn webhook_failed(&self, id: Uuid, error: String, next_attempt_at: Millis) -> StoreFuture<'_, ()> {
