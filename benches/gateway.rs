@@ -607,25 +607,34 @@ async fn producer_ceiling(brokers: &str, prefix: &str, docs: &[Doc], seconds: u6
 }
 
 /// The HTTP ceiling's server: reads and parses the body with the gateway's own bounded parser,
-/// answers 202. Nothing else. Runs as a separate process, like the gateway.
+/// answers 202. Nothing else. Runs as a separate process, like the gateway. Batches are split
+/// into their documents and each parsed, as the gateway does, and answered 200 with the count.
 fn parse_only_server(port: u16) {
     use actix_web::{web, App, HttpResponse, HttpServer};
     let limits = ventanilla::config::GatewayConfig::default().json_limits();
     actix_web::rt::System::new().block_on(async move {
         HttpServer::new(move || {
-            let limits = limits.clone();
-            App::new().app_data(web::PayloadConfig::new(1 << 20)).route(
-                "/v1/documents",
-                web::post().to(move |body: web::Bytes| {
-                    let limits = limits.clone();
-                    async move {
+            App::new()
+                .app_data(web::PayloadConfig::new(64 << 20))
+                .route(
+                    "/v1/documents",
+                    web::post().to(move |body: web::Bytes| async move {
                         match ventanilla::json::parse_bounded(&body, &limits) {
                             Ok(v) => HttpResponse::Accepted().json(json!({ "parsed": v.is_object() })),
                             Err(_) => HttpResponse::BadRequest().finish(),
                         }
-                    }
-                }),
-            )
+                    }),
+                )
+                .route(
+                    "/v1/documents:batch",
+                    web::post().to(move |body: web::Bytes| async move {
+                        let Ok(texts) = serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(&body) else {
+                            return HttpResponse::BadRequest().finish();
+                        };
+                        let parsed = texts.iter().filter(|t| ventanilla::json::parse_bounded(t.get().as_bytes(), &limits).is_ok()).count();
+                        HttpResponse::Ok().json(json!({ "accepted": parsed }))
+                    }),
+                )
         })
         .bind(("127.0.0.1", port))
         .expect("bind")
@@ -635,7 +644,8 @@ fn parse_only_server(port: u16) {
     });
 }
 
-async fn parse_only_ceiling(bodies: Bodies, o: &Options) -> Outcome {
+/// The parse-only server's rate for single documents and for batches.
+async fn parse_only_ceiling(single: Bodies, batches: Bodies, o: &Options) -> (Outcome, Outcome) {
     let port = free_port();
     let mut child = Command::new(std::env::current_exe().unwrap()).args(["--parse-only-server", &port.to_string()]).spawn().expect("parse-only server");
     let address = format!("http://127.0.0.1:{port}");
@@ -646,10 +656,16 @@ async fn parse_only_ceiling(bodies: Bodies, o: &Options) -> Outcome {
         std::thread::sleep(Duration::from_millis(50));
     }
     let pid = child.id().to_string();
-    let out = measured(&pid, closed_loop(&address, "/v1/documents", bodies, o.concurrency, o.seconds, 202, one)).await;
+    let single = measured(&pid, closed_loop(&address, "/v1/documents", single, o.concurrency, o.seconds, 202, one)).await;
+    let batches = measured(&pid, closed_loop(&address, "/v1/documents:batch", batches, batch_concurrency(o), o.seconds, 200, accepted)).await;
     let _ = child.kill();
     let _ = child.wait();
-    out
+    (single, batches)
+}
+
+/// Batches in flight: an eighth of the single documents', at least 2.
+fn batch_concurrency(o: &Options) -> usize {
+    (o.concurrency / 8).max(2)
 }
 
 // ------------------------------------------------------------------ report -----------------
@@ -678,7 +694,7 @@ fn share(o: &Outcome) -> String {
     )
 }
 
-async fn run_broker(kind: &str, o: &Options, docs: Arc<Vec<Doc>>, parse_ceiling: f64) {
+async fn run_broker(kind: &str, o: &Options, docs: Arc<Vec<Doc>>, (parse_ceiling, parse_batch_ceiling): (f64, f64)) {
     println!("\n## broker: {kind}");
     let mut tansu = match kind {
         "tansu" => match Tansu::binary() {
@@ -729,7 +745,7 @@ async fn run_broker(kind: &str, o: &Options, docs: Arc<Vec<Doc>>, parse_ceiling:
         let (docs, size) = (docs.clone(), o.batch_size);
         Arc::new(move |i| batch(&docs, "B", size, i))
     };
-    let batch_concurrency = (o.concurrency / 8).max(2);
+    let batch_concurrency = batch_concurrency(o);
     let perf = profile(o.perf.as_ref(), &pid, &format!("{kind}-batch"));
     let batch = measured(&pid, closed_loop(&gateway.address, "/v1/documents:batch", batches, batch_concurrency, o.seconds, 200, accepted)).await;
     end_profile(perf);
@@ -778,9 +794,10 @@ async fn run_broker(kind: &str, o: &Options, docs: Arc<Vec<Doc>>, parse_ceiling:
     };
     println!("gateway resident memory: {rss:.0} MiB at the end, {peak:.0} MiB at its peak");
     println!("ceiling, rdkafka producer alone (same settings, payloads, headers; {:.2} deliveries per document): {:.0} documents/s ({:.2} cores)", deliveries_per_doc(&docs), producer.0, producer.1);
-    println!("ceiling, HTTP server that only parses the body: {parse_ceiling:.0} documents/s");
-    println!("ratios: single {:.0}% of parse-only, {:.0}% of producer ({:.0}% counting the drain); batch {:.0}% of producer ({:.0}% counting the drain)",
-        100.0 * max / parse_ceiling, 100.0 * max / producer.0, 100.0 * delivered / producer.0, 100.0 * batch.rate() / producer.0, 100.0 * batch_delivered / producer.0);
+    println!("ceiling, HTTP server that only parses the body: {parse_ceiling:.0} documents/s; batches: {parse_batch_ceiling:.0} documents/s");
+    println!("ratios: single {:.0}% of parse-only, {:.0}% of producer ({:.0}% counting the drain); batch {:.0}% of parse-only, {:.0}% of producer ({:.0}% counting the drain)",
+        100.0 * max / parse_ceiling, 100.0 * max / producer.0, 100.0 * delivered / producer.0,
+        100.0 * batch.rate() / parse_batch_ceiling, 100.0 * batch.rate() / producer.0, 100.0 * batch_delivered / producer.0);
     drop(tansu);
 }
 
@@ -810,10 +827,15 @@ fn main() {
             let docs = docs.clone();
             Arc::new(move |i| body(&docs, "P", i))
         };
-        let parse = parse_only_ceiling(parse_bodies, &o).await;
+        let parse_batches: Bodies = {
+            let (docs, size) = (docs.clone(), o.batch_size);
+            Arc::new(move |i| batch(&docs, "Q", size, i))
+        };
+        let (parse, parse_batch) = parse_only_ceiling(parse_bodies, parse_batches, &o).await;
         println!("\nceiling, HTTP server that only parses the body: {:.0} documents/s{}; {}", parse.rate(), others(&parse), share(&parse));
+        println!("ceiling, the same server parsing batches of {}: {:.0} documents/s{}; {}", o.batch_size, parse_batch.rate(), others(&parse_batch), share(&parse_batch));
         for kind in &o.brokers {
-            run_broker(kind, &o, docs.clone(), parse.rate()).await;
+            run_broker(kind, &o, docs.clone(), (parse.rate(), parse_batch.rate())).await;
         }
     });
 }

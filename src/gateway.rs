@@ -96,6 +96,60 @@ impl Gateway {
         idempotency_key: Option<String>,
     ) -> Result<Acceptance, SubmitError> {
         let backlog = self.backlog.load(Ordering::Relaxed);
+        let doc = self.new_document(by, body, idempotency_key, backlog)?;
+        let acceptance = self.store.accept_document(doc).await.map_err(|e| self.store_refusal(e, backlog))?;
+        self.accepted([&acceptance]);
+        Ok(acceptance)
+    }
+
+    /// Submits many documents, each exactly as [`Gateway::submit`] would, committed in one
+    /// store job in the order given (so documents of one consignment are committed, and
+    /// published, in that order); one result per document, and one refused never undoes
+    /// another.
+    pub async fn submit_many(
+        &self,
+        by: &Participant,
+        bodies: Vec<(&Value, Option<String>)>,
+    ) -> Vec<Result<Acceptance, SubmitError>> {
+        let backlog = self.backlog.load(Ordering::Relaxed);
+        let mut results: Vec<Option<Result<Acceptance, SubmitError>>> = Vec::with_capacity(bodies.len());
+        let mut docs = Vec::with_capacity(bodies.len());
+        for (body, key) in bodies {
+            match self.new_document(by, body, key, backlog) {
+                Ok(doc) => {
+                    docs.push(doc);
+                    results.push(None);
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        let stored = match self.store.accept_documents(docs).await {
+            Ok(stored) => stored,
+            // The whole job failed (the store is unavailable): every document gets that error.
+            Err(e) => {
+                let text = e.to_string();
+                return results
+                    .into_iter()
+                    .map(|r| r.unwrap_or_else(|| Err(SubmitError::Store(StoreError::Unavailable(text.clone())))))
+                    .collect();
+            }
+        };
+        self.accepted(stored.iter().filter_map(|r| r.as_ref().ok()));
+        let mut stored = stored.into_iter();
+        results
+            .into_iter()
+            .map(|r| match r {
+                Some(refused) => refused,
+                None => match stored.next() {
+                    Some(result) => result.map_err(|e| self.store_refusal(e, backlog)),
+                    None => Err(SubmitError::Store(StoreError::Unavailable("the store answered fewer documents than it was given".into()))),
+                },
+            })
+            .collect()
+    }
+
+    /// Validates and routes a submission into the document to commit.
+    fn new_document(&self, by: &Participant, body: &Value, idempotency_key: Option<String>, backlog: u64) -> Result<NewDocument, SubmitError> {
         let Checked { valid, routed } = self.validate(by, body).inspect_err(|e| {
             if let SubmitError::Invalid(_) = e {
                 let document_type = body.get("documentType").and_then(Value::as_str).filter(|t| self.registry.knows(t));
@@ -104,7 +158,7 @@ impl Gateway {
         })?;
         let payload = body.get("payload").unwrap_or(&Value::Null).to_string();
         let body_sha256 = body_sha256(body, &payload);
-        let doc = NewDocument {
+        Ok(NewDocument {
             id: Uuid::now_v7(),
             ucr: valid.ucr,
             document_type: valid.document_type,
@@ -120,19 +174,33 @@ impl Gateway {
             broker_available: self.broker.available(),
             backlog_full: backlog >= self.max_backlog,
             deliveries: routed.into_iter().map(|r| (r.agency, r.topic, r.rule)).collect(),
-        };
-        let acceptance = self.store.accept_document(doc).await.map_err(|e| match e {
+        })
+    }
+
+    /// What a store refusal means to the submitter.
+    fn store_refusal(&self, e: StoreError, backlog: u64) -> SubmitError {
+        match e {
             StoreError::Conflict { document, reason } => SubmitError::Conflict { document, reason },
             StoreError::BacklogFull => SubmitError::BacklogFull { backlog, limit: self.max_backlog },
             StoreError::ConsignmentOfAnother(ucr) => SubmitError::UcrTaken(ucr),
             other => SubmitError::Store(other),
-        })?;
-        if let Acceptance::New(receipt) = &acceptance {
-            self.backlog.fetch_add(receipt.deliveries.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// After a commit: counts the new deliveries in the backlog and wakes the relays.
+    fn accepted<'a>(&self, acceptances: impl IntoIterator<Item = &'a Acceptance>) {
+        let new: u64 = acceptances
+            .into_iter()
+            .map(|a| match a {
+                Acceptance::New(receipt) => receipt.deliveries.len() as u64,
+                Acceptance::Replayed(_) => 0,
+            })
+            .sum();
+        if new > 0 {
+            self.backlog.fetch_add(new, Ordering::Relaxed);
             self.deliveries_wakeup.notify();
             self.status_wakeup.notify();
         }
-        Ok(acceptance)
     }
 
     /// Checks a document exactly as [`Gateway::submit`] would (who may submit it, its schema,

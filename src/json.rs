@@ -170,12 +170,17 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) {
-                let shown: String = key.chars().take(64).collect();
-                return Err(serde::de::Error::custom(format!("duplicate key {shown:?}")));
-            }
             let Strict(v) = map.next_value()?;
-            out.insert(key, v);
+            // One lookup: the key is placed, or found already there.
+            match out.entry(key) {
+                serde_json::map::Entry::Vacant(slot) => {
+                    slot.insert(v);
+                }
+                serde_json::map::Entry::Occupied(taken) => {
+                    let shown: String = taken.key().chars().take(64).collect();
+                    return Err(serde::de::Error::custom(format!("duplicate key {shown:?}")));
+                }
+            }
         }
         Ok(Value::Object(out))
     }

@@ -100,19 +100,23 @@ pub async fn batch_body(
         MediaType::Json => {
             // The array adds one level of nesting to every document.
             let array_shape = JsonLimits { max_depth: shape.max_depth + 1, max_items: shape.max_items.max(max_items + 1), ..*shape };
-            match parse_json(&bytes, &array_shape)? {
-                Value::Array(items) if items.len() > max_items => return Err(too_many(items.len())),
-                Value::Array(items) => items
-                    .into_iter()
-                    .map(|item| {
-                        let size = serde_json::to_vec(&item).map_or(usize::MAX, |v| v.len());
-                        if size > item_limit { Err(item_too_large()) } else { Ok(item) }
-                    })
-                    .collect(),
-                _ => {
-                    return Err(ApiError::new(Code::MalformedJson, "a batch is a JSON array of documents (or NDJSON, one per line)"))
-                }
+            check_shape(&bytes, &array_shape)?;
+            if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[') {
+                return Err(ApiError::new(Code::MalformedJson, "a batch is a JSON array of documents (or NDJSON, one per line)"));
             }
+            // The array is split into each document's text as sent, without building anything;
+            // each is then parsed on its own, like an NDJSON line.
+            let texts: Vec<&serde_json::value::RawValue> = serde_json::from_slice(&bytes).map_err(malformed)?;
+            if texts.len() > max_items {
+                return Err(too_many(texts.len()));
+            }
+            texts
+                .into_iter()
+                .map(|text| {
+                    let text = text.get().as_bytes();
+                    if text.len() > item_limit { Err(item_too_large()) } else { parse_json(text, shape) }
+                })
+                .collect()
         }
         MediaType::NdJson => {
             let lines: Vec<&[u8]> = bytes[..]
@@ -140,9 +144,22 @@ pub async fn batch_body(
 /// used by `ventanilla validate`, so both report alike).
 pub fn parse_json(body: &[u8], shape: &JsonLimits) -> Result<Value, ApiError> {
     parse_bounded(body, shape).map_err(|e| match e {
-        JsonError::Limit(l) => ApiError::new(Code::JsonLimitExceeded, format!("{l}; the gateway's bound is {} = {}", l.bound(), l.limit()))
-            .with(serde_json::json!({"bound": l.bound(), "limit": l.limit()})),
-        JsonError::Syntax(e) => ApiError::new(Code::MalformedJson, format!("the body is not valid JSON: {e}"))
-            .with(serde_json::json!({"line": e.line(), "column": e.column()})),
+        JsonError::Limit(l) => beyond(l),
+        JsonError::Syntax(e) => malformed(e),
     })
+}
+
+/// Checks only the shape bounds of a JSON text.
+fn check_shape(body: &[u8], shape: &JsonLimits) -> Result<(), ApiError> {
+    crate::json::check_limits(body, shape).map_err(beyond)
+}
+
+fn beyond(l: crate::json::LimitExceeded) -> ApiError {
+    ApiError::new(Code::JsonLimitExceeded, format!("{l}; the gateway's bound is {} = {}", l.bound(), l.limit()))
+        .with(serde_json::json!({"bound": l.bound(), "limit": l.limit()}))
+}
+
+fn malformed(e: serde_json::Error) -> ApiError {
+    ApiError::new(Code::MalformedJson, format!("the body is not valid JSON: {e}"))
+        .with(serde_json::json!({"line": e.line(), "column": e.column()}))
 }

@@ -180,22 +180,31 @@ pub async fn submit_batch(
     let items = within_timeout(&state, read).await?;
     let gateway = &state.gateway;
     let by = &who.0;
-    // Polled in order, each submission validates and queues its commit before the next one
-    // starts: documents of one consignment are committed, and published, in batch order.
-    let outcomes = futures_util::future::join_all(items.into_iter().enumerate().map(|(i, item)| {
-        let key = key.as_ref().map(|k| format!("{k}#{i}"));
-        async move {
-            match item {
-                Ok(body) => gateway.submit(by, &body, key).await.map_err(ApiError::from),
-                Err(problem) => Err(problem),
+    // The well-formed items go to the gateway together: committed in one store job, in
+    // batch order, so documents of one consignment are committed, and published, in order.
+    let mut outcomes: Vec<Option<Result<Acceptance, ApiError>>> = Vec::with_capacity(items.len());
+    let mut documents = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        match item {
+            Ok(body) => {
+                documents.push((body, key.as_ref().map(|k| format!("{k}#{i}"))));
+                outcomes.push(None);
             }
+            Err(problem) => outcomes.push(Some(Err(problem))),
         }
-    }))
-    .await;
+    }
+    let bodies = documents.iter().map(|(body, key)| (body, key.clone())).collect();
+    let mut submitted = gateway.submit_many(by, bodies).await.into_iter();
+    let outcomes = outcomes.into_iter().map(|o| {
+        o.unwrap_or_else(|| match submitted.next() {
+            Some(result) => result.map_err(ApiError::from),
+            None => Err(ApiError::new(Code::Internal, "the gateway answered fewer documents than it was given")),
+        })
+    });
     let (mut accepted, mut refused) = (0, 0);
     let mut results = Vec::with_capacity(outcomes.len());
     let mut refusals = Vec::new();
-    for (i, outcome) in outcomes.into_iter().enumerate() {
+    for (i, outcome) in outcomes.enumerate() {
         results.push(match outcome {
             Ok(Acceptance::New(receipt)) => {
                 accepted += 1;

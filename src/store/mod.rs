@@ -343,6 +343,10 @@ pub trait Store: Send + Sync + 'static {
     /// it repeats an accepted one (then the first receipt) or reuses its idempotency key or
     /// identity with a different body (then [`StoreError::Conflict`]).
     fn accept_document(&self, doc: NewDocument) -> StoreFuture<'_, Acceptance>;
+    /// Commits several documents as [`Store::accept_document`] would each, in order and in one
+    /// commit; one result per document, and a refused one leaves the others. An error of the
+    /// whole (the commit failed) means none was committed.
+    fn accept_documents(&self, docs: Vec<NewDocument>) -> StoreFuture<'_, Vec<Result<Acceptance, StoreError>>>;
     /// The oldest deliveries due to be sent at `now`, in commit order: not yet confirmed, not
     /// failed, not waiting out a retry delay, and not behind a delivery of the same topic and
     /// UCR that is waiting out one or has failed (so a consignment's records keep their order).

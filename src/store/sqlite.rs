@@ -232,20 +232,7 @@ impl SqliteStore {
     {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn: &Connection| {
-            let result = (|| {
-                conn.exec("SAVEPOINT job", [])?;
-                match f(conn) {
-                    Ok(v) => {
-                        conn.exec("RELEASE job", [])?;
-                        Ok(v)
-                    }
-                    Err(e) => {
-                        conn.exec("ROLLBACK TO job", [])?;
-                        conn.exec("RELEASE job", [])?;
-                        Err(e)
-                    }
-                }
-            })();
+            let result = in_savepoint(conn, &JOB, f);
             Box::new(move |commit_error: Option<&str>| {
                 let _ = tx.send(match commit_error {
                     None => result,
@@ -274,6 +261,29 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
     }
+}
+
+/// A savepoint's three statements (constant text, so the statement cache keeps them).
+struct Savepoint {
+    begin: &'static str,
+    undo: &'static str,
+    release: &'static str,
+}
+
+/// Each job's, inside the group's transaction.
+const JOB: Savepoint = Savepoint { begin: "SAVEPOINT job", undo: "ROLLBACK TO job", release: "RELEASE job" };
+/// Each document's, inside a batch's job.
+const DOCUMENT: Savepoint = Savepoint { begin: "SAVEPOINT document", undo: "ROLLBACK TO document", release: "RELEASE document" };
+
+/// Runs `f` in `savepoint`: what it wrote stays only if it succeeded.
+fn in_savepoint<T>(conn: &Connection, savepoint: &Savepoint, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    conn.exec(savepoint.begin, [])?;
+    let result = f(conn);
+    if result.is_err() {
+        conn.exec(savepoint.undo, [])?;
+    }
+    conn.exec(savepoint.release, [])?;
+    result
 }
 
 fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
@@ -328,7 +338,6 @@ fn refresh_consignment(
     conn: &Connection,
     ucr: &Ucr,
     at: Millis,
-    created: bool,
     cause: serde_json::Value,
 ) -> Result<ConsignmentState, StoreError> {
     let mut stmt = conn.prepare_cached(
@@ -341,14 +350,14 @@ fn refresh_consignment(
     let previous: Option<String> = conn
         .row("SELECT state FROM consignments WHERE ucr = ?1", [ucr.as_str()], |r| r.get(0))
         .optional()?;
-    if previous.as_deref() != Some(state.as_str()) || created {
+    if previous.as_deref() != Some(state.as_str()) {
         let released_at = (state == ConsignmentState::Released).then_some(at);
         conn.exec(
             "UPDATE consignments SET state = ?2, updated_at = ?3, released_at = COALESCE(?4, CASE WHEN ?2 = 'released' THEN released_at END) WHERE ucr = ?1",
             params![ucr.as_str(), state.as_str(), at, released_at],
         )?;
         let previous_state = match previous {
-            Some(p) if !created => Some(ConsignmentState::parse(&p).map_err(|e| StoreError::Corrupt(e.to_string()))?),
+            Some(p) => Some(ConsignmentState::parse(&p).map_err(|e| StoreError::Corrupt(e.to_string()))?),
             _ => None,
         };
         let body = StatusChange { ucr: ucr.clone(), state, previous_state, at: rfc3339(at), cause };
@@ -360,6 +369,23 @@ fn refresh_consignment(
     } else {
         conn.exec("UPDATE consignments SET updated_at = ?2 WHERE ucr = ?1", params![ucr.as_str(), at])?;
     }
+    Ok(state)
+}
+
+/// The state and first status event of a consignment `doc` has just opened: its deliveries
+/// are the document's own, all pending, so nothing is read back (`refresh_consignment` would
+/// find the same).
+fn opened_consignment(conn: &Connection, doc: &NewDocument, cause: serde_json::Value) -> Result<ConsignmentState, StoreError> {
+    let state = consignment_state(doc.deliveries.iter().map(|_| DeliveryStatus::Pending));
+    if state != ConsignmentState::Submitted {
+        conn.exec("UPDATE consignments SET state = ?2 WHERE ucr = ?1", params![doc.ucr.as_str(), state.as_str()])?;
+    }
+    let body = StatusChange { ucr: doc.ucr.clone(), state, previous_state: None, at: rfc3339(doc.submitted_at), cause };
+    let body = serde_json::to_string(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    conn.exec(
+        "INSERT INTO status_outbox (ucr, body, created_at) VALUES (?1, ?2, ?3)",
+        params![doc.ucr.as_str(), body, doc.submitted_at],
+    )?;
     Ok(state)
 }
 
@@ -468,7 +494,13 @@ fn insert_document(conn: &Connection, doc: &NewDocument) -> Result<Acceptance, S
         "documentId": doc.id,
         "documentType": doc.document_type,
     });
-    let state = refresh_consignment(conn, &doc.ucr, doc.submitted_at, created, cause)?;
+    let state = if created {
+        // A consignment this document opens has no deliveries but these, all pending: its state
+        // and its first status event follow without reading anything back.
+        opened_consignment(conn, doc, cause)?
+    } else {
+        refresh_consignment(conn, &doc.ucr, doc.submitted_at, cause)?
+    };
     // The submission and its routing decision, in the same transaction.
     let detail = json!({
         "ucr": doc.ucr,
@@ -533,7 +565,7 @@ fn apply(conn: &Connection, ack: &AckRecord) -> Result<AckApplied, StoreError> {
             params![delivery_id, ack.at],
         )?;
         let cause = json!({"kind": "acknowledgment", "documentId": ack.document_id, "agency": ack.agency, "status": ack.status});
-        (new, refresh_consignment(conn, &ucr, ack.at, false, cause)?)
+        (new, refresh_consignment(conn, &ucr, ack.at, cause)?)
     } else {
         if first_answer.is_none() {
             conn.exec("UPDATE deliveries SET first_answer_at = ?2 WHERE id = ?1", params![delivery_id, ack.at])?;
@@ -627,7 +659,11 @@ fn delivery_detail(conn: &Connection, id: i64) -> Result<serde_json::Value, Stor
     let (document, agency, topic): (String, String, String) = conn
         .prepare_cached("SELECT document_id, agency, topic FROM deliveries WHERE id = ?1")?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    Ok(json!({"deliveryId": id, "documentId": document, "agency": agency, "topic": topic}))
+    Ok(delivery_json(id, &document, &agency, &topic))
+}
+
+fn delivery_json(id: i64, document: &str, agency: &str, topic: &str) -> serde_json::Value {
+    json!({"deliveryId": id, "documentId": document, "agency": agency, "topic": topic})
 }
 
 /// Puts the selected failed deliveries back in the outbox, each with a history entry naming
@@ -685,7 +721,7 @@ fn retry(conn: &Connection, selection: &RetrySelection, by: &str, at: Millis) ->
     }
     for ucr in ucrs {
         let cause = json!({"kind": "retry", "by": by});
-        refresh_consignment(conn, &parse_ucr(&ucr)?, at, false, cause)?;
+        refresh_consignment(conn, &parse_ucr(&ucr)?, at, cause)?;
     }
     Ok(outcome)
 }
@@ -803,6 +839,18 @@ impl Store for SqliteStore {
         Box::pin(self.write(move |conn| insert_document(conn, &doc)))
     }
 
+    fn accept_documents(&self, docs: Vec<NewDocument>) -> StoreFuture<'_, Vec<Result<Acceptance, StoreError>>> {
+        // One job, so one trip to the writer thread for the whole batch; each document in its
+        // own savepoint inside the job's, so a refused one is undone alone.
+        Box::pin(self.write(move |conn| {
+            let mut results = Vec::with_capacity(docs.len());
+            for doc in &docs {
+                results.push(in_savepoint(conn, &DOCUMENT, |conn| insert_document(conn, doc)));
+            }
+            Ok(results)
+        }))
+    }
+
     fn pending_deliveries(&self, limit: usize, now: Millis) -> StoreFuture<'_, Vec<OutboundDelivery>> {
         Box::pin(self.read(move |conn| {
             // Deliveries are due unless an earlier delivery of the same topic and UCR is waiting
@@ -852,16 +900,29 @@ impl Store for SqliteStore {
     fn mark_dispatched(&self, delivery_ids: Vec<i64>, at: Millis) -> StoreFuture<'_, ()> {
         Box::pin(self.write(move |conn| {
             for id in delivery_ids {
-                let was_pending = conn.exec(
-                    "UPDATE deliveries SET status = 'dispatched' WHERE id = ?1 AND status = 'pending'",
-                    [id],
-                )? == 1;
-                conn.exec("UPDATE deliveries SET dispatched_at = COALESCE(dispatched_at, ?2) WHERE id = ?1", params![id, at])?;
+                // The usual case in one statement: a pending delivery becomes dispatched, and
+                // names what the audit record needs. A late confirmation (the delivery was
+                // answered first) only fills in when it was dispatched.
+                let published = conn
+                    .row(
+                        "UPDATE deliveries SET status = 'dispatched', dispatched_at = COALESCE(dispatched_at, ?2)
+                         WHERE id = ?1 AND status = 'pending' RETURNING document_id, agency, topic",
+                        params![id, at],
+                        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
+                    )
+                    .optional()?;
+                let was_pending = published.is_some();
+                if !was_pending {
+                    conn.exec("UPDATE deliveries SET dispatched_at = COALESCE(dispatched_at, ?2) WHERE id = ?1", params![id, at])?;
+                }
                 conn.exec(
                     "INSERT INTO delivery_events (delivery_id, status, at, source, reason, outcome) VALUES (?1, 'dispatched', ?2, 'broker', NULL, ?3)",
                     params![id, at, if was_pending { "applied" } else { "late" }],
                 )?;
-                let detail = delivery_detail(conn, id)?;
+                let detail = match published {
+                    Some((document, agency, topic)) => delivery_json(id, &document, &agency, &topic),
+                    None => delivery_detail(conn, id)?,
+                };
                 append_audit(conn, &audit_entry(at, "gateway", "delivery.published", format!("delivery:{id}"), detail))?;
             }
             Ok(())
@@ -912,7 +973,7 @@ impl Store for SqliteStore {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )?;
             let cause = json!({"kind": "deliveryFailed", "deliveryId": delivery_id, "documentId": document, "agency": agency});
-            refresh_consignment(conn, &parse_ucr(&ucr)?, at, false, cause)?;
+            refresh_consignment(conn, &parse_ucr(&ucr)?, at, cause)?;
             Ok(())
         }))
     }
@@ -1287,6 +1348,34 @@ mod tests {
         }
         again.body_sha256 = "different".into();
         assert!(matches!(store.accept_document(again).await, Err(StoreError::Conflict { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_batch_commits_in_order_and_a_refused_document_leaves_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let mut foreign = doc("UCR-B0", &["br-customs"]);
+        foreign.sender = "another-trader".into();
+        store.accept_document(foreign).await.unwrap();
+        let first = doc("UCR-B1", &["br-customs", "ar-customs"]);
+        let mut taken = doc("UCR-B0", &["br-customs"]);
+        taken.sender = "demo-trader".into();
+        let results = store
+            .accept_documents(vec![first.clone(), taken, doc("UCR-B2", &["br-customs"]), first.clone()])
+            .await
+            .unwrap();
+        assert!(matches!(&results[0], Ok(Acceptance::New(r)) if r.document_id == first.id && r.deliveries.len() == 2));
+        assert!(matches!(&results[1], Err(StoreError::ConsignmentOfAnother(u)) if u.as_str() == "UCR-B0"), "{:?}", results[1]);
+        assert!(matches!(&results[2], Ok(Acceptance::New(_))));
+        // The repeat, in the same commit, is answered with the first receipt.
+        assert!(matches!(&results[3], Ok(Acceptance::Replayed(r)) if r["documentId"] == first.id.to_string()));
+        // The refused document left nothing; the others' deliveries are in the outbox, in order.
+        let pending = store.pending_deliveries(100, now_millis()).await.unwrap();
+        let ucrs: Vec<&str> = pending.iter().map(|d| d.ucr.as_str()).collect();
+        assert_eq!(ucrs, ["UCR-B0", "UCR-B1", "UCR-B1", "UCR-B2"]);
+        let opened = store.consignment(Ucr::parse("UCR-B2").unwrap()).await.unwrap().unwrap();
+        assert_eq!(opened.state, ConsignmentState::Submitted);
+        assert_eq!(store.pending_status_events(100).await.unwrap().len(), 3, "one status event per opened consignment");
     }
 
     #[tokio::test]

@@ -79,6 +79,12 @@ async fn a_batch_mixing_valid_invalid_duplicate_and_unauthorized_documents_gets_
     assert_eq!(statuses(&answer), [202, 400, 202], "{answer:#}");
     assert_eq!(answer["results"][1]["problem"]["code"], "malformed-json");
     assert_eq!(answer["results"][2]["replayed"], true, "b was accepted before");
+    // In a JSON array too, an item that is not strict JSON (a repeated key) is refused alone.
+    let array = format!(r#"[{c}, {{"ucr": "BATCH-H", "ucr": "BATCH-I"}}]"#);
+    let answer: Value = batch(&app, "demo-trader", "application/json", array, None).await.json().await.unwrap();
+    assert_eq!(statuses(&answer), [202, 400], "{answer:#}");
+    assert_eq!(answer["results"][0]["replayed"], true, "c was accepted before");
+    assert!(answer["results"][1]["problem"]["detail"].as_str().unwrap().contains("duplicate key"), "{answer:#}");
 
     // The same batch under one Idempotency-Key, twice: answered from the first the second time.
     let keyed = json!([with_ucr("spsCertificate/valid/phyto-pears-road-AR-BR.json", "BATCH-G")]).to_string();
@@ -113,5 +119,5 @@ async fn a_batch_mixing_valid_invalid_duplicate_and_unauthorized_documents_gets_
     let audited: i64 = db
         .query_row("SELECT COUNT(*) FROM audit_log WHERE subject LIKE 'POST /v1/documents:batch #%'", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(audited, 3 + 1 + 1 + 1, "three in the first batch, the bad line, the operator's, the huge item");
+    assert_eq!(audited, 3 + 1 + 1 + 1 + 1, "three in the first batch, the bad line, the repeated key, the operator's, the huge item");
 }
