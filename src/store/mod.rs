@@ -39,6 +39,22 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// A refusal of what was asked (a conflict, a consignment of another, the backlog, an
+    /// unknown or unrouted document), decided before anything was written; not a failure of
+    /// the store.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Conflict { .. }
+                | StoreError::ConsignmentOfAnother(_)
+                | StoreError::BacklogFull
+                | StoreError::UnknownDocument(_)
+                | StoreError::NotRouted { .. }
+        )
+    }
+}
+
 /// A future returned by the store; boxed so the trait can be used as `dyn Store`.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 

@@ -23,7 +23,16 @@ use crate::tracking::{apply_ack, consignment_state, elapsed};
 const MAX_GROUP: usize = 1024;
 
 type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Done + Send>;
+
+/// What a job leaves behind in the open transaction.
+struct Done {
+    /// Answers the caller once the commit is known.
+    reply: Reply,
+    /// Set when the job failed after it had started writing, outside a savepoint: what it
+    /// wrote cannot be undone alone, so nothing of its group may be committed.
+    spoiled: Option<String>,
+}
 
 /// The SQLite store, shared behind an `Arc`: one writer thread (group commit), one reader connection.
 pub struct SqliteStore {
@@ -206,6 +215,9 @@ impl SqliteStore {
         })?;
         let path = data_dir.join("ventanilla.db");
         let conn = open(&path)?;
+        // The writer's page cache holds a large group's pages without spilling them to the
+        // log before the commit (the default is 2 MiB).
+        conn.execute_batch("PRAGMA cache_size=-8192")?;
         conn.execute_batch(SCHEMA)?;
         migrate(&conn)?;
         let reader = open(&path)?;
@@ -224,21 +236,53 @@ impl SqliteStore {
         Self::open(data_dir)
     }
 
-    /// Runs `f` in the next group commit and answers once that commit is durable.
+    /// Runs `f` in the next group commit, in a savepoint of its own (an error undoes what it
+    /// wrote), and answers once that commit is durable.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.enqueue(move |conn| (in_savepoint(conn, &JOB, f), None)).await
+    }
+
+    /// Runs `f` in the next group commit without a savepoint: for the document path, whose
+    /// refusals ([`StoreError::is_refusal`]) all come before its first write. Savepoints cost
+    /// the hot path a copy of every page it touches; without one, any other error (the disk,
+    /// the database) spoils the whole group, which is rolled back and answered as not committed.
+    async fn write_checked_first<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.enqueue(move |conn| {
+            let result = f(conn);
+            let spoiled = match &result {
+                Err(e) if !e.is_refusal() => Some(e.to_string()),
+                _ => None,
+            };
+            (result, spoiled)
+        })
+        .await
+    }
+
+    async fn enqueue<T, F>(&self, run: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> (Result<T, StoreError>, Option<String>) + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn: &Connection| {
-            let result = in_savepoint(conn, &JOB, f);
-            Box::new(move |commit_error: Option<&str>| {
-                let _ = tx.send(match commit_error {
-                    None => result,
-                    Some(e) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
+            let (result, spoiled) = run(conn);
+            let reply: Reply = Box::new(move |commit_error: Option<&str>| {
+                let _ = tx.send(match (commit_error, result) {
+                    (None, result) => result,
+                    // Nothing was committed: a job's own error still says best why not.
+                    (Some(_), Err(own)) => Err(own),
+                    (Some(e), Ok(_)) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
                 });
-            })
+            });
+            Done { reply, spoiled }
         });
         self.writer
             .send(job)
@@ -272,8 +316,6 @@ struct Savepoint {
 
 /// Each job's, inside the group's transaction.
 const JOB: Savepoint = Savepoint { begin: "SAVEPOINT job", undo: "ROLLBACK TO job", release: "RELEASE job" };
-/// Each document's, inside a batch's job.
-const DOCUMENT: Savepoint = Savepoint { begin: "SAVEPOINT document", undo: "ROLLBACK TO document", release: "RELEASE document" };
 
 /// Runs `f` in `savepoint`: what it wrote stays only if it succeeded.
 fn in_savepoint<T>(conn: &Connection, savepoint: &Savepoint, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
@@ -301,17 +343,24 @@ fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
             tracing::error!(error = %e, jobs = group.len(), "store: cannot begin a transaction");
             continue;
         }
-        let replies: Vec<Reply> = group.into_iter().map(|job| job(&conn)).collect();
-        let commit_error = match conn.exec("COMMIT", []) {
-            Ok(_) => None,
-            Err(e) => {
+        let done: Vec<Done> = group.into_iter().map(|job| job(&conn)).collect();
+        let commit_error = match done.iter().find_map(|d| d.spoiled.as_deref()) {
+            Some(cause) => {
                 let _ = conn.execute_batch("ROLLBACK");
-                tracing::error!(error = %e, "store: commit failed");
-                Some(e.to_string())
+                tracing::error!(error = %cause, jobs = done.len(), "store: a write failed part-way; its whole group is rolled back");
+                Some(format!("a write of the same commit failed part-way ({cause}), so none was committed"))
             }
+            None => match conn.exec("COMMIT", []) {
+                Ok(_) => None,
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    tracing::error!(error = %e, "store: commit failed");
+                    Some(e.to_string())
+                }
+            },
         };
-        for reply in replies {
-            reply(commit_error.as_deref());
+        for d in done {
+            (d.reply)(commit_error.as_deref());
         }
     }
 }
@@ -424,6 +473,8 @@ fn earlier_acceptance(conn: &Connection, doc: &NewDocument) -> Result<Option<Acc
     Ok(Some(Acceptance::Replayed(receipt)))
 }
 
+/// Commits `doc` or refuses it. Every refusal ([`StoreError::is_refusal`]) is decided before
+/// the first write: the writer runs this without a savepoint (`write_checked_first`).
 fn insert_document(conn: &Connection, doc: &NewDocument) -> Result<Acceptance, StoreError> {
     if let Some(earlier) = earlier_acceptance(conn, doc)? {
         if let Acceptance::Replayed(receipt) = &earlier {
@@ -836,16 +887,19 @@ fn view(conn: &Connection, ucr: &Ucr) -> Result<Option<ConsignmentView>, StoreEr
 
 impl Store for SqliteStore {
     fn accept_document(&self, doc: NewDocument) -> StoreFuture<'_, Acceptance> {
-        Box::pin(self.write(move |conn| insert_document(conn, &doc)))
+        Box::pin(self.write_checked_first(move |conn| insert_document(conn, &doc)))
     }
 
     fn accept_documents(&self, docs: Vec<NewDocument>) -> StoreFuture<'_, Vec<Result<Acceptance, StoreError>>> {
-        // One job, so one trip to the writer thread for the whole batch; each document in its
-        // own savepoint inside the job's, so a refused one is undone alone.
-        Box::pin(self.write(move |conn| {
+        // One job, so one trip to the writer thread for the whole batch. A refused document
+        // wrote nothing; any other error ends the job, and its group is not committed.
+        Box::pin(self.write_checked_first(move |conn| {
             let mut results = Vec::with_capacity(docs.len());
             for doc in &docs {
-                results.push(in_savepoint(conn, &DOCUMENT, |conn| insert_document(conn, doc)));
+                match insert_document(conn, doc) {
+                    Err(e) if !e.is_refusal() => return Err(e),
+                    result => results.push(result),
+                }
             }
             Ok(results)
         }))
@@ -1376,6 +1430,28 @@ mod tests {
         let opened = store.consignment(Ucr::parse("UCR-B2").unwrap()).await.unwrap().unwrap();
         assert_eq!(opened.state, ConsignmentState::Submitted);
         assert_eq!(store.pending_status_events(100).await.unwrap().len(), 3, "one status event per opened consignment");
+    }
+
+    #[tokio::test]
+    async fn a_document_failing_part_way_leaves_nothing_and_spoils_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        // Two deliveries to one agency break a constraint after the consignment, the document
+        // and the first delivery are written: not a refusal, so the whole commit is undone.
+        let broken = doc("UCR-P1", &["br-customs", "br-customs"]);
+        let e = store.accept_document(broken.clone()).await.unwrap_err();
+        assert!(matches!(e, StoreError::Database(_)), "{e:?}");
+        let good = doc("UCR-P2", &["br-customs"]);
+        let e = store.accept_documents(vec![good.clone(), broken]).await.unwrap_err();
+        assert!(matches!(e, StoreError::Database(_)), "{e:?}");
+        for ucr in ["UCR-P1", "UCR-P2"] {
+            assert!(store.consignment(Ucr::parse(ucr).unwrap()).await.unwrap().is_none(), "{ucr} was not committed");
+        }
+        assert!(store.pending_deliveries(10, now_millis()).await.unwrap().is_empty());
+        // The store goes on: the good document alone is committed.
+        assert!(matches!(store.accept_document(good).await, Ok(Acceptance::New(_))));
+        let audit: i64 = store.reader.lock().unwrap().query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0)).unwrap();
+        assert_eq!(audit, 1, "only the committed document is audited");
     }
 
     #[tokio::test]
