@@ -95,27 +95,22 @@ impl Gateway {
         body: &Value,
         idempotency_key: Option<String>,
     ) -> Result<Acceptance, SubmitError> {
-        let backlog = self.backlog.load(Ordering::Relaxed);
-        let doc = self.new_document(by, body, idempotency_key, backlog)?;
+        let backlog = self.backlog_now();
+        let doc = self.prepare(by, body, idempotency_key, backlog)?;
         let acceptance = self.store.accept_document(doc).await.map_err(|e| self.store_refusal(e, backlog))?;
         self.accepted([&acceptance]);
         Ok(acceptance)
     }
 
-    /// Submits many documents, each exactly as [`Gateway::submit`] would, committed in one
-    /// store job in the order given (so documents of one consignment are committed, and
-    /// published, in that order); one result per document, and one refused never undoes
-    /// another.
-    pub async fn submit_many(
-        &self,
-        by: &Participant,
-        bodies: Vec<(&Value, Option<String>)>,
-    ) -> Vec<Result<Acceptance, SubmitError>> {
-        let backlog = self.backlog.load(Ordering::Relaxed);
-        let mut results: Vec<Option<Result<Acceptance, SubmitError>>> = Vec::with_capacity(bodies.len());
-        let mut docs = Vec::with_capacity(bodies.len());
-        for (body, key) in bodies {
-            match self.new_document(by, body, key, backlog) {
+    /// Commits documents [`Gateway::prepare`]d for a batch, each as [`Gateway::submit`] would,
+    /// in one store job and in the order given (so documents of one consignment are committed,
+    /// and published, in that order). One result per item; an item already refused stays
+    /// refused, and one refused never undoes another. `backlog` is the one they were prepared with.
+    pub async fn commit_many<E: From<SubmitError>>(&self, prepared: Vec<Result<NewDocument, E>>, backlog: u64) -> Vec<Result<Acceptance, E>> {
+        let mut results: Vec<Option<Result<Acceptance, E>>> = Vec::with_capacity(prepared.len());
+        let mut docs = Vec::with_capacity(prepared.len());
+        for item in prepared {
+            match item {
                 Ok(doc) => {
                     docs.push(doc);
                     results.push(None);
@@ -125,12 +120,12 @@ impl Gateway {
         }
         let stored = match self.store.accept_documents(docs).await {
             Ok(stored) => stored,
-            // The whole job failed (the store is unavailable): every document gets that error.
+            // The whole job failed (nothing of it was committed): every document gets that error.
             Err(e) => {
                 let text = e.to_string();
                 return results
                     .into_iter()
-                    .map(|r| r.unwrap_or_else(|| Err(SubmitError::Store(StoreError::Unavailable(text.clone())))))
+                    .map(|r| r.unwrap_or_else(|| Err(SubmitError::Store(StoreError::Unavailable(text.clone())).into())))
                     .collect();
             }
         };
@@ -141,15 +136,21 @@ impl Gateway {
             .map(|r| match r {
                 Some(refused) => refused,
                 None => match stored.next() {
-                    Some(result) => result.map_err(|e| self.store_refusal(e, backlog)),
-                    None => Err(SubmitError::Store(StoreError::Unavailable("the store answered fewer documents than it was given".into()))),
+                    Some(result) => result.map_err(|e| self.store_refusal(e, backlog).into()),
+                    None => Err(SubmitError::Store(StoreError::Unavailable("the store answered fewer documents than it was given".into())).into()),
                 },
             })
             .collect()
     }
 
-    /// Validates and routes a submission into the document to commit.
-    fn new_document(&self, by: &Participant, body: &Value, idempotency_key: Option<String>, backlog: u64) -> Result<NewDocument, SubmitError> {
+    /// Deliveries waiting for the broker, as last counted: what [`Gateway::prepare`] compares
+    /// with `gateway.max_outbox_backlog`.
+    pub fn backlog_now(&self) -> u64 {
+        self.backlog.load(Ordering::Relaxed)
+    }
+
+    /// Validates and routes a submission into the document to commit (CPU only: no I/O).
+    pub fn prepare(&self, by: &Participant, body: &Value, idempotency_key: Option<String>, backlog: u64) -> Result<NewDocument, SubmitError> {
         let Checked { valid, routed } = self.validate(by, body).inspect_err(|e| {
             if let SubmitError::Invalid(_) = e {
                 let document_type = body.get("documentType").and_then(Value::as_str).filter(|t| self.registry.knows(t));

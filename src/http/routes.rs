@@ -178,33 +178,32 @@ pub async fn submit_batch(
         state.max_batch_items,
     );
     let items = within_timeout(&state, read).await?;
-    let gateway = &state.gateway;
     let by = &who.0;
-    // The well-formed items go to the gateway together: committed in one store job, in
-    // batch order, so documents of one consignment are committed, and published, in order.
-    let mut outcomes: Vec<Option<Result<Acceptance, ApiError>>> = Vec::with_capacity(items.len());
-    let mut documents = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
-        match item {
-            Ok(body) => {
-                documents.push((body, key.as_ref().map(|k| format!("{k}#{i}"))));
-                outcomes.push(None);
-            }
-            Err(problem) => outcomes.push(Some(Err(problem))),
-        }
-    }
-    let bodies = documents.iter().map(|(body, key)| (body, key.clone())).collect();
-    let mut submitted = gateway.submit_many(by, bodies).await.into_iter();
-    let outcomes = outcomes.into_iter().map(|o| {
-        o.unwrap_or_else(|| match submitted.next() {
-            Some(result) => result.map_err(ApiError::from),
-            None => Err(ApiError::new(Code::Internal, "the gateway answered fewer documents than it was given")),
+    // Validating and routing up to `max_batch_items` documents is milliseconds of CPU: done on
+    // the blocking pool, so the other connections of this worker are not held up.
+    let (prepared, backlog) = {
+        let (gateway, by) = (state.gateway.clone(), by.clone());
+        web::block(move || {
+            let backlog = gateway.backlog_now();
+            let prepared: Vec<Result<_, ApiError>> = items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let key = key.as_ref().map(|k| format!("{k}#{i}"));
+                    item.and_then(|body| gateway.prepare(&by, &body, key, backlog).map_err(ApiError::from))
+                })
+                .collect();
+            (prepared, backlog)
         })
-    });
+        .await
+        .map_err(|e| ApiError::new(Code::Internal, format!("the batch could not be checked: {e}")))?
+    };
+    let gateway = &state.gateway;
+    let outcomes = gateway.commit_many(prepared, backlog).await;
     let (mut accepted, mut refused) = (0, 0);
     let mut results = Vec::with_capacity(outcomes.len());
     let mut refusals = Vec::new();
-    for (i, outcome) in outcomes.enumerate() {
+    for (i, outcome) in outcomes.into_iter().enumerate() {
         results.push(match outcome {
             Ok(Acceptance::New(receipt)) => {
                 accepted += 1;
