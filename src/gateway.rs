@@ -118,6 +118,9 @@ impl Gateway {
                 Err(e) => results.push(Some(Err(e))),
             }
         }
+        if docs.is_empty() {
+            return results.into_iter().flatten().collect();
+        }
         let stored = match self.store.accept_documents(docs).await {
             Ok(stored) => stored,
             // The whole job failed (nothing of it was committed): every document gets that error.

@@ -185,16 +185,17 @@ fn main() -> ExitCode {
 }
 
 /// glibc gives each thread that allocates an arena of its own, up to eight per core, and
-/// keeps what each has held: with the HTTP workers, the runtime's, the store's and librdkafka's
-/// threads, that made about 15% of the gateway's peak memory under load (BENCHMARKS.md). Two
-/// arenas are enough on the machines the gateway runs on. Set before any thread starts; an
+/// keeps what each has freed: with the HTTP workers, the runtime's and the blocking pool's, the
+/// store's and librdkafka's threads, the gateway's peak memory under load reached 241 MiB.
+/// Four arenas brought it to 174 MiB at the same throughput; two, to 159 MiB, but batches were
+/// 14 to 34% slower on the allocator's locks (BENCHMARKS.md). Set before any thread starts; an
 /// operator's `MALLOC_ARENA_MAX` wins.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
         // SAFETY: mallopt only sets a tunable of the allocator; no thread has started yet.
         unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
+            libc::mallopt(libc::M_ARENA_MAX, 4);
         }
     }
 }

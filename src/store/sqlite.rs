@@ -243,7 +243,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.enqueue(move |conn| (in_savepoint(conn, &JOB, f), None)).await
+        self.enqueue(move |conn| in_savepoint(conn, f)).await
     }
 
     /// Runs `f` in the next group commit without a savepoint: for the document path, whose
@@ -307,25 +307,26 @@ impl SqliteStore {
     }
 }
 
-/// A savepoint's three statements (constant text, so the statement cache keeps them).
-struct Savepoint {
-    begin: &'static str,
-    undo: &'static str,
-    release: &'static str,
-}
-
-/// Each job's, inside the group's transaction.
-const JOB: Savepoint = Savepoint { begin: "SAVEPOINT job", undo: "ROLLBACK TO job", release: "RELEASE job" };
-
-/// Runs `f` in `savepoint`: what it wrote stays only if it succeeded.
-fn in_savepoint<T>(conn: &Connection, savepoint: &Savepoint, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
-    conn.exec(savepoint.begin, [])?;
-    let result = f(conn);
-    if result.is_err() {
-        conn.exec(savepoint.undo, [])?;
+/// Runs `f` in a savepoint: what it wrote stays only if it succeeded. When the savepoint
+/// itself cannot be opened, undone or released, what `f` wrote may still be in the
+/// transaction: the job spoils its group (nothing of it is committed).
+fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> (Result<T, StoreError>, Option<String>) {
+    if let Err(e) = conn.exec("SAVEPOINT job", []) {
+        let cause = e.to_string();
+        return (Err(e.into()), Some(cause));
     }
-    conn.exec(savepoint.release, [])?;
-    result
+    let result = f(conn);
+    let closed = match &result {
+        Ok(_) => conn.exec("RELEASE job", []),
+        Err(_) => conn.exec("ROLLBACK TO job", []).and_then(|_| conn.exec("RELEASE job", [])),
+    };
+    match closed {
+        Ok(_) => (result, None),
+        Err(e) => {
+            let cause = e.to_string();
+            (result.and(Err(e.into())), Some(cause))
+        }
+    }
 }
 
 fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
