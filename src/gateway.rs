@@ -125,7 +125,10 @@ impl Gateway {
             Ok(stored) => stored,
             // The whole job failed (nothing of it was committed): every document gets that error.
             Err(e) => {
-                let text = e.to_string();
+                let text = match e {
+                    StoreError::Unavailable(why) => why,
+                    other => other.to_string(),
+                };
                 return results
                     .into_iter()
                     .map(|r| r.unwrap_or_else(|| Err(SubmitError::Store(StoreError::Unavailable(text.clone())).into())))

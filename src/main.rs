@@ -187,12 +187,14 @@ fn main() -> ExitCode {
 /// glibc gives each thread that allocates an arena of its own, up to eight per core, and
 /// keeps what each has freed: with the HTTP workers, the runtime's and the blocking pool's, the
 /// store's and librdkafka's threads, the gateway's peak memory under load reached 241 MiB.
-/// Four arenas brought it to 174 MiB at the same throughput; two, to 159 MiB, but batches were
-/// 14 to 34% slower on the allocator's locks (BENCHMARKS.md). Set before any thread starts; an
-/// operator's `MALLOC_ARENA_MAX` wins.
+/// Four arenas brought it to 174 MiB, with batches 2 to 12% slower; two, to 159 MiB, with
+/// batches 14 to 34% slower on the allocator's locks (BENCHMARKS.md). Set before any thread
+/// starts; an operator's `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES=glibc.malloc.arena_max` wins.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none()
+        && !std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("malloc.arena_max"))
+    {
         // SAFETY: mallopt only sets a tunable of the allocator; no thread has started yet.
         unsafe {
             libc::mallopt(libc::M_ARENA_MAX, 4);

@@ -158,9 +158,10 @@ pub struct BatchItem {
 }
 
 /// `POST /v1/documents:batch`: many documents in one request (a JSON array, or NDJSON), each
-/// submitted exactly as `POST /v1/documents` would, in order; one result per item (a receipt
-/// or a problem), so one bad document never sinks the others. With an `Idempotency-Key`, item
-/// `i` uses the key `<key>#<i>`, so the same batch sent again is answered from the first.
+/// checked exactly as `POST /v1/documents` would, in order; one result per item (a receipt or
+/// a problem), so one refused document never sinks the others. The accepted ones are committed
+/// together: if the store fails, none is, and each is answered 503. With an `Idempotency-Key`,
+/// item `i` uses the key `<key>#<i>`, so the same batch sent again is answered from the first.
 pub async fn submit_batch(
     state: State,
     who: Authenticated,

@@ -1,10 +1,15 @@
 //! The embedded store: one SQLite file in WAL mode under the data directory.
 //!
 //! **Group commit.** Every write is a job sent to one writer thread. The thread takes every job
-//! waiting, runs each in its own savepoint inside one transaction, commits once (one fsync for
-//! the lot), and only then answers each caller. A caller is told "committed" only after the
-//! commit succeeded, so a `202` never precedes durability, and a burst of submissions shares
-//! one fsync instead of paying one each.
+//! waiting, runs them inside one transaction, commits once (one fsync for the lot), and only
+//! then answers each caller. A caller is told "committed" only after the commit succeeded, so a
+//! `202` never precedes durability, and a burst of submissions shares one fsync instead of
+//! paying one each.
+//!
+//! A job runs in its own savepoint, so its error undoes only its own writes; except documents,
+//! the hot path, which refuse before they write and need none. A job that fails otherwise
+//! (the disk, the database) spoils its group: the jobs after it are not run, the transaction
+//! is rolled back, and every caller of the group is told nothing was committed.
 
 use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex};
@@ -29,8 +34,9 @@ type Job = Box<dyn FnOnce(&Connection) -> Done + Send>;
 struct Done {
     /// Answers the caller once the commit is known.
     reply: Reply,
-    /// Set when the job failed after it had started writing, outside a savepoint: what it
-    /// wrote cannot be undone alone, so nothing of its group may be committed.
+    /// Set when the job failed with an error that is not a refusal and what it wrote may be
+    /// left in the transaction (no savepoint, or one that could not be undone): nothing of its
+    /// group may be committed. Errors of the reads before a document's first write count too.
     spoiled: Option<String>,
 }
 
@@ -277,9 +283,10 @@ impl SqliteStore {
             let reply: Reply = Box::new(move |commit_error: Option<&str>| {
                 let _ = tx.send(match (commit_error, result) {
                     (None, result) => result,
-                    // Nothing was committed: a job's own error still says best why not.
-                    (Some(_), Err(own)) => Err(own),
-                    (Some(e), Ok(_)) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
+                    // Nothing was committed: a job's own failure still says best why not. A
+                    // refusal may rest on rows of the same group that were rolled back.
+                    (Some(_), Err(own)) if !own.is_refusal() => Err(own),
+                    (Some(e), _) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
                 });
             });
             Done { reply, spoiled }
@@ -344,8 +351,23 @@ fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
             tracing::error!(error = %e, jobs = group.len(), "store: cannot begin a transaction");
             continue;
         }
-        let done: Vec<Done> = group.into_iter().map(|job| job(&conn)).collect();
-        let commit_error = match done.iter().find_map(|d| d.spoiled.as_deref()) {
+        let mut done: Vec<Done> = Vec::with_capacity(group.len());
+        let mut spoiled: Option<String> = None;
+        for job in group {
+            if spoiled.is_some() {
+                // Not run: dropping the job drops its reply channel, so its caller is answered
+                // `StoreError::Unavailable`. Run now, it could write outside any transaction.
+                continue;
+            }
+            let d = job(&conn);
+            spoiled = d.spoiled.clone();
+            if spoiled.is_none() && conn.is_autocommit() {
+                // SQLite ended the transaction itself (an I/O error, a full disk).
+                spoiled = Some("the transaction was rolled back by SQLite".into());
+            }
+            done.push(d);
+        }
+        let commit_error = match spoiled.as_deref() {
             Some(cause) => {
                 let _ = conn.execute_batch("ROLLBACK");
                 tracing::error!(error = %cause, jobs = done.len(), "store: a write failed part-way; its whole group is rolled back");
