@@ -128,7 +128,7 @@ fn split_batch(bytes: &[u8], kind: MediaType, item_limit: usize, shape: &JsonLim
         MediaType::Json => {
             // The array adds one level of nesting to every document.
             let array_shape = JsonLimits { max_depth: shape.max_depth + 1, max_items: shape.max_items.max(max_items + 1), ..*shape };
-            check_shape(&bytes, &array_shape)?;
+            crate::json::check_limits(bytes, &array_shape).map_err(beyond)?;
             if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[') {
                 return Err(ApiError::new(Code::MalformedJson, "a batch is a JSON array of documents (or NDJSON, one per line)"));
             }
@@ -175,11 +175,6 @@ pub fn parse_json(body: &[u8], shape: &JsonLimits) -> Result<Value, ApiError> {
         JsonError::Limit(l) => beyond(l),
         JsonError::Syntax(e) => malformed(e),
     })
-}
-
-/// Checks only the shape bounds of a JSON text.
-fn check_shape(body: &[u8], shape: &JsonLimits) -> Result<(), ApiError> {
-    crate::json::check_limits(body, shape).map_err(beyond)
 }
 
 fn beyond(l: crate::json::LimitExceeded) -> ApiError {

@@ -359,8 +359,8 @@ fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
                 // `StoreError::Unavailable`. Run now, it could write outside any transaction.
                 continue;
             }
-            let d = job(&conn);
-            spoiled = d.spoiled.clone();
+            let mut d = job(&conn);
+            spoiled = d.spoiled.take();
             if spoiled.is_none() && conn.is_autocommit() {
                 // SQLite ended the transaction itself (an I/O error, a full disk).
                 spoiled = Some("the transaction was rolled back by SQLite".into());
@@ -444,21 +444,17 @@ fn refresh_consignment(
     Ok(state)
 }
 
-/// The state and first status event of a consignment `doc` has just opened: its deliveries
+/// The first status event of a consignment `doc` has just opened in `state`: its deliveries
 /// are the document's own, all pending, so nothing is read back (`refresh_consignment` would
 /// find the same).
-fn opened_consignment(conn: &Connection, doc: &NewDocument, cause: serde_json::Value) -> Result<ConsignmentState, StoreError> {
-    let state = consignment_state(doc.deliveries.iter().map(|_| DeliveryStatus::Pending));
-    if state != ConsignmentState::Submitted {
-        conn.exec("UPDATE consignments SET state = ?2 WHERE ucr = ?1", params![doc.ucr.as_str(), state.as_str()])?;
-    }
+fn opened_consignment(conn: &Connection, doc: &NewDocument, state: ConsignmentState, cause: serde_json::Value) -> Result<(), StoreError> {
     let body = StatusChange { ucr: doc.ucr.clone(), state, previous_state: None, at: rfc3339(doc.submitted_at), cause };
     let body = serde_json::to_string(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     conn.exec(
         "INSERT INTO status_outbox (ucr, body, created_at) VALUES (?1, ?2, ?3)",
         params![doc.ucr.as_str(), body, doc.submitted_at],
     )?;
-    Ok(state)
+    Ok(())
 }
 
 /// The first receipt when `doc` repeats an accepted document; a conflict when it reuses the
@@ -521,9 +517,11 @@ fn insert_document(conn: &Connection, doc: &NewDocument) -> Result<Acceptance, S
     if foreign {
         return Err(StoreError::ConsignmentOfAnother(doc.ucr.clone()));
     }
+    // Were this document to open the consignment, these would be its only deliveries, all pending.
+    let opening_state = consignment_state(doc.deliveries.iter().map(|_| DeliveryStatus::Pending));
     let created = conn.exec(
-        "INSERT OR IGNORE INTO consignments (ucr, state, created_at, updated_at) VALUES (?1, 'submitted', ?2, ?2)",
-        params![doc.ucr.as_str(), doc.submitted_at],
+        "INSERT OR IGNORE INTO consignments (ucr, state, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
+        params![doc.ucr.as_str(), opening_state.as_str(), doc.submitted_at],
     )? == 1;
     conn.exec(
         "INSERT INTO documents (id, ucr, document_type, schema_version, schema_id, origin, destination, sender, payload,
@@ -571,7 +569,8 @@ fn insert_document(conn: &Connection, doc: &NewDocument) -> Result<Acceptance, S
     let state = if created {
         // A consignment this document opens has no deliveries but these, all pending: its state
         // and its first status event follow without reading anything back.
-        opened_consignment(conn, doc, cause)?
+        opened_consignment(conn, doc, opening_state, cause)?;
+        opening_state
     } else {
         refresh_consignment(conn, &doc.ucr, doc.submitted_at, cause)?
     };
