@@ -1,7 +1,8 @@
 //! The gateway benchmark: `cargo bench --bench gateway` (options after `--`, see `Options`).
 //!
 //! It starts what it needs: the release `ventanilla` binary as a separate process on a fresh
-//! store, against the embedded broker and against a Tansu process, and measures, with every
+//! store, against the embedded broker and against an Apache Kafka broker process
+//! (`scripts/kafka.sh`), and measures, with every
 //! guarantee on (a 202 only after the SQLite commit, deliveries through the outbox):
 //!
 //! - single-document submissions, closed loop: documents/s (the maximum);
@@ -10,7 +11,7 @@
 //! - batch submissions: documents/s;
 //! - the outbox drain: how long until the broker confirmed every delivery;
 //! - the ceilings, in the same run: rdkafka's producer alone with the gateway's own producer
-//!   settings, the same kind of broker (a Tansu process of its own; the embedded mock cluster,
+//!   settings, the same kind of broker (a fresh Apache Kafka broker; the embedded mock cluster,
 //!   started in this process), same payloads and headers, one record per delivery; and an
 //!   HTTP server that only reads and parses the body (the same bounded JSON parser);
 //! - each figure against its ceiling, the gateway's peak resident memory, and the CPU each
@@ -38,7 +39,7 @@ struct Options {
     concurrency: usize,
     /// Documents per batch.
     batch_size: usize,
-    /// Which brokers: `embedded`, `tansu`, or both.
+    /// Which brokers: `embedded`, `kafka` (Apache Kafka, one broker process), or both.
     brokers: Vec<String>,
     /// Documents prepared (cycled through with fresh UCRs when the run needs more).
     corpus: usize,
@@ -53,7 +54,7 @@ struct Options {
 
 impl Options {
     fn parse() -> Options {
-        let mut o = Options { seconds: 10, concurrency: 64, batch_size: 100, brokers: vec!["embedded".into(), "tansu".into()], corpus: 2_000, soak: None, soak_rate: None, perf: None };
+        let mut o = Options { seconds: 10, concurrency: 64, batch_size: 100, brokers: vec!["embedded".into(), "kafka".into()], corpus: 2_000, soak: None, soak_rate: None, perf: None };
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
             let mut value = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
@@ -309,50 +310,36 @@ impl Gateway {
     }
 }
 
-struct Tansu {
-    child: Child,
+/// An Apache Kafka broker process of the benchmark's own (`scripts/kafka.sh`), on loopback.
+struct Kafka {
     address: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
-impl Tansu {
-    fn binary() -> Option<PathBuf> {
-        if let Ok(t) = std::env::var("TANSU") {
-            return Some(t.into());
-        }
-        if let Some(found) = std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join("tansu")).find(|t| t.exists())) {
-            return Some(found);
-        }
-        let home = std::env::var("HOME").ok().map(|h| Path::new(&h).join(".cargo/bin/tansu"));
-        home.filter(|p| p.exists())
-    }
-
-    fn start(binary: &Path) -> Tansu {
+impl Kafka {
+    /// Fetches the jars once (cached), formats a fresh broker and starts it; `None`, saying why,
+    /// where Java or Maven is missing.
+    fn start() -> Option<Kafka> {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let address = format!("127.0.0.1:{port}");
-        let child = Command::new(binary)
-            .current_dir(dir.path())
-            .args(["broker", "--listener-url", &format!("tcp://{address}"), "--advertised-listener-url", &format!("tcp://{address}")])
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tansu starts");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(&address).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        let out = Command::new(repo().join("scripts/kafka.sh"))
+            .arg("start")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("scripts/kafka.sh runs");
+        if !out.status.success() {
+            println!("skipped: scripts/kafka.sh could not start Apache Kafka (its error above)");
+            return None;
         }
-        Tansu { child, address, _dir: dir }
+        let address = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        Some(Kafka { address, dir })
     }
 }
 
-impl Drop for Tansu {
+impl Drop for Kafka {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = Command::new(repo().join("scripts/kafka.sh")).arg("stop").arg(self.dir.path()).status();
     }
 }
 
@@ -526,7 +513,7 @@ async fn producer_ceiling(brokers: &str, prefix: &str, docs: &[Doc], seconds: u6
     use rdkafka::producer::FutureRecord;
     let security = ventanilla::config::KafkaSecurity::default();
     if create_topics {
-        ventanilla::kafka::create_topics(brokers, &security, &topics_of(docs, prefix), 3).await.expect("topics created");
+        ventanilla::kafka::create_topics(brokers, &security, &topics_of(docs, prefix), ventanilla::kafka::TopicLayout { partitions: 3, replication_factor: None, min_insync_replicas: None }).await.expect("topics created");
     }
     let producer = ventanilla::kafka::producer(brokers, &security, 1_000_000).expect("producer");
     let cpu0 = cpu_seconds("self");
@@ -696,19 +683,16 @@ fn share(o: &Outcome) -> String {
 
 async fn run_broker(kind: &str, o: &Options, docs: Arc<Vec<Doc>>, (parse_ceiling, parse_batch_ceiling): (f64, f64)) {
     println!("\n## broker: {kind}");
-    let mut tansu = match kind {
-        "tansu" => match Tansu::binary() {
-            Some(b) => Some(Tansu::start(&b)),
-            None => {
-                println!("skipped: no Tansu binary (set TANSU=, or `cargo install tansu --version 0.6.0 --locked --features dynostore,libsql`)");
-                return;
-            }
+    let mut kafka = match kind {
+        "kafka" => match Kafka::start() {
+            Some(k) => Some(k),
+            None => return,
         },
         _ => None,
     };
     let run = uuid::Uuid::now_v7().simple().to_string();
     let prefix = format!("bench{}.", &run[20..]);
-    let gateway = Gateway::start(tansu.as_ref().map(|t| t.address.as_str()), &prefix).await;
+    let gateway = Gateway::start(kafka.as_ref().map(|k| k.address.as_str()), &prefix).await;
     let pid = gateway.pid();
     println!("gateway {} (pid {pid}), broker {}", gateway.address, gateway.brokers);
     let status = reqwest::Client::new();
@@ -787,9 +771,9 @@ async fn run_broker(kind: &str, o: &Options, docs: Arc<Vec<Doc>>, (parse_ceiling
         r
     } else {
         gateway.stop();
-        // A fresh Tansu, not the one the gateway has just filled.
-        drop(tansu.take());
-        let fresh = Tansu::binary().map(|b| Tansu::start(&b)).expect("the Tansu binary found above");
+        // A fresh broker, not the one the gateway has just filled.
+        drop(kafka.take());
+        let fresh = Kafka::start().expect("Apache Kafka started above");
         producer_ceiling(&fresh.address, &format!("c{prefix}"), &docs, o.seconds, true).await
     };
     println!("gateway resident memory: {rss:.0} MiB at the end, {peak:.0} MiB at its peak");
@@ -798,7 +782,7 @@ async fn run_broker(kind: &str, o: &Options, docs: Arc<Vec<Doc>>, (parse_ceiling
     println!("ratios: single {:.0}% of parse-only, {:.0}% of producer ({:.0}% counting the drain); batch {:.0}% of parse-only, {:.0}% of producer ({:.0}% counting the drain)",
         100.0 * max / parse_ceiling, 100.0 * max / producer.0, 100.0 * delivered / producer.0,
         100.0 * batch.rate() / parse_batch_ceiling, 100.0 * batch.rate() / producer.0, 100.0 * batch_delivered / producer.0);
-    drop(tansu);
+    drop(kafka);
 }
 
 fn deliveries_per_doc(docs: &[Doc]) -> f64 {

@@ -1,24 +1,18 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need (Tansu, kcat, docker-compose, curl, OpenSSL's
-# headers, confluent-kafka and schemathesis from PyPI), starts a real
-# Tansu broker on a free loopback port with SQLite storage, runs the whole suite against it,
-# checks docker-compose.yml, and stops the broker. Usage: scripts/test.sh [cargo test args]
+# The test command: installs what the tests need (Java and Maven for Apache Kafka, kcat,
+# docker-compose, curl, OpenSSL's headers, confluent-kafka and schemathesis from PyPI), fetches
+# Apache Kafka's jars from Maven Central once per machine (scripts/kafka.sh), starts one broker
+# on free loopback ports, runs the whole suite against it, checks docker-compose.yml, and stops
+# every broker it or the tests started. Usage: scripts/test.sh [cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '\n== %s\n' "$*"; }
 
-# --- Tansu: reuse an installed binary, build it once per machine otherwise -------------------
-TANSU="${TANSU:-$(command -v tansu || true)}"
-if [ -z "$TANSU" ] && [ -x "$HOME/.cargo/bin/tansu" ]; then TANSU="$HOME/.cargo/bin/tansu"; fi
-if [ -z "$TANSU" ]; then
-  log "installing Tansu 0.6 (built once per machine, ~25 min on 2 cores)"
-  cargo install tansu --version 0.6.0 --locked --features dynostore,libsql
-  TANSU="$HOME/.cargo/bin/tansu"
-fi
-
 # --- kcat, docker-compose, curl and OpenSSL's headers (librdkafka's TLS) from Debian ----------
 need_apt=()
+command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || need_apt+=(maven)
 command -v kcat >/dev/null || need_apt+=(kcat)
 command -v docker-compose >/dev/null || need_apt+=(docker-compose)
 command -v curl >/dev/null || need_apt+=(curl)
@@ -46,30 +40,23 @@ if [ "$("$SCRIPTS/schemathesis" --version 2>/dev/null || true)" != "schemathesis
 fi
 export SCHEMATHESIS="$SCRIPTS/schemathesis"
 
-# --- start Tansu ------------------------------------------------------------------------------
+# --- Apache Kafka: the jars once per machine, one broker for the suite ---------------------------
+log "Apache Kafka $(scripts/kafka.sh version) (jars cached in ~/.cache/ventanilla)"
+scripts/kafka.sh fetch >/dev/null
 WORK="$(mktemp -d)"
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-log "starting Tansu on 127.0.0.1:$PORT (storage $WORK/tansu.db)"
-# Tansu reads sqlite://PATH relative to its working directory, hence the cd.
-(cd "$WORK" && exec "$TANSU" broker \
-  --listener-url "tcp://127.0.0.1:$PORT" \
-  --advertised-listener-url "tcp://127.0.0.1:$PORT" \
-  --storage-engine "sqlite://tansu.db" >"$WORK/tansu.log" 2>&1) &
-TANSU_PID=$!
 cleanup() {
-  kill "$TANSU_PID" 2>/dev/null || true
-  wait "$TANSU_PID" 2>/dev/null || true
+  scripts/kafka.sh stop "$WORK/kafka" 2>/dev/null || true
+  # Clusters the tests started (outage, failover, security) live under $WORK/clusters; a test
+  # that failed may have left one running.
+  for dir in "$WORK"/clusters/*/; do
+    [ -d "$dir" ] && scripts/kafka.sh stop "$dir" 2>/dev/null || true
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-for _ in $(seq 1 100); do
-  if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $PORT), 0.5)" 2>/dev/null; then break; fi
-  if ! kill -0 "$TANSU_PID" 2>/dev/null; then cat "$WORK/tansu.log"; echo "Tansu did not start"; exit 1; fi
-  sleep 0.2
-done
-export VENTANILLA_TEST_BROKERS="127.0.0.1:$PORT"
-# Outage tests start and stop brokers of their own with the same binary.
-export VENTANILLA_TEST_TANSU="$TANSU"
+BROKERS="$(scripts/kafka.sh start "$WORK/kafka")"
+export VENTANILLA_TEST_BROKERS="$BROKERS"
+export VENTANILLA_TEST_KAFKA_DIR="$WORK/clusters"
 
 # --- the suite --------------------------------------------------------------------------------
 log "docker-compose.yml"
@@ -77,5 +64,5 @@ docker-compose -f docker-compose.yml config -q
 # The gateways inside the tests log warnings and errors only; broker-down noise from the
 # outage tests is expected and silenced. Set RUST_LOG to see more.
 export RUST_LOG="${RUST_LOG:-warn,rdkafka=off,librdkafka=off}"
-log "cargo test against Tansu at $VENTANILLA_TEST_BROKERS"
+log "cargo test against Apache Kafka at $VENTANILLA_TEST_BROKERS"
 cargo test --locked "$@"

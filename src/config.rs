@@ -201,6 +201,13 @@ pub struct KafkaConfig {
     pub topic_prefix: String,
     /// Partitions of each topic the gateway creates.
     pub partitions: i32,
+    /// Copies of each partition of the topics the gateway creates; `None` takes the broker's
+    /// `default.replication.factor`. A cluster that must survive a lost broker wants 3.
+    pub replication_factor: Option<i32>,
+    /// The topics' `min.insync.replicas`: with `acks=all`, a record is confirmed only once this
+    /// many copies hold it. `None` takes the broker's default. With 3 copies, 2 keeps every
+    /// confirmed record through the loss of one broker while still accepting records.
+    pub min_insync_replicas: Option<u32>,
     /// Consumer group of the gateway's acknowledgment consumer.
     pub consumer_group: String,
     /// Attempts a delivery gets when the broker refuses its record (too large, not authorized,
@@ -333,6 +340,8 @@ impl Default for KafkaConfig {
         KafkaConfig {
             topic_prefix: "ventanilla.".into(),
             partitions: 3,
+            replication_factor: None,
+            min_insync_replicas: None,
             consumer_group: "ventanilla-gateway".into(),
             max_delivery_attempts: 8,
             retry_initial_backoff_ms: 500,
@@ -518,6 +527,17 @@ impl RegionConfig {
         }
         if self.kafka.partitions < 1 {
             return Err("kafka.partitions must be at least 1".into());
+        }
+        if let Some(rf) = self.kafka.replication_factor.filter(|rf| *rf < 1) {
+            return Err(format!("kafka.replication_factor {rf}: at least 1, or leave it out for the broker's default"));
+        }
+        if let (Some(isr), Some(rf)) = (self.kafka.min_insync_replicas, self.kafka.replication_factor) {
+            if isr < 1 || isr as i64 > rf as i64 {
+                return Err(format!(
+                    "kafka.min_insync_replicas {isr} with kafka.replication_factor {rf}: between 1 and the replication \
+                     factor, or no record could ever be confirmed"
+                ));
+            }
         }
         Ok(())
     }

@@ -75,12 +75,18 @@ impl Application {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.data_dir)?);
         let topics = Topics::new(&settings.region.kafka.topic_prefix);
         let topic_names = topics.all(settings.region.agencies.iter().map(|a| &a.id));
-        let partitions = settings.region.kafka.partitions;
+        let kafka = &settings.region.kafka;
+        let partitions = kafka.partitions;
+        let layout = broker::TopicLayout {
+            partitions,
+            replication_factor: kafka.replication_factor,
+            min_insync_replicas: kafka.min_insync_replicas,
+        };
 
         let (embedded, brokers, security) = match &settings.kafka_brokers {
             Some(b) => {
                 let security = settings.region.kafka.security.clone();
-                broker::create_topics(b, &security, &topic_names, partitions).await?;
+                broker::create_topics(b, &security, &topic_names, layout).await?;
                 (None, b.clone(), security)
             }
             None => {
@@ -118,7 +124,11 @@ impl Application {
             max_backlog: settings.region.gateway.max_outbox_backlog,
             metrics: Arc::default(),
         });
-        let kafka = &settings.region.kafka;
+        // Readiness shows the cluster from the first request on, not from the watcher's first round.
+        let own_topics: Arc<std::collections::HashSet<String>> = Arc::new(topic_names.iter().cloned().collect());
+        if let Some(view) = broker::cluster_view(&producer, own_topics.clone(), Duration::from_secs(2)).await {
+            gateway.broker.record(view);
+        }
         let delivery_relay = DeliveryRelay {
             store: store.clone(),
             producer: producer.clone(),
@@ -152,7 +162,7 @@ impl Application {
         let (closing, closing_rx) = watch::channel(false);
         let tasks = vec![
             tokio::spawn(delivery_relay.run(shutdown_rx.clone())),
-            tokio::spawn(broker::watch_broker(producer.clone(), gateway.broker.clone(), shutdown_rx.clone())),
+            tokio::spawn(broker::watch_broker(producer.clone(), gateway.broker.clone(), own_topics, shutdown_rx.clone())),
             tokio::spawn(relay::run_status_relay(
                 store.clone(),
                 producer.clone(),

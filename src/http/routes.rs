@@ -79,25 +79,52 @@ pub struct Readiness {
     status: &'static str,
     /// `ok` or `unavailable`.
     store: &'static str,
-    /// `ok` or `unavailable` (the broker's answer to the last metadata request, each second).
+    /// `ok`, `degraded` (it answers, but some of the gateway's partitions have fewer in-sync
+    /// copies than configured or no leader) or `unavailable` (no answer to the last metadata
+    /// request; asked each second).
     broker: &'static str,
+    /// What the last answer said of the cluster.
+    kafka: KafkaReadiness,
     /// Deliveries waiting for the broker.
     outbox_backlog: u64,
+}
+
+/// The Kafka cluster as the gateway last saw it.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaReadiness {
+    /// Brokers the cluster lists.
+    brokers: usize,
+    /// Partitions of the gateway's topics with fewer in-sync copies than copies.
+    under_replicated_partitions: usize,
+    /// Partitions of the gateway's topics with no leader (their records wait).
+    partitions_without_leader: usize,
 }
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
-/// Ready only when the store answers and the broker answered its last check (each second).
+/// Ready only when the store answers and the broker answered its last check (each second); a
+/// degraded cluster still takes records, so it leaves the gateway ready.
 pub async fn readyz(state: State) -> HttpResponse {
     let store = state.gateway.store.ping().await;
     let broker = state.gateway.broker.available();
     let backlog = state.gateway.backlog.load(std::sync::atomic::Ordering::Relaxed);
+    let view = state.gateway.broker.view();
     let body = Readiness {
         status: if store.is_ok() && broker { "ready" } else { "not_ready" },
         store: if store.is_ok() { "ok" } else { "unavailable" },
-        broker: if broker { "ok" } else { "unavailable" },
+        broker: match broker {
+            false => "unavailable",
+            true if view.under_replicated > 0 || view.without_leader > 0 => "degraded",
+            true => "ok",
+        },
+        kafka: KafkaReadiness {
+            brokers: view.brokers,
+            under_replicated_partitions: view.under_replicated,
+            partitions_without_leader: view.without_leader,
+        },
         outbox_backlog: backlog,
     };
     if store.is_ok() && broker {

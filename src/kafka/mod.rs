@@ -7,8 +7,9 @@ pub mod cloudevents;
 pub mod embedded;
 pub mod relay;
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -99,19 +100,38 @@ pub fn producer(brokers: &str, security: &KafkaSecurity, max_message_bytes: usiz
         .map_err(|source| BrokerError::Client { brokers: brokers.into(), source })
 }
 
+/// How the gateway's topics are laid out on the cluster.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicLayout {
+    pub partitions: i32,
+    /// `None`: the broker's `default.replication.factor`.
+    pub replication_factor: Option<i32>,
+    /// `None`: the broker's `min.insync.replicas`.
+    pub min_insync_replicas: Option<u32>,
+}
+
 /// Creates the topics that do not exist yet (existing ones are left as they are).
 pub async fn create_topics(
     brokers: &str,
     security: &KafkaSecurity,
     topics: &[String],
-    partitions: i32,
+    layout: TopicLayout,
 ) -> Result<(), BrokerError> {
     let admin: AdminClient<DefaultClientContext> = base_config(brokers, security)
         .create()
         .map_err(|source| BrokerError::Client { brokers: brokers.into(), source })?;
+    // -1 asks the broker for its default (Kafka 2.4 and later).
+    let replication = layout.replication_factor.unwrap_or(-1);
+    let min_insync = layout.min_insync_replicas.map(|n| n.to_string());
     let new: Vec<NewTopic> = topics
         .iter()
-        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .map(|t| {
+            let topic = NewTopic::new(t, layout.partitions, TopicReplication::Fixed(replication));
+            match &min_insync {
+                Some(n) => topic.set("min.insync.replicas", n),
+                None => topic,
+            }
+        })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
     let results = admin
@@ -129,31 +149,61 @@ pub async fn create_topics(
     Ok(())
 }
 
-/// Whether the broker answers a metadata request within `timeout`.
-pub async fn broker_answers(producer: &FutureProducer, timeout: Duration) -> bool {
+/// What the gateway last saw of the cluster, for readiness: a cluster that lost a broker still
+/// takes records, but an operator wants to know that its copies are fewer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClusterView {
+    /// Brokers the cluster's metadata lists (a killed broker leaves the list once the
+    /// controller fences it).
+    pub brokers: usize,
+    /// Partitions of the gateway's topics with fewer in-sync copies than copies.
+    pub under_replicated: usize,
+    /// Partitions of the gateway's topics with no leader: their records wait until one is elected.
+    pub without_leader: usize,
+}
+
+/// Asks the broker for the cluster's metadata within `timeout`; `None` when it does not answer.
+/// Only `topics` count towards the partition figures.
+pub async fn cluster_view(producer: &FutureProducer, topics: Arc<HashSet<String>>, timeout: Duration) -> Option<ClusterView> {
     let p = producer.clone();
-    tokio::task::spawn_blocking(move || p.client().fetch_metadata(None, timeout).is_ok())
-        .await
-        .unwrap_or(false)
+    tokio::task::spawn_blocking(move || {
+        let metadata = p.client().fetch_metadata(None, timeout).ok()?;
+        let mut view = ClusterView { brokers: metadata.brokers().len(), ..Default::default() };
+        for partition in metadata.topics().iter().filter(|t| topics.contains(t.name())).flat_map(|t| t.partitions()) {
+            if partition.leader() < 0 {
+                view.without_leader += 1;
+            }
+            if partition.isr().len() < partition.replicas().len() {
+                view.under_replicated += 1;
+            }
+        }
+        Some(view)
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// What the gateway last learnt of the broker, shared by readiness, receipts and the relay:
 /// a watcher asks the broker every second, and the relay reports what its sends meet.
 #[derive(Clone)]
-pub struct BrokerHealth(Arc<AtomicBool>);
+pub struct BrokerHealth {
+    available: Arc<AtomicBool>,
+    view: Arc<Mutex<ClusterView>>,
+}
 
 impl Default for BrokerHealth {
     fn default() -> Self {
-        BrokerHealth(Arc::new(AtomicBool::new(true)))
+        BrokerHealth { available: Arc::new(AtomicBool::new(true)), view: Arc::default() }
     }
 }
 
 impl BrokerHealth {
     pub fn available(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.available.load(Ordering::Relaxed)
     }
     pub fn set(&self, available: bool) {
-        if self.0.swap(available, Ordering::Relaxed) != available {
+        if self.available.swap(available, Ordering::Relaxed) != available {
             if available {
                 tracing::info!("the broker is reachable again");
             } else {
@@ -161,12 +211,40 @@ impl BrokerHealth {
             }
         }
     }
+    /// The cluster as the watcher last saw it while it answered.
+    pub fn view(&self) -> ClusterView {
+        *self.view.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+    /// Records what the cluster's metadata showed.
+    pub fn record(&self, seen: ClusterView) {
+        let before = std::mem::replace(&mut *self.view.lock().unwrap_or_else(|p| p.into_inner()), seen);
+        if before != seen && (before.brokers != seen.brokers || (before.under_replicated == 0) != (seen.under_replicated == 0)) {
+            tracing::info!(
+                brokers = seen.brokers,
+                under_replicated_partitions = seen.under_replicated,
+                partitions_without_leader = seen.without_leader,
+                "the Kafka cluster changed"
+            );
+        }
+    }
 }
 
-/// Asks the broker for metadata every second until shutdown, and records the answer.
-pub async fn watch_broker(producer: FutureProducer, health: BrokerHealth, mut shutdown: watch::Receiver<bool>) {
+/// Asks the broker for metadata every second until shutdown, and records the answer and what
+/// it says of the gateway's own `topics`.
+pub async fn watch_broker(
+    producer: FutureProducer,
+    health: BrokerHealth,
+    topics: Arc<HashSet<String>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
-        health.set(broker_answers(&producer, Duration::from_secs(1)).await);
+        match cluster_view(&producer, topics.clone(), Duration::from_secs(1)).await {
+            Some(view) => {
+                health.set(true);
+                health.record(view);
+            }
+            None => health.set(false),
+        }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = shutdown.changed() => break,

@@ -1,21 +1,26 @@
 //! The agency's side done with `kcat`, as an agency's IT team would: read the agency topic,
 //! answer on the ack topic.
-//!
-//! This test runs the gateway on its embedded broker (librdkafka's mock cluster), not on Tansu:
-//! Debian's kcat is built on librdkafka 2.0.2, whose ApiVersions request Tansu 0.6 does not
-//! answer ("ApiVersionRequest failed: Read underflow"). The gateway's own Kafka path against
-//! Tansu is covered by `end_to_end`.
+//! Against the test command's Apache Kafka broker, and against the embedded default (librdkafka's
+//! mock cluster) whose address `serve` prints for agencies to try.
 
 use std::process::{Command, Stdio};
 use std::io::Write;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{example, spawn_app_with};
+use crate::helpers::{example, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn an_agency_reads_its_topic_and_answers_with_kcat() {
-    let app = spawn_app_with(None).await;
+    agency_reads_and_answers_with_kcat(spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn an_agency_reads_the_embedded_broker_with_kcat() {
+    agency_reads_and_answers_with_kcat(spawn_app_with(None).await).await;
+}
+
+async fn agency_reads_and_answers_with_kcat(app: crate::helpers::TestApp) {
     let body = example("spsCertificate/valid/phyto-pears-road-AR-BR.json");
     let receipt: Value = app.submit(&body).await.json().await.unwrap();
     let doc = receipt["documentId"].as_str().unwrap().to_owned();

@@ -159,6 +159,11 @@ async fn health_and_readiness_answer() {
     let r = app.get("/readyz", None).await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body, json!({"status": "ready", "store": "ok", "broker": "ok", "outboxBacklog": 0}));
+    assert_eq!(
+        body,
+        json!({"status": "ready", "store": "ok", "broker": "ok",
+               "kafka": {"brokers": 1, "underReplicatedPartitions": 0, "partitionsWithoutLeader": 0},
+               "outboxBacklog": 0})
+    );
     assert_problem(app.get("/v1/nothing-here", None).await, 404, "not-found").await;
 }

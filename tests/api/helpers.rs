@@ -28,7 +28,7 @@ pub fn repo() -> PathBuf {
 /// The broker the test command started. Without it the suite cannot test what it claims to.
 pub fn test_brokers() -> String {
     std::env::var("VENTANILLA_TEST_BROKERS").unwrap_or_else(|_| {
-        panic!("VENTANILLA_TEST_BROKERS is not set: run the suite with scripts/test.sh, which starts a Tansu broker")
+        panic!("VENTANILLA_TEST_BROKERS is not set: run the suite with scripts/test.sh, which starts an Apache Kafka broker")
     })
 }
 
@@ -49,6 +49,23 @@ pub async fn spawn_app_configured(brokers: Option<String>, adjust: impl FnOnce(&
     spawn_app_on(data, prefix, brokers, adjust).await
 }
 
+/// The repository's settings for a gateway on a free port, over the store in `data` and the
+/// topics of `prefix`, with a consumer group of that prefix.
+pub fn settings_for(data: &tempfile::TempDir, prefix: &str, brokers: Option<String>) -> Settings {
+    ventanilla::telemetry::init();
+    let mut settings = Settings::load(
+        repo().join("config"),
+        "127.0.0.1:0".parse().unwrap(),
+        data.path().to_owned(),
+        brokers,
+        Some(prefix.to_owned()),
+        None,
+    )
+    .expect("the repository's configuration loads");
+    settings.region.kafka.consumer_group = format!("{prefix}gateway");
+    settings
+}
+
 /// A gateway on a free port over the store in `data` and the topics of `prefix` (those of a
 /// gateway stopped before: a restart).
 pub async fn spawn_app_on(
@@ -57,17 +74,7 @@ pub async fn spawn_app_on(
     brokers: Option<String>,
     adjust: impl FnOnce(&mut Settings),
 ) -> TestApp {
-    ventanilla::telemetry::init();
-    let mut settings = Settings::load(
-        repo().join("config"),
-        "127.0.0.1:0".parse().unwrap(),
-        data.path().to_owned(),
-        brokers,
-        Some(prefix.clone()),
-        None,
-    )
-    .expect("the repository's configuration loads");
-    settings.region.kafka.consumer_group = format!("{prefix}gateway");
+    let mut settings = settings_for(&data, &prefix, brokers);
     adjust(&mut settings);
     let app = Application::build(settings).await.expect("the gateway starts");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -182,57 +189,85 @@ pub async fn assert_problem(r: reqwest::Response, status: u16, code: &str) -> Va
     body
 }
 
-/// A Tansu broker of a test's own, to stop and start at will (outage tests). Its SQLite
-/// storage survives a restart, like a real broker's log.
-pub struct OwnBroker {
+/// An Apache Kafka cluster of a test's own (`scripts/kafka.sh`), to kill and resume nodes at
+/// will: outage, failover and security tests. Its storage survives a kill, like a real broker's.
+/// Its directory goes under `VENTANILLA_TEST_KAFKA_DIR`, so the test command can stop whatever a
+/// failed test left running.
+pub struct OwnCluster {
     pub address: String,
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<std::process::Child>,
+    pub dir: tempfile::TempDir,
+    nodes: usize,
 }
 
-impl OwnBroker {
-    pub async fn start() -> OwnBroker {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut b = OwnBroker { address: format!("127.0.0.1:{port}"), port, dir: tempfile::tempdir().unwrap(), child: None };
-        b.resume().await;
-        b
+/// Runs `scripts/kafka.sh ARGS` and returns its standard output; panics with its errors.
+pub async fn kafka_script(args: Vec<String>) -> String {
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(repo().join("scripts/kafka.sh"))
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("scripts/kafka.sh runs");
+        assert!(out.status.success(), "scripts/kafka.sh {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("UTF-8")
+    })
+    .await
+    .expect("the script's thread")
+}
+
+impl OwnCluster {
+    /// One broker, plaintext.
+    pub async fn start() -> OwnCluster {
+        OwnCluster::start_with(1, &[]).await
     }
 
-    /// Starts the broker process (again) on the same port and storage, and waits for it.
-    pub async fn resume(&mut self) {
-        let tansu = std::env::var("VENTANILLA_TEST_TANSU")
-            .unwrap_or_else(|_| panic!("VENTANILLA_TEST_TANSU is not set: run the suite with scripts/test.sh"));
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let child = std::process::Command::new(tansu)
-            .current_dir(self.dir.path())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "sqlite://tansu.db"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("tansu starts");
-        self.child = Some(child);
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(&self.address).await.is_ok() {
-                return;
+    /// `nodes` combined broker and controller nodes (1 or 3), with `scripts/kafka.sh start`'s
+    /// further `options` (`--sasl`, `--user NAME=PASSWORD`).
+    pub async fn start_with(nodes: usize, options: &[&str]) -> OwnCluster {
+        let dir = match std::env::var_os("VENTANILLA_TEST_KAFKA_DIR") {
+            Some(parent) => {
+                std::fs::create_dir_all(&parent).expect("the clusters' folder");
+                tempfile::tempdir_in(parent)
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            None => tempfile::tempdir(),
         }
-        panic!("tansu did not listen on {}", self.address);
+        .expect("a cluster directory");
+        let mut args = vec!["start".to_owned(), dir.path().display().to_string(), "--nodes".into(), nodes.to_string()];
+        args.extend(options.iter().map(|o| o.to_string()));
+        let address = kafka_script(args).await.trim().to_owned();
+        OwnCluster { address, dir, nodes }
     }
 
-    /// Kills the broker process (SIGKILL): an outage, not a shutdown.
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+    /// SIGKILLs node `node` (1-based): an outage, not a shutdown.
+    pub async fn kill(&self, node: usize) {
+        kafka_script(vec!["kill".into(), self.dir.path().display().to_string(), node.to_string()]).await;
+    }
+
+    /// Starts nodes again on their storage and ports, and waits until each serves.
+    pub async fn resume(&self, nodes: &[usize]) {
+        let mut args = vec!["resume".to_owned(), self.dir.path().display().to_string()];
+        args.extend(nodes.iter().map(|n| n.to_string()));
+        kafka_script(args).await;
+    }
+
+    /// Every node SIGKILLed.
+    pub async fn kill_all(&self) {
+        for n in 1..=self.nodes {
+            self.kill(n).await;
         }
+    }
+
+    /// Every node started again.
+    pub async fn resume_all(&self) {
+        self.resume(&(1..=self.nodes).collect::<Vec<_>>()).await;
     }
 }
 
-impl Drop for OwnBroker {
+impl Drop for OwnCluster {
     fn drop(&mut self) {
-        self.kill();
+        let _ = std::process::Command::new(repo().join("scripts/kafka.sh"))
+            .args(["stop", &self.dir.path().display().to_string()])
+            .stdin(std::process::Stdio::null())
+            .output();
     }
 }
 

@@ -1,6 +1,7 @@
 //! The integration suite, in one binary: every test spawns a real gateway on port 0 with its own
 //! SQLite file and topic prefix, against the real broker process that `scripts/test.sh` starts
-//! (Tansu, `VENTANILLA_TEST_BROKERS`).
+//! (Apache Kafka, `VENTANILLA_TEST_BROKERS`); outage, failover and security tests start clusters of
+//! their own with the same script (`scripts/kafka.sh`).
 
 mod agency_kcat;
 mod agency_stream;
@@ -15,6 +16,8 @@ mod examples;
 mod fuzz;
 mod helpers;
 mod hostile;
+mod kafka_cluster;
+mod kafka_security;
 mod limits;
 mod metrics;
 mod openapi;

@@ -25,14 +25,18 @@ async fn metrics_count_what_happened() {
     assert_eq!(app.post_json("/v1/acknowledgments", Some("demo-br-customs"), &ack.to_string()).await.status(), 200);
     let deliveries = receipt["deliveries"].as_array().unwrap().len() as f64;
 
-    // Publications are counted once the broker confirms them.
+    // Publications are counted once the broker confirms them; the store records the
+    // confirmation just after, and the relay counts the backlog again on its next round.
     let mut text = String::new();
     for _ in 0..100 {
         let r = app.get("/metrics", Some("demo-operator")).await;
         assert_eq!(r.status(), 200);
         assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
         text = r.text().await.unwrap();
-        if sample(&text, "ventanilla_publish_latency_seconds_count") == Some(deliveries) {
+        if sample(&text, "ventanilla_publish_latency_seconds_count") == Some(deliveries)
+            && sample(&text, "ventanilla_deliveries{agency=\"ar-customs\",status=\"dispatched\"}") == Some(1.0)
+            && sample(&text, "ventanilla_outbox_backlog") == Some(0.0)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_problem, await_deliveries, consumer, example, spawn_app_configured, spawn_app_with, submission_stream, OwnBroker,
+    assert_problem, await_deliveries, consumer, example, spawn_app_configured, spawn_app_with, submission_stream, OwnCluster,
 };
 
 /// Polls `/readyz` until it answers `status`; returns its body.
@@ -26,11 +26,11 @@ async fn wait_ready(app: &crate::helpers::TestApp, status: u16) -> Value {
 
 #[tokio::test]
 async fn readiness_follows_the_broker_and_accepted_documents_wait_for_it() {
-    let mut broker = OwnBroker::start().await;
+    let broker = OwnCluster::start().await;
     let app = spawn_app_with(Some(broker.address.clone())).await;
     assert_eq!(app.get("/readyz", None).await.status(), 200);
 
-    broker.kill();
+    broker.kill_all().await;
     let mut body = Value::Null;
     for _ in 0..50 {
         let r = app.get("/readyz", None).await;
@@ -56,7 +56,7 @@ async fn readiness_follows_the_broker_and_accepted_documents_wait_for_it() {
     let doc = receipt["documentId"].as_str().unwrap().to_owned();
     let topic = receipt["deliveries"][0]["topic"].as_str().unwrap().to_owned();
 
-    broker.resume().await;
+    broker.resume_all().await;
     let c = consumer(&broker.address, &[&topic]);
     let m = tokio::time::timeout(Duration::from_secs(60), c.recv())
         .await
@@ -78,17 +78,17 @@ async fn readiness_follows_the_broker_and_accepted_documents_wait_for_it() {
 
 #[tokio::test]
 async fn a_broker_outage_during_a_stream_of_submissions_loses_nothing() {
-    let mut broker = OwnBroker::start().await;
+    let broker = OwnCluster::start().await;
     let app = spawn_app_with(Some(broker.address.clone())).await;
     let stop = Arc::new(AtomicBool::new(false));
     let (log, senders) = submission_stream(&app.address, "OUTAGE", 2, false, stop.clone());
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let before = log.lock().unwrap().accepted.len();
-    broker.kill();
+    broker.kill_all().await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let during = log.lock().unwrap().accepted.len() - before;
-    broker.resume().await;
+    broker.resume_all().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stop.store(true, Ordering::Relaxed);
     for s in senders {
@@ -109,9 +109,9 @@ async fn a_broker_outage_during_a_stream_of_submissions_loses_nothing() {
 
 #[tokio::test]
 async fn a_full_backlog_refuses_submissions_with_retry_after_until_the_broker_drains_it() {
-    let mut broker = OwnBroker::start().await;
+    let broker = OwnCluster::start().await;
     let app = spawn_app_configured(Some(broker.address.clone()), |s| s.region.gateway.max_outbox_backlog = 4).await;
-    broker.kill();
+    broker.kill_all().await;
     wait_ready(&app, 503).await;
 
     let template = example("packingList/valid/beef-road-AR-BR.json");
@@ -152,7 +152,7 @@ async fn a_full_backlog_refuses_submissions_with_retry_after_until_the_broker_dr
     assert_eq!(again.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap().to_owned()).as_deref(), Some("true"));
 
     // The broker is back: the backlog drains and submissions are accepted again.
-    broker.resume().await;
+    broker.resume_all().await;
     let mut body = template.clone();
     body["ucr"] = json!("BACKLOG-AFTER");
     let mut status = 0;
