@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -317,6 +317,12 @@ struct Kafka {
 }
 
 impl Kafka {
+    fn pid(&self) -> Option<String> {
+        std::fs::read_to_string(self.dir.path().join("node-1/pid")).ok().map(|p| p.trim().to_owned())
+    }
+}
+
+impl Kafka {
     /// Fetches the jars once (cached), formats a fresh broker and starts it; `None`, saying why,
     /// where Java or Maven is missing.
     fn start() -> Option<Kafka> {
@@ -355,6 +361,15 @@ struct Outcome {
     latencies: Vec<Duration>,
     gateway_cpu: f64,
     bench_cpu: f64,
+    /// CPU of the broker process (Apache Kafka), when it runs apart from the gateway.
+    broker_cpu: f64,
+}
+
+/// The Apache Kafka broker's process id while a phase runs against it, for its CPU share.
+static BROKER_PID: Mutex<Option<String>> = Mutex::new(None);
+
+fn broker_pid() -> Option<String> {
+    BROKER_PID.lock().unwrap().clone()
 }
 
 impl Outcome {
@@ -486,10 +501,13 @@ fn end_profile(p: Option<Child>) {
 
 /// Measures `phase` with both processes' CPU time.
 async fn measured<F: std::future::Future<Output = Outcome>>(gateway_pid: &str, phase: F) -> Outcome {
-    let (g0, b0) = (cpu_seconds(gateway_pid), cpu_seconds("self"));
+    let broker = broker_pid();
+    let broker_cpu = || broker.as_deref().map_or(0.0, cpu_seconds);
+    let (g0, b0, k0) = (cpu_seconds(gateway_pid), cpu_seconds("self"), broker_cpu());
     let mut o = phase.await;
     o.gateway_cpu = cpu_seconds(gateway_pid) - g0;
     o.bench_cpu = cpu_seconds("self") - b0;
+    o.broker_cpu = broker_cpu() - k0;
     o
 }
 
@@ -673,8 +691,9 @@ fn others(o: &Outcome) -> String {
 
 fn share(o: &Outcome) -> String {
     let wall = o.elapsed.as_secs_f64();
+    let broker = if o.broker_cpu > 0.0 { format!(", broker {:.2} cores", o.broker_cpu / wall) } else { String::new() };
     format!(
-        "gateway {:.2} cores, load generator {:.2} cores ({:.0}% of what the two used)",
+        "gateway {:.2} cores, load generator {:.2} cores ({:.0}% of what the two used){broker}",
         o.gateway_cpu / wall,
         o.bench_cpu / wall,
         100.0 * o.bench_cpu / (o.bench_cpu + o.gateway_cpu).max(1e-9)
@@ -692,6 +711,7 @@ async fn run_broker(kind: &str, o: &Options, docs: Arc<Vec<Doc>>, (parse_ceiling
     };
     let run = uuid::Uuid::now_v7().simple().to_string();
     let prefix = format!("bench{}.", &run[20..]);
+    *BROKER_PID.lock().unwrap() = kafka.as_ref().and_then(Kafka::pid);
     let gateway = Gateway::start(kafka.as_ref().map(|k| k.address.as_str()), &prefix).await;
     let pid = gateway.pid();
     println!("gateway {} (pid {pid}), broker {}", gateway.address, gateway.brokers);
@@ -772,6 +792,7 @@ async fn run_broker(kind: &str, o: &Options, docs: Arc<Vec<Doc>>, (parse_ceiling
     } else {
         gateway.stop();
         // A fresh broker, not the one the gateway has just filled.
+        *BROKER_PID.lock().unwrap() = None;
         drop(kafka.take());
         let fresh = Kafka::start().expect("Apache Kafka started above");
         producer_ceiling(&fresh.address, &format!("c{prefix}"), &docs, o.seconds, true).await

@@ -83,6 +83,8 @@ pub struct Gateway {
     pub max_backlog: u64,
     /// Counters for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The background tasks' failures; readiness reports them.
+    pub tasks: crate::supervision::TaskHealth,
 }
 
 impl Gateway {

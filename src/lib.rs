@@ -20,6 +20,7 @@ pub mod schema_diff;
 pub mod simulator;
 pub mod startup;
 pub mod store;
+pub mod supervision;
 pub mod telemetry;
 pub mod tls;
 pub mod tracking;

@@ -63,6 +63,8 @@ pub struct Metrics {
     ack_latency: Mutex<BTreeMap<String, Histogram>>,
     /// Webhook POSTs answered 2xx, and not.
     webhooks: Mutex<(u64, u64)>,
+    /// Background tasks that panicked or ended unasked, by task (`crate::supervision`).
+    task_failures: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Default for Metrics {
@@ -73,6 +75,7 @@ impl Default for Metrics {
             publish_latency: Mutex::new(Histogram::new(PUBLISH_BUCKETS)),
             ack_latency: Mutex::default(),
             webhooks: Mutex::default(),
+            task_failures: Mutex::default(),
         }
     }
 }
@@ -114,6 +117,13 @@ impl Metrics {
             } else {
                 m.1 += 1;
             }
+        }
+    }
+
+    /// A background task failed (see `crate::supervision`).
+    pub fn task_failed(&self, task: &'static str) {
+        if let Ok(mut m) = self.task_failures.lock() {
+            *m.entry(task).or_default() += 1;
         }
     }
 
@@ -159,6 +169,13 @@ impl Metrics {
         if let Ok(m) = self.webhooks.lock() {
             let _ = writeln!(out, "ventanilla_webhook_posts_total{{outcome=\"delivered\"}} {}", m.0);
             let _ = writeln!(out, "ventanilla_webhook_posts_total{{outcome=\"failed\"}} {}", m.1);
+        }
+        out.push_str("# HELP ventanilla_background_task_failures_total Background tasks that panicked or ended unasked (the gateway then stops).\n");
+        out.push_str("# TYPE ventanilla_background_task_failures_total counter\n");
+        if let Ok(m) = self.task_failures.lock() {
+            for (task, n) in m.iter() {
+                let _ = writeln!(out, "ventanilla_background_task_failures_total{{task=\"{}\"}} {n}", label(task));
+            }
         }
         out
     }

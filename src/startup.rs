@@ -24,7 +24,11 @@ use crate::routing::Router;
 use crate::schema::SchemaRegistry;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
+use crate::supervision::{supervise, TaskHealth};
 use crate::webhooks::WebhookDispatcher;
+
+/// A background task's work, boxed so the tasks can be supervised alike.
+type BackgroundTask = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// Why the gateway cannot start; each message says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +66,8 @@ pub struct Application {
     /// finish, which a stream never would).
     closing: Arc<watch::Sender<bool>>,
     tasks: Vec<JoinHandle<()>>,
+    /// Raised when a background task fails: the gateway then stops (`crate::supervision`).
+    task_health: TaskHealth,
     /// Kept alive while the gateway runs; `None` with a real cluster.
     _embedded: Option<EmbeddedCluster>,
     /// The bootstrap servers in use (the embedded cluster's address when embedded).
@@ -123,6 +129,7 @@ impl Application {
             backlog: Arc::new(AtomicU64::new(0)),
             max_backlog: settings.region.gateway.max_outbox_backlog,
             metrics: Arc::default(),
+            tasks: TaskHealth::default(),
         });
         // Readiness shows the cluster from the first request on, not from the watcher's first round.
         let own_topics: Arc<std::collections::HashSet<String>> = Arc::new(topic_names.iter().cloned().collect());
@@ -160,19 +167,29 @@ impl Application {
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (closing, closing_rx) = watch::channel(false);
+        let supervised = |task: &'static str, work| {
+            supervise(task, work, shutdown_rx.clone(), gateway.tasks.clone(), gateway.metrics.clone())
+        };
         let tasks = vec![
-            tokio::spawn(delivery_relay.run(shutdown_rx.clone())),
-            tokio::spawn(broker::watch_broker(producer.clone(), gateway.broker.clone(), own_topics, shutdown_rx.clone())),
-            tokio::spawn(relay::run_status_relay(
-                store.clone(),
-                producer.clone(),
-                topics.status(),
-                gateway.status_wakeup.clone(),
-                shutdown_rx.clone(),
-            )),
-            tokio::spawn(broker::acks::run(gateway.clone(), ack_consumer, shutdown_rx.clone())),
-            tokio::spawn(webhook_dispatcher.run(shutdown_rx)),
+            supervised("relay", Box::pin(delivery_relay.run(shutdown_rx.clone())) as BackgroundTask),
+            supervised(
+                "broker-watcher",
+                Box::pin(broker::watch_broker(producer.clone(), gateway.broker.clone(), own_topics, shutdown_rx.clone())),
+            ),
+            supervised(
+                "status-relay",
+                Box::pin(relay::run_status_relay(
+                    store.clone(),
+                    producer.clone(),
+                    topics.status(),
+                    gateway.status_wakeup.clone(),
+                    shutdown_rx.clone(),
+                )),
+            ),
+            supervised("ack-consumer", Box::pin(broker::acks::run(gateway.clone(), ack_consumer, shutdown_rx.clone()))),
+            supervised("webhooks", Box::pin(webhook_dispatcher.run(shutdown_rx.clone()))),
         ];
+        let task_health = gateway.tasks.clone();
 
         let listener = TcpListener::bind(settings.bind)
             .map_err(|source| StartupError::Bind { addr: settings.bind, source })?;
@@ -232,7 +249,7 @@ impl Application {
         .map_err(|source| StartupError::Bind { addr: settings.bind, source })?
         .run();
         tracing::info!(address = %local, brokers = %brokers, "Ventanilla is listening on {scheme}://{local}");
-        Ok(Application { port: local.port(), server, shutdown, closing: Arc::new(closing), tasks, _embedded: embedded, brokers })
+        Ok(Application { port: local.port(), server, shutdown, closing: Arc::new(closing), tasks, task_health, _embedded: embedded, brokers })
     }
 
     pub fn port(&self) -> u16 {
@@ -245,12 +262,17 @@ impl Application {
         StopHandle { server: self.server.handle(), closing: self.closing.clone() }
     }
 
-    /// Serves until SIGTERM or Ctrl-C (or a [`StopHandle`]), then shuts down gracefully.
+    /// Serves until SIGTERM or Ctrl-C (or a [`StopHandle`], or a background task's failure),
+    /// then shuts down gracefully. A failed background task makes the result an error, so the
+    /// process exits non-zero for its service manager to start it again.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let stop = self.stop_handle();
+        let task_health = self.task_health.clone();
         let signals = tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("stop signal received: finishing in-flight requests");
+            tokio::select! {
+                _ = wait_for_signal() => tracing::info!("stop signal received: finishing in-flight requests"),
+                _ = task_health.fault() => tracing::warn!("a background task failed: stopping, finishing in-flight requests"),
+            }
             stop.stop().await;
         });
         let result = self.server.await;
@@ -261,6 +283,11 @@ impl Application {
             let _ = tokio::time::timeout(Duration::from_secs(20), t).await;
         }
         drop(self._embedded);
+        let failed = self.task_health.failures();
+        if result.is_ok() && !failed.is_empty() {
+            let names: Vec<String> = failed.iter().map(|f| format!("{} ({})", f.task, f.cause)).collect();
+            return Err(std::io::Error::other(format!("stopped because background tasks failed: {}", names.join("; "))));
+        }
         result
     }
 }

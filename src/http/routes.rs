@@ -87,6 +87,9 @@ pub struct Readiness {
     kafka: KafkaReadiness,
     /// Deliveries waiting for the broker.
     outbox_backlog: u64,
+    /// Background tasks that failed (`relay`, `status-relay`, `ack-consumer`, `webhooks`,
+    /// `broker-watcher`): the gateway is then stopping, to be started again.
+    failed_tasks: Vec<&'static str>,
 }
 
 /// The Kafka cluster as the gateway last saw it.
@@ -105,15 +108,18 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
-/// Ready only when the store answers and the broker answered its last check (each second); a
-/// degraded cluster still takes records, so it leaves the gateway ready.
+/// Ready only when the store answers, the broker answered its last check (each second) and no
+/// background task has failed; a degraded cluster still takes records, so it leaves the
+/// gateway ready.
 pub async fn readyz(state: State) -> HttpResponse {
     let store = state.gateway.store.ping().await;
     let broker = state.gateway.broker.available();
     let backlog = state.gateway.backlog.load(std::sync::atomic::Ordering::Relaxed);
     let view = state.gateway.broker.view();
+    let failed_tasks: Vec<&'static str> = state.gateway.tasks.failures().iter().map(|f| f.task).collect();
+    let ready = store.is_ok() && broker && failed_tasks.is_empty();
     let body = Readiness {
-        status: if store.is_ok() && broker { "ready" } else { "not_ready" },
+        status: if ready { "ready" } else { "not_ready" },
         store: if store.is_ok() { "ok" } else { "unavailable" },
         broker: match broker {
             false => "unavailable",
@@ -126,8 +132,9 @@ pub async fn readyz(state: State) -> HttpResponse {
             partitions_without_leader: view.without_leader,
         },
         outbox_backlog: backlog,
+        failed_tasks,
     };
-    if store.is_ok() && broker {
+    if ready {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

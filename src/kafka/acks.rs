@@ -65,7 +65,7 @@ pub fn consumer(
 pub async fn run(gateway: Arc<Gateway>, consumer: AckConsumer, mut shutdown: watch::Receiver<bool>) {
     let mut guard = CloseOnlyWhenStopping { consumer: Some(consumer), stopping: false };
     let Some(consumer) = guard.consumer.as_ref() else { return };
-    loop {
+    'records: loop {
         let msg = tokio::select! {
             m = consumer.recv() => m,
             _ = shutdown.changed() => break,
@@ -91,39 +91,16 @@ pub async fn run(gateway: Arc<Gateway>, consumer: AckConsumer, mut shutdown: wat
             let _ = consumer.store_offset_from_message(&msg);
             continue;
         };
-        let retry = match body {
-            Some(Ok(body)) => match gateway.acknowledge(&writer, &body, "kafka").await {
-                Ok(applied) => {
-                    tracing::info!(document = %applied.document_id, agency = %applied.agency,
-                        outcome = applied.outcome.as_str(), "acknowledgment applied from the ack topic");
-                    false
-                }
-                Err(AckError::Store(e)) => {
-                    tracing::error!(error = %e, "ack consumer: the store refused; the answer will be read again");
-                    true
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, partition = msg.partition(), offset = msg.offset(),
-                        "ack consumer: acknowledgment refused and skipped");
-                    !audit_refusal(&gateway, &writer, &msg, e.to_string()).await
-                }
-            },
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, partition = msg.partition(), offset = msg.offset(),
-                    "ack consumer: a record that is not acceptable JSON was skipped");
-                !audit_refusal(&gateway, &writer, &msg, e.to_string()).await
+        // An answer the store could not take is applied again, in place, until it is or the
+        // gateway stops: the consumer never moves past it, so no later offset of its partition
+        // is stored over it (a seek back could fail, and the next record's offset would then be
+        // stored past an answer never applied). Stopping here stores nothing for it: the next
+        // start, or another instance of the group, reads it again.
+        while !take(&gateway, &writer, &msg, &body).await {
+            tokio::select! {
+                _ = tokio::time::sleep(STORE_RETRY_PAUSE) => {}
+                _ = shutdown.changed() => break 'records,
             }
-            None => {
-                tracing::warn!(partition = msg.partition(), offset = msg.offset(),
-                    "ack consumer: a record without a value was skipped");
-                !audit_refusal(&gateway, &writer, &msg, "a record without a value".into()).await
-            }
-        };
-        if retry {
-            // Do not move past an answer the store could not take: re-read it after a pause.
-            let _ = consumer.seek(msg.topic(), msg.partition(), rdkafka::Offset::Offset(msg.offset()), std::time::Duration::from_secs(1));
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            continue;
         }
         if let Err(e) = consumer.store_offset_from_message(&msg) {
             tracing::warn!(error = %e, "ack consumer: cannot store the offset");
@@ -135,6 +112,47 @@ pub async fn run(gateway: Arc<Gateway>, consumer: AckConsumer, mut shutdown: wat
     guard.stopping = true;
     drop(guard); // leaves the group while the broker is still there
     tracing::info!("ack consumer: stopped");
+}
+
+/// Wait before an answer the store could not take is tried again.
+const STORE_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Applies one record's answer (or records its refusal in the audit log); `false` when the store
+/// could not take either, so the record must be tried again before the consumer moves on.
+async fn take(
+    gateway: &Gateway,
+    writer: &Participant,
+    msg: &rdkafka::message::BorrowedMessage<'_>,
+    body: &Option<Result<serde_json::Value, crate::json::JsonError>>,
+) -> bool {
+    match body {
+        Some(Ok(body)) => match gateway.acknowledge(writer, body, "kafka").await {
+            Ok(applied) => {
+                tracing::info!(document = %applied.document_id, agency = %applied.agency,
+                    outcome = applied.outcome.as_str(), "acknowledgment applied from the ack topic");
+                true
+            }
+            Err(AckError::Store(e)) => {
+                tracing::error!(error = %e, "ack consumer: the store refused; the answer will be tried again");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, partition = msg.partition(), offset = msg.offset(),
+                    "ack consumer: acknowledgment refused and skipped");
+                audit_refusal(gateway, writer, msg, e.to_string()).await
+            }
+        },
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, partition = msg.partition(), offset = msg.offset(),
+                "ack consumer: a record that is not acceptable JSON was skipped");
+            audit_refusal(gateway, writer, msg, e.to_string()).await
+        }
+        None => {
+            tracing::warn!(partition = msg.partition(), offset = msg.offset(),
+                "ack consumer: a record without a value was skipped");
+            audit_refusal(gateway, writer, msg, "a record without a value".into()).await
+        }
+    }
 }
 
 /// Closes the consumer only on the orderly way out. rust-rdkafka closes a consumer on drop and

@@ -163,7 +163,7 @@ async fn health_and_readiness_answer() {
         body,
         json!({"status": "ready", "store": "ok", "broker": "ok",
                "kafka": {"brokers": 1, "underReplicatedPartitions": 0, "partitionsWithoutLeader": 0},
-               "outboxBacklog": 0})
+               "outboxBacklog": 0, "failedTasks": []})
     );
     assert_problem(app.get("/v1/nothing-here", None).await, 404, "not-found").await;
 }
