@@ -3,13 +3,14 @@
 //! position and the previous record's hash. Changing, removing or reordering any record breaks
 //! the chain from that record on, and [`verify`] names the first one.
 //!
-//! Storage is the store's business (the records are appended in the same transaction as what
-//! they describe); this module only defines the records, their hashes and the walk.
+//! Records are appended in the same transaction as what they describe ([`append`], through the
+//! store's [`Ledger`]); this module defines the records, their hashes, the append and the walk.
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::clock::Millis;
+use crate::store::{Ledger, Store, StoreError, WriteMode};
 
 /// The hash the first record points back to.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -28,25 +29,55 @@ pub struct AuditEntry {
     pub detail: Value,
 }
 
-/// A record as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AuditRecord {
-    pub seq: i64,
-    pub at: Millis,
-    pub participant: String,
-    pub action: String,
-    pub subject: String,
-    /// `detail` as JSON text, exactly as hashed.
-    pub detail: String,
-    pub prev_hash: String,
-    pub hash: String,
-}
+pub use crate::store::AuditRecord;
 
 /// The hash of a record at position `seq` after `prev_hash`: SHA-256 over an unambiguous JSON
 /// array of every field, in lower-case hex.
 pub fn record_hash(prev_hash: &str, seq: i64, at: Millis, participant: &str, action: &str, subject: &str, detail: &str) -> String {
     let canonical = serde_json::json!([prev_hash, seq, at, participant, action, subject, detail]).to_string();
     crate::gateway::sha256_hex(canonical.as_bytes())
+}
+
+/// Appends `entry` to the chain, in the transaction of `ledger`; returns its hash.
+pub fn append(ledger: &mut dyn Ledger, entry: &AuditEntry) -> Result<String, StoreError> {
+    let (last_seq, prev_hash) = ledger.audit_head()?.unwrap_or((0, GENESIS.to_owned()));
+    let seq = last_seq + 1;
+    let detail = entry.detail.to_string();
+    let hash = record_hash(&prev_hash, seq, entry.at, &entry.participant, entry.action, &entry.subject, &detail);
+    ledger.insert_audit_record(&AuditRecord {
+        seq,
+        at: entry.at,
+        participant: entry.participant.clone(),
+        action: entry.action.to_owned(),
+        subject: entry.subject.clone(),
+        detail,
+        prev_hash,
+        hash: hash.clone(),
+    })?;
+    Ok(hash)
+}
+
+/// Appends a record on its own (for refusals; everything else is audited in the same
+/// transaction as the change it records). Returns its hash.
+pub async fn record(store: &dyn Store, entry: AuditEntry) -> Result<String, StoreError> {
+    store.write_with(WriteMode::Undoable, move |l| append(l, &entry)).await
+}
+
+/// Appends several records in one commit.
+pub async fn record_all(store: &dyn Store, entries: Vec<AuditEntry>) -> Result<(), StoreError> {
+    store
+        .write_with(WriteMode::Undoable, move |l| {
+            for e in &entries {
+                append(l, e)?;
+            }
+            Ok(())
+        })
+        .await
+}
+
+/// An entry of `participant` about `subject`.
+pub fn entry(at: Millis, participant: &str, action: &'static str, subject: String, detail: Value) -> AuditEntry {
+    AuditEntry { at, participant: participant.to_owned(), action, subject, detail }
 }
 
 /// Where the chain first breaks.

@@ -374,6 +374,35 @@ pub enum Role {
     Operator,
 }
 
+/// What an acknowledgment did to its delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AckOutcome {
+    /// The delivery took the new status.
+    Applied,
+    /// The delivery already had this status: nothing changed.
+    Duplicate,
+    /// The delivery already had a final answer: nothing changed.
+    Late,
+    /// The answer is older news than the delivery's current one: nothing changed.
+    Stale,
+}
+
+impl AckOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AckOutcome::Applied => "applied",
+            AckOutcome::Duplicate => "duplicate",
+            AckOutcome::Late => "late",
+            AckOutcome::Stale => "stale",
+        }
+    }
+
+    pub fn changed(self) -> bool {
+        self == AckOutcome::Applied
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -99,7 +99,7 @@ impl Gateway {
     ) -> Result<Acceptance, SubmitError> {
         let backlog = self.backlog_now();
         let doc = self.prepare(by, body, idempotency_key, backlog)?;
-        let acceptance = self.store.accept_document(doc).await.map_err(|e| self.store_refusal(e, backlog))?;
+        let acceptance = crate::submission::accept(&*self.store, doc).await.map_err(|e| self.store_refusal(e, backlog))?;
         self.accepted([&acceptance]);
         Ok(acceptance)
     }
@@ -123,7 +123,7 @@ impl Gateway {
         if docs.is_empty() {
             return results.into_iter().flatten().collect();
         }
-        let stored = match self.store.accept_documents(docs).await {
+        let stored = match crate::submission::accept_all(&*self.store, docs).await {
             Ok(stored) => stored,
             // The whole job failed (nothing of it was committed): every document gets that error.
             Err(e) => {
@@ -241,7 +241,7 @@ impl Gateway {
             source,
             at: now_millis(),
         };
-        let applied = self.store.apply_acknowledgment(record).await.map_err(|e| match e {
+        let applied = crate::acknowledgment::apply(&*self.store, record).await.map_err(|e| match e {
             StoreError::UnknownDocument(d) => AckError::UnknownDocument(d),
             StoreError::NotRouted { document, agency } => AckError::NotRouted { document, agency },
             other => AckError::Store(other),
@@ -258,7 +258,7 @@ impl Gateway {
     /// The consignment as `by` may see it (`access::visible_consignment`); anything else is
     /// reported as not found, so existence does not leak.
     pub async fn consignment(&self, by: &Participant, ucr: Ucr) -> Result<Option<ConsignmentView>, StoreError> {
-        Ok(self.store.consignment(ucr).await?.and_then(|view| visible_consignment(by, view)))
+        Ok(self.store.read_with(move |l| crate::tracking::consignment_view(l, &ucr)).await?.and_then(|view| visible_consignment(by, view)))
     }
 }
 
@@ -351,17 +351,14 @@ impl Gateway {
     /// Failed deliveries, for an operator.
     pub async fn failed_deliveries(&self, by: &Participant, agency: Option<AgencyId>) -> Result<Vec<FailedDelivery>, OperatorError> {
         may_operate(by).map_err(OperatorError::Refused)?;
-        self.store.failed_deliveries(agency).await.map_err(OperatorError::Store)
+        self.store.read_with(move |l| l.failed_deliveries(agency.as_ref())).await.map_err(OperatorError::Store)
     }
 
     /// Sends failed deliveries again (operators only): back in the outbox with fresh attempts.
     pub async fn retry_deliveries(&self, by: &Participant, selection: RetrySelection) -> Result<RetryOutcome, OperatorError> {
         may_operate(by).map_err(OperatorError::Refused)?;
-        let outcome = self
-            .store
-            .retry_deliveries(selection, by.id.clone(), now_millis())
-            .await
-            .map_err(OperatorError::Store)?;
+        let outcome =
+            crate::outbox::retry(&*self.store, selection, by.id.clone(), now_millis()).await.map_err(OperatorError::Store)?;
         if !outcome.retried.is_empty() {
             tracing::info!(operator = %by.id, deliveries = ?outcome.retried, "failed deliveries sent again");
             self.backlog.fetch_add(outcome.retried.len() as u64, Ordering::Relaxed);

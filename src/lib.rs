@@ -5,6 +5,7 @@
 //! holds the operations both directions share, with no knowledge of HTTP, SQL or rdkafka.
 
 pub mod access;
+pub mod acknowledgment;
 pub mod audit;
 pub mod clock;
 pub mod config;
@@ -13,12 +14,14 @@ pub mod gateway;
 pub mod http;
 pub mod json;
 pub mod metrics;
+pub mod outbox;
 pub mod kafka;
 pub mod routing;
 pub mod schema;
 pub mod schema_diff;
 pub mod simulator;
 pub mod startup;
+pub mod submission;
 pub mod store;
 pub mod supervision;
 pub mod telemetry;

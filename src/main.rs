@@ -321,8 +321,9 @@ async fn deliveries(action: DeliveriesCommand) -> Result<(), Box<dyn std::error:
     let agency_of = |a: Option<String>| a.map(|a| AgencyId::parse(&a)).transpose();
     match action {
         DeliveriesCommand::Failed { data_dir, agency } => {
-            let store = SqliteStore::open_existing(&data_dir)?;
-            let failed = store.failed_deliveries(agency_of(agency)?).await?;
+            let store: &dyn Store = &SqliteStore::open_existing(&data_dir)?;
+            let agency = agency_of(agency)?;
+            let failed = store.read_with(move |l| l.failed_deliveries(agency.as_ref())).await?;
             if failed.is_empty() {
                 println!("no failed deliveries");
             }
@@ -340,13 +341,13 @@ async fn deliveries(action: DeliveriesCommand) -> Result<(), Box<dyn std::error:
             }
         }
         DeliveriesCommand::Retry { data_dir, all_failed, agency, operator, ids } => {
-            let store = SqliteStore::open_existing(&data_dir)?;
+            let store: &dyn Store = &SqliteStore::open_existing(&data_dir)?;
             let selection = if all_failed {
                 RetrySelection::AllFailed { agency: agency_of(agency)? }
             } else {
                 RetrySelection::Deliveries(ids)
             };
-            let out = store.retry_deliveries(selection, format!("{operator} (cli)"), now_millis()).await?;
+            let out = ventanilla::outbox::retry(store, selection, format!("{operator} (cli)"), now_millis()).await?;
             println!("sent again: {} {:?}", out.retried.len(), out.retried);
             if !out.not_failed.is_empty() || !out.unknown.is_empty() {
                 return Err(format!(

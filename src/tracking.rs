@@ -27,39 +27,15 @@
 //! 5. `in_review` if any agency has answered at all;
 //! 6. `submitted` otherwise (nothing answered yet, whether or not dispatched).
 
-use serde::Serialize;
+use serde_json::Value;
 
-use crate::clock::Millis;
-use crate::domain::{AckStatus, ConsignmentState, DeliveryStatus};
+use crate::clock::{rfc3339, Millis};
+use crate::domain::{AckStatus, AgencyId, ConsignmentState, DeliveryStatus, Ucr};
+use crate::store::{
+    AgencyTimes, ConsignmentView, DeliveryView, DocumentView, Ledger, StatusChange, StoreError, TimeRelease,
+};
 
-/// What an acknowledgment did to its delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AckOutcome {
-    /// The delivery took the new status.
-    Applied,
-    /// The delivery already had this status: nothing changed.
-    Duplicate,
-    /// The delivery already had a final answer: nothing changed.
-    Late,
-    /// The answer is older news than the delivery's current one: nothing changed.
-    Stale,
-}
-
-impl AckOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AckOutcome::Applied => "applied",
-            AckOutcome::Duplicate => "duplicate",
-            AckOutcome::Late => "late",
-            AckOutcome::Stale => "stale",
-        }
-    }
-
-    pub fn changed(self) -> bool {
-        self == AckOutcome::Applied
-    }
-}
+pub use crate::domain::AckOutcome;
 
 /// Applies an agency's answer to a delivery in `current` state.
 pub fn apply_ack(current: DeliveryStatus, ack: AckStatus) -> AckOutcome {
@@ -110,6 +86,110 @@ pub fn consignment_state<I: IntoIterator<Item = DeliveryStatus>>(deliveries: I) 
 /// Milliseconds from `from` to `to`, when both happened.
 pub fn elapsed(from: Millis, to: Option<Millis>) -> Option<i64> {
     to.map(|t| (t - from).max(0))
+}
+
+/// Queues the status event of a consignment's change to `state`.
+fn queue_change(
+    l: &mut dyn Ledger,
+    ucr: &Ucr,
+    state: ConsignmentState,
+    previous_state: Option<ConsignmentState>,
+    at: Millis,
+    cause: Value,
+) -> Result<(), StoreError> {
+    let body = StatusChange { ucr: ucr.clone(), state, previous_state, at: rfc3339(at), cause };
+    let body = serde_json::to_string(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    l.queue_status_event(ucr, &body, at)?;
+    Ok(())
+}
+
+/// Recomputes a consignment's state from its deliveries; on a change, records it and queues a
+/// status event. Returns the state.
+pub fn refresh_consignment(l: &mut dyn Ledger, ucr: &Ucr, at: Millis, cause: Value) -> Result<ConsignmentState, StoreError> {
+    let state = consignment_state(l.consignment_delivery_statuses(ucr)?);
+    let previous = l.consignment(ucr)?.map(|c| c.state);
+    if previous == Some(state) {
+        l.touch_consignment(ucr, at)?;
+    } else {
+        l.set_consignment_state(ucr, state, at)?;
+        queue_change(l, ucr, state, previous, at, cause)?;
+    }
+    Ok(state)
+}
+
+/// The first status event of a consignment just opened in `state`.
+pub fn announce_opening(l: &mut dyn Ledger, ucr: &Ucr, state: ConsignmentState, at: Millis, cause: Value) -> Result<(), StoreError> {
+    queue_change(l, ucr, state, None, at, cause)
+}
+
+/// Everything known about one consignment, with its time-release figures.
+pub fn consignment_view(l: &mut dyn Ledger, ucr: &Ucr) -> Result<Option<ConsignmentView>, StoreError> {
+    let Some(consignment) = l.consignment(ucr)? else { return Ok(None) };
+    let mut documents = Vec::new();
+    let mut senders: Vec<String> = Vec::new();
+    // agency -> (earliest routing time, earliest answer)
+    let mut times: Vec<(AgencyId, Millis, Option<Millis>)> = Vec::new();
+    for doc in l.documents_of(ucr)? {
+        let mut deliveries = Vec::new();
+        for d in l.deliveries_of(doc.id)? {
+            match times.iter_mut().find(|t| t.0 == d.agency) {
+                Some(t) => {
+                    t.1 = t.1.min(d.routed_at);
+                    t.2 = match (t.2, d.first_answer_at) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
+                None => times.push((d.agency.clone(), d.routed_at, d.first_answer_at)),
+            }
+            let history = l.history_of(d.id)?;
+            deliveries.push(DeliveryView {
+                delivery_id: d.id,
+                agency: d.agency,
+                topic: d.topic,
+                status: d.status,
+                attempts: d.attempts,
+                last_error: d.last_error,
+                dispatched_at: d.dispatched_at.map(rfc3339),
+                first_answer_at: d.first_answer_at.map(rfc3339),
+                history,
+            });
+        }
+        if !senders.contains(&doc.sender) {
+            senders.push(doc.sender.clone());
+        }
+        documents.push(DocumentView {
+            document_id: doc.id,
+            document_type: doc.document_type,
+            schema_version: doc.schema_version,
+            origin: doc.origin,
+            destination: doc.destination,
+            sender: doc.sender,
+            submitted_at: rfc3339(doc.submitted_at),
+            deliveries,
+        });
+    }
+    Ok(Some(ConsignmentView {
+        ucr: ucr.clone(),
+        state: consignment.state,
+        created_at: rfc3339(consignment.created_at),
+        updated_at: rfc3339(consignment.updated_at),
+        documents,
+        time_release: TimeRelease {
+            first_submitted_at: rfc3339(consignment.created_at),
+            released_at: consignment.released_at.map(rfc3339),
+            submission_to_release_ms: elapsed(consignment.created_at, consignment.released_at),
+            agencies: times
+                .into_iter()
+                .map(|(agency, from, answer)| AgencyTimes {
+                    agency,
+                    first_answer_at: answer.map(rfc3339),
+                    submission_to_first_answer_ms: elapsed(from, answer),
+                })
+                .collect(),
+        },
+        senders,
+    }))
 }
 
 #[cfg(test)]

@@ -26,9 +26,12 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::watch;
 
-use crate::clock::now_millis;
+use serde_json::json;
+
+use crate::audit;
+use crate::clock::{now_millis, rfc3339, Millis};
 use crate::kafka::relay::{jitter_seed, RetryPolicy};
-use crate::store::{Store, WebhookTarget};
+use crate::store::{Store, StoreError, Webhook, WebhookRecord, WebhookTarget, WriteMode};
 
 /// Events one webhook is sent per round; the rest wait for the next.
 const PAGE: usize = 20;
@@ -36,6 +39,70 @@ const PAGE: usize = 20;
 const POLL: Duration = Duration::from_millis(500);
 /// Webhooks served at once; the others wait for a turn.
 const CONCURRENCY: usize = 32;
+
+/// Registers a webhook for `participant`, unless it has `max` already (`None`); it is sent the
+/// status events committed from now on. Audited.
+pub async fn register(store: &dyn Store, participant: String, url: String, secret: String, max: usize, at: Millis)
+    -> Result<Option<Webhook>, StoreError> {
+    store
+        .write_with(WriteMode::Undoable, move |l| {
+            if l.count_webhooks(&participant)? >= max {
+                return Ok(None);
+            }
+            let id = uuid::Uuid::now_v7();
+            // From the events committed from now on.
+            let cursor = l.latest_status_event()?;
+            l.insert_webhook(id, &participant, &url, &secret, at, cursor)?;
+            // Without its query, which may carry the receiver's token.
+            let shown = url.split(['?', '#']).next().unwrap_or_default();
+            audit::append(l, &audit::entry(at, &participant, "webhook.registered", format!("webhook {id}"), json!({ "url": shown })))?;
+            Ok(Some(shown_webhook(WebhookRecord {
+                id,
+                url,
+                created_at: at,
+                cursor,
+                attempts: 0,
+                last_error: None,
+                next_attempt_at: 0,
+            })))
+        })
+        .await
+}
+
+/// `participant`'s webhooks, as shown to it.
+pub async fn list(store: &dyn Store, participant: String) -> Result<Vec<Webhook>, StoreError> {
+    store.read_with(move |l| Ok(l.webhooks_of(&participant)?.into_iter().map(shown_webhook).collect())).await
+}
+
+/// Removes one of `participant`'s webhooks; false when it has none with this id. Audited.
+pub async fn delete(store: &dyn Store, participant: String, id: uuid::Uuid, at: Millis) -> Result<bool, StoreError> {
+    store
+        .write_with(WriteMode::Undoable, move |l| {
+            let removed = l.delete_webhook(&participant, id)?;
+            if removed {
+                audit::append(l, &audit::entry(at, &participant, "webhook.deleted", format!("webhook {id}"), json!({})))?;
+            }
+            Ok(removed)
+        })
+        .await
+}
+
+/// The webhook's URL took every event up to `cursor`; false when it no longer exists.
+async fn delivered(store: &dyn Store, id: uuid::Uuid, cursor: i64) -> Result<bool, StoreError> {
+    store.write_with(WriteMode::Undoable, move |l| l.webhook_delivered(id, cursor)).await
+}
+
+fn shown_webhook(r: WebhookRecord) -> Webhook {
+    Webhook {
+        id: r.id,
+        url: r.url,
+        created_at: rfc3339(r.created_at),
+        delivered_through: r.cursor,
+        failed_attempts: r.attempts,
+        last_error: r.last_error,
+        next_attempt_at: (r.attempts > 0).then(|| rfc3339(r.next_attempt_at)),
+    }
+}
 
 /// Why a URL cannot be registered.
 #[derive(Debug, thiserror::Error)]
@@ -181,7 +248,7 @@ impl WebhookDispatcher {
                 return;
             }
             while tasks.try_join_next().is_some() {}
-            match this.store.due_webhooks(now_millis()).await {
+            match this.store.read_with(|l| l.due_webhooks(now_millis())).await {
                 Ok(due) => {
                     for target in due {
                         let fresh = serving.lock().map(|mut s| s.insert(target.id)).unwrap_or(false);
@@ -212,14 +279,15 @@ impl WebhookDispatcher {
     async fn serve(&self, target: &WebhookTarget) {
         // Read before the events: every event up to it that is the participant's is in the
         // page below, so an empty page lets the cursor move past the others' events.
-        let latest = match self.store.latest_status_event().await {
+        let latest = match self.store.read_with(|l| l.latest_status_event()).await {
             Ok(latest) => latest,
             Err(e) => {
                 tracing::error!(error = %e, "webhooks: cannot read status events");
                 return;
             }
         };
-        let events = match self.store.status_events_after(Some(target.participant.clone()), target.cursor, PAGE).await {
+        let (participant, cursor) = (target.participant.clone(), target.cursor);
+        let events = match self.store.read_with(move |l| l.status_events_after(Some(&participant), cursor, PAGE)).await {
             Ok(events) => events,
             Err(e) => {
                 tracing::error!(error = %e, webhook = %target.id, "webhooks: cannot read status events");
@@ -228,7 +296,7 @@ impl WebhookDispatcher {
         };
         if events.is_empty() {
             if latest > target.cursor {
-                if let Err(e) = self.store.webhook_delivered(target.id, latest).await {
+                if let Err(e) = delivered(&*self.store, target.id, latest).await {
                     tracing::error!(error = %e, webhook = %target.id, "webhooks: cannot move a cursor");
                 }
             }
@@ -240,7 +308,7 @@ impl WebhookDispatcher {
             let recorded = match outcome {
                 Ok(()) => {
                     self.metrics.webhook_sent(true);
-                    self.store.webhook_delivered(target.id, event.id).await
+                    delivered(&*self.store, target.id, event.id).await
                 }
                 Err(reason) => {
                     attempts += 1;
@@ -250,7 +318,12 @@ impl WebhookDispatcher {
                     tracing::warn!(webhook = %target.id, participant = %target.participant, event = event.id, attempts,
                         retry_in_ms = delay.as_millis() as u64, reason = %reason, "webhook refused or unreachable; the same event will be sent again");
                     let next = at.saturating_add(delay.as_millis() as i64);
-                    if let Err(e) = self.store.webhook_failed(target.id, reason, next).await {
+                    let id = target.id;
+                    let failed = self.store.write_with(WriteMode::Undoable, move |l| {
+                        let reason: String = reason.chars().take(500).collect();
+                        l.webhook_failed(id, &reason, next)
+                    });
+                    if let Err(e) = failed.await {
                         tracing::error!(error = %e, webhook = %target.id, "webhooks: cannot record a failed attempt");
                     }
                     return;

@@ -52,7 +52,7 @@ pub async fn audit_refusals(
             .extensions()
             .get::<ParticipantId>()
             .map_or_else(|| "anonymous".to_owned(), |p| p.0.clone());
-        if let Err(e) = store.audit(refusal(participant, subject, status.as_u16(), problem)).await {
+        if let Err(e) = crate::audit::record(&*store, refusal(participant, subject, status.as_u16(), problem)).await {
             tracing::error!(error = %e, "a refusal could not be written to the audit log");
         }
     }

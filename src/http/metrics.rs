@@ -29,7 +29,7 @@ pub async fn count_requests(
 pub async fn metrics(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
     crate::access::may_operate(&who.0).map_err(|e| ApiError::new(super::errors::Code::Forbidden, e.to_string()))?;
     let gateway = &state.gateway;
-    let deliveries = gateway.store.delivery_counts().await.map_err(|e| {
+    let deliveries = gateway.store.read_with(|l| l.delivery_counts()).await.map_err(|e| {
         tracing::error!(error = %e, "metrics: cannot read the store");
         ApiError::new(super::errors::Code::Unavailable, "the store could not be read; retry later")
     })?;

@@ -260,7 +260,7 @@ pub async fn submit_batch(
     }
     // The refused items, in one commit.
     if !refusals.is_empty() {
-        if let Err(e) = gateway.store.audit_many(refusals).await {
+        if let Err(e) = crate::audit::record_all(&*gateway.store, refusals).await {
             tracing::error!(error = %e, "refused batch items could not be written to the audit log");
         }
     }

@@ -78,20 +78,18 @@ async fn page(state: &AppState, source: &Source, after: i64) -> Result<Vec<(i64,
         ApiError::new(Code::Unavailable, "the store could not be read; retry later")
     };
     Ok(match source {
-        Source::Agency(agency) => state
-            .gateway
-            .store
-            .agency_deliveries(agency.clone(), after, PAGE)
-            .await
+        Source::Agency(agency) => {
+            let agency = agency.clone();
+            state.gateway.store.read_with(move |l| l.agency_deliveries(&agency, after, PAGE)).await
+        }
             .map_err(unavailable)?
             .iter()
             .map(|d| (d.delivery_id, "document", delivery_event(d)))
             .collect(),
-        Source::Consignments(sender) => state
-            .gateway
-            .store
-            .status_events_after(sender.clone(), after, PAGE)
-            .await
+        Source::Consignments(sender) => {
+            let sender = sender.clone();
+            state.gateway.store.read_with(move |l| l.status_events_after(sender.as_deref(), after, PAGE)).await
+        }
             .map_err(unavailable)?
             .into_iter()
             .map(|e| (e.id, "status", serde_json::from_str(&e.body).unwrap_or(serde_json::Value::String(e.body))))

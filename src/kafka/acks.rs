@@ -184,7 +184,7 @@ async fn audit_refusal(gateway: &Gateway, writer: &Participant, msg: &rdkafka::m
         subject: format!("{}/{}@{}", msg.topic(), msg.partition(), msg.offset()),
         detail: serde_json::json!({ "reason": reason.chars().take(500).collect::<String>() }),
     };
-    match gateway.store.audit(entry).await {
+    match crate::audit::record(&*gateway.store, entry).await {
         Ok(_) => true,
         Err(e) => {
             tracing::error!(error = %e, "ack consumer: a refusal could not be audited; the record will be read again");

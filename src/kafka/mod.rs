@@ -146,7 +146,43 @@ pub async fn create_topics(
             }
         }
     }
-    Ok(())
+    // The controller has the topics; the brokers learn of them a moment later. Wait until the
+    // cluster's metadata shows each with a leader for every partition, so that no agency that
+    // reads as soon as the gateway is up is told the topic does not exist.
+    let wanted: Arc<HashSet<String>> = Arc::new(topics.iter().cloned().collect());
+    let probe: Arc<rdkafka::producer::BaseProducer> = Arc::new(
+        base_config(brokers, security).create().map_err(|source| BrokerError::Client { brokers: brokers.into(), source })?,
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = tokio::task::spawn_blocking({
+            let (wanted, probe) = (wanted.clone(), probe.clone());
+            move || -> Option<usize> {
+                let metadata = probe.client().fetch_metadata(None, Duration::from_secs(5)).ok()?;
+                Some(
+                    metadata
+                        .topics()
+                        .iter()
+                        .filter(|t| wanted.contains(t.name()) && !t.partitions().is_empty() && t.partitions().iter().all(|p| p.leader() >= 0))
+                        .count(),
+                )
+            }
+        })
+        .await
+        .ok()
+        .flatten();
+        if shown == Some(wanted.len()) {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(BrokerError::CreateTopic {
+                topic: topics.join(","),
+                brokers: brokers.into(),
+                message: format!("created, but after 30 s the cluster's metadata shows {} of {} with leaders", shown.unwrap_or(0), wanted.len()),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// What the gateway last saw of the cluster, for readiness: a cluster that lost a broker still

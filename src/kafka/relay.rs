@@ -22,7 +22,7 @@ use tokio::sync::{watch, Notify};
 
 use super::{cloudevents, BrokerHealth};
 use crate::clock::now_millis;
-use crate::store::{OutboundDelivery, Store};
+use crate::store::{OutboundDelivery, Store, WriteMode};
 
 /// Deliveries taken from the outbox per round.
 const BATCH: usize = 500;
@@ -137,11 +137,12 @@ impl DeliveryRelay {
         let mut backoff = Duration::from_millis(100);
         loop {
             let stopping = *shutdown.borrow();
-            match self.store.outbox_backlog().await {
+            match self.store.read_with(|l| l.outbox_backlog()).await {
                 Ok(n) => self.backlog.store(n, Ordering::Relaxed),
                 Err(e) => tracing::error!(error = %e, "relay: cannot count the outbox"),
             }
-            let batch = match self.store.pending_deliveries(BATCH, now_millis()).await {
+            let now = now_millis();
+            let batch = match self.store.read_with(move |l| l.due_deliveries(BATCH, now)).await {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!(error = %e, "relay: cannot read the outbox");
@@ -227,7 +228,7 @@ impl DeliveryRelay {
         if !confirmed.is_empty() {
             self.health.set(true);
             let n = confirmed.len();
-            if let Err(e) = self.store.mark_dispatched(confirmed, now_millis()).await {
+            if let Err(e) = crate::outbox::confirmed(&*self.store, confirmed, now_millis()).await {
                 tracing::error!(error = %e, "relay: confirmed deliveries could not be marked; they will be sent again");
             } else {
                 tracing::debug!(count = n, "relay: deliveries dispatched");
@@ -250,7 +251,7 @@ impl DeliveryRelay {
                 max_attempts = self.retry.max_attempts, retry_in_ms = delay.as_millis() as u64, error = %error,
                 "relay: the broker refused a delivery; it will be tried again");
             let next = now + delay.as_millis() as i64;
-            if let Err(e) = self.store.record_refusal(d.delivery_id, now, error, next).await {
+            if let Err(e) = crate::outbox::refused(&*self.store, d.delivery_id, now, error, next).await {
                 tracing::error!(error = %e, "relay: cannot record a refused attempt");
             }
             return;
@@ -297,7 +298,7 @@ impl DeliveryRelay {
             error = %error, topic = %self.dead_letter_topic,
             "relay: delivery FAILED after its last attempt. Fix the cause, then send it again: \
              POST /v1/deliveries/{{id}}/retry or `ventanilla deliveries retry`");
-        if let Err(e) = self.store.mark_failed(d.delivery_id, now, error).await {
+        if let Err(e) = crate::outbox::failed(&*self.store, d.delivery_id, now, error).await {
             tracing::error!(error = %e, "relay: cannot mark a delivery failed; it will be tried again");
         }
     }
@@ -313,7 +314,7 @@ pub async fn run_status_relay(
 ) {
     loop {
         let stopping = *shutdown.borrow();
-        let events = store.pending_status_events(BATCH).await.unwrap_or_else(|e| {
+        let events = store.read_with(|l| l.unpublished_status_events(BATCH)).await.unwrap_or_else(|e| {
             tracing::error!(error = %e, "status relay: cannot read the status outbox");
             Vec::new()
         });
@@ -347,7 +348,9 @@ pub async fn run_status_relay(
         }
         let progress = !published.is_empty();
         if progress {
-            if let Err(e) = store.mark_status_published(published, now_millis()).await {
+            let at = now_millis();
+            let marked = store.write_with(WriteMode::Undoable, move |l| published.iter().try_for_each(|id| l.mark_status_published(*id, at)));
+            if let Err(e) = marked.await {
                 tracing::error!(error = %e, "status relay: cannot mark events published");
             }
         }

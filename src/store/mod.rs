@@ -1,21 +1,28 @@
-//! The store: documents, consignments, deliveries with their history, and the two outboxes
-//! (deliveries not yet confirmed by the broker; consignment status events not yet published).
+//! The store: documents, consignments, deliveries with their history, the two outboxes
+//! (deliveries not yet confirmed by the broker; consignment status events not yet published),
+//! webhooks and the audit log.
 //!
-//! One interface, [`Store`], so a PostgreSQL implementation can join the embedded SQLite one.
-//! Nothing outside this module knows SQL.
+//! A store is a contract, not a module of rules: [`Store`] runs work in a transaction, and the
+//! work reads and writes rows through [`Ledger`] (the contract: what is atomic, the isolation it
+//! needs and the order cursors see are in `ledger.rs`). The rules live in the domain modules
+//! above. Nothing outside this module knows SQL or a database driver.
 
+use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::audit::AuditEntry;
 use crate::clock::Millis;
-use crate::domain::{AckStatus, AgencyId, ConsignmentState, CountryCode, DeliveryStatus, DocumentType, SchemaVersion, Ucr};
-use crate::tracking::AckOutcome;
+use crate::domain::{AckOutcome, AckStatus, AgencyId, ConsignmentState, CountryCode, DeliveryStatus, DocumentType, SchemaVersion, Ucr};
 
+#[cfg(test)]
+pub mod conformance;
+mod ledger;
 pub mod sqlite;
+
+pub use ledger::*;
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -33,8 +40,9 @@ pub enum StoreError {
     BacklogFull,
     #[error("the store is not available: {0}")]
     Unavailable(String),
+    /// The database failed; the driver's error is the source.
     #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
 }
@@ -353,70 +361,58 @@ pub struct StatusChange {
     pub cause: serde_json::Value,
 }
 
-/// The store's operations.
+/// Work on the rows of one transaction; what it returns, boxed (so [`Store`] stays usable as
+/// `dyn Store`; [`Store::write_with`] and [`Store::read_with`] unbox it).
+pub type Work = Box<dyn FnOnce(&mut dyn Ledger) -> Result<Box<dyn Any + Send>, StoreError> + Send>;
+
+/// What a write's work promises about its errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// An error may come after writes: the store undoes this work's writes alone (the others
+    /// of its commit stand).
+    Undoable,
+    /// Every refusal ([`StoreError::is_refusal`]) comes before the work's first write, and any
+    /// other error may spoil the whole commit (nothing of it is committed, every caller is told).
+    /// Spares the hot path the cost of undoing one work alone.
+    RefusalsFirst,
+}
+
+/// A store: runs work in transactions (see `ledger.rs` for the contract).
 pub trait Store: Send + Sync + 'static {
-    /// Commits a document, its consignment and its deliveries (the outbox) atomically, unless
-    /// it repeats an accepted one (then the first receipt) or reuses its idempotency key or
-    /// identity with a different body (then [`StoreError::Conflict`]).
-    fn accept_document(&self, doc: NewDocument) -> StoreFuture<'_, Acceptance>;
-    /// Commits several documents as [`Store::accept_document`] would each, in order and in one
-    /// commit; one result per document, and a refused one leaves the others. An error of the
-    /// whole (the commit failed) means none was committed.
-    fn accept_documents(&self, docs: Vec<NewDocument>) -> StoreFuture<'_, Vec<Result<Acceptance, StoreError>>>;
-    /// The oldest deliveries due to be sent at `now`, in commit order: not yet confirmed, not
-    /// failed, not waiting out a retry delay, and not behind a delivery of the same topic and
-    /// UCR that is waiting out one or has failed (so a consignment's records keep their order).
-    fn pending_deliveries(&self, limit: usize, now: Millis) -> StoreFuture<'_, Vec<OutboundDelivery>>;
-    /// Deliveries waiting for the broker (not confirmed, not failed).
-    fn outbox_backlog(&self) -> StoreFuture<'_, u64>;
-    /// Records the broker's confirmations.
-    fn mark_dispatched(&self, delivery_ids: Vec<i64>, at: Millis) -> StoreFuture<'_, ()>;
-    /// Records that the broker refused a delivery's record: one attempt more, and the time it
-    /// is due again.
-    fn record_refusal(&self, delivery_id: i64, at: Millis, error: String, next_attempt_at: Millis) -> StoreFuture<'_, ()>;
-    /// Marks a delivery failed after its last attempt (its dead-letter notice is published).
-    fn mark_failed(&self, delivery_id: i64, at: Millis, error: String) -> StoreFuture<'_, ()>;
-    /// Failed deliveries, oldest first, optionally of one agency.
-    fn failed_deliveries(&self, agency: Option<AgencyId>) -> StoreFuture<'_, Vec<FailedDelivery>>;
-    /// Puts failed deliveries back in the outbox with fresh attempts; `by` names the operator.
-    fn retry_deliveries(&self, selection: RetrySelection, by: String, at: Millis) -> StoreFuture<'_, RetryOutcome>;
-    /// Applies an agency's answer to its delivery and the consignment.
-    fn apply_acknowledgment(&self, ack: AckRecord) -> StoreFuture<'_, AckApplied>;
-    /// Status events not yet published, oldest first.
-    fn pending_status_events(&self, limit: usize) -> StoreFuture<'_, Vec<StatusEvent>>;
-    fn mark_status_published(&self, ids: Vec<i64>, at: Millis) -> StoreFuture<'_, ()>;
-    fn consignment(&self, ucr: Ucr) -> StoreFuture<'_, Option<ConsignmentView>>;
-    /// Appends a record to the audit log (for refusals; everything else is audited in the
-    /// same transaction as the change it describes). Returns its hash.
-    fn audit(&self, entry: AuditEntry) -> StoreFuture<'_, String>;
-    /// Appends several records in one commit.
-    fn audit_many(&self, entries: Vec<AuditEntry>) -> StoreFuture<'_, ()>;
-    /// An agency's deliveries after the delivery id `after`, in id (commit) order: the HTTP
-    /// stream's source, resumable from any id.
-    fn agency_deliveries(&self, agency: AgencyId, after: i64, limit: usize) -> StoreFuture<'_, Vec<OutboundDelivery>>;
-    /// Consignment status events after the event id `after`, in order: every one (`sender`
-    /// `None`), or those of consignments `sender` submitted to.
-    fn status_events_after(&self, sender: Option<String>, after: i64, limit: usize) -> StoreFuture<'_, Vec<StatusEvent>>;
-    /// Deliveries by (agency, status), for metrics.
-    fn delivery_counts(&self) -> StoreFuture<'_, Vec<(String, String, u64)>>;
-    /// Registers a webhook for `participant`, unless it has `max` already (`None`); it is sent
-    /// the status events committed from now on. Audited.
-    fn register_webhook(&self, participant: String, url: String, secret: String, max: usize, at: Millis) -> StoreFuture<'_, Option<Webhook>>;
-    /// `participant`'s webhooks.
-    fn webhooks(&self, participant: String) -> StoreFuture<'_, Vec<Webhook>>;
-    /// Removes one of `participant`'s webhooks; false when it has none with this id. Audited.
-    fn delete_webhook(&self, participant: String, id: Uuid, at: Millis) -> StoreFuture<'_, bool>;
-    /// Every webhook whose next attempt is due at `now`.
-    fn due_webhooks(&self, now: Millis) -> StoreFuture<'_, Vec<WebhookTarget>>;
-    /// The webhook's URL answered 2xx to the event `cursor` (or has no event up to it); false
-    /// when the webhook no longer exists.
-    fn webhook_delivered(&self, id: Uuid, cursor: i64) -> StoreFuture<'_, bool>;
-    /// The id of the latest status event (0 for none).
-    fn latest_status_event(&self) -> StoreFuture<'_, i64>;
-    /// The webhook's next event failed; it is due again at `next_attempt_at`.
-    fn webhook_failed(&self, id: Uuid, error: String, next_attempt_at: Millis) -> StoreFuture<'_, ()>;
+    /// Runs `work` in a write transaction and answers once what it wrote is durable (or failed).
+    fn write(&self, mode: WriteMode, work: Work) -> StoreFuture<'_, Box<dyn Any + Send>>;
+    /// Runs `work` on committed rows; it must not write.
+    fn read(&self, work: Work) -> StoreFuture<'_, Box<dyn Any + Send>>;
     /// Answers when the store can read and write.
     fn ping(&self) -> StoreFuture<'_, ()>;
+}
+
+impl dyn Store {
+    /// [`Store::write`] with the work's own result type.
+    pub async fn write_with<T, F>(&self, mode: WriteMode, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Ledger) -> Result<T, StoreError> + Send + 'static,
+    {
+        unbox(self.write(mode, Box::new(move |l| work(l).map(|t| Box::new(t) as Box<dyn Any + Send>))).await?)
+    }
+
+    /// [`Store::read`] with the work's own result type.
+    pub async fn read_with<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Ledger) -> Result<T, StoreError> + Send + 'static,
+    {
+        unbox(self.read(Box::new(move |l| work(l).map(|t| Box::new(t) as Box<dyn Any + Send>))).await?)
+    }
+}
+
+/// The work's result, of the type it was boxed from (a store hands back what the work returned).
+fn unbox<T: 'static>(value: Box<dyn Any + Send>) -> Result<T, StoreError> {
+    value
+        .downcast::<T>()
+        .map(|t| *t)
+        .map_err(|_| StoreError::Corrupt("a store answered a work with a value of another type".into()))
 }
 
 impl std::fmt::Debug for WebhookRegistered {

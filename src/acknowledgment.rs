@@ -1,0 +1,61 @@
+//! The rules of an agency's answer, whichever store holds the rows: only to a document routed
+//! to that agency; applied to its delivery by the state machine of `tracking` (duplicates, late
+//! and stale answers are recorded and change nothing); the consignment's state follows; every
+//! answer is in the delivery's history and the audit log.
+
+use serde_json::json;
+
+use crate::audit;
+use crate::store::{AckApplied, AckRecord, DeliveryEvent, Ledger, Store, StoreError, WriteMode};
+use crate::tracking::{apply_ack, refresh_consignment};
+use crate::domain::DeliveryStatus;
+
+/// Applies an agency's answer to its delivery and the consignment.
+pub async fn apply(store: &dyn Store, ack: AckRecord) -> Result<AckApplied, StoreError> {
+    store.write_with(WriteMode::Undoable, move |l| apply_in(l, &ack)).await
+}
+
+/// [`apply`], in the transaction of `l`.
+pub fn apply_in(l: &mut dyn Ledger, ack: &AckRecord) -> Result<AckApplied, StoreError> {
+    let ucr = l.document_ucr(ack.document_id)?.ok_or(StoreError::UnknownDocument(ack.document_id))?;
+    let delivery = l
+        .delivery_to(ack.document_id, &ack.agency)?
+        .ok_or_else(|| StoreError::NotRouted { document: ack.document_id, agency: ack.agency.clone() })?;
+    let outcome = apply_ack(delivery.status, ack.status);
+    let detail = json!({"agency": ack.agency, "status": ack.status, "outcome": outcome, "source": ack.source, "deliveryId": delivery.id});
+    audit::append(l, &audit::entry(ack.at, &ack.by, "acknowledgment.recorded", ack.document_id.to_string(), detail))?;
+    l.add_delivery_event(
+        delivery.id,
+        DeliveryEvent {
+            status: ack.status.as_str(),
+            at: ack.at,
+            source: ack.source,
+            reason: ack.reason.as_deref(),
+            outcome: outcome.as_str(),
+        },
+    )?;
+    let (delivery_status, consignment_state) = if outcome.changed() {
+        let new = DeliveryStatus::Answered(ack.status);
+        // The agency answers, so it has the document (from an attempt whose confirmation was
+        // lost, or one the broker took after all): the delivery leaves the outbox and the
+        // failed list rather than being sent again, and no later failure can overwrite the answer.
+        l.record_answer(delivery.id, new, ack.at)?;
+        let cause = json!({"kind": "acknowledgment", "documentId": ack.document_id, "agency": ack.agency, "status": ack.status});
+        (new, refresh_consignment(l, &ucr, ack.at, cause)?)
+    } else {
+        if delivery.first_answer_at.is_none() {
+            l.note_first_answer(delivery.id, ack.at)?;
+        }
+        let state = l.consignment(&ucr)?.ok_or_else(|| StoreError::Corrupt(format!("the consignment {ucr} of a document is missing")))?.state;
+        (delivery.status, state)
+    };
+    Ok(AckApplied {
+        document_id: ack.document_id,
+        agency: ack.agency.clone(),
+        ucr,
+        outcome,
+        delivery_status,
+        consignment_state,
+        first_answer_after_ms: delivery.first_answer_at.is_none().then(|| (ack.at - delivery.routed_at).max(0)),
+    })
+}

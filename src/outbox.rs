@@ -1,0 +1,125 @@
+//! The rules of a delivery's way to its agency's topic, whichever store holds the rows: what the
+//! broker's confirmation, a refusal and the last failed attempt record, and what an operator's
+//! retry does. Each step is in the delivery's history and the audit log.
+
+use serde_json::{json, Value};
+
+use crate::audit;
+use crate::clock::{rfc3339, Millis};
+use crate::store::{DeliveryEvent, DeliveryPlace, Ledger, RetryOutcome, RetrySelection, Store, StoreError, WriteMode};
+use crate::tracking::refresh_consignment;
+
+/// What an audit record says about a delivery.
+fn detail(place: &DeliveryPlace) -> Value {
+    json!({"deliveryId": place.id, "documentId": place.document_id, "agency": place.agency, "topic": place.topic})
+}
+
+fn place(l: &mut dyn Ledger, delivery_id: i64) -> Result<DeliveryPlace, StoreError> {
+    l.delivery_place(delivery_id)?.ok_or_else(|| StoreError::Corrupt(format!("delivery {delivery_id} is missing")))
+}
+
+/// Records the broker's confirmations. A confirmation of a delivery already answered (the
+/// agency had it first) only fills in when it was dispatched, and is recorded as late.
+pub async fn confirmed(store: &dyn Store, delivery_ids: Vec<i64>, at: Millis) -> Result<(), StoreError> {
+    store
+        .write_with(WriteMode::Undoable, move |l| {
+            for id in delivery_ids {
+                // The usual case in one statement: a pending delivery becomes dispatched, and
+                // names what the audit record needs.
+                let (outcome, place) = match l.mark_dispatched(id, at)? {
+                    Some(place) => ("applied", place),
+                    None => ("late", place(l, id)?),
+                };
+                l.add_delivery_event(id, DeliveryEvent { status: "dispatched", at, source: "broker", reason: None, outcome })?;
+                let detail = detail(&place);
+                audit::append(l, &audit::entry(at, "gateway", "delivery.published", format!("delivery:{id}"), detail))?;
+            }
+            Ok(())
+        })
+        .await
+}
+
+/// The broker refused a delivery's record: one attempt more, due again at `next_attempt_at`.
+pub async fn refused(store: &dyn Store, delivery_id: i64, at: Millis, error: String, next_attempt_at: Millis) -> Result<(), StoreError> {
+    store
+        .write_with(WriteMode::Undoable, move |l| {
+            if !l.record_refusal(delivery_id, &error, next_attempt_at)? {
+                return Ok(());
+            }
+            let mut detail = detail(&place(l, delivery_id)?);
+            detail["error"] = json!(error);
+            audit::append(l, &audit::entry(at, "gateway", "delivery.refused", format!("delivery:{delivery_id}"), detail))?;
+            let reason = format!("{error}; next attempt at {}", rfc3339(next_attempt_at));
+            l.add_delivery_event(
+                delivery_id,
+                DeliveryEvent { status: "refused", at, source: "broker", reason: Some(&reason), outcome: "applied" },
+            )
+        })
+        .await
+}
+
+/// A delivery failed after its last attempt (its dead-letter notice is published): it waits
+/// for an operator, and its consignment shows it.
+pub async fn failed(store: &dyn Store, delivery_id: i64, at: Millis, error: String) -> Result<(), StoreError> {
+    store
+        .write_with(WriteMode::Undoable, move |l| {
+            if !l.mark_failed(delivery_id, at, &error)? {
+                return Ok(());
+            }
+            let place = place(l, delivery_id)?;
+            let mut audit_detail = detail(&place);
+            audit_detail["error"] = json!(error);
+            audit::append(l, &audit::entry(at, "gateway", "delivery.failed", format!("delivery:{delivery_id}"), audit_detail))?;
+            let reason = format!("{error}; waiting for an operator to send it again");
+            l.add_delivery_event(
+                delivery_id,
+                DeliveryEvent { status: "failed", at, source: "gateway", reason: Some(&reason), outcome: "applied" },
+            )?;
+            let cause = json!({"kind": "deliveryFailed", "deliveryId": delivery_id, "documentId": place.document_id, "agency": place.agency});
+            refresh_consignment(l, &place.ucr, at, cause)?;
+            Ok(())
+        })
+        .await
+}
+
+/// Puts failed deliveries back in the outbox with fresh attempts, each with a history entry
+/// naming the operator `by`, and recomputes their consignments.
+pub async fn retry(store: &dyn Store, selection: RetrySelection, by: String, at: Millis) -> Result<RetryOutcome, StoreError> {
+    store.write_with(WriteMode::Undoable, move |l| retry_in(l, &selection, &by, at)).await
+}
+
+fn retry_in(l: &mut dyn Ledger, selection: &RetrySelection, by: &str, at: Millis) -> Result<RetryOutcome, StoreError> {
+    let mut outcome = RetryOutcome::default();
+    let candidates: Vec<i64> = match selection {
+        RetrySelection::Deliveries(ids) => {
+            let mut failed = Vec::new();
+            for id in ids {
+                match l.failed_at(*id)? {
+                    None => outcome.unknown.push(*id),
+                    Some(None) => outcome.not_failed.push(*id),
+                    Some(Some(_)) => failed.push(*id),
+                }
+            }
+            failed
+        }
+        RetrySelection::AllFailed { agency } => l.failed_deliveries(agency.as_ref())?.into_iter().map(|f| f.delivery_id).collect(),
+    };
+    let mut ucrs = Vec::new();
+    for id in candidates {
+        if !l.requeue_failed(id)? {
+            continue;
+        }
+        let reason = format!("sent again by {by}");
+        l.add_delivery_event(id, DeliveryEvent { status: "pending", at, source: "operator", reason: Some(&reason), outcome: "applied" })?;
+        let place = place(l, id)?;
+        audit::append(l, &audit::entry(at, by, "delivery.retried", format!("delivery:{id}"), detail(&place)))?;
+        if !ucrs.contains(&place.ucr) {
+            ucrs.push(place.ucr);
+        }
+        outcome.retried.push(id);
+    }
+    for ucr in ucrs {
+        refresh_consignment(l, &ucr, at, json!({"kind": "retry", "by": by}))?;
+    }
+    Ok(outcome)
+}

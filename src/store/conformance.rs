@@ -1,0 +1,303 @@
+//! The conformance suite: the same cases against every store, through the contract only
+//! ([`Store`] and [`Ledger`], with the rules of the domain modules on top). A store's test module
+//! runs it with `crate::conformance_suite!(open)`, where `open()` gives a fresh, empty store and
+//! whatever keeps it alive.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::*;
+use crate::acknowledgment;
+use crate::clock::now_millis;
+use crate::outbox;
+use crate::submission;
+
+/// A commercial invoice for `ucr` routed to `agencies`.
+pub fn doc(ucr: &str, agencies: &[&str]) -> NewDocument {
+    NewDocument {
+        id: Uuid::now_v7(),
+        ucr: Ucr::parse(ucr).unwrap(),
+        document_type: DocumentType::parse("commercialInvoice").unwrap(),
+        schema_version: SchemaVersion::parse("1.0.0").unwrap(),
+        schema_id: "x".into(),
+        origin: CountryCode::parse("AR").unwrap(),
+        destination: CountryCode::parse("BR").unwrap(),
+        sender: "demo-trader".into(),
+        payload: "{}".into(),
+        idempotency_key: None,
+        body_sha256: format!("hash-of-{ucr}"),
+        submitted_at: now_millis(),
+        deliveries: agencies.iter().map(|a| (AgencyId::parse(a).unwrap(), format!("t.{a}"), "rule".into())).collect(),
+        broker_available: true,
+        backlog_full: false,
+    }
+}
+
+pub fn ack(doc: Uuid, agency: &str, status: AckStatus) -> AckRecord {
+    AckRecord {
+        document_id: doc,
+        agency: AgencyId::parse(agency).unwrap(),
+        status,
+        reason: None,
+        source: "http",
+        by: format!("demo-{agency}"),
+        at: now_millis(),
+    }
+}
+
+async fn due(store: &dyn Store, limit: usize, now: Millis) -> Vec<OutboundDelivery> {
+    store.read_with(move |l| l.due_deliveries(limit, now)).await.unwrap()
+}
+
+async fn view(store: &dyn Store, ucr: &str) -> Option<ConsignmentView> {
+    let ucr = Ucr::parse(ucr).unwrap();
+    store.read_with(move |l| crate::tracking::consignment_view(l, &ucr)).await.unwrap()
+}
+
+async fn status_states(store: &dyn Store) -> Vec<String> {
+    store
+        .read_with(|l| l.unpublished_status_events(100))
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::from_str::<serde_json::Value>(&e.body).unwrap()["state"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+pub async fn a_consignment_walks_to_release(store: Arc<dyn Store>) {
+    let store = &*store;
+    let d = doc("UCR-1", &["br-customs", "br-sanitary"]);
+    let Acceptance::New(receipt) = submission::accept(store, d.clone()).await.unwrap() else { panic!("new") };
+    assert_eq!(receipt.consignment_state, ConsignmentState::Submitted);
+    let pending = due(store, 10, now_millis()).await;
+    assert_eq!(pending.len(), 2);
+    outbox::confirmed(store, pending.iter().map(|p| p.delivery_id).collect(), now_millis()).await.unwrap();
+    assert!(due(store, 10, now_millis()).await.is_empty());
+
+    let a = acknowledgment::apply(store, ack(d.id, "br-customs", AckStatus::Released)).await.unwrap();
+    assert_eq!(a.consignment_state, ConsignmentState::InReview);
+    let again = acknowledgment::apply(store, ack(d.id, "br-customs", AckStatus::Released)).await.unwrap();
+    assert_eq!(again.outcome, AckOutcome::Duplicate);
+    let b = acknowledgment::apply(store, ack(d.id, "br-sanitary", AckStatus::Released)).await.unwrap();
+    assert_eq!(b.consignment_state, ConsignmentState::Released);
+
+    let v = view(store, "UCR-1").await.unwrap();
+    assert_eq!(v.state, ConsignmentState::Released);
+    assert!(v.time_release.submission_to_release_ms.is_some());
+    assert_eq!(v.documents[0].deliveries[0].history.len(), 4, "pending, dispatched, released, duplicate");
+    assert_eq!(status_states(store).await, vec!["submitted", "in_review", "released"]);
+    let records = store.read_with(|l| l.audit_records()).await.unwrap();
+    let actions: Vec<&str> = records.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["submission.accepted", "delivery.published", "delivery.published", "acknowledgment.recorded",
+         "acknowledgment.recorded", "acknowledgment.recorded"]
+    );
+    assert!(crate::audit::verify(records).is_ok(), "the chain verifies");
+}
+
+pub async fn acknowledgments_for_unknown_or_unrouted_documents_change_nothing(store: Arc<dyn Store>) {
+    let store = &*store;
+    let d = doc("UCR-2", &["br-customs"]);
+    submission::accept(store, d.clone()).await.unwrap();
+    let unknown = acknowledgment::apply(store, ack(Uuid::now_v7(), "br-customs", AckStatus::Accepted)).await;
+    assert!(matches!(unknown, Err(StoreError::UnknownDocument(_))));
+    let foreign = acknowledgment::apply(store, ack(d.id, "uy-customs", AckStatus::Accepted)).await;
+    assert!(matches!(foreign, Err(StoreError::NotRouted { .. })));
+    let v = view(store, "UCR-2").await.unwrap();
+    assert_eq!(v.documents[0].deliveries[0].history.len(), 1);
+    assert_eq!(v.state, ConsignmentState::Submitted);
+}
+
+pub async fn a_repeated_document_gets_its_first_receipt_and_a_different_one_a_conflict(store: Arc<dyn Store>) {
+    let store = &*store;
+    let mut first = doc("UCR-3", &["br-customs"]);
+    first.idempotency_key = Some("key-1".into());
+    let Acceptance::New(receipt) = submission::accept(store, first.clone()).await.unwrap() else { panic!("new") };
+
+    // Same key, same body, new id: the first receipt, nothing written.
+    let mut again = first.clone();
+    again.id = Uuid::now_v7();
+    match submission::accept(store, again.clone()).await.unwrap() {
+        Acceptance::Replayed(r) => assert_eq!(r["documentId"], receipt.document_id.to_string()),
+        other => panic!("expected a replay, got {other:?}"),
+    }
+    // Same key, different body: conflict.
+    again.body_sha256 = "other".into();
+    assert!(matches!(submission::accept(store, again.clone()).await, Err(StoreError::Conflict { .. })));
+    // No key, same identity and body: the first receipt; different body: conflict.
+    let mut nokey = first.clone();
+    nokey.id = Uuid::now_v7();
+    nokey.idempotency_key = None;
+    assert!(matches!(submission::accept(store, nokey.clone()).await.unwrap(), Acceptance::Replayed(_)));
+    nokey.body_sha256 = "amended".into();
+    assert!(matches!(submission::accept(store, nokey).await, Err(StoreError::Conflict { .. })));
+    assert_eq!(due(store, 10, now_millis()).await.len(), 1, "one document, one delivery");
+}
+
+pub async fn a_batch_commits_in_order_and_a_refused_document_leaves_the_others(store: Arc<dyn Store>) {
+    let store = &*store;
+    let mut foreign = doc("UCR-B0", &["br-customs"]);
+    foreign.sender = "another-trader".into();
+    submission::accept(store, foreign).await.unwrap();
+    let first = doc("UCR-B1", &["br-customs", "ar-customs"]);
+    let mut taken = doc("UCR-B0", &["br-customs"]);
+    taken.sender = "demo-trader".into();
+    let results = submission::accept_all(store, vec![first.clone(), taken, doc("UCR-B2", &["br-customs"]), first.clone()])
+        .await
+        .unwrap();
+    assert!(matches!(&results[0], Ok(Acceptance::New(r)) if r.document_id == first.id && r.deliveries.len() == 2));
+    assert!(matches!(&results[1], Err(StoreError::ConsignmentOfAnother(u)) if u.as_str() == "UCR-B0"), "{:?}", results[1]);
+    assert!(matches!(&results[2], Ok(Acceptance::New(_))));
+    // The repeat, in the same commit, is answered with the first receipt.
+    assert!(matches!(&results[3], Ok(Acceptance::Replayed(r)) if r["documentId"] == first.id.to_string()));
+    // The refused document left nothing; the others' deliveries are in the outbox, in order.
+    let pending = due(store, 100, now_millis()).await;
+    let ucrs: Vec<&str> = pending.iter().map(|d| d.ucr.as_str()).collect();
+    assert_eq!(ucrs, ["UCR-B0", "UCR-B1", "UCR-B1", "UCR-B2"]);
+    assert_eq!(view(store, "UCR-B2").await.unwrap().state, ConsignmentState::Submitted);
+    assert_eq!(status_states(store).await.len(), 3, "one status event per opened consignment");
+}
+
+pub async fn a_document_failing_part_way_leaves_nothing_and_spoils_its_batch(store: Arc<dyn Store>) {
+    let store = &*store;
+    // Two deliveries to one agency break a constraint after the consignment, the document
+    // and the first delivery are written: not a refusal, so nothing of it is committed.
+    let broken = doc("UCR-P1", &["br-customs", "br-customs"]);
+    let e = submission::accept(store, broken.clone()).await.unwrap_err();
+    assert!(matches!(e, StoreError::Database(_)), "{e:?}");
+    let good = doc("UCR-P2", &["br-customs"]);
+    let e = submission::accept_all(store, vec![good.clone(), broken]).await.unwrap_err();
+    assert!(matches!(e, StoreError::Database(_)), "{e:?}");
+    for ucr in ["UCR-P1", "UCR-P2"] {
+        assert!(view(store, ucr).await.is_none(), "{ucr} was not committed");
+    }
+    assert!(due(store, 10, now_millis()).await.is_empty());
+    // The store goes on: the good document alone is committed.
+    assert!(matches!(submission::accept(store, good).await, Ok(Acceptance::New(_))));
+    assert_eq!(store.read_with(|l| l.audit_records()).await.unwrap().len(), 1, "only the committed document is audited");
+}
+
+pub async fn concurrent_submissions_all_land(store: Arc<dyn Store>) {
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let s = store.clone();
+            tokio::spawn(async move { submission::accept(&*s, doc(&format!("UCR-C{i}"), &["br-customs"])).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(due(&*store, 1000, now_millis()).await.len(), 200);
+    let records = store.read_with(|l| l.audit_records()).await.unwrap();
+    assert_eq!(records.len(), 200);
+    assert!(crate::audit::verify(records).is_ok(), "one unbroken chain");
+}
+
+pub async fn a_refused_delivery_waits_holds_back_its_ucr_fails_and_is_sent_again(store: Arc<dyn Store>) {
+    let store = &*store;
+    let first = doc("UCR-R", &["br-customs"]);
+    let mut second = doc("UCR-R", &["br-customs"]);
+    second.document_type = DocumentType::parse("packingList").unwrap();
+    let other = doc("UCR-S", &["br-customs"]);
+    for d in [&first, &second, &other] {
+        submission::accept(store, d.clone()).await.unwrap();
+    }
+    let backlog = || store.read_with(|l| l.outbox_backlog());
+    let now = now_millis();
+    let all = due(store, 10, now).await;
+    assert_eq!(all.len(), 3);
+    let refused = all[0].delivery_id;
+    assert_eq!(backlog().await.unwrap(), 3);
+
+    // Refused once, due again in a minute: it and the later record of its UCR wait; the other
+    // consignment goes on.
+    outbox::refused(store, refused, now, "too large".into(), now + 60_000).await.unwrap();
+    let d = due(store, 10, now).await;
+    assert_eq!(d.iter().map(|d| d.ucr.as_str()).collect::<Vec<_>>(), vec!["UCR-S"]);
+    let later = due(store, 10, now + 60_000).await;
+    assert_eq!(later.len(), 3, "due again after the delay, still first");
+    assert_eq!(later[0].delivery_id, refused);
+    assert_eq!(later[0].attempts, 1);
+
+    // The last attempt: failed, out of the outbox, and the consignment says so.
+    outbox::failed(store, refused, now + 60_000, "too large".into()).await.unwrap();
+    assert_eq!(backlog().await.unwrap(), 2);
+    let d = due(store, 10, now + 120_000).await;
+    assert_eq!(d.iter().map(|d| d.ucr.as_str()).collect::<Vec<_>>(), vec!["UCR-S"], "the failed one holds back its UCR");
+    let failed = store.read_with(|l| l.failed_deliveries(None)).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!((failed[0].delivery_id, failed[0].attempts), (refused, 2));
+    let ar = AgencyId::parse("ar-customs").unwrap();
+    assert!(store.read_with(move |l| l.failed_deliveries(Some(&ar))).await.unwrap().is_empty());
+    let v = view(store, "UCR-R").await.unwrap();
+    assert_eq!(v.state, ConsignmentState::DeliveryFailed);
+    assert_eq!(v.documents[0].deliveries[0].status, DeliveryStatus::Failed);
+    assert_eq!(v.documents[0].deliveries[0].last_error.as_deref(), Some("too large"));
+
+    // An operator sends it again: back in the outbox with fresh attempts.
+    let out = outbox::retry(store, RetrySelection::Deliveries(vec![refused, all[2].delivery_id, 999]), "ops".into(), now)
+        .await
+        .unwrap();
+    assert_eq!((out.retried, out.not_failed, out.unknown), (vec![refused], vec![all[2].delivery_id], vec![999]));
+    let v = view(store, "UCR-R").await.unwrap();
+    assert_eq!(v.state, ConsignmentState::Submitted);
+    let d = &v.documents[0].deliveries[0];
+    assert_eq!((d.status, d.attempts), (DeliveryStatus::Pending, 0));
+    assert_eq!(d.history.last().unwrap().reason.as_deref(), Some("sent again by ops"));
+    assert_eq!(due(store, 10, now).await.len(), 3);
+    assert!(store.read_with(|l| l.failed_deliveries(None)).await.unwrap().is_empty());
+}
+
+pub async fn cursors_see_events_in_commit_order_and_webhooks_start_from_now(store: Arc<dyn Store>) {
+    let s = &*store;
+    submission::accept(s, doc("UCR-W1", &["br-customs"])).await.unwrap();
+    let hook = crate::webhooks::register(s, "demo-trader".into(), "https://example.org/h".into(), "k".into(), 1, now_millis())
+        .await
+        .unwrap()
+        .expect("the first webhook is registered");
+    assert_eq!(hook.delivered_through, s.read_with(|l| l.latest_status_event()).await.unwrap(), "from the events committed from now on");
+    let second = crate::webhooks::register(s, "demo-trader".into(), "https://example.org/2".into(), "k".into(), 1, now_millis()).await.unwrap();
+    assert!(second.is_none(), "the limit of one holds");
+    let mut other = doc("UCR-W2", &["br-customs"]);
+    other.sender = "another-trader".into();
+    submission::accept(s, other).await.unwrap();
+    submission::accept(s, doc("UCR-W3", &["br-customs"])).await.unwrap();
+    let mine = s.read_with(|l| l.status_events_after(Some("demo-trader"), 0, 10)).await.unwrap();
+    assert_eq!(mine.iter().map(|e| e.ucr.as_str()).collect::<Vec<_>>(), ["UCR-W1", "UCR-W3"], "own events only, in order");
+    assert!(mine.windows(2).all(|w| w[0].id < w[1].id));
+    let after = s.read_with(move |l| l.status_events_after(None, hook.delivered_through, 10)).await.unwrap();
+    assert_eq!(after.iter().map(|e| e.ucr.as_str()).collect::<Vec<_>>(), ["UCR-W2", "UCR-W3"]);
+    assert!(crate::webhooks::delete(s, "another-trader".into(), hook.id, now_millis()).await.map(|removed| !removed).unwrap(), "not another's");
+    assert!(crate::webhooks::delete(s, "demo-trader".into(), hook.id, now_millis()).await.unwrap());
+    assert!(crate::webhooks::list(s, "demo-trader".into()).await.unwrap().is_empty());
+}
+
+/// Runs every case of the suite against the store `open()` gives, one fresh store per case.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($open:ident) => {
+        $crate::conformance_suite!(@cases $open;
+            a_consignment_walks_to_release,
+            acknowledgments_for_unknown_or_unrouted_documents_change_nothing,
+            a_repeated_document_gets_its_first_receipt_and_a_different_one_a_conflict,
+            a_batch_commits_in_order_and_a_refused_document_leaves_the_others,
+            a_document_failing_part_way_leaves_nothing_and_spoils_its_batch,
+            concurrent_submissions_all_land,
+            a_refused_delivery_waits_holds_back_its_ucr_fails_and_is_sent_again,
+            cursors_see_events_in_commit_order_and_webhooks_start_from_now,
+        );
+    };
+    (@cases $open:ident; $($case:ident),* $(,)?) => {
+        mod conformance_cases {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let (store, _keep) = super::$open();
+                    $crate::store::conformance::$case(store).await;
+                }
+            )*
+        }
+    };
+}

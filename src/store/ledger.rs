@@ -1,0 +1,239 @@
+//! The store's contract: the row operations a store offers inside one transaction ([`Ledger`]),
+//! and how work reaches a transaction ([`super::Store`]). The rules that decide outcomes
+//! (replay or conflict, ownership, what an answer does, the consignment's state, receipts, what
+//! the audit log records) live upstairs, in `submission`, `acknowledgment`, `tracking`,
+//! `outbox`, `webhooks` and `audit`, and read the same whichever database holds the rows.
+//!
+//! **Atomicity.** Work given to [`super::Store::write`] runs in one transaction: either all it
+//! wrote is committed, or nothing. Work that returns an error leaves nothing. A store may run
+//! several works in one commit (group commit): each caller is answered only after that commit,
+//! and a failed commit fails every work in it.
+//!
+//! **Isolation.** Works that write run one after another with respect to the rows they read
+//! and write (serializable in effect): a rule may read a row and write on what it read without
+//! another work changing it in between. The embedded store has one writer; a store with
+//! several writers must take the locks (or use constraints) that give the same result.
+//!
+//! **Order.** Ids of deliveries and status events grow with commit order within one store, as
+//! cursors see them (`agency_deliveries`, `status_events_after`): a cursor never skips an event
+//! committed after a later one it already saw.
+//!
+//! **Reads.** Work given to [`super::Store::read`] only reads; it sees committed rows only.
+
+use uuid::Uuid;
+
+use serde::Serialize;
+
+use super::*;
+
+/// A record of the audit log, as stored (`crate::audit` computes and checks its hash).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRecord {
+    pub seq: i64,
+    pub at: Millis,
+    pub participant: String,
+    pub action: String,
+    pub subject: String,
+    /// `detail` as JSON text, exactly as hashed.
+    pub detail: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// A document accepted earlier, as a resend is compared with it.
+#[derive(Debug, Clone)]
+pub struct EarlierDocument {
+    pub id: Uuid,
+    /// SHA-256 of its request body: the same body is a replay, another one a conflict.
+    pub body_sha256: String,
+    /// Its first receipt, as given (JSON text).
+    pub receipt: String,
+}
+
+/// What an answer needs to know of its delivery.
+#[derive(Debug, Clone)]
+pub struct DeliveryState {
+    pub id: i64,
+    pub status: DeliveryStatus,
+    pub first_answer_at: Option<Millis>,
+    /// When it was routed (the time-release figures count from here).
+    pub routed_at: Millis,
+}
+
+/// A delivery's place: what audit records and status events name.
+#[derive(Debug, Clone)]
+pub struct DeliveryPlace {
+    pub id: i64,
+    pub document_id: String,
+    pub ucr: Ucr,
+    pub agency: String,
+    pub topic: String,
+}
+
+/// One line of a delivery's history.
+#[derive(Debug, Clone)]
+pub struct DeliveryEvent<'a> {
+    pub status: &'a str,
+    pub at: Millis,
+    /// `gateway`, `broker`, `http`, `kafka` or `operator`.
+    pub source: &'a str,
+    pub reason: Option<&'a str>,
+    /// `applied`, `duplicate`, `late` or `stale`.
+    pub outcome: &'a str,
+}
+
+/// A consignment's own row.
+#[derive(Debug, Clone)]
+pub struct ConsignmentRecord {
+    pub state: ConsignmentState,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub released_at: Option<Millis>,
+}
+
+/// A document of a consignment, as its view shows it.
+#[derive(Debug, Clone)]
+pub struct DocumentRecord {
+    pub id: Uuid,
+    pub document_type: DocumentType,
+    pub schema_version: String,
+    pub origin: String,
+    pub destination: String,
+    pub sender: String,
+    pub submitted_at: Millis,
+}
+
+/// A delivery of a document, as the consignment's view shows it.
+#[derive(Debug, Clone)]
+pub struct DeliveryRecord {
+    pub id: i64,
+    pub agency: AgencyId,
+    pub topic: String,
+    pub status: DeliveryStatus,
+    pub routed_at: Millis,
+    pub dispatched_at: Option<Millis>,
+    pub first_answer_at: Option<Millis>,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+/// A webhook's row, before it is shown.
+#[derive(Debug, Clone)]
+pub struct WebhookRecord {
+    pub id: Uuid,
+    pub url: String,
+    pub created_at: Millis,
+    pub cursor: i64,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Millis,
+}
+
+/// The rows of one transaction. Every method reads or writes rows and nothing else: no method
+/// decides an outcome. `Result::Err` is a failure of the store (never a refusal), and the work
+/// that meets one must give up (its transaction is not committed).
+pub trait Ledger {
+    // --- documents and consignments --------------------------------------------------------
+    /// The document `sender` sent with `key`, if any.
+    fn document_by_key(&mut self, sender: &str, key: &str) -> Result<Option<EarlierDocument>, StoreError>;
+    /// A document of `sender` for `ucr` of `document_type`: one with the body `body_sha256` if
+    /// there is one, else the earliest.
+    fn document_by_identity(&mut self, sender: &str, ucr: &Ucr, document_type: &DocumentType, body_sha256: &str)
+        -> Result<Option<EarlierDocument>, StoreError>;
+    /// Whether `ucr` exists and `sender` has no document in it.
+    fn consignment_of_another(&mut self, ucr: &Ucr, sender: &str) -> Result<bool, StoreError>;
+    /// Creates the consignment in `state` unless it exists; whether it was created.
+    fn open_consignment(&mut self, ucr: &Ucr, state: ConsignmentState, at: Millis) -> Result<bool, StoreError>;
+    fn insert_document(&mut self, doc: &NewDocument) -> Result<(), StoreError>;
+    /// A new pending delivery; its id, which grows with commit order.
+    fn insert_delivery(&mut self, document_id: Uuid, agency: &AgencyId, topic: &str, rule: &str, at: Millis) -> Result<i64, StoreError>;
+    fn add_delivery_event(&mut self, delivery_id: i64, event: DeliveryEvent<'_>) -> Result<(), StoreError>;
+    /// Keeps a document's first receipt (JSON text).
+    fn insert_receipt(&mut self, document_id: Uuid, receipt: &str) -> Result<(), StoreError>;
+    /// The statuses of every delivery of every document of `ucr`.
+    fn consignment_delivery_statuses(&mut self, ucr: &Ucr) -> Result<Vec<DeliveryStatus>, StoreError>;
+    fn consignment(&mut self, ucr: &Ucr) -> Result<Option<ConsignmentRecord>, StoreError>;
+    /// Sets the consignment's state; `released_at` is `at` when it is released, else none.
+    fn set_consignment_state(&mut self, ucr: &Ucr, state: ConsignmentState, at: Millis) -> Result<(), StoreError>;
+    /// Notes a change that left the state as it was.
+    fn touch_consignment(&mut self, ucr: &Ucr, at: Millis) -> Result<(), StoreError>;
+    /// The consignment's documents, oldest first.
+    fn documents_of(&mut self, ucr: &Ucr) -> Result<Vec<DocumentRecord>, StoreError>;
+    /// A document's deliveries, in id order.
+    fn deliveries_of(&mut self, document_id: Uuid) -> Result<Vec<DeliveryRecord>, StoreError>;
+    /// A delivery's history, oldest first.
+    fn history_of(&mut self, delivery_id: i64) -> Result<Vec<HistoryEntry>, StoreError>;
+
+    // --- answers ----------------------------------------------------------------------------
+    /// The UCR of a document, if it exists.
+    fn document_ucr(&mut self, document_id: Uuid) -> Result<Option<Ucr>, StoreError>;
+    /// The delivery of `document_id` to `agency`, if it was routed there.
+    fn delivery_to(&mut self, document_id: Uuid, agency: &AgencyId) -> Result<Option<DeliveryState>, StoreError>;
+    /// An answer changed the delivery: its new status, its first answer's time (kept if set),
+    /// and out of the outbox and the failed list (dispatched at `at` unless it already was).
+    fn record_answer(&mut self, delivery_id: i64, status: DeliveryStatus, at: Millis) -> Result<(), StoreError>;
+    /// An answer that changed nothing is still the agency's first answer when none came before.
+    fn note_first_answer(&mut self, delivery_id: i64, at: Millis) -> Result<(), StoreError>;
+
+    // --- the outbox ---------------------------------------------------------------------------
+    /// The oldest deliveries due at `now`, in id order: not yet dispatched, not failed, not
+    /// waiting out a retry delay, and not behind an earlier delivery of the same topic and UCR
+    /// that waits out one or failed.
+    fn due_deliveries(&mut self, limit: usize, now: Millis) -> Result<Vec<OutboundDelivery>, StoreError>;
+    /// An agency's deliveries with ids above `after`, in id order.
+    fn agency_deliveries(&mut self, agency: &AgencyId, after: i64, limit: usize) -> Result<Vec<OutboundDelivery>, StoreError>;
+    /// Deliveries neither dispatched nor failed.
+    fn outbox_backlog(&mut self) -> Result<u64, StoreError>;
+    /// Where a delivery is, if it exists.
+    fn delivery_place(&mut self, delivery_id: i64) -> Result<Option<DeliveryPlace>, StoreError>;
+    /// A pending delivery becomes dispatched at `at`, and where it is comes back; `None` when it
+    /// was not pending (then only its dispatch time is filled in, if it had none).
+    fn mark_dispatched(&mut self, delivery_id: i64, at: Millis) -> Result<Option<DeliveryPlace>, StoreError>;
+    /// One refused attempt more on a delivery still in the outbox, due again at
+    /// `next_attempt_at`; false when it is no longer there.
+    fn record_refusal(&mut self, delivery_id: i64, error: &str, next_attempt_at: Millis) -> Result<bool, StoreError>;
+    /// A pending delivery still in the outbox becomes failed; false when it was not there.
+    fn mark_failed(&mut self, delivery_id: i64, at: Millis, error: &str) -> Result<bool, StoreError>;
+    /// `None` for no such delivery, else when it failed (`None` when it has not).
+    fn failed_at(&mut self, delivery_id: i64) -> Result<Option<Option<Millis>>, StoreError>;
+    /// Failed deliveries, of one agency or all, in id order.
+    fn failed_deliveries(&mut self, agency: Option<&AgencyId>) -> Result<Vec<FailedDelivery>, StoreError>;
+    /// A failed delivery back in the outbox with no attempts; false when it had not failed.
+    fn requeue_failed(&mut self, delivery_id: i64) -> Result<bool, StoreError>;
+    /// Deliveries by (agency, status).
+    fn delivery_counts(&mut self) -> Result<Vec<(String, String, u64)>, StoreError>;
+
+    // --- status events --------------------------------------------------------------------------
+    /// Queues a status event for the status topic, streams and webhooks; its id grows with
+    /// commit order.
+    fn queue_status_event(&mut self, ucr: &Ucr, body: &str, at: Millis) -> Result<i64, StoreError>;
+    /// Status events not yet published, oldest first.
+    fn unpublished_status_events(&mut self, limit: usize) -> Result<Vec<StatusEvent>, StoreError>;
+    fn mark_status_published(&mut self, id: i64, at: Millis) -> Result<(), StoreError>;
+    /// Status events with ids above `after`, in order: all, or of consignments `sender` has a
+    /// document in.
+    fn status_events_after(&mut self, sender: Option<&str>, after: i64, limit: usize) -> Result<Vec<StatusEvent>, StoreError>;
+    /// The latest status event's id (0 for none).
+    fn latest_status_event(&mut self) -> Result<i64, StoreError>;
+
+    // --- webhooks ---------------------------------------------------------------------------------
+    fn count_webhooks(&mut self, participant: &str) -> Result<usize, StoreError>;
+    fn insert_webhook(&mut self, id: Uuid, participant: &str, url: &str, secret: &str, at: Millis, cursor: i64) -> Result<(), StoreError>;
+    /// `participant`'s webhooks, oldest first.
+    fn webhooks_of(&mut self, participant: &str) -> Result<Vec<WebhookRecord>, StoreError>;
+    /// Removes one of `participant`'s webhooks; false when it has none with this id.
+    fn delete_webhook(&mut self, participant: &str, id: Uuid) -> Result<bool, StoreError>;
+    /// Webhooks whose next attempt is due at `now`, soonest first.
+    fn due_webhooks(&mut self, now: Millis) -> Result<Vec<WebhookTarget>, StoreError>;
+    /// The webhook took every event up to `cursor`: its cursor moves there (never back) and its
+    /// failures are cleared; false when it no longer exists.
+    fn webhook_delivered(&mut self, id: Uuid, cursor: i64) -> Result<bool, StoreError>;
+    fn webhook_failed(&mut self, id: Uuid, error: &str, next_attempt_at: Millis) -> Result<(), StoreError>;
+
+    // --- the audit log ------------------------------------------------------------------------------
+    /// The last record's position and hash, if any.
+    fn audit_head(&mut self) -> Result<Option<(i64, String)>, StoreError>;
+    fn insert_audit_record(&mut self, record: &AuditRecord) -> Result<(), StoreError>;
+    /// Every record, in order.
+    fn audit_records(&mut self) -> Result<Vec<AuditRecord>, StoreError>;
+}

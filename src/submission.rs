@@ -1,0 +1,140 @@
+//! The rules of accepting a document, whichever store holds the rows: a resend gets its first
+//! receipt, a different document under the same key or identity is a conflict, a consignment is
+//! its opener's, a full backlog refuses new work, and an accepted document is committed with its
+//! consignment, deliveries (the outbox), status event, audit record and receipt at once.
+//!
+//! Every refusal is decided before the first write ([`WriteMode::RefusalsFirst`]).
+
+use serde_json::json;
+
+use crate::audit;
+use crate::clock::rfc3339;
+use crate::domain::{ConsignmentState, DeliveryStatus};
+use crate::store::{
+    Acceptance, DeliveryEvent, EarlierDocument, Ledger, NewDocument, Receipt, ReceiptDelivery, Store, StoreError, WriteMode,
+};
+use crate::tracking::{self, consignment_state};
+
+/// Commits `doc`, or answers its first receipt, or refuses it.
+pub async fn accept(store: &dyn Store, doc: NewDocument) -> Result<Acceptance, StoreError> {
+    store.write_with(WriteMode::RefusalsFirst, move |l| accept_in(l, &doc)).await
+}
+
+/// Commits several documents as [`accept`] would each, in order and in one transaction; one
+/// result per document, and a refused one leaves the others. An error of the whole (the commit
+/// failed) means none was committed.
+pub async fn accept_all(store: &dyn Store, docs: Vec<NewDocument>) -> Result<Vec<Result<Acceptance, StoreError>>, StoreError> {
+    store
+        .write_with(WriteMode::RefusalsFirst, move |l| {
+            let mut results = Vec::with_capacity(docs.len());
+            for doc in &docs {
+                // A refused document wrote nothing; any other error ends the work, and its
+                // commit is not made.
+                match accept_in(l, doc) {
+                    Err(e) if !e.is_refusal() => return Err(e),
+                    result => results.push(result),
+                }
+            }
+            Ok(results)
+        })
+        .await
+}
+
+/// The first receipt when `doc` repeats an accepted document; a conflict when it reuses the
+/// key, or the (sender, UCR, type) identity, of a different one; `None` when it is new.
+fn earlier_acceptance(l: &mut dyn Ledger, doc: &NewDocument) -> Result<Option<Acceptance>, StoreError> {
+    let earlier = match &doc.idempotency_key {
+        Some(key) => l.document_by_key(&doc.sender, key)?,
+        None => l.document_by_identity(&doc.sender, &doc.ucr, &doc.document_type, &doc.body_sha256)?,
+    };
+    let Some(EarlierDocument { id, body_sha256, receipt }) = earlier else { return Ok(None) };
+    if body_sha256 != doc.body_sha256 {
+        let reason = if doc.idempotency_key.is_some() {
+            "this Idempotency-Key was already used for a different document"
+        } else {
+            "a different document of this type was already accepted from you for this UCR"
+        };
+        return Err(StoreError::Conflict { document: id, reason });
+    }
+    let receipt = serde_json::from_str(&receipt).map_err(|e| StoreError::Corrupt(format!("stored receipt: {e}")))?;
+    Ok(Some(Acceptance::Replayed(receipt)))
+}
+
+/// Commits `doc` or refuses it, in the transaction of `l`. Every refusal
+/// ([`StoreError::is_refusal`]) comes before the first write.
+pub fn accept_in(l: &mut dyn Ledger, doc: &NewDocument) -> Result<Acceptance, StoreError> {
+    if let Some(earlier) = earlier_acceptance(l, doc)? {
+        if let Acceptance::Replayed(receipt) = &earlier {
+            let first = receipt["documentId"].as_str().unwrap_or_default().to_owned();
+            let detail = json!({"ucr": doc.ucr, "documentType": doc.document_type, "idempotencyKey": doc.idempotency_key});
+            audit::append(l, &audit::entry(doc.submitted_at, &doc.sender, "submission.replayed", first, detail))?;
+        }
+        return Ok(earlier);
+    }
+    if doc.backlog_full {
+        return Err(StoreError::BacklogFull);
+    }
+    // A consignment is its opener's: another participant may not add documents to it (nor
+    // learn its state from the receipt).
+    if l.consignment_of_another(&doc.ucr, &doc.sender)? {
+        return Err(StoreError::ConsignmentOfAnother(doc.ucr.clone()));
+    }
+    // Were this document to open the consignment, these would be its only deliveries, all pending.
+    let opening_state = consignment_state(doc.deliveries.iter().map(|_| DeliveryStatus::Pending));
+    let created = l.open_consignment(&doc.ucr, opening_state, doc.submitted_at)?;
+    l.insert_document(doc)?;
+    let mut deliveries = Vec::with_capacity(doc.deliveries.len());
+    for (agency, topic, rule) in &doc.deliveries {
+        let id = l.insert_delivery(doc.id, agency, topic, rule, doc.submitted_at)?;
+        let reason = format!("routed by rule: {rule}");
+        l.add_delivery_event(
+            id,
+            DeliveryEvent { status: "pending", at: doc.submitted_at, source: "gateway", reason: Some(&reason), outcome: "applied" },
+        )?;
+        deliveries.push(ReceiptDelivery {
+            agency: agency.clone(),
+            topic: topic.clone(),
+            status: DeliveryStatus::Pending,
+            status_detail: (!doc.broker_available).then_some("broker-unavailable"),
+            rule: rule.clone(),
+        });
+    }
+    let cause = json!({
+        "kind": if created { "created" } else { "document" },
+        "documentId": doc.id,
+        "documentType": doc.document_type,
+    });
+    let state: ConsignmentState = if created {
+        // A consignment this document opens has no deliveries but these, all pending: its state
+        // and its first status event follow without reading anything back.
+        tracking::announce_opening(l, &doc.ucr, opening_state, doc.submitted_at, cause)?;
+        opening_state
+    } else {
+        tracking::refresh_consignment(l, &doc.ucr, doc.submitted_at, cause)?
+    };
+    // The submission and its routing decision, in the same transaction.
+    let detail = json!({
+        "ucr": doc.ucr,
+        "documentType": doc.document_type,
+        "schemaVersion": doc.schema_version,
+        "origin": doc.origin,
+        "destination": doc.destination,
+        "bodySha256": doc.body_sha256,
+        "idempotencyKey": doc.idempotency_key,
+        "routing": deliveries.iter().map(|d| json!({"agency": d.agency, "topic": d.topic, "rule": d.rule})).collect::<Vec<_>>(),
+    });
+    let audit_hash = audit::append(l, &audit::entry(doc.submitted_at, &doc.sender, "submission.accepted", doc.id.to_string(), detail))?;
+    let receipt = Receipt {
+        document_id: doc.id,
+        ucr: doc.ucr.clone(),
+        document_type: doc.document_type.clone(),
+        schema_version: doc.schema_version,
+        submitted_at: rfc3339(doc.submitted_at),
+        consignment_state: state,
+        deliveries,
+        audit_hash,
+    };
+    let text = serde_json::to_string(&receipt).map_err(|e| StoreError::Corrupt(format!("receipt: {e}")))?;
+    l.insert_receipt(doc.id, &text)?;
+    Ok(Acceptance::New(receipt))
+}
