@@ -21,6 +21,7 @@ use crate::domain::{AckOutcome, AckStatus, AgencyId, ConsignmentState, CountryCo
 pub mod conformance;
 mod ledger;
 pub mod sqlite;
+mod writer;
 
 pub use ledger::*;
 

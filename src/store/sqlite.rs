@@ -1,24 +1,16 @@
 //! The embedded store: one SQLite file in WAL mode under the data directory, and the SQL of
 //! every [`Ledger`] operation.
 //!
-//! **Group commit.** Every write is a job sent to one writer thread. The thread takes every job
-//! waiting, runs them inside one transaction, commits once (one fsync for the lot), and only
-//! then answers each caller. A caller is told "committed" only after the commit succeeded, so a
-//! `202` never precedes durability, and a burst of submissions shares one fsync instead of
-//! paying one each.
-//!
-//! A job runs in its own savepoint, so its error undoes only its own writes; except documents,
-//! the hot path, which refuse before they write and need none. A job that fails otherwise
-//! (the disk, the database) spoils its group: the jobs after it are not run, the transaction
-//! is rolled back, and every caller of the group is told nothing was committed.
+//! Writes go through one writer thread with group commit (`writer.rs`); reads through one
+//! reader connection, `query_only`.
 
 use std::path::Path;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension};
-use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use super::writer::{Transactional, Writer};
 use super::*;
 use crate::audit::{ChainBreak, ChainSummary};
 use crate::clock::rfc3339;
@@ -29,141 +21,40 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// Most jobs one transaction takes; the rest wait for the next commit.
-const MAX_GROUP: usize = 1024;
-
-type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> Done + Send>;
-
-/// What a job leaves behind in the open transaction.
-struct Done {
-    /// Answers the caller once the commit is known.
-    reply: Reply,
-    /// Set when the job failed with an error that is not a refusal and what it wrote may be
-    /// left in the transaction (no savepoint, or one that could not be undone): nothing of its
-    /// group may be committed. Errors of the reads before a document's first write count too.
-    spoiled: Option<String>,
-}
-
 /// The SQLite store, shared behind an `Arc`: one writer thread (group commit), one reader connection.
 pub struct SqliteStore {
-    writer: mpsc::Sender<Job>,
-    reader: Arc<Mutex<Connection>>,
+    writer: Writer,
+    reader: Arc<Mutex<SqliteLedger>>,
 }
 
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS consignments (
-    ucr TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    released_at INTEGER
-);
-CREATE TABLE IF NOT EXISTS documents (
-    id TEXT PRIMARY KEY,
-    ucr TEXT NOT NULL REFERENCES consignments(ucr),
-    document_type TEXT NOT NULL,
-    schema_version TEXT NOT NULL,
-    schema_id TEXT NOT NULL,
-    origin TEXT NOT NULL,
-    destination TEXT NOT NULL,
-    sender TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    submitted_at INTEGER NOT NULL,
-    idempotency_key TEXT,
-    body_sha256 TEXT NOT NULL,
-    receipt TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS documents_by_ucr ON documents(ucr);
-CREATE UNIQUE INDEX IF NOT EXISTS documents_by_idempotency_key ON documents(sender, idempotency_key) WHERE idempotency_key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS documents_by_identity ON documents(sender, ucr, document_type);
--- A document's first receipt, answered again to a resend. Apart from the document, so the
--- document row (with its payload) is written once, not written and then updated. Stores of
--- earlier versions keep it in documents.receipt.
-CREATE TABLE IF NOT EXISTS receipts (
-    document_id TEXT PRIMARY KEY,
-    receipt TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS deliveries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    document_id TEXT NOT NULL REFERENCES documents(id),
-    agency TEXT NOT NULL,
-    topic TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    dispatched_at INTEGER,
-    first_answer_at INTEGER,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    failed_at INTEGER,
-    UNIQUE (document_id, agency)
-);
-CREATE TABLE IF NOT EXISTS delivery_events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    delivery_id INTEGER NOT NULL REFERENCES deliveries(id),
-    status TEXT NOT NULL,
-    at INTEGER NOT NULL,
-    source TEXT NOT NULL,
-    reason TEXT,
-    outcome TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS delivery_events_by_delivery ON delivery_events(delivery_id);
-CREATE TABLE IF NOT EXISTS status_outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ucr TEXT NOT NULL,
-    body TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    published_at INTEGER
-);
-CREATE INDEX IF NOT EXISTS status_outbox_pending ON status_outbox(id) WHERE published_at IS NULL;
-CREATE TABLE IF NOT EXISTS webhooks (
-    id TEXT PRIMARY KEY,
-    participant TEXT NOT NULL,
-    url TEXT NOT NULL,
-    secret TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    cursor INTEGER NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT
-);
-CREATE INDEX IF NOT EXISTS webhooks_by_participant ON webhooks(participant);
-CREATE TABLE IF NOT EXISTS audit_log (
-    seq INTEGER PRIMARY KEY,
-    at INTEGER NOT NULL,
-    participant TEXT NOT NULL,
-    action TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
-"#;
 
-/// Brings a store written by an earlier version up to date: the retry columns of
-/// `deliveries`, and the outbox index that leaves failed deliveries out.
-fn migrate(conn: &Connection) -> Result<(), StoreError> {
+/// The embedded store's versioned migrations (`migrations/sqlite/`), run at start.
+mod embedded {
+    refinery::embed_migrations!("migrations/sqlite");
+}
+
+/// Brings a store up to date: stores from before the retry columns get them first (the
+/// versioned migrations start from the schema that has them), then every versioned migration
+/// not yet applied runs, each recorded in `refinery_schema_history`.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('deliveries')")?;
     let columns = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
-    for (name, decl) in [
-        ("attempts", "INTEGER NOT NULL DEFAULT 0"),
-        ("next_attempt_at", "INTEGER NOT NULL DEFAULT 0"),
-        ("last_error", "TEXT"),
-        ("failed_at", "INTEGER"),
-    ] {
-        if !columns.iter().any(|c| c == name) {
-            conn.execute_batch(&format!("ALTER TABLE deliveries ADD COLUMN {name} {decl}"))?;
+    drop(stmt);
+    if !columns.is_empty() {
+        for (name, decl) in [
+            ("attempts", "INTEGER NOT NULL DEFAULT 0"),
+            ("next_attempt_at", "INTEGER NOT NULL DEFAULT 0"),
+            ("last_error", "TEXT"),
+            ("failed_at", "INTEGER"),
+        ] {
+            if !columns.iter().any(|c| c == name) {
+                conn.execute_batch(&format!("ALTER TABLE deliveries ADD COLUMN {name} {decl}"))?;
+            }
         }
     }
-    conn.execute_batch(
-        "DROP INDEX IF EXISTS deliveries_outbox;
-         CREATE INDEX IF NOT EXISTS deliveries_waiting ON deliveries(id) WHERE dispatched_at IS NULL AND failed_at IS NULL;
-         CREATE INDEX IF NOT EXISTS deliveries_failed ON deliveries(id) WHERE failed_at IS NOT NULL;
-         CREATE INDEX IF NOT EXISTS deliveries_by_agency ON deliveries(agency, id);
-         CREATE INDEX IF NOT EXISTS documents_by_ucr_sender ON documents(ucr, sender);",
-    )?;
+    embedded::migrations::runner()
+        .run(conn)
+        .map_err(|e| StoreError::Unavailable(format!("the store's migrations failed: {e}")))?;
     Ok(())
 }
 
@@ -200,21 +91,16 @@ impl SqliteStore {
             StoreError::Unavailable(format!("cannot create the data directory {}: {e}", data_dir.display()))
         })?;
         let path = data_dir.join("ventanilla.db");
-        let conn = open(&path)?;
+        let mut conn = open(&path)?;
         // The writer's page cache holds a large group's pages without spilling them to the
         // log before the commit (the default is 2 MiB).
         conn.execute_batch("PRAGMA cache_size=-8192")?;
-        conn.execute_batch(SCHEMA)?;
-        migrate(&conn)?;
+        migrate(&mut conn)?;
         let reader = open(&path)?;
         // Read work cannot write, whatever it asks.
         reader.execute_batch("PRAGMA query_only=ON")?;
-        let (writer, jobs) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || write_loop(conn, jobs))
-            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
-        Ok(SqliteStore { writer, reader: Arc::new(Mutex::new(reader)) })
+        let writer = Writer::start("store-writer", SqliteLedger { conn })?;
+        Ok(SqliteStore { writer, reader: Arc::new(Mutex::new(SqliteLedger { conn: reader })) })
     }
 
     /// Opens the store of an existing data directory (for the command-line tools): a mistyped
@@ -224,149 +110,15 @@ impl SqliteStore {
         Self::open(data_dir)
     }
 
-    /// Runs `f` in the next group commit, in a savepoint of its own (an error undoes what it
-    /// wrote), and answers once that commit is durable.
-    async fn write_job<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        self.enqueue(move |conn| in_savepoint(conn, f)).await
-    }
-
-    /// Runs `f` in the next group commit without a savepoint: for the document path, whose
-    /// refusals ([`StoreError::is_refusal`]) all come before its first write. Savepoints cost
-    /// the hot path a copy of every page it touches; without one, any other error (the disk,
-    /// the database) spoils the whole group, which is rolled back and answered as not committed.
-    async fn write_job_checked_first<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        self.enqueue(move |conn| {
-            let result = f(conn);
-            let spoiled = match &result {
-                Err(e) if !e.is_refusal() => Some(e.to_string()),
-                _ => None,
-            };
-            (result, spoiled)
-        })
-        .await
-    }
-
-    async fn enqueue<T, F>(&self, run: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> (Result<T, StoreError>, Option<String>) + Send + 'static,
-    {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn: &Connection| {
-            let (result, spoiled) = run(conn);
-            let reply: Reply = Box::new(move |commit_error: Option<&str>| {
-                let _ = tx.send(match (commit_error, result) {
-                    (None, result) => result,
-                    // Nothing was committed: a job's own failure still says best why not. A
-                    // refusal may rest on rows of the same group that were rolled back.
-                    (Some(_), Err(own)) if !own.is_refusal() => Err(own),
-                    (Some(e), _) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
-                });
-            });
-            Done { reply, spoiled }
-        });
-        self.writer
-            .send(job)
-            .map_err(|_| StoreError::Unavailable("the store's writer thread has stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Unavailable("the store did not commit this write (see the gateway log)".into()))?
-    }
-
     /// Runs a read on the reader connection, off the async threads.
-    async fn read_job<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    {
+    async fn read_job(&self, work: Work) -> Result<Box<dyn Any + Send>, StoreError> {
         let reader = self.reader.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = reader.lock().map_err(|_| StoreError::Unavailable("reader poisoned".into()))?;
-            f(&conn)
+            let mut ledger = reader.lock().map_err(|_| StoreError::Unavailable("reader poisoned".into()))?;
+            work(&mut *ledger)
         })
         .await
         .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
-    }
-}
-
-/// Runs `f` in a savepoint: what it wrote stays only if it succeeded. When the savepoint
-/// itself cannot be opened, undone or released, what `f` wrote may still be in the
-/// transaction: the job spoils its group (nothing of it is committed).
-fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> (Result<T, StoreError>, Option<String>) {
-    if let Err(e) = conn.exec("SAVEPOINT job", []) {
-        let cause = e.to_string();
-        return (Err(e.into()), Some(cause));
-    }
-    let result = f(conn);
-    let closed = match &result {
-        Ok(_) => conn.exec("RELEASE job", []),
-        Err(_) => conn.exec("ROLLBACK TO job", []).and_then(|_| conn.exec("RELEASE job", [])),
-    };
-    match closed {
-        Ok(_) => (result, None),
-        Err(e) => {
-            let cause = e.to_string();
-            (result.and(Err(e.into())), Some(cause))
-        }
-    }
-}
-
-fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
-    while let Ok(first) = jobs.recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match jobs.try_recv() {
-                Ok(j) => group.push(j),
-                Err(_) => break,
-            }
-        }
-        if let Err(e) = conn.exec("BEGIN IMMEDIATE", []) {
-            // Nothing of this group is written. Dropping the jobs drops their reply channels,
-            // so each caller gets `StoreError::Unavailable` and answers 503.
-            tracing::error!(error = %e, jobs = group.len(), "store: cannot begin a transaction");
-            continue;
-        }
-        let mut done: Vec<Done> = Vec::with_capacity(group.len());
-        let mut spoiled: Option<String> = None;
-        for job in group {
-            if spoiled.is_some() {
-                // Not run: dropping the job drops its reply channel, so its caller is answered
-                // `StoreError::Unavailable`. Run now, it could write outside any transaction.
-                continue;
-            }
-            let mut d = job(&conn);
-            spoiled = d.spoiled.take();
-            if spoiled.is_none() && conn.is_autocommit() {
-                // SQLite ended the transaction itself (an I/O error, a full disk).
-                spoiled = Some("the transaction was rolled back by SQLite".into());
-            }
-            done.push(d);
-        }
-        let commit_error = match spoiled.as_deref() {
-            Some(cause) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                tracing::error!(error = %cause, jobs = done.len(), "store: a write failed part-way; its whole group is rolled back");
-                Some(format!("a write of the same commit failed part-way ({cause}), so none was committed"))
-            }
-            None => match conn.exec("COMMIT", []) {
-                Ok(_) => None,
-                Err(e) => {
-                    let _ = conn.execute_batch("ROLLBACK");
-                    tracing::error!(error = %e, "store: commit failed");
-                    Some(e.to_string())
-                }
-            },
-        };
-        for d in done {
-            (d.reply)(commit_error.as_deref());
-        }
     }
 }
 
@@ -406,7 +158,7 @@ pub fn verify_audit_at(
     expected: &[String],
 ) -> Result<Result<(ChainSummary, Vec<String>), ChainBreak>, StoreError> {
     let conn = Connection::open_with_flags(existing_store(data_dir)?, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let records = SqliteLedger { conn: &conn }.audit_records()?;
+    let records = SqliteLedger { conn }.audit_records()?;
     Ok(crate::audit::verify_expecting(records, expected))
 }
 
@@ -454,13 +206,29 @@ fn earlier(row: Option<(String, String, String)>) -> Result<Option<EarlierDocume
     row.map(|(id, body_sha256, receipt)| Ok(EarlierDocument { id: parse_uuid(&id)?, body_sha256, receipt })).transpose()
 }
 
-/// The rows of one transaction on one connection: the writer's (in its group commit) or the
-/// reader's (`PRAGMA query_only`, so read work cannot write).
-pub struct SqliteLedger<'c> {
-    conn: &'c Connection,
+/// The rows, on one connection: the writer's (in its group commit) or the reader's
+/// (`PRAGMA query_only`, so read work cannot write).
+pub struct SqliteLedger {
+    conn: Connection,
 }
 
-impl Ledger for SqliteLedger<'_> {
+impl Transactional for SqliteLedger {
+    fn run(&mut self, statement: &str) -> Result<(), StoreError> {
+        Ok(self.conn.execute_batch(statement)?)
+    }
+    fn begin_statement(&self) -> &'static str {
+        "BEGIN IMMEDIATE"
+    }
+    fn transaction_ended(&self) -> bool {
+        // SQLite ends the transaction itself on an I/O error or a full disk.
+        self.conn.is_autocommit()
+    }
+    fn ledger(&mut self) -> &mut dyn Ledger {
+        self
+    }
+}
+
+impl Ledger for SqliteLedger {
     fn document_by_key(&mut self, sender: &str, key: &str) -> Result<Option<EarlierDocument>, StoreError> {
         earlier(
             self.conn
@@ -963,22 +731,15 @@ impl Ledger for SqliteLedger<'_> {
 
 impl Store for SqliteStore {
     fn write(&self, mode: WriteMode, work: Work) -> StoreFuture<'_, Box<dyn Any + Send>> {
-        let run = move |conn: &Connection| work(&mut SqliteLedger { conn });
-        match mode {
-            WriteMode::Undoable => Box::pin(self.write_job(run)),
-            WriteMode::RefusalsFirst => Box::pin(self.write_job_checked_first(run)),
-        }
+        Box::pin(self.writer.write(mode, work))
     }
 
     fn read(&self, work: Work) -> StoreFuture<'_, Box<dyn Any + Send>> {
-        Box::pin(self.read_job(move |conn| work(&mut SqliteLedger { conn })))
+        Box::pin(self.read_job(work))
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {
-        Box::pin(self.write_job(|conn| {
-            conn.row("SELECT 1", [], |_| Ok(()))?;
-            Ok(())
-        }))
+        Box::pin(self.writer.run(|db| db.run("SELECT 1")))
     }
 }
 
@@ -1025,6 +786,41 @@ mod tests {
         again.body_sha256 = "different".into();
         assert!(matches!(crate::submission::accept(&*store, again).await, Err(StoreError::Conflict { .. })));
         let _ = conformance::ack; // the suite's helpers serve this file's own cases too
+    }
+
+    #[tokio::test]
+    async fn a_store_written_before_versioned_migrations_upgrades_in_place() {
+        // Written by the gateway of da8857f (schema by CREATE IF NOT EXISTS, no migration
+        // history): two documents of one trader, a hold from br-customs.
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-before-migrations.db");
+        std::fs::copy(&fixture, dir.path().join("ventanilla.db")).unwrap();
+        let history = |dir: &Path| {
+            let conn = Connection::open(dir.join("ventanilla.db")).unwrap();
+            let mut stmt = conn.prepare("SELECT version FROM refinery_schema_history ORDER BY version").unwrap();
+            stmt.query_map([], |r| r.get::<_, i64>(0)).unwrap().collect::<Result<Vec<_>, _>>().unwrap()
+        };
+        {
+            let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+            let held = store
+                .read_with(|l| crate::tracking::consignment_view(l, &Ucr::parse("5AR30714255831-C0781").unwrap()))
+                .await
+                .unwrap()
+                .expect("the fixture's consignment is still there");
+            assert_eq!(held.state, ConsignmentState::OnHold);
+            assert_eq!(held.documents.len(), 2);
+            let records = store.read_with(|l| l.audit_records()).await.unwrap();
+            assert_eq!(records.len(), 9);
+            assert!(crate::audit::verify(records).is_ok());
+            // The store goes on: a new document, its audit record chained to the old ones.
+            crate::submission::accept(&*store, doc("UCR-AFTER-UPGRADE", &["br-customs"])).await.unwrap();
+            let records = store.read_with(|l| l.audit_records()).await.unwrap();
+            assert_eq!(records.len(), 10);
+            assert!(crate::audit::verify(records).is_ok());
+        }
+        assert_eq!(history(dir.path()), vec![1], "version 1 recorded");
+        SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(history(dir.path()), vec![1], "and not run again");
     }
 
     #[tokio::test]
