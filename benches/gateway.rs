@@ -41,6 +41,9 @@ struct Options {
     batch_size: usize,
     /// Which brokers: `embedded`, `kafka` (Apache Kafka, one broker process), or both.
     brokers: Vec<String>,
+    /// The gateway's store: `sqlite` (the embedded default) or `postgres` (a durable PostgreSQL
+    /// cluster started by `scripts/postgres.sh`, a fresh database per gateway).
+    store: String,
     /// Documents prepared (cycled through with fresh UCRs when the run needs more).
     corpus: usize,
     /// A soak run: this many seconds of single submissions, sampling resident memory.
@@ -54,7 +57,7 @@ struct Options {
 
 impl Options {
     fn parse() -> Options {
-        let mut o = Options { seconds: 10, concurrency: 64, batch_size: 100, brokers: vec!["embedded".into(), "kafka".into()], corpus: 2_000, soak: None, soak_rate: None, perf: None };
+        let mut o = Options { seconds: 10, concurrency: 64, batch_size: 100, brokers: vec!["embedded".into(), "kafka".into()], store: "sqlite".into(), corpus: 2_000, soak: None, soak_rate: None, perf: None };
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
             let mut value = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
@@ -63,6 +66,7 @@ impl Options {
                 "--concurrency" => o.concurrency = value().parse().expect("--concurrency N"),
                 "--batch-size" => o.batch_size = value().parse().expect("--batch-size N"),
                 "--broker" => o.brokers = vec![value()],
+                "--store" => o.store = value(),
                 "--corpus" => o.corpus = value().parse().expect("--corpus N"),
                 "--soak" => o.soak = Some(value().parse().expect("--soak SECONDS")),
                 "--perf" => o.perf = Some(value().into()),
@@ -254,6 +258,10 @@ impl Gateway {
         if let Some(b) = brokers {
             cmd.args(["--kafka-brokers", b]);
         }
+        let admin = POSTGRES_ADMIN.lock().unwrap().clone();
+        if let Some(admin) = admin {
+            cmd.args(["--store", &postgres_database(&admin).await]);
+        }
         let mut child = cmd.spawn().expect("the ventanilla binary starts");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -363,6 +371,19 @@ struct Outcome {
     bench_cpu: f64,
     /// CPU of the broker process (Apache Kafka), when it runs apart from the gateway.
     broker_cpu: f64,
+}
+
+/// The PostgreSQL server's administrator URL when the benchmark runs on `--store postgres`.
+static POSTGRES_ADMIN: Mutex<Option<String>> = Mutex::new(None);
+
+/// A fresh database for one gateway on the benchmark's PostgreSQL server; its URL.
+async fn postgres_database(admin: &str) -> String {
+    let config: tokio_postgres::Config = admin.parse().expect("an administrator's URL");
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.expect("PostgreSQL answers");
+    tokio::spawn(connection);
+    let name = format!("bench{}", uuid::Uuid::now_v7().simple());
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("a database");
+    format!("{}/{name}", admin.rsplit_once('/').map_or(admin, |(base, _)| base))
 }
 
 /// The Apache Kafka broker's process id while a phase runs against it, for its CPU share.
@@ -828,6 +849,21 @@ fn main() {
             docs.len(), t.elapsed().as_secs_f64(), items.iter().min().unwrap_or(&0), items.iter().max().unwrap_or(&0),
             sizes.iter().min().unwrap_or(&0), sizes.iter().max().unwrap_or(&0), sizes.iter().sum::<usize>() as f64 / sizes.len() as f64, deliveries_per_doc(&docs));
         println!("phases of {} s; {} requests in flight for single documents", o.seconds, o.concurrency);
+        let postgres = (o.store == "postgres").then(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let out = Command::new(repo().join("scripts/postgres.sh"))
+                .arg("start")
+                .arg(dir.path())
+                .arg("--durable")
+                .stdin(Stdio::null())
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("scripts/postgres.sh runs");
+            assert!(out.status.success(), "scripts/postgres.sh could not start PostgreSQL (its error above)");
+            *POSTGRES_ADMIN.lock().unwrap() = Some(String::from_utf8(out.stdout).unwrap().trim().to_owned());
+            dir
+        });
+        println!("store: {}", if postgres.is_some() { "PostgreSQL (durable: fsync and synchronous_commit on), a fresh database per gateway" } else { "SQLite (WAL, synchronous=FULL)" });
         let parse_bodies: Bodies = {
             let docs = docs.clone();
             Arc::new(move |i| body(&docs, "P", i))
@@ -841,6 +877,9 @@ fn main() {
         println!("ceiling, the same server parsing batches of {}: {:.0} documents/s{}; {}", o.batch_size, parse_batch.rate(), others(&parse_batch), share(&parse_batch));
         for kind in &o.brokers {
             run_broker(kind, &o, docs.clone(), (parse.rate(), parse_batch.rate())).await;
+        }
+        if let Some(dir) = postgres {
+            let _ = Command::new(repo().join("scripts/postgres.sh")).arg("stop").arg(dir.path()).status();
         }
     });
 }

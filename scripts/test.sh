@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need (Java and Maven for Apache Kafka, kcat,
-# docker-compose, curl, OpenSSL's headers, confluent-kafka and schemathesis from PyPI), fetches
-# Apache Kafka's jars from Maven Central once per machine (scripts/kafka.sh), starts one broker
-# on free loopback ports, runs the whole suite against it, checks docker-compose.yml, and stops
-# every broker it or the tests started. Usage: scripts/test.sh [cargo test args]
+# The test command: installs what the tests need (Java and Maven for Apache Kafka, PostgreSQL,
+# kcat, docker-compose, curl, OpenSSL's headers, confluent-kafka and schemathesis from PyPI),
+# fetches Apache Kafka's jars from Maven Central once per machine (scripts/kafka.sh), starts one
+# broker and a PostgreSQL cluster (scripts/postgres.sh) on free loopback ports, runs the whole
+# suite against them, checks docker-compose.yml, and stops every server it or the tests
+# started. Usage: scripts/test.sh [cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,7 +45,10 @@ export SCHEMATHESIS="$SCRIPTS/schemathesis"
 log "Apache Kafka $(scripts/kafka.sh version) (jars cached in ~/.cache/ventanilla)"
 scripts/kafka.sh fetch >/dev/null
 WORK="$(mktemp -d)"
+# PostgreSQL runs as the postgres user: it must reach its cluster inside.
+chmod 755 "$WORK"
 cleanup() {
+  scripts/postgres.sh stop "$WORK/postgres" 2>/dev/null || true
   scripts/kafka.sh stop "$WORK/kafka" 2>/dev/null || true
   # Clusters the tests started (outage, failover, security) live under $WORK/clusters; a test
   # that failed may have left one running.
@@ -57,6 +61,10 @@ trap cleanup EXIT
 BROKERS="$(scripts/kafka.sh start "$WORK/kafka")"
 export VENTANILLA_TEST_BROKERS="$BROKERS"
 export VENTANILLA_TEST_KAFKA_DIR="$WORK/clusters"
+
+# --- PostgreSQL: Debian's package (installed when absent), a cluster of the run's own ----------
+log "PostgreSQL (Debian's package, a cluster in $WORK/postgres)"
+export VENTANILLA_TEST_POSTGRES="$(scripts/postgres.sh start "$WORK/postgres")"
 
 # --- the suite --------------------------------------------------------------------------------
 log "docker-compose.yml"

@@ -52,6 +52,15 @@ impl Settings {
     }
 
     /// Builds settings from the layers. `topic_prefix` overrides the file's when given.
+    /// The store: `[store] url` (or what `--store` set there), else the SQLite file under the
+    /// data directory. The URL was checked at load.
+    pub fn store_url(&self) -> Result<StoreUrl, ConfigError> {
+        match &self.region.store.url {
+            Some(url) => StoreUrl::parse(url).map_err(|message| ConfigError::Invalid { path: Self::region_path(&self.config_dir), message }),
+            None => Ok(StoreUrl::Sqlite(self.data_dir.join("ventanilla.db"))),
+        }
+    }
+
     pub fn load(
         config_dir: PathBuf,
         bind: SocketAddr,
@@ -115,10 +124,71 @@ pub struct RegionConfig {
     pub kafka: KafkaConfig,
     #[serde(default)]
     pub webhooks: WebhooksConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
     pub agencies: Vec<AgencyConfig>,
     #[serde(default)]
     pub participants: Vec<ParticipantConfig>,
     pub routes: Vec<RouteConfig>,
+}
+
+/// Where the store is (`[store]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` (a file) or `postgres://user@host:port/db`; `--store` and
+    /// `VENTANILLA_STORE` win over it. Absent: `sqlite://<data dir>/ventanilla.db`.
+    pub url: Option<String>,
+}
+
+/// The store a URL names, checked once at start.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// The embedded store: one SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database that several gateways may share (the URL, password included).
+    Postgres(String),
+}
+
+impl StoreUrl {
+    pub fn parse(url: &str) -> Result<StoreUrl, String> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(format!("store URL {url:?}: sqlite:// needs the database file's path, e.g. sqlite://./data/ventanilla.db"));
+            }
+            return Ok(StoreUrl::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(StoreUrl::Postgres(url.to_owned()));
+        }
+        Err(format!(
+            "store URL {:?}: use sqlite://PATH or postgres://user@host:port/db",
+            StoreUrl::Postgres(url.to_owned()).to_string()
+        ))
+    }
+}
+
+/// Shown without the password a PostgreSQL URL may carry.
+impl std::fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            StoreUrl::Postgres(url) => {
+                let masked = url.split_once("://").and_then(|(scheme, rest)| {
+                    let (userinfo, host) = rest.rsplit_once('@')?;
+                    let (user, _password) = userinfo.split_once(':')?;
+                    Some(format!("{scheme}://{user}:***@{host}"))
+                });
+                f.write_str(masked.as_deref().unwrap_or(url))
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreUrl({self})")
+    }
 }
 
 /// Limits and locations of the HTTP front.
@@ -525,6 +595,9 @@ impl RegionConfig {
         if self.gateway.max_concurrent_writes == 0 {
             return Err("gateway.max_concurrent_writes must be at least 1".into());
         }
+        if let Some(url) = &self.store.url {
+            StoreUrl::parse(url)?;
+        }
         if self.kafka.partitions < 1 {
             return Err("kafka.partitions must be at least 1".into());
         }
@@ -540,5 +613,23 @@ impl RegionConfig {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoreUrl;
+
+    #[test]
+    fn store_urls_name_a_store_and_hide_their_password() {
+        assert_eq!(StoreUrl::parse("sqlite://./data/v.db").unwrap(), StoreUrl::Sqlite("./data/v.db".into()));
+        let pg = StoreUrl::parse("postgres://gw:s3cret@db.example:5432/ventanilla").unwrap();
+        assert_eq!(pg, StoreUrl::Postgres("postgres://gw:s3cret@db.example:5432/ventanilla".into()));
+        assert_eq!(pg.to_string(), "postgres://gw:***@db.example:5432/ventanilla");
+        assert!(!format!("{pg:?}").contains("s3cret"));
+        assert_eq!(StoreUrl::parse("postgres://gw@db:5432/v").unwrap().to_string(), "postgres://gw@db:5432/v");
+        assert!(StoreUrl::parse("sqlite://").is_err());
+        let refused = StoreUrl::parse("mysql://u:pw@h/db").unwrap_err();
+        assert!(refused.contains("use sqlite://PATH or postgres://") && !refused.contains("pw@"), "{refused}");
     }
 }

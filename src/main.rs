@@ -6,11 +6,13 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use ventanilla::clock::now_millis;
-use ventanilla::config::{Settings, TlsFiles};
+use ventanilla::config::{Settings, StoreUrl, TlsFiles};
 use ventanilla::domain::AgencyId;
+use ventanilla::store::postgres::PgStore;
 use ventanilla::store::sqlite::SqliteStore;
 use ventanilla::store::{RetrySelection, Store};
 use ventanilla::schema::SchemaRegistry;
@@ -103,6 +105,9 @@ enum AuditCommand {
         /// Directory of the embedded store.
         #[arg(long, env = "VENTANILLA_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
+        /// The store, as a URL: sqlite://PATH or postgres://user@host:port/db (wins over --data-dir).
+        #[arg(long, env = "VENTANILLA_STORE")]
+        store: Option<String>,
         /// A hash that must be in the chain: a receipt's `auditHash`, or a head printed earlier
         /// (catches records removed from the end).
         #[arg(long = "expect")]
@@ -117,6 +122,9 @@ enum DeliveriesCommand {
         /// Directory of the embedded store.
         #[arg(long, env = "VENTANILLA_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
+        /// The store, as a URL: sqlite://PATH or postgres://user@host:port/db (wins over --data-dir).
+        #[arg(long, env = "VENTANILLA_STORE")]
+        store: Option<String>,
         /// Only this agency's.
         #[arg(long)]
         agency: Option<String>,
@@ -126,6 +134,9 @@ enum DeliveriesCommand {
         /// Directory of the embedded store.
         #[arg(long, env = "VENTANILLA_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
+        /// The store, as a URL: sqlite://PATH or postgres://user@host:port/db (wins over --data-dir).
+        #[arg(long, env = "VENTANILLA_STORE")]
+        store: Option<String>,
         /// Every failed delivery (of --agency, if given).
         #[arg(long, conflicts_with = "ids")]
         all_failed: bool,
@@ -149,6 +160,10 @@ struct ServeArgs {
     /// Directory of the embedded store.
     #[arg(long, env = "VENTANILLA_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
+    /// The store, as a URL: sqlite://PATH or postgres://user@host:port/db. Default: the
+    /// region file's [store] url, else sqlite://<data-dir>/ventanilla.db.
+    #[arg(long, env = "VENTANILLA_STORE")]
+    store: Option<String>,
     /// Kafka bootstrap servers; unset starts the embedded mock cluster.
     #[arg(long, env = "VENTANILLA_KAFKA_BROKERS")]
     kafka_brokers: Option<String>,
@@ -224,6 +239,10 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             if let Some(allow) = a.allow_plaintext_on_public_address {
                 settings.region.gateway.allow_plaintext_on_public_address = allow;
             }
+            if let Some(url) = a.store {
+                StoreUrl::parse(&url)?;
+                settings.region.store.url = Some(url);
+            }
             let app = Application::build(settings).await?;
             app.run_until_stopped().await?;
         }
@@ -244,8 +263,17 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let answered = ventanilla::simulator::run(sim).await?;
             println!("answered {answered} document(s)");
         }
-        Command::Audit { action: AuditCommand::Verify { data_dir, expect } } => {
-            let (summary, missing) = ventanilla::store::sqlite::verify_audit_at(&data_dir, &expect)??;
+        Command::Audit { action: AuditCommand::Verify { data_dir, store, expect } } => {
+            let verdict = match store.as_deref().map(StoreUrl::parse).transpose()? {
+                Some(StoreUrl::Postgres(url)) => {
+                    let store = PgStore::connect(&url).await?;
+                    let records = (&store as &dyn Store).read_with(|l| l.audit_records()).await?;
+                    ventanilla::audit::verify_expecting(records, &expect)
+                }
+                Some(StoreUrl::Sqlite(path)) => ventanilla::store::sqlite::verify_audit_of_file(&path, &expect)?,
+                None => ventanilla::store::sqlite::verify_audit_at(&data_dir, &expect)?,
+            };
+            let (summary, missing) = verdict?;
             if !missing.is_empty() {
                 return Err(format!(
                     "the audit chain is intact ({} records) but lacks {missing:?}: records were removed from its end, \
@@ -317,11 +345,21 @@ fn validate(config: PathBuf, files: Vec<PathBuf>) -> Result<(), Box<dyn std::err
     Ok(())
 }
 
+/// The store the command-line tools work on: `--store` when given, else the SQLite file under
+/// `--data-dir`, which must exist (a mistyped directory is an error, not a new empty store).
+async fn open_store(data_dir: &std::path::Path, store: Option<String>) -> Result<Arc<dyn Store>, Box<dyn std::error::Error>> {
+    Ok(match store.as_deref().map(StoreUrl::parse).transpose()? {
+        Some(StoreUrl::Postgres(url)) => Arc::new(PgStore::connect(&url).await?),
+        Some(StoreUrl::Sqlite(path)) => Arc::new(SqliteStore::open_existing_file(&path)?),
+        None => Arc::new(SqliteStore::open_existing(data_dir)?),
+    })
+}
+
 async fn deliveries(action: DeliveriesCommand) -> Result<(), Box<dyn std::error::Error>> {
     let agency_of = |a: Option<String>| a.map(|a| AgencyId::parse(&a)).transpose();
     match action {
-        DeliveriesCommand::Failed { data_dir, agency } => {
-            let store: &dyn Store = &SqliteStore::open_existing(&data_dir)?;
+        DeliveriesCommand::Failed { data_dir, store, agency } => {
+            let store = open_store(&data_dir, store).await?;
             let agency = agency_of(agency)?;
             let failed = store.read_with(move |l| l.failed_deliveries(agency.as_ref())).await?;
             if failed.is_empty() {
@@ -340,14 +378,14 @@ async fn deliveries(action: DeliveriesCommand) -> Result<(), Box<dyn std::error:
                 );
             }
         }
-        DeliveriesCommand::Retry { data_dir, all_failed, agency, operator, ids } => {
-            let store: &dyn Store = &SqliteStore::open_existing(&data_dir)?;
+        DeliveriesCommand::Retry { data_dir, store, all_failed, agency, operator, ids } => {
+            let store = open_store(&data_dir, store).await?;
             let selection = if all_failed {
                 RetrySelection::AllFailed { agency: agency_of(agency)? }
             } else {
                 RetrySelection::Deliveries(ids)
             };
-            let out = ventanilla::outbox::retry(store, selection, format!("{operator} (cli)"), now_millis()).await?;
+            let out = ventanilla::outbox::retry(&*store, selection, format!("{operator} (cli)"), now_millis()).await?;
             println!("sent again: {} {:?}", out.retried.len(), out.retried);
             if !out.not_failed.is_empty() || !out.unknown.is_empty() {
                 return Err(format!(

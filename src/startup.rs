@@ -13,7 +13,7 @@ use actix_web::{web, App, HttpServer};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::Settings;
+use crate::config::{Settings, StoreUrl};
 use crate::gateway::Gateway;
 use crate::http::auth::Directory;
 use crate::http::routes::AppState;
@@ -22,6 +22,7 @@ use crate::kafka::relay::{self, DeliveryRelay, RetryPolicy, Wakeup};
 use crate::kafka::{self as broker, BrokerHealth, Topics};
 use crate::routing::Router;
 use crate::schema::SchemaRegistry;
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use crate::supervision::{supervise, TaskHealth};
@@ -39,6 +40,8 @@ pub enum StartupError {
     Routing(String),
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Broker(#[from] broker::BrokerError),
     #[error("cannot listen on {addr}: {source}. Is another process using the port?")]
@@ -78,7 +81,12 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let registry = Arc::new(SchemaRegistry::load(&settings.schemas_dir())?);
         let router = Router::new(&settings.region).map_err(StartupError::Routing)?;
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.data_dir)?);
+        let store_url = settings.store_url()?;
+        let store: Arc<dyn Store> = match &store_url {
+            StoreUrl::Sqlite(path) => Arc::new(SqliteStore::open_file(path)?),
+            StoreUrl::Postgres(url) => Arc::new(PgStore::connect(url).await?),
+        };
+        tracing::info!(store = %store_url, "store opened, migrations applied");
         let topics = Topics::new(&settings.region.kafka.topic_prefix);
         let topic_names = topics.all(settings.region.agencies.iter().map(|a| &a.id));
         let kafka = &settings.region.kafka;

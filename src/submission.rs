@@ -81,7 +81,7 @@ pub fn accept_in(l: &mut dyn Ledger, doc: &NewDocument) -> Result<Acceptance, St
     }
     // Were this document to open the consignment, these would be its only deliveries, all pending.
     let opening_state = consignment_state(doc.deliveries.iter().map(|_| DeliveryStatus::Pending));
-    let created = l.open_consignment(&doc.ucr, opening_state, doc.submitted_at)?;
+    let created = l.open_consignment(&doc.ucr, opening_state, doc.submitted_at, &doc.sender)?;
     l.insert_document(doc)?;
     let mut deliveries = Vec::with_capacity(doc.deliveries.len());
     for (agency, topic, rule) in &doc.deliveries {

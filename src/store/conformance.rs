@@ -1,7 +1,7 @@
 //! The conformance suite: the same cases against every store, through the contract only
 //! ([`Store`] and [`Ledger`], with the rules of the domain modules on top). A store's test module
-//! runs it with `crate::conformance_suite!(open)`, where `open()` gives a fresh, empty store and
-//! whatever keeps it alive.
+//! runs it with `crate::conformance_suite!(open)`, where `async fn open()` gives a fresh, empty
+//! store and whatever keeps it alive.
 
 use std::sync::Arc;
 
@@ -292,9 +292,9 @@ macro_rules! conformance_suite {
     (@cases $open:ident; $($case:ident),* $(,)?) => {
         mod conformance_cases {
             $(
-                #[tokio::test]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    let (store, _keep) = super::$open();
+                    let (store, _keep) = super::$open().await;
                     $crate::store::conformance::$case(store).await;
                 }
             )*

@@ -142,8 +142,10 @@ pub trait Ledger {
         -> Result<Option<EarlierDocument>, StoreError>;
     /// Whether `ucr` exists and `sender` has no document in it.
     fn consignment_of_another(&mut self, ucr: &Ucr, sender: &str) -> Result<bool, StoreError>;
-    /// Creates the consignment in `state` unless it exists; whether it was created.
-    fn open_consignment(&mut self, ucr: &Ucr, state: ConsignmentState, at: Millis) -> Result<bool, StoreError>;
+    /// Creates the consignment in `state`, opened by `opened_by`, unless it exists; whether it
+    /// was created. A store with several writers also holds every document of a consignment
+    /// to its opener by constraint (the check of `consignment_of_another` alone could race).
+    fn open_consignment(&mut self, ucr: &Ucr, state: ConsignmentState, at: Millis, opened_by: &str) -> Result<bool, StoreError>;
     fn insert_document(&mut self, doc: &NewDocument) -> Result<(), StoreError>;
     /// A new pending delivery; its id, which grows with commit order.
     fn insert_delivery(&mut self, document_id: Uuid, agency: &AgencyId, topic: &str, rule: &str, at: Millis) -> Result<i64, StoreError>;

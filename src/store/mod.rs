@@ -20,6 +20,7 @@ use crate::domain::{AckOutcome, AckStatus, AgencyId, ConsignmentState, CountryCo
 #[cfg(test)]
 pub mod conformance;
 mod ledger;
+pub mod postgres;
 pub mod sqlite;
 mod writer;
 

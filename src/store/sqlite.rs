@@ -87,10 +87,16 @@ impl Cached for Connection {
 impl SqliteStore {
     /// Opens (creating if needed) `<data_dir>/ventanilla.db` and starts the writer thread.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            StoreError::Unavailable(format!("cannot create the data directory {}: {e}", data_dir.display()))
-        })?;
-        let path = data_dir.join("ventanilla.db");
+        Self::open_file(&data_dir.join("ventanilla.db"))
+    }
+
+    /// Opens (creating if needed, with its directory) the store in the file `path`.
+    pub fn open_file(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unavailable(format!("cannot create the data directory {}: {e}", dir.display())))?;
+        }
+        let path = path.to_owned();
         let mut conn = open(&path)?;
         // The writer's page cache holds a large group's pages without spilling them to the
         // log before the commit (the default is 2 MiB).
@@ -108,6 +114,12 @@ impl SqliteStore {
     pub fn open_existing(data_dir: &Path) -> Result<Self, StoreError> {
         existing_store(data_dir)?;
         Self::open(data_dir)
+    }
+
+    /// Opens the store in the existing file `path` (for the command-line tools).
+    pub fn open_existing_file(path: &Path) -> Result<Self, StoreError> {
+        existing_file(path)?;
+        Self::open_file(path)
     }
 
     /// Runs a read on the reader connection, off the async threads.
@@ -157,7 +169,16 @@ pub fn verify_audit_at(
     data_dir: &Path,
     expected: &[String],
 ) -> Result<Result<(ChainSummary, Vec<String>), ChainBreak>, StoreError> {
-    let conn = Connection::open_with_flags(existing_store(data_dir)?, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    verify_audit_of_file(&existing_store(data_dir)?, expected)
+}
+
+/// [`verify_audit_at`], for the store in the file `path`.
+pub fn verify_audit_of_file(
+    path: &Path,
+    expected: &[String],
+) -> Result<Result<(ChainSummary, Vec<String>), ChainBreak>, StoreError> {
+    existing_file(path)?;
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let records = SqliteLedger { conn }.audit_records()?;
     Ok(crate::audit::verify_expecting(records, expected))
 }
@@ -166,13 +187,18 @@ pub fn verify_audit_at(
 /// directory is an error, not a new empty store).
 fn existing_store(data_dir: &Path) -> Result<std::path::PathBuf, StoreError> {
     let path = data_dir.join("ventanilla.db");
+    existing_file(&path)?;
+    Ok(path)
+}
+
+fn existing_file(path: &Path) -> Result<(), StoreError> {
     if !path.is_file() {
         return Err(StoreError::Unavailable(format!(
-            "no store at {}: give the gateway's --data-dir (VENTANILLA_DATA_DIR)",
+            "no store at {}: give the gateway's --data-dir (VENTANILLA_DATA_DIR) or --store (VENTANILLA_STORE)",
             path.display()
         )));
     }
-    Ok(path)
+    Ok(())
 }
 
 /// The columns of an outbound delivery, as selected by the outbox and stream queries.
@@ -266,7 +292,8 @@ impl Ledger for SqliteLedger {
         )?)
     }
 
-    fn open_consignment(&mut self, ucr: &Ucr, state: ConsignmentState, at: Millis) -> Result<bool, StoreError> {
+    // One writer: the rule's check of `consignment_of_another` cannot race, so the opener is not kept.
+    fn open_consignment(&mut self, ucr: &Ucr, state: ConsignmentState, at: Millis, _opened_by: &str) -> Result<bool, StoreError> {
         Ok(self.conn.exec(
             "INSERT OR IGNORE INTO consignments (ucr, state, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
             params![ucr.as_str(), state.as_str(), at],
@@ -748,7 +775,7 @@ mod tests {
     use super::*;
     use crate::store::conformance::{self, doc};
 
-    fn open() -> (Arc<dyn Store>, tempfile::TempDir) {
+    async fn open() -> (Arc<dyn Store>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         (Arc::new(SqliteStore::open(dir.path()).unwrap()), dir)
     }
@@ -825,8 +852,8 @@ mod tests {
 
     #[tokio::test]
     async fn read_work_cannot_write() {
-        let (store, _dir) = open();
-        let wrote = store.read_with(|l| l.open_consignment(&Ucr::parse("UCR-RO").unwrap(), ConsignmentState::Submitted, 0)).await;
+        let (store, _dir) = open().await;
+        let wrote = store.read_with(|l| l.open_consignment(&Ucr::parse("UCR-RO").unwrap(), ConsignmentState::Submitted, 0, "x")).await;
         assert!(matches!(wrote, Err(StoreError::Database(_))), "{wrote:?}");
     }
 }

@@ -413,3 +413,17 @@ pub async fn await_deliveries(brokers: &str, accepted: &[Accepted], within: Dura
     }
     (total, seen.values().map(|n| n - 1).sum())
 }
+
+/// A fresh database on the PostgreSQL server the test command started
+/// (`VENTANILLA_TEST_POSTGRES`, an administrator's URL); its URL.
+pub async fn postgres_database() -> String {
+    let admin = std::env::var("VENTANILLA_TEST_POSTGRES")
+        .unwrap_or_else(|_| panic!("VENTANILLA_TEST_POSTGRES is not set: run the suite with scripts/test.sh, which starts PostgreSQL"));
+    let config: tokio_postgres::Config = admin.parse().expect("an administrator's URL");
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.expect("the test PostgreSQL server answers");
+    tokio::spawn(connection);
+    let name = format!("t{}", uuid::Uuid::now_v7().simple());
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("a database");
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+    format!("{base}/{name}")
+}

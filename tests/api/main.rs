@@ -23,6 +23,7 @@ mod limits;
 mod metrics;
 mod openapi;
 mod outage;
+mod postgres_store;
 mod python_agency;
 mod retries;
 mod schema_evolution;

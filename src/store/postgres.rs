@@ -1,0 +1,722 @@
+//! The PostgreSQL store, for regions that run several gateways on one database: the SQL of every
+//! [`Ledger`] operation on tokio-postgres, with a deadpool pool.
+//!
+//! - **Writes** go through this gateway's writer thread with group commit (`writer.rs`), on a
+//!   connection of its own: one transaction per group, one commit for many documents.
+//! - **Reads** take a connection from the pool each, concurrently (read committed: they see
+//!   committed rows only).
+//! - **Several gateways**: ownership of a UCR and idempotency keys are enforced by constraints
+//!   (`migrations/postgres/V1__initial.sql`), so two gateways cannot both win; the audit log is
+//!   one chain, appended to under an advisory lock held to the end of each transaction.
+//! - **Migrations** run at start under an advisory lock, so gateways started together apply
+//!   each version once.
+//!
+//! The [`Ledger`] contract is synchronous; each operation runs its statement through the
+//! runtime's handle (`Handle::block_on`) from the writer thread or a blocking thread.
+
+use std::any::Any;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tokio::runtime::Handle;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+use uuid::Uuid;
+
+use super::writer::{Transactional, Writer};
+use super::*;
+use crate::clock::rfc3339;
+
+/// Connections of the pool: the writer's, and readers'.
+const POOL_SIZE: usize = 16;
+/// The advisory lock gateways take while migrating.
+const MIGRATION_LOCK: i64 = 0x7e47_a111;
+/// The advisory lock a transaction holds, until it ends, from reading the audit chain's head
+/// to appending to it: gateways sharing the database append to one chain, one transaction at a
+/// time (each transaction is a whole group commit, so the wait is per group, not per document).
+const AUDIT_CHAIN_LOCK: i64 = 0x7e47_a112;
+
+mod embedded {
+    refinery::embed_migrations!("migrations/postgres");
+}
+
+fn db_error(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Database(Box::new(e))
+}
+
+fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    StoreError::Unavailable(format!("no PostgreSQL connection: {e}"))
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+/// The store on one PostgreSQL database.
+pub struct PgStore {
+    writer: Writer,
+    pool: Pool,
+    rt: Handle,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/db`), runs the migrations not yet applied,
+    /// and starts the writer.
+    pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let config: tokio_postgres::Config =
+            url.parse().map_err(|e| StoreError::Unavailable(format!("the PostgreSQL URL is not valid: {e}")))?;
+        migrate(&config).await?;
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("cannot build the PostgreSQL pool: {e}")))?;
+        let rt = Handle::current();
+        let client = pool.get().await.map_err(pool_error)?;
+        let writer = Writer::start("store-writer-pg", PgLedger { client, pool: pool.clone(), rt: rt.clone() })?;
+        Ok(PgStore { writer, pool, rt })
+    }
+}
+
+/// Applies the migrations not yet applied, one gateway at a time.
+async fn migrate(config: &tokio_postgres::Config) -> Result<(), StoreError> {
+    let (mut client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+    let connection = tokio::spawn(connection);
+    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await.map_err(db_error)?;
+    let applied = embedded::migrations::runner().run_async(&mut client).await;
+    let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await;
+    drop(client);
+    let _ = connection.await;
+    applied.map_err(|e| StoreError::Unavailable(format!("the store's migrations failed: {e}")))?;
+    unlocked.map_err(db_error)?;
+    Ok(())
+}
+
+impl Store for PgStore {
+    fn write(&self, mode: WriteMode, work: Work) -> StoreFuture<'_, Box<dyn Any + Send>> {
+        Box::pin(self.writer.write(mode, work))
+    }
+
+    fn read(&self, work: Work) -> StoreFuture<'_, Box<dyn Any + Send>> {
+        let (pool, rt) = (self.pool.clone(), self.rt.clone());
+        Box::pin(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            tokio::task::spawn_blocking(move || work(&mut PgLedger { client, pool, rt }))
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+        })
+    }
+
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(self.writer.run(|db| db.run("SELECT 1")))
+    }
+}
+
+/// The rows, on one pooled connection.
+pub struct PgLedger {
+    client: Object,
+    /// To replace the writer's connection when it broke.
+    pool: Pool,
+    rt: Handle,
+}
+
+impl PgLedger {
+    fn rows(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
+        let client = &self.client;
+        self.rt
+            .block_on(async move {
+                let statement = client.prepare_cached(sql).await?;
+                client.query(&statement, params).await
+            })
+            .map_err(db_error)
+    }
+
+    fn row(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, StoreError> {
+        Ok(self.rows(sql, params)?.into_iter().next())
+    }
+
+    fn exec(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        let client = &self.client;
+        self.rt
+            .block_on(async move {
+                let statement = client.prepare_cached(sql).await?;
+                client.execute(&statement, params).await
+            })
+            .map_err(db_error)
+    }
+}
+
+impl Transactional for PgLedger {
+    fn run(&mut self, statement: &str) -> Result<(), StoreError> {
+        if statement.starts_with("BEGIN") && self.client.is_closed() {
+            // The connection broke since the last group: take a fresh one.
+            self.client = self.rt.block_on(self.pool.get()).map_err(pool_error)?;
+        }
+        let client = &self.client;
+        self.rt.block_on(client.batch_execute(statement)).map_err(db_error)
+    }
+    fn ledger(&mut self) -> &mut dyn Ledger {
+        self
+    }
+}
+
+fn parse<T, E: std::fmt::Display>(s: &str, f: impl FnOnce(&str) -> Result<T, E>) -> Result<T, StoreError> {
+    f(s).map_err(corrupt)
+}
+
+fn uuid_of(s: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(s).map_err(|e| StoreError::Corrupt(format!("id {s:?}: {e}")))
+}
+
+fn earlier(row: Option<Row>) -> Result<Option<EarlierDocument>, StoreError> {
+    row.map(|r| Ok(EarlierDocument { id: uuid_of(r.get(0))?, body_sha256: r.get(1), receipt: r.get(2) })).transpose()
+}
+
+const OUTBOUND_COLUMNS: &str = "d.id, d.document_id, d.agency, d.topic, doc.ucr, doc.document_type, doc.schema_version, \
+     doc.schema_id, doc.origin, doc.destination, doc.sender, doc.submitted_at, doc.payload, d.attempts";
+
+fn outbound(r: &Row) -> Result<OutboundDelivery, StoreError> {
+    Ok(OutboundDelivery {
+        delivery_id: r.get(0),
+        document_id: uuid_of(r.get(1))?,
+        agency: parse(r.get(2), AgencyId::parse)?,
+        topic: r.get(3),
+        ucr: parse(r.get(4), Ucr::parse)?,
+        document_type: parse(r.get(5), DocumentType::parse)?,
+        schema_version: r.get(6),
+        schema_id: r.get(7),
+        origin: r.get(8),
+        destination: r.get(9),
+        sender: r.get(10),
+        submitted_at: r.get(11),
+        payload: r.get(12),
+        attempts: r.get::<_, i32>(13).max(0) as u32,
+    })
+}
+
+fn status_event(r: &Row) -> Result<StatusEvent, StoreError> {
+    Ok(StatusEvent { id: r.get(0), ucr: parse(r.get(1), Ucr::parse)?, body: r.get(2) })
+}
+
+impl Ledger for PgLedger {
+    fn document_by_key(&mut self, sender: &str, key: &str) -> Result<Option<EarlierDocument>, StoreError> {
+        let row = self.row(
+            "SELECT d.id, d.body_sha256, r.receipt FROM documents d JOIN receipts r ON r.document_id = d.id
+             WHERE d.sender = $1 AND d.idempotency_key = $2",
+            &[&sender, &key],
+        )?;
+        earlier(row)
+    }
+
+    fn document_by_identity(&mut self, sender: &str, ucr: &Ucr, document_type: &DocumentType, body_sha256: &str)
+        -> Result<Option<EarlierDocument>, StoreError> {
+        let row = self.row(
+            "SELECT d.id, d.body_sha256, r.receipt FROM documents d JOIN receipts r ON r.document_id = d.id
+             WHERE d.sender = $1 AND d.ucr = $2 AND d.document_type = $3
+             ORDER BY (d.body_sha256 = $4) DESC, d.submitted_at LIMIT 1",
+            &[&sender, &ucr.as_str(), &document_type.as_str(), &body_sha256],
+        )?;
+        earlier(row)
+    }
+
+    fn consignment_of_another(&mut self, ucr: &Ucr, sender: &str) -> Result<bool, StoreError> {
+        let row = self.row("SELECT opened_by FROM consignments WHERE ucr = $1", &[&ucr.as_str()])?;
+        Ok(row.is_some_and(|r| r.get::<_, &str>(0) != sender))
+    }
+
+    fn open_consignment(&mut self, ucr: &Ucr, state: ConsignmentState, at: Millis, opened_by: &str) -> Result<bool, StoreError> {
+        Ok(self.exec(
+            "INSERT INTO consignments (ucr, state, created_at, updated_at, opened_by) VALUES ($1, $2, $3, $3, $4)
+             ON CONFLICT (ucr) DO NOTHING",
+            &[&ucr.as_str(), &state.as_str(), &at, &opened_by],
+        )? == 1)
+    }
+
+    fn insert_document(&mut self, doc: &NewDocument) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO documents (id, ucr, document_type, schema_version, schema_id, origin, destination, sender, payload,
+                                    submitted_at, idempotency_key, body_sha256)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            &[
+                &doc.id.to_string(),
+                &doc.ucr.as_str(),
+                &doc.document_type.as_str(),
+                &doc.schema_version.to_string(),
+                &doc.schema_id,
+                &doc.origin.as_str(),
+                &doc.destination.as_str(),
+                &doc.sender,
+                &doc.payload,
+                &doc.submitted_at,
+                &doc.idempotency_key,
+                &doc.body_sha256,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn insert_delivery(&mut self, document_id: Uuid, agency: &AgencyId, topic: &str, rule: &str, at: Millis) -> Result<i64, StoreError> {
+        let row = self.row(
+            "INSERT INTO deliveries (document_id, agency, topic, rule, status, created_at) VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id",
+            &[&document_id.to_string(), &agency.as_str(), &topic, &rule, &at],
+        )?;
+        row.map(|r| r.get(0)).ok_or_else(|| corrupt("an inserted delivery without an id"))
+    }
+
+    fn add_delivery_event(&mut self, delivery_id: i64, e: DeliveryEvent<'_>) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO delivery_events (delivery_id, status, at, source, reason, outcome) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&delivery_id, &e.status, &e.at, &e.source, &e.reason, &e.outcome],
+        )?;
+        Ok(())
+    }
+
+    fn insert_receipt(&mut self, document_id: Uuid, receipt: &str) -> Result<(), StoreError> {
+        self.exec("INSERT INTO receipts (document_id, receipt) VALUES ($1, $2)", &[&document_id.to_string(), &receipt])?;
+        Ok(())
+    }
+
+    fn consignment_delivery_statuses(&mut self, ucr: &Ucr) -> Result<Vec<DeliveryStatus>, StoreError> {
+        self.rows(
+            "SELECT d.status FROM deliveries d JOIN documents doc ON doc.id = d.document_id WHERE doc.ucr = $1",
+            &[&ucr.as_str()],
+        )?
+        .iter()
+        .map(|r| parse(r.get(0), DeliveryStatus::parse))
+        .collect()
+    }
+
+    fn consignment(&mut self, ucr: &Ucr) -> Result<Option<ConsignmentRecord>, StoreError> {
+        let row = self.row("SELECT state, created_at, updated_at, released_at FROM consignments WHERE ucr = $1", &[&ucr.as_str()])?;
+        row.map(|r| {
+            Ok(ConsignmentRecord {
+                state: parse(r.get(0), ConsignmentState::parse)?,
+                created_at: r.get(1),
+                updated_at: r.get(2),
+                released_at: r.get(3),
+            })
+        })
+        .transpose()
+    }
+
+    fn set_consignment_state(&mut self, ucr: &Ucr, state: ConsignmentState, at: Millis) -> Result<(), StoreError> {
+        let released_at = (state == ConsignmentState::Released).then_some(at);
+        self.exec(
+            "UPDATE consignments SET state = $2, updated_at = $3, released_at = $4 WHERE ucr = $1",
+            &[&ucr.as_str(), &state.as_str(), &at, &released_at],
+        )?;
+        Ok(())
+    }
+
+    fn touch_consignment(&mut self, ucr: &Ucr, at: Millis) -> Result<(), StoreError> {
+        self.exec("UPDATE consignments SET updated_at = $2 WHERE ucr = $1", &[&ucr.as_str(), &at])?;
+        Ok(())
+    }
+
+    fn documents_of(&mut self, ucr: &Ucr) -> Result<Vec<DocumentRecord>, StoreError> {
+        self.rows(
+            "SELECT id, document_type, schema_version, origin, destination, sender, submitted_at FROM documents
+             WHERE ucr = $1 ORDER BY submitted_at, id",
+            &[&ucr.as_str()],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(DocumentRecord {
+                id: uuid_of(r.get(0))?,
+                document_type: parse(r.get(1), DocumentType::parse)?,
+                schema_version: r.get(2),
+                origin: r.get(3),
+                destination: r.get(4),
+                sender: r.get(5),
+                submitted_at: r.get(6),
+            })
+        })
+        .collect()
+    }
+
+    fn deliveries_of(&mut self, document_id: Uuid) -> Result<Vec<DeliveryRecord>, StoreError> {
+        self.rows(
+            "SELECT id, agency, topic, status, created_at, dispatched_at, first_answer_at, attempts, last_error FROM deliveries
+             WHERE document_id = $1 ORDER BY id",
+            &[&document_id.to_string()],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(DeliveryRecord {
+                id: r.get(0),
+                agency: parse(r.get(1), AgencyId::parse)?,
+                topic: r.get(2),
+                status: parse(r.get(3), DeliveryStatus::parse)?,
+                routed_at: r.get(4),
+                dispatched_at: r.get(5),
+                first_answer_at: r.get(6),
+                attempts: r.get::<_, i32>(7).max(0) as u32,
+                last_error: r.get(8),
+            })
+        })
+        .collect()
+    }
+
+    fn history_of(&mut self, delivery_id: i64) -> Result<Vec<HistoryEntry>, StoreError> {
+        Ok(self
+            .rows("SELECT status, at, source, reason, outcome FROM delivery_events WHERE delivery_id = $1 ORDER BY id", &[&delivery_id])?
+            .iter()
+            .map(|r| HistoryEntry { status: r.get(0), at: rfc3339(r.get(1)), source: r.get(2), reason: r.get(3), outcome: r.get(4) })
+            .collect())
+    }
+
+    fn document_ucr(&mut self, document_id: Uuid) -> Result<Option<Ucr>, StoreError> {
+        self.row("SELECT ucr FROM documents WHERE id = $1", &[&document_id.to_string()])?
+            .map(|r| parse(r.get(0), Ucr::parse))
+            .transpose()
+    }
+
+    fn delivery_to(&mut self, document_id: Uuid, agency: &AgencyId) -> Result<Option<DeliveryState>, StoreError> {
+        self.row(
+            "SELECT id, status, first_answer_at, created_at FROM deliveries WHERE document_id = $1 AND agency = $2",
+            &[&document_id.to_string(), &agency.as_str()],
+        )?
+        .map(|r| Ok(DeliveryState { id: r.get(0), status: parse(r.get(1), DeliveryStatus::parse)?, first_answer_at: r.get(2), routed_at: r.get(3) }))
+        .transpose()
+    }
+
+    fn record_answer(&mut self, delivery_id: i64, status: DeliveryStatus, at: Millis) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE deliveries SET status = $2, first_answer_at = COALESCE(first_answer_at, $3), failed_at = NULL,
+                                   dispatched_at = COALESCE(dispatched_at, $3)
+             WHERE id = $1",
+            &[&delivery_id, &status.as_str(), &at],
+        )?;
+        Ok(())
+    }
+
+    fn note_first_answer(&mut self, delivery_id: i64, at: Millis) -> Result<(), StoreError> {
+        self.exec("UPDATE deliveries SET first_answer_at = COALESCE(first_answer_at, $2) WHERE id = $1", &[&delivery_id, &at])?;
+        Ok(())
+    }
+
+    fn due_deliveries(&mut self, limit: usize, now: Millis) -> Result<Vec<OutboundDelivery>, StoreError> {
+        let sql = format!(
+            "SELECT {OUTBOUND_COLUMNS}
+             FROM deliveries d JOIN documents doc ON doc.id = d.document_id
+             WHERE d.dispatched_at IS NULL AND d.failed_at IS NULL AND d.next_attempt_at <= $2
+               AND NOT EXISTS (
+                   SELECT 1 FROM documents hd JOIN deliveries h ON h.document_id = hd.id
+                   WHERE hd.ucr = doc.ucr AND h.topic = d.topic AND h.id < d.id AND h.dispatched_at IS NULL
+                     AND (h.failed_at IS NOT NULL OR h.next_attempt_at > $2))
+             ORDER BY d.id LIMIT $1"
+        );
+        self.rows(&sql, &[&(limit as i64), &now])?.iter().map(outbound).collect()
+    }
+
+    fn agency_deliveries(&mut self, agency: &AgencyId, after: i64, limit: usize) -> Result<Vec<OutboundDelivery>, StoreError> {
+        let sql = format!(
+            "SELECT {OUTBOUND_COLUMNS} FROM deliveries d JOIN documents doc ON doc.id = d.document_id
+             WHERE d.agency = $1 AND d.id > $2 ORDER BY d.id LIMIT $3"
+        );
+        self.rows(&sql, &[&agency.as_str(), &after, &(limit as i64)])?.iter().map(outbound).collect()
+    }
+
+    fn outbox_backlog(&mut self) -> Result<u64, StoreError> {
+        let row = self.row("SELECT COUNT(*) FROM deliveries WHERE dispatched_at IS NULL AND failed_at IS NULL", &[])?;
+        Ok(row.map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
+    }
+
+    fn delivery_place(&mut self, delivery_id: i64) -> Result<Option<DeliveryPlace>, StoreError> {
+        self.row(
+            "SELECT d.document_id, doc.ucr, d.agency, d.topic FROM deliveries d JOIN documents doc ON doc.id = d.document_id WHERE d.id = $1",
+            &[&delivery_id],
+        )?
+        .map(|r| Ok(DeliveryPlace { id: delivery_id, document_id: r.get(0), ucr: parse(r.get(1), Ucr::parse)?, agency: r.get(2), topic: r.get(3) }))
+        .transpose()
+    }
+
+    fn mark_dispatched(&mut self, delivery_id: i64, at: Millis) -> Result<Option<DeliveryPlace>, StoreError> {
+        let published = self.row(
+            "UPDATE deliveries d SET status = 'dispatched', dispatched_at = COALESCE(d.dispatched_at, $2)
+             FROM documents doc WHERE d.id = $1 AND d.status = 'pending' AND doc.id = d.document_id
+             RETURNING d.document_id, doc.ucr, d.agency, d.topic",
+            &[&delivery_id, &at],
+        )?;
+        match published {
+            Some(r) => Ok(Some(DeliveryPlace { id: delivery_id, document_id: r.get(0), ucr: parse(r.get(1), Ucr::parse)?, agency: r.get(2), topic: r.get(3) })),
+            None => {
+                self.exec("UPDATE deliveries SET dispatched_at = COALESCE(dispatched_at, $2) WHERE id = $1", &[&delivery_id, &at])?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn record_refusal(&mut self, delivery_id: i64, error: &str, next_attempt_at: Millis) -> Result<bool, StoreError> {
+        Ok(self.exec(
+            "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3
+             WHERE id = $1 AND dispatched_at IS NULL AND failed_at IS NULL",
+            &[&delivery_id, &next_attempt_at, &error],
+        )? == 1)
+    }
+
+    fn mark_failed(&mut self, delivery_id: i64, at: Millis, error: &str) -> Result<bool, StoreError> {
+        Ok(self.exec(
+            "UPDATE deliveries SET status = 'failed', failed_at = $2, attempts = attempts + 1, last_error = $3
+             WHERE id = $1 AND status = 'pending' AND dispatched_at IS NULL AND failed_at IS NULL",
+            &[&delivery_id, &at, &error],
+        )? == 1)
+    }
+
+    fn failed_at(&mut self, delivery_id: i64) -> Result<Option<Option<Millis>>, StoreError> {
+        Ok(self.row("SELECT failed_at FROM deliveries WHERE id = $1", &[&delivery_id])?.map(|r| r.get(0)))
+    }
+
+    fn failed_deliveries(&mut self, agency: Option<&AgencyId>) -> Result<Vec<FailedDelivery>, StoreError> {
+        let agency = agency.map(|a| a.as_str());
+        self.rows(
+            "SELECT d.id, d.document_id, doc.ucr, d.agency, d.topic, d.attempts, d.last_error, d.failed_at
+             FROM deliveries d JOIN documents doc ON doc.id = d.document_id
+             WHERE d.failed_at IS NOT NULL AND ($1::text IS NULL OR d.agency = $1) ORDER BY d.id",
+            &[&agency],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(FailedDelivery {
+                delivery_id: r.get(0),
+                document_id: uuid_of(r.get(1))?,
+                ucr: parse(r.get(2), Ucr::parse)?,
+                agency: parse(r.get(3), AgencyId::parse)?,
+                topic: r.get(4),
+                attempts: r.get::<_, i32>(5).max(0) as u32,
+                last_error: r.get(6),
+                failed_at: r.get::<_, Option<i64>>(7).map(rfc3339),
+            })
+        })
+        .collect()
+    }
+
+    fn requeue_failed(&mut self, delivery_id: i64) -> Result<bool, StoreError> {
+        Ok(self.exec(
+            "UPDATE deliveries SET status = 'pending', failed_at = NULL, attempts = 0, next_attempt_at = 0
+             WHERE id = $1 AND failed_at IS NOT NULL",
+            &[&delivery_id],
+        )? == 1)
+    }
+
+    fn delivery_counts(&mut self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        Ok(self
+            .rows("SELECT agency, status, COUNT(*) FROM deliveries GROUP BY agency, status ORDER BY agency, status", &[])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2).max(0) as u64))
+            .collect())
+    }
+
+    fn queue_status_event(&mut self, ucr: &Ucr, body: &str, at: Millis) -> Result<i64, StoreError> {
+        let row = self.row(
+            "INSERT INTO status_outbox (ucr, body, created_at) VALUES ($1, $2, $3) RETURNING id",
+            &[&ucr.as_str(), &body, &at],
+        )?;
+        row.map(|r| r.get(0)).ok_or_else(|| corrupt("a status event without an id"))
+    }
+
+    fn unpublished_status_events(&mut self, limit: usize) -> Result<Vec<StatusEvent>, StoreError> {
+        self.rows("SELECT id, ucr, body FROM status_outbox WHERE published_at IS NULL ORDER BY id LIMIT $1", &[&(limit as i64)])?
+            .iter()
+            .map(status_event)
+            .collect()
+    }
+
+    fn mark_status_published(&mut self, id: i64, at: Millis) -> Result<(), StoreError> {
+        self.exec("UPDATE status_outbox SET published_at = $2 WHERE id = $1", &[&id, &at])?;
+        Ok(())
+    }
+
+    fn status_events_after(&mut self, sender: Option<&str>, after: i64, limit: usize) -> Result<Vec<StatusEvent>, StoreError> {
+        self.rows(
+            "SELECT s.id, s.ucr, s.body FROM status_outbox s
+             WHERE s.id > $1 AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM documents d WHERE d.ucr = s.ucr AND d.sender = $2))
+             ORDER BY s.id LIMIT $3",
+            &[&after, &sender, &(limit as i64)],
+        )?
+        .iter()
+        .map(status_event)
+        .collect()
+    }
+
+    fn latest_status_event(&mut self) -> Result<i64, StoreError> {
+        Ok(self.row("SELECT COALESCE(MAX(id), 0) FROM status_outbox", &[])?.map_or(0, |r| r.get(0)))
+    }
+
+    fn count_webhooks(&mut self, participant: &str) -> Result<usize, StoreError> {
+        Ok(self.row("SELECT COUNT(*) FROM webhooks WHERE participant = $1", &[&participant])?.map_or(0, |r| r.get::<_, i64>(0).max(0) as usize))
+    }
+
+    fn insert_webhook(&mut self, id: Uuid, participant: &str, url: &str, secret: &str, at: Millis, cursor: i64) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO webhooks (id, participant, url, secret, created_at, cursor) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&id.to_string(), &participant, &url, &secret, &at, &cursor],
+        )?;
+        Ok(())
+    }
+
+    fn webhooks_of(&mut self, participant: &str) -> Result<Vec<WebhookRecord>, StoreError> {
+        self.rows(
+            "SELECT id, url, created_at, cursor, attempts, last_error, next_attempt_at FROM webhooks WHERE participant = $1 ORDER BY created_at, id",
+            &[&participant],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(WebhookRecord {
+                id: uuid_of(r.get(0))?,
+                url: r.get(1),
+                created_at: r.get(2),
+                cursor: r.get(3),
+                attempts: r.get::<_, i32>(4).max(0) as u32,
+                last_error: r.get(5),
+                next_attempt_at: r.get(6),
+            })
+        })
+        .collect()
+    }
+
+    fn delete_webhook(&mut self, participant: &str, id: Uuid) -> Result<bool, StoreError> {
+        Ok(self.exec("DELETE FROM webhooks WHERE id = $1 AND participant = $2", &[&id.to_string(), &participant])? > 0)
+    }
+
+    fn due_webhooks(&mut self, now: Millis) -> Result<Vec<WebhookTarget>, StoreError> {
+        self.rows(
+            "SELECT id, participant, url, secret, cursor, attempts FROM webhooks WHERE next_attempt_at <= $1 ORDER BY next_attempt_at, id",
+            &[&now],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(WebhookTarget {
+                id: uuid_of(r.get(0))?,
+                participant: r.get(1),
+                url: r.get(2),
+                secret: crate::config::Secret::new(r.get(3)),
+                cursor: r.get(4),
+                attempts: r.get::<_, i32>(5).max(0) as u32,
+            })
+        })
+        .collect()
+    }
+
+    fn webhook_delivered(&mut self, id: Uuid, cursor: i64) -> Result<bool, StoreError> {
+        Ok(self.exec(
+            "UPDATE webhooks SET cursor = GREATEST(cursor, $2), attempts = 0, next_attempt_at = 0, last_error = NULL WHERE id = $1",
+            &[&id.to_string(), &cursor],
+        )? > 0)
+    }
+
+    fn webhook_failed(&mut self, id: Uuid, error: &str, next_attempt_at: Millis) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE webhooks SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 WHERE id = $1",
+            &[&id.to_string(), &next_attempt_at, &error],
+        )?;
+        Ok(())
+    }
+
+    fn audit_head(&mut self) -> Result<Option<(i64, String)>, StoreError> {
+        // Read committed: once the lock is held, this statement sees the head the previous
+        // holder committed.
+        self.row("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_CHAIN_LOCK])?;
+        Ok(self.row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", &[])?.map(|r| (r.get(0), r.get(1))))
+    }
+
+    fn insert_audit_record(&mut self, r: &AuditRecord) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO audit_log (seq, at, participant, action, subject, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[&r.seq, &r.at, &r.participant, &r.action, &r.subject, &r.detail, &r.prev_hash, &r.hash],
+        )?;
+        Ok(())
+    }
+
+    fn audit_records(&mut self) -> Result<Vec<AuditRecord>, StoreError> {
+        Ok(self
+            .rows("SELECT seq, at, participant, action, subject, detail, prev_hash, hash FROM audit_log ORDER BY seq", &[])?
+            .iter()
+            .map(|r| AuditRecord {
+                seq: r.get(0),
+                at: r.get(1),
+                participant: r.get(2),
+                action: r.get(3),
+                subject: r.get(4),
+                detail: r.get(5),
+                prev_hash: r.get(6),
+                hash: r.get(7),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A fresh database on the test command's PostgreSQL server (`VENTANILLA_TEST_POSTGRES`,
+    /// an administrator's URL), for each case.
+    pub(crate) async fn fresh_database() -> String {
+        let admin = std::env::var("VENTANILLA_TEST_POSTGRES")
+            .expect("VENTANILLA_TEST_POSTGRES is not set: run the suite with scripts/test.sh, which starts PostgreSQL");
+        let config: tokio_postgres::Config = admin.parse().expect("an administrator's URL");
+        let (client, connection) = config.connect(NoTls).await.expect("the test PostgreSQL server answers");
+        tokio::spawn(connection);
+        let name = format!("t{}", Uuid::now_v7().simple());
+        client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("a database");
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+        format!("{base}/{name}")
+    }
+
+    async fn open() -> (Arc<dyn Store>, ()) {
+        (Arc::new(PgStore::connect(&fresh_database().await).await.expect("the store opens")), ())
+    }
+
+    crate::conformance_suite!(open);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn gateways_started_together_migrate_once_and_a_restart_finds_the_rows() {
+        let url = fresh_database().await;
+        let (a, b) = tokio::join!(PgStore::connect(&url), PgStore::connect(&url));
+        let (a, b): (Arc<dyn Store>, Arc<dyn Store>) = (Arc::new(a.unwrap()), Arc::new(b.unwrap()));
+        crate::submission::accept(&*a, crate::store::conformance::doc("UCR-PG-1", &["br-customs"])).await.unwrap();
+        let seen = b.read_with(|l| l.documents_of(&Ucr::parse("UCR-PG-1").unwrap())).await.unwrap();
+        assert_eq!(seen.len(), 1, "what one gateway committed, the other reads");
+        drop((a, b));
+        let again: Arc<dyn Store> = Arc::new(PgStore::connect(&url).await.unwrap());
+        assert_eq!(again.read_with(|l| l.audit_records()).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_gateways_writing_at_once_keep_one_unbroken_audit_chain() {
+        let url = fresh_database().await;
+        let a: Arc<dyn Store> = Arc::new(PgStore::connect(&url).await.unwrap());
+        let b: Arc<dyn Store> = Arc::new(PgStore::connect(&url).await.unwrap());
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let doc = crate::store::conformance::doc(&format!("UCR-AB{i}"), &["br-customs"]);
+                tokio::spawn(async move { crate::submission::accept(&*store, doc).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().expect("every document is accepted by one gateway or the other");
+        }
+        let records = a.read_with(|l| l.audit_records()).await.unwrap();
+        assert_eq!(records.len(), 200);
+        assert!(crate::audit::verify(records).is_ok(), "one unbroken chain");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_consignment_is_its_openers_by_constraint_even_past_the_rules_check() {
+        let store = PgStore::connect(&fresh_database().await).await.unwrap();
+        let mut first = crate::store::conformance::doc("UCR-PG-OWN", &["br-customs"]);
+        first.sender = "trader-a".into();
+        crate::submission::accept(&store, first).await.unwrap();
+        // Another sender's document written straight to the rows, as a second gateway that
+        // checked before the first committed would: the database refuses it.
+        let mut intruder = crate::store::conformance::doc("UCR-PG-OWN", &["br-customs"]);
+        intruder.sender = "trader-b".into();
+        let wrote = (&store as &dyn Store).write_with(WriteMode::Undoable, move |l| l.insert_document(&intruder)).await;
+        assert!(matches!(wrote, Err(StoreError::Database(_))), "{wrote:?}");
+    }
+}
