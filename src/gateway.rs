@@ -85,6 +85,8 @@ pub struct Gateway {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The background tasks' failures; readiness reports them.
     pub tasks: crate::supervision::TaskHealth,
+    /// This gateway's name in the store's claims (`crate::outbox`).
+    pub instance: String,
 }
 
 impl Gateway {

@@ -1,13 +1,86 @@
-//! The rules of a delivery's way to its agency's topic, whichever store holds the rows: what the
-//! broker's confirmation, a refusal and the last failed attempt record, and what an operator's
-//! retry does. Each step is in the delivery's history and the audit log.
+//! The rules of a delivery's way to its agency's topic, whichever store holds the rows: which
+//! gateway publishes a consignment's records (claims), what the broker's confirmation, a refusal
+//! and the last failed attempt record, and what an operator's retry does. Each step is in the
+//! delivery's history and the audit log.
+//!
+//! **Claims.** Gateways sharing a store publish a consignment's records (deliveries and status
+//! events) only while they hold its claim, one gateway per UCR at a time: so each record is
+//! published once in normal operation, and a consignment's records leave in order. A claim is a
+//! lease of [`CLAIM_LEASE_MS`], renewed at every round of the relay that holds it; a gateway that
+//! dies loses its claims when their leases run out, and the others take its consignments over.
+//! A gateway that stops hands its claims back at once.
+
+use std::collections::HashSet;
 
 use serde_json::{json, Value};
 
 use crate::audit;
 use crate::clock::{rfc3339, Millis};
-use crate::store::{DeliveryEvent, DeliveryPlace, Ledger, RetryOutcome, RetrySelection, Store, StoreError, WriteMode};
+use crate::domain::Ucr;
+use crate::store::{
+    DeliveryEvent, DeliveryPlace, Ledger, OutboundDelivery, RetryOutcome, RetrySelection, StatusEvent, Store, StoreError, WriteMode,
+};
 use crate::tracking::refresh_consignment;
+
+/// How long a claim on a consignment lasts unless its relay renews it: how soon the other
+/// gateways take over the consignments of one that died.
+pub const CLAIM_LEASE_MS: Millis = 15_000;
+
+/// Claims each of `ucrs` for `instance`; the UCRs won.
+fn claim_all<'a>(l: &mut dyn Ledger, instance: &str, ucrs: impl Iterator<Item = &'a Ucr>, now: Millis) -> Result<HashSet<String>, StoreError> {
+    let (mut won, mut lost) = (HashSet::new(), HashSet::new());
+    for ucr in ucrs {
+        if won.contains(ucr.as_str()) || lost.contains(ucr.as_str()) {
+            continue;
+        }
+        if l.claim_consignment(ucr, instance, now, now + CLAIM_LEASE_MS)? {
+            won.insert(ucr.as_str().to_owned());
+        } else {
+            lost.insert(ucr.as_str().to_owned());
+        }
+    }
+    Ok(won)
+}
+
+/// The deliveries `instance` publishes now: due, of consignments it holds or wins the claim on,
+/// oldest first. Reads first, and claims only when something is due.
+pub async fn claim_due_deliveries(store: &dyn Store, instance: &str, limit: usize, now: Millis) -> Result<Vec<OutboundDelivery>, StoreError> {
+    let me = instance.to_owned();
+    if store.read_with(move |l| l.due_deliveries(&me, 1, now)).await?.is_empty() {
+        return Ok(Vec::new());
+    }
+    let me = instance.to_owned();
+    store
+        .write_with(WriteMode::Undoable, move |l| {
+            let due = l.due_deliveries(&me, limit, now)?;
+            let won = claim_all(l, &me, due.iter().map(|d| &d.ucr), now)?;
+            Ok(due.into_iter().filter(|d| won.contains(d.ucr.as_str())).collect())
+        })
+        .await
+}
+
+/// The status events `instance` publishes now, under the same claims as the deliveries.
+pub async fn claim_status_events(store: &dyn Store, instance: &str, limit: usize, now: Millis) -> Result<Vec<StatusEvent>, StoreError> {
+    let me = instance.to_owned();
+    if store.read_with(move |l| l.unpublished_status_events(&me, 1, now)).await?.is_empty() {
+        return Ok(Vec::new());
+    }
+    let me = instance.to_owned();
+    store
+        .write_with(WriteMode::Undoable, move |l| {
+            let events = l.unpublished_status_events(&me, limit, now)?;
+            let won = claim_all(l, &me, events.iter().map(|e| &e.ucr), now)?;
+            // A consignment's events in order: none after one not won.
+            Ok(events.into_iter().filter(|e| won.contains(e.ucr.as_str())).collect())
+        })
+        .await
+}
+
+/// Hands back every claim of `instance` (it stops); how many.
+pub async fn release_claims(store: &dyn Store, instance: &str) -> Result<u64, StoreError> {
+    let me = instance.to_owned();
+    store.write_with(WriteMode::Undoable, move |l| l.release_claims(&me)).await
+}
 
 /// What an audit record says about a delivery.
 fn detail(place: &DeliveryPlace) -> Value {

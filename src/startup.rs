@@ -71,6 +71,8 @@ pub struct Application {
     tasks: Vec<JoinHandle<()>>,
     /// Raised when a background task fails: the gateway then stops (`crate::supervision`).
     task_health: TaskHealth,
+    /// The store and this gateway's name in it: its claims are handed back at the stop.
+    claims: (Arc<dyn Store>, String),
     /// Kept alive while the gateway runs; `None` with a real cluster.
     _embedded: Option<EmbeddedCluster>,
     /// The bootstrap servers in use (the embedded cluster's address when embedded).
@@ -87,6 +89,9 @@ impl Application {
             StoreUrl::Postgres(url) => Arc::new(PgStore::connect(url).await?),
         };
         tracing::info!(store = %store_url, "store opened, migrations applied");
+        // This gateway's name in the store's claims; unique per process, so a restarted gateway
+        // does not take up a dead one's claims before their leases run out.
+        let instance = format!("gw-{}-{}", std::process::id(), &uuid::Uuid::now_v7().simple().to_string()[24..]);
         let topics = Topics::new(&settings.region.kafka.topic_prefix);
         let topic_names = topics.all(settings.region.agencies.iter().map(|a| &a.id));
         let kafka = &settings.region.kafka;
@@ -138,6 +143,7 @@ impl Application {
             max_backlog: settings.region.gateway.max_outbox_backlog,
             metrics: Arc::default(),
             tasks: TaskHealth::default(),
+            instance: instance.clone(),
         });
         // Readiness shows the cluster from the first request on, not from the watcher's first round.
         let own_topics: Arc<std::collections::HashSet<String>> = Arc::new(topic_names.iter().cloned().collect());
@@ -157,6 +163,7 @@ impl Application {
             dead_letter_topic: topics.dead_letter(),
             backlog: gateway.backlog.clone(),
             metrics: gateway.metrics.clone(),
+            instance: gateway.instance.clone(),
         };
 
         let hooks = &settings.region.webhooks;
@@ -191,6 +198,7 @@ impl Application {
                     producer.clone(),
                     topics.status(),
                     gateway.status_wakeup.clone(),
+                    gateway.instance.clone(),
                     shutdown_rx.clone(),
                 )),
             ),
@@ -198,6 +206,7 @@ impl Application {
             supervised("webhooks", Box::pin(webhook_dispatcher.run(shutdown_rx.clone()))),
         ];
         let task_health = gateway.tasks.clone();
+        let claims = (gateway.store.clone(), gateway.instance.clone());
 
         let listener = TcpListener::bind(settings.bind)
             .map_err(|source| StartupError::Bind { addr: settings.bind, source })?;
@@ -257,7 +266,7 @@ impl Application {
         .map_err(|source| StartupError::Bind { addr: settings.bind, source })?
         .run();
         tracing::info!(address = %local, brokers = %brokers, "Ventanilla is listening on {scheme}://{local}");
-        Ok(Application { port: local.port(), server, shutdown, closing: Arc::new(closing), tasks, task_health, _embedded: embedded, brokers })
+        Ok(Application { port: local.port(), server, shutdown, closing: Arc::new(closing), tasks, task_health, claims, _embedded: embedded, brokers })
     }
 
     pub fn port(&self) -> u16 {
@@ -285,10 +294,17 @@ impl Application {
         });
         let result = self.server.await;
         signals.abort();
-        tracing::info!("HTTP server stopped; draining the outbox and flushing the producer");
+        tracing::info!("HTTP server stopped; finishing the relays' batches in hand and flushing the producer");
         let _ = self.shutdown.send(true);
-        for t in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(20), t).await;
+        // Together, and bounded: each relay ends after the batch in hand; what is left in the
+        // outbox stays in the store for another gateway or the next start.
+        if tokio::time::timeout(Duration::from_secs(10), futures_util::future::join_all(self.tasks)).await.is_err() {
+            tracing::warn!("background tasks did not end within 10 s; stopping anyway (the store keeps what they had not published)");
+        }
+        let (store, instance) = &self.claims;
+        match crate::outbox::release_claims(&**store, instance).await {
+            Ok(n) => tracing::info!(instance = %instance, consignments = n, "claims handed back for other gateways"),
+            Err(e) => tracing::warn!(error = %e, "cannot hand the claims back; they lapse when their leases run out"),
         }
         drop(self._embedded);
         let failed = self.task_health.failures();

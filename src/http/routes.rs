@@ -87,6 +87,11 @@ pub struct Readiness {
     kafka: KafkaReadiness,
     /// Deliveries waiting for the broker.
     outbox_backlog: u64,
+    /// This gateway's name among the gateways sharing its store.
+    instance: String,
+    /// Consignments whose records this gateway publishes now (its live claims): the others'
+    /// are published by the gateways sharing the store.
+    claims: u64,
     /// Background tasks that failed (`relay`, `status-relay`, `ack-consumer`, `webhooks`,
     /// `broker-watcher`): the gateway is then stopping, to be started again.
     failed_tasks: Vec<&'static str>,
@@ -116,6 +121,9 @@ pub async fn readyz(state: State) -> HttpResponse {
     let broker = state.gateway.broker.available();
     let backlog = state.gateway.backlog.load(std::sync::atomic::Ordering::Relaxed);
     let view = state.gateway.broker.view();
+    let instance = state.gateway.instance.clone();
+    let me = instance.clone();
+    let claims = state.gateway.store.read_with(move |l| l.claims_held(&me, crate::clock::now_millis())).await.unwrap_or(0);
     let failed_tasks: Vec<&'static str> = state.gateway.tasks.failures().iter().map(|f| f.task).collect();
     let ready = store.is_ok() && broker && failed_tasks.is_empty();
     let body = Readiness {
@@ -132,6 +140,8 @@ pub async fn readyz(state: State) -> HttpResponse {
             partitions_without_leader: view.without_leader,
         },
         outbox_backlog: backlog,
+        instance,
+        claims,
         failed_tasks,
     };
     if ready {

@@ -128,21 +128,25 @@ pub struct DeliveryRelay {
     pub backlog: Arc<AtomicU64>,
     /// Publish latency for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// This gateway's name in the store's claims (`crate::outbox`).
+    pub instance: String,
 }
 
 impl DeliveryRelay {
-    /// Runs until `shutdown` turns true, then publishes what is left if the broker allows, and
-    /// flushes the producer.
+    /// Runs until `shutdown` turns true: the batch in hand is finished, then the producer is
+    /// flushed. What is left in the outbox waits for another gateway (once this one's claims
+    /// are handed back) or this one's next start: a stop is not held up by a long outbox.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = Duration::from_millis(100);
         loop {
-            let stopping = *shutdown.borrow();
+            if *shutdown.borrow() {
+                break;
+            }
             match self.store.read_with(|l| l.outbox_backlog()).await {
                 Ok(n) => self.backlog.store(n, Ordering::Relaxed),
                 Err(e) => tracing::error!(error = %e, "relay: cannot count the outbox"),
             }
-            let now = now_millis();
-            let batch = match self.store.read_with(move |l| l.due_deliveries(BATCH, now)).await {
+            let batch = match crate::outbox::claim_due_deliveries(&*self.store, &self.instance, BATCH, now_millis()).await {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!(error = %e, "relay: cannot read the outbox");
@@ -150,9 +154,6 @@ impl DeliveryRelay {
                 }
             };
             if batch.is_empty() {
-                if stopping {
-                    break;
-                }
                 tokio::select! {
                     _ = self.wakeup.wait(IDLE) => {}
                     _ = shutdown.changed() => {}
@@ -162,9 +163,6 @@ impl DeliveryRelay {
             let unreachable = self.publish(batch).await;
             if unreachable {
                 self.health.set(false);
-                if stopping {
-                    break;
-                }
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = shutdown.changed() => {}
@@ -304,24 +302,25 @@ impl DeliveryRelay {
     }
 }
 
-/// Publishes consignment state changes on the status topic, in order.
+/// Publishes consignment state changes on the status topic, in order per consignment, for the
+/// consignments this gateway (`instance`) claims; stops as the delivery relay does.
 pub async fn run_status_relay(
     store: Arc<dyn Store>,
     producer: FutureProducer,
     topic: String,
     wakeup: Wakeup,
+    instance: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        let stopping = *shutdown.borrow();
-        let events = store.read_with(|l| l.unpublished_status_events(BATCH)).await.unwrap_or_else(|e| {
+        if *shutdown.borrow() {
+            break;
+        }
+        let events = crate::outbox::claim_status_events(&*store, &instance, BATCH, now_millis()).await.unwrap_or_else(|e| {
             tracing::error!(error = %e, "status relay: cannot read the status outbox");
             Vec::new()
         });
         if events.is_empty() {
-            if stopping {
-                break;
-            }
             tokio::select! {
                 _ = wakeup.wait(IDLE) => {}
                 _ = shutdown.changed() => {}
@@ -355,9 +354,6 @@ pub async fn run_status_relay(
             }
         }
         if !progress {
-            if stopping {
-                break;
-            }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = shutdown.changed() => {}

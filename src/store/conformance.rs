@@ -47,7 +47,7 @@ pub fn ack(doc: Uuid, agency: &str, status: AckStatus) -> AckRecord {
 }
 
 async fn due(store: &dyn Store, limit: usize, now: Millis) -> Vec<OutboundDelivery> {
-    store.read_with(move |l| l.due_deliveries(limit, now)).await.unwrap()
+    store.read_with(move |l| l.due_deliveries("gw-test", limit, now)).await.unwrap()
 }
 
 async fn view(store: &dyn Store, ucr: &str) -> Option<ConsignmentView> {
@@ -57,7 +57,7 @@ async fn view(store: &dyn Store, ucr: &str) -> Option<ConsignmentView> {
 
 async fn status_states(store: &dyn Store) -> Vec<String> {
     store
-        .read_with(|l| l.unpublished_status_events(100))
+        .read_with(|l| l.unpublished_status_events("gw-test", 100, now_millis()))
         .await
         .unwrap()
         .iter()
@@ -274,6 +274,33 @@ pub async fn cursors_see_events_in_commit_order_and_webhooks_start_from_now(stor
     assert!(crate::webhooks::list(s, "demo-trader".into()).await.unwrap().is_empty());
 }
 
+pub async fn a_consignment_is_published_by_one_gateway_at_a_time(store: Arc<dyn Store>) {
+    let s = &*store;
+    for ucr in ["UCR-K1", "UCR-K2"] {
+        submission::accept(s, doc(ucr, &["br-customs", "ar-customs"])).await.unwrap();
+    }
+    let ucrs = |batch: &[OutboundDelivery]| batch.iter().map(|d| d.ucr.as_str().to_owned()).collect::<Vec<_>>();
+    let now = now_millis();
+    let a = outbox::claim_due_deliveries(s, "gw-a", 10, now).await.unwrap();
+    assert_eq!(ucrs(&a), ["UCR-K1", "UCR-K1", "UCR-K2", "UCR-K2"], "gateway a claims both consignments");
+    assert!(outbox::claim_due_deliveries(s, "gw-b", 10, now).await.unwrap().is_empty(), "b gets nothing a holds");
+    assert!(outbox::claim_status_events(s, "gw-b", 10, now).await.unwrap().is_empty(), "nor their status events");
+    assert_eq!(outbox::claim_status_events(s, "gw-a", 10, now).await.unwrap().len(), 2);
+    assert_eq!(s.read_with(move |l| l.claims_held("gw-a", now)).await.unwrap(), 2);
+
+    // a publishes UCR-K1's records; then it dies: once its leases ran out, b takes over what is
+    // left, in order.
+    outbox::confirmed(s, a.iter().filter(|d| d.ucr.as_str() == "UCR-K1").map(|d| d.delivery_id).collect(), now).await.unwrap();
+    let later = now + outbox::CLAIM_LEASE_MS + 1;
+    let b = outbox::claim_due_deliveries(s, "gw-b", 10, later).await.unwrap();
+    assert_eq!(ucrs(&b), ["UCR-K2", "UCR-K2"]);
+    assert!(outbox::claim_due_deliveries(s, "gw-a", 10, later).await.unwrap().is_empty(), "a lost them to b");
+
+    // b stops and hands its claims back: a takes them at once.
+    assert_eq!(outbox::release_claims(s, "gw-b").await.unwrap(), 1);
+    assert_eq!(ucrs(&outbox::claim_due_deliveries(s, "gw-a", 10, later).await.unwrap()), ["UCR-K2", "UCR-K2"]);
+}
+
 /// Runs every case of the suite against the store `open()` gives, one fresh store per case.
 #[macro_export]
 macro_rules! conformance_suite {
@@ -287,6 +314,7 @@ macro_rules! conformance_suite {
             concurrent_submissions_all_land,
             a_refused_delivery_waits_holds_back_its_ucr_fails_and_is_sent_again,
             cursors_see_events_in_commit_order_and_webhooks_start_from_now,
+            a_consignment_is_published_by_one_gateway_at_a_time,
         );
     };
     (@cases $open:ident; $($case:ident),* $(,)?) => {

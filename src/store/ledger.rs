@@ -179,9 +179,18 @@ pub trait Ledger {
 
     // --- the outbox ---------------------------------------------------------------------------
     /// The oldest deliveries due at `now`, in id order: not yet dispatched, not failed, not
-    /// waiting out a retry delay, and not behind an earlier delivery of the same topic and UCR
-    /// that waits out one or failed.
-    fn due_deliveries(&mut self, limit: usize, now: Millis) -> Result<Vec<OutboundDelivery>, StoreError>;
+    /// waiting out a retry delay, not behind an earlier delivery of the same topic and UCR
+    /// that waits out one or failed, and of no consignment another gateway than `instance`
+    /// holds a live claim on.
+    fn due_deliveries(&mut self, instance: &str, limit: usize, now: Millis) -> Result<Vec<OutboundDelivery>, StoreError>;
+    /// Claims `ucr` for `instance` until `until`: won when unclaimed, already this instance's
+    /// (the lease is renewed), or another's whose lease ran out by `now`. Atomic per UCR, also
+    /// between gateways racing for it.
+    fn claim_consignment(&mut self, ucr: &Ucr, instance: &str, now: Millis, until: Millis) -> Result<bool, StoreError>;
+    /// Gives back every claim of `instance` (a gateway that stops); how many.
+    fn release_claims(&mut self, instance: &str) -> Result<u64, StoreError>;
+    /// Live claims `instance` holds at `now`.
+    fn claims_held(&mut self, instance: &str, now: Millis) -> Result<u64, StoreError>;
     /// An agency's deliveries with ids above `after`, in id order.
     fn agency_deliveries(&mut self, agency: &AgencyId, after: i64, limit: usize) -> Result<Vec<OutboundDelivery>, StoreError>;
     /// Deliveries neither dispatched nor failed.
@@ -209,8 +218,9 @@ pub trait Ledger {
     /// Queues a status event for the status topic, streams and webhooks; its id grows with
     /// commit order.
     fn queue_status_event(&mut self, ucr: &Ucr, body: &str, at: Millis) -> Result<i64, StoreError>;
-    /// Status events not yet published, oldest first.
-    fn unpublished_status_events(&mut self, limit: usize) -> Result<Vec<StatusEvent>, StoreError>;
+    /// Status events not yet published, oldest first, of no consignment another gateway than
+    /// `instance` holds a live claim on at `now`.
+    fn unpublished_status_events(&mut self, instance: &str, limit: usize, now: Millis) -> Result<Vec<StatusEvent>, StoreError>;
     fn mark_status_published(&mut self, id: i64, at: Millis) -> Result<(), StoreError>;
     /// Status events with ids above `after`, in order: all, or of consignments `sender` has a
     /// document in.

@@ -5,9 +5,10 @@
 //!   connection of its own: one transaction per group, one commit for many documents.
 //! - **Reads** take a connection from the pool each, concurrently (read committed: they see
 //!   committed rows only).
-//! - **Several gateways**: ownership of a UCR and idempotency keys are enforced by constraints
-//!   (`migrations/postgres/V1__initial.sql`), so two gateways cannot both win; the audit log is
-//!   one chain, appended to under an advisory lock held to the end of each transaction.
+//! - **Several gateways**: their write transactions (whole group commits) take turns under one
+//!   advisory lock, taken at `BEGIN`: the rules see the isolation the contract asks for, the
+//!   audit log stays one chain, and no two groups deadlock. Ownership of a UCR and idempotency
+//!   keys are also held by constraints (`migrations/postgres/V1__initial.sql`).
 //! - **Migrations** run at start under an advisory lock, so gateways started together apply
 //!   each version once.
 //!
@@ -30,10 +31,12 @@ use crate::clock::rfc3339;
 const POOL_SIZE: usize = 16;
 /// The advisory lock gateways take while migrating.
 const MIGRATION_LOCK: i64 = 0x7e47_a111;
-/// The advisory lock a transaction holds, until it ends, from reading the audit chain's head
-/// to appending to it: gateways sharing the database append to one chain, one transaction at a
-/// time (each transaction is a whole group commit, so the wait is per group, not per document).
-const AUDIT_CHAIN_LOCK: i64 = 0x7e47_a112;
+/// The advisory lock every write transaction takes first and holds to its end: the gateways
+/// sharing the database write one group commit at a time. It gives the rules the isolation the
+/// contract asks for (a rule's reads and writes are not interleaved with another's), one audit
+/// chain without forks, and one lock order, so no two groups can deadlock. The wait is per
+/// group, not per document; reads do not take it.
+const WRITE_LOCK: i64 = 0x7e47_a112;
 
 mod embedded {
     refinery::embed_migrations!("migrations/postgres");
@@ -155,7 +158,13 @@ impl Transactional for PgLedger {
             self.client = self.rt.block_on(self.pool.get()).map_err(pool_error)?;
         }
         let client = &self.client;
-        self.rt.block_on(client.batch_execute(statement)).map_err(db_error)
+        self.rt.block_on(client.batch_execute(statement)).map_err(db_error)?;
+        if statement.starts_with("BEGIN") {
+            // Read committed: every statement after the lock sees what the previous holder
+            // committed.
+            self.rt.block_on(client.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])).map_err(db_error)?;
+        }
+        Ok(())
     }
     fn ledger(&mut self) -> &mut dyn Ledger {
         self
@@ -397,7 +406,7 @@ impl Ledger for PgLedger {
         Ok(())
     }
 
-    fn due_deliveries(&mut self, limit: usize, now: Millis) -> Result<Vec<OutboundDelivery>, StoreError> {
+    fn due_deliveries(&mut self, instance: &str, limit: usize, now: Millis) -> Result<Vec<OutboundDelivery>, StoreError> {
         let sql = format!(
             "SELECT {OUTBOUND_COLUMNS}
              FROM deliveries d JOIN documents doc ON doc.id = d.document_id
@@ -406,9 +415,10 @@ impl Ledger for PgLedger {
                    SELECT 1 FROM documents hd JOIN deliveries h ON h.document_id = hd.id
                    WHERE hd.ucr = doc.ucr AND h.topic = d.topic AND h.id < d.id AND h.dispatched_at IS NULL
                      AND (h.failed_at IS NOT NULL OR h.next_attempt_at > $2))
+               AND NOT EXISTS (SELECT 1 FROM outbox_claims c WHERE c.ucr = doc.ucr AND c.instance <> $3 AND c.until > $2)
              ORDER BY d.id LIMIT $1"
         );
-        self.rows(&sql, &[&(limit as i64), &now])?.iter().map(outbound).collect()
+        self.rows(&sql, &[&(limit as i64), &now, &instance])?.iter().map(outbound).collect()
     }
 
     fn agency_deliveries(&mut self, agency: &AgencyId, after: i64, limit: usize) -> Result<Vec<OutboundDelivery>, StoreError> {
@@ -517,8 +527,32 @@ impl Ledger for PgLedger {
         row.map(|r| r.get(0)).ok_or_else(|| corrupt("a status event without an id"))
     }
 
-    fn unpublished_status_events(&mut self, limit: usize) -> Result<Vec<StatusEvent>, StoreError> {
-        self.rows("SELECT id, ucr, body FROM status_outbox WHERE published_at IS NULL ORDER BY id LIMIT $1", &[&(limit as i64)])?
+    fn claim_consignment(&mut self, ucr: &Ucr, instance: &str, now: Millis, until: Millis) -> Result<bool, StoreError> {
+        Ok(self.exec(
+            "INSERT INTO outbox_claims (ucr, instance, until) VALUES ($1, $2, $3)
+             ON CONFLICT (ucr) DO UPDATE SET instance = excluded.instance, until = excluded.until
+             WHERE outbox_claims.instance = excluded.instance OR outbox_claims.until <= $4",
+            &[&ucr.as_str(), &instance, &until, &now],
+        )? == 1)
+    }
+
+    fn release_claims(&mut self, instance: &str) -> Result<u64, StoreError> {
+        self.exec("DELETE FROM outbox_claims WHERE instance = $1", &[&instance])
+    }
+
+    fn claims_held(&mut self, instance: &str, now: Millis) -> Result<u64, StoreError> {
+        Ok(self
+            .row("SELECT COUNT(*) FROM outbox_claims WHERE instance = $1 AND until > $2", &[&instance, &now])?
+            .map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
+    }
+
+    fn unpublished_status_events(&mut self, instance: &str, limit: usize, now: Millis) -> Result<Vec<StatusEvent>, StoreError> {
+        self.rows(
+            "SELECT s.id, s.ucr, s.body FROM status_outbox s WHERE s.published_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM outbox_claims c WHERE c.ucr = s.ucr AND c.instance <> $2 AND c.until > $3)
+             ORDER BY s.id LIMIT $1",
+            &[&(limit as i64), &instance, &now],
+        )?
             .iter()
             .map(status_event)
             .collect()
@@ -616,9 +650,6 @@ impl Ledger for PgLedger {
     }
 
     fn audit_head(&mut self) -> Result<Option<(i64, String)>, StoreError> {
-        // Read committed: once the lock is held, this statement sees the head the previous
-        // holder committed.
-        self.row("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_CHAIN_LOCK])?;
         Ok(self.row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", &[])?.map(|r| (r.get(0), r.get(1))))
     }
 

@@ -482,7 +482,7 @@ impl Ledger for SqliteLedger {
         Ok(())
     }
 
-    fn due_deliveries(&mut self, limit: usize, now: Millis) -> Result<Vec<OutboundDelivery>, StoreError> {
+    fn due_deliveries(&mut self, instance: &str, limit: usize, now: Millis) -> Result<Vec<OutboundDelivery>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT d.id, d.document_id, d.agency, d.topic, doc.ucr, doc.document_type, doc.schema_version, doc.schema_id,
                     doc.origin, doc.destination, doc.sender, doc.submitted_at, doc.payload, d.attempts
@@ -492,9 +492,10 @@ impl Ledger for SqliteLedger {
                    SELECT 1 FROM documents hd JOIN deliveries h ON h.document_id = hd.id
                    WHERE hd.ucr = doc.ucr AND h.topic = d.topic AND h.id < d.id AND h.dispatched_at IS NULL
                      AND (h.failed_at IS NOT NULL OR h.next_attempt_at > ?2))
+               AND NOT EXISTS (SELECT 1 FROM outbox_claims c WHERE c.ucr = doc.ucr AND c.instance <> ?3 AND c.until > ?2)
              ORDER BY d.id LIMIT ?1",
         )?;
-        let rows = stmt.query_map(params![limit as i64, now], outbound_row)?.collect::<Result<Vec<_>, _>>()?;
+        let rows = stmt.query_map(params![limit as i64, now, instance], outbound_row)?.collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(outbound).collect()
     }
 
@@ -618,10 +619,32 @@ impl Ledger for SqliteLedger {
         Ok(self.conn.last_insert_rowid())
     }
 
-    fn unpublished_status_events(&mut self, limit: usize) -> Result<Vec<StatusEvent>, StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT id, ucr, body FROM status_outbox WHERE published_at IS NULL ORDER BY id LIMIT ?1")?;
+    fn claim_consignment(&mut self, ucr: &Ucr, instance: &str, now: Millis, until: Millis) -> Result<bool, StoreError> {
+        Ok(self.conn.exec(
+            "INSERT INTO outbox_claims (ucr, instance, until) VALUES (?1, ?2, ?3)
+             ON CONFLICT (ucr) DO UPDATE SET instance = excluded.instance, until = excluded.until
+             WHERE outbox_claims.instance = excluded.instance OR outbox_claims.until <= ?4",
+            params![ucr.as_str(), instance, until, now],
+        )? == 1)
+    }
+
+    fn release_claims(&mut self, instance: &str) -> Result<u64, StoreError> {
+        Ok(self.conn.exec("DELETE FROM outbox_claims WHERE instance = ?1", [instance])? as u64)
+    }
+
+    fn claims_held(&mut self, instance: &str, now: Millis) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.row("SELECT COUNT(*) FROM outbox_claims WHERE instance = ?1 AND until > ?2", params![instance, now], |r| r.get(0))?;
+        Ok(n.max(0) as u64)
+    }
+
+    fn unpublished_status_events(&mut self, instance: &str, limit: usize, now: Millis) -> Result<Vec<StatusEvent>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT s.id, s.ucr, s.body FROM status_outbox s WHERE s.published_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM outbox_claims c WHERE c.ucr = s.ucr AND c.instance <> ?2 AND c.until > ?3)
+             ORDER BY s.id LIMIT ?1",
+        )?;
         let rows = stmt
-            .query_map([limit as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
+            .query_map(params![limit as i64, instance, now], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(|(id, ucr, body)| Ok(StatusEvent { id, ucr: parse_ucr(&ucr)?, body })).collect()
     }
@@ -845,9 +868,9 @@ mod tests {
             assert_eq!(records.len(), 10);
             assert!(crate::audit::verify(records).is_ok());
         }
-        assert_eq!(history(dir.path()), vec![1], "version 1 recorded");
+        assert_eq!(history(dir.path()), vec![1, 2], "every version recorded");
         SqliteStore::open(dir.path()).unwrap();
-        assert_eq!(history(dir.path()), vec![1], "and not run again");
+        assert_eq!(history(dir.path()), vec![1, 2], "and none run again");
     }
 
     #[tokio::test]

@@ -278,10 +278,23 @@ pub fn spawn_binary(
     prefix: &str,
     brokers: &str,
 ) -> (std::process::Child, String, std::sync::mpsc::Receiver<String>) {
+    spawn_binary_with(&["--data-dir".as_ref(), data_dir.as_os_str()], prefix, brokers)
+}
+
+/// [`spawn_binary`] on the store `url` (`--store`), as gateways sharing one database run.
+pub fn spawn_binary_on_store(url: &str, prefix: &str, brokers: &str) -> (std::process::Child, String, std::sync::mpsc::Receiver<String>) {
+    spawn_binary_with(&["--store".as_ref(), url.as_ref()], prefix, brokers)
+}
+
+fn spawn_binary_with(
+    store: &[&std::ffi::OsStr],
+    prefix: &str,
+    brokers: &str,
+) -> (std::process::Child, String, std::sync::mpsc::Receiver<String>) {
     use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
         .args(["serve", "--bind", "127.0.0.1:0", "--topic-prefix", prefix])
-        .arg("--data-dir").arg(data_dir)
+        .args(store)
         .arg("--config").arg(repo().join("config"))
         .arg("--kafka-brokers").arg(brokers)
         .env("RUST_LOG", "info,rdkafka=off,librdkafka=off")

@@ -14,6 +14,7 @@ mod duplicates;
 mod end_to_end;
 mod errors;
 mod examples;
+mod failover;
 mod fuzz;
 mod helpers;
 mod hostile;

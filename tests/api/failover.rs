@@ -1,0 +1,213 @@
+//! Three `ventanilla serve` processes on one PostgreSQL database and one Kafka broker, a client
+//! spreading submissions and answers over them, one gateway SIGKILLed mid-stream and started
+//! again later: every 202 reaches every agency topic its receipt named (duplicates allowed and
+//! counted, each with its `ce_id`), an Idempotency-Key sent again to another gateway never gets
+//! a second document, every answered consignment ends in the state its answers imply, and the
+//! audit log verifies.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::helpers::{await_deliveries, example, postgres_database, spawn_binary_on_store, test_brokers};
+
+/// What the client saw, per Idempotency-Key (one per document it meant to send).
+#[derive(Default)]
+struct Seen {
+    /// Key -> every documentId a 202 answered for it (one, if the gateways agree).
+    receipts: HashMap<String, HashSet<String>>,
+    /// Key -> the agency topics of its receipt.
+    topics: HashMap<String, Vec<String>>,
+    /// Requests that did not reach a gateway or got no answer (sent again elsewhere).
+    retried: usize,
+}
+
+/// Sends each document, with its Idempotency-Key, to the gateways in turn; on a refused
+/// connection or a broken answer, the same document and key go to the next gateway.
+fn client(addresses: Arc<Mutex<Vec<String>>>, worker: usize, stop: Arc<AtomicBool>, seen: Arc<Mutex<Seen>>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let template = example("commercialInvoice/valid/beef-road-AR-BR.json");
+        let http = reqwest::Client::builder().pool_max_idle_per_host(0).timeout(Duration::from_secs(30)).build().unwrap();
+        let run = uuid::Uuid::now_v7().simple().to_string().to_uppercase();
+        let mut turn = worker;
+        let mut n = 0;
+        while !stop.load(Ordering::Relaxed) {
+            n += 1;
+            let key = format!("FO-{}-{worker}-{n:05}", &run[run.len() - 6..]);
+            let mut body = template.clone();
+            body["ucr"] = json!(key);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                assert!(tokio::time::Instant::now() < deadline, "no gateway took {key} within 60 s");
+                turn += 1;
+                let address = { let a = addresses.lock().unwrap(); a[turn % a.len()].clone() };
+                let sent = http.post(format!("{address}/v1/documents")).bearer_auth("demo-trader").header("Idempotency-Key", &key).json(&body).send().await;
+                let answer = match sent {
+                    Ok(r) if r.status() == 202 => r.json::<Value>().await.ok(),
+                    Ok(r) => panic!("a submission was refused: {} {}", r.status(), r.text().await.unwrap_or_default()),
+                    Err(_) => None,
+                };
+                match answer {
+                    Some(receipt) => {
+                        let mut s = seen.lock().unwrap();
+                        s.receipts.entry(key.clone()).or_default().insert(receipt["documentId"].as_str().unwrap().to_owned());
+                        let topics = receipt["deliveries"].as_array().unwrap().iter().map(|d| d["topic"].as_str().unwrap().to_owned()).collect();
+                        s.topics.insert(key.clone(), topics);
+                        break;
+                    }
+                    None => {
+                        seen.lock().unwrap().retried += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// The gateway processes, killed however the test ends (a failed assertion included).
+struct Gateways(Vec<(std::process::Child, String, std::sync::mpsc::Receiver<String>)>);
+
+impl Drop for Gateways {
+    fn drop(&mut self) {
+        for g in &mut self.0 {
+            let _ = g.0.kill();
+            let _ = g.0.wait();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_gateway_of_three_killed_mid_stream_loses_nothing_and_no_key_gets_two_documents() {
+    let store = postgres_database().await;
+    let brokers = test_brokers();
+    let prefix = format!("f{}.", uuid::Uuid::now_v7().simple());
+    let mut gateways = Gateways((0..3).map(|_| spawn_binary_on_store(&store, &prefix, &brokers)).collect());
+    let addresses = Arc::new(Mutex::new(gateways.0.iter().map(|g| g.1.clone()).collect::<Vec<_>>()));
+    let (stop, seen) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Seen::default())));
+    let clients: Vec<_> = (0..4).map(|w| client(addresses.clone(), w, stop.clone(), seen.clone())).collect();
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = seen.lock().unwrap().receipts.len();
+    gateways.0[1].0.kill().expect("SIGKILL");
+    gateways.0[1].0.wait().unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Started again on the same store: a new process, as its service manager would.
+    let restarted = spawn_binary_on_store(&store, &prefix, &brokers);
+    addresses.lock().unwrap()[1] = restarted.1.clone();
+    gateways.0[1] = restarted;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    eprintln!("failover: stream stopped, waiting for the clients");
+    for c in clients {
+        c.await.expect("no submission was refused");
+    }
+
+    let (accepted, retried) = {
+        let s = seen.lock().unwrap();
+        for (key, ids) in &s.receipts {
+            assert_eq!(ids.len(), 1, "the key {key} got {} documents: {ids:?}", ids.len());
+        }
+        let accepted: Vec<(String, Vec<String>)> =
+            s.receipts.iter().map(|(key, ids)| (ids.iter().next().unwrap().clone(), s.topics[key].clone())).collect();
+        (accepted, s.retried)
+    };
+    assert!(before > 0 && accepted.len() > before, "documents were accepted before ({before}) and after the kill ({})", accepted.len());
+
+    // Answers over the three gateways: every fifth consignment released by each agency.
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let addresses = addresses.lock().unwrap().clone();
+    let mut released = Vec::new();
+    for (i, (doc, topics)) in accepted.iter().enumerate().filter(|(i, _)| i % 5 == 0) {
+        for topic in topics {
+            let agency = topic.rsplit('.').next().unwrap();
+            let ack = json!({"documentId": doc, "agency": agency, "status": "released"});
+            let r = http.post(format!("{}/v1/acknowledgments", addresses[i % 3])).bearer_auth(format!("demo-{agency}")).json(&ack).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+        }
+        released.push(doc.clone());
+    }
+
+    eprintln!("failover: {} documents accepted, answers sent; waiting for the deliveries", accepted.len());
+    let (deliveries, duplicates) = await_deliveries(&brokers, &accepted, Duration::from_secs(120)).await;
+
+    // Each consignment's state, as any gateway tells it.
+    let mut states: HashMap<String, usize> = HashMap::new();
+    for (i, (doc, _)) in accepted.iter().enumerate() {
+        let ucr = seen.lock().unwrap().receipts.iter().find(|(_, ids)| ids.contains(doc)).map(|(k, _)| k.clone()).unwrap();
+        let view: Value = http.get(format!("{}/v1/consignments/{ucr}", addresses[i % 3])).bearer_auth("demo-operator").send().await.unwrap().json().await.unwrap();
+        let state = view["state"].as_str().unwrap().to_owned();
+        let expected = if released.contains(doc) { "released" } else { "submitted" };
+        assert_eq!(state, expected, "{ucr}: {view:#}");
+        *states.entry(state).or_default() += 1;
+    }
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla")).args(["audit", "verify", "--store", &store]).output().unwrap();
+    let verdict = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(out.status.success(), "audit verify: {verdict} {}", String::from_utf8_lossy(&out.stderr));
+    println!(
+        "failover: {} documents accepted by three gateways ({before} before the kill), {retried} requests sent again to \
+         another gateway, 0 keys with two documents; {deliveries} deliveries, all delivered, {duplicates} duplicate records \
+         (same ce_id); states {states:?}; {verdict}",
+        accepted.len()
+    );
+}
+
+#[tokio::test]
+async fn a_rolling_restart_under_load_loses_no_request_and_each_gateway_stops_promptly() {
+    let store = postgres_database().await;
+    let brokers = test_brokers();
+    let prefix = format!("r{}.", uuid::Uuid::now_v7().simple());
+    let mut gateways = Gateways((0..3).map(|_| spawn_binary_on_store(&store, &prefix, &brokers)).collect());
+    let addresses = Arc::new(Mutex::new(gateways.0.iter().map(|g| g.1.clone()).collect::<Vec<_>>()));
+    let (stop, seen) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Seen::default())));
+    let clients: Vec<_> = (0..4).map(|w| client(addresses.clone(), w, stop.clone(), seen.clone())).collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // SIGTERM each gateway in turn under load, as a rolling upgrade does, and start it again.
+    let mut stops = Vec::new();
+    for i in 0..3 {
+        let pid = gateways.0[i].0.id().to_string();
+        let asked = std::time::Instant::now();
+        let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+        let child = &mut gateways.0[i].0;
+        let exited = loop {
+            if let Some(code) = child.try_wait().unwrap() {
+                break code;
+            }
+            assert!(asked.elapsed() < Duration::from_secs(30), "gateway {i} still running 30 s after SIGTERM");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(exited.success(), "a SIGTERM is an orderly stop: {exited:?}");
+        stops.push(asked.elapsed());
+        let restarted = spawn_binary_on_store(&store, &prefix, &brokers);
+        addresses.lock().unwrap()[i] = restarted.1.clone();
+        gateways.0[i] = restarted;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.expect("no submission was refused or lost");
+    }
+    let (accepted, retried) = {
+        let s = seen.lock().unwrap();
+        for (key, ids) in &s.receipts {
+            assert_eq!(ids.len(), 1, "the key {key} got {} documents: {ids:?}", ids.len());
+        }
+        let accepted: Vec<(String, Vec<String>)> =
+            s.receipts.iter().map(|(key, ids)| (ids.iter().next().unwrap().clone(), s.topics[key].clone())).collect();
+        (accepted, s.retried)
+    };
+    let (deliveries, duplicates) = await_deliveries(&brokers, &accepted, Duration::from_secs(120)).await;
+    println!(
+        "rolling restart: {} documents accepted while each of three gateways was stopped (SIGTERM) and started again; \
+         {retried} requests sent again to another gateway; {deliveries} deliveries, all delivered, {duplicates} duplicate \
+         records; SIGTERM to exit: {}",
+        accepted.len(),
+        stops.iter().map(|d| format!("{:.2} s", d.as_secs_f64())).collect::<Vec<_>>().join(", ")
+    );
+}
