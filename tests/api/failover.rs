@@ -25,6 +25,17 @@ struct Seen {
     retried: usize,
 }
 
+/// Every document accepted, with its topics, after checking that no key got two documents; and
+/// how many requests were sent again to another gateway.
+fn accepted_once(seen: &Mutex<Seen>) -> (Vec<crate::helpers::Accepted>, usize) {
+    let s = seen.lock().unwrap();
+    for (key, ids) in &s.receipts {
+        assert_eq!(ids.len(), 1, "the key {key} got {} documents: {ids:?}", ids.len());
+    }
+    let accepted = s.receipts.iter().map(|(key, ids)| (ids.iter().next().unwrap().clone(), s.topics[key].clone())).collect();
+    (accepted, s.retried)
+}
+
 /// Sends each document, with its Idempotency-Key, to the gateways in turn; on a refused
 /// connection or a broken answer, the same document and key go to the next gateway.
 fn client(addresses: Arc<Mutex<Vec<String>>>, worker: usize, stop: Arc<AtomicBool>, seen: Arc<Mutex<Seen>>) -> tokio::task::JoinHandle<()> {
@@ -106,15 +117,7 @@ async fn a_gateway_of_three_killed_mid_stream_loses_nothing_and_no_key_gets_two_
         c.await.expect("no submission was refused");
     }
 
-    let (accepted, retried) = {
-        let s = seen.lock().unwrap();
-        for (key, ids) in &s.receipts {
-            assert_eq!(ids.len(), 1, "the key {key} got {} documents: {ids:?}", ids.len());
-        }
-        let accepted: Vec<(String, Vec<String>)> =
-            s.receipts.iter().map(|(key, ids)| (ids.iter().next().unwrap().clone(), s.topics[key].clone())).collect();
-        (accepted, s.retried)
-    };
+    let (accepted, retried) = accepted_once(&seen);
     assert!(before > 0 && accepted.len() > before, "documents were accepted before ({before}) and after the kill ({})", accepted.len());
 
     // Answers over the three gateways: every fifth consignment released by each agency.
@@ -193,15 +196,7 @@ async fn a_rolling_restart_under_load_loses_no_request_and_each_gateway_stops_pr
     for c in clients {
         c.await.expect("no submission was refused or lost");
     }
-    let (accepted, retried) = {
-        let s = seen.lock().unwrap();
-        for (key, ids) in &s.receipts {
-            assert_eq!(ids.len(), 1, "the key {key} got {} documents: {ids:?}", ids.len());
-        }
-        let accepted: Vec<(String, Vec<String>)> =
-            s.receipts.iter().map(|(key, ids)| (ids.iter().next().unwrap().clone(), s.topics[key].clone())).collect();
-        (accepted, s.retried)
-    };
+    let (accepted, retried) = accepted_once(&seen);
     let (deliveries, duplicates) = await_deliveries(&brokers, &accepted, Duration::from_secs(120)).await;
     println!(
         "rolling restart: {} documents accepted while each of three gateways was stopped (SIGTERM) and started again; \
