@@ -42,38 +42,37 @@ fn claim_all<'a>(l: &mut dyn Ledger, instance: &str, ucrs: impl Iterator<Item = 
     Ok(won)
 }
 
-/// The deliveries `instance` publishes now: due, of consignments it holds or wins the claim on,
-/// oldest first. Reads first, and claims only when something is due.
-pub async fn claim_due_deliveries(store: &dyn Store, instance: &str, limit: usize, now: Millis) -> Result<Vec<OutboundDelivery>, StoreError> {
+/// Records of one kind waiting to be published, as `due` reads them for `instance`.
+type Due<T> = fn(&mut dyn Ledger, &str, usize, Millis) -> Result<Vec<T>, StoreError>;
+
+/// The records `due` gives `instance` now, of the consignments it holds or wins the claim on,
+/// in their order. Reads first, and claims only when something is due.
+async fn claim_due<T: Send + 'static>(store: &dyn Store, instance: &str, limit: usize, now: Millis, due: Due<T>, ucr: fn(&T) -> &Ucr)
+    -> Result<Vec<T>, StoreError> {
     let me = instance.to_owned();
-    if store.read_with(move |l| l.due_deliveries(&me, 1, now)).await?.is_empty() {
+    if store.read_with(move |l| due(l, &me, 1, now)).await?.is_empty() {
         return Ok(Vec::new());
     }
     let me = instance.to_owned();
     store
         .write_with(WriteMode::Undoable, move |l| {
-            let due = l.due_deliveries(&me, limit, now)?;
-            let won = claim_all(l, &me, due.iter().map(|d| &d.ucr), now)?;
-            Ok(due.into_iter().filter(|d| won.contains(d.ucr.as_str())).collect())
+            let records = due(l, &me, limit, now)?;
+            let won = claim_all(l, &me, records.iter().map(ucr), now)?;
+            // All of a consignment's records or none: its order holds.
+            Ok(records.into_iter().filter(|r| won.contains(ucr(r).as_str())).collect())
         })
         .await
 }
 
+/// The deliveries `instance` publishes now: due, of consignments it holds or wins the claim on,
+/// oldest first.
+pub async fn claim_due_deliveries(store: &dyn Store, instance: &str, limit: usize, now: Millis) -> Result<Vec<OutboundDelivery>, StoreError> {
+    claim_due(store, instance, limit, now, |l, me, limit, now| l.due_deliveries(me, limit, now), |d| &d.ucr).await
+}
+
 /// The status events `instance` publishes now, under the same claims as the deliveries.
 pub async fn claim_status_events(store: &dyn Store, instance: &str, limit: usize, now: Millis) -> Result<Vec<StatusEvent>, StoreError> {
-    let me = instance.to_owned();
-    if store.read_with(move |l| l.unpublished_status_events(&me, 1, now)).await?.is_empty() {
-        return Ok(Vec::new());
-    }
-    let me = instance.to_owned();
-    store
-        .write_with(WriteMode::Undoable, move |l| {
-            let events = l.unpublished_status_events(&me, limit, now)?;
-            let won = claim_all(l, &me, events.iter().map(|e| &e.ucr), now)?;
-            // A consignment's events in order: none after one not won.
-            Ok(events.into_iter().filter(|e| won.contains(e.ucr.as_str())).collect())
-        })
-        .await
+    claim_due(store, instance, limit, now, |l, me, limit, now| l.unpublished_status_events(me, limit, now), |e| &e.ucr).await
 }
 
 /// Hands back every claim of `instance` (it stops); how many.
