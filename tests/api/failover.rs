@@ -79,12 +79,52 @@ fn client(addresses: Arc<Mutex<Vec<String>>>, worker: usize, stop: Arc<AtomicBoo
     })
 }
 
-/// The gateway processes, killed however the test ends (a failed assertion included).
-struct Gateways(Vec<(std::process::Child, String, std::sync::mpsc::Receiver<String>)>);
+/// Three gateway processes on one fresh PostgreSQL database and the test broker, under the load
+/// of four clients; the processes are killed however the test ends (a failed assertion included).
+struct UnderLoad {
+    store: String,
+    brokers: String,
+    prefix: String,
+    gateways: Vec<(std::process::Child, String, std::sync::mpsc::Receiver<String>)>,
+    /// Where the clients send: a restarted gateway's new address replaces the old one.
+    addresses: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Seen>>,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+}
 
-impl Drop for Gateways {
+impl UnderLoad {
+    async fn start(label: &str) -> UnderLoad {
+        let (store, brokers) = (postgres_database().await, test_brokers());
+        let prefix = format!("{label}{}.", uuid::Uuid::now_v7().simple());
+        let gateways: Vec<_> = (0..3).map(|_| spawn_binary_on_store(&store, &prefix, &brokers)).collect();
+        let addresses = Arc::new(Mutex::new(gateways.iter().map(|g| g.1.clone()).collect::<Vec<_>>()));
+        let (stop, seen) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Seen::default())));
+        let clients = (0..4).map(|w| client(addresses.clone(), w, stop.clone(), seen.clone())).collect();
+        UnderLoad { store, brokers, prefix, gateways, addresses, stop, seen, clients }
+    }
+
+    /// Starts gateway `i` again on the same store: a new process, as its service manager would.
+    fn restart(&mut self, i: usize) {
+        let restarted = spawn_binary_on_store(&self.store, &self.prefix, &self.brokers);
+        self.addresses.lock().unwrap()[i] = restarted.1.clone();
+        self.gateways[i] = restarted;
+    }
+
+    /// Stops the load and waits for its clients (each panics on a refused submission); every
+    /// document accepted, once, and the requests sent again to another gateway.
+    async fn finish(&mut self) -> (Vec<crate::helpers::Accepted>, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        for c in std::mem::take(&mut self.clients) {
+            c.await.expect("no submission was refused or lost");
+        }
+        accepted_once(&self.seen)
+    }
+}
+
+impl Drop for UnderLoad {
     fn drop(&mut self) {
-        for g in &mut self.0 {
+        for g in &mut self.gateways {
             let _ = g.0.kill();
             let _ = g.0.wait();
         }
@@ -93,36 +133,20 @@ impl Drop for Gateways {
 
 #[tokio::test]
 async fn a_gateway_of_three_killed_mid_stream_loses_nothing_and_no_key_gets_two_documents() {
-    let store = postgres_database().await;
-    let brokers = test_brokers();
-    let prefix = format!("f{}.", uuid::Uuid::now_v7().simple());
-    let mut gateways = Gateways((0..3).map(|_| spawn_binary_on_store(&store, &prefix, &brokers)).collect());
-    let addresses = Arc::new(Mutex::new(gateways.0.iter().map(|g| g.1.clone()).collect::<Vec<_>>()));
-    let (stop, seen) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Seen::default())));
-    let clients: Vec<_> = (0..4).map(|w| client(addresses.clone(), w, stop.clone(), seen.clone())).collect();
-
+    let mut load = UnderLoad::start("f").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = seen.lock().unwrap().receipts.len();
-    gateways.0[1].0.kill().expect("SIGKILL");
-    gateways.0[1].0.wait().unwrap();
+    let before = load.seen.lock().unwrap().receipts.len();
+    load.gateways[1].0.kill().expect("SIGKILL");
+    load.gateways[1].0.wait().unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    // Started again on the same store: a new process, as its service manager would.
-    let restarted = spawn_binary_on_store(&store, &prefix, &brokers);
-    addresses.lock().unwrap()[1] = restarted.1.clone();
-    gateways.0[1] = restarted;
+    load.restart(1);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop.store(true, Ordering::Relaxed);
-    eprintln!("failover: stream stopped, waiting for the clients");
-    for c in clients {
-        c.await.expect("no submission was refused");
-    }
-
-    let (accepted, retried) = accepted_once(&seen);
+    let (accepted, retried) = load.finish().await;
     assert!(before > 0 && accepted.len() > before, "documents were accepted before ({before}) and after the kill ({})", accepted.len());
 
     // Answers over the three gateways: every fifth consignment released by each agency.
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-    let addresses = addresses.lock().unwrap().clone();
+    let addresses = load.addresses.lock().unwrap().clone();
     let mut released = Vec::new();
     for (i, (doc, topics)) in accepted.iter().enumerate().filter(|(i, _)| i % 5 == 0) {
         for topic in topics {
@@ -135,12 +159,12 @@ async fn a_gateway_of_three_killed_mid_stream_loses_nothing_and_no_key_gets_two_
     }
 
     eprintln!("failover: {} documents accepted, answers sent; waiting for the deliveries", accepted.len());
-    let (deliveries, duplicates) = await_deliveries(&brokers, &accepted, Duration::from_secs(120)).await;
+    let (deliveries, duplicates) = await_deliveries(&load.brokers, &accepted, Duration::from_secs(120)).await;
 
     // Each consignment's state, as any gateway tells it.
     let mut states: HashMap<String, usize> = HashMap::new();
     for (i, (doc, _)) in accepted.iter().enumerate() {
-        let ucr = seen.lock().unwrap().receipts.iter().find(|(_, ids)| ids.contains(doc)).map(|(k, _)| k.clone()).unwrap();
+        let ucr = load.seen.lock().unwrap().receipts.iter().find(|(_, ids)| ids.contains(doc)).map(|(k, _)| k.clone()).unwrap();
         let view: Value = http.get(format!("{}/v1/consignments/{ucr}", addresses[i % 3])).bearer_auth("demo-operator").send().await.unwrap().json().await.unwrap();
         let state = view["state"].as_str().unwrap().to_owned();
         let expected = if released.contains(doc) { "released" } else { "submitted" };
@@ -148,7 +172,7 @@ async fn a_gateway_of_three_killed_mid_stream_loses_nothing_and_no_key_gets_two_
         *states.entry(state).or_default() += 1;
     }
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla")).args(["audit", "verify", "--store", &store]).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla")).args(["audit", "verify", "--store", &load.store]).output().unwrap();
     let verdict = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert!(out.status.success(), "audit verify: {verdict} {}", String::from_utf8_lossy(&out.stderr));
     println!(
@@ -161,23 +185,17 @@ async fn a_gateway_of_three_killed_mid_stream_loses_nothing_and_no_key_gets_two_
 
 #[tokio::test]
 async fn a_rolling_restart_under_load_loses_no_request_and_each_gateway_stops_promptly() {
-    let store = postgres_database().await;
-    let brokers = test_brokers();
-    let prefix = format!("r{}.", uuid::Uuid::now_v7().simple());
-    let mut gateways = Gateways((0..3).map(|_| spawn_binary_on_store(&store, &prefix, &brokers)).collect());
-    let addresses = Arc::new(Mutex::new(gateways.0.iter().map(|g| g.1.clone()).collect::<Vec<_>>()));
-    let (stop, seen) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Seen::default())));
-    let clients: Vec<_> = (0..4).map(|w| client(addresses.clone(), w, stop.clone(), seen.clone())).collect();
+    let mut load = UnderLoad::start("r").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // SIGTERM each gateway in turn under load, as a rolling upgrade does, and start it again.
     let mut stops = Vec::new();
     for i in 0..3 {
-        let pid = gateways.0[i].0.id().to_string();
+        let pid = load.gateways[i].0.id().to_string();
         let asked = std::time::Instant::now();
         let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(status.success());
-        let child = &mut gateways.0[i].0;
+        let child = &mut load.gateways[i].0;
         let exited = loop {
             if let Some(code) = child.try_wait().unwrap() {
                 break code;
@@ -187,17 +205,11 @@ async fn a_rolling_restart_under_load_loses_no_request_and_each_gateway_stops_pr
         };
         assert!(exited.success(), "a SIGTERM is an orderly stop: {exited:?}");
         stops.push(asked.elapsed());
-        let restarted = spawn_binary_on_store(&store, &prefix, &brokers);
-        addresses.lock().unwrap()[i] = restarted.1.clone();
-        gateways.0[i] = restarted;
+        load.restart(i);
         tokio::time::sleep(Duration::from_millis(700)).await;
     }
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.await.expect("no submission was refused or lost");
-    }
-    let (accepted, retried) = accepted_once(&seen);
-    let (deliveries, duplicates) = await_deliveries(&brokers, &accepted, Duration::from_secs(120)).await;
+    let (accepted, retried) = load.finish().await;
+    let (deliveries, duplicates) = await_deliveries(&load.brokers, &accepted, Duration::from_secs(120)).await;
     println!(
         "rolling restart: {} documents accepted while each of three gateways was stopped (SIGTERM) and started again; \
          {retried} requests sent again to another gateway; {deliveries} deliveries, all delivered, {duplicates} duplicate \
