@@ -581,6 +581,7 @@ async fn producer_ceiling(brokers: &str, prefix: &str, docs: &[Doc], seconds: u6
                     submitted_at: 0,
                     payload: String::new(),
                     attempts: 0,
+                    position: 0,
                 };
                 let mut record = FutureRecord::to(&delivery.topic)
                     .key(delivery.ucr.as_str())

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (Java and Maven for Apache Kafka, PostgreSQL,
-# kcat, docker-compose, curl, OpenSSL's headers, confluent-kafka and schemathesis from PyPI),
+# kcat, docker-compose, HAProxy, curl, OpenSSL's headers, confluent-kafka and schemathesis from PyPI),
 # fetches Apache Kafka's jars from Maven Central once per machine (scripts/kafka.sh), starts one
 # broker and a PostgreSQL cluster (scripts/postgres.sh) on free loopback ports, runs the whole
-# suite against them, checks docker-compose.yml, and stops every server it or the tests
+# suite against them, checks docker-compose.yml and its HAProxy configuration, and stops every server it or the tests
 # started. Usage: scripts/test.sh [cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,7 @@ command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
 command -v kcat >/dev/null || need_apt+=(kcat)
 command -v docker-compose >/dev/null || need_apt+=(docker-compose)
+[ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 pkg-config --exists openssl 2>/dev/null || need_apt+=(libssl-dev)
@@ -69,6 +70,8 @@ export VENTANILLA_TEST_POSTGRES="$(scripts/postgres.sh start "$WORK/postgres")"
 # --- the suite --------------------------------------------------------------------------------
 log "docker-compose.yml"
 docker-compose -f docker-compose.yml config -q
+log "config/haproxy.cfg (the load balancer of docker-compose.yml)"
+/usr/sbin/haproxy -c -q -f config/haproxy.cfg
 # The gateways inside the tests log warnings and errors only; broker-down noise from the
 # outage tests is expected and silenced. Set RUST_LOG to see more.
 export RUST_LOG="${RUST_LOG:-warn,rdkafka=off,librdkafka=off}"

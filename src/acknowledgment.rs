@@ -6,13 +6,18 @@
 use serde_json::json;
 
 use crate::audit;
-use crate::store::{AckApplied, AckRecord, DeliveryEvent, Ledger, Store, StoreError, WriteMode};
+use crate::store::{AckApplied, AckRecord, DeliveryEvent, Ledger, Store, StoreError, Subject, WriteMode};
 use crate::tracking::{apply_ack, refresh_consignment};
 use crate::domain::DeliveryStatus;
 
 /// Applies an agency's answer to its delivery and the consignment.
 pub async fn apply(store: &dyn Store, ack: AckRecord) -> Result<AckApplied, StoreError> {
-    store.write_with(WriteMode::Undoable, move |l| apply_in(l, &ack)).await
+    // The answer decides on its consignment: a document's UCR never changes, so it is read
+    // first. An unknown document names none, and the work refuses it.
+    let document = ack.document_id;
+    let ucr = store.read_with(move |l| l.document_ucr(document)).await?;
+    let subjects = ucr.into_iter().map(Subject::Consignment).collect();
+    store.write_with(WriteMode::Undoable, subjects, move |l| apply_in(l, &ack)).await
 }
 
 /// [`apply`], in the transaction of `l`.

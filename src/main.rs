@@ -266,7 +266,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Audit { action: AuditCommand::Verify { data_dir, store, expect } } => {
             let verdict = match store.as_deref().map(StoreUrl::parse).transpose()? {
                 Some(StoreUrl::Postgres(url)) => {
-                    let store = PgStore::connect(&url).await?;
+                    let store = PgStore::connect(&url, &cli_instance()).await?;
                     let records = (&store as &dyn Store).read_with(|l| l.audit_records()).await?;
                     ventanilla::audit::verify_expecting(records, &expect)
                 }
@@ -282,7 +282,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 )
                 .into());
             }
-            println!("audit log intact: {} records, head {}", summary.records, summary.head);
+            println!("audit log intact: {summary}");
         }
         Command::Schemas { action: Some(SchemasCommand::Diff { old, new }), .. } => {
             let read = |p: &PathBuf| -> Result<serde_json::Value, Box<dyn std::error::Error>> {
@@ -345,11 +345,17 @@ fn validate(config: PathBuf, files: Vec<PathBuf>) -> Result<(), Box<dyn std::err
     Ok(())
 }
 
+/// A command-line tool's name as a writer of a shared store (its audit chain): an operator's
+/// retry is audited like a gateway's work.
+fn cli_instance() -> String {
+    format!("cli-{}-{}", std::process::id(), &uuid::Uuid::now_v7().simple().to_string()[24..])
+}
+
 /// The store the command-line tools work on: `--store` when given, else the SQLite file under
 /// `--data-dir`, which must exist (a mistyped directory is an error, not a new empty store).
 async fn open_store(data_dir: &std::path::Path, store: Option<String>) -> Result<Arc<dyn Store>, Box<dyn std::error::Error>> {
     Ok(match store.as_deref().map(StoreUrl::parse).transpose()? {
-        Some(StoreUrl::Postgres(url)) => Arc::new(PgStore::connect(&url).await?),
+        Some(StoreUrl::Postgres(url)) => Arc::new(PgStore::connect(&url, &cli_instance()).await?),
         Some(StoreUrl::Sqlite(path)) => Arc::new(SqliteStore::open_existing_file(&path)?),
         None => Arc::new(SqliteStore::open_existing(data_dir)?),
     })

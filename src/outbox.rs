@@ -10,7 +10,7 @@
 //! dies loses its claims when their leases run out, and the others take its consignments over.
 //! A gateway that stops hands its claims back at once.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use serde_json::{json, Value};
 
@@ -18,7 +18,7 @@ use crate::audit;
 use crate::clock::{rfc3339, Millis};
 use crate::domain::Ucr;
 use crate::store::{
-    DeliveryEvent, DeliveryPlace, Ledger, OutboundDelivery, RetryOutcome, RetrySelection, StatusEvent, Store, StoreError, WriteMode,
+    DeliveryEvent, DeliveryPlace, Ledger, OutboundDelivery, RetryOutcome, RetrySelection, StatusEvent, Store, StoreError, Subject, WriteMode,
 };
 use crate::tracking::refresh_consignment;
 
@@ -27,16 +27,14 @@ use crate::tracking::refresh_consignment;
 pub const CLAIM_LEASE_MS: Millis = 15_000;
 
 /// Claims each of `ucrs` for `instance`; the UCRs won.
+/// In UCR order, the same on every gateway: two gateways claiming overlapping consignments at
+/// once take each claim's row in one order, so neither waits for a row the other waits on.
 fn claim_all<'a>(l: &mut dyn Ledger, instance: &str, ucrs: impl Iterator<Item = &'a Ucr>, now: Millis) -> Result<HashSet<String>, StoreError> {
-    let (mut won, mut lost) = (HashSet::new(), HashSet::new());
+    let ucrs: BTreeSet<&Ucr> = ucrs.collect();
+    let mut won = HashSet::new();
     for ucr in ucrs {
-        if won.contains(ucr.as_str()) || lost.contains(ucr.as_str()) {
-            continue;
-        }
         if l.claim_consignment(ucr, instance, now, now + CLAIM_LEASE_MS)? {
             won.insert(ucr.as_str().to_owned());
-        } else {
-            lost.insert(ucr.as_str().to_owned());
         }
     }
     Ok(won)
@@ -55,7 +53,7 @@ async fn claim_due<T: Send + 'static>(store: &dyn Store, instance: &str, limit: 
     }
     let me = instance.to_owned();
     store
-        .write_with(WriteMode::Undoable, move |l| {
+        .write_with(WriteMode::Undoable, Vec::new(), move |l| {
             let records = due(l, &me, limit, now)?;
             let won = claim_all(l, &me, records.iter().map(ucr), now)?;
             // All of a consignment's records or none: its order holds.
@@ -78,7 +76,7 @@ pub async fn claim_status_events(store: &dyn Store, instance: &str, limit: usize
 /// Hands back every claim of `instance` (it stops); how many.
 pub async fn release_claims(store: &dyn Store, instance: &str) -> Result<u64, StoreError> {
     let me = instance.to_owned();
-    store.write_with(WriteMode::Undoable, move |l| l.release_claims(&me)).await
+    store.write_with(WriteMode::Undoable, Vec::new(), move |l| l.release_claims(&me)).await
 }
 
 /// What an audit record says about a delivery.
@@ -90,12 +88,19 @@ fn place(l: &mut dyn Ledger, delivery_id: i64) -> Result<DeliveryPlace, StoreErr
     l.delivery_place(delivery_id)?.ok_or_else(|| StoreError::Corrupt(format!("delivery {delivery_id} is missing")))
 }
 
-/// Records the broker's confirmations. A confirmation of a delivery already answered (the
-/// agency had it first) only fills in when it was dispatched, and is recorded as late.
-pub async fn confirmed(store: &dyn Store, delivery_ids: Vec<i64>, at: Millis) -> Result<(), StoreError> {
+/// The consignments of `ucrs`, as subjects of a write.
+fn consignments<'a>(ucrs: impl IntoIterator<Item = &'a Ucr>) -> Vec<Subject> {
+    ucrs.into_iter().map(|u| Subject::Consignment(u.clone())).collect()
+}
+
+/// Records the broker's confirmations of deliveries (with their consignments). A confirmation
+/// of a delivery already answered (the agency had it first) only fills in when it was
+/// dispatched, and is recorded as late.
+pub async fn confirmed(store: &dyn Store, deliveries: Vec<(i64, Ucr)>, at: Millis) -> Result<(), StoreError> {
+    let subjects = consignments(deliveries.iter().map(|(_, ucr)| ucr));
     store
-        .write_with(WriteMode::Undoable, move |l| {
-            for id in delivery_ids {
+        .write_with(WriteMode::Undoable, subjects, move |l| {
+            for (id, _) in deliveries {
                 // The usual case in one statement: a pending delivery becomes dispatched, and
                 // names what the audit record needs.
                 let (outcome, place) = match l.mark_dispatched(id, at)? {
@@ -111,10 +116,12 @@ pub async fn confirmed(store: &dyn Store, delivery_ids: Vec<i64>, at: Millis) ->
         .await
 }
 
-/// The broker refused a delivery's record: one attempt more, due again at `next_attempt_at`.
-pub async fn refused(store: &dyn Store, delivery_id: i64, at: Millis, error: String, next_attempt_at: Millis) -> Result<(), StoreError> {
+/// The broker refused a delivery's record (of consignment `ucr`): one attempt more, due again
+/// at `next_attempt_at`.
+pub async fn refused(store: &dyn Store, delivery_id: i64, ucr: Ucr, at: Millis, error: String, next_attempt_at: Millis)
+    -> Result<(), StoreError> {
     store
-        .write_with(WriteMode::Undoable, move |l| {
+        .write_with(WriteMode::Undoable, vec![Subject::Consignment(ucr)], move |l| {
             if !l.record_refusal(delivery_id, &error, next_attempt_at)? {
                 return Ok(());
             }
@@ -130,11 +137,11 @@ pub async fn refused(store: &dyn Store, delivery_id: i64, at: Millis, error: Str
         .await
 }
 
-/// A delivery failed after its last attempt (its dead-letter notice is published): it waits
-/// for an operator, and its consignment shows it.
-pub async fn failed(store: &dyn Store, delivery_id: i64, at: Millis, error: String) -> Result<(), StoreError> {
+/// A delivery (of consignment `ucr`) failed after its last attempt (its dead-letter notice is
+/// published): it waits for an operator, and its consignment shows it.
+pub async fn failed(store: &dyn Store, delivery_id: i64, ucr: Ucr, at: Millis, error: String) -> Result<(), StoreError> {
     store
-        .write_with(WriteMode::Undoable, move |l| {
+        .write_with(WriteMode::Undoable, vec![Subject::Consignment(ucr)], move |l| {
             if !l.mark_failed(delivery_id, at, &error)? {
                 return Ok(());
             }
@@ -156,13 +163,21 @@ pub async fn failed(store: &dyn Store, delivery_id: i64, at: Millis, error: Stri
 
 /// Puts failed deliveries back in the outbox with fresh attempts, each with a history entry
 /// naming the operator `by`, and recomputes their consignments.
+///
+/// The selection is resolved first (which deliveries, of which consignments); the retry then
+/// decides on those consignments. A delivery that failed after the selection was resolved waits
+/// for the next retry.
 pub async fn retry(store: &dyn Store, selection: RetrySelection, by: String, at: Millis) -> Result<RetryOutcome, StoreError> {
-    store.write_with(WriteMode::Undoable, move |l| retry_in(l, &selection, &by, at)).await
+    let (outcome, candidates) = store.read_with(move |l| select_failed(l, &selection)).await?;
+    let subjects = consignments(candidates.iter().map(|(_, ucr)| ucr));
+    store.write_with(WriteMode::Undoable, subjects, move |l| retry_in(l, outcome, &candidates, &by, at)).await
 }
 
-fn retry_in(l: &mut dyn Ledger, selection: &RetrySelection, by: &str, at: Millis) -> Result<RetryOutcome, StoreError> {
+/// The failed deliveries `selection` names, with their consignments; and those it names that
+/// are unknown or have not failed.
+fn select_failed(l: &mut dyn Ledger, selection: &RetrySelection) -> Result<(RetryOutcome, Vec<(i64, Ucr)>), StoreError> {
     let mut outcome = RetryOutcome::default();
-    let candidates: Vec<i64> = match selection {
+    let ids: Vec<i64> = match selection {
         RetrySelection::Deliveries(ids) => {
             let mut failed = Vec::new();
             for id in ids {
@@ -176,9 +191,19 @@ fn retry_in(l: &mut dyn Ledger, selection: &RetrySelection, by: &str, at: Millis
         }
         RetrySelection::AllFailed { agency } => l.failed_deliveries(agency.as_ref())?.into_iter().map(|f| f.delivery_id).collect(),
     };
+    let mut candidates = Vec::with_capacity(ids.len());
+    for id in ids {
+        candidates.push((id, place(l, id)?.ucr));
+    }
+    Ok((outcome, candidates))
+}
+
+fn retry_in(l: &mut dyn Ledger, mut outcome: RetryOutcome, candidates: &[(i64, Ucr)], by: &str, at: Millis) -> Result<RetryOutcome, StoreError> {
     let mut ucrs = Vec::new();
-    for id in candidates {
+    for &(id, _) in candidates {
         if !l.requeue_failed(id)? {
+            // Answered or sent again since the selection.
+            outcome.not_failed.push(id);
             continue;
         }
         let reason = format!("sent again by {by}");

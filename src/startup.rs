@@ -84,14 +84,14 @@ impl Application {
         let registry = Arc::new(SchemaRegistry::load(&settings.schemas_dir())?);
         let router = Router::new(&settings.region).map_err(StartupError::Routing)?;
         let store_url = settings.store_url()?;
+        // This gateway's name in the store's claims and audit chains; unique per process, so a
+        // restarted gateway does not take up a dead one's claims before their leases run out.
+        let instance = format!("gw-{}-{}", std::process::id(), &uuid::Uuid::now_v7().simple().to_string()[24..]);
         let store: Arc<dyn Store> = match &store_url {
             StoreUrl::Sqlite(path) => Arc::new(SqliteStore::open_file(path)?),
-            StoreUrl::Postgres(url) => Arc::new(PgStore::connect(url).await?),
+            StoreUrl::Postgres(url) => Arc::new(PgStore::connect(url, &instance).await?),
         };
         tracing::info!(store = %store_url, "store opened, migrations applied");
-        // This gateway's name in the store's claims; unique per process, so a restarted gateway
-        // does not take up a dead one's claims before their leases run out.
-        let instance = format!("gw-{}-{}", std::process::id(), &uuid::Uuid::now_v7().simple().to_string()[24..]);
         let topics = Topics::new(&settings.region.kafka.topic_prefix);
         let topic_names = topics.all(settings.region.agencies.iter().map(|a| &a.id));
         let kafka = &settings.region.kafka;

@@ -11,21 +11,31 @@ use crate::audit;
 use crate::clock::rfc3339;
 use crate::domain::{ConsignmentState, DeliveryStatus};
 use crate::store::{
-    Acceptance, DeliveryEvent, EarlierDocument, Ledger, NewDocument, Receipt, ReceiptDelivery, Store, StoreError, WriteMode,
+    Acceptance, DeliveryEvent, EarlierDocument, Ledger, NewDocument, Receipt, ReceiptDelivery, Store, StoreError, Subject, WriteMode,
 };
 use crate::tracking::{self, consignment_state};
 
 /// Commits `doc`, or answers its first receipt, or refuses it.
 pub async fn accept(store: &dyn Store, doc: NewDocument) -> Result<Acceptance, StoreError> {
-    store.write_with(WriteMode::RefusalsFirst, move |l| accept_in(l, &doc)).await
+    store.write_with(WriteMode::RefusalsFirst, subjects(&doc), move |l| accept_in(l, &doc)).await
+}
+
+/// What accepting `doc` decides on: its consignment, and its key when it has one.
+fn subjects(doc: &NewDocument) -> Vec<Subject> {
+    let mut subjects = vec![Subject::Consignment(doc.ucr.clone())];
+    if let Some(key) = &doc.idempotency_key {
+        subjects.push(Subject::IdempotencyKey { sender: doc.sender.clone(), key: key.clone() });
+    }
+    subjects
 }
 
 /// Commits several documents as [`accept`] would each, in order and in one transaction; one
 /// result per document, and a refused one leaves the others. An error of the whole (the commit
 /// failed) means none was committed.
 pub async fn accept_all(store: &dyn Store, docs: Vec<NewDocument>) -> Result<Vec<Result<Acceptance, StoreError>>, StoreError> {
+    let subjects = docs.iter().flat_map(subjects).collect();
     store
-        .write_with(WriteMode::RefusalsFirst, move |l| {
+        .write_with(WriteMode::RefusalsFirst, subjects, move |l| {
             let mut results = Vec::with_capacity(docs.len());
             for doc in &docs {
                 // A refused document wrote nothing; any other error ends the work, and its

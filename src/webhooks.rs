@@ -45,14 +45,13 @@ const CONCURRENCY: usize = 32;
 pub async fn register(store: &dyn Store, participant: String, url: String, secret: String, max: usize, at: Millis)
     -> Result<Option<Webhook>, StoreError> {
     store
-        .write_with(WriteMode::Undoable, move |l| {
-            if l.count_webhooks(&participant)? >= max {
-                return Ok(None);
-            }
+        .write_with(WriteMode::Undoable, Vec::new(), move |l| {
             let id = uuid::Uuid::now_v7();
             // From the events committed from now on.
             let cursor = l.latest_status_event()?;
-            l.insert_webhook(id, &participant, &url, &secret, at, cursor)?;
+            if !l.insert_webhook(id, &participant, &url, &secret, at, cursor, max)? {
+                return Ok(None);
+            }
             // Without its query, which may carry the receiver's token.
             let shown = url.split(['?', '#']).next().unwrap_or_default();
             audit::append(l, &audit::entry(at, &participant, "webhook.registered", format!("webhook {id}"), json!({ "url": shown })))?;
@@ -77,7 +76,7 @@ pub async fn list(store: &dyn Store, participant: String) -> Result<Vec<Webhook>
 /// Removes one of `participant`'s webhooks; false when it has none with this id. Audited.
 pub async fn delete(store: &dyn Store, participant: String, id: uuid::Uuid, at: Millis) -> Result<bool, StoreError> {
     store
-        .write_with(WriteMode::Undoable, move |l| {
+        .write_with(WriteMode::Undoable, Vec::new(), move |l| {
             let removed = l.delete_webhook(&participant, id)?;
             if removed {
                 audit::append(l, &audit::entry(at, &participant, "webhook.deleted", format!("webhook {id}"), json!({})))?;
@@ -89,7 +88,7 @@ pub async fn delete(store: &dyn Store, participant: String, id: uuid::Uuid, at: 
 
 /// The webhook's URL took every event up to `cursor`; false when it no longer exists.
 async fn delivered(store: &dyn Store, id: uuid::Uuid, cursor: i64) -> Result<bool, StoreError> {
-    store.write_with(WriteMode::Undoable, move |l| l.webhook_delivered(id, cursor)).await
+    store.write_with(WriteMode::Undoable, Vec::new(), move |l| l.webhook_delivered(id, cursor)).await
 }
 
 fn shown_webhook(r: WebhookRecord) -> Webhook {
@@ -304,22 +303,22 @@ impl WebhookDispatcher {
         }
         let mut attempts = target.attempts;
         for event in events {
-            let outcome = self.post(target, event.id, event.body.as_bytes()).await;
+            let outcome = self.post(target, event.position, event.body.as_bytes()).await;
             let recorded = match outcome {
                 Ok(()) => {
                     self.metrics.webhook_sent(true);
-                    delivered(&*self.store, target.id, event.id).await
+                    delivered(&*self.store, target.id, event.position).await
                 }
                 Err(reason) => {
                     attempts += 1;
                     self.metrics.webhook_sent(false);
                     let at = now_millis();
                     let delay = self.retry.delay(attempts, jitter_seed(target.id.as_u128() as u64));
-                    tracing::warn!(webhook = %target.id, participant = %target.participant, event = event.id, attempts,
+                    tracing::warn!(webhook = %target.id, participant = %target.participant, event = event.position, attempts,
                         retry_in_ms = delay.as_millis() as u64, reason = %reason, "webhook refused or unreachable; the same event will be sent again");
                     let next = at.saturating_add(delay.as_millis() as i64);
                     let id = target.id;
-                    let failed = self.store.write_with(WriteMode::Undoable, move |l| {
+                    let failed = self.store.write_with(WriteMode::Undoable, Vec::new(), move |l| {
                         let reason: String = reason.chars().take(500).collect();
                         l.webhook_failed(id, &reason, next)
                     });

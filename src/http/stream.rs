@@ -1,6 +1,7 @@
 //! The agencies' HTTP stream, for agencies without a Kafka client: every delivery routed to an
-//! agency, in commit order, as CloudEvents. The cursor is the delivery id, so the stream keeps
-//! no state on the server: a client reconnecting to any gateway on the same store with
+//! agency, in commit order, as CloudEvents. The cursor is the delivery's position (the store
+//! gives positions in commit order: `src/store/ledger.rs`), so the stream keeps no state on the
+//! server and never passes a delivery another gateway commits late: a client reconnecting to any gateway on the same store with
 //! `Last-Event-ID` (or `?after=`) continues exactly where it stopped.
 //!
 //! - `GET /v1/agencies/{agency}/documents`: Server-Sent Events, `id:` = the cursor. The stream
@@ -9,7 +10,8 @@
 //!   `{"events": [...], "cursor": N}` as soon as there is something, or empty after `wait`.
 //!
 //! `GET /v1/consignments/events` is the same for traders: the state changes of the
-//! consignments they submitted to (every consignment for operators), cursor = event id.
+//! consignments they submitted to (every consignment for operators), cursor = the event's
+//! position.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -43,7 +45,7 @@ fn cursor(raw: &str) -> Result<i64, ApiError> {
         .parse::<i64>()
         .ok()
         .filter(|c| *c >= 0)
-        .ok_or_else(|| ApiError::new(Code::InvalidCursor, format!("cursor {raw:?} is not a delivery id (a non-negative integer)")))
+        .ok_or_else(|| ApiError::new(Code::InvalidCursor, format!("cursor {raw:?} is not a stream position (a non-negative integer, as the last event's id)")))
 }
 
 /// `GET /v1/agencies/{agency}/documents`.
@@ -84,7 +86,7 @@ async fn page(state: &AppState, source: &Source, after: i64) -> Result<Vec<(i64,
         }
             .map_err(unavailable)?
             .iter()
-            .map(|d| (d.delivery_id, "document", delivery_event(d)))
+            .map(|d| (d.position, "document", delivery_event(d)))
             .collect(),
         Source::Consignments(sender) => {
             let sender = sender.clone();
@@ -92,7 +94,7 @@ async fn page(state: &AppState, source: &Source, after: i64) -> Result<Vec<(i64,
         }
             .map_err(unavailable)?
             .into_iter()
-            .map(|e| (e.id, "status", serde_json::from_str(&e.body).unwrap_or(serde_json::Value::String(e.body))))
+            .map(|e| (e.position, "status", serde_json::from_str(&e.body).unwrap_or(serde_json::Value::String(e.body))))
             .collect(),
     })
 }

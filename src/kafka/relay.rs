@@ -213,7 +213,7 @@ impl DeliveryRelay {
             match f.await {
                 Ok(Ok(_)) => {
                     self.metrics.published(sent_at.elapsed());
-                    confirmed.push(d.delivery_id);
+                    confirmed.push((d.delivery_id, d.ucr.clone()));
                 }
                 Ok(Err((e, _))) if broker_unreachable(&e) => {
                     unreachable = true;
@@ -249,7 +249,7 @@ impl DeliveryRelay {
                 max_attempts = self.retry.max_attempts, retry_in_ms = delay.as_millis() as u64, error = %error,
                 "relay: the broker refused a delivery; it will be tried again");
             let next = now + delay.as_millis() as i64;
-            if let Err(e) = crate::outbox::refused(&*self.store, d.delivery_id, now, error, next).await {
+            if let Err(e) = crate::outbox::refused(&*self.store, d.delivery_id, d.ucr.clone(), now, error, next).await {
                 tracing::error!(error = %e, "relay: cannot record a refused attempt");
             }
             return;
@@ -296,7 +296,7 @@ impl DeliveryRelay {
             error = %error, topic = %self.dead_letter_topic,
             "relay: delivery FAILED after its last attempt. Fix the cause, then send it again: \
              POST /v1/deliveries/{{id}}/retry or `ventanilla deliveries retry`");
-        if let Err(e) = crate::outbox::failed(&*self.store, d.delivery_id, now, error).await {
+        if let Err(e) = crate::outbox::failed(&*self.store, d.delivery_id, d.ucr.clone(), now, error).await {
             tracing::error!(error = %e, "relay: cannot mark a delivery failed; it will be tried again");
         }
     }
@@ -348,7 +348,7 @@ pub async fn run_status_relay(
         let progress = !published.is_empty();
         if progress {
             let at = now_millis();
-            let marked = store.write_with(WriteMode::Undoable, move |l| published.iter().try_for_each(|id| l.mark_status_published(*id, at)));
+            let marked = store.write_with(WriteMode::Undoable, Vec::new(), move |l| published.iter().try_for_each(|id| l.mark_status_published(*id, at)));
             if let Err(e) = marked.await {
                 tracing::error!(error = %e, "status relay: cannot mark events published");
             }

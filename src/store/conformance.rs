@@ -72,7 +72,7 @@ pub async fn a_consignment_walks_to_release(store: Arc<dyn Store>) {
     assert_eq!(receipt.consignment_state, ConsignmentState::Submitted);
     let pending = due(store, 10, now_millis()).await;
     assert_eq!(pending.len(), 2);
-    outbox::confirmed(store, pending.iter().map(|p| p.delivery_id).collect(), now_millis()).await.unwrap();
+    outbox::confirmed(store, pending.iter().map(|p| (p.delivery_id, p.ucr.clone())).collect(), now_millis()).await.unwrap();
     assert!(due(store, 10, now_millis()).await.is_empty());
 
     let a = acknowledgment::apply(store, ack(d.id, "br-customs", AckStatus::Released)).await.unwrap();
@@ -208,12 +208,12 @@ pub async fn a_refused_delivery_waits_holds_back_its_ucr_fails_and_is_sent_again
     let now = now_millis();
     let all = due(store, 10, now).await;
     assert_eq!(all.len(), 3);
-    let refused = all[0].delivery_id;
+    let (refused, refused_ucr) = (all[0].delivery_id, all[0].ucr.clone());
     assert_eq!(backlog().await.unwrap(), 3);
 
     // Refused once, due again in a minute: it and the later record of its UCR wait; the other
     // consignment goes on.
-    outbox::refused(store, refused, now, "too large".into(), now + 60_000).await.unwrap();
+    outbox::refused(store, refused, refused_ucr.clone(), now, "too large".into(), now + 60_000).await.unwrap();
     let d = due(store, 10, now).await;
     assert_eq!(d.iter().map(|d| d.ucr.as_str()).collect::<Vec<_>>(), vec!["UCR-S"]);
     let later = due(store, 10, now + 60_000).await;
@@ -222,7 +222,7 @@ pub async fn a_refused_delivery_waits_holds_back_its_ucr_fails_and_is_sent_again
     assert_eq!(later[0].attempts, 1);
 
     // The last attempt: failed, out of the outbox, and the consignment says so.
-    outbox::failed(store, refused, now + 60_000, "too large".into()).await.unwrap();
+    outbox::failed(store, refused, refused_ucr, now + 60_000, "too large".into()).await.unwrap();
     assert_eq!(backlog().await.unwrap(), 2);
     let d = due(store, 10, now + 120_000).await;
     assert_eq!(d.iter().map(|d| d.ucr.as_str()).collect::<Vec<_>>(), vec!["UCR-S"], "the failed one holds back its UCR");
@@ -290,7 +290,7 @@ pub async fn a_consignment_is_published_by_one_gateway_at_a_time(store: Arc<dyn 
 
     // a publishes UCR-K1's records; then it dies: once its leases ran out, b takes over what is
     // left, in order.
-    outbox::confirmed(s, a.iter().filter(|d| d.ucr.as_str() == "UCR-K1").map(|d| d.delivery_id).collect(), now).await.unwrap();
+    outbox::confirmed(s, a.iter().filter(|d| d.ucr.as_str() == "UCR-K1").map(|d| (d.delivery_id, d.ucr.clone())).collect(), now).await.unwrap();
     let later = now + outbox::CLAIM_LEASE_MS + 1;
     let b = outbox::claim_due_deliveries(s, "gw-b", 10, later).await.unwrap();
     assert_eq!(ucrs(&b), ["UCR-K2", "UCR-K2"]);

@@ -9,14 +9,23 @@
 //! several works in one commit (group commit): each caller is answered only after that commit,
 //! and a failed commit fails every work in it.
 //!
-//! **Isolation.** Works that write run one after another with respect to the rows they read
-//! and write (serializable in effect): a rule may read a row and write on what it read without
-//! another work changing it in between. The embedded store has one writer; a store with
-//! several writers must take the locks (or use constraints) that give the same result.
+//! **Isolation.** A write names the subjects it decides on ([`super::Subject`]: consignments,
+//! idempotency keys). Works sharing a subject run one after another (serializable in effect
+//! for the subject's rows): a rule may read a consignment's rows and write on what it read
+//! without another work changing them in between. Works with no subject in common may run at
+//! once on a store with several writers; what they may both touch is held by single statements
+//! (a pending delivery becomes dispatched only if still pending) or by constraints (a UCR's
+//! owner, an idempotency key, the webhook limit, a claim). The embedded store has one writer
+//! and needs no more; a store with several writers serializes per subject, never globally.
 //!
-//! **Order.** Ids of deliveries and status events grow with commit order within one store, as
-//! cursors see them (`agency_deliveries`, `status_events_after`): a cursor never skips an event
-//! committed after a later one it already saw.
+//! **Order.** Deliveries and status events have a `position` that grows with commit order, as
+//! cursors see them (`agency_deliveries`, `status_events_after`, `latest_status_event`): a
+//! cursor never skips a row committed after a later one it already saw. A row may get its
+//! position a little after its commit (the PostgreSQL store gives them after commit, in commit
+//! order); until then no cursor sees it. The embedded store's positions are its ids.
+//!
+//! **Audit.** Each writer appends to an audit chain of its own (`audit_chain`), so appending
+//! never waits for another writer; `crate::audit` anchors the chains together.
 //!
 //! **Reads.** Work given to [`super::Store::read`] only reads; it sees committed rows only.
 
@@ -29,6 +38,9 @@ use super::*;
 /// A record of the audit log, as stored (`crate::audit` computes and checks its hash).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditRecord {
+    /// The chain it belongs to: one per writer (`crate::audit`).
+    pub chain: String,
+    /// Its position in its chain, from 1.
     pub seq: i64,
     pub at: Millis,
     pub participant: String,
@@ -37,6 +49,14 @@ pub struct AuditRecord {
     /// `detail` as JSON text, exactly as hashed.
     pub detail: String,
     pub prev_hash: String,
+    pub hash: String,
+}
+
+/// A chain's last record, as a new chain anchors it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ChainHead {
+    pub chain: String,
+    pub seq: i64,
     pub hash: String,
 }
 
@@ -229,8 +249,12 @@ pub trait Ledger {
     fn latest_status_event(&mut self) -> Result<i64, StoreError>;
 
     // --- webhooks ---------------------------------------------------------------------------------
-    fn count_webhooks(&mut self, participant: &str) -> Result<usize, StoreError>;
-    fn insert_webhook(&mut self, id: Uuid, participant: &str, url: &str, secret: &str, at: Millis, cursor: i64) -> Result<(), StoreError>;
+    /// Adds a webhook of `participant` unless it has `max` already; whether it was added. Held
+    /// by a constraint on a store with several writers (two registrations at once cannot both
+    /// take the last place).
+    #[allow(clippy::too_many_arguments)]
+    fn insert_webhook(&mut self, id: Uuid, participant: &str, url: &str, secret: &str, at: Millis, cursor: i64, max: usize)
+        -> Result<bool, StoreError>;
     /// `participant`'s webhooks, oldest first.
     fn webhooks_of(&mut self, participant: &str) -> Result<Vec<WebhookRecord>, StoreError>;
     /// Removes one of `participant`'s webhooks; false when it has none with this id.
@@ -243,9 +267,15 @@ pub trait Ledger {
     fn webhook_failed(&mut self, id: Uuid, error: &str, next_attempt_at: Millis) -> Result<(), StoreError>;
 
     // --- the audit log ------------------------------------------------------------------------------
-    /// The last record's position and hash, if any.
+    /// The chain this transaction's writer appends to: one per writer, so that appending never
+    /// waits for another writer's commit (`crate::audit`).
+    fn audit_chain(&mut self) -> String;
+    /// The last record's position and hash in this writer's chain, if any.
     fn audit_head(&mut self) -> Result<Option<(i64, String)>, StoreError>;
+    /// The last record of every chain.
+    fn audit_heads(&mut self) -> Result<Vec<ChainHead>, StoreError>;
+    /// Appends to this writer's chain (`record.chain`).
     fn insert_audit_record(&mut self, record: &AuditRecord) -> Result<(), StoreError>;
-    /// Every record, in order.
+    /// Every record, chain by chain (by name), each chain in order.
     fn audit_records(&mut self) -> Result<Vec<AuditRecord>, StoreError>;
 }

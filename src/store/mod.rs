@@ -154,6 +154,9 @@ pub struct OutboundDelivery {
     pub payload: String,
     /// Attempts the broker refused so far.
     pub attempts: u32,
+    /// Where an agency's stream (`after=`) sees it: grows with commit order; 0 until the store
+    /// has given it one (only the relay reads such rows).
+    pub position: i64,
 }
 
 /// A delivery that failed, for operators.
@@ -226,6 +229,9 @@ pub struct AckApplied {
 #[derive(Debug, Clone)]
 pub struct StatusEvent {
     pub id: i64,
+    /// Where cursors (event streams, webhooks) see it: grows with commit order; 0 until the
+    /// store has given it one (only the status relay reads such rows).
+    pub position: i64,
     pub ucr: Ucr,
     /// The event's JSON body.
     pub body: String,
@@ -379,10 +385,34 @@ pub enum WriteMode {
     RefusalsFirst,
 }
 
+/// What a write decides on: writes naming the same subject run one after another, whichever
+/// store holds the rows (the isolation in `ledger.rs`). A store with one writer has nothing more
+/// to do; a store that several gateways write at once serializes them per subject, not globally.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Subject {
+    /// A consignment: its documents, deliveries, answers, state and status events.
+    Consignment(Ucr),
+    /// A submitter's `Idempotency-Key`, which may span consignments.
+    IdempotencyKey { sender: String, key: String },
+}
+
+impl Subject {
+    /// The subject as one text, the same on every gateway (a store's lock name).
+    pub fn key(&self) -> String {
+        match self {
+            Subject::Consignment(ucr) => format!("consignment {ucr}"),
+            Subject::IdempotencyKey { sender, key } => format!("idempotency-key {sender} {key}"),
+        }
+    }
+}
+
 /// A store: runs work in transactions (see `ledger.rs` for the contract).
 pub trait Store: Send + Sync + 'static {
     /// Runs `work` in a write transaction and answers once what it wrote is durable (or failed).
-    fn write(&self, mode: WriteMode, work: Work) -> StoreFuture<'_, Box<dyn Any + Send>>;
+    /// `work` reads and writes only rows of `subjects` to decide (and rows no rule reads back
+    /// to decide: history, audit records, single-statement updates).
+    fn write(&self, mode: WriteMode, subjects: Vec<Subject>, work: Work) -> StoreFuture<'_, Box<dyn Any + Send>>;
     /// Runs `work` on committed rows; it must not write.
     fn read(&self, work: Work) -> StoreFuture<'_, Box<dyn Any + Send>>;
     /// Answers when the store can read and write.
@@ -391,12 +421,12 @@ pub trait Store: Send + Sync + 'static {
 
 impl dyn Store {
     /// [`Store::write`] with the work's own result type.
-    pub async fn write_with<T, F>(&self, mode: WriteMode, work: F) -> Result<T, StoreError>
+    pub async fn write_with<T, F>(&self, mode: WriteMode, subjects: Vec<Subject>, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut dyn Ledger) -> Result<T, StoreError> + Send + 'static,
     {
-        unbox(self.write(mode, Box::new(move |l| work(l).map(|t| Box::new(t) as Box<dyn Any + Send>))).await?)
+        unbox(self.write(mode, subjects, Box::new(move |l| work(l).map(|t| Box::new(t) as Box<dyn Any + Send>))).await?)
     }
 
     /// [`Store::read`] with the work's own result type.

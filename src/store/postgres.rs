@@ -5,10 +5,16 @@
 //!   connection of its own: one transaction per group, one commit for many documents.
 //! - **Reads** take a connection from the pool each, concurrently (read committed: they see
 //!   committed rows only).
-//! - **Several gateways**: their write transactions (whole group commits) take turns under one
-//!   advisory lock, taken at `BEGIN`: the rules see the isolation the contract asks for, the
-//!   audit log stays one chain, and no two groups deadlock. Ownership of a UCR and idempotency
-//!   keys are also held by constraints (`migrations/postgres/V1__initial.sql`).
+//! - **Several gateways**, and no lock for all of them:
+//!   - a group's transaction takes, at `BEGIN`, one advisory lock per subject its works decide on
+//!     (a consignment, an idempotency key), all at once and in one order: groups sharing a
+//!     subject take turns, the others run side by side, and no two groups wait on each other;
+//!   - each gateway appends to an audit chain of its own, anchored to the others (`crate::audit`);
+//!   - ownership of a UCR, idempotency keys and the webhook limit are held by constraints
+//!     (`migrations/postgres/`), whatever the rules read;
+//!   - cursors follow a `position` given after commit, in commit order, by a sequencer
+//!     ([`sequence`]): identity values are taken in one order and committed in another, so a
+//!     cursor on ids could pass a row that another gateway commits later.
 //! - **Migrations** run at start under an advisory lock, so gateways started together apply
 //!   each version once.
 //!
@@ -16,6 +22,7 @@
 //! runtime's handle (`Handle::block_on`) from the writer thread or a blocking thread.
 
 use std::any::Any;
+use std::sync::Arc;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio::runtime::Handle;
@@ -31,12 +38,13 @@ use crate::clock::rfc3339;
 const POOL_SIZE: usize = 16;
 /// The advisory lock gateways take while migrating.
 const MIGRATION_LOCK: i64 = 0x7e47_a111;
-/// The advisory lock every write transaction takes first and holds to its end: the gateways
-/// sharing the database write one group commit at a time. It gives the rules the isolation the
-/// contract asks for (a rule's reads and writes are not interleaved with another's), one audit
-/// chain without forks, and one lock order, so no two groups can deadlock. The wait is per
-/// group, not per document; reads do not take it.
-const WRITE_LOCK: i64 = 0x7e47_a112;
+/// The advisory lock of the sequencer: whoever holds it gives positions; the others skip.
+const SEQUENCER_LOCK: i64 = 0x7e47_a113;
+/// How often each gateway sequences what it did not see committed (another gateway's rows
+/// when that gateway's own sequencing found the lock taken).
+const SEQUENCER_TICK: std::time::Duration = std::time::Duration::from_millis(50);
+/// Most rows of a table one sequencing gives positions to; the rest, at once after.
+const SEQUENCE_BATCH: i64 = 10_000;
 
 mod embedded {
     refinery::embed_migrations!("migrations/postgres");
@@ -59,12 +67,22 @@ pub struct PgStore {
     writer: Writer,
     pool: Pool,
     rt: Handle,
+    chain: Arc<str>,
+    /// The periodic sequencer, stopped with the store.
+    sequencer: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.sequencer.abort();
+    }
 }
 
 impl PgStore {
     /// Connects to `url` (`postgres://user@host:port/db`), runs the migrations not yet applied,
-    /// and starts the writer.
-    pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+    /// and starts the writer, whose audit records go to the chain `chain` (the gateway's
+    /// instance: no other writer may use the same name).
+    pub async fn connect(url: &str, chain: &str) -> Result<PgStore, StoreError> {
         let config: tokio_postgres::Config =
             url.parse().map_err(|e| StoreError::Unavailable(format!("the PostgreSQL URL is not valid: {e}")))?;
         migrate(&config).await?;
@@ -75,8 +93,56 @@ impl PgStore {
             .map_err(|e| StoreError::Unavailable(format!("cannot build the PostgreSQL pool: {e}")))?;
         let rt = Handle::current();
         let client = pool.get().await.map_err(pool_error)?;
-        let writer = Writer::start("store-writer-pg", PgLedger { client, pool: pool.clone(), rt: rt.clone() })?;
-        Ok(PgStore { writer, pool, rt })
+        let chain: Arc<str> = chain.into();
+        let writer = Writer::start("store-writer-pg", PgLedger { client, pool: pool.clone(), rt: rt.clone(), chain: chain.clone() })?;
+        let sequencer = tokio::spawn(sequence_every(pool.clone(), SEQUENCER_TICK));
+        Ok(PgStore { writer, pool, rt, chain, sequencer })
+    }
+}
+
+/// Gives positions to the deliveries and status events committed without one, in id order
+/// within one call, each call after the previous one's commit: so positions grow with commit
+/// order. One gateway at a time holds the sequencer's lock (taken before the statements, so
+/// their snapshot sees every earlier sequencing); a gateway that finds it taken does nothing,
+/// and its rows get theirs from the holder or at its own next tick. How many rows got one.
+pub async fn sequence(client: &tokio_postgres::Client) -> Result<u64, tokio_postgres::Error> {
+    let mut positioned = 0;
+    loop {
+        client.batch_execute("BEGIN").await?;
+        let held: bool = client.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&SEQUENCER_LOCK]).await?.get(0);
+        if !held {
+            client.batch_execute("ROLLBACK").await?;
+            return Ok(positioned);
+        }
+        let mut more = false;
+        for table in ["deliveries", "status_outbox"] {
+            let sql = format!(
+                "UPDATE {table} t SET position = base.last + todo.n
+                   FROM (SELECT COALESCE(MAX(position), 0) AS last FROM {table}) AS base,
+                        (SELECT id, row_number() OVER (ORDER BY id) AS n
+                           FROM (SELECT id FROM {table} WHERE position IS NULL ORDER BY id LIMIT $1) AS waiting) AS todo
+                  WHERE t.id = todo.id"
+            );
+            let n = client.execute(&sql, &[&SEQUENCE_BATCH]).await?;
+            more |= n as i64 == SEQUENCE_BATCH;
+            positioned += n;
+        }
+        client.batch_execute("COMMIT").await?;
+        if !more {
+            return Ok(positioned);
+        }
+    }
+}
+
+/// [`sequence`] every `tick`, on a pooled connection, until the store is dropped.
+async fn sequence_every(pool: Pool, tick: std::time::Duration) {
+    loop {
+        tokio::time::sleep(tick).await;
+        let Ok(client) = pool.get().await else { continue };
+        if let Err(e) = sequence(&client).await {
+            tracing::warn!(error = %e, "store: cannot give cursor positions now; trying again");
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
     }
 }
 
@@ -98,15 +164,16 @@ async fn migrate(config: &tokio_postgres::Config) -> Result<(), StoreError> {
 }
 
 impl Store for PgStore {
-    fn write(&self, mode: WriteMode, work: Work) -> StoreFuture<'_, Box<dyn Any + Send>> {
-        Box::pin(self.writer.write(mode, work))
+    fn write(&self, mode: WriteMode, subjects: Vec<Subject>, work: Work) -> StoreFuture<'_, Box<dyn Any + Send>> {
+        Box::pin(self.writer.write(mode, subjects, work))
     }
 
     fn read(&self, work: Work) -> StoreFuture<'_, Box<dyn Any + Send>> {
-        let (pool, rt) = (self.pool.clone(), self.rt.clone());
+        let (pool, rt, chain) = (self.pool.clone(), self.rt.clone(), self.chain.clone());
         Box::pin(async move {
             let client = pool.get().await.map_err(pool_error)?;
-            tokio::task::spawn_blocking(move || work(&mut PgLedger { client, pool, rt }))
+            let chain = chain.clone();
+            tokio::task::spawn_blocking(move || work(&mut PgLedger { client, pool, rt, chain }))
                 .await
                 .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
         })
@@ -123,6 +190,8 @@ pub struct PgLedger {
     /// To replace the writer's connection when it broke.
     pool: Pool,
     rt: Handle,
+    /// The audit chain this writer appends to.
+    chain: Arc<str>,
 }
 
 impl PgLedger {
@@ -153,16 +222,41 @@ impl PgLedger {
 
 impl Transactional for PgLedger {
     fn run(&mut self, statement: &str) -> Result<(), StoreError> {
-        if statement.starts_with("BEGIN") && self.client.is_closed() {
+        let client = &self.client;
+        self.rt.block_on(client.batch_execute(statement)).map_err(db_error)
+    }
+    fn after_commit(&mut self) {
+        // Positions for what this group committed, before its callers hear of it: a caller then
+        // finds its rows in the streams.
+        let client = &self.client;
+        if let Err(e) = self.rt.block_on(async move {
+            let r = sequence(client).await;
+            if r.is_err() {
+                let _ = client.batch_execute("ROLLBACK").await;
+            }
+            r
+        }) {
+            tracing::warn!(error = %e, "store: cannot give cursor positions now; the sequencer will");
+        }
+    }
+    fn begin(&mut self, subjects: &[Subject]) -> Result<(), StoreError> {
+        if self.client.is_closed() {
             // The connection broke since the last group: take a fresh one.
             self.client = self.rt.block_on(self.pool.get()).map_err(pool_error)?;
         }
-        let client = &self.client;
-        self.rt.block_on(client.batch_execute(statement)).map_err(db_error)?;
-        if statement.starts_with("BEGIN") {
-            // Read committed: every statement after the lock sees what the previous holder
-            // committed.
-            self.rt.block_on(client.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])).map_err(db_error)?;
+        self.run("BEGIN")?;
+        if !subjects.is_empty() {
+            // One transaction-level advisory lock per subject, all taken now and in one order
+            // (by the lock's number) on every gateway: groups sharing a subject take turns, and
+            // no two groups can each hold what the other waits for. Read committed: every
+            // statement after the locks sees what the previous holder committed. A number two
+            // subjects share only makes their groups take turns.
+            let keys: Vec<String> = subjects.iter().map(Subject::key).collect();
+            self.exec(
+                "SELECT count(pg_advisory_xact_lock(h)) FROM
+                   (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY h) AS locks",
+                &[&keys],
+            )?;
         }
         Ok(())
     }
@@ -184,7 +278,7 @@ fn earlier(row: Option<Row>) -> Result<Option<EarlierDocument>, StoreError> {
 }
 
 const OUTBOUND_COLUMNS: &str = "d.id, d.document_id, d.agency, d.topic, doc.ucr, doc.document_type, doc.schema_version, \
-     doc.schema_id, doc.origin, doc.destination, doc.sender, doc.submitted_at, doc.payload, d.attempts";
+     doc.schema_id, doc.origin, doc.destination, doc.sender, doc.submitted_at, doc.payload, d.attempts, COALESCE(d.position, 0)";
 
 fn outbound(r: &Row) -> Result<OutboundDelivery, StoreError> {
     Ok(OutboundDelivery {
@@ -202,11 +296,12 @@ fn outbound(r: &Row) -> Result<OutboundDelivery, StoreError> {
         submitted_at: r.get(11),
         payload: r.get(12),
         attempts: r.get::<_, i32>(13).max(0) as u32,
+        position: r.get(14),
     })
 }
 
 fn status_event(r: &Row) -> Result<StatusEvent, StoreError> {
-    Ok(StatusEvent { id: r.get(0), ucr: parse(r.get(1), Ucr::parse)?, body: r.get(2) })
+    Ok(StatusEvent { id: r.get(0), ucr: parse(r.get(1), Ucr::parse)?, body: r.get(2), position: r.get(3) })
 }
 
 impl Ledger for PgLedger {
@@ -424,7 +519,7 @@ impl Ledger for PgLedger {
     fn agency_deliveries(&mut self, agency: &AgencyId, after: i64, limit: usize) -> Result<Vec<OutboundDelivery>, StoreError> {
         let sql = format!(
             "SELECT {OUTBOUND_COLUMNS} FROM deliveries d JOIN documents doc ON doc.id = d.document_id
-             WHERE d.agency = $1 AND d.id > $2 ORDER BY d.id LIMIT $3"
+             WHERE d.agency = $1 AND d.position > $2 ORDER BY d.position LIMIT $3"
         );
         self.rows(&sql, &[&agency.as_str(), &after, &(limit as i64)])?.iter().map(outbound).collect()
     }
@@ -548,7 +643,7 @@ impl Ledger for PgLedger {
 
     fn unpublished_status_events(&mut self, instance: &str, limit: usize, now: Millis) -> Result<Vec<StatusEvent>, StoreError> {
         self.rows(
-            "SELECT s.id, s.ucr, s.body FROM status_outbox s WHERE s.published_at IS NULL
+            "SELECT s.id, s.ucr, s.body, COALESCE(s.position, 0) FROM status_outbox s WHERE s.published_at IS NULL
                AND NOT EXISTS (SELECT 1 FROM outbox_claims c WHERE c.ucr = s.ucr AND c.instance <> $2 AND c.until > $3)
              ORDER BY s.id LIMIT $1",
             &[&(limit as i64), &instance, &now],
@@ -565,9 +660,9 @@ impl Ledger for PgLedger {
 
     fn status_events_after(&mut self, sender: Option<&str>, after: i64, limit: usize) -> Result<Vec<StatusEvent>, StoreError> {
         self.rows(
-            "SELECT s.id, s.ucr, s.body FROM status_outbox s
-             WHERE s.id > $1 AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM documents d WHERE d.ucr = s.ucr AND d.sender = $2))
-             ORDER BY s.id LIMIT $3",
+            "SELECT s.id, s.ucr, s.body, s.position FROM status_outbox s
+             WHERE s.position > $1 AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM documents d WHERE d.ucr = s.ucr AND d.sender = $2))
+             ORDER BY s.position LIMIT $3",
             &[&after, &sender, &(limit as i64)],
         )?
         .iter()
@@ -576,19 +671,32 @@ impl Ledger for PgLedger {
     }
 
     fn latest_status_event(&mut self) -> Result<i64, StoreError> {
-        Ok(self.row("SELECT COALESCE(MAX(id), 0) FROM status_outbox", &[])?.map_or(0, |r| r.get(0)))
+        Ok(self.row("SELECT COALESCE(MAX(position), 0) FROM status_outbox", &[])?.map_or(0, |r| r.get(0)))
     }
 
-    fn count_webhooks(&mut self, participant: &str) -> Result<usize, StoreError> {
-        Ok(self.row("SELECT COUNT(*) FROM webhooks WHERE participant = $1", &[&participant])?.map_or(0, |r| r.get::<_, i64>(0).max(0) as usize))
-    }
-
-    fn insert_webhook(&mut self, id: Uuid, participant: &str, url: &str, secret: &str, at: Millis, cursor: i64) -> Result<(), StoreError> {
-        self.exec(
-            "INSERT INTO webhooks (id, participant, url, secret, created_at, cursor) VALUES ($1, $2, $3, $4, $5, $6)",
-            &[&id.to_string(), &participant, &url, &secret, &at, &cursor],
-        )?;
-        Ok(())
+    fn insert_webhook(&mut self, id: Uuid, participant: &str, url: &str, secret: &str, at: Millis, cursor: i64, max: usize)
+        -> Result<bool, StoreError> {
+        // Into the lowest free slot of 1..=max; the constraint UNIQUE (participant, slot) refuses
+        // a slot another gateway takes at the same moment, and the next free one is tried.
+        let max = i32::try_from(max).unwrap_or(i32::MAX);
+        for _ in 0..max.max(1) {
+            let added = self.exec(
+                "INSERT INTO webhooks (id, participant, url, secret, created_at, cursor, slot)
+                 SELECT $1, $2, $3, $4, $5, $6, s FROM generate_series(1, $7::int) AS s
+                  WHERE NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.participant = $2 AND w.slot = s)
+                  ORDER BY s LIMIT 1
+                 ON CONFLICT (participant, slot) DO NOTHING",
+                &[&id.to_string(), &participant, &url, &secret, &at, &cursor, &max],
+            )?;
+            if added == 1 {
+                return Ok(true);
+            }
+            let full = self.row("SELECT COUNT(*) >= $2 FROM webhooks WHERE participant = $1", &[&participant, &(max as i64)])?;
+            if full.map_or(true, |r| r.get::<_, bool>(0)) {
+                return Ok(false);
+            }
+        }
+        Ok(false)
     }
 
     fn webhooks_of(&mut self, participant: &str) -> Result<Vec<WebhookRecord>, StoreError> {
@@ -649,31 +757,45 @@ impl Ledger for PgLedger {
         Ok(())
     }
 
+    fn audit_chain(&mut self) -> String {
+        self.chain.to_string()
+    }
+
     fn audit_head(&mut self) -> Result<Option<(i64, String)>, StoreError> {
-        Ok(self.row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", &[])?.map(|r| (r.get(0), r.get(1))))
+        let chain: &str = &self.chain.clone();
+        Ok(self.row("SELECT seq, hash FROM audit_log WHERE chain = $1 ORDER BY seq DESC LIMIT 1", &[&chain])?.map(|r| (r.get(0), r.get(1))))
+    }
+
+    fn audit_heads(&mut self) -> Result<Vec<ChainHead>, StoreError> {
+        Ok(self
+            .rows("SELECT DISTINCT ON (chain) chain, seq, hash FROM audit_log ORDER BY chain, seq DESC", &[])?
+            .iter()
+            .map(|r| ChainHead { chain: r.get(0), seq: r.get(1), hash: r.get(2) })
+            .collect())
     }
 
     fn insert_audit_record(&mut self, r: &AuditRecord) -> Result<(), StoreError> {
         self.exec(
-            "INSERT INTO audit_log (seq, at, participant, action, subject, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            &[&r.seq, &r.at, &r.participant, &r.action, &r.subject, &r.detail, &r.prev_hash, &r.hash],
+            "INSERT INTO audit_log (chain, seq, at, participant, action, subject, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[&r.chain, &r.seq, &r.at, &r.participant, &r.action, &r.subject, &r.detail, &r.prev_hash, &r.hash],
         )?;
         Ok(())
     }
 
     fn audit_records(&mut self) -> Result<Vec<AuditRecord>, StoreError> {
         Ok(self
-            .rows("SELECT seq, at, participant, action, subject, detail, prev_hash, hash FROM audit_log ORDER BY seq", &[])?
+            .rows("SELECT chain, seq, at, participant, action, subject, detail, prev_hash, hash FROM audit_log ORDER BY chain, seq", &[])?
             .iter()
             .map(|r| AuditRecord {
-                seq: r.get(0),
-                at: r.get(1),
-                participant: r.get(2),
-                action: r.get(3),
-                subject: r.get(4),
-                detail: r.get(5),
-                prev_hash: r.get(6),
-                hash: r.get(7),
+                chain: r.get(0),
+                seq: r.get(1),
+                at: r.get(2),
+                participant: r.get(3),
+                action: r.get(4),
+                subject: r.get(5),
+                detail: r.get(6),
+                prev_hash: r.get(7),
+                hash: r.get(8),
             })
             .collect())
     }
@@ -699,7 +821,7 @@ mod tests {
     }
 
     async fn open() -> (Arc<dyn Store>, ()) {
-        (Arc::new(PgStore::connect(&fresh_database().await).await.expect("the store opens")), ())
+        (Arc::new(PgStore::connect(&fresh_database().await, "gw-test").await.expect("the store opens")), ())
     }
 
     crate::conformance_suite!(open);
@@ -707,21 +829,29 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn gateways_started_together_migrate_once_and_a_restart_finds_the_rows() {
         let url = fresh_database().await;
-        let (a, b) = tokio::join!(PgStore::connect(&url), PgStore::connect(&url));
+        let (a, b) = tokio::join!(PgStore::connect(&url, "gw-a"), PgStore::connect(&url, "gw-b"));
         let (a, b): (Arc<dyn Store>, Arc<dyn Store>) = (Arc::new(a.unwrap()), Arc::new(b.unwrap()));
         crate::submission::accept(&*a, crate::store::conformance::doc("UCR-PG-1", &["br-customs"])).await.unwrap();
         let seen = b.read_with(|l| l.documents_of(&Ucr::parse("UCR-PG-1").unwrap())).await.unwrap();
         assert_eq!(seen.len(), 1, "what one gateway committed, the other reads");
         drop((a, b));
-        let again: Arc<dyn Store> = Arc::new(PgStore::connect(&url).await.unwrap());
+        let again: Arc<dyn Store> = Arc::new(PgStore::connect(&url, "gw-c").await.unwrap());
         assert_eq!(again.read_with(|l| l.audit_records()).await.unwrap().len(), 1);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn two_gateways_writing_at_once_keep_one_unbroken_audit_chain() {
+    /// Two gateways on one database.
+    async fn two_gateways() -> (String, Arc<dyn Store>, Arc<dyn Store>) {
         let url = fresh_database().await;
-        let a: Arc<dyn Store> = Arc::new(PgStore::connect(&url).await.unwrap());
-        let b: Arc<dyn Store> = Arc::new(PgStore::connect(&url).await.unwrap());
+        let a: Arc<dyn Store> = Arc::new(PgStore::connect(&url, "gw-a").await.unwrap());
+        let b: Arc<dyn Store> = Arc::new(PgStore::connect(&url, "gw-b").await.unwrap());
+        (url, a, b)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_gateways_writing_at_once_keep_their_audit_chains_anchored_together() {
+        let url = fresh_database().await;
+        let a: Arc<dyn Store> = Arc::new(PgStore::connect(&url, "gw-a").await.unwrap());
+        let b: Arc<dyn Store> = Arc::new(PgStore::connect(&url, "gw-b").await.unwrap());
         let tasks: Vec<_> = (0..200)
             .map(|i| {
                 let store = if i % 2 == 0 { a.clone() } else { b.clone() };
@@ -733,13 +863,163 @@ mod tests {
             t.await.unwrap().expect("every document is accepted by one gateway or the other");
         }
         let records = a.read_with(|l| l.audit_records()).await.unwrap();
-        assert_eq!(records.len(), 200);
-        assert!(crate::audit::verify(records).is_ok(), "one unbroken chain");
+        let opened: Vec<&AuditRecord> = records.iter().filter(|r| r.action == crate::audit::CHAIN_OPENED).collect();
+        assert_eq!(records.len(), 200 + opened.len());
+        assert!(opened.len() <= 1, "the second chain anchors the first, unless both opened at once");
+        let summary = crate::audit::verify(records.clone()).expect("both chains verify");
+        assert_eq!(summary.chains.iter().map(|c| c.chain.as_str()).collect::<Vec<_>>(), ["gw-a", "gw-b"]);
+
+        // A third writer anchors both heads; cutting the end of a chain it anchored is caught.
+        let c: Arc<dyn Store> = Arc::new(PgStore::connect(&url, "gw-c").await.unwrap());
+        crate::submission::accept(&*c, crate::store::conformance::doc("UCR-AB-C", &["br-customs"])).await.unwrap();
+        let records = c.read_with(|l| l.audit_records()).await.unwrap();
+        let opening = records.iter().find(|r| r.chain == "gw-c" && r.seq == 1).unwrap();
+        assert_eq!(opening.action, crate::audit::CHAIN_OPENED);
+        assert!(opening.detail.contains("gw-a") && opening.detail.contains("gw-b"), "{}", opening.detail);
+        assert_eq!(crate::audit::verify(records.clone()).unwrap().chains.len(), 3);
+        let head_of_a = records.iter().filter(|r| r.chain == "gw-a").map(|r| r.seq).max().unwrap();
+        let cut: Vec<AuditRecord> = records.into_iter().filter(|r| !(r.chain == "gw-a" && r.seq == head_of_a)).collect();
+        assert!(
+            matches!(crate::audit::verify(cut), Err(crate::audit::ChainBreak::AnchorMissing { ref chain, .. }) if chain == "gw-a"),
+            "a chain cut below its anchored head is caught"
+        );
+    }
+
+    /// Writes on two gateways at once, with a reader following the event cursor and the agency
+    /// stream's cursor page by page while they commit: every event and delivery is seen, once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cursors_miss_nothing_that_two_gateways_commit_at_once() {
+        let (_, a, b) = two_gateways().await;
+        let writers: Vec<_> = (0..300)
+            .map(|i| {
+                let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let doc = crate::store::conformance::doc(&format!("UCR-CUR{i}"), &["br-customs"]);
+                tokio::spawn(async move { crate::submission::accept(&*store, doc).await })
+            })
+            .collect();
+        let reader = b.clone();
+        let follow = tokio::spawn(async move {
+            let agency = AgencyId::parse("br-customs").unwrap();
+            let (mut events, mut deliveries) = (Vec::new(), Vec::new());
+            let (mut after_event, mut after_delivery) = (0, 0);
+            while events.len() < 300 || deliveries.len() < 300 {
+                let page = reader.read_with(move |l| l.status_events_after(None, after_event, 7)).await.unwrap();
+                if let Some(last) = page.last() {
+                    after_event = last.position;
+                }
+                events.extend(page.into_iter().map(|e| e.ucr.to_string()));
+                let agency = agency.clone();
+                let page = reader.read_with(move |l| l.agency_deliveries(&agency, after_delivery, 7)).await.unwrap();
+                if let Some(last) = page.last() {
+                    after_delivery = last.position;
+                }
+                deliveries.extend(page.into_iter().map(|d| d.ucr.to_string()));
+                tokio::task::yield_now().await;
+            }
+            (events, deliveries)
+        });
+        for w in writers {
+            w.await.unwrap().unwrap();
+        }
+        let (events, deliveries) = tokio::time::timeout(std::time::Duration::from_secs(20), follow)
+            .await
+            .expect("the cursors reach every committed row")
+            .unwrap();
+        for (what, seen) in [("status events", events), ("deliveries", deliveries)] {
+            let distinct: std::collections::HashSet<&String> = seen.iter().collect();
+            assert_eq!((seen.len(), distinct.len()), (300, 300), "{what}: each seen once");
+        }
+    }
+
+    /// The case a cursor on ids gets wrong, made on purpose: a transaction takes the lower id,
+    /// another commits a higher one and a reader passes it, then the first commits.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_event_committed_late_with_a_lower_id_is_still_seen() {
+        let (url, a, _) = two_gateways().await;
+        let config: tokio_postgres::Config = url.parse().unwrap();
+        let (late, connection) = config.connect(NoTls).await.unwrap();
+        tokio::spawn(connection);
+        crate::submission::accept(&*a, crate::store::conformance::doc("UCR-LATE", &["br-customs"])).await.unwrap();
+        late.batch_execute("BEGIN").await.unwrap();
+        let late_id: i64 = late
+            .query_one("INSERT INTO status_outbox (ucr, body, created_at) VALUES ('UCR-LATE', '{\"late\":true}', 0) RETURNING id", &[])
+            .await
+            .unwrap()
+            .get(0);
+        crate::submission::accept(&*a, crate::store::conformance::doc("UCR-EARLY", &["br-customs"])).await.unwrap();
+        let seen = a.read_with(|l| l.status_events_after(None, 0, 100)).await.unwrap();
+        assert!(seen.iter().all(|e| e.id != late_id), "uncommitted: not seen");
+        let cursor = seen.last().unwrap().position;
+        assert!(seen.last().unwrap().id > late_id, "the event seen last has the higher id");
+        late.batch_execute("COMMIT").await.unwrap();
+        let mut after = Vec::new();
+        for _ in 0..100 {
+            after = a.read_with(move |l| l.status_events_after(None, cursor, 100)).await.unwrap();
+            if !after.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(after.iter().map(|e| e.id).collect::<Vec<_>>(), [late_id], "the late event comes after the cursor");
+    }
+
+    /// Two answers to two agencies of one consignment, on two gateways at once: each gateway
+    /// recomputes the state after the other's answer, never from a stale read.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn answers_on_two_gateways_at_once_leave_the_state_they_imply() {
+        let (_, a, b) = two_gateways().await;
+        let mut ids = Vec::new();
+        for i in 0..40 {
+            let doc = crate::store::conformance::doc(&format!("UCR-ANS{i}"), &["br-customs", "br-sanitary"]);
+            ids.push(doc.id);
+            crate::submission::accept(&*a, doc).await.unwrap();
+        }
+        let answers: Vec<_> = ids
+            .iter()
+            .flat_map(|id| {
+                let (a, b, id) = (a.clone(), b.clone(), *id);
+                [
+                    tokio::spawn(async move {
+                        crate::acknowledgment::apply(&*a, crate::store::conformance::ack(id, "br-customs", AckStatus::Released)).await
+                    }),
+                    tokio::spawn(async move {
+                        crate::acknowledgment::apply(&*b, crate::store::conformance::ack(id, "br-sanitary", AckStatus::Released)).await
+                    }),
+                ]
+            })
+            .collect();
+        for t in answers {
+            t.await.unwrap().unwrap();
+        }
+        for i in 0..40 {
+            let ucr = Ucr::parse(&format!("UCR-ANS{i}")).unwrap();
+            let state = a.read_with(move |l| l.consignment(&ucr)).await.unwrap().unwrap().state;
+            assert_eq!(state, ConsignmentState::Released, "UCR-ANS{i}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_webhook_limit_holds_when_two_gateways_register_at_once() {
+        let (_, a, b) = two_gateways().await;
+        let registrations: Vec<_> = (0..12)
+            .map(|i| {
+                let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+                tokio::spawn(async move {
+                    crate::webhooks::register(&*store, "trader".into(), format!("https://example.org/{i}"), "s".into(), 3, 0).await
+                })
+            })
+            .collect();
+        let mut added = 0;
+        for r in registrations {
+            added += usize::from(r.await.unwrap().unwrap().is_some());
+        }
+        assert_eq!(added, 3);
+        assert_eq!(a.read_with(|l| l.webhooks_of("trader")).await.unwrap().len(), 3);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_consignment_is_its_openers_by_constraint_even_past_the_rules_check() {
-        let store = PgStore::connect(&fresh_database().await).await.unwrap();
+        let store = PgStore::connect(&fresh_database().await, "gw-test").await.unwrap();
         let mut first = crate::store::conformance::doc("UCR-PG-OWN", &["br-customs"]);
         first.sender = "trader-a".into();
         crate::submission::accept(&store, first).await.unwrap();
@@ -747,7 +1027,7 @@ mod tests {
         // checked before the first committed would: the database refuses it.
         let mut intruder = crate::store::conformance::doc("UCR-PG-OWN", &["br-customs"]);
         intruder.sender = "trader-b".into();
-        let wrote = (&store as &dyn Store).write_with(WriteMode::Undoable, move |l| l.insert_document(&intruder)).await;
+        let wrote = (&store as &dyn Store).write_with(WriteMode::Undoable, Vec::new(), move |l: &mut dyn Ledger| l.insert_document(&intruder)).await;
         assert!(matches!(wrote, Err(StoreError::Database(_))), "{wrote:?}");
     }
 }

@@ -12,7 +12,10 @@ use uuid::Uuid;
 
 use super::writer::{Transactional, Writer};
 use super::*;
-use crate::audit::{ChainBreak, ChainSummary};
+use crate::audit::{ChainBreak, LogSummary};
+
+/// The name of the embedded store's one audit chain.
+const ONE_CHAIN: &str = "gateway";
 use crate::clock::rfc3339;
 
 impl From<rusqlite::Error> for StoreError {
@@ -168,7 +171,7 @@ fn parse_type(s: &str) -> Result<DocumentType, StoreError> {
 pub fn verify_audit_at(
     data_dir: &Path,
     expected: &[String],
-) -> Result<Result<(ChainSummary, Vec<String>), ChainBreak>, StoreError> {
+) -> Result<Result<(LogSummary, Vec<String>), ChainBreak>, StoreError> {
     verify_audit_of_file(&existing_store(data_dir)?, expected)
 }
 
@@ -176,7 +179,7 @@ pub fn verify_audit_at(
 pub fn verify_audit_of_file(
     path: &Path,
     expected: &[String],
-) -> Result<Result<(ChainSummary, Vec<String>), ChainBreak>, StoreError> {
+) -> Result<Result<(LogSummary, Vec<String>), ChainBreak>, StoreError> {
     existing_file(path)?;
     let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let records = SqliteLedger { conn }.audit_records()?;
@@ -225,6 +228,8 @@ fn outbound(r: OutboundRow) -> Result<OutboundDelivery, StoreError> {
         submitted_at: r.11,
         payload: r.12,
         attempts: r.13,
+        // One writer: ids are taken in commit order.
+        position: r.0,
     })
 }
 
@@ -242,8 +247,9 @@ impl Transactional for SqliteLedger {
     fn run(&mut self, statement: &str) -> Result<(), StoreError> {
         Ok(self.conn.execute_batch(statement)?)
     }
-    fn begin_statement(&self) -> &'static str {
-        "BEGIN IMMEDIATE"
+    fn begin(&mut self, _subjects: &[Subject]) -> Result<(), StoreError> {
+        // One writer: every group is already alone.
+        self.run("BEGIN IMMEDIATE")
     }
     fn transaction_ended(&self) -> bool {
         // SQLite ends the transaction itself on an I/O error or a full disk.
@@ -646,7 +652,7 @@ impl Ledger for SqliteLedger {
         let rows = stmt
             .query_map(params![limit as i64, instance, now], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
             .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter().map(|(id, ucr, body)| Ok(StatusEvent { id, ucr: parse_ucr(&ucr)?, body })).collect()
+        rows.into_iter().map(|(id, ucr, body)| Ok(StatusEvent { id, position: id, ucr: parse_ucr(&ucr)?, body })).collect()
     }
 
     fn mark_status_published(&mut self, id: i64, at: Millis) -> Result<(), StoreError> {
@@ -663,24 +669,25 @@ impl Ledger for SqliteLedger {
         let rows = stmt
             .query_map(params![after, sender, limit as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
             .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter().map(|(id, ucr, body)| Ok(StatusEvent { id, ucr: parse_ucr(&ucr)?, body })).collect()
+        rows.into_iter().map(|(id, ucr, body)| Ok(StatusEvent { id, position: id, ucr: parse_ucr(&ucr)?, body })).collect()
     }
 
     fn latest_status_event(&mut self) -> Result<i64, StoreError> {
         Ok(self.conn.row("SELECT COALESCE(MAX(id), 0) FROM status_outbox", [], |r| r.get(0))?)
     }
 
-    fn count_webhooks(&mut self, participant: &str) -> Result<usize, StoreError> {
-        let n: i64 = self.conn.row("SELECT COUNT(*) FROM webhooks WHERE participant = ?1", [participant], |r| r.get(0))?;
-        Ok(n.max(0) as usize)
-    }
-
-    fn insert_webhook(&mut self, id: Uuid, participant: &str, url: &str, secret: &str, at: Millis, cursor: i64) -> Result<(), StoreError> {
+    fn insert_webhook(&mut self, id: Uuid, participant: &str, url: &str, secret: &str, at: Millis, cursor: i64, max: usize)
+        -> Result<bool, StoreError> {
+        // One writer: nothing registers between the count and the insert.
+        let count: i64 = self.conn.row("SELECT COUNT(*) FROM webhooks WHERE participant = ?1", params![participant], |r| r.get(0))?;
+        if count >= max as i64 {
+            return Ok(false);
+        }
         self.conn.exec(
             "INSERT INTO webhooks (id, participant, url, secret, created_at, cursor) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![id.to_string(), participant, url, secret, at, cursor],
         )?;
-        Ok(())
+        Ok(true)
     }
 
     fn webhooks_of(&mut self, participant: &str) -> Result<Vec<WebhookRecord>, StoreError> {
@@ -747,6 +754,15 @@ impl Ledger for SqliteLedger {
         Ok(())
     }
 
+    fn audit_chain(&mut self) -> String {
+        // One writer, one chain.
+        ONE_CHAIN.to_owned()
+    }
+
+    fn audit_heads(&mut self) -> Result<Vec<ChainHead>, StoreError> {
+        Ok(self.audit_head()?.map(|(seq, hash)| ChainHead { chain: ONE_CHAIN.to_owned(), seq, hash }).into_iter().collect())
+    }
+
     fn audit_head(&mut self) -> Result<Option<(i64, String)>, StoreError> {
         Ok(self.conn.row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?)
     }
@@ -764,6 +780,7 @@ impl Ledger for SqliteLedger {
         let rows = stmt
             .query_map([], |r| {
                 Ok(AuditRecord {
+                    chain: ONE_CHAIN.to_owned(),
                     seq: r.get(0)?,
                     at: r.get(1)?,
                     participant: r.get(2)?,
@@ -780,8 +797,8 @@ impl Ledger for SqliteLedger {
 }
 
 impl Store for SqliteStore {
-    fn write(&self, mode: WriteMode, work: Work) -> StoreFuture<'_, Box<dyn Any + Send>> {
-        Box::pin(self.writer.write(mode, work))
+    fn write(&self, mode: WriteMode, subjects: Vec<Subject>, work: Work) -> StoreFuture<'_, Box<dyn Any + Send>> {
+        Box::pin(self.writer.write(mode, subjects, work))
     }
 
     fn read(&self, work: Work) -> StoreFuture<'_, Box<dyn Any + Send>> {

@@ -15,7 +15,7 @@ use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
-use super::{Ledger, StoreError, Work, WriteMode};
+use super::{Ledger, StoreError, Subject, Work, WriteMode};
 
 /// Most jobs one transaction takes; the rest wait for the next commit.
 const MAX_GROUP: usize = 1024;
@@ -25,10 +25,17 @@ pub(crate) trait Transactional: Ledger + Send + 'static {
     /// Runs a statement without parameters: `BEGIN`, `COMMIT`, `ROLLBACK`, `SAVEPOINT job`,
     /// `RELEASE job`, `ROLLBACK TO job`.
     fn run(&mut self, statement: &str) -> Result<(), StoreError>;
-    /// The statement that opens a group's transaction.
-    fn begin_statement(&self) -> &'static str {
-        "BEGIN"
+    /// Opens a group's transaction, for works deciding on `subjects` (every work's, sorted,
+    /// without repeats): a store that several gateways write serializes the groups sharing a
+    /// subject here, taking all the group's subjects at once, in order, so no two groups wait
+    /// on each other. A store with one writer just begins.
+    fn begin(&mut self, subjects: &[Subject]) -> Result<(), StoreError> {
+        let _ = subjects;
+        self.run("BEGIN")
     }
+    /// Runs after each group's commit, before its callers are answered (a store that gives
+    /// cursor positions after commit gives them here).
+    fn after_commit(&mut self) {}
     /// Whether the database ended the open transaction by itself (SQLite after an I/O error).
     fn transaction_ended(&self) -> bool {
         false
@@ -37,7 +44,7 @@ pub(crate) trait Transactional: Ledger + Send + 'static {
 }
 
 type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
-type Job = Box<dyn FnOnce(&mut dyn Transactional) -> Done + Send>;
+type Job = (Vec<Subject>, Box<dyn FnOnce(&mut dyn Transactional) -> Done + Send>);
 
 /// What a job leaves behind in the open transaction.
 struct Done {
@@ -67,8 +74,8 @@ impl Writer {
 
     /// Runs `work` in the next group commit, as `mode` says, and answers once that commit is
     /// durable.
-    pub async fn write(&self, mode: WriteMode, work: Work) -> Result<Box<dyn Any + Send>, StoreError> {
-        self.enqueue(move |db| match mode {
+    pub async fn write(&self, mode: WriteMode, subjects: Vec<Subject>, work: Work) -> Result<Box<dyn Any + Send>, StoreError> {
+        self.enqueue(subjects, move |db| match mode {
             WriteMode::Undoable => in_savepoint(db, work),
             WriteMode::RefusalsFirst => {
                 let result = work(db.ledger());
@@ -87,7 +94,7 @@ impl Writer {
         &self,
         f: impl FnOnce(&mut dyn Transactional) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.enqueue(move |db| {
+        self.enqueue(Vec::new(), move |db| {
             let result = f(db);
             let spoiled = result.as_ref().err().map(|e| e.to_string());
             (result, spoiled)
@@ -95,13 +102,13 @@ impl Writer {
         .await
     }
 
-    async fn enqueue<T, F>(&self, run: F) -> Result<T, StoreError>
+    async fn enqueue<T, F>(&self, subjects: Vec<Subject>, run: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut dyn Transactional) -> (Result<T, StoreError>, Option<String>) + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |db: &mut dyn Transactional| {
+        let job: Job = (subjects, Box::new(move |db: &mut dyn Transactional| {
             let (result, spoiled) = run(db);
             let reply: Reply = Box::new(move |commit_error: Option<&str>| {
                 let _ = tx.send(match (commit_error, result) {
@@ -113,7 +120,7 @@ impl Writer {
                 });
             });
             Done { reply, spoiled }
-        });
+        }));
         self.jobs.send(job).map_err(|_| StoreError::Unavailable("the store's writer thread has stopped".into()))?;
         rx.await.map_err(|_| StoreError::Unavailable("the store did not commit this write (see the gateway log)".into()))?
     }
@@ -150,7 +157,10 @@ fn write_loop<T: Transactional>(mut db: T, jobs: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = db.run(db.begin_statement()) {
+        let mut subjects: Vec<Subject> = group.iter().flat_map(|(s, _)| s.iter().cloned()).collect();
+        subjects.sort();
+        subjects.dedup();
+        if let Err(e) = db.begin(&subjects) {
             // Nothing of this group is written. Dropping the jobs drops their reply channels,
             // so each caller gets `StoreError::Unavailable` and answers 503.
             tracing::error!(error = %e, jobs = group.len(), "store: cannot begin a transaction");
@@ -158,7 +168,7 @@ fn write_loop<T: Transactional>(mut db: T, jobs: mpsc::Receiver<Job>) {
         }
         let mut done: Vec<Done> = Vec::with_capacity(group.len());
         let mut spoiled: Option<String> = None;
-        for job in group {
+        for (_, job) in group {
             if spoiled.is_some() {
                 // Not run: dropping the job drops its reply channel, so its caller is answered
                 // `StoreError::Unavailable`. Run now, it could write outside any transaction.
@@ -178,7 +188,10 @@ fn write_loop<T: Transactional>(mut db: T, jobs: mpsc::Receiver<Job>) {
                 Some(format!("a write of the same commit failed part-way ({cause}), so none was committed"))
             }
             None => match db.run("COMMIT") {
-                Ok(_) => None,
+                Ok(_) => {
+                    db.after_commit();
+                    None
+                }
                 Err(e) => {
                     let _ = db.run("ROLLBACK");
                     tracing::error!(error = %e, "store: commit failed");
