@@ -50,6 +50,9 @@ struct Options {
     soak: Option<u64>,
     /// Documents/s of the soak run (default: half the maximum measured).
     soak_rate: Option<f64>,
+    /// The store comparison instead of the broker runs: SQLite with one gateway, PostgreSQL
+    /// with one and with two, on Apache Kafka, the same documents (`compare_stores`).
+    compare_stores: bool,
     /// Records a CPU profile of the gateway (`perf record -e cpu-clock --call-graph dwarf`) during the
     /// single-document and batch phases, into this directory.
     perf: Option<PathBuf>,
@@ -57,7 +60,7 @@ struct Options {
 
 impl Options {
     fn parse() -> Options {
-        let mut o = Options { seconds: 10, concurrency: 64, batch_size: 100, brokers: vec!["embedded".into(), "kafka".into()], store: "sqlite".into(), corpus: 2_000, soak: None, soak_rate: None, perf: None };
+        let mut o = Options { seconds: 10, concurrency: 64, batch_size: 100, brokers: vec!["embedded".into(), "kafka".into()], store: "sqlite".into(), corpus: 2_000, soak: None, soak_rate: None, perf: None, compare_stores: false };
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
             let mut value = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
@@ -67,6 +70,7 @@ impl Options {
                 "--batch-size" => o.batch_size = value().parse().expect("--batch-size N"),
                 "--broker" => o.brokers = vec![value()],
                 "--store" => o.store = value(),
+                "--compare-stores" => o.compare_stores = true,
                 "--corpus" => o.corpus = value().parse().expect("--corpus N"),
                 "--soak" => o.soak = Some(value().parse().expect("--soak SECONDS")),
                 "--perf" => o.perf = Some(value().into()),
@@ -240,7 +244,8 @@ impl Gateway {
         self.child.id().to_string()
     }
 
-    async fn start(brokers: Option<&str>, prefix: &str) -> Gateway {
+    /// A gateway on `store` (a PostgreSQL URL; none: SQLite in a fresh directory).
+    async fn start(brokers: Option<&str>, prefix: &str, store: Option<&str>) -> Gateway {
         let data = tempfile::tempdir().unwrap();
         let port = free_port();
         // VENTANILLA_BENCH_BINARY measures another build (an earlier commit's, for a before/after).
@@ -258,9 +263,8 @@ impl Gateway {
         if let Some(b) = brokers {
             cmd.args(["--kafka-brokers", b]);
         }
-        let admin = POSTGRES_ADMIN.lock().unwrap().clone();
-        if let Some(admin) = admin {
-            cmd.args(["--store", &postgres_database(&admin).await]);
+        if let Some(url) = store {
+            cmd.args(["--store", url]);
         }
         let mut child = cmd.spawn().expect("the ventanilla binary starts");
         let stderr = child.stderr.take().unwrap();
@@ -371,6 +375,8 @@ struct Outcome {
     bench_cpu: f64,
     /// CPU of the broker process (Apache Kafka), when it runs apart from the gateway.
     broker_cpu: f64,
+    /// CPU of the PostgreSQL server's processes (the store comparison).
+    store_cpu: f64,
 }
 
 /// The PostgreSQL server's administrator URL when the benchmark runs on `--store postgres`.
@@ -734,7 +740,12 @@ async fn run_broker(kind: &str, o: &Options, docs: Arc<Vec<Doc>>, (parse_ceiling
     let run = uuid::Uuid::now_v7().simple().to_string();
     let prefix = format!("bench{}.", &run[20..]);
     *BROKER_PID.lock().unwrap() = kafka.as_ref().and_then(Kafka::pid);
-    let gateway = Gateway::start(kafka.as_ref().map(|k| k.address.as_str()), &prefix).await;
+    let admin = POSTGRES_ADMIN.lock().unwrap().clone();
+    let store = match admin {
+        Some(admin) => Some(postgres_database(&admin).await),
+        None => None,
+    };
+    let gateway = Gateway::start(kafka.as_ref().map(|k| k.address.as_str()), &prefix, store.as_deref()).await;
     let pid = gateway.pid();
     println!("gateway {} (pid {pid}), broker {}", gateway.address, gateway.brokers);
     let status = reqwest::Client::new();
@@ -828,6 +839,111 @@ async fn run_broker(kind: &str, o: &Options, docs: Arc<Vec<Doc>>, (parse_ceiling
     drop(kafka);
 }
 
+/// CPU seconds of every PostgreSQL server process (the postmaster and its backends), from /proc.
+fn postgres_cpu() -> f64 {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres"))
+        .map(|pid| cpu_seconds(&pid))
+        .sum()
+}
+
+/// `phase(i)` for each gateway `i` at once, merged: documents, answers and latencies added up,
+/// the CPU of the gateways, the PostgreSQL server and the broker over the whole phase.
+async fn across<F, Fut>(gateways: &[Gateway], phase: F) -> Outcome
+where
+    F: Fn(usize, String) -> Fut,
+    Fut: std::future::Future<Output = Outcome> + Send + 'static,
+{
+    let pids: Vec<String> = gateways.iter().map(Gateway::pid).collect();
+    let gateways_cpu = || pids.iter().map(|p| cpu_seconds(p)).sum::<f64>();
+    let broker = broker_pid();
+    let broker_cpu = || broker.as_deref().map_or(0.0, cpu_seconds);
+    let (g0, p0, k0, b0) = (gateways_cpu(), postgres_cpu(), broker_cpu(), cpu_seconds("self"));
+    let runs: Vec<_> = gateways.iter().enumerate().map(|(i, g)| tokio::spawn(phase(i, g.address.clone()))).collect();
+    let mut merged = Outcome::default();
+    for r in runs {
+        let o = r.await.expect("a load task");
+        merged.ok += o.ok;
+        merged.elapsed = merged.elapsed.max(o.elapsed);
+        merged.latencies.extend(o.latencies);
+        for (status, n) in o.other {
+            *merged.other.entry(status).or_insert(0) += n;
+        }
+    }
+    merged.gateway_cpu = gateways_cpu() - g0;
+    merged.broker_cpu = broker_cpu() - k0;
+    merged.bench_cpu = cpu_seconds("self") - b0;
+    // The database's share, apart: kept in `bench_cpu`'s place would mislead.
+    merged.store_cpu = postgres_cpu() - p0;
+    merged
+}
+
+/// The store comparison (`--compare-stores`): on one Apache Kafka broker, the same documents
+/// submitted to SQLite with one gateway, PostgreSQL (durable) with one gateway, and PostgreSQL
+/// with two gateways sharing the database, the load spread evenly over them: documents/s
+/// (closed loop), p99 at half that rate (open loop), and CPU per document of each part.
+async fn compare_stores(o: &Options, docs: Arc<Vec<Doc>>) {
+    println!("\n## stores: SQLite and PostgreSQL, one and two gateways, on Apache Kafka");
+    let Some(kafka) = Kafka::start() else { return };
+    *BROKER_PID.lock().unwrap() = kafka.pid();
+    let admin = POSTGRES_ADMIN.lock().unwrap().clone().expect("--compare-stores starts PostgreSQL");
+    println!("| store | gateways | documents/s | p99 at half that rate | CPU ms per document: gateways / PostgreSQL / Kafka |");
+    println!("|---|---|---|---|---|");
+    for (label, postgres, instances) in [("SQLite", false, 1usize), ("PostgreSQL", true, 1), ("PostgreSQL", true, 2)] {
+        let run = uuid::Uuid::now_v7().simple().to_string();
+        let prefix = format!("cmp{}.", &run[20..]);
+        let store = if postgres { Some(postgres_database(&admin).await) } else { None };
+        let mut gateways = Vec::new();
+        for _ in 0..instances {
+            gateways.push(Gateway::start(Some(&kafka.address), &prefix, store.as_deref()).await);
+        }
+        let phase = format!("C{}{instances}", &label[..1]);
+        let of = |docs: &Arc<Vec<Doc>>, phase: String, gateway: usize, of: usize| -> Bodies {
+            let docs = docs.clone();
+            // Each gateway its own share of the document numbers: no two send the same UCR.
+            Arc::new(move |i| body(&docs, &phase, i * of + gateway))
+        };
+        let concurrency = (o.concurrency / instances).max(1);
+        let closed = across(&gateways, |i, address| {
+            let bodies = of(&docs, phase.clone(), i, instances);
+            let seconds = o.seconds;
+            async move { closed_loop(&address, "/v1/documents", bodies, concurrency, seconds, 202, one).await }
+        })
+        .await;
+        let status = reqwest::Client::new();
+        gateways[0].drain(&status).await;
+        let max = closed.rate();
+        let rate = max / 2.0 / instances as f64;
+        let mut open = across(&gateways, |i, address| {
+            let bodies = of(&docs, format!("{phase}O"), i, instances);
+            let seconds = o.seconds;
+            async move { open_loop(&address, bodies, rate, seconds).await }
+        })
+        .await;
+        gateways[0].drain(&status).await;
+        let per_doc = |cpu: f64| 1000.0 * cpu / closed.ok.max(1) as f64;
+        println!(
+            "| {label} | {instances} | {max:.0}{} | {} (of {} answered 202){} | {:.2} / {:.2} / {:.2} |",
+            others(&closed),
+            ms(open.percentile(0.99)),
+            open.ok,
+            others(&open),
+            per_doc(closed.gateway_cpu),
+            per_doc(closed.store_cpu),
+            per_doc(closed.broker_cpu)
+        );
+        for g in gateways {
+            g.stop();
+        }
+    }
+    drop(kafka);
+}
+
 fn deliveries_per_doc(docs: &[Doc]) -> f64 {
     docs.iter().map(|d| d.deliveries.len()).sum::<usize>() as f64 / docs.len() as f64
 }
@@ -850,7 +966,7 @@ fn main() {
             docs.len(), t.elapsed().as_secs_f64(), items.iter().min().unwrap_or(&0), items.iter().max().unwrap_or(&0),
             sizes.iter().min().unwrap_or(&0), sizes.iter().max().unwrap_or(&0), sizes.iter().sum::<usize>() as f64 / sizes.len() as f64, deliveries_per_doc(&docs));
         println!("phases of {} s; {} requests in flight for single documents", o.seconds, o.concurrency);
-        let postgres = (o.store == "postgres").then(|| {
+        let postgres = (o.store == "postgres" || o.compare_stores).then(|| {
             let dir = tempfile::tempdir().unwrap();
             let out = Command::new(repo().join("scripts/postgres.sh"))
                 .arg("start")
@@ -864,6 +980,13 @@ fn main() {
             *POSTGRES_ADMIN.lock().unwrap() = Some(String::from_utf8(out.stdout).unwrap().trim().to_owned());
             dir
         });
+        if o.compare_stores {
+            compare_stores(&o, docs.clone()).await;
+            if let Some(dir) = postgres {
+                let _ = Command::new(repo().join("scripts/postgres.sh")).arg("stop").arg(dir.path()).status();
+            }
+            return;
+        }
         println!("store: {}", if postgres.is_some() { "PostgreSQL (durable: fsync and synchronous_commit on), a fresh database per gateway" } else { "SQLite (WAL, synchronous=FULL)" });
         let parse_bodies: Bodies = {
             let docs = docs.clone();

@@ -169,6 +169,7 @@ impl Application {
         let hooks = &settings.region.webhooks;
         let webhook_dispatcher = WebhookDispatcher {
             store: store.clone(),
+            instance: instance.clone(),
             client: WebhookDispatcher::client(Duration::from_millis(hooks.timeout_ms), hooks.allow_insecure_urls)
                 .map_err(StartupError::WebhookClient)?,
             allow_insecure: hooks.allow_insecure_urls,
@@ -255,7 +256,9 @@ impl Application {
         .client_request_timeout(client_timeout)
         .max_connections(settings.region.gateway.max_connections_per_worker)
         .on_connect(crate::tls::record_peer_certificate)
-        .shutdown_timeout(30)
+        // A stop answers the requests in flight for this long at most (the rest of the stop's
+        // budget, `STOP_BUDGET`, is the relays' and the claims').
+        .shutdown_timeout(REQUESTS_AT_STOP_SECS)
         // Signals are ours (`run_until_stopped`), so streams hear of a stop first.
         .disable_signals();
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -285,21 +288,30 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let stop = self.stop_handle();
         let task_health = self.task_health.clone();
-        let signals = tokio::spawn(async move {
-            tokio::select! {
-                _ = wait_for_signal() => tracing::info!("stop signal received: finishing in-flight requests"),
-                _ = task_health.fault() => tracing::warn!("a background task failed: stopping, finishing in-flight requests"),
+        let asked = Arc::new(std::sync::OnceLock::<std::time::Instant>::new());
+        let signals = tokio::spawn({
+            let asked = asked.clone();
+            async move {
+                tokio::select! {
+                    _ = wait_for_signal() => tracing::info!("stop signal received: finishing in-flight requests"),
+                    _ = task_health.fault() => tracing::warn!("a background task failed: stopping, finishing in-flight requests"),
+                }
+                let _ = asked.set(std::time::Instant::now());
+                stop.stop().await;
             }
-            stop.stop().await;
         });
         let result = self.server.await;
         signals.abort();
+        let since_asked = asked.get().map_or(Duration::ZERO, |t| t.elapsed());
         tracing::info!("HTTP server stopped; finishing the relays' batches in hand and flushing the producer");
         let _ = self.shutdown.send(true);
-        // Together, and bounded: each relay ends after the batch in hand; what is left in the
-        // outbox stays in the store for another gateway or the next start.
-        if tokio::time::timeout(Duration::from_secs(10), futures_util::future::join_all(self.tasks)).await.is_err() {
-            tracing::warn!("background tasks did not end within 10 s; stopping anyway (the store keeps what they had not published)");
+        // Together, and within what is left of the stop's budget: each relay ends after the
+        // batch in hand; what is left in the outbox, or unconfirmed when time is up, stays in
+        // the store for another gateway or the next start (sent again: at least once).
+        let left = STOP_BUDGET.saturating_sub(since_asked).max(Duration::from_millis(500));
+        if tokio::time::timeout(left, futures_util::future::join_all(self.tasks)).await.is_err() {
+            tracing::warn!(waited_ms = left.as_millis() as u64,
+                "background tasks did not end in time; stopping anyway (the store keeps what they had not published, and it is published again)");
         }
         let (store, instance) = &self.claims;
         match crate::outbox::release_claims(&**store, instance).await {
@@ -315,6 +327,12 @@ impl Application {
         result
     }
 }
+
+/// The longest a stop answers requests already in flight.
+const REQUESTS_AT_STOP_SECS: u64 = 3;
+/// What a stop may take before the claims are handed back: a stopping gateway ends within about
+/// this, whatever its load (what it leaves is in the store).
+const STOP_BUDGET: Duration = Duration::from_millis(4_500);
 
 /// Stops a running gateway: ends open streams, then stops the server gracefully.
 #[derive(Clone)]

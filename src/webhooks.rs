@@ -68,6 +68,24 @@ pub async fn register(store: &dyn Store, participant: String, url: String, secre
         .await
 }
 
+/// The webhooks due at `now` that `instance` holds or wins the claim on (a lease of
+/// [`crate::outbox::CLAIM_LEASE_MS`], renewed at each round): each webhook's events leave from
+/// one gateway at a time, in order, and a dead gateway's webhooks are taken over when its
+/// leases run out.
+pub async fn claim_due(store: &dyn Store, instance: &str, now: Millis) -> Result<Vec<WebhookTarget>, StoreError> {
+    let me = instance.to_owned();
+    let due = store.read_with(move |l| l.due_webhooks(&me, now)).await?;
+    if due.is_empty() {
+        return Ok(due);
+    }
+    let mut ids: Vec<uuid::Uuid> = due.iter().map(|t| t.id).collect();
+    ids.sort();
+    let me = instance.to_owned();
+    let until = now + crate::outbox::CLAIM_LEASE_MS;
+    let won = store.write_with(WriteMode::Undoable, Vec::new(), move |l| l.claim_webhooks(&ids, &me, now, until)).await?;
+    Ok(due.into_iter().filter(|t| won.contains(&t.id)).collect())
+}
+
 /// `participant`'s webhooks, as shown to it.
 pub async fn list(store: &dyn Store, participant: String) -> Result<Vec<Webhook>, StoreError> {
     store.read_with(move |l| Ok(l.webhooks_of(&participant)?.into_iter().map(shown_webhook).collect())).await
@@ -214,6 +232,9 @@ pub fn signature(secret: &str, unix_seconds: i64, body: &[u8]) -> String {
 /// Sends the status events of every registered webhook.
 pub struct WebhookDispatcher {
     pub store: Arc<dyn Store>,
+    /// This gateway's name in the webhooks' claims: gateways sharing a store send each
+    /// webhook's events from one of them at a time.
+    pub instance: String,
     pub client: reqwest::Client,
     pub retry: RetryPolicy,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -247,7 +268,7 @@ impl WebhookDispatcher {
                 return;
             }
             while tasks.try_join_next().is_some() {}
-            match this.store.read_with(|l| l.due_webhooks(now_millis())).await {
+            match claim_due(&*this.store, &this.instance, now_millis()).await {
                 Ok(due) => {
                     for target in due {
                         let fresh = serving.lock().map(|mut s| s.insert(target.id)).unwrap_or(false);

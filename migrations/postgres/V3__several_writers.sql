@@ -30,3 +30,8 @@ UPDATE webhooks w SET slot = r.n
  WHERE r.id = w.id;
 ALTER TABLE webhooks ALTER COLUMN slot SET NOT NULL;
 ALTER TABLE webhooks ADD CONSTRAINT webhooks_one_per_slot UNIQUE (participant, slot);
+
+-- 4. Which gateway sends a webhook its events now: a lease, like the outbox claims, so that
+--    each event is sent once in normal operation.
+ALTER TABLE webhooks ADD COLUMN claimed_by TEXT;
+ALTER TABLE webhooks ADD COLUMN claimed_until BIGINT NOT NULL DEFAULT 0;

@@ -106,13 +106,34 @@ pub async fn run(gateway: Arc<Gateway>, consumer: AckConsumer, mut shutdown: wat
             tracing::warn!(error = %e, "ack consumer: cannot store the offset");
         }
     }
-    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-        tracing::debug!(error = %e, "ack consumer: final commit had nothing to do or failed");
-    }
+    // The final commit and the leave from the group block (librdkafka waits for the group's
+    // coordinator, which may be in the middle of a rebalance, e.g. right after start): on a
+    // thread of their own, waited for at most `CLOSE_WAIT`, so the stop stays bounded. Offsets
+    // not committed by then were stored after their answers were applied: the next member of
+    // the group reads those records again, and answers are idempotent.
     guard.stopping = true;
-    drop(guard); // leaves the group while the broker is still there
-    tracing::info!("ack consumer: stopped");
+    let (closed, close_done) = tokio::sync::oneshot::channel();
+    let closer = std::thread::Builder::new().name("ack-consumer-close".into()).spawn(move || {
+        if let Some(consumer) = guard.consumer.as_ref() {
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::debug!(error = %e, "ack consumer: final commit had nothing to do or failed");
+            }
+        }
+        drop(guard); // leaves the group while the broker is still there
+        let _ = closed.send(());
+    });
+    match closer {
+        Ok(_) => match tokio::time::timeout(CLOSE_WAIT, close_done).await {
+            Ok(_) => tracing::info!("ack consumer: stopped"),
+            Err(_) => tracing::warn!(waited_ms = CLOSE_WAIT.as_millis() as u64,
+                "ack consumer: the group did not confirm the leave in time; stopping anyway (the group reassigns its partitions)"),
+        },
+        Err(e) => tracing::warn!(error = %e, "ack consumer: cannot start the closing thread; the consumer is left to the process's exit"),
+    }
 }
+
+/// The longest a stop waits for the ack consumer's final commit and leave from the group.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Wait before an answer the store could not take is tried again.
 const STORE_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);

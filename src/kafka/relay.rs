@@ -173,7 +173,9 @@ impl DeliveryRelay {
             }
         }
         let p = self.producer.clone();
-        let _ = tokio::task::spawn_blocking(move || p.flush(Duration::from_secs(10))).await;
+        // Bounded by the stop's budget too (`startup.rs`): what is not confirmed by then stays
+        // pending in the store.
+        let _ = tokio::task::spawn_blocking(move || p.flush(Duration::from_secs(3))).await;
         tracing::info!("relay: stopped, producer flushed");
     }
 

@@ -266,7 +266,7 @@ pub async fn cursors_see_events_in_commit_order_and_webhooks_start_from_now(stor
     submission::accept(s, doc("UCR-W3", &["br-customs"])).await.unwrap();
     let mine = s.read_with(|l| l.status_events_after(Some("demo-trader"), 0, 10)).await.unwrap();
     assert_eq!(mine.iter().map(|e| e.ucr.as_str()).collect::<Vec<_>>(), ["UCR-W1", "UCR-W3"], "own events only, in order");
-    assert!(mine.windows(2).all(|w| w[0].id < w[1].id));
+    assert!(mine.windows(2).all(|w| w[0].position < w[1].position));
     let after = s.read_with(move |l| l.status_events_after(None, hook.delivered_through, 10)).await.unwrap();
     assert_eq!(after.iter().map(|e| e.ucr.as_str()).collect::<Vec<_>>(), ["UCR-W2", "UCR-W3"]);
     assert!(crate::webhooks::delete(s, "another-trader".into(), hook.id, now_millis()).await.map(|removed| !removed).unwrap(), "not another's");
@@ -301,6 +301,23 @@ pub async fn a_consignment_is_published_by_one_gateway_at_a_time(store: Arc<dyn 
     assert_eq!(ucrs(&outbox::claim_due_deliveries(s, "gw-a", 10, later).await.unwrap()), ["UCR-K2", "UCR-K2"]);
 }
 
+pub async fn a_webhook_is_served_by_one_gateway_at_a_time(store: Arc<dyn Store>) {
+    let s = &*store;
+    let hook = crate::webhooks::register(s, "demo-trader".into(), "https://example.org/h".into(), "k".into(), 2, now_millis())
+        .await
+        .unwrap()
+        .expect("registered");
+    let ids = |due: Vec<crate::store::WebhookTarget>| due.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    let now = now_millis();
+    assert_eq!(ids(crate::webhooks::claim_due(s, "gw-a", now).await.unwrap()), [hook.id]);
+    assert!(crate::webhooks::claim_due(s, "gw-b", now).await.unwrap().is_empty(), "b does not send what a holds");
+    assert_eq!(ids(crate::webhooks::claim_due(s, "gw-a", now + 1).await.unwrap()), [hook.id], "a renews its lease");
+    let later = now + 1 + outbox::CLAIM_LEASE_MS + 1;
+    assert_eq!(ids(crate::webhooks::claim_due(s, "gw-b", later).await.unwrap()), [hook.id], "a died: b takes over");
+    outbox::release_claims(s, "gw-b").await.unwrap();
+    assert_eq!(ids(crate::webhooks::claim_due(s, "gw-a", later).await.unwrap()), [hook.id], "b stopped: a at once");
+}
+
 /// Runs every case of the suite against the store `open()` gives, one fresh store per case.
 #[macro_export]
 macro_rules! conformance_suite {
@@ -315,6 +332,7 @@ macro_rules! conformance_suite {
             a_refused_delivery_waits_holds_back_its_ucr_fails_and_is_sent_again,
             cursors_see_events_in_commit_order_and_webhooks_start_from_now,
             a_consignment_is_published_by_one_gateway_at_a_time,
+            a_webhook_is_served_by_one_gateway_at_a_time,
         );
     };
     (@cases $open:ident; $($case:ident),* $(,)?) => {

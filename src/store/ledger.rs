@@ -207,7 +207,8 @@ pub trait Ledger {
     /// (the lease is renewed), or another's whose lease ran out by `now`. Atomic per UCR, also
     /// between gateways racing for it.
     fn claim_consignment(&mut self, ucr: &Ucr, instance: &str, now: Millis, until: Millis) -> Result<bool, StoreError>;
-    /// Gives back every claim of `instance` (a gateway that stops); how many.
+    /// Gives back every claim of `instance` (a gateway that stops), of consignments and
+    /// webhooks; how many consignments.
     fn release_claims(&mut self, instance: &str) -> Result<u64, StoreError>;
     /// Live claims `instance` holds at `now`.
     fn claims_held(&mut self, instance: &str, now: Millis) -> Result<u64, StoreError>;
@@ -259,8 +260,12 @@ pub trait Ledger {
     fn webhooks_of(&mut self, participant: &str) -> Result<Vec<WebhookRecord>, StoreError>;
     /// Removes one of `participant`'s webhooks; false when it has none with this id.
     fn delete_webhook(&mut self, participant: &str, id: Uuid) -> Result<bool, StoreError>;
-    /// Webhooks whose next attempt is due at `now`, soonest first.
-    fn due_webhooks(&mut self, now: Millis) -> Result<Vec<WebhookTarget>, StoreError>;
+    /// Webhooks whose next attempt is due at `now`, of no live claim of another gateway than
+    /// `instance`, soonest first.
+    fn due_webhooks(&mut self, instance: &str, now: Millis) -> Result<Vec<WebhookTarget>, StoreError>;
+    /// Claims each of `ids` for `instance` until `until`, as [`Ledger::claim_consignment`]
+    /// does a UCR; the ids won.
+    fn claim_webhooks(&mut self, ids: &[Uuid], instance: &str, now: Millis, until: Millis) -> Result<Vec<Uuid>, StoreError>;
     /// The webhook took every event up to `cursor`: its cursor moves there (never back) and its
     /// failures are cleared; false when it no longer exists.
     fn webhook_delivered(&mut self, id: Uuid, cursor: i64) -> Result<bool, StoreError>;

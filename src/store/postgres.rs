@@ -632,6 +632,7 @@ impl Ledger for PgLedger {
     }
 
     fn release_claims(&mut self, instance: &str) -> Result<u64, StoreError> {
+        self.exec("UPDATE webhooks SET claimed_by = NULL, claimed_until = 0 WHERE claimed_by = $1", &[&instance])?;
         self.exec("DELETE FROM outbox_claims WHERE instance = $1", &[&instance])
     }
 
@@ -723,10 +724,12 @@ impl Ledger for PgLedger {
         Ok(self.exec("DELETE FROM webhooks WHERE id = $1 AND participant = $2", &[&id.to_string(), &participant])? > 0)
     }
 
-    fn due_webhooks(&mut self, now: Millis) -> Result<Vec<WebhookTarget>, StoreError> {
+    fn due_webhooks(&mut self, instance: &str, now: Millis) -> Result<Vec<WebhookTarget>, StoreError> {
         self.rows(
-            "SELECT id, participant, url, secret, cursor, attempts FROM webhooks WHERE next_attempt_at <= $1 ORDER BY next_attempt_at, id",
-            &[&now],
+            "SELECT id, participant, url, secret, cursor, attempts FROM webhooks
+             WHERE next_attempt_at <= $1 AND (claimed_by IS NULL OR claimed_by = $2 OR claimed_until <= $1)
+             ORDER BY next_attempt_at, id",
+            &[&now, &instance],
         )?
         .iter()
         .map(|r| {
@@ -739,6 +742,21 @@ impl Ledger for PgLedger {
                 attempts: r.get::<_, i32>(5).max(0) as u32,
             })
         })
+        .collect()
+    }
+
+    fn claim_webhooks(&mut self, ids: &[Uuid], instance: &str, now: Millis, until: Millis) -> Result<Vec<Uuid>, StoreError> {
+        // In id order (the caller sorts), so two gateways claiming at once take the rows in
+        // one order.
+        let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        self.rows(
+            "UPDATE webhooks SET claimed_by = $2, claimed_until = $4
+              WHERE id = ANY($1) AND (claimed_by IS NULL OR claimed_by = $2 OR claimed_until <= $3)
+             RETURNING id",
+            &[&ids, &instance, &now, &until],
+        )?
+        .iter()
+        .map(|r| uuid_of(r.get(0)))
         .collect()
     }
 

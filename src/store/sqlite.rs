@@ -635,6 +635,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn release_claims(&mut self, instance: &str) -> Result<u64, StoreError> {
+        self.conn.exec("UPDATE webhooks SET claimed_by = NULL, claimed_until = 0 WHERE claimed_by = ?1", [instance])?;
         Ok(self.conn.exec("DELETE FROM outbox_claims WHERE instance = ?1", [instance])? as u64)
     }
 
@@ -718,12 +719,14 @@ impl Ledger for SqliteLedger {
         Ok(self.conn.exec("DELETE FROM webhooks WHERE id = ?1 AND participant = ?2", params![id.to_string(), participant])? > 0)
     }
 
-    fn due_webhooks(&mut self, now: Millis) -> Result<Vec<WebhookTarget>, StoreError> {
+    fn due_webhooks(&mut self, instance: &str, now: Millis) -> Result<Vec<WebhookTarget>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, participant, url, secret, cursor, attempts FROM webhooks WHERE next_attempt_at <= ?1 ORDER BY next_attempt_at, id",
+            "SELECT id, participant, url, secret, cursor, attempts FROM webhooks
+             WHERE next_attempt_at <= ?1 AND (claimed_by IS NULL OR claimed_by = ?2 OR claimed_until <= ?1)
+             ORDER BY next_attempt_at, id",
         )?;
         let rows = stmt
-            .query_map(params![now], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get::<_, i64>(5)?)))?
+            .query_map(params![now, instance], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get::<_, i64>(5)?)))?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter()
             .map(|(id, participant, url, secret, cursor, attempts)| {
@@ -737,6 +740,21 @@ impl Ledger for SqliteLedger {
                 })
             })
             .collect()
+    }
+
+    fn claim_webhooks(&mut self, ids: &[Uuid], instance: &str, now: Millis, until: Millis) -> Result<Vec<Uuid>, StoreError> {
+        let mut won = Vec::with_capacity(ids.len());
+        for id in ids {
+            let n = self.conn.exec(
+                "UPDATE webhooks SET claimed_by = ?2, claimed_until = ?4
+                 WHERE id = ?1 AND (claimed_by IS NULL OR claimed_by = ?2 OR claimed_until <= ?3)",
+                params![id.to_string(), instance, now, until],
+            )?;
+            if n == 1 {
+                won.push(*id);
+            }
+        }
+        Ok(won)
     }
 
     fn webhook_delivered(&mut self, id: Uuid, cursor: i64) -> Result<bool, StoreError> {
@@ -885,9 +903,9 @@ mod tests {
             assert_eq!(records.len(), 10);
             assert!(crate::audit::verify(records).is_ok());
         }
-        assert_eq!(history(dir.path()), vec![1, 2], "every version recorded");
+        assert_eq!(history(dir.path()), vec![1, 2, 3], "every version recorded");
         SqliteStore::open(dir.path()).unwrap();
-        assert_eq!(history(dir.path()), vec![1, 2], "and none run again");
+        assert_eq!(history(dir.path()), vec![1, 2, 3], "and none run again");
     }
 
     #[tokio::test]

@@ -205,6 +205,12 @@ async fn a_rolling_restart_under_load_loses_no_request_and_each_gateway_stops_pr
         };
         assert!(exited.success(), "a SIGTERM is an orderly stop: {exited:?}");
         stops.push(asked.elapsed());
+        assert!(asked.elapsed() < Duration::from_secs(5), "gateway {i} took {:?} to stop under load (the bound is 5 s)", asked.elapsed());
+        if std::env::var_os("VENTANILLA_TEST_STOP_LOG").is_some() {
+            for line in load.gateways[i].2.try_iter() {
+                println!("gateway {i}: {line}");
+            }
+        }
         load.restart(i);
         tokio::time::sleep(Duration::from_millis(700)).await;
     }

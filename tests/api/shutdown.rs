@@ -30,6 +30,8 @@ async fn sigterm_during_load_answers_in_flight_requests_and_publishes_everything
         let _ = s.await;
     }
     let logs: Vec<String> = rx.try_iter().collect();
+    let stopping: Vec<&String> = logs.iter().skip_while(|l| !l.contains("stop signal received")).filter(|l| !l.contains("document accepted")).collect();
+    assert!(stopped_in < Duration::from_secs(5), "{stopped_in:?} from SIGTERM to exit under load (the bound is 5 s): {stopping:#?}");
     assert!(logs.iter().any(|l| l.contains("producer flushed")), "{logs:#?}");
     assert!(logs.iter().any(|l| l.contains("claims handed back")), "{logs:#?}");
 
