@@ -558,9 +558,9 @@ async fn producer_ceiling(brokers: &str, prefix: &str, docs: &[Doc], seconds: u6
     use rdkafka::producer::FutureRecord;
     let security = ventanilla::config::KafkaSecurity::default();
     if create_topics {
-        ventanilla::kafka::create_topics(brokers, &security, &topics_of(docs, prefix), ventanilla::kafka::TopicLayout { partitions: 3, replication_factor: None, min_insync_replicas: None }).await.expect("topics created");
+        ventanilla::kafka::create_topics(brokers, &security, &topics_of(docs, prefix), ventanilla::kafka::TopicLayout { partitions: 3, replication_factor: None, min_insync_replicas: None, max_message_bytes: 1_064_960 }).await.expect("topics created");
     }
-    let producer = ventanilla::kafka::producer(brokers, &security, 1_000_000).expect("producer");
+    let producer = ventanilla::kafka::producer(brokers, &security, 1_064_960).expect("producer");
     let cpu0 = cpu_seconds("self");
     let start = Instant::now();
     let mut in_flight = std::collections::VecDeque::new();

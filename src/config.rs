@@ -288,8 +288,9 @@ pub struct KafkaConfig {
     pub retry_initial_backoff_ms: u64,
     /// Longest wait between two attempts of a delivery.
     pub retry_max_backoff_ms: u64,
-    /// Largest record the producer sends (librdkafka's `message.max.bytes`); keep it at or
-    /// below the broker's own limit.
+    /// Largest record the producer sends (librdkafka's `message.max.bytes`), and the
+    /// `max.message.bytes` of the topics the gateway creates; an existing topic that takes less
+    /// is refused at start. At least `gateway.max_body_bytes` plus [`RECORD_HEADROOM_BYTES`].
     pub max_message_bytes: usize,
     /// How the gateway's clients authenticate to Kafka and encrypt (`[kafka.security]`).
     pub security: KafkaSecurity,
@@ -416,7 +417,8 @@ impl Default for KafkaConfig {
             max_delivery_attempts: 8,
             retry_initial_backoff_ms: 500,
             retry_max_backoff_ms: 60_000,
-            max_message_bytes: 1_000_000,
+            // 1 MiB documents, with room for their headers.
+            max_message_bytes: 1024 * 1024 + RECORD_HEADROOM_BYTES,
             security: KafkaSecurity::default(),
         }
     }
@@ -491,6 +493,11 @@ pub enum RouteTarget {
     Kind { country: String, kind: String },
 }
 
+/// What a record adds to its document's bytes, at most: the CloudEvents headers, the key and
+/// the record's framing. `kafka.max_message_bytes` must leave this much above
+/// `gateway.max_body_bytes`.
+pub const RECORD_HEADROOM_BYTES: usize = 16 * 1024;
+
 impl RegionConfig {
     fn check(&self) -> Result<(), String> {
         let g = &self.gateway;
@@ -520,6 +527,17 @@ impl RegionConfig {
             return Err("gateway.max_json_depth must be at most 128".into());
         }
         self.kafka.security.check()?;
+        if g.max_body_bytes.saturating_add(RECORD_HEADROOM_BYTES) > self.kafka.max_message_bytes {
+            return Err(format!(
+                "gateway.max_body_bytes ({}) plus {RECORD_HEADROOM_BYTES} bytes for a record's headers is above kafka.max_message_bytes ({}): \
+                 the gateway would accept documents it could never publish. Lower gateway.max_body_bytes to at most {}, \
+                 or raise kafka.max_message_bytes to at least {} (the gateway creates its topics with that limit)",
+                g.max_body_bytes,
+                self.kafka.max_message_bytes,
+                self.kafka.max_message_bytes.saturating_sub(RECORD_HEADROOM_BYTES),
+                g.max_body_bytes.saturating_add(RECORD_HEADROOM_BYTES)
+            ));
+        }
         if self.kafka.retry_initial_backoff_ms > self.kafka.retry_max_backoff_ms {
             return Err("kafka.retry_initial_backoff_ms must not exceed kafka.retry_max_backoff_ms".into());
         }
@@ -618,7 +636,26 @@ impl RegionConfig {
 
 #[cfg(test)]
 mod tests {
-    use super::StoreUrl;
+    use super::{RegionConfig, StoreUrl, RECORD_HEADROOM_BYTES};
+
+    fn shipped_region() -> RegionConfig {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/ventanilla.toml")).unwrap();
+        toml::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn a_body_limit_the_broker_could_not_take_is_refused_naming_both_settings() {
+        let mut region = shipped_region();
+        region.check().expect("the shipped region file agrees with itself");
+        // The case found: 1 MiB bodies, records of at most 1,000,000 bytes.
+        region.gateway.max_body_bytes = 1_048_576;
+        region.kafka.max_message_bytes = 1_000_000;
+        let refused = region.check().unwrap_err();
+        assert!(refused.contains("gateway.max_body_bytes (1048576)") && refused.contains("kafka.max_message_bytes (1000000)"), "{refused}");
+        assert!(refused.contains(&format!("at most {}", 1_000_000 - RECORD_HEADROOM_BYTES)), "{refused}");
+        region.kafka.max_message_bytes = 1_048_576 + RECORD_HEADROOM_BYTES;
+        assert!(region.check().is_ok(), "the headers' room is enough");
+    }
 
     #[test]
     fn store_urls_name_a_store_and_hide_their_password() {

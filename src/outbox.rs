@@ -23,8 +23,11 @@ use crate::store::{
 use crate::tracking::refresh_consignment;
 
 /// How long a claim on a consignment lasts unless its relay renews it: how soon the other
-/// gateways take over the consignments of one that died.
-pub const CLAIM_LEASE_MS: Millis = 15_000;
+/// gateways take over the consignments of one that died. Longer than the producer's message
+/// timeout (30 s, `kafka/mod.rs`): a record the holder has in flight is confirmed or given up
+/// before another gateway may publish the consignment's records, so a slow broker cannot make
+/// two gateways publish one consignment at once, out of order.
+pub const CLAIM_LEASE_MS: Millis = 45_000;
 
 /// Claims each of `ucrs` for `instance`; the UCRs won.
 /// In UCR order, the same on every gateway: two gateways claiming overlapping consignments at

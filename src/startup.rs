@@ -100,6 +100,7 @@ impl Application {
             partitions,
             replication_factor: kafka.replication_factor,
             min_insync_replicas: kafka.min_insync_replicas,
+            max_message_bytes: kafka.max_message_bytes,
         };
 
         let (embedded, brokers, security) = match &settings.kafka_brokers {

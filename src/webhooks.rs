@@ -129,7 +129,7 @@ pub enum UrlRefused {
     NotAUrl(String),
     #[error("the URL must use https (plain http is allowed only with webhooks.allow_insecure_urls)")]
     NotHttps,
-    #[error("{0} is a loopback, private, shared or link-local address (allowed only with webhooks.allow_insecure_urls)")]
+    #[error("{0} is not a public Internet address (loopback, private, shared, link-local, documentation, benchmarking, reserved, multicast, or an IPv6 form of one of these): allowed only with webhooks.allow_insecure_urls")]
     PrivateAddress(String),
     #[error("the URL must not carry a user name or password")]
     Credentials,
@@ -172,29 +172,67 @@ pub fn check_url(raw: &str, allow_insecure: bool) -> Result<reqwest::Url, UrlRef
     Ok(url)
 }
 
-/// Whether `ip` is an address of the public Internet: not loopback, private, shared (CGNAT),
-/// link-local (cloud metadata), multicast, unspecified or documentation, IPv4-mapped included.
+/// IPv4 blocks of the IANA IPv4 Special-Purpose Address Registry (RFC 6890 and updates), and
+/// multicast and the former class E: none is a webhook receiver on the public Internet. The
+/// few registry entries marked globally reachable (AS112, AMT, 192.0.0.9-10) are refused too:
+/// no receiver lives there.
+const SPECIAL_V4: &[(u32, u8)] = &[
+    (0x0000_0000, 8),  // 0.0.0.0/8 "this network"
+    (0x0a00_0000, 8),  // 10.0.0.0/8 private
+    (0x6440_0000, 10), // 100.64.0.0/10 shared address space (CGNAT)
+    (0x7f00_0000, 8),  // 127.0.0.0/8 loopback
+    (0xa9fe_0000, 16), // 169.254.0.0/16 link-local (cloud metadata)
+    (0xac10_0000, 12), // 172.16.0.0/12 private
+    (0xc000_0000, 24), // 192.0.0.0/24 IETF protocol assignments
+    (0xc000_0200, 24), // 192.0.2.0/24 documentation (TEST-NET-1)
+    (0xc01f_c400, 24), // 192.31.196.0/24 AS112-v4
+    (0xc034_c100, 24), // 192.52.193.0/24 AMT
+    (0xc058_6300, 24), // 192.88.99.0/24 deprecated 6to4 relay anycast
+    (0xc0a8_0000, 16), // 192.168.0.0/16 private
+    (0xc0af_3000, 24), // 192.175.48.0/24 direct delegation AS112
+    (0xc612_0000, 15), // 198.18.0.0/15 benchmarking
+    (0xc633_6400, 24), // 198.51.100.0/24 documentation (TEST-NET-2)
+    (0xcb00_7100, 24), // 203.0.113.0/24 documentation (TEST-NET-3)
+    (0xe000_0000, 4),  // 224.0.0.0/4 multicast
+    (0xf000_0000, 4),  // 240.0.0.0/4 reserved, and 255.255.255.255 limited broadcast
+];
+
+/// Whether `ip` is an address of the public Internet where a webhook receiver may live: not in
+/// any block of the IANA special-purpose registries for IPv4 and IPv6, nor multicast. An IPv6
+/// address that embeds an IPv4 one (IPv4-mapped `::ffff:0:0/96`, IPv4-compatible `::/96`,
+/// IPv4-translated `::ffff:0:0:0/96`, NAT64 `64:ff9b::/96`, 6to4 `2002::/16`) is judged by the
+/// IPv4 address it reaches; only global unicast (`2000::/3`) is public otherwise.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(ip) => {
-            let [a, b, ..] = ip.octets();
-            !(ip.is_loopback()
-                || ip.is_private()
-                || ip.is_link_local()
-                || ip.is_unspecified()
-                || ip.is_broadcast()
-                || ip.is_multicast()
-                || ip.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)))
+            let n = u32::from(ip);
+            !SPECIAL_V4.iter().any(|&(block, bits)| n >> (32 - bits) == block >> (32 - bits))
         }
-        IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
-            Some(v4) => is_public(IpAddr::V4(v4)),
-            None => {
-                let first = ip.segments()[0];
-                !(ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80)
+        IpAddr::V6(ip) => {
+            let s = ip.segments();
+            let n = u128::from(ip);
+            let v4 = |low: u128| IpAddr::V4(std::net::Ipv4Addr::from((low & 0xffff_ffff) as u32));
+            let within = |block: u128, bits: u32| n >> (128 - bits) == block >> (128 - bits);
+            if within(0, 96) {
+                // ::/96: the unspecified and loopback addresses, and the deprecated
+                // IPv4-compatible form (::127.0.0.1 reaches 127.0.0.1 on some stacks).
+                return n > 0xffff && is_public(v4(n));
             }
-        },
+            if within(0xffff_0000_0000, 96) || within(0xffff_0000_0000_0000, 96) || within(0x0064_ff9b << 96, 96) {
+                // IPv4-mapped, IPv4-translated, NAT64 well-known prefix.
+                return is_public(v4(n));
+            }
+            if s[0] == 0x2002 {
+                // 6to4: the IPv4 address in bits 16..48.
+                return is_public(v4(n >> 80));
+            }
+            // Global unicast only, without the registry's special blocks inside it.
+            within(0x2000 << 112, 3)
+                && !within(0x2001 << 112, 23) // IETF protocol assignments (Teredo, benchmarking, ORCHID...)
+                && !within(0x2001_0db8 << 96, 32) // documentation
+                && !within(0x3fff << 112, 20) // documentation (RFC 9637)
+                && !within(0x5f00 << 112, 16) // SRv6 SIDs
+        }
     }
 }
 
@@ -409,6 +447,36 @@ mod tests {
             "https://api.localhost/x",
             "https://[fd00::1]/x",
             "https://[fe80::1]/x",
+            // What a red team found accepted (issue 14): IPv4-compatible loopback, NAT64 and
+            // 6to4 of the metadata address, an IPv4-translated loopback, site-local, the
+            // benchmarking block and the former class E.
+            "https://[::127.0.0.1]/x",
+            "https://[64:ff9b::a9fe:a9fe]/latest",
+            "https://[2002:a9fe:a9fe::]/latest",
+            "https://[::ffff:0:7f00:1]/x",
+            "https://[fec0::1]/x",
+            "https://198.18.0.1/x",
+            "https://240.0.0.1/x",
+            // And the rest of the registries.
+            "https://255.255.255.255/x",
+            "https://224.0.0.1/x",
+            "https://192.0.0.8/x",
+            "https://192.0.2.1/x",
+            "https://192.88.99.1/x",
+            "https://198.51.100.7/x",
+            "https://203.0.113.9/x",
+            "https://172.31.255.255/x",
+            "https://[::]/x",
+            "https://[64:ff9b:1::a00:1]/x",
+            "https://[64:ff9b::10.0.0.1]/x",
+            "https://[100::1]/x",
+            "https://[2001::1]/x",
+            "https://[2001:db8::1]/x",
+            "https://[3fff::1]/x",
+            "https://[5f00::1]/x",
+            "https://[ff02::1]/x",
+            "https://[2002:7f00:1::]/x",
+            "https://[::ffff:0:a00:1]/x",
         ] {
             assert!(matches!(check_url(private, false), Err(UrlRefused::PrivateAddress(_))), "{private}");
             assert!(check_url(private, true).is_ok(), "{private} with allow_insecure_urls");
@@ -416,7 +484,10 @@ mod tests {
         assert!(matches!(check_url("https://user:pw@trader.example/x", false), Err(UrlRefused::Credentials)));
         assert!(matches!(check_url("not a url", false), Err(UrlRefused::NotAUrl(_))));
         assert!(matches!(check_url("https://\u{e1}\u{a5}/x", true), Err(UrlRefused::NotAUrl(_))));
-        assert!(is_public("8.8.8.8".parse().unwrap()) && is_public("2001:4860:4860::8888".parse().unwrap()));
+        for public in ["8.8.8.8", "1.1.1.1", "172.32.0.1", "100.128.0.1", "198.20.0.1", "2001:4860:4860::8888", "2606:4700::1111",
+            "64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8"] {
+            assert!(is_public(public.parse().unwrap()), "{public} is public");
+        }
     }
 
     /// HMAC-SHA256 by its definition (RFC 2104), from SHA-256 alone: an oracle independent

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
@@ -73,6 +73,13 @@ pub enum BrokerError {
     CreateTopic { topic: String, brokers: String, message: String },
     #[error("cannot start the embedded Kafka cluster: {0}")]
     Embedded(String),
+    /// A topic takes smaller records than the gateway may publish: documents it accepts could
+    /// never be delivered.
+    #[error("topic {topic} takes records of at most {found} bytes (its max.message.bytes), below kafka.max_message_bytes \
+             ({wanted}): a document the gateway accepts could not be published. Raise the topic's limit \
+             (kafka-configs.sh --alter --entity-type topics --entity-name {topic} --add-config max.message.bytes={wanted}), \
+             or lower kafka.max_message_bytes and gateway.max_body_bytes together")]
+    TopicTooSmall { topic: String, found: usize, wanted: usize },
 }
 
 /// The client settings shared by the producer, the consumer and the admin client: the
@@ -108,6 +115,9 @@ pub struct TopicLayout {
     pub replication_factor: Option<i32>,
     /// `None`: the broker's `min.insync.replicas`.
     pub min_insync_replicas: Option<u32>,
+    /// `kafka.max_message_bytes`: the topics' own `max.message.bytes` when created, and the
+    /// least an existing topic must take.
+    pub max_message_bytes: usize,
 }
 
 /// Creates the topics that do not exist yet (existing ones are left as they are).
@@ -123,10 +133,11 @@ pub async fn create_topics(
     // -1 asks the broker for its default (Kafka 2.4 and later).
     let replication = layout.replication_factor.unwrap_or(-1);
     let min_insync = layout.min_insync_replicas.map(|n| n.to_string());
+    let max_message = layout.max_message_bytes.to_string();
     let new: Vec<NewTopic> = topics
         .iter()
         .map(|t| {
-            let topic = NewTopic::new(t, layout.partitions, TopicReplication::Fixed(replication));
+            let topic = NewTopic::new(t, layout.partitions, TopicReplication::Fixed(replication)).set("max.message.bytes", &max_message);
             match &min_insync {
                 Some(n) => topic.set("min.insync.replicas", n),
                 None => topic,
@@ -146,6 +157,7 @@ pub async fn create_topics(
             }
         }
     }
+    check_record_limits(&admin, topics, layout.max_message_bytes, &opts).await?;
     // The controller has the topics; the brokers learn of them a moment later. Wait until the
     // cluster's metadata shows each with a leader for every partition, so that no agency that
     // reads as soon as the gateway is up is told the topic does not exist.
@@ -183,6 +195,33 @@ pub async fn create_topics(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Refuses topics (existing ones, made by an operator) whose `max.message.bytes` is below what
+/// the gateway may publish.
+async fn check_record_limits(
+    admin: &AdminClient<DefaultClientContext>,
+    topics: &[String],
+    wanted: usize,
+    opts: &AdminOptions,
+) -> Result<(), BrokerError> {
+    let resources: Vec<ResourceSpecifier<'_>> = topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
+    let described = match admin.describe_configs(resources.iter(), opts).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the topics' max.message.bytes; not checked against kafka.max_message_bytes");
+            return Ok(());
+        }
+    };
+    for (topic, config) in topics.iter().zip(described) {
+        let found = config.ok().and_then(|c| c.get("max.message.bytes").and_then(|e| e.value.as_deref()).and_then(|v| v.parse::<usize>().ok()));
+        match found {
+            Some(found) if found < wanted => return Err(BrokerError::TopicTooSmall { topic: topic.clone(), found, wanted }),
+            Some(_) => {}
+            None => tracing::warn!(topic = %topic, "cannot read the topic's max.message.bytes; not checked against kafka.max_message_bytes"),
+        }
+    }
+    Ok(())
 }
 
 /// What the gateway last saw of the cluster, for readiness: a cluster that lost a broker still

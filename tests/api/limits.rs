@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{assert_problem, example, spawn_app_configured, test_brokers};
+use crate::helpers::{assert_problem, await_deliveries, example, settings_for, spawn_app_configured, test_brokers};
 
 /// Opens a submission that announces a body and sends only part of it.
 async fn slow_submission(address: &str) -> TcpStream {
@@ -47,4 +47,70 @@ async fn a_slow_client_is_cut_off_and_a_saturated_gateway_says_retry_later() {
     // And the permit is free again.
     let r = app.submit(&example("packingList/valid/wine-road-AR-UY.json")).await;
     assert_eq!(r.status(), 202);
+}
+
+/// A commercial invoice of between 1,000,000 and 1,048,576 bytes as sent: valid, within the
+/// default body limit, above the former record limit (the case found: a 202, then every
+/// delivery refused by the broker).
+fn invoice_of_about_a_mebibyte(ucr: &str) -> Vec<u8> {
+    let mut doc = example("commercialInvoice/valid/beef-road-AR-BR.json");
+    doc["ucr"] = serde_json::json!(ucr);
+    let template = doc["payload"]["lines"][0].clone();
+    let mut lines = Vec::new();
+    let mut body = Vec::new();
+    for n in 1..=999 {
+        let mut line = template.clone();
+        line["lineNumber"] = serde_json::json!(n);
+        // 512 characters of two bytes each.
+        line["description"] = serde_json::json!("é".repeat(512));
+        lines.push(line);
+        doc["payload"]["lines"] = serde_json::json!(lines);
+        body = serde_json::to_vec(&doc).unwrap();
+        if body.len() > 1_030_000 {
+            break;
+        }
+    }
+    assert!((1_000_000..1_048_576).contains(&body.len()), "{} bytes", body.len());
+    body
+}
+
+#[tokio::test]
+async fn a_document_at_the_body_limit_is_accepted_and_delivered() {
+    let brokers = test_brokers();
+    let app = spawn_app_configured(Some(brokers.clone()), |_| {}).await;
+    let ucr = format!("BIG{}", &uuid::Uuid::now_v7().simple().to_string()[20..].to_uppercase());
+    let r = app
+        .client
+        .post(format!("{}/v1/documents", app.address))
+        .bearer_auth("demo-trader")
+        .header("Content-Type", "application/json")
+        .body(invoice_of_about_a_mebibyte(&ucr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let receipt: serde_json::Value = r.json().await.unwrap();
+    let topics: Vec<String> = receipt["deliveries"].as_array().unwrap().iter().map(|d| d["topic"].as_str().unwrap().to_owned()).collect();
+    let accepted = vec![(receipt["documentId"].as_str().unwrap().to_owned(), topics)];
+    let (delivered, _) = await_deliveries(&brokers, &accepted, Duration::from_secs(60)).await;
+    assert_eq!(delivered, accepted[0].1.len(), "every routed agency gets the document");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_topic_that_takes_smaller_records_than_the_gateway_publishes_is_refused_at_start() {
+    let brokers = test_brokers();
+    let data = tempfile::tempdir().unwrap();
+    let prefix = format!("small{}.", uuid::Uuid::now_v7().simple());
+    let settings = settings_for(&data, &prefix, Some(brokers.clone()));
+    // An operator made the topics beforehand, with the broker's usual 1 MiB.
+    let topics = ventanilla::kafka::Topics::new(&prefix).all(settings.region.agencies.iter().map(|a| &a.id));
+    let layout = ventanilla::kafka::TopicLayout { partitions: 1, replication_factor: None, min_insync_replicas: None, max_message_bytes: 1_048_588 };
+    ventanilla::kafka::create_topics(&brokers, &Default::default(), &topics, layout).await.unwrap();
+    let refused = match ventanilla::startup::Application::build(settings).await {
+        Ok(_) => panic!("the gateway started on topics that cannot take its records"),
+        Err(e) => e.to_string(),
+    };
+    assert!(refused.contains("max.message.bytes") && refused.contains("kafka.max_message_bytes (1064960)"), "{refused}");
+    assert!(refused.contains("1048588"), "names what the topic takes: {refused}");
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use rdkafka::message::{Headers, Message};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, await_deliveries, consumer, example, spawn_app_configured, spawn_app_on, test_brokers, TestApp};
+use crate::helpers::{assert_problem, await_deliveries, consumer, example, settings_for, spawn_app_on, test_brokers, TestApp};
 
 /// Polls the consignment until every delivery has `status`.
 async fn wait_deliveries(app: &TestApp, ucr: &str, status: &str) -> Value {
@@ -32,7 +32,20 @@ async fn retry(app: &TestApp, id: i64, token: &str) -> reqwest::Response {
 #[tokio::test]
 async fn a_refused_delivery_is_dead_lettered_shown_failed_and_sent_again_by_an_operator() {
     let brokers = test_brokers();
-    let app = spawn_app_configured(Some(brokers.clone()), |s| {
+    // The topics take records of the usual size (an operator made them); the gateway's producer
+    // is set to refuse anything above 2,500 bytes, so large documents fail and small ones pass.
+    let data = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+    let region = settings_for(&data, &prefix, None).region;
+    let topics = ventanilla::kafka::Topics::new(&prefix).all(region.agencies.iter().map(|a| &a.id));
+    let layout = ventanilla::kafka::TopicLayout {
+        partitions: region.kafka.partitions,
+        replication_factor: None,
+        min_insync_replicas: None,
+        max_message_bytes: region.kafka.max_message_bytes,
+    };
+    ventanilla::kafka::create_topics(&brokers, &Default::default(), &topics, layout).await.unwrap();
+    let app = spawn_app_on(data, prefix, Some(brokers.clone()), |s| {
         s.region.kafka.max_message_bytes = 2500;
         s.region.kafka.max_delivery_attempts = 3;
         s.region.kafka.retry_initial_backoff_ms = 100;
