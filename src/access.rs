@@ -94,6 +94,23 @@ pub fn may_submit(by: &Participant, document_type: &DocumentType, payload: &Valu
     }
 }
 
+/// Does `by`'s role submit documents at all? Checked before anything is read or held for the
+/// request; each document's own party is checked by [`may_submit`].
+pub fn submits_documents(by: &Participant) -> Result<(), Refusal> {
+    match by.role {
+        Role::Trader | Role::Nsw => Ok(()),
+        Role::Agency | Role::Operator => Err(Refusal::NotASubmitter(by.id.clone())),
+    }
+}
+
+/// Does `by`'s role answer for an agency at all? Checked before anything is read or held.
+pub fn answers_for_an_agency(by: &Participant) -> Result<(), Refusal> {
+    match (&by.role, &by.agency) {
+        (Role::Agency, Some(_)) => Ok(()),
+        _ => Err(Refusal::NotYourAgency { participant: by.id.clone(), agency: "any".into() }),
+    }
+}
+
 /// May `by` answer for `agency`?
 pub fn may_acknowledge(by: &Participant, agency: &AgencyId) -> Result<(), Refusal> {
     if by.role == Role::Agency && by.agency.as_ref() == Some(agency) {

@@ -126,10 +126,123 @@ pub struct RegionConfig {
     pub webhooks: WebhooksConfig,
     #[serde(default)]
     pub store: StoreConfig,
+    #[serde(default)]
+    pub quotas: QuotasConfig,
     pub agencies: Vec<AgencyConfig>,
     #[serde(default)]
     pub participants: Vec<ParticipantConfig>,
     pub routes: Vec<RouteConfig>,
+}
+
+/// What one participant may use of the gateway (`[quotas.<role>]`, `[quotas.participants.<id>]`):
+/// so that no participant's load, however heavy or hostile, can slow or starve another's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotasConfig {
+    pub trader: Quota,
+    pub nsw: Quota,
+    pub agency: Quota,
+    pub operator: Quota,
+    /// The quota of demo participants (public tokens, loopback only) when set, over their
+    /// role's: the repository's region file sets one large enough for the tests' and the
+    /// benchmark's load.
+    pub demo: Option<Quota>,
+    /// Overrides for named participants, over their role's quota.
+    pub participants: std::collections::BTreeMap<String, QuotaOverride>,
+}
+
+/// One participant's quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quota {
+    /// Requests of any kind per second, sustained.
+    pub requests_per_second: u32,
+    /// Requests allowed at once above the sustained rate.
+    pub burst: u32,
+    /// Submissions, batches and acknowledgments in progress at once.
+    pub concurrent_writes: u32,
+    /// Event streams and long polls open at once.
+    pub open_streams: u32,
+    /// Request bodies being read and stream pages being sent, in bytes, at once.
+    pub bytes_in_flight: u64,
+}
+
+/// A participant's own quota: what it sets replaces its role's.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaOverride {
+    pub requests_per_second: Option<u32>,
+    pub burst: Option<u32>,
+    pub concurrent_writes: Option<u32>,
+    pub open_streams: Option<u32>,
+    pub bytes_in_flight: Option<u64>,
+}
+
+impl Quota {
+    /// This quota with `o`'s settings over it.
+    pub fn with(self, o: &QuotaOverride) -> Quota {
+        Quota {
+            requests_per_second: o.requests_per_second.unwrap_or(self.requests_per_second),
+            burst: o.burst.unwrap_or(self.burst),
+            concurrent_writes: o.concurrent_writes.unwrap_or(self.concurrent_writes),
+            open_streams: o.open_streams.unwrap_or(self.open_streams),
+            bytes_in_flight: o.bytes_in_flight.unwrap_or(self.bytes_in_flight),
+        }
+    }
+}
+
+impl Default for QuotasConfig {
+    fn default() -> Self {
+        let mib = 1024 * 1024;
+        // A trader or an agency: tens of documents a second at most in practice; a national
+        // single window forwards a country's; an operator reads and retries.
+        let trader = Quota { requests_per_second: 100, burst: 200, concurrent_writes: 32, open_streams: 4, bytes_in_flight: 32 * mib };
+        QuotasConfig {
+            trader,
+            nsw: Quota { requests_per_second: 500, burst: 1000, concurrent_writes: 128, open_streams: 8, bytes_in_flight: 128 * mib },
+            agency: Quota { concurrent_writes: 64, open_streams: 8, ..trader },
+            operator: Quota { requests_per_second: 50, burst: 100, concurrent_writes: 8, open_streams: 4, bytes_in_flight: 32 * mib },
+            demo: None,
+            participants: Default::default(),
+        }
+    }
+}
+
+impl QuotasConfig {
+    /// The quota of participant `id` of `role` (a demo participant when `demo`).
+    pub fn of(&self, id: &str, role: Role, demo: bool) -> Quota {
+        let base = match (demo, self.demo, role) {
+            (true, Some(q), _) => q,
+            (_, _, Role::Trader) => self.trader,
+            (_, _, Role::Nsw) => self.nsw,
+            (_, _, Role::Agency) => self.agency,
+            (_, _, Role::Operator) => self.operator,
+        };
+        self.participants.get(id).map_or(base, |o| base.with(o))
+    }
+
+    fn check(&self, participants: &[ParticipantConfig], max_body_bytes: usize) -> Result<(), String> {
+        for id in self.participants.keys() {
+            if !participants.iter().any(|p| &p.id == id) {
+                return Err(format!("quotas.participants.{id}: no such participant"));
+            }
+        }
+        for p in participants {
+            let q = self.of(&p.id, p.role, p.demo);
+            let zero = [("requests_per_second", u64::from(q.requests_per_second)), ("burst", u64::from(q.burst)),
+                ("concurrent_writes", u64::from(q.concurrent_writes)), ("open_streams", u64::from(q.open_streams)), ("bytes_in_flight", q.bytes_in_flight)];
+            if let Some((name, _)) = zero.iter().find(|(_, v)| *v == 0) {
+                return Err(format!("the quota of participant {} sets {name} to 0: it could do nothing (remove the participant instead)", p.id));
+            }
+            if q.bytes_in_flight < max_body_bytes as u64 {
+                return Err(format!(
+                    "the quota of participant {} allows {} bytes in flight, less than one body of gateway.max_body_bytes or gateway.max_batch_body_bytes ({max_body_bytes})",
+                    p.id, q.bytes_in_flight
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Where the store is (`[store]`).
@@ -527,6 +640,7 @@ impl RegionConfig {
             return Err("gateway.max_json_depth must be at most 128".into());
         }
         self.kafka.security.check()?;
+        self.quotas.check(&self.participants, g.max_body_bytes.max(g.max_batch_body_bytes))?;
         if g.max_body_bytes.saturating_add(RECORD_HEADROOM_BYTES) > self.kafka.max_message_bytes {
             return Err(format!(
                 "gateway.max_body_bytes ({}) plus {RECORD_HEADROOM_BYTES} bytes for a record's headers is above kafka.max_message_bytes ({}): \

@@ -15,6 +15,7 @@ pub mod http;
 pub mod json;
 pub mod metrics;
 pub mod outbox;
+pub mod quota;
 pub mod kafka;
 pub mod routing;
 pub mod schema;

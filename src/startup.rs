@@ -182,6 +182,7 @@ impl Application {
             metrics: gateway.metrics.clone(),
         };
 
+        let refusals = Arc::new(crate::http::refusals::RefusalAudit::default());
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (closing, closing_rx) = watch::channel(false);
         let supervised = |task: &'static str, work| {
@@ -206,6 +207,7 @@ impl Application {
             ),
             supervised("ack-consumer", Box::pin(broker::acks::run(gateway.clone(), ack_consumer, shutdown_rx.clone()))),
             supervised("webhooks", Box::pin(webhook_dispatcher.run(shutdown_rx.clone()))),
+            supervised("refusal-audit", Box::pin(flush_refusals(refusals.clone(), store.clone(), shutdown_rx.clone()))),
         ];
         let task_health = gateway.tasks.clone();
         let claims = (gateway.store.clone(), gateway.instance.clone());
@@ -239,6 +241,8 @@ impl Application {
             max_body_bytes: settings.region.gateway.max_body_bytes,
             json_limits: settings.region.gateway.json_limits(),
             writes: tokio::sync::Semaphore::new(settings.region.gateway.max_concurrent_writes),
+            quotas: Arc::new(crate::quota::Quotas::new(&settings.region.quotas, &settings.region.participants)),
+            refusals,
             closing: closing_rx,
             stream_max: Duration::from_secs(settings.region.gateway.stream_max_seconds),
             max_poll_wait: Duration::from_secs(settings.region.gateway.max_poll_wait_seconds),
@@ -326,6 +330,27 @@ impl Application {
             return Err(std::io::Error::other(format!("stopped because background tasks failed: {}", names.join("; "))));
         }
         result
+    }
+}
+
+/// Writes the refusal counts of each ended window to the audit log (`http/refusals.rs`), and
+/// the current window's at the stop.
+async fn flush_refusals(refusals: Arc<crate::http::refusals::RefusalAudit>, store: Arc<dyn Store>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let closing = *shutdown.borrow();
+        let entries = refusals.flush_due(crate::clock::now_millis(), closing);
+        if !entries.is_empty() {
+            if let Err(e) = crate::audit::record_all(&*store, entries).await {
+                tracing::error!(error = %e, "refusal counts could not be written to the audit log");
+            }
+        }
+        if closing {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+            _ = shutdown.changed() => {}
+        }
     }
 }
 

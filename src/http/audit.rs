@@ -1,8 +1,9 @@
 //! Refusals in the audit log: every request answered 4xx (unauthenticated, forbidden, not
-//! found, invalid, conflicting, too large...) or turned away with 503 (overloaded, backlog
-//! full) is appended with the participant (or `anonymous`), the method and path, and the
-//! error code. Accepted work is audited by the
-//! store in the same transaction as the change itself.
+//! found, invalid, conflicting, too large, past a quota...) or turned away with 503
+//! (overloaded, backlog full) is audited with the participant (or `anonymous`), the method and
+//! path, and the error code, in the bounded form of `refusals.rs` (a participant's first ones
+//! one by one, then counted; anonymous ones counted per source). Accepted work is audited by
+//! the store in the same transaction as the change itself.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -11,6 +12,7 @@ use actix_web::{web, HttpMessage};
 use serde_json::json;
 
 use super::errors::{ApiError, Code};
+use super::refusals::Refused;
 use super::routes::AppState;
 use crate::audit::AuditEntry;
 use crate::clock::now_millis;
@@ -39,21 +41,24 @@ pub async fn audit_refusals(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let store = req.app_data::<web::Data<AppState>>().map(|s| s.gateway.store.clone());
+    let state = req.app_data::<web::Data<AppState>>().map(|s| (s.gateway.store.clone(), s.refusals.clone()));
+    let source = req.peer_addr().map(|a| a.ip());
     let subject = format!("{} {}", req.method(), clip(req.path(), 200));
     let res = next.call(req).await?;
     let status = res.status();
     let problem = res.response().error().and_then(|e| e.as_error::<ApiError>());
     // Refusals: every 4xx, and the 503s that turn a submission away (overloaded, backlog full).
     let refused = status.is_client_error() || problem.is_some_and(|p| matches!(p.code, Code::Overloaded | Code::BacklogFull));
-    if let (true, Some(store)) = (refused, store) {
-        let participant = res
-            .request()
-            .extensions()
-            .get::<ParticipantId>()
-            .map_or_else(|| "anonymous".to_owned(), |p| p.0.clone());
-        if let Err(e) = crate::audit::record(&*store, refusal(participant, subject, status.as_u16(), problem)).await {
-            tracing::error!(error = %e, "a refusal could not be written to the audit log");
+    if let (true, Some((store, refusals))) = (refused, state) {
+        let participant = res.request().extensions().get::<ParticipantId>().map(|p| p.0.clone());
+        let noted = Refused { participant: participant.as_deref(), source, subject: &subject, status: status.as_u16(), code: problem.map(|p| p.code.as_str()) };
+        let entries = refusals.note(now_millis(), &noted, || {
+            refusal(participant.clone().unwrap_or_else(|| "anonymous".into()), subject.clone(), status.as_u16(), problem)
+        });
+        if !entries.is_empty() {
+            if let Err(e) = crate::audit::record_all(&*store, entries).await {
+                tracing::error!(error = %e, "a refusal could not be written to the audit log");
+            }
         }
     }
     Ok(res)

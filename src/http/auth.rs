@@ -53,14 +53,18 @@ impl Directory {
 }
 
 /// A request from a known participant.
-pub struct Authenticated(pub Participant);
+pub struct Authenticated(pub Participant, pub std::sync::Arc<crate::quota::Allowance>);
 
 impl FromRequest for Authenticated {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        ready(authenticate(req))
+        ready(authenticate(req).and_then(|who| {
+            // Every authenticated request counts against its participant's rate, and no other's.
+            who.1.request()?;
+            Ok(who)
+        }))
     }
 }
 
@@ -79,7 +83,7 @@ fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
             )
         })?;
         req.extensions_mut().insert(ParticipantId(participant.id.clone()));
-        return Ok(Authenticated(participant));
+        return with_allowance(state, participant);
     }
     let header = req
         .headers()
@@ -98,7 +102,15 @@ fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
         .cloned()
         .ok_or_else(|| ApiError::new(Code::Unauthenticated, "unknown token"))?;
     req.extensions_mut().insert(ParticipantId(participant.id.clone()));
-    Ok(Authenticated(participant))
+    with_allowance(state, participant)
+}
+
+fn with_allowance(state: &AppState, participant: Participant) -> Result<Authenticated, ApiError> {
+    let allowance = state
+        .quotas
+        .of(&participant.id)
+        .ok_or_else(|| ApiError::new(Code::Internal, format!("participant {} has no quota", participant.id)))?;
+    Ok(Authenticated(participant, allowance))
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ pub enum Code {
     NotFound,
     MethodNotAllowed,
     RequestTimeout,
+    TooManyRequests,
     Overloaded,
     BacklogFull,
     DeliveryNotFailed,
@@ -41,7 +42,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, for the API description.
-    pub const ALL: [Code; 26] = [
+    pub const ALL: [Code; 27] = [
         Code::MalformedJson,
         Code::InvalidCursor,
         Code::InvalidQuery,
@@ -62,6 +63,7 @@ impl Code {
         Code::NotFound,
         Code::MethodNotAllowed,
         Code::RequestTimeout,
+        Code::TooManyRequests,
         Code::Overloaded,
         Code::BacklogFull,
         Code::DeliveryNotFailed,
@@ -92,6 +94,7 @@ impl Code {
             Code::NotFound => "not-found",
             Code::MethodNotAllowed => "method-not-allowed",
             Code::RequestTimeout => "request-timeout",
+            Code::TooManyRequests => "too-many-requests",
             Code::Overloaded => "overloaded",
             Code::BacklogFull => "backlog-full",
             Code::DeliveryNotFailed => "delivery-not-failed",
@@ -121,6 +124,7 @@ impl Code {
             Code::Forbidden => StatusCode::FORBIDDEN,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Code::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Code::Unavailable | Code::Overloaded | Code::BacklogFull => StatusCode::SERVICE_UNAVAILABLE,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -148,6 +152,7 @@ impl Code {
             Code::NotFound => "Not found",
             Code::MethodNotAllowed => "Method not allowed",
             Code::RequestTimeout => "The request body arrived too slowly",
+            Code::TooManyRequests => "Past your quota",
             Code::Overloaded => "Too busy",
             Code::BacklogFull => "Too many deliveries are waiting for the broker",
             Code::DeliveryNotFailed => "The delivery has not failed",
@@ -200,11 +205,21 @@ pub struct ApiError {
     pub code: Code,
     pub detail: String,
     pub extra: Value,
+    /// Response fields of this answer (a quota's `Retry-After` and `RateLimit` fields).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl From<crate::quota::Exceeded> for ApiError {
+    fn from(e: crate::quota::Exceeded) -> Self {
+        let mut error = ApiError::new(Code::TooManyRequests, e.detail()).with(json!({ "quota": e.policy, "limit": e.quota }));
+        error.headers = e.headers();
+        error
+    }
 }
 
 impl ApiError {
     pub fn new(code: Code, detail: impl Into<String>) -> Self {
-        ApiError { code, detail: detail.into(), extra: Value::Null }
+        ApiError { code, detail: detail.into(), extra: Value::Null, headers: Vec::new() }
     }
     pub fn with(mut self, extra: Value) -> Self {
         self.extra = extra;
@@ -248,6 +263,9 @@ impl ResponseError for ApiError {
         let mut res = HttpResponse::build(self.code.status());
         if let Some(secs) = self.code.retry_after() {
             res.insert_header(("Retry-After", secs.to_string()));
+        }
+        for (name, value) in &self.headers {
+            res.insert_header((*name, value.as_str()));
         }
         if self.code == Code::Unauthenticated {
             res.insert_header(("WWW-Authenticate", "Bearer realm=\"ventanilla\""));

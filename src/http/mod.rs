@@ -7,6 +7,7 @@ pub mod auth;
 pub mod body;
 pub mod errors;
 pub mod metrics;
+pub mod refusals;
 pub mod routes;
 pub mod stream;
 pub mod webhooks;

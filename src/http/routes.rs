@@ -28,6 +28,10 @@ pub struct AppState {
     pub body_timeout: std::time::Duration,
     /// Bounds the writes in progress (`gateway.max_concurrent_writes`).
     pub writes: tokio::sync::Semaphore,
+    /// Each participant's allowance (`[quotas]`).
+    pub quotas: std::sync::Arc<crate::quota::Quotas>,
+    /// Refusals counted for the audit log in a bounded form (`refusals.rs`).
+    pub refusals: std::sync::Arc<crate::http::refusals::RefusalAudit>,
     /// `gateway.stream_max_seconds`.
     pub stream_max: std::time::Duration,
     /// `gateway.max_poll_wait_seconds`.
@@ -55,11 +59,39 @@ pub(super) async fn read_body(state: &AppState, req: &HttpRequest, payload: web:
     within_timeout(state, json_body(req, payload, state.max_body_bytes, &state.json_limits)).await
 }
 
-/// A permit to write, or 503 with `Retry-After` when the gateway is saturated.
-fn write_permit(state: &AppState) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
-    state.writes.try_acquire().map_err(|_| {
+/// What a write holds while it runs: a place among its participant's writes, its body's bytes
+/// among the participant's bytes in flight, and a place in the gateway's pool.
+pub(super) struct WritePermits<'a> {
+    _own: tokio::sync::OwnedSemaphorePermit,
+    _bytes: tokio::sync::OwnedSemaphorePermit,
+    _pool: tokio::sync::SemaphorePermit<'a>,
+}
+
+/// The permits of a write by `who` of a body of at most `max_body` bytes: taken only after the
+/// caller is known and its role may write here (`allowed`), its own first (`429` past its
+/// quota, which no other participant's load changes), the gateway's pool last (`503` when the
+/// gateway as a whole is saturated).
+fn write_permits<'a>(
+    state: &'a AppState,
+    who: &Authenticated,
+    req: &HttpRequest,
+    max_body: usize,
+    allowed: fn(&crate::gateway::Participant) -> Result<(), crate::access::Refusal>,
+) -> Result<WritePermits<'a>, ApiError> {
+    allowed(&who.0).map_err(|r| ApiError::new(Code::Forbidden, r.to_string()))?;
+    let own = who.1.write()?;
+    // The body's announced length, or the most it may be when it is sent in chunks.
+    let announced = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(max_body as u64, |n| n.min(max_body as u64));
+    let bytes = who.1.bytes(announced)?;
+    let pool = state.writes.try_acquire().map_err(|_| {
         ApiError::new(Code::Overloaded, "too many submissions in progress; retry after the delay in Retry-After")
-    })
+    })?;
+    Ok(WritePermits { _own: own, _bytes: bytes, _pool: pool })
 }
 
 type State = web::Data<AppState>;
@@ -157,7 +189,7 @@ pub async fn submit_document(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let _permit = write_permit(&state)?;
+    let _permits = write_permits(&state, &who, &req, state.max_body_bytes, crate::access::submits_documents)?;
     let key = idempotency_key(&req)?;
     let body = read_body(&state, &req, payload).await?;
     match state.gateway.submit(&who.0, &body, key).await? {
@@ -212,7 +244,7 @@ pub async fn submit_batch(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let _permit = write_permit(&state)?;
+    let _permits = write_permits(&state, &who, &req, state.max_batch_body_bytes, crate::access::submits_documents)?;
     let key = idempotency_key(&req)?;
     let read = crate::http::body::batch_body(
         &req,
@@ -262,21 +294,27 @@ pub async fn submit_batch(
             Err(problem) => {
                 refused += 1;
                 let status = problem.code.status().as_u16();
-                let subject = format!("POST /v1/documents:batch #{i}");
-                refusals.push(crate::http::audit::refusal(by.id.clone(), subject, status, Some(&problem)));
+                if refusals.len() < BATCH_REFUSALS_NAMED {
+                    refusals.push(json!({"index": i, "status": status, "code": problem.code.as_str()}));
+                }
                 BatchItem { index: i, status, replayed: None, receipt: None, problem: Some(problem.problem()) }
             }
         });
     }
-    // The refused items, in one commit.
-    if !refusals.is_empty() {
-        if let Err(e) = crate::audit::record_all(&*gateway.store, refusals).await {
+    // The refused items: one record for the batch, however many they are.
+    if refused > 0 {
+        let detail = json!({"refused": refused, "accepted": accepted, "items": refusals});
+        let entry = crate::audit::entry(crate::clock::now_millis(), &by.id, "batch.refused", "POST /v1/documents:batch".into(), detail);
+        if let Err(e) = crate::audit::record(&*gateway.store, entry).await {
             tracing::error!(error = %e, "refused batch items could not be written to the audit log");
         }
     }
     tracing::info!(sender = %by.id, accepted, refused, "batch submitted");
     Ok(HttpResponse::Ok().json(BatchAnswer { accepted, refused, results }))
 }
+
+/// Refused items of a batch named one by one in its audit record; the rest are counted.
+const BATCH_REFUSALS_NAMED: usize = 20;
 
 /// `POST /v1/validate`: the checks of submission, without storing or publishing; `200` with
 /// where the document would go, or the very problem submission would answer.
@@ -326,7 +364,7 @@ pub async fn acknowledge(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let _permit = write_permit(&state)?;
+    let _permits = write_permits(&state, &who, &req, state.max_body_bytes, crate::access::answers_for_an_agency)?;
     let body = read_body(&state, &req, payload).await?;
     let applied = state.gateway.acknowledge(&who.0, &body, "http").await?;
     Ok(HttpResponse::Ok().json(applied))

@@ -28,6 +28,9 @@ use crate::kafka::cloudevents::delivery_event;
 
 /// Events read from the store per query: a page is held in memory while it is sent.
 const PAGE: usize = 20;
+/// A page's documents' bytes, at most (a page always holds at least one event): with documents
+/// of a megabyte, a stream holds one at a time, not twenty.
+const PAGE_BYTES: usize = 256 * 1024;
 /// How often an idle stream looks at the store again (it shares the store's reader with the
 /// relay, so not too often).
 const POLL: Duration = Duration::from_millis(500);
@@ -61,7 +64,7 @@ pub async fn agency_documents(
     if !crate::access::may_read_agency_stream(&who.0, &agency) {
         return Err(not_found());
     }
-    serve(state, Source::Agency(agency), &query, &req).await
+    serve(state, &who, Source::Agency(agency), &query, &req).await
 }
 
 /// What a stream carries.
@@ -73,8 +76,9 @@ enum Source {
     Consignments(Option<String>),
 }
 
-/// The next events after `after`: (cursor, SSE event name, event).
-async fn page(state: &AppState, source: &Source, after: i64) -> Result<Vec<(i64, &'static str, serde_json::Value)>, ApiError> {
+/// The next events after `after`, as JSON text: (cursor, SSE event name, event); and the cursor
+/// to ask from next when there are none (past events of others the caller may not see).
+async fn page(state: &AppState, source: &Source, after: i64) -> Result<(Vec<(i64, &'static str, String)>, i64), ApiError> {
     let unavailable = |e: crate::store::StoreError| {
         tracing::error!(error = %e, "stream: cannot read the store");
         ApiError::new(Code::Unavailable, "the store could not be read; retry later")
@@ -82,20 +86,22 @@ async fn page(state: &AppState, source: &Source, after: i64) -> Result<Vec<(i64,
     Ok(match source {
         Source::Agency(agency) => {
             let agency = agency.clone();
-            state.gateway.store.read_with(move |l| l.agency_deliveries(&agency, after, PAGE)).await
+            let found = state.gateway.store.read_with(move |l| l.agency_deliveries(&agency, after, PAGE, PAGE_BYTES)).await.map_err(unavailable)?;
+            (found.iter().map(|d| (d.position, "document", delivery_event(d))).collect(), after)
         }
-            .map_err(unavailable)?
-            .iter()
-            .map(|d| (d.position, "document", delivery_event(d)))
-            .collect(),
         Source::Consignments(sender) => {
             let sender = sender.clone();
-            state.gateway.store.read_with(move |l| l.status_events_after(sender.as_deref(), after, PAGE)).await
+            // The latest position first: every event of the caller's up to it is in the page
+            // (or the page is full), so an empty page lets the cursor move past the others'.
+            let (latest, found) = state
+                .gateway
+                .store
+                .read_with(move |l| Ok((l.latest_status_event()?, l.status_events_after(sender.as_deref(), after, PAGE)?)))
+                .await
+                .map_err(unavailable)?;
+            let next = if found.is_empty() { latest.max(after) } else { after };
+            (found.into_iter().map(|e| (e.position, "status", e.body)).collect(), next)
         }
-            .map_err(unavailable)?
-            .into_iter()
-            .map(|e| (e.position, "status", serde_json::from_str(&e.body).unwrap_or(serde_json::Value::String(e.body))))
-            .collect(),
     })
 }
 
@@ -113,11 +119,13 @@ pub async fn consignment_events(
             return Err(ApiError::new(Code::Forbidden, "consignment events are for the consignments' submitters; agencies read their documents' stream"))
         }
     };
-    serve(state, source, &query, &req).await
+    serve(state, &who, source, &query, &req).await
 }
 
-/// Long poll or SSE, from the cursor in `after` or `Last-Event-ID`.
-async fn serve(state: web::Data<AppState>, source: Source, query: &StreamQuery, req: &HttpRequest) -> Result<HttpResponse, ApiError> {
+/// Long poll or SSE, from the cursor in `after` or `Last-Event-ID`; one of the caller's open
+/// streams while it lasts (`429` past its quota).
+async fn serve(state: web::Data<AppState>, who: &Authenticated, source: Source, query: &StreamQuery, req: &HttpRequest)
+    -> Result<HttpResponse, ApiError> {
     let last_event = req.headers().get("last-event-id").and_then(|v| v.to_str().ok());
     // A reconnecting EventSource sends the same URL again: its Last-Event-ID is the newer
     // cursor. Both must be cursors.
@@ -126,27 +134,57 @@ async fn serve(state: web::Data<AppState>, source: Source, query: &StreamQuery, 
         Some(raw) => cursor(raw)?,
         None => from_query.unwrap_or(0),
     };
-    match query.wait.as_deref() {
-        Some(wait) => {
-            let wait = humantime::parse_duration(wait)
-                .map_err(|e| ApiError::new(Code::InvalidCursor, format!("wait {wait:?}: {e} (e.g. 30s)")))?
-                .min(state.max_poll_wait);
-            long_poll(&state, source, after, wait).await
-        }
-        None => Ok(event_stream(state, source, after)),
+    let wait = query
+        .wait
+        .as_deref()
+        .map(|wait| {
+            humantime::parse_duration(wait)
+                .map_err(|e| ApiError::new(Code::InvalidCursor, format!("wait {wait:?}: {e} (e.g. 30s)")))
+                .map(|w| w.min(state.max_poll_wait))
+        })
+        .transpose()?;
+    let open = Open { _permit: who.1.stream()?, allowance: who.1.clone() };
+    match wait {
+        Some(wait) => long_poll(&state, &open, source, after, wait).await,
+        None => Ok(event_stream(state, open, source, after)),
     }
 }
 
-async fn long_poll(state: &AppState, source: Source, after: i64, wait: Duration) -> Result<HttpResponse, ApiError> {
+/// What an open stream holds: its place among the caller's streams, and the caller's allowance
+/// for the bytes of the page it sends.
+struct Open {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    allowance: std::sync::Arc<crate::quota::Allowance>,
+}
+
+async fn long_poll(state: &AppState, open: &Open, source: Source, mut after: i64, wait: Duration) -> Result<HttpResponse, ApiError> {
     let deadline = Instant::now() + wait;
     let mut closing = state.closing.clone();
     loop {
-        let found = page(state, &source, after).await?;
+        let (found, next) = page(state, &source, after).await?;
         if !found.is_empty() || Instant::now() >= deadline || *closing.borrow() {
-            let cursor = found.last().map_or(after, |e| e.0);
-            let events: Vec<_> = found.into_iter().map(|e| e.2).collect();
-            return Ok(HttpResponse::Ok().json(StreamPage { events, cursor }));
+            let cursor = found.last().map_or(next, |e| e.0);
+            // The page as JSON text, the events as stored: `{"events":[...],"cursor":N}`.
+            let size: usize = found.iter().map(|e| e.2.len() + 1).sum();
+            let bytes = open.allowance.bytes(size as u64)?;
+            let mut body = String::with_capacity(size + 40);
+            body.push_str("{\"events\":[");
+            for (i, (_, _, event)) in found.iter().enumerate() {
+                if i > 0 {
+                    body.push(',');
+                }
+                body.push_str(event);
+            }
+            body.push_str(&format!("],\"cursor\":{cursor}}}"));
+            // The page's bytes count against the caller until the body has been handed over.
+            let chunk = futures_util::stream::once(async move {
+                let _bytes = bytes;
+                Ok::<_, actix_web::Error>(web::Bytes::from(body))
+            });
+            return Ok(HttpResponse::Ok().content_type("application/json").streaming(chunk));
         }
+        // Past the others' events: the next look starts there, and costs what it returns.
+        after = next;
         tokio::select! {
             _ = tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))) => {}
             _ = closing.changed() => {}
@@ -167,6 +205,10 @@ pub struct StreamPage {
 /// What the SSE stream carries between polls.
 struct Feed {
     state: web::Data<AppState>,
+    /// The stream's place among its caller's, and the caller's allowance for page bytes.
+    open: Open,
+    /// The bytes of the page in `ready`, counted against the caller until it is sent.
+    page_bytes: Option<tokio::sync::OwnedSemaphorePermit>,
     source: Source,
     cursor: i64,
     ready: VecDeque<web::Bytes>,
@@ -175,8 +217,10 @@ struct Feed {
     closing: tokio::sync::watch::Receiver<bool>,
 }
 
-fn event_stream(state: web::Data<AppState>, source: Source, after: i64) -> HttpResponse {
+fn event_stream(state: web::Data<AppState>, open: Open, source: Source, after: i64) -> HttpResponse {
     let feed = Feed {
+        open,
+        page_bytes: None,
         ends: Instant::now() + state.stream_max,
         closing: state.closing.clone(),
         state,
@@ -190,19 +234,28 @@ fn event_stream(state: web::Data<AppState>, source: Source, after: i64) -> HttpR
             if let Some(chunk) = feed.ready.pop_front() {
                 return Some((Ok::<_, actix_web::Error>(chunk), feed));
             }
+            // The page was sent: its bytes no longer count.
+            feed.page_bytes = None;
             if *feed.closing.borrow() || Instant::now() >= feed.ends {
                 return None;
             }
             match page(&feed.state, &feed.source, feed.cursor).await {
-                Ok(found) if !found.is_empty() => {
-                    feed.cursor = found.last().map_or(feed.cursor, |e| e.0);
-                    for (id, name, event) in found {
-                        feed.ready.push_back(web::Bytes::from(format!("id: {id}\nevent: {name}\ndata: {event}\n\n")));
+                Ok((found, _)) if !found.is_empty() => {
+                    let size: usize = found.iter().map(|e| e.2.len() + 32).sum();
+                    // Past the caller's bytes in flight (its other streams hold pages nobody
+                    // reads): this page waits, and is read again at the next look.
+                    if let Ok(bytes) = feed.open.allowance.bytes(size as u64) {
+                        feed.page_bytes = Some(bytes);
+                        feed.cursor = found.last().map_or(feed.cursor, |e| e.0);
+                        for (id, name, event) in found {
+                            feed.ready.push_back(web::Bytes::from(format!("id: {id}\nevent: {name}\ndata: {event}\n\n")));
+                        }
+                        feed.beat = Instant::now();
+                        continue;
                     }
-                    feed.beat = Instant::now();
-                    continue;
                 }
-                Ok(_) => {}
+                // Nothing for the caller: the next look starts past the others' events.
+                Ok((_, next)) => feed.cursor = next,
                 Err(_) => return None, // logged; the client reconnects with its cursor
             }
             if feed.beat.elapsed() >= HEARTBEAT {

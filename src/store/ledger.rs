@@ -212,8 +212,10 @@ pub trait Ledger {
     fn release_claims(&mut self, instance: &str) -> Result<u64, StoreError>;
     /// Live claims `instance` holds at `now`.
     fn claims_held(&mut self, instance: &str, now: Millis) -> Result<u64, StoreError>;
-    /// An agency's deliveries with ids above `after`, in id order.
-    fn agency_deliveries(&mut self, agency: &AgencyId, after: i64, limit: usize) -> Result<Vec<OutboundDelivery>, StoreError>;
+    /// An agency's deliveries with positions above `after`, in order: at most `limit`, and no
+    /// more than `max_bytes` of payloads (but always the first), so a page's memory does not grow
+    /// with document size.
+    fn agency_deliveries(&mut self, agency: &AgencyId, after: i64, limit: usize, max_bytes: usize) -> Result<Vec<OutboundDelivery>, StoreError>;
     /// Deliveries neither dispatched nor failed.
     fn outbox_backlog(&mut self) -> Result<u64, StoreError>;
     /// Where a delivery is, if it exists.

@@ -103,13 +103,19 @@ impl PgStore {
 /// Gives positions to the deliveries and status events committed without one, in id order
 /// within one call, each call after the previous one's commit: so positions grow with commit
 /// order. One gateway at a time holds the sequencer's lock (taken before the statements, so
-/// their snapshot sees every earlier sequencing); a gateway that finds it taken does nothing,
-/// and its rows get theirs from the holder or at its own next tick. How many rows got one.
-pub async fn sequence(client: &tokio_postgres::Client) -> Result<u64, tokio_postgres::Error> {
+/// their snapshot sees every earlier sequencing). With `wait`, a gateway that finds it taken
+/// waits for it (a sequencing holds no other lock and lasts a few statements); without, it
+/// does nothing, and the holder or a later tick positions its rows. How many rows got one.
+pub async fn sequence(client: &tokio_postgres::Client, wait: bool) -> Result<u64, tokio_postgres::Error> {
     let mut positioned = 0;
     loop {
         client.batch_execute("BEGIN").await?;
-        let held: bool = client.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&SEQUENCER_LOCK]).await?.get(0);
+        let held: bool = if wait {
+            client.execute("SELECT pg_advisory_xact_lock($1)", &[&SEQUENCER_LOCK]).await?;
+            true
+        } else {
+            client.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&SEQUENCER_LOCK]).await?.get(0)
+        };
         if !held {
             client.batch_execute("ROLLBACK").await?;
             return Ok(positioned);
@@ -139,7 +145,7 @@ async fn sequence_every(pool: Pool, tick: std::time::Duration) {
     loop {
         tokio::time::sleep(tick).await;
         let Ok(client) = pool.get().await else { continue };
-        if let Err(e) = sequence(&client).await {
+        if let Err(e) = sequence(&client, false).await {
             tracing::warn!(error = %e, "store: cannot give cursor positions now; trying again");
             let _ = client.batch_execute("ROLLBACK").await;
         }
@@ -230,7 +236,7 @@ impl Transactional for PgLedger {
         // finds its rows in the streams.
         let client = &self.client;
         if let Err(e) = self.rt.block_on(async move {
-            let r = sequence(client).await;
+            let r = sequence(client, true).await;
             if r.is_err() {
                 let _ = client.batch_execute("ROLLBACK").await;
             }
@@ -516,12 +522,29 @@ impl Ledger for PgLedger {
         self.rows(&sql, &[&(limit as i64), &now, &instance])?.iter().map(outbound).collect()
     }
 
-    fn agency_deliveries(&mut self, agency: &AgencyId, after: i64, limit: usize) -> Result<Vec<OutboundDelivery>, StoreError> {
+    fn agency_deliveries(&mut self, agency: &AgencyId, after: i64, limit: usize, max_bytes: usize) -> Result<Vec<OutboundDelivery>, StoreError> {
+        // The page's rows by their payloads' sizes first, then the payloads of those that fit.
+        let sizes = self.rows(
+            "SELECT d.id, octet_length(doc.payload) FROM deliveries d JOIN documents doc ON doc.id = d.document_id
+             WHERE d.agency = $1 AND d.position > $2 ORDER BY d.position LIMIT $3",
+            &[&agency.as_str(), &after, &(limit as i64)],
+        )?;
+        let (mut ids, mut bytes) = (Vec::new(), 0usize);
+        for r in &sizes {
+            if bytes >= max_bytes {
+                break;
+            }
+            ids.push(r.get::<_, i64>(0));
+            bytes += r.get::<_, i32>(1).max(0) as usize;
+        }
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let sql = format!(
             "SELECT {OUTBOUND_COLUMNS} FROM deliveries d JOIN documents doc ON doc.id = d.document_id
-             WHERE d.agency = $1 AND d.position > $2 ORDER BY d.position LIMIT $3"
+             WHERE d.id = ANY($1) ORDER BY d.position"
         );
-        self.rows(&sql, &[&agency.as_str(), &after, &(limit as i64)])?.iter().map(outbound).collect()
+        self.rows(&sql, &[&ids])?.iter().map(outbound).collect()
     }
 
     fn outbox_backlog(&mut self) -> Result<u64, StoreError> {
@@ -616,7 +639,7 @@ impl Ledger for PgLedger {
 
     fn queue_status_event(&mut self, ucr: &Ucr, body: &str, at: Millis) -> Result<i64, StoreError> {
         let row = self.row(
-            "INSERT INTO status_outbox (ucr, body, created_at) VALUES ($1, $2, $3) RETURNING id",
+            "INSERT INTO status_outbox (ucr, body, created_at, owner) VALUES ($1, $2, $3, (SELECT opened_by FROM consignments WHERE ucr = $1)) RETURNING id",
             &[&ucr.as_str(), &body, &at],
         )?;
         row.map(|r| r.get(0)).ok_or_else(|| corrupt("a status event without an id"))
@@ -661,9 +684,11 @@ impl Ledger for PgLedger {
 
     fn status_events_after(&mut self, sender: Option<&str>, after: i64, limit: usize) -> Result<Vec<StatusEvent>, StoreError> {
         self.rows(
-            "SELECT s.id, s.ucr, s.body, s.position FROM status_outbox s
-             WHERE s.position > $1 AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM documents d WHERE d.ucr = s.ucr AND d.sender = $2))
-             ORDER BY s.position LIMIT $3",
+            match sender {
+                // By the owner's index: what it costs is what it returns.
+                Some(_) => "SELECT id, ucr, body, position FROM status_outbox WHERE owner = $2 AND position > $1 ORDER BY position LIMIT $3",
+                None => "SELECT id, ucr, body, position FROM status_outbox WHERE position > $1 AND $2::text IS NULL ORDER BY position LIMIT $3",
+            },
             &[&after, &sender, &(limit as i64)],
         )?
         .iter()
@@ -927,7 +952,7 @@ mod tests {
                 }
                 events.extend(page.into_iter().map(|e| e.ucr.to_string()));
                 let agency = agency.clone();
-                let page = reader.read_with(move |l| l.agency_deliveries(&agency, after_delivery, 7)).await.unwrap();
+                let page = reader.read_with(move |l| l.agency_deliveries(&agency, after_delivery, 7, usize::MAX)).await.unwrap();
                 if let Some(last) = page.last() {
                     after_delivery = last.position;
                 }

@@ -505,15 +505,23 @@ impl Ledger for SqliteLedger {
         rows.into_iter().map(outbound).collect()
     }
 
-    fn agency_deliveries(&mut self, agency: &AgencyId, after: i64, limit: usize) -> Result<Vec<OutboundDelivery>, StoreError> {
+    fn agency_deliveries(&mut self, agency: &AgencyId, after: i64, limit: usize, max_bytes: usize) -> Result<Vec<OutboundDelivery>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT d.id, d.document_id, d.agency, d.topic, doc.ucr, doc.document_type, doc.schema_version, doc.schema_id,
                     doc.origin, doc.destination, doc.sender, doc.submitted_at, doc.payload, d.attempts
              FROM deliveries d JOIN documents doc ON doc.id = d.document_id
              WHERE d.agency = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3",
         )?;
-        let rows = stmt.query_map(params![agency.as_str(), after, limit as i64], outbound_row)?.collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter().map(outbound).collect()
+        // Row by row, stopping once the payloads reach `max_bytes`: the rest is not read.
+        let mut rows = stmt.query(params![agency.as_str(), after, limit as i64])?;
+        let (mut page, mut bytes) = (Vec::new(), 0usize);
+        while bytes < max_bytes {
+            let Some(row) = rows.next()? else { break };
+            let d = outbound(outbound_row(row)?)?;
+            bytes += d.payload.len();
+            page.push(d);
+        }
+        Ok(page)
     }
 
     fn outbox_backlog(&mut self) -> Result<u64, StoreError> {
@@ -621,7 +629,11 @@ impl Ledger for SqliteLedger {
     }
 
     fn queue_status_event(&mut self, ucr: &Ucr, body: &str, at: Millis) -> Result<i64, StoreError> {
-        self.conn.exec("INSERT INTO status_outbox (ucr, body, created_at) VALUES (?1, ?2, ?3)", params![ucr.as_str(), body, at])?;
+        // The owner: every document of a consignment is its opener's.
+        self.conn.exec(
+            "INSERT INTO status_outbox (ucr, body, created_at, owner) VALUES (?1, ?2, ?3, (SELECT sender FROM documents WHERE ucr = ?1 LIMIT 1))",
+            params![ucr.as_str(), body, at],
+        )?;
         Ok(self.conn.last_insert_rowid())
     }
 
@@ -662,11 +674,11 @@ impl Ledger for SqliteLedger {
     }
 
     fn status_events_after(&mut self, sender: Option<&str>, after: i64, limit: usize) -> Result<Vec<StatusEvent>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT s.id, s.ucr, s.body FROM status_outbox s
-             WHERE s.id > ?1 AND (?2 IS NULL OR EXISTS (SELECT 1 FROM documents d WHERE d.ucr = s.ucr AND d.sender = ?2))
-             ORDER BY s.id LIMIT ?3",
-        )?;
+        // By the owner's index when one participant's: what it costs is what it returns.
+        let mut stmt = self.conn.prepare_cached(match sender {
+            Some(_) => "SELECT id, ucr, body FROM status_outbox WHERE owner = ?2 AND id > ?1 ORDER BY id LIMIT ?3",
+            None => "SELECT id, ucr, body FROM status_outbox WHERE id > ?1 AND ?2 IS NULL ORDER BY id LIMIT ?3",
+        })?;
         let rows = stmt
             .query_map(params![after, sender, limit as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
             .collect::<Result<Vec<_>, _>>()?;
@@ -903,9 +915,9 @@ mod tests {
             assert_eq!(records.len(), 10);
             assert!(crate::audit::verify(records).is_ok());
         }
-        assert_eq!(history(dir.path()), vec![1, 2, 3], "every version recorded");
+        assert_eq!(history(dir.path()), vec![1, 2, 3, 4], "every version recorded");
         SqliteStore::open(dir.path()).unwrap();
-        assert_eq!(history(dir.path()), vec![1, 2, 3], "and none run again");
+        assert_eq!(history(dir.path()), vec![1, 2, 3, 4], "and none run again");
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ mod end_to_end;
 mod errors;
 mod examples;
 mod failover;
+mod fairness;
 mod fuzz;
 mod helpers;
 mod hostile;
