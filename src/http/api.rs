@@ -528,6 +528,14 @@ fn problem_response(codes: &[Code]) -> Value {
     if codes.contains(&Code::Unauthenticated) {
         headers.insert("WWW-Authenticate".into(), json!({ "schema": { "type": "string" } }));
     }
+    if codes.contains(&Code::TooManyRequests) {
+        for (name, what) in [
+            ("RateLimit-Policy", "The quota that was exceeded (draft-ietf-httpapi-ratelimit-headers), e.g. `\"requests\";q=100;w=1`."),
+            ("RateLimit", "What is left of it, e.g. `\"requests\";r=0;t=1`."),
+        ] {
+            headers.insert(name.into(), json!({ "description": what, "schema": { "type": "string" } }));
+        }
+    }
     if !headers.is_empty() {
         answer["headers"] = Value::Object(headers);
     }
@@ -583,7 +591,9 @@ fn operation(endpoint: &Endpoint, gateway: &GatewayConfig, generator: &mut Schem
     // Errors by status: the endpoint's own, then those of its kind.
     let mut codes: Vec<Code> = endpoint.errors.to_vec();
     if endpoint.access != Access::Anyone {
+        // Every authenticated request counts against its participant's quota.
         codes.push(Code::Unauthenticated);
+        codes.push(Code::TooManyRequests);
     }
     if endpoint.access == Access::Operator {
         codes.push(Code::Forbidden);

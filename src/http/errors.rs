@@ -165,7 +165,7 @@ impl Code {
     /// Seconds a client should wait before trying again, sent as `Retry-After`.
     pub fn retry_after(self) -> Option<u32> {
         match self {
-            Code::Overloaded | Code::Unavailable => Some(1),
+            Code::Overloaded | Code::Unavailable | Code::TooManyRequests => Some(1),
             // The backlog drains at the broker's pace, not the client's.
             Code::BacklogFull => Some(5),
             _ => None,

@@ -95,9 +95,9 @@ async fn a_batch_mixing_valid_invalid_duplicate_and_unauthorized_documents_gets_
     assert_eq!(again["results"][0]["receipt"]["documentId"], first["results"][0]["receipt"]["documentId"]);
     assert_eq!(documents(&app), stored);
 
-    // Who may not submit gets a refusal per item; no token, no batch; too many items, 413.
-    let answer: Value = batch(&app, "demo-operator", "application/json", json!([a]).to_string(), None).await.json().await.unwrap();
-    assert_eq!(statuses(&answer), [403]);
+    // A role that submits nothing is refused the whole batch, before its body is read; no
+    // token, no batch; too many items, 413.
+    crate::helpers::assert_problem(batch(&app, "demo-operator", "application/json", json!([a]).to_string(), None).await, 403, "forbidden").await;
     let r = app.client.post(format!("{}/v1/documents:batch", app.address)).header("Content-Type", "application/json").body("[]").send().await.unwrap();
     assert_eq!(r.status(), 401);
     let many = Value::Array(vec![json!({}); 1001]).to_string();
@@ -114,10 +114,23 @@ async fn a_batch_mixing_valid_invalid_duplicate_and_unauthorized_documents_gets_
     let r = batch(&app, "demo-trader", "application/json", json!({"not": "an array"}).to_string(), None).await;
     assert_eq!(r.status(), 400);
     assert_eq!(documents(&app), stored, "refused batches store nothing");
-    // Refused items are in the audit log, one record each.
+    // Refused items are in the audit log, one record per batch (however many items), each
+    // naming its refused items; the operator's batch is one refused request.
     let db = rusqlite::Connection::open(app.data.path().join("ventanilla.db")).unwrap();
-    let audited: i64 = db
-        .query_row("SELECT COUNT(*) FROM audit_log WHERE subject LIKE 'POST /v1/documents:batch #%'", [], |r| r.get(0))
+    let details: Vec<String> = db
+        .prepare("SELECT detail FROM audit_log WHERE action = 'batch.refused' ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(audited, 3 + 1 + 1 + 1 + 1, "three in the first batch, the bad line, the repeated key, the operator's, the huge item");
+    let details: Vec<Value> = details.iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+    let refused: u64 = details.iter().map(|d| d["refused"].as_u64().unwrap()).sum();
+    assert_eq!(refused, 3 + 1 + 1 + 1, "three in the first batch, the bad line, the repeated key, the huge item: {details:#?}");
+    assert!(details.iter().all(|d| d["items"].as_array().unwrap().len() as u64 == d["refused"].as_u64().unwrap()));
+    assert!(details.len() < 6, "one record per batch, not per item: {details:#?}");
+    let operators: i64 = db
+        .query_row("SELECT COUNT(*) FROM audit_log WHERE action = 'request.refused' AND participant = 'demo-operator'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(operators, 1);
 }

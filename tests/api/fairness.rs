@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::helpers::{example, spawn_app_configured, test_brokers, TestApp};
+use crate::helpers::{assert_problem, example, spawn_app_configured, test_brokers, TestApp};
 
 /// The honest participant's round: a document submitted, answered by one agency it was routed
 /// to, and its consignment read; each answer as expected, within the client's 20 s.
@@ -120,8 +120,16 @@ async fn an_agency_holding_writes_open_takes_neither_the_pool_nor_a_traders_plac
     tokio::time::sleep(Duration::from_millis(300)).await;
     honest_during(&app, 5, async {}).await;
     let refused = app.post_json("/v1/acknowledgments", Some("demo-br-border"), "{}").await;
-    assert_eq!(refused.status(), 429, "the attacker meets its own quota of writes");
-    assert!(refused.headers().contains_key("retry-after") && refused.headers().contains_key("ratelimit-policy"));
+    let header = |name: &str| refused.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(header("retry-after").as_deref(), Some("1"));
+    assert_eq!(header("ratelimit-policy").as_deref(), Some("\"writes\";q=64;qu=\"concurrent-requests\""));
+    assert_eq!(header("ratelimit").as_deref(), Some("\"writes\";r=0;t=1"));
+    let problem = assert_problem(refused, 429, "too-many-requests").await;
+    assert_eq!((problem["quota"].as_str(), problem["limit"].as_u64()), (Some("writes"), Some(64)), "{problem:#}");
+    assert!(problem["detail"].as_str().unwrap().contains("more than 64 submissions or acknowledgments in progress"), "{problem:#}");
+    // The submissions with its token were refused as such, not held.
+    let forbidden = app.post_json("/v1/documents", Some("demo-br-border"), "{}").await;
+    assert_problem(forbidden, 403, "forbidden").await;
     drop(held);
 }
 
@@ -165,4 +173,16 @@ async fn thousands_of_anonymous_refusals_add_no_record_each_to_the_audit_log() {
     let after = audit_records(&app);
     // The honest rounds' own records (3 of submission, answer) and no more than a few others.
     assert!(after - before < 20, "{} records for 2,000 anonymous refusals", after - before);
+    // At the stop, the minute's count is written: one record for the source.
+    let data = app.data.clone();
+    app.stop().await;
+    let db = rusqlite::Connection::open(data.path().join("ventanilla.db")).unwrap();
+    let (subject, detail): (String, String) = db
+        .query_row("SELECT subject, detail FROM audit_log WHERE action = 'request.refused.summary' AND participant = 'anonymous'", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("one summary record of the anonymous refusals");
+    let detail: Value = serde_json::from_str(&detail).unwrap();
+    assert_eq!(subject, "source 127.0.0.1");
+    assert_eq!((detail["refused"].as_u64(), detail["codes"]["not-found"].as_u64()), (Some(2_000), Some(2_000)), "{detail:#}");
 }
