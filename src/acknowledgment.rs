@@ -13,11 +13,12 @@ use crate::domain::DeliveryStatus;
 /// Applies an agency's answer to its delivery and the consignment.
 pub async fn apply(store: &dyn Store, ack: AckRecord) -> Result<AckApplied, StoreError> {
     // The answer decides on its consignment: a document's UCR never changes, so it is read
-    // first. An unknown document names none, and the work refuses it.
+    // first. A document unknown then is refused then (an answer never runs without its lock).
     let document = ack.document_id;
-    let ucr = store.read_with(move |l| l.document_ucr(document)).await?;
-    let subjects = ucr.into_iter().map(Subject::Consignment).collect();
-    store.write_with(WriteMode::Undoable, subjects, move |l| apply_in(l, &ack)).await
+    let Some(ucr) = store.read_with(move |l| l.document_ucr(document)).await? else {
+        return Err(StoreError::UnknownDocument(document));
+    };
+    store.write_with(WriteMode::Undoable, vec![Subject::Consignment(ucr)], move |l| apply_in(l, &ack)).await
 }
 
 /// [`apply`], in the transaction of `l`.

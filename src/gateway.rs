@@ -42,6 +42,8 @@ pub enum SubmitError {
     UcrTaken(Ucr),
     #[error("{backlog} deliveries are waiting for the broker, at or above the bound of {limit}")]
     BacklogFull { backlog: u64, limit: u64 },
+    #[error("the payload takes {size} bytes as published, above the {limit} a record may carry (kafka.max_message_bytes less the headers' room)")]
+    PayloadTooLarge { size: usize, limit: usize },
     #[error("the document could not be stored")]
     Store(#[source] StoreError),
 }
@@ -87,6 +89,10 @@ pub struct Gateway {
     pub tasks: crate::supervision::TaskHealth,
     /// This gateway's name in the store's claims (`crate::outbox`).
     pub instance: String,
+    /// The largest payload text a record can carry (`kafka.max_message_bytes` less the
+    /// headers' room): a payload written back longer than its body (numbers in exponent form)
+    /// is refused before it is stored, never accepted and then refused by the broker.
+    pub max_payload_bytes: usize,
 }
 
 impl Gateway {
@@ -168,6 +174,9 @@ impl Gateway {
             }
         })?;
         let payload = body.get("payload").unwrap_or(&Value::Null).to_string();
+        if payload.len() > self.max_payload_bytes {
+            return Err(SubmitError::PayloadTooLarge { size: payload.len(), limit: self.max_payload_bytes });
+        }
         let body_sha256 = body_sha256(body, &payload);
         Ok(NewDocument {
             id: Uuid::now_v7(),

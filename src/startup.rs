@@ -145,6 +145,7 @@ impl Application {
             metrics: Arc::default(),
             tasks: TaskHealth::default(),
             instance: instance.clone(),
+            max_payload_bytes: settings.region.kafka.max_message_bytes.saturating_sub(crate::config::RECORD_HEADROOM_BYTES),
         });
         // Readiness shows the cluster from the first request on, not from the watcher's first round.
         let own_topics: Arc<std::collections::HashSet<String>> = Arc::new(topic_names.iter().cloned().collect());
@@ -314,14 +315,19 @@ impl Application {
         // batch in hand; what is left in the outbox, or unconfirmed when time is up, stays in
         // the store for another gateway or the next start (sent again: at least once).
         let left = STOP_BUDGET.saturating_sub(since_asked).max(Duration::from_millis(500));
-        if tokio::time::timeout(left, futures_util::future::join_all(self.tasks)).await.is_err() {
-            tracing::warn!(waited_ms = left.as_millis() as u64,
-                "background tasks did not end in time; stopping anyway (the store keeps what they had not published, and it is published again)");
-        }
+        let ended = tokio::time::timeout(left, futures_util::future::join_all(self.tasks)).await.is_ok();
         let (store, instance) = &self.claims;
-        match crate::outbox::release_claims(&**store, instance).await {
-            Ok(n) => tracing::info!(instance = %instance, consignments = n, "claims handed back for other gateways"),
-            Err(e) => tracing::warn!(error = %e, "cannot hand the claims back; they lapse when their leases run out"),
+        if ended {
+            match crate::outbox::release_claims(&**store, instance).await {
+                Ok(n) => tracing::info!(instance = %instance, consignments = n, "claims handed back for other gateways"),
+                Err(e) => tracing::warn!(error = %e, "cannot hand the claims back; they lapse when their leases run out"),
+            }
+        } else {
+            // Records may still be in the producer: handing the claims back now could let
+            // another gateway publish a consignment's next records before them.
+            tracing::warn!(waited_ms = left.as_millis() as u64,
+                "background tasks did not end in time; stopping anyway. The claims are kept until their leases run out \
+                 (what was not confirmed stays in the store and is published again)");
         }
         drop(self._embedded);
         let failed = self.task_health.failures();
@@ -356,8 +362,9 @@ async fn flush_refusals(refusals: Arc<crate::http::refusals::RefusalAudit>, stor
 
 /// The longest a stop answers requests already in flight.
 const REQUESTS_AT_STOP_SECS: u64 = 3;
-/// What a stop may take before the claims are handed back: a stopping gateway ends within about
-/// this, whatever its load (what it leaves is in the store).
+/// What a stop may take before the claims are handed back, counted from the signal (from the
+/// server's end for a stop asked by a [`StopHandle`]): a gateway stopped by a signal ends
+/// within about this, whatever its load (what it leaves is in the store).
 const STOP_BUDGET: Duration = Duration::from_millis(4_500);
 
 /// Stops a running gateway: ends open streams, then stops the server gracefully.

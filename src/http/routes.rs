@@ -67,6 +67,18 @@ pub(super) struct WritePermits<'a> {
     _pool: tokio::sync::SemaphorePermit<'a>,
 }
 
+/// The body about to be read, among `who`'s bytes in flight until the permit is dropped: its
+/// announced length, or the most it may be (`max_body`) when it is sent in chunks.
+pub(super) fn body_bytes(who: &Authenticated, req: &HttpRequest, max_body: usize) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    let announced = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(max_body as u64, |n| n.min(max_body as u64));
+    Ok(who.1.bytes(announced)?)
+}
+
 /// The permits of a write by `who` of a body of at most `max_body` bytes: taken only after the
 /// caller is known and its role may write here (`allowed`), its own first (`429` past its
 /// quota, which no other participant's load changes), the gateway's pool last (`503` when the
@@ -80,14 +92,7 @@ fn write_permits<'a>(
 ) -> Result<WritePermits<'a>, ApiError> {
     allowed(&who.0).map_err(|r| ApiError::new(Code::Forbidden, r.to_string()))?;
     let own = who.1.write()?;
-    // The body's announced length, or the most it may be when it is sent in chunks.
-    let announced = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .map_or(max_body as u64, |n| n.min(max_body as u64));
-    let bytes = who.1.bytes(announced)?;
+    let bytes = body_bytes(who, req, max_body)?;
     let pool = state.writes.try_acquire().map_err(|_| {
         ApiError::new(Code::Overloaded, "too many submissions in progress; retry after the delay in Retry-After")
     })?;
@@ -319,6 +324,7 @@ const BATCH_REFUSALS_NAMED: usize = 20;
 /// `POST /v1/validate`: the checks of submission, without storing or publishing; `200` with
 /// where the document would go, or the very problem submission would answer.
 pub async fn validate(state: State, who: Authenticated, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let _bytes = body_bytes(&who, &req, state.max_body_bytes)?;
     let body = read_body(&state, &req, payload).await?;
     let checked = state.gateway.validate(&who.0, &body)?;
     Ok(HttpResponse::Ok().json(validation_report(&checked)))

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Authenticated;
 use super::errors::{ApiError, Code};
-use super::routes::{read_body, AppState};
+use super::routes::{body_bytes, read_body, AppState};
 use crate::store::{StoreError, Webhook, WebhookRegistered};
 
 /// The body of a registration.
@@ -49,6 +49,7 @@ pub async fn register(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     crate::access::may_register_webhook(&who.0).map_err(refused)?;
+    let _bytes = body_bytes(&who, &req, state.max_body_bytes)?;
     let body = read_body(&state, &req, payload).await?;
     let request: WebhookRequest = serde_json::from_value(body).map_err(|e| {
         ApiError::new(Code::InvalidWebhook, format!("the body must be {{\"url\": \"https://...\"}} and nothing else: {e}"))

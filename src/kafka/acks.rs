@@ -128,7 +128,8 @@ pub async fn run(gateway: Arc<Gateway>, consumer: AckConsumer, mut shutdown: wat
             Err(_) => tracing::warn!(waited_ms = CLOSE_WAIT.as_millis() as u64,
                 "ack consumer: the group did not confirm the leave in time; stopping anyway (the group reassigns its partitions)"),
         },
-        Err(e) => tracing::warn!(error = %e, "ack consumer: cannot start the closing thread; the consumer is left to the process's exit"),
+        // The closure, and the consumer with it, was dropped here: closed on this thread.
+        Err(e) => tracing::warn!(error = %e, "ack consumer: cannot start the closing thread; the consumer was closed in place"),
     }
 }
 

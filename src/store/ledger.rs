@@ -18,8 +18,9 @@
 //! owner, an idempotency key, the webhook limit, a claim). The embedded store has one writer
 //! and needs no more; a store with several writers serializes per subject, never globally.
 //!
-//! **Order.** Deliveries and status events have a `position` that grows with commit order, as
-//! cursors see them (`agency_deliveries`, `status_events_after`, `latest_status_event`): a
+//! **Order.** Deliveries and status events have a `position`, given at or after commit, such
+//! that a row committed after another was given its position gets a higher one, as cursors see
+//! them (`agency_deliveries`, `status_events_after`, `latest_status_event`): a
 //! cursor never skips a row committed after a later one it already saw. A row may get its
 //! position a little after its commit (the PostgreSQL store gives them after commit, in commit
 //! order); until then no cursor sees it. The embedded store's positions are its ids.

@@ -101,8 +101,11 @@ impl PgStore {
 }
 
 /// Gives positions to the deliveries and status events committed without one, in id order
-/// within one call, each call after the previous one's commit: so positions grow with commit
-/// order. One gateway at a time holds the sequencer's lock (taken before the statements, so
+/// within one call, each call after the previous one's commit: a row committed after another
+/// was positioned gets a higher position, so no cursor passes it. Rows a writer holds at that
+/// moment (a delivery being dispatched or answered) are skipped, never waited for, and get a
+/// later position: the sequencer holds its lock only for its own statements, and never waits
+/// on a writer that might wait on it. One gateway at a time holds the sequencer's lock (taken before the statements, so
 /// their snapshot sees every earlier sequencing). With `wait`, a gateway that finds it taken
 /// waits for it (a sequencing holds no other lock and lasts a few statements); without, it
 /// does nothing, and the holder or a later tick positions its rows. How many rows got one.
@@ -126,7 +129,8 @@ pub async fn sequence(client: &tokio_postgres::Client, wait: bool) -> Result<u64
                 "UPDATE {table} t SET position = base.last + todo.n
                    FROM (SELECT COALESCE(MAX(position), 0) AS last FROM {table}) AS base,
                         (SELECT id, row_number() OVER (ORDER BY id) AS n
-                           FROM (SELECT id FROM {table} WHERE position IS NULL ORDER BY id LIMIT $1) AS waiting) AS todo
+                           FROM (SELECT id FROM {table} WHERE position IS NULL ORDER BY id LIMIT $1
+                                 FOR UPDATE SKIP LOCKED) AS waiting) AS todo
                   WHERE t.id = todo.id"
             );
             let n = client.execute(&sql, &[&SEQUENCE_BATCH]).await?;
@@ -258,11 +262,17 @@ impl Transactional for PgLedger {
             // statement after the locks sees what the previous holder committed. A number two
             // subjects share only makes their groups take turns.
             let keys: Vec<String> = subjects.iter().map(Subject::key).collect();
-            self.exec(
+            let locked = self.exec(
                 "SELECT count(pg_advisory_xact_lock(h)) FROM
                    (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY h) AS locks",
                 &[&keys],
-            )?;
+            );
+            if let Err(e) = locked {
+                // The transaction is aborted (a lock timeout, a cancelled statement): end it, or
+                // every later BEGIN on this connection would fail.
+                let _ = self.run("ROLLBACK");
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -705,6 +715,11 @@ impl Ledger for PgLedger {
         // Into the lowest free slot of 1..=max; the constraint UNIQUE (participant, slot) refuses
         // a slot another gateway takes at the same moment, and the next free one is tried.
         let max = i32::try_from(max).unwrap_or(i32::MAX);
+        // A limit lowered since: slots above it may still be held.
+        let full = self.row("SELECT COUNT(*) >= $2 FROM webhooks WHERE participant = $1", &[&participant, &(max as i64)])?;
+        if full.is_none_or(|r| r.get::<_, bool>(0)) {
+            return Ok(false);
+        }
         for _ in 0..max.max(1) {
             let added = self.exec(
                 "INSERT INTO webhooks (id, participant, url, secret, created_at, cursor, slot)
@@ -771,8 +786,8 @@ impl Ledger for PgLedger {
     }
 
     fn claim_webhooks(&mut self, ids: &[Uuid], instance: &str, now: Millis, until: Millis) -> Result<Vec<Uuid>, StoreError> {
-        // In id order (the caller sorts), so two gateways claiming at once take the rows in
-        // one order.
+        // Each claim is one row's conditional update; two gateways claiming the same webhook at
+        // once: the second waits for the first's commit, then finds it taken.
         let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
         self.rows(
             "UPDATE webhooks SET claimed_by = $2, claimed_until = $4

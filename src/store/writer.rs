@@ -161,6 +161,8 @@ fn write_loop<T: Transactional>(mut db: T, jobs: mpsc::Receiver<Job>) {
         subjects.sort();
         subjects.dedup();
         if let Err(e) = db.begin(&subjects) {
+            // Whatever was opened is ended, so the next group starts clean.
+            let _ = db.run("ROLLBACK");
             // Nothing of this group is written. Dropping the jobs drops their reply channels,
             // so each caller gets `StoreError::Unavailable` and answers 503.
             tracing::error!(error = %e, jobs = group.len(), "store: cannot begin a transaction");

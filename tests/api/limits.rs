@@ -114,3 +114,21 @@ async fn a_topic_that_takes_smaller_records_than_the_gateway_publishes_is_refuse
     assert!(refused.contains("max.message.bytes") && refused.contains("kafka.max_message_bytes (1064960)"), "{refused}");
     assert!(refused.contains("1048588"), "names what the topic takes: {refused}");
 }
+
+#[tokio::test]
+async fn a_payload_longer_as_published_than_a_record_may_carry_is_refused_before_it_is_stored() {
+    // Records of at most 3,000 bytes of payload (the headers' room above it): a body the HTTP
+    // limit lets through, whose payload as published would not fit, is 413 and stores nothing.
+    let app = spawn_app_configured(Some(test_brokers()), |s| {
+        s.region.kafka.max_message_bytes = ventanilla::config::RECORD_HEADROOM_BYTES + 3_000;
+    })
+    .await;
+    let doc = example("customsDeclaration/valid/export-beef-road-AR-BR.json");
+    assert!(doc["payload"].to_string().len() > 3_000);
+    let problem = assert_problem(app.submit(&doc).await, 413, "payload-too-large").await;
+    assert_eq!(problem["limit"], 3_000, "{problem:#}");
+    assert!(problem["detail"].as_str().unwrap().contains("as published"), "{problem:#}");
+    let view = app.get(&format!("/v1/consignments/{}", doc["ucr"].as_str().unwrap()), Some("demo-trader")).await;
+    assert_eq!(view.status(), 404, "nothing was stored");
+    app.stop().await;
+}
