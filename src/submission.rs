@@ -50,20 +50,24 @@ pub async fn accept_all(store: &dyn Store, docs: Vec<NewDocument>) -> Result<Vec
         .await
 }
 
-/// The first receipt when `doc` repeats an accepted document; a conflict when it reuses the
-/// key, or the (sender, UCR, type) identity, of a different one; `None` when it is new.
+/// One rule for "the same document": the same sender, UCR, type and body is a replay (its first
+/// receipt), whatever the `Idempotency-Key`; a different body under a key already used, or for
+/// a (sender, UCR, type) already accepted, is a conflict; `None` when it is new. The key only
+/// adds the first conflict.
 fn earlier_acceptance(l: &mut dyn Ledger, doc: &NewDocument) -> Result<Option<Acceptance>, StoreError> {
-    let earlier = match &doc.idempotency_key {
+    let by_key = match &doc.idempotency_key {
         Some(key) => l.document_by_key(&doc.sender, key)?,
-        None => l.document_by_identity(&doc.sender, &doc.ucr, &doc.document_type, &doc.body_sha256)?,
+        None => None,
+    };
+    let (earlier, reason) = match by_key {
+        Some(earlier) => (Some(earlier), "this Idempotency-Key was already used for a different document"),
+        None => (
+            l.document_by_identity(&doc.sender, &doc.ucr, &doc.document_type, &doc.body_sha256)?,
+            "a different document of this type was already accepted from you for this UCR",
+        ),
     };
     let Some(EarlierDocument { id, body_sha256, receipt }) = earlier else { return Ok(None) };
     if body_sha256 != doc.body_sha256 {
-        let reason = if doc.idempotency_key.is_some() {
-            "this Idempotency-Key was already used for a different document"
-        } else {
-            "a different document of this type was already accepted from you for this UCR"
-        };
         return Err(StoreError::Conflict { document: id, reason });
     }
     let receipt = serde_json::from_str(&receipt).map_err(|e| StoreError::Corrupt(format!("stored receipt: {e}")))?;

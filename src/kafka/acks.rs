@@ -150,8 +150,13 @@ async fn take(
     match body {
         Some(Ok(body)) => match gateway.acknowledge(writer, body, "kafka").await {
             Ok(applied) => {
-                tracing::info!(document = %applied.document_id, agency = %applied.agency,
-                    outcome = applied.outcome.as_str(), "acknowledgment applied from the ack topic");
+                if applied.outcome.changed() {
+                    tracing::info!(document = %applied.document_id, agency = %applied.agency,
+                        outcome = applied.outcome.as_str(), "acknowledgment applied from the ack topic");
+                } else {
+                    tracing::info!(document = %applied.document_id, agency = %applied.agency, outcome = applied.outcome.as_str(),
+                        "acknowledgment from the ack topic recorded in the delivery's history; it changed nothing");
+                }
                 true
             }
             Err(AckError::Store(e)) => {

@@ -1,5 +1,6 @@
-//! A document sent twice is accepted once: the same `Idempotency-Key` (or, without one, the
-//! same sender, UCR, type and body) returns the first receipt; a different body is a conflict.
+//! A document sent twice is accepted once: the same sender, UCR, type and body returns the first
+//! receipt whatever the `Idempotency-Key`; a different body under a key already used, or for a
+//! sender, UCR and type already accepted, is a conflict.
 
 use serde_json::{json, Value};
 
@@ -58,4 +59,37 @@ async fn the_same_key_returns_the_first_receipt_and_a_different_body_is_409() {
         .await
         .unwrap();
     assert_problem(bad, 400, "invalid-idempotency-key").await;
+}
+
+/// One rule for "the same document", in the other order: sent first without a key, then with
+/// new keys, it is still accepted once; a different body for the same sender, UCR and type is a
+/// conflict whatever the key.
+#[tokio::test]
+async fn the_same_document_under_new_keys_is_a_replay_and_a_different_one_a_conflict() {
+    let app = spawn_app().await;
+    let body = example("certificateOfOrigin/valid/ace18-beef-AR-BR.json");
+    let send = |b: Value, key: Option<&'static str>| {
+        let app = &app;
+        async move {
+            let mut req = app.client.post(format!("{}/v1/documents", app.address)).bearer_auth("demo-trader").json(&b);
+            if let Some(k) = key {
+                req = req.header("Idempotency-Key", k);
+            }
+            req.send().await.unwrap()
+        }
+    };
+    let first: Value = send(body.clone(), None).await.json().await.unwrap();
+    for key in ["co-new-key-1", "co-new-key-2"] {
+        let again = send(body.clone(), Some(key)).await;
+        assert_eq!(again.status(), 202);
+        assert_eq!(again.headers().get("idempotent-replayed").unwrap(), "true", "under {key}");
+        assert_eq!(again.json::<Value>().await.unwrap()["documentId"], first["documentId"]);
+    }
+    let mut changed = body.clone();
+    changed["payload"]["certificateNumber"] = json!("CHANGED-0002");
+    let p = assert_problem(send(changed, Some("co-new-key-3")).await, 409, "duplicate-conflict").await;
+    assert_eq!(p["documentId"], first["documentId"]);
+    let ucr = first["ucr"].as_str().unwrap();
+    let view: Value = app.get(&format!("/v1/consignments/{ucr}"), Some("demo-operator")).await.json().await.unwrap();
+    assert_eq!(view["documents"].as_array().unwrap().len(), 1, "one document stored, published once");
 }
