@@ -42,8 +42,6 @@ pub enum SubmitError {
     UcrTaken(Ucr),
     #[error("{backlog} deliveries are waiting for the broker, at or above the bound of {limit}")]
     BacklogFull { backlog: u64, limit: u64 },
-    #[error("the payload takes {size} bytes as published, above the {limit} a record may carry (kafka.max_message_bytes less the headers' room)")]
-    PayloadTooLarge { size: usize, limit: usize },
     #[error("the document could not be stored")]
     Store(#[source] StoreError),
 }
@@ -89,10 +87,6 @@ pub struct Gateway {
     pub tasks: crate::supervision::TaskHealth,
     /// This gateway's name in the store's claims (`crate::outbox`).
     pub instance: String,
-    /// The largest payload text a record can carry (`kafka.max_message_bytes` less the
-    /// headers' room): a payload written back longer than its body (numbers in exponent form)
-    /// is refused before it is stored, never accepted and then refused by the broker.
-    pub max_payload_bytes: usize,
 }
 
 impl Gateway {
@@ -103,10 +97,11 @@ impl Gateway {
         &self,
         by: &Participant,
         body: &Value,
+        payload_text: Option<&str>,
         idempotency_key: Option<String>,
     ) -> Result<Acceptance, SubmitError> {
         let backlog = self.backlog_now();
-        let doc = self.prepare(by, body, idempotency_key, backlog)?;
+        let doc = self.prepare(by, body, payload_text, idempotency_key, backlog)?;
         let acceptance = crate::submission::accept(&*self.store, doc).await.map_err(|e| self.store_refusal(e, backlog))?;
         self.accepted([&acceptance]);
         Ok(acceptance)
@@ -165,19 +160,22 @@ impl Gateway {
         self.backlog.load(Ordering::Relaxed)
     }
 
-    /// Validates and routes a submission into the document to commit (CPU only: no I/O).
-    pub fn prepare(&self, by: &Participant, body: &Value, idempotency_key: Option<String>, backlog: u64) -> Result<NewDocument, SubmitError> {
+    /// Validates and routes a submission into the document to commit (CPU only: no I/O). The
+    /// payload published is `payload_text`, the payload's text as sent, when given (agencies get
+    /// the trader's bytes); the replay check compares the canonical text, so formatting alone
+    /// never makes a document different.
+    pub fn prepare(&self, by: &Participant, body: &Value, payload_text: Option<&str>, idempotency_key: Option<String>, backlog: u64)
+        -> Result<NewDocument, SubmitError> {
         let Checked { valid, routed } = self.validate(by, body).inspect_err(|e| {
             if let SubmitError::Invalid(_) = e {
                 let document_type = body.get("documentType").and_then(Value::as_str).filter(|t| self.registry.knows(t));
                 self.metrics.validation_failure(document_type.unwrap_or("unknown"));
             }
         })?;
-        let payload = body.get("payload").unwrap_or(&Value::Null).to_string();
-        if payload.len() > self.max_payload_bytes {
-            return Err(SubmitError::PayloadTooLarge { size: payload.len(), limit: self.max_payload_bytes });
-        }
-        let body_sha256 = body_sha256(body, &payload);
+        let canonical = body.get("payload").unwrap_or(&Value::Null).to_string();
+        let body_sha256 = body_sha256(body, &canonical);
+        // As sent, it is no longer than the body, which the start check fits in a record.
+        let payload = payload_text.map_or(canonical, str::to_owned);
         Ok(NewDocument {
             id: Uuid::now_v7(),
             ucr: valid.ucr,
@@ -398,9 +396,9 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// SHA-256 (hex) of the body's JSON text as serde_json writes it (keys sorted, so equal
-/// documents give equal text), streamed into the hash with the payload's text, already made
-/// for the broker, spliced in: the body is not serialized a second time, and the hash is the
-/// one stores written by earlier versions hold.
+/// documents give equal text, however they were formatted), streamed into the hash with the
+/// payload's canonical text spliced in: the body is not serialized a second time, and the hash
+/// is the one stores written by earlier versions hold.
 pub fn body_sha256(body: &Value, payload_text: &str) -> String {
     use sha2::{Digest, Sha256};
     struct Hashing(Sha256);

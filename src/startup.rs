@@ -145,15 +145,6 @@ impl Application {
             metrics: Arc::default(),
             tasks: TaskHealth::default(),
             instance: instance.clone(),
-            // What a record carries, which the start check keeps at or above a body's bound (a
-            // test that sets the producer's limit below it on purpose keeps the body's bound,
-            // so the broker refusals it wants still happen).
-            max_payload_bytes: settings
-                .region
-                .kafka
-                .max_message_bytes
-                .saturating_sub(crate::config::RECORD_HEADROOM_BYTES)
-                .max(settings.region.gateway.max_body_bytes),
         });
         // Readiness shows the cluster from the first request on, not from the watcher's first round.
         let own_topics: Arc<std::collections::HashSet<String>> = Arc::new(topic_names.iter().cloned().collect());

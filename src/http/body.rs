@@ -26,6 +26,36 @@ pub async fn json_body(
     }
 }
 
+/// A document as submitted: its parsed body, and its `payload` member's text exactly as sent.
+pub type Submitted = (Value, Option<String>);
+
+/// The text of a document's `payload` member exactly as sent (key order, whitespace, escapes):
+/// what agencies receive, so that a signature the trader made over those bytes still checks.
+/// `body` has already been parsed (strictly: no duplicate members).
+pub fn payload_text(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        payload: Option<&'a serde_json::value::RawValue>,
+    }
+    serde_json::from_slice::<Envelope<'_>>(body).ok()?.payload.map(|p| p.get().to_owned())
+}
+
+/// A document's body ([`json_body`]), with its payload's text as sent.
+pub async fn document_body(req: &HttpRequest, payload: web::Payload, limit: usize, shape: &JsonLimits) -> Result<Submitted, ApiError> {
+    match media_type(req)? {
+        MediaType::Json => {
+            let shape = *shape;
+            parse_off_worker_if_large(read_limited(req, payload, limit).await?, move |body| {
+                let value = parse_json(body, &shape)?;
+                Ok((value, payload_text(body)))
+            })
+            .await
+        }
+        MediaType::NdJson => Err(unsupported(req)),
+    }
+}
+
 /// Bodies up to this size are parsed on the worker that read them (a typical 10 KB document
 /// takes tens of microseconds); larger ones on the blocking pool.
 const INLINE_PARSE_BYTES: usize = 64 * 1024;
@@ -107,7 +137,7 @@ pub async fn batch_body(
     item_limit: usize,
     shape: &JsonLimits,
     max_items: usize,
-) -> Result<Vec<Result<Value, ApiError>>, ApiError> {
+) -> Result<Vec<Result<Submitted, ApiError>>, ApiError> {
     let kind = media_type(req)?;
     let shape = *shape;
     let bytes = read_limited(req, payload, limit).await?;
@@ -115,7 +145,8 @@ pub async fn batch_body(
 }
 
 /// Splits a batch body into its documents, each parsed on its own (see [`batch_body`]).
-fn split_batch(bytes: &[u8], kind: MediaType, item_limit: usize, shape: &JsonLimits, max_items: usize) -> Result<Vec<Result<Value, ApiError>>, ApiError> {
+fn split_batch(bytes: &[u8], kind: MediaType, item_limit: usize, shape: &JsonLimits, max_items: usize) -> Result<Vec<Result<Submitted, ApiError>>, ApiError> {
+    let parse = |text: &[u8]| -> Result<Submitted, ApiError> { Ok((parse_json(text, shape)?, payload_text(text))) };
     let too_many = |n: usize| {
         ApiError::new(Code::PayloadTooLarge, format!("a batch holds at most {max_items} documents, this one {n}"))
             .with(serde_json::json!({"maxItems": max_items}))
@@ -124,7 +155,7 @@ fn split_batch(bytes: &[u8], kind: MediaType, item_limit: usize, shape: &JsonLim
         ApiError::new(Code::PayloadTooLarge, format!("a document exceeds {item_limit} bytes"))
             .with(serde_json::json!({"limit": item_limit}))
     };
-    let items: Vec<Result<Value, ApiError>> = match kind {
+    let items: Vec<Result<Submitted, ApiError>> = match kind {
         MediaType::Json => {
             // The array adds one level of nesting to every document.
             let array_shape = JsonLimits { max_depth: shape.max_depth + 1, max_items: shape.max_items.max(max_items + 1), ..*shape };
@@ -142,7 +173,7 @@ fn split_batch(bytes: &[u8], kind: MediaType, item_limit: usize, shape: &JsonLim
                 .into_iter()
                 .map(|text| {
                     let text = text.get().as_bytes();
-                    if text.len() > item_limit { Err(item_too_large()) } else { parse_json(text, shape) }
+                    if text.len() > item_limit { Err(item_too_large()) } else { parse(text) }
                 })
                 .collect()
         }
@@ -158,7 +189,7 @@ fn split_batch(bytes: &[u8], kind: MediaType, item_limit: usize, shape: &JsonLim
             }
             lines
                 .into_iter()
-                .map(|line| if line.len() > item_limit { Err(item_too_large()) } else { parse_json(line, shape) })
+                .map(|line| if line.len() > item_limit { Err(item_too_large()) } else { parse(line) })
                 .collect()
         }
     };

@@ -309,9 +309,6 @@ impl From<SubmitError> for ApiError {
                 format!("{e}: the broker is slow or unreachable. Nothing was stored; retry after the delay in Retry-After"),
             )
             .with(json!({ "backlog": backlog, "limit": limit })),
-            SubmitError::PayloadTooLarge { limit, .. } => {
-                ApiError::new(Code::PayloadTooLarge, format!("{e}; numbers written as plain decimals take less")).with(json!({ "limit": limit }))
-            }
             SubmitError::Store(_) => internal(&e),
         }
     }

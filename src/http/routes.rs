@@ -196,8 +196,9 @@ pub async fn submit_document(
 ) -> Result<HttpResponse, ApiError> {
     let _permits = write_permits(&state, &who, &req, state.max_body_bytes, crate::access::submits_documents)?;
     let key = idempotency_key(&req)?;
-    let body = read_body(&state, &req, payload).await?;
-    match state.gateway.submit(&who.0, &body, key).await? {
+    let (body, payload_text) =
+        within_timeout(&state, crate::http::body::document_body(&req, payload, state.max_body_bytes, &state.json_limits)).await?;
+    match state.gateway.submit(&who.0, &body, payload_text.as_deref(), key).await? {
         Acceptance::New(receipt) => {
             tracing::info!(document = %receipt.document_id, ucr = %receipt.ucr, sender = %who.0.id,
                 deliveries = receipt.deliveries.len(), "document accepted");
@@ -272,7 +273,7 @@ pub async fn submit_batch(
                 .enumerate()
                 .map(|(i, item)| {
                     let key = key.as_ref().map(|k| format!("{k}#{i}"));
-                    item.and_then(|body| gateway.prepare(&by, &body, key, backlog).map_err(ApiError::from))
+                    item.and_then(|(body, text)| gateway.prepare(&by, &body, text.as_deref(), key, backlog).map_err(ApiError::from))
                 })
                 .collect();
             (prepared, backlog)

@@ -248,7 +248,10 @@ fn event_stream(state: web::Data<AppState>, open: Open, source: Source, after: i
                         feed.page_bytes = Some(bytes);
                         feed.cursor = found.last().map_or(feed.cursor, |e| e.0);
                         for (id, name, event) in found {
-                            feed.ready.push_back(web::Bytes::from(format!("id: {id}\nevent: {name}\ndata: {event}\n\n")));
+                            // A payload as sent may span lines (whitespace between JSON tokens):
+                            // each line its own `data:` field, which the client joins again.
+                            let data = event.replace('\r', "").replace('\n', "\ndata: ");
+                            feed.ready.push_back(web::Bytes::from(format!("id: {id}\nevent: {name}\ndata: {data}\n\n")));
                         }
                         feed.beat = Instant::now();
                         continue;

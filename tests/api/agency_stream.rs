@@ -22,7 +22,10 @@ async fn read_events(r: &mut reqwest::Response, want: usize) -> Vec<(i64, Value)
         while let Some(end) = text.find("\n\n") {
             let block: String = text.drain(..end + 2).collect();
             let id = block.lines().find_map(|l| l.strip_prefix("id: ")).map(|v| v.parse::<i64>().unwrap());
-            let data = block.lines().find_map(|l| l.strip_prefix("data: ")).map(|d| serde_json::from_str::<Value>(d).unwrap());
+            // An event's data may span `data:` lines (a payload as sent, over several lines):
+            // joined with line breaks, as an EventSource joins them.
+            let lines: Vec<&str> = block.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+            let data = (!lines.is_empty()).then(|| serde_json::from_str::<Value>(&lines.join("\n")).unwrap());
             if let (Some(id), Some(data)) = (id, data) {
                 events.push((id, data));
             }
@@ -144,4 +147,62 @@ async fn traders_follow_the_state_of_their_own_consignments_only() {
     assert_eq!(r.headers()["content-type"], "text/event-stream");
     let streamed = read_events(&mut r, 2).await;
     assert_eq!(streamed[1].1["state"], "on_hold");
+}
+
+/// Agencies receive the payload exactly as the trader sent it (its key order, spacing, line
+/// breaks and number forms), on their topic and on the HTTP stream, so a signature the trader
+/// made over those bytes still checks; validation parses it as usual.
+#[tokio::test]
+async fn agencies_receive_the_payload_exactly_as_the_trader_sent_it() {
+    use rdkafka::message::{Headers, Message};
+    let brokers = test_brokers();
+    let app = crate::helpers::spawn_app_configured(Some(brokers.clone()), |_| {}).await;
+    let mut doc = example("packingList/valid/milk-powder-road-UY-BR.json");
+    doc["ucr"] = json!(format!("RAW{}", &uuid::Uuid::now_v7().simple().to_string()[20..].to_uppercase()));
+    // The members in reverse order, indented, one per line, masses as exponents.
+    let members: Vec<String> = doc["payload"].as_object().unwrap().iter().rev().map(|(k, v)| format!("\"{k}\" :  {v}")).collect();
+    let payload = format!("{{\n  {}\n}}", members.join(",\n  ")).replace("25000", "2.5e4");
+    assert!(payload.contains("2.5e4") && payload.contains('\n'));
+    let mut envelope = String::from("{");
+    for k in ["documentType", "ucr", "origin", "destination"] {
+        envelope.push_str(&format!("\"{k}\":{},", doc[k]));
+    }
+    let body = format!("{envelope}\"payload\":{payload}}}");
+    let r = app.post_json("/v1/documents", Some("demo-trader"), &body).await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+    let receipt: Value = r.json().await.unwrap();
+    let document = receipt["documentId"].as_str().unwrap().to_owned();
+    let topic = receipt["deliveries"][0]["topic"].as_str().unwrap().to_owned();
+    let agency = receipt["deliveries"][0]["agency"].as_str().unwrap().to_owned();
+
+    // On the topic: the record's value is the payload's bytes as sent.
+    let c = crate::helpers::consumer(&brokers, &[&topic]);
+    let value = loop {
+        let m = tokio::time::timeout(Duration::from_secs(30), c.recv()).await.expect("the record arrives").unwrap();
+        let id = m.headers().and_then(|h| h.iter().find(|h| h.key == "ce_id").and_then(|h| h.value)).map(|v| String::from_utf8_lossy(v).into_owned());
+        if id.as_deref() == Some(document.as_str()) {
+            break m.payload().unwrap().to_vec();
+        }
+    };
+    assert_eq!(String::from_utf8(value).unwrap(), payload, "the bytes as sent");
+
+    // On the long poll: the event's data is the same text.
+    let page = app.get(&format!("/v1/agencies/{agency}/documents?after=0&wait=5s"), Some(&format!("demo-{agency}"))).await.text().await.unwrap();
+    assert!(page.contains(&format!("\"data\":{payload}")), "{page}");
+    let parsed: Value = serde_json::from_str(&page).unwrap();
+    assert_eq!(parsed["events"][0]["data"]["totalNetMass"], json!(25000.0), "and it parses as the document");
+
+    // On the SSE stream: one `data:` line per line of the event, joined again by the reader.
+    let mut sse = app.client.get(format!("{}/v1/agencies/{agency}/documents", app.address)).bearer_auth(format!("demo-{agency}")).send().await.unwrap();
+    let mut text = String::new();
+    while !text.contains("\n\n") || !text.contains("event: document") {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), sse.chunk()).await.unwrap().unwrap().unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    let block = &text[text.find("id: ").unwrap()..];
+    let block = &block[..block.find("\n\n").unwrap()];
+    let joined: Vec<&str> = block.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    assert!(joined.join("\n").contains(&payload), "{block}");
+    drop(sse);
+    app.stop().await;
 }

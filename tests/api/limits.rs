@@ -114,39 +114,3 @@ async fn a_topic_that_takes_smaller_records_than_the_gateway_publishes_is_refuse
     assert!(refused.contains("max.message.bytes") && refused.contains("kafka.max_message_bytes (1064960)"), "{refused}");
     assert!(refused.contains("1048588"), "names what the topic takes: {refused}");
 }
-
-#[tokio::test]
-async fn a_payload_longer_as_published_than_a_record_may_carry_is_refused_before_it_is_stored() {
-    // Masses sent as `1e9` (3 bytes) are published as `1000000000.0` (12): a body within the
-    // HTTP limit whose payload, as published, is longer than a record may carry.
-    let mut doc = example("packingList/valid/milk-powder-road-UY-BR.json");
-    let package = doc["payload"]["packages"][0].clone();
-    for n in 2..=6 {
-        let mut more = package.clone();
-        more["sequenceNumber"] = serde_json::json!(n);
-        doc["payload"]["packages"].as_array_mut().unwrap().push(more);
-    }
-    // Masses of 1e9 kg and quantities of 1e11, within the schema's maximums.
-    let mut body = doc.to_string();
-    for (field, value) in [("grossMass", "1e9"), ("netMass", "1e9"), ("totalGrossMass", "1e9"), ("totalNetMass", "1e9"), ("value", "1e11")] {
-        for n in ["25150", "25000"] {
-            body = body.replace(&format!("\"{field}\":{n}"), &format!("\"{field}\":{value}"));
-        }
-    }
-    let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let published = parsed["payload"].to_string().len();
-    assert!(published > body.len(), "{published} bytes as published, {} sent", body.len());
-    // Bodies up to exactly this one; records whose payload carries no more than a body.
-    let limit = body.len();
-    let app = spawn_app_configured(Some(test_brokers()), |s| {
-        s.region.gateway.max_body_bytes = limit;
-        s.region.kafka.max_message_bytes = ventanilla::config::RECORD_HEADROOM_BYTES + limit;
-    })
-    .await;
-    let problem = assert_problem(app.post_json("/v1/documents", Some("demo-trader"), &body).await, 413, "payload-too-large").await;
-    assert_eq!(problem["limit"], limit, "{problem:#}");
-    assert!(problem["detail"].as_str().unwrap().contains("as published"), "{problem:#}");
-    let view = app.get(&format!("/v1/consignments/{}", doc["ucr"].as_str().unwrap()), Some("demo-trader")).await;
-    assert_eq!(view.status(), 404, "nothing was stored");
-    app.stop().await;
-}
