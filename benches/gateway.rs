@@ -326,6 +326,15 @@ impl Gateway {
     }
 }
 
+impl Drop for Gateway {
+    /// A benchmark that fails part-way leaves no gateway running (after `stop`, the process has
+    /// already exited and this does nothing).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// An Apache Kafka broker process of the benchmark's own (`scripts/kafka.sh`), on loopback.
 struct Kafka {
     address: String,
