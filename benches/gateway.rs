@@ -996,6 +996,26 @@ fn large_invoice(ucr: &str) -> Bytes {
     Bytes::from(serde_json::to_vec(&doc).unwrap())
 }
 
+/// Submits 40 large invoices (UCRs `<ucr>-0` to `<ucr>-39`) as the honest trader; the agency
+/// they are routed to first.
+async fn submit_large_invoices(client: &reqwest::Client, address: &str, ucr: &str) -> String {
+    let mut agency = String::new();
+    for n in 0..40 {
+        let r = client
+            .post(format!("{address}/v1/documents"))
+            .bearer_auth("demo-trader")
+            .header("Content-Type", "application/json")
+            .body(large_invoice(&format!("{ucr}-{n}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "a large document");
+        let receipt: Value = r.json().await.unwrap();
+        agency = receipt["deliveries"][0]["agency"].as_str().unwrap().to_owned();
+    }
+    agency
+}
+
 /// Raw connections that send a request's head (and maybe a body's first byte) and then
 /// neither send nor read anything more: held until dropped.
 async fn held_connections(address: &str, n: usize, head: impl Fn(&str) -> String) -> Vec<tokio::net::TcpStream> {
@@ -1098,20 +1118,7 @@ async fn fairness(o: &Options, docs: Arc<Vec<Doc>>) {
 
     // 3. Streams of large documents whose reader does not read: 40 documents of about 990 KB,
     //    100 streams asked for by the agency they are routed to (its quota lets 8 stay open).
-    let mut agency = String::new();
-    for n in 0..40 {
-        let r = client
-            .post(format!("{address}/v1/documents"))
-            .bearer_auth("demo-trader")
-            .header("Content-Type", "application/json")
-            .body(large_invoice(&format!("BIG-{}-{n}", run[24..].to_uppercase())))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202, "a large document");
-        let receipt: Value = r.json().await.unwrap();
-        agency = receipt["deliveries"][0]["agency"].as_str().unwrap().to_owned();
-    }
+    let agency = submit_large_invoices(&client, &address, &format!("BIG-{}", run[24..].to_uppercase())).await;
     let stalled = held_connections(&address, 100, |host| {
         format!("GET /v1/agencies/{agency}/documents HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer demo-{agency}\r\n\r\n")
     })
@@ -1175,19 +1182,7 @@ async fn fairness(o: &Options, docs: Arc<Vec<Doc>>) {
     let prefix = format!("mem{}.", &run[20..]);
     let gateway = Gateway::start(None, &prefix, None).await;
     let address = gateway.address.clone();
-    let mut agency = String::new();
-    for n in 0..40 {
-        let r = client
-            .post(format!("{address}/v1/documents"))
-            .bearer_auth("demo-trader")
-            .header("Content-Type", "application/json")
-            .body(large_invoice(&format!("MEM-{}-{n}", run[24..].to_uppercase())))
-            .send()
-            .await
-            .unwrap();
-        let receipt: Value = r.json().await.unwrap();
-        agency = receipt["deliveries"][0]["agency"].as_str().unwrap().to_owned();
-    }
+    let agency = submit_large_invoices(&client, &address, &format!("MEM-{}", run[24..].to_uppercase())).await;
     let (before, _) = rss_mib(&gateway.pid());
     let stalled = held_connections(&address, 100, |host| {
         format!("GET /v1/agencies/{agency}/documents HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer demo-{agency}\r\n\r\n")

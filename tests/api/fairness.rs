@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::helpers::{assert_problem, example, spawn_app_configured, test_brokers, TestApp};
+use crate::helpers::{assert_problem, example, held_write, spawn_app_configured, test_brokers, TestApp};
 
 /// The honest participant's round: a document submitted, answered by one agency it was routed
 /// to, and its consignment read; each answer as expected, within the client's 20 s.
@@ -95,27 +95,13 @@ async fn fifty_event_polls_of_a_participant_without_consignments_take_only_its_o
 #[tokio::test]
 async fn an_agency_holding_writes_open_takes_neither_the_pool_nor_a_traders_place() {
     let app = gateway().await;
-    let host = app.address.trim_start_matches("http://").to_owned();
-    // Submissions with an agency's token: refused before anything is held or read.
+    // Submissions with an agency's token: refused before anything is held or read. Then its
+    // own write endpoint, with bodies that never come: its quota of writes, not the pool.
     let mut held = Vec::new();
-    for _ in 0..100 {
-        let mut s = TcpStream::connect(&host).await.unwrap();
-        let head = format!(
-            "POST /v1/documents HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer demo-br-border\r\n\
-             Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{"
-        );
-        s.write_all(head.as_bytes()).await.unwrap();
-        held.push(s);
-    }
-    // Its own write endpoint, with bodies that never come: its quota of writes, not the pool.
-    for _ in 0..100 {
-        let mut s = TcpStream::connect(&host).await.unwrap();
-        let head = format!(
-            "POST /v1/acknowledgments HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer demo-br-border\r\n\
-             Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{"
-        );
-        s.write_all(head.as_bytes()).await.unwrap();
-        held.push(s);
+    for path in ["/v1/documents", "/v1/acknowledgments"] {
+        for _ in 0..100 {
+            held.push(held_write(&app.address, path, "demo-br-border", 100_000, "{").await);
+        }
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     honest_during(&app, 5, async {}).await;

@@ -189,6 +189,20 @@ pub async fn assert_problem(r: reqwest::Response, status: u16, code: &str) -> Va
     body
 }
 
+/// A raw connection that sends `POST path` with `token`, announces a body of `announced` bytes
+/// and sends only `start` of it: a write held open until the connection is dropped.
+pub async fn held_write(address: &str, path: &str, token: &str, announced: usize, start: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let host = address.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {announced}\r\n\r\n{start}"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s
+}
+
 /// An Apache Kafka cluster of a test's own (`scripts/kafka.sh`), to kill and resume nodes at
 /// will: outage, failover and security tests. Its storage survives a kill, like a real broker's.
 /// Its directory goes under `VENTANILLA_TEST_KAFKA_DIR`, so the test command can stop whatever a

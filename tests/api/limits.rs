@@ -3,21 +3,14 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use crate::helpers::{assert_problem, await_deliveries, example, settings_for, spawn_app_configured, test_brokers};
+use crate::helpers::{assert_problem, await_deliveries, example, held_write, settings_for, spawn_app_configured, test_brokers};
 
 /// Opens a submission that announces a body and sends only part of it.
 async fn slow_submission(address: &str) -> TcpStream {
-    let host = address.trim_start_matches("http://");
-    let mut s = TcpStream::connect(host).await.unwrap();
-    let head = format!(
-        "POST /v1/documents HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer demo-trader\r\n\
-         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"documentType\":"
-    );
-    s.write_all(head.as_bytes()).await.unwrap();
-    s
+    held_write(address, "/v1/documents", "demo-trader", 1000, "{\"documentType\":").await
 }
 
 #[tokio::test]
