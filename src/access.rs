@@ -1,11 +1,11 @@
 //! Who may do what: the one rule set, applied by the gateway to every way in.
 //!
-//! | role     | submit                                   | acknowledge            | read consignments                      | operate (retries) |
-//! |----------|------------------------------------------|------------------------|----------------------------------------|-------------------|
-//! | trader   | only as itself: the document's submitting party is one of its `acts_for` identifiers | no | those it submitted to, its own documents only | no |
-//! | nsw      | for traders of its own country: the submitting party's address is in its country | no | as a trader | no |
-//! | agency   | no                                       | only deliveries routed to it | those routed to it, its own deliveries only | no |
-//! | operator | no                                       | no                     | everything                             | yes               |
+//! | role     | submit                                   | amend, withdraw, respond to a query | acknowledge            | read consignments                      | operate (retries) |
+//! |----------|------------------------------------------|--------------------------------------|------------------------|----------------------------------------|-------------------|
+//! | trader   | only as itself: the document's submitting party is one of its `acts_for` identifiers | its own documents | no | those it submitted to, its own documents only | no |
+//! | nsw      | for traders of its own country: the submitting party's address is in its country | its own, and those of its country's traders | no | as a trader | no |
+//! | agency   | no                                       | no                                   | only deliveries routed to it | those routed to it, its own deliveries only | no |
+//! | operator | no                                       | no                                   | no                     | everything                             | yes               |
 //!
 //! A consignment a participant may not read is reported as not found, so its existence does
 //! not leak; likewise an acknowledgment about a document not routed to the agency.
@@ -117,6 +117,20 @@ pub fn may_acknowledge(by: &Participant, agency: &AgencyId) -> Result<(), Refusa
         Ok(())
     } else {
         Err(Refusal::NotYourAgency { participant: by.id.clone(), agency: agency.to_string() })
+    }
+}
+
+/// May `by` amend, withdraw or answer a query on `doc`? Its sender, and the national single
+/// window of the country of the document's submitting party (acting for its trader). To anyone
+/// else the document reads as unknown.
+pub fn may_change(by: &Participant, doc: &crate::store::StoredDocument) -> bool {
+    match by.role {
+        Role::Trader => by.id == doc.record.sender,
+        Role::Nsw => {
+            by.id == doc.record.sender
+                || serde_json::from_str::<Value>(&doc.payload).is_ok_and(|p| may_submit(by, &doc.record.document_type, &p).is_ok())
+        }
+        Role::Agency | Role::Operator => false,
     }
 }
 

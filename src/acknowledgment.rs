@@ -1,14 +1,16 @@
 //! The rules of an agency's answer, whichever store holds the rows: only to a document routed
 //! to that agency; applied to its delivery by the state machine of `tracking` (duplicates, late
-//! and stale answers are recorded and change nothing); the consignment's state follows; every
-//! answer is in the delivery's history and the audit log.
+//! and stale answers are recorded and change nothing); an answer to a document amended since or
+//! withdrawn is late; the consignment's state follows; every answer is in the delivery's history
+//! and the audit log. A query (applied) is an event of the consignment whatever its state, so the
+//! trader hears of it and its reason on the status topic, event stream and webhooks.
 
 use serde_json::json;
 
 use crate::audit;
 use crate::store::{AckApplied, AckRecord, DeliveryEvent, Ledger, Store, StoreError, Subject, WriteMode};
-use crate::tracking::{apply_ack, refresh_consignment};
-use crate::domain::DeliveryStatus;
+use crate::tracking::{apply_ack, record_event, refresh_consignment};
+use crate::domain::{AckOutcome, AckStatus, DeliveryStatus};
 
 /// Applies an agency's answer to its delivery and the consignment.
 pub async fn apply(store: &dyn Store, ack: AckRecord) -> Result<AckApplied, StoreError> {
@@ -27,7 +29,9 @@ pub fn apply_in(l: &mut dyn Ledger, ack: &AckRecord) -> Result<AckApplied, Store
     let delivery = l
         .delivery_to(ack.document_id, &ack.agency)?
         .ok_or_else(|| StoreError::NotRouted { document: ack.document_id, agency: ack.agency.clone() })?;
-    let outcome = apply_ack(delivery.status, ack.status);
+    // A version amended since, or a withdrawn document, takes no more answers: its final answers
+    // stay final for it, and the consignment follows its current documents.
+    let outcome = if delivery.document_current { apply_ack(delivery.status, ack.status) } else { AckOutcome::Late };
     let detail = json!({"agency": ack.agency, "status": ack.status, "outcome": outcome, "source": ack.source, "deliveryId": delivery.id});
     audit::append(l, &audit::entry(ack.at, &ack.by, "acknowledgment.recorded", ack.document_id.to_string(), detail))?;
     l.add_delivery_event(
@@ -46,8 +50,16 @@ pub fn apply_in(l: &mut dyn Ledger, ack: &AckRecord) -> Result<AckApplied, Store
         // lost, or one the broker took after all): the delivery leaves the outbox and the
         // failed list rather than being sent again, and no later failure can overwrite the answer.
         l.record_answer(delivery.id, new, ack.at)?;
-        let cause = json!({"kind": "acknowledgment", "documentId": ack.document_id, "agency": ack.agency, "status": ack.status});
-        (new, refresh_consignment(l, &ucr, ack.at, cause)?)
+        let mut cause = json!({"kind": "acknowledgment", "documentId": ack.document_id, "agency": ack.agency, "status": ack.status});
+        if let Some(reason) = &ack.reason {
+            cause["reason"] = json!(reason);
+        }
+        let state = if ack.status == AckStatus::Query {
+            record_event(l, &ucr, ack.at, cause)?
+        } else {
+            refresh_consignment(l, &ucr, ack.at, cause)?
+        };
+        (new, state)
     } else {
         if delivery.first_answer_at.is_none() {
             l.note_first_answer(delivery.id, ack.at)?;

@@ -343,6 +343,11 @@ pub struct GatewayConfig {
     /// Deliveries waiting for the broker beyond which submissions are answered 503 with
     /// `Retry-After`: an outage fills the store only this far.
     pub max_outbox_backlog: u64,
+    /// Whether a document of a released consignment may still be amended or withdrawn. Off
+    /// by default: once every agency has released the goods, a change would no longer be seen
+    /// by anyone who decides on them; a region whose agencies accept post-release corrections
+    /// turns it on.
+    pub change_after_release: bool,
 }
 
 impl GatewayConfig {
@@ -372,6 +377,7 @@ impl Default for GatewayConfig {
             max_poll_wait_seconds: 60,
             max_batch_items: 1_000,
             max_batch_body_bytes: 16 * 1024 * 1024,
+            change_after_release: false,
         }
     }
 }

@@ -333,6 +333,8 @@ pub enum ConsignmentState {
     DeliveryFailed,
     Refused,
     Released,
+    /// Every document of the consignment was withdrawn.
+    Withdrawn,
 }
 
 impl ConsignmentState {
@@ -344,6 +346,7 @@ impl ConsignmentState {
             ConsignmentState::DeliveryFailed => "delivery_failed",
             ConsignmentState::Refused => "refused",
             ConsignmentState::Released => "released",
+            ConsignmentState::Withdrawn => "withdrawn",
         }
     }
 
@@ -355,6 +358,7 @@ impl ConsignmentState {
             "delivery_failed" => ConsignmentState::DeliveryFailed,
             "refused" => ConsignmentState::Refused,
             "released" => ConsignmentState::Released,
+            "withdrawn" => ConsignmentState::Withdrawn,
             _ => return Err(ParseError::new("consignment state", s, "a known consignment state")),
         })
     }

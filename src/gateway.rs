@@ -14,9 +14,10 @@ use crate::kafka::relay::Wakeup;
 use crate::kafka::{BrokerHealth, Topics};
 use crate::routing::{Router, RoutingFacts};
 use crate::schema::{Rejection, SchemaRegistry, ValidDocument, Violation};
+use crate::lifecycle::{AmendmentOf, ChangeRefused, Response, ResponseReceipt, Withdrawal};
 use crate::store::{
     AckApplied, AckRecord, Acceptance, ConsignmentView, FailedDelivery, NewDocument, RetryOutcome, RetrySelection, Store,
-    StoreError,
+    StoreError, Subject, WriteMode,
 };
 
 pub use crate::access::Participant;
@@ -87,6 +88,9 @@ pub struct Gateway {
     pub tasks: crate::supervision::TaskHealth,
     /// This gateway's name in the store's claims (`crate::outbox`).
     pub instance: String,
+    /// `gateway.change_after_release`: documents of released consignments may be amended or
+    /// withdrawn.
+    pub change_after_release: bool,
 }
 
 impl Gateway {
@@ -189,6 +193,8 @@ impl Gateway {
             idempotency_key,
             body_sha256,
             submitted_at: now_millis(),
+            version: 1,
+            amends: None,
             broker_available: self.broker.available(),
             backlog_full: backlog >= self.max_backlog,
             deliveries: routed.into_iter().map(|r| (r.agency, r.topic, r.rule)).collect(),
@@ -296,13 +302,7 @@ pub fn check_submission(
     by: Option<&Participant>,
     body: &Value,
 ) -> Result<Checked, SubmitError> {
-    let valid = registry.validate_submission(body).map_err(|r| match r {
-        Rejection::Invalid(v) => SubmitError::Invalid(v),
-        Rejection::UnknownType { document_type, known } => SubmitError::UnknownType { document_type, known },
-        Rejection::UnknownVersion { document_type, version, known } => {
-            SubmitError::UnknownVersion { document_type, version, known }
-        }
-    })?;
+    let valid = registry.validate_submission(body).map_err(rejection)?;
     let payload = body.get("payload").unwrap_or(&Value::Null);
     if let Some(by) = by {
         may_submit(by, &valid.document_type, payload).map_err(SubmitError::Refused)?;
@@ -375,6 +375,184 @@ impl Gateway {
             self.status_wakeup.notify();
         }
         Ok(outcome)
+    }
+}
+
+/// Why an amendment, a withdrawal or a response was refused. Nothing changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChangeError {
+    /// The request's own members are wrong (each violation names its JSON pointer).
+    #[error("the request breaks its form ({} violation(s))", .0.len())]
+    InvalidRequest(Vec<Violation>),
+    /// The amended version, or the supporting document, fails a submission's checks.
+    #[error(transparent)]
+    Document(SubmitError),
+    #[error(transparent)]
+    Refused(ChangeRefused),
+    #[error("the change could not be stored")]
+    Store(#[source] StoreError),
+}
+
+/// Longest `reason` of an amendment or a withdrawal, in characters.
+pub const MAX_REASON_CHARS: usize = 2000;
+/// Longest `text` of a response to a query, in characters.
+pub const MAX_RESPONSE_CHARS: usize = 10_000;
+
+/// The members of a change request: each known one by name; any other, and a missing required
+/// one, is a violation.
+fn request_members<'a>(body: &'a Value, known: &[(&str, bool)]) -> Result<Vec<Option<&'a Value>>, Vec<Violation>> {
+    let Some(map) = body.as_object() else {
+        return Err(vec![Violation::new("", "type", "the body must be a JSON object".into())]);
+    };
+    let mut violations: Vec<Violation> = map
+        .keys()
+        .filter(|k| !known.iter().any(|(n, _)| n == k))
+        .map(|k| Violation::new(&format!("/{}", k.replace('~', "~0").replace('/', "~1")), "additionalProperties", format!("{k:?} is not a member of this request")))
+        .collect();
+    for (name, required) in known {
+        if *required && !map.contains_key(*name) {
+            violations.push(Violation::new(&format!("/{name}"), "required", format!("{name:?} is required")));
+        }
+    }
+    if violations.is_empty() { Ok(known.iter().map(|(n, _)| map.get(*n)).collect()) } else { Err(violations) }
+}
+
+/// A non-blank text member of at most `max` characters.
+fn text_member(value: Option<&Value>, name: &str, max: usize) -> Result<String, Violation> {
+    let pointer = format!("/{name}");
+    match value.and_then(Value::as_str) {
+        Some(t) if t.trim().is_empty() => Err(Violation::new(&pointer, "minLength", format!("{name} must not be blank"))),
+        Some(t) if t.chars().count() > max => Err(Violation::new(&pointer, "maxLength", format!("{name} is longer than {max} characters"))),
+        Some(t) => Ok(t.to_owned()),
+        None => Err(Violation::new(&pointer, "type", format!("{name} must be a string"))),
+    }
+}
+
+/// A submission's refusal about a document nested at `at` in the request: its pointers made
+/// pointers into the request.
+fn nested(e: SubmitError, at: &str) -> ChangeError {
+    match e {
+        SubmitError::Invalid(mut v) => {
+            for violation in &mut v {
+                violation.pointer = format!("{at}{}", violation.pointer);
+            }
+            ChangeError::Document(SubmitError::Invalid(v))
+        }
+        other => ChangeError::Document(other),
+    }
+}
+
+impl Gateway {
+    /// Amends the document `previous`: `body` is `{"reason", "document"}`, the document a full
+    /// envelope of the same type and UCR, validated and routed as a submission
+    /// (`crate::lifecycle`). `payload_text` is the new payload's text as sent.
+    pub async fn amend(&self, by: &Participant, previous: Uuid, body: &Value, payload_text: Option<&str>)
+        -> Result<Acceptance, ChangeError> {
+        let members = request_members(body, &[("reason", true), ("document", true)]).map_err(ChangeError::InvalidRequest)?;
+        let reason = text_member(members[0], "reason", MAX_REASON_CHARS).map_err(|v| ChangeError::InvalidRequest(vec![v]))?;
+        let envelope = members[1].unwrap_or(&Value::Null);
+        let backlog = self.backlog_now();
+        let doc = self.prepare(by, envelope, payload_text, None, backlog).map_err(|e| nested(e, "/document"))?;
+        let of = AmendmentOf { previous, reason, by: by.clone(), after_release: self.change_after_release };
+        let subjects = vec![Subject::Consignment(doc.ucr.clone())];
+        let acceptance = self
+            .store
+            .write_with(WriteMode::RefusalsFirst, subjects, move |l| crate::lifecycle::amend_in(l, doc, &of))
+            .await
+            .map_err(|e| match e {
+                StoreError::BacklogFull => ChangeError::Document(SubmitError::BacklogFull { backlog, limit: self.max_backlog }),
+                other => ChangeError::Store(other),
+            })?
+            .map_err(ChangeError::Refused)?;
+        self.accepted([&acceptance]);
+        Ok(acceptance)
+    }
+
+    /// Withdraws the document `id`: `body` is `{"reason"}` (`crate::lifecycle`).
+    pub async fn withdraw(&self, by: &Participant, id: Uuid, body: &Value) -> Result<Withdrawal, ChangeError> {
+        let members = request_members(body, &[("reason", true)]).map_err(ChangeError::InvalidRequest)?;
+        let reason = text_member(members[0], "reason", MAX_REASON_CHARS).map_err(|v| ChangeError::InvalidRequest(vec![v]))?;
+        let ucr = self.document_ucr(id).await?;
+        let (me, after_release) = (by.clone(), self.change_after_release);
+        let withdrawal = self
+            .store
+            .write_with(WriteMode::RefusalsFirst, vec![Subject::Consignment(ucr)], move |l| {
+                crate::lifecycle::withdraw_in(l, id, &reason, &me, after_release, now_millis())
+            })
+            .await
+            .map_err(ChangeError::Store)?
+            .map_err(ChangeError::Refused)?;
+        self.notices_queued(withdrawal.agencies.len());
+        Ok(withdrawal)
+    }
+
+    /// The trader's answer to the queries open on the document `id`: `body` is `{"text",
+    /// "agency"?, "supportingDocument"?}`, the supporting document an envelope checked as a
+    /// submission would be (same UCR; not routed: it goes to the agencies that asked).
+    /// `supporting_payload_text` is its payload's text as sent.
+    pub async fn respond(&self, by: &Participant, id: Uuid, body: &Value, supporting_payload_text: Option<&str>)
+        -> Result<ResponseReceipt, ChangeError> {
+        let members =
+            request_members(body, &[("text", true), ("agency", false), ("supportingDocument", false)]).map_err(ChangeError::InvalidRequest)?;
+        let text = text_member(members[0], "text", MAX_RESPONSE_CHARS).map_err(|v| ChangeError::InvalidRequest(vec![v]))?;
+        let agency = members[1]
+            .map(|a| a.as_str().ok_or_else(|| "a string".to_owned()).and_then(|a| AgencyId::parse(a).map_err(|e| e.to_string())))
+            .transpose()
+            .map_err(|e| ChangeError::InvalidRequest(vec![Violation::new("/agency", "format", format!("agency must be an agency id: {e}"))]))?;
+        let ucr = self.document_ucr(id).await?;
+        let supporting = match members[2] {
+            None => None,
+            Some(envelope) => {
+                let valid = self.registry.validate_submission(envelope).map_err(|r| nested(rejection(r), "/supportingDocument"))?;
+                let payload = envelope.get("payload").unwrap_or(&Value::Null);
+                may_submit(by, &valid.document_type, payload).map_err(|r| ChangeError::Document(SubmitError::Refused(r)))?;
+                if valid.ucr != ucr {
+                    return Err(ChangeError::InvalidRequest(vec![Violation::new(
+                        "/supportingDocument/ucr",
+                        "const",
+                        format!("a supporting document is of the same consignment: {ucr}, not {}", valid.ucr),
+                    )]));
+                }
+                let text = supporting_payload_text.map_or_else(|| payload.to_string(), str::to_owned);
+                Some((valid.document_type, valid.version.to_string(), text))
+            }
+        };
+        let response = Response { document_id: id, text, agency, supporting, by: by.clone(), at: now_millis() };
+        let receipt = self
+            .store
+            .write_with(WriteMode::RefusalsFirst, vec![Subject::Consignment(ucr)], move |l| crate::lifecycle::respond_in(l, &response))
+            .await
+            .map_err(ChangeError::Store)?
+            .map_err(ChangeError::Refused)?;
+        self.notices_queued(receipt.agencies.len());
+        Ok(receipt)
+    }
+
+    /// The UCR of the document `id`, read before its consignment is locked (a document's UCR
+    /// never changes); unknown reads as unknown.
+    async fn document_ucr(&self, id: Uuid) -> Result<Ucr, ChangeError> {
+        self.store
+            .read_with(move |l| l.document_ucr(id))
+            .await
+            .map_err(ChangeError::Store)?
+            .ok_or(ChangeError::Refused(ChangeRefused::UnknownDocument(id)))
+    }
+
+    /// After notices were committed: counts them in the backlog and wakes the relays.
+    fn notices_queued(&self, notices: usize) {
+        self.backlog.fetch_add(notices as u64, Ordering::Relaxed);
+        self.deliveries_wakeup.notify();
+        self.status_wakeup.notify();
+    }
+}
+
+/// A schema's refusal, as a submission's.
+fn rejection(r: Rejection) -> SubmitError {
+    match r {
+        Rejection::Invalid(v) => SubmitError::Invalid(v),
+        Rejection::UnknownType { document_type, known } => SubmitError::UnknownType { document_type, known },
+        Rejection::UnknownVersion { document_type, version, known } => SubmitError::UnknownVersion { document_type, version, known },
     }
 }
 

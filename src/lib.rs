@@ -13,6 +13,7 @@ pub mod domain;
 pub mod gateway;
 pub mod http;
 pub mod json;
+pub mod lifecycle;
 pub mod metrics;
 pub mod outbox;
 pub mod quota;

@@ -145,6 +145,7 @@ impl Application {
             metrics: Arc::default(),
             tasks: TaskHealth::default(),
             instance: instance.clone(),
+            change_after_release: settings.region.gateway.change_after_release,
         });
         // Readiness shows the cluster from the first request on, not from the watcher's first round.
         let own_topics: Arc<std::collections::HashSet<String>> = Arc::new(topic_names.iter().cloned().collect());

@@ -93,6 +93,14 @@ pub fn accept_in(l: &mut dyn Ledger, doc: &NewDocument) -> Result<Acceptance, St
     if l.consignment_of_another(&doc.ucr, &doc.sender)? {
         return Err(StoreError::ConsignmentOfAnother(doc.ucr.clone()));
     }
+    commit(l, doc, "submission.accepted", None).map(Acceptance::New)
+}
+
+/// Writes an accepted document: its consignment (opened if new), the document, its deliveries
+/// (the outbox), the consignment's state and status event, the audit record `action` and the
+/// receipt. `event`, when given, is the status event's cause, queued whether or not the state
+/// changes (an amendment's); else a submission's, queued on a change.
+pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str, event: Option<serde_json::Value>) -> Result<Receipt, StoreError> {
     // Were this document to open the consignment, these would be its only deliveries, all pending.
     let opening_state = consignment_state(doc.deliveries.iter().map(|_| DeliveryStatus::Pending));
     let created = l.open_consignment(&doc.ucr, opening_state, doc.submitted_at, &doc.sender)?;
@@ -118,7 +126,9 @@ pub fn accept_in(l: &mut dyn Ledger, doc: &NewDocument) -> Result<Acceptance, St
         "documentId": doc.id,
         "documentType": doc.document_type,
     });
-    let state: ConsignmentState = if created {
+    let state: ConsignmentState = if let Some(event) = event {
+        tracking::record_event(l, &doc.ucr, doc.submitted_at, event)?
+    } else if created {
         // A consignment this document opens has no deliveries but these, all pending: its state
         // and its first status event follow without reading anything back.
         tracking::announce_opening(l, &doc.ucr, opening_state, doc.submitted_at, cause)?;
@@ -135,20 +145,24 @@ pub fn accept_in(l: &mut dyn Ledger, doc: &NewDocument) -> Result<Acceptance, St
         "destination": doc.destination,
         "bodySha256": doc.body_sha256,
         "idempotencyKey": doc.idempotency_key,
+        "version": doc.version,
+        "amends": doc.amends,
         "routing": deliveries.iter().map(|d| json!({"agency": d.agency, "topic": d.topic, "rule": d.rule})).collect::<Vec<_>>(),
     });
-    let audit_hash = audit::append(l, &audit::entry(doc.submitted_at, &doc.sender, "submission.accepted", doc.id.to_string(), detail))?;
+    let audit_hash = audit::append(l, &audit::entry(doc.submitted_at, &doc.sender, action, doc.id.to_string(), detail))?;
     let receipt = Receipt {
         document_id: doc.id,
         ucr: doc.ucr.clone(),
         document_type: doc.document_type.clone(),
         schema_version: doc.schema_version,
         submitted_at: rfc3339(doc.submitted_at),
+        version: doc.version,
+        amends: doc.amends,
         consignment_state: state,
         deliveries,
         audit_hash,
     };
     let text = serde_json::to_string(&receipt).map_err(|e| StoreError::Corrupt(format!("receipt: {e}")))?;
     l.insert_receipt(doc.id, &text)?;
-    Ok(Acceptance::New(receipt))
+    Ok(receipt)
 }

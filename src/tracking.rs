@@ -17,8 +17,11 @@
 //!
 //! ## A consignment's state
 //!
-//! Derived from every delivery of every document of the consignment, first rule that holds:
+//! Derived from the deliveries of the consignment's current documents: an amended document's
+//! earlier versions and withdrawn documents no longer count (`crate::lifecycle`). First rule
+//! that holds:
 //!
+//! 0. `withdrawn` if every document was withdrawn;
 //! 1. `refused` if any agency rejected its delivery;
 //! 2. `on_hold` if any agency holds the goods or has an open query;
 //! 3. `delivery_failed` if a delivery failed: an agency has not received a document, and an
@@ -32,7 +35,7 @@ use serde_json::Value;
 use crate::clock::{rfc3339, Millis};
 use crate::domain::{AckStatus, AgencyId, ConsignmentState, DeliveryStatus, Ucr};
 use crate::store::{
-    AgencyTimes, ConsignmentView, DeliveryView, DocumentView, Ledger, StatusChange, StoreError, TimeRelease,
+    AgencyTimes, ConsignmentView, HistoryEntry, DeliveryView, DocumentView, Ledger, StatusChange, StoreError, TimeRelease,
 };
 
 pub use crate::domain::AckOutcome;
@@ -103,19 +106,58 @@ fn queue_change(
     Ok(())
 }
 
+/// The consignment's state from its rows (rules in the module docs).
+fn current_state(l: &mut dyn Ledger, ucr: &Ucr) -> Result<ConsignmentState, StoreError> {
+    if l.current_documents(ucr)? == 0 {
+        return Ok(ConsignmentState::Withdrawn);
+    }
+    Ok(consignment_state(l.consignment_delivery_statuses(ucr)?))
+}
+
 /// Recomputes a consignment's state from its deliveries; on a change, records it and queues a
 /// status event. Returns the state.
 pub fn refresh_consignment(l: &mut dyn Ledger, ucr: &Ucr, at: Millis, cause: Value) -> Result<ConsignmentState, StoreError> {
-    let state = consignment_state(l.consignment_delivery_statuses(ucr)?);
+    refresh(l, ucr, at, cause, false)
+}
+
+/// [`refresh_consignment`], queuing a status event even when the state stays as it was: for
+/// what the trader must hear of whatever the state (an amendment, a withdrawal, an agency's
+/// query and the trader's answer to it).
+pub fn record_event(l: &mut dyn Ledger, ucr: &Ucr, at: Millis, cause: Value) -> Result<ConsignmentState, StoreError> {
+    refresh(l, ucr, at, cause, true)
+}
+
+fn refresh(l: &mut dyn Ledger, ucr: &Ucr, at: Millis, cause: Value, always: bool) -> Result<ConsignmentState, StoreError> {
+    let state = current_state(l, ucr)?;
     let previous = l.consignment(ucr)?.map(|c| c.state);
     if previous == Some(state) {
         l.touch_consignment(ucr, at)?;
+        if always {
+            queue_change(l, ucr, state, previous, at, cause)?;
+        }
     } else {
         l.set_consignment_state(ucr, state, at)?;
         queue_change(l, ucr, state, previous, at, cause)?;
     }
     Ok(state)
 }
+
+/// Whose turn it is on a delivery whose agency has a query open: the trader's until it answers
+/// (a `responded` line after the query), then the agency's.
+pub fn query_turn(status: DeliveryStatus, history: &[HistoryEntry]) -> Option<&'static str> {
+    if status != DeliveryStatus::Answered(AckStatus::Query) {
+        return None;
+    }
+    let asked = history.iter().rposition(|h| h.status == AckStatus::Query.as_str() && h.outcome == AckOutcome::Applied.as_str());
+    let answered = history.iter().rposition(|h| h.status == RESPONDED);
+    Some(match (asked, answered) {
+        (Some(q), Some(r)) if r > q => "agency",
+        _ => "trader",
+    })
+}
+
+/// The history line of a trader's answer to a query (`crate::lifecycle`).
+pub const RESPONDED: &str = "responded";
 
 /// The first status event of a consignment just opened in `state`.
 pub fn announce_opening(l: &mut dyn Ledger, ucr: &Ucr, state: ConsignmentState, at: Millis, cause: Value) -> Result<(), StoreError> {
@@ -144,6 +186,7 @@ pub fn consignment_view(l: &mut dyn Ledger, ucr: &Ucr) -> Result<Option<Consignm
             }
             let history = l.history_of(d.id)?;
             deliveries.push(DeliveryView {
+                turn: query_turn(d.status, &history),
                 delivery_id: d.id,
                 agency: d.agency,
                 topic: d.topic,
@@ -166,6 +209,15 @@ pub fn consignment_view(l: &mut dyn Ledger, ucr: &Ucr) -> Result<Option<Consignm
             destination: doc.destination,
             sender: doc.sender,
             submitted_at: rfc3339(doc.submitted_at),
+            version: doc.version,
+            status: match (doc.superseded_by, doc.withdrawn_at) {
+                (Some(_), _) => "superseded",
+                (None, Some(_)) => "withdrawn",
+                (None, None) => "current",
+            },
+            amends: doc.amends,
+            superseded_by: doc.superseded_by,
+            withdrawn_at: doc.withdrawn_at.map(rfc3339),
             deliveries,
         });
     }

@@ -47,6 +47,12 @@ pub enum Body {
     Batch,
     /// An agency's answer, by the registry's acknowledgment schema.
     Acknowledgment,
+    /// An amendment: a reason and a document envelope.
+    Amendment,
+    /// A withdrawal: a reason.
+    Withdrawal,
+    /// A response to a query: text, an agency, a supporting document envelope.
+    Response,
     /// A long-poll page (JSON) or Server-Sent Events.
     Stream,
     /// Prometheus text.
@@ -167,6 +173,77 @@ pub fn endpoints() -> Vec<Endpoint> {
             ok: (200, Body::Json(of::<routes::ValidationReport>)),
             errors: &[Code::InvalidDocument, Code::UnknownDocumentType, Code::UnknownSchemaVersion, Code::Unroutable, Code::Forbidden],
             handler: |r| r.to(routes::validate),
+        },
+        Endpoint {
+            method: Method::POST,
+            path: "/v1/documents/{documentId}/amendments",
+            operation_id: "amendDocument",
+            tag: "documents",
+            summary: "Amend a document: a full envelope of the same type and UCR, with a reason. Validated and routed as a submission; the receipt names the new documentId, the one it `amends`, and its `version`. Agencies receive it as `org.ventanilla.document.amended`; an agency the new version is no longer routed to is sent a withdrawal of the earlier one. Only the document's sender, or the NSW acting for it.",
+            access: Participant,
+            query: &[],
+            headers: &[],
+            request: Body::Amendment,
+            ok: (202, Body::Json(of::<crate::store::Receipt>)),
+            errors: &[
+                Code::InvalidRequest,
+                Code::InvalidDocument,
+                Code::UnknownDocumentType,
+                Code::UnknownSchemaVersion,
+                Code::Unroutable,
+                Code::UnknownDocument,
+                Code::DocumentSuperseded,
+                Code::DocumentWithdrawn,
+                Code::ConsignmentReleased,
+                Code::AmendmentUnchanged,
+                Code::Forbidden,
+                Code::BacklogFull,
+            ],
+            handler: |r| r.to(routes::amend_document),
+        },
+        Endpoint {
+            method: Method::POST,
+            path: "/v1/documents/{documentId}/withdrawal",
+            operation_id: "withdrawDocument",
+            tag: "documents",
+            summary: "Withdraw a document, with a reason. Every agency it went to receives `org.ventanilla.document.withdrawn`; later answers to it are recorded as late; a consignment whose documents are all withdrawn is `withdrawn`. Withdrawing again answers the first withdrawal. Only the document's sender, or the NSW acting for it.",
+            access: Participant,
+            query: &[],
+            headers: &[],
+            request: Body::Withdrawal,
+            ok: (202, Body::Json(of::<crate::lifecycle::Withdrawal>)),
+            errors: &[
+                Code::InvalidRequest,
+                Code::UnknownDocument,
+                Code::DocumentSuperseded,
+                Code::ConsignmentReleased,
+                Code::Forbidden,
+            ],
+            handler: |r| r.to(routes::withdraw_document),
+        },
+        Endpoint {
+            method: Method::POST,
+            path: "/v1/documents/{documentId}/responses",
+            operation_id: "respondToQuery",
+            tag: "documents",
+            summary: "Answer an agency's query on a document: text, and optionally a supporting document (an envelope of the same consignment, validated as a submission). Each agency with a query open on the document (or the one named) receives it as `org.ventanilla.query.answered`. Only the document's sender, or the NSW acting for it.",
+            access: Participant,
+            query: &[],
+            headers: &[],
+            request: Body::Response,
+            ok: (202, Body::Json(of::<crate::lifecycle::ResponseReceipt>)),
+            errors: &[
+                Code::InvalidRequest,
+                Code::InvalidDocument,
+                Code::UnknownDocumentType,
+                Code::UnknownSchemaVersion,
+                Code::UnknownDocument,
+                Code::DocumentSuperseded,
+                Code::DocumentWithdrawn,
+                Code::NoOpenQuery,
+                Code::Forbidden,
+            ],
+            handler: |r| r.to(routes::respond_to_query),
         },
         Endpoint {
             method: Method::POST,
@@ -557,6 +634,25 @@ fn content(body: Body, gateway: &GatewayConfig, generator: &mut SchemaGenerator)
             "application/x-ndjson": { "schema": { "type": "string", "description": "One envelope per line." } },
         }),
         Body::Acknowledgment => json!({ "application/json": { "schema": { "$ref": "#/components/schemas/AcknowledgmentBody" } } }),
+        Body::Amendment => json!({ "application/json": { "schema": {
+            "type": "object", "additionalProperties": false, "required": ["reason", "document"],
+            "properties": {
+                "reason": reason_schema(crate::gateway::MAX_REASON_CHARS, "Why the document is amended: agencies and the audit log see it."),
+                "document": reference("DocumentEnvelope"),
+            },
+        } } }),
+        Body::Withdrawal => json!({ "application/json": { "schema": {
+            "type": "object", "additionalProperties": false, "required": ["reason"],
+            "properties": { "reason": reason_schema(crate::gateway::MAX_REASON_CHARS, "Why the document is withdrawn: agencies and the audit log see it.") },
+        } } }),
+        Body::Response => json!({ "application/json": { "schema": {
+            "type": "object", "additionalProperties": false, "required": ["text"],
+            "properties": {
+                "text": reason_schema(crate::gateway::MAX_RESPONSE_CHARS, "The answer to the agency's query."),
+                "agency": { "type": "string", "pattern": AGENCY.pattern, "description": "Only this agency's query; without it, every agency with a query open on the document." },
+                "supportingDocument": reference("DocumentEnvelope"),
+            },
+        } } }),
         Body::Stream => json!({
             "application/json": { "schema": of::<stream::StreamPage>(generator) },
             "text/event-stream": { "schema": { "type": "string", "description": "`id:` (the cursor), `event:` (`document` or `status`), `data:` (the event as JSON); a comment line every 15 s; reconnect with `Last-Event-ID`." } },
@@ -565,6 +661,11 @@ fn content(body: Body, gateway: &GatewayConfig, generator: &mut SchemaGenerator)
         Body::SchemaDocument => json!({ "application/schema+json": { "schema": { "type": "object" } } }),
         Body::OpenApi => json!({ "application/json": { "schema": { "type": "object" } } }),
     })
+}
+
+/// A text member a person writes: not blank, at most `max` characters.
+fn reason_schema(max: usize, description: &str) -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": max, "pattern": "\\S", "description": description })
 }
 
 fn operation(endpoint: &Endpoint, gateway: &GatewayConfig, generator: &mut SchemaGenerator) -> Value {

@@ -43,17 +43,40 @@ pub fn payload_text(body: &[u8]) -> Option<String> {
 
 /// A document's body ([`json_body`]), with its payload's text as sent.
 pub async fn document_body(req: &HttpRequest, payload: web::Payload, limit: usize, shape: &JsonLimits) -> Result<Submitted, ApiError> {
+    request_with_document(req, payload, limit, shape, None).await
+}
+
+/// A request that carries a document in its member `member` (an amendment's `document`, a
+/// response's `supportingDocument`), or is one (`None`): the parsed body, and the document's
+/// payload's text as sent.
+pub async fn request_with_document(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+    shape: &JsonLimits,
+    member: Option<&'static str>,
+) -> Result<Submitted, ApiError> {
     match media_type(req)? {
         MediaType::Json => {
             let shape = *shape;
             parse_off_worker_if_large(read_limited(req, payload, limit).await?, move |body| {
                 let value = parse_json(body, &shape)?;
-                Ok((value, payload_text(body)))
+                let text = match member {
+                    None => payload_text(body),
+                    Some(member) => member_text(body, member).and_then(|document| payload_text(document.as_bytes())),
+                };
+                Ok((value, text))
             })
             .await
         }
         MediaType::NdJson => Err(unsupported(req)),
     }
+}
+
+/// The text of the top-level member `member` of `body`, as sent.
+fn member_text(body: &[u8], member: &str) -> Option<String> {
+    let top: std::collections::HashMap<String, &serde_json::value::RawValue> = serde_json::from_slice(body).ok()?;
+    top.get(member).map(|raw| raw.get().to_owned())
 }
 
 /// Bodies up to this size are parsed on the worker that read them (a typical 10 KB document

@@ -5,7 +5,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::{json, Value};
 
-use crate::gateway::{AckError, OperatorError, SubmitError};
+use crate::gateway::{AckError, ChangeError, OperatorError, SubmitError};
+use crate::lifecycle::ChangeRefused;
 use crate::schema::Violation;
 
 /// The stable codes. Clients match on `code`; titles and details are for people.
@@ -26,6 +27,12 @@ pub enum Code {
     UcrTaken,
     InvalidAcknowledgment,
     UnknownDocument,
+    InvalidRequest,
+    DocumentSuperseded,
+    DocumentWithdrawn,
+    ConsignmentReleased,
+    AmendmentUnchanged,
+    NoOpenQuery,
     Unauthenticated,
     Forbidden,
     NotFound,
@@ -42,7 +49,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, for the API description.
-    pub const ALL: [Code; 27] = [
+    pub const ALL: [Code; 33] = [
         Code::MalformedJson,
         Code::InvalidCursor,
         Code::InvalidQuery,
@@ -58,6 +65,12 @@ impl Code {
         Code::UcrTaken,
         Code::InvalidAcknowledgment,
         Code::UnknownDocument,
+        Code::InvalidRequest,
+        Code::DocumentSuperseded,
+        Code::DocumentWithdrawn,
+        Code::ConsignmentReleased,
+        Code::AmendmentUnchanged,
+        Code::NoOpenQuery,
         Code::Unauthenticated,
         Code::Forbidden,
         Code::NotFound,
@@ -89,6 +102,12 @@ impl Code {
             Code::UcrTaken => "ucr-taken",
             Code::InvalidAcknowledgment => "invalid-acknowledgment",
             Code::UnknownDocument => "unknown-document",
+            Code::InvalidRequest => "invalid-request",
+            Code::DocumentSuperseded => "document-superseded",
+            Code::DocumentWithdrawn => "document-withdrawn",
+            Code::ConsignmentReleased => "consignment-released",
+            Code::AmendmentUnchanged => "amendment-unchanged",
+            Code::NoOpenQuery => "no-open-query",
             Code::Unauthenticated => "unauthenticated",
             Code::Forbidden => "forbidden",
             Code::NotFound => "not-found",
@@ -109,7 +128,14 @@ impl Code {
             Code::MalformedJson | Code::InvalidIdempotencyKey | Code::InvalidCursor | Code::InvalidQuery => {
                 StatusCode::BAD_REQUEST
             }
-            Code::DuplicateConflict | Code::DeliveryNotFailed | Code::UcrTaken => StatusCode::CONFLICT,
+            Code::DuplicateConflict
+            | Code::DeliveryNotFailed
+            | Code::UcrTaken
+            | Code::DocumentSuperseded
+            | Code::DocumentWithdrawn
+            | Code::ConsignmentReleased
+            | Code::AmendmentUnchanged
+            | Code::NoOpenQuery => StatusCode::CONFLICT,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::InvalidDocument
@@ -118,6 +144,7 @@ impl Code {
             | Code::UnknownSchemaVersion
             | Code::Unroutable
             | Code::InvalidAcknowledgment
+            | Code::InvalidRequest
             | Code::InvalidWebhook => StatusCode::UNPROCESSABLE_ENTITY,
             Code::UnknownDocument | Code::NotFound => StatusCode::NOT_FOUND,
             Code::Unauthenticated => StatusCode::UNAUTHORIZED,
@@ -147,6 +174,12 @@ impl Code {
             Code::UcrTaken => "The UCR belongs to another participant's consignment",
             Code::InvalidAcknowledgment => "The acknowledgment does not conform to its schema",
             Code::UnknownDocument => "Unknown document",
+            Code::InvalidRequest => "The request's members are not what this endpoint takes",
+            Code::DocumentSuperseded => "The document was amended since",
+            Code::DocumentWithdrawn => "The document was withdrawn",
+            Code::ConsignmentReleased => "The consignment is released",
+            Code::AmendmentUnchanged => "The amendment changes nothing",
+            Code::NoOpenQuery => "No query is open on this document",
             Code::Unauthenticated => "Authentication required",
             Code::Forbidden => "Not allowed",
             Code::NotFound => "Not found",
@@ -337,6 +370,48 @@ impl From<AckError> for ApiError {
                 ApiError::new(Code::UnknownDocument, format!("no document {d} is routed to your agency"))
             }
             AckError::Store(_) => internal(&e),
+        }
+    }
+}
+
+impl From<ChangeError> for ApiError {
+    fn from(e: ChangeError) -> Self {
+        match e {
+            ChangeError::InvalidRequest(v) => ApiError::violations(
+                Code::InvalidRequest,
+                format!("{} violation(s); each is listed in `errors` with a JSON pointer into the request body", v.len()),
+                &v,
+            ),
+            ChangeError::Document(e) => e.into(),
+            ChangeError::Refused(r) => {
+                let detail = r.to_string();
+                match r {
+                    ChangeRefused::UnknownDocument(_) => ApiError::new(Code::UnknownDocument, format!("{detail}; check the documentId in the path")),
+                    ChangeRefused::Superseded { latest, .. } => ApiError::new(
+                        Code::DocumentSuperseded,
+                        format!("{detail}: amend, withdraw or answer for {latest} instead"),
+                    )
+                    .with(json!({ "latestDocumentId": latest })),
+                    ChangeRefused::Withdrawn(_) => ApiError::new(Code::DocumentWithdrawn, format!("{detail}: submit a new document instead")),
+                    ChangeRefused::Released(_) => ApiError::new(
+                        Code::ConsignmentReleased,
+                        format!("{detail} (gateway.change_after_release); ask the agencies concerned how to correct it"),
+                    ),
+                    ChangeRefused::NoOpenQuery { .. } => ApiError::new(
+                        Code::NoOpenQuery,
+                        format!("{detail}: a response answers an agency's `query`; see the document's deliveries in GET /v1/consignments/{{ucr}}"),
+                    ),
+                    ChangeRefused::NotTheSameDocument { pointer, what, .. } => {
+                        let other = if what == "UCR" { "consignment" } else { "type" };
+                        let violation = Violation::new(pointer, "const", format!("{detail}; submit a new document for another {other}"));
+                        ApiError::violations(Code::InvalidRequest, format!("1 violation: {detail}"), &[violation])
+                    }
+                    ChangeRefused::Unchanged { document, .. } => {
+                        ApiError::new(Code::AmendmentUnchanged, detail).with(json!({ "documentId": document }))
+                    }
+                }
+            }
+            ChangeError::Store(_) => internal(&e),
         }
     }
 }

@@ -365,6 +365,75 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     Ok(Some(s.to_owned()))
 }
 
+/// The document id of a path (unknown when it is not one: existence does not leak).
+fn document_id(path: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(path).map_err(|_| ApiError::new(Code::UnknownDocument, format!("no document {path:?} of yours is known here; a documentId is a UUID")))
+}
+
+/// `POST /v1/documents/{documentId}/amendments`: a new version of a document.
+pub async fn amend_document(
+    state: State,
+    who: Authenticated,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let _permits = write_permits(&state, &who, &req, state.max_body_bytes, crate::access::submits_documents)?;
+    let previous = document_id(&path)?;
+    let (body, payload_text) = within_timeout(
+        &state,
+        crate::http::body::request_with_document(&req, payload, state.max_body_bytes, &state.json_limits, Some("document")),
+    )
+    .await?;
+    match state.gateway.amend(&who.0, previous, &body, payload_text.as_deref()).await? {
+        Acceptance::New(receipt) => {
+            tracing::info!(document = %receipt.document_id, amends = %previous, version = receipt.version, ucr = %receipt.ucr,
+                by = %who.0.id, "document amended");
+            Ok(HttpResponse::Accepted().insert_header(("Location", format!("/v1/consignments/{}", receipt.ucr))).json(receipt))
+        }
+        Acceptance::Replayed(first) => {
+            tracing::info!(document = %first["documentId"], amends = %previous, by = %who.0.id, "amendment sent again: first receipt returned");
+            Ok(HttpResponse::Accepted().insert_header(("Idempotent-Replayed", "true")).json(first))
+        }
+    }
+}
+
+/// `POST /v1/documents/{documentId}/withdrawal`: the document is withdrawn.
+pub async fn withdraw_document(
+    state: State,
+    who: Authenticated,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let _permits = write_permits(&state, &who, &req, state.max_body_bytes, crate::access::submits_documents)?;
+    let id = document_id(&path)?;
+    let body = read_body(&state, &req, payload).await?;
+    let withdrawal = state.gateway.withdraw(&who.0, id, &body).await?;
+    tracing::info!(document = %id, ucr = %withdrawal.ucr, by = %who.0.id, agencies = withdrawal.agencies.len(), "document withdrawn");
+    Ok(HttpResponse::Accepted().json(withdrawal))
+}
+
+/// `POST /v1/documents/{documentId}/responses`: the trader's answer to an agency's query.
+pub async fn respond_to_query(
+    state: State,
+    who: Authenticated,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let _permits = write_permits(&state, &who, &req, state.max_body_bytes, crate::access::submits_documents)?;
+    let id = document_id(&path)?;
+    let (body, payload_text) = within_timeout(
+        &state,
+        crate::http::body::request_with_document(&req, payload, state.max_body_bytes, &state.json_limits, Some("supportingDocument")),
+    )
+    .await?;
+    let receipt = state.gateway.respond(&who.0, id, &body, payload_text.as_deref()).await?;
+    tracing::info!(document = %id, response = %receipt.response_id, by = %who.0.id, agencies = ?receipt.agencies, "query answered");
+    Ok(HttpResponse::Accepted().json(receipt))
+}
+
 pub async fn acknowledge(
     state: State,
     who: Authenticated,

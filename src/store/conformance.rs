@@ -28,6 +28,8 @@ pub fn doc(ucr: &str, agencies: &[&str]) -> NewDocument {
         idempotency_key: None,
         body_sha256: format!("hash-of-{ucr}"),
         submitted_at: now_millis(),
+        version: 1,
+        amends: None,
         deliveries: agencies.iter().map(|a| (AgencyId::parse(a).unwrap(), format!("t.{a}"), "rule".into())).collect(),
         broker_available: true,
         backlog_full: false,
@@ -318,6 +320,128 @@ pub async fn a_webhook_is_served_by_one_gateway_at_a_time(store: Arc<dyn Store>)
     assert_eq!(ids(crate::webhooks::claim_due(s, "gw-a", later).await.unwrap()), [hook.id], "b stopped: a at once");
 }
 
+fn trader(id: &str) -> crate::access::Participant {
+    crate::access::Participant { id: id.into(), role: crate::domain::Role::Trader, agency: None, country: None, acts_for: vec![] }
+}
+
+async fn amend(store: &dyn Store, previous: Uuid, mut next: NewDocument, by: &str)
+    -> Result<Acceptance, crate::lifecycle::ChangeRefused> {
+    next.id = Uuid::now_v7();
+    let of = crate::lifecycle::AmendmentOf { previous, reason: "net mass corrected".into(), by: trader(by), after_release: false };
+    let subjects = vec![Subject::Consignment(next.ucr.clone())];
+    store.write_with(WriteMode::RefusalsFirst, subjects, move |l| crate::lifecycle::amend_in(l, next, &of)).await.unwrap()
+}
+
+pub async fn a_document_is_amended_answered_per_version_and_withdrawn(store: Arc<dyn Store>) {
+    let s = &*store;
+    let v1 = doc("UCR-L1", &["br-customs", "br-sanitary"]);
+    submission::accept(s, v1.clone()).await.unwrap();
+    let first = due(s, 10, now_millis()).await;
+    outbox::confirmed(s, first.iter().map(|p| (p.delivery_id, p.ucr.clone())).collect(), now_millis()).await.unwrap();
+    acknowledgment::apply(s, ack(v1.id, "br-sanitary", AckStatus::Released)).await.unwrap();
+
+    // Nobody but the sender amends it.
+    let mut v2 = doc("UCR-L1", &["br-customs"]);
+    v2.body_sha256 = "hash-of-v2".into();
+    assert!(matches!(amend(s, v1.id, v2.clone(), "someone-else").await, Err(crate::lifecycle::ChangeRefused::UnknownDocument(_))));
+    // The same body is no amendment.
+    assert!(matches!(amend(s, v1.id, v1.clone(), "demo-trader").await, Err(crate::lifecycle::ChangeRefused::Unchanged { version: 1, .. })));
+
+    // Version 2 is routed to customs only: sanitary is told version 1 is withdrawn.
+    let Ok(Acceptance::New(receipt)) = amend(s, v1.id, v2.clone(), "demo-trader").await else { panic!("amended") };
+    assert_eq!((receipt.version, receipt.amends), (2, Some(v1.id)));
+    let sent = due(s, 10, now_millis()).await;
+    let kinds: Vec<(String, Option<&str>, Option<Uuid>)> =
+        sent.iter().map(|d| (d.agency.to_string(), d.notice.as_ref().map(|n| n.kind.as_str()), d.amends)).collect();
+    assert_eq!(
+        kinds,
+        [("br-sanitary".to_owned(), Some("withdrawn"), None), ("br-customs".to_owned(), None, Some(v1.id))],
+        "the withdrawal notice, then the new version"
+    );
+    let notice: serde_json::Value = serde_json::from_str(&sent[0].payload).unwrap();
+    assert_eq!(notice["supersededBy"], receipt.document_id.to_string());
+    // Sent again: its first receipt; amending the superseded version otherwise: refused.
+    let Ok(Acceptance::Replayed(again)) = amend(s, v1.id, v2.clone(), "demo-trader").await else { panic!("replayed") };
+    assert_eq!(again["documentId"], receipt.document_id.to_string());
+    let mut v3 = v2.clone();
+    v3.body_sha256 = "hash-of-v3".into();
+    assert!(matches!(amend(s, v1.id, v3, "demo-trader").await,
+        Err(crate::lifecycle::ChangeRefused::Superseded { latest, .. }) if latest == receipt.document_id));
+
+    // Answers to version 1 are late now; the state follows version 2.
+    let late = acknowledgment::apply(s, ack(v1.id, "br-customs", AckStatus::Rejected)).await.unwrap();
+    assert_eq!((late.outcome, late.consignment_state), (AckOutcome::Late, ConsignmentState::Submitted));
+    let released = acknowledgment::apply(s, ack(receipt.document_id, "br-customs", AckStatus::Released)).await.unwrap();
+    assert_eq!(released.consignment_state, ConsignmentState::Released, "the released v1 answer of sanitary no longer counts");
+    let v = view(s, "UCR-L1").await.unwrap();
+    let statuses: Vec<(&str, i64)> = v.documents.iter().map(|d| (d.status, d.version)).collect();
+    assert_eq!(statuses, [("superseded", 1), ("current", 2)]);
+
+    // Released: no withdrawal unless the region allows it; then the consignment is withdrawn.
+    let by = trader("demo-trader");
+    let id = receipt.document_id;
+    let (me, ucr) = (by.clone(), Subject::Consignment(receipt.ucr.clone()));
+    let refused = s
+        .write_with(WriteMode::RefusalsFirst, vec![ucr.clone()], move |l| crate::lifecycle::withdraw_in(l, id, "cancelled", &me, false, now_millis()))
+        .await
+        .unwrap();
+    assert!(matches!(refused, Err(crate::lifecycle::ChangeRefused::Released(_))));
+    let withdrawn = s
+        .write_with(WriteMode::RefusalsFirst, vec![ucr], move |l| crate::lifecycle::withdraw_in(l, id, "cancelled", &by, true, now_millis()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(withdrawn.consignment_state, ConsignmentState::Withdrawn);
+    assert_eq!(view(s, "UCR-L1").await.unwrap().state, ConsignmentState::Withdrawn);
+    let after = acknowledgment::apply(s, ack(id, "br-customs", AckStatus::Accepted)).await.unwrap();
+    assert_eq!(after.outcome, AckOutcome::Late, "answers to a withdrawn document are late");
+    let states = status_states(s).await;
+    assert_eq!(states.last().map(String::as_str), Some("withdrawn"));
+}
+
+pub async fn a_query_is_answered_by_the_trader_and_the_turns_are_recorded(store: Arc<dyn Store>) {
+    let s = &*store;
+    let d = doc("UCR-Q1", &["br-customs", "br-sanitary"]);
+    submission::accept(s, d.clone()).await.unwrap();
+    let respond = |agency: Option<&str>| {
+        let r = crate::lifecycle::Response {
+            document_id: d.id,
+            text: "the invoice is attached".into(),
+            agency: agency.map(|a| AgencyId::parse(a).unwrap()),
+            supporting: None,
+            by: trader("demo-trader"),
+            at: now_millis(),
+        };
+        let ucr = Subject::Consignment(d.ucr.clone());
+        async move { s.write_with(WriteMode::RefusalsFirst, vec![ucr], move |l| crate::lifecycle::respond_in(l, &r)).await.unwrap() }
+    };
+    assert!(matches!(respond(None).await, Err(crate::lifecycle::ChangeRefused::NoOpenQuery { .. })), "no query yet");
+    let mut query = ack(d.id, "br-customs", AckStatus::Query);
+    query.reason = Some("which invoice?".into());
+    acknowledgment::apply(s, query).await.unwrap();
+    let turn = |v: &ConsignmentView| v.documents[0].deliveries[0].turn;
+    assert_eq!(turn(&view(s, "UCR-Q1").await.unwrap()), Some("trader"));
+    assert!(matches!(respond(Some("br-sanitary")).await, Err(crate::lifecycle::ChangeRefused::NoOpenQuery { .. })));
+    let answered = respond(None).await.unwrap();
+    assert_eq!(answered.agencies, [AgencyId::parse("br-customs").unwrap()]);
+    assert_eq!(turn(&view(s, "UCR-Q1").await.unwrap()), Some("agency"));
+    let notices: Vec<_> = due(s, 10, now_millis()).await.into_iter().filter(|d| d.notice.is_some()).collect();
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].notice.as_ref().map(|n| n.id), Some(answered.response_id));
+    // Query, then response: both reach the trader's events, with the query's reason.
+    let causes: Vec<serde_json::Value> = s
+        .read_with(|l| l.unpublished_status_events("gw-test", 100, now_millis()))
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::from_str::<serde_json::Value>(&e.body).unwrap()["cause"].clone())
+        .collect();
+    assert_eq!(causes[1]["reason"], "which invoice?");
+    assert_eq!(causes[2]["kind"], "query-answered");
+    acknowledgment::apply(s, ack(d.id, "br-customs", AckStatus::Accepted)).await.unwrap();
+    assert_eq!(turn(&view(s, "UCR-Q1").await.unwrap()), None, "answered: no query open");
+}
+
 /// Runs every case of the suite against the store `open()` gives, one fresh store per case.
 #[macro_export]
 macro_rules! conformance_suite {
@@ -333,6 +457,8 @@ macro_rules! conformance_suite {
             cursors_see_events_in_commit_order_and_webhooks_start_from_now,
             a_consignment_is_published_by_one_gateway_at_a_time,
             a_webhook_is_served_by_one_gateway_at_a_time,
+            a_document_is_amended_answered_per_version_and_withdrawn,
+            a_query_is_answered_by_the_trader_and_the_turns_are_recorded,
         );
     };
     (@cases $open:ident; $($case:ident),* $(,)?) => {

@@ -79,6 +79,8 @@ pub struct DeliveryState {
     pub first_answer_at: Option<Millis>,
     /// When it was routed (the time-release figures count from here).
     pub routed_at: Millis,
+    /// Whether its document is current (neither amended since nor withdrawn).
+    pub document_current: bool,
 }
 
 /// A delivery's place: what audit records and status events name.
@@ -122,6 +124,30 @@ pub struct DocumentRecord {
     pub destination: String,
     pub sender: String,
     pub submitted_at: Millis,
+    pub version: i64,
+    pub amends: Option<Uuid>,
+    /// The version that amends it, when one does.
+    pub superseded_by: Option<Uuid>,
+    pub withdrawn_at: Option<Millis>,
+}
+
+impl DocumentRecord {
+    /// Neither amended by a later version nor withdrawn: the consignment's state follows it,
+    /// and it takes answers, amendments, responses and a withdrawal.
+    pub fn is_current(&self) -> bool {
+        self.superseded_by.is_none() && self.withdrawn_at.is_none()
+    }
+}
+
+/// A document as the rules of its life after acceptance read it (`crate::lifecycle`).
+#[derive(Debug, Clone)]
+pub struct StoredDocument {
+    pub record: DocumentRecord,
+    pub ucr: Ucr,
+    /// Its payload as sent (JSON text).
+    pub payload: String,
+    /// SHA-256 of its request body (`EarlierDocument::body_sha256`).
+    pub body_sha256: String,
 }
 
 /// A delivery of a document, as the consignment's view shows it.
@@ -173,7 +199,8 @@ pub trait Ledger {
     fn add_delivery_event(&mut self, delivery_id: i64, event: DeliveryEvent<'_>) -> Result<(), StoreError>;
     /// Keeps a document's first receipt (JSON text).
     fn insert_receipt(&mut self, document_id: Uuid, receipt: &str) -> Result<(), StoreError>;
-    /// The statuses of every delivery of every document of `ucr`.
+    /// The statuses of the deliveries of the current documents of `ucr` (neither superseded
+    /// nor withdrawn; notices are not deliveries of a document).
     fn consignment_delivery_statuses(&mut self, ucr: &Ucr) -> Result<Vec<DeliveryStatus>, StoreError>;
     fn consignment(&mut self, ucr: &Ucr) -> Result<Option<ConsignmentRecord>, StoreError>;
     /// Sets the consignment's state; `released_at` is `at` when it is released, else none.
@@ -182,7 +209,22 @@ pub trait Ledger {
     fn touch_consignment(&mut self, ucr: &Ucr, at: Millis) -> Result<(), StoreError>;
     /// The consignment's documents, oldest first.
     fn documents_of(&mut self, ucr: &Ucr) -> Result<Vec<DocumentRecord>, StoreError>;
-    /// A document's deliveries, in id order.
+    /// A document with its payload, if it exists.
+    fn document(&mut self, id: Uuid) -> Result<Option<StoredDocument>, StoreError>;
+    /// A document's first receipt (JSON text), if it has one.
+    fn receipt_of(&mut self, id: Uuid) -> Result<Option<String>, StoreError>;
+    /// `old` is amended by `new`: it is no longer current.
+    fn supersede(&mut self, old: Uuid, new: Uuid) -> Result<(), StoreError>;
+    /// A document is withdrawn at `at`: it is no longer current.
+    fn withdraw_document(&mut self, id: Uuid, at: Millis) -> Result<(), StoreError>;
+    /// How many documents of `ucr` are current.
+    fn current_documents(&mut self, ucr: &Ucr) -> Result<u64, StoreError>;
+    /// Keeps a notice about a document (its JSON body, as its agencies receive it).
+    fn insert_notice(&mut self, id: Uuid, document_id: Uuid, kind: NoticeKind, body: &str, at: Millis) -> Result<(), StoreError>;
+    /// A new pending delivery of a notice to `agency`; its id, as [`Ledger::insert_delivery`].
+    fn insert_notice_delivery(&mut self, notice_id: Uuid, document_id: Uuid, agency: &AgencyId, topic: &str, at: Millis)
+        -> Result<i64, StoreError>;
+    /// A document's deliveries (not its notices'), in id order.
     fn deliveries_of(&mut self, document_id: Uuid) -> Result<Vec<DeliveryRecord>, StoreError>;
     /// A delivery's history, oldest first.
     fn history_of(&mut self, delivery_id: i64) -> Result<Vec<HistoryEntry>, StoreError>;
@@ -190,7 +232,7 @@ pub trait Ledger {
     // --- answers ----------------------------------------------------------------------------
     /// The UCR of a document, if it exists.
     fn document_ucr(&mut self, document_id: Uuid) -> Result<Option<Ucr>, StoreError>;
-    /// The delivery of `document_id` to `agency`, if it was routed there.
+    /// The delivery of `document_id` to `agency`, if it was routed there (not a notice's).
     fn delivery_to(&mut self, document_id: Uuid, agency: &AgencyId) -> Result<Option<DeliveryState>, StoreError>;
     /// An answer changed the delivery: its new status, its first answer's time (kept if set),
     /// and out of the outbox and the failed list (dispatched at `at` unless it already was).

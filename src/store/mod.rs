@@ -87,6 +87,10 @@ pub struct NewDocument {
     /// SHA-256 (hex) of the whole request body, to tell a replay from a different document.
     pub body_sha256: String,
     pub submitted_at: Millis,
+    /// 1 for a document as first submitted; an amendment is the version after the one it amends.
+    pub version: i64,
+    /// The version this one amends (`crate::lifecycle`).
+    pub amends: Option<Uuid>,
     /// (agency, its topic, the routing rule that chose it).
     pub deliveries: Vec<(AgencyId, String, String)>,
     /// Whether the broker was reachable when the document was accepted; the receipt says so
@@ -106,6 +110,11 @@ pub struct Receipt {
     pub document_type: DocumentType,
     pub schema_version: SchemaVersion,
     pub submitted_at: String,
+    /// 1, then 2, 3, ... for each amendment.
+    pub version: i64,
+    /// The document this version amends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amends: Option<Uuid>,
     pub consignment_state: ConsignmentState,
     pub deliveries: Vec<ReceiptDelivery>,
     /// Hash of the submission's record in the audit log (`ventanilla audit verify`).
@@ -151,12 +160,60 @@ pub struct OutboundDelivery {
     pub destination: String,
     pub sender: String,
     pub submitted_at: Millis,
+    /// The document's payload as sent; a notice's own JSON body when `notice` is set.
     pub payload: String,
+    /// The document's version (1 unless it is an amendment).
+    pub version: i64,
+    /// The document an amendment amends: its agencies learn which one it replaces.
+    pub amends: Option<Uuid>,
+    /// Set when this is a notice about the document (its withdrawal, an answer to a query),
+    /// not the document itself.
+    pub notice: Option<OutboundNotice>,
     /// Attempts the broker refused so far.
     pub attempts: u32,
     /// Where an agency's stream (`after=`) sees it: grows with commit order; 0 until the store
     /// has given it one (only the relay reads such rows).
     pub position: i64,
+}
+
+/// A notice to an agency about a document it received: its own event id, what it says, when.
+#[derive(Debug, Clone)]
+pub struct OutboundNotice {
+    pub id: Uuid,
+    pub kind: NoticeKind,
+    pub at: Millis,
+}
+
+/// What a notice to an agency says (`crate::lifecycle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeKind {
+    /// The document was withdrawn, or amended into a version no longer routed to the agency.
+    Withdrawn,
+    /// The trader answered the agency's query.
+    QueryAnswered,
+}
+
+impl NoticeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::Withdrawn => "withdrawn",
+            NoticeKind::QueryAnswered => "query-answered",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "withdrawn" => Ok(NoticeKind::Withdrawn),
+            "query-answered" => Ok(NoticeKind::QueryAnswered),
+            other => Err(StoreError::Corrupt(format!("unknown notice kind {other:?}"))),
+        }
+    }
+    /// The CloudEvents type its agencies receive it as.
+    pub fn event_type(self) -> &'static str {
+        match self {
+            NoticeKind::Withdrawn => "org.ventanilla.document.withdrawn",
+            NoticeKind::QueryAnswered => "org.ventanilla.query.answered",
+        }
+    }
 }
 
 /// A delivery that failed, for operators.
@@ -262,6 +319,17 @@ pub struct DocumentView {
     pub destination: String,
     pub sender: String,
     pub submitted_at: String,
+    /// 1, then 2, 3, ... for each amendment.
+    pub version: i64,
+    /// `current`, `superseded` (a later version amends it) or `withdrawn`. The consignment's
+    /// state follows its current documents only.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amends: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withdrawn_at: Option<String>,
     pub deliveries: Vec<DeliveryView>,
 }
 
@@ -279,6 +347,10 @@ pub struct DeliveryView {
     pub last_error: Option<String>,
     pub dispatched_at: Option<String>,
     pub first_answer_at: Option<String>,
+    /// While the agency's query is open: `trader` until the trader answers it, then `agency`
+    /// until the agency answers again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turn: Option<&'static str>,
     pub history: Vec<HistoryEntry>,
 }
 

@@ -294,10 +294,21 @@ fn earlier(row: Option<Row>) -> Result<Option<EarlierDocument>, StoreError> {
 }
 
 const OUTBOUND_COLUMNS: &str = "d.id, d.document_id, d.agency, d.topic, doc.ucr, doc.document_type, doc.schema_version, \
-     doc.schema_id, doc.origin, doc.destination, doc.sender, doc.submitted_at, doc.payload, d.attempts, COALESCE(d.position, 0)";
+     doc.schema_id, doc.origin, doc.destination, doc.sender, doc.submitted_at, COALESCE(n.body, doc.payload), d.attempts, \
+     COALESCE(d.position, 0), doc.version, doc.amends, n.id, n.kind, n.created_at";
+/// Where [`OUTBOUND_COLUMNS`] come from: a delivery, its document, and its notice if it is one.
+const OUTBOUND_FROM: &str =
+    "deliveries d JOIN documents doc ON doc.id = d.document_id LEFT JOIN notices n ON n.id = d.notice_id";
 
 fn outbound(r: &Row) -> Result<OutboundDelivery, StoreError> {
+    let notice = match (r.get::<_, Option<&str>>(17), r.get::<_, Option<&str>>(18), r.get::<_, Option<i64>>(19)) {
+        (Some(id), Some(kind), Some(at)) => Some(OutboundNotice { id: uuid_of(id)?, kind: NoticeKind::parse(kind)?, at }),
+        _ => None,
+    };
     Ok(OutboundDelivery {
+        version: i64::from(r.get::<_, i32>(15)),
+        amends: r.get::<_, Option<&str>>(16).map(uuid_of).transpose()?,
+        notice,
         delivery_id: r.get(0),
         document_id: uuid_of(r.get(1))?,
         agency: parse(r.get(2), AgencyId::parse)?,
@@ -313,6 +324,26 @@ fn outbound(r: &Row) -> Result<OutboundDelivery, StoreError> {
         payload: r.get(12),
         attempts: r.get::<_, i32>(13).max(0) as u32,
         position: r.get(14),
+    })
+}
+
+/// The columns of a [`DocumentRecord`], in the order [`document_record`] reads them.
+const DOCUMENT_COLUMNS: &str =
+    "id, document_type, schema_version, origin, destination, sender, submitted_at, version, amends, superseded_by, withdrawn_at";
+
+fn document_record(r: &Row) -> Result<DocumentRecord, StoreError> {
+    Ok(DocumentRecord {
+        id: uuid_of(r.get(0))?,
+        document_type: parse(r.get(1), DocumentType::parse)?,
+        schema_version: r.get(2),
+        origin: r.get(3),
+        destination: r.get(4),
+        sender: r.get(5),
+        submitted_at: r.get(6),
+        version: i64::from(r.get::<_, i32>(7)),
+        amends: r.get::<_, Option<&str>>(8).map(uuid_of).transpose()?,
+        superseded_by: r.get::<_, Option<&str>>(9).map(uuid_of).transpose()?,
+        withdrawn_at: r.get(10),
     })
 }
 
@@ -357,8 +388,8 @@ impl Ledger for PgLedger {
     fn insert_document(&mut self, doc: &NewDocument) -> Result<(), StoreError> {
         self.exec(
             "INSERT INTO documents (id, ucr, document_type, schema_version, schema_id, origin, destination, sender, payload,
-                                    submitted_at, idempotency_key, body_sha256)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                                    submitted_at, idempotency_key, body_sha256, version, amends)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             &[
                 &doc.id.to_string(),
                 &doc.ucr.as_str(),
@@ -372,6 +403,8 @@ impl Ledger for PgLedger {
                 &doc.submitted_at,
                 &doc.idempotency_key,
                 &doc.body_sha256,
+                &i32::try_from(doc.version).map_err(corrupt)?,
+                &doc.amends.map(|a| a.to_string()),
             ],
         )?;
         Ok(())
@@ -400,7 +433,8 @@ impl Ledger for PgLedger {
 
     fn consignment_delivery_statuses(&mut self, ucr: &Ucr) -> Result<Vec<DeliveryStatus>, StoreError> {
         self.rows(
-            "SELECT d.status FROM deliveries d JOIN documents doc ON doc.id = d.document_id WHERE doc.ucr = $1",
+            "SELECT d.status FROM deliveries d JOIN documents doc ON doc.id = d.document_id
+             WHERE doc.ucr = $1 AND d.notice_id IS NULL AND doc.superseded_by IS NULL AND doc.withdrawn_at IS NULL",
             &[&ucr.as_str()],
         )?
         .iter()
@@ -436,30 +470,69 @@ impl Ledger for PgLedger {
     }
 
     fn documents_of(&mut self, ucr: &Ucr) -> Result<Vec<DocumentRecord>, StoreError> {
-        self.rows(
-            "SELECT id, document_type, schema_version, origin, destination, sender, submitted_at FROM documents
-             WHERE ucr = $1 ORDER BY submitted_at, id",
-            &[&ucr.as_str()],
-        )?
-        .iter()
-        .map(|r| {
-            Ok(DocumentRecord {
-                id: uuid_of(r.get(0))?,
-                document_type: parse(r.get(1), DocumentType::parse)?,
-                schema_version: r.get(2),
-                origin: r.get(3),
-                destination: r.get(4),
-                sender: r.get(5),
-                submitted_at: r.get(6),
+        self.rows(&format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE ucr = $1 ORDER BY submitted_at, id"), &[&ucr.as_str()])?
+            .iter()
+            .map(document_record)
+            .collect()
+    }
+
+    fn document(&mut self, id: Uuid) -> Result<Option<StoredDocument>, StoreError> {
+        self.row(&format!("SELECT {DOCUMENT_COLUMNS}, ucr, payload, body_sha256 FROM documents WHERE id = $1"), &[&id.to_string()])?
+            .map(|r| {
+                Ok(StoredDocument {
+                    record: document_record(&r)?,
+                    ucr: parse(r.get(11), Ucr::parse)?,
+                    payload: r.get(12),
+                    body_sha256: r.get(13),
+                })
             })
-        })
-        .collect()
+            .transpose()
+    }
+
+    fn receipt_of(&mut self, id: Uuid) -> Result<Option<String>, StoreError> {
+        Ok(self.row("SELECT receipt FROM receipts WHERE document_id = $1", &[&id.to_string()])?.map(|r| r.get(0)))
+    }
+
+    fn supersede(&mut self, old: Uuid, new: Uuid) -> Result<(), StoreError> {
+        self.exec("UPDATE documents SET superseded_by = $2 WHERE id = $1", &[&old.to_string(), &new.to_string()])?;
+        Ok(())
+    }
+
+    fn withdraw_document(&mut self, id: Uuid, at: Millis) -> Result<(), StoreError> {
+        self.exec("UPDATE documents SET withdrawn_at = $2 WHERE id = $1", &[&id.to_string(), &at])?;
+        Ok(())
+    }
+
+    fn current_documents(&mut self, ucr: &Ucr) -> Result<u64, StoreError> {
+        let row = self.row(
+            "SELECT COUNT(*) FROM documents WHERE ucr = $1 AND superseded_by IS NULL AND withdrawn_at IS NULL",
+            &[&ucr.as_str()],
+        )?;
+        Ok(row.map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
+    }
+
+    fn insert_notice(&mut self, id: Uuid, document_id: Uuid, kind: NoticeKind, body: &str, at: Millis) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO notices (id, document_id, kind, body, created_at) VALUES ($1, $2, $3, $4, $5)",
+            &[&id.to_string(), &document_id.to_string(), &kind.as_str(), &body, &at],
+        )?;
+        Ok(())
+    }
+
+    fn insert_notice_delivery(&mut self, notice_id: Uuid, document_id: Uuid, agency: &AgencyId, topic: &str, at: Millis)
+        -> Result<i64, StoreError> {
+        let row = self.row(
+            "INSERT INTO deliveries (document_id, agency, topic, rule, status, created_at, notice_id)
+             VALUES ($1, $2, $3, 'notice', 'pending', $4, $5) RETURNING id",
+            &[&document_id.to_string(), &agency.as_str(), &topic, &at, &notice_id.to_string()],
+        )?;
+        row.map(|r| r.get(0)).ok_or_else(|| corrupt("an inserted delivery without an id"))
     }
 
     fn deliveries_of(&mut self, document_id: Uuid) -> Result<Vec<DeliveryRecord>, StoreError> {
         self.rows(
             "SELECT id, agency, topic, status, created_at, dispatched_at, first_answer_at, attempts, last_error FROM deliveries
-             WHERE document_id = $1 ORDER BY id",
+             WHERE document_id = $1 AND notice_id IS NULL ORDER BY id",
             &[&document_id.to_string()],
         )?
         .iter()
@@ -495,10 +568,20 @@ impl Ledger for PgLedger {
 
     fn delivery_to(&mut self, document_id: Uuid, agency: &AgencyId) -> Result<Option<DeliveryState>, StoreError> {
         self.row(
-            "SELECT id, status, first_answer_at, created_at FROM deliveries WHERE document_id = $1 AND agency = $2",
+            "SELECT d.id, d.status, d.first_answer_at, d.created_at, doc.superseded_by IS NULL AND doc.withdrawn_at IS NULL
+             FROM deliveries d JOIN documents doc ON doc.id = d.document_id
+             WHERE d.document_id = $1 AND d.agency = $2 AND d.notice_id IS NULL",
             &[&document_id.to_string(), &agency.as_str()],
         )?
-        .map(|r| Ok(DeliveryState { id: r.get(0), status: parse(r.get(1), DeliveryStatus::parse)?, first_answer_at: r.get(2), routed_at: r.get(3) }))
+        .map(|r| {
+            Ok(DeliveryState {
+                id: r.get(0),
+                status: parse(r.get(1), DeliveryStatus::parse)?,
+                first_answer_at: r.get(2),
+                routed_at: r.get(3),
+                document_current: r.get(4),
+            })
+        })
         .transpose()
     }
 
@@ -520,7 +603,7 @@ impl Ledger for PgLedger {
     fn due_deliveries(&mut self, instance: &str, limit: usize, now: Millis) -> Result<Vec<OutboundDelivery>, StoreError> {
         let sql = format!(
             "SELECT {OUTBOUND_COLUMNS}
-             FROM deliveries d JOIN documents doc ON doc.id = d.document_id
+             FROM {OUTBOUND_FROM}
              WHERE d.dispatched_at IS NULL AND d.failed_at IS NULL AND d.next_attempt_at <= $2
                AND NOT EXISTS (
                    SELECT 1 FROM documents hd JOIN deliveries h ON h.document_id = hd.id
@@ -535,8 +618,8 @@ impl Ledger for PgLedger {
     fn agency_deliveries(&mut self, agency: &AgencyId, after: i64, limit: usize, max_bytes: usize) -> Result<Vec<OutboundDelivery>, StoreError> {
         // The page's rows by their payloads' sizes first, then the payloads of those that fit.
         let sizes = self.rows(
-            "SELECT d.id, octet_length(doc.payload) FROM deliveries d JOIN documents doc ON doc.id = d.document_id
-             WHERE d.agency = $1 AND d.position > $2 ORDER BY d.position LIMIT $3",
+            &format!("SELECT d.id, octet_length(COALESCE(n.body, doc.payload)) FROM {OUTBOUND_FROM}
+             WHERE d.agency = $1 AND d.position > $2 ORDER BY d.position LIMIT $3"),
             &[&agency.as_str(), &after, &(limit as i64)],
         )?;
         let (mut ids, mut bytes) = (Vec::new(), 0usize);
@@ -551,7 +634,7 @@ impl Ledger for PgLedger {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT {OUTBOUND_COLUMNS} FROM deliveries d JOIN documents doc ON doc.id = d.document_id
+            "SELECT {OUTBOUND_COLUMNS} FROM {OUTBOUND_FROM}
              WHERE d.id = ANY($1) ORDER BY d.position"
         );
         self.rows(&sql, &[&ids])?.iter().map(outbound).collect()

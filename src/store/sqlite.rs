@@ -55,9 +55,19 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             }
         }
     }
-    embedded::migrations::runner()
+    // A migration that builds a table again (V5) does so with foreign keys off, as SQLite's
+    // procedure for changing a table asks (they cannot be switched inside a transaction), and
+    // every key is checked once it is done.
+    conn.execute_batch("PRAGMA foreign_keys=OFF")?;
+    let ran = embedded::migrations::runner()
         .run(conn)
-        .map_err(|e| StoreError::Unavailable(format!("the store's migrations failed: {e}")))?;
+        .map_err(|e| StoreError::Unavailable(format!("the store's migrations failed: {e}")));
+    conn.execute_batch("PRAGMA foreign_keys=ON")?;
+    ran?;
+    let broken: Option<String> = conn.row("SELECT \"table\" FROM pragma_foreign_key_check LIMIT 1", [], |r| r.get(0)).optional()?;
+    if let Some(table) = broken {
+        return Err(StoreError::Corrupt(format!("after the migrations, a row of {table} refers to a row that does not exist")));
+    }
     Ok(())
 }
 
@@ -205,15 +215,31 @@ fn existing_file(path: &Path) -> Result<(), StoreError> {
 }
 
 /// The columns of an outbound delivery, as selected by the outbox and stream queries.
-type OutboundRow = (i64, String, String, String, String, String, String, String, String, String, String, i64, String, u32);
+type OutboundRow = (i64, String, String, String, String, String, String, String, String, String, String, i64, String, u32, Versions);
+/// A document's version and the one it amends; a notice's id, kind and time.
+type Versions = (i64, Option<String>, Option<String>, Option<String>, Option<i64>);
+
+/// What the outbox and stream queries select: [`OutboundRow`]'s columns, notices joined.
+const OUTBOUND_COLUMNS: &str = "d.id, d.document_id, d.agency, d.topic, doc.ucr, doc.document_type, doc.schema_version, doc.schema_id,
+    doc.origin, doc.destination, doc.sender, doc.submitted_at, COALESCE(n.body, doc.payload), d.attempts,
+    doc.version, doc.amends, n.id, n.kind, n.created_at
+    FROM deliveries d JOIN documents doc ON doc.id = d.document_id LEFT JOIN notices n ON n.id = d.notice_id";
 
 fn outbound_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboundRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?,
-        r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?))
+        r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?, (r.get(14)?, r.get(15)?, r.get(16)?, r.get(17)?, r.get(18)?)))
 }
 
 fn outbound(r: OutboundRow) -> Result<OutboundDelivery, StoreError> {
+    let (version, amends, notice_id, notice_kind, notice_at) = r.14;
+    let notice = match (notice_id, notice_kind, notice_at) {
+        (Some(id), Some(kind), Some(at)) => Some(OutboundNotice { id: parse_uuid(&id)?, kind: NoticeKind::parse(&kind)?, at }),
+        _ => None,
+    };
     Ok(OutboundDelivery {
+        version,
+        amends: amends.as_deref().map(parse_uuid).transpose()?,
+        notice,
         delivery_id: r.0,
         document_id: parse_uuid(&r.1)?,
         agency: parse_agency(&r.2)?,
@@ -230,6 +256,31 @@ fn outbound(r: OutboundRow) -> Result<OutboundDelivery, StoreError> {
         attempts: r.13,
         // One writer: ids are taken in commit order.
         position: r.0,
+    })
+}
+
+/// The columns of a [`DocumentRecord`], in [`DocumentRow`]'s order.
+const DOCUMENT_COLUMNS: &str =
+    "id, document_type, schema_version, origin, destination, sender, submitted_at, version, amends, superseded_by, withdrawn_at";
+type DocumentRow = (String, String, String, String, String, String, i64, i64, Option<String>, Option<String>, Option<i64>);
+
+fn document_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocumentRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?))
+}
+
+fn document_record(r: DocumentRow) -> Result<DocumentRecord, StoreError> {
+    Ok(DocumentRecord {
+        id: parse_uuid(&r.0)?,
+        document_type: parse_type(&r.1)?,
+        schema_version: r.2,
+        origin: r.3,
+        destination: r.4,
+        sender: r.5,
+        submitted_at: r.6,
+        version: r.7,
+        amends: r.8.as_deref().map(parse_uuid).transpose()?,
+        superseded_by: r.9.as_deref().map(parse_uuid).transpose()?,
+        withdrawn_at: r.10,
     })
 }
 
@@ -309,8 +360,8 @@ impl Ledger for SqliteLedger {
     fn insert_document(&mut self, doc: &NewDocument) -> Result<(), StoreError> {
         self.conn.exec(
             "INSERT INTO documents (id, ucr, document_type, schema_version, schema_id, origin, destination, sender, payload,
-                                    submitted_at, idempotency_key, body_sha256, receipt)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, '')",
+                                    submitted_at, idempotency_key, body_sha256, receipt, version, amends)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, '', ?13, ?14)",
             params![
                 doc.id.to_string(),
                 doc.ucr.as_str(),
@@ -323,7 +374,9 @@ impl Ledger for SqliteLedger {
                 doc.payload,
                 doc.submitted_at,
                 doc.idempotency_key,
-                doc.body_sha256
+                doc.body_sha256,
+                doc.version,
+                doc.amends.map(|a| a.to_string())
             ],
         )?;
         Ok(())
@@ -352,7 +405,8 @@ impl Ledger for SqliteLedger {
 
     fn consignment_delivery_statuses(&mut self, ucr: &Ucr) -> Result<Vec<DeliveryStatus>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT d.status FROM deliveries d JOIN documents doc ON doc.id = d.document_id WHERE doc.ucr = ?1",
+            "SELECT d.status FROM deliveries d JOIN documents doc ON doc.id = d.document_id
+             WHERE doc.ucr = ?1 AND d.notice_id IS NULL AND doc.superseded_by IS NULL AND doc.withdrawn_at IS NULL",
         )?;
         let statuses = stmt.query_map([ucr.as_str()], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
         statuses.iter().map(|s| parse_status(s)).collect()
@@ -389,32 +443,79 @@ impl Ledger for SqliteLedger {
 
     fn documents_of(&mut self, ucr: &Ucr) -> Result<Vec<DocumentRecord>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, document_type, schema_version, origin, destination, sender, submitted_at FROM documents WHERE ucr = ?1 ORDER BY submitted_at, id",
+            &format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE ucr = ?1 ORDER BY submitted_at, id"),
         )?;
-        let rows = stmt
-            .query_map([ucr.as_str()], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?, r.get::<_, String>(5)?, r.get::<_, i64>(6)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter()
-            .map(|(id, document_type, schema_version, origin, destination, sender, submitted_at)| {
-                Ok(DocumentRecord {
-                    id: parse_uuid(&id)?,
-                    document_type: parse_type(&document_type)?,
-                    schema_version,
-                    origin,
-                    destination,
-                    sender,
-                    submitted_at,
-                })
-            })
-            .collect()
+        let rows = stmt.query_map([ucr.as_str()], document_row)?.collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(document_record).collect()
+    }
+
+    fn document(&mut self, id: Uuid) -> Result<Option<StoredDocument>, StoreError> {
+        let row = self
+            .conn
+            .row(
+                &format!("SELECT {DOCUMENT_COLUMNS}, ucr, payload, body_sha256 FROM documents WHERE id = ?1"),
+                [id.to_string()],
+                |r| Ok((document_row(r)?, r.get::<_, String>(11)?, r.get::<_, String>(12)?, r.get::<_, String>(13)?)),
+            )
+            .optional()?;
+        row.map(|(record, ucr, payload, body_sha256)| {
+            Ok(StoredDocument { record: document_record(record)?, ucr: parse_ucr(&ucr)?, payload, body_sha256 })
+        })
+        .transpose()
+    }
+
+    fn receipt_of(&mut self, id: Uuid) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .row(
+                "SELECT COALESCE(r.receipt, d.receipt) FROM documents d LEFT JOIN receipts r ON r.document_id = d.id WHERE d.id = ?1",
+                [id.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn supersede(&mut self, old: Uuid, new: Uuid) -> Result<(), StoreError> {
+        self.conn.exec("UPDATE documents SET superseded_by = ?2 WHERE id = ?1", params![old.to_string(), new.to_string()])?;
+        Ok(())
+    }
+
+    fn withdraw_document(&mut self, id: Uuid, at: Millis) -> Result<(), StoreError> {
+        self.conn.exec("UPDATE documents SET withdrawn_at = ?2 WHERE id = ?1", params![id.to_string(), at])?;
+        Ok(())
+    }
+
+    fn current_documents(&mut self, ucr: &Ucr) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.row(
+            "SELECT COUNT(*) FROM documents WHERE ucr = ?1 AND superseded_by IS NULL AND withdrawn_at IS NULL",
+            [ucr.as_str()],
+            |r| r.get(0),
+        )?;
+        Ok(n.max(0) as u64)
+    }
+
+    fn insert_notice(&mut self, id: Uuid, document_id: Uuid, kind: NoticeKind, body: &str, at: Millis) -> Result<(), StoreError> {
+        self.conn.exec(
+            "INSERT INTO notices (id, document_id, kind, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id.to_string(), document_id.to_string(), kind.as_str(), body, at],
+        )?;
+        Ok(())
+    }
+
+    fn insert_notice_delivery(&mut self, notice_id: Uuid, document_id: Uuid, agency: &AgencyId, topic: &str, at: Millis)
+        -> Result<i64, StoreError> {
+        self.conn.exec(
+            "INSERT INTO deliveries (document_id, agency, topic, rule, status, created_at, notice_id)
+             VALUES (?1, ?2, ?3, 'notice', 'pending', ?4, ?5)",
+            params![document_id.to_string(), agency.as_str(), topic, at, notice_id.to_string()],
+        )?;
+        Ok(self.conn.last_insert_rowid())
     }
 
     fn deliveries_of(&mut self, document_id: Uuid) -> Result<Vec<DeliveryRecord>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, agency, topic, status, created_at, dispatched_at, first_answer_at, attempts, last_error FROM deliveries WHERE document_id = ?1 ORDER BY id",
+            "SELECT id, agency, topic, status, created_at, dispatched_at, first_answer_at, attempts, last_error FROM deliveries
+             WHERE document_id = ?1 AND notice_id IS NULL ORDER BY id",
         )?;
         let rows = stmt
             .query_map([document_id.to_string()], |r| {
@@ -459,16 +560,18 @@ impl Ledger for SqliteLedger {
     }
 
     fn delivery_to(&mut self, document_id: Uuid, agency: &AgencyId) -> Result<Option<DeliveryState>, StoreError> {
-        let row: Option<(i64, String, Option<i64>, i64)> = self
+        let row: Option<(i64, String, Option<i64>, i64, bool)> = self
             .conn
             .row(
-                "SELECT id, status, first_answer_at, created_at FROM deliveries WHERE document_id = ?1 AND agency = ?2",
+                "SELECT d.id, d.status, d.first_answer_at, d.created_at, doc.superseded_by IS NULL AND doc.withdrawn_at IS NULL
+                 FROM deliveries d JOIN documents doc ON doc.id = d.document_id
+                 WHERE d.document_id = ?1 AND d.agency = ?2 AND d.notice_id IS NULL",
                 params![document_id.to_string(), agency.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
             .optional()?;
-        row.map(|(id, status, first_answer_at, routed_at)| {
-            Ok(DeliveryState { id, status: parse_status(&status)?, first_answer_at, routed_at })
+        row.map(|(id, status, first_answer_at, routed_at, document_current)| {
+            Ok(DeliveryState { id, status: parse_status(&status)?, first_answer_at, routed_at, document_current })
         })
         .transpose()
     }
@@ -490,16 +593,14 @@ impl Ledger for SqliteLedger {
 
     fn due_deliveries(&mut self, instance: &str, limit: usize, now: Millis) -> Result<Vec<OutboundDelivery>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT d.id, d.document_id, d.agency, d.topic, doc.ucr, doc.document_type, doc.schema_version, doc.schema_id,
-                    doc.origin, doc.destination, doc.sender, doc.submitted_at, doc.payload, d.attempts
-             FROM deliveries d JOIN documents doc ON doc.id = d.document_id
+            &format!("SELECT {OUTBOUND_COLUMNS}
              WHERE d.dispatched_at IS NULL AND d.failed_at IS NULL AND d.next_attempt_at <= ?2
                AND NOT EXISTS (
                    SELECT 1 FROM documents hd JOIN deliveries h ON h.document_id = hd.id
                    WHERE hd.ucr = doc.ucr AND h.topic = d.topic AND h.id < d.id AND h.dispatched_at IS NULL
                      AND (h.failed_at IS NOT NULL OR h.next_attempt_at > ?2))
                AND NOT EXISTS (SELECT 1 FROM outbox_claims c WHERE c.ucr = doc.ucr AND c.instance <> ?3 AND c.until > ?2)
-             ORDER BY d.id LIMIT ?1",
+             ORDER BY d.id LIMIT ?1"),
         )?;
         let rows = stmt.query_map(params![limit as i64, now, instance], outbound_row)?.collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(outbound).collect()
@@ -507,10 +608,7 @@ impl Ledger for SqliteLedger {
 
     fn agency_deliveries(&mut self, agency: &AgencyId, after: i64, limit: usize, max_bytes: usize) -> Result<Vec<OutboundDelivery>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT d.id, d.document_id, d.agency, d.topic, doc.ucr, doc.document_type, doc.schema_version, doc.schema_id,
-                    doc.origin, doc.destination, doc.sender, doc.submitted_at, doc.payload, d.attempts
-             FROM deliveries d JOIN documents doc ON doc.id = d.document_id
-             WHERE d.agency = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3",
+            &format!("SELECT {OUTBOUND_COLUMNS} WHERE d.agency = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3"),
         )?;
         // Row by row, stopping once the payloads reach `max_bytes`: the rest is not read.
         let mut rows = stmt.query(params![agency.as_str(), after, limit as i64])?;
@@ -915,9 +1013,9 @@ mod tests {
             assert_eq!(records.len(), 10);
             assert!(crate::audit::verify(records).is_ok());
         }
-        assert_eq!(history(dir.path()), vec![1, 2, 3, 4], "every version recorded");
+        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5], "every version recorded");
         SqliteStore::open(dir.path()).unwrap();
-        assert_eq!(history(dir.path()), vec![1, 2, 3, 4], "and none run again");
+        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5], "and none run again");
     }
 
     #[tokio::test]
