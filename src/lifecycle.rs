@@ -26,7 +26,7 @@
 //! record and one status event, committed with it.
 
 use serde::Serialize;
-use serde_json::{json, value::RawValue, Value};
+use serde_json::{json, value::RawValue};
 use uuid::Uuid;
 
 use crate::access::{may_change, Participant};
@@ -106,6 +106,30 @@ pub struct ResponseReceipt {
     pub agencies: Vec<AgencyId>,
     pub responded_at: String,
     pub consignment_state: ConsignmentState,
+}
+
+/// The notice of a trader's answer to a query, as its agencies receive it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QueryAnswered<'a> {
+    response_id: Uuid,
+    document_id: Uuid,
+    ucr: &'a Ucr,
+    document_type: &'a DocumentType,
+    version: i64,
+    text: &'a str,
+    agencies: &'a [AgencyId],
+    responded_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    supporting_document: Option<Supporting<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Supporting<'a> {
+    document_type: &'a DocumentType,
+    schema_version: &'a str,
+    payload: Box<RawValue>,
 }
 
 /// The document `id` as `by` may change it, current.
@@ -206,7 +230,7 @@ pub fn amend_in(l: &mut dyn Ledger, mut doc: NewDocument, of: &AmendmentOf) -> R
             "supersededBy": doc.id,
             "withdrawnAt": rfc3339(at),
         });
-        notify(l, Uuid::now_v7(), of.previous, NoticeKind::Withdrawn, &body, dropped.iter().map(|d| (d.id, &d.agency, d.topic.as_str())), at, "withdrawn", &why)?;
+        notify(l, Uuid::now_v7(), of.previous, NoticeKind::Withdrawn, &body.to_string(), dropped.iter().map(|d| (d.id, &d.agency, d.topic.as_str())), at, "withdrawn", &why)?;
     }
     let why = format!("amended into version {} ({}): {}", doc.version, doc.id, of.reason);
     for d in earlier.iter().filter(|d| !dropped.iter().any(|x| x.id == d.id)) {
@@ -253,7 +277,7 @@ pub fn withdraw_in(l: &mut dyn Ledger, id: Uuid, reason: &str, by: &Participant,
         "reason": reason,
         "withdrawnAt": rfc3339(at),
     });
-    notify(l, Uuid::now_v7(), id, NoticeKind::Withdrawn, &body, deliveries.iter().map(|d| (d.id, &d.agency, d.topic.as_str())), at, "withdrawn", reason)?;
+    notify(l, Uuid::now_v7(), id, NoticeKind::Withdrawn, &body.to_string(), deliveries.iter().map(|d| (d.id, &d.agency, d.topic.as_str())), at, "withdrawn", reason)?;
     let cause = json!({"kind": "withdrawn", "documentId": id, "documentType": doc.record.document_type, "reason": reason, "by": by.id});
     let state = tracking::record_event(l, &doc.ucr, at, cause)?;
     audit::append(l, &audit::entry(at, &by.id, "document.withdrawn", id.to_string(), json!({"ucr": doc.ucr, "reason": reason, "agencies": agencies})))?;
@@ -277,21 +301,29 @@ pub fn respond_in(l: &mut dyn Ledger, r: &Response) -> Result<Result<ResponseRec
     }
     let response_id = Uuid::now_v7();
     let agencies: Vec<AgencyId> = open.iter().map(|d| d.agency.clone()).collect();
-    let mut body = json!({
-        "responseId": response_id,
-        "documentId": r.document_id,
-        "ucr": doc.ucr,
-        "documentType": doc.record.document_type,
-        "version": doc.record.version,
-        "text": r.text,
-        "agencies": agencies,
-        "respondedAt": rfc3339(r.at),
-    });
-    if let Some((document_type, version, payload)) = &r.supporting {
-        // The supporting document's payload reaches the agencies as the trader sent it.
-        let payload = RawValue::from_string(payload.clone()).map_err(|e| StoreError::Corrupt(format!("a supporting document's payload: {e}")))?;
-        body["supportingDocument"] = json!({"documentType": document_type, "schemaVersion": version, "payload": payload});
-    }
+    let supporting = match &r.supporting {
+        Some((document_type, schema_version, payload)) => Some(Supporting {
+            document_type,
+            schema_version,
+            payload: RawValue::from_string(payload.clone())
+                .map_err(|e| StoreError::Corrupt(format!("a supporting document's payload: {e}")))?,
+        }),
+        None => None,
+    };
+    let body = QueryAnswered {
+        response_id,
+        document_id: r.document_id,
+        ucr: &doc.ucr,
+        document_type: &doc.record.document_type,
+        version: doc.record.version,
+        text: &r.text,
+        agencies: &agencies,
+        responded_at: rfc3339(r.at),
+        supporting_document: supporting,
+    };
+    // Written as a struct, so the supporting document's payload (a raw value) reaches the
+    // agencies as the trader sent it.
+    let body = serde_json::to_string(&body).map_err(|e| StoreError::Corrupt(format!("a response's notice: {e}")))?;
     notify(l, response_id, r.document_id, NoticeKind::QueryAnswered, &body, open.iter().map(|d| (d.id, &d.agency, d.topic.as_str())), r.at, RESPONDED, &r.text)?;
     let cause = json!({"kind": "query-answered", "documentId": r.document_id, "responseId": response_id, "agencies": agencies});
     let state = tracking::record_event(l, &doc.ucr, r.at, cause)?;
@@ -315,13 +347,13 @@ fn notify<'a>(
     id: Uuid,
     document: Uuid,
     kind: NoticeKind,
-    body: &Value,
+    body: &str,
     to: impl Iterator<Item = (i64, &'a AgencyId, &'a str)>,
     at: Millis,
     history: &str,
     reason: &str,
 ) -> Result<(), StoreError> {
-    l.insert_notice(id, document, kind, &body.to_string(), at)?;
+    l.insert_notice(id, document, kind, body, at)?;
     for (delivery, agency, topic) in to {
         l.insert_notice_delivery(id, document, agency, topic, at)?;
         l.add_delivery_event(delivery, DeliveryEvent { status: history, at, source: "http", reason: Some(reason), outcome: "applied" })?;

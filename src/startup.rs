@@ -206,7 +206,7 @@ impl Application {
                     shutdown_rx.clone(),
                 )),
             ),
-            supervised("ack-consumer", Box::pin(broker::acks::run(gateway.clone(), ack_consumer, shutdown_rx.clone()))),
+            supervised("ack-consumer", Box::pin(broker::acks::run(gateway.clone(), ack_consumer, producer.clone(), shutdown_rx.clone()))),
             supervised("webhooks", Box::pin(webhook_dispatcher.run(shutdown_rx.clone()))),
             supervised("refusal-audit", Box::pin(flush_refusals(refusals.clone(), store.clone(), shutdown_rx.clone()))),
         ];

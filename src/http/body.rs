@@ -188,7 +188,7 @@ fn split_batch(bytes: &[u8], kind: MediaType, item_limit: usize, shape: &JsonLim
             }
             // The array is split into each document's text as sent, without building anything;
             // each is then parsed on its own, like an NDJSON line.
-            let texts: Vec<&serde_json::value::RawValue> = serde_json::from_slice(&bytes).map_err(malformed)?;
+            let texts: Vec<&serde_json::value::RawValue> = serde_json::from_slice(&bytes).map_err(|e| malformed(&e))?;
             if texts.len() > max_items {
                 return Err(too_many(texts.len()));
             }
@@ -225,10 +225,15 @@ fn split_batch(bytes: &[u8], kind: MediaType, item_limit: usize, shape: &JsonLim
 /// Parses a JSON body within `shape`, with the problem the API answers when it cannot (also
 /// used by `ventanilla validate`, so both report alike).
 pub fn parse_json(body: &[u8], shape: &JsonLimits) -> Result<Value, ApiError> {
-    parse_bounded(body, shape).map_err(|e| match e {
-        JsonError::Limit(l) => beyond(l),
+    parse_bounded(body, shape).map_err(|e| json_problem(&e))
+}
+
+/// The problem of JSON that could not be taken (also told to an agency whose ack record it was).
+pub fn json_problem(e: &JsonError) -> ApiError {
+    match e {
+        JsonError::Limit(l) => beyond(l.clone()),
         JsonError::Syntax(e) => malformed(e),
-    })
+    }
 }
 
 fn beyond(l: crate::json::LimitExceeded) -> ApiError {
@@ -236,7 +241,7 @@ fn beyond(l: crate::json::LimitExceeded) -> ApiError {
         .with(serde_json::json!({"bound": l.bound(), "limit": l.limit()}))
 }
 
-fn malformed(e: serde_json::Error) -> ApiError {
+fn malformed(e: &serde_json::Error) -> ApiError {
     ApiError::new(Code::MalformedJson, format!("the body is not valid JSON: {e}"))
         .with(serde_json::json!({"line": e.line(), "column": e.column()}))
 }

@@ -4,6 +4,14 @@
 //! agency's name is refused. The offset is stored only after the
 //! answer is committed to the store, and committed once more at shutdown, so a crash replays
 //! answers (harmless: duplicates change nothing) rather than losing them.
+//!
+//! **Refused answers reach the agency.** A record refused (not JSON, against the schema, in
+//! another agency's name, about a document not routed to it) is answered on the agency's own
+//! `<prefix>acks.<agency>.refused` topic, keyed as the refused record was: a problem document
+//! (the code, title and detail `POST /v1/acknowledgments` would answer, with each schema
+//! violation's JSON pointer) naming the refused record's topic, partition and offset. Its
+//! CloudEvents id is that place, so a refusal told twice (after a crash) reads as one. The
+//! offset moves on only once the refusal is confirmed by the broker and in the audit log.
 
 use std::sync::Arc;
 
@@ -14,9 +22,15 @@ use rdkafka::TopicPartitionList;
 use rdkafka::Message;
 use tokio::sync::watch;
 
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+
 use super::{base_config, BrokerError};
 use crate::domain::Role;
 use crate::gateway::{AckError, Gateway, Participant};
+use crate::http::body::json_problem;
+use crate::http::errors::{ApiError, Code};
 
 /// The ack consumer's context: eager rebalancing, done directly. rust-rdkafka's default asks
 /// librdkafka for the rebalance protocol first, and that request can block forever when the
@@ -62,7 +76,7 @@ pub fn consumer(
 }
 
 /// Applies acknowledgments until `shutdown`.
-pub async fn run(gateway: Arc<Gateway>, consumer: AckConsumer, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(gateway: Arc<Gateway>, consumer: AckConsumer, producer: FutureProducer, mut shutdown: watch::Receiver<bool>) {
     let mut guard = CloseOnlyWhenStopping { consumer: Some(consumer), stopping: false };
     let Some(consumer) = guard.consumer.as_ref() else { return };
     'records: loop {
@@ -96,7 +110,7 @@ pub async fn run(gateway: Arc<Gateway>, consumer: AckConsumer, mut shutdown: wat
         // is stored over it (a seek back could fail, and the next record's offset would then be
         // stored past an answer never applied). Stopping here stores nothing for it: the next
         // start, or another instance of the group, reads it again.
-        while !take(&gateway, &writer, &msg, &body).await {
+        while !take(&gateway, &producer, &writer, &msg, &body).await {
             tokio::select! {
                 _ = tokio::time::sleep(STORE_RETRY_PAUSE) => {}
                 _ = shutdown.changed() => break 'records,
@@ -139,15 +153,17 @@ const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Wait before an answer the store could not take is tried again.
 const STORE_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Applies one record's answer (or records its refusal in the audit log); `false` when the store
-/// could not take either, so the record must be tried again before the consumer moves on.
+/// Applies one record's answer (or tells the agency of its refusal and records it in the audit
+/// log); `false` when the store or the broker could not take either, so the record must be
+/// tried again before the consumer moves on.
 async fn take(
     gateway: &Gateway,
+    producer: &FutureProducer,
     writer: &Participant,
     msg: &rdkafka::message::BorrowedMessage<'_>,
     body: &Option<Result<serde_json::Value, crate::json::JsonError>>,
 ) -> bool {
-    match body {
+    let problem = match body {
         Some(Ok(body)) => match gateway.acknowledge(writer, body, "kafka").await {
             Ok(applied) => {
                 if applied.outcome.changed() {
@@ -157,27 +173,68 @@ async fn take(
                     tracing::info!(document = %applied.document_id, agency = %applied.agency, outcome = applied.outcome.as_str(),
                         "acknowledgment from the ack topic recorded in the delivery's history; it changed nothing");
                 }
-                true
+                return true;
             }
             Err(AckError::Store(e)) => {
                 tracing::error!(error = %e, "ack consumer: the store refused; the answer will be tried again");
-                false
+                return false;
             }
-            Err(e) => {
-                tracing::warn!(error = %e, partition = msg.partition(), offset = msg.offset(),
-                    "ack consumer: acknowledgment refused and skipped");
-                audit_refusal(gateway, writer, msg, e.to_string()).await
-            }
+            Err(e) => ApiError::from(e),
         },
-        Some(Err(e)) => {
-            tracing::warn!(error = %e, partition = msg.partition(), offset = msg.offset(),
-                "ack consumer: a record that is not acceptable JSON was skipped");
-            audit_refusal(gateway, writer, msg, e.to_string()).await
-        }
-        None => {
-            tracing::warn!(partition = msg.partition(), offset = msg.offset(),
-                "ack consumer: a record without a value was skipped");
-            audit_refusal(gateway, writer, msg, "a record without a value".into()).await
+        Some(Err(e)) => json_problem(e),
+        None => ApiError::new(Code::MalformedJson, "the record has no value: an acknowledgment is a JSON object"),
+    };
+    tracing::warn!(error = %problem, topic = msg.topic(), partition = msg.partition(), offset = msg.offset(),
+        "ack consumer: acknowledgment refused; the agency is told on its refused-answers topic");
+    tell_refusal(gateway, producer, writer, msg, &problem).await && audit_refusal(gateway, writer, msg, problem.to_string()).await
+}
+
+/// The CloudEvents type of a refused answer's notice.
+pub const REFUSED: &str = "org.ventanilla.acknowledgment.refused";
+
+/// Publishes the refusal of `msg` on its agency's refused-answers topic; `false` when the broker
+/// did not confirm it.
+async fn tell_refusal(
+    gateway: &Gateway,
+    producer: &FutureProducer,
+    writer: &Participant,
+    msg: &rdkafka::message::BorrowedMessage<'_>,
+    problem: &ApiError,
+) -> bool {
+    let Some(agency) = writer.agency.as_ref() else { return true };
+    let topic = gateway.topics.refused_acks(agency);
+    let place = format!("{}/{}@{}", msg.topic(), msg.partition(), msg.offset());
+    let now = crate::clock::now_millis();
+    let mut body = problem.problem();
+    body["refused"] = serde_json::json!({
+        "topic": msg.topic(),
+        "partition": msg.partition(),
+        "offset": msg.offset(),
+        "key": msg.key().map(String::from_utf8_lossy),
+    });
+    body["refusedAt"] = serde_json::json!(crate::clock::rfc3339(now));
+    let body = body.to_string();
+    let time = crate::clock::rfc3339(now);
+    let headers = [
+        ("ce_specversion", "1.0"),
+        ("ce_id", place.as_str()),
+        ("ce_source", super::cloudevents::SOURCE),
+        ("ce_type", REFUSED),
+        ("ce_time", time.as_str()),
+        ("ce_agency", agency.as_str()),
+        ("content-type", "application/problem+json"),
+    ]
+    .iter()
+    .fold(OwnedHeaders::new_with_capacity(7), |h, (k, v)| h.insert(Header { key: k, value: Some(v.as_bytes()) }));
+    let mut record: FutureRecord<'_, [u8], str> = FutureRecord::to(&topic).payload(body.as_str()).headers(headers);
+    if let Some(key) = msg.key() {
+        record = record.key(key);
+    }
+    match producer.send(record, Timeout::After(std::time::Duration::from_secs(5))).await {
+        Ok(_) => true,
+        Err((e, _)) => {
+            tracing::error!(error = %e, topic = %topic, "ack consumer: the refusal could not be published; the record will be read again");
+            false
         }
     }
 }

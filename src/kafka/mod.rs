@@ -43,6 +43,10 @@ impl Topics {
     pub fn acks(&self, agency: &AgencyId) -> String {
         format!("{}acks.{}", self.prefix, agency)
     }
+    /// Where an agency is told of its answers refused on its ack topic.
+    pub fn refused_acks(&self, agency: &AgencyId) -> String {
+        format!("{}acks.{}.refused", self.prefix, agency)
+    }
     /// The agency whose ack topic `topic` is, if it is one.
     pub fn ack_topic_agency(&self, topic: &str) -> Option<AgencyId> {
         topic.strip_prefix(&self.prefix)?.strip_prefix("acks.").and_then(|a| AgencyId::parse(a).ok())
@@ -57,7 +61,7 @@ impl Topics {
     }
     /// Every topic the gateway needs.
     pub fn all<'a>(&self, agencies: impl IntoIterator<Item = &'a AgencyId>) -> Vec<String> {
-        let mut t: Vec<String> = agencies.into_iter().flat_map(|a| [self.agency(a), self.acks(a)]).collect();
+        let mut t: Vec<String> = agencies.into_iter().flat_map(|a| [self.agency(a), self.acks(a), self.refused_acks(a)]).collect();
         t.extend([self.status(), self.dead_letter()]);
         t
     }

@@ -54,3 +54,49 @@ async fn an_answer_the_store_cannot_take_is_applied_once_it_can_and_before_the_n
         .collect();
     assert_eq!(answers, vec![("hold", "applied"), ("released", "applied")], "{customs:#}");
 }
+
+/// A refused answer on an agency's ack topic reaches that agency, on its own refused-answers
+/// topic: the refused record's place and key, the problem code, and each violation's pointer.
+#[tokio::test]
+async fn refused_answers_on_the_ack_topic_are_told_to_the_agency() {
+    use rdkafka::message::{Headers, Message};
+    let app = spawn_app().await;
+    let receipt: Value = app.submit(&example("spsCertificate/valid/phyto-pears-road-AR-BR.json")).await.json().await.unwrap();
+    let (doc, ucr) = (receipt["documentId"].as_str().unwrap().to_owned(), receipt["ucr"].as_str().unwrap().to_owned());
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &app.brokers).create().unwrap();
+    let topic = app.topic("acks.br-customs");
+    let not_json = "released, please".to_owned();
+    let bad_status = json!({"documentId": doc, "agency": "br-customs", "status": "approved"}).to_string();
+    let other_agency = json!({"documentId": doc, "agency": "br-sanitary", "status": "released"}).to_string();
+    let good = json!({"documentId": doc, "agency": "br-customs", "status": "accepted"}).to_string();
+    let mut sent = Vec::new();
+    for answer in [&not_json, &bad_status, &other_agency, &good] {
+        let delivered =
+            producer.send(FutureRecord::to(&topic).key(&ucr).payload(answer.as_str()), Duration::from_secs(10)).await.expect("answer sent");
+        sent.push((delivered.partition, delivered.offset));
+    }
+
+    let refused = crate::helpers::consumer(&app.brokers, &[&app.topic("acks.br-customs.refused")]);
+    let mut told = Vec::new();
+    while told.len() < 3 {
+        let m = tokio::time::timeout(Duration::from_secs(30), refused.recv()).await.expect("a refusal within 30 s").unwrap();
+        let headers: std::collections::BTreeMap<String, String> = m
+            .headers()
+            .map(|h| h.iter().map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
+            .unwrap_or_default();
+        assert_eq!(headers["ce_type"], "org.ventanilla.acknowledgment.refused");
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert_eq!(m.key(), Some(ucr.as_bytes()), "keyed as the refused record");
+        told.push(serde_json::from_slice::<Value>(m.payload().unwrap()).unwrap());
+    }
+    let codes: Vec<&str> = told.iter().map(|t| t["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["malformed-json", "invalid-acknowledgment", "forbidden"], "{told:#?}");
+    for (t, (partition, offset)) in told.iter().zip(&sent) {
+        assert_eq!((t["refused"]["topic"].as_str(), t["refused"]["partition"].as_i64(), t["refused"]["offset"].as_i64()),
+            (Some(topic.as_str()), Some(i64::from(*partition)), Some(*offset)));
+        assert_eq!(t["refused"]["key"], ucr);
+    }
+    assert_eq!(told[1]["errors"][0]["pointer"], "/status", "{:#}", told[1]);
+    // The good answer after them was applied: the refusals held nothing up.
+    app.wait_for_state(&ucr, "in_review").await;
+}
