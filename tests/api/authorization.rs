@@ -66,6 +66,34 @@ async fn every_role_on_every_endpoint_own_and_foreign() {
         rows.push(("submit a declaration", "POST", "/v1/documents".into(), Some(declaration(&format!("S{i}"))), expected));
         let _ = who;
     }
+    // Amend and withdraw: each caller on a fresh document of the trader's own, so a 202 is
+    // never a replay nor refused as superseded. Only the sender, or the NSW of the declarant's
+    // country acting for it; another trader may not submit the declarant's documents (403), and
+    // to anyone else who submits documents the document does not exist (404).
+    for (i, _) in WHO.iter().enumerate() {
+        let only = |all: [u16; 8]| {
+            let mut e = all;
+            e.iter_mut().enumerate().for_each(|(j, x)| if j != i { *x = 0 });
+            e
+        };
+        let mut document = declaration(&format!("A{i}"));
+        let first: Value = app.submit(&document).await.json().await.unwrap();
+        let id = first["documentId"].as_str().unwrap().to_owned();
+        document["payload"]["incoterm"] = json!("FOB");
+        let amendment = json!({"reason": "incoterm corrected", "document": document});
+        rows.push(("amend a declaration", "POST", format!("/v1/documents/{id}/amendments"), Some(amendment), only([401, 202, 403, 202, 403, 403, 403, 403])));
+        let other: Value = app.submit(&declaration(&format!("W{i}"))).await.json().await.unwrap();
+        let id = other["documentId"].as_str().unwrap();
+        let withdrawal = json!({"reason": "the sale was cancelled"});
+        rows.push(("withdraw a declaration", "POST", format!("/v1/documents/{id}/withdrawal"), Some(withdrawal), only([401, 202, 404, 202, 404, 403, 403, 403])));
+    }
+    rows.push((
+        "answer a query (none open)",
+        "POST",
+        format!("/v1/documents/{own_doc}/responses"),
+        Some(json!({"text": "here it is"})),
+        [401, 409, 404, 409, 404, 403, 403, 403],
+    ));
     let ack = |agency: &str| json!({"documentId": own_doc, "agency": agency, "status": "received"});
     rows.extend([
         ("validate a declaration", "POST", "/v1/validate".into(), Some(declaration("V")), [401, 200, 403, 200, 403, 403, 403, 403]),

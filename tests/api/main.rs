@@ -35,4 +35,5 @@ mod shutdown;
 mod simulator;
 mod tls;
 mod validate;
+mod walkthrough;
 mod webhooks;

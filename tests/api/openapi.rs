@@ -171,9 +171,35 @@ async fn real_answers_conform_to_the_description() {
     let view = app.wait_for_state(ucr, "on_hold").await;
     conforms(&doc, "/v1/consignments/{ucr}", "get", 200, &view);
 
+    // A document's life: a query answered, an amendment, a withdrawal; the view that shows them.
+    let query = json!({"documentId": doc_id, "agency": agency, "status": "query", "reason": "which port?"});
+    app.post_json("/v1/acknowledgments", Some(&format!("demo-{agency}")), &query.to_string()).await;
+    let r = app.post_json(&format!("/v1/documents/{doc_id}/responses"), Some("demo-trader"), &json!({"text": "Montevideo"}).to_string()).await;
+    assert_eq!(r.status(), 202);
+    conforms(&doc, "/v1/documents/{documentId}/responses", "post", 202, &r.json().await.unwrap());
+    let mut amended = body.clone();
+    amended["payload"]["incoterm"] = json!("FOB");
+    let amendment = json!({"reason": "incoterm corrected", "document": amended});
+    let r = app.post_json(&format!("/v1/documents/{doc_id}/amendments"), Some("demo-trader"), &amendment.to_string()).await;
+    assert_eq!(r.status(), 202);
+    let v2: Value = r.json().await.unwrap();
+    conforms(&doc, "/v1/documents/{documentId}/amendments", "post", 202, &v2);
+    let v2_id = v2["documentId"].as_str().unwrap();
+    let r = app.post_json(&format!("/v1/documents/{v2_id}/withdrawal"), Some("demo-trader"), &json!({"reason": "cancelled"}).to_string()).await;
+    assert_eq!(r.status(), 202);
+    conforms(&doc, "/v1/documents/{documentId}/withdrawal", "post", 202, &r.json().await.unwrap());
+    let view = app.wait_for_state(ucr, "withdrawn").await;
+    conforms(&doc, "/v1/consignments/{ucr}", "get", 200, &view);
+
     let r = app.get(&format!("/v1/agencies/{agency}/documents?wait=1s"), Some(&format!("demo-{agency}"))).await;
     let page: Value = r.json().await.unwrap();
-    assert_eq!(page["events"].as_array().unwrap().len(), 1);
+    let types: Vec<&str> = page["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["org.ventanilla.document.commercialInvoice", "org.ventanilla.query.answered", "org.ventanilla.document.amended",
+         "org.ventanilla.document.withdrawn"],
+        "the document, then its notices and its new version, on the agency's HTTP stream too"
+    );
     conforms(&doc, "/v1/agencies/{agency}/documents", "get", 200, &page);
     let r = app.get("/v1/consignments/events?wait=1s", Some("demo-trader")).await;
     conforms(&doc, "/v1/consignments/events", "get", 200, &r.json().await.unwrap());

@@ -233,3 +233,53 @@ async fn registration_is_checked_and_private_to_its_owner() {
     let list: Value = app.get("/v1/webhooks", Some("demo-trader")).await.json().await.unwrap();
     assert_eq!(list["webhooks"].as_array().unwrap().len(), 1);
 }
+
+/// A document's life reaches the trader's webhook and the status topic, in order, whatever the
+/// consignment's state: the agency's query with its reason, the trader's response, the
+/// amendment and the withdrawal.
+#[tokio::test]
+async fn a_query_a_response_an_amendment_and_a_withdrawal_reach_the_webhook_and_the_status_topic() {
+    use rdkafka::Message;
+    let app = app_with_webhooks(true).await;
+    let receiver = Receiver::start(0, Duration::ZERO);
+    assert_eq!(register(&app, "demo-trader", &receiver.url).await.status(), 201);
+    let invoice = example("commercialInvoice/valid/cars-sea-BR-UY.json");
+    let receipt: Value = app.submit(&invoice).await.json().await.unwrap();
+    let (doc, ucr) = (receipt["documentId"].as_str().unwrap().to_owned(), receipt["ucr"].as_str().unwrap().to_owned());
+    let agency = receipt["deliveries"][0]["agency"].as_str().unwrap().to_owned();
+    let query = json!({"documentId": doc, "agency": agency, "status": "query", "reason": "which port of discharge?"});
+    assert_eq!(app.post_json("/v1/acknowledgments", Some(&format!("demo-{agency}")), &query.to_string()).await.status(), 200);
+    let response = json!({"text": "Montevideo"});
+    assert_eq!(app.post_json(&format!("/v1/documents/{doc}/responses"), Some("demo-trader"), &response.to_string()).await.status(), 202);
+    let mut amended = invoice.clone();
+    amended["payload"]["incoterm"] = json!("FOB");
+    let amendment = json!({"reason": "incoterm corrected", "document": amended});
+    let r = app.post_json(&format!("/v1/documents/{doc}/amendments"), Some("demo-trader"), &amendment.to_string()).await;
+    assert_eq!(r.status(), 202);
+    let v2: Value = r.json().await.unwrap();
+    let withdrawal = json!({"reason": "the sale was cancelled"});
+    let r = app.post_json(&format!("/v1/documents/{}/withdrawal", v2["documentId"].as_str().unwrap()), Some("demo-trader"), &withdrawal.to_string()).await;
+    assert_eq!(r.status(), 202);
+
+    let expected = ["created", "acknowledgment", "query-answered", "amended", "withdrawn"];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while receiver.taken().len() < expected.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let bodies: Vec<Value> = receiver.taken().iter().map(|r| serde_json::from_slice(&r.body).unwrap()).collect();
+    let kinds: Vec<&str> = bodies.iter().map(|b| b["cause"]["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, expected, "{bodies:#?}");
+    assert_eq!(bodies[1]["cause"]["reason"], "which port of discharge?");
+    assert_eq!(bodies[3]["cause"]["reason"], "incoterm corrected");
+    assert_eq!(bodies[4]["state"], "withdrawn");
+
+    // The status topic carries the same events, keyed by the UCR.
+    let status = crate::helpers::consumer(&app.brokers, &[&app.topic("status")]);
+    let mut published = Vec::new();
+    while published.len() < expected.len() {
+        let m = tokio::time::timeout(Duration::from_secs(30), status.recv()).await.expect("status events within 30 s").unwrap();
+        assert_eq!(m.key(), Some(ucr.as_bytes()));
+        published.push(serde_json::from_slice::<Value>(m.payload().unwrap()).unwrap()["cause"]["kind"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(published, expected);
+}

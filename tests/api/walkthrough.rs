@@ -1,0 +1,54 @@
+//! The README's walkthrough, pasted as written: every `sh` block of its "Walkthrough" section
+//! (up to the kcat part, which needs the broker's address) runs, in order, in one bash session
+//! from the repository's root, against a real gateway. Only the gateway's address is changed
+//! (the README's is the default 127.0.0.1:8080; the test's gateway listens on a free port), and
+//! `cargo run --release --` is the binary this suite built. Then the API is asked whether the
+//! walkthrough did what the README says it does.
+
+use serde_json::Value;
+
+use crate::helpers::{repo, spawn_app};
+
+/// The `sh` blocks of the README between `from` and `to` (two headings).
+fn blocks(readme: &str, from: &str, to: &str) -> Vec<String> {
+    let start = readme.find(from).unwrap_or_else(|| panic!("the README has {from:?}"));
+    let end = start + readme[start..].find(to).unwrap_or_else(|| panic!("the README has {to:?} after {from:?}"));
+    readme[start..end].split("```sh\n").skip(1).map(|b| b.split("```").next().unwrap_or_default().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn the_readme_walkthrough_works_as_written() {
+    let app = spawn_app().await;
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let blocks = blocks(&readme, "## Walkthrough", "### Consuming an agency's topic with kcat");
+    assert!(blocks.len() >= 10, "the walkthrough and its amend, query, respond, withdraw part: {} blocks", blocks.len());
+    let script = format!("set -euo pipefail\n{}", blocks.join("\n"))
+        .replace("http://127.0.0.1:8080", &app.address)
+        .replace("cargo run --release --", env!("CARGO_BIN_EXE_ventanilla"));
+    // On a blocking thread: the gateway answers on this test's runtime meanwhile.
+    let (bash_script, data) = (script.clone(), app.data.path().to_owned());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("bash").arg("-c").arg(&bash_script).current_dir(repo()).env("VENTANILLA_DATA_DIR", data).output()
+    })
+    .await
+    .unwrap()
+    .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the walkthrough failed:\n{script}\n--- stdout\n{stdout}\n--- stderr\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("audit log intact"), "{stdout}");
+
+    // The first declaration is released; the second was queried, answered, amended, withdrawn.
+    app.wait_for_state("5AR30714255831-C0781", "released").await;
+    let wheat = app.wait_for_state("5AR30698765433-W2207", "withdrawn").await;
+    let documents = wheat["documents"].as_array().unwrap();
+    let life: Vec<(i64, &str)> = documents.iter().map(|d| (d["version"].as_i64().unwrap(), d["status"].as_str().unwrap())).collect();
+    assert_eq!(life, [(1, "superseded"), (2, "withdrawn")], "{wheat:#}");
+    let customs = documents[0]["deliveries"].as_array().unwrap().iter().find(|d| d["agency"] == "br-customs").unwrap();
+    let history: Vec<&str> = customs["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
+    for step in ["query", "responded", "amended"] {
+        assert!(history.contains(&step), "{step} in {history:?}");
+    }
+    let amended: Value = serde_json::from_str(&std::fs::read_to_string("/tmp/amended.json").unwrap()).unwrap();
+    assert_eq!((amended["version"].as_i64(), amended["amends"].as_str()), (Some(2), documents[0]["documentId"].as_str()));
+    app.stop().await;
+}
