@@ -101,6 +101,12 @@ pub async fn run(sim: Simulation) -> Result<u64, BrokerError> {
         };
         let header = |k: &str| msg.headers().and_then(|h| h.iter().find(|h| h.key == k).and_then(|h| h.value)).map(|v| String::from_utf8_lossy(v).into_owned());
         let Some(document) = header("ce_id") else { continue };
+        // A notice about a document (its withdrawal, the trader's answer to a query) names it in
+        // `ce_documentid` and takes no answer.
+        if let Some(about) = header("ce_documentid") {
+            tracing::info!(notice = header("ce_type").unwrap_or_default(), document = %about, "simulator: a notice, nothing to answer");
+            continue;
+        }
         if !seen.insert(document.clone()) {
             continue; // a duplicate record: answered already
         }

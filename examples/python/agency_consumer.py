@@ -42,6 +42,11 @@ def main() -> int:
                 print(f"consumer error: {msg.error()}", file=sys.stderr)
                 continue
             headers = {k: v.decode() for k, v in (msg.headers() or [])}
+            if "ce_documentid" in headers:
+                # A notice about a document (withdrawn, or the trader's answer to a query): read, not answered.
+                print(f"{headers['ce_type']} about {headers['ce_documentid']}: {msg.value().decode()}")
+                consumer.commit(msg)
+                continue
             document_id = headers["ce_id"]
             if document_id in seen:
                 consumer.commit(msg)

@@ -26,12 +26,24 @@ async fn the_simulated_agency_answers_every_document_routed_to_it() {
         d["ucr"] = json!(ucr);
         assert_eq!(app.submit(&d).await.status(), 202);
     }
+    // A third consignment: a declaration withdrawn, then an invoice. Its partition holds the
+    // declaration, the withdrawal notice, then the invoice: the simulator reads the notice before
+    // it can answer the invoice, and must not answer the notice.
+    let withdrawn_ucr = format!("SIM-W-{}", &run[24..]);
+    let mut withdrawn = example("customsDeclaration/valid/export-beef-road-AR-BR.json");
+    withdrawn["ucr"] = json!(withdrawn_ucr);
+    let receipt: Value = app.submit(&withdrawn).await.json().await.unwrap();
+    let path = format!("/v1/documents/{}/withdrawal", receipt["documentId"].as_str().unwrap());
+    assert_eq!(app.post_json(&path, Some("demo-trader"), &json!({"reason": "cancelled"}).to_string()).await.status(), 202);
+    let mut invoice = example("commercialInvoice/valid/beef-road-AR-BR.json");
+    invoice["ucr"] = json!(withdrawn_ucr);
+    assert_eq!(app.submit(&invoice).await.status(), 202);
     let out = tokio::task::spawn_blocking({
         let (brokers, prefix) = (app.brokers.clone(), app.topic_prefix.clone());
         move || {
             std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
                 .args(["agency", "--agency", "br-customs", "--kafka-brokers", &brokers, "--topic-prefix", &prefix])
-                .args(["--decisions", "released", "--received-first", "--max-delay", "200ms", "--count", "2"])
+                .args(["--decisions", "released", "--received-first", "--max-delay", "200ms", "--count", "4"])
                 .env("RUST_LOG", "warn")
                 .output()
                 .unwrap()
@@ -39,7 +51,7 @@ async fn the_simulated_agency_answers_every_document_routed_to_it() {
     });
     let out = tokio::time::timeout(Duration::from_secs(90), out).await.expect("the simulator finishes").unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("answered 2 document(s)"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("answered 4 document(s)"), "{}", String::from_utf8_lossy(&out.stdout));
     for ucr in &ucrs {
         let mut status = Vec::new();
         for _ in 0..100 {
@@ -56,4 +68,9 @@ async fn the_simulated_agency_answers_every_document_routed_to_it() {
             .filter(|h| h["source"] == "kafka").map(|h| h["status"].as_str().unwrap()).collect();
         assert_eq!(history, ["received", "released"], "received first, then the decision");
     }
+    // Answers to the withdrawn declaration were late, and nothing the simulator sent was refused.
+    let store: std::sync::Arc<dyn ventanilla::store::Store> =
+        std::sync::Arc::new(ventanilla::store::sqlite::SqliteStore::open_existing(app.data.path()).unwrap());
+    let actions: Vec<String> = store.read_with(|l| l.audit_records()).await.unwrap().into_iter().map(|r| r.action).collect();
+    assert!(!actions.iter().any(|a| a == "acknowledgment.refused"), "{actions:?}");
 }
