@@ -34,6 +34,13 @@ async fn records(c: &TestConsumer, n: usize) -> Vec<Record> {
     out
 }
 
+/// The actions of the gateway's audit log, read from its store.
+async fn audit_actions(app: &TestApp) -> Vec<String> {
+    let store = ventanilla::store::sqlite::SqliteStore::open_existing(app.data.path()).unwrap();
+    let store: std::sync::Arc<dyn ventanilla::store::Store> = std::sync::Arc::new(store);
+    store.read_with(|l| l.audit_records()).await.unwrap().into_iter().map(|r| r.action).collect()
+}
+
 async fn post(app: &TestApp, path: &str, token: &str, body: &Value) -> reqwest::Response {
     app.post_json(path, Some(token), &body.to_string()).await
 }
@@ -155,11 +162,7 @@ async fn an_amended_declaration_reaches_its_agencies_and_an_agency_no_longer_con
     v3_body["payload"]["incoterm"] = json!("FOB");
     let after = json!({"reason": "late correction", "document": v3_body});
     assert_problem(post(&app, &format!("/v1/documents/{v2_id}/amendments"), "demo-trader", &after).await, 409, "consignment-released").await;
-    let audit: Vec<String> = {
-        let store = ventanilla::store::sqlite::SqliteStore::open_existing(app.data.path()).unwrap();
-        let store: std::sync::Arc<dyn ventanilla::store::Store> = std::sync::Arc::new(store);
-        store.read_with(|l| l.audit_records()).await.unwrap().into_iter().map(|r| r.action).collect()
-    };
+    let audit = audit_actions(&app).await;
     assert!(audit.iter().any(|a| a == "document.amended"), "{audit:?}");
     app.stop().await;
 }
@@ -231,6 +234,7 @@ async fn a_query_is_seen_by_the_trader_answered_with_a_supporting_document_and_r
     answer(&app, &id, "br-customs", "accepted", None).await;
     let v = view(&app, &ucr, "demo-trader").await;
     assert!(delivery(&v, 1, "br-customs").get("turn").is_none(), "{v:#}");
+    assert_eq!(audit_actions(&app).await.iter().filter(|a| *a == "query.answered").count(), 1);
     app.stop().await;
 }
 
@@ -271,5 +275,6 @@ async fn a_withdrawn_declaration_is_announced_to_every_agency_and_later_answers_
     // answers the first withdrawal); the other country's may not.
     assert_eq!(post(&app, &path, "demo-nsw-ar", &json!({"reason": "x"})).await.status(), 202);
     assert_problem(post(&app, &path, "demo-nsw-br", &json!({"reason": "x"})).await, 404, "unknown-document").await;
+    assert_eq!(audit_actions(&app).await.iter().filter(|a| *a == "document.withdrawn").count(), 1, "withdrawn once");
     app.stop().await;
 }
