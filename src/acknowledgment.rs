@@ -63,6 +63,7 @@ pub fn apply_in(l: &mut dyn Ledger, ack: &AckRecord) -> Result<AckApplied, Store
     } else {
         if delivery.first_answer_at.is_none() {
             l.note_first_answer(delivery.id, ack.at)?;
+            crate::indicators::refresh(l, &ucr)?;
         }
         let state = l.consignment(&ucr)?.ok_or_else(|| StoreError::Corrupt(format!("the consignment {ucr} of a document is missing")))?.state;
         (delivery.status, state)

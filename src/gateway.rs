@@ -170,7 +170,7 @@ impl Gateway {
     /// never makes a document different.
     pub fn prepare(&self, by: &Participant, body: &Value, payload_text: Option<&str>, idempotency_key: Option<String>, backlog: u64)
         -> Result<NewDocument, SubmitError> {
-        let Checked { valid, routed } = self.validate(by, body).inspect_err(|e| {
+        let Checked { valid, routed, facts } = self.validate(by, body).inspect_err(|e| {
             if let SubmitError::Invalid(_) = e {
                 let document_type = body.get("documentType").and_then(Value::as_str).filter(|t| self.registry.knows(t));
                 self.metrics.validation_failure(document_type.unwrap_or("unknown"));
@@ -195,6 +195,7 @@ impl Gateway {
             submitted_at: now_millis(),
             version: 1,
             amends: None,
+            dims: crate::indicators::dims_of(&facts, body.get("payload").unwrap_or(&Value::Null)),
             broker_available: self.broker.available(),
             backlog_full: backlog >= self.max_backlog,
             deliveries: routed.into_iter().map(|r| (r.agency, r.topic, r.rule)).collect(),
@@ -290,6 +291,8 @@ pub struct Route {
 pub struct Checked {
     pub valid: ValidDocument,
     pub routed: Vec<Route>,
+    /// What routing read of it (also the segment the release-time indicators count it in).
+    pub facts: RoutingFacts,
 }
 
 /// The checks every submission passes, shared by submission, `POST /v1/validate` and
@@ -320,7 +323,7 @@ pub fn check_submission(
             destination: valid.destination.to_string(),
         });
     }
-    Ok(Checked { valid, routed })
+    Ok(Checked { valid, routed, facts })
 }
 
 /// An agency's answer, parsed from its JSON.

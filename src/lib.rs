@@ -12,6 +12,7 @@ pub mod config;
 pub mod domain;
 pub mod gateway;
 pub mod http;
+pub mod indicators;
 pub mod json;
 pub mod lifecycle;
 pub mod metrics;

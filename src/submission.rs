@@ -132,6 +132,7 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
         // A consignment this document opens has no deliveries but these, all pending: its state
         // and its first status event follow without reading anything back.
         tracking::announce_opening(l, &doc.ucr, opening_state, doc.submitted_at, cause)?;
+        crate::indicators::opened(l, doc)?;
         opening_state
     } else {
         tracking::refresh_consignment(l, &doc.ucr, doc.submitted_at, cause)?

@@ -127,6 +127,8 @@ pub fn record_event(l: &mut dyn Ledger, ucr: &Ucr, at: Millis, cause: Value) -> 
     refresh(l, ucr, at, cause, true)
 }
 
+/// Every change that can move a consignment's state comes here; its release-time facts
+/// (`crate::indicators`) follow in the same transaction.
 fn refresh(l: &mut dyn Ledger, ucr: &Ucr, at: Millis, cause: Value, always: bool) -> Result<ConsignmentState, StoreError> {
     let state = current_state(l, ucr)?;
     let previous = l.consignment(ucr)?.map(|c| c.state);
@@ -139,6 +141,7 @@ fn refresh(l: &mut dyn Ledger, ucr: &Ucr, at: Millis, cause: Value, always: bool
         l.set_consignment_state(ucr, state, at)?;
         queue_change(l, ucr, state, previous, at, cause)?;
     }
+    crate::indicators::refresh(l, ucr)?;
     Ok(state)
 }
 

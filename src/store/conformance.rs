@@ -30,6 +30,7 @@ pub fn doc(ucr: &str, agencies: &[&str]) -> NewDocument {
         submitted_at: now_millis(),
         version: 1,
         amends: None,
+        dims: DocumentDims::default(),
         deliveries: agencies.iter().map(|a| (AgencyId::parse(a).unwrap(), format!("t.{a}"), "rule".into())).collect(),
         broker_available: true,
         backlog_full: false,
@@ -442,6 +443,56 @@ pub async fn a_query_is_answered_by_the_trader_and_the_turns_are_recorded(store:
     assert_eq!(turn(&view(s, "UCR-Q1").await.unwrap()), None, "answered: no query open");
 }
 
+async fn facts(store: &dyn Store, ucr: &str) -> (ConsignmentReleaseTimes, Vec<AgencyReleaseTimes>) {
+    let q = ReleaseTimesQuery { from: 0, to: Millis::MAX, owner: None, agency: None };
+    let c = store.read_with(move |l| l.release_times(&q)).await.unwrap().into_iter().find(|c| c.ucr.as_str() == ucr).expect("facts");
+    let q = ReleaseTimesQuery { from: 0, to: Millis::MAX, owner: Some("demo-trader".into()), agency: None };
+    let a = store.read_with(move |l| l.agency_release_times(&q)).await.unwrap();
+    (c, a.into_iter().filter(|(c, _)| c.ucr.as_str() == ucr).map(|(_, a)| a).collect())
+}
+
+pub async fn release_times_follow_answers_holds_queries_and_amendments(store: Arc<dyn Store>) {
+    let s = &*store;
+    let t0 = 1_000_000;
+    let mut d = doc("UCR-T1", &["br-customs", "br-sanitary"]);
+    d.submitted_at = t0;
+    d.dims = DocumentDims { transport_mode: Some("road".into()), hs_chapter: Some("02".into()), border_post: None };
+    submission::accept(s, d.clone()).await.unwrap();
+    let (c, a) = facts(s, "UCR-T1").await;
+    assert_eq!((c.outcome.as_str(), c.lodged_at, c.owner.as_str(), c.dims.hs_chapter.as_deref()), ("open", t0, "demo-trader", Some("02")));
+    assert_eq!(a.len(), 2, "routed to two agencies, nothing answered yet");
+
+    let at = |agency: &str, status: AckStatus, ms: Millis| AckRecord { at: t0 + ms, ..ack(d.id, agency, status) };
+    acknowledgment::apply(s, at("br-sanitary", AckStatus::Hold, 1_000)).await.unwrap();
+    acknowledgment::apply(s, at("br-sanitary", AckStatus::Hold, 1_500)).await.unwrap(); // a duplicate: nothing moves
+    acknowledgment::apply(s, at("br-customs", AckStatus::Query, 2_000)).await.unwrap();
+    acknowledgment::apply(s, at("br-sanitary", AckStatus::Released, 5_000)).await.unwrap();
+    let r = crate::lifecycle::Response {
+        document_id: d.id, text: "here".into(), agency: None, supporting: None, by: trader("demo-trader"), at: t0 + 6_000,
+    };
+    let subject = vec![Subject::Consignment(d.ucr.clone())];
+    s.write_with(WriteMode::RefusalsFirst, subject, move |l| crate::lifecycle::respond_in(l, &r)).await.unwrap().unwrap();
+    // Version 2 (customs only), then customs releases it; a late answer to version 1 moves nothing.
+    let mut v2 = doc("UCR-T1", &["br-customs"]);
+    v2.submitted_at = t0 + 9_000;
+    v2.body_sha256 = "v2".into();
+    let Ok(Acceptance::New(v2)) = amend(s, d.id, v2, "demo-trader").await else { panic!("amended") };
+    let released = AckRecord { at: t0 + 12_000, ..ack(v2.document_id, "br-customs", AckStatus::Released) };
+    acknowledgment::apply(s, released).await.unwrap();
+    acknowledgment::apply(s, at("br-customs", AckStatus::Rejected, 13_000)).await.unwrap();
+
+    let (c, a) = facts(s, "UCR-T1").await;
+    assert_eq!((c.outcome.as_str(), c.released_at, c.decided_at), ("released", Some(t0 + 12_000), Some(t0 + 12_000)));
+    assert_eq!(c.channel, "with-hold");
+    assert_eq!(c.hold_ms, 4_000, "hold from 1 s to the release at 5 s");
+    assert_eq!((c.query_trader_ms, c.query_agency_ms), (4_000, 3_000), "the trader's turn to 6 s, the agency's to the amendment at 9 s");
+    let customs = a.iter().find(|x| x.agency.as_str() == "br-customs").unwrap();
+    assert_eq!((customs.routed_at, customs.first_answer_at), (t0, Some(t0 + 2_000)), "from version 1's routing");
+    assert_eq!((customs.decided_at, customs.decision.as_deref()), (Some(t0 + 12_000), Some("released")), "on the current version");
+    let sanitary = a.iter().find(|x| x.agency.as_str() == "br-sanitary").unwrap();
+    assert_eq!((sanitary.hold_ms, sanitary.decision.as_deref()), (4_000, None), "no current document is routed to it any more");
+}
+
 /// Runs every case of the suite against the store `open()` gives, one fresh store per case.
 #[macro_export]
 macro_rules! conformance_suite {
@@ -459,6 +510,7 @@ macro_rules! conformance_suite {
             a_webhook_is_served_by_one_gateway_at_a_time,
             a_document_is_amended_answered_per_version_and_withdrawn,
             a_query_is_answered_by_the_trader_and_the_turns_are_recorded,
+            release_times_follow_answers_holds_queries_and_amendments,
         );
     };
     (@cases $open:ident; $($case:ident),* $(,)?) => {

@@ -129,6 +129,7 @@ pub struct DocumentRecord {
     /// The version that amends it, when one does.
     pub superseded_by: Option<Uuid>,
     pub withdrawn_at: Option<Millis>,
+    pub dims: DocumentDims,
 }
 
 impl DocumentRecord {
@@ -137,6 +138,73 @@ impl DocumentRecord {
     pub fn is_current(&self) -> bool {
         self.superseded_by.is_none() && self.withdrawn_at.is_none()
     }
+}
+
+/// What a document says of its consignment's segment, for the release-time indicators
+/// (`crate::indicators`): read from its payload once, when it is accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DocumentDims {
+    /// Its `modeOfTransport`.
+    pub transport_mode: Option<String>,
+    /// The HS chapter (two digits) of its first goods line by chapter order.
+    pub hs_chapter: Option<String>,
+    /// Its border post: the `crossingPoint`'s UN/LOCODE (or name).
+    pub border_post: Option<String>,
+}
+
+/// A consignment's release-time facts (`crate::indicators`), as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsignmentReleaseTimes {
+    pub ucr: Ucr,
+    /// Its opener: the trader whose indicators it counts in.
+    pub owner: String,
+    /// Its first submission.
+    pub lodged_at: Millis,
+    /// When the goods arrived (`crate::indicators` says how it is known), if known.
+    pub arrived_at: Option<Millis>,
+    pub released_at: Option<Millis>,
+    /// When it was released or refused.
+    pub decided_at: Option<Millis>,
+    /// `open`, `released`, `refused` or `withdrawn`.
+    pub outcome: String,
+    /// Its lead document's type (a declaration's when it has one).
+    pub document_type: String,
+    pub origin: String,
+    pub destination: String,
+    pub dims: DocumentDims,
+    /// `with-hold`, `with-query` or `without` (neither hold nor query).
+    pub channel: String,
+    /// Time any agency held the goods (overlaps counted once).
+    pub hold_ms: i64,
+    /// Time a query waited for the trader, then for the agency (overlaps counted once).
+    pub query_trader_ms: i64,
+    pub query_agency_ms: i64,
+}
+
+/// One agency's part in a consignment (`crate::indicators`), as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgencyReleaseTimes {
+    pub agency: AgencyId,
+    /// When its first document of the consignment was routed to it.
+    pub routed_at: Millis,
+    pub first_answer_at: Option<Millis>,
+    /// When its last current delivery got its final answer (none while one has not).
+    pub decided_at: Option<Millis>,
+    /// `released` or `rejected`, once decided.
+    pub decision: Option<String>,
+    pub hold_ms: i64,
+    pub query_trader_ms: i64,
+    pub query_agency_ms: i64,
+}
+
+/// Which release-time facts a reader asks for: consignments lodged in `[from, to)`, of one
+/// owner or with one agency when given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseTimesQuery {
+    pub from: Millis,
+    pub to: Millis,
+    pub owner: Option<String>,
+    pub agency: Option<AgencyId>,
 }
 
 /// A document as the rules of its life after acceptance read it (`crate::lifecycle`).
@@ -228,6 +296,15 @@ pub trait Ledger {
     fn deliveries_of(&mut self, document_id: Uuid) -> Result<Vec<DeliveryRecord>, StoreError>;
     /// A delivery's history, oldest first.
     fn history_of(&mut self, delivery_id: i64) -> Result<Vec<HistoryEntry>, StoreError>;
+
+    // --- release-time indicators --------------------------------------------------------------
+    /// Replaces a consignment's release-time facts and its agencies'.
+    fn save_release_times(&mut self, consignment: &ConsignmentReleaseTimes, agencies: &[AgencyReleaseTimes]) -> Result<(), StoreError>;
+    /// The facts of the consignments `q` asks for, in lodgement order.
+    fn release_times(&mut self, q: &ReleaseTimesQuery) -> Result<Vec<ConsignmentReleaseTimes>, StoreError>;
+    /// The facts of each agency's part in the consignments `q` asks for (of `q.agency` only
+    /// when given), with its consignment's, in lodgement order.
+    fn agency_release_times(&mut self, q: &ReleaseTimesQuery) -> Result<Vec<(ConsignmentReleaseTimes, AgencyReleaseTimes)>, StoreError>;
 
     // --- answers ----------------------------------------------------------------------------
     /// The UCR of a document, if it exists.

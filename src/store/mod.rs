@@ -91,6 +91,8 @@ pub struct NewDocument {
     pub version: i64,
     /// The version this one amends (`crate::lifecycle`).
     pub amends: Option<Uuid>,
+    /// What it says of its consignment's segment (`crate::indicators`).
+    pub dims: DocumentDims,
     /// (agency, its topic, the routing rule that chose it).
     pub deliveries: Vec<(AgencyId, String, String)>,
     /// Whether the broker was reachable when the document was accepted; the receipt says so
@@ -359,6 +361,10 @@ pub struct DeliveryView {
 pub struct HistoryEntry {
     pub status: String,
     pub at: String,
+    /// `at` in milliseconds, for the rules that measure time (`crate::indicators`).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub at_ms: Millis,
     /// `gateway`, `broker`, `http` or `kafka`.
     pub source: String,
     #[serde(skip_serializing_if = "Option::is_none")]

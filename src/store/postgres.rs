@@ -328,8 +328,8 @@ fn outbound(r: &Row) -> Result<OutboundDelivery, StoreError> {
 }
 
 /// The columns of a [`DocumentRecord`], in the order [`document_record`] reads them.
-const DOCUMENT_COLUMNS: &str =
-    "id, document_type, schema_version, origin, destination, sender, submitted_at, version, amends, superseded_by, withdrawn_at";
+const DOCUMENT_COLUMNS: &str = "id, document_type, schema_version, origin, destination, sender, submitted_at, version, amends, \
+     superseded_by, withdrawn_at, transport_mode, hs_chapter, border_post";
 
 fn document_record(r: &Row) -> Result<DocumentRecord, StoreError> {
     Ok(DocumentRecord {
@@ -344,6 +344,44 @@ fn document_record(r: &Row) -> Result<DocumentRecord, StoreError> {
         amends: r.get::<_, Option<&str>>(8).map(uuid_of).transpose()?,
         superseded_by: r.get::<_, Option<&str>>(9).map(uuid_of).transpose()?,
         withdrawn_at: r.get(10),
+        dims: DocumentDims { transport_mode: r.get(11), hs_chapter: r.get(12), border_post: r.get(13) },
+    })
+}
+
+/// The columns of a [`ConsignmentReleaseTimes`] (`c.`), in [`consignment_times`]' order.
+const RELEASE_COLUMNS: &str = "c.ucr, c.owner, c.lodged_at, c.arrived_at, c.released_at, c.decided_at, c.outcome, c.document_type, \
+     c.origin, c.destination, c.transport_mode, c.hs_chapter, c.border_post, c.channel, c.hold_ms, c.query_trader_ms, c.query_agency_ms";
+
+fn consignment_times(r: &Row) -> Result<ConsignmentReleaseTimes, StoreError> {
+    Ok(ConsignmentReleaseTimes {
+        ucr: parse(r.get(0), Ucr::parse)?,
+        owner: r.get(1),
+        lodged_at: r.get(2),
+        arrived_at: r.get(3),
+        released_at: r.get(4),
+        decided_at: r.get(5),
+        outcome: r.get(6),
+        document_type: r.get(7),
+        origin: r.get(8),
+        destination: r.get(9),
+        dims: DocumentDims { transport_mode: r.get(10), hs_chapter: r.get(11), border_post: r.get(12) },
+        channel: r.get(13),
+        hold_ms: r.get(14),
+        query_trader_ms: r.get(15),
+        query_agency_ms: r.get(16),
+    })
+}
+
+fn agency_times(r: &Row, from: usize) -> Result<AgencyReleaseTimes, StoreError> {
+    Ok(AgencyReleaseTimes {
+        agency: parse(r.get(from), AgencyId::parse)?,
+        routed_at: r.get(from + 1),
+        first_answer_at: r.get(from + 2),
+        decided_at: r.get(from + 3),
+        decision: r.get(from + 4),
+        hold_ms: r.get(from + 5),
+        query_trader_ms: r.get(from + 6),
+        query_agency_ms: r.get(from + 7),
     })
 }
 
@@ -388,8 +426,8 @@ impl Ledger for PgLedger {
     fn insert_document(&mut self, doc: &NewDocument) -> Result<(), StoreError> {
         self.exec(
             "INSERT INTO documents (id, ucr, document_type, schema_version, schema_id, origin, destination, sender, payload,
-                                    submitted_at, idempotency_key, body_sha256, version, amends)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                                    submitted_at, idempotency_key, body_sha256, version, amends, transport_mode, hs_chapter, border_post)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
             &[
                 &doc.id.to_string(),
                 &doc.ucr.as_str(),
@@ -405,6 +443,9 @@ impl Ledger for PgLedger {
                 &doc.body_sha256,
                 &i32::try_from(doc.version).map_err(corrupt)?,
                 &doc.amends.map(|a| a.to_string()),
+                &doc.dims.transport_mode,
+                &doc.dims.hs_chapter,
+                &doc.dims.border_post,
             ],
         )?;
         Ok(())
@@ -481,12 +522,77 @@ impl Ledger for PgLedger {
             .map(|r| {
                 Ok(StoredDocument {
                     record: document_record(&r)?,
-                    ucr: parse(r.get(11), Ucr::parse)?,
-                    payload: r.get(12),
-                    body_sha256: r.get(13),
+                    ucr: parse(r.get(14), Ucr::parse)?,
+                    payload: r.get(15),
+                    body_sha256: r.get(16),
                 })
             })
             .transpose()
+    }
+
+    fn save_release_times(&mut self, c: &ConsignmentReleaseTimes, agencies: &[AgencyReleaseTimes]) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO release_times (ucr, owner, lodged_at, arrived_at, released_at, decided_at, outcome, document_type,
+                 origin, destination, transport_mode, hs_chapter, border_post, channel, hold_ms, query_trader_ms, query_agency_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+             ON CONFLICT (ucr) DO UPDATE SET owner = EXCLUDED.owner, lodged_at = EXCLUDED.lodged_at, arrived_at = EXCLUDED.arrived_at,
+                 released_at = EXCLUDED.released_at, decided_at = EXCLUDED.decided_at, outcome = EXCLUDED.outcome,
+                 document_type = EXCLUDED.document_type, origin = EXCLUDED.origin, destination = EXCLUDED.destination,
+                 transport_mode = EXCLUDED.transport_mode, hs_chapter = EXCLUDED.hs_chapter, border_post = EXCLUDED.border_post,
+                 channel = EXCLUDED.channel, hold_ms = EXCLUDED.hold_ms, query_trader_ms = EXCLUDED.query_trader_ms,
+                 query_agency_ms = EXCLUDED.query_agency_ms",
+            &[
+                &c.ucr.as_str(), &c.owner, &c.lodged_at, &c.arrived_at, &c.released_at, &c.decided_at, &c.outcome, &c.document_type,
+                &c.origin, &c.destination, &c.dims.transport_mode, &c.dims.hs_chapter, &c.dims.border_post, &c.channel, &c.hold_ms,
+                &c.query_trader_ms, &c.query_agency_ms,
+            ],
+        )?;
+        self.exec("DELETE FROM agency_release_times WHERE ucr = $1", &[&c.ucr.as_str()])?;
+        for a in agencies {
+            self.exec(
+                "INSERT INTO agency_release_times (ucr, agency, lodged_at, routed_at, first_answer_at, decided_at, decision, hold_ms,
+                     query_trader_ms, query_agency_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                &[
+                    &c.ucr.as_str(), &a.agency.as_str(), &c.lodged_at, &a.routed_at, &a.first_answer_at, &a.decided_at, &a.decision,
+                    &a.hold_ms, &a.query_trader_ms, &a.query_agency_ms,
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn release_times(&mut self, q: &ReleaseTimesQuery) -> Result<Vec<ConsignmentReleaseTimes>, StoreError> {
+        let agency = q.agency.as_ref().map(|a| a.as_str());
+        self.rows(
+            &format!(
+                "SELECT {RELEASE_COLUMNS} FROM release_times c
+                 WHERE c.lodged_at >= $1 AND c.lodged_at < $2 AND ($3::TEXT IS NULL OR c.owner = $3)
+                   AND ($4::TEXT IS NULL OR EXISTS (SELECT 1 FROM agency_release_times a WHERE a.ucr = c.ucr AND a.agency = $4))
+                 ORDER BY c.lodged_at, c.ucr"
+            ),
+            &[&q.from, &q.to, &q.owner, &agency],
+        )?
+        .iter()
+        .map(consignment_times)
+        .collect()
+    }
+
+    fn agency_release_times(&mut self, q: &ReleaseTimesQuery) -> Result<Vec<(ConsignmentReleaseTimes, AgencyReleaseTimes)>, StoreError> {
+        let agency = q.agency.as_ref().map(|a| a.as_str());
+        self.rows(
+            &format!(
+                "SELECT {RELEASE_COLUMNS}, a.agency, a.routed_at, a.first_answer_at, a.decided_at, a.decision, a.hold_ms,
+                        a.query_trader_ms, a.query_agency_ms
+                 FROM agency_release_times a JOIN release_times c ON c.ucr = a.ucr
+                 WHERE a.lodged_at >= $1 AND a.lodged_at < $2 AND ($3::TEXT IS NULL OR c.owner = $3) AND ($4::TEXT IS NULL OR a.agency = $4)
+                 ORDER BY a.lodged_at, a.ucr, a.agency"
+            ),
+            &[&q.from, &q.to, &q.owner, &agency],
+        )?
+        .iter()
+        .map(|r| Ok((consignment_times(r)?, agency_times(r, 17)?)))
+        .collect()
     }
 
     fn receipt_of(&mut self, id: Uuid) -> Result<Option<String>, StoreError> {
@@ -556,7 +662,7 @@ impl Ledger for PgLedger {
         Ok(self
             .rows("SELECT status, at, source, reason, outcome FROM delivery_events WHERE delivery_id = $1 ORDER BY id", &[&delivery_id])?
             .iter()
-            .map(|r| HistoryEntry { status: r.get(0), at: rfc3339(r.get(1)), source: r.get(2), reason: r.get(3), outcome: r.get(4) })
+            .map(|r| HistoryEntry { status: r.get(0), at: rfc3339(r.get(1)), at_ms: r.get(1), source: r.get(2), reason: r.get(3), outcome: r.get(4) })
             .collect())
     }
 

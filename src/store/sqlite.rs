@@ -260,12 +260,13 @@ fn outbound(r: OutboundRow) -> Result<OutboundDelivery, StoreError> {
 }
 
 /// The columns of a [`DocumentRecord`], in [`DocumentRow`]'s order.
-const DOCUMENT_COLUMNS: &str =
-    "id, document_type, schema_version, origin, destination, sender, submitted_at, version, amends, superseded_by, withdrawn_at";
-type DocumentRow = (String, String, String, String, String, String, i64, i64, Option<String>, Option<String>, Option<i64>);
+const DOCUMENT_COLUMNS: &str = "id, document_type, schema_version, origin, destination, sender, submitted_at, version, amends, \
+     superseded_by, withdrawn_at, transport_mode, hs_chapter, border_post";
+type DocumentRow = (String, String, String, String, String, String, i64, i64, Option<String>, Option<String>, Option<i64>, DocumentDims);
 
 fn document_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocumentRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?))
+    let dims = DocumentDims { transport_mode: r.get(11)?, hs_chapter: r.get(12)?, border_post: r.get(13)? };
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, dims))
 }
 
 fn document_record(r: DocumentRow) -> Result<DocumentRecord, StoreError> {
@@ -281,6 +282,50 @@ fn document_record(r: DocumentRow) -> Result<DocumentRecord, StoreError> {
         amends: r.8.as_deref().map(parse_uuid).transpose()?,
         superseded_by: r.9.as_deref().map(parse_uuid).transpose()?,
         withdrawn_at: r.10,
+        dims: r.11,
+    })
+}
+
+/// The columns of a [`ConsignmentReleaseTimes`] (`c.`), in [`consignment_times`]' order.
+const RELEASE_COLUMNS: &str = "c.ucr, c.owner, c.lodged_at, c.arrived_at, c.released_at, c.decided_at, c.outcome, c.document_type, \
+     c.origin, c.destination, c.transport_mode, c.hs_chapter, c.border_post, c.channel, c.hold_ms, c.query_trader_ms, c.query_agency_ms";
+
+/// Column `i` as text, parsed (a stored value that does not parse is a conversion error).
+fn parsed<T>(r: &rusqlite::Row<'_>, i: usize, parse: fn(&str) -> Result<T, crate::domain::ParseError>) -> rusqlite::Result<T> {
+    let text: String = r.get(i)?;
+    parse(&text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn consignment_times(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConsignmentReleaseTimes> {
+    Ok(ConsignmentReleaseTimes {
+            ucr: parsed(r, 0, Ucr::parse)?,
+            owner: r.get(1)?,
+            lodged_at: r.get(2)?,
+            arrived_at: r.get(3)?,
+            released_at: r.get(4)?,
+            decided_at: r.get(5)?,
+            outcome: r.get(6)?,
+            document_type: r.get(7)?,
+            origin: r.get(8)?,
+            destination: r.get(9)?,
+            dims: DocumentDims { transport_mode: r.get(10)?, hs_chapter: r.get(11)?, border_post: r.get(12)? },
+            channel: r.get(13)?,
+            hold_ms: r.get(14)?,
+            query_trader_ms: r.get(15)?,
+            query_agency_ms: r.get(16)?,
+    })
+}
+
+fn agency_times(r: &rusqlite::Row<'_>, from: usize) -> rusqlite::Result<AgencyReleaseTimes> {
+    Ok(AgencyReleaseTimes {
+            agency: parsed(r, from, AgencyId::parse)?,
+            routed_at: r.get(from + 1)?,
+            first_answer_at: r.get(from + 2)?,
+            decided_at: r.get(from + 3)?,
+            decision: r.get(from + 4)?,
+            hold_ms: r.get(from + 5)?,
+            query_trader_ms: r.get(from + 6)?,
+            query_agency_ms: r.get(from + 7)?,
     })
 }
 
@@ -360,8 +405,9 @@ impl Ledger for SqliteLedger {
     fn insert_document(&mut self, doc: &NewDocument) -> Result<(), StoreError> {
         self.conn.exec(
             "INSERT INTO documents (id, ucr, document_type, schema_version, schema_id, origin, destination, sender, payload,
-                                    submitted_at, idempotency_key, body_sha256, receipt, version, amends)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, '', ?13, ?14)",
+                                    submitted_at, idempotency_key, body_sha256, receipt, version, amends,
+                                    transport_mode, hs_chapter, border_post)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, '', ?13, ?14, ?15, ?16, ?17)",
             params![
                 doc.id.to_string(),
                 doc.ucr.as_str(),
@@ -376,7 +422,10 @@ impl Ledger for SqliteLedger {
                 doc.idempotency_key,
                 doc.body_sha256,
                 doc.version,
-                doc.amends.map(|a| a.to_string())
+                doc.amends.map(|a| a.to_string()),
+                doc.dims.transport_mode,
+                doc.dims.hs_chapter,
+                doc.dims.border_post
             ],
         )?;
         Ok(())
@@ -455,13 +504,68 @@ impl Ledger for SqliteLedger {
             .row(
                 &format!("SELECT {DOCUMENT_COLUMNS}, ucr, payload, body_sha256 FROM documents WHERE id = ?1"),
                 [id.to_string()],
-                |r| Ok((document_row(r)?, r.get::<_, String>(11)?, r.get::<_, String>(12)?, r.get::<_, String>(13)?)),
+                |r| Ok((document_row(r)?, r.get::<_, String>(14)?, r.get::<_, String>(15)?, r.get::<_, String>(16)?)),
             )
             .optional()?;
         row.map(|(record, ucr, payload, body_sha256)| {
             Ok(StoredDocument { record: document_record(record)?, ucr: parse_ucr(&ucr)?, payload, body_sha256 })
         })
         .transpose()
+    }
+
+    fn save_release_times(&mut self, c: &ConsignmentReleaseTimes, agencies: &[AgencyReleaseTimes]) -> Result<(), StoreError> {
+        self.conn.exec(
+            "INSERT OR REPLACE INTO release_times (ucr, owner, lodged_at, arrived_at, released_at, decided_at, outcome, document_type,
+                 origin, destination, transport_mode, hs_chapter, border_post, channel, hold_ms, query_trader_ms, query_agency_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            params![
+                c.ucr.as_str(), c.owner, c.lodged_at, c.arrived_at, c.released_at, c.decided_at, c.outcome, c.document_type,
+                c.origin, c.destination, c.dims.transport_mode, c.dims.hs_chapter, c.dims.border_post, c.channel, c.hold_ms,
+                c.query_trader_ms, c.query_agency_ms
+            ],
+        )?;
+        self.conn.exec("DELETE FROM agency_release_times WHERE ucr = ?1", [c.ucr.as_str()])?;
+        for a in agencies {
+            self.conn.exec(
+                "INSERT INTO agency_release_times (ucr, agency, lodged_at, routed_at, first_answer_at, decided_at, decision, hold_ms,
+                     query_trader_ms, query_agency_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    c.ucr.as_str(), a.agency.as_str(), c.lodged_at, a.routed_at, a.first_answer_at, a.decided_at, a.decision,
+                    a.hold_ms, a.query_trader_ms, a.query_agency_ms
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn release_times(&mut self, q: &ReleaseTimesQuery) -> Result<Vec<ConsignmentReleaseTimes>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {RELEASE_COLUMNS} FROM release_times c
+             WHERE c.lodged_at >= ?1 AND c.lodged_at < ?2 AND (?3 IS NULL OR c.owner = ?3)
+               AND (?4 IS NULL OR EXISTS (SELECT 1 FROM agency_release_times a WHERE a.ucr = c.ucr AND a.agency = ?4))
+             ORDER BY c.lodged_at, c.ucr"
+        ))?;
+        let rows = stmt
+            .query_map(params![q.from, q.to, q.owner, q.agency.as_ref().map(|a| a.as_str())], consignment_times)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn agency_release_times(&mut self, q: &ReleaseTimesQuery) -> Result<Vec<(ConsignmentReleaseTimes, AgencyReleaseTimes)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {RELEASE_COLUMNS}, a.agency, a.routed_at, a.first_answer_at, a.decided_at, a.decision, a.hold_ms,
+                    a.query_trader_ms, a.query_agency_ms
+             FROM agency_release_times a JOIN release_times c ON c.ucr = a.ucr
+             WHERE a.lodged_at >= ?1 AND a.lodged_at < ?2 AND (?3 IS NULL OR c.owner = ?3) AND (?4 IS NULL OR a.agency = ?4)
+             ORDER BY a.lodged_at, a.ucr, a.agency"
+        ))?;
+        let rows = stmt
+            .query_map(params![q.from, q.to, q.owner, q.agency.as_ref().map(|a| a.as_str())], |r| {
+                Ok((consignment_times(r)?, agency_times(r, 17)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 
     fn receipt_of(&mut self, id: Uuid) -> Result<Option<String>, StoreError> {
@@ -547,7 +651,8 @@ impl Ledger for SqliteLedger {
         )?;
         let rows = stmt
             .query_map([delivery_id], |r| {
-                Ok(HistoryEntry { status: r.get(0)?, at: rfc3339(r.get(1)?), source: r.get(2)?, reason: r.get(3)?, outcome: r.get(4)? })
+                let at_ms: i64 = r.get(1)?;
+                Ok(HistoryEntry { status: r.get(0)?, at: rfc3339(at_ms), at_ms, source: r.get(2)?, reason: r.get(3)?, outcome: r.get(4)? })
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
@@ -1013,9 +1118,9 @@ mod tests {
             assert_eq!(records.len(), 10);
             assert!(crate::audit::verify(records).is_ok());
         }
-        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5], "every version recorded");
+        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6], "every version recorded");
         SqliteStore::open(dir.path()).unwrap();
-        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5], "and none run again");
+        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6], "and none run again");
     }
 
     #[tokio::test]

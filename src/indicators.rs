@@ -1,0 +1,343 @@
+//! Release-time indicators after the WCO Time Release Study (TRS), from the exchange's own
+//! events, whichever store holds the rows: each consignment's facts and each of its agencies'
+//! are kept in the store, recomputed from the consignment's rows in the transaction of every
+//! change that can move them, so they are as durable as the answers themselves.
+//!
+//! ## The events, as the gateway knows them
+//!
+//! - **Lodgement**: the consignment's first submission.
+//! - **Arrival of the goods**: the first answer, by any agency it went to, to a document that
+//!   names a border post (a border-crossing notice's `crossingPoint`): the border post answers
+//!   when the means of transport presents itself. A consignment without such a document has no
+//!   arrival, and no arrival-to-release interval (its lodgement-to-release one is still counted).
+//!   A declaration lodged before arrival is *pre-arrival*; its arrival-to-lodgement interval is
+//!   negative, and counted so (pre-arrival processing).
+//! - **Each agency**: when its first document of the consignment was routed to it, its first
+//!   answer, and its final decision (`released` or `rejected`) on every current document routed
+//!   to it.
+//! - **Release**: the consignment's release (every current delivery released).
+//! - **Hold**: from an agency's applied `hold` to its next applied answer.
+//! - **Query**: from an agency's applied `query` to the trader's response (the trader's turn),
+//!   then to the agency's next applied answer (the agency's turn); a query answered by the
+//!   agency without a response is all the trader's turn.
+//!
+//! Only applied answers move an interval: duplicate, late and stale answers are in the history
+//! and change nothing here either. An amendment ends the earlier version's holds and queries
+//! (the new version's deliveries take over); a withdrawal ends the document's. Intervals still
+//! open are not counted until they close. Holds and queries of several agencies at once are
+//! counted once for the consignment (the union of the intervals), once per agency for its own.
+
+use std::collections::BTreeMap;
+
+use crate::clock::Millis;
+use crate::domain::{AckStatus, AgencyId, ConsignmentState, DeliveryStatus, Ucr};
+use crate::routing::RoutingFacts;
+use crate::store::{
+    AgencyReleaseTimes, ConsignmentReleaseTimes, DocumentDims, HistoryEntry, Ledger, NewDocument, StoreError,
+};
+use crate::tracking::RESPONDED;
+
+/// The segment facts of a document, from what routing read of it and its payload.
+pub fn dims_of(facts: &RoutingFacts, payload: &serde_json::Value) -> DocumentDims {
+    let crossing = payload.get("crossingPoint");
+    let border_post = crossing
+        .and_then(|c| c.get("unLocode").or_else(|| c.get("name")))
+        .or(crossing.filter(|c| c.is_string()))
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned);
+    DocumentDims {
+        transport_mode: facts.mode_of_transport.clone(),
+        hs_chapter: facts.hs_chapters.first().map(|c| format!("{c:02}")),
+        border_post,
+    }
+}
+
+/// Closed intervals `[start, end)` of one kind.
+#[derive(Debug, Default, Clone)]
+struct Spans(Vec<(Millis, Millis)>);
+
+impl Spans {
+    fn close(&mut self, since: &mut Option<Millis>, at: Millis) {
+        if let Some(start) = since.take() {
+            self.0.push((start, at.max(start)));
+        }
+    }
+    fn extend(&mut self, other: &Spans) {
+        self.0.extend_from_slice(&other.0);
+    }
+    /// Their total length, overlaps counted once.
+    fn union_ms(&self) -> i64 {
+        let mut spans = self.0.clone();
+        spans.sort_unstable();
+        let (mut total, mut reach) = (0, Millis::MIN);
+        for (start, end) in spans {
+            let start = start.max(reach);
+            if end > start {
+                total += end - start;
+                reach = end;
+            }
+        }
+        total
+    }
+}
+
+/// What one delivery's history says, by the rules in the module docs.
+#[derive(Debug, Default, Clone)]
+struct Walked {
+    hold: Spans,
+    trader: Spans,
+    agency: Spans,
+    held: bool,
+    queried: bool,
+    /// The time of its last applied final answer, and which.
+    decided: Option<(Millis, AckStatus)>,
+}
+
+fn walk(history: &[HistoryEntry]) -> Walked {
+    let mut w = Walked::default();
+    let (mut hold, mut trader, mut agency) = (None, None, None);
+    for e in history.iter().filter(|e| e.outcome == "applied") {
+        let at = e.at_ms;
+        let answer = AckStatus::parse(&e.status).ok();
+        match (e.status.as_str(), answer) {
+            (_, Some(AckStatus::Hold)) => {
+                w.held = true;
+                w.trader.close(&mut trader, at);
+                w.agency.close(&mut agency, at);
+                hold.get_or_insert(at);
+            }
+            (_, Some(AckStatus::Query)) => {
+                w.queried = true;
+                w.hold.close(&mut hold, at);
+                w.agency.close(&mut agency, at);
+                trader.get_or_insert(at);
+            }
+            (_, Some(status)) => {
+                w.hold.close(&mut hold, at);
+                w.trader.close(&mut trader, at);
+                w.agency.close(&mut agency, at);
+                if status.is_final() {
+                    w.decided = Some((at, status));
+                }
+            }
+            (RESPONDED, None) => {
+                if trader.is_some() {
+                    w.trader.close(&mut trader, at);
+                    agency = Some(at);
+                }
+            }
+            ("amended" | "withdrawn", None) => {
+                w.hold.close(&mut hold, at);
+                w.trader.close(&mut trader, at);
+                w.agency.close(&mut agency, at);
+            }
+            // The outbox's lines (pending, dispatched, refused by the broker, failed).
+            _ => {}
+        }
+    }
+    w
+}
+
+/// One agency's deliveries of the consignment, as they add up.
+#[derive(Default)]
+struct AgencyPart {
+    routed_at: Option<Millis>,
+    first_answer_at: Option<Millis>,
+    walked: Walked,
+    /// Final answers of its current deliveries (`None` for one not decided yet).
+    current: Vec<Option<(Millis, AckStatus)>>,
+}
+
+/// Recomputes and stores the release-time facts of the consignment `ucr` from its rows.
+pub fn refresh(l: &mut dyn Ledger, ucr: &Ucr) -> Result<(), StoreError> {
+    let Some(consignment) = l.consignment(ucr)? else { return Ok(()) };
+    let documents = l.documents_of(ucr)?;
+    let Some(first) = documents.first() else { return Ok(()) };
+    let owner = first.sender.clone();
+    let lead = documents.iter().find(|d| d.is_current()).unwrap_or(first).clone();
+    let mut dims = lead.dims.clone();
+    let mut arrived_at: Option<Millis> = None;
+    let mut agencies: BTreeMap<AgencyId, AgencyPart> = BTreeMap::new();
+    let mut all = Walked::default();
+    for doc in &documents {
+        if doc.is_current() {
+            dims.transport_mode = dims.transport_mode.or_else(|| doc.dims.transport_mode.clone());
+            dims.hs_chapter = dims.hs_chapter.or_else(|| doc.dims.hs_chapter.clone());
+        }
+        dims.border_post = dims.border_post.or_else(|| doc.dims.border_post.clone());
+        for d in l.deliveries_of(doc.id)? {
+            let history = l.history_of(d.id)?;
+            let walked = walk(&history);
+            if doc.dims.border_post.is_some() {
+                arrived_at = min_some(arrived_at, d.first_answer_at);
+            }
+            let part = agencies.entry(d.agency.clone()).or_default();
+            part.routed_at = min_some(part.routed_at, Some(d.routed_at));
+            part.first_answer_at = min_some(part.first_answer_at, d.first_answer_at);
+            part.walked.hold.extend(&walked.hold);
+            part.walked.trader.extend(&walked.trader);
+            part.walked.agency.extend(&walked.agency);
+            part.walked.held |= walked.held;
+            part.walked.queried |= walked.queried;
+            if doc.is_current() {
+                let decided = match d.status {
+                    DeliveryStatus::Answered(a) if a.is_final() => walked.decided.or(Some((consignment.updated_at, a))),
+                    _ => None,
+                };
+                part.current.push(decided);
+            }
+            all.hold.extend(&walked.hold);
+            all.trader.extend(&walked.trader);
+            all.agency.extend(&walked.agency);
+            all.held |= walked.held;
+            all.queried |= walked.queried;
+        }
+    }
+    let agency_rows: Vec<AgencyReleaseTimes> = agencies
+        .into_iter()
+        .map(|(agency, part)| {
+            let decided = (!part.current.is_empty() && part.current.iter().all(Option::is_some)).then(|| {
+                let finals: Vec<(Millis, AckStatus)> = part.current.iter().flatten().copied().collect();
+                let at = finals.iter().map(|f| f.0).max().unwrap_or_default();
+                let rejected = finals.iter().any(|f| f.1 == AckStatus::Rejected);
+                (at, if rejected { AckStatus::Rejected } else { AckStatus::Released })
+            });
+            AgencyReleaseTimes {
+                agency,
+                routed_at: part.routed_at.unwrap_or(consignment.created_at),
+                first_answer_at: part.first_answer_at,
+                decided_at: decided.map(|d| d.0),
+                decision: decided.map(|d| d.1.as_str().to_owned()),
+                hold_ms: part.walked.hold.union_ms(),
+                query_trader_ms: part.walked.trader.union_ms(),
+                query_agency_ms: part.walked.agency.union_ms(),
+            }
+        })
+        .collect();
+    let (outcome, decided_at) = match consignment.state {
+        ConsignmentState::Released => ("released", consignment.released_at),
+        ConsignmentState::Refused => (
+            "refused",
+            agency_rows.iter().filter(|a| a.decision.as_deref() == Some("rejected")).filter_map(|a| a.decided_at).min(),
+        ),
+        ConsignmentState::Withdrawn => ("withdrawn", None),
+        _ => ("open", None),
+    };
+    let facts = ConsignmentReleaseTimes {
+        ucr: ucr.clone(),
+        owner,
+        lodged_at: consignment.created_at,
+        arrived_at,
+        released_at: consignment.released_at.filter(|_| consignment.state == ConsignmentState::Released),
+        decided_at,
+        outcome: outcome.to_owned(),
+        document_type: lead.document_type.to_string(),
+        origin: lead.origin.clone(),
+        destination: lead.destination.clone(),
+        dims,
+        channel: channel(all.held, all.queried).to_owned(),
+        hold_ms: all.hold.union_ms(),
+        query_trader_ms: all.trader.union_ms(),
+        query_agency_ms: all.agency.union_ms(),
+    };
+    l.save_release_times(&facts, &agency_rows)
+}
+
+/// The facts of a consignment `doc` opens: routed, nothing answered yet (nothing to read back).
+pub fn opened(l: &mut dyn Ledger, doc: &NewDocument) -> Result<(), StoreError> {
+    let facts = ConsignmentReleaseTimes {
+        ucr: doc.ucr.clone(),
+        owner: doc.sender.clone(),
+        lodged_at: doc.submitted_at,
+        arrived_at: None,
+        released_at: None,
+        decided_at: None,
+        outcome: "open".into(),
+        document_type: doc.document_type.to_string(),
+        origin: doc.origin.to_string(),
+        destination: doc.destination.to_string(),
+        dims: doc.dims.clone(),
+        channel: channel(false, false).into(),
+        hold_ms: 0,
+        query_trader_ms: 0,
+        query_agency_ms: 0,
+    };
+    let mut agencies: Vec<AgencyReleaseTimes> = Vec::with_capacity(doc.deliveries.len());
+    for (agency, _, _) in &doc.deliveries {
+        if agencies.iter().all(|a| &a.agency != agency) {
+            agencies.push(AgencyReleaseTimes {
+                agency: agency.clone(),
+                routed_at: doc.submitted_at,
+                first_answer_at: None,
+                decided_at: None,
+                decision: None,
+                hold_ms: 0,
+                query_trader_ms: 0,
+                query_agency_ms: 0,
+            });
+        }
+    }
+    l.save_release_times(&facts, &agencies)
+}
+
+/// The inspection channel a consignment went through.
+fn channel(held: bool, queried: bool) -> &'static str {
+    match (held, queried) {
+        (true, _) => "with-hold",
+        (false, true) => "with-query",
+        (false, false) => "without",
+    }
+}
+
+fn min_some(a: Option<Millis>, b: Option<Millis>) -> Option<Millis> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(status: &str, at: Millis, outcome: &str) -> HistoryEntry {
+        HistoryEntry { status: status.into(), at: String::new(), at_ms: at, source: "http".into(), reason: None, outcome: outcome.into() }
+    }
+
+    #[test]
+    fn holds_and_query_turns_are_measured_from_applied_answers_only() {
+        let history = [
+            entry("pending", 0, "applied"),
+            entry("dispatched", 5, "applied"),
+            entry("hold", 10, "applied"),
+            entry("hold", 12, "duplicate"),
+            entry("accepted", 40, "applied"),
+            entry("query", 50, "applied"),
+            entry("received", 55, "stale"),
+            entry(RESPONDED, 80, "applied"),
+            entry("released", 100, "applied"),
+            entry("rejected", 120, "late"),
+        ];
+        let w = walk(&history);
+        assert_eq!(w.hold.union_ms(), 30);
+        assert_eq!(w.trader.union_ms(), 30);
+        assert_eq!(w.agency.union_ms(), 20);
+        assert!(w.held && w.queried);
+        assert_eq!(w.decided, Some((100, AckStatus::Released)), "the late rejection changes nothing");
+    }
+
+    #[test]
+    fn a_query_answered_without_a_response_is_the_traders_turn_and_open_spans_are_not_counted() {
+        let w = walk(&[entry("query", 10, "applied"), entry("accepted", 30, "applied"), entry("hold", 40, "applied")]);
+        assert_eq!((w.trader.union_ms(), w.agency.union_ms(), w.hold.union_ms()), (20, 0, 0));
+        let w = walk(&[entry("query", 10, "applied"), entry("amended", 25, "applied")]);
+        assert_eq!(w.trader.union_ms(), 15, "an amendment ends the earlier version's query");
+    }
+
+    #[test]
+    fn overlapping_spans_count_once() {
+        let spans = Spans(vec![(0, 10), (5, 15), (20, 30), (22, 25)]);
+        assert_eq!(spans.union_ms(), 25);
+        assert_eq!(Spans::default().union_ms(), 0);
+    }
+}
