@@ -134,6 +134,32 @@ pub fn may_change(by: &Participant, doc: &crate::store::StoredDocument) -> bool 
     }
 }
 
+/// Whose release-time facts `by` reads (`None`: the public, who get suppressed figures only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndicatorScope {
+    /// Every consignment (operators).
+    All,
+    /// The consignments it opened (traders, national single windows).
+    Owner(String),
+    /// Its own part in the consignments routed to it (agencies).
+    Agency(AgencyId),
+    /// Anyone, without identity: figures of cells of at least the region's threshold.
+    Public,
+}
+
+/// The release-time facts `by` may read.
+pub fn indicator_scope(by: Option<&Participant>) -> Result<IndicatorScope, Refusal> {
+    Ok(match by {
+        None => IndicatorScope::Public,
+        Some(p) => match (p.role, &p.agency) {
+            (Role::Operator, _) => IndicatorScope::All,
+            (Role::Trader | Role::Nsw, _) => IndicatorScope::Owner(p.id.clone()),
+            (Role::Agency, Some(a)) => IndicatorScope::Agency(a.clone()),
+            (Role::Agency, None) => return Err(Refusal::NotYourAgency { participant: p.id.clone(), agency: "none".into() }),
+        },
+    })
+}
+
 /// May `by` change operational state (send failed deliveries again, list them)?
 pub fn may_operate(by: &Participant) -> Result<(), Refusal> {
     if by.role == Role::Operator { Ok(()) } else { Err(Refusal::NotAnOperator(by.id.clone())) }

@@ -14,6 +14,14 @@ pub fn now_millis() -> Millis {
         .unwrap_or(0)
 }
 
+/// Reads `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time in UTC (`2026-11-28T17:55:11Z`, with
+/// or without fractions of a second).
+pub fn parse_rfc3339(s: &str) -> Option<Millis> {
+    let text = if s.len() == 10 { format!("{s}T00:00:00Z") } else { s.to_owned() };
+    let t = humantime::parse_rfc3339(&text).ok()?;
+    t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_millis() as Millis)
+}
+
 /// Formats a timestamp as RFC 3339 (`2026-11-28T17:55:11.123Z`).
 pub fn rfc3339(ms: Millis) -> String {
     let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);

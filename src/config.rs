@@ -125,6 +125,8 @@ pub struct RegionConfig {
     #[serde(default)]
     pub webhooks: WebhooksConfig,
     #[serde(default)]
+    pub indicators: IndicatorsConfig,
+    #[serde(default)]
     pub store: StoreConfig,
     #[serde(default)]
     pub quotas: QuotasConfig,
@@ -413,6 +415,21 @@ pub struct KafkaConfig {
     pub max_message_bytes: usize,
     /// How the gateway's clients authenticate to Kafka and encrypt (`[kafka.security]`).
     pub security: KafkaSecurity,
+}
+
+/// The release-time indicators (`[indicators]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndicatorsConfig {
+    /// The public figures suppress every cell of fewer consignments than this, so that no
+    /// trader's own times can be read from them.
+    pub public_min_count: usize,
+}
+
+impl Default for IndicatorsConfig {
+    fn default() -> Self {
+        IndicatorsConfig { public_min_count: 5 }
+    }
 }
 
 /// Webhooks: where traders may have their status changes POSTed, and how failures are retried.

@@ -14,6 +14,10 @@ use crate::kafka::relay::Wakeup;
 use crate::kafka::{BrokerHealth, Topics};
 use crate::routing::{Router, RoutingFacts};
 use crate::schema::{Rejection, SchemaRegistry, ValidDocument, Violation};
+use crate::access::IndicatorScope;
+use crate::clock::Millis;
+use crate::indicators::figures::{Figures, FiguresRequest};
+use crate::store::ReleaseTimesQuery;
 use crate::lifecycle::{AmendmentOf, ChangeRefused, Response, ResponseReceipt, Withdrawal};
 use crate::store::{
     AckApplied, AckRecord, Acceptance, ConsignmentView, FailedDelivery, NewDocument, RetryOutcome, RetrySelection, Store,
@@ -91,6 +95,8 @@ pub struct Gateway {
     /// `gateway.change_after_release`: documents of released consignments may be amended or
     /// withdrawn.
     pub change_after_release: bool,
+    /// `indicators.public_min_count`: the public release-time figures suppress smaller cells.
+    pub public_min_count: usize,
 }
 
 impl Gateway {
@@ -378,6 +384,42 @@ impl Gateway {
             self.status_wakeup.notify();
         }
         Ok(outcome)
+    }
+}
+
+impl Gateway {
+    /// The release-time figures `by` may read (`None`: the public's) of the consignments lodged
+    /// in `[from, to)` (`crate::indicators`).
+    pub async fn release_times(&self, by: Option<&Participant>, mut request: FiguresRequest, from: Millis, to: Millis)
+        -> Result<Figures, OperatorError> {
+        let scope = crate::access::indicator_scope(by).map_err(OperatorError::Refused)?;
+        let (owner, agency) = match scope {
+            IndicatorScope::All => (None, None),
+            IndicatorScope::Owner(owner) => (Some(owner), None),
+            IndicatorScope::Agency(agency) => {
+                request.agency_rows = true;
+                (None, Some(agency))
+            }
+            IndicatorScope::Public => {
+                request.min_count = request.min_count.max(self.public_min_count);
+                (None, None)
+            }
+        };
+        let query = ReleaseTimesQuery { from, to, owner, agency };
+        let per_agency = request.per_agency();
+        let (consignments, agencies) = self
+            .store
+            .read_with(move |l| {
+                if per_agency {
+                    Ok((Vec::new(), l.agency_release_times(&query)?))
+                } else {
+                    Ok((l.release_times(&query)?, Vec::new()))
+                }
+            })
+            .await
+            .map_err(OperatorError::Store)?;
+        let kind_of = |a: &AgencyId| self.router.kind_of(a).unwrap_or("unknown").to_owned();
+        Ok(crate::indicators::figures::figures(&request, &consignments, &agencies, &kind_of, from, to))
     }
 }
 

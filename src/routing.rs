@@ -171,6 +171,11 @@ impl Router {
     }
 
     /// The deliveries a document needs, in rule order, each agency once.
+    /// The kind of `agency` (`customs`, `sanitary`, `border`, ...), if it is the region's.
+    pub fn kind_of(&self, agency: &AgencyId) -> Option<&str> {
+        self.agencies.iter().find(|(id, _)| id == agency).map(|(_, k)| k.as_str())
+    }
+
     pub fn route(&self, facts: &RoutingFacts) -> Vec<RoutedDelivery> {
         let mut out: Vec<RoutedDelivery> = Vec::new();
         for rule in self.rules.iter().filter(|r| r.matches(facts)) {

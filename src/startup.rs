@@ -146,6 +146,7 @@ impl Application {
             tasks: TaskHealth::default(),
             instance: instance.clone(),
             change_after_release: settings.region.gateway.change_after_release,
+            public_min_count: settings.region.indicators.public_min_count,
         });
         // Readiness shows the cluster from the first request on, not from the watcher's first round.
         let own_topics: Arc<std::collections::HashSet<String>> = Arc::new(topic_names.iter().cloned().collect());
@@ -242,6 +243,7 @@ impl Application {
             max_body_bytes: settings.region.gateway.max_body_bytes,
             json_limits: settings.region.gateway.json_limits(),
             writes: tokio::sync::Semaphore::new(settings.region.gateway.max_concurrent_writes),
+            public_indicators: tokio::sync::Semaphore::new(2),
             quotas: Arc::new(crate::quota::Quotas::new(&settings.region.quotas, &settings.region.participants)),
             refusals,
             closing: closing_rx,

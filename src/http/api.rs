@@ -87,6 +87,30 @@ const IDEMPOTENCY_KEY: Param = Param {
     description: "Sending the same request again with the same key is answered from the first (`Idempotent-Replayed: true`); the same key with another body is 409.",
     pattern: "^[!-~]{1,255}$",
 };
+const FROM: Param = Param {
+    name: "from",
+    description: "Consignments lodged from this time on (a date, `2026-11-01`, or an RFC 3339 time in UTC); 30 days before `to` by default.",
+    pattern: DATE_PATTERN,
+};
+const TO: Param = Param {
+    name: "to",
+    description: "Consignments lodged before this time (as `from`); now by default. A period that ends before it starts holds nothing.",
+    pattern: DATE_PATTERN,
+};
+/// A date or an RFC 3339 time in UTC, from 1970 (February 29th is taken but not described).
+const DATE_PATTERN: &str = "^(19[7-9][0-9]|2[0-9]{3})-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?Z)?$";
+const INTERVAL: Param = Param {
+    name: "interval",
+    description: "What is measured: `arrival-to-release` (the WCO TRS figure, the default), `lodgement-to-release`, `arrival-to-lodgement` (negative: pre-arrival processing), `agency-first-answer`, `agency-decision`, `hold`, `query-trader`, `query-agency`.",
+    pattern: "^(arrival-to-release|lodgement-to-release|arrival-to-lodgement|agency-first-answer|agency-decision|hold|query-trader|query-agency)$",
+};
+const GROUP_BY: Param = Param {
+    name: "groupBy",
+    description: "Segments, comma-separated: `agency`, `agencyKind`, `documentType`, `corridor` (origin-destination), `borderPost`, `transportMode`, `hsChapter`, `channel` (with-hold, with-query, without), `preArrival`.",
+    pattern: "^((agency|agencyKind|documentType|corridor|borderPost|transportMode|hsChapter|channel|preArrival)(,(agency|agencyKind|documentType|corridor|borderPost|transportMode|hsChapter|channel|preArrival))*)?$",
+};
+const TREND: Param = Param { name: "trend", description: "Also give each group's figures per `day` or per `week` (from Monday), by lodgement.", pattern: "^(day|week)$" };
+const MODE_BIN: Param = Param { name: "modeBin", description: "Width of the mode's bins (`15m`, `1h`, `1d`; at least `1s`); `1h` by default.", pattern: "^[1-9][0-9]{0,5}(s|m|h|d)$" };
 const LAST_EVENT_ID: Param =
     Param { name: "Last-Event-ID", description: "The cursor a reconnecting client continues from.", pattern: "^[0-9]{1,18}$" };
 
@@ -300,6 +324,34 @@ pub fn endpoints() -> Vec<Endpoint> {
             ok: (200, Body::Json(of::<crate::store::ConsignmentView>)),
             errors: &[Code::NotFound, Code::Unavailable],
             handler: |r| r.to(routes::consignment),
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/v1/indicators/release-times",
+            operation_id: "releaseTimes",
+            tag: "indicators",
+            summary: "Release-time indicators after the WCO Time Release Study, from the exchange's own events: count, mean (the WTO TFA Art. 7.6 figure), median, p90, mode, min, max, the outliers and every figure without them, per segment and per period. An operator reads every consignment; a trader or NSW its own consignments; an agency its own part in the consignments routed to it.",
+            access: Participant,
+            query: &[FROM, TO, INTERVAL, GROUP_BY, TREND, MODE_BIN],
+            headers: &[],
+            request: Body::None,
+            ok: (200, Body::Json(of::<crate::indicators::figures::Figures>)),
+            errors: &[Code::InvalidQuery, Code::Forbidden, Code::Unavailable],
+            handler: |r| r.to(super::indicators::release_times),
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/v1/public/indicators/release-times",
+            operation_id: "publicReleaseTimes",
+            tag: "indicators",
+            summary: "The same figures for anyone, without identity, over every consignment: a cell of fewer consignments than the region's threshold (`indicators.public_min_count`, 5 by default) is suppressed.",
+            access: Anyone,
+            query: &[FROM, TO, INTERVAL, GROUP_BY, TREND, MODE_BIN],
+            headers: &[],
+            request: Body::None,
+            ok: (200, Body::Json(of::<crate::indicators::figures::Figures>)),
+            errors: &[Code::InvalidQuery, Code::Overloaded, Code::Unavailable],
+            handler: |r| r.to(super::indicators::public_release_times),
         },
         Endpoint {
             method: Method::POST,

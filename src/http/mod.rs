@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod errors;
+pub mod indicators;
 pub mod metrics;
 pub mod refusals;
 pub mod routes;

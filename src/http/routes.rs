@@ -45,6 +45,8 @@ pub struct AppState {
     pub webhooks: crate::config::WebhooksConfig,
     /// `/openapi.json`, generated once at start.
     pub openapi: web::Bytes,
+    /// Public release-time figures computed at once, for the whole gateway.
+    pub public_indicators: tokio::sync::Semaphore,
 }
 
 /// Runs a body read within the client timeout (408 beyond).

@@ -106,6 +106,8 @@ async fn every_role_on_every_endpoint_own_and_foreign() {
         ("read metrics", "GET", "/metrics".into(), None, [401, 403, 403, 403, 403, 403, 403, 200]),
         ("read consignment events", "GET", "/v1/consignments/events?after=0&wait=0s".into(), None, [401, 200, 200, 200, 200, 403, 403, 200]),
         ("read br-customs' document stream", "GET", "/v1/agencies/br-customs/documents?after=0&wait=0s".into(), None, [401, 404, 404, 404, 404, 200, 404, 200]),
+        ("read release-time indicators", "GET", "/v1/indicators/release-times".into(), None, [401, 200, 200, 200, 200, 200, 200, 200]),
+        ("read public release-time indicators", "GET", "/v1/public/indicators/release-times".into(), None, [200; 8]),
         ("list schemas", "GET", "/v1/schemas".into(), None, [200; 8]),
         ("read a schema", "GET", "/v1/schemas/customsDeclaration/1.0.0".into(), None, [200; 8]),
         ("health", "GET", "/healthz".into(), None, [200; 8]),

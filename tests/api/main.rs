@@ -21,6 +21,7 @@ mod helpers;
 mod hostile;
 mod kafka_cluster;
 mod kafka_security;
+mod indicators;
 mod lifecycle;
 mod limits;
 mod metrics;

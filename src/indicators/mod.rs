@@ -27,6 +27,8 @@
 //! open are not counted until they close. Holds and queries of several agencies at once are
 //! counted once for the consignment (the union of the intervals), once per agency for its own.
 
+pub mod figures;
+
 use std::collections::BTreeMap;
 
 use crate::clock::Millis;

@@ -1,0 +1,483 @@
+//! The figures of the release-time indicators: which interval, over which consignments,
+//! grouped by which segments, per period; and the statistics of each cell, with the method
+//! stated in every answer (`METHOD`).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::clock::Millis;
+use crate::domain::AgencyId;
+use crate::store::{AgencyReleaseTimes, ConsignmentReleaseTimes};
+
+/// How the figures are computed, as every answer and the published report state it.
+pub const METHOD: &str = "Quantiles (median, p90, and the quartiles of the outlier rule) by linear interpolation between \
+closest ranks. Mode: the start of the most frequent bin of `modeBinMs` (the earliest of equally frequent bins). Outliers \
+(Tukey): values below Q1 - 1.5 x IQR or above Q3 + 1.5 x IQR; each figure is also given without them. Intervals are in \
+milliseconds; an interval still open is not counted. Consignments are selected and put in periods by their lodgement time.";
+
+/// The interval measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Interval {
+    /// Arrival of the goods to release: the WCO TRS figure (WTO TFA Art. 7.6).
+    ArrivalToRelease,
+    /// First submission to release.
+    LodgementToRelease,
+    /// Arrival to lodgement: negative when the declaration was lodged before arrival.
+    ArrivalToLodgement,
+    /// An agency's part: its document routed to its first answer.
+    AgencyFirstAnswer,
+    /// An agency's part: its document routed to its final decision.
+    AgencyDecision,
+    /// Time on hold.
+    Hold,
+    /// Time a query waited for the trader.
+    QueryTrader,
+    /// Time a query waited for the agency after the trader answered.
+    QueryAgency,
+}
+
+impl Interval {
+    pub const ALL: [Interval; 8] = [
+        Interval::ArrivalToRelease,
+        Interval::LodgementToRelease,
+        Interval::ArrivalToLodgement,
+        Interval::AgencyFirstAnswer,
+        Interval::AgencyDecision,
+        Interval::Hold,
+        Interval::QueryTrader,
+        Interval::QueryAgency,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interval::ArrivalToRelease => "arrival-to-release",
+            Interval::LodgementToRelease => "lodgement-to-release",
+            Interval::ArrivalToLodgement => "arrival-to-lodgement",
+            Interval::AgencyFirstAnswer => "agency-first-answer",
+            Interval::AgencyDecision => "agency-decision",
+            Interval::Hold => "hold",
+            Interval::QueryTrader => "query-trader",
+            Interval::QueryAgency => "query-agency",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Interval> {
+        Interval::ALL.into_iter().find(|i| i.as_str() == s)
+    }
+    /// Measured per agency's part, not per consignment.
+    pub fn per_agency(self) -> bool {
+        matches!(self, Interval::AgencyFirstAnswer | Interval::AgencyDecision)
+    }
+}
+
+/// A segment the figures can be grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Dimension {
+    Agency,
+    AgencyKind,
+    DocumentType,
+    /// Origin to destination, `AR-BR`.
+    Corridor,
+    BorderPost,
+    TransportMode,
+    HsChapter,
+    /// `with-hold`, `with-query` or `without`.
+    Channel,
+    /// `pre-arrival`, `post-arrival`, or `unknown` (no arrival known).
+    PreArrival,
+}
+
+impl Dimension {
+    pub const ALL: [Dimension; 9] = [
+        Dimension::Agency,
+        Dimension::AgencyKind,
+        Dimension::DocumentType,
+        Dimension::Corridor,
+        Dimension::BorderPost,
+        Dimension::TransportMode,
+        Dimension::HsChapter,
+        Dimension::Channel,
+        Dimension::PreArrival,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dimension::Agency => "agency",
+            Dimension::AgencyKind => "agencyKind",
+            Dimension::DocumentType => "documentType",
+            Dimension::Corridor => "corridor",
+            Dimension::BorderPost => "borderPost",
+            Dimension::TransportMode => "transportMode",
+            Dimension::HsChapter => "hsChapter",
+            Dimension::Channel => "channel",
+            Dimension::PreArrival => "preArrival",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Dimension> {
+        Dimension::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+    fn per_agency(self) -> bool {
+        matches!(self, Dimension::Agency | Dimension::AgencyKind)
+    }
+}
+
+/// Periods of a trend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trend {
+    Day,
+    /// ISO weeks, from Monday.
+    Week,
+}
+
+impl Trend {
+    pub fn parse(s: &str) -> Option<Trend> {
+        match s {
+            "day" => Some(Trend::Day),
+            "week" => Some(Trend::Week),
+            _ => None,
+        }
+    }
+    /// The first day (`YYYY-MM-DD`, UTC) of the period holding `at`.
+    fn period(self, at: Millis) -> String {
+        const DAY: Millis = 86_400_000;
+        let day = at.div_euclid(DAY);
+        let start = match self {
+            Trend::Day => day,
+            // 1970-01-01 was a Thursday: Monday is 3 days before.
+            Trend::Week => day - (day + 3).rem_euclid(7),
+        };
+        crate::clock::rfc3339(start * DAY)[..10].to_owned()
+    }
+}
+
+/// What a reader asks for.
+#[derive(Debug, Clone)]
+pub struct FiguresRequest {
+    pub interval: Interval,
+    pub group_by: Vec<Dimension>,
+    pub trend: Option<Trend>,
+    /// Width of the mode's bins.
+    pub mode_bin_ms: i64,
+    /// Cells of fewer consignments than this are suppressed (the public figures); 0 for none.
+    pub min_count: usize,
+    /// Read from each agency's part whatever the interval (an agency reads its own parts only).
+    pub agency_rows: bool,
+}
+
+impl FiguresRequest {
+    /// Whether the figures are read from each agency's part rather than each consignment.
+    pub fn per_agency(&self) -> bool {
+        self.agency_rows || self.interval.per_agency() || self.group_by.iter().any(|d| d.per_agency())
+    }
+}
+
+/// The statistics of one set of intervals: how many, and their figures when there are any.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    pub count: usize,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Summary>,
+}
+
+/// The figures of a non-empty set of intervals.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// The average: the figure WTO TFA Art. 7.6 asks members to publish.
+    pub mean_ms: f64,
+    pub median_ms: f64,
+    pub p90_ms: f64,
+    /// The start of the most frequent bin.
+    pub mode_ms: i64,
+    pub min_ms: i64,
+    pub max_ms: i64,
+}
+
+/// One cell: a group (and period), its figures, and its outliers.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Cell {
+    /// The segment: one value per dimension grouped by.
+    pub group: BTreeMap<String, String>,
+    /// The period's first day, for a trend's cells.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
+    /// Fewer consignments than the public threshold: no figure is given.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    pub stats: Option<Stats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outliers: Option<Outliers>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub without_outliers: Option<Stats>,
+}
+
+/// The outliers of a cell, by the rule in [`METHOD`].
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Outliers {
+    pub count: usize,
+    pub low_fence_ms: f64,
+    pub high_fence_ms: f64,
+}
+
+/// The answer.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Figures {
+    #[schemars(with = "String")]
+    pub interval: Interval,
+    pub from: String,
+    pub to: String,
+    pub group_by: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub trend: Option<Trend>,
+    pub mode_bin_ms: i64,
+    /// Cells of fewer consignments were suppressed (public figures only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_count: Option<usize>,
+    pub method: &'static str,
+    /// Every row counted, whatever its group.
+    pub overall: Cell,
+    /// One per group.
+    pub groups: Vec<Cell>,
+    /// One per group and period, when a trend is asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trend_cells: Vec<Cell>,
+}
+
+/// One row's segment and value.
+struct Measured {
+    group: BTreeMap<String, String>,
+    lodged_at: Millis,
+    value: i64,
+}
+
+fn consignment_value(c: &ConsignmentReleaseTimes, interval: Interval) -> Option<i64> {
+    let positive = |v: i64| (v > 0).then_some(v);
+    match interval {
+        Interval::ArrivalToRelease => Some(c.released_at? - c.arrived_at?),
+        Interval::LodgementToRelease => Some(c.released_at? - c.lodged_at),
+        Interval::ArrivalToLodgement => Some(c.lodged_at - c.arrived_at?),
+        Interval::Hold => positive(c.hold_ms),
+        Interval::QueryTrader => positive(c.query_trader_ms),
+        Interval::QueryAgency => positive(c.query_agency_ms),
+        Interval::AgencyFirstAnswer | Interval::AgencyDecision => None,
+    }
+}
+
+fn agency_value(c: &ConsignmentReleaseTimes, a: &AgencyReleaseTimes, interval: Interval) -> Option<i64> {
+    let positive = |v: i64| (v > 0).then_some(v);
+    match interval {
+        Interval::AgencyFirstAnswer => Some(a.first_answer_at? - a.routed_at),
+        Interval::AgencyDecision => Some(a.decided_at? - a.routed_at),
+        Interval::Hold => positive(a.hold_ms),
+        Interval::QueryTrader => positive(a.query_trader_ms),
+        Interval::QueryAgency => positive(a.query_agency_ms),
+        other => consignment_value(c, other),
+    }
+}
+
+fn dimension_value(d: Dimension, c: &ConsignmentReleaseTimes, agency: Option<(&AgencyId, &str)>) -> String {
+    let unknown = || "unknown".to_owned();
+    match d {
+        Dimension::Agency => agency.map_or_else(unknown, |a| a.0.to_string()),
+        Dimension::AgencyKind => agency.map_or_else(unknown, |a| a.1.to_owned()),
+        Dimension::DocumentType => c.document_type.clone(),
+        Dimension::Corridor => format!("{}-{}", c.origin, c.destination),
+        Dimension::BorderPost => c.dims.border_post.clone().unwrap_or_else(unknown),
+        Dimension::TransportMode => c.dims.transport_mode.clone().unwrap_or_else(unknown),
+        Dimension::HsChapter => c.dims.hs_chapter.clone().unwrap_or_else(unknown),
+        Dimension::Channel => c.channel.clone(),
+        Dimension::PreArrival => match c.arrived_at {
+            Some(arrived) if c.lodged_at < arrived => "pre-arrival".into(),
+            Some(_) => "post-arrival".into(),
+            None => "unknown".into(),
+        },
+    }
+}
+
+/// The figures of the consignments' rows (`per consignment`) or the agencies' (`per agency`),
+/// as `request` asks; `kind_of` names an agency's kind.
+pub fn figures(
+    request: &FiguresRequest,
+    consignments: &[ConsignmentReleaseTimes],
+    agencies: &[(ConsignmentReleaseTimes, AgencyReleaseTimes)],
+    kind_of: &dyn Fn(&AgencyId) -> String,
+    from: Millis,
+    to: Millis,
+) -> Figures {
+    let group = |c: &ConsignmentReleaseTimes, a: Option<(&AgencyId, &str)>| {
+        request.group_by.iter().map(|d| (d.as_str().to_owned(), dimension_value(*d, c, a))).collect::<BTreeMap<_, _>>()
+    };
+    let measured: Vec<Measured> = if request.per_agency() {
+        agencies
+            .iter()
+            .filter_map(|(c, a)| {
+                let value = agency_value(c, a, request.interval)?;
+                let kind = kind_of(&a.agency);
+                Some(Measured { group: group(c, Some((&a.agency, &kind))), lodged_at: c.lodged_at, value })
+            })
+            .collect()
+    } else {
+        consignments
+            .iter()
+            .filter_map(|c| Some(Measured { group: group(c, None), lodged_at: c.lodged_at, value: consignment_value(c, request.interval)? }))
+            .collect()
+    };
+    let mut groups: BTreeMap<BTreeMap<String, String>, Vec<i64>> = BTreeMap::new();
+    let mut trend: BTreeMap<(BTreeMap<String, String>, String), Vec<i64>> = BTreeMap::new();
+    let mut all = Vec::with_capacity(measured.len());
+    for m in measured {
+        all.push(m.value);
+        if let Some(t) = request.trend {
+            trend.entry((m.group.clone(), t.period(m.lodged_at))).or_default().push(m.value);
+        }
+        groups.entry(m.group).or_default().push(m.value);
+    }
+    let cell = |group: BTreeMap<String, String>, period: Option<String>, values: Vec<i64>| cell(group, period, values, request);
+    Figures {
+        interval: request.interval,
+        from: crate::clock::rfc3339(from),
+        to: crate::clock::rfc3339(to),
+        group_by: request.group_by.iter().map(|d| d.as_str().to_owned()).collect(),
+        trend: request.trend,
+        mode_bin_ms: request.mode_bin_ms,
+        min_count: (request.min_count > 0).then_some(request.min_count),
+        method: METHOD,
+        overall: cell(BTreeMap::new(), None, all),
+        groups: groups.into_iter().map(|(g, v)| cell(g, None, v)).collect(),
+        trend_cells: trend.into_iter().map(|((g, p), v)| cell(g, Some(p), v)).collect(),
+    }
+}
+
+fn cell(group: BTreeMap<String, String>, period: Option<String>, mut values: Vec<i64>, request: &FiguresRequest) -> Cell {
+    if values.len() < request.min_count {
+        return Cell { group, period, suppressed: true, stats: None, outliers: None, without_outliers: None };
+    }
+    if values.is_empty() {
+        let none = Some(Stats { count: 0, summary: None });
+        return Cell { group, period, suppressed: false, stats: none, outliers: None, without_outliers: None };
+    }
+    values.sort_unstable();
+    let (q1, q3) = (quantile(&values, 0.25), quantile(&values, 0.75));
+    let iqr = q3 - q1;
+    let (low, high) = (q1 - 1.5 * iqr, q3 + 1.5 * iqr);
+    let inside: Vec<i64> = values.iter().copied().filter(|v| (*v as f64) >= low && (*v as f64) <= high).collect();
+    Cell {
+        group,
+        period,
+        suppressed: false,
+        stats: Some(stats(&values, request.mode_bin_ms)),
+        outliers: Some(Outliers { count: values.len() - inside.len(), low_fence_ms: low, high_fence_ms: high }),
+        without_outliers: Some(stats(&inside, request.mode_bin_ms)),
+    }
+}
+
+/// The statistics of sorted `values`.
+pub fn stats(sorted: &[i64], mode_bin_ms: i64) -> Stats {
+    Stats { count: sorted.len(), summary: summary(sorted, mode_bin_ms) }
+}
+
+/// The figures of sorted `values`; `None` for none.
+fn summary(sorted: &[i64], mode_bin_ms: i64) -> Option<Summary> {
+    let (first, last) = (*sorted.first()?, *sorted.last()?);
+    let sum: i128 = sorted.iter().map(|v| i128::from(*v)).sum();
+    let bin = mode_bin_ms.max(1);
+    let (mut mode, mut best, mut run_bin, mut run) = (first.div_euclid(bin), 0usize, first.div_euclid(bin), 0usize);
+    for v in sorted {
+        let b = v.div_euclid(bin);
+        if b == run_bin {
+            run += 1;
+        } else {
+            run_bin = b;
+            run = 1;
+        }
+        if run > best {
+            best = run;
+            mode = b;
+        }
+    }
+    Some(Summary {
+        mean_ms: sum as f64 / sorted.len() as f64,
+        median_ms: quantile(sorted, 0.5),
+        p90_ms: quantile(sorted, 0.9),
+        mode_ms: mode * bin,
+        min_ms: first,
+        max_ms: last,
+    })
+}
+
+/// The `q` quantile of sorted, non-empty `values`, by linear interpolation between closest ranks.
+fn quantile(sorted: &[i64], q: f64) -> f64 {
+    let rank = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+    let (a, b) = (sorted[lo] as f64, sorted[hi] as f64);
+    a + (b - a) * (rank - lo as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_statistics_of_a_known_set() {
+        let values = [10, 20, 20, 30, 40, 50, 60, 70, 80, 1000];
+        let s = summary(&values, 10).unwrap();
+        assert_eq!(stats(&values, 10).count, 10);
+        assert_eq!((s.min_ms, s.max_ms, s.mode_ms), (10, 1000, 20));
+        assert!((s.mean_ms - 138.0).abs() < 1e-9);
+        assert!((s.median_ms - 45.0).abs() < 1e-9);
+        assert!((s.p90_ms - 172.0).abs() < 1e-9, "{}", s.p90_ms);
+        assert!(summary(&[], 10).is_none());
+        assert_eq!(stats(&[], 10), Stats { count: 0, summary: None });
+        assert_eq!(quantile(&[7], 0.9), 7.0);
+    }
+
+    #[test]
+    fn outliers_by_tukeys_fences_and_the_figures_without_them() {
+        let request = FiguresRequest { interval: Interval::Hold, group_by: vec![], trend: None, mode_bin_ms: 10, min_count: 0, agency_rows: false };
+        let c = cell(BTreeMap::new(), None, vec![10, 20, 20, 30, 40, 50, 60, 70, 80, 1000], &request);
+        let o = c.outliers.unwrap();
+        // Q1 = 22.5, Q3 = 67.5, IQR = 45: fences at -45 and 135.
+        assert_eq!((o.count, o.low_fence_ms, o.high_fence_ms), (1, -45.0, 135.0));
+        let w = c.without_outliers.unwrap();
+        let ws = w.summary.unwrap();
+        assert_eq!((w.count, ws.max_ms), (9, 80));
+        assert!((ws.mean_ms - 42.222_222).abs() < 1e-5);
+    }
+
+    #[test]
+    fn small_cells_are_suppressed_for_the_public() {
+        let request = FiguresRequest { interval: Interval::Hold, group_by: vec![], trend: None, mode_bin_ms: 10, min_count: 5, agency_rows: false };
+        let c = cell(BTreeMap::new(), None, vec![1, 2, 3, 4], &request);
+        assert!(c.suppressed && c.stats.is_none() && c.outliers.is_none());
+        assert!(!cell(BTreeMap::new(), None, vec![1, 2, 3, 4, 5], &request).suppressed);
+    }
+
+    #[test]
+    fn weeks_start_on_monday() {
+        // 2026-11-30 is a Monday; 2026-12-06 a Sunday.
+        let at = |d: &str| chrono_free(d);
+        assert_eq!(Trend::Week.period(at("2026-12-06")), "2026-11-30");
+        assert_eq!(Trend::Week.period(at("2026-11-30")), "2026-11-30");
+        assert_eq!(Trend::Day.period(at("2026-12-06") + 3_600_000), "2026-12-06");
+    }
+
+    /// Milliseconds of a UTC date, by days since 1970-01-01 (civil-from-days inverse).
+    fn chrono_free(date: &str) -> Millis {
+        let y: i64 = date[..4].parse().unwrap();
+        let m: i64 = date[5..7].parse().unwrap();
+        let d: i64 = date[8..10].parse().unwrap();
+        let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * m + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        (era * 146_097 + doe - 719_468) * 86_400_000
+    }
+}
