@@ -55,12 +55,41 @@ enum Command {
         #[command(subcommand)]
         action: AuditCommand,
     },
+    /// Write simulated traffic into a store (`crate::indicators::traffic`): consignments lodged
+    /// over the last `--days`, each answered by its agencies after delays drawn from a stated
+    /// plan (printed, as JSON, with what was written). Time is compressed: a month takes seconds.
+    /// For the release-time indicators' demos and checks; never into a production store.
+    Simulate(SimulateArgs),
     /// Failed deliveries: list them, or send them again. Works on the store directly, also
     /// while the gateway runs (its relay picks retried deliveries up within a second).
     Deliveries {
         #[command(subcommand)]
         action: DeliveriesCommand,
     },
+}
+
+#[derive(clap::Args)]
+struct SimulateArgs {
+    #[arg(long, env = "VENTANILLA_CONFIG", default_value = "config")]
+    config: PathBuf,
+    /// Directory of the embedded store (created if it does not exist).
+    #[arg(long, env = "VENTANILLA_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// The store, as a URL: sqlite://PATH or postgres://user@host:port/db (wins over --data-dir).
+    #[arg(long, env = "VENTANILLA_STORE")]
+    store: Option<String>,
+    /// How many consignments.
+    #[arg(long, default_value_t = 1000)]
+    consignments: usize,
+    /// Over how many days before now they are lodged.
+    #[arg(long, default_value_t = 30)]
+    days: u32,
+    /// The same seed writes the same traffic.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The trader that lodges them.
+    #[arg(long, default_value = "demo-trader")]
+    trader: String,
 }
 
 #[derive(clap::Args)]
@@ -247,6 +276,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             app.run_until_stopped().await?;
         }
         Command::Deliveries { action } => deliveries(action).await?,
+        Command::Simulate(a) => simulate(a).await?,
         Command::Validate { config, files } => validate(config, files)?,
         Command::Agency(a) => {
             let min: std::time::Duration = a.min_delay.into();
@@ -359,6 +389,28 @@ async fn open_store(data_dir: &std::path::Path, store: Option<String>) -> Result
         Some(StoreUrl::Sqlite(path)) => Arc::new(SqliteStore::open_existing_file(&path)?),
         None => Arc::new(SqliteStore::open_existing(data_dir)?),
     })
+}
+
+async fn simulate(a: SimulateArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let settings = ventanilla::config::Settings::load(a.config, "127.0.0.1:0".parse()?, a.data_dir.clone(), None, None, None)?;
+    let store: Arc<dyn Store> = match a.store.as_deref().map(StoreUrl::parse).transpose()? {
+        Some(StoreUrl::Postgres(url)) => Arc::new(PgStore::connect(&url, &cli_instance()).await?),
+        Some(StoreUrl::Sqlite(path)) => Arc::new(SqliteStore::open_file(&path)?),
+        None => Arc::new(SqliteStore::open(&a.data_dir)?),
+    };
+    let router = ventanilla::routing::Router::new(&settings.region)?;
+    let topics = ventanilla::kafka::Topics::new(&settings.region.kafka.topic_prefix);
+    let traffic = ventanilla::indicators::traffic::Traffic {
+        consignments: a.consignments,
+        span_ms: i64::from(a.days) * 86_400_000,
+        end: now_millis(),
+        seed: a.seed,
+        trader: a.trader,
+    };
+    let kinds = ventanilla::indicators::traffic::kinds(&settings.region);
+    let written = ventanilla::indicators::traffic::simulate(&*store, &router, &topics, &traffic, &kinds).await?;
+    println!("{}", serde_json::to_string_pretty(&written)?);
+    Ok(())
 }
 
 async fn deliveries(action: DeliveriesCommand) -> Result<(), Box<dyn std::error::Error>> {

@@ -5,7 +5,8 @@
 //!
 //! ## The events, as the gateway knows them
 //!
-//! - **Lodgement**: the consignment's first submission.
+//! - **Lodgement**: the first submission of a document of the consignment that names no border
+//!   post (its declaration, typically): a carrier's notice sent earlier does not lodge it.
 //! - **Arrival of the goods**: the first answer, by any agency it went to, to a document that
 //!   names a border post (a border-crossing notice's `crossingPoint`): the border post answers
 //!   when the means of transport presents itself. A consignment without such a document has no
@@ -28,6 +29,7 @@
 //! counted once for the consignment (the union of the intervals), once per agency for its own.
 
 pub mod figures;
+pub mod traffic;
 
 use std::collections::BTreeMap;
 
@@ -156,7 +158,16 @@ pub fn refresh(l: &mut dyn Ledger, ucr: &Ucr) -> Result<(), StoreError> {
     let documents = l.documents_of(ucr)?;
     let Some(first) = documents.first() else { return Ok(()) };
     let owner = first.sender.clone();
-    let lead = documents.iter().find(|d| d.is_current()).unwrap_or(first).clone();
+    // The lead document: the first current one that names no border post (a declaration, not
+    // the carrier's notice), else the first current one, else the first.
+    let lead = documents
+        .iter()
+        .find(|d| d.is_current() && d.dims.border_post.is_none())
+        .or_else(|| documents.iter().find(|d| d.is_current()))
+        .unwrap_or(first)
+        .clone();
+    let lodged_at =
+        documents.iter().filter(|d| d.dims.border_post.is_none()).map(|d| d.submitted_at).min().unwrap_or(consignment.created_at);
     let mut dims = lead.dims.clone();
     let mut arrived_at: Option<Millis> = None;
     let mut agencies: BTreeMap<AgencyId, AgencyPart> = BTreeMap::new();
@@ -228,7 +239,7 @@ pub fn refresh(l: &mut dyn Ledger, ucr: &Ucr) -> Result<(), StoreError> {
     let facts = ConsignmentReleaseTimes {
         ucr: ucr.clone(),
         owner,
-        lodged_at: consignment.created_at,
+        lodged_at,
         arrived_at,
         released_at: consignment.released_at.filter(|_| consignment.state == ConsignmentState::Released),
         decided_at,

@@ -36,5 +36,6 @@ mod shutdown;
 mod simulator;
 mod tls;
 mod validate;
+mod traffic;
 mod walkthrough;
 mod webhooks;
