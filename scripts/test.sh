@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need (Java and Maven for Apache Kafka, PostgreSQL,
+# The test command: installs what the tests need (Java and Maven for Apache Kafka, PostgreSQL, Chromium,
 # kcat, docker-compose, HAProxy, curl, OpenSSL's headers, confluent-kafka and schemathesis from PyPI),
 # fetches Apache Kafka's jars from Maven Central once per machine (scripts/kafka.sh), starts one
 # broker and a PostgreSQL cluster (scripts/postgres.sh) on free loopback ports, runs the whole
@@ -18,6 +18,7 @@ command -v kcat >/dev/null || need_apt+=(kcat)
 command -v docker-compose >/dev/null || need_apt+=(docker-compose)
 [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v chromium >/dev/null || need_apt+=(chromium)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 pkg-config --exists openssl 2>/dev/null || need_apt+=(libssl-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then

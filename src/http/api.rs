@@ -61,6 +61,8 @@ pub enum Body {
     SchemaDocument,
     /// The OpenAPI document itself.
     OpenApi,
+    /// A static file of this media type (the dashboard's).
+    File(&'static str),
 }
 
 /// A query or header parameter.
@@ -352,6 +354,48 @@ pub fn endpoints() -> Vec<Endpoint> {
             ok: (200, Body::Json(of::<crate::indicators::figures::Figures>)),
             errors: &[Code::InvalidQuery, Code::Overloaded, Code::Unavailable],
             handler: |r| r.to(super::indicators::public_release_times),
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/dashboard",
+            operation_id: "dashboard",
+            tag: "indicators",
+            summary: "The release-time dashboard (HTML; works offline). With `#token=...` in the address, a participant's own figures; without, the public ones.",
+            access: Anyone,
+            query: &[],
+            headers: &[],
+            request: Body::None,
+            ok: (200, Body::File("text/html")),
+            errors: &[],
+            handler: |r| r.to(super::dashboard::page),
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/dashboard/app.js",
+            operation_id: "dashboardScript",
+            tag: "indicators",
+            summary: "The dashboard's script.",
+            access: Anyone,
+            query: &[],
+            headers: &[],
+            request: Body::None,
+            ok: (200, Body::File("text/javascript")),
+            errors: &[],
+            handler: |r| r.to(super::dashboard::script),
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/dashboard/style.css",
+            operation_id: "dashboardStyle",
+            tag: "indicators",
+            summary: "The dashboard's style sheet.",
+            access: Anyone,
+            query: &[],
+            headers: &[],
+            request: Body::None,
+            ok: (200, Body::File("text/css")),
+            errors: &[],
+            handler: |r| r.to(super::dashboard::style),
         },
         Endpoint {
             method: Method::POST,
@@ -712,6 +756,7 @@ fn content(body: Body, gateway: &GatewayConfig, generator: &mut SchemaGenerator)
         Body::Metrics => json!({ "text/plain": { "schema": { "type": "string" } } }),
         Body::SchemaDocument => json!({ "application/schema+json": { "schema": { "type": "object" } } }),
         Body::OpenApi => json!({ "application/json": { "schema": { "type": "object" } } }),
+        Body::File(media_type) => json!({ media_type: { "schema": { "type": "string" } } }),
     })
 }
 

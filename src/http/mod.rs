@@ -5,6 +5,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod body;
+pub mod dashboard;
 pub mod errors;
 pub mod indicators;
 pub mod metrics;

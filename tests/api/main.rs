@@ -10,6 +10,7 @@ mod audit;
 mod authorization;
 mod batch;
 mod crash;
+mod dashboard;
 mod duplicates;
 mod end_to_end;
 mod errors;

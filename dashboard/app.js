@@ -1,0 +1,182 @@
+// The release-time dashboard: reads GET /v1/indicators/release-times (with a participant's
+// token, given in the page's fragment: /dashboard#token=...) or the public figures (no token),
+// and draws them with no library and nothing fetched from elsewhere, so it works offline.
+// Every figure shown carries its raw value in milliseconds (data-ms), as the API gave it.
+"use strict";
+
+const token = new URLSearchParams(location.hash.slice(1)).get("token");
+const endpoint = token ? "/v1/indicators/release-times" : "/v1/public/indicators/release-times";
+const INTERVALS = {
+  "arrival-to-release": "arrival to release (TRS)",
+  "lodgement-to-release": "lodgement to release",
+  "arrival-to-lodgement": "arrival to lodgement",
+  "agency-first-answer": "agency: first answer",
+  "agency-decision": "agency: decision",
+  "hold": "time on hold",
+  "query-trader": "query: trader's turn",
+  "query-agency": "query: agency's turn",
+};
+const FIGURES = [["count", "count"], ["meanMs", "mean"], ["medianMs", "median"], ["p90Ms", "p90"], ["modeMs", "mode"],
+  ["minMs", "min"], ["maxMs", "max"]];
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  for (const c of children) e.append(c);
+  return e;
+}
+
+function svg(tag, attrs, ...children) {
+  const e = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  for (const c of children) e.append(c);
+  return e;
+}
+
+/// A duration as people read it: "3 h 05 min", "2 d 4 h", "-1 h 30 min".
+function duration(ms) {
+  if (ms === undefined || ms === null) return "";
+  const sign = ms < 0 ? "-" : "";
+  let m = Math.round(Math.abs(ms) / 60000);
+  const d = Math.floor(m / 1440); m -= d * 1440;
+  const h = Math.floor(m / 60); m -= h * 60;
+  if (d > 0) return `${sign}${d} d ${h} h`;
+  if (h > 0) return `${sign}${h} h ${String(m).padStart(2, "0")} min`;
+  return `${sign}${m} min`;
+}
+
+function day(offset) {
+  const t = new Date(Date.now() + offset * 86400000);
+  return t.toISOString().slice(0, 10);
+}
+
+async function figures(params) {
+  const r = await fetch(`${endpoint}?${new URLSearchParams(params)}`, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+  const body = await r.json();
+  if (!r.ok) throw new Error(`${body.code}: ${body.detail}`);
+  return body;
+}
+
+function figureCell(cell, key, group) {
+  if (cell.suppressed) return el("td", { class: "suppressed" }, "suppressed");
+  const v = cell[key];
+  if (v === undefined) return el("td", {}, "");
+  const text = key === "count" ? String(v) : duration(v);
+  return el("td", { "data-group": group, "data-figure": key, "data-ms": String(v) }, text);
+}
+
+function label(group) {
+  const values = Object.values(group);
+  return values.length ? values.join(" / ") : "all";
+}
+
+function drawOverall(f) {
+  const o = f.overall;
+  const box = document.getElementById("overall");
+  box.replaceChildren(el("h2", {}, `${INTERVALS[f.interval]}: all consignments in the period`));
+  const kpis = el("div", { class: "kpis" });
+  for (const [key, name] of [["meanMs", "mean (TFA Art. 7.6)"], ["medianMs", "median"], ["p90Ms", "90th percentile"], ["count", "consignments"]]) {
+    const v = o[key];
+    const shown = o.suppressed ? "suppressed" : key === "count" ? String(v ?? 0) : duration(v);
+    kpis.append(el("div", { class: key === "meanMs" ? "kpi main" : "kpi" },
+      el("div", { class: "value", "data-overall": key, "data-ms": String(v ?? "") }, shown),
+      el("div", { class: "label" }, name)));
+  }
+  box.append(kpis);
+}
+
+function drawGroups(f) {
+  const table = document.getElementById("groups");
+  const head = el("tr", {}, el("th", {}, "segment"), ...FIGURES.map(([, n]) => el("th", {}, n)), el("th", {}, "outliers"), el("th", {}, "mean without"));
+  const rows = f.groups.map((g) => {
+    const name = label(g.group);
+    return el("tr", { "data-row": name }, el("td", {}, name), ...FIGURES.map(([k]) => figureCell(g, k, name)),
+      el("td", {}, g.outliers ? String(g.outliers.count) : ""),
+      g.withoutOutliers && g.withoutOutliers.meanMs !== undefined
+        ? el("td", { "data-group": name, "data-figure": "meanWithoutOutliersMs", "data-ms": String(g.withoutOutliers.meanMs) }, duration(g.withoutOutliers.meanMs))
+        : el("td", {}, ""));
+  });
+  table.replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
+
+  // Each segment: a bar from min to p90, the median marked, the mean as a dot.
+  const shown = f.groups.filter((g) => !g.suppressed && g.p90Ms !== undefined);
+  const width = 900, row = 26, left = 200;
+  const max = Math.max(1, ...shown.map((g) => g.p90Ms));
+  const x = (v) => left + (Math.max(0, v) / max) * (width - left - 20);
+  const chart = svg("svg", { width: String(width), height: String(row * shown.length + 10), role: "img", "aria-label": "median and p90 per segment" });
+  shown.forEach((g, i) => {
+    const y = 5 + i * row;
+    chart.append(svg("text", { x: "0", y: String(y + 15) }, label(g.group)));
+    chart.append(svg("rect", { x: String(x(g.minMs)), y: String(y + 4), width: String(Math.max(1, x(g.p90Ms) - x(g.minMs))), height: "14", fill: "#9cc3e4" }));
+    chart.append(svg("rect", { x: String(x(g.medianMs) - 1), y: String(y + 1), width: "3", height: "20", fill: "#123a5c" }));
+    chart.append(svg("circle", { cx: String(x(g.meanMs)), cy: String(y + 11), r: "4", fill: "#0b6e4f" }));
+  });
+  document.getElementById("bars").replaceChildren(chart);
+}
+
+async function drawSlowest(params) {
+  const results = [];
+  for (const interval of Object.keys(INTERVALS)) {
+    const f = await figures({ from: params.from, to: params.to, interval });
+    if (!f.overall.suppressed && f.overall.meanMs !== undefined) results.push([interval, f.overall]);
+  }
+  results.sort((a, b) => b[1].meanMs - a[1].meanMs);
+  const rows = results.map(([interval, o]) => el("tr", {},
+    el("td", {}, INTERVALS[interval]),
+    el("td", { "data-interval": interval, "data-figure": "meanMs", "data-ms": String(o.meanMs) }, duration(o.meanMs)),
+    el("td", {}, duration(o.p90Ms)), el("td", {}, String(o.count))));
+  document.getElementById("slowest").replaceChildren(
+    el("thead", {}, el("tr", {}, el("th", {}, "interval"), el("th", {}, "mean"), el("th", {}, "p90"), el("th", {}, "count"))),
+    el("tbody", {}, ...rows));
+}
+
+function drawTrend(f) {
+  const cells = f.trendCells.filter((c) => !c.suppressed && c.meanMs !== undefined);
+  const width = 900, height = 220, pad = 40;
+  const chart = svg("svg", { width: String(width), height: String(height), role: "img", "aria-label": "mean per period" });
+  if (cells.length) {
+    const max = Math.max(1, ...cells.map((c) => c.meanMs));
+    const step = cells.length > 1 ? (width - 2 * pad) / (cells.length - 1) : 0;
+    const points = cells.map((c, i) => [pad + i * step, height - pad - (Math.max(0, c.meanMs) / max) * (height - 2 * pad)]);
+    chart.append(svg("polyline", { points: points.map((p) => p.join(",")).join(" "), fill: "none", stroke: "#123a5c", "stroke-width": "2" }));
+    cells.forEach((c, i) => {
+      chart.append(svg("circle", { cx: String(points[i][0]), cy: String(points[i][1]), r: "3", fill: "#0b6e4f", "data-period": c.period, "data-ms": String(c.meanMs) }));
+    });
+    chart.append(svg("text", { x: String(pad), y: String(height - 10) }, cells[0].period));
+    chart.append(svg("text", { x: String(width - pad - 70), y: String(height - 10) }, cells[cells.length - 1].period));
+    chart.append(svg("text", { x: "0", y: "14" }, duration(max)));
+  }
+  document.getElementById("trend").replaceChildren(chart);
+}
+
+async function show() {
+  const form = document.getElementById("filters");
+  const params = Object.fromEntries(new FormData(form));
+  const status = document.getElementById("status");
+  status.className = "";
+  status.textContent = "loading...";
+  document.getElementById("segment-name").textContent = form.groupBy.selectedOptions[0].textContent;
+  document.getElementById("trend-name").textContent = params.trend;
+  try {
+    const f = await figures(params);
+    drawOverall(f);
+    drawGroups(f);
+    const trend = await figures({ from: params.from, to: params.to, interval: params.interval, trend: params.trend });
+    drawTrend(trend);
+    await drawSlowest(params);
+    document.getElementById("method").textContent = `Method: ${f.method}` + (f.minCount ? ` Cells of fewer than ${f.minCount} consignments are suppressed.` : "");
+    status.textContent = "";
+    document.body.dataset.ready = JSON.stringify(params);
+  } catch (e) {
+    status.className = "error";
+    status.textContent = `The figures could not be read: ${e.message}`;
+    document.body.dataset.failed = e.message;
+  }
+}
+
+document.getElementById("scope").textContent = token ? "Your own figures." : "Public figures: small segments are suppressed.";
+const form = document.getElementById("filters");
+form.from.value = day(-30);
+form.to.value = day(1);
+form.addEventListener("submit", (e) => { e.preventDefault(); show(); });
+show();
