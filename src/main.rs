@@ -60,11 +60,44 @@ enum Command {
     /// plan (printed, as JSON, with what was written). Time is compressed: a month takes seconds.
     /// For the release-time indicators' demos and checks; never into a production store.
     Simulate(SimulateArgs),
+    /// Published reports: `report release-times` is the WTO TFA Art. 7.6 publication of average
+    /// release times per segment, with its method and the public threshold applied.
+    Report {
+        #[command(subcommand)]
+        report: ReportCommand,
+    },
     /// Failed deliveries: list them, or send them again. Works on the store directly, also
     /// while the gateway runs (its relay picks retried deliveries up within a second).
     Deliveries {
         #[command(subcommand)]
         action: DeliveriesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Release times of the consignments lodged in [--from, --to), as HTML, CSV or PDF (PDF
+    /// prints the HTML with Chromium, which must be installed).
+    ReleaseTimes {
+        #[arg(long, env = "VENTANILLA_CONFIG", default_value = "config")]
+        config: PathBuf,
+        /// Directory of the embedded store.
+        #[arg(long, env = "VENTANILLA_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        /// The store, as a URL: sqlite://PATH or postgres://user@host:port/db (wins over --data-dir).
+        #[arg(long, env = "VENTANILLA_STORE")]
+        store: Option<String>,
+        /// First day (2026-11-01) or time (RFC 3339, UTC) of lodgement.
+        #[arg(long)]
+        from: String,
+        /// Day or time before which consignments were lodged.
+        #[arg(long)]
+        to: String,
+        #[arg(long, value_parser = ["html", "csv", "pdf"], default_value = "html")]
+        format: String,
+        /// Where to write it (standard output when left out; required for PDF).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -277,6 +310,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Deliveries { action } => deliveries(action).await?,
         Command::Simulate(a) => simulate(a).await?,
+        Command::Report { report } => report_command(report).await?,
         Command::Validate { config, files } => validate(config, files)?,
         Command::Agency(a) => {
             let min: std::time::Duration = a.min_delay.into();
@@ -410,6 +444,56 @@ async fn simulate(a: SimulateArgs) -> Result<(), Box<dyn std::error::Error>> {
     let kinds = ventanilla::indicators::traffic::kinds(&settings.region);
     let written = ventanilla::indicators::traffic::simulate(&*store, &router, &topics, &traffic, &kinds).await?;
     println!("{}", serde_json::to_string_pretty(&written)?);
+    Ok(())
+}
+
+async fn report_command(r: ReportCommand) -> Result<(), Box<dyn std::error::Error>> {
+    let ReportCommand::ReleaseTimes { config, data_dir, store, from, to, format, out } = r;
+    let settings = ventanilla::config::Settings::load(config, "127.0.0.1:0".parse()?, data_dir.clone(), None, None, None)?;
+    let time = |name: &str, s: &str| {
+        ventanilla::clock::parse_rfc3339(s).ok_or_else(|| format!("--{name} {s:?} is not a date (2026-11-01) or an RFC 3339 time in UTC"))
+    };
+    let (from, to) = (time("from", &from)?, time("to", &to)?);
+    if from >= to {
+        return Err("--from must be before --to".into());
+    }
+    let store = open_store(&data_dir, store).await?;
+    let router = ventanilla::routing::Router::new(&settings.region)?;
+    let kind_of = |a: &AgencyId| router.kind_of(a).unwrap_or("unknown").to_owned();
+    let report = ventanilla::indicators::report::build(&*store, from, to, settings.region.indicators.public_min_count, &kind_of).await?;
+    let text = match format.as_str() {
+        "csv" => ventanilla::indicators::report::csv(&report),
+        _ => ventanilla::indicators::report::html(&report),
+    };
+    match (format.as_str(), out) {
+        ("pdf", Some(out)) => print_to_pdf(&text, &out)?,
+        ("pdf", None) => return Err("--format pdf needs --out FILE".into()),
+        (_, Some(out)) => std::fs::write(&out, text).map_err(|e| format!("cannot write {}: {e}", out.display()))?,
+        (_, None) => print!("{text}"),
+    }
+    Ok(())
+}
+
+/// Prints `html` to the PDF file `out` with headless Chromium.
+fn print_to_pdf(html: &str, out: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = std::env::temp_dir().join(format!("ventanilla-report-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let page = dir.join("report.html");
+    std::fs::write(&page, html)?;
+    let out = std::path::absolute(out)?;
+    let printed = std::process::Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update"])
+        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+        .arg("--no-pdf-header-footer")
+        .arg(format!("--print-to-pdf={}", out.display()))
+        .arg(format!("file://{}", page.display()))
+        .output();
+    let _ = std::fs::remove_dir_all(&dir);
+    let status =
+        printed.map_err(|e| format!("chromium could not run ({e}): install it (Debian: apt-get install chromium) or use --format html"))?;
+    if !status.status.success() || !out.exists() {
+        return Err(format!("chromium did not print the PDF: {}", String::from_utf8_lossy(&status.stderr)).into());
+    }
     Ok(())
 }
 

@@ -68,3 +68,70 @@ async fn the_indicators_recover_the_simulated_delays() {
     assert!(lodgement["overall"]["minMs"].as_i64().unwrap() < 0, "pre-arrival lodgement counts negative: {lodgement:#}");
     app.stop().await;
 }
+
+/// `ventanilla report release-times`: the Art. 7.6 publication, as CSV, HTML and PDF, with the
+/// same figures the public API gives.
+#[tokio::test]
+async fn the_published_report_gives_the_public_figures() {
+    let data = Arc::new(tempfile::tempdir().unwrap());
+    let run = |args: Vec<String>| {
+        let dir = data.path().to_owned();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
+                    .args(&args)
+                    .arg("--data-dir")
+                    .arg(&dir)
+                    .current_dir(repo())
+                    .env("RUST_LOG", "warn")
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let simulated = run(vec!["simulate".into(), "--consignments".into(), "400".into(), "--seed".into(), "3".into()]).await;
+    assert!(simulated.status.success(), "{}", String::from_utf8_lossy(&simulated.stderr));
+    let (from, to) = (
+        ventanilla::clock::rfc3339(ventanilla::clock::now_millis() - 31 * 86_400_000)[..10].to_owned(),
+        ventanilla::clock::rfc3339(ventanilla::clock::now_millis() + 86_400_000)[..10].to_owned(),
+    );
+    let report = |format: &str, out: Option<&std::path::Path>| {
+        let mut args: Vec<String> = ["report", "release-times", "--from", &from, "--to", &to, "--format", format].map(String::from).to_vec();
+        if let Some(out) = out {
+            args.extend(["--out".to_owned(), out.display().to_string()]);
+        }
+        run(args)
+    };
+    let csv = report("csv", None).await;
+    assert!(csv.status.success(), "{}", String::from_utf8_lossy(&csv.stderr));
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    let overall: Vec<&str> = csv.lines().find(|l| l.starts_with("arrival-to-release,,all,")).expect("the Art. 7.6 figure").split(',').collect();
+    assert_eq!(overall[3], "false");
+    for line in csv.lines().skip(1) {
+        let cols: Vec<&str> = line.split(',').collect();
+        assert_eq!(cols.len(), 13, "{line}");
+        if cols[3] == "true" {
+            assert!(cols[4..].iter().all(|c| c.is_empty()), "a suppressed cell shows no figure: {line}");
+        }
+    }
+
+    // The same figure from the public API, through a gateway over the same store.
+    let app = spawn_app_on(data.clone(), format!("t{}.", uuid::Uuid::now_v7().simple()), Some(test_brokers()), |_| {}).await;
+    let public: Value = app.get(&format!("/v1/public/indicators/release-times?from={from}&to={to}"), None).await.json().await.unwrap();
+    let hours = |ms: &Value| format!("{:.2}", ms.as_f64().unwrap() / 3_600_000.0);
+    assert_eq!(overall[4], public["overall"]["count"].to_string());
+    assert_eq!(overall[5], hours(&public["overall"]["meanMs"]), "mean");
+    assert_eq!(overall[6], hours(&public["overall"]["medianMs"]), "median");
+    app.stop().await;
+
+    let html = report("html", None).await;
+    let html = String::from_utf8(html.stdout).unwrap();
+    assert!(html.contains("WTO TFA Art. 7.6") && html.contains("Tukey") && html.contains(&format!("<td>{}</td>", overall[5])));
+    let pdf = data.path().join("report.pdf");
+    let printed = report("pdf", Some(&pdf)).await;
+    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
+    let bytes = std::fs::read(&pdf).unwrap();
+    assert!(bytes.starts_with(b"%PDF-") && bytes.len() > 10_000, "a PDF ({} bytes)", bytes.len());
+}
