@@ -17,7 +17,6 @@ use crate::schema::{Rejection, SchemaRegistry, ValidDocument, Violation};
 use crate::access::IndicatorScope;
 use crate::clock::Millis;
 use crate::indicators::figures::{Figures, FiguresRequest};
-use crate::store::ReleaseTimesQuery;
 use crate::lifecycle::{AmendmentOf, ChangeRefused, Response, ResponseReceipt, Withdrawal};
 use crate::store::{
     AckApplied, AckRecord, Acceptance, ConsignmentView, FailedDelivery, NewDocument, RetryOutcome, RetrySelection, Store,
@@ -97,6 +96,8 @@ pub struct Gateway {
     pub change_after_release: bool,
     /// `indicators.public_min_count`: the public release-time figures suppress smaller cells.
     pub public_min_count: usize,
+    /// The release-time facts, in memory, following the store's changes (`crate::indicators::index`).
+    pub release_index: crate::indicators::index::FactsIndex,
 }
 
 impl Gateway {
@@ -405,21 +406,10 @@ impl Gateway {
                 (None, None)
             }
         };
-        let query = ReleaseTimesQuery { from, to, owner, agency };
-        let per_agency = request.per_agency();
-        let (consignments, agencies) = self
-            .store
-            .read_with(move |l| {
-                if per_agency {
-                    Ok((Vec::new(), l.agency_release_times(&query)?))
-                } else {
-                    Ok((l.release_times(&query)?, Vec::new()))
-                }
-            })
-            .await
-            .map_err(OperatorError::Store)?;
         let kind_of = |a: &AgencyId| self.router.kind_of(a).unwrap_or("unknown").to_owned();
-        Ok(crate::indicators::figures::figures(&request, &consignments, &agencies, &kind_of, from, to))
+        self.release_index.catch_up(&*self.store, &kind_of).await.map_err(OperatorError::Store)?;
+        let scope = crate::indicators::index::Scope { owner, agency };
+        self.release_index.figures(request, scope, from, to).await.map_err(OperatorError::Store)
     }
 }
 

@@ -147,6 +147,7 @@ impl Application {
             instance: instance.clone(),
             change_after_release: settings.region.gateway.change_after_release,
             public_min_count: settings.region.indicators.public_min_count,
+            release_index: Default::default(),
         });
         // Readiness shows the cluster from the first request on, not from the watcher's first round.
         let own_topics: Arc<std::collections::HashSet<String>> = Arc::new(topic_names.iter().cloned().collect());

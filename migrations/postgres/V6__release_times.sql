@@ -40,3 +40,12 @@ CREATE TABLE agency_release_times (
 );
 CREATE INDEX agency_release_times_by_lodgement ON agency_release_times(lodged_at);
 CREATE INDEX agency_release_times_by_agency ON agency_release_times(agency, lodged_at);
+-- Each change of a consignment's facts: given a position after commit, in commit order, by the
+-- sequencer (`postgres.rs`), as deliveries and status events are; a gateway's in-memory index
+-- of the facts (`crate::indicators::index`) follows it from its last position.
+CREATE TABLE release_time_changes (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    ucr TEXT NOT NULL,
+    position BIGINT UNIQUE
+);
+CREATE INDEX release_time_changes_unsequenced ON release_time_changes (id) WHERE position IS NULL;

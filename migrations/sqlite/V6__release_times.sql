@@ -40,3 +40,10 @@ CREATE TABLE agency_release_times (
 );
 CREATE INDEX agency_release_times_by_lodgement ON agency_release_times(lodged_at);
 CREATE INDEX agency_release_times_by_agency ON agency_release_times(agency, lodged_at);
+-- Each change of a consignment's facts, in commit order: a gateway's in-memory index of the
+-- facts (`crate::indicators::index`) follows it from its last position. On this store the
+-- position is the id.
+CREATE TABLE release_time_changes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ucr TEXT NOT NULL
+);

@@ -2,12 +2,12 @@
 //! grouped by which segments, per period; and the statistics of each cell, with the method
 //! stated in every answer (`METHOD`).
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
 use crate::clock::Millis;
-use crate::domain::AgencyId;
 use crate::store::{AgencyReleaseTimes, ConsignmentReleaseTimes};
 
 /// How the figures are computed, as every answer and the published report state it.
@@ -138,8 +138,8 @@ impl Trend {
             _ => None,
         }
     }
-    /// The first day (`YYYY-MM-DD`, UTC) of the period holding `at`.
-    fn period(self, at: Millis) -> String {
+    /// The start (midnight UTC) of the period holding `at`.
+    fn period_start(self, at: Millis) -> Millis {
         const DAY: Millis = 86_400_000;
         let day = at.div_euclid(DAY);
         let start = match self {
@@ -147,7 +147,12 @@ impl Trend {
             // 1970-01-01 was a Thursday: Monday is 3 days before.
             Trend::Week => day - (day + 3).rem_euclid(7),
         };
-        crate::clock::rfc3339(start * DAY)[..10].to_owned()
+        start * DAY
+    }
+    /// The first day (`YYYY-MM-DD`, UTC) of the period holding `at`.
+    #[cfg(test)]
+    fn period(self, at: Millis) -> String {
+        crate::clock::rfc3339(self.period_start(at))[..10].to_owned()
     }
 }
 
@@ -250,96 +255,233 @@ pub struct Figures {
     pub trend_cells: Vec<Cell>,
 }
 
-/// One row's segment and value.
-struct Measured {
-    group: BTreeMap<String, String>,
-    lodged_at: Millis,
-    value: i64,
+/// What the figures read of a consignment's facts: the store's rows, or a gateway's index of
+/// them (`super::index`).
+pub trait ConsignmentFacts {
+    fn lodged_at(&self) -> Millis;
+    fn arrived_at(&self) -> Option<Millis>;
+    fn released_at(&self) -> Option<Millis>;
+    fn hold_ms(&self) -> i64;
+    fn query_trader_ms(&self) -> i64;
+    fn query_agency_ms(&self) -> i64;
+    /// Its value of a segment that is the consignment's (not an agency's).
+    fn segment(&self, d: Dimension) -> Cow<'_, str>;
 }
 
-fn consignment_value(c: &ConsignmentReleaseTimes, interval: Interval) -> Option<i64> {
+/// What the figures read of an agency's part in a consignment.
+pub trait AgencyFacts {
+    fn agency(&self) -> Cow<'_, str>;
+    fn agency_kind(&self) -> Cow<'_, str>;
+    fn routed_at(&self) -> Millis;
+    fn first_answer_at(&self) -> Option<Millis>;
+    fn decided_at(&self) -> Option<Millis>;
+    fn hold_ms(&self) -> i64;
+    fn query_trader_ms(&self) -> i64;
+    fn query_agency_ms(&self) -> i64;
+}
+
+fn consignment_value(c: &impl ConsignmentFacts, interval: Interval) -> Option<i64> {
     let positive = |v: i64| (v > 0).then_some(v);
     match interval {
-        Interval::ArrivalToRelease => Some(c.released_at? - c.arrived_at?),
-        Interval::LodgementToRelease => Some(c.released_at? - c.lodged_at),
-        Interval::ArrivalToLodgement => Some(c.lodged_at - c.arrived_at?),
-        Interval::Hold => positive(c.hold_ms),
-        Interval::QueryTrader => positive(c.query_trader_ms),
-        Interval::QueryAgency => positive(c.query_agency_ms),
+        Interval::ArrivalToRelease => Some(c.released_at()? - c.arrived_at()?),
+        Interval::LodgementToRelease => Some(c.released_at()? - c.lodged_at()),
+        Interval::ArrivalToLodgement => Some(c.lodged_at() - c.arrived_at()?),
+        Interval::Hold => positive(c.hold_ms()),
+        Interval::QueryTrader => positive(c.query_trader_ms()),
+        Interval::QueryAgency => positive(c.query_agency_ms()),
         Interval::AgencyFirstAnswer | Interval::AgencyDecision => None,
     }
 }
 
-fn agency_value(c: &ConsignmentReleaseTimes, a: &AgencyReleaseTimes, interval: Interval) -> Option<i64> {
+fn agency_value(c: &impl ConsignmentFacts, a: &impl AgencyFacts, interval: Interval) -> Option<i64> {
     let positive = |v: i64| (v > 0).then_some(v);
     match interval {
-        Interval::AgencyFirstAnswer => Some(a.first_answer_at? - a.routed_at),
-        Interval::AgencyDecision => Some(a.decided_at? - a.routed_at),
-        Interval::Hold => positive(a.hold_ms),
-        Interval::QueryTrader => positive(a.query_trader_ms),
-        Interval::QueryAgency => positive(a.query_agency_ms),
+        Interval::AgencyFirstAnswer => Some(a.first_answer_at()? - a.routed_at()),
+        Interval::AgencyDecision => Some(a.decided_at()? - a.routed_at()),
+        Interval::Hold => positive(a.hold_ms()),
+        Interval::QueryTrader => positive(a.query_trader_ms()),
+        Interval::QueryAgency => positive(a.query_agency_ms()),
         other => consignment_value(c, other),
     }
 }
 
-fn dimension_value(d: Dimension, c: &ConsignmentReleaseTimes, agency: Option<(&AgencyId, &str)>) -> String {
-    let unknown = || "unknown".to_owned();
+/// A consignment's value of a segment, from its facts as the store keeps them.
+pub fn segment_of(c: &ConsignmentReleaseTimes, d: Dimension) -> Cow<'_, str> {
+    fn known(v: &Option<String>) -> Cow<'_, str> {
+        Cow::Borrowed(v.as_deref().unwrap_or("unknown"))
+    }
     match d {
-        Dimension::Agency => agency.map_or_else(unknown, |a| a.0.to_string()),
-        Dimension::AgencyKind => agency.map_or_else(unknown, |a| a.1.to_owned()),
-        Dimension::DocumentType => c.document_type.clone(),
-        Dimension::Corridor => format!("{}-{}", c.origin, c.destination),
-        Dimension::BorderPost => c.dims.border_post.clone().unwrap_or_else(unknown),
-        Dimension::TransportMode => c.dims.transport_mode.clone().unwrap_or_else(unknown),
-        Dimension::HsChapter => c.dims.hs_chapter.clone().unwrap_or_else(unknown),
-        Dimension::Channel => c.channel.clone(),
-        Dimension::PreArrival => match c.arrived_at {
-            Some(arrived) if c.lodged_at < arrived => "pre-arrival".into(),
-            Some(_) => "post-arrival".into(),
-            None => "unknown".into(),
-        },
+        Dimension::DocumentType => Cow::Borrowed(&c.document_type),
+        Dimension::Corridor => Cow::Owned(format!("{}-{}", c.origin, c.destination)),
+        Dimension::BorderPost => known(&c.dims.border_post),
+        Dimension::TransportMode => known(&c.dims.transport_mode),
+        Dimension::HsChapter => known(&c.dims.hs_chapter),
+        Dimension::Channel => Cow::Borrowed(&c.channel),
+        Dimension::PreArrival => Cow::Borrowed(pre_arrival(c.lodged_at, c.arrived_at)),
+        Dimension::Agency | Dimension::AgencyKind => Cow::Borrowed("unknown"),
     }
 }
 
-/// The figures of the consignments' rows (`per consignment`) or the agencies' (`per agency`),
-/// as `request` asks; `kind_of` names an agency's kind.
-pub fn figures(
+/// `pre-arrival` when lodged before the goods arrived, `post-arrival` after, `unknown` when
+/// their arrival is not known.
+pub fn pre_arrival(lodged_at: Millis, arrived_at: Option<Millis>) -> &'static str {
+    match arrived_at {
+        Some(arrived) if lodged_at < arrived => "pre-arrival",
+        Some(_) => "post-arrival",
+        None => "unknown",
+    }
+}
+
+impl<T: ConsignmentFacts> ConsignmentFacts for &T {
+    fn lodged_at(&self) -> Millis {
+        (**self).lodged_at()
+    }
+    fn arrived_at(&self) -> Option<Millis> {
+        (**self).arrived_at()
+    }
+    fn released_at(&self) -> Option<Millis> {
+        (**self).released_at()
+    }
+    fn hold_ms(&self) -> i64 {
+        (**self).hold_ms()
+    }
+    fn query_trader_ms(&self) -> i64 {
+        (**self).query_trader_ms()
+    }
+    fn query_agency_ms(&self) -> i64 {
+        (**self).query_agency_ms()
+    }
+    fn segment(&self, d: Dimension) -> Cow<'_, str> {
+        (**self).segment(d)
+    }
+}
+
+impl ConsignmentFacts for ConsignmentReleaseTimes {
+    fn lodged_at(&self) -> Millis {
+        self.lodged_at
+    }
+    fn arrived_at(&self) -> Option<Millis> {
+        self.arrived_at
+    }
+    fn released_at(&self) -> Option<Millis> {
+        self.released_at
+    }
+    fn hold_ms(&self) -> i64 {
+        self.hold_ms
+    }
+    fn query_trader_ms(&self) -> i64 {
+        self.query_trader_ms
+    }
+    fn query_agency_ms(&self) -> i64 {
+        self.query_agency_ms
+    }
+    fn segment(&self, d: Dimension) -> Cow<'_, str> {
+        segment_of(self, d)
+    }
+}
+
+/// An agency's part as the store keeps it, with its agency's kind.
+pub struct AgencyPart<'a> {
+    pub part: &'a AgencyReleaseTimes,
+    pub kind: &'a str,
+}
+
+impl AgencyFacts for AgencyPart<'_> {
+    fn agency(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self.part.agency.as_str())
+    }
+    fn agency_kind(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self.kind)
+    }
+    fn routed_at(&self) -> Millis {
+        self.part.routed_at
+    }
+    fn first_answer_at(&self) -> Option<Millis> {
+        self.part.first_answer_at
+    }
+    fn decided_at(&self) -> Option<Millis> {
+        self.part.decided_at
+    }
+    fn hold_ms(&self) -> i64 {
+        self.part.hold_ms
+    }
+    fn query_trader_ms(&self) -> i64 {
+        self.part.query_trader_ms
+    }
+    fn query_agency_ms(&self) -> i64 {
+        self.part.query_agency_ms
+    }
+}
+
+/// The figures `request` asks for, of the consignments (`consignments`, read when the figures
+/// are per consignment) or of the agencies' parts (`agencies`, with their consignments, read
+/// when they are per agency): the caller selects the period and the reader's scope.
+pub fn figures<'a, C, A>(
     request: &FiguresRequest,
-    consignments: &[ConsignmentReleaseTimes],
-    agencies: &[(ConsignmentReleaseTimes, AgencyReleaseTimes)],
-    kind_of: &dyn Fn(&AgencyId) -> String,
+    consignments: impl Iterator<Item = C>,
+    agencies: impl Iterator<Item = (C, A)>,
     from: Millis,
     to: Millis,
-) -> Figures {
-    let group = |c: &ConsignmentReleaseTimes, a: Option<(&AgencyId, &str)>| {
-        request.group_by.iter().map(|d| (d.as_str().to_owned(), dimension_value(*d, c, a))).collect::<BTreeMap<_, _>>()
-    };
-    let measured: Vec<Measured> = if request.per_agency() {
-        agencies
-            .iter()
-            .filter_map(|(c, a)| {
-                let value = agency_value(c, a, request.interval)?;
-                let kind = kind_of(&a.agency);
-                Some(Measured { group: group(c, Some((&a.agency, &kind))), lodged_at: c.lodged_at, value })
-            })
-            .collect()
-    } else {
-        consignments
-            .iter()
-            .filter_map(|c| Some(Measured { group: group(c, None), lodged_at: c.lodged_at, value: consignment_value(c, request.interval)? }))
-            .collect()
-    };
-    let mut groups: BTreeMap<BTreeMap<String, String>, Vec<i64>> = BTreeMap::new();
-    let mut trend: BTreeMap<(BTreeMap<String, String>, String), Vec<i64>> = BTreeMap::new();
-    let mut all = Vec::with_capacity(measured.len());
-    for m in measured {
-        all.push(m.value);
-        if let Some(t) = request.trend {
-            trend.entry((m.group.clone(), t.period(m.lodged_at))).or_default().push(m.value);
+) -> Figures
+where
+    C: ConsignmentFacts + 'a,
+    A: AgencyFacts + 'a,
+{
+    // Groups by their key's text (the segments' values, each followed by a separator no value
+    // holds), built in one reused buffer: no allocation per row.
+    const SEP: char = '\u{1f}';
+    let mut groups: HashMap<String, Vec<i64>> = HashMap::new();
+    let mut trend: HashMap<(String, i64), Vec<i64>> = HashMap::new();
+    let mut all = Vec::new();
+    let mut text = String::new();
+    let mut add = |text: &str, lodged_at: Millis, value: i64| {
+        all.push(value);
+        match groups.get_mut(text) {
+            Some(values) => values.push(value),
+            None => {
+                groups.insert(text.to_owned(), vec![value]);
+            }
         }
-        groups.entry(m.group).or_default().push(m.value);
+        if let Some(t) = request.trend {
+            trend.entry((text.to_owned(), t.period_start(lodged_at))).or_default().push(value);
+        }
+    };
+    if request.per_agency() {
+        for (c, a) in agencies {
+            let Some(value) = agency_value(&c, &a, request.interval) else { continue };
+            text.clear();
+            for d in &request.group_by {
+                let v = match d {
+                    Dimension::Agency => a.agency(),
+                    Dimension::AgencyKind => a.agency_kind(),
+                    other => c.segment(*other),
+                };
+                text.push_str(&v);
+                text.push(SEP);
+            }
+            add(&text, c.lodged_at(), value);
+        }
+    } else {
+        for c in consignments {
+            let Some(value) = consignment_value(&c, request.interval) else { continue };
+            text.clear();
+            for d in &request.group_by {
+                text.push_str(&c.segment(*d));
+                text.push(SEP);
+            }
+            add(&text, c.lodged_at(), value);
+        }
     }
-    let cell = |group: BTreeMap<String, String>, period: Option<String>, values: Vec<i64>| cell(group, period, values, request);
+    let named = |key: &str| -> BTreeMap<String, String> {
+        request.group_by.iter().map(|d| d.as_str().to_owned()).zip(key.split(SEP).map(str::to_owned)).collect()
+    };
+    let mut group_cells: Vec<Cell> = groups.into_iter().map(|(k, v)| cell(named(&k), None, v, request)).collect();
+    group_cells.sort_by(|a, b| a.group.cmp(&b.group));
+    let mut trend_cells: Vec<(i64, Cell)> = trend
+        .into_iter()
+        .map(|((k, p), v)| (p, cell(named(&k), Some(crate::clock::rfc3339(p)[..10].to_owned()), v, request)))
+        .collect();
+    trend_cells.sort_by(|a, b| a.1.group.cmp(&b.1.group).then(a.0.cmp(&b.0)));
     Figures {
         interval: request.interval,
         from: crate::clock::rfc3339(from),
@@ -349,9 +491,9 @@ pub fn figures(
         mode_bin_ms: request.mode_bin_ms,
         min_count: (request.min_count > 0).then_some(request.min_count),
         method: METHOD,
-        overall: cell(BTreeMap::new(), None, all),
-        groups: groups.into_iter().map(|(g, v)| cell(g, None, v)).collect(),
-        trend_cells: trend.into_iter().map(|((g, p), v)| cell(g, Some(p), v)).collect(),
+        overall: cell(BTreeMap::new(), None, all, request),
+        groups: group_cells,
+        trend_cells: trend_cells.into_iter().map(|(_, c)| c).collect(),
     }
 }
 

@@ -29,6 +29,7 @@
 //! counted once for the consignment (the union of the intervals), once per agency for its own.
 
 pub mod figures;
+pub mod index;
 pub mod report;
 pub mod traffic;
 

@@ -491,6 +491,21 @@ pub async fn release_times_follow_answers_holds_queries_and_amendments(store: Ar
     assert_eq!((customs.decided_at, customs.decision.as_deref()), (Some(t0 + 12_000), Some("released")), "on the current version");
     let sanitary = a.iter().find(|x| x.agency.as_str() == "br-sanitary").unwrap();
     assert_eq!((sanitary.hold_ms, sanitary.decision.as_deref()), (4_000, None), "no current document is routed to it any more");
+
+    // Every change is positioned, in order, for the gateways' indexes to follow.
+    let changes = s.read_with(|l| l.release_time_changes_after(0, 1000)).await.unwrap();
+    // Opened, held, queried, released by sanitary, answered, amended, released: 7 (the duplicate
+    // and the late answer changed nothing).
+    assert_eq!(changes.len(), 7, "one per change: {changes:?}");
+    assert!(changes.windows(2).all(|w| w[0].0 < w[1].0) && changes.iter().all(|(_, u)| u.as_str() == "UCR-T1"));
+    let latest = s.read_with(|l| l.latest_release_time_change()).await.unwrap();
+    assert_eq!(latest, changes.last().unwrap().0);
+    let after = changes[changes.len() - 2].0;
+    assert_eq!(s.read_with(move |l| l.release_time_changes_after(after, 10)).await.unwrap().len(), 1);
+    let one = vec![Ucr::parse("UCR-T1").unwrap()];
+    let (cs, parts) = s.read_with(move |l| l.release_times_of(Some(&one))).await.unwrap();
+    assert_eq!((cs.len(), parts.len()), (1, 2));
+    assert_eq!(cs[0], c);
 }
 
 /// Runs every case of the suite against the store `open()` gives, one fresh store per case.

@@ -298,13 +298,21 @@ pub trait Ledger {
     fn history_of(&mut self, delivery_id: i64) -> Result<Vec<HistoryEntry>, StoreError>;
 
     // --- release-time indicators --------------------------------------------------------------
-    /// Replaces a consignment's release-time facts and its agencies'.
+    /// Replaces a consignment's release-time facts and its agencies', and records the change
+    /// (positioned as deliveries are: see **Order**).
     fn save_release_times(&mut self, consignment: &ConsignmentReleaseTimes, agencies: &[AgencyReleaseTimes]) -> Result<(), StoreError>;
     /// The facts of the consignments `q` asks for, in lodgement order.
     fn release_times(&mut self, q: &ReleaseTimesQuery) -> Result<Vec<ConsignmentReleaseTimes>, StoreError>;
     /// The facts of each agency's part in the consignments `q` asks for (of `q.agency` only
     /// when given), with its consignment's, in lodgement order.
     fn agency_release_times(&mut self, q: &ReleaseTimesQuery) -> Result<Vec<(ConsignmentReleaseTimes, AgencyReleaseTimes)>, StoreError>;
+    /// The consignments whose facts changed, with positions above `after`, in order (at most
+    /// `limit`); a consignment changed several times comes once per change.
+    fn release_time_changes_after(&mut self, after: i64, limit: usize) -> Result<Vec<(i64, Ucr)>, StoreError>;
+    /// The latest change's position (0 for none).
+    fn latest_release_time_change(&mut self) -> Result<i64, StoreError>;
+    /// The facts of `ucrs` (of every consignment when `None`), and their agencies' parts.
+    fn release_times_of(&mut self, ucrs: Option<&[Ucr]>) -> Result<(Vec<ConsignmentReleaseTimes>, Vec<(Ucr, AgencyReleaseTimes)>), StoreError>;
 
     // --- answers ----------------------------------------------------------------------------
     /// The UCR of a document, if it exists.

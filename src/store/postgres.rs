@@ -124,7 +124,7 @@ pub async fn sequence(client: &tokio_postgres::Client, wait: bool) -> Result<u64
             return Ok(positioned);
         }
         let mut more = false;
-        for table in ["deliveries", "status_outbox"] {
+        for table in ["deliveries", "status_outbox", "release_time_changes"] {
             let sql = format!(
                 "UPDATE {table} t SET position = base.last + todo.n
                    FROM (SELECT COALESCE(MAX(position), 0) AS last FROM {table}) AS base,
@@ -548,6 +548,7 @@ impl Ledger for PgLedger {
             ],
         )?;
         self.exec("DELETE FROM agency_release_times WHERE ucr = $1", &[&c.ucr.as_str()])?;
+        self.exec("INSERT INTO release_time_changes (ucr) VALUES ($1)", &[&c.ucr.as_str()])?;
         for a in agencies {
             self.exec(
                 "INSERT INTO agency_release_times (ucr, agency, lodged_at, routed_at, first_answer_at, decided_at, decision, hold_ms,
@@ -593,6 +594,37 @@ impl Ledger for PgLedger {
         .iter()
         .map(|r| Ok((consignment_times(r)?, agency_times(r, 17)?)))
         .collect()
+    }
+
+    fn release_time_changes_after(&mut self, after: i64, limit: usize) -> Result<Vec<(i64, Ucr)>, StoreError> {
+        self.rows(
+            "SELECT position, ucr FROM release_time_changes WHERE position > $1 ORDER BY position LIMIT $2",
+            &[&after, &(limit as i64)],
+        )?
+        .iter()
+        .map(|r| Ok((r.get(0), parse(r.get(1), Ucr::parse)?)))
+        .collect()
+    }
+
+    fn latest_release_time_change(&mut self) -> Result<i64, StoreError> {
+        Ok(self.row("SELECT COALESCE(MAX(position), 0) FROM release_time_changes", &[])?.map_or(0, |r| r.get(0)))
+    }
+
+    fn release_times_of(&mut self, ucrs: Option<&[Ucr]>) -> Result<(Vec<ConsignmentReleaseTimes>, Vec<(Ucr, AgencyReleaseTimes)>), StoreError> {
+        const AGENCY_COLUMNS: &str =
+            "a.ucr, a.agency, a.routed_at, a.first_answer_at, a.decided_at, a.decision, a.hold_ms, a.query_trader_ms, a.query_agency_ms";
+        let keys: Option<Vec<&str>> = ucrs.map(|u| u.iter().map(|u| u.as_str()).collect());
+        let consignments = self
+            .rows(&format!("SELECT {RELEASE_COLUMNS} FROM release_times c WHERE $1::TEXT[] IS NULL OR c.ucr = ANY($1)"), &[&keys])?
+            .iter()
+            .map(consignment_times)
+            .collect::<Result<Vec<_>, _>>()?;
+        let agencies = self
+            .rows(&format!("SELECT {AGENCY_COLUMNS} FROM agency_release_times a WHERE $1::TEXT[] IS NULL OR a.ucr = ANY($1)"), &[&keys])?
+            .iter()
+            .map(|r| Ok::<_, StoreError>((parse(r.get(0), Ucr::parse)?, agency_times(r, 1)?)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((consignments, agencies))
     }
 
     fn receipt_of(&mut self, id: Uuid) -> Result<Option<String>, StoreError> {

@@ -525,6 +525,7 @@ impl Ledger for SqliteLedger {
             ],
         )?;
         self.conn.exec("DELETE FROM agency_release_times WHERE ucr = ?1", [c.ucr.as_str()])?;
+        self.conn.exec("INSERT INTO release_time_changes (ucr) VALUES (?1)", [c.ucr.as_str()])?;
         for a in agencies {
             self.conn.exec(
                 "INSERT INTO agency_release_times (ucr, agency, lodged_at, routed_at, first_answer_at, decided_at, decision, hold_ms,
@@ -566,6 +567,44 @@ impl Ledger for SqliteLedger {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+
+    fn release_time_changes_after(&mut self, after: i64, limit: usize) -> Result<Vec<(i64, Ucr)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT id, ucr FROM release_time_changes WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+        let rows = stmt.query_map(params![after, limit as i64], |r| Ok((r.get(0)?, parsed(r, 1, Ucr::parse)?)))?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn latest_release_time_change(&mut self) -> Result<i64, StoreError> {
+        Ok(self.conn.row("SELECT COALESCE(MAX(id), 0) FROM release_time_changes", [], |r| r.get(0))?)
+    }
+
+    fn release_times_of(&mut self, ucrs: Option<&[Ucr]>) -> Result<(Vec<ConsignmentReleaseTimes>, Vec<(Ucr, AgencyReleaseTimes)>), StoreError> {
+        const AGENCY_COLUMNS: &str =
+            "a.ucr, a.agency, a.routed_at, a.first_answer_at, a.decided_at, a.decision, a.hold_ms, a.query_trader_ms, a.query_agency_ms";
+        let agency_row = |r: &rusqlite::Row<'_>| Ok((parsed(r, 0, Ucr::parse)?, agency_times(r, 1)?));
+        let (mut consignments, mut agencies) = (Vec::new(), Vec::new());
+        match ucrs {
+            None => {
+                let mut stmt = self.conn.prepare(&format!("SELECT {RELEASE_COLUMNS} FROM release_times c"))?;
+                consignments = stmt.query_map([], consignment_times)?.collect::<Result<Vec<_>, _>>()?;
+                let mut stmt = self.conn.prepare(&format!("SELECT {AGENCY_COLUMNS} FROM agency_release_times a"))?;
+                agencies = stmt.query_map([], agency_row)?.collect::<Result<Vec<_>, _>>()?;
+            }
+            Some(ucrs) => {
+                // In chunks, within SQLite's bound on parameters.
+                for chunk in ucrs.chunks(500) {
+                    let marks = vec!["?"; chunk.len()].join(",");
+                    let keys = rusqlite::params_from_iter(chunk.iter().map(|u| u.as_str()));
+                    let mut stmt = self.conn.prepare(&format!("SELECT {RELEASE_COLUMNS} FROM release_times c WHERE c.ucr IN ({marks})"))?;
+                    consignments.extend(stmt.query_map(keys, consignment_times)?.collect::<Result<Vec<_>, _>>()?);
+                    let keys = rusqlite::params_from_iter(chunk.iter().map(|u| u.as_str()));
+                    let mut stmt = self.conn.prepare(&format!("SELECT {AGENCY_COLUMNS} FROM agency_release_times a WHERE a.ucr IN ({marks})"))?;
+                    agencies.extend(stmt.query_map(keys, agency_row)?.collect::<Result<Vec<_>, _>>()?);
+                }
+            }
+        }
+        Ok((consignments, agencies))
     }
 
     fn receipt_of(&mut self, id: Uuid) -> Result<Option<String>, StoreError> {
