@@ -475,12 +475,13 @@ where
     let named = |key: &str| -> BTreeMap<String, String> {
         request.group_by.iter().map(|d| d.as_str().to_owned()).zip(key.split(SEP).map(str::to_owned)).collect()
     };
-    let mut group_cells: Vec<Cell> = groups.into_iter().map(|(k, v)| cell(named(&k), None, v, request)).collect();
-    group_cells.sort_by(|a, b| a.group.cmp(&b.group));
-    let mut trend_cells: Vec<(i64, Cell)> = trend
-        .into_iter()
-        .map(|((k, p), v)| (p, cell(named(&k), Some(crate::clock::rfc3339(p)[..10].to_owned()), v, request)))
-        .collect();
+    let mut jobs: Vec<(BTreeMap<String, String>, Option<(i64, String)>, Vec<i64>)> = vec![(BTreeMap::new(), None, all)];
+    jobs.extend(groups.into_iter().map(|(k, v)| (named(&k), None, v)));
+    jobs.extend(trend.into_iter().map(|((k, p), v)| (named(&k), Some((p, crate::clock::rfc3339(p)[..10].to_owned())), v)));
+    let mut cells = cells_in_parallel(jobs, request).into_iter();
+    let overall = cells.next().map(|(_, c)| c).unwrap_or_else(|| cell(BTreeMap::new(), None, Vec::new(), request));
+    let (mut group_cells, mut trend_cells): (Vec<_>, Vec<_>) = cells.partition(|(p, _)| p.is_none());
+    group_cells.sort_by(|a, b| a.1.group.cmp(&b.1.group));
     trend_cells.sort_by(|a, b| a.1.group.cmp(&b.1.group).then(a.0.cmp(&b.0)));
     Figures {
         interval: request.interval,
@@ -491,10 +492,52 @@ where
         mode_bin_ms: request.mode_bin_ms,
         min_count: (request.min_count > 0).then_some(request.min_count),
         method: METHOD,
-        overall: cell(BTreeMap::new(), None, all, request),
-        groups: group_cells,
+        overall,
+        groups: group_cells.into_iter().map(|(_, c)| c).collect(),
         trend_cells: trend_cells.into_iter().map(|(_, c)| c).collect(),
     }
+}
+
+/// The cells of `jobs` (group, period, values), in their order, computed on the machine's
+/// cores: the biggest first, each to the least loaded thread.
+fn cells_in_parallel(
+    jobs: Vec<(BTreeMap<String, String>, Option<(i64, String)>, Vec<i64>)>,
+    request: &FiguresRequest,
+) -> Vec<(Option<i64>, Cell)> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+    let mut shares: Vec<(usize, Vec<(usize, BTreeMap<String, String>, Option<(i64, String)>, Vec<i64>)>)> =
+        (0..threads).map(|_| (0, Vec::new())).collect();
+    let mut indexed: Vec<_> = jobs.into_iter().enumerate().collect();
+    indexed.sort_by_key(|(_, (_, _, v))| std::cmp::Reverse(v.len()));
+    for (i, (group, period, values)) in indexed {
+        if let Some(share) = shares.iter_mut().min_by_key(|s| s.0) {
+            share.0 += values.len() + 1;
+            share.1.push((i, group, period, values));
+        }
+    }
+    let run = |share: Vec<(usize, BTreeMap<String, String>, Option<(i64, String)>, Vec<i64>)>| {
+        share
+            .into_iter()
+            .map(|(i, group, period, values)| {
+                let (start, label) = period.map_or((None, None), |(p, l)| (Some(p), Some(l)));
+                (i, start, cell(group, label, values, request))
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut done: Vec<(usize, Option<i64>, Cell)> = std::thread::scope(|scope| {
+        let mut shares = shares.into_iter().map(|s| s.1);
+        let mine = shares.next().unwrap_or_default();
+        let others: Vec<_> = shares.map(|share| scope.spawn(move || run(share))).collect();
+        let mut done = run(mine);
+        for h in others {
+            // A panic in a worker (none is expected: the computation has no failure) is the
+            // caller's, as it would have been on one thread.
+            done.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        done
+    });
+    done.sort_by_key(|(i, _, _)| *i);
+    done.into_iter().map(|(_, p, c)| (p, c)).collect()
 }
 
 fn cell(group: BTreeMap<String, String>, period: Option<String>, mut values: Vec<i64>, request: &FiguresRequest) -> Cell {
@@ -505,61 +548,68 @@ fn cell(group: BTreeMap<String, String>, period: Option<String>, mut values: Vec
         let none = Some(Stats { count: 0, summary: None });
         return Cell { group, period, suppressed: false, stats: none, outliers: None, without_outliers: None };
     }
-    values.sort_unstable();
-    let (q1, q3) = (quantile(&values, 0.25), quantile(&values, 0.75));
+    // Quantiles by selection, not a full sort: a cell can hold millions of values.
+    let [q1, q3] = quantiles(&mut values, [0.25, 0.75]);
     let iqr = q3 - q1;
     let (low, high) = (q1 - 1.5 * iqr, q3 + 1.5 * iqr);
-    let inside: Vec<i64> = values.iter().copied().filter(|v| (*v as f64) >= low && (*v as f64) <= high).collect();
+    let mut inside: Vec<i64> = values.iter().copied().filter(|v| (*v as f64) >= low && (*v as f64) <= high).collect();
+    let outliers = values.len() - inside.len();
     Cell {
         group,
         period,
         suppressed: false,
-        stats: Some(stats(&values, request.mode_bin_ms)),
-        outliers: Some(Outliers { count: values.len() - inside.len(), low_fence_ms: low, high_fence_ms: high }),
-        without_outliers: Some(stats(&inside, request.mode_bin_ms)),
+        stats: Some(stats(&mut values, request.mode_bin_ms)),
+        outliers: Some(Outliers { count: outliers, low_fence_ms: low, high_fence_ms: high }),
+        without_outliers: Some(stats(&mut inside, request.mode_bin_ms)),
     }
 }
 
-/// The statistics of sorted `values`.
-pub fn stats(sorted: &[i64], mode_bin_ms: i64) -> Stats {
-    Stats { count: sorted.len(), summary: summary(sorted, mode_bin_ms) }
+/// The statistics of `values` (reordered).
+pub fn stats(values: &mut [i64], mode_bin_ms: i64) -> Stats {
+    Stats { count: values.len(), summary: summary(values, mode_bin_ms) }
 }
 
-/// The figures of sorted `values`; `None` for none.
-fn summary(sorted: &[i64], mode_bin_ms: i64) -> Option<Summary> {
-    let (first, last) = (*sorted.first()?, *sorted.last()?);
-    let sum: i128 = sorted.iter().map(|v| i128::from(*v)).sum();
+/// The figures of `values` (reordered); `None` for none.
+fn summary(values: &mut [i64], mode_bin_ms: i64) -> Option<Summary> {
+    let (mut min, mut max) = (*values.first()?, *values.first()?);
+    let mut sum: i128 = 0;
     let bin = mode_bin_ms.max(1);
-    let (mut mode, mut best, mut run_bin, mut run) = (first.div_euclid(bin), 0usize, first.div_euclid(bin), 0usize);
-    for v in sorted {
-        let b = v.div_euclid(bin);
-        if b == run_bin {
-            run += 1;
-        } else {
-            run_bin = b;
-            run = 1;
-        }
-        if run > best {
-            best = run;
-            mode = b;
-        }
+    let mut bins: HashMap<i64, usize> = HashMap::new();
+    for v in values.iter() {
+        min = min.min(*v);
+        max = max.max(*v);
+        sum += i128::from(*v);
+        *bins.entry(v.div_euclid(bin)).or_default() += 1;
     }
-    Some(Summary {
-        mean_ms: sum as f64 / sorted.len() as f64,
-        median_ms: quantile(sorted, 0.5),
-        p90_ms: quantile(sorted, 0.9),
-        mode_ms: mode * bin,
-        min_ms: first,
-        max_ms: last,
-    })
+    // The most frequent bin; the earliest of equally frequent ones.
+    let mode = bins.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))).map_or(0, |(b, _)| b);
+    let [median, p90] = quantiles(values, [0.5, 0.9]);
+    Some(Summary { mean_ms: sum as f64 / values.len() as f64, median_ms: median, p90_ms: p90, mode_ms: mode * bin, min_ms: min, max_ms: max })
 }
 
-/// The `q` quantile of sorted, non-empty `values`, by linear interpolation between closest ranks.
-fn quantile(sorted: &[i64], q: f64) -> f64 {
-    let rank = q * (sorted.len() - 1) as f64;
-    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
-    let (a, b) = (sorted[lo] as f64, sorted[hi] as f64);
-    a + (b - a) * (rank - lo as f64)
+/// The `qs` quantiles of non-empty `values` (reordered), each by linear interpolation between
+/// its two closest ranks, found by selection: O(n) per rank, no full sort.
+fn quantiles<const N: usize>(values: &mut [i64], qs: [f64; N]) -> [f64; N] {
+    let last = (values.len() - 1) as f64;
+    let mut ranks: Vec<usize> = qs.iter().flat_map(|q| [(q * last).floor() as usize, (q * last).ceil() as usize]).collect();
+    ranks.sort_unstable();
+    ranks.dedup();
+    // Each rank selected in what lies right of the previous one.
+    let mut at: Vec<(usize, i64)> = Vec::with_capacity(ranks.len());
+    let (mut rest, mut offset) = (&mut *values, 0usize);
+    for r in ranks {
+        let (_, v, right) = std::mem::take(&mut rest).select_nth_unstable(r - offset);
+        at.push((r, *v));
+        rest = right;
+        offset = r + 1;
+    }
+    let value = |r: usize| at.iter().find(|(k, _)| *k == r).map_or(0.0, |(_, v)| *v as f64);
+    qs.map(|q| {
+        let rank = q * last;
+        let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+        let (a, b) = (value(lo), value(hi));
+        a + (b - a) * (rank - lo as f64)
+    })
 }
 
 #[cfg(test)]
@@ -569,15 +619,19 @@ mod tests {
     #[test]
     fn the_statistics_of_a_known_set() {
         let values = [10, 20, 20, 30, 40, 50, 60, 70, 80, 1000];
-        let s = summary(&values, 10).unwrap();
-        assert_eq!(stats(&values, 10).count, 10);
+        let s = summary(&mut values.clone(), 10).unwrap();
+        assert_eq!(stats(&mut values.clone(), 10).count, 10);
         assert_eq!((s.min_ms, s.max_ms, s.mode_ms), (10, 1000, 20));
         assert!((s.mean_ms - 138.0).abs() < 1e-9);
         assert!((s.median_ms - 45.0).abs() < 1e-9);
         assert!((s.p90_ms - 172.0).abs() < 1e-9, "{}", s.p90_ms);
-        assert!(summary(&[], 10).is_none());
-        assert_eq!(stats(&[], 10), Stats { count: 0, summary: None });
-        assert_eq!(quantile(&[7], 0.9), 7.0);
+        assert!(summary(&mut [], 10).is_none());
+        assert_eq!(stats(&mut [], 10), Stats { count: 0, summary: None });
+        assert_eq!(quantiles(&mut [7], [0.9]), [7.0]);
+        // Selection gives what a sort gives, in any order.
+        let mut shuffled = [1000, 70, 20, 60, 10, 50, 20, 80, 40, 30];
+        let q = quantiles(&mut shuffled, [0.25, 0.5, 0.9]);
+        assert!(q.iter().zip([22.5, 45.0, 172.0]).all(|(a, b)| (a - b).abs() < 1e-9), "{q:?}");
     }
 
     #[test]
