@@ -255,6 +255,29 @@ pub struct Figures {
     pub trend_cells: Vec<Cell>,
 }
 
+/// FNV-1a for the group keys, hashed once per row: they are short segment values (codes the
+/// schemas bound: countries, modes, UN/LOCODEs, HS chapters, agency ids), a few dozen distinct
+/// ones per query, so the standard keyed hash's protection against crafted collisions buys
+/// little here and costs several times more per row.
+type Fnv = std::hash::BuildHasherDefault<FnvHasher>;
+
+#[derive(Default)]
+struct FnvHasher(u64);
+
+impl std::hash::Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
 /// What the figures read of a consignment's facts: the store's rows, or a gateway's index of
 /// them (`super::index`).
 pub trait ConsignmentFacts {
@@ -430,8 +453,8 @@ where
     // Groups by their key's text (the segments' values, each followed by a separator no value
     // holds), built in one reused buffer: no allocation per row.
     const SEP: char = '\u{1f}';
-    let mut groups: HashMap<String, Vec<i64>> = HashMap::new();
-    let mut trend: HashMap<(String, i64), Vec<i64>> = HashMap::new();
+    let mut groups: HashMap<String, Vec<i64>, Fnv> = HashMap::default();
+    let mut trend: HashMap<(String, i64), Vec<i64>, Fnv> = HashMap::default();
     let mut all = Vec::new();
     let mut text = String::new();
     let mut add = |text: &str, lodged_at: Millis, value: i64| {
@@ -573,16 +596,29 @@ pub fn stats(values: &mut [i64], mode_bin_ms: i64) -> Stats {
 fn summary(values: &mut [i64], mode_bin_ms: i64) -> Option<Summary> {
     let (mut min, mut max) = (*values.first()?, *values.first()?);
     let mut sum: i128 = 0;
-    let bin = mode_bin_ms.max(1);
-    let mut bins: HashMap<i64, usize> = HashMap::new();
     for v in values.iter() {
         min = min.min(*v);
         max = max.max(*v);
         sum += i128::from(*v);
-        *bins.entry(v.div_euclid(bin)).or_default() += 1;
     }
-    // The most frequent bin; the earliest of equally frequent ones.
-    let mode = bins.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))).map_or(0, |(b, _)| b);
+    let bin = mode_bin_ms.max(1);
+    let (first, last) = (min.div_euclid(bin), max.div_euclid(bin));
+    // The most frequent bin, the earliest of equally frequent ones: counted in an array over
+    // the bins' range when it is not huge (the usual case), else in a map.
+    let mode = if last - first < 1 << 20 {
+        let mut counts = vec![0u32; (last - first + 1) as usize];
+        for v in values.iter() {
+            counts[(v.div_euclid(bin) - first) as usize] += 1;
+        }
+        let (best, _) = counts.iter().enumerate().fold((0usize, 0u32), |(bi, bc), (i, c)| if *c > bc { (i, *c) } else { (bi, bc) });
+        first + best as i64
+    } else {
+        let mut bins: HashMap<i64, usize> = HashMap::new();
+        for v in values.iter() {
+            *bins.entry(v.div_euclid(bin)).or_default() += 1;
+        }
+        bins.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))).map_or(0, |(b, _)| b)
+    };
     let [median, p90] = quantiles(values, [0.5, 0.9]);
     Some(Summary { mean_ms: sum as f64 / values.len() as f64, median_ms: median, p90_ms: p90, mode_ms: mode * bin, min_ms: min, max_ms: max })
 }
