@@ -57,6 +57,9 @@ struct Row {
     hold_ms: i64,
     query_trader_ms: i64,
     query_agency_ms: i64,
+    /// Where its agencies' parts are in [`Index::parts`].
+    parts_at: usize,
+    parts_len: usize,
 }
 
 /// An agency's part, compact.
@@ -72,13 +75,20 @@ struct Part {
     query_agency_ms: i64,
 }
 
+/// The rows, contiguous (a scan reads memory in order): a changed consignment's row is
+/// replaced in place, its parts appended anew and the old ones marked dead (compacted when the
+/// dead outnumber the live).
 #[derive(Default)]
 struct Index {
     loaded: bool,
     /// The last change applied.
     cursor: i64,
     names: Names,
-    consignments: HashMap<Ucr, (Row, Vec<Part>)>,
+    rows: Vec<Row>,
+    by_ucr: HashMap<Ucr, usize>,
+    /// Each part with its row's place in `rows`; a dead part's row is `usize::MAX`.
+    parts: Vec<(usize, Part)>,
+    dead_parts: usize,
 }
 
 /// The index, shared by a gateway's requests.
@@ -109,6 +119,8 @@ impl Index {
             hold_ms: c.hold_ms,
             query_trader_ms: c.query_trader_ms,
             query_agency_ms: c.query_agency_ms,
+            parts_at: 0,
+            parts_len: 0,
         }
     }
 
@@ -133,10 +145,43 @@ impl Index {
             by_ucr.entry(ucr.clone()).or_default().push(part);
         }
         for c in consignments {
-            let row = self.row(&c);
+            let mut row = self.row(&c);
             let parts = by_ucr.remove(&c.ucr).unwrap_or_default();
-            self.consignments.insert(c.ucr, (row, parts));
+            let at = match self.by_ucr.get(&c.ucr) {
+                Some(at) => {
+                    let old = self.rows[*at];
+                    for p in &mut self.parts[old.parts_at..old.parts_at + old.parts_len] {
+                        p.0 = usize::MAX;
+                    }
+                    self.dead_parts += old.parts_len;
+                    *at
+                }
+                None => {
+                    self.rows.push(row);
+                    self.by_ucr.insert(c.ucr, self.rows.len() - 1);
+                    self.rows.len() - 1
+                }
+            };
+            row.parts_at = self.parts.len();
+            row.parts_len = parts.len();
+            self.parts.extend(parts.into_iter().map(|p| (at, p)));
+            self.rows[at] = row;
         }
+        if self.dead_parts > self.parts.len() / 2 {
+            self.compact();
+        }
+    }
+
+    /// Drops the dead parts.
+    fn compact(&mut self) {
+        let mut parts = Vec::with_capacity(self.parts.len() - self.dead_parts);
+        for (i, row) in self.rows.iter_mut().enumerate() {
+            let start = parts.len();
+            parts.extend(self.parts[row.parts_at..row.parts_at + row.parts_len].iter().map(|(_, p)| (i, *p)));
+            row.parts_at = start;
+        }
+        self.parts = parts;
+        self.dead_parts = 0;
     }
 }
 
@@ -271,21 +316,99 @@ impl FactsIndex {
             let names = &index.names;
             let owner = scope.owner.as_deref().map(|o| names.ids.get(o).copied());
             let agency = scope.agency.as_ref().map(|a| names.ids.get(a.as_str()).copied());
-            let rows = index.consignments.values().filter(move |(row, _)| {
-                row.lodged_at >= from && row.lodged_at < to && owner.is_none_or(|o| o == Some(row.owner))
-            });
+            let selected = move |row: &Row| row.lodged_at >= from && row.lodged_at < to && owner.is_none_or(|o| o == Some(row.owner));
             // An agency reads the consignments it has a part in.
-            let in_scope = |parts: &[Part]| agency.is_none_or(|a| a.is_some_and(|a| parts.iter().any(|p| p.agency == a)));
-            let consignments = rows.clone().filter(|(_, parts)| in_scope(parts)).map(|(row, _)| RowRef { row, names });
-            let parts = rows.flat_map(|(row, parts)| {
-                parts
-                    .iter()
-                    .filter(move |p| agency.is_none_or(|a| Some(p.agency) == a))
-                    .map(move |part| (RowRef { row, names }, PartRef { part, names }))
-            });
+            let in_scope = |row: &Row| {
+                agency.is_none_or(|a| a.is_some_and(|a| index.parts[row.parts_at..row.parts_at + row.parts_len].iter().any(|p| p.1.agency == a)))
+            };
+            let consignments = index.rows.iter().filter(move |row| selected(row) && in_scope(row)).map(|row| RowRef { row, names });
+            let parts = index
+                .parts
+                .iter()
+                .filter(move |(at, part)| *at != usize::MAX && agency.is_none_or(|a| Some(part.agency) == a))
+                .map(|(at, part)| (&index.rows[*at], part))
+                .filter(move |(row, _)| selected(row))
+                .map(|(row, part)| (RowRef { row, names }, PartRef { part, names }));
             Ok(figures(&request, consignments, parts, from, to))
         })
         .await
         .map_err(|e| StoreError::Unavailable(format!("the figures could not be computed: {e}")))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::indicators::figures::Interval;
+    use crate::store::DocumentDims;
+
+    fn facts(ucr: &str, lodged: Millis, released: Millis) -> ConsignmentReleaseTimes {
+        ConsignmentReleaseTimes {
+            ucr: Ucr::parse(ucr).unwrap(),
+            owner: "demo-trader".into(),
+            lodged_at: lodged,
+            arrived_at: Some(lodged),
+            released_at: Some(released),
+            decided_at: Some(released),
+            outcome: "released".into(),
+            document_type: "customsDeclaration".into(),
+            origin: "AR".into(),
+            destination: "BR".into(),
+            dims: DocumentDims::default(),
+            channel: "without".into(),
+            hold_ms: 0,
+            query_trader_ms: 0,
+            query_agency_ms: 0,
+        }
+    }
+
+    fn part(agency: &str, decided: Millis) -> AgencyReleaseTimes {
+        AgencyReleaseTimes {
+            agency: AgencyId::parse(agency).unwrap(),
+            routed_at: 0,
+            first_answer_at: Some(decided),
+            decided_at: Some(decided),
+            decision: Some("released".into()),
+            hold_ms: 0,
+            query_trader_ms: 0,
+            query_agency_ms: 0,
+        }
+    }
+
+    fn request(interval: Interval, group_by: Vec<Dimension>) -> FiguresRequest {
+        FiguresRequest { interval, group_by, trend: None, mode_bin_ms: 1000, min_count: 0, agency_rows: false }
+    }
+
+    #[tokio::test]
+    async fn a_changed_consignment_replaces_its_row_and_its_parts() {
+        let index = FactsIndex::default();
+        let kind = |_: &AgencyId| "customs".to_owned();
+        let u = |s: &str| Ucr::parse(s).unwrap();
+        {
+            let mut i = index.0.write().unwrap();
+            i.apply(vec![facts("U-1", 0, 100), facts("U-2", 0, 300)], vec![(u("U-1"), part("br-customs", 10)), (u("U-2"), part("br-customs", 30))], &kind);
+            // U-1 changes: released later, and a second agency.
+            i.apply(vec![facts("U-1", 0, 200)], vec![(u("U-1"), part("br-customs", 20)), (u("U-1"), part("br-border", 50))], &kind);
+            assert_eq!((i.rows.len(), i.parts.len() - i.dead_parts), (2, 3));
+        }
+        let all = index.figures(request(Interval::LodgementToRelease, vec![]), Scope::default(), 0, 1000).await.unwrap();
+        let summary = all.overall.stats.unwrap().summary.unwrap();
+        assert_eq!((summary.min_ms, summary.max_ms), (200, 300), "U-1's new release time, once");
+        let by_agency = index.figures(request(Interval::AgencyDecision, vec![Dimension::Agency]), Scope::default(), 0, 1000).await.unwrap();
+        let counts: Vec<(String, usize)> =
+            by_agency.groups.iter().map(|g| (g.group["agency"].clone(), g.stats.as_ref().unwrap().count)).collect();
+        assert_eq!(counts, [("br-border".to_owned(), 1), ("br-customs".to_owned(), 2)]);
+        // An agency reads its own parts only.
+        let scope = Scope { owner: None, agency: Some(AgencyId::parse("br-border").unwrap()) };
+        let own = index.figures(request(Interval::AgencyDecision, vec![]), scope, 0, 1000).await.unwrap();
+        assert_eq!(own.overall.stats.unwrap().count, 1);
+        // Changed again and again: the dead parts are compacted away.
+        for n in 0..3 {
+            let mut i = index.0.write().unwrap();
+            i.apply(vec![facts("U-2", 0, 400 + n)], vec![(u("U-2"), part("br-customs", 40))], &kind);
+        }
+        let i = index.0.read().unwrap();
+        assert!(i.dead_parts <= i.parts.len() / 2, "{} dead of {}", i.dead_parts, i.parts.len());
+        assert_eq!(i.parts.iter().filter(|p| p.0 != usize::MAX).count(), 3);
     }
 }
