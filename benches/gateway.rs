@@ -1222,8 +1222,8 @@ fn deliveries_per_doc(docs: &[Doc]) -> f64 {
 /// The indicators run: `n` consignments' release-time facts written straight into a fresh
 /// SQLite store through the store's own `save_release_times` (what every change writes), a
 /// gateway started on it, then the figures asked for again and again with varied intervals,
-/// segments, trends and readers, each request timed from the client. The first request loads
-/// the gateway's index and is reported apart.
+/// segments, trends and readers, each request timed from the client. The first request waits
+/// for the gateway's index (loading since the start) and is reported apart.
 async fn indicators(n: usize, o: &Options) {
     use ventanilla::store::{AgencyReleaseTimes, ConsignmentReleaseTimes, DocumentDims, Store, WriteMode};
     const HOUR: i64 = 3_600_000;
@@ -1323,7 +1323,7 @@ async fn indicators(n: usize, o: &Options) {
     };
     let (load, first) = ask("interval=arrival-to-release".into(), "demo-operator").await;
     let (rss, peak) = rss_mib(&gw.pid());
-    println!("first request (loads the gateway's index of {} consignments): {:.0} ms; gateway memory {rss:.0} MiB (peak {peak:.0} MiB)",
+    println!("first request (waits for the gateway's index of {} consignments, loading since the start): {:.0} ms; gateway memory {rss:.0} MiB (peak {peak:.0} MiB)",
         first["overall"]["count"], load.as_secs_f64() * 1000.0);
     let from = ventanilla::clock::rfc3339(ventanilla::clock::now_millis() - 31 * 24 * HOUR);
     let week = ventanilla::clock::rfc3339(ventanilla::clock::now_millis() - 7 * 24 * HOUR);

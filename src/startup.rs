@@ -214,6 +214,20 @@ impl Application {
         ];
         let task_health = gateway.tasks.clone();
         let claims = (gateway.store.clone(), gateway.instance.clone());
+        // The release-time indicators' index loads in the background (seconds for a million
+        // consignments), so the first request does not wait for it. A failure only means the
+        // first request loads it.
+        {
+            let gateway = gateway.clone();
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let kind_of = |a: &crate::domain::AgencyId| gateway.router.kind_of(a).unwrap_or("unknown").to_owned();
+                match gateway.release_index.catch_up(&*gateway.store, &kind_of).await {
+                    Ok(()) => tracing::info!(took_ms = started.elapsed().as_millis() as u64, "release-time indicators loaded"),
+                    Err(e) => tracing::warn!(error = %e, "release-time indicators not loaded at start; the first request will load them"),
+                }
+            });
+        }
 
         let listener = TcpListener::bind(settings.bind)
             .map_err(|source| StartupError::Bind { addr: settings.bind, source })?;

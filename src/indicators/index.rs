@@ -91,9 +91,10 @@ struct Index {
     dead_parts: usize,
 }
 
-/// The index, shared by a gateway's requests.
+/// The index, shared by a gateway's requests; one catch-up at a time (so a load at start and a
+/// first request do not both read everything).
 #[derive(Clone, Default)]
-pub struct FactsIndex(Arc<RwLock<Index>>);
+pub struct FactsIndex(Arc<RwLock<Index>>, Arc<tokio::sync::Mutex<()>>);
 
 /// Whose facts a request reads.
 #[derive(Debug, Clone, Default)]
@@ -261,6 +262,7 @@ impl AgencyFacts for PartRef<'_> {
 impl FactsIndex {
     /// Brings the index up to the store's latest change (loading it all the first time).
     pub async fn catch_up(&self, store: &dyn Store, kind_of: &(dyn Fn(&AgencyId) -> String + Sync)) -> Result<(), StoreError> {
+        let _one_at_a_time = self.1.lock().await;
         let (loaded, mut cursor) = {
             let index = self.0.read().map_err(|_| StoreError::Unavailable("the indicators' index is poisoned".into()))?;
             (index.loaded, index.cursor)
