@@ -126,7 +126,7 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
         "documentId": doc.id,
         "documentType": doc.document_type,
     });
-    let state: ConsignmentState = if let Some(event) = event {
+    let state: ConsignmentState = if let Some(event) = event.clone() {
         tracking::record_event(l, &doc.ucr, doc.submitted_at, event)?
     } else if created {
         // A consignment this document opens has no deliveries but these, all pending: its state
@@ -138,7 +138,7 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
         tracking::refresh_consignment(l, &doc.ucr, doc.submitted_at, cause)?
     };
     // The submission and its routing decision, in the same transaction.
-    let detail = json!({
+    let mut detail = json!({
         "ucr": doc.ucr,
         "documentType": doc.document_type,
         "schemaVersion": doc.schema_version,
@@ -150,7 +150,13 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
         "amends": doc.amends,
         "routing": deliveries.iter().map(|d| json!({"agency": d.agency, "topic": d.topic, "rule": d.rule})).collect::<Vec<_>>(),
     });
-    let audit_hash = audit::append(l, &audit::entry(doc.submitted_at, &doc.sender, action, doc.id.to_string(), detail))?;
+    // A change (an amendment) says who made it and why: the participant acting may be the
+    // national single window of the sender, in whose name the document stays.
+    let actor = event.as_ref().and_then(|e| e["by"].as_str()).unwrap_or(&doc.sender).to_owned();
+    if let Some(change) = event {
+        detail["change"] = change;
+    }
+    let audit_hash = audit::append(l, &audit::entry(doc.submitted_at, &actor, action, doc.id.to_string(), detail))?;
     let receipt = Receipt {
         document_id: doc.id,
         ucr: doc.ucr.clone(),

@@ -179,10 +179,20 @@ async fn a_region_that_allows_changes_after_release_takes_an_amendment() {
     app.wait_for_state(&ucr, "released").await;
     let mut v2 = body.clone();
     v2["payload"]["incoterm"] = json!("FOB");
-    let r = post(&app, &format!("/v1/documents/{id}/amendments"), "demo-trader", &json!({"reason": "incoterm corrected", "document": v2})).await;
+    // The national single window of the declarant's country amends it for the trader: the new
+    // version stays the trader's, and the audit log names who acted.
+    let r = post(&app, &format!("/v1/documents/{id}/amendments"), "demo-nsw-ar", &json!({"reason": "incoterm corrected", "document": v2})).await;
     assert_eq!(r.status(), 202);
     let receipt: Value = r.json().await.unwrap();
     assert_eq!(receipt["consignmentState"], "submitted", "the new version awaits its agencies' answers");
+    let view = view(&app, &ucr, "demo-trader").await;
+    assert_eq!(view["documents"][1]["sender"], "demo-trader", "{view:#}");
+    let store = ventanilla::store::sqlite::SqliteStore::open_existing(app.data.path()).unwrap();
+    let store: std::sync::Arc<dyn ventanilla::store::Store> = std::sync::Arc::new(store);
+    let records = store.read_with(|l| l.audit_records()).await.unwrap();
+    let amended = records.iter().find(|r| r.action == "document.amended").expect("audited");
+    assert_eq!(amended.participant, "demo-nsw-ar");
+    assert!(amended.detail.contains("incoterm corrected"), "{}", amended.detail);
 }
 
 #[tokio::test]
