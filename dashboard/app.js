@@ -107,7 +107,9 @@ function drawGroups(f) {
   shown.forEach((g, i) => {
     const y = 5 + i * row;
     chart.append(svg("text", { x: "0", y: String(y + 15) }, label(g.group)));
-    chart.append(svg("rect", { x: String(x(g.minMs)), y: String(y + 4), width: String(Math.max(1, x(g.p90Ms) - x(g.minMs))), height: "14", fill: "#9cc3e4" }));
+    // The public figures give no extremes: the bar then starts at the median.
+    const low = g.minMs ?? g.medianMs;
+    chart.append(svg("rect", { x: String(x(low)), y: String(y + 4), width: String(Math.max(1, x(g.p90Ms) - x(low))), height: "14", fill: "#9cc3e4" }));
     chart.append(svg("rect", { x: String(x(g.medianMs) - 1), y: String(y + 1), width: "3", height: "20", fill: "#123a5c" }));
     chart.append(svg("circle", { cx: String(x(g.meanMs)), cy: String(y + 11), r: "4", fill: "#0b6e4f" }));
   });

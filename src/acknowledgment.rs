@@ -3,13 +3,14 @@
 //! and stale answers are recorded and change nothing); an answer to a document amended since or
 //! withdrawn is late; the consignment's state follows; every answer is in the delivery's history
 //! and the audit log. A query (applied) is an event of the consignment whatever its state, so the
-//! trader hears of it and its reason on the status topic, event stream and webhooks.
+//! trader hears of it and its reason on the status topic, event stream and webhooks; a query
+//! after the trader answered the previous one is a new question (applied), not a duplicate.
 
 use serde_json::json;
 
 use crate::audit;
 use crate::store::{AckApplied, AckRecord, DeliveryEvent, Ledger, Store, StoreError, Subject, WriteMode};
-use crate::tracking::{apply_ack, record_event, refresh_consignment};
+use crate::tracking::{apply_ack, query_turn, record_event, refresh_consignment};
 use crate::domain::{AckOutcome, AckStatus, DeliveryStatus};
 
 /// Applies an agency's answer to its delivery and the consignment.
@@ -31,7 +32,12 @@ pub fn apply_in(l: &mut dyn Ledger, ack: &AckRecord) -> Result<AckApplied, Store
         .ok_or_else(|| StoreError::NotRouted { document: ack.document_id, agency: ack.agency.clone() })?;
     // A version amended since, or a withdrawn document, takes no more answers: its final answers
     // stay final for it, and the consignment follows its current documents.
-    let outcome = if delivery.document_current { apply_ack(delivery.status, ack.status) } else { AckOutcome::Late };
+    let mut outcome = if delivery.document_current { apply_ack(delivery.status, ack.status) } else { AckOutcome::Late };
+    // A query after the trader answered the last one is a new question, not a duplicate: the
+    // turn goes back to the trader.
+    if outcome == AckOutcome::Duplicate && ack.status == AckStatus::Query && query_turn(delivery.status, &l.history_of(delivery.id)?) == Some("agency") {
+        outcome = AckOutcome::Applied;
+    }
     let detail = json!({"agency": ack.agency, "status": ack.status, "outcome": outcome, "source": ack.source, "deliveryId": delivery.id});
     audit::append(l, &audit::entry(ack.at, &ack.by, "acknowledgment.recorded", ack.document_id.to_string(), detail))?;
     l.add_delivery_event(

@@ -421,8 +421,9 @@ pub struct KafkaConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IndicatorsConfig {
-    /// The public figures suppress every cell of fewer consignments than this, so that no
-    /// trader's own times can be read from them.
+    /// The public figures suppress every cell of fewer consignments than this (and a second
+    /// cell when one alone would be suppressed), leave out the extremes and count whole days, so
+    /// that a trader's own times are not read from one answer (README: what is left).
     pub public_min_count: usize,
 }
 

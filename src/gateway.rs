@@ -402,9 +402,17 @@ impl Gateway {
                 (None, Some(agency))
             }
             IndicatorScope::Public => {
-                request.min_count = request.min_count.max(self.public_min_count);
+                request.min_count = request.min_count.max(self.public_min_count).max(1);
                 (None, None)
             }
+        };
+        // The public's periods are whole days (UTC): two periods a few milliseconds apart would
+        // tell one consignment's time by their difference.
+        let (from, to) = if request.min_count > 0 {
+            const DAY: Millis = 86_400_000;
+            (from.div_euclid(DAY) * DAY, (to + DAY - 1).div_euclid(DAY) * DAY)
+        } else {
+            (from, to)
         };
         let kind_of = |a: &AgencyId| self.router.kind_of(a).unwrap_or("unknown").to_owned();
         self.release_index.catch_up(&*self.store, &kind_of).await.map_err(OperatorError::Store)?;
@@ -535,7 +543,15 @@ impl Gateway {
             .map(|a| a.as_str().ok_or_else(|| "a string".to_owned()).and_then(|a| AgencyId::parse(a).map_err(|e| e.to_string())))
             .transpose()
             .map_err(|e| ChangeError::InvalidRequest(vec![Violation::new("/agency", "format", format!("agency must be an agency id: {e}"))]))?;
-        let ucr = self.document_ucr(id).await?;
+        // The document first: to anyone who may not change it, it does not exist, whatever
+        // else the request says (the supporting document's checks would tell otherwise).
+        let me = by.clone();
+        let ucr = self
+            .store
+            .read_with(move |l| Ok(l.document(id)?.filter(|d| crate::access::may_change(&me, d)).map(|d| d.ucr)))
+            .await
+            .map_err(ChangeError::Store)?
+            .ok_or(ChangeError::Refused(ChangeRefused::UnknownDocument(id)))?;
         let supporting = match members[2] {
             None => None,
             Some(envelope) => {

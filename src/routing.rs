@@ -170,12 +170,12 @@ impl Router {
             .map(|(id, _)| id)
     }
 
-    /// The deliveries a document needs, in rule order, each agency once.
     /// The kind of `agency` (`customs`, `sanitary`, `border`, ...), if it is the region's.
     pub fn kind_of(&self, agency: &AgencyId) -> Option<&str> {
         self.agencies.iter().find(|(id, _)| id == agency).map(|(_, k)| k.as_str())
     }
 
+    /// The deliveries a document needs, in rule order, each agency once.
     pub fn route(&self, facts: &RoutingFacts) -> Vec<RoutedDelivery> {
         let mut out: Vec<RoutedDelivery> = Vec::new();
         for rule in self.rules.iter().filter(|r| r.matches(facts)) {

@@ -214,13 +214,18 @@ impl Application {
         ];
         let task_health = gateway.tasks.clone();
         let claims = (gateway.store.clone(), gateway.instance.clone());
-        // The release-time indicators' index loads in the background (seconds for a million
-        // consignments), so the first request does not wait for it. A failure only means the
-        // first request loads it.
+        // The release-time indicators: facts for consignments accepted before they existed, then
+        // the index, in the background (seconds for a million consignments), so the first
+        // request does not wait for it. A failure only means the first request loads it.
         {
             let gateway = gateway.clone();
             tokio::spawn(async move {
                 let started = std::time::Instant::now();
+                match crate::indicators::backfill(&*gateway.store).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(consignments = n, "release-time facts computed for consignments accepted before the indicators"),
+                    Err(e) => tracing::warn!(error = %e, "release-time facts of earlier consignments not computed now; the next start tries again"),
+                }
                 let kind_of = |a: &crate::domain::AgencyId| gateway.router.kind_of(a).unwrap_or("unknown").to_owned();
                 match gateway.release_index.catch_up(&*gateway.store, &kind_of).await {
                     Ok(()) => tracing::info!(took_ms = started.elapsed().as_millis() as u64, "release-time indicators loaded"),

@@ -196,8 +196,11 @@ pub struct Summary {
     pub p90_ms: f64,
     /// The start of the most frequent bin.
     pub mode_ms: i64,
-    pub min_ms: i64,
-    pub max_ms: i64,
+    /// The extremes: each is one consignment's own time, so the public figures leave them out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_ms: Option<i64>,
 }
 
 /// One cell: a group (and period), its figures, and its outliers.
@@ -502,10 +505,31 @@ where
     jobs.extend(groups.into_iter().map(|(k, v)| (named(&k), None, v)));
     jobs.extend(trend.into_iter().map(|((k, p), v)| (named(&k), Some((p, crate::clock::rfc3339(p)[..10].to_owned())), v)));
     let mut cells = cells_in_parallel(jobs, request).into_iter();
-    let overall = cells.next().map(|(_, c)| c).unwrap_or_else(|| cell(BTreeMap::new(), None, Vec::new(), request));
+    let mut overall = cells.next().map(|(_, c)| c).unwrap_or_else(|| cell(BTreeMap::new(), None, Vec::new(), request));
     let (mut group_cells, mut trend_cells): (Vec<_>, Vec<_>) = cells.partition(|(p, _)| p.is_none());
     group_cells.sort_by(|a, b| a.1.group.cmp(&b.1.group));
     trend_cells.sort_by(|a, b| a.1.group.cmp(&b.1.group).then(a.0.cmp(&b.0)));
+    if request.min_count > 0 {
+        // The public figures: a lone suppressed cell could be read back from the others and the
+        // total, so a second one is suppressed with it; and no cell shows its extremes.
+        let mut groups: Vec<&mut Cell> = group_cells.iter_mut().map(|(_, c)| c).collect();
+        suppress_a_second(&mut groups);
+        let mut periods: BTreeMap<i64, Vec<&mut Cell>> = BTreeMap::new();
+        for (p, c) in trend_cells.iter_mut() {
+            periods.entry(p.unwrap_or_default()).or_default().push(c);
+        }
+        for cells in periods.values_mut() {
+            suppress_a_second(cells);
+        }
+        for c in std::iter::once(&mut overall).chain(group_cells.iter_mut().map(|(_, c)| c)).chain(trend_cells.iter_mut().map(|(_, c)| c)) {
+            for s in [c.stats.as_mut(), c.without_outliers.as_mut()].into_iter().flatten() {
+                if let Some(summary) = s.summary.as_mut() {
+                    summary.min_ms = None;
+                    summary.max_ms = None;
+                }
+            }
+        }
+    }
     Figures {
         interval: request.interval,
         from: crate::clock::rfc3339(from),
@@ -561,6 +585,21 @@ fn cells_in_parallel(
     });
     done.sort_by_key(|(i, _, _)| *i);
     done.into_iter().map(|(_, p, c)| (p, c)).collect()
+}
+
+/// When exactly one of `cells` is suppressed, suppresses the smallest other one too, so the
+/// hidden one cannot be computed from the total and the ones shown.
+fn suppress_a_second(cells: &mut [&mut Cell]) {
+    if cells.iter().filter(|c| c.suppressed).count() != 1 {
+        return;
+    }
+    let count = |c: &Cell| c.stats.as_ref().map_or(0, |s| s.count);
+    if let Some(smallest) = cells.iter_mut().filter(|c| !c.suppressed).min_by_key(|c| count(c)) {
+        smallest.suppressed = true;
+        smallest.stats = None;
+        smallest.outliers = None;
+        smallest.without_outliers = None;
+    }
 }
 
 fn cell(group: BTreeMap<String, String>, period: Option<String>, mut values: Vec<i64>, request: &FiguresRequest) -> Cell {
@@ -620,7 +659,14 @@ fn summary(values: &mut [i64], mode_bin_ms: i64) -> Option<Summary> {
         bins.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))).map_or(0, |(b, _)| b)
     };
     let [median, p90] = quantiles(values, [0.5, 0.9]);
-    Some(Summary { mean_ms: sum as f64 / values.len() as f64, median_ms: median, p90_ms: p90, mode_ms: mode * bin, min_ms: min, max_ms: max })
+    Some(Summary {
+        mean_ms: sum as f64 / values.len() as f64,
+        median_ms: median,
+        p90_ms: p90,
+        mode_ms: mode * bin,
+        min_ms: Some(min),
+        max_ms: Some(max),
+    })
 }
 
 /// The `qs` quantiles of non-empty `values` (reordered), each by linear interpolation between
@@ -657,7 +703,7 @@ mod tests {
         let values = [10, 20, 20, 30, 40, 50, 60, 70, 80, 1000];
         let s = summary(&mut values.clone(), 10).unwrap();
         assert_eq!(stats(&mut values.clone(), 10).count, 10);
-        assert_eq!((s.min_ms, s.max_ms, s.mode_ms), (10, 1000, 20));
+        assert_eq!((s.min_ms, s.max_ms, s.mode_ms), (Some(10), Some(1000), 20));
         assert!((s.mean_ms - 138.0).abs() < 1e-9);
         assert!((s.median_ms - 45.0).abs() < 1e-9);
         assert!((s.p90_ms - 172.0).abs() < 1e-9, "{}", s.p90_ms);
@@ -679,8 +725,52 @@ mod tests {
         assert_eq!((o.count, o.low_fence_ms, o.high_fence_ms), (1, -45.0, 135.0));
         let w = c.without_outliers.unwrap();
         let ws = w.summary.unwrap();
-        assert_eq!((w.count, ws.max_ms), (9, 80));
+        assert_eq!((w.count, ws.max_ms), (9, Some(80)));
         assert!((ws.mean_ms - 42.222_222).abs() < 1e-5);
+    }
+
+    #[test]
+    fn a_lone_suppressed_group_takes_a_second_with_it_and_the_public_sees_no_extremes() {
+        use crate::store::{ConsignmentReleaseTimes, DocumentDims};
+        let row = |ucr: &str, corridor: (&str, &str), ms: i64| ConsignmentReleaseTimes {
+            ucr: crate::domain::Ucr::parse(ucr).unwrap(),
+            owner: "t".into(),
+            lodged_at: 0,
+            arrived_at: Some(0),
+            released_at: Some(ms),
+            decided_at: Some(ms),
+            outcome: "released".into(),
+            document_type: "x".into(),
+            origin: corridor.0.into(),
+            destination: corridor.1.into(),
+            dims: DocumentDims::default(),
+            channel: "without".into(),
+            hold_ms: 0,
+            query_trader_ms: 0,
+            query_agency_ms: 0,
+        };
+        // AR-BR: 6 consignments, BR-AR: 5, UY-AR: 1 (below 5).
+        let mut rows = Vec::new();
+        for i in 0..6 {
+            rows.push(row(&format!("A{i}"), ("AR", "BR"), 100 + i));
+        }
+        for i in 0..5 {
+            rows.push(row(&format!("B{i}"), ("BR", "AR"), 200 + i));
+        }
+        rows.push(row("C0", ("UY", "AR"), 999));
+        let request = FiguresRequest {
+            interval: Interval::ArrivalToRelease,
+            group_by: vec![Dimension::Corridor],
+            trend: None,
+            mode_bin_ms: 10,
+            min_count: 5,
+            agency_rows: false,
+        };
+        let f = figures(&request, rows.iter(), std::iter::empty::<(&ConsignmentReleaseTimes, AgencyPart<'_>)>(), 0, 1);
+        let shown: Vec<(&str, bool)> = f.groups.iter().map(|g| (g.group["corridor"].as_str(), g.suppressed)).collect();
+        assert_eq!(shown, [("AR-BR", false), ("BR-AR", true), ("UY-AR", true)], "the smallest shown one goes with the lone hidden one");
+        let overall = f.overall.stats.unwrap().summary.unwrap();
+        assert_eq!((overall.min_ms, overall.max_ms), (None, None));
     }
 
     #[test]

@@ -395,7 +395,7 @@ mod tests {
         }
         let all = index.figures(request(Interval::LodgementToRelease, vec![]), Scope::default(), 0, 1000).await.unwrap();
         let summary = all.overall.stats.unwrap().summary.unwrap();
-        assert_eq!((summary.min_ms, summary.max_ms), (200, 300), "U-1's new release time, once");
+        assert_eq!((summary.min_ms, summary.max_ms), (Some(200), Some(300)), "U-1's new release time, once");
         let by_agency = index.figures(request(Interval::AgencyDecision, vec![Dimension::Agency]), Scope::default(), 0, 1000).await.unwrap();
         let counts: Vec<(String, usize)> =
             by_agency.groups.iter().map(|g| (g.group["agency"].clone(), g.stats.as_ref().unwrap().count)).collect();

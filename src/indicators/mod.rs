@@ -258,6 +258,31 @@ pub fn refresh(l: &mut dyn Ledger, ucr: &Ucr) -> Result<(), StoreError> {
     l.save_release_times(&facts, &agency_rows)
 }
 
+/// Computes the facts of every consignment that has none (accepted before the indicators
+/// existed), a few hundred per transaction, each under its consignment's lock; how many. Their
+/// documents carry no segment facts (transport mode, HS chapter, border post: read from
+/// payloads only since), so those segments read `unknown`, and no arrival is known for them.
+pub async fn backfill(store: &dyn crate::store::Store) -> Result<u64, StoreError> {
+    use crate::store::{Subject, WriteMode};
+    let (mut after, mut done) = (String::new(), 0u64);
+    loop {
+        let from = after.clone();
+        let ucrs = store.read_with(move |l| l.consignments_without_release_times(&from, 500)).await?;
+        let Some(last) = ucrs.last() else { return Ok(done) };
+        after = last.to_string();
+        done += ucrs.len() as u64;
+        let subjects = ucrs.iter().cloned().map(Subject::Consignment).collect();
+        store
+            .write_with(WriteMode::Undoable, subjects, move |l| {
+                for ucr in &ucrs {
+                    refresh(l, ucr)?;
+                }
+                Ok(())
+            })
+            .await?;
+    }
+}
+
 /// The facts of a consignment `doc` opens: routed, nothing answered yet (nothing to read back).
 pub fn opened(l: &mut dyn Ledger, doc: &NewDocument) -> Result<(), StoreError> {
     let facts = ConsignmentReleaseTimes {

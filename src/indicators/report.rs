@@ -120,7 +120,7 @@ fn segment(cell: &Cell) -> String {
 
 /// The figures of a cell, in hours: mean, median, p90, mode, min, max, outliers, mean without
 /// outliers; `None` when suppressed or empty.
-fn row(cell: &Cell) -> Option<[String; 9]> {
+fn row(cell: &Cell) -> Option<[String; 7]> {
     let stats = cell.stats.as_ref()?;
     let s = stats.summary.as_ref()?;
     let without = cell.without_outliers.as_ref().and_then(|w| w.summary.as_ref()).map_or_else(String::new, |w| hours(w.mean_ms));
@@ -130,14 +130,13 @@ fn row(cell: &Cell) -> Option<[String; 9]> {
         hours(s.median_ms),
         hours(s.p90_ms),
         hours(s.mode_ms as f64),
-        hours(s.min_ms as f64),
-        hours(s.max_ms as f64),
         cell.outliers.as_ref().map_or(0, |o| o.count).to_string(),
         without,
     ])
 }
 
-const COLUMNS: [&str; 9] = ["consignments", "mean (h)", "median (h)", "p90 (h)", "mode (h)", "min (h)", "max (h)", "outliers", "mean without outliers (h)"];
+/// The published columns: no minimum or maximum, each one consignment's own time.
+const COLUMNS: [&str; 7] = ["consignments", "mean (h)", "median (h)", "p90 (h)", "mode (h)", "outliers", "mean without outliers (h)"];
 
 /// The report as one self-contained HTML page.
 pub fn html(r: &Report) -> String {
@@ -187,7 +186,7 @@ read.</p></body></html>",
 
 /// The report as CSV: one line per interval, segment and cell.
 pub fn csv(r: &Report) -> String {
-    let mut out = String::from("interval,group_by,segment,suppressed,consignments,mean_h,median_h,p90_h,mode_h,min_h,max_h,outliers,mean_without_outliers_h\n");
+    let mut out = String::from("interval,group_by,segment,suppressed,consignments,mean_h,median_h,p90_h,mode_h,outliers,mean_without_outliers_h\n");
     let quote = |s: &str| if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() };
     for (interval, all) in &r.sections {
         for f in all {

@@ -439,6 +439,12 @@ pub async fn a_query_is_answered_by_the_trader_and_the_turns_are_recorded(store:
         .collect();
     assert_eq!(causes[1]["reason"], "which invoice?");
     assert_eq!(causes[2]["kind"], "query-answered");
+    // Asked again after the answer: a new question, the trader's turn again.
+    let again = acknowledgment::apply(s, ack(d.id, "br-customs", AckStatus::Query)).await.unwrap();
+    assert_eq!(again.outcome, AckOutcome::Applied);
+    assert_eq!(turn(&view(s, "UCR-Q1").await.unwrap()), Some("trader"));
+    let twice = acknowledgment::apply(s, ack(d.id, "br-customs", AckStatus::Query)).await.unwrap();
+    assert_eq!(twice.outcome, AckOutcome::Duplicate, "asked twice before an answer: a duplicate");
     acknowledgment::apply(s, ack(d.id, "br-customs", AckStatus::Accepted)).await.unwrap();
     assert_eq!(turn(&view(s, "UCR-Q1").await.unwrap()), None, "answered: no query open");
 }

@@ -309,6 +309,9 @@ pub trait Ledger {
     /// The consignments whose facts changed, with positions above `after`, in order (at most
     /// `limit`); a consignment changed several times comes once per change.
     fn release_time_changes_after(&mut self, after: i64, limit: usize) -> Result<Vec<(i64, Ucr)>, StoreError>;
+    /// Consignments that have no release-time facts yet (accepted before the indicators
+    /// existed), in UCR order after `after`, at most `limit`.
+    fn consignments_without_release_times(&mut self, after: &str, limit: usize) -> Result<Vec<Ucr>, StoreError>;
     /// The latest change's position (0 for none).
     fn latest_release_time_change(&mut self) -> Result<i64, StoreError>;
     /// The facts of `ucrs` (of every consignment when `None`), and their agencies' parts.

@@ -606,6 +606,17 @@ impl Ledger for PgLedger {
         .collect()
     }
 
+    fn consignments_without_release_times(&mut self, after: &str, limit: usize) -> Result<Vec<Ucr>, StoreError> {
+        self.rows(
+            "SELECT c.ucr FROM consignments c WHERE c.ucr > $1 AND NOT EXISTS (SELECT 1 FROM release_times r WHERE r.ucr = c.ucr)
+             ORDER BY c.ucr LIMIT $2",
+            &[&after, &(limit as i64)],
+        )?
+        .iter()
+        .map(|r| parse(r.get(0), Ucr::parse))
+        .collect()
+    }
+
     fn latest_release_time_change(&mut self) -> Result<i64, StoreError> {
         Ok(self.row("SELECT COALESCE(MAX(position), 0) FROM release_time_changes", &[])?.map_or(0, |r| r.get(0)))
     }

@@ -63,7 +63,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         .run(conn)
         .map_err(|e| StoreError::Unavailable(format!("the store's migrations failed: {e}")));
     conn.execute_batch("PRAGMA foreign_keys=ON")?;
-    ran?;
+    if ran?.applied_migrations().is_empty() {
+        return Ok(());
+    }
     let broken: Option<String> = conn.row("SELECT \"table\" FROM pragma_foreign_key_check LIMIT 1", [], |r| r.get(0)).optional()?;
     if let Some(table) = broken {
         return Err(StoreError::Corrupt(format!("after the migrations, a row of {table} refers to a row that does not exist")));
@@ -572,6 +574,15 @@ impl Ledger for SqliteLedger {
     fn release_time_changes_after(&mut self, after: i64, limit: usize) -> Result<Vec<(i64, Ucr)>, StoreError> {
         let mut stmt = self.conn.prepare_cached("SELECT id, ucr FROM release_time_changes WHERE id > ?1 ORDER BY id LIMIT ?2")?;
         let rows = stmt.query_map(params![after, limit as i64], |r| Ok((r.get(0)?, parsed(r, 1, Ucr::parse)?)))?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn consignments_without_release_times(&mut self, after: &str, limit: usize) -> Result<Vec<Ucr>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT c.ucr FROM consignments c WHERE c.ucr > ?1 AND NOT EXISTS (SELECT 1 FROM release_times r WHERE r.ucr = c.ucr)
+             ORDER BY c.ucr LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after, limit as i64], |r| parsed(r, 0, Ucr::parse))?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
@@ -1156,6 +1167,14 @@ mod tests {
             let records = store.read_with(|l| l.audit_records()).await.unwrap();
             assert_eq!(records.len(), 10);
             assert!(crate::audit::verify(records).is_ok());
+            // The consignment from before the indicators gets its release-time facts (once).
+            let all = || ReleaseTimesQuery { from: 0, to: Millis::MAX, owner: None, agency: None };
+            assert_eq!(store.read_with(move |l| l.release_times(&all())).await.unwrap().len(), 1, "only the new one");
+            assert_eq!(crate::indicators::backfill(&*store).await.unwrap(), 1);
+            let facts = store.read_with(move |l| l.release_times(&all())).await.unwrap();
+            let old = facts.iter().find(|c| c.ucr.as_str() == "5AR30714255831-C0781").expect("computed");
+            assert_eq!((old.channel.as_str(), old.dims.transport_mode.as_deref()), ("with-hold", None));
+            assert_eq!(crate::indicators::backfill(&*store).await.unwrap(), 0, "nothing left");
         }
         assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6], "every version recorded");
         SqliteStore::open(dir.path()).unwrap();

@@ -238,6 +238,9 @@ async fn a_query_is_seen_by_the_trader_answered_with_a_supporting_document_and_r
     wrong["ucr"] = json!("5AR30714255831-C0000");
     let p = assert_problem(post(&app, &respond_path, "demo-trader", &json!({"text": "x", "supportingDocument": wrong})).await, 422, "invalid-request").await;
     assert_eq!(p["errors"][0]["pointer"], "/supportingDocument/ucr");
+    // To another trader the document does not exist, whatever its request holds.
+    let foreign = json!({"text": "x", "supportingDocument": wrong});
+    assert_problem(post(&app, &respond_path, "demo-trader-2", &foreign).await, 404, "unknown-document").await;
     let p = assert_problem(post(&app, &respond_path, "demo-trader", &json!({"text": "  "})).await, 422, "invalid-request").await;
     assert_eq!(p["errors"][0]["pointer"], "/text");
     // The agency answers again: the query is closed.

@@ -111,7 +111,7 @@ async fn the_published_report_gives_the_public_figures() {
     assert_eq!(overall[3], "false");
     for line in csv.lines().skip(1) {
         let cols: Vec<&str> = line.split(',').collect();
-        assert_eq!(cols.len(), 13, "{line}");
+        assert_eq!(cols.len(), 11, "{line}");
         if cols[3] == "true" {
             assert!(cols[4..].iter().all(|c| c.is_empty()), "a suppressed cell shows no figure: {line}");
         }
