@@ -19,7 +19,14 @@ use ventanilla::schema::SchemaRegistry;
 use ventanilla::startup::Application;
 
 #[derive(Parser)]
-#[command(name = "ventanilla", version, about = "Regional single-window trade document gateway")]
+#[command(
+    name = "ventanilla",
+    version,
+    about = "Regional single-window trade document gateway",
+    after_help = "Exit codes: 0 done (a check passed); 1 a check said no (a document refused by `validate`, a schema \
+change that breaks its declared compatibility in `schemas diff`, an audit log that does not verify); 2 the tool could \
+not do what was asked (a file that cannot be read, a configuration or store that cannot be used)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -40,11 +47,15 @@ enum Command {
     /// Simulate an agency: consume its topic and answer each document on its ack topic with a
     /// weighted decision after a delay. For demos, load and integration tests.
     Agency(AgencyArgs),
-    /// Check documents offline exactly as `POST /v1/validate` does (schema, then routing), with
-    /// the same report; exit 1 if any is refused. For an NSW's test pipeline.
+    /// Check documents offline exactly as `POST /v1/validate` does (schema, then routing; with
+    /// `--as`, also whether that participant may submit each), with the same report; exit 1 if
+    /// any is refused, 2 if a file cannot be read. For an NSW's test pipeline.
     Validate {
         #[arg(long, env = "VENTANILLA_CONFIG", default_value = "config")]
         config: PathBuf,
+        /// Check as this participant of the region file would submit: whom it may submit for.
+        #[arg(long = "as")]
+        as_participant: Option<String>,
         /// Submission envelopes (JSON files).
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -155,7 +166,9 @@ struct AgencyArgs {
 #[derive(Subcommand)]
 enum SchemasCommand {
     /// Whether NEW is backward compatible (accepts every document OLD accepts) and forward
-    /// compatible (OLD accepts every document NEW accepts), with each difference by JSON pointer.
+    /// compatible (OLD accepts every document NEW accepts), with each difference by JSON pointer;
+    /// exit 1 when NEW breaks the compatibility it declares (`x-compatibility`: backward by
+    /// default, forward, full or none), as the registry would refuse it.
     Diff { old: PathBuf, new: PathBuf },
 }
 
@@ -288,10 +301,23 @@ async fn async_main() -> ExitCode {
             let msg = ventanilla::telemetry::error_chain(e.as_ref());
             tracing::error!("{msg}");
             eprintln!("ventanilla: {msg}");
-            ExitCode::FAILURE
+            if e.is::<Verdict>() { ExitCode::from(1) } else { ExitCode::from(2) }
         }
     }
 }
+
+/// A check's answer "no" (exit 1): the tool could check, and what it checked does not pass.
+/// Every other error means it could not check (exit 2).
+#[derive(Debug)]
+struct Verdict(String);
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Verdict {}
 
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
@@ -311,7 +337,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Deliveries { action } => deliveries(action).await?,
         Command::Simulate(a) => simulate(a).await?,
         Command::Report { report } => report_command(report).await?,
-        Command::Validate { config, files } => validate(config, files)?,
+        Command::Validate { config, as_participant, files } => validate(config, as_participant, files)?,
         Command::Agency(a) => {
             let min: std::time::Duration = a.min_delay.into();
             let max: std::time::Duration = a.max_delay.into();
@@ -337,13 +363,13 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 Some(StoreUrl::Sqlite(path)) => ventanilla::store::sqlite::verify_audit_of_file(&path, &expect)?,
                 None => ventanilla::store::sqlite::verify_audit_at(&data_dir, &expect)?,
             };
-            let (summary, missing) = verdict?;
+            let (summary, missing) = verdict.map_err(|broken| Verdict(broken.to_string()))?;
             if !missing.is_empty() {
-                return Err(format!(
+                return Err(Verdict(format!(
                     "the audit chain is intact ({} records) but lacks {missing:?}: records were removed from its end, \
                      or the log was replaced",
                     summary.records
-                )
+                ))
                 .into());
             }
             println!("audit log intact: {summary}");
@@ -353,7 +379,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 let text = std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
                 Ok(serde_json::from_slice(&text).map_err(|e| format!("{} is not JSON: {e}", p.display()))?)
             };
-            let c = ventanilla::schema_diff::compare(&read(&old)?, &read(&new)?);
+            let (old, new) = (read(&old)?, read(&new)?);
+            let c = ventanilla::schema_diff::compare(&old, &new);
+            let mode = ventanilla::schema_diff::Mode::of(&new).map_err(|m| format!("the new schema's x-compatibility: {m}"))?;
             let yes = |b: bool| if b { "yes" } else { "no" };
             println!("backward compatible (accepts every document the old one accepts): {}", yes(c.backward));
             println!("forward compatible (the old one accepts every document it accepts): {}", yes(c.forward));
@@ -363,6 +391,16 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     d.pointer, d.kind, d.explanation, yes(d.backward), yes(d.forward)
                 );
             }
+            let breaking = mode.breaking(&c);
+            if !breaking.is_empty() {
+                return Err(Verdict(format!(
+                    "the new schema breaks the {} compatibility it declares ({} difference(s)); the registry would refuse it",
+                    mode.as_str(),
+                    breaking.len()
+                ))
+                .into());
+            }
+            println!("declared compatibility ({}): kept", mode.as_str());
         }
         Command::Schemas { config, action: None } => {
             let settings = Settings::load(config, "127.0.0.1:0".parse()?, "./data".into(), None, None, None)?;
@@ -377,21 +415,45 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// `ventanilla validate`: one line per file, then the problem document for each refused one.
-fn validate(config: PathBuf, files: Vec<PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
+fn validate(config: PathBuf, as_participant: Option<String>, files: Vec<PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
     use ventanilla::http::errors::{ApiError, Code};
     let settings = Settings::load(config, "127.0.0.1:0".parse()?, "./data".into(), None, None, None)?;
+    let participant = match &as_participant {
+        None => None,
+        Some(id) => {
+            let p = settings.region.participants.iter().find(|p| &p.id == id).ok_or_else(|| {
+                let known: Vec<&str> = settings.region.participants.iter().map(|p| p.id.as_str()).collect();
+                format!("--as {id}: no such participant in the region file; its participants: {}", known.join(", "))
+            })?;
+            Some(ventanilla::gateway::Participant {
+                id: p.id.clone(),
+                role: p.role,
+                agency: p.agency.clone(),
+                country: p.country.clone(),
+                acts_for: p.acts_for.clone(),
+            })
+        }
+    };
     let registry = SchemaRegistry::load(&settings.schemas_dir())?;
     let router = ventanilla::routing::Router::new(&settings.region)?;
     let topics = ventanilla::kafka::Topics::new(&settings.region.kafka.topic_prefix);
     let limits = settings.region.gateway.json_limits();
-    let mut refused = 0;
+    let (mut refused, mut unreadable) = (0, 0);
     for file in &files {
-        let outcome = std::fs::read(file)
-            .map_err(|e| ApiError::new(Code::NotFound, format!("cannot read {}: {e}", file.display())))
-            .and_then(|bytes| ventanilla::http::body::parse_json(&bytes, &limits))
-            .and_then(|body| {
-                ventanilla::gateway::check_submission(&registry, &router, &topics, None, &body).map_err(ApiError::from)
-            });
+        let bytes = match std::fs::read(file) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                unreadable += 1;
+                println!("{}: cannot be read: {e}", file.display());
+                continue;
+            }
+        };
+        let outcome = ventanilla::http::body::parse_json(&bytes, &limits).and_then(|body| {
+            if let Some(p) = &participant {
+                ventanilla::access::submits_documents(p).map_err(|r| ApiError::new(Code::Forbidden, r.to_string()))?;
+            }
+            ventanilla::gateway::check_submission(&registry, &router, &topics, participant.as_ref(), &body).map_err(ApiError::from)
+        });
         match outcome {
             Ok(checked) => {
                 let report = serde_json::to_value(ventanilla::http::routes::validation_report(&checked)).unwrap_or_default();
@@ -403,8 +465,11 @@ fn validate(config: PathBuf, files: Vec<PathBuf>) -> Result<(), Box<dyn std::err
             }
         }
     }
+    if unreadable > 0 {
+        return Err(format!("{unreadable} of {} file(s) could not be read", files.len()).into());
+    }
     if refused > 0 {
-        return Err(format!("{refused} of {} document(s) refused", files.len()).into());
+        return Err(Verdict(format!("{refused} of {} document(s) refused", files.len())).into());
     }
     Ok(())
 }

@@ -30,10 +30,10 @@ fn schemas_with_new_version(change: impl FnOnce(&mut Value)) -> tempfile::TempDi
     dir
 }
 
-fn diff(old: &Path, new: &Path) -> String {
+/// `ventanilla schemas diff OLD NEW`: its report, and its exit code.
+fn diff(old: &Path, new: &Path) -> (String, Option<i32>) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla")).args(["schemas", "diff"]).arg(old).arg(new).output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    (String::from_utf8_lossy(&out.stdout).into_owned(), out.status.code())
 }
 
 #[test]
@@ -60,10 +60,19 @@ fn the_registry_refuses_a_version_that_breaks_its_declared_compatibility() {
 
     // The command line gives the verdict and the difference by pointer.
     let old = repo().join("schemas/customsDeclaration/1.0.0.json");
-    let out = diff(&old, &breaking.path().join("customsDeclaration/1.1.0.json"));
+    let (out, code) = diff(&old, &breaking.path().join("customsDeclaration/1.1.0.json"));
+    assert_eq!(code, Some(1), "a change that breaks the declared (default: backward) compatibility fails a pipeline");
     assert!(out.contains("backward compatible (accepts every document the old one accepts): no"), "{out}");
     assert!(out.contains("forward compatible (the old one accepts every document it accepts): yes"), "{out}");
     assert!(out.contains("/properties/goodsItems/maxItems  bound-tightened: maxItems tightened from 999 to 500"), "{out}");
-    let out = diff(&old, &old);
+    let (out, code) = diff(&old, &old);
     assert!(out.contains(": yes\n") && !out.contains(": no"), "a schema is compatible with itself: {out}");
+    assert_eq!(code, Some(0));
+    // Declared a break on purpose: the pipeline passes; relaxed: it passes too.
+    assert_eq!(diff(&old, &declared.path().join("customsDeclaration/1.1.0.json")).1, Some(0));
+    let (out, code) = diff(&old, &compatible.path().join("customsDeclaration/1.1.0.json"));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("declared compatibility (backward): kept"), "{out}");
+    // A file that cannot be read: the tool could not check (2), not a "no" (1).
+    assert_eq!(diff(&old, Path::new("/nonexistent/schema.json")).1, Some(2));
 }

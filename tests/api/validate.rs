@@ -30,6 +30,35 @@ async fn post(app: &TestApp, path: &str, token: &str, body: &str) -> (u16, Value
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
+/// `ventanilla validate --as PARTICIPANT` on files: its exit code, and its output.
+fn cli_as(participant: &str, files: &[PathBuf]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
+        .arg("validate").arg("--config").arg(repo().join("config")).args(["--as", participant])
+        .args(files)
+        .output()
+        .unwrap();
+    (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// `validate --as` checks exactly what a submission by that participant would: who it may
+/// submit for too; exit codes 0 (valid), 1 (refused), 2 (could not check).
+#[test]
+fn validate_as_a_participant_checks_whom_it_may_submit_for() {
+    let beef = vec![repo().join("examples/customsDeclaration/valid/export-beef-road-AR-BR.json")];
+    assert_eq!(cli_as("demo-trader", &beef).0, Some(0));
+    assert_eq!(cli_as("demo-nsw-ar", &beef).0, Some(0), "the NSW of the declarant's country");
+    let (code, out) = cli_as("demo-trader-2", &beef);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("\"code\":\"forbidden\"") && out.contains("may submit only as"), "{out}");
+    let (code, out) = cli_as("demo-nsw-br", &beef);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(cli_as("demo-br-customs", &beef).0, Some(1), "an agency submits nothing");
+    let (code, out) = cli_as("nobody", &beef);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("no such participant") && out.contains("demo-trader"), "{out}");
+    assert_eq!(cli_as("demo-trader", &[repo().join("examples/missing.json")]).0, Some(2), "a file that cannot be read");
+}
+
 /// `ventanilla validate` on files: (exit success, one output line per file).
 fn cli(files: &[PathBuf]) -> (bool, Vec<String>) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
