@@ -436,6 +436,7 @@ fn validate(config: PathBuf, as_participant: Option<String>, files: Vec<PathBuf>
     };
     let registry = SchemaRegistry::load(&settings.schemas_dir())?;
     let router = ventanilla::routing::Router::new(&settings.region)?;
+    router.check_types(|t| registry.knows(t))?;
     let topics = ventanilla::kafka::Topics::new(&settings.region.kafka.topic_prefix);
     let limits = settings.region.gateway.json_limits();
     let (mut refused, mut unreadable) = (0, 0);

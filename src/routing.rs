@@ -159,8 +159,32 @@ impl Router {
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
-        let agencies = region.agencies.iter().map(|a| (a.id.clone(), a.kind.clone())).collect();
+        let agencies: Vec<(AgencyId, String)> = region.agencies.iter().map(|a| (a.id.clone(), a.kind.clone())).collect();
+        // A route to a kind of agency the region has none of routes nothing: a typo, most likely.
+        for r in &region.routes {
+            if let RouteTarget::Kind { kind, .. } = &r.to {
+                if !agencies.iter().any(|(_, k)| k == kind) {
+                    let kinds: std::collections::BTreeSet<&str> = agencies.iter().map(|(_, k)| k.as_str()).collect();
+                    return Err(format!(
+                        "route {:?} sends to agencies of kind {kind:?}, and the region has none; its kinds: {}",
+                        r.name,
+                        kinds.into_iter().collect::<Vec<_>>().join(", ")
+                    ));
+                }
+            }
+        }
         Ok(Router { rules, agencies })
+    }
+
+    /// Checks that every route names document types the registry has (`known`); the error
+    /// names the route and the type.
+    pub fn check_types(&self, known: impl Fn(&str) -> bool) -> Result<(), String> {
+        for rule in &self.rules {
+            if let Some(t) = rule.document_types.iter().find(|t| !known(t.as_str())) {
+                return Err(format!("route {:?} names document type {t:?}, which the schema registry does not have", rule.name));
+            }
+        }
+        Ok(())
     }
 
     fn agencies_of<'a>(&'a self, country: &'a CountryCode, kind: &'a str) -> impl Iterator<Item = &'a AgencyId> + 'a {
@@ -219,6 +243,22 @@ mod tests {
 
     fn agencies(r: &Router, f: &RoutingFacts) -> Vec<String> {
         r.route(f).into_iter().map(|d| d.agency.to_string()).collect()
+    }
+
+    #[test]
+    fn a_route_to_a_kind_the_region_lacks_or_to_an_unknown_type_is_named() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/ventanilla.toml")).unwrap();
+        let mut region: RegionConfig = toml::from_str(&text).unwrap();
+        let mut typo = region.routes[0].clone();
+        typo.name = "sanitary typo".into();
+        typo.to = RouteTarget::Kind { country: "destination".into(), kind: "sanitry".into() };
+        region.routes.push(typo);
+        let err = Router::new(&region).err().expect("refused");
+        assert!(err.contains("route \"sanitary typo\"") && err.contains("\"sanitry\"") && err.contains("sanitary"), "{err}");
+
+        let router = demo_router();
+        assert!(router.check_types(|t| t != "spsCertificate").unwrap_err().contains("spsCertificate"));
+        assert!(router.check_types(|_| true).is_ok());
     }
 
     #[test]

@@ -83,6 +83,7 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let registry = Arc::new(SchemaRegistry::load(&settings.schemas_dir())?);
         let router = Router::new(&settings.region).map_err(StartupError::Routing)?;
+        router.check_types(|t| registry.knows(t)).map_err(StartupError::Routing)?;
         let store_url = settings.store_url()?;
         // This gateway's name in the store's claims and audit chains; unique per process, so a
         // restarted gateway does not take up a dead one's claims before their leases run out.

@@ -170,3 +170,15 @@ async fn health_and_readiness_answer() {
     );
     assert_problem(app.get("/v1/nothing-here", None).await, 404, "not-found").await;
 }
+
+/// The region file is checked at start against the schema registry: a route that names a
+/// document type the registry lacks stops the gateway, and the error names the route.
+#[tokio::test]
+async fn a_route_naming_an_unknown_document_type_stops_the_start() {
+    let data = tempfile::tempdir().unwrap();
+    let mut settings = crate::helpers::settings_for(&data, "t-unknown-type.", None);
+    settings.region.routes[1].document_types = vec![ventanilla::domain::DocumentType::parse("billOfLading").unwrap()];
+    let name = settings.region.routes[1].name.clone();
+    let err = ventanilla::startup::Application::build(settings).await.err().expect("the gateway refuses to start").to_string();
+    assert!(err.contains(&format!("route {name:?}")) && err.contains("billOfLading"), "{err}");
+}
