@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (Java and Maven for Apache Kafka, PostgreSQL, Chromium,
-# kcat, docker-compose, HAProxy, curl, OpenSSL's headers, confluent-kafka and schemathesis from PyPI),
+# kcat, docker-compose, HAProxy, curl, OpenSSL's headers, confluent-kafka, PyJWT and schemathesis from PyPI),
 # fetches Apache Kafka's jars from Maven Central once per machine (scripts/kafka.sh), starts one
 # broker and a PostgreSQL cluster (scripts/postgres.sh) on free loopback ports, runs the whole
 # suite against them, checks docker-compose.yml and its HAProxy configuration, and stops every server it or the tests
@@ -32,6 +32,12 @@ fi
 if ! python3 -c "import confluent_kafka" 2>/dev/null; then
   log "installing confluent-kafka from PyPI"
   python3 -m pip install -q --disable-pip-version-check confluent-kafka
+fi
+
+# --- PyJWT with cryptography: an independent JOSE library verifies signed receipts ----------------
+if ! python3 -c "import jwt, cryptography" 2>/dev/null; then
+  log "installing PyJWT[crypto] from PyPI"
+  python3 -m pip install -q --disable-pip-version-check "PyJWT[crypto]"
 fi
 
 # --- schemathesis, pinned, for the OpenAPI test (tests/api/openapi.rs) ---------------------------

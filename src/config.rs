@@ -51,6 +51,14 @@ impl Settings {
         self.config_dir.join(&self.region.gateway.schemas_dir)
     }
 
+    /// Where the keys that sign receipts are (`gateway.receipt_keys_dir`).
+    pub fn receipt_keys_dir(&self) -> PathBuf {
+        match &self.region.gateway.receipt_keys_dir {
+            Some(dir) => self.config_dir.join(dir),
+            None => self.data_dir.join("receipt-keys"),
+        }
+    }
+
     /// Builds settings from the layers. `topic_prefix` overrides the file's when given.
     /// The store: `[store] url` (or what `--store` set there), else the SQLite file under the
     /// data directory. The URL was checked at load.
@@ -350,6 +358,10 @@ pub struct GatewayConfig {
     /// by anyone who decides on them; a region whose agencies accept post-release corrections
     /// turns it on.
     pub change_after_release: bool,
+    /// Where the keys that sign receipts are (`crate::receipts`), absolute or relative to the
+    /// configuration directory; by default `<data dir>/receipt-keys`. Gateways sharing a store
+    /// share it.
+    pub receipt_keys_dir: Option<PathBuf>,
 }
 
 impl GatewayConfig {
@@ -380,6 +392,7 @@ impl Default for GatewayConfig {
             max_batch_items: 1_000,
             max_batch_body_bytes: 16 * 1024 * 1024,
             change_after_release: false,
+            receipt_keys_dir: None,
         }
     }
 }

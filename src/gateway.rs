@@ -98,6 +98,8 @@ pub struct Gateway {
     pub public_min_count: usize,
     /// The release-time facts, in memory, following the store's changes (`crate::indicators::index`).
     pub release_index: crate::indicators::index::FactsIndex,
+    /// The keys receipts are signed with (`crate::receipts`).
+    pub receipt_keys: crate::receipts::Sealer,
 }
 
 impl Gateway {
@@ -203,6 +205,7 @@ impl Gateway {
             version: 1,
             amends: None,
             dims: crate::indicators::dims_of(&facts, body.get("payload").unwrap_or(&Value::Null)),
+            seal: crate::store::ReceiptSeal(Some(self.receipt_keys.clone())),
             broker_available: self.broker.available(),
             backlog_full: backlog >= self.max_backlog,
             deliveries: routed.into_iter().map(|r| (r.agency, r.topic, r.rule)).collect(),

@@ -18,6 +18,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod outbox;
 pub mod quota;
+pub mod receipts;
 pub mod kafka;
 pub mod routing;
 pub mod schema;

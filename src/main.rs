@@ -71,6 +71,13 @@ enum Command {
     /// plan (printed, as JSON, with what was written). Time is compressed: a month takes seconds.
     /// For the release-time indicators' demos and checks; never into a production store.
     Simulate(SimulateArgs),
+    /// Signed receipts: `receipt verify FILE` checks one offline against the gateway's keys;
+    /// `receipt rotate-key` makes a newer key (the gateways sign with it from their next start;
+    /// older receipts still verify).
+    Receipt {
+        #[command(subcommand)]
+        action: ReceiptCommand,
+    },
     /// Published reports: `report release-times` is the WTO TFA Art. 7.6 publication of average
     /// release times per segment, with its method and the public threshold applied.
     Report {
@@ -82,6 +89,27 @@ enum Command {
     Deliveries {
         #[command(subcommand)]
         action: DeliveriesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReceiptCommand {
+    /// Checks a receipt (JSON file): its signature by one of the keys, and its members the ones
+    /// signed; exit 1 when it does not verify.
+    Verify {
+        /// The receipt, as the gateway answered it.
+        file: PathBuf,
+        /// The gateway's public keys: a saved `/.well-known/jwks.json` (wins over --keys-dir).
+        #[arg(long)]
+        jwks: Option<PathBuf>,
+        /// The gateway's keys directory (`gateway.receipt_keys_dir`; by default `<data dir>/receipt-keys`).
+        #[arg(long, env = "VENTANILLA_RECEIPT_KEYS", default_value = "./data/receipt-keys")]
+        keys_dir: PathBuf,
+    },
+    /// Makes a new signing key in the keys directory; prints its id.
+    RotateKey {
+        #[arg(long, env = "VENTANILLA_RECEIPT_KEYS", default_value = "./data/receipt-keys")]
+        keys_dir: PathBuf,
     },
 }
 
@@ -337,6 +365,33 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Deliveries { action } => deliveries(action).await?,
         Command::Simulate(a) => simulate(a).await?,
         Command::Report { report } => report_command(report).await?,
+        Command::Receipt { action: ReceiptCommand::RotateKey { keys_dir } } => {
+            println!("{}", ventanilla::receipts::rotate(&keys_dir)?);
+        }
+        Command::Receipt { action: ReceiptCommand::Verify { file, jwks, keys_dir } } => {
+            let read = |p: &std::path::Path| -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+                let text = std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+                Ok(serde_json::from_slice(&text).map_err(|e| format!("{} is not JSON: {e}", p.display()))?)
+            };
+            let receipt = read(&file)?;
+            let jwks = match jwks {
+                Some(path) => read(&path)?,
+                None => {
+                    if !keys_dir.is_dir() {
+                        return Err(format!("no keys directory at {}: give --keys-dir or --jwks", keys_dir.display()).into());
+                    }
+                    ventanilla::receipts::ReceiptKeys::load_or_create(&keys_dir)?.jwks()
+                }
+            };
+            let signed = ventanilla::receipts::verify(&receipt, &jwks).map_err(|e| Verdict(format!("{}: {e}", file.display())))?;
+            println!(
+                "receipt verified: document {} of {} accepted at {}, body sha256 {}",
+                signed["documentId"].as_str().unwrap_or("?"),
+                signed["ucr"].as_str().unwrap_or("?"),
+                signed["submittedAt"].as_str().unwrap_or("?"),
+                signed["bodySha256"].as_str().unwrap_or("?")
+            );
+        }
         Command::Validate { config, as_participant, files } => validate(config, as_participant, files)?,
         Command::Agency(a) => {
             let min: std::time::Duration = a.min_delay.into();

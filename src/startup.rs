@@ -36,6 +36,8 @@ type BackgroundTask = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + S
 pub enum StartupError {
     #[error(transparent)]
     Schema(#[from] crate::schema::SchemaError),
+    #[error(transparent)]
+    ReceiptKeys(#[from] crate::receipts::ReceiptKeyError),
     #[error("routing rules: {0}")]
     Routing(String),
     #[error("store: {0}")]
@@ -82,6 +84,7 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let registry = Arc::new(SchemaRegistry::load(&settings.schemas_dir())?);
+        let receipt_keys = Arc::new(crate::receipts::ReceiptKeys::load_or_create(&settings.receipt_keys_dir())?);
         let router = Router::new(&settings.region).map_err(StartupError::Routing)?;
         router.check_types(|t| registry.knows(t)).map_err(StartupError::Routing)?;
         let store_url = settings.store_url()?;
@@ -149,6 +152,7 @@ impl Application {
             change_after_release: settings.region.gateway.change_after_release,
             public_min_count: settings.region.indicators.public_min_count,
             release_index: Default::default(),
+            receipt_keys,
         });
         // Readiness shows the cluster from the first request on, not from the watcher's first round.
         let own_topics: Arc<std::collections::HashSet<String>> = Arc::new(topic_names.iter().cloned().collect());

@@ -168,7 +168,14 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
         consignment_state: state,
         deliveries,
         audit_hash,
+        body_sha256: doc.body_sha256.clone(),
+        signature: None,
     };
+    let mut receipt = receipt;
+    if let Some(keys) = &doc.seal.0 {
+        let unsigned = serde_json::to_string(&receipt).map_err(|e| StoreError::Corrupt(format!("receipt: {e}")))?;
+        receipt.signature = Some(keys.sign(&unsigned));
+    }
     let text = serde_json::to_string(&receipt).map_err(|e| StoreError::Corrupt(format!("receipt: {e}")))?;
     l.insert_receipt(doc.id, &text)?;
     Ok(receipt)

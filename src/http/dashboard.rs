@@ -1,6 +1,7 @@
 //! The release-time dashboard at `/dashboard`: static files built into the binary (no CDN, no
 //! build step), so it works offline and wherever the gateway runs. The page reads the
-//! indicators' API (`dashboard/app.js`).
+//! indicators' API (`dashboard/app.js`). Also the other well-known file served as is: the
+//! receipt keys' JWKS.
 
 use actix_web::HttpResponse;
 
@@ -22,4 +23,33 @@ pub async fn script() -> HttpResponse {
 /// `GET /dashboard/style.css`.
 pub async fn style() -> HttpResponse {
     file("text/css; charset=utf-8", include_str!("../../dashboard/style.css"))
+}
+
+/// `GET /.well-known/jwks.json`: the public keys receipts are signed with (`crate::receipts`).
+pub async fn jwks(state: actix_web::web::Data<super::routes::AppState>) -> HttpResponse {
+    HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=300")).json(state.gateway.receipt_keys.jwks())
+}
+
+/// The JSON Web Key Set's shape, for `/openapi.json`.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct Jwks {
+    pub keys: Vec<Jwk>,
+}
+
+/// One public key (RFC 8037: Ed25519 as an `OKP` key).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct Jwk {
+    /// `OKP`.
+    pub kty: String,
+    /// `Ed25519`.
+    pub crv: String,
+    /// The public key, base64url.
+    pub x: String,
+    /// Named in each receipt signature's header.
+    pub kid: String,
+    /// `sig`.
+    #[serde(rename = "use")]
+    pub use_: String,
+    /// `EdDSA`.
+    pub alg: String,
 }

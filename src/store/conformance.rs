@@ -31,6 +31,7 @@ pub fn doc(ucr: &str, agencies: &[&str]) -> NewDocument {
         version: 1,
         amends: None,
         dims: DocumentDims::default(),
+        seal: Default::default(),
         deliveries: agencies.iter().map(|a| (AgencyId::parse(a).unwrap(), format!("t.{a}"), "rule".into())).collect(),
         broker_available: true,
         backlog_full: false,

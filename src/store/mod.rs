@@ -93,6 +93,8 @@ pub struct NewDocument {
     pub amends: Option<Uuid>,
     /// What it says of its consignment's segment (`crate::indicators`).
     pub dims: DocumentDims,
+    /// The keys its receipt is signed with (`crate::receipts`); none: unsigned (tests).
+    pub seal: ReceiptSeal,
     /// (agency, its topic, the routing rule that chose it).
     pub deliveries: Vec<(AgencyId, String, String)>,
     /// Whether the broker was reachable when the document was accepted; the receipt says so
@@ -101,6 +103,16 @@ pub struct NewDocument {
     /// The outbox backlog is at its bound: a repeat of an accepted document still gets its
     /// first receipt, a new document is refused with [`StoreError::BacklogFull`].
     pub backlog_full: bool,
+}
+
+/// The keys a receipt is signed with, carried to the transaction that writes it.
+#[derive(Clone, Default)]
+pub struct ReceiptSeal(pub Option<crate::receipts::Sealer>);
+
+impl std::fmt::Debug for ReceiptSeal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "ReceiptSeal(signing)" } else { "ReceiptSeal(none)" })
+    }
 }
 
 /// What the submitter gets back: proof the document is committed.
@@ -121,6 +133,12 @@ pub struct Receipt {
     pub deliveries: Vec<ReceiptDelivery>,
     /// Hash of the submission's record in the audit log (`ventanilla audit verify`).
     pub audit_hash: String,
+    /// SHA-256 of the document as sent (its canonical text), which the signature covers.
+    pub body_sha256: String,
+    /// A JWS (`EdDSA`) over every other member, by the gateway's key (`/.well-known/jwks.json`;
+    /// `ventanilla receipt verify`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]

@@ -30,6 +30,7 @@ mod openapi;
 mod outage;
 mod postgres_store;
 mod python_agency;
+mod receipts;
 mod retries;
 mod schema_evolution;
 mod secrets;

@@ -1,0 +1,215 @@
+//! Signed receipts: the non-repudiation of an accepted document. Each receipt carries a JWS
+//! (RFC 7515, compact serialization, `EdDSA` with Ed25519) whose payload is the receipt itself
+//! (every member but `signature`, including `bodySha256`, the hash of the document as sent), so
+//! anyone holding the gateway's public key can prove later what the gateway accepted and when.
+//!
+//! **Keys.** Ed25519 keys in PKCS#8 files, `<kid>.pk8`, in one directory (`receipts.keys_dir`,
+//! by default `<data dir>/receipt-keys`; gateways sharing a store share it). The key with the
+//! greatest `kid` signs; every key of the directory is published at `/.well-known/jwks.json`,
+//! so receipts signed before a rotation still verify. A gateway that finds no key makes one.
+//! `ventanilla receipt rotate-key` adds a newer one (taken at the next start);
+//! `ventanilla receipt verify FILE` checks a receipt offline.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use ring::rand::SystemRandom;
+use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
+use serde_json::{json, Value};
+
+/// Why receipts cannot be signed or checked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiptKeyError {
+    #[error("the receipt keys' directory {dir}: {source}")]
+    Io { dir: PathBuf, source: std::io::Error },
+    #[error("{path} is not an Ed25519 key in PKCS#8 (make a new one with `ventanilla receipt rotate-key`)")]
+    BadKey { path: PathBuf },
+    #[error("a new Ed25519 key could not be made")]
+    Generate,
+}
+
+/// One public key, as published.
+#[derive(Debug, Clone)]
+struct PublicKey {
+    kid: String,
+    key: Vec<u8>,
+}
+
+/// The keys of a gateway: the newest signs, all verify.
+pub struct ReceiptKeys {
+    signing: (String, Ed25519KeyPair),
+    public: Vec<PublicKey>,
+}
+
+impl std::fmt::Debug for ReceiptKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceiptKeys").field("signing", &self.signing.0).field("keys", &self.public.len()).finish()
+    }
+}
+
+/// A new key's id: when it was made, so the newest sorts last.
+fn new_kid() -> String {
+    let now = crate::clock::rfc3339(crate::clock::now_millis());
+    format!("ventanilla-{}", now.replace([':', '-', '.'], "").trim_end_matches('Z').replace('T', "-"))
+}
+
+/// Makes a new key in `dir`; its id.
+pub fn rotate(dir: &Path) -> Result<String, ReceiptKeyError> {
+    std::fs::create_dir_all(dir).map_err(|source| ReceiptKeyError::Io { dir: dir.to_owned(), source })?;
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| ReceiptKeyError::Generate)?;
+    let kid = new_kid();
+    let path = dir.join(format!("{kid}.pk8"));
+    std::fs::write(&path, pkcs8.as_ref()).map_err(|source| ReceiptKeyError::Io { dir: dir.to_owned(), source })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(kid)
+}
+
+impl ReceiptKeys {
+    /// The keys of `dir`, making one when there is none.
+    pub fn load_or_create(dir: &Path) -> Result<Self, ReceiptKeyError> {
+        let io = |source| ReceiptKeyError::Io { dir: dir.to_owned(), source };
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            Ok(entries) => entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "pk8")).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io(e)),
+        };
+        if files.is_empty() {
+            let kid = rotate(dir)?;
+            tracing::info!(dir = %dir.display(), kid, "made a key to sign receipts with");
+            files.push(dir.join(format!("{kid}.pk8")));
+        }
+        files.sort();
+        let mut signing = None;
+        let mut public = Vec::new();
+        for path in files {
+            let bytes = std::fs::read(&path).map_err(io)?;
+            let pair = Ed25519KeyPair::from_pkcs8(&bytes)
+                .or_else(|_| Ed25519KeyPair::from_pkcs8_maybe_unchecked(&bytes))
+                .map_err(|_| ReceiptKeyError::BadKey { path: path.clone() })?;
+            let kid = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            public.push(PublicKey { kid: kid.clone(), key: pair.public_key().as_ref().to_vec() });
+            signing = Some((kid, pair));
+        }
+        let signing = signing.ok_or_else(|| ReceiptKeyError::BadKey { path: dir.to_owned() })?;
+        Ok(ReceiptKeys { signing, public })
+    }
+
+    /// The JWS (compact) of `payload` (JSON text), by the newest key.
+    pub fn sign(&self, payload: &str) -> String {
+        let header = json!({"alg": "EdDSA", "kid": self.signing.0, "typ": "ventanilla-receipt+jws"}).to_string();
+        let input = format!("{}.{}", B64.encode(header), B64.encode(payload));
+        let signature = self.signing.1.sign(input.as_bytes());
+        format!("{input}.{}", B64.encode(signature.as_ref()))
+    }
+
+    /// The public keys as a JSON Web Key Set (RFC 7517).
+    pub fn jwks(&self) -> Value {
+        let keys: Vec<Value> = self
+            .public
+            .iter()
+            .map(|k| json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(&k.key), "kid": k.kid, "use": "sig", "alg": "EdDSA"}))
+            .collect();
+        json!({ "keys": keys })
+    }
+}
+
+/// Signs receipts for a gateway (cheap to clone).
+pub type Sealer = Arc<ReceiptKeys>;
+
+/// `receipt` with its `signature`: a JWS over the receipt as it stands.
+pub fn seal(keys: &ReceiptKeys, mut receipt: Value) -> Value {
+    if let Some(map) = receipt.as_object_mut() {
+        map.remove("signature");
+    }
+    let signature = keys.sign(&receipt.to_string());
+    receipt["signature"] = Value::String(signature);
+    receipt
+}
+
+/// Why a receipt does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotVerified {
+    #[error("the receipt has no signature")]
+    Unsigned,
+    #[error("the signature is not a compact JWS: {0}")]
+    Malformed(String),
+    #[error("the signature's key {0:?} is not among the gateway's keys")]
+    UnknownKey(String),
+    #[error("the signature does not match: the receipt, or its signature, was changed")]
+    BadSignature,
+    #[error("the receipt's members differ from what was signed: {0}")]
+    Changed(String),
+}
+
+/// Checks `receipt` against the keys of a JWKS (`jwks`): signed by one of them, and its members
+/// the ones signed. The signed payload on success.
+pub fn verify(receipt: &Value, jwks: &Value) -> Result<Value, NotVerified> {
+    let jws = receipt.get("signature").and_then(Value::as_str).ok_or(NotVerified::Unsigned)?;
+    let parts: Vec<&str> = jws.split('.').collect();
+    let [header, payload, signature] = parts[..] else { return Err(NotVerified::Malformed("not three parts".into())) };
+    let decode = |s: &str| B64.decode(s).map_err(|e| NotVerified::Malformed(e.to_string()));
+    let header: Value = serde_json::from_slice(&decode(header)?).map_err(|e| NotVerified::Malformed(e.to_string()))?;
+    if header["alg"] != "EdDSA" {
+        return Err(NotVerified::Malformed(format!("alg {} (EdDSA expected)", header["alg"])));
+    }
+    let kid = header["kid"].as_str().unwrap_or_default();
+    let key = jwks["keys"]
+        .as_array()
+        .and_then(|keys| keys.iter().find(|k| k["kid"] == kid && k["crv"] == "Ed25519"))
+        .and_then(|k| k["x"].as_str())
+        .ok_or_else(|| NotVerified::UnknownKey(kid.to_owned()))?;
+    let key = decode(key)?;
+    let signed = format!("{}.{}", parts[0], parts[1]);
+    UnparsedPublicKey::new(&ED25519, key).verify(signed.as_bytes(), &decode(signature)?).map_err(|_| NotVerified::BadSignature)?;
+    let payload: Value = serde_json::from_slice(&decode(payload)?).map_err(|e| NotVerified::Malformed(e.to_string()))?;
+    let mut members = receipt.clone();
+    if let Some(map) = members.as_object_mut() {
+        map.remove("signature");
+    }
+    if members != payload {
+        return Err(NotVerified::Changed("the receipt's members are not those signed".into()));
+    }
+    Ok(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_receipt_verifies_and_any_change_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = ReceiptKeys::load_or_create(dir.path()).unwrap();
+        let receipt = seal(&keys, json!({"documentId": "d", "bodySha256": "abc", "ucr": "U-1"}));
+        let jwks = keys.jwks();
+        assert_eq!(verify(&receipt, &jwks).unwrap()["ucr"], "U-1");
+        let mut changed = receipt.clone();
+        changed["ucr"] = json!("U-2");
+        assert!(matches!(verify(&changed, &jwks), Err(NotVerified::Changed(_))));
+        let mut forged = receipt.clone();
+        // One character of the signature's middle changed.
+        let mut sig: Vec<char> = forged["signature"].as_str().unwrap().chars().collect();
+        let at = sig.len() - 40;
+        sig[at] = if sig[at] == 'A' { 'B' } else { 'A' };
+        forged["signature"] = json!(sig.into_iter().collect::<String>());
+        assert_eq!(verify(&forged, &jwks), Err(NotVerified::BadSignature));
+        assert_eq!(verify(&json!({}), &jwks), Err(NotVerified::Unsigned));
+        // After a rotation the new key signs, and the old receipts still verify.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let kid = rotate(dir.path()).unwrap();
+        let rotated = ReceiptKeys::load_or_create(dir.path()).unwrap();
+        assert_eq!(rotated.signing.0, kid);
+        assert_eq!(rotated.jwks()["keys"].as_array().unwrap().len(), 2);
+        assert!(verify(&receipt, &rotated.jwks()).is_ok(), "signed before the rotation");
+        let other = ReceiptKeys::load_or_create(tempfile::tempdir().unwrap().path()).unwrap();
+        assert!(matches!(verify(&receipt, &other.jwks()), Err(NotVerified::UnknownKey(_))));
+    }
+}
