@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (Java and Maven for Apache Kafka, PostgreSQL, Chromium,
-# kcat, docker-compose, HAProxy, curl, OpenSSL's headers, confluent-kafka, PyJWT and schemathesis from PyPI),
+# kcat, docker-compose, HAProxy, curl, OpenSSL's headers, confluent-kafka, PyJWT and schemathesis from PyPI,
+# @asyncapi/parser from npm),
 # fetches Apache Kafka's jars from Maven Central once per machine (scripts/kafka.sh), starts one
 # broker and a PostgreSQL cluster (scripts/postgres.sh) on free loopback ports, runs the whole
 # suite against them, checks docker-compose.yml and its HAProxy configuration, and stops every server it or the tests
@@ -19,6 +20,7 @@ command -v docker-compose >/dev/null || need_apt+=(docker-compose)
 [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v chromium >/dev/null || need_apt+=(chromium)
+command -v npm >/dev/null || need_apt+=(nodejs npm)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 pkg-config --exists openssl 2>/dev/null || need_apt+=(libssl-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -38,6 +40,15 @@ fi
 if ! python3 -c "import jwt, cryptography" 2>/dev/null; then
   log "installing PyJWT[crypto] from PyPI"
   python3 -m pip install -q --disable-pip-version-check "PyJWT[crypto]"
+fi
+
+# --- @asyncapi/parser, pinned, from the npm registry, for the AsyncAPI test (cached per machine) --
+ASYNCAPI_PARSER_VERSION=3.6.6
+export VENTANILLA_TEST_ASYNCAPI_PARSER="$HOME/.cache/ventanilla/asyncapi-parser-$ASYNCAPI_PARSER_VERSION"
+if [ ! -d "$VENTANILLA_TEST_ASYNCAPI_PARSER/node_modules/@asyncapi/parser" ]; then
+  log "installing @asyncapi/parser $ASYNCAPI_PARSER_VERSION from the npm registry"
+  mkdir -p "$VENTANILLA_TEST_ASYNCAPI_PARSER"
+  (cd "$VENTANILLA_TEST_ASYNCAPI_PARSER" && npm install --silent --no-audit --no-fund "@asyncapi/parser@$ASYNCAPI_PARSER_VERSION")
 fi
 
 # --- schemathesis, pinned, for the OpenAPI test (tests/api/openapi.rs) ---------------------------

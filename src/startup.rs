@@ -260,8 +260,11 @@ impl Application {
         }
         let client_timeout = Duration::from_millis(settings.region.gateway.client_timeout_ms);
         let openapi = web::Bytes::from(crate::http::api::openapi(&gateway.registry, &settings.region.gateway).to_string());
+        let agency_ids: Vec<crate::domain::AgencyId> = settings.region.agencies.iter().map(|a| a.id.clone()).collect();
+        let asyncapi = web::Bytes::from(crate::http::api::asyncapi(&gateway.registry, &gateway.topics, &agency_ids).to_string());
         let state = web::Data::new(AppState {
             openapi,
+            asyncapi,
             webhooks: settings.region.webhooks.clone(),
             gateway,
             directory: Directory::new(&settings.region.participants, demo),

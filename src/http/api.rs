@@ -357,6 +357,20 @@ pub fn endpoints() -> Vec<Endpoint> {
         },
         Endpoint {
             method: Method::GET,
+            path: "/asyncapi.json",
+            operation_id: "asyncapi",
+            tag: "agencies",
+            summary: "The Kafka side as AsyncAPI 3.0: every agency's document, ack and refused-answers topics, the status and dead-letter topics, with the CloudEvents headers and the payloads' schemas.",
+            access: Anyone,
+            query: &[],
+            headers: &[],
+            request: Body::None,
+            ok: (200, Body::OpenApi),
+            errors: &[],
+            handler: |r| r.to(routes::asyncapi),
+        },
+        Endpoint {
+            method: Method::GET,
             path: "/.well-known/jwks.json",
             operation_id: "receiptKeys",
             tag: "documents",
@@ -859,6 +873,32 @@ fn operation(endpoint: &Endpoint, gateway: &GatewayConfig, generator: &mut Schem
 
 /// The OpenAPI 3.1 description of this gateway, with `registry`'s schemas as components and
 /// the bounds of `gateway`.
+/// The registry's schemas as components (`#/components/schemas/<type>-<version>`), their
+/// references made local: shared by `/openapi.json` and `/asyncapi.json`.
+pub fn registry_components(registry: &SchemaRegistry) -> Map<String, Value> {
+    let mut schemas = Map::new();
+    for (name, versions) in registry.catalogue() {
+        for v in versions {
+            let version = v.to_string();
+            if let Some(source) = registry.source(&name, &version) {
+                let component = component(&name, &version);
+                let schema = as_component(&component, &source);
+                schemas.insert(component, schema);
+            }
+        }
+    }
+    schemas
+}
+
+/// `/asyncapi.json`: the Kafka side (`super::asyncapi`), with the status event's schema.
+pub fn asyncapi(registry: &SchemaRegistry, topics: &crate::kafka::Topics, agencies: &[crate::domain::AgencyId]) -> Value {
+    let mut generator = SchemaSettings::draft07().with(|s| s.definitions_path = "/components/schemas".into()).into_generator();
+    generator.subschema_for::<crate::store::StatusChange>();
+    let mut schemas = generator.take_definitions(true);
+    schemas.extend(registry_components(registry));
+    super::asyncapi::asyncapi(registry, topics, agencies, schemas)
+}
+
 pub fn openapi(registry: &SchemaRegistry, gateway: &GatewayConfig) -> Value {
     let mut generator = SchemaSettings::draft2020_12()
         .with(|s| s.definitions_path = "/components/schemas".into())
@@ -871,16 +911,7 @@ pub fn openapi(registry: &SchemaRegistry, gateway: &GatewayConfig) -> Value {
     generator.subschema_for::<Problem>();
     let status_change = of::<crate::store::StatusChange>(&mut generator);
     let mut schemas = generator.take_definitions(true);
-    for (name, versions) in registry.catalogue() {
-        for v in versions {
-            let version = v.to_string();
-            if let Some(source) = registry.source(&name, &version) {
-                let component = component(&name, &version);
-                let schema = as_component(&component, &source);
-                schemas.insert(component, schema);
-            }
-        }
-    }
+    schemas.extend(registry_components(registry));
     schemas.insert("DocumentEnvelope".into(), envelope_schema(registry));
     let ack = registry.catalogue().into_iter().find(|(n, _)| n == crate::schema::ACKNOWLEDGMENT).and_then(|(_, v)| v.last().copied());
     if let Some(v) = ack {

@@ -2,6 +2,7 @@
 //! every error as RFC 9457 `application/problem+json` with a stable code.
 
 pub mod api;
+pub mod asyncapi;
 pub mod audit;
 pub mod auth;
 pub mod body;

@@ -45,6 +45,8 @@ pub struct AppState {
     pub webhooks: crate::config::WebhooksConfig,
     /// `/openapi.json`, generated once at start.
     pub openapi: web::Bytes,
+    /// `/asyncapi.json`, generated once at start.
+    pub asyncapi: web::Bytes,
     /// Public release-time figures computed at once, for the whole gateway.
     pub public_indicators: tokio::sync::Semaphore,
 }
@@ -551,6 +553,11 @@ pub async fn schema(state: State, path: web::Path<(String, String)>) -> Result<H
 /// `GET /openapi.json`: generated once at start from the route table and the registry.
 pub async fn openapi(state: State) -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(state.openapi.clone())
+}
+
+/// `GET /asyncapi.json`, generated once at start.
+pub async fn asyncapi(state: State) -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(state.asyncapi.clone())
 }
 
 /// Everything no route serves: 405 with `Allow` when the path has other methods, else 404.

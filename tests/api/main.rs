@@ -6,6 +6,7 @@
 mod ack_consumer;
 mod agency_kcat;
 mod agency_stream;
+mod asyncapi;
 mod audit;
 mod authorization;
 mod batch;
