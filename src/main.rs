@@ -289,6 +289,10 @@ struct ServeArgs {
     /// non-loopback address, e.g. behind a TLS-terminating proxy).
     #[arg(long, env = "VENTANILLA_ALLOW_PLAINTEXT_ON_PUBLIC_ADDRESS")]
     allow_plaintext_on_public_address: Option<bool>,
+    /// Overrides `gateway.receipt_keys_dir`: where the keys that sign receipts are (gateways
+    /// sharing a store share it).
+    #[arg(long, env = "VENTANILLA_RECEIPT_KEYS")]
+    receipt_keys: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -354,6 +358,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let mut settings = Settings::load(a.config, a.bind, a.data_dir, a.kafka_brokers, a.topic_prefix, tls)?;
             if let Some(allow) = a.allow_plaintext_on_public_address {
                 settings.region.gateway.allow_plaintext_on_public_address = allow;
+            }
+            if let Some(dir) = a.receipt_keys {
+                settings.region.gateway.receipt_keys_dir = Some(std::path::absolute(dir)?);
             }
             if let Some(url) = a.store {
                 StoreUrl::parse(&url)?;

@@ -42,6 +42,9 @@ struct PublicKey {
 pub struct ReceiptKeys {
     signing: (String, Ed25519KeyPair),
     public: Vec<PublicKey>,
+    /// Where they were read: the published set is read again from it, so keys that gateways
+    /// sharing the directory made or added since are published too.
+    dir: PathBuf,
 }
 
 impl std::fmt::Debug for ReceiptKeys {
@@ -98,7 +101,33 @@ impl ReceiptKeys {
             signing = Some((kid, pair));
         }
         let signing = signing.ok_or_else(|| ReceiptKeyError::BadKey { path: dir.to_owned() })?;
-        Ok(ReceiptKeys { signing, public })
+        Ok(ReceiptKeys { signing, public, dir: dir.to_owned() })
+    }
+
+    /// The public keys as a JSON Web Key Set, every key in the directory now (those of this
+    /// gateway's start when it cannot be read).
+    pub fn current_jwks(&self) -> Value {
+        match ReceiptKeys::read_public(&self.dir) {
+            Some(public) if !public.is_empty() => jwks_of(&public),
+            _ => self.jwks(),
+        }
+    }
+
+    /// The public keys of the directory, without making any.
+    fn read_public(dir: &Path) -> Option<Vec<PublicKey>> {
+        let mut files: Vec<PathBuf> =
+            std::fs::read_dir(dir).ok()?.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "pk8")).collect();
+        files.sort();
+        let keys = files
+            .iter()
+            .filter_map(|path| {
+                let bytes = std::fs::read(path).ok()?;
+                let pair = Ed25519KeyPair::from_pkcs8(&bytes).or_else(|_| Ed25519KeyPair::from_pkcs8_maybe_unchecked(&bytes)).ok()?;
+                let kid = path.file_stem()?.to_string_lossy().into_owned();
+                Some(PublicKey { kid, key: pair.public_key().as_ref().to_vec() })
+            })
+            .collect();
+        Some(keys)
     }
 
     /// The JWS (compact) of `payload` (JSON text), by the newest key.
@@ -109,15 +138,18 @@ impl ReceiptKeys {
         format!("{input}.{}", B64.encode(signature.as_ref()))
     }
 
-    /// The public keys as a JSON Web Key Set (RFC 7517).
+    /// The public keys loaded at start, as a JSON Web Key Set (RFC 7517).
     pub fn jwks(&self) -> Value {
-        let keys: Vec<Value> = self
-            .public
-            .iter()
-            .map(|k| json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(&k.key), "kid": k.kid, "use": "sig", "alg": "EdDSA"}))
-            .collect();
-        json!({ "keys": keys })
+        jwks_of(&self.public)
     }
+}
+
+fn jwks_of(public: &[PublicKey]) -> Value {
+    let keys: Vec<Value> = public
+        .iter()
+        .map(|k| json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(&k.key), "kid": k.kid, "use": "sig", "alg": "EdDSA"}))
+        .collect();
+    json!({ "keys": keys })
 }
 
 /// Signs receipts for a gateway (cheap to clone).
@@ -211,5 +243,12 @@ mod tests {
         assert!(verify(&receipt, &rotated.jwks()).is_ok(), "signed before the rotation");
         let other = ReceiptKeys::load_or_create(tempfile::tempdir().unwrap().path()).unwrap();
         assert!(matches!(verify(&receipt, &other.jwks()), Err(NotVerified::UnknownKey(_))));
+        // A key another gateway adds to the shared directory is published at once.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let added = rotate(dir.path()).unwrap();
+        assert_eq!(keys.jwks()["keys"].as_array().unwrap().len(), 1, "as loaded at start");
+        let current = keys.current_jwks();
+        assert_eq!(current["keys"].as_array().unwrap().len(), 3);
+        assert!(current["keys"].as_array().unwrap().iter().any(|k| k["kid"] == added));
     }
 }

@@ -27,7 +27,7 @@ pub async fn style() -> HttpResponse {
 
 /// `GET /.well-known/jwks.json`: the public keys receipts are signed with (`crate::receipts`).
 pub async fn jwks(state: actix_web::web::Data<super::routes::AppState>) -> HttpResponse {
-    HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=300")).json(state.gateway.receipt_keys.jwks())
+    HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=300")).json(state.gateway.receipt_keys.current_jwks())
 }
 
 /// The JSON Web Key Set's shape, for `/openapi.json`.
