@@ -74,29 +74,40 @@ pub fn rotate(dir: &Path) -> Result<String, ReceiptKeyError> {
     Ok(kid)
 }
 
+/// The key files of `dir`, by id (the newest last); none when it does not exist.
+fn key_files(dir: &Path) -> Result<Vec<PathBuf>, ReceiptKeyError> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "pk8")).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(source) => return Err(ReceiptKeyError::Io { dir: dir.to_owned(), source }),
+    };
+    files.sort();
+    Ok(files)
+}
+
+/// The key in `path`, with its id (the file's name).
+fn read_key(path: &Path) -> Result<(String, Ed25519KeyPair), ReceiptKeyError> {
+    let bytes = std::fs::read(path).map_err(|source| ReceiptKeyError::Io { dir: path.to_owned(), source })?;
+    let pair = Ed25519KeyPair::from_pkcs8(&bytes)
+        .or_else(|_| Ed25519KeyPair::from_pkcs8_maybe_unchecked(&bytes))
+        .map_err(|_| ReceiptKeyError::BadKey { path: path.to_owned() })?;
+    let kid = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    Ok((kid, pair))
+}
+
 impl ReceiptKeys {
     /// The keys of `dir`, making one when there is none.
     pub fn load_or_create(dir: &Path) -> Result<Self, ReceiptKeyError> {
-        let io = |source| ReceiptKeyError::Io { dir: dir.to_owned(), source };
-        let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-            Ok(entries) => entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "pk8")).collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(io(e)),
-        };
+        let mut files = key_files(dir)?;
         if files.is_empty() {
             let kid = rotate(dir)?;
             tracing::info!(dir = %dir.display(), kid, "made a key to sign receipts with");
             files.push(dir.join(format!("{kid}.pk8")));
         }
-        files.sort();
         let mut signing = None;
         let mut public = Vec::new();
         for path in files {
-            let bytes = std::fs::read(&path).map_err(io)?;
-            let pair = Ed25519KeyPair::from_pkcs8(&bytes)
-                .or_else(|_| Ed25519KeyPair::from_pkcs8_maybe_unchecked(&bytes))
-                .map_err(|_| ReceiptKeyError::BadKey { path: path.clone() })?;
-            let kid = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let (kid, pair) = read_key(&path)?;
             public.push(PublicKey { kid: kid.clone(), key: pair.public_key().as_ref().to_vec() });
             signing = Some((kid, pair));
         }
@@ -113,19 +124,14 @@ impl ReceiptKeys {
         }
     }
 
-    /// The public keys of the directory, without making any.
+    /// The public keys of the directory, without making any (a file that cannot be read is
+    /// left out).
     fn read_public(dir: &Path) -> Option<Vec<PublicKey>> {
-        let mut files: Vec<PathBuf> =
-            std::fs::read_dir(dir).ok()?.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "pk8")).collect();
-        files.sort();
-        let keys = files
+        let keys = key_files(dir)
+            .ok()?
             .iter()
-            .filter_map(|path| {
-                let bytes = std::fs::read(path).ok()?;
-                let pair = Ed25519KeyPair::from_pkcs8(&bytes).or_else(|_| Ed25519KeyPair::from_pkcs8_maybe_unchecked(&bytes)).ok()?;
-                let kid = path.file_stem()?.to_string_lossy().into_owned();
-                Some(PublicKey { kid, key: pair.public_key().as_ref().to_vec() })
-            })
+            .filter_map(|path| read_key(path).ok())
+            .map(|(kid, pair)| PublicKey { kid, key: pair.public_key().as_ref().to_vec() })
             .collect();
         Some(keys)
     }

@@ -188,7 +188,7 @@ fn split_batch(bytes: &[u8], kind: MediaType, item_limit: usize, shape: &JsonLim
             }
             // The array is split into each document's text as sent, without building anything;
             // each is then parsed on its own, like an NDJSON line.
-            let texts: Vec<&serde_json::value::RawValue> = serde_json::from_slice(&bytes).map_err(|e| malformed(&e))?;
+            let texts: Vec<&serde_json::value::RawValue> = serde_json::from_slice(bytes).map_err(|e| malformed(&e))?;
             if texts.len() > max_items {
                 return Err(too_many(texts.len()));
             }

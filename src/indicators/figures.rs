@@ -409,7 +409,7 @@ impl ConsignmentFacts for ConsignmentReleaseTimes {
 /// An agency's part as the store keeps it, with its agency's kind.
 pub struct AgencyPart<'a> {
     pub part: &'a AgencyReleaseTimes,
-    pub kind: &'a str,
+    pub kind: Cow<'a, str>,
 }
 
 impl AgencyFacts for AgencyPart<'_> {
@@ -417,7 +417,7 @@ impl AgencyFacts for AgencyPart<'_> {
         Cow::Borrowed(self.part.agency.as_str())
     }
     fn agency_kind(&self) -> Cow<'_, str> {
-        Cow::Borrowed(self.kind)
+        Cow::Borrowed(&self.kind)
     }
     fn routed_at(&self) -> Millis {
         self.part.routed_at
@@ -501,7 +501,7 @@ where
     let named = |key: &str| -> BTreeMap<String, String> {
         request.group_by.iter().map(|d| d.as_str().to_owned()).zip(key.split(SEP).map(str::to_owned)).collect()
     };
-    let mut jobs: Vec<(BTreeMap<String, String>, Option<(i64, String)>, Vec<i64>)> = vec![(BTreeMap::new(), None, all)];
+    let mut jobs: Vec<Job> = vec![(BTreeMap::new(), None, all)];
     jobs.extend(groups.into_iter().map(|(k, v)| (named(&k), None, v)));
     jobs.extend(trend.into_iter().map(|((k, p), v)| (named(&k), Some((p, crate::clock::rfc3339(p)[..10].to_owned())), v)));
     let mut cells = cells_in_parallel(jobs, request).into_iter();
@@ -545,27 +545,27 @@ where
     }
 }
 
-/// The cells of `jobs` (group, period, values), in their order, computed on the machine's
-/// cores: the biggest first, each to the least loaded thread.
-fn cells_in_parallel(
-    jobs: Vec<(BTreeMap<String, String>, Option<(i64, String)>, Vec<i64>)>,
-    request: &FiguresRequest,
-) -> Vec<(Option<i64>, Cell)> {
+/// A cell to compute: its group, its period (start, first day) in a trend, its values.
+type Job = (BTreeMap<String, String>, Option<(i64, String)>, Vec<i64>);
+
+/// The cells of `jobs`, in their order, computed on the machine's cores: the biggest first,
+/// each to the least loaded thread.
+fn cells_in_parallel(jobs: Vec<Job>, request: &FiguresRequest) -> Vec<(Option<i64>, Cell)> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
-    let mut shares: Vec<(usize, Vec<(usize, BTreeMap<String, String>, Option<(i64, String)>, Vec<i64>)>)> =
-        (0..threads).map(|_| (0, Vec::new())).collect();
-    let mut indexed: Vec<_> = jobs.into_iter().enumerate().collect();
+    // Each thread's load (values) and its jobs, with their places in `jobs`.
+    let mut shares: Vec<(usize, Vec<(usize, Job)>)> = (0..threads).map(|_| (0, Vec::new())).collect();
+    let mut indexed: Vec<(usize, Job)> = jobs.into_iter().enumerate().collect();
     indexed.sort_by_key(|(_, (_, _, v))| std::cmp::Reverse(v.len()));
-    for (i, (group, period, values)) in indexed {
+    for job in indexed {
         if let Some(share) = shares.iter_mut().min_by_key(|s| s.0) {
-            share.0 += values.len() + 1;
-            share.1.push((i, group, period, values));
+            share.0 += job.1 .2.len() + 1;
+            share.1.push(job);
         }
     }
-    let run = |share: Vec<(usize, BTreeMap<String, String>, Option<(i64, String)>, Vec<i64>)>| {
+    let run = |share: Vec<(usize, Job)>| {
         share
             .into_iter()
-            .map(|(i, group, period, values)| {
+            .map(|(i, (group, period, values))| {
                 let (start, label) = period.map_or((None, None), |(p, l)| (Some(p), Some(l)));
                 (i, start, cell(group, label, values, request))
             })

@@ -126,11 +126,9 @@ fn walk(history: &[HistoryEntry]) -> Walked {
                     w.decided = Some((at, status));
                 }
             }
-            (RESPONDED, None) => {
-                if trader.is_some() {
-                    w.trader.close(&mut trader, at);
-                    agency = Some(at);
-                }
+            (RESPONDED, None) if trader.is_some() => {
+                w.trader.close(&mut trader, at);
+                agency = Some(at);
             }
             ("amended" | "withdrawn", None) => {
                 w.hold.close(&mut hold, at);

@@ -3,7 +3,7 @@
 //! threshold applied (a cell of fewer consignments than `indicators.public_min_count` is
 //! suppressed), as HTML (printable; PDF through Chromium) or CSV.
 
-use super::figures::{figures, AgencyFacts, Cell, Dimension, Figures, FiguresRequest, Interval, METHOD};
+use super::figures::{figures, AgencyPart, Cell, Dimension, Figures, FiguresRequest, Interval, METHOD};
 use crate::clock::{rfc3339, Millis};
 use crate::domain::AgencyId;
 use crate::store::{ReleaseTimesQuery, Store, StoreError};
@@ -27,39 +27,6 @@ pub struct Report {
     pub sections: Vec<(Interval, Vec<Figures>)>,
 }
 
-/// An agency's part with its kind, named at report time.
-struct AgencyPartOwned<'a> {
-    part: &'a crate::store::AgencyReleaseTimes,
-    kind: String,
-}
-
-impl AgencyFacts for AgencyPartOwned<'_> {
-    fn agency(&self) -> std::borrow::Cow<'_, str> {
-        self.part.agency.as_str().into()
-    }
-    fn agency_kind(&self) -> std::borrow::Cow<'_, str> {
-        self.kind.as_str().into()
-    }
-    fn routed_at(&self) -> Millis {
-        self.part.routed_at
-    }
-    fn first_answer_at(&self) -> Option<Millis> {
-        self.part.first_answer_at
-    }
-    fn decided_at(&self) -> Option<Millis> {
-        self.part.decided_at
-    }
-    fn hold_ms(&self) -> i64 {
-        self.part.hold_ms
-    }
-    fn query_trader_ms(&self) -> i64 {
-        self.part.query_trader_ms
-    }
-    fn query_agency_ms(&self) -> i64 {
-        self.part.query_agency_ms
-    }
-}
-
 /// The report of the consignments lodged in `[from, to)`, public cells only.
 pub async fn build(store: &dyn Store, from: Millis, to: Millis, min_count: usize, kind_of: &(dyn Fn(&AgencyId) -> String + Sync))
     -> Result<Report, StoreError> {
@@ -77,10 +44,7 @@ pub async fn build(store: &dyn Store, from: Millis, to: Millis, min_count: usize
                 min_count,
                 agency_rows: false,
             };
-            let parts = agencies.iter().map(|(c, a)| {
-                let kind = kind_of(&a.agency);
-                (c, AgencyPartOwned { part: a, kind })
-            });
+            let parts = agencies.iter().map(|(c, a)| (c, AgencyPart { part: a, kind: kind_of(&a.agency).into() }));
             all.push(figures(&request, consignments.iter(), parts, from, to));
         }
         sections.push((interval, all));

@@ -262,7 +262,7 @@ fn consignment(draws: &mut Draws, router: &Router, topics: &Topics, t: &Traffic,
         let kind = kind_of(agency);
         let d = draws.delay(delay_plan(&kind, mode)).max(4 * MINUTE);
         let decided = lodged + d;
-        steps.push(answer(declaration.id, agency, AckStatus::Received, lodged + (d / 20).min(30 * MINUTE).max(MINUTE), None));
+        steps.push(answer(declaration.id, agency, AckStatus::Received, lodged + (d / 20).clamp(MINUTE, 30 * MINUTE), None));
         if kind == "sanitary" && draws.chance(0.15) {
             steps.push(answer(declaration.id, agency, AckStatus::Hold, lodged + d / 5, Some("inspection")));
         }
