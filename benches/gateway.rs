@@ -132,7 +132,7 @@ fn goods_list(v: &mut Value) -> Option<&mut Vec<Value>> {
 fn corpus(size: usize, run: &str) -> Vec<Doc> {
     let settings = ventanilla::config::Settings::load(repo().join("config"), "127.0.0.1:0".parse().unwrap(), "./data".into(), None, Some("bench.".into()), None)
         .expect("config loads");
-    let registry = ventanilla::schema::SchemaRegistry::load(&settings.schemas_dir()).expect("schemas load");
+    let registry = ventanilla::schema::SchemaRegistry::of_region(&settings.schemas_dir(), &settings.region).expect("schemas load");
     let router = ventanilla::routing::Router::new(&settings.region).expect("routes load");
     let topics = ventanilla::kafka::Topics::new("");
     let mut examples = Vec::new();

@@ -12,7 +12,8 @@
 
 use serde_json::Value;
 
-use crate::domain::{AgencyId, CountryCode, DocumentType, Role};
+use crate::document_types::{DocumentTypes, SubmittingParty};
+use crate::domain::{AgencyId, CountryCode, Role};
 use crate::store::ConsignmentView;
 
 /// Who is asking: the authenticated participant.
@@ -28,20 +29,6 @@ pub struct Participant {
     pub acts_for: Vec<String>,
 }
 
-/// The party that submits a document of each type: the one a trader must be.
-pub fn submitting_party(document_type: &DocumentType) -> Option<&'static str> {
-    Some(match document_type.as_str() {
-        "customsDeclaration" => "declarant",
-        "spsCertificate" => "consignor",
-        "certificateOfOrigin" => "exporter",
-        "commercialInvoice" => "seller",
-        "packingList" => "shipper",
-        "borderCrossingNotice" => "carrier",
-        "ecommerceShipment" => "platform",
-        _ => return None,
-    })
-}
-
 /// Why a participant may not do something.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -49,9 +36,9 @@ pub enum Refusal {
     #[error("participant {0} may not submit documents")]
     NotASubmitter(String),
     #[error("participant {participant} may submit only as {acts_for:?}, but the document's {party} is {found}")]
-    NotYourParty { participant: String, party: &'static str, acts_for: Vec<String>, found: String },
+    NotYourParty { participant: String, party: String, acts_for: Vec<String>, found: String },
     #[error("participant {participant} submits for traders of {country}, but the document's {party} is in {found}")]
-    NotYourCountry { participant: String, party: &'static str, country: String, found: String },
+    NotYourCountry { participant: String, party: String, country: String, found: String },
     #[error("participant {participant} may not answer for agency {agency}")]
     NotYourAgency { participant: String, agency: String },
     #[error("participant {0} is not an operator")]
@@ -60,31 +47,26 @@ pub enum Refusal {
     NoConsignments(String),
 }
 
-/// May `by` submit a document of `document_type` with this `payload`?
-pub fn may_submit(by: &Participant, document_type: &DocumentType, payload: &Value) -> Result<(), Refusal> {
-    let party_name = submitting_party(document_type);
-    let party = party_name.and_then(|p| payload.get(p));
-    let party_name = party_name.unwrap_or("submitting party");
+/// May `by` submit a document whose submitting party (read by its type's table in the region
+/// file, `crate::document_types`) is `party`?
+pub fn may_submit(by: &Participant, party: &SubmittingParty) -> Result<(), Refusal> {
     match by.role {
-        Role::Trader => {
-            let id = party.and_then(|p| p.get("identifier"));
-            let found = match id.and_then(|i| Some((i.get("scheme")?.as_str()?, i.get("value")?.as_str()?))) {
-                Some((scheme, value)) => format!("{scheme}:{value}"),
-                None => "without an identifier".to_owned(),
-            };
-            if by.acts_for.contains(&found) {
-                Ok(())
-            } else {
-                Err(Refusal::NotYourParty { participant: by.id.clone(), party: party_name, acts_for: by.acts_for.clone(), found })
-            }
-        }
+        Role::Trader => match &party.identifier {
+            Some(found) if by.acts_for.contains(found) => Ok(()),
+            found => Err(Refusal::NotYourParty {
+                participant: by.id.clone(),
+                party: party.role.clone(),
+                acts_for: by.acts_for.clone(),
+                found: found.clone().unwrap_or_else(|| "without an identifier".to_owned()),
+            }),
+        },
         Role::Nsw => {
-            let found = party.and_then(|p| p.pointer("/address/country")).and_then(Value::as_str).unwrap_or("no country");
+            let found = party.country.as_deref().unwrap_or("no country");
             match &by.country {
                 Some(c) if c.as_str() == found => Ok(()),
                 c => Err(Refusal::NotYourCountry {
                     participant: by.id.clone(),
-                    party: party_name,
+                    party: party.role.clone(),
                     country: c.as_ref().map_or_else(|| "no country".to_owned(), |c| c.to_string()),
                     found: found.to_owned(),
                 }),
@@ -121,14 +103,15 @@ pub fn may_acknowledge(by: &Participant, agency: &AgencyId) -> Result<(), Refusa
 }
 
 /// May `by` amend, withdraw or answer a query on `doc`? Its sender, and the national single
-/// window of the country of the document's submitting party (acting for its trader). To anyone
-/// else the document reads as unknown.
-pub fn may_change(by: &Participant, doc: &crate::store::StoredDocument) -> bool {
+/// window of the country of the document's submitting party (acting for its trader), as `types`
+/// reads it. To anyone else the document reads as unknown.
+pub fn may_change(by: &Participant, doc: &crate::store::StoredDocument, types: &DocumentTypes) -> bool {
     match by.role {
         Role::Trader => by.id == doc.record.sender,
         Role::Nsw => {
             by.id == doc.record.sender
-                || serde_json::from_str::<Value>(&doc.payload).is_ok_and(|p| may_submit(by, &doc.record.document_type, &p).is_ok())
+                || serde_json::from_str::<Value>(&doc.payload)
+                    .is_ok_and(|p| may_submit(by, &types.submitting_party(doc.record.document_type.as_str(), &p)).is_ok())
         }
         Role::Agency | Role::Operator => false,
     }

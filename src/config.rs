@@ -142,6 +142,83 @@ pub struct RegionConfig {
     #[serde(default)]
     pub participants: Vec<ParticipantConfig>,
     pub routes: Vec<RouteConfig>,
+    /// How to read each document type (`[document_types.<type>]`): a folder of schemas is a
+    /// document type that can be submitted only when the region describes it here.
+    #[serde(default)]
+    pub document_types: std::collections::BTreeMap<String, DocumentTypeConfig>,
+}
+
+/// Where the gateway finds, in a document of one type, what its rules look at: JSON pointers
+/// into the payload (`crate::document_types`; `*` stands for every item of an array). Each
+/// setting takes one pointer or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentTypeConfig {
+    /// What the document is, in a sentence (shown in `/openapi.json` and `/asyncapi.json`).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The party that submits it: a trader must act for it, a national single window be of
+    /// its country.
+    pub submitter: SubmitterConfig,
+    /// The consignment's reference (UCR) in the payload, when it carries one: it must be the
+    /// envelope's `ucr`.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub consignment_reference: Vec<String>,
+    /// The country of departure in the payload, when it states one: it must be the envelope's
+    /// `origin`.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub origin: Vec<String>,
+    /// The country of destination in the payload: it must be the envelope's `destination`.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub destination: Vec<String>,
+    /// HS codes of the goods (routes' `hs_chapters`; the indicators' HS chapter).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub hs_codes: Vec<String>,
+    /// The transport mode (routes' `modes_of_transport`; the indicators' transport mode).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub mode_of_transport: Vec<String>,
+    /// The payload's transport-mode codes in the region's words (`"3" = "road"`, UN/ECE
+    /// Recommendation 19), for standards that code them; a code not listed is kept as it is.
+    #[serde(default)]
+    pub modes: std::collections::BTreeMap<String, String>,
+    /// The border post the document names (routes' `border_posts`; a document naming one is the
+    /// arrival of the goods in the release-time indicators).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub border_post: Vec<String>,
+}
+
+/// The submitting party of a document type.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitterConfig {
+    /// What the party is called in this type (`declarant`, `shipper`), for messages; by default
+    /// the first member name of `identifier`.
+    #[serde(default)]
+    pub party: Option<String>,
+    /// Its identifier's value.
+    #[serde(deserialize_with = "one_or_many")]
+    pub identifier: Vec<String>,
+    /// Its identifier's scheme (`AR-CUIT`, `BR-CNPJ`...): a JSON pointer, or the scheme itself
+    /// when every document of the type uses one.
+    #[serde(deserialize_with = "one_or_many")]
+    pub scheme: Vec<String>,
+    /// The country of its address (a national single window submits for its own country's).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub country: Vec<String>,
+}
+
+/// A setting written as one string or a list of them.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// What one participant may use of the gateway (`[quotas.<role>]`, `[quotas.participants.<id>]`):
@@ -438,12 +515,24 @@ pub struct IndicatorsConfig {
     /// cell when one alone would be suppressed), leave out the extremes and count whole days, so
     /// that a trader's own times are not read from one answer (README: what is left).
     pub public_min_count: usize,
+    /// The document types `ventanilla simulate` writes for each consignment.
+    pub simulation: Option<SimulationConfig>,
 }
 
 impl Default for IndicatorsConfig {
     fn default() -> Self {
-        IndicatorsConfig { public_min_count: 5 }
+        IndicatorsConfig { public_min_count: 5, simulation: None }
     }
+}
+
+/// What `ventanilla simulate` writes per consignment (`[indicators.simulation]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulationConfig {
+    /// The type that lodges the consignment (naming no border post).
+    pub declaration: DocumentType,
+    /// The type whose first answer is the goods' arrival (its table gives a `border_post`).
+    pub border_notice: DocumentType,
 }
 
 /// Webhooks: where traders may have their status changes POSTed, and how failures are retried.
@@ -627,9 +716,13 @@ pub struct RouteConfig {
     /// HS chapters as `"01-24"` ranges or single `"84"` chapters; any goods line matching counts.
     #[serde(default)]
     pub hs_chapters: Vec<String>,
-    /// Modes of transport (`road`, `rail`, ...) as stated in the document's `modeOfTransport`.
+    /// Modes of transport (`road`, `rail`, ...) as the document type's `mode_of_transport`
+    /// reads them (after its `modes`).
     #[serde(default)]
     pub modes_of_transport: Vec<String>,
+    /// Border posts (UN/LOCODEs, as the document type's `border_post` reads them).
+    #[serde(default)]
+    pub border_posts: Vec<String>,
     pub to: RouteTarget,
 }
 

@@ -204,7 +204,7 @@ impl Gateway {
             submitted_at: now_millis(),
             version: 1,
             amends: None,
-            dims: crate::indicators::dims_of(&facts, body.get("payload").unwrap_or(&Value::Null)),
+            dims: crate::indicators::dims_of(&facts),
             seal: crate::store::ReceiptSeal(Some(self.receipt_keys.clone())),
             broker_available: self.broker.available(),
             backlog_full: backlog >= self.max_backlog,
@@ -316,11 +316,10 @@ pub fn check_submission(
     body: &Value,
 ) -> Result<Checked, SubmitError> {
     let valid = registry.validate_submission(body).map_err(rejection)?;
-    let payload = body.get("payload").unwrap_or(&Value::Null);
     if let Some(by) = by {
-        may_submit(by, &valid.document_type, payload).map_err(SubmitError::Refused)?;
+        may_submit(by, &valid.party).map_err(SubmitError::Refused)?;
     }
-    let facts = RoutingFacts::from_payload(valid.document_type.clone(), valid.origin.clone(), valid.destination.clone(), payload);
+    let facts = valid.routing_facts();
     let routed: Vec<Route> = router
         .route(&facts)
         .into_iter()
@@ -502,9 +501,10 @@ impl Gateway {
         let doc = self.prepare(by, envelope, payload_text, None, backlog).map_err(|e| nested(e, "/document"))?;
         let of = AmendmentOf { previous, reason, by: by.clone(), after_release: self.change_after_release };
         let subjects = vec![Subject::Consignment(doc.ucr.clone())];
+        let registry = self.registry.clone();
         let acceptance = self
             .store
-            .write_with(WriteMode::RefusalsFirst, subjects, move |l| crate::lifecycle::amend_in(l, doc, &of))
+            .write_with(WriteMode::RefusalsFirst, subjects, move |l| crate::lifecycle::amend_in(l, doc, &of, registry.types()))
             .await
             .map_err(|e| match e {
                 StoreError::BacklogFull => ChangeError::Document(SubmitError::BacklogFull { backlog, limit: self.max_backlog }),
@@ -520,11 +520,11 @@ impl Gateway {
         let members = request_members(body, &[("reason", true)]).map_err(ChangeError::InvalidRequest)?;
         let reason = text_member(members[0], "reason", MAX_REASON_CHARS).map_err(|v| ChangeError::InvalidRequest(vec![v]))?;
         let ucr = self.document_ucr(id).await?;
-        let (me, after_release) = (by.clone(), self.change_after_release);
+        let (me, after_release, registry) = (by.clone(), self.change_after_release, self.registry.clone());
         let withdrawal = self
             .store
             .write_with(WriteMode::RefusalsFirst, vec![Subject::Consignment(ucr)], move |l| {
-                crate::lifecycle::withdraw_in(l, id, &reason, &me, after_release, now_millis())
+                crate::lifecycle::withdraw_in(l, id, &reason, &me, after_release, now_millis(), registry.types())
             })
             .await
             .map_err(ChangeError::Store)?
@@ -548,10 +548,10 @@ impl Gateway {
             .map_err(|e| ChangeError::InvalidRequest(vec![Violation::new("/agency", "format", format!("agency must be an agency id: {e}"))]))?;
         // The document first: to anyone who may not change it, it does not exist, whatever
         // else the request says (the supporting document's checks would tell otherwise).
-        let me = by.clone();
+        let (me, registry) = (by.clone(), self.registry.clone());
         let ucr = self
             .store
-            .read_with(move |l| Ok(l.document(id)?.filter(|d| crate::access::may_change(&me, d)).map(|d| d.ucr)))
+            .read_with(move |l| Ok(l.document(id)?.filter(|d| crate::access::may_change(&me, d, registry.types())).map(|d| d.ucr)))
             .await
             .map_err(ChangeError::Store)?
             .ok_or(ChangeError::Refused(ChangeRefused::UnknownDocument(id)))?;
@@ -560,7 +560,7 @@ impl Gateway {
             Some(envelope) => {
                 let valid = self.registry.validate_submission(envelope).map_err(|r| nested(rejection(r), "/supportingDocument"))?;
                 let payload = envelope.get("payload").unwrap_or(&Value::Null);
-                may_submit(by, &valid.document_type, payload).map_err(|r| ChangeError::Document(SubmitError::Refused(r)))?;
+                may_submit(by, &valid.party).map_err(|r| ChangeError::Document(SubmitError::Refused(r)))?;
                 if valid.ucr != ucr {
                     return Err(ChangeError::InvalidRequest(vec![Violation::new(
                         "/supportingDocument/ucr",
@@ -575,7 +575,10 @@ impl Gateway {
         let response = Response { document_id: id, text, agency, supporting, by: by.clone(), at: now_millis() };
         let receipt = self
             .store
-            .write_with(WriteMode::RefusalsFirst, vec![Subject::Consignment(ucr)], move |l| crate::lifecycle::respond_in(l, &response))
+            .write_with(WriteMode::RefusalsFirst, vec![Subject::Consignment(ucr)], {
+                let registry = self.registry.clone();
+                move |l| crate::lifecycle::respond_in(l, &response, registry.types())
+            })
             .await
             .map_err(ChangeError::Store)?
             .map_err(ChangeError::Refused)?;

@@ -9,6 +9,7 @@ pub mod acknowledgment;
 pub mod audit;
 pub mod clock;
 pub mod config;
+pub mod document_types;
 pub mod domain;
 pub mod gateway;
 pub mod http;

@@ -30,6 +30,7 @@ use serde_json::{json, value::RawValue};
 use uuid::Uuid;
 
 use crate::access::{may_change, Participant};
+use crate::document_types::DocumentTypes;
 use crate::audit;
 use crate::clock::{rfc3339, Millis};
 use crate::domain::{AckStatus, AgencyId, ConsignmentState, DeliveryStatus, DocumentType, Ucr};
@@ -133,8 +134,8 @@ struct Supporting<'a> {
 }
 
 /// The document `id` as `by` may change it, current.
-fn changeable(l: &mut dyn Ledger, id: Uuid, by: &Participant) -> Result<Result<StoredDocument, ChangeRefused>, StoreError> {
-    let Some(doc) = l.document(id)?.filter(|d| may_change(by, d)) else {
+fn changeable(l: &mut dyn Ledger, id: Uuid, by: &Participant, types: &DocumentTypes) -> Result<Result<StoredDocument, ChangeRefused>, StoreError> {
+    let Some(doc) = l.document(id)?.filter(|d| may_change(by, d, types)) else {
         return Ok(Err(ChangeRefused::UnknownDocument(id)));
     };
     if doc.record.superseded_by.is_some() {
@@ -165,8 +166,9 @@ fn released(l: &mut dyn Ledger, ucr: &Ucr, allowed: bool) -> Result<Option<Chang
 
 /// Commits `doc` as the next version of `of.previous`, or answers the first receipt of the same
 /// amendment, or refuses it.
-pub fn amend_in(l: &mut dyn Ledger, mut doc: NewDocument, of: &AmendmentOf) -> Result<Result<Acceptance, ChangeRefused>, StoreError> {
-    let Some(previous) = l.document(of.previous)?.filter(|d| may_change(&of.by, d)) else {
+pub fn amend_in(l: &mut dyn Ledger, mut doc: NewDocument, of: &AmendmentOf, types: &DocumentTypes)
+    -> Result<Result<Acceptance, ChangeRefused>, StoreError> {
+    let Some(previous) = l.document(of.previous)?.filter(|d| may_change(&of.by, d, types)) else {
         return Ok(Err(ChangeRefused::UnknownDocument(of.previous)));
     };
     if doc.document_type != previous.record.document_type {
@@ -250,9 +252,9 @@ pub fn amend_in(l: &mut dyn Ledger, mut doc: NewDocument, of: &AmendmentOf) -> R
 }
 
 /// Withdraws the document `id`, or answers its first withdrawal, or refuses.
-pub fn withdraw_in(l: &mut dyn Ledger, id: Uuid, reason: &str, by: &Participant, after_release: bool, at: Millis)
+pub fn withdraw_in(l: &mut dyn Ledger, id: Uuid, reason: &str, by: &Participant, after_release: bool, at: Millis, types: &DocumentTypes)
     -> Result<Result<Withdrawal, ChangeRefused>, StoreError> {
-    let Some(doc) = l.document(id)?.filter(|d| may_change(by, d)) else {
+    let Some(doc) = l.document(id)?.filter(|d| may_change(by, d, types)) else {
         return Ok(Err(ChangeRefused::UnknownDocument(id)));
     };
     let deliveries = l.deliveries_of(id)?;
@@ -285,8 +287,8 @@ pub fn withdraw_in(l: &mut dyn Ledger, id: Uuid, reason: &str, by: &Participant,
 }
 
 /// Sends the trader's answer to the agencies with a query open on the document, or refuses.
-pub fn respond_in(l: &mut dyn Ledger, r: &Response) -> Result<Result<ResponseReceipt, ChangeRefused>, StoreError> {
-    let doc = match changeable(l, r.document_id, &r.by)? {
+pub fn respond_in(l: &mut dyn Ledger, r: &Response, types: &DocumentTypes) -> Result<Result<ResponseReceipt, ChangeRefused>, StoreError> {
+    let doc = match changeable(l, r.document_id, &r.by, types)? {
         Ok(doc) => doc,
         Err(refused) => return Ok(Err(refused)),
     };

@@ -466,7 +466,10 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Schemas { config, action: None } => {
             let settings = Settings::load(config, "127.0.0.1:0".parse()?, "./data".into(), None, None, None)?;
-            let registry = SchemaRegistry::load(&settings.schemas_dir())?;
+            let registry = SchemaRegistry::of_region(&settings.schemas_dir(), &settings.region)?;
+            for warning in registry.warnings() {
+                eprintln!("warning: {warning}");
+            }
             for (name, versions) in registry.catalogue() {
                 let v: Vec<String> = versions.iter().map(|v| v.to_string()).collect();
                 println!("{name}\t{}", v.join(", "));
@@ -496,7 +499,10 @@ fn validate(config: PathBuf, as_participant: Option<String>, files: Vec<PathBuf>
             })
         }
     };
-    let registry = SchemaRegistry::load(&settings.schemas_dir())?;
+    let registry = SchemaRegistry::of_region(&settings.schemas_dir(), &settings.region)?;
+    for warning in registry.warnings() {
+        eprintln!("warning: {warning}");
+    }
     let router = ventanilla::routing::Router::new(&settings.region)?;
     router.check_types(|t| registry.knows(t))?;
     let topics = ventanilla::kafka::Topics::new(&settings.region.kafka.topic_prefix);
@@ -562,12 +568,18 @@ async fn simulate(a: SimulateArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     let router = ventanilla::routing::Router::new(&settings.region)?;
     let topics = ventanilla::kafka::Topics::new(&settings.region.kafka.topic_prefix);
+    let simulation = settings.region.indicators.simulation.clone().ok_or(
+        "ventanilla simulate writes a declaration and a border notice per consignment: name their document types in the \
+         region file's [indicators.simulation] (declaration = \"...\", border_notice = \"...\")",
+    )?;
     let traffic = ventanilla::indicators::traffic::Traffic {
         consignments: a.consignments,
         span_ms: i64::from(a.days) * 86_400_000,
         end: now_millis(),
         seed: a.seed,
         trader: a.trader,
+        declaration: simulation.declaration,
+        border_notice: simulation.border_notice,
     };
     let kinds = ventanilla::indicators::traffic::kinds(&settings.region);
     let written = ventanilla::indicators::traffic::simulate(&*store, &router, &topics, &traffic, &kinds).await?;

@@ -4,57 +4,23 @@
 
 use std::ops::RangeInclusive;
 
-use serde_json::Value;
 
 use crate::config::{RegionConfig, RouteTarget};
 use crate::domain::{AgencyId, CountryCode, DocumentType};
 
-/// The facts about a document that rules look at.
+/// The facts about a document that rules look at: the envelope's, and what its type's table
+/// (`crate::document_types`) reads in the payload.
 #[derive(Debug, Clone)]
 pub struct RoutingFacts {
     pub document_type: DocumentType,
     pub origin: CountryCode,
     pub destination: CountryCode,
-    /// HS chapters (1..=99) of every goods line (`hsCode` anywhere in the payload).
+    /// HS chapters (1..=99) of every goods line, ascending.
     pub hs_chapters: Vec<u8>,
-    /// The payload's `modeOfTransport`, when it states one.
+    /// The transport mode, when the document states one.
     pub mode_of_transport: Option<String>,
-}
-
-impl RoutingFacts {
-    /// Reads the facts from a payload that already passed its schema.
-    pub fn from_payload(
-        document_type: DocumentType,
-        origin: CountryCode,
-        destination: CountryCode,
-        payload: &Value,
-    ) -> Self {
-        let mut hs_chapters = Vec::new();
-        collect_hs_chapters(payload, &mut hs_chapters);
-        hs_chapters.sort_unstable();
-        hs_chapters.dedup();
-        let mode_of_transport =
-            payload.get("modeOfTransport").and_then(Value::as_str).map(str::to_owned);
-        RoutingFacts { document_type, origin, destination, hs_chapters, mode_of_transport }
-    }
-}
-
-fn collect_hs_chapters(v: &Value, out: &mut Vec<u8>) {
-    match v {
-        Value::Object(map) => {
-            for (k, v) in map {
-                if k == "hsCode" {
-                    if let Some(ch) = v.as_str().and_then(|s| s.get(..2)).and_then(|c| c.parse().ok()) {
-                        out.push(ch);
-                    }
-                } else {
-                    collect_hs_chapters(v, out);
-                }
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|i| collect_hs_chapters(i, out)),
-        _ => {}
-    }
+    /// The border post, when the document names one.
+    pub border_post: Option<String>,
 }
 
 /// Parses `"01-24"` or `"84"` into a chapter range.
@@ -94,6 +60,7 @@ struct Rule {
     destinations: Vec<CountryCode>,
     hs_chapters: Vec<RangeInclusive<u8>>,
     modes: Vec<String>,
+    border_posts: Vec<String>,
     target: Target,
 }
 
@@ -106,6 +73,8 @@ impl Rule {
                 || f.hs_chapters.iter().any(|c| self.hs_chapters.iter().any(|r| r.contains(c))))
             && (self.modes.is_empty()
                 || f.mode_of_transport.as_ref().is_some_and(|m| self.modes.contains(m)))
+            && (self.border_posts.is_empty()
+                || f.border_post.as_ref().is_some_and(|p| self.border_posts.contains(p)))
     }
 }
 
@@ -155,6 +124,7 @@ impl Router {
                         .map(|c| parse_chapters(c))
                         .collect::<Result<_, _>>()?,
                     modes: r.modes_of_transport.clone(),
+                    border_posts: r.border_posts.clone(),
                     target,
                 })
             })
@@ -181,7 +151,11 @@ impl Router {
     pub fn check_types(&self, known: impl Fn(&str) -> bool) -> Result<(), String> {
         for rule in &self.rules {
             if let Some(t) = rule.document_types.iter().find(|t| !known(t.as_str())) {
-                return Err(format!("route {:?} names document type {t:?}, which the schema registry does not have", rule.name));
+                return Err(format!(
+                    "route {:?} names document type {t:?}, which is not one of the region's: a document type is its schemas \
+                     (schemas/{t}/<version>.json) and its [document_types.{t}] table in the region file",
+                    rule.name
+                ));
             }
         }
         Ok(())
@@ -222,7 +196,7 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     /// The repository's demo region, so the rules tested are the ones shipped.
     fn demo_router() -> Router {
@@ -232,13 +206,21 @@ mod tests {
         Router::new(&region).expect("the demo rules compile")
     }
 
+    /// What the shipped `[document_types]` tables read in `payload`.
     fn facts(t: &str, o: &str, d: &str, payload: Value) -> RoutingFacts {
-        RoutingFacts::from_payload(
-            DocumentType::parse(t).unwrap(),
-            CountryCode::parse(o).unwrap(),
-            CountryCode::parse(d).unwrap(),
-            &payload,
-        )
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/ventanilla.toml")).unwrap();
+        let region: RegionConfig = toml::from_str(&text).unwrap();
+        let types = crate::document_types::DocumentTypes::new(&region.document_types).unwrap();
+        let envelope = crate::document_types::EnvelopeFacts { ucr: "X", origin: o, destination: d };
+        let read = types.read(t, &envelope, &payload).unwrap();
+        RoutingFacts {
+            document_type: DocumentType::parse(t).unwrap(),
+            origin: CountryCode::parse(o).unwrap(),
+            destination: CountryCode::parse(d).unwrap(),
+            hs_chapters: read.hs_chapters,
+            mode_of_transport: read.mode_of_transport,
+            border_post: read.border_post,
+        }
     }
 
     fn agencies(r: &Router, f: &RoutingFacts) -> Vec<String> {
@@ -262,15 +244,32 @@ mod tests {
     }
 
     #[test]
-    fn facts_find_hs_codes_at_any_depth_and_the_mode() {
+    fn facts_are_read_where_the_type_keeps_them() {
         let f = facts(
             "customsDeclaration",
             "AR",
             "BR",
-            json!({"modeOfTransport": "road", "goodsItems": [{"hsCode": "020130"}, {"x": {"hsCode": "8703239000"}}]}),
+            json!({"modeOfTransport": "road", "goodsItems": [{"hsCode": "870323"}, {"hsCode": "020130"}], "x": {"hsCode": "100199"}}),
         );
-        assert_eq!(f.hs_chapters, vec![2, 87]);
+        assert_eq!(f.hs_chapters, vec![2, 87], "goods items only: an hsCode elsewhere is not a goods line");
         assert_eq!(f.mode_of_transport.as_deref(), Some("road"));
+        let f = facts("packingList", "AR", "BR", json!({"packages": [{"contents": [{"hsCode": "100199"}]}, {"contents": [{"hsCode": "020130"}]}]}));
+        assert_eq!(f.hs_chapters, vec![2, 10]);
+    }
+
+    #[test]
+    fn a_route_may_name_border_posts() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/ventanilla.toml")).unwrap();
+        let mut region: RegionConfig = toml::from_str(&text).unwrap();
+        let mut post = region.routes[0].clone();
+        post.name = "Uruguaiana's notices to Brazil's sanitary agency".into();
+        post.border_posts = vec!["BRURG".into()];
+        post.to = RouteTarget::Agency { agency: AgencyId::parse("br-sanitary").unwrap() };
+        region.routes.push(post);
+        let r = Router::new(&region).unwrap();
+        let at = |unlocode: &str| facts("borderCrossingNotice", "AR", "BR", json!({"modeOfTransport": "road", "crossingPoint": {"unLocode": unlocode}}));
+        assert!(agencies(&r, &at("BRURG")).contains(&"br-sanitary".to_string()));
+        assert!(!agencies(&r, &at("BRFOZ")).contains(&"br-sanitary".to_string()));
     }
 
     #[test]
@@ -315,7 +314,7 @@ mod tests {
     #[test]
     fn border_crossing_notices_always_reach_the_destination_border_agency() {
         let r = demo_router();
-        let f = facts("borderCrossingNotice", "UY", "AR", json!({"modeOfTransport": "sea", "cargoSummary": [{"hsCode": "470321"}]}));
+        let f = facts("borderCrossingNotice", "UY", "AR", json!({"modeOfTransport": "sea", "cargoSummary": {"goods": [{"hsCode": "470321"}]}}));
         assert_eq!(agencies(&r, &f), vec!["ar-customs", "ar-border"]);
     }
 

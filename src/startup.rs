@@ -83,7 +83,10 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let registry = Arc::new(SchemaRegistry::load(&settings.schemas_dir())?);
+        let registry = Arc::new(SchemaRegistry::of_region(&settings.schemas_dir(), &settings.region)?);
+        for warning in registry.warnings() {
+            tracing::warn!("{warning}");
+        }
         let receipt_keys = Arc::new(crate::receipts::ReceiptKeys::load_or_create(&settings.receipt_keys_dir())?);
         let router = Router::new(&settings.region).map_err(StartupError::Routing)?;
         router.check_types(|t| registry.knows(t)).map_err(StartupError::Routing)?;

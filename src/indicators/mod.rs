@@ -8,7 +8,8 @@
 //! - **Lodgement**: the first submission of a document of the consignment that names no border
 //!   post (its declaration, typically): a carrier's notice sent earlier does not lodge it.
 //! - **Arrival of the goods**: the first answer, by any agency it went to, to a document that
-//!   names a border post (a border-crossing notice's `crossingPoint`): the border post answers
+//!   names a border post (its type's `border_post` in the region file; a border-crossing notice's
+//!   `crossingPoint`): the border post answers
 //!   when the means of transport presents itself. A consignment without such a document has no
 //!   arrival, and no arrival-to-release interval (its lodgement-to-release one is still counted).
 //!   A declaration lodged before arrival is *pre-arrival*; its arrival-to-lodgement interval is
@@ -43,18 +44,12 @@ use crate::store::{
 };
 use crate::tracking::RESPONDED;
 
-/// The segment facts of a document, from what routing read of it and its payload.
-pub fn dims_of(facts: &RoutingFacts, payload: &serde_json::Value) -> DocumentDims {
-    let crossing = payload.get("crossingPoint");
-    let border_post = crossing
-        .and_then(|c| c.get("unLocode").or_else(|| c.get("name")))
-        .or(crossing.filter(|c| c.is_string()))
-        .and_then(serde_json::Value::as_str)
-        .map(str::to_owned);
+/// The segment facts of a document: what its type's table read in it (`crate::document_types`).
+pub fn dims_of(facts: &RoutingFacts) -> DocumentDims {
     DocumentDims {
         transport_mode: facts.mode_of_transport.clone(),
         hs_chapter: facts.hs_chapters.first().map(|c| format!("{c:02}")),
-        border_post,
+        border_post: facts.border_post.clone(),
     }
 }
 

@@ -119,6 +119,10 @@ pub struct Traffic {
     pub seed: u64,
     /// The trader that lodges them (the region's participant id).
     pub trader: String,
+    /// The document type that lodges each consignment, and the one that tells its arrival at
+    /// the border post (`[indicators.simulation]`).
+    pub declaration: DocumentType,
+    pub border_notice: DocumentType,
 }
 
 /// What a run wrote.
@@ -171,7 +175,8 @@ pub async fn simulate(store: &dyn Store, router: &Router, topics: &Topics, traff
                             crate::acknowledgment::apply_in(l, ack)?;
                         }
                         Step::Respond(r) => {
-                            let _ = crate::lifecycle::respond_in(l, r)?;
+                            // The trader who sent the document responds: its rule reads no type.
+                            let _ = crate::lifecycle::respond_in(l, r, &crate::document_types::DocumentTypes::default())?;
                         }
                     }
                 }
@@ -204,10 +209,10 @@ fn consignment(draws: &mut Draws, router: &Router, topics: &Topics, t: &Traffic,
     let ucr = Ucr::parse(&format!("SIM{run}-{i:07}")).unwrap_or_else(|_| unreachable!("SIM, hex digits and a number make a UCR"));
     let country = |c: &str| CountryCode::parse(c).unwrap_or_else(|_| unreachable!("the corridors are country codes"));
     let (origin, destination) = (country(origin), country(destination));
-    let document = |kind: &str, at: Millis, deliveries: Vec<(AgencyId, String, String)>, dims: DocumentDims| NewDocument {
+    let document = |kind: &DocumentType, at: Millis, deliveries: Vec<(AgencyId, String, String)>, dims: DocumentDims| NewDocument {
         id: Uuid::now_v7(),
         ucr: ucr.clone(),
-        document_type: DocumentType::parse(kind).unwrap_or_else(|_| unreachable!("a known type")),
+        document_type: kind.clone(),
         schema_version: SchemaVersion::parse("1.0.0").unwrap_or_else(|_| unreachable!("a version")),
         schema_id: format!("urn:ventanilla:simulated:{kind}"),
         origin: origin.clone(),
@@ -225,27 +230,28 @@ fn consignment(draws: &mut Draws, router: &Router, topics: &Topics, t: &Traffic,
         broker_available: true,
         backlog_full: false,
     };
-    let route = |kind: &str| {
+    let route = |kind: &DocumentType, border_post: Option<&str>| {
         let facts = RoutingFacts {
-            document_type: DocumentType::parse(kind).unwrap_or_else(|_| unreachable!("a known type")),
+            document_type: kind.clone(),
             origin: origin.clone(),
             destination: destination.clone(),
             hs_chapters: chapter.parse().into_iter().collect(),
             mode_of_transport: Some(mode.to_owned()),
+            border_post: border_post.map(str::to_owned),
         };
         router.route(&facts).into_iter().map(|r| (topics.agency(&r.agency), r)).map(|(topic, r)| (r.agency, topic, r.rule)).collect::<Vec<_>>()
     };
     let kind_of = |a: &AgencyId| router.kind_of(a).unwrap_or("other").to_owned();
     let declaration = document(
-        "customsDeclaration",
+        &t.declaration,
         lodged,
-        route("customsDeclaration"),
+        route(&t.declaration, None),
         DocumentDims { transport_mode: Some(mode.into()), hs_chapter: Some(chapter.into()), border_post: None },
     );
-    let border: Vec<_> = route("borderCrossingNotice").into_iter().filter(|(a, _, _)| kind_of(a) == "border").collect();
+    let border: Vec<_> = route(&t.border_notice, Some(post)).into_iter().filter(|(a, _, _)| kind_of(a) == "border").collect();
     let notice_at = arrived.min(lodged) - HOUR;
     let notice = document(
-        "borderCrossingNotice",
+        &t.border_notice,
         notice_at,
         border.clone(),
         DocumentDims { transport_mode: Some(mode.into()), hs_chapter: None, border_post: Some(post.into()) },

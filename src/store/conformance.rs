@@ -322,6 +322,12 @@ pub async fn a_webhook_is_served_by_one_gateway_at_a_time(store: Arc<dyn Store>)
     assert_eq!(ids(crate::webhooks::claim_due(s, "gw-a", later).await.unwrap()), [hook.id], "b stopped: a at once");
 }
 
+/// The document-type tables the changes read: none, since every change here is its sender's
+/// (a trader's rule reads no type; a national single window's is tested through the API).
+fn no_types() -> crate::document_types::DocumentTypes {
+    crate::document_types::DocumentTypes::default()
+}
+
 fn trader(id: &str) -> crate::access::Participant {
     crate::access::Participant { id: id.into(), role: crate::domain::Role::Trader, agency: None, country: None, acts_for: vec![] }
 }
@@ -331,7 +337,7 @@ async fn amend(store: &dyn Store, previous: Uuid, mut next: NewDocument, by: &st
     next.id = Uuid::now_v7();
     let of = crate::lifecycle::AmendmentOf { previous, reason: "net mass corrected".into(), by: trader(by), after_release: false };
     let subjects = vec![Subject::Consignment(next.ucr.clone())];
-    store.write_with(WriteMode::RefusalsFirst, subjects, move |l| crate::lifecycle::amend_in(l, next, &of)).await.unwrap()
+    store.write_with(WriteMode::RefusalsFirst, subjects, move |l| crate::lifecycle::amend_in(l, next, &of, &no_types())).await.unwrap()
 }
 
 pub async fn a_document_is_amended_answered_per_version_and_withdrawn(store: Arc<dyn Store>) {
@@ -384,12 +390,12 @@ pub async fn a_document_is_amended_answered_per_version_and_withdrawn(store: Arc
     let id = receipt.document_id;
     let (me, ucr) = (by.clone(), Subject::Consignment(receipt.ucr.clone()));
     let refused = s
-        .write_with(WriteMode::RefusalsFirst, vec![ucr.clone()], move |l| crate::lifecycle::withdraw_in(l, id, "cancelled", &me, false, now_millis()))
+        .write_with(WriteMode::RefusalsFirst, vec![ucr.clone()], move |l| crate::lifecycle::withdraw_in(l, id, "cancelled", &me, false, now_millis(), &no_types()))
         .await
         .unwrap();
     assert!(matches!(refused, Err(crate::lifecycle::ChangeRefused::Released(_))));
     let withdrawn = s
-        .write_with(WriteMode::RefusalsFirst, vec![ucr], move |l| crate::lifecycle::withdraw_in(l, id, "cancelled", &by, true, now_millis()))
+        .write_with(WriteMode::RefusalsFirst, vec![ucr], move |l| crate::lifecycle::withdraw_in(l, id, "cancelled", &by, true, now_millis(), &no_types()))
         .await
         .unwrap()
         .unwrap();
@@ -415,7 +421,7 @@ pub async fn a_query_is_answered_by_the_trader_and_the_turns_are_recorded(store:
             at: now_millis(),
         };
         let ucr = Subject::Consignment(d.ucr.clone());
-        async move { s.write_with(WriteMode::RefusalsFirst, vec![ucr], move |l| crate::lifecycle::respond_in(l, &r)).await.unwrap() }
+        async move { s.write_with(WriteMode::RefusalsFirst, vec![ucr], move |l| crate::lifecycle::respond_in(l, &r, &no_types())).await.unwrap() }
     };
     assert!(matches!(respond(None).await, Err(crate::lifecycle::ChangeRefused::NoOpenQuery { .. })), "no query yet");
     let mut query = ack(d.id, "br-customs", AckStatus::Query);
@@ -478,7 +484,7 @@ pub async fn release_times_follow_answers_holds_queries_and_amendments(store: Ar
         document_id: d.id, text: "here".into(), agency: None, supporting: None, by: trader("demo-trader"), at: t0 + 6_000,
     };
     let subject = vec![Subject::Consignment(d.ucr.clone())];
-    s.write_with(WriteMode::RefusalsFirst, subject, move |l| crate::lifecycle::respond_in(l, &r)).await.unwrap().unwrap();
+    s.write_with(WriteMode::RefusalsFirst, subject, move |l| crate::lifecycle::respond_in(l, &r, &no_types())).await.unwrap().unwrap();
     // Version 2 (customs only), then customs releases it; a late answer to version 1 moves nothing.
     let mut v2 = doc("UCR-T1", &["br-customs"]);
     v2.submitted_at = t0 + 9_000;

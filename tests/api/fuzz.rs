@@ -11,14 +11,13 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use ventanilla::gateway::parse_acknowledgment;
 use ventanilla::json::{check_limits, parse_bounded, JsonError, JsonLimits};
-use ventanilla::routing::RoutingFacts;
 use ventanilla::schema::{Rejection, SchemaRegistry};
 
-use crate::helpers::{example, repo};
+use crate::helpers::{example, registry_of, repo};
 
 fn registry() -> &'static SchemaRegistry {
     static R: OnceLock<SchemaRegistry> = OnceLock::new();
-    R.get_or_init(|| SchemaRegistry::load(&repo().join("schemas")).expect("the schemas compile"))
+    R.get_or_init(|| registry_of(&repo().join("schemas")).expect("the schemas compile"))
 }
 
 /// Any JSON value, up to a few levels deep, with strings that look like the real thing.
@@ -83,8 +82,7 @@ fn points_into(body: &Value, pointer: &str, keyword: &str) -> bool {
 fn check_submission(body: &Value) -> Result<(), TestCaseError> {
     match registry().validate_submission(body) {
         Ok(valid) => {
-            let payload = body.get("payload").unwrap_or(&Value::Null);
-            let _ = RoutingFacts::from_payload(valid.document_type, valid.origin, valid.destination, payload);
+            let _ = valid.routing_facts();
         }
         Err(Rejection::Invalid(violations)) => {
             prop_assert!(!violations.is_empty());

@@ -25,6 +25,16 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The repository's region file (`config/ventanilla.toml`), as parsed.
+pub fn shipped_region() -> ventanilla::config::RegionConfig {
+    toml::from_str(&std::fs::read_to_string(repo().join("config/ventanilla.toml")).unwrap()).unwrap()
+}
+
+/// The schemas under `dir`, with the shipped region's document types.
+pub fn registry_of(dir: &std::path::Path) -> Result<ventanilla::schema::SchemaRegistry, ventanilla::schema::SchemaError> {
+    ventanilla::schema::SchemaRegistry::of_region(dir, &shipped_region())
+}
+
 /// The broker the test command started. Without it the suite cannot test what it claims to.
 pub fn test_brokers() -> String {
     std::env::var("VENTANILLA_TEST_BROKERS").unwrap_or_else(|_| {

@@ -6,9 +6,8 @@
 use std::path::Path;
 
 use serde_json::{json, Value};
-use ventanilla::schema::SchemaRegistry;
 
-use crate::helpers::repo;
+use crate::helpers::{registry_of, repo};
 
 /// A copy of the repository's schemas with a customsDeclaration 1.1.0 made by `change`.
 fn schemas_with_new_version(change: impl FnOnce(&mut Value)) -> tempfile::TempDir {
@@ -40,7 +39,7 @@ fn diff(old: &Path, new: &Path) -> (String, Option<i32>) {
 fn the_registry_refuses_a_version_that_breaks_its_declared_compatibility() {
     // Tightened: fewer goods items allowed. Not backward compatible, the default mode.
     let breaking = schemas_with_new_version(|s| s["properties"]["goodsItems"]["maxItems"] = json!(500));
-    let err = SchemaRegistry::load(breaking.path()).err().expect("refused");
+    let err = registry_of(breaking.path()).err().expect("refused");
     let msg = err.to_string();
     assert!(msg.contains("customsDeclaration 1.1.0 breaks its declared backward compatibility with 1.0.0"), "{msg}");
     assert!(msg.contains("/properties/goodsItems/maxItems") && msg.contains("from 999 to 500"), "{msg}");
@@ -50,11 +49,11 @@ fn the_registry_refuses_a_version_that_breaks_its_declared_compatibility() {
         s["properties"]["goodsItems"]["maxItems"] = json!(500);
         s["x-compatibility"] = json!("none");
     });
-    assert!(SchemaRegistry::load(declared.path()).is_ok());
+    assert!(registry_of(declared.path()).is_ok());
 
     // Relaxed: more goods items allowed. Backward compatible: accepted and served.
     let compatible = schemas_with_new_version(|s| s["properties"]["goodsItems"]["maxItems"] = json!(1500));
-    let registry = SchemaRegistry::load(compatible.path()).expect("a backward-compatible version loads");
+    let registry = registry_of(compatible.path()).expect("a backward-compatible version loads");
     let versions = registry.catalogue().into_iter().find(|(t, _)| t == "customsDeclaration").unwrap().1;
     assert_eq!(versions.iter().map(|v| v.to_string()).collect::<Vec<_>>(), ["1.0.0", "1.1.0"]);
 

@@ -1,0 +1,428 @@
+//! What the gateway reads in a document of each type: its submitting party, the facts routing
+//! looks at and the consignment reference, found by JSON pointers the region file gives per type
+//! (`[document_types.<type>]`). A document type is its schema files plus this table: onboarding
+//! a standard's document needs no code, and no type name is written in the gateway's rules.
+//!
+//! A pointer is RFC 6901, with one addition: a `*` token stands for every item of an array
+//! (`/goodsItems/*/hsCode` is the HS code of every goods item). Where a setting lists several
+//! pointers, a single value (the party's identifier, the transport mode...) is the first one
+//! the payload has; HS codes are read from all of them.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::config::{DocumentTypeConfig, SubmitterConfig};
+use crate::schema::Violation;
+
+/// A pointer into a payload, `*` standing for every item of an array.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadPointer {
+    text: String,
+    steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Member(String),
+    EveryItem,
+}
+
+impl PayloadPointer {
+    /// Parses `/a/*/b` (RFC 6901 escapes `~0` and `~1` apply to member names).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let Some(rest) = text.strip_prefix('/') else {
+            return Err(format!("{text:?} is not a JSON pointer: it must start with \"/\" (for example \"/declarant/identifier/value\")"));
+        };
+        let mut steps = Vec::new();
+        for token in rest.split('/') {
+            if token == "*" {
+                steps.push(Step::EveryItem);
+                continue;
+            }
+            if token.replace("~0", "").replace("~1", "").contains('~') {
+                return Err(format!("{text:?}: \"~\" in a JSON pointer must be written ~0 (and \"/\" inside a name ~1)"));
+            }
+            steps.push(Step::Member(token.replace("~1", "/").replace("~0", "~")));
+        }
+        Ok(PayloadPointer { text: text.to_owned(), steps })
+    }
+
+    /// The pointer as written in the region file.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Every value it reaches in `payload`, with its concrete pointer (`*` replaced by the index).
+    pub fn values<'a>(&self, payload: &'a Value) -> Vec<(String, &'a Value)> {
+        let mut out = Vec::new();
+        walk(&self.steps, payload, String::new(), &mut out);
+        out
+    }
+
+    /// The first value it reaches.
+    pub fn first<'a>(&self, payload: &'a Value) -> Option<(String, &'a Value)> {
+        self.values(payload).into_iter().next()
+    }
+}
+
+fn walk<'a>(steps: &[Step], v: &'a Value, at: String, out: &mut Vec<(String, &'a Value)>) {
+    let Some((step, rest)) = steps.split_first() else {
+        out.push((at, v));
+        return;
+    };
+    match (step, v) {
+        (Step::EveryItem, Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                walk(rest, item, format!("{at}/{i}"), out);
+            }
+        }
+        (Step::Member(name), Value::Object(map)) => {
+            if let Some(next) = map.get(name) {
+                walk(rest, next, format!("{at}/{}", name.replace('~', "~0").replace('/', "~1")), out);
+            }
+        }
+        (Step::Member(index), Value::Array(items)) => {
+            if let Some(next) = index.parse::<usize>().ok().and_then(|i| items.get(i)) {
+                walk(rest, next, format!("{at}/{index}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Where a party identifier's scheme is: in the payload, or the same for every document of the
+/// type (a standard whose parties are all identified one way).
+#[derive(Debug, Clone)]
+enum Scheme {
+    At(Vec<PayloadPointer>),
+    Fixed(String),
+}
+
+/// How to read one document type.
+#[derive(Debug, Clone)]
+struct TypeReading {
+    party: String,
+    identifier: Vec<PayloadPointer>,
+    scheme: Scheme,
+    country: Vec<PayloadPointer>,
+    origin: Vec<PayloadPointer>,
+    destination: Vec<PayloadPointer>,
+    hs_codes: Vec<PayloadPointer>,
+    mode_of_transport: Vec<PayloadPointer>,
+    modes: BTreeMap<String, String>,
+    border_post: Vec<PayloadPointer>,
+    consignment_reference: Vec<PayloadPointer>,
+}
+
+/// The party that submits a document, as its payload names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubmittingParty {
+    /// What the party is in this type (`declarant`, `shipper`...), for messages.
+    pub role: String,
+    /// `SCHEME:VALUE` (`AR-CUIT:30714255831`), when the payload has both.
+    pub identifier: Option<String>,
+    /// The country of its address, when the payload has it.
+    pub country: Option<String>,
+}
+
+impl SubmittingParty {
+    /// A document of a type the region does not describe: nobody is its submitting party.
+    pub fn unknown() -> Self {
+        SubmittingParty { role: "submitting party".into(), identifier: None, country: None }
+    }
+}
+
+/// What the gateway read in one payload.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PayloadFacts {
+    /// HS chapters (1..=99) of every goods line, ascending, each once.
+    pub hs_chapters: Vec<u8>,
+    /// The transport mode, in the region's words (`road`, `sea`...), after the type's `modes`.
+    pub mode_of_transport: Option<String>,
+    /// The border post the document names (a UN/LOCODE, typically).
+    pub border_post: Option<String>,
+}
+
+/// Routing values the envelope states and the payload may state again: both must agree.
+pub struct EnvelopeFacts<'a> {
+    pub ucr: &'a str,
+    pub origin: &'a str,
+    pub destination: &'a str,
+}
+
+/// Every described document type, compiled once at start.
+#[derive(Debug, Clone, Default)]
+pub struct DocumentTypes {
+    types: BTreeMap<String, TypeReading>,
+}
+
+fn pointers(what: &str, list: &[String]) -> Result<Vec<PayloadPointer>, String> {
+    list.iter().map(|p| PayloadPointer::parse(p).map_err(|e| format!("{what}: {e}"))).collect()
+}
+
+impl DocumentTypes {
+    /// Compiles the region's tables; an error names the type and the setting.
+    pub fn new(config: &BTreeMap<String, DocumentTypeConfig>) -> Result<Self, String> {
+        let mut types = BTreeMap::new();
+        for (name, c) in config {
+            let at = |setting: &str| format!("[document_types.{name}] {setting}");
+            let SubmitterConfig { party, identifier, scheme, country } = &c.submitter;
+            let identifier = pointers(&at("submitter.identifier"), identifier)?;
+            let Some(first) = identifier.first() else {
+                return Err(format!("{}: give the JSON pointer of the submitting party's identifier", at("submitter.identifier")));
+            };
+            let party = party.clone().or_else(|| match first.steps.first() {
+                Some(Step::Member(m)) => Some(m.clone()),
+                _ => None,
+            });
+            let scheme = match scheme.as_slice() {
+                [one] if !one.starts_with('/') => {
+                    if one.is_empty() || one.contains(':') {
+                        return Err(format!("{}: {one:?} is neither a JSON pointer nor a scheme name (such as AR-CUIT)", at("submitter.scheme")));
+                    }
+                    Scheme::Fixed(one.clone())
+                }
+                [] => return Err(format!("{}: give the JSON pointer of the identifier's scheme, or the scheme itself", at("submitter.scheme"))),
+                list => Scheme::At(pointers(&at("submitter.scheme"), list)?),
+            };
+            let reading = TypeReading {
+                party: party.unwrap_or_else(|| "submitting party".into()),
+                identifier,
+                scheme,
+                country: pointers(&at("submitter.country"), country)?,
+                origin: pointers(&at("origin"), &c.origin)?,
+                destination: pointers(&at("destination"), &c.destination)?,
+                hs_codes: pointers(&at("hs_codes"), &c.hs_codes)?,
+                mode_of_transport: pointers(&at("mode_of_transport"), &c.mode_of_transport)?,
+                modes: c.modes.clone(),
+                border_post: pointers(&at("border_post"), &c.border_post)?,
+                consignment_reference: pointers(&at("consignment_reference"), &c.consignment_reference)?,
+            };
+            types.insert(name.clone(), reading);
+        }
+        Ok(DocumentTypes { types })
+    }
+
+    /// Whether the region describes `document_type` (only described types are submitted).
+    pub fn describes(&self, document_type: &str) -> bool {
+        self.types.contains_key(document_type)
+    }
+
+    /// The described types, by name.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.types.keys().map(String::as_str)
+    }
+
+    /// The submitting party of a `document_type` document with this payload.
+    pub fn submitting_party(&self, document_type: &str, payload: &Value) -> SubmittingParty {
+        let Some(t) = self.types.get(document_type) else {
+            return SubmittingParty::unknown();
+        };
+        let string = |list: &[PayloadPointer]| {
+            list.iter().find_map(|p| p.first(payload)).and_then(|(_, v)| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+        };
+        let value = string(&t.identifier);
+        let scheme = match &t.scheme {
+            Scheme::Fixed(s) => Some(s.clone()),
+            Scheme::At(list) => string(list),
+        };
+        SubmittingParty {
+            role: t.party.clone(),
+            identifier: scheme.zip(value).map(|(s, v)| format!("{s}:{v}")),
+            country: string(&t.country),
+        }
+    }
+
+    /// Reads the routing facts of a payload that passed its schema, and checks that what the
+    /// payload says of the consignment (its reference, origin, destination) is what the
+    /// envelope says: a document routed by one and read by agencies in the other would be
+    /// misrouted. Each disagreement is a violation at the payload's pointer.
+    pub fn read(&self, document_type: &str, envelope: &EnvelopeFacts<'_>, payload: &Value) -> Result<PayloadFacts, Vec<Violation>> {
+        let Some(t) = self.types.get(document_type) else {
+            return Ok(PayloadFacts::default());
+        };
+        let mut violations = Vec::new();
+        for (list, stated, what) in [
+            (&t.consignment_reference, envelope.ucr, "ucr"),
+            (&t.origin, envelope.origin, "origin"),
+            (&t.destination, envelope.destination, "destination"),
+        ] {
+            for pointer in list {
+                for (at, v) in pointer.values(payload) {
+                    let found = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                    if found != stated {
+                        violations.push(Violation::new(
+                            &format!("/payload{at}"),
+                            "const",
+                            format!("the document says {found:?} here, and the envelope's {what} is {stated:?}: they must be the same"),
+                        ));
+                    }
+                }
+            }
+        }
+        if !violations.is_empty() {
+            return Err(violations);
+        }
+        let mut hs_chapters: Vec<u8> = t.hs_codes.iter().flat_map(|p| p.values(payload)).filter_map(|(_, v)| hs_chapter(v)).collect();
+        hs_chapters.sort_unstable();
+        hs_chapters.dedup();
+        let text = |list: &[PayloadPointer]| {
+            list.iter().find_map(|p| p.first(payload)).and_then(|(_, v)| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+        };
+        let mode_of_transport = text(&t.mode_of_transport).map(|m| t.modes.get(&m).cloned().unwrap_or(m));
+        Ok(PayloadFacts { hs_chapters, mode_of_transport, border_post: text(&t.border_post) })
+    }
+}
+
+/// The chapter of an HS code written as a string (`"020130"`) or a number (`20130`, its
+/// leading zero lost: codes have an even number of digits, so an odd count had one).
+fn hs_chapter(v: &Value) -> Option<u8> {
+    let digits = match v {
+        Value::String(s) => s.trim().to_owned(),
+        Value::Number(n) => {
+            let s = n.as_u64()?.to_string();
+            if s.len() % 2 == 1 { format!("0{s}") } else { s }
+        }
+        _ => return None,
+    };
+    let chapter = digits.get(..2)?;
+    chapter.bytes().all(|b| b.is_ascii_digit()).then(|| chapter.parse().ok()).flatten().filter(|c| (1..=99).contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn shipped() -> DocumentTypes {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/ventanilla.toml")).unwrap();
+        let region: crate::config::RegionConfig = toml::from_str(&text).unwrap();
+        DocumentTypes::new(&region.document_types).expect("the shipped tables compile")
+    }
+
+    fn envelope() -> EnvelopeFacts<'static> {
+        EnvelopeFacts { ucr: "5AR30714255831-C0781", origin: "AR", destination: "BR" }
+    }
+
+    #[test]
+    fn pointers_reach_every_item_of_an_array_and_keep_rfc6901_escapes() {
+        let v = json!({"packages": [{"contents": [{"hsCode": "0201"}, {"hsCode": "0202"}]}, {"contents": [{"hsCode": "8703"}]}], "a/b": {"~x": 1}});
+        let p = PayloadPointer::parse("/packages/*/contents/*/hsCode").unwrap();
+        let found: Vec<_> = p.values(&v).into_iter().map(|(at, v)| (at, v.clone())).collect();
+        assert_eq!(found, vec![
+            ("/packages/0/contents/0/hsCode".to_owned(), json!("0201")),
+            ("/packages/0/contents/1/hsCode".to_owned(), json!("0202")),
+            ("/packages/1/contents/0/hsCode".to_owned(), json!("8703")),
+        ]);
+        assert_eq!(PayloadPointer::parse("/a~1b/~0x").unwrap().first(&v).map(|(at, v)| (at, v.clone())), Some(("/a~1b/~0x".into(), json!(1))));
+        assert_eq!(PayloadPointer::parse("/packages/1/contents/0/hsCode").unwrap().first(&v).map(|(_, v)| v.clone()), Some(json!("8703")));
+        assert!(PayloadPointer::parse("goodsItems/*/hsCode").unwrap_err().contains("must start with \"/\""));
+        assert!(PayloadPointer::parse("/a~2b").is_err());
+    }
+
+    #[test]
+    fn hs_codes_are_read_as_strings_or_numbers() {
+        assert_eq!(hs_chapter(&json!("020130")), Some(2));
+        assert_eq!(hs_chapter(&json!(20130)), Some(2), "a number lost its leading zero");
+        assert_eq!(hs_chapter(&json!(870323)), Some(87));
+        assert_eq!(hs_chapter(&json!("O20130")), None);
+        assert_eq!(hs_chapter(&json!("00")), None);
+        assert_eq!(hs_chapter(&json!(true)), None);
+    }
+
+    /// The shipped tables read, in every valid example, the submitting party the examples'
+    /// trader acts for and every HS code the payload holds (wherever the type keeps them).
+    #[test]
+    fn the_shipped_tables_read_every_example() {
+        fn every_hs_code(v: &Value, out: &mut Vec<u8>) {
+            match v {
+                Value::Object(map) => map.iter().for_each(|(k, v)| if k == "hsCode" { out.extend(hs_chapter(v)) } else { every_hs_code(v, out) }),
+                Value::Array(items) => items.iter().for_each(|i| every_hs_code(i, out)),
+                _ => {}
+            }
+        }
+        let types = shipped();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut read = 0;
+        for entry in std::fs::read_dir(root.join("examples")).unwrap() {
+            let dir = entry.unwrap().path().join("valid");
+            let Ok(files) = std::fs::read_dir(&dir) else { continue };
+            for file in files {
+                let body: Value = serde_json::from_slice(&std::fs::read(file.unwrap().path()).unwrap()).unwrap();
+                let Some(t) = body["documentType"].as_str() else { continue };
+                let payload = &body["payload"];
+                assert!(types.describes(t), "{t} is described");
+                let party = types.submitting_party(t, payload);
+                let id = party.identifier.unwrap_or_else(|| panic!("{t}: no identifier"));
+                assert!(id.contains(':') && party.country.is_some(), "{t}: {id}");
+                let env = EnvelopeFacts {
+                    ucr: body["ucr"].as_str().unwrap(),
+                    origin: body["origin"].as_str().unwrap(),
+                    destination: body["destination"].as_str().unwrap(),
+                };
+                let facts = types.read(t, &env, payload).unwrap();
+                let mut all = Vec::new();
+                every_hs_code(payload, &mut all);
+                all.sort_unstable();
+                all.dedup();
+                assert_eq!(facts.hs_chapters, all, "{t}: every HS code is read");
+                assert_eq!(facts.mode_of_transport.as_ref(), payload.get("modeOfTransport").and_then(Value::as_str).map(str::to_owned).as_ref(), "{t}: its mode");
+                assert_eq!(facts.border_post.is_some(), payload.get("crossingPoint").is_some(), "{t}: its border post");
+                read += 1;
+            }
+        }
+        assert!(read >= 25, "{read} examples read");
+    }
+
+    #[test]
+    fn a_type_described_with_a_fixed_scheme_codes_and_references() {
+        let config: BTreeMap<String, DocumentTypeConfig> = toml::from_str(
+            r#"
+            [billOfLading]
+            submitter = { party = "shipper", identifier = "/parties/shipper/taxId", scheme = "AR-CUIT", country = ["/parties/shipper/country", "/portOfLoading/country"] }
+            consignment_reference = "/reference"
+            origin = "/portOfLoading/country"
+            destination = "/portOfDischarge/country"
+            hs_codes = ["/cargo/*/commodity/hs"]
+            mode_of_transport = "/transportModeCode"
+            modes = { "1" = "sea", "3" = "road" }
+            border_post = "/portOfDischarge/locode"
+            "#,
+        )
+        .unwrap();
+        let types = DocumentTypes::new(&config).unwrap();
+        let payload = json!({
+            "parties": {"shipper": {"taxId": "30714255831"}},
+            "reference": "5AR30714255831-C0781",
+            "portOfLoading": {"country": "AR"}, "portOfDischarge": {"country": "BR", "locode": "BRSSZ"},
+            "cargo": [{"commodity": {"hs": 20130}}, {"commodity": {"hs": "100199"}}],
+            "transportModeCode": 1,
+        });
+        let party = types.submitting_party("billOfLading", &payload);
+        assert_eq!(party, SubmittingParty { role: "shipper".into(), identifier: Some("AR-CUIT:30714255831".into()), country: Some("AR".into()) });
+        let facts = types.read("billOfLading", &envelope(), &payload).unwrap();
+        assert_eq!(facts, PayloadFacts { hs_chapters: vec![2, 10], mode_of_transport: Some("sea".into()), border_post: Some("BRSSZ".into()) });
+
+        let mut elsewhere = payload.clone();
+        elsewhere["portOfDischarge"]["country"] = json!("UY");
+        elsewhere["reference"] = json!("5AR30714255831-C9999");
+        let refused = types.read("billOfLading", &envelope(), &elsewhere).unwrap_err();
+        let at: Vec<&str> = refused.iter().map(|v| v.pointer.as_str()).collect();
+        assert_eq!(at, vec!["/payload/reference", "/payload/portOfDischarge/country"]);
+        assert!(refused[1].message.contains("\"UY\"") && refused[1].message.contains("destination is \"BR\""), "{}", refused[1].message);
+
+        let bad: BTreeMap<String, DocumentTypeConfig> =
+            toml::from_str("[x]\nsubmitter = { identifier = \"parties/shipper\", scheme = \"/s\" }").unwrap();
+        let err = DocumentTypes::new(&bad).unwrap_err();
+        assert!(err.contains("[document_types.x] submitter.identifier") && err.contains("must start with"), "{err}");
+    }
+}
