@@ -386,7 +386,7 @@ fn component_ref(files: &Files, this: &SchemaFile, reference: &str) -> String {
 }
 
 /// `/openapi.json`'s name of a file: its place without `.json`, `/` made `-`.
-fn component_name(place: &str) -> String {
+pub fn component_name(place: &str) -> String {
     place
         .trim_end_matches(".json")
         .chars()
@@ -477,12 +477,12 @@ impl SchemaRegistry {
                 .with_base_uri(f.base.clone())
                 .with_registry(&registry)
                 .build(&f.value)
-                .map_err(|e| {
-                    let pointer = e.instance_path().as_str().to_owned();
-                    let message = e.to_string();
-                    match pointer.is_empty() && message.contains("Resource") {
-                        true => unresolved(&files, &message),
-                        false => SchemaError::Compile { path: f.path.clone(), pointer: if pointer.is_empty() { "/".into() } else { pointer }, message },
+                .map_err(|e| match e.kind() {
+                    jsonschema::error::ValidationErrorKind::Referencing(r) => unresolved(&files, &r.to_string()),
+                    _ => {
+                        let pointer = e.instance_path().as_str();
+                        let pointer = if pointer.is_empty() { "/".to_owned() } else { pointer.to_owned() };
+                        SchemaError::Compile { path: f.path.clone(), pointer, message: e.to_string() }
                     }
                 })?;
             Ok(CompiledSchema { version, id: f.base.clone(), source: Arc::new(f.value.clone()), validator })
@@ -566,11 +566,6 @@ impl SchemaRegistry {
                 None => self.definitions.get(name)?.get(&version).cloned(),
             },
         }
-    }
-
-    /// The component name of `name` at `version` in `/openapi.json`.
-    pub fn component(name: &str, version: &SchemaVersion) -> String {
-        component_name(&format!("{name}/{version}.json"))
     }
 
     /// Every file as an `/openapi.json` component (2020-12 being the document's dialect, a file

@@ -638,52 +638,9 @@ pub fn allowed_methods(path: &str) -> Vec<Method> {
 
 /// A registry schema's component name: `customsDeclaration-1.0.0`.
 fn component(name: &str, version: &str) -> String {
-    format!("{name}-{version}")
+    crate::schema::component_name(&format!("{name}/{version}.json"))
 }
 
-/// A registry schema made the component `name`: its `$id` dropped and its `$ref`s (to other
-/// files by `$id`, or within itself) pointed at components.
-fn as_component(name: &str, value: &Value) -> Value {
-    fn walk(name: &str, v: &Value) -> Value {
-        match v {
-            Value::Object(map) => {
-                let mut out = Map::new();
-                for (k, v) in map {
-                    match (k.as_str(), v) {
-                        ("$id" | "$schema", _) => {}
-                        ("$ref", Value::String(r)) => {
-                            out.insert(k.clone(), Value::String(local_ref(name, r)));
-                        }
-                        _ => {
-                            out.insert(k.clone(), walk(name, v));
-                        }
-                    }
-                }
-                Value::Object(out)
-            }
-            Value::Array(items) => Value::Array(items.iter().map(|i| walk(name, i)).collect()),
-            other => other.clone(),
-        }
-    }
-    walk(name, value)
-}
-
-/// `https://schemas.ventanilla.example/common/1.0.0.json#/$defs/ucr` ->
-/// `#/components/schemas/common-1.0.0/$defs/ucr`; `#/$defs/x` in the component `this` ->
-/// `#/components/schemas/<this>/$defs/x`; other references are left as they are.
-fn local_ref(this: &str, reference: &str) -> String {
-    if let Some(pointer) = reference.strip_prefix('#') {
-        return format!("#/components/schemas/{this}{pointer}");
-    }
-    let Some(rest) = reference.strip_prefix("https://schemas.ventanilla.example/") else {
-        return reference.to_owned();
-    };
-    let (file, fragment) = rest.split_once('#').unwrap_or((rest, ""));
-    match file.strip_suffix(".json").and_then(|f| f.split_once('/')) {
-        Some((name, version)) => format!("#/components/schemas/{}{fragment}", component(name, version)),
-        None => reference.to_owned(),
-    }
-}
 
 fn reference(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
@@ -876,18 +833,7 @@ fn operation(endpoint: &Endpoint, gateway: &GatewayConfig, generator: &mut Schem
 /// The registry's schemas as components (`#/components/schemas/<type>-<version>`), their
 /// references made local: shared by `/openapi.json` and `/asyncapi.json`.
 pub fn registry_components(registry: &SchemaRegistry) -> Map<String, Value> {
-    let mut schemas = Map::new();
-    for (name, versions) in registry.catalogue() {
-        for v in versions {
-            let version = v.to_string();
-            if let Some(source) = registry.source(&name, &version) {
-                let component = component(&name, &version);
-                let schema = as_component(&component, &source);
-                schemas.insert(component, schema);
-            }
-        }
-    }
-    schemas
+    registry.components()
 }
 
 /// `/asyncapi.json`: the Kafka side (`super::asyncapi`), with the status event's schema.

@@ -50,16 +50,17 @@ fn reference(path: &str) -> Value {
 /// `/openapi.json`'s), `status_change` the status event's schema.
 pub fn asyncapi(registry: &SchemaRegistry, topics: &Topics, agencies: &[AgencyId], schemas: Map<String, Value>) -> Value {
     let documents: Vec<Value> = registry
-        .catalogue()
+        .document_types()
         .into_iter()
-        .filter(|(name, _)| name != crate::schema::ACKNOWLEDGMENT)
-        .flat_map(|(name, versions)| versions.into_iter().map(move |v| reference(&format!("#/components/schemas/{name}-{v}"))))
+        .flat_map(|(name, versions)| {
+            versions.into_iter().map(move |v| reference(&format!("#/components/schemas/{}", crate::schema::component_name(&format!("{name}/{v}.json")))))
+        })
         .collect();
     let ack = registry
         .catalogue()
         .into_iter()
         .find(|(n, _)| n == crate::schema::ACKNOWLEDGMENT)
-        .and_then(|(n, v)| v.last().map(|v| reference(&format!("#/components/schemas/{n}-{v}"))))
+        .and_then(|(n, v)| v.last().map(|v| reference(&format!("#/components/schemas/{}", crate::schema::component_name(&format!("{n}/{v}.json"))))))
         .unwrap_or_else(|| json!({ "type": "object" }));
     let message = |name: &str, summary: &str, content_type: &str, payload: Value| {
         json!({

@@ -30,6 +30,7 @@ mod metrics;
 mod openapi;
 mod outage;
 mod postgres_store;
+mod published_schemas;
 mod python_agency;
 mod receipts;
 mod retries;

@@ -52,3 +52,31 @@ async fn the_readme_walkthrough_works_as_written() {
     assert_eq!((amended["version"].as_i64(), amended["amends"].as_str()), (Some(2), documents[0]["documentId"].as_str()));
     app.stop().await;
 }
+
+/// "Adding a document type", pasted as written: a draft-07 schema of a carrier's own with its
+/// definitions beside it, a table in a copy of the region file, `ventanilla validate --as`, and a
+/// gateway serving that region (its embedded broker) taking the new type. Only the gateway's port
+/// (a free one instead of 8081) and the binary are changed.
+#[tokio::test]
+async fn the_readme_adding_a_document_type_works_as_written() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let blocks = blocks(&readme, "## Adding a document type", "## Map of the code");
+    assert!(blocks.len() >= 4, "{} blocks", blocks.len());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let script = format!("set -euo pipefail\n{}", blocks.join("\n"))
+        .replace("127.0.0.1:8081", &format!("127.0.0.1:{port}"))
+        .replace("cargo run --release --", env!("CARGO_BIN_EXE_ventanilla"));
+    let bash_script = script.clone();
+    let out = tokio::task::spawn_blocking(move || std::process::Command::new("bash").arg("-c").arg(&bash_script).current_dir(repo()).output())
+        .await
+        .unwrap()
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the section failed:\n{script}\n--- stdout\n{stdout}\n--- stderr\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("/tmp/bill-of-lading.json: valid"), "{stdout}");
+    assert!(stdout.contains("\"billOfLading-parties\""), "its definitions are an /openapi.json component: {stdout}");
+    let receipt: Value = serde_json::from_str(&std::fs::read_to_string("/tmp/bill-of-lading-receipt.json").unwrap()).unwrap();
+    assert_eq!(receipt["documentType"], "billOfLading", "{receipt:#}");
+    let agencies: Vec<&str> = receipt["deliveries"].as_array().unwrap().iter().map(|d| d["agency"].as_str().unwrap()).collect();
+    assert_eq!(agencies, ["br-customs", "br-sanitary"], "{receipt:#}");
+}
