@@ -176,7 +176,7 @@ fn corpus(size: usize, run: &str) -> Vec<Doc> {
                 let text = d.to_string();
                 let quoted = format!("\"{ucr}\"");
                 let at = text.find(&quoted).expect("the UCR is in the text") + 1;
-                let (before, after) = (text[..at].as_bytes().to_vec(), text[at + ucr.len()..].as_bytes().to_vec());
+                let (before, after) = (text.as_bytes()[..at].to_vec(), text.as_bytes()[at + ucr.len()..].to_vec());
                 docs.push(Doc { ucr, envelope: d, before, after, deliveries, document_type });
             }
             Err(_) => refused += 1,

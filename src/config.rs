@@ -154,7 +154,7 @@ pub struct RegionConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentTypeConfig {
-    /// What the document is, in a sentence (shown in `/openapi.json` and `/asyncapi.json`).
+    /// What the document is, in a sentence (shown in `/openapi.json`).
     #[serde(default)]
     pub description: Option<String>,
     /// The party that submits it: a trader must act for it, a national single window be of
@@ -831,6 +831,20 @@ impl RegionConfig {
             }
             if p.role == Role::Nsw && p.country.is_none() {
                 return Err(format!("participant {} has role nsw but no `country`", p.id));
+            }
+            if let (Role::Nsw, Some(c)) = (p.role, &p.country) {
+                if !self.agencies.iter().any(|a| &a.id.country() == c) {
+                    let mut countries: Vec<String> = self.agencies.iter().map(|a| a.id.country().to_string()).collect();
+                    countries.dedup();
+                    return Err(format!(
+                        "participant {} is the national single window of {c}, and the region has no agency there (its countries: {})",
+                        p.id,
+                        countries.join(", ")
+                    ));
+                }
+            }
+            if let Some(bad) = p.acts_for.iter().find(|a| a.split_once(':').is_none_or(|(s, v)| s.is_empty() || v.is_empty())) {
+                return Err(format!("participant {}: acts_for {bad:?} must be SCHEME:VALUE, as the document types read it (AR-CUIT:30714255831)", p.id));
             }
         }
         for r in &self.routes {

@@ -102,6 +102,7 @@ enum Scheme {
 /// How to read one document type.
 #[derive(Debug, Clone)]
 struct TypeReading {
+    description: Option<String>,
     party: String,
     identifier: Vec<PayloadPointer>,
     scheme: Scheme,
@@ -187,6 +188,7 @@ impl DocumentTypes {
                 list => Scheme::At(pointers(&at("submitter.scheme"), list)?),
             };
             let reading = TypeReading {
+                description: c.description.clone(),
                 party: party.unwrap_or_else(|| "submitting party".into()),
                 identifier,
                 scheme,
@@ -207,6 +209,11 @@ impl DocumentTypes {
     /// Whether the region describes `document_type` (only described types are submitted).
     pub fn describes(&self, document_type: &str) -> bool {
         self.types.contains_key(document_type)
+    }
+
+    /// What the region file says a type is (`description`).
+    pub fn description(&self, document_type: &str) -> Option<&str> {
+        self.types.get(document_type)?.description.as_deref()
     }
 
     /// The described types, by name.

@@ -235,7 +235,7 @@ mod tests {
         typo.name = "sanitary typo".into();
         typo.to = RouteTarget::Kind { country: "destination".into(), kind: "sanitry".into() };
         region.routes.push(typo);
-        let err = Router::new(&region).err().expect("refused");
+        let err = Router::new(&region).expect_err("refused");
         assert!(err.contains("route \"sanitary typo\"") && err.contains("\"sanitry\"") && err.contains("sanitary"), "{err}");
 
         let router = demo_router();

@@ -653,9 +653,11 @@ fn envelope_schema(registry: &SchemaRegistry) -> Value {
         .document_types()
         .into_iter()
         .flat_map(|(name, versions)| {
+            let description = registry.types().description(&name).map(str::to_owned);
             versions.into_iter().map(move |v| {
                 json!({
                     "title": format!("{name} {v}"),
+                    "description": description.clone().unwrap_or_else(|| format!("A {name} document.")),
                     "properties": {
                         "documentType": { "const": name },
                         "schemaVersion": { "const": v.to_string() },
@@ -919,13 +921,20 @@ mod tests {
 
     #[test]
     fn references_between_registry_files_become_component_references() {
-        assert_eq!(
-            local_ref("x-1.0.0", "https://schemas.ventanilla.example/common/1.0.0.json#/$defs/ucr"),
-            "#/components/schemas/common-1.0.0/$defs/ucr"
-        );
-        assert_eq!(local_ref("x-1.0.0", "https://schemas.ventanilla.example/common/1.0.0.json"), "#/components/schemas/common-1.0.0");
-        assert_eq!(local_ref("x-1.0.0", "#/$defs/y"), "#/components/schemas/x-1.0.0/$defs/y");
-        assert_eq!(local_ref("x-1.0.0", "https://elsewhere.example/s.json"), "https://elsewhere.example/s.json");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let region: crate::config::RegionConfig = toml::from_str(&std::fs::read_to_string(root.join("config/ventanilla.toml")).unwrap()).unwrap();
+        let registry = SchemaRegistry::of_region(&root.join("schemas"), &region).unwrap();
+        let components = registry_components(&registry);
+        // By $id to another file, to a whole file, and inside the file itself.
+        let envelope = &components["envelope-1.0.0"];
+        assert_eq!(envelope.pointer("/properties/ucr/$ref"), Some(&json!("#/components/schemas/common-1.0.0/$defs/ucr")));
+        assert!(envelope.get("$id").is_none() && envelope.get("$schema").is_none(), "2020-12 is the document's dialect");
+        let doc = json!({"components": {"schemas": components}});
+        let text = doc.to_string();
+        for r in text.split("\"$ref\":\"").skip(1).map(|r| r.split('"').next().unwrap()) {
+            let pointer = r.strip_prefix('#').unwrap_or_else(|| panic!("{r} leaves the document"));
+            assert!(doc.pointer(pointer).is_some(), "{r} reaches nothing");
+        }
     }
 
     #[test]

@@ -965,7 +965,7 @@ impl Ledger for PgLedger {
                 return Ok(true);
             }
             let full = self.row("SELECT COUNT(*) >= $2 FROM webhooks WHERE participant = $1", &[&participant, &(max as i64)])?;
-            if full.map_or(true, |r| r.get::<_, bool>(0)) {
+            if full.is_none_or(|r| r.get::<_, bool>(0)) {
                 return Ok(false);
             }
         }

@@ -182,3 +182,38 @@ async fn a_route_naming_an_unknown_document_type_stops_the_start() {
     let err = ventanilla::startup::Application::build(settings).await.err().expect("the gateway refuses to start").to_string();
     assert!(err.contains(&format!("route {name:?}")) && err.contains("billOfLading"), "{err}");
 }
+
+/// The region file's entries are checked against each other at start, and the error names the
+/// entry: a document-type table whose schemas are missing, a national single window of a country
+/// the region has no agency in, a simulation naming a type the region lacks.
+#[tokio::test]
+async fn region_entries_that_refer_to_nothing_stop_the_start() {
+    let data = tempfile::tempdir().unwrap();
+    let start = |change: &dyn Fn(&mut ventanilla::config::Settings)| {
+        let mut settings = crate::helpers::settings_for(&data, "t-region-check.", None);
+        change(&mut settings);
+        settings
+    };
+    let table = start(&|_| {}).region.document_types["customsDeclaration"].clone();
+    let settings = start(&|s| {
+        s.region.document_types.insert("billOfLading".into(), table.clone());
+    });
+    let err = ventanilla::startup::Application::build(settings).await.err().expect("refused").to_string();
+    assert!(err.contains("[document_types.billOfLading]") && err.contains("billOfLading/<version>.json"), "{err}");
+
+    let settings = start(&|s| {
+        s.region.indicators.simulation.as_mut().unwrap().border_notice = ventanilla::domain::DocumentType::parse("railConsignmentNote").unwrap();
+    });
+    let err = ventanilla::startup::Application::build(settings).await.err().expect("refused").to_string();
+    assert!(err.contains("[indicators.simulation] border_notice") && err.contains("railConsignmentNote"), "{err}");
+
+    // The region file itself: a national single window of Chile, where the region has no agency.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(crate::helpers::repo().join("config/ventanilla.toml")).unwrap();
+    let text = text.replace("schemas_dir = \"../schemas\"", &format!("schemas_dir = {:?}", crate::helpers::repo().join("schemas")));
+    std::fs::write(dir.path().join("ventanilla.toml"), text.replace("id = \"demo-nsw-br\"\nrole = \"nsw\"\ncountry = \"BR\"", "id = \"demo-nsw-br\"\nrole = \"nsw\"\ncountry = \"CL\"")).unwrap();
+    let err = ventanilla::config::Settings::load(dir.path().into(), "127.0.0.1:0".parse().unwrap(), data.path().into(), None, None, None)
+        .expect_err("refused")
+        .to_string();
+    assert!(err.contains("participant demo-nsw-br is the national single window of CL") && err.contains("AR, BR, UY"), "{err}");
+}

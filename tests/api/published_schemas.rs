@@ -115,18 +115,18 @@ fn violations(r: Result<ventanilla::schema::ValidDocument, Rejection>) -> Vec<(S
 
 /// Every `$ref` in `doc` is local and reaches something in it.
 fn assert_refs_resolve(doc: &Value) {
-    fn walk(doc: &Value, v: &Value, out: &mut Vec<String>) {
+    fn walk(v: &Value, out: &mut Vec<String>) {
         match v {
             Value::Object(m) => m.iter().for_each(|(k, v)| match (k.as_str(), v) {
                 ("$ref" | "$recursiveRef" | "$dynamicRef", Value::String(r)) => out.push(r.clone()),
-                _ => walk(doc, v, out),
+                _ => walk(v, out),
             }),
-            Value::Array(a) => a.iter().for_each(|v| walk(doc, v, out)),
+            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
             _ => {}
         }
     }
     let mut refs = Vec::new();
-    walk(doc, doc, &mut refs);
+    walk(doc, &mut refs);
     assert!(!refs.is_empty());
     for r in refs {
         // `#` alone is the recursion of a tree to its own root, which OpenAPI tools read as such.
