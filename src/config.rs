@@ -146,6 +146,18 @@ pub struct RegionConfig {
     /// document type that can be submitted only when the region describes it here.
     #[serde(default)]
     pub document_types: std::collections::BTreeMap<String, DocumentTypeConfig>,
+    /// Party identifier schemes checked as their country defines them (`crate::identifiers`):
+    /// scheme (`AR-CUIT`) -> the check.
+    #[serde(default)]
+    pub identifier_schemes: std::collections::BTreeMap<String, IdentifierSchemeConfig>,
+}
+
+/// How a party identifier scheme's values are checked (`[identifier_schemes.<scheme>]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentifierSchemeConfig {
+    /// One of the gateway's checks: `ar-cuit`, `br-cnpj`, `br-cpf`, `uy-rut`.
+    pub check: String,
 }
 
 /// Where the gateway finds, in a document of one type, what its rules look at: JSON pointers
@@ -835,6 +847,7 @@ impl RegionConfig {
             if let (Role::Nsw, Some(c)) = (p.role, &p.country) {
                 if !self.agencies.iter().any(|a| &a.id.country() == c) {
                     let mut countries: Vec<String> = self.agencies.iter().map(|a| a.id.country().to_string()).collect();
+                    countries.sort();
                     countries.dedup();
                     return Err(format!(
                         "participant {} is the national single window of {c}, and the region has no agency there (its countries: {})",

@@ -125,12 +125,14 @@ pub struct SubmittingParty {
     pub identifier: Option<String>,
     /// The country of its address, when the payload has it.
     pub country: Option<String>,
+    /// Where the identifier's value is in the payload (a concrete JSON pointer).
+    pub value_at: Option<String>,
 }
 
 impl SubmittingParty {
     /// A document of a type the region does not describe: nobody is its submitting party.
     pub fn unknown() -> Self {
-        SubmittingParty { role: "submitting party".into(), identifier: None, country: None }
+        SubmittingParty { role: "submitting party".into(), identifier: None, country: None, value_at: None }
     }
 }
 
@@ -177,6 +179,15 @@ impl DocumentTypes {
                 Some(Step::Member(m)) => Some(m.clone()),
                 _ => None,
             });
+            if identifier.iter().chain(country.iter().filter_map(|c| PayloadPointer::parse(c).ok()).collect::<Vec<_>>().iter()).any(|p| p.steps.contains(&Step::EveryItem)) {
+                return Err(format!("{}: a submitting party is one party: its pointers take no \"*\"", at("submitter")));
+            }
+            if scheme.len() > 1 && scheme.len() != identifier.len() {
+                return Err(format!(
+                    "{}: give one scheme, or one per identifier pointer (the scheme read beside the identifier found)",
+                    at("submitter.scheme")
+                ));
+            }
             let scheme = match scheme.as_slice() {
                 [one] if !one.starts_with('/') => {
                     if one.is_empty() || one.contains(':') {
@@ -233,15 +244,25 @@ impl DocumentTypes {
                 _ => None,
             })
         };
-        let value = string(&t.identifier);
-        let scheme = match &t.scheme {
-            Scheme::Fixed(s) => Some(s.clone()),
-            Scheme::At(list) => string(list),
+        // The first identifier pointer the payload has, and the scheme beside it: the scheme
+        // pointer of the same rank when there is one per identifier pointer.
+        let found = t.identifier.iter().enumerate().find_map(|(i, p)| p.first(payload).map(|(at, v)| (i, at, v)));
+        let value = found.as_ref().and_then(|(_, _, v)| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        });
+        let value_at = found.as_ref().map(|(_, at, _)| at.clone());
+        let scheme = match (&t.scheme, &found) {
+            (Scheme::Fixed(s), _) => Some(s.clone()),
+            (Scheme::At(list), Some((i, _, _))) if list.len() > 1 => string(&list[*i..=*i]),
+            (Scheme::At(list), _) => string(list),
         };
         SubmittingParty {
             role: t.party.clone(),
             identifier: scheme.zip(value).map(|(s, v)| format!("{s}:{v}")),
             country: string(&t.country),
+            value_at,
         }
     }
 
@@ -273,6 +294,7 @@ impl DocumentTypes {
             }
         }
         if !violations.is_empty() {
+            violations.truncate(crate::schema::MAX_VIOLATIONS);
             return Err(violations);
         }
         let mut hs_chapters: Vec<u8> = t.hs_codes.iter().flat_map(|p| p.values(payload)).filter_map(|(_, v)| hs_chapter(v)).collect();
@@ -415,7 +437,15 @@ mod tests {
             "transportModeCode": 1,
         });
         let party = types.submitting_party("billOfLading", &payload);
-        assert_eq!(party, SubmittingParty { role: "shipper".into(), identifier: Some("AR-CUIT:30714255831".into()), country: Some("AR".into()) });
+        assert_eq!(
+            party,
+            SubmittingParty {
+                role: "shipper".into(),
+                identifier: Some("AR-CUIT:30714255831".into()),
+                country: Some("AR".into()),
+                value_at: Some("/parties/shipper/taxId".into())
+            }
+        );
         let facts = types.read("billOfLading", &envelope(), &payload).unwrap();
         assert_eq!(facts, PayloadFacts { hs_chapters: vec![2, 10], mode_of_transport: Some("sea".into()), border_post: Some("BRSSZ".into()) });
 

@@ -13,6 +13,7 @@ pub mod document_types;
 pub mod domain;
 pub mod gateway;
 pub mod http;
+pub mod identifiers;
 pub mod indicators;
 pub mod json;
 pub mod lifecycle;

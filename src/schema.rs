@@ -19,14 +19,10 @@ use serde_json::{Map, Value};
 
 use crate::document_types::{DocumentTypes, EnvelopeFacts, PayloadFacts, SubmittingParty};
 use crate::domain::{CountryCode, DocumentType, SchemaVersion, Ucr};
+use crate::identifiers::IdentifierSchemes;
 
 /// Where a file without `$id` is known: its place under `schemas/`, under this base.
 pub const LOCATION_BASE: &str = "https://schemas.ventanilla.example/";
-
-/// The gateway's own name of `schemas/<name>/<version>.json`.
-pub fn schema_id(name: &str, version: &SchemaVersion) -> String {
-    format!("{LOCATION_BASE}{name}/{version}.json")
-}
 
 /// Folders under `schemas/` with a role of their own: not document types.
 const ENVELOPE: &str = "envelope";
@@ -157,6 +153,8 @@ pub struct SchemaRegistry {
     files: Arc<Files>,
     /// How to read each document type.
     types: DocumentTypes,
+    /// How to check party identifiers, by scheme.
+    schemes: Arc<IdentifierSchemes>,
     /// Keywords no draft defines, one line each (logged at start).
     warnings: Vec<String>,
 }
@@ -183,9 +181,32 @@ impl SchemaFile {
     }
 }
 
-/// Every file, found by URI: its `$id`, its place, or (for a relative reference a publisher
-/// wrote between files that carry no `$id`) its file name.
+/// Every file, found by URI: its `$id` or its place; and, for a reference a publisher wrote
+/// relative to a file's `$id` towards a file that has no `$id`, by the same relative path from
+/// the referring file's place (`parties.json` beside it, `../shared/codes.json`).
 struct Files(Vec<SchemaFile>);
+
+/// `uri` split into its origin (`https://host`) and the segments of its path.
+fn origin_and_path(uri: &str) -> Option<(&str, Vec<&str>)> {
+    let (scheme, rest) = uri.split_once("://")?;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    Some((&uri[..scheme.len() + 3 + host.len()], path.split('/').collect()))
+}
+
+/// `place_dir` joined with `relative` segments (`..` going up), or `None` above the root.
+fn join_place(place_dir: &[&str], relative: &[&str]) -> Option<String> {
+    let mut out: Vec<&str> = place_dir.to_vec();
+    for seg in relative {
+        match *seg {
+            ".." => {
+                out.pop()?;
+            }
+            "." | "" => {}
+            s => out.push(s),
+        }
+    }
+    Some(out.join("/"))
+}
 
 impl Files {
     fn find(&self, uri: &str) -> Result<&SchemaFile, String> {
@@ -193,16 +214,34 @@ impl Files {
         if let Some(f) = self.0.iter().find(|f| f.base == uri || f.location == uri) {
             return Ok(f);
         }
-        let path = uri.split_once("://").map_or(uri, |(_, rest)| rest.split_once('/').map_or("", |(_, p)| p));
-        let name = path.rsplit('/').next().unwrap_or_default();
-        let candidates: Vec<&SchemaFile> = self.0.iter().filter(|f| f.place.rsplit('/').next() == Some(name)).collect();
-        // The longest common ending of the paths decides between files of one name.
-        let ending = |f: &SchemaFile| f.place.rsplit('/').zip(path.rsplit('/')).take_while(|(a, b)| a == b).count();
-        let best = candidates.iter().map(|f| ending(f)).max().unwrap_or(0);
-        let best: Vec<&&SchemaFile> = candidates.iter().filter(|f| ending(f) == best).collect();
-        match best.as_slice() {
+        // Which file could have referred to `uri` relatively: one whose `$id` shares its origin.
+        // The same relative path from that file's place is the file meant, if it has no `$id`.
+        let mut found: Vec<&SchemaFile> = Vec::new();
+        if let Some((origin, target)) = origin_and_path(uri) {
+            for referrer in &self.0 {
+                let Some((o, base)) = origin_and_path(&referrer.base) else { continue };
+                if o != origin || referrer.base == referrer.location {
+                    continue;
+                }
+                let base_dir = &base[..base.len().saturating_sub(1)];
+                let common = base_dir.iter().zip(&target).take_while(|(a, b)| a == b).count();
+                let mut relative: Vec<&str> = std::iter::repeat_n("..", base_dir.len() - common).collect();
+                relative.extend_from_slice(&target[common..]);
+                let place: Vec<&str> = referrer.place.split('/').collect();
+                let Some(meant) = join_place(&place[..place.len() - 1], &relative) else { continue };
+                if let Some(f) = self.0.iter().find(|f| f.place == meant && f.base == f.location) {
+                    if !found.iter().any(|g| g.place == f.place) {
+                        found.push(f);
+                    }
+                }
+            }
+        }
+        match found.as_slice() {
             [one] => Ok(one),
-            [] => Err(format!("no file under the schemas directory is {uri}: add it (beside the file that refers to it, or with that $id)")),
+            [] => Err(format!(
+                "no file under the schemas directory is {uri}: add it with that $id, or without an $id at the same place \
+                 relative to the file that refers to it"
+            )),
             many => Err(format!(
                 "{uri} could be any of {}: give the files their $id",
                 many.iter().map(|f| f.place.as_str()).collect::<Vec<_>>().join(", ")
@@ -263,7 +302,7 @@ fn json_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, SchemaError> {
             let place = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
             if path.is_dir() {
                 walk(&path, &place, out)?;
-            } else if name.ends_with(".json") && !prefix.is_empty() {
+            } else if name.ends_with(".json") {
                 out.push((place, path));
             }
         }
@@ -283,6 +322,7 @@ fn escape(key: &str) -> String {
 /// What to write instead of an OpenAPI keyword.
 fn openapi_fix(keyword: &str, schema: &Map<String, Value>) -> Option<String> {
     Some(match keyword {
+        "nullable" if schema.get("nullable") == Some(&Value::Bool(false)) => "Remove it: null is refused unless \"type\" allows \"null\".".to_owned(),
         "nullable" => match schema.get("type") {
             Some(Value::String(t)) => format!("Write \"type\": [\"{t}\", \"null\"] instead."),
             _ => "Add \"null\" to \"type\" (or {\"type\": \"null\"} to an anyOf) instead.".to_owned(),
@@ -340,6 +380,11 @@ fn references(value: &Value, at: String, out: &mut Vec<(String, String)>) {
                 match (k.as_str(), v) {
                     ("$ref" | "$recursiveRef" | "$dynamicRef", Value::String(r)) => out.push((here, r.clone())),
                     ("enum" | "const" | "examples" | "default", _) => {}
+                    ("properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas" | "dependencies", Value::Object(m)) => {
+                        for (name, sub) in m {
+                            references(sub, format!("{here}/{}", escape(name)), out);
+                        }
+                    }
                     _ => references(v, here, out),
                 }
             }
@@ -356,33 +401,81 @@ fn unresolved(files: &Files, message: &str) -> SchemaError {
         let mut refs = Vec::new();
         references(&f.value, String::new(), &mut refs);
         for (pointer, reference) in refs {
-            let target = jsonschema::uri::from_str(&f.base)
-                .and_then(|b| jsonschema::uri::resolve_against(&b.borrow(), &reference))
-                .map(|u| u.as_str().to_owned())
-                .unwrap_or_else(|_| reference.clone());
-            let file_part = target.split('#').next().unwrap_or_default();
-            if !file_part.is_empty() && message.contains(file_part) && files.find(file_part).is_err() {
-                let why = files.find(file_part).err().unwrap_or_default();
-                return SchemaError::Compile { path: f.path.clone(), pointer, message: format!("{reference:?} cannot be resolved: {why}") };
+            let why = match resolve(files, f, &reference) {
+                Err(why) => why,
+                Ok(_) => continue,
+            };
+            return SchemaError::Compile { path: f.path.clone(), pointer, message: format!("{reference:?} cannot be resolved: {why}") };
+        }
+    }
+    SchemaError::Compile { path: PathBuf::from("the schemas directory"), pointer: "/".into(), message: message.to_owned() }
+}
+
+/// `%XX` escapes of a URI fragment decoded.
+fn percent_decoded(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
             }
         }
     }
-    SchemaError::Compile { path: PathBuf::from("schemas"), pointer: "/".into(), message: message.to_owned() }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Where `reference`, written in `this`, leads: the file and the JSON pointer inside it (an
+/// anchor, `#name`, found where `$anchor` or a draft's `$id`/`id` of `#name` declares it).
+fn resolve<'f>(files: &'f Files, this: &SchemaFile, reference: &str) -> Result<(&'f SchemaFile, String), String> {
+    let target = jsonschema::uri::from_str(&this.base)
+        .and_then(|b| jsonschema::uri::resolve_against(&b.borrow(), reference))
+        .map(|u| u.as_str().to_owned())
+        .map_err(|e| e.to_string())?;
+    let (file, fragment) = target.split_once('#').unwrap_or((&target, ""));
+    let found = files.find(file)?;
+    let fragment = percent_decoded(fragment);
+    if fragment.is_empty() || fragment.starts_with('/') {
+        return match found.value.pointer(&fragment) {
+            Some(_) => Ok((found, fragment)),
+            None => Err(format!("{} has nothing at {fragment}", found.place)),
+        };
+    }
+    fn anchor(v: &Value, name: &str, at: String) -> Option<String> {
+        let Value::Object(map) = v else {
+            return match v {
+                Value::Array(items) => items.iter().enumerate().find_map(|(i, x)| anchor(x, name, format!("{at}/{i}"))),
+                _ => None,
+            };
+        };
+        let declared = |k: &str| map.get(k).and_then(Value::as_str);
+        if declared("$anchor") == Some(name) || declared("$id").or(declared("id")).is_some_and(|i| i.strip_prefix('#') == Some(name)) {
+            return Some(at);
+        }
+        map.iter()
+            .filter(|(k, _)| !["enum", "const", "examples", "default"].contains(&k.as_str()))
+            .find_map(|(k, x)| anchor(x, name, format!("{at}/{}", escape(k))))
+    }
+    anchor(&found.value, &fragment, String::new()).map(|at| (found, at)).ok_or_else(|| format!("{} declares no anchor {fragment:?}", found.place))
 }
 
 /// `reference`, written in `this`, as a reference inside `/openapi.json`: the component of the
-/// file it reaches and the fragment in it. A reference to nothing known is left as written.
+/// file it reaches and the pointer in it. A reference to nothing known is left as written (the
+/// load refused those already).
 fn component_ref(files: &Files, this: &SchemaFile, reference: &str) -> String {
-    let target = match jsonschema::uri::from_str(&this.base).and_then(|b| jsonschema::uri::resolve_against(&b.borrow(), reference)) {
-        Ok(u) => u.as_str().to_owned(),
-        Err(_) => return reference.to_owned(),
-    };
-    let (file, fragment) = target.split_once('#').unwrap_or((&target, ""));
-    let Ok(found) = files.find(file) else { return reference.to_owned() };
-    // A pointer fragment stays a pointer inside the component; an anchor (`#name`) has no
-    // place in the document's own pointers, so it keeps its file's component.
-    let fragment = if fragment.starts_with('/') { fragment } else { "" };
-    format!("#/components/schemas/{}{fragment}", found.component)
+    match resolve(files, this, reference) {
+        Ok((found, pointer)) => {
+            let pointer: String = pointer.split('/').map(|t| t.replace('%', "%25")).collect::<Vec<_>>().join("/");
+            format!("#/components/schemas/{}{pointer}", found.component)
+        }
+        Err(_) => reference.to_owned(),
+    }
 }
 
 /// `/openapi.json`'s name of a file: its place without `.json`, `/` made `-`.
@@ -402,7 +495,7 @@ impl SchemaRegistry {
     /// Loads and compiles every schema under `dir`, the region's `types` being the document
     /// types; refuses a version that breaks its type's declared compatibility with the version
     /// before it. Keywords no draft defines are in [`SchemaRegistry::warnings`].
-    pub fn load(dir: &Path, types: DocumentTypes) -> Result<Self, SchemaError> {
+    pub fn load(dir: &Path, types: DocumentTypes, schemes: IdentifierSchemes) -> Result<Self, SchemaError> {
         let layout = |path: &Path, message: String| SchemaError::Layout { path: path.to_owned(), message };
         let mut files = Vec::new();
         let mut warnings = Vec::new();
@@ -411,12 +504,15 @@ impl SchemaRegistry {
             let value: Value = serde_json::from_slice(&text).map_err(|source| SchemaError::Json { path: path.clone(), source })?;
             let file = place.split_once('/').map_or(place.as_str(), |(_, f)| f);
             let stem = file.trim_end_matches(".json");
-            // `<folder>/<version>.json` is a version; a name not starting with a digit is a
-            // definition beside them; anything else is a version written wrong.
-            let version = if stem.starts_with(|c: char| c.is_ascii_digit()) && !file.contains('/') {
-                Some(SchemaVersion::parse(stem).map_err(|e| layout(&path, format!("a version's file is named <major>.<minor>.<patch>.json: {e}")))?)
-            } else {
-                None
+            // `<folder>/<version>.json` is a version; a name of digits and dots that is not one
+            // (`1.0.json`) is a version written wrong; any other file is a definition.
+            let in_folder = place.matches('/').count() == 1;
+            let version = match SchemaVersion::parse(stem) {
+                Ok(v) if in_folder => Some(v),
+                Err(e) if in_folder && stem.contains('.') && stem.bytes().all(|b| b.is_ascii_digit() || b == b'.') => {
+                    return Err(layout(&path, format!("a version's file is named <major>.<minor>.<patch>.json: {e}")));
+                }
+                _ => None,
             };
             if let Some(declared) = value.get("$schema") {
                 let known = declared.as_str().and_then(|d| {
@@ -430,6 +526,14 @@ impl SchemaRegistry {
                         DRAFTS.iter().map(|(uri, name)| format!("{name} (https://{uri})")).collect::<Vec<_>>().join(", ")
                     )));
                 }
+            }
+            // Each file against its draft's meta-schema, so an error names the file it is in
+            // (compiling a type would blame the file that refers to it) and a definition that
+            // nothing refers to yet is checked too.
+            if let Err(e) = jsonschema::meta::validate(&value) {
+                let pointer = e.instance_path().as_str();
+                let pointer = if pointer.is_empty() { "/".to_owned() } else { pointer.to_owned() };
+                return Err(SchemaError::Compile { path: path.clone(), pointer, message: e.to_string() });
             }
             if value.is_object() {
                 check_keywords(&path, &value, "", &mut warnings)?;
@@ -447,7 +551,13 @@ impl SchemaRegistry {
             if let Some(other) = files.iter().find(|f: &&SchemaFile| f.base == base) {
                 return Err(layout(&path, format!("its $id {base} is also {}'s: each file needs its own", other.place)));
             }
-            let component = component_name(&place);
+            // Two places can make one name (`a-b/c.json`, `a/b-c.json`): the later one is numbered.
+            let mut component = component_name(&place);
+            let taken = |c: &str| files.iter().any(|f: &SchemaFile| f.component == c);
+            if taken(&component) {
+                let stem = component.clone();
+                component = (2..).map(|n| format!("{stem}-{n}")).find(|c| !taken(c)).unwrap_or(stem);
+            }
             files.push(SchemaFile { place, path, version, base, location, component, value });
         }
         for name in types.names() {
@@ -464,6 +574,29 @@ impl SchemaRegistry {
         }
         check_evolution(&files)?;
         let files = Arc::new(Files(files));
+        // A folder of versions the region does not describe, that no schema refers to, is most
+        // likely a document type whose table was forgotten.
+        let mut referred: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+        for f in &files.0 {
+            let mut refs = Vec::new();
+            references(&f.value, String::new(), &mut refs);
+            referred.extend(refs.iter().filter_map(|(_, r)| resolve(&files, f, r).ok()).map(|(t, _)| t.folder()).filter(|t| *t != f.folder()));
+        }
+        let mut unused: Vec<&str> = files
+            .0
+            .iter()
+            .filter(|f| f.version.is_some() && ![ENVELOPE, ACKNOWLEDGMENT].contains(&f.folder()) && !types.describes(f.folder()))
+            .map(SchemaFile::folder)
+            .filter(|folder| !referred.contains(folder))
+            .collect();
+        unused.dedup();
+        for folder in unused {
+            warnings.push(format!(
+                "schemas {}/{folder}/: versions of a folder the region file does not describe, and no schema refers to it: \
+                 add [document_types.{folder}] to make it a document type",
+                dir.display()
+            ));
+        }
         let mut registry = jsonschema::Registry::new().retriever(LocalFiles(files.clone()));
         for f in &files.0 {
             registry = registry
@@ -471,8 +604,16 @@ impl SchemaRegistry {
                 .map_err(|e| SchemaError::Compile { path: f.path.clone(), pointer: "/$id".into(), message: e.to_string() })?;
         }
         let registry = registry.prepare().map_err(|e| unresolved(&files, &e.to_string()))?;
+        let schemes = Arc::new(schemes);
         let compile = |f: &SchemaFile, version: SchemaVersion| -> Result<CompiledSchema, SchemaError> {
+            let schemes = schemes.clone();
             let validator = jsonschema::options()
+                .with_keyword("x-identifier", move |_, value, _| {
+                    schemes
+                        .keyword(value)
+                        .map(|k| Box::new(k) as Box<dyn for<'i> jsonschema::Keyword<'i>>)
+                        .map_err(jsonschema::ValidationError::schema)
+                })
                 .should_validate_formats(true)
                 .with_base_uri(f.base.clone())
                 .with_registry(&registry)
@@ -509,14 +650,16 @@ impl SchemaRegistry {
             definitions,
             files,
             types,
+            schemes,
             warnings,
         })
     }
 
     /// Loads the schemas of a region: `gateway.schemas_dir`, its types described by
-    /// `[document_types]`.
+    /// `[document_types]`, identifiers checked by `[identifier_schemes]`.
     pub fn of_region(dir: &Path, region: &crate::config::RegionConfig) -> Result<Self, SchemaError> {
         let types = DocumentTypes::new(&region.document_types).map_err(SchemaError::Region)?;
+        let schemes = IdentifierSchemes::new(&region.identifier_schemes).map_err(SchemaError::Region)?;
         if let Some(s) = &region.indicators.simulation {
             for (setting, t) in [("declaration", &s.declaration), ("border_notice", &s.border_notice)] {
                 if !types.describes(t.as_str()) {
@@ -524,7 +667,7 @@ impl SchemaRegistry {
                 }
             }
         }
-        Self::load(dir, types)
+        Self::load(dir, types, schemes)
     }
 
     /// Keywords no draft defines, one line each.
@@ -572,32 +715,28 @@ impl SchemaRegistry {
     /// of another draft keeps its `$schema`): `$id` dropped, and every reference, whether by
     /// `$id`, by place or relative to its file, pointed at the component it reaches.
     pub fn components(&self) -> Map<String, Value> {
-        fn rewrite(files: &Files, this: &SchemaFile, v: &Value) -> Value {
-            match v {
-                Value::Object(map) => {
-                    let mut out = Map::new();
-                    for (k, v) in map {
-                        match (k.as_str(), v) {
-                            ("$id" | "id", Value::String(_)) => {}
-                            ("$schema", Value::String(s)) if s.contains("2020-12") => {}
-                            ("$ref" | "$recursiveRef" | "$dynamicRef", Value::String(r)) => {
-                                out.insert(k.clone(), Value::String(component_ref(files, this, r)));
-                            }
-                            ("enum" | "const" | "examples" | "default", _) => {
-                                out.insert(k.clone(), v.clone());
-                            }
-                            _ => {
-                                out.insert(k.clone(), rewrite(files, this, v));
-                            }
-                        }
+        /// A schema object: its keywords rewritten, not its values (`enum`, `const`...).
+        fn schema(files: &Files, this: &SchemaFile, v: &Value) -> Value {
+            let Value::Object(map) = v else { return v.clone() };
+            let mut out = Map::new();
+            for (k, v) in map {
+                let value = match (k.as_str(), v) {
+                    ("$id" | "id", Value::String(_)) => continue,
+                    ("$schema", Value::String(s)) if s.contains("2020-12") => continue,
+                    ("$ref" | "$recursiveRef" | "$dynamicRef", Value::String(r)) => Value::String(component_ref(files, this, r)),
+                    ("enum" | "const" | "examples" | "default", _) => v.clone(),
+                    ("properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas" | "dependencies", Value::Object(m)) => {
+                        Value::Object(m.iter().map(|(name, sub)| (name.clone(), schema(files, this, sub))).collect())
                     }
-                    Value::Object(out)
-                }
-                Value::Array(items) => Value::Array(items.iter().map(|i| rewrite(files, this, i)).collect()),
-                other => other.clone(),
+                    (_, Value::Array(items)) => Value::Array(items.iter().map(|i| schema(files, this, i)).collect()),
+                    (_, Value::Object(_)) => schema(files, this, v),
+                    _ => v.clone(),
+                };
+                out.insert(k.clone(), value);
             }
+            Value::Object(out)
         }
-        self.files.0.iter().map(|f| (f.component.clone(), rewrite(&self.files, f, &f.value))).collect()
+        self.files.0.iter().map(|f| (f.component.clone(), schema(&self.files, f, &f.value))).collect()
     }
 
     /// Whether `document_type` is a described type with a schema (bounds what labels metrics
@@ -611,7 +750,7 @@ impl SchemaRegistry {
     }
     /// Checks a submission body: the envelope, then the payload against its type's schema.
     pub fn validate_submission(&self, body: &Value) -> Result<ValidDocument, Rejection> {
-        let mut violations = violations_of(&self.envelope, body, "");
+        let mut violations = violations_of(&self.files, &self.envelope, body, "");
         let doc_type = body.get("documentType").and_then(Value::as_str);
         let versions = doc_type.and_then(|t| self.documents.get(t));
         if let (Some(t), None) = (doc_type, versions) {
@@ -638,7 +777,7 @@ impl SchemaRegistry {
             _ => None,
         };
         if let (Some(schema), Some(payload)) = (schema, body.get("payload").filter(|p| p.is_object())) {
-            violations.extend(violations_of(schema, payload, "/payload"));
+            violations.extend(violations_of(&self.files, schema, payload, "/payload"));
         }
         if !violations.is_empty() {
             return Err(Rejection::Invalid(violations));
@@ -661,6 +800,14 @@ impl SchemaRegistry {
         let payload = body.get("payload").unwrap_or(&Value::Null);
         let envelope = EnvelopeFacts { ucr: field("ucr"), origin: field("origin"), destination: field("destination") };
         let facts = self.types.read(field("documentType"), &envelope, payload).map_err(Rejection::Invalid)?;
+        let party = self.types.submitting_party(field("documentType"), payload);
+        // The submitting party's identifier, checked by its scheme even where the type's schema
+        // does not ask for it (`x-identifier`): a schema as its publisher wrote it.
+        if let (Some(at), Some((scheme, value))) = (&party.value_at, party.identifier.as_deref().and_then(|i| i.split_once(':'))) {
+            if let Err(why) = self.schemes.check(scheme, value) {
+                return Err(Rejection::Invalid(vec![Violation::new(&format!("/payload{at}"), "x-identifier", why)]));
+            }
+        }
         Ok(ValidDocument {
             document_type: DocumentType::parse(field("documentType")).map_err(|e| parse_err("/documentType", e))?,
             version: schema.version,
@@ -668,14 +815,14 @@ impl SchemaRegistry {
             ucr: Ucr::parse(field("ucr")).map_err(|e| parse_err("/ucr", e))?,
             origin: CountryCode::parse(field("origin")).map_err(|e| parse_err("/origin", e))?,
             destination: CountryCode::parse(field("destination")).map_err(|e| parse_err("/destination", e))?,
-            party: self.types.submitting_party(field("documentType"), payload),
+            party,
             facts,
         })
     }
 
     /// Checks an agency's acknowledgment body.
     pub fn validate_acknowledgment(&self, body: &Value) -> Result<(), Vec<Violation>> {
-        let v = violations_of(&self.acknowledgment, body, "");
+        let v = violations_of(&self.files, &self.acknowledgment, body, "");
         if v.is_empty() { Ok(()) } else { Err(v) }
     }
 }
@@ -686,44 +833,105 @@ const MAX_MESSAGE: usize = 300;
 /// 100,000 errors of work and answer. The first ones are the ones to fix first anyway.
 pub const MAX_VIOLATIONS: usize = 100;
 
-fn violations_of(schema: &CompiledSchema, instance: &Value, prefix: &str) -> Vec<Violation> {
+/// A limit as people write it: `0`, `10.5`, `1000000` (not `1e6`).
+fn limit(v: &Value) -> String {
+    v.to_string()
+}
+
+/// What a JSON value is, in words, with the value itself when it is short.
+fn kind_of(v: &Value) -> String {
+    match v {
+        Value::Null => "null".to_owned(),
+        Value::Bool(b) => format!("{b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(_) if v.to_string().len() <= 40 => format!("the text {v}"),
+        Value::String(_) => "a text".to_owned(),
+        Value::Array(_) => "an array".to_owned(),
+        Value::Object(_) => "an object".to_owned(),
+    }
+}
+
+/// `n` and the noun, in the singular for one.
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
+/// The violations of `instance` against `schema`, each once, in a trader's words: a pattern,
+/// enum or format that fails is told by the field's `x-hint` (what is wanted, with an example)
+/// when its schema gives one; bounds are told as people say them; and a value that breaks
+/// several keywords of one field (a format and the pattern behind it) is one violation.
+fn violations_of(files: &Files, schema: &CompiledSchema, instance: &Value, prefix: &str) -> Vec<Violation> {
     use jsonschema::error::ValidationErrorKind as K;
     // The common case, a valid document, answered by the fast check that builds no errors.
     if schema.validator.is_valid(instance) {
         return Vec::new();
     }
-    schema
-        .validator
-        .iter_errors(instance)
-        .take(MAX_VIOLATIONS)
-        .map(|e| {
-            let mut pointer = format!("{prefix}{}", e.instance_path().as_str());
-            let keyword = e.kind().keyword().to_owned();
-            let message = match e.kind() {
-                K::AdditionalProperties { unexpected } => {
-                    if let [one] = unexpected.as_slice() {
-                        pointer = format!("{pointer}/{}", escape(one));
-                    }
-                    format!("unexpected field(s): {}; this document type does not define them (check the spelling)", unexpected.join(", "))
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let mut out = Vec::new();
+    for e in schema.validator.iter_errors(instance) {
+        if out.len() == MAX_VIOLATIONS {
+            break;
+        }
+        let mut pointer = format!("{prefix}{}", e.instance_path().as_str());
+        let keyword = e.kind().keyword().to_owned();
+        // The schema of the field (the keyword's parent), where its hint is.
+        let location = e.absolute_keyword_location().map(|u| u.as_str().to_owned()).unwrap_or_default();
+        let field = location.rsplit_once('/').map_or(location.as_str(), |(parent, _)| parent).to_owned();
+        let node = field.split_once('#').and_then(|(file, fragment)| files.find(file).ok()?.value.pointer(fragment));
+        let hint = node.and_then(|n| n.get("x-hint")).and_then(Value::as_str);
+        let found = short(e.instance());
+        let told = |wording: String| match hint {
+            Some(h) => format!("{wording} ({h})"),
+            None => wording,
+        };
+        let message = match e.kind() {
+            K::AdditionalProperties { unexpected } => {
+                if let [one] = unexpected.as_slice() {
+                    pointer = format!("{pointer}/{}", escape(one));
                 }
-                K::Required { property } => {
-                    let name = property.as_str().unwrap_or_default();
-                    pointer = format!("{pointer}/{}", escape(name));
-                    format!("the required field {name:?} is missing")
-                }
-                K::Enum { options } if options.as_array().is_some_and(|o| o.len() > 12) => {
-                    format!("{} is not one of the {} allowed values", short(e.instance()), options.as_array().map_or(0, Vec::len))
-                }
-                _ => e.to_string(),
-            };
-            Violation {
-                pointer,
-                keyword,
-                message: truncate(message),
-                schema_path: format!("{}#{}", schema.id, e.schema_path().as_str()),
+                format!("unexpected field(s): {}; this document type does not define them (check the spelling)", unexpected.join(", "))
             }
-        })
-        .collect()
+            K::Required { property } => {
+                let name = property.as_str().unwrap_or_default();
+                pointer = format!("{pointer}/{}", escape(name));
+                format!("the required field {name:?} is missing")
+            }
+            K::Custom { message, .. } if keyword == "x-identifier" => {
+                let member = node.and_then(|n| n.get("x-identifier")).and_then(|x| x.get("value")).and_then(Value::as_str).unwrap_or("value");
+                pointer = format!("{pointer}/{}", escape(member));
+                message.clone()
+            }
+            K::Pattern { .. } | K::Enum { .. } | K::Format { .. } | K::Constant { .. } if hint.is_some() => {
+                format!("{} ({found} is not)", hint.unwrap_or_default())
+            }
+            K::Enum { options } if options.as_array().is_some_and(|o| o.len() > 12) => {
+                format!("{found} is not one of the {} allowed values", options.as_array().map_or(0, Vec::len))
+            }
+            K::Minimum { limit: l } => told(format!("must be at least {} (it is {found})", limit(l))),
+            K::ExclusiveMinimum { limit: l } => told(format!("must be greater than {} (it is {found})", limit(l))),
+            K::Maximum { limit: l } => told(format!("must be at most {} (it is {found})", limit(l))),
+            K::ExclusiveMaximum { limit: l } => told(format!("must be less than {} (it is {found})", limit(l))),
+            K::MinLength { limit: l } => told(format!("must have at least {}", count(*l, "character"))),
+            K::MaxLength { limit: l } => told(format!("must have at most {}", count(*l, "character"))),
+            K::MinItems { limit: l } => told(format!("must have at least {}", count(*l, "item"))),
+            K::MaxItems { limit: l } => told(format!("must have at most {}", count(*l, "item"))),
+            K::Type { kind: jsonschema::error::TypeKind::Single(t) } => {
+                let wanted = t.to_string();
+                let article = if wanted.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+                told(format!("must be {article} {wanted}, not {}", kind_of(e.instance())))
+            }
+            _ => e.to_string(),
+        };
+        // One mistake, one error: a second keyword of the same field failing on the same value.
+        let key = (pointer.clone(), field.clone());
+        if !field.is_empty() && seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        let schema_path = if location.is_empty() { format!("{}#{}", schema.id, e.schema_path().as_str()) } else { location };
+        out.push(Violation { pointer, keyword, message: truncate(message), schema_path });
+    }
+    out
 }
 
 fn short(v: &Value) -> String {

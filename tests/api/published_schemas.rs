@@ -182,7 +182,8 @@ fn published_schemas_load_with_their_ids_drafts_and_relative_references() {
         assert!(components.contains_key(c), "{c} in {:?}", components.keys().collect::<Vec<_>>());
     }
     let doc = json!({"components": {"schemas": components}});
-    assert_eq!(doc.pointer("/components/schemas/weighbridgeTicket-1.0.0/properties/tare/$ref"), Some(&json!("#/components/schemas/weighbridgeTicket-measurement/$defs/mass")));
+    assert_eq!(doc.pointer("/components/schemas/weighbridgeTicket-1.0.0/properties/gross/$ref"), Some(&json!("#/components/schemas/weighbridgeTicket-measurement/$defs/mass")));
+    assert_eq!(doc.pointer("/components/schemas/weighbridgeTicket-1.0.0/properties/gross/$ref"), doc.pointer("/components/schemas/weighbridgeTicket-1.0.0/properties/tare/$ref"), "an $anchor is found");
     assert_eq!(doc.pointer("/components/schemas/dangerousGoodsManifest-1.0.0/$ref"), Some(&json!("#/components/schemas/trees-package-tree")));
     assert_refs_resolve(&doc);
 }
@@ -228,6 +229,48 @@ fn schemas_that_cannot_work_as_written_are_refused_naming_the_file_and_the_point
     let err = refused(|d| std::fs::remove_file(d.join("weighbridgeTicket/measurement.json")).unwrap());
     assert!(err.contains("weighbridgeTicket/1.0.0.json") && err.contains("/properties/gross/$ref"), "{err}");
     assert!(err.contains("https://ports.example.com/wb/measurement.json"), "{err}");
+    // Another standard's file of the same name elsewhere does not confuse the one beside it.
+    let dir = schemas_dir();
+    std::fs::create_dir(dir.path().join("otherStandard")).unwrap();
+    std::fs::write(dir.path().join("otherStandard/measurement.json"), r#"{"$defs": {"mass": {"type": "string"}}}"#).unwrap();
+    std::fs::create_dir(dir.path().join("iso")).unwrap();
+    std::fs::write(dir.path().join("iso/3166.json"), r#"{"$defs": {"alpha2": {"type": "string"}}}"#).unwrap();
+    std::fs::create_dir(dir.path().join("billOfLading")).unwrap();
+    std::fs::copy(dir.path().join("trees/package-tree.json"), dir.path().join("billOfLading/1.0.0.json")).unwrap();
+    edit(dir.path(), "billOfLading/1.0.0.json", |s| s["$id"] = json!("https://bl.example.org/1.0.0.json"));
+    // A property named as a keyword holds a schema like any other; two places, one name.
+    edit(dir.path(), "weighbridgeTicket/1.0.0.json", |s| s["properties"]["default"] = json!({"$ref": "measurement.json#/$defs/mass"}));
+    for (folder, file) in [("a-b", "c.json"), ("a", "b-c.json")] {
+        std::fs::create_dir_all(dir.path().join(folder)).unwrap();
+        std::fs::write(dir.path().join(folder).join(file), r#"{"type": "string"}"#).unwrap();
+    }
+    let registry = SchemaRegistry::of_region(dir.path(), &region()).expect("loads");
+    assert_eq!(violations(registry.validate_submission(&ticket(0.0))), [("/payload/tare/value".to_owned(), "exclusiveMinimum".to_owned())]);
+    let components = registry.components();
+    assert!(components.contains_key("a-b-c") && components.contains_key("a-b-c-2"), "{:?}", components.keys().collect::<Vec<_>>());
+    let doc = json!({"components": {"schemas": components}});
+    assert_eq!(doc.pointer("/components/schemas/weighbridgeTicket-1.0.0/properties/default/$ref"), Some(&json!("#/components/schemas/weighbridgeTicket-measurement/$defs/mass")));
+    assert_refs_resolve(&doc);
+    let warnings = registry.warnings().join("\n");
+    assert!(warnings.contains("billOfLading/") && warnings.contains("add [document_types.billOfLading]"), "a forgotten table is told: {warnings}");
+    assert!(!warnings.contains("iso/") && !warnings.contains("common/"), "definitions are not types: {warnings}");
+
+    // A reference to a missing place in a file that exists; an error inside a referenced file,
+    // told in that file; a nullable: false.
+    let err = refused(|d| edit(d, file, |s| s["properties"]["exporter"]["$ref"] = json!("#/definitions/exporter")));
+    assert!(err.contains(file) && err.contains("at /properties/exporter/$ref") && err.contains("nothing at /definitions/exporter"), "{err}");
+    let err = refused(|d| edit(d, "weighbridgeTicket/measurement.json", |s| s["$defs"]["mass"]["properties"]["value"]["exclusiveMinimum"] = json!("0")));
+    assert!(err.contains("weighbridgeTicket/measurement.json") && err.contains("at /$defs/mass/properties/value/exclusiveMinimum"), "{err}");
+    let err = refused(|d| edit(d, file, |s| s["properties"]["certificateId"]["nullable"] = json!(false)));
+    assert!(err.contains("Remove it"), "{err}");
+    // A file named like a version, wrongly.
+    let err = refused(|d| {
+        std::fs::copy(d.join(file), d.join("veterinaryHealthCertificate/1.1.json")).unwrap();
+    });
+    assert!(err.contains("1.1.json") && err.contains("<major>.<minor>.<patch>.json"), "{err}");
+    // A reference elsewhere on the web is not bound to a local file of the same name.
+    let err = refused(|d| edit(d, "weighbridgeTicket/1.0.0.json", |s| s["properties"]["gross"]["$ref"] = json!("https://elsewhere.example.org/zzz/measurement.json#/$defs/mass")));
+    assert!(err.contains("/properties/gross/$ref") && err.contains("elsewhere.example.org"), "{err}");
 
     // A table describing a type with no schema, and two files with one $id.
     let err = refused(|d| std::fs::remove_dir_all(d.join("dangerousGoodsManifest")).unwrap());
@@ -258,9 +301,13 @@ async fn a_type_described_in_the_region_file_is_submitted_routed_and_published()
 
     // Another trader's exporter: refused, naming the party the table points at.
     let mut other = certificate(1.0);
-    other["payload"]["exporter"]["taxId"] = json!("30999999999");
+    other["payload"]["exporter"]["taxId"] = json!("20111111112");
     let problem = crate::helpers::assert_problem(app.submit(&other).await, 403, "forbidden").await;
-    assert!(problem["detail"].as_str().unwrap().contains("exporter is AR-CUIT:30999999999"), "{problem:#}");
+    assert!(problem["detail"].as_str().unwrap().contains("exporter is AR-CUIT:20111111112"), "{problem:#}");
+    // The table's party identifier is checked by its scheme, though this schema does not ask.
+    other["payload"]["exporter"]["taxId"] = json!("30-71425583-1");
+    let problem = crate::helpers::assert_problem(app.submit(&other).await, 422, "invalid-document").await;
+    assert_eq!(problem["errors"][0]["pointer"], "/payload/exporter/taxId", "{problem:#}");
 
     let openapi: Value = app.get("/openapi.json", None).await.json().await.unwrap();
     assert_refs_resolve(&openapi);

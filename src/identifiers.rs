@@ -1,0 +1,218 @@
+//! Party identifiers checked as the issuing country defines them: shape and check digit of
+//! Argentina's CUIT, Brazil's CNPJ and CPF, Uruguay's RUT. The region file maps each scheme to
+//! one of these checks (`[identifier_schemes]`), so adding a scheme is a line of configuration
+//! plus, for a new rule, one function here.
+//!
+//! Schemas ask for the check with the annotation `"x-identifier": true` on an object of
+//! `scheme` and `value` (or `{"scheme": "<member>", "value": "<member>"}` naming other members);
+//! the gateway's validator then refuses a value its scheme's check refuses, at the value's
+//! pointer, with the rule in words. A scheme the region has no check for is taken as it is.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+/// One check: `Ok` or why the value is not one, in a trader's words.
+type CheckFn = fn(&str) -> Result<(), String>;
+
+/// The checks the gateway has, by the name the region file uses.
+const CHECKS: &[(&str, CheckFn)] = &[("ar-cuit", ar_cuit), ("br-cnpj", br_cnpj), ("br-cpf", br_cpf), ("uy-rut", uy_rut)];
+
+/// The names of the checks, for messages.
+pub fn check_names() -> Vec<&'static str> {
+    CHECKS.iter().map(|(n, _)| *n).collect()
+}
+
+/// The region's schemes and their checks.
+#[derive(Debug, Clone, Default)]
+pub struct IdentifierSchemes {
+    by_scheme: BTreeMap<String, (&'static str, CheckFn)>,
+}
+
+impl IdentifierSchemes {
+    /// From `[identifier_schemes]`: scheme -> check name. An unknown check name is an error
+    /// naming the scheme.
+    pub fn new(config: &BTreeMap<String, crate::config::IdentifierSchemeConfig>) -> Result<Self, String> {
+        let mut by_scheme = BTreeMap::new();
+        for (scheme, c) in config {
+            let Some((name, check)) = CHECKS.iter().find(|(n, _)| *n == c.check) else {
+                return Err(format!("[identifier_schemes.{scheme}] check = {:?}: the gateway has no such check; its checks: {}", c.check, check_names().join(", ")));
+            };
+            by_scheme.insert(scheme.clone(), (*name, *check));
+        }
+        Ok(IdentifierSchemes { by_scheme })
+    }
+
+    /// Checks `value` by `scheme`'s rule; a scheme without a check passes.
+    pub fn check(&self, scheme: &str, value: &str) -> Result<(), String> {
+        match self.by_scheme.get(scheme) {
+            Some((_, check)) => check(value).map_err(|why| format!("{value:?} is not a valid {scheme} identifier: {why}")),
+            None => Ok(()),
+        }
+    }
+
+    /// The `x-identifier` keyword for the schema validator.
+    pub fn keyword(self: &Arc<Self>, schema: &Value) -> Result<IdentifierKeyword, String> {
+        let (scheme, value) = match schema {
+            Value::Bool(true) => ("scheme".to_owned(), "value".to_owned()),
+            Value::Object(m) => {
+                let member = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| format!("x-identifier needs {k:?}: the member holding it"));
+                (member("scheme")?, member("value")?)
+            }
+            other => return Err(format!("x-identifier is true or {{\"scheme\": ..., \"value\": ...}}, not {other}")),
+        };
+        Ok(IdentifierKeyword { schemes: self.clone(), scheme, value })
+    }
+}
+
+/// `"x-identifier"`: the object's value checked by its scheme.
+pub struct IdentifierKeyword {
+    schemes: Arc<IdentifierSchemes>,
+    /// The member holding the scheme, and the one holding the value.
+    scheme: String,
+    value: String,
+}
+
+impl IdentifierKeyword {
+    fn verdict(&self, instance: &Value) -> Result<(), String> {
+        match (instance.get(&self.scheme).and_then(Value::as_str), instance.get(&self.value).and_then(Value::as_str)) {
+            (Some(scheme), Some(value)) => self.schemes.check(scheme, value),
+            _ => Ok(()),
+        }
+    }
+
+    /// The member whose value a refusal is about: the violation points at it.
+    pub fn value_member(&self) -> &str {
+        &self.value
+    }
+}
+
+impl<'i> jsonschema::Keyword<'i> for IdentifierKeyword {
+    fn validate(&self, instance: &'i Value) -> Result<(), jsonschema::ValidationError<'i>> {
+        self.verdict(instance).map_err(jsonschema::ValidationError::custom)
+    }
+
+    fn is_valid(&self, instance: &'i Value) -> bool {
+        self.verdict(instance).is_ok()
+    }
+}
+
+fn digits(value: &str, n: usize, name: &str, example: &str) -> Result<Vec<u32>, String> {
+    if value.len() != n || !value.bytes().all(|b| b.is_ascii_digit()) {
+        let hint = if value.contains(['-', '.', '/', ' ']) { ", without dashes, dots, slashes or spaces" } else { "" };
+        return Err(format!("a {name} is {n} digits{hint}, for example {example}"));
+    }
+    Ok(value.bytes().map(|b| u32::from(b - b'0')).collect())
+}
+
+/// Σ digit × weight, mod 11, as 11 minus the remainder (11 → 0; 10 has no digit).
+fn mod11(d: &[u32], weights: &[u32]) -> Option<u32> {
+    let r = 11 - d.iter().zip(weights).map(|(a, b)| a * b).sum::<u32>() % 11;
+    match r {
+        11 => Some(0),
+        10 => None,
+        r => Some(r),
+    }
+}
+
+fn check_digit(expected: Option<u32>, found: u32, name: &str) -> Result<(), String> {
+    if expected == Some(found) {
+        Ok(())
+    } else {
+        Err(format!("its check digit does not match the other digits; check the {name} for a typing error"))
+    }
+}
+
+/// Argentina's CUIT (and CUIL): 11 digits, a type prefix (20, 23, 24, 27, 30, 33, 34), and a
+/// mod-11 check digit over weights 5 4 3 2 7 6 5 4 3 2.
+pub fn ar_cuit(value: &str) -> Result<(), String> {
+    let d = digits(value, 11, "CUIT", "30714255831")?;
+    if ![20, 23, 24, 27, 30, 33, 34].contains(&(d[0] * 10 + d[1])) {
+        return Err("a CUIT starts with 20, 23, 24 or 27 (persons) or 30, 33 or 34 (companies)".into());
+    }
+    check_digit(mod11(&d[..10], &[5, 4, 3, 2, 7, 6, 5, 4, 3, 2]), d[10], "CUIT")
+}
+
+/// Brazil's CNPJ: 14 digits, two mod-11 check digits (remainders 0 and 1 give 0).
+pub fn br_cnpj(value: &str) -> Result<(), String> {
+    let d = digits(value, 14, "CNPJ", "45678912000155")?;
+    if d.iter().all(|x| *x == d[0]) {
+        return Err("a CNPJ of one repeated digit is not issued".into());
+    }
+    let dv = |n: usize, weights: &[u32]| {
+        let r = d[..n].iter().zip(weights).map(|(a, b)| a * b).sum::<u32>() % 11;
+        if r < 2 { 0 } else { 11 - r }
+    };
+    let first = dv(12, &[5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2]);
+    let second = dv(13, &[6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2]);
+    check_digit(Some(first * 10 + second), d[12] * 10 + d[13], "CNPJ")
+}
+
+/// Brazil's CPF: 11 digits, two check digits (weights 10..2, then 11..2; ×10 mod 11 mod 10).
+pub fn br_cpf(value: &str) -> Result<(), String> {
+    let d = digits(value, 11, "CPF", "52998224725")?;
+    if d.iter().all(|x| *x == d[0]) {
+        return Err("a CPF of one repeated digit is not issued".into());
+    }
+    let dv = |n: usize| d[..n].iter().zip((2..=n as u32 + 1).rev()).map(|(a, b)| a * b).sum::<u32>() * 10 % 11 % 10;
+    check_digit(Some(dv(9) * 10 + dv(10)), d[9] * 10 + d[10], "CPF")
+}
+
+/// Uruguay's RUT: 12 digits, the first two a department (01 to 21), and a mod-11 check digit
+/// over weights 4 3 2 9 8 7 6 5 4 3 2.
+pub fn uy_rut(value: &str) -> Result<(), String> {
+    let d = digits(value, 12, "RUT", "213456780011")?;
+    if !(1..=21).contains(&(d[0] * 10 + d[1])) {
+        return Err("a RUT starts with its department's number, 01 to 21".into());
+    }
+    check_digit(mod11(&d[..11], &[4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2]), d[11], "RUT")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Valid numbers (from the examples and public test numbers); each with one digit changed
+    /// must fail, as must the same digits written with separators.
+    #[test]
+    fn each_check_takes_valid_numbers_and_refuses_a_changed_digit_and_separators() {
+        let cases: [(CheckFn, &[&str]); 4] = [
+            (ar_cuit, &["30714255831", "30698765433", "30712345604", "20111111112", "27312456783"]),
+            (br_cnpj, &["45678912000155", "01728394000161", "09345122000194", "60223344000191"]),
+            (br_cpf, &["52998224725", "11144477735"]),
+            (uy_rut, &["213456780011", "161234560019", "112233440011", "218765430016"]),
+        ];
+        for (check, valid) in cases {
+            for v in valid {
+                assert_eq!(check(v), Ok(()), "{v}");
+                for i in 0..v.len() {
+                    let mut changed: Vec<u8> = v.bytes().collect();
+                    changed[i] = b'0' + (changed[i] - b'0' + 1) % 10;
+                    let changed = String::from_utf8(changed).unwrap();
+                    assert!(check(&changed).is_err(), "{changed} (digit {i} of {v} changed) is refused");
+                }
+            }
+        }
+        let err = ar_cuit("30-71425583-1").unwrap_err();
+        assert!(err.contains("11 digits, without dashes") && err.contains("30714255831"), "{err}");
+        assert!(br_cnpj("45.678.912/0001-55").unwrap_err().contains("without dashes, dots, slashes or spaces"));
+        assert!(br_cpf("00000000000").unwrap_err().contains("repeated digit"));
+        assert!(uy_rut("993456780011").unwrap_err().contains("department"));
+        assert!(ar_cuit("30714255832").unwrap_err().contains("check digit"));
+    }
+
+    #[test]
+    fn schemes_map_to_checks_and_unknown_ones_pass() {
+        let config: BTreeMap<String, crate::config::IdentifierSchemeConfig> =
+            toml::from_str("[AR-CUIT]\ncheck = \"ar-cuit\"\n[AR-CUIL]\ncheck = \"ar-cuit\"").unwrap();
+        let schemes = IdentifierSchemes::new(&config).unwrap();
+        assert!(schemes.check("AR-CUIL", "27312456783").is_ok());
+        let err = schemes.check("AR-CUIT", "30-71425583-1").unwrap_err();
+        assert!(err.starts_with("\"30-71425583-1\" is not a valid AR-CUIT identifier: a CUIT is 11 digits"), "{err}");
+        assert!(schemes.check("UY-CI", "anything").is_ok(), "a scheme without a check is taken as it is");
+        let bad: BTreeMap<String, crate::config::IdentifierSchemeConfig> = toml::from_str("[CL-RUT]\ncheck = \"cl-rut\"").unwrap();
+        let err = IdentifierSchemes::new(&bad).unwrap_err();
+        assert!(err.contains("[identifier_schemes.CL-RUT]") && err.contains("ar-cuit, br-cnpj, br-cpf, uy-rut"), "{err}");
+    }
+}
