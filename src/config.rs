@@ -38,6 +38,10 @@ pub struct Settings {
     pub tls: Option<TlsFiles>,
     /// The region file's content.
     pub region: RegionConfig,
+    /// With the embedded cluster: a loopback port that always reaches its broker, so agencies'
+    /// `kcat` lines stay the same from one start to the next. `None`: only the cluster's own
+    /// port, which changes at every start.
+    pub embedded_kafka_port: Option<u16>,
 }
 
 impl Settings {
@@ -92,7 +96,7 @@ impl Settings {
             .check()
             .map_err(|message| ConfigError::Invalid { path: path.clone(), message })?;
         let kafka_brokers = kafka_brokers.filter(|b| !b.trim().is_empty());
-        Ok(Settings { bind, data_dir, kafka_brokers, config_dir, tls, region })
+        Ok(Settings { bind, data_dir, kafka_brokers, config_dir, tls, region, embedded_kafka_port: None })
     }
 }
 

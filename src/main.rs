@@ -293,6 +293,10 @@ struct ServeArgs {
     /// sharing a store share it).
     #[arg(long, env = "VENTANILLA_RECEIPT_KEYS")]
     receipt_keys: Option<PathBuf>,
+    /// Without --kafka-brokers: the loopback port that reaches the embedded broker, the same at
+    /// every start (0: only the broker's own port, which changes).
+    #[arg(long, env = "VENTANILLA_EMBEDDED_KAFKA_PORT", default_value_t = 9092)]
+    embedded_kafka_port: u16,
 }
 
 fn main() -> ExitCode {
@@ -330,9 +334,8 @@ async fn async_main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let msg = ventanilla::telemetry::error_chain(e.as_ref());
-            tracing::error!("{msg}");
-            eprintln!("ventanilla: {msg}");
+            // Once, on standard error: the log's line would say it a second time.
+            eprintln!("ventanilla: {}", ventanilla::telemetry::error_chain(e.as_ref()));
             if e.is::<Verdict>() { ExitCode::from(1) } else { ExitCode::from(2) }
         }
     }
@@ -366,6 +369,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 StoreUrl::parse(&url)?;
                 settings.region.store.url = Some(url);
             }
+            settings.embedded_kafka_port = (a.embedded_kafka_port != 0).then_some(a.embedded_kafka_port);
             let app = Application::build(settings).await?;
             app.run_until_stopped().await?;
         }

@@ -121,13 +121,32 @@ impl Application {
                 let cluster = tokio::task::spawn_blocking(move || EmbeddedCluster::start(names, partitions))
                     .await
                     .map_err(|e| broker::BrokerError::Embedded(e.to_string()))??;
-                let b = cluster.bootstrap_servers().to_owned();
+                let own = cluster.bootstrap_servers().to_owned();
+                let b = match settings.embedded_kafka_port {
+                    Some(port) => match crate::kafka::embedded::bootstrap_proxy(port, &own).await {
+                        Ok(fixed) => fixed,
+                        Err(e) => {
+                            tracing::warn!(
+                                "the embedded broker's fixed port 127.0.0.1:{port} is taken ({e}); clients reach it at {own} \
+                                 this time. Free the port, or choose another with --embedded-kafka-port"
+                            );
+                            own.clone()
+                        }
+                    },
+                    None => own.clone(),
+                };
                 tracing::warn!(
                     brokers = %b,
                     "no Kafka configured (--kafka-brokers / VENTANILLA_KAFKA_BROKERS): started the embedded \
                      librdkafka mock cluster at {b}. It keeps NOTHING across a restart; the store keeps every \
                      accepted document and re-publishes what is not yet confirmed. Use a real cluster in production."
                 );
+                if let Some(agency) = settings.region.agencies.first() {
+                    tracing::info!(
+                        "an agency reads its documents with: kcat -b {b} -C -t {} -f '%k %h\\n%s\\n\\n'",
+                        topics.agency(&agency.id)
+                    );
+                }
                 if settings.region.kafka.security != Default::default() {
                     tracing::warn!("kafka.security is ignored by the embedded cluster, which speaks plaintext only");
                 }

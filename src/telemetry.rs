@@ -11,11 +11,36 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut chain = e.to_string();
     let mut src = e.source();
     while let Some(s) = src {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
+        // Many errors already say their cause in their own words (`cannot read X: No such
+        // file`): a cause the chain has told once is not told again.
+        let cause = s.to_string();
+        if !chain.contains(&cause) {
+            chain.push_str(": ");
+            chain.push_str(&cause);
+        }
         src = s.source();
     }
     chain
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read {0}: {1}")]
+    struct Read(&'static str, #[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("the region file")]
+    struct Region(#[source] Read);
+
+    #[test]
+    fn a_cause_is_told_once() {
+        let io = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        let told = super::error_chain(&Read("x.json", io()));
+        assert_eq!(told.matches("entity not found").count(), 1, "{told}");
+        let told = super::error_chain(&Region(Read("x.json", io())));
+        assert_eq!(told, format!("the region file: cannot read x.json: {}", io()));
+    }
 }
 
 /// Installs the global subscriber once; later calls (from tests) are harmless.

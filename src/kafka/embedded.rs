@@ -1,5 +1,8 @@
 //! The embedded default: librdkafka's in-process mock cluster, on a loopback port, for running
-//! the gateway with no Kafka at all. It keeps nothing across restarts; the store does.
+//! the gateway with no Kafka at all. It keeps nothing across restarts; the store does. Its own
+//! port changes at every start; a fixed loopback port (`--embedded-kafka-port`, 9092 by
+//! default) forwards to it, so clients bootstrap at the same address every time (the broker's
+//! metadata then gives them its own port, on the same loopback).
 
 use std::sync::mpsc;
 
@@ -61,4 +64,27 @@ impl Drop for EmbeddedCluster {
             let _ = t.join();
         }
     }
+}
+
+/// Listens on `127.0.0.1:port` and forwards every connection to the embedded broker at `to`,
+/// for as long as the runtime runs. Returns the fixed address.
+pub async fn bootstrap_proxy(port: u16, to: &str) -> std::io::Result<String> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let to = to.split(',').next().unwrap_or_default().to_owned();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                // Out of descriptors, say: wait instead of spinning.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            };
+            let to = to.clone();
+            tokio::spawn(async move {
+                if let Ok(mut broker) = tokio::net::TcpStream::connect(&to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
+                }
+            });
+        }
+    });
+    Ok(format!("127.0.0.1:{port}"))
 }

@@ -20,6 +20,22 @@ async fn an_agency_reads_the_embedded_broker_with_kcat() {
     agency_reads_and_answers_with_kcat(spawn_app_with(None).await).await;
 }
 
+/// The embedded broker at a fixed port (`--embedded-kafka-port`, 9092 for `serve`): an agency's
+/// kcat line is the same at every start. A taken port does not stop the gateway; its own port is
+/// used that time.
+#[tokio::test]
+async fn the_embedded_broker_answers_at_a_fixed_port() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app = crate::helpers::spawn_app_configured(None, |s| s.embedded_kafka_port = Some(port)).await;
+    assert_eq!(app.brokers, format!("127.0.0.1:{port}"));
+    let taken = std::net::TcpListener::bind(&app.brokers).err();
+    assert!(taken.is_some(), "the gateway holds the fixed port");
+    let second = crate::helpers::spawn_app_configured(None, |s| s.embedded_kafka_port = Some(port)).await;
+    assert_ne!(second.brokers, app.brokers, "a taken port: the broker's own port this time");
+    second.stop().await;
+    agency_reads_and_answers_with_kcat(app).await;
+}
+
 async fn agency_reads_and_answers_with_kcat(app: crate::helpers::TestApp) {
     let body = example("spsCertificate/valid/phyto-pears-road-AR-BR.json");
     let receipt: Value = app.submit(&body).await.json().await.unwrap();

@@ -42,7 +42,7 @@ async fn a_batch_mixing_valid_invalid_duplicate_and_unauthorized_documents_gets_
     let b = with_ucr("commercialInvoice/valid/beef-road-AR-BR.json", "BATCH-B");
     let invalid = with_ucr("customsDeclaration/invalid/bad-hs-code.json", "BATCH-C");
     let mut not_yours = with_ucr("customsDeclaration/valid/export-beef-road-AR-BR.json", "BATCH-D");
-    not_yours["payload"]["declarant"]["identifier"]["value"] = json!("20999999999");
+    not_yours["payload"]["declarant"]["identifier"]["value"] = json!("20111111112");
     let unknown_type = json!({"documentType": "billOfLading", "ucr": "BATCH-E", "origin": "AR", "destination": "BR", "payload": {}});
     let items = json!([a, invalid, a, not_yours, b, unknown_type]);
 
