@@ -529,7 +529,7 @@ pub struct KafkaConfig {
 pub struct IndicatorsConfig {
     /// The public figures suppress every cell of fewer consignments than this (and a second
     /// cell when one alone would be suppressed), leave out the extremes and count whole days, so
-    /// that a trader's own times are not read from one answer (README: what is left).
+    /// that a trader's own times are not read from one answer (docs/release-times.md: what is left).
     pub public_min_count: usize,
     /// The document types `ventanilla simulate` writes for each consignment.
     pub simulation: Option<SimulationConfig>,

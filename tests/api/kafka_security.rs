@@ -17,10 +17,10 @@ use ventanilla::config::{KafkaSecurity, Secret, Settings};
 
 use crate::helpers::{example, kafka_script, repo, settings_for, spawn_app_on, OwnCluster};
 
-/// The README's `kafka-acls` commands (Security section), continuation lines joined, without the
-/// command's name.
+/// The `kafka-acls` commands of the security guide (`docs/security.md`), continuation lines
+/// joined, without the command's name.
 fn readme_acl_commands() -> Vec<Vec<String>> {
-    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    let readme = std::fs::read_to_string(repo().join("docs/security.md")).expect("docs/security.md");
     let mut commands = Vec::new();
     let mut current = String::new();
     for line in readme.lines().map(str::trim_end) {
