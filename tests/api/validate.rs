@@ -130,3 +130,20 @@ async fn validation_answers_as_submission_would_and_stores_nothing() {
         assert_eq!(printed, problem, "{}", file.display());
     }
 }
+
+/// A command that cannot do what was asked says so once, on standard error, its cause told once
+/// (not a log line and a plain line, nor "No such file (os error 2): No such file (os error 2)").
+#[test]
+fn a_cli_error_is_told_once() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
+        .args(["validate", "--config", "/nonexistent-region", "x.json"])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].starts_with("ventanilla: cannot read the configuration file /nonexistent-region/ventanilla.toml"), "{stderr}");
+    assert_eq!(lines[0].matches("os error 2").count(), 1, "{stderr}");
+}
