@@ -12,7 +12,7 @@
 
 use serde_json::Value;
 
-use crate::document_types::{DocumentTypes, SubmittingParty};
+use crate::document_types::{DocumentTypes, PartyIdentifier, SubmittingParty};
 use crate::domain::{AgencyId, CountryCode, Role};
 use crate::store::ConsignmentView;
 
@@ -51,13 +51,13 @@ pub enum Refusal {
 /// file, `crate::document_types`) is `party`?
 pub fn may_submit(by: &Participant, party: &SubmittingParty) -> Result<(), Refusal> {
     match by.role {
-        Role::Trader => match &party.identifier {
-            Some(found) if by.acts_for.contains(found) => Ok(()),
+        Role::Trader => match party.identifier.as_ref().map(PartyIdentifier::qualified) {
+            Some(found) if by.acts_for.contains(&found) => Ok(()),
             found => Err(Refusal::NotYourParty {
                 participant: by.id.clone(),
                 party: party.role.clone(),
                 acts_for: by.acts_for.clone(),
-                found: found.clone().unwrap_or_else(|| "without an identifier".to_owned()),
+                found: found.unwrap_or_else(|| "without an identifier".to_owned()),
             }),
         },
         Role::Nsw => {

@@ -121,18 +121,35 @@ struct TypeReading {
 pub struct SubmittingParty {
     /// What the party is in this type (`declarant`, `shipper`...), for messages.
     pub role: String,
-    /// `SCHEME:VALUE` (`AR-CUIT:30714255831`), when the payload has both.
-    pub identifier: Option<String>,
+    /// Its identifier, when the payload has both a scheme and a value.
+    pub identifier: Option<PartyIdentifier>,
     /// The country of its address, when the payload has it.
     pub country: Option<String>,
-    /// Where the identifier's value is in the payload (a concrete JSON pointer).
-    pub value_at: Option<String>,
 }
 
 impl SubmittingParty {
     /// A document of a type the region does not describe: nobody is its submitting party.
     pub fn unknown() -> Self {
-        SubmittingParty { role: "submitting party".into(), identifier: None, country: None, value_at: None }
+        SubmittingParty { role: "submitting party".into(), identifier: None, country: None }
+    }
+}
+
+/// A party's identifier as the payload gives it: the scheme and the value kept apart (a scheme
+/// may itself hold a `:`), and where the value is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartyIdentifier {
+    /// `AR-CUIT`: the issuing scheme, read beside the value or fixed for the type.
+    pub scheme: String,
+    /// `30714255831`: a string, or a number's digits.
+    pub value: String,
+    /// The value's concrete JSON pointer in the payload, for a violation to point at.
+    pub at: String,
+}
+
+impl PartyIdentifier {
+    /// `SCHEME:VALUE`, as participants' `acts_for` lists it.
+    pub fn qualified(&self) -> String {
+        format!("{}:{}", self.scheme, self.value)
     }
 }
 
@@ -237,33 +254,20 @@ impl DocumentTypes {
         let Some(t) = self.types.get(document_type) else {
             return SubmittingParty::unknown();
         };
-        let string = |list: &[PayloadPointer]| {
-            list.iter().find_map(|p| p.first(payload)).and_then(|(_, v)| match v {
-                Value::String(s) => Some(s.clone()),
-                Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            })
-        };
+        let string = |list: &[PayloadPointer]| list.iter().find_map(|p| p.first(payload)).and_then(|(_, v)| crate::identifiers::as_text(v));
         // The first identifier pointer the payload has, and the scheme beside it: the scheme
         // pointer of the same rank when there is one per identifier pointer.
         let found = t.identifier.iter().enumerate().find_map(|(i, p)| p.first(payload).map(|(at, v)| (i, at, v)));
-        let value = found.as_ref().and_then(|(_, _, v)| match v {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        });
-        let value_at = found.as_ref().map(|(_, at, _)| at.clone());
         let scheme = match (&t.scheme, &found) {
             (Scheme::Fixed(s), _) => Some(s.clone()),
             (Scheme::At(list), Some((i, _, _))) if list.len() > 1 => string(&list[*i..=*i]),
             (Scheme::At(list), _) => string(list),
         };
-        SubmittingParty {
-            role: t.party.clone(),
-            identifier: scheme.zip(value).map(|(s, v)| format!("{s}:{v}")),
-            country: string(&t.country),
-            value_at,
-        }
+        let identifier = match (scheme, found) {
+            (Some(scheme), Some((_, at, v))) => crate::identifiers::as_text(v).map(|value| PartyIdentifier { scheme, value, at }),
+            _ => None,
+        };
+        SubmittingParty { role: t.party.clone(), identifier, country: string(&t.country) }
     }
 
     /// Reads the routing facts of a payload that passed its schema, and checks that what the
@@ -391,7 +395,7 @@ mod tests {
                 let payload = &body["payload"];
                 assert!(types.describes(t), "{t} is described");
                 let party = types.submitting_party(t, payload);
-                let id = party.identifier.unwrap_or_else(|| panic!("{t}: no identifier"));
+                let id = party.identifier.unwrap_or_else(|| panic!("{t}: no identifier")).qualified();
                 assert!(id.contains(':') && party.country.is_some(), "{t}: {id}");
                 let env = EnvelopeFacts {
                     ucr: body["ucr"].as_str().unwrap(),
@@ -441,9 +445,8 @@ mod tests {
             party,
             SubmittingParty {
                 role: "shipper".into(),
-                identifier: Some("AR-CUIT:30714255831".into()),
+                identifier: Some(PartyIdentifier { scheme: "AR-CUIT".into(), value: "30714255831".into(), at: "/parties/shipper/taxId".into() }),
                 country: Some("AR".into()),
-                value_at: Some("/parties/shipper/taxId".into())
             }
         );
         let facts = types.read("billOfLading", &envelope(), &payload).unwrap();

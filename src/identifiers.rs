@@ -47,7 +47,14 @@ impl IdentifierSchemes {
     /// Checks `value` by `scheme`'s rule; a scheme without a check passes.
     pub fn check(&self, scheme: &str, value: &str) -> Result<(), String> {
         match self.by_scheme.get(scheme) {
-            Some((_, check)) => check(value).map_err(|why| format!("{value:?} is not a valid {scheme} identifier: {why}")),
+            Some((_, check)) => check(value).map_err(|why| {
+                // A value far longer than any identifier is quoted by its start.
+                let quoted = match value.char_indices().nth(40) {
+                    Some((cut, _)) => format!("{:?}…", &value[..cut]),
+                    None => format!("{value:?}"),
+                };
+                format!("{quoted} is not a valid {scheme} identifier: {why}")
+            }),
             None => Ok(()),
         }
     }
@@ -76,15 +83,20 @@ pub struct IdentifierKeyword {
 
 impl IdentifierKeyword {
     fn verdict(&self, instance: &Value) -> Result<(), String> {
-        match (instance.get(&self.scheme).and_then(Value::as_str), instance.get(&self.value).and_then(Value::as_str)) {
-            (Some(scheme), Some(value)) => self.schemes.check(scheme, value),
+        match (instance.get(&self.scheme).and_then(Value::as_str), instance.get(&self.value).and_then(as_text)) {
+            (Some(scheme), Some(value)) => self.schemes.check(scheme, &value),
             _ => Ok(()),
         }
     }
+}
 
-    /// The member whose value a refusal is about: the violation points at it.
-    pub fn value_member(&self) -> &str {
-        &self.value
+/// An identifier's value as text: a string, or a number written without quotes (checked as
+/// its digits, as the submitting party's identifier is read).
+pub fn as_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
     }
 }
 
@@ -106,10 +118,14 @@ fn digits(value: &str, n: usize, name: &str, example: &str) -> Result<Vec<u32>, 
     Ok(value.bytes().map(|b| u32::from(b - b'0')).collect())
 }
 
+/// Σ digit × weight.
+fn weighted_sum(d: &[u32], weights: &[u32]) -> u32 {
+    d.iter().zip(weights).map(|(a, b)| a * b).sum()
+}
+
 /// Σ digit × weight, mod 11, as 11 minus the remainder (11 → 0; 10 has no digit).
 fn mod11(d: &[u32], weights: &[u32]) -> Option<u32> {
-    let r = 11 - d.iter().zip(weights).map(|(a, b)| a * b).sum::<u32>() % 11;
-    match r {
+    match 11 - weighted_sum(d, weights) % 11 {
         11 => Some(0),
         10 => None,
         r => Some(r),
@@ -134,15 +150,25 @@ pub fn ar_cuit(value: &str) -> Result<(), String> {
     check_digit(mod11(&d[..10], &[5, 4, 3, 2, 7, 6, 5, 4, 3, 2]), d[10], "CUIT")
 }
 
-/// Brazil's CNPJ: 14 digits, two mod-11 check digits (remainders 0 and 1 give 0).
+/// Brazil's CNPJ: 14 characters, the first 12 digits or (issued since July 2026) capital
+/// letters, the last two digits: two mod-11 check digits over each character's value (its
+/// ASCII code minus 48, so a digit is itself and `A` is 17); remainders 0 and 1 give 0.
 pub fn br_cnpj(value: &str) -> Result<(), String> {
-    let d = digits(value, 14, "CNPJ", "45678912000155")?;
+    let b = value.as_bytes();
+    let shape = b.len() == 14 && b[..12].iter().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()) && b[12..].iter().all(u8::is_ascii_digit);
+    if !shape {
+        let hint = if value.contains(['-', '.', '/', ' ']) { ", without dashes, dots, slashes or spaces" } else { "" };
+        return Err(format!(
+            "a CNPJ is 14 characters{hint}: 12 digits or capital letters, then 2 digits, for example 45678912000155 or 12ABC34501DE35"
+        ));
+    }
+    let d: Vec<u32> = b.iter().map(|c| u32::from(c - b'0')).collect();
     if d.iter().all(|x| *x == d[0]) {
         return Err("a CNPJ of one repeated digit is not issued".into());
     }
-    let dv = |n: usize, weights: &[u32]| {
-        let r = d[..n].iter().zip(weights).map(|(a, b)| a * b).sum::<u32>() % 11;
-        if r < 2 { 0 } else { 11 - r }
+    let dv = |n: usize, weights: &[u32]| match weighted_sum(&d[..n], weights) % 11 {
+        r if r < 2 => 0,
+        r => 11 - r,
     };
     let first = dv(12, &[5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2]);
     let second = dv(13, &[6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2]);
@@ -159,12 +185,18 @@ pub fn br_cpf(value: &str) -> Result<(), String> {
     check_digit(Some(dv(9) * 10 + dv(10)), d[9] * 10 + d[10], "CPF")
 }
 
-/// Uruguay's RUT: 12 digits, the first two a department (01 to 21), and a mod-11 check digit
-/// over weights 4 3 2 9 8 7 6 5 4 3 2.
+/// Uruguay's RUT: 12 digits: the registration number (01 to 21), a sequence number (not
+/// 000000), `001`, and a mod-11 check digit over weights 4 3 2 9 8 7 6 5 4 3 2.
 pub fn uy_rut(value: &str) -> Result<(), String> {
     let d = digits(value, 12, "RUT", "213456780011")?;
     if !(1..=21).contains(&(d[0] * 10 + d[1])) {
-        return Err("a RUT starts with its department's number, 01 to 21".into());
+        return Err("a RUT starts with its registration number, 01 to 21".into());
+    }
+    if d[2..8].iter().all(|x| *x == 0) {
+        return Err("a RUT's digits 3 to 8 are its sequence number, not 000000".into());
+    }
+    if d[8..11] != [0, 0, 1] {
+        return Err("a RUT's digits 9 to 11 are 001, for example 213456780011".into());
     }
     check_digit(mod11(&d[..11], &[4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2]), d[11], "RUT")
 }
@@ -179,7 +211,7 @@ mod tests {
     fn each_check_takes_valid_numbers_and_refuses_a_changed_digit_and_separators() {
         let cases: [(CheckFn, &[&str]); 4] = [
             (ar_cuit, &["30714255831", "30698765433", "30712345604", "20111111112", "27312456783"]),
-            (br_cnpj, &["45678912000155", "01728394000161", "09345122000194", "60223344000191"]),
+            (br_cnpj, &["45678912000155", "01728394000161", "09345122000194", "60223344000191", "12ABC34501DE35"]),
             (br_cpf, &["52998224725", "11144477735"]),
             (uy_rut, &["213456780011", "161234560019", "112233440011", "218765430016"]),
         ];
@@ -198,7 +230,13 @@ mod tests {
         assert!(err.contains("11 digits, without dashes") && err.contains("30714255831"), "{err}");
         assert!(br_cnpj("45.678.912/0001-55").unwrap_err().contains("without dashes, dots, slashes or spaces"));
         assert!(br_cpf("00000000000").unwrap_err().contains("repeated digit"));
-        assert!(uy_rut("993456780011").unwrap_err().contains("department"));
+        assert!(uy_rut("993456780011").unwrap_err().contains("registration number, 01 to 21"));
+        assert!(uy_rut("210000000016").unwrap_err().contains("not 000000"));
+        assert!(uy_rut("213456780029").unwrap_err().contains("are 001"));
+        // The Receita Federal's example of an alphanumeric CNPJ, written as printed and in lower case.
+        assert!(br_cnpj("12.ABC.345/01DE-35").unwrap_err().contains("without dashes"));
+        assert!(br_cnpj("12abc34501de35").unwrap_err().contains("digits or capital letters"));
+        assert!(br_cnpj("12ABC34501DE53").unwrap_err().contains("check digit"));
         assert!(ar_cuit("30714255832").unwrap_err().contains("check digit"));
     }
 

@@ -84,7 +84,8 @@ pub struct Violation {
     pub keyword: String,
     /// What is wrong, in words.
     pub message: String,
-    /// Where in the schema the rule is (`$id#/pointer`).
+    /// Where in the schema the rule is (the file's `$id#/pointer`), or empty for a rule of the
+    /// gateway's own (a request's members, the region's checks of a payload).
     #[serde(rename = "schemaPath")]
     pub schema_path: String,
 }
@@ -373,23 +374,37 @@ fn check_keywords(path: &Path, value: &Value, at: &str, warnings: &mut Vec<Strin
 
 /// Every `$ref`, `$recursiveRef` and `$dynamicRef` in `value`, with the pointer of each.
 fn references(value: &Value, at: String, out: &mut Vec<(String, String)>) {
+    each_schema(value, &at, &mut |schema, here| {
+        for (k, v) in schema {
+            if let ("$ref" | "$recursiveRef" | "$dynamicRef", Value::String(r)) = (k.as_str(), v) {
+                out.push((format!("{here}/{}", escape(k)), r.clone()));
+            }
+        }
+    });
+}
+
+/// Calls `visit` with every object of a schema that may be a schema, and its pointer: the
+/// values of keywords that hold data (`enum`, `const`, `examples`, `default`) are not gone
+/// into, the members of `properties`, `$defs` and the like are (a property named `$ref` is
+/// not a reference), and so is anything else (a keyword of no draft may hold a schema).
+fn each_schema(value: &Value, at: &str, visit: &mut dyn FnMut(&Map<String, Value>, &str)) {
     match value {
         Value::Object(map) => {
+            visit(map, at);
             for (k, v) in map {
                 let here = format!("{at}/{}", escape(k));
                 match (k.as_str(), v) {
-                    ("$ref" | "$recursiveRef" | "$dynamicRef", Value::String(r)) => out.push((here, r.clone())),
                     ("enum" | "const" | "examples" | "default", _) => {}
                     ("properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas" | "dependencies", Value::Object(m)) => {
                         for (name, sub) in m {
-                            references(sub, format!("{here}/{}", escape(name)), out);
+                            each_schema(sub, &format!("{here}/{}", escape(name)), visit);
                         }
                     }
-                    _ => references(v, here, out),
+                    _ => each_schema(v, &here, visit),
                 }
             }
         }
-        Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| references(v, format!("{at}/{i}"), out)),
+        Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| each_schema(v, &format!("{at}/{i}"), visit)),
         _ => {}
     }
 }
@@ -447,22 +462,14 @@ fn resolve<'f>(files: &'f Files, this: &SchemaFile, reference: &str) -> Result<(
             None => Err(format!("{} has nothing at {fragment}", found.place)),
         };
     }
-    fn anchor(v: &Value, name: &str, at: String) -> Option<String> {
-        let Value::Object(map) = v else {
-            return match v {
-                Value::Array(items) => items.iter().enumerate().find_map(|(i, x)| anchor(x, name, format!("{at}/{i}"))),
-                _ => None,
-            };
-        };
-        let declared = |k: &str| map.get(k).and_then(Value::as_str);
-        if declared("$anchor") == Some(name) || declared("$id").or(declared("id")).is_some_and(|i| i.strip_prefix('#') == Some(name)) {
-            return Some(at);
+    let mut at = None;
+    each_schema(&found.value, "", &mut |schema, here| {
+        let declared = |k: &str| schema.get(k).and_then(Value::as_str);
+        if at.is_none() && (declared("$anchor") == Some(&fragment) || declared("$id").or(declared("id")).is_some_and(|i| i.strip_prefix('#') == Some(&fragment))) {
+            at = Some(here.to_owned());
         }
-        map.iter()
-            .filter(|(k, _)| !["enum", "const", "examples", "default"].contains(&k.as_str()))
-            .find_map(|(k, x)| anchor(x, name, format!("{at}/{}", escape(k))))
-    }
-    anchor(&found.value, &fragment, String::new()).map(|at| (found, at)).ok_or_else(|| format!("{} declares no anchor {fragment:?}", found.place))
+    });
+    at.map(|at| (found, at)).ok_or_else(|| format!("{} declares no anchor {fragment:?}", found.place))
 }
 
 /// `reference`, written in `this`, as a reference inside `/openapi.json`: the component of the
@@ -803,9 +810,9 @@ impl SchemaRegistry {
         let party = self.types.submitting_party(field("documentType"), payload);
         // The submitting party's identifier, checked by its scheme even where the type's schema
         // does not ask for it (`x-identifier`): a schema as its publisher wrote it.
-        if let (Some(at), Some((scheme, value))) = (&party.value_at, party.identifier.as_deref().and_then(|i| i.split_once(':'))) {
-            if let Err(why) = self.schemes.check(scheme, value) {
-                return Err(Rejection::Invalid(vec![Violation::new(&format!("/payload{at}"), "x-identifier", why)]));
+        if let Some(id) = &party.identifier {
+            if let Err(why) = self.schemes.check(&id.scheme, &id.value) {
+                return Err(Rejection::Invalid(vec![Violation::new(&format!("/payload{}", id.at), "x-identifier", truncate(why))]));
             }
         }
         Ok(ValidDocument {
@@ -833,9 +840,12 @@ const MAX_MESSAGE: usize = 300;
 /// 100,000 errors of work and answer. The first ones are the ones to fix first anyway.
 pub const MAX_VIOLATIONS: usize = 100;
 
-/// A limit as people write it: `0`, `10.5`, `1000000` (not `1e6`).
+/// A limit as people write it: `0`, `10.5`, `1000000` (not `1e6` or `1000000.0`).
 fn limit(v: &Value) -> String {
-    v.to_string()
+    match v.as_f64() {
+        Some(f) if v.is_f64() && f.fract() == 0.0 && f.abs() < 1e15 => format!("{f:.0}"),
+        _ => v.to_string(),
+    }
 }
 
 /// What a JSON value is, in words, with the value itself when it is short.
@@ -844,7 +854,7 @@ fn kind_of(v: &Value) -> String {
         Value::Null => "null".to_owned(),
         Value::Bool(b) => format!("{b}"),
         Value::Number(n) => format!("the number {n}"),
-        Value::String(_) if v.to_string().len() <= 40 => format!("the text {v}"),
+        Value::String(t) if t.len() <= 40 => format!("the text {v}"),
         Value::String(_) => "a text".to_owned(),
         Value::Array(_) => "an array".to_owned(),
         Value::Object(_) => "an object".to_owned(),
@@ -877,9 +887,12 @@ fn violations_of(files: &Files, schema: &CompiledSchema, instance: &Value, prefi
         // The schema of the field (the keyword's parent), where its hint is.
         let location = e.absolute_keyword_location().map(|u| u.as_str().to_owned()).unwrap_or_default();
         let field = location.rsplit_once('/').map_or(location.as_str(), |(parent, _)| parent).to_owned();
-        let node = field.split_once('#').and_then(|(file, fragment)| files.find(file).ok()?.value.pointer(fragment));
+        // The location's fragment is percent-encoded (a member named `país` is `pa%C3%ADs`).
+        let node = field.split_once('#').and_then(|(file, fragment)| files.find(file).ok()?.value.pointer(&percent_decoded(fragment)));
         let hint = node.and_then(|n| n.get("x-hint")).and_then(Value::as_str);
-        let found = short(e.instance());
+        // The value, as the message quotes it: written out only by the arms that quote it, and
+        // never more than a message holds.
+        let found = || short(e.instance());
         let told = |wording: String| match hint {
             Some(h) => format!("{wording} ({h})"),
             None => wording,
@@ -902,19 +915,22 @@ fn violations_of(files: &Files, schema: &CompiledSchema, instance: &Value, prefi
                 message.clone()
             }
             K::Pattern { .. } | K::Enum { .. } | K::Format { .. } | K::Constant { .. } if hint.is_some() => {
-                format!("{} ({found} is not)", hint.unwrap_or_default())
+                format!("{} ({} is not)", hint.unwrap_or_default(), found())
             }
             K::Enum { options } if options.as_array().is_some_and(|o| o.len() > 12) => {
-                format!("{found} is not one of the {} allowed values", options.as_array().map_or(0, Vec::len))
+                format!("{} is not one of the {} allowed values", found(), options.as_array().map_or(0, Vec::len))
             }
-            K::Minimum { limit: l } => told(format!("must be at least {} (it is {found})", limit(l))),
-            K::ExclusiveMinimum { limit: l } => told(format!("must be greater than {} (it is {found})", limit(l))),
-            K::Maximum { limit: l } => told(format!("must be at most {} (it is {found})", limit(l))),
-            K::ExclusiveMaximum { limit: l } => told(format!("must be less than {} (it is {found})", limit(l))),
+            K::Minimum { limit: l } => told(format!("must be at least {} (it is {})", limit(l), found())),
+            K::ExclusiveMinimum { limit: l } => told(format!("must be greater than {} (it is {})", limit(l), found())),
+            K::Maximum { limit: l } => told(format!("must be at most {} (it is {})", limit(l), found())),
+            K::ExclusiveMaximum { limit: l } => told(format!("must be less than {} (it is {})", limit(l), found())),
             K::MinLength { limit: l } => told(format!("must have at least {}", count(*l, "character"))),
             K::MaxLength { limit: l } => told(format!("must have at most {}", count(*l, "character"))),
             K::MinItems { limit: l } => told(format!("must have at least {}", count(*l, "item"))),
             K::MaxItems { limit: l } => told(format!("must have at most {}", count(*l, "item"))),
+            K::UniqueItems => told("must not list the same item twice".to_owned()),
+            K::MinProperties { limit: l } => told(format!("must have at least {}", count(*l, "field"))),
+            K::MaxProperties { limit: l } => told(format!("must have at most {}", count(*l, "field"))),
             K::Type { kind: jsonschema::error::TypeKind::Single(t) } => {
                 let wanted = t.to_string();
                 let article = if wanted.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
@@ -931,11 +947,35 @@ fn violations_of(files: &Files, schema: &CompiledSchema, instance: &Value, prefi
         let schema_path = if location.is_empty() { format!("{}#{}", schema.id, e.schema_path().as_str()) } else { location };
         out.push(Violation { pointer, keyword, message: truncate(message), schema_path });
     }
+    // An identifier whose value already broke its own field's rules (a pattern, a length) is
+    // one mistake: the field's error says it; the scheme's check adds nothing.
+    let broken: Vec<String> = out.iter().filter(|v| v.keyword != "x-identifier").map(|v| v.pointer.clone()).collect();
+    out.retain(|v| v.keyword != "x-identifier" || !broken.contains(&v.pointer));
     out
 }
 
+/// A value written as JSON for a message, at most [`MAX_MESSAGE`] bytes of it: a 1 MiB object
+/// that fails a keyword is not written out whole to be cut.
 fn short(v: &Value) -> String {
-    truncate(v.to_string())
+    /// Takes bytes until it is full, then refuses the rest.
+    struct Bounded(Vec<u8>);
+    impl std::io::Write for Bounded {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let room = (MAX_MESSAGE + 4).saturating_sub(self.0.len());
+            if room == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            let n = room.min(buf.len());
+            self.0.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut out = Bounded(Vec::new());
+    let _ = serde_json::to_writer(&mut out, v);
+    truncate(String::from_utf8_lossy(&out.0).into_owned())
 }
 
 fn truncate(mut s: String) -> String {

@@ -110,25 +110,26 @@ impl Application {
             max_message_bytes: kafka.max_message_bytes,
         };
 
-        let (embedded, brokers, security) = match &settings.kafka_brokers {
+        // `brokers` is the address outside clients are told; `own` the one the gateway's clients use.
+        let (embedded, brokers, own, security) = match &settings.kafka_brokers {
             Some(b) => {
                 let security = settings.region.kafka.security.clone();
                 broker::create_topics(b, &security, &topic_names, layout).await?;
-                (None, b.clone(), security)
+                (None, b.clone(), b.clone(), security)
             }
             None => {
                 let names = topic_names.clone();
-                let cluster = tokio::task::spawn_blocking(move || EmbeddedCluster::start(names, partitions))
+                let mut cluster = tokio::task::spawn_blocking(move || EmbeddedCluster::start(names, partitions))
                     .await
                     .map_err(|e| broker::BrokerError::Embedded(e.to_string()))??;
                 let own = cluster.bootstrap_servers().to_owned();
                 let b = match settings.embedded_kafka_port {
-                    Some(port) => match crate::kafka::embedded::bootstrap_proxy(port, &own).await {
+                    Some(port) => match cluster.forward_from(port).await {
                         Ok(fixed) => fixed,
                         Err(e) => {
                             tracing::warn!(
-                                "the embedded broker's fixed port 127.0.0.1:{port} is taken ({e}); clients reach it at {own} \
-                                 this time. Free the port, or choose another with --embedded-kafka-port"
+                                "the embedded broker's fixed port 127.0.0.1:{port} cannot be bound ({e}); clients reach it at {own} \
+                                 this time. Free the port (another gateway may hold it), or choose another with --embedded-kafka-port"
                             );
                             own.clone()
                         }
@@ -143,19 +144,19 @@ impl Application {
                 );
                 if let Some(agency) = settings.region.agencies.first() {
                     tracing::info!(
-                        "an agency reads its documents with: kcat -b {b} -C -t {} -f '%k %h\\n%s\\n\\n'",
+                        "an agency reads its documents with: kcat -b {b} -C -t {} -o beginning -e -f 'key=%k\\nheaders=%h\\n%s\\n\\n'",
                         topics.agency(&agency.id)
                     );
                 }
                 if settings.region.kafka.security != Default::default() {
                     tracing::warn!("kafka.security is ignored by the embedded cluster, which speaks plaintext only");
                 }
-                (Some(cluster), b, Default::default())
+                (Some(cluster), b, own, Default::default())
             }
         };
-        let producer = broker::producer(&brokers, &security, settings.region.kafka.max_message_bytes)?;
+        let producer = broker::producer(&own, &security, settings.region.kafka.max_message_bytes)?;
         let ack_topics: Vec<String> = settings.region.agencies.iter().map(|a| topics.acks(&a.id)).collect();
-        let ack_consumer = broker::acks::consumer(&brokers, &security, &settings.region.kafka.consumer_group, &ack_topics)?;
+        let ack_consumer = broker::acks::consumer(&own, &security, &settings.region.kafka.consumer_group, &ack_topics)?;
 
         let gateway = Arc::new(Gateway {
             registry,

@@ -11,16 +11,30 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut chain = e.to_string();
     let mut src = e.source();
     while let Some(s) = src {
-        // Many errors already say their cause in their own words (`cannot read X: No such
-        // file`): a cause the chain has told once is not told again.
+        // Many errors end with their cause in their own words (`cannot read X: No such file`):
+        // a cause the chain has just told is not told again. Only at the end: a short cause
+        // whose words happen to be inside a message is still told.
         let cause = s.to_string();
-        if !chain.contains(&cause) {
+        if !chain.ends_with(&cause) {
             chain.push_str(": ");
             chain.push_str(&cause);
         }
         src = s.source();
     }
     chain
+}
+
+
+/// Installs the global subscriber once; later calls (from tests) are harmless.
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,actix_server=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(true)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 #[cfg(test)]
@@ -40,17 +54,12 @@ mod tests {
         assert_eq!(told.matches("entity not found").count(), 1, "{told}");
         let told = super::error_chain(&Region(Read("x.json", io())));
         assert_eq!(told, format!("the region file: cannot read x.json: {}", io()));
+        let denied = || std::io::Error::other("denied");
+        let told = super::error_chain(&Read("denied.json", denied()));
+        assert_eq!(told, "cannot read denied.json: denied", "a cause in the middle of a message is not its cause told");
+        #[derive(Debug, thiserror::Error)]
+        #[error("access denied for the key file")]
+        struct Key(#[source] std::io::Error);
+        assert_eq!(super::error_chain(&Key(denied())), "access denied for the key file: denied");
     }
-}
-
-/// Installs the global subscriber once; later calls (from tests) are harmless.
-pub fn init() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,actix_server=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(true)
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .with_writer(std::io::stderr)
-        .try_init();
 }

@@ -10,12 +10,15 @@ use rdkafka::mocking::MockCluster;
 
 use super::BrokerError;
 
-/// A running mock cluster. It lives on its own thread (the handle is not `Send`) and stops
-/// when this value is dropped.
+/// A running mock cluster. It lives on its own thread (the handle is not `Send`) and stops,
+/// with its fixed-port forwarder, when this value is dropped.
 pub struct EmbeddedCluster {
     bootstrap: String,
     stop: Option<mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The fixed port's accept loop, stopped with the cluster so the port is free for the
+    /// next start (in a test, or a gateway restarted in the same process).
+    forwarder: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl EmbeddedCluster {
@@ -48,17 +51,50 @@ impl EmbeddedCluster {
             .recv()
             .map_err(|_| BrokerError::Embedded("the mock cluster thread stopped".into()))?
             .map_err(BrokerError::Embedded)?;
-        Ok(EmbeddedCluster { bootstrap, stop: Some(stop_tx), thread: Some(thread) })
+        Ok(EmbeddedCluster { bootstrap, stop: Some(stop_tx), thread: Some(thread), forwarder: None })
     }
 
-    /// The bootstrap servers clients connect to.
+    /// The broker's own bootstrap address (a port that changes at every start): the gateway's
+    /// own producer and consumer connect here, without the forwarder's extra hop.
     pub fn bootstrap_servers(&self) -> &str {
         &self.bootstrap
+    }
+
+    /// Listens on `127.0.0.1:port` and forwards every connection to the broker, until the
+    /// cluster is dropped. Returns the fixed address for outside clients (kcat, an agency's
+    /// consumer); the broker's metadata then gives them its own port, on the same loopback.
+    pub async fn forward_from(&mut self, port: u16) -> std::io::Result<String> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let to = self.bootstrap.split(',').next().unwrap_or_default().to_owned();
+        if let Some(old) = self.forwarder.take() {
+            old.abort();
+        }
+        self.forwarder = Some(tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    // Out of descriptors, say: wait instead of spinning.
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                };
+                let to = to.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut broker) = tokio::net::TcpStream::connect(&to).await {
+                        // Kafka's requests are small and answered one by one: no Nagle delay.
+                        let _ = (client.set_nodelay(true), broker.set_nodelay(true));
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
+                    }
+                });
+            }
+        }));
+        Ok(format!("127.0.0.1:{port}"))
     }
 }
 
 impl Drop for EmbeddedCluster {
     fn drop(&mut self) {
+        if let Some(f) = self.forwarder.take() {
+            f.abort();
+        }
         self.stop.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -66,25 +102,3 @@ impl Drop for EmbeddedCluster {
     }
 }
 
-/// Listens on `127.0.0.1:port` and forwards every connection to the embedded broker at `to`,
-/// for as long as the runtime runs. Returns the fixed address.
-pub async fn bootstrap_proxy(port: u16, to: &str) -> std::io::Result<String> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    let to = to.split(',').next().unwrap_or_default().to_owned();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut client, _)) = listener.accept().await else {
-                // Out of descriptors, say: wait instead of spinning.
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            };
-            let to = to.clone();
-            tokio::spawn(async move {
-                if let Ok(mut broker) = tokio::net::TcpStream::connect(&to).await {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
-                }
-            });
-        }
-    });
-    Ok(format!("127.0.0.1:{port}"))
-}

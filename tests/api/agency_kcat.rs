@@ -12,12 +12,12 @@ use crate::helpers::{example, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn an_agency_reads_its_topic_and_answers_with_kcat() {
-    agency_reads_and_answers_with_kcat(spawn_app().await).await;
+    agency_reads_and_answers_with_kcat(&spawn_app().await).await;
 }
 
 #[tokio::test]
 async fn an_agency_reads_the_embedded_broker_with_kcat() {
-    agency_reads_and_answers_with_kcat(spawn_app_with(None).await).await;
+    agency_reads_and_answers_with_kcat(&spawn_app_with(None).await).await;
 }
 
 /// The embedded broker at a fixed port (`--embedded-kafka-port`, 9092 for `serve`): an agency's
@@ -25,7 +25,7 @@ async fn an_agency_reads_the_embedded_broker_with_kcat() {
 /// used that time.
 #[tokio::test]
 async fn the_embedded_broker_answers_at_a_fixed_port() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::helpers::free_port();
     let app = crate::helpers::spawn_app_configured(None, |s| s.embedded_kafka_port = Some(port)).await;
     assert_eq!(app.brokers, format!("127.0.0.1:{port}"));
     let taken = std::net::TcpListener::bind(&app.brokers).err();
@@ -33,10 +33,22 @@ async fn the_embedded_broker_answers_at_a_fixed_port() {
     let second = crate::helpers::spawn_app_configured(None, |s| s.embedded_kafka_port = Some(port)).await;
     assert_ne!(second.brokers, app.brokers, "a taken port: the broker's own port this time");
     second.stop().await;
-    agency_reads_and_answers_with_kcat(app).await;
+    agency_reads_and_answers_with_kcat(&app).await;
+    app.stop().await;
+    // The forwarder's task is aborted with the cluster; the runtime drops its listener at once
+    // or at its next turn.
+    let mut freed = std::net::TcpListener::bind(format!("127.0.0.1:{port}"));
+    for _ in 0..50 {
+        if freed.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        freed = std::net::TcpListener::bind(format!("127.0.0.1:{port}"));
+    }
+    assert!(freed.is_ok(), "a stopped gateway frees its fixed port for the next start: {freed:?}");
 }
 
-async fn agency_reads_and_answers_with_kcat(app: crate::helpers::TestApp) {
+async fn agency_reads_and_answers_with_kcat(app: &crate::helpers::TestApp) {
     let body = example("spsCertificate/valid/phyto-pears-road-AR-BR.json");
     let receipt: Value = app.submit(&body).await.json().await.unwrap();
     let doc = receipt["documentId"].as_str().unwrap().to_owned();

@@ -109,7 +109,7 @@ async fn the_dashboard_shows_the_apis_figures_in_a_real_browser() {
         assert!(close(shown["data-ms"].parse().unwrap(), api["overall"]["meanMs"].as_f64().unwrap()), "{interval}");
     }
 
-    // A screenshot, as the README shows it.
+    // A screenshot, as docs/release-times.md shows it.
     let png = repo().join("target/tmp/dashboard.png");
     std::fs::create_dir_all(png.parent().unwrap()).unwrap();
     let _ = std::fs::remove_file(&png);

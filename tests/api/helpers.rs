@@ -25,6 +25,11 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A loopback port free a moment ago, for a process or setting that must be given a number.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+}
+
 /// The repository's region file (`config/ventanilla.toml`), as parsed.
 pub fn shipped_region() -> ventanilla::config::RegionConfig {
     toml::from_str(&std::fs::read_to_string(repo().join("config/ventanilla.toml")).unwrap()).unwrap()

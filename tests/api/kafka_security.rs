@@ -1,5 +1,5 @@
 //! Kafka's own security, enforced by an Apache Kafka broker with SASL/SCRAM and the
-//! StandardAuthorizer (no ACL, no access): the ACLs are the README's `kafka-acls` lines, run as
+//! StandardAuthorizer (no ACL, no access): the ACLs are the security guide's (docs/security.md) `kafka-acls` lines, run as
 //! written. The gateway works with its least-privilege principal; an agency's principal reads
 //! its own topic and answers on its own ack topic, and the broker itself refuses it another
 //! agency's topics; the agency's principal cannot stand in for the gateway.
@@ -19,7 +19,7 @@ use crate::helpers::{example, kafka_script, repo, settings_for, spawn_app_on, Ow
 
 /// The `kafka-acls` commands of the security guide (`docs/security.md`), continuation lines
 /// joined, without the command's name.
-fn readme_acl_commands() -> Vec<Vec<String>> {
+fn guide_acl_commands() -> Vec<Vec<String>> {
     let readme = std::fs::read_to_string(repo().join("docs/security.md")).expect("docs/security.md");
     let mut commands = Vec::new();
     let mut current = String::new();
@@ -60,7 +60,7 @@ fn agency_client(cluster: &OwnCluster, user: &str, password: &str) -> ClientConf
     c
 }
 
-/// The README's names: the default prefix and consumer group, on a cluster of this test's own.
+/// The security guide's names: the default prefix and consumer group, on a cluster of this test's own.
 fn readme_names(s: &mut Settings, security: KafkaSecurity) {
     s.region.kafka.topic_prefix = "ventanilla.".into();
     s.region.kafka.consumer_group = "ventanilla-gateway".into();
@@ -82,9 +82,9 @@ async fn agencies_are_held_to_their_own_topics_by_the_broker_and_the_gateway_wor
     )
     .await;
 
-    // The README's ACLs as written; the agency lines, written for br-customs, also for br-sanitary.
-    let mut commands = readme_acl_commands();
-    assert!(commands.len() >= 6, "the README lists the gateway's and an agency's ACLs: {commands:?}");
+    // The security guide's ACLs as written; the agency lines, written for br-customs, also for br-sanitary.
+    let mut commands = guide_acl_commands();
+    assert!(commands.len() >= 6, "docs/security.md lists the gateway's and an agency's ACLs: {commands:?}");
     let sanitary: Vec<Vec<String>> = commands
         .iter()
         .filter(|c| c.iter().any(|a| a == "User:br-customs"))

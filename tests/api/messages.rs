@@ -30,34 +30,51 @@ fn checked_nodes(v: &Value, at: String, out: &mut Vec<(String, Value)>) {
     }
 }
 
+/// Every `.json` file under `dir`, at any depth (the registry loads them all).
+fn schema_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            schema_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "json") {
+            out.push(path);
+        }
+    }
+}
+
+/// Whether `text` names `word` as a word of its own (`EXW` in "EXW, FCA", not `CA` in "FCA").
+fn names(text: &str, word: &str) -> bool {
+    let edge = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
+    text.match_indices(word).any(|(i, _)| edge(text[..i].chars().next_back()) && edge(text[i + word.len()..].chars().next()))
+}
+
 #[test]
 fn every_pattern_enum_and_format_of_the_shipped_schemas_carries_a_hint() {
+    let mut files = Vec::new();
+    schema_files(&repo().join("schemas"), &mut files);
     let mut checked = 0;
-    for entry in std::fs::read_dir(repo().join("schemas")).unwrap() {
-        let dir = entry.unwrap().path();
-        for file in std::fs::read_dir(&dir).unwrap() {
-            let path = file.unwrap().path();
-            let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            let mut nodes = Vec::new();
-            checked_nodes(&schema, String::new(), &mut nodes);
-            for (at, node) in nodes {
-                let place = format!("{}#{at}", path.display());
-                let hint = node.get("x-hint").and_then(Value::as_str).unwrap_or_else(|| panic!("{place} has no x-hint"));
-                match node.get("enum").and_then(Value::as_array) {
-                    // A short list is told whole; a long one by an example.
-                    Some(values) if values.len() <= 12 => {
-                        for v in values {
-                            let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-                            assert!(hint.contains(&v), "{place}: the hint {hint:?} does not name {v:?}");
-                        }
+    for path in files {
+        let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut nodes = Vec::new();
+        checked_nodes(&schema, String::new(), &mut nodes);
+        for (at, node) in nodes {
+            let place = format!("{}#{at}", path.display());
+            let hint = node.get("x-hint").and_then(Value::as_str).unwrap_or_else(|| panic!("{place} has no x-hint"));
+            match node.get("enum").and_then(Value::as_array) {
+                // A short list is told whole; a long one by an example.
+                Some(values) if values.len() <= 12 => {
+                    for v in values {
+                        let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                        assert!(names(hint, &v), "{place}: the hint {hint:?} does not name {v:?}");
                     }
-                    _ => assert!(hint.contains("for example "), "{place}: the hint {hint:?} gives no example"),
                 }
-                checked += 1;
+                _ => assert!(hint.contains("for example "), "{place}: the hint {hint:?} gives no example"),
             }
+            checked += 1;
         }
     }
     assert!(checked >= 60, "{checked} hinted nodes");
+    assert!(names("EXW, FCA or FOB", "FCA") && !names("EXW, FCA or FOB", "CA"), "a value is named as a word");
 }
 
 /// The declaration of the walkthrough with `change` made, as the registry judges it.
@@ -94,6 +111,13 @@ fn the_mistakes_people_make_are_told_in_their_words() {
     let m = one(judged(&r, |b| b["payload"]["goodsItems"][0]["netMass"] = json!("14300")), "/payload/goodsItems/0/netMass");
     assert_eq!(m, "must be a number, not the text \"14300\"");
 
+    // A value far too long is quoted by its start, never whole.
+    let long = "O".repeat(100_000);
+    let m = one(judged(&r, |b| b["payload"]["goodsItems"][0]["hsCode"] = json!(long)), "/payload/goodsItems/0/hsCode");
+    assert!(m.contains("HS code: 6, 8 or 10 digits") && m.len() <= 310, "{} bytes: {m:.80}", m.len());
+    let m = one(judged(&r, |b| b["payload"]["goodsItems"][0]["netMass"] = json!(long)), "/payload/goodsItems/0/netMass");
+    assert_eq!(m, "must be a number, not a text");
+
     // A date in the local way: one error (not the pattern and the format), with the way wanted.
     let m = one(judged(&r, |b| b["payload"]["declarationDateTime"] = json!("10/03/2025 14:22")), "/payload/declarationDateTime");
     assert!(m.contains("for example 2025-03-10T14:22:00-03:00"), "{m}");
@@ -107,6 +131,9 @@ fn tax_ids_are_checked_as_their_country_defines_them() {
     assert!(m.contains("AR-CUIT") && m.contains("11 digits, without dashes") && m.contains("30714255831"), "{m}");
     let m = one(judged(&r, |b| b["payload"]["declarant"]["identifier"]["value"] = json!("30714255832")), at);
     assert!(m.contains("check digit"), "{m}");
+    // A value that breaks the field's own pattern too is one mistake: the field's hint tells it.
+    let m = one(judged(&r, |b| b["payload"]["declarant"]["identifier"]["value"] = json!("30714255831,")), at);
+    assert!(m.starts_with("Identifier: as issued"), "{m}");
     let m = one(judged(&r, |b| b["payload"]["consignee"]["identifier"]["value"] = json!("59104422000151")), "/payload/consignee/identifier/value");
     assert!(m.contains("BR-CNPJ") && m.contains("check digit"), "every party, not only the submitting one: {m}");
     // A scheme the region has no check for is taken as written.

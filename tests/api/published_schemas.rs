@@ -159,7 +159,7 @@ fn published_schemas_load_with_their_ids_drafts_and_relative_references() {
     assert_eq!(violations(registry.validate_submission(&certificate(0.0))), [("/payload/consignments/0/netMassKg".to_owned(), "exclusiveMinimum".to_owned())]);
     let valid = registry.validate_submission(&certificate(0.5)).expect("a positive mass is valid");
     assert_eq!(valid.schema_id, "https://vet.example.net/schemas/vhc/1.0.0", "the publisher's id is kept");
-    assert_eq!(valid.party.identifier.as_deref(), Some("AR-CUIT:30714255831"));
+    assert_eq!(valid.party.identifier.as_ref().map(|i| i.qualified()).as_deref(), Some("AR-CUIT:30714255831"));
     assert_eq!(valid.facts.hs_chapters, [2], "an HS code written as a number, its leading zero lost");
     assert_eq!(valid.facts.mode_of_transport.as_deref(), Some("road"), "transport mode code 3, in the region's words");
 
@@ -172,8 +172,18 @@ fn published_schemas_load_with_their_ids_drafts_and_relative_references() {
     // 2020-12 with a publisher $id, its definitions in an $id-less file beside it.
     assert_eq!(violations(registry.validate_submission(&ticket(0.0))), [("/payload/tare/value".to_owned(), "exclusiveMinimum".to_owned())]);
     let valid = registry.validate_submission(&ticket(14000.0)).expect("valid");
-    assert_eq!(valid.party.identifier.as_deref(), Some("AR-CUIT:30714255831"), "a scheme fixed for the type");
+    assert_eq!(valid.party.identifier.as_ref().map(|i| i.qualified()).as_deref(), Some("AR-CUIT:30714255831"), "a scheme fixed for the type");
     assert_eq!(valid.facts.border_post.as_deref(), Some("ARPSL"));
+    // A member named in Spanish (percent-encoded in the keyword's location) has its hint found.
+    let mut scale = ticket(14000.0);
+    scale["payload"]["báscula"] = json!("7");
+    match registry.validate_submission(&scale) {
+        Err(Rejection::Invalid(v)) => {
+            assert_eq!((v.len(), v[0].pointer.as_str()), (1, "/payload/báscula"), "{v:#?}");
+            assert!(v[0].message.starts_with("Báscula: B and 2 digits, for example B07"), "{v:#?}");
+        }
+        other => panic!("expected a violation, got {other:?}"),
+    }
 
     // In /openapi.json every reference, by $id, relative or to an $id-less file, is rewritten to
     // a component that exists.
