@@ -267,7 +267,7 @@ impl Gateway {
         let mut cmd = Command::new(binary);
         cmd.args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--topic-prefix", prefix])
             .arg("--config")
-            .arg(CONFIG_DIR.lock().unwrap().clone().unwrap_or_else(|| repo().join("config")))
+            .arg(CONFIG_DIR.lock().unwrap().clone().unwrap_or_else(default_config_dir))
             .arg("--data-dir")
             .arg(data.path())
             .env("RUST_LOG", "warn,ventanilla::startup=info")
@@ -405,8 +405,14 @@ struct Outcome {
 /// The PostgreSQL server's administrator URL when the benchmark runs on `--store postgres`.
 static POSTGRES_ADMIN: Mutex<Option<String>> = Mutex::new(None);
 
-/// The configuration directory gateways start with (the repository's when none).
+/// The configuration directory gateways start with (the default's when none).
 static CONFIG_DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// The repository's configuration, or VENTANILLA_BENCH_CONFIG: the one of the build measured
+/// (an earlier commit's region file and schemas, which its binary reads).
+fn default_config_dir() -> PathBuf {
+    std::env::var_os("VENTANILLA_BENCH_CONFIG").map_or_else(|| repo().join("config"), PathBuf::from)
+}
 
 /// A fresh database for one gateway on the benchmark's PostgreSQL server; its URL.
 async fn postgres_database(admin: &str) -> String {
