@@ -16,7 +16,7 @@ async fn sigkill_mid_stream_loses_no_accepted_document() {
     let (mut child, address, _logs) = spawn_binary(data.path(), &prefix, &brokers);
 
     let (log, senders) = submission_stream(&address, "CRASH", 4, true, Arc::new(AtomicBool::new(false)));
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    crate::helpers::until_accepted(&log, 11).await;
     child.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix
     child.wait().unwrap();
     for s in senders {

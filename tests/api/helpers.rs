@@ -364,6 +364,17 @@ pub struct StreamLog {
     pub broken: Vec<String>,
 }
 
+/// Lets a submission stream run a second and a half, and on until `at_least` documents were
+/// accepted (30 s at most): on a machine busy with the rest of the suite the first answers can
+/// be slow, and a test of what happens to documents flowing must have some flowing.
+pub async fn until_accepted(log: &std::sync::Arc<std::sync::Mutex<StreamLog>>, at_least: usize) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    while log.lock().unwrap().accepted.len() < at_least && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 /// Submits commercial invoices with fresh UCRs from `workers` concurrent clients until `stop`
 /// turns true, or until the gateway stops answering when `until_gone`.
 pub fn submission_stream(

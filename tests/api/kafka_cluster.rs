@@ -77,7 +77,7 @@ async fn a_broker_killed_during_a_stream_of_submissions_loses_nothing_and_readin
 
     let stop = Arc::new(AtomicBool::new(false));
     let (log, senders) = submission_stream(&app.address, "FAILOVER", 4, false, stop.clone());
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    crate::helpers::until_accepted(&log, 1).await;
     let before = log.lock().unwrap().accepted.len();
     cluster.kill(2).await;
 
@@ -116,7 +116,7 @@ async fn the_whole_cluster_down_for_ten_seconds_loses_nothing() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let (log, senders) = submission_stream(&app.address, "BLACKOUT", 4, false, stop.clone());
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    crate::helpers::until_accepted(&log, 1).await;
     let before = log.lock().unwrap().accepted.len();
     cluster.kill_all().await;
     let down = readyz_until(&app, "the broker unavailable", |s, b| s == 503 && b["broker"] == "unavailable").await;

@@ -82,8 +82,7 @@ async fn a_broker_outage_during_a_stream_of_submissions_loses_nothing() {
     let app = spawn_app_with(Some(broker.address.clone())).await;
     let stop = Arc::new(AtomicBool::new(false));
     let (log, senders) = submission_stream(&app.address, "OUTAGE", 2, false, stop.clone());
-
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    crate::helpers::until_accepted(&log, 1).await;
     let before = log.lock().unwrap().accepted.len();
     broker.kill_all().await;
     tokio::time::sleep(Duration::from_secs(5)).await;
