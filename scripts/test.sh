@@ -3,9 +3,10 @@
 # kcat, docker-compose, HAProxy, curl, OpenSSL's headers, confluent-kafka, PyJWT and schemathesis from PyPI,
 # @asyncapi/parser from npm),
 # fetches Apache Kafka's jars from Maven Central once per machine (scripts/kafka.sh), starts one
-# broker and a PostgreSQL cluster (scripts/postgres.sh) on free loopback ports, runs the whole
-# suite against them, checks docker-compose.yml and its HAProxy configuration, and stops every server it or the tests
-# started. Usage: scripts/test.sh [cargo test args]
+# broker and a PostgreSQL cluster (scripts/postgres.sh) on free loopback ports, checks
+# docker-compose.yml and its HAProxy configuration, runs the whole suite against them, installs the
+# operations binary with `cargo install --path .` as the README says and calls it by name, and
+# stops every server it or the tests started. Usage: scripts/test.sh [cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -95,3 +96,11 @@ log "config/haproxy.cfg (the load balancer of docker-compose.yml)"
 export RUST_LOG="${RUST_LOG:-warn,rdkafka=off,librdkafka=off}"
 log "cargo test against Apache Kafka at $VENTANILLA_TEST_BROKERS"
 cargo test --locked "$@"
+
+# --- the README's `cargo install --path .`: the operations commands as `ventanilla` on the PATH ---
+# A debug install (the build the tests just made, so it costs seconds), in a root of the run's own;
+# then the binary is called by its name, from the PATH, as the guides write it.
+log "cargo install --path . (the operations binary on the PATH, as the README says)"
+cargo install --locked --quiet --path . --debug --root "$WORK/install"
+PATH="$WORK/install/bin:$PATH" ventanilla validate --as demo-trader examples/customsDeclaration/valid/export-beef-road-AR-BR.json >/dev/null
+PATH="$WORK/install/bin:$PATH" ventanilla --help | grep -q "Exit codes" || { echo "ventanilla --help does not list its exit codes" >&2; exit 1; }
