@@ -36,6 +36,10 @@ use serde::Serialize;
 
 use super::*;
 
+/// The release-time facts of some consignments, and their agencies' parts, each with its
+/// consignment's UCR (what the indicators' index is rebuilt and refreshed from).
+pub type ReleaseTimeFacts = (Vec<ConsignmentReleaseTimes>, Vec<(Ucr, AgencyReleaseTimes)>);
+
 /// A record of the audit log, as stored (`crate::audit` computes and checks its hash).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditRecord {
@@ -315,7 +319,7 @@ pub trait Ledger {
     /// The latest change's position (0 for none).
     fn latest_release_time_change(&mut self) -> Result<i64, StoreError>;
     /// The facts of `ucrs` (of every consignment when `None`), and their agencies' parts.
-    fn release_times_of(&mut self, ucrs: Option<&[Ucr]>) -> Result<(Vec<ConsignmentReleaseTimes>, Vec<(Ucr, AgencyReleaseTimes)>), StoreError>;
+    fn release_times_of(&mut self, ucrs: Option<&[Ucr]>) -> Result<ReleaseTimeFacts, StoreError>;
 
     // --- answers ----------------------------------------------------------------------------
     /// The UCR of a document, if it exists.

@@ -621,7 +621,7 @@ impl Ledger for PgLedger {
         Ok(self.row("SELECT COALESCE(MAX(position), 0) FROM release_time_changes", &[])?.map_or(0, |r| r.get(0)))
     }
 
-    fn release_times_of(&mut self, ucrs: Option<&[Ucr]>) -> Result<(Vec<ConsignmentReleaseTimes>, Vec<(Ucr, AgencyReleaseTimes)>), StoreError> {
+    fn release_times_of(&mut self, ucrs: Option<&[Ucr]>) -> Result<ReleaseTimeFacts, StoreError> {
         const AGENCY_COLUMNS: &str =
             "a.ucr, a.agency, a.routed_at, a.first_answer_at, a.decided_at, a.decision, a.hold_ms, a.query_trader_ms, a.query_agency_ms";
         let keys: Option<Vec<&str>> = ucrs.map(|u| u.iter().map(|u| u.as_str()).collect());

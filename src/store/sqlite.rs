@@ -590,7 +590,7 @@ impl Ledger for SqliteLedger {
         Ok(self.conn.row("SELECT COALESCE(MAX(id), 0) FROM release_time_changes", [], |r| r.get(0))?)
     }
 
-    fn release_times_of(&mut self, ucrs: Option<&[Ucr]>) -> Result<(Vec<ConsignmentReleaseTimes>, Vec<(Ucr, AgencyReleaseTimes)>), StoreError> {
+    fn release_times_of(&mut self, ucrs: Option<&[Ucr]>) -> Result<ReleaseTimeFacts, StoreError> {
         const AGENCY_COLUMNS: &str =
             "a.ucr, a.agency, a.routed_at, a.first_answer_at, a.decided_at, a.decision, a.hold_ms, a.query_trader_ms, a.query_agency_ms";
         let agency_row = |r: &rusqlite::Row<'_>| Ok((parsed(r, 0, Ucr::parse)?, agency_times(r, 1)?));
