@@ -98,7 +98,7 @@ log "cargo test against Apache Kafka at $VENTANILLA_TEST_BROKERS"
 cargo test --locked "$@"
 
 # --- the README's `cargo install --path .`: the operations commands as `ventanilla` on the PATH ---
-# A debug install (the build the tests just made, so it costs seconds), in a root of the run's own;
+# A debug install (about 40 s after the tests on a fresh clone), in a root of the run's own;
 # then the binary is called by its name, from the PATH, as the guides write it.
 log "cargo install --path . (the operations binary on the PATH, as the README says)"
 cargo install --locked --quiet --path . --debug --root "$WORK/install"
