@@ -103,4 +103,5 @@ cargo test --locked "$@"
 log "cargo install --path . (the operations binary on the PATH, as the README says)"
 cargo install --locked --quiet --path . --debug --root "$WORK/install"
 PATH="$WORK/install/bin:$PATH" ventanilla validate --as demo-trader examples/customsDeclaration/valid/export-beef-road-AR-BR.json >/dev/null
-PATH="$WORK/install/bin:$PATH" ventanilla --help | grep -q "Exit codes" || { echo "ventanilla --help does not list its exit codes" >&2; exit 1; }
+HELP="$(PATH="$WORK/install/bin:$PATH" ventanilla --help)"
+[[ "$HELP" == *"Exit codes"* ]] || { echo "ventanilla --help does not list its exit codes" >&2; exit 1; }
