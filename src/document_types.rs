@@ -79,7 +79,7 @@ fn walk<'a>(steps: &[Step], v: &'a Value, at: String, out: &mut Vec<(String, &'a
         }
         (Step::Member(name), Value::Object(map)) => {
             if let Some(next) = map.get(name) {
-                walk(rest, next, format!("{at}/{}", name.replace('~', "~0").replace('/', "~1")), out);
+                walk(rest, next, format!("{at}/{}", crate::schema::escape(name)), out);
             }
         }
         (Step::Member(index), Value::Array(items)) => {

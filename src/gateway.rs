@@ -453,7 +453,7 @@ fn request_members<'a>(body: &'a Value, known: &[(&str, bool)]) -> Result<Vec<Op
     let mut violations: Vec<Violation> = map
         .keys()
         .filter(|k| !known.iter().any(|(n, _)| n == k))
-        .map(|k| Violation::new(&format!("/{}", k.replace('~', "~0").replace('/', "~1")), "additionalProperties", format!("{k:?} is not a member of this request")))
+        .map(|k| Violation::new(&format!("/{}", crate::schema::escape(k)), "additionalProperties", format!("{k:?} is not a member of this request")))
         .collect();
     for (name, required) in known {
         if *required && !map.contains_key(*name) {

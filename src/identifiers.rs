@@ -110,10 +110,14 @@ impl<'i> jsonschema::Keyword<'i> for IdentifierKeyword {
     }
 }
 
+/// What to add to a shape's message when the value is written with separators, as printed.
+fn separators_hint(value: &str) -> &'static str {
+    if value.contains(['-', '.', '/', ' ']) { ", without dashes, dots, slashes or spaces" } else { "" }
+}
+
 fn digits(value: &str, n: usize, name: &str, example: &str) -> Result<Vec<u32>, String> {
     if value.len() != n || !value.bytes().all(|b| b.is_ascii_digit()) {
-        let hint = if value.contains(['-', '.', '/', ' ']) { ", without dashes, dots, slashes or spaces" } else { "" };
-        return Err(format!("a {name} is {n} digits{hint}, for example {example}"));
+        return Err(format!("a {name} is {n} digits{}, for example {example}", separators_hint(value)));
     }
     Ok(value.bytes().map(|b| u32::from(b - b'0')).collect())
 }
@@ -157,9 +161,9 @@ pub fn br_cnpj(value: &str) -> Result<(), String> {
     let b = value.as_bytes();
     let shape = b.len() == 14 && b[..12].iter().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()) && b[12..].iter().all(u8::is_ascii_digit);
     if !shape {
-        let hint = if value.contains(['-', '.', '/', ' ']) { ", without dashes, dots, slashes or spaces" } else { "" };
         return Err(format!(
-            "a CNPJ is 14 characters{hint}: 12 digits or capital letters, then 2 digits, for example 45678912000155 or 12ABC34501DE35"
+            "a CNPJ is 14 characters{}: 12 digits or capital letters, then 2 digits, for example 45678912000155 or 12ABC34501DE35",
+            separators_hint(value)
         ));
     }
     let d: Vec<u32> = b.iter().map(|c| u32::from(c - b'0')).collect();

@@ -315,8 +315,8 @@ fn json_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, SchemaError> {
     Ok(out)
 }
 
-/// A JSON pointer token.
-fn escape(key: &str) -> String {
+/// A member name as a JSON pointer token (RFC 6901: `~` is `~0`, `/` is `~1`).
+pub fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 

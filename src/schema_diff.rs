@@ -18,6 +18,8 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::schema::escape;
+
 /// One difference, and which compatibility it keeps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Difference {
@@ -99,10 +101,6 @@ pub fn compare(old: &Value, new: &Value) -> Comparison {
 
 fn push(out: &mut Vec<Difference>, pointer: &str, kind: &'static str, explanation: String, backward: bool, forward: bool) {
     out.push(Difference { pointer: if pointer.is_empty() { "/".into() } else { pointer.to_owned() }, kind, explanation, backward, forward });
-}
-
-fn escape(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
 }
 
 /// The set of JSON types a `type` keyword allows (`None`: any); `number` includes `integer`.

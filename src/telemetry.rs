@@ -24,7 +24,6 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     chain
 }
 
-
 /// Installs the global subscriber once; later calls (from tests) are harmless.
 pub fn init() {
     let filter = EnvFilter::try_from_default_env()
