@@ -65,6 +65,9 @@ pub struct Metrics {
     webhooks: Mutex<(u64, u64)>,
     /// Background tasks that panicked or ended unasked, by task (`crate::supervision`).
     task_failures: Mutex<BTreeMap<&'static str, u64>>,
+    /// Notices of answers refused on an ack topic, by agency and what became of them
+    /// (`published`, `dead_lettered`, `undelivered`): a notice the broker would not take shows here.
+    refusal_notices: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
 
 impl Default for Metrics {
@@ -76,6 +79,7 @@ impl Default for Metrics {
             ack_latency: Mutex::default(),
             webhooks: Mutex::default(),
             task_failures: Mutex::default(),
+            refusal_notices: Mutex::default(),
         }
     }
 }
@@ -124,6 +128,13 @@ impl Metrics {
     pub fn task_failed(&self, task: &'static str) {
         if let Ok(mut m) = self.task_failures.lock() {
             *m.entry(task).or_default() += 1;
+        }
+    }
+
+    /// A refusal notice for `agency`'s ack topic, and what became of it (`crate::kafka::acks::Told`).
+    pub fn refusal_notice(&self, agency: &str, outcome: &'static str) {
+        if let Ok(mut m) = self.refusal_notices.lock() {
+            *m.entry((agency.to_owned(), outcome)).or_default() += 1;
         }
     }
 
@@ -177,6 +188,13 @@ impl Metrics {
                 let _ = writeln!(out, "ventanilla_background_task_failures_total{{task=\"{}\"}} {n}", label(task));
             }
         }
+        out.push_str("# HELP ventanilla_ack_refusal_notices_total Notices of answers refused on an ack topic, by agency and outcome (published, dead_lettered, undelivered).\n");
+        out.push_str("# TYPE ventanilla_ack_refusal_notices_total counter\n");
+        if let Ok(m) = self.refusal_notices.lock() {
+            for ((agency, outcome), n) in m.iter() {
+                let _ = writeln!(out, "ventanilla_ack_refusal_notices_total{{agency=\"{}\",outcome=\"{outcome}\"}} {n}", label(agency));
+            }
+        }
         out
     }
 }
@@ -197,6 +215,7 @@ mod tests {
         m.webhook_sent(true);
         m.webhook_sent(false);
         m.webhook_sent(false);
+        m.refusal_notice("br-customs", "dead_lettered");
         let text = m.render(&[("br-customs".into(), "released".into(), 4)], 7);
         assert!(text.contains("ventanilla_http_requests_total{route=\"/v1/documents\",status=\"202\"} 2"), "{text}");
         assert!(text.contains("ventanilla_publish_latency_seconds_bucket{le=\"0.005\"} 1"), "{text}");
@@ -209,5 +228,6 @@ mod tests {
         assert!(text.contains("ventanilla_validation_failures_total{document_type=\"customsDeclaration\"} 1"));
         assert!(text.contains("ventanilla_webhook_posts_total{outcome=\"delivered\"} 1"), "{text}");
         assert!(text.contains("ventanilla_webhook_posts_total{outcome=\"failed\"} 2"), "{text}");
+        assert!(text.contains("ventanilla_ack_refusal_notices_total{agency=\"br-customs\",outcome=\"dead_lettered\"} 1"), "{text}");
     }
 }

@@ -156,7 +156,7 @@ impl Application {
         };
         let producer = broker::producer(&own, &security, settings.region.kafka.max_message_bytes)?;
         let ack_topics: Vec<String> = settings.region.agencies.iter().map(|a| topics.acks(&a.id)).collect();
-        let ack_consumer = broker::acks::consumer(&own, &security, &settings.region.kafka.consumer_group, &ack_topics)?;
+        let ack_consumers = broker::acks::consumers(&own, &security, &settings.region.kafka.consumer_group, &ack_topics)?;
 
         let gateway = Arc::new(Gateway {
             registry,
@@ -236,7 +236,7 @@ impl Application {
                     shutdown_rx.clone(),
                 )),
             ),
-            supervised("ack-consumer", Box::pin(broker::acks::run(gateway.clone(), ack_consumer, producer.clone(), shutdown_rx.clone()))),
+            supervised("ack-consumer", Box::pin(broker::acks::run(gateway.clone(), ack_consumers, producer.clone(), shutdown_rx.clone()))),
             supervised("webhooks", Box::pin(webhook_dispatcher.run(shutdown_rx.clone()))),
             supervised("refusal-audit", Box::pin(flush_refusals(refusals.clone(), store.clone(), shutdown_rx.clone()))),
         ];

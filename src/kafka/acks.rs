@@ -11,7 +11,15 @@
 //! (the code, title and detail `POST /v1/acknowledgments` would answer, with each schema
 //! violation's JSON pointer) naming the refused record's topic, partition and offset. Its
 //! CloudEvents id is that place, so a refusal told twice (after a crash) reads as one. The
-//! offset moves on only once the refusal is confirmed by the broker and in the audit log.
+//! offset moves on only once the refusal is in the audit log and told (or given up on, below).
+//!
+//! **No record holds up the exchange.** Each agency's ack topic has a consumer of its own, so a
+//! record one agency's topic cannot get past (its answer waiting for the store) holds up that
+//! agency alone. A refusal notice always fits in a record: what it echoes of the refused record
+//! (its key, the problem's detail and violations) is cut to [`MAX_NOTICE_BYTES`], and the notice
+//! says what was cut. A notice the broker still will not take is tried [`NOTICE_ATTEMPTS`] times,
+//! then sent without its echo to the dead-letter topic (or, if even that fails, only audited),
+//! counted in `/metrics` (`ventanilla_ack_refusal_notices_total`), and the consumer moves on.
 
 use std::sync::Arc;
 
@@ -54,8 +62,19 @@ impl ConsumerContext for AckContext {
 /// The gateway's ack consumer.
 pub type AckConsumer = StreamConsumer<AckContext>;
 
-/// Creates the consumer of every agency's ack topic in the gateway's group.
-pub fn consumer(
+/// Creates one consumer per agency's ack topic, all in the gateway's group: each topic is read
+/// on its own, so no record of one agency's topic can hold up another agency's answers.
+pub fn consumers(
+    brokers: &str,
+    security: &crate::config::KafkaSecurity,
+    group: &str,
+    topics: &[String],
+) -> Result<Vec<AckConsumer>, BrokerError> {
+    topics.iter().map(|topic| consumer(brokers, security, group, std::slice::from_ref(topic))).collect()
+}
+
+/// Creates a consumer of `topics` in the gateway's group.
+fn consumer(
     brokers: &str,
     security: &crate::config::KafkaSecurity,
     group: &str,
@@ -75,8 +94,15 @@ pub fn consumer(
     Ok(c)
 }
 
-/// Applies acknowledgments until `shutdown`.
-pub async fn run(gateway: Arc<Gateway>, consumer: AckConsumer, producer: FutureProducer, mut shutdown: watch::Receiver<bool>) {
+/// Applies acknowledgments from every agency's ack topic until `shutdown`, each topic by its
+/// own consumer ([`consumers`]), none waiting for another.
+pub async fn run(gateway: Arc<Gateway>, consumers: Vec<AckConsumer>, producer: FutureProducer, shutdown: watch::Receiver<bool>) {
+    let each = consumers.into_iter().map(|consumer| run_one(gateway.clone(), consumer, producer.clone(), shutdown.clone()));
+    futures_util::future::join_all(each).await;
+}
+
+/// Applies the acknowledgments of one consumer's topic until `shutdown`.
+async fn run_one(gateway: Arc<Gateway>, consumer: AckConsumer, producer: FutureProducer, mut shutdown: watch::Receiver<bool>) {
     let mut guard = CloseOnlyWhenStopping { consumer: Some(consumer), stopping: false };
     let Some(consumer) = guard.consumer.as_ref() else { return };
     'records: loop {
@@ -186,55 +212,175 @@ async fn take(
     };
     tracing::warn!(error = %problem, topic = msg.topic(), partition = msg.partition(), offset = msg.offset(),
         "ack consumer: acknowledgment refused; the agency is told on its refused-answers topic");
-    tell_refusal(gateway, producer, writer, msg, &problem).await && audit_refusal(gateway, writer, msg, problem.to_string()).await
+    let told = tell_refusal(gateway, producer, writer, msg, &problem).await;
+    if let Some(agency) = writer.agency.as_ref() {
+        gateway.metrics.refusal_notice(agency.as_str(), told.as_str());
+    }
+    audit_refusal(gateway, writer, msg, problem.to_string(), told).await
 }
 
 /// The CloudEvents type of a refused answer's notice.
 pub const REFUSED: &str = "org.ventanilla.acknowledgment.refused";
 
-/// Publishes the refusal of `msg` on its agency's refused-answers topic; `false` when the broker
-/// did not confirm it.
+/// The largest refusal notice, in bytes: far below any broker's record limit, so a notice never
+/// fails for its size (what it echoes of the refused record is cut to fit).
+pub const MAX_NOTICE_BYTES: usize = 64 * 1024;
+
+/// The most of a refused record's key a notice repeats (as its own key, and in `refused.key`).
+pub const MAX_ECHOED_KEY_BYTES: usize = 256;
+
+/// Schema violations a notice lists; the rest are counted (`errorsOmitted`).
+const MAX_NOTICE_ERRORS: usize = 20;
+
+/// Times a notice is offered to the broker before it is dead-lettered, and the first pause
+/// between two tries (doubled each time).
+pub const NOTICE_ATTEMPTS: u32 = 4;
+const NOTICE_FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// What became of a refusal notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Told {
+    /// On the agency's refused-answers topic.
+    Published,
+    /// Not taken there after [`NOTICE_ATTEMPTS`] tries: a notice without its echo went to the
+    /// dead-letter topic instead.
+    DeadLettered,
+    /// Taken by neither topic: the audit log alone keeps the refusal.
+    Undelivered,
+}
+
+impl Told {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Told::Published => "published",
+            Told::DeadLettered => "dead_lettered",
+            Told::Undelivered => "undelivered",
+        }
+    }
+}
+
+/// At most `max` bytes of `bytes`, read as UTF-8 (lossy), cut on a character boundary.
+fn cut(bytes: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(max)]).into_owned();
+    // A multi-byte character cut in two reads as U+FFFD at the end: dropped.
+    match text.strip_suffix('\u{FFFD}') {
+        Some(head) if bytes.len() > max => head.to_owned(),
+        _ => text,
+    }
+}
+
+/// The notice of a refused record: the problem, where the record was, and as much of its key as
+/// fits; never more than [`MAX_NOTICE_BYTES`] (what was cut is said: `keyTruncated`,
+/// `keyBytes`, `errorsOmitted`, `detailTruncated`).
+pub fn refusal_notice(problem: &serde_json::Value, topic: &str, partition: i32, offset: i64, key: Option<&[u8]>, at: &str) -> String {
+    let mut body = problem.clone();
+    let mut refused = serde_json::json!({ "topic": topic, "partition": partition, "offset": offset });
+    refused["key"] = serde_json::Value::Null;
+    if let Some(key) = key {
+        refused["key"] = serde_json::json!(cut(key, MAX_ECHOED_KEY_BYTES));
+        if key.len() > MAX_ECHOED_KEY_BYTES {
+            refused["keyTruncated"] = serde_json::json!(true);
+            refused["keyBytes"] = serde_json::json!(key.len());
+        }
+    }
+    body["refused"] = refused;
+    body["refusedAt"] = serde_json::json!(at);
+    if let Some(errors) = body.get_mut("errors").and_then(serde_json::Value::as_array_mut) {
+        if errors.len() > MAX_NOTICE_ERRORS {
+            let omitted = errors.len() - MAX_NOTICE_ERRORS;
+            errors.truncate(MAX_NOTICE_ERRORS);
+            body["errorsOmitted"] = serde_json::json!(omitted);
+        }
+    }
+    let text = body.to_string();
+    if text.len() <= MAX_NOTICE_BYTES {
+        return text;
+    }
+    // Still too long (long messages in the violations): the detail cut, the violations left out.
+    let omitted = body.get("errors").and_then(serde_json::Value::as_array).map_or(0, Vec::len)
+        + body.get("errorsOmitted").and_then(serde_json::Value::as_u64).unwrap_or(0) as usize;
+    if let Some(map) = body.as_object_mut() {
+        map.remove("errors");
+        if omitted > 0 {
+            map.insert("errorsOmitted".into(), serde_json::json!(omitted));
+        }
+        if let Some(detail) = map.get("detail").and_then(serde_json::Value::as_str) {
+            if detail.len() > 1024 {
+                let short = cut(detail.as_bytes(), 1024);
+                map.insert("detail".into(), serde_json::json!(short));
+                map.insert("detailTruncated".into(), serde_json::json!(true));
+            }
+        }
+    }
+    body.to_string()
+}
+
+/// Tells the agency of the refusal of `msg` on its refused-answers topic, tried
+/// [`NOTICE_ATTEMPTS`] times; then on the dead-letter topic, without the echo. Never waits for
+/// ever: the consumer moves on whatever this answers.
 async fn tell_refusal(
     gateway: &Gateway,
     producer: &FutureProducer,
     writer: &Participant,
     msg: &rdkafka::message::BorrowedMessage<'_>,
     problem: &ApiError,
-) -> bool {
-    let Some(agency) = writer.agency.as_ref() else { return true };
+) -> Told {
+    let Some(agency) = writer.agency.as_ref() else { return Told::Published };
     let topic = gateway.topics.refused_acks(agency);
     let place = format!("{}/{}@{}", msg.topic(), msg.partition(), msg.offset());
-    let now = crate::clock::now_millis();
-    let mut body = problem.problem();
-    body["refused"] = serde_json::json!({
-        "topic": msg.topic(),
-        "partition": msg.partition(),
-        "offset": msg.offset(),
-        "key": msg.key().map(String::from_utf8_lossy),
-    });
-    body["refusedAt"] = serde_json::json!(crate::clock::rfc3339(now));
-    let body = body.to_string();
-    let time = crate::clock::rfc3339(now);
-    let headers = [
-        ("ce_specversion", "1.0"),
-        ("ce_id", place.as_str()),
-        ("ce_source", super::cloudevents::SOURCE),
-        ("ce_type", REFUSED),
-        ("ce_time", time.as_str()),
-        ("ce_agency", agency.as_str()),
-        ("content-type", "application/problem+json"),
-    ]
-    .iter()
-    .fold(OwnedHeaders::new_with_capacity(7), |h, (k, v)| h.insert(Header { key: k, value: Some(v.as_bytes()) }));
-    let mut record: FutureRecord<'_, [u8], str> = FutureRecord::to(&topic).payload(body.as_str()).headers(headers);
-    if let Some(key) = msg.key() {
-        record = record.key(key);
+    let time = crate::clock::rfc3339(crate::clock::now_millis());
+    let body = refusal_notice(&problem.problem(), msg.topic(), msg.partition(), msg.offset(), msg.key(), &time);
+    let key = msg.key().map(|k| &k[..k.len().min(MAX_ECHOED_KEY_BYTES)]);
+    let headers = || {
+        [
+            ("ce_specversion", "1.0"),
+            ("ce_id", place.as_str()),
+            ("ce_source", super::cloudevents::SOURCE),
+            ("ce_type", REFUSED),
+            ("ce_time", time.as_str()),
+            ("ce_agency", agency.as_str()),
+            ("content-type", "application/problem+json"),
+        ]
+        .iter()
+        .fold(OwnedHeaders::new_with_capacity(7), |h, (k, v)| h.insert(Header { key: k, value: Some(v.as_bytes()) }))
+    };
+    let mut pause = NOTICE_FIRST_PAUSE;
+    for attempt in 1..=NOTICE_ATTEMPTS {
+        let mut record: FutureRecord<'_, [u8], str> = FutureRecord::to(&topic).payload(body.as_str()).headers(headers());
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        match producer.send(record, Timeout::After(std::time::Duration::from_secs(5))).await {
+            Ok(_) => return Told::Published,
+            Err((e, _)) if attempt < NOTICE_ATTEMPTS => {
+                tracing::warn!(error = %e, topic = %topic, attempt, "ack consumer: the refusal notice was not taken; trying again");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            Err((e, _)) => {
+                tracing::error!(error = %e, topic = %topic, attempts = NOTICE_ATTEMPTS,
+                    "ack consumer: the refusal notice was not taken; it goes to the dead-letter topic and the consumer moves on");
+            }
+        }
     }
+    // The dead-letter topic gets what an operator needs to find the record: its place, the
+    // problem's code and the agency, with nothing of the record itself.
+    let dead = serde_json::json!({
+        "type": REFUSED,
+        "agency": agency,
+        "code": problem.code.as_str(),
+        "refused": { "topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset() },
+        "refusedAt": time,
+        "reason": format!("the notice could not be published on {topic}"),
+    })
+    .to_string();
+    let dead_topic = gateway.topics.dead_letter();
+    let record: FutureRecord<'_, [u8], str> = FutureRecord::to(&dead_topic).payload(dead.as_str()).headers(headers());
     match producer.send(record, Timeout::After(std::time::Duration::from_secs(5))).await {
-        Ok(_) => true,
+        Ok(_) => Told::DeadLettered,
         Err((e, _)) => {
-            tracing::error!(error = %e, topic = %topic, "ack consumer: the refusal could not be published; the record will be read again");
-            false
+            tracing::error!(error = %e, topic = %dead_topic, "ack consumer: the refusal could not be dead-lettered either; the audit log keeps it");
+            Told::Undelivered
         }
     }
 }
@@ -258,15 +404,16 @@ impl Drop for CloseOnlyWhenStopping {
     }
 }
 
-/// Records a refused answer from the ack topic in the audit log; `false` when the log could
-/// not be written (the record is then read again rather than skipped unrecorded).
-async fn audit_refusal(gateway: &Gateway, writer: &Participant, msg: &rdkafka::message::BorrowedMessage<'_>, reason: String) -> bool {
+/// Records a refused answer from the ack topic in the audit log, with what became of its notice;
+/// `false` when the log could not be written (the record is then read again rather than skipped
+/// unrecorded).
+async fn audit_refusal(gateway: &Gateway, writer: &Participant, msg: &rdkafka::message::BorrowedMessage<'_>, reason: String, told: Told) -> bool {
     let entry = crate::audit::AuditEntry {
         at: crate::clock::now_millis(),
         participant: writer.id.clone(),
         action: "acknowledgment.refused",
         subject: format!("{}/{}@{}", msg.topic(), msg.partition(), msg.offset()),
-        detail: serde_json::json!({ "reason": reason.chars().take(500).collect::<String>() }),
+        detail: serde_json::json!({ "reason": reason.chars().take(500).collect::<String>(), "notice": told.as_str() }),
     };
     match crate::audit::record(&*gateway.store, entry).await {
         Ok(_) => true,
@@ -274,5 +421,47 @@ async fn audit_refusal(gateway: &Gateway, writer: &Participant, msg: &rdkafka::m
             tracing::error!(error = %e, "ack consumer: a refusal could not be audited; the record will be read again");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_notice_always_fits_and_says_what_it_cut() {
+        let problem = serde_json::json!({"type": "about:blank", "code": "malformed-json", "title": "t", "status": 400, "detail": "not JSON"});
+        let key = vec![b'k'; 600 * 1024];
+        let text = refusal_notice(&problem, "p.acks.br-customs", 2, 41, Some(&key), "2026-01-01T00:00:00Z");
+        assert!(text.len() <= MAX_NOTICE_BYTES, "{}", text.len());
+        let notice: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(notice["refused"]["key"].as_str().map(str::len), Some(MAX_ECHOED_KEY_BYTES));
+        assert_eq!(notice["refused"]["keyTruncated"], true);
+        assert_eq!(notice["refused"]["keyBytes"], 600 * 1024);
+        assert_eq!((notice["refused"]["partition"].as_i64(), notice["refused"]["offset"].as_i64()), (Some(2), Some(41)));
+
+        // A short key is repeated whole, and says nothing of cutting.
+        let notice: serde_json::Value =
+            serde_json::from_str(&refusal_notice(&problem, "t", 0, 1, Some(b"5AR-1"), "now")).unwrap();
+        assert_eq!(notice["refused"]["key"], "5AR-1");
+        assert!(notice["refused"].get("keyTruncated").is_none());
+
+        // Many long violations: listed up to the bound, then left out whole if still too long.
+        let errors: Vec<serde_json::Value> =
+            (0..5000).map(|i| serde_json::json!({"pointer": format!("/x/{i}"), "message": "m".repeat(4000)})).collect();
+        let long = serde_json::json!({"code": "invalid-acknowledgment", "detail": "d".repeat(100_000), "errors": errors});
+        let text = refusal_notice(&long, "t", 0, 1, None, "now");
+        assert!(text.len() <= MAX_NOTICE_BYTES, "{}", text.len());
+        let notice: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(notice["errorsOmitted"], 5000);
+        assert_eq!(notice["detailTruncated"], true);
+        assert_eq!(notice["code"], "invalid-acknowledgment");
+    }
+
+    #[test]
+    fn a_key_is_cut_on_a_character_boundary() {
+        let key = "ñ".repeat(200); // 400 bytes, two a character
+        let cut = cut(key.as_bytes(), 255);
+        assert_eq!(cut, "ñ".repeat(127));
     }
 }

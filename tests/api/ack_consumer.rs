@@ -100,3 +100,114 @@ async fn refused_answers_on_the_ack_topic_are_told_to_the_agency() {
     // The good answer after them was applied: the refusals held nothing up.
     app.wait_for_state(&ucr, "in_review").await;
 }
+
+/// The state of `agency`'s delivery of the consignment's first document, as the operator sees it.
+async fn delivery_status(app: &crate::helpers::TestApp, ucr: &str, agency: &str) -> Value {
+    let view: Value = app.get(&format!("/v1/consignments/{ucr}"), Some("demo-operator")).await.json().await.unwrap();
+    view["documents"][0]["deliveries"].as_array().unwrap().iter().find(|d| d["agency"] == agency).cloned().unwrap_or(Value::Null)
+}
+
+/// Waits up to `within` for `agency`'s delivery to reach `status`; the last state seen.
+async fn until_status(app: &crate::helpers::TestApp, ucr: &str, agency: &str, status: &str, within: Duration) -> Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let delivery = delivery_status(app, ucr, agency).await;
+        if delivery["status"] == status || tokio::time::Instant::now() >= deadline {
+            return delivery;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Issue 26, item 1: a record on one agency's ack topic with a 600 KB key and a body that is not
+/// JSON. Its refusal notice once repeated the key twice, was too large for the broker, was
+/// retried for ever, and the one consumer of every agency's answers never moved past it. Now the
+/// notice cuts the key (and says so), and another agency's answer sent afterwards is applied.
+#[tokio::test]
+async fn a_record_with_a_huge_key_holds_up_no_agency_and_its_notice_fits() {
+    use rdkafka::message::Message;
+    let app = spawn_app().await;
+    let receipt: Value = app.submit(&example("customsDeclaration/valid/export-beef-road-AR-BR.json")).await.json().await.unwrap();
+    let (doc, ucr) = (receipt["documentId"].as_str().unwrap().to_owned(), receipt["ucr"].as_str().unwrap().to_owned());
+    app.wait_for_state(&ucr, "submitted").await;
+
+    let producer: FutureProducer =
+        ClientConfig::new().set("bootstrap.servers", &app.brokers).set("message.max.bytes", "2000000").create().unwrap();
+    let huge_key = vec![b'K'; 600 * 1024];
+    let hostile = producer
+        .send(FutureRecord::to(&app.topic("acks.br-customs")).key(&huge_key).payload("this is not JSON"), Duration::from_secs(10))
+        .await
+        .expect("the hostile record is taken by the broker");
+    let answer = json!({"documentId": doc, "agency": "br-sanitary", "status": "released", "reason": "certificate checked"}).to_string();
+    producer
+        .send(FutureRecord::to(&app.topic("acks.br-sanitary")).key(&ucr).payload(&answer), Duration::from_secs(10))
+        .await
+        .expect("answer sent");
+
+    // Another agency's answer, on its own topic, is applied.
+    let sanitary = until_status(&app, &ucr, "br-sanitary", "released", Duration::from_secs(30)).await;
+    assert_eq!(sanitary["status"], "released", "{sanitary:#}");
+
+    // The refusal reached br-customs, in a notice that fits: the key cut, and said to be.
+    let refused = crate::helpers::consumer(&app.brokers, &[&app.topic("acks.br-customs.refused")]);
+    let m = tokio::time::timeout(Duration::from_secs(30), refused.recv()).await.expect("a refusal within 30 s").unwrap();
+    let notice: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+    assert_eq!(notice["code"], "malformed-json", "{notice:#}");
+    assert_eq!((notice["refused"]["partition"].as_i64(), notice["refused"]["offset"].as_i64()),
+        (Some(i64::from(hostile.partition)), Some(hostile.offset)));
+    assert_eq!(notice["refused"]["keyTruncated"], true, "{notice:#}");
+    assert_eq!(notice["refused"]["keyBytes"], 600 * 1024);
+    assert_eq!(notice["refused"]["key"].as_str().map(str::len), Some(256));
+    assert_eq!(m.key().map(<[u8]>::len), Some(256), "the notice's own key is cut too");
+    assert!(m.payload().unwrap().len() <= 64 * 1024);
+
+    // And br-customs' own topic moved on: its next answer is applied too.
+    let customs = json!({"documentId": doc, "agency": "br-customs", "status": "released"}).to_string();
+    producer.send(FutureRecord::to(&app.topic("acks.br-customs")).key(&ucr).payload(&customs), Duration::from_secs(10)).await.unwrap();
+    let delivery = until_status(&app, &ucr, "br-customs", "released", Duration::from_secs(30)).await;
+    assert_eq!(delivery["status"], "released", "{delivery:#}");
+}
+
+/// Issue 26, item 1: a refusal notice the broker will not take (here its topic was changed to take
+/// no record of that size) is tried a bounded number of times, then dead-lettered without its echo
+/// and counted in `/metrics`; the agency's next answer is applied.
+#[tokio::test]
+async fn a_notice_the_broker_refuses_is_dead_lettered_and_the_topic_moves_on() {
+    use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+    use rdkafka::message::Message;
+    let app = spawn_app().await;
+    let receipt: Value = app.submit(&example("spsCertificate/valid/phyto-pears-road-AR-BR.json")).await.json().await.unwrap();
+    let (doc, ucr) = (receipt["documentId"].as_str().unwrap().to_owned(), receipt["ucr"].as_str().unwrap().to_owned());
+    app.wait_for_state(&ucr, "submitted").await;
+
+    let admin: AdminClient<_> = ClientConfig::new().set("bootstrap.servers", &app.brokers).create().unwrap();
+    let refused_topic = app.topic("acks.br-customs.refused");
+    let change = AlterConfig::new(ResourceSpecifier::Topic(&refused_topic)).set("max.message.bytes", "64");
+    let done = admin.alter_configs([&change], &AdminOptions::new()).await.expect("alter configs");
+    assert!(done.iter().all(Result::is_ok), "{done:?}");
+
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &app.brokers).create().unwrap();
+    let topic = app.topic("acks.br-customs");
+    let bad = producer.send(FutureRecord::to(&topic).key(&ucr).payload("not JSON"), Duration::from_secs(10)).await.unwrap();
+    let good = json!({"documentId": doc, "agency": "br-customs", "status": "released"}).to_string();
+    producer.send(FutureRecord::to(&topic).key(&ucr).payload(&good), Duration::from_secs(10)).await.unwrap();
+
+    let delivery = until_status(&app, &ucr, "br-customs", "released", Duration::from_secs(60)).await;
+    assert_eq!(delivery["status"], "released", "the answer after the unpublishable notice was applied: {delivery:#}");
+
+    let dead = crate::helpers::consumer(&app.brokers, &[&app.topic("deadletter")]);
+    let mut found = Value::Null;
+    while found.is_null() {
+        let m = tokio::time::timeout(Duration::from_secs(30), dead.recv()).await.expect("a dead letter within 30 s").unwrap();
+        let v: Value = serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or(Value::Null);
+        if v["type"] == "org.ventanilla.acknowledgment.refused" {
+            found = v;
+        }
+    }
+    assert_eq!(found["agency"], "br-customs");
+    assert_eq!(found["code"], "malformed-json");
+    assert_eq!((found["refused"]["offset"].as_i64(), found["refused"]["topic"].as_str()), (Some(bad.offset), Some(topic.as_str())));
+
+    let metrics = app.get("/metrics", Some("demo-operator")).await.text().await.unwrap();
+    assert!(metrics.contains("ventanilla_ack_refusal_notices_total{agency=\"br-customs\",outcome=\"dead_lettered\"} 1"), "{metrics}");
+}
