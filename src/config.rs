@@ -266,8 +266,18 @@ pub struct Quota {
     pub concurrent_writes: u32,
     /// Event streams and long polls open at once.
     pub open_streams: u32,
-    /// Request bodies being read and stream pages being sent, in bytes, at once.
+    /// Request bodies being read, the trees they are parsed into, and stream pages being
+    /// sent, in bytes, at once.
     pub bytes_in_flight: u64,
+    /// Milliseconds of CPU a second the gateway spends parsing, validating and routing this
+    /// participant's documents, sustained (a second's worth may be spent at once).
+    #[serde(default = "default_cpu_millis_per_second")]
+    pub cpu_millis_per_second: u32,
+}
+
+/// A participant's CPU quota where its role's table does not set one: half a core.
+fn default_cpu_millis_per_second() -> u32 {
+    500
 }
 
 /// A participant's own quota: what it sets replaces its role's.
@@ -279,6 +289,7 @@ pub struct QuotaOverride {
     pub concurrent_writes: Option<u32>,
     pub open_streams: Option<u32>,
     pub bytes_in_flight: Option<u64>,
+    pub cpu_millis_per_second: Option<u32>,
 }
 
 impl Quota {
@@ -290,6 +301,7 @@ impl Quota {
             concurrent_writes: o.concurrent_writes.unwrap_or(self.concurrent_writes),
             open_streams: o.open_streams.unwrap_or(self.open_streams),
             bytes_in_flight: o.bytes_in_flight.unwrap_or(self.bytes_in_flight),
+            cpu_millis_per_second: o.cpu_millis_per_second.unwrap_or(self.cpu_millis_per_second),
         }
     }
 }
@@ -299,12 +311,19 @@ impl Default for QuotasConfig {
         let mib = 1024 * 1024;
         // A trader or an agency: tens of documents a second at most in practice; a national
         // single window forwards a country's; an operator reads and retries.
-        let trader = Quota { requests_per_second: 100, burst: 200, concurrent_writes: 32, open_streams: 4, bytes_in_flight: 32 * mib };
+        let trader = Quota {
+            requests_per_second: 100,
+            burst: 200,
+            concurrent_writes: 32,
+            open_streams: 4,
+            bytes_in_flight: 32 * mib,
+            cpu_millis_per_second: 500,
+        };
         QuotasConfig {
             trader,
-            nsw: Quota { requests_per_second: 500, burst: 1000, concurrent_writes: 128, open_streams: 8, bytes_in_flight: 128 * mib },
+            nsw: Quota { requests_per_second: 500, burst: 1000, concurrent_writes: 128, open_streams: 8, bytes_in_flight: 128 * mib, cpu_millis_per_second: 1000 },
             agency: Quota { concurrent_writes: 64, open_streams: 8, ..trader },
-            operator: Quota { requests_per_second: 50, burst: 100, concurrent_writes: 8, open_streams: 4, bytes_in_flight: 32 * mib },
+            operator: Quota { requests_per_second: 50, burst: 100, concurrent_writes: 8, open_streams: 4, bytes_in_flight: 32 * mib, cpu_millis_per_second: 250 },
             demo: None,
             participants: Default::default(),
         }
@@ -324,7 +343,10 @@ impl QuotasConfig {
         self.participants.get(id).map_or(base, |o| base.with(o))
     }
 
-    fn check(&self, participants: &[ParticipantConfig], max_body_bytes: usize) -> Result<(), String> {
+    /// Each participant's quota must let it send the largest body and have its largest parsed
+    /// tree in flight (`max_body_bytes` + `max_parsed_bytes`), and must be less than the
+    /// gateway's pool (`pool_bytes`), so that no one participant can take all of it.
+    fn check(&self, participants: &[ParticipantConfig], max_body_bytes: usize, max_parsed_bytes: usize, pool_bytes: u64) -> Result<(), String> {
         for id in self.participants.keys() {
             if !participants.iter().any(|p| &p.id == id) {
                 return Err(format!("quotas.participants.{id}: no such participant"));
@@ -333,13 +355,23 @@ impl QuotasConfig {
         for p in participants {
             let q = self.of(&p.id, p.role, p.demo);
             let zero = [("requests_per_second", u64::from(q.requests_per_second)), ("burst", u64::from(q.burst)),
-                ("concurrent_writes", u64::from(q.concurrent_writes)), ("open_streams", u64::from(q.open_streams)), ("bytes_in_flight", q.bytes_in_flight)];
+                ("concurrent_writes", u64::from(q.concurrent_writes)), ("open_streams", u64::from(q.open_streams)), ("bytes_in_flight", q.bytes_in_flight),
+                ("cpu_millis_per_second", u64::from(q.cpu_millis_per_second))];
             if let Some((name, _)) = zero.iter().find(|(_, v)| *v == 0) {
                 return Err(format!("the quota of participant {} sets {name} to 0: it could do nothing (remove the participant instead)", p.id));
             }
-            if q.bytes_in_flight < max_body_bytes as u64 {
+            let one_body = max_body_bytes as u64 + max_parsed_bytes as u64;
+            if q.bytes_in_flight < one_body {
                 return Err(format!(
-                    "the quota of participant {} allows {} bytes in flight, less than one body of gateway.max_body_bytes or gateway.max_batch_body_bytes ({max_body_bytes})",
+                    "the quota of participant {} allows {} bytes in flight, less than one body of gateway.max_body_bytes or gateway.max_batch_body_bytes ({max_body_bytes}) \
+                     and its parsed tree (gateway.max_json_parsed_bytes, {max_parsed_bytes}): raise its bytes_in_flight to at least {one_body}",
+                    p.id, q.bytes_in_flight
+                ));
+            }
+            if q.bytes_in_flight >= pool_bytes {
+                return Err(format!(
+                    "the quota of participant {} allows {} bytes in flight, as much as the whole gateway's gateway.max_bytes_in_flight ({pool_bytes}): \
+                     one participant could crowd out every other. Lower its bytes_in_flight below {pool_bytes}, or raise the pool",
                     p.id, q.bytes_in_flight
                 ));
             }
@@ -430,6 +462,16 @@ pub struct GatewayConfig {
     pub max_json_items: usize,
     /// Longest JSON string, in bytes as sent (422 beyond).
     pub max_json_string_bytes: usize,
+    /// Most values and member names in one JSON body or batch item (422 beyond).
+    pub max_json_nodes: usize,
+    /// Most memory one JSON body or batch item may take once parsed, as estimated before
+    /// parsing (422 beyond): a body of many small values takes up to a hundred times its length.
+    /// The estimate also counts in the sender's `bytes_in_flight` while the request runs.
+    pub max_json_parsed_bytes: usize,
+    /// Bytes in flight for all participants together (bodies being read, their parsed trees,
+    /// stream pages): past it, 503 with `Retry-After`. Each participant's `bytes_in_flight`
+    /// must be less, so no one participant can take it all.
+    pub max_bytes_in_flight: u64,
     /// An agency's event stream ends after this many seconds; the client reconnects with
     /// `Last-Event-ID` and loses nothing.
     pub stream_max_seconds: u64,
@@ -463,6 +505,8 @@ impl GatewayConfig {
             max_depth: self.max_json_depth,
             max_items: self.max_json_items,
             max_string_bytes: self.max_json_string_bytes,
+            max_nodes: self.max_json_nodes,
+            max_parsed_bytes: self.max_json_parsed_bytes,
         }
     }
 }
@@ -478,6 +522,9 @@ impl Default for GatewayConfig {
             max_json_depth: 32,
             max_json_items: 10_000,
             max_json_string_bytes: 64 * 1024,
+            max_json_nodes: 200_000,
+            max_json_parsed_bytes: 16 * 1024 * 1024,
+            max_bytes_in_flight: 256 * 1024 * 1024,
             max_outbox_backlog: 100_000,
             allow_plaintext_on_public_address: false,
             stream_max_seconds: 300,
@@ -767,6 +814,9 @@ impl RegionConfig {
             ("gateway.max_json_depth", g.max_json_depth as u64),
             ("gateway.max_json_items", g.max_json_items as u64),
             ("gateway.max_json_string_bytes", g.max_json_string_bytes as u64),
+            ("gateway.max_json_nodes", g.max_json_nodes as u64),
+            ("gateway.max_json_parsed_bytes", g.max_json_parsed_bytes as u64),
+            ("gateway.max_bytes_in_flight", g.max_bytes_in_flight),
             ("gateway.max_outbox_backlog", g.max_outbox_backlog),
             ("gateway.max_batch_items", g.max_batch_items as u64),
             ("gateway.stream_max_seconds", g.stream_max_seconds),
@@ -786,7 +836,7 @@ impl RegionConfig {
             return Err("gateway.max_json_depth must be at most 128".into());
         }
         self.kafka.security.check()?;
-        self.quotas.check(&self.participants, g.max_body_bytes.max(g.max_batch_body_bytes))?;
+        self.quotas.check(&self.participants, g.max_body_bytes.max(g.max_batch_body_bytes), g.max_json_parsed_bytes, g.max_bytes_in_flight)?;
         if g.max_body_bytes.saturating_add(RECORD_HEADROOM_BYTES) > self.kafka.max_message_bytes {
             return Err(format!(
                 "gateway.max_body_bytes ({}) plus {RECORD_HEADROOM_BYTES} bytes for a record's headers is above kafka.max_message_bytes ({}): \

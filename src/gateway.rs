@@ -115,6 +115,12 @@ impl Gateway {
     ) -> Result<Acceptance, SubmitError> {
         let backlog = self.backlog_now();
         let doc = self.prepare(by, body, payload_text, idempotency_key, backlog)?;
+        self.commit(doc, backlog).await
+    }
+
+    /// Commits a document [`Gateway::prepare`]d with `backlog`: the second half of
+    /// [`Gateway::submit`], for a caller that prepares it apart (to count its CPU time).
+    pub async fn commit(&self, doc: NewDocument, backlog: u64) -> Result<Acceptance, SubmitError> {
         let acceptance = crate::submission::accept(&*self.store, doc).await.map_err(|e| self.store_refusal(e, backlog))?;
         self.accepted([&acceptance]);
         Ok(acceptance)

@@ -17,6 +17,7 @@ pub mod identifiers;
 pub mod indicators;
 pub mod json;
 pub mod lifecycle;
+pub mod memory;
 pub mod metrics;
 pub mod outbox;
 pub mod quota;

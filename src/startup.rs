@@ -83,6 +83,8 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        // Memory a burst of large requests freed goes back to the system (`crate::memory`).
+        crate::memory::start_trimmer();
         let registry = Arc::new(SchemaRegistry::of_region(&settings.schemas_dir(), &settings.region)?);
         for warning in registry.warnings() {
             tracing::warn!("{warning}");
@@ -295,7 +297,7 @@ impl Application {
             json_limits: settings.region.gateway.json_limits(),
             writes: tokio::sync::Semaphore::new(settings.region.gateway.max_concurrent_writes),
             public_indicators: tokio::sync::Semaphore::new(2),
-            quotas: Arc::new(crate::quota::Quotas::new(&settings.region.quotas, &settings.region.participants)),
+            quotas: Arc::new(crate::quota::Quotas::new(&settings.region.quotas, &settings.region.participants, settings.region.gateway.max_bytes_in_flight)),
             refusals,
             closing: closing_rx,
             stream_max: Duration::from_secs(settings.region.gateway.stream_max_seconds),

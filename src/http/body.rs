@@ -1,26 +1,77 @@
 //! Reading a JSON request body within bounds: the media type first (415), then the size
 //! (413, checked on `Content-Length` and again while reading), then the shape of the JSON
-//! (422: depth, items, string length, counted before parsing), then the JSON itself (400):
-//! strict JSON, so a duplicated key is an error rather than a silent "last one wins".
+//! (422: depth, items, string length, values, and the memory its tree will take, counted
+//! before parsing), then the JSON itself (400): strict JSON, so a duplicated key is an error
+//! rather than a silent "last one wins".
+//!
+//! What parsing costs is the sender's: the memory the tree will take is reserved among its
+//! bytes in flight before the tree is built (429 past its quota, 503 past the gateway's pool),
+//! held until the request is answered, and the CPU time of parsing is charged to its CPU quota.
+//! A batch is parsed one document at a time, each dropped before the next is parsed.
 
-use actix_web::{web, HttpRequest};
+use actix_web::{web, HttpMessage, HttpRequest};
 use futures_util::StreamExt;
 use serde_json::Value;
 
+use std::sync::Arc;
+
 use super::errors::{ApiError, Code};
 use crate::json::{parse_bounded, JsonError, JsonLimits};
+use crate::quota::{Allowance, BytesPermit};
 
-/// Reads and parses the body of `req`, at most `limit` bytes, within `shape`.
+/// The memory of the parsed trees a request holds, kept in its extensions until it is answered.
+#[derive(Default)]
+struct ParsedTrees(Vec<BytesPermit>);
+
+/// Keeps `permit` for as long as `req` lives.
+fn hold(req: &HttpRequest, permit: BytesPermit) {
+    let mut extensions = req.extensions_mut();
+    match extensions.get_mut::<ParsedTrees>() {
+        Some(held) => held.0.push(permit),
+        None => {
+            extensions.insert(ParsedTrees(vec![permit]));
+        }
+    }
+}
+
+/// Parses `body` within `shape` as `sender`'s work: the tree's memory reserved among its bytes
+/// in flight first, the CPU time charged to it.
+fn parse_as(sender: &Allowance, body: &[u8], shape: &JsonLimits) -> Result<(Value, BytesPermit), ApiError> {
+    sender.metered(|| {
+        crate::json::parse_reserved(body, shape, |bytes| sender.bytes(bytes as u64).map_err(|e| Reserved::Quota(e.into()))).map_err(|e| match e {
+            Reserved::Json(e) => json_problem(&e),
+            Reserved::Quota(e) => e,
+        })
+    })?
+}
+
+/// Why a body could not be parsed within its sender's reservation.
+enum Reserved {
+    Json(JsonError),
+    Quota(ApiError),
+}
+
+impl From<JsonError> for Reserved {
+    fn from(e: JsonError) -> Self {
+        Reserved::Json(e)
+    }
+}
+
+/// Reads and parses the body of `req`, at most `limit` bytes, within `shape`, as `sender`'s.
 pub async fn json_body(
     req: &HttpRequest,
     payload: web::Payload,
     limit: usize,
     shape: &JsonLimits,
+    sender: &Arc<Allowance>,
 ) -> Result<Value, ApiError> {
     match media_type(req)? {
         MediaType::Json => {
-            let shape = *shape;
-            parse_off_worker_if_large(read_limited(req, payload, limit).await?, move |body| parse_json(body, &shape)).await
+            let (shape, sender) = (*shape, sender.clone());
+            let (value, permit) =
+                parse_off_worker_if_large(read_limited(req, payload, limit).await?, move |body| parse_as(&sender, body, &shape)).await?;
+            hold(req, permit);
+            Ok(value)
         }
         MediaType::NdJson => Err(unsupported(req)),
     }
@@ -42,8 +93,14 @@ pub fn payload_text(body: &[u8]) -> Option<String> {
 }
 
 /// A document's body ([`json_body`]), with its payload's text as sent.
-pub async fn document_body(req: &HttpRequest, payload: web::Payload, limit: usize, shape: &JsonLimits) -> Result<Submitted, ApiError> {
-    request_with_document(req, payload, limit, shape, None).await
+pub async fn document_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+    shape: &JsonLimits,
+    sender: &Arc<Allowance>,
+) -> Result<Submitted, ApiError> {
+    request_with_document(req, payload, limit, shape, None, sender).await
 }
 
 /// A request that carries a document in its member `member` (an amendment's `document`, a
@@ -55,19 +112,22 @@ pub async fn request_with_document(
     limit: usize,
     shape: &JsonLimits,
     member: Option<&'static str>,
+    sender: &Arc<Allowance>,
 ) -> Result<Submitted, ApiError> {
     match media_type(req)? {
         MediaType::Json => {
-            let shape = *shape;
-            parse_off_worker_if_large(read_limited(req, payload, limit).await?, move |body| {
-                let value = parse_json(body, &shape)?;
+            let (shape, sender) = (*shape, sender.clone());
+            let (value, text, permit) = parse_off_worker_if_large(read_limited(req, payload, limit).await?, move |body| {
+                let (value, permit) = parse_as(&sender, body, &shape)?;
                 let text = match member {
                     None => payload_text(body),
                     Some(member) => member_text(body, member).and_then(|document| payload_text(document.as_bytes())),
                 };
-                Ok((value, text))
+                Ok((value, text, permit))
             })
-            .await
+            .await?;
+            hold(req, permit);
+            Ok((value, text))
         }
         MediaType::NdJson => Err(unsupported(req)),
     }
@@ -149,10 +209,19 @@ async fn read_limited(req: &HttpRequest, mut payload: web::Payload, limit: usize
     Ok(body)
 }
 
+/// A batch as read: its bytes, counted but not yet parsed ([`batch_body`]).
+pub struct Batch {
+    bytes: web::BytesMut,
+    kind: MediaType,
+    item_limit: usize,
+    shape: JsonLimits,
+    max_items: usize,
+}
+
 /// Reads a batch: at most `limit` bytes and `max_items` envelopes, each at most `item_limit`
-/// bytes (as a single submission). Each item is parsed on its own, so a malformed NDJSON line
-/// or an oversized item is that item's problem, not the batch's. Items are counted before any
-/// is parsed, so a body of many tiny lines cannot make many problems.
+/// bytes (as a single submission). Nothing is parsed yet: [`Batch::each`] parses one document
+/// at a time. Items are counted before any is parsed, so a body of many tiny lines cannot make
+/// many problems.
 pub async fn batch_body(
     req: &HttpRequest,
     payload: web::Payload,
@@ -160,66 +229,74 @@ pub async fn batch_body(
     item_limit: usize,
     shape: &JsonLimits,
     max_items: usize,
-) -> Result<Vec<Result<Submitted, ApiError>>, ApiError> {
+) -> Result<Batch, ApiError> {
     let kind = media_type(req)?;
-    let shape = *shape;
     let bytes = read_limited(req, payload, limit).await?;
-    parse_off_worker_if_large(bytes, move |bytes| split_batch(bytes, kind, item_limit, &shape, max_items)).await
+    Ok(Batch { bytes, kind, item_limit, shape: *shape, max_items })
 }
 
-/// Splits a batch body into its documents, each parsed on its own (see [`batch_body`]).
-fn split_batch(bytes: &[u8], kind: MediaType, item_limit: usize, shape: &JsonLimits, max_items: usize) -> Result<Vec<Result<Submitted, ApiError>>, ApiError> {
-    let parse = |text: &[u8]| -> Result<Submitted, ApiError> { Ok((parse_json(text, shape)?, payload_text(text))) };
-    let too_many = |n: usize| {
-        ApiError::new(Code::PayloadTooLarge, format!("a batch holds at most {max_items} documents, this one {n}"))
-            .with(serde_json::json!({"maxItems": max_items}))
-    };
-    let item_too_large = || {
-        ApiError::new(Code::PayloadTooLarge, format!("a document exceeds {item_limit} bytes"))
-            .with(serde_json::json!({"limit": item_limit}))
-    };
-    let items: Vec<Result<Submitted, ApiError>> = match kind {
-        MediaType::Json => {
-            // The array adds one level of nesting to every document.
-            let array_shape = JsonLimits { max_depth: shape.max_depth + 1, max_items: shape.max_items.max(max_items + 1), ..*shape };
-            crate::json::check_limits(bytes, &array_shape).map_err(beyond)?;
-            if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[') {
-                return Err(ApiError::new(Code::MalformedJson, "a batch is a JSON array of documents (or NDJSON, one per line)"));
+impl Batch {
+    /// Splits the batch into its documents and hands each to `take` in order, parsed on its
+    /// own as `sender`'s (see [`json_body`]): a malformed NDJSON line or an oversized item is that
+    /// item's problem, not the batch's. Each document's tree, and its reservation among the
+    /// sender's bytes in flight, is dropped before the next is parsed. CPU work: call it on the
+    /// blocking pool.
+    pub fn each<R>(&self, sender: &Allowance, mut take: impl FnMut(usize, Result<Submitted, ApiError>) -> R) -> Result<Vec<R>, ApiError> {
+        let (bytes, shape, item_limit, max_items) = (&self.bytes[..], &self.shape, self.item_limit, self.max_items);
+        let mut parse = |i: usize, text: &[u8]| -> R {
+            let item = if text.len() > item_limit {
+                Err(ApiError::new(Code::PayloadTooLarge, format!("a document exceeds {item_limit} bytes"))
+                    .with(serde_json::json!({"limit": item_limit})))
+            } else {
+                parse_as(sender, text, shape).map(|(value, permit)| (value, payload_text(text), permit))
+            };
+            match item {
+                // The reservation is held while `take` works on the tree, dropped with it.
+                Ok((value, text, _permit)) => take(i, Ok((value, text))),
+                Err(problem) => take(i, Err(problem)),
             }
-            // The array is split into each document's text as sent, without building anything;
-            // each is then parsed on its own, like an NDJSON line.
-            let texts: Vec<&serde_json::value::RawValue> = serde_json::from_slice(bytes).map_err(|e| malformed(&e))?;
-            if texts.len() > max_items {
-                return Err(too_many(texts.len()));
+        };
+        let too_many = |n: usize| {
+            ApiError::new(Code::PayloadTooLarge, format!("a batch holds at most {max_items} documents, this one {n}"))
+                .with(serde_json::json!({"maxItems": max_items}))
+        };
+        let results: Vec<R> = match self.kind {
+            MediaType::Json => {
+                // The array adds one level of nesting to every document; its items are bounded
+                // one by one, as they are parsed.
+                let array_shape = JsonLimits {
+                    max_depth: shape.max_depth + 1,
+                    max_items: shape.max_items.max(max_items + 1),
+                    max_nodes: usize::MAX,
+                    max_parsed_bytes: usize::MAX,
+                    ..*shape
+                };
+                crate::json::check_limits(bytes, &array_shape).map_err(beyond)?;
+                if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[') {
+                    return Err(ApiError::new(Code::MalformedJson, "a batch is a JSON array of documents (or NDJSON, one per line)"));
+                }
+                // The array is split into each document's text as sent, without building anything;
+                // each is then parsed on its own, like an NDJSON line.
+                let texts: Vec<&serde_json::value::RawValue> = serde_json::from_slice(bytes).map_err(|e| malformed(&e))?;
+                if texts.len() > max_items {
+                    return Err(too_many(texts.len()));
+                }
+                texts.into_iter().enumerate().map(|(i, text)| parse(i, text.get().as_bytes())).collect()
             }
-            texts
-                .into_iter()
-                .map(|text| {
-                    let text = text.get().as_bytes();
-                    if text.len() > item_limit { Err(item_too_large()) } else { parse(text) }
-                })
-                .collect()
+            MediaType::NdJson => {
+                let lines = || bytes.split(|b: &u8| *b == b'\n').filter(|line: &&[u8]| line.iter().any(|b| !b.is_ascii_whitespace()));
+                let n = lines().take(max_items + 1).count();
+                if n > max_items {
+                    return Err(too_many(lines().count()));
+                }
+                lines().enumerate().map(|(i, line)| parse(i, line)).collect()
+            }
+        };
+        if results.is_empty() {
+            return Err(ApiError::new(Code::MalformedJson, "the batch holds no document"));
         }
-        MediaType::NdJson => {
-            let lines: Vec<&[u8]> = bytes[..]
-                .split(|b: &u8| *b == b'\n')
-                .filter(|line: &&[u8]| line.iter().any(|b| !b.is_ascii_whitespace()))
-                .take(max_items + 1)
-                .collect();
-            if lines.len() > max_items {
-                let n = bytes[..].split(|b: &u8| *b == b'\n').filter(|l: &&[u8]| l.iter().any(|b| !b.is_ascii_whitespace())).count();
-                return Err(too_many(n));
-            }
-            lines
-                .into_iter()
-                .map(|line| if line.len() > item_limit { Err(item_too_large()) } else { parse(line) })
-                .collect()
-        }
-    };
-    if items.is_empty() {
-        return Err(ApiError::new(Code::MalformedJson, "the batch holds no document"));
+        Ok(results)
     }
-    Ok(items)
 }
 
 /// Parses a JSON body within `shape`, with the problem the API answers when it cannot (also

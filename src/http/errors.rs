@@ -244,6 +244,10 @@ pub struct ApiError {
 
 impl From<crate::quota::Exceeded> for ApiError {
     fn from(e: crate::quota::Exceeded) -> Self {
+        if e.gateway_wide {
+            // The gateway's own bound, not the participant's: the answer of an overloaded gateway.
+            return ApiError::new(Code::Overloaded, e.detail());
+        }
         let mut error = ApiError::new(Code::TooManyRequests, e.detail()).with(json!({ "quota": e.policy, "limit": e.quota }));
         error.headers = e.headers();
         error

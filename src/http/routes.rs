@@ -58,22 +58,22 @@ async fn within_timeout<T>(state: &AppState, read: impl std::future::Future<Outp
         .map_err(|_| ApiError::new(Code::RequestTimeout, format!("the body did not arrive within {} ms", state.body_timeout.as_millis())))?
 }
 
-/// Reads the JSON body within the client timeout.
-pub(super) async fn read_body(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<serde_json::Value, ApiError> {
-    within_timeout(state, json_body(req, payload, state.max_body_bytes, &state.json_limits)).await
+/// Reads `who`'s JSON body within the client timeout.
+pub(super) async fn read_body(state: &AppState, who: &Authenticated, req: &HttpRequest, payload: web::Payload) -> Result<serde_json::Value, ApiError> {
+    within_timeout(state, json_body(req, payload, state.max_body_bytes, &state.json_limits, &who.1)).await
 }
 
 /// What a write holds while it runs: a place among its participant's writes, its body's bytes
 /// among the participant's bytes in flight, and a place in the gateway's pool.
 pub(super) struct WritePermits<'a> {
     _own: tokio::sync::OwnedSemaphorePermit,
-    _bytes: tokio::sync::OwnedSemaphorePermit,
+    _bytes: crate::quota::BytesPermit,
     _pool: tokio::sync::SemaphorePermit<'a>,
 }
 
 /// The body about to be read, among `who`'s bytes in flight until the permit is dropped: its
 /// announced length, or the most it may be (`max_body`) when it is sent in chunks.
-pub(super) fn body_bytes(who: &Authenticated, req: &HttpRequest, max_body: usize) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+pub(super) fn body_bytes(who: &Authenticated, req: &HttpRequest, max_body: usize) -> Result<crate::quota::BytesPermit, ApiError> {
     let announced = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
@@ -201,8 +201,12 @@ pub async fn submit_document(
     let _permits = write_permits(&state, &who, &req, state.max_body_bytes, crate::access::submits_documents)?;
     let key = idempotency_key(&req)?;
     let (body, payload_text) =
-        within_timeout(&state, crate::http::body::document_body(&req, payload, state.max_body_bytes, &state.json_limits)).await?;
-    match state.gateway.submit(&who.0, &body, payload_text.as_deref(), key).await? {
+        within_timeout(&state, crate::http::body::document_body(&req, payload, state.max_body_bytes, &state.json_limits, &who.1)).await?;
+    // Validating and routing are the sender's CPU; committing is the store's.
+    let backlog = state.gateway.backlog_now();
+    let doc = who.1.metered(|| state.gateway.prepare(&who.0, &body, payload_text.as_deref(), key, backlog))??;
+    drop(body);
+    match state.gateway.commit(doc, backlog).await? {
         Acceptance::New(receipt) => {
             tracing::info!(document = %receipt.document_id, ucr = %receipt.ucr, sender = %who.0.id,
                 deliveries = receipt.deliveries.len(), "document accepted");
@@ -264,26 +268,25 @@ pub async fn submit_batch(
         &state.json_limits,
         state.max_batch_items,
     );
-    let items = within_timeout(&state, read).await?;
+    let batch = within_timeout(&state, read).await?;
     let by = &who.0;
-    // Validating and routing up to `max_batch_items` documents is milliseconds of CPU: done on
-    // the blocking pool, so the other connections of this worker are not held up.
+    // Parsing, validating and routing up to `max_batch_items` documents is milliseconds of
+    // CPU: done on the blocking pool, so the other connections of this worker are not held up;
+    // one document at a time, its tree dropped before the next is parsed; charged to the sender.
     let (prepared, backlog) = {
-        let (gateway, by) = (state.gateway.clone(), by.clone());
+        let (gateway, by, sender) = (state.gateway.clone(), by.clone(), who.1.clone());
         web::block(move || {
             let backlog = gateway.backlog_now();
-            let prepared: Vec<Result<_, ApiError>> = items
-                .into_iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    let key = key.as_ref().map(|k| format!("{k}#{i}"));
-                    item.and_then(|(body, text)| gateway.prepare(&by, &body, text.as_deref(), key, backlog).map_err(ApiError::from))
+            let prepared = batch.each(&sender, |i, item| {
+                let key = key.as_ref().map(|k| format!("{k}#{i}"));
+                item.and_then(|(body, text)| {
+                    sender.metered(|| gateway.prepare(&by, &body, text.as_deref(), key, backlog))?.map_err(ApiError::from)
                 })
-                .collect();
-            (prepared, backlog)
+            })?;
+            Ok::<_, ApiError>((prepared, backlog))
         })
         .await
-        .map_err(|e| ApiError::new(Code::Internal, format!("the batch could not be checked: {e}")))?
+        .map_err(|e| ApiError::new(Code::Internal, format!("the batch could not be checked: {e}")))??
     };
     let gateway = &state.gateway;
     let outcomes = gateway.commit_many(prepared, backlog).await;
@@ -330,8 +333,8 @@ const BATCH_REFUSALS_NAMED: usize = 20;
 /// where the document would go, or the very problem submission would answer.
 pub async fn validate(state: State, who: Authenticated, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let _bytes = body_bytes(&who, &req, state.max_body_bytes)?;
-    let body = read_body(&state, &req, payload).await?;
-    let checked = state.gateway.validate(&who.0, &body)?;
+    let body = read_body(&state, &who, &req, payload).await?;
+    let checked = who.1.metered(|| state.gateway.validate(&who.0, &body))??;
     Ok(HttpResponse::Ok().json(validation_report(&checked)))
 }
 
@@ -386,7 +389,7 @@ pub async fn amend_document(
     let previous = document_id(&path)?;
     let (body, payload_text) = within_timeout(
         &state,
-        crate::http::body::request_with_document(&req, payload, state.max_body_bytes, &state.json_limits, Some("document")),
+        crate::http::body::request_with_document(&req, payload, state.max_body_bytes, &state.json_limits, Some("document"), &who.1),
     )
     .await?;
     match state.gateway.amend(&who.0, previous, &body, payload_text.as_deref()).await? {
@@ -412,7 +415,7 @@ pub async fn withdraw_document(
 ) -> Result<HttpResponse, ApiError> {
     let _permits = write_permits(&state, &who, &req, state.max_body_bytes, crate::access::submits_documents)?;
     let id = document_id(&path)?;
-    let body = read_body(&state, &req, payload).await?;
+    let body = read_body(&state, &who, &req, payload).await?;
     let withdrawal = state.gateway.withdraw(&who.0, id, &body).await?;
     tracing::info!(document = %id, ucr = %withdrawal.ucr, by = %who.0.id, agencies = withdrawal.agencies.len(), "document withdrawn");
     Ok(HttpResponse::Accepted().json(withdrawal))
@@ -430,7 +433,7 @@ pub async fn respond_to_query(
     let id = document_id(&path)?;
     let (body, payload_text) = within_timeout(
         &state,
-        crate::http::body::request_with_document(&req, payload, state.max_body_bytes, &state.json_limits, Some("supportingDocument")),
+        crate::http::body::request_with_document(&req, payload, state.max_body_bytes, &state.json_limits, Some("supportingDocument"), &who.1),
     )
     .await?;
     let receipt = state.gateway.respond(&who.0, id, &body, payload_text.as_deref()).await?;
@@ -445,7 +448,7 @@ pub async fn acknowledge(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let _permits = write_permits(&state, &who, &req, state.max_body_bytes, crate::access::answers_for_an_agency)?;
-    let body = read_body(&state, &req, payload).await?;
+    let body = read_body(&state, &who, &req, payload).await?;
     let applied = state.gateway.acknowledge(&who.0, &body, "http").await?;
     Ok(HttpResponse::Ok().json(applied))
 }

@@ -208,7 +208,7 @@ struct Feed {
     /// The stream's place among its caller's, and the caller's allowance for page bytes.
     open: Open,
     /// The bytes of the page in `ready`, counted against the caller until it is sent.
-    page_bytes: Option<tokio::sync::OwnedSemaphorePermit>,
+    page_bytes: Option<crate::quota::BytesPermit>,
     source: Source,
     cursor: i64,
     ready: VecDeque<web::Bytes>,

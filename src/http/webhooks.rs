@@ -50,7 +50,7 @@ pub async fn register(
 ) -> Result<HttpResponse, ApiError> {
     crate::access::may_register_webhook(&who.0).map_err(refused)?;
     let _bytes = body_bytes(&who, &req, state.max_body_bytes)?;
-    let body = read_body(&state, &req, payload).await?;
+    let body = read_body(&state, &who, &req, payload).await?;
     let request: WebhookRequest = serde_json::from_value(body).map_err(|e| {
         ApiError::new(Code::InvalidWebhook, format!("the body must be {{\"url\": \"https://...\"}} and nothing else: {e}"))
     })?;

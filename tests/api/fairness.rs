@@ -172,3 +172,47 @@ async fn thousands_of_anonymous_refusals_add_no_record_each_to_the_audit_log() {
     assert_eq!(subject, "source 127.0.0.1");
     assert_eq!((detail["refused"].as_u64(), detail["codes"]["not-found"].as_u64()), (Some(2_000), Some(2_000)), "{detail:#}");
 }
+
+/// Issue 26, "Also": validating large documents by one trader took another trader's submissions
+/// from 5 to 78 ms, as validation CPU was in no quota. Now parsing and validating are charged to
+/// the sender's CPU quota (here 50 ms a second for the attacker): past it, 429 `cpu`, while the
+/// honest trader's rounds go on.
+#[tokio::test]
+async fn validation_cpu_is_the_senders_and_past_its_quota_it_is_refused() {
+    let app = spawn_app_configured(Some(test_brokers()), |s| {
+        s.region.quotas.demo = None;
+        let over = ventanilla::config::QuotaOverride { cpu_millis_per_second: Some(50), ..Default::default() };
+        s.region.quotas.participants.insert("demo-trader-2".into(), over);
+    })
+    .await;
+    let mut large = example("customsDeclaration/valid/export-beef-road-AR-BR.json");
+    large["payload"]["extra"] = json!((0..50_000).collect::<Vec<u32>>());
+    let large = large.to_string();
+    let attack = async {
+        let client = reqwest::Client::new();
+        let mut refused: Option<reqwest::Response> = None;
+        for _ in 0..400 {
+            let r = client
+                .post(format!("{}/v1/validate", app.address))
+                .bearer_auth("demo-trader-2")
+                .header("content-type", "application/json")
+                .body(large.clone())
+                .send()
+                .await
+                .unwrap();
+            if r.status() == 429 {
+                refused = Some(r);
+                break;
+            }
+            assert_eq!(r.status(), 422, "validated (and refused by its schema) until the CPU quota is spent");
+        }
+        refused
+    };
+    let refused = honest_during(&app, 3, attack).await.expect("the CPU quota was met within 400 validations");
+    assert!(refused.headers()["ratelimit-policy"].to_str().unwrap().starts_with("\"cpu\";q=50;w=1"), "{:?}", refused.headers());
+    let problem = assert_problem(refused, 429, "too-many-requests").await;
+    assert_eq!(problem["quota"], "cpu", "{problem:#}");
+    // Another trader's account is its own.
+    let r = app.post_json("/v1/validate", Some("demo-trader"), &example("customsDeclaration/valid/export-beef-road-AR-BR.json").to_string()).await;
+    assert_eq!(r.status(), 200);
+}

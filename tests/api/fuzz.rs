@@ -126,13 +126,22 @@ fn shape(v: &Value) -> (usize, usize, usize) {
     }
 }
 
+/// Values and member names in `v`.
+fn nodes(v: &Value) -> usize {
+    1 + match v {
+        Value::Array(items) => items.iter().map(nodes).sum(),
+        Value::Object(members) => members.values().map(|m| 1 + nodes(m)).sum(),
+        _ => 0,
+    }
+}
+
 proptest! {
     #[test]
     fn fuzz_the_json_reader_never_panics_and_agrees_with_serde(bytes in json_ish_bytes()) {
-        let limits = JsonLimits { max_depth: 4, max_items: 8, max_string_bytes: 16 };
+        let limits = JsonLimits { max_depth: 4, max_items: 8, max_string_bytes: 16, ..JsonLimits::default() };
         match parse_bounded(&bytes, &limits) {
             Ok(v) => {
-                prop_assert_eq!(check_limits(&bytes, &limits), Ok(()));
+                prop_assert!(check_limits(&bytes, &limits).is_ok());
                 prop_assert_eq!(serde_json::from_slice::<Value>(&bytes).ok(), Some(v));
             }
             Err(JsonError::Limit(_)) => prop_assert!(check_limits(&bytes, &limits).is_err()),
@@ -143,7 +152,9 @@ proptest! {
     #[test]
     fn fuzz_the_json_reader_accepts_what_fits_and_refuses_what_does_not(v in any_json()) {
         let text = v.to_string();
-        let tight = JsonLimits { max_depth: 3, max_items: 4, max_string_bytes: 12 };
+        let tight = JsonLimits { max_depth: 3, max_items: 4, max_string_bytes: 12, ..JsonLimits::default() };
+        // Values and member names, counted on the text without parsing it, are the tree's.
+        prop_assert_eq!(check_limits(text.as_bytes(), &JsonLimits::default()).map(|s| s.nodes).ok(), Some(nodes(&v)));
         let (depth, items, longest) = shape(&v);
         let fits = depth <= tight.max_depth && items <= tight.max_items && longest <= tight.max_string_bytes;
         match parse_bounded(text.as_bytes(), &tight) {

@@ -26,6 +26,7 @@ mod kafka_security;
 mod indicators;
 mod lifecycle;
 mod limits;
+mod memory;
 mod messages;
 mod metrics;
 mod openapi;
