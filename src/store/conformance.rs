@@ -30,6 +30,7 @@ pub fn doc(ucr: &str, agencies: &[&str]) -> NewDocument {
         submitted_at: now_millis(),
         version: 1,
         amends: None,
+        rules: Default::default(),
         dims: DocumentDims::default(),
         seal: Default::default(),
         deliveries: agencies.iter().map(|a| (AgencyId::parse(a).unwrap(), format!("t.{a}"), "rule".into())).collect(),
@@ -335,7 +336,7 @@ fn trader(id: &str) -> crate::access::Participant {
 async fn amend(store: &dyn Store, previous: Uuid, mut next: NewDocument, by: &str)
     -> Result<Acceptance, crate::lifecycle::ChangeRefused> {
     next.id = Uuid::now_v7();
-    let of = crate::lifecycle::AmendmentOf { previous, reason: "net mass corrected".into(), by: trader(by), after_release: false };
+    let of = crate::lifecycle::AmendmentOf { previous, reason: "net mass corrected".into(), by: trader(by) };
     let subjects = vec![Subject::Consignment(next.ucr.clone())];
     store.write_with(WriteMode::RefusalsFirst, subjects, move |l| crate::lifecycle::amend_in(l, next, &of, &no_types())).await.unwrap()
 }

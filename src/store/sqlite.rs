@@ -263,12 +263,12 @@ fn outbound(r: OutboundRow) -> Result<OutboundDelivery, StoreError> {
 
 /// The columns of a [`DocumentRecord`], in [`DocumentRow`]'s order.
 const DOCUMENT_COLUMNS: &str = "id, document_type, schema_version, origin, destination, sender, submitted_at, version, amends, \
-     superseded_by, withdrawn_at, transport_mode, hs_chapter, border_post";
-type DocumentRow = (String, String, String, String, String, String, i64, i64, Option<String>, Option<String>, Option<i64>, DocumentDims);
+     superseded_by, withdrawn_at, transport_mode, hs_chapter, border_post, chain";
+type DocumentRow = (String, String, String, String, String, String, i64, i64, Option<String>, Option<String>, Option<i64>, DocumentDims, String);
 
 fn document_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocumentRow> {
     let dims = DocumentDims { transport_mode: r.get(11)?, hs_chapter: r.get(12)?, border_post: r.get(13)? };
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, dims))
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, dims, r.get(14)?))
 }
 
 fn document_record(r: DocumentRow) -> Result<DocumentRecord, StoreError> {
@@ -285,6 +285,7 @@ fn document_record(r: DocumentRow) -> Result<DocumentRecord, StoreError> {
         superseded_by: r.9.as_deref().map(parse_uuid).transpose()?,
         withdrawn_at: r.10,
         dims: r.11,
+        chain: parse_uuid(&r.12)?,
     })
 }
 
@@ -379,6 +380,7 @@ impl Ledger for SqliteLedger {
                 .row(
                     "SELECT d.id, d.body_sha256, COALESCE(r.receipt, d.receipt) FROM documents d LEFT JOIN receipts r ON r.document_id = d.id
                      WHERE d.sender = ?1 AND d.ucr = ?2 AND d.document_type = ?3
+                       AND NOT EXISTS (SELECT 1 FROM documents w WHERE w.ucr = d.ucr AND w.chain = d.chain AND w.withdrawn_at IS NOT NULL)
                      ORDER BY (d.body_sha256 = ?4) DESC, d.submitted_at LIMIT 1",
                     params![sender, ucr.as_str(), document_type.as_str(), body_sha256],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -408,8 +410,9 @@ impl Ledger for SqliteLedger {
         self.conn.exec(
             "INSERT INTO documents (id, ucr, document_type, schema_version, schema_id, origin, destination, sender, payload,
                                     submitted_at, idempotency_key, body_sha256, receipt, version, amends,
-                                    transport_mode, hs_chapter, border_post)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, '', ?13, ?14, ?15, ?16, ?17)",
+                                    transport_mode, hs_chapter, border_post, chain)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, '', ?13, ?14, ?15, ?16, ?17,
+                     COALESCE((SELECT chain FROM documents WHERE id = ?14), ?1))",
             params![
                 doc.id.to_string(),
                 doc.ucr.as_str(),
@@ -500,13 +503,60 @@ impl Ledger for SqliteLedger {
         rows.into_iter().map(document_record).collect()
     }
 
+    fn document_chains(&mut self, ucr: &Ucr) -> Result<Vec<DocumentChain>, StoreError> {
+        // The row of MAX(version) gives `id` (SQLite's bare columns); every column is in the index.
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT chain, id, MAX(version), COUNT(*) FROM documents INDEXED BY documents_by_chain
+             WHERE ucr = ?1 GROUP BY chain ORDER BY chain",
+        )?;
+        let rows = stmt
+            .query_map([ucr.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(chain, latest, latest_version, versions)| {
+                Ok(DocumentChain { chain: parse_uuid(&chain)?, latest: parse_uuid(&latest)?, latest_version, versions })
+            })
+            .collect()
+    }
+
+    fn chain_versions(&mut self, ucr: &Ucr, chain: Uuid, below: i64, limit: usize) -> Result<Vec<DocumentRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {DOCUMENT_COLUMNS} FROM documents
+             WHERE ucr = ?1 AND chain = ?2 AND version < ?3 ORDER BY version DESC LIMIT ?4"
+        ))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![ucr.as_str(), chain.to_string(), below, limit], document_row)?.collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(document_record).collect()
+    }
+
+    fn identity_versions(&mut self, sender: &str, ucr: &Ucr, document_type: &DocumentType) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.row(
+            "SELECT COUNT(*) FROM documents WHERE sender = ?1 AND ucr = ?2 AND document_type = ?3",
+            params![sender, ucr.as_str(), document_type.as_str()],
+            |r| r.get(0),
+        )?;
+        Ok(n.max(0) as u64)
+    }
+
+    fn agency_first_times(&mut self, ucr: &Ucr) -> Result<Vec<(AgencyId, Millis, Option<Millis>)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT d.agency, MIN(d.created_at), MIN(d.first_answer_at) FROM documents doc
+             JOIN deliveries d ON d.document_id = doc.id AND d.notice_id IS NULL
+             WHERE doc.ucr = ?1 GROUP BY d.agency ORDER BY MIN(d.id)",
+        )?;
+        let rows = stmt
+            .query_map([ucr.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(|(agency, routed, answered)| Ok((parse_agency(&agency)?, routed, answered))).collect()
+    }
+
     fn document(&mut self, id: Uuid) -> Result<Option<StoredDocument>, StoreError> {
         let row = self
             .conn
             .row(
                 &format!("SELECT {DOCUMENT_COLUMNS}, ucr, payload, body_sha256 FROM documents WHERE id = ?1"),
                 [id.to_string()],
-                |r| Ok((document_row(r)?, r.get::<_, String>(14)?, r.get::<_, String>(15)?, r.get::<_, String>(16)?)),
+                |r| Ok((document_row(r)?, r.get::<_, String>(15)?, r.get::<_, String>(16)?, r.get::<_, String>(17)?)),
             )
             .optional()?;
         row.map(|(record, ucr, payload, body_sha256)| {
@@ -1176,9 +1226,9 @@ mod tests {
             assert_eq!((old.channel.as_str(), old.dims.transport_mode.as_deref()), ("with-hold", None));
             assert_eq!(crate::indicators::backfill(&*store).await.unwrap(), 0, "nothing left");
         }
-        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6], "every version recorded");
+        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7], "every version recorded");
         SqliteStore::open(dir.path()).unwrap();
-        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6], "and none run again");
+        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7], "and none run again");
     }
 
     #[tokio::test]
