@@ -332,6 +332,15 @@ fn agency_times(r: &rusqlite::Row<'_>, from: usize) -> rusqlite::Result<AgencyRe
     })
 }
 
+/// A consignment's document histories, from the index alone (SQLite's bare columns: `id` is the
+/// row of `MAX(version)`).
+const CHAINS: &str = "SELECT chain, id, MAX(version), COUNT(*) FROM documents INDEXED BY documents_by_chain
+     WHERE ucr = ?1 GROUP BY chain ORDER BY chain";
+/// Where a page of a history's versions is read from (after `SELECT` and the columns).
+const CHAIN_VERSIONS: &str = "FROM documents WHERE ucr = ?1 AND chain = ?2 AND version < ?3 ORDER BY version DESC LIMIT ?4";
+/// A sender's documents of one type in a consignment, counted in the index.
+const IDENTITY_VERSIONS: &str = "SELECT COUNT(*) FROM documents WHERE sender = ?1 AND ucr = ?2 AND document_type = ?3";
+
 fn earlier(row: Option<(String, String, String)>) -> Result<Option<EarlierDocument>, StoreError> {
     row.map(|(id, body_sha256, receipt)| Ok(EarlierDocument { id: parse_uuid(&id)?, body_sha256, receipt })).transpose()
 }
@@ -505,10 +514,7 @@ impl Ledger for SqliteLedger {
 
     fn document_chains(&mut self, ucr: &Ucr) -> Result<Vec<DocumentChain>, StoreError> {
         // The row of MAX(version) gives `id` (SQLite's bare columns); every column is in the index.
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT chain, id, MAX(version), COUNT(*) FROM documents INDEXED BY documents_by_chain
-             WHERE ucr = ?1 GROUP BY chain ORDER BY chain",
-        )?;
+        let mut stmt = self.conn.prepare_cached(CHAINS)?;
         let rows = stmt
             .query_map([ucr.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?)))?
             .collect::<Result<Vec<_>, _>>()?;
@@ -520,10 +526,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn chain_versions(&mut self, ucr: &Ucr, chain: Uuid, below: i64, limit: usize) -> Result<Vec<DocumentRecord>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {DOCUMENT_COLUMNS} FROM documents
-             WHERE ucr = ?1 AND chain = ?2 AND version < ?3 ORDER BY version DESC LIMIT ?4"
-        ))?;
+        let mut stmt = self.conn.prepare_cached(&format!("SELECT {DOCUMENT_COLUMNS} {CHAIN_VERSIONS}"))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt.query_map(params![ucr.as_str(), chain.to_string(), below, limit], document_row)?.collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(document_record).collect()
@@ -531,7 +534,7 @@ impl Ledger for SqliteLedger {
 
     fn identity_versions(&mut self, sender: &str, ucr: &Ucr, document_type: &DocumentType) -> Result<u64, StoreError> {
         let n: i64 = self.conn.row(
-            "SELECT COUNT(*) FROM documents WHERE sender = ?1 AND ucr = ?2 AND document_type = ?3",
+            IDENTITY_VERSIONS,
             params![sender, ucr.as_str(), document_type.as_str()],
             |r| r.get(0),
         )?;
@@ -1154,6 +1157,77 @@ mod tests {
     }
 
     crate::conformance_suite!(open);
+
+    #[tokio::test]
+    async fn a_store_with_amended_documents_gets_their_histories_at_the_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ventanilla.db");
+        {
+            // A store as version 6 left it: a document amended twice, and another one.
+            let mut conn = super::open(&path).unwrap();
+            conn.execute_batch("PRAGMA foreign_keys=OFF").unwrap();
+            embedded::migrations::runner().set_target(refinery::Target::Version(6)).run(&mut conn).unwrap();
+            conn.execute_batch(
+                "INSERT INTO consignments (ucr, state, created_at, updated_at) VALUES ('UCR-V6', 'submitted', 1, 1);
+                 INSERT INTO documents (id, ucr, document_type, schema_version, schema_id, origin, destination, sender, payload,
+                                        submitted_at, body_sha256, receipt, version, amends, superseded_by)
+                 VALUES ('00000000-0000-7000-8000-000000000001', 'UCR-V6', 'commercialInvoice', '1.0.0', 'x', 'AR', 'BR', 'demo-trader', '{}',
+                         1, 'h1', 'r1', 1, NULL, '00000000-0000-7000-8000-000000000002'),
+                        ('00000000-0000-7000-8000-000000000002', 'UCR-V6', 'commercialInvoice', '1.0.0', 'x', 'AR', 'BR', 'demo-trader', '{}',
+                         2, 'h2', 'r2', 2, '00000000-0000-7000-8000-000000000001', '00000000-0000-7000-8000-000000000003'),
+                        ('00000000-0000-7000-8000-000000000003', 'UCR-V6', 'commercialInvoice', '1.0.0', 'x', 'AR', 'BR', 'demo-trader', '{\"big\": 1}',
+                         3, 'h3', 'r3', 3, '00000000-0000-7000-8000-000000000002', NULL),
+                        ('00000000-0000-7000-8000-000000000004', 'UCR-V6', 'packingList', '1.0.0', 'x', 'AR', 'BR', 'demo-trader', '{}',
+                         4, 'h4', 'r4', 1, NULL, NULL);",
+            )
+            .unwrap();
+        }
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_file(&path).unwrap());
+        let ucr = Ucr::parse("UCR-V6").unwrap();
+        let (chains, third) = store
+            .read_with(move |l| Ok((l.document_chains(&ucr)?, l.document(Uuid::parse_str("00000000-0000-7000-8000-000000000003").unwrap())?)))
+            .await
+            .unwrap();
+        let id = |n: u8| Uuid::parse_str(&format!("00000000-0000-7000-8000-00000000000{n}")).unwrap();
+        assert_eq!(
+            chains,
+            [
+                DocumentChain { chain: id(1), latest: id(3), latest_version: 3, versions: 3 },
+                DocumentChain { chain: id(4), latest: id(4), latest_version: 1, versions: 1 },
+            ]
+        );
+        let third = third.expect("kept");
+        assert_eq!((third.payload.as_str(), third.body_sha256.as_str(), third.record.chain), ("{\"big\": 1}", "h3", id(1)));
+        // The receipt kept in the row by earlier versions is still answered.
+        let receipt = store.read_with(move |l| l.receipt_of(id(2))).await.unwrap();
+        assert_eq!(receipt.as_deref(), Some("r2"));
+    }
+
+    /// What SQLite plans for `sql`: one line per step.
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let n = stmt.parameter_count();
+        let params: Vec<String> = (0..n).map(|_| "1".to_owned()).collect();
+        let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| r.get::<_, String>(3)).unwrap();
+        rows.collect::<Result<Vec<_>, _>>().unwrap().join("\n")
+    }
+
+    #[tokio::test]
+    async fn a_documents_history_is_read_by_index_and_its_facts_before_its_payload() {
+        let (_store, dir) = open().await;
+        let conn = Connection::open(dir.path().join("ventanilla.db")).unwrap();
+        let chains = plan(&conn, CHAINS);
+        assert!(chains.contains("USING COVERING INDEX documents_by_chain"), "{chains}");
+        let versions = plan(&conn, &format!("SELECT {DOCUMENT_COLUMNS} {CHAIN_VERSIONS}"));
+        assert!(versions.contains("USING INDEX documents_by_chain") && !versions.contains("TEMP B-TREE"), "{versions}");
+        let counted = plan(&conn, IDENTITY_VERSIONS);
+        assert!(counted.contains("USING COVERING INDEX documents_by_identity"), "{counted}");
+        // A column after a large payload is reached only through the payload's overflow pages:
+        // every fact of a document comes before it.
+        let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('documents') ORDER BY cid").unwrap();
+        let columns: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+        assert_eq!(columns[columns.len() - 2..], ["payload", "receipt"], "{columns:?}");
+    }
 
     #[tokio::test]
     async fn a_receipt_kept_the_earlier_way_is_still_answered_to_a_resend() {
