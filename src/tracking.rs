@@ -227,7 +227,7 @@ pub fn consignment_view_page(l: &mut dyn Ledger, ucr: &Ucr, page: ViewPage) -> R
         }
         records.extend(shown);
     }
-    records.sort_by(|a, b| (a.submitted_at, a.id).cmp(&(b.submitted_at, b.id)));
+    records.sort_by_key(|d| (d.submitted_at, d.id));
     let mut documents = Vec::with_capacity(records.len());
     let mut senders: Vec<String> = Vec::new();
     for doc in records {
