@@ -97,7 +97,7 @@ pub struct Gateway {
     /// This gateway's name in the store's claims (`crate::outbox`).
     pub instance: String,
     /// `gateway.change_after_release`: documents of released consignments may be amended or
-    /// withdrawn.
+    /// withdrawn, and such consignments take new documents.
     pub change_after_release: bool,
     /// `gateway.max_document_versions`: the most documents one sender keeps of one type in one
     /// consignment, every version counted.
