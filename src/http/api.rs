@@ -118,7 +118,7 @@ const VERSIONS_OF: Param = Param {
 };
 const BEFORE: Param = Param {
     name: "before",
-    description: "With `versionsOf`: only versions numbered below this one.",
+    description: "With `versionsOf`: only versions numbered below this one (without it, nothing to page: ignored).",
     pattern: "^[1-9][0-9]{0,8}$",
 };
 const TREND: Param = Param { name: "trend", description: "Also give each group's figures per `day` or per `week` (from Monday), by lodgement.", pattern: "^(day|week)$" };

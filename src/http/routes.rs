@@ -481,8 +481,8 @@ fn versions_page(q: &VersionsQuery) -> Result<crate::tracking::ViewPage, ApiErro
         .map(|b| b.parse::<i64>().ok().filter(|b| (1..1_000_000_000).contains(b)).ok_or_else(|| bad("before must be a version number, from 1")))
         .transpose()?;
     match (q.versions_of.as_deref(), before) {
-        (None, None) => Ok(crate::tracking::ViewPage::Latest),
-        (None, Some(_)) => Err(bad("before pages a document's versions: give versionsOf too")),
+        // `before` pages a document's versions: without `versionsOf` it has nothing to page.
+        (None, _) => Ok(crate::tracking::ViewPage::Latest),
         (Some(of), before) => {
             let of = uuid::Uuid::parse_str(of).map_err(|_| bad("versionsOf must be a documentId (a UUID)"))?;
             Ok(crate::tracking::ViewPage::EarlierVersions { of, before: before.unwrap_or(i64::MAX) })

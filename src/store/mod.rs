@@ -356,8 +356,7 @@ pub struct ConsignmentView {
     /// earlier ones of a long history are paged (`earlierVersions`).
     pub documents: Vec<DocumentView>,
     /// Documents with earlier versions this view does not show, each with the link to the next
-    /// page of them.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// page of them (empty when it shows every version).
     pub earlier_versions: Vec<EarlierVersions>,
     pub time_release: TimeRelease,
     /// Participants that submitted its documents (for authorization; not shown).

@@ -333,12 +333,13 @@ async fn a_document_history_is_bounded_and_the_consignments_view_pages_it() {
     let page: Value = app.get(next, Some("demo-trader")).await.json().await.unwrap();
     let versions: Vec<i64> = page["documents"].as_array().unwrap().iter().map(|d| d["version"].as_i64().unwrap()).collect();
     assert_eq!(versions, [1, 2, 3], "{page:#}");
-    assert!(page.get("earlierVersions").is_none(), "the last page: {page:#}");
-    // An agency sees its own deliveries' pages; another trader, nothing; a cursor alone is refused.
+    assert_eq!(page["earlierVersions"], json!([]), "the last page: {page:#}");
+    // An agency sees its own deliveries' pages; another trader, nothing; a cursor that is not one is refused.
     let page: Value = app.get(next, Some("demo-br-customs")).await.json().await.unwrap();
     assert_eq!(page["documents"].as_array().unwrap().len(), 3);
     assert_eq!(app.get(next, Some("demo-trader-2")).await.status(), 404);
-    assert_problem(app.get(&format!("/v1/consignments/{ucr}?before=3"), Some("demo-trader")).await, 400, "invalid-query").await;
+    assert_problem(app.get(&format!("/v1/consignments/{ucr}?versionsOf={}&before=0", ids[0]), Some("demo-trader")).await, 400, "invalid-query").await;
+    assert_problem(app.get(&format!("/v1/consignments/{ucr}?versionsOf=v1"), Some("demo-trader")).await, 400, "invalid-query").await;
     app.stop().await;
 }
 
