@@ -161,6 +161,12 @@ pub fn may_read_agency_stream(by: &Participant, agency: &AgencyId) -> bool {
     by.role == Role::Operator || (by.role == Role::Agency && by.agency.as_ref() == Some(agency))
 }
 
+/// The pages of earlier versions of the documents a view still shows, only.
+fn retain_earlier_versions(view: &mut ConsignmentView) {
+    let shown: Vec<uuid::Uuid> = view.documents.iter().map(|d| d.chain).collect();
+    view.earlier_versions.retain(|e| shown.contains(&e.document_id));
+}
+
 /// The part of a consignment `by` may read, or `None` for none of it.
 pub fn visible_consignment(by: &Participant, mut view: ConsignmentView) -> Option<ConsignmentView> {
     match by.role {
@@ -169,6 +175,7 @@ pub fn visible_consignment(by: &Participant, mut view: ConsignmentView) -> Optio
             view.documents.retain(|d| d.sender == by.id);
             let agencies: Vec<AgencyId> = view.documents.iter().flat_map(|d| d.deliveries.iter().map(|x| x.agency.clone())).collect();
             view.time_release.agencies.retain(|a| agencies.contains(&a.agency));
+            retain_earlier_versions(&mut view);
             (!view.documents.is_empty()).then_some(view)
         }
         Role::Agency => {
@@ -178,6 +185,7 @@ pub fn visible_consignment(by: &Participant, mut view: ConsignmentView) -> Optio
             }
             view.documents.retain(|d| !d.deliveries.is_empty());
             view.time_release.agencies.retain(|a| &a.agency == agency);
+            retain_earlier_versions(&mut view);
             (!view.documents.is_empty()).then_some(view)
         }
     }

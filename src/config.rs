@@ -493,6 +493,11 @@ pub struct GatewayConfig {
     /// by anyone who decides on them; a region whose agencies accept post-release corrections
     /// turns it on.
     pub change_after_release: bool,
+    /// The most documents one sender keeps of one type in one consignment: the first version
+    /// and each amendment count, and so does each document that replaces a withdrawn one. Past
+    /// it an amendment or a new document is answered 409 `too-many-versions`; every operation on
+    /// a document's history, and its consignment's view, stays bounded by it.
+    pub max_document_versions: u32,
     /// Where the keys that sign receipts are (`crate::receipts`), absolute or relative to the
     /// configuration directory; by default `<data dir>/receipt-keys`. Gateways sharing a store
     /// share it.
@@ -532,6 +537,7 @@ impl Default for GatewayConfig {
             max_batch_items: 1_000,
             max_batch_body_bytes: 16 * 1024 * 1024,
             change_after_release: false,
+            max_document_versions: DEFAULT_MAX_DOCUMENT_VERSIONS,
             receipt_keys_dir: None,
         }
     }
@@ -799,6 +805,9 @@ pub enum RouteTarget {
     Kind { country: String, kind: String },
 }
 
+/// `gateway.max_document_versions` when the region does not set it.
+pub const DEFAULT_MAX_DOCUMENT_VERSIONS: u32 = 100;
+
 /// What a record adds to its document's bytes, at most: the CloudEvents headers, the key and
 /// the record's framing. `kafka.max_message_bytes` must leave this much above
 /// `gateway.max_body_bytes`.
@@ -822,6 +831,7 @@ impl RegionConfig {
             ("gateway.stream_max_seconds", g.stream_max_seconds),
             ("gateway.max_poll_wait_seconds", g.max_poll_wait_seconds),
             ("gateway.max_batch_body_bytes", g.max_batch_body_bytes as u64),
+            ("gateway.max_document_versions", u64::from(g.max_document_versions)),
             ("kafka.max_delivery_attempts", u64::from(self.kafka.max_delivery_attempts)),
             ("kafka.max_message_bytes", self.kafka.max_message_bytes as u64),
             ("webhooks.max_per_participant", self.webhooks.max_per_participant as u64),

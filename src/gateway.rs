@@ -46,6 +46,11 @@ pub enum SubmitError {
     UcrTaken(Ucr),
     #[error("{backlog} deliveries are waiting for the broker, at or above the bound of {limit}")]
     BacklogFull { backlog: u64, limit: u64 },
+    /// The consignment is released and the region takes no change after release.
+    #[error("the consignment {0} is released, and this region does not allow changes after release: it takes no new document")]
+    ConsignmentReleased(Ucr),
+    #[error("the consignment {ucr} holds {max} versions of your {document_type} already (amendments and replacements of withdrawn ones counted), the most this region keeps of one document")]
+    TooManyVersions { ucr: Ucr, document_type: crate::domain::DocumentType, max: u32 },
     #[error("the document could not be stored")]
     Store(#[source] StoreError),
 }
@@ -92,8 +97,13 @@ pub struct Gateway {
     /// This gateway's name in the store's claims (`crate::outbox`).
     pub instance: String,
     /// `gateway.change_after_release`: documents of released consignments may be amended or
-    /// withdrawn.
+    /// withdrawn, and such consignments take new documents.
     pub change_after_release: bool,
+    /// `gateway.max_document_versions`: the most documents one sender keeps of one type in one
+    /// consignment, every version counted.
+    pub max_document_versions: u32,
+    /// Replays counted for the audit log in a bounded form (`crate::replays`).
+    pub replays: Arc<crate::replays::ReplayAudit>,
     /// `indicators.public_min_count`: the public release-time figures suppress smaller cells.
     pub public_min_count: usize,
     /// The release-time facts, in memory, following the store's changes (`crate::indicators::index`).
@@ -121,8 +131,10 @@ impl Gateway {
     /// Commits a document [`Gateway::prepare`]d with `backlog`: the second half of
     /// [`Gateway::submit`], for a caller that prepares it apart (to count its CPU time).
     pub async fn commit(&self, doc: NewDocument, backlog: u64) -> Result<Acceptance, SubmitError> {
+        let replay = replay_of(&doc);
         let acceptance = crate::submission::accept(&*self.store, doc).await.map_err(|e| self.store_refusal(e, backlog))?;
         self.accepted([&acceptance]);
+        self.audit_replays([(&acceptance, replay)]).await;
         Ok(acceptance)
     }
 
@@ -145,6 +157,7 @@ impl Gateway {
         if docs.is_empty() {
             return results.into_iter().flatten().collect();
         }
+        let replays: Vec<_> = docs.iter().map(replay_of).collect();
         let stored = match crate::submission::accept_all(&*self.store, docs).await {
             Ok(stored) => stored,
             // The whole job failed (nothing of it was committed): every document gets that error.
@@ -160,6 +173,7 @@ impl Gateway {
             }
         };
         self.accepted(stored.iter().filter_map(|r| r.as_ref().ok()));
+        self.audit_replays(stored.iter().zip(replays).filter_map(|(r, replay)| Some((r.as_ref().ok()?, replay)))).await;
         let mut stored = stored.into_iter();
         results
             .into_iter()
@@ -215,7 +229,28 @@ impl Gateway {
             broker_available: self.broker.available(),
             backlog_full: backlog >= self.max_backlog,
             deliveries: routed.into_iter().map(|r| (r.agency, r.topic, r.rule)).collect(),
+            rules: crate::store::ChangeRules { after_release: self.change_after_release, max_versions: self.max_document_versions },
         })
+    }
+
+    /// Audits the replays among `acceptances` (each with its own record, made by [`replay_of`]
+    /// before it was committed) in the bounded form of `crate::replays`. A failure to audit is
+    /// logged; the answer stands, as a refusal's does.
+    async fn audit_replays<'a>(&self, acceptances: impl IntoIterator<Item = (&'a Acceptance, crate::audit::AuditEntry)>) {
+        let now = now_millis();
+        let mut entries = Vec::new();
+        for (acceptance, mut own) in acceptances {
+            if let Acceptance::Replayed(first) = acceptance {
+                own.subject = first["documentId"].as_str().unwrap_or_default().to_owned();
+                own.at = now;
+                entries.extend(self.replays.note(now, own));
+            }
+        }
+        if !entries.is_empty() {
+            if let Err(e) = crate::audit::record_all(&*self.store, entries).await {
+                tracing::error!(error = %e, "a replay could not be written to the audit log");
+            }
+        }
     }
 
     /// What a store refusal means to the submitter.
@@ -224,6 +259,8 @@ impl Gateway {
             StoreError::Conflict { document, reason } => SubmitError::Conflict { document, reason },
             StoreError::BacklogFull => SubmitError::BacklogFull { backlog, limit: self.max_backlog },
             StoreError::ConsignmentOfAnother(ucr) => SubmitError::UcrTaken(ucr),
+            StoreError::ConsignmentReleased(ucr) => SubmitError::ConsignmentReleased(ucr),
+            StoreError::TooManyVersions { ucr, document_type, max } => SubmitError::TooManyVersions { ucr, document_type, max },
             other => SubmitError::Store(other),
         }
     }
@@ -290,7 +327,17 @@ impl Gateway {
     /// The consignment as `by` may see it (`access::visible_consignment`); anything else is
     /// reported as not found, so existence does not leak.
     pub async fn consignment(&self, by: &Participant, ucr: Ucr) -> Result<Option<ConsignmentView>, StoreError> {
-        Ok(self.store.read_with(move |l| crate::tracking::consignment_view(l, &ucr)).await?.and_then(|view| visible_consignment(by, view)))
+        self.consignment_page(by, ucr, crate::tracking::ViewPage::Latest).await
+    }
+
+    /// [`Gateway::consignment`], with the documents of `page` (`crate::tracking::ViewPage`).
+    pub async fn consignment_page(&self, by: &Participant, ucr: Ucr, page: crate::tracking::ViewPage)
+        -> Result<Option<ConsignmentView>, StoreError> {
+        Ok(self
+            .store
+            .read_with(move |l| crate::tracking::consignment_view_page(l, &ucr, page))
+            .await?
+            .and_then(|view| visible_consignment(by, view)))
     }
 }
 
@@ -505,7 +552,8 @@ impl Gateway {
         let envelope = members[1].unwrap_or(&Value::Null);
         let backlog = self.backlog_now();
         let doc = self.prepare(by, envelope, payload_text, None, backlog).map_err(|e| nested(e, "/document"))?;
-        let of = AmendmentOf { previous, reason, by: by.clone(), after_release: self.change_after_release };
+        let replay = crate::audit::entry(doc.submitted_at, &by.id, "amendment.replayed", String::new(), serde_json::json!({"ucr": doc.ucr, "amends": previous}));
+        let of = AmendmentOf { previous, reason, by: by.clone() };
         let subjects = vec![Subject::Consignment(doc.ucr.clone())];
         let registry = self.registry.clone();
         let acceptance = self
@@ -518,6 +566,7 @@ impl Gateway {
             })?
             .map_err(ChangeError::Refused)?;
         self.accepted([&acceptance]);
+        self.audit_replays([(&acceptance, replay)]).await;
         Ok(acceptance)
     }
 
@@ -608,6 +657,13 @@ impl Gateway {
         self.deliveries_wakeup.notify();
         self.status_wakeup.notify();
     }
+}
+
+/// The audit record of `doc` sent again, should it be a replay (its subject, the first
+/// document's id, is filled in then).
+fn replay_of(doc: &NewDocument) -> crate::audit::AuditEntry {
+    let detail = serde_json::json!({"ucr": doc.ucr, "documentType": doc.document_type, "idempotencyKey": doc.idempotency_key});
+    crate::audit::entry(doc.submitted_at, &doc.sender, "submission.replayed", String::new(), detail)
 }
 
 /// A schema's refusal, as a submission's.

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod quota;
 pub mod receipts;
+pub mod replays;
 pub mod kafka;
 pub mod routing;
 pub mod schema;

@@ -12,13 +12,20 @@
 //! - **Withdrawal.** The document takes no more answers (late); every agency it went to is sent
 //!   `org.ventanilla.document.withdrawn`; a consignment whose documents are all withdrawn is
 //!   `withdrawn`. Withdrawing again answers the first withdrawal.
+//! - **Bounded histories.** One sender keeps at most `gateway.max_document_versions` documents of
+//!   one type in one consignment, every version and every replacement of a withdrawn document
+//!   counted; past it an amendment is refused. A history's latest version is found by index
+//!   (each document names its first version, `chain`), never by reading version after version.
 //! - **Changes after release.** A document of a released consignment is neither amended nor
-//!   withdrawn unless the region allows it (`gateway.change_after_release`).
+//!   withdrawn unless the region allows it (`gateway.change_after_release`); nor does such a
+//!   consignment take a new document (`crate::submission`), so no later document reopens it and
+//!   a released document stays released.
 //! - **Query and response.** An agency's `query` puts the ball in the trader's court; the trader's
 //!   response (text, and optionally a supporting document) goes to each agency with a query open
 //!   on the document as `org.ventanilla.query.answered`, and puts the ball back in the agency's
 //!   court until it answers again. Each turn is a line of the delivery's history (`query`, then
-//!   `responded`), so the time in query splits by whose turn it was.
+//!   `responded`), so the time in query splits by whose turn it was. One response per turn: while
+//!   it is the agency's turn, another response is refused until the agency asks again.
 //!
 //! Only the document's sender, or the national single window of the document's submitting
 //! party's country acting for it, may change a document (`access::may_change`); to anyone else
@@ -57,6 +64,13 @@ pub enum ChangeRefused {
     NotTheSameDocument { what: &'static str, pointer: &'static str, expected: String, found: String },
     #[error("the amendment is the same document as version {version} ({document}): nothing to amend")]
     Unchanged { document: Uuid, version: i64 },
+    /// The document's history holds `max` documents already (`gateway.max_document_versions`).
+    #[error("the document {document} has {max} versions already, the most this region keeps of one document")]
+    TooManyVersions { document: Uuid, max: u32 },
+    /// Every query open on the document (or the named agency's) was answered since the agency
+    /// asked: it is the agency's turn.
+    #[error("the query of {} on the document {document} was answered already; it is the agency's turn", agencies.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", "))]
+    QueryAnswered { document: Uuid, agencies: Vec<AgencyId> },
 }
 
 /// What an amendment needs besides the new version.
@@ -66,8 +80,6 @@ pub struct AmendmentOf {
     pub reason: String,
     /// Who asks (the new version keeps the sender of the one it amends).
     pub by: Participant,
-    /// `gateway.change_after_release`.
-    pub after_release: bool,
 }
 
 /// What a withdrawal did.
@@ -147,15 +159,10 @@ fn changeable(l: &mut dyn Ledger, id: Uuid, by: &Participant, types: &DocumentTy
     Ok(Ok(doc))
 }
 
-/// The latest version of the document `doc` is a version of.
+/// The latest version of the document `doc` is a version of: one read by index, whatever the
+/// length of its history.
 fn latest_version(l: &mut dyn Ledger, doc: &StoredDocument) -> Result<Uuid, StoreError> {
-    let mut latest = doc.record.id;
-    let mut next = doc.record.superseded_by;
-    while let Some(id) = next {
-        latest = id;
-        next = l.document(id)?.and_then(|d| d.record.superseded_by);
-    }
-    Ok(latest)
+    Ok(l.chain_versions(&doc.ucr, doc.record.chain, i64::MAX, 1)?.first().map_or(doc.record.id, |d| d.id))
 }
 
 /// Refuses a change to a released consignment unless the region allows it.
@@ -189,11 +196,10 @@ pub fn amend_in(l: &mut dyn Ledger, mut doc: NewDocument, of: &AmendmentOf, type
     }
     if let Some(next) = previous.record.superseded_by {
         // Sent again: the amendment already made is answered with its receipt.
+        // Nothing is written: the gateway audits replays in a bounded form (`crate::replays`).
         if let Some(made) = l.document(next)?.filter(|n| n.body_sha256 == doc.body_sha256) {
             if let Some(receipt) = l.receipt_of(made.record.id)? {
                 let receipt = serde_json::from_str(&receipt).map_err(|e| StoreError::Corrupt(format!("stored receipt: {e}")))?;
-                let detail = json!({"ucr": doc.ucr, "amends": of.previous});
-                audit::append(l, &audit::entry(doc.submitted_at, &of.by.id, "amendment.replayed", made.record.id.to_string(), detail))?;
                 return Ok(Ok(Acceptance::Replayed(receipt)));
             }
         }
@@ -205,7 +211,11 @@ pub fn amend_in(l: &mut dyn Ledger, mut doc: NewDocument, of: &AmendmentOf, type
     if previous.body_sha256 == doc.body_sha256 {
         return Ok(Err(ChangeRefused::Unchanged { document: of.previous, version: previous.record.version }));
     }
-    if let Some(refused) = released(l, &previous.ucr, of.after_release)? {
+    let max = doc.rules.max_versions;
+    if l.identity_versions(&previous.record.sender, &previous.ucr, &previous.record.document_type)? >= u64::from(max) {
+        return Ok(Err(ChangeRefused::TooManyVersions { document: of.previous, max }));
+    }
+    if let Some(refused) = released(l, &previous.ucr, doc.rules.after_release)? {
         return Ok(Err(refused));
     }
     if doc.backlog_full {
@@ -292,14 +302,25 @@ pub fn respond_in(l: &mut dyn Ledger, r: &Response, types: &DocumentTypes) -> Re
         Ok(doc) => doc,
         Err(refused) => return Ok(Err(refused)),
     };
-    let open: Vec<_> = l
-        .deliveries_of(r.document_id)?
-        .into_iter()
-        .filter(|d| d.status == DeliveryStatus::Answered(AckStatus::Query))
-        .filter(|d| r.agency.as_ref().is_none_or(|a| a == &d.agency))
-        .collect();
+    // The queries open on the document (or the named agency's): those whose turn is the
+    // trader's take the response; one answered since the agency asked waits for its next query.
+    let (mut open, mut answered) = (Vec::new(), Vec::new());
+    for d in l.deliveries_of(r.document_id)? {
+        if d.status != DeliveryStatus::Answered(AckStatus::Query) || r.agency.as_ref().is_some_and(|a| a != &d.agency) {
+            continue;
+        }
+        if tracking::query_turn(d.status, &l.history_of(d.id)?) == Some(tracking::TRADER_TURN) {
+            open.push(d);
+        } else {
+            answered.push(d.agency);
+        }
+    }
     if open.is_empty() {
-        return Ok(Err(ChangeRefused::NoOpenQuery { document: r.document_id, agency: r.agency.clone() }));
+        return Ok(Err(if answered.is_empty() {
+            ChangeRefused::NoOpenQuery { document: r.document_id, agency: r.agency.clone() }
+        } else {
+            ChangeRefused::QueryAnswered { document: r.document_id, agencies: answered }
+        }));
     }
     let response_id = Uuid::now_v7();
     let agencies: Vec<AgencyId> = open.iter().map(|d| d.agency.clone()).collect();

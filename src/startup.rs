@@ -175,6 +175,8 @@ impl Application {
             tasks: TaskHealth::default(),
             instance: instance.clone(),
             change_after_release: settings.region.gateway.change_after_release,
+            max_document_versions: settings.region.gateway.max_document_versions,
+            replays: Arc::default(),
             public_min_count: settings.region.indicators.public_min_count,
             release_index: Default::default(),
             receipt_keys,
@@ -240,7 +242,10 @@ impl Application {
             ),
             supervised("ack-consumer", Box::pin(broker::acks::run(gateway.clone(), ack_consumers, producer.clone(), shutdown_rx.clone()))),
             supervised("webhooks", Box::pin(webhook_dispatcher.run(shutdown_rx.clone()))),
-            supervised("refusal-audit", Box::pin(flush_refusals(refusals.clone(), store.clone(), shutdown_rx.clone()))),
+            supervised(
+                "refusal-audit",
+                Box::pin(flush_refusals(refusals.clone(), gateway.replays.clone(), store.clone(), shutdown_rx.clone())),
+            ),
         ];
         let task_health = gateway.tasks.clone();
         let claims = (gateway.store.clone(), gateway.instance.clone());
@@ -394,12 +399,19 @@ impl Application {
     }
 }
 
-/// Writes the refusal counts of each ended window to the audit log (`http/refusals.rs`), and
-/// the current window's at the stop.
-async fn flush_refusals(refusals: Arc<crate::http::refusals::RefusalAudit>, store: Arc<dyn Store>, mut shutdown: watch::Receiver<bool>) {
+/// Writes the refusal and replay counts of each ended window to the audit log
+/// (`http/refusals.rs`, `crate::replays`), and the current window's at the stop.
+async fn flush_refusals(
+    refusals: Arc<crate::http::refusals::RefusalAudit>,
+    replays: Arc<crate::replays::ReplayAudit>,
+    store: Arc<dyn Store>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let closing = *shutdown.borrow();
-        let entries = refusals.flush_due(crate::clock::now_millis(), closing);
+        let now = crate::clock::now_millis();
+        let mut entries = refusals.flush_due(now, closing);
+        entries.extend(replays.flush_due(now, closing));
         if !entries.is_empty() {
             if let Err(e) = crate::audit::record_all(&*store, entries).await {
                 tracing::error!(error = %e, "refusal counts could not be written to the audit log");

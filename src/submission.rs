@@ -1,7 +1,15 @@
 //! The rules of accepting a document, whichever store holds the rows: a resend gets its first
-//! receipt, a different document under the same key or identity is a conflict, a consignment is
-//! its opener's, a full backlog refuses new work, and an accepted document is committed with its
-//! consignment, deliveries (the outbox), status event, audit record and receipt at once.
+//! receipt (and writes nothing: the gateway audits replays in a bounded form, `crate::replays`),
+//! a different document under the same key or identity is a conflict, a consignment is its
+//! opener's, a full backlog refuses new work, a released consignment takes no new document
+//! unless the region allows changes after release, one sender keeps at most
+//! `gateway.max_document_versions` documents of one type in a consignment, and an accepted
+//! document is committed with its consignment, deliveries (the outbox), status event, audit
+//! record and receipt at once.
+//!
+//! A withdrawn document is not the live one: a document of the same type for the same UCR sent
+//! after the withdrawal is a new document (the withdrawal's answer says to send one), not a
+//! conflict with it.
 //!
 //! Every refusal is decided before the first write ([`WriteMode::RefusalsFirst`]).
 
@@ -53,7 +61,8 @@ pub async fn accept_all(store: &dyn Store, docs: Vec<NewDocument>) -> Result<Vec
 /// One rule for "the same document": the same sender, UCR, type and body is a replay (its first
 /// receipt), whatever the `Idempotency-Key`; a different body under a key already used, or for
 /// a (sender, UCR, type) already accepted, is a conflict; `None` when it is new. The key only
-/// adds the first conflict.
+/// adds the first conflict. A document whose history ended in a withdrawal counts for neither
+/// (without a key): what comes after it is a new document.
 fn earlier_acceptance(l: &mut dyn Ledger, doc: &NewDocument) -> Result<Option<Acceptance>, StoreError> {
     let by_key = match &doc.idempotency_key {
         Some(key) => l.document_by_key(&doc.sender, key)?,
@@ -78,11 +87,6 @@ fn earlier_acceptance(l: &mut dyn Ledger, doc: &NewDocument) -> Result<Option<Ac
 /// ([`StoreError::is_refusal`]) comes before the first write.
 pub fn accept_in(l: &mut dyn Ledger, doc: &NewDocument) -> Result<Acceptance, StoreError> {
     if let Some(earlier) = earlier_acceptance(l, doc)? {
-        if let Acceptance::Replayed(receipt) = &earlier {
-            let first = receipt["documentId"].as_str().unwrap_or_default().to_owned();
-            let detail = json!({"ucr": doc.ucr, "documentType": doc.document_type, "idempotencyKey": doc.idempotency_key});
-            audit::append(l, &audit::entry(doc.submitted_at, &doc.sender, "submission.replayed", first, detail))?;
-        }
         return Ok(earlier);
     }
     if doc.backlog_full {
@@ -92,6 +96,17 @@ pub fn accept_in(l: &mut dyn Ledger, doc: &NewDocument) -> Result<Acceptance, St
     // learn its state from the receipt).
     if l.consignment_of_another(&doc.ucr, &doc.sender)? {
         return Err(StoreError::ConsignmentOfAnother(doc.ucr.clone()));
+    }
+    if let Some(consignment) = l.consignment(&doc.ucr)? {
+        // Released, it stays so: a new document would move it back under review and reopen its
+        // released documents to changes (`crate::lifecycle`).
+        if consignment.state == ConsignmentState::Released && !doc.rules.after_release {
+            return Err(StoreError::ConsignmentReleased(doc.ucr.clone()));
+        }
+        let max = doc.rules.max_versions;
+        if l.identity_versions(&doc.sender, &doc.ucr, &doc.document_type)? >= u64::from(max) {
+            return Err(StoreError::TooManyVersions { ucr: doc.ucr.clone(), document_type: doc.document_type.clone(), max });
+        }
     }
     commit(l, doc, "submission.accepted", None).map(Acceptance::New)
 }

@@ -33,9 +33,9 @@
 use serde_json::Value;
 
 use crate::clock::{rfc3339, Millis};
-use crate::domain::{AckStatus, AgencyId, ConsignmentState, DeliveryStatus, Ucr};
+use crate::domain::{AckStatus, ConsignmentState, DeliveryStatus, Ucr};
 use crate::store::{
-    AgencyTimes, ConsignmentView, HistoryEntry, DeliveryView, DocumentView, Ledger, StatusChange, StoreError, TimeRelease,
+    AgencyTimes, ConsignmentView, DeliveryView, DocumentView, EarlierVersions, HistoryEntry, Ledger, StatusChange, StoreError, TimeRelease,
 };
 
 pub use crate::domain::AckOutcome;
@@ -154,10 +154,15 @@ pub fn query_turn(status: DeliveryStatus, history: &[HistoryEntry]) -> Option<&'
     let asked = history.iter().rposition(|h| h.status == AckStatus::Query.as_str() && h.outcome == AckOutcome::Applied.as_str());
     let answered = history.iter().rposition(|h| h.status == RESPONDED);
     Some(match (asked, answered) {
-        (Some(q), Some(r)) if r > q => "agency",
-        _ => "trader",
+        (Some(q), Some(r)) if r > q => AGENCY_TURN,
+        _ => TRADER_TURN,
     })
 }
+
+/// [`query_turn`]: the trader is to answer the agency's query.
+pub const TRADER_TURN: &str = "trader";
+/// [`query_turn`]: the trader answered; the agency is to answer again.
+pub const AGENCY_TURN: &str = "agency";
 
 /// The history line of a trader's answer to a query (`crate::lifecycle`).
 pub const RESPONDED: &str = "responded";
@@ -167,26 +172,67 @@ pub fn announce_opening(l: &mut dyn Ledger, ucr: &Ucr, state: ConsignmentState, 
     queue_change(l, ucr, state, None, at, cause)
 }
 
-/// Everything known about one consignment, with its time-release figures.
+/// Versions of each document a consignment's view shows: its latest and those just before it.
+/// A longer history is paged ([`ViewPage::EarlierVersions`]), so the view stays bounded.
+pub const VERSIONS_SHOWN: usize = 5;
+/// Versions in one page of a document's earlier versions.
+pub const VERSIONS_PAGE: usize = 20;
+
+/// Which of a consignment's documents its view shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewPage {
+    /// Each document's latest [`VERSIONS_SHOWN`] versions.
+    Latest,
+    /// The versions of the document whose first version is `of` numbered below `before`, at
+    /// most [`VERSIONS_PAGE`] (the latest of them).
+    EarlierVersions { of: uuid::Uuid, before: i64 },
+}
+
+/// Everything known about one consignment, with its time-release figures: each document's
+/// latest versions (see [`consignment_view_page`]).
 pub fn consignment_view(l: &mut dyn Ledger, ucr: &Ucr) -> Result<Option<ConsignmentView>, StoreError> {
+    consignment_view_page(l, ucr, ViewPage::Latest)
+}
+
+/// A consignment's view with the documents of `page`. Its size and cost are bounded whatever
+/// the length of a document's history: the histories are read from an index, only the versions
+/// shown are read (never a payload), and the time-release figures are aggregated by the store.
+/// Each document with earlier versions than those shown is listed in `earlierVersions`, with
+/// the path of the next page. `None` when the consignment, or the document paged, is unknown.
+pub fn consignment_view_page(l: &mut dyn Ledger, ucr: &Ucr, page: ViewPage) -> Result<Option<ConsignmentView>, StoreError> {
     let Some(consignment) = l.consignment(ucr)? else { return Ok(None) };
-    let mut documents = Vec::new();
+    let chains = l.document_chains(ucr)?;
+    let mut records = Vec::new();
+    let mut earlier_versions = Vec::new();
+    let (selected, below, limit): (Vec<_>, i64, usize) = match page {
+        ViewPage::Latest => (chains.iter().collect(), i64::MAX, VERSIONS_SHOWN),
+        ViewPage::EarlierVersions { of, before } => (chains.iter().filter(|c| c.chain == of).collect(), before, VERSIONS_PAGE),
+    };
+    if selected.is_empty() && page != ViewPage::Latest {
+        return Ok(None);
+    }
+    for chain in selected {
+        let shown = l.chain_versions(ucr, chain.chain, below, limit)?;
+        // Versions are numbered 1, 2, 3... in a history: those below the oldest shown are the rest.
+        let not_shown = shown.last().map_or(0, |d| d.version - 1).max(0);
+        if not_shown > 0 {
+            let oldest = shown.last().map_or(1, |d| d.version);
+            earlier_versions.push(EarlierVersions {
+                document_id: chain.chain,
+                latest_document_id: chain.latest,
+                versions: chain.versions,
+                not_shown,
+                next: format!("/v1/consignments/{ucr}?versionsOf={}&before={oldest}", chain.chain),
+            });
+        }
+        records.extend(shown);
+    }
+    records.sort_by_key(|d| (d.submitted_at, d.id));
+    let mut documents = Vec::with_capacity(records.len());
     let mut senders: Vec<String> = Vec::new();
-    // agency -> (earliest routing time, earliest answer)
-    let mut times: Vec<(AgencyId, Millis, Option<Millis>)> = Vec::new();
-    for doc in l.documents_of(ucr)? {
+    for doc in records {
         let mut deliveries = Vec::new();
         for d in l.deliveries_of(doc.id)? {
-            match times.iter_mut().find(|t| t.0 == d.agency) {
-                Some(t) => {
-                    t.1 = t.1.min(d.routed_at);
-                    t.2 = match (t.2, d.first_answer_at) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
-                }
-                None => times.push((d.agency.clone(), d.routed_at, d.first_answer_at)),
-            }
             let history = l.history_of(d.id)?;
             deliveries.push(DeliveryView {
                 turn: query_turn(d.status, &history),
@@ -206,6 +252,7 @@ pub fn consignment_view(l: &mut dyn Ledger, ucr: &Ucr) -> Result<Option<Consignm
         }
         documents.push(DocumentView {
             document_id: doc.id,
+            chain: doc.chain,
             document_type: doc.document_type,
             schema_version: doc.schema_version,
             origin: doc.origin,
@@ -224,12 +271,15 @@ pub fn consignment_view(l: &mut dyn Ledger, ucr: &Ucr) -> Result<Option<Consignm
             deliveries,
         });
     }
+    // Per agency, from the first document routed to it (of every version) to its first answer.
+    let times = l.agency_first_times(ucr)?;
     Ok(Some(ConsignmentView {
         ucr: ucr.clone(),
         state: consignment.state,
         created_at: rfc3339(consignment.created_at),
         updated_at: rfc3339(consignment.updated_at),
         documents,
+        earlier_versions,
         time_release: TimeRelease {
             first_submitted_at: rfc3339(consignment.created_at),
             released_at: consignment.released_at.map(rfc3339),

@@ -111,6 +111,16 @@ const GROUP_BY: Param = Param {
     description: "Segments, comma-separated: `agency`, `agencyKind`, `documentType`, `corridor` (origin-destination), `borderPost`, `transportMode`, `hsChapter`, `channel` (with-hold, with-query, without), `preArrival`.",
     pattern: "^((agency|agencyKind|documentType|corridor|borderPost|transportMode|hsChapter|channel|preArrival)(,(agency|agencyKind|documentType|corridor|borderPost|transportMode|hsChapter|channel|preArrival))*)?$",
 };
+const VERSIONS_OF: Param = Param {
+    name: "versionsOf",
+    description: "Page a document's earlier versions: the id of its first version (`earlierVersions[].documentId`; `next` gives the whole path). The view then shows only that document's versions below `before`, at most 20, the latest of them.",
+    pattern: "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+};
+const BEFORE: Param = Param {
+    name: "before",
+    description: "With `versionsOf`: only versions numbered below this one (without it, nothing to page: ignored).",
+    pattern: "^[1-9][0-9]{0,8}$",
+};
 const TREND: Param = Param { name: "trend", description: "Also give each group's figures per `day` or per `week` (from Monday), by lodgement.", pattern: "^(day|week)$" };
 const MODE_BIN: Param = Param { name: "modeBin", description: "Width of the mode's bins (`15m`, `1h`, `1d`; at least `1s`); `1h` by default.", pattern: "^[1-9][0-9]{0,5}(s|m|h|d)$" };
 const LAST_EVENT_ID: Param =
@@ -167,6 +177,8 @@ pub fn endpoints() -> Vec<Endpoint> {
                 Code::InvalidIdempotencyKey,
                 Code::DuplicateConflict,
                 Code::UcrTaken,
+                Code::ConsignmentReleased,
+                Code::TooManyVersions,
                 Code::Forbidden,
                 Code::BacklogFull,
             ],
@@ -222,6 +234,7 @@ pub fn endpoints() -> Vec<Endpoint> {
                 Code::DocumentWithdrawn,
                 Code::ConsignmentReleased,
                 Code::AmendmentUnchanged,
+                Code::TooManyVersions,
                 Code::Forbidden,
                 Code::BacklogFull,
             ],
@@ -267,6 +280,7 @@ pub fn endpoints() -> Vec<Endpoint> {
                 Code::DocumentSuperseded,
                 Code::DocumentWithdrawn,
                 Code::NoOpenQuery,
+                Code::QueryAlreadyAnswered,
                 Code::Forbidden,
             ],
             handler: |r| r.to(routes::respond_to_query),
@@ -318,13 +332,13 @@ pub fn endpoints() -> Vec<Endpoint> {
             path: "/v1/consignments/{ucr}",
             operation_id: "consignment",
             tag: "consignments",
-            summary: "A consignment: its documents, every agency's delivery and answers, and the time-release figures.",
+            summary: "A consignment: its documents (each one's latest versions; a longer history is listed in `earlierVersions`, paged with `versionsOf` and `before`), every agency's delivery and answers, and the time-release figures.",
             access: Participant,
-            query: &[],
+            query: &[VERSIONS_OF, BEFORE],
             headers: &[],
             request: Body::None,
             ok: (200, Body::Json(of::<crate::store::ConsignmentView>)),
-            errors: &[Code::NotFound, Code::Unavailable],
+            errors: &[Code::NotFound, Code::InvalidQuery, Code::Unavailable],
             handler: |r| r.to(routes::consignment),
         },
         Endpoint {

@@ -33,6 +33,8 @@ pub enum Code {
     ConsignmentReleased,
     AmendmentUnchanged,
     NoOpenQuery,
+    QueryAlreadyAnswered,
+    TooManyVersions,
     Unauthenticated,
     Forbidden,
     NotFound,
@@ -49,7 +51,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, for the API description.
-    pub const ALL: [Code; 33] = [
+    pub const ALL: [Code; 35] = [
         Code::MalformedJson,
         Code::InvalidCursor,
         Code::InvalidQuery,
@@ -71,6 +73,8 @@ impl Code {
         Code::ConsignmentReleased,
         Code::AmendmentUnchanged,
         Code::NoOpenQuery,
+        Code::QueryAlreadyAnswered,
+        Code::TooManyVersions,
         Code::Unauthenticated,
         Code::Forbidden,
         Code::NotFound,
@@ -108,6 +112,8 @@ impl Code {
             Code::ConsignmentReleased => "consignment-released",
             Code::AmendmentUnchanged => "amendment-unchanged",
             Code::NoOpenQuery => "no-open-query",
+            Code::QueryAlreadyAnswered => "query-already-answered",
+            Code::TooManyVersions => "too-many-versions",
             Code::Unauthenticated => "unauthenticated",
             Code::Forbidden => "forbidden",
             Code::NotFound => "not-found",
@@ -135,7 +141,9 @@ impl Code {
             | Code::DocumentWithdrawn
             | Code::ConsignmentReleased
             | Code::AmendmentUnchanged
-            | Code::NoOpenQuery => StatusCode::CONFLICT,
+            | Code::NoOpenQuery
+            | Code::QueryAlreadyAnswered
+            | Code::TooManyVersions => StatusCode::CONFLICT,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::InvalidDocument
@@ -180,6 +188,8 @@ impl Code {
             Code::ConsignmentReleased => "The consignment is released",
             Code::AmendmentUnchanged => "The amendment changes nothing",
             Code::NoOpenQuery => "No query is open on this document",
+            Code::QueryAlreadyAnswered => "The query was answered already; the agency has not asked again",
+            Code::TooManyVersions => "The document has as many versions as this region keeps",
             Code::Unauthenticated => "Authentication required",
             Code::Forbidden => "Not allowed",
             Code::NotFound => "Not found",
@@ -346,6 +356,15 @@ impl From<SubmitError> for ApiError {
                 format!("{e}: the broker is slow or unreachable. Nothing was stored; retry after the delay in Retry-After"),
             )
             .with(json!({ "backlog": backlog, "limit": limit })),
+            SubmitError::ConsignmentReleased(_) => ApiError::new(
+                Code::ConsignmentReleased,
+                format!("{e} (gateway.change_after_release); a document for other goods opens a consignment of its own, under a new UCR"),
+            ),
+            SubmitError::TooManyVersions { max, .. } => ApiError::new(
+                Code::TooManyVersions,
+                format!("{e} (gateway.max_document_versions); ask the agencies concerned how to correct it"),
+            )
+            .with(json!({ "limit": max })),
             SubmitError::Store(_) => internal(&e),
         }
     }
@@ -413,6 +432,15 @@ impl From<ChangeError> for ApiError {
                     ChangeRefused::Unchanged { document, .. } => {
                         ApiError::new(Code::AmendmentUnchanged, detail).with(json!({ "documentId": document }))
                     }
+                    ChangeRefused::TooManyVersions { max, .. } => ApiError::new(
+                        Code::TooManyVersions,
+                        format!("{detail} (gateway.max_document_versions); ask the agencies concerned how to correct it"),
+                    )
+                    .with(json!({ "limit": max })),
+                    ChangeRefused::QueryAnswered { .. } => ApiError::new(
+                        Code::QueryAlreadyAnswered,
+                        format!("{detail}: one response per query; wait for the agency's next query (its `query` answer) before responding again"),
+                    ),
                 }
             }
             ChangeError::Store(_) => internal(&e),

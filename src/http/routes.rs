@@ -453,15 +453,42 @@ pub async fn acknowledge(
     Ok(HttpResponse::Ok().json(applied))
 }
 
-pub async fn consignment(state: State, who: Authenticated, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn consignment(state: State, who: Authenticated, path: web::Path<String>, q: web::Query<VersionsQuery>)
+    -> Result<HttpResponse, ApiError> {
     let not_found = || ApiError::new(Code::NotFound, "no consignment with this UCR is visible to you");
     let ucr = Ucr::parse(&path.into_inner()).map_err(|_| not_found())?;
-    match state.gateway.consignment(&who.0, ucr).await {
+    let page = versions_page(&q)?;
+    match state.gateway.consignment_page(&who.0, ucr, page).await {
         Ok(Some(view)) => Ok(HttpResponse::Ok().json(view)),
         Ok(None) => Err(not_found()),
         Err(e) => {
             tracing::error!(error = %e, "consignment view failed");
             Err(ApiError::new(Code::Unavailable, "the store could not be read; retry later"))
+        }
+    }
+}
+
+/// `GET /v1/consignments/{ucr}?versionsOf=&before=`: a page of a document's earlier versions.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionsQuery {
+    versions_of: Option<String>,
+    before: Option<String>,
+}
+
+fn versions_page(q: &VersionsQuery) -> Result<crate::tracking::ViewPage, ApiError> {
+    let bad = |what: &str| ApiError::new(Code::InvalidQuery, what.to_owned());
+    let before = q
+        .before
+        .as_deref()
+        .map(|b| b.parse::<i64>().ok().filter(|b| (1..1_000_000_000).contains(b)).ok_or_else(|| bad("before must be a version number, from 1")))
+        .transpose()?;
+    match (q.versions_of.as_deref(), before) {
+        // `before` pages a document's versions: without `versionsOf` it has nothing to page.
+        (None, _) => Ok(crate::tracking::ViewPage::Latest),
+        (Some(of), before) => {
+            let of = uuid::Uuid::parse_str(of).map_err(|_| bad("versionsOf must be a documentId (a UUID)"))?;
+            Ok(crate::tracking::ViewPage::EarlierVersions { of, before: before.unwrap_or(i64::MAX) })
         }
     }
 }

@@ -30,6 +30,7 @@ pub fn doc(ucr: &str, agencies: &[&str]) -> NewDocument {
         submitted_at: now_millis(),
         version: 1,
         amends: None,
+        rules: Default::default(),
         dims: DocumentDims::default(),
         seal: Default::default(),
         deliveries: agencies.iter().map(|a| (AgencyId::parse(a).unwrap(), format!("t.{a}"), "rule".into())).collect(),
@@ -335,7 +336,7 @@ fn trader(id: &str) -> crate::access::Participant {
 async fn amend(store: &dyn Store, previous: Uuid, mut next: NewDocument, by: &str)
     -> Result<Acceptance, crate::lifecycle::ChangeRefused> {
     next.id = Uuid::now_v7();
-    let of = crate::lifecycle::AmendmentOf { previous, reason: "net mass corrected".into(), by: trader(by), after_release: false };
+    let of = crate::lifecycle::AmendmentOf { previous, reason: "net mass corrected".into(), by: trader(by) };
     let subjects = vec![Subject::Consignment(next.ucr.clone())];
     store.write_with(WriteMode::RefusalsFirst, subjects, move |l| crate::lifecycle::amend_in(l, next, &of, &no_types())).await.unwrap()
 }
@@ -433,6 +434,9 @@ pub async fn a_query_is_answered_by_the_trader_and_the_turns_are_recorded(store:
     let answered = respond(None).await.unwrap();
     assert_eq!(answered.agencies, [AgencyId::parse("br-customs").unwrap()]);
     assert_eq!(turn(&view(s, "UCR-Q1").await.unwrap()), Some("agency"));
+    // One response per turn: another waits for the agency's next query, and writes nothing.
+    assert!(matches!(respond(None).await, Err(crate::lifecycle::ChangeRefused::QueryAnswered { agencies, .. }) if agencies.len() == 1));
+    assert!(matches!(respond(Some("br-customs")).await, Err(crate::lifecycle::ChangeRefused::QueryAnswered { .. })));
     let notices: Vec<_> = due(s, 10, now_millis()).await.into_iter().filter(|d| d.notice.is_some()).collect();
     assert_eq!(notices.len(), 1);
     assert_eq!(notices[0].notice.as_ref().map(|n| n.id), Some(answered.response_id));
@@ -450,10 +454,134 @@ pub async fn a_query_is_answered_by_the_trader_and_the_turns_are_recorded(store:
     let again = acknowledgment::apply(s, ack(d.id, "br-customs", AckStatus::Query)).await.unwrap();
     assert_eq!(again.outcome, AckOutcome::Applied);
     assert_eq!(turn(&view(s, "UCR-Q1").await.unwrap()), Some("trader"));
+    assert!(respond(None).await.is_ok(), "asked again: the trader's turn to answer");
+    assert_eq!(turn(&view(s, "UCR-Q1").await.unwrap()), Some("agency"));
+    acknowledgment::apply(s, ack(d.id, "br-customs", AckStatus::Query)).await.unwrap();
     let twice = acknowledgment::apply(s, ack(d.id, "br-customs", AckStatus::Query)).await.unwrap();
     assert_eq!(twice.outcome, AckOutcome::Duplicate, "asked twice before an answer: a duplicate");
     acknowledgment::apply(s, ack(d.id, "br-customs", AckStatus::Accepted)).await.unwrap();
     assert_eq!(turn(&view(s, "UCR-Q1").await.unwrap()), None, "answered: no query open");
+}
+
+/// Withdraws `id` (of `ucr`) as its sender.
+async fn withdraw(s: &dyn Store, ucr: &Ucr, id: Uuid, after_release: bool) -> Result<crate::lifecycle::Withdrawal, crate::lifecycle::ChangeRefused> {
+    let by = trader("demo-trader");
+    s.write_with(WriteMode::RefusalsFirst, vec![Subject::Consignment(ucr.clone())], move |l| {
+        crate::lifecycle::withdraw_in(l, id, "cancelled", &by, after_release, now_millis(), &no_types())
+    })
+    .await
+    .unwrap()
+}
+
+pub async fn a_document_history_is_bounded_read_by_index_and_paged(store: Arc<dyn Store>) {
+    let s = &*store;
+    let rules = ChangeRules { after_release: false, max_versions: 8 };
+    let v1 = NewDocument { rules, ..doc("UCR-H1", &["br-customs"]) };
+    submission::accept(s, v1.clone()).await.unwrap();
+    let mut ids = vec![v1.id];
+    for v in 2..=8 {
+        let next = NewDocument { body_sha256: format!("v{v}"), rules, ..doc("UCR-H1", &["br-customs"]) };
+        let Ok(Acceptance::New(r)) = amend(s, *ids.last().unwrap(), next, "demo-trader").await else { panic!("version {v}") };
+        assert_eq!(r.version, v);
+        ids.push(r.document_id);
+    }
+    // The ninth is one too many; the refusal wrote nothing.
+    let ninth = NewDocument { body_sha256: "v9".into(), rules, ..doc("UCR-H1", &["br-customs"]) };
+    assert!(matches!(amend(s, ids[7], ninth.clone(), "demo-trader").await,
+        Err(crate::lifecycle::ChangeRefused::TooManyVersions { max: 8, document }) if document == ids[7]));
+    // A change to the first version names the latest, found by index.
+    assert!(matches!(amend(s, ids[0], ninth, "demo-trader").await,
+        Err(crate::lifecycle::ChangeRefused::Superseded { latest, .. }) if latest == ids[7]));
+    let ucr = Ucr::parse("UCR-H1").unwrap();
+    assert!(matches!(withdraw(s, &ucr, ids[0], false).await, Err(crate::lifecycle::ChangeRefused::Superseded { latest, .. }) if latest == ids[7]));
+
+    // The store's reads: the histories, a page of versions (latest first), the count.
+    let (u, first) = (ucr.clone(), ids[0]);
+    let (chains, page, count) = s
+        .read_with(move |l| {
+            let dt = DocumentType::parse("commercialInvoice").unwrap();
+            Ok((l.document_chains(&u)?, l.chain_versions(&u, first, 4, 2)?, l.identity_versions("demo-trader", &u, &dt)?))
+        })
+        .await
+        .unwrap();
+    assert_eq!(chains, [DocumentChain { chain: ids[0], latest: ids[7], latest_version: 8, versions: 8 }]);
+    assert_eq!(page.iter().map(|d| (d.id, d.version, d.chain)).collect::<Vec<_>>(), [(ids[2], 3, ids[0]), (ids[1], 2, ids[0])]);
+    assert_eq!(count, 8);
+
+    // The view: the latest versions, the rest paged.
+    let v = view(s, "UCR-H1").await.unwrap();
+    let shown: Vec<i64> = v.documents.iter().map(|d| d.version).collect();
+    assert_eq!(shown, [4, 5, 6, 7, 8]);
+    assert_eq!(v.earlier_versions.len(), 1);
+    let e = &v.earlier_versions[0];
+    assert_eq!((e.document_id, e.latest_document_id, e.versions, e.not_shown), (ids[0], ids[7], 8, 3));
+    assert_eq!(e.next, format!("/v1/consignments/UCR-H1?versionsOf={}&before=4", ids[0]));
+    assert_eq!(v.time_release.agencies.len(), 1, "the agency's times from every version");
+    let u = ucr.clone();
+    let page = s
+        .read_with(move |l| crate::tracking::consignment_view_page(l, &u, crate::tracking::ViewPage::EarlierVersions { of: first, before: 4 }))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(page.documents.iter().map(|d| d.version).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(page.earlier_versions.is_empty(), "the last page");
+    let unknown = crate::tracking::ViewPage::EarlierVersions { of: Uuid::now_v7(), before: 4 };
+    let u = ucr.clone();
+    assert!(s.read_with(move |l| crate::tracking::consignment_view_page(l, &u, unknown)).await.unwrap().is_none());
+
+    // Withdrawn, its replacement is a new document of its own history, counted with it.
+    withdraw(s, &ucr, ids[7], false).await.unwrap();
+    let replacement = NewDocument { body_sha256: "replacement".into(), rules, ..doc("UCR-H1", &["br-customs"]) };
+    assert!(matches!(submission::accept(s, replacement).await,
+        Err(StoreError::TooManyVersions { max: 8, .. })), "eight of this document already");
+    let roomy = ChangeRules { max_versions: 9, ..rules };
+    let replacement = NewDocument { body_sha256: "replacement".into(), rules: roomy, ..doc("UCR-H1", &["br-customs"]) };
+    let Acceptance::New(r) = submission::accept(s, replacement.clone()).await.unwrap() else { panic!("a new document") };
+    assert_eq!((r.version, r.amends, r.consignment_state), (1, None, ConsignmentState::Submitted));
+    let u = ucr.clone();
+    let chains = s.read_with(move |l| l.document_chains(&u)).await.unwrap();
+    assert_eq!(chains.len(), 2);
+    assert_eq!((chains[1].chain, chains[1].versions), (replacement.id, 1));
+}
+
+pub async fn a_withdrawn_document_is_replaced_by_a_new_one(store: Arc<dyn Store>) {
+    let s = &*store;
+    let first = doc("UCR-R1", &["br-customs"]);
+    submission::accept(s, first.clone()).await.unwrap();
+    let ucr = first.ucr.clone();
+    assert_eq!(withdraw(s, &ucr, first.id, false).await.unwrap().consignment_state, ConsignmentState::Withdrawn);
+    // A corrected document for the same UCR and type: new, not a conflict with the withdrawn one.
+    let corrected = NewDocument { body_sha256: "corrected".into(), ..doc("UCR-R1", &["br-customs"]) };
+    let Acceptance::New(r) = submission::accept(s, corrected.clone()).await.unwrap() else { panic!("a new document") };
+    assert_eq!((r.document_id, r.consignment_state), (corrected.id, ConsignmentState::Submitted));
+    // Now it is the live one: sent again, its receipt; another body, a conflict with it.
+    let again = NewDocument { id: Uuid::now_v7(), ..corrected.clone() };
+    assert!(matches!(submission::accept(s, again).await.unwrap(), Acceptance::Replayed(r) if r["documentId"] == corrected.id.to_string()));
+    let other = NewDocument { body_sha256: "other".into(), ..doc("UCR-R1", &["br-customs"]) };
+    assert!(matches!(submission::accept(s, other).await, Err(StoreError::Conflict { document, .. }) if document == corrected.id));
+    let v = view(s, "UCR-R1").await.unwrap();
+    assert_eq!(v.documents.iter().map(|d| d.status).collect::<Vec<_>>(), ["withdrawn", "current"]);
+}
+
+pub async fn a_released_consignment_takes_no_new_document_unless_the_region_allows_it(store: Arc<dyn Store>) {
+    let s = &*store;
+    let declaration = doc("UCR-X1", &["br-customs"]);
+    submission::accept(s, declaration.clone()).await.unwrap();
+    let released = acknowledgment::apply(s, ack(declaration.id, "br-customs", AckStatus::Released)).await.unwrap();
+    assert_eq!(released.consignment_state, ConsignmentState::Released);
+    // Another document would move it back under review and reopen the released one.
+    let invoice = NewDocument { document_type: DocumentType::parse("packingList").unwrap(), body_sha256: "pl".into(), ..doc("UCR-X1", &["br-customs"]) };
+    assert!(matches!(submission::accept(s, invoice.clone()).await, Err(StoreError::ConsignmentReleased(u)) if u.as_str() == "UCR-X1"));
+    // Nothing was written; the declaration sent again still gets its receipt.
+    assert_eq!(view(s, "UCR-X1").await.unwrap().documents.len(), 1);
+    let again = NewDocument { id: Uuid::now_v7(), ..declaration.clone() };
+    assert!(matches!(submission::accept(s, again).await.unwrap(), Acceptance::Replayed(_)));
+    let v2 = NewDocument { body_sha256: "v2".into(), ..doc("UCR-X1", &["br-customs"]) };
+    assert!(matches!(amend(s, declaration.id, v2, "demo-trader").await, Err(crate::lifecycle::ChangeRefused::Released(_))));
+    assert_eq!(view(s, "UCR-X1").await.unwrap().state, ConsignmentState::Released);
+    // A region that allows changes after release takes it.
+    let allowed = NewDocument { rules: ChangeRules { after_release: true, ..ChangeRules::default() }, ..invoice };
+    assert!(matches!(submission::accept(s, allowed).await, Ok(Acceptance::New(_))));
 }
 
 async fn facts(store: &dyn Store, ucr: &str) -> (ConsignmentReleaseTimes, Vec<AgencyReleaseTimes>) {
@@ -539,6 +667,9 @@ macro_rules! conformance_suite {
             a_document_is_amended_answered_per_version_and_withdrawn,
             a_query_is_answered_by_the_trader_and_the_turns_are_recorded,
             release_times_follow_answers_holds_queries_and_amendments,
+            a_document_history_is_bounded_read_by_index_and_paged,
+            a_withdrawn_document_is_replaced_by_a_new_one,
+            a_released_consignment_takes_no_new_document_unless_the_region_allows_it,
         );
     };
     (@cases $open:ident; $($case:ident),* $(,)?) => {

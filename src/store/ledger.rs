@@ -134,6 +134,20 @@ pub struct DocumentRecord {
     pub superseded_by: Option<Uuid>,
     pub withdrawn_at: Option<Millis>,
     pub dims: DocumentDims,
+    /// Its first version's id: every version of a document (it and its amendments) shares it.
+    pub chain: Uuid,
+}
+
+/// One document's versions in a consignment: the one first submitted and its amendments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentChain {
+    /// The first version's id.
+    pub chain: Uuid,
+    /// The latest version's id and number.
+    pub latest: Uuid,
+    pub latest_version: i64,
+    /// How many versions it has.
+    pub versions: i64,
 }
 
 impl DocumentRecord {
@@ -255,8 +269,8 @@ pub trait Ledger {
     // --- documents and consignments --------------------------------------------------------
     /// The document `sender` sent with `key`, if any.
     fn document_by_key(&mut self, sender: &str, key: &str) -> Result<Option<EarlierDocument>, StoreError>;
-    /// A document of `sender` for `ucr` of `document_type`: one with the body `body_sha256` if
-    /// there is one, else the earliest.
+    /// A live document of `sender` for `ucr` of `document_type` (of a history none of whose
+    /// versions was withdrawn): one with the body `body_sha256` if there is one, else the earliest.
     fn document_by_identity(&mut self, sender: &str, ucr: &Ucr, document_type: &DocumentType, body_sha256: &str)
         -> Result<Option<EarlierDocument>, StoreError>;
     /// Whether `ucr` exists and `sender` has no document in it.
@@ -281,6 +295,18 @@ pub trait Ledger {
     fn touch_consignment(&mut self, ucr: &Ucr, at: Millis) -> Result<(), StoreError>;
     /// The consignment's documents, oldest first.
     fn documents_of(&mut self, ucr: &Ucr) -> Result<Vec<DocumentRecord>, StoreError>;
+    /// The consignment's documents as histories of versions, by first version (oldest first),
+    /// read from an index: no document row, no payload.
+    fn document_chains(&mut self, ucr: &Ucr) -> Result<Vec<DocumentChain>, StoreError>;
+    /// The versions of the document whose first version is `chain` (of `ucr`) numbered below
+    /// `below`, latest first, at most `limit`, found by index and read without their payloads.
+    fn chain_versions(&mut self, ucr: &Ucr, chain: Uuid, below: i64, limit: usize) -> Result<Vec<DocumentRecord>, StoreError>;
+    /// How many documents `sender` has of `document_type` in `ucr`, every version counted,
+    /// from an index.
+    fn identity_versions(&mut self, sender: &str, ucr: &Ucr, document_type: &DocumentType) -> Result<u64, StoreError>;
+    /// Each agency the documents of `ucr` were routed to (notices aside): when the first was
+    /// routed to it and its first answer to any, in the order of its first delivery.
+    fn agency_first_times(&mut self, ucr: &Ucr) -> Result<Vec<(AgencyId, Millis, Option<Millis>)>, StoreError>;
     /// A document with its payload, if it exists.
     fn document(&mut self, id: Uuid) -> Result<Option<StoredDocument>, StoreError>;
     /// A document's first receipt (JSON text), if it has one.

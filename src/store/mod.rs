@@ -40,6 +40,14 @@ pub enum StoreError {
     ConsignmentOfAnother(Ucr),
     #[error("too many deliveries are waiting for the broker to accept a new document")]
     BacklogFull,
+    /// The consignment is released and the region takes no change after release
+    /// (`gateway.change_after_release`): no new document either.
+    #[error("the consignment {0} is released, and this region does not allow changes after release")]
+    ConsignmentReleased(Ucr),
+    /// The sender has `max` documents of this type in the consignment already, every version
+    /// and every replacement of a withdrawn one counted (`gateway.max_document_versions`).
+    #[error("the consignment {ucr} holds {max} versions of your {document_type} already, the most this region keeps of one document")]
+    TooManyVersions { ucr: Ucr, document_type: DocumentType, max: u32 },
     #[error("the store is not available: {0}")]
     Unavailable(String),
     /// The database failed; the driver's error is the source.
@@ -59,6 +67,8 @@ impl StoreError {
             StoreError::Conflict { .. }
                 | StoreError::ConsignmentOfAnother(_)
                 | StoreError::BacklogFull
+                | StoreError::ConsignmentReleased(_)
+                | StoreError::TooManyVersions { .. }
                 | StoreError::UnknownDocument(_)
                 | StoreError::NotRouted { .. }
         )
@@ -103,6 +113,26 @@ pub struct NewDocument {
     /// The outbox backlog is at its bound: a repeat of an accepted document still gets its
     /// first receipt, a new document is refused with [`StoreError::BacklogFull`].
     pub backlog_full: bool,
+    /// The region's rules on changing a consignment, which the store work applies.
+    pub rules: ChangeRules,
+}
+
+/// The region's rules on a consignment's changes, carried to the transaction that decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeRules {
+    /// `gateway.change_after_release`: a released consignment still takes new documents,
+    /// amendments and withdrawals. Off, a released consignment stays released: nothing is added
+    /// to it and none of its documents changes, so no later document reopens a released one.
+    pub after_release: bool,
+    /// `gateway.max_document_versions`: the most documents one sender keeps of one type in one
+    /// consignment, every version (amendment) and every replacement of a withdrawn one counted.
+    pub max_versions: u32,
+}
+
+impl Default for ChangeRules {
+    fn default() -> Self {
+        ChangeRules { after_release: false, max_versions: crate::config::DEFAULT_MAX_DOCUMENT_VERSIONS }
+    }
 }
 
 /// The keys a receipt is signed with, carried to the transaction that writes it.
@@ -322,17 +352,42 @@ pub struct ConsignmentView {
     pub state: ConsignmentState,
     pub created_at: String,
     pub updated_at: String,
+    /// Each document's latest version and the few versions just before it (oldest first); the
+    /// earlier ones of a long history are paged (`earlierVersions`).
     pub documents: Vec<DocumentView>,
+    /// Documents with earlier versions this view does not show, each with the link to the next
+    /// page of them (empty when it shows every version).
+    pub earlier_versions: Vec<EarlierVersions>,
     pub time_release: TimeRelease,
     /// Participants that submitted its documents (for authorization; not shown).
     #[serde(skip)]
     pub senders: Vec<String>,
 }
 
+/// A document whose earlier versions a view does not all show.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EarlierVersions {
+    /// The document's first version, whose id names the document's history (`versionsOf`).
+    pub document_id: Uuid,
+    /// Its latest version.
+    pub latest_document_id: Uuid,
+    /// Versions it has, all told.
+    pub versions: i64,
+    /// Versions earlier than those shown.
+    pub not_shown: i64,
+    /// The next page of them: `GET` this path.
+    pub next: String,
+}
+
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DocumentView {
     pub document_id: Uuid,
+    /// Its first version's id: the document's history (not shown).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub chain: Uuid,
     pub document_type: DocumentType,
     pub schema_version: String,
     pub origin: String,

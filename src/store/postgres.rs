@@ -329,7 +329,7 @@ fn outbound(r: &Row) -> Result<OutboundDelivery, StoreError> {
 
 /// The columns of a [`DocumentRecord`], in the order [`document_record`] reads them.
 const DOCUMENT_COLUMNS: &str = "id, document_type, schema_version, origin, destination, sender, submitted_at, version, amends, \
-     superseded_by, withdrawn_at, transport_mode, hs_chapter, border_post";
+     superseded_by, withdrawn_at, transport_mode, hs_chapter, border_post, chain";
 
 fn document_record(r: &Row) -> Result<DocumentRecord, StoreError> {
     Ok(DocumentRecord {
@@ -345,6 +345,7 @@ fn document_record(r: &Row) -> Result<DocumentRecord, StoreError> {
         superseded_by: r.get::<_, Option<&str>>(9).map(uuid_of).transpose()?,
         withdrawn_at: r.get(10),
         dims: DocumentDims { transport_mode: r.get(11), hs_chapter: r.get(12), border_post: r.get(13) },
+        chain: uuid_of(r.get(14))?,
     })
 }
 
@@ -404,6 +405,7 @@ impl Ledger for PgLedger {
         let row = self.row(
             "SELECT d.id, d.body_sha256, r.receipt FROM documents d JOIN receipts r ON r.document_id = d.id
              WHERE d.sender = $1 AND d.ucr = $2 AND d.document_type = $3
+               AND NOT EXISTS (SELECT 1 FROM documents w WHERE w.ucr = d.ucr AND w.chain = d.chain AND w.withdrawn_at IS NOT NULL)
              ORDER BY (d.body_sha256 = $4) DESC, d.submitted_at LIMIT 1",
             &[&sender, &ucr.as_str(), &document_type.as_str(), &body_sha256],
         )?;
@@ -426,8 +428,10 @@ impl Ledger for PgLedger {
     fn insert_document(&mut self, doc: &NewDocument) -> Result<(), StoreError> {
         self.exec(
             "INSERT INTO documents (id, ucr, document_type, schema_version, schema_id, origin, destination, sender, payload,
-                                    submitted_at, idempotency_key, body_sha256, version, amends, transport_mode, hs_chapter, border_post)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                                    submitted_at, idempotency_key, body_sha256, version, amends, transport_mode, hs_chapter, border_post,
+                                    chain)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                     COALESCE((SELECT chain FROM documents WHERE id = $14), $1))",
             &[
                 &doc.id.to_string(),
                 &doc.ucr.as_str(),
@@ -517,14 +521,64 @@ impl Ledger for PgLedger {
             .collect()
     }
 
+    fn document_chains(&mut self, ucr: &Ucr) -> Result<Vec<DocumentChain>, StoreError> {
+        self.rows(
+            "SELECT DISTINCT ON (chain) chain, id, version, COUNT(*) OVER (PARTITION BY chain) FROM documents
+             WHERE ucr = $1 ORDER BY chain, version DESC",
+            &[&ucr.as_str()],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(DocumentChain {
+                chain: uuid_of(r.get(0))?,
+                latest: uuid_of(r.get(1))?,
+                latest_version: i64::from(r.get::<_, i32>(2)),
+                versions: r.get(3),
+            })
+        })
+        .collect()
+    }
+
+    fn chain_versions(&mut self, ucr: &Ucr, chain: Uuid, below: i64, limit: usize) -> Result<Vec<DocumentRecord>, StoreError> {
+        let below = i32::try_from(below).unwrap_or(i32::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.rows(
+            &format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE ucr = $1 AND chain = $2 AND version < $3 ORDER BY version DESC LIMIT $4"),
+            &[&ucr.as_str(), &chain.to_string(), &below, &limit],
+        )?
+        .iter()
+        .map(document_record)
+        .collect()
+    }
+
+    fn identity_versions(&mut self, sender: &str, ucr: &Ucr, document_type: &DocumentType) -> Result<u64, StoreError> {
+        let row = self.row(
+            "SELECT COUNT(*) FROM documents WHERE sender = $1 AND ucr = $2 AND document_type = $3",
+            &[&sender, &ucr.as_str(), &document_type.as_str()],
+        )?;
+        Ok(row.map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
+    }
+
+    fn agency_first_times(&mut self, ucr: &Ucr) -> Result<Vec<(AgencyId, Millis, Option<Millis>)>, StoreError> {
+        self.rows(
+            "SELECT d.agency, MIN(d.created_at), MIN(d.first_answer_at) FROM documents doc
+             JOIN deliveries d ON d.document_id = doc.id AND d.notice_id IS NULL
+             WHERE doc.ucr = $1 GROUP BY d.agency ORDER BY MIN(d.id)",
+            &[&ucr.as_str()],
+        )?
+        .iter()
+        .map(|r| Ok((parse(r.get(0), AgencyId::parse)?, r.get(1), r.get(2))))
+        .collect()
+    }
+
     fn document(&mut self, id: Uuid) -> Result<Option<StoredDocument>, StoreError> {
         self.row(&format!("SELECT {DOCUMENT_COLUMNS}, ucr, payload, body_sha256 FROM documents WHERE id = $1"), &[&id.to_string()])?
             .map(|r| {
                 Ok(StoredDocument {
                     record: document_record(&r)?,
-                    ucr: parse(r.get(14), Ucr::parse)?,
-                    payload: r.get(15),
-                    body_sha256: r.get(16),
+                    ucr: parse(r.get(15), Ucr::parse)?,
+                    payload: r.get(16),
+                    body_sha256: r.get(17),
                 })
             })
             .transpose()

@@ -263,12 +263,12 @@ fn outbound(r: OutboundRow) -> Result<OutboundDelivery, StoreError> {
 
 /// The columns of a [`DocumentRecord`], in [`DocumentRow`]'s order.
 const DOCUMENT_COLUMNS: &str = "id, document_type, schema_version, origin, destination, sender, submitted_at, version, amends, \
-     superseded_by, withdrawn_at, transport_mode, hs_chapter, border_post";
-type DocumentRow = (String, String, String, String, String, String, i64, i64, Option<String>, Option<String>, Option<i64>, DocumentDims);
+     superseded_by, withdrawn_at, transport_mode, hs_chapter, border_post, chain";
+type DocumentRow = (String, String, String, String, String, String, i64, i64, Option<String>, Option<String>, Option<i64>, DocumentDims, String);
 
 fn document_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocumentRow> {
     let dims = DocumentDims { transport_mode: r.get(11)?, hs_chapter: r.get(12)?, border_post: r.get(13)? };
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, dims))
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, dims, r.get(14)?))
 }
 
 fn document_record(r: DocumentRow) -> Result<DocumentRecord, StoreError> {
@@ -285,6 +285,7 @@ fn document_record(r: DocumentRow) -> Result<DocumentRecord, StoreError> {
         superseded_by: r.9.as_deref().map(parse_uuid).transpose()?,
         withdrawn_at: r.10,
         dims: r.11,
+        chain: parse_uuid(&r.12)?,
     })
 }
 
@@ -330,6 +331,15 @@ fn agency_times(r: &rusqlite::Row<'_>, from: usize) -> rusqlite::Result<AgencyRe
             query_agency_ms: r.get(from + 7)?,
     })
 }
+
+/// A consignment's document histories, from the index alone (SQLite's bare columns: `id` is the
+/// row of `MAX(version)`).
+const CHAINS: &str = "SELECT chain, id, MAX(version), COUNT(*) FROM documents INDEXED BY documents_by_chain
+     WHERE ucr = ?1 GROUP BY chain ORDER BY chain";
+/// Where a page of a history's versions is read from (after `SELECT` and the columns).
+const CHAIN_VERSIONS: &str = "FROM documents WHERE ucr = ?1 AND chain = ?2 AND version < ?3 ORDER BY version DESC LIMIT ?4";
+/// A sender's documents of one type in a consignment, counted in the index.
+const IDENTITY_VERSIONS: &str = "SELECT COUNT(*) FROM documents WHERE sender = ?1 AND ucr = ?2 AND document_type = ?3";
 
 fn earlier(row: Option<(String, String, String)>) -> Result<Option<EarlierDocument>, StoreError> {
     row.map(|(id, body_sha256, receipt)| Ok(EarlierDocument { id: parse_uuid(&id)?, body_sha256, receipt })).transpose()
@@ -379,6 +389,7 @@ impl Ledger for SqliteLedger {
                 .row(
                     "SELECT d.id, d.body_sha256, COALESCE(r.receipt, d.receipt) FROM documents d LEFT JOIN receipts r ON r.document_id = d.id
                      WHERE d.sender = ?1 AND d.ucr = ?2 AND d.document_type = ?3
+                       AND NOT EXISTS (SELECT 1 FROM documents w WHERE w.ucr = d.ucr AND w.chain = d.chain AND w.withdrawn_at IS NOT NULL)
                      ORDER BY (d.body_sha256 = ?4) DESC, d.submitted_at LIMIT 1",
                     params![sender, ucr.as_str(), document_type.as_str(), body_sha256],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -408,8 +419,9 @@ impl Ledger for SqliteLedger {
         self.conn.exec(
             "INSERT INTO documents (id, ucr, document_type, schema_version, schema_id, origin, destination, sender, payload,
                                     submitted_at, idempotency_key, body_sha256, receipt, version, amends,
-                                    transport_mode, hs_chapter, border_post)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, '', ?13, ?14, ?15, ?16, ?17)",
+                                    transport_mode, hs_chapter, border_post, chain)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, '', ?13, ?14, ?15, ?16, ?17,
+                     COALESCE((SELECT chain FROM documents WHERE id = ?14), ?1))",
             params![
                 doc.id.to_string(),
                 doc.ucr.as_str(),
@@ -500,13 +512,54 @@ impl Ledger for SqliteLedger {
         rows.into_iter().map(document_record).collect()
     }
 
+    fn document_chains(&mut self, ucr: &Ucr) -> Result<Vec<DocumentChain>, StoreError> {
+        // The row of MAX(version) gives `id` (SQLite's bare columns); every column is in the index.
+        let mut stmt = self.conn.prepare_cached(CHAINS)?;
+        let rows = stmt
+            .query_map([ucr.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(chain, latest, latest_version, versions)| {
+                Ok(DocumentChain { chain: parse_uuid(&chain)?, latest: parse_uuid(&latest)?, latest_version, versions })
+            })
+            .collect()
+    }
+
+    fn chain_versions(&mut self, ucr: &Ucr, chain: Uuid, below: i64, limit: usize) -> Result<Vec<DocumentRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!("SELECT {DOCUMENT_COLUMNS} {CHAIN_VERSIONS}"))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![ucr.as_str(), chain.to_string(), below, limit], document_row)?.collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(document_record).collect()
+    }
+
+    fn identity_versions(&mut self, sender: &str, ucr: &Ucr, document_type: &DocumentType) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.row(
+            IDENTITY_VERSIONS,
+            params![sender, ucr.as_str(), document_type.as_str()],
+            |r| r.get(0),
+        )?;
+        Ok(n.max(0) as u64)
+    }
+
+    fn agency_first_times(&mut self, ucr: &Ucr) -> Result<Vec<(AgencyId, Millis, Option<Millis>)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT d.agency, MIN(d.created_at), MIN(d.first_answer_at) FROM documents doc
+             JOIN deliveries d ON d.document_id = doc.id AND d.notice_id IS NULL
+             WHERE doc.ucr = ?1 GROUP BY d.agency ORDER BY MIN(d.id)",
+        )?;
+        let rows = stmt
+            .query_map([ucr.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(|(agency, routed, answered)| Ok((parse_agency(&agency)?, routed, answered))).collect()
+    }
+
     fn document(&mut self, id: Uuid) -> Result<Option<StoredDocument>, StoreError> {
         let row = self
             .conn
             .row(
                 &format!("SELECT {DOCUMENT_COLUMNS}, ucr, payload, body_sha256 FROM documents WHERE id = ?1"),
                 [id.to_string()],
-                |r| Ok((document_row(r)?, r.get::<_, String>(14)?, r.get::<_, String>(15)?, r.get::<_, String>(16)?)),
+                |r| Ok((document_row(r)?, r.get::<_, String>(15)?, r.get::<_, String>(16)?, r.get::<_, String>(17)?)),
             )
             .optional()?;
         row.map(|(record, ucr, payload, body_sha256)| {
@@ -1106,6 +1159,77 @@ mod tests {
     crate::conformance_suite!(open);
 
     #[tokio::test]
+    async fn a_store_with_amended_documents_gets_their_histories_at_the_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ventanilla.db");
+        {
+            // A store as version 6 left it: a document amended twice, and another one.
+            let mut conn = super::open(&path).unwrap();
+            conn.execute_batch("PRAGMA foreign_keys=OFF").unwrap();
+            embedded::migrations::runner().set_target(refinery::Target::Version(6)).run(&mut conn).unwrap();
+            conn.execute_batch(
+                "INSERT INTO consignments (ucr, state, created_at, updated_at) VALUES ('UCR-V6', 'submitted', 1, 1);
+                 INSERT INTO documents (id, ucr, document_type, schema_version, schema_id, origin, destination, sender, payload,
+                                        submitted_at, body_sha256, receipt, version, amends, superseded_by)
+                 VALUES ('00000000-0000-7000-8000-000000000001', 'UCR-V6', 'commercialInvoice', '1.0.0', 'x', 'AR', 'BR', 'demo-trader', '{}',
+                         1, 'h1', 'r1', 1, NULL, '00000000-0000-7000-8000-000000000002'),
+                        ('00000000-0000-7000-8000-000000000002', 'UCR-V6', 'commercialInvoice', '1.0.0', 'x', 'AR', 'BR', 'demo-trader', '{}',
+                         2, 'h2', 'r2', 2, '00000000-0000-7000-8000-000000000001', '00000000-0000-7000-8000-000000000003'),
+                        ('00000000-0000-7000-8000-000000000003', 'UCR-V6', 'commercialInvoice', '1.0.0', 'x', 'AR', 'BR', 'demo-trader', '{\"big\": 1}',
+                         3, 'h3', 'r3', 3, '00000000-0000-7000-8000-000000000002', NULL),
+                        ('00000000-0000-7000-8000-000000000004', 'UCR-V6', 'packingList', '1.0.0', 'x', 'AR', 'BR', 'demo-trader', '{}',
+                         4, 'h4', 'r4', 1, NULL, NULL);",
+            )
+            .unwrap();
+        }
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_file(&path).unwrap());
+        let ucr = Ucr::parse("UCR-V6").unwrap();
+        let (chains, third) = store
+            .read_with(move |l| Ok((l.document_chains(&ucr)?, l.document(Uuid::parse_str("00000000-0000-7000-8000-000000000003").unwrap())?)))
+            .await
+            .unwrap();
+        let id = |n: u8| Uuid::parse_str(&format!("00000000-0000-7000-8000-00000000000{n}")).unwrap();
+        assert_eq!(
+            chains,
+            [
+                DocumentChain { chain: id(1), latest: id(3), latest_version: 3, versions: 3 },
+                DocumentChain { chain: id(4), latest: id(4), latest_version: 1, versions: 1 },
+            ]
+        );
+        let third = third.expect("kept");
+        assert_eq!((third.payload.as_str(), third.body_sha256.as_str(), third.record.chain), ("{\"big\": 1}", "h3", id(1)));
+        // The receipt kept in the row by earlier versions is still answered.
+        let receipt = store.read_with(move |l| l.receipt_of(id(2))).await.unwrap();
+        assert_eq!(receipt.as_deref(), Some("r2"));
+    }
+
+    /// What SQLite plans for `sql`: one line per step.
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let n = stmt.parameter_count();
+        let params: Vec<String> = (0..n).map(|_| "1".to_owned()).collect();
+        let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| r.get::<_, String>(3)).unwrap();
+        rows.collect::<Result<Vec<_>, _>>().unwrap().join("\n")
+    }
+
+    #[tokio::test]
+    async fn a_documents_history_is_read_by_index_and_its_facts_before_its_payload() {
+        let (_store, dir) = open().await;
+        let conn = Connection::open(dir.path().join("ventanilla.db")).unwrap();
+        let chains = plan(&conn, CHAINS);
+        assert!(chains.contains("USING COVERING INDEX documents_by_chain"), "{chains}");
+        let versions = plan(&conn, &format!("SELECT {DOCUMENT_COLUMNS} {CHAIN_VERSIONS}"));
+        assert!(versions.contains("USING INDEX documents_by_chain") && !versions.contains("TEMP B-TREE"), "{versions}");
+        let counted = plan(&conn, IDENTITY_VERSIONS);
+        assert!(counted.contains("USING COVERING INDEX documents_by_identity"), "{counted}");
+        // A column after a large payload is reached only through the payload's overflow pages:
+        // every fact of a document comes before it.
+        let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('documents') ORDER BY cid").unwrap();
+        let columns: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+        assert_eq!(columns[columns.len() - 2..], ["payload", "receipt"], "{columns:?}");
+    }
+
+    #[tokio::test]
     async fn a_receipt_kept_the_earlier_way_is_still_answered_to_a_resend() {
         let dir = tempfile::tempdir().unwrap();
         let mut first = doc("UCR-OLD", &["br-customs"]);
@@ -1176,9 +1300,9 @@ mod tests {
             assert_eq!((old.channel.as_str(), old.dims.transport_mode.as_deref()), ("with-hold", None));
             assert_eq!(crate::indicators::backfill(&*store).await.unwrap(), 0, "nothing left");
         }
-        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6], "every version recorded");
+        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7], "every version recorded");
         SqliteStore::open(dir.path()).unwrap();
-        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6], "and none run again");
+        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7], "and none run again");
     }
 
     #[tokio::test]

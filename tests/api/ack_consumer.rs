@@ -138,6 +138,8 @@ async fn a_record_with_a_huge_key_holds_up_no_agency_and_its_notice_fits() {
         .send(FutureRecord::to(&app.topic("acks.br-customs")).key(&huge_key).payload("this is not JSON"), Duration::from_secs(10))
         .await
         .expect("the hostile record is taken by the broker");
+    // The gateway has read it (and, before the fix, was stuck retrying its refusal notice).
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let answer = json!({"documentId": doc, "agency": "br-sanitary", "status": "released", "reason": "certificate checked"}).to_string();
     producer
         .send(FutureRecord::to(&app.topic("acks.br-sanitary")).key(&ucr).payload(&answer), Duration::from_secs(10))

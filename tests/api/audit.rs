@@ -158,3 +158,33 @@ async fn the_audit_log_records_who_did_what_and_verify_catches_tampering() {
     let (ok, out) = verify(first_edited.path());
     assert!(!ok && out.contains("audit record 1 was changed"), "{out}");
 }
+
+/// Issue 26, 14: replays are audited as refusals are, in a bounded form: a participant's first
+/// ones one by one, the rest counted in one summary record per minute, and the chain verifies.
+#[tokio::test]
+async fn replays_add_a_bounded_number_of_records_to_the_audit_log() {
+    let app = crate::helpers::spawn_app_with(None).await;
+    let body = example("packingList/valid/beef-road-AR-BR.json");
+    assert_eq!(app.submit(&body).await.status(), 202);
+    for _ in 0..120 {
+        let r = app.submit(&body).await;
+        assert_eq!(r.headers().get("idempotent-replayed").unwrap(), "true");
+    }
+    let count = |action: &str| -> i64 {
+        let db = rusqlite::Connection::open(app.data.path().join("ventanilla.db")).unwrap();
+        db.query_row("SELECT COUNT(*) FROM audit_log WHERE action = ?1", [action], |r| r.get(0)).unwrap()
+    };
+    let recorded = count("submission.replayed");
+    assert_eq!(recorded, i64::from(ventanilla::replays::PER_PARTICIPANT), "the first ones, one by one");
+    // At the stop, the minute's count is written: one record for the rest.
+    let data = app.data.clone();
+    app.stop().await;
+    let db = rusqlite::Connection::open(data.path().join("ventanilla.db")).unwrap();
+    let (participant, detail): (String, String) = db
+        .query_row("SELECT participant, detail FROM audit_log WHERE action = 'replay.summary'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("one summary record of the replays");
+    let detail: Value = serde_json::from_str(&detail).unwrap();
+    assert_eq!((participant.as_str(), detail["replayed"].as_i64()), ("demo-trader", Some(120 - recorded)), "{detail:#}");
+    let (ok, out) = verify(data.path());
+    assert!(ok, "{out}");
+}

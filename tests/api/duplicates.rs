@@ -93,3 +93,46 @@ async fn the_same_document_under_new_keys_is_a_replay_and_a_different_one_a_conf
     let view: Value = app.get(&format!("/v1/consignments/{ucr}"), Some("demo-operator")).await.json().await.unwrap();
     assert_eq!(view["documents"].as_array().unwrap().len(), 1, "one document stored, published once");
 }
+
+/// Issue 26, 10: a withdrawn document is not the live one: a corrected document for the same
+/// UCR and type is a new document (as the withdrawal's answer says), not a conflict.
+#[tokio::test]
+async fn a_withdrawn_document_is_replaced_by_a_corrected_one() {
+    let app = crate::helpers::spawn_app_with(None).await;
+    let body = example("certificateOfOrigin/valid/ace18-beef-AR-BR.json");
+    let first: Value = app.submit(&body).await.json().await.unwrap();
+    let first_id = first["documentId"].as_str().unwrap().to_owned();
+    let ucr = first["ucr"].as_str().unwrap().to_owned();
+    let withdrawal = app
+        .post_json(&format!("/v1/documents/{first_id}/withdrawal"), Some("demo-trader"), &json!({"reason": "wrong certificate number"}).to_string())
+        .await;
+    assert_eq!(withdrawal.status(), 202);
+    // Changing the withdrawn one is refused with the advice to submit a new document...
+    let amend = json!({"reason": "x", "document": body});
+    let p = assert_problem(
+        app.post_json(&format!("/v1/documents/{first_id}/amendments"), Some("demo-trader"), &amend.to_string()).await,
+        409,
+        "document-withdrawn",
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("submit a new document instead"), "{p:#}");
+    // ...which is taken.
+    let mut corrected = body.clone();
+    corrected["payload"]["certificateNumber"] = json!("CORRECTED-0001");
+    let r = app.submit(&corrected).await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let second: Value = r.json().await.unwrap();
+    assert_ne!(second["documentId"], first["documentId"]);
+    assert_eq!((second["version"].clone(), second["consignmentState"].clone()), (json!(1), json!("submitted")));
+    // Now the live one: the same again is its receipt, another body a conflict with it.
+    let again = app.submit(&corrected).await;
+    assert_eq!(again.headers().get("idempotent-replayed").unwrap(), "true");
+    let mut other = body.clone();
+    other["payload"]["certificateNumber"] = json!("OTHER-0002");
+    let p = assert_problem(app.submit(&other).await, 409, "duplicate-conflict").await;
+    assert_eq!(p["documentId"], second["documentId"]);
+    let view: Value = app.get(&format!("/v1/consignments/{ucr}"), Some("demo-trader")).await.json().await.unwrap();
+    let statuses: Vec<&str> = view["documents"].as_array().unwrap().iter().map(|d| d["status"].as_str().unwrap()).collect();
+    assert_eq!((statuses, view["state"].as_str()), (vec!["withdrawn", "current"], Some("submitted")));
+    app.stop().await;
+}

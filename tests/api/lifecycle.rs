@@ -7,7 +7,7 @@ use std::time::Duration;
 use rdkafka::message::{Headers, Message};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, consumer, example, spawn_app, spawn_app_configured, test_brokers, TestApp, TestConsumer};
+use crate::helpers::{assert_problem, consumer, example, spawn_app, spawn_app_configured, spawn_app_with, test_brokers, TestApp, TestConsumer};
 
 const BEEF: &str = "customsDeclaration/valid/export-beef-road-AR-BR.json";
 
@@ -289,5 +289,111 @@ async fn a_withdrawn_declaration_is_announced_to_every_agency_and_later_answers_
     assert_eq!(post(&app, &path, "demo-nsw-ar", &json!({"reason": "x"})).await.status(), 202);
     assert_problem(post(&app, &path, "demo-nsw-br", &json!({"reason": "x"})).await, 404, "unknown-document").await;
     assert_eq!(audit_actions(&app).await.iter().filter(|a| *a == "document.withdrawn").count(), 1, "withdrawn once");
+    app.stop().await;
+}
+
+/// The `n`th amendment of the declaration `body`: a new functional reference, the rest as sent.
+fn amended(body: &Value, n: usize) -> Value {
+    let mut next = body.clone();
+    next["payload"]["functionalReference"] = json!(format!("FLP-EXP-2025-0781-{n}"));
+    json!({"reason": format!("correction {n}"), "document": next})
+}
+
+/// Issue 26, 3: a document's history is bounded (`gateway.max_document_versions`), its latest
+/// version is found however long it is, and the consignment's view shows the latest versions
+/// and pages the rest.
+#[tokio::test]
+async fn a_document_history_is_bounded_and_the_consignments_view_pages_it() {
+    let app = spawn_app_configured(None, |s| s.region.gateway.max_document_versions = 8).await;
+    let body = example(BEEF);
+    let v1: Value = app.submit(&body).await.json().await.unwrap();
+    let ucr = v1["ucr"].as_str().unwrap().to_owned();
+    let mut ids = vec![v1["documentId"].as_str().unwrap().to_owned()];
+    for n in 2..=8 {
+        let r = post(&app, &format!("/v1/documents/{}/amendments", ids.last().unwrap()), "demo-trader", &amended(&body, n)).await;
+        assert_eq!(r.status(), 202, "version {n}");
+        ids.push(r.json::<Value>().await.unwrap()["documentId"].as_str().unwrap().to_owned());
+    }
+    // The ninth version is one too many, and nothing of it is stored.
+    let latest = format!("/v1/documents/{}/amendments", ids[7]);
+    let p = assert_problem(post(&app, &latest, "demo-trader", &amended(&body, 9)).await, 409, "too-many-versions").await;
+    assert_eq!(p["limit"], 8);
+    // A change to the first version names the latest one.
+    let p = assert_problem(post(&app, &format!("/v1/documents/{}/withdrawal", ids[0]), "demo-trader", &json!({"reason": "x"})).await, 409, "document-superseded").await;
+    assert_eq!(p["latestDocumentId"], json!(ids[7]));
+
+    // The view: the latest five versions, and where the three earlier ones are.
+    let v = view(&app, &ucr, "demo-trader").await;
+    let versions: Vec<i64> = v["documents"].as_array().unwrap().iter().map(|d| d["version"].as_i64().unwrap()).collect();
+    assert_eq!(versions, [4, 5, 6, 7, 8], "{v:#}");
+    let earlier = &v["earlierVersions"][0];
+    assert_eq!((earlier["documentId"].clone(), earlier["latestDocumentId"].clone()), (json!(ids[0]), json!(ids[7])));
+    assert_eq!((earlier["versions"].as_i64(), earlier["notShown"].as_i64()), (Some(8), Some(3)));
+    let next = earlier["next"].as_str().unwrap();
+    let page: Value = app.get(next, Some("demo-trader")).await.json().await.unwrap();
+    let versions: Vec<i64> = page["documents"].as_array().unwrap().iter().map(|d| d["version"].as_i64().unwrap()).collect();
+    assert_eq!(versions, [1, 2, 3], "{page:#}");
+    assert_eq!(page["earlierVersions"], json!([]), "the last page: {page:#}");
+    // An agency sees its own deliveries' pages; another trader, nothing; a cursor that is not one is refused.
+    let page: Value = app.get(next, Some("demo-br-customs")).await.json().await.unwrap();
+    assert_eq!(page["documents"].as_array().unwrap().len(), 3);
+    assert_eq!(app.get(next, Some("demo-trader-2")).await.status(), 404);
+    assert_problem(app.get(&format!("/v1/consignments/{ucr}?versionsOf={}&before=0", ids[0]), Some("demo-trader")).await, 400, "invalid-query").await;
+    assert_problem(app.get(&format!("/v1/consignments/{ucr}?versionsOf=v1"), Some("demo-trader")).await, 400, "invalid-query").await;
+    app.stop().await;
+}
+
+/// Issue 26, 7: with `change_after_release = false`, a released consignment takes no new
+/// document (which would move it back under review and reopen the released declaration to an
+/// amendment): it stays released.
+#[tokio::test]
+async fn a_released_consignment_takes_no_later_document_that_would_reopen_it() {
+    let app = spawn_app_with(None).await;
+    let body = example(BEEF);
+    let v1: Value = app.submit(&body).await.json().await.unwrap();
+    let (id, ucr) = (v1["documentId"].as_str().unwrap().to_owned(), v1["ucr"].as_str().unwrap().to_owned());
+    for agency in ["ar-customs", "br-customs", "br-sanitary", "br-border"] {
+        answer(&app, &id, agency, "released", None).await;
+    }
+    app.wait_for_state(&ucr, "released").await;
+
+    let mut invoice = example("commercialInvoice/valid/beef-road-AR-BR.json");
+    invoice["ucr"] = json!(ucr);
+    let p = assert_problem(app.submit(&invoice).await, 409, "consignment-released").await;
+    assert!(p["detail"].as_str().unwrap().contains("gateway.change_after_release"), "{p:#}");
+    let batch: Value = app.post_json("/v1/documents:batch", Some("demo-trader"), &json!([invoice]).to_string()).await.json().await.unwrap();
+    assert_eq!(batch["results"][0]["problem"]["code"], "consignment-released", "{batch:#}");
+    assert_problem(post(&app, &format!("/v1/documents/{id}/amendments"), "demo-trader", &amended(&body, 2)).await, 409, "consignment-released").await;
+    // The declaration sent again still gets its first receipt.
+    assert_eq!(app.submit(&body).await.headers().get("idempotent-replayed").unwrap(), "true");
+    let v = view(&app, &ucr, "demo-trader").await;
+    assert_eq!((v["state"].clone(), v["documents"].as_array().unwrap().len()), (json!("released"), 1), "{v:#}");
+    app.stop().await;
+}
+
+/// Issue 26, 8: one response per query turn; the next waits for the agency to ask again.
+#[tokio::test]
+async fn a_query_takes_one_response_until_the_agency_asks_again() {
+    let app = spawn_app_with(None).await;
+    let receipt: Value = app.submit(&example(BEEF)).await.json().await.unwrap();
+    let (id, ucr) = (receipt["documentId"].as_str().unwrap().to_owned(), receipt["ucr"].as_str().unwrap().to_owned());
+    answer(&app, &id, "br-customs", "query", Some("send the commercial invoice")).await;
+    app.wait_for_state(&ucr, "on_hold").await;
+    let path = format!("/v1/documents/{id}/responses");
+    assert_eq!(post(&app, &path, "demo-trader", &json!({"text": "the invoice is attached"})).await.status(), 202);
+    // Again, and again to the agency by name: refused, nothing sent or recorded.
+    let big = json!({"text": "x".repeat(9_000)});
+    let p = assert_problem(post(&app, &path, "demo-trader", &big).await, 409, "query-already-answered").await;
+    assert!(p["detail"].as_str().unwrap().contains("wait for the agency's next query"), "{p:#}");
+    let named = json!({"text": "once more", "agency": "br-customs"});
+    assert_problem(post(&app, &path, "demo-trader", &named).await, 409, "query-already-answered").await;
+    let v = view(&app, &ucr, "demo-trader").await;
+    let history = delivery(&v, 1, "br-customs")["history"].as_array().unwrap().iter().filter(|h| h["status"] == "responded").count();
+    assert_eq!((delivery(&v, 1, "br-customs")["turn"].clone(), history), (json!("agency"), 1));
+    assert_eq!(audit_actions(&app).await.iter().filter(|a| *a == "query.answered").count(), 1);
+    // The agency asks again: the trader's turn, one response more.
+    answer(&app, &id, "br-customs", "query", Some("and the packing list?")).await;
+    assert_eq!(post(&app, &path, "demo-trader", &named).await.status(), 202);
+    assert_eq!(audit_actions(&app).await.iter().filter(|a| *a == "query.answered").count(), 2);
     app.stop().await;
 }
