@@ -378,6 +378,18 @@ pub enum Role {
     Operator,
 }
 
+impl Role {
+    /// The role as the region file writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Trader => "trader",
+            Role::Nsw => "nsw",
+            Role::Agency => "agency",
+            Role::Operator => "operator",
+        }
+    }
+}
+
 /// What an acknowledgment did to its delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
