@@ -706,6 +706,11 @@ impl SchemaRegistry {
         &self.types
     }
 
+    /// How the region checks party identifiers, by scheme.
+    pub fn schemes(&self) -> &IdentifierSchemes {
+        &self.schemes
+    }
+
     /// Document types and their versions, ascending, then the acknowledgment, the envelope and
     /// the versioned definitions.
     pub fn catalogue(&self) -> Vec<(String, Vec<SchemaVersion>)> {
