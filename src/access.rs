@@ -3,9 +3,13 @@
 //! | role     | submit                                   | amend, withdraw, respond to a query | acknowledge            | read consignments                      | operate (retries) |
 //! |----------|------------------------------------------|--------------------------------------|------------------------|----------------------------------------|-------------------|
 //! | trader   | only as itself: the document's submitting party is one of its `acts_for` identifiers | its own documents | no | those it submitted to, its own documents only | no |
-//! | nsw      | for traders of its own country: the submitting party's address is in its country | its own, and those of its country's traders | no | as a trader | no |
+//! | nsw      | for traders of its own country: the submitting party's identifier is of its country's scheme (its address, for an international scheme) | its own, and those of its country's traders | no | as a trader | no |
 //! | agency   | no                                       | no                                   | only deliveries routed to it | those routed to it, its own deliveries only | no |
 //! | operator | no                                       | no                                   | no                     | everything                             | yes               |
+//!
+//! A UCR of the WCO's form names its exporter (`5AR30714255831-C0781`: AR-CUIT 30714255831):
+//! only a participant acting for that party, or the NSW of its country, may use it
+//! ([`may_use_ucr`]), so no one can take the UCR another trader will declare under.
 //!
 //! A consignment a participant may not read is reported as not found, so its existence does
 //! not leak; likewise an acknowledgment about a document not routed to the agency.
@@ -13,7 +17,8 @@
 use serde_json::Value;
 
 use crate::document_types::{DocumentTypes, PartyIdentifier, SubmittingParty};
-use crate::domain::{AgencyId, CountryCode, Role};
+use crate::domain::{AgencyId, CountryCode, Role, Ucr};
+use crate::identifiers::{scheme_country, IdentifierSchemes};
 use crate::store::ConsignmentView;
 
 /// Who is asking: the authenticated participant.
@@ -37,8 +42,13 @@ pub enum Refusal {
     NotASubmitter(String),
     #[error("participant {participant} may submit only as {acts_for:?}, but the document's {party} is {found}")]
     NotYourParty { participant: String, party: String, acts_for: Vec<String>, found: String },
-    #[error("participant {participant} submits for traders of {country}, but the document's {party} is in {found}")]
+    #[error("participant {participant} submits for traders of {country}, but the document's {party} is {found}")]
     NotYourCountry { participant: String, party: String, country: String, found: String },
+    #[error(
+        "the UCR {ucr} names its exporter, {named} (the WCO form: year digit, country, the exporter's identifier, '-', \
+         reference), and participant {participant} does not act for that party: use a UCR of a party you act for"
+    )]
+    UcrOfAnotherParty { participant: String, ucr: String, named: String },
     #[error("participant {participant} may not answer for agency {agency}")]
     NotYourAgency { participant: String, agency: String },
     #[error("participant {0} is not an operator")]
@@ -61,18 +71,50 @@ pub fn may_submit(by: &Participant, party: &SubmittingParty) -> Result<(), Refus
             }),
         },
         Role::Nsw => {
-            let found = party.country.as_deref().unwrap_or("no country");
+            // The country that issued the party's identifier, whatever address the document
+            // gives it; the address only for an identifier of an international scheme.
+            let (found, how) = match party.identifier.as_ref().and_then(|i| scheme_country(&i.scheme).map(|c| (c, i))) {
+                Some((c, id)) => (Some(c), format!("a {c} party (identified by {})", id.qualified())),
+                None => match party.country.as_deref() {
+                    Some(c) => (Some(c), format!("in {c} (by its address: its identifier's scheme names no country)")),
+                    None => (None, "of no country (neither its identifier's scheme nor an address names one)".to_owned()),
+                },
+            };
             match &by.country {
-                Some(c) if c.as_str() == found => Ok(()),
+                Some(c) if Some(c.as_str()) == found => Ok(()),
                 c => Err(Refusal::NotYourCountry {
                     participant: by.id.clone(),
                     party: party.role.clone(),
                     country: c.as_ref().map_or_else(|| "no country".to_owned(), |c| c.to_string()),
-                    found: found.to_owned(),
+                    found: how,
                 }),
             }
         }
         Role::Agency | Role::Operator => Err(Refusal::NotASubmitter(by.id.clone())),
+    }
+}
+
+/// May `by` use `ucr` for a document whose submitting party is `party`? A UCR of the WCO's form
+/// ([`Ucr::wco_party`]) whose identifier is valid under a scheme of its country the region
+/// checks names that party: only the document's submitting party, a trader acting for it, or
+/// the NSW of its country may use it. Any other UCR is anyone's (the first to open it keeps it).
+pub fn may_use_ucr(by: &Participant, ucr: &Ucr, party: &SubmittingParty, schemes: &IdentifierSchemes) -> Result<(), Refusal> {
+    let Some((country, identifier)) = ucr.wco_party() else { return Ok(()) };
+    let named = schemes.parties_of(country, identifier);
+    if named.is_empty() {
+        return Ok(());
+    }
+    let submitting = party.identifier.as_ref().map(PartyIdentifier::qualified);
+    let acts_for_it = named.iter().any(|n| submitting.as_ref() == Some(n))
+        || match by.role {
+            Role::Trader => named.iter().any(|n| by.acts_for.contains(n)),
+            Role::Nsw => by.country.as_ref().is_some_and(|c| c.as_str() == country),
+            Role::Agency | Role::Operator => false,
+        };
+    if acts_for_it {
+        Ok(())
+    } else {
+        Err(Refusal::UcrOfAnotherParty { participant: by.id.clone(), ucr: ucr.to_string(), named: named.join(" or ") })
     }
 }
 

@@ -343,10 +343,28 @@ impl QuotasConfig {
         self.participants.get(id).map_or(base, |o| base.with(o))
     }
 
-    /// Each participant's quota must let it send the largest body and have its largest parsed
-    /// tree in flight (`max_body_bytes` + `max_parsed_bytes`), and must be less than the
-    /// gateway's pool (`pool_bytes`), so that no one participant can take all of it.
-    fn check(&self, participants: &[ParticipantConfig], max_body_bytes: usize, max_parsed_bytes: usize, pool_bytes: u64) -> Result<(), String> {
+    /// The table a setting of participant `id`'s quota comes from, as the region file names it:
+    /// its own when `set_by_override` (it sets that one), else `[quotas.demo]` for a demo
+    /// participant when there is one, else its role's.
+    fn source_of(&self, id: &str, role: Role, demo: bool, set_by_override: bool) -> String {
+        match (set_by_override, demo && self.demo.is_some()) {
+            (true, _) => format!("[quotas.participants.{id}]"),
+            (false, true) => "[quotas.demo]".to_owned(),
+            (false, false) => format!("[quotas.{}]", role.as_str()),
+        }
+    }
+
+    /// Each participant's quota can do something, holds one body and its parsed tree
+    /// (`max_body_bytes` + `max_parsed_bytes`), and leaves some of the gateway's write pool
+    /// (`max_concurrent_writes`) and of its bytes in flight (`pool_bytes`) to the others.
+    fn check(
+        &self,
+        participants: &[ParticipantConfig],
+        max_body_bytes: usize,
+        max_parsed_bytes: usize,
+        max_concurrent_writes: usize,
+        pool_bytes: u64,
+    ) -> Result<(), String> {
         for id in self.participants.keys() {
             if !participants.iter().any(|p| &p.id == id) {
                 return Err(format!("quotas.participants.{id}: no such participant"));
@@ -359,6 +377,22 @@ impl QuotasConfig {
                 ("cpu_millis_per_second", u64::from(q.cpu_millis_per_second))];
             if let Some((name, _)) = zero.iter().find(|(_, v)| *v == 0) {
                 return Err(format!("the quota of participant {} sets {name} to 0: it could do nothing (remove the participant instead)", p.id));
+            }
+            // The writes pool and the bytes in flight are shared by all participants (streams have
+            // no pool beyond each participant's own).
+            if q.concurrent_writes as usize >= max_concurrent_writes {
+                let overridden = self.participants.get(&p.id).is_some_and(|o| o.concurrent_writes.is_some());
+                return Err(format!(
+                    "participant {} (role {}{}) may have {} writes in progress at once (concurrent_writes in {}), and \
+                     gateway.max_concurrent_writes, the pool every participant shares, is {max_concurrent_writes}: it alone could \
+                     take every write permit, and every other participant would be answered 503 overloaded. Set its \
+                     concurrent_writes below {max_concurrent_writes} (a fraction of the pool), or raise gateway.max_concurrent_writes",
+                    p.id,
+                    p.role.as_str(),
+                    if p.demo { ", demo" } else { "" },
+                    q.concurrent_writes,
+                    self.source_of(&p.id, p.role, p.demo, overridden),
+                ));
             }
             let one_body = max_body_bytes as u64 + max_parsed_bytes as u64;
             if q.bytes_in_flight < one_body {
@@ -846,7 +880,13 @@ impl RegionConfig {
             return Err("gateway.max_json_depth must be at most 128".into());
         }
         self.kafka.security.check()?;
-        self.quotas.check(&self.participants, g.max_body_bytes.max(g.max_batch_body_bytes), g.max_json_parsed_bytes, g.max_bytes_in_flight)?;
+        self.quotas.check(
+            &self.participants,
+            g.max_body_bytes.max(g.max_batch_body_bytes),
+            g.max_json_parsed_bytes,
+            g.max_concurrent_writes,
+            g.max_bytes_in_flight,
+        )?;
         if g.max_body_bytes.saturating_add(RECORD_HEADROOM_BYTES) > self.kafka.max_message_bytes {
             return Err(format!(
                 "gateway.max_body_bytes ({}) plus {RECORD_HEADROOM_BYTES} bytes for a record's headers is above kafka.max_message_bytes ({}): \
@@ -990,6 +1030,51 @@ mod tests {
         assert!(refused.contains(&format!("at most {}", 1_000_000 - RECORD_HEADROOM_BYTES)), "{refused}");
         region.kafka.max_message_bytes = 1_048_576 + RECORD_HEADROOM_BYTES;
         assert!(region.check().is_ok(), "the headers' room is enough");
+    }
+
+    /// Issue 26, item 15: the shipped demo quota was the whole write pool (512 of 512).
+    #[test]
+    fn a_quota_that_could_take_the_whole_write_pool_is_refused_naming_the_participant_and_both_numbers() {
+        let mut region = shipped_region();
+        let pool = region.gateway.max_concurrent_writes;
+        let demo = region.quotas.demo.expect("the shipped file sets [quotas.demo]");
+        assert!((demo.concurrent_writes as usize) < pool, "the shipped demo quota leaves some of the pool to the others");
+        region.check().expect("the shipped region file agrees with itself");
+
+        region.quotas.demo = Some(super::Quota { concurrent_writes: pool as u32, ..demo });
+        let refused = region.check().unwrap_err();
+        assert!(refused.contains("participant demo-trader (role trader, demo)") && refused.contains("[quotas.demo]"), "{refused}");
+        assert!(refused.contains(&format!("may have {pool} writes")) && refused.contains(&format!("gateway.max_concurrent_writes, the pool every participant shares, is {pool}")), "{refused}");
+
+        // A role's quota, and one participant's own, are held to the same bound.
+        region.quotas.demo = None;
+        region.gateway.max_concurrent_writes = 100;
+        let refused = region.check().unwrap_err();
+        assert!(refused.contains("participant demo-nsw-ar (role nsw, demo)") && refused.contains("may have 128 writes in progress at once (concurrent_writes in [quotas.nsw])"), "{refused}");
+        region.quotas.nsw.concurrent_writes = 99;
+        region.check().expect("every quota below the pool");
+        region.quotas.participants.insert("demo-operator".into(), toml::from_str("concurrent_writes = 100").unwrap());
+        let refused = region.check().unwrap_err();
+        assert!(refused.contains("participant demo-operator (role operator, demo)") && refused.contains("[quotas.participants.demo-operator]"), "{refused}");
+    }
+
+    /// Issue 26, item 2: bytes in flight count a body's parsed tree, and all participants share a
+    /// pool of them that no one quota may equal.
+    #[test]
+    fn a_bytes_quota_must_hold_a_body_and_its_tree_and_leave_the_pool_to_others() {
+        let mut region = shipped_region();
+        region.check().expect("the shipped region file agrees with itself");
+        let demo = region.quotas.demo.expect("the shipped file sets [quotas.demo]");
+        assert!(demo.bytes_in_flight < region.gateway.max_bytes_in_flight);
+
+        region.quotas.demo = Some(super::Quota { bytes_in_flight: region.gateway.max_bytes_in_flight, ..demo });
+        let refused = region.check().unwrap_err();
+        assert!(refused.contains("participant demo-trader allows") && refused.contains("gateway.max_bytes_in_flight"), "{refused}");
+
+        region.quotas.demo = Some(super::Quota { bytes_in_flight: 20 * 1024 * 1024, ..demo });
+        let refused = region.check().unwrap_err();
+        assert!(refused.contains("its parsed tree (gateway.max_json_parsed_bytes"), "{refused}");
+        assert!(refused.contains(&format!("at least {}", 16 * 1024 * 1024 + 16 * 1024 * 1024)), "{refused}");
     }
 
     #[test]

@@ -244,6 +244,12 @@ impl DocumentTypes {
         self.types.get(document_type)?.description.as_deref()
     }
 
+    /// Whether the table of `document_type` reads an origin, and a destination, in the payload
+    /// (to be checked against the envelope's).
+    pub fn repeats_countries(&self, document_type: &str) -> (bool, bool) {
+        self.types.get(document_type).map_or((false, false), |t| (!t.origin.is_empty(), !t.destination.is_empty()))
+    }
+
     /// The described types, by name.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.types.keys().map(String::as_str)

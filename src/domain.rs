@@ -91,6 +91,18 @@ impl Ucr {
             ))
         }
     }
+
+    /// The party a UCR of the WCO's recommended form names: a year digit, the country's ISO
+    /// code, the identifier its exporter is known by there, `-`, and the exporter's own
+    /// reference (`5AR30714255831-C0781`: 2025, Argentina, CUIT 30714255831, C0781). The
+    /// country and the identifier, or `None` for a UCR of another form. Whether the identifier
+    /// is one is for the country's schemes to say (`IdentifierSchemes::parties_of`).
+    pub fn wco_party(&self) -> Option<(&str, &str)> {
+        let (head, reference) = self.0.split_once('-')?;
+        let b = head.as_bytes();
+        let form = b.len() > 3 && b[0].is_ascii_digit() && b[1].is_ascii_uppercase() && b[2].is_ascii_uppercase() && !reference.is_empty();
+        form.then(|| (&head[1..3], &head[3..]))
+    }
 }
 
 string_newtype!(
@@ -378,6 +390,18 @@ pub enum Role {
     Operator,
 }
 
+impl Role {
+    /// The role as the region file writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Trader => "trader",
+            Role::Nsw => "nsw",
+            Role::Agency => "agency",
+            Role::Operator => "operator",
+        }
+    }
+}
+
 /// What an acknowledgment did to its delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -420,6 +444,16 @@ mod tests {
         assert!(Ucr::parse("-ABC").is_err());
         assert!(Ucr::parse("abc").is_err());
         assert!(Ucr::parse("AB/../C").is_err());
+    }
+
+    #[test]
+    fn a_wco_form_ucr_names_its_country_and_exporter() {
+        let party = |s: &str| Ucr::parse(s).unwrap().wco_party().map(|(c, i)| (c.to_owned(), i.to_owned()));
+        assert_eq!(party("5AR30714255831-C0781"), Some(("AR".into(), "30714255831".into())));
+        assert_eq!(party("5BR45678912000155-V0042-2"), Some(("BR".into(), "45678912000155".into())));
+        for other in ["AUTHZ-OWN-1", "5AR30714255831", "5AR30714255831-", "5AR-C0781", "SAR30714255831-C1", "5A130714255831-C1"] {
+            assert_eq!(party(other), None, "{other}");
+        }
     }
 
     #[test]

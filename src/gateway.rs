@@ -359,8 +359,8 @@ pub struct Checked {
 }
 
 /// The checks every submission passes, shared by submission, `POST /v1/validate` and
-/// `ventanilla validate`: the schema, then (when `by` is given) whether `by` may submit it,
-/// then routing. Nothing is stored.
+/// `ventanilla validate`: the schema, then (when `by` is given) whether `by` may submit it and
+/// use its UCR, then routing. Nothing is stored.
 pub fn check_submission(
     registry: &SchemaRegistry,
     router: &Router,
@@ -371,6 +371,7 @@ pub fn check_submission(
     let valid = registry.validate_submission(body).map_err(rejection)?;
     if let Some(by) = by {
         may_submit(by, &valid.party).map_err(SubmitError::Refused)?;
+        crate::access::may_use_ucr(by, &valid.ucr, &valid.party, registry.schemes()).map_err(SubmitError::Refused)?;
     }
     let facts = valid.routing_facts();
     let routed: Vec<Route> = router

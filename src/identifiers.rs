@@ -7,6 +7,11 @@
 //! `scheme` and `value` (or `{"scheme": "<member>", "value": "<member>"}` naming other members);
 //! the gateway's validator then refuses a value its scheme's check refuses, at the value's
 //! pointer, with the rule in words. A scheme the region has no check for is taken as it is.
+//!
+//! A national scheme is named `COUNTRY-SCHEME` (`AR-CUIT`, `BR-CNPJ`, `UY-RUT`): its country
+//! ([`scheme_country`]) is the one that issued the identifier, whatever address a document gives
+//! the party. The gateway judges a party's country by it (an NSW acts for its own country's
+//! parties), and finds the party a WCO-form UCR names by the schemes of the UCR's country.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -59,6 +64,17 @@ impl IdentifierSchemes {
         }
     }
 
+    /// Every `SCHEME:VALUE` the region checks that `value` is under a scheme of `country`: the
+    /// parties a UCR of that country naming `value` may be (a CUIT is also a valid CUIL). None
+    /// when no scheme of the country has a check or none takes the value.
+    pub fn parties_of(&self, country: &str, value: &str) -> Vec<String> {
+        self.by_scheme
+            .iter()
+            .filter(|(scheme, (_, check))| scheme_country(scheme) == Some(country) && check(value).is_ok())
+            .map(|(scheme, _)| format!("{scheme}:{value}"))
+            .collect()
+    }
+
     /// The `x-identifier` keyword for the schema validator.
     pub fn keyword(self: &Arc<Self>, schema: &Value) -> Result<IdentifierKeyword, String> {
         let (scheme, value) = match schema {
@@ -88,6 +104,14 @@ impl IdentifierKeyword {
             _ => Ok(()),
         }
     }
+}
+
+/// The country that issues a scheme's identifiers: the two capitals before the `-` of a
+/// national scheme's name (`AR-CUIT` is Argentina's). `None` for an international scheme
+/// (`GLN`, `EORI`, `LEI`), whose name names no country.
+pub fn scheme_country(scheme: &str) -> Option<&str> {
+    let (country, rest) = scheme.split_once('-')?;
+    (country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase()) && !rest.is_empty()).then_some(country)
 }
 
 /// An identifier's value as text: a string, or a number written without quotes (checked as
@@ -253,8 +277,20 @@ mod tests {
         let err = schemes.check("AR-CUIT", "30-71425583-1").unwrap_err();
         assert!(err.starts_with("\"30-71425583-1\" is not a valid AR-CUIT identifier: a CUIT is 11 digits"), "{err}");
         assert!(schemes.check("UY-CI", "anything").is_ok(), "a scheme without a check is taken as it is");
+        assert_eq!(schemes.parties_of("AR", "30714255831"), ["AR-CUIL:30714255831", "AR-CUIT:30714255831"]);
+        assert!(schemes.parties_of("AR", "30714255832").is_empty(), "a wrong check digit names nobody");
+        assert!(schemes.parties_of("BR", "30714255831").is_empty(), "no scheme of BR is configured here");
         let bad: BTreeMap<String, crate::config::IdentifierSchemeConfig> = toml::from_str("[CL-RUT]\ncheck = \"cl-rut\"").unwrap();
         let err = IdentifierSchemes::new(&bad).unwrap_err();
         assert!(err.contains("[identifier_schemes.CL-RUT]") && err.contains("ar-cuit, br-cnpj, br-cpf, uy-rut"), "{err}");
+    }
+
+    #[test]
+    fn a_national_scheme_names_its_country() {
+        assert_eq!(scheme_country("AR-CUIT"), Some("AR"));
+        assert_eq!(scheme_country("UY-CI"), Some("UY"));
+        for international in ["GLN", "EORI", "GS1-GLN", "ar-cuit", "AR-", "A-CUIT"] {
+            assert_eq!(scheme_country(international), None, "{international}");
+        }
     }
 }

@@ -95,16 +95,24 @@ enum Command {
 #[derive(Subcommand)]
 enum ReceiptCommand {
     /// Checks a receipt (JSON file): its signature by one of the keys, and its members the ones
-    /// signed; exit 1 when it does not verify.
+    /// signed; with --document, that its `bodySha256` is that document's. Exit 1 when it does
+    /// not verify, 2 when it cannot check (no keys where they were looked for). Never writes.
     Verify {
         /// The receipt, as the gateway answered it.
         file: PathBuf,
         /// The gateway's public keys: a saved `/.well-known/jwks.json` (wins over --keys-dir).
         #[arg(long)]
         jwks: Option<PathBuf>,
-        /// The gateway's keys directory (`gateway.receipt_keys_dir`; by default `<data dir>/receipt-keys`).
+        /// The gateway's keys directory (`gateway.receipt_keys_dir`; by default `<data dir>/receipt-keys`),
+        /// only read: a missing or empty one is an error.
         #[arg(long, env = "VENTANILLA_RECEIPT_KEYS", default_value = "./data/receipt-keys")]
         keys_dir: PathBuf,
+        /// The document the receipt is for: the envelope as submitted (for an amendment, its
+        /// `document`; for a batch, the item). Its SHA-256 in the gateway's canonical form (JSON
+        /// without whitespace, members sorted by name; see `src/receipts.rs`) must be `bodySha256`,
+        /// however the file is formatted.
+        #[arg(long)]
+        document: Option<PathBuf>,
     },
     /// Makes a new signing key in the keys directory; prints its id.
     RotateKey {
@@ -379,28 +387,43 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Receipt { action: ReceiptCommand::RotateKey { keys_dir } } => {
             println!("{}", ventanilla::receipts::rotate(&keys_dir)?);
         }
-        Command::Receipt { action: ReceiptCommand::Verify { file, jwks, keys_dir } } => {
+        Command::Receipt { action: ReceiptCommand::Verify { file, jwks, keys_dir, document } } => {
+            let bytes = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
             let read = |p: &std::path::Path| -> Result<serde_json::Value, Box<dyn std::error::Error>> {
-                let text = std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-                Ok(serde_json::from_slice(&text).map_err(|e| format!("{} is not JSON: {e}", p.display()))?)
+                Ok(serde_json::from_slice(&bytes(p)?).map_err(|e| format!("{} is not JSON: {e}", p.display()))?)
             };
             let receipt = read(&file)?;
+            // Read, never written: a check that found no keys says where it looked.
             let jwks = match jwks {
                 Some(path) => read(&path)?,
-                None => {
-                    if !keys_dir.is_dir() {
-                        return Err(format!("no keys directory at {}: give --keys-dir or --jwks", keys_dir.display()).into());
-                    }
-                    ventanilla::receipts::ReceiptKeys::load_or_create(&keys_dir)?.jwks()
-                }
+                None => ventanilla::receipts::ReceiptKeys::published(&keys_dir)?,
+            };
+            let document_hash = match &document {
+                Some(path) => Some(
+                    ventanilla::receipts::document_sha256(&bytes(path)?)
+                        .map_err(|e| format!("{} is not a JSON document: {e}", path.display()))?,
+                ),
+                None => None,
             };
             let signed = ventanilla::receipts::verify(&receipt, &jwks).map_err(|e| Verdict(format!("{}: {e}", file.display())))?;
+            let body_sha256 = signed["bodySha256"].as_str().unwrap_or("?");
+            if let (Some(path), Some(hash)) = (&document, &document_hash) {
+                if hash != body_sha256 {
+                    return Err(Verdict(format!(
+                        "{}: the receipt is signed, but for another document: its bodySha256 is {body_sha256}, and {} hashes to {hash} \
+                         (the SHA-256 of the envelope as JSON without whitespace, members sorted by name)",
+                        file.display(),
+                        path.display()
+                    ))
+                    .into());
+                }
+            }
             println!(
-                "receipt verified: document {} of {} accepted at {}, body sha256 {}",
+                "receipt verified: document {} of {} accepted at {}, body sha256 {body_sha256}{}",
                 signed["documentId"].as_str().unwrap_or("?"),
                 signed["ucr"].as_str().unwrap_or("?"),
                 signed["submittedAt"].as_str().unwrap_or("?"),
-                signed["bodySha256"].as_str().unwrap_or("?")
+                document.map(|p| format!(", which is that of {}", p.display())).unwrap_or_default()
             );
         }
         Command::Validate { config, as_participant, files } => validate(config, as_participant, files)?,

@@ -8,7 +8,17 @@
 //! greatest `kid` signs; every key of the directory is published at `/.well-known/jwks.json`,
 //! so receipts signed before a rotation still verify. A gateway that finds no key makes one.
 //! `ventanilla receipt rotate-key` adds a newer one (taken at the next start);
-//! `ventanilla receipt verify FILE` checks a receipt offline.
+//! `ventanilla receipt verify FILE` checks a receipt offline: it only reads the directory
+//! ([`ReceiptKeys::published`]), and an empty or missing one is an error, never a new key.
+//!
+//! **`bodySha256`** is the SHA-256 of the document as the gateway read it ([`document_sha256`]):
+//! the submission envelope (the body of `POST /v1/documents`, one item of a batch, the
+//! `document` of an amendment) parsed as JSON and written back in one canonical form, so the
+//! same document hashes the same however it was formatted. That form: UTF-8, no whitespace
+//! between tokens, every object's members sorted by name (by bytes); in strings, `"`, `\` and
+//! control characters escaped (`\n`, `\u001f`) and every other character as itself; an integer
+//! that fits in 64 bits as its digits, any other number as the shortest decimal that reads back
+//! as the same double (`2.50` is `2.5`, `1e2` is `100.0`). `verify --document FILE` computes it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,6 +39,11 @@ pub enum ReceiptKeyError {
     BadKey { path: PathBuf },
     #[error("a new Ed25519 key could not be made")]
     Generate,
+    #[error(
+        "no receipt keys in {dir}: a gateway's keys are <kid>.pk8 files in its gateway.receipt_keys_dir (by default \
+         <data dir>/receipt-keys); give that directory with --keys-dir, or the gateway's saved /.well-known/jwks.json with --jwks"
+    )]
+    NoKeys { dir: PathBuf },
 }
 
 /// One public key, as published.
@@ -115,6 +130,21 @@ impl ReceiptKeys {
         Ok(ReceiptKeys { signing, public, dir: dir.to_owned() })
     }
 
+    /// The public keys of `dir` as a JSON Web Key Set, read and never written: a directory
+    /// that is missing, or holds no key, is [`ReceiptKeyError::NoKeys`]; a key that cannot be
+    /// read is an error naming its file.
+    pub fn published(dir: &Path) -> Result<Value, ReceiptKeyError> {
+        let files = key_files(dir)?;
+        if files.is_empty() {
+            return Err(ReceiptKeyError::NoKeys { dir: dir.to_owned() });
+        }
+        let public = files
+            .iter()
+            .map(|path| read_key(path).map(|(kid, pair)| PublicKey { kid, key: pair.public_key().as_ref().to_vec() }))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(jwks_of(&public))
+    }
+
     /// The public keys as a JSON Web Key Set, every key in the directory now (those of this
     /// gateway's start when it cannot be read).
     pub fn current_jwks(&self) -> Value {
@@ -169,6 +199,15 @@ pub fn seal(keys: &ReceiptKeys, mut receipt: Value) -> Value {
     let signature = keys.sign(&receipt.to_string());
     receipt["signature"] = Value::String(signature);
     receipt
+}
+
+/// `bodySha256` of a document file: the SHA-256 of the submission envelope in its canonical
+/// form (this module's notes), as [`crate::gateway::body_sha256`] computes it on submission.
+/// The file is parsed as submissions are (a duplicated key is an error).
+pub fn document_sha256(bytes: &[u8]) -> Result<String, serde_json::Error> {
+    let document = crate::json::parse_strict(bytes)?;
+    let payload = document.get("payload").unwrap_or(&Value::Null).to_string();
+    Ok(crate::gateway::body_sha256(&document, &payload))
 }
 
 /// Why a receipt does not verify.
@@ -256,5 +295,28 @@ mod tests {
         let current = keys.current_jwks();
         assert_eq!(current["keys"].as_array().unwrap().len(), 3);
         assert!(current["keys"].as_array().unwrap().iter().any(|k| k["kid"] == added));
+        assert_eq!(ReceiptKeys::published(dir.path()).unwrap(), current, "read without a gateway");
+    }
+
+    #[test]
+    fn reading_the_published_keys_never_makes_one() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(ReceiptKeys::published(dir.path()), Err(ReceiptKeyError::NoKeys { .. })));
+        assert!(matches!(ReceiptKeys::published(&dir.path().join("missing")), Err(ReceiptKeyError::NoKeys { .. })));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing was written");
+        std::fs::write(dir.path().join("broken.pk8"), b"not a key").unwrap();
+        assert!(matches!(ReceiptKeys::published(dir.path()), Err(ReceiptKeyError::BadKey { .. })));
+    }
+
+    #[test]
+    fn a_document_hashes_the_same_however_it_is_formatted() {
+        let compact = br#"{"ucr":"U-1","payload":{"b":[1,2.5,"\u00e9\u001F\/",1e2],"a":true},"documentType":"x"}"#;
+        let pretty = "{\n  \"documentType\": \"x\",\n  \"payload\": { \"a\": true, \"b\": [1, 2.50, \"é\\u001f/\", 100.0] },\n  \"ucr\": \"U-1\"\n}\n";
+        // As the module's notes describe it.
+        let canonical = r#"{"documentType":"x","payload":{"a":true,"b":[1,2.5,"é\u001f/",100.0]},"ucr":"U-1"}"#;
+        let expected = crate::gateway::sha256_hex(canonical.as_bytes());
+        assert_eq!(document_sha256(compact).unwrap(), expected);
+        assert_eq!(document_sha256(pretty.as_bytes()).unwrap(), expected);
+        assert!(document_sha256(br#"{"ucr":"A","ucr":"B"}"#).is_err(), "a duplicated key, as a submission");
     }
 }

@@ -5,7 +5,7 @@
 use std::ops::RangeInclusive;
 
 
-use crate::config::{RegionConfig, RouteTarget};
+use crate::config::{RegionConfig, RouteConfig, RouteTarget};
 use crate::domain::{AgencyId, CountryCode, DocumentType};
 
 /// The facts about a document that rules look at: the envelope's, and what its type's table
@@ -42,6 +42,17 @@ pub fn parse_chapters(s: &str) -> Result<RangeInclusive<u8>, String> {
         }
         None => chapter(s).map(|c| c..=c),
     }
+}
+
+/// The first of `routes` that sends a `document_type` by its origin country, and the first by
+/// its destination (as its target's country, or a condition on it): their names. A type whose
+/// payload does not repeat a country read here is routed by its envelope's word alone.
+pub fn routed_by_country<'a>(routes: &'a [RouteConfig], document_type: &str) -> (Option<&'a str>, Option<&'a str>) {
+    let applies = |r: &&RouteConfig| r.document_types.is_empty() || r.document_types.iter().any(|t| t.as_str() == document_type);
+    let to = |r: &RouteConfig, which: &str| matches!(&r.to, RouteTarget::Kind { country, .. } if country == which);
+    let origin = routes.iter().filter(applies).find(|r| to(r, "origin") || !r.origins.is_empty());
+    let destination = routes.iter().filter(applies).find(|r| to(r, "destination") || !r.destinations.is_empty());
+    (origin.map(|r| r.name.as_str()), destination.map(|r| r.name.as_str()))
 }
 
 #[derive(Debug, Clone)]

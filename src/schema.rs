@@ -156,7 +156,7 @@ pub struct SchemaRegistry {
     types: DocumentTypes,
     /// How to check party identifiers, by scheme.
     schemes: Arc<IdentifierSchemes>,
-    /// Keywords no draft defines, one line each (logged at start).
+    /// What the operator should know of the schemas and the region's tables, one line each (logged at start).
     warnings: Vec<String>,
 }
 
@@ -674,10 +674,29 @@ impl SchemaRegistry {
                 }
             }
         }
-        Self::load(dir, types, schemes)
+        // A type routed by a country its payload never states is routed by the envelope's word
+        // alone: a document saying another destination would reach the wrong agencies.
+        let mut unchecked = Vec::new();
+        for name in types.names() {
+            let (by_origin, by_destination) = crate::routing::routed_by_country(&region.routes, name);
+            let (origin, destination) = types.repeats_countries(name);
+            for (setting, route, read) in [("origin", by_origin, origin), ("destination", by_destination, destination)] {
+                if let (Some(route), false) = (route, read) {
+                    unchecked.push(format!(
+                        "[document_types.{name}] names no `{setting}` pointer, and route {route:?} sends it by its {setting}: \
+                         the envelope's {setting} is taken as given, never checked against the document. Add \
+                         {setting} = \"<JSON pointer>\" where the payload states that country"
+                    ));
+                }
+            }
+        }
+        let mut registry = Self::load(dir, types, schemes)?;
+        registry.warnings.extend(unchecked);
+        Ok(registry)
     }
 
-    /// Keywords no draft defines, one line each.
+    /// What the operator should know of the schemas and the region's tables (keywords no draft
+    /// defines, folders nothing describes, countries routed on the envelope's word), one line each.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
@@ -685,6 +704,11 @@ impl SchemaRegistry {
     /// How the region reads each document type.
     pub fn types(&self) -> &DocumentTypes {
         &self.types
+    }
+
+    /// How the region checks party identifiers, by scheme.
+    pub fn schemes(&self) -> &IdentifierSchemes {
+        &self.schemes
     }
 
     /// Document types and their versions, ascending, then the acknowledgment, the envelope and

@@ -25,6 +25,7 @@ pub enum Code {
     InvalidIdempotencyKey,
     DuplicateConflict,
     UcrTaken,
+    UcrNotYours,
     InvalidAcknowledgment,
     UnknownDocument,
     InvalidRequest,
@@ -51,7 +52,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, for the API description.
-    pub const ALL: [Code; 35] = [
+    pub const ALL: [Code; 36] = [
         Code::MalformedJson,
         Code::InvalidCursor,
         Code::InvalidQuery,
@@ -65,6 +66,7 @@ impl Code {
         Code::InvalidIdempotencyKey,
         Code::DuplicateConflict,
         Code::UcrTaken,
+        Code::UcrNotYours,
         Code::InvalidAcknowledgment,
         Code::UnknownDocument,
         Code::InvalidRequest,
@@ -104,6 +106,7 @@ impl Code {
             Code::InvalidIdempotencyKey => "invalid-idempotency-key",
             Code::DuplicateConflict => "duplicate-conflict",
             Code::UcrTaken => "ucr-taken",
+            Code::UcrNotYours => "ucr-not-yours",
             Code::InvalidAcknowledgment => "invalid-acknowledgment",
             Code::UnknownDocument => "unknown-document",
             Code::InvalidRequest => "invalid-request",
@@ -156,7 +159,7 @@ impl Code {
             | Code::InvalidWebhook => StatusCode::UNPROCESSABLE_ENTITY,
             Code::UnknownDocument | Code::NotFound => StatusCode::NOT_FOUND,
             Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Code::Forbidden => StatusCode::FORBIDDEN,
+            Code::Forbidden | Code::UcrNotYours => StatusCode::FORBIDDEN,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Code::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
@@ -180,6 +183,7 @@ impl Code {
             Code::InvalidIdempotencyKey => "Invalid Idempotency-Key header",
             Code::DuplicateConflict => "Conflicts with a document already accepted",
             Code::UcrTaken => "The UCR belongs to another participant's consignment",
+            Code::UcrNotYours => "The UCR names a party you do not act for",
             Code::InvalidAcknowledgment => "The acknowledgment does not conform to its schema",
             Code::UnknownDocument => "Unknown document",
             Code::InvalidRequest => "The request's members are not what this endpoint takes",
@@ -346,6 +350,7 @@ impl From<SubmitError> for ApiError {
             )
             .with(json!({ "knownVersions": known })),
             SubmitError::Unroutable { .. } => ApiError::new(Code::Unroutable, format!("{e}; check origin and destination")),
+            SubmitError::Refused(crate::access::Refusal::UcrOfAnotherParty { .. }) => ApiError::new(Code::UcrNotYours, e.to_string()),
             SubmitError::Refused(_) => ApiError::new(Code::Forbidden, e.to_string()),
             SubmitError::Conflict { document, .. } => {
                 ApiError::new(Code::DuplicateConflict, e.to_string()).with(json!({ "documentId": document }))

@@ -201,3 +201,85 @@ async fn every_role_on_every_endpoint_own_and_foreign() {
     assert_eq!(app.get(&format!("/v1/consignments/{nsw_ucr}"), Some("demo-nsw-ar")).await.status(), 200);
     assert_eq!(app.get(&format!("/v1/consignments/{nsw_ucr}"), Some("demo-trader")).await.status(), 404);
 }
+
+/// Issue 26, item 6: a UCR of the WCO form names its exporter (`5AR30714255831-...`: AR-CUIT
+/// 30714255831). Another trader may not take it, even for a document of its own, so the
+/// exporter's declaration is not then refused as `ucr-taken`; those acting for the exporter,
+/// and the NSW of its country, may use it. UCRs of other forms, and WCO-form ones whose
+/// identifier is none of the country's schemes', are anyone's, as before.
+#[tokio::test]
+async fn a_ucr_naming_an_exporter_is_used_only_by_those_acting_for_it() {
+    let app = spawn_app().await;
+    let run = uuid::Uuid::now_v7().simple().to_string().to_uppercase();
+    let exporters = format!("5AR30714255831-{}", &run[20..]);
+    // The exporter's own declaration (its declarant AR-CUIT:30714255831, demo-trader's client) ...
+    let declaration = |ucr: &str| {
+        let mut d = example("customsDeclaration/valid/export-beef-road-AR-BR.json");
+        d["ucr"] = json!(ucr);
+        d
+    };
+    // ... and demo-trader-2's, declared by the party it acts for.
+    let of_trader_2 = |ucr: &str| {
+        let mut d = declaration(ucr);
+        d["payload"]["declarant"]["identifier"]["value"] = json!("20111111112");
+        d
+    };
+
+    for path in ["/v1/validate", "/v1/documents"] {
+        let before = state(&app);
+        let r = app.post_json(path, Some("demo-trader-2"), &of_trader_2(&exporters).to_string()).await;
+        let problem = crate::helpers::assert_problem(r, 403, "ucr-not-yours").await;
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains(&exporters) && detail.contains("AR-CUIT:30714255831") && detail.contains("demo-trader-2"), "{detail}");
+        assert_eq!(state(&app), before, "{path}: refused, nothing changed");
+    }
+    // A batch item is refused alike.
+    let r = app.post_json("/v1/documents:batch", Some("demo-trader-2"), &json!([of_trader_2(&exporters)]).to_string()).await;
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["results"][0]["status"], 403, "{answer}");
+    assert_eq!(answer["results"][0]["problem"]["code"], "ucr-not-yours", "{answer}");
+
+    // The UCR is still the exporter's to open.
+    let r = app.submit(&declaration(&exporters)).await;
+    assert_eq!(r.status(), 202, "the exporter's declaration: {}", r.text().await.unwrap());
+    // The NSW of the exporter's country may use its UCRs.
+    let r = app.post_json("/v1/documents", Some("demo-nsw-ar"), &declaration(&format!("5AR30714255831-N{}", &run[20..])).to_string()).await;
+    assert_eq!(r.status(), 202, "the NSW of AR: {}", r.text().await.unwrap());
+
+    // demo-trader-2's own UCR, one naming no valid identifier (a wrong check digit), and one of
+    // another form, it may use.
+    for ucr in [format!("5AR20111111112-{}", &run[20..]), format!("5AR30714255832-{}", &run[20..]), format!("AUTHZ-T2-{}", &run[20..])] {
+        let r = app.post_json("/v1/documents", Some("demo-trader-2"), &of_trader_2(&ucr).to_string()).await;
+        assert_eq!(r.status(), 202, "{ucr}: {}", r.text().await.unwrap());
+    }
+}
+
+/// Issue 26, item 13: a national single window acts for its own country's parties, judged by
+/// the country of their identifier's scheme, not by the address the document gives them: a
+/// company identified by a Brazilian CNPJ with an Argentine address is Brazil's.
+#[tokio::test]
+async fn an_nsw_acts_for_parties_of_its_countrys_schemes_whatever_their_address() {
+    let app = spawn_app().await;
+    let run = uuid::Uuid::now_v7().simple().to_string().to_uppercase();
+    let mut foreign = example("customsDeclaration/valid/export-beef-road-AR-BR.json");
+    foreign["ucr"] = json!(format!("AUTHZ-NSW-{}", &run[20..]));
+    foreign["payload"]["declarant"]["identifier"] = json!({"scheme": "BR-CNPJ", "value": "45678912000155"});
+    assert_eq!(foreign["payload"]["declarant"]["address"]["country"], "AR", "the address says Argentina");
+
+    for path in ["/v1/validate", "/v1/documents"] {
+        let before = state(&app);
+        let r = app.post_json(path, Some("demo-nsw-ar"), &foreign.to_string()).await;
+        let problem = crate::helpers::assert_problem(r, 403, "forbidden").await;
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains("traders of AR") && detail.contains("a BR party (identified by BR-CNPJ:45678912000155)"), "{detail}");
+        assert_eq!(state(&app), before, "{path}: refused, nothing changed");
+    }
+    // Brazil's NSW may submit it: the declarant is a Brazilian company.
+    let r = app.post_json("/v1/documents", Some("demo-nsw-br"), &foreign.to_string()).await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    // The country's own traders are still its NSW's.
+    let mut own = example("customsDeclaration/valid/export-beef-road-AR-BR.json");
+    own["ucr"] = json!(format!("AUTHZ-NSW-AR-{}", &run[20..]));
+    let r = app.post_json("/v1/documents", Some("demo-nsw-ar"), &own.to_string()).await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+}

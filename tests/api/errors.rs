@@ -74,7 +74,10 @@ async fn an_unknown_schema_version_is_422_naming_the_known_ones() {
 async fn a_destination_without_agencies_is_422_unroutable() {
     let app = spawn_app().await;
     let mut body = example("commercialInvoice/valid/beef-road-AR-BR.json");
+    // A document bound for Chile, envelope and payload alike (the payload's destination must be
+    // the envelope's).
     body["destination"] = json!("CL");
+    body["payload"]["destinationCountry"] = json!("CL");
     assert_problem(app.submit(&body).await, 422, "unroutable").await;
 }
 

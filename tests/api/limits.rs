@@ -107,3 +107,28 @@ async fn a_topic_that_takes_smaller_records_than_the_gateway_publishes_is_refuse
     assert!(refused.contains("max.message.bytes") && refused.contains("kafka.max_message_bytes (1064960)"), "{refused}");
     assert!(refused.contains("1048588"), "names what the topic takes: {refused}");
 }
+
+/// Issue 26, item 15: the write pool (`gateway.max_concurrent_writes`) is shared by every
+/// participant, so no participant's quota may reach it: one participant could then take every
+/// permit and leave the others `503 overloaded`. The shipped demo quota stays below it, and a
+/// region file that gives one participant the whole pool does not start, saying who and both
+/// numbers.
+#[test]
+fn a_participant_quota_that_could_take_the_whole_write_pool_stops_the_start() {
+    let region = crate::helpers::shipped_region();
+    let pool = region.gateway.max_concurrent_writes;
+    for p in &region.participants {
+        let quota = region.quotas.of(&p.id, p.role, p.demo);
+        assert!((quota.concurrent_writes as usize) < pool, "{}: {} of a pool of {pool}", p.id, quota.concurrent_writes);
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(crate::helpers::repo().join("config/ventanilla.toml")).unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("ventanilla.toml"), format!("{text}\n[quotas.participants.demo-trader-2]\nconcurrent_writes = {pool}\n")).unwrap();
+    let load = ventanilla::config::Settings::load(config, "127.0.0.1:0".parse().unwrap(), dir.path().join("data"), None, None, None);
+    let refused = load.expect_err("a quota of the whole pool stops the start").to_string();
+    assert!(refused.contains("participant demo-trader-2 (role trader, demo)") && refused.contains("[quotas.participants.demo-trader-2]"), "{refused}");
+    assert!(refused.contains(&format!("may have {pool} writes in progress at once")) && refused.contains(&format!("gateway.max_concurrent_writes, the pool every participant shares, is {pool}")), "{refused}");
+}

@@ -67,3 +67,46 @@ async fn receipts_are_signed_and_verified_by_an_independent_library_and_offline(
     assert!(!python.status.success(), "PyJWT also refuses the changed receipt");
     app.stop().await;
 }
+
+/// Issue 26, item 12: `receipt verify` is a check, and a check never writes: a keys directory
+/// that is empty or missing is an error saying where the keys were expected (exit 2), and no
+/// key appears there for gateways to sign with later. With `--document` it checks the file's
+/// SHA-256, in the gateway's canonical form, against the signed `bodySha256`.
+#[tokio::test]
+async fn receipt_verify_only_reads_keys_and_checks_the_document_it_is_for() {
+    let app = spawn_app_with(None).await;
+    let path = repo().join("examples/customsDeclaration/valid/import-cars-sea-BR-UY.json");
+    let receipt: Value = app.submit(&serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()).await.json().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let receipt_file = dir.path().join("receipt.json");
+    std::fs::write(&receipt_file, receipt.to_string()).unwrap();
+    let verify = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla")).args(["receipt", "verify"]).arg(&receipt_file).args(args).output().unwrap()
+    };
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let missing = dir.path().join("missing");
+    for keys in [&empty, &missing] {
+        let out = verify(&["--keys-dir".as_ref(), keys.as_os_str()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(&format!("no receipt keys in {}", keys.display())) && stderr.contains("--jwks"), "{stderr}");
+    }
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0, "no key was made in the empty directory");
+    assert!(!missing.exists(), "nor the missing one made");
+
+    // The document as submitted, as the example file is formatted (indented, its members in
+    // their own order): its hash is the receipt's. Another document's is not.
+    let keys_dir = app.data.path().join("receipt-keys");
+    let keys = keys_dir.as_os_str();
+    let out = verify(&["--keys-dir".as_ref(), keys, "--document".as_ref(), path.as_os_str()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("body sha256 {}, which is that of {}", receipt["bodySha256"].as_str().unwrap(), path.display())), "{stdout}");
+    let other = repo().join("examples/customsDeclaration/valid/export-beef-road-AR-BR.json");
+    let out = verify(&["--keys-dir".as_ref(), keys, "--document".as_ref(), other.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("signed, but for another document") && stderr.contains(receipt["bodySha256"].as_str().unwrap()), "{stderr}");
+}

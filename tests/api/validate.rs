@@ -147,3 +147,72 @@ fn a_cli_error_is_told_once() {
     assert!(lines[0].starts_with("ventanilla: cannot read the configuration file /nonexistent-region/ventanilla.toml"), "{stderr}");
     assert_eq!(lines[0].matches("os error 2").count(), 1, "{stderr}");
 }
+
+/// Issue 26, item 9: where a built-in type's payload states the consignment's origin or
+/// destination, the envelope's must be the same (routing reads the envelope): a declaration
+/// saying `destinationCountry: BR` sent with envelope destination `UY` is refused at the
+/// payload's pointer, not routed to Uruguay. Types the routes send by a country their payload
+/// never states are named at start.
+#[test]
+fn the_envelopes_countries_must_be_those_the_payload_states() {
+    // (type, envelope member, where its payload states it)
+    const STATED: [(&str, &str, &str); 9] = [
+        ("customsDeclaration", "origin", "/exportCountry"),
+        ("customsDeclaration", "destination", "/destinationCountry"),
+        ("spsCertificate", "origin", "/exportCountry"),
+        ("spsCertificate", "destination", "/importCountry"),
+        ("certificateOfOrigin", "origin", "/exportCountry"),
+        ("certificateOfOrigin", "destination", "/importCountry"),
+        ("commercialInvoice", "origin", "/exportCountry"),
+        ("commercialInvoice", "destination", "/destinationCountry"),
+        ("ecommerceShipment", "destination", "/consignee/address/country"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut cases = Vec::new();
+    for file in examples("valid") {
+        let body: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        for (_, member, pointer) in STATED.iter().filter(|(t, _, _)| body["documentType"] == *t) {
+            // The region's third country: neither the origin nor the destination.
+            let elsewhere = ["AR", "BR", "UY"].into_iter().find(|c| body["origin"] != *c && body["destination"] != *c).unwrap();
+            assert_eq!(body[*member], body["payload"].pointer(pointer).unwrap().clone(), "{}: the example agrees", file.display());
+            let mut changed = body.clone();
+            changed[*member] = json!(elsewhere);
+            let path = dir.path().join(format!("{}-{member}.json", file.file_stem().unwrap().to_string_lossy()));
+            std::fs::write(&path, changed.to_string()).unwrap();
+            cases.push((path, format!("/payload{pointer}")));
+        }
+    }
+    assert!(cases.iter().any(|(p, at)| p.ends_with("export-beef-road-AR-BR-destination.json") && at == "/payload/destinationCountry"));
+    assert_eq!(cases.len(), 40, "every valid example of the types that state a country");
+    let files: Vec<PathBuf> = cases.iter().map(|(p, _)| p.clone()).collect();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
+        .arg("validate").arg("--config").arg(repo().join("config")).args(["--as", "demo-trader"])
+        .args(&files)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    for ((file, at), line) in cases.iter().zip(stdout.lines()) {
+        let problem: Value = serde_json::from_str(line.split_once(": refused ").unwrap_or_else(|| panic!("{} passed: {line}", file.display())).1).unwrap();
+        assert_eq!(problem["code"], "invalid-document", "{line}");
+        let errors = problem["errors"].as_array().unwrap();
+        assert_eq!(errors.len(), 1, "{line}");
+        assert_eq!((errors[0]["pointer"].as_str(), errors[0]["keyword"].as_str()), (Some(at.as_str()), Some("const")), "{line}");
+    }
+
+    // At start: the types the routes send by their destination and whose payload states none.
+    let warned: Vec<&str> = stderr.lines().filter(|l| l.contains("names no `")).collect();
+    assert_eq!(warned.len(), 2, "{stderr}");
+    for t in ["packingList", "borderCrossingNotice"] {
+        assert!(warned.iter().any(|w| w.contains(&format!("[document_types.{t}] names no `destination` pointer"))), "{stderr}");
+    }
+    // And a type routed by its origin without an origin pointer is named with the route.
+    let mut region = crate::helpers::shipped_region();
+    region.document_types.get_mut("customsDeclaration").unwrap().origin.clear();
+    let registry = ventanilla::schema::SchemaRegistry::of_region(&repo().join("schemas"), &region).unwrap();
+    let warnings = registry.warnings().join("\n");
+    assert!(
+        warnings.contains("[document_types.customsDeclaration] names no `origin` pointer, and route \"declarations also go to the customs of the origin"),
+        "{warnings}"
+    );
+}

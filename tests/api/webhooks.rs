@@ -121,9 +121,10 @@ async fn status_changes_are_posted_signed_in_order_and_retried_until_taken() {
         assert_eq!(r.status(), 200);
     }
     app.wait_for_state(&ucr, "refused").await;
-    // Another trader's consignment, which must not reach this webhook.
+    // Another trader's consignment, which must not reach this webhook (under a UCR of its own
+    // seller's: the example's names demo-trader's client).
     let mut other = example("commercialInvoice/valid/cars-sea-BR-UY.json");
-    other["ucr"] = json!(format!("{ucr}-X"));
+    other["ucr"] = json!("5AR20111111112-V0042");
     other["payload"]["seller"]["identifier"] = json!({"scheme": "AR-CUIT", "value": "20111111112"});
     let r = app.post_json("/v1/documents", Some("demo-trader-2"), &other.to_string()).await;
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
