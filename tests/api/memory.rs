@@ -64,8 +64,17 @@ async fn a_body_of_many_small_values_is_refused_before_it_is_built() {
 async fn hostile_bodies_within_every_quota_keep_the_gateway_under_500_mb() {
     let data = tempfile::tempdir().unwrap();
     let prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
-    let (mut child, address, _log) = spawn_binary(data.path(), &prefix, &test_brokers());
+    let (child, address, _log) = spawn_binary(data.path(), &prefix, &test_brokers());
     let pid = child.id();
+    // Stopped however the test ends.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _gateway = Stop(child);
     let before = status_kb(pid, "VmRSS:");
 
     // Just under each bound: 2 arrays of 10,000 `{"":0}`, about 14 MB of tree from 140 KB.
@@ -107,7 +116,5 @@ async fn hostile_bodies_within_every_quota_keep_the_gateway_under_500_mb() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = status_kb(pid, "VmRSS:");
     eprintln!("gateway RSS: {before} kB at start, peak {peak} kB, {after} kB 3 s after the burst");
-    let _ = child.kill();
-    let _ = child.wait();
     assert!(after < before + 100 * 1024, "RSS after the burst {after} kB, at start {before} kB: memory was not handed back");
 }
