@@ -13,9 +13,12 @@
 //! CloudEvents id is that place, so a refusal told twice (after a crash) reads as one. The
 //! offset moves on only once the refusal is in the audit log and told (or given up on, below).
 //!
-//! **No record holds up the exchange.** Each agency's ack topic has a consumer of its own, so a
-//! record one agency's topic cannot get past (its answer waiting for the store) holds up that
-//! agency alone. A refusal notice always fits in a record: what it echoes of the refused record
+//! **No record holds up the exchange.** Each agency's ack topic has a consumer of its own, in a
+//! consumer group of its own (`<kafka.consumer_group>.<agency>`, the gateways of a region sharing
+//! it), so a record one agency's topic cannot get past (its answer waiting for the store) holds
+//! up that agency alone, not even through a rebalance of a group it shares. A gateway upgraded
+//! from one group for all agencies carries each topic's committed offsets over to its agency's
+//! group at the first start ([`consumers`]), so no answer is applied twice. A refusal notice always fits in a record: what it echoes of the refused record
 //! (its key, the problem's detail and violations) is cut to [`MAX_NOTICE_BYTES`], and the notice
 //! says what was cut. A notice the broker still will not take is tried [`NOTICE_ATTEMPTS`] times,
 //! then sent without its echo to the dead-letter topic (or, if even that fails, only audited),
@@ -62,25 +65,79 @@ impl ConsumerContext for AckContext {
 /// The gateway's ack consumer.
 pub type AckConsumer = StreamConsumer<AckContext>;
 
-/// Creates one consumer per agency's ack topic, all in the gateway's group: each topic is read
-/// on its own, so no record of one agency's topic can hold up another agency's answers.
-pub fn consumers(
-    brokers: &str,
-    security: &crate::config::KafkaSecurity,
-    group: &str,
-    topics: &[String],
-) -> Result<Vec<AckConsumer>, BrokerError> {
-    topics.iter().map(|topic| consumer(brokers, security, group, std::slice::from_ref(topic))).collect()
+/// The consumer group of `agency`'s ack topic: the gateway's group, then the agency.
+pub fn group_of(group: &str, agency: &str) -> String {
+    format!("{group}.{agency}")
 }
 
-/// Creates a consumer of `topics` in the gateway's group.
-fn consumer(
+/// Creates one consumer per agency's ack topic (`(agency, topic)`), each in its agency's group
+/// ([`group_of`]): each topic is read on its own, so no record of one agency's topic can hold up
+/// another agency's answers. A group with no committed offset yet starts where the gateway's
+/// former shared group (`group`) had got to on its topic, when it had.
+pub async fn consumers(
     brokers: &str,
     security: &crate::config::KafkaSecurity,
     group: &str,
-    topics: &[String],
-) -> Result<AckConsumer, BrokerError> {
-    let c: AckConsumer = base_config(brokers, security)
+    topics: &[(String, String)],
+) -> Result<Vec<AckConsumer>, BrokerError> {
+    let mut out = Vec::with_capacity(topics.len());
+    for (agency, topic) in topics {
+        let own = group_of(group, agency);
+        let consumer = consumer(brokers, security, &own)?;
+        let (former, topic_name) = (base_config(brokers, security).set("group.id", group).create::<BaseConsumer>(), topic.clone());
+        let former = former.map_err(|source| BrokerError::Client { brokers: brokers.into(), source })?;
+        // Blocking calls to the group coordinator: off the runtime's threads.
+        let (consumer, carried) = tokio::task::spawn_blocking(move || {
+            let carried = carry_offsets_over(&former, &consumer, &topic_name);
+            (consumer, carried)
+        })
+        .await
+        .map_err(|e| BrokerError::Interrupted(e.to_string()))?;
+        match carried {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(topic = %topic, group = %own, partitions = n, "ack consumer: offsets carried over from the former shared group"),
+            Err(e) => tracing::warn!(topic = %topic, group = %own, error = %e,
+                "ack consumer: the former shared group's offsets could not be read; the agency's group starts from its own (or the earliest)"),
+        }
+        consumer.subscribe(&[topic.as_str()]).map_err(|source| BrokerError::Client { brokers: brokers.into(), source })?;
+        out.push(consumer);
+    }
+    Ok(out)
+}
+
+/// How long one call to the group coordinator may take at start.
+const COORDINATOR_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Commits for `consumer`'s group the offsets `former`'s group committed on `topic`, when the
+/// former has some and the consumer's group has none; how many partitions it carried.
+fn carry_offsets_over(former: &BaseConsumer, consumer: &AckConsumer, topic: &str) -> rdkafka::error::KafkaResult<usize> {
+    let metadata = consumer.fetch_metadata(Some(topic), COORDINATOR_WAIT)?;
+    let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+    let mut wanted = TopicPartitionList::new();
+    for p in &partitions {
+        wanted.add_partition(topic, *p);
+    }
+    let committed = |offsets: &TopicPartitionList| offsets.elements().iter().filter(|e| matches!(e.offset(), rdkafka::Offset::Offset(_))).count();
+    if committed(&consumer.committed_offsets(wanted.clone(), COORDINATOR_WAIT)?) > 0 {
+        return Ok(0);
+    }
+    let earlier = former.committed_offsets(wanted, COORDINATOR_WAIT)?;
+    let mut carry = TopicPartitionList::new();
+    for e in earlier.elements() {
+        if let rdkafka::Offset::Offset(at) = e.offset() {
+            carry.add_partition_offset(topic, e.partition(), rdkafka::Offset::Offset(at))?;
+        }
+    }
+    if carry.count() == 0 {
+        return Ok(0);
+    }
+    consumer.commit(&carry, CommitMode::Sync)?;
+    Ok(carry.count())
+}
+
+/// Creates a consumer in `group`, not yet subscribed.
+fn consumer(brokers: &str, security: &crate::config::KafkaSecurity, group: &str) -> Result<AckConsumer, BrokerError> {
+    base_config(brokers, security)
         .set("group.id", group)
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
@@ -88,10 +145,7 @@ fn consumer(
         // Eager assignment, which `AckContext::rebalance` implements.
         .set("partition.assignment.strategy", "range")
         .create_with_context(AckContext)
-        .map_err(|source| BrokerError::Client { brokers: brokers.into(), source })?;
-    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-    c.subscribe(&topics).map_err(|source| BrokerError::Client { brokers: brokers.into(), source })?;
-    Ok(c)
+        .map_err(|source| BrokerError::Client { brokers: brokers.into(), source })
 }
 
 /// Applies acknowledgments from every agency's ack topic until `shutdown`, each topic by its

@@ -213,3 +213,52 @@ async fn a_notice_the_broker_refuses_is_dead_lettered_and_the_topic_moves_on() {
     let metrics = app.get("/metrics", Some("demo-operator")).await.text().await.unwrap();
     assert!(metrics.contains("ventanilla_ack_refusal_notices_total{agency=\"br-customs\",outcome=\"dead_lettered\"} 1"), "{metrics}");
 }
+
+/// Each agency's answers are read in a consumer group of the agency's own
+/// (`<consumer_group>.<agency>`), so no agency's topic shares a rebalance with another's. A
+/// gateway upgraded from the one shared group carries that group's committed offsets over to
+/// each agency's group at its first start: the answers it had applied are not read again.
+#[tokio::test]
+async fn each_agency_has_a_group_of_its_own_and_the_shared_groups_offsets_carry_over() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let brokers = crate::helpers::test_brokers();
+    let prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+    let group = format!("gw-{}", uuid::Uuid::now_v7().simple());
+    let topic = format!("{prefix}acks.br-customs");
+
+    // The former gateway: its shared group had read two records of br-customs' ack topic.
+    let admin: AdminClient<_> = ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+    let new = NewTopic::new(&topic, 3, TopicReplication::Fixed(1)).set("max.message.bytes", "1064960");
+    admin.create_topics([&new], &AdminOptions::new()).await.unwrap();
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+    for _ in 0..2 {
+        let record = FutureRecord::<str, str>::to(&topic).partition(0).payload("answered long ago");
+        producer.send(record, Duration::from_secs(10)).await.unwrap();
+    }
+    let former: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &brokers).set("group.id", &group).create().unwrap();
+    let mut read = TopicPartitionList::new();
+    read.add_partition_offset(&topic, 0, Offset::Offset(2)).unwrap();
+    former.commit(&read, CommitMode::Sync).unwrap();
+
+    let data = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let app = crate::helpers::spawn_app_on(data, prefix.clone(), Some(brokers.clone()), |s| s.region.kafka.consumer_group = group.clone()).await;
+    // The agency's own group starts where the shared one was.
+    let own: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", &brokers).set("group.id", format!("{group}.br-customs")).create().unwrap();
+    let mut wanted = TopicPartitionList::new();
+    wanted.add_partition(&topic, 0);
+    let committed = tokio::task::spawn_blocking(move || own.committed_offsets(wanted, Duration::from_secs(10)).unwrap()).await.unwrap();
+    assert_eq!(committed.elements()[0].offset(), Offset::Offset(2), "{committed:?}");
+    // Nothing of what the former group had read was refused again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let refused_topic = app.topic("acks.br-customs.refused");
+    let watermarks = tokio::task::spawn_blocking(move || {
+        let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &brokers).set("group.id", "watermarks").create().unwrap();
+        (0..3).map(|p| c.fetch_watermarks(&refused_topic, p, Duration::from_secs(10)).unwrap().1).sum::<i64>()
+    })
+    .await
+    .unwrap();
+    assert_eq!(watermarks, 0, "the records the former group had read were not read again");
+}
