@@ -187,6 +187,11 @@ pub struct DocumentTypeConfig {
     /// The country of destination in the payload: it must be the envelope's `destination`.
     #[serde(default, deserialize_with = "one_or_many")]
     pub destination: Vec<String>,
+    /// The payload states neither country (a packing list, a border-crossing notice), and the
+    /// region knows it: routes take the envelope's `origin` and `destination` as given, and the
+    /// start does not warn that they are never checked.
+    #[serde(default)]
+    pub countries_from_envelope: bool,
     /// HS codes of the goods (routes' `hs_chapters`; the indicators' HS chapter).
     #[serde(default, deserialize_with = "one_or_many")]
     pub hs_codes: Vec<String>,

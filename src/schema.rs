@@ -677,7 +677,8 @@ impl SchemaRegistry {
         // A type routed by a country its payload never states is routed by the envelope's word
         // alone: a document saying another destination would reach the wrong agencies.
         let mut unchecked = Vec::new();
-        for name in types.names() {
+        let knowingly = |name: &str| region.document_types.get(name).is_some_and(|t| t.countries_from_envelope);
+        for name in types.names().filter(|name| !knowingly(name)) {
             let (by_origin, by_destination) = crate::routing::routed_by_country(&region.routes, name);
             let (origin, destination) = types.repeats_countries(name);
             for (setting, route, read) in [("origin", by_origin, origin), ("destination", by_destination, destination)] {
@@ -685,7 +686,8 @@ impl SchemaRegistry {
                     unchecked.push(format!(
                         "[document_types.{name}] names no `{setting}` pointer, and route {route:?} sends it by its {setting}: \
                          the envelope's {setting} is taken as given, never checked against the document. Add \
-                         {setting} = \"<JSON pointer>\" where the payload states that country"
+                         {setting} = \"<JSON pointer>\" where the payload states that country, or \
+                         countries_from_envelope = true if it states none"
                     ));
                 }
             }
