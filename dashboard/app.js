@@ -1,6 +1,7 @@
 // The release-time dashboard: reads GET /v1/indicators/release-times (with a participant's
-// token, given in the page's fragment: /dashboard#token=...) or the public figures (no token),
-// and draws them with no library and nothing fetched from elsewhere, so it works offline.
+// token, given in the page's fragment: /dashboard#token=...) or the public figures (no token:
+// a published calendar month, the latest by default), and draws them with no library and
+// nothing fetched from elsewhere, so it works offline.
 // Every figure shown carries its raw value in milliseconds (data-ms), as the API gave it.
 "use strict";
 
@@ -116,10 +117,17 @@ function drawGroups(f) {
   document.getElementById("bars").replaceChildren(chart);
 }
 
+/// The period asked for: from and to (a participant's), or the month (the public's, when one
+/// is chosen; else the latest published).
+function period(params) {
+  if (token) return { from: params.from, to: params.to };
+  return params.month ? { month: params.month } : {};
+}
+
 async function drawSlowest(params) {
   const results = [];
   for (const interval of Object.keys(INTERVALS)) {
-    const f = await figures({ from: params.from, to: params.to, interval });
+    const f = await figures({ ...period(params), interval });
     if (!f.overall.suppressed && f.overall.meanMs !== undefined) results.push([interval, f.overall]);
   }
   results.sort((a, b) => b[1].meanMs - a[1].meanMs);
@@ -133,7 +141,7 @@ async function drawSlowest(params) {
 }
 
 function drawTrend(f) {
-  const cells = f.trendCells.filter((c) => !c.suppressed && c.meanMs !== undefined);
+  const cells = (f.trendCells || []).filter((c) => !c.suppressed && c.meanMs !== undefined);
   const width = 900, height = 220, pad = 40;
   const chart = svg("svg", { width: String(width), height: String(height), role: "img", "aria-label": "mean per period" });
   if (cells.length) {
@@ -160,13 +168,16 @@ async function show() {
   document.getElementById("segment-name").textContent = form.groupBy.selectedOptions[0].textContent;
   document.getElementById("trend-name").textContent = params.trend;
   try {
-    const f = await figures(params);
+    const f = await figures({ ...period(params), interval: params.interval, groupBy: params.groupBy });
     drawOverall(f);
     drawGroups(f);
-    const trend = await figures({ from: params.from, to: params.to, interval: params.interval, trend: params.trend });
+    if (!token) form.month.value = f.from.slice(0, 7);
+    const trend = await figures({ ...period(params), interval: params.interval, trend: params.trend });
     drawTrend(trend);
     await drawSlowest(params);
-    document.getElementById("method").textContent = `Method: ${f.method}` + (f.minCount ? ` Cells of fewer than ${f.minCount} consignments are suppressed.` : "");
+    document.getElementById("method").textContent = `Method: ${f.method}` + (f.minCount
+      ? ` Public figures of ${f.from.slice(0, 7)}: cells of fewer than ${f.minCount} consignments (or fewer besides one trader's) are suppressed, and others with them so that none can be computed from the rest; intervals that closed from ${f.closedBefore} on are not counted.`
+      : "");
     status.textContent = "";
     document.body.dataset.ready = JSON.stringify(params);
   } catch (e) {
@@ -176,9 +187,16 @@ async function show() {
   }
 }
 
-document.getElementById("scope").textContent = token ? "Your own figures." : "Public figures: small segments are suppressed.";
+document.getElementById("scope").textContent = token ? "Your own figures." : "Public figures, per calendar month: small segments are suppressed.";
 const form = document.getElementById("filters");
 form.from.value = day(-30);
 form.to.value = day(1);
+if (!token) {
+  // The public figures are published per calendar month: a month instead of from and to.
+  for (const l of form.querySelectorAll("label.own")) { l.hidden = true; l.querySelector("input").disabled = true; }
+  const month = form.querySelector("label.public");
+  month.hidden = false;
+  form.month.disabled = false;
+}
 form.addEventListener("submit", (e) => { e.preventDefault(); show(); });
 show();

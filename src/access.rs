@@ -159,7 +159,8 @@ pub fn may_change(by: &Participant, doc: &crate::store::StoredDocument, types: &
     }
 }
 
-/// Whose release-time facts `by` reads (`None`: the public, who get suppressed figures only).
+/// Whose release-time facts a participant reads. (The public, without identity, reads the
+/// published figures only: `crate::indicators::public`.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IndicatorScope {
     /// Every consignment (operators).
@@ -168,20 +169,15 @@ pub enum IndicatorScope {
     Owner(String),
     /// Its own part in the consignments routed to it (agencies).
     Agency(AgencyId),
-    /// Anyone, without identity: figures of cells of at least the region's threshold.
-    Public,
 }
 
 /// The release-time facts `by` may read.
-pub fn indicator_scope(by: Option<&Participant>) -> Result<IndicatorScope, Refusal> {
-    Ok(match by {
-        None => IndicatorScope::Public,
-        Some(p) => match (p.role, &p.agency) {
-            (Role::Operator, _) => IndicatorScope::All,
-            (Role::Trader | Role::Nsw, _) => IndicatorScope::Owner(p.id.clone()),
-            (Role::Agency, Some(a)) => IndicatorScope::Agency(a.clone()),
-            (Role::Agency, None) => return Err(Refusal::NotYourAgency { participant: p.id.clone(), agency: "none".into() }),
-        },
+pub fn indicator_scope(by: &Participant) -> Result<IndicatorScope, Refusal> {
+    Ok(match (by.role, &by.agency) {
+        (Role::Operator, _) => IndicatorScope::All,
+        (Role::Trader | Role::Nsw, _) => IndicatorScope::Owner(by.id.clone()),
+        (Role::Agency, Some(a)) => IndicatorScope::Agency(a.clone()),
+        (Role::Agency, None) => return Err(Refusal::NotYourAgency { participant: by.id.clone(), agency: "none".into() }),
     })
 }
 

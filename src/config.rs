@@ -619,17 +619,20 @@ pub struct KafkaConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IndicatorsConfig {
-    /// The public figures suppress every cell of fewer consignments than this (and a second
-    /// cell when one alone would be suppressed), leave out the extremes and count whole days, so
-    /// that a trader's own times are not read from one answer (docs/release-times.md: what is left).
+    /// The public figures suppress every cell of fewer consignments than this, or of fewer
+    /// besides its largest owner's, and others with it so that none follows from the rest
+    /// (`crate::indicators::public`; docs/release-times.md: what is left).
     pub public_min_count: usize,
+    /// A calendar month's public figures are published this many days after it ends, and count
+    /// the intervals that closed by then: once published, they do not change.
+    pub public_settle_days: u32,
     /// The document types `ventanilla simulate` writes for each consignment.
     pub simulation: Option<SimulationConfig>,
 }
 
 impl Default for IndicatorsConfig {
     fn default() -> Self {
-        IndicatorsConfig { public_min_count: 5, simulation: None }
+        IndicatorsConfig { public_min_count: 5, public_settle_days: 7, simulation: None }
     }
 }
 

@@ -16,7 +16,8 @@ use crate::routing::{Router, RoutingFacts};
 use crate::schema::{Rejection, SchemaRegistry, ValidDocument, Violation};
 use crate::access::IndicatorScope;
 use crate::clock::Millis;
-use crate::indicators::figures::{Figures, FiguresRequest};
+use crate::indicators::figures::{Figures, FiguresRequest, Interval};
+use crate::indicators::public::{Period, Publication};
 use crate::lifecycle::{AmendmentOf, ChangeRefused, Response, ResponseReceipt, Withdrawal};
 use crate::store::{
     AckApplied, AckRecord, Acceptance, ConsignmentView, FailedDelivery, NewDocument, RetryOutcome, RetrySelection, Store,
@@ -106,6 +107,9 @@ pub struct Gateway {
     pub replays: Arc<crate::replays::ReplayAudit>,
     /// `indicators.public_min_count`: the public release-time figures suppress smaller cells.
     pub public_min_count: usize,
+    /// `indicators.public_settle_days`, in ms: a month's public figures are published this long
+    /// after it ends, and count what closed by then.
+    pub public_settle_ms: Millis,
     /// The release-time facts, in memory, following the store's changes (`crate::indicators::index`).
     pub release_index: crate::indicators::index::FactsIndex,
     /// The keys receipts are signed with (`crate::receipts`).
@@ -445,35 +449,49 @@ impl Gateway {
 }
 
 impl Gateway {
-    /// The release-time figures `by` may read (`None`: the public's) of the consignments lodged
-    /// in `[from, to)` (`crate::indicators`).
-    pub async fn release_times(&self, by: Option<&Participant>, mut request: FiguresRequest, from: Millis, to: Millis)
+    /// The release-time figures `by` may read of the consignments lodged in `[from, to)`
+    /// (`crate::indicators`). The public's are [`Gateway::public_release_times`].
+    pub async fn release_times(&self, by: &Participant, mut request: FiguresRequest, from: Millis, to: Millis)
         -> Result<Figures, OperatorError> {
-        let scope = crate::access::indicator_scope(by).map_err(OperatorError::Refused)?;
-        let (owner, agency) = match scope {
+        let (owner, agency) = match crate::access::indicator_scope(by).map_err(OperatorError::Refused)? {
             IndicatorScope::All => (None, None),
             IndicatorScope::Owner(owner) => (Some(owner), None),
             IndicatorScope::Agency(agency) => {
                 request.agency_rows = true;
                 (None, Some(agency))
             }
-            IndicatorScope::Public => {
-                request.min_count = request.min_count.max(self.public_min_count).max(1);
-                (None, None)
-            }
         };
-        // The public's periods are whole days (UTC): two periods a few milliseconds apart would
-        // tell one consignment's time by their difference.
-        let (from, to) = if request.min_count > 0 {
-            const DAY: Millis = 86_400_000;
-            (from.div_euclid(DAY) * DAY, (to + DAY - 1).div_euclid(DAY) * DAY)
-        } else {
-            (from, to)
-        };
-        let kind_of = |a: &AgencyId| self.router.kind_of(a).unwrap_or("unknown").to_owned();
-        self.release_index.catch_up(&*self.store, &kind_of).await.map_err(OperatorError::Store)?;
+        self.catch_up_release_times().await?;
         let scope = crate::indicators::index::Scope { owner, agency };
         self.release_index.figures(request, scope, from, to).await.map_err(OperatorError::Store)
+    }
+
+    /// The public release-time figures of `interval` for the calendar month starting at `month`
+    /// (`crate::indicators::public`), handed to `then` on the blocking thread that computed them.
+    /// The caller checks the month is published ([`Gateway::public_published_at`]).
+    pub async fn public_release_times<T: Send + 'static>(
+        &self,
+        interval: Interval,
+        month: Millis,
+        mode_bin_ms: i64,
+        then: impl FnOnce(Publication) -> T + Send + 'static,
+    ) -> Result<T, OperatorError> {
+        let to = crate::clock::next_month(month);
+        let period = Period { from: month, to, closed_before: to.saturating_add(self.public_settle_ms) };
+        self.catch_up_release_times().await?;
+        let min_count = self.public_min_count.max(1);
+        self.release_index.publication(interval, period, mode_bin_ms, min_count, then).await.map_err(OperatorError::Store)
+    }
+
+    /// When the public figures of the month starting at `month` are published: once it has
+    /// ended and the settling time has passed.
+    pub fn public_published_at(&self, month: Millis) -> Millis {
+        crate::clock::next_month(month).saturating_add(self.public_settle_ms)
+    }
+
+    async fn catch_up_release_times(&self) -> Result<(), OperatorError> {
+        let kind_of = |a: &AgencyId| self.router.kind_of(a).unwrap_or("unknown").to_owned();
+        self.release_index.catch_up(&*self.store, &kind_of).await.map_err(OperatorError::Store)
     }
 }
 

@@ -161,9 +161,13 @@ struct SimulateArgs {
     /// How many consignments.
     #[arg(long, default_value_t = 1000)]
     consignments: usize,
-    /// Over how many days before now they are lodged.
+    /// Over how many days before `--end` they are lodged.
     #[arg(long, default_value_t = 30)]
     days: u32,
+    /// When the span ends: a date (2026-11-01) or an RFC 3339 time in UTC; now by default
+    /// (a past span shows in the public figures, which publish months once they have ended).
+    #[arg(long)]
+    end: Option<String>,
     /// The same seed writes the same traffic.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -599,10 +603,15 @@ async fn simulate(a: SimulateArgs) -> Result<(), Box<dyn std::error::Error>> {
         "ventanilla simulate writes a declaration and a border notice per consignment: name their document types in the \
          region file's [indicators.simulation] (declaration = \"...\", border_notice = \"...\")",
     )?;
+    let end = match a.end.as_deref() {
+        Some(s) => ventanilla::clock::parse_rfc3339(s)
+            .ok_or_else(|| format!("--end {s:?} is not a date (2026-11-01) or an RFC 3339 time in UTC {}", ventanilla::clock::RANGE))?,
+        None => now_millis(),
+    };
     let traffic = ventanilla::indicators::traffic::Traffic {
         consignments: a.consignments,
         span_ms: i64::from(a.days) * 86_400_000,
-        end: now_millis(),
+        end,
         seed: a.seed,
         trader: a.trader,
         declaration: simulation.declaration,
@@ -618,7 +627,8 @@ async fn report_command(r: ReportCommand) -> Result<(), Box<dyn std::error::Erro
     let ReportCommand::ReleaseTimes { config, data_dir, store, from, to, format, out } = r;
     let settings = ventanilla::config::Settings::load(config, "127.0.0.1:0".parse()?, data_dir.clone(), None, None, None)?;
     let time = |name: &str, s: &str| {
-        ventanilla::clock::parse_rfc3339(s).ok_or_else(|| format!("--{name} {s:?} is not a date (2026-11-01) or an RFC 3339 time in UTC"))
+        ventanilla::clock::parse_rfc3339(s)
+            .ok_or_else(|| format!("--{name} {s:?} is not a date (2026-11-01) or an RFC 3339 time in UTC {}", ventanilla::clock::RANGE))
     };
     let (from, to) = (time("from", &from)?, time("to", &to)?);
     if from >= to {
@@ -627,7 +637,9 @@ async fn report_command(r: ReportCommand) -> Result<(), Box<dyn std::error::Erro
     let store = open_store(&data_dir, store).await?;
     let router = ventanilla::routing::Router::new(&settings.region)?;
     let kind_of = |a: &AgencyId| router.kind_of(a).unwrap_or("unknown").to_owned();
-    let report = ventanilla::indicators::report::build(&*store, from, to, settings.region.indicators.public_min_count, &kind_of).await?;
+    let indicators = &settings.region.indicators;
+    let settle_ms = i64::from(indicators.public_settle_days) * 86_400_000;
+    let report = ventanilla::indicators::report::build(&*store, from, to, indicators.public_min_count, settle_ms, &kind_of).await?;
     let text = match format.as_str() {
         "csv" => ventanilla::indicators::report::csv(&report),
         _ => ventanilla::indicators::report::html(&report),

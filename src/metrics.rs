@@ -68,6 +68,8 @@ pub struct Metrics {
     /// Notices of answers refused on an ack topic, by agency and what became of them
     /// (`published`, `dead_lettered`, `undelivered`): a notice the broker would not take shows here.
     refusal_notices: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Public release-time answers, by how they were served (`crate::http::indicators`).
+    public_indicators: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Default for Metrics {
@@ -80,6 +82,7 @@ impl Default for Metrics {
             webhooks: Mutex::default(),
             task_failures: Mutex::default(),
             refusal_notices: Mutex::default(),
+            public_indicators: Mutex::default(),
         }
     }
 }
@@ -138,6 +141,14 @@ impl Metrics {
         }
     }
 
+    /// A public release-time request: `hit` (answered from the cache), `computed`, `busy`
+    /// (another computation was running) or `limited` (its source's allowance was spent).
+    pub fn public_indicators(&self, outcome: &'static str) {
+        if let Ok(mut m) = self.public_indicators.lock() {
+            *m.entry(outcome).or_default() += 1;
+        }
+    }
+
     /// The exposition text, with the store's figures read at scrape time.
     pub fn render(&self, deliveries: &[(String, String, u64)], backlog: u64) -> String {
         let mut out = String::new();
@@ -180,6 +191,13 @@ impl Metrics {
         if let Ok(m) = self.webhooks.lock() {
             let _ = writeln!(out, "ventanilla_webhook_posts_total{{outcome=\"delivered\"}} {}", m.0);
             let _ = writeln!(out, "ventanilla_webhook_posts_total{{outcome=\"failed\"}} {}", m.1);
+        }
+        out.push_str("# HELP ventanilla_public_indicators_total Public release-time requests, by outcome: hit (from the cache), computed, busy, limited.\n");
+        out.push_str("# TYPE ventanilla_public_indicators_total counter\n");
+        if let Ok(m) = self.public_indicators.lock() {
+            for (outcome, n) in m.iter() {
+                let _ = writeln!(out, "ventanilla_public_indicators_total{{outcome=\"{outcome}\"}} {n}");
+            }
         }
         out.push_str("# HELP ventanilla_background_task_failures_total Background tasks that panicked or ended unasked (the gateway then stops).\n");
         out.push_str("# TYPE ventanilla_background_task_failures_total counter\n");

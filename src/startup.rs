@@ -179,6 +179,7 @@ impl Application {
             max_document_versions: settings.region.gateway.max_document_versions,
             replays: Arc::default(),
             public_min_count: settings.region.indicators.public_min_count,
+            public_settle_ms: i64::from(settings.region.indicators.public_settle_days) * 86_400_000,
             release_index: Default::default(),
             receipt_keys,
         });
@@ -302,7 +303,7 @@ impl Application {
             max_body_bytes: settings.region.gateway.max_body_bytes,
             json_limits: settings.region.gateway.json_limits(),
             writes: tokio::sync::Semaphore::new(settings.region.gateway.max_concurrent_writes),
-            public_indicators: tokio::sync::Semaphore::new(2),
+            public_indicators: Default::default(),
             quotas: Arc::new(crate::quota::Quotas::new(&settings.region.quotas, &settings.region.participants, settings.region.gateway.max_bytes_in_flight)),
             refusals,
             closing: closing_rx,

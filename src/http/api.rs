@@ -91,7 +91,7 @@ const IDEMPOTENCY_KEY: Param = Param {
 };
 const FROM: Param = Param {
     name: "from",
-    description: "Consignments lodged from this time on (a date, `2026-11-01`, or an RFC 3339 time in UTC); 30 days before `to` by default.",
+    description: "Consignments lodged from this time on (a date, `2026-11-01`, or an RFC 3339 time in UTC, from 1970-01-01 to 9999-12-31); 30 days before `to` by default.",
     pattern: DATE_PATTERN,
 };
 const TO: Param = Param {
@@ -99,8 +99,8 @@ const TO: Param = Param {
     description: "Consignments lodged before this time (as `from`); now by default. A period that ends before it starts holds nothing.",
     pattern: DATE_PATTERN,
 };
-/// A date or an RFC 3339 time in UTC, from 1970 (February 29th is taken but not described).
-const DATE_PATTERN: &str = "^(19[7-9][0-9]|2[0-9]{3})-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?Z)?$";
+/// A date or an RFC 3339 time in UTC, from 1970 to 9999 (February 29th is taken but not described).
+const DATE_PATTERN: &str = "^(19[7-9][0-9]|[2-9][0-9]{3})-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?Z)?$";
 const INTERVAL: Param = Param {
     name: "interval",
     description: "What is measured: `arrival-to-release` (the WCO TRS figure, the default), `lodgement-to-release`, `arrival-to-lodgement` (negative: pre-arrival processing), `agency-first-answer`, `agency-decision`, `hold`, `query-trader`, `query-agency`.",
@@ -123,6 +123,23 @@ const BEFORE: Param = Param {
 };
 const TREND: Param = Param { name: "trend", description: "Also give each group's figures per `day` or per `week` (from Monday), by lodgement.", pattern: "^(day|week)$" };
 const MODE_BIN: Param = Param { name: "modeBin", description: "Width of the mode's bins (`15m`, `1h`, `1d`; at least `1s`); `1h` by default.", pattern: "^[1-9][0-9]{0,5}(s|m|h|d)$" };
+const MONTH: Param = Param {
+    name: "month",
+    description: "The calendar month (UTC) of lodgement, `2026-11`: published once it has ended and `indicators.public_settle_days` (7) have passed, counting what closed by then (`404` before); the latest published by default.",
+    pattern: "^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])$",
+};
+const PUBLIC_GROUP_BY: Param = Param {
+    name: "groupBy",
+    description: "One segment: `documentType`, `corridor`, `borderPost`, `transportMode`, `hsChapter`, `channel`, `preArrival`; and `agency` or `agencyKind` for the intervals of an agency's own (`agency-first-answer`, `agency-decision`, `hold`, `query-trader`, `query-agency`; `404` for the others).",
+    pattern: "^(agency|agencyKind|documentType|corridor|borderPost|transportMode|hsChapter|channel|preArrival)?$",
+};
+const PUBLIC_TREND: Param = Param {
+    name: "trend",
+    description: "The month's figures per `day` or per `week` (from Monday), by lodgement, over every consignment (`404` with `groupBy`).",
+    pattern: "^(day|week)$",
+};
+const PUBLIC_MODE_BIN: Param =
+    Param { name: "modeBin", description: "Width of the mode's bins (`1h`, `6h`, `1d`; at least `1h`); `1h` by default.", pattern: "^[1-9][0-9]{0,5}(h|d)$" };
 const LAST_EVENT_ID: Param =
     Param { name: "Last-Event-ID", description: "The cursor a reconnecting client continues from.", pattern: "^[0-9]{1,18}$" };
 
@@ -362,13 +379,13 @@ pub fn endpoints() -> Vec<Endpoint> {
             path: "/v1/public/indicators/release-times",
             operation_id: "publicReleaseTimes",
             tag: "indicators",
-            summary: "The same figures for anyone, without identity, over every consignment: a cell of fewer consignments than the region's threshold (`indicators.public_min_count`, 5 by default) is suppressed.",
+            summary: "The published figures, for anyone, without identity, over every consignment: one calendar month once it has settled, overall, by one segment, or per day or week. A cell of fewer consignments than the region's threshold (`indicators.public_min_count`, 5 by default), or of fewer besides its largest trader's, is suppressed, and others with it so that none can be computed from the rest; no minimum or maximum. Answers are kept a minute (`Cache-Status`, `Age`); computing new ones is bounded per source address (`429`) and for the gateway (`503`).",
             access: Anyone,
-            query: &[FROM, TO, INTERVAL, GROUP_BY, TREND, MODE_BIN],
+            query: &[MONTH, INTERVAL, PUBLIC_GROUP_BY, PUBLIC_TREND, PUBLIC_MODE_BIN],
             headers: &[],
             request: Body::None,
             ok: (200, Body::Json(of::<crate::indicators::figures::Figures>)),
-            errors: &[Code::InvalidQuery, Code::Overloaded, Code::Unavailable],
+            errors: &[Code::InvalidQuery, Code::NotFound, Code::TooManyRequests, Code::Overloaded, Code::Unavailable],
             handler: |r| r.to(super::indicators::public_release_times),
         },
         Endpoint {

@@ -1,15 +1,30 @@
 //! `GET /v1/indicators/release-times` (participants, each its own scope) and
-//! `GET /v1/public/indicators/release-times` (anyone; small cells suppressed): the release-time
-//! figures of `crate::indicators`.
+//! `GET /v1/public/indicators/release-times` (anyone: the published figures of a calendar month,
+//! `crate::indicators::public`): the release-time figures of `crate::indicators`.
+//!
+//! The public figures cost the gateway little whoever asks: each month's are computed once for
+//! all of their answers and kept for [`PUBLIC_TTL`] (a repeated request is served from memory,
+//! `Cache-Status: ventanilla; hit`); one computation at a time for the whole gateway, on a
+//! blocking thread (never the threads that serve submissions), and a second one at the same
+//! time is turned away at once (`503` with `Retry-After`); and each source address (an IPv6
+//! one by its /64) may start [`SOURCE_BURST`] computations at once, then one every
+//! [`SOURCE_REFILL`] (`429` with `Retry-After` past that). Answers already computed are served
+//! to everyone.
 
-use actix_web::{web, HttpResponse};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::auth::Authenticated;
 use super::errors::{ApiError, Code};
 use super::routes::AppState;
-use crate::clock::{now_millis, parse_rfc3339, Millis};
+use crate::clock::{month_start, now_millis, parse_rfc3339, rfc3339, year_month, Millis, MIN_MILLIS, RANGE};
 use crate::indicators::figures::{Dimension, FiguresRequest, Interval, Trend};
+use crate::indicators::public::{groupings, MIN_MODE_BIN_MS};
 
 /// The query string, as sent.
 #[derive(Debug, Deserialize)]
@@ -23,6 +38,17 @@ pub struct ReleaseTimesParams {
     mode_bin: Option<String>,
 }
 
+/// The public query string, as sent.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PublicReleaseTimesParams {
+    month: Option<String>,
+    interval: Option<String>,
+    group_by: Option<String>,
+    trend: Option<String>,
+    mode_bin: Option<String>,
+}
+
 /// The period when none is given: the last 30 days.
 const DEFAULT_PERIOD_MS: Millis = 30 * 86_400_000;
 
@@ -30,62 +56,421 @@ fn invalid(detail: String) -> ApiError {
     ApiError::new(Code::InvalidQuery, detail)
 }
 
-/// The request the query string asks for, and its period `[from, to)`.
-pub fn parse(p: &ReleaseTimesParams) -> Result<(FiguresRequest, Millis, Millis), ApiError> {
-    let time = |name: &str, v: &Option<String>| {
-        v.as_deref()
-            .map(|s| parse_rfc3339(s).ok_or_else(|| invalid(format!("{name}={s:?} is not a date (2026-11-01) or an RFC 3339 time in UTC (2026-11-01T00:00:00Z)"))))
-            .transpose()
-    };
-    let to = time("to", &p.to)?.unwrap_or_else(now_millis);
-    let from = time("from", &p.from)?.unwrap_or(to - DEFAULT_PERIOD_MS);
-    // A period that ends before it starts holds nothing (its figures say so).
-    let to = to.max(from);
-    let names = |all: &[&str]| all.join(", ");
-    let interval = match p.interval.as_deref() {
-        None => Interval::ArrivalToRelease,
-        Some(s) => Interval::parse(s).ok_or_else(|| {
-            invalid(format!("interval={s:?} is not one of {}", names(&Interval::ALL.map(Interval::as_str))))
-        })?,
-    };
+fn names(all: &[&str]) -> String {
+    all.join(", ")
+}
+
+fn interval_of(s: Option<&str>) -> Result<Interval, ApiError> {
+    match s {
+        None => Ok(Interval::ArrivalToRelease),
+        Some(s) => Interval::parse(s)
+            .ok_or_else(|| invalid(format!("interval={s:?} is not one of {}", names(&Interval::ALL.map(Interval::as_str))))),
+    }
+}
+
+fn dimensions_of(s: Option<&str>) -> Result<Vec<Dimension>, ApiError> {
     let mut group_by = Vec::new();
-    for d in p.group_by.as_deref().unwrap_or("").split(',').filter(|d| !d.is_empty()) {
-        let d = Dimension::parse(d).ok_or_else(|| {
-            invalid(format!("groupBy={d:?} is not one of {}", names(&Dimension::ALL.map(Dimension::as_str))))
-        })?;
+    for d in s.unwrap_or("").split(',').filter(|d| !d.is_empty()) {
+        let d = Dimension::parse(d)
+            .ok_or_else(|| invalid(format!("groupBy={d:?} is not one of {}", names(&Dimension::ALL.map(Dimension::as_str)))))?;
         if !group_by.contains(&d) {
             group_by.push(d);
         }
     }
-    let trend = p.trend.as_deref().map(|t| Trend::parse(t).ok_or_else(|| invalid(format!("trend={t:?} is not day or week")))).transpose()?;
-    let mode_bin_ms = match p.mode_bin.as_deref() {
-        None => 3_600_000,
+    Ok(group_by)
+}
+
+fn trend_of(s: Option<&str>) -> Result<Option<Trend>, ApiError> {
+    s.map(|t| Trend::parse(t).ok_or_else(|| invalid(format!("trend={t:?} is not day or week")))).transpose()
+}
+
+/// The mode's bin width: `modeBin`, at least `floor`; an hour when left out.
+fn mode_bin_of(s: Option<&str>, floor: Duration) -> Result<i64, ApiError> {
+    match s {
+        None => Ok(3_600_000),
         Some(s) => humantime::parse_duration(s)
             .ok()
-            .map(|d| d.as_millis() as i64)
-            .filter(|ms| *ms >= 1_000)
-            .ok_or_else(|| invalid(format!("modeBin={s:?} is not a duration of at least 1s (15m, 1h, 1day)")))?,
+            .filter(|d| *d >= floor)
+            .and_then(|d| i64::try_from(d.as_millis()).ok())
+            .ok_or_else(|| invalid(format!("modeBin={s:?} is not a duration of at least {} (15m, 1h, 1day)", humantime::format_duration(floor)))),
+    }
+}
+
+/// The request the query string asks for, and its period `[from, to)`.
+pub fn parse(p: &ReleaseTimesParams) -> Result<(FiguresRequest, Millis, Millis), ApiError> {
+    let time = |name: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|s| {
+                parse_rfc3339(s).ok_or_else(|| {
+                    invalid(format!("{name}={s:?} is not a date (2026-11-01) or an RFC 3339 time in UTC (2026-11-01T00:00:00Z) {RANGE}"))
+                })
+            })
+            .transpose()
     };
-    Ok((FiguresRequest { interval, group_by, trend, mode_bin_ms, min_count: 0, agency_rows: false }, from, to))
+    let to = time("to", &p.to)?.unwrap_or_else(now_millis);
+    let from = time("from", &p.from)?.unwrap_or((to - DEFAULT_PERIOD_MS).max(MIN_MILLIS));
+    // A period that ends before it starts holds nothing (its figures say so).
+    let to = to.max(from);
+    let request = FiguresRequest {
+        interval: interval_of(p.interval.as_deref())?,
+        group_by: dimensions_of(p.group_by.as_deref())?,
+        trend: trend_of(p.trend.as_deref())?,
+        mode_bin_ms: mode_bin_of(p.mode_bin.as_deref(), Duration::from_secs(1))?,
+        agency_rows: false,
+    };
+    Ok((request, from, to))
+}
+
+/// What a public request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicRequest {
+    pub interval: Interval,
+    pub group_by: Option<Dimension>,
+    pub trend: Option<Trend>,
+    pub mode_bin_ms: i64,
+    /// The month's first instant; `None`: the latest published.
+    pub month: Option<Millis>,
+}
+
+/// The public request the query string asks for: `400` for what is not a request of the
+/// public figures (two segments, a mode's bin under an hour, a month that is not one), `404`
+/// for a grouping they do not publish.
+pub fn parse_public(p: &PublicReleaseTimesParams) -> Result<PublicRequest, ApiError> {
+    let interval = interval_of(p.interval.as_deref())?;
+    let group_by = match dimensions_of(p.group_by.as_deref())?.as_slice() {
+        [] => None,
+        [d] => Some(*d),
+        _ => {
+            return Err(invalid(
+                "the public figures are grouped by one segment at a time (groupBy=corridor): answers by several would give \
+                 away the consignments of small segments by their differences"
+                    .into(),
+            ))
+        }
+    };
+    let trend = trend_of(p.trend.as_deref())?;
+    let mode_bin_ms = mode_bin_of(p.mode_bin.as_deref(), Duration::from_millis(MIN_MODE_BIN_MS as u64))?;
+    let month = p.month.as_deref().map(month_of).transpose()?;
+    if let Some(d) = group_by {
+        if !groupings(interval).contains(&d) {
+            return Err(ApiError::new(
+                Code::NotFound,
+                format!(
+                    "the public figures of {} are not published by {}: a consignment's own interval is not grouped by agency. \
+                     Published: {}",
+                    interval.as_str(),
+                    d.as_str(),
+                    names(&groupings(interval).iter().map(|d| d.as_str()).collect::<Vec<_>>())
+                ),
+            ));
+        }
+        if trend.is_some() {
+            return Err(ApiError::new(
+                Code::NotFound,
+                "the public figures' trends are over every consignment, not per segment: ask for trend or for groupBy",
+            ));
+        }
+    }
+    Ok(PublicRequest { interval, group_by, trend, mode_bin_ms, month })
+}
+
+/// The first instant of `YYYY-MM`, from 1970-01 to 9999-12.
+fn month_of(s: &str) -> Result<Millis, ApiError> {
+    let bad = || invalid(format!("month={s:?} is not a calendar month (2026-11) {RANGE}"));
+    let (y, m) = s.split_once('-').ok_or_else(bad)?;
+    if y.len() != 4 || m.len() != 2 || !y.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let (y, m): (i64, u32) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) {
+        return Err(bad());
+    }
+    Ok(month_start(y, m))
+}
+
+fn month_name(start: Millis) -> String {
+    let (y, m) = year_month(start);
+    format!("{y:04}-{m:02}")
 }
 
 /// `GET /v1/indicators/release-times`: the figures of what the caller may see.
 pub async fn release_times(state: web::Data<AppState>, who: Authenticated, q: web::Query<ReleaseTimesParams>) -> Result<HttpResponse, ApiError> {
     let (request, from, to) = parse(&q)?;
-    let figures = state.gateway.release_times(Some(&who.0), request, from, to).await?;
+    let figures = state.gateway.release_times(&who.0, request, from, to).await?;
     Ok(HttpResponse::Ok().json(figures))
 }
 
-/// `GET /v1/public/indicators/release-times`: anyone's; cells of fewer consignments than
-/// `indicators.public_min_count` are suppressed. Computed a few at a time for the whole
-/// gateway (no identity, so no participant's quota bounds it): past that, `503` with
-/// `Retry-After`.
-pub async fn public_release_times(state: web::Data<AppState>, q: web::Query<ReleaseTimesParams>) -> Result<HttpResponse, ApiError> {
-    let (request, from, to) = parse(&q)?;
-    let _permit = state
-        .public_indicators
-        .try_acquire()
-        .map_err(|_| ApiError::new(Code::Overloaded, "the public figures are being computed for others; retry after the delay in Retry-After"))?;
-    let figures = state.gateway.release_times(None, request, from, to).await?;
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=60")).json(figures))
+/// How long a computed public answer is served from memory.
+pub const PUBLIC_TTL: Duration = Duration::from_secs(60);
+/// Publications kept (each an interval, a month and a mode bin, with all their answers).
+const PUBLIC_ENTRIES: usize = 256;
+/// Computations a source may start at once; then one per [`SOURCE_REFILL`].
+pub const SOURCE_BURST: u32 = 10;
+pub const SOURCE_REFILL: Duration = Duration::from_secs(6);
+/// Sources remembered; past it, those whose allowance is whole again are forgotten.
+const SOURCES: usize = 10_000;
+
+/// A publication: an interval, a month (its first instant) and a mode bin.
+type Key = (Interval, Millis, i64);
+
+/// Every answer of a publication, serialized, and when it was computed.
+struct Answers {
+    views: HashMap<(Option<Dimension>, Option<Trend>), web::Bytes>,
+    at: Instant,
+}
+
+/// A publication in the cache: computed once however many ask at the same time.
+struct Slot {
+    answers: tokio::sync::OnceCell<Arc<Answers>>,
+    created: Instant,
+}
+
+impl Slot {
+    fn fresh(&self, now: Instant) -> bool {
+        let since = self.answers.get().map_or(self.created, |a| a.at);
+        now.duration_since(since) < PUBLIC_TTL
+    }
+}
+
+/// A source's allowance of computations.
+struct Allowance {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Allowance {
+    fn refill(&mut self, now: Instant) {
+        let earned = now.duration_since(self.at).as_secs_f64() / SOURCE_REFILL.as_secs_f64();
+        self.tokens = (self.tokens + earned).min(f64::from(SOURCE_BURST));
+        self.at = now;
+    }
+}
+
+/// The public figures' cache and bounds, for the whole gateway.
+pub struct PublicIndicators {
+    slots: Mutex<HashMap<Key, Arc<Slot>>>,
+    computing: Arc<tokio::sync::Semaphore>,
+    sources: Mutex<HashMap<Option<IpAddr>, Allowance>>,
+}
+
+impl Default for PublicIndicators {
+    fn default() -> Self {
+        PublicIndicators { slots: Mutex::default(), computing: Arc::new(tokio::sync::Semaphore::new(1)), sources: Mutex::default() }
+    }
+}
+
+/// A source as it is counted: an IPv4 address, or an IPv6 address's /64 (one host's usual
+/// allocation).
+fn source_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+    }
+}
+
+impl PublicIndicators {
+    /// The cache's slot of `key`: the one kept while fresh, else a new one (the stale, the
+    /// abandoned, then the oldest giving way when the cache is full).
+    fn slot(&self, key: Key) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        if let Some(s) = slots.get(&key).filter(|s| s.fresh(now)) {
+            return s.clone();
+        }
+        if slots.len() >= PUBLIC_ENTRIES {
+            // Stale ones, and empty ones nobody is computing (their computation was refused).
+            slots.retain(|_, s| s.fresh(now) && (s.answers.initialized() || Arc::strong_count(s) > 1));
+        }
+        if slots.len() >= PUBLIC_ENTRIES {
+            if let Some(oldest) = slots.iter().min_by_key(|(_, s)| s.created).map(|(k, _)| *k) {
+                slots.remove(&oldest);
+            }
+        }
+        let slot = Arc::new(Slot { answers: tokio::sync::OnceCell::new(), created: now });
+        slots.insert(key, slot.clone());
+        slot
+    }
+
+    /// Spends one of `source`'s computations, or says when it has one again.
+    fn spend(&self, source: Option<IpAddr>) -> Result<(), ApiError> {
+        let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        if !sources.contains_key(&source) && sources.len() >= SOURCES {
+            sources.retain(|_, a| {
+                a.refill(now);
+                a.tokens < f64::from(SOURCE_BURST)
+            });
+            if sources.len() >= SOURCES {
+                sources.clear();
+            }
+        }
+        let a = sources.entry(source).or_insert(Allowance { tokens: f64::from(SOURCE_BURST), at: now });
+        a.refill(now);
+        if a.tokens >= 1.0 {
+            a.tokens -= 1.0;
+            return Ok(());
+        }
+        let wait = ((1.0 - a.tokens) * SOURCE_REFILL.as_secs_f64()).ceil().max(1.0) as u64;
+        let mut e = ApiError::new(
+            Code::TooManyRequests,
+            format!(
+                "this address has had {SOURCE_BURST} public figures computed lately (one more every {} s): answers already \
+                 computed are served at once; retry after the delay in Retry-After",
+                SOURCE_REFILL.as_secs()
+            ),
+        );
+        e.headers = vec![("Retry-After", wait.to_string())];
+        Err(e)
+    }
+}
+
+/// `GET /v1/public/indicators/release-times`: the published figures of a calendar month, for
+/// anyone (`crate::indicators::public`), served as the module says.
+pub async fn public_release_times(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<PublicReleaseTimesParams>,
+) -> Result<HttpResponse, ApiError> {
+    let request = parse_public(&q)?;
+    let gateway = state.gateway.clone();
+    let now = now_millis();
+    let month = match request.month {
+        Some(month) => {
+            let published = gateway.public_published_at(month);
+            if published > now {
+                return Err(ApiError::new(
+                    Code::NotFound,
+                    format!("the public figures of {} are published from {}", month_name(month), rfc3339(published)),
+                ));
+            }
+            month
+        }
+        None => latest_published(now, |m| gateway.public_published_at(m))
+            .ok_or_else(|| ApiError::new(Code::NotFound, "no month's public figures are published yet"))?,
+    };
+    let public = &state.public_indicators;
+    let slot = public.slot((request.interval, month, request.mode_bin_ms));
+    let mut computed = false;
+    let answers = slot
+        .answers
+        .get_or_try_init(|| async {
+            let permit = public.computing.clone().try_acquire_owned().map_err(|_| {
+                gateway.metrics.public_indicators("busy");
+                ApiError::new(Code::Overloaded, "the public figures are being computed for others; retry after the delay in Retry-After")
+            })?;
+            let source = req.peer_addr().map(|a| source_of(a.ip()));
+            public.spend(source).inspect_err(|_| gateway.metrics.public_indicators("limited"))?;
+            computed = true;
+            // The permit is held by the computation itself, on its blocking thread: a caller
+            // that goes away does not free it for another before that thread is done.
+            let answers = gateway
+                .public_release_times(request.interval, month, request.mode_bin_ms, move |publication| {
+                    let _permit = permit;
+                    let views = publication
+                        .views()
+                        .into_iter()
+                        .filter_map(|view| {
+                            let figures = publication.figures(view.0, view.1)?;
+                            Some((view, web::Bytes::from(serde_json::to_vec(&figures).ok()?)))
+                        })
+                        .collect();
+                    Answers { views, at: Instant::now() }
+                })
+                .await?;
+            Ok::<_, ApiError>(Arc::new(answers))
+        })
+        .await?;
+    gateway.metrics.public_indicators(if computed { "computed" } else { "hit" });
+    let body = answers
+        .views
+        .get(&(request.group_by, request.trend))
+        .cloned()
+        .ok_or_else(|| ApiError::new(Code::NotFound, "the public figures do not publish this grouping"))?;
+    let age = answers.at.elapsed().as_secs();
+    let ttl = PUBLIC_TTL.as_secs().saturating_sub(age);
+    let status = if computed { "ventanilla; fwd=miss; stored".to_owned() } else { format!("ventanilla; hit; ttl={ttl}") };
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", format!("public, max-age={ttl}")))
+        .insert_header(("Age", age.to_string()))
+        .insert_header(("Cache-Status", status))
+        .content_type("application/json")
+        .body(body))
+}
+
+/// The latest month published at `now` (its first instant), by `published_at`.
+fn latest_published(now: Millis, published_at: impl Fn(Millis) -> Millis) -> Option<Millis> {
+    let (mut y, mut m) = year_month(now);
+    // A month is published after it ends: the latest is at most the one before now's.
+    for _ in 0..1200 {
+        (y, m) = if m == 1 { (y - 1, 12) } else { (y, m - 1) };
+        if y < 1970 {
+            return None;
+        }
+        let start = month_start(y, m);
+        if published_at(start) <= now {
+            return Some(start);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn public(query: &str) -> Result<PublicRequest, ApiError> {
+        let p = web::Query::<PublicReleaseTimesParams>::from_query(query).map_err(|e| invalid(e.to_string()))?;
+        parse_public(&p)
+    }
+
+    #[test]
+    fn the_public_takes_one_segment_whole_months_and_hour_bins() {
+        let r = public("groupBy=transportMode&month=2026-10").unwrap();
+        assert_eq!((r.group_by, r.month), (Some(Dimension::TransportMode), parse_rfc3339("2026-10-01")));
+        for (query, status) in [
+            ("groupBy=transportMode,channel", 400),
+            ("modeBin=1s", 400),
+            ("modeBin=59m", 400),
+            ("month=2026-13", 400),
+            ("month=1969-12", 400),
+            ("month=10000-01", 400),
+            ("from=9999-12-31T23:59:59Z", 400),
+            ("groupBy=agency", 404),
+            ("groupBy=corridor&trend=day", 404),
+        ] {
+            let e = public(query).expect_err(query);
+            assert_eq!(e.code.status().as_u16(), status, "{query}: {}", e.detail);
+        }
+        assert_eq!(public("interval=agency-decision&groupBy=agency").unwrap().group_by, Some(Dimension::Agency));
+        assert_eq!(public("modeBin=2h&trend=week").unwrap().mode_bin_ms, 7_200_000);
+    }
+
+    #[test]
+    fn the_latest_month_published_is_the_last_ended_and_settled() {
+        let week = 7 * 86_400_000;
+        let at = |s: &str| parse_rfc3339(s).unwrap();
+        let published = |m: Millis| crate::clock::next_month(m) + week;
+        assert_eq!(latest_published(at("2026-12-06"), published), Some(at("2026-10-01")));
+        assert_eq!(latest_published(at("2026-12-08"), published), Some(at("2026-11-01")));
+        assert_eq!(latest_published(at("2027-01-10"), published), Some(at("2026-12-01")));
+        assert_eq!(latest_published(at("1970-01-20"), published), None);
+    }
+
+    #[test]
+    fn sources_spend_their_allowance_and_ipv6_counts_by_its_64() {
+        let p = PublicIndicators::default();
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        let b: IpAddr = "2001:db8::ffff:2".parse().unwrap();
+        assert_eq!(source_of(a), source_of(b));
+        for _ in 0..SOURCE_BURST {
+            p.spend(Some(source_of(a))).unwrap();
+        }
+        let e = p.spend(Some(source_of(b))).unwrap_err();
+        assert_eq!(e.code, Code::TooManyRequests);
+        assert!(e.headers.iter().any(|(k, v)| *k == "Retry-After" && v.parse::<u64>().unwrap() >= 1));
+        p.spend(Some("192.0.2.1".parse().unwrap())).unwrap();
+    }
 }

@@ -47,8 +47,8 @@ pub struct AppState {
     pub openapi: web::Bytes,
     /// `/asyncapi.json`, generated once at start.
     pub asyncapi: web::Bytes,
-    /// Public release-time figures computed at once, for the whole gateway.
-    pub public_indicators: tokio::sync::Semaphore,
+    /// The public release-time figures' cache and bounds, for the whole gateway.
+    pub public_indicators: crate::http::indicators::PublicIndicators,
 }
 
 /// Runs a body read within the client timeout (408 beyond).

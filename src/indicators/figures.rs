@@ -17,7 +17,7 @@ closest ranks. Mode: the start of the most frequent bin of `modeBinMs` (the earl
 milliseconds; an interval still open is not counted. Consignments are selected and put in periods by their lodgement time.";
 
 /// The interval measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Interval {
     /// Arrival of the goods to release: the WCO TRS figure (WTO TFA Art. 7.6).
@@ -71,7 +71,7 @@ impl Interval {
 }
 
 /// A segment the figures can be grouped by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Dimension {
     Agency,
@@ -116,13 +116,14 @@ impl Dimension {
     pub fn parse(s: &str) -> Option<Dimension> {
         Dimension::ALL.into_iter().find(|d| d.as_str() == s)
     }
-    fn per_agency(self) -> bool {
+    /// Read from each agency's part rather than the consignment.
+    pub fn per_agency(self) -> bool {
         matches!(self, Dimension::Agency | Dimension::AgencyKind)
     }
 }
 
 /// Periods of a trend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Trend {
     Day,
@@ -138,8 +139,14 @@ impl Trend {
             _ => None,
         }
     }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trend::Day => "day",
+            Trend::Week => "week",
+        }
+    }
     /// The start (midnight UTC) of the period holding `at`.
-    fn period_start(self, at: Millis) -> Millis {
+    pub fn period_start(self, at: Millis) -> Millis {
         const DAY: Millis = 86_400_000;
         let day = at.div_euclid(DAY);
         let start = match self {
@@ -164,8 +171,6 @@ pub struct FiguresRequest {
     pub trend: Option<Trend>,
     /// Width of the mode's bins.
     pub mode_bin_ms: i64,
-    /// Cells of fewer consignments than this are suppressed (the public figures); 0 for none.
-    pub min_count: usize,
     /// Read from each agency's part whatever the interval (an agency reads its own parts only).
     pub agency_rows: bool,
 }
@@ -212,7 +217,8 @@ pub struct Cell {
     /// The period's first day, for a trend's cells.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub period: Option<String>,
-    /// Fewer consignments than the public threshold: no figure is given.
+    /// Suppressed in the public figures (too few consignments, or so that another cannot be
+    /// computed from the rest): no figure is given.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suppressed: bool,
     #[serde(skip_serializing_if = "Option::is_none", flatten)]
@@ -248,6 +254,10 @@ pub struct Figures {
     /// Cells of fewer consignments were suppressed (public figures only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_count: Option<usize>,
+    /// Only intervals that closed before this time are counted (public figures only: a
+    /// month's figures do not change once published).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_before: Option<String>,
     pub method: &'static str,
     /// Every row counted, whatever its group.
     pub overall: Cell,
@@ -262,10 +272,10 @@ pub struct Figures {
 /// schemas bound: countries, modes, UN/LOCODEs, HS chapters, agency ids), a few dozen distinct
 /// ones per query, so the standard keyed hash's protection against crafted collisions buys
 /// little here and costs several times more per row.
-type Fnv = std::hash::BuildHasherDefault<FnvHasher>;
+pub(super) type Fnv = std::hash::BuildHasherDefault<FnvHasher>;
 
 #[derive(Default)]
-struct FnvHasher(u64);
+pub(super) struct FnvHasher(u64);
 
 impl std::hash::Hasher for FnvHasher {
     fn finish(&self) -> u64 {
@@ -292,6 +302,10 @@ pub trait ConsignmentFacts {
     fn query_agency_ms(&self) -> i64;
     /// Its value of a segment that is the consignment's (not an agency's).
     fn segment(&self, d: Dimension) -> Cow<'_, str>;
+    /// The participant that opened it.
+    fn owner(&self) -> Cow<'_, str>;
+    /// When it was released or refused.
+    fn decided_at(&self) -> Option<Millis>;
 }
 
 /// What the figures read of an agency's part in a consignment.
@@ -306,7 +320,7 @@ pub trait AgencyFacts {
     fn query_agency_ms(&self) -> i64;
 }
 
-fn consignment_value(c: &impl ConsignmentFacts, interval: Interval) -> Option<i64> {
+pub(super) fn consignment_value(c: &impl ConsignmentFacts, interval: Interval) -> Option<i64> {
     let positive = |v: i64| (v > 0).then_some(v);
     match interval {
         Interval::ArrivalToRelease => Some(c.released_at()? - c.arrived_at()?),
@@ -319,7 +333,7 @@ fn consignment_value(c: &impl ConsignmentFacts, interval: Interval) -> Option<i6
     }
 }
 
-fn agency_value(c: &impl ConsignmentFacts, a: &impl AgencyFacts, interval: Interval) -> Option<i64> {
+pub(super) fn agency_value(c: &impl ConsignmentFacts, a: &impl AgencyFacts, interval: Interval) -> Option<i64> {
     let positive = |v: i64| (v > 0).then_some(v);
     match interval {
         Interval::AgencyFirstAnswer => Some(a.first_answer_at()? - a.routed_at()),
@@ -328,6 +342,26 @@ fn agency_value(c: &impl ConsignmentFacts, a: &impl AgencyFacts, interval: Inter
         Interval::QueryTrader => positive(a.query_trader_ms()),
         Interval::QueryAgency => positive(a.query_agency_ms()),
         other => consignment_value(c, other),
+    }
+}
+
+/// When a consignment's interval closed, so that nothing can change it any more: its last
+/// event (release; arrival or lodgement), or for its holds and queries, its decision.
+pub(super) fn consignment_closed_at(c: &impl ConsignmentFacts, interval: Interval) -> Option<Millis> {
+    match interval {
+        Interval::ArrivalToRelease | Interval::LodgementToRelease => c.released_at(),
+        Interval::ArrivalToLodgement => Some(c.lodged_at().max(c.arrived_at()?)),
+        Interval::Hold | Interval::QueryTrader | Interval::QueryAgency => c.decided_at(),
+        Interval::AgencyFirstAnswer | Interval::AgencyDecision => None,
+    }
+}
+
+/// When an agency's part of an interval closed: its first answer, or its decision.
+pub(super) fn agency_closed_at(c: &impl ConsignmentFacts, a: &impl AgencyFacts, interval: Interval) -> Option<Millis> {
+    match interval {
+        Interval::AgencyFirstAnswer => a.first_answer_at(),
+        Interval::AgencyDecision | Interval::Hold | Interval::QueryTrader | Interval::QueryAgency => a.decided_at(),
+        other => consignment_closed_at(c, other),
     }
 }
 
@@ -380,6 +414,12 @@ impl<T: ConsignmentFacts> ConsignmentFacts for &T {
     fn segment(&self, d: Dimension) -> Cow<'_, str> {
         (**self).segment(d)
     }
+    fn owner(&self) -> Cow<'_, str> {
+        (**self).owner()
+    }
+    fn decided_at(&self) -> Option<Millis> {
+        (**self).decided_at()
+    }
 }
 
 impl ConsignmentFacts for ConsignmentReleaseTimes {
@@ -403,6 +443,12 @@ impl ConsignmentFacts for ConsignmentReleaseTimes {
     }
     fn segment(&self, d: Dimension) -> Cow<'_, str> {
         segment_of(self, d)
+    }
+    fn owner(&self) -> Cow<'_, str> {
+        Cow::Borrowed(&self.owner)
+    }
+    fn decided_at(&self) -> Option<Millis> {
+        self.decided_at
     }
 }
 
@@ -505,31 +551,10 @@ where
     jobs.extend(groups.into_iter().map(|(k, v)| (named(&k), None, v)));
     jobs.extend(trend.into_iter().map(|((k, p), v)| (named(&k), Some((p, crate::clock::rfc3339(p)[..10].to_owned())), v)));
     let mut cells = cells_in_parallel(jobs, request).into_iter();
-    let mut overall = cells.next().map(|(_, c)| c).unwrap_or_else(|| cell(BTreeMap::new(), None, Vec::new(), request));
+    let overall = cells.next().map(|(_, c)| c).unwrap_or_else(|| cell(BTreeMap::new(), None, Vec::new(), request.mode_bin_ms));
     let (mut group_cells, mut trend_cells): (Vec<_>, Vec<_>) = cells.partition(|(p, _)| p.is_none());
     group_cells.sort_by(|a, b| a.1.group.cmp(&b.1.group));
     trend_cells.sort_by(|a, b| a.1.group.cmp(&b.1.group).then(a.0.cmp(&b.0)));
-    if request.min_count > 0 {
-        // The public figures: a lone suppressed cell could be read back from the others and the
-        // total, so a second one is suppressed with it; and no cell shows its extremes.
-        let mut groups: Vec<&mut Cell> = group_cells.iter_mut().map(|(_, c)| c).collect();
-        suppress_a_second(&mut groups);
-        let mut periods: BTreeMap<i64, Vec<&mut Cell>> = BTreeMap::new();
-        for (p, c) in trend_cells.iter_mut() {
-            periods.entry(p.unwrap_or_default()).or_default().push(c);
-        }
-        for cells in periods.values_mut() {
-            suppress_a_second(cells);
-        }
-        for c in std::iter::once(&mut overall).chain(group_cells.iter_mut().map(|(_, c)| c)).chain(trend_cells.iter_mut().map(|(_, c)| c)) {
-            for s in [c.stats.as_mut(), c.without_outliers.as_mut()].into_iter().flatten() {
-                if let Some(summary) = s.summary.as_mut() {
-                    summary.min_ms = None;
-                    summary.max_ms = None;
-                }
-            }
-        }
-    }
     Figures {
         interval: request.interval,
         from: crate::clock::rfc3339(from),
@@ -537,7 +562,8 @@ where
         group_by: request.group_by.iter().map(|d| d.as_str().to_owned()).collect(),
         trend: request.trend,
         mode_bin_ms: request.mode_bin_ms,
-        min_count: (request.min_count > 0).then_some(request.min_count),
+        min_count: None,
+        closed_before: None,
         method: METHOD,
         overall,
         groups: group_cells.into_iter().map(|(_, c)| c).collect(),
@@ -567,7 +593,7 @@ fn cells_in_parallel(jobs: Vec<Job>, request: &FiguresRequest) -> Vec<(Option<i6
             .into_iter()
             .map(|(i, (group, period, values))| {
                 let (start, label) = period.map_or((None, None), |(p, l)| (Some(p), Some(l)));
-                (i, start, cell(group, label, values, request))
+                (i, start, cell(group, label, values, request.mode_bin_ms))
             })
             .collect::<Vec<_>>()
     };
@@ -587,25 +613,8 @@ fn cells_in_parallel(jobs: Vec<Job>, request: &FiguresRequest) -> Vec<(Option<i6
     done.into_iter().map(|(_, p, c)| (p, c)).collect()
 }
 
-/// When exactly one of `cells` is suppressed, suppresses the smallest other one too, so the
-/// hidden one cannot be computed from the total and the ones shown.
-fn suppress_a_second(cells: &mut [&mut Cell]) {
-    if cells.iter().filter(|c| c.suppressed).count() != 1 {
-        return;
-    }
-    let count = |c: &Cell| c.stats.as_ref().map_or(0, |s| s.count);
-    if let Some(smallest) = cells.iter_mut().filter(|c| !c.suppressed).min_by_key(|c| count(c)) {
-        smallest.suppressed = true;
-        smallest.stats = None;
-        smallest.outliers = None;
-        smallest.without_outliers = None;
-    }
-}
-
-fn cell(group: BTreeMap<String, String>, period: Option<String>, mut values: Vec<i64>, request: &FiguresRequest) -> Cell {
-    if values.len() < request.min_count {
-        return Cell { group, period, suppressed: true, stats: None, outliers: None, without_outliers: None };
-    }
+/// The figures of one cell's `values` (reordered), binning the mode by `mode_bin_ms`.
+pub(super) fn cell(group: BTreeMap<String, String>, period: Option<String>, mut values: Vec<i64>, mode_bin_ms: i64) -> Cell {
     if values.is_empty() {
         let none = Some(Stats { count: 0, summary: None });
         return Cell { group, period, suppressed: false, stats: none, outliers: None, without_outliers: None };
@@ -620,9 +629,9 @@ fn cell(group: BTreeMap<String, String>, period: Option<String>, mut values: Vec
         group,
         period,
         suppressed: false,
-        stats: Some(stats(&mut values, request.mode_bin_ms)),
+        stats: Some(stats(&mut values, mode_bin_ms)),
         outliers: Some(Outliers { count: outliers, low_fence_ms: low, high_fence_ms: high }),
-        without_outliers: Some(stats(&mut inside, request.mode_bin_ms)),
+        without_outliers: Some(stats(&mut inside, mode_bin_ms)),
     }
 }
 
@@ -718,8 +727,7 @@ mod tests {
 
     #[test]
     fn outliers_by_tukeys_fences_and_the_figures_without_them() {
-        let request = FiguresRequest { interval: Interval::Hold, group_by: vec![], trend: None, mode_bin_ms: 10, min_count: 0, agency_rows: false };
-        let c = cell(BTreeMap::new(), None, vec![10, 20, 20, 30, 40, 50, 60, 70, 80, 1000], &request);
+        let c = cell(BTreeMap::new(), None, vec![10, 20, 20, 30, 40, 50, 60, 70, 80, 1000], 10);
         let o = c.outliers.unwrap();
         // Q1 = 22.5, Q3 = 67.5, IQR = 45: fences at -45 and 135.
         assert_eq!((o.count, o.low_fence_ms, o.high_fence_ms), (1, -45.0, 135.0));
@@ -730,76 +738,11 @@ mod tests {
     }
 
     #[test]
-    fn a_lone_suppressed_group_takes_a_second_with_it_and_the_public_sees_no_extremes() {
-        use crate::store::{ConsignmentReleaseTimes, DocumentDims};
-        let row = |ucr: &str, corridor: (&str, &str), ms: i64| ConsignmentReleaseTimes {
-            ucr: crate::domain::Ucr::parse(ucr).unwrap(),
-            owner: "t".into(),
-            lodged_at: 0,
-            arrived_at: Some(0),
-            released_at: Some(ms),
-            decided_at: Some(ms),
-            outcome: "released".into(),
-            document_type: "x".into(),
-            origin: corridor.0.into(),
-            destination: corridor.1.into(),
-            dims: DocumentDims::default(),
-            channel: "without".into(),
-            hold_ms: 0,
-            query_trader_ms: 0,
-            query_agency_ms: 0,
-        };
-        // AR-BR: 6 consignments, BR-AR: 5, UY-AR: 1 (below 5).
-        let mut rows = Vec::new();
-        for i in 0..6 {
-            rows.push(row(&format!("A{i}"), ("AR", "BR"), 100 + i));
-        }
-        for i in 0..5 {
-            rows.push(row(&format!("B{i}"), ("BR", "AR"), 200 + i));
-        }
-        rows.push(row("C0", ("UY", "AR"), 999));
-        let request = FiguresRequest {
-            interval: Interval::ArrivalToRelease,
-            group_by: vec![Dimension::Corridor],
-            trend: None,
-            mode_bin_ms: 10,
-            min_count: 5,
-            agency_rows: false,
-        };
-        let f = figures(&request, rows.iter(), std::iter::empty::<(&ConsignmentReleaseTimes, AgencyPart<'_>)>(), 0, 1);
-        let shown: Vec<(&str, bool)> = f.groups.iter().map(|g| (g.group["corridor"].as_str(), g.suppressed)).collect();
-        assert_eq!(shown, [("AR-BR", false), ("BR-AR", true), ("UY-AR", true)], "the smallest shown one goes with the lone hidden one");
-        let overall = f.overall.stats.unwrap().summary.unwrap();
-        assert_eq!((overall.min_ms, overall.max_ms), (None, None));
-    }
-
-    #[test]
-    fn small_cells_are_suppressed_for_the_public() {
-        let request = FiguresRequest { interval: Interval::Hold, group_by: vec![], trend: None, mode_bin_ms: 10, min_count: 5, agency_rows: false };
-        let c = cell(BTreeMap::new(), None, vec![1, 2, 3, 4], &request);
-        assert!(c.suppressed && c.stats.is_none() && c.outliers.is_none());
-        assert!(!cell(BTreeMap::new(), None, vec![1, 2, 3, 4, 5], &request).suppressed);
-    }
-
-    #[test]
     fn weeks_start_on_monday() {
         // 2026-11-30 is a Monday; 2026-12-06 a Sunday.
-        let at = |d: &str| chrono_free(d);
+        let at = |d: &str| crate::clock::parse_rfc3339(d).unwrap();
         assert_eq!(Trend::Week.period(at("2026-12-06")), "2026-11-30");
         assert_eq!(Trend::Week.period(at("2026-11-30")), "2026-11-30");
         assert_eq!(Trend::Day.period(at("2026-12-06") + 3_600_000), "2026-12-06");
-    }
-
-    /// Milliseconds of a UTC date, by days since 1970-01-01 (civil-from-days inverse).
-    fn chrono_free(date: &str) -> Millis {
-        let y: i64 = date[..4].parse().unwrap();
-        let m: i64 = date[5..7].parse().unwrap();
-        let d: i64 = date[8..10].parse().unwrap();
-        let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let doy = (153 * m + 2) / 5 + d - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        (era * 146_097 + doe - 719_468) * 86_400_000
     }
 }

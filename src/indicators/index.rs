@@ -11,7 +11,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use super::figures::{figures, pre_arrival, AgencyFacts, ConsignmentFacts, Dimension, Figures, FiguresRequest};
+use super::figures::{figures, pre_arrival, AgencyFacts, ConsignmentFacts, Dimension, Figures, FiguresRequest, Interval};
+use super::public::{publication, Period, Publication};
 use crate::clock::Millis;
 use crate::domain::{AgencyId, Ucr};
 use crate::store::{AgencyReleaseTimes, ConsignmentReleaseTimes, Store, StoreError};
@@ -47,6 +48,7 @@ struct Row {
     lodged_at: Millis,
     arrived_at: Option<Millis>,
     released_at: Option<Millis>,
+    decided_at: Option<Millis>,
     owner: u32,
     document_type: u32,
     corridor: u32,
@@ -110,6 +112,7 @@ impl Index {
             lodged_at: c.lodged_at,
             arrived_at: c.arrived_at,
             released_at: c.released_at,
+            decided_at: c.decided_at,
             owner: self.names.id(&c.owner),
             document_type: self.names.id(&c.document_type),
             corridor: self.names.id(&format!("{}-{}", c.origin, c.destination)),
@@ -225,6 +228,12 @@ impl ConsignmentFacts for RowRef<'_> {
             Dimension::Agency | Dimension::AgencyKind => "unknown",
         })
     }
+    fn owner(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self.names.text(self.row.owner))
+    }
+    fn decided_at(&self) -> Option<Millis> {
+        self.row.decided_at
+    }
 }
 
 struct PartRef<'a> {
@@ -336,6 +345,39 @@ impl FactsIndex {
         .await
         .map_err(|e| StoreError::Unavailable(format!("the figures could not be computed: {e}")))?
     }
+
+    /// The public figures of `interval` over `period` (every consignment), computed on one
+    /// blocking thread (not spread over the cores as a participant's are) and handed there to
+    /// `then`, which turns them into what the caller keeps (its answers, serialized): none of
+    /// that work runs on the threads that serve requests.
+    pub async fn publication<T: Send + 'static>(
+        &self,
+        interval: Interval,
+        period: Period,
+        mode_bin_ms: i64,
+        min_count: usize,
+        then: impl FnOnce(Publication) -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let index = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let index = index.read().map_err(|_| StoreError::Unavailable("the indicators' index is poisoned".into()))?;
+            let names = &index.names;
+            let selected = move |row: &Row| row.lodged_at >= period.from && row.lodged_at < period.to;
+            let consignments = index.rows.iter().filter(move |row| selected(row)).map(|row| RowRef { row, names });
+            let parts = index
+                .parts
+                .iter()
+                .filter(|(at, _)| *at != usize::MAX)
+                .map(|(at, part)| (&index.rows[*at], part))
+                .filter(move |(row, _)| selected(row))
+                .map(|(row, part)| (RowRef { row, names }, PartRef { part, names }));
+            let p = publication(interval, consignments, parts, period, mode_bin_ms, min_count);
+            drop(index);
+            Ok(then(p))
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("the figures could not be computed: {e}")))?
+    }
 }
 
 #[cfg(test)]
@@ -378,7 +420,7 @@ mod tests {
     }
 
     fn request(interval: Interval, group_by: Vec<Dimension>) -> FiguresRequest {
-        FiguresRequest { interval, group_by, trend: None, mode_bin_ms: 1000, min_count: 0, agency_rows: false }
+        FiguresRequest { interval, group_by, trend: None, mode_bin_ms: 1000, agency_rows: false }
     }
 
     #[tokio::test]

@@ -31,6 +31,7 @@
 
 pub mod figures;
 pub mod index;
+pub mod public;
 pub mod report;
 pub mod traffic;
 

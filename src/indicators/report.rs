@@ -1,9 +1,10 @@
 //! The published release-time report (`ventanilla report release-times`): the figures WTO TFA
-//! Art. 7.6 asks members to publish, per segment, with the method stated and the public
-//! threshold applied (a cell of fewer consignments than `indicators.public_min_count` is
-//! suppressed), as HTML (printable; PDF through Chromium) or CSV.
+//! Art. 7.6 asks members to publish, per segment, with the method stated and suppressed as the
+//! public figures are (`super::public`: the same cells, for a calendar month, as the public API
+//! gives), as HTML (printable; PDF through Chromium) or CSV.
 
-use super::figures::{figures, AgencyPart, Cell, Dimension, Figures, FiguresRequest, Interval, METHOD};
+use super::figures::{AgencyPart, Cell, Dimension, Figures, Interval, METHOD};
+use super::public::{publication, Period};
 use crate::clock::{rfc3339, Millis};
 use crate::domain::AgencyId;
 use crate::store::{ReleaseTimesQuery, Store, StoreError};
@@ -23,33 +24,35 @@ pub const SECTIONS: [(Interval, &[Dimension]); 6] = [
 pub struct Report {
     pub from: Millis,
     pub to: Millis,
+    /// Intervals that closed from then on are not counted.
+    pub closed_before: Millis,
     pub min_count: usize,
     pub sections: Vec<(Interval, Vec<Figures>)>,
 }
 
-/// The report of the consignments lodged in `[from, to)`, public cells only.
-pub async fn build(store: &dyn Store, from: Millis, to: Millis, min_count: usize, kind_of: &(dyn Fn(&AgencyId) -> String + Sync))
-    -> Result<Report, StoreError> {
+/// The report of the consignments lodged in `[from, to)`, public cells only, counting the
+/// intervals that closed before `to + settle_ms` (as the public figures of a month do).
+pub async fn build(
+    store: &dyn Store,
+    from: Millis,
+    to: Millis,
+    min_count: usize,
+    settle_ms: Millis,
+    kind_of: &(dyn Fn(&AgencyId) -> String + Sync),
+) -> Result<Report, StoreError> {
     let q = ReleaseTimesQuery { from, to, owner: None, agency: None };
     let (consignments, agencies) = store.read_with(move |l| Ok((l.release_times(&q)?, l.agency_release_times(&q)?))).await?;
+    let period = Period { from, to, closed_before: to.saturating_add(settle_ms) };
+    let min_count = min_count.max(1);
     let mut sections = Vec::new();
     for (interval, dimensions) in SECTIONS {
-        let mut all = Vec::new();
-        for group_by in std::iter::once(None).chain(dimensions.iter().map(Some)) {
-            let request = FiguresRequest {
-                interval,
-                group_by: group_by.into_iter().copied().collect(),
-                trend: None,
-                mode_bin_ms: 3_600_000,
-                min_count,
-                agency_rows: false,
-            };
-            let parts = agencies.iter().map(|(c, a)| (c, AgencyPart { part: a, kind: kind_of(&a.agency).into() }));
-            all.push(figures(&request, consignments.iter(), parts, from, to));
-        }
+        let parts = agencies.iter().map(|(c, a)| (c, AgencyPart { part: a, kind: kind_of(&a.agency).into() }));
+        let published = publication(interval, consignments.iter(), parts, period, 3_600_000, min_count);
+        let all: Vec<Figures> =
+            std::iter::once(None).chain(dimensions.iter().copied().map(Some)).filter_map(|d| published.figures(d, None)).collect();
         sections.push((interval, all));
     }
-    Ok(Report { from, to, min_count, sections })
+    Ok(Report { from, to, closed_before: period.closed_before, min_count, sections })
 }
 
 fn title(i: Interval) -> &'static str {
@@ -127,7 +130,7 @@ h2{{margin-top:2rem}}.note{{font-size:.9rem;color:#445}}</style></head><body>\
                 out.push_str(&format!("<tr><td>{}</td>", escape(&segment(cell))));
                 match row(cell) {
                     Some(values) => values.iter().for_each(|v| out.push_str(&format!("<td>{v}</td>"))),
-                    None if cell.suppressed => out.push_str(&format!("<td colspan=\"{}\">suppressed (fewer than {} consignments)</td>", COLUMNS.len(), r.min_count)),
+                    None if cell.suppressed => out.push_str(&format!("<td colspan=\"{}\">suppressed (see the method)</td>", COLUMNS.len())),
                     None => out.push_str(&format!("<td colspan=\"{}\">none</td>", COLUMNS.len())),
                 }
                 out.push_str("</tr>");
@@ -140,9 +143,11 @@ h2{{margin-top:2rem}}.note{{font-size:.9rem;color:#445}}</style></head><body>\
 naming no border post; arrival is the first answer to the carrier's border-crossing notice (the border post registering the \
 goods); release is when every agency has released its current documents. Amended versions replace the ones they amend; \
 answers that changed nothing (duplicates, late, stale) are not counted. Holds and queries of several agencies at once are \
-counted once per consignment. Segments of fewer than {} consignments are suppressed, so that no trader's own times can be \
-read.</p></body></html>",
+counted once per consignment. Intervals that closed from {} on are not counted. Segments of fewer than {} consignments, or \
+of fewer besides their largest trader's, are suppressed, and others with them wherever one could be computed from the rest \
+(a table's total, the days of a week, an agency kind's agencies), so that no trader's own times can be read.</p></body></html>",
         escape(METHOD),
+        rfc3339(r.closed_before),
         r.min_count
     ));
     out
@@ -169,4 +174,18 @@ pub fn csv(r: &Report) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_publishes_only_what_the_public_figures_do() {
+        for (interval, dimensions) in SECTIONS {
+            for d in dimensions {
+                assert!(super::super::public::groupings(interval).contains(d), "{interval:?} by {d:?}");
+            }
+        }
+    }
 }

@@ -109,6 +109,18 @@ async fn the_dashboard_shows_the_apis_figures_in_a_real_browser() {
         assert!(close(shown["data-ms"].parse().unwrap(), api["overall"]["meanMs"].as_f64().unwrap()), "{interval}");
     }
 
+    // Without a token: the public figures, of the latest published month.
+    let public = tokio::task::spawn_blocking({
+        let url = format!("{}/dashboard", app.address);
+        move || chromium(&url, None)
+    })
+    .await
+    .unwrap();
+    let ready = attributes_with(&public, "data-ready=");
+    assert_eq!(ready.len(), 1, "the public page loaded its figures: {}", &public[..public.len().min(3000)]);
+    assert!(ready[0]["data-ready"].contains("\"month\""), "{:?}", ready[0]);
+    assert!(public.contains("Public figures of "), "the method names the month");
+
     // A screenshot, as docs/release-times.md shows it.
     let png = repo().join("target/tmp/dashboard.png");
     std::fs::create_dir_all(png.parent().unwrap()).unwrap();

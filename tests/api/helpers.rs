@@ -480,3 +480,36 @@ pub async fn postgres_database() -> String {
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
     format!("{base}/{name}")
 }
+
+/// A calendar month whose public release-time figures are published whatever today is (the
+/// one two months before now's: ended, and settled longer than the region's 7 days): its first
+/// instant, its end, and its name (`2026-10`).
+pub fn published_month() -> (i64, i64, String) {
+    use ventanilla::clock::{month_start, next_month, now_millis, year_month};
+    let (y, m) = year_month(now_millis());
+    let (y, m) = if m <= 2 { (y - 1, m + 10) } else { (y, m - 2) };
+    let start = month_start(y, m);
+    (start, next_month(start), format!("{y:04}-{m:02}"))
+}
+
+/// `ventanilla simulate` into the store in `dir`: `consignments` lodged over `[from, to)`; the
+/// run's summary.
+pub async fn simulate_into(dir: &std::path::Path, consignments: usize, seed: u64, from: i64, to: i64) -> Value {
+    let days = ((to - from) / 86_400_000).to_string();
+    let end = ventanilla::clock::rfc3339(to);
+    let dir = dir.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
+            .args(["simulate", "--consignments", &consignments.to_string(), "--seed", &seed.to_string(), "--days", &days, "--end", &end])
+            .arg("--data-dir")
+            .arg(&dir)
+            .current_dir(repo())
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("the run's summary, as JSON")
+}

@@ -3,7 +3,11 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, example, spawn_app, spawn_app_configured, test_brokers, TestApp};
+use std::sync::Arc;
+
+use crate::helpers::{
+    assert_problem, example, published_month, simulate_into, spawn_app, spawn_app_on, test_brokers, TestApp,
+};
 
 /// A beef declaration by road, and its border-crossing notice, answered by every agency; the
 /// border post answers the notice when the truck presents itself (arrival).
@@ -76,11 +80,15 @@ async fn figures_agree_with_the_consignments_and_each_reader_sees_its_own() {
     let trend = figures(&app, "/v1/indicators/release-times?interval=lodgement-to-release&trend=day", Some("demo-operator")).await;
     assert_eq!(trend["trendCells"][0]["period"].as_str().unwrap().len(), 10);
 
-    // The public: no identity, and cells below 5 consignments suppressed.
+    // The public: no identity, whole months once settled (this month's consignments are not
+    // published yet), and cells below 5 consignments suppressed.
     let public = figures(&app, "/v1/public/indicators/release-times?interval=lodgement-to-release", None).await;
     assert_eq!(public["overall"]["suppressed"], true, "{public:#}");
     assert!(public["overall"].get("count").is_none() && public["overall"].get("meanMs").is_none());
     assert_eq!(public["minCount"], 5);
+    let this_month = &ventanilla::clock::rfc3339(ventanilla::clock::now_millis())[..7];
+    let r = app.get(&format!("/v1/public/indicators/release-times?month={this_month}"), None).await;
+    assert_problem(r, 404, "not-found").await;
 
     let empty = figures(&app, "/v1/indicators/release-times?from=2026-12-01&to=2026-11-01", Some("demo-operator")).await;
     assert_eq!(empty["overall"]["count"], 0, "a period that ends before it starts holds nothing");
@@ -94,10 +102,160 @@ async fn figures_agree_with_the_consignments_and_each_reader_sees_its_own() {
 
 #[tokio::test]
 async fn the_public_threshold_is_the_regions() {
-    let app = spawn_app_configured(Some(test_brokers()), |s| s.region.indicators.public_min_count = 1).await;
-    let view = released_consignment(&app, 3).await;
-    let public = figures(&app, "/v1/public/indicators/release-times?interval=lodgement-to-release&groupBy=corridor", None).await;
-    assert_eq!(public["groups"][0]["count"], 1, "{public:#}");
-    assert_eq!(public["groups"][0]["meanMs"].as_f64(), view["timeRelease"]["submissionToReleaseMs"].as_f64());
+    let data = Arc::new(tempfile::tempdir().unwrap());
+    let (from, to, month) = published_month();
+    simulate_into(data.path(), 30, 4, from, to).await;
+    let prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+    let app = spawn_app_on(data, prefix, Some(test_brokers()), |s| s.region.indicators.public_min_count = 1).await;
+    let path = format!("/v1/public/indicators/release-times?interval=lodgement-to-release&groupBy=corridor&month={month}");
+    let public = figures(&app, &path, None).await;
+    assert_eq!(public["minCount"], 1);
+    let groups = public["groups"].as_array().unwrap();
+    assert!(groups.iter().all(|g| g["suppressed"].is_null()), "nothing is below a threshold of 1: {public:#}");
+    assert!(groups.iter().any(|g| g["count"].as_u64().unwrap() < 5), "a cell a threshold of 5 would suppress: {public:#}");
+    app.stop().await;
+}
+
+/// The public figures of a month of simulated traffic.
+async fn public(app: &TestApp, query: &str) -> Value {
+    figures(app, &format!("/v1/public/indicators/release-times?{query}"), None).await
+}
+
+/// Issue 26, item 4: `groupBy=transportMode` minus `groupBy=transportMode,channel` over the same
+/// days told one suppressed consignment's time; `modeBin=1s` gave the earliest one to the second.
+/// The public figures are now a fixed set of tables per calendar month, suppressed together.
+#[tokio::test]
+async fn no_public_answer_nor_difference_of_answers_gives_away_a_consignment() {
+    let data = Arc::new(tempfile::tempdir().unwrap());
+    let (from, to, month) = published_month();
+    // About five consignments a day: many days fall below the threshold, no week does.
+    simulate_into(data.path(), 150, 9, from, to).await;
+    let prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+    let app = spawn_app_on(data, prefix, Some(test_brokers()), |_| {}).await;
+
+    // The issue's two answers: the second is not published at all.
+    let by_mode = public(&app, &format!("interval=lodgement-to-release&groupBy=transportMode&month={month}")).await;
+    assert_eq!(by_mode["from"].as_str().unwrap()[..7], month);
+    let r = app.get(&format!("/v1/public/indicators/release-times?interval=lodgement-to-release&groupBy=transportMode,channel&month={month}"), None).await;
+    assert_problem(r, 400, "invalid-query").await;
+    // Nor a segment per day, nor a period that is not a whole month.
+    let r = app.get(&format!("/v1/public/indicators/release-times?groupBy=transportMode&trend=day&month={month}"), None).await;
+    assert_problem(r, 404, "not-found").await;
+    let r = app.get("/v1/public/indicators/release-times?from=2026-01-01&to=2026-01-02", None).await;
+    assert_problem(r, 400, "invalid-query").await;
+    // The mode's bins are an hour at least.
+    let r = app.get(&format!("/v1/public/indicators/release-times?modeBin=1s&month={month}"), None).await;
+    assert_problem(r, 400, "invalid-query").await;
+
+    // Every table the month publishes, for two intervals: no shown cell is small or shows an
+    // extreme, and no table has one suppressed cell alone (the overall minus the others).
+    for interval in ["lodgement-to-release", "agency-decision"] {
+        let mut views: Vec<String> = vec![String::new(), "trend=day".into(), "trend=week".into()];
+        views.extend(["corridor", "borderPost", "transportMode", "hsChapter", "channel", "preArrival", "documentType"].map(|d| format!("groupBy={d}")));
+        if interval == "agency-decision" {
+            views.extend(["groupBy=agency".into(), "groupBy=agencyKind".into()]);
+        }
+        let overall = public(&app, &format!("interval={interval}&month={month}")).await["overall"].clone();
+        let total = overall["count"].as_u64().expect("the month's overall figure is shown");
+        let mut suppressed_somewhere = 0;
+        for view in &views {
+            let f = public(&app, &format!("interval={interval}&month={month}&{view}")).await;
+            assert_eq!(f["overall"], overall, "{view}");
+            let cells = if view.starts_with("trend") { &f["trendCells"] } else { &f["groups"] };
+            let cells = cells.as_array().unwrap();
+            let hidden: Vec<&Value> = cells.iter().filter(|c| c["suppressed"] == true).collect();
+            assert_ne!(hidden.len(), 1, "{interval} {view}: one suppressed cell is the overall minus the others: {f:#}");
+            suppressed_somewhere += hidden.len();
+            let shown: u64 = cells.iter().filter_map(|c| c["count"].as_u64()).sum();
+            for c in cells.iter().filter(|c| c["suppressed"].is_null()) {
+                assert!(c["count"].as_u64().unwrap() >= 5, "{view}: {c:#}");
+                assert!(c.get("minMs").is_none() && c.get("maxMs").is_none(), "{view}: {c:#}");
+                assert_eq!(c["modeMs"].as_i64().unwrap() % 3_600_000, 0);
+            }
+            assert!(hidden.is_empty() == (shown == total), "{view}: the cells shown add up to the total only when none is hidden");
+        }
+        if interval == "lodgement-to-release" {
+            assert!(suppressed_somewhere > 0, "a month this thin has consignments to suppress");
+        }
+    }
+    // Days and weeks: a week shown is not its days shown plus one day hidden.
+    let days = public(&app, &format!("interval=lodgement-to-release&trend=day&month={month}")).await;
+    let weeks = public(&app, &format!("interval=lodgement-to-release&trend=week&month={month}")).await;
+    let day_of = |p: &str| ventanilla::clock::parse_rfc3339(p).unwrap();
+    for week in weeks["trendCells"].as_array().unwrap().iter().filter(|w| w["suppressed"].is_null()) {
+        let start = day_of(week["period"].as_str().unwrap());
+        let inside: Vec<&Value> =
+            days["trendCells"].as_array().unwrap().iter().filter(|d| (start..start + 7 * 86_400_000).contains(&day_of(d["period"].as_str().unwrap()))).collect();
+        let hidden = inside.iter().filter(|d| d["suppressed"] == true).count();
+        assert_ne!(hidden, 1, "the week of {} minus its days shown would be its hidden day", week["period"]);
+    }
+
+    // Issue 26, item 11: dates out of range are refused, and never fail the gateway.
+    let r = app.get("/v1/public/indicators/release-times?from=9999-12-31T23:59:59Z", None).await;
+    assert_problem(r, 400, "invalid-query").await;
+    let r = app.get("/v1/public/indicators/release-times?month=9999-12", None).await;
+    assert_problem(r, 404, "not-found").await;
+    let r = app.get("/v1/public/indicators/release-times?month=1969-12", None).await;
+    let body = assert_problem(r, 400, "invalid-query").await;
+    assert!(body["detail"].as_str().unwrap().contains("9999-12-31"), "{body:#}");
+    let far = figures(&app, "/v1/indicators/release-times?from=9999-12-31T23:59:59Z&trend=day", Some("demo-operator")).await;
+    assert_eq!((far["from"].as_str().unwrap(), far["overall"]["count"].as_u64()), ("9999-12-31T23:59:59.000Z", Some(0)));
+    for bad in ["from=10000-01-01", "to=1969-12-31", "from=0000-01-01"] {
+        let r = app.get(&format!("/v1/indicators/release-times?{bad}"), Some("demo-operator")).await;
+        let body = assert_problem(r, 400, "invalid-query").await;
+        assert!(body["detail"].as_str().unwrap().contains("1970-01-01 to 9999-12-31"), "{bad}: {body:#}");
+    }
+    app.stop().await;
+}
+
+/// Issue 26, item 5: anonymous callers made the public figures unavailable and everyone slower.
+/// A request that would cost much is refused; an answer is computed once and then served from
+/// memory; each source may have only so many computed.
+#[tokio::test]
+async fn public_answers_are_cached_and_their_cost_is_bounded() {
+    let app = spawn_app().await;
+    let (_, _, month) = published_month();
+    let everything = "groupBy=agency,agencyKind,documentType,corridor,borderPost,transportMode,hsChapter,channel&trend=day&modeBin=1s";
+    for expensive in [format!("{everything}&from=1926-01-01&to=2026-01-01"), format!("{everything}&month={month}")] {
+        let r = app.get(&format!("/v1/public/indicators/release-times?{expensive}"), None).await;
+        assert_problem(r, 400, "invalid-query").await;
+    }
+
+    let path = format!("/v1/public/indicators/release-times?interval=hold&month={month}");
+    let first = app.get(&path, None).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["cache-status"], "ventanilla; fwd=miss; stored");
+    let first_body = first.text().await.unwrap();
+    let again = app.get(&path, None).await;
+    assert_eq!(again.status(), 200);
+    let status = again.headers()["cache-status"].to_str().unwrap().to_owned();
+    assert!(status.starts_with("ventanilla; hit; ttl="), "{status}");
+    assert!(again.headers()["age"].to_str().unwrap().parse::<u64>().unwrap() <= 60);
+    assert_eq!(again.text().await.unwrap(), first_body, "the same answer");
+    // Another answer of the same month's publication is computed with it.
+    let by_kind = app.get(&format!("{path}&groupBy=agencyKind"), None).await;
+    assert!(by_kind.headers()["cache-status"].to_str().unwrap().contains("hit"));
+
+    // One source has ten computed at once, then one every six seconds; answers already
+    // computed are still served to it.
+    let mut limited = None;
+    for hours in 2..20 {
+        let r = app.get(&format!("{path}&modeBin={hours}h"), None).await;
+        if r.status() == 429 {
+            limited = Some(r);
+            break;
+        }
+        assert_eq!(r.status(), 200);
+    }
+    let limited = limited.expect("a source's computations are bounded");
+    let wait: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=6).contains(&wait), "{wait}");
+    assert_problem(limited, 429, "too-many-requests").await;
+    assert_eq!(app.get(&path, None).await.status(), 200, "served from memory whatever the source's allowance");
+
+    let metrics = app.get("/metrics", Some("demo-operator")).await.text().await.unwrap();
+    for outcome in ["hit", "computed", "limited"] {
+        assert!(metrics.contains(&format!("ventanilla_public_indicators_total{{outcome=\"{outcome}\"}}")), "{outcome}");
+    }
     app.stop().await;
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::helpers::{repo, spawn_app_on, test_brokers};
+use crate::helpers::{published_month, repo, simulate_into, spawn_app_on, test_brokers};
 
 #[tokio::test]
 async fn the_indicators_recover_the_simulated_delays() {
@@ -70,7 +70,7 @@ async fn the_indicators_recover_the_simulated_delays() {
 }
 
 /// `ventanilla report release-times`: the Art. 7.6 publication, as CSV, HTML and PDF, with the
-/// same figures the public API gives.
+/// same figures the public API gives for the same calendar month.
 #[tokio::test]
 async fn the_published_report_gives_the_public_figures() {
     let data = Arc::new(tempfile::tempdir().unwrap());
@@ -91,12 +91,9 @@ async fn the_published_report_gives_the_public_figures() {
             .unwrap()
         }
     };
-    let simulated = run(vec!["simulate".into(), "--consignments".into(), "400".into(), "--seed".into(), "3".into()]).await;
-    assert!(simulated.status.success(), "{}", String::from_utf8_lossy(&simulated.stderr));
-    let (from, to) = (
-        ventanilla::clock::rfc3339(ventanilla::clock::now_millis() - 31 * 86_400_000)[..10].to_owned(),
-        ventanilla::clock::rfc3339(ventanilla::clock::now_millis() + 86_400_000)[..10].to_owned(),
-    );
+    let (start, end, month) = published_month();
+    simulate_into(data.path(), 400, 3, start, end).await;
+    let (from, to) = (ventanilla::clock::rfc3339(start)[..10].to_owned(), ventanilla::clock::rfc3339(end)[..10].to_owned());
     let report = |format: &str, out: Option<&std::path::Path>| {
         let mut args: Vec<String> = ["report", "release-times", "--from", &from, "--to", &to, "--format", format].map(String::from).to_vec();
         if let Some(out) = out {
@@ -119,11 +116,22 @@ async fn the_published_report_gives_the_public_figures() {
 
     // The same figure from the public API, through a gateway over the same store.
     let app = spawn_app_on(data.clone(), format!("t{}.", uuid::Uuid::now_v7().simple()), Some(test_brokers()), |_| {}).await;
-    let public: Value = app.get(&format!("/v1/public/indicators/release-times?from={from}&to={to}"), None).await.json().await.unwrap();
+    let public: Value = app.get(&format!("/v1/public/indicators/release-times?month={month}"), None).await.json().await.unwrap();
     let hours = |ms: &Value| format!("{:.2}", ms.as_f64().unwrap() / 3_600_000.0);
     assert_eq!(overall[4], public["overall"]["count"].to_string());
     assert_eq!(overall[5], hours(&public["overall"]["meanMs"]), "mean");
     assert_eq!(overall[6], hours(&public["overall"]["medianMs"]), "median");
+    // Every segment of the report: suppressed, or shown with the same figures, as the API.
+    for line in csv.lines().skip(1).filter(|l| !l.split(',').nth(1).unwrap().is_empty()) {
+        let cols: Vec<&str> = line.split(',').collect();
+        let query = format!("month={month}&interval={}&groupBy={}", cols[0], cols[1]);
+        let api: Value = app.get(&format!("/v1/public/indicators/release-times?{query}"), None).await.json().await.unwrap();
+        let cell = api["groups"].as_array().unwrap().iter().find(|g| g["group"][cols[1]] == cols[2]).expect(line);
+        assert_eq!(cols[3] == "true", cell["suppressed"] == true, "{line}");
+        if cols[3] == "false" {
+            assert_eq!((cols[4], cols[5]), (cell["count"].to_string().as_str(), hours(&cell["meanMs"]).as_str()), "{line}");
+        }
+    }
     app.stop().await;
 
     let html = report("html", None).await;
