@@ -70,39 +70,70 @@ pub fn group_of(group: &str, agency: &str) -> String {
     format!("{group}.{agency}")
 }
 
-/// Creates one consumer per agency's ack topic (`(agency, topic)`), each in its agency's group
+/// An agency's ack consumer, made but not yet reading: when it starts ([`run`]) it takes over
+/// the former shared group's offsets, then subscribes to its topic.
+pub struct AckTopic {
+    consumer: AckConsumer,
+    /// A client of the gateway's former shared group, to read where it had got to.
+    former: BaseConsumer,
+    topic: String,
+    group: String,
+}
+
+/// Makes one consumer per agency's ack topic (`(agency, topic)`), each in its agency's group
 /// ([`group_of`]): each topic is read on its own, so no record of one agency's topic can hold up
 /// another agency's answers. A group with no committed offset yet starts where the gateway's
 /// former shared group (`group`) had got to on its topic, when it had.
-pub async fn consumers(
+pub fn consumers(
     brokers: &str,
     security: &crate::config::KafkaSecurity,
     group: &str,
     topics: &[(String, String)],
-) -> Result<Vec<AckConsumer>, BrokerError> {
-    let mut out = Vec::with_capacity(topics.len());
-    for (agency, topic) in topics {
-        let own = group_of(group, agency);
-        let consumer = consumer(brokers, security, &own)?;
-        let (former, topic_name) = (base_config(brokers, security).set("group.id", group).create::<BaseConsumer>(), topic.clone());
-        let former = former.map_err(|source| BrokerError::Client { brokers: brokers.into(), source })?;
-        // Blocking calls to the group coordinator: off the runtime's threads.
-        let (consumer, carried) = tokio::task::spawn_blocking(move || {
-            let carried = carry_offsets_over(&former, &consumer, &topic_name);
-            (consumer, carried)
+) -> Result<Vec<AckTopic>, BrokerError> {
+    let client = |source| BrokerError::Client { brokers: brokers.into(), source };
+    topics
+        .iter()
+        .map(|(agency, topic)| {
+            let own = group_of(group, agency);
+            Ok(AckTopic {
+                consumer: consumer(brokers, security, &own)?,
+                former: base_config(brokers, security).set("group.id", group).create().map_err(client)?,
+                topic: topic.clone(),
+                group: own,
+            })
         })
-        .await
-        .map_err(|e| BrokerError::Interrupted(e.to_string()))?;
-        match carried {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(topic = %topic, group = %own, partitions = n, "ack consumer: offsets carried over from the former shared group"),
-            Err(e) => tracing::warn!(topic = %topic, group = %own, error = %e,
-                "ack consumer: the former shared group's offsets could not be read; the agency's group starts from its own (or the earliest)"),
+        .collect()
+}
+
+/// Starts an agency's consumer: the former shared group's offsets carried over (blocking calls
+/// to the group coordinator, off the runtime's threads), then its topic subscribed; `None` when
+/// it cannot subscribe (said in the log).
+async fn start(t: AckTopic) -> Option<AckConsumer> {
+    let AckTopic { consumer, former, topic, group } = t;
+    let name = topic.clone();
+    let (consumer, carried) = match tokio::task::spawn_blocking(move || {
+        let carried = carry_offsets_over(&former, &consumer, &name);
+        (consumer, carried)
+    })
+    .await
+    {
+        Ok(done) => done,
+        Err(e) => {
+            tracing::error!(topic = %topic, error = %e, "ack consumer: its start was interrupted; this agency's answers on Kafka wait for a restart");
+            return None;
         }
-        consumer.subscribe(&[topic.as_str()]).map_err(|source| BrokerError::Client { brokers: brokers.into(), source })?;
-        out.push(consumer);
+    };
+    match carried {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(topic = %topic, group = %group, partitions = n, "ack consumer: offsets carried over from the former shared group"),
+        Err(e) => tracing::warn!(topic = %topic, group = %group, error = %e,
+            "ack consumer: the former shared group's offsets could not be read; the agency's group starts from its own (or the earliest)"),
     }
-    Ok(out)
+    if let Err(e) = consumer.subscribe(&[topic.as_str()]) {
+        tracing::error!(topic = %topic, error = %e, "ack consumer: cannot subscribe; this agency's answers on Kafka wait for a restart");
+        return None;
+    }
+    Some(consumer)
 }
 
 /// How long one call to the group coordinator may take at start.
@@ -150,8 +181,15 @@ fn consumer(brokers: &str, security: &crate::config::KafkaSecurity, group: &str)
 
 /// Applies acknowledgments from every agency's ack topic until `shutdown`, each topic by its
 /// own consumer ([`consumers`]), none waiting for another.
-pub async fn run(gateway: Arc<Gateway>, consumers: Vec<AckConsumer>, producer: FutureProducer, shutdown: watch::Receiver<bool>) {
-    let each = consumers.into_iter().map(|consumer| run_one(gateway.clone(), consumer, producer.clone(), shutdown.clone()));
+pub async fn run(gateway: Arc<Gateway>, consumers: Vec<AckTopic>, producer: FutureProducer, shutdown: watch::Receiver<bool>) {
+    let each = consumers.into_iter().map(|topic| {
+        let (gateway, producer, shutdown) = (gateway.clone(), producer.clone(), shutdown.clone());
+        async move {
+            if let Some(consumer) = start(topic).await {
+                run_one(gateway, consumer, producer, shutdown).await;
+            }
+        }
+    });
     futures_util::future::join_all(each).await;
 }
 
