@@ -1,7 +1,7 @@
 //! Handing memory back to the system after a burst. A hostile or merely large request parses
 //! into a tree many times its size; once it is answered, glibc keeps the freed pages in its
-//! arenas, and the gateway would stay at its peak. Every [`crate::quota::BytesPermit`] that is
-//! dropped counts its bytes here; a background thread trims the allocator's free memory
+//! arenas, and the gateway would stay at its peak. Every parsed tree's reservation
+//! ([`crate::quota::Allowance::parsed_tree`]) counts its bytes here when it is dropped; a background thread trims the allocator's free memory
 //! (`malloc_trim`) once [`TRIM_AFTER_BYTES`] have been handed back since the last trim, at most
 //! once per [`TRIM_EVERY`]. Elsewhere than Linux with glibc it does nothing.
 
@@ -27,7 +27,8 @@ pub fn trim_if_due() -> bool {
     if RELEASED.load(Ordering::Relaxed) < TRIM_AFTER_BYTES {
         return false;
     }
-    RELEASED.store(0, Ordering::Relaxed);
+    // What is released from here on counts towards the next trim.
+    RELEASED.swap(0, Ordering::Relaxed);
     trim();
     true
 }

@@ -83,9 +83,11 @@ impl Exceeded {
 }
 
 /// Bytes held in flight by a request: among its participant's and among the gateway's, until
-/// dropped. Dropping it counts the bytes as handed back ([`crate::memory::released`]).
+/// dropped. Dropping a parsed tree's counts its bytes as handed back ([`crate::memory::released`]).
 pub struct BytesPermit {
     bytes: u64,
+    /// A parsed tree's ([`Allowance::parsed_tree`]): freed memory worth handing back.
+    tree: bool,
     _own: OwnedSemaphorePermit,
     _pool: OwnedSemaphorePermit,
 }
@@ -98,7 +100,9 @@ impl std::fmt::Debug for BytesPermit {
 
 impl Drop for BytesPermit {
     fn drop(&mut self) {
-        crate::memory::released(self.bytes);
+        if self.tree {
+            crate::memory::released(self.bytes);
+        }
     }
 }
 
@@ -193,7 +197,16 @@ impl Allowance {
             retry_after: Duration::from_secs(1),
             gateway_wide: true,
         })?;
-        Ok(BytesPermit { bytes: n, _own: own, _pool: pool })
+        Ok(BytesPermit { bytes: n, tree: false, _own: own, _pool: pool })
+    }
+
+    /// [`Allowance::bytes`] for the tree a body is parsed into: its memory is handed back to the
+    /// system after a burst ([`crate::memory`]).
+    pub fn parsed_tree(&self, n: u64) -> Result<BytesPermit, Exceeded> {
+        self.bytes(n).map(|mut permit| {
+            permit.tree = true;
+            permit
+        })
     }
 
     /// Whether the participant may start CPU work now: refused while its account is more than

@@ -38,7 +38,7 @@ fn hold(req: &HttpRequest, permit: BytesPermit) {
 /// in flight first, the CPU time charged to it.
 fn parse_as(sender: &Allowance, body: &[u8], shape: &JsonLimits) -> Result<(Value, BytesPermit), ApiError> {
     sender.metered(|| {
-        crate::json::parse_reserved(body, shape, |bytes| sender.bytes(bytes as u64).map_err(|e| Reserved::Quota(e.into()))).map_err(|e| match e {
+        crate::json::parse_reserved(body, shape, |bytes| sender.parsed_tree(bytes as u64).map_err(|e| Reserved::Quota(e.into()))).map_err(|e| match e {
             Reserved::Json(e) => json_problem(&e),
             Reserved::Quota(e) => e,
         })

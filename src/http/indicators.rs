@@ -150,6 +150,14 @@ pub fn parse_public(p: &PublicReleaseTimesParams) -> Result<PublicRequest, ApiEr
     };
     let trend = trend_of(p.trend.as_deref())?;
     let mode_bin_ms = mode_bin_of(p.mode_bin.as_deref(), Duration::from_millis(MIN_MODE_BIN_MS as u64))?;
+    // Whole hours or days only: with any width above the floor, a search over widths (1h, 1h 1ms,
+    // 1h 2ms...) would read a cell's earliest value from where its lone-value bins start.
+    if mode_bin_ms % 3_600_000 != 0 || (mode_bin_ms > 86_400_000 && mode_bin_ms % 86_400_000 != 0) || mode_bin_ms > 7 * 86_400_000 {
+        return Err(invalid(format!(
+            "modeBin={:?}: the public figures bin the mode by whole hours up to a day, or whole days up to a week (1h, 6h, 1day)",
+            p.mode_bin.as_deref().unwrap_or_default()
+        )));
+    }
     let month = p.month.as_deref().map(month_of).transpose()?;
     if let Some(d) = group_by {
         if !groupings(interval).contains(&d) {
@@ -426,6 +434,25 @@ mod tests {
         parse_public(&p)
     }
 
+    /// Issue 26, item 11: a date outside the store's range is the caller's mistake (400), never a
+    /// panic in the formatting (which answered 503).
+    #[test]
+    fn dates_outside_the_stores_range_are_refused() {
+        let participants = |query: &str| {
+            let p = web::Query::<ReleaseTimesParams>::from_query(query).map_err(|e| invalid(e.to_string()))?;
+            parse(&p)
+        };
+        for query in ["from=9999-12-31T23:59:59Z&to=10000-01-01T00:00:00Z", "from=1969-12-31T23:59:59Z", "to=+275760-09-13T00:00:00Z"] {
+            let e = participants(query).expect_err(query);
+            assert_eq!(e.code, Code::InvalidQuery, "{query}: {}", e.detail);
+            assert!(e.detail.contains("1970") && e.detail.contains("9999"), "{query}: {}", e.detail);
+        }
+        let (_, from, to) = participants("from=9999-12-31T23:59:59Z&to=9999-12-31T23:59:59Z").unwrap();
+        assert_eq!(from, to);
+        assert!(crate::clock::rfc3339(from).starts_with("9999-12-31T23:59:59"));
+        assert!(crate::clock::rfc3339(i64::MAX).starts_with("9999-12-31"), "formatting is total");
+    }
+
     #[test]
     fn the_public_takes_one_segment_whole_months_and_hour_bins() {
         let r = public("groupBy=transportMode&month=2026-10").unwrap();
@@ -434,6 +461,10 @@ mod tests {
             ("groupBy=transportMode,channel", 400),
             ("modeBin=1s", 400),
             ("modeBin=59m", 400),
+            ("modeBin=1h 1ms", 400),
+            ("modeBin=61m", 400),
+            ("modeBin=25h", 400),
+            ("modeBin=30days", 400),
             ("month=2026-13", 400),
             ("month=1969-12", 400),
             ("month=10000-01", 400),
@@ -446,6 +477,7 @@ mod tests {
         }
         assert_eq!(public("interval=agency-decision&groupBy=agency").unwrap().group_by, Some(Dimension::Agency));
         assert_eq!(public("modeBin=2h&trend=week").unwrap().mode_bin_ms, 7_200_000);
+        assert_eq!(public("modeBin=2days").unwrap().mode_bin_ms, 2 * 86_400_000);
     }
 
     #[test]

@@ -18,7 +18,8 @@
 //! it), so a record one agency's topic cannot get past (its answer waiting for the store) holds
 //! up that agency alone, not even through a rebalance of a group it shares. A gateway upgraded
 //! from one group for all agencies carries each topic's committed offsets over to its agency's
-//! group at the first start ([`consumers`]), so no answer is applied twice. A refusal notice always fits in a record: what it echoes of the refused record
+//! group when its consumer first starts ([`run`]), so no answer is applied twice. (Upgrade every
+//! gateway of a region together: one still in the shared group would read the same answers.) A refusal notice always fits in a record: what it echoes of the refused record
 //! (its key, the problem's detail and violations) is cut to [`MAX_NOTICE_BYTES`], and the notice
 //! says what was cut. A notice the broker still will not take is tried [`NOTICE_ATTEMPTS`] times,
 //! then sent without its echo to the dead-letter topic (or, if even that fails, only audited),
@@ -106,34 +107,41 @@ pub fn consumers(
 }
 
 /// Starts an agency's consumer: the former shared group's offsets carried over (blocking calls
-/// to the group coordinator, off the runtime's threads), then its topic subscribed; `None` when
-/// it cannot subscribe (said in the log).
-async fn start(t: AckTopic) -> Option<AckConsumer> {
+/// to the group coordinator, off the runtime's threads, tried again until the coordinator
+/// answers: reading from the earliest instead would apply every answer the topic holds again),
+/// then its topic subscribed. `Ok(None)` when the gateway stopped meanwhile; an error when the
+/// consumer cannot read at all.
+async fn start(t: AckTopic, shutdown: &mut watch::Receiver<bool>) -> Result<Option<AckConsumer>, String> {
     let AckTopic { consumer, former, topic, group } = t;
-    let name = topic.clone();
-    let (consumer, carried) = match tokio::task::spawn_blocking(move || {
-        let carried = carry_offsets_over(&former, &consumer, &name);
-        (consumer, carried)
-    })
-    .await
-    {
-        Ok(done) => done,
-        Err(e) => {
-            tracing::error!(topic = %topic, error = %e, "ack consumer: its start was interrupted; this agency's answers on Kafka wait for a restart");
-            return None;
+    let (mut consumer, mut former) = (consumer, former);
+    let mut pause = std::time::Duration::from_millis(500);
+    loop {
+        let name = topic.clone();
+        let (c, f, carried) = tokio::task::spawn_blocking(move || {
+            let carried = carry_offsets_over(&former, &consumer, &name);
+            (consumer, former, carried)
+        })
+        .await
+        .map_err(|e| format!("the start of the consumer of {topic} was interrupted: {e}"))?;
+        (consumer, former) = (c, f);
+        match carried {
+            Ok(0) => break,
+            Ok(n) => {
+                tracing::info!(topic = %topic, group = %group, partitions = n, "ack consumer: offsets carried over from the former shared group");
+                break;
+            }
+            Err(e) => tracing::warn!(topic = %topic, group = %group, error = %e, retry_ms = pause.as_millis() as u64,
+                "ack consumer: the group coordinator did not say where this topic was read to; asking again before reading it"),
         }
-    };
-    match carried {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(topic = %topic, group = %group, partitions = n, "ack consumer: offsets carried over from the former shared group"),
-        Err(e) => tracing::warn!(topic = %topic, group = %group, error = %e,
-            "ack consumer: the former shared group's offsets could not be read; the agency's group starts from its own (or the earliest)"),
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.changed() => return Ok(None),
+        }
+        pause = (pause * 2).min(std::time::Duration::from_secs(30));
     }
-    if let Err(e) = consumer.subscribe(&[topic.as_str()]) {
-        tracing::error!(topic = %topic, error = %e, "ack consumer: cannot subscribe; this agency's answers on Kafka wait for a restart");
-        return None;
-    }
-    Some(consumer)
+    drop(former);
+    consumer.subscribe(&[topic.as_str()]).map_err(|e| format!("cannot subscribe to {topic}: {e}"))?;
+    Ok(Some(consumer))
 }
 
 /// How long one call to the group coordinator may take at start.
@@ -181,16 +189,21 @@ fn consumer(brokers: &str, security: &crate::config::KafkaSecurity, group: &str)
 
 /// Applies acknowledgments from every agency's ack topic until `shutdown`, each topic by its
 /// own consumer ([`consumers`]), none waiting for another.
+/// A consumer that cannot read at all ends the task, whose supervisor then stops the gateway
+/// (an agency's answers must not go unread in silence).
 pub async fn run(gateway: Arc<Gateway>, consumers: Vec<AckTopic>, producer: FutureProducer, shutdown: watch::Receiver<bool>) {
     let each = consumers.into_iter().map(|topic| {
-        let (gateway, producer, shutdown) = (gateway.clone(), producer.clone(), shutdown.clone());
+        let (gateway, producer, mut shutdown) = (gateway.clone(), producer.clone(), shutdown.clone());
         async move {
-            if let Some(consumer) = start(topic).await {
+            if let Some(consumer) = start(topic, &mut shutdown).await? {
                 run_one(gateway, consumer, producer, shutdown).await;
             }
+            Ok::<(), String>(())
         }
     });
-    futures_util::future::join_all(each).await;
+    if let Err(e) = futures_util::future::try_join_all(each).await {
+        tracing::error!(error = %e, "ack consumer: an agency's answers cannot be read; the gateway stops, to be started again");
+    }
 }
 
 /// Applies the acknowledgments of one consumer's topic until `shutdown`.
