@@ -159,7 +159,7 @@ impl Application {
         let producer = broker::producer(&own, &security, settings.region.kafka.max_message_bytes)?;
         let ack_topics: Vec<(String, String)> =
             settings.region.agencies.iter().map(|a| (a.id.to_string(), topics.acks(&a.id))).collect();
-        let ack_consumers = broker::acks::consumers(&own, &security, &settings.region.kafka.consumer_group, &ack_topics)?;
+        let ack_consumers = broker::acks::consumers(&own, &security, &settings.region.kafka.consumer_group, &ack_topics).await?;
 
         let gateway = Arc::new(Gateway {
             registry,

@@ -139,7 +139,7 @@ const PUBLIC_TREND: Param = Param {
     pattern: "^(day|week)$",
 };
 const PUBLIC_MODE_BIN: Param =
-    Param { name: "modeBin", description: "Width of the mode's bins (`1h`, `6h`, `1d`; at least `1h`); `1h` by default.", pattern: "^[1-9][0-9]{0,5}(h|d)$" };
+    Param { name: "modeBin", description: "Width of the mode's bins: whole hours up to a day, or whole days up to a week (`1h`, `6h`, `1d`); `1h` by default.", pattern: "^(([1-9]|1[0-9]|2[0-4])h|[1-7]d)$" };
 const LAST_EVENT_ID: Param =
     Param { name: "Last-Event-ID", description: "The cursor a reconnecting client continues from.", pattern: "^[0-9]{1,18}$" };
 

@@ -154,7 +154,7 @@ pub fn parse_public(p: &PublicReleaseTimesParams) -> Result<PublicRequest, ApiEr
     // 1h 2ms...) would read a cell's earliest value from where its lone-value bins start.
     if mode_bin_ms % 3_600_000 != 0 || (mode_bin_ms > 86_400_000 && mode_bin_ms % 86_400_000 != 0) || mode_bin_ms > 7 * 86_400_000 {
         return Err(invalid(format!(
-            "modeBin={:?}: the public figures bin the mode by whole hours up to a day, or whole days up to a week (1h, 6h, 1day)",
+            "modeBin={:?}: the public figures bin the mode by whole hours up to a day, or whole days up to a week (1h, 6h, 1d)",
             p.mode_bin.as_deref().unwrap_or_default()
         )));
     }

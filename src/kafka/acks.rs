@@ -18,7 +18,7 @@
 //! it), so a record one agency's topic cannot get past (its answer waiting for the store) holds
 //! up that agency alone, not even through a rebalance of a group it shares. A gateway upgraded
 //! from one group for all agencies carries each topic's committed offsets over to its agency's
-//! group when its consumer first starts ([`run`]), so no answer is applied twice. (Upgrade every
+//! group at its first start ([`consumers`]), so no answer is applied twice. (Upgrade every
 //! gateway of a region together: one still in the shared group would read the same answers.) A refusal notice always fits in a record: what it echoes of the refused record
 //! (its key, the problem's detail and violations) is cut to [`MAX_NOTICE_BYTES`], and the notice
 //! says what was cut. A notice the broker still will not take is tried [`NOTICE_ATTEMPTS`] times,
@@ -71,78 +71,68 @@ pub fn group_of(group: &str, agency: &str) -> String {
     format!("{group}.{agency}")
 }
 
-/// An agency's ack consumer, made but not yet reading: when it starts ([`run`]) it takes over
-/// the former shared group's offsets, then subscribes to its topic.
-pub struct AckTopic {
-    consumer: AckConsumer,
-    /// A client of the gateway's former shared group, to read where it had got to.
-    former: BaseConsumer,
-    topic: String,
-    group: String,
-}
-
 /// Makes one consumer per agency's ack topic (`(agency, topic)`), each in its agency's group
-/// ([`group_of`]): each topic is read on its own, so no record of one agency's topic can hold up
-/// another agency's answers. A group with no committed offset yet starts where the gateway's
-/// former shared group (`group`) had got to on its topic, when it had.
-pub fn consumers(
+/// ([`group_of`]), and subscribes it: each topic is read on its own, so no record of one
+/// agency's topic can hold up another agency's answers. A group with no committed offset yet
+/// first takes over where the gateway's former shared group (`group`) had got to on its topic
+/// (all topics at once, each asked up to [`CARRY_ATTEMPTS`] times): if the group coordinator
+/// cannot say, the start fails, rather than reading the topic from the earliest and applying
+/// every answer it holds again.
+pub async fn consumers(
     brokers: &str,
     security: &crate::config::KafkaSecurity,
     group: &str,
     topics: &[(String, String)],
-) -> Result<Vec<AckTopic>, BrokerError> {
+) -> Result<Vec<AckConsumer>, BrokerError> {
     let client = |source| BrokerError::Client { brokers: brokers.into(), source };
-    topics
-        .iter()
-        .map(|(agency, topic)| {
-            let own = group_of(group, agency);
-            Ok(AckTopic {
-                consumer: consumer(brokers, security, &own)?,
-                former: base_config(brokers, security).set("group.id", group).create().map_err(client)?,
-                topic: topic.clone(),
-                group: own,
-            })
-        })
-        .collect()
+    let mut starts = Vec::with_capacity(topics.len());
+    for (agency, topic) in topics {
+        let own = group_of(group, agency);
+        let consumer = consumer(brokers, security, &own)?;
+        let former: BaseConsumer = base_config(brokers, security).set("group.id", group).create().map_err(client)?;
+        let topic = topic.clone();
+        starts.push(async move {
+            let mut pause = std::time::Duration::from_millis(500);
+            let mut attempt = 1;
+            let (consumer, former, name) = (Arc::new(consumer), Arc::new(former), topic.clone());
+            loop {
+                let (c, f, n) = (consumer.clone(), former.clone(), name.clone());
+                let carried = tokio::task::spawn_blocking(move || carry_offsets_over(&f, &c, &n))
+                    .await
+                    .map_err(|e| format!("the start of the consumer of {topic} was interrupted: {e}"))?;
+                match carried {
+                    Ok(n) => {
+                        if n > 0 {
+                            tracing::info!(topic = %topic, group = %own, partitions = n, "ack consumer: offsets carried over from the former shared group");
+                        }
+                        break;
+                    }
+                    Err(e) if attempt < CARRY_ATTEMPTS => {
+                        tracing::warn!(topic = %topic, group = %own, error = %e, attempt,
+                            "ack consumer: the group coordinator did not say where this topic was read to; asking again");
+                        tokio::time::sleep(pause).await;
+                        pause *= 2;
+                        attempt += 1;
+                    }
+                    Err(e) => {
+                        return Err(format!(
+                            "the group coordinator did not say where {topic} was read to ({e}), after {CARRY_ATTEMPTS} tries: \
+                             check that the broker runs and the gateway may read the groups {group}*"
+                        ))
+                    }
+                }
+            }
+            drop(former);
+            let consumer = Arc::into_inner(consumer).ok_or_else(|| format!("the consumer of {topic} is still in use"))?;
+            consumer.subscribe(&[topic.as_str()]).map_err(|e| format!("cannot subscribe to {topic}: {e}"))?;
+            Ok::<_, String>(consumer)
+        });
+    }
+    futures_util::future::try_join_all(starts).await.map_err(BrokerError::AckConsumers)
 }
 
-/// Starts an agency's consumer: the former shared group's offsets carried over (blocking calls
-/// to the group coordinator, off the runtime's threads, tried again until the coordinator
-/// answers: reading from the earliest instead would apply every answer the topic holds again),
-/// then its topic subscribed. `Ok(None)` when the gateway stopped meanwhile; an error when the
-/// consumer cannot read at all.
-async fn start(t: AckTopic, shutdown: &mut watch::Receiver<bool>) -> Result<Option<AckConsumer>, String> {
-    let AckTopic { consumer, former, topic, group } = t;
-    let (mut consumer, mut former) = (consumer, former);
-    let mut pause = std::time::Duration::from_millis(500);
-    loop {
-        let name = topic.clone();
-        let (c, f, carried) = tokio::task::spawn_blocking(move || {
-            let carried = carry_offsets_over(&former, &consumer, &name);
-            (consumer, former, carried)
-        })
-        .await
-        .map_err(|e| format!("the start of the consumer of {topic} was interrupted: {e}"))?;
-        (consumer, former) = (c, f);
-        match carried {
-            Ok(0) => break,
-            Ok(n) => {
-                tracing::info!(topic = %topic, group = %group, partitions = n, "ack consumer: offsets carried over from the former shared group");
-                break;
-            }
-            Err(e) => tracing::warn!(topic = %topic, group = %group, error = %e, retry_ms = pause.as_millis() as u64,
-                "ack consumer: the group coordinator did not say where this topic was read to; asking again before reading it"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = shutdown.changed() => return Ok(None),
-        }
-        pause = (pause * 2).min(std::time::Duration::from_secs(30));
-    }
-    drop(former);
-    consumer.subscribe(&[topic.as_str()]).map_err(|e| format!("cannot subscribe to {topic}: {e}"))?;
-    Ok(Some(consumer))
-}
+/// Times the group coordinator is asked where a topic was read to, at start.
+pub const CARRY_ATTEMPTS: u32 = 5;
 
 /// How long one call to the group coordinator may take at start.
 const COORDINATOR_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -189,21 +179,9 @@ fn consumer(brokers: &str, security: &crate::config::KafkaSecurity, group: &str)
 
 /// Applies acknowledgments from every agency's ack topic until `shutdown`, each topic by its
 /// own consumer ([`consumers`]), none waiting for another.
-/// A consumer that cannot read at all ends the task, whose supervisor then stops the gateway
-/// (an agency's answers must not go unread in silence).
-pub async fn run(gateway: Arc<Gateway>, consumers: Vec<AckTopic>, producer: FutureProducer, shutdown: watch::Receiver<bool>) {
-    let each = consumers.into_iter().map(|topic| {
-        let (gateway, producer, mut shutdown) = (gateway.clone(), producer.clone(), shutdown.clone());
-        async move {
-            if let Some(consumer) = start(topic, &mut shutdown).await? {
-                run_one(gateway, consumer, producer, shutdown).await;
-            }
-            Ok::<(), String>(())
-        }
-    });
-    if let Err(e) = futures_util::future::try_join_all(each).await {
-        tracing::error!(error = %e, "ack consumer: an agency's answers cannot be read; the gateway stops, to be started again");
-    }
+pub async fn run(gateway: Arc<Gateway>, consumers: Vec<AckConsumer>, producer: FutureProducer, shutdown: watch::Receiver<bool>) {
+    let each = consumers.into_iter().map(|consumer| run_one(gateway.clone(), consumer, producer.clone(), shutdown.clone()));
+    futures_util::future::join_all(each).await;
 }
 
 /// Applies the acknowledgments of one consumer's topic until `shutdown`.

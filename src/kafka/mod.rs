@@ -77,6 +77,8 @@ pub enum BrokerError {
     CreateTopic { topic: String, brokers: String, message: String },
     #[error("cannot start the embedded Kafka cluster: {0}")]
     Embedded(String),
+    #[error("cannot start the acknowledgment consumers: {0}")]
+    AckConsumers(String),
     /// A topic takes smaller records than the gateway may publish: documents it accepts could
     /// never be delivered.
     #[error("topic {topic} takes records of at most {found} bytes (its max.message.bytes), below kafka.max_message_bytes \
