@@ -53,19 +53,7 @@ fn close(a: f64, b: f64) -> bool {
 #[tokio::test]
 async fn the_dashboard_shows_the_apis_figures_in_a_real_browser() {
     let data = Arc::new(tempfile::tempdir().unwrap());
-    let dir = data.path().to_owned();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
-            .args(["simulate", "--consignments", "400", "--seed", "5", "--data-dir"])
-            .arg(&dir)
-            .current_dir(repo())
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    crate::helpers::simulate(data.path(), &["--consignments", "400", "--seed", "5"]).await;
     let app = spawn_app_on(data, format!("t{}.", uuid::Uuid::now_v7().simple()), Some(test_brokers()), |_| {}).await;
 
     let url = format!("{}/dashboard#token=demo-operator", app.address);

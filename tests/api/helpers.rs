@@ -497,10 +497,16 @@ pub fn published_month() -> (i64, i64, String) {
 pub async fn simulate_into(dir: &std::path::Path, consignments: usize, seed: u64, from: i64, to: i64) -> Value {
     let days = ((to - from) / 86_400_000).to_string();
     let end = ventanilla::clock::rfc3339(to);
-    let dir = dir.to_owned();
+    simulate(dir, &["--consignments", &consignments.to_string(), "--seed", &seed.to_string(), "--days", &days, "--end", &end]).await
+}
+
+/// `ventanilla simulate ARGS --data-dir DIR`, from the repository's root; the run's summary.
+pub async fn simulate(dir: &std::path::Path, args: &[&str]) -> Value {
+    let (dir, args): (_, Vec<String>) = (dir.to_owned(), args.iter().map(|a| (*a).to_owned()).collect());
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
-            .args(["simulate", "--consignments", &consignments.to_string(), "--seed", &seed.to_string(), "--days", &days, "--end", &end])
+            .arg("simulate")
+            .args(&args)
             .arg("--data-dir")
             .arg(&dir)
             .current_dir(repo())

@@ -10,20 +10,7 @@ use crate::helpers::{published_month, repo, simulate_into, spawn_app_on, test_br
 #[tokio::test]
 async fn the_indicators_recover_the_simulated_delays() {
     let data = Arc::new(tempfile::tempdir().unwrap());
-    let dir = data.path().to_owned();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
-            .args(["simulate", "--consignments", "3000", "--days", "30", "--seed", "11", "--data-dir"])
-            .arg(&dir)
-            .current_dir(repo())
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let written: Value = serde_json::from_slice(&out.stdout).expect("the run's summary, as JSON");
+    let written = crate::helpers::simulate(data.path(), &["--consignments", "3000", "--days", "30", "--seed", "11"]).await;
     assert_eq!(written["consignments"], 3000);
 
     let app = spawn_app_on(data, format!("t{}.", uuid::Uuid::now_v7().simple()), Some(test_brokers()), |_| {}).await;
