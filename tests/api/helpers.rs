@@ -502,10 +502,18 @@ pub async fn simulate_into(dir: &std::path::Path, consignments: usize, seed: u64
 
 /// `ventanilla simulate ARGS --data-dir DIR`, from the repository's root; the run's summary.
 pub async fn simulate(dir: &std::path::Path, args: &[&str]) -> Value {
-    let (dir, args): (_, Vec<String>) = (dir.to_owned(), args.iter().map(|a| (*a).to_owned()).collect());
-    let out = tokio::task::spawn_blocking(move || {
+    let args: Vec<String> = std::iter::once("simulate").chain(args.iter().copied()).map(str::to_owned).collect();
+    let out = ventanilla_on(dir, args).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("the run's summary, as JSON")
+}
+
+/// The operations binary, `ventanilla ARGS --data-dir DIR`, run from the repository's root on a
+/// blocking thread (warnings only in its log); what it printed and its exit status.
+pub async fn ventanilla_on(dir: &std::path::Path, args: Vec<String>) -> std::process::Output {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
-            .arg("simulate")
             .args(&args)
             .arg("--data-dir")
             .arg(&dir)
@@ -515,7 +523,5 @@ pub async fn simulate(dir: &std::path::Path, args: &[&str]) -> Value {
             .unwrap()
     })
     .await
-    .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("the run's summary, as JSON")
+    .unwrap()
 }

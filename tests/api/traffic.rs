@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::helpers::{published_month, repo, simulate_into, spawn_app_on, test_brokers};
+use crate::helpers::{published_month, simulate_into, spawn_app_on, test_brokers};
 
 #[tokio::test]
 async fn the_indicators_recover_the_simulated_delays() {
@@ -61,23 +61,7 @@ async fn the_indicators_recover_the_simulated_delays() {
 #[tokio::test]
 async fn the_published_report_gives_the_public_figures() {
     let data = Arc::new(tempfile::tempdir().unwrap());
-    let run = |args: Vec<String>| {
-        let dir = data.path().to_owned();
-        async move {
-            tokio::task::spawn_blocking(move || {
-                std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
-                    .args(&args)
-                    .arg("--data-dir")
-                    .arg(&dir)
-                    .current_dir(repo())
-                    .env("RUST_LOG", "warn")
-                    .output()
-                    .unwrap()
-            })
-            .await
-            .unwrap()
-        }
-    };
+    let run = |args: Vec<String>| crate::helpers::ventanilla_on(data.path(), args);
     let (start, end, month) = published_month();
     simulate_into(data.path(), 400, 3, start, end).await;
     let (from, to) = (ventanilla::clock::rfc3339(start)[..10].to_owned(), ventanilla::clock::rfc3339(end)[..10].to_owned());
