@@ -19,13 +19,14 @@ use crate::audit;
 use crate::clock::rfc3339;
 use crate::domain::{ConsignmentState, DeliveryStatus};
 use crate::store::{
-    Acceptance, DeliveryEvent, EarlierDocument, Ledger, NewDocument, Receipt, ReceiptDelivery, Store, StoreError, Subject, WriteMode,
+    AcceptanceLookup, Acceptance, DeliveryEvent, EarlierDocument, Ledger, NewDocument, Receipt, ReceiptDelivery, Store, StoreError, Subject, WriteMode,
 };
 use crate::tracking::{self, consignment_state};
 
 /// Commits `doc`, or answers its first receipt, or refuses it.
 pub async fn accept(store: &dyn Store, doc: NewDocument) -> Result<Acceptance, StoreError> {
-    store.write_with(WriteMode::RefusalsFirst, subjects(&doc), move |l| accept_in(l, &doc)).await
+    let lookups = vec![AcceptanceLookup::of(&doc)];
+    store.write_judged_with(WriteMode::RefusalsFirst, subjects(&doc), lookups, move |l| accept_in(l, &doc)).await
 }
 
 /// What accepting `doc` decides on: its consignment, and its key when it has one.
@@ -42,8 +43,9 @@ fn subjects(doc: &NewDocument) -> Vec<Subject> {
 /// failed) means none was committed.
 pub async fn accept_all(store: &dyn Store, docs: Vec<NewDocument>) -> Result<Vec<Result<Acceptance, StoreError>>, StoreError> {
     let subjects = docs.iter().flat_map(subjects).collect();
+    let lookups = docs.iter().map(AcceptanceLookup::of).collect();
     store
-        .write_with(WriteMode::RefusalsFirst, subjects, move |l| {
+        .write_judged_with(WriteMode::RefusalsFirst, subjects, lookups, move |l| {
             let mut results = Vec::with_capacity(docs.len());
             for doc in &docs {
                 // A refused document wrote nothing; any other error ends the work, and its

@@ -184,6 +184,37 @@ pub async fn a_document_failing_part_way_leaves_nothing_and_spoils_its_batch(sto
     assert_eq!(store.read_with(|l| l.audit_records()).await.unwrap().len(), 1, "only the committed document is audited");
 }
 
+pub async fn a_rule_that_panics_fails_its_own_write_and_the_writer_goes_on(store: Arc<dyn Store>) {
+    // A panicking work among documents of the same commit: it alone fails, what it wrote before
+    // panicking is undone, and the documents around it are committed.
+    let before = doc("UCR-PANIC-1", &["br-customs"]);
+    let after = doc("UCR-PANIC-3", &["br-customs"]);
+    let half = doc("UCR-PANIC-2", &["br-customs"]);
+    let (s1, s2, s3) = (store.clone(), store.clone(), store.clone());
+    let (a, b, c) = tokio::join!(
+        async move { submission::accept(&*s1, before).await },
+        async move {
+            s2.write_with(WriteMode::Undoable, Vec::new(), move |l| -> Result<(), StoreError> {
+                submission::accept_in(l, &half)?;
+                panic!("a defect in a rule");
+            })
+            .await
+        },
+        async move { submission::accept(&*s3, after).await },
+    );
+    assert!(matches!(a, Ok(Acceptance::New(_))), "{a:?}");
+    assert!(matches!(&b, Err(StoreError::Unavailable(m)) if m.contains("a defect in a rule")), "{b:?}");
+    assert!(matches!(c, Ok(Acceptance::New(_))), "{c:?}");
+    assert!(view(&*store, "UCR-PANIC-2").await.is_none(), "what the panicking work wrote was undone");
+    // The writer is still there.
+    assert!(matches!(submission::accept(&*store, doc("UCR-PANIC-4", &["br-customs"])).await, Ok(Acceptance::New(_))));
+    let ucrs: Vec<String> = due(&*store, 10, now_millis()).await.iter().map(|d| d.ucr.to_string()).collect();
+    assert_eq!(ucrs, ["UCR-PANIC-1", "UCR-PANIC-3", "UCR-PANIC-4"]);
+    let records = store.read_with(|l| l.audit_records()).await.unwrap();
+    assert_eq!(records.len(), 3, "the undone document left no audit record");
+    assert!(crate::audit::verify(records).is_ok(), "the chain is unbroken across the undone record");
+}
+
 pub async fn concurrent_submissions_all_land(store: Arc<dyn Store>) {
     let tasks: Vec<_> = (0..200)
         .map(|i| {
@@ -660,6 +691,7 @@ macro_rules! conformance_suite {
             a_batch_commits_in_order_and_a_refused_document_leaves_the_others,
             a_document_failing_part_way_leaves_nothing_and_spoils_its_batch,
             concurrent_submissions_all_land,
+            a_rule_that_panics_fails_its_own_write_and_the_writer_goes_on,
             a_refused_delivery_waits_holds_back_its_ucr_fails_and_is_sent_again,
             cursors_see_events_in_commit_order_and_webhooks_start_from_now,
             a_consignment_is_published_by_one_gateway_at_a_time,

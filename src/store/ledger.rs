@@ -399,9 +399,9 @@ pub trait Ledger {
     fn delivery_counts(&mut self) -> Result<Vec<(String, String, u64)>, StoreError>;
 
     // --- status events --------------------------------------------------------------------------
-    /// Queues a status event for the status topic, streams and webhooks; its id grows with
-    /// commit order.
-    fn queue_status_event(&mut self, ucr: &Ucr, body: &str, at: Millis) -> Result<i64, StoreError>;
+    /// Queues a status event for the status topic, streams and webhooks (its id grows with
+    /// commit order; its position is given as [`Ledger`]'s order says).
+    fn queue_status_event(&mut self, ucr: &Ucr, body: &str, at: Millis) -> Result<(), StoreError>;
     /// Status events not yet published, oldest first, of no consignment another gateway than
     /// `instance` holds a live claim on at `now`.
     fn unpublished_status_events(&mut self, instance: &str, limit: usize, now: Millis) -> Result<Vec<StatusEvent>, StoreError>;

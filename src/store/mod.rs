@@ -536,6 +536,30 @@ pub enum WriteMode {
     RefusalsFirst,
 }
 
+/// What a document's acceptance reads to judge it (`crate::submission`): earlier documents by
+/// key and by identity, the consignment, how many versions the sender has of the type. A store
+/// that pays a round trip per read fetches these for a whole group of writes at once.
+#[derive(Debug, Clone)]
+pub struct AcceptanceLookup {
+    pub sender: String,
+    pub key: Option<String>,
+    pub ucr: Ucr,
+    pub document_type: DocumentType,
+    pub body_sha256: String,
+}
+
+impl AcceptanceLookup {
+    pub fn of(doc: &NewDocument) -> AcceptanceLookup {
+        AcceptanceLookup {
+            sender: doc.sender.clone(),
+            key: doc.idempotency_key.clone(),
+            ucr: doc.ucr.clone(),
+            document_type: doc.document_type.clone(),
+            body_sha256: doc.body_sha256.clone(),
+        }
+    }
+}
+
 /// What a write decides on: writes naming the same subject run one after another, whichever
 /// store holds the rows (the isolation in `ledger.rs`). A store with one writer has nothing more
 /// to do; a store that several gateways write at once serializes them per subject, not globally.
@@ -563,7 +587,10 @@ pub trait Store: Send + Sync + 'static {
     /// Runs `work` in a write transaction and answers once what it wrote is durable (or failed).
     /// `work` reads and writes only rows of `subjects` to decide (and rows no rule reads back
     /// to decide: history, audit records, single-statement updates).
-    fn write(&self, mode: WriteMode, subjects: Vec<Subject>, work: Work) -> StoreFuture<'_, Box<dyn Any + Send>>;
+    /// `lookups` say what the work's documents will be judged on: a store may fetch it for the
+    /// whole group of works at once (the work reads it through the [`Ledger`] all the same).
+    fn write(&self, mode: WriteMode, subjects: Vec<Subject>, lookups: Vec<AcceptanceLookup>, work: Work)
+        -> StoreFuture<'_, Box<dyn Any + Send>>;
     /// Runs `work` on committed rows; it must not write.
     fn read(&self, work: Work) -> StoreFuture<'_, Box<dyn Any + Send>>;
     /// Answers when the store can read and write.
@@ -577,7 +604,22 @@ impl dyn Store {
         T: Send + 'static,
         F: FnOnce(&mut dyn Ledger) -> Result<T, StoreError> + Send + 'static,
     {
-        unbox(self.write(mode, subjects, Box::new(move |l| work(l).map(|t| Box::new(t) as Box<dyn Any + Send>))).await?)
+        self.write_judged_with(mode, subjects, Vec::new(), work).await
+    }
+
+    /// [`Store::write_with`], saying what the work's documents will be judged on.
+    pub async fn write_judged_with<T, F>(
+        &self,
+        mode: WriteMode,
+        subjects: Vec<Subject>,
+        lookups: Vec<AcceptanceLookup>,
+        work: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Ledger) -> Result<T, StoreError> + Send + 'static,
+    {
+        unbox(self.write(mode, subjects, lookups, Box::new(move |l| work(l).map(|t| Box::new(t) as Box<dyn Any + Send>))).await?)
     }
 
     /// [`Store::read`] with the work's own result type.

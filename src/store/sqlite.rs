@@ -355,9 +355,23 @@ impl Transactional for SqliteLedger {
     fn run(&mut self, statement: &str) -> Result<(), StoreError> {
         Ok(self.conn.execute_batch(statement)?)
     }
-    fn begin(&mut self, _subjects: &[Subject]) -> Result<(), StoreError> {
+    fn begin(&mut self, _subjects: &[Subject], _lookups: &[AcceptanceLookup]) -> Result<(), StoreError> {
         // One writer: every group is already alone.
         self.run("BEGIN IMMEDIATE")
+    }
+    fn mark(&mut self) -> Result<(), StoreError> {
+        // Prepared once: a job's savepoint costs no parsing.
+        self.conn.exec("SAVEPOINT job", [])?;
+        Ok(())
+    }
+    fn keep(&mut self) -> Result<(), StoreError> {
+        self.conn.exec("RELEASE SAVEPOINT job", [])?;
+        Ok(())
+    }
+    fn undo(&mut self) -> Result<(), StoreError> {
+        self.conn.exec("ROLLBACK TO SAVEPOINT job", [])?;
+        self.conn.exec("RELEASE SAVEPOINT job", [])?;
+        Ok(())
     }
     fn transaction_ended(&self) -> bool {
         // SQLite ends the transaction itself on an I/O error or a full disk.
@@ -934,13 +948,13 @@ impl Ledger for SqliteLedger {
         Ok(rows)
     }
 
-    fn queue_status_event(&mut self, ucr: &Ucr, body: &str, at: Millis) -> Result<i64, StoreError> {
+    fn queue_status_event(&mut self, ucr: &Ucr, body: &str, at: Millis) -> Result<(), StoreError> {
         // The owner: every document of a consignment is its opener's.
         self.conn.exec(
             "INSERT INTO status_outbox (ucr, body, created_at, owner) VALUES (?1, ?2, ?3, (SELECT sender FROM documents WHERE ucr = ?1 LIMIT 1))",
             params![ucr.as_str(), body, at],
         )?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(())
     }
 
     fn claim_consignment(&mut self, ucr: &Ucr, instance: &str, now: Millis, until: Millis) -> Result<bool, StoreError> {
@@ -1133,8 +1147,9 @@ impl Ledger for SqliteLedger {
 }
 
 impl Store for SqliteStore {
-    fn write(&self, mode: WriteMode, subjects: Vec<Subject>, work: Work) -> StoreFuture<'_, Box<dyn Any + Send>> {
-        Box::pin(self.writer.write(mode, subjects, work))
+    fn write(&self, mode: WriteMode, subjects: Vec<Subject>, lookups: Vec<AcceptanceLookup>, work: Work)
+        -> StoreFuture<'_, Box<dyn Any + Send>> {
+        Box::pin(self.writer.write(mode, subjects, lookups, work))
     }
 
     fn read(&self, work: Work) -> StoreFuture<'_, Box<dyn Any + Send>> {

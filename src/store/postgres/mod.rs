@@ -31,6 +31,8 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use super::writer::{Transactional, Writer};
+use group::{Facts, Op, Pending};
+use std::pin::Pin;
 use super::*;
 use crate::clock::rfc3339;
 
@@ -45,6 +47,8 @@ const SEQUENCER_LOCK: i64 = 0x7e47_a113;
 const SEQUENCER_TICK: std::time::Duration = std::time::Duration::from_millis(50);
 /// Most rows of a table one sequencing gives positions to; the rest, at once after.
 const SEQUENCE_BATCH: i64 = 10_000;
+
+mod group;
 
 mod embedded {
     refinery::embed_migrations!("migrations/postgres");
@@ -94,7 +98,7 @@ impl PgStore {
         let rt = Handle::current();
         let client = pool.get().await.map_err(pool_error)?;
         let chain: Arc<str> = chain.into();
-        let writer = Writer::start("store-writer-pg", PgLedger { client, pool: pool.clone(), rt: rt.clone(), chain: chain.clone() })?;
+        let writer = Writer::start("store-writer-pg", PgLedger::new(client, pool.clone(), rt.clone(), chain.clone(), true))?;
         let sequencer = tokio::spawn(sequence_every(pool.clone(), SEQUENCER_TICK));
         Ok(PgStore { writer, pool, rt, chain, sequencer })
     }
@@ -174,8 +178,9 @@ async fn migrate(config: &tokio_postgres::Config) -> Result<(), StoreError> {
 }
 
 impl Store for PgStore {
-    fn write(&self, mode: WriteMode, subjects: Vec<Subject>, work: Work) -> StoreFuture<'_, Box<dyn Any + Send>> {
-        Box::pin(self.writer.write(mode, subjects, work))
+    fn write(&self, mode: WriteMode, subjects: Vec<Subject>, lookups: Vec<AcceptanceLookup>, work: Work)
+        -> StoreFuture<'_, Box<dyn Any + Send>> {
+        Box::pin(self.writer.write(mode, subjects, lookups, work))
     }
 
     fn read(&self, work: Work) -> StoreFuture<'_, Box<dyn Any + Send>> {
@@ -183,7 +188,7 @@ impl Store for PgStore {
         Box::pin(async move {
             let client = pool.get().await.map_err(pool_error)?;
             let chain = chain.clone();
-            tokio::task::spawn_blocking(move || work(&mut PgLedger { client, pool, rt, chain }))
+            tokio::task::spawn_blocking(move || work(&mut PgLedger::new(client, pool, rt, chain, false)))
                 .await
                 .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
         })
@@ -202,38 +207,328 @@ pub struct PgLedger {
     rt: Handle,
     /// The audit chain this writer appends to.
     chain: Arc<str>,
+    /// The writer's own state of its open transaction; a reader's ledger has none (it sends
+    /// every statement at once and keeps nothing).
+    group: Option<Box<GroupState>>,
 }
 
+/// What the writer keeps of its open transaction (`group.rs`).
+#[derive(Default)]
+struct GroupState {
+    pending: Pending,
+    facts: Facts,
+    /// This chain's last record, once read or written in this transaction.
+    audit_head: Option<(i64, String)>,
+    /// Delivery ids taken for this transaction and not used yet (next, end).
+    delivery_ids: (i64, i64),
+    /// How many ids the next block takes: doubled while groups use up their blocks.
+    id_block: i64,
+    /// A statement failed: the database aborted the transaction.
+    aborted: bool,
+}
+
+/// Fewest delivery ids taken at once.
+const ID_BLOCK: i64 = 256;
+
 impl PgLedger {
+    fn new(client: Object, pool: Pool, rt: Handle, chain: Arc<str>, writer: bool) -> PgLedger {
+        let group = writer.then(|| Box::new(GroupState { id_block: ID_BLOCK, ..GroupState::default() }));
+        PgLedger { client, pool, rt, chain, group }
+    }
+
+    /// Sends the pending rows and then `sql`, in one pipeline (one round trip); `sql`'s answer.
+    fn send(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)], rows: bool, writes: bool) -> Result<Answer, StoreError> {
+        let pending = self.group.as_mut().map(|g| g.pending.take(writes)).unwrap_or_default();
+        let mut batch = piped(&pending);
+        batch.push((sql, params.to_vec(), rows));
+        match self.rt.block_on(pipeline(&self.client, &batch)) {
+            Ok(mut answers) => Ok(answers.pop().unwrap_or(Answer::Changed(0))),
+            Err(e) => {
+                if let Some(g) = self.group.as_mut() {
+                    g.aborted = true;
+                }
+                Err(db_error(e))
+            }
+        }
+    }
+
     fn rows(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
-        let client = &self.client;
-        self.rt
-            .block_on(async move {
-                let statement = client.prepare_cached(sql).await?;
-                client.query(&statement, params).await
-            })
-            .map_err(db_error)
+        Ok(self.send(sql, params, true, false)?.rows())
     }
 
     fn row(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, StoreError> {
         Ok(self.rows(sql, params)?.into_iter().next())
     }
 
-    fn exec(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
-        let client = &self.client;
-        self.rt
-            .block_on(async move {
-                let statement = client.prepare_cached(sql).await?;
-                client.execute(&statement, params).await
-            })
-            .map_err(db_error)
+    /// A write that answers rows (`RETURNING`): sent at once, after the pending rows; every fact
+    /// is forgotten.
+    fn write_rows(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
+        if let Some(g) = self.group.as_mut() {
+            g.facts.clear();
+        }
+        Ok(self.send(sql, params, true, true)?.rows())
     }
+
+    /// A write that cannot wait (it answers something) or that the facts do not follow: sent at
+    /// once, after the pending rows; every fact is forgotten. How many rows it changed.
+    fn exec(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        if let Some(g) = self.group.as_mut() {
+            g.facts.clear();
+        }
+        Ok(self.send(sql, params, false, true)?.changed())
+    }
+
+    /// Keeps `op` to send with the next read or the commit; a reader's ledger (which writes
+    /// nothing in principle) sends it at once.
+    fn defer(&mut self, op: Op) -> Result<(), StoreError> {
+        match self.group.as_mut() {
+            Some(g) => {
+                g.pending.push(op);
+                Ok(())
+            }
+            None => {
+                let mut pending = Pending::default();
+                pending.push(op);
+                let statements = pending.take(false);
+                self.rt.block_on(pipeline(&self.client, &piped(&statements))).map(|_| ()).map_err(db_error)
+            }
+        }
+    }
+
+    /// The facts of `ucr`, when the writer fetched them for this group and nothing changed them since.
+    fn facts(&mut self, ucr: &Ucr) -> Option<&mut group::ConsignmentFacts> {
+        self.group.as_mut()?.facts.consignments.get_mut(ucr.as_str())
+    }
+
+    fn forget(&mut self, ucr: &str) {
+        if let Some(g) = self.group.as_mut() {
+            g.facts.forget(ucr);
+        }
+    }
+
+    /// The next delivery id of this transaction.
+    fn delivery_id(&mut self) -> Result<i64, StoreError> {
+        let Some(g) = self.group.as_mut() else {
+            let row = self.row("SELECT nextval(pg_get_serial_sequence('deliveries', 'id'))", &[])?;
+            return row.map(|r| r.get(0)).ok_or_else(|| corrupt("no delivery id"));
+        };
+        let (next, end) = g.delivery_ids;
+        if next < end {
+            g.delivery_ids.0 += 1;
+            return Ok(next);
+        }
+        let n = g.id_block;
+        g.id_block = (n * 2).min(1 << 16);
+        let row = self.row(
+            "SELECT min(i), max(i) FROM (SELECT nextval(pg_get_serial_sequence('deliveries', 'id')) AS i FROM generate_series(1, $1::bigint)) AS ids",
+            &[&n],
+        )?;
+        let (first, last): (i64, i64) = row.map(|r| (r.get(0), r.get(1))).ok_or_else(|| corrupt("no delivery ids"))?;
+        if last - first + 1 != n {
+            // Another session's values came in between (a sequence's values are not taken as a
+            // block): use the first, and take again next time.
+            if let Some(g) = self.group.as_mut() {
+                g.delivery_ids = (0, 0);
+            }
+            return Ok(first);
+        }
+        if let Some(g) = self.group.as_mut() {
+            g.delivery_ids = (first + 1, last + 1);
+        }
+        Ok(first)
+    }
+
+    /// Fetches, for the whole group, what its documents will be judged on (`group.rs`).
+    fn fetch_facts(&mut self, lookups: &[AcceptanceLookup]) -> Result<(), StoreError> {
+        if self.group.is_none() || lookups.is_empty() {
+            return Ok(());
+        }
+        let (senders, ucrs, types, hashes): (Vec<&str>, Vec<&str>, Vec<&str>, Vec<&str>) = lookups
+            .iter()
+            .map(|l| (l.sender.as_str(), l.ucr.as_str(), l.document_type.as_str(), l.body_sha256.as_str()))
+            .fold((vec![], vec![], vec![], vec![]), |mut v, (s, u, t, h)| {
+                v.0.push(s);
+                v.1.push(u);
+                v.2.push(t);
+                v.3.push(h);
+                v
+            });
+        let (key_senders, keys): (Vec<&str>, Vec<&str>) =
+            lookups.iter().filter_map(|l| Some((l.sender.as_str(), l.key.as_deref()?))).unzip();
+        let batch: Vec<Piped<'_>> = vec![
+            (
+                "SELECT d.sender, d.idempotency_key, d.id, d.body_sha256, r.receipt
+                 FROM unnest($1::text[], $2::text[]) AS k(s, k)
+                 JOIN documents d ON d.sender = k.s AND d.idempotency_key = k.k JOIN receipts r ON r.document_id = d.id",
+                vec![&key_senders, &keys],
+                true,
+            ),
+            (
+                "SELECT k.s, k.u, k.t, k.h, x.id, x.body_sha256, x.receipt
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS k(s, u, t, h)
+                 LEFT JOIN LATERAL (
+                   SELECT d.id, d.body_sha256, r.receipt FROM documents d JOIN receipts r ON r.document_id = d.id
+                   WHERE d.sender = k.s AND d.ucr = k.u AND d.document_type = k.t
+                     AND NOT EXISTS (SELECT 1 FROM documents w WHERE w.ucr = d.ucr AND w.chain = d.chain AND w.withdrawn_at IS NOT NULL)
+                   ORDER BY (d.body_sha256 = k.h) DESC, d.submitted_at LIMIT 1) AS x ON true",
+                vec![&senders, &ucrs, &types, &hashes],
+                true,
+            ),
+            (
+                "SELECT ucr, state, created_at, updated_at, released_at, opened_by FROM consignments WHERE ucr = ANY($1::text[])",
+                vec![&ucrs],
+                true,
+            ),
+            (
+                "SELECT k.s, k.u, k.t, (SELECT COUNT(*) FROM documents d WHERE d.sender = k.s AND d.ucr = k.u AND d.document_type = k.t)
+                 FROM (SELECT DISTINCT s, u, t FROM unnest($1::text[], $2::text[], $3::text[]) AS k(s, u, t)) AS k",
+                vec![&senders, &ucrs, &types],
+                true,
+            ),
+        ];
+        let answers = self.rt.block_on(pipeline(&self.client, &batch));
+        let answers: Vec<Vec<Row>> = match answers {
+            Ok(a) => a.into_iter().map(Answer::rows).collect(),
+            Err(e) => {
+                if let Some(g) = self.group.as_mut() {
+                    g.aborted = true;
+                }
+                return Err(db_error(e));
+            }
+        };
+        let Some(g) = self.group.as_mut() else { return Ok(()) };
+        let facts = &mut g.facts;
+        let earlier_at = |r: &Row, from: usize| -> Result<Option<EarlierDocument>, StoreError> {
+            r.get::<_, Option<&str>>(from)
+                .map(|id| Ok(EarlierDocument { id: uuid_of(id)?, body_sha256: r.get(from + 1), receipt: r.get(from + 2) }))
+                .transpose()
+        };
+        for l in lookups {
+            // Known: every UCR's row (absent or not) and every key (used or not).
+            facts.consignments.entry(l.ucr.to_string()).or_default().row = Some(None);
+            if let Some(key) = &l.key {
+                facts.by_key.insert((l.sender.clone(), key.clone()), None);
+            }
+        }
+        for r in &answers[0] {
+            facts.by_key.insert((r.get(0), r.get(1)), earlier_at(r, 2)?);
+        }
+        for r in &answers[1] {
+            let ucr: String = r.get(1);
+            let c = facts.consignments.entry(ucr).or_default();
+            c.by_identity.push(((r.get(0), r.get(2), r.get(3)), earlier_at(r, 4)?));
+        }
+        for r in &answers[2] {
+            let record = ConsignmentRecord {
+                state: parse(r.get(1), ConsignmentState::parse)?,
+                created_at: r.get(2),
+                updated_at: r.get(3),
+                released_at: r.get(4),
+            };
+            facts.consignments.entry(r.get(0)).or_default().row = Some(Some((record, r.get(5))));
+        }
+        for r in &answers[3] {
+            let ucr: String = r.get(1);
+            let count = r.get::<_, i64>(3).max(0) as u64;
+            facts.consignments.entry(ucr).or_default().versions.push(((r.get(0), r.get(2)), count));
+        }
+        Ok(())
+    }
+}
+
+/// One statement of a pipeline: its text, its parameters, and whether its rows are wanted (else
+/// the count of rows it changed).
+type Piped<'a> = (&'a str, Vec<&'a (dyn ToSql + Sync)>, bool);
+
+/// What a statement of a pipeline answered.
+enum Answer {
+    Rows(Vec<Row>),
+    Changed(u64),
+}
+
+impl Answer {
+    fn rows(self) -> Vec<Row> {
+        match self {
+            Answer::Rows(rows) => rows,
+            Answer::Changed(_) => Vec::new(),
+        }
+    }
+    fn changed(&self) -> u64 {
+        match self {
+            Answer::Rows(rows) => rows.len() as u64,
+            Answer::Changed(n) => *n,
+        }
+    }
+}
+
+/// Pending statements as a pipeline's first entries.
+fn piped(statements: &[group::Statement]) -> Vec<Piped<'_>> {
+    statements.iter().map(|s| (s.sql, s.params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect(), false)).collect()
+}
+
+/// Sends `statements` on one connection without waiting between them (tokio-postgres pipelines
+/// the requests of futures polled together), in their order, and answers each one. A
+/// statement's preparation is cached per connection; the first error is the answer.
+async fn pipeline(client: &Object, statements: &[Piped<'_>]) -> Result<Vec<Answer>, tokio_postgres::Error> {
+    use std::future::Future;
+    use std::task::Poll;
+    let mut prepared = Vec::with_capacity(statements.len());
+    for (sql, _, _) in statements {
+        prepared.push(client.prepare_cached(sql).await?);
+    }
+    let client: &tokio_postgres::Client = client;
+    type Query<'q> = Pin<Box<dyn Future<Output = Result<Answer, tokio_postgres::Error>> + Send + 'q>>;
+    let mut queries: Vec<Query<'_>> = prepared
+        .iter()
+        .zip(statements)
+        .map(|(statement, (_, params, rows))| -> Query<'_> {
+            if *rows {
+                Box::pin(async move { client.query(statement, params).await.map(Answer::Rows) })
+            } else {
+                Box::pin(async move { client.execute(statement, params).await.map(Answer::Changed) })
+            }
+        })
+        .collect();
+    let mut answers: Vec<Option<Result<Answer, tokio_postgres::Error>>> = queries.iter().map(|_| None).collect();
+    // Each query's request is sent on its first poll: polling them in order sends them in order.
+    std::future::poll_fn(|cx| {
+        let mut waiting = false;
+        for (query, answer) in queries.iter_mut().zip(answers.iter_mut()) {
+            if answer.is_none() {
+                match query.as_mut().poll(cx) {
+                    Poll::Ready(r) => *answer = Some(r),
+                    Poll::Pending => waiting = true,
+                }
+            }
+        }
+        if waiting { Poll::Pending } else { Poll::Ready(()) }
+    })
+    .await;
+    answers.into_iter().map(|a| a.unwrap_or(Ok(Answer::Changed(0)))).collect()
 }
 
 impl Transactional for PgLedger {
     fn run(&mut self, statement: &str) -> Result<(), StoreError> {
-        let client = &self.client;
-        self.rt.block_on(client.batch_execute(statement)).map_err(db_error)
+        if statement.starts_with("ROLLBACK") {
+            if let Some(g) = self.group.as_mut() {
+                g.pending.clear();
+                g.facts.clear();
+                g.audit_head = None;
+            }
+            let client = &self.client;
+            return self.rt.block_on(client.batch_execute(statement)).map_err(db_error);
+        }
+        // Whatever is pending goes first, in the same round trip.
+        let pending = self.group.as_mut().map(|g| g.pending.take(false)).unwrap_or_default();
+        let mut batch = piped(&pending);
+        batch.push((statement, Vec::new(), false));
+        let result = self.rt.block_on(pipeline(&self.client, &batch)).map(|_| ()).map_err(db_error);
+        if result.is_err() {
+            if let Some(g) = self.group.as_mut() {
+                g.aborted = true;
+            }
+        }
+        result
     }
     fn after_commit(&mut self) {
         // Positions for what this group committed, before its callers hear of it: a caller then
@@ -249,32 +544,81 @@ impl Transactional for PgLedger {
             tracing::warn!(error = %e, "store: cannot give cursor positions now; the sequencer will");
         }
     }
-    fn begin(&mut self, subjects: &[Subject]) -> Result<(), StoreError> {
+    fn begin(&mut self, subjects: &[Subject], lookups: &[AcceptanceLookup]) -> Result<(), StoreError> {
         if self.client.is_closed() {
             // The connection broke since the last group: take a fresh one.
             self.client = self.rt.block_on(self.pool.get()).map_err(pool_error)?;
         }
-        self.run("BEGIN")?;
-        if !subjects.is_empty() {
+        if let Some(g) = self.group.as_mut() {
+            let block = g.id_block;
+            **g = GroupState { id_block: block, ..GroupState::default() };
+            // Ids taken for the last group are not used by this one: this group's are taken
+            // after its locks, so a consignment's deliveries keep their order across gateways.
+            g.id_block = if g.id_block > ID_BLOCK { g.id_block / 2 } else { ID_BLOCK };
+        }
+        let client = &self.client;
+        self.rt.block_on(client.batch_execute("BEGIN")).map_err(db_error)?;
+        let locked = if subjects.is_empty() {
+            Ok(())
+        } else {
             // One transaction-level advisory lock per subject, all taken now and in one order
             // (by the lock's number) on every gateway: groups sharing a subject take turns, and
             // no two groups can each hold what the other waits for. Read committed: every
             // statement after the locks sees what the previous holder committed. A number two
             // subjects share only makes their groups take turns.
             let keys: Vec<String> = subjects.iter().map(Subject::key).collect();
-            let locked = self.exec(
+            self.rows(
                 "SELECT count(pg_advisory_xact_lock(h)) FROM
                    (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY h) AS locks",
                 &[&keys],
-            );
-            if let Err(e) = locked {
-                // The transaction is aborted (a lock timeout, a cancelled statement): end it, or
-                // every later BEGIN on this connection would fail.
-                let _ = self.run("ROLLBACK");
-                return Err(e);
-            }
+            )
+            .map(|_| ())
+        }
+        .and_then(|_| self.fetch_facts(lookups));
+        if let Err(e) = locked {
+            // The transaction is aborted (a lock timeout, a cancelled statement): end it, or
+            // every later BEGIN on this connection would fail.
+            let _ = self.run("ROLLBACK");
+            return Err(e);
         }
         Ok(())
+    }
+    fn mark(&mut self) -> Result<(), StoreError> {
+        match self.group.as_mut() {
+            Some(g) => {
+                g.pending.mark();
+                Ok(())
+            }
+            None => self.run("SAVEPOINT job"),
+        }
+    }
+    fn keep(&mut self) -> Result<(), StoreError> {
+        match self.group.as_mut() {
+            Some(g) => {
+                g.pending.keep();
+                Ok(())
+            }
+            None => self.run("RELEASE SAVEPOINT job"),
+        }
+    }
+    fn undo(&mut self) -> Result<(), StoreError> {
+        let sent = match self.group.as_mut() {
+            Some(g) => {
+                // What the job knew may have been its own writes.
+                g.facts.clear();
+                g.audit_head = None;
+                g.pending.undo()
+            }
+            None => true,
+        };
+        if sent {
+            let client = &self.client;
+            self.rt.block_on(client.batch_execute("ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job")).map_err(db_error)?;
+        }
+        Ok(())
+    }
+    fn transaction_ended(&self) -> bool {
+        self.group.as_ref().is_some_and(|g| g.aborted)
     }
     fn ledger(&mut self) -> &mut dyn Ledger {
         self
@@ -392,6 +736,9 @@ fn status_event(r: &Row) -> Result<StatusEvent, StoreError> {
 
 impl Ledger for PgLedger {
     fn document_by_key(&mut self, sender: &str, key: &str) -> Result<Option<EarlierDocument>, StoreError> {
+        if let Some(known) = self.group.as_ref().and_then(|g| g.facts.by_key.get(&(sender.to_owned(), key.to_owned()))) {
+            return Ok(known.clone());
+        }
         let row = self.row(
             "SELECT d.id, d.body_sha256, r.receipt FROM documents d JOIN receipts r ON r.document_id = d.id
              WHERE d.sender = $1 AND d.idempotency_key = $2",
@@ -402,6 +749,12 @@ impl Ledger for PgLedger {
 
     fn document_by_identity(&mut self, sender: &str, ucr: &Ucr, document_type: &DocumentType, body_sha256: &str)
         -> Result<Option<EarlierDocument>, StoreError> {
+        if let Some(facts) = self.facts(ucr) {
+            let known = facts.by_identity.iter().find(|((s, t, h), _)| s == sender && t == document_type.as_str() && h == body_sha256);
+            if let Some((_, earlier)) = known {
+                return Ok(earlier.clone());
+            }
+        }
         let row = self.row(
             "SELECT d.id, d.body_sha256, r.receipt FROM documents d JOIN receipts r ON r.document_id = d.id
              WHERE d.sender = $1 AND d.ucr = $2 AND d.document_type = $3
@@ -413,11 +766,20 @@ impl Ledger for PgLedger {
     }
 
     fn consignment_of_another(&mut self, ucr: &Ucr, sender: &str) -> Result<bool, StoreError> {
+        if let Some(Some(row)) = self.facts(ucr).map(|f| f.row.as_ref()) {
+            return Ok(row.as_ref().is_some_and(|(_, opener)| opener != sender));
+        }
         let row = self.row("SELECT opened_by FROM consignments WHERE ucr = $1", &[&ucr.as_str()])?;
         Ok(row.is_some_and(|r| r.get::<_, &str>(0) != sender))
     }
 
     fn open_consignment(&mut self, ucr: &Ucr, state: ConsignmentState, at: Millis, opened_by: &str) -> Result<bool, StoreError> {
+        // Known to be absent, under the group's lock on it: it is created, with the next rows.
+        if let Some(Some(None)) = self.facts(ucr).map(|f| f.row.as_ref()) {
+            self.forget(ucr.as_str());
+            self.defer(Op::Consignment { ucr: ucr.to_string(), state: state.as_str(), at, opened_by: opened_by.to_owned() })?;
+            return Ok(true);
+        }
         Ok(self.exec(
             "INSERT INTO consignments (ucr, state, created_at, updated_at, opened_by) VALUES ($1, $2, $3, $3, $4)
              ON CONFLICT (ucr) DO NOTHING",
@@ -426,54 +788,57 @@ impl Ledger for PgLedger {
     }
 
     fn insert_document(&mut self, doc: &NewDocument) -> Result<(), StoreError> {
-        self.exec(
-            "INSERT INTO documents (id, ucr, document_type, schema_version, schema_id, origin, destination, sender, payload,
-                                    submitted_at, idempotency_key, body_sha256, version, amends, transport_mode, hs_chapter, border_post,
-                                    chain)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                     COALESCE((SELECT chain FROM documents WHERE id = $14), $1))",
-            &[
-                &doc.id.to_string(),
-                &doc.ucr.as_str(),
-                &doc.document_type.as_str(),
-                &doc.schema_version.to_string(),
-                &doc.schema_id,
-                &doc.origin.as_str(),
-                &doc.destination.as_str(),
-                &doc.sender,
-                &doc.payload,
-                &doc.submitted_at,
-                &doc.idempotency_key,
-                &doc.body_sha256,
-                &i32::try_from(doc.version).map_err(corrupt)?,
-                &doc.amends.map(|a| a.to_string()),
-                &doc.dims.transport_mode,
-                &doc.dims.hs_chapter,
-                &doc.dims.border_post,
-            ],
-        )?;
-        Ok(())
+        self.forget(doc.ucr.as_str());
+        if let (Some(g), Some(key)) = (self.group.as_mut(), &doc.idempotency_key) {
+            g.facts.by_key.remove(&(doc.sender.clone(), key.clone()));
+        }
+        self.defer(Op::Document(Box::new(group::DocumentRow {
+            id: doc.id.to_string(),
+            ucr: doc.ucr.to_string(),
+            document_type: doc.document_type.to_string(),
+            schema_version: doc.schema_version.to_string(),
+            schema_id: doc.schema_id.clone(),
+            origin: doc.origin.to_string(),
+            destination: doc.destination.to_string(),
+            sender: doc.sender.clone(),
+            payload: doc.payload.clone(),
+            submitted_at: doc.submitted_at,
+            idempotency_key: doc.idempotency_key.clone(),
+            body_sha256: doc.body_sha256.clone(),
+            version: i32::try_from(doc.version).map_err(corrupt)?,
+            amends: doc.amends.map(|a| a.to_string()),
+            transport_mode: doc.dims.transport_mode.clone(),
+            hs_chapter: doc.dims.hs_chapter.clone(),
+            border_post: doc.dims.border_post.clone(),
+        })))
     }
 
     fn insert_delivery(&mut self, document_id: Uuid, agency: &AgencyId, topic: &str, rule: &str, at: Millis) -> Result<i64, StoreError> {
-        let row = self.row(
-            "INSERT INTO deliveries (document_id, agency, topic, rule, status, created_at) VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id",
-            &[&document_id.to_string(), &agency.as_str(), &topic, &rule, &at],
-        )?;
-        row.map(|r| r.get(0)).ok_or_else(|| corrupt("an inserted delivery without an id"))
+        let id = self.delivery_id()?;
+        self.defer(Op::Delivery {
+            id,
+            document_id: document_id.to_string(),
+            agency: agency.to_string(),
+            topic: topic.to_owned(),
+            rule: rule.to_owned(),
+            at,
+        })?;
+        Ok(id)
     }
 
     fn add_delivery_event(&mut self, delivery_id: i64, e: DeliveryEvent<'_>) -> Result<(), StoreError> {
-        self.exec(
-            "INSERT INTO delivery_events (delivery_id, status, at, source, reason, outcome) VALUES ($1, $2, $3, $4, $5, $6)",
-            &[&delivery_id, &e.status, &e.at, &e.source, &e.reason, &e.outcome],
-        )?;
-        Ok(())
+        self.defer(Op::Event {
+            delivery_id,
+            status: e.status.to_owned(),
+            at: e.at,
+            source: e.source.to_owned(),
+            reason: e.reason.map(str::to_owned),
+            outcome: e.outcome.to_owned(),
+        })
     }
 
     fn insert_receipt(&mut self, document_id: Uuid, receipt: &str) -> Result<(), StoreError> {
-        self.exec("INSERT INTO receipts (document_id, receipt) VALUES ($1, $2)", &[&document_id.to_string(), &receipt])?;
-        Ok(())
+        self.defer(Op::Receipt { document_id: document_id.to_string(), receipt: receipt.to_owned() })
     }
 
     fn consignment_delivery_statuses(&mut self, ucr: &Ucr) -> Result<Vec<DeliveryStatus>, StoreError> {
@@ -488,6 +853,9 @@ impl Ledger for PgLedger {
     }
 
     fn consignment(&mut self, ucr: &Ucr) -> Result<Option<ConsignmentRecord>, StoreError> {
+        if let Some(Some(row)) = self.facts(ucr).map(|f| f.row.as_ref()) {
+            return Ok(row.as_ref().map(|(record, _)| record.clone()));
+        }
         let row = self.row("SELECT state, created_at, updated_at, released_at FROM consignments WHERE ucr = $1", &[&ucr.as_str()])?;
         row.map(|r| {
             Ok(ConsignmentRecord {
@@ -502,16 +870,13 @@ impl Ledger for PgLedger {
 
     fn set_consignment_state(&mut self, ucr: &Ucr, state: ConsignmentState, at: Millis) -> Result<(), StoreError> {
         let released_at = (state == ConsignmentState::Released).then_some(at);
-        self.exec(
-            "UPDATE consignments SET state = $2, updated_at = $3, released_at = $4 WHERE ucr = $1",
-            &[&ucr.as_str(), &state.as_str(), &at, &released_at],
-        )?;
-        Ok(())
+        self.forget(ucr.as_str());
+        self.defer(Op::ConsignmentChange { ucr: ucr.to_string(), state: Some(state.as_str()), at, released_at })
     }
 
     fn touch_consignment(&mut self, ucr: &Ucr, at: Millis) -> Result<(), StoreError> {
-        self.exec("UPDATE consignments SET updated_at = $2 WHERE ucr = $1", &[&ucr.as_str(), &at])?;
-        Ok(())
+        self.forget(ucr.as_str());
+        self.defer(Op::ConsignmentChange { ucr: ucr.to_string(), state: None, at, released_at: None })
     }
 
     fn documents_of(&mut self, ucr: &Ucr) -> Result<Vec<DocumentRecord>, StoreError> {
@@ -552,6 +917,11 @@ impl Ledger for PgLedger {
     }
 
     fn identity_versions(&mut self, sender: &str, ucr: &Ucr, document_type: &DocumentType) -> Result<u64, StoreError> {
+        if let Some(facts) = self.facts(ucr) {
+            if let Some((_, n)) = facts.versions.iter().find(|((s, t), _)| s == sender && t == document_type.as_str()) {
+                return Ok(*n);
+            }
+        }
         let row = self.row(
             "SELECT COUNT(*) FROM documents WHERE sender = $1 AND ucr = $2 AND document_type = $3",
             &[&sender, &ucr.as_str(), &document_type.as_str()],
@@ -585,36 +955,7 @@ impl Ledger for PgLedger {
     }
 
     fn save_release_times(&mut self, c: &ConsignmentReleaseTimes, agencies: &[AgencyReleaseTimes]) -> Result<(), StoreError> {
-        self.exec(
-            "INSERT INTO release_times (ucr, owner, lodged_at, arrived_at, released_at, decided_at, outcome, document_type,
-                 origin, destination, transport_mode, hs_chapter, border_post, channel, hold_ms, query_trader_ms, query_agency_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-             ON CONFLICT (ucr) DO UPDATE SET owner = EXCLUDED.owner, lodged_at = EXCLUDED.lodged_at, arrived_at = EXCLUDED.arrived_at,
-                 released_at = EXCLUDED.released_at, decided_at = EXCLUDED.decided_at, outcome = EXCLUDED.outcome,
-                 document_type = EXCLUDED.document_type, origin = EXCLUDED.origin, destination = EXCLUDED.destination,
-                 transport_mode = EXCLUDED.transport_mode, hs_chapter = EXCLUDED.hs_chapter, border_post = EXCLUDED.border_post,
-                 channel = EXCLUDED.channel, hold_ms = EXCLUDED.hold_ms, query_trader_ms = EXCLUDED.query_trader_ms,
-                 query_agency_ms = EXCLUDED.query_agency_ms",
-            &[
-                &c.ucr.as_str(), &c.owner, &c.lodged_at, &c.arrived_at, &c.released_at, &c.decided_at, &c.outcome, &c.document_type,
-                &c.origin, &c.destination, &c.dims.transport_mode, &c.dims.hs_chapter, &c.dims.border_post, &c.channel, &c.hold_ms,
-                &c.query_trader_ms, &c.query_agency_ms,
-            ],
-        )?;
-        self.exec("DELETE FROM agency_release_times WHERE ucr = $1", &[&c.ucr.as_str()])?;
-        self.exec("INSERT INTO release_time_changes (ucr) VALUES ($1)", &[&c.ucr.as_str()])?;
-        for a in agencies {
-            self.exec(
-                "INSERT INTO agency_release_times (ucr, agency, lodged_at, routed_at, first_answer_at, decided_at, decision, hold_ms,
-                     query_trader_ms, query_agency_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                &[
-                    &c.ucr.as_str(), &a.agency.as_str(), &c.lodged_at, &a.routed_at, &a.first_answer_at, &a.decided_at, &a.decision,
-                    &a.hold_ms, &a.query_trader_ms, &a.query_agency_ms,
-                ],
-            )?;
-        }
-        Ok(())
+        self.defer(Op::ReleaseTimes(Box::new(c.clone()), agencies.to_vec()))
     }
 
     fn release_times(&mut self, q: &ReleaseTimesQuery) -> Result<Vec<ConsignmentReleaseTimes>, StoreError> {
@@ -724,12 +1065,12 @@ impl Ledger for PgLedger {
 
     fn insert_notice_delivery(&mut self, notice_id: Uuid, document_id: Uuid, agency: &AgencyId, topic: &str, at: Millis)
         -> Result<i64, StoreError> {
-        let row = self.row(
+        let row = self.write_rows(
             "INSERT INTO deliveries (document_id, agency, topic, rule, status, created_at, notice_id)
              VALUES ($1, $2, $3, 'notice', 'pending', $4, $5) RETURNING id",
             &[&document_id.to_string(), &agency.as_str(), &topic, &at, &notice_id.to_string()],
         )?;
-        row.map(|r| r.get(0)).ok_or_else(|| corrupt("an inserted delivery without an id"))
+        row.into_iter().next().map(|r| r.get(0)).ok_or_else(|| corrupt("an inserted delivery without an id"))
     }
 
     fn deliveries_of(&mut self, document_id: Uuid) -> Result<Vec<DeliveryRecord>, StoreError> {
@@ -858,12 +1199,15 @@ impl Ledger for PgLedger {
     }
 
     fn mark_dispatched(&mut self, delivery_id: i64, at: Millis) -> Result<Option<DeliveryPlace>, StoreError> {
-        let published = self.row(
-            "UPDATE deliveries d SET status = 'dispatched', dispatched_at = COALESCE(d.dispatched_at, $2)
-             FROM documents doc WHERE d.id = $1 AND d.status = 'pending' AND doc.id = d.document_id
-             RETURNING d.document_id, doc.ucr, d.agency, d.topic",
-            &[&delivery_id, &at],
-        )?;
+        let published = self
+            .write_rows(
+                "UPDATE deliveries d SET status = 'dispatched', dispatched_at = COALESCE(d.dispatched_at, $2)
+                 FROM documents doc WHERE d.id = $1 AND d.status = 'pending' AND doc.id = d.document_id
+                 RETURNING d.document_id, doc.ucr, d.agency, d.topic",
+                &[&delivery_id, &at],
+            )?
+            .into_iter()
+            .next();
         match published {
             Some(r) => Ok(Some(DeliveryPlace { id: delivery_id, document_id: r.get(0), ucr: parse(r.get(1), Ucr::parse)?, agency: r.get(2), topic: r.get(3) })),
             None => {
@@ -933,12 +1277,8 @@ impl Ledger for PgLedger {
             .collect())
     }
 
-    fn queue_status_event(&mut self, ucr: &Ucr, body: &str, at: Millis) -> Result<i64, StoreError> {
-        let row = self.row(
-            "INSERT INTO status_outbox (ucr, body, created_at, owner) VALUES ($1, $2, $3, (SELECT opened_by FROM consignments WHERE ucr = $1)) RETURNING id",
-            &[&ucr.as_str(), &body, &at],
-        )?;
-        row.map(|r| r.get(0)).ok_or_else(|| corrupt("a status event without an id"))
+    fn queue_status_event(&mut self, ucr: &Ucr, body: &str, at: Millis) -> Result<(), StoreError> {
+        self.defer(Op::Status { ucr: ucr.to_string(), body: body.to_owned(), at })
     }
 
     fn claim_consignment(&mut self, ucr: &Ucr, instance: &str, now: Millis, until: Millis) -> Result<bool, StoreError> {
@@ -1075,7 +1415,7 @@ impl Ledger for PgLedger {
         // Each claim is one row's conditional update; two gateways claiming the same webhook at
         // once: the second waits for the first's commit, then finds it taken.
         let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-        self.rows(
+        self.write_rows(
             "UPDATE webhooks SET claimed_by = $2, claimed_until = $4
               WHERE id = ANY($1) AND (claimed_by IS NULL OR claimed_by = $2 OR claimed_until <= $3)
              RETURNING id",
@@ -1106,8 +1446,16 @@ impl Ledger for PgLedger {
     }
 
     fn audit_head(&mut self) -> Result<Option<(i64, String)>, StoreError> {
+        if let Some(head) = self.group.as_ref().and_then(|g| g.audit_head.clone()) {
+            return Ok(Some(head));
+        }
         let chain: &str = &self.chain.clone();
-        Ok(self.row("SELECT seq, hash FROM audit_log WHERE chain = $1 ORDER BY seq DESC LIMIT 1", &[&chain])?.map(|r| (r.get(0), r.get(1))))
+        let head: Option<(i64, String)> =
+            self.row("SELECT seq, hash FROM audit_log WHERE chain = $1 ORDER BY seq DESC LIMIT 1", &[&chain])?.map(|r| (r.get(0), r.get(1)));
+        if let Some(g) = self.group.as_mut() {
+            g.audit_head = head.clone();
+        }
+        Ok(head)
     }
 
     fn audit_heads(&mut self) -> Result<Vec<ChainHead>, StoreError> {
@@ -1119,11 +1467,11 @@ impl Ledger for PgLedger {
     }
 
     fn insert_audit_record(&mut self, r: &AuditRecord) -> Result<(), StoreError> {
-        self.exec(
-            "INSERT INTO audit_log (chain, seq, at, participant, action, subject, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            &[&r.chain, &r.seq, &r.at, &r.participant, &r.action, &r.subject, &r.detail, &r.prev_hash, &r.hash],
-        )?;
-        Ok(())
+        // Only this writer appends to its chain: what it appends is the chain's head.
+        if let Some(g) = self.group.as_mut() {
+            g.audit_head = Some((r.seq, r.hash.clone()));
+        }
+        self.defer(Op::Audit(Box::new(r.clone())))
     }
 
     fn audit_records(&mut self) -> Result<Vec<AuditRecord>, StoreError> {
@@ -1372,6 +1720,17 @@ mod tests {
         let mut intruder = crate::store::conformance::doc("UCR-PG-OWN", &["br-customs"]);
         intruder.sender = "trader-b".into();
         let wrote = (&store as &dyn Store).write_with(WriteMode::Undoable, Vec::new(), move |l: &mut dyn Ledger| l.insert_document(&intruder)).await;
-        assert!(matches!(wrote, Err(StoreError::Database(_))), "{wrote:?}");
+        // Sent with the commit: the commit fails, on the documents' constraint.
+        let Err(StoreError::Database(e)) = wrote else { panic!("{wrote:?}") };
+        let mut cause: Option<&dyn std::error::Error> = Some(e.as_ref());
+        let mut causes = Vec::new();
+        while let Some(c) = cause {
+            causes.push(format!("{c:?}"));
+            cause = c.source();
+        }
+        assert!(causes.iter().any(|c| c.contains("documents_ucr_sender_fkey")), "{causes:?}");
+        let (ucr, document_type) = (Ucr::parse("UCR-PG-OWN").unwrap(), DocumentType::parse("commercialInvoice").unwrap());
+        let none = (&store as &dyn Store).read_with(move |l| l.identity_versions("trader-b", &ucr, &document_type)).await;
+        assert_eq!(none.unwrap(), 0, "the intruder's document was not committed");
     }
 }
