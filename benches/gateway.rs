@@ -1231,7 +1231,7 @@ fn deliveries_per_doc(docs: &[Doc]) -> f64 {
 /// segments, trends and readers, each request timed from the client. The first request waits
 /// for the gateway's index (loading since the start) and is reported apart.
 async fn indicators(n: usize, o: &Options) {
-    use ventanilla::store::{AgencyReleaseTimes, ConsignmentReleaseTimes, DocumentDims, Store, WriteMode};
+    use ventanilla::store::{AgencyReleaseTimes, ConsignmentReleaseTimes, DocumentDims, Store};
     const HOUR: i64 = 3_600_000;
     println!("\n## Release-time indicators over {n} consignments");
     let data = tempfile::tempdir().unwrap();
@@ -1303,7 +1303,7 @@ async fn indicators(n: usize, o: &Options) {
                 rows.push((c, parts));
             }
             store
-                .write_with(WriteMode::Undoable, Vec::new(), move |l| {
+                .write_with(Vec::new(), move |l| {
                     for (c, parts) in &rows {
                         l.save_release_times(c, parts)?;
                     }

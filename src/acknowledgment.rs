@@ -9,27 +9,42 @@
 use serde_json::json;
 
 use crate::audit;
-use crate::store::{AckApplied, AckRecord, DeliveryEvent, Ledger, Store, StoreError, Subject, WriteMode};
+use uuid::Uuid;
+
+use crate::domain::AgencyId;
+use crate::store::{AckApplied, AckRecord, DeliveryEvent, Ledger, Store, StoreError, Subject};
 use crate::tracking::{apply_ack, query_turn, record_event, refresh_consignment};
 use crate::domain::{AckOutcome, AckStatus, DeliveryStatus};
 
+/// Why an answer was not applied. Nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AckRefused {
+    #[error("the document {0} is unknown")]
+    UnknownDocument(Uuid),
+    #[error("the document {document} was not routed to agency {agency}")]
+    NotRouted { document: Uuid, agency: AgencyId },
+}
+
 /// Applies an agency's answer to its delivery and the consignment.
-pub async fn apply(store: &dyn Store, ack: AckRecord) -> Result<AckApplied, StoreError> {
+pub async fn apply(store: &dyn Store, ack: AckRecord) -> Result<Result<AckApplied, AckRefused>, StoreError> {
     // The answer decides on its consignment: a document's UCR never changes, so it is read
     // first. A document unknown then is refused then (an answer never runs without its lock).
     let document = ack.document_id;
     let Some(ucr) = store.read_with(move |l| l.document_ucr(document)).await? else {
-        return Err(StoreError::UnknownDocument(document));
+        return Ok(Err(AckRefused::UnknownDocument(document)));
     };
-    store.write_with(WriteMode::Undoable, vec![Subject::Consignment(ucr)], move |l| apply_in(l, &ack)).await
+    store.decide_with(vec![Subject::Consignment(ucr)], Vec::new(), move |l| apply_in(l, &ack)).await
 }
 
 /// [`apply`], in the transaction of `l`.
-pub fn apply_in(l: &mut dyn Ledger, ack: &AckRecord) -> Result<AckApplied, StoreError> {
-    let ucr = l.document_ucr(ack.document_id)?.ok_or(StoreError::UnknownDocument(ack.document_id))?;
-    let delivery = l
-        .delivery_to(ack.document_id, &ack.agency)?
-        .ok_or_else(|| StoreError::NotRouted { document: ack.document_id, agency: ack.agency.clone() })?;
+pub fn apply_in(l: &mut dyn Ledger, ack: &AckRecord) -> Result<Result<AckApplied, AckRefused>, StoreError> {
+    let Some(ucr) = l.document_ucr(ack.document_id)? else {
+        return Ok(Err(AckRefused::UnknownDocument(ack.document_id)));
+    };
+    let Some(delivery) = l.delivery_to(ack.document_id, &ack.agency)? else {
+        return Ok(Err(AckRefused::NotRouted { document: ack.document_id, agency: ack.agency.clone() }));
+    };
     // A version amended since, or a withdrawn document, takes no more answers: its final answers
     // stay final for it, and the consignment follows its current documents.
     let mut outcome = if delivery.document_current { apply_ack(delivery.status, ack.status) } else { AckOutcome::Late };
@@ -74,7 +89,7 @@ pub fn apply_in(l: &mut dyn Ledger, ack: &AckRecord) -> Result<AckApplied, Store
         let state = l.consignment(&ucr)?.ok_or_else(|| StoreError::Corrupt(format!("the consignment {ucr} of a document is missing")))?.state;
         (delivery.status, state)
     };
-    Ok(AckApplied {
+    Ok(Ok(AckApplied {
         document_id: ack.document_id,
         agency: ack.agency.clone(),
         ucr,
@@ -82,5 +97,5 @@ pub fn apply_in(l: &mut dyn Ledger, ack: &AckRecord) -> Result<AckApplied, Store
         delivery_status,
         consignment_state,
         first_answer_after_ms: delivery.first_answer_at.is_none().then(|| (ack.at - delivery.routed_at).max(0)),
-    })
+    }))
 }

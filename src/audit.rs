@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::clock::Millis;
-use crate::store::{Ledger, Store, StoreError, WriteMode};
+use crate::store::{Ledger, Store, StoreError};
 
 /// The hash the first record points back to.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -100,13 +100,13 @@ fn open_chain(ledger: &mut dyn Ledger, chain: &str, at: Millis) -> Result<(i64, 
 /// Appends a record on its own (for refusals; everything else is audited in the same
 /// transaction as the change it records). Returns its hash.
 pub async fn record(store: &dyn Store, entry: AuditEntry) -> Result<String, StoreError> {
-    store.write_with(WriteMode::Undoable, Vec::new(), move |l| append(l, &entry)).await
+    store.write_with(Vec::new(), move |l| append(l, &entry)).await
 }
 
 /// Appends several records in one commit.
 pub async fn record_all(store: &dyn Store, entries: Vec<AuditEntry>) -> Result<(), StoreError> {
     store
-        .write_with(WriteMode::Undoable, Vec::new(), move |l| {
+        .write_with(Vec::new(), move |l| {
             for e in &entries {
                 append(l, e)?;
             }

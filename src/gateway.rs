@@ -18,10 +18,12 @@ use crate::access::IndicatorScope;
 use crate::clock::Millis;
 use crate::indicators::figures::{Figures, FiguresRequest, Interval};
 use crate::indicators::public::{Period, Publication};
+use crate::acknowledgment::AckRefused;
+use crate::submission::Refused;
 use crate::lifecycle::{AmendmentOf, ChangeRefused, Response, ResponseReceipt, Withdrawal};
 use crate::store::{
     AckApplied, AckRecord, Acceptance, ConsignmentView, FailedDelivery, NewDocument, RetryOutcome, RetrySelection, Store,
-    StoreError, Subject, WriteMode,
+    StoreError, Subject,
 };
 
 pub use crate::access::Participant;
@@ -136,7 +138,7 @@ impl Gateway {
     /// [`Gateway::submit`], for a caller that prepares it apart (to count its CPU time).
     pub async fn commit(&self, doc: NewDocument, backlog: u64) -> Result<Acceptance, SubmitError> {
         let replay = replay_of(&doc);
-        let acceptance = crate::submission::accept(&*self.store, doc).await.map_err(|e| self.store_refusal(e, backlog))?;
+        let acceptance = crate::submission::accept(&*self.store, doc).await.map_err(SubmitError::Store)?.map_err(|r| self.refused(r, backlog))?;
         self.accepted([&acceptance]);
         self.audit_replays([(&acceptance, replay)]).await;
         Ok(acceptance)
@@ -184,7 +186,7 @@ impl Gateway {
             .map(|r| match r {
                 Some(refused) => refused,
                 None => match stored.next() {
-                    Some(result) => result.map_err(|e| self.store_refusal(e, backlog).into()),
+                    Some(result) => result.map_err(|r| self.refused(r, backlog).into()),
                     None => Err(SubmitError::Store(StoreError::Unavailable("the store answered fewer documents than it was given".into())).into()),
                 },
             })
@@ -257,15 +259,14 @@ impl Gateway {
         }
     }
 
-    /// What a store refusal means to the submitter.
-    fn store_refusal(&self, e: StoreError, backlog: u64) -> SubmitError {
-        match e {
-            StoreError::Conflict { document, reason } => SubmitError::Conflict { document, reason },
-            StoreError::BacklogFull => SubmitError::BacklogFull { backlog, limit: self.max_backlog },
-            StoreError::ConsignmentOfAnother(ucr) => SubmitError::UcrTaken(ucr),
-            StoreError::ConsignmentReleased(ucr) => SubmitError::ConsignmentReleased(ucr),
-            StoreError::TooManyVersions { ucr, document_type, max } => SubmitError::TooManyVersions { ucr, document_type, max },
-            other => SubmitError::Store(other),
+    /// What the rules' refusal means to the submitter.
+    fn refused(&self, r: Refused, backlog: u64) -> SubmitError {
+        match r {
+            Refused::Conflict { document, reason } => SubmitError::Conflict { document, reason },
+            Refused::BacklogFull => SubmitError::BacklogFull { backlog, limit: self.max_backlog },
+            Refused::ConsignmentOfAnother(ucr) => SubmitError::UcrTaken(ucr),
+            Refused::ConsignmentReleased(ucr) => SubmitError::ConsignmentReleased(ucr),
+            Refused::TooManyVersions { ucr, document_type, max } => SubmitError::TooManyVersions { ucr, document_type, max },
         }
     }
 
@@ -314,10 +315,9 @@ impl Gateway {
             source,
             at: now_millis(),
         };
-        let applied = crate::acknowledgment::apply(&*self.store, record).await.map_err(|e| match e {
-            StoreError::UnknownDocument(d) => AckError::UnknownDocument(d),
-            StoreError::NotRouted { document, agency } => AckError::NotRouted { document, agency },
-            other => AckError::Store(other),
+        let applied = crate::acknowledgment::apply(&*self.store, record).await.map_err(AckError::Store)?.map_err(|r| match r {
+            AckRefused::UnknownDocument(d) => AckError::UnknownDocument(d),
+            AckRefused::NotRouted { document, agency } => AckError::NotRouted { document, agency },
         })?;
         if applied.outcome.changed() {
             self.status_wakeup.notify();
@@ -577,13 +577,13 @@ impl Gateway {
         let registry = self.registry.clone();
         let acceptance = self
             .store
-            .write_with(WriteMode::RefusalsFirst, subjects, move |l| crate::lifecycle::amend_in(l, doc, &of, registry.types()))
+            .decide_with(subjects, Vec::new(), move |l| crate::lifecycle::amend_in(l, doc, &of, registry.types()))
             .await
-            .map_err(|e| match e {
-                StoreError::BacklogFull => ChangeError::Document(SubmitError::BacklogFull { backlog, limit: self.max_backlog }),
-                other => ChangeError::Store(other),
-            })?
-            .map_err(ChangeError::Refused)?;
+            .map_err(ChangeError::Store)?
+            .map_err(|r| match r {
+                ChangeRefused::BacklogFull => ChangeError::Document(SubmitError::BacklogFull { backlog, limit: self.max_backlog }),
+                r => ChangeError::Refused(r),
+            })?;
         self.accepted([&acceptance]);
         self.audit_replays([(&acceptance, replay)]).await;
         Ok(acceptance)
@@ -597,7 +597,7 @@ impl Gateway {
         let (me, after_release, registry) = (by.clone(), self.change_after_release, self.registry.clone());
         let withdrawal = self
             .store
-            .write_with(WriteMode::RefusalsFirst, vec![Subject::Consignment(ucr)], move |l| {
+            .decide_with(vec![Subject::Consignment(ucr)], Vec::new(), move |l| {
                 crate::lifecycle::withdraw_in(l, id, &reason, &me, after_release, now_millis(), registry.types())
             })
             .await
@@ -649,7 +649,7 @@ impl Gateway {
         let response = Response { document_id: id, text, agency, supporting, by: by.clone(), at: now_millis() };
         let receipt = self
             .store
-            .write_with(WriteMode::RefusalsFirst, vec![Subject::Consignment(ucr)], {
+            .decide_with(vec![Subject::Consignment(ucr)], Vec::new(), {
                 let registry = self.registry.clone();
                 move |l| crate::lifecycle::respond_in(l, &response, registry.types())
             })

@@ -62,6 +62,9 @@ pub enum ChangeRefused {
     /// An amendment must keep the document's type and UCR.
     #[error("an amendment keeps the document's {what}: {expected}, not {found}")]
     NotTheSameDocument { what: &'static str, pointer: &'static str, expected: String, found: String },
+    /// Too many deliveries wait for the broker to take a new version (`gateway.max_outbox_backlog`).
+    #[error("too many deliveries are waiting for the broker to accept a new document")]
+    BacklogFull,
     #[error("the amendment is the same document as version {version} ({document}): nothing to amend")]
     Unchanged { document: Uuid, version: i64 },
     /// The document's history holds `max` documents already (`gateway.max_document_versions`).
@@ -219,7 +222,7 @@ pub fn amend_in(l: &mut dyn Ledger, mut doc: NewDocument, of: &AmendmentOf, type
         return Ok(Err(refused));
     }
     if doc.backlog_full {
-        return Err(StoreError::BacklogFull);
+        return Ok(Err(ChangeRefused::BacklogFull));
     }
     // The new version is the consignment opener's, as the one it amends, whoever acts for it.
     doc.sender = previous.record.sender.clone();

@@ -18,7 +18,7 @@ use crate::audit;
 use crate::clock::{rfc3339, Millis};
 use crate::domain::Ucr;
 use crate::store::{
-    DeliveryEvent, DeliveryPlace, Ledger, OutboundDelivery, RetryOutcome, RetrySelection, StatusEvent, Store, StoreError, Subject, WriteMode,
+    DeliveryEvent, DeliveryPlace, Ledger, OutboundDelivery, RetryOutcome, RetrySelection, StatusEvent, Store, StoreError, Subject,
 };
 use crate::tracking::refresh_consignment;
 
@@ -56,7 +56,7 @@ async fn claim_due<T: Send + 'static>(store: &dyn Store, instance: &str, limit: 
     }
     let me = instance.to_owned();
     store
-        .write_with(WriteMode::Undoable, Vec::new(), move |l| {
+        .write_with(Vec::new(), move |l| {
             let records = due(l, &me, limit, now)?;
             let won = claim_all(l, &me, records.iter().map(ucr), now)?;
             // All of a consignment's records or none: its order holds.
@@ -79,7 +79,7 @@ pub async fn claim_status_events(store: &dyn Store, instance: &str, limit: usize
 /// Hands back every claim of `instance` (it stops); how many.
 pub async fn release_claims(store: &dyn Store, instance: &str) -> Result<u64, StoreError> {
     let me = instance.to_owned();
-    store.write_with(WriteMode::Undoable, Vec::new(), move |l| l.release_claims(&me)).await
+    store.write_with(Vec::new(), move |l| l.release_claims(&me)).await
 }
 
 /// What an audit record says about a delivery.
@@ -102,7 +102,7 @@ fn consignments<'a>(ucrs: impl IntoIterator<Item = &'a Ucr>) -> Vec<Subject> {
 pub async fn confirmed(store: &dyn Store, deliveries: Vec<(i64, Ucr)>, at: Millis) -> Result<(), StoreError> {
     let subjects = consignments(deliveries.iter().map(|(_, ucr)| ucr));
     store
-        .write_with(WriteMode::Undoable, subjects, move |l| {
+        .write_with(subjects, move |l| {
             for (id, _) in deliveries {
                 // The usual case in one statement: a pending delivery becomes dispatched, and
                 // names what the audit record needs.
@@ -124,7 +124,7 @@ pub async fn confirmed(store: &dyn Store, deliveries: Vec<(i64, Ucr)>, at: Milli
 pub async fn refused(store: &dyn Store, delivery_id: i64, ucr: Ucr, at: Millis, error: String, next_attempt_at: Millis)
     -> Result<(), StoreError> {
     store
-        .write_with(WriteMode::Undoable, vec![Subject::Consignment(ucr)], move |l| {
+        .write_with(vec![Subject::Consignment(ucr)], move |l| {
             if !l.record_refusal(delivery_id, &error, next_attempt_at)? {
                 return Ok(());
             }
@@ -144,7 +144,7 @@ pub async fn refused(store: &dyn Store, delivery_id: i64, ucr: Ucr, at: Millis, 
 /// published): it waits for an operator, and its consignment shows it.
 pub async fn failed(store: &dyn Store, delivery_id: i64, ucr: Ucr, at: Millis, error: String) -> Result<(), StoreError> {
     store
-        .write_with(WriteMode::Undoable, vec![Subject::Consignment(ucr)], move |l| {
+        .write_with(vec![Subject::Consignment(ucr)], move |l| {
             if !l.mark_failed(delivery_id, at, &error)? {
                 return Ok(());
             }
@@ -173,7 +173,7 @@ pub async fn failed(store: &dyn Store, delivery_id: i64, ucr: Ucr, at: Millis, e
 pub async fn retry(store: &dyn Store, selection: RetrySelection, by: String, at: Millis) -> Result<RetryOutcome, StoreError> {
     let (outcome, candidates) = store.read_with(move |l| select_failed(l, &selection)).await?;
     let subjects = consignments(candidates.iter().map(|(_, ucr)| ucr));
-    store.write_with(WriteMode::Undoable, subjects, move |l| retry_in(l, outcome, &candidates, &by, at)).await
+    store.write_with(subjects, move |l| retry_in(l, outcome, &candidates, &by, at)).await
 }
 
 /// The failed deliveries `selection` names, with their consignments; and those it names that

@@ -11,22 +11,50 @@
 //! after the withdrawal is a new document (the withdrawal's answer says to send one), not a
 //! conflict with it.
 //!
-//! Every refusal is decided before the first write ([`WriteMode::RefusalsFirst`]).
+//! A refusal is an answer ([`Refused`]), not a failure of the store, and is decided before
+//! the document's first write, so that a refused document of a batch leaves the others.
 
 use serde_json::json;
 
 use crate::audit;
 use crate::clock::rfc3339;
 use crate::domain::{ConsignmentState, DeliveryStatus};
+use uuid::Uuid;
+
+use crate::domain::{DocumentType, Ucr};
 use crate::store::{
-    AcceptanceLookup, Acceptance, DeliveryEvent, EarlierDocument, Ledger, NewDocument, Receipt, ReceiptDelivery, Store, StoreError, Subject, WriteMode,
+    Acceptance, AcceptanceLookup, DeliveryEvent, EarlierDocument, Ledger, NewDocument, Receipt, ReceiptDelivery, Store, StoreError, Subject,
 };
 use crate::tracking::{self, consignment_state};
 
+/// Why a document was not accepted. Nothing of it was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refused {
+    /// A different document under a key or an identity already used.
+    #[error("{reason}; the first document is {document}")]
+    Conflict { document: Uuid, reason: &'static str },
+    #[error("the consignment {0} was opened by another participant")]
+    ConsignmentOfAnother(Ucr),
+    #[error("too many deliveries are waiting for the broker to accept a new document")]
+    BacklogFull,
+    /// The consignment is released and the region takes no change after release
+    /// (`gateway.change_after_release`): no new document either.
+    #[error("the consignment {0} is released, and this region does not allow changes after release")]
+    ConsignmentReleased(Ucr),
+    /// The sender has `max` documents of this type in the consignment already, every version
+    /// and every replacement of a withdrawn one counted (`gateway.max_document_versions`).
+    #[error("the consignment {ucr} holds {max} versions of your {document_type} already, the most this region keeps of one document")]
+    TooManyVersions { ucr: Ucr, document_type: DocumentType, max: u32 },
+}
+
+/// What accepting a document answers: the acceptance, or a refusal.
+pub type Judged = Result<Acceptance, Refused>;
+
 /// Commits `doc`, or answers its first receipt, or refuses it.
-pub async fn accept(store: &dyn Store, doc: NewDocument) -> Result<Acceptance, StoreError> {
+pub async fn accept(store: &dyn Store, doc: NewDocument) -> Result<Judged, StoreError> {
     let lookups = vec![AcceptanceLookup::of(&doc)];
-    store.write_judged_with(WriteMode::RefusalsFirst, subjects(&doc), lookups, move |l| accept_in(l, &doc)).await
+    store.decide_with(subjects(&doc), lookups, move |l| accept_in(l, &doc)).await
 }
 
 /// What accepting `doc` decides on: its consignment, and its key when it has one.
@@ -41,23 +69,20 @@ fn subjects(doc: &NewDocument) -> Vec<Subject> {
 /// Commits several documents as [`accept`] would each, in order and in one transaction; one
 /// result per document, and a refused one leaves the others. An error of the whole (the commit
 /// failed) means none was committed.
-pub async fn accept_all(store: &dyn Store, docs: Vec<NewDocument>) -> Result<Vec<Result<Acceptance, StoreError>>, StoreError> {
+pub async fn accept_all(store: &dyn Store, docs: Vec<NewDocument>) -> Result<Vec<Judged>, StoreError> {
     let subjects = docs.iter().flat_map(subjects).collect();
     let lookups = docs.iter().map(AcceptanceLookup::of).collect();
     store
-        .write_judged_with(WriteMode::RefusalsFirst, subjects, lookups, move |l| {
-            let mut results = Vec::with_capacity(docs.len());
-            for doc in &docs {
-                // A refused document wrote nothing; any other error ends the work, and its
-                // commit is not made.
-                match accept_in(l, doc) {
-                    Err(e) if !e.is_refusal() => return Err(e),
-                    result => results.push(result),
-                }
-            }
-            Ok(results)
+        .decide_with(subjects, lookups, move |l| {
+            // A refused document wrote nothing (its refusal comes before its first write); a
+            // failure ends the work, and none of it is committed.
+            docs.iter().map(|doc| accept_in(l, doc)).collect::<Result<Vec<Judged>, StoreError>>().map(Ok::<_, std::convert::Infallible>)
         })
         .await
+        .map(|all| match all {
+            Ok(judged) => judged,
+            Err(never) => match never {},
+        })
 }
 
 /// One rule for "the same document": the same sender, UCR, type and body is a replay (its first
@@ -65,7 +90,7 @@ pub async fn accept_all(store: &dyn Store, docs: Vec<NewDocument>) -> Result<Vec
 /// a (sender, UCR, type) already accepted, is a conflict; `None` when it is new. The key only
 /// adds the first conflict. A document whose history ended in a withdrawal counts for neither
 /// (without a key): what comes after it is a new document.
-fn earlier_acceptance(l: &mut dyn Ledger, doc: &NewDocument) -> Result<Option<Acceptance>, StoreError> {
+fn earlier_acceptance(l: &mut dyn Ledger, doc: &NewDocument) -> Result<Option<Judged>, StoreError> {
     let by_key = match &doc.idempotency_key {
         Some(key) => l.document_by_key(&doc.sender, key)?,
         None => None,
@@ -79,38 +104,38 @@ fn earlier_acceptance(l: &mut dyn Ledger, doc: &NewDocument) -> Result<Option<Ac
     };
     let Some(EarlierDocument { id, body_sha256, receipt }) = earlier else { return Ok(None) };
     if body_sha256 != doc.body_sha256 {
-        return Err(StoreError::Conflict { document: id, reason });
+        return Ok(Some(Err(Refused::Conflict { document: id, reason })));
     }
     let receipt = serde_json::from_str(&receipt).map_err(|e| StoreError::Corrupt(format!("stored receipt: {e}")))?;
-    Ok(Some(Acceptance::Replayed(receipt)))
+    Ok(Some(Ok(Acceptance::Replayed(receipt))))
 }
 
-/// Commits `doc` or refuses it, in the transaction of `l`. Every refusal
-/// ([`StoreError::is_refusal`]) comes before the first write.
-pub fn accept_in(l: &mut dyn Ledger, doc: &NewDocument) -> Result<Acceptance, StoreError> {
+/// Commits `doc` or refuses it, in the transaction of `l`. Every refusal comes before the
+/// first write.
+pub fn accept_in(l: &mut dyn Ledger, doc: &NewDocument) -> Result<Judged, StoreError> {
     if let Some(earlier) = earlier_acceptance(l, doc)? {
         return Ok(earlier);
     }
     if doc.backlog_full {
-        return Err(StoreError::BacklogFull);
+        return Ok(Err(Refused::BacklogFull));
     }
     // A consignment is its opener's: another participant may not add documents to it (nor
     // learn its state from the receipt).
     if l.consignment_of_another(&doc.ucr, &doc.sender)? {
-        return Err(StoreError::ConsignmentOfAnother(doc.ucr.clone()));
+        return Ok(Err(Refused::ConsignmentOfAnother(doc.ucr.clone())));
     }
     if let Some(consignment) = l.consignment(&doc.ucr)? {
         // Released, it stays so: a new document would move it back under review and reopen its
         // released documents to changes (`crate::lifecycle`).
         if consignment.state == ConsignmentState::Released && !doc.rules.after_release {
-            return Err(StoreError::ConsignmentReleased(doc.ucr.clone()));
+            return Ok(Err(Refused::ConsignmentReleased(doc.ucr.clone())));
         }
         let max = doc.rules.max_versions;
         if l.identity_versions(&doc.sender, &doc.ucr, &doc.document_type)? >= u64::from(max) {
-            return Err(StoreError::TooManyVersions { ucr: doc.ucr.clone(), document_type: doc.document_type.clone(), max });
+            return Ok(Err(Refused::TooManyVersions { ucr: doc.ucr.clone(), document_type: doc.document_type.clone(), max }));
         }
     }
-    commit(l, doc, "submission.accepted", None).map(Acceptance::New)
+    commit(l, doc, "submission.accepted", None).map(|receipt| Ok(Acceptance::New(receipt)))
 }
 
 /// Writes an accepted document: its consignment (opened if new), the document, its deliveries

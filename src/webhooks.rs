@@ -31,7 +31,7 @@ use serde_json::json;
 use crate::audit;
 use crate::clock::{now_millis, rfc3339, Millis};
 use crate::kafka::relay::{jitter_seed, RetryPolicy};
-use crate::store::{Store, StoreError, Webhook, WebhookRecord, WebhookTarget, WriteMode};
+use crate::store::{Store, StoreError, Webhook, WebhookRecord, WebhookTarget};
 
 /// Events one webhook is sent per round; the rest wait for the next.
 const PAGE: usize = 20;
@@ -45,7 +45,7 @@ const CONCURRENCY: usize = 32;
 pub async fn register(store: &dyn Store, participant: String, url: String, secret: String, max: usize, at: Millis)
     -> Result<Option<Webhook>, StoreError> {
     store
-        .write_with(WriteMode::Undoable, Vec::new(), move |l| {
+        .write_with(Vec::new(), move |l| {
             let id = uuid::Uuid::now_v7();
             // From the events committed from now on.
             let cursor = l.latest_status_event()?;
@@ -82,7 +82,7 @@ pub async fn claim_due(store: &dyn Store, instance: &str, now: Millis) -> Result
     ids.sort();
     let me = instance.to_owned();
     let until = now + crate::outbox::CLAIM_LEASE_MS;
-    let won = store.write_with(WriteMode::Undoable, Vec::new(), move |l| l.claim_webhooks(&ids, &me, now, until)).await?;
+    let won = store.write_with(Vec::new(), move |l| l.claim_webhooks(&ids, &me, now, until)).await?;
     Ok(due.into_iter().filter(|t| won.contains(&t.id)).collect())
 }
 
@@ -94,7 +94,7 @@ pub async fn list(store: &dyn Store, participant: String) -> Result<Vec<Webhook>
 /// Removes one of `participant`'s webhooks; false when it has none with this id. Audited.
 pub async fn delete(store: &dyn Store, participant: String, id: uuid::Uuid, at: Millis) -> Result<bool, StoreError> {
     store
-        .write_with(WriteMode::Undoable, Vec::new(), move |l| {
+        .write_with(Vec::new(), move |l| {
             let removed = l.delete_webhook(&participant, id)?;
             if removed {
                 audit::append(l, &audit::entry(at, &participant, "webhook.deleted", format!("webhook {id}"), json!({})))?;
@@ -106,7 +106,7 @@ pub async fn delete(store: &dyn Store, participant: String, id: uuid::Uuid, at: 
 
 /// The webhook's URL took every event up to `cursor`; false when it no longer exists.
 async fn delivered(store: &dyn Store, id: uuid::Uuid, cursor: i64) -> Result<bool, StoreError> {
-    store.write_with(WriteMode::Undoable, Vec::new(), move |l| l.webhook_delivered(id, cursor)).await
+    store.write_with(Vec::new(), move |l| l.webhook_delivered(id, cursor)).await
 }
 
 fn shown_webhook(r: WebhookRecord) -> Webhook {
@@ -377,7 +377,7 @@ impl WebhookDispatcher {
                         retry_in_ms = delay.as_millis() as u64, reason = %reason, "webhook refused or unreachable; the same event will be sent again");
                     let next = at.saturating_add(delay.as_millis() as i64);
                     let id = target.id;
-                    let failed = self.store.write_with(WriteMode::Undoable, Vec::new(), move |l| {
+                    let failed = self.store.write_with(Vec::new(), move |l| {
                         let reason: String = reason.chars().take(500).collect();
                         l.webhook_failed(id, &reason, next)
                     });

@@ -415,6 +415,7 @@ impl From<ChangeError> for ApiError {
                 let detail = r.to_string();
                 match r {
                     ChangeRefused::UnknownDocument(_) => ApiError::new(Code::UnknownDocument, format!("{detail}; check the documentId in the path")),
+                    ChangeRefused::BacklogFull => ApiError::new(Code::BacklogFull, format!("{detail}; send it again in a few seconds")),
                     ChangeRefused::Superseded { latest, .. } => ApiError::new(
                         Code::DocumentSuperseded,
                         format!("{detail}: amend, withdraw or answer for {latest} instead"),

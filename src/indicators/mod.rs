@@ -257,7 +257,7 @@ pub fn refresh(l: &mut dyn Ledger, ucr: &Ucr) -> Result<(), StoreError> {
 /// documents carry no segment facts (transport mode, HS chapter, border post: read from
 /// payloads only since), so those segments read `unknown`, and no arrival is known for them.
 pub async fn backfill(store: &dyn crate::store::Store) -> Result<u64, StoreError> {
-    use crate::store::{Subject, WriteMode};
+    use crate::store::{Subject};
     let (mut after, mut done) = (String::new(), 0u64);
     loop {
         let from = after.clone();
@@ -267,7 +267,7 @@ pub async fn backfill(store: &dyn crate::store::Store) -> Result<u64, StoreError
         done += ucrs.len() as u64;
         let subjects = ucrs.iter().cloned().map(Subject::Consignment).collect();
         store
-            .write_with(WriteMode::Undoable, subjects, move |l| {
+            .write_with(subjects, move |l| {
                 for ucr in &ucrs {
                     refresh(l, ucr)?;
                 }

@@ -29,7 +29,7 @@ use crate::clock::Millis;
 use crate::domain::{AckStatus, AgencyId, CountryCode, DocumentType, Role, SchemaVersion, Ucr};
 use crate::kafka::Topics;
 use crate::routing::{Router, RoutingFacts};
-use crate::store::{AckRecord, DocumentDims, NewDocument, Store, StoreError, Subject, WriteMode};
+use crate::store::{AckRecord, DocumentDims, NewDocument, Store, StoreError, Subject};
 
 /// Corridors, origin to destination, and their border posts (UN/LOCODE) at the destination.
 pub const CORRIDORS: [(&str, &str, &str); 5] =
@@ -164,15 +164,21 @@ pub async fn simulate(store: &dyn Store, router: &Router, topics: &Topics, traff
         // Each consignment's events in time order (consignments do not share rows).
         steps.sort_by_key(|(at, _)| *at);
         let subjects: Vec<Subject> = docs.iter().map(|d: &NewDocument| Subject::Consignment(d.ucr.clone())).collect();
-        store
-            .write_with(WriteMode::Undoable, subjects, move |l| {
+        let refused = store
+            .decide_with(subjects, Vec::new(), move |l| {
+                // Simulated traffic is made to be accepted: a refusal is a defect of the
+                // simulator, and none of the batch is kept.
                 for doc in &docs {
-                    crate::submission::accept_in(l, doc)?;
+                    if let Err(r) = crate::submission::accept_in(l, doc)? {
+                        return Ok(Err(format!("a simulated document of {} was refused: {r}", doc.ucr)));
+                    }
                 }
                 for (_, step) in &steps {
                     match step {
                         Step::Answer(ack) => {
-                            crate::acknowledgment::apply_in(l, ack)?;
+                            if let Err(r) = crate::acknowledgment::apply_in(l, ack)? {
+                                return Ok(Err(format!("a simulated answer was refused: {r}")));
+                            }
                         }
                         Step::Respond(r) => {
                             // The trader who sent the document responds: its rule reads no type.
@@ -190,9 +196,12 @@ pub async fn simulate(store: &dyn Store, router: &Router, topics: &Topics, traff
                         l.mark_dispatched(d.delivery_id, d.submitted_at)?;
                     }
                 }
-                Ok(())
+                Ok(Ok(()))
             })
             .await?;
+        if let Err(why) = refused {
+            return Err(StoreError::Unavailable(why));
+        }
         start += n;
     }
     Ok(TrafficWritten { consignments: traffic.consignments, documents, answers, plan: plan(kinds) })

@@ -22,7 +22,7 @@ use tokio::sync::{watch, Notify};
 
 use super::{cloudevents, BrokerHealth};
 use crate::clock::now_millis;
-use crate::store::{OutboundDelivery, Store, WriteMode};
+use crate::store::{OutboundDelivery, Store};
 
 /// Deliveries taken from the outbox per round.
 const BATCH: usize = 500;
@@ -350,7 +350,7 @@ pub async fn run_status_relay(
         let progress = !published.is_empty();
         if progress {
             let at = now_millis();
-            let marked = store.write_with(WriteMode::Undoable, Vec::new(), move |l| published.iter().try_for_each(|id| l.mark_status_published(*id, at)));
+            let marked = store.write_with(Vec::new(), move |l| published.iter().try_for_each(|id| l.mark_status_published(*id, at)));
             if let Err(e) = marked.await {
                 tracing::error!(error = %e, "status relay: cannot mark events published");
             }

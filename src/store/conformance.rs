@@ -11,7 +11,8 @@ use super::*;
 use crate::acknowledgment;
 use crate::clock::now_millis;
 use crate::outbox;
-use crate::submission;
+use crate::acknowledgment::AckRefused;
+use crate::submission::{self, Refused};
 
 /// A commercial invoice for `ucr` routed to `agencies`.
 pub fn doc(ucr: &str, agencies: &[&str]) -> NewDocument {
@@ -73,18 +74,18 @@ async fn status_states(store: &dyn Store) -> Vec<String> {
 pub async fn a_consignment_walks_to_release(store: Arc<dyn Store>) {
     let store = &*store;
     let d = doc("UCR-1", &["br-customs", "br-sanitary"]);
-    let Acceptance::New(receipt) = submission::accept(store, d.clone()).await.unwrap() else { panic!("new") };
+    let Acceptance::New(receipt) = submission::accept(store, d.clone()).await.unwrap().unwrap() else { panic!("new") };
     assert_eq!(receipt.consignment_state, ConsignmentState::Submitted);
     let pending = due(store, 10, now_millis()).await;
     assert_eq!(pending.len(), 2);
     outbox::confirmed(store, pending.iter().map(|p| (p.delivery_id, p.ucr.clone())).collect(), now_millis()).await.unwrap();
     assert!(due(store, 10, now_millis()).await.is_empty());
 
-    let a = acknowledgment::apply(store, ack(d.id, "br-customs", AckStatus::Released)).await.unwrap();
+    let a = acknowledgment::apply(store, ack(d.id, "br-customs", AckStatus::Released)).await.unwrap().unwrap();
     assert_eq!(a.consignment_state, ConsignmentState::InReview);
-    let again = acknowledgment::apply(store, ack(d.id, "br-customs", AckStatus::Released)).await.unwrap();
+    let again = acknowledgment::apply(store, ack(d.id, "br-customs", AckStatus::Released)).await.unwrap().unwrap();
     assert_eq!(again.outcome, AckOutcome::Duplicate);
-    let b = acknowledgment::apply(store, ack(d.id, "br-sanitary", AckStatus::Released)).await.unwrap();
+    let b = acknowledgment::apply(store, ack(d.id, "br-sanitary", AckStatus::Released)).await.unwrap().unwrap();
     assert_eq!(b.consignment_state, ConsignmentState::Released);
 
     let v = view(store, "UCR-1").await.unwrap();
@@ -105,11 +106,11 @@ pub async fn a_consignment_walks_to_release(store: Arc<dyn Store>) {
 pub async fn acknowledgments_for_unknown_or_unrouted_documents_change_nothing(store: Arc<dyn Store>) {
     let store = &*store;
     let d = doc("UCR-2", &["br-customs"]);
-    submission::accept(store, d.clone()).await.unwrap();
+    submission::accept(store, d.clone()).await.unwrap().unwrap();
     let unknown = acknowledgment::apply(store, ack(Uuid::now_v7(), "br-customs", AckStatus::Accepted)).await;
-    assert!(matches!(unknown, Err(StoreError::UnknownDocument(_))));
+    assert!(matches!(unknown, Ok(Err(AckRefused::UnknownDocument(_)))));
     let foreign = acknowledgment::apply(store, ack(d.id, "uy-customs", AckStatus::Accepted)).await;
-    assert!(matches!(foreign, Err(StoreError::NotRouted { .. })));
+    assert!(matches!(foreign, Ok(Err(AckRefused::NotRouted { .. }))));
     let v = view(store, "UCR-2").await.unwrap();
     assert_eq!(v.documents[0].deliveries[0].history.len(), 1);
     assert_eq!(v.state, ConsignmentState::Submitted);
@@ -119,25 +120,25 @@ pub async fn a_repeated_document_gets_its_first_receipt_and_a_different_one_a_co
     let store = &*store;
     let mut first = doc("UCR-3", &["br-customs"]);
     first.idempotency_key = Some("key-1".into());
-    let Acceptance::New(receipt) = submission::accept(store, first.clone()).await.unwrap() else { panic!("new") };
+    let Acceptance::New(receipt) = submission::accept(store, first.clone()).await.unwrap().unwrap() else { panic!("new") };
 
     // Same key, same body, new id: the first receipt, nothing written.
     let mut again = first.clone();
     again.id = Uuid::now_v7();
-    match submission::accept(store, again.clone()).await.unwrap() {
+    match submission::accept(store, again.clone()).await.unwrap().unwrap() {
         Acceptance::Replayed(r) => assert_eq!(r["documentId"], receipt.document_id.to_string()),
         other => panic!("expected a replay, got {other:?}"),
     }
     // Same key, different body: conflict.
     again.body_sha256 = "other".into();
-    assert!(matches!(submission::accept(store, again.clone()).await, Err(StoreError::Conflict { .. })));
+    assert!(matches!(submission::accept(store, again.clone()).await, Ok(Err(Refused::Conflict { .. }))));
     // No key, same identity and body: the first receipt; different body: conflict.
     let mut nokey = first.clone();
     nokey.id = Uuid::now_v7();
     nokey.idempotency_key = None;
-    assert!(matches!(submission::accept(store, nokey.clone()).await.unwrap(), Acceptance::Replayed(_)));
+    assert!(matches!(submission::accept(store, nokey.clone()).await.unwrap().unwrap(), Acceptance::Replayed(_)));
     nokey.body_sha256 = "amended".into();
-    assert!(matches!(submission::accept(store, nokey).await, Err(StoreError::Conflict { .. })));
+    assert!(matches!(submission::accept(store, nokey).await, Ok(Err(Refused::Conflict { .. }))));
     assert_eq!(due(store, 10, now_millis()).await.len(), 1, "one document, one delivery");
 }
 
@@ -145,7 +146,7 @@ pub async fn a_batch_commits_in_order_and_a_refused_document_leaves_the_others(s
     let store = &*store;
     let mut foreign = doc("UCR-B0", &["br-customs"]);
     foreign.sender = "another-trader".into();
-    submission::accept(store, foreign).await.unwrap();
+    submission::accept(store, foreign).await.unwrap().unwrap();
     let first = doc("UCR-B1", &["br-customs", "ar-customs"]);
     let mut taken = doc("UCR-B0", &["br-customs"]);
     taken.sender = "demo-trader".into();
@@ -153,7 +154,7 @@ pub async fn a_batch_commits_in_order_and_a_refused_document_leaves_the_others(s
         .await
         .unwrap();
     assert!(matches!(&results[0], Ok(Acceptance::New(r)) if r.document_id == first.id && r.deliveries.len() == 2));
-    assert!(matches!(&results[1], Err(StoreError::ConsignmentOfAnother(u)) if u.as_str() == "UCR-B0"), "{:?}", results[1]);
+    assert!(matches!(&results[1], Err(Refused::ConsignmentOfAnother(u)) if u.as_str() == "UCR-B0"), "{:?}", results[1]);
     assert!(matches!(&results[2], Ok(Acceptance::New(_))));
     // The repeat, in the same commit, is answered with the first receipt.
     assert!(matches!(&results[3], Ok(Acceptance::Replayed(r)) if r["documentId"] == first.id.to_string()));
@@ -180,7 +181,7 @@ pub async fn a_document_failing_part_way_leaves_nothing_and_spoils_its_batch(sto
     }
     assert!(due(store, 10, now_millis()).await.is_empty());
     // The store goes on: the good document alone is committed.
-    assert!(matches!(submission::accept(store, good).await, Ok(Acceptance::New(_))));
+    assert!(matches!(submission::accept(store, good).await, Ok(Ok(Acceptance::New(_)))));
     assert_eq!(store.read_with(|l| l.audit_records()).await.unwrap().len(), 1, "only the committed document is audited");
 }
 
@@ -194,7 +195,7 @@ pub async fn a_rule_that_panics_fails_its_own_write_and_the_writer_goes_on(store
     let (a, b, c) = tokio::join!(
         async move { submission::accept(&*s1, before).await },
         async move {
-            s2.write_with(WriteMode::Undoable, Vec::new(), move |l| -> Result<(), StoreError> {
+            s2.write_with(Vec::new(), move |l| -> Result<(), StoreError> {
                 submission::accept_in(l, &half)?;
                 panic!("a defect in a rule");
             })
@@ -202,12 +203,12 @@ pub async fn a_rule_that_panics_fails_its_own_write_and_the_writer_goes_on(store
         },
         async move { submission::accept(&*s3, after).await },
     );
-    assert!(matches!(a, Ok(Acceptance::New(_))), "{a:?}");
+    assert!(matches!(a, Ok(Ok(Acceptance::New(_)))), "{a:?}");
     assert!(matches!(&b, Err(StoreError::Unavailable(m)) if m.contains("a defect in a rule")), "{b:?}");
-    assert!(matches!(c, Ok(Acceptance::New(_))), "{c:?}");
+    assert!(matches!(c, Ok(Ok(Acceptance::New(_)))), "{c:?}");
     assert!(view(&*store, "UCR-PANIC-2").await.is_none(), "what the panicking work wrote was undone");
     // The writer is still there.
-    assert!(matches!(submission::accept(&*store, doc("UCR-PANIC-4", &["br-customs"])).await, Ok(Acceptance::New(_))));
+    assert!(matches!(submission::accept(&*store, doc("UCR-PANIC-4", &["br-customs"])).await, Ok(Ok(Acceptance::New(_)))));
     let ucrs: Vec<String> = due(&*store, 10, now_millis()).await.iter().map(|d| d.ucr.to_string()).collect();
     assert_eq!(ucrs, ["UCR-PANIC-1", "UCR-PANIC-3", "UCR-PANIC-4"]);
     let records = store.read_with(|l| l.audit_records()).await.unwrap();
@@ -238,7 +239,7 @@ pub async fn a_refused_delivery_waits_holds_back_its_ucr_fails_and_is_sent_again
     second.document_type = DocumentType::parse("packingList").unwrap();
     let other = doc("UCR-S", &["br-customs"]);
     for d in [&first, &second, &other] {
-        submission::accept(store, d.clone()).await.unwrap();
+        submission::accept(store, d.clone()).await.unwrap().unwrap();
     }
     let backlog = || store.read_with(|l| l.outbox_backlog());
     let now = now_millis();
@@ -288,7 +289,7 @@ pub async fn a_refused_delivery_waits_holds_back_its_ucr_fails_and_is_sent_again
 
 pub async fn cursors_see_events_in_commit_order_and_webhooks_start_from_now(store: Arc<dyn Store>) {
     let s = &*store;
-    submission::accept(s, doc("UCR-W1", &["br-customs"])).await.unwrap();
+    submission::accept(s, doc("UCR-W1", &["br-customs"])).await.unwrap().unwrap();
     let hook = crate::webhooks::register(s, "demo-trader".into(), "https://example.org/h".into(), "k".into(), 1, now_millis())
         .await
         .unwrap()
@@ -298,8 +299,8 @@ pub async fn cursors_see_events_in_commit_order_and_webhooks_start_from_now(stor
     assert!(second.is_none(), "the limit of one holds");
     let mut other = doc("UCR-W2", &["br-customs"]);
     other.sender = "another-trader".into();
-    submission::accept(s, other).await.unwrap();
-    submission::accept(s, doc("UCR-W3", &["br-customs"])).await.unwrap();
+    submission::accept(s, other).await.unwrap().unwrap();
+    submission::accept(s, doc("UCR-W3", &["br-customs"])).await.unwrap().unwrap();
     let mine = s.read_with(|l| l.status_events_after(Some("demo-trader"), 0, 10)).await.unwrap();
     assert_eq!(mine.iter().map(|e| e.ucr.as_str()).collect::<Vec<_>>(), ["UCR-W1", "UCR-W3"], "own events only, in order");
     assert!(mine.windows(2).all(|w| w[0].position < w[1].position));
@@ -313,7 +314,7 @@ pub async fn cursors_see_events_in_commit_order_and_webhooks_start_from_now(stor
 pub async fn a_consignment_is_published_by_one_gateway_at_a_time(store: Arc<dyn Store>) {
     let s = &*store;
     for ucr in ["UCR-K1", "UCR-K2"] {
-        submission::accept(s, doc(ucr, &["br-customs", "ar-customs"])).await.unwrap();
+        submission::accept(s, doc(ucr, &["br-customs", "ar-customs"])).await.unwrap().unwrap();
     }
     let ucrs = |batch: &[OutboundDelivery]| batch.iter().map(|d| d.ucr.as_str().to_owned()).collect::<Vec<_>>();
     let now = now_millis();
@@ -369,16 +370,16 @@ async fn amend(store: &dyn Store, previous: Uuid, mut next: NewDocument, by: &st
     next.id = Uuid::now_v7();
     let of = crate::lifecycle::AmendmentOf { previous, reason: "net mass corrected".into(), by: trader(by) };
     let subjects = vec![Subject::Consignment(next.ucr.clone())];
-    store.write_with(WriteMode::RefusalsFirst, subjects, move |l| crate::lifecycle::amend_in(l, next, &of, &no_types())).await.unwrap()
+    store.write_with(subjects, move |l| crate::lifecycle::amend_in(l, next, &of, &no_types())).await.unwrap()
 }
 
 pub async fn a_document_is_amended_answered_per_version_and_withdrawn(store: Arc<dyn Store>) {
     let s = &*store;
     let v1 = doc("UCR-L1", &["br-customs", "br-sanitary"]);
-    submission::accept(s, v1.clone()).await.unwrap();
+    submission::accept(s, v1.clone()).await.unwrap().unwrap();
     let first = due(s, 10, now_millis()).await;
     outbox::confirmed(s, first.iter().map(|p| (p.delivery_id, p.ucr.clone())).collect(), now_millis()).await.unwrap();
-    acknowledgment::apply(s, ack(v1.id, "br-sanitary", AckStatus::Released)).await.unwrap();
+    acknowledgment::apply(s, ack(v1.id, "br-sanitary", AckStatus::Released)).await.unwrap().unwrap();
 
     // Nobody but the sender amends it.
     let mut v2 = doc("UCR-L1", &["br-customs"]);
@@ -409,9 +410,9 @@ pub async fn a_document_is_amended_answered_per_version_and_withdrawn(store: Arc
         Err(crate::lifecycle::ChangeRefused::Superseded { latest, .. }) if latest == receipt.document_id));
 
     // Answers to version 1 are late now; the state follows version 2.
-    let late = acknowledgment::apply(s, ack(v1.id, "br-customs", AckStatus::Rejected)).await.unwrap();
+    let late = acknowledgment::apply(s, ack(v1.id, "br-customs", AckStatus::Rejected)).await.unwrap().unwrap();
     assert_eq!((late.outcome, late.consignment_state), (AckOutcome::Late, ConsignmentState::Submitted));
-    let released = acknowledgment::apply(s, ack(receipt.document_id, "br-customs", AckStatus::Released)).await.unwrap();
+    let released = acknowledgment::apply(s, ack(receipt.document_id, "br-customs", AckStatus::Released)).await.unwrap().unwrap();
     assert_eq!(released.consignment_state, ConsignmentState::Released, "the released v1 answer of sanitary no longer counts");
     let v = view(s, "UCR-L1").await.unwrap();
     let statuses: Vec<(&str, i64)> = v.documents.iter().map(|d| (d.status, d.version)).collect();
@@ -422,18 +423,18 @@ pub async fn a_document_is_amended_answered_per_version_and_withdrawn(store: Arc
     let id = receipt.document_id;
     let (me, ucr) = (by.clone(), Subject::Consignment(receipt.ucr.clone()));
     let refused = s
-        .write_with(WriteMode::RefusalsFirst, vec![ucr.clone()], move |l| crate::lifecycle::withdraw_in(l, id, "cancelled", &me, false, now_millis(), &no_types()))
+        .write_with(vec![ucr.clone()], move |l| crate::lifecycle::withdraw_in(l, id, "cancelled", &me, false, now_millis(), &no_types()))
         .await
         .unwrap();
     assert!(matches!(refused, Err(crate::lifecycle::ChangeRefused::Released(_))));
     let withdrawn = s
-        .write_with(WriteMode::RefusalsFirst, vec![ucr], move |l| crate::lifecycle::withdraw_in(l, id, "cancelled", &by, true, now_millis(), &no_types()))
+        .write_with(vec![ucr], move |l| crate::lifecycle::withdraw_in(l, id, "cancelled", &by, true, now_millis(), &no_types()))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(withdrawn.consignment_state, ConsignmentState::Withdrawn);
     assert_eq!(view(s, "UCR-L1").await.unwrap().state, ConsignmentState::Withdrawn);
-    let after = acknowledgment::apply(s, ack(id, "br-customs", AckStatus::Accepted)).await.unwrap();
+    let after = acknowledgment::apply(s, ack(id, "br-customs", AckStatus::Accepted)).await.unwrap().unwrap();
     assert_eq!(after.outcome, AckOutcome::Late, "answers to a withdrawn document are late");
     let states = status_states(s).await;
     assert_eq!(states.last().map(String::as_str), Some("withdrawn"));
@@ -442,7 +443,7 @@ pub async fn a_document_is_amended_answered_per_version_and_withdrawn(store: Arc
 pub async fn a_query_is_answered_by_the_trader_and_the_turns_are_recorded(store: Arc<dyn Store>) {
     let s = &*store;
     let d = doc("UCR-Q1", &["br-customs", "br-sanitary"]);
-    submission::accept(s, d.clone()).await.unwrap();
+    submission::accept(s, d.clone()).await.unwrap().unwrap();
     let respond = |agency: Option<&str>| {
         let r = crate::lifecycle::Response {
             document_id: d.id,
@@ -453,12 +454,12 @@ pub async fn a_query_is_answered_by_the_trader_and_the_turns_are_recorded(store:
             at: now_millis(),
         };
         let ucr = Subject::Consignment(d.ucr.clone());
-        async move { s.write_with(WriteMode::RefusalsFirst, vec![ucr], move |l| crate::lifecycle::respond_in(l, &r, &no_types())).await.unwrap() }
+        async move { s.write_with(vec![ucr], move |l| crate::lifecycle::respond_in(l, &r, &no_types())).await.unwrap() }
     };
     assert!(matches!(respond(None).await, Err(crate::lifecycle::ChangeRefused::NoOpenQuery { .. })), "no query yet");
     let mut query = ack(d.id, "br-customs", AckStatus::Query);
     query.reason = Some("which invoice?".into());
-    acknowledgment::apply(s, query).await.unwrap();
+    acknowledgment::apply(s, query).await.unwrap().unwrap();
     let turn = |v: &ConsignmentView| v.documents[0].deliveries[0].turn;
     assert_eq!(turn(&view(s, "UCR-Q1").await.unwrap()), Some("trader"));
     assert!(matches!(respond(Some("br-sanitary")).await, Err(crate::lifecycle::ChangeRefused::NoOpenQuery { .. })));
@@ -482,22 +483,22 @@ pub async fn a_query_is_answered_by_the_trader_and_the_turns_are_recorded(store:
     assert_eq!(causes[1]["reason"], "which invoice?");
     assert_eq!(causes[2]["kind"], "query-answered");
     // Asked again after the answer: a new question, the trader's turn again.
-    let again = acknowledgment::apply(s, ack(d.id, "br-customs", AckStatus::Query)).await.unwrap();
+    let again = acknowledgment::apply(s, ack(d.id, "br-customs", AckStatus::Query)).await.unwrap().unwrap();
     assert_eq!(again.outcome, AckOutcome::Applied);
     assert_eq!(turn(&view(s, "UCR-Q1").await.unwrap()), Some("trader"));
     assert!(respond(None).await.is_ok(), "asked again: the trader's turn to answer");
     assert_eq!(turn(&view(s, "UCR-Q1").await.unwrap()), Some("agency"));
-    acknowledgment::apply(s, ack(d.id, "br-customs", AckStatus::Query)).await.unwrap();
-    let twice = acknowledgment::apply(s, ack(d.id, "br-customs", AckStatus::Query)).await.unwrap();
+    acknowledgment::apply(s, ack(d.id, "br-customs", AckStatus::Query)).await.unwrap().unwrap();
+    let twice = acknowledgment::apply(s, ack(d.id, "br-customs", AckStatus::Query)).await.unwrap().unwrap();
     assert_eq!(twice.outcome, AckOutcome::Duplicate, "asked twice before an answer: a duplicate");
-    acknowledgment::apply(s, ack(d.id, "br-customs", AckStatus::Accepted)).await.unwrap();
+    acknowledgment::apply(s, ack(d.id, "br-customs", AckStatus::Accepted)).await.unwrap().unwrap();
     assert_eq!(turn(&view(s, "UCR-Q1").await.unwrap()), None, "answered: no query open");
 }
 
 /// Withdraws `id` (of `ucr`) as its sender.
 async fn withdraw(s: &dyn Store, ucr: &Ucr, id: Uuid, after_release: bool) -> Result<crate::lifecycle::Withdrawal, crate::lifecycle::ChangeRefused> {
     let by = trader("demo-trader");
-    s.write_with(WriteMode::RefusalsFirst, vec![Subject::Consignment(ucr.clone())], move |l| {
+    s.write_with(vec![Subject::Consignment(ucr.clone())], move |l| {
         crate::lifecycle::withdraw_in(l, id, "cancelled", &by, after_release, now_millis(), &no_types())
     })
     .await
@@ -508,7 +509,7 @@ pub async fn a_document_history_is_bounded_read_by_index_and_paged(store: Arc<dy
     let s = &*store;
     let rules = ChangeRules { after_release: false, max_versions: 8 };
     let v1 = NewDocument { rules, ..doc("UCR-H1", &["br-customs"]) };
-    submission::accept(s, v1.clone()).await.unwrap();
+    submission::accept(s, v1.clone()).await.unwrap().unwrap();
     let mut ids = vec![v1.id];
     for v in 2..=8 {
         let next = NewDocument { body_sha256: format!("v{v}"), rules, ..doc("UCR-H1", &["br-customs"]) };
@@ -564,10 +565,10 @@ pub async fn a_document_history_is_bounded_read_by_index_and_paged(store: Arc<dy
     withdraw(s, &ucr, ids[7], false).await.unwrap();
     let replacement = NewDocument { body_sha256: "replacement".into(), rules, ..doc("UCR-H1", &["br-customs"]) };
     assert!(matches!(submission::accept(s, replacement).await,
-        Err(StoreError::TooManyVersions { max: 8, .. })), "eight of this document already");
+        Ok(Err(Refused::TooManyVersions { max: 8, .. }))), "eight of this document already");
     let roomy = ChangeRules { max_versions: 9, ..rules };
     let replacement = NewDocument { body_sha256: "replacement".into(), rules: roomy, ..doc("UCR-H1", &["br-customs"]) };
-    let Acceptance::New(r) = submission::accept(s, replacement.clone()).await.unwrap() else { panic!("a new document") };
+    let Acceptance::New(r) = submission::accept(s, replacement.clone()).await.unwrap().unwrap() else { panic!("a new document") };
     assert_eq!((r.version, r.amends, r.consignment_state), (1, None, ConsignmentState::Submitted));
     let u = ucr.clone();
     let chains = s.read_with(move |l| l.document_chains(&u)).await.unwrap();
@@ -578,18 +579,18 @@ pub async fn a_document_history_is_bounded_read_by_index_and_paged(store: Arc<dy
 pub async fn a_withdrawn_document_is_replaced_by_a_new_one(store: Arc<dyn Store>) {
     let s = &*store;
     let first = doc("UCR-R1", &["br-customs"]);
-    submission::accept(s, first.clone()).await.unwrap();
+    submission::accept(s, first.clone()).await.unwrap().unwrap();
     let ucr = first.ucr.clone();
     assert_eq!(withdraw(s, &ucr, first.id, false).await.unwrap().consignment_state, ConsignmentState::Withdrawn);
     // A corrected document for the same UCR and type: new, not a conflict with the withdrawn one.
     let corrected = NewDocument { body_sha256: "corrected".into(), ..doc("UCR-R1", &["br-customs"]) };
-    let Acceptance::New(r) = submission::accept(s, corrected.clone()).await.unwrap() else { panic!("a new document") };
+    let Acceptance::New(r) = submission::accept(s, corrected.clone()).await.unwrap().unwrap() else { panic!("a new document") };
     assert_eq!((r.document_id, r.consignment_state), (corrected.id, ConsignmentState::Submitted));
     // Now it is the live one: sent again, its receipt; another body, a conflict with it.
     let again = NewDocument { id: Uuid::now_v7(), ..corrected.clone() };
-    assert!(matches!(submission::accept(s, again).await.unwrap(), Acceptance::Replayed(r) if r["documentId"] == corrected.id.to_string()));
+    assert!(matches!(submission::accept(s, again).await.unwrap().unwrap(), Acceptance::Replayed(r) if r["documentId"] == corrected.id.to_string()));
     let other = NewDocument { body_sha256: "other".into(), ..doc("UCR-R1", &["br-customs"]) };
-    assert!(matches!(submission::accept(s, other).await, Err(StoreError::Conflict { document, .. }) if document == corrected.id));
+    assert!(matches!(submission::accept(s, other).await, Ok(Err(Refused::Conflict { document, .. })) if document == corrected.id));
     let v = view(s, "UCR-R1").await.unwrap();
     assert_eq!(v.documents.iter().map(|d| d.status).collect::<Vec<_>>(), ["withdrawn", "current"]);
 }
@@ -597,22 +598,22 @@ pub async fn a_withdrawn_document_is_replaced_by_a_new_one(store: Arc<dyn Store>
 pub async fn a_released_consignment_takes_no_new_document_unless_the_region_allows_it(store: Arc<dyn Store>) {
     let s = &*store;
     let declaration = doc("UCR-X1", &["br-customs"]);
-    submission::accept(s, declaration.clone()).await.unwrap();
-    let released = acknowledgment::apply(s, ack(declaration.id, "br-customs", AckStatus::Released)).await.unwrap();
+    submission::accept(s, declaration.clone()).await.unwrap().unwrap();
+    let released = acknowledgment::apply(s, ack(declaration.id, "br-customs", AckStatus::Released)).await.unwrap().unwrap();
     assert_eq!(released.consignment_state, ConsignmentState::Released);
     // Another document would move it back under review and reopen the released one.
     let invoice = NewDocument { document_type: DocumentType::parse("packingList").unwrap(), body_sha256: "pl".into(), ..doc("UCR-X1", &["br-customs"]) };
-    assert!(matches!(submission::accept(s, invoice.clone()).await, Err(StoreError::ConsignmentReleased(u)) if u.as_str() == "UCR-X1"));
+    assert!(matches!(submission::accept(s, invoice.clone()).await, Ok(Err(Refused::ConsignmentReleased(u))) if u.as_str() == "UCR-X1"));
     // Nothing was written; the declaration sent again still gets its receipt.
     assert_eq!(view(s, "UCR-X1").await.unwrap().documents.len(), 1);
     let again = NewDocument { id: Uuid::now_v7(), ..declaration.clone() };
-    assert!(matches!(submission::accept(s, again).await.unwrap(), Acceptance::Replayed(_)));
+    assert!(matches!(submission::accept(s, again).await.unwrap().unwrap(), Acceptance::Replayed(_)));
     let v2 = NewDocument { body_sha256: "v2".into(), ..doc("UCR-X1", &["br-customs"]) };
     assert!(matches!(amend(s, declaration.id, v2, "demo-trader").await, Err(crate::lifecycle::ChangeRefused::Released(_))));
     assert_eq!(view(s, "UCR-X1").await.unwrap().state, ConsignmentState::Released);
     // A region that allows changes after release takes it.
     let allowed = NewDocument { rules: ChangeRules { after_release: true, ..ChangeRules::default() }, ..invoice };
-    assert!(matches!(submission::accept(s, allowed).await, Ok(Acceptance::New(_))));
+    assert!(matches!(submission::accept(s, allowed).await, Ok(Ok(Acceptance::New(_)))));
 }
 
 async fn facts(store: &dyn Store, ucr: &str) -> (ConsignmentReleaseTimes, Vec<AgencyReleaseTimes>) {
@@ -629,29 +630,29 @@ pub async fn release_times_follow_answers_holds_queries_and_amendments(store: Ar
     let mut d = doc("UCR-T1", &["br-customs", "br-sanitary"]);
     d.submitted_at = t0;
     d.dims = DocumentDims { transport_mode: Some("road".into()), hs_chapter: Some("02".into()), border_post: None };
-    submission::accept(s, d.clone()).await.unwrap();
+    submission::accept(s, d.clone()).await.unwrap().unwrap();
     let (c, a) = facts(s, "UCR-T1").await;
     assert_eq!((c.outcome.as_str(), c.lodged_at, c.owner.as_str(), c.dims.hs_chapter.as_deref()), ("open", t0, "demo-trader", Some("02")));
     assert_eq!(a.len(), 2, "routed to two agencies, nothing answered yet");
 
     let at = |agency: &str, status: AckStatus, ms: Millis| AckRecord { at: t0 + ms, ..ack(d.id, agency, status) };
-    acknowledgment::apply(s, at("br-sanitary", AckStatus::Hold, 1_000)).await.unwrap();
-    acknowledgment::apply(s, at("br-sanitary", AckStatus::Hold, 1_500)).await.unwrap(); // a duplicate: nothing moves
-    acknowledgment::apply(s, at("br-customs", AckStatus::Query, 2_000)).await.unwrap();
-    acknowledgment::apply(s, at("br-sanitary", AckStatus::Released, 5_000)).await.unwrap();
+    acknowledgment::apply(s, at("br-sanitary", AckStatus::Hold, 1_000)).await.unwrap().unwrap();
+    acknowledgment::apply(s, at("br-sanitary", AckStatus::Hold, 1_500)).await.unwrap().unwrap(); // a duplicate: nothing moves
+    acknowledgment::apply(s, at("br-customs", AckStatus::Query, 2_000)).await.unwrap().unwrap();
+    acknowledgment::apply(s, at("br-sanitary", AckStatus::Released, 5_000)).await.unwrap().unwrap();
     let r = crate::lifecycle::Response {
         document_id: d.id, text: "here".into(), agency: None, supporting: None, by: trader("demo-trader"), at: t0 + 6_000,
     };
     let subject = vec![Subject::Consignment(d.ucr.clone())];
-    s.write_with(WriteMode::RefusalsFirst, subject, move |l| crate::lifecycle::respond_in(l, &r, &no_types())).await.unwrap().unwrap();
+    s.write_with(subject, move |l| crate::lifecycle::respond_in(l, &r, &no_types())).await.unwrap().unwrap();
     // Version 2 (customs only), then customs releases it; a late answer to version 1 moves nothing.
     let mut v2 = doc("UCR-T1", &["br-customs"]);
     v2.submitted_at = t0 + 9_000;
     v2.body_sha256 = "v2".into();
     let Ok(Acceptance::New(v2)) = amend(s, d.id, v2, "demo-trader").await else { panic!("amended") };
     let released = AckRecord { at: t0 + 12_000, ..ack(v2.document_id, "br-customs", AckStatus::Released) };
-    acknowledgment::apply(s, released).await.unwrap();
-    acknowledgment::apply(s, at("br-customs", AckStatus::Rejected, 13_000)).await.unwrap();
+    acknowledgment::apply(s, released).await.unwrap().unwrap();
+    acknowledgment::apply(s, at("br-customs", AckStatus::Rejected, 13_000)).await.unwrap().unwrap();
 
     let (c, a) = facts(s, "UCR-T1").await;
     assert_eq!((c.outcome.as_str(), c.released_at, c.decided_at), ("released", Some(t0 + 12_000), Some(t0 + 12_000)));

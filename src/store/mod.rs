@@ -26,28 +26,12 @@ mod writer;
 
 pub use ledger::*;
 
-/// Why the store could not do what was asked.
+/// Why the store could not do what was asked: a failure, never a refusal. The rules answer a
+/// refusal as a value of their own (`Result<Result<T, Refused>, StoreError>`), and what a refused
+/// work wrote is undone.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    #[error("the document {0} is unknown")]
-    UnknownDocument(Uuid),
-    #[error("the document {document} was not routed to agency {agency}")]
-    NotRouted { document: Uuid, agency: AgencyId },
-    #[error("{reason}; the first document is {document}")]
-    Conflict { document: Uuid, reason: &'static str },
-    #[error("the consignment {0} was opened by another participant")]
-    ConsignmentOfAnother(Ucr),
-    #[error("too many deliveries are waiting for the broker to accept a new document")]
-    BacklogFull,
-    /// The consignment is released and the region takes no change after release
-    /// (`gateway.change_after_release`): no new document either.
-    #[error("the consignment {0} is released, and this region does not allow changes after release")]
-    ConsignmentReleased(Ucr),
-    /// The sender has `max` documents of this type in the consignment already, every version
-    /// and every replacement of a withdrawn one counted (`gateway.max_document_versions`).
-    #[error("the consignment {ucr} holds {max} versions of your {document_type} already, the most this region keeps of one document")]
-    TooManyVersions { ucr: Ucr, document_type: DocumentType, max: u32 },
     #[error("the store is not available: {0}")]
     Unavailable(String),
     /// The database failed; the driver's error is the source.
@@ -55,24 +39,6 @@ pub enum StoreError {
     Database(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
-}
-
-impl StoreError {
-    /// A refusal of what was asked (a conflict, a consignment of another, the backlog, an
-    /// unknown or unrouted document), decided before anything was written; not a failure of
-    /// the store.
-    pub fn is_refusal(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Conflict { .. }
-                | StoreError::ConsignmentOfAnother(_)
-                | StoreError::BacklogFull
-                | StoreError::ConsignmentReleased(_)
-                | StoreError::TooManyVersions { .. }
-                | StoreError::UnknownDocument(_)
-                | StoreError::NotRouted { .. }
-        )
-    }
 }
 
 /// A future returned by the store; boxed so the trait can be used as `dyn Store`.
@@ -111,7 +77,7 @@ pub struct NewDocument {
     /// when it was not, so the submitter knows its deliveries wait for the broker.
     pub broker_available: bool,
     /// The outbox backlog is at its bound: a repeat of an accepted document still gets its
-    /// first receipt, a new document is refused with [`StoreError::BacklogFull`].
+    /// first receipt, a new document is refused (`crate::submission::Refused::BacklogFull`).
     pub backlog_full: bool,
     /// The region's rules on changing a consignment, which the store work applies.
     pub rules: ChangeRules,
@@ -520,21 +486,12 @@ pub struct StatusChange {
     pub cause: serde_json::Value,
 }
 
-/// Work on the rows of one transaction; what it returns, boxed (so [`Store`] stays usable as
-/// `dyn Store`; [`Store::write_with`] and [`Store::read_with`] unbox it).
-pub type Work = Box<dyn FnOnce(&mut dyn Ledger) -> Result<Box<dyn Any + Send>, StoreError> + Send>;
+/// What a work decided, boxed: its value (what it wrote is kept), or a refusal (what it wrote is
+/// undone). [`Store::write_with`], [`Store::decide_with`] and [`Store::read_with`] unbox it.
+pub type Decided = Result<Box<dyn Any + Send>, Box<dyn Any + Send>>;
 
-/// What a write's work promises about its errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteMode {
-    /// An error may come after writes: the store undoes this work's writes alone (the others
-    /// of its commit stand).
-    Undoable,
-    /// Every refusal ([`StoreError::is_refusal`]) comes before the work's first write, and any
-    /// other error may spoil the whole commit (nothing of it is committed, every caller is told).
-    /// Spares the hot path the cost of undoing one work alone.
-    RefusalsFirst,
-}
+/// Work on the rows of one transaction (so [`Store`] stays usable as `dyn Store`).
+pub type Work = Box<dyn FnOnce(&mut dyn Ledger) -> Result<Decided, StoreError> + Send>;
 
 /// What a document's acceptance reads to judge it (`crate::submission`): earlier documents by
 /// key and by identity, the consignment, how many versions the sender has of the type. A store
@@ -589,37 +546,42 @@ pub trait Store: Send + Sync + 'static {
     /// to decide: history, audit records, single-statement updates).
     /// `lookups` say what the work's documents will be judged on: a store may fetch it for the
     /// whole group of works at once (the work reads it through the [`Ledger`] all the same).
-    fn write(&self, mode: WriteMode, subjects: Vec<Subject>, lookups: Vec<AcceptanceLookup>, work: Work)
-        -> StoreFuture<'_, Box<dyn Any + Send>>;
+    fn write(&self, subjects: Vec<Subject>, lookups: Vec<AcceptanceLookup>, work: Work) -> StoreFuture<'_, Decided>;
     /// Runs `work` on committed rows; it must not write.
-    fn read(&self, work: Work) -> StoreFuture<'_, Box<dyn Any + Send>>;
+    fn read(&self, work: Work) -> StoreFuture<'_, Decided>;
     /// Answers when the store can read and write.
     fn ping(&self) -> StoreFuture<'_, ()>;
 }
 
 impl dyn Store {
-    /// [`Store::write`] with the work's own result type.
-    pub async fn write_with<T, F>(&self, mode: WriteMode, subjects: Vec<Subject>, work: F) -> Result<T, StoreError>
+    /// [`Store::write`] of a work that refuses nothing, with its own result type.
+    pub async fn write_with<T, F>(&self, subjects: Vec<Subject>, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut dyn Ledger) -> Result<T, StoreError> + Send + 'static,
     {
-        self.write_judged_with(mode, subjects, Vec::new(), work).await
+        let decided = self.write(subjects, Vec::new(), Box::new(move |l| Ok(Ok(Box::new(work(l)?) as Box<dyn Any + Send>)))).await?;
+        decided.map_or_else(|_| Err(mismatch()), unbox)
     }
 
-    /// [`Store::write_with`], saying what the work's documents will be judged on.
-    pub async fn write_judged_with<T, F>(
-        &self,
-        mode: WriteMode,
-        subjects: Vec<Subject>,
-        lookups: Vec<AcceptanceLookup>,
-        work: F,
-    ) -> Result<T, StoreError>
+    /// [`Store::write`] of a work that may refuse (what it wrote is then undone), with its own
+    /// result and refusal types; `lookups` say what its documents will be judged on.
+    pub async fn decide_with<T, R, F>(&self, subjects: Vec<Subject>, lookups: Vec<AcceptanceLookup>, work: F) -> Result<Result<T, R>, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut dyn Ledger) -> Result<T, StoreError> + Send + 'static,
+        R: Send + 'static,
+        F: FnOnce(&mut dyn Ledger) -> Result<Result<T, R>, StoreError> + Send + 'static,
     {
-        unbox(self.write(mode, subjects, lookups, Box::new(move |l| work(l).map(|t| Box::new(t) as Box<dyn Any + Send>))).await?)
+        let work: Work = Box::new(move |l| {
+            Ok(match work(l)? {
+                Ok(t) => Ok(Box::new(t) as Box<dyn Any + Send>),
+                Err(r) => Err(Box::new(r) as Box<dyn Any + Send>),
+            })
+        });
+        match self.write(subjects, lookups, work).await? {
+            Ok(t) => unbox(t).map(Ok),
+            Err(r) => unbox(r).map(Err),
+        }
     }
 
     /// [`Store::read`] with the work's own result type.
@@ -628,16 +590,18 @@ impl dyn Store {
         T: Send + 'static,
         F: FnOnce(&mut dyn Ledger) -> Result<T, StoreError> + Send + 'static,
     {
-        unbox(self.read(Box::new(move |l| work(l).map(|t| Box::new(t) as Box<dyn Any + Send>))).await?)
+        let decided = self.read(Box::new(move |l| Ok(Ok(Box::new(work(l)?) as Box<dyn Any + Send>)))).await?;
+        decided.map_or_else(|_| Err(mismatch()), unbox)
     }
+}
+
+fn mismatch() -> StoreError {
+    StoreError::Corrupt("a store answered a work with a value of another type".into())
 }
 
 /// The work's result, of the type it was boxed from (a store hands back what the work returned).
 fn unbox<T: 'static>(value: Box<dyn Any + Send>) -> Result<T, StoreError> {
-    value
-        .downcast::<T>()
-        .map(|t| *t)
-        .map_err(|_| StoreError::Corrupt("a store answered a work with a value of another type".into()))
+    value.downcast::<T>().map(|t| *t).map_err(|_| mismatch())
 }
 
 impl std::fmt::Debug for WebhookRegistered {

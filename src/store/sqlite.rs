@@ -138,7 +138,7 @@ impl SqliteStore {
     }
 
     /// Runs a read on the reader connection, off the async threads.
-    async fn read_job(&self, work: Work) -> Result<Box<dyn Any + Send>, StoreError> {
+    async fn read_job(&self, work: Work) -> Result<Decided, StoreError> {
         let reader = self.reader.clone();
         tokio::task::spawn_blocking(move || {
             let mut ledger = reader.lock().map_err(|_| StoreError::Unavailable("reader poisoned".into()))?;
@@ -1147,12 +1147,11 @@ impl Ledger for SqliteLedger {
 }
 
 impl Store for SqliteStore {
-    fn write(&self, mode: WriteMode, subjects: Vec<Subject>, lookups: Vec<AcceptanceLookup>, work: Work)
-        -> StoreFuture<'_, Box<dyn Any + Send>> {
-        Box::pin(self.writer.write(mode, subjects, lookups, work))
+    fn write(&self, subjects: Vec<Subject>, lookups: Vec<AcceptanceLookup>, work: Work) -> StoreFuture<'_, Decided> {
+        Box::pin(self.writer.write(subjects, lookups, work))
     }
 
-    fn read(&self, work: Work) -> StoreFuture<'_, Box<dyn Any + Send>> {
+    fn read(&self, work: Work) -> StoreFuture<'_, Decided> {
         Box::pin(self.read_job(work))
     }
 
@@ -1251,7 +1250,7 @@ mod tests {
         first.idempotency_key = Some("key-old".into());
         {
             let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
-            let Acceptance::New(_) = crate::submission::accept(&*store, first.clone()).await.unwrap() else { panic!("new") };
+            let Acceptance::New(_) = crate::submission::accept(&*store, first.clone()).await.unwrap().unwrap() else { panic!("new") };
         }
         // Make it a store of an earlier version: the receipt in documents.receipt, no receipts row.
         {
@@ -1268,12 +1267,12 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let mut again = first.clone();
         again.id = Uuid::now_v7();
-        match crate::submission::accept(&*store, again.clone()).await.unwrap() {
+        match crate::submission::accept(&*store, again.clone()).await.unwrap().unwrap() {
             Acceptance::Replayed(r) => assert_eq!(r["documentId"], first.id.to_string()),
             other => panic!("expected the first receipt, got {other:?}"),
         }
         again.body_sha256 = "different".into();
-        assert!(matches!(crate::submission::accept(&*store, again).await, Err(StoreError::Conflict { .. })));
+        assert!(matches!(crate::submission::accept(&*store, again).await, Ok(Err(crate::submission::Refused::Conflict { .. }))));
         let _ = conformance::ack; // the suite's helpers serve this file's own cases too
     }
 
@@ -1302,7 +1301,7 @@ mod tests {
             assert_eq!(records.len(), 9);
             assert!(crate::audit::verify(records).is_ok());
             // The store goes on: a new document, its audit record chained to the old ones.
-            crate::submission::accept(&*store, doc("UCR-AFTER-UPGRADE", &["br-customs"])).await.unwrap();
+            crate::submission::accept(&*store, doc("UCR-AFTER-UPGRADE", &["br-customs"])).await.unwrap().unwrap();
             let records = store.read_with(|l| l.audit_records()).await.unwrap();
             assert_eq!(records.len(), 10);
             assert!(crate::audit::verify(records).is_ok());

@@ -21,7 +21,7 @@ use std::sync::{mpsc, Arc};
 
 use tokio::sync::oneshot;
 
-use super::{AcceptanceLookup, Ledger, StoreError, Subject, Work, WriteMode};
+use super::{AcceptanceLookup, Decided, Ledger, StoreError, Subject, Work};
 
 /// Most jobs one transaction takes; the rest wait for the next commit.
 const MAX_GROUP: usize = 1024;
@@ -121,16 +121,10 @@ impl Writer {
         Ok(Writer { jobs })
     }
 
-    /// Runs `work` in the next group commit, its writes undone alone if it fails, and answers
-    /// once that commit is durable.
-    pub async fn write(
-        &self,
-        _mode: WriteMode,
-        subjects: Vec<Subject>,
-        lookups: Vec<AcceptanceLookup>,
-        work: Work,
-    ) -> Result<Box<dyn Any + Send>, StoreError> {
-        self.enqueue(subjects, lookups, move |db| undoable(db, |l| work(l))).await
+    /// Runs `work` in the next group commit, its writes undone alone if it refuses or fails,
+    /// and answers once that commit is durable.
+    pub async fn write(&self, subjects: Vec<Subject>, lookups: Vec<AcceptanceLookup>, work: Work) -> Result<Decided, StoreError> {
+        self.enqueue(subjects, lookups, move |db| undoable(db, work)).await
     }
 
     /// Runs `f` on the writer's connection in the next group commit, as a job of its own.
@@ -162,9 +156,9 @@ impl Writer {
                         (None, result) => result,
                         // Nothing was committed: a job's own failure still says best why not. A
                         // refusal may rest on rows of the same group that were rolled back.
-                        (Some(_), Err(own)) if !own.is_refusal() => Err(own),
-                        (Some(CommitFailure::Database(e)), _) => Err(StoreError::Database(Box::new(CommitError(e.clone())))),
-                        (Some(CommitFailure::Other(e)), _) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
+                        (Some(_), Err(own)) => Err(own),
+                        (Some(CommitFailure::Database(e)), Ok(_)) => Err(StoreError::Database(Box::new(CommitError(e.clone())))),
+                        (Some(CommitFailure::Other(e)), Ok(_)) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
                     });
                 });
                 Done { reply, spoiled }
@@ -175,13 +169,11 @@ impl Writer {
     }
 }
 
-/// Runs `work` between a mark and its keeping: what it wrote stays only if it succeeded. A
-/// work that panics is answered with an error (the defect is logged) and its writes undone. When
-/// its writes cannot be undone, or the database ended the transaction, the job spoils its group.
-fn undoable<T>(
-    db: &mut dyn Transactional,
-    work: impl FnOnce(&mut dyn Ledger) -> Result<T, StoreError>,
-) -> (Result<T, StoreError>, Option<String>) {
+/// Runs `work` between a mark and its keeping: what it wrote stays only if it decided a value;
+/// a refusal or a failure undoes it. A work that panics is answered with an error (the defect is
+/// logged) and its writes undone. When its writes cannot be undone, or the database ended the
+/// transaction, the job spoils its group.
+fn undoable(db: &mut dyn Transactional, work: Work) -> (Result<Decided, StoreError>, Option<String>) {
     if let Err(e) = db.mark() {
         let cause = e.to_string();
         return (Err(e), Some(cause));
@@ -195,7 +187,7 @@ fn undoable<T>(
         }
     };
     let closed = match &result {
-        Ok(_) if !db.transaction_ended() => db.keep(),
+        Ok(Ok(_)) if !db.transaction_ended() => db.keep(),
         _ if db.transaction_ended() => Err(StoreError::Unavailable("the database ended the transaction".into())),
         _ => db.undo(),
     };

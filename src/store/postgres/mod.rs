@@ -21,7 +21,6 @@
 //! The [`Ledger`] contract is synchronous; each operation runs its statement through the
 //! runtime's handle (`Handle::block_on`) from the writer thread or a blocking thread.
 
-use std::any::Any;
 use std::sync::Arc;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
@@ -178,12 +177,11 @@ async fn migrate(config: &tokio_postgres::Config) -> Result<(), StoreError> {
 }
 
 impl Store for PgStore {
-    fn write(&self, mode: WriteMode, subjects: Vec<Subject>, lookups: Vec<AcceptanceLookup>, work: Work)
-        -> StoreFuture<'_, Box<dyn Any + Send>> {
-        Box::pin(self.writer.write(mode, subjects, lookups, work))
+    fn write(&self, subjects: Vec<Subject>, lookups: Vec<AcceptanceLookup>, work: Work) -> StoreFuture<'_, Decided> {
+        Box::pin(self.writer.write(subjects, lookups, work))
     }
 
-    fn read(&self, work: Work) -> StoreFuture<'_, Box<dyn Any + Send>> {
+    fn read(&self, work: Work) -> StoreFuture<'_, Decided> {
         let (pool, rt, chain) = (self.pool.clone(), self.rt.clone(), self.chain.clone());
         Box::pin(async move {
             let client = pool.get().await.map_err(pool_error)?;
@@ -1523,7 +1521,7 @@ mod tests {
         let url = fresh_database().await;
         let (a, b) = tokio::join!(PgStore::connect(&url, "gw-a"), PgStore::connect(&url, "gw-b"));
         let (a, b): (Arc<dyn Store>, Arc<dyn Store>) = (Arc::new(a.unwrap()), Arc::new(b.unwrap()));
-        crate::submission::accept(&*a, crate::store::conformance::doc("UCR-PG-1", &["br-customs"])).await.unwrap();
+        crate::submission::accept(&*a, crate::store::conformance::doc("UCR-PG-1", &["br-customs"])).await.unwrap().unwrap();
         let seen = b.read_with(|l| l.documents_of(&Ucr::parse("UCR-PG-1").unwrap())).await.unwrap();
         assert_eq!(seen.len(), 1, "what one gateway committed, the other reads");
         drop((a, b));
@@ -1563,7 +1561,7 @@ mod tests {
 
         // A third writer anchors both heads; cutting the end of a chain it anchored is caught.
         let c: Arc<dyn Store> = Arc::new(PgStore::connect(&url, "gw-c").await.unwrap());
-        crate::submission::accept(&*c, crate::store::conformance::doc("UCR-AB-C", &["br-customs"])).await.unwrap();
+        crate::submission::accept(&*c, crate::store::conformance::doc("UCR-AB-C", &["br-customs"])).await.unwrap().unwrap();
         let records = c.read_with(|l| l.audit_records()).await.unwrap();
         let opening = records.iter().find(|r| r.chain == "gw-c" && r.seq == 1).unwrap();
         assert_eq!(opening.action, crate::audit::CHAIN_OPENED);
@@ -1631,14 +1629,14 @@ mod tests {
         let config: tokio_postgres::Config = url.parse().unwrap();
         let (late, connection) = config.connect(NoTls).await.unwrap();
         tokio::spawn(connection);
-        crate::submission::accept(&*a, crate::store::conformance::doc("UCR-LATE", &["br-customs"])).await.unwrap();
+        crate::submission::accept(&*a, crate::store::conformance::doc("UCR-LATE", &["br-customs"])).await.unwrap().unwrap();
         late.batch_execute("BEGIN").await.unwrap();
         let late_id: i64 = late
             .query_one("INSERT INTO status_outbox (ucr, body, created_at) VALUES ('UCR-LATE', '{\"late\":true}', 0) RETURNING id", &[])
             .await
             .unwrap()
             .get(0);
-        crate::submission::accept(&*a, crate::store::conformance::doc("UCR-EARLY", &["br-customs"])).await.unwrap();
+        crate::submission::accept(&*a, crate::store::conformance::doc("UCR-EARLY", &["br-customs"])).await.unwrap().unwrap();
         let seen = a.read_with(|l| l.status_events_after(None, 0, 100)).await.unwrap();
         assert!(seen.iter().all(|e| e.id != late_id), "uncommitted: not seen");
         let cursor = seen.last().unwrap().position;
@@ -1664,7 +1662,7 @@ mod tests {
         for i in 0..40 {
             let doc = crate::store::conformance::doc(&format!("UCR-ANS{i}"), &["br-customs", "br-sanitary"]);
             ids.push(doc.id);
-            crate::submission::accept(&*a, doc).await.unwrap();
+            crate::submission::accept(&*a, doc).await.unwrap().unwrap();
         }
         let answers: Vec<_> = ids
             .iter()
@@ -1714,12 +1712,12 @@ mod tests {
         let store = PgStore::connect(&fresh_database().await, "gw-test").await.unwrap();
         let mut first = crate::store::conformance::doc("UCR-PG-OWN", &["br-customs"]);
         first.sender = "trader-a".into();
-        crate::submission::accept(&store, first).await.unwrap();
+        crate::submission::accept(&store, first).await.unwrap().unwrap();
         // Another sender's document written straight to the rows, as a second gateway that
         // checked before the first committed would: the database refuses it.
         let mut intruder = crate::store::conformance::doc("UCR-PG-OWN", &["br-customs"]);
         intruder.sender = "trader-b".into();
-        let wrote = (&store as &dyn Store).write_with(WriteMode::Undoable, Vec::new(), move |l: &mut dyn Ledger| l.insert_document(&intruder)).await;
+        let wrote = (&store as &dyn Store).write_with(Vec::new(), move |l: &mut dyn Ledger| l.insert_document(&intruder)).await;
         // Sent with the commit: the commit fails, on the documents' constraint.
         let Err(StoreError::Database(e)) = wrote else { panic!("{wrote:?}") };
         let mut cause: Option<&dyn std::error::Error> = Some(e.as_ref());
