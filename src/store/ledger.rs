@@ -265,8 +265,12 @@ pub struct WebhookRecord {
 /// The rows of one transaction. Every method reads or writes rows and nothing else: no method
 /// decides an outcome. `Result::Err` is a failure of the store (never a refusal), and the work
 /// that meets one must give up (its transaction is not committed).
-pub trait Ledger {
-    // --- documents and consignments --------------------------------------------------------
+pub trait Ledger: Consignments + IndicatorFacts + Answers + Outbox + StatusEvents + WebhookRegistry + AuditLog {}
+
+impl<T: Consignments + IndicatorFacts + Answers + Outbox + StatusEvents + WebhookRegistry + AuditLog + ?Sized> Ledger for T {}
+
+/// The documents of consignments, their consignments and their deliveries as routed.
+pub trait Consignments {
     /// The document `sender` sent with `key`, if any.
     fn document_by_key(&mut self, sender: &str, key: &str) -> Result<Option<EarlierDocument>, StoreError>;
     /// A live document of `sender` for `ucr` of `document_type` (of a history none of whose
@@ -326,8 +330,10 @@ pub trait Ledger {
     fn deliveries_of(&mut self, document_id: Uuid) -> Result<Vec<DeliveryRecord>, StoreError>;
     /// A delivery's history, oldest first.
     fn history_of(&mut self, delivery_id: i64) -> Result<Vec<HistoryEntry>, StoreError>;
+}
 
-    // --- release-time indicators --------------------------------------------------------------
+/// The release-time facts the indicators are computed from (`crate::indicators`).
+pub trait IndicatorFacts {
     /// Replaces a consignment's release-time facts and its agencies', and records the change
     /// (positioned as deliveries are: see **Order**).
     fn save_release_times(&mut self, consignment: &ConsignmentReleaseTimes, agencies: &[AgencyReleaseTimes]) -> Result<(), StoreError>;
@@ -346,8 +352,10 @@ pub trait Ledger {
     fn latest_release_time_change(&mut self) -> Result<i64, StoreError>;
     /// The facts of `ucrs` (of every consignment when `None`), and their agencies' parts.
     fn release_times_of(&mut self, ucrs: Option<&[Ucr]>) -> Result<ReleaseTimeFacts, StoreError>;
+}
 
-    // --- answers ----------------------------------------------------------------------------
+/// What an agency's answer reads and changes (`crate::acknowledgment`).
+pub trait Answers {
     /// The UCR of a document, if it exists.
     fn document_ucr(&mut self, document_id: Uuid) -> Result<Option<Ucr>, StoreError>;
     /// The delivery of `document_id` to `agency`, if it was routed there (not a notice's).
@@ -357,8 +365,10 @@ pub trait Ledger {
     fn record_answer(&mut self, delivery_id: i64, status: DeliveryStatus, at: Millis) -> Result<(), StoreError>;
     /// An answer that changed nothing is still the agency's first answer when none came before.
     fn note_first_answer(&mut self, delivery_id: i64, at: Millis) -> Result<(), StoreError>;
+}
 
-    // --- the outbox ---------------------------------------------------------------------------
+/// The deliveries waiting for the broker, the claims of several gateways on them, and the failed ones.
+pub trait Outbox {
     /// The oldest deliveries due at `now`, in id order: not yet dispatched, not failed, not
     /// waiting out a retry delay, not behind an earlier delivery of the same topic and UCR
     /// that waits out one or failed, and of no consignment another gateway than `instance`
@@ -397,8 +407,10 @@ pub trait Ledger {
     fn requeue_failed(&mut self, delivery_id: i64) -> Result<bool, StoreError>;
     /// Deliveries by (agency, status).
     fn delivery_counts(&mut self) -> Result<Vec<(String, String, u64)>, StoreError>;
+}
 
-    // --- status events --------------------------------------------------------------------------
+/// Consignment status events: queued, published, and read by cursors.
+pub trait StatusEvents {
     /// Queues a status event for the status topic, streams and webhooks (its id grows with
     /// commit order; its position is given as [`Ledger`]'s order says).
     fn queue_status_event(&mut self, ucr: &Ucr, body: &str, at: Millis) -> Result<(), StoreError>;
@@ -411,8 +423,10 @@ pub trait Ledger {
     fn status_events_after(&mut self, sender: Option<&str>, after: i64, limit: usize) -> Result<Vec<StatusEvent>, StoreError>;
     /// The latest status event's id (0 for none).
     fn latest_status_event(&mut self) -> Result<i64, StoreError>;
+}
 
-    // --- webhooks ---------------------------------------------------------------------------------
+/// Registered webhooks and their cursors.
+pub trait WebhookRegistry {
     /// Adds a webhook of `participant` unless it has `max` already; whether it was added. Held
     /// by a constraint on a store with several writers (two registrations at once cannot both
     /// take the last place).
@@ -433,8 +447,10 @@ pub trait Ledger {
     /// failures are cleared; false when it no longer exists.
     fn webhook_delivered(&mut self, id: Uuid, cursor: i64) -> Result<bool, StoreError>;
     fn webhook_failed(&mut self, id: Uuid, error: &str, next_attempt_at: Millis) -> Result<(), StoreError>;
+}
 
-    // --- the audit log ------------------------------------------------------------------------------
+/// The audit chains (`crate::audit`).
+pub trait AuditLog {
     /// The chain this transaction's writer appends to: one per writer, so that appending never
     /// waits for another writer's commit (`crate::audit`).
     fn audit_chain(&mut self) -> String;

@@ -382,7 +382,7 @@ impl Transactional for SqliteLedger {
     }
 }
 
-impl Ledger for SqliteLedger {
+impl Consignments for SqliteLedger {
     fn document_by_key(&mut self, sender: &str, key: &str) -> Result<Option<EarlierDocument>, StoreError> {
         earlier(
             self.conn
@@ -582,6 +582,98 @@ impl Ledger for SqliteLedger {
         .transpose()
     }
 
+    fn receipt_of(&mut self, id: Uuid) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .row(
+                "SELECT COALESCE(r.receipt, d.receipt) FROM documents d LEFT JOIN receipts r ON r.document_id = d.id WHERE d.id = ?1",
+                [id.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn supersede(&mut self, old: Uuid, new: Uuid) -> Result<(), StoreError> {
+        self.conn.exec("UPDATE documents SET superseded_by = ?2 WHERE id = ?1", params![old.to_string(), new.to_string()])?;
+        Ok(())
+    }
+
+    fn withdraw_document(&mut self, id: Uuid, at: Millis) -> Result<(), StoreError> {
+        self.conn.exec("UPDATE documents SET withdrawn_at = ?2 WHERE id = ?1", params![id.to_string(), at])?;
+        Ok(())
+    }
+
+    fn current_documents(&mut self, ucr: &Ucr) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.row(
+            "SELECT COUNT(*) FROM documents WHERE ucr = ?1 AND superseded_by IS NULL AND withdrawn_at IS NULL",
+            [ucr.as_str()],
+            |r| r.get(0),
+        )?;
+        Ok(n.max(0) as u64)
+    }
+
+    fn insert_notice(&mut self, id: Uuid, document_id: Uuid, kind: NoticeKind, body: &str, at: Millis) -> Result<(), StoreError> {
+        self.conn.exec(
+            "INSERT INTO notices (id, document_id, kind, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id.to_string(), document_id.to_string(), kind.as_str(), body, at],
+        )?;
+        Ok(())
+    }
+
+    fn insert_notice_delivery(&mut self, notice_id: Uuid, document_id: Uuid, agency: &AgencyId, topic: &str, at: Millis)
+        -> Result<i64, StoreError> {
+        self.conn.exec(
+            "INSERT INTO deliveries (document_id, agency, topic, rule, status, created_at, notice_id)
+             VALUES (?1, ?2, ?3, 'notice', 'pending', ?4, ?5)",
+            params![document_id.to_string(), agency.as_str(), topic, at, notice_id.to_string()],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn deliveries_of(&mut self, document_id: Uuid) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, agency, topic, status, created_at, dispatched_at, first_answer_at, attempts, last_error FROM deliveries
+             WHERE document_id = ?1 AND notice_id IS NULL ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map([document_id.to_string()], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?, r.get::<_, Option<i64>>(5)?, r.get::<_, Option<i64>>(6)?,
+                    r.get::<_, u32>(7)?, r.get::<_, Option<String>>(8)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(id, agency, topic, status, routed_at, dispatched_at, first_answer_at, attempts, last_error)| {
+                Ok(DeliveryRecord {
+                    id,
+                    agency: parse_agency(&agency)?,
+                    topic,
+                    status: parse_status(&status)?,
+                    routed_at,
+                    dispatched_at,
+                    first_answer_at,
+                    attempts,
+                    last_error,
+                })
+            })
+            .collect()
+    }
+
+    fn history_of(&mut self, delivery_id: i64) -> Result<Vec<HistoryEntry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT status, at, source, reason, outcome FROM delivery_events WHERE delivery_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map([delivery_id], |r| {
+                let at_ms: i64 = r.get(1)?;
+                Ok(HistoryEntry { status: r.get(0)?, at: rfc3339(at_ms), at_ms, source: r.get(2)?, reason: r.get(3)?, outcome: r.get(4)? })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}
+
+impl IndicatorFacts for SqliteLedger {
     fn save_release_times(&mut self, c: &ConsignmentReleaseTimes, agencies: &[AgencyReleaseTimes]) -> Result<(), StoreError> {
         self.conn.exec(
             "INSERT OR REPLACE INTO release_times (ucr, owner, lodged_at, arrived_at, released_at, decided_at, outcome, document_type,
@@ -684,97 +776,9 @@ impl Ledger for SqliteLedger {
         }
         Ok((consignments, agencies))
     }
+}
 
-    fn receipt_of(&mut self, id: Uuid) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn
-            .row(
-                "SELECT COALESCE(r.receipt, d.receipt) FROM documents d LEFT JOIN receipts r ON r.document_id = d.id WHERE d.id = ?1",
-                [id.to_string()],
-                |r| r.get(0),
-            )
-            .optional()?)
-    }
-
-    fn supersede(&mut self, old: Uuid, new: Uuid) -> Result<(), StoreError> {
-        self.conn.exec("UPDATE documents SET superseded_by = ?2 WHERE id = ?1", params![old.to_string(), new.to_string()])?;
-        Ok(())
-    }
-
-    fn withdraw_document(&mut self, id: Uuid, at: Millis) -> Result<(), StoreError> {
-        self.conn.exec("UPDATE documents SET withdrawn_at = ?2 WHERE id = ?1", params![id.to_string(), at])?;
-        Ok(())
-    }
-
-    fn current_documents(&mut self, ucr: &Ucr) -> Result<u64, StoreError> {
-        let n: i64 = self.conn.row(
-            "SELECT COUNT(*) FROM documents WHERE ucr = ?1 AND superseded_by IS NULL AND withdrawn_at IS NULL",
-            [ucr.as_str()],
-            |r| r.get(0),
-        )?;
-        Ok(n.max(0) as u64)
-    }
-
-    fn insert_notice(&mut self, id: Uuid, document_id: Uuid, kind: NoticeKind, body: &str, at: Millis) -> Result<(), StoreError> {
-        self.conn.exec(
-            "INSERT INTO notices (id, document_id, kind, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id.to_string(), document_id.to_string(), kind.as_str(), body, at],
-        )?;
-        Ok(())
-    }
-
-    fn insert_notice_delivery(&mut self, notice_id: Uuid, document_id: Uuid, agency: &AgencyId, topic: &str, at: Millis)
-        -> Result<i64, StoreError> {
-        self.conn.exec(
-            "INSERT INTO deliveries (document_id, agency, topic, rule, status, created_at, notice_id)
-             VALUES (?1, ?2, ?3, 'notice', 'pending', ?4, ?5)",
-            params![document_id.to_string(), agency.as_str(), topic, at, notice_id.to_string()],
-        )?;
-        Ok(self.conn.last_insert_rowid())
-    }
-
-    fn deliveries_of(&mut self, document_id: Uuid) -> Result<Vec<DeliveryRecord>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, agency, topic, status, created_at, dispatched_at, first_answer_at, attempts, last_error FROM deliveries
-             WHERE document_id = ?1 AND notice_id IS NULL ORDER BY id",
-        )?;
-        let rows = stmt
-            .query_map([document_id.to_string()], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?,
-                    r.get::<_, i64>(4)?, r.get::<_, Option<i64>>(5)?, r.get::<_, Option<i64>>(6)?,
-                    r.get::<_, u32>(7)?, r.get::<_, Option<String>>(8)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter()
-            .map(|(id, agency, topic, status, routed_at, dispatched_at, first_answer_at, attempts, last_error)| {
-                Ok(DeliveryRecord {
-                    id,
-                    agency: parse_agency(&agency)?,
-                    topic,
-                    status: parse_status(&status)?,
-                    routed_at,
-                    dispatched_at,
-                    first_answer_at,
-                    attempts,
-                    last_error,
-                })
-            })
-            .collect()
-    }
-
-    fn history_of(&mut self, delivery_id: i64) -> Result<Vec<HistoryEntry>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT status, at, source, reason, outcome FROM delivery_events WHERE delivery_id = ?1 ORDER BY id",
-        )?;
-        let rows = stmt
-            .query_map([delivery_id], |r| {
-                let at_ms: i64 = r.get(1)?;
-                Ok(HistoryEntry { status: r.get(0)?, at: rfc3339(at_ms), at_ms, source: r.get(2)?, reason: r.get(3)?, outcome: r.get(4)? })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
-    }
-
+impl Answers for SqliteLedger {
     fn document_ucr(&mut self, document_id: Uuid) -> Result<Option<Ucr>, StoreError> {
         let ucr: Option<String> =
             self.conn.row("SELECT ucr FROM documents WHERE id = ?1", [document_id.to_string()], |r| r.get(0)).optional()?;
@@ -812,7 +816,9 @@ impl Ledger for SqliteLedger {
         self.conn.exec("UPDATE deliveries SET first_answer_at = COALESCE(first_answer_at, ?2) WHERE id = ?1", params![delivery_id, at])?;
         Ok(())
     }
+}
 
+impl Outbox for SqliteLedger {
     fn due_deliveries(&mut self, instance: &str, limit: usize, now: Millis) -> Result<Vec<OutboundDelivery>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             &format!("SELECT {OUTBOUND_COLUMNS}
@@ -948,15 +954,6 @@ impl Ledger for SqliteLedger {
         Ok(rows)
     }
 
-    fn queue_status_event(&mut self, ucr: &Ucr, body: &str, at: Millis) -> Result<(), StoreError> {
-        // The owner: every document of a consignment is its opener's.
-        self.conn.exec(
-            "INSERT INTO status_outbox (ucr, body, created_at, owner) VALUES (?1, ?2, ?3, (SELECT sender FROM documents WHERE ucr = ?1 LIMIT 1))",
-            params![ucr.as_str(), body, at],
-        )?;
-        Ok(())
-    }
-
     fn claim_consignment(&mut self, ucr: &Ucr, instance: &str, now: Millis, until: Millis) -> Result<bool, StoreError> {
         Ok(self.conn.exec(
             "INSERT INTO outbox_claims (ucr, instance, until) VALUES (?1, ?2, ?3)
@@ -974,6 +971,17 @@ impl Ledger for SqliteLedger {
     fn claims_held(&mut self, instance: &str, now: Millis) -> Result<u64, StoreError> {
         let n: i64 = self.conn.row("SELECT COUNT(*) FROM outbox_claims WHERE instance = ?1 AND until > ?2", params![instance, now], |r| r.get(0))?;
         Ok(n.max(0) as u64)
+    }
+}
+
+impl StatusEvents for SqliteLedger {
+    fn queue_status_event(&mut self, ucr: &Ucr, body: &str, at: Millis) -> Result<(), StoreError> {
+        // The owner: every document of a consignment is its opener's.
+        self.conn.exec(
+            "INSERT INTO status_outbox (ucr, body, created_at, owner) VALUES (?1, ?2, ?3, (SELECT sender FROM documents WHERE ucr = ?1 LIMIT 1))",
+            params![ucr.as_str(), body, at],
+        )?;
+        Ok(())
     }
 
     fn unpublished_status_events(&mut self, instance: &str, limit: usize, now: Millis) -> Result<Vec<StatusEvent>, StoreError> {
@@ -1008,7 +1016,9 @@ impl Ledger for SqliteLedger {
     fn latest_status_event(&mut self) -> Result<i64, StoreError> {
         Ok(self.conn.row("SELECT COALESCE(MAX(id), 0) FROM status_outbox", [], |r| r.get(0))?)
     }
+}
 
+impl WebhookRegistry for SqliteLedger {
     fn insert_webhook(&mut self, id: Uuid, participant: &str, url: &str, secret: &str, at: Millis, cursor: i64, max: usize)
         -> Result<bool, StoreError> {
         // One writer: nothing registers between the count and the insert.
@@ -1103,7 +1113,9 @@ impl Ledger for SqliteLedger {
         )?;
         Ok(())
     }
+}
 
+impl AuditLog for SqliteLedger {
     fn audit_chain(&mut self) -> String {
         // One writer, one chain.
         ONE_CHAIN.to_owned()

@@ -732,7 +732,7 @@ fn status_event(r: &Row) -> Result<StatusEvent, StoreError> {
     Ok(StatusEvent { id: r.get(0), ucr: parse(r.get(1), Ucr::parse)?, body: r.get(2), position: r.get(3) })
 }
 
-impl Ledger for PgLedger {
+impl Consignments for PgLedger {
     fn document_by_key(&mut self, sender: &str, key: &str) -> Result<Option<EarlierDocument>, StoreError> {
         if let Some(known) = self.group.as_ref().and_then(|g| g.facts.by_key.get(&(sender.to_owned(), key.to_owned()))) {
             return Ok(known.clone());
@@ -952,6 +952,79 @@ impl Ledger for PgLedger {
             .transpose()
     }
 
+    fn receipt_of(&mut self, id: Uuid) -> Result<Option<String>, StoreError> {
+        Ok(self.row("SELECT receipt FROM receipts WHERE document_id = $1", &[&id.to_string()])?.map(|r| r.get(0)))
+    }
+
+    fn supersede(&mut self, old: Uuid, new: Uuid) -> Result<(), StoreError> {
+        self.exec("UPDATE documents SET superseded_by = $2 WHERE id = $1", &[&old.to_string(), &new.to_string()])?;
+        Ok(())
+    }
+
+    fn withdraw_document(&mut self, id: Uuid, at: Millis) -> Result<(), StoreError> {
+        self.exec("UPDATE documents SET withdrawn_at = $2 WHERE id = $1", &[&id.to_string(), &at])?;
+        Ok(())
+    }
+
+    fn current_documents(&mut self, ucr: &Ucr) -> Result<u64, StoreError> {
+        let row = self.row(
+            "SELECT COUNT(*) FROM documents WHERE ucr = $1 AND superseded_by IS NULL AND withdrawn_at IS NULL",
+            &[&ucr.as_str()],
+        )?;
+        Ok(row.map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
+    }
+
+    fn insert_notice(&mut self, id: Uuid, document_id: Uuid, kind: NoticeKind, body: &str, at: Millis) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO notices (id, document_id, kind, body, created_at) VALUES ($1, $2, $3, $4, $5)",
+            &[&id.to_string(), &document_id.to_string(), &kind.as_str(), &body, &at],
+        )?;
+        Ok(())
+    }
+
+    fn insert_notice_delivery(&mut self, notice_id: Uuid, document_id: Uuid, agency: &AgencyId, topic: &str, at: Millis)
+        -> Result<i64, StoreError> {
+        let row = self.write_rows(
+            "INSERT INTO deliveries (document_id, agency, topic, rule, status, created_at, notice_id)
+             VALUES ($1, $2, $3, 'notice', 'pending', $4, $5) RETURNING id",
+            &[&document_id.to_string(), &agency.as_str(), &topic, &at, &notice_id.to_string()],
+        )?;
+        row.into_iter().next().map(|r| r.get(0)).ok_or_else(|| corrupt("an inserted delivery without an id"))
+    }
+
+    fn deliveries_of(&mut self, document_id: Uuid) -> Result<Vec<DeliveryRecord>, StoreError> {
+        self.rows(
+            "SELECT id, agency, topic, status, created_at, dispatched_at, first_answer_at, attempts, last_error FROM deliveries
+             WHERE document_id = $1 AND notice_id IS NULL ORDER BY id",
+            &[&document_id.to_string()],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(DeliveryRecord {
+                id: r.get(0),
+                agency: parse(r.get(1), AgencyId::parse)?,
+                topic: r.get(2),
+                status: parse(r.get(3), DeliveryStatus::parse)?,
+                routed_at: r.get(4),
+                dispatched_at: r.get(5),
+                first_answer_at: r.get(6),
+                attempts: r.get::<_, i32>(7).max(0) as u32,
+                last_error: r.get(8),
+            })
+        })
+        .collect()
+    }
+
+    fn history_of(&mut self, delivery_id: i64) -> Result<Vec<HistoryEntry>, StoreError> {
+        Ok(self
+            .rows("SELECT status, at, source, reason, outcome FROM delivery_events WHERE delivery_id = $1 ORDER BY id", &[&delivery_id])?
+            .iter()
+            .map(|r| HistoryEntry { status: r.get(0), at: rfc3339(r.get(1)), at_ms: r.get(1), source: r.get(2), reason: r.get(3), outcome: r.get(4) })
+            .collect())
+    }
+}
+
+impl IndicatorFacts for PgLedger {
     fn save_release_times(&mut self, c: &ConsignmentReleaseTimes, agencies: &[AgencyReleaseTimes]) -> Result<(), StoreError> {
         self.defer(Op::ReleaseTimes(Box::new(c.clone()), agencies.to_vec()))
     }
@@ -1030,78 +1103,9 @@ impl Ledger for PgLedger {
             .collect::<Result<Vec<_>, _>>()?;
         Ok((consignments, agencies))
     }
+}
 
-    fn receipt_of(&mut self, id: Uuid) -> Result<Option<String>, StoreError> {
-        Ok(self.row("SELECT receipt FROM receipts WHERE document_id = $1", &[&id.to_string()])?.map(|r| r.get(0)))
-    }
-
-    fn supersede(&mut self, old: Uuid, new: Uuid) -> Result<(), StoreError> {
-        self.exec("UPDATE documents SET superseded_by = $2 WHERE id = $1", &[&old.to_string(), &new.to_string()])?;
-        Ok(())
-    }
-
-    fn withdraw_document(&mut self, id: Uuid, at: Millis) -> Result<(), StoreError> {
-        self.exec("UPDATE documents SET withdrawn_at = $2 WHERE id = $1", &[&id.to_string(), &at])?;
-        Ok(())
-    }
-
-    fn current_documents(&mut self, ucr: &Ucr) -> Result<u64, StoreError> {
-        let row = self.row(
-            "SELECT COUNT(*) FROM documents WHERE ucr = $1 AND superseded_by IS NULL AND withdrawn_at IS NULL",
-            &[&ucr.as_str()],
-        )?;
-        Ok(row.map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
-    }
-
-    fn insert_notice(&mut self, id: Uuid, document_id: Uuid, kind: NoticeKind, body: &str, at: Millis) -> Result<(), StoreError> {
-        self.exec(
-            "INSERT INTO notices (id, document_id, kind, body, created_at) VALUES ($1, $2, $3, $4, $5)",
-            &[&id.to_string(), &document_id.to_string(), &kind.as_str(), &body, &at],
-        )?;
-        Ok(())
-    }
-
-    fn insert_notice_delivery(&mut self, notice_id: Uuid, document_id: Uuid, agency: &AgencyId, topic: &str, at: Millis)
-        -> Result<i64, StoreError> {
-        let row = self.write_rows(
-            "INSERT INTO deliveries (document_id, agency, topic, rule, status, created_at, notice_id)
-             VALUES ($1, $2, $3, 'notice', 'pending', $4, $5) RETURNING id",
-            &[&document_id.to_string(), &agency.as_str(), &topic, &at, &notice_id.to_string()],
-        )?;
-        row.into_iter().next().map(|r| r.get(0)).ok_or_else(|| corrupt("an inserted delivery without an id"))
-    }
-
-    fn deliveries_of(&mut self, document_id: Uuid) -> Result<Vec<DeliveryRecord>, StoreError> {
-        self.rows(
-            "SELECT id, agency, topic, status, created_at, dispatched_at, first_answer_at, attempts, last_error FROM deliveries
-             WHERE document_id = $1 AND notice_id IS NULL ORDER BY id",
-            &[&document_id.to_string()],
-        )?
-        .iter()
-        .map(|r| {
-            Ok(DeliveryRecord {
-                id: r.get(0),
-                agency: parse(r.get(1), AgencyId::parse)?,
-                topic: r.get(2),
-                status: parse(r.get(3), DeliveryStatus::parse)?,
-                routed_at: r.get(4),
-                dispatched_at: r.get(5),
-                first_answer_at: r.get(6),
-                attempts: r.get::<_, i32>(7).max(0) as u32,
-                last_error: r.get(8),
-            })
-        })
-        .collect()
-    }
-
-    fn history_of(&mut self, delivery_id: i64) -> Result<Vec<HistoryEntry>, StoreError> {
-        Ok(self
-            .rows("SELECT status, at, source, reason, outcome FROM delivery_events WHERE delivery_id = $1 ORDER BY id", &[&delivery_id])?
-            .iter()
-            .map(|r| HistoryEntry { status: r.get(0), at: rfc3339(r.get(1)), at_ms: r.get(1), source: r.get(2), reason: r.get(3), outcome: r.get(4) })
-            .collect())
-    }
-
+impl Answers for PgLedger {
     fn document_ucr(&mut self, document_id: Uuid) -> Result<Option<Ucr>, StoreError> {
         self.row("SELECT ucr FROM documents WHERE id = $1", &[&document_id.to_string()])?
             .map(|r| parse(r.get(0), Ucr::parse))
@@ -1141,7 +1145,9 @@ impl Ledger for PgLedger {
         self.exec("UPDATE deliveries SET first_answer_at = COALESCE(first_answer_at, $2) WHERE id = $1", &[&delivery_id, &at])?;
         Ok(())
     }
+}
 
+impl Outbox for PgLedger {
     fn due_deliveries(&mut self, instance: &str, limit: usize, now: Millis) -> Result<Vec<OutboundDelivery>, StoreError> {
         let sql = format!(
             "SELECT {OUTBOUND_COLUMNS}
@@ -1275,10 +1281,6 @@ impl Ledger for PgLedger {
             .collect())
     }
 
-    fn queue_status_event(&mut self, ucr: &Ucr, body: &str, at: Millis) -> Result<(), StoreError> {
-        self.defer(Op::Status { ucr: ucr.to_string(), body: body.to_owned(), at })
-    }
-
     fn claim_consignment(&mut self, ucr: &Ucr, instance: &str, now: Millis, until: Millis) -> Result<bool, StoreError> {
         Ok(self.exec(
             "INSERT INTO outbox_claims (ucr, instance, until) VALUES ($1, $2, $3)
@@ -1297,6 +1299,12 @@ impl Ledger for PgLedger {
         Ok(self
             .row("SELECT COUNT(*) FROM outbox_claims WHERE instance = $1 AND until > $2", &[&instance, &now])?
             .map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
+    }
+}
+
+impl StatusEvents for PgLedger {
+    fn queue_status_event(&mut self, ucr: &Ucr, body: &str, at: Millis) -> Result<(), StoreError> {
+        self.defer(Op::Status { ucr: ucr.to_string(), body: body.to_owned(), at })
     }
 
     fn unpublished_status_events(&mut self, instance: &str, limit: usize, now: Millis) -> Result<Vec<StatusEvent>, StoreError> {
@@ -1333,7 +1341,9 @@ impl Ledger for PgLedger {
     fn latest_status_event(&mut self) -> Result<i64, StoreError> {
         Ok(self.row("SELECT COALESCE(MAX(position), 0) FROM status_outbox", &[])?.map_or(0, |r| r.get(0)))
     }
+}
 
+impl WebhookRegistry for PgLedger {
     fn insert_webhook(&mut self, id: Uuid, participant: &str, url: &str, secret: &str, at: Millis, cursor: i64, max: usize)
         -> Result<bool, StoreError> {
         // Into the lowest free slot of 1..=max; the constraint UNIQUE (participant, slot) refuses
@@ -1438,7 +1448,9 @@ impl Ledger for PgLedger {
         )?;
         Ok(())
     }
+}
 
+impl AuditLog for PgLedger {
     fn audit_chain(&mut self) -> String {
         self.chain.to_string()
     }
