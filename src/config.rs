@@ -321,14 +321,15 @@ impl Default for QuotasConfig {
             burst: 200,
             concurrent_writes: 32,
             open_streams: 4,
-            bytes_in_flight: 32 * mib,
+            // One batch body (`gateway.max_batch_body_bytes`) and one item's parsed tree.
+            bytes_in_flight: 64 * mib,
             cpu_millis_per_second: 500,
         };
         QuotasConfig {
             trader,
             nsw: Quota { requests_per_second: 500, burst: 1000, concurrent_writes: 128, open_streams: 8, bytes_in_flight: 128 * mib, cpu_millis_per_second: 1000 },
             agency: Quota { concurrent_writes: 64, open_streams: 8, ..trader },
-            operator: Quota { requests_per_second: 50, burst: 100, concurrent_writes: 8, open_streams: 4, bytes_in_flight: 32 * mib, cpu_millis_per_second: 250 },
+            operator: Quota { requests_per_second: 50, burst: 100, concurrent_writes: 8, open_streams: 4, bytes_in_flight: 64 * mib, cpu_millis_per_second: 250 },
             demo: None,
             participants: Default::default(),
         }
@@ -573,8 +574,9 @@ impl Default for GatewayConfig {
             allow_plaintext_on_public_address: false,
             stream_max_seconds: 300,
             max_poll_wait_seconds: 60,
-            max_batch_items: 1_000,
-            max_batch_body_bytes: 16 * 1024 * 1024,
+            // An e-commerce platform's manifest: 10,000 parcels of about 2 KB each.
+            max_batch_items: 10_000,
+            max_batch_body_bytes: 32 * 1024 * 1024,
             change_after_release: false,
             max_document_versions: DEFAULT_MAX_DOCUMENT_VERSIONS,
             receipt_keys_dir: None,
@@ -1082,7 +1084,8 @@ mod tests {
         region.quotas.demo = Some(super::Quota { bytes_in_flight: 20 * 1024 * 1024, ..demo });
         let refused = region.check().unwrap_err();
         assert!(refused.contains("its parsed tree (gateway.max_json_parsed_bytes"), "{refused}");
-        assert!(refused.contains(&format!("at least {}", 16 * 1024 * 1024 + 16 * 1024 * 1024)), "{refused}");
+        // The largest body is a batch's (32 MiB), with one item's tree (16 MiB).
+        assert!(refused.contains(&format!("at least {}", 32 * 1024 * 1024 + 16 * 1024 * 1024)), "{refused}");
     }
 
     #[test]

@@ -196,7 +196,7 @@ pub async fn a_rule_that_panics_fails_its_own_write_and_the_writer_goes_on(store
         async move { submission::accept(&*s1, before).await },
         async move {
             s2.write_with(Vec::new(), move |l| -> Result<(), StoreError> {
-                submission::accept_in(l, &half)?;
+                submission::accept_in(l, &half)?.expect("a new document");
                 panic!("a defect in a rule");
             })
             .await
@@ -224,7 +224,7 @@ pub async fn concurrent_submissions_all_land(store: Arc<dyn Store>) {
         })
         .collect();
     for t in tasks {
-        t.await.unwrap().unwrap();
+        t.await.unwrap().unwrap().expect("accepted");
     }
     assert_eq!(due(&*store, 1000, now_millis()).await.len(), 200);
     let records = store.read_with(|l| l.audit_records()).await.unwrap();

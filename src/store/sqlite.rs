@@ -73,12 +73,20 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// How much of the database file each connection maps (`PRAGMA mmap_size`).
+const MMAP_BYTES: u64 = 4 << 30;
+
 fn open(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     // temp_store=MEMORY keeps each job's savepoint journal in memory rather than in a temporary
     // file (it only undoes a job inside the open transaction; durability is the WAL's).
     conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;")?;
+    // The database file is read through a memory map, not copied page by page with `pread`:
+    // a reader's page cache is emptied whenever the writer commits (WAL), so without a map
+    // every read after a commit goes back to the kernel. The map is address space, not memory:
+    // the kernel's page cache backs it, and a file larger than the map is read as before.
+    conn.execute_batch(&format!("PRAGMA mmap_size={MMAP_BYTES}"))?;
     // Every statement of the write path is prepared once and kept.
     conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)

@@ -100,11 +100,11 @@ async fn a_batch_mixing_valid_invalid_duplicate_and_unauthorized_documents_gets_
     crate::helpers::assert_problem(batch(&app, "demo-operator", "application/json", json!([a]).to_string(), None).await, 403, "forbidden").await;
     let r = app.client.post(format!("{}/v1/documents:batch", app.address)).header("Content-Type", "application/json").body("[]").send().await.unwrap();
     assert_eq!(r.status(), 401);
-    let many = Value::Array(vec![json!({}); 1001]).to_string();
+    let many = Value::Array(vec![json!({}); 10_001]).to_string();
     let r = batch(&app, "demo-trader", "application/json", many, None).await;
     assert_eq!(r.status(), 413);
-    assert_eq!(r.json::<Value>().await.unwrap()["maxItems"], 1000);
-    let r = batch(&app, "demo-trader", "application/x-ndjson", "x\n".repeat(1001), None).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["maxItems"], 10_000);
+    let r = batch(&app, "demo-trader", "application/x-ndjson", "x\n".repeat(10_001), None).await;
     assert_eq!(r.status(), 413, "lines are counted before any is parsed");
     // An item over a single submission's bound is that item's 413.
     let mut huge = a.clone();

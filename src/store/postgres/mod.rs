@@ -113,35 +113,42 @@ impl PgStore {
 /// waits for it (a sequencing holds no other lock and lasts a few statements); without, it
 /// does nothing, and the holder or a later tick positions its rows. How many rows got one.
 pub async fn sequence(client: &tokio_postgres::Client, wait: bool) -> Result<u64, tokio_postgres::Error> {
+    use tokio_postgres::SimpleQueryMessage;
+    // One round trip a sequencing: the statements go as one simple query, in one transaction.
+    let lock = if wait { "pg_advisory_xact_lock" } else { "pg_try_advisory_xact_lock" };
+    let mut script = format!("BEGIN; SELECT {lock}({SEQUENCER_LOCK});");
+    for table in ["deliveries", "status_outbox", "release_time_changes"] {
+        script.push_str(&format!(
+            "UPDATE {table} t SET position = base.last + todo.n
+               FROM (SELECT COALESCE(MAX(position), 0) AS last FROM {table}) AS base,
+                    (SELECT id, row_number() OVER (ORDER BY id) AS n
+                       FROM (SELECT id FROM {table} WHERE position IS NULL ORDER BY id LIMIT {SEQUENCE_BATCH}
+                             FOR UPDATE SKIP LOCKED) AS waiting) AS todo,
+                    -- Held since the first statement (taken again: true), else nothing moves.
+                    (SELECT pg_try_advisory_xact_lock({SEQUENCER_LOCK}) AS ok) AS held
+              WHERE t.id = todo.id AND held.ok;"
+        ));
+    }
+    script.push_str("COMMIT;");
     let mut positioned = 0;
     loop {
-        client.batch_execute("BEGIN").await?;
-        let held: bool = if wait {
-            client.execute("SELECT pg_advisory_xact_lock($1)", &[&SEQUENCER_LOCK]).await?;
-            true
-        } else {
-            client.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&SEQUENCER_LOCK]).await?.get(0)
-        };
+        let answers = client.simple_query(&script).await?;
+        let mut held = true;
+        let mut counts = Vec::new();
+        for a in &answers {
+            match a {
+                SimpleQueryMessage::Row(row) if !wait => held = row.get(0) == Some("t"),
+                SimpleQueryMessage::CommandComplete(n) => counts.push(*n),
+                _ => {}
+            }
+        }
+        // Completions: BEGIN, the lock's SELECT, the three updates, COMMIT.
+        let updated: Vec<u64> = counts.iter().skip(2).take(3).copied().collect();
         if !held {
-            client.batch_execute("ROLLBACK").await?;
             return Ok(positioned);
         }
-        let mut more = false;
-        for table in ["deliveries", "status_outbox", "release_time_changes"] {
-            let sql = format!(
-                "UPDATE {table} t SET position = base.last + todo.n
-                   FROM (SELECT COALESCE(MAX(position), 0) AS last FROM {table}) AS base,
-                        (SELECT id, row_number() OVER (ORDER BY id) AS n
-                           FROM (SELECT id FROM {table} WHERE position IS NULL ORDER BY id LIMIT $1
-                                 FOR UPDATE SKIP LOCKED) AS waiting) AS todo
-                  WHERE t.id = todo.id"
-            );
-            let n = client.execute(&sql, &[&SEQUENCE_BATCH]).await?;
-            more |= n as i64 == SEQUENCE_BATCH;
-            positioned += n;
-        }
-        client.batch_execute("COMMIT").await?;
-        if !more {
+        positioned += updated.iter().sum::<u64>();
+        if !updated.iter().any(|n| *n as i64 == SEQUENCE_BATCH) {
             return Ok(positioned);
         }
     }
@@ -1562,7 +1569,7 @@ mod tests {
             })
             .collect();
         for t in tasks {
-            t.await.unwrap().expect("every document is accepted by one gateway or the other");
+            t.await.unwrap().expect("every document is accepted by one gateway or the other").expect("not refused");
         }
         let records = a.read_with(|l| l.audit_records()).await.unwrap();
         let opened: Vec<&AuditRecord> = records.iter().filter(|r| r.action == crate::audit::CHAIN_OPENED).collect();
@@ -1621,7 +1628,7 @@ mod tests {
             (events, deliveries)
         });
         for w in writers {
-            w.await.unwrap().unwrap();
+            w.await.unwrap().unwrap().expect("accepted");
         }
         let (events, deliveries) = tokio::time::timeout(std::time::Duration::from_secs(20), follow)
             .await
@@ -1691,7 +1698,7 @@ mod tests {
             })
             .collect();
         for t in answers {
-            t.await.unwrap().unwrap();
+            t.await.unwrap().unwrap().expect("applied");
         }
         for i in 0..40 {
             let ucr = Ucr::parse(&format!("UCR-ANS{i}")).unwrap();
