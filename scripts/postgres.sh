@@ -4,6 +4,7 @@
 # system user (the server refuses root).
 #
 #   scripts/postgres.sh start DIR [--durable]
+#                                     (VENTANILLA_PG_SETTINGS: more server settings, for a diagnosis)
 #                                     initdb and start; prints the admin URL (postgres://postgres@127.0.0.1:PORT/postgres).
 #                                     Tests run without fsync; --durable keeps PostgreSQL's defaults (the benchmark)
 #   scripts/postgres.sh stop DIR      stops it (fast shutdown)
@@ -44,6 +45,8 @@ start() {
   # A test cluster is fast and not durable across a crash of the machine (fsync off); the
   # benchmark's keeps PostgreSQL's defaults, as durable as the embedded store's synchronous=FULL.
   [ "$durable" = "--durable" ] || settings="$settings -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  # More settings for a diagnosis, e.g. VENTANILLA_PG_SETTINGS="-c shared_preload_libraries=pg_stat_statements".
+  settings="$settings ${VENTANILLA_PG_SETTINGS:-}"
   as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o "$settings" \
     >/dev/null || { tail -n 30 "$dir/server.log" >&2; die "PostgreSQL did not start"; }
   echo "postgres://postgres@127.0.0.1:$port/postgres" | tee "$dir/url"

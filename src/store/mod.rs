@@ -503,6 +503,8 @@ pub struct AcceptanceLookup {
     pub ucr: Ucr,
     pub document_type: DocumentType,
     pub body_sha256: String,
+    /// How many deliveries it would have: a store may take their ids with the lookups.
+    pub deliveries: usize,
 }
 
 impl AcceptanceLookup {
@@ -513,6 +515,7 @@ impl AcceptanceLookup {
             ucr: doc.ucr.clone(),
             document_type: doc.document_type.clone(),
             body_sha256: doc.body_sha256.clone(),
+            deliveries: doc.deliveries.len(),
         }
     }
 }

@@ -224,20 +224,21 @@ struct GroupState {
     facts: Facts,
     /// This chain's last record, once read or written in this transaction.
     audit_head: Option<(i64, String)>,
-    /// Delivery ids taken for this transaction and not used yet (next, end).
-    delivery_ids: (i64, i64),
-    /// How many ids the next block takes: doubled while groups use up their blocks.
-    id_block: i64,
+    /// Delivery ids taken for this transaction and not used yet, in the order taken.
+    delivery_ids: std::collections::VecDeque<i64>,
     /// A statement failed: the database aborted the transaction.
     aborted: bool,
 }
 
-/// Fewest delivery ids taken at once.
-const ID_BLOCK: i64 = 256;
+/// Delivery ids taken at once when the group's lookups did not foresee them (an amendment).
+const ID_BLOCK: i64 = 8;
+/// Takes `$1` delivery ids, in increasing order.
+const TAKE_DELIVERY_IDS: &str =
+    "SELECT nextval(q.s) FROM (SELECT pg_get_serial_sequence('deliveries', 'id') AS s) AS q, generate_series(1, $1::bigint) ORDER BY 1";
 
 impl PgLedger {
     fn new(client: Object, pool: Pool, rt: Handle, chain: Arc<str>, writer: bool) -> PgLedger {
-        let group = writer.then(|| Box::new(GroupState { id_block: ID_BLOCK, ..GroupState::default() }));
+        let group = writer.then(|| Box::new(GroupState::default()));
         PgLedger { client, pool, rt, chain, group }
     }
 
@@ -311,34 +312,18 @@ impl PgLedger {
         }
     }
 
-    /// The next delivery id of this transaction.
+    /// The next delivery id of this transaction: taken after the group's locks (so that a
+    /// consignment's deliveries keep their order across gateways), with its lookups when they
+    /// foresaw it.
     fn delivery_id(&mut self) -> Result<i64, StoreError> {
-        let Some(g) = self.group.as_mut() else {
-            let row = self.row("SELECT nextval(pg_get_serial_sequence('deliveries', 'id'))", &[])?;
-            return row.map(|r| r.get(0)).ok_or_else(|| corrupt("no delivery id"));
-        };
-        let (next, end) = g.delivery_ids;
-        if next < end {
-            g.delivery_ids.0 += 1;
-            return Ok(next);
+        if let Some(id) = self.group.as_mut().and_then(|g| g.delivery_ids.pop_front()) {
+            return Ok(id);
         }
-        let n = g.id_block;
-        g.id_block = (n * 2).min(1 << 16);
-        let row = self.row(
-            "SELECT min(i), max(i) FROM (SELECT nextval(pg_get_serial_sequence('deliveries', 'id')) AS i FROM generate_series(1, $1::bigint)) AS ids",
-            &[&n],
-        )?;
-        let (first, last): (i64, i64) = row.map(|r| (r.get(0), r.get(1))).ok_or_else(|| corrupt("no delivery ids"))?;
-        if last - first + 1 != n {
-            // Another session's values came in between (a sequence's values are not taken as a
-            // block): use the first, and take again next time.
-            if let Some(g) = self.group.as_mut() {
-                g.delivery_ids = (0, 0);
-            }
-            return Ok(first);
-        }
+        let n = if self.group.is_some() { ID_BLOCK } else { 1 };
+        let mut ids: std::collections::VecDeque<i64> = self.rows(TAKE_DELIVERY_IDS, &[&n])?.iter().map(|r| r.get(0)).collect();
+        let first = ids.pop_front().ok_or_else(|| corrupt("no delivery id"))?;
         if let Some(g) = self.group.as_mut() {
-            g.delivery_ids = (first + 1, last + 1);
+            g.delivery_ids = ids;
         }
         Ok(first)
     }
@@ -358,6 +343,7 @@ impl PgLedger {
                 v.3.push(h);
                 v
             });
+        let deliveries: i64 = lookups.iter().map(|l| l.deliveries as i64).sum();
         let (key_senders, keys): (Vec<&str>, Vec<&str>) =
             lookups.iter().filter_map(|l| Some((l.sender.as_str(), l.key.as_deref()?))).unzip();
         let batch: Vec<Piped<'_>> = vec![
@@ -390,6 +376,7 @@ impl PgLedger {
                 vec![&senders, &ucrs, &types],
                 true,
             ),
+            (TAKE_DELIVERY_IDS, vec![&deliveries], true),
         ];
         let answers = self.rt.block_on(pipeline(&self.client, &batch));
         let answers: Vec<Vec<Row>> = match answers {
@@ -402,6 +389,7 @@ impl PgLedger {
             }
         };
         let Some(g) = self.group.as_mut() else { return Ok(()) };
+        g.delivery_ids = answers[4].iter().map(|r| r.get(0)).collect();
         let facts = &mut g.facts;
         let earlier_at = |r: &Row, from: usize| -> Result<Option<EarlierDocument>, StoreError> {
             r.get::<_, Option<&str>>(from)
@@ -555,11 +543,9 @@ impl Transactional for PgLedger {
             self.client = self.rt.block_on(self.pool.get()).map_err(pool_error)?;
         }
         if let Some(g) = self.group.as_mut() {
-            let block = g.id_block;
-            **g = GroupState { id_block: block, ..GroupState::default() };
-            // Ids taken for the last group are not used by this one: this group's are taken
-            // after its locks, so a consignment's deliveries keep their order across gateways.
-            g.id_block = if g.id_block > ID_BLOCK { g.id_block / 2 } else { ID_BLOCK };
+            // Nothing of the last group carries over: its ids unused are dropped (this group's
+            // are taken after its locks).
+            **g = GroupState::default();
         }
         let client = &self.client;
         self.rt.block_on(client.batch_execute("BEGIN")).map_err(db_error)?;
