@@ -216,6 +216,25 @@ pub async fn a_rule_that_panics_fails_its_own_write_and_the_writer_goes_on(store
     assert!(crate::audit::verify(records).is_ok(), "the chain is unbroken across the undone record");
 }
 
+pub async fn a_write_the_database_refuses_fails_alone(store: Arc<dyn Store>) {
+    // A notice of a document that does not exist breaks a reference: that work fails with the
+    // database's error, and the documents of the same commit are committed.
+    let (before, after) = (doc("UCR-FK-1", &["br-customs"]), doc("UCR-FK-2", &["br-customs"]));
+    let (s1, s2, s3) = (store.clone(), store.clone(), store.clone());
+    let (a, b, c) = tokio::join!(
+        async move { submission::accept(&*s1, before).await },
+        async move {
+            s2.write_with(Vec::new(), |l| l.insert_notice(Uuid::now_v7(), Uuid::now_v7(), NoticeKind::Withdrawn, "{}", now_millis())).await
+        },
+        async move { submission::accept(&*s3, after).await },
+    );
+    assert!(matches!(a, Ok(Ok(Acceptance::New(_)))), "{a:?}");
+    assert!(matches!(b, Err(StoreError::Database(_))), "{b:?}");
+    assert!(matches!(c, Ok(Ok(Acceptance::New(_)))), "{c:?}");
+    let ucrs: Vec<String> = due(&*store, 10, now_millis()).await.iter().map(|d| d.ucr.to_string()).collect();
+    assert_eq!(ucrs, ["UCR-FK-1", "UCR-FK-2"]);
+}
+
 pub async fn concurrent_submissions_all_land(store: Arc<dyn Store>) {
     let tasks: Vec<_> = (0..200)
         .map(|i| {
@@ -693,6 +712,7 @@ macro_rules! conformance_suite {
             a_document_failing_part_way_leaves_nothing_and_spoils_its_batch,
             concurrent_submissions_all_land,
             a_rule_that_panics_fails_its_own_write_and_the_writer_goes_on,
+            a_write_the_database_refuses_fails_alone,
             a_refused_delivery_waits_holds_back_its_ucr_fails_and_is_sent_again,
             cursors_see_events_in_commit_order_and_webhooks_start_from_now,
             a_consignment_is_published_by_one_gateway_at_a_time,

@@ -116,13 +116,19 @@ impl Pending {
 
     /// The statements that write every pending row, in an order the rows allow, and the running
     /// job's savepoint before its rows (or at the end, when `writes_next`: a write of the job is
-    /// sent right after these); nothing is left pending.
-    pub fn take(&mut self, writes_next: bool) -> Vec<Statement> {
+    /// sent right after these); nothing is left pending. With them, the first statement the
+    /// job's savepoint covers (a statement failing from there on can be undone with the job
+    /// alone), when the job has one.
+    pub fn take(&mut self, writes_next: bool) -> (Vec<Statement>, Option<usize>) {
         let mut ops = std::mem::take(&mut self.ops);
+        let mut covered_from_op = None;
         if let Some((from, sent)) = &mut self.mark {
-            if !*sent && *from <= ops.len() && (writes_next || !ops[*from..].is_empty()) {
+            if *sent {
+                covered_from_op = Some(0);
+            } else if *from <= ops.len() && (writes_next || !ops[*from..].is_empty()) {
                 ops.insert(*from, Op::Boundary("SAVEPOINT job"));
                 *sent = true;
+                covered_from_op = Some(*from);
             }
             *from = 0;
         }
@@ -138,7 +144,13 @@ impl Pending {
             }
         }
         statements.extend(segment_statements(segment));
-        statements
+        let covered = match covered_from_op {
+            Some(0) if !statements.iter().any(|s| s.sql == "SAVEPOINT job") => Some(0),
+            // From the statement after the savepoint's own (rows before it never cross it).
+            Some(_) => statements.iter().position(|s| s.sql == "SAVEPOINT job").map(|i| i + 1),
+            None => None,
+        };
+        (statements, covered)
     }
 }
 

@@ -244,18 +244,25 @@ impl PgLedger {
 
     /// Sends the pending rows and then `sql`, in one pipeline (one round trip); `sql`'s answer.
     fn send(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)], rows: bool, writes: bool) -> Result<Answer, StoreError> {
-        let pending = self.group.as_mut().map(|g| g.pending.take(writes)).unwrap_or_default();
+        let (pending, covered) = self.group.as_mut().map(|g| g.pending.take(writes)).unwrap_or_default();
         let mut batch = piped(&pending);
         batch.push((sql, params.to_vec(), rows));
-        match self.rt.block_on(pipeline(&self.client, &batch)) {
-            Ok(mut answers) => Ok(answers.pop().unwrap_or(Answer::Changed(0))),
-            Err(e) => {
-                if let Some(g) = self.group.as_mut() {
+        let result = self.rt.block_on(pipeline(&self.client, &batch));
+        self.answered(result, covered).map(|mut answers| answers.pop().unwrap_or(Answer::Changed(0)))
+    }
+
+    /// A pipeline's answers; on a failed statement, notes whether the transaction can go on: it
+    /// can when the running job's savepoint covers the statement (the job is undone alone), not
+    /// when an earlier job's rows failed (the database aborted the whole transaction).
+    fn answered(&mut self, result: Result<Vec<Answer>, (usize, tokio_postgres::Error)>, covered: Option<usize>) -> Result<Vec<Answer>, StoreError> {
+        result.map_err(|(failed, e)| {
+            if let Some(g) = self.group.as_mut() {
+                if !covered.is_some_and(|from| failed >= from) {
                     g.aborted = true;
                 }
-                Err(db_error(e))
             }
-        }
+            db_error(e)
+        })
     }
 
     fn rows(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
@@ -295,8 +302,8 @@ impl PgLedger {
             None => {
                 let mut pending = Pending::default();
                 pending.push(op);
-                let statements = pending.take(false);
-                self.rt.block_on(pipeline(&self.client, &piped(&statements))).map(|_| ()).map_err(db_error)
+                let (statements, _) = pending.take(false);
+                self.rt.block_on(pipeline(&self.client, &piped(&statements))).map(|_| ()).map_err(|(_, e)| db_error(e))
             }
         }
     }
@@ -379,15 +386,8 @@ impl PgLedger {
             (TAKE_DELIVERY_IDS, vec![&deliveries], true),
         ];
         let answers = self.rt.block_on(pipeline(&self.client, &batch));
-        let answers: Vec<Vec<Row>> = match answers {
-            Ok(a) => a.into_iter().map(Answer::rows).collect(),
-            Err(e) => {
-                if let Some(g) = self.group.as_mut() {
-                    g.aborted = true;
-                }
-                return Err(db_error(e));
-            }
-        };
+        // No job runs yet: a failure here aborts the group's transaction.
+        let answers: Vec<Vec<Row>> = self.answered(answers, None)?.into_iter().map(Answer::rows).collect();
         let Some(g) = self.group.as_mut() else { return Ok(()) };
         g.delivery_ids = answers[4].iter().map(|r| r.get(0)).collect();
         let facts = &mut g.facts;
@@ -462,12 +462,12 @@ fn piped(statements: &[group::Statement]) -> Vec<Piped<'_>> {
 /// Sends `statements` on one connection without waiting between them (tokio-postgres pipelines
 /// the requests of futures polled together), in their order, and answers each one. A
 /// statement's preparation is cached per connection; the first error is the answer.
-async fn pipeline(client: &Object, statements: &[Piped<'_>]) -> Result<Vec<Answer>, tokio_postgres::Error> {
+async fn pipeline(client: &Object, statements: &[Piped<'_>]) -> Result<Vec<Answer>, (usize, tokio_postgres::Error)> {
     use std::future::Future;
     use std::task::Poll;
     let mut prepared = Vec::with_capacity(statements.len());
-    for (sql, _, _) in statements {
-        prepared.push(client.prepare_cached(sql).await?);
+    for (i, (sql, _, _)) in statements.iter().enumerate() {
+        prepared.push(client.prepare_cached(sql).await.map_err(|e| (i, e))?);
     }
     let client: &tokio_postgres::Client = client;
     type Query<'q> = Pin<Box<dyn Future<Output = Result<Answer, tokio_postgres::Error>> + Send + 'q>>;
@@ -497,7 +497,7 @@ async fn pipeline(client: &Object, statements: &[Piped<'_>]) -> Result<Vec<Answe
         if waiting { Poll::Pending } else { Poll::Ready(()) }
     })
     .await;
-    answers.into_iter().map(|a| a.unwrap_or(Ok(Answer::Changed(0)))).collect()
+    answers.into_iter().enumerate().map(|(i, a)| a.unwrap_or(Ok(Answer::Changed(0))).map_err(|e| (i, e))).collect()
 }
 
 impl Transactional for PgLedger {
@@ -512,16 +512,12 @@ impl Transactional for PgLedger {
             return self.rt.block_on(client.batch_execute(statement)).map_err(db_error);
         }
         // Whatever is pending goes first, in the same round trip.
-        let pending = self.group.as_mut().map(|g| g.pending.take(false)).unwrap_or_default();
+        let (pending, _) = self.group.as_mut().map(|g| g.pending.take(false)).unwrap_or_default();
         let mut batch = piped(&pending);
         batch.push((statement, Vec::new(), false));
-        let result = self.rt.block_on(pipeline(&self.client, &batch)).map(|_| ()).map_err(db_error);
-        if result.is_err() {
-            if let Some(g) = self.group.as_mut() {
-                g.aborted = true;
-            }
-        }
-        result
+        // Transaction statements (a commit, a release) are not a job's: a failure ends the group.
+        let result = self.rt.block_on(pipeline(&self.client, &batch));
+        self.answered(result, None).map(|_| ())
     }
     fn after_commit(&mut self) {
         // Positions for what this group committed, before its callers hear of it: a caller then
