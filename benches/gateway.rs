@@ -129,12 +129,14 @@ fn goods_list(v: &mut Value) -> Option<&mut Vec<Value>> {
     }
 }
 
+/// The mixed corpus: `size` documents varied from the valid examples of every type, each with its
+/// own UCR and its goods list grown to 1..50 items.
 fn corpus(size: usize, run: &str) -> Vec<Doc> {
-    let settings = ventanilla::config::Settings::load(repo().join("config"), "127.0.0.1:0".parse().unwrap(), "./data".into(), None, Some("bench.".into()), None)
-        .expect("config loads");
-    let registry = ventanilla::schema::SchemaRegistry::of_region(&settings.schemas_dir(), &settings.region).expect("schemas load");
-    let router = ventanilla::routing::Router::new(&settings.region).expect("routes load");
-    let topics = ventanilla::kafka::Topics::new("");
+    vary(&examples(None), size, run, Some(50))
+}
+
+/// The valid examples of every document type but acknowledgments, or of type `only`.
+fn examples(only: Option<&str>) -> Vec<Value> {
     let mut examples = Vec::new();
     for entry in std::fs::read_dir(repo().join("examples")).unwrap() {
         let dir = entry.unwrap().path().join("valid");
@@ -145,14 +147,26 @@ fn corpus(size: usize, run: &str) -> Vec<Doc> {
             }
         }
     }
-    examples.retain(|e| e.get("documentType").is_some());
+    examples.retain(|e| e.get("documentType").is_some_and(|t| only.is_none_or(|only| t == only)));
+    examples
+}
+
+/// `size` documents made from `examples`, cycled through: each with its own UCR (`B<run>-<n>`)
+/// and, with `max_items`, its goods list grown to between 1 and `max_items` items (without, the
+/// example's own). Each variant is checked against the registry; one refused is left out.
+fn vary(examples: &[Value], size: usize, run: &str, max_items: Option<usize>) -> Vec<Doc> {
+    let settings = ventanilla::config::Settings::load(repo().join("config"), "127.0.0.1:0".parse().unwrap(), "./data".into(), None, Some("bench.".into()), None)
+        .expect("config loads");
+    let registry = ventanilla::schema::SchemaRegistry::of_region(&settings.schemas_dir(), &settings.region).expect("schemas load");
+    let router = ventanilla::routing::Router::new(&settings.region).expect("routes load");
+    let topics = ventanilla::kafka::Topics::new("");
     let mut docs = Vec::with_capacity(size);
     let mut refused = 0;
     let mut i = 0usize;
     while docs.len() < size {
         let mut d = examples[i % examples.len()].clone();
-        let items = 1 + (i * 7919) % 50;
-        if let Some(goods) = goods_list(&mut d["payload"]) {
+        if let (Some(max), Some(goods)) = (max_items, goods_list(&mut d["payload"])) {
+            let items = 1 + (i * 7919) % max;
             let first = goods[0].clone();
             goods.clear();
             for n in 0..items {
@@ -416,12 +430,18 @@ fn default_config_dir() -> PathBuf {
 
 /// A fresh database for one gateway on the benchmark's PostgreSQL server; its URL.
 async fn postgres_database(admin: &str) -> String {
-    let config: tokio_postgres::Config = admin.parse().expect("an administrator's URL");
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await.expect("PostgreSQL answers");
-    tokio::spawn(connection);
+    let client = pg_client(admin).await;
     let name = format!("bench{}", uuid::Uuid::now_v7().simple());
     client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("a database");
     format!("{}/{name}", admin.rsplit_once('/').map_or(admin, |(base, _)| base))
+}
+
+/// A client of the PostgreSQL database at `url`, its connection driven in the background.
+async fn pg_client(url: &str) -> tokio_postgres::Client {
+    let config: tokio_postgres::Config = url.parse().expect("a PostgreSQL URL");
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.expect("PostgreSQL answers");
+    tokio::spawn(connection);
+    client
 }
 
 /// The Apache Kafka broker's process id while a phase runs against it, for its CPU share.
@@ -584,15 +604,21 @@ fn topics_of(docs: &[Doc], prefix: &str) -> Vec<String> {
     topics
 }
 
+/// Creates `topics` on `brokers` as the gateway creates its own: 3 partitions, records up to its
+/// largest (`kafka.max_message_bytes`).
+async fn create_kafka_topics(brokers: &str, topics: &[String]) {
+    let layout = ventanilla::kafka::TopicLayout { partitions: 3, replication_factor: None, min_insync_replicas: None, max_message_bytes: 1_064_960 };
+    ventanilla::kafka::create_topics(brokers, &ventanilla::config::KafkaSecurity::default(), topics, layout).await.expect("topics created");
+}
+
 /// rdkafka's producer alone, with the gateway's settings: every delivery of every document,
 /// with the same key, payload and CloudEvents headers. (Documents/s, cores of this process.)
 async fn producer_ceiling(brokers: &str, prefix: &str, docs: &[Doc], seconds: u64, create_topics: bool) -> (f64, f64) {
     use rdkafka::producer::FutureRecord;
-    let security = ventanilla::config::KafkaSecurity::default();
     if create_topics {
-        ventanilla::kafka::create_topics(brokers, &security, &topics_of(docs, prefix), ventanilla::kafka::TopicLayout { partitions: 3, replication_factor: None, min_insync_replicas: None, max_message_bytes: 1_064_960 }).await.expect("topics created");
+        create_kafka_topics(brokers, &topics_of(docs, prefix)).await;
     }
-    let producer = ventanilla::kafka::producer(brokers, &security, 1_064_960).expect("producer");
+    let producer = ventanilla::kafka::producer(brokers, &ventanilla::config::KafkaSecurity::default(), 1_064_960).expect("producer");
     let cpu0 = cpu_seconds("self");
     let start = Instant::now();
     let mut in_flight = std::collections::VecDeque::new();
@@ -981,19 +1007,26 @@ async fn compare_stores(o: &Options, docs: Arc<Vec<Doc>>) {
 
 // ------------------------------------------------------------------ fairness ----------------
 
-/// The repository's region file with the demo participants' large quota taken out, so each
-/// demo participant has its role's built-in quota, as a real participant would; in a fresh
-/// directory beside a link to the schemas.
-fn config_with_role_quotas() -> tempfile::TempDir {
+/// The repository's region file changed by `edit`, in a fresh directory (its `config` folder,
+/// for `CONFIG_DIR`) beside a link to the schemas.
+fn config_with(edit: impl FnOnce(String) -> String) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(repo().join("config/ventanilla.toml")).unwrap();
-    let start = text.find("[quotas.demo]").expect("the region file sets [quotas.demo]");
-    let end = text[start..].find("\n\n").map_or(text.len(), |e| start + e);
     let config = dir.path().join("config");
     std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(config.join("ventanilla.toml"), format!("{}{}", &text[..start], &text[end..])).unwrap();
+    std::fs::write(config.join("ventanilla.toml"), edit(text)).unwrap();
     std::os::unix::fs::symlink(repo().join("schemas"), dir.path().join("schemas")).unwrap();
     dir
+}
+
+/// The repository's region file with the demo participants' large quota taken out, so each
+/// demo participant has its role's built-in quota, as a real participant would.
+fn config_with_role_quotas() -> tempfile::TempDir {
+    config_with(|text| {
+        let start = text.find("[quotas.demo]").expect("the region file sets [quotas.demo]");
+        let end = text[start..].find("\n\n").map_or(text.len(), |e| start + e);
+        format!("{}{}", &text[..start], &text[end..])
+    })
 }
 
 /// A commercial invoice of about 990 KB (valid: 512-character descriptions of two-byte
