@@ -19,10 +19,14 @@
 //!
 //! The documents are the valid examples, varied so no two are identical: a unique UCR, and the
 //! goods list grown to 1..50 items; each is checked against the registry before use.
+//!
+//! `--compare-stores` runs issue 27's comparison instead, on Apache Kafka (`compare_stores`):
+//! SQLite and PostgreSQL with one and two gateways and the ratios between them, and what one
+//! document costs each store.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -54,7 +58,8 @@ struct Options {
     /// each attack of issue 14, and memory with 100 stalled streams over 1 MB documents.
     fairness: bool,
     /// The store comparison instead of the broker runs: SQLite with one gateway, PostgreSQL
-    /// with one and with two, on Apache Kafka, the same documents (`compare_stores`).
+    /// with one and with two, on Apache Kafka, the same documents; the cost per document
+    /// (`compare_stores`).
     compare_stores: bool,
     /// The release-time indicators run instead of the broker runs: figures over this many
     /// consignments (`--indicators N`, 1,000,000 by default), latency per request.
@@ -266,6 +271,11 @@ struct Gateway {
 impl Gateway {
     fn pid(&self) -> String {
         self.child.id().to_string()
+    }
+
+    /// The SQLite file of a gateway started without a store URL.
+    fn sqlite_file(&self) -> PathBuf {
+        self._data.path().join("ventanilla.db")
     }
 
     /// A gateway on `store` (a PostgreSQL URL; none: SQLite in a fresh directory).
@@ -944,17 +954,24 @@ where
     merged
 }
 
-/// The store comparison (`--compare-stores`): on one Apache Kafka broker, the same documents
-/// submitted to SQLite with one gateway, PostgreSQL (durable) with one gateway, and PostgreSQL
-/// with two gateways sharing the database, the load spread evenly over them: documents/s
-/// (closed loop), p99 at half that rate (open loop), and CPU per document of each part.
+/// The store comparison (`--compare-stores`, issue 27): on one Apache Kafka broker,
+/// 1. the same documents submitted to SQLite with one gateway, PostgreSQL (durable) with one
+///    gateway, and PostgreSQL with two gateways sharing the database, the load spread evenly
+///    over them: documents/s (closed loop), p99 at half that rate (open loop), CPU per document
+///    of each part, and the ratios against the issue's targets;
+/// 2. what one document costs the store, with one gateway (`print_costs`).
 async fn compare_stores(o: &Options, docs: Arc<Vec<Doc>>) {
     println!("\n## stores: SQLite and PostgreSQL, one and two gateways, on Apache Kafka");
+    // Whatever else runs on the two cores shows here.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average at the start (1, 5, 15 min): {}", load.split_whitespace().take(3).collect::<Vec<_>>().join(", "));
     let Some(kafka) = Kafka::start() else { return };
     *BROKER_PID.lock().unwrap() = kafka.pid();
     let admin = POSTGRES_ADMIN.lock().unwrap().clone().expect("--compare-stores starts PostgreSQL");
     println!("| store | gateways | documents/s | p99 at half that rate | CPU ms per document: gateways / PostgreSQL / Kafka |");
     println!("|---|---|---|---|---|");
+    let mut figures = Vec::new();
+    let mut costs = Vec::new();
     for (label, postgres, instances) in [("SQLite", false, 1usize), ("PostgreSQL", true, 1), ("PostgreSQL", true, 2)] {
         let run = uuid::Uuid::now_v7().simple().to_string();
         let prefix = format!("cmp{}.", &run[20..]);
@@ -963,6 +980,12 @@ async fn compare_stores(o: &Options, docs: Arc<Vec<Doc>>) {
         for _ in 0..instances {
             gateways.push(Gateway::start(Some(&kafka.address), &prefix, store.as_deref()).await);
         }
+        // The cost per document is counted with one gateway, over both single-document phases.
+        let before = match (&store, instances) {
+            (_, 2..) => None,
+            (Some(url), _) => Some(StoreCount::of_postgres(&admin, url).await),
+            (None, _) => Some(StoreCount::of_sqlite(&gateways[0].sqlite_file())),
+        };
         let phase = format!("C{}{instances}", &label[..1]);
         let of = |docs: &Arc<Vec<Doc>>, phase: String, gateway: usize, of: usize| -> Bodies {
             let docs = docs.clone();
@@ -988,21 +1011,196 @@ async fn compare_stores(o: &Options, docs: Arc<Vec<Doc>>) {
         .await;
         gateways[0].drain(&status).await;
         let per_doc = |cpu: f64| 1000.0 * cpu / closed.ok.max(1) as f64;
+        let p99 = open.percentile(0.99);
         println!(
             "| {label} | {instances} | {max:.0}{} | {} (of {} answered 202){} | {:.2} / {:.2} / {:.2} |",
             others(&closed),
-            ms(open.percentile(0.99)),
+            ms(p99),
             open.ok,
             others(&open),
             per_doc(closed.gateway_cpu),
             per_doc(closed.store_cpu),
             per_doc(closed.broker_cpu)
         );
+        figures.push((max, p99));
+        if let Some(before) = before {
+            let after = match &store {
+                // The server's counters of a session are complete once it has ended.
+                Some(url) => {
+                    for g in gateways.drain(..) {
+                        g.stop();
+                    }
+                    postgres_sessions_ended(&admin, url).await;
+                    StoreCount::of_postgres(&admin, url).await
+                }
+                None => StoreCount::of_sqlite(&gateways[0].sqlite_file()),
+            };
+            costs.push((label, after.since(&before), closed.ok + open.ok));
+        }
         for g in gateways {
             g.stop();
         }
     }
+    let [(sqlite, sqlite_p99), (postgres, postgres_p99), (two, two_p99)] = figures[..] else { unreachable!() };
+    println!("\nPostgreSQL, 1 gateway / SQLite: {:.0}% (target ≥ 50%: {})", 100.0 * postgres / sqlite, verdict(postgres / sqlite >= 0.5));
+    println!("PostgreSQL, 2 gateways / 1 gateway: {:.2}x (target ≥ 1.3x: {})", two / postgres, verdict(two / postgres >= 1.3));
+    let under = |p99: Duration, ms: u64| verdict(p99 < Duration::from_millis(ms));
+    println!(
+        "p99 at half the rate: SQLite {} (target < 25 ms: {}); PostgreSQL, 1 gateway {} and 2 gateways {} (target < 60 ms: {}, {})",
+        ms(sqlite_p99),
+        under(sqlite_p99, 25),
+        ms(postgres_p99),
+        ms(two_p99),
+        under(postgres_p99, 60),
+        under(two_p99, 60)
+    );
+    print_costs(&costs);
     drop(kafka);
+}
+
+/// "met", or "**not met**".
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "**not met**"
+    }
+}
+
+/// What a store holds, and on PostgreSQL what the server counted of the work on it: read before
+/// and after the single-document phases of the store comparison, for the cost per document.
+#[derive(Default)]
+struct StoreCount {
+    /// Rows of each table.
+    rows: BTreeMap<String, i64>,
+    /// PostgreSQL: rows inserted, updated, deleted, and read by sequential scans, in each table
+    /// (`pg_stat_user_tables`).
+    written: BTreeMap<String, [i64; 4]>,
+    /// PostgreSQL: the database's transactions committed, and rows returned, fetched, inserted,
+    /// updated and deleted (`pg_stat_database`).
+    database: Option<[i64; 6]>,
+}
+
+impl StoreCount {
+    /// The rows of each table of the SQLite file at `path`, read beside the running gateway
+    /// (read-only; in WAL mode a reader sees what is committed and holds no writer up).
+    fn of_sqlite(path: &Path) -> StoreCount {
+        let db = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("the gateway's SQLite file opens");
+        let tables: Vec<String> = db
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let rows = tables
+            .into_iter()
+            .map(|t| {
+                let n = db.query_row(&format!("SELECT count(*) FROM \"{t}\""), [], |r| r.get(0)).unwrap();
+                (t, n)
+            })
+            .collect();
+        StoreCount { rows, ..Default::default() }
+    }
+
+    /// The rows of each table of the PostgreSQL database at `url`, and the server's counters of
+    /// it (through `admin`).
+    async fn of_postgres(admin: &str, url: &str) -> StoreCount {
+        let name = url.rsplit('/').next().unwrap_or_default();
+        let server = pg_client(admin).await;
+        let d = server
+            .query_one("SELECT xact_commit, tup_returned, tup_fetched, tup_inserted, tup_updated, tup_deleted FROM pg_stat_database WHERE datname = $1", &[&name])
+            .await
+            .expect("pg_stat_database");
+        let mut count = StoreCount { database: Some(std::array::from_fn(|i| d.get::<_, i64>(i))), ..Default::default() };
+        let db = pg_client(url).await;
+        for r in db.query("SELECT schemaname::text, relname::text, n_tup_ins, n_tup_upd, n_tup_del, seq_tup_read FROM pg_stat_user_tables", &[]).await.expect("pg_stat_user_tables") {
+            let (schema, table): (String, String) = (r.get(0), r.get(1));
+            let rows: i64 = db.query_one(&format!("SELECT count(*) FROM \"{schema}\".\"{table}\""), &[]).await.expect("a count").get(0);
+            count.written.insert(table.clone(), [r.get(2), r.get(3), r.get(4), r.get(5)]);
+            count.rows.insert(table, rows);
+        }
+        count
+    }
+
+    /// What changed from `before` to this.
+    fn since(&self, before: &StoreCount) -> StoreCount {
+        let rows = self.rows.iter().map(|(t, n)| (t.clone(), n - before.rows.get(t).unwrap_or(&0))).collect();
+        let written = self
+            .written
+            .iter()
+            .map(|(t, w)| {
+                let b = before.written.get(t).copied().unwrap_or_default();
+                (t.clone(), std::array::from_fn(|i| w[i] - b[i]))
+            })
+            .collect();
+        let database = self.database.zip(before.database).map(|(a, b)| std::array::from_fn(|i| a[i] - b[i]));
+        StoreCount { rows, written, database }
+    }
+}
+
+/// Waits (up to 10 s) until no session is connected to the PostgreSQL database at `url`: a
+/// session's statistics are complete once it has ended (a running one reports them up to 10 s
+/// late).
+async fn postgres_sessions_ended(admin: &str, url: &str) {
+    let name = url.rsplit('/').next().unwrap_or_default();
+    let server = pg_client(admin).await;
+    for _ in 0..100 {
+        let n: i64 = server.query_one("SELECT count(*) FROM pg_stat_activity WHERE datname = $1", &[&name]).await.expect("pg_stat_activity").get(0);
+        if n == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("  (sessions still open on {name} after 10 s: its counters may be short)");
+}
+
+/// Prints what one document cost each store, from `(store, what changed, documents accepted)`:
+/// the rows it added to each table, on PostgreSQL the rows the server counted inserted, updated,
+/// deleted and read by sequential scans in each, and its database's counters; and says what is
+/// not measured.
+fn print_costs(costs: &[(&str, StoreCount, u64)]) {
+    println!("\n### cost per document, one gateway, over the single-document phases above (closed and open loop)");
+    let tables: BTreeSet<&String> = costs
+        .iter()
+        .flat_map(|(_, c, _)| c.rows.iter().filter(|(_, n)| **n != 0).map(|(t, _)| t).chain(c.written.iter().filter(|(_, w)| w.iter().any(|n| *n != 0)).map(|(t, _)| t)))
+        .collect();
+    let mut head = String::from("| table |");
+    for (label, c, n) in costs {
+        head.push_str(&format!(" {label}: rows added per document ({n} documents) |"));
+        if !c.written.is_empty() {
+            head.push_str(&format!(" {label}: inserted / updated / deleted per document | {label}: read by sequential scans per document |"));
+        }
+    }
+    println!("{head}");
+    println!("|---|{}", "---|".repeat(head.matches(" |").count() - 1));
+    let per = |v: i64, n: u64| v as f64 / n.max(1) as f64;
+    for table in tables {
+        let mut line = format!("| {table} |");
+        for (_, c, n) in costs {
+            line.push_str(&format!(" {:.2} |", per(c.rows.get(table).copied().unwrap_or(0), *n)));
+            if !c.written.is_empty() {
+                let w = c.written.get(table).copied().unwrap_or_default();
+                line.push_str(&format!(" {:.2} / {:.2} / {:.2} | {:.1} |", per(w[0], *n), per(w[1], *n), per(w[2], *n), per(w[3], *n)));
+            }
+        }
+        println!("{line}");
+    }
+    for (label, c, n) in costs {
+        if let Some(d) = c.database {
+            println!(
+                "{label}, per document (pg_stat_database, the gateway's database): {:.3} transactions committed; rows {:.2} inserted, {:.2} updated, {:.2} deleted, {:.1} fetched, {:.1} returned",
+                per(d[0], *n),
+                per(d[3], *n),
+                per(d[4], *n),
+                per(d[5], *n),
+                per(d[2], *n),
+                per(d[1], *n)
+            );
+        }
+    }
+    println!("statements per document: not counted one by one (pg_stat_statements would have to be in shared_preload_libraries, a restart of the server scripts/postgres.sh starts); the transactions and rows pg_stat_database and pg_stat_user_tables count stand for them");
+    println!("heap allocations per document: not measured (the gateway's /metrics counts none, and no counting allocator is put into the product for a benchmark)");
 }
 
 // ------------------------------------------------------------------ fairness ----------------
