@@ -21,8 +21,8 @@
 //! goods list grown to 1..50 items; each is checked against the registry before use.
 //!
 //! `--compare-stores` runs issue 27's comparison instead, on Apache Kafka (`compare_stores`):
-//! SQLite and PostgreSQL with one and two gateways and the ratios between them, and what one
-//! document costs each store.
+//! SQLite and PostgreSQL with one and two gateways and the ratios between them, what one document
+//! costs each store, and 10,000 e-commerce parcels in one NDJSON batch on each.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
@@ -58,8 +58,8 @@ struct Options {
     /// each attack of issue 14, and memory with 100 stalled streams over 1 MB documents.
     fairness: bool,
     /// The store comparison instead of the broker runs: SQLite with one gateway, PostgreSQL
-    /// with one and with two, on Apache Kafka, the same documents; the cost per document
-    /// (`compare_stores`).
+    /// with one and with two, on Apache Kafka, the same documents; the cost per document, and a
+    /// batch of 10,000 parcels on each store (`compare_stores`).
     compare_stores: bool,
     /// The release-time indicators run instead of the broker runs: figures over this many
     /// consignments (`--indicators N`, 1,000,000 by default), latency per request.
@@ -954,12 +954,38 @@ where
     merged
 }
 
+/// Parcels the batch phase of the store comparison sends in one request (issue 27).
+const PARCELS: usize = 10_000;
+
+/// The largest batch body the store comparison's gateways take: the batch phase's NDJSON (about
+/// 2 KB a parcel) with room to spare.
+const PARCELS_BODY_BYTES: usize = 64 << 20;
+
+/// The region file of the store comparison: the repository's, with batches raised so that the
+/// batch phase's [`PARCELS`] parcels go in one request. Single submissions are bounded as
+/// before (`max_body_bytes` is unchanged), so the other phases are not affected.
+fn config_for_parcel_batches() -> tempfile::TempDir {
+    config_with(|text| {
+        // Raised: the defaults take 1,000 documents and 16 MiB per batch.
+        let text = with_setting(&text, "max_batch_items", &PARCELS.to_string());
+        let text = with_setting(&text, "max_batch_body_bytes", &PARCELS_BODY_BYTES.to_string());
+        // Checked and left as they are: [quotas.demo]'s bytes_in_flight (128 MiB) must hold one
+        // batch body and its largest parsed tree (64 MiB + max_json_parsed_bytes, 16 MiB; the
+        // gateway checks it at start), which it does; the request reserves the body's announced
+        // length (about 20 MB), then one parcel's tree at a time. max_json_nodes and
+        // max_json_parsed_bytes bound each NDJSON line (one parcel, a few hundred values), not
+        // the batch; max_json_items bounds the arrays inside one document, not the lines.
+        text
+    })
+}
+
 /// The store comparison (`--compare-stores`, issue 27): on one Apache Kafka broker,
 /// 1. the same documents submitted to SQLite with one gateway, PostgreSQL (durable) with one
 ///    gateway, and PostgreSQL with two gateways sharing the database, the load spread evenly
 ///    over them: documents/s (closed loop), p99 at half that rate (open loop), CPU per document
 ///    of each part, and the ratios against the issue's targets;
-/// 2. what one document costs the store, with one gateway (`print_costs`).
+/// 2. what one document costs the store, with one gateway (`print_costs`);
+/// 3. [`PARCELS`] e-commerce parcels in one NDJSON batch, on each store (`parcels_batch`).
 async fn compare_stores(o: &Options, docs: Arc<Vec<Doc>>) {
     println!("\n## stores: SQLite and PostgreSQL, one and two gateways, on Apache Kafka");
     // Whatever else runs on the two cores shows here.
@@ -968,6 +994,8 @@ async fn compare_stores(o: &Options, docs: Arc<Vec<Doc>>) {
     let Some(kafka) = Kafka::start() else { return };
     *BROKER_PID.lock().unwrap() = kafka.pid();
     let admin = POSTGRES_ADMIN.lock().unwrap().clone().expect("--compare-stores starts PostgreSQL");
+    let config = config_for_parcel_batches();
+    *CONFIG_DIR.lock().unwrap() = Some(config.path().join("config"));
     println!("| store | gateways | documents/s | p99 at half that rate | CPU ms per document: gateways / PostgreSQL / Kafka |");
     println!("|---|---|---|---|---|");
     let mut figures = Vec::new();
@@ -1055,6 +1083,17 @@ async fn compare_stores(o: &Options, docs: Arc<Vec<Doc>>) {
         under(two_p99, 60)
     );
     print_costs(&costs);
+
+    let run = format!("{:06}", std::process::id() % 1_000_000);
+    // Parcels hold a few items: grown to 1..4, where the mixed corpus's goods lists go to 50.
+    let parcels = Arc::new(vary(&examples(Some("ecommerceShipment")), 100, &format!("{run}P"), Some(4)));
+    println!("\n### {PARCELS} e-commerce parcels in one NDJSON request (POST /v1/documents:batch), a fresh gateway on each store");
+    println!("| store | request | seconds, request to answer | documents/s | accepted (items answered 202) | CPU ms per document: gateway / PostgreSQL / Kafka | outbox drained after the answer | target |");
+    println!("|---|---|---|---|---|---|---|---|");
+    parcels_batch("SQLite", &kafka, None, &parcels, Duration::from_secs(3)).await;
+    let store = postgres_database(&admin).await;
+    parcels_batch("PostgreSQL", &kafka, Some(&store), &parcels, Duration::from_secs(6)).await;
+    *CONFIG_DIR.lock().unwrap() = None;
     drop(kafka);
 }
 
@@ -1203,6 +1242,80 @@ fn print_costs(costs: &[(&str, StoreCount, u64)]) {
     println!("heap allocations per document: not measured (the gateway's /metrics counts none, and no counting allocator is put into the product for a benchmark)");
 }
 
+/// The batch phase on `store` (none: SQLite): [`PARCELS`] parcels made from `parcels`, each its
+/// own UCR, in one NDJSON request to a fresh gateway; prints the time from the request to the
+/// whole answer against `target`, the items the answer accepted (counted one by one), the CPU of
+/// each part, and how long the outbox then took to drain.
+async fn parcels_batch(label: &str, kafka: &Kafka, store: Option<&str>, parcels: &Arc<Vec<Doc>>, target: Duration) {
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    let gateway = Gateway::start(Some(&kafka.address), &format!("par{}.", &run[20..]), store).await;
+    let mut ndjson = Vec::new();
+    for i in 0..PARCELS {
+        ndjson.extend_from_slice(&body(parcels, "N", i));
+        ndjson.push(b'\n');
+    }
+    let ndjson = Bytes::from(ndjson);
+    let size = ndjson.len();
+    let sent = across(std::slice::from_ref(&gateway), |_, address| {
+        let ndjson = ndjson.clone();
+        async move {
+            let mut o = Outcome::default();
+            let start = Instant::now();
+            let r = reqwest::Client::new()
+                .post(format!("{address}/v1/documents:batch"))
+                .header("Content-Type", "application/x-ndjson")
+                .bearer_auth("demo-trader")
+                .body(ndjson)
+                .send()
+                .await;
+            let (status, answer) = match r {
+                Ok(r) => (r.status().as_u16(), r.bytes().await.unwrap_or_default()),
+                Err(e) => {
+                    println!("  the batch could not be sent: {e}");
+                    (0, Bytes::new())
+                }
+            };
+            o.elapsed = start.elapsed();
+            let answer: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
+            if status != 200 {
+                *o.other.entry(status).or_insert(0) += 1;
+                println!("  the batch was answered {status}: {}", answer.to_string().chars().take(500).collect::<String>());
+            }
+            for item in answer["results"].as_array().into_iter().flatten() {
+                match item["status"].as_u64() {
+                    Some(202) => o.ok += 1,
+                    other => *o.other.entry(other.unwrap_or(0) as u16).or_insert(0) += 1,
+                }
+            }
+            if let Some(refused) = answer["results"].as_array().and_then(|r| r.iter().find(|i| i["status"] != 202)) {
+                println!("  an item refused: {refused}");
+            }
+            if status == 200 && answer["accepted"].as_u64() != Some(o.ok) {
+                println!("  the answer says {} accepted, its items {}", answer["accepted"], o.ok);
+            }
+            o
+        }
+    })
+    .await;
+    let drained = gateway.drain(&reqwest::Client::new()).await;
+    let per_doc = |cpu: f64| 1000.0 * cpu / sent.ok.max(1) as f64;
+    println!(
+        "| {label} | {PARCELS} parcels, {:.1} MB | {:.2} | {:.0} | {} of {PARCELS}{} | {:.2} / {:.2} / {:.2} | {:.2} s | < {} s: {} |",
+        size as f64 / 1e6,
+        sent.elapsed.as_secs_f64(),
+        sent.ok as f64 / sent.elapsed.as_secs_f64(),
+        sent.ok,
+        others(&sent),
+        per_doc(sent.gateway_cpu),
+        per_doc(sent.store_cpu),
+        per_doc(sent.broker_cpu),
+        drained.as_secs_f64(),
+        target.as_secs(),
+        verdict(sent.ok == PARCELS as u64 && sent.elapsed < target)
+    );
+    gateway.stop();
+}
+
 // ------------------------------------------------------------------ fairness ----------------
 
 /// The repository's region file changed by `edit`, in a fresh directory (its `config` folder,
@@ -1215,6 +1328,14 @@ fn config_with(edit: impl FnOnce(String) -> String) -> tempfile::TempDir {
     std::fs::write(config.join("ventanilla.toml"), edit(text)).unwrap();
     std::os::unix::fs::symlink(repo().join("schemas"), dir.path().join("schemas")).unwrap();
     dir
+}
+
+/// `text`, a region file, with its line `key = ...` (the first) set to `key = value`.
+fn with_setting(text: &str, key: &str, value: &str) -> String {
+    let prefix = format!("{key} = ");
+    let at = text.lines().position(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("the region file sets {key}"));
+    let lines: Vec<String> = text.lines().enumerate().map(|(i, l)| if i == at { format!("{prefix}{value}") } else { l.to_owned() }).collect();
+    lines.join("\n") + "\n"
 }
 
 /// The repository's region file with the demo participants' large quota taken out, so each
