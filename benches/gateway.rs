@@ -911,8 +911,18 @@ async fn run_broker(kind: &str, o: &Options, docs: Arc<Vec<Doc>>, (parse_ceiling
     drop(kafka);
 }
 
-/// CPU seconds of every PostgreSQL server process (the postmaster and its backends), from /proc.
+/// The postmaster of the benchmark's PostgreSQL server, once started.
+static POSTGRES_PID: Mutex<Option<String>> = Mutex::new(None);
+
+/// CPU seconds of the benchmark's PostgreSQL server (its postmaster and the processes it started:
+/// backends, writers), from /proc; not another server's on the same machine. Every process named
+/// `postgres` when the postmaster is not known.
 fn postgres_cpu() -> f64 {
+    let postmaster = POSTGRES_PID.lock().unwrap().clone();
+    let parent = |pid: &str| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.rsplit_once(") ").and_then(|x| x.1.split_whitespace().nth(1).map(str::to_owned)).unwrap_or_default()
+    };
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -920,6 +930,7 @@ fn postgres_cpu() -> f64 {
         .filter_map(|e| e.file_name().to_str().map(str::to_owned))
         .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
         .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres"))
+        .filter(|pid| postmaster.as_ref().is_none_or(|pm| pid == pm || parent(pid) == *pm))
         .map(|pid| cpu_seconds(&pid))
         .sum()
 }
@@ -2006,6 +2017,9 @@ fn main() {
                 .expect("scripts/postgres.sh runs");
             assert!(out.status.success(), "scripts/postgres.sh could not start PostgreSQL (its error above)");
             *POSTGRES_ADMIN.lock().unwrap() = Some(String::from_utf8(out.stdout).unwrap().trim().to_owned());
+            // The first line of postmaster.pid: its CPU and its children's are the server's.
+            let pid = std::fs::read_to_string(dir.path().join("data/postmaster.pid")).ok().and_then(|t| t.lines().next().map(str::to_owned));
+            *POSTGRES_PID.lock().unwrap() = pid;
             dir
         });
         if o.fairness {
