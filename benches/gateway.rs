@@ -969,26 +969,13 @@ where
 /// Parcels the batch phase of the store comparison sends in one request (issue 27).
 const PARCELS: usize = 10_000;
 
-/// The largest batch body the store comparison's gateways take: the batch phase's NDJSON (about
-/// 2 KB a parcel) with room to spare.
-const PARCELS_BODY_BYTES: usize = 64 << 20;
-
-/// The region file of the store comparison: the repository's, with batches raised so that the
-/// batch phase's [`PARCELS`] parcels go in one request. Single submissions are bounded as
-/// before (`max_body_bytes` is unchanged), so the other phases are not affected.
+/// The region file of the store comparison: the repository's, as shipped. Its batches take the
+/// batch phase's [`PARCELS`] parcels in one request (`max_batch_items`, 10,000; the NDJSON is
+/// about 19 MB of `max_batch_body_bytes`' 32 MiB), and [quotas.demo]'s bytes in flight hold that
+/// body and one parcel's parsed tree (the gateway checks it at start). max_json_nodes and
+/// max_json_parsed_bytes bound each NDJSON line (one parcel), not the batch.
 fn config_for_parcel_batches() -> tempfile::TempDir {
-    config_with(|text| {
-        // Raised: the defaults take 1,000 documents and 16 MiB per batch.
-        let text = with_setting(&text, "max_batch_items", &PARCELS.to_string());
-        let text = with_setting(&text, "max_batch_body_bytes", &PARCELS_BODY_BYTES.to_string());
-        // Checked and left as they are: [quotas.demo]'s bytes_in_flight (128 MiB) must hold one
-        // batch body and its largest parsed tree (64 MiB + max_json_parsed_bytes, 16 MiB; the
-        // gateway checks it at start), which it does; the request reserves the body's announced
-        // length (about 20 MB), then one parcel's tree at a time. max_json_nodes and
-        // max_json_parsed_bytes bound each NDJSON line (one parcel, a few hundred values), not
-        // the batch; max_json_items bounds the arrays inside one document, not the lines.
-        text
-    })
+    config_with(|text| text)
 }
 
 /// The store comparison (`--compare-stores`, issue 27): on one Apache Kafka broker,
@@ -1579,14 +1566,6 @@ fn config_with(edit: impl FnOnce(String) -> String) -> tempfile::TempDir {
     std::fs::write(config.join("ventanilla.toml"), edit(text)).unwrap();
     std::os::unix::fs::symlink(repo().join("schemas"), dir.path().join("schemas")).unwrap();
     dir
-}
-
-/// `text`, a region file, with its line `key = ...` (the first) set to `key = value`.
-fn with_setting(text: &str, key: &str, value: &str) -> String {
-    let prefix = format!("{key} = ");
-    let at = text.lines().position(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("the region file sets {key}"));
-    let lines: Vec<String> = text.lines().enumerate().map(|(i, l)| if i == at { format!("{prefix}{value}") } else { l.to_owned() }).collect();
-    lines.join("\n") + "\n"
 }
 
 /// The repository's region file with the demo participants' large quota taken out, so each
