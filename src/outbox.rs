@@ -103,10 +103,12 @@ pub async fn confirmed(store: &dyn Store, deliveries: Vec<(i64, Ucr)>, at: Milli
     let subjects = consignments(deliveries.iter().map(|(_, ucr)| ucr));
     store
         .write_with(subjects, move |l| {
-            for (id, _) in deliveries {
-                // The usual case in one statement: a pending delivery becomes dispatched, and
-                // names what the audit record needs.
-                let (outcome, place) = match l.mark_dispatched(id, at)? {
+            // The usual case in one statement for all: a pending delivery becomes dispatched,
+            // and names what the audit record needs.
+            let confirmed: Vec<(i64, Millis)> = deliveries.iter().map(|(id, _)| (*id, at)).collect();
+            let marked = l.mark_dispatched(&confirmed)?;
+            for ((id, _), marked) in deliveries.into_iter().zip(marked) {
+                let (outcome, place) = match marked {
                     Some(place) => ("applied", place),
                     None => ("late", place(l, id)?),
                 };

@@ -192,9 +192,8 @@ pub async fn simulate(store: &dyn Store, router: &Router, topics: &Topics, traff
                     if due.is_empty() {
                         break;
                     }
-                    for d in due {
-                        l.mark_dispatched(d.delivery_id, d.submitted_at)?;
-                    }
+                    let sent: Vec<(i64, Millis)> = due.iter().map(|d| (d.delivery_id, d.submitted_at)).collect();
+                    l.mark_dispatched(&sent)?;
                 }
                 Ok(Ok(()))
             })

@@ -350,7 +350,7 @@ pub async fn run_status_relay(
         let progress = !published.is_empty();
         if progress {
             let at = now_millis();
-            let marked = store.write_with(Vec::new(), move |l| published.iter().try_for_each(|id| l.mark_status_published(*id, at)));
+            let marked = store.write_with(Vec::new(), move |l| l.mark_status_published(&published, at));
             if let Err(e) = marked.await {
                 tracing::error!(error = %e, "status relay: cannot mark events published");
             }

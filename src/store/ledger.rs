@@ -391,9 +391,11 @@ pub trait Outbox {
     fn outbox_backlog(&mut self) -> Result<u64, StoreError>;
     /// Where a delivery is, if it exists.
     fn delivery_place(&mut self, delivery_id: i64) -> Result<Option<DeliveryPlace>, StoreError>;
-    /// A pending delivery becomes dispatched at `at`, and where it is comes back; `None` when it
-    /// was not pending (then only its dispatch time is filled in, if it had none).
-    fn mark_dispatched(&mut self, delivery_id: i64, at: Millis) -> Result<Option<DeliveryPlace>, StoreError>;
+    /// Each pending delivery of `deliveries` (id, when) becomes dispatched then, and where it is
+    /// comes back, one answer per delivery in order; `None` for one that was not pending (then
+    /// only its dispatch time is filled in, if it had none). One statement for all, where the
+    /// store can.
+    fn mark_dispatched(&mut self, deliveries: &[(i64, Millis)]) -> Result<Vec<Option<DeliveryPlace>>, StoreError>;
     /// One refused attempt more on a delivery still in the outbox, due again at
     /// `next_attempt_at`; false when it is no longer there.
     fn record_refusal(&mut self, delivery_id: i64, error: &str, next_attempt_at: Millis) -> Result<bool, StoreError>;
@@ -417,7 +419,8 @@ pub trait StatusEvents {
     /// Status events not yet published, oldest first, of no consignment another gateway than
     /// `instance` holds a live claim on at `now`.
     fn unpublished_status_events(&mut self, instance: &str, limit: usize, now: Millis) -> Result<Vec<StatusEvent>, StoreError>;
-    fn mark_status_published(&mut self, id: i64, at: Millis) -> Result<(), StoreError>;
+    /// The status events `ids` were published at `at`.
+    fn mark_status_published(&mut self, ids: &[i64], at: Millis) -> Result<(), StoreError>;
     /// Status events with ids above `after`, in order: all, or of consignments `sender` has a
     /// document in.
     fn status_events_after(&mut self, sender: Option<&str>, after: i64, limit: usize) -> Result<Vec<StatusEvent>, StoreError>;

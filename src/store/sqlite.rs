@@ -826,6 +826,33 @@ impl Answers for SqliteLedger {
     }
 }
 
+
+impl SqliteLedger {
+    /// [`Outbox::mark_dispatched`] of one delivery (a statement prepared once: SQLite has no
+    /// round trip to save).
+    fn mark_one_dispatched(&mut self, delivery_id: i64, at: Millis) -> Result<Option<DeliveryPlace>, StoreError> {
+        let published: Option<(String, String, String, String)> = self
+            .conn
+            .row(
+                "UPDATE deliveries SET status = 'dispatched', dispatched_at = COALESCE(dispatched_at, ?2)
+                 WHERE id = ?1 AND status = 'pending'
+                 RETURNING document_id, (SELECT ucr FROM documents WHERE id = document_id), agency, topic",
+                params![delivery_id, at],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        match published {
+            Some((document_id, ucr, agency, topic)) => {
+                Ok(Some(DeliveryPlace { id: delivery_id, document_id, ucr: parse_ucr(&ucr)?, agency, topic }))
+            }
+            None => {
+                self.conn.exec("UPDATE deliveries SET dispatched_at = COALESCE(dispatched_at, ?2) WHERE id = ?1", params![delivery_id, at])?;
+                Ok(None)
+            }
+        }
+    }
+}
+
 impl Outbox for SqliteLedger {
     fn due_deliveries(&mut self, instance: &str, limit: usize, now: Millis) -> Result<Vec<OutboundDelivery>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
@@ -876,26 +903,8 @@ impl Outbox for SqliteLedger {
             .transpose()
     }
 
-    fn mark_dispatched(&mut self, delivery_id: i64, at: Millis) -> Result<Option<DeliveryPlace>, StoreError> {
-        let published: Option<(String, String, String, String)> = self
-            .conn
-            .row(
-                "UPDATE deliveries SET status = 'dispatched', dispatched_at = COALESCE(dispatched_at, ?2)
-                 WHERE id = ?1 AND status = 'pending'
-                 RETURNING document_id, (SELECT ucr FROM documents WHERE id = document_id), agency, topic",
-                params![delivery_id, at],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?;
-        match published {
-            Some((document_id, ucr, agency, topic)) => {
-                Ok(Some(DeliveryPlace { id: delivery_id, document_id, ucr: parse_ucr(&ucr)?, agency, topic }))
-            }
-            None => {
-                self.conn.exec("UPDATE deliveries SET dispatched_at = COALESCE(dispatched_at, ?2) WHERE id = ?1", params![delivery_id, at])?;
-                Ok(None)
-            }
-        }
+    fn mark_dispatched(&mut self, deliveries: &[(i64, Millis)]) -> Result<Vec<Option<DeliveryPlace>>, StoreError> {
+        deliveries.iter().map(|(id, at)| self.mark_one_dispatched(*id, *at)).collect()
     }
 
     fn record_refusal(&mut self, delivery_id: i64, error: &str, next_attempt_at: Millis) -> Result<bool, StoreError> {
@@ -1004,8 +1013,10 @@ impl StatusEvents for SqliteLedger {
         rows.into_iter().map(|(id, ucr, body)| Ok(StatusEvent { id, position: id, ucr: parse_ucr(&ucr)?, body })).collect()
     }
 
-    fn mark_status_published(&mut self, id: i64, at: Millis) -> Result<(), StoreError> {
-        self.conn.exec("UPDATE status_outbox SET published_at = ?2 WHERE id = ?1", params![id, at])?;
+    fn mark_status_published(&mut self, ids: &[i64], at: Millis) -> Result<(), StoreError> {
+        for id in ids {
+            self.conn.exec("UPDATE status_outbox SET published_at = ?2 WHERE id = ?1", params![id, at])?;
+        }
         Ok(())
     }
 

@@ -544,7 +544,9 @@ impl Transactional for PgLedger {
             **g = GroupState::default();
         }
         let client = &self.client;
-        self.rt.block_on(client.batch_execute("BEGIN")).map_err(db_error)?;
+        // Each statement planned with the tables as they are now: a plan kept from when a table
+        // was nearly empty would scan it whole once it is not.
+        self.rt.block_on(client.batch_execute("BEGIN; SET LOCAL plan_cache_mode = force_custom_plan")).map_err(db_error)?;
         let locked = if subjects.is_empty() {
             Ok(())
         } else {
@@ -1079,14 +1081,23 @@ impl IndicatorFacts for PgLedger {
     fn release_times_of(&mut self, ucrs: Option<&[Ucr]>) -> Result<ReleaseTimeFacts, StoreError> {
         const AGENCY_COLUMNS: &str =
             "a.ucr, a.agency, a.routed_at, a.first_answer_at, a.decided_at, a.decision, a.hold_ms, a.query_trader_ms, a.query_agency_ms";
-        let keys: Option<Vec<&str>> = ucrs.map(|u| u.iter().map(|u| u.as_str()).collect());
-        let consignments = self
-            .rows(&format!("SELECT {RELEASE_COLUMNS} FROM release_times c WHERE $1::TEXT[] IS NULL OR c.ucr = ANY($1)"), &[&keys])?
-            .iter()
-            .map(consignment_times)
-            .collect::<Result<Vec<_>, _>>()?;
-        let agencies = self
-            .rows(&format!("SELECT {AGENCY_COLUMNS} FROM agency_release_times a WHERE $1::TEXT[] IS NULL OR a.ucr = ANY($1)"), &[&keys])?
+        // Two statements for the two questions: one prepared plan for "some" cannot use the
+        // index when it also has to answer "all" (a generic plan scans the whole table).
+        let (consignments, agencies) = match ucrs {
+            Some(ucrs) => {
+                let keys: Vec<&str> = ucrs.iter().map(|u| u.as_str()).collect();
+                (
+                    self.rows(&format!("SELECT {RELEASE_COLUMNS} FROM release_times c WHERE c.ucr = ANY($1)"), &[&keys])?,
+                    self.rows(&format!("SELECT {AGENCY_COLUMNS} FROM agency_release_times a WHERE a.ucr = ANY($1)"), &[&keys])?,
+                )
+            }
+            None => (
+                self.rows(&format!("SELECT {RELEASE_COLUMNS} FROM release_times c"), &[])?,
+                self.rows(&format!("SELECT {AGENCY_COLUMNS} FROM agency_release_times a"), &[])?,
+            ),
+        };
+        let consignments = consignments.iter().map(consignment_times).collect::<Result<Vec<_>, _>>()?;
+        let agencies = agencies
             .iter()
             .map(|r| Ok::<_, StoreError>((parse(r.get(0), Ucr::parse)?, agency_times(r, 1)?)))
             .collect::<Result<Vec<_>, _>>()?;
@@ -1191,23 +1202,28 @@ impl Outbox for PgLedger {
         .transpose()
     }
 
-    fn mark_dispatched(&mut self, delivery_id: i64, at: Millis) -> Result<Option<DeliveryPlace>, StoreError> {
-        let published = self
-            .write_rows(
-                "UPDATE deliveries d SET status = 'dispatched', dispatched_at = COALESCE(d.dispatched_at, $2)
-                 FROM documents doc WHERE d.id = $1 AND d.status = 'pending' AND doc.id = d.document_id
-                 RETURNING d.document_id, doc.ucr, d.agency, d.topic",
-                &[&delivery_id, &at],
-            )?
-            .into_iter()
-            .next();
-        match published {
-            Some(r) => Ok(Some(DeliveryPlace { id: delivery_id, document_id: r.get(0), ucr: parse(r.get(1), Ucr::parse)?, agency: r.get(2), topic: r.get(3) })),
-            None => {
-                self.exec("UPDATE deliveries SET dispatched_at = COALESCE(dispatched_at, $2) WHERE id = $1", &[&delivery_id, &at])?;
-                Ok(None)
-            }
+    fn mark_dispatched(&mut self, deliveries: &[(i64, Millis)]) -> Result<Vec<Option<DeliveryPlace>>, StoreError> {
+        let (ids, ats): (Vec<i64>, Vec<Millis>) = deliveries.iter().copied().unzip();
+        // Every delivery in one statement: the pending ones become dispatched (and say where
+        // they are); the others only get their dispatch time, if they had none.
+        let rows = self.write_rows(
+            "WITH confirmed AS (SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS c(id, at)),
+                  published AS (
+                    UPDATE deliveries d SET status = 'dispatched', dispatched_at = COALESCE(d.dispatched_at, c.at)
+                    FROM confirmed c, documents doc WHERE d.id = c.id AND d.status = 'pending' AND doc.id = d.document_id
+                    RETURNING d.id, d.document_id, doc.ucr, d.agency, d.topic),
+                  late AS (
+                    UPDATE deliveries d SET dispatched_at = COALESCE(d.dispatched_at, c.at)
+                    FROM confirmed c WHERE d.id = c.id AND d.status <> 'pending')
+             SELECT id, document_id, ucr, agency, topic FROM published",
+            &[&ids, &ats],
+        )?;
+        let mut places: std::collections::HashMap<i64, DeliveryPlace> = std::collections::HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let id: i64 = r.get(0);
+            places.insert(id, DeliveryPlace { id, document_id: r.get(1), ucr: parse(r.get(2), Ucr::parse)?, agency: r.get(3), topic: r.get(4) });
         }
+        Ok(ids.iter().map(|id| places.remove(id)).collect())
     }
 
     fn record_refusal(&mut self, delivery_id: i64, error: &str, next_attempt_at: Millis) -> Result<bool, StoreError> {
@@ -1308,8 +1324,8 @@ impl StatusEvents for PgLedger {
             .collect()
     }
 
-    fn mark_status_published(&mut self, id: i64, at: Millis) -> Result<(), StoreError> {
-        self.exec("UPDATE status_outbox SET published_at = $2 WHERE id = $1", &[&id, &at])?;
+    fn mark_status_published(&mut self, ids: &[i64], at: Millis) -> Result<(), StoreError> {
+        self.exec("UPDATE status_outbox SET published_at = $2 WHERE id = ANY($1)", &[&ids, &at])?;
         Ok(())
     }
 
