@@ -335,10 +335,13 @@ impl PgLedger {
         Ok(first)
     }
 
-    /// Fetches, for the whole group, what its documents will be judged on (`group.rs`).
-    fn fetch_facts(&mut self, lookups: &[AcceptanceLookup]) -> Result<(), StoreError> {
+    /// Sends `opening` (a group's `BEGIN` and locks) and, in the same pipeline, fetches for the
+    /// whole group what its documents will be judged on (`group.rs`).
+    fn open_and_fetch_facts(&mut self, opening: Vec<Piped<'_>>, lookups: &[AcceptanceLookup]) -> Result<(), StoreError> {
+        let opened = opening.len();
         if self.group.is_none() || lookups.is_empty() {
-            return Ok(());
+            let result = self.rt.block_on(pipeline(&self.client, &opening));
+            return self.answered(result, None).map(|_| ());
         }
         let (senders, ucrs, types, hashes): (Vec<&str>, Vec<&str>, Vec<&str>, Vec<&str>) = lookups
             .iter()
@@ -353,7 +356,8 @@ impl PgLedger {
         let deliveries: i64 = lookups.iter().map(|l| l.deliveries as i64).sum();
         let (key_senders, keys): (Vec<&str>, Vec<&str>) =
             lookups.iter().filter_map(|l| Some((l.sender.as_str(), l.key.as_deref()?))).unzip();
-        let batch: Vec<Piped<'_>> = vec![
+        let mut batch: Vec<Piped<'_>> = opening;
+        let facts: Vec<Piped<'_>> = vec![
             (
                 "SELECT d.sender, d.idempotency_key, d.id, d.body_sha256, r.receipt
                  FROM unnest($1::text[], $2::text[]) AS k(s, k)
@@ -385,9 +389,10 @@ impl PgLedger {
             ),
             (TAKE_DELIVERY_IDS, vec![&deliveries], true),
         ];
+        batch.extend(facts);
         let answers = self.rt.block_on(pipeline(&self.client, &batch));
         // No job runs yet: a failure here aborts the group's transaction.
-        let answers: Vec<Vec<Row>> = self.answered(answers, None)?.into_iter().map(Answer::rows).collect();
+        let answers: Vec<Vec<Row>> = self.answered(answers, None)?.into_iter().skip(opened).map(Answer::rows).collect();
         let Some(g) = self.group.as_mut() else { return Ok(()) };
         g.delivery_ids = answers[4].iter().map(|r| r.get(0)).collect();
         let facts = &mut g.facts;
@@ -543,27 +548,26 @@ impl Transactional for PgLedger {
             // are taken after its locks).
             **g = GroupState::default();
         }
-        let client = &self.client;
-        // Each statement planned with the tables as they are now: a plan kept from when a table
-        // was nearly empty would scan it whole once it is not.
-        self.rt.block_on(client.batch_execute("BEGIN; SET LOCAL plan_cache_mode = force_custom_plan")).map_err(db_error)?;
-        let locked = if subjects.is_empty() {
-            Ok(())
-        } else {
-            // One transaction-level advisory lock per subject, all taken now and in one order
-            // (by the lock's number) on every gateway: groups sharing a subject take turns, and
-            // no two groups can each hold what the other waits for. Read committed: every
-            // statement after the locks sees what the previous holder committed. A number two
-            // subjects share only makes their groups take turns.
-            let keys: Vec<String> = subjects.iter().map(Subject::key).collect();
-            self.rows(
+        // One round trip opens the group: its transaction, its locks and its lookups.
+        // - Each statement planned with the tables as they are now: a plan kept from when a
+        //   table was nearly empty would scan it whole once it is not.
+        // - One transaction-level advisory lock per subject, all taken at once and in one order
+        //   (by the lock's number) on every gateway: groups sharing a subject take turns, and no
+        //   two groups can each hold what the other waits for. Read committed: every statement
+        //   after the locks sees what the previous holder committed. A number two subjects share
+        //   only makes their groups take turns.
+        let keys: Vec<String> = subjects.iter().map(Subject::key).collect();
+        let mut opening: Vec<Piped<'_>> =
+            vec![("BEGIN", Vec::new(), false), ("SET LOCAL plan_cache_mode = force_custom_plan", Vec::new(), false)];
+        if !keys.is_empty() {
+            opening.push((
                 "SELECT count(pg_advisory_xact_lock(h)) FROM
                    (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY h) AS locks",
-                &[&keys],
-            )
-            .map(|_| ())
+                vec![&keys],
+                true,
+            ));
         }
-        .and_then(|_| self.fetch_facts(lookups));
+        let locked = self.open_and_fetch_facts(opening, lookups);
         if let Err(e) = locked {
             // The transaction is aborted (a lock timeout, a cancelled statement): end it, or
             // every later BEGIN on this connection would fail.
