@@ -5,9 +5,17 @@
 //! `outbox`, `webhooks` and `audit`, and read the same whichever database holds the rows.
 //!
 //! **Atomicity.** Work given to [`super::Store::write`] runs in one transaction: either all it
-//! wrote is committed, or nothing. Work that returns an error leaves nothing. A store may run
-//! several works in one commit (group commit): each caller is answered only after that commit,
-//! and a failed commit fails every work in it.
+//! wrote is committed, or nothing. Work that refuses (its answer's `Err`), fails (a
+//! [`StoreError`]) or panics leaves nothing, and the other works of its commit stand unless the
+//! database itself ended the transaction. A store may run several works in one commit (group
+//! commit): each caller is answered only after that commit, and a failed commit fails every work
+//! in it.
+//!
+//! **Group I/O.** A store may send a work's writes later than the work makes them (with its next
+//! read, or with the commit) and answer its reads from what it fetched for the whole group at the
+//! group's start ([`super::AcceptanceLookup`]), as long as every read sees every write made
+//! before it in the transaction: the rules cannot tell. The PostgreSQL store does
+//! (`postgres/group.rs`); the embedded one has no round trip to save.
 //!
 //! **Isolation.** A write names the subjects it decides on ([`super::Subject`]: consignments,
 //! idempotency keys). Works sharing a subject run one after another (serializable in effect
@@ -262,9 +270,9 @@ pub struct WebhookRecord {
     pub next_attempt_at: Millis,
 }
 
-/// The rows of one transaction. Every method reads or writes rows and nothing else: no method
-/// decides an outcome. `Result::Err` is a failure of the store (never a refusal), and the work
-/// that meets one must give up (its transaction is not committed).
+/// The rows of one transaction, as seven traits by concern. Every method reads or writes rows
+/// and nothing else: no method decides an outcome. `Result::Err` is a failure of the store
+/// (never a refusal), and the work that meets one must give up (its writes are not committed).
 pub trait Ledger: Consignments + IndicatorFacts + Answers + Outbox + StatusEvents + WebhookRegistry + AuditLog {}
 
 impl<T: Consignments + IndicatorFacts + Answers + Outbox + StatusEvents + WebhookRegistry + AuditLog + ?Sized> Ledger for T {}
