@@ -331,7 +331,7 @@ pub trait Consignments {
     fn current_documents(&mut self, ucr: &Ucr) -> Result<u64, StoreError>;
     /// Keeps a notice about a document (its JSON body, as its agencies receive it).
     fn insert_notice(&mut self, id: Uuid, document_id: Uuid, kind: NoticeKind, body: &str, at: Millis) -> Result<(), StoreError>;
-    /// A new pending delivery of a notice to `agency`; its id, as [`Ledger::insert_delivery`].
+    /// A new pending delivery of a notice to `agency`; its id, as [`Consignments::insert_delivery`].
     fn insert_notice_delivery(&mut self, notice_id: Uuid, document_id: Uuid, agency: &AgencyId, topic: &str, at: Millis)
         -> Result<i64, StoreError>;
     /// A document's deliveries (not its notices'), in id order.
@@ -451,7 +451,7 @@ pub trait WebhookRegistry {
     /// Webhooks whose next attempt is due at `now`, of no live claim of another gateway than
     /// `instance`, soonest first.
     fn due_webhooks(&mut self, instance: &str, now: Millis) -> Result<Vec<WebhookTarget>, StoreError>;
-    /// Claims each of `ids` for `instance` until `until`, as [`Ledger::claim_consignment`]
+    /// Claims each of `ids` for `instance` until `until`, as [`Outbox::claim_consignment`]
     /// does a UCR; the ids won.
     fn claim_webhooks(&mut self, ids: &[Uuid], instance: &str, now: Millis, until: Millis) -> Result<Vec<Uuid>, StoreError>;
     /// The webhook took every event up to `cursor`: its cursor moves there (never back) and its

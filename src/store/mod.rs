@@ -487,7 +487,7 @@ pub struct StatusChange {
 }
 
 /// What a work decided, boxed: its value (what it wrote is kept), or a refusal (what it wrote is
-/// undone). [`Store::write_with`], [`Store::decide_with`] and [`Store::read_with`] unbox it.
+/// undone). `write_with`, `decide_with` and `read_with` (on `dyn Store`) unbox it.
 pub type Decided = Result<Box<dyn Any + Send>, Box<dyn Any + Send>>;
 
 /// Work on the rows of one transaction (so [`Store`] stays usable as `dyn Store`).
