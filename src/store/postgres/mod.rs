@@ -2,7 +2,10 @@
 //! [`Ledger`] operation on tokio-postgres, with a deadpool pool.
 //!
 //! - **Writes** go through this gateway's writer thread with group commit (`writer.rs`), on a
-//!   connection of its own: one transaction per group, one commit for many documents.
+//!   connection of its own: one transaction per group, one commit for many documents, and a few
+//!   round trips whatever the group's size (`group.rs`): the group opens in one (`BEGIN`, its
+//!   locks, its lookups), its rows go as one multi-row statement per table with the next read
+//!   or the commit, and the sequencing takes one.
 //! - **Reads** take a connection from the pool each, concurrently (read committed: they see
 //!   committed rows only).
 //! - **Several gateways**, and no lock for all of them:
@@ -18,8 +21,9 @@
 //! - **Migrations** run at start under an advisory lock, so gateways started together apply
 //!   each version once.
 //!
-//! The [`Ledger`] contract is synchronous; each operation runs its statement through the
-//! runtime's handle (`Handle::block_on`) from the writer thread or a blocking thread.
+//! The [`Ledger`] contract is synchronous; the statements a read needs (with the rows pending
+//! before it) are sent as one pipeline through the runtime's handle (`Handle::block_on`), from
+//! the writer thread or a blocking thread.
 
 use std::sync::Arc;
 
