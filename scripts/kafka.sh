@@ -31,7 +31,33 @@ ADMIN_PASSWORD="admin-secret"
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  # A free port below the kernel's ephemeral range: the many connections the tests open take
+  # their local ports from that range, and one of them could take a port chosen here in the
+  # seconds before the node binds it ("Address already in use"). Not one handed out before in
+  # this run of the script either (PORTS_TAKEN).
+  python3 - "${PORTS_TAKEN:-}" <<'PY'
+import random, socket, sys
+taken = set(int(p) for p in sys.argv[1].split() if p)
+try:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    low = 32768
+for _ in range(1000):
+    port = random.randint(10000, max(10001, low - 1))
+    if port in taken:
+        continue
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+else:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])
+PY
 }
 
 # --- the jars ---------------------------------------------------------------------------------
@@ -147,7 +173,8 @@ start() {
 
   local client_ports=() controller_ports=() voters="" i
   for i in $(seq 1 "$nodes"); do
-    client_ports+=("$(free_port)"); controller_ports+=("$(free_port)")
+    client_ports+=("$(free_port)"); PORTS_TAKEN="${PORTS_TAKEN:-} ${client_ports[-1]}"
+    controller_ports+=("$(free_port)"); PORTS_TAKEN="$PORTS_TAKEN ${controller_ports[-1]}"
     voters="${voters:+$voters,}$i@127.0.0.1:${controller_ports[$((i-1))]}"
   done
   local rf=$nodes isr=1
