@@ -79,10 +79,7 @@ pub async fn accept_all(store: &dyn Store, docs: Vec<NewDocument>) -> Result<Vec
             docs.iter().map(|doc| accept_in(l, doc)).collect::<Result<Vec<Judged>, StoreError>>().map(Ok::<_, std::convert::Infallible>)
         })
         .await
-        .map(|all| match all {
-            Ok(judged) => judged,
-            Err(never) => match never {},
-        })
+        .map(|all| all.unwrap_or_else(|never| match never {}))
 }
 
 /// One rule for "the same document": the same sender, UCR, type and body is a replay (its first

@@ -42,7 +42,12 @@ pub(super) enum Op {
     ReleaseTimes(Box<ConsignmentReleaseTimes>, Vec<AgencyReleaseTimes>),
     /// A consignment's state, or only its last change when `state` is none.
     ConsignmentChange { ucr: String, state: Option<&'static str>, at: i64, released_at: Option<i64> },
-    /// A statement without parameters that nothing may be moved across (savepoints).
+}
+
+/// What waits to be sent: a row, or a statement without parameters that no row may be moved
+/// across (a savepoint's release).
+enum Entry {
+    Row(Op),
     Boundary(&'static str),
 }
 
@@ -70,7 +75,7 @@ pub(super) struct DocumentRow {
 /// The rows written and not yet sent, in the order the rules wrote them.
 #[derive(Default)]
 pub(super) struct Pending {
-    ops: Vec<Op>,
+    entries: Vec<Entry>,
     /// Where the running job's rows start, and whether its savepoint was sent (it is sent only
     /// with the first of its rows that must go before the job ends).
     mark: Option<(usize, bool)>,
@@ -78,19 +83,19 @@ pub(super) struct Pending {
 
 impl Pending {
     pub fn push(&mut self, op: Op) {
-        self.ops.push(op);
+        self.entries.push(Entry::Row(op));
     }
 
     /// A job starts: what it writes from now on can be undone alone.
     pub fn mark(&mut self) {
-        self.mark = Some((self.ops.len(), false));
+        self.mark = Some((self.entries.len(), false));
     }
 
     /// The running job keeps its rows; its savepoint is released when it was sent (else there
     /// is none).
     pub fn keep(&mut self) {
         if let Some((_, true)) = self.mark.take() {
-            self.ops.push(Op::Boundary("RELEASE SAVEPOINT job"));
+            self.entries.push(Entry::Boundary("RELEASE SAVEPOINT job"));
         }
     }
 
@@ -101,17 +106,11 @@ impl Pending {
             Some((from, sent)) => {
                 // Whatever was sent was sent with the savepoint before it: only the rows after
                 // the last flush remain here, and they are all the job's.
-                self.ops.truncate(if sent { 0 } else { from });
+                self.entries.truncate(if sent { 0 } else { from });
                 sent
             }
             None => false,
         }
-    }
-
-    /// Forgets everything (the transaction ended).
-    pub fn clear(&mut self) {
-        self.ops.clear();
-        self.mark = None;
     }
 
     /// The statements that write every pending row, in an order the rows allow, and the running
@@ -120,38 +119,45 @@ impl Pending {
     /// job's savepoint covers (a statement failing from there on can be undone with the job
     /// alone), when the job has one.
     pub fn take(&mut self, writes_next: bool) -> (Vec<Statement>, Option<usize>) {
-        let mut ops = std::mem::take(&mut self.ops);
-        let mut covered_from_op = None;
+        let entries = std::mem::take(&mut self.entries);
+        // Where the running job's savepoint goes, when it must go now; what it covers.
+        let (mut savepoint_at, mut covered) = (None, None);
         if let Some((from, sent)) = &mut self.mark {
             if *sent {
-                covered_from_op = Some(0);
-            } else if *from <= ops.len() && (writes_next || !ops[*from..].is_empty()) {
-                ops.insert(*from, Op::Boundary("SAVEPOINT job"));
+                // Sent with an earlier flush: every entry since is the job's.
+                covered = Some(0);
+            } else if writes_next || *from < entries.len() {
+                savepoint_at = Some(*from);
                 *sent = true;
-                covered_from_op = Some(*from);
             }
             *from = 0;
         }
         let mut statements = Vec::new();
         let mut segment = Vec::new();
-        for op in ops {
-            match op {
-                Op::Boundary(sql) => {
-                    statements.extend(segment_statements(std::mem::take(&mut segment)));
-                    statements.push(Statement { sql, params: Vec::new() });
-                }
-                op => segment.push(op),
+        let len = entries.len();
+        for (i, entry) in entries.into_iter().enumerate() {
+            if savepoint_at == Some(i) {
+                cut(&mut segment, &mut statements, "SAVEPOINT job");
+                covered = Some(statements.len());
+            }
+            match entry {
+                Entry::Row(op) => segment.push(op),
+                Entry::Boundary(sql) => cut(&mut segment, &mut statements, sql),
             }
         }
+        if savepoint_at == Some(len) {
+            cut(&mut segment, &mut statements, "SAVEPOINT job");
+            covered = Some(statements.len());
+        }
         statements.extend(segment_statements(segment));
-        let covered = match covered_from_op {
-            Some(0) if !statements.iter().any(|s| s.sql == "SAVEPOINT job") => Some(0),
-            // From the statement after the savepoint's own (rows before it never cross it).
-            Some(_) => statements.iter().position(|s| s.sql == "SAVEPOINT job").map(|i| i + 1),
-            None => None,
-        };
         (statements, covered)
     }
+}
+
+/// Ends the segment of rows before `sql`, a statement no row may be moved across.
+fn cut(segment: &mut Vec<Op>, statements: &mut Vec<Statement>, sql: &'static str) {
+    statements.extend(segment_statements(std::mem::take(segment)));
+    statements.push(Statement { sql, params: Vec::new() });
 }
 
 /// One multi-row statement per table for the rows of a segment (no savepoint among them), the
@@ -230,7 +236,6 @@ fn segment_statements(ops: Vec<Op>) -> Vec<Statement> {
                 sql: "UPDATE consignments SET updated_at = $2 WHERE ucr = $1",
                 params: vec![Box::new(ucr), Box::new(at)],
             }),
-            Op::Boundary(_) => unreachable_boundary(),
         }
     }
     let mut statements = Vec::new();
@@ -355,12 +360,6 @@ fn release_times_statements(statements: &mut Vec<Statement>, all: Vec<(Box<Consi
          SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[],
              $8::bigint[], $9::bigint[], $10::bigint[])",
     );
-}
-
-fn unreachable_boundary() {
-    // Boundaries split segments before they get here (`Pending::take`); one here would be
-    // a defect of this module, and is dropped rather than sent out of order.
-    tracing::error!("store: a savepoint reached a segment of rows; it was dropped");
 }
 
 /// One value of a column.

@@ -313,8 +313,8 @@ impl PgLedger {
     }
 
     /// The facts of `ucr`, when the writer fetched them for this group and nothing changed them since.
-    fn facts(&mut self, ucr: &Ucr) -> Option<&mut group::ConsignmentFacts> {
-        self.group.as_mut()?.facts.consignments.get_mut(ucr.as_str())
+    fn facts(&self, ucr: &Ucr) -> Option<&group::ConsignmentFacts> {
+        self.group.as_ref()?.facts.consignments.get(ucr.as_str())
     }
 
     fn forget(&mut self, ucr: &str) {
@@ -512,10 +512,9 @@ async fn pipeline(client: &Object, statements: &[Piped<'_>]) -> Result<Vec<Answe
 impl Transactional for PgLedger {
     fn run(&mut self, statement: &str) -> Result<(), StoreError> {
         if statement.starts_with("ROLLBACK") {
+            // Nothing of the transaction is left to send or to know.
             if let Some(g) = self.group.as_mut() {
-                g.pending.clear();
-                g.facts.clear();
-                g.audit_head = None;
+                **g = GroupState::default();
             }
             let client = &self.client;
             return self.rt.block_on(client.batch_execute(statement)).map_err(db_error);
