@@ -1,20 +1,18 @@
 //! The PostgreSQL store, for regions that run several gateways on one database: the SQL of every
 //! [`Ledger`] operation on tokio-postgres, with a deadpool pool.
 //!
-//! - **Writes** go through this gateway's two writer threads with group commit (`writer.rs`),
-//!   each on a connection of its own; a consignment's writes always go to the same one, and one
-//!   writer runs its group's rules while the other's rows are written. One transaction per
-//!   group, one commit for many documents, and a few round trips whatever the group's size
-//!   (`group.rs`): the group opens in one (`BEGIN`, its locks, its lookups), its rows go as one
-//!   multi-row statement per table with the next read or the commit, and the sequencing takes
-//!   one.
+//! - **Writes** go through this gateway's writer thread with group commit (`writer.rs`), on a
+//!   connection of its own: one transaction per group, one commit for many documents, and a few
+//!   round trips whatever the group's size (`group.rs`): the group opens in one (`BEGIN`, its
+//!   locks, its lookups), its rows go as one multi-row statement per table with the next read
+//!   or the commit, and the sequencing takes one.
 //! - **Reads** take a connection from the pool each, concurrently (read committed: they see
 //!   committed rows only).
 //! - **Several gateways**, and no lock for all of them:
 //!   - a group's transaction takes, at `BEGIN`, one advisory lock per subject its works decide on
 //!     (a consignment, an idempotency key), all at once and in one order: groups sharing a
 //!     subject take turns, the others run side by side, and no two groups wait on each other;
-//!   - each writer appends to an audit chain of its own, anchored to the others (`crate::audit`);
+//!   - each gateway appends to an audit chain of its own, anchored to the others (`crate::audit`);
 //!   - ownership of a UCR, idempotency keys and the webhook limit are held by constraints
 //!     (`migrations/postgres/`), whatever the rules read;
 //!   - cursors follow a `position` given after commit, in commit order, by a sequencer
@@ -41,13 +39,8 @@ use std::pin::Pin;
 use super::*;
 use crate::clock::rfc3339;
 
-/// Connections of the pool: the writers', and readers'.
+/// Connections of the pool: the writer's, and readers'.
 const POOL_SIZE: usize = 16;
-/// Writer threads per gateway, each with its connection and its audit chain. One writer does
-/// one thing at a time: it runs a group's rules while its server process waits, then waits
-/// while the server writes the group's rows and commits. Two overlap those halves (as two
-/// gateways do), their groups taking turns on shared subjects by the same locks.
-const WRITERS: usize = 2;
 /// The advisory lock gateways take while migrating.
 const MIGRATION_LOCK: i64 = 0x7e47_a111;
 /// The advisory lock of the sequencer: whoever holds it gives positions; the others skip.
@@ -78,9 +71,7 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 
 /// The store on one PostgreSQL database.
 pub struct PgStore {
-    /// This gateway's writers; a write goes to the one its consignment falls to
-    /// ([`PgStore::writer_for`]), so one consignment's writes queue in one place.
-    writers: Vec<Writer>,
+    writer: Writer,
     pool: Pool,
     rt: Handle,
     chain: Arc<str>,
@@ -96,8 +87,8 @@ impl Drop for PgStore {
 
 impl PgStore {
     /// Connects to `url` (`postgres://user@host:port/db`), runs the migrations not yet applied,
-    /// and starts the writers, whose audit records go to the chains `chain` (the gateway's
-    /// instance: no other gateway may use the same name) and `chain#2`... ([`writer_chain`]).
+    /// and starts the writer, whose audit records go to the chain `chain` (the gateway's
+    /// instance: no other writer may use the same name).
     pub async fn connect(url: &str, chain: &str) -> Result<PgStore, StoreError> {
         let config: tokio_postgres::Config =
             url.parse().map_err(|e| StoreError::Unavailable(format!("the PostgreSQL URL is not valid: {e}")))?;
@@ -108,36 +99,12 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError::Unavailable(format!("cannot build the PostgreSQL pool: {e}")))?;
         let rt = Handle::current();
-        let mut writers = Vec::with_capacity(WRITERS);
-        for i in 0..WRITERS {
-            let client = pool.get().await.map_err(pool_error)?;
-            let ledger = PgLedger::new(client, pool.clone(), rt.clone(), writer_chain(chain, i).into(), true);
-            writers.push(Writer::start(&format!("store-writer-pg-{i}"), ledger)?);
-        }
+        let client = pool.get().await.map_err(pool_error)?;
         let chain: Arc<str> = chain.into();
+        let writer = Writer::start("store-writer-pg", PgLedger::new(client, pool.clone(), rt.clone(), chain.clone(), true))?;
         let sequencer = tokio::spawn(sequence_every(pool.clone(), SEQUENCER_TICK));
-        Ok(PgStore { writers, pool, rt, chain, sequencer })
+        Ok(PgStore { writer, pool, rt, chain, sequencer })
     }
-
-    /// The writer of a write deciding on `subjects`: the one its first consignment falls to
-    /// (by a hash stable across runs), else the first writer.
-    fn writer_for(&self, subjects: &[Subject]) -> &Writer {
-        let consignment = subjects.iter().find(|s| matches!(s, Subject::Consignment(_))).or(subjects.first());
-        let i = consignment.map_or(0, |s| fnv1a(s.key().as_bytes()) as usize % self.writers.len());
-        &self.writers[i]
-    }
-}
-
-/// The audit chain of writer `i` of the gateway whose instance is `instance`: the instance
-/// itself for the first (a chain kept from before there were several), `instance#2` for the
-/// second...
-fn writer_chain(instance: &str, i: usize) -> String {
-    if i == 0 { instance.to_owned() } else { format!("{instance}#{}", i + 1) }
-}
-
-/// FNV-1a, 64 bits: which writer a consignment falls to.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// Gives positions to the deliveries and status events committed without one, in id order
@@ -222,7 +189,7 @@ async fn migrate(config: &tokio_postgres::Config) -> Result<(), StoreError> {
 
 impl Store for PgStore {
     fn write(&self, subjects: Vec<Subject>, lookups: Vec<AcceptanceLookup>, work: Work) -> StoreFuture<'_, Decided> {
-        Box::pin(self.writer_for(&subjects).write(subjects, lookups, work))
+        Box::pin(self.writer.write(subjects, lookups, work))
     }
 
     fn read(&self, work: Work) -> StoreFuture<'_, Decided> {
@@ -237,7 +204,7 @@ impl Store for PgStore {
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {
-        Box::pin(self.writers[0].run(|db| db.run("SELECT 1")))
+        Box::pin(self.writer.run(|db| db.run("SELECT 1")))
     }
 }
 
@@ -1612,21 +1579,18 @@ mod tests {
         let records = a.read_with(|l| l.audit_records()).await.unwrap();
         let opened: Vec<&AuditRecord> = records.iter().filter(|r| r.action == crate::audit::CHAIN_OPENED).collect();
         assert_eq!(records.len(), 200 + opened.len());
-        assert!(opened.len() <= 3, "each later chain anchors the earlier ones, unless several opened at once");
-        let summary = crate::audit::verify(records.clone()).expect("every chain verifies");
-        // A chain per writer, two writers per gateway.
-        assert_eq!(summary.chains.iter().map(|c| c.chain.as_str()).collect::<Vec<_>>(), ["gw-a", "gw-a#2", "gw-b", "gw-b#2"]);
+        assert!(opened.len() <= 1, "the second chain anchors the first, unless both opened at once");
+        let summary = crate::audit::verify(records.clone()).expect("both chains verify");
+        assert_eq!(summary.chains.iter().map(|c| c.chain.as_str()).collect::<Vec<_>>(), ["gw-a", "gw-b"]);
 
-        // A later gateway anchors every head; cutting the end of a chain it anchored is caught.
+        // A third writer anchors both heads; cutting the end of a chain it anchored is caught.
         let c: Arc<dyn Store> = Arc::new(PgStore::connect(&url, "gw-c").await.unwrap());
         crate::submission::accept(&*c, crate::store::conformance::doc("UCR-AB-C", &["br-customs"])).await.unwrap().unwrap();
         let records = c.read_with(|l| l.audit_records()).await.unwrap();
-        let opening = records.iter().find(|r| r.chain.starts_with("gw-c") && r.seq == 1).unwrap();
+        let opening = records.iter().find(|r| r.chain == "gw-c" && r.seq == 1).unwrap();
         assert_eq!(opening.action, crate::audit::CHAIN_OPENED);
-        for chain in ["gw-a", "gw-a#2", "gw-b", "gw-b#2"] {
-            assert!(opening.detail.contains(&format!("\"{chain}\"")), "{chain} anchored: {}", opening.detail);
-        }
-        assert_eq!(crate::audit::verify(records.clone()).unwrap().chains.len(), 5);
+        assert!(opening.detail.contains("gw-a") && opening.detail.contains("gw-b"), "{}", opening.detail);
+        assert_eq!(crate::audit::verify(records.clone()).unwrap().chains.len(), 3);
         let head_of_a = records.iter().filter(|r| r.chain == "gw-a").map(|r| r.seq).max().unwrap();
         let cut: Vec<AuditRecord> = records.into_iter().filter(|r| !(r.chain == "gw-a" && r.seq == head_of_a)).collect();
         assert!(
