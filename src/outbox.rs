@@ -99,6 +99,10 @@ fn consignments<'a>(ucrs: impl IntoIterator<Item = &'a Ucr>) -> Vec<Subject> {
 /// Records the broker's confirmations of deliveries (with their consignments). A confirmation
 /// of a delivery already answered (the agency had it first) only fills in when it was
 /// dispatched, and is recorded as late.
+///
+/// The confirmations of one call are audited together, in one `delivery.published` record:
+/// about `delivery:<id>` with that delivery's place as its detail when there is one, else about
+/// `deliveries:<id>,<id>,...` with `{"deliveries": [place, ...]}` (in the order confirmed).
 pub async fn confirmed(store: &dyn Store, deliveries: Vec<(i64, Ucr)>, at: Millis) -> Result<(), StoreError> {
     let subjects = consignments(deliveries.iter().map(|(_, ucr)| ucr));
     store
@@ -107,15 +111,26 @@ pub async fn confirmed(store: &dyn Store, deliveries: Vec<(i64, Ucr)>, at: Milli
             // and names what the audit record needs.
             let confirmed: Vec<(i64, Millis)> = deliveries.iter().map(|(id, _)| (*id, at)).collect();
             let marked = l.mark_dispatched(&confirmed)?;
+            let mut published = Vec::with_capacity(deliveries.len());
             for ((id, _), marked) in deliveries.into_iter().zip(marked) {
                 let (outcome, place) = match marked {
                     Some(place) => ("applied", place),
                     None => ("late", place(l, id)?),
                 };
                 l.add_delivery_event(id, DeliveryEvent { status: "dispatched", at, source: "broker", reason: None, outcome })?;
-                let detail = detail(&place);
-                audit::append(l, &audit::entry(at, "gateway", "delivery.published", format!("delivery:{id}"), detail))?;
+                published.push((id, detail(&place)));
             }
+            let (subject, detail) = if published.len() == 1 {
+                let (id, detail) = published.remove(0);
+                (format!("delivery:{id}"), detail)
+            } else if published.is_empty() {
+                return Ok(());
+            } else {
+                let ids: Vec<String> = published.iter().map(|(id, _)| id.to_string()).collect();
+                let details: Vec<Value> = published.into_iter().map(|(_, d)| d).collect();
+                (format!("deliveries:{}", ids.join(",")), json!({ "deliveries": details }))
+            };
+            audit::append(l, &audit::entry(at, "gateway", "delivery.published", subject, detail))?;
             Ok(())
         })
         .await

@@ -97,9 +97,18 @@ pub async fn a_consignment_walks_to_release(store: Arc<dyn Store>) {
     let actions: Vec<&str> = records.iter().map(|r| r.action.as_str()).collect();
     assert_eq!(
         actions,
-        ["submission.accepted", "delivery.published", "delivery.published", "acknowledgment.recorded",
-         "acknowledgment.recorded", "acknowledgment.recorded"]
+        ["submission.accepted", "delivery.published", "acknowledgment.recorded", "acknowledgment.recorded",
+         "acknowledgment.recorded"]
     );
+    let ids: Vec<String> = pending.iter().map(|p| p.delivery_id.to_string()).collect();
+    assert_eq!(records[1].subject, format!("deliveries:{}", ids.join(",")), "the confirmations received together, one record");
+    let named: Vec<i64> = serde_json::from_str::<serde_json::Value>(&records[1].detail).unwrap()["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["deliveryId"].as_i64().unwrap())
+        .collect();
+    assert_eq!(named, pending.iter().map(|p| p.delivery_id).collect::<Vec<_>>());
     assert!(crate::audit::verify(records).is_ok(), "the chain verifies");
 }
 
