@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::domain::{DocumentType, Ucr};
 use crate::store::{
-    Acceptance, AcceptanceLookup, DeliveryEvent, EarlierDocument, Ledger, NewDocument, Receipt, ReceiptDelivery, Store, StoreError, Subject,
+    Acceptance, AcceptanceLookup, EarlierDocument, Ledger, NewDocument, Receipt, ReceiptDelivery, Store, StoreError, Subject,
 };
 use crate::tracking::{self, consignment_state};
 
@@ -146,12 +146,8 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
     l.insert_document(doc)?;
     let mut deliveries = Vec::with_capacity(doc.deliveries.len());
     for (agency, topic, rule) in &doc.deliveries {
-        let id = l.insert_delivery(doc.id, agency, topic, rule, doc.submitted_at)?;
-        let reason = format!("routed by rule: {rule}");
-        l.add_delivery_event(
-            id,
-            DeliveryEvent { status: "pending", at: doc.submitted_at, source: "gateway", reason: Some(&reason), outcome: "applied" },
-        )?;
+        // Its history begins with this routing, which the delivery itself records.
+        l.insert_delivery(doc.id, agency, topic, rule, doc.submitted_at)?;
         deliveries.push(ReceiptDelivery {
             agency: agency.clone(),
             topic: topic.clone(),

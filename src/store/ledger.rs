@@ -292,7 +292,9 @@ pub trait Consignments {
     /// to its opener by constraint (the check of `consignment_of_another` alone could race).
     fn open_consignment(&mut self, ucr: &Ucr, state: ConsignmentState, at: Millis, opened_by: &str) -> Result<bool, StoreError>;
     fn insert_document(&mut self, doc: &NewDocument) -> Result<(), StoreError>;
-    /// A new pending delivery; its id, which grows with commit order.
+    /// A new pending delivery, routed by `rule` at `at`: that routing is its history's first
+    /// entry ([`HistoryEntry::routed`]), with no row of its own. Its id, which grows with
+    /// commit order.
     fn insert_delivery(&mut self, document_id: Uuid, agency: &AgencyId, topic: &str, rule: &str, at: Millis) -> Result<i64, StoreError>;
     fn add_delivery_event(&mut self, delivery_id: i64, event: DeliveryEvent<'_>) -> Result<(), StoreError>;
     /// Keeps a document's first receipt (JSON text).
@@ -336,7 +338,8 @@ pub trait Consignments {
         -> Result<i64, StoreError>;
     /// A document's deliveries (not its notices'), in id order.
     fn deliveries_of(&mut self, document_id: Uuid) -> Result<Vec<DeliveryRecord>, StoreError>;
-    /// A delivery's history, oldest first.
+    /// A delivery's history, oldest first: a document's delivery begins with its routing
+    /// ([`HistoryEntry::history`]), which no caller adds.
     fn history_of(&mut self, delivery_id: i64) -> Result<Vec<HistoryEntry>, StoreError>;
 }
 

@@ -412,6 +412,32 @@ pub struct HistoryEntry {
     pub outcome: String,
 }
 
+impl HistoryEntry {
+    /// A document's delivery's first entry: pending, routed by `rule` when the document was
+    /// accepted. Not stored as a row: the delivery itself says it (its rule and creation time).
+    pub fn routed(rule: &str, at: Millis) -> HistoryEntry {
+        HistoryEntry {
+            status: "pending".into(),
+            at: crate::clock::rfc3339(at),
+            at_ms: at,
+            source: "gateway".into(),
+            reason: Some(format!("routed by rule: {rule}")),
+            outcome: "applied".into(),
+        }
+    }
+
+    /// A delivery's history from its stored entries (oldest first) and, for a document's
+    /// delivery, its rule and creation time: the routing first, unless a store written before
+    /// it was implied keeps it as a row.
+    pub fn history(routing: Option<(&str, Millis)>, stored: Vec<HistoryEntry>) -> Vec<HistoryEntry> {
+        let kept = stored.first().is_some_and(|e| e.status == "pending" && e.source == "gateway");
+        match routing {
+            Some((rule, at)) if !kept => std::iter::once(HistoryEntry::routed(rule, at)).chain(stored).collect(),
+            _ => stored,
+        }
+    }
+}
+
 /// Time-release figures (after the WCO Time Release Study), in milliseconds.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -610,5 +636,31 @@ fn unbox<T: 'static>(value: Box<dyn Any + Send>) -> Result<T, StoreError> {
 impl std::fmt::Debug for WebhookRegistered {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookRegistered").field("webhook", &self.webhook).field("secret", &"***").finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HistoryEntry;
+
+    fn stored(status: &str, source: &str) -> HistoryEntry {
+        HistoryEntry { status: status.into(), at: String::new(), at_ms: 7, source: source.into(), reason: None, outcome: "applied".into() }
+    }
+
+    #[test]
+    fn a_document_delivery_begins_with_its_routing_once() {
+        let history = HistoryEntry::history(Some(("beef", 5)), vec![stored("dispatched", "broker")]);
+        let steps: Vec<(&str, &str, Option<&str>, i64)> =
+            history.iter().map(|e| (e.status.as_str(), e.source.as_str(), e.reason.as_deref(), e.at_ms)).collect();
+        assert_eq!(steps, [("pending", "gateway", Some("routed by rule: beef"), 5), ("dispatched", "broker", None, 7)]);
+        // A store written before the routing was implied keeps it as its first row: not twice.
+        let kept = HistoryEntry::history(Some(("beef", 5)), vec![stored("pending", "gateway"), stored("dispatched", "broker")]);
+        assert_eq!(kept.iter().map(|e| e.status.as_str()).collect::<Vec<_>>(), ["pending", "dispatched"]);
+        // A notice's delivery has no routing: its stored entries alone.
+        let notice = HistoryEntry::history(None, vec![stored("withdrawn", "http")]);
+        assert_eq!(notice.iter().map(|e| e.status.as_str()).collect::<Vec<_>>(), ["withdrawn"]);
+        // Requeued by an operator, a delivery's later pending entry is its own.
+        let requeued = HistoryEntry::history(Some(("beef", 5)), vec![stored("failed", "gateway"), stored("pending", "operator")]);
+        assert_eq!(requeued.iter().map(|e| e.status.as_str()).collect::<Vec<_>>(), ["pending", "failed", "pending"]);
     }
 }

@@ -668,16 +668,25 @@ impl Consignments for SqliteLedger {
     }
 
     fn history_of(&mut self, delivery_id: i64) -> Result<Vec<HistoryEntry>, StoreError> {
+        // The delivery's rule and creation time first (order 0), then its stored entries.
         let mut stmt = self.conn.prepare_cached(
-            "SELECT status, at, source, reason, outcome FROM delivery_events WHERE delivery_id = ?1 ORDER BY id",
+            "SELECT NULL, created_at, NULL, rule, NULL, 0 FROM deliveries WHERE id = ?1 AND notice_id IS NULL
+             UNION ALL
+             SELECT status, at, source, reason, outcome, id FROM delivery_events WHERE delivery_id = ?1
+             ORDER BY 6",
         )?;
-        let rows = stmt
-            .query_map([delivery_id], |r| {
-                let at_ms: i64 = r.get(1)?;
-                Ok(HistoryEntry { status: r.get(0)?, at: rfc3339(at_ms), at_ms, source: r.get(2)?, reason: r.get(3)?, outcome: r.get(4)? })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        let mut routing = None;
+        let mut stored = Vec::new();
+        let mut rows = stmt.query([delivery_id])?;
+        while let Some(r) = rows.next()? {
+            let at_ms: i64 = r.get(1)?;
+            if r.get::<_, i64>(5)? == 0 {
+                routing = Some((r.get::<_, String>(3)?, at_ms));
+                continue;
+            }
+            stored.push(HistoryEntry { status: r.get(0)?, at: rfc3339(at_ms), at_ms, source: r.get(2)?, reason: r.get(3)?, outcome: r.get(4)? });
+        }
+        Ok(HistoryEntry::history(routing.as_ref().map(|(rule, at)| (rule.as_str(), *at)), stored))
     }
 }
 

@@ -1014,11 +1014,24 @@ impl Consignments for PgLedger {
     }
 
     fn history_of(&mut self, delivery_id: i64) -> Result<Vec<HistoryEntry>, StoreError> {
-        Ok(self
-            .rows("SELECT status, at, source, reason, outcome FROM delivery_events WHERE delivery_id = $1 ORDER BY id", &[&delivery_id])?
-            .iter()
-            .map(|r| HistoryEntry { status: r.get(0), at: rfc3339(r.get(1)), at_ms: r.get(1), source: r.get(2), reason: r.get(3), outcome: r.get(4) })
-            .collect())
+        // The delivery's rule and creation time first (order 0), then its stored entries.
+        let rows = self.rows(
+            "SELECT NULL, created_at, NULL, rule, NULL, 0::bigint FROM deliveries WHERE id = $1 AND notice_id IS NULL
+             UNION ALL
+             SELECT status, at, source, reason, outcome, id FROM delivery_events WHERE delivery_id = $1
+             ORDER BY 6",
+            &[&delivery_id],
+        )?;
+        let mut routing = None;
+        let mut stored = Vec::new();
+        for r in &rows {
+            if r.get::<_, i64>(5) == 0 {
+                routing = Some((r.get::<_, String>(3), r.get::<_, i64>(1)));
+                continue;
+            }
+            stored.push(HistoryEntry { status: r.get(0), at: rfc3339(r.get(1)), at_ms: r.get(1), source: r.get(2), reason: r.get(3), outcome: r.get(4) });
+        }
+        Ok(HistoryEntry::history(routing.as_ref().map(|(rule, at)| (rule.as_str(), *at)), stored))
     }
 }
 
