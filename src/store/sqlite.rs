@@ -2,7 +2,8 @@
 //! every [`Ledger`] operation.
 //!
 //! Writes go through one writer thread with group commit (`writer.rs`); reads through one
-//! reader connection, `query_only`.
+//! reader connection, `query_only`. A checkpointer thread of its own copies the log (WAL) into
+//! the database file ([`checkpoint_every`]): the writer's commits never wait for a checkpoint.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -28,6 +29,27 @@ impl From<rusqlite::Error> for StoreError {
 pub struct SqliteStore {
     writer: Writer,
     reader: Arc<Mutex<SqliteLedger>>,
+    /// Dropped with the store, which stops the checkpointer thread.
+    _checkpointer: std::sync::mpsc::Sender<()>,
+}
+
+/// How often the checkpointer copies what was committed into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+/// The log file's size kept after a checkpoint emptied it (`PRAGMA journal_size_limit`).
+const LOG_BYTES_KEPT: u64 = 64 << 20;
+
+/// Runs a passive checkpoint on `conn` every [`CHECKPOINT_EVERY`] until `stop`'s sender is
+/// dropped. A passive checkpoint copies the frames no reader needs and waits for no one, and
+/// the writer appends meanwhile: the log restarts from its beginning once a checkpoint caught
+/// up. (Left to SQLite, the writer checkpoints inside a commit every 1,000 pages, and the
+/// documents of that group wait for it: the tail of the latency.)
+fn checkpoint_every(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "store: a checkpoint failed; the log keeps what was committed and the next one tries again");
+        }
+    }
 }
 
 
@@ -125,11 +147,19 @@ impl SqliteStore {
         // log before the commit (the default is 2 MiB).
         conn.execute_batch("PRAGMA cache_size=-8192")?;
         migrate(&mut conn)?;
+        // The checkpointer's thread checkpoints, never the writer's commits.
+        conn.execute_batch(&format!("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit={LOG_BYTES_KEPT}"))?;
         let reader = open(&path)?;
         // Read work cannot write, whatever it asks.
         reader.execute_batch("PRAGMA query_only=ON")?;
+        let checkpointer = open(&path)?;
+        let (stop, stopped) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("store-checkpointer".into())
+            .spawn(move || checkpoint_every(checkpointer, stopped))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the checkpointer thread: {e}")))?;
         let writer = Writer::start("store-writer", SqliteLedger { conn })?;
-        Ok(SqliteStore { writer, reader: Arc::new(Mutex::new(SqliteLedger { conn: reader })) })
+        Ok(SqliteStore { writer, reader: Arc::new(Mutex::new(SqliteLedger { conn: reader })), _checkpointer: stop })
     }
 
     /// Opens the store of an existing data directory (for the command-line tools): a mistyped
@@ -1211,6 +1241,32 @@ mod tests {
     }
 
     crate::conformance_suite!(open);
+
+    #[tokio::test]
+    async fn the_checkpointer_copies_the_log_into_the_file_while_the_writer_goes_on() {
+        let (store, dir) = open().await;
+        let file = dir.path().join("ventanilla.db");
+        let size = || std::fs::metadata(&file).unwrap().len();
+        let wal = || std::fs::metadata(dir.path().join("ventanilla.db-wal")).map_or(0, |m| m.len());
+        let before = size();
+        for i in 0..300 {
+            crate::submission::accept(&*store, doc(&format!("UCR-CK{i}"), &["br-customs"])).await.unwrap().unwrap();
+        }
+        // The writer never checkpoints (its commits would wait for it): what it committed is
+        // in the log until the checkpointer's next turn copies it into the file.
+        let mut after = size();
+        for _ in 0..50 {
+            if after > before + 100 * 1024 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            after = size();
+        }
+        assert!(after > before + 100 * 1024, "the file grew from {before} to {after} bytes (log: {} bytes)", wal());
+        // And the store reads back what it holds.
+        let held = store.read_with(|l| l.due_deliveries("gw-test", 1000, crate::clock::now_millis())).await.unwrap();
+        assert_eq!(held.len(), 300);
+    }
 
     #[tokio::test]
     async fn a_store_with_amended_documents_gets_their_histories_at_the_upgrade() {
