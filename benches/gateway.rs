@@ -997,6 +997,19 @@ async fn compare_stores(o: &Options, docs: Arc<Vec<Doc>>) {
     let admin = POSTGRES_ADMIN.lock().unwrap().clone().expect("--compare-stores starts PostgreSQL");
     let config = config_for_parcel_batches();
     *CONFIG_DIR.lock().unwrap() = Some(config.path().join("config"));
+    {
+        // The broker's JVM compiles its hot paths in its first tens of seconds, on the same two
+        // cores: measured cold, the first configuration would pay for it (the peer below is
+        // warmed up too). A throwaway gateway loads it first.
+        let warm_up = Gateway::start(Some(&kafka.address), "warmup.", None).await;
+        let bodies: Bodies = { let docs = docs.clone(); Arc::new(move |i| body(&docs, "WARM", i)) };
+        let warm = measured(&warm_up.pid(), closed_loop(&warm_up.address, "/v1/documents", bodies, o.concurrency, 20, 202, one)).await;
+        println!(
+            "broker warmed up: 20 s through a throwaway gateway (SQLite), {:.0} documents/s, broker {:.2} ms of CPU per document",
+            warm.rate(),
+            1000.0 * warm.broker_cpu / warm.ok.max(1) as f64
+        );
+    }
     println!("| store | gateways | documents/s | p99 at half that rate | CPU ms per document: gateways / PostgreSQL / Kafka |");
     println!("|---|---|---|---|---|");
     let mut figures = Vec::new();
