@@ -120,7 +120,9 @@ pub async fn sequence(client: &tokio_postgres::Client, wait: bool) -> Result<u64
     use tokio_postgres::SimpleQueryMessage;
     // One round trip a sequencing: the statements go as one simple query, in one transaction.
     let lock = if wait { "pg_advisory_xact_lock" } else { "pg_try_advisory_xact_lock" };
-    let mut script = format!("BEGIN; SELECT {lock}({SEQUENCER_LOCK});");
+    // Index scans only: estimating the waiting rows as many (the `LIMIT`), the planner joins
+    // them to the table by scanning it whole, a cost that grows with every row ever written.
+    let mut script = format!("BEGIN; SET LOCAL enable_seqscan = off; SELECT {lock}({SEQUENCER_LOCK});");
     for table in ["deliveries", "status_outbox", "release_time_changes"] {
         script.push_str(&format!(
             "UPDATE {table} t SET position = base.last + todo.n
@@ -146,8 +148,8 @@ pub async fn sequence(client: &tokio_postgres::Client, wait: bool) -> Result<u64
                 _ => {}
             }
         }
-        // Completions: BEGIN, the lock's SELECT, the three updates, COMMIT.
-        let updated: Vec<u64> = counts.iter().skip(2).take(3).copied().collect();
+        // Completions: BEGIN, SET, the lock's SELECT, the three updates, COMMIT.
+        let updated: Vec<u64> = counts.iter().skip(3).take(3).copied().collect();
         if !held {
             return Ok(positioned);
         }
