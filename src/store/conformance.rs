@@ -239,6 +239,8 @@ pub async fn a_write_the_database_refuses_fails_alone(store: Arc<dyn Store>) {
     );
     assert!(matches!(a, Ok(Ok(Acceptance::New(_)))), "{a:?}");
     assert!(matches!(b, Err(StoreError::Database(_))), "{b:?}");
+    let said = b.as_ref().map(|_| String::new()).unwrap_or_else(|e| e.to_string());
+    assert!(said.to_lowercase().contains("foreign key"), "the error says what the database said: {said}");
     assert!(matches!(c, Ok(Ok(Acceptance::New(_)))), "{c:?}");
     let ucrs: Vec<String> = due(&*store, 10, now_millis()).await.iter().map(|d| d.ucr.to_string()).collect();
     assert_eq!(ucrs, ["UCR-FK-1", "UCR-FK-2"]);

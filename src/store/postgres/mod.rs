@@ -58,7 +58,27 @@ mod embedded {
 }
 
 fn db_error(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Database(Box::new(e))
+    StoreError::Database(Box::new(PgError(e)))
+}
+
+/// The driver's error, said with what the server said: tokio-postgres writes only "db error"
+/// for every error the server sends (a deadlock, a constraint...), its message in the source.
+#[derive(Debug)]
+struct PgError(tokio_postgres::Error);
+
+impl std::fmt::Display for PgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.as_db_error() {
+            Some(db) => write!(f, "PostgreSQL {} {}: {}", db.severity(), db.code().code(), db.message()),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+impl std::error::Error for PgError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
 }
 
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
