@@ -154,6 +154,9 @@ pub struct RegionConfig {
     /// scheme (`AR-CUIT`) -> the check.
     #[serde(default)]
     pub identifier_schemes: std::collections::BTreeMap<String, IdentifierSchemeConfig>,
+    /// Risk profiling: rules, inspection budgets (`crate::risk`).
+    #[serde(default)]
+    pub risk: RiskConfig,
 }
 
 /// How a party identifier scheme's values are checked (`[identifier_schemes.<scheme>]`).
@@ -206,6 +209,146 @@ pub struct DocumentTypeConfig {
     /// arrival of the goods in the release-time indicators).
     #[serde(default, deserialize_with = "one_or_many")]
     pub border_post: Vec<String>,
+    /// The facts a risk analyst's rules and the risk model read (`[document_types.<type>.risk]`,
+    /// `crate::risk`).
+    #[serde(default)]
+    pub risk: RiskFactsConfig,
+}
+
+/// Where a document type states the facts of risk profiling (`crate::risk::facts`): JSON
+/// pointers into the payload, as the type's other settings (`*` for every item).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskFactsConfig {
+    /// Every party the document names, by its role (`seller`, `consignee`, `exporter`...).
+    #[serde(default)]
+    pub parties: std::collections::BTreeMap<String, RiskPartyConfig>,
+    /// The declared value: one total, or every line's (summed).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub value: Vec<String>,
+    /// The declared value's currency (ISO 4217).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub currency: Vec<String>,
+    /// The gross mass in kilograms: one total, or every line's (summed).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub gross_mass: Vec<String>,
+    /// The quantity: one total, or every line's (summed).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub quantity: Vec<String>,
+    /// The country of origin of the goods, of every line.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub origin_of_goods: Vec<String>,
+    /// The e-commerce platform the document came through (its identifier's value).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub platform: Vec<String>,
+}
+
+/// A party of a document, for risk profiling: its identifier as `SCHEME:VALUE`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskPartyConfig {
+    /// Its identifier's value (with `*`, every party of that role).
+    #[serde(deserialize_with = "one_or_many")]
+    pub identifier: Vec<String>,
+    /// Its identifier's scheme: a JSON pointer, or the scheme itself when fixed for the type.
+    #[serde(deserialize_with = "one_or_many")]
+    pub scheme: Vec<String>,
+}
+
+/// Risk profiling (`[risk]`, `crate::risk`): the analysts' rules and each agency's inspection
+/// budget.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskConfig {
+    /// The share of each budget chosen at random among the documents not selected otherwise, so
+    /// that outcomes are learned from documents no rule or model pointed at.
+    pub exploration: f64,
+    /// Rules that analysts write (`[[risk.rules]]`).
+    pub rules: Vec<RiskRuleConfig>,
+    /// Inspection rates per agency (`[[risk.budgets]]`).
+    pub budgets: Vec<RiskBudgetConfig>,
+}
+
+impl Default for RiskConfig {
+    fn default() -> Self {
+        RiskConfig { exploration: 0.10, rules: Vec::new(), budgets: Vec::new() }
+    }
+}
+
+/// One rule of a risk profile: when every condition given holds, it adds `points` to the
+/// document's score, or sends it to `channel` whatever the budget.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskRuleConfig {
+    /// Unique, shown to the agency among a selection's reasons.
+    pub name: String,
+    /// Why, in words an inspector reads.
+    pub reason: String,
+    /// Points added to the score when the rule holds.
+    #[serde(default)]
+    pub points: Option<f64>,
+    /// A mandatory channel (`yellow` or `red`) when the rule holds.
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// The agency kinds the rule speaks to (`customs`, `sanitary`...); every kind when empty.
+    #[serde(default)]
+    pub agency_kinds: Vec<String>,
+    #[serde(default)]
+    pub document_types: Vec<String>,
+    /// HS codes by prefix or range of prefixes: `"0201"`, `"0201-0206"`, `"85"`.
+    #[serde(default)]
+    pub hs_codes: Vec<String>,
+    #[serde(default)]
+    pub origins: Vec<String>,
+    #[serde(default)]
+    pub destinations: Vec<String>,
+    #[serde(default)]
+    pub origins_of_goods: Vec<String>,
+    #[serde(default)]
+    pub border_posts: Vec<String>,
+    #[serde(default)]
+    pub modes_of_transport: Vec<String>,
+    /// Parties (`SCHEME:VALUE`) of which the document must name one, in any role.
+    #[serde(default)]
+    pub parties: Vec<String>,
+    #[serde(default)]
+    pub platforms: Vec<String>,
+    #[serde(default)]
+    pub value_below: Option<f64>,
+    #[serde(default)]
+    pub value_above: Option<f64>,
+    /// Declared value per kilogram of gross mass below this (undervaluation).
+    #[serde(default)]
+    pub value_per_kg_below: Option<f64>,
+    #[serde(default)]
+    pub value_per_kg_above: Option<f64>,
+    /// A value just under a threshold (a de minimis, a licence's): `{ threshold, within }`,
+    /// `within` a share of the threshold (0.1: the 10% under it).
+    #[serde(default)]
+    pub value_near: Option<ValueNearConfig>,
+}
+
+/// A value in `[threshold × (1 - within), threshold)`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValueNearConfig {
+    pub threshold: f64,
+    pub within: f64,
+}
+
+/// The inspection rates of the agencies of one kind and country (and border post).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskBudgetConfig {
+    pub agency_kind: String,
+    pub country: String,
+    /// Only the documents naming this border post; the budget without one covers the rest.
+    #[serde(default)]
+    pub border_post: Option<String>,
+    /// The share of documents inspected physically (red channel).
+    pub red: f64,
+    /// The share inspected on documents (yellow channel).
+    pub yellow: f64,
 }
 
 /// The submitting party of a document type.

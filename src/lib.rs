@@ -24,6 +24,7 @@ pub mod quota;
 pub mod receipts;
 pub mod replays;
 pub mod kafka;
+pub mod risk;
 pub mod routing;
 pub mod schema;
 pub mod schema_diff;

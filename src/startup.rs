@@ -40,6 +40,8 @@ pub enum StartupError {
     ReceiptKeys(#[from] crate::receipts::ReceiptKeyError),
     #[error("routing rules: {0}")]
     Routing(String),
+    #[error("risk profiling: {0}")]
+    Risk(String),
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
@@ -92,6 +94,9 @@ impl Application {
         let receipt_keys = Arc::new(crate::receipts::ReceiptKeys::load_or_create(&settings.receipt_keys_dir())?);
         let router = Router::new(&settings.region).map_err(StartupError::Routing)?;
         router.check_types(|t| registry.knows(t)).map_err(StartupError::Routing)?;
+        // The analysts' rules and budgets (`crate::risk`): one that reads a fact its document
+        // type does not describe stops the start, named.
+        crate::risk::Risk::new(&settings.region).map_err(StartupError::Risk)?;
         let store_url = settings.store_url()?;
         // This gateway's name in the store's claims and audit chains; unique per process, so a
         // restarted gateway does not take up a dead one's claims before their leases run out.

@@ -186,6 +186,30 @@ async fn a_route_naming_an_unknown_document_type_stops_the_start() {
     assert!(err.contains(&format!("route {name:?}")) && err.contains("billOfLading"), "{err}");
 }
 
+/// A risk rule is checked at start against the facts its document types describe: a rule on
+/// the declared value of every type (a border-crossing notice states none) stops the start, and
+/// the error names the rule, the type and the setting to add.
+#[tokio::test]
+async fn a_risk_rule_reading_a_fact_its_type_lacks_stops_the_start() {
+    let data = tempfile::tempdir().unwrap();
+    let mut settings = crate::helpers::settings_for(&data, "t-risk-rule.", None);
+    settings.region.risk.rules.push(
+        toml::from_str(
+            r#"name = "cheap-anything"
+               reason = "Declared under 10."
+               value_below = 10.0
+               points = 5"#,
+        )
+        .unwrap(),
+    );
+    let err = ventanilla::startup::Application::build(settings).await.err().expect("the gateway refuses to start").to_string();
+    assert!(
+        err.contains("risk profiling") && err.contains("\"cheap-anything\"") && err.contains("[document_types.borderCrossingNotice]")
+            && err.contains("risk.value"),
+        "{err}"
+    );
+}
+
 /// The region file's entries are checked against each other at start, and the error names the
 /// entry: a document-type table whose schemas are missing, a national single window of a country
 /// the region has no agency in, a simulation naming a type the region lacks.

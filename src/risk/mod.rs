@@ -1,0 +1,173 @@
+//! Risk profiling and selection: which documents each agency inspects, and why.
+//!
+//! - [`facts`]: what a document states that risk reads, by each type's pointers;
+//! - [`rules`]: the analysts' rules (`[[risk.rules]]`), checked against those facts;
+//! - [`selection`]: a channel for every delivery, within each agency's budget
+//!   (`[[risk.budgets]]`), with an exploration share chosen at random.
+//!
+//! A [`Selection`] is the agency's to read, with its score and reasons; a trader learns only
+//! the channel, once the agency has answered (whoever learns the profile can evade it).
+
+pub mod facts;
+pub mod rules;
+pub mod selection;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::config::RegionConfig;
+use crate::domain::AgencyId;
+
+pub use facts::{Fact, FactReadings, RiskFacts};
+pub use rules::{Assessment, Profile};
+pub use selection::{Budget, Lane};
+
+/// Where a document goes at the border: released on its documents as lodged (green), its
+/// documents checked (yellow), or the goods inspected (red). Ordered by strictness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Green,
+    Yellow,
+    Red,
+}
+
+/// Why a document is in its channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// A rule sends it there whatever the budget.
+    Mandatory,
+    /// Among the highest scores, the rules' points weighing most.
+    Rule,
+    /// Among the highest scores, the model's weighing most.
+    Model,
+    /// Chosen at random (the exploration share).
+    Random,
+    /// Not selected.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReasonKind {
+    Rule,
+    Feature,
+    Random,
+}
+
+/// One reason of a selection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reason {
+    pub kind: ReasonKind,
+    pub name: String,
+    /// What it added to the score.
+    pub contribution: f64,
+    pub text: String,
+}
+
+/// A delivery's channel and why, as the agency reads it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Selection {
+    pub channel: Channel,
+    pub score: f64,
+    pub source: Source,
+    pub reasons: Vec<Reason>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<String>,
+}
+
+/// Risk profiling for a region: how to read each type's facts, the rules, the budgets, and each
+/// agency's selection state (kept by this gateway, for the documents it accepts).
+pub struct Risk {
+    readings: FactReadings,
+    profile: Profile,
+    /// Agency id -> its kind.
+    kinds: BTreeMap<AgencyId, String>,
+    /// (agency kind, country, border post or "") -> rates.
+    budgets: BTreeMap<(String, String, String), Budget>,
+    exploration: f64,
+    /// (agency, border post or "") -> its lane.
+    lanes: Mutex<HashMap<(AgencyId, String), Lane>>,
+}
+
+impl Risk {
+    /// Compiles and checks the region's risk settings; an error names the rule or budget.
+    pub fn new(region: &RegionConfig) -> Result<Risk, String> {
+        let readings = FactReadings::new(&region.document_types)?;
+        let kinds: BTreeMap<AgencyId, String> = region.agencies.iter().map(|a| (a.id.clone(), a.kind.clone())).collect();
+        let kind_names: BTreeSet<String> = kinds.values().cloned().collect();
+        let profile = Profile::new(&region.risk.rules, &readings, &kind_names)?;
+        let exploration = region.risk.exploration;
+        if !(0.0..1.0).contains(&exploration) {
+            return Err(format!("[risk] exploration {exploration}: a share of each budget from 0 up to (not including) 1; 0.1 by default"));
+        }
+        let mut budgets = BTreeMap::new();
+        for b in &region.risk.budgets {
+            let at = format!("[[risk.budgets]] {} {}{}", b.agency_kind, b.country, b.border_post.as_deref().map(|p| format!(" at {p}")).unwrap_or_default());
+            if !kind_names.contains(&b.agency_kind) {
+                return Err(format!("{at}: agency kind {:?} is not a kind of the region's agencies", b.agency_kind));
+            }
+            if crate::domain::CountryCode::parse(&b.country).is_err() {
+                return Err(format!("{at}: country {:?}: a country code of two capital letters", b.country));
+            }
+            let share = |r: f64| (0.0..=1.0).contains(&r);
+            if !share(b.red) || !share(b.yellow) || b.red + b.yellow > 1.0 {
+                return Err(format!("{at}: red and yellow are shares of the documents (0.03 is 3%), together at most 1"));
+            }
+            let key = (b.agency_kind.clone(), b.country.clone(), b.border_post.clone().unwrap_or_default());
+            if budgets.insert(key, Budget { red: b.red, yellow: b.yellow }).is_some() {
+                return Err(format!("{at}: given twice"));
+            }
+        }
+        Ok(Risk { readings, profile, kinds, budgets, exploration, lanes: Mutex::new(HashMap::new()) })
+    }
+
+    /// The facts of a payload (`crate::risk::facts`).
+    pub fn facts(&self, document_type: &str, origin: &str, destination: &str, payload: &serde_json::Value) -> RiskFacts {
+        self.readings.read(document_type, origin, destination, payload)
+    }
+
+    /// The channel of a document with facts `f` sent to `agency`: its rules, then its lane
+    /// within the agency's budget. An agency without a budget inspects only what a mandatory
+    /// rule sends it.
+    pub fn select(&self, agency: &AgencyId, f: &RiskFacts) -> Selection {
+        let kind = self.kinds.get(agency).map_or("", String::as_str);
+        let assessment = self.profile.assess(f, kind);
+        let country = agency.country().to_string();
+        let post = f.border_post.clone().unwrap_or_default();
+        let (budget, post) = match self.budgets.get(&(kind.to_owned(), country.clone(), post.clone())) {
+            Some(b) if !post.is_empty() => (Some(*b), post),
+            _ => (self.budgets.get(&(kind.to_owned(), country, String::new())).copied(), String::new()),
+        };
+        let Some(budget) = budget else {
+            let mut s = Lane::new(Budget { red: 0.0, yellow: 0.0 }, 0.0, 1).select(&assessment, None);
+            if s.source != Source::Mandatory {
+                s.channel = Channel::Green;
+                s.source = Source::None;
+            }
+            return s;
+        };
+        let mut lanes = self.lanes.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        lanes
+            .entry((agency.clone(), post))
+            .or_insert_with(|| Lane::new(budget, self.exploration, seed()))
+            .select(&assessment, None)
+    }
+
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+}
+
+/// A lane's random seed, from the system's randomness.
+fn seed() -> u64 {
+    let b = uuid::Uuid::new_v4().into_bytes();
+    u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+}
+
+#[cfg(test)]
+mod tests;
