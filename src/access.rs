@@ -211,6 +211,15 @@ pub fn visible_consignment(by: &Participant, mut view: ConsignmentView) -> Optio
         Role::Operator => Some(view),
         Role::Trader | Role::Nsw => {
             view.documents.retain(|d| d.sender == by.id);
+            // Whoever learns the profile can evade it: a submitter sees a delivery's channel once
+            // its agency has answered, never the score, the source or the reasons.
+            for delivery in view.documents.iter_mut().flat_map(|d| d.deliveries.iter_mut()) {
+                let channel = delivery.selection.as_ref().and_then(|s| s.get("channel")).cloned();
+                delivery.selection = match (&delivery.first_answer_at, channel) {
+                    (Some(_), Some(channel)) => Some(serde_json::json!({ "channel": channel })),
+                    _ => None,
+                };
+            }
             let agencies: Vec<AgencyId> = view.documents.iter().flat_map(|d| d.deliveries.iter().map(|x| x.agency.clone())).collect();
             view.time_release.agencies.retain(|a| agencies.contains(&a.agency));
             retain_earlier_versions(&mut view);

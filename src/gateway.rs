@@ -116,6 +116,8 @@ pub struct Gateway {
     pub release_index: crate::indicators::index::FactsIndex,
     /// The keys receipts are signed with (`crate::receipts`).
     pub receipt_keys: crate::receipts::Sealer,
+    /// Risk profiling: each delivery's channel within its agency's budget (`crate::risk`).
+    pub risk: Arc<crate::risk::Risk>,
 }
 
 impl Gateway {
@@ -211,7 +213,17 @@ impl Gateway {
                 self.metrics.validation_failure(document_type.unwrap_or("unknown"));
             }
         })?;
-        let canonical = body.get("payload").unwrap_or(&Value::Null).to_string();
+        let payload_value = body.get("payload").unwrap_or(&Value::Null);
+        let canonical = payload_value.to_string();
+        // Each agency's channel, from the same facts (`crate::risk`).
+        let risk = self.risk.facts(valid.document_type.as_str(), valid.origin.as_str(), valid.destination.as_str(), payload_value);
+        let deliveries = routed
+            .into_iter()
+            .map(|r| {
+                let selection = serde_json::to_string(&self.risk.select(&r.agency, &risk)).ok();
+                crate::store::PlannedDelivery { agency: r.agency, topic: r.topic, rule: r.rule, selection }
+            })
+            .collect();
         let body_sha256 = body_sha256(body, &canonical);
         // As sent, it is no longer than the body, which the start check fits in a record.
         let payload = payload_text.map_or(canonical, str::to_owned);
@@ -234,7 +246,7 @@ impl Gateway {
             seal: crate::store::ReceiptSeal(Some(self.receipt_keys.clone())),
             broker_available: self.broker.available(),
             backlog_full: backlog >= self.max_backlog,
-            deliveries: routed.into_iter().map(|r| (r.agency, r.topic, r.rule)).collect(),
+            deliveries,
             rules: crate::store::ChangeRules { after_release: self.change_after_release, max_versions: self.max_document_versions },
         })
     }

@@ -233,7 +233,7 @@ pub fn amend_in(l: &mut dyn Ledger, mut doc: NewDocument, of: &AmendmentOf, type
     // The agencies of the earlier version: those the new one is no longer routed to are told it
     // is withdrawn; the others get the new version, and their history says why.
     let earlier = l.deliveries_of(of.previous)?;
-    let dropped: Vec<_> = earlier.iter().filter(|d| !doc.deliveries.iter().any(|(a, _, _)| a == &d.agency)).collect();
+    let dropped: Vec<_> = earlier.iter().filter(|d| !doc.deliveries.iter().any(|p| p.agency == d.agency)).collect();
     if !dropped.is_empty() {
         let why = format!("amended into version {} ({}), which is not routed to this agency: {}", doc.version, doc.id, of.reason);
         let body = json!({

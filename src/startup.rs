@@ -96,7 +96,7 @@ impl Application {
         router.check_types(|t| registry.knows(t)).map_err(StartupError::Routing)?;
         // The analysts' rules and budgets (`crate::risk`): one that reads a fact its document
         // type does not describe stops the start, named.
-        crate::risk::Risk::new(&settings.region).map_err(StartupError::Risk)?;
+        let risk = Arc::new(crate::risk::Risk::new(&settings.region).map_err(StartupError::Risk)?);
         let store_url = settings.store_url()?;
         // This gateway's name in the store's claims and audit chains; unique per process, so a
         // restarted gateway does not take up a dead one's claims before their leases run out.
@@ -187,6 +187,7 @@ impl Application {
             public_settle_ms: i64::from(settings.region.indicators.public_settle_days) * 86_400_000,
             release_index: Default::default(),
             receipt_keys,
+            risk,
         });
         // Readiness shows the cluster from the first request on, not from the watcher's first round.
         let own_topics: Arc<std::collections::HashSet<String>> = Arc::new(topic_names.iter().cloned().collect());

@@ -145,15 +145,15 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
     let created = l.open_consignment(&doc.ucr, opening_state, doc.submitted_at, &doc.sender)?;
     l.insert_document(doc)?;
     let mut deliveries = Vec::with_capacity(doc.deliveries.len());
-    for (agency, topic, rule) in &doc.deliveries {
+    for planned in &doc.deliveries {
         // Its history begins with this routing, which the delivery itself records.
-        l.insert_delivery(doc.id, agency, topic, rule, doc.submitted_at)?;
+        l.insert_delivery(doc.id, planned, doc.submitted_at)?;
         deliveries.push(ReceiptDelivery {
-            agency: agency.clone(),
-            topic: topic.clone(),
+            agency: planned.agency.clone(),
+            topic: planned.topic.clone(),
             status: DeliveryStatus::Pending,
             status_detail: (!doc.broker_available).then_some("broker-unavailable"),
-            rule: rule.clone(),
+            rule: planned.rule.clone(),
         });
     }
     let cause = json!({

@@ -297,7 +297,7 @@ pub fn opened(l: &mut dyn Ledger, doc: &NewDocument) -> Result<(), StoreError> {
         query_agency_ms: 0,
     };
     let mut agencies: Vec<AgencyReleaseTimes> = Vec::with_capacity(doc.deliveries.len());
-    for (agency, _, _) in &doc.deliveries {
+    for agency in doc.deliveries.iter().map(|d| &d.agency) {
         if agencies.iter().all(|a| &a.agency != agency) {
             agencies.push(AgencyReleaseTimes {
                 agency: agency.clone(),

@@ -235,7 +235,10 @@ fn consignment(draws: &mut Draws, router: &Router, topics: &Topics, t: &Traffic,
         rules: Default::default(),
         dims,
         seal: Default::default(),
-        deliveries,
+        deliveries: deliveries
+            .into_iter()
+            .map(|(agency, topic, rule)| crate::store::PlannedDelivery { agency, topic, rule, selection: None })
+            .collect(),
         broker_available: true,
         backlog_full: false,
     };
@@ -273,7 +276,8 @@ fn consignment(draws: &mut Draws, router: &Router, topics: &Topics, t: &Traffic,
     for (agency, _, _) in &border {
         steps.push(answer(notice.id, agency, AckStatus::Released, arrived.max(notice_at + MINUTE), Some("arrived at the border post")));
     }
-    for (agency, _, _) in &declaration.deliveries {
+    for planned in &declaration.deliveries {
+        let agency = &planned.agency;
         let kind = kind_of(agency);
         let d = draws.delay(delay_plan(&kind, mode)).max(4 * MINUTE);
         let decided = lodged + d;

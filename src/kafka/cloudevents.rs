@@ -1,5 +1,6 @@
 //! The CloudEvents Kafka protocol binding, binary mode: the event's attributes travel as
-//! `ce_*` headers and the record's value is the data itself (the document's payload).
+//! `ce_*` headers and the record's value is the data itself (the document's payload). A
+//! document's record names its agency's channel and why (`ce_selection`), for that agency alone.
 
 use rdkafka::message::{Header, OwnedHeaders};
 
@@ -51,6 +52,11 @@ pub fn attributes(d: &OutboundDelivery) -> Vec<(&'static str, String)> {
     a.push(("origin", d.origin.clone()));
     a.push(("destination", d.destination.clone()));
     a.push(("agency", d.agency.to_string()));
+    // The document's channel for this agency and why (`crate::risk::Selection`), as JSON text:
+    // an extension attribute's value is a string.
+    if let (None, Some(selection)) = (&d.notice, &d.selection) {
+        a.push(("selection", selection.clone()));
+    }
     a
 }
 

@@ -34,7 +34,10 @@ pub fn doc(ucr: &str, agencies: &[&str]) -> NewDocument {
         rules: Default::default(),
         dims: DocumentDims::default(),
         seal: Default::default(),
-        deliveries: agencies.iter().map(|a| (AgencyId::parse(a).unwrap(), format!("t.{a}"), "rule".into())).collect(),
+        deliveries: agencies
+            .iter()
+            .map(|a| PlannedDelivery { agency: AgencyId::parse(a).unwrap(), topic: format!("t.{a}"), rule: "rule".into(), selection: None })
+            .collect(),
         broker_available: true,
         backlog_full: false,
     }
@@ -244,6 +247,24 @@ pub async fn a_write_the_database_refuses_fails_alone(store: Arc<dyn Store>) {
     assert!(matches!(c, Ok(Ok(Acceptance::New(_)))), "{c:?}");
     let ucrs: Vec<String> = due(&*store, 10, now_millis()).await.iter().map(|d| d.ucr.to_string()).collect();
     assert_eq!(ucrs, ["UCR-FK-1", "UCR-FK-2"]);
+}
+
+pub async fn a_delivery_keeps_its_selection_for_the_outbox_the_stream_and_the_view(store: Arc<dyn Store>) {
+    let mut d = doc("UCR-SEL", &["br-customs", "br-sanitary"]);
+    let selected = r#"{"channel":"red","score":40.0,"source":"rule","reasons":[]}"#;
+    d.deliveries[0].selection = Some(selected.into());
+    submission::accept(&*store, d.clone()).await.unwrap().unwrap();
+    let mut due = due(&*store, 10, now_millis()).await;
+    due.sort_by_key(|o| o.agency.to_string());
+    assert_eq!(due.iter().map(|o| o.selection.as_deref()).collect::<Vec<_>>(), [Some(selected), None]);
+    let customs = AgencyId::parse("br-customs").unwrap();
+    let id = d.id;
+    let (stream, recorded) = store
+        .read_with(move |l| Ok((l.agency_deliveries(&customs, 0, 10, usize::MAX)?, l.deliveries_of(id)?)))
+        .await
+        .unwrap();
+    assert_eq!(stream.iter().map(|o| o.selection.as_deref()).collect::<Vec<_>>(), [Some(selected)]);
+    assert_eq!(recorded.iter().map(|r| r.selection.as_deref()).collect::<Vec<_>>(), [Some(selected), None]);
 }
 
 pub async fn concurrent_submissions_all_land(store: Arc<dyn Store>) {
@@ -722,6 +743,7 @@ macro_rules! conformance_suite {
             a_batch_commits_in_order_and_a_refused_document_leaves_the_others,
             a_document_failing_part_way_leaves_nothing_and_spoils_its_batch,
             concurrent_submissions_all_land,
+            a_delivery_keeps_its_selection_for_the_outbox_the_stream_and_the_view,
             a_rule_that_panics_fails_its_own_write_and_the_writer_goes_on,
             a_write_the_database_refuses_fails_alone,
             a_refused_delivery_waits_holds_back_its_ucr_fails_and_is_sent_again,

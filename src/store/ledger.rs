@@ -256,6 +256,8 @@ pub struct DeliveryRecord {
     pub first_answer_at: Option<Millis>,
     pub attempts: u32,
     pub last_error: Option<String>,
+    /// Its risk selection as JSON (`crate::risk::Selection`), when one was made.
+    pub selection: Option<String>,
 }
 
 /// A webhook's row, before it is shown.
@@ -292,10 +294,10 @@ pub trait Consignments {
     /// to its opener by constraint (the check of `consignment_of_another` alone could race).
     fn open_consignment(&mut self, ucr: &Ucr, state: ConsignmentState, at: Millis, opened_by: &str) -> Result<bool, StoreError>;
     fn insert_document(&mut self, doc: &NewDocument) -> Result<(), StoreError>;
-    /// A new pending delivery, routed by `rule` at `at`: that routing is its history's first
+    /// A new pending delivery, routed by its rule at `at`: that routing is its history's first
     /// entry ([`HistoryEntry::routed`]), with no row of its own. Its id, which grows with
     /// commit order.
-    fn insert_delivery(&mut self, document_id: Uuid, agency: &AgencyId, topic: &str, rule: &str, at: Millis) -> Result<i64, StoreError>;
+    fn insert_delivery(&mut self, document_id: Uuid, d: &PlannedDelivery, at: Millis) -> Result<i64, StoreError>;
     fn add_delivery_event(&mut self, delivery_id: i64, event: DeliveryEvent<'_>) -> Result<(), StoreError>;
     /// Keeps a document's first receipt (JSON text).
     fn insert_receipt(&mut self, document_id: Uuid, receipt: &str) -> Result<(), StoreError>;

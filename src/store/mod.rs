@@ -44,6 +44,17 @@ pub enum StoreError {
 /// A future returned by the store; boxed so the trait can be used as `dyn Store`.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
+/// A document's delivery to one agency, as routing and risk selection decided it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedDelivery {
+    pub agency: AgencyId,
+    pub topic: String,
+    /// The routing rule that sends it.
+    pub rule: String,
+    /// Its channel and why (`crate::risk::Selection`, as JSON): the agency's to read.
+    pub selection: Option<String>,
+}
+
 /// A validated, routed document to commit with its deliveries.
 #[derive(Debug, Clone)]
 pub struct NewDocument {
@@ -71,8 +82,8 @@ pub struct NewDocument {
     pub dims: DocumentDims,
     /// The keys its receipt is signed with (`crate::receipts`); none: unsigned (tests).
     pub seal: ReceiptSeal,
-    /// (agency, its topic, the routing rule that chose it).
-    pub deliveries: Vec<(AgencyId, String, String)>,
+    /// Where it goes: each agency, as routing and selection decided.
+    pub deliveries: Vec<PlannedDelivery>,
     /// Whether the broker was reachable when the document was accepted; the receipt says so
     /// when it was not, so the submitter knows its deliveries wait for the broker.
     pub broker_available: bool,
@@ -190,6 +201,8 @@ pub struct OutboundDelivery {
     /// Where an agency's stream (`after=`) sees it: grows with commit order; 0 until the store
     /// has given it one (only the relay reads such rows).
     pub position: i64,
+    /// Its risk selection as JSON (`crate::risk::Selection`): the agency's to read.
+    pub selection: Option<String>,
 }
 
 /// A notice to an agency about a document it received: its own event id, what it says, when.
@@ -392,6 +405,10 @@ pub struct DeliveryView {
     /// until the agency answers again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub turn: Option<&'static str>,
+    /// Its channel and why (`crate::risk::Selection`): all of it for its agency and operators;
+    /// for the submitter only the channel, once the agency has answered (`crate::access`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selection: Option<serde_json::Value>,
     pub history: Vec<HistoryEntry>,
 }
 

@@ -256,22 +256,23 @@ fn existing_file(path: &Path) -> Result<(), StoreError> {
 
 /// The columns of an outbound delivery, as selected by the outbox and stream queries.
 type OutboundRow = (i64, String, String, String, String, String, String, String, String, String, String, i64, String, u32, Versions);
-/// A document's version and the one it amends; a notice's id, kind and time.
-type Versions = (i64, Option<String>, Option<String>, Option<String>, Option<i64>);
+/// A document's version and the one it amends; a notice's id, kind and time; the delivery's
+/// selection.
+type Versions = (i64, Option<String>, Option<String>, Option<String>, Option<i64>, Option<String>);
 
 /// What the outbox and stream queries select: [`OutboundRow`]'s columns, notices joined.
 const OUTBOUND_COLUMNS: &str = "d.id, d.document_id, d.agency, d.topic, doc.ucr, doc.document_type, doc.schema_version, doc.schema_id,
     doc.origin, doc.destination, doc.sender, doc.submitted_at, COALESCE(n.body, doc.payload), d.attempts,
-    doc.version, doc.amends, n.id, n.kind, n.created_at
+    doc.version, doc.amends, n.id, n.kind, n.created_at, d.selection
     FROM deliveries d JOIN documents doc ON doc.id = d.document_id LEFT JOIN notices n ON n.id = d.notice_id";
 
 fn outbound_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboundRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?,
-        r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?, (r.get(14)?, r.get(15)?, r.get(16)?, r.get(17)?, r.get(18)?)))
+        r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?, (r.get(14)?, r.get(15)?, r.get(16)?, r.get(17)?, r.get(18)?, r.get(19)?)))
 }
 
 fn outbound(r: OutboundRow) -> Result<OutboundDelivery, StoreError> {
-    let (version, amends, notice_id, notice_kind, notice_at) = r.14;
+    let (version, amends, notice_id, notice_kind, notice_at, selection) = r.14;
     let notice = match (notice_id, notice_kind, notice_at) {
         (Some(id), Some(kind), Some(at)) => Some(OutboundNotice { id: parse_uuid(&id)?, kind: NoticeKind::parse(&kind)?, at }),
         _ => None,
@@ -296,6 +297,7 @@ fn outbound(r: OutboundRow) -> Result<OutboundDelivery, StoreError> {
         attempts: r.13,
         // One writer: ids are taken in commit order.
         position: r.0,
+        selection,
     })
 }
 
@@ -497,10 +499,10 @@ impl Consignments for SqliteLedger {
         Ok(())
     }
 
-    fn insert_delivery(&mut self, document_id: Uuid, agency: &AgencyId, topic: &str, rule: &str, at: Millis) -> Result<i64, StoreError> {
+    fn insert_delivery(&mut self, document_id: Uuid, d: &PlannedDelivery, at: Millis) -> Result<i64, StoreError> {
         self.conn.exec(
-            "INSERT INTO deliveries (document_id, agency, topic, rule, status, created_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
-            params![document_id.to_string(), agency.as_str(), topic, rule, at],
+            "INSERT INTO deliveries (document_id, agency, topic, rule, status, created_at, selection) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6)",
+            params![document_id.to_string(), d.agency.as_str(), d.topic, d.rule, at, d.selection],
         )?;
         Ok(self.conn.last_insert_rowid())
     }
@@ -670,18 +672,18 @@ impl Consignments for SqliteLedger {
 
     fn deliveries_of(&mut self, document_id: Uuid) -> Result<Vec<DeliveryRecord>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, agency, topic, status, created_at, dispatched_at, first_answer_at, attempts, last_error FROM deliveries
+            "SELECT id, agency, topic, status, created_at, dispatched_at, first_answer_at, attempts, last_error, selection FROM deliveries
              WHERE document_id = ?1 AND notice_id IS NULL ORDER BY id",
         )?;
         let rows = stmt
             .query_map([document_id.to_string()], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?,
                     r.get::<_, i64>(4)?, r.get::<_, Option<i64>>(5)?, r.get::<_, Option<i64>>(6)?,
-                    r.get::<_, u32>(7)?, r.get::<_, Option<String>>(8)?))
+                    r.get::<_, u32>(7)?, r.get::<_, Option<String>>(8)?, r.get::<_, Option<String>>(9)?))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter()
-            .map(|(id, agency, topic, status, routed_at, dispatched_at, first_answer_at, attempts, last_error)| {
+            .map(|(id, agency, topic, status, routed_at, dispatched_at, first_answer_at, attempts, last_error, selection)| {
                 Ok(DeliveryRecord {
                     id,
                     agency: parse_agency(&agency)?,
@@ -692,6 +694,7 @@ impl Consignments for SqliteLedger {
                     first_answer_at,
                     attempts,
                     last_error,
+                    selection,
                 })
             })
             .collect()
@@ -1410,9 +1413,9 @@ mod tests {
             assert_eq!((old.channel.as_str(), old.dims.transport_mode.as_deref()), ("with-hold", None));
             assert_eq!(crate::indicators::backfill(&*store).await.unwrap(), 0, "nothing left");
         }
-        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7, 8], "every version recorded");
+        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7, 8, 9], "every version recorded");
         SqliteStore::open(dir.path()).unwrap();
-        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7, 8], "and none run again");
+        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7, 8, 9], "and none run again");
     }
 
     #[tokio::test]

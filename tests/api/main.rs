@@ -37,6 +37,7 @@ mod python_agency;
 mod receipts;
 mod retries;
 mod schema_evolution;
+mod selection;
 mod secrets;
 mod shutdown;
 mod simulator;

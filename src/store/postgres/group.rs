@@ -34,7 +34,7 @@ pub(super) struct Statement {
 pub(super) enum Op {
     Consignment { ucr: String, state: &'static str, at: i64, opened_by: String },
     Document(Box<DocumentRow>),
-    Delivery { id: i64, document_id: String, agency: String, topic: String, rule: String, at: i64 },
+    Delivery { id: i64, document_id: String, agency: String, topic: String, rule: String, selection: Option<String>, at: i64 },
     Event { delivery_id: i64, status: String, at: i64, source: String, reason: Option<String>, outcome: String },
     Receipt { document_id: String, receipt: String },
     Status { ucr: String, body: String, at: i64 },
@@ -167,7 +167,7 @@ fn cut(segment: &mut Vec<Op>, statements: &mut Vec<Statement>, sql: &'static str
 fn segment_statements(ops: Vec<Op>) -> Vec<Statement> {
     let mut consignments = Columns::<4>::default();
     let mut documents = Columns::<17>::default();
-    let mut deliveries = Columns::<6>::default();
+    let mut deliveries = Columns::<7>::default();
     let mut events = Columns::<6>::default();
     let mut receipts = Columns::<2>::default();
     let mut statuses = Columns::<3>::default();
@@ -202,8 +202,8 @@ fn segment_statements(ops: Vec<Op>) -> Vec<Statement> {
                     opt(d.border_post),
                 ]);
             }
-            Op::Delivery { id, document_id, agency, topic, rule, at } => {
-                deliveries.row([int(id), text(document_id), text(agency), text(topic), text(rule), int(at)]);
+            Op::Delivery { id, document_id, agency, topic, rule, selection, at } => {
+                deliveries.row([int(id), text(document_id), text(agency), text(topic), text(rule), int(at), opt(selection)]);
             }
             Op::Event { delivery_id, status, at, source, reason, outcome } => {
                 events.row([int(delivery_id), text(status), int(at), text(source), opt(reason), text(outcome)]);
@@ -260,9 +260,9 @@ fn segment_statements(ops: Vec<Op>) -> Vec<Statement> {
     );
     deliveries.statement(
         &mut statements,
-        "INSERT INTO deliveries (id, document_id, agency, topic, rule, status, created_at) OVERRIDING SYSTEM VALUE
-         SELECT i, d, a, t, r, 'pending', c FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[])
-              AS x(i, d, a, t, r, c)",
+        "INSERT INTO deliveries (id, document_id, agency, topic, rule, status, created_at, selection) OVERRIDING SYSTEM VALUE
+         SELECT i, d, a, t, r, 'pending', c, s FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[])
+              AS x(i, d, a, t, r, c, s)",
     );
     events.statement(
         &mut statements,

@@ -657,7 +657,7 @@ fn earlier(row: Option<Row>) -> Result<Option<EarlierDocument>, StoreError> {
 
 const OUTBOUND_COLUMNS: &str = "d.id, d.document_id, d.agency, d.topic, doc.ucr, doc.document_type, doc.schema_version, \
      doc.schema_id, doc.origin, doc.destination, doc.sender, doc.submitted_at, COALESCE(n.body, doc.payload), d.attempts, \
-     COALESCE(d.position, 0), doc.version, doc.amends, n.id, n.kind, n.created_at";
+     COALESCE(d.position, 0), doc.version, doc.amends, n.id, n.kind, n.created_at, d.selection";
 /// Where [`OUTBOUND_COLUMNS`] come from: a delivery, its document, and its notice if it is one.
 const OUTBOUND_FROM: &str =
     "deliveries d JOIN documents doc ON doc.id = d.document_id LEFT JOIN notices n ON n.id = d.notice_id";
@@ -686,6 +686,7 @@ fn outbound(r: &Row) -> Result<OutboundDelivery, StoreError> {
         payload: r.get(12),
         attempts: r.get::<_, i32>(13).max(0) as u32,
         position: r.get(14),
+        selection: r.get(20),
     })
 }
 
@@ -831,14 +832,15 @@ impl Consignments for PgLedger {
         })))
     }
 
-    fn insert_delivery(&mut self, document_id: Uuid, agency: &AgencyId, topic: &str, rule: &str, at: Millis) -> Result<i64, StoreError> {
+    fn insert_delivery(&mut self, document_id: Uuid, d: &PlannedDelivery, at: Millis) -> Result<i64, StoreError> {
         let id = self.delivery_id()?;
         self.defer(Op::Delivery {
             id,
             document_id: document_id.to_string(),
-            agency: agency.to_string(),
-            topic: topic.to_owned(),
-            rule: rule.to_owned(),
+            agency: d.agency.to_string(),
+            topic: d.topic.clone(),
+            rule: d.rule.clone(),
+            selection: d.selection.clone(),
             at,
         })?;
         Ok(id)
@@ -1014,7 +1016,7 @@ impl Consignments for PgLedger {
 
     fn deliveries_of(&mut self, document_id: Uuid) -> Result<Vec<DeliveryRecord>, StoreError> {
         self.rows(
-            "SELECT id, agency, topic, status, created_at, dispatched_at, first_answer_at, attempts, last_error FROM deliveries
+            "SELECT id, agency, topic, status, created_at, dispatched_at, first_answer_at, attempts, last_error, selection FROM deliveries
              WHERE document_id = $1 AND notice_id IS NULL ORDER BY id",
             &[&document_id.to_string()],
         )?
@@ -1030,6 +1032,7 @@ impl Consignments for PgLedger {
                 first_answer_at: r.get(6),
                 attempts: r.get::<_, i32>(7).max(0) as u32,
                 last_error: r.get(8),
+                selection: r.get(9),
             })
         })
         .collect()

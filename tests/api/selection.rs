@@ -1,0 +1,76 @@
+//! Risk selection as each reader sees it (issue 28): the agency reads its channel, score, source
+//! and reasons on its Kafka record and in the consignment view; the trader sees no selection
+//! until the agency has answered, then the channel alone.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::message::Headers;
+use rdkafka::Message;
+use serde_json::{json, Value};
+
+use crate::helpers::{consumer, example, spawn_app};
+
+/// The delivery to `agency` in a consignment view, as `token` reads it.
+async fn delivery(app: &crate::helpers::TestApp, ucr: &str, token: &str, agency: &str) -> Value {
+    let view: Value = app.get(&format!("/v1/consignments/{ucr}"), Some(token)).await.json().await.unwrap();
+    view["documents"][0]["deliveries"].as_array().unwrap().iter().find(|d| d["agency"] == agency).cloned().unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn the_agency_reads_why_it_was_sent_a_document_and_the_trader_only_its_channel_once_answered() {
+    let app = spawn_app().await;
+    // Bovine meat: the shipped rule `bovine-meat-to-sanitary` sends its documents to the
+    // sanitary agency's yellow channel whatever the budget.
+    let body = example("customsDeclaration/valid/export-beef-road-AR-BR.json");
+    let r = app.submit(&body).await;
+    assert_eq!(r.status(), 202);
+    let receipt: Value = r.json().await.unwrap();
+    let (doc, ucr) = (receipt["documentId"].as_str().unwrap().to_owned(), receipt["ucr"].as_str().unwrap().to_owned());
+    assert!(!receipt.to_string().contains("selection"), "the receipt says nothing of it: {receipt}");
+
+    // The agency's view: all of it.
+    let sanitary = delivery(&app, &ucr, "demo-br-sanitary", "br-sanitary").await;
+    let selection = &sanitary["selection"];
+    assert_eq!((&selection["channel"], &selection["source"]), (&json!("yellow"), &json!("mandatory")), "{sanitary:#}");
+    assert_eq!(selection["reasons"][0]["name"], "bovine-meat-to-sanitary");
+    assert!(selection["reasons"][0]["text"].as_str().unwrap().contains("Bovine meat"));
+    // Customs of Brazil has a budget: a channel, a score, a source, whatever they are.
+    let customs = delivery(&app, &ucr, "demo-br-customs", "br-customs").await;
+    assert!(["green", "yellow", "red"].contains(&customs["selection"]["channel"].as_str().unwrap()), "{customs:#}");
+    assert!(customs["selection"]["score"].is_number());
+
+    // Its Kafka record names it too (`ce_selection`, JSON text), on its topic alone.
+    let topic = app.topic("agency.br-sanitary");
+    let c = consumer(&app.brokers, &[&topic]);
+    let headers: HashMap<String, String> = loop {
+        let m = tokio::time::timeout(Duration::from_secs(60), c.recv()).await.expect("the record arrives").unwrap();
+        let headers: HashMap<String, String> = m
+            .headers()
+            .map(|h| h.iter().map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
+            .unwrap_or_default();
+        if headers.get("ce_id") == Some(&doc) {
+            break headers;
+        }
+    };
+    let on_record: Value = serde_json::from_str(&headers["ce_selection"]).expect("JSON text");
+    assert_eq!(&on_record, selection);
+
+    // The trader: nothing before the agency answers, whatever its channel.
+    for agency in ["br-sanitary", "br-customs"] {
+        let seen = delivery(&app, &ucr, "demo-trader", agency).await;
+        assert!(seen.get("selection").is_none(), "{agency}: {seen:#}");
+    }
+    let ack = json!({"documentId": doc, "agency": "br-sanitary", "status": "accepted"}).to_string();
+    let r = app.post_json("/v1/acknowledgments", Some("demo-br-sanitary"), &ack).await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
+    // Then the channel, and nothing else.
+    let seen = delivery(&app, &ucr, "demo-trader", "br-sanitary").await;
+    assert_eq!(seen["selection"], json!({"channel": "yellow"}), "{seen:#}");
+    let text = serde_json::to_string(&app.get(&format!("/v1/consignments/{ucr}"), Some("demo-trader")).await.json::<Value>().await.unwrap()).unwrap();
+    for secret in ["score", "reasons", "mandatory", "bovine-meat-to-sanitary"] {
+        assert!(!text.contains(secret), "the trader's view holds {secret:?}: {text}");
+    }
+    // Another agency never reads the sanitary agency's selection (its delivery is not shown).
+    assert_eq!(delivery(&app, &ucr, "demo-br-customs", "br-sanitary").await, Value::Null);
+}
