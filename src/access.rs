@@ -214,6 +214,7 @@ pub fn visible_consignment(by: &Participant, mut view: ConsignmentView) -> Optio
             // Whoever learns the profile can evade it: a submitter sees a delivery's channel once
             // its agency has answered, never the score, the source or the reasons.
             for delivery in view.documents.iter_mut().flat_map(|d| d.deliveries.iter_mut()) {
+                delivery.inspection = None;
                 let channel = delivery.selection.as_ref().and_then(|s| s.get("channel")).cloned();
                 delivery.selection = match (&delivery.first_answer_at, channel) {
                     (Some(_), Some(channel)) => Some(serde_json::json!({ "channel": channel })),

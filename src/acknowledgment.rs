@@ -53,7 +53,13 @@ pub fn apply_in(l: &mut dyn Ledger, ack: &AckRecord) -> Result<Result<AckApplied
     if outcome == AckOutcome::Duplicate && ack.status == AckStatus::Query && query_turn(delivery.status, &l.history_of(delivery.id)?) == Some("agency") {
         outcome = AckOutcome::Applied;
     }
-    let detail = json!({"agency": ack.agency, "status": ack.status, "outcome": outcome, "source": ack.source, "deliveryId": delivery.id});
+    let mut detail = json!({"agency": ack.agency, "status": ack.status, "outcome": outcome, "source": ack.source, "deliveryId": delivery.id});
+    if let Some(inspection) = &ack.inspection {
+        // What the agency found is its statement, whatever the answer's status did: it is kept
+        // (the latest answer's) for risk profiling to learn from.
+        detail["inspection"] = json!(inspection);
+        l.record_inspection(delivery.id, inspection, ack.at)?;
+    }
     audit::append(l, &audit::entry(ack.at, &ack.by, "acknowledgment.recorded", ack.document_id.to_string(), detail))?;
     l.add_delivery_event(
         delivery.id,

@@ -315,7 +315,7 @@ impl Gateway {
         body: &Value,
         source: &'static str,
     ) -> Result<AckApplied, AckError> {
-        let Acknowledgment { document_id, agency, status, reason } =
+        let Acknowledgment { document_id, agency, status, reason, inspection } =
             parse_acknowledgment(&self.registry, body).map_err(AckError::Invalid)?;
         may_acknowledge(by, &agency).map_err(AckError::Refused)?;
         let record = AckRecord {
@@ -324,6 +324,7 @@ impl Gateway {
             agency,
             status,
             reason,
+            inspection,
             source,
             at: now_millis(),
         };
@@ -406,12 +407,13 @@ pub fn check_submission(
 }
 
 /// An agency's answer, parsed from its JSON.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Acknowledgment {
     pub document_id: Uuid,
     pub agency: AgencyId,
     pub status: AckStatus,
     pub reason: Option<String>,
+    pub inspection: Option<crate::store::Inspection>,
 }
 
 /// Checks an acknowledgment against its schema and reads its fields (the same for HTTP and
@@ -425,6 +427,10 @@ pub fn parse_acknowledgment(registry: &SchemaRegistry, body: &Value) -> Result<A
         agency: AgencyId::parse(text("agency")).map_err(|e| invalid("/agency", e.to_string()))?,
         status: AckStatus::parse(text("status")).map_err(|e| invalid("/status", e.to_string()))?,
         reason: body.get("reason").and_then(Value::as_str).map(str::to_owned),
+        inspection: body
+            .get("inspection")
+            .map(|i| serde_json::from_value(i.clone()).map_err(|e| invalid("/inspection", e.to_string())))
+            .transpose()?,
     })
 }
 

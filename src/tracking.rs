@@ -245,6 +245,7 @@ pub fn consignment_view_page(l: &mut dyn Ledger, ucr: &Ucr, page: ViewPage) -> R
                 dispatched_at: d.dispatched_at.map(rfc3339),
                 first_answer_at: d.first_answer_at.map(rfc3339),
                 selection: d.selection.as_deref().and_then(|s| serde_json::from_str(s).ok()),
+                inspection: d.inspection,
                 history,
             });
         }

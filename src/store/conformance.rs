@@ -45,6 +45,7 @@ pub fn doc(ucr: &str, agencies: &[&str]) -> NewDocument {
 
 pub fn ack(doc: Uuid, agency: &str, status: AckStatus) -> AckRecord {
     AckRecord {
+        inspection: None,
         document_id: doc,
         agency: AgencyId::parse(agency).unwrap(),
         status,
@@ -265,6 +266,25 @@ pub async fn a_delivery_keeps_its_selection_for_the_outbox_the_stream_and_the_vi
         .unwrap();
     assert_eq!(stream.iter().map(|o| o.selection.as_deref()).collect::<Vec<_>>(), [Some(selected)]);
     assert_eq!(recorded.iter().map(|r| r.selection.as_deref()).collect::<Vec<_>>(), [Some(selected), None]);
+}
+
+pub async fn an_inspection_finding_is_kept_with_its_delivery_the_latest_answers(store: Arc<dyn Store>) {
+    let d = doc("UCR-INSP", &["br-customs"]);
+    submission::accept(&*store, d.clone()).await.unwrap().unwrap();
+    let found = Inspection { performed: true, finding: Some(Finding::Irregularity), revenue: Some(1200.5), code: Some("UNDERVAL".into()) };
+    let with = |status, inspection: &Inspection| AckRecord { inspection: Some(inspection.clone()), ..ack(d.id, "br-customs", status) };
+    acknowledgment::apply(&*store, with(AckStatus::Hold, &found)).await.unwrap().unwrap();
+    let id = d.id;
+    let kept = store.read_with(move |l| l.deliveries_of(id)).await.unwrap();
+    assert_eq!(kept[0].inspection.as_ref(), Some(&found));
+    // A later answer's finding replaces it; an answer without one leaves it.
+    let cleared = Inspection { performed: true, finding: Some(Finding::None), revenue: None, code: None };
+    acknowledgment::apply(&*store, with(AckStatus::Released, &cleared)).await.unwrap().unwrap();
+    acknowledgment::apply(&*store, ack(d.id, "br-customs", AckStatus::Released)).await.unwrap().unwrap();
+    let kept = store.read_with(move |l| l.deliveries_of(id)).await.unwrap();
+    assert_eq!(kept[0].inspection.as_ref(), Some(&cleared));
+    let records = store.read_with(|l| l.audit_records()).await.unwrap();
+    assert!(records.iter().any(|r| r.action == "acknowledgment.recorded" && r.detail.contains("UNDERVAL")), "the finding is audited");
 }
 
 pub async fn concurrent_submissions_all_land(store: Arc<dyn Store>) {
@@ -744,6 +764,7 @@ macro_rules! conformance_suite {
             a_document_failing_part_way_leaves_nothing_and_spoils_its_batch,
             concurrent_submissions_all_land,
             a_delivery_keeps_its_selection_for_the_outbox_the_stream_and_the_view,
+            an_inspection_finding_is_kept_with_its_delivery_the_latest_answers,
             a_rule_that_panics_fails_its_own_write_and_the_writer_goes_on,
             a_write_the_database_refuses_fails_alone,
             a_refused_delivery_waits_holds_back_its_ucr_fails_and_is_sent_again,

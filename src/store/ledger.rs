@@ -258,6 +258,8 @@ pub struct DeliveryRecord {
     pub last_error: Option<String>,
     /// Its risk selection as JSON (`crate::risk::Selection`), when one was made.
     pub selection: Option<String>,
+    /// What its agency's inspection found, when its answer said.
+    pub inspection: Option<Inspection>,
 }
 
 /// A webhook's row, before it is shown.
@@ -378,6 +380,9 @@ pub trait Answers {
     fn record_answer(&mut self, delivery_id: i64, status: DeliveryStatus, at: Millis) -> Result<(), StoreError>;
     /// An answer that changed nothing is still the agency's first answer when none came before.
     fn note_first_answer(&mut self, delivery_id: i64, at: Millis) -> Result<(), StoreError>;
+    /// What the agency's inspection of the delivery found, as its answer at `at` said; a later
+    /// answer's replaces it.
+    fn record_inspection(&mut self, delivery_id: i64, inspection: &Inspection, at: Millis) -> Result<(), StoreError>;
 }
 
 /// The deliveries waiting for the broker, the claims of several gateways on them, and the failed ones.

@@ -287,12 +287,56 @@ pub struct AckRecord {
     pub agency: AgencyId,
     pub status: AckStatus,
     pub reason: Option<String>,
+    /// What the agency's inspection found, when its answer says.
+    pub inspection: Option<Inspection>,
     /// `http` or `kafka`.
     pub source: &'static str,
     /// Who answered, for the audit log: the participant id over HTTP, `kafka:<agency>` from
     /// the ack topic.
     pub by: String,
     pub at: Millis,
+}
+
+/// What an agency's inspection of a delivered document found, as its answer said: what risk
+/// profiling learns from.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Inspection {
+    /// Whether the goods or documents were inspected.
+    pub performed: bool,
+    /// What it found, when performed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finding: Option<Finding>,
+    /// Duties and taxes recovered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revenue: Option<f64>,
+    /// The agency's own code for the irregularity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// What an inspection found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Finding {
+    Irregularity,
+    None,
+}
+
+impl Finding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Finding::Irregularity => "irregularity",
+            Finding::None => "none",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "irregularity" => Ok(Finding::Irregularity),
+            "none" => Ok(Finding::None),
+            other => Err(format!("unknown finding {other:?}")),
+        }
+    }
 }
 
 /// What applying an answer did.
@@ -409,6 +453,9 @@ pub struct DeliveryView {
     /// for the submitter only the channel, once the agency has answered (`crate::access`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub selection: Option<serde_json::Value>,
+    /// What the agency's inspection found (its agency and operators only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inspection: Option<Inspection>,
     pub history: Vec<HistoryEntry>,
 }
 

@@ -672,18 +672,28 @@ impl Consignments for SqliteLedger {
 
     fn deliveries_of(&mut self, document_id: Uuid) -> Result<Vec<DeliveryRecord>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, agency, topic, status, created_at, dispatched_at, first_answer_at, attempts, last_error, selection FROM deliveries
-             WHERE document_id = ?1 AND notice_id IS NULL ORDER BY id",
+            "SELECT d.id, d.agency, d.topic, d.status, d.created_at, d.dispatched_at, d.first_answer_at, d.attempts, d.last_error,
+                    d.selection, i.performed, i.finding, i.revenue, i.code
+             FROM deliveries d LEFT JOIN inspections i ON i.delivery_id = d.id
+             WHERE d.document_id = ?1 AND d.notice_id IS NULL ORDER BY d.id",
         )?;
         let rows = stmt
             .query_map([document_id.to_string()], |r| {
+                let inspection = r.get::<_, Option<bool>>(10)?.map(|performed| -> rusqlite::Result<_> {
+                    Ok((performed, r.get::<_, Option<String>>(11)?, r.get::<_, Option<f64>>(12)?, r.get::<_, Option<String>>(13)?))
+                });
                 Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?,
                     r.get::<_, i64>(4)?, r.get::<_, Option<i64>>(5)?, r.get::<_, Option<i64>>(6)?,
-                    r.get::<_, u32>(7)?, r.get::<_, Option<String>>(8)?, r.get::<_, Option<String>>(9)?))
+                    r.get::<_, u32>(7)?, r.get::<_, Option<String>>(8)?, (r.get::<_, Option<String>>(9)?, inspection.transpose()?)))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter()
-            .map(|(id, agency, topic, status, routed_at, dispatched_at, first_answer_at, attempts, last_error, selection)| {
+            .map(|(id, agency, topic, status, routed_at, dispatched_at, first_answer_at, attempts, last_error, (selection, inspection))| {
+                let inspection = inspection
+                    .map(|(performed, finding, revenue, code)| -> Result<Inspection, StoreError> {
+                        Ok(Inspection { performed, finding: finding.as_deref().map(Finding::parse).transpose().map_err(StoreError::Corrupt)?, revenue, code })
+                    })
+                    .transpose()?;
                 Ok(DeliveryRecord {
                     id,
                     agency: parse_agency(&agency)?,
@@ -695,6 +705,7 @@ impl Consignments for SqliteLedger {
                     attempts,
                     last_error,
                     selection,
+                    inspection,
                 })
             })
             .collect()
@@ -864,6 +875,14 @@ impl Answers for SqliteLedger {
 
     fn note_first_answer(&mut self, delivery_id: i64, at: Millis) -> Result<(), StoreError> {
         self.conn.exec("UPDATE deliveries SET first_answer_at = COALESCE(first_answer_at, ?2) WHERE id = ?1", params![delivery_id, at])?;
+        Ok(())
+    }
+
+    fn record_inspection(&mut self, delivery_id: i64, i: &Inspection, at: Millis) -> Result<(), StoreError> {
+        self.conn.exec(
+            "INSERT OR REPLACE INTO inspections (delivery_id, at, performed, finding, revenue, code) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![delivery_id, at, i.performed, i.finding.map(Finding::as_str), i.revenue, i.code],
+        )?;
         Ok(())
     }
 }

@@ -61,14 +61,21 @@ async fn the_agency_reads_why_it_was_sent_a_document_and_the_trader_only_its_cha
         let seen = delivery(&app, &ucr, "demo-trader", agency).await;
         assert!(seen.get("selection").is_none(), "{agency}: {seen:#}");
     }
-    let ack = json!({"documentId": doc, "agency": "br-sanitary", "status": "accepted"}).to_string();
+    // An inspection must say what it found.
+    let half = json!({"documentId": doc, "agency": "br-sanitary", "status": "hold", "reason": "inspecting", "inspection": {"performed": true}});
+    let problem = crate::helpers::assert_problem(app.post_json("/v1/acknowledgments", Some("demo-br-sanitary"), &half.to_string()).await, 422, "invalid-acknowledgment").await;
+    assert!(problem.to_string().contains("/inspection"), "{problem:#}");
+    let found = json!({"performed": true, "finding": "irregularity", "revenue": 1200.5, "code": "UNDERVAL"});
+    let ack = json!({"documentId": doc, "agency": "br-sanitary", "status": "accepted", "inspection": found}).to_string();
     let r = app.post_json("/v1/acknowledgments", Some("demo-br-sanitary"), &ack).await;
     assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
+    // The agency reads what it found with its delivery.
+    assert_eq!(delivery(&app, &ucr, "demo-br-sanitary", "br-sanitary").await["inspection"], found);
     // Then the channel, and nothing else.
     let seen = delivery(&app, &ucr, "demo-trader", "br-sanitary").await;
     assert_eq!(seen["selection"], json!({"channel": "yellow"}), "{seen:#}");
     let text = serde_json::to_string(&app.get(&format!("/v1/consignments/{ucr}"), Some("demo-trader")).await.json::<Value>().await.unwrap()).unwrap();
-    for secret in ["score", "reasons", "mandatory", "bovine-meat-to-sanitary"] {
+    for secret in ["score", "reasons", "mandatory", "bovine-meat-to-sanitary", "inspection", "UNDERVAL"] {
         assert!(!text.contains(secret), "the trader's view holds {secret:?}: {text}");
     }
     // Another agency never reads the sanitary agency's selection (its delivery is not shown).

@@ -1016,8 +1016,10 @@ impl Consignments for PgLedger {
 
     fn deliveries_of(&mut self, document_id: Uuid) -> Result<Vec<DeliveryRecord>, StoreError> {
         self.rows(
-            "SELECT id, agency, topic, status, created_at, dispatched_at, first_answer_at, attempts, last_error, selection FROM deliveries
-             WHERE document_id = $1 AND notice_id IS NULL ORDER BY id",
+            "SELECT d.id, d.agency, d.topic, d.status, d.created_at, d.dispatched_at, d.first_answer_at, d.attempts, d.last_error,
+                    d.selection, i.performed, i.finding, i.revenue, i.code
+             FROM deliveries d LEFT JOIN inspections i ON i.delivery_id = d.id
+             WHERE d.document_id = $1 AND d.notice_id IS NULL ORDER BY d.id",
             &[&document_id.to_string()],
         )?
         .iter()
@@ -1033,6 +1035,17 @@ impl Consignments for PgLedger {
                 attempts: r.get::<_, i32>(7).max(0) as u32,
                 last_error: r.get(8),
                 selection: r.get(9),
+                inspection: r
+                    .get::<_, Option<bool>>(10)
+                    .map(|performed| -> Result<Inspection, StoreError> {
+                        Ok(Inspection {
+                            performed,
+                            finding: r.get::<_, Option<&str>>(11).map(Finding::parse).transpose().map_err(StoreError::Corrupt)?,
+                            revenue: r.get(12),
+                            code: r.get(13),
+                        })
+                    })
+                    .transpose()?,
             })
         })
         .collect()
@@ -1188,6 +1201,17 @@ impl Answers for PgLedger {
 
     fn note_first_answer(&mut self, delivery_id: i64, at: Millis) -> Result<(), StoreError> {
         self.exec("UPDATE deliveries SET first_answer_at = COALESCE(first_answer_at, $2) WHERE id = $1", &[&delivery_id, &at])?;
+        Ok(())
+    }
+
+    fn record_inspection(&mut self, delivery_id: i64, i: &Inspection, at: Millis) -> Result<(), StoreError> {
+        let finding = i.finding.map(Finding::as_str);
+        self.exec(
+            "INSERT INTO inspections (delivery_id, at, performed, finding, revenue, code) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (delivery_id) DO UPDATE SET at = EXCLUDED.at, performed = EXCLUDED.performed, finding = EXCLUDED.finding,
+                 revenue = EXCLUDED.revenue, code = EXCLUDED.code",
+            &[&delivery_id, &at, &i.performed, &finding, &i.revenue, &i.code],
+        )?;
         Ok(())
     }
 }
