@@ -94,7 +94,7 @@ fn walk<'a>(steps: &[Step], v: &'a Value, at: String, out: &mut Vec<(String, &'a
 /// Where a party identifier's scheme is: in the payload, or the same for every document of the
 /// type (a standard whose parties are all identified one way).
 #[derive(Debug, Clone)]
-enum Scheme {
+pub(crate) enum Scheme {
     At(Vec<PayloadPointer>),
     Fixed(String),
 }
@@ -177,8 +177,23 @@ pub struct DocumentTypes {
     types: BTreeMap<String, TypeReading>,
 }
 
-fn pointers(what: &str, list: &[String]) -> Result<Vec<PayloadPointer>, String> {
+/// Compiles a setting's pointers; an error names the setting (`what`).
+pub(crate) fn pointers(what: &str, list: &[String]) -> Result<Vec<PayloadPointer>, String> {
     list.iter().map(|p| PayloadPointer::parse(p).map_err(|e| format!("{what}: {e}"))).collect()
+}
+
+/// Compiles an identifier's scheme setting (`what`): pointers, or the scheme itself.
+pub(crate) fn scheme_of(what: &str, list: &[String]) -> Result<Scheme, String> {
+    match list {
+        [one] if !one.starts_with('/') => {
+            if one.is_empty() || one.contains(':') {
+                return Err(format!("{what}: {one:?} is neither a JSON pointer nor a scheme name (such as AR-CUIT)"));
+            }
+            Ok(Scheme::Fixed(one.clone()))
+        }
+        [] => Err(format!("{what}: give the JSON pointer of the identifier's scheme, or the scheme itself")),
+        list => Ok(Scheme::At(pointers(what, list)?)),
+    }
 }
 
 impl DocumentTypes {
@@ -205,16 +220,7 @@ impl DocumentTypes {
                     at("submitter.scheme")
                 ));
             }
-            let scheme = match scheme.as_slice() {
-                [one] if !one.starts_with('/') => {
-                    if one.is_empty() || one.contains(':') {
-                        return Err(format!("{}: {one:?} is neither a JSON pointer nor a scheme name (such as AR-CUIT)", at("submitter.scheme")));
-                    }
-                    Scheme::Fixed(one.clone())
-                }
-                [] => return Err(format!("{}: give the JSON pointer of the identifier's scheme, or the scheme itself", at("submitter.scheme"))),
-                list => Scheme::At(pointers(&at("submitter.scheme"), list)?),
-            };
+            let scheme = scheme_of(&at("submitter.scheme"), scheme)?;
             let reading = TypeReading {
                 description: c.description.clone(),
                 party: party.unwrap_or_else(|| "submitting party".into()),

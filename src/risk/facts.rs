@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::config::{DocumentTypeConfig, RiskPartyConfig};
-use crate::document_types::PayloadPointer;
+use crate::document_types::{pointers, scheme_of, PayloadPointer, Scheme};
 
 /// A fact a rule may read; a type describes it or not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -81,13 +81,6 @@ pub struct RiskFacts {
     pub platform: Option<String>,
 }
 
-/// Where a party's scheme is.
-#[derive(Debug, Clone)]
-enum Scheme {
-    At(Vec<PayloadPointer>),
-    Fixed(String),
-}
-
 #[derive(Debug, Clone)]
 struct PartyReading {
     identifier: Vec<PayloadPointer>,
@@ -116,10 +109,6 @@ pub struct FactReadings {
     types: BTreeMap<String, Reading>,
 }
 
-fn pointers(at: &str, list: &[String]) -> Result<Vec<PayloadPointer>, String> {
-    list.iter().map(|p| PayloadPointer::parse(p).map_err(|e| format!("{at}: {e}"))).collect()
-}
-
 impl FactReadings {
     /// Compiles the region's tables; an error names the type and the setting.
     pub fn new(types: &BTreeMap<String, DocumentTypeConfig>) -> Result<Self, String> {
@@ -133,11 +122,7 @@ impl FactReadings {
                 if identifier.is_empty() {
                     return Err(format!("{}: give the JSON pointer of the party's identifier", at(&format!("risk.parties.{role}.identifier"))));
                 }
-                let scheme = match scheme.as_slice() {
-                    [fixed] if !fixed.starts_with('/') => Scheme::Fixed(fixed.clone()),
-                    [] => return Err(format!("{}: give a JSON pointer, or the scheme itself", at(&format!("risk.parties.{role}.scheme")))),
-                    list => Scheme::At(pointers(&at(&format!("risk.parties.{role}.scheme")), list)?),
-                };
+                let scheme = scheme_of(&at(&format!("risk.parties.{role}.scheme")), scheme)?;
                 parties.insert(role.clone(), PartyReading { identifier, scheme });
             }
             out.insert(
