@@ -65,6 +65,9 @@ struct Options {
     /// The release-time indicators run instead of the broker runs: figures over this many
     /// consignments (`--indicators N`, 1,000,000 by default), latency per request.
     indicators: Option<usize>,
+    /// The CPU risk profiling adds to each document (`--risk-cost`): its facts read, a channel
+    /// chosen for each agency and written as JSON, with the shipped rules and budgets.
+    risk_cost: bool,
     /// Records a CPU profile of the gateway (`perf record -e cpu-clock --call-graph dwarf`) during the
     /// single-document and batch phases, into this directory.
     perf: Option<PathBuf>,
@@ -72,7 +75,7 @@ struct Options {
 
 impl Options {
     fn parse() -> Options {
-        let mut o = Options { seconds: 10, concurrency: 64, batch_size: 100, brokers: vec!["embedded".into(), "kafka".into()], store: "sqlite".into(), corpus: 2_000, soak: None, soak_rate: None, perf: None, compare_stores: false, fairness: false, indicators: None };
+        let mut o = Options { seconds: 10, concurrency: 64, batch_size: 100, brokers: vec!["embedded".into(), "kafka".into()], store: "sqlite".into(), corpus: 2_000, soak: None, soak_rate: None, perf: None, compare_stores: false, fairness: false, indicators: None, risk_cost: false };
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
             let mut value = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
@@ -84,6 +87,7 @@ impl Options {
                 "--store" => o.store = value(),
                 "--compare-stores" => o.compare_stores = true,
                 "--fairness" => o.fairness = true,
+                "--risk-cost" => o.risk_cost = true,
                 "--indicators" => {
                     o.indicators = Some(args.next().filter(|v| !v.starts_with("--")).map_or(1_000_000, |v| v.parse().expect("--indicators N")))
                 }
@@ -660,6 +664,8 @@ async fn producer_ceiling(brokers: &str, prefix: &str, docs: &[Doc], seconds: u6
                     notice: None,
                     attempts: 0,
                     position: 0,
+                    // A green channel's selection, as most records carry.
+                    selection: Some(r#"{"channel":"green","score":0.0,"source":"none","reasons":[]}"#.into()),
                 };
                 let mut record = FutureRecord::to(&delivery.topic)
                     .key(delivery.ucr.as_str())
@@ -1979,6 +1985,43 @@ fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Risk profiling's CPU per document, alone: the same work `Gateway::prepare` adds (the facts,
+/// then each routed agency's selection, serialized), over the corpus, on this thread.
+fn risk_cost(docs: &[Doc], seconds: u64) {
+    let text = std::fs::read_to_string(repo().join("config/ventanilla.toml")).unwrap();
+    let region: ventanilla::config::RegionConfig = toml::from_str(&text).unwrap();
+    let risk = ventanilla::risk::Risk::new(&region).expect("the shipped risk settings compile");
+    let agencies: Vec<Vec<ventanilla::domain::AgencyId>> = docs
+        .iter()
+        .map(|d| d.deliveries.iter().filter_map(|(t, _)| t.strip_prefix("agency.").and_then(|a| ventanilla::domain::AgencyId::parse(a).ok())).collect())
+        .collect();
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let (mut documents, mut selections, mut selected) = (0u64, 0u64, 0u64);
+    let (cpu0, started) = (cpu_seconds("self"), Instant::now());
+    while started.elapsed() < Duration::from_secs(seconds) {
+        for (d, agencies) in docs.iter().zip(&agencies) {
+            let e = &d.envelope;
+            let facts = risk.facts(&d.document_type, &text(&e["origin"]), &text(&e["destination"]), &e["payload"]);
+            for a in agencies {
+                let s = risk.select(a, &facts);
+                selected += u64::from(s.channel != ventanilla::risk::Channel::Green);
+                std::hint::black_box(serde_json::to_string(&s).unwrap());
+                selections += 1;
+            }
+            documents += 1;
+        }
+    }
+    let cpu = cpu_seconds("self") - cpu0;
+    println!("\n## risk profiling's cost (the shipped rules and budgets, {} rules)", risk.profile().rules().len());
+    println!(
+        "{documents} documents, {selections} selections ({:.1}% not green) in {:.1} s of CPU: **{:.1} µs of CPU per document** ({:.1} per selection); target at most 50",
+        100.0 * selected as f64 / selections.max(1) as f64,
+        cpu,
+        1e6 * cpu / documents.max(1) as f64,
+        1e6 * cpu / selections.max(1) as f64
+    );
+}
+
 fn main() {
     let o = Options::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -2016,6 +2059,10 @@ fn main() {
         });
         if o.fairness {
             fairness(&o, docs.clone()).await;
+            return;
+        }
+        if o.risk_cost {
+            risk_cost(&docs, o.seconds);
             return;
         }
         if let Some(n) = o.indicators {

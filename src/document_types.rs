@@ -60,6 +60,33 @@ impl PayloadPointer {
         out
     }
 
+    /// Every value it reaches in `payload`, without their pointers (no text built per value).
+    pub fn reached<'a>(&self, payload: &'a Value) -> Vec<&'a Value> {
+        fn go<'a>(steps: &[Step], v: &'a Value, out: &mut Vec<&'a Value>) {
+            let Some((step, rest)) = steps.split_first() else {
+                out.push(v);
+                return;
+            };
+            match (step, v) {
+                (Step::EveryItem, Value::Array(items)) => items.iter().for_each(|item| go(rest, item, out)),
+                (Step::Member(name), Value::Object(map)) => {
+                    if let Some(next) = map.get(name) {
+                        go(rest, next, out);
+                    }
+                }
+                (Step::Member(index), Value::Array(items)) => {
+                    if let Some(next) = index.parse::<usize>().ok().and_then(|i| items.get(i)) {
+                        go(rest, next, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        go(&self.steps, payload, &mut out);
+        out
+    }
+
     /// The first value it reaches.
     pub fn first<'a>(&self, payload: &'a Value) -> Option<(String, &'a Value)> {
         self.values(payload).into_iter().next()

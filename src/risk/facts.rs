@@ -197,11 +197,11 @@ impl FactReadings {
         f.hs_codes = r
             .hs_codes
             .iter()
-            .flat_map(|p| p.values(payload))
-            .filter_map(|(_, v)| v.as_str().map(|s| s.chars().filter(char::is_ascii_digit).collect::<String>()))
+            .flat_map(|p| p.reached(payload))
+            .filter_map(|v| v.as_str().map(|s| s.chars().filter(char::is_ascii_digit).collect::<String>()))
             .filter(|c| !c.is_empty())
             .collect();
-        let mut origins: Vec<String> = r.origin_of_goods.iter().flat_map(|p| p.values(payload)).filter_map(|(_, v)| v.as_str().map(str::to_owned)).collect();
+        let mut origins: Vec<String> = r.origin_of_goods.iter().flat_map(|p| p.reached(payload)).filter_map(|v| v.as_str().map(str::to_owned)).collect();
         origins.sort();
         origins.dedup();
         f.origins_of_goods = origins;
@@ -222,13 +222,13 @@ fn scalar(v: &Value) -> Option<String> {
 }
 
 fn first_text(list: &[PayloadPointer], payload: &Value) -> Option<String> {
-    list.iter().find_map(|p| p.first(payload)).and_then(|(_, v)| scalar(v))
+    list.iter().find_map(|p| p.reached(payload).into_iter().next()).and_then(scalar)
 }
 
 /// The values of the first pointer that finds any, added up (one total, or every line's).
 fn sum(list: &[PayloadPointer], payload: &Value) -> Option<f64> {
     list.iter().find_map(|p| {
-        let numbers: Vec<f64> = p.values(payload).into_iter().filter_map(|(_, v)| number(v)).collect();
+        let numbers: Vec<f64> = p.reached(payload).into_iter().filter_map(number).collect();
         (!numbers.is_empty()).then(|| numbers.iter().sum())
     })
 }

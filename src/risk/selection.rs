@@ -81,6 +81,8 @@ pub struct Lane {
     /// The last [`WINDOW`] priorities, a ring.
     recent: Vec<f64>,
     next: usize,
+    /// The same priorities in ascending order: a cut is read, not computed.
+    sorted: Vec<f64>,
     red: Credit,
     yellow: Credit,
     random_red: Credit,
@@ -95,6 +97,7 @@ impl Lane {
             exploration,
             recent: Vec::with_capacity(WINDOW),
             next: 0,
+            sorted: Vec::with_capacity(WINDOW),
             red: Credit::default(),
             yellow: Credit::default(),
             random_red: Credit::default(),
@@ -105,13 +108,26 @@ impl Lane {
 
     /// The priority at which the top `share` of the recent documents starts.
     fn cut(&self, share: f64) -> f64 {
-        if self.recent.is_empty() || share <= 0.0 {
+        if self.sorted.is_empty() || share <= 0.0 {
             return f64::INFINITY;
         }
-        let mut v = self.recent.clone();
-        let k = (((1.0 - share) * v.len() as f64).floor() as usize).min(v.len() - 1);
-        let (_, at, _) = v.select_nth_unstable_by(k, f64::total_cmp);
-        *at
+        let k = (((1.0 - share) * self.sorted.len() as f64).floor() as usize).min(self.sorted.len() - 1);
+        self.sorted[k]
+    }
+
+    /// Adds a priority to the window, the oldest leaving it once it is full.
+    fn remember(&mut self, priority: f64) {
+        let place = |sorted: &Vec<f64>, p: f64| sorted.partition_point(|x| x.total_cmp(&p).is_lt());
+        if self.recent.len() < WINDOW {
+            self.recent.push(priority);
+        } else {
+            let old = std::mem::replace(&mut self.recent[self.next], priority);
+            self.next = (self.next + 1) % WINDOW;
+            let at = place(&self.sorted, old);
+            self.sorted.remove(at);
+        }
+        let at = place(&self.sorted, priority);
+        self.sorted.insert(at, priority);
     }
 
     /// The channel of the next document, whose rules said `a` (and a model `model` points
@@ -128,12 +144,7 @@ impl Lane {
         self.random_yellow.earn(self.budget.yellow * self.exploration);
         let red_cut = self.cut(self.red.reach(chosen));
         let yellow_cut = self.cut(chosen + self.yellow.reach(documentary));
-        if self.recent.len() < WINDOW {
-            self.recent.push(priority);
-        } else {
-            self.recent[self.next] = priority;
-            self.next = (self.next + 1) % WINDOW;
-        }
+        self.remember(priority);
         // The share of documents left to the random draw.
         let others = (1.0 - chosen - documentary).max(0.01);
         let by_score = if model.is_some_and(|(m, _)| m > a.score) { Source::Model } else { Source::Rule };
