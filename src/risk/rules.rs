@@ -1,7 +1,9 @@
 //! Risk profiles as analysts write them (`[[risk.rules]]`): conditions on a document's facts,
 //! each rule giving points towards the document's score or a mandatory channel, with a reason in
 //! words. Compiled and checked once (at start, at each change): a rule that reads a fact one of
-//! its document types does not describe is refused with the rule's name.
+//! the document types it names does not describe is refused with the rule's name. A rule that
+//! names no type applies to the types that describe what it reads (a standard onboarded without
+//! HS codes does not stop the start of a region whose rules read them).
 
 use std::collections::BTreeSet;
 
@@ -212,14 +214,21 @@ impl Profile {
                 per_kg_above: finite("value_per_kg_above", c.value_per_kg_above)?,
                 value_near: c.value_near,
             };
-            // Every type it applies to must state what it reads.
-            let types: Vec<&str> =
-                if c.document_types.is_empty() { readings.types().collect() } else { c.document_types.iter().map(String::as_str).collect() };
-            for fact in rule.reads() {
-                if let Some(t) = types.iter().find(|t| !readings.describes(t, fact)) {
+            // Every type it names must state what it reads; naming none, it applies to those that do.
+            let reads = rule.reads();
+            let mut rule = rule;
+            if c.document_types.is_empty() {
+                rule.document_types = readings.types().filter(|t| reads.iter().all(|f| readings.describes(t, *f))).map(str::to_owned).collect();
+                if rule.document_types.is_empty() {
+                    let facts: Vec<&str> = reads.iter().map(|f| f.words()).collect();
+                    return Err(format!("{at}: reads the {} of a document, which no document type describes together", facts.join(", ")));
+                }
+            }
+            for fact in &reads {
+                if let Some(t) = c.document_types.iter().find(|t| !readings.describes(t, *fact)) {
                     return Err(format!(
                         "{at}: reads the {} of a document, which [document_types.{t}] does not describe: add {} to that type, \
-                         or list the rule's document_types",
+                         or take it out of the rule's document_types",
                         fact.words(),
                         fact.setting()
                     ));

@@ -110,21 +110,41 @@ fn a_rule_reading_a_fact_its_type_lacks_is_refused_by_name() {
     let err = with_rules(&[r#"
         name = "cheap-cargo"
         reason = "Cheap."
+        document_types = ["ecommerceShipment", "borderCrossingNotice"]
         value_below = 10.0
         points = 5
     "#])
     .err()
     .unwrap();
-    assert!(err.contains("\"cheap-cargo\"") && err.contains("declared value") && err.contains("risk.value"), "{err}");
-    // Listing the types that state it makes it valid.
-    with_rules(&[r#"
+    assert!(
+        err.contains("\"cheap-cargo\"") && err.contains("declared value") && err.contains("[document_types.borderCrossingNotice]")
+            && err.contains("risk.value"),
+        "{err}"
+    );
+    // Naming no type, it applies to the types that state a value, and never to a notice.
+    let risk = with_rules(&[r#"
         name = "cheap-cargo"
         reason = "Cheap."
-        document_types = ["ecommerceShipment"]
         value_below = 10.0
         points = 5
     "#])
     .unwrap();
+    let cheap = |t: &str| RiskFacts { document_type: t.into(), value: Some(1.0), ..RiskFacts::default() };
+    assert_eq!(risk.profile().assess(&cheap("ecommerceShipment"), "customs").score, 5.0);
+    assert_eq!(risk.profile().assess(&cheap("borderCrossingNotice"), "customs").score, 0.0);
+    // A fact no type describes is refused.
+    let mut region = shipped();
+    for t in region.document_types.values_mut() {
+        t.risk.platform.clear();
+    }
+    region.risk.rules = vec![rule(r#"
+        name = "a-platform"
+        reason = "r"
+        platforms = ["x"]
+        points = 1
+    "#)];
+    let err = Risk::new(&region).err().unwrap();
+    assert!(err.contains("\"a-platform\"") && err.contains("no document type describes"), "{err}");
     for (bad, says) in [
         (r#"name = "x"
             reason = "r"

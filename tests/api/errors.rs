@@ -186,9 +186,9 @@ async fn a_route_naming_an_unknown_document_type_stops_the_start() {
     assert!(err.contains(&format!("route {name:?}")) && err.contains("billOfLading"), "{err}");
 }
 
-/// A risk rule is checked at start against the facts its document types describe: a rule on
-/// the declared value of every type (a border-crossing notice states none) stops the start, and
-/// the error names the rule, the type and the setting to add.
+/// A risk rule is checked at start against the facts of the document types it names: a rule on
+/// the declared value of border-crossing notices (which state none) stops the start, and the
+/// error names the rule, the type and the setting to add.
 #[tokio::test]
 async fn a_risk_rule_reading_a_fact_its_type_lacks_stops_the_start() {
     let data = tempfile::tempdir().unwrap();
@@ -197,6 +197,7 @@ async fn a_risk_rule_reading_a_fact_its_type_lacks_stops_the_start() {
         toml::from_str(
             r#"name = "cheap-anything"
                reason = "Declared under 10."
+               document_types = ["customsDeclaration", "borderCrossingNotice"]
                value_below = 10.0
                points = 5"#,
         )
