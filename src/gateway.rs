@@ -215,14 +215,11 @@ impl Gateway {
         })?;
         let payload_value = body.get("payload").unwrap_or(&Value::Null);
         let canonical = payload_value.to_string();
-        // Each agency's channel, from the same facts (`crate::risk`).
+        // Each agency's channel is chosen from these facts when the document is committed.
         let risk = self.risk.facts(valid.document_type.as_str(), valid.origin.as_str(), valid.destination.as_str(), payload_value);
         let deliveries = routed
             .into_iter()
-            .map(|r| {
-                let selection = serde_json::to_string(&self.risk.select(&r.agency, &risk)).ok();
-                crate::store::PlannedDelivery { agency: r.agency, topic: r.topic, rule: r.rule, selection }
-            })
+            .map(|r| crate::store::PlannedDelivery { agency: r.agency, topic: r.topic, rule: r.rule, selection: None })
             .collect();
         let body_sha256 = body_sha256(body, &canonical);
         // As sent, it is no longer than the body, which the start check fits in a record.
@@ -247,6 +244,7 @@ impl Gateway {
             broker_available: self.broker.available(),
             backlog_full: backlog >= self.max_backlog,
             deliveries,
+            risk: Some(crate::risk::RiskPlan::new(self.risk.clone(), risk)),
             rules: crate::store::ChangeRules { after_release: self.change_after_release, max_versions: self.max_document_versions },
         })
     }

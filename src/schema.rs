@@ -640,7 +640,12 @@ impl SchemaRegistry {
             let Some(version) = f.version else { continue };
             match f.folder() {
                 ENVELOPE => envelope = Some(compile(f, version)?),
-                ACKNOWLEDGMENT => acknowledgment = Some(compile(f, version)?),
+                // The latest version answers are checked against (each accepts what the one
+                // before accepted).
+                ACKNOWLEDGMENT if acknowledgment.as_ref().is_none_or(|a: &CompiledSchema| a.version < version) => {
+                    acknowledgment = Some(compile(f, version)?)
+                }
+                ACKNOWLEDGMENT => {}
                 name if types.describes(name) => {
                     documents.entry(name.to_owned()).or_insert_with(BTreeMap::new).insert(version, compile(f, version)?);
                 }

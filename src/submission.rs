@@ -146,6 +146,16 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
     l.insert_document(doc)?;
     let mut deliveries = Vec::with_capacity(doc.deliveries.len());
     for planned in &doc.deliveries {
+        // Its channel is chosen now that the document is committed (a replay or a refused
+        // document spends no agency's budget).
+        let selected;
+        let planned = match (&planned.selection, &doc.risk) {
+            (None, Some(plan)) => {
+                selected = crate::store::PlannedDelivery { selection: plan.select(&planned.agency), ..planned.clone() };
+                &selected
+            }
+            _ => planned,
+        };
         // Its history begins with this routing, which the delivery itself records.
         l.insert_delivery(doc.id, planned, doc.submitted_at)?;
         deliveries.push(ReceiptDelivery {

@@ -239,6 +239,7 @@ fn consignment(draws: &mut Draws, router: &Router, topics: &Topics, t: &Traffic,
             .into_iter()
             .map(|(agency, topic, rule)| crate::store::PlannedDelivery { agency, topic, rule, selection: None })
             .collect(),
+        risk: None,
         broker_available: true,
         backlog_full: false,
     };

@@ -80,6 +80,9 @@ pub struct Selection {
     pub model_version: Option<String>,
 }
 
+/// Most reasons a selection gives: the mandatory ones, then the largest contributions.
+pub const MAX_REASONS: usize = 8;
+
 /// Risk profiling for a region: how to read each type's facts, the rules, the budgets, and each
 /// agency's selection state (kept by this gateway, for the documents it accepts).
 pub struct Risk {
@@ -144,12 +147,11 @@ impl Risk {
             _ => (self.budgets.get(&(kind.to_owned(), country, String::new())).copied(), String::new()),
         };
         let Some(budget) = budget else {
-            let mut s = Lane::new(Budget { red: 0.0, yellow: 0.0 }, 0.0, 1).select(&assessment, None);
-            if s.source != Source::Mandatory {
-                s.channel = Channel::Green;
-                s.source = Source::None;
-            }
-            return s;
+            let (channel, source) = match assessment.mandatory {
+                Some(c) => (c, Source::Mandatory),
+                None => (Channel::Green, Source::None),
+            };
+            return Selection { channel, score: assessment.score, source, reasons: selection::reasons(&assessment), model_version: None };
         };
         let mut lanes = self.lanes.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         lanes
@@ -160,6 +162,32 @@ impl Risk {
 
     pub fn profile(&self) -> &Profile {
         &self.profile
+    }
+}
+
+/// A document's risk facts with the region's profiling: each delivery's channel is chosen when
+/// the document is committed (`crate::submission`), so that a replay or a refused document
+/// spends no agency's budget.
+#[derive(Clone)]
+pub struct RiskPlan {
+    risk: std::sync::Arc<Risk>,
+    facts: RiskFacts,
+}
+
+impl RiskPlan {
+    pub fn new(risk: std::sync::Arc<Risk>, facts: RiskFacts) -> RiskPlan {
+        RiskPlan { risk, facts }
+    }
+
+    /// The selection of the delivery to `agency`, as the JSON it is stored and sent as.
+    pub fn select(&self, agency: &AgencyId) -> Option<String> {
+        serde_json::to_string(&self.risk.select(agency, &self.facts)).ok()
+    }
+}
+
+impl std::fmt::Debug for RiskPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RiskPlan").field("facts", &self.facts).finish_non_exhaustive()
     }
 }
 

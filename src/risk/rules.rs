@@ -1,6 +1,6 @@
 //! Risk profiles as analysts write them (`[[risk.rules]]`): conditions on a document's facts,
 //! each rule giving points towards the document's score or a mandatory channel, with a reason in
-//! words. Compiled and checked once (at start, at each change): a rule that reads a fact one of
+//! words. Compiled and checked once, at start: a rule that reads a fact one of
 //! the document types it names does not describe is refused with the rule's name. A rule that
 //! names no type applies to the types that describe what it reads (a standard onboarded without
 //! HS codes does not stop the start of a region whose rules read them).
@@ -11,6 +11,12 @@ use crate::config::{RiskRuleConfig, ValueNearConfig};
 
 use super::facts::{Fact, FactReadings, RiskFacts};
 use super::Channel;
+
+/// Longest rule name: a selection names its rules on every record it rides on.
+const MAX_NAME: usize = 64;
+/// Longest reason, in characters: a selection (at most [`super::MAX_REASONS`] of them) fits in
+/// the record headers' allowance (`gateway.max_body_bytes` leaves 16 KiB for them).
+const MAX_REASON: usize = 500;
 
 /// What a rule does when it holds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -154,8 +160,11 @@ impl Profile {
             if !names.insert(c.name.clone()) {
                 return Err(format!("{at}: two rules have this name; a reason given to an agency must name one"));
             }
-            if c.reason.trim().is_empty() {
-                return Err(format!("{at}: give its reason, in words an inspector reads"));
+            if c.name.chars().count() > MAX_NAME || !c.name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') {
+                return Err(format!("{at}: a name of at most {MAX_NAME} letters, digits, '-' and '_'"));
+            }
+            if c.reason.trim().is_empty() || c.reason.chars().count() > MAX_REASON {
+                return Err(format!("{at}: give its reason, in words an inspector reads, in at most {MAX_REASON} characters"));
             }
             let effect = match (c.points, c.channel.as_deref()) {
                 (Some(p), None) if p.is_finite() && p != 0.0 => Effect::Points(p),

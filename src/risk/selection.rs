@@ -168,11 +168,7 @@ impl Lane {
         } else {
             (Channel::Green, Source::None)
         };
-        let mut reasons: Vec<Reason> = a
-            .hits
-            .iter()
-            .map(|(name, points, text)| Reason { kind: ReasonKind::Rule, name: name.clone(), contribution: *points, text: text.clone() })
-            .collect();
+        let mut reasons = reasons(a);
         if source == Source::Random {
             reasons.push(Reason {
                 kind: ReasonKind::Random,
@@ -183,6 +179,18 @@ impl Lane {
         }
         Selection { channel, score, source, reasons, model_version: model.map(|(_, v)| v.to_owned()) }
     }
+}
+
+/// The reasons of an assessment, as a selection gives them: the mandatory rules first, then the
+/// largest contributions, at most [`super::MAX_REASONS`].
+pub(super) fn reasons(a: &Assessment) -> Vec<Reason> {
+    let mut hits: Vec<&(String, f64, String)> = a.hits.iter().collect();
+    // Mandatory hits contribute 0 points: they go first; then by contribution, largest first.
+    hits.sort_by(|x, y| (x.1 != 0.0).cmp(&(y.1 != 0.0)).then(y.1.total_cmp(&x.1)));
+    hits.into_iter()
+        .take(super::MAX_REASONS)
+        .map(|(name, points, text)| Reason { kind: ReasonKind::Rule, name: name.clone(), contribution: *points, text: text.clone() })
+        .collect()
 }
 
 /// xorshift64*: fast, and seeded from the system's randomness per lane; not a key, but not

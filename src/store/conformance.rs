@@ -38,6 +38,7 @@ pub fn doc(ucr: &str, agencies: &[&str]) -> NewDocument {
             .iter()
             .map(|a| PlannedDelivery { agency: AgencyId::parse(a).unwrap(), topic: format!("t.{a}"), rule: "rule".into(), selection: None })
             .collect(),
+        risk: None,
         broker_available: true,
         backlog_full: false,
     }

@@ -82,8 +82,11 @@ pub struct NewDocument {
     pub dims: DocumentDims,
     /// The keys its receipt is signed with (`crate::receipts`); none: unsigned (tests).
     pub seal: ReceiptSeal,
-    /// Where it goes: each agency, as routing and selection decided.
+    /// Where it goes: each agency, as routing decided (and selection, when already chosen).
     pub deliveries: Vec<PlannedDelivery>,
+    /// Chooses each delivery's channel at commit, for the deliveries without one
+    /// (`crate::risk::RiskPlan`); none: no selection (tests, the simulator).
+    pub risk: Option<crate::risk::RiskPlan>,
     /// Whether the broker was reachable when the document was accepted; the receipt says so
     /// when it was not, so the submitter knows its deliveries wait for the broker.
     pub broker_available: bool,

@@ -37,12 +37,19 @@ pub struct SqliteStore {
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 /// The log file's size kept after a checkpoint emptied it (`PRAGMA journal_size_limit`).
 const LOG_BYTES_KEPT: u64 = 64 << 20;
+/// Pages of log (64 MiB) past which the writer checkpoints itself after a commit. The log
+/// starts over only once a checkpoint has copied all of it, and under steady writes the
+/// checkpointer's passive checkpoints stay a few commits behind: without this, a busy gateway's
+/// log would grow as long as the writes go on. The writer's own checkpoint finds most of the
+/// log already copied.
+const WRITER_CHECKPOINT_PAGES: u32 = 16_384;
 
 /// Runs a passive checkpoint on `conn` every [`CHECKPOINT_EVERY`] until `stop`'s sender is
 /// dropped. A passive checkpoint copies the frames no reader needs and waits for no one, and
 /// the writer appends meanwhile: the log restarts from its beginning once a checkpoint caught
 /// up. (Left to SQLite, the writer checkpoints inside a commit every 1,000 pages, and the
-/// documents of that group wait for it: the tail of the latency.)
+/// documents of that group wait for it: the tail of the latency. The writer still does past
+/// [`WRITER_CHECKPOINT_PAGES`], so that the log starts over under steady writes.)
 fn checkpoint_every(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
     use std::sync::mpsc::RecvTimeoutError;
     while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
@@ -147,8 +154,8 @@ impl SqliteStore {
         // log before the commit (the default is 2 MiB).
         conn.execute_batch("PRAGMA cache_size=-8192")?;
         migrate(&mut conn)?;
-        // The checkpointer's thread checkpoints, never the writer's commits.
-        conn.execute_batch(&format!("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit={LOG_BYTES_KEPT}"))?;
+        // The checkpointer's thread checkpoints; the writer's commits only past a long log.
+        conn.execute_batch(&format!("PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}; PRAGMA journal_size_limit={LOG_BYTES_KEPT}"))?;
         let reader = open(&path)?;
         // Read work cannot write, whatever it asks.
         reader.execute_batch("PRAGMA query_only=ON")?;
@@ -1274,8 +1281,8 @@ mod tests {
         for i in 0..300 {
             crate::submission::accept(&*store, doc(&format!("UCR-CK{i}"), &["br-customs"])).await.unwrap().unwrap();
         }
-        // The writer never checkpoints (its commits would wait for it): what it committed is
-        // in the log until the checkpointer's next turn copies it into the file.
+        // The writer does not checkpoint a log this short (its commits would wait for it): what
+        // it committed is in the log until the checkpointer's next turn copies it into the file.
         let mut after = size();
         for _ in 0..50 {
             if after > before + 100 * 1024 {
