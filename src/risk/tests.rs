@@ -266,3 +266,23 @@ fn a_selection_reads_as_the_agency_is_sent_it() {
                "reasons": [{"kind": "rule", "name": "cheap-phones", "contribution": 30.0, "text": "Phones."}]})
     );
 }
+
+#[test]
+fn what_a_selection_carries_is_bounded_by_the_rules_checks() {
+    // A reason or a name past its bound is refused at start.
+    let long = "x".repeat(501);
+    let err = with_rules(&[&format!("name = \"long\"\nreason = \"{long}\"\npoints = 1")]).err().unwrap();
+    assert!(err.contains("\"long\"") && err.contains("500 characters"), "{err}");
+    let err = with_rules(&[&format!("name = \"{}\"\nreason = \"r\"\npoints = 1", "n".repeat(65))]).err().unwrap();
+    assert!(err.contains("at most 64"), "{err}");
+    // Ten rules hold: the selection gives eight reasons, the mandatory one first, then the
+    // largest contributions.
+    let mut rules: Vec<String> = (1..=9).map(|i| format!("name = \"r{i}\"\nreason = \"r{i}\"\nhs_codes = [\"02\"]\npoints = {i}")).collect();
+    rules.push("name = \"must\"\nreason = \"must\"\nhs_codes = [\"02\"]\nchannel = \"yellow\"".into());
+    let risk = with_rules(&rules.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
+    let beef = RiskFacts { document_type: "customsDeclaration".into(), hs_codes: vec!["020130".into()], ..RiskFacts::default() };
+    let s = risk.select(&AgencyId::parse("br-border").unwrap(), &beef);
+    let names: Vec<&str> = s.reasons.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["must", "r9", "r8", "r7", "r6", "r5", "r4", "r3"]);
+    assert_eq!(s.score, 45.0, "every rule still counts in the score");
+}
