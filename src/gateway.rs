@@ -141,6 +141,7 @@ impl Gateway {
     pub async fn commit(&self, doc: NewDocument, backlog: u64) -> Result<Acceptance, SubmitError> {
         let replay = replay_of(&doc);
         let acceptance = crate::submission::accept(&*self.store, doc).await.map_err(SubmitError::Store)?.map_err(|r| self.refused(r, backlog))?;
+        let acceptance = self.signed(acceptance);
         self.accepted([&acceptance]);
         self.audit_replays([(&acceptance, replay)]).await;
         Ok(acceptance)
@@ -180,6 +181,7 @@ impl Gateway {
                     .collect();
             }
         };
+        let stored: Vec<_> = stored.into_iter().map(|r| r.map(|a| self.signed(a))).collect();
         self.accepted(stored.iter().filter_map(|r| r.as_ref().ok()));
         self.audit_replays(stored.iter().zip(replays).filter_map(|(r, replay)| Some((r.as_ref().ok()?, replay)))).await;
         let mut stored = stored.into_iter();
@@ -266,6 +268,18 @@ impl Gateway {
             if let Err(e) = crate::audit::record_all(&*self.store, entries).await {
                 tracing::error!(error = %e, "a replay could not be written to the audit log");
             }
+        }
+    }
+
+    /// `acceptance` with its receipt's signature completed: the store keeps it awaiting one, so
+    /// that the request's worker signs, not the writer (`crate::receipts`).
+    fn signed(&self, acceptance: Acceptance) -> Acceptance {
+        match acceptance {
+            Acceptance::New(mut receipt) => {
+                receipt.signature = receipt.signature.map(|jws| self.receipt_keys.complete(&jws));
+                Acceptance::New(receipt)
+            }
+            Acceptance::Replayed(first) => Acceptance::Replayed(crate::receipts::complete(&self.receipt_keys, first)),
         }
     }
 
@@ -600,6 +614,7 @@ impl Gateway {
                 ChangeRefused::BacklogFull => ChangeError::Document(SubmitError::BacklogFull { backlog, limit: self.max_backlog }),
                 r => ChangeError::Refused(r),
             })?;
+        let acceptance = self.signed(acceptance);
         self.accepted([&acceptance]);
         self.audit_replays([(&acceptance, replay)]).await;
         Ok(acceptance)

@@ -11,6 +11,14 @@
 //! `ventanilla receipt verify FILE` checks a receipt offline: it only reads the directory
 //! ([`ReceiptKeys::published`]), and an empty or missing one is an error, never a new key.
 //!
+//! **Signed when answered.** The writer, one thread that every commit goes through, does not
+//! sign: it stores each receipt with its signature's input and an empty signature
+//! (`<header>.<payload>.`, [`ReceiptKeys::signing_input`]), and the request's own worker completes
+//! it as it answers ([`ReceiptKeys::complete`]). Ed25519 is deterministic (RFC 8032): the same
+//! input and key give the same signature, so a replay is answered the first receipt, byte for
+//! byte, signed by the key its header names (the newest key of the directory when that key is
+//! gone). A receipt stored signed by an earlier build is answered as stored.
+//!
 //! **`bodySha256`** is the SHA-256 of the document as the gateway read it ([`document_sha256`]):
 //! the submission envelope (the body of `POST /v1/documents`, one item of a batch, the
 //! `document` of an amendment) parsed as JSON and written back in one canonical form, so the
@@ -20,6 +28,7 @@
 //! that fits in 64 bits as its digits, any other number as the shortest decimal that reads back
 //! as the same double (`2.50` is `2.5`, `1e2` is `100.0`). `verify --document FILE` computes it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -56,6 +65,9 @@ struct PublicKey {
 /// The keys of a gateway: the newest signs, all verify.
 pub struct ReceiptKeys {
     signing: (String, Ed25519KeyPair),
+    /// The directory's older keys, by id: a receipt stored awaiting its signature is signed by
+    /// the key its header names, whichever key is newest when it is answered.
+    older: BTreeMap<String, Ed25519KeyPair>,
     public: Vec<PublicKey>,
     /// Where they were read: the published set is read again from it, so keys that gateways
     /// sharing the directory made or added since are published too.
@@ -120,14 +132,17 @@ impl ReceiptKeys {
             files.push(dir.join(format!("{kid}.pk8")));
         }
         let mut signing = None;
+        let mut older = BTreeMap::new();
         let mut public = Vec::new();
         for path in files {
             let (kid, pair) = read_key(&path)?;
             public.push(PublicKey { kid: kid.clone(), key: pair.public_key().as_ref().to_vec() });
-            signing = Some((kid, pair));
+            if let Some((kid, pair)) = signing.replace((kid, pair)) {
+                older.insert(kid, pair);
+            }
         }
         let signing = signing.ok_or_else(|| ReceiptKeyError::BadKey { path: dir.to_owned() })?;
-        Ok(ReceiptKeys { signing, public, dir: dir.to_owned() })
+        Ok(ReceiptKeys { signing, older, public, dir: dir.to_owned() })
     }
 
     /// The public keys of `dir` as a JSON Web Key Set, read and never written: a directory
@@ -168,10 +183,52 @@ impl ReceiptKeys {
 
     /// The JWS (compact) of `payload` (JSON text), by the newest key.
     pub fn sign(&self, payload: &str) -> String {
+        self.complete(&self.signing_input(payload))
+    }
+
+    /// What the newest key will sign for `payload` (JSON text): a JWS awaiting its signature,
+    /// `<header>.<payload>.`, as receipts are stored (this module's notes).
+    pub fn signing_input(&self, payload: &str) -> String {
         let header = json!({"alg": "EdDSA", "kid": self.signing.0, "typ": "ventanilla-receipt+jws"}).to_string();
-        let input = format!("{}.{}", B64.encode(header), B64.encode(payload));
-        let signature = self.signing.1.sign(input.as_bytes());
-        format!("{input}.{}", B64.encode(signature.as_ref()))
+        format!("{}.{}.", B64.encode(header), B64.encode(payload))
+    }
+
+    /// `jws` signed: a JWS awaiting its signature gets it, by the key its header names (or, when
+    /// that key is gone from the directory, over the same payload by the newest); anything else
+    /// is answered as it is.
+    pub fn complete(&self, jws: &str) -> String {
+        let Some(input) = jws.strip_suffix('.').filter(|i| i.matches('.').count() == 1) else { return jws.to_owned() };
+        let kid = input
+            .split('.')
+            .next()
+            .and_then(|h| B64.decode(h).ok())
+            .and_then(|h| serde_json::from_slice::<Value>(&h).ok())
+            .and_then(|h| h["kid"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let named = if kid == self.signing.0 {
+            Some(self.signing.1.sign(input.as_bytes()))
+        } else if let Some(pair) = self.older.get(&kid) {
+            Some(pair.sign(input.as_bytes()))
+        } else {
+            // A key made after this gateway started, by another gateway sharing the directory.
+            self.key_in_directory(&kid).map(|pair| pair.sign(input.as_bytes()))
+        };
+        match named {
+            Some(signature) => format!("{input}.{}", B64.encode(signature.as_ref())),
+            None => {
+                let payload = input.split('.').nth(1).and_then(|p| B64.decode(p).ok()).and_then(|p| String::from_utf8(p).ok());
+                match payload {
+                    Some(payload) => self.sign(&payload),
+                    None => jws.to_owned(),
+                }
+            }
+        }
+    }
+
+    /// The key `kid` of the directory, when its id can name a file there and the file holds one.
+    fn key_in_directory(&self, kid: &str) -> Option<Ed25519KeyPair> {
+        let plain = !kid.is_empty() && kid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        plain.then(|| read_key(&self.dir.join(format!("{kid}.pk8"))).ok().map(|(_, pair)| pair)).flatten()
     }
 
     /// The public keys loaded at start, as a JSON Web Key Set (RFC 7517).
@@ -190,6 +247,15 @@ fn jwks_of(public: &[PublicKey]) -> Value {
 
 /// Signs receipts for a gateway (cheap to clone).
 pub type Sealer = Arc<ReceiptKeys>;
+
+/// `receipt` as stored (`crate::submission`), its signature completed if it awaits one.
+pub fn complete(keys: &ReceiptKeys, mut receipt: Value) -> Value {
+    if let Some(jws) = receipt.get("signature").and_then(Value::as_str) {
+        let signed = keys.complete(jws);
+        receipt["signature"] = Value::String(signed);
+    }
+    receipt
+}
 
 /// `receipt` with its `signature`: a JWS over the receipt as it stands.
 pub fn seal(keys: &ReceiptKeys, mut receipt: Value) -> Value {
@@ -296,6 +362,42 @@ mod tests {
         assert_eq!(current["keys"].as_array().unwrap().len(), 3);
         assert!(current["keys"].as_array().unwrap().iter().any(|k| k["kid"] == added));
         assert_eq!(ReceiptKeys::published(dir.path()).unwrap(), current, "read without a gateway");
+    }
+
+    #[test]
+    fn a_receipt_stored_awaiting_its_signature_is_signed_by_the_key_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = ReceiptKeys::load_or_create(dir.path()).unwrap();
+        let payload = json!({"documentId": "d", "bodySha256": "abc", "ucr": "U-1"}).to_string();
+        let stored = first.signing_input(&payload);
+        assert!(stored.ends_with('.') && stored.matches('.').count() == 2, "{stored}");
+        assert!(matches!(verify(&json!({"documentId": "d", "bodySha256": "abc", "ucr": "U-1", "signature": stored}), &first.jwks()),
+            Err(NotVerified::Malformed(_)) | Err(NotVerified::BadSignature)), "not a signature until completed");
+        let signed = first.complete(&stored);
+        assert_eq!(signed, first.sign(&payload), "Ed25519 is deterministic: the same input, the same signature");
+        assert_eq!(first.complete(&signed), signed, "a signed one is answered as it is");
+        let receipt = complete(&first, json!({"documentId": "d", "bodySha256": "abc", "ucr": "U-1", "signature": stored}));
+        assert_eq!(verify(&receipt, &first.jwks()).unwrap()["ucr"], "U-1");
+
+        // After a rotation, a receipt stored before it is still signed by its own key: a
+        // replay is answered the first receipt, byte for byte.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let newer = rotate(dir.path()).unwrap();
+        let rotated = ReceiptKeys::load_or_create(dir.path()).unwrap();
+        assert_eq!(rotated.signing.0, newer);
+        assert_eq!(rotated.complete(&stored), signed);
+        // A key another gateway made after this one started is read from the directory.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let later = ReceiptKeys::load_or_create(dir.path()).unwrap();
+        let added = rotate(dir.path()).unwrap();
+        let by_added = ReceiptKeys::load_or_create(dir.path()).unwrap();
+        assert_eq!(by_added.signing.0, added);
+        let stored_by_added = by_added.signing_input(&payload);
+        assert_eq!(later.complete(&stored_by_added), by_added.complete(&stored_by_added));
+        // A key gone from the directory: the newest signs the same payload, and it verifies.
+        let elsewhere = ReceiptKeys::load_or_create(tempfile::tempdir().unwrap().path()).unwrap();
+        let resigned = complete(&elsewhere, json!({"documentId": "d", "bodySha256": "abc", "ucr": "U-1", "signature": stored}));
+        assert_eq!(verify(&resigned, &elsewhere.jwks()).unwrap()["ucr"], "U-1");
     }
 
     #[test]

@@ -218,8 +218,10 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
     };
     let mut receipt = receipt;
     if let Some(keys) = &doc.seal.0 {
+        // Stored awaiting its signature, which the answer completes off this thread
+        // (`crate::receipts`): signing here would take the writer's time from every group.
         let unsigned = serde_json::to_string(&receipt).map_err(|e| StoreError::Corrupt(format!("receipt: {e}")))?;
-        receipt.signature = Some(keys.sign(&unsigned));
+        receipt.signature = Some(keys.signing_input(&unsigned));
     }
     let text = serde_json::to_string(&receipt).map_err(|e| StoreError::Corrupt(format!("receipt: {e}")))?;
     l.insert_receipt(doc.id, &text)?;

@@ -115,7 +115,8 @@ impl Default for ChangeRules {
     }
 }
 
-/// The keys a receipt is signed with, carried to the transaction that writes it.
+/// The keys a receipt will be signed with, carried to the transaction that writes it awaiting
+/// its signature (`crate::receipts`: the answer signs it, not the writer).
 #[derive(Clone, Default)]
 pub struct ReceiptSeal(pub Option<crate::receipts::Sealer>);
 

@@ -59,6 +59,13 @@ async fn a_batch_mixing_valid_invalid_duplicate_and_unauthorized_documents_gets_
     // The duplicate is the first one's receipt, not a second document.
     assert_eq!(results[2]["replayed"], true);
     assert_eq!(results[2]["receipt"]["documentId"], results[0]["receipt"]["documentId"]);
+    // Each receipt is signed as it is answered (the store keeps it awaiting its signature): the
+    // replay's is the first's, byte for byte, and both verify with the gateway's keys.
+    assert_eq!(results[2]["receipt"], results[0]["receipt"]);
+    let jwks: Value = app.get("/.well-known/jwks.json", None).await.json().await.unwrap();
+    for r in [&results[0], &results[4]] {
+        assert!(ventanilla::receipts::verify(&r["receipt"], &jwks).is_ok(), "{:#}", r["receipt"]);
+    }
     assert_eq!(documents(&app), 2, "two documents stored, the refused ones not");
 
     // Durable and published like single submissions.
