@@ -276,8 +276,9 @@ impl Default for RiskConfig {
 }
 
 /// One rule of a risk profile: when every condition given holds, it adds `points` to the
-/// document's score, or sends it to `channel` whatever the budget.
-#[derive(Debug, Clone, Deserialize)]
+/// document's score, or sends it to `channel` whatever the budget. The same form in the region
+/// file and in `PUT /v1/risk/rules`.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RiskRuleConfig {
     /// Unique, shown to the agency among a selection's reasons.
@@ -285,51 +286,51 @@ pub struct RiskRuleConfig {
     /// Why, in words an inspector reads.
     pub reason: String,
     /// Points added to the score when the rule holds.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub points: Option<f64>,
     /// A mandatory channel (`yellow` or `red`) when the rule holds.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
     /// The agency kinds the rule speaks to (`customs`, `sanitary`...); every kind when empty.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub agency_kinds: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub document_types: Vec<String>,
     /// HS codes by prefix or range of prefixes: `"0201"`, `"0201-0206"`, `"85"`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hs_codes: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub origins: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub destinations: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub origins_of_goods: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub border_posts: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub modes_of_transport: Vec<String>,
     /// Parties (`SCHEME:VALUE`) of which the document must name one, in any role.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parties: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub platforms: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_below: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_above: Option<f64>,
     /// Declared value per kilogram of gross mass below this (undervaluation).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_per_kg_below: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_per_kg_above: Option<f64>,
     /// A value just under a threshold (a de minimis, a licence's): `{ threshold, within }`,
     /// `within` a share of the threshold (0.1: the 10% under it).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_near: Option<ValueNearConfig>,
 }
 
 /// A value in `[threshold × (1 - within), threshold)`.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ValueNearConfig {
     pub threshold: f64,

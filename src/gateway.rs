@@ -463,6 +463,20 @@ impl Gateway {
         self.store.read_with(move |l| l.failed_deliveries(agency.as_ref())).await.map_err(OperatorError::Store)
     }
 
+    /// The risk rules selected with now, and who put them (operators only).
+    pub fn risk_rules(&self, by: &Participant) -> Result<Arc<crate::risk::RuleSet>, OperatorError> {
+        may_operate(by).map_err(OperatorError::Refused)?;
+        Ok(self.risk.rules())
+    }
+
+    /// Puts `rules` in place of the risk rules in use, for `reason` (operators only;
+    /// `crate::risk::changes`).
+    pub async fn put_risk_rules(&self, by: &Participant, reason: &str, rules: Vec<crate::config::RiskRuleConfig>)
+        -> Result<Result<Arc<crate::risk::RuleSet>, crate::risk::changes::RulesRefused>, OperatorError> {
+        may_operate(by).map_err(OperatorError::Refused)?;
+        crate::risk::changes::put(&*self.store, &self.risk, &by.id, reason, rules).await.map_err(OperatorError::Store)
+    }
+
     /// Sends failed deliveries again (operators only): back in the outbox with fresh attempts.
     pub async fn retry_deliveries(&self, by: &Participant, selection: RetrySelection) -> Result<RetryOutcome, OperatorError> {
         may_operate(by).map_err(OperatorError::Refused)?;

@@ -106,6 +106,9 @@ impl Application {
             StoreUrl::Postgres(url) => Arc::new(PgStore::connect(url, &instance).await?),
         };
         tracing::info!(store = %store_url, "store opened, migrations applied");
+        // The latest set of risk rules an operator put at run time, kept in the store, in place
+        // of the region file's (`crate::risk::changes`).
+        crate::risk::changes::load(&*store, &risk).await?;
         let topics = Topics::new(&settings.region.kafka.topic_prefix);
         let topic_names = topics.all(settings.region.agencies.iter().map(|a| &a.id));
         let kafka = &settings.region.kafka;
@@ -250,6 +253,7 @@ impl Application {
             ),
             supervised("ack-consumer", Box::pin(broker::acks::run(gateway.clone(), ack_consumers, producer.clone(), shutdown_rx.clone()))),
             supervised("webhooks", Box::pin(webhook_dispatcher.run(shutdown_rx.clone()))),
+            supervised("risk-rules", Box::pin(crate::risk::changes::watch(store.clone(), gateway.risk.clone(), shutdown_rx.clone()))),
             supervised(
                 "refusal-audit",
                 Box::pin(flush_refusals(refusals.clone(), gateway.replays.clone(), store.clone(), shutdown_rx.clone())),

@@ -12,7 +12,7 @@ use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{json, Map, Value};
 
 use super::errors::{Code, Problem};
-use super::{metrics, routes, stream, webhooks};
+use super::{metrics, risk, routes, stream, webhooks};
 use crate::config::GatewayConfig;
 use crate::schema::SchemaRegistry;
 
@@ -541,6 +541,34 @@ pub fn endpoints() -> Vec<Endpoint> {
             ok: (200, Body::Json(of::<crate::store::RetryOutcome>)),
             errors: &[Code::NotFound, Code::DeliveryNotFailed, Code::Unavailable],
             handler: |r| r.to(routes::retry_delivery),
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/v1/risk/rules",
+            operation_id: "riskRules",
+            tag: "operations",
+            summary: "The risk rules every delivery's channel is chosen with now: the region file's, or the latest set an operator put, with who put it, when and why.",
+            access: Operator,
+            query: &[],
+            headers: &[],
+            request: Body::None,
+            ok: (200, Body::Json(of::<risk::RiskRules>)),
+            errors: &[Code::Forbidden],
+            handler: |r| r.to(risk::rules),
+        },
+        Endpoint {
+            method: Method::PUT,
+            path: "/v1/risk/rules",
+            operation_id: "putRiskRules",
+            tag: "operations",
+            summary: "Replace the risk rules, whole, with a reason: checked as the region file's are (a rule reading a fact its document types lack is refused, named), kept in the store and the audit log, and used by every gateway of the store from its next document (within 5 s for the others).",
+            access: Operator,
+            query: &[],
+            headers: &[],
+            request: Body::Json(of::<risk::RiskRulesChange>),
+            ok: (200, Body::Json(of::<risk::RiskRules>)),
+            errors: &[Code::InvalidRiskRules, Code::Forbidden, Code::Unavailable],
+            handler: |r| r.to(risk::put_rules),
         },
         Endpoint {
             method: Method::GET,

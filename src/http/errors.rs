@@ -46,13 +46,14 @@ pub enum Code {
     BacklogFull,
     DeliveryNotFailed,
     InvalidWebhook,
+    InvalidRiskRules,
     Unavailable,
     Internal,
 }
 
 impl Code {
     /// Every code, for the API description.
-    pub const ALL: [Code; 36] = [
+    pub const ALL: [Code; 37] = [
         Code::MalformedJson,
         Code::InvalidCursor,
         Code::InvalidQuery,
@@ -87,6 +88,7 @@ impl Code {
         Code::BacklogFull,
         Code::DeliveryNotFailed,
         Code::InvalidWebhook,
+        Code::InvalidRiskRules,
         Code::Unavailable,
         Code::Internal,
     ];
@@ -127,6 +129,7 @@ impl Code {
             Code::BacklogFull => "backlog-full",
             Code::DeliveryNotFailed => "delivery-not-failed",
             Code::InvalidWebhook => "invalid-webhook",
+            Code::InvalidRiskRules => "invalid-risk-rules",
             Code::Unavailable => "unavailable",
             Code::Internal => "internal",
         }
@@ -156,7 +159,8 @@ impl Code {
             | Code::Unroutable
             | Code::InvalidAcknowledgment
             | Code::InvalidRequest
-            | Code::InvalidWebhook => StatusCode::UNPROCESSABLE_ENTITY,
+            | Code::InvalidWebhook
+            | Code::InvalidRiskRules => StatusCode::UNPROCESSABLE_ENTITY,
             Code::UnknownDocument | Code::NotFound => StatusCode::NOT_FOUND,
             Code::Unauthenticated => StatusCode::UNAUTHORIZED,
             Code::Forbidden | Code::UcrNotYours => StatusCode::FORBIDDEN,
@@ -204,6 +208,7 @@ impl Code {
             Code::BacklogFull => "Too many deliveries are waiting for the broker",
             Code::DeliveryNotFailed => "The delivery has not failed",
             Code::InvalidWebhook => "The webhook cannot be registered",
+            Code::InvalidRiskRules => "The risk rules cannot be put",
             Code::Unavailable => "Temporarily unavailable",
             Code::Internal => "Internal error",
         }

@@ -11,6 +11,7 @@ pub mod errors;
 pub mod indicators;
 pub mod metrics;
 pub mod refusals;
+pub mod risk;
 pub mod routes;
 pub mod stream;
 pub mod webhooks;

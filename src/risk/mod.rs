@@ -7,17 +7,24 @@
 //!
 //! A [`Selection`] is the agency's to read, with its score and reasons; a trader learns only
 //! the channel, once the agency has answered (whoever learns the profile can evade it).
+//!
+//! The rules are the region file's until an operator puts a set at run time
+//! (`PUT /v1/risk/rules`): it is checked as the file's are, kept in the store with who put it
+//! and why (and audited), and every gateway of the store selects with the latest set
+//! ([`Risk::put_rules`], [`Risk::rules`]).
 
+pub mod changes;
 pub mod facts;
 pub mod rules;
 pub mod selection;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
 
-use crate::config::RegionConfig;
+use crate::config::{RegionConfig, RiskRuleConfig};
+use crate::clock::Millis;
 use crate::domain::AgencyId;
 
 pub use facts::{Fact, FactReadings, RiskFacts};
@@ -87,9 +94,12 @@ pub const MAX_REASONS: usize = 8;
 /// agency's selection state (kept by this gateway, for the documents it accepts).
 pub struct Risk {
     readings: FactReadings,
-    profile: Profile,
+    /// The rules selected with now, compiled, and the set they came from.
+    profile: RwLock<(Arc<Profile>, Arc<RuleSet>)>,
     /// Agency id -> its kind.
     kinds: BTreeMap<AgencyId, String>,
+    /// Every agency kind of the region, which a rule's `agency_kinds` must name.
+    kind_names: BTreeSet<String>,
     /// (agency kind, country, border post or "") -> rates.
     budgets: BTreeMap<(String, String, String), Budget>,
     exploration: f64,
@@ -126,7 +136,16 @@ impl Risk {
                 return Err(format!("{at}: given twice"));
             }
         }
-        Ok(Risk { readings, profile, kinds, budgets, exploration, lanes: Mutex::new(HashMap::new()) })
+        let set = RuleSet { rules: region.risk.rules.clone(), change: None };
+        Ok(Risk {
+            readings,
+            profile: RwLock::new((Arc::new(profile), Arc::new(set))),
+            kinds,
+            kind_names,
+            budgets,
+            exploration,
+            lanes: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The facts of a payload (`crate::risk::facts`).
@@ -139,7 +158,7 @@ impl Risk {
     /// rule sends it.
     pub fn select(&self, agency: &AgencyId, f: &RiskFacts) -> Selection {
         let kind = self.kinds.get(agency).map_or("", String::as_str);
-        let assessment = self.profile.assess(f, kind);
+        let assessment = self.profile().assess(f, kind);
         let country = agency.country().to_string();
         let post = f.border_post.clone().unwrap_or_default();
         let (budget, post) = match self.budgets.get(&(kind.to_owned(), country.clone(), post.clone())) {
@@ -160,9 +179,56 @@ impl Risk {
             .select(&assessment, None)
     }
 
-    pub fn profile(&self) -> &Profile {
-        &self.profile
+    /// The rules selected with now, compiled.
+    pub fn profile(&self) -> Arc<Profile> {
+        self.profile.read().unwrap_or_else(|poisoned| poisoned.into_inner()).0.clone()
     }
+
+    /// The rules selected with now, as written, and who put them.
+    pub fn rules(&self) -> Arc<RuleSet> {
+        self.profile.read().unwrap_or_else(|poisoned| poisoned.into_inner()).1.clone()
+    }
+
+    /// `rules` checked as the region file's are (each fact a rule reads described by the types
+    /// it applies to, its agency kinds the region's...): the first fault, naming its rule.
+    pub fn check_rules(&self, rules: &[RiskRuleConfig]) -> Result<Profile, String> {
+        Profile::new(rules, &self.readings, &self.kind_names)
+    }
+
+    /// Selects with `set` from now on, compiled as `profile` ([`Risk::check_rules`]). A set
+    /// older than the one in use is ignored (gateways learn of each other's changes late): the
+    /// latest version wins.
+    pub fn put_rules(&self, profile: Profile, set: RuleSet) -> bool {
+        let mut now = self.profile.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if now.1.version() > set.version() {
+            return false;
+        }
+        *now = (Arc::new(profile), Arc::new(set));
+        true
+    }
+}
+
+/// A set of rules as written, and the operator's change that put it (none: the region file's).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleSet {
+    pub rules: Vec<RiskRuleConfig>,
+    pub change: Option<RuleChange>,
+}
+
+impl RuleSet {
+    /// Its version in the store; 0 for the region file's.
+    pub fn version(&self) -> i64 {
+        self.change.as_ref().map_or(0, |c| c.version)
+    }
+}
+
+/// Who put a set of rules at run time, when and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleChange {
+    pub version: i64,
+    pub at: Millis,
+    pub by: String,
+    pub reason: String,
 }
 
 /// A document's risk facts with the region's profiling: each delivery's channel is chosen when
@@ -170,12 +236,12 @@ impl Risk {
 /// spends no agency's budget.
 #[derive(Clone)]
 pub struct RiskPlan {
-    risk: std::sync::Arc<Risk>,
+    risk: Arc<Risk>,
     facts: RiskFacts,
 }
 
 impl RiskPlan {
-    pub fn new(risk: std::sync::Arc<Risk>, facts: RiskFacts) -> RiskPlan {
+    pub fn new(risk: Arc<Risk>, facts: RiskFacts) -> RiskPlan {
         RiskPlan { risk, facts }
     }
 

@@ -286,3 +286,40 @@ fn what_a_selection_carries_is_bounded_by_the_rules_checks() {
     assert_eq!(names, ["must", "r9", "r8", "r7", "r6", "r5", "r4", "r3"]);
     assert_eq!(s.score, 45.0, "every rule still counts in the score");
 }
+
+/// Two gateways over one store: a set one of them puts is taken by the other at its next look
+/// (what `changes::watch` does every few seconds); an older set never replaces a newer one; a
+/// stored set that no longer holds against the region is not taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_one_gateway_puts_is_taken_by_the_other_and_the_latest_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: std::sync::Arc<dyn crate::store::Store> = std::sync::Arc::new(crate::store::sqlite::SqliteStore::open(dir.path()).unwrap());
+    let (a, b) = (with_rules(&[]).unwrap(), with_rules(&[]).unwrap());
+    assert!(!changes::load(&*store, &b).await.unwrap(), "nothing put yet");
+    let red = rule(r#"name = "all-beef-red"
+                      reason = "Outbreak."
+                      hs_codes = ["0201-0202"]
+                      channel = "red""#);
+    let put = changes::put(&*store, &a, "demo-operator", "outbreak", vec![red.clone()]).await.unwrap().unwrap();
+    assert_eq!(put.version(), 1);
+    assert_eq!(b.rules().version(), 0);
+    assert!(changes::load(&*store, &b).await.unwrap());
+    assert_eq!((b.rules().version(), &b.rules().rules), (1, &vec![red.clone()]));
+    let beef = b.facts("customsDeclaration", "AR", "BR", &example("customsDeclaration/valid/export-beef-road-AR-BR.json"));
+    assert_eq!(b.profile().assess(&beef, "sanitary").mandatory, Some(Channel::Red));
+    assert!(!changes::load(&*store, &b).await.unwrap(), "already in use");
+
+    // An older set arriving late is ignored.
+    let older = RuleSet { rules: Vec::new(), change: None };
+    assert!(!b.put_rules(b.check_rules(&[]).unwrap(), older));
+    assert_eq!(b.rules().version(), 1);
+
+    // A stored set that does not hold against this region: refused, the rules in use kept.
+    store.write_with(vec![crate::store::Subject::RiskRules], |l| l.save_risk_rules(5, "x", "y", r#"[{"name": "n", "reason": "r", "points": 1, "agency_kinds": ["coastguard"]}]"#)).await.unwrap();
+    assert!(!changes::load(&*store, &b).await.unwrap());
+    assert_eq!(b.rules().version(), 1);
+    // And a refused put changes nothing and keeps nothing.
+    let refused = changes::put(&*store, &a, "demo-operator", "", vec![red]).await.unwrap();
+    assert_eq!(refused.unwrap_err(), changes::RulesRefused::NoReason);
+    assert_eq!(store.read_with(|l| l.latest_risk_rules()).await.unwrap().unwrap().version, 2);
+}

@@ -288,6 +288,32 @@ pub async fn an_inspection_finding_is_kept_with_its_delivery_the_latest_answers(
     assert!(records.iter().any(|r| r.action == "acknowledgment.recorded" && r.detail.contains("UNDERVAL")), "the finding is audited");
 }
 
+pub async fn risk_rule_sets_are_kept_in_turn_and_the_latest_read_back(store: Arc<dyn Store>) {
+    assert!(store.read_with(|l| l.latest_risk_rules()).await.unwrap().is_none(), "none before the first change");
+    // Put at once from eight tasks: each takes its own version, none is lost.
+    let puts: Vec<_> = (0..8i64)
+        .map(|i| {
+            let s = store.clone();
+            tokio::spawn(async move {
+                s.write_with(vec![Subject::RiskRules], move |l| l.save_risk_rules(1_000 + i, "demo-operator", &format!("change {i}"), &format!("[{i}]")))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for p in puts {
+        versions.push(p.await.unwrap());
+    }
+    versions.sort();
+    assert_eq!(versions, (1..=8).collect::<Vec<i64>>());
+    let latest = store.read_with(|l| l.latest_risk_rules()).await.unwrap().unwrap();
+    assert_eq!(latest.version, 8);
+    assert_eq!(latest.changed_by, "demo-operator");
+    assert_eq!(latest.rules, format!("[{}]", latest.at - 1_000), "the set, its time and its reason kept together");
+    assert_eq!(latest.reason, format!("change {}", latest.at - 1_000));
+}
+
 pub async fn concurrent_submissions_all_land(store: Arc<dyn Store>) {
     let tasks: Vec<_> = (0..200)
         .map(|i| {
@@ -766,6 +792,7 @@ macro_rules! conformance_suite {
             concurrent_submissions_all_land,
             a_delivery_keeps_its_selection_for_the_outbox_the_stream_and_the_view,
             an_inspection_finding_is_kept_with_its_delivery_the_latest_answers,
+            risk_rule_sets_are_kept_in_turn_and_the_latest_read_back,
             a_rule_that_panics_fails_its_own_write_and_the_writer_goes_on,
             a_write_the_database_refuses_fails_alone,
             a_refused_delivery_waits_holds_back_its_ucr_fails_and_is_sent_again,

@@ -48,6 +48,20 @@ use super::*;
 /// consignment's UCR (what the indicators' index is rebuilt and refreshed from).
 pub type ReleaseTimeFacts = (Vec<ConsignmentReleaseTimes>, Vec<(Ucr, AgencyReleaseTimes)>);
 
+/// A set of risk rules an operator put at run time (`crate::risk`), as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RiskRuleSet {
+    /// 1, 2, 3... in the order the sets were put, across every gateway of the store.
+    pub version: i64,
+    pub at: Millis,
+    /// The operator who put it.
+    pub changed_by: String,
+    /// Why, in the operator's words.
+    pub reason: String,
+    /// The rules, as JSON in the region file's terms (`crate::config::RiskRuleConfig`).
+    pub rules: String,
+}
+
 /// A record of the audit log, as stored (`crate::audit` computes and checks its hash).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditRecord {
@@ -274,12 +288,12 @@ pub struct WebhookRecord {
     pub next_attempt_at: Millis,
 }
 
-/// The rows of one transaction, as seven traits by concern. Every method reads or writes rows
+/// The rows of one transaction, as eight traits by concern. Every method reads or writes rows
 /// and nothing else: no method decides an outcome. `Result::Err` is a failure of the store
 /// (never a refusal), and the work that meets one must give up (its writes are not committed).
-pub trait Ledger: Consignments + IndicatorFacts + Answers + Outbox + StatusEvents + WebhookRegistry + AuditLog {}
+pub trait Ledger: Consignments + IndicatorFacts + Answers + Outbox + StatusEvents + WebhookRegistry + AuditLog + RiskRuleSets {}
 
-impl<T: Consignments + IndicatorFacts + Answers + Outbox + StatusEvents + WebhookRegistry + AuditLog + ?Sized> Ledger for T {}
+impl<T: Consignments + IndicatorFacts + Answers + Outbox + StatusEvents + WebhookRegistry + AuditLog + RiskRuleSets + ?Sized> Ledger for T {}
 
 /// The documents of consignments, their consignments and their deliveries as routed.
 pub trait Consignments {
@@ -483,4 +497,13 @@ pub trait AuditLog {
     fn insert_audit_record(&mut self, record: &AuditRecord) -> Result<(), StoreError>;
     /// Every record, chain by chain (by name), each chain in order.
     fn audit_records(&mut self) -> Result<Vec<AuditRecord>, StoreError>;
+}
+
+/// The risk rules operators put at run time: every set kept, the latest the one selected with.
+pub trait RiskRuleSets {
+    /// Keeps `rules` as the next version after the latest; that version. Written under
+    /// `Subject::RiskRules`, so that gateways putting sets at once take turns.
+    fn save_risk_rules(&mut self, at: Millis, changed_by: &str, reason: &str, rules: &str) -> Result<i64, StoreError>;
+    /// The latest set put, if any.
+    fn latest_risk_rules(&mut self) -> Result<Option<RiskRuleSet>, StoreError>;
 }

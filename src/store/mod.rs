@@ -624,6 +624,8 @@ pub enum Subject {
     Consignment(Ucr),
     /// A submitter's `Idempotency-Key`, which may span consignments.
     IdempotencyKey { sender: String, key: String },
+    /// The region's risk rules: one change at a time, across gateways.
+    RiskRules,
 }
 
 impl Subject {
@@ -632,6 +634,7 @@ impl Subject {
         match self {
             Subject::Consignment(ucr) => format!("consignment {ucr}"),
             Subject::IdempotencyKey { sender, key } => format!("idempotency-key {sender} {key}"),
+            Subject::RiskRules => "risk-rules".to_owned(),
         }
     }
 }

@@ -1245,6 +1245,27 @@ impl AuditLog for SqliteLedger {
     }
 }
 
+impl RiskRuleSets for SqliteLedger {
+    fn save_risk_rules(&mut self, at: Millis, changed_by: &str, reason: &str, rules: &str) -> Result<i64, StoreError> {
+        // One writer: the next version is free.
+        let version: i64 = self.conn.row("SELECT COALESCE(MAX(version), 0) + 1 FROM risk_rule_sets", [], |r| r.get(0))?;
+        self.conn.exec(
+            "INSERT INTO risk_rule_sets (version, at, changed_by, reason, rules) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![version, at, changed_by, reason, rules],
+        )?;
+        Ok(version)
+    }
+
+    fn latest_risk_rules(&mut self) -> Result<Option<RiskRuleSet>, StoreError> {
+        Ok(self
+            .conn
+            .row("SELECT version, at, changed_by, reason, rules FROM risk_rule_sets ORDER BY version DESC LIMIT 1", [], |r| {
+                Ok(RiskRuleSet { version: r.get(0)?, at: r.get(1)?, changed_by: r.get(2)?, reason: r.get(3)?, rules: r.get(4)? })
+            })
+            .optional()?)
+    }
+}
+
 impl Store for SqliteStore {
     fn write(&self, subjects: Vec<Subject>, lookups: Vec<AcceptanceLookup>, work: Work) -> StoreFuture<'_, Decided> {
         Box::pin(self.writer.write(subjects, lookups, work))
@@ -1439,9 +1460,9 @@ mod tests {
             assert_eq!((old.channel.as_str(), old.dims.transport_mode.as_deref()), ("with-hold", None));
             assert_eq!(crate::indicators::backfill(&*store).await.unwrap(), 0, "nothing left");
         }
-        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7, 8, 9], "every version recorded");
+        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "every version recorded");
         SqliteStore::open(dir.path()).unwrap();
-        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7, 8, 9], "and none run again");
+        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "and none run again");
     }
 
     #[tokio::test]

@@ -81,3 +81,77 @@ async fn the_agency_reads_why_it_was_sent_a_document_and_the_trader_only_its_cha
     // Another agency never reads the sanitary agency's selection (its delivery is not shown).
     assert_eq!(delivery(&app, &ucr, "demo-br-customs", "br-sanitary").await, Value::Null);
 }
+
+/// Issue 28, item 2: an operator replaces the risk rules at run time. Each change is checked as
+/// the region file's rules are (a rule reading a fact its types lack is refused, named, and
+/// nothing changes), kept with who and why in the store and the audit log, selected with from
+/// the next document, and still in use after a restart. Nobody else reads or changes them.
+#[tokio::test]
+async fn an_operator_changes_the_risk_rules_at_run_time_checked_audited_and_kept() {
+    let app = spawn_app().await;
+    let put = |token: &'static str, body: Value| {
+        let (client, url) = (app.client.clone(), format!("{}/v1/risk/rules", app.address));
+        async move { client.put(url).bearer_auth(token).json(&body).send().await.unwrap() }
+    };
+    for token in ["demo-trader", "demo-br-customs", "demo-nsw-ar"] {
+        assert_eq!(app.get("/v1/risk/rules", Some(token)).await.status(), 403, "{token} reads no rule");
+        let r = put(token, json!({"reason": "mine", "rules": []})).await;
+        crate::helpers::assert_problem(r, 403, "forbidden").await;
+    }
+    let shipped: Value = app.get("/v1/risk/rules", Some("demo-operator")).await.json().await.unwrap();
+    assert_eq!((&shipped["version"], &shipped["source"]), (&json!(0), &json!("region-file")), "{shipped:#}");
+    assert!(shipped["rules"].as_array().unwrap().iter().any(|r| r["name"] == "bovine-meat-to-sanitary"));
+
+    // Refused, named, and nothing changes: a fact its type lacks, no reason, an unknown member.
+    let lacking = json!({"name": "cheap-crossing", "reason": "Declared under 10.", "document_types": ["borderCrossingNotice"],
+                         "value_below": 10.0, "points": 5});
+    let r = put("demo-operator", json!({"reason": "undervaluation", "rules": [lacking]})).await;
+    let problem = crate::helpers::assert_problem(r, 422, "invalid-risk-rules").await;
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("\"cheap-crossing\"") && detail.contains("risk.value"), "{detail}");
+    let beef_red = json!({"name": "beef-outbreak-red", "reason": "Bovine meat: every consignment inspected during the outbreak.",
+                          "hs_codes": ["0201-0202"], "agency_kinds": ["sanitary"], "channel": "red"});
+    let r = put("demo-operator", json!({"reason": " ", "rules": [beef_red]})).await;
+    crate::helpers::assert_problem(r, 422, "invalid-risk-rules").await;
+    let r = put("demo-operator", json!({"reason": "x", "rules": [{"name": "a", "reason": "b", "points": 1, "colour": "red"}]})).await;
+    crate::helpers::assert_problem(r, 422, "invalid-risk-rules").await;
+    let now: Value = app.get("/v1/risk/rules", Some("demo-operator")).await.json().await.unwrap();
+    assert_eq!(now, shipped, "a refused change changes nothing");
+
+    // Put: the answer is the set in use, with who and why.
+    let r = put("demo-operator", json!({"reason": "Sanitary alert 12/2026: bovine meat inspected physically", "rules": [beef_red]})).await;
+    assert_eq!(r.status(), 200);
+    let changed: Value = r.json().await.unwrap();
+    assert_eq!((&changed["version"], &changed["source"], &changed["changedBy"]), (&json!(1), &json!("operator"), &json!("demo-operator")), "{changed:#}");
+    assert_eq!(changed["rules"], json!([beef_red]));
+
+    // The next document is selected with it: red, by the new rule; the shipped rule is gone.
+    let mut body = example("customsDeclaration/valid/export-beef-road-AR-BR.json");
+    body["ucr"] = json!("26AR30714255831-RULES1");
+    assert_eq!(app.submit(&body).await.status(), 202);
+    let sanitary = delivery(&app, "26AR30714255831-RULES1", "demo-br-sanitary", "br-sanitary").await;
+    let selection = &sanitary["selection"];
+    assert_eq!((&selection["channel"], &selection["source"]), (&json!("red"), &json!("mandatory")), "{sanitary:#}");
+    assert_eq!(selection["reasons"][0]["name"], "beef-outbreak-red");
+    assert!(!selection.to_string().contains("bovine-meat-to-sanitary"));
+
+    // In the audit log: who, why, the rules before and after.
+    let db = rusqlite::Connection::open(app.data.path().join("ventanilla.db")).unwrap();
+    let (who, detail): (String, String) = db
+        .query_row("SELECT participant, detail FROM audit_log WHERE action = 'risk.rules.changed'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    let detail: Value = serde_json::from_str(&detail).unwrap();
+    assert_eq!(who, "demo-operator");
+    assert_eq!(detail["reason"], "Sanitary alert 12/2026: bovine meat inspected physically");
+    assert_eq!((&detail["rules"], &detail["before"]["version"]), (&json!(["beef-outbreak-red"]), &json!(0)));
+    assert!(detail["before"]["rules"].as_array().unwrap().contains(&json!("bovine-meat-to-sanitary")));
+    drop(db);
+
+    // Restarted on the same store: the operator's set, not the region file's.
+    let (data, prefix) = (app.data.clone(), app.topic_prefix.clone());
+    app.stop().await;
+    let again = crate::helpers::spawn_app_on(data, prefix, Some(crate::helpers::test_brokers()), |_| {}).await;
+    let kept: Value = again.get("/v1/risk/rules", Some("demo-operator")).await.json().await.unwrap();
+    assert_eq!(kept, changed);
+    again.stop().await;
+}

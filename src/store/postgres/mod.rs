@@ -1577,6 +1577,24 @@ impl AuditLog for PgLedger {
     }
 }
 
+impl RiskRuleSets for PgLedger {
+    fn save_risk_rules(&mut self, at: Millis, changed_by: &str, reason: &str, rules: &str) -> Result<i64, StoreError> {
+        // Written under `Subject::RiskRules`'s lock, so gateways take turns; the key is the last guard.
+        let row = self.write_rows(
+            "INSERT INTO risk_rule_sets (version, at, changed_by, reason, rules)
+             SELECT COALESCE(MAX(version), 0) + 1, $1, $2, $3, $4 FROM risk_rule_sets RETURNING version",
+            &[&at, &changed_by, &reason, &rules],
+        )?;
+        row.first().map(|r| r.get(0)).ok_or_else(|| StoreError::Corrupt("a risk rule set was kept without its version".into()))
+    }
+
+    fn latest_risk_rules(&mut self) -> Result<Option<RiskRuleSet>, StoreError> {
+        Ok(self
+            .row("SELECT version, at, changed_by, reason, rules FROM risk_rule_sets ORDER BY version DESC LIMIT 1", &[])?
+            .map(|r| RiskRuleSet { version: r.get(0), at: r.get(1), changed_by: r.get(2), reason: r.get(3), rules: r.get(4) }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,83 @@
+//! `/v1/risk/rules`: the risk rules selected with, read and replaced at run time by an operator
+//! (`crate::risk::changes`). Agencies read why a delivery was selected on the delivery itself;
+//! the rules are no one else's to read (whoever learns the profile can evade it).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::auth::Authenticated;
+use super::errors::{ApiError, Code};
+use super::routes::{body_bytes, read_body, AppState};
+use crate::config::RiskRuleConfig;
+use crate::risk::RuleSet;
+
+/// The body of `PUT /v1/risk/rules`: the whole set that replaces the one in use, and why.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RiskRulesChange {
+    /// Why, kept in the audit log with who put the set (1 to 500 characters).
+    #[schemars(extend("minLength" = 1, "maxLength" = 500))]
+    pub reason: String,
+    /// Every rule, in the region file's terms (`[[risk.rules]]`); an empty list selects on the
+    /// budgets' random share alone.
+    #[schemars(extend("maxItems" = 200))]
+    pub rules: Vec<RiskRuleConfig>,
+}
+
+/// The risk rules in use.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RiskRules {
+    /// 0 for the region file's rules; then 1, 2, 3... for each set operators put.
+    pub version: i64,
+    /// `region-file` or `operator`.
+    pub source: &'static str,
+    /// When the set was put (RFC 3339), by whom and why; absent for the region file's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub rules: Vec<RiskRuleConfig>,
+}
+
+fn answer(set: &RuleSet) -> RiskRules {
+    let change = set.change.as_ref();
+    RiskRules {
+        version: set.version(),
+        source: if change.is_some() { "operator" } else { "region-file" },
+        changed_at: change.map(|c| crate::clock::rfc3339(c.at)),
+        changed_by: change.map(|c| c.by.clone()),
+        reason: change.map(|c| c.reason.clone()),
+        rules: set.rules.clone(),
+    }
+}
+
+/// `GET /v1/risk/rules`: the rules selected with now (operators).
+pub async fn rules(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
+    let set = state.gateway.risk_rules(&who.0)?;
+    Ok(HttpResponse::Ok().json(answer(&set)))
+}
+
+/// `PUT /v1/risk/rules`: replaces them (operators); 422 `invalid-risk-rules` changes nothing.
+pub async fn put_rules(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    crate::access::may_operate(&who.0).map_err(|r| ApiError::new(Code::Forbidden, r.to_string()))?;
+    let _bytes = body_bytes(&who, &req, state.max_body_bytes)?;
+    let body = read_body(&state, &who, &req, payload).await?;
+    let change: RiskRulesChange = serde_json::from_value(body).map_err(|e| {
+        ApiError::new(Code::InvalidRiskRules, format!("the body must be {{\"reason\": \"...\", \"rules\": [...]}}, each rule as in the region file's [[risk.rules]]: {e}"))
+    })?;
+    let set = state
+        .gateway
+        .put_risk_rules(&who.0, &change.reason, change.rules)
+        .await?
+        .map_err(|refused| ApiError::new(Code::InvalidRiskRules, refused.to_string()))?;
+    Ok(HttpResponse::Ok().json(answer(&set)))
+}
