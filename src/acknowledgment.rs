@@ -58,7 +58,7 @@ pub fn apply_in(l: &mut dyn Ledger, ack: &AckRecord) -> Result<Result<AckApplied
         // What the agency found is its statement, whatever the answer's status did: it is kept
         // (the latest answer's) for risk profiling to learn from.
         detail["inspection"] = json!(inspection);
-        l.record_inspection(delivery.id, inspection, ack.at)?;
+        l.record_inspection(delivery.id, inspection, ack.at, ack.finding_facts.as_deref())?;
     }
     audit::append(l, &audit::entry(ack.at, &ack.by, "acknowledgment.recorded", ack.document_id.to_string(), detail))?;
     l.add_delivery_event(

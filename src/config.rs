@@ -267,11 +267,14 @@ pub struct RiskConfig {
     pub rules: Vec<RiskRuleConfig>,
     /// Inspection rates per agency (`[[risk.budgets]]`).
     pub budgets: Vec<RiskBudgetConfig>,
+    /// Hours between trainings of a risk model on the findings so far (`crate::risk::learning`);
+    /// 0: only on demand (`POST /v1/risk/models`).
+    pub training_every_hours: u64,
 }
 
 impl Default for RiskConfig {
     fn default() -> Self {
-        RiskConfig { exploration: 0.10, rules: Vec::new(), budgets: Vec::new() }
+        RiskConfig { exploration: 0.10, rules: Vec::new(), budgets: Vec::new(), training_every_hours: 24 }
     }
 }
 

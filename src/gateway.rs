@@ -330,6 +330,13 @@ impl Gateway {
         let Acknowledgment { document_id, agency, status, reason, inspection } =
             parse_acknowledgment(&self.registry, body).map_err(AckError::Invalid)?;
         may_acknowledge(by, &agency).map_err(AckError::Refused)?;
+        // A finding is kept with the facts risk learns from (`crate::risk::history`), read
+        // from its document here, off the writer.
+        let finding = inspection.as_ref().filter(|i| i.performed).and_then(|i| i.finding);
+        let finding_facts = match finding {
+            Some(_) => self.finding_facts(document_id).await.map_err(AckError::Store)?,
+            None => None,
+        };
         let record = AckRecord {
             by: by.id.clone(),
             document_id,
@@ -337,6 +344,7 @@ impl Gateway {
             status,
             reason,
             inspection,
+            finding_facts: finding_facts.as_ref().and_then(|f| serde_json::to_string(f).ok()),
             source,
             at: now_millis(),
         };
@@ -347,10 +355,25 @@ impl Gateway {
         if applied.outcome.changed() {
             self.status_wakeup.notify();
         }
+        if let (Some(finding), Some(facts)) = (finding, &finding_facts) {
+            self.risk.learn(facts, finding == crate::store::Finding::Irregularity);
+        }
         if let Some(ms) = applied.first_answer_after_ms {
             self.metrics.first_answer(applied.agency.as_str(), std::time::Duration::from_millis(ms as u64));
         }
         Ok(applied)
+    }
+
+    /// The facts of document `id` that a finding is kept with; none for a document unknown (its
+    /// answer is refused anyway).
+    async fn finding_facts(&self, id: Uuid) -> Result<Option<crate::risk::history::FindingFacts>, StoreError> {
+        let Some(doc) = self.store.read_with(move |l| l.document(id)).await? else { return Ok(None) };
+        let payload: Value = match serde_json::from_str(&doc.payload) {
+            Ok(p) => p,
+            Err(e) => return Err(StoreError::Corrupt(format!("document {id}'s stored payload: {e}"))),
+        };
+        let facts = self.risk.facts(doc.record.document_type.as_str(), doc.record.origin.as_str(), doc.record.destination.as_str(), &payload);
+        Ok(Some(crate::risk::history::FindingFacts::of(&facts)))
     }
 
     /// The consignment as `by` may see it (`access::visible_consignment`); anything else is
@@ -475,6 +498,12 @@ impl Gateway {
         -> Result<Result<Arc<crate::risk::RuleSet>, crate::risk::changes::RulesRefused>, OperatorError> {
         may_operate(by).map_err(OperatorError::Refused)?;
         crate::risk::changes::put(&*self.store, &self.risk, &by.id, reason, rules).await.map_err(OperatorError::Store)
+    }
+
+    /// Trains a risk model on every finding now (operators only; `crate::risk::learning`).
+    pub async fn train_risk_model(&self, by: &Participant) -> Result<Result<crate::risk::learning::Trained, String>, OperatorError> {
+        may_operate(by).map_err(OperatorError::Refused)?;
+        crate::risk::learning::train(&*self.store, &self.risk, &by.id).await.map_err(OperatorError::Store)
     }
 
     /// Sends failed deliveries again (operators only): back in the outbox with fresh attempts.

@@ -255,6 +255,16 @@ impl Application {
             supervised("webhooks", Box::pin(webhook_dispatcher.run(shutdown_rx.clone()))),
             supervised("risk-rules", Box::pin(crate::risk::changes::watch(store.clone(), gateway.risk.clone(), shutdown_rx.clone()))),
             supervised(
+                "risk-learning",
+                Box::pin(crate::risk::learning::run(
+                    store.clone(),
+                    gateway.risk.clone(),
+                    (settings.region.risk.training_every_hours > 0)
+                        .then(|| Duration::from_secs(settings.region.risk.training_every_hours.saturating_mul(3600))),
+                    shutdown_rx.clone(),
+                )),
+            ),
+            supervised(
                 "refusal-audit",
                 Box::pin(flush_refusals(refusals.clone(), gateway.replays.clone(), store.clone(), shutdown_rx.clone())),
             ),

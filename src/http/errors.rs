@@ -47,13 +47,14 @@ pub enum Code {
     DeliveryNotFailed,
     InvalidWebhook,
     InvalidRiskRules,
+    NotEnoughFindings,
     Unavailable,
     Internal,
 }
 
 impl Code {
     /// Every code, for the API description.
-    pub const ALL: [Code; 37] = [
+    pub const ALL: [Code; 38] = [
         Code::MalformedJson,
         Code::InvalidCursor,
         Code::InvalidQuery,
@@ -89,6 +90,7 @@ impl Code {
         Code::DeliveryNotFailed,
         Code::InvalidWebhook,
         Code::InvalidRiskRules,
+        Code::NotEnoughFindings,
         Code::Unavailable,
         Code::Internal,
     ];
@@ -130,6 +132,7 @@ impl Code {
             Code::DeliveryNotFailed => "delivery-not-failed",
             Code::InvalidWebhook => "invalid-webhook",
             Code::InvalidRiskRules => "invalid-risk-rules",
+            Code::NotEnoughFindings => "not-enough-findings",
             Code::Unavailable => "unavailable",
             Code::Internal => "internal",
         }
@@ -149,6 +152,7 @@ impl Code {
             | Code::AmendmentUnchanged
             | Code::NoOpenQuery
             | Code::QueryAlreadyAnswered
+            | Code::NotEnoughFindings
             | Code::TooManyVersions => StatusCode::CONFLICT,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -209,6 +213,7 @@ impl Code {
             Code::DeliveryNotFailed => "The delivery has not failed",
             Code::InvalidWebhook => "The webhook cannot be registered",
             Code::InvalidRiskRules => "The risk rules cannot be put",
+            Code::NotEnoughFindings => "Too few findings to train a risk model",
             Code::Unavailable => "Temporarily unavailable",
             Code::Internal => "Internal error",
         }

@@ -1,5 +1,6 @@
 //! `/v1/risk/rules`: the risk rules selected with, read and replaced at run time by an operator
-//! (`crate::risk::changes`). Agencies read why a delivery was selected on the delivery itself;
+//! (`crate::risk::changes`). `/v1/risk/models`: a model trained on the findings on demand
+//! (`crate::risk::learning`). Agencies read why a delivery was selected on the delivery itself;
 //! the rules are no one else's to read (whoever learns the profile can evade it).
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -80,4 +81,68 @@ pub async fn put_rules(
         .await?
         .map_err(|refused| ApiError::new(Code::InvalidRiskRules, refused.to_string()))?;
     Ok(HttpResponse::Ok().json(answer(&set)))
+}
+
+/// A model trained on demand: its version, whether it went live, and its figures.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrainedModel {
+    pub version: i64,
+    /// Whether it replaced the live model: only if its precision at the budget on the held-back
+    /// findings beats the live one's on the same findings (or none was live).
+    pub live: bool,
+    /// `logistic-regression`.
+    pub kind: String,
+    /// Findings trained on; the most recent fifth are held back to judge it.
+    pub trained_on: usize,
+    /// The first and last finding's time (RFC 3339).
+    pub window_from: String,
+    pub window_to: String,
+    /// The features it reads, and what each weighs (logit per unit).
+    pub features: Vec<String>,
+    pub coefficients: Vec<f64>,
+    pub intercept: f64,
+    pub validation: ModelValidation,
+}
+
+/// How a model did on the findings held back.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelValidation {
+    pub held_back: usize,
+    /// The share of documents inspected at the budget (the region's budgets, on average).
+    pub budget_share: f64,
+    /// Irregular among the held-back findings it scores highest, at the budget.
+    pub precision_at_budget: f64,
+    /// Irregular among all held back: what inspecting at random finds.
+    pub base_rate: f64,
+    /// The live model's precision on the same findings, when one was live.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_precision_at_budget: Option<f64>,
+}
+
+/// `POST /v1/risk/models`: trains a model on every finding now (operators); 409
+/// `not-enough-findings` when none can be trained yet.
+pub async fn train_model(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
+    let trained = state.gateway.train_risk_model(&who.0).await?.map_err(|why| ApiError::new(Code::NotEnoughFindings, why))?;
+    let m = &trained.model;
+    let v = &m.validation;
+    Ok(HttpResponse::Ok().json(TrainedModel {
+        version: trained.version,
+        live: trained.live,
+        kind: m.kind.clone(),
+        trained_on: m.trained_on,
+        window_from: crate::clock::rfc3339(m.window_from),
+        window_to: crate::clock::rfc3339(m.window_to),
+        features: m.weights.features.clone(),
+        coefficients: m.weights.coefficients.clone(),
+        intercept: m.weights.intercept,
+        validation: ModelValidation {
+            held_back: v.held_back,
+            budget_share: v.budget_share,
+            precision_at_budget: v.precision_at_budget,
+            base_rate: v.base_rate,
+            live_precision_at_budget: v.live_precision_at_budget,
+        },
+    }))
 }

@@ -272,7 +272,7 @@ fn consignment(draws: &mut Draws, router: &Router, topics: &Topics, t: &Traffic,
     let trader = Participant { id: t.trader.clone(), role: Role::Trader, agency: None, country: None, acts_for: Vec::new() };
     let mut steps: Vec<(Millis, Step)> = Vec::new();
     let answer = |doc: Uuid, agency: &AgencyId, status: AckStatus, at: Millis, reason: Option<&str>| {
-        (at, Step::Answer(AckRecord { document_id: doc, agency: agency.clone(), status, reason: reason.map(str::to_owned), inspection: None, source: "http", by: format!("simulated {agency}"), at }))
+        (at, Step::Answer(AckRecord { document_id: doc, agency: agency.clone(), status, reason: reason.map(str::to_owned), inspection: None, finding_facts: None, source: "http", by: format!("simulated {agency}"), at }))
     };
     for (agency, _, _) in &border {
         steps.push(answer(notice.id, agency, AckStatus::Released, arrived.max(notice_at + MINUTE), Some("arrived at the border post")));

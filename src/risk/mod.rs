@@ -15,6 +15,9 @@
 
 pub mod changes;
 pub mod facts;
+pub mod history;
+pub mod learning;
+pub mod model;
 pub mod rules;
 pub mod selection;
 
@@ -105,6 +108,16 @@ pub struct Risk {
     exploration: f64,
     /// (agency, border post or "") -> its lane.
     lanes: Mutex<HashMap<(AgencyId, String), Lane>>,
+    /// The live model, if any, and the findings' histories it scores with: rebuilt from every
+    /// finding at each training, and counting this gateway's findings as they come.
+    learned: RwLock<Learned>,
+}
+
+/// What selection learned from the findings.
+#[derive(Default)]
+struct Learned {
+    model: Option<(Arc<model::Model>, i64)>,
+    histories: history::Histories,
 }
 
 impl Risk {
@@ -145,6 +158,7 @@ impl Risk {
             budgets,
             exploration,
             lanes: Mutex::new(HashMap::new()),
+            learned: RwLock::new(Learned::default()),
         })
     }
 
@@ -172,11 +186,72 @@ impl Risk {
             };
             return Selection { channel, score: assessment.score, source, reasons: selection::reasons(&assessment), model_version: None };
         };
+        let learned = self.model_score(f);
         let mut lanes = self.lanes.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        lanes
-            .entry((agency.clone(), post))
-            .or_insert_with(|| Lane::new(budget, self.exploration, seed()))
-            .select(&assessment, None)
+        let lane = lanes.entry((agency.clone(), post)).or_insert_with(|| Lane::new(budget, self.exploration, seed()));
+        let Some((score, version, features)) = learned else { return lane.select(&assessment, None) };
+        let mut selection = lane.select(&assessment, Some((score, &version)));
+        drop(lanes);
+        // The model's reasons among the rules', by what each added; the random draw's last.
+        let random = selection.reasons.iter().position(|r| r.kind == ReasonKind::Random).map(|at| selection.reasons.remove(at));
+        selection.reasons.extend(features);
+        selection.reasons.sort_by(|a, b| (a.contribution != 0.0 || a.kind != ReasonKind::Rule).cmp(&(b.contribution != 0.0 || b.kind != ReasonKind::Rule)).then(b.contribution.total_cmp(&a.contribution)));
+        selection.reasons.truncate(MAX_REASONS - usize::from(random.is_some()));
+        selection.reasons.extend(random);
+        selection
+    }
+
+    /// The live model's points for a document (100 times its probability of an irregularity),
+    /// its version, and the features that raised it most, as reasons.
+    fn model_score(&self, f: &RiskFacts) -> Option<(f64, String, Vec<Reason>)> {
+        let learned = self.learned.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (m, version) = learned.model.as_ref()?;
+        let facts = history::FindingFacts::of(f);
+        let x = model::features(&learned.histories, &facts);
+        let (p, parts) = m.weights.score(&x);
+        let points = 100.0 * p;
+        // Each feature's part of the points, to first order at this document.
+        let slope = 100.0 * p * (1.0 - p);
+        let mut reasons: Vec<Reason> = parts
+            .iter()
+            .enumerate()
+            .filter(|(_, part)| **part > 0.0)
+            .map(|(i, part)| Reason {
+                kind: ReasonKind::Feature,
+                name: model::FEATURES[i].to_owned(),
+                contribution: (slope * part * 100.0).round() / 100.0,
+                text: feature_text(i, &learned.histories, &facts, &x),
+            })
+            .collect();
+        reasons.sort_by(|a, b| b.contribution.total_cmp(&a.contribution));
+        reasons.truncate(3);
+        Some((points, version.to_string(), reasons))
+    }
+
+    /// Counts a finding this gateway recorded in the histories the live model scores with.
+    pub fn learn(&self, facts: &history::FindingFacts, irregular: bool) {
+        self.learned.write().unwrap_or_else(|poisoned| poisoned.into_inner()).histories.add(facts, irregular);
+    }
+
+    /// Scores with `model` (version `version`) from now on, over `histories`; none: rules alone.
+    pub fn put_model(&self, model: Option<(Arc<model::Model>, i64)>, histories: history::Histories) {
+        let mut learned = self.learned.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        learned.model = model;
+        learned.histories = histories;
+    }
+
+    /// The live model and its version, if one is live.
+    pub fn live_model(&self) -> Option<(Arc<model::Model>, i64)> {
+        self.learned.read().unwrap_or_else(|poisoned| poisoned.into_inner()).model.clone()
+    }
+
+    /// The share of documents the region's budgets inspect (red and yellow), on average: the
+    /// budget a model's precision is judged at.
+    pub fn budget_share(&self) -> f64 {
+        if self.budgets.is_empty() {
+            return 0.1;
+        }
+        self.budgets.values().map(|b| b.red + b.yellow).sum::<f64>() / self.budgets.len() as f64
     }
 
     /// The rules selected with now, compiled.
@@ -229,6 +304,24 @@ pub struct RuleChange {
     pub at: Millis,
     pub by: String,
     pub reason: String,
+}
+
+/// A feature's reason, in words an inspector reads.
+fn feature_text(i: usize, h: &history::Histories, f: &history::FindingFacts, x: &[f64; 8]) -> String {
+    let history = |d: history::Dimension, what: &str| match h.worst(f, d) {
+        Some(e) => format!("{what} {}: irregularities in {:.0}% of past inspections ({} inspected; the region: {:.0}%)", e.key, 100.0 * e.rate, e.inspected, 100.0 * h.mean()),
+        None => format!("{what}: no history"),
+    };
+    match i {
+        0 => history(history::Dimension::Party, "Party"),
+        1 => history(history::Dimension::Heading, "HS heading"),
+        2 => history(history::Dimension::Route, "Route"),
+        3 => history(history::Dimension::Platform, "Platform"),
+        4 => format!("Declared value per kilogram: {:.2}", x[4].exp_m1()),
+        5 => "No value per kilogram can be computed (value or mass not stated)".into(),
+        6 => format!("Declared value: {:.2}", x[6].exp_m1()),
+        _ => "A party never inspected before".into(),
+    }
 }
 
 /// A document's risk facts with the region's profiling: each delivery's channel is chosen when

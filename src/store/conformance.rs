@@ -47,6 +47,7 @@ pub fn doc(ucr: &str, agencies: &[&str]) -> NewDocument {
 pub fn ack(doc: Uuid, agency: &str, status: AckStatus) -> AckRecord {
     AckRecord {
         inspection: None,
+        finding_facts: None,
         document_id: doc,
         agency: AgencyId::parse(agency).unwrap(),
         status,
@@ -312,6 +313,49 @@ pub async fn risk_rule_sets_are_kept_in_turn_and_the_latest_read_back(store: Arc
     assert_eq!(latest.changed_by, "demo-operator");
     assert_eq!(latest.rules, format!("[{}]", latest.at - 1_000), "the set, its time and its reason kept together");
     assert_eq!(latest.reason, format!("change {}", latest.at - 1_000));
+}
+
+pub async fn findings_are_kept_with_their_facts_read_in_time_order_and_one_model_is_live(store: Arc<dyn Store>) {
+    let t0 = now_millis();
+    let mut ids = Vec::new();
+    for (i, finding) in [Finding::Irregularity, Finding::None, Finding::None].into_iter().enumerate() {
+        let d = doc(&format!("UCR-FIND-{i}"), &["br-customs"]);
+        submission::accept(&*store, d.clone()).await.unwrap().unwrap();
+        let inspection = Inspection { performed: true, finding: Some(finding), revenue: None, code: None };
+        let facts = format!("{{\"route\":\"AR-BR\",\"parties\":[\"AR-CUIT:{i}\"]}}");
+        let a = AckRecord { inspection: Some(inspection), finding_facts: Some(facts), at: t0 + 10 - i as Millis, ..ack(d.id, "br-customs", AckStatus::Released) };
+        acknowledgment::apply(&*store, a).await.unwrap().unwrap();
+        ids.push(d.id);
+    }
+    // Performed without a finding, or without facts: not learned from.
+    let d = doc("UCR-FIND-3", &["br-customs"]);
+    submission::accept(&*store, d.clone()).await.unwrap().unwrap();
+    let a = AckRecord { inspection: Some(Inspection { performed: false, finding: None, revenue: None, code: None }), ..ack(d.id, "br-customs", AckStatus::Released) };
+    acknowledgment::apply(&*store, a).await.unwrap().unwrap();
+
+    // In time order (the last answered first here), a page at a time.
+    let first = store.read_with(|l| l.findings_after((Millis::MIN, i64::MIN), 2)).await.unwrap();
+    assert_eq!(first.len(), 2);
+    assert_eq!((first[0].at, first[0].irregular), (t0 + 8, false));
+    assert!(first[0].facts.contains("AR-CUIT:2"));
+    let after = (first[1].at, first[1].delivery_id);
+    let rest = store.read_with(move |l| l.findings_after(after, 2)).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert!(rest[0].irregular && rest[0].facts.contains("AR-CUIT:0"));
+
+    // Models: the next version each; one live at most, a live one replacing it.
+    assert!(store.read_with(|l| l.live_risk_model()).await.unwrap().is_none());
+    let save = |live: bool, text: &'static str| {
+        let s = store.clone();
+        async move { s.write_with(vec![Subject::RiskModels], move |l| l.save_risk_model(t0, "demo-operator", live, text)).await.unwrap() }
+    };
+    assert_eq!(save(true, "{\"m\":1}").await, 1);
+    assert_eq!(save(false, "{\"m\":2}").await, 2);
+    let live = store.read_with(|l| l.live_risk_model()).await.unwrap().unwrap();
+    assert_eq!((live.version, live.live, live.model.as_str()), (1, true, "{\"m\":1}"), "a model that did not beat it leaves it live");
+    assert_eq!(save(true, "{\"m\":3}").await, 3);
+    let live = store.read_with(|l| l.live_risk_model()).await.unwrap().unwrap();
+    assert_eq!((live.version, live.trained_by.as_str()), (3, "demo-operator"));
 }
 
 pub async fn concurrent_submissions_all_land(store: Arc<dyn Store>) {
@@ -793,6 +837,7 @@ macro_rules! conformance_suite {
             a_delivery_keeps_its_selection_for_the_outbox_the_stream_and_the_view,
             an_inspection_finding_is_kept_with_its_delivery_the_latest_answers,
             risk_rule_sets_are_kept_in_turn_and_the_latest_read_back,
+            findings_are_kept_with_their_facts_read_in_time_order_and_one_model_is_live,
             a_rule_that_panics_fails_its_own_write_and_the_writer_goes_on,
             a_write_the_database_refuses_fails_alone,
             a_refused_delivery_waits_holds_back_its_ucr_fails_and_is_sent_again,

@@ -62,6 +62,27 @@ pub struct RiskRuleSet {
     pub rules: String,
 }
 
+/// A finding risk learns from: what an inspection found, when, and its document's facts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindingRecord {
+    pub delivery_id: i64,
+    pub at: Millis,
+    pub irregular: bool,
+    /// `crate::risk::history::FindingFacts` as JSON.
+    pub facts: String,
+}
+
+/// A trained risk model, as stored (`crate::risk::model`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RiskModelRecord {
+    pub version: i64,
+    pub trained_at: Millis,
+    pub trained_by: String,
+    pub live: bool,
+    /// The model, its training window and its validation figures, as JSON.
+    pub model: String,
+}
+
 /// A record of the audit log, as stored (`crate::audit` computes and checks its hash).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditRecord {
@@ -288,12 +309,12 @@ pub struct WebhookRecord {
     pub next_attempt_at: Millis,
 }
 
-/// The rows of one transaction, as eight traits by concern. Every method reads or writes rows
+/// The rows of one transaction, as nine traits by concern. Every method reads or writes rows
 /// and nothing else: no method decides an outcome. `Result::Err` is a failure of the store
 /// (never a refusal), and the work that meets one must give up (its writes are not committed).
-pub trait Ledger: Consignments + IndicatorFacts + Answers + Outbox + StatusEvents + WebhookRegistry + AuditLog + RiskRuleSets {}
+pub trait Ledger: Consignments + IndicatorFacts + Answers + Outbox + StatusEvents + WebhookRegistry + AuditLog + RiskRuleSets + RiskLearning {}
 
-impl<T: Consignments + IndicatorFacts + Answers + Outbox + StatusEvents + WebhookRegistry + AuditLog + RiskRuleSets + ?Sized> Ledger for T {}
+impl<T: Consignments + IndicatorFacts + Answers + Outbox + StatusEvents + WebhookRegistry + AuditLog + RiskRuleSets + RiskLearning + ?Sized> Ledger for T {}
 
 /// The documents of consignments, their consignments and their deliveries as routed.
 pub trait Consignments {
@@ -396,7 +417,7 @@ pub trait Answers {
     fn note_first_answer(&mut self, delivery_id: i64, at: Millis) -> Result<(), StoreError>;
     /// What the agency's inspection of the delivery found, as its answer at `at` said; a later
     /// answer's replaces it.
-    fn record_inspection(&mut self, delivery_id: i64, inspection: &Inspection, at: Millis) -> Result<(), StoreError>;
+    fn record_inspection(&mut self, delivery_id: i64, inspection: &Inspection, at: Millis, facts: Option<&str>) -> Result<(), StoreError>;
 }
 
 /// The deliveries waiting for the broker, the claims of several gateways on them, and the failed ones.
@@ -506,4 +527,17 @@ pub trait RiskRuleSets {
     fn save_risk_rules(&mut self, at: Millis, changed_by: &str, reason: &str, rules: &str) -> Result<i64, StoreError>;
     /// The latest set put, if any.
     fn latest_risk_rules(&mut self) -> Result<Option<RiskRuleSet>, StoreError>;
+}
+
+/// What risk learns from and what it learned: the findings kept with their facts, and the
+/// models trained on them.
+pub trait RiskLearning {
+    /// Findings of inspections performed with a finding and facts kept, in the order of
+    /// `(at, delivery_id)` after `after`, at most `limit`.
+    fn findings_after(&mut self, after: (Millis, i64), limit: usize) -> Result<Vec<FindingRecord>, StoreError>;
+    /// Keeps a trained model as the next version; when `live`, it replaces the live one. Its
+    /// version. Written under `Subject::RiskModels`.
+    fn save_risk_model(&mut self, trained_at: Millis, trained_by: &str, live: bool, model: &str) -> Result<i64, StoreError>;
+    /// The live model, if any.
+    fn live_risk_model(&mut self) -> Result<Option<RiskModelRecord>, StoreError>;
 }

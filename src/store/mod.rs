@@ -293,6 +293,9 @@ pub struct AckRecord {
     pub reason: Option<String>,
     /// What the agency's inspection found, when its answer says.
     pub inspection: Option<Inspection>,
+    /// The document's facts as risk learning reads them (`crate::risk::history::FindingFacts`,
+    /// JSON), kept with a finding so that training reads no document.
+    pub finding_facts: Option<String>,
     /// `http` or `kafka`.
     pub source: &'static str,
     /// Who answered, for the audit log: the participant id over HTTP, `kafka:<agency>` from
@@ -626,6 +629,8 @@ pub enum Subject {
     IdempotencyKey { sender: String, key: String },
     /// The region's risk rules: one change at a time, across gateways.
     RiskRules,
+    /// The region's risk models: one trained model kept at a time, across gateways.
+    RiskModels,
 }
 
 impl Subject {
@@ -635,6 +640,7 @@ impl Subject {
             Subject::Consignment(ucr) => format!("consignment {ucr}"),
             Subject::IdempotencyKey { sender, key } => format!("idempotency-key {sender} {key}"),
             Subject::RiskRules => "risk-rules".to_owned(),
+            Subject::RiskModels => "risk-models".to_owned(),
         }
     }
 }

@@ -885,10 +885,10 @@ impl Answers for SqliteLedger {
         Ok(())
     }
 
-    fn record_inspection(&mut self, delivery_id: i64, i: &Inspection, at: Millis) -> Result<(), StoreError> {
+    fn record_inspection(&mut self, delivery_id: i64, i: &Inspection, at: Millis, facts: Option<&str>) -> Result<(), StoreError> {
         self.conn.exec(
-            "INSERT OR REPLACE INTO inspections (delivery_id, at, performed, finding, revenue, code) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![delivery_id, at, i.performed, i.finding.map(Finding::as_str), i.revenue, i.code],
+            "INSERT OR REPLACE INTO inspections (delivery_id, at, performed, finding, revenue, code, facts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![delivery_id, at, i.performed, i.finding.map(Finding::as_str), i.revenue, i.code, facts],
         )?;
         Ok(())
     }
@@ -1266,6 +1266,43 @@ impl RiskRuleSets for SqliteLedger {
     }
 }
 
+impl RiskLearning for SqliteLedger {
+    fn findings_after(&mut self, after: (Millis, i64), limit: usize) -> Result<Vec<FindingRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT delivery_id, at, finding, facts FROM inspections
+              WHERE (at, delivery_id) > (?1, ?2) AND performed AND finding IS NOT NULL AND facts IS NOT NULL
+              ORDER BY at, delivery_id LIMIT ?3",
+        )?;
+        let rows = stmt
+            .query_map(params![after.0, after.1, limit as i64], |r| {
+                Ok(FindingRecord { delivery_id: r.get(0)?, at: r.get(1)?, irregular: r.get::<_, String>(2)? == "irregularity", facts: r.get(3)? })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn save_risk_model(&mut self, trained_at: Millis, trained_by: &str, live: bool, model: &str) -> Result<i64, StoreError> {
+        let version: i64 = self.conn.row("SELECT COALESCE(MAX(version), 0) + 1 FROM risk_models", [], |r| r.get(0))?;
+        if live {
+            self.conn.exec("UPDATE risk_models SET live = 0 WHERE live = 1", [])?;
+        }
+        self.conn.exec(
+            "INSERT INTO risk_models (version, trained_at, trained_by, live, model) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![version, trained_at, trained_by, live, model],
+        )?;
+        Ok(version)
+    }
+
+    fn live_risk_model(&mut self) -> Result<Option<RiskModelRecord>, StoreError> {
+        Ok(self
+            .conn
+            .row("SELECT version, trained_at, trained_by, live, model FROM risk_models WHERE live = 1 ORDER BY version DESC LIMIT 1", [], |r| {
+                Ok(RiskModelRecord { version: r.get(0)?, trained_at: r.get(1)?, trained_by: r.get(2)?, live: r.get(3)?, model: r.get(4)? })
+            })
+            .optional()?)
+    }
+}
+
 impl Store for SqliteStore {
     fn write(&self, subjects: Vec<Subject>, lookups: Vec<AcceptanceLookup>, work: Work) -> StoreFuture<'_, Decided> {
         Box::pin(self.writer.write(subjects, lookups, work))
@@ -1460,9 +1497,9 @@ mod tests {
             assert_eq!((old.channel.as_str(), old.dims.transport_mode.as_deref()), ("with-hold", None));
             assert_eq!(crate::indicators::backfill(&*store).await.unwrap(), 0, "nothing left");
         }
-        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "every version recorded");
+        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], "every version recorded");
         SqliteStore::open(dir.path()).unwrap();
-        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "and none run again");
+        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], "and none run again");
     }
 
     #[tokio::test]

@@ -155,3 +155,87 @@ async fn an_operator_changes_the_risk_rules_at_run_time_checked_audited_and_kept
     assert_eq!(kept, changed);
     again.stop().await;
 }
+
+/// Issue 28, item 3: what inspections find is learned. Findings are kept with their documents'
+/// facts; an operator trains a model on them (the most recent fifth held back to judge it); it
+/// goes live, is audited, and from the next document the agency reads the model's part of each
+/// selection and its version; the trader never does. Too few findings train nothing.
+#[tokio::test]
+async fn a_model_learns_from_findings_goes_live_and_explains_itself_to_the_agency_alone() {
+    let app = spawn_app().await;
+    crate::helpers::assert_problem(app.post_json("/v1/risk/models", Some("demo-trader"), "").await, 403, "forbidden").await;
+    let none = crate::helpers::assert_problem(app.post_json("/v1/risk/models", Some("demo-operator"), "").await, 409, "not-enough-findings").await;
+    assert!(none["detail"].as_str().unwrap().contains("at least 200"), "{none:#}");
+
+    // 300 parcels: one in five declared at 1.50 a kilogram, which inspections find irregular;
+    // the others at about 66 a kilogram, found in order. The model is told none of this.
+    let base = example("ecommerceShipment/valid/postal-clothing-BR-AR.json");
+    let parcel = |i: usize, cheap: bool| {
+        let mut p = base.clone();
+        p["ucr"] = json!(format!("5BR21567890000198-L{i:05}"));
+        if cheap {
+            p["payload"]["totalDeclaredValue"]["value"] = json!(3.0);
+            p["payload"]["grossMass"] = json!(2.0);
+        }
+        p
+    };
+    let ndjson = (0..300).map(|i| parcel(i, i % 5 == 0).to_string()).collect::<Vec<_>>().join("\n");
+    let answer: Value = app
+        .client
+        .post(format!("{}/v1/documents:batch", app.address))
+        .bearer_auth("demo-trader")
+        .header("Content-Type", "application/x-ndjson")
+        .body(ndjson)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let results = answer["results"].as_array().unwrap();
+    assert!(results.iter().all(|r| r["status"] == 202), "{answer:#}");
+    for (i, r) in results.iter().enumerate() {
+        let receipt = &r["receipt"];
+        for d in receipt["deliveries"].as_array().unwrap() {
+            let agency = d["agency"].as_str().unwrap();
+            let finding = if i % 5 == 0 { "irregularity" } else { "none" };
+            let ack = json!({"documentId": receipt["documentId"], "agency": agency, "status": "released",
+                             "inspection": {"performed": true, "finding": finding}});
+            let r = app.post_json("/v1/acknowledgments", Some(&format!("demo-{agency}")), &ack.to_string()).await;
+            assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
+        }
+    }
+
+    let r = app.post_json("/v1/risk/models", Some("demo-operator"), "").await;
+    assert_eq!(r.status(), 200);
+    let trained: Value = r.json().await.unwrap();
+    assert_eq!((&trained["version"], &trained["live"], &trained["kind"]), (&json!(1), &json!(true), &json!("logistic-regression")), "{trained:#}");
+    let v = &trained["validation"];
+    assert!(v["heldBack"].as_u64().unwrap() >= 60, "{v:#}");
+    assert!(v["precisionAtBudget"].as_f64().unwrap() >= 3.0 * v["baseRate"].as_f64().unwrap(), "{v:#}");
+    let db = rusqlite::Connection::open(app.data.path().join("ventanilla.db")).unwrap();
+    let (who, detail): (String, String) =
+        db.query_row("SELECT participant, detail FROM audit_log WHERE action = 'risk.model.trained'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    assert_eq!(who, "demo-operator");
+    assert!(detail.contains("\"live\":true") && detail.contains("precisionAtBudget"), "{detail}");
+    drop(db);
+
+    // The next parcel declared cheap: the agency reads the live model's version and part.
+    let next = parcel(300, true);
+    let receipt: Value = app.submit(&next).await.json().await.unwrap();
+    let agency = receipt["deliveries"][0]["agency"].as_str().unwrap().to_owned();
+    let token = format!("demo-{agency}");
+    let seen = delivery(&app, "5BR21567890000198-L00300", &token, &agency).await;
+    let selection = &seen["selection"];
+    assert_eq!(selection["modelVersion"], "1", "{seen:#}");
+    let reasons = selection["reasons"].as_array().unwrap();
+    assert!(reasons.iter().any(|r| r["kind"] == "feature" && r["name"] == "value-per-kg"), "{selection:#}");
+    assert!(selection["score"].as_f64().unwrap() > 50.0, "a parcel like the irregular ones scores high: {selection:#}");
+    // The trader, once the agency answered: the channel, nothing of the model.
+    let ack = json!({"documentId": receipt["documentId"], "agency": agency, "status": "released"});
+    assert!(app.post_json("/v1/acknowledgments", Some(&token), &ack.to_string()).await.status().is_success());
+    let text = app.get("/v1/consignments/5BR21567890000198-L00300", Some("demo-trader")).await.text().await.unwrap();
+    for secret in ["modelVersion", "value-per-kg", "score", "feature"] {
+        assert!(!text.contains(secret), "the trader's view holds {secret:?}: {text}");
+    }
+}

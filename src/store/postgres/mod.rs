@@ -1204,13 +1204,13 @@ impl Answers for PgLedger {
         Ok(())
     }
 
-    fn record_inspection(&mut self, delivery_id: i64, i: &Inspection, at: Millis) -> Result<(), StoreError> {
+    fn record_inspection(&mut self, delivery_id: i64, i: &Inspection, at: Millis, facts: Option<&str>) -> Result<(), StoreError> {
         let finding = i.finding.map(Finding::as_str);
         self.exec(
-            "INSERT INTO inspections (delivery_id, at, performed, finding, revenue, code) VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO inspections (delivery_id, at, performed, finding, revenue, code, facts) VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (delivery_id) DO UPDATE SET at = EXCLUDED.at, performed = EXCLUDED.performed, finding = EXCLUDED.finding,
-                 revenue = EXCLUDED.revenue, code = EXCLUDED.code",
-            &[&delivery_id, &at, &i.performed, &finding, &i.revenue, &i.code],
+                 revenue = EXCLUDED.revenue, code = EXCLUDED.code, facts = EXCLUDED.facts",
+            &[&delivery_id, &at, &i.performed, &finding, &i.revenue, &i.code, &facts],
         )?;
         Ok(())
     }
@@ -1592,6 +1592,40 @@ impl RiskRuleSets for PgLedger {
         Ok(self
             .row("SELECT version, at, changed_by, reason, rules FROM risk_rule_sets ORDER BY version DESC LIMIT 1", &[])?
             .map(|r| RiskRuleSet { version: r.get(0), at: r.get(1), changed_by: r.get(2), reason: r.get(3), rules: r.get(4) }))
+    }
+}
+
+impl RiskLearning for PgLedger {
+    fn findings_after(&mut self, after: (Millis, i64), limit: usize) -> Result<Vec<FindingRecord>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT delivery_id, at, finding, facts FROM inspections
+                  WHERE (at, delivery_id) > ($1, $2) AND performed AND finding IS NOT NULL AND facts IS NOT NULL
+                  ORDER BY at, delivery_id LIMIT $3",
+                &[&after.0, &after.1, &(limit as i64)],
+            )?
+            .iter()
+            .map(|r| FindingRecord { delivery_id: r.get(0), at: r.get(1), irregular: r.get::<_, String>(2) == "irregularity", facts: r.get(3) })
+            .collect())
+    }
+
+    fn save_risk_model(&mut self, trained_at: Millis, trained_by: &str, live: bool, model: &str) -> Result<i64, StoreError> {
+        // Written under `Subject::RiskModels`'s lock, so gateways take turns; the key is the last guard.
+        if live {
+            self.exec("UPDATE risk_models SET live = false WHERE live", &[])?;
+        }
+        let row = self.write_rows(
+            "INSERT INTO risk_models (version, trained_at, trained_by, live, model)
+             SELECT COALESCE(MAX(version), 0) + 1, $1, $2, $3, $4 FROM risk_models RETURNING version",
+            &[&trained_at, &trained_by, &live, &model],
+        )?;
+        row.first().map(|r| r.get(0)).ok_or_else(|| StoreError::Corrupt("a risk model was kept without its version".into()))
+    }
+
+    fn live_risk_model(&mut self) -> Result<Option<RiskModelRecord>, StoreError> {
+        Ok(self
+            .row("SELECT version, trained_at, trained_by, live, model FROM risk_models WHERE live ORDER BY version DESC LIMIT 1", &[])?
+            .map(|r| RiskModelRecord { version: r.get(0), trained_at: r.get(1), trained_by: r.get(2), live: r.get(3), model: r.get(4) }))
     }
 }
 
