@@ -506,6 +506,22 @@ impl Gateway {
         crate::risk::learning::train(&*self.store, &self.risk, &by.id).await.map_err(OperatorError::Store)
     }
 
+    /// How risk selection performed in `[from, to)` (`crate::risk::performance`): an operator
+    /// reads every agency's (or `agency`'s), an agency only its own.
+    pub async fn risk_performance(&self, by: &Participant, from: crate::clock::Millis, to: crate::clock::Millis, agency: Option<AgencyId>)
+        -> Result<crate::risk::performance::Performance, OperatorError> {
+        let agency = match by.role {
+            Role::Operator => agency,
+            Role::Agency if by.agency.is_some() && (agency.is_none() || agency == by.agency) => by.agency.clone(),
+            Role::Agency => {
+                let asked = agency.map(|a| a.to_string()).unwrap_or_default();
+                return Err(OperatorError::Refused(Refusal::NotYourAgency { participant: by.id.clone(), agency: asked }));
+            }
+            _ => return Err(OperatorError::Refused(Refusal::NotAnOperator(by.id.clone()))),
+        };
+        crate::risk::performance::read(&*self.store, &self.risk, from, to, agency).await.map_err(OperatorError::Store)
+    }
+
     /// Sends failed deliveries again (operators only): back in the outbox with fresh attempts.
     pub async fn retry_deliveries(&self, by: &Participant, selection: RetrySelection) -> Result<RetryOutcome, OperatorError> {
         may_operate(by).map_err(OperatorError::Refused)?;

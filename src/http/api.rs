@@ -99,6 +99,16 @@ const TO: Param = Param {
     description: "Consignments lodged before this time (as `from`); now by default. A period that ends before it starts holds nothing.",
     pattern: DATE_PATTERN,
 };
+const RISK_PERIOD_FROM: Param = Param {
+    name: "from",
+    description: "Deliveries made from this time on (a date, `2026-12-01`, or an RFC 3339 time in UTC, from 1970-01-01 to 9999-12-31); 7 days before `to` by default.",
+    pattern: DATE_PATTERN,
+};
+const RISK_PERIOD_TO: Param = Param {
+    name: "to",
+    description: "Deliveries made before this time (as `from`); now by default. A period that ends before it starts holds nothing.",
+    pattern: DATE_PATTERN,
+};
 /// A date or an RFC 3339 time in UTC, from 1970 to 9999 (February 29th is taken but not described).
 const DATE_PATTERN: &str = "^(19[7-9][0-9]|[2-9][0-9]{3})-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?Z)?$";
 const INTERVAL: Param = Param {
@@ -583,6 +593,20 @@ pub fn endpoints() -> Vec<Endpoint> {
             ok: (200, Body::Json(of::<risk::TrainedModel>)),
             errors: &[Code::NotEnoughFindings, Code::Forbidden, Code::Unavailable],
             handler: |r| r.to(risk::train_model),
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/v1/risk/performance",
+            operation_id: "riskPerformance",
+            tag: "operations",
+            summary: "How risk selection performed in a period (7 days by default), per agency: documents, realized red and yellow rates against the budget's, inspections, findings, irregularities, hit rate and revenue by the source that selected them, the live model's version and precision, and the drift of the scores since it was trained. Operators read every agency's; an agency its own.",
+            access: Participant,
+            query: &[RISK_PERIOD_FROM, RISK_PERIOD_TO, AGENCY],
+            headers: &[],
+            request: Body::None,
+            ok: (200, Body::Json(of::<crate::risk::performance::Performance>)),
+            errors: &[Code::InvalidQuery, Code::NotFound, Code::Forbidden, Code::Unavailable],
+            handler: |r| r.to(risk::performance),
         },
         Endpoint {
             method: Method::GET,

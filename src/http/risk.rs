@@ -1,6 +1,7 @@
 //! `/v1/risk/rules`: the risk rules selected with, read and replaced at run time by an operator
 //! (`crate::risk::changes`). `/v1/risk/models`: a model trained on the findings on demand
-//! (`crate::risk::learning`). Agencies read why a delivery was selected on the delivery itself;
+//! (`crate::risk::learning`). `/v1/risk/performance`: how selection performed
+//! (`crate::risk::performance`). Agencies read why a delivery was selected on the delivery itself;
 //! the rules are no one else's to read (whoever learns the profile can evade it).
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -145,4 +146,45 @@ pub async fn train_model(state: web::Data<AppState>, who: Authenticated) -> Resu
             live_precision_at_budget: v.live_precision_at_budget,
         },
     }))
+}
+
+/// The period and agency of `GET /v1/risk/performance`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PerformanceQuery {
+    /// RFC 3339 or a date (`2026-12-01`); by default 7 days before `to`.
+    pub from: Option<String>,
+    /// RFC 3339 or a date, not included; by default now.
+    pub to: Option<String>,
+    /// One agency (an operator's choice; an agency reads only its own).
+    pub agency: Option<String>,
+}
+
+fn instant(name: &str, text: &str) -> Result<crate::clock::Millis, ApiError> {
+    crate::clock::parse_rfc3339(text).ok_or_else(|| {
+        ApiError::new(Code::InvalidQuery, format!("{name}={text:?} is not a date (2026-12-01) or an RFC 3339 time in UTC (2026-12-01T08:00:00Z) {}", crate::clock::RANGE))
+    })
+}
+
+/// `GET /v1/risk/performance[?from=&to=&agency=]`: operators read every agency's figures, an
+/// agency its own.
+pub async fn performance(state: web::Data<AppState>, who: Authenticated, q: web::Query<PerformanceQuery>) -> Result<HttpResponse, ApiError> {
+    let to = match &q.to {
+        Some(t) => instant("to", t)?,
+        None => crate::clock::now_millis(),
+    };
+    let from = match &q.from {
+        Some(f) => instant("from", f)?,
+        None => to.saturating_sub(7 * 24 * 3_600_000).max(crate::clock::MIN_MILLIS),
+    };
+    // A period that ends before it starts holds nothing (its figures say so).
+    let to = to.max(from);
+    let agency = q
+        .agency
+        .as_deref()
+        .map(crate::domain::AgencyId::parse)
+        .transpose()
+        .map_err(|e| ApiError::new(Code::NotFound, format!("no such agency: {e}")))?;
+    let figures = state.gateway.risk_performance(&who.0, from, to, agency).await?;
+    Ok(HttpResponse::Ok().json(figures))
 }

@@ -18,13 +18,14 @@ pub mod facts;
 pub mod history;
 pub mod learning;
 pub mod model;
+pub mod performance;
 pub mod rules;
 pub mod selection;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{RegionConfig, RiskRuleConfig};
 use crate::clock::Millis;
@@ -36,7 +37,7 @@ pub use selection::{Budget, Lane};
 
 /// Where a document goes at the border: released on its documents as lodged (green), its
 /// documents checked (yellow), or the goods inspected (red). Ordered by strictness.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     Green,
@@ -45,7 +46,7 @@ pub enum Channel {
 }
 
 /// Why a document is in its channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     /// A rule sends it there whatever the budget.
@@ -60,7 +61,7 @@ pub enum Source {
     None,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ReasonKind {
     Rule,
@@ -69,7 +70,7 @@ pub enum ReasonKind {
 }
 
 /// One reason of a selection.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reason {
     pub kind: ReasonKind,
     pub name: String,
@@ -79,14 +80,15 @@ pub struct Reason {
 }
 
 /// A delivery's channel and why, as the agency reads it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Selection {
     pub channel: Channel,
     pub score: f64,
     pub source: Source,
+    #[serde(default)]
     pub reasons: Vec<Reason>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_version: Option<String>,
 }
 
@@ -243,6 +245,12 @@ impl Risk {
     /// The live model and its version, if one is live.
     pub fn live_model(&self) -> Option<(Arc<model::Model>, i64)> {
         self.learned.read().unwrap_or_else(|poisoned| poisoned.into_inner()).model.clone()
+    }
+
+    /// The budget of `agency` for the documents naming no border post of their own, if any.
+    pub fn budget_of(&self, agency: &AgencyId) -> Option<Budget> {
+        let kind = self.kinds.get(agency)?;
+        self.budgets.get(&(kind.clone(), agency.country().to_string(), String::new())).copied()
     }
 
     /// The share of documents the region's budgets inspect (red and yellow), on average: the

@@ -268,6 +268,19 @@ pub async fn a_delivery_keeps_its_selection_for_the_outbox_the_stream_and_the_vi
         .unwrap();
     assert_eq!(stream.iter().map(|o| o.selection.as_deref()).collect::<Vec<_>>(), [Some(selected)]);
     assert_eq!(recorded.iter().map(|r| r.selection.as_deref()).collect::<Vec<_>>(), [Some(selected), None]);
+
+    // For risk's figures: the deliveries of a period with a selection, and what was found.
+    let found = Inspection { performed: true, finding: Some(Finding::Irregularity), revenue: Some(310.0), code: None };
+    let a = AckRecord { inspection: Some(found), ..ack(d.id, "br-customs", AckStatus::Released) };
+    acknowledgment::apply(&*store, a).await.unwrap().unwrap();
+    let at = d.submitted_at;
+    let outcomes = store.read_with(move |l| l.selection_outcomes(at, at + 1, None, 10)).await.unwrap();
+    assert_eq!(outcomes.len(), 1, "the delivery without a selection is not among them");
+    assert_eq!((outcomes[0].agency.as_str(), outcomes[0].selection.as_str()), ("br-customs", selected));
+    assert_eq!((outcomes[0].finding, outcomes[0].revenue), (Some(Finding::Irregularity), Some(310.0)));
+    let sanitary = AgencyId::parse("br-sanitary").unwrap();
+    assert!(store.read_with(move |l| l.selection_outcomes(at, at + 1, Some(&sanitary), 10)).await.unwrap().is_empty());
+    assert!(store.read_with(move |l| l.selection_outcomes(at - 10, at, None, 10)).await.unwrap().is_empty(), "the period's end is not in it");
 }
 
 pub async fn an_inspection_finding_is_kept_with_its_delivery_the_latest_answers(store: Arc<dyn Store>) {

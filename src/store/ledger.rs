@@ -72,6 +72,19 @@ pub struct FindingRecord {
     pub facts: String,
 }
 
+/// A delivery's selection and what its inspection found, for risk's performance figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SelectionOutcome {
+    pub agency: AgencyId,
+    /// When the delivery was made (its document accepted).
+    pub at: Millis,
+    /// `crate::risk::Selection` as JSON.
+    pub selection: String,
+    /// What the agency's inspection found, when its answer said (performed with a finding).
+    pub finding: Option<Finding>,
+    pub revenue: Option<f64>,
+}
+
 /// A trained risk model, as stored (`crate::risk::model`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RiskModelRecord {
@@ -540,4 +553,9 @@ pub trait RiskLearning {
     fn save_risk_model(&mut self, trained_at: Millis, trained_by: &str, live: bool, model: &str) -> Result<i64, StoreError>;
     /// The live model, if any.
     fn live_risk_model(&mut self) -> Result<Option<RiskModelRecord>, StoreError>;
+    /// The deliveries made in `[from, to)` with a selection (to `agency`, or to any), with what
+    /// their inspections found: at most `limit`, the earliest first. Reads the period's
+    /// deliveries (no index by time: this is an operator's figure, not a request's path).
+    fn selection_outcomes(&mut self, from: Millis, to: Millis, agency: Option<&AgencyId>, limit: usize)
+        -> Result<Vec<SelectionOutcome>, StoreError>;
 }

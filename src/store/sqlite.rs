@@ -1293,6 +1293,32 @@ impl RiskLearning for SqliteLedger {
         Ok(version)
     }
 
+    fn selection_outcomes(&mut self, from: Millis, to: Millis, agency: Option<&AgencyId>, limit: usize)
+        -> Result<Vec<SelectionOutcome>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT d.agency, d.created_at, d.selection, CASE WHEN i.performed THEN i.finding END, i.revenue
+               FROM deliveries d LEFT JOIN inspections i ON i.delivery_id = d.id
+              WHERE d.created_at >= ?1 AND d.created_at < ?2 AND d.selection IS NOT NULL AND (?3 IS NULL OR d.agency = ?3)
+              ORDER BY d.id LIMIT ?4",
+        )?;
+        let rows = stmt
+            .query_map(params![from, to, agency.map(AgencyId::as_str), limit as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?, r.get::<_, Option<f64>>(4)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(agency, at, selection, finding, revenue)| {
+                Ok(SelectionOutcome {
+                    agency: AgencyId::parse(&agency).map_err(|e| StoreError::Corrupt(format!("delivery agency {agency:?}: {e}")))?,
+                    at,
+                    selection,
+                    finding: finding.as_deref().map(Finding::parse).transpose().map_err(StoreError::Corrupt)?,
+                    revenue,
+                })
+            })
+            .collect()
+    }
+
     fn live_risk_model(&mut self) -> Result<Option<RiskModelRecord>, StoreError> {
         Ok(self
             .conn

@@ -238,4 +238,27 @@ async fn a_model_learns_from_findings_goes_live_and_explains_itself_to_the_agenc
     for secret in ["modelVersion", "value-per-kg", "score", "feature"] {
         assert!(!text.contains(secret), "the trader's view holds {secret:?}: {text}");
     }
+
+    // How selection performed (item 7): the operator reads every agency's figures, the agency
+    // its own, nobody else any.
+    let figures: Value = app.get("/v1/risk/performance", Some("demo-operator")).await.json().await.unwrap();
+    assert_eq!(figures["modelVersion"], 1, "{figures:#}");
+    let mine = figures["agencies"].as_array().unwrap().iter().find(|a| a["agency"] == agency.as_str()).cloned().expect("the agency's figures");
+    assert_eq!(mine["documents"], 301, "{mine:#}");
+    assert_eq!((&mine["target"]["red"], &mine["target"]["yellow"]), (&json!(0.03), &json!(0.07)), "its budget: {mine:#}");
+    let inspected: u64 = mine["bySource"].as_array().unwrap().iter().map(|s| s["inspections"].as_u64().unwrap()).sum();
+    let red_and_yellow = (mine["realized"]["red"].as_f64().unwrap() + mine["realized"]["yellow"].as_f64().unwrap()) * 301.0;
+    assert_eq!(inspected, red_and_yellow.round() as u64, "every red or yellow delivery counted once, by its source: {mine:#}");
+    let found: u64 = mine["bySource"].as_array().unwrap().iter().map(|s| s["irregularities"].as_u64().unwrap()).sum();
+    assert_eq!(mine["irregularities"].as_u64().unwrap(), found);
+    let own: Value = app.get("/v1/risk/performance", Some(&token)).await.json().await.unwrap();
+    assert_eq!(own["agencies"].as_array().unwrap().len(), 1, "an agency reads its own: {own:#}");
+    assert_eq!(own["agencies"][0], mine);
+    let other = if agency == "ar-customs" { "br-customs" } else { "ar-customs" };
+    let r = app.get(&format!("/v1/risk/performance?agency={other}"), Some(&token)).await;
+    crate::helpers::assert_problem(r, 403, "forbidden").await;
+    crate::helpers::assert_problem(app.get("/v1/risk/performance", Some("demo-trader")).await, 403, "forbidden").await;
+    let later: Value = app.get("/v1/risk/performance?from=2030-01-01&to=2030-01-08", Some("demo-operator")).await.json().await.unwrap();
+    assert_eq!(later["agencies"], json!([]), "a period without deliveries: {later:#}");
+    crate::helpers::assert_problem(app.get("/v1/risk/performance?from=yesterday", Some("demo-operator")).await, 400, "invalid-query").await;
 }

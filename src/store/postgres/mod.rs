@@ -1622,6 +1622,31 @@ impl RiskLearning for PgLedger {
         row.first().map(|r| r.get(0)).ok_or_else(|| StoreError::Corrupt("a risk model was kept without its version".into()))
     }
 
+    fn selection_outcomes(&mut self, from: Millis, to: Millis, agency: Option<&AgencyId>, limit: usize)
+        -> Result<Vec<SelectionOutcome>, StoreError> {
+        let agency = agency.map(AgencyId::as_str);
+        self.rows(
+            "SELECT d.agency, d.created_at, d.selection, CASE WHEN i.performed THEN i.finding END, i.revenue
+               FROM deliveries d LEFT JOIN inspections i ON i.delivery_id = d.id
+              WHERE d.created_at >= $1 AND d.created_at < $2 AND d.selection IS NOT NULL AND ($3::text IS NULL OR d.agency = $3)
+              ORDER BY d.id LIMIT $4",
+            &[&from, &to, &agency, &(limit as i64)],
+        )?
+        .iter()
+        .map(|r| {
+            let agency: String = r.get(0);
+            let finding: Option<String> = r.get(3);
+            Ok(SelectionOutcome {
+                agency: AgencyId::parse(&agency).map_err(|e| StoreError::Corrupt(format!("delivery agency {agency:?}: {e}")))?,
+                at: r.get(1),
+                selection: r.get(2),
+                finding: finding.as_deref().map(Finding::parse).transpose().map_err(StoreError::Corrupt)?,
+                revenue: r.get(4),
+            })
+        })
+        .collect()
+    }
+
     fn live_risk_model(&mut self) -> Result<Option<RiskModelRecord>, StoreError> {
         Ok(self
             .row("SELECT version, trained_at, trained_by, live, model FROM risk_models WHERE live ORDER BY version DESC LIMIT 1", &[])?
