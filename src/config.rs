@@ -270,11 +270,26 @@ pub struct RiskConfig {
     /// Hours between trainings of a risk model on the findings so far (`crate::risk::learning`);
     /// 0: only on demand (`POST /v1/risk/models`).
     pub training_every_hours: u64,
+    /// Per destination country, the value under which a green-channel parcel is released by
+    /// its agencies' standing instruction (`[[risk.de_minimis]]`).
+    pub de_minimis: Vec<DeMinimisConfig>,
+}
+
+/// A destination's de minimis: documents of `document_types` declaring less than `below` in
+/// `currency`, sent to the green channel, are released by each agency's standing instruction as
+/// they are accepted, recorded as that agency's decision.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeMinimisConfig {
+    pub destination: String,
+    pub below: f64,
+    pub currency: String,
+    pub document_types: Vec<String>,
 }
 
 impl Default for RiskConfig {
     fn default() -> Self {
-        RiskConfig { exploration: 0.10, rules: Vec::new(), budgets: Vec::new(), training_every_hours: 24 }
+        RiskConfig { exploration: 0.10, rules: Vec::new(), budgets: Vec::new(), training_every_hours: 24, de_minimis: Vec::new() }
     }
 }
 

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::audit;
 use crate::clock::rfc3339;
-use crate::domain::{ConsignmentState, DeliveryStatus};
+use crate::domain::{AgencyId, ConsignmentState, DeliveryStatus};
 use uuid::Uuid;
 
 use crate::domain::{DocumentType, Ucr};
@@ -145,13 +145,17 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
     let created = l.open_consignment(&doc.ucr, opening_state, doc.submitted_at, &doc.sender)?;
     l.insert_document(doc)?;
     let mut deliveries = Vec::with_capacity(doc.deliveries.len());
+    // Agencies whose standing instruction releases the document, and why.
+    let mut standing: Vec<(AgencyId, String)> = Vec::new();
     for planned in &doc.deliveries {
         // Its channel is chosen now that the document is committed (a replay or a refused
         // document spends no agency's budget).
         let selected;
         let planned = match (&planned.selection, &doc.risk) {
             (None, Some(plan)) => {
-                selected = crate::store::PlannedDelivery { selection: plan.select(&planned.agency), ..planned.clone() };
+                let (selection, released) = plan.select(&planned.agency);
+                standing.extend(released.map(|why| (planned.agency.clone(), why)));
+                selected = crate::store::PlannedDelivery { selection, ..planned.clone() };
                 &selected
             }
             _ => planned,
@@ -225,5 +229,23 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
     }
     let text = serde_json::to_string(&receipt).map_err(|e| StoreError::Corrupt(format!("receipt: {e}")))?;
     l.insert_receipt(doc.id, &text)?;
+    // A green parcel under its destination's de minimis is released by each agency's standing
+    // instruction as it is accepted: that agency's decision, in the same transaction, with its
+    // status event, release times and audit record as any answer's.
+    for (agency, why) in standing {
+        let ack = crate::store::AckRecord {
+            document_id: doc.id,
+            by: format!("standing-instruction:{agency}"),
+            agency,
+            status: crate::domain::AckStatus::Released,
+            reason: Some(why),
+            inspection: None,
+            finding_facts: None,
+            source: "standing-instruction",
+            at: doc.submitted_at,
+        };
+        // Its delivery was written above: an answer to it is never refused.
+        let _ = crate::acknowledgment::apply_in(l, &ack)?;
+    }
     Ok(receipt)
 }

@@ -113,6 +113,16 @@ pub struct Risk {
     /// The live model, if any, and the findings' histories it scores with: rebuilt from every
     /// finding at each training, and counting this gateway's findings as they come.
     learned: RwLock<Learned>,
+    /// Destination country -> its de minimis (`[[risk.de_minimis]]`).
+    de_minimis: BTreeMap<String, DeMinimis>,
+}
+
+/// A destination's de minimis, checked at start.
+#[derive(Debug, Clone)]
+struct DeMinimis {
+    below: f64,
+    currency: String,
+    document_types: BTreeSet<String>,
 }
 
 /// What selection learned from the findings.
@@ -151,6 +161,28 @@ impl Risk {
                 return Err(format!("{at}: given twice"));
             }
         }
+        let mut de_minimis = BTreeMap::new();
+        for d in &region.risk.de_minimis {
+            let at = format!("[[risk.de_minimis]] {}", d.destination);
+            if crate::domain::CountryCode::parse(&d.destination).is_err() {
+                return Err(format!("{at}: destination {:?}: a country code of two capital letters", d.destination));
+            }
+            if !(d.below.is_finite() && d.below > 0.0) {
+                return Err(format!("{at}: below {}: a value above 0", d.below));
+            }
+            if d.currency.len() != 3 || !d.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(format!("{at}: currency {:?}: an ISO 4217 code (USD)", d.currency));
+            }
+            for t in &d.document_types {
+                if !readings.describes(t, Fact::Value) {
+                    return Err(format!("{at}: document type {t:?} is not one whose declared value the region describes (its [document_types.{t}] risk.value)"));
+                }
+            }
+            let entry = DeMinimis { below: d.below, currency: d.currency.clone(), document_types: d.document_types.iter().cloned().collect() };
+            if de_minimis.insert(d.destination.clone(), entry).is_some() {
+                return Err(format!("{at}: given twice"));
+            }
+        }
         let set = RuleSet { rules: region.risk.rules.clone(), change: None };
         Ok(Risk {
             readings,
@@ -161,6 +193,7 @@ impl Risk {
             exploration,
             lanes: Mutex::new(HashMap::new()),
             learned: RwLock::new(Learned::default()),
+            de_minimis,
         })
     }
 
@@ -245,6 +278,15 @@ impl Risk {
     /// The live model and its version, if one is live.
     pub fn live_model(&self) -> Option<(Arc<model::Model>, i64)> {
         self.learned.read().unwrap_or_else(|poisoned| poisoned.into_inner()).model.clone()
+    }
+
+    /// Whether a green-channel document with facts `f` is released by standing instruction: of a
+    /// type its destination's de minimis covers, declaring less than it in its currency.
+    pub fn under_de_minimis(&self, f: &RiskFacts) -> Option<String> {
+        let d = self.de_minimis.get(&f.destination)?;
+        let value = f.value?;
+        let covered = d.document_types.contains(&f.document_type) && f.currency.as_deref() == Some(d.currency.as_str()) && value < d.below;
+        covered.then(|| format!("de minimis: {value} {} declared, under {} {} for {}", d.currency, d.below, d.currency, f.destination))
     }
 
     /// The budget of `agency` for the documents naming no border post of their own, if any.
@@ -346,9 +388,12 @@ impl RiskPlan {
         RiskPlan { risk, facts }
     }
 
-    /// The selection of the delivery to `agency`, as the JSON it is stored and sent as.
-    pub fn select(&self, agency: &AgencyId) -> Option<String> {
-        serde_json::to_string(&self.risk.select(agency, &self.facts)).ok()
+    /// The selection of the delivery to `agency`, as the JSON it is stored and sent as, and
+    /// whether the agency's standing instruction releases it (green, under the de minimis: why).
+    pub fn select(&self, agency: &AgencyId) -> (Option<String>, Option<String>) {
+        let s = self.risk.select(agency, &self.facts);
+        let standing = if s.channel == Channel::Green { self.risk.under_de_minimis(&self.facts) } else { None };
+        (serde_json::to_string(&s).ok(), standing)
     }
 }
 

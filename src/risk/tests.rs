@@ -323,3 +323,44 @@ async fn a_set_one_gateway_puts_is_taken_by_the_other_and_the_latest_wins() {
     assert_eq!(refused.unwrap_err(), changes::RulesRefused::NoReason);
     assert_eq!(store.read_with(|l| l.latest_risk_rules()).await.unwrap().unwrap().version, 2);
 }
+
+#[test]
+fn a_de_minimis_covers_its_types_under_its_value_in_its_currency_and_is_checked_at_start() {
+    let risk = with_rules(&[]).unwrap();
+    let parcel = |value: f64, currency: &str, destination: &str| {
+        let mut p = example("ecommerceShipment/valid/air-yerba-mate-AR-UY.json");
+        p["totalDeclaredValue"] = json!({"value": value, "currency": currency});
+        risk.facts("ecommerceShipment", "AR", destination, &p)
+    };
+    assert!(risk.under_de_minimis(&parcel(42.0, "USD", "UY")).is_some_and(|why| why.contains("under 50")));
+    assert_eq!(risk.under_de_minimis(&parcel(50.0, "USD", "UY")), None, "at the value: not under it");
+    assert_eq!(risk.under_de_minimis(&parcel(42.0, "EUR", "UY")), None, "another currency");
+    let declaration = risk.facts("customsDeclaration", "AR", "BR", &example("customsDeclaration/valid/export-beef-road-AR-BR.json"));
+    assert_eq!(risk.under_de_minimis(&declaration), None, "a type it does not cover");
+
+    let refused = |entry: &str| {
+        let mut region = shipped();
+        region.risk.de_minimis.push(toml::from_str(entry).unwrap());
+        Risk::new(&region).err().unwrap_or_default()
+    };
+    assert!(refused(r#"destination = "UY"
+                       below = 10.0
+                       currency = "USD"
+                       document_types = ["ecommerceShipment"]"#).contains("given twice"));
+    assert!(refused(r#"destination = "uy"
+                       below = 10.0
+                       currency = "USD"
+                       document_types = []"#).contains("country code"));
+    assert!(refused(r#"destination = "CL"
+                       below = 0.0
+                       currency = "USD"
+                       document_types = []"#).contains("above 0"));
+    assert!(refused(r#"destination = "CL"
+                       below = 10.0
+                       currency = "usd"
+                       document_types = []"#).contains("ISO 4217"));
+    assert!(refused(r#"destination = "CL"
+                       below = 10.0
+                       currency = "USD"
+                       document_types = ["borderCrossingNotice"]"#).contains("risk.value"));
+}

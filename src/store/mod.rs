@@ -296,7 +296,7 @@ pub struct AckRecord {
     /// The document's facts as risk learning reads them (`crate::risk::history::FindingFacts`,
     /// JSON), kept with a finding so that training reads no document.
     pub finding_facts: Option<String>,
-    /// `http` or `kafka`.
+    /// `http`, `kafka`, or `standing-instruction` (a de minimis release, `crate::submission`).
     pub source: &'static str,
     /// Who answered, for the audit log: the participant id over HTTP, `kafka:<agency>` from
     /// the ack topic.
@@ -475,7 +475,7 @@ pub struct HistoryEntry {
     #[serde(skip)]
     #[schemars(skip)]
     pub at_ms: Millis,
-    /// `gateway`, `broker`, `http` or `kafka`.
+    /// `gateway`, `broker`, `http`, `kafka` or `standing-instruction`.
     pub source: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

@@ -262,3 +262,39 @@ async fn a_model_learns_from_findings_goes_live_and_explains_itself_to_the_agenc
     assert_eq!(later["agencies"], json!([]), "a period without deliveries: {later:#}");
     crate::helpers::assert_problem(app.get("/v1/risk/performance?from=yesterday", Some("demo-operator")).await, 400, "invalid-query").await;
 }
+
+/// Issue 28, item 6 (de minimis): a green-channel parcel declaring less than its destination's
+/// de minimis is released by each agency's standing instruction as it is accepted, recorded as
+/// that agency's decision; the agency still receives it. A parcel above it waits for its
+/// agencies. (The budgets are taken out so that no parcel is selected at random.)
+#[tokio::test]
+async fn a_green_parcel_under_the_de_minimis_is_released_by_standing_instruction() {
+    let app = crate::helpers::spawn_app_configured(Some(crate::helpers::test_brokers()), |s| s.region.risk.budgets.clear()).await;
+    let cheap = example("ecommerceShipment/valid/air-yerba-mate-AR-UY.json");
+    assert_eq!(cheap["payload"]["totalDeclaredValue"]["value"], json!(42.0));
+    let receipt: Value = app.submit(&cheap).await.json().await.unwrap();
+    let ucr = cheap["ucr"].as_str().unwrap();
+    let view = app.wait_for_state(ucr, "released").await;
+    for d in view["documents"][0]["deliveries"].as_array().unwrap() {
+        assert_eq!(d["status"], "released", "{view:#}");
+    }
+    let db = rusqlite::Connection::open(app.data.path().join("ventanilla.db")).unwrap();
+    let by: Vec<String> = db
+        .prepare("SELECT participant FROM audit_log WHERE action = 'acknowledgment.recorded' AND detail LIKE '%\"source\":\"standing-instruction\"%'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let agencies: Vec<String> = receipt["deliveries"].as_array().unwrap().iter().map(|d| format!("standing-instruction:{}", d["agency"].as_str().unwrap())).collect();
+    assert_eq!(by.len(), agencies.len(), "one decision per agency: {by:?}");
+    assert!(agencies.iter().all(|a| by.contains(a)), "{by:?} against {agencies:?}");
+    drop(db);
+
+    // Above the de minimis: its agencies decide.
+    let dear = example("ecommerceShipment/valid/air-smartphone-BR-UY.json");
+    assert_eq!(app.submit(&dear).await.status(), 202);
+    let seen: Value = app.get(&format!("/v1/consignments/{}", dear["ucr"].as_str().unwrap()), Some("demo-trader")).await.json().await.unwrap();
+    assert_ne!(seen["state"], "released", "{seen:#}");
+    assert!(seen["documents"][0]["deliveries"].as_array().unwrap().iter().all(|d| d["status"] != "released"), "{seen:#}");
+}
