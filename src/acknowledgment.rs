@@ -16,6 +16,10 @@ use crate::store::{AckApplied, AckRecord, DeliveryEvent, Ledger, Store, StoreErr
 use crate::tracking::{apply_ack, query_turn, record_event, refresh_consignment};
 use crate::domain::{AckOutcome, AckStatus, DeliveryStatus};
 
+/// The source of an answer the gateway records for an agency by its standing instruction (a
+/// de minimis release, `crate::submission`).
+pub const STANDING_INSTRUCTION: &str = "standing-instruction";
+
 /// Why an answer was not applied. Nothing was written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -76,7 +80,9 @@ pub fn apply_in(l: &mut dyn Ledger, ack: &AckRecord) -> Result<Result<AckApplied
         // The agency answers, so it has the document (from an attempt whose confirmation was
         // lost, or one the broker took after all): the delivery leaves the outbox and the
         // failed list rather than being sent again, and no later failure can overwrite the answer.
-        l.record_answer(delivery.id, new, ack.at)?;
+        // A standing instruction's answer is the agency's decision, but the agency has yet to
+        // receive the document: its delivery is still published.
+        l.record_answer(delivery.id, new, ack.at, ack.source != STANDING_INSTRUCTION)?;
         let mut cause = json!({"kind": "acknowledgment", "documentId": ack.document_id, "agency": ack.agency, "status": ack.status});
         if let Some(reason) = &ack.reason {
             cause["reason"] = json!(reason);

@@ -241,7 +241,7 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
             reason: Some(why),
             inspection: None,
             finding_facts: None,
-            source: "standing-instruction",
+            source: crate::acknowledgment::STANDING_INSTRUCTION,
             at: doc.submitted_at,
         };
         // Its delivery was written above: an answer to it is never refused.

@@ -371,6 +371,20 @@ pub async fn findings_are_kept_with_their_facts_read_in_time_order_and_one_model
     assert_eq!((live.version, live.trained_by.as_str()), (3, "demo-operator"));
 }
 
+pub async fn a_standing_instructions_answer_leaves_its_delivery_to_be_published(store: Arc<dyn Store>) {
+    let d = doc("UCR-STANDING", &["br-customs", "br-sanitary"]);
+    submission::accept(&*store, d.clone()).await.unwrap().unwrap();
+    let standing = AckRecord { source: crate::acknowledgment::STANDING_INSTRUCTION, ..ack(d.id, "br-customs", AckStatus::Released) };
+    acknowledgment::apply(&*store, standing).await.unwrap().unwrap();
+    // The agency's own answer shows it has the document; the standing instruction's does not.
+    acknowledgment::apply(&*store, ack(d.id, "br-sanitary", AckStatus::Released)).await.unwrap().unwrap();
+    let waiting: Vec<String> = due(&*store, 10, now_millis()).await.iter().filter(|o| o.document_id == d.id).map(|o| o.agency.to_string()).collect();
+    assert_eq!(waiting, ["br-customs"]);
+    let id = d.id;
+    let kept = store.read_with(move |l| l.deliveries_of(id)).await.unwrap();
+    assert!(kept.iter().all(|r| r.status == DeliveryStatus::Answered(AckStatus::Released)), "both decided: {kept:?}");
+}
+
 pub async fn concurrent_submissions_all_land(store: Arc<dyn Store>) {
     let tasks: Vec<_> = (0..200)
         .map(|i| {
@@ -851,6 +865,7 @@ macro_rules! conformance_suite {
             an_inspection_finding_is_kept_with_its_delivery_the_latest_answers,
             risk_rule_sets_are_kept_in_turn_and_the_latest_read_back,
             findings_are_kept_with_their_facts_read_in_time_order_and_one_model_is_live,
+            a_standing_instructions_answer_leaves_its_delivery_to_be_published,
             a_rule_that_panics_fails_its_own_write_and_the_writer_goes_on,
             a_write_the_database_refuses_fails_alone,
             a_refused_delivery_waits_holds_back_its_ucr_fails_and_is_sent_again,

@@ -425,7 +425,9 @@ pub trait Answers {
     fn delivery_to(&mut self, document_id: Uuid, agency: &AgencyId) -> Result<Option<DeliveryState>, StoreError>;
     /// An answer changed the delivery: its new status, its first answer's time (kept if set),
     /// and out of the outbox and the failed list (dispatched at `at` unless it already was).
-    fn record_answer(&mut self, delivery_id: i64, status: DeliveryStatus, at: Millis) -> Result<(), StoreError>;
+    /// `received`: the answer shows the agency has the document (its own answer does), so the
+    /// delivery needs no publishing; a standing instruction's does not.
+    fn record_answer(&mut self, delivery_id: i64, status: DeliveryStatus, at: Millis, received: bool) -> Result<(), StoreError>;
     /// An answer that changed nothing is still the agency's first answer when none came before.
     fn note_first_answer(&mut self, delivery_id: i64, at: Millis) -> Result<(), StoreError>;
     /// What the agency's inspection of the delivery found, as its answer at `at` said; a later

@@ -169,42 +169,7 @@ async fn a_model_learns_from_findings_goes_live_and_explains_itself_to_the_agenc
 
     // 300 parcels: one in five declared at 1.50 a kilogram, which inspections find irregular;
     // the others at about 66 a kilogram, found in order. The model is told none of this.
-    let base = example("ecommerceShipment/valid/postal-clothing-BR-AR.json");
-    let parcel = |i: usize, cheap: bool| {
-        let mut p = base.clone();
-        p["ucr"] = json!(format!("5BR21567890000198-L{i:05}"));
-        if cheap {
-            p["payload"]["totalDeclaredValue"]["value"] = json!(3.0);
-            p["payload"]["grossMass"] = json!(2.0);
-        }
-        p
-    };
-    let ndjson = (0..300).map(|i| parcel(i, i % 5 == 0).to_string()).collect::<Vec<_>>().join("\n");
-    let answer: Value = app
-        .client
-        .post(format!("{}/v1/documents:batch", app.address))
-        .bearer_auth("demo-trader")
-        .header("Content-Type", "application/x-ndjson")
-        .body(ndjson)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let results = answer["results"].as_array().unwrap();
-    assert!(results.iter().all(|r| r["status"] == 202), "{answer:#}");
-    for (i, r) in results.iter().enumerate() {
-        let receipt = &r["receipt"];
-        for d in receipt["deliveries"].as_array().unwrap() {
-            let agency = d["agency"].as_str().unwrap();
-            let finding = if i % 5 == 0 { "irregularity" } else { "none" };
-            let ack = json!({"documentId": receipt["documentId"], "agency": agency, "status": "released",
-                             "inspection": {"performed": true, "finding": finding}});
-            let r = app.post_json("/v1/acknowledgments", Some(&format!("demo-{agency}")), &ack.to_string()).await;
-            assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
-        }
-    }
+    answer_with_findings(&app, 300).await;
 
     let r = app.post_json("/v1/risk/models", Some("demo-operator"), "").await;
     assert_eq!(r.status(), 200);
@@ -290,6 +255,10 @@ async fn a_green_parcel_under_the_de_minimis_is_released_by_standing_instruction
     assert_eq!(by.len(), agencies.len(), "one decision per agency: {by:?}");
     assert!(agencies.iter().all(|a| by.contains(a)), "{by:?} against {agencies:?}");
     drop(db);
+    // Each agency still receives it.
+    let topics = receipt["deliveries"].as_array().unwrap().iter().map(|d| d["topic"].as_str().unwrap().to_owned()).collect();
+    let accepted = vec![(receipt["documentId"].as_str().unwrap().to_owned(), topics)];
+    crate::helpers::await_deliveries(&app.brokers, &accepted, std::time::Duration::from_secs(30)).await;
 
     // Above the de minimis: its agencies decide.
     let dear = example("ecommerceShipment/valid/air-smartphone-BR-UY.json");
@@ -297,4 +266,76 @@ async fn a_green_parcel_under_the_de_minimis_is_released_by_standing_instruction
     let seen: Value = app.get(&format!("/v1/consignments/{}", dear["ucr"].as_str().unwrap()), Some("demo-trader")).await.json().await.unwrap();
     assert_ne!(seen["state"], "released", "{seen:#}");
     assert!(seen["documents"][0]["deliveries"].as_array().unwrap().iter().all(|d| d["status"] != "released"), "{seen:#}");
+}
+
+/// The e-commerce example as parcel `i`, with its own UCR; `cheap`: declared at 1.50 a kilogram.
+fn parcel(i: usize, cheap: bool) -> Value {
+    let mut p = example("ecommerceShipment/valid/postal-clothing-BR-AR.json");
+    p["ucr"] = json!(format!("5BR21567890000198-L{i:05}"));
+    if cheap {
+        p["payload"]["totalDeclaredValue"]["value"] = json!(3.0);
+        p["payload"]["grossMass"] = json!(2.0);
+    }
+    p
+}
+
+/// Parcels 0 to `n` in one batch, each answered by its agencies with what they found: one in
+/// five (the cheap ones) irregular, the rest clean.
+async fn answer_with_findings(app: &crate::helpers::TestApp, n: usize) {
+    let ndjson = (0..n).map(|i| parcel(i, i % 5 == 0).to_string()).collect::<Vec<_>>().join("\n");
+    let answer: Value = app
+        .client
+        .post(format!("{}/v1/documents:batch", app.address))
+        .bearer_auth("demo-trader")
+        .header("Content-Type", "application/x-ndjson")
+        .body(ndjson)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let results = answer["results"].as_array().unwrap();
+    assert!(results.iter().all(|r| r["status"] == 202), "{answer:#}");
+    for (i, r) in results.iter().enumerate() {
+        let receipt = &r["receipt"];
+        for d in receipt["deliveries"].as_array().unwrap() {
+            let agency = d["agency"].as_str().unwrap();
+            let finding = if i % 5 == 0 { "irregularity" } else { "none" };
+            let ack = json!({"documentId": receipt["documentId"], "agency": agency, "status": "released",
+                             "inspection": {"performed": true, "finding": finding}});
+            let r = app.post_json("/v1/acknowledgments", Some(&format!("demo-{agency}")), &ack.to_string()).await;
+            assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
+        }
+    }
+}
+
+/// Issue 28, item 8 (in part): models trained while parcels flow refuse none and lose none.
+#[tokio::test]
+async fn training_while_parcels_flow_loses_nothing() {
+    let app = spawn_app().await;
+    answer_with_findings(&app, 300).await;
+    let (client, address) = (app.client.clone(), app.address.clone());
+    let training = tokio::spawn(async move {
+        let mut answers = Vec::new();
+        for _ in 0..3 {
+            let r = client.post(format!("{address}/v1/risk/models")).bearer_auth("demo-operator").send().await.unwrap();
+            answers.push((r.status().as_u16(), r.json::<Value>().await.unwrap()));
+        }
+        answers
+    });
+    let mut accepted: Vec<crate::helpers::Accepted> = Vec::new();
+    for i in 1_000..1_200 {
+        let r = app.submit(&parcel(i, i % 7 == 0)).await;
+        assert_eq!(r.status(), 202, "parcel {i} while training");
+        let receipt: Value = r.json().await.unwrap();
+        let topics = receipt["deliveries"].as_array().unwrap().iter().map(|d| d["topic"].as_str().unwrap().to_owned()).collect();
+        accepted.push((receipt["documentId"].as_str().unwrap().to_owned(), topics));
+    }
+    let answers = training.await.unwrap();
+    assert!(answers.iter().all(|(status, _)| *status == 200), "{answers:?}");
+    assert_eq!(answers.iter().map(|(_, a)| a["version"].as_i64().unwrap()).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(answers[0].1["live"], true, "the first model goes live");
+    let (deliveries, duplicates) = crate::helpers::await_deliveries(&app.brokers, &accepted, std::time::Duration::from_secs(60)).await;
+    assert_eq!((deliveries, duplicates), (accepted.iter().map(|(_, t)| t.len()).sum(), 0));
 }

@@ -1189,12 +1189,12 @@ impl Answers for PgLedger {
         .transpose()
     }
 
-    fn record_answer(&mut self, delivery_id: i64, status: DeliveryStatus, at: Millis) -> Result<(), StoreError> {
+    fn record_answer(&mut self, delivery_id: i64, status: DeliveryStatus, at: Millis, received: bool) -> Result<(), StoreError> {
         self.exec(
             "UPDATE deliveries SET status = $2, first_answer_at = COALESCE(first_answer_at, $3), failed_at = NULL,
-                                   dispatched_at = COALESCE(dispatched_at, $3)
+                                   dispatched_at = CASE WHEN $4 THEN COALESCE(dispatched_at, $3) ELSE dispatched_at END
              WHERE id = $1",
-            &[&delivery_id, &status.as_str(), &at],
+            &[&delivery_id, &status.as_str(), &at, &received],
         )?;
         Ok(())
     }
