@@ -103,23 +103,7 @@ pub struct TrainedModel {
     pub features: Vec<String>,
     pub coefficients: Vec<f64>,
     pub intercept: f64,
-    pub validation: ModelValidation,
-}
-
-/// How a model did on the findings held back.
-#[derive(Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ModelValidation {
-    pub held_back: usize,
-    /// The share of documents inspected at the budget (the region's budgets, on average).
-    pub budget_share: f64,
-    /// Irregular among the held-back findings it scores highest, at the budget.
-    pub precision_at_budget: f64,
-    /// Irregular among all held back: what inspecting at random finds.
-    pub base_rate: f64,
-    /// The live model's precision on the same findings, when one was live.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub live_precision_at_budget: Option<f64>,
+    pub validation: crate::risk::model::Validation,
 }
 
 /// `POST /v1/risk/models`: trains a model on every finding now (operators); 409
@@ -127,7 +111,6 @@ pub struct ModelValidation {
 pub async fn train_model(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
     let trained = state.gateway.train_risk_model(&who.0).await?.map_err(|why| ApiError::new(Code::NotEnoughFindings, why))?;
     let m = &trained.model;
-    let v = &m.validation;
     Ok(HttpResponse::Ok().json(TrainedModel {
         version: trained.version,
         live: trained.live,
@@ -138,13 +121,7 @@ pub async fn train_model(state: web::Data<AppState>, who: Authenticated) -> Resu
         features: m.weights.features.clone(),
         coefficients: m.weights.coefficients.clone(),
         intercept: m.weights.intercept,
-        validation: ModelValidation {
-            held_back: v.held_back,
-            budget_share: v.budget_share,
-            precision_at_budget: v.precision_at_budget,
-            base_rate: v.base_rate,
-            live_precision_at_budget: v.live_precision_at_budget,
-        },
+        validation: m.validation.clone(),
     }))
 }
 

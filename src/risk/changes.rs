@@ -109,11 +109,7 @@ fn compiled(risk: &Risk, stored: RiskRuleSet) -> Result<(super::Profile, RuleSet
 /// Takes each set another gateway puts, within [`WATCH_EVERY`], until shutdown.
 pub async fn watch(store: Arc<dyn Store>, risk: Arc<Risk>, mut shutdown: watch::Receiver<bool>) {
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(WATCH_EVERY) => {}
-            _ = shutdown.changed() => return,
-        }
-        if *shutdown.borrow() {
+        if !super::next_tick(WATCH_EVERY, &mut shutdown).await {
             return;
         }
         if let Err(e) = load(&*store, &risk).await {

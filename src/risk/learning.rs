@@ -135,11 +135,7 @@ pub async fn run(store: Arc<dyn Store>, risk: Arc<Risk>, training_every: Option<
     let started = tokio::time::Instant::now();
     let mut next_training = training_every.map(|every| started + every);
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(WATCH_EVERY) => {}
-            _ = shutdown.changed() => return,
-        }
-        if *shutdown.borrow() {
+        if !super::next_tick(WATCH_EVERY, &mut shutdown).await {
             return;
         }
         if let Err(e) = load(&*store, &risk).await {

@@ -403,6 +403,15 @@ impl std::fmt::Debug for RiskPlan {
     }
 }
 
+/// Waits `every`, or until shutdown is asked for; whether to go on (the watchers' tick).
+async fn next_tick(every: std::time::Duration, shutdown: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(every) => {}
+        _ = shutdown.changed() => return false,
+    }
+    !*shutdown.borrow()
+}
+
 /// A lane's random seed, from the system's randomness.
 fn seed() -> u64 {
     let b = uuid::Uuid::new_v4().into_bytes();

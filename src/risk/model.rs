@@ -94,7 +94,7 @@ impl Weights {
 }
 
 /// How a model did on the findings held back.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Validation {
     /// Findings held back (the most recent).
