@@ -15,9 +15,9 @@
 //! sign: it stores each receipt with its signature's input and an empty signature
 //! (`<header>.<payload>.`, [`ReceiptKeys::signing_input`]), and the request's own worker completes
 //! it as it answers ([`ReceiptKeys::complete`]). Ed25519 is deterministic (RFC 8032): the same
-//! input and key give the same signature, so a replay is answered the first receipt, byte for
-//! byte, signed by the key its header names (the newest key of the directory when that key is
-//! gone). A receipt stored signed by an earlier build is answered as stored.
+//! input and key give the same signature, so a replay is answered the first receipt with the
+//! same members and the same signature, by the key its header names (the newest key of the
+//! directory when that key is gone). A receipt stored signed by an earlier build is answered as stored.
 //!
 //! **`bodySha256`** is the SHA-256 of the document as the gateway read it ([`document_sha256`]):
 //! the submission envelope (the body of `POST /v1/documents`, one item of a batch, the
@@ -380,7 +380,7 @@ mod tests {
         assert_eq!(verify(&receipt, &first.jwks()).unwrap()["ucr"], "U-1");
 
         // After a rotation, a receipt stored before it is still signed by its own key: a
-        // replay is answered the first receipt, byte for byte.
+        // replay is answered the first receipt, signature and all.
         std::thread::sleep(std::time::Duration::from_millis(5));
         let newer = rotate(dir.path()).unwrap();
         let rotated = ReceiptKeys::load_or_create(dir.path()).unwrap();

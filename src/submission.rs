@@ -206,6 +206,31 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
         detail["change"] = change;
     }
     let audit_hash = audit::append(l, &audit::entry(doc.submitted_at, &actor, action, doc.id.to_string(), detail))?;
+    // A green parcel under its destination's de minimis is released by each agency's standing
+    // instruction as it is accepted: that agency's decision, in the same transaction, with its
+    // status event, release times and audit record as any answer's; the receipt says so.
+    let mut state = state;
+    let mut deliveries = deliveries;
+    for (agency, why) in standing {
+        let ack = crate::store::AckRecord {
+            document_id: doc.id,
+            by: format!("standing-instruction:{agency}"),
+            agency,
+            status: crate::domain::AckStatus::Released,
+            reason: Some(why),
+            inspection: None,
+            finding_facts: None,
+            source: crate::acknowledgment::STANDING_INSTRUCTION,
+            at: doc.submitted_at,
+        };
+        // Its delivery was written above: an answer to it is never refused.
+        if let Ok(applied) = crate::acknowledgment::apply_in(l, &ack)? {
+            state = applied.consignment_state;
+            for d in deliveries.iter_mut().filter(|d| d.agency == applied.agency) {
+                d.status = applied.delivery_status;
+            }
+        }
+    }
     let receipt = Receipt {
         document_id: doc.id,
         ucr: doc.ucr.clone(),
@@ -229,23 +254,5 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
     }
     let text = serde_json::to_string(&receipt).map_err(|e| StoreError::Corrupt(format!("receipt: {e}")))?;
     l.insert_receipt(doc.id, &text)?;
-    // A green parcel under its destination's de minimis is released by each agency's standing
-    // instruction as it is accepted: that agency's decision, in the same transaction, with its
-    // status event, release times and audit record as any answer's.
-    for (agency, why) in standing {
-        let ack = crate::store::AckRecord {
-            document_id: doc.id,
-            by: format!("standing-instruction:{agency}"),
-            agency,
-            status: crate::domain::AckStatus::Released,
-            reason: Some(why),
-            inspection: None,
-            finding_facts: None,
-            source: crate::acknowledgment::STANDING_INSTRUCTION,
-            at: doc.submitted_at,
-        };
-        // Its delivery was written above: an answer to it is never refused.
-        let _ = crate::acknowledgment::apply_in(l, &ack)?;
-    }
     Ok(receipt)
 }

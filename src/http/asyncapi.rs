@@ -32,7 +32,7 @@ fn cloudevents_headers() -> Value {
             "ce_origin": text("Origin country."),
             "ce_destination": text("Destination country."),
             "ce_agency": text("The agency the record is for."),
-            "ce_selection": text("On a document: the agency's channel for it and why, as JSON text: `{\"channel\": \"green\" | \"yellow\" | \"red\", \"score\", \"source\": \"mandatory\" | \"rule\" | \"model\" | \"random\" | \"none\", \"reasons\": [{\"kind\", \"name\", \"contribution\", \"text\"}], \"modelVersion\"}` (docs/risk.md). The agency's alone: a trader never sees the score, the source or the reasons."),
+            "ce_selection": text("On a document: the agency's channel for it and why, as JSON text: `{\"channel\": \"green\" | \"yellow\" | \"red\", \"score\", \"source\": \"mandatory\" | \"rule\" | \"model\" | \"random\" | \"none\", \"reasons\": [{\"kind\", \"name\", \"contribution\", \"text\"}], \"modelVersion\", \"modelScore\"}` (docs/risk.md). The agency's alone: a trader never sees the score, the source or the reasons."),
             "content-type": text("`application/json` (`application/problem+json` for a refused answer)."),
         },
     })

@@ -156,6 +156,9 @@ pub async fn performance(state: web::Data<AppState>, who: Authenticated, q: web:
     };
     // A period that ends before it starts holds nothing (its figures say so).
     let to = to.max(from);
+    if to - from > crate::risk::performance::MAX_PERIOD_MS {
+        return Err(ApiError::new(Code::InvalidQuery, "a period of at most 92 days: ask for each quarter apart"));
+    }
     let agency = q
         .agency
         .as_deref()

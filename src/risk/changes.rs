@@ -52,14 +52,26 @@ pub async fn put(store: &dyn Store, risk: &Risk, by: &str, reason: &str, rules: 
         Err(why) => return Ok(Err(RulesRefused::Invalid(why))),
     };
     let text = serde_json::to_string(&rules).map_err(|e| StoreError::Corrupt(format!("risk rules: {e}")))?;
-    let before = risk.rules();
     let (by_, reason_, at) = (by.to_owned(), reason.to_owned(), now_millis());
     let names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
-    let before_names: Vec<String> = before.rules.iter().map(|r| r.name.clone()).collect();
+    // Without a set in the store, the rules before are the region file's.
+    let region_file: Vec<String> = match risk.rules().change {
+        None => risk.rules().rules.iter().map(|r| r.name.clone()).collect(),
+        Some(_) => Vec::new(),
+    };
     let version = store
         .write_with(vec![Subject::RiskRules], move |l| {
+            // The set before, as the store has it under the lock: another gateway's change
+            // of the last seconds included.
+            let before = match l.latest_risk_rules()? {
+                Some(set) => {
+                    let rules: Vec<RiskRuleConfig> = serde_json::from_str(&set.rules).unwrap_or_default();
+                    json!({"version": set.version, "rules": rules.iter().map(|r| r.name.clone()).collect::<Vec<_>>()})
+                }
+                None => json!({"version": 0, "rules": region_file}),
+            };
             let version = l.save_risk_rules(at, &by_, &reason_, &text)?;
-            let detail = json!({"version": version, "reason": reason_, "rules": names, "before": {"version": before.version(), "rules": before_names}});
+            let detail = json!({"version": version, "reason": reason_, "rules": names, "before": before});
             crate::audit::append(l, &crate::audit::entry(at, &by_, "risk.rules.changed", format!("risk-rules:{version}"), detail))?;
             Ok(version)
         })

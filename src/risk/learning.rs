@@ -71,33 +71,39 @@ pub async fn train(store: &dyn Store, risk: &Arc<Risk>, by: &str) -> Result<Resu
         Ok(t) => t,
         Err(why) => return Ok(Err(why)),
     };
-    let goes_live = model.beats_live();
+    let beats = model.beats_live();
     let text = serde_json::to_string(&model).map_err(|e| StoreError::Corrupt(format!("risk model: {e}")))?;
     let (by_, at) = (by.to_owned(), now_millis());
+    let judged_against = live.as_ref().map(|(_, v)| *v);
     let detail = json!({
-        "live": goes_live,
         "kind": model.kind,
         "trainedOn": model.trained_on,
         "windowFrom": model.window_from,
         "windowTo": model.window_to,
         "validation": model.validation,
-        "previous": live.as_ref().map(|(_, v)| *v),
+        "previous": judged_against,
     });
-    let version = store
+    let (version, goes_live) = store
         .write_with(vec![Subject::RiskModels], move |l| {
+            // Judged against the model live when training began: if another went live since
+            // (on this gateway or another), this one was never compared with it and stays out.
+            let live_now = l.live_risk_model()?.map(|r| r.version);
+            let goes_live = beats && live_now == judged_against;
             let version = l.save_risk_model(at, &by_, goes_live, &text)?;
             let mut detail = detail;
             detail["version"] = json!(version);
+            detail["live"] = json!(goes_live);
             crate::audit::append(l, &crate::audit::entry(at, &by_, "risk.model.trained", format!("risk-model:{version}"), detail))?;
-            Ok(version)
+            Ok((version, goes_live))
         })
         .await?;
     let model = Arc::new(model);
     if goes_live {
         risk.put_model(Some((model.clone(), version)), histories);
     } else {
-        // The live model stays; it scores with the histories of every finding now.
-        risk.put_model(live, histories);
+        // The live model stays, whichever it is now; it scores with the histories of every
+        // finding read for this training.
+        risk.put_histories(histories);
     }
     tracing::info!(version, live = goes_live, precision = model.validation.precision_at_budget, by, "risk model trained");
     Ok(Ok(Trained { version, live: goes_live, model }))

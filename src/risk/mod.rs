@@ -90,6 +90,9 @@ pub struct Selection {
     pub reasons: Vec<Reason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_version: Option<String>,
+    /// The live model's part of `score` (100 × its probability of an irregularity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_score: Option<f64>,
 }
 
 /// Most reasons a selection gives: the mandatory ones, then the largest contributions.
@@ -219,7 +222,7 @@ impl Risk {
                 Some(c) => (c, Source::Mandatory),
                 None => (Channel::Green, Source::None),
             };
-            return Selection { channel, score: assessment.score, source, reasons: selection::reasons(&assessment), model_version: None };
+            return Selection { channel, score: assessment.score, source, reasons: selection::reasons(&assessment), model_version: None, model_score: None };
         };
         let learned = self.model_score(f);
         let mut lanes = self.lanes.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -227,6 +230,7 @@ impl Risk {
         let Some((score, version, features)) = learned else { return lane.select(&assessment, None) };
         let mut selection = lane.select(&assessment, Some((score, &version)));
         drop(lanes);
+        selection.model_score = Some(score);
         // The model's reasons among the rules', by what each added; the random draw's last.
         let random = selection.reasons.iter().position(|r| r.kind == ReasonKind::Random).map(|at| selection.reasons.remove(at));
         selection.reasons.extend(features);
@@ -273,6 +277,11 @@ impl Risk {
         let mut learned = self.learned.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         learned.model = model;
         learned.histories = histories;
+    }
+
+    /// Scores with `histories` from now on, whichever model is live.
+    pub fn put_histories(&self, histories: history::Histories) {
+        self.learned.write().unwrap_or_else(|poisoned| poisoned.into_inner()).histories = histories;
     }
 
     /// The live model and its version, if one is live.

@@ -42,11 +42,13 @@ pub const HELD_BACK: f64 = 0.2;
 pub fn features(h: &Histories, f: &FindingFacts) -> [f64; 8] {
     let mean = logit(h.mean());
     let history = |d: Dimension| h.worst(f, d).map_or(0.0, |e| logit(e.rate) - mean);
+    // A value or mass a trader states is bounded by no schema: a feature that is not a finite
+    // number is unknown, so that no document can break training or push its own score.
     let per_kg = match (f.value, f.mass) {
-        (Some(v), Some(m)) if m > 0.0 && v >= 0.0 => Some((v / m).ln_1p()),
+        (Some(v), Some(m)) if m > 0.0 && v >= 0.0 => Some((v / m).ln_1p()).filter(|x| x.is_finite()),
         _ => None,
     };
-    let never = h.worst(f, Dimension::Party).map_or(0.0, |e| if e.inspected == 0 { 1.0 } else { 0.0 });
+    let never = if f.parties.iter().any(|p| h.rate(Dimension::Party, p).1 == 0) { 1.0 } else { 0.0 };
     [
         history(Dimension::Party),
         history(Dimension::Heading),
@@ -54,7 +56,7 @@ pub fn features(h: &Histories, f: &FindingFacts) -> [f64; 8] {
         history(Dimension::Platform),
         per_kg.unwrap_or(0.0),
         if per_kg.is_none() { 1.0 } else { 0.0 },
-        f.value.map_or(0.0, |v| v.max(0.0).ln_1p()),
+        f.value.map(|v| v.max(0.0).ln_1p()).filter(|x| x.is_finite()).unwrap_or(0.0),
         never,
     ]
 }
@@ -108,6 +110,10 @@ pub struct Validation {
     /// The live model's precision on the same findings, when one was live.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live_precision_at_budget: Option<f64>,
+    /// The deciles of its points (100 × probability) over the findings held back: what the
+    /// scores' drift is measured against (`crate::risk::performance`).
+    #[serde(default)]
+    pub score_deciles: Vec<f64>,
 }
 
 /// A model as kept in the store: its weights, what it was trained on, how it did.
@@ -149,6 +155,9 @@ pub fn train(findings: &[Example<'_>], budget_share: f64, live: Option<&Weights>
     let fitted = LogisticRegression::fit(&matrix, &train_y.to_vec(), LogisticRegressionParameters::default().with_alpha(1.0))
         .map_err(|e| format!("logistic regression did not converge: {e}"))?;
     let coefficients: Vec<f64> = (0..FEATURES.len()).map(|i| *fitted.coefficients().get((0, i))).collect();
+    if coefficients.iter().chain([fitted.intercept().get((0, 0))]).any(|w| !w.is_finite()) {
+        return Err("logistic regression gave weights that are not numbers; no model is kept".into());
+    }
     let means = (0..FEATURES.len()).map(|i| x[..split].iter().map(|r| r[i]).sum::<f64>() / split.max(1) as f64).collect();
     let weights = Weights {
         features: FEATURES.iter().map(|s| (*s).to_owned()).collect(),
@@ -163,6 +172,7 @@ pub fn train(findings: &[Example<'_>], budget_share: f64, live: Option<&Weights>
         precision_at_budget: precision_at(&weights, held, held_y, budget_share),
         base_rate: held_y.iter().map(|&v| v as f64).sum::<f64>() / held_y.len().max(1) as f64,
         live_precision_at_budget: live.map(|w| precision_at(w, held, held_y, budget_share)),
+        score_deciles: deciles(held.iter().map(|x| 100.0 * weights.score(x).0).collect()),
     };
     let model = Model {
         kind: "logistic-regression".into(),
@@ -187,6 +197,15 @@ pub fn online_features(findings: &[Example<'_>]) -> (Vec<[f64; 8]>, Vec<u32>, Hi
         h.add(f.facts, f.irregular);
     }
     (x, y, h)
+}
+
+/// The 9 cuts between the tenths of `scores`.
+fn deciles(mut scores: Vec<f64>) -> Vec<f64> {
+    if scores.is_empty() {
+        return Vec::new();
+    }
+    scores.sort_by(f64::total_cmp);
+    (1..10).map(|k| scores[k * scores.len() / 10]).collect()
 }
 
 /// Irregular among the `share` of ranked `(score, label)` pairs scored highest.
@@ -266,6 +285,23 @@ mod tests {
         let (again, _) = train(&examples, 0.05, Some(&model.weights)).unwrap();
         assert_eq!(again.validation.live_precision_at_budget, Some(v.precision_at_budget));
         assert!(!again.beats_live());
+    }
+
+    #[test]
+    fn a_value_or_mass_no_schema_bounds_gives_features_that_are_numbers() {
+        let mut h = Histories::default();
+        let tiny = FindingFacts { value: Some(1e300), mass: Some(1e-300), route: "CN-AR".into(), ..Default::default() };
+        let x = features(&h, &tiny);
+        assert!(x.iter().all(|v| v.is_finite()), "{x:?}");
+        assert_eq!((x[4], x[5]), (0.0, 1.0), "an infinite value per kilogram is unknown");
+        h.add(&tiny, true);
+        assert!(features(&h, &tiny).iter().all(|v| v.is_finite()));
+        // Never inspected: any of its parties.
+        h.add(&FindingFacts { parties: vec!["AR-CUIT:1".into()], route: "CN-AR".into(), ..Default::default() }, false);
+        let two = FindingFacts { parties: vec!["AR-CUIT:1".into(), "AR-CUIT:2".into()], route: "CN-AR".into(), ..Default::default() };
+        assert_eq!(features(&h, &two)[7], 1.0);
+        let known = FindingFacts { parties: vec!["AR-CUIT:1".into()], route: "CN-AR".into(), ..Default::default() };
+        assert_eq!(features(&h, &known)[7], 0.0);
     }
 
     #[test]

@@ -58,8 +58,9 @@ pub struct AgencyFigures {
     pub by_source: Vec<SourceFigures>,
     pub irregularities: u64,
     pub revenue: f64,
-    /// Population stability index of its documents' scores, the period's against the live
-    /// model's training window (under 0.1: stable; 0.1 to 0.25: moving; above: retrain).
+    /// Population stability index of the live model's points for its documents in the period,
+    /// against the same model's points over the findings held back when it was trained (under
+    /// 0.1: stable; 0.1 to 0.25: moving; above: retrain).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score_drift: Option<f64>,
 }
@@ -81,21 +82,15 @@ pub struct Performance {
     pub truncated: bool,
 }
 
-/// The figures of `outcomes` (the period's), with `training` (the live model's window's) for
-/// the drift.
-pub fn figures(risk: &Risk, from: Millis, to: Millis, outcomes: &[SelectionOutcome], training: &[SelectionOutcome], truncated: bool) -> Performance {
+/// The figures of `outcomes` (the period's).
+pub fn figures(risk: &Risk, from: Millis, to: Millis, outcomes: &[SelectionOutcome], truncated: bool) -> Performance {
     let mut per_agency: BTreeMap<&AgencyId, Vec<(Selection, &SelectionOutcome)>> = BTreeMap::new();
     for o in outcomes {
         if let Some(s) = parse(&o.selection) {
             per_agency.entry(&o.agency).or_default().push((s, o));
         }
     }
-    let mut trained_scores: BTreeMap<&AgencyId, Vec<f64>> = BTreeMap::new();
-    for o in training {
-        if let Some(s) = parse(&o.selection) {
-            trained_scores.entry(&o.agency).or_default().push(s.score);
-        }
-    }
+    let live = risk.live_model();
     let agencies = per_agency
         .into_iter()
         .map(|(agency, rows)| {
@@ -122,7 +117,13 @@ pub fn figures(risk: &Risk, from: Millis, to: Millis, outcomes: &[SelectionOutco
                     f
                 })
                 .collect();
-            let scores: Vec<f64> = rows.iter().map(|(s, _)| s.score).collect();
+            // The live model's own points, against its points on the findings held back.
+            let drift = live.as_ref().and_then(|(m, version)| {
+                let version = version.to_string();
+                let scores: Vec<f64> =
+                    rows.iter().filter(|(s, _)| s.model_version.as_deref() == Some(version.as_str())).filter_map(|(s, _)| s.model_score).collect();
+                psi_against_deciles(&m.validation.score_deciles, &scores)
+            });
             AgencyFigures {
                 agency: agency.clone(),
                 documents,
@@ -131,11 +132,10 @@ pub fn figures(risk: &Risk, from: Millis, to: Millis, outcomes: &[SelectionOutco
                 irregularities: by_source.iter().map(|f| f.irregularities).sum(),
                 revenue: by_source.iter().map(|f| f.revenue).sum(),
                 by_source,
-                score_drift: trained_scores.get(agency).and_then(|base| psi(base, &scores)),
+                score_drift: drift,
             }
         })
         .collect();
-    let live = risk.live_model();
     Performance {
         from: crate::clock::rfc3339(from),
         to: crate::clock::rfc3339(to),
@@ -146,24 +146,20 @@ pub fn figures(risk: &Risk, from: Millis, to: Millis, outcomes: &[SelectionOutco
     }
 }
 
-/// Reads the figures of `[from, to)`, of `agency` or of every agency, from `store`.
-pub async fn read(store: &dyn crate::store::Store, risk: &Risk, from: Millis, to: Millis, agency: Option<AgencyId>)
+/// The longest period one figure reads.
+pub const MAX_PERIOD_MS: Millis = 92 * 24 * 3_600_000;
+
+/// Reads the figures of `[from, to)` (at most [`MAX_PERIOD_MS`] long: the caller checks), of
+/// `agency` or of every agency, from `store`; the figures are computed off the request's worker.
+pub async fn read(store: &dyn crate::store::Store, risk: &std::sync::Arc<Risk>, from: Millis, to: Millis, agency: Option<AgencyId>)
     -> Result<Performance, crate::store::StoreError> {
-    let of = agency.clone();
-    let mut outcomes = store.read_with(move |l| l.selection_outcomes(from, to, of.as_ref(), MAX_DELIVERIES + 1)).await?;
-    let mut truncated = outcomes.len() > MAX_DELIVERIES;
+    let mut outcomes = store.read_with(move |l| l.selection_outcomes(from, to, agency.as_ref(), MAX_DELIVERIES + 1)).await?;
+    let truncated = outcomes.len() > MAX_DELIVERIES;
     outcomes.truncate(MAX_DELIVERIES);
-    let training = match risk.live_model() {
-        Some((m, _)) => {
-            let (f, t) = (m.window_from, m.window_to.saturating_add(1));
-            let mut rows = store.read_with(move |l| l.selection_outcomes(f, t, agency.as_ref(), MAX_DELIVERIES + 1)).await?;
-            truncated |= rows.len() > MAX_DELIVERIES;
-            rows.truncate(MAX_DELIVERIES);
-            rows
-        }
-        None => Vec::new(),
-    };
-    Ok(figures(risk, from, to, &outcomes, &training, truncated))
+    let risk = risk.clone();
+    tokio::task::spawn_blocking(move || figures(&risk, from, to, &outcomes, truncated))
+        .await
+        .map_err(|e| crate::store::StoreError::Unavailable(format!("risk figures stopped: {e}")))
 }
 
 fn parse(text: &str) -> Option<Selection> {
@@ -180,28 +176,19 @@ fn source_name(s: Source) -> &'static str {
     }
 }
 
-/// The population stability index of `now` against `base`, over ten bins cut at `base`'s
-/// deciles; none with fewer than 100 scores on either side, or scores all alike.
-pub fn psi(base: &[f64], now: &[f64]) -> Option<f64> {
-    if base.len() < 100 || now.len() < 100 {
-        return None;
-    }
-    let mut sorted = base.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let mut cuts: Vec<f64> = (1..10).map(|k| sorted[k * sorted.len() / 10]).collect();
+/// The population stability index of `now` against a population cut at `deciles` (a tenth in
+/// each bin); none without deciles, with fewer than 100 scores, or when the cuts coincide.
+pub fn psi_against_deciles(deciles: &[f64], now: &[f64]) -> Option<f64> {
+    let mut cuts = deciles.to_vec();
     cuts.dedup();
-    if cuts.is_empty() || sorted[0] == sorted[sorted.len() - 1] {
+    if cuts.len() != 9 || now.len() < 100 {
         return None;
     }
-    let shares = |xs: &[f64]| {
-        let mut counts = vec![0.0; cuts.len() + 1];
-        for x in xs {
-            counts[cuts.partition_point(|c| c <= x)] += 1.0;
-        }
-        counts.into_iter().map(|c| (c / xs.len() as f64).max(1e-4)).collect::<Vec<f64>>()
-    };
-    let (b, n) = (shares(base), shares(now));
-    Some(b.iter().zip(&n).map(|(b, n)| (n - b) * (n / b).ln()).sum())
+    let mut counts = [0.0f64; 10];
+    for x in now {
+        counts[cuts.partition_point(|c| c <= x)] += 1.0;
+    }
+    Some(counts.iter().map(|c| (c / now.len() as f64).max(1e-4)).map(|n| (n - 0.1) * (n / 0.1).ln()).sum())
 }
 
 #[cfg(test)]
@@ -210,10 +197,12 @@ mod tests {
 
     #[test]
     fn the_same_scores_do_not_drift_and_shifted_ones_do() {
-        let base: Vec<f64> = (0..1_000).map(|i| (i % 100) as f64).collect();
-        assert!(psi(&base, &base).unwrap() < 1e-9);
-        let shifted: Vec<f64> = base.iter().map(|x| x + 30.0).collect();
-        assert!(psi(&base, &shifted).unwrap() > 0.25, "{:?}", psi(&base, &shifted));
-        assert_eq!(psi(&base[..50], &base), None, "too few to say");
+        // Against a model's deciles: its own population is stable, a shifted one is not.
+        let deciles: Vec<f64> = (1..10).map(|k| (k * 10) as f64).collect();
+        let own: Vec<f64> = (0..1_000).map(|i| (i % 100) as f64 + 0.5).collect();
+        assert!(psi_against_deciles(&deciles, &own).unwrap() < 1e-9);
+        let higher: Vec<f64> = own.iter().map(|x| (x + 40.0).min(99.9)).collect();
+        assert!(psi_against_deciles(&deciles, &higher).unwrap() > 0.25);
+        assert_eq!(psi_against_deciles(&[], &own), None);
     }
 }

@@ -177,7 +177,7 @@ impl Lane {
                 text: "chosen at random among the documents no rule or model selected, so that risk keeps being learned".into(),
             });
         }
-        Selection { channel, score, source, reasons, model_version: model.map(|(_, v)| v.to_owned()) }
+        Selection { channel, score, source, reasons, model_version: model.map(|(_, v)| v.to_owned()), model_score: None }
     }
 }
 

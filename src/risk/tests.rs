@@ -259,6 +259,7 @@ fn a_selection_reads_as_the_agency_is_sent_it() {
         source: Source::Rule,
         reasons: vec![Reason { kind: ReasonKind::Rule, name: "cheap-phones".into(), contribution: 30.0, text: "Phones.".into() }],
         model_version: None,
+        model_score: None,
     };
     assert_eq!(
         serde_json::to_value(&s).unwrap(),

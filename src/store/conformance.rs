@@ -383,6 +383,17 @@ pub async fn a_standing_instructions_answer_leaves_its_delivery_to_be_published(
     let id = d.id;
     let kept = store.read_with(move |l| l.deliveries_of(id)).await.unwrap();
     assert!(kept.iter().all(|r| r.status == DeliveryStatus::Answered(AckStatus::Released)), "both decided: {kept:?}");
+    // The broker refusing it to the end: it leaves the outbox for the failed list, still
+    // released; sent again, it is due again, still released.
+    let customs = kept.iter().find(|r| r.agency.as_str() == "br-customs").unwrap().id;
+    assert!(store.write_with(Vec::new(), move |l| l.mark_failed(customs, now_millis(), "refused")).await.unwrap());
+    assert!(due(&*store, 10, now_millis()).await.iter().all(|o| o.document_id != d.id), "out of the outbox");
+    let failed = store.read_with(|l| l.failed_deliveries(None)).await.unwrap();
+    assert!(failed.iter().any(|f| f.delivery_id == customs), "on the failed list");
+    assert!(store.write_with(Vec::new(), move |l| l.requeue_failed(customs)).await.unwrap());
+    assert_eq!(due(&*store, 10, now_millis()).await.iter().filter(|o| o.document_id == d.id).count(), 1);
+    let kept = store.read_with(move |l| l.deliveries_of(id)).await.unwrap();
+    assert!(kept.iter().all(|r| r.status == DeliveryStatus::Answered(AckStatus::Released)), "the decision stands: {kept:?}");
 }
 
 pub async fn concurrent_submissions_all_land(store: Arc<dyn Store>) {

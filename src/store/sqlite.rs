@@ -985,8 +985,11 @@ impl Outbox for SqliteLedger {
 
     fn mark_failed(&mut self, delivery_id: i64, at: Millis, error: &str) -> Result<bool, StoreError> {
         Ok(self.conn.exec(
-            "UPDATE deliveries SET status = 'failed', failed_at = ?2, attempts = attempts + 1, last_error = ?3
-             WHERE id = ?1 AND status = 'pending' AND dispatched_at IS NULL AND failed_at IS NULL",
+            // A delivery its agency's standing instruction released before it was published keeps
+            // that decision: it leaves the outbox for the failed list all the same.
+            "UPDATE deliveries SET status = CASE WHEN status = 'pending' THEN 'failed' ELSE status END, failed_at = ?2,
+                                   attempts = attempts + 1, last_error = ?3
+             WHERE id = ?1 AND dispatched_at IS NULL AND failed_at IS NULL",
             params![delivery_id, at, error],
         )? == 1)
     }
@@ -1025,7 +1028,7 @@ impl Outbox for SqliteLedger {
 
     fn requeue_failed(&mut self, delivery_id: i64) -> Result<bool, StoreError> {
         Ok(self.conn.exec(
-            "UPDATE deliveries SET status = 'pending', failed_at = NULL, attempts = 0, next_attempt_at = 0
+            "UPDATE deliveries SET status = CASE WHEN status = 'failed' THEN 'pending' ELSE status END, failed_at = NULL, attempts = 0, next_attempt_at = 0
              WHERE id = ?1 AND failed_at IS NOT NULL",
             [delivery_id],
         )? == 1)

@@ -52,7 +52,10 @@ async fn every_valid_example_is_accepted_and_routed() {
                 deliveries.iter().any(|d| d["agency"] == format!("{dest}-customs")),
                 "{t}/valid/{name} reaches the destination's customs"
             );
-            assert!(deliveries.iter().all(|d| d["status"] == "pending"));
+            // Nothing is answered yet, but for a parcel under its destination's de minimis,
+            // which its agencies' standing instruction releases as it is accepted (docs/risk.md).
+            let de_minimis = t == "ecommerceShipment" && body["payload"]["totalDeclaredValue"]["value"].as_f64().is_some_and(|v| v < 50.0);
+            assert!(deliveries.iter().all(|d| d["status"] == "pending" || (de_minimis && d["status"] == "released")), "{receipt:#}");
             count += 1;
         }
     }

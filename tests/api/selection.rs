@@ -238,6 +238,9 @@ async fn a_green_parcel_under_the_de_minimis_is_released_by_standing_instruction
     let cheap = example("ecommerceShipment/valid/air-yerba-mate-AR-UY.json");
     assert_eq!(cheap["payload"]["totalDeclaredValue"]["value"], json!(42.0));
     let receipt: Value = app.submit(&cheap).await.json().await.unwrap();
+    // The receipt says so: released as it was accepted.
+    assert_eq!(receipt["consignmentState"], "released", "{receipt:#}");
+    assert!(receipt["deliveries"].as_array().unwrap().iter().all(|d| d["status"] == "released"), "{receipt:#}");
     let ucr = cheap["ucr"].as_str().unwrap();
     let view = app.wait_for_state(ucr, "released").await;
     for d in view["documents"][0]["deliveries"].as_array().unwrap() {
