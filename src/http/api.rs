@@ -101,7 +101,7 @@ const TO: Param = Param {
 };
 const RISK_PERIOD_FROM: Param = Param {
     name: "from",
-    description: "Deliveries made from this time on (a date, `2026-12-01`, or an RFC 3339 time in UTC, from 1970-01-01 to 9999-12-31); 7 days before `to` by default.",
+    description: "Deliveries made from this time on (a date, `2026-12-01`, or an RFC 3339 time in UTC, from 1970-01-01 to 9999-12-31); 7 days before `to` by default. A period is read for its last 92 days at most: the answer's `from` is the one read.",
     pattern: DATE_PATTERN,
 };
 const RISK_PERIOD_TO: Param = Param {

@@ -154,11 +154,10 @@ pub async fn performance(state: web::Data<AppState>, who: Authenticated, q: web:
         Some(f) => instant("from", f)?,
         None => to.saturating_sub(7 * 24 * 3_600_000).max(crate::clock::MIN_MILLIS),
     };
-    // A period that ends before it starts holds nothing (its figures say so).
+    // A period that ends before it starts holds nothing (its figures say so); a longer one
+    // than a figure reads is read as its last 92 days, and the answer's `from` says so.
     let to = to.max(from);
-    if to - from > crate::risk::performance::MAX_PERIOD_MS {
-        return Err(ApiError::new(Code::InvalidQuery, "a period of at most 92 days: ask for each quarter apart"));
-    }
+    let from = from.max(to - crate::risk::performance::MAX_PERIOD_MS);
     let agency = q
         .agency
         .as_deref()

@@ -149,7 +149,7 @@ pub fn figures(risk: &Risk, from: Millis, to: Millis, outcomes: &[SelectionOutco
 /// The longest period one figure reads.
 pub const MAX_PERIOD_MS: Millis = 92 * 24 * 3_600_000;
 
-/// Reads the figures of `[from, to)` (at most [`MAX_PERIOD_MS`] long: the caller checks), of
+/// Reads the figures of `[from, to)` (at most [`MAX_PERIOD_MS`] long: the caller shortens it), of
 /// `agency` or of every agency, from `store`; the figures are computed off the request's worker.
 pub async fn read(store: &dyn crate::store::Store, risk: &std::sync::Arc<Risk>, from: Millis, to: Millis, agency: Option<AgencyId>)
     -> Result<Performance, crate::store::StoreError> {

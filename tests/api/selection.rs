@@ -226,6 +226,8 @@ async fn a_model_learns_from_findings_goes_live_and_explains_itself_to_the_agenc
     let later: Value = app.get("/v1/risk/performance?from=2030-01-01&to=2030-01-08", Some("demo-operator")).await.json().await.unwrap();
     assert_eq!(later["agencies"], json!([]), "a period without deliveries: {later:#}");
     crate::helpers::assert_problem(app.get("/v1/risk/performance?from=yesterday", Some("demo-operator")).await, 400, "invalid-query").await;
+    let long: Value = app.get("/v1/risk/performance?from=2020-01-01&to=2030-01-01", Some("demo-operator")).await.json().await.unwrap();
+    assert_eq!((long["from"].as_str(), long["to"].as_str()), (Some("2029-10-01T00:00:00.000Z"), Some("2030-01-01T00:00:00.000Z")), "its last 92 days: {long:#}");
 }
 
 /// Issue 28, item 6 (de minimis): a green-channel parcel declaring less than its destination's
