@@ -4,6 +4,7 @@
 //! |----------|------------------------------------------|--------------------------------------|------------------------|----------------------------------------|-------------------|
 //! | trader   | only as itself: the document's submitting party is one of its `acts_for` identifiers | its own documents | no | those it submitted to, its own documents only | no |
 //! | nsw      | for traders of its own country: the submitting party's identifier is of its country's scheme (its address, for an international scheme) | its own, and those of its country's traders | no | as a trader | no |
+//! | platform | only its own shipments: documents whose submitting party is a `platform` (its type's table says), one of its `acts_for` identifiers | its own documents | no | as a trader; and its sellers' irregularity rates, never the rules | no |
 //! | agency   | no                                       | no                                   | only deliveries routed to it | those routed to it, its own deliveries only | no |
 //! | operator | no                                       | no                                   | no                     | everything                             | yes               |
 //!
@@ -42,6 +43,11 @@ pub enum Refusal {
     NotASubmitter(String),
     #[error("participant {participant} may submit only as {acts_for:?}, but the document's {party} is {found}")]
     NotYourParty { participant: String, party: String, acts_for: Vec<String>, found: String },
+    #[error(
+        "participant {participant} is an e-commerce platform: it submits only documents whose submitting party is the platform \
+         (an e-commerce shipment), and this document's submitting party is its {party}"
+    )]
+    NotAPlatformDocument { participant: String, party: String },
     #[error("participant {participant} submits for traders of {country}, but the document's {party} is {found}")]
     NotYourCountry { participant: String, party: String, country: String, found: String },
     #[error(
@@ -53,15 +59,23 @@ pub enum Refusal {
     NotYourAgency { participant: String, agency: String },
     #[error("participant {0} is not an operator")]
     NotAnOperator(String),
+    #[error("participant {0} reads the sellers of no platform: a platform reads its own, an operator any platform's")]
+    NotYourPlatform(String),
     #[error("participant {0} submits no consignments, so it has no status changes to be sent")]
     NoConsignments(String),
 }
+
+/// The submitting party's name, in a type's table, of the documents a platform submits.
+pub const PLATFORM_PARTY: &str = "platform";
 
 /// May `by` submit a document whose submitting party (read by its type's table in the region
 /// file, `crate::document_types`) is `party`?
 pub fn may_submit(by: &Participant, party: &SubmittingParty) -> Result<(), Refusal> {
     match by.role {
-        Role::Trader => match party.identifier.as_ref().map(PartyIdentifier::qualified) {
+        Role::Platform if party.role != PLATFORM_PARTY => {
+            Err(Refusal::NotAPlatformDocument { participant: by.id.clone(), party: party.role.clone() })
+        }
+        Role::Trader | Role::Platform => match party.identifier.as_ref().map(PartyIdentifier::qualified) {
             Some(found) if by.acts_for.contains(&found) => Ok(()),
             found => Err(Refusal::NotYourParty {
                 participant: by.id.clone(),
@@ -107,7 +121,7 @@ pub fn may_use_ucr(by: &Participant, ucr: &Ucr, party: &SubmittingParty, schemes
     let submitting = party.identifier.as_ref().map(PartyIdentifier::qualified);
     let acts_for_it = named.iter().any(|n| submitting.as_ref() == Some(n))
         || match by.role {
-            Role::Trader => named.iter().any(|n| by.acts_for.contains(n)),
+            Role::Trader | Role::Platform => named.iter().any(|n| by.acts_for.contains(n)),
             Role::Nsw => by.country.as_ref().is_some_and(|c| c.as_str() == country),
             Role::Agency | Role::Operator => false,
         };
@@ -122,7 +136,7 @@ pub fn may_use_ucr(by: &Participant, ucr: &Ucr, party: &SubmittingParty, schemes
 /// request; each document's own party is checked by [`may_submit`].
 pub fn submits_documents(by: &Participant) -> Result<(), Refusal> {
     match by.role {
-        Role::Trader | Role::Nsw => Ok(()),
+        Role::Trader | Role::Nsw | Role::Platform => Ok(()),
         Role::Agency | Role::Operator => Err(Refusal::NotASubmitter(by.id.clone())),
     }
 }
@@ -149,7 +163,7 @@ pub fn may_acknowledge(by: &Participant, agency: &AgencyId) -> Result<(), Refusa
 /// reads it. To anyone else the document reads as unknown.
 pub fn may_change(by: &Participant, doc: &crate::store::StoredDocument, types: &DocumentTypes) -> bool {
     match by.role {
-        Role::Trader => by.id == doc.record.sender,
+        Role::Trader | Role::Platform => by.id == doc.record.sender,
         Role::Nsw => {
             by.id == doc.record.sender
                 || serde_json::from_str::<Value>(&doc.payload)
@@ -165,7 +179,7 @@ pub fn may_change(by: &Participant, doc: &crate::store::StoredDocument, types: &
 pub enum IndicatorScope {
     /// Every consignment (operators).
     All,
-    /// The consignments it opened (traders, national single windows).
+    /// The consignments it opened (traders, national single windows, platforms).
     Owner(String),
     /// Its own part in the consignments routed to it (agencies).
     Agency(AgencyId),
@@ -175,7 +189,7 @@ pub enum IndicatorScope {
 pub fn indicator_scope(by: &Participant) -> Result<IndicatorScope, Refusal> {
     Ok(match (by.role, &by.agency) {
         (Role::Operator, _) => IndicatorScope::All,
-        (Role::Trader | Role::Nsw, _) => IndicatorScope::Owner(by.id.clone()),
+        (Role::Trader | Role::Nsw | Role::Platform, _) => IndicatorScope::Owner(by.id.clone()),
         (Role::Agency, Some(a)) => IndicatorScope::Agency(a.clone()),
         (Role::Agency, None) => return Err(Refusal::NotYourAgency { participant: by.id.clone(), agency: "none".into() }),
     })
@@ -189,7 +203,7 @@ pub fn may_operate(by: &Participant) -> Result<(), Refusal> {
 /// May `by` have its consignments' status changes POSTed to a URL? Those who submit them.
 pub fn may_register_webhook(by: &Participant) -> Result<(), Refusal> {
     match by.role {
-        Role::Trader | Role::Nsw => Ok(()),
+        Role::Trader | Role::Nsw | Role::Platform => Ok(()),
         _ => Err(Refusal::NoConsignments(by.id.clone())),
     }
 }
@@ -209,7 +223,7 @@ fn retain_earlier_versions(view: &mut ConsignmentView) {
 pub fn visible_consignment(by: &Participant, mut view: ConsignmentView) -> Option<ConsignmentView> {
     match by.role {
         Role::Operator => Some(view),
-        Role::Trader | Role::Nsw => {
+        Role::Trader | Role::Nsw | Role::Platform => {
             view.documents.retain(|d| d.sender == by.id);
             // Whoever learns the profile can evade it: a submitter sees a delivery's channel once
             // its agency has answered, never the score, the source or the reasons.

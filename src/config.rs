@@ -411,6 +411,8 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
 pub struct QuotasConfig {
     pub trader: Quota,
     pub nsw: Quota,
+    /// An e-commerce platform's: a country's parcels in batches of up to 10,000, as an NSW's.
+    pub platform: Quota,
     pub agency: Quota,
     pub operator: Quota,
     /// The quota of demo participants (public tokens, loopback only) when set, over their
@@ -490,6 +492,7 @@ impl Default for QuotasConfig {
         QuotasConfig {
             trader,
             nsw: Quota { requests_per_second: 500, burst: 1000, concurrent_writes: 128, open_streams: 8, bytes_in_flight: 128 * mib, cpu_millis_per_second: 1000 },
+            platform: Quota { requests_per_second: 500, burst: 1000, concurrent_writes: 128, open_streams: 8, bytes_in_flight: 128 * mib, cpu_millis_per_second: 1000 },
             agency: Quota { concurrent_writes: 64, open_streams: 8, ..trader },
             operator: Quota { requests_per_second: 50, burst: 100, concurrent_writes: 8, open_streams: 4, bytes_in_flight: 64 * mib, cpu_millis_per_second: 250 },
             demo: None,
@@ -505,6 +508,7 @@ impl QuotasConfig {
             (true, Some(q), _) => q,
             (_, _, Role::Trader) => self.trader,
             (_, _, Role::Nsw) => self.nsw,
+            (_, _, Role::Platform) => self.platform,
             (_, _, Role::Agency) => self.agency,
             (_, _, Role::Operator) => self.operator,
         };
@@ -966,7 +970,7 @@ pub struct ParticipantConfig {
     /// certificate, signed by the participant CA, is this participant.
     #[serde(default)]
     pub cert_sha256: Option<String>,
-    /// For the trader role: the party identifiers (`SCHEME:VALUE`, e.g.
+    /// For the trader and platform roles: the party identifiers (`SCHEME:VALUE`, e.g.
     /// `AR-CUIT:30714255831`) it submits as; a document whose submitting party is another
     /// is refused.
     #[serde(default)]
@@ -1117,6 +1121,12 @@ impl RegionConfig {
                 }
                 _ => {}
             }
+            if p.role == Role::Platform && p.acts_for.is_empty() {
+                return Err(format!(
+                    "participant {} has role platform but no `acts_for`: name the platform identifiers it submits as (SCHEME:VALUE, as its shipments' platform party reads)",
+                    p.id
+                ));
+            }
             if p.role == Role::Nsw && p.country.is_none() {
                 return Err(format!("participant {} has role nsw but no `country`", p.id));
             }
@@ -1224,6 +1234,7 @@ mod tests {
         let refused = region.check().unwrap_err();
         assert!(refused.contains("participant demo-nsw-ar (role nsw, demo)") && refused.contains("may have 128 writes in progress at once (concurrent_writes in [quotas.nsw])"), "{refused}");
         region.quotas.nsw.concurrent_writes = 99;
+        region.quotas.platform.concurrent_writes = 99;
         region.check().expect("every quota below the pool");
         region.quotas.participants.insert("demo-operator".into(), toml::from_str("concurrent_writes = 100").unwrap());
         let refused = region.check().unwrap_err();

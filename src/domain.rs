@@ -384,6 +384,9 @@ pub enum Role {
     Trader,
     /// A national single window submitting for the traders of its country.
     Nsw,
+    /// An e-commerce platform: submits its shipments for its many sellers, follows their parcels,
+    /// reads its sellers' irregularity rates (never the rules).
+    Platform,
     /// A customs, sanitary or border agency: receives deliveries and acknowledges them.
     Agency,
     /// The gateway's operator: reads everything, changes only operational state.
@@ -396,6 +399,7 @@ impl Role {
         match self {
             Role::Trader => "trader",
             Role::Nsw => "nsw",
+            Role::Platform => "platform",
             Role::Agency => "agency",
             Role::Operator => "operator",
         }

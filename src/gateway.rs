@@ -313,8 +313,8 @@ impl Gateway {
     /// Checks a document exactly as [`Gateway::submit`] would (who may submit it, its schema,
     /// its routing) and stores and publishes nothing.
     pub fn validate(&self, by: &Participant, body: &Value) -> Result<Checked, SubmitError> {
-        if !matches!(by.role, Role::Trader | Role::Nsw) {
-            return Err(SubmitError::Refused(Refusal::NotASubmitter(by.id.clone())));
+        if let Err(refused) = crate::access::submits_documents(by) {
+            return Err(SubmitError::Refused(refused));
         }
         check_submission(&self.registry, &self.router, &self.topics, Some(by), body)
     }
@@ -520,6 +520,19 @@ impl Gateway {
             _ => return Err(OperatorError::Refused(Refusal::NotAnOperator(by.id.clone()))),
         };
         crate::risk::performance::read(&*self.store, &self.risk, from, to, agency).await.map_err(OperatorError::Store)
+    }
+
+    /// A platform's sellers as its parcels' inspections found them in `[from, to)`: a platform
+    /// reads its own; an operator any platform's, or every submitter's when it names none.
+    pub async fn risk_sellers(&self, by: &Participant, from: crate::clock::Millis, to: crate::clock::Millis, platform: Option<String>)
+        -> Result<crate::risk::sellers::SellerReport, OperatorError> {
+        let platform = match (by.role, platform) {
+            (Role::Platform, None) => Some(by.id.clone()),
+            (Role::Platform, Some(p)) if p == by.id => Some(p),
+            (Role::Operator, p) => p,
+            _ => return Err(OperatorError::Refused(Refusal::NotYourPlatform(by.id.clone()))),
+        };
+        crate::risk::sellers::read(&*self.store, platform, from, to).await.map_err(OperatorError::Store)
     }
 
     /// Sends failed deliveries again (operators only): back in the outbox with fresh attempts.

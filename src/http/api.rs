@@ -109,6 +109,11 @@ const RISK_PERIOD_TO: Param = Param {
     description: "Deliveries made before this time (as `from`); now by default. A period that ends before it starts holds nothing.",
     pattern: DATE_PATTERN,
 };
+const PLATFORM: Param = Param {
+    name: "platform",
+    description: "The platform (its participant id) whose sellers to read: an operator's choice (every submitter's parcels when left out); a platform reads only its own.",
+    pattern: "^[!-~]{1,100}$",
+};
 /// A date or an RFC 3339 time in UTC, from 1970 to 9999 (February 29th is taken but not described).
 const DATE_PATTERN: &str = "^(19[7-9][0-9]|[2-9][0-9]{3})-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?Z)?$";
 const INTERVAL: Param = Param {
@@ -607,6 +612,20 @@ pub fn endpoints() -> Vec<Endpoint> {
             ok: (200, Body::Json(of::<crate::risk::performance::Performance>)),
             errors: &[Code::InvalidQuery, Code::NotFound, Code::Forbidden, Code::Unavailable],
             handler: |r| r.to(risk::performance),
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/v1/risk/sellers",
+            operation_id: "riskSellers",
+            tag: "operations",
+            summary: "A platform's sellers as inspections found them in a period (7 days by default): for the parcels the platform submitted, each seller's inspections and irregularities, the most irregularities first (at most 1,000 sellers). Counts of findings only, never the rules, scores or reasons. A platform reads its own; an operator any platform's, or every submitter's.",
+            access: Participant,
+            query: &[RISK_PERIOD_FROM, RISK_PERIOD_TO, PLATFORM],
+            headers: &[],
+            request: Body::None,
+            ok: (200, Body::Json(of::<crate::risk::sellers::SellerReport>)),
+            errors: &[Code::InvalidQuery, Code::Forbidden, Code::Unavailable],
+            handler: |r| r.to(risk::sellers),
         },
         Endpoint {
             method: Method::GET,

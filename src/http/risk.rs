@@ -1,7 +1,8 @@
 //! `/v1/risk/rules`: the risk rules selected with, read and replaced at run time by an operator
 //! (`crate::risk::changes`). `/v1/risk/models`: a model trained on the findings on demand
 //! (`crate::risk::learning`). `/v1/risk/performance`: how selection performed
-//! (`crate::risk::performance`). Agencies read why a delivery was selected on the delivery itself;
+//! (`crate::risk::performance`). `/v1/risk/sellers`: a platform's sellers as inspected
+//! (`crate::risk::sellers`). Agencies read why a delivery was selected on the delivery itself;
 //! the rules are no one else's to read (whoever learns the profile can evade it).
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -143,21 +144,47 @@ fn instant(name: &str, text: &str) -> Result<crate::clock::Millis, ApiError> {
     })
 }
 
-/// `GET /v1/risk/performance[?from=&to=&agency=]`: operators read every agency's figures, an
-/// agency its own.
-pub async fn performance(state: web::Data<AppState>, who: Authenticated, q: web::Query<PerformanceQuery>) -> Result<HttpResponse, ApiError> {
-    let to = match &q.to {
+/// The period, as a risk figure reads it: `to` now by default, `from` 7 days before it, at most
+/// 92 days long (a longer one is read as its last 92 days, and the answer's `from` says so); a
+/// period that ends before it starts holds nothing.
+fn risk_period(from: Option<&str>, to: Option<&str>) -> Result<(crate::clock::Millis, crate::clock::Millis), ApiError> {
+    let to = match to {
         Some(t) => instant("to", t)?,
         None => crate::clock::now_millis(),
     };
-    let from = match &q.from {
+    let from = match from {
         Some(f) => instant("from", f)?,
         None => to.saturating_sub(7 * 24 * 3_600_000).max(crate::clock::MIN_MILLIS),
     };
-    // A period that ends before it starts holds nothing (its figures say so); a longer one
-    // than a figure reads is read as its last 92 days, and the answer's `from` says so.
     let to = to.max(from);
-    let from = from.max(to - crate::risk::performance::MAX_PERIOD_MS);
+    Ok((from.max(to - crate::risk::performance::MAX_PERIOD_MS), to))
+}
+
+/// The period and platform of `GET /v1/risk/sellers`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SellersQuery {
+    /// RFC 3339 or a date (`2026-12-01`); by default 7 days before `to`.
+    pub from: Option<String>,
+    /// RFC 3339 or a date, not included; by default now.
+    pub to: Option<String>,
+    /// The platform (its participant id): an operator's choice (every submitter's parcels when
+    /// left out); a platform reads only its own.
+    pub platform: Option<String>,
+}
+
+/// `GET /v1/risk/sellers[?from=&to=&platform=]`: a platform reads its sellers' inspections and
+/// irregularities; an operator any platform's, or every submitter's.
+pub async fn sellers(state: web::Data<AppState>, who: Authenticated, q: web::Query<SellersQuery>) -> Result<HttpResponse, ApiError> {
+    let (from, to) = risk_period(q.from.as_deref(), q.to.as_deref())?;
+    let report = state.gateway.risk_sellers(&who.0, from, to, q.platform.clone()).await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// `GET /v1/risk/performance[?from=&to=&agency=]`: operators read every agency's figures, an
+/// agency its own.
+pub async fn performance(state: web::Data<AppState>, who: Authenticated, q: web::Query<PerformanceQuery>) -> Result<HttpResponse, ApiError> {
+    let (from, to) = risk_period(q.from.as_deref(), q.to.as_deref())?;
     let agency = q
         .agency
         .as_deref()

@@ -114,7 +114,7 @@ pub async fn consignment_events(
 ) -> Result<HttpResponse, ApiError> {
     let source = match who.0.role {
         crate::domain::Role::Operator => Source::Consignments(None),
-        crate::domain::Role::Trader | crate::domain::Role::Nsw => Source::Consignments(Some(who.0.id.clone())),
+        crate::domain::Role::Trader | crate::domain::Role::Nsw | crate::domain::Role::Platform => Source::Consignments(Some(who.0.id.clone())),
         crate::domain::Role::Agency => {
             return Err(ApiError::new(Code::Forbidden, "consignment events are for the consignments' submitters; agencies read their documents' stream"))
         }

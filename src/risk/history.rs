@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use super::RiskFacts;
 
+/// The party a document's type names `seller`: whom a platform's report of its sellers counts by.
+pub const SELLER: &str = "seller";
+
 /// How many inspections' worth of the region's mean a history starts from.
 pub const PRIOR: f64 = 20.0;
 
@@ -22,6 +25,10 @@ pub struct FindingFacts {
     /// Every party named, `SCHEME:VALUE`, each once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parties: Vec<String>,
+    /// The parties named as the document's `seller` (its type's risk table), each once: what a
+    /// platform's report of its sellers counts by.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sellers: Vec<String>,
     /// Every line's HS heading (4 digits), each once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headings: Vec<String>,
@@ -41,6 +48,9 @@ impl FindingFacts {
         let mut parties: Vec<String> = f.parties.iter().map(|(_, p)| p.clone()).collect();
         parties.sort();
         parties.dedup();
+        let mut sellers: Vec<String> = f.parties.iter().filter(|(role, _)| role == SELLER).map(|(_, p)| p.clone()).collect();
+        sellers.sort();
+        sellers.dedup();
         let mut headings: Vec<String> = f.hs_codes.iter().filter(|c| c.len() >= 4).map(|c| c[..4].to_owned()).collect();
         headings.sort();
         headings.dedup();
@@ -48,7 +58,7 @@ impl FindingFacts {
             Some(post) => format!("{}-{}@{post}", f.origin, f.destination),
             None => format!("{}-{}", f.origin, f.destination),
         };
-        FindingFacts { parties, headings, route, platform: f.platform.clone(), value: f.value, mass: f.gross_mass }
+        FindingFacts { parties, sellers, headings, route, platform: f.platform.clone(), value: f.value, mass: f.gross_mass }
     }
 }
 

@@ -3,7 +3,9 @@
 //! - [`facts`]: what a document states that risk reads, by each type's pointers;
 //! - [`rules`]: the analysts' rules (`[[risk.rules]]`), checked against those facts;
 //! - [`selection`]: a channel for every delivery, within each agency's budget
-//!   (`[[risk.budgets]]`), with an exploration share chosen at random.
+//!   (`[[risk.budgets]]`), with an exploration share chosen at random;
+//! - [`history`], [`model`], [`learning`]: what inspections found, and the model learned from it;
+//! - [`performance`]: how selection performed; [`sellers`]: a platform's sellers as inspected.
 //!
 //! A [`Selection`] is the agency's to read, with its score and reasons; a trader learns only
 //! the channel, once the agency has answered (whoever learns the profile can evade it).
@@ -21,6 +23,7 @@ pub mod model;
 pub mod performance;
 pub mod rules;
 pub mod selection;
+pub mod sellers;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};

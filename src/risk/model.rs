@@ -236,6 +236,7 @@ pub fn planted(n: usize, seed: u64) -> Vec<(FindingFacts, bool, Millis)> {
             let irregular = rnd() < if bad { 0.5 } else { 0.02 };
             let facts = FindingFacts {
                 parties: vec![format!("AR-CUIT:{seller}")],
+                sellers: vec![format!("AR-CUIT:{seller}")],
                 headings: vec![if rnd() < 0.5 { "8517".into() } else { "6109".into() }],
                 route: "CN-AR".into(),
                 platform: Some("demo-platform".into()),

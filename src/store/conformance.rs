@@ -356,6 +356,17 @@ pub async fn findings_are_kept_with_their_facts_read_in_time_order_and_one_model
     assert_eq!(rest.len(), 1);
     assert!(rest[0].irregular && rest[0].facts.contains("AR-CUIT:0"));
 
+    // A submitter's findings, answered in a period: its own documents' only.
+    let of = |sender: Option<&'static str>, from: Millis, to: Millis| {
+        let s = store.clone();
+        async move { s.read_with(move |l| l.findings_of_sender(sender, from, to, 10)).await.unwrap() }
+    };
+    let own = of(Some("demo-trader"), t0, t0 + 11).await;
+    assert_eq!(own.iter().map(|f| f.at).collect::<Vec<_>>(), [t0 + 8, t0 + 9, t0 + 10], "in time order");
+    assert!(of(Some("demo-trader-2"), t0, t0 + 11).await.is_empty(), "another submitter's: none");
+    assert_eq!(of(None, t0, t0 + 11).await.len(), 3, "anyone's");
+    assert_eq!(of(Some("demo-trader"), t0 + 9, t0 + 10).await.len(), 1, "the period's only");
+
     // Models: the next version each; one live at most, a live one replacing it.
     assert!(store.read_with(|l| l.live_risk_model()).await.unwrap().is_none());
     let save = |live: bool, text: &'static str| {

@@ -550,6 +550,10 @@ pub trait RiskLearning {
     /// Findings of inspections performed with a finding and facts kept, in the order of
     /// `(at, delivery_id)` after `after`, at most `limit`.
     fn findings_after(&mut self, after: (Millis, i64), limit: usize) -> Result<Vec<FindingRecord>, StoreError>;
+    /// Findings (as [`RiskLearning::findings_after`] reads them) of the deliveries of documents
+    /// `sender` submitted (anyone's when `None`), answered in `[from, to)`: at most `limit`, the
+    /// earliest first.
+    fn findings_of_sender(&mut self, sender: Option<&str>, from: Millis, to: Millis, limit: usize) -> Result<Vec<FindingRecord>, StoreError>;
     /// Keeps a trained model as the next version; when `live`, it replaces the live one. Its
     /// version. Written under `Subject::RiskModels`.
     fn save_risk_model(&mut self, trained_at: Millis, trained_by: &str, live: bool, model: &str) -> Result<i64, StoreError>;

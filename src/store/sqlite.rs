@@ -1284,6 +1284,21 @@ impl RiskLearning for SqliteLedger {
         Ok(rows)
     }
 
+    fn findings_of_sender(&mut self, sender: Option<&str>, from: Millis, to: Millis, limit: usize) -> Result<Vec<FindingRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT i.delivery_id, i.at, i.finding, i.facts
+               FROM inspections i JOIN deliveries d ON d.id = i.delivery_id JOIN documents doc ON doc.id = d.document_id
+              WHERE i.at >= ?2 AND i.at < ?3 AND i.performed AND i.finding IS NOT NULL AND i.facts IS NOT NULL AND (?1 IS NULL OR doc.sender = ?1)
+              ORDER BY i.at, i.delivery_id LIMIT ?4",
+        )?;
+        let rows = stmt
+            .query_map(params![sender, from, to, limit as i64], |r| {
+                Ok(FindingRecord { delivery_id: r.get(0)?, at: r.get(1)?, irregular: r.get::<_, String>(2)? == "irregularity", facts: r.get(3)? })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
     fn save_risk_model(&mut self, trained_at: Millis, trained_by: &str, live: bool, model: &str) -> Result<i64, StoreError> {
         let version: i64 = self.conn.row("SELECT COALESCE(MAX(version), 0) + 1 FROM risk_models", [], |r| r.get(0))?;
         if live {
@@ -1526,9 +1541,9 @@ mod tests {
             assert_eq!((old.channel.as_str(), old.dims.transport_mode.as_deref()), ("with-hold", None));
             assert_eq!(crate::indicators::backfill(&*store).await.unwrap(), 0, "nothing left");
         }
-        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], "every version recorded");
+        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], "every version recorded");
         SqliteStore::open(dir.path()).unwrap();
-        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], "and none run again");
+        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], "and none run again");
     }
 
     #[tokio::test]

@@ -28,7 +28,7 @@ fn state(app: &TestApp) -> Vec<String> {
     .collect()
 }
 
-const WHO: [(&str, Option<&str>); 8] = [
+const WHO: [(&str, Option<&str>); 9] = [
     ("anonymous", None),
     ("trader (owner)", Some("demo-trader")),
     ("trader (other)", Some("demo-trader-2")),
@@ -37,6 +37,7 @@ const WHO: [(&str, Option<&str>); 8] = [
     ("agency (routed)", Some("demo-br-customs")),
     ("agency (not routed)", Some("demo-uy-customs")),
     ("operator", Some("demo-operator")),
+    ("platform", Some("demo-platform")),
 ];
 
 #[tokio::test]
@@ -57,11 +58,11 @@ async fn every_role_on_every_endpoint_own_and_foreign() {
     let delivery = view["documents"][0]["deliveries"][0]["deliveryId"].as_i64().unwrap();
 
     // (endpoint, method, path, body, expected status for each of WHO in order)
-    type Row = (&'static str, &'static str, String, Option<Value>, [u16; 8]);
+    type Row = (&'static str, &'static str, String, Option<Value>, [u16; 9]);
     let mut rows: Vec<Row> = Vec::new();
     for (i, (who, _)) in WHO.iter().enumerate() {
         // A fresh document per caller, so a 202 is never a replay.
-        let mut expected = [401, 202, 403, 202, 403, 403, 403, 403];
+        let mut expected = [401, 202, 403, 202, 403, 403, 403, 403, 403];
         expected.iter_mut().enumerate().for_each(|(j, e)| if j != i { *e = 0 });
         rows.push(("submit a declaration", "POST", "/v1/documents".into(), Some(declaration(&format!("S{i}"))), expected));
         let _ = who;
@@ -71,7 +72,7 @@ async fn every_role_on_every_endpoint_own_and_foreign() {
     // country acting for it; another trader may not submit the declarant's documents (403), and
     // to anyone else who submits documents the document does not exist (404).
     for (i, _) in WHO.iter().enumerate() {
-        let only = |all: [u16; 8]| {
+        let only = |all: [u16; 9]| {
             let mut e = all;
             e.iter_mut().enumerate().for_each(|(j, x)| if j != i { *x = 0 });
             e
@@ -81,39 +82,46 @@ async fn every_role_on_every_endpoint_own_and_foreign() {
         let id = first["documentId"].as_str().unwrap().to_owned();
         document["payload"]["incoterm"] = json!("FOB");
         let amendment = json!({"reason": "incoterm corrected", "document": document});
-        rows.push(("amend a declaration", "POST", format!("/v1/documents/{id}/amendments"), Some(amendment), only([401, 202, 403, 202, 403, 403, 403, 403])));
+        rows.push(("amend a declaration", "POST", format!("/v1/documents/{id}/amendments"), Some(amendment), only([401, 202, 403, 202, 403, 403, 403, 403, 403])));
         let other: Value = app.submit(&declaration(&format!("W{i}"))).await.json().await.unwrap();
         let id = other["documentId"].as_str().unwrap();
         let withdrawal = json!({"reason": "the sale was cancelled"});
-        rows.push(("withdraw a declaration", "POST", format!("/v1/documents/{id}/withdrawal"), Some(withdrawal), only([401, 202, 404, 202, 404, 403, 403, 403])));
+        rows.push(("withdraw a declaration", "POST", format!("/v1/documents/{id}/withdrawal"), Some(withdrawal), only([401, 202, 404, 202, 404, 403, 403, 403, 404])));
     }
     rows.push((
         "answer a query (none open)",
         "POST",
         format!("/v1/documents/{own_doc}/responses"),
         Some(json!({"text": "here it is"})),
-        [401, 409, 404, 409, 404, 403, 403, 403],
+        [401, 409, 404, 409, 404, 403, 403, 403, 404],
     ));
     let ack = |agency: &str| json!({"documentId": own_doc, "agency": agency, "status": "received"});
     rows.extend([
-        ("validate a declaration", "POST", "/v1/validate".into(), Some(declaration("V")), [401, 200, 403, 200, 403, 403, 403, 403]),
-        ("read own/foreign consignment", "GET", format!("/v1/consignments/{own_ucr}"), None, [401, 200, 404, 404, 404, 200, 404, 200]),
-        ("read an unknown consignment", "GET", "/v1/consignments/NO-SUCH-UCR".into(), None, [401, 404, 404, 404, 404, 404, 404, 404]),
-        ("acknowledge in uy-customs' name", "POST", "/v1/acknowledgments".into(), Some(ack("uy-customs")), [401, 403, 403, 403, 403, 403, 404, 403]),
-        ("list failed deliveries", "GET", "/v1/deliveries/failed".into(), None, [401, 403, 403, 403, 403, 403, 403, 200]),
-        ("retry one delivery", "POST", format!("/v1/deliveries/{delivery}/retry"), None, [401, 403, 403, 403, 403, 403, 403, 409]),
-        ("retry every failed delivery", "POST", "/v1/deliveries/failed/retry".into(), None, [401, 403, 403, 403, 403, 403, 403, 200]),
-        ("read metrics", "GET", "/metrics".into(), None, [401, 403, 403, 403, 403, 403, 403, 200]),
-        ("read consignment events", "GET", "/v1/consignments/events?after=0&wait=0s".into(), None, [401, 200, 200, 200, 200, 403, 403, 200]),
-        ("read br-customs' document stream", "GET", "/v1/agencies/br-customs/documents?after=0&wait=0s".into(), None, [401, 404, 404, 404, 404, 200, 404, 200]),
-        ("read release-time indicators", "GET", "/v1/indicators/release-times".into(), None, [401, 200, 200, 200, 200, 200, 200, 200]),
-        ("read public release-time indicators", "GET", "/v1/public/indicators/release-times".into(), None, [200; 8]),
-        ("list schemas", "GET", "/v1/schemas".into(), None, [200; 8]),
-        ("read a schema", "GET", "/v1/schemas/customsDeclaration/1.0.0".into(), None, [200; 8]),
-        ("health", "GET", "/healthz".into(), None, [200; 8]),
-        ("readiness", "GET", "/readyz".into(), None, [200; 8]),
+        ("validate a declaration", "POST", "/v1/validate".into(), Some(declaration("V")), [401, 200, 403, 200, 403, 403, 403, 403, 403]),
+        ("read own/foreign consignment", "GET", format!("/v1/consignments/{own_ucr}"), None, [401, 200, 404, 404, 404, 200, 404, 200, 404]),
+        ("read an unknown consignment", "GET", "/v1/consignments/NO-SUCH-UCR".into(), None, [401, 404, 404, 404, 404, 404, 404, 404, 404]),
+        ("acknowledge in uy-customs' name", "POST", "/v1/acknowledgments".into(), Some(ack("uy-customs")), [401, 403, 403, 403, 403, 403, 404, 403, 403]),
+        ("list failed deliveries", "GET", "/v1/deliveries/failed".into(), None, [401, 403, 403, 403, 403, 403, 403, 200, 403]),
+        ("retry one delivery", "POST", format!("/v1/deliveries/{delivery}/retry"), None, [401, 403, 403, 403, 403, 403, 403, 409, 403]),
+        ("retry every failed delivery", "POST", "/v1/deliveries/failed/retry".into(), None, [401, 403, 403, 403, 403, 403, 403, 200, 403]),
+        ("read metrics", "GET", "/metrics".into(), None, [401, 403, 403, 403, 403, 403, 403, 200, 403]),
+        ("read consignment events", "GET", "/v1/consignments/events?after=0&wait=0s".into(), None, [401, 200, 200, 200, 200, 403, 403, 200, 200]),
+        ("read br-customs' document stream", "GET", "/v1/agencies/br-customs/documents?after=0&wait=0s".into(), None, [401, 404, 404, 404, 404, 200, 404, 200, 404]),
+        ("read release-time indicators", "GET", "/v1/indicators/release-times".into(), None, [401, 200, 200, 200, 200, 200, 200, 200, 200]),
+        // Risk: the rules and the models are the operator's; an agency reads its own selection's
+        // performance; a platform its own sellers' findings, never the rules (issue 28).
+        ("read the risk rules", "GET", "/v1/risk/rules".into(), None, [401, 403, 403, 403, 403, 403, 403, 200, 403]),
+        ("train a risk model", "POST", "/v1/risk/models".into(), None, [401, 403, 403, 403, 403, 403, 403, 409, 403]),
+        ("read risk performance", "GET", "/v1/risk/performance".into(), None, [401, 403, 403, 403, 403, 200, 200, 200, 403]),
+        ("read a platform's sellers", "GET", "/v1/risk/sellers".into(), None, [401, 403, 403, 403, 403, 403, 403, 200, 200]),
+        ("read demo-platform's sellers", "GET", "/v1/risk/sellers?platform=demo-platform".into(), None, [401, 403, 403, 403, 403, 403, 403, 200, 200]),
+        ("read public release-time indicators", "GET", "/v1/public/indicators/release-times".into(), None, [200; 9]),
+        ("list schemas", "GET", "/v1/schemas".into(), None, [200; 9]),
+        ("read a schema", "GET", "/v1/schemas/customsDeclaration/1.0.0".into(), None, [200; 9]),
+        ("health", "GET", "/healthz".into(), None, [200; 9]),
+        ("readiness", "GET", "/readyz".into(), None, [200; 9]),
         // Last, as it changes the delivery: only the routed agency may answer for itself.
-        ("acknowledge in br-customs' name", "POST", "/v1/acknowledgments".into(), Some(ack("br-customs")), [401, 403, 403, 403, 403, 200, 403, 403]),
+        ("acknowledge in br-customs' name", "POST", "/v1/acknowledgments".into(), Some(ack("br-customs")), [401, 403, 403, 403, 403, 200, 403, 403, 403]),
     ]);
 
     let mut table = String::new();
@@ -165,7 +173,7 @@ async fn every_role_on_every_endpoint_own_and_foreign() {
             req = req.bearer_auth(t);
         }
         let r = req.send().await.unwrap();
-        let expected_item = [0, 202, 403, 202, 403, 403, 403, 403][i];
+        let expected_item = [0, 202, 403, 202, 403, 403, 403, 403, 403][i];
         if token.is_none() {
             assert_eq!(r.status(), 401, "batch by {who}");
             assert_eq!(state(&app), before);

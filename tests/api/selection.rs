@@ -344,3 +344,108 @@ async fn training_while_parcels_flow_loses_nothing() {
     let (deliveries, duplicates) = crate::helpers::await_deliveries(&app.brokers, &accepted, std::time::Duration::from_secs(60)).await;
     assert_eq!((deliveries, duplicates), (accepted.iter().map(|(_, t)| t.len()).sum(), 0));
 }
+
+/// A parcel of the demo platform (Vitrine Brasil, BR-CNPJ 28374619000185) for `seller`, under
+/// a UCR of the platform's own.
+fn platform_parcel(i: usize, seller: &str) -> Value {
+    let mut p = example("ecommerceShipment/valid/postal-clothing-BR-AR.json");
+    p["ucr"] = json!(format!("5BR28374619000185-Q{i:05}"));
+    p["payload"]["seller"]["identifier"] = json!({"scheme": "CN-USCC", "value": seller});
+    p
+}
+
+/// Issue 28, item 6: a platform submits its sellers' parcels in one batch, follows each parcel
+/// (consignment events, webhook, view: the channel once answered, never a score or a reason),
+/// and reads its own sellers' irregularity rates; not a trader's declaration, not the rules.
+#[tokio::test]
+async fn a_platform_submits_its_sellers_parcels_follows_each_and_reads_its_sellers_findings() {
+    let app = crate::webhooks::app_with_webhooks(true).await;
+    let receiver = crate::webhooks::Receiver::start(0, Duration::ZERO);
+    let r = app.post_json("/v1/webhooks", Some("demo-platform"), &json!({ "url": receiver.url }).to_string()).await;
+    assert_eq!(r.status(), 201, "a platform has its parcels' changes POSTed");
+
+    // Not a trader's declaration, even of a party it names.
+    let r = app.post_json("/v1/documents", Some("demo-platform"), &example("customsDeclaration/valid/export-beef-road-AR-BR.json").to_string()).await;
+    let problem = crate::helpers::assert_problem(r, 403, "forbidden").await;
+    assert!(problem["detail"].as_str().unwrap().contains("e-commerce platform"), "{problem}");
+
+    // Parcels of two sellers in one NDJSON batch.
+    let sellers = ["91330100MA27XL0001", "91440300MA5FUN0002"];
+    let ndjson = (0..20).map(|i| platform_parcel(i, sellers[i % 2]).to_string()).collect::<Vec<_>>().join("\n");
+    let answer: Value = app
+        .client
+        .post(format!("{}/v1/documents:batch", app.address))
+        .bearer_auth("demo-platform")
+        .header("Content-Type", "application/x-ndjson")
+        .body(ndjson)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let results = answer["results"].as_array().unwrap();
+    assert!(results.len() == 20 && results.iter().all(|r| r["status"] == 202), "{answer:#}");
+
+    // Before any answer: the platform sees no selection.
+    let first_ucr = results[0]["receipt"]["ucr"].as_str().unwrap().to_owned();
+    let seen: Value = app.get(&format!("/v1/consignments/{first_ucr}"), Some("demo-platform")).await.json().await.unwrap();
+    assert!(!seen.to_string().contains("selection"), "{seen:#}");
+
+    // Every agency inspects and releases: the first seller's parcels are irregular.
+    for (i, r) in results.iter().enumerate() {
+        let receipt = &r["receipt"];
+        for d in receipt["deliveries"].as_array().unwrap() {
+            let agency = d["agency"].as_str().unwrap();
+            let finding = if i % 2 == 0 { "irregularity" } else { "none" };
+            let ack = json!({"documentId": receipt["documentId"], "agency": agency, "status": "released",
+                             "inspection": {"performed": true, "finding": finding, "revenue": 12.5}});
+            let r = app.post_json("/v1/acknowledgments", Some(&format!("demo-{agency}")), &ack.to_string()).await;
+            assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
+        }
+    }
+    let agencies_per_parcel = results[0]["receipt"]["deliveries"].as_array().unwrap().len() as u64;
+
+    // Each parcel's outcome: released, and its channel alone.
+    app.wait_for_state(&first_ucr, "released").await;
+    let seen: Value = app.get(&format!("/v1/consignments/{first_ucr}"), Some("demo-platform")).await.json().await.unwrap();
+    assert_eq!(seen["state"], "released");
+    for d in seen["documents"][0]["deliveries"].as_array().unwrap() {
+        let selection = d["selection"].as_object().expect("the channel, once answered");
+        assert_eq!(selection.keys().collect::<Vec<_>>(), ["channel"], "{seen:#}");
+    }
+    assert!(!seen.to_string().contains("\"inspection\""), "nor what the inspection found: {seen:#}");
+    let (mut cursor, mut released) = (0, Vec::new());
+    loop {
+        let page: Value = app.get(&format!("/v1/consignments/events?after={cursor}&wait=0s"), Some("demo-platform")).await.json().await.unwrap();
+        let events = page["events"].as_array().unwrap();
+        if events.is_empty() {
+            break;
+        }
+        released.extend(events.iter().filter(|e| e["state"] == "released").filter_map(|e| e["ucr"].as_str().map(str::to_owned)));
+        cursor = page["cursor"].as_i64().unwrap();
+    }
+    assert_eq!(released.len(), 20, "the platform's stream tells each parcel's release: {released:?}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !receiver.taken().iter().any(|r| String::from_utf8_lossy(&r.body).contains(&first_ucr)) {
+        assert!(tokio::time::Instant::now() < deadline, "the webhook is sent the parcel's changes");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Its sellers, by what inspections found: the irregular seller first.
+    let report: Value = app.get("/v1/risk/sellers", Some("demo-platform")).await.json().await.unwrap();
+    assert_eq!(report["platform"], "demo-platform");
+    assert_eq!(report["inspections"], 20 * agencies_per_parcel, "{report:#}");
+    let listed = report["sellers"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{report:#}");
+    assert_eq!(listed[0]["seller"], format!("CN-USCC:{}", sellers[0]));
+    assert_eq!((&listed[0]["irregularities"], &listed[0]["irregularityRate"]), (&json!(10 * agencies_per_parcel), &json!(1.0)));
+    assert_eq!((&listed[1]["irregularities"], &listed[1]["inspections"]), (&json!(0), &json!(10 * agencies_per_parcel)));
+    for secret in ["score", "reason", "rule", "model"] {
+        assert!(!report.to_string().contains(secret), "no {secret} in a platform's report: {report:#}");
+    }
+    // Another platform's, or a trader asking: refused.
+    assert_eq!(app.get("/v1/risk/sellers?platform=another-platform", Some("demo-platform")).await.status(), 403);
+    assert_eq!(app.get("/v1/risk/sellers", Some("demo-trader")).await.status(), 403);
+    assert_eq!(app.get("/v1/risk/rules", Some("demo-platform")).await.status(), 403);
+}

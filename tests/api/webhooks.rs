@@ -13,23 +13,23 @@ use crate::helpers::{assert_problem, example, spawn_app_configured, test_brokers
 
 /// One POST the receiver got.
 #[derive(Clone, Debug)]
-struct Received {
+pub(crate) struct Received {
     at: Instant,
     event_id: String,
     signature: String,
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
     answered: u16,
 }
 
 /// An HTTP server that refuses its first `refuse_first` requests with 503, then takes them,
 /// each after `delay`.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     received: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Receiver {
-    fn start(refuse_first: usize, delay: Duration) -> Receiver {
+    pub(crate) fn start(refuse_first: usize, delay: Duration) -> Receiver {
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://127.0.0.1:{}/hooks/ventanilla", listener.local_addr().unwrap().port());
@@ -65,7 +65,7 @@ impl Receiver {
         Receiver { url, received }
     }
 
-    fn taken(&self) -> Vec<Received> {
+    pub(crate) fn taken(&self) -> Vec<Received> {
         self.received.lock().unwrap().iter().filter(|r| r.answered == 200).cloned().collect()
     }
 }
@@ -87,7 +87,7 @@ fn verify(secret: &str, signature: &str, body: &[u8]) -> bool {
 
 /// Backoff starts well above the dispatcher's 500 ms polling, so the delays measured are the
 /// backoff's, not the polling's.
-async fn app_with_webhooks(allow_insecure: bool) -> TestApp {
+pub(crate) async fn app_with_webhooks(allow_insecure: bool) -> TestApp {
     spawn_app_configured(Some(test_brokers()), |s| {
         s.region.webhooks.allow_insecure_urls = allow_insecure;
         s.region.webhooks.initial_backoff_ms = 1_500;

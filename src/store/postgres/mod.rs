@@ -1612,6 +1612,20 @@ impl RiskLearning for PgLedger {
             .collect())
     }
 
+    fn findings_of_sender(&mut self, sender: Option<&str>, from: Millis, to: Millis, limit: usize) -> Result<Vec<FindingRecord>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT i.delivery_id, i.at, i.finding, i.facts
+                   FROM inspections i JOIN deliveries d ON d.id = i.delivery_id JOIN documents doc ON doc.id = d.document_id
+                  WHERE i.at >= $2 AND i.at < $3 AND i.performed AND i.finding IS NOT NULL AND i.facts IS NOT NULL AND ($1::TEXT IS NULL OR doc.sender = $1)
+                  ORDER BY i.at, i.delivery_id LIMIT $4",
+                &[&sender, &from, &to, &(limit as i64)],
+            )?
+            .iter()
+            .map(|r| FindingRecord { delivery_id: r.get(0), at: r.get(1), irregular: r.get::<_, String>(2) == "irregularity", facts: r.get(3) })
+            .collect())
+    }
+
     fn save_risk_model(&mut self, trained_at: Millis, trained_by: &str, live: bool, model: &str) -> Result<i64, StoreError> {
         // Written under `Subject::RiskModels`'s lock, so gateways take turns; the key is the last guard.
         if live {
