@@ -70,6 +70,9 @@ enum Command {
     /// over the last `--days`, each answered by its agencies after delays drawn from a stated
     /// plan (printed, as JSON, with what was written). Time is compressed: a month takes seconds.
     /// For the release-time indicators' demos and checks; never into a production store.
+    /// With `--ecommerce --gateway URL`: e-commerce parcels with planted irregularities, sent
+    /// through a running gateway's API as the platform, its agencies and its operator
+    /// (`crate::risk::simulation`); prints what selection found, by source.
     Simulate(SimulateArgs),
     /// Signed receipts: `receipt verify FILE` checks one offline against the gateway's keys;
     /// `receipt rotate-key` makes a newer key (the gateways sign with it from their next start;
@@ -174,6 +177,30 @@ struct SimulateArgs {
     /// The trader that lodges them.
     #[arg(long, default_value = "demo-trader")]
     trader: String,
+    /// Simulate e-commerce parcels with planted irregularities through a running gateway
+    /// (`--gateway`) instead of writing consignments into a store.
+    #[arg(long, requires = "gateway")]
+    ecommerce: bool,
+    /// The running gateway the e-commerce simulation talks to, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    gateway: Option<String>,
+    /// E-commerce: rounds of parcels, a model trained at the start of each after the first.
+    #[arg(long, default_value_t = 4)]
+    weeks: u32,
+    /// E-commerce: parcels per round.
+    #[arg(long, default_value_t = 2500)]
+    parcels_per_week: usize,
+    /// E-commerce: sellers on the platform (one in ten undervalues).
+    #[arg(long, default_value_t = 200)]
+    sellers: usize,
+    /// E-commerce: the tokens of the platform, the operator, and the agencies (this prefix
+    /// followed by the agency's id).
+    #[arg(long, env = "VENTANILLA_PLATFORM_TOKEN", default_value = "demo-platform")]
+    platform_token: String,
+    #[arg(long, env = "VENTANILLA_OPERATOR_TOKEN", default_value = "demo-operator")]
+    operator_token: String,
+    #[arg(long, default_value = "demo-")]
+    agency_token_prefix: String,
 }
 
 #[derive(clap::Args)]
@@ -591,6 +618,17 @@ async fn open_store(data_dir: &std::path::Path, store: Option<String>) -> Result
 }
 
 async fn simulate(a: SimulateArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if let (true, Some(gateway)) = (a.ecommerce, a.gateway.as_deref()) {
+        let plan = ventanilla::risk::simulation::Plan { weeks: a.weeks, parcels_per_week: a.parcels_per_week, sellers: a.sellers, seed: a.seed };
+        let players = ventanilla::risk::simulation::Players {
+            platform: a.platform_token,
+            operator: a.operator_token,
+            agency_prefix: a.agency_token_prefix,
+        };
+        let report = ventanilla::risk::simulation::run(gateway, &plan, &players).await?;
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
     let settings = ventanilla::config::Settings::load(a.config, "127.0.0.1:0".parse()?, a.data_dir.clone(), None, None, None)?;
     let store: Arc<dyn Store> = match a.store.as_deref().map(StoreUrl::parse).transpose()? {
         Some(StoreUrl::Postgres(url)) => Arc::new(PgStore::connect(&url, &cli_instance()).await?),

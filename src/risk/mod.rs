@@ -5,7 +5,8 @@
 //! - [`selection`]: a channel for every delivery, within each agency's budget
 //!   (`[[risk.budgets]]`), with an exploration share chosen at random;
 //! - [`history`], [`model`], [`learning`]: what inspections found, and the model learned from it;
-//! - [`performance`]: how selection performed; [`sellers`]: a platform's sellers as inspected.
+//! - [`performance`]: how selection performed; [`sellers`]: a platform's sellers as inspected;
+//! - [`simulation`]: e-commerce traffic with planted irregularities, through a running gateway.
 //!
 //! A [`Selection`] is the agency's to read, with its score and reasons; a trader learns only
 //! the channel, once the agency has answered (whoever learns the profile can evade it).
@@ -24,6 +25,7 @@ pub mod performance;
 pub mod rules;
 pub mod selection;
 pub mod sellers;
+pub mod simulation;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
