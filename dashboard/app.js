@@ -1,7 +1,8 @@
 // The release-time dashboard: reads GET /v1/indicators/release-times (with a participant's
 // token, given in the page's fragment: /dashboard#token=...) or the public figures (no token:
 // a published calendar month, the latest by default), and draws them with no library and
-// nothing fetched from elsewhere, so it works offline.
+// nothing fetched from elsewhere, so it works offline. With an operator's or an agency's token
+// it also reads GET /v1/risk/performance: how risk selection performed, by source.
 // Every figure shown carries its raw value in milliseconds (data-ms), as the API gave it.
 "use strict";
 
@@ -124,6 +125,55 @@ function period(params) {
   return params.month ? { month: params.month } : {};
 }
 
+const CHANNELS = ["red", "yellow", "green", "unselected"];
+
+/// The interval's figures by risk channel, strictest first.
+async function drawChannels(params) {
+  const f = await figures({ ...period(params), interval: params.interval, groupBy: "riskChannel" });
+  const rank = (g) => { const i = CHANNELS.indexOf(g.group.riskChannel); return i < 0 ? CHANNELS.length : i; };
+  const rows = [...f.groups].sort((a, b) => rank(a) - rank(b)).map((g) => {
+    const name = g.group.riskChannel;
+    const cell = (key) => g.suppressed ? el("td", { class: "suppressed" }, "suppressed")
+      : el("td", { "data-channel": name, "data-figure": key, "data-ms": String(g[key] ?? "") }, key === "count" ? String(g[key] ?? 0) : duration(g[key]));
+    return el("tr", {}, el("td", {}, name), cell("count"), cell("meanMs"), cell("medianMs"), cell("p90Ms"));
+  });
+  document.getElementById("channels").replaceChildren(
+    el("thead", {}, el("tr", {}, el("th", {}, "channel"), el("th", {}, "count"), el("th", {}, "mean"), el("th", {}, "median"), el("th", {}, "p90"))),
+    el("tbody", {}, ...rows));
+}
+
+/// How selection performed (operators: every agency; an agency: its own). Others are refused
+/// it, and the section stays hidden.
+async function drawSelection(params) {
+  const section = document.getElementById("selection");
+  if (!token) return;
+  const q = new URLSearchParams({ from: params.from, to: params.to });
+  const r = await fetch(`/v1/risk/performance?${q}`, { headers: { Authorization: `Bearer ${token}` } });
+  if (r.status === 403) return;
+  const p = await r.json();
+  if (!r.ok) throw new Error(`${p.code}: ${p.detail}`);
+  section.hidden = false;
+  const pct = (v) => v === undefined || v === null ? "" : `${(100 * v).toFixed(1)}%`;
+  document.getElementById("selection-model").textContent = p.modelVersion
+    ? `Live model: version ${p.modelVersion}, precision at the budget ${pct(p.modelPrecisionAtBudget)} on the findings held back when it was trained.`
+    : "No model is live: selection is by the rules and the random share.";
+  const rows = [];
+  for (const a of p.agencies) {
+    rows.push(el("tr", { class: "agency" }, el("td", {}, a.agency), el("td", {}, "all"), el("td", {}, String(a.documents)),
+      el("td", {}, `red ${pct(a.realized.red)} / yellow ${pct(a.realized.yellow)}`),
+      el("td", {}, a.target ? `red ${pct(a.target.red)} / yellow ${pct(a.target.yellow)}` : "no budget"), el("td", {}, ""), el("td", {}, "")));
+    for (const s of a.bySource) {
+      rows.push(el("tr", {}, el("td", {}, ""), el("td", {}, s.source), el("td", {}, String(s.inspections)), el("td", {}, ""), el("td", {}, ""),
+        el("td", {}, `${s.irregularities} of ${s.findings}`),
+        el("td", { "data-agency": a.agency, "data-source": s.source, "data-hit-rate": String(s.hitRate ?? "") }, pct(s.hitRate))));
+    }
+  }
+  document.getElementById("hit-rates").replaceChildren(
+    el("thead", {}, el("tr", {}, el("th", {}, "agency"), el("th", {}, "source"), el("th", {}, "documents / inspections"), el("th", {}, "realized"),
+      el("th", {}, "target"), el("th", {}, "irregular of findings"), el("th", {}, "hit rate"))),
+    el("tbody", {}, ...rows));
+}
+
 async function drawSlowest(params) {
   const results = [];
   for (const interval of Object.keys(INTERVALS)) {
@@ -174,6 +224,8 @@ async function show() {
     if (!token) form.month.value = f.from.slice(0, 7);
     const trend = await figures({ ...period(params), interval: params.interval, trend: params.trend });
     drawTrend(trend);
+    await drawChannels(params);
+    await drawSelection(params);
     await drawSlowest(params);
     document.getElementById("method").textContent = `Method: ${f.method}` + (f.minCount
       ? ` Public figures of ${f.from.slice(0, 7)}: cells of fewer than ${f.minCount} consignments (or fewer besides one trader's) are suppressed, and others with them so that none can be computed from the rest; intervals that closed from ${f.closedBefore} on are not counted.`

@@ -147,6 +147,8 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
     let mut deliveries = Vec::with_capacity(doc.deliveries.len());
     // Agencies whose standing instruction releases the document, and why.
     let mut standing: Vec<(AgencyId, String)> = Vec::new();
+    // The strictest channel chosen, for the release-time facts of a consignment it opens.
+    let mut selections: Vec<Option<String>> = Vec::with_capacity(doc.deliveries.len());
     for planned in &doc.deliveries {
         // Its channel is chosen now that the document is committed (a replay or a refused
         // document spends no agency's budget).
@@ -162,6 +164,7 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
         };
         // Its history begins with this routing, which the delivery itself records.
         l.insert_delivery(doc.id, planned, doc.submitted_at)?;
+        selections.push(planned.selection.clone());
         deliveries.push(ReceiptDelivery {
             agency: planned.agency.clone(),
             topic: planned.topic.clone(),
@@ -181,7 +184,7 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
         // A consignment this document opens has no deliveries but these, all pending: its state
         // and its first status event follow without reading anything back.
         tracking::announce_opening(l, &doc.ucr, opening_state, doc.submitted_at, cause)?;
-        crate::indicators::opened(l, doc)?;
+        crate::indicators::opened(l, doc, crate::indicators::risk_channel(selections.iter().map(Option::as_deref)))?;
         opening_state
     } else {
         tracking::refresh_consignment(l, &doc.ucr, doc.submitted_at, cause)?

@@ -123,8 +123,8 @@ const INTERVAL: Param = Param {
 };
 const GROUP_BY: Param = Param {
     name: "groupBy",
-    description: "Segments, comma-separated: `agency`, `agencyKind`, `documentType`, `corridor` (origin-destination), `borderPost`, `transportMode`, `hsChapter`, `channel` (with-hold, with-query, without), `preArrival`.",
-    pattern: "^((agency|agencyKind|documentType|corridor|borderPost|transportMode|hsChapter|channel|preArrival)(,(agency|agencyKind|documentType|corridor|borderPost|transportMode|hsChapter|channel|preArrival))*)?$",
+    description: "Segments, comma-separated: `agency`, `agencyKind`, `documentType`, `corridor` (origin-destination), `borderPost`, `transportMode`, `hsChapter`, `channel` (with-hold, with-query, without), `preArrival`, `riskChannel` (the strictest channel risk selection gave its deliveries: red, yellow, green, unselected).",
+    pattern: "^((agency|agencyKind|documentType|corridor|borderPost|transportMode|hsChapter|channel|preArrival|riskChannel)(,(agency|agencyKind|documentType|corridor|borderPost|transportMode|hsChapter|channel|preArrival|riskChannel))*)?$",
 };
 const VERSIONS_OF: Param = Param {
     name: "versionsOf",
@@ -145,8 +145,8 @@ const MONTH: Param = Param {
 };
 const PUBLIC_GROUP_BY: Param = Param {
     name: "groupBy",
-    description: "One segment: `documentType`, `corridor`, `borderPost`, `transportMode`, `hsChapter`, `channel`, `preArrival`; and `agency` or `agencyKind` for the intervals of an agency's own (`agency-first-answer`, `agency-decision`, `hold`, `query-trader`, `query-agency`; `404` for the others).",
-    pattern: "^(agency|agencyKind|documentType|corridor|borderPost|transportMode|hsChapter|channel|preArrival)?$",
+    description: "One segment: `documentType`, `corridor`, `borderPost`, `transportMode`, `hsChapter`, `channel`, `preArrival`, `riskChannel`; and `agency` or `agencyKind` for the intervals of an agency's own (`agency-first-answer`, `agency-decision`, `hold`, `query-trader`, `query-agency`; `404` for the others).",
+    pattern: "^(agency|agencyKind|documentType|corridor|borderPost|transportMode|hsChapter|channel|preArrival|riskChannel)?$",
 };
 const PUBLIC_TREND: Param = Param {
     name: "trend",

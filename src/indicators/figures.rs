@@ -86,10 +86,12 @@ pub enum Dimension {
     Channel,
     /// `pre-arrival`, `post-arrival`, or `unknown` (no arrival known).
     PreArrival,
+    /// The strictest risk channel of its deliveries: `red`, `yellow`, `green`, `unselected`.
+    RiskChannel,
 }
 
 impl Dimension {
-    pub const ALL: [Dimension; 9] = [
+    pub const ALL: [Dimension; 10] = [
         Dimension::Agency,
         Dimension::AgencyKind,
         Dimension::DocumentType,
@@ -99,6 +101,7 @@ impl Dimension {
         Dimension::HsChapter,
         Dimension::Channel,
         Dimension::PreArrival,
+        Dimension::RiskChannel,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -111,6 +114,7 @@ impl Dimension {
             Dimension::HsChapter => "hsChapter",
             Dimension::Channel => "channel",
             Dimension::PreArrival => "preArrival",
+            Dimension::RiskChannel => "riskChannel",
         }
     }
     pub fn parse(s: &str) -> Option<Dimension> {
@@ -378,6 +382,7 @@ pub fn segment_of(c: &ConsignmentReleaseTimes, d: Dimension) -> Cow<'_, str> {
         Dimension::HsChapter => known(&c.dims.hs_chapter),
         Dimension::Channel => Cow::Borrowed(&c.channel),
         Dimension::PreArrival => Cow::Borrowed(pre_arrival(c.lodged_at, c.arrived_at)),
+        Dimension::RiskChannel => Cow::Borrowed(&c.risk_channel),
         Dimension::Agency | Dimension::AgencyKind => Cow::Borrowed("unknown"),
     }
 }

@@ -56,6 +56,7 @@ struct Row {
     hs_chapter: u32,
     border_post: u32,
     channel: u32,
+    risk_channel: u32,
     hold_ms: i64,
     query_trader_ms: i64,
     query_agency_ms: i64,
@@ -120,6 +121,7 @@ impl Index {
             hs_chapter: self.names.id(&known(&c.dims.hs_chapter)),
             border_post: self.names.id(&known(&c.dims.border_post)),
             channel: self.names.id(&c.channel),
+            risk_channel: self.names.id(&c.risk_channel),
             hold_ms: c.hold_ms,
             query_trader_ms: c.query_trader_ms,
             query_agency_ms: c.query_agency_ms,
@@ -224,6 +226,7 @@ impl ConsignmentFacts for RowRef<'_> {
             Dimension::TransportMode => self.names.text(r.transport_mode),
             Dimension::HsChapter => self.names.text(r.hs_chapter),
             Dimension::Channel => self.names.text(r.channel),
+            Dimension::RiskChannel => self.names.text(r.risk_channel),
             Dimension::PreArrival => pre_arrival(r.lodged_at, r.arrived_at),
             Dimension::Agency | Dimension::AgencyKind => "unknown",
         })
@@ -403,6 +406,7 @@ mod tests {
             hold_ms: 0,
             query_trader_ms: 0,
             query_agency_ms: 0,
+            risk_channel: "green".into(),
         }
     }
 

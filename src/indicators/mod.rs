@@ -168,6 +168,7 @@ pub fn refresh(l: &mut dyn Ledger, ucr: &Ucr) -> Result<(), StoreError> {
     let mut arrived_at: Option<Millis> = None;
     let mut agencies: BTreeMap<AgencyId, AgencyPart> = BTreeMap::new();
     let mut all = Walked::default();
+    let mut selections: Vec<Option<String>> = Vec::new();
     for doc in &documents {
         if doc.is_current() {
             dims.transport_mode = dims.transport_mode.or_else(|| doc.dims.transport_mode.clone());
@@ -189,6 +190,7 @@ pub fn refresh(l: &mut dyn Ledger, ucr: &Ucr) -> Result<(), StoreError> {
             part.walked.held |= walked.held;
             part.walked.queried |= walked.queried;
             if doc.is_current() {
+                selections.push(d.selection.clone());
                 let decided = match d.status {
                     DeliveryStatus::Answered(a) if a.is_final() => walked.decided.or(Some((consignment.updated_at, a))),
                     _ => None,
@@ -248,6 +250,7 @@ pub fn refresh(l: &mut dyn Ledger, ucr: &Ucr) -> Result<(), StoreError> {
         hold_ms: all.hold.union_ms(),
         query_trader_ms: all.trader.union_ms(),
         query_agency_ms: all.agency.union_ms(),
+        risk_channel: risk_channel(selections.iter().map(Option::as_deref)).to_owned(),
     };
     l.save_release_times(&facts, &agency_rows)
 }
@@ -277,8 +280,9 @@ pub async fn backfill(store: &dyn crate::store::Store) -> Result<u64, StoreError
     }
 }
 
-/// The facts of a consignment `doc` opens: routed, nothing answered yet (nothing to read back).
-pub fn opened(l: &mut dyn Ledger, doc: &NewDocument) -> Result<(), StoreError> {
+/// The facts of a consignment `doc` opens: routed, nothing answered yet (nothing to read back);
+/// `risk_channel` is the strictest its deliveries were selected for ([`risk_channel`]).
+pub fn opened(l: &mut dyn Ledger, doc: &NewDocument, risk_channel: &str) -> Result<(), StoreError> {
     let facts = ConsignmentReleaseTimes {
         ucr: doc.ucr.clone(),
         owner: doc.sender.clone(),
@@ -295,6 +299,7 @@ pub fn opened(l: &mut dyn Ledger, doc: &NewDocument) -> Result<(), StoreError> {
         hold_ms: 0,
         query_trader_ms: 0,
         query_agency_ms: 0,
+        risk_channel: risk_channel.to_owned(),
     };
     let mut agencies: Vec<AgencyReleaseTimes> = Vec::with_capacity(doc.deliveries.len());
     for agency in doc.deliveries.iter().map(|d| &d.agency) {
@@ -314,7 +319,26 @@ pub fn opened(l: &mut dyn Ledger, doc: &NewDocument) -> Result<(), StoreError> {
     l.save_release_times(&facts, &agencies)
 }
 
-/// The inspection channel a consignment went through.
+/// The strictest risk channel among deliveries' selections (`crate::risk::Selection` as JSON):
+/// `red`, `yellow` or `green`, or `unselected` when none was selected.
+pub fn risk_channel<'a>(selections: impl Iterator<Item = Option<&'a str>>) -> &'static str {
+    #[derive(serde::Deserialize)]
+    struct Chosen {
+        channel: crate::risk::Channel,
+    }
+    let strictest = selections.flatten().filter_map(|s| serde_json::from_str::<Chosen>(s).ok()).map(|c| c.channel).max();
+    match strictest {
+        Some(crate::risk::Channel::Red) => "red",
+        Some(crate::risk::Channel::Yellow) => "yellow",
+        Some(crate::risk::Channel::Green) => "green",
+        None => UNSELECTED,
+    }
+}
+
+/// The risk channel of a consignment no selection was made for.
+pub const UNSELECTED: &str = "unselected";
+
+/// Whether a consignment was held or queried (the `channel` segment).
 fn channel(held: bool, queried: bool) -> &'static str {
     match (held, queried) {
         (true, _) => "with-hold",
@@ -366,6 +390,15 @@ mod tests {
         assert_eq!((w.trader.union_ms(), w.agency.union_ms(), w.hold.union_ms()), (20, 0, 0));
         let w = walk(&[entry("query", 10, "applied"), entry("amended", 25, "applied")]);
         assert_eq!(w.trader.union_ms(), 15, "an amendment ends the earlier version's query");
+    }
+
+    #[test]
+    fn a_consignments_risk_channel_is_its_strictest_selection() {
+        let green = r#"{"channel":"green","score":0.0,"source":"none"}"#;
+        let red = r#"{"channel":"red","score":70.0,"source":"model","reasons":[]}"#;
+        assert_eq!(risk_channel([Some(green), None, Some(red)].into_iter()), "red");
+        assert_eq!(risk_channel([Some(green)].into_iter()), "green");
+        assert_eq!(risk_channel([None, Some("not a selection")].into_iter()), UNSELECTED);
     }
 
     #[test]

@@ -536,6 +536,7 @@ mod tests {
             hold_ms: 0,
             query_trader_ms: 0,
             query_agency_ms: 0,
+            risk_channel: "green".into(),
         }
     }
 

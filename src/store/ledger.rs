@@ -253,6 +253,9 @@ pub struct ConsignmentReleaseTimes {
     /// Time a query waited for the trader, then for the agency (overlaps counted once).
     pub query_trader_ms: i64,
     pub query_agency_ms: i64,
+    /// The strictest channel risk selection gave its current deliveries (`red`, `yellow`,
+    /// `green`), or `unselected`.
+    pub risk_channel: String,
 }
 
 /// One agency's part in a consignment (`crate::indicators`), as stored.

@@ -338,7 +338,7 @@ fn document_record(r: DocumentRow) -> Result<DocumentRecord, StoreError> {
 
 /// The columns of a [`ConsignmentReleaseTimes`] (`c.`), in [`consignment_times`]' order.
 const RELEASE_COLUMNS: &str = "c.ucr, c.owner, c.lodged_at, c.arrived_at, c.released_at, c.decided_at, c.outcome, c.document_type, \
-     c.origin, c.destination, c.transport_mode, c.hs_chapter, c.border_post, c.channel, c.hold_ms, c.query_trader_ms, c.query_agency_ms";
+     c.origin, c.destination, c.transport_mode, c.hs_chapter, c.border_post, c.channel, c.hold_ms, c.query_trader_ms, c.query_agency_ms, c.risk_channel";
 
 /// Column `i` as text, parsed (a stored value that does not parse is a conversion error).
 fn parsed<T>(r: &rusqlite::Row<'_>, i: usize, parse: fn(&str) -> Result<T, crate::domain::ParseError>) -> rusqlite::Result<T> {
@@ -363,6 +363,7 @@ fn consignment_times(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConsignmentRelea
             hold_ms: r.get(14)?,
             query_trader_ms: r.get(15)?,
             query_agency_ms: r.get(16)?,
+            risk_channel: r.get(17)?,
     })
 }
 
@@ -745,12 +746,13 @@ impl IndicatorFacts for SqliteLedger {
     fn save_release_times(&mut self, c: &ConsignmentReleaseTimes, agencies: &[AgencyReleaseTimes]) -> Result<(), StoreError> {
         self.conn.exec(
             "INSERT OR REPLACE INTO release_times (ucr, owner, lodged_at, arrived_at, released_at, decided_at, outcome, document_type,
-                 origin, destination, transport_mode, hs_chapter, border_post, channel, hold_ms, query_trader_ms, query_agency_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                 origin, destination, transport_mode, hs_chapter, border_post, channel, hold_ms, query_trader_ms, query_agency_ms,
+                 risk_channel)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
             params![
                 c.ucr.as_str(), c.owner, c.lodged_at, c.arrived_at, c.released_at, c.decided_at, c.outcome, c.document_type,
                 c.origin, c.destination, c.dims.transport_mode, c.dims.hs_chapter, c.dims.border_post, c.channel, c.hold_ms,
-                c.query_trader_ms, c.query_agency_ms
+                c.query_trader_ms, c.query_agency_ms, c.risk_channel
             ],
         )?;
         self.conn.exec("DELETE FROM agency_release_times WHERE ucr = ?1", [c.ucr.as_str()])?;
@@ -792,7 +794,7 @@ impl IndicatorFacts for SqliteLedger {
         ))?;
         let rows = stmt
             .query_map(params![q.from, q.to, q.owner, q.agency.as_ref().map(|a| a.as_str())], |r| {
-                Ok((consignment_times(r)?, agency_times(r, 17)?))
+                Ok((consignment_times(r)?, agency_times(r, 18)?))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
@@ -1541,9 +1543,9 @@ mod tests {
             assert_eq!((old.channel.as_str(), old.dims.transport_mode.as_deref()), ("with-hold", None));
             assert_eq!(crate::indicators::backfill(&*store).await.unwrap(), 0, "nothing left");
         }
-        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], "every version recorded");
+        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13], "every version recorded");
         SqliteStore::open(dir.path()).unwrap();
-        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], "and none run again");
+        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13], "and none run again");
     }
 
     #[tokio::test]

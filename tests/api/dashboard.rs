@@ -55,6 +55,22 @@ async fn the_dashboard_shows_the_apis_figures_in_a_real_browser() {
     let data = Arc::new(tempfile::tempdir().unwrap());
     crate::helpers::simulate(data.path(), &["--consignments", "400", "--seed", "5"]).await;
     let app = spawn_app_on(data, format!("t{}.", uuid::Uuid::now_v7().simple()), Some(test_brokers()), |_| {}).await;
+    // Beef declarations, whose sanitary documents a shipped rule sends to yellow: the sanitary
+    // agency reports what it found, every agency releases.
+    for i in 0..10 {
+        let mut d = crate::helpers::example("customsDeclaration/valid/export-beef-road-AR-BR.json");
+        d["ucr"] = serde_json::json!(format!("DASH-{i}-{}", uuid::Uuid::new_v4().simple().to_string()[..12].to_uppercase()));
+        let receipt: Value = app.submit(&d).await.json().await.unwrap();
+        for delivery in receipt["deliveries"].as_array().unwrap_or_else(|| panic!("accepted: {receipt}")) {
+            let agency = delivery["agency"].as_str().unwrap();
+            let mut ack = serde_json::json!({"documentId": receipt["documentId"], "agency": agency, "status": "released"});
+            if agency == "br-sanitary" {
+                ack["inspection"] = serde_json::json!({"performed": true, "finding": if i % 3 == 0 { "irregularity" } else { "none" }});
+            }
+            let r = app.post_json("/v1/acknowledgments", Some(&format!("demo-{agency}")), &ack.to_string()).await;
+            assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
+        }
+    }
 
     let url = format!("{}/dashboard#token=demo-operator", app.address);
     let dom = tokio::task::spawn_blocking({
@@ -96,6 +112,46 @@ async fn the_dashboard_shows_the_apis_figures_in_a_real_browser() {
         let api: Value = app.get(&format!("/v1/indicators/release-times?{q}"), Some("demo-operator")).await.json().await.unwrap();
         assert!(close(shown["data-ms"].parse().unwrap(), api["overall"]["meanMs"].as_f64().unwrap()), "{interval}");
     }
+
+    // Release time by risk channel: the API's figures grouped by it.
+    let q = format!(
+        "from={}&to={}&interval={}&groupBy=riskChannel",
+        params["from"].as_str().unwrap(),
+        params["to"].as_str().unwrap(),
+        params["interval"].as_str().unwrap()
+    );
+    let api: Value = app.get(&format!("/v1/indicators/release-times?{q}"), Some("demo-operator")).await.json().await.unwrap();
+    let channels: Vec<&str> = api["groups"].as_array().unwrap().iter().map(|g| g["group"]["riskChannel"].as_str().unwrap()).collect();
+    assert!(channels.contains(&"yellow") && channels.contains(&"unselected"), "{channels:?}");
+    for group in api["groups"].as_array().unwrap() {
+        let channel = group["group"]["riskChannel"].as_str().unwrap();
+        for figure in ["count", "meanMs", "medianMs"] {
+            let cell = shown.iter().find(|a| a.get("data-channel").map(String::as_str) == Some(channel) && a.get("data-figure").map(String::as_str) == Some(figure));
+            let cell = cell.unwrap_or_else(|| panic!("the page shows {figure} of the {channel} channel"));
+            assert!(close(cell["data-ms"].parse().unwrap(), group[figure].as_f64().unwrap()), "{channel} {figure}");
+        }
+    }
+    // Hit rates by source, each the API's: the sanitary agency's mandatory selections here.
+    let performance: Value = app
+        .get(&format!("/v1/risk/performance?from={}&to={}", params["from"].as_str().unwrap(), params["to"].as_str().unwrap()), Some("demo-operator"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let rates = attributes_with(&dom, "data-hit-rate=");
+    let mut hit_rates = 0;
+    for agency in performance["agencies"].as_array().unwrap() {
+        for source in agency["bySource"].as_array().unwrap().iter().filter(|s| s["hitRate"].is_number()) {
+            let cell = rates.iter().find(|a| a.get("data-agency") == agency["agency"].as_str().map(str::to_owned).as_ref()
+                && a.get("data-source") == source["source"].as_str().map(str::to_owned).as_ref());
+            let cell = cell.unwrap_or_else(|| panic!("the page shows the hit rate of {} by {}", agency["agency"], source["source"]));
+            assert!(close(cell["data-hit-rate"].parse().unwrap(), source["hitRate"].as_f64().unwrap()));
+            hit_rates += 1;
+        }
+    }
+    assert!(hit_rates >= 1, "the sanitary agency's mandatory inspections found something: {performance:#}");
+    assert!(rates.iter().any(|a| a.get("data-agency").map(String::as_str) == Some("br-sanitary") && a.get("data-source").map(String::as_str) == Some("mandatory")
+        && close(a["data-hit-rate"].parse().unwrap(), 0.4)), "4 of 10 irregular: {rates:?}");
 
     // Without a token: the public figures, of the latest published month.
     let public = tokio::task::spawn_blocking({

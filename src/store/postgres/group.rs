@@ -292,7 +292,7 @@ fn segment_statements(ops: Vec<Op>) -> Vec<Statement> {
 /// The release-time facts of some consignments (one each): their rows replaced, their agencies'
 /// rows replaced, and one change noted per consignment for the indicators' index.
 fn release_times_statements(statements: &mut Vec<Statement>, all: Vec<(Box<ConsignmentReleaseTimes>, Vec<AgencyReleaseTimes>)>) {
-    let mut facts = Columns::<17>::default();
+    let mut facts = Columns::<18>::default();
     let mut agencies = Columns::<10>::default();
     let mut ucrs: Vec<String> = Vec::with_capacity(all.len());
     for (c, parts) in all {
@@ -330,20 +330,23 @@ fn release_times_statements(statements: &mut Vec<Statement>, all: Vec<(Box<Consi
             int(c.hold_ms),
             int(c.query_trader_ms),
             int(c.query_agency_ms),
+            text(c.risk_channel),
         ]);
     }
     facts.statement(
         statements,
         "INSERT INTO release_times (ucr, owner, lodged_at, arrived_at, released_at, decided_at, outcome, document_type,
-             origin, destination, transport_mode, hs_chapter, border_post, channel, hold_ms, query_trader_ms, query_agency_ms)
+             origin, destination, transport_mode, hs_chapter, border_post, channel, hold_ms, query_trader_ms, query_agency_ms,
+             risk_channel)
          SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::text[],
-             $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::bigint[], $17::bigint[])
+             $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::bigint[], $17::bigint[],
+             $18::text[])
          ON CONFLICT (ucr) DO UPDATE SET owner = EXCLUDED.owner, lodged_at = EXCLUDED.lodged_at, arrived_at = EXCLUDED.arrived_at,
              released_at = EXCLUDED.released_at, decided_at = EXCLUDED.decided_at, outcome = EXCLUDED.outcome,
              document_type = EXCLUDED.document_type, origin = EXCLUDED.origin, destination = EXCLUDED.destination,
              transport_mode = EXCLUDED.transport_mode, hs_chapter = EXCLUDED.hs_chapter, border_post = EXCLUDED.border_post,
              channel = EXCLUDED.channel, hold_ms = EXCLUDED.hold_ms, query_trader_ms = EXCLUDED.query_trader_ms,
-             query_agency_ms = EXCLUDED.query_agency_ms",
+             query_agency_ms = EXCLUDED.query_agency_ms, risk_channel = EXCLUDED.risk_channel",
     );
     statements.push(Statement {
         sql: "DELETE FROM agency_release_times WHERE ucr = ANY($1::text[])",

@@ -714,7 +714,7 @@ fn document_record(r: &Row) -> Result<DocumentRecord, StoreError> {
 
 /// The columns of a [`ConsignmentReleaseTimes`] (`c.`), in [`consignment_times`]' order.
 const RELEASE_COLUMNS: &str = "c.ucr, c.owner, c.lodged_at, c.arrived_at, c.released_at, c.decided_at, c.outcome, c.document_type, \
-     c.origin, c.destination, c.transport_mode, c.hs_chapter, c.border_post, c.channel, c.hold_ms, c.query_trader_ms, c.query_agency_ms";
+     c.origin, c.destination, c.transport_mode, c.hs_chapter, c.border_post, c.channel, c.hold_ms, c.query_trader_ms, c.query_agency_ms, c.risk_channel";
 
 fn consignment_times(r: &Row) -> Result<ConsignmentReleaseTimes, StoreError> {
     Ok(ConsignmentReleaseTimes {
@@ -733,6 +733,7 @@ fn consignment_times(r: &Row) -> Result<ConsignmentReleaseTimes, StoreError> {
         hold_ms: r.get(14),
         query_trader_ms: r.get(15),
         query_agency_ms: r.get(16),
+        risk_channel: r.get(17),
     })
 }
 
@@ -1107,7 +1108,7 @@ impl IndicatorFacts for PgLedger {
             &[&q.from, &q.to, &q.owner, &agency],
         )?
         .iter()
-        .map(|r| Ok((consignment_times(r)?, agency_times(r, 17)?)))
+        .map(|r| Ok((consignment_times(r)?, agency_times(r, 18)?)))
         .collect()
     }
 
