@@ -475,6 +475,8 @@ pub fn parse_acknowledgment(registry: &SchemaRegistry, body: &Value) -> Result<A
 pub enum OperatorError {
     #[error(transparent)]
     Refused(Refusal),
+    #[error("{}", .0.detail())]
+    Quota(crate::quota::Exceeded),
     #[error("the store could not be used")]
     Store(#[source] StoreError),
 }
@@ -508,8 +510,14 @@ impl Gateway {
 
     /// How risk selection performed in `[from, to)` (`crate::risk::performance`): an operator
     /// reads every agency's (or `agency`'s), an agency only its own.
-    pub async fn risk_performance(&self, by: &Participant, from: crate::clock::Millis, to: crate::clock::Millis, agency: Option<AgencyId>)
-        -> Result<crate::risk::performance::Performance, OperatorError> {
+    pub async fn risk_performance(
+        &self,
+        by: &Participant,
+        meter: Arc<crate::quota::Allowance>,
+        from: crate::clock::Millis,
+        to: crate::clock::Millis,
+        agency: Option<AgencyId>,
+    ) -> Result<crate::risk::performance::Performance, OperatorError> {
         let agency = match by.role {
             Role::Operator => agency,
             Role::Agency if by.agency.is_some() && (agency.is_none() || agency == by.agency) => by.agency.clone(),
@@ -519,20 +527,29 @@ impl Gateway {
             }
             _ => return Err(OperatorError::Refused(Refusal::NotAnOperator(by.id.clone()))),
         };
-        crate::risk::performance::read(&*self.store, &self.risk, from, to, agency).await.map_err(OperatorError::Store)
+        crate::risk::performance::read(&*self.store, &self.risk, from, to, agency, meter)
+            .await
+            .map_err(OperatorError::Store)?
+            .map_err(OperatorError::Quota)
     }
 
     /// A platform's sellers as its parcels' inspections found them in `[from, to)`: a platform
     /// reads its own; an operator any platform's, or every submitter's when it names none.
-    pub async fn risk_sellers(&self, by: &Participant, from: crate::clock::Millis, to: crate::clock::Millis, platform: Option<String>)
-        -> Result<crate::risk::sellers::SellerReport, OperatorError> {
+    pub async fn risk_sellers(
+        &self,
+        by: &Participant,
+        meter: Arc<crate::quota::Allowance>,
+        from: crate::clock::Millis,
+        to: crate::clock::Millis,
+        platform: Option<String>,
+    ) -> Result<crate::risk::sellers::SellerReport, OperatorError> {
         let platform = match (by.role, platform) {
             (Role::Platform, None) => Some(by.id.clone()),
             (Role::Platform, Some(p)) if p == by.id => Some(p),
             (Role::Operator, p) => p,
             _ => return Err(OperatorError::Refused(Refusal::NotYourPlatform(by.id.clone()))),
         };
-        crate::risk::sellers::read(&*self.store, platform, from, to).await.map_err(OperatorError::Store)
+        crate::risk::sellers::read(&*self.store, platform, from, to, meter).await.map_err(OperatorError::Store)?.map_err(OperatorError::Quota)
     }
 
     /// Sends failed deliveries again (operators only): back in the outbox with fresh attempts.

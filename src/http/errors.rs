@@ -389,6 +389,7 @@ impl From<OperatorError> for ApiError {
     fn from(e: OperatorError) -> Self {
         match &e {
             OperatorError::Refused(_) => ApiError::new(Code::Forbidden, e.to_string()),
+            OperatorError::Quota(exceeded) => ApiError::from(exceeded.clone()),
             OperatorError::Store(_) => internal(&e),
         }
     }

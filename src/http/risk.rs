@@ -177,7 +177,7 @@ pub struct SellersQuery {
 /// irregularities; an operator any platform's, or every submitter's.
 pub async fn sellers(state: web::Data<AppState>, who: Authenticated, q: web::Query<SellersQuery>) -> Result<HttpResponse, ApiError> {
     let (from, to) = risk_period(q.from.as_deref(), q.to.as_deref())?;
-    let report = state.gateway.risk_sellers(&who.0, from, to, q.platform.clone()).await?;
+    let report = state.gateway.risk_sellers(&who.0, who.1.clone(), from, to, q.platform.clone()).await?;
     Ok(HttpResponse::Ok().json(report))
 }
 
@@ -191,6 +191,6 @@ pub async fn performance(state: web::Data<AppState>, who: Authenticated, q: web:
         .map(crate::domain::AgencyId::parse)
         .transpose()
         .map_err(|e| ApiError::new(Code::NotFound, format!("no such agency: {e}")))?;
-    let figures = state.gateway.risk_performance(&who.0, from, to, agency).await?;
+    let figures = state.gateway.risk_performance(&who.0, who.1.clone(), from, to, agency).await?;
     Ok(HttpResponse::Ok().json(figures))
 }

@@ -150,14 +150,24 @@ pub fn figures(risk: &Risk, from: Millis, to: Millis, outcomes: &[SelectionOutco
 pub const MAX_PERIOD_MS: Millis = 92 * 24 * 3_600_000;
 
 /// Reads the figures of `[from, to)` (at most [`MAX_PERIOD_MS`] long: the caller shortens it), of
-/// `agency` or of every agency, from `store`; the figures are computed off the request's worker.
-pub async fn read(store: &dyn crate::store::Store, risk: &std::sync::Arc<Risk>, from: Millis, to: Millis, agency: Option<AgencyId>)
-    -> Result<Performance, crate::store::StoreError> {
+/// `agency` or of every agency, from `store`; the figures are computed off the request's worker,
+/// their CPU time charged to the reader's account (`meter`), which may refuse it first.
+pub async fn read(
+    store: &dyn crate::store::Store,
+    risk: &std::sync::Arc<Risk>,
+    from: Millis,
+    to: Millis,
+    agency: Option<AgencyId>,
+    meter: std::sync::Arc<crate::quota::Allowance>,
+) -> Result<Result<Performance, crate::quota::Exceeded>, crate::store::StoreError> {
+    if let Err(exceeded) = meter.cpu() {
+        return Ok(Err(exceeded));
+    }
     let mut outcomes = store.read_with(move |l| l.selection_outcomes(from, to, agency.as_ref(), MAX_DELIVERIES + 1)).await?;
     let truncated = outcomes.len() > MAX_DELIVERIES;
     outcomes.truncate(MAX_DELIVERIES);
     let risk = risk.clone();
-    tokio::task::spawn_blocking(move || figures(&risk, from, to, &outcomes, truncated))
+    tokio::task::spawn_blocking(move || meter.metered(|| figures(&risk, from, to, &outcomes, truncated)))
         .await
         .map_err(|e| crate::store::StoreError::Unavailable(format!("risk figures stopped: {e}")))
 }

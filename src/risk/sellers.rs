@@ -90,15 +90,20 @@ pub fn report(platform: Option<&str>, from: Millis, to: Millis, findings: &[Find
     }
 }
 
-/// Reads `platform`'s report (every submitter's when `None`) of `[from, to)` (at most `super::performance::MAX_PERIOD_MS` long:
-/// the caller shortens it) from `store`, figured off the request's worker.
-pub async fn read(store: &dyn crate::store::Store, platform: Option<String>, from: Millis, to: Millis)
-    -> Result<SellerReport, crate::store::StoreError> {
+/// Reads `platform`'s report (every submitter's when `None`) of `[from, to)` (at most
+/// `super::performance::MAX_PERIOD_MS` long: the caller shortens it) from `store`, figured off
+/// the request's worker, its CPU time charged to the reader's account (`meter`), which may
+/// refuse it first.
+pub async fn read(store: &dyn crate::store::Store, platform: Option<String>, from: Millis, to: Millis, meter: std::sync::Arc<crate::quota::Allowance>)
+    -> Result<Result<SellerReport, crate::quota::Exceeded>, crate::store::StoreError> {
+    if let Err(exceeded) = meter.cpu() {
+        return Ok(Err(exceeded));
+    }
     let who = platform.clone();
     let mut findings = store.read_with(move |l| l.findings_of_sender(who.as_deref(), from, to, MAX_FINDINGS + 1)).await?;
     let truncated = findings.len() > MAX_FINDINGS;
     findings.truncate(MAX_FINDINGS);
-    tokio::task::spawn_blocking(move || report(platform.as_deref(), from, to, &findings, truncated))
+    tokio::task::spawn_blocking(move || meter.metered(|| report(platform.as_deref(), from, to, &findings, truncated)))
         .await
         .map_err(|e| crate::store::StoreError::Unavailable(format!("the sellers' figures stopped: {e}")))
 }

@@ -505,3 +505,36 @@ async fn simulated_weeks_of_parcels_teach_a_model_that_finds_three_times_the_bas
     assert!(report["platformViews"].as_u64().unwrap() >= 100);
     assert_eq!(report["platformViewLeaks"], 0);
 }
+
+/// Every cost a request can cause is bounded per participant: the figures of
+/// `GET /v1/risk/performance` are computed on the blocking pool and charged to the reader's CPU
+/// account. An agency with a tiny CPU quota that asks again and again is held back (429, the
+/// `cpu` policy); the operator is served meanwhile.
+#[tokio::test]
+async fn an_agency_asking_for_its_figures_again_and_again_is_held_back_by_its_cpu_quota() {
+    let app = crate::helpers::spawn_app_configured(Some(crate::helpers::test_brokers()), |s| {
+        s.region.quotas.participants.insert("demo-br-customs".into(), toml::from_str("cpu_millis_per_second = 1").unwrap());
+    })
+    .await;
+    for i in 0..40 {
+        let mut d = example("customsDeclaration/valid/export-beef-road-AR-BR.json");
+        d["ucr"] = json!(format!("CPU-{i}-{}", uuid::Uuid::new_v4().simple().to_string()[..10].to_uppercase()));
+        assert_eq!(app.submit(&d).await.status(), 202);
+    }
+    let mut refused = None;
+    for n in 0..2_000 {
+        let r = app.get("/v1/risk/performance", Some("demo-br-customs")).await;
+        if r.status() == 429 {
+            refused = Some((n, r.headers().get("retry-after").is_some(), r.json::<Value>().await.unwrap()));
+            break;
+        }
+        assert_eq!(r.status(), 200);
+    }
+    let (n, retry_after, problem) = refused.expect("the agency is held back within 2,000 requests");
+    assert!(n >= 1, "its first request is served");
+    assert!(retry_after, "it is told when to come back");
+    assert_eq!((&problem["code"], &problem["quota"]), (&json!("too-many-requests"), &json!("cpu")), "{problem:#}");
+    assert!(problem["detail"].as_str().unwrap().contains("figuring your reports"), "{problem:#}");
+    // Someone else is not: the operator reads every agency's figures now.
+    assert_eq!(app.get("/v1/risk/performance", Some("demo-operator")).await.status(), 200);
+}
