@@ -538,3 +538,44 @@ async fn an_agency_asking_for_its_figures_again_and_again_is_held_back_by_its_cp
     // Someone else is not: the operator reads every agency's figures now.
     assert_eq!(app.get("/v1/risk/performance", Some("demo-operator")).await.status(), 200);
 }
+
+/// Issue 28, item 6: a platform's manifest of 10,000 parcels in one NDJSON request, each its own
+/// consignment, every one accepted and committed.
+#[tokio::test]
+async fn a_platform_submits_ten_thousand_parcels_in_one_request() {
+    let app = spawn_app().await;
+    let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_uppercase();
+    let ndjson = (0..10_000)
+        .map(|i| {
+            let mut p = platform_parcel(i, &format!("SELLER{:03}", i % 300));
+            p["ucr"] = json!(format!("5BR28374619000185-M{run}{i:05}"));
+            p.to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let started = std::time::Instant::now();
+    let r = app
+        .client
+        .post(format!("{}/v1/documents:batch", app.address))
+        .bearer_auth("demo-platform")
+        .header("Content-Type", "application/x-ndjson")
+        .body(ndjson)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    println!("10,000 parcels answered in {:.1} s (a debug build)", started.elapsed().as_secs_f64());
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results.len(), 10_000);
+    assert!(results.iter().all(|r| r["status"] == 202), "every parcel accepted");
+    let db = rusqlite::Connection::open(app.data.path().join("ventanilla.db")).unwrap();
+    let (documents, consignments): (i64, i64) = db
+        .query_row(
+            "SELECT COUNT(*), COUNT(DISTINCT ucr) FROM documents WHERE sender = 'demo-platform' AND ucr LIKE ?1",
+            [format!("5BR28374619000185-M{run}%")],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((documents, consignments), (10_000, 10_000), "each parcel its own consignment");
+}
