@@ -77,9 +77,31 @@ pub struct Performance {
     pub model_version: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model_precision_at_budget: Option<f64>,
+    /// The live model's precision at the budget now: among the period's findings whose
+    /// documents it scored (each selection's `modelScore`), the share irregular in the top
+    /// budget's share of its scores. Absent under [`MIN_SCORED_FINDINGS`] such findings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_precision_in_period: Option<f64>,
+    /// The period's findings the live model scored.
+    pub model_findings_in_period: u64,
     pub agencies: Vec<AgencyFigures>,
     /// Whether a period held more deliveries than one figure reads ([`MAX_DELIVERIES`]).
     pub truncated: bool,
+}
+
+/// The fewest findings the live model scored in a period for its precision there to be given.
+pub const MIN_SCORED_FINDINGS: usize = 20;
+
+/// The precision at `share` of model `version` on the findings of `rows` it scored, and how
+/// many there were; none under [`MIN_SCORED_FINDINGS`].
+pub fn precision_in_period<'a>(rows: impl Iterator<Item = (&'a Selection, Option<Finding>)>, version: &str, share: f64) -> (Option<f64>, u64) {
+    let scored: Vec<(f64, u32)> = rows
+        .filter(|(s, _)| s.model_version.as_deref() == Some(version))
+        .filter_map(|(s, f)| Some((s.model_score?, u32::from(f? == Finding::Irregularity))))
+        .collect();
+    let n = scored.len() as u64;
+    let precision = (scored.len() >= MIN_SCORED_FINDINGS).then(|| super::model::precision_of_ranking(scored, share));
+    (precision, n)
 }
 
 /// The figures of `outcomes` (the period's).
@@ -91,6 +113,14 @@ pub fn figures(risk: &Risk, from: Millis, to: Millis, outcomes: &[SelectionOutco
         }
     }
     let live = risk.live_model();
+    let (model_precision_in_period, model_findings_in_period) = match &live {
+        Some((_, version)) => precision_in_period(
+            per_agency.values().flatten().map(|(s, o)| (s, o.finding)),
+            &version.to_string(),
+            risk.budget_share(),
+        ),
+        None => (None, 0),
+    };
     let agencies = per_agency
         .into_iter()
         .map(|(agency, rows)| {
@@ -141,6 +171,8 @@ pub fn figures(risk: &Risk, from: Millis, to: Millis, outcomes: &[SelectionOutco
         to: crate::clock::rfc3339(to),
         model_version: live.as_ref().map(|(_, v)| *v),
         model_precision_at_budget: live.as_ref().map(|(m, _)| m.validation.precision_at_budget),
+        model_precision_in_period,
+        model_findings_in_period,
         agencies,
         truncated,
     }
@@ -204,6 +236,29 @@ pub fn psi_against_deciles(deciles: &[f64], now: &[f64]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_live_models_precision_in_a_period_ranks_the_findings_it_scored() {
+        let selection = |version: &str, score: f64| Selection {
+            channel: Channel::Red,
+            score,
+            source: Source::Model,
+            reasons: Vec::new(),
+            model_version: Some(version.into()),
+            model_score: Some(score),
+        };
+        // 40 findings scored by version 3: the 10 highest irregular, the rest not; others ignored.
+        let mut rows: Vec<(Selection, Option<Finding>)> = (0..40)
+            .map(|i| (selection("3", f64::from(i)), Some(if i >= 30 { Finding::Irregularity } else { Finding::None })))
+            .collect();
+        rows.push((selection("2", 99.0), Some(Finding::None)));
+        rows.push((selection("3", 98.0), None));
+        let (precision, n) = precision_in_period(rows.iter().map(|(s, f)| (s, *f)), "3", 0.25);
+        assert_eq!((precision, n), (Some(1.0), 40), "the top quarter of its scores, all irregular");
+        let (precision, _) = precision_in_period(rows.iter().map(|(s, f)| (s, *f)), "3", 0.5);
+        assert_eq!(precision, Some(0.5));
+        assert_eq!(precision_in_period(rows.iter().take(10).map(|(s, f)| (s, *f)), "3", 0.25), (None, 10), "too few to say");
+    }
 
     #[test]
     fn the_same_scores_do_not_drift_and_shifted_ones_do() {

@@ -283,6 +283,10 @@ pub struct Report {
     /// Parcels the platform read, and those whose view showed more than a channel.
     pub platform_views: u64,
     pub platform_view_leaks: u64,
+    /// The gateway's own figures of the live model at the end (`GET /v1/risk/performance`):
+    /// `modelVersion`, `modelPrecisionAtBudget`, `modelPrecisionInPeriod`,
+    /// `modelFindingsInPeriod`.
+    pub live_model: Value,
 }
 
 /// Why a run stopped.
@@ -495,6 +499,12 @@ pub async fn run(base: &str, plan: &Plan, players: &Players) -> Result<Report, S
         }
         weeks.push(Week { week, parcels: parcels.len(), irregular: parcels.iter().filter(|p| p.irregular).count(), by_source: tally, training });
     }
+    let figures = client.ok("the operator's figures", client.get("/v1/risk/performance", &players.operator)).await?;
+    let live_model: Value = ["modelVersion", "modelPrecisionAtBudget", "modelPrecisionInPeriod", "modelFindingsInPeriod"]
+        .iter()
+        .filter_map(|k| figures.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+        .collect::<serde_json::Map<String, Value>>()
+        .into();
     let budgeted: u64 = by_source.iter().filter(|(s, _)| s.as_str() != "mandatory").map(|(_, t)| t.inspections).sum();
     let random = by_source.get("random").map_or(0, |t| t.inspections);
     Ok(Report {
@@ -514,6 +524,7 @@ pub async fn run(base: &str, plan: &Plan, players: &Players) -> Result<Report, S
         released_by_standing_instruction: standing,
         platform_views: views,
         platform_view_leaks: leaks,
+        live_model,
     })
 }
 

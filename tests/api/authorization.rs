@@ -157,6 +157,13 @@ async fn every_role_on_every_endpoint_own_and_foreign() {
                     "agency (routed)" => assert!(agencies.iter().all(|a| *a == "br-customs"), "{agencies:?}"),
                     _ => assert!(agencies.len() > 1, "{who} sees every delivery of its own document"),
                 }
+                // Risk selection: the agency reads its own in full, the operator every one; a
+                // submitter never a score, a source, a reason or a finding (issue 28).
+                let deliveries: Vec<&Value> = v["documents"].as_array().unwrap().iter().flat_map(|d| d["deliveries"].as_array().unwrap()).collect();
+                match *who {
+                    "agency (routed)" | "operator" => assert!(deliveries.iter().all(|d| d["selection"]["score"].is_number()), "{who}: {v:#}"),
+                    _ => assert!(deliveries.iter().all(|d| d["selection"].get("score").is_none() && d.get("inspection").is_none()), "{who}: {v:#}"),
+                }
             }
         }
     }

@@ -476,6 +476,12 @@ async fn simulated_weeks_of_parcels_teach_a_model_that_finds_three_times_the_bas
     assert!(features["inspections"].as_u64().unwrap() >= 200, "{features}");
     assert!(rate(features) >= 3.0 * base, "found by the features alone: {} against {base}", rate(features));
 
+    // The gateway's own figure of the live model, on the findings of the run it scored.
+    let live = &report["liveModel"];
+    assert!(live["modelFindingsInPeriod"].as_u64().unwrap() >= 100, "{live}");
+    let now = live["modelPrecisionInPeriod"].as_f64().unwrap();
+    assert!(now >= 3.0 * base, "the live model's precision at the budget on the run's findings: {now} against {base}");
+
     // The random share within 2 points of the region's exploration (10%).
     let random_share = report["randomShare"].as_f64().unwrap();
     assert!((random_share - 0.10).abs() <= 0.02, "random share {random_share}");
