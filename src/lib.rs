@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod document_types;
 pub mod domain;
+pub mod draws;
 pub mod gateway;
 pub mod http;
 pub mod identifiers;

@@ -26,6 +26,7 @@ use uuid::Uuid;
 
 use crate::access::Participant;
 use crate::clock::Millis;
+use crate::draws::Draws;
 use crate::domain::{AckStatus, AgencyId, CountryCode, DocumentType, Role, SchemaVersion, Ucr};
 use crate::kafka::Topics;
 use crate::routing::{Router, RoutingFacts};
@@ -80,33 +81,6 @@ pub fn plan(kinds: &[String]) -> Vec<PlannedDelay> {
         }
     }
     out
-}
-
-/// SplitMix64: small, seeded, good enough for traffic.
-struct Draws(u64);
-
-impl Draws {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Evenly in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
-    /// `min` plus an exponential part of mean `mean - min`.
-    fn delay(&mut self, (min, mean): (Millis, Millis)) -> Millis {
-        min + (-(1.0 - self.unit()).ln() * (mean - min) as f64) as Millis
-    }
 }
 
 /// What to simulate.

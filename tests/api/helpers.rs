@@ -122,6 +122,19 @@ impl TestApp {
         req.send().await.expect("request sent")
     }
 
+    /// `POST /v1/documents:batch` as NDJSON, one document per line, by `token`.
+    pub async fn submit_ndjson(&self, token: &str, documents: impl IntoIterator<Item = Value>) -> reqwest::Response {
+        let lines: Vec<String> = documents.into_iter().map(|d| d.to_string()).collect();
+        self.client
+            .post(format!("{}/v1/documents:batch", self.address))
+            .bearer_auth(token)
+            .header("Content-Type", "application/x-ndjson")
+            .body(lines.join("\n"))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     pub async fn submit(&self, body: &Value) -> reqwest::Response {
         self.post_json("/v1/documents", Some("demo-trader"), &body.to_string()).await
     }

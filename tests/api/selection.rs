@@ -287,19 +287,7 @@ fn parcel(i: usize, cheap: bool) -> Value {
 /// Parcels 0 to `n` in one batch, each answered by its agencies with what they found: one in
 /// five (the cheap ones) irregular, the rest clean.
 async fn answer_with_findings(app: &crate::helpers::TestApp, n: usize) {
-    let ndjson = (0..n).map(|i| parcel(i, i % 5 == 0).to_string()).collect::<Vec<_>>().join("\n");
-    let answer: Value = app
-        .client
-        .post(format!("{}/v1/documents:batch", app.address))
-        .bearer_auth("demo-trader")
-        .header("Content-Type", "application/x-ndjson")
-        .body(ndjson)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer: Value = app.submit_ndjson("demo-trader", (0..n).map(|i| parcel(i, i % 5 == 0))).await.json().await.unwrap();
     let results = answer["results"].as_array().unwrap();
     assert!(results.iter().all(|r| r["status"] == 202), "{answer:#}");
     for (i, r) in results.iter().enumerate() {
@@ -371,19 +359,7 @@ async fn a_platform_submits_its_sellers_parcels_follows_each_and_reads_its_selle
 
     // Parcels of two sellers in one NDJSON batch.
     let sellers = ["91330100MA27XL0001", "91440300MA5FUN0002"];
-    let ndjson = (0..20).map(|i| platform_parcel(i, sellers[i % 2]).to_string()).collect::<Vec<_>>().join("\n");
-    let answer: Value = app
-        .client
-        .post(format!("{}/v1/documents:batch", app.address))
-        .bearer_auth("demo-platform")
-        .header("Content-Type", "application/x-ndjson")
-        .body(ndjson)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer: Value = app.submit_ndjson("demo-platform", (0..20).map(|i| platform_parcel(i, sellers[i % 2]))).await.json().await.unwrap();
     let results = answer["results"].as_array().unwrap();
     assert!(results.len() == 20 && results.iter().all(|r| r["status"] == 202), "{answer:#}");
 
@@ -551,24 +527,15 @@ async fn an_agency_asking_for_its_figures_again_and_again_is_held_back_by_its_cp
 async fn a_platform_submits_ten_thousand_parcels_in_one_request() {
     let app = spawn_app().await;
     let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_uppercase();
-    let ndjson = (0..10_000)
+    let parcels: Vec<Value> = (0..10_000)
         .map(|i| {
             let mut p = platform_parcel(i, &format!("SELLER{:03}", i % 300));
             p["ucr"] = json!(format!("5BR28374619000185-M{run}{i:05}"));
-            p.to_string()
+            p
         })
-        .collect::<Vec<_>>()
-        .join("\n");
+        .collect();
     let started = std::time::Instant::now();
-    let r = app
-        .client
-        .post(format!("{}/v1/documents:batch", app.address))
-        .bearer_auth("demo-platform")
-        .header("Content-Type", "application/x-ndjson")
-        .body(ndjson)
-        .send()
-        .await
-        .unwrap();
+    let r = app.submit_ndjson("demo-platform", parcels).await;
     assert_eq!(r.status(), 200);
     let answer: Value = r.json().await.unwrap();
     println!("10,000 parcels answered in {:.1} s (a debug build)", started.elapsed().as_secs_f64());
