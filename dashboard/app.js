@@ -129,7 +129,15 @@ const CHANNELS = ["red", "yellow", "green", "unselected"];
 
 /// The interval's figures by risk channel, strictest first.
 async function drawChannels(params) {
-  const f = await figures({ ...period(params), interval: params.interval, groupBy: "riskChannel" });
+  // Operators' and the public's: a trader's or an agency's token is refused it (403), and the
+  // section is hidden.
+  const section = document.getElementById("by-channel");
+  const q = new URLSearchParams({ ...period(params), interval: params.interval, groupBy: "riskChannel" });
+  const r = await fetch(`${endpoint}?${q}`, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+  if (r.status === 403) { section.hidden = true; return; }
+  const f = await r.json();
+  if (!r.ok) throw new Error(`${f.code}: ${f.detail}`);
+  section.hidden = false;
   const rank = (g) => { const i = CHANNELS.indexOf(g.group.riskChannel); return i < 0 ? CHANNELS.length : i; };
   const rows = [...f.groups].sort((a, b) => rank(a) - rank(b)).map((g) => {
     const name = g.group.riskChannel;

@@ -61,6 +61,12 @@ pub enum Refusal {
     NotAnOperator(String),
     #[error("participant {0} reads the sellers of no platform: a platform reads its own, an operator any platform's")]
     NotYourPlatform(String),
+    #[error(
+        "participant {0} may not group its figures by risk channel: a consignment's strictest channel tells one agency's \
+         selection to its trader and to its other agencies (whoever learns the profile can evade it); operators read it, \
+         and the public figures publish it, suppressed"
+    )]
+    RiskChannelSegment(String),
     #[error("participant {0} submits no consignments, so it has no status changes to be sent")]
     NoConsignments(String),
 }

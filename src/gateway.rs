@@ -118,7 +118,14 @@ pub struct Gateway {
     pub receipt_keys: crate::receipts::Sealer,
     /// Risk profiling: each delivery's channel within its agency's budget (`crate::risk`).
     pub risk: Arc<crate::risk::Risk>,
+    /// Risk reports (performance, sellers) being figured at once, [`RISK_REPORTS_AT_ONCE`] at
+    /// most: each reads up to a million rows, and the store's readers are shared with every
+    /// request.
+    pub risk_reports: Arc<tokio::sync::Semaphore>,
 }
+
+/// Risk reports a gateway figures at once; past it, `503 overloaded` with Retry-After.
+pub const RISK_REPORTS_AT_ONCE: usize = 2;
 
 impl Gateway {
     /// Validates, routes and commits a document; answers once it is durable. A document sent
@@ -527,10 +534,24 @@ impl Gateway {
             }
             _ => return Err(OperatorError::Refused(Refusal::NotAnOperator(by.id.clone()))),
         };
+        let _report = self.risk_report()?;
         crate::risk::performance::read(&*self.store, &self.risk, from, to, agency, meter)
             .await
             .map_err(OperatorError::Store)?
             .map_err(OperatorError::Quota)
+    }
+
+    /// A place among the risk reports figured now, or `503 overloaded` when they are all taken.
+    fn risk_report(&self) -> Result<tokio::sync::OwnedSemaphorePermit, OperatorError> {
+        self.risk_reports.clone().try_acquire_owned().map_err(|_| {
+            OperatorError::Quota(crate::quota::Exceeded {
+                policy: "reports",
+                quota: RISK_REPORTS_AT_ONCE as u64,
+                window_secs: None,
+                retry_after: std::time::Duration::from_secs(1),
+                gateway_wide: true,
+            })
+        })
     }
 
     /// A platform's sellers as its parcels' inspections found them in `[from, to)`: a platform
@@ -549,6 +570,7 @@ impl Gateway {
             (Role::Operator, p) => p,
             _ => return Err(OperatorError::Refused(Refusal::NotYourPlatform(by.id.clone()))),
         };
+        let _report = self.risk_report()?;
         crate::risk::sellers::read(&*self.store, platform, from, to, meter).await.map_err(OperatorError::Store)?.map_err(OperatorError::Quota)
     }
 
@@ -572,7 +594,11 @@ impl Gateway {
     /// (`crate::indicators`). The public's are [`Gateway::public_release_times`].
     pub async fn release_times(&self, by: &Participant, mut request: FiguresRequest, from: Millis, to: Millis)
         -> Result<Figures, OperatorError> {
-        let (owner, agency) = match crate::access::indicator_scope(by).map_err(OperatorError::Refused)? {
+        let scope = crate::access::indicator_scope(by).map_err(OperatorError::Refused)?;
+        if request.group_by.contains(&crate::indicators::figures::Dimension::RiskChannel) && scope != IndicatorScope::All {
+            return Err(OperatorError::Refused(Refusal::RiskChannelSegment(by.id.clone())));
+        }
+        let (owner, agency) = match scope {
             IndicatorScope::All => (None, None),
             IndicatorScope::Owner(owner) => (Some(owner), None),
             IndicatorScope::Agency(agency) => {

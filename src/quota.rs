@@ -57,6 +57,9 @@ impl Exceeded {
             "writes" => format!("more than {} submissions or acknowledgments in progress at once (your quota)", self.quota),
             "streams" => format!("more than {} event streams or long polls open at once (your quota)", self.quota),
             "cpu" => format!("more than {} ms of the gateway's CPU a second for parsing and validating your documents and figuring your reports (your quota)", self.quota),
+            "reports" if self.gateway_wide => {
+                return format!("the gateway is figuring {} risk reports, its most at once; retry after the delay in Retry-After", self.quota)
+            }
             _ if self.gateway_wide => {
                 return format!("the gateway holds {} bytes of requests in flight, its most; retry after the delay in Retry-After", self.quota)
             }

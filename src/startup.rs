@@ -191,6 +191,7 @@ impl Application {
             release_index: Default::default(),
             receipt_keys,
             risk,
+            risk_reports: Arc::new(tokio::sync::Semaphore::new(crate::gateway::RISK_REPORTS_AT_ONCE)),
         });
         // Readiness shows the cluster from the first request on, not from the watcher's first round.
         let own_topics: Arc<std::collections::HashSet<String>> = Arc::new(topic_names.iter().cloned().collect());

@@ -101,12 +101,12 @@ const TO: Param = Param {
 };
 const RISK_PERIOD_FROM: Param = Param {
     name: "from",
-    description: "Deliveries made from this time on (a date, `2026-12-01`, or an RFC 3339 time in UTC, from 1970-01-01 to 9999-12-31); 7 days before `to` by default. A period is read for its last 92 days at most: the answer's `from` is the one read.",
+    description: "The period's start: deliveries made (performance), inspections reported (sellers), from this time on (a date, `2026-12-01`, or an RFC 3339 time in UTC, from 1970-01-01 to 9999-12-31); 7 days before `to` by default. A period is read for its last 92 days at most: the answer's `from` is the one read.",
     pattern: DATE_PATTERN,
 };
 const RISK_PERIOD_TO: Param = Param {
     name: "to",
-    description: "Deliveries made before this time (as `from`); now by default. A period that ends before it starts holds nothing.",
+    description: "The period's end, not included (as `from`); now by default. A period that ends before it starts holds nothing.",
     pattern: DATE_PATTERN,
 };
 const PLATFORM: Param = Param {
@@ -123,7 +123,7 @@ const INTERVAL: Param = Param {
 };
 const GROUP_BY: Param = Param {
     name: "groupBy",
-    description: "Segments, comma-separated: `agency`, `agencyKind`, `documentType`, `corridor` (origin-destination), `borderPost`, `transportMode`, `hsChapter`, `channel` (with-hold, with-query, without), `preArrival`, `riskChannel` (the strictest channel risk selection gave its deliveries: red, yellow, green, unselected).",
+    description: "Segments, comma-separated: `agency`, `agencyKind`, `documentType`, `corridor` (origin-destination), `borderPost`, `transportMode`, `hsChapter`, `channel` (with-hold, with-query, without), `preArrival`, `riskChannel` (the strictest channel risk selection gave its deliveries: red, yellow, green, unselected; operators only, `403` for others).",
     pattern: "^((agency|agencyKind|documentType|corridor|borderPost|transportMode|hsChapter|channel|preArrival|riskChannel)(,(agency|agencyKind|documentType|corridor|borderPost|transportMode|hsChapter|channel|preArrival|riskChannel))*)?$",
 };
 const VERSIONS_OF: Param = Param {
@@ -610,7 +610,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             headers: &[],
             request: Body::None,
             ok: (200, Body::Json(of::<crate::risk::performance::Performance>)),
-            errors: &[Code::InvalidQuery, Code::NotFound, Code::Forbidden, Code::Unavailable],
+            errors: &[Code::InvalidQuery, Code::NotFound, Code::Forbidden, Code::Overloaded, Code::Unavailable],
             handler: |r| r.to(risk::performance),
         },
         Endpoint {
@@ -618,13 +618,13 @@ pub fn endpoints() -> Vec<Endpoint> {
             path: "/v1/risk/sellers",
             operation_id: "riskSellers",
             tag: "operations",
-            summary: "A platform's sellers as inspections found them in a period (7 days by default): for the parcels the platform submitted, each seller's inspections and irregularities, the most irregularities first (at most 1,000 sellers). Counts of findings only, never the rules, scores or reasons. A platform reads its own; an operator any platform's, or every submitter's.",
+            summary: "A platform's sellers as inspections found them in a period (7 days by default, widened to whole UTC days): for the parcels the platform submitted, each seller's inspections and irregularities, the most irregularities first (at most 1,000 sellers). Counts of findings only, never the rules, scores or reasons. A platform reads its own; an operator any platform's, or every submitter's.",
             access: Participant,
             query: &[RISK_PERIOD_FROM, RISK_PERIOD_TO, PLATFORM],
             headers: &[],
             request: Body::None,
             ok: (200, Body::Json(of::<crate::risk::sellers::SellerReport>)),
-            errors: &[Code::InvalidQuery, Code::Forbidden, Code::Unavailable],
+            errors: &[Code::InvalidQuery, Code::Forbidden, Code::Overloaded, Code::Unavailable],
             handler: |r| r.to(risk::sellers),
         },
         Endpoint {

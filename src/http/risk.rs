@@ -174,9 +174,13 @@ pub struct SellersQuery {
 }
 
 /// `GET /v1/risk/sellers[?from=&to=&platform=]`: a platform reads its sellers' inspections and
-/// irregularities; an operator any platform's, or every submitter's.
+/// irregularities over whole UTC days; an operator any platform's, or every submitter's.
 pub async fn sellers(state: web::Data<AppState>, who: Authenticated, q: web::Query<SellersQuery>) -> Result<HttpResponse, ApiError> {
     let (from, to) = risk_period(q.from.as_deref(), q.to.as_deref())?;
+    // Whole UTC days, so that no window is narrow enough to single out one parcel's finding.
+    const DAY: crate::clock::Millis = 86_400_000;
+    let from = from - from.rem_euclid(DAY);
+    let to = to.saturating_add((DAY - to.rem_euclid(DAY)) % DAY).max(from + DAY);
     let report = state.gateway.risk_sellers(&who.0, who.1.clone(), from, to, q.platform.clone()).await?;
     Ok(HttpResponse::Ok().json(report))
 }

@@ -195,7 +195,15 @@ pub async fn read(
     if let Err(exceeded) = meter.cpu() {
         return Ok(Err(exceeded));
     }
-    let mut outcomes = store.read_with(move |l| l.selection_outcomes(from, to, agency.as_ref(), MAX_DELIVERIES + 1)).await?;
+    // The read's CPU on the store's thread (SQLite's, in this process) is the reader's too.
+    let (mut outcomes, spent) = store
+        .read_with(move |l| {
+            let started = crate::quota::thread_cpu_time();
+            let rows = l.selection_outcomes(from, to, agency.as_ref(), MAX_DELIVERIES + 1)?;
+            Ok((rows, crate::quota::thread_cpu_time().saturating_sub(started)))
+        })
+        .await?;
+    meter.charge_cpu(spent);
     let truncated = outcomes.len() > MAX_DELIVERIES;
     outcomes.truncate(MAX_DELIVERIES);
     let risk = risk.clone();

@@ -100,7 +100,15 @@ pub async fn read(store: &dyn crate::store::Store, platform: Option<String>, fro
         return Ok(Err(exceeded));
     }
     let who = platform.clone();
-    let mut findings = store.read_with(move |l| l.findings_of_sender(who.as_deref(), from, to, MAX_FINDINGS + 1)).await?;
+    // The read's CPU on the store's thread (SQLite's, in this process) is the reader's too.
+    let (mut findings, spent) = store
+        .read_with(move |l| {
+            let started = crate::quota::thread_cpu_time();
+            let rows = l.findings_of_sender(who.as_deref(), from, to, MAX_FINDINGS + 1)?;
+            Ok((rows, crate::quota::thread_cpu_time().saturating_sub(started)))
+        })
+        .await?;
+    meter.charge_cpu(spent);
     let truncated = findings.len() > MAX_FINDINGS;
     findings.truncate(MAX_FINDINGS);
     tokio::task::spawn_blocking(move || meter.metered(|| report(platform.as_deref(), from, to, &findings, truncated)))

@@ -269,6 +269,17 @@ pub async fn a_delivery_keeps_its_selection_for_the_outbox_the_stream_and_the_vi
     assert_eq!(stream.iter().map(|o| o.selection.as_deref()).collect::<Vec<_>>(), [Some(selected)]);
     assert_eq!(recorded.iter().map(|r| r.selection.as_deref()).collect::<Vec<_>>(), [Some(selected), None]);
 
+    // The consignment's release-time facts take its strictest channel: as it is opened, and as
+    // they are computed again from the rows after an answer.
+    let risk_channel = |store: Arc<dyn Store>| async move {
+        let all = ReleaseTimesQuery { from: Millis::MIN, to: Millis::MAX, owner: None, agency: None };
+        let facts = store.read_with(move |l| l.release_times(&all)).await.unwrap();
+        facts.into_iter().find(|c| c.ucr.as_str() == "UCR-SEL").map(|c| c.risk_channel)
+    };
+    assert_eq!(risk_channel(store.clone()).await.as_deref(), Some("red"));
+    acknowledgment::apply(&*store, ack(d.id, "br-sanitary", AckStatus::Accepted)).await.unwrap().unwrap();
+    assert_eq!(risk_channel(store.clone()).await.as_deref(), Some("red"), "recomputed from the rows");
+
     // For risk's figures: the deliveries of a period with a selection, and what was found.
     let found = Inspection { performed: true, finding: Some(Finding::Irregularity), revenue: Some(310.0), code: None };
     let a = AckRecord { inspection: Some(found), ..ack(d.id, "br-customs", AckStatus::Released) };

@@ -1506,6 +1506,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn consignments_accepted_before_the_risk_channel_segment_take_their_strictest_selection() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        for (ucr, selections) in [("UCR-MIG-Y", [Some("yellow"), Some("green")]), ("UCR-MIG-N", [None, None])] {
+            let mut d = conformance::doc(ucr, &["br-customs", "br-sanitary"]);
+            for (delivery, channel) in d.deliveries.iter_mut().zip(selections) {
+                delivery.selection = channel.map(|c| format!(r#"{{"channel":"{c}","score":1.0,"source":"rule","reasons":[]}}"#));
+            }
+            crate::submission::accept(&*store, d).await.unwrap().unwrap();
+        }
+        drop(store);
+        // As V13 found them: every consignment unselected, then its UPDATE.
+        let migration = include_str!("../../migrations/sqlite/V13__release_times_by_risk_channel.sql");
+        let update = &migration[migration.find("UPDATE").unwrap()..];
+        let conn = Connection::open(dir.path().join("ventanilla.db")).unwrap();
+        conn.execute("UPDATE release_times SET risk_channel = 'unselected'", []).unwrap();
+        conn.execute_batch(update).unwrap();
+        let channel = |ucr: &str| conn.query_row("SELECT risk_channel FROM release_times WHERE ucr = ?1", [ucr], |r| r.get::<_, String>(0)).unwrap();
+        assert_eq!((channel("UCR-MIG-Y").as_str(), channel("UCR-MIG-N").as_str()), ("yellow", "unselected"));
+    }
+
+    #[tokio::test]
     async fn a_store_written_before_versioned_migrations_upgrades_in_place() {
         // Written by the gateway of da8857f (schema by CREATE IF NOT EXISTS, no migration
         // history): two documents of one trader, a hold from br-customs.

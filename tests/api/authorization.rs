@@ -115,6 +115,8 @@ async fn every_role_on_every_endpoint_own_and_foreign() {
         ("read risk performance", "GET", "/v1/risk/performance".into(), None, [401, 403, 403, 403, 403, 200, 200, 200, 403]),
         ("read a platform's sellers", "GET", "/v1/risk/sellers".into(), None, [401, 403, 403, 403, 403, 403, 403, 200, 200]),
         ("read demo-platform's sellers", "GET", "/v1/risk/sellers?platform=demo-platform".into(), None, [401, 403, 403, 403, 403, 403, 403, 200, 200]),
+        ("read another platform's sellers", "GET", "/v1/risk/sellers?platform=demo-trader".into(), None, [401, 403, 403, 403, 403, 403, 403, 200, 403]),
+        ("group figures by risk channel", "GET", "/v1/indicators/release-times?groupBy=riskChannel".into(), None, [401, 403, 403, 403, 403, 403, 403, 200, 403]),
         ("read public release-time indicators", "GET", "/v1/public/indicators/release-times".into(), None, [200; 9]),
         ("list schemas", "GET", "/v1/schemas".into(), None, [200; 9]),
         ("read a schema", "GET", "/v1/schemas/customsDeclaration/1.0.0".into(), None, [200; 9]),
@@ -168,6 +170,15 @@ async fn every_role_on_every_endpoint_own_and_foreign() {
         }
     }
     println!("authorization matrix:\n{table}");
+
+    // Once br-customs has answered (the matrix's last row), the trader reads that delivery's
+    // channel and nothing more of the selection; the agency reads its own in full.
+    let seen: Value = app.get(&format!("/v1/consignments/{own_ucr}"), Some("demo-trader")).await.json().await.unwrap();
+    let customs = seen["documents"][0]["deliveries"].as_array().unwrap().iter().find(|d| d["agency"] == "br-customs").unwrap().clone();
+    let keys: Vec<&String> = customs["selection"].as_object().expect("the channel, once answered").keys().collect();
+    assert_eq!(keys, ["channel"], "{customs:#}");
+    let agency: Value = app.get(&format!("/v1/consignments/{own_ucr}"), Some("demo-br-customs")).await.json().await.unwrap();
+    assert!(agency["documents"][0]["deliveries"][0]["selection"]["score"].is_number(), "{agency:#}");
 
     // A batch: answered 200 with one result per item; the item is refused as a single
     // submission would be, and a refused item changes nothing. A role that submits nothing is
