@@ -48,6 +48,14 @@ impl PayloadPointer {
         Ok(PayloadPointer { text: text.to_owned(), steps })
     }
 
+    /// Its tokens: a member name (or an array index, as written), `None` for `*`.
+    pub fn tokens(&self) -> impl Iterator<Item = Option<&str>> {
+        self.steps.iter().map(|s| match s {
+            Step::Member(m) => Some(m.as_str()),
+            Step::EveryItem => None,
+        })
+    }
+
     /// The pointer as written in the region file.
     pub fn as_str(&self) -> &str {
         &self.text

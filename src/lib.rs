@@ -29,6 +29,7 @@ pub mod risk;
 pub mod routing;
 pub mod schema;
 pub mod schema_diff;
+pub mod schema_tables;
 pub mod simulator;
 pub mod startup;
 pub mod submission;

@@ -161,23 +161,23 @@ pub struct SchemaRegistry {
 }
 
 /// One file under `schemas/`.
-struct SchemaFile {
+pub(crate) struct SchemaFile {
     /// Its path under `schemas/`, with `/` (`customsDeclaration/1.0.0.json`).
-    place: String,
+    pub(crate) place: String,
     path: PathBuf,
     /// The version, for `<folder>/<version>.json`.
-    version: Option<SchemaVersion>,
+    pub(crate) version: Option<SchemaVersion>,
     /// Its `$id` (draft 4: `id`) when absolute, else its place under [`LOCATION_BASE`].
     base: String,
     /// Its place under [`LOCATION_BASE`].
     location: String,
     /// Its name among `/openapi.json`'s components.
     component: String,
-    value: Value,
+    pub(crate) value: Value,
 }
 
 impl SchemaFile {
-    fn folder(&self) -> &str {
+    pub(crate) fn folder(&self) -> &str {
         self.place.split('/').next().unwrap_or_default()
     }
 }
@@ -185,7 +185,7 @@ impl SchemaFile {
 /// Every file, found by URI: its `$id` or its place; and, for a reference a publisher wrote
 /// relative to a file's `$id` towards a file that has no `$id`, by the same relative path from
 /// the referring file's place (`parties.json` beside it, `../shared/codes.json`).
-struct Files(Vec<SchemaFile>);
+pub(crate) struct Files(pub(crate) Vec<SchemaFile>);
 
 /// `uri` split into its origin (`https://host`) and the segments of its path.
 fn origin_and_path(uri: &str) -> Option<(&str, Vec<&str>)> {
@@ -448,7 +448,7 @@ fn percent_decoded(s: &str) -> String {
 
 /// Where `reference`, written in `this`, leads: the file and the JSON pointer inside it (an
 /// anchor, `#name`, found where `$anchor` or a draft's `$id`/`id` of `#name` declares it).
-fn resolve<'f>(files: &'f Files, this: &SchemaFile, reference: &str) -> Result<(&'f SchemaFile, String), String> {
+pub(crate) fn resolve<'f>(files: &'f Files, this: &SchemaFile, reference: &str) -> Result<(&'f SchemaFile, String), String> {
     let target = jsonschema::uri::from_str(&this.base)
         .and_then(|b| jsonschema::uri::resolve_against(&b.borrow(), reference))
         .map(|u| u.as_str().to_owned())
@@ -697,7 +697,22 @@ impl SchemaRegistry {
                 }
             }
         }
+        // A type whose submitting party has no country pointer: an NSW submits it only when the
+        // party's identifier is of its country's scheme.
+        for (name, table) in &region.document_types {
+            if table.submitter.country.is_empty() {
+                unchecked.push(format!(
+                    "[document_types.{name}] submitter names no `country` pointer: a national single window may submit it only \
+                     when the party's identifier is of a scheme of its country (AR-CUIT); add country = \"<JSON pointer>\" \
+                     where the payload states the party's country"
+                ));
+            }
+        }
         let mut registry = Self::load(dir, types, schemes)?;
+        // Every pointer of the tables names something its type's schema describes.
+        for (name, table) in &region.document_types {
+            crate::schema_tables::check(&registry.files, name, table).map_err(SchemaError::Region)?;
+        }
         registry.warnings.extend(unchecked);
         Ok(registry)
     }
