@@ -39,7 +39,8 @@ enum Command {
     /// List the document types and versions of the schema registry; `schemas diff OLD NEW`
     /// compares two versions of a schema.
     Schemas {
-        #[arg(long, env = "VENTANILLA_CONFIG", default_value = "config")]
+        /// The region file's directory; also taken after `diff`, as by every other command.
+        #[arg(long, env = "VENTANILLA_CONFIG", default_value = "config", global = true)]
         config: PathBuf,
         #[command(subcommand)]
         action: Option<SchemasCommand>,
@@ -557,10 +558,9 @@ fn validate(config: PathBuf, as_participant: Option<String>, files: Vec<PathBuf>
             })
         }
     };
+    // What the operator should know of the region's schemas is logged once at each start and
+    // listed by `ventanilla schemas`: not repeated on every file checked here (CI logs).
     let registry = SchemaRegistry::of_region(&settings.schemas_dir(), &settings.region)?;
-    for warning in registry.warnings() {
-        eprintln!("warning: {warning}");
-    }
     let router = ventanilla::routing::Router::new(&settings.region)?;
     router.check_types(|t| registry.knows(t))?;
     let topics = ventanilla::kafka::Topics::new(&settings.region.kafka.topic_prefix);

@@ -221,3 +221,34 @@ fn the_envelopes_countries_must_be_those_the_payload_states() {
         "{warnings}"
     );
 }
+
+/// Issue 29, item 7: what the operator should know of a region's schemas is listed by
+/// `ventanilla schemas` (and logged once at each start), not repeated by every
+/// `ventanilla validate` in a CI log; `schemas diff` takes `--config` as every command does.
+#[test]
+fn warnings_are_listed_by_schemas_not_repeated_by_validate_and_diff_takes_config() {
+    let region = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("config/ventanilla.toml")).unwrap();
+    // A table whose submitter states no country: warned about.
+    let text = text.replace(
+        "submitter = { party = \"seller\", identifier = \"/seller/identifier/value\", scheme = \"/seller/identifier/scheme\", country = \"/seller/address/country\" }",
+        "submitter = { party = \"seller\", identifier = \"/seller/identifier/value\", scheme = \"/seller/identifier/scheme\" }",
+    );
+    assert!(!text.contains("country = \"/seller/address/country\" }"), "the invoice's submitter line was found and changed");
+    std::fs::write(region.path().join("ventanilla.toml"), text.replace("schemas_dir = \"../schemas\"", &format!("schemas_dir = {:?}", repo().join("schemas")))).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla")).args(args).current_dir(repo()).env("RUST_LOG", "warn").output().unwrap()
+    };
+    let config = region.path().to_str().unwrap();
+    let listed = run(&["schemas", "--config", config]);
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    assert!(String::from_utf8_lossy(&listed.stderr).contains("names no `country`"), "listed: {}", String::from_utf8_lossy(&listed.stderr));
+    let example = repo().join("examples/customsDeclaration/valid/export-beef-road-AR-BR.json");
+    let checked = run(&["validate", "--config", config, example.to_str().unwrap()]);
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    assert!(!String::from_utf8_lossy(&checked.stderr).contains("warning"), "validate repeats nothing: {}", String::from_utf8_lossy(&checked.stderr));
+    let schema = repo().join("schemas/customsDeclaration/1.0.0.json");
+    let diff = run(&["schemas", "diff", "--config", config, schema.to_str().unwrap(), schema.to_str().unwrap()]);
+    assert!(diff.status.success(), "{}", String::from_utf8_lossy(&diff.stderr));
+    assert!(String::from_utf8_lossy(&diff.stdout).contains("declared compatibility (backward): kept"));
+}
