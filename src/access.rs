@@ -258,3 +258,36 @@ pub fn visible_consignment(by: &Participant, mut view: ConsignmentView) -> Optio
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document_types::PartyIdentifier;
+
+    fn party(scheme: &str, value: &str, country: Option<&str>) -> SubmittingParty {
+        SubmittingParty {
+            role: "issuer".into(),
+            identifier: Some(PartyIdentifier { scheme: scheme.into(), value: value.into(), at: "/issuer/id".into() }),
+            country: country.map(str::to_owned),
+        }
+    }
+
+    /// Issue 29, item 6: a party named by a DID is acted for as any other, by its whole
+    /// `SCHEME:VALUE`; its scheme names no country, so an NSW goes by the party's address.
+    #[test]
+    fn a_party_named_by_a_did_is_acted_for_whole_and_judged_by_its_address() {
+        let trader = Participant {
+            id: "demo-trader".into(),
+            role: Role::Trader,
+            agency: None,
+            country: None,
+            acts_for: vec!["DID:did:web:exporter.example.com".into()],
+        };
+        assert!(may_submit(&trader, &party("DID", "did:web:exporter.example.com", None)).is_ok());
+        assert!(may_submit(&trader, &party("DID", "did:web:other.example.com", None)).is_err());
+        let nsw = |c: &str| Participant { id: format!("demo-nsw-{c}"), role: Role::Nsw, agency: None, country: CountryCode::parse(c).ok(), acts_for: vec![] };
+        assert!(may_submit(&nsw("AR"), &party("DID", "did:web:exporter.example.com", Some("AR"))).is_ok(), "by its address");
+        assert!(may_submit(&nsw("BR"), &party("DID", "did:web:exporter.example.com", Some("AR"))).is_err());
+        assert!(may_submit(&nsw("AR"), &party("DID", "did:web:exporter.example.com", None)).is_err(), "no country, no NSW");
+    }
+}

@@ -1,7 +1,9 @@
 //! Party identifiers checked as the issuing country defines them: shape and check digit of
-//! Argentina's CUIT, Brazil's CNPJ and CPF, Uruguay's RUT. The region file maps each scheme to
-//! one of these checks (`[identifier_schemes]`), so adding a scheme is a line of configuration
-//! plus, for a new rule, one function here.
+//! Argentina's CUIT, Brazil's CNPJ and CPF, Uruguay's RUT; and parties named by a decentralized
+//! identifier (`did`: W3C DID syntax, `did:web:exporter.example`) or a URI (`uri`: an absolute
+//! RFC 3986 URI), as credential standards name them. The region file maps each scheme to one of
+//! these checks (`[identifier_schemes]`), so adding a scheme is a line of configuration plus,
+//! for a new rule, one function here.
 //!
 //! Schemas ask for the check with the annotation `"x-identifier": true` on an object of
 //! `scheme` and `value` (or `{"scheme": "<member>", "value": "<member>"}` naming other members);
@@ -22,7 +24,51 @@ use serde_json::Value;
 type CheckFn = fn(&str) -> Result<(), String>;
 
 /// The checks the gateway has, by the name the region file uses.
-const CHECKS: &[(&str, CheckFn)] = &[("ar-cuit", ar_cuit), ("br-cnpj", br_cnpj), ("br-cpf", br_cpf), ("uy-rut", uy_rut)];
+const CHECKS: &[(&str, CheckFn)] =
+    &[("ar-cuit", ar_cuit), ("br-cnpj", br_cnpj), ("br-cpf", br_cpf), ("uy-rut", uy_rut), ("did", did), ("uri", uri)];
+
+/// The longest DID or URI taken as a party's identifier.
+const MAX_URI_BYTES: usize = 2048;
+
+/// A decentralized identifier as W3C's DID syntax writes it: `did:`, a method name of lowercase
+/// letters and digits, `:`, and a method-specific identifier of letters, digits, `.`, `-`,
+/// `_`, `%XX` and `:` (not ending with `:`).
+pub fn did(value: &str) -> Result<(), String> {
+    let example = "for example did:web:exporter.example.com";
+    if value.len() > MAX_URI_BYTES {
+        return Err(format!("a DID is at most {MAX_URI_BYTES} characters"));
+    }
+    let Some(rest) = value.strip_prefix("did:") else { return Err(format!("a DID starts with \"did:\", {example}")) };
+    let Some((method, id)) = rest.split_once(':') else { return Err(format!("a DID is did:<method>:<identifier>, {example}")) };
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+        return Err(format!("a DID's method ({method:?}) is lowercase letters and digits, {example}"));
+    }
+    if id.is_empty() || id.ends_with(':') {
+        return Err(format!("a DID's identifier after its method is not empty and does not end with \":\", {example}"));
+    }
+    let bytes = id.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if bytes.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) => i += 3,
+            b if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':') => i += 1,
+            _ => return Err(format!("a DID's identifier is letters, digits, \".\", \"-\", \"_\", \":\" and %XX escapes, {example}")),
+        }
+    }
+    Ok(())
+}
+
+/// An absolute URI (RFC 3986): a scheme, `:`, and the rest, no spaces.
+pub fn uri(value: &str) -> Result<(), String> {
+    let example = "for example https://exporter.example.com/org or urn:lei:5493001KJTIIGC8Y1R12";
+    if value.len() > MAX_URI_BYTES {
+        return Err(format!("a URI is at most {MAX_URI_BYTES} characters"));
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("a URI has no spaces, {example}"));
+    }
+    url::Url::parse(value).map(|_| ()).map_err(|e| format!("not an absolute URI ({e}), {example}"))
+}
 
 /// The names of the checks, for messages.
 pub fn check_names() -> Vec<&'static str> {
@@ -282,7 +328,29 @@ mod tests {
         assert!(schemes.parties_of("BR", "30714255831").is_empty(), "no scheme of BR is configured here");
         let bad: BTreeMap<String, crate::config::IdentifierSchemeConfig> = toml::from_str("[CL-RUT]\ncheck = \"cl-rut\"").unwrap();
         let err = IdentifierSchemes::new(&bad).unwrap_err();
-        assert!(err.contains("[identifier_schemes.CL-RUT]") && err.contains("ar-cuit, br-cnpj, br-cpf, uy-rut"), "{err}");
+        assert!(err.contains("[identifier_schemes.CL-RUT]") && err.contains("ar-cuit, br-cnpj, br-cpf, uy-rut, did, uri"), "{err}");
+    }
+
+    #[test]
+    fn parties_named_by_a_did_or_a_uri_are_checked_by_their_syntax() {
+        for ok in ["did:web:exporter.example.com", "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK", "did:web:example.com%3A8443:users:alice"] {
+            assert!(did(ok).is_ok(), "{ok}");
+        }
+        assert!(did("web:exporter.example.com").unwrap_err().contains("starts with"));
+        assert!(did("did:Web:x").unwrap_err().contains("method"));
+        assert!(did("did:web:").unwrap_err().contains("not empty"));
+        assert!(did("did:web:a b").unwrap_err().contains("letters, digits"));
+        assert!(did("did:web:a%zz").is_err(), "a bad escape");
+        for ok in ["https://exporter.example.com/org", "urn:lei:5493001KJTIIGC8Y1R12", "did:web:exporter.example.com"] {
+            assert!(uri(ok).is_ok(), "{ok}");
+        }
+        assert!(uri("exporter.example.com").unwrap_err().contains("absolute URI"));
+        assert!(uri("https://a b").unwrap_err().contains("spaces"));
+        let config: BTreeMap<String, crate::config::IdentifierSchemeConfig> = toml::from_str("[DID]\ncheck = \"did\"\n[URI]\ncheck = \"uri\"").unwrap();
+        let schemes = IdentifierSchemes::new(&config).unwrap();
+        assert!(schemes.check("DID", "did:web:exporter.example.com").is_ok());
+        assert!(schemes.check("DID", "https://exporter.example.com").unwrap_err().contains("is not a valid DID identifier"));
+        assert_eq!(scheme_country("DID"), None, "an international scheme: an NSW acts for such a party by its address");
     }
 
     #[test]
