@@ -209,6 +209,11 @@ pub struct DocumentTypeConfig {
     /// arrival of the goods in the release-time indicators).
     #[serde(default, deserialize_with = "one_or_many")]
     pub border_post: Vec<String>,
+    /// How each version must stay compatible with the one before it (`backward`,
+    /// `backward-open`, `forward`, `full`, `none`), over what the newer schema file declares
+    /// (`x-compatibility`): a publisher's file is not edited to say it.
+    #[serde(default)]
+    pub compatibility: Option<String>,
     /// The facts a risk analyst's rules and the risk model read (`[document_types.<type>.risk]`,
     /// `crate::risk`).
     #[serde(default)]

@@ -149,6 +149,8 @@ struct TypeReading {
     modes: BTreeMap<String, String>,
     border_post: Vec<PayloadPointer>,
     consignment_reference: Vec<PayloadPointer>,
+    /// The compatibility its versions keep, when the region declares it (`crate::schema_diff`).
+    compatibility: Option<crate::schema_diff::Mode>,
 }
 
 /// The party that submits a document, as its payload names it.
@@ -269,6 +271,12 @@ impl DocumentTypes {
                 modes: c.modes.clone(),
                 border_post: pointers(&at("border_post"), &c.border_post)?,
                 consignment_reference: pointers(&at("consignment_reference"), &c.consignment_reference)?,
+                compatibility: c
+                    .compatibility
+                    .as_deref()
+                    .map(crate::schema_diff::Mode::parse)
+                    .transpose()
+                    .map_err(|e| format!("{}: {e}", at("compatibility")))?,
             };
             types.insert(name.clone(), reading);
         }
@@ -289,6 +297,11 @@ impl DocumentTypes {
     /// (to be checked against the envelope's).
     pub fn repeats_countries(&self, document_type: &str) -> (bool, bool) {
         self.types.get(document_type).map_or((false, false), |t| (!t.origin.is_empty(), !t.destination.is_empty()))
+    }
+
+    /// The compatibility the region declares for `document_type`'s versions, over its files'.
+    pub fn compatibility(&self, document_type: &str) -> Option<crate::schema_diff::Mode> {
+        self.types.get(document_type).and_then(|t| t.compatibility)
     }
 
     /// The described types, by name.

@@ -69,7 +69,9 @@ pub enum SchemaError {
     Region(String),
     #[error(
         "{document_type} {to} breaks its declared {mode} compatibility with {from}: {}. Fix the schema, or publish it \
-         as a new major version with \"x-compatibility\": \"none\"", differences.join("; ")
+         as a new major version with \"x-compatibility\": \"none\"; for a publisher's files, declare it in the region \
+         file instead ([document_types.{document_type}] compatibility = \"none\", or \"backward-open\" for an open \
+         content model, where an added member is not breaking)", differences.join("; ")
     )]
     Incompatible { document_type: String, from: SchemaVersion, to: SchemaVersion, mode: &'static str, differences: Vec<String> },
 }
@@ -260,9 +262,10 @@ impl jsonschema::Retrieve for LocalFiles {
     }
 }
 
-/// Each version of a type against the one before it, in the mode the newer one declares
+/// Each version of a type against the one before it, in the mode the region declares for the
+/// type (`[document_types.<type>] compatibility`), else the one the newer file declares
 /// (`x-compatibility`, default `backward`): a breaking difference refuses the registry.
-fn check_evolution(files: &[SchemaFile]) -> Result<(), SchemaError> {
+fn check_evolution(files: &[SchemaFile], types: &DocumentTypes) -> Result<(), SchemaError> {
     let mut by_folder: BTreeMap<&str, Vec<(&SchemaVersion, &SchemaFile)>> = BTreeMap::new();
     for f in files {
         if let Some(v) = &f.version {
@@ -273,7 +276,10 @@ fn check_evolution(files: &[SchemaFile]) -> Result<(), SchemaError> {
         versions.sort_by_key(|v| *v.0);
         for pair in versions.windows(2) {
             let ((from, old), (to, new)) = (pair[0], pair[1]);
-            let mode = crate::schema_diff::Mode::of(&new.value).map_err(|message| SchemaError::Layout { path: new.path.clone(), message })?;
+            let mode = match types.compatibility(name) {
+                Some(declared) => declared,
+                None => crate::schema_diff::Mode::of(&new.value).map_err(|message| SchemaError::Layout { path: new.path.clone(), message })?,
+            };
             let comparison = crate::schema_diff::compare(&old.value, &new.value);
             let breaking = mode.breaking(&comparison);
             if !breaking.is_empty() {
@@ -579,7 +585,7 @@ impl SchemaRegistry {
                 )));
             }
         }
-        check_evolution(&files)?;
+        check_evolution(&files, &types)?;
         let files = Arc::new(Files(files));
         // A folder of versions the region does not describe, that no schema refers to, is most
         // likely a document type whose table was forgotten.

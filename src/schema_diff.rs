@@ -48,6 +48,9 @@ pub struct Comparison {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Backward,
+    /// Backward, for an open content model: a member the newer version adds is not breaking
+    /// (strictly, it constrains what the older one let through unchecked).
+    BackwardOpen,
     Forward,
     Full,
     None,
@@ -57,11 +60,20 @@ impl Mode {
     pub fn of(schema: &Value) -> Result<Mode, String> {
         match schema.get("x-compatibility").map(|v| v.as_str()) {
             None => Ok(Mode::Backward),
-            Some(Some("backward")) => Ok(Mode::Backward),
-            Some(Some("forward")) => Ok(Mode::Forward),
-            Some(Some("full")) => Ok(Mode::Full),
-            Some(Some("none")) => Ok(Mode::None),
-            Some(other) => Err(format!("x-compatibility {other:?}: use backward, forward, full or none")),
+            Some(Some(name)) => Mode::parse(name).map_err(|e| format!("x-compatibility: {e}")),
+            Some(None) => Err("x-compatibility is a text: backward, backward-open, forward, full or none".into()),
+        }
+    }
+
+    /// A mode by its name.
+    pub fn parse(name: &str) -> Result<Mode, String> {
+        match name {
+            "backward" => Ok(Mode::Backward),
+            "backward-open" => Ok(Mode::BackwardOpen),
+            "forward" => Ok(Mode::Forward),
+            "full" => Ok(Mode::Full),
+            "none" => Ok(Mode::None),
+            other => Err(format!("{other:?}: use backward, backward-open, forward, full or none")),
         }
     }
 
@@ -71,6 +83,7 @@ impl Mode {
             .iter()
             .filter(|d| match self {
                 Mode::Backward => !d.backward,
+                Mode::BackwardOpen => !d.backward && d.kind != "property-added",
                 Mode::Forward => !d.forward,
                 Mode::Full => !d.backward || !d.forward,
                 Mode::None => false,
@@ -81,6 +94,7 @@ impl Mode {
     pub fn as_str(&self) -> &'static str {
         match self {
             Mode::Backward => "backward",
+            Mode::BackwardOpen => "backward-open",
             Mode::Forward => "forward",
             Mode::Full => "full",
             Mode::None => "none",

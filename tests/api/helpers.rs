@@ -36,6 +36,20 @@ pub fn shipped_region() -> ventanilla::config::RegionConfig {
 }
 
 /// The schemas under `dir`, with the shipped region's document types.
+/// `from`'s files and folders copied into `to`.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
 pub fn registry_of(dir: &std::path::Path) -> Result<ventanilla::schema::SchemaRegistry, ventanilla::schema::SchemaError> {
     ventanilla::schema::SchemaRegistry::of_region(dir, &shipped_region())
 }

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use ventanilla::config::{DocumentTypeConfig, RegionConfig};
 use ventanilla::schema::{Rejection, SchemaRegistry};
 
-use crate::helpers::{repo, shipped_region, spawn_app_configured, test_brokers};
+use crate::helpers::{copy_dir, repo, shipped_region, spawn_app_configured, test_brokers};
 
 /// The region file's tables for the three test types.
 const TABLES: &str = r#"
@@ -30,19 +30,6 @@ submitter = { party = "shipper", identifier = "/shipper/taxId", scheme = "/shipp
 submitter = { party = "operator", identifier = "/operator/cuit", scheme = "AR-CUIT" }
 border_post = "/weighbridge"
 "#;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
-}
 
 /// The repository's schemas and the published ones, in one directory.
 fn schemas_dir() -> tempfile::TempDir {

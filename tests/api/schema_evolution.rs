@@ -75,3 +75,51 @@ fn the_registry_refuses_a_version_that_breaks_its_declared_compatibility() {
     // A file that cannot be read: the tool could not check (2), not a "no" (1).
     assert_eq!(diff(&old, Path::new("/nonexistent/schema.json")).1, Some(2));
 }
+
+/// Issue 29, item 5: the region declares a third-party type's compatibility without editing
+/// the publisher's files, over their `x-compatibility`; `backward-open` is for an open content
+/// model, where a member the new version adds is not breaking.
+#[test]
+fn the_region_declares_a_published_types_compatibility_over_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::helpers::copy_dir(&repo().join("schemas"), dir.path());
+    let folder = dir.path().join("openManifest");
+    std::fs::create_dir(&folder).unwrap();
+    let v1 = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://publisher.example.org/open-manifest/1.0.0",
+        "type": "object",
+        "required": ["shipper"],
+        "properties": {
+            "shipper": {"type": "object", "properties": {"id": {"type": "string"}, "country": {"type": "string"}}},
+            "reference": {"type": "string"}
+        }
+    });
+    let mut v2 = v1.clone();
+    v2["$id"] = json!("https://publisher.example.org/open-manifest/1.1.0");
+    v2["properties"]["seal"] = json!({"type": "string"});
+    v2["x-compatibility"] = json!("full");
+    std::fs::write(folder.join("1.0.0.json"), v1.to_string()).unwrap();
+    std::fs::write(folder.join("1.1.0.json"), v2.to_string()).unwrap();
+    let region = |compatibility: Option<&str>| {
+        let mut region = crate::helpers::shipped_region();
+        let mut table =
+            "submitter = { party = \"shipper\", identifier = \"/shipper/id\", scheme = \"AR-CUIT\", country = \"/shipper/country\" }\n".to_owned();
+        if let Some(c) = compatibility {
+            table.push_str(&format!("compatibility = \"{c}\"\n"));
+        }
+        region.document_types.insert("openManifest".into(), toml::from_str(&table).unwrap());
+        region
+    };
+    let load = |c: Option<&str>| ventanilla::schema::SchemaRegistry::of_region(dir.path(), &region(c)).map(|_| ()).map_err(|e| e.to_string());
+    // As published: the file says full, and an added member of an open model constrains what
+    // the older version let through: refused, and told how to declare it.
+    let err = load(None).unwrap_err();
+    assert!(err.contains("openManifest 1.1.0 breaks its declared full compatibility") && err.contains("compatibility = \"none\""), "{err}");
+    // Declared in the region file, over the file's own word.
+    load(Some("backward-open")).expect("an added member of an open model is not breaking");
+    load(Some("none")).expect("declared a break");
+    assert!(load(Some("backward")).unwrap_err().contains("breaks its declared backward compatibility"), "the region's word wins");
+    let bad = load(Some("sideways")).unwrap_err();
+    assert!(bad.contains("[document_types.openManifest] compatibility") && bad.contains("backward-open"), "{bad}");
+}
