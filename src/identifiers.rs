@@ -1,7 +1,7 @@
 //! Party identifiers checked as the issuing country defines them: shape and check digit of
 //! Argentina's CUIT, Brazil's CNPJ and CPF, Uruguay's RUT; and parties named by a decentralized
 //! identifier (`did`: W3C DID syntax, `did:web:exporter.example`) or a URI (`uri`: an absolute
-//! RFC 3986 URI), as credential standards name them. The region file maps each scheme to one of
+//! URI by RFC 3986's grammar), as credential standards name them. The region file maps each scheme to one of
 //! these checks (`[identifier_schemes]`), so adding a scheme is a line of configuration plus,
 //! for a new rule, one function here.
 //!
@@ -67,7 +67,14 @@ pub fn uri(value: &str) -> Result<(), String> {
     if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!("a URI has no spaces, {example}"));
     }
-    url::Url::parse(value).map(|_| ()).map_err(|e| format!("not an absolute URI ({e}), {example}"))
+    // RFC 3986's grammar (not a browser's URL rules), and absolute: a scheme, then ":".
+    let scheme = value.split_once(':').map(|(s, _)| s).unwrap_or_default();
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !scheme_ok {
+        return Err(format!("not an absolute URI: it starts with a scheme and \":\", {example}"));
+    }
+    jsonschema::uri::from_str(value).map(|_| ()).map_err(|e| format!("not an absolute URI ({e}), {example}"))
 }
 
 /// The names of the checks, for messages.
@@ -346,6 +353,9 @@ mod tests {
         }
         assert!(uri("exporter.example.com").unwrap_err().contains("absolute URI"));
         assert!(uri("https://a b").unwrap_err().contains("spaces"));
+        for not_rfc3986 in ["https:\\\\host", "urn:x:\u{e4}", "https://example.com/a|b", "1http://x"] {
+            assert!(uri(not_rfc3986).is_err(), "{not_rfc3986}");
+        }
         let config: BTreeMap<String, crate::config::IdentifierSchemeConfig> = toml::from_str("[DID]\ncheck = \"did\"\n[URI]\ncheck = \"uri\"").unwrap();
         let schemes = IdentifierSchemes::new(&config).unwrap();
         assert!(schemes.check("DID", "did:web:exporter.example.com").is_ok());

@@ -235,8 +235,10 @@ struct AgencyArgs {
 enum SchemasCommand {
     /// Whether NEW is backward compatible (accepts every document OLD accepts) and forward
     /// compatible (OLD accepts every document NEW accepts), with each difference by JSON pointer;
-    /// exit 1 when NEW breaks the compatibility it declares (`x-compatibility`: backward by
-    /// default, forward, full or none), as the registry would refuse it.
+    /// exit 1 when NEW breaks the compatibility declared for it (the region's
+    /// `[document_types.<type>] compatibility` for the type whose folder holds NEW, else its own
+    /// `x-compatibility`: backward by default, backward-open, forward, full or none), as the
+    /// registry would refuse it.
     Diff { old: PathBuf, new: PathBuf },
 }
 
@@ -495,14 +497,25 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
             println!("audit log intact: {summary}");
         }
-        Command::Schemas { action: Some(SchemasCommand::Diff { old, new }), .. } => {
+        Command::Schemas { config, action: Some(SchemasCommand::Diff { old, new }) } => {
             let read = |p: &PathBuf| -> Result<serde_json::Value, Box<dyn std::error::Error>> {
                 let text = std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
                 Ok(serde_json::from_slice(&text).map_err(|e| format!("{} is not JSON: {e}", p.display()))?)
             };
+            let new_path = new.clone();
             let (old, new) = (read(&old)?, read(&new)?);
             let c = ventanilla::schema_diff::compare(&old, &new);
-            let mode = ventanilla::schema_diff::Mode::of(&new).map_err(|m| format!("the new schema's x-compatibility: {m}"))?;
+            // The mode the registry would judge by: the region's for the type whose folder holds
+            // NEW, when it declares one, else the one NEW's file declares.
+            let declared = Settings::load(config, "127.0.0.1:0".parse()?, "./data".into(), None, None, None).ok().and_then(|settings| {
+                let folder = new_path.parent()?.file_name()?.to_str()?.to_owned();
+                let types = ventanilla::document_types::DocumentTypes::new(&settings.region.document_types).ok()?;
+                types.compatibility(&folder)
+            });
+            let mode = match declared {
+                Some(mode) => mode,
+                None => ventanilla::schema_diff::Mode::of(&new).map_err(|m| format!("the new schema's x-compatibility: {m}"))?,
+            };
             let yes = |b: bool| if b { "yes" } else { "no" };
             println!("backward compatible (accepts every document the old one accepts): {}", yes(c.backward));
             println!("forward compatible (the old one accepts every document it accepts): {}", yes(c.forward));

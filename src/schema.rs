@@ -69,9 +69,10 @@ pub enum SchemaError {
     Region(String),
     #[error(
         "{document_type} {to} breaks its declared {mode} compatibility with {from}: {}. Fix the schema, or publish it \
-         as a new major version with \"x-compatibility\": \"none\"; for a publisher's files, declare it in the region \
-         file instead ([document_types.{document_type}] compatibility = \"none\", or \"backward-open\" for an open \
-         content model, where an added member is not breaking)", differences.join("; ")
+         as a new major version (with \"x-compatibility\": \"none\" in its file, unless the region declares the \
+         type's compatibility: that holds within a major version). For a publisher's files, declare it in the region \
+         file ([document_types.{document_type}] compatibility; \"backward-open\" for an open content model, where an \
+         added member is not breaking)", differences.join("; ")
     )]
     Incompatible { document_type: String, from: SchemaVersion, to: SchemaVersion, mode: &'static str, differences: Vec<String> },
 }
@@ -263,8 +264,9 @@ impl jsonschema::Retrieve for LocalFiles {
 }
 
 /// Each version of a type against the one before it, in the mode the region declares for the
-/// type (`[document_types.<type>] compatibility`), else the one the newer file declares
-/// (`x-compatibility`, default `backward`): a breaking difference refuses the registry.
+/// type (`[document_types.<type>] compatibility`, within a major version), else the one the
+/// newer file declares (`x-compatibility`, default `backward`): a breaking difference refuses
+/// the registry.
 fn check_evolution(files: &[SchemaFile], types: &DocumentTypes) -> Result<(), SchemaError> {
     let mut by_folder: BTreeMap<&str, Vec<(&SchemaVersion, &SchemaFile)>> = BTreeMap::new();
     for f in files {
@@ -277,6 +279,9 @@ fn check_evolution(files: &[SchemaFile], types: &DocumentTypes) -> Result<(), Sc
         for pair in versions.windows(2) {
             let ((from, old), (to, new)) = (pair[0], pair[1]);
             let mode = match types.compatibility(name) {
+                // The region's word for a publisher's type holds within a major version; a new
+                // major version may break, as semantic versioning says.
+                Some(_) if to.major > from.major => crate::schema_diff::Mode::None,
                 Some(declared) => declared,
                 None => crate::schema_diff::Mode::of(&new.value).map_err(|message| SchemaError::Layout { path: new.path.clone(), message })?,
             };
@@ -706,7 +711,9 @@ impl SchemaRegistry {
         // A type whose submitting party has no country pointer: an NSW submits it only when the
         // party's identifier is of its country's scheme.
         for (name, table) in &region.document_types {
-            if table.submitter.country.is_empty() {
+            // A national scheme fixed for the type names the party's country itself.
+            let national = matches!(table.submitter.scheme.as_slice(), [one] if crate::identifiers::scheme_country(one).is_some());
+            if table.submitter.country.is_empty() && !national {
                 unchecked.push(format!(
                     "[document_types.{name}] submitter names no `country` pointer: a national single window may submit it only \
                      when the party's identifier is of a scheme of its country (AR-CUIT); add country = \"<JSON pointer>\" \

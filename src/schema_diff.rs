@@ -48,8 +48,9 @@ pub struct Comparison {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Backward,
-    /// Backward, for an open content model: a member the newer version adds is not breaking
-    /// (strictly, it constrains what the older one let through unchecked).
+    /// Backward, for an open content model: a member the newer version adds to an object the
+    /// older one left open, and described nothing else of, is not breaking (strictly, it
+    /// constrains what the older one let through unchecked).
     BackwardOpen,
     Forward,
     Full,
@@ -83,7 +84,7 @@ impl Mode {
             .iter()
             .filter(|d| match self {
                 Mode::Backward => !d.backward,
-                Mode::BackwardOpen => !d.backward && d.kind != "property-added",
+                Mode::BackwardOpen => !d.backward && d.kind != OPEN_MEMBER_ADDED,
                 Mode::Forward => !d.forward,
                 Mode::Full => !d.backward || !d.forward,
                 Mode::None => false,
@@ -131,6 +132,20 @@ fn types(schema: &Map<String, Value>) -> Option<BTreeSet<String>> {
 }
 
 /// Whether `additionalProperties` closes the object.
+/// A member added to an open object that the old version described nowhere (no pattern,
+/// schema for other members, or combinator there): breaking in the strict sense only, which the
+/// `backward-open` mode does not count.
+pub const OPEN_MEMBER_ADDED: &str = "open-member-added";
+
+/// Whether an open object says nothing of members it does not list: no `patternProperties`, no
+/// `additionalProperties` schema, no combinator or reference that could describe them.
+fn described_nowhere_else(schema: &Map<String, Value>) -> bool {
+    let open = matches!(schema.get("additionalProperties"), None | Some(Value::Bool(true)));
+    open && ["patternProperties", "allOf", "anyOf", "oneOf", "$ref", "if", "dependentSchemas", "dependencies", "unevaluatedProperties"]
+        .iter()
+        .all(|k| !schema.contains_key(*k))
+}
+
 fn closed(schema: &Map<String, Value>) -> bool {
     schema.get("additionalProperties") == Some(&Value::Bool(false))
 }
@@ -239,6 +254,8 @@ fn walk(old: &Value, new: &Value, at: &str, out: &mut Vec<Difference>) {
         let here = format!("{at}/properties/{}", escape(name));
         if closed(o) {
             push(out, &here, "property-added", format!("property {name:?} was added (the old version refuses it)"), true, false);
+        } else if described_nowhere_else(o) {
+            push(out, &here, OPEN_MEMBER_ADDED, format!("property {name:?} was added to an open object (the old version took it unchecked)"), false, true);
         } else {
             push(out, &here, "property-added", format!("property {name:?} is now constrained"), false, true);
         }

@@ -5,12 +5,16 @@
 //! (`/goodsItems/*/HSCode` for `hsCode`) would otherwise start cleanly and read nothing: beef
 //! not routed to its sanitary agency, every submission refused for a party never found.
 //!
-//! A pointer is followed through `properties` (and `patternProperties`, any of them),
-//! `additionalProperties` and `items`/`prefixItems` given as schemas, `$ref`, `allOf`, `anyOf`,
-//! `oneOf`, `then` and `else`. Where no schema says anything of the content (`{}`, `true`, an
+//! A pointer is followed through `properties`, `patternProperties` (those whose pattern the
+//! member matches), `additionalProperties`, `unevaluatedProperties` and `items`, `prefixItems`,
+//! `additionalItems`, `unevaluatedItems` given as schemas, `$ref`, `allOf`, `anyOf`, `oneOf`,
+//! `if`, `then`, `else` and `dependentSchemas` (draft 7's `dependencies`). A schema reached
+//! again (a shared definition, a cycle) is judged once. Where no schema says anything of the content (`{}`, `true`, an
 //! object with no members declared) the rest of the pointer cannot be judged and is taken as
 //! written; a member that no schema of the place describes, where some declare members, is
 //! refused, naming the members they do declare.
+
+use std::collections::HashMap;
 
 use serde_json::Value;
 
@@ -53,11 +57,42 @@ impl Reach {
 /// References followed before a pointer is taken as written (a schema that refers to itself).
 const MAX_DEPTH: usize = 64;
 
+/// Results already found, by schema (its address) and how many tokens were left: a schema
+/// reached again (a shared definition, a cycle) is judged once.
+type Seen = HashMap<(usize, usize), Reach>;
+
 /// Whether `tokens` (after `at`) can be reached in `schema`, written in `file`.
-fn reach(files: &Files, file: &SchemaFile, schema: &Value, tokens: &[Option<&str>], at: &str, depth: usize) -> Reach {
+fn reach(files: &Files, file: &SchemaFile, schema: &Value, tokens: &[Option<&str>], at: &str, depth: usize, seen: &mut Seen) -> Reach {
     if tokens.is_empty() || depth > MAX_DEPTH {
         return Reach::Yes;
     }
+    let key = (schema as *const Value as usize, tokens.len());
+    if let Some(known) = seen.get(&key) {
+        return known.clone();
+    }
+    // Being judged further up (a cycle): it adds nothing of its own here.
+    seen.insert(key, Reach::Silent);
+    let found = reach_new(files, file, schema, tokens, at, depth, seen);
+    seen.insert(key, found.clone());
+    found
+}
+
+/// A member or an item found for the token: what the rest of the pointer reaches in it. A
+/// found member whose schema says nothing of its content is not a typo: taken as written.
+fn step(found: Reach) -> Reach {
+    match found {
+        Reach::Silent => Reach::Unknown,
+        other => other,
+    }
+}
+
+/// Whether `member` matches a `patternProperties` pattern (ECMA-262 patterns as the `regex`
+/// crate reads them); a pattern it cannot read may match.
+fn matches(pattern: &str, member: &str) -> bool {
+    regex::Regex::new(pattern).map_or(true, |r| r.is_match(member))
+}
+
+fn reach_new(files: &Files, file: &SchemaFile, schema: &Value, tokens: &[Option<&str>], at: &str, depth: usize, seen: &mut Seen) -> Reach {
     let Value::Object(o) = schema else {
         // `true` describes anything; `false` nothing at all.
         return if schema == &Value::Bool(false) { Reach::No { at: at.to_owned(), named: Vec::new() } } else { Reach::Unknown };
@@ -65,53 +100,67 @@ fn reach(files: &Files, file: &SchemaFile, schema: &Value, tokens: &[Option<&str
     let (token, rest) = (tokens[0], &tokens[1..]);
     let here = format!("{at}/{}", token.unwrap_or("*"));
     let mut best = Reach::Silent;
-    let mut consider = |r: Reach| best = std::mem::replace(&mut best, Reach::Silent).or(r);
     // The same place, described elsewhere.
     if let Some(reference) = o.get("$ref").and_then(Value::as_str) {
-        match resolve(files, file, reference) {
+        let found = match resolve(files, file, reference) {
             Ok((target, pointer)) => match target.value.pointer(&pointer) {
-                Some(sub) => consider(reach(files, target, sub, tokens, at, depth + 1)),
-                None => consider(Reach::Unknown),
+                Some(sub) => reach(files, target, sub, tokens, at, depth + 1, seen),
+                None => Reach::Unknown,
             },
             // The load refused references to nothing already; a reference it let through is
             // not judged here.
-            Err(_) => consider(Reach::Unknown),
-        }
+            Err(_) => Reach::Unknown,
+        };
+        best = best.or(found);
     }
+    if o.contains_key("$dynamicRef") || o.contains_key("$recursiveRef") {
+        best = best.or(Reach::Unknown);
+    }
+    let mut same_place: Vec<&Value> = Vec::new();
     for key in ["allOf", "anyOf", "oneOf"] {
-        for sub in o.get(key).and_then(Value::as_array).into_iter().flatten() {
-            consider(reach(files, file, sub, tokens, at, depth + 1));
-        }
+        same_place.extend(o.get(key).and_then(Value::as_array).into_iter().flatten());
     }
-    for key in ["then", "else"] {
-        if let Some(sub) = o.get(key) {
-            consider(reach(files, file, sub, tokens, at, depth + 1));
-        }
+    for key in ["if", "then", "else"] {
+        same_place.extend(o.get(key));
+    }
+    for key in ["dependentSchemas", "dependencies"] {
+        same_place.extend(o.get(key).and_then(Value::as_object).into_iter().flat_map(|m| m.values()).filter(|v| v.is_object() || v.is_boolean()));
+    }
+    for sub in same_place {
+        best = best.or(reach(files, file, sub, tokens, at, depth + 1, seen));
     }
     // One step down.
     let properties = o.get("properties").and_then(Value::as_object);
     if let Some(member) = token {
         if let Some(sub) = properties.and_then(|p| p.get(member)) {
-            consider(reach(files, file, sub, rest, &here, depth + 1));
+            best = best.or(step(reach(files, file, sub, rest, &here, depth + 1, seen)));
         }
-        for sub in o.get("patternProperties").and_then(Value::as_object).into_iter().flat_map(|p| p.values()) {
-            consider(reach(files, file, sub, rest, &here, depth + 1));
+        for (pattern, sub) in o.get("patternProperties").and_then(Value::as_object).into_iter().flatten() {
+            if matches(pattern, member) {
+                best = best.or(step(reach(files, file, sub, rest, &here, depth + 1, seen)));
+            }
         }
-        if let Some(sub @ Value::Object(_)) = o.get("additionalProperties") {
-            consider(reach(files, file, sub, rest, &here, depth + 1));
+        for key in ["additionalProperties", "unevaluatedProperties"] {
+            if let Some(sub @ Value::Object(_)) = o.get(key) {
+                best = best.or(step(reach(files, file, sub, rest, &here, depth + 1, seen)));
+            }
         }
     }
     if token.is_none_or(|t| t.parse::<usize>().is_ok()) {
+        let mut items: Vec<&Value> = Vec::new();
         match o.get("items") {
-            Some(Value::Array(tuple)) => tuple.iter().for_each(|sub| consider(reach(files, file, sub, rest, &here, depth + 1))),
-            Some(sub) => consider(reach(files, file, sub, rest, &here, depth + 1)),
+            Some(Value::Array(tuple)) => items.extend(tuple),
+            Some(sub) => items.push(sub),
             None => {}
         }
-        for sub in o.get("prefixItems").and_then(Value::as_array).into_iter().flatten() {
-            consider(reach(files, file, sub, rest, &here, depth + 1));
+        items.extend(o.get("prefixItems").and_then(Value::as_array).into_iter().flatten());
+        for key in ["additionalItems", "unevaluatedItems"] {
+            if let Some(sub @ Value::Object(_)) = o.get(key) {
+                items.push(sub);
+            }
         }
-        if let Some(sub @ Value::Object(_)) = o.get("additionalItems") {
-            consider(reach(files, file, sub, rest, &here, depth + 1));
+        for sub in items {
+            best = best.or(step(reach(files, file, sub, rest, &here, depth + 1, seen)));
         }
     }
     // Members or items declared here, none of them the pointer's: not described.
@@ -165,7 +214,7 @@ pub(crate) fn check(files: &Files, name: &str, table: &DocumentTypeConfig) -> Re
     for (setting, text) in settings(table) {
         let Ok(pointer) = PayloadPointer::parse(text) else { continue };
         let tokens: Vec<Option<&str>> = pointer.tokens().collect();
-        let found = versions.iter().map(|f| reach(files, f, &f.value, &tokens, "", 0)).reduce(Reach::or);
+        let found = versions.iter().map(|f| reach(files, f, &f.value, &tokens, "", 0, &mut Seen::new())).reduce(Reach::or);
         if let Some(Reach::No { at, named }) = found {
             let places: Vec<&str> = versions.iter().map(|f| f.place.as_str()).collect();
             let there = if at.is_empty() { "at the payload's root".to_owned() } else { format!("at {at}") };
@@ -217,6 +266,55 @@ mod tests {
         let warned: Vec<&String> = registry.warnings().iter().filter(|w| w.contains("names no `country`")).collect();
         assert_eq!(warned.len(), 1, "{:?}", registry.warnings());
         assert!(warned[0].contains("[document_types.commercialInvoice]"), "{warned:?}");
+    }
+
+    /// The shipped schemas and region, with a type `probe` of this schema whose submitter is
+    /// read at `identifier`: whether the start takes it, or why not.
+    fn probe(schema: serde_json::Value, identifier: &str) -> Result<(), String> {
+        let (mut region, schemas) = shipped();
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(&schemas).unwrap() {
+            let from = entry.unwrap().path();
+            let to = dir.path().join(from.file_name().unwrap());
+            std::fs::create_dir(&to).unwrap();
+            for f in std::fs::read_dir(&from).unwrap() {
+                let f = f.unwrap().path();
+                std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
+            }
+        }
+        std::fs::create_dir(dir.path().join("probe")).unwrap();
+        std::fs::write(dir.path().join("probe/1.0.0.json"), schema.to_string()).unwrap();
+        let table = format!("submitter = {{ party = \"p\", identifier = \"{identifier}\", scheme = \"AR-CUIT\" }}");
+        region.document_types.insert("probe".into(), toml::from_str(&table).unwrap());
+        SchemaRegistry::of_region(dir.path(), &region).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn free_form_members_shared_definitions_and_patterns_are_judged_as_the_schema_says() {
+        use serde_json::json;
+        let draft = "https://json-schema.org/draft/2020-12/schema";
+        // A declared member whose content the schema leaves open: taken as written.
+        let open = json!({"$schema": draft, "type": "object", "properties": {"attributes": {"type": "object"}, "id": {"type": "string"}}});
+        assert_eq!(probe(open.clone(), "/attributes/taxId"), Ok(()));
+        assert!(probe(open, "/atributes/taxId").unwrap_err().contains("it names attributes, id"));
+        // A pattern the member does not match describes nothing of it.
+        let patterned = json!({"$schema": draft, "type": "object", "properties": {"id": {"type": "string"}}, "patternProperties": {"^x-": {"type": "string"}}});
+        assert_eq!(probe(patterned.clone(), "/x-party"), Ok(()));
+        assert!(probe(patterned, "/Id").is_err(), "no pattern matches Id");
+        // A definition that refers to itself, reached by many ways: judged once, and at once.
+        let tree = json!({"$schema": draft, "$defs": {"node": {"type": "object", "properties": {
+            "id": {"type": "string"},
+            "left": {"anyOf": [{"$ref": "#/$defs/node"}, {"$ref": "#/$defs/node"}]},
+            "right": {"allOf": [{"$ref": "#/$defs/node"}, {"$ref": "#/$defs/node"}]}}}},
+            "$ref": "#/$defs/node"});
+        let started = std::time::Instant::now();
+        assert_eq!(probe(tree.clone(), "/left/right/left/right/id"), Ok(()));
+        assert!(probe(tree, "/left/right/left/right/ID").is_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "no blow-up on a self-referring schema");
+        // Members described only by a dependent schema, or by if/then.
+        let dependent = json!({"$schema": draft, "type": "object", "properties": {"kind": {"type": "string"}},
+            "dependentSchemas": {"kind": {"properties": {"holder": {"type": "object", "properties": {"id": {"type": "string"}}}}}}});
+        assert_eq!(probe(dependent, "/holder/id"), Ok(()));
     }
 
     #[test]

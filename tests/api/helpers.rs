@@ -35,7 +35,6 @@ pub fn shipped_region() -> ventanilla::config::RegionConfig {
     toml::from_str(&std::fs::read_to_string(repo().join("config/ventanilla.toml")).unwrap()).unwrap()
 }
 
-/// The schemas under `dir`, with the shipped region's document types.
 /// `from`'s files and folders copied into `to`.
 pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -50,6 +49,7 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
+/// The schemas under `dir`, with the shipped region's document types.
 pub fn registry_of(dir: &std::path::Path) -> Result<ventanilla::schema::SchemaRegistry, ventanilla::schema::SchemaError> {
     ventanilla::schema::SchemaRegistry::of_region(dir, &shipped_region())
 }

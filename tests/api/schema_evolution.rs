@@ -115,11 +115,46 @@ fn the_region_declares_a_published_types_compatibility_over_its_files() {
     // As published: the file says full, and an added member of an open model constrains what
     // the older version let through: refused, and told how to declare it.
     let err = load(None).unwrap_err();
-    assert!(err.contains("openManifest 1.1.0 breaks its declared full compatibility") && err.contains("compatibility = \"none\""), "{err}");
+    assert!(err.contains("openManifest 1.1.0 breaks its declared full compatibility") && err.contains("[document_types.openManifest] compatibility"), "{err}");
     // Declared in the region file, over the file's own word.
     load(Some("backward-open")).expect("an added member of an open model is not breaking");
     load(Some("none")).expect("declared a break");
     assert!(load(Some("backward")).unwrap_err().contains("breaks its declared backward compatibility"), "the region's word wins");
+    // `schemas diff` judges by the same word: the region's for the type whose folder holds NEW.
+    let config = tempfile::tempdir().unwrap();
+    let region_file = std::fs::read_to_string(repo().join("config/ventanilla.toml")).unwrap().replace(
+        "schemas_dir = \"../schemas\"",
+        &format!("schemas_dir = {:?}", dir.path()),
+    ) + "\n[document_types.openManifest]\nsubmitter = { party = \"shipper\", identifier = \"/shipper/id\", scheme = \"AR-CUIT\", country = \"/shipper/country\" }\ncompatibility = \"backward-open\"\n";
+    std::fs::write(config.path().join("ventanilla.toml"), region_file).unwrap();
+    let (old, new) = (folder.join("1.0.0.json"), folder.join("1.1.0.json"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
+        .args(["schemas", "diff", "--config"])
+        .arg(config.path())
+        .arg(&old)
+        .arg(&new)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("declared compatibility (backward-open): kept"));
+    assert_eq!(diff(&old, &new).1, Some(1), "without the region, the file's own word (full) is broken");
+
+    // A new major version may break what the region declares: semantic versioning.
+    let mut v3 = v1.clone();
+    v3["$id"] = json!("https://publisher.example.org/open-manifest/2.0.0");
+    v3["required"] = json!(["shipper", "reference"]);
+    std::fs::write(folder.join("2.0.0.json"), v3.to_string()).unwrap();
+    load(Some("backward-open")).expect("2.0.0 may require more than 1.1.0");
+    std::fs::remove_file(folder.join("2.0.0.json")).unwrap();
+    // A member the old version described by a pattern is retyped, not added: breaking still.
+    let mut patterned = v1.clone();
+    patterned["patternProperties"] = json!({"^s": {"type": "integer"}});
+    std::fs::write(folder.join("1.0.0.json"), patterned.to_string()).unwrap();
+    let mut retyped = patterned.clone();
+    retyped["$id"] = json!("https://publisher.example.org/open-manifest/1.1.0");
+    retyped["properties"]["seal"] = json!({"type": "string"});
+    std::fs::write(folder.join("1.1.0.json"), retyped.to_string()).unwrap();
+    assert!(load(Some("backward-open")).unwrap_err().contains("breaks its declared backward-open compatibility"));
     let bad = load(Some("sideways")).unwrap_err();
     assert!(bad.contains("[document_types.openManifest] compatibility") && bad.contains("backward-open"), "{bad}");
 }
