@@ -148,7 +148,7 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
     // Agencies whose standing instruction releases the document, and why.
     let mut standing: Vec<(AgencyId, String)> = Vec::new();
     // The strictest channel chosen, for the release-time facts of a consignment it opens.
-    let mut selections: Vec<Option<String>> = Vec::with_capacity(doc.deliveries.len());
+    let mut strictest: Option<crate::risk::Channel> = None;
     for planned in &doc.deliveries {
         // Its channel is chosen now that the document is committed (a replay or a refused
         // document spends no agency's budget).
@@ -164,7 +164,9 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
         };
         // Its history begins with this routing, which the delivery itself records.
         l.insert_delivery(doc.id, planned, doc.submitted_at)?;
-        selections.push(planned.selection.clone());
+        if created {
+            strictest = strictest.max(crate::indicators::selected_channel(planned.selection.as_deref()));
+        }
         deliveries.push(ReceiptDelivery {
             agency: planned.agency.clone(),
             topic: planned.topic.clone(),
@@ -184,7 +186,7 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
         // A consignment this document opens has no deliveries but these, all pending: its state
         // and its first status event follow without reading anything back.
         tracking::announce_opening(l, &doc.ucr, opening_state, doc.submitted_at, cause)?;
-        crate::indicators::opened(l, doc, crate::indicators::risk_channel(selections.iter().map(Option::as_deref)))?;
+        crate::indicators::opened(l, doc, crate::indicators::risk_channel(strictest))?;
         opening_state
     } else {
         tracking::refresh_consignment(l, &doc.ucr, doc.submitted_at, cause)?

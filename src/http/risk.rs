@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Authenticated;
 use super::errors::{ApiError, Code};
-use super::routes::{body_bytes, read_body, AppState};
+use super::routes::{read_typed_body, AppState};
 use crate::config::RiskRuleConfig;
 use crate::risk::RuleSet;
 
@@ -72,11 +72,10 @@ pub async fn put_rules(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     crate::access::may_operate(&who.0).map_err(|r| ApiError::new(Code::Forbidden, r.to_string()))?;
-    let _bytes = body_bytes(&who, &req, state.max_body_bytes)?;
-    let body = read_body(&state, &who, &req, payload).await?;
-    let change: RiskRulesChange = serde_json::from_value(body).map_err(|e| {
+    let (change, _bytes): (RiskRulesChange, _) = read_typed_body(&state, &who, &req, payload, |e| {
         ApiError::new(Code::InvalidRiskRules, format!("the body must be {{\"reason\": \"...\", \"rules\": [...]}}, each rule as in the region file's [[risk.rules]]: {e}"))
-    })?;
+    })
+    .await?;
     let set = state
         .gateway
         .put_risk_rules(&who.0, &change.reason, change.rules)

@@ -63,6 +63,20 @@ pub(super) async fn read_body(state: &AppState, who: &Authenticated, req: &HttpR
     within_timeout(state, json_body(req, payload, state.max_body_bytes, &state.json_limits, &who.1)).await
 }
 
+/// A JSON body of type `T`, read as [`read_body`] reads one, its bytes among `who`'s in flight
+/// until the permit returned with it is dropped; a body that is not a `T` is `invalid`'s answer.
+pub(super) async fn read_typed_body<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    who: &Authenticated,
+    req: &HttpRequest,
+    payload: web::Payload,
+    invalid: impl FnOnce(serde_json::Error) -> ApiError,
+) -> Result<(T, crate::quota::BytesPermit), ApiError> {
+    let bytes = body_bytes(who, req, state.max_body_bytes)?;
+    let body = read_body(state, who, req, payload).await?;
+    Ok((serde_json::from_value(body).map_err(invalid)?, bytes))
+}
+
 /// What a write holds while it runs: a place among its participant's writes, its body's bytes
 /// among the participant's bytes in flight, and a place in the gateway's pool.
 pub(super) struct WritePermits<'a> {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Authenticated;
 use super::errors::{ApiError, Code};
-use super::routes::{body_bytes, read_body, AppState};
+use super::routes::{read_typed_body, AppState};
 use crate::store::{StoreError, Webhook, WebhookRegistered};
 
 /// The body of a registration.
@@ -49,11 +49,10 @@ pub async fn register(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     crate::access::may_register_webhook(&who.0).map_err(refused)?;
-    let _bytes = body_bytes(&who, &req, state.max_body_bytes)?;
-    let body = read_body(&state, &who, &req, payload).await?;
-    let request: WebhookRequest = serde_json::from_value(body).map_err(|e| {
+    let (request, _bytes): (WebhookRequest, _) = read_typed_body(&state, &who, &req, payload, |e| {
         ApiError::new(Code::InvalidWebhook, format!("the body must be {{\"url\": \"https://...\"}} and nothing else: {e}"))
-    })?;
+    })
+    .await?;
     let url = crate::webhooks::check_url(&request.url, state.webhooks.allow_insecure_urls)
         .map_err(|e| ApiError::new(Code::InvalidWebhook, e.to_string()))?;
     let secret = new_secret();

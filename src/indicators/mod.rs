@@ -168,7 +168,7 @@ pub fn refresh(l: &mut dyn Ledger, ucr: &Ucr) -> Result<(), StoreError> {
     let mut arrived_at: Option<Millis> = None;
     let mut agencies: BTreeMap<AgencyId, AgencyPart> = BTreeMap::new();
     let mut all = Walked::default();
-    let mut selections: Vec<Option<String>> = Vec::new();
+    let mut strictest: Option<crate::risk::Channel> = None;
     for doc in &documents {
         if doc.is_current() {
             dims.transport_mode = dims.transport_mode.or_else(|| doc.dims.transport_mode.clone());
@@ -190,7 +190,7 @@ pub fn refresh(l: &mut dyn Ledger, ucr: &Ucr) -> Result<(), StoreError> {
             part.walked.held |= walked.held;
             part.walked.queried |= walked.queried;
             if doc.is_current() {
-                selections.push(d.selection.clone());
+                strictest = strictest.max(selected_channel(d.selection.as_deref()));
                 let decided = match d.status {
                     DeliveryStatus::Answered(a) if a.is_final() => walked.decided.or(Some((consignment.updated_at, a))),
                     _ => None,
@@ -250,7 +250,7 @@ pub fn refresh(l: &mut dyn Ledger, ucr: &Ucr) -> Result<(), StoreError> {
         hold_ms: all.hold.union_ms(),
         query_trader_ms: all.trader.union_ms(),
         query_agency_ms: all.agency.union_ms(),
-        risk_channel: risk_channel(selections.iter().map(Option::as_deref)).to_owned(),
+        risk_channel: risk_channel(strictest).to_owned(),
     };
     l.save_release_times(&facts, &agency_rows)
 }
@@ -319,14 +319,19 @@ pub fn opened(l: &mut dyn Ledger, doc: &NewDocument, risk_channel: &str) -> Resu
     l.save_release_times(&facts, &agencies)
 }
 
-/// The strictest risk channel among deliveries' selections (`crate::risk::Selection` as JSON):
-/// `red`, `yellow` or `green`, or `unselected` when none was selected.
-pub fn risk_channel<'a>(selections: impl Iterator<Item = Option<&'a str>>) -> &'static str {
+/// The channel a delivery's selection (`crate::risk::Selection` as JSON) gave it, if any: the
+/// greatest of several is a consignment's strictest (`None` below every channel).
+pub fn selected_channel(selection: Option<&str>) -> Option<crate::risk::Channel> {
     #[derive(serde::Deserialize)]
     struct Chosen {
         channel: crate::risk::Channel,
     }
-    let strictest = selections.flatten().filter_map(|s| serde_json::from_str::<Chosen>(s).ok()).map(|c| c.channel).max();
+    selection.and_then(|s| serde_json::from_str::<Chosen>(s).ok()).map(|c| c.channel)
+}
+
+/// A consignment's risk channel as the facts keep it: `red`, `yellow` or `green` for the
+/// strictest of its selections ([`selected_channel`]), `unselected` when none was selected.
+pub fn risk_channel(strictest: Option<crate::risk::Channel>) -> &'static str {
     match strictest {
         Some(crate::risk::Channel::Red) => "red",
         Some(crate::risk::Channel::Yellow) => "yellow",
@@ -396,9 +401,10 @@ mod tests {
     fn a_consignments_risk_channel_is_its_strictest_selection() {
         let green = r#"{"channel":"green","score":0.0,"source":"none"}"#;
         let red = r#"{"channel":"red","score":70.0,"source":"model","reasons":[]}"#;
-        assert_eq!(risk_channel([Some(green), None, Some(red)].into_iter()), "red");
-        assert_eq!(risk_channel([Some(green)].into_iter()), "green");
-        assert_eq!(risk_channel([None, Some("not a selection")].into_iter()), UNSELECTED);
+        let strictest = |of: &[Option<&str>]| risk_channel(of.iter().map(|s| selected_channel(*s)).max().flatten());
+        assert_eq!(strictest(&[Some(green), None, Some(red)]), "red");
+        assert_eq!(strictest(&[Some(green)]), "green");
+        assert_eq!(strictest(&[None, Some("not a selection")]), UNSELECTED);
     }
 
     #[test]

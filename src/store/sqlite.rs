@@ -367,6 +367,11 @@ fn consignment_times(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConsignmentRelea
     })
 }
 
+/// A finding as `SELECT delivery_id, at, finding, facts` reads it.
+fn finding_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<FindingRecord> {
+    Ok(FindingRecord { delivery_id: r.get(0)?, at: r.get(1)?, irregular: r.get::<_, String>(2)? == "irregularity", facts: r.get(3)? })
+}
+
 fn agency_times(r: &rusqlite::Row<'_>, from: usize) -> rusqlite::Result<AgencyReleaseTimes> {
     Ok(AgencyReleaseTimes {
             agency: parsed(r, from, AgencyId::parse)?,
@@ -1279,9 +1284,7 @@ impl RiskLearning for SqliteLedger {
               ORDER BY at, delivery_id LIMIT ?3",
         )?;
         let rows = stmt
-            .query_map(params![after.0, after.1, limit as i64], |r| {
-                Ok(FindingRecord { delivery_id: r.get(0)?, at: r.get(1)?, irregular: r.get::<_, String>(2)? == "irregularity", facts: r.get(3)? })
-            })?
+            .query_map(params![after.0, after.1, limit as i64], finding_record)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
@@ -1294,9 +1297,7 @@ impl RiskLearning for SqliteLedger {
               ORDER BY i.at, i.delivery_id LIMIT ?4",
         )?;
         let rows = stmt
-            .query_map(params![sender, from, to, limit as i64], |r| {
-                Ok(FindingRecord { delivery_id: r.get(0)?, at: r.get(1)?, irregular: r.get::<_, String>(2)? == "irregularity", facts: r.get(3)? })
-            })?
+            .query_map(params![sender, from, to, limit as i64], finding_record)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }

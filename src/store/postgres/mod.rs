@@ -737,6 +737,11 @@ fn consignment_times(r: &Row) -> Result<ConsignmentReleaseTimes, StoreError> {
     })
 }
 
+/// A finding as `SELECT delivery_id, at, finding, facts` reads it.
+fn finding_record(r: &Row) -> FindingRecord {
+    FindingRecord { delivery_id: r.get(0), at: r.get(1), irregular: r.get::<_, String>(2) == "irregularity", facts: r.get(3) }
+}
+
 fn agency_times(r: &Row, from: usize) -> Result<AgencyReleaseTimes, StoreError> {
     Ok(AgencyReleaseTimes {
         agency: parse(r.get(from), AgencyId::parse)?,
@@ -1609,7 +1614,7 @@ impl RiskLearning for PgLedger {
                 &[&after.0, &after.1, &(limit as i64)],
             )?
             .iter()
-            .map(|r| FindingRecord { delivery_id: r.get(0), at: r.get(1), irregular: r.get::<_, String>(2) == "irregularity", facts: r.get(3) })
+            .map(finding_record)
             .collect())
     }
 
@@ -1623,7 +1628,7 @@ impl RiskLearning for PgLedger {
                 &[&sender, &from, &to, &(limit as i64)],
             )?
             .iter()
-            .map(|r| FindingRecord { delivery_id: r.get(0), at: r.get(1), irregular: r.get::<_, String>(2) == "irregularity", facts: r.get(3) })
+            .map(finding_record)
             .collect())
     }
 
