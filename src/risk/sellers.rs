@@ -141,4 +141,13 @@ mod tests {
         assert_eq!(listed, [("CN-USCC:A", 3, 2), ("CN-USCC:C", 1, 1), ("CN-USCC:B", 1, 0)]);
         assert!((r.sellers[0].irregularity_rate - 2.0 / 3.0).abs() < 1e-12);
     }
+
+    #[test]
+    fn a_report_lists_at_most_its_bound_of_sellers_the_worst_first_and_counts_them_all() {
+        let findings: Vec<FindingRecord> = (0..MAX_SELLERS as i64 + 500).map(|i| finding(&format!("CN-USCC:{i:05}"), i % 2 == 0, i)).collect();
+        let r = report(Some("demo-platform"), 0, 10, &findings, false);
+        assert_eq!(r.sellers.len(), MAX_SELLERS);
+        assert_eq!(r.sellers_inspected, MAX_SELLERS as u64 + 500);
+        assert!(r.sellers[..(MAX_SELLERS + 500) / 2].iter().all(|s| s.irregularities == 1), "the irregular ones first");
+    }
 }
