@@ -70,6 +70,11 @@ struct Options {
     risk_cost: bool,
     /// Train on this many planted findings: logistic regression against a decision tree.
     risk_training: Option<usize>,
+    /// The allocations one document costs the gateway (`--allocations N`): the gateway run under
+    /// heaptrack twice, with N/5 and with N single documents, the difference divided by the
+    /// difference in documents (so the start and the stop cancel out); and the call sites that
+    /// allocate most for those documents.
+    allocations: Option<usize>,
     /// Records a CPU profile of the gateway (`perf record -e cpu-clock --call-graph dwarf`) during the
     /// single-document and batch phases, into this directory.
     perf: Option<PathBuf>,
@@ -77,7 +82,7 @@ struct Options {
 
 impl Options {
     fn parse() -> Options {
-        let mut o = Options { seconds: 10, concurrency: 64, batch_size: 100, brokers: vec!["embedded".into(), "kafka".into()], store: "sqlite".into(), corpus: 2_000, soak: None, soak_rate: None, perf: None, compare_stores: false, fairness: false, indicators: None, risk_cost: false, risk_training: None };
+        let mut o = Options { seconds: 10, concurrency: 64, batch_size: 100, brokers: vec!["embedded".into(), "kafka".into()], store: "sqlite".into(), corpus: 2_000, soak: None, soak_rate: None, perf: None, compare_stores: false, fairness: false, indicators: None, risk_cost: false, risk_training: None, allocations: None };
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
             let mut value = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
@@ -95,6 +100,9 @@ impl Options {
                 }
                 "--indicators" => {
                     o.indicators = Some(args.next().filter(|v| !v.starts_with("--")).map_or(1_000_000, |v| v.parse().expect("--indicators N")))
+                }
+                "--allocations" => {
+                    o.allocations = Some(args.next().filter(|v| !v.starts_with("--")).map_or(5_000, |v| v.parse().expect("--allocations N")))
                 }
                 "--corpus" => o.corpus = value().parse().expect("--corpus N"),
                 "--soak" => o.soak = Some(value().parse().expect("--soak SECONDS")),
@@ -298,7 +306,14 @@ impl Gateway {
         let port = free_port();
         // VENTANILLA_BENCH_BINARY measures another build (an earlier commit's, for a before/after).
         let binary = std::env::var("VENTANILLA_BENCH_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ventanilla").into());
-        let mut cmd = Command::new(binary);
+        let mut cmd = match WRAPPER.lock().unwrap().clone() {
+            Some(wrapper) => {
+                let mut c = Command::new(&wrapper[0]);
+                c.args(&wrapper[1..]).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
         cmd.args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--topic-prefix", prefix])
             .arg("--config")
             .arg(CONFIG_DIR.lock().unwrap().clone().unwrap_or_else(default_config_dir))
@@ -365,8 +380,19 @@ impl Gateway {
 
     fn stop(mut self) {
         self.stopping.store(true, Ordering::Relaxed);
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill").args(["-TERM", &self.gateway_pid()]).status();
         let _ = self.child.wait();
+    }
+
+    /// The gateway's own process: the child, or the child's child named `ventanilla` when it
+    /// runs under a wrapper (which finishes its work once the gateway has stopped).
+    fn gateway_pid(&self) -> String {
+        let me = self.child.id().to_string();
+        let children = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")).unwrap_or_default();
+        children
+            .split_whitespace()
+            .find(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "ventanilla"))
+            .map_or(me, str::to_owned)
     }
 }
 
@@ -441,6 +467,9 @@ static POSTGRES_ADMIN: Mutex<Option<String>> = Mutex::new(None);
 
 /// The configuration directory gateways start with (the default's when none).
 static CONFIG_DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// A command the gateway is started under (heaptrack and its options, for `--allocations`).
+static WRAPPER: Mutex<Option<Vec<String>>> = Mutex::new(None);
 
 /// The repository's configuration, or VENTANILLA_BENCH_CONFIG: the one of the build measured
 /// (an earlier commit's region file and schemas, which its binary reads).
@@ -1825,6 +1854,205 @@ async fn fairness(o: &Options, docs: Arc<Vec<Doc>>) {
     gateway.stop();
 }
 
+/// Single documents, `concurrency` in flight, until `n` were answered 202 (others are counted
+/// and shown); returns how many were.
+async fn submit_exactly(address: &str, bodies: Bodies, n: usize, concurrency: usize) -> u64 {
+    let client = client(concurrency);
+    let next = Arc::new(AtomicU64::new(0));
+    let url = format!("{address}/v1/documents");
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, next, bodies, url) = (client.clone(), next.clone(), bodies.clone(), url.clone());
+            tokio::spawn(async move {
+                let (mut ok, mut other) = (0u64, 0u64);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if i >= n {
+                        return (ok, other);
+                    }
+                    let r = client.post(&url).header("Content-Type", "application/json").bearer_auth("demo-trader").body(bodies(i)).send().await;
+                    match r {
+                        Ok(r) if r.status() == 202 => ok += 1,
+                        _ => other += 1,
+                    }
+                }
+            })
+        })
+        .collect();
+    let (mut ok, mut other) = (0, 0);
+    for t in tasks {
+        let (o, x) = t.await.unwrap_or_default();
+        ok += o;
+        other += x;
+    }
+    if other > 0 {
+        println!("  ({other} of {n} not answered 202)");
+    }
+    ok
+}
+
+/// heaptrack's totals of one run: calls to allocation functions, and bytes allocated (from its
+/// size histogram).
+struct HeapTotals {
+    calls: u64,
+    bytes: u64,
+}
+
+fn heap_totals(file: &Path, histogram: &Path) -> HeapTotals {
+    let out = Command::new("heaptrack_print").arg("-f").arg(file).args(["-a", "0", "-p", "0", "-T", "0"]).arg("-H").arg(histogram).output().expect("heaptrack_print runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let calls = text
+        .lines()
+        .find_map(|l| l.strip_prefix("calls to allocation functions: "))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("heaptrack_print gave no total of calls:\n{text}"));
+    // Each line of the histogram: a size in bytes and how many allocations of that size.
+    let bytes = std::fs::read_to_string(histogram)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            Some(f.next()?.parse::<u64>().ok()? * f.next()?.parse::<u64>().ok()?)
+        })
+        .sum();
+    HeapTotals { calls, bytes }
+}
+
+/// The allocations one document costs (`--allocations N`, item 3 of issue 27): the release
+/// gateway on SQLite and Apache Kafka, run under heaptrack (every call to `malloc`, `calloc`,
+/// `realloc` and the aligned ones, librdkafka's and SQLite's included) twice, with N/5 and N
+/// single documents each drained to the broker; per document, the difference of the two runs'
+/// totals over the difference of their documents, so the start, the stop and the idle polling
+/// cancel out. Then the call sites that made the most of those allocations (heaptrack's diff of
+/// the two runs). heaptrack slows every allocation: the figures are counts, not speeds.
+async fn allocations(n: usize, o: &Options, docs: Arc<Vec<Doc>>) {
+    println!("\n## allocations per document (heaptrack)");
+    if Command::new("heaptrack").arg("--version").stdout(Stdio::null()).status().is_err() {
+        println!("skipped: heaptrack is not installed (apt-get install heaptrack)");
+        return;
+    }
+    let Some(kafka) = Kafka::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    if std::env::var_os("VENTANILLA_BENCH_KEEP").is_some() {
+        println!("heaptrack's files are kept in {}", dir.path().display());
+    }
+    let mut runs = Vec::new();
+    for (k, count) in [n / 5, n].into_iter().enumerate() {
+        let out = dir.path().join(format!("run{k}"));
+        *WRAPPER.lock().unwrap() = Some(vec!["heaptrack".into(), "-o".into(), out.display().to_string()]);
+        let gateway = Gateway::start(Some(&kafka.address), &format!("alloc{k}{}.", std::process::id()), None).await;
+        let bodies: Bodies = {
+            let docs = docs.clone();
+            Arc::new(move |i| body(&docs, &format!("A{k}"), i))
+        };
+        let ok = submit_exactly(&gateway.address, bodies, count, o.concurrency.min(16)).await;
+        gateway.drain(&reqwest::Client::new()).await;
+        gateway.stop();
+        *WRAPPER.lock().unwrap() = None;
+        let file = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.file_name().is_some_and(|f| f.to_string_lossy().starts_with(&format!("run{k}"))))
+            .expect("heaptrack wrote its file");
+        let totals = heap_totals(&file, &dir.path().join(format!("histogram{k}")));
+        println!("run with {ok} documents: {} calls to allocation functions, {:.1} MB allocated", totals.calls, totals.bytes as f64 / 1e6);
+        runs.push((ok, totals, file));
+    }
+    let ((n1, a, small), (n2, b, large)) = (&runs[0], &runs[1]);
+    let docs_between = (n2 - n1).max(1) as f64;
+    let mean_body = docs.iter().map(|d| d.before.len() + d.ucr.len() + d.after.len() + 4).sum::<usize>() as f64 / docs.len() as f64;
+    let bytes = (b.bytes as f64 - a.bytes as f64) / docs_between;
+    println!(
+        "per document: **{:.0} allocations**, {:.0} KB allocated ({:.1} times the mean body of {:.1} KB)",
+        (b.calls as f64 - a.calls as f64) / docs_between,
+        bytes / 1e3,
+        bytes / mean_body,
+        mean_body / 1e3
+    );
+    // heaptrack's allocation stacks of the difference between the runs, demangled.
+    let stacks = dir.path().join("stacks");
+    let out = Command::new("heaptrack_print").arg("-f").arg(large).arg("-d").arg(small).args(["-a", "0", "-p", "0", "-T", "0", "--flamegraph-cost-type", "allocations", "-F"]).arg(&stacks).output().expect("heaptrack_print runs");
+    assert!(out.status.success(), "heaptrack_print -F failed: {}", String::from_utf8_lossy(&out.stderr));
+    let demangled = Command::new("c++filt").stdin(std::fs::File::open(&stacks).unwrap()).output().map(|o| o.stdout).unwrap_or_default();
+    let (by_part, by_function) = allocation_sites(&String::from_utf8_lossy(&demangled));
+    println!("\nby part (the innermost library frame of each allocation's stack):");
+    for (part, count) in by_part.iter().take(10) {
+        println!("- {part}: {:.0} per document", *count as f64 / docs_between);
+    }
+    println!("\nby the gateway's function nearest each allocation (the 15 that allocate most):");
+    for (function, count) in by_function.iter().take(15) {
+        println!("- {:.1} per document: {function}", *count as f64 / docs_between);
+    }
+    if std::env::var_os("VENTANILLA_BENCH_KEEP").is_some() {
+        let _ = dir.keep();
+    }
+}
+
+/// A stack frame's name without Rust's legacy escapes and hash.
+fn frame_name(frame: &str) -> String {
+    let mut f = frame.replace("$LT$", "<").replace("$GT$", ">").replace("$u20$", " ").replace("$RF$", "&").replace("$C$", ",").replace("$u7b$", "{").replace("$u7d$", "}").replace("..", "::");
+    while let Some(at) = f.find("::h").filter(|at| f[at + 3..].chars().take(16).filter(char::is_ascii_hexdigit).count() == 16) {
+        f.replace_range(at..at + 19, "");
+    }
+    // v0 names carry their crate's disambiguator: `alloc[fdfd2bd8633a6659]::...`.
+    let mut clean = String::with_capacity(f.len());
+    let mut skip = false;
+    for c in f.chars() {
+        match c {
+            '[' => skip = true,
+            ']' if skip => skip = false,
+            _ if !skip => clean.push(c),
+            _ => {}
+        }
+    }
+    clean.chars().take(150).collect()
+}
+
+/// Allocations of flame-graph stacks (`frame;frame;...;frame COUNT`, the root first), counted
+/// by the part of the program that made them (the innermost frame of a known library, or the
+/// gateway itself) and by the gateway's own function nearest the allocation; each list the
+/// largest first.
+fn allocation_sites(stacks: &str) -> (Vec<(String, u64)>, Vec<(String, u64)>) {
+    const PARTS: [(&str, &str); 12] = [
+        ("sqlite3", "SQLite"),
+        ("rd_kafka", "librdkafka"),
+        ("LZ4", "librdkafka (LZ4)"),
+        ("jsonschema", "jsonschema (validation)"),
+        ("serde_json::ser", "serde_json (writing)"),
+        ("serde_json", "serde_json (parsing, Value)"),
+        ("referencing", "jsonschema (validation)"),
+        ("ed25519", "receipt signing"),
+        ("actix_http", "actix-web (HTTP)"),
+        ("actix_web", "actix-web (HTTP)"),
+        ("rusqlite", "SQLite (rusqlite)"),
+        ("tracing", "tracing (logs)"),
+    ];
+    let mut parts: HashMap<String, u64> = HashMap::new();
+    let mut functions: HashMap<String, u64> = HashMap::new();
+    for line in stacks.lines() {
+        let Some((stack, count)) = line.rsplit_once(' ') else { continue };
+        let Ok(count) = count.parse::<u64>() else { continue };
+        let frames: Vec<&str> = stack.split(';').collect();
+        let part = frames
+            .iter()
+            .rev()
+            .find_map(|f| PARTS.iter().find(|(needle, _)| f.contains(needle)).map(|(_, part)| *part).or_else(|| f.contains("ventanilla").then_some("the gateway's own code")))
+            .unwrap_or("other (std, tokio, libc)");
+        *parts.entry(part.to_owned()).or_default() += count;
+        if let Some(f) = frames.iter().rev().find(|f| f.contains("ventanilla::") || f.contains("ventanilla<")) {
+            *functions.entry(frame_name(f)).or_default() += count;
+        }
+    }
+    let sorted = |m: HashMap<String, u64>| {
+        let mut v: Vec<_> = m.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1));
+        v
+    };
+    (sorted(parts), sorted(functions))
+}
+
 fn deliveries_per_doc(docs: &[Doc]) -> f64 {
     docs.iter().map(|d| d.deliveries.len()).sum::<usize>() as f64 / docs.len() as f64
 }
@@ -2170,6 +2398,10 @@ fn main() {
         }
         if let Some(n) = o.risk_training {
             risk_training(n);
+            return;
+        }
+        if let Some(n) = o.allocations {
+            allocations(n, &o, docs.clone()).await;
             return;
         }
         if let Some(n) = o.indicators {

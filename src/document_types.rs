@@ -10,6 +10,8 @@
 
 use std::collections::BTreeMap;
 
+use std::ops::ControlFlow;
+
 use serde_json::Value;
 
 use crate::config::{DocumentTypeConfig, SubmitterConfig};
@@ -61,68 +63,102 @@ impl PayloadPointer {
         &self.text
     }
 
+    /// Calls `found` with each value it reaches in `payload`, in document order, and the index
+    /// taken at each `*` on the way, until `found` breaks. Nothing is allocated for a pointer
+    /// without `*`; the indices of one with `*` are kept in one vector.
+    pub fn each<'a>(&self, payload: &'a Value, found: &mut dyn FnMut(&[usize], &'a Value) -> ControlFlow<()>) {
+        fn go<'a>(steps: &[Step], v: &'a Value, indices: &mut Vec<usize>, found: &mut dyn FnMut(&[usize], &'a Value) -> ControlFlow<()>) -> ControlFlow<()> {
+            let Some((step, rest)) = steps.split_first() else {
+                return found(indices, v);
+            };
+            match (step, v) {
+                (Step::EveryItem, Value::Array(items)) => {
+                    for (i, item) in items.iter().enumerate() {
+                        indices.push(i);
+                        let flow = go(rest, item, indices, found);
+                        indices.pop();
+                        flow?;
+                    }
+                    ControlFlow::Continue(())
+                }
+                (Step::Member(name), Value::Object(map)) => map.get(name).map_or(ControlFlow::Continue(()), |next| go(rest, next, indices, found)),
+                (Step::Member(index), Value::Array(items)) => {
+                    index.parse::<usize>().ok().and_then(|i| items.get(i)).map_or(ControlFlow::Continue(()), |next| go(rest, next, indices, found))
+                }
+                _ => ControlFlow::Continue(()),
+            }
+        }
+        let _ = go(&self.steps, payload, &mut Vec::new(), found);
+    }
+
+    /// The concrete pointer of a value reached with `indices` (each `*` replaced by its index).
+    pub fn concrete(&self, indices: &[usize]) -> String {
+        let mut at = String::new();
+        let mut taken = indices.iter();
+        for step in &self.steps {
+            at.push('/');
+            match step {
+                Step::Member(name) => at.push_str(&crate::schema::escape(name)),
+                Step::EveryItem => match taken.next() {
+                    Some(i) => at.push_str(&i.to_string()),
+                    None => at.push('*'),
+                },
+            }
+        }
+        at
+    }
+
     /// Every value it reaches in `payload`, with its concrete pointer (`*` replaced by the index).
     pub fn values<'a>(&self, payload: &'a Value) -> Vec<(String, &'a Value)> {
         let mut out = Vec::new();
-        walk(&self.steps, payload, String::new(), &mut out);
+        self.each(payload, &mut |indices, v| {
+            out.push((self.concrete(indices), v));
+            ControlFlow::Continue(())
+        });
         out
     }
 
     /// Every value it reaches in `payload`, without their pointers (no text built per value).
     pub fn reached<'a>(&self, payload: &'a Value) -> Vec<&'a Value> {
-        fn go<'a>(steps: &[Step], v: &'a Value, out: &mut Vec<&'a Value>) {
-            let Some((step, rest)) = steps.split_first() else {
-                out.push(v);
-                return;
-            };
-            match (step, v) {
-                (Step::EveryItem, Value::Array(items)) => items.iter().for_each(|item| go(rest, item, out)),
-                (Step::Member(name), Value::Object(map)) => {
-                    if let Some(next) = map.get(name) {
-                        go(rest, next, out);
-                    }
-                }
-                (Step::Member(index), Value::Array(items)) => {
-                    if let Some(next) = index.parse::<usize>().ok().and_then(|i| items.get(i)) {
-                        go(rest, next, out);
-                    }
-                }
-                _ => {}
-            }
-        }
         let mut out = Vec::new();
-        go(&self.steps, payload, &mut out);
+        self.each(payload, &mut |_, v| {
+            out.push(v);
+            ControlFlow::Continue(())
+        });
         out
     }
 
-    /// The first value it reaches.
+    /// The first value it reaches, and its concrete pointer (the only text built).
     pub fn first<'a>(&self, payload: &'a Value) -> Option<(String, &'a Value)> {
-        self.values(payload).into_iter().next()
+        let mut first = None;
+        self.each(payload, &mut |indices, v| {
+            first = Some((self.concrete(indices), v));
+            ControlFlow::Break(())
+        });
+        first
     }
-}
 
-fn walk<'a>(steps: &[Step], v: &'a Value, at: String, out: &mut Vec<(String, &'a Value)>) {
-    let Some((step, rest)) = steps.split_first() else {
-        out.push((at, v));
-        return;
-    };
-    match (step, v) {
-        (Step::EveryItem, Value::Array(items)) => {
-            for (i, item) in items.iter().enumerate() {
-                walk(rest, item, format!("{at}/{i}"), out);
-            }
+    /// The first value it reaches taking, at its first `*`s, the items `indices` name (another
+    /// pointer's value's, to read what is beside it: a party's scheme beside its identifier);
+    /// a `*` past them takes every item.
+    pub fn first_at<'a>(&self, indices: &[usize], payload: &'a Value) -> Option<&'a Value> {
+        let mut v = payload;
+        let mut taken = indices.iter();
+        for (k, step) in self.steps.iter().enumerate() {
+            v = match (step, v) {
+                (Step::EveryItem, Value::Array(items)) => match taken.next() {
+                    Some(i) => items.get(*i)?,
+                    None => {
+                        let rest = PayloadPointer { text: String::new(), steps: self.steps[k..].to_vec() };
+                        return rest.first(v).map(|(_, v)| v);
+                    }
+                },
+                (Step::Member(name), Value::Object(map)) => map.get(name)?,
+                (Step::Member(index), Value::Array(items)) => items.get(index.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
         }
-        (Step::Member(name), Value::Object(map)) => {
-            if let Some(next) = map.get(name) {
-                walk(rest, next, format!("{at}/{}", crate::schema::escape(name)), out);
-            }
-        }
-        (Step::Member(index), Value::Array(items)) => {
-            if let Some(next) = index.parse::<usize>().ok().and_then(|i| items.get(i)) {
-                walk(rest, next, format!("{at}/{index}"), out);
-            }
-        }
-        _ => {}
+        Some(v)
     }
 }
 
@@ -314,7 +350,7 @@ impl DocumentTypes {
         let Some(t) = self.types.get(document_type) else {
             return SubmittingParty::unknown();
         };
-        let string = |list: &[PayloadPointer]| list.iter().find_map(|p| p.first(payload)).and_then(|(_, v)| crate::identifiers::as_text(v));
+        let string = |list: &[PayloadPointer]| list.iter().find_map(|p| p.first_at(&[], payload)).and_then(crate::identifiers::as_text);
         // The first identifier pointer the payload has, and the scheme beside it: the scheme
         // pointer of the same rank when there is one per identifier pointer.
         let found = t.identifier.iter().enumerate().find_map(|(i, p)| p.first(payload).map(|(at, v)| (i, at, v)));
@@ -345,27 +381,28 @@ impl DocumentTypes {
             (&t.destination, envelope.destination, "destination"),
         ] {
             for pointer in list {
-                for (at, v) in pointer.values(payload) {
-                    let found = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-                    if found != stated {
+                pointer.each(payload, &mut |indices, v| {
+                    if v.as_str() != Some(stated) {
+                        let found = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
                         violations.push(Violation::new(
-                            &format!("/payload{at}"),
+                            &format!("/payload{}", pointer.concrete(indices)),
                             "const",
                             format!("the document says {found:?} here, and the envelope's {what} is {stated:?}: they must be the same"),
                         ));
                     }
-                }
+                    ControlFlow::Continue(())
+                });
             }
         }
         if !violations.is_empty() {
             violations.truncate(crate::schema::MAX_VIOLATIONS);
             return Err(violations);
         }
-        let mut hs_chapters: Vec<u8> = t.hs_codes.iter().flat_map(|p| p.values(payload)).filter_map(|(_, v)| hs_chapter(v)).collect();
+        let mut hs_chapters: Vec<u8> = t.hs_codes.iter().flat_map(|p| p.reached(payload)).filter_map(hs_chapter).collect();
         hs_chapters.sort_unstable();
         hs_chapters.dedup();
         let text = |list: &[PayloadPointer]| {
-            list.iter().find_map(|p| p.first(payload)).and_then(|(_, v)| match v {
+            list.iter().find_map(|p| p.first_at(&[], payload)).and_then(|v| match v {
                 Value::String(s) => Some(s.clone()),
                 Value::Number(n) => Some(n.to_string()),
                 _ => None,
@@ -379,16 +416,25 @@ impl DocumentTypes {
 /// The chapter of an HS code written as a string (`"020130"`) or a number (`20130`, its
 /// leading zero lost: codes have an even number of digits, so an odd count had one).
 fn hs_chapter(v: &Value) -> Option<u8> {
-    let digits = match v {
-        Value::String(s) => s.trim().to_owned(),
+    let chapter = match v {
+        Value::String(s) => {
+            let digits = s.trim().as_bytes();
+            match digits {
+                [a, b, ..] if a.is_ascii_digit() && b.is_ascii_digit() => (a - b'0') * 10 + (b - b'0'),
+                _ => return None,
+            }
+        }
         Value::Number(n) => {
-            let s = n.as_u64()?.to_string();
-            if s.len() % 2 == 1 { format!("0{s}") } else { s }
+            let mut code = n.as_u64()?;
+            // An odd count of digits lost its leading zero: the chapter is the first one.
+            let digits = code.checked_ilog10().map_or(1, |l| l + 1);
+            let keep = if digits % 2 == 1 { 1 } else { 2 };
+            code /= 10u64.pow(digits.saturating_sub(keep));
+            u8::try_from(code).ok()?
         }
         _ => return None,
     };
-    let chapter = digits.get(..2)?;
-    chapter.bytes().all(|b| b.is_ascii_digit()).then(|| chapter.parse().ok()).flatten().filter(|c| (1..=99).contains(c))
+    Some(chapter).filter(|c| (1..=99).contains(c))
 }
 
 #[cfg(test)]
@@ -422,11 +468,44 @@ mod tests {
         assert!(PayloadPointer::parse("/a~2b").is_err());
     }
 
+    /// What is beside a value is read at the same items: the scheme of the second package's
+    /// first content, not of the first content found.
+    #[test]
+    fn a_pointer_reads_at_the_items_another_pointer_reached() {
+        let v = json!({"packages": [{"contents": [{"id": "A", "scheme": "X"}]}, {"contents": [{"id": "B"}, {"id": "C", "scheme": "Z"}]}]});
+        let ids = PayloadPointer::parse("/packages/*/contents/*/id").unwrap();
+        let schemes = PayloadPointer::parse("/packages/*/contents/*/scheme").unwrap();
+        let mut beside = Vec::new();
+        ids.each(&v, &mut |indices, id| {
+            beside.push((ids.concrete(indices), id.clone(), schemes.first_at(indices, &v).cloned()));
+            ControlFlow::Continue(())
+        });
+        assert_eq!(beside, vec![
+            ("/packages/0/contents/0/id".to_owned(), json!("A"), Some(json!("X"))),
+            ("/packages/1/contents/0/id".to_owned(), json!("B"), None),
+            ("/packages/1/contents/1/id".to_owned(), json!("C"), Some(json!("Z"))),
+        ]);
+        // A `*` past the indices given takes the first item that has the value.
+        assert_eq!(schemes.first_at(&[1], &v), Some(&json!("Z")));
+        assert_eq!(schemes.first_at(&[], &v), Some(&json!("X")));
+        // Stopping early: the first value and no more.
+        let mut seen = 0;
+        ids.each(&v, &mut |_, _| {
+            seen += 1;
+            ControlFlow::Break(())
+        });
+        assert_eq!(seen, 1);
+    }
+
     #[test]
     fn hs_codes_are_read_as_strings_or_numbers() {
         assert_eq!(hs_chapter(&json!("020130")), Some(2));
         assert_eq!(hs_chapter(&json!(20130)), Some(2), "a number lost its leading zero");
         assert_eq!(hs_chapter(&json!(870323)), Some(87));
+        assert_eq!(hs_chapter(&json!(5)), Some(5), "one digit: chapter 05 written as a number");
+        assert_eq!(hs_chapter(&json!(" 0201 ")), Some(2));
+        assert_eq!(hs_chapter(&json!(0)), None);
+        assert_eq!(hs_chapter(&json!("7")), None, "a string keeps its leading zero: one digit is no chapter");
         assert_eq!(hs_chapter(&json!("O20130")), None);
         assert_eq!(hs_chapter(&json!("00")), None);
         assert_eq!(hs_chapter(&json!(true)), None);

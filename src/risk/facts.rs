@@ -5,6 +5,7 @@
 //! `border_post`), so that a standard onboarded as data is profiled without code.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 
 use serde_json::Value;
 
@@ -178,16 +179,23 @@ impl FactReadings {
         };
         let Some(r) = self.types.get(document_type) else { return f };
         for (role, p) in &r.parties {
-            for (at, value) in p.identifier.iter().flat_map(|ptr| ptr.values(payload)) {
-                let Some(value) = scalar(value) else { continue };
-                let scheme = match &p.scheme {
-                    Scheme::Fixed(s) => Some(s.clone()),
-                    // The scheme beside the value: the same path, its last member the scheme's.
-                    Scheme::At(list) => beside(&at, list, payload).or_else(|| list.iter().find_map(|s| s.first(payload)).and_then(|(_, v)| scalar(v))),
-                };
-                if let Some(scheme) = scheme {
-                    f.parties.push((role.clone(), format!("{scheme}:{value}")));
-                }
+            for ptr in &p.identifier {
+                ptr.each(payload, &mut |indices, value| {
+                    let Some(value) = scalar(value) else { return ControlFlow::Continue(()) };
+                    let scheme = match &p.scheme {
+                        Scheme::Fixed(s) => Some(s.clone()),
+                        // The scheme beside the value: read at the same items, or else the first.
+                        Scheme::At(list) => list
+                            .iter()
+                            .find_map(|s| s.first_at(indices, payload))
+                            .and_then(scalar)
+                            .or_else(|| list.iter().find_map(|s| s.first_at(&[], payload)).and_then(scalar)),
+                    };
+                    if let Some(scheme) = scheme {
+                        f.parties.push((role.clone(), format!("{scheme}:{value}")));
+                    }
+                    ControlFlow::Continue(())
+                });
             }
         }
         f.value = sum(&r.value, payload);
@@ -243,23 +251,3 @@ fn number(v: &Value) -> Option<f64> {
     .filter(|n| n.is_finite())
 }
 
-/// The scheme of the identifier found at `at` (`/parties/2/identifier/value`): a scheme pointer
-/// with `*` read at the same items (`/parties/*/identifier/scheme` gives
-/// `/parties/2/identifier/scheme`).
-fn beside(at: &str, schemes: &[PayloadPointer], payload: &Value) -> Option<String> {
-    let indices: Vec<&str> = at.split('/').filter(|t| t.parse::<usize>().is_ok()).collect();
-    for s in schemes {
-        let mut i = indices.iter();
-        let concrete: String = s
-            .as_str()
-            .split('/')
-            .skip(1)
-            .map(|t| if t == "*" { i.next().map_or("*", |x| *x) } else { t })
-            .fold(String::new(), |acc, t| acc + "/" + t);
-        let pointer = PayloadPointer::parse(&concrete).ok()?;
-        if let Some((_, v)) = pointer.first(payload) {
-            return scalar(v);
-        }
-    }
-    None
-}
