@@ -24,6 +24,9 @@
 //! SQLite and PostgreSQL with one and two gateways and the ratios between them, what one document
 //! costs each store, 10,000 e-commerce parcels in one NDJSON batch on each, and the reference
 //! Java service (`../shared/peers/java-vertx`) against the gateway on the same document.
+//!
+//! `--allocations N` counts what one document costs the allocator instead (`allocations`):
+//! the gateway under heaptrack, per part of the program and per function of the gateway.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
