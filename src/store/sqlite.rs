@@ -4,10 +4,6 @@
 //! Writes go through one writer thread with group commit (`writer.rs`); reads through one
 //! reader connection, `query_only`. A checkpointer thread of its own copies the log (WAL) into
 //! the database file ([`checkpoint_every`]): the writer's commits never wait for a checkpoint.
-//! The writer commits without waiting for the disk (`synchronous=NORMAL`) and a syncer thread
-//! `fsync`s the log after each commit (`writer.rs`): a group is answered, and a read returns
-//! what it read, only once the log holds it on disk, as `synchronous=FULL` would, but one
-//! group's `fsync` overlaps the next group's rules.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -15,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
-use super::writer::{Transactional, Watermark, Writer};
+use super::writer::{Transactional, Writer};
 use super::*;
 use crate::audit::{ChainBreak, LogSummary};
 
@@ -33,8 +29,6 @@ impl From<rusqlite::Error> for StoreError {
 pub struct SqliteStore {
     writer: Writer,
     reader: Arc<Mutex<SqliteLedger>>,
-    /// How far the writer's commits are durable: a read returns only once what it read is.
-    durable: Option<Arc<Watermark>>,
     /// Dropped with the store, which stops the checkpointer thread.
     _checkpointer: std::sync::mpsc::Sender<()>,
 }
@@ -172,8 +166,7 @@ impl SqliteStore {
             .spawn(move || checkpoint_every(checkpointer, stopped))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the checkpointer thread: {e}")))?;
         let writer = Writer::start("store-writer", SqliteLedger { conn })?;
-        let durable = writer.watermark();
-        Ok(SqliteStore { writer, reader: Arc::new(Mutex::new(SqliteLedger { conn: reader })), durable, _checkpointer: stop })
+        Ok(SqliteStore { writer, reader: Arc::new(Mutex::new(SqliteLedger { conn: reader })), _checkpointer: stop })
     }
 
     /// Opens the store of an existing data directory (for the command-line tools): a mistyped
@@ -192,18 +185,9 @@ impl SqliteStore {
     /// Runs a read on the reader connection, off the async threads.
     async fn read_job(&self, work: Work) -> Result<Decided, StoreError> {
         let reader = self.reader.clone();
-        let durable = self.durable.clone();
         tokio::task::spawn_blocking(move || {
-            let read = {
-                let mut ledger = reader.lock().map_err(|_| StoreError::Unavailable("reader poisoned".into()))?;
-                work(&mut *ledger)
-            };
-            // What it read may include a commit whose log is not yet on disk: it is answered
-            // once it is (one fsync at most), the reader connection already free for the next.
-            if let Some(durable) = durable {
-                durable.wait_for_commits_so_far()?;
-            }
-            read
+            let mut ledger = reader.lock().map_err(|_| StoreError::Unavailable("reader poisoned".into()))?;
+            work(&mut *ledger)
         })
         .await
         .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
@@ -445,22 +429,6 @@ impl Transactional for SqliteLedger {
     fn transaction_ended(&self) -> bool {
         // SQLite ends the transaction itself on an I/O error or a full disk.
         self.conn.is_autocommit()
-    }
-    fn deferred_sync(&mut self) -> Result<Option<super::writer::LogSync>, StoreError> {
-        // The log (`<file>-wal`) exists while a connection is open in WAL mode, and is the same
-        // file until the last one closes: an `fsync` of it through a descriptor of our own is
-        // an `fsync` of what the writer appended. Checkpoints sync it themselves before copying
-        // from it, in either mode.
-        let Some(path) = self.conn.path().filter(|p| !p.is_empty()).map(|p| format!("{p}-wal")) else {
-            return Ok(None);
-        };
-        let log = std::fs::File::open(&path).map_err(|e| StoreError::Unavailable(format!("cannot open the store's log {path} to sync it: {e}")))?;
-        self.conn.execute_batch("PRAGMA synchronous=NORMAL")?;
-        Ok(Some(Box::new(move || {
-            #[cfg(test)]
-            tests::while_held(&path);
-            log.sync_data()
-        })))
     }
     fn ledger(&mut self) -> &mut dyn Ledger {
         self
@@ -1407,50 +1375,6 @@ mod tests {
     }
 
     crate::conformance_suite!(open);
-
-    /// The logs whose syncs a test holds back, to see what waits for them.
-    static HELD: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-    /// Called by the syncer before each `fsync` of `log`: waits while a test holds it.
-    pub(super) fn while_held(log: &str) {
-        while HELD.lock().unwrap().iter().any(|h| h == log) {
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
-    }
-
-    /// 202 means durable, and so does what a read returns: a commit whose log is not yet synced
-    /// is neither answered nor read back. Its rows are committed (the writer went on), but the
-    /// write's caller and a reader that saw them wait for the sync.
-    #[tokio::test]
-    async fn a_commit_is_answered_and_read_back_only_once_its_log_is_on_disk() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-        let log = format!("{}-wal", dir.path().join("ventanilla.db").display());
-        assert!(store.durable.is_some(), "the SQLite store syncs its log apart");
-        HELD.lock().unwrap().push(log.clone());
-        let writing = {
-            let store = store.clone();
-            tokio::spawn(async move { crate::submission::accept(&*store, doc("UCR-SYNC1", &["br-customs"])).await })
-        };
-        // Committed, as another connection sees; its sync is held.
-        let other = Connection::open(dir.path().join("ventanilla.db")).unwrap();
-        while other.query_row("SELECT count(*) FROM documents", [], |r| r.get::<_, i64>(0)).unwrap() == 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        }
-        let mut reading = {
-            let store: Arc<dyn Store> = store.clone();
-            tokio::spawn(async move { store.read_with(|l| l.due_deliveries("gw-test", 10, crate::clock::now_millis())).await })
-        };
-        // Both are bound to wait for the sync held above: a read that returned within this
-        // time would have answered with rows a power loss could take back.
-        assert!(tokio::time::timeout(std::time::Duration::from_millis(300), &mut reading).await.is_err(), "a read returned before the log was synced");
-        assert!(!writing.is_finished(), "a write was answered before its log was synced");
-        HELD.lock().unwrap().retain(|h| *h != log);
-        let accepted = writing.await.unwrap().unwrap().unwrap();
-        assert!(matches!(accepted, Acceptance::New(ref r) if r.ucr.as_str() == "UCR-SYNC1"), "{accepted:?}");
-        let due = reading.await.unwrap().unwrap();
-        assert_eq!(due.len(), 1, "the read saw the commit it waited for");
-    }
 
     #[tokio::test]
     async fn the_checkpointer_copies_the_log_into_the_file_while_the_writer_goes_on() {

@@ -14,20 +14,10 @@
 //! Before running a group the writer hands the store what the group's documents will be judged
 //! on ([`AcceptanceLookup`]), so a store that pays a round trip per read fetches it for the whole
 //! group at once.
-//!
-//! **A commit made durable off the writer.** A store whose commit returns before it is on disk
-//! ([`Transactional::deferred_sync`]: SQLite, its log synced apart) has each group's commit made
-//! durable by a syncer thread, while the writer runs the next group's rules: one group's `fsync`
-//! overlaps the next one's work instead of stalling it. The callers of a group are answered only
-//! once the syncer has synced the log after its commit, so "committed" still means durable. The
-//! [`Watermark`] tells readers how far the commits are durable: a read is answered only once
-//! every commit it could have seen is (`Watermark::wait_for_commits_so_far`), so nothing leaves
-//! the gateway that a power loss could take back.
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::sync::{mpsc, Arc};
 
 use tokio::sync::oneshot;
 
@@ -65,14 +55,6 @@ pub(crate) trait Transactional: Ledger + Send + 'static {
     /// Runs after each group's commit, before its callers are answered (a store that gives
     /// cursor positions after commit gives them here).
     fn after_commit(&mut self) {}
-    /// Asked once, as the writer starts. A store that can commit without waiting for the disk
-    /// switches to doing so and answers how to make what it committed durable (an `fsync` of
-    /// its log, callable from another thread); the writer then answers each group only after
-    /// that has returned once past its commit. `None` (the default): each commit is durable
-    /// when it returns.
-    fn deferred_sync(&mut self) -> Result<Option<LogSync>, StoreError> {
-        Ok(None)
-    }
     /// Whether the open transaction can no longer be committed: the database ended it by itself
     /// (SQLite after an I/O error) or aborted it (PostgreSQL after a failed statement).
     fn transaction_ended(&self) -> bool {
@@ -82,66 +64,6 @@ pub(crate) trait Transactional: Ledger + Send + 'static {
 }
 
 type Reply = Box<dyn FnOnce(Option<&CommitFailure>) + Send>;
-
-/// Makes every commit made so far durable (an `fsync` of the log).
-pub(crate) type LogSync = Box<dyn FnMut() -> std::io::Result<()> + Send>;
-
-/// How far the commits are durable, for the readers of a store whose commits are made durable
-/// by a syncer thread ([`Transactional::deferred_sync`]).
-pub(crate) struct Watermark {
-    /// Commits sent to the database so far: counted before each `COMMIT` is sent, so a reader
-    /// that sees a commit's rows reads a count that includes it.
-    committing: AtomicU64,
-    /// How many of them are durable (in order), or why none will be any more.
-    durable: Mutex<Result<u64, String>>,
-    advanced: Condvar,
-}
-
-impl Watermark {
-    fn new() -> Self {
-        Watermark { committing: AtomicU64::new(0), durable: Mutex::new(Ok(0)), advanced: Condvar::new() }
-    }
-
-    /// Waits until every commit sent before this call is durable: called by a read once it has
-    /// read, so what it answers with cannot be taken back by a power loss. It waits for one
-    /// `fsync` at most: the commits counted are already on their way to the syncer.
-    pub fn wait_for_commits_so_far(&self) -> Result<(), StoreError> {
-        let seen = self.committing.load(Ordering::SeqCst);
-        let mut durable = self.durable.lock().map_err(|_| StoreError::Unavailable("the store's syncer failed".into()))?;
-        loop {
-            match &*durable {
-                Ok(n) if *n >= seen => return Ok(()),
-                Ok(_) => {}
-                Err(why) => return Err(StoreError::Unavailable(why.clone())),
-            }
-            durable = self.advanced.wait(durable).map_err(|_| StoreError::Unavailable("the store's syncer failed".into()))?;
-        }
-    }
-
-    /// Why commits are no longer made durable, once a sync failed.
-    fn broken(&self) -> Option<String> {
-        self.durable.lock().ok().and_then(|d| d.as_ref().err().cloned())
-    }
-
-    fn advance(&self, to: Result<u64, String>) {
-        if let Ok(mut durable) = self.durable.lock() {
-            if durable.is_ok() {
-                *durable = to;
-            }
-        }
-        self.advanced.notify_all();
-    }
-}
-
-/// A group committed (or not), on its way to the syncer: its callers are answered once its
-/// commit is durable.
-struct Committed {
-    /// Its place among the commits ([`Watermark::committing`]).
-    seq: u64,
-    done: Vec<Done>,
-    /// Set when nothing of the group was committed: there is nothing to sync for it.
-    failure: Option<CommitFailure>,
-}
 
 /// Why a group was not committed.
 enum CommitFailure {
@@ -186,39 +108,17 @@ struct Done {
 /// The handle to a writer thread.
 pub(crate) struct Writer {
     jobs: mpsc::Sender<Job>,
-    /// How far its commits are durable, when a syncer thread makes them so.
-    watermark: Option<Arc<Watermark>>,
 }
 
 impl Writer {
-    /// Starts the writer thread `name` on `db`, and its syncer thread when the store commits
-    /// without waiting for the disk ([`Transactional::deferred_sync`]).
-    pub fn start<T: Transactional>(name: &str, mut db: T) -> Result<Writer, StoreError> {
+    /// Starts the writer thread `name` on `db`.
+    pub fn start<T: Transactional>(name: &str, db: T) -> Result<Writer, StoreError> {
         let (jobs, queue) = mpsc::channel::<Job>();
-        let syncer = match db.deferred_sync()? {
-            Some(sync) => {
-                let watermark = Arc::new(Watermark::new());
-                let (committed, to_sync) = mpsc::channel::<Committed>();
-                let w = watermark.clone();
-                std::thread::Builder::new()
-                    .name(format!("{name}-sync"))
-                    .spawn(move || sync_loop(sync, to_sync, &w))
-                    .map_err(|e| StoreError::Unavailable(format!("cannot start the syncer thread: {e}")))?;
-                Some((committed, watermark))
-            }
-            None => None,
-        };
-        let watermark = syncer.as_ref().map(|(_, w)| w.clone());
         std::thread::Builder::new()
             .name(name.into())
-            .spawn(move || write_loop(db, queue, syncer))
+            .spawn(move || write_loop(db, queue))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
-        Ok(Writer { jobs, watermark })
-    }
-
-    /// How far the commits are durable, for the readers, when a syncer thread makes them so.
-    pub fn watermark(&self) -> Option<Arc<Watermark>> {
-        self.watermark.clone()
+        Ok(Writer { jobs })
     }
 
     /// Runs `work` in the next group commit, its writes undone alone if it refuses or fails,
@@ -309,13 +209,8 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".into())
 }
 
-fn write_loop<T: Transactional>(mut db: T, jobs: mpsc::Receiver<Job>, syncer: Option<(mpsc::Sender<Committed>, Arc<Watermark>)>) {
+fn write_loop<T: Transactional>(mut db: T, jobs: mpsc::Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
-        if syncer.as_ref().is_some_and(|(_, w)| w.broken().is_some()) {
-            // Nothing is committed any more (the syncer logged why): dropping the job drops its
-            // reply channel, so its caller is answered `StoreError::Unavailable`.
-            continue;
-        }
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match jobs.try_recv() {
@@ -356,13 +251,7 @@ fn write_loop<T: Transactional>(mut db: T, jobs: mpsc::Receiver<Job>, syncer: Op
                 tracing::error!(error = %cause, jobs = done.len(), "store: a write failed part-way; its whole group is rolled back");
                 Some(CommitFailure::Other(format!("a write of the same commit failed part-way ({cause}), so none was committed")))
             }
-            None => match {
-                // Counted before the commit is sent: a reader that sees its rows counts it.
-                if let Some((_, w)) = &syncer {
-                    w.committing.fetch_add(1, Ordering::SeqCst);
-                }
-                db.run("COMMIT")
-            } {
+            None => match db.run("COMMIT") {
                 Ok(_) => {
                     db.after_commit();
                     None
@@ -377,59 +266,8 @@ fn write_loop<T: Transactional>(mut db: T, jobs: mpsc::Receiver<Job>, syncer: Op
                 }
             },
         };
-        match &syncer {
-            // Answered once the syncer made the commit durable. A group that sent no commit
-            // takes no place among them.
-            Some((to_sync, w)) => {
-                let seq = w.committing.load(Ordering::SeqCst);
-                if let Err(mpsc::SendError(c)) = to_sync.send(Committed { seq, done, failure: commit_error }) {
-                    let failure = CommitFailure::Other("the store's syncer thread has stopped".into());
-                    for d in c.done {
-                        (d.reply)(Some(&failure));
-                    }
-                }
-            }
-            None => {
-                for d in done {
-                    (d.reply)(commit_error.as_ref());
-                }
-            }
-        }
-    }
-}
-
-/// The syncer thread: takes every group committed since its last sync, syncs once for all of
-/// them, then answers their callers and moves the watermark. A sync that fails answers its
-/// groups' callers with the failure, and every later write and read too: the kernel may have
-/// dropped what it could not write, so nothing committed since can be said durable. The
-/// gateway must be restarted once the disk is checked (SQLite then recovers from its log what
-/// reached the disk).
-fn sync_loop(mut sync: LogSync, committed: mpsc::Receiver<Committed>, watermark: &Watermark) {
-    while let Ok(first) = committed.recv() {
-        let mut groups = vec![first];
-        while let Ok(next) = committed.try_recv() {
-            groups.push(next);
-        }
-        let last = groups.iter().map(|g| g.seq).max().unwrap_or(0);
-        let synced = match watermark.broken() {
-            Some(why) => Err(why),
-            None if groups.iter().all(|g| g.failure.is_some()) => Ok(()),
-            None => sync().map_err(|e| {
-                let why = format!(
-                    "the store could not make its commits durable (fsync of its log failed: {e}); \
-                     nothing is accepted until the gateway is restarted with the disk checked"
-                );
-                tracing::error!(error = %e, "store: {why}");
-                why
-            }),
-        };
-        watermark.advance(synced.clone().map(|()| last));
-        let failure = synced.err().map(CommitFailure::Other);
-        for g in groups {
-            let failure = g.failure.as_ref().or(failure.as_ref());
-            for d in g.done {
-                (d.reply)(failure);
-            }
+        for d in done {
+            (d.reply)(commit_error.as_ref());
         }
     }
 }
