@@ -1298,7 +1298,7 @@ fn print_costs(costs: &[(&str, StoreCount, u64)]) {
         }
     }
     println!("statements per document: not counted one by one (pg_stat_statements would have to be in shared_preload_libraries, a restart of the server scripts/postgres.sh starts); the transactions and rows pg_stat_database and pg_stat_user_tables count stand for them");
-    println!("heap allocations per document: not measured (the gateway's /metrics counts none, and no counting allocator is put into the product for a benchmark)");
+    println!("heap allocations per document: counted apart, by `--allocations N` (heaptrack), not in this run");
 }
 
 /// The batch phase on `store` (none: SQLite): [`PARCELS`] parcels made from `parcels`, each its

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::domain::AgencyId;
 use crate::store::{AckApplied, AckRecord, DeliveryEvent, Ledger, Store, StoreError, Subject};
 use crate::tracking::{apply_ack, query_turn, record_event, refresh_consignment};
-use crate::domain::{AckOutcome, AckStatus, DeliveryStatus};
+use crate::domain::{AckOutcome, AckStatus, ConsignmentState, DeliveryStatus};
 
 /// The source of an answer the gateway records for an agency by its standing instruction (a
 /// de minimis release, `crate::submission`).
@@ -39,6 +39,54 @@ pub async fn apply(store: &dyn Store, ack: AckRecord) -> Result<Result<AckApplie
         return Ok(Err(AckRefused::UnknownDocument(document)));
     };
     store.decide_with(vec![Subject::Consignment(ucr)], Vec::new(), move |l| apply_in(l, &ack)).await
+}
+
+/// What the standing instructions of a document that opens its consignment did
+/// ([`release_at_opening`]).
+pub(crate) struct ReleasedAtOpening {
+    /// The agencies whose instruction released it.
+    pub agencies: Vec<AgencyId>,
+    pub consignment_state: ConsignmentState,
+}
+
+/// The standing instructions' releases (`releases`: each agency once, and why) of `doc`, a
+/// document that opens its consignment with `deliveries` (id and agency, one per agency), each
+/// applied as [`apply_in`] applies an answer, in turn: the audit record, the delivery's history
+/// and status (still to be published), and on a change of the consignment's state, the state and
+/// its status event. Nothing is read back: every row of the consignment was written by this
+/// document, so what `apply_in` would read is known (each delivery pending until released, the
+/// document current, the state `opening`). The caller writes the release-time facts, once
+/// (`crate::indicators::opened`). A test holds the rows it leaves equal to `apply_in`'s.
+pub(crate) fn release_at_opening(
+    l: &mut dyn Ledger,
+    doc: &crate::store::NewDocument,
+    deliveries: &[(i64, AgencyId)],
+    releases: &[(AgencyId, String)],
+    opening: ConsignmentState,
+) -> Result<ReleasedAtOpening, StoreError> {
+    let at = doc.submitted_at;
+    let mut statuses: Vec<(i64, DeliveryStatus)> = deliveries.iter().map(|(id, _)| (*id, DeliveryStatus::Pending)).collect();
+    let mut state = opening;
+    let mut agencies = Vec::with_capacity(releases.len());
+    for (agency, why) in releases {
+        let Some((id, _)) = deliveries.iter().find(|(_, a)| a == agency) else { continue };
+        let outcome = apply_ack(DeliveryStatus::Pending, AckStatus::Released);
+        let detail = json!({"agency": agency, "status": AckStatus::Released, "outcome": outcome, "source": STANDING_INSTRUCTION, "deliveryId": id});
+        audit::append(l, &audit::entry(at, &format!("standing-instruction:{agency}"), "acknowledgment.recorded", doc.id.to_string(), detail))?;
+        l.add_delivery_event(*id, DeliveryEvent { status: AckStatus::Released.as_str(), at, source: STANDING_INSTRUCTION, reason: Some(why), outcome: outcome.as_str() })?;
+        let released = DeliveryStatus::Answered(AckStatus::Released);
+        // The agency has yet to receive the document: its delivery is still published.
+        l.record_answer(*id, released, at, false)?;
+        for s in statuses.iter_mut().filter(|(d, _)| d == id) {
+            s.1 = released;
+        }
+        let now = crate::tracking::consignment_state(statuses.iter().map(|(_, s)| *s));
+        let cause = json!({"kind": "acknowledgment", "documentId": doc.id, "agency": agency, "status": AckStatus::Released, "reason": why});
+        crate::tracking::record_change(l, &doc.ucr, now, state, at, cause)?;
+        state = now;
+        agencies.push(agency.clone());
+    }
+    Ok(ReleasedAtOpening { agencies, consignment_state: state })
 }
 
 /// [`apply`], in the transaction of `l`.

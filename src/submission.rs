@@ -140,11 +140,14 @@ pub fn accept_in(l: &mut dyn Ledger, doc: &NewDocument) -> Result<Judged, StoreE
 /// receipt. `event`, when given, is the status event's cause, queued whether or not the state
 /// changes (an amendment's); else a submission's, queued on a change.
 pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str, event: Option<serde_json::Value>) -> Result<Receipt, StoreError> {
+    let has_event = event.is_some();
     // Were this document to open the consignment, these would be its only deliveries, all pending.
     let opening_state = consignment_state(doc.deliveries.iter().map(|_| DeliveryStatus::Pending));
     let created = l.open_consignment(&doc.ucr, opening_state, doc.submitted_at, &doc.sender)?;
     l.insert_document(doc)?;
     let mut deliveries = Vec::with_capacity(doc.deliveries.len());
+    // Each delivery's id and agency, in the order written.
+    let mut ids: Vec<(i64, AgencyId)> = Vec::with_capacity(doc.deliveries.len());
     // Agencies whose standing instruction releases the document, and why.
     let mut standing: Vec<(AgencyId, String)> = Vec::new();
     // The strictest channel chosen, for the release-time facts of a consignment it opens.
@@ -163,7 +166,8 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
             _ => planned,
         };
         // Its history begins with this routing, which the delivery itself records.
-        l.insert_delivery(doc.id, planned, doc.submitted_at)?;
+        let id = l.insert_delivery(doc.id, planned, doc.submitted_at)?;
+        ids.push((id, planned.agency.clone()));
         if created {
             strictest = strictest.max(crate::indicators::selected_channel(planned.selection.as_deref()));
         }
@@ -184,9 +188,9 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
         tracking::record_event(l, &doc.ucr, doc.submitted_at, event)?
     } else if created {
         // A consignment this document opens has no deliveries but these, all pending: its state
-        // and its first status event follow without reading anything back.
+        // and its first status event follow without reading anything back. Its release-time
+        // facts are written once its standing instructions (below) have answered.
         tracking::announce_opening(l, &doc.ucr, opening_state, doc.submitted_at, cause)?;
-        crate::indicators::opened(l, doc, crate::indicators::risk_channel(strictest))?;
         opening_state
     } else {
         tracking::refresh_consignment(l, &doc.ucr, doc.submitted_at, cause)?
@@ -216,6 +220,22 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
     // status event, release times and audit record as any answer's; the receipt says so.
     let mut state = state;
     let mut deliveries = deliveries;
+    // Each agency at most once among one delivery each: the standing instructions of a document
+    // that opens its consignment are applied knowing its rows, none read back (on a store with
+    // round trips, a dozen per parcel). Otherwise each is applied as any answer.
+    let one_each = |agency: &AgencyId| ids.iter().filter(|(_, a)| a == agency).count() == 1;
+    let distinct = standing.iter().enumerate().all(|(i, (a, _))| one_each(a) && standing[..i].iter().all(|(b, _)| b != a));
+    if created && !has_event && distinct {
+        let released = crate::acknowledgment::release_at_opening(l, doc, &ids, &standing, state)?;
+        state = released.consignment_state;
+        for d in deliveries.iter_mut().filter(|d| released.agencies.contains(&d.agency)) {
+            d.status = DeliveryStatus::Answered(crate::domain::AckStatus::Released);
+        }
+        crate::indicators::opened(l, doc, crate::indicators::risk_channel(strictest), &released.agencies, state)?;
+        standing = Vec::new();
+    } else if created && !has_event {
+        crate::indicators::opened(l, doc, crate::indicators::risk_channel(strictest), &[], opening_state)?;
+    }
     for (agency, why) in standing {
         let ack = crate::store::AckRecord {
             document_id: doc.id,

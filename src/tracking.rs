@@ -106,6 +106,18 @@ fn queue_change(
     Ok(())
 }
 
+/// A consignment's state moved from `previous` to `state` by a change whose rows the caller
+/// knows (so nothing is read back): recorded, with its status event, as [`refresh_consignment`]
+/// records a change; the same state only touches the consignment. Its release-time facts are the
+/// caller's to write.
+pub fn record_change(l: &mut dyn Ledger, ucr: &Ucr, state: ConsignmentState, previous: ConsignmentState, at: Millis, cause: Value) -> Result<(), StoreError> {
+    if state == previous {
+        return l.touch_consignment(ucr, at);
+    }
+    l.set_consignment_state(ucr, state, at)?;
+    queue_change(l, ucr, state, Some(previous), at, cause)
+}
+
 /// The consignment's state from its rows (rules in the module docs).
 fn current_state(l: &mut dyn Ledger, ucr: &Ucr) -> Result<ConsignmentState, StoreError> {
     if l.current_documents(ucr)? == 0 {

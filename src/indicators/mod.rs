@@ -280,17 +280,24 @@ pub async fn backfill(store: &dyn crate::store::Store) -> Result<u64, StoreError
     }
 }
 
-/// The facts of a consignment `doc` opens: routed, nothing answered yet (nothing to read back);
-/// `risk_channel` is the strictest its deliveries were selected for ([`risk_channel`]).
-pub fn opened(l: &mut dyn Ledger, doc: &NewDocument, risk_channel: &str) -> Result<(), StoreError> {
+/// The facts of a consignment `doc` opens, in the state `state` its opening left it: routed,
+/// and decided by no agency but those of `released` (standing instructions that released it as
+/// it was accepted, at its submission time), so there is nothing to read back. `risk_channel`
+/// is the strictest its deliveries were selected for ([`risk_channel`]). The same facts as
+/// [`refresh`] computes from the rows (a test holds them so).
+pub fn opened(l: &mut dyn Ledger, doc: &NewDocument, risk_channel: &str, released: &[AgencyId], state: ConsignmentState) -> Result<(), StoreError> {
+    let at = doc.submitted_at;
+    let answered = !released.is_empty();
+    let released_at = (state == ConsignmentState::Released).then_some(at);
     let facts = ConsignmentReleaseTimes {
         ucr: doc.ucr.clone(),
         owner: doc.sender.clone(),
-        lodged_at: doc.submitted_at,
-        arrived_at: None,
-        released_at: None,
-        decided_at: None,
-        outcome: "open".into(),
+        lodged_at: at,
+        // A carrier's notice's first answer is its arrival.
+        arrived_at: (doc.dims.border_post.is_some() && answered).then_some(at),
+        released_at,
+        decided_at: released_at,
+        outcome: if released_at.is_some() { "released" } else { "open" }.into(),
         document_type: doc.document_type.to_string(),
         origin: doc.origin.to_string(),
         destination: doc.destination.to_string(),
@@ -304,18 +311,21 @@ pub fn opened(l: &mut dyn Ledger, doc: &NewDocument, risk_channel: &str) -> Resu
     let mut agencies: Vec<AgencyReleaseTimes> = Vec::with_capacity(doc.deliveries.len());
     for agency in doc.deliveries.iter().map(|d| &d.agency) {
         if agencies.iter().all(|a| &a.agency != agency) {
+            let decided = released.contains(agency).then_some(at);
             agencies.push(AgencyReleaseTimes {
                 agency: agency.clone(),
-                routed_at: doc.submitted_at,
-                first_answer_at: None,
-                decided_at: None,
-                decision: None,
+                routed_at: at,
+                first_answer_at: decided,
+                decided_at: decided,
+                decision: decided.map(|_| AckStatus::Released.as_str().to_owned()),
                 hold_ms: 0,
                 query_trader_ms: 0,
                 query_agency_ms: 0,
             });
         }
     }
+    // Kept in the order `refresh` keeps them (by agency).
+    agencies.sort_by(|a, b| a.agency.cmp(&b.agency));
     l.save_release_times(&facts, &agencies)
 }
 

@@ -418,6 +418,123 @@ pub async fn a_standing_instructions_answer_leaves_its_delivery_to_be_published(
     assert!(kept.iter().all(|r| r.status == DeliveryStatus::Answered(AckStatus::Released)), "the decision stands: {kept:?}");
 }
 
+/// A parcel that opens its consignment and that each agency's standing instruction releases as
+/// it is accepted is released in the same transaction without reading back its own rows
+/// (`acknowledgment::release_at_opening`): it must leave what the same answers applied as any
+/// answer leave. Two consignments, their deliveries selected alike: one released at acceptance,
+/// the other accepted pending, then given the same answers through `apply_in`. Their deliveries,
+/// histories, states, status events, release-time facts and audit records are the same.
+pub async fn a_standing_release_at_acceptance_leaves_what_the_same_answers_would(store: Arc<dyn Store>) {
+    let mut region: crate::config::RegionConfig =
+        toml::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/ventanilla.toml")).unwrap()).unwrap();
+    // No rule and no budget: every agency's channel is green, and the parcel is under UY's
+    // de minimis.
+    region.risk.rules.clear();
+    region.risk.budgets.clear();
+    let risk = Arc::new(crate::risk::Risk::new(&region).unwrap());
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/ecommerceShipment/valid/air-yerba-mate-AR-UY.json")).unwrap();
+    let payload = serde_json::from_str::<serde_json::Value>(&text).unwrap()["payload"].clone();
+    let facts = risk.facts("ecommerceShipment", "AR", "UY", &payload);
+    let agencies = ["uy-customs", "uy-sanitary"];
+    let at = now_millis();
+    let mut fast = doc("UCR-DEMINIMIS-FAST", &agencies);
+    fast.risk = Some(crate::risk::RiskPlan::new(risk.clone(), facts.clone()));
+    fast.submitted_at = at;
+    let plan = crate::risk::RiskPlan::new(risk, facts);
+    let mut slow = doc("UCR-DEMINIMIS-SLOW", &agencies);
+    slow.submitted_at = at;
+    let mut answers = Vec::new();
+    for d in &mut slow.deliveries {
+        let (selection, why) = plan.select(&d.agency);
+        d.selection = selection;
+        answers.push(AckRecord {
+            reason: Some(why.expect("a green parcel under the de minimis")),
+            source: acknowledgment::STANDING_INSTRUCTION,
+            by: format!("standing-instruction:{}", d.agency),
+            at,
+            ..ack(slow.id, d.agency.as_str(), AckStatus::Released)
+        });
+    }
+    let Acceptance::New(receipt) = submission::accept(&*store, fast.clone()).await.unwrap().unwrap() else { panic!("a new document") };
+    assert_eq!(receipt.consignment_state, ConsignmentState::Released);
+    assert!(receipt.deliveries.iter().all(|d| d.status == DeliveryStatus::Answered(AckStatus::Released)), "{:?}", receipt.deliveries);
+    submission::accept(&*store, slow.clone()).await.unwrap().unwrap();
+    let (slow_id, slow_ucr) = (slow.id, slow.ucr.clone());
+    store
+        .write_with(vec![Subject::Consignment(slow_ucr)], move |l| {
+            for a in &answers {
+                acknowledgment::apply_in(l, a)?.expect("applied");
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+
+    // What each consignment left, with its own ids and UCR taken out.
+    let left = |d: &NewDocument| {
+        let (id, ucr) = (d.id, d.ucr.clone());
+        let store = store.clone();
+        async move {
+            store
+                .read_with(move |l| {
+                    let mut deliveries = Vec::new();
+                    for r in l.deliveries_of(id)? {
+                        let history: Vec<_> = l.history_of(r.id)?.into_iter().map(|h| (h.status, h.at_ms, h.source, h.reason, h.outcome)).collect();
+                        deliveries.push((r.agency, r.status, r.first_answer_at, r.dispatched_at, r.selection, history));
+                    }
+                    let c = l.consignment(&ucr)?.unwrap();
+                    let (facts, parts) = l.release_times_of(Some(std::slice::from_ref(&ucr)))?;
+                    let facts: Vec<_> = facts.into_iter().map(|f| ConsignmentReleaseTimes { ucr: Ucr::parse("X").unwrap(), ..f }).collect();
+                    let parts: Vec<_> = parts.into_iter().map(|(_, p)| p).collect();
+                    let audit: Vec<_> = l
+                        .audit_records()?
+                        .into_iter()
+                        .filter(|r| r.subject == id.to_string())
+                        .map(|r| (r.action, r.participant, r.detail.replace(&id.to_string(), "ID").replace(ucr.as_str(), "UCR")))
+                        .collect();
+                    Ok((deliveries, (c.state, c.released_at), facts, parts, audit))
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let (mut fast_left, mut slow_left) = (left(&fast).await, left(&slow).await);
+    // Delivery ids differ; the audit details name them.
+    for (audit, d) in [(&mut fast_left.4, &fast), (&mut slow_left.4, &slow)] {
+        let id = d.id;
+        let ids = store.read_with(move |l| l.deliveries_of(id)).await.unwrap();
+        for (a, r) in audit.iter_mut().zip(std::iter::repeat(&ids)) {
+            for (k, delivery) in r.iter().enumerate() {
+                a.2 = a.2.replace(&format!("\"deliveryId\":{}", delivery.id), &format!("\"deliveryId\":\"D{k}\""));
+            }
+        }
+    }
+    assert_eq!(fast_left.0, slow_left.0, "deliveries and their histories");
+    assert_eq!(fast_left.1, slow_left.1, "the consignment's state");
+    assert_eq!(fast_left.2, slow_left.2, "the release-time facts");
+    assert_eq!(fast_left.3, slow_left.3, "the agencies' release-time facts");
+    assert_eq!(fast_left.4, slow_left.4, "the audit records");
+    // The status events: opened, then each change, the same for both.
+    let events = store.read_with(|l| l.unpublished_status_events("gw-test", 100, now_millis())).await.unwrap();
+    let of = |ucr: &Ucr| -> Vec<(String, String)> {
+        events
+            .iter()
+            .filter(|e| &e.ucr == ucr)
+            .map(|e| {
+                let body: serde_json::Value = serde_json::from_str(&e.body).unwrap();
+                (body["state"].to_string(), body["cause"]["kind"].to_string())
+            })
+            .collect()
+    };
+    assert_eq!(of(&fast.ucr), of(&slow.ucr), "status events");
+    assert!(of(&fast.ucr).len() >= 2, "opened, then released: {:?}", of(&fast.ucr));
+    // Both still to be published to their agencies.
+    let waiting = due(&*store, 10, now_millis()).await;
+    for d in [&fast, &slow] {
+        assert_eq!(waiting.iter().filter(|o| o.document_id == d.id).count(), 2);
+    }
+}
+
 pub async fn concurrent_submissions_all_land(store: Arc<dyn Store>) {
     let tasks: Vec<_> = (0..200)
         .map(|i| {
@@ -899,6 +1016,7 @@ macro_rules! conformance_suite {
             risk_rule_sets_are_kept_in_turn_and_the_latest_read_back,
             findings_are_kept_with_their_facts_read_in_time_order_and_one_model_is_live,
             a_standing_instructions_answer_leaves_its_delivery_to_be_published,
+            a_standing_release_at_acceptance_leaves_what_the_same_answers_would,
             a_rule_that_panics_fails_its_own_write_and_the_writer_goes_on,
             a_write_the_database_refuses_fails_alone,
             a_refused_delivery_waits_holds_back_its_ucr_fails_and_is_sent_again,

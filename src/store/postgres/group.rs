@@ -30,6 +30,12 @@ pub(super) struct Statement {
     pub params: Vec<Param>,
 }
 
+/// An agency's answer on its delivery: its status, its first answer's time, and its leaving the
+/// outbox when the answer shows the agency has the document (`received`).
+pub(super) const RECORD_ANSWER: &str = "UPDATE deliveries SET status = $2, first_answer_at = COALESCE(first_answer_at, $3), failed_at = NULL,
+                                         dispatched_at = CASE WHEN $4 THEN COALESCE(dispatched_at, $3) ELSE dispatched_at END
+                                     WHERE id = $1";
+
 /// A row operation the rules asked for and the store has not sent yet.
 pub(super) enum Op {
     Consignment { ucr: String, state: &'static str, at: i64, opened_by: String },
@@ -42,6 +48,9 @@ pub(super) enum Op {
     ReleaseTimes(Box<ConsignmentReleaseTimes>, Vec<AgencyReleaseTimes>),
     /// A consignment's state, or only its last change when `state` is none.
     ConsignmentChange { ucr: String, state: Option<&'static str>, at: i64, released_at: Option<i64> },
+    /// An agency's answer on its delivery (`Answers::record_answer`): after the rows of its
+    /// segment, in order with the other changes.
+    Answer { delivery_id: i64, status: &'static str, at: i64, received: bool },
 }
 
 /// What waits to be sent: a row, or a statement without parameters that no row may be moved
@@ -235,6 +244,10 @@ fn segment_statements(ops: Vec<Op>) -> Vec<Statement> {
             Op::ConsignmentChange { ucr, state: None, at, .. } => changes.push(Statement {
                 sql: "UPDATE consignments SET updated_at = $2 WHERE ucr = $1",
                 params: vec![Box::new(ucr), Box::new(at)],
+            }),
+            Op::Answer { delivery_id, status, at, received } => changes.push(Statement {
+                sql: RECORD_ANSWER,
+                params: vec![Box::new(delivery_id), Box::new(status), Box::new(at), Box::new(received)],
             }),
         }
     }

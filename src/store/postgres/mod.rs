@@ -1196,13 +1196,10 @@ impl Answers for PgLedger {
     }
 
     fn record_answer(&mut self, delivery_id: i64, status: DeliveryStatus, at: Millis, received: bool) -> Result<(), StoreError> {
-        self.exec(
-            "UPDATE deliveries SET status = $2, first_answer_at = COALESCE(first_answer_at, $3), failed_at = NULL,
-                                   dispatched_at = CASE WHEN $4 THEN COALESCE(dispatched_at, $3) ELSE dispatched_at END
-             WHERE id = $1",
-            &[&delivery_id, &status.as_str(), &at, &received],
-        )?;
-        Ok(())
+        // Sent with the next read or the commit, after its delivery's row: no fact of the group
+        // follows a delivery's status, so every one stays known (sent at once, it made each
+        // later document of a group of de minimis parcels read its facts again).
+        self.defer(Op::Answer { delivery_id, status: status.as_str(), at, received })
     }
 
     fn note_first_answer(&mut self, delivery_id: i64, at: Millis) -> Result<(), StoreError> {
