@@ -1177,6 +1177,9 @@ struct StoreCount {
     /// PostgreSQL: the database's transactions committed, and rows returned, fetched, inserted,
     /// updated and deleted (`pg_stat_database`).
     database: Option<[i64; 6]>,
+    /// PostgreSQL with `pg_stat_statements` loaded (`VENTANILLA_PG_SETTINGS`): each statement's
+    /// calls and milliseconds of execution in the database, by its normalized text.
+    statements: Option<BTreeMap<String, (i64, f64)>>,
 }
 
 impl StoreCount {
@@ -1211,6 +1214,18 @@ impl StoreCount {
             .await
             .expect("pg_stat_database");
         let mut count = StoreCount { database: Some(std::array::from_fn(|i| d.get::<_, i64>(i))), ..Default::default() };
+        // Only where the server loaded the module (its view answers an error otherwise).
+        let _ = server.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").await;
+        if let Ok(rows) = server
+            .query(
+                "SELECT s.query, sum(s.calls)::bigint, sum(s.total_exec_time) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+                 WHERE d.datname = $1 GROUP BY s.query",
+                &[&name],
+            )
+            .await
+        {
+            count.statements = Some(rows.iter().map(|r| (r.get::<_, String>(0), (r.get(1), r.get(2)))).collect());
+        }
         let db = pg_client(url).await;
         for r in db.query("SELECT schemaname::text, relname::text, n_tup_ins, n_tup_upd, n_tup_del, seq_tup_read FROM pg_stat_user_tables", &[]).await.expect("pg_stat_user_tables") {
             let (schema, table): (String, String) = (r.get(0), r.get(1));
@@ -1233,7 +1248,16 @@ impl StoreCount {
             })
             .collect();
         let database = self.database.zip(before.database).map(|(a, b)| std::array::from_fn(|i| a[i] - b[i]));
-        StoreCount { rows, written, database }
+        let statements = self.statements.as_ref().map(|now| {
+            now.iter()
+                .map(|(q, (calls, ms))| {
+                    let (c0, m0) = before.statements.as_ref().and_then(|b| b.get(q)).copied().unwrap_or_default();
+                    (q.clone(), (calls - c0, ms - m0))
+                })
+                .filter(|(_, (calls, _))| *calls > 0)
+                .collect()
+        });
+        StoreCount { rows, written, database, statements }
     }
 }
 
@@ -1297,7 +1321,22 @@ fn print_costs(costs: &[(&str, StoreCount, u64)]) {
             );
         }
     }
-    println!("statements per document: not counted one by one (pg_stat_statements would have to be in shared_preload_libraries, a restart of the server scripts/postgres.sh starts); the transactions and rows pg_stat_database and pg_stat_user_tables count stand for them");
+    let mut counted = false;
+    for (label, c, n) in costs {
+        let Some(statements) = &c.statements else { continue };
+        counted = true;
+        let calls: i64 = statements.values().map(|s| s.0).sum();
+        println!("{label}, statements per document (pg_stat_statements, every gateway's statement in its database): {:.1}; the most time:", per(calls, *n));
+        let mut by_time: Vec<_> = statements.iter().collect();
+        by_time.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
+        for (query, (calls, ms)) in by_time.into_iter().take(8) {
+            let text: String = query.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(110).collect();
+            println!("  {:.2} calls, {:.1} µs per document: {text}", per(*calls, *n), 1000.0 * ms / (*n).max(1) as f64);
+        }
+    }
+    if !counted {
+        println!("statements per document: not counted one by one (VENTANILLA_PG_SETTINGS=\"-c shared_preload_libraries=pg_stat_statements\" loads the module that counts them); the transactions and rows pg_stat_database and pg_stat_user_tables count stand for them");
+    }
     println!("heap allocations per document: counted apart, by `--allocations N` (heaptrack), not in this run");
 }
 
