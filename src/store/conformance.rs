@@ -418,13 +418,22 @@ pub async fn a_standing_instructions_answer_leaves_its_delivery_to_be_published(
     assert!(kept.iter().all(|r| r.status == DeliveryStatus::Answered(AckStatus::Released)), "the decision stands: {kept:?}");
 }
 
-/// A parcel that opens its consignment and that each agency's standing instruction releases as
-/// it is accepted is released in the same transaction without reading back its own rows
+/// A parcel that opens its consignment and that agencies' standing instructions release as it
+/// is accepted is released in the same transaction without reading back its own rows
 /// (`acknowledgment::release_at_opening`): it must leave what the same answers applied as any
-/// answer leave. Two consignments, their deliveries selected alike: one released at acceptance,
-/// the other accepted pending, then given the same answers through `apply_in`. Their deliveries,
-/// histories, states, status events, release-time facts and audit records are the same.
+/// answer leave. For each case, two consignments whose deliveries are selected alike: one
+/// released at acceptance, the other accepted pending, then given the same answers through
+/// `apply_in`. Their deliveries, histories, states, status events, release-time facts and audit
+/// records are the same. The cases: every agency released; and one agency held back (a red
+/// selection) on a document that names a border post (its first answer is the goods' arrival).
 pub async fn a_standing_release_at_acceptance_leaves_what_the_same_answers_would(store: Arc<dyn Store>) {
+    standing_release_case(&store, "ALL", &["uy-customs", "uy-sanitary"], None).await;
+    standing_release_case(&store, "SOME", &["uy-customs", "uy-sanitary", "uy-border"], Some("UYMVD")).await;
+}
+
+/// One case of [`a_standing_release_at_acceptance_leaves_what_the_same_answers_would`]: the
+/// last of `agencies` is held back (red) when there are three.
+async fn standing_release_case(store: &Arc<dyn Store>, case: &str, agencies: &[&str], border_post: Option<&str>) {
     let mut region: crate::config::RegionConfig =
         toml::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/ventanilla.toml")).unwrap()).unwrap();
     // No rule and no budget: every agency's channel is green, and the parcel is under UY's
@@ -435,16 +444,26 @@ pub async fn a_standing_release_at_acceptance_leaves_what_the_same_answers_would
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/ecommerceShipment/valid/air-yerba-mate-AR-UY.json")).unwrap();
     let payload = serde_json::from_str::<serde_json::Value>(&text).unwrap()["payload"].clone();
     let facts = risk.facts("ecommerceShipment", "AR", "UY", &payload);
-    let agencies = ["uy-customs", "uy-sanitary"];
+    let plan = crate::risk::RiskPlan::new(risk.clone(), facts.clone());
+    let red = r#"{"channel":"red","score":100.0,"source":"mandatory","reasons":[]}"#.to_owned();
+    let held = (agencies.len() == 3).then(|| agencies[2]);
     let at = now_millis();
-    let mut fast = doc("UCR-DEMINIMIS-FAST", &agencies);
-    fast.risk = Some(crate::risk::RiskPlan::new(risk.clone(), facts.clone()));
-    fast.submitted_at = at;
-    let plan = crate::risk::RiskPlan::new(risk, facts);
-    let mut slow = doc("UCR-DEMINIMIS-SLOW", &agencies);
-    slow.submitted_at = at;
+    let prepared = |ucr: &str| {
+        let mut d = doc(ucr, agencies);
+        d.submitted_at = at;
+        d.dims.border_post = border_post.map(str::to_owned);
+        for planned in &mut d.deliveries {
+            if Some(planned.agency.as_str()) == held {
+                planned.selection = Some(red.clone());
+            }
+        }
+        d
+    };
+    let mut fast = prepared(&format!("UCR-DEMINIMIS-FAST-{case}"));
+    fast.risk = Some(crate::risk::RiskPlan::new(risk, facts));
+    let mut slow = prepared(&format!("UCR-DEMINIMIS-SLOW-{case}"));
     let mut answers = Vec::new();
-    for d in &mut slow.deliveries {
+    for d in slow.deliveries.iter_mut().filter(|d| d.selection.is_none()) {
         let (selection, why) = plan.select(&d.agency);
         d.selection = selection;
         answers.push(AckRecord {
@@ -455,11 +474,11 @@ pub async fn a_standing_release_at_acceptance_leaves_what_the_same_answers_would
             ..ack(slow.id, d.agency.as_str(), AckStatus::Released)
         });
     }
-    let Acceptance::New(receipt) = submission::accept(&*store, fast.clone()).await.unwrap().unwrap() else { panic!("a new document") };
-    assert_eq!(receipt.consignment_state, ConsignmentState::Released);
-    assert!(receipt.deliveries.iter().all(|d| d.status == DeliveryStatus::Answered(AckStatus::Released)), "{:?}", receipt.deliveries);
-    submission::accept(&*store, slow.clone()).await.unwrap().unwrap();
-    let (slow_id, slow_ucr) = (slow.id, slow.ucr.clone());
+    let Acceptance::New(receipt) = submission::accept(&**store, fast.clone()).await.unwrap().unwrap() else { panic!("a new document") };
+    let released = receipt.deliveries.iter().filter(|d| d.status == DeliveryStatus::Answered(AckStatus::Released)).count();
+    assert_eq!(released, answers.len(), "{case}: {:?}", receipt.deliveries);
+    submission::accept(&**store, slow.clone()).await.unwrap().unwrap();
+    let slow_ucr = slow.ucr.clone();
     store
         .write_with(vec![Subject::Consignment(slow_ucr)], move |l| {
             for a in &answers {
@@ -470,68 +489,66 @@ pub async fn a_standing_release_at_acceptance_leaves_what_the_same_answers_would
         .await
         .unwrap();
 
-    // What each consignment left, with its own ids and UCR taken out.
+    // What each consignment left, its own ids and UCR written as ID, D0, D1... and UCR.
     let left = |d: &NewDocument| {
         let (id, ucr) = (d.id, d.ucr.clone());
         let store = store.clone();
         async move {
             store
                 .read_with(move |l| {
+                    let records = l.deliveries_of(id)?;
+                    let ids: Vec<i64> = records.iter().map(|r| r.id).collect();
+                    let plain = |text: &str| -> serde_json::Value {
+                        let mut v: serde_json::Value = serde_json::from_str(&text.replace(&id.to_string(), "ID").replace(ucr.as_str(), "UCR")).unwrap();
+                        if let Some(k) = v["deliveryId"].as_i64().and_then(|d| ids.iter().position(|i| *i == d)) {
+                            v["deliveryId"] = serde_json::json!(format!("D{k}"));
+                        }
+                        v
+                    };
                     let mut deliveries = Vec::new();
-                    for r in l.deliveries_of(id)? {
+                    for r in records.iter() {
                         let history: Vec<_> = l.history_of(r.id)?.into_iter().map(|h| (h.status, h.at_ms, h.source, h.reason, h.outcome)).collect();
-                        deliveries.push((r.agency, r.status, r.first_answer_at, r.dispatched_at, r.selection, history));
+                        deliveries.push((r.agency.clone(), r.status, r.first_answer_at, r.dispatched_at, r.selection.clone(), history));
                     }
                     let c = l.consignment(&ucr)?.unwrap();
                     let (facts, parts) = l.release_times_of(Some(std::slice::from_ref(&ucr)))?;
                     let facts: Vec<_> = facts.into_iter().map(|f| ConsignmentReleaseTimes { ucr: Ucr::parse("X").unwrap(), ..f }).collect();
-                    let parts: Vec<_> = parts.into_iter().map(|(_, p)| p).collect();
+                    let mut parts: Vec<_> = parts.into_iter().map(|(_, p)| p).collect();
+                    parts.sort_by(|a, b| a.agency.cmp(&b.agency));
                     let audit: Vec<_> = l
                         .audit_records()?
                         .into_iter()
                         .filter(|r| r.subject == id.to_string())
-                        .map(|r| (r.action, r.participant, r.detail.replace(&id.to_string(), "ID").replace(ucr.as_str(), "UCR")))
+                        .map(|r| (r.action, r.participant, r.at, plain(&r.detail)))
                         .collect();
-                    Ok((deliveries, (c.state, c.released_at), facts, parts, audit))
+                    let events: Vec<_> = l
+                        .unpublished_status_events("gw-test", 1000, now_millis())?
+                        .into_iter()
+                        .filter(|e| e.ucr == ucr)
+                        .map(|e| plain(&e.body))
+                        .collect();
+                    let changes = l.release_time_changes_after(0, 100_000)?.into_iter().filter(|(_, u)| *u == ucr).count();
+                    Ok((deliveries, (c.state, c.released_at), facts, parts, audit, events, changes))
                 })
                 .await
                 .unwrap()
         }
     };
-    let (mut fast_left, mut slow_left) = (left(&fast).await, left(&slow).await);
-    // Delivery ids differ; the audit details name them.
-    for (audit, d) in [(&mut fast_left.4, &fast), (&mut slow_left.4, &slow)] {
-        let id = d.id;
-        let ids = store.read_with(move |l| l.deliveries_of(id)).await.unwrap();
-        for (a, r) in audit.iter_mut().zip(std::iter::repeat(&ids)) {
-            for (k, delivery) in r.iter().enumerate() {
-                a.2 = a.2.replace(&format!("\"deliveryId\":{}", delivery.id), &format!("\"deliveryId\":\"D{k}\""));
-            }
-        }
-    }
-    assert_eq!(fast_left.0, slow_left.0, "deliveries and their histories");
-    assert_eq!(fast_left.1, slow_left.1, "the consignment's state");
-    assert_eq!(fast_left.2, slow_left.2, "the release-time facts");
-    assert_eq!(fast_left.3, slow_left.3, "the agencies' release-time facts");
-    assert_eq!(fast_left.4, slow_left.4, "the audit records");
-    // The status events: opened, then each change, the same for both.
-    let events = store.read_with(|l| l.unpublished_status_events("gw-test", 100, now_millis())).await.unwrap();
-    let of = |ucr: &Ucr| -> Vec<(String, String)> {
-        events
-            .iter()
-            .filter(|e| &e.ucr == ucr)
-            .map(|e| {
-                let body: serde_json::Value = serde_json::from_str(&e.body).unwrap();
-                (body["state"].to_string(), body["cause"]["kind"].to_string())
-            })
-            .collect()
-    };
-    assert_eq!(of(&fast.ucr), of(&slow.ucr), "status events");
-    assert!(of(&fast.ucr).len() >= 2, "opened, then released: {:?}", of(&fast.ucr));
-    // Both still to be published to their agencies.
-    let waiting = due(&*store, 10, now_millis()).await;
+    let (fast_left, slow_left) = (left(&fast).await, left(&slow).await);
+    assert_eq!(fast_left.0, slow_left.0, "{case}: deliveries and their histories");
+    assert_eq!(fast_left.1, slow_left.1, "{case}: the consignment's state");
+    assert_eq!(fast_left.2, slow_left.2, "{case}: the release-time facts");
+    assert_eq!(fast_left.3, slow_left.3, "{case}: the agencies' release-time facts");
+    assert_eq!(fast_left.4, slow_left.4, "{case}: the audit records");
+    assert_eq!(fast_left.5, slow_left.5, "{case}: the status events");
+    assert!(fast_left.5.len() >= 2, "{case}: opened, then changed: {:?}", fast_left.5);
+    // The fast path was taken: its facts were written once, where the answers applied one by
+    // one wrote them at the opening and again at each answer.
+    assert_eq!((fast_left.6, slow_left.6), (1, 1 + released), "{case}: release-time changes noted");
+    // Every delivery still to be published to its agency.
+    let waiting = due(&**store, 100, now_millis()).await;
     for d in [&fast, &slow] {
-        assert_eq!(waiting.iter().filter(|o| o.document_id == d.id).count(), 2);
+        assert_eq!(waiting.iter().filter(|o| o.document_id == d.id).count(), agencies.len(), "{case}");
     }
 }
 
