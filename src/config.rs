@@ -393,6 +393,10 @@ pub struct SubmitterConfig {
     /// The country of its address (a national single window submits for its own country's).
     #[serde(default, deserialize_with = "one_or_many")]
     pub country: Vec<String>,
+    /// The region's name of a scheme the payload gives otherwise (`"AR-TAX" = "AR-CUIT"`), for
+    /// a scheme read from the payload or built from its fields; a scheme not listed is kept.
+    #[serde(default)]
+    pub scheme_names: std::collections::BTreeMap<String, String>,
 }
 
 /// A setting written as one string or a list of them.

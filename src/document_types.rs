@@ -8,6 +8,7 @@
 //! pointers, a single value (the party's identifier, the transport mode...) is the first one
 //! the payload has; HS codes are read from all of them.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use std::ops::ControlFlow;
@@ -162,11 +163,173 @@ impl PayloadPointer {
     }
 }
 
+/// Where a fact of a type's table is read (issue 29, item 3): at a JSON pointer; computed from
+/// fields, in a small vocabulary that is not a language; or the same for every document.
+///
+/// | written | read |
+/// |---|---|
+/// | `/a/*/b` | the value there |
+/// | `locode:/a/b` | the country of the UN/LOCODE there (`ARBUE` is `AR`) |
+/// | `country-name:/a/b` | the ISO code of the country named there (`México` is `MX`; a name not known is kept as written) |
+/// | `{/a/country}-{/a/type}` | a text built from fields, each `{pointer}` replaced by its value (a scheme from a country and a type: `AR-CUIT`) |
+/// | `=sea` | the text after `=`, for every document of the type |
+#[derive(Debug, Clone)]
+pub enum Reading {
+    At(PayloadPointer),
+    LocodeCountry(PayloadPointer),
+    CountryName(PayloadPointer),
+    /// The literal text between fields, and the fields; it gives a value only where every field
+    /// has one (read at the first field's items).
+    Template(Vec<TemplatePart>),
+    Constant(String),
+}
+
+/// A piece of a [`Reading::Template`].
+#[derive(Debug, Clone)]
+pub enum TemplatePart {
+    Text(String),
+    Field(PayloadPointer),
+}
+
+impl Reading {
+    /// Parses a setting as the region file writes it (the table above).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.starts_with('/') {
+            return PayloadPointer::parse(text).map(Reading::At);
+        }
+        if let Some(rest) = text.strip_prefix("locode:") {
+            return PayloadPointer::parse(rest).map(Reading::LocodeCountry);
+        }
+        if let Some(rest) = text.strip_prefix("country-name:") {
+            return PayloadPointer::parse(rest).map(Reading::CountryName);
+        }
+        if let Some(rest) = text.strip_prefix('=') {
+            if rest.is_empty() {
+                return Err(format!("{text:?}: a constant gives its value after \"=\" (\"=sea\")"));
+            }
+            return Ok(Reading::Constant(rest.to_owned()));
+        }
+        if text.contains('{') {
+            let mut parts = Vec::new();
+            let mut rest = text;
+            while let Some(open) = rest.find('{') {
+                if open > 0 {
+                    parts.push(TemplatePart::Text(rest[..open].to_owned()));
+                }
+                let Some(close) = rest[open..].find('}') else {
+                    return Err(format!("{text:?}: a field opened with \"{{\" is closed with \"}}\""));
+                };
+                let field = PayloadPointer::parse(&rest[open + 1..open + close]).map_err(|e| format!("{text:?}: {e}"))?;
+                parts.push(TemplatePart::Field(field));
+                rest = &rest[open + close + 1..];
+            }
+            if !rest.is_empty() {
+                parts.push(TemplatePart::Text(rest.to_owned()));
+            }
+            return Ok(Reading::Template(parts));
+        }
+        Err(format!(
+            "{text:?} is not a JSON pointer (it must start with \"/\", for example \"/declarant/identifier/value\"), \
+             nor a computed fact: \"locode:/pointer\", \"country-name:/pointer\", \"{{/pointer}}-{{/pointer}}\" or \"=constant\""
+        ))
+    }
+
+    /// The pointers it reads (none for a constant), for the start to check against the schema.
+    pub fn pointers(&self) -> Vec<&PayloadPointer> {
+        match self {
+            Reading::At(p) | Reading::LocodeCountry(p) | Reading::CountryName(p) => vec![p],
+            Reading::Template(parts) => parts.iter().filter_map(|p| if let TemplatePart::Field(f) = p { Some(f) } else { None }).collect(),
+            Reading::Constant(_) => Vec::new(),
+        }
+    }
+
+    /// The pointer whose values drive it: each of its values is one of the reading's.
+    fn driver(&self) -> Option<&PayloadPointer> {
+        self.pointers().into_iter().next()
+    }
+
+    /// What it gives for one value of its driver, reached with `indices` at its `*`s.
+    fn computed<'a>(&self, indices: &[usize], v: &'a Value, payload: &'a Value) -> Option<Cow<'a, Value>> {
+        let text = |s: String| Some(Cow::Owned(Value::String(s)));
+        match self {
+            Reading::At(_) => Some(Cow::Borrowed(v)),
+            Reading::LocodeCountry(_) => text(crate::countries::of_locode(v.as_str()?)?),
+            Reading::CountryName(_) => {
+                let name = v.as_str()?;
+                text(crate::countries::of_name(name).map_or_else(|| name.to_owned(), str::to_owned))
+            }
+            Reading::Template(parts) => {
+                let mut out = String::new();
+                for part in parts {
+                    match part {
+                        TemplatePart::Text(t) => out.push_str(t),
+                        TemplatePart::Field(f) => match f.first_at(indices, payload)? {
+                            Value::String(s) => out.push_str(s),
+                            Value::Number(n) => out.push_str(&n.to_string()),
+                            _ => return None,
+                        },
+                    }
+                }
+                text(out)
+            }
+            Reading::Constant(c) => text(c.clone()),
+        }
+    }
+
+    /// Calls `found` with each value it gives in `payload` and the index taken at each `*` of
+    /// the pointer it is read from, until `found` breaks (see [`PayloadPointer::each`]).
+    pub fn each<'a>(&self, payload: &'a Value, found: &mut dyn FnMut(&[usize], Cow<'a, Value>) -> ControlFlow<()>) {
+        match self.driver() {
+            None => {
+                if let Some(v) = self.computed(&[], payload, payload) {
+                    let _ = found(&[], v);
+                }
+            }
+            Some(driver) => driver.each(payload, &mut |indices, v| match self.computed(indices, v, payload) {
+                Some(value) => found(indices, value),
+                None => ControlFlow::Continue(()),
+            }),
+        }
+    }
+
+    /// Where a value it gave was read: the concrete pointer of the field it comes from (the
+    /// first field of a template), empty for a constant.
+    pub fn concrete(&self, indices: &[usize]) -> String {
+        self.driver().map(|p| p.concrete(indices)).unwrap_or_default()
+    }
+
+    /// The first value it gives reading, at its pointer's first `*`s, the items `indices` name
+    /// (see [`PayloadPointer::first_at`]).
+    pub fn first_at<'a>(&self, indices: &[usize], payload: &'a Value) -> Option<Cow<'a, Value>> {
+        let Some(driver) = self.driver() else { return self.computed(&[], payload, payload) };
+        let mut first = None;
+        let fixed = indices.to_vec();
+        driver.each(payload, &mut |reached, v| {
+            if !reached.starts_with(&fixed[..fixed.len().min(reached.len())]) {
+                return ControlFlow::Continue(());
+            }
+            first = self.computed(reached, v, payload);
+            if first.is_some() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        });
+        first
+    }
+}
+
+/// Compiles a setting's readings; an error names the setting (`what`).
+pub(crate) fn readings(what: &str, list: &[String]) -> Result<Vec<Reading>, String> {
+    list.iter().map(|p| Reading::parse(p).map_err(|e| format!("{what}: {e}"))).collect()
+}
+
+/// The first text any of `list` gives in `payload` (a string, or a number's digits).
+fn first_text(list: &[Reading], payload: &Value) -> Option<String> {
+    list.iter().find_map(|r| r.first_at(&[], payload)).and_then(|v| crate::identifiers::as_text(&v))
+}
+
 /// Where a party identifier's scheme is: in the payload, or the same for every document of the
 /// type (a standard whose parties are all identified one way).
 #[derive(Debug, Clone)]
 pub(crate) enum Scheme {
-    At(Vec<PayloadPointer>),
+    At(Vec<Reading>),
     Fixed(String),
 }
 
@@ -177,14 +340,16 @@ struct TypeReading {
     party: String,
     identifier: Vec<PayloadPointer>,
     scheme: Scheme,
-    country: Vec<PayloadPointer>,
-    origin: Vec<PayloadPointer>,
-    destination: Vec<PayloadPointer>,
+    /// The region's names of schemes read from the payload (`scheme_names`), when they differ.
+    scheme_names: BTreeMap<String, String>,
+    country: Vec<Reading>,
+    origin: Vec<Reading>,
+    destination: Vec<Reading>,
     hs_codes: Vec<PayloadPointer>,
-    mode_of_transport: Vec<PayloadPointer>,
+    mode_of_transport: Vec<Reading>,
     modes: BTreeMap<String, String>,
-    border_post: Vec<PayloadPointer>,
-    consignment_reference: Vec<PayloadPointer>,
+    border_post: Vec<Reading>,
+    consignment_reference: Vec<Reading>,
     /// The compatibility its versions keep, when the region declares it (`crate::schema_diff`).
     compatibility: Option<crate::schema_diff::Mode>,
 }
@@ -258,14 +423,19 @@ pub(crate) fn pointers(what: &str, list: &[String]) -> Result<Vec<PayloadPointer
 /// Compiles an identifier's scheme setting (`what`): pointers, or the scheme itself.
 pub(crate) fn scheme_of(what: &str, list: &[String]) -> Result<Scheme, String> {
     match list {
-        [one] if !one.starts_with('/') => {
-            if one.is_empty() || one.contains(':') {
-                return Err(format!("{what}: {one:?} is neither a JSON pointer nor a scheme name (such as AR-CUIT)"));
-            }
-            Ok(Scheme::Fixed(one.clone()))
-        }
         [] => Err(format!("{what}: give the JSON pointer of the identifier's scheme, or the scheme itself")),
-        list => Ok(Scheme::At(pointers(what, list)?)),
+        // A scheme's name (`AR-CUIT`, or `=AR-CUIT` as any constant): not a pointer, not built
+        // from fields.
+        [one] if !one.starts_with('/') && !one.contains('{') => {
+            let name = one.strip_prefix('=').unwrap_or(one);
+            if name.is_empty() || name.contains(':') {
+                return Err(format!(
+                    "{what}: {one:?} is neither a JSON pointer, nor a scheme name (such as AR-CUIT), nor built from fields ({{/a/countryCode}}-{{/a/type}})"
+                ));
+            }
+            Ok(Scheme::Fixed(name.to_owned()))
+        }
+        list => Ok(Scheme::At(readings(what, list)?)),
     }
 }
 
@@ -275,7 +445,7 @@ impl DocumentTypes {
         let mut types = BTreeMap::new();
         for (name, c) in config {
             let at = |setting: &str| format!("[document_types.{name}] {setting}");
-            let SubmitterConfig { party, identifier, scheme, country } = &c.submitter;
+            let SubmitterConfig { party, identifier, scheme, country, scheme_names } = &c.submitter;
             let identifier = pointers(&at("submitter.identifier"), identifier)?;
             let Some(first) = identifier.first() else {
                 return Err(format!("{}: give the JSON pointer of the submitting party's identifier", at("submitter.identifier")));
@@ -284,7 +454,8 @@ impl DocumentTypes {
                 Some(Step::Member(m)) => Some(m.clone()),
                 _ => None,
             });
-            if identifier.iter().chain(country.iter().filter_map(|c| PayloadPointer::parse(c).ok()).collect::<Vec<_>>().iter()).any(|p| p.steps.contains(&Step::EveryItem)) {
+            let country = readings(&at("submitter.country"), country)?;
+            if identifier.iter().chain(country.iter().flat_map(Reading::pointers)).any(|p| p.steps.contains(&Step::EveryItem)) {
                 return Err(format!("{}: a submitting party is one party: its pointers take no \"*\"", at("submitter")));
             }
             if scheme.len() > 1 && scheme.len() != identifier.len() {
@@ -299,14 +470,15 @@ impl DocumentTypes {
                 party: party.unwrap_or_else(|| "submitting party".into()),
                 identifier,
                 scheme,
-                country: pointers(&at("submitter.country"), country)?,
-                origin: pointers(&at("origin"), &c.origin)?,
-                destination: pointers(&at("destination"), &c.destination)?,
+                scheme_names: scheme_names.clone(),
+                country,
+                origin: readings(&at("origin"), &c.origin)?,
+                destination: readings(&at("destination"), &c.destination)?,
                 hs_codes: pointers(&at("hs_codes"), &c.hs_codes)?,
-                mode_of_transport: pointers(&at("mode_of_transport"), &c.mode_of_transport)?,
+                mode_of_transport: readings(&at("mode_of_transport"), &c.mode_of_transport)?,
                 modes: c.modes.clone(),
-                border_post: pointers(&at("border_post"), &c.border_post)?,
-                consignment_reference: pointers(&at("consignment_reference"), &c.consignment_reference)?,
+                border_post: readings(&at("border_post"), &c.border_post)?,
+                consignment_reference: readings(&at("consignment_reference"), &c.consignment_reference)?,
                 compatibility: c
                     .compatibility
                     .as_deref()
@@ -350,20 +522,20 @@ impl DocumentTypes {
         let Some(t) = self.types.get(document_type) else {
             return SubmittingParty::unknown();
         };
-        let string = |list: &[PayloadPointer]| list.iter().find_map(|p| p.first_at(&[], payload)).and_then(crate::identifiers::as_text);
         // The first identifier pointer the payload has, and the scheme beside it: the scheme
         // pointer of the same rank when there is one per identifier pointer.
         let found = t.identifier.iter().enumerate().find_map(|(i, p)| p.first(payload).map(|(at, v)| (i, at, v)));
         let scheme = match (&t.scheme, &found) {
             (Scheme::Fixed(s), _) => Some(s.clone()),
-            (Scheme::At(list), Some((i, _, _))) if list.len() > 1 => string(&list[*i..=*i]),
-            (Scheme::At(list), _) => string(list),
-        };
+            (Scheme::At(list), Some((i, _, _))) if list.len() > 1 => first_text(&list[*i..=*i], payload),
+            (Scheme::At(list), _) => first_text(list, payload),
+        }
+        .map(|s| t.scheme_names.get(&s).cloned().unwrap_or(s));
         let identifier = match (scheme, found) {
             (Some(scheme), Some((_, at, v))) => crate::identifiers::as_text(v).map(|value| PartyIdentifier { scheme, value, at }),
             _ => None,
         };
-        SubmittingParty { role: t.party.clone(), identifier, country: string(&t.country) }
+        SubmittingParty { role: t.party.clone(), identifier, country: first_text(&t.country, payload) }
     }
 
     /// Reads the routing facts of a payload that passed its schema, and checks that what the
@@ -380,14 +552,21 @@ impl DocumentTypes {
             (&t.origin, envelope.origin, "origin"),
             (&t.destination, envelope.destination, "destination"),
         ] {
-            for pointer in list {
-                pointer.each(payload, &mut |indices, v| {
+            for reading in list {
+                reading.each(payload, &mut |indices, v| {
                     if v.as_str() != Some(stated) {
                         let found = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                        // A computed fact says what it was computed from.
+                        let read_as = match reading {
+                            Reading::At(_) | Reading::Constant(_) => String::new(),
+                            Reading::LocodeCountry(_) => " (the country of the UN/LOCODE here)".into(),
+                            Reading::CountryName(_) => " (the country named here)".into(),
+                            Reading::Template(_) => " (built from the fields here)".into(),
+                        };
                         violations.push(Violation::new(
-                            &format!("/payload{}", pointer.concrete(indices)),
+                            &format!("/payload{}", reading.concrete(indices)),
                             "const",
-                            format!("the document says {found:?} here, and the envelope's {what} is {stated:?}: they must be the same"),
+                            format!("the document says {found:?}{read_as}, and the envelope's {what} is {stated:?}: they must be the same"),
                         ));
                     }
                     ControlFlow::Continue(())
@@ -401,15 +580,8 @@ impl DocumentTypes {
         let mut hs_chapters: Vec<u8> = t.hs_codes.iter().flat_map(|p| p.reached(payload)).filter_map(hs_chapter).collect();
         hs_chapters.sort_unstable();
         hs_chapters.dedup();
-        let text = |list: &[PayloadPointer]| {
-            list.iter().find_map(|p| p.first_at(&[], payload)).and_then(|v| match v {
-                Value::String(s) => Some(s.clone()),
-                Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            })
-        };
-        let mode_of_transport = text(&t.mode_of_transport).map(|m| t.modes.get(&m).cloned().unwrap_or(m));
-        Ok(PayloadFacts { hs_chapters, mode_of_transport, border_post: text(&t.border_post) })
+        let mode_of_transport = first_text(&t.mode_of_transport, payload).map(|m| t.modes.get(&m).cloned().unwrap_or(m));
+        Ok(PayloadFacts { hs_chapters, mode_of_transport, border_post: first_text(&t.border_post, payload) })
     }
 }
 
@@ -553,6 +725,70 @@ mod tests {
             }
         }
         assert!(read >= 25, "{read} examples read");
+    }
+
+    /// A standard that states its facts otherwise than the region routes by (issue 29, item 3):
+    /// countries as UN/LOCODEs and as names, the party's scheme as a country code and a type,
+    /// the transport mode nowhere (a bill of lading is by sea).
+    #[test]
+    fn facts_computed_from_fields_read_as_the_region_routes_by_them() {
+        let config: BTreeMap<String, DocumentTypeConfig> = toml::from_str(
+            r#"
+            [billOfLading]
+            submitter = { party = "shipper", identifier = "/parties/0/taxReference/value", scheme = "{/parties/0/taxReference/countryCode}-{/parties/0/taxReference/type}", scheme_names = { "UY-RUT" = "UY-RUT", "AR-TAX" = "AR-CUIT" }, country = "country-name:/shipperAddress/country" }
+            origin = "locode:/portOfLoading/UNLocationCode"
+            destination = ["locode:/portOfDischarge/UNLocationCode"]
+            mode_of_transport = "=sea"
+            border_post = "/portOfDischarge/UNLocationCode"
+            "#,
+        )
+        .unwrap();
+        let types = DocumentTypes::new(&config).unwrap();
+        let payload = json!({
+            "parties": [{"taxReference": {"value": "30714255831", "countryCode": "AR", "type": "TAX"}}],
+            "shipperAddress": {"country": "República Argentina"},
+            "portOfLoading": {"UNLocationCode": "ARBUE"},
+            "portOfDischarge": {"UNLocationCode": "BRSSZ"},
+        });
+        let party = types.submitting_party("billOfLading", &payload);
+        assert_eq!(
+            party,
+            SubmittingParty {
+                role: "shipper".into(),
+                identifier: Some(PartyIdentifier { scheme: "AR-CUIT".into(), value: "30714255831".into(), at: "/parties/0/taxReference/value".into() }),
+                country: Some("AR".into()),
+            }
+        );
+        let facts = types.read("billOfLading", &envelope(), &payload).unwrap();
+        assert_eq!(facts, PayloadFacts { hs_chapters: vec![], mode_of_transport: Some("sea".into()), border_post: Some("BRSSZ".into()) });
+        // A UN/LOCODE of another country than the envelope's: refused at the field it came from.
+        let mut elsewhere = payload.clone();
+        elsewhere["portOfDischarge"]["UNLocationCode"] = json!("UYMVD");
+        let refused = types.read("billOfLading", &envelope(), &elsewhere).unwrap_err();
+        assert_eq!(refused[0].pointer, "/payload/portOfDischarge/UNLocationCode");
+        assert!(refused[0].message.contains("\"UY\" (the country of the UN/LOCODE here)"), "{}", refused[0].message);
+        // A name the table does not know is kept as written; a scheme not in scheme_names too.
+        let mut unknown = payload.clone();
+        unknown["shipperAddress"]["country"] = json!("Atlantis");
+        unknown["parties"][0]["taxReference"] = json!({"value": "211111110019", "countryCode": "UY", "type": "RUT"});
+        let party = types.submitting_party("billOfLading", &unknown);
+        assert_eq!(party.country.as_deref(), Some("Atlantis"));
+        assert_eq!(party.identifier.map(|i| i.qualified()).as_deref(), Some("UY-RUT:211111110019"));
+        // A field of the template missing: no scheme, so no identifier.
+        let mut half = payload.clone();
+        half["parties"][0]["taxReference"].as_object_mut().unwrap().remove("type");
+        assert_eq!(types.submitting_party("billOfLading", &half).identifier, None);
+
+        for (written, refused) in [
+            ("locode:parties", "must start with \"/\""),
+            ("{/a", "closed with"),
+            ("=", "after \"=\""),
+            ("Mexico", "nor a computed fact"),
+        ] {
+            let err = Reading::parse(written).unwrap_err();
+            assert!(err.contains(refused), "{written}: {err}");
+        }
+        assert!(matches!(Reading::parse("=sea"), Ok(Reading::Constant(c)) if c == "sea"));
     }
 
     #[test]

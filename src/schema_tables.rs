@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::config::DocumentTypeConfig;
-use crate::document_types::PayloadPointer;
+use crate::document_types::{PayloadPointer, Reading};
 use crate::schema::{resolve, Files, SchemaFile};
 
 /// Whether a pointer reaches something a schema describes.
@@ -179,7 +179,8 @@ fn reach_new(files: &Files, file: &SchemaFile, schema: &Value, tokens: &[Option<
 /// Every pointer of a type's table, with the setting it is written in.
 fn settings(t: &DocumentTypeConfig) -> Vec<(String, &str)> {
     fn add<'a>(out: &mut Vec<(String, &'a str)>, setting: &str, list: &'a [String]) {
-        out.extend(list.iter().filter(|p| p.starts_with('/')).map(|p| (setting.to_owned(), p.as_str())));
+        // Pointers and computed facts alike: what is neither (a scheme's name) reads nothing.
+        out.extend(list.iter().map(|p| (setting.to_owned(), p.as_str())));
     }
     let mut out = Vec::new();
     add(&mut out, "submitter.identifier", &t.submitter.identifier);
@@ -212,19 +213,30 @@ pub(crate) fn check(files: &Files, name: &str, table: &DocumentTypeConfig) -> Re
         return Ok(());
     }
     for (setting, text) in settings(table) {
-        let Ok(pointer) = PayloadPointer::parse(text) else { continue };
-        let tokens: Vec<Option<&str>> = pointer.tokens().collect();
-        let found = versions.iter().map(|f| reach(files, f, &f.value, &tokens, "", 0, &mut Seen::new())).reduce(Reach::or);
-        if let Some(Reach::No { at, named }) = found {
-            let places: Vec<&str> = versions.iter().map(|f| f.place.as_str()).collect();
-            let there = if at.is_empty() { "at the payload's root".to_owned() } else { format!("at {at}") };
-            let names = if named.is_empty() { "no member".to_owned() } else { named.join(", ") };
-            return Err(format!(
-                "[document_types.{name}] {setting} = {text:?}: the schema ({}) describes nothing there; {there} it names {names}. \
-                 Check the member's name and case against the schema",
-                places.join(", ")
-            ));
+        // A reading that does not parse was refused before; a constant reads nothing.
+        let Ok(reading) = Reading::parse(text) else { continue };
+        for pointer in reading.pointers() {
+            check_pointer(files, &versions, name, setting.as_str(), text, pointer)?;
         }
+    }
+    Ok(())
+}
+
+/// One pointer of the setting `setting` (written `text`) against the versions of the type.
+fn check_pointer(files: &Files, versions: &[&SchemaFile], name: &str, setting: &str, text: &str, pointer: &PayloadPointer) -> Result<(), String> {
+    let tokens: Vec<Option<&str>> = pointer.tokens().collect();
+    let found = versions.iter().map(|f| reach(files, f, &f.value, &tokens, "", 0, &mut Seen::new())).reduce(Reach::or);
+    if let Some(Reach::No { at, named }) = found {
+        let places: Vec<&str> = versions.iter().map(|f| f.place.as_str()).collect();
+        let there = if at.is_empty() { "at the payload's root".to_owned() } else { format!("at {at}") };
+        let names = if named.is_empty() { "no member".to_owned() } else { named.join(", ") };
+        // A computed fact names the pointer of it that fails.
+        let which = if pointer.as_str() == text { String::new() } else { format!(" (its field {:?})", pointer.as_str()) };
+        return Err(format!(
+            "[document_types.{name}] {setting} = {text:?}{which}: the schema ({}) describes nothing there; {there} it names {names}. \
+             Check the member's name and case against the schema",
+            places.join(", ")
+        ));
     }
     Ok(())
 }
@@ -254,6 +266,20 @@ mod tests {
     fn every_pointer_of_the_shipped_tables_names_what_its_schema_describes() {
         let (region, schemas) = shipped();
         SchemaRegistry::of_region(&schemas, &region).expect("the shipped tables agree with the shipped schemas");
+    }
+
+    /// A computed fact's fields are checked as any pointer; a constant reads nothing.
+    #[test]
+    fn the_fields_of_a_computed_fact_are_checked_and_a_constant_is_not() {
+        let (mut region, schemas) = shipped();
+        let declaration = region.document_types.get_mut("customsDeclaration").unwrap();
+        declaration.mode_of_transport = vec!["=road".into()];
+        declaration.origin = vec!["locode:/noSuchMember/code".into()];
+        let message = refused(&region, &schemas);
+        assert!(message.contains("origin = \"locode:/noSuchMember/code\" (its field \"/noSuchMember/code\")"), "{message}");
+        region.document_types.get_mut("customsDeclaration").unwrap().origin = vec!["country-name:/declarant/nowhere".into()];
+        let message = refused(&region, &schemas);
+        assert!(message.contains("(its field \"/declarant/nowhere\")") && message.contains("at /declarant"), "{message}");
     }
 
     #[test]

@@ -188,8 +188,8 @@ impl FactReadings {
                         Scheme::At(list) => list
                             .iter()
                             .find_map(|s| s.first_at(indices, payload))
-                            .and_then(scalar)
-                            .or_else(|| list.iter().find_map(|s| s.first_at(&[], payload)).and_then(scalar)),
+                            .and_then(|v| scalar(&v))
+                            .or_else(|| list.iter().find_map(|s| s.first_at(&[], payload)).and_then(|v| scalar(&v))),
                     };
                     if let Some(scheme) = scheme {
                         f.parties.push((role.clone(), format!("{scheme}:{value}")));
