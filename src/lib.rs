@@ -21,6 +21,7 @@ pub mod json;
 pub mod lifecycle;
 pub mod memory;
 pub mod metrics;
+pub mod openapi_import;
 pub mod outbox;
 pub mod quota;
 pub mod receipts;

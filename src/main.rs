@@ -240,6 +240,21 @@ enum SchemasCommand {
     /// `x-compatibility`: backward by default, backward-open, forward, full or none), as the
     /// registry would refuse it.
     Diff { old: PathBuf, new: PathBuf },
+    /// Writes the JSON Schema of one component of an OpenAPI 3.0 or 3.1 document (YAML or
+    /// JSON), as a publisher ships it: draft 2020-12, the components it references as `$defs`,
+    /// OpenAPI's `example`, `nullable` and boolean bounds translated, and where it came from
+    /// recorded (`x-imported-from`). Then place it as `<type>/<version>.json` in the schemas
+    /// directory; the publisher's file is never edited.
+    Import {
+        /// The OpenAPI document.
+        file: PathBuf,
+        /// The component schema to import (a name under `components.schemas`).
+        #[arg(long)]
+        component: String,
+        /// Where to write it (standard output by default).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -535,6 +550,22 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 .into());
             }
             println!("declared compatibility ({}): kept", mode.as_str());
+        }
+        Command::Schemas { action: Some(SchemasCommand::Import { file, component, out }), .. } => {
+            let bytes = std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let text = String::from_utf8(bytes.clone()).map_err(|e| format!("{} is not UTF-8 text: {e}", file.display()))?;
+            let document = ventanilla::openapi_import::parse(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+            let name = file.file_name().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
+            let schema = ventanilla::openapi_import::import(&document, &component, &name, &ventanilla::gateway::sha256_hex(&bytes))
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            let text = serde_json::to_string_pretty(&schema)? + "\n";
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                    eprintln!("wrote {} (component {component} of {name})", path.display());
+                }
+                None => print!("{text}"),
+            }
         }
         Command::Schemas { config, action: None } => {
             let settings = Settings::load(config, "127.0.0.1:0".parse()?, "./data".into(), None, None, None)?;

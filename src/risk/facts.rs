@@ -10,7 +10,7 @@ use std::ops::ControlFlow;
 use serde_json::Value;
 
 use crate::config::{DocumentTypeConfig, RiskPartyConfig};
-use crate::document_types::{pointers, scheme_of, PayloadPointer, Scheme};
+use crate::document_types::{pointers, readings, scheme_of, PayloadPointer, Reading as TableReading, Scheme};
 
 /// A fact a rule may read; a type describes it or not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -98,8 +98,8 @@ struct Reading {
     quantity: Vec<PayloadPointer>,
     hs_codes: Vec<PayloadPointer>,
     origin_of_goods: Vec<PayloadPointer>,
-    border_post: Vec<PayloadPointer>,
-    mode_of_transport: Vec<PayloadPointer>,
+    border_post: Vec<TableReading>,
+    mode_of_transport: Vec<TableReading>,
     modes: BTreeMap<String, String>,
     platform: Vec<PayloadPointer>,
 }
@@ -136,8 +136,8 @@ impl FactReadings {
                     quantity: pointers(&at("risk.quantity"), &r.quantity)?,
                     hs_codes: pointers(&at("hs_codes"), &c.hs_codes)?,
                     origin_of_goods: pointers(&at("risk.origin_of_goods"), &r.origin_of_goods)?,
-                    border_post: pointers(&at("border_post"), &c.border_post)?,
-                    mode_of_transport: pointers(&at("mode_of_transport"), &c.mode_of_transport)?,
+                    border_post: readings(&at("border_post"), &c.border_post)?,
+                    mode_of_transport: readings(&at("mode_of_transport"), &c.mode_of_transport)?,
                     modes: c.modes.clone(),
                     platform: pointers(&at("risk.platform"), &r.platform)?,
                 },
@@ -213,8 +213,9 @@ impl FactReadings {
         origins.sort();
         origins.dedup();
         f.origins_of_goods = origins;
-        f.border_post = first_text(&r.border_post, payload);
-        f.mode_of_transport = first_text(&r.mode_of_transport, payload).map(|m| r.modes.get(&m).cloned().unwrap_or(m));
+        let read = |list: &[TableReading]| list.iter().find_map(|p| p.first_at(&[], payload)).and_then(|v| scalar(&v));
+        f.border_post = read(&r.border_post);
+        f.mode_of_transport = read(&r.mode_of_transport).map(|m| r.modes.get(&m).cloned().unwrap_or(m));
         f.platform = first_text(&r.platform, payload);
         f
     }

@@ -537,17 +537,16 @@ pub async fn simulate(dir: &std::path::Path, args: &[&str]) -> Value {
 
 /// The operations binary, `ventanilla ARGS --data-dir DIR`, run from the repository's root on a
 /// blocking thread (warnings only in its log); what it printed and its exit status.
-pub async fn ventanilla_on(dir: &std::path::Path, args: Vec<String>) -> std::process::Output {
-    let dir = dir.to_owned();
+pub async fn ventanilla_on(dir: &std::path::Path, mut args: Vec<String>) -> std::process::Output {
+    args.extend(["--data-dir".to_owned(), dir.display().to_string()]);
+    ventanilla(args).await
+}
+
+/// The operations binary, `ventanilla ARGS`, run from the repository's root on a blocking thread
+/// (warnings only in its log); what it printed and its exit status.
+pub async fn ventanilla(args: Vec<String>) -> std::process::Output {
     tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
-            .args(&args)
-            .arg("--data-dir")
-            .arg(&dir)
-            .current_dir(repo())
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap()
+        std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla")).args(&args).current_dir(repo()).env("RUST_LOG", "warn").output().unwrap()
     })
     .await
     .unwrap()

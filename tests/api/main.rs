@@ -29,6 +29,7 @@ mod limits;
 mod memory;
 mod messages;
 mod metrics;
+mod onboarding;
 mod openapi;
 mod outage;
 mod postgres_store;
