@@ -62,7 +62,8 @@ async fn the_readme_walkthrough_works_as_written() {
 }
 
 /// "Adding a document type" (the IT teams' guide), pasted as written: a draft-07 schema of a carrier's own with its
-/// definitions beside it, a table in a copy of the region file, `ventanilla validate --as`, and a
+/// definitions beside it, a table in a copy of the region file, a standard imported from its
+/// OpenAPI document with a table of computed facts, `ventanilla validate --as`, and a
 /// gateway serving that region (its embedded broker) taking the new type. Only the gateway's port
 /// (a free one instead of 8081), its broker's (none fixed instead of 9093) and the binary are
 /// changed.
@@ -85,6 +86,7 @@ async fn the_it_teams_guide_adding_a_document_type_works_as_written() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "the section failed:\n{script}\n--- stdout\n{stdout}\n--- stderr\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("/bill-of-lading.json: valid"), "{stdout}");
+    assert!(stdout.contains("ocean-bill-of-lading/valid.json: valid"), "the standard imported from OpenAPI, its facts computed: {stdout}");
     assert!(stdout.contains("\"billOfLading-parties\""), "its definitions are an /openapi.json component: {stdout}");
     let receipt: Value = stdout
         .lines()
