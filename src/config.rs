@@ -218,6 +218,50 @@ pub struct DocumentTypeConfig {
     /// `crate::risk`).
     #[serde(default)]
     pub risk: RiskFactsConfig,
+    /// What the region adds to the publisher's schema, without editing its file
+    /// (`[[document_types.<type>.overlays]]`, `crate::overlays`).
+    #[serde(default)]
+    pub overlays: Vec<OverlayConfig>,
+}
+
+/// One addition to a publisher's schema, by JSON pointer into its file (`crate::overlays`): the
+/// region enforces more than the standard asks (a required member, a pattern, an enumeration,
+/// bounds) and says it in its own words (`hint`), and the publisher's file stays as published.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverlayConfig {
+    /// The file, as a place under the schemas directory (`billOfLading/3.0.0.json`); every
+    /// version of the type when not given.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// The schema object in it the additions go to (`/properties/shipper`, `/$defs/Party`).
+    pub at: String,
+    /// Members that must be present (added to the schema's `required`).
+    #[serde(default)]
+    pub required: Vec<String>,
+    /// A pattern the value must match too.
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// The values allowed (with the publisher's own, if any: both must hold).
+    #[serde(default, rename = "enum")]
+    pub allowed: Option<Vec<serde_json::Value>>,
+    /// Bounds: kept where the publisher's are stricter.
+    #[serde(default)]
+    pub minimum: Option<f64>,
+    #[serde(default)]
+    pub maximum: Option<f64>,
+    #[serde(default)]
+    pub min_length: Option<u64>,
+    #[serde(default)]
+    pub max_length: Option<u64>,
+    #[serde(default)]
+    pub min_items: Option<u64>,
+    #[serde(default)]
+    pub max_items: Option<u64>,
+    /// What the value must be, in the region's words, with an example (`x-hint`): it tells every
+    /// violation of a pattern, enumeration, format or bound there, the publisher's included.
+    #[serde(default)]
+    pub hint: Option<String>,
 }
 
 /// Where a document type states the facts of risk profiling (`crate::risk::facts`): JSON

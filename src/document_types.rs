@@ -352,6 +352,8 @@ struct TypeReading {
     consignment_reference: Vec<Reading>,
     /// The compatibility its versions keep, when the region declares it (`crate::schema_diff`).
     compatibility: Option<crate::schema_diff::Mode>,
+    /// What the region adds to the publisher's schema (`crate::overlays`).
+    overlays: Vec<crate::config::OverlayConfig>,
 }
 
 /// The party that submits a document, as its payload names it.
@@ -485,6 +487,7 @@ impl DocumentTypes {
                     .map(crate::schema_diff::Mode::parse)
                     .transpose()
                     .map_err(|e| format!("{}: {e}", at("compatibility")))?,
+                overlays: c.overlays.clone(),
             };
             types.insert(name.clone(), reading);
         }
@@ -510,6 +513,11 @@ impl DocumentTypes {
     /// The compatibility the region declares for `document_type`'s versions, over its files'.
     pub fn compatibility(&self, document_type: &str) -> Option<crate::schema_diff::Mode> {
         self.types.get(document_type).and_then(|t| t.compatibility)
+    }
+
+    /// What the region adds to each type's schemas, with the type's name (`crate::overlays`).
+    pub fn overlays(&self) -> impl Iterator<Item = (&str, &crate::config::OverlayConfig)> {
+        self.types.iter().flat_map(|(name, t)| t.overlays.iter().map(move |o| (name.as_str(), o)))
     }
 
     /// The described types, by name.

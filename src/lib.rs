@@ -23,6 +23,7 @@ pub mod memory;
 pub mod metrics;
 pub mod openapi_import;
 pub mod outbox;
+pub mod overlays;
 pub mod quota;
 pub mod receipts;
 pub mod replays;

@@ -234,7 +234,9 @@ struct AgencyArgs {
 #[derive(Subcommand)]
 enum SchemasCommand {
     /// Whether NEW is backward compatible (accepts every document OLD accepts) and forward
-    /// compatible (OLD accepts every document NEW accepts), with each difference by JSON pointer;
+    /// compatible (OLD accepts every document NEW accepts), with each difference by JSON pointer,
+    /// each schema as the registry uses it (the region's overlays for its type applied, its
+    /// references to itself and to files beside it followed);
     /// exit 1 when NEW breaks the compatibility declared for it (the region's
     /// `[document_types.<type>] compatibility` for the type whose folder holds NEW, else its own
     /// `x-compatibility`: backward by default, backward-open, forward, full or none), as the
@@ -518,13 +520,31 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 Ok(serde_json::from_slice(&text).map_err(|e| format!("{} is not JSON: {e}", p.display()))?)
             };
             let new_path = new.clone();
-            let (old, new) = (read(&old)?, read(&new)?);
+            let region = Settings::load(config, "127.0.0.1:0".parse()?, "./data".into(), None, None, None)
+                .ok()
+                .and_then(|settings| ventanilla::document_types::DocumentTypes::new(&settings.region.document_types).ok());
+            // Each schema as the registry uses it: the region's overlays for the type whose
+            // folder holds it applied, and its references followed.
+            let effective = |path: &PathBuf| -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+                let mut schema = read(path)?;
+                let folder = path.parent().and_then(|p| p.file_name()).and_then(|f| f.to_str()).unwrap_or_default();
+                let name = path.file_name().and_then(|f| f.to_str()).unwrap_or_default();
+                let place = format!("{folder}/{name}");
+                let is_version = ventanilla::domain::SchemaVersion::parse(name.trim_end_matches(".json")).is_ok();
+                for (document_type, o) in region.iter().flat_map(|t| t.overlays()) {
+                    if ventanilla::overlays::applies_to(o, document_type, &place, is_version) {
+                        ventanilla::overlays::apply(&mut schema, o).map_err(|e| format!("[document_types.{document_type}] overlay of {place} {e}"))?;
+                    }
+                }
+                let dir = path.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+                Ok(ventanilla::schema_diff::followed(&schema, &dir))
+            };
+            let (old, new) = (effective(&old)?, effective(&new)?);
             let c = ventanilla::schema_diff::compare(&old, &new);
             // The mode the registry would judge by: the region's for the type whose folder holds
             // NEW, when it declares one, else the one NEW's file declares.
-            let declared = Settings::load(config, "127.0.0.1:0".parse()?, "./data".into(), None, None, None).ok().and_then(|settings| {
+            let declared = region.as_ref().and_then(|types| {
                 let folder = new_path.parent()?.file_name()?.to_str()?.to_owned();
-                let types = ventanilla::document_types::DocumentTypes::new(&settings.region.document_types).ok()?;
                 types.compatibility(&folder)
             });
             let mode = match declared {

@@ -517,11 +517,22 @@ impl SchemaRegistry {
         let layout = |path: &Path, message: String| SchemaError::Layout { path: path.to_owned(), message };
         let mut files = Vec::new();
         let mut warnings = Vec::new();
+        let overlays: Vec<(&str, &crate::config::OverlayConfig)> = types.overlays().collect();
+        let mut overlaid = vec![false; overlays.len()];
         for (place, path) in json_files(dir)? {
             let text = std::fs::read(&path).map_err(|source| SchemaError::Read { path: path.clone(), source })?;
-            let value: Value = serde_json::from_slice(&text).map_err(|source| SchemaError::Json { path: path.clone(), source })?;
+            let mut value: Value = serde_json::from_slice(&text).map_err(|source| SchemaError::Json { path: path.clone(), source })?;
             let file = place.split_once('/').map_or(place.as_str(), |(_, f)| f);
             let stem = file.trim_end_matches(".json");
+            // What the region adds to the publisher's file, before anything reads it.
+            let is_version = place.matches('/').count() == 1 && SchemaVersion::parse(stem).is_ok();
+            for (k, (document_type, o)) in overlays.iter().enumerate() {
+                if crate::overlays::applies_to(o, document_type, &place, is_version) {
+                    crate::overlays::apply(&mut value, o)
+                        .map_err(|e| SchemaError::Region(format!("[document_types.{document_type}] overlay of {place} {e}")))?;
+                    overlaid[k] = true;
+                }
+            }
             // `<folder>/<version>.json` is a version; a name of digits and dots that is not one
             // (`1.0.json`) is a version written wrong; any other file is a definition.
             let in_folder = place.matches('/').count() == 1;
@@ -577,6 +588,14 @@ impl SchemaRegistry {
                 component = (2..).map(|n| format!("{stem}-{n}")).find(|c| !taken(c)).unwrap_or(stem);
             }
             files.push(SchemaFile { place, path, version, base, location, component, value });
+        }
+        if let Some((document_type, o)) = overlays.iter().zip(&overlaid).find(|(_, done)| !**done).map(|(o, _)| o) {
+            return Err(SchemaError::Region(format!(
+                "[document_types.{document_type}] overlay at {:?}: no schema file {} (a place under {}, such as {document_type}/1.0.0.json)",
+                o.at,
+                o.file.as_deref().map_or_else(|| format!("of the type {document_type}"), |f| format!("{f:?}")),
+                dir.display()
+            )));
         }
         for name in types.names() {
             if [ENVELOPE, ACKNOWLEDGMENT].contains(&name) {
@@ -948,7 +967,15 @@ fn violations_of(files: &Files, schema: &CompiledSchema, instance: &Value, prefi
         let field = location.rsplit_once('/').map_or(location.as_str(), |(parent, _)| parent).to_owned();
         // The location's fragment is percent-encoded (a member named `país` is `pa%C3%ADs`).
         let node = field.split_once('#').and_then(|(file, fragment)| files.find(file).ok()?.value.pointer(&percent_decoded(fragment)));
-        let hint = node.and_then(|n| n.get("x-hint")).and_then(Value::as_str);
+        // A keyword in an `allOf` entry (a region's overlay beside the publisher's) is told by
+        // the hint of the field that holds the `allOf`.
+        let hint = node.and_then(|n| n.get("x-hint")).or_else(|| {
+            let (holder, index) = field.rsplit_once('/')?;
+            let holder = holder.strip_suffix("/allOf").filter(|_| index.parse::<usize>().is_ok())?;
+            let (file, fragment) = holder.split_once('#')?;
+            files.find(file).ok()?.value.pointer(&percent_decoded(fragment))?.get("x-hint")
+        });
+        let hint = hint.and_then(Value::as_str);
         // The value, as the message quotes it: written out only by the arms that quote it, and
         // never more than a message holds.
         let found = || short(e.instance());

@@ -103,6 +103,104 @@ impl Mode {
     }
 }
 
+/// A schema with its references followed (issue 29, item 1): each `$ref` to the same file
+/// (`#/$defs/x`) or to a file beside it (`parties.json#/definitions/party`, read from `dir`)
+/// replaced by what it names, so that two versions compare by what they accept, not by how
+/// they are split into files. Members beside a reference join what it names (`required` added
+/// up); a reference that names a schema being followed already (a recursion), or that cannot be
+/// read, stays a reference.
+pub fn followed(schema: &Value, dir: &std::path::Path) -> Value {
+    let mut files: std::collections::HashMap<String, Value> = std::collections::HashMap::new();
+    follow(schema, schema, "", dir, &mut files, &mut Vec::new())
+}
+
+fn follow(
+    v: &Value,
+    root: &Value,
+    file: &str,
+    dir: &std::path::Path,
+    files: &mut std::collections::HashMap<String, Value>,
+    stack: &mut Vec<String>,
+) -> Value {
+    match v {
+        Value::Object(m) => {
+            if let Some(reference) = m.get("$ref").and_then(Value::as_str) {
+                let (target_file, fragment) = reference.split_once('#').unwrap_or((reference, ""));
+                let target_file = if target_file.is_empty() { file.to_owned() } else { target_file.to_owned() };
+                let key = format!("{target_file}#{fragment}");
+                if stack.len() < 32 && !stack.contains(&key) {
+                    let document = if target_file.is_empty() {
+                        Some(root.clone())
+                    } else if let Some(known) = files.get(&target_file) {
+                        Some(known.clone())
+                    } else {
+                        let read = std::fs::read(dir.join(&target_file)).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+                        if let Some(d) = &read {
+                            files.insert(target_file.clone(), d.clone());
+                        }
+                        read
+                    };
+                    let fragment = percent_decode(fragment);
+                    if let Some(target) = document.as_ref().and_then(|d| d.pointer(&fragment)) {
+                        stack.push(key);
+                        let document = document.clone().unwrap_or_default();
+                        let mut resolved = follow(target, &document, &target_file, dir, files, stack);
+                        stack.pop();
+                        let beside: Map<String, Value> =
+                            m.iter().filter(|(k, _)| *k != "$ref").map(|(k, c)| (k.clone(), follow(c, root, file, dir, files, stack))).collect();
+                        if let Value::Object(r) = &mut resolved {
+                            for (k, c) in beside {
+                                match (k.as_str(), r.get_mut(&k)) {
+                                    ("required", Some(Value::Array(own))) => {
+                                        for member in c.as_array().into_iter().flatten() {
+                                            if !own.contains(member) {
+                                                own.push(member.clone());
+                                            }
+                                        }
+                                    }
+                                    (_, Some(_)) => {
+                                        // Both say something of the same keyword: both hold.
+                                        let all = r.entry("allOf").or_insert_with(|| Value::Array(Vec::new()));
+                                        if let Value::Array(list) = all {
+                                            list.push(Value::Object(Map::from_iter([(k, c)])));
+                                        }
+                                    }
+                                    (_, None) => {
+                                        r.insert(k, c);
+                                    }
+                                }
+                            }
+                        }
+                        return resolved;
+                    }
+                }
+            }
+            Value::Object(m.iter().map(|(k, c)| (k.clone(), if ["enum", "const", "default", "examples"].contains(&k.as_str()) { c.clone() } else { follow(c, root, file, dir, files, stack) })).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|i| follow(i, root, file, dir, files, stack)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// A JSON pointer from a URI fragment (`%C3%AD` is `í`).
+fn percent_decode(fragment: &str) -> String {
+    let bytes = fragment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&fragment[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Compares two schemas.
 pub fn compare(old: &Value, new: &Value) -> Comparison {
     let mut differences = Vec::new();
@@ -311,6 +409,29 @@ fn walk(old: &Value, new: &Value, at: &str, out: &mut Vec<Difference>) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The issue's case: a region's wrapper that refers to the publisher's file and adds one
+    /// required member differs from it by that member only, once the reference is followed
+    /// (without following it, every keyword of the publisher's file looked removed).
+    #[test]
+    fn a_wrapper_compares_by_what_it_accepts_once_its_references_are_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = json!({
+            "type": "object",
+            "properties": {"party": {"$ref": "#/$defs/party"}, "date": {"type": "string"}},
+            "$defs": {"party": {"type": "object", "properties": {"id": {"type": "string"}}}}
+        });
+        std::fs::write(dir.path().join("plain.json"), plain.to_string()).unwrap();
+        let wrapper = json!({"$ref": "plain.json", "required": ["party"]});
+        let naive = compare(&plain, &wrapper);
+        assert!(naive.differences.len() > 1, "{:?}", naive.differences);
+        let c = compare(&followed(&plain, dir.path()), &followed(&wrapper, dir.path()));
+        let kinds: Vec<(&str, &str)> = c.differences.iter().map(|d| (d.pointer.as_str(), d.kind)).collect();
+        assert_eq!(kinds, [("/required", "required-added")], "{:#?}", c.differences);
+        // A recursion stays a reference instead of unfolding for ever.
+        let tree = json!({"type": "object", "properties": {"children": {"type": "array", "items": {"$ref": "#"}}}});
+        assert_eq!(followed(&tree, dir.path())["properties"]["children"]["items"]["properties"]["children"]["items"], json!({"$ref": "#"}));
+    }
 
     fn base() -> Value {
         json!({

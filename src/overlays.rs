@@ -1,0 +1,162 @@
+//! What a region adds to a publisher's schema without editing its file (issue 29, item 1):
+//! `[[document_types.<type>.overlays]]` in the region file, each a JSON pointer into the
+//! publisher's file and what to add there, applied as the schemas are loaded (and by `schemas
+//! diff`, which compares the schemas as the registry uses them).
+//!
+//! An addition only narrows what the schema accepts: a required member joins `required`; a
+//! pattern or an enumeration beside the publisher's own goes into an `allOf`, so both hold; a
+//! bound is kept where the publisher's is stricter. A hint (`x-hint`) tells, in the region's
+//! words, every violation of a pattern, enumeration, format or bound there, the publisher's own
+//! keywords included. Beside a `$ref` (which drafts 4 to 7 let nothing stand beside) the
+//! reference moves into the `allOf`, so the additions apply in every draft.
+
+use serde_json::{json, Map, Value};
+
+use crate::config::OverlayConfig;
+
+/// Whether the overlay goes to the schema file at `place` (`<folder>/<file>.json`) of type
+/// `document_type`: the file it names, or every version of its type.
+pub fn applies_to(o: &OverlayConfig, document_type: &str, place: &str, is_version: bool) -> bool {
+    match &o.file {
+        Some(file) => file == place,
+        None => is_version && place.split_once('/').is_some_and(|(folder, _)| folder == document_type),
+    }
+}
+
+/// Applies `o` to `schema` (a file's JSON); why not, when its pointer names no schema object.
+pub fn apply(schema: &mut Value, o: &OverlayConfig) -> Result<(), String> {
+    let at = if o.at == "/" { "" } else { o.at.as_str() };
+    let Some(target) = schema.pointer_mut(at) else {
+        return Err(format!("at {:?}: the file has nothing there", o.at));
+    };
+    let Value::Object(t) = target else {
+        return Err(format!("at {:?}: that is not a schema object (it is {target})", o.at));
+    };
+    let constrains = !o.required.is_empty()
+        || o.pattern.is_some()
+        || o.allowed.is_some()
+        || [o.minimum, o.maximum].iter().any(Option::is_some)
+        || [o.min_length, o.max_length, o.min_items, o.max_items].iter().any(Option::is_some);
+    if constrains {
+        if let Some(reference) = t.remove("$ref") {
+            all_of(t, json!({"$ref": reference}));
+        }
+    }
+    if !o.required.is_empty() {
+        let required = t.entry("required").or_insert_with(|| json!([]));
+        let Value::Array(list) = required else {
+            return Err(format!("at {:?}: its `required` is not a list", o.at));
+        };
+        for member in &o.required {
+            if !list.iter().any(|m| m == member) {
+                list.push(json!(member));
+            }
+        }
+    }
+    if let Some(pattern) = &o.pattern {
+        match t.get("pattern") {
+            None => {
+                t.insert("pattern".into(), json!(pattern));
+            }
+            Some(p) if p == pattern => {}
+            Some(_) => all_of(t, json!({"pattern": pattern})),
+        }
+    }
+    if let Some(allowed) = &o.allowed {
+        match t.get("enum") {
+            None => {
+                t.insert("enum".into(), Value::Array(allowed.clone()));
+            }
+            Some(Value::Array(own)) if own == allowed => {}
+            Some(_) => all_of(t, json!({"enum": allowed})),
+        }
+    }
+    let number = |v: &Value| v.as_f64();
+    for (keyword, bound, lower) in [("minimum", o.minimum, true), ("maximum", o.maximum, false)] {
+        if let Some(b) = bound {
+            let keep = match t.get(keyword).and_then(number) {
+                Some(own) if lower => own.max(b),
+                Some(own) => own.min(b),
+                None => b,
+            };
+            t.insert(keyword.into(), json!(keep));
+        }
+    }
+    for (keyword, bound, lower) in [
+        ("minLength", o.min_length, true),
+        ("maxLength", o.max_length, false),
+        ("minItems", o.min_items, true),
+        ("maxItems", o.max_items, false),
+    ] {
+        if let Some(b) = bound {
+            let keep = match t.get(keyword).and_then(Value::as_u64) {
+                Some(own) if lower => own.max(b),
+                Some(own) => own.min(b),
+                None => b,
+            };
+            t.insert(keyword.into(), json!(keep));
+        }
+    }
+    if let Some(hint) = &o.hint {
+        t.insert("x-hint".into(), json!(hint));
+    }
+    Ok(())
+}
+
+/// Adds `schema` to the object's `allOf` (making one).
+fn all_of(t: &mut Map<String, Value>, schema: Value) {
+    match t.entry("allOf").or_insert_with(|| json!([])) {
+        Value::Array(list) => list.push(schema),
+        other => *other = json!([other.clone(), schema]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn overlay(toml_text: &str) -> OverlayConfig {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn additions_only_narrow_what_the_publisher_accepts() {
+        let mut schema = json!({
+            "properties": {
+                "date": {"type": "string", "format": "date"},
+                "code": {"type": "string", "pattern": "^[A-Z]+$", "maxLength": 10},
+                "party": {"$ref": "#/$defs/party"},
+                "count": {"type": "integer", "minimum": 5}
+            },
+            "$defs": {"party": {"type": "object"}}
+        });
+        apply(&mut schema, &overlay("at = '/properties/date'\nhint = 'a date as 2026-12-01'")).unwrap();
+        apply(&mut schema, &overlay("at = '/properties/code'\npattern = '^[A-Z]{3}$'\nmax_length = 20\nmin_length = 3")).unwrap();
+        apply(&mut schema, &overlay("at = '/properties/party'\nrequired = ['taxId']")).unwrap();
+        apply(&mut schema, &overlay("at = '/properties/count'\nminimum = 1.0\nmaximum = 9.0")).unwrap();
+        apply(&mut schema, &overlay("at = '/'\nrequired = ['date', 'code']")).unwrap();
+        apply(&mut schema, &overlay("at = '/'\nrequired = ['code']")).unwrap();
+        assert_eq!(schema["properties"]["date"]["x-hint"], "a date as 2026-12-01");
+        assert_eq!(schema["properties"]["code"]["pattern"], "^[A-Z]+$", "the publisher's pattern stays");
+        assert_eq!(schema["properties"]["code"]["allOf"], json!([{"pattern": "^[A-Z]{3}$"}]), "and the region's holds too");
+        assert_eq!((schema["properties"]["code"]["maxLength"].clone(), schema["properties"]["code"]["minLength"].clone()), (json!(10), json!(3)), "the stricter bound");
+        assert_eq!(schema["properties"]["party"], json!({"allOf": [{"$ref": "#/$defs/party"}], "required": ["taxId"]}));
+        assert_eq!((schema["properties"]["count"]["minimum"].as_f64(), schema["properties"]["count"]["maximum"].as_f64()), (Some(5.0), Some(9.0)));
+        assert_eq!(schema["required"], json!(["date", "code"]), "each member once");
+        let err = apply(&mut schema, &overlay("at = '/properties/nothing'\nrequired = ['x']")).unwrap_err();
+        assert!(err.contains("\"/properties/nothing\"") && err.contains("nothing there"), "{err}");
+        let err = apply(&mut schema, &overlay("at = '/properties/code/pattern'\nhint = 'h'")).unwrap_err();
+        assert!(err.contains("not a schema object"), "{err}");
+    }
+
+    #[test]
+    fn an_overlay_goes_to_the_file_it_names_or_every_version_of_its_type() {
+        let every = overlay("at = '/'");
+        assert!(applies_to(&every, "bl", "bl/1.0.0.json", true));
+        assert!(!applies_to(&every, "bl", "bl/defs.json", false), "a definition file only when named");
+        assert!(!applies_to(&every, "bl", "other/1.0.0.json", true));
+        let named = overlay("at = '/'\nfile = 'bl/defs.json'");
+        assert!(applies_to(&named, "bl", "bl/defs.json", false));
+        assert!(!applies_to(&named, "bl", "bl/1.0.0.json", true));
+    }
+}
