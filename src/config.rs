@@ -245,7 +245,7 @@ pub struct OverlayConfig {
     /// The values allowed (with the publisher's own, if any: both must hold).
     #[serde(default, rename = "enum")]
     pub allowed: Option<Vec<serde_json::Value>>,
-    /// Bounds: kept where the publisher's are stricter.
+    /// Bounds: beside the publisher's own, if any (both hold).
     #[serde(default)]
     pub minimum: Option<f64>,
     #[serde(default)]

@@ -277,18 +277,35 @@ impl Reading {
     }
 
     /// Calls `found` with each value it gives in `payload` and the index taken at each `*` of
-    /// the pointer it is read from, until `found` breaks (see [`PayloadPointer::each`]).
+    /// the pointer it is read from, until `found` breaks (see [`PayloadPointer::each`]). A value
+    /// it is computed from that gives nothing (a text that is no UN/LOCODE) is passed over.
     pub fn each<'a>(&self, payload: &'a Value, found: &mut dyn FnMut(&[usize], Cow<'a, Value>) -> ControlFlow<()>) {
+        self.each_or_not(payload, &mut |indices, v| match v {
+            Ok(value) => found(indices, value),
+            Err(_) => ControlFlow::Continue(()),
+        });
+    }
+
+    /// [`Reading::each`], with each value it is computed from that gives nothing as `Err`, so
+    /// that a check can refuse it rather than pass it over.
+    pub fn each_or_not<'a>(&self, payload: &'a Value, found: &mut dyn FnMut(&[usize], Result<Cow<'a, Value>, &'a Value>) -> ControlFlow<()>) {
         match self.driver() {
             None => {
                 if let Some(v) = self.computed(&[], payload, payload) {
-                    let _ = found(&[], v);
+                    let _ = found(&[], Ok(v));
                 }
             }
-            Some(driver) => driver.each(payload, &mut |indices, v| match self.computed(indices, v, payload) {
-                Some(value) => found(indices, value),
-                None => ControlFlow::Continue(()),
-            }),
+            Some(driver) => driver.each(payload, &mut |indices, v| found(indices, self.computed(indices, v, payload).ok_or(v))),
+        }
+    }
+
+    /// Why a value it is computed from gave nothing, in words for the submitter.
+    pub fn gives_nothing(&self) -> &'static str {
+        match self {
+            Reading::LocodeCountry(_) => "it is not a UN/LOCODE (the two letters of a country and three of a place, as BRSSZ)",
+            Reading::CountryName(_) => "it is not a country's name",
+            Reading::Template(_) => "a field it is built from is missing or not a text",
+            Reading::At(_) | Reading::Constant(_) => "it gives nothing",
         }
     }
 
@@ -301,6 +318,9 @@ impl Reading {
     /// The first value it gives reading, at its pointer's first `*`s, the items `indices` name
     /// (see [`PayloadPointer::first_at`]).
     pub fn first_at<'a>(&self, indices: &[usize], payload: &'a Value) -> Option<Cow<'a, Value>> {
+        if let Reading::At(p) = self {
+            return p.first_at(indices, payload).map(Cow::Borrowed);
+        }
         let Some(driver) = self.driver() else { return self.computed(&[], payload, payload) };
         let mut first = None;
         let fixed = indices.to_vec();
@@ -312,6 +332,15 @@ impl Reading {
             if first.is_some() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
         });
         first
+    }
+}
+
+/// A value as a violation quotes it: JSON, cut at 60 characters.
+fn short_value(v: &Value) -> String {
+    let text = v.to_string();
+    match text.char_indices().nth(60) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text,
     }
 }
 
@@ -561,7 +590,19 @@ impl DocumentTypes {
             (&t.destination, envelope.destination, "destination"),
         ] {
             for reading in list {
-                reading.each(payload, &mut |indices, v| {
+                reading.each_or_not(payload, &mut |indices, v| {
+                    let v = match v {
+                        Ok(v) => v,
+                        // A field a fact is computed from that gives none: refused, not passed over.
+                        Err(raw) => {
+                            violations.push(Violation::new(
+                                &format!("/payload{}", reading.concrete(indices)),
+                                "const",
+                                format!("the document says {} here, which gives no {what}: {}", short_value(raw), reading.gives_nothing()),
+                            ));
+                            return ControlFlow::Continue(());
+                        }
+                    };
                     if v.as_str() != Some(stated) {
                         let found = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
                         // A computed fact says what it was computed from.
@@ -743,7 +784,7 @@ mod tests {
         let config: BTreeMap<String, DocumentTypeConfig> = toml::from_str(
             r#"
             [billOfLading]
-            submitter = { party = "shipper", identifier = "/parties/0/taxReference/value", scheme = "{/parties/0/taxReference/countryCode}-{/parties/0/taxReference/type}", scheme_names = { "UY-RUT" = "UY-RUT", "AR-TAX" = "AR-CUIT" }, country = "country-name:/shipperAddress/country" }
+            submitter = { party = "shipper", identifier = "/parties/0/taxReference/value", scheme = "{/parties/0/taxReference/countryCode}-{/parties/0/taxReference/type}", scheme_names = { "AR-TAX" = "AR-CUIT" }, country = "country-name:/shipperAddress/country" }
             origin = "locode:/portOfLoading/UNLocationCode"
             destination = ["locode:/portOfDischarge/UNLocationCode"]
             mode_of_transport = "=sea"
@@ -775,6 +816,12 @@ mod tests {
         let refused = types.read("billOfLading", &envelope(), &elsewhere).unwrap_err();
         assert_eq!(refused[0].pointer, "/payload/portOfDischarge/UNLocationCode");
         assert!(refused[0].message.contains("\"UY\" (the country of the UN/LOCODE here)"), "{}", refused[0].message);
+        // A port that is no UN/LOCODE gives no country: refused at its field, not passed over.
+        let mut unreadable = payload.clone();
+        unreadable["portOfDischarge"]["UNLocationCode"] = json!("BR-SSZ");
+        let refused = types.read("billOfLading", &envelope(), &unreadable).unwrap_err();
+        assert_eq!(refused[0].pointer, "/payload/portOfDischarge/UNLocationCode");
+        assert!(refused[0].message.contains("gives no destination: it is not a UN/LOCODE"), "{}", refused[0].message);
         // A name the table does not know is kept as written; a scheme not in scheme_names too.
         let mut unknown = payload.clone();
         unknown["shipperAddress"]["country"] = json!("Atlantis");

@@ -520,13 +520,21 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 Ok(serde_json::from_slice(&text).map_err(|e| format!("{} is not JSON: {e}", p.display()))?)
             };
             let new_path = new.clone();
-            let region = Settings::load(config, "127.0.0.1:0".parse()?, "./data".into(), None, None, None)
-                .ok()
-                .and_then(|settings| ventanilla::document_types::DocumentTypes::new(&settings.region.document_types).ok());
+            let region = match Settings::load(config.clone(), "127.0.0.1:0".parse()?, "./data".into(), None, None, None)
+                .map_err(|e| e.to_string())
+                .and_then(|settings| ventanilla::document_types::DocumentTypes::new(&settings.region.document_types))
+            {
+                Ok(types) => Some(types),
+                Err(e) => {
+                    eprintln!("warning: the region file in {} does not load ({e}): the schemas are compared without its overlays and compatibility", config.display());
+                    None
+                }
+            };
             // Each schema as the registry uses it: the region's overlays for the type whose
             // folder holds it applied, and its references followed.
-            let effective = |path: &PathBuf| -> Result<serde_json::Value, Box<dyn std::error::Error>> {
-                let mut schema = read(path)?;
+            // A schema file with the region's overlays for its place applied.
+            let overlaid = |path: &std::path::Path| -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+                let mut schema = read(&path.to_path_buf())?;
                 let folder = path.parent().and_then(|p| p.file_name()).and_then(|f| f.to_str()).unwrap_or_default();
                 let name = path.file_name().and_then(|f| f.to_str()).unwrap_or_default();
                 let place = format!("{folder}/{name}");
@@ -536,8 +544,13 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                         ventanilla::overlays::apply(&mut schema, o).map_err(|e| format!("[document_types.{document_type}] overlay of {place} {e}"))?;
                     }
                 }
+                Ok(schema)
+            };
+            let effective = |path: &PathBuf| -> Result<serde_json::Value, Box<dyn std::error::Error>> {
                 let dir = path.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
-                Ok(ventanilla::schema_diff::followed(&schema, &dir))
+                // Files beside it, overlaid as the registry loads them.
+                let beside = |name: &str| overlaid(&dir.join(name)).ok();
+                Ok(ventanilla::schema_diff::followed(&overlaid(path)?, &beside))
             };
             let (old, new) = (effective(&old)?, effective(&new)?);
             let c = ventanilla::schema_diff::compare(&old, &new);

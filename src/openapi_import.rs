@@ -7,7 +7,8 @@
 //! - `#/components/schemas/<name>` references become `#/$defs/<name>` (`#` for the component
 //!   itself);
 //! - `example` (OpenAPI's, one value) becomes `examples` (JSON Schema's, a list);
-//! - OpenAPI 3.0's `nullable: true` adds `"null"` to the `type` (and to an `enum`), and its
+//! - OpenAPI 3.0's `nullable: true` adds `"null"` to the `type` (an `enum` keeps its values: 3.0.3
+//!   says null is allowed there only if listed), and its
 //!   boolean `exclusiveMinimum`/`exclusiveMaximum` become the numeric bound they qualify;
 //! - OpenAPI 3.0 ignores what sits beside a `$ref`: so does the import, but for annotations
 //!   (`description`, `title`, `examples`);
@@ -33,6 +34,8 @@ pub enum ImportError {
     NoComponent { wanted: String, available: String },
     #[error("{at}: the reference {reference:?} is outside #/components/schemas; import the file or component it names first")]
     ForeignReference { at: String, reference: String },
+    #[error("the component has a definition of its own named {0:?}, as another component it refers to is: rename one")]
+    NameTaken(String),
 }
 
 /// Parses an OpenAPI document from its text: JSON, else YAML.
@@ -66,7 +69,7 @@ pub fn import(openapi: &Value, component: &str, source: &str, sha256: &str) -> R
     let mut todo = vec![component.to_owned()];
     while let Some(name) = todo.pop() {
         let mut refs = Vec::new();
-        references(&schemas[&name], &format!("#/components/schemas/{name}"), &mut refs);
+        references(&schemas[&name], &format!("#/components/schemas/{name}"), three_oh, &mut refs);
         for (at, reference) in refs {
             let Some(target) = reference.strip_prefix("#/components/schemas/") else {
                 return Err(ImportError::ForeignReference { at, reference });
@@ -96,14 +99,23 @@ pub fn import(openapi: &Value, component: &str, source: &str, sha256: &str) -> R
         out.insert(k, v);
     }
     if !defs.is_empty() {
-        out.insert("$defs".into(), Value::Object(defs.into_iter().collect()));
+        // Beside the component's own definitions, if it has any.
+        let own = out.entry("$defs").or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(own) = own {
+            for (name, schema) in defs {
+                if own.contains_key(&name) {
+                    return Err(ImportError::NameTaken(name));
+                }
+                own.insert(name, schema);
+            }
+        }
     }
     Ok(Value::Object(out))
 }
 
 /// Every `$ref` in a schema, with where it is. Data (`example`, `enum`...) is not searched; the
 /// members of `properties` and the like are, whatever their names.
-fn references(v: &Value, at: &str, out: &mut Vec<(String, String)>) {
+fn references(v: &Value, at: &str, three_oh: bool, out: &mut Vec<(String, String)>) {
     match v {
         Value::Object(m) => {
             for (k, child) in m {
@@ -112,16 +124,18 @@ fn references(v: &Value, at: &str, out: &mut Vec<(String, String)>) {
                     if let Some(r) = child.as_str() {
                         out.push((at.to_owned(), r.to_owned()));
                     }
+                } else if three_oh && m.contains_key("$ref") && !ANNOTATIONS.contains(&k.as_str()) {
+                    // Dropped by the import (3.0 ignores what sits beside a reference).
                 } else if SCHEMA_MAP.contains(&k.as_str()) {
                     for (name, member) in child.as_object().into_iter().flatten() {
-                        references(member, &format!("{here}/{}", crate::schema::escape(name)), out);
+                        references(member, &format!("{here}/{}", crate::schema::escape(name)), three_oh, out);
                     }
                 } else if !DATA.contains(&k.as_str()) {
-                    references(child, &here, out);
+                    references(child, &here, three_oh, out);
                 }
             }
         }
-        Value::Array(items) => items.iter().enumerate().for_each(|(i, item)| references(item, &format!("{at}/{i}"), out)),
+        Value::Array(items) => items.iter().enumerate().for_each(|(i, item)| references(item, &format!("{at}/{i}"), three_oh, out)),
         _ => {}
     }
 }
@@ -198,11 +212,8 @@ fn schema(v: &Value, component: &str, three_oh: bool) -> Value {
                 Some(Value::Array(types)) if !types.contains(&json!("null")) => types.push(json!("null")),
                 _ => {}
             }
-            if let Some(Value::Array(values)) = out.get_mut("enum") {
-                if !values.contains(&Value::Null) {
-                    values.push(Value::Null);
-                }
-            }
+            // An `enum` stays as written: OpenAPI 3.0.3 says `nullable` does not add null to the
+            // values an enumeration lists.
         }
     }
     Value::Object(out)
@@ -254,12 +265,13 @@ components:
         assert_eq!(out["properties"]["parties"]["items"]["$ref"], "#/$defs/Party");
         // Beside a $ref, 3.0 keeps annotations only; a reference to the component is the root.
         assert_eq!(out["properties"]["next"], json!({"$ref": "#", "description": "itself"}));
-        assert_eq!(out["$defs"]["Party"]["properties"]["code"]["enum"], json!(["SHP", "CNE", null]));
+        assert_eq!(out["$defs"]["Party"]["properties"]["code"]["enum"], json!(["SHP", "CNE"]), "null only if the enumeration lists it");
         assert_eq!(out["$defs"]["Party"]["properties"]["example"]["type"], "string", "a member called example stays a member");
         assert!(out["$defs"].get("Unused").is_none(), "only what the component reaches");
         // It is a schema the validator compiles, and it means what the publisher wrote.
         let validator = jsonschema::validator_for(&out).unwrap();
-        assert!(validator.is_valid(&json!({"reference": "R", "parties": [{"code": null}], "remarks": null, "weight": 1})));
+        assert!(validator.is_valid(&json!({"reference": "R", "parties": [{"code": "CNE"}], "remarks": null, "weight": 1})));
+        assert!(!validator.is_valid(&json!({"reference": "R", "parties": [{"code": null}]})), "an enumeration without null");
         assert!(!validator.is_valid(&json!({"reference": "R", "parties": [], "weight": 0})), "the bound is exclusive");
         assert!(!validator.is_valid(&json!({"reference": "R", "parties": [{"code": "XXX"}]})));
     }

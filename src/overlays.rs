@@ -4,10 +4,10 @@
 //! diff`, which compares the schemas as the registry uses them).
 //!
 //! An addition only narrows what the schema accepts: a required member joins `required`; a
-//! pattern or an enumeration beside the publisher's own goes into an `allOf`, so both hold; a
-//! bound is kept where the publisher's is stricter. A hint (`x-hint`) tells, in the region's
+//! pattern, an enumeration or a bound beside the publisher's own goes into an `allOf`, so both
+//! hold. A hint (`x-hint`) tells, in the region's
 //! words, every violation of a pattern, enumeration, format or bound there, the publisher's own
-//! keywords included. Beside a `$ref` (which drafts 4 to 7 let nothing stand beside) the
+//! keywords included. A bound where the publisher has its own goes into the `allOf` too. Beside a `$ref` (which drafts 4 to 7 let nothing stand beside) the
 //! reference moves into the `allOf`, so the additions apply in every draft.
 
 use serde_json::{json, Map, Value};
@@ -71,30 +71,24 @@ pub fn apply(schema: &mut Value, o: &OverlayConfig) -> Result<(), String> {
             Some(_) => all_of(t, json!({"enum": allowed})),
         }
     }
-    let number = |v: &Value| v.as_f64();
-    for (keyword, bound, lower) in [("minimum", o.minimum, true), ("maximum", o.maximum, false)] {
-        if let Some(b) = bound {
-            let keep = match t.get(keyword).and_then(number) {
-                Some(own) if lower => own.max(b),
-                Some(own) => own.min(b),
-                None => b,
-            };
-            t.insert(keyword.into(), json!(keep));
-        }
-    }
-    for (keyword, bound, lower) in [
-        ("minLength", o.min_length, true),
-        ("maxLength", o.max_length, false),
-        ("minItems", o.min_items, true),
-        ("maxItems", o.max_items, false),
-    ] {
-        if let Some(b) = bound {
-            let keep = match t.get(keyword).and_then(Value::as_u64) {
-                Some(own) if lower => own.max(b),
-                Some(own) => own.min(b),
-                None => b,
-            };
-            t.insert(keyword.into(), json!(keep));
+    // A bound where the publisher has one of its own goes beside it, in the `allOf`: both hold,
+    // whatever the numbers' forms (an integer, 10.0, a large one a float would round).
+    let bounds: [(&str, Option<Value>); 6] = [
+        ("minimum", o.minimum.map(|b| json!(b))),
+        ("maximum", o.maximum.map(|b| json!(b))),
+        ("minLength", o.min_length.map(|b| json!(b))),
+        ("maxLength", o.max_length.map(|b| json!(b))),
+        ("minItems", o.min_items.map(|b| json!(b))),
+        ("maxItems", o.max_items.map(|b| json!(b))),
+    ];
+    for (keyword, bound) in bounds {
+        let Some(bound) = bound else { continue };
+        match t.get(keyword) {
+            None => {
+                t.insert(keyword.into(), bound);
+            }
+            Some(own) if *own == bound => {}
+            Some(_) => all_of(t, Value::Object(Map::from_iter([(keyword.to_owned(), bound)]))),
         }
     }
     if let Some(hint) = &o.hint {
@@ -138,10 +132,13 @@ mod tests {
         apply(&mut schema, &overlay("at = '/'\nrequired = ['code']")).unwrap();
         assert_eq!(schema["properties"]["date"]["x-hint"], "a date as 2026-12-01");
         assert_eq!(schema["properties"]["code"]["pattern"], "^[A-Z]+$", "the publisher's pattern stays");
-        assert_eq!(schema["properties"]["code"]["allOf"], json!([{"pattern": "^[A-Z]{3}$"}]), "and the region's holds too");
-        assert_eq!((schema["properties"]["code"]["maxLength"].clone(), schema["properties"]["code"]["minLength"].clone()), (json!(10), json!(3)), "the stricter bound");
+        assert_eq!(schema["properties"]["code"]["allOf"][0], json!({"pattern": "^[A-Z]{3}$"}), "and the region's holds too");
+        assert_eq!((schema["properties"]["code"]["maxLength"].clone(), schema["properties"]["code"]["minLength"].clone()), (json!(10), json!(3)), "the publisher's bound stays, the region's added where it had none");
+        assert_eq!(schema["properties"]["code"]["allOf"][1], json!({"maxLength": 20}), "and the region's beside it: both hold");
         assert_eq!(schema["properties"]["party"], json!({"allOf": [{"$ref": "#/$defs/party"}], "required": ["taxId"]}));
-        assert_eq!((schema["properties"]["count"]["minimum"].as_f64(), schema["properties"]["count"]["maximum"].as_f64()), (Some(5.0), Some(9.0)));
+        assert_eq!(schema["properties"]["count"]["minimum"], json!(5), "the publisher's integer kept as written");
+        assert_eq!(schema["properties"]["count"]["allOf"], json!([{"minimum": 1.0}]));
+        assert_eq!(schema["properties"]["count"]["maximum"], json!(9.0));
         assert_eq!(schema["required"], json!(["date", "code"]), "each member once");
         let err = apply(&mut schema, &overlay("at = '/properties/nothing'\nrequired = ['x']")).unwrap_err();
         assert!(err.contains("\"/properties/nothing\"") && err.contains("nothing there"), "{err}");

@@ -285,7 +285,14 @@ fn check_evolution(files: &[SchemaFile], types: &DocumentTypes) -> Result<(), Sc
                 Some(declared) => declared,
                 None => crate::schema_diff::Mode::of(&new.value).map_err(|message| SchemaError::Layout { path: new.path.clone(), message })?,
             };
-            let comparison = crate::schema_diff::compare(&old.value, &new.value);
+            // Compared as `schemas diff` compares them: their references to themselves and to
+            // files beside them followed, those files as loaded (overlays applied).
+            let effective = |f: &SchemaFile| {
+                let folder = f.folder();
+                let beside = |name: &str| files.iter().find(|b| b.place == format!("{folder}/{name}")).map(|b| b.value.clone());
+                crate::schema_diff::followed(&f.value, &beside)
+            };
+            let comparison = crate::schema_diff::compare(&effective(old), &effective(new));
             let breaking = mode.breaking(&comparison);
             if !breaking.is_empty() {
                 return Err(SchemaError::Incompatible {
@@ -1025,7 +1032,13 @@ fn violations_of(files: &Files, schema: &CompiledSchema, instance: &Value, prefi
             _ => e.to_string(),
         };
         // One mistake, one error: a second keyword of the same field failing on the same value.
-        let key = (pointer.clone(), field.clone());
+        // A keyword in an `allOf` entry (a region's overlay) is of the field that holds it: one
+        // violation when both the publisher's and the region's say no.
+        let of_field = match field.rsplit_once('/') {
+            Some((holder, index)) if index.parse::<usize>().is_ok() => holder.strip_suffix("/allOf").unwrap_or(&field).to_owned(),
+            _ => field.clone(),
+        };
+        let key = (pointer.clone(), of_field);
         if !field.is_empty() && seen.contains(&key) {
             continue;
         }

@@ -104,81 +104,106 @@ impl Mode {
 }
 
 /// A schema with its references followed (issue 29, item 1): each `$ref` to the same file
-/// (`#/$defs/x`) or to a file beside it (`parties.json#/definitions/party`, read from `dir`)
+/// (`#/$defs/x`) or to a file beside it (`parties.json#/definitions/party`, read by `read`)
 /// replaced by what it names, so that two versions compare by what they accept, not by how
-/// they are split into files. Members beside a reference join what it names (`required` added
-/// up); a reference that names a schema being followed already (a recursion), or that cannot be
-/// read, stays a reference.
-pub fn followed(schema: &Value, dir: &std::path::Path) -> Value {
-    let mut files: std::collections::HashMap<String, Value> = std::collections::HashMap::new();
-    follow(schema, schema, "", dir, &mut files, &mut Vec::new())
+/// they are split into files. What stands beside a reference holds as well: `required` joins
+/// the target's (both hold: the union), anything else is put beside the target in an `allOf`,
+/// and in drafts 4 to 7, which ignore what stands beside a reference, it is dropped. A
+/// reference that names a schema being followed already (a recursion), that cannot be read, or
+/// past [`MAX_FOLLOWED`] references followed, stays a reference.
+pub fn followed(schema: &Value, read: &dyn Fn(&str) -> Option<Value>) -> Value {
+    let beside_ignored = schema
+        .get("$schema")
+        .and_then(Value::as_str)
+        .is_some_and(|d| ["draft-04", "draft-06", "draft-07"].iter().any(|old| d.contains(old)));
+    let root = std::rc::Rc::new(schema.clone());
+    let mut f = Follower { read, files: std::collections::HashMap::new(), stack: Vec::new(), budget: MAX_FOLLOWED, beside_ignored };
+    f.follow(schema, &root, "")
 }
 
-fn follow(
-    v: &Value,
-    root: &Value,
-    file: &str,
-    dir: &std::path::Path,
-    files: &mut std::collections::HashMap<String, Value>,
-    stack: &mut Vec<String>,
-) -> Value {
-    match v {
-        Value::Object(m) => {
-            if let Some(reference) = m.get("$ref").and_then(Value::as_str) {
-                let (target_file, fragment) = reference.split_once('#').unwrap_or((reference, ""));
-                let target_file = if target_file.is_empty() { file.to_owned() } else { target_file.to_owned() };
-                let key = format!("{target_file}#{fragment}");
-                if stack.len() < 32 && !stack.contains(&key) {
-                    let document = if target_file.is_empty() {
-                        Some(root.clone())
-                    } else if let Some(known) = files.get(&target_file) {
-                        Some(known.clone())
-                    } else {
-                        let read = std::fs::read(dir.join(&target_file)).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok());
-                        if let Some(d) = &read {
-                            files.insert(target_file.clone(), d.clone());
-                        }
-                        read
-                    };
-                    let fragment = percent_decode(fragment);
-                    if let Some(target) = document.as_ref().and_then(|d| d.pointer(&fragment)) {
-                        stack.push(key);
-                        let document = document.clone().unwrap_or_default();
-                        let mut resolved = follow(target, &document, &target_file, dir, files, stack);
-                        stack.pop();
-                        let beside: Map<String, Value> =
-                            m.iter().filter(|(k, _)| *k != "$ref").map(|(k, c)| (k.clone(), follow(c, root, file, dir, files, stack))).collect();
-                        if let Value::Object(r) = &mut resolved {
-                            for (k, c) in beside {
-                                match (k.as_str(), r.get_mut(&k)) {
-                                    ("required", Some(Value::Array(own))) => {
-                                        for member in c.as_array().into_iter().flatten() {
-                                            if !own.contains(member) {
-                                                own.push(member.clone());
-                                            }
-                                        }
-                                    }
-                                    (_, Some(_)) => {
-                                        // Both say something of the same keyword: both hold.
-                                        let all = r.entry("allOf").or_insert_with(|| Value::Array(Vec::new()));
-                                        if let Value::Array(list) = all {
-                                            list.push(Value::Object(Map::from_iter([(k, c)])));
-                                        }
-                                    }
-                                    (_, None) => {
-                                        r.insert(k, c);
-                                    }
-                                }
-                            }
-                        }
+/// References [`followed`] replaces at most (mutually referring definitions could otherwise
+/// unfold into more schemas than there is memory).
+pub const MAX_FOLLOWED: usize = 10_000;
+
+struct Follower<'r> {
+    read: &'r dyn Fn(&str) -> Option<Value>,
+    files: std::collections::HashMap<String, Option<std::rc::Rc<Value>>>,
+    stack: Vec<String>,
+    budget: usize,
+    beside_ignored: bool,
+}
+
+impl Follower<'_> {
+    fn follow(&mut self, v: &Value, root: &std::rc::Rc<Value>, file: &str) -> Value {
+        match v {
+            Value::Object(m) => {
+                if let Some(reference) = m.get("$ref").and_then(Value::as_str) {
+                    if let Some(resolved) = self.resolve(reference, m, root, file) {
                         return resolved;
                     }
                 }
+                Value::Object(
+                    m.iter()
+                        .map(|(k, c)| (k.clone(), if ["enum", "const", "default", "examples"].contains(&k.as_str()) { c.clone() } else { self.follow(c, root, file) }))
+                        .collect(),
+                )
             }
-            Value::Object(m.iter().map(|(k, c)| (k.clone(), if ["enum", "const", "default", "examples"].contains(&k.as_str()) { c.clone() } else { follow(c, root, file, dir, files, stack) })).collect())
+            Value::Array(items) => Value::Array(items.iter().map(|i| self.follow(i, root, file)).collect()),
+            other => other.clone(),
         }
-        Value::Array(items) => Value::Array(items.iter().map(|i| follow(i, root, file, dir, files, stack)).collect()),
-        other => other.clone(),
+    }
+
+    /// What `reference` (in `file`, whose JSON is `root`) names, with what stands beside it in
+    /// `m`; `None` when it is left as a reference.
+    fn resolve(&mut self, reference: &str, m: &Map<String, Value>, root: &std::rc::Rc<Value>, file: &str) -> Option<Value> {
+        let (target_file, fragment) = reference.split_once('#').unwrap_or((reference, ""));
+        let target_file = if target_file.is_empty() { file.to_owned() } else { target_file.to_owned() };
+        let key = format!("{target_file}#{fragment}");
+        if self.budget == 0 || self.stack.contains(&key) {
+            return None;
+        }
+        let document = if target_file == file {
+            root.clone()
+        } else {
+            let read = self.read;
+            self.files.entry(target_file.clone()).or_insert_with(|| read(&target_file).map(std::rc::Rc::new)).clone()?
+        };
+        let target = document.pointer(&percent_decode(fragment))?;
+        self.budget -= 1;
+        self.stack.push(key);
+        let mut resolved = self.follow(target, &document, &target_file);
+        self.stack.pop();
+        if self.beside_ignored {
+            return Some(resolved);
+        }
+        let mut others = Map::new();
+        for (k, c) in m.iter().filter(|(k, _)| *k != "$ref") {
+            let c = self.follow(c, root, file);
+            let Value::Object(r) = &mut resolved else {
+                others.insert(k.clone(), c);
+                continue;
+            };
+            match (k.as_str(), r.get_mut("required")) {
+                ("required", Some(Value::Array(own))) => {
+                    for member in c.as_array().into_iter().flatten() {
+                        if !own.contains(member) {
+                            own.push(member.clone());
+                        }
+                    }
+                }
+                ("required", None) => {
+                    r.insert(k.clone(), c);
+                }
+                _ => {
+                    others.insert(k.clone(), c);
+                }
+            }
+        }
+        if others.is_empty() {
+            return Some(resolved);
+        }
+        others.insert("allOf".into(), Value::Array(vec![resolved]));
+        Some(Value::Object(others))
     }
 }
 
@@ -189,7 +214,7 @@ fn percent_decode(fragment: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&fragment[i + 1..i + 3], 16) {
+            if let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 out.push(b);
                 i += 3;
                 continue;
@@ -425,12 +450,22 @@ mod tests {
         let wrapper = json!({"$ref": "plain.json", "required": ["party"]});
         let naive = compare(&plain, &wrapper);
         assert!(naive.differences.len() > 1, "{:?}", naive.differences);
-        let c = compare(&followed(&plain, dir.path()), &followed(&wrapper, dir.path()));
+        let read = |name: &str| std::fs::read(dir.path().join(name)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let c = compare(&followed(&plain, &read), &followed(&wrapper, &read));
         let kinds: Vec<(&str, &str)> = c.differences.iter().map(|d| (d.pointer.as_str(), d.kind)).collect();
         assert_eq!(kinds, [("/required", "required-added")], "{:#?}", c.differences);
         // A recursion stays a reference instead of unfolding for ever.
         let tree = json!({"type": "object", "properties": {"children": {"type": "array", "items": {"$ref": "#"}}}});
-        assert_eq!(followed(&tree, dir.path())["properties"]["children"]["items"]["properties"]["children"]["items"], json!({"$ref": "#"}));
+        assert_eq!(followed(&tree, &read)["properties"]["children"]["items"]["properties"]["children"]["items"], json!({"$ref": "#"}));
+        // What stands beside a reference holds beside what it names; in draft 7 it is ignored.
+        let closed = json!({"properties": {"p": {"$ref": "#/$defs/party", "additionalProperties": false}}, "$defs": {"party": {"type": "object"}}});
+        assert_eq!(followed(&closed, &read)["properties"]["p"], json!({"additionalProperties": false, "allOf": [{"type": "object"}]}));
+        let mut draft7 = closed.clone();
+        draft7["$schema"] = json!("http://json-schema.org/draft-07/schema#");
+        assert_eq!(followed(&draft7, &read)["properties"]["p"], json!({"type": "object"}));
+        // A fragment that is not percent-encoding is taken as written, whatever its bytes.
+        let odd = json!({"properties": {"p": {"$ref": "#/$defs/%a€"}}});
+        assert_eq!(followed(&odd, &read)["properties"]["p"], json!({"$ref": "#/$defs/%a€"}));
     }
 
     fn base() -> Value {

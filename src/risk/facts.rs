@@ -101,6 +101,8 @@ struct Reading {
     border_post: Vec<TableReading>,
     mode_of_transport: Vec<TableReading>,
     modes: BTreeMap<String, String>,
+    /// The region's names of schemes read from the payload (the submitter's `scheme_names`).
+    scheme_names: BTreeMap<String, String>,
     platform: Vec<PayloadPointer>,
 }
 
@@ -139,6 +141,7 @@ impl FactReadings {
                     border_post: readings(&at("border_post"), &c.border_post)?,
                     mode_of_transport: readings(&at("mode_of_transport"), &c.mode_of_transport)?,
                     modes: c.modes.clone(),
+                    scheme_names: c.submitter.scheme_names.clone(),
                     platform: pointers(&at("risk.platform"), &r.platform)?,
                 },
             );
@@ -192,6 +195,8 @@ impl FactReadings {
                             .or_else(|| list.iter().find_map(|s| s.first_at(&[], payload)).and_then(|v| scalar(&v))),
                     };
                     if let Some(scheme) = scheme {
+                        // As the submitter's is named, so a party is one whoever reads it.
+                        let scheme = r.scheme_names.get(&scheme).unwrap_or(&scheme);
                         f.parties.push((role.clone(), format!("{scheme}:{value}")));
                     }
                     ControlFlow::Continue(())

@@ -39,6 +39,19 @@ async fn delivered(app: &crate::helpers::TestApp, agency: &str) -> (HashMap<Stri
     (headers, serde_json::from_slice(m.payload().unwrap()).unwrap())
 }
 
+/// Submits the envelope in `file` as `demo-trader`: it is accepted for `br-customs` and
+/// `br-sanitary` (a document of beef for Brazil); the envelope and its document id.
+async fn submitted(app: &crate::helpers::TestApp, file: &std::path::Path) -> (Value, String) {
+    let document: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let r = app.submit(&document).await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let receipt: Value = r.json().await.unwrap();
+    let agencies: Vec<&str> = receipt["deliveries"].as_array().unwrap().iter().map(|d| d["agency"].as_str().unwrap()).collect();
+    assert_eq!(agencies, ["br-customs", "br-sanitary"], "{receipt:#}");
+    let id = receipt["documentId"].as_str().unwrap().to_owned();
+    (document, id)
+}
+
 const CREDENTIAL: &str = "commercialInvoiceCredential";
 
 fn credential(file: &str) -> std::path::PathBuf {
@@ -99,13 +112,7 @@ async fn an_invoice_credential_that_requires_nothing_is_overlaid_by_the_region_w
     assert_eq!(std::fs::read(schemas.path().join(CREDENTIAL).join("1.0.0.json")).unwrap(), published, "the publisher's file is never edited");
 
     // A submission: the seller by its DID, the destination from the port's UN/LOCODE.
-    let document: Value = serde_json::from_str(&std::fs::read_to_string(credential("valid.json")).unwrap()).unwrap();
-    let r = app.submit(&document).await;
-    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
-    let receipt: Value = r.json().await.unwrap();
-    let agencies: Vec<&str> = receipt["deliveries"].as_array().unwrap().iter().map(|d| d["agency"].as_str().unwrap()).collect();
-    assert_eq!(agencies, ["br-customs", "br-sanitary"], "{receipt:#}");
-    let id = receipt["documentId"].as_str().unwrap().to_owned();
+    let (document, id) = submitted(&app, &credential("valid.json")).await;
     let (headers, payload) = delivered(&app, "br-customs").await;
     assert_eq!(headers["ce_id"], id);
     assert_eq!(payload, document["payload"]);
@@ -180,13 +187,7 @@ async fn a_bill_of_lading_published_in_openapi_is_onboarded_without_editing_it()
 
     // A submission: the shipper's AR-CUIT built from its tax reference (demo-trader acts for
     // it), the countries read from the ports' UN/LOCODEs, chapter 02 from the HS codes.
-    let document: Value = serde_json::from_str(&std::fs::read_to_string(fixture("valid.json")).unwrap()).unwrap();
-    let r = app.submit(&document).await;
-    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
-    let receipt: Value = r.json().await.unwrap();
-    let agencies: Vec<&str> = receipt["deliveries"].as_array().unwrap().iter().map(|d| d["agency"].as_str().unwrap()).collect();
-    assert_eq!(agencies, ["br-customs", "br-sanitary"], "{receipt:#}");
-    let id = receipt["documentId"].as_str().unwrap().to_owned();
+    let (document, id) = submitted(&app, &fixture("valid.json")).await;
 
     // Its delivery: the sanitary agency's topic has it, the payload as sent.
     let (headers, payload) = delivered(&app, "br-sanitary").await;
