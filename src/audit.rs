@@ -44,7 +44,7 @@ pub use crate::store::{AuditRecord, ChainHead};
 /// array of every field, in lower-case hex.
 pub fn record_hash(prev_hash: &str, seq: i64, at: Millis, participant: &str, action: &str, subject: &str, detail: &str) -> String {
     let canonical = serde_json::json!([prev_hash, seq, at, participant, action, subject, detail]).to_string();
-    crate::gateway::sha256_hex(canonical.as_bytes())
+    crate::digest::sha256_hex(canonical.as_bytes())
 }
 
 /// The action of a chain's first record when other chains exist.

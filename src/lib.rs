@@ -9,6 +9,7 @@ pub mod acknowledgment;
 pub mod audit;
 pub mod clock;
 pub mod config;
+pub mod digest;
 pub mod countries;
 pub mod document_types;
 pub mod domain;

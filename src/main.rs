@@ -589,7 +589,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let text = String::from_utf8(bytes.clone()).map_err(|e| format!("{} is not UTF-8 text: {e}", file.display()))?;
             let document = ventanilla::openapi_import::parse(&text).map_err(|e| format!("{}: {e}", file.display()))?;
             let name = file.file_name().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
-            let schema = ventanilla::openapi_import::import(&document, &component, &name, &ventanilla::gateway::sha256_hex(&bytes))
+            let schema = ventanilla::openapi_import::import(&document, &component, &name, &ventanilla::digest::sha256_hex(&bytes))
                 .map_err(|e| format!("{}: {e}", file.display()))?;
             let text = serde_json::to_string_pretty(&schema)? + "\n";
             match out {

@@ -92,12 +92,20 @@ pub fn rotate(dir: &Path) -> Result<String, ReceiptKeyError> {
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| ReceiptKeyError::Generate)?;
     let kid = new_kid();
     let path = dir.join(format!("{kid}.pk8"));
-    std::fs::write(&path, pkcs8.as_ref()).map_err(|source| ReceiptKeyError::Io { dir: dir.to_owned(), source })?;
+    // Readable by the gateway's user only from its first byte: created so, never widened after.
+    let mut file = std::fs::OpenOptions::new();
+    file.write(true).create_new(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+        use std::os::unix::fs::OpenOptionsExt;
+        file.mode(0o600);
     }
+    let written = file.open(&path).and_then(|mut f| {
+        use std::io::Write;
+        f.write_all(pkcs8.as_ref())?;
+        f.sync_all()
+    });
+    written.map_err(|source| ReceiptKeyError::Io { dir: dir.to_owned(), source })?;
     Ok(kid)
 }
 
@@ -327,6 +335,21 @@ pub fn verify(receipt: &Value, jwks: &Value) -> Result<Value, NotVerified> {
 mod tests {
     use super::*;
 
+    /// A signing key is the gateway user's only from its first byte, and a key file never
+    /// overwritten.
+    #[cfg(unix)]
+    #[test]
+    fn a_new_signing_key_is_created_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let kid = rotate(dir.path()).unwrap();
+        let path = dir.path().join(format!("{kid}.pk8"));
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let before = std::fs::read(&path).unwrap();
+        assert_eq!(ReceiptKeys::load_or_create(dir.path()).unwrap().jwks()["keys"].as_array().map(Vec::len), Some(1), "the key made is the key loaded");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
     #[test]
     fn a_sealed_receipt_verifies_and_any_change_is_caught() {
         let dir = tempfile::tempdir().unwrap();
@@ -416,7 +439,7 @@ mod tests {
         let pretty = "{\n  \"documentType\": \"x\",\n  \"payload\": { \"a\": true, \"b\": [1, 2.50, \"é\\u001f/\", 100.0] },\n  \"ucr\": \"U-1\"\n}\n";
         // As the module's notes describe it.
         let canonical = r#"{"documentType":"x","payload":{"a":true,"b":[1,2.5,"é\u001f/",100.0]},"ucr":"U-1"}"#;
-        let expected = crate::gateway::sha256_hex(canonical.as_bytes());
+        let expected = crate::digest::sha256_hex(canonical.as_bytes());
         assert_eq!(document_sha256(compact).unwrap(), expected);
         assert_eq!(document_sha256(pretty.as_bytes()).unwrap(), expected);
         assert!(document_sha256(br#"{"ucr":"A","ucr":"B"}"#).is_err(), "a duplicated key, as a submission");

@@ -63,7 +63,7 @@ fn draw(seed: u64, decisions: &[(AckStatus, u32)]) -> AckStatus {
 }
 
 fn seed(document: &str) -> u64 {
-    let digest = crate::gateway::sha256_hex(document.as_bytes());
+    let digest = crate::digest::sha256_hex(document.as_bytes());
     u64::from_str_radix(&digest[..16], 16).unwrap_or(0)
 }
 

@@ -76,7 +76,7 @@ pub fn record_peer_certificate(connection: &dyn Any, data: &mut Extensions) {
     type Tls = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
     if let Some(tls) = connection.downcast_ref::<Tls>() {
         if let Some(cert) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
-            data.insert(PeerCertificate(crate::gateway::sha256_hex(cert.as_ref())));
+            data.insert(PeerCertificate(crate::digest::sha256_hex(cert.as_ref())));
         }
     }
 }

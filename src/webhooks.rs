@@ -264,7 +264,7 @@ pub fn signature(secret: &str, unix_seconds: i64, body: &[u8]) -> String {
     mac.update(unix_seconds.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!("t={unix_seconds},v1={}", crate::gateway::hex(&mac.finalize().into_bytes()))
+    format!("t={unix_seconds},v1={}", crate::digest::hex(&mac.finalize().into_bytes()))
 }
 
 /// Sends the status events of every registered webhook.

@@ -12,7 +12,8 @@ use super::audit::ParticipantId;
 use super::errors::{ApiError, Code};
 use super::routes::AppState;
 use crate::config::ParticipantConfig;
-use crate::gateway::{sha256_hex, Participant};
+use crate::digest::sha256_hex;
+use crate::gateway::Participant;
 use crate::tls::PeerCertificate;
 
 /// Token hash -> participant, and client certificate fingerprint -> participant.

@@ -159,7 +159,7 @@ async fn a_bill_of_lading_published_in_openapi_is_onboarded_without_editing_it()
     .await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let schema: Value = serde_json::from_slice(&std::fs::read(&imported).unwrap()).unwrap();
-    assert_eq!(schema["x-imported-from"]["sha256"], ventanilla::gateway::sha256_hex(&published), "it names the file as published");
+    assert_eq!(schema["x-imported-from"]["sha256"], ventanilla::digest::sha256_hex(&published), "it names the file as published");
     assert_eq!(std::fs::read(fixture("openapi.yaml")).unwrap(), published, "the publisher's file is never edited");
     for component in ["Party", "TaxLegalReference", "Address", "Location", "ConsignmentItem"] {
         assert!(schema["$defs"].get(component).is_some(), "{component} in $defs");

@@ -26,7 +26,7 @@ async fn no_token_key_or_password_appears_in_logs_or_answers() {
     region = region.replace("schemas_dir = \"../schemas\"", &format!("schemas_dir = {:?}", repo().join("schemas").display().to_string()));
     region.push_str(&format!(
         "\n[[participants]]\nid = \"acme-broker\"\nrole = \"trader\"\ntoken_sha256 = \"{}\"\nacts_for = [\"AR-CUIT:30714255831\"]\n",
-        ventanilla::gateway::sha256_hex(TOKEN.as_bytes())
+        ventanilla::digest::sha256_hex(TOKEN.as_bytes())
     ));
     std::fs::write(config.join("ventanilla.toml"), region).unwrap();
     let key = KeyPair::generate().unwrap();
@@ -93,5 +93,5 @@ async fn no_token_key_or_password_appears_in_logs_or_answers() {
         assert!(!logs.iter().any(|l| l.contains(secret)), "the {what} appears in the logs");
         assert!(!answers.iter().any(|a| a.contains(secret)), "the {what} appears in an answer");
     }
-    assert!(!answers.iter().any(|a| a.contains(&ventanilla::gateway::sha256_hex(TOKEN.as_bytes()))), "no token hash in answers");
+    assert!(!answers.iter().any(|a| a.contains(&ventanilla::digest::sha256_hex(TOKEN.as_bytes()))), "no token hash in answers");
 }

@@ -46,7 +46,7 @@ fn issue(dir: &Path, name: &str, ca: &Ca, server: bool, from: i32, to: i32) -> (
     let (cert_path, key_path) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
     std::fs::write(&cert_path, cert.pem()).unwrap();
     std::fs::write(&key_path, key.serialize_pem()).unwrap();
-    (cert_path, key_path, ventanilla::gateway::sha256_hex(cert.der()))
+    (cert_path, key_path, ventanilla::digest::sha256_hex(cert.der()))
 }
 
 /// curl's answer: the HTTP status, or `Err(exit code)` when no HTTP answer came.
@@ -100,7 +100,7 @@ async fn mutual_tls_identifies_registered_certificates_and_refuses_the_rest() {
             role: Role::Operator,
             agency: None,
             country: None,
-            token_sha256: Some(ventanilla::gateway::sha256_hex(OPS_TOKEN.as_bytes())),
+            token_sha256: Some(ventanilla::digest::sha256_hex(OPS_TOKEN.as_bytes())),
             cert_sha256: None,
             acts_for: Vec::new(),
             demo: false,
