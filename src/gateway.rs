@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::clock::now_millis;
 use crate::digest::{hex, sha256_hex};
 use crate::domain::{AckStatus, AgencyId, Role, Ucr};
-use crate::kafka::relay::Wakeup;
+use crate::outbox::Wakeup;
 use crate::kafka::{BrokerHealth, Topics};
 use crate::routing::{Router, RoutingFacts};
 use crate::schema::{Rejection, SchemaRegistry, ValidDocument, Violation};

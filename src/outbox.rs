@@ -11,8 +11,11 @@
 //! A gateway that stops hands its claims back at once.
 
 use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value};
+use tokio::sync::Notify;
 
 use crate::audit;
 use crate::clock::{rfc3339, Millis};
@@ -21,6 +24,23 @@ use crate::store::{
     DeliveryEvent, DeliveryPlace, Ledger, OutboundDelivery, RetryOutcome, RetrySelection, StatusEvent, Store, StoreError, Subject,
 };
 use crate::tracking::refresh_consignment;
+
+/// Wakes the relay at once when there is something to publish (a submission, an answer), rather
+/// than at its next idle round. Shared by whatever writes deliveries and the relay that sends
+/// them.
+#[derive(Clone, Default)]
+pub struct Wakeup(Arc<Notify>);
+
+impl Wakeup {
+    pub fn notify(&self) {
+        self.0.notify_one();
+    }
+
+    /// Waits until woken, or `d` at most.
+    pub async fn wait(&self, d: Duration) {
+        let _ = tokio::time::timeout(d, self.0.notified()).await;
+    }
+}
 
 /// How long a claim on a consignment lasts unless its relay renews it: how soon the other
 /// gateways take over the consignments of one that died. Longer than the producer's message

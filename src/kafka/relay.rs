@@ -18,29 +18,17 @@ use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use super::{cloudevents, BrokerHealth};
 use crate::clock::now_millis;
+use crate::outbox::Wakeup;
 use crate::store::{OutboundDelivery, Store};
 
 /// Deliveries taken from the outbox per round.
 const BATCH: usize = 500;
 /// Wait between rounds when the outbox is empty and nothing wakes the relay.
 const IDLE: Duration = Duration::from_millis(500);
-
-/// Shared by the HTTP front and the relay: a submission wakes the relay at once.
-#[derive(Clone, Default)]
-pub struct Wakeup(Arc<Notify>);
-
-impl Wakeup {
-    pub fn notify(&self) {
-        self.0.notify_one();
-    }
-    async fn wait(&self, d: Duration) {
-        let _ = tokio::time::timeout(d, self.0.notified()).await;
-    }
-}
 
 /// Sends a record, waiting while the producer's queue is full (backpressure, not failure).
 /// A record the producer refuses outright (larger than `message.max.bytes`) fails here.
