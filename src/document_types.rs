@@ -184,6 +184,10 @@ pub enum Reading {
     Constant(String),
 }
 
+/// What a reading gives for one value it is computed from: the fact, or (`Err`) that value,
+/// which gives none.
+pub type Computed<'a> = Result<Cow<'a, Value>, &'a Value>;
+
 /// A piece of a [`Reading::Template`].
 #[derive(Debug, Clone)]
 pub enum TemplatePart {
@@ -288,7 +292,7 @@ impl Reading {
 
     /// [`Reading::each`], with each value it is computed from that gives nothing as `Err`, so
     /// that a check can refuse it rather than pass it over.
-    pub fn each_or_not<'a>(&self, payload: &'a Value, found: &mut dyn FnMut(&[usize], Result<Cow<'a, Value>, &'a Value>) -> ControlFlow<()>) {
+    pub fn each_or_not<'a>(&self, payload: &'a Value, found: &mut dyn FnMut(&[usize], Computed<'a>) -> ControlFlow<()>) {
         match self.driver() {
             None => {
                 if let Some(v) = self.computed(&[], payload, payload) {
@@ -322,10 +326,16 @@ impl Reading {
             return p.first_at(indices, payload).map(Cow::Borrowed);
         }
         let Some(driver) = self.driver() else { return self.computed(&[], payload, payload) };
+        // Every `*` of the pointer given an item: one value, reached straight (a party's scheme
+        // read beside each of its identifiers costs no walk over the others).
+        let stars = driver.tokens().filter(Option::is_none).count();
+        if indices.len() >= stars {
+            let at = &indices[..stars];
+            return driver.first_at(at, payload).and_then(|v| self.computed(at, v, payload));
+        }
         let mut first = None;
-        let fixed = indices.to_vec();
         driver.each(payload, &mut |reached, v| {
-            if !reached.starts_with(&fixed[..fixed.len().min(reached.len())]) {
+            if !reached.starts_with(&indices[..indices.len().min(reached.len())]) {
                 return ControlFlow::Continue(());
             }
             first = self.computed(reached, v, payload);
@@ -844,6 +854,13 @@ mod tests {
             assert!(err.contains(refused), "{written}: {err}");
         }
         assert!(matches!(Reading::parse("=sea"), Ok(Reading::Constant(c)) if c == "sea"));
+        // Read at the items another value was found at, or the first that gives one.
+        let beside = Reading::parse("{/p/*/c}-{/p/*/t}").unwrap();
+        let parties = json!({"p": [{"c": "AR"}, {"c": "AR", "t": "CUIT"}, {"c": "UY", "t": "RUT"}]});
+        assert_eq!(beside.first_at(&[2], &parties).as_deref(), Some(&json!("UY-RUT")));
+        assert_eq!(beside.first_at(&[0], &parties), None, "the item named, not another");
+        assert_eq!(beside.first_at(&[], &parties).as_deref(), Some(&json!("AR-CUIT")), "the first item that gives one");
+        assert_eq!(beside.first_at(&[9], &parties), None);
     }
 
     #[test]

@@ -28,15 +28,22 @@ fn fixture(file: &str) -> std::path::PathBuf {
     repo().join("tests/fixtures/standards/ocean-bill-of-lading").join(file)
 }
 
-/// The first record of `agency`'s topic: its CloudEvent headers and its payload.
-async fn delivered(app: &crate::helpers::TestApp, agency: &str) -> (HashMap<String, String>, Value) {
+/// The document `id` as `agency`'s topic delivers it (its first record: the payload of
+/// `document` as sent, as a CloudEvent of that id), then its release by the agency, applied:
+/// the record's headers.
+async fn delivered_and_released(app: &crate::helpers::TestApp, agency: &str, id: &str, document: &Value) -> HashMap<String, String> {
     let topic = consumer(&app.brokers, &[&app.topic(&format!("agency.{agency}"))]);
     let m = tokio::time::timeout(Duration::from_secs(60), topic.recv()).await.expect("the agency's topic gets it").unwrap();
-    let headers = m
+    let headers: HashMap<String, String> = m
         .headers()
         .map(|h| h.iter().map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
         .unwrap_or_default();
-    (headers, serde_json::from_slice(m.payload().unwrap()).unwrap())
+    assert_eq!(headers["ce_id"], id);
+    assert_eq!(serde_json::from_slice::<Value>(m.payload().unwrap()).unwrap(), document["payload"]);
+    let ack = json!({"documentId": id, "agency": agency, "status": "released"}).to_string();
+    let answer: Value = app.post_json("/v1/acknowledgments", Some(&format!("demo-{agency}")), &ack).await.json().await.unwrap();
+    assert_eq!(answer["outcome"], "applied", "{answer:#}");
+    headers
 }
 
 /// Submits the envelope in `file` as `demo-trader`: it is accepted for `br-customs` and
@@ -113,12 +120,7 @@ async fn an_invoice_credential_that_requires_nothing_is_overlaid_by_the_region_w
 
     // A submission: the seller by its DID, the destination from the port's UN/LOCODE.
     let (document, id) = submitted(&app, &credential("valid.json")).await;
-    let (headers, payload) = delivered(&app, "br-customs").await;
-    assert_eq!(headers["ce_id"], id);
-    assert_eq!(payload, document["payload"]);
-    let ack = json!({"documentId": id, "agency": "br-customs", "status": "released"}).to_string();
-    let answer: Value = app.post_json("/v1/acknowledgments", Some("demo-br-customs"), &ack).await.json().await.unwrap();
-    assert_eq!(answer["outcome"], "applied", "{answer:#}");
+    delivered_and_released(&app, "br-customs", &id, &document).await;
 
     // What the publisher's schema took and the region refuses, in the region's words.
     let mut empty = document.clone();
@@ -189,16 +191,10 @@ async fn a_bill_of_lading_published_in_openapi_is_onboarded_without_editing_it()
     // it), the countries read from the ports' UN/LOCODEs, chapter 02 from the HS codes.
     let (document, id) = submitted(&app, &fixture("valid.json")).await;
 
-    // Its delivery: the sanitary agency's topic has it, the payload as sent.
-    let (headers, payload) = delivered(&app, "br-sanitary").await;
-    assert_eq!(headers["ce_id"], id);
+    // Its delivery (the sanitary agency's topic has it, the payload as sent) and its
+    // acknowledgment.
+    let headers = delivered_and_released(&app, "br-sanitary", &id, &document).await;
     assert_eq!(headers["ce_type"], format!("org.ventanilla.document.{TYPE}"));
-    assert_eq!(payload, document["payload"]);
-
-    // Its acknowledgment.
-    let ack = json!({"documentId": id, "agency": "br-sanitary", "status": "released"}).to_string();
-    let answer: Value = app.post_json("/v1/acknowledgments", Some("demo-br-sanitary"), &ack).await.json().await.unwrap();
-    assert_eq!(answer["outcome"], "applied", "{answer:#}");
 
     // Refusals of invalid variants, each at its pointer: the publisher's own bound (a boolean
     // exclusiveMinimum of OpenAPI 3.0, imported as the bound it qualifies), and a port of

@@ -12,15 +12,7 @@ use crate::helpers::{registry_of, repo};
 /// A copy of the repository's schemas with a customsDeclaration 1.1.0 made by `change`.
 fn schemas_with_new_version(change: impl FnOnce(&mut Value)) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(repo().join("schemas")).unwrap() {
-        let from = entry.unwrap().path();
-        let to = dir.path().join(from.file_name().unwrap());
-        std::fs::create_dir(&to).unwrap();
-        for f in std::fs::read_dir(&from).unwrap() {
-            let f = f.unwrap().path();
-            std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
-        }
-    }
+    crate::helpers::copy_dir(&repo().join("schemas"), dir.path());
     let old: Value = serde_json::from_str(&std::fs::read_to_string(repo().join("schemas/customsDeclaration/1.0.0.json")).unwrap()).unwrap();
     let mut new = old;
     new["$id"] = json!("https://schemas.ventanilla.example/customsDeclaration/1.1.0.json");
