@@ -185,7 +185,7 @@ fn vary(examples: &[Value], size: usize, run: &str, max_items: Option<usize>) ->
         .expect("config loads");
     let registry = ventanilla::schema::SchemaRegistry::of_region(&settings.schemas_dir(), &settings.region).expect("schemas load");
     let router = ventanilla::routing::Router::new(&settings.region).expect("routes load");
-    let topics = ventanilla::kafka::Topics::new("");
+    let topics = ventanilla::broker::Topics::new("");
     let mut docs = Vec::with_capacity(size);
     let mut refused = 0;
     let mut i = 0usize;

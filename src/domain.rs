@@ -280,6 +280,9 @@ impl AckStatus {
     }
 }
 
+/// The history line of a trader's answer to a query (`crate::lifecycle`).
+pub const RESPONDED: &str = "responded";
+
 /// Where one (document, agency) delivery stands. Shown as one word: `pending`, `dispatched`,
 /// or the agency's latest effective answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

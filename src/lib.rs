@@ -7,6 +7,7 @@
 pub mod access;
 pub mod acknowledgment;
 pub mod audit;
+pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod digest;

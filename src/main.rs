@@ -483,7 +483,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let max: std::time::Duration = a.max_delay.into();
             let sim = ventanilla::simulator::Simulation {
                 brokers: a.kafka_brokers,
-                topics: ventanilla::kafka::Topics::new(&a.topic_prefix),
+                topics: ventanilla::broker::Topics::new(&a.topic_prefix),
                 agency: AgencyId::parse(&a.agency)?,
                 decisions: ventanilla::simulator::parse_decisions(&a.decisions)?,
                 delay: (min, max.max(min)),
@@ -640,7 +640,7 @@ fn validate(config: PathBuf, as_participant: Option<String>, files: Vec<PathBuf>
     let registry = SchemaRegistry::of_region(&settings.schemas_dir(), &settings.region)?;
     let router = ventanilla::routing::Router::new(&settings.region)?;
     router.check_types(|t| registry.knows(t))?;
-    let topics = ventanilla::kafka::Topics::new(&settings.region.kafka.topic_prefix);
+    let topics = ventanilla::broker::Topics::new(&settings.region.kafka.topic_prefix);
     let limits = settings.region.gateway.json_limits();
     let (mut refused, mut unreadable) = (0, 0);
     for file in &files {
@@ -713,7 +713,7 @@ async fn simulate(a: SimulateArgs) -> Result<(), Box<dyn std::error::Error>> {
         None => Arc::new(SqliteStore::open(&a.data_dir)?),
     };
     let router = ventanilla::routing::Router::new(&settings.region)?;
-    let topics = ventanilla::kafka::Topics::new(&settings.region.kafka.topic_prefix);
+    let topics = ventanilla::broker::Topics::new(&settings.region.kafka.topic_prefix);
     let simulation = settings.region.indicators.simulation.clone().ok_or(
         "ventanilla simulate writes a declaration and a border notice per consignment: name their document types in the \
          region file's [indicators.simulation] (declaration = \"...\", border_notice = \"...\")",

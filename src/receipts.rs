@@ -276,12 +276,12 @@ pub fn seal(keys: &ReceiptKeys, mut receipt: Value) -> Value {
 }
 
 /// `bodySha256` of a document file: the SHA-256 of the submission envelope in its canonical
-/// form (this module's notes), as [`crate::gateway::body_sha256`] computes it on submission.
+/// form (this module's notes), as [`crate::digest::body_sha256`] computes it on submission.
 /// The file is parsed as submissions are (a duplicated key is an error).
 pub fn document_sha256(bytes: &[u8]) -> Result<String, serde_json::Error> {
     let document = crate::json::parse_strict(bytes)?;
     let payload = document.get("payload").unwrap_or(&Value::Null).to_string();
-    Ok(crate::gateway::body_sha256(&document, &payload))
+    Ok(crate::digest::body_sha256(&document, &payload))
 }
 
 /// Why a receipt does not verify.

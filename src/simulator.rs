@@ -15,7 +15,8 @@ use serde_json::json;
 use crate::config::KafkaSecurity;
 use crate::domain::{AckStatus, AgencyId};
 use crate::kafka::acks::{AckConsumer, AckContext};
-use crate::kafka::{base_config, BrokerError, Topics};
+use crate::broker::Topics;
+use crate::kafka::{base_config, BrokerError};
 
 /// What the simulator does.
 #[derive(Debug, Clone)]

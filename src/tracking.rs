@@ -176,8 +176,7 @@ pub const TRADER_TURN: &str = "trader";
 /// [`query_turn`]: the trader answered; the agency is to answer again.
 pub const AGENCY_TURN: &str = "agency";
 
-/// The history line of a trader's answer to a query (`crate::lifecycle`).
-pub const RESPONDED: &str = "responded";
+pub use crate::domain::RESPONDED;
 
 /// The first status event of a consignment just opened in `state`.
 pub fn announce_opening(l: &mut dyn Ledger, ucr: &Ucr, state: ConsignmentState, at: Millis, cause: Value) -> Result<(), StoreError> {

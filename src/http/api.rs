@@ -957,7 +957,7 @@ pub fn registry_components(registry: &SchemaRegistry) -> Map<String, Value> {
 }
 
 /// `/asyncapi.json`: the Kafka side (`super::asyncapi`), with the status event's schema.
-pub fn asyncapi(registry: &SchemaRegistry, topics: &crate::kafka::Topics, agencies: &[crate::domain::AgencyId]) -> Value {
+pub fn asyncapi(registry: &SchemaRegistry, topics: &crate::broker::Topics, agencies: &[crate::domain::AgencyId]) -> Value {
     let mut generator = SchemaSettings::draft07().with(|s| s.definitions_path = "/components/schemas".into()).into_generator();
     generator.subschema_for::<crate::store::StatusChange>();
     let mut schemas = generator.take_definitions(true);

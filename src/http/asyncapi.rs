@@ -7,7 +7,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::domain::AgencyId;
-use crate::kafka::Topics;
+use crate::broker::Topics;
 use crate::schema::SchemaRegistry;
 
 /// The CloudEvents Kafka binding's headers (binary mode), as the gateway sets them.

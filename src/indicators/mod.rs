@@ -38,12 +38,11 @@ pub mod traffic;
 use std::collections::BTreeMap;
 
 use crate::clock::Millis;
-use crate::domain::{AckStatus, AgencyId, ConsignmentState, DeliveryStatus, Ucr};
+use crate::domain::{AckStatus, AgencyId, ConsignmentState, DeliveryStatus, Ucr, RESPONDED};
 use crate::routing::RoutingFacts;
 use crate::store::{
     AgencyReleaseTimes, ConsignmentReleaseTimes, DocumentDims, HistoryEntry, Ledger, NewDocument, StoreError,
 };
-use crate::tracking::RESPONDED;
 
 /// The segment facts of a document: what its type's table read in it (`crate::document_types`).
 pub fn dims_of(facts: &RoutingFacts) -> DocumentDims {

@@ -28,7 +28,7 @@ use crate::access::Participant;
 use crate::clock::Millis;
 use crate::draws::Draws;
 use crate::domain::{AckStatus, AgencyId, CountryCode, DocumentType, Role, SchemaVersion, Ucr};
-use crate::kafka::Topics;
+use crate::broker::Topics;
 use crate::routing::{Router, RoutingFacts};
 use crate::store::{AckRecord, DocumentDims, NewDocument, Store, StoreError, Subject};
 

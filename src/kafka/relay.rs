@@ -20,7 +20,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::sync::watch;
 
-use super::{cloudevents, BrokerHealth};
+use super::cloudevents;
+use crate::broker::BrokerHealth;
 use crate::clock::now_millis;
 use crate::outbox::Wakeup;
 use crate::store::{OutboundDelivery, Store};

@@ -97,7 +97,7 @@ async fn a_topic_that_takes_smaller_records_than_the_gateway_publishes_is_refuse
     let prefix = format!("small{}.", uuid::Uuid::now_v7().simple());
     let settings = settings_for(&data, &prefix, Some(brokers.clone()));
     // An operator made the topics beforehand, with the broker's usual 1 MiB.
-    let topics = ventanilla::kafka::Topics::new(&prefix).all(settings.region.agencies.iter().map(|a| &a.id));
+    let topics = ventanilla::broker::Topics::new(&prefix).all(settings.region.agencies.iter().map(|a| &a.id));
     let layout = ventanilla::kafka::TopicLayout { partitions: 1, replication_factor: None, min_insync_replicas: None, max_message_bytes: 1_048_588 };
     ventanilla::kafka::create_topics(&brokers, &Default::default(), &topics, layout).await.unwrap();
     let refused = match ventanilla::startup::Application::build(settings).await {

@@ -37,7 +37,7 @@ async fn a_refused_delivery_is_dead_lettered_shown_failed_and_sent_again_by_an_o
     let data = std::sync::Arc::new(tempfile::tempdir().unwrap());
     let prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
     let region = settings_for(&data, &prefix, None).region;
-    let topics = ventanilla::kafka::Topics::new(&prefix).all(region.agencies.iter().map(|a| &a.id));
+    let topics = ventanilla::broker::Topics::new(&prefix).all(region.agencies.iter().map(|a| &a.id));
     let layout = ventanilla::kafka::TopicLayout {
         partitions: region.kafka.partitions,
         replication_factor: None,
