@@ -184,7 +184,7 @@ fn vary(examples: &[Value], size: usize, run: &str, max_items: Option<usize>) ->
     let settings = ventanilla::config::Settings::load(repo().join("config"), "127.0.0.1:0".parse().unwrap(), "./data".into(), None, Some("bench.".into()), None)
         .expect("config loads");
     let registry = ventanilla::schema::SchemaRegistry::of_region(&settings.schemas_dir(), &settings.region).expect("schemas load");
-    let router = ventanilla::routing::Router::new(&settings.region).expect("routes load");
+    let router = ventanilla::routing::Router::new(&settings.region);
     let topics = ventanilla::broker::Topics::new("");
     let mut docs = Vec::with_capacity(size);
     let mut refused = 0;

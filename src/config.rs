@@ -3,6 +3,7 @@
 //! command line and environment (`VENTANILLA_*`) for where to bind, store and publish.
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -1047,7 +1048,7 @@ pub struct RouteConfig {
     pub destinations: Vec<CountryCode>,
     /// HS chapters as `"01-24"` ranges or single `"84"` chapters; any goods line matching counts.
     #[serde(default)]
-    pub hs_chapters: Vec<String>,
+    pub hs_chapters: Vec<ChapterRange>,
     /// Modes of transport (`road`, `rail`, ...) as the document type's `mode_of_transport`
     /// reads them (after its `modes`).
     #[serde(default)]
@@ -1058,14 +1059,91 @@ pub struct RouteConfig {
     pub to: RouteTarget,
 }
 
-/// Where a route sends the document.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, untagged)]
+/// Where a route sends the document, parsed from the region file's `to = { agency = "..." }` or
+/// `to = { country = "origin" | "destination" | "AR", kind = "customs" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RouteTargetText")]
 pub enum RouteTarget {
     /// One named agency.
+    Agency(AgencyId),
+    /// The agency of a kind in the document's origin country.
+    Origin { kind: String },
+    /// The agency of a kind in the document's destination country.
+    Destination { kind: String },
+    /// The agency of a kind in one named country.
+    Country { country: CountryCode, kind: String },
+}
+
+impl RouteTarget {
+    /// The kind of agency it sends to, when it names a kind rather than an agency.
+    pub fn kind(&self) -> Option<&str> {
+        match self {
+            RouteTarget::Agency(_) => None,
+            RouteTarget::Origin { kind } | RouteTarget::Destination { kind } | RouteTarget::Country { kind, .. } => Some(kind),
+        }
+    }
+}
+
+/// A route target as the region file writes it, before [`RouteTarget`] reads its country.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, untagged)]
+enum RouteTargetText {
     Agency { agency: AgencyId },
-    /// The agency of a kind in the origin or destination country (`"origin"`, `"destination"`).
     Kind { country: String, kind: String },
+}
+
+impl TryFrom<RouteTargetText> for RouteTarget {
+    type Error = String;
+    fn try_from(text: RouteTargetText) -> Result<Self, String> {
+        Ok(match text {
+            RouteTargetText::Agency { agency } => RouteTarget::Agency(agency),
+            RouteTargetText::Kind { country, kind } if country == "origin" => RouteTarget::Origin { kind },
+            RouteTargetText::Kind { country, kind } if country == "destination" => RouteTarget::Destination { kind },
+            RouteTargetText::Kind { country, kind } => match CountryCode::parse(&country) {
+                Ok(country) => RouteTarget::Country { country, kind },
+                Err(_) => return Err(format!("`to.country` {country:?} must be \"origin\", \"destination\" or a country code")),
+            },
+        })
+    }
+}
+
+/// A range of HS chapters a route names: `"01-24"`, or one chapter, `"84"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ChapterRange(RangeInclusive<u8>);
+
+impl ChapterRange {
+    /// Parses `"01-24"` or `"84"`: two digits each, 01 to 99, the first not above the second.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let chapter = |t: &str| -> Result<u8, String> {
+            let t = t.trim();
+            match t.parse::<u8>() {
+                Ok(n) if t.len() == 2 && (1..=99).contains(&n) => Ok(n),
+                _ => Err(format!("HS chapter {t:?} must be two digits, 01 to 99")),
+            }
+        };
+        match s.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (chapter(a)?, chapter(b)?);
+                if a > b {
+                    return Err(format!("HS chapter range {s:?} runs backwards"));
+                }
+                Ok(ChapterRange(a..=b))
+            }
+            None => chapter(s).map(|c| ChapterRange(c..=c)),
+        }
+    }
+    /// Whether chapter `c` is in the range.
+    pub fn contains(&self, c: u8) -> bool {
+        self.0.contains(&c)
+    }
+}
+
+impl TryFrom<String> for ChapterRange {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        ChapterRange::parse(&s)
+    }
 }
 
 /// `gateway.max_document_versions` when the region does not set it.
@@ -1077,7 +1155,8 @@ pub const DEFAULT_MAX_DOCUMENT_VERSIONS: u32 = 100;
 pub const RECORD_HEADROOM_BYTES: usize = 16 * 1024;
 
 impl RegionConfig {
-    fn check(&self) -> Result<(), String> {
+    /// Checks what a field alone cannot: that the region's parts agree with each other.
+    pub(crate) fn check(&self) -> Result<(), String> {
         let g = &self.gateway;
         let positive = [
             ("gateway.max_body_bytes", g.max_body_bytes as u64),
@@ -1200,24 +1279,21 @@ impl RegionConfig {
             }
         }
         for r in &self.routes {
-            match &r.to {
-                RouteTarget::Agency { agency } if !known(agency) => {
-                    return Err(format!("route {:?} names unknown agency {agency}", r.name))
+            if let RouteTarget::Agency(agency) = &r.to {
+                if !known(agency) {
+                    return Err(format!("route {:?} names unknown agency {agency}", r.name));
                 }
-                RouteTarget::Kind { country, .. }
-                    if country != "origin"
-                        && country != "destination"
-                        && CountryCode::parse(country).is_err() =>
-                {
-                    return Err(format!(
-                        "route {:?}: `to.country` must be \"origin\", \"destination\" or a country code",
-                        r.name
-                    ))
-                }
-                _ => {}
             }
-            for c in &r.hs_chapters {
-                crate::routing::parse_chapters(c).map_err(|e| format!("route {:?}: {e}", r.name))?;
+            // A route to a kind of agency the region has none of routes nothing: a typo, most likely.
+            if let Some(kind) = r.to.kind() {
+                if !self.agencies.iter().any(|a| a.kind == kind) {
+                    let kinds: std::collections::BTreeSet<&str> = self.agencies.iter().map(|a| a.kind.as_str()).collect();
+                    return Err(format!(
+                        "route {:?} sends to agencies of kind {kind:?}, and the region has none; its kinds: {}",
+                        r.name,
+                        kinds.into_iter().collect::<Vec<_>>().join(", ")
+                    ));
+                }
             }
         }
         if self.gateway.max_concurrent_writes == 0 {

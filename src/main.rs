@@ -638,7 +638,7 @@ fn validate(config: PathBuf, as_participant: Option<String>, files: Vec<PathBuf>
     // What the operator should know of the region's schemas is logged once at each start and
     // listed by `ventanilla schemas`: not repeated on every file checked here (CI logs).
     let registry = SchemaRegistry::of_region(&settings.schemas_dir(), &settings.region)?;
-    let router = ventanilla::routing::Router::new(&settings.region)?;
+    let router = ventanilla::routing::Router::new(&settings.region);
     router.check_types(|t| registry.knows(t))?;
     let topics = ventanilla::broker::Topics::new(&settings.region.kafka.topic_prefix);
     let limits = settings.region.gateway.json_limits();
@@ -712,7 +712,7 @@ async fn simulate(a: SimulateArgs) -> Result<(), Box<dyn std::error::Error>> {
         Some(StoreUrl::Sqlite(path)) => Arc::new(SqliteStore::open_file(&path)?),
         None => Arc::new(SqliteStore::open(&a.data_dir)?),
     };
-    let router = ventanilla::routing::Router::new(&settings.region)?;
+    let router = ventanilla::routing::Router::new(&settings.region);
     let topics = ventanilla::broker::Topics::new(&settings.region.kafka.topic_prefix);
     let simulation = settings.region.indicators.simulation.clone().ok_or(
         "ventanilla simulate writes a declaration and a border notice per consignment: name their document types in the \
@@ -750,7 +750,7 @@ async fn report_command(r: ReportCommand) -> Result<(), Box<dyn std::error::Erro
         return Err("--from must be before --to".into());
     }
     let store = open_store(&data_dir, store).await?;
-    let router = ventanilla::routing::Router::new(&settings.region)?;
+    let router = ventanilla::routing::Router::new(&settings.region);
     let kind_of = |a: &AgencyId| router.kind_of(a).unwrap_or("unknown").to_owned();
     let indicators = &settings.region.indicators;
     let settle_ms = i64::from(indicators.public_settle_days) * 86_400_000;

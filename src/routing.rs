@@ -2,10 +2,7 @@
 //! receive it (one *delivery* each). Rules only add agencies; their union, without repeats and
 //! in rule order, is the routing decision.
 
-use std::ops::RangeInclusive;
-
-
-use crate::config::{RegionConfig, RouteConfig, RouteTarget};
+use crate::config::{ChapterRange, RegionConfig, RouteConfig, RouteTarget};
 use crate::domain::{AgencyId, CountryCode, DocumentType};
 
 /// The facts about a document that rules look at: the envelope's, and what its type's table
@@ -23,44 +20,15 @@ pub struct RoutingFacts {
     pub border_post: Option<String>,
 }
 
-/// Parses `"01-24"` or `"84"` into a chapter range.
-pub fn parse_chapters(s: &str) -> Result<RangeInclusive<u8>, String> {
-    let chapter = |t: &str| -> Result<u8, String> {
-        let t = t.trim();
-        match t.parse::<u8>() {
-            Ok(n) if t.len() == 2 && (1..=99).contains(&n) => Ok(n),
-            _ => Err(format!("HS chapter {t:?} must be two digits, 01 to 99")),
-        }
-    };
-    match s.split_once('-') {
-        Some((a, b)) => {
-            let (a, b) = (chapter(a)?, chapter(b)?);
-            if a > b {
-                return Err(format!("HS chapter range {s:?} runs backwards"));
-            }
-            Ok(a..=b)
-        }
-        None => chapter(s).map(|c| c..=c),
-    }
-}
-
 /// The first of `routes` that sends a `document_type` by its origin country, and the first by
 /// its destination (as its target's country, or a condition on it): their names. A type whose
 /// payload does not repeat a country read here is routed by its envelope's word alone.
 pub fn routed_by_country<'a>(routes: &'a [RouteConfig], document_type: &str) -> (Option<&'a str>, Option<&'a str>) {
     let applies = |r: &&RouteConfig| r.document_types.is_empty() || r.document_types.iter().any(|t| t.as_str() == document_type);
-    let to = |r: &RouteConfig, which: &str| matches!(&r.to, RouteTarget::Kind { country, .. } if country == which);
-    let origin = routes.iter().filter(applies).find(|r| to(r, "origin") || !r.origins.is_empty());
-    let destination = routes.iter().filter(applies).find(|r| to(r, "destination") || !r.destinations.is_empty());
+    let origin = routes.iter().filter(applies).find(|r| matches!(r.to, RouteTarget::Origin { .. }) || !r.origins.is_empty());
+    let destination =
+        routes.iter().filter(applies).find(|r| matches!(r.to, RouteTarget::Destination { .. }) || !r.destinations.is_empty());
     (origin.map(|r| r.name.as_str()), destination.map(|r| r.name.as_str()))
-}
-
-#[derive(Debug, Clone)]
-enum Target {
-    Agency(AgencyId),
-    Origin(String),
-    Destination(String),
-    Country(CountryCode, String),
 }
 
 #[derive(Debug, Clone)]
@@ -69,10 +37,10 @@ struct Rule {
     document_types: Vec<DocumentType>,
     origins: Vec<CountryCode>,
     destinations: Vec<CountryCode>,
-    hs_chapters: Vec<RangeInclusive<u8>>,
+    hs_chapters: Vec<ChapterRange>,
     modes: Vec<String>,
     border_posts: Vec<String>,
-    target: Target,
+    target: RouteTarget,
 }
 
 impl Rule {
@@ -81,7 +49,7 @@ impl Rule {
             && (self.origins.is_empty() || self.origins.contains(&f.origin))
             && (self.destinations.is_empty() || self.destinations.contains(&f.destination))
             && (self.hs_chapters.is_empty()
-                || f.hs_chapters.iter().any(|c| self.hs_chapters.iter().any(|r| r.contains(c))))
+                || f.hs_chapters.iter().any(|c| self.hs_chapters.iter().any(|r| r.contains(*c))))
             && (self.modes.is_empty()
                 || f.mode_of_transport.as_ref().is_some_and(|m| self.modes.contains(m)))
             && (self.border_posts.is_empty()
@@ -105,56 +73,25 @@ pub struct Router {
 }
 
 impl Router {
-    /// Compiles the region's rules (already checked by the configuration loader).
-    pub fn new(region: &RegionConfig) -> Result<Self, String> {
+    /// Compiles the region's rules: the region file's loader parsed and checked them (targets,
+    /// chapter ranges, agencies and kinds), so compiling cannot fail.
+    pub fn new(region: &RegionConfig) -> Self {
         let rules = region
             .routes
             .iter()
-            .map(|r| {
-                let target = match &r.to {
-                    RouteTarget::Agency { agency } => Target::Agency(agency.clone()),
-                    RouteTarget::Kind { country, kind } if country == "origin" => {
-                        Target::Origin(kind.clone())
-                    }
-                    RouteTarget::Kind { country, kind } if country == "destination" => {
-                        Target::Destination(kind.clone())
-                    }
-                    RouteTarget::Kind { country, kind } => Target::Country(
-                        CountryCode::parse(country).map_err(|e| e.to_string())?,
-                        kind.clone(),
-                    ),
-                };
-                Ok(Rule {
-                    name: r.name.clone(),
-                    document_types: r.document_types.clone(),
-                    origins: r.origins.clone(),
-                    destinations: r.destinations.clone(),
-                    hs_chapters: r
-                        .hs_chapters
-                        .iter()
-                        .map(|c| parse_chapters(c))
-                        .collect::<Result<_, _>>()?,
-                    modes: r.modes_of_transport.clone(),
-                    border_posts: r.border_posts.clone(),
-                    target,
-                })
+            .map(|r| Rule {
+                name: r.name.clone(),
+                document_types: r.document_types.clone(),
+                origins: r.origins.clone(),
+                destinations: r.destinations.clone(),
+                hs_chapters: r.hs_chapters.clone(),
+                modes: r.modes_of_transport.clone(),
+                border_posts: r.border_posts.clone(),
+                target: r.to.clone(),
             })
-            .collect::<Result<Vec<_>, String>>()?;
-        let agencies: Vec<(AgencyId, String)> = region.agencies.iter().map(|a| (a.id.clone(), a.kind.clone())).collect();
-        // A route to a kind of agency the region has none of routes nothing: a typo, most likely.
-        for r in &region.routes {
-            if let RouteTarget::Kind { kind, .. } = &r.to {
-                if !agencies.iter().any(|(_, k)| k == kind) {
-                    let kinds: std::collections::BTreeSet<&str> = agencies.iter().map(|(_, k)| k.as_str()).collect();
-                    return Err(format!(
-                        "route {:?} sends to agencies of kind {kind:?}, and the region has none; its kinds: {}",
-                        r.name,
-                        kinds.into_iter().collect::<Vec<_>>().join(", ")
-                    ));
-                }
-            }
-        }
-        Ok(Router { rules, agencies })
+            .collect();
+        let agencies = region.agencies.iter().map(|a| (a.id.clone(), a.kind.clone())).collect();
+        Router { rules, agencies }
     }
 
     /// Checks that every route names document types the registry has (`known`); the error
@@ -189,10 +126,10 @@ impl Router {
         let mut out: Vec<RoutedDelivery> = Vec::new();
         for rule in self.rules.iter().filter(|r| r.matches(facts)) {
             let chosen: Vec<AgencyId> = match &rule.target {
-                Target::Agency(a) => vec![a.clone()],
-                Target::Origin(k) => self.agencies_of(&facts.origin, k).cloned().collect(),
-                Target::Destination(k) => self.agencies_of(&facts.destination, k).cloned().collect(),
-                Target::Country(c, k) => self.agencies_of(c, k).cloned().collect(),
+                RouteTarget::Agency(a) => vec![a.clone()],
+                RouteTarget::Origin { kind } => self.agencies_of(&facts.origin, kind).cloned().collect(),
+                RouteTarget::Destination { kind } => self.agencies_of(&facts.destination, kind).cloned().collect(),
+                RouteTarget::Country { country, kind } => self.agencies_of(country, kind).cloned().collect(),
             };
             for agency in chosen {
                 if !out.iter().any(|d| d.agency == agency) {
@@ -214,7 +151,7 @@ mod tests {
         let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/ventanilla.toml"))
             .expect("config/ventanilla.toml is part of the repository");
         let region: RegionConfig = toml::from_str(&text).expect("the demo region parses");
-        Router::new(&region).expect("the demo rules compile")
+        Router::new(&region)
     }
 
     /// What the shipped `[document_types]` tables read in `payload`.
@@ -244,9 +181,9 @@ mod tests {
         let mut region: RegionConfig = toml::from_str(&text).unwrap();
         let mut typo = region.routes[0].clone();
         typo.name = "sanitary typo".into();
-        typo.to = RouteTarget::Kind { country: "destination".into(), kind: "sanitry".into() };
+        typo.to = RouteTarget::Destination { kind: "sanitry".into() };
         region.routes.push(typo);
-        let err = Router::new(&region).expect_err("refused");
+        let err = region.check().expect_err("refused");
         assert!(err.contains("route \"sanitary typo\"") && err.contains("\"sanitry\"") && err.contains("sanitary"), "{err}");
 
         let router = demo_router();
@@ -275,9 +212,9 @@ mod tests {
         let mut post = region.routes[0].clone();
         post.name = "Uruguaiana's notices to Brazil's sanitary agency".into();
         post.border_posts = vec!["BRURG".into()];
-        post.to = RouteTarget::Agency { agency: AgencyId::parse("br-sanitary").unwrap() };
+        post.to = RouteTarget::Agency(AgencyId::parse("br-sanitary").unwrap());
         region.routes.push(post);
-        let r = Router::new(&region).unwrap();
+        let r = Router::new(&region);
         let at = |unlocode: &str| facts("borderCrossingNotice", "AR", "BR", json!({"modeOfTransport": "road", "crossingPoint": {"unLocode": unlocode}}));
         assert!(agencies(&r, &at("BRURG")).contains(&"br-sanitary".to_string()));
         assert!(!agencies(&r, &at("BRFOZ")).contains(&"br-sanitary".to_string()));
@@ -338,10 +275,19 @@ mod tests {
 
     #[test]
     fn chapter_ranges_parse_and_refuse_nonsense() {
-        assert_eq!(parse_chapters("01-24").unwrap(), 1..=24);
-        assert_eq!(parse_chapters("84").unwrap(), 84..=84);
-        assert!(parse_chapters("24-01").is_err());
-        assert!(parse_chapters("1").is_err());
-        assert!(parse_chapters("00").is_err());
+        let parse = |s: &str| ChapterRange::parse(s).map(|r| (1..=99).filter(|c| r.contains(*c)).collect::<Vec<u8>>());
+        assert_eq!(parse("01-24").unwrap(), (1..=24).collect::<Vec<u8>>());
+        assert_eq!(parse("84").unwrap(), vec![84]);
+        assert!(parse("24-01").is_err());
+        assert!(parse("1").is_err());
+        assert!(parse("00").is_err());
+        // The region file's loader reads them, and refuses nonsense naming the field.
+        let route = |chapters: &str| format!("name = \"r\"\nhs_chapters = [{chapters}]\nto = {{ agency = \"br-customs\" }}\n");
+        let read: RouteConfig = toml::from_str(&route("\"01-24\", \"84\"")).unwrap();
+        assert_eq!(read.hs_chapters, vec![ChapterRange::parse("01-24").unwrap(), ChapterRange::parse("84").unwrap()]);
+        let refused = toml::from_str::<RouteConfig>(&route("\"24-01\"")).unwrap_err().to_string();
+        assert!(refused.contains("hs_chapters") && refused.contains("runs backwards"), "{refused}");
+        let refused = toml::from_str::<RouteConfig>("name = \"r\"\nto = { country = \"Brazil\", kind = \"customs\" }\n").unwrap_err().to_string();
+        assert!(refused.contains("to.country") && refused.contains("\"Brazil\""), "{refused}");
     }
 }

@@ -94,7 +94,7 @@ impl Application {
             tracing::warn!("{warning}");
         }
         let receipt_keys = Arc::new(crate::receipts::ReceiptKeys::load_or_create(&settings.receipt_keys_dir())?);
-        let router = Router::new(&settings.region).map_err(StartupError::Routing)?;
+        let router = Router::new(&settings.region);
         router.check_types(|t| registry.knows(t)).map_err(StartupError::Routing)?;
         // The analysts' rules and budgets (`crate::risk`): one that reads a fact its document
         // type does not describe stops the start, named.
