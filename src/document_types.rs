@@ -16,7 +16,7 @@ use std::ops::ControlFlow;
 use serde_json::Value;
 
 use crate::config::{DocumentTypeConfig, SubmitterConfig};
-use crate::schema::Violation;
+use crate::pointer::Violation;
 
 /// A pointer into a payload, `*` standing for every item of an array.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +99,7 @@ impl PayloadPointer {
         for step in &self.steps {
             at.push('/');
             match step {
-                Step::Member(name) => at.push_str(&crate::schema::escape(name)),
+                Step::Member(name) => at.push_str(&crate::pointer::escape(name)),
                 Step::EveryItem => match taken.next() {
                     Some(i) => at.push_str(&i.to_string()),
                     None => at.push('*'),
@@ -633,7 +633,7 @@ impl DocumentTypes {
             }
         }
         if !violations.is_empty() {
-            violations.truncate(crate::schema::MAX_VIOLATIONS);
+            violations.truncate(crate::pointer::MAX_VIOLATIONS);
             return Err(violations);
         }
         let mut hs_chapters: Vec<u8> = t.hs_codes.iter().flat_map(|p| p.reached(payload)).filter_map(hs_chapter).collect();

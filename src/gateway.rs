@@ -14,7 +14,8 @@ use crate::domain::{AckStatus, AgencyId, Role, Ucr};
 use crate::outbox::Wakeup;
 use crate::broker::{BrokerHealth, Topics};
 use crate::routing::{Router, RoutingFacts};
-use crate::schema::{Rejection, SchemaRegistry, ValidDocument, Violation};
+use crate::pointer::Violation;
+use crate::schema::{Rejection, SchemaRegistry, ValidDocument};
 use crate::access::IndicatorScope;
 use crate::clock::Millis;
 use crate::indicators::figures::{Figures, FiguresRequest, Interval};
@@ -671,7 +672,7 @@ fn request_members<'a>(body: &'a Value, known: &[(&str, bool)]) -> Result<Vec<Op
     let mut violations: Vec<Violation> = map
         .keys()
         .filter(|k| !known.iter().any(|(n, _)| n == k))
-        .map(|k| Violation::new(&format!("/{}", crate::schema::escape(k)), "additionalProperties", format!("{k:?} is not a member of this request")))
+        .map(|k| Violation::new(&format!("/{}", crate::pointer::escape(k)), "additionalProperties", format!("{k:?} is not a member of this request")))
         .collect();
     for (name, required) in known {
         if *required && !map.contains_key(*name) {

@@ -119,7 +119,7 @@ fn references(v: &Value, at: &str, three_oh: bool, out: &mut Vec<(String, String
     match v {
         Value::Object(m) => {
             for (k, child) in m {
-                let here = format!("{at}/{}", crate::schema::escape(k));
+                let here = format!("{at}/{}", crate::pointer::escape(k));
                 if k == "$ref" {
                     if let Some(r) = child.as_str() {
                         out.push((at.to_owned(), r.to_owned()));
@@ -128,7 +128,7 @@ fn references(v: &Value, at: &str, three_oh: bool, out: &mut Vec<(String, String
                     // Dropped by the import (3.0 ignores what sits beside a reference).
                 } else if SCHEMA_MAP.contains(&k.as_str()) {
                     for (name, member) in child.as_object().into_iter().flatten() {
-                        references(member, &format!("{here}/{}", crate::schema::escape(name)), three_oh, out);
+                        references(member, &format!("{here}/{}", crate::pointer::escape(name)), three_oh, out);
                     }
                 } else if !DATA.contains(&k.as_str()) {
                     references(child, &here, three_oh, out);
@@ -172,7 +172,7 @@ fn schema(v: &Value, component: &str, three_oh: bool) -> Value {
                 let target = r.strip_prefix("#/components/schemas/").unwrap_or(r);
                 let (name, rest) = target.split_once('/').map_or((target, ""), |(n, rest)| (n, rest));
                 let name = name.replace("~1", "/").replace("~0", "~");
-                let base = if name == component { "#".to_owned() } else { format!("#/$defs/{}", crate::schema::escape(&name)) };
+                let base = if name == component { "#".to_owned() } else { format!("#/$defs/{}", crate::pointer::escape(&name)) };
                 json!(if rest.is_empty() { base } else { format!("{base}/{rest}") })
             }
             "example" => {

@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::schema::escape;
+use crate::pointer::escape;
 
 /// One difference, and which compatibility it keeps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

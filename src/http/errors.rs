@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::gateway::{AckError, ChangeError, OperatorError, SubmitError};
 use crate::lifecycle::ChangeRefused;
-use crate::schema::Violation;
+use crate::pointer::Violation;
 
 /// The stable codes. Clients match on `code`; titles and details are for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,8 @@
 //! country defines them, online and offline alike.
 
 use serde_json::{json, Value};
-use ventanilla::schema::{Rejection, SchemaRegistry, Violation};
+use ventanilla::pointer::Violation;
+use ventanilla::schema::{Rejection, SchemaRegistry};
 
 use crate::helpers::{example, registry_of, repo};
 

@@ -8,48 +8,41 @@
 //! components. Keywords OpenAPI has and JSON Schema lacks are refused, with the fix; keywords no
 //! draft defines are warned about. Each validator is compiled once at start, and validation
 //! reports every violation at once, each with a JSON pointer into the request body.
+//!
+//! The parts, by job: `files` finds a file and resolves a reference; `lint` refuses OpenAPI's
+//! keywords and warns of unknown ones; `messages` tells a violation in a trader's words;
+//! `tables` checks the region's tables against the schemas; `openapi` rewrites the files as
+//! `/openapi.json`'s components.
+
+mod files;
+mod lint;
+mod messages;
+mod openapi;
+pub(crate) mod tables;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use jsonschema::Validator;
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::document_types::{DocumentTypes, EnvelopeFacts, PayloadFacts, SubmittingParty};
 use crate::domain::{CountryCode, DocumentType, SchemaVersion, Ucr};
 use crate::identifiers::IdentifierSchemes;
+use crate::pointer::Violation;
 
-/// Where a file without `$id` is known: its place under `schemas/`, under this base.
-pub const LOCATION_BASE: &str = "https://schemas.ventanilla.example/";
+pub use files::LOCATION_BASE;
+pub use openapi::component_name;
+pub(crate) use files::{resolve, Files, SchemaFile};
+use files::{json_files, references, unresolved, LocalFiles};
+use lint::{check_keywords, DRAFTS};
+use messages::{truncate, violations_of};
 
 /// Folders under `schemas/` with a role of their own: not document types.
 const ENVELOPE: &str = "envelope";
 /// The acknowledgment schema checks agencies' answers; it is not submitted as a document.
 pub const ACKNOWLEDGMENT: &str = "acknowledgment";
-
-/// The `$schema` of each draft the gateway honours (`http` or `https`, with or without `#`).
-const DRAFTS: [(&str, &str); 5] = [
-    ("json-schema.org/draft-04/schema", "draft 4"),
-    ("json-schema.org/draft-06/schema", "draft 6"),
-    ("json-schema.org/draft-07/schema", "draft 7"),
-    ("json-schema.org/draft/2019-09/schema", "draft 2019-09"),
-    ("json-schema.org/draft/2020-12/schema", "draft 2020-12"),
-];
-
-/// Every keyword of drafts 4 to 2020-12: a keyword outside this list (and not an `x-`
-/// extension) is a typo or a dialect the validator ignores, so it is warned about.
-const KNOWN_KEYWORDS: &[&str] = &[
-    "$schema", "$id", "id", "$ref", "$anchor", "$dynamicRef", "$dynamicAnchor", "$recursiveRef", "$recursiveAnchor",
-    "$defs", "definitions", "$comment", "$vocabulary", "title", "description", "default", "examples", "deprecated",
-    "readOnly", "writeOnly", "type", "enum", "const", "multipleOf", "maximum", "exclusiveMaximum", "minimum",
-    "exclusiveMinimum", "maxLength", "minLength", "pattern", "items", "additionalItems", "prefixItems", "contains",
-    "minContains", "maxContains", "maxItems", "minItems", "uniqueItems", "maxProperties", "minProperties", "required",
-    "properties", "patternProperties", "additionalProperties", "dependencies", "dependentRequired",
-    "dependentSchemas", "propertyNames", "unevaluatedItems", "unevaluatedProperties", "allOf", "anyOf", "oneOf",
-    "not", "if", "then", "else", "format", "contentEncoding", "contentMediaType", "contentSchema",
-];
 
 /// Why the registry cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -77,22 +70,6 @@ pub enum SchemaError {
     Incompatible { document_type: String, from: SchemaVersion, to: SchemaVersion, mode: &'static str, differences: Vec<String> },
 }
 
-/// One violation of a schema, as reported to the submitter.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[non_exhaustive]
-pub struct Violation {
-    /// JSON pointer (RFC 6901) into the request body.
-    pub pointer: String,
-    /// The JSON Schema keyword that failed (`required`, `pattern`, ...).
-    pub keyword: String,
-    /// What is wrong, in words.
-    pub message: String,
-    /// Where in the schema the rule is (the file's `$id#/pointer`), or empty for a rule of the
-    /// gateway's own (a request's members, the region's checks of a payload).
-    #[serde(rename = "schemaPath")]
-    pub schema_path: String,
-}
-
 /// A compiled schema and its source text.
 pub struct CompiledSchema {
     pub version: SchemaVersion,
@@ -100,7 +77,7 @@ pub struct CompiledSchema {
     pub id: String,
     /// The schema as loaded, served by `GET /v1/schemas/{type}/{version}`.
     pub source: Arc<Value>,
-    validator: Validator,
+    pub(super) validator: Validator,
 }
 
 /// What the submitter got wrong before any payload check could run.
@@ -163,106 +140,6 @@ pub struct SchemaRegistry {
     warnings: Vec<String>,
 }
 
-/// One file under `schemas/`.
-pub(crate) struct SchemaFile {
-    /// Its path under `schemas/`, with `/` (`customsDeclaration/1.0.0.json`).
-    pub(crate) place: String,
-    path: PathBuf,
-    /// The version, for `<folder>/<version>.json`.
-    pub(crate) version: Option<SchemaVersion>,
-    /// Its `$id` (draft 4: `id`) when absolute, else its place under [`LOCATION_BASE`].
-    base: String,
-    /// Its place under [`LOCATION_BASE`].
-    location: String,
-    /// Its name among `/openapi.json`'s components.
-    component: String,
-    pub(crate) value: Value,
-}
-
-impl SchemaFile {
-    pub(crate) fn folder(&self) -> &str {
-        self.place.split('/').next().unwrap_or_default()
-    }
-}
-
-/// Every file, found by URI: its `$id` or its place; and, for a reference a publisher wrote
-/// relative to a file's `$id` towards a file that has no `$id`, by the same relative path from
-/// the referring file's place (`parties.json` beside it, `../shared/codes.json`).
-pub(crate) struct Files(pub(crate) Vec<SchemaFile>);
-
-/// `uri` split into its origin (`https://host`) and the segments of its path.
-fn origin_and_path(uri: &str) -> Option<(&str, Vec<&str>)> {
-    let (scheme, rest) = uri.split_once("://")?;
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    Some((&uri[..scheme.len() + 3 + host.len()], path.split('/').collect()))
-}
-
-/// `place_dir` joined with `relative` segments (`..` going up), or `None` above the root.
-fn join_place(place_dir: &[&str], relative: &[&str]) -> Option<String> {
-    let mut out: Vec<&str> = place_dir.to_vec();
-    for seg in relative {
-        match *seg {
-            ".." => {
-                out.pop()?;
-            }
-            "." | "" => {}
-            s => out.push(s),
-        }
-    }
-    Some(out.join("/"))
-}
-
-impl Files {
-    fn find(&self, uri: &str) -> Result<&SchemaFile, String> {
-        let uri = uri.split('#').next().unwrap_or_default();
-        if let Some(f) = self.0.iter().find(|f| f.base == uri || f.location == uri) {
-            return Ok(f);
-        }
-        // Which file could have referred to `uri` relatively: one whose `$id` shares its origin.
-        // The same relative path from that file's place is the file meant, if it has no `$id`.
-        let mut found: Vec<&SchemaFile> = Vec::new();
-        if let Some((origin, target)) = origin_and_path(uri) {
-            for referrer in &self.0 {
-                let Some((o, base)) = origin_and_path(&referrer.base) else { continue };
-                if o != origin || referrer.base == referrer.location {
-                    continue;
-                }
-                let base_dir = &base[..base.len().saturating_sub(1)];
-                let common = base_dir.iter().zip(&target).take_while(|(a, b)| a == b).count();
-                let mut relative: Vec<&str> = std::iter::repeat_n("..", base_dir.len() - common).collect();
-                relative.extend_from_slice(&target[common..]);
-                let place: Vec<&str> = referrer.place.split('/').collect();
-                let Some(meant) = join_place(&place[..place.len() - 1], &relative) else { continue };
-                if let Some(f) = self.0.iter().find(|f| f.place == meant && f.base == f.location) {
-                    if !found.iter().any(|g| g.place == f.place) {
-                        found.push(f);
-                    }
-                }
-            }
-        }
-        match found.as_slice() {
-            [one] => Ok(one),
-            [] => Err(format!(
-                "no file under the schemas directory is {uri}: add it with that $id, or without an $id at the same place \
-                 relative to the file that refers to it"
-            )),
-            many => Err(format!(
-                "{uri} could be any of {}: give the files their $id",
-                many.iter().map(|f| f.place.as_str()).collect::<Vec<_>>().join(", ")
-            )),
-        }
-    }
-}
-
-/// Hands the validator the files a reference reaches by file name only.
-struct LocalFiles(Arc<Files>);
-
-impl jsonschema::Retrieve for LocalFiles {
-    fn retrieve(&self, uri: &jsonschema::Uri<String>) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(self.0.find(uri.as_str())?.value.clone())
-    }
-}
-
 /// Each version of a type against the one before it, in the mode the region declares for the
 /// type (`[document_types.<type>] compatibility`, within a major version), else the one the
 /// newer file declares (`x-compatibility`, default `backward`): a breaking difference refuses
@@ -306,214 +183,6 @@ fn check_evolution(files: &[SchemaFile], types: &DocumentTypes) -> Result<(), Sc
         }
     }
     Ok(())
-}
-
-/// Every `*.json` file under `dir`, with its place (`a/b.json`), sorted.
-fn json_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, SchemaError> {
-    fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) -> Result<(), SchemaError> {
-        let entries = std::fs::read_dir(dir).map_err(|source| SchemaError::Read { path: dir.into(), source })?;
-        for entry in entries {
-            let entry = entry.map_err(|source| SchemaError::Read { path: dir.into(), source })?;
-            let (path, name) = (entry.path(), entry.file_name().to_string_lossy().into_owned());
-            if name.starts_with('.') {
-                continue;
-            }
-            let place = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
-            if path.is_dir() {
-                walk(&path, &place, out)?;
-            } else if name.ends_with(".json") {
-                out.push((place, path));
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    walk(dir, "", &mut out)?;
-    out.sort();
-    Ok(out)
-}
-
-/// A member name as a JSON pointer token (RFC 6901: `~` is `~0`, `/` is `~1`).
-pub fn escape(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
-}
-
-/// What to write instead of an OpenAPI keyword.
-fn openapi_fix(keyword: &str, schema: &Map<String, Value>) -> Option<String> {
-    Some(match keyword {
-        "nullable" if schema.get("nullable") == Some(&Value::Bool(false)) => "Remove it: null is refused unless \"type\" allows \"null\".".to_owned(),
-        "nullable" => match schema.get("type") {
-            Some(Value::String(t)) => format!("Write \"type\": [\"{t}\", \"null\"] instead."),
-            _ => "Add \"null\" to \"type\" (or {\"type\": \"null\"} to an anyOf) instead.".to_owned(),
-        },
-        "example" => "Write \"examples\": [ ...the example... ] instead.".to_owned(),
-        "discriminator" => {
-            let property = schema.get("discriminator").and_then(|d| d.get("propertyName")).and_then(Value::as_str).unwrap_or("the property");
-            format!("Select the branch with oneOf, each branch giving {property:?} a \"const\", and remove it.")
-        }
-        "xml" | "externalDocs" => format!("Remove it, or keep it as the annotation \"x-{keyword}\"."),
-        _ => return None,
-    })
-}
-
-/// Checks the keywords of every schema in `value` (at `at`): OpenAPI's are refused, unknown ones
-/// warned about. Only schema positions are read (not `properties`' names, nor `enum` values).
-fn check_keywords(path: &Path, value: &Value, at: &str, warnings: &mut Vec<String>) -> Result<(), SchemaError> {
-    let Value::Object(schema) = value else { return Ok(()) };
-    for (keyword, v) in schema {
-        let here = format!("{at}/{}", escape(keyword));
-        if let Some(fix) = openapi_fix(keyword, schema) {
-            return Err(SchemaError::OpenApiKeyword { path: path.into(), pointer: here, keyword: keyword.clone(), fix });
-        }
-        if !keyword.starts_with("x-") && !KNOWN_KEYWORDS.contains(&keyword.as_str()) {
-            warnings.push(format!("schema {}, at {here}: {keyword:?} is a keyword of no JSON Schema draft: the validator ignores it (a typo? an annotation is written \"x-{keyword}\")", path.display()));
-        }
-        match (keyword.as_str(), v) {
-            ("properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas" | "dependencies", Value::Object(map)) => {
-                for (name, sub) in map {
-                    check_keywords(path, sub, &format!("{here}/{}", escape(name)), warnings)?;
-                }
-            }
-            ("allOf" | "anyOf" | "oneOf" | "prefixItems" | "items", Value::Array(list)) => {
-                for (i, sub) in list.iter().enumerate() {
-                    check_keywords(path, sub, &format!("{here}/{i}"), warnings)?;
-                }
-            }
-            (
-                "items" | "additionalItems" | "additionalProperties" | "not" | "if" | "then" | "else" | "contains" | "propertyNames"
-                | "unevaluatedItems" | "unevaluatedProperties" | "contentSchema",
-                sub,
-            ) => check_keywords(path, sub, &here, warnings)?,
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// Every `$ref`, `$recursiveRef` and `$dynamicRef` in `value`, with the pointer of each.
-fn references(value: &Value, at: String, out: &mut Vec<(String, String)>) {
-    each_schema(value, &at, &mut |schema, here| {
-        for (k, v) in schema {
-            if let ("$ref" | "$recursiveRef" | "$dynamicRef", Value::String(r)) = (k.as_str(), v) {
-                out.push((format!("{here}/{}", escape(k)), r.clone()));
-            }
-        }
-    });
-}
-
-/// Calls `visit` with every object of a schema that may be a schema, and its pointer: the
-/// values of keywords that hold data (`enum`, `const`, `examples`, `default`) are not gone
-/// into, the members of `properties`, `$defs` and the like are (a property named `$ref` is
-/// not a reference), and so is anything else (a keyword of no draft may hold a schema).
-fn each_schema(value: &Value, at: &str, visit: &mut dyn FnMut(&Map<String, Value>, &str)) {
-    match value {
-        Value::Object(map) => {
-            visit(map, at);
-            for (k, v) in map {
-                let here = format!("{at}/{}", escape(k));
-                match (k.as_str(), v) {
-                    ("enum" | "const" | "examples" | "default", _) => {}
-                    ("properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas" | "dependencies", Value::Object(m)) => {
-                        for (name, sub) in m {
-                            each_schema(sub, &format!("{here}/{}", escape(name)), visit);
-                        }
-                    }
-                    _ => each_schema(v, &here, visit),
-                }
-            }
-        }
-        Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| each_schema(v, &format!("{at}/{i}"), visit)),
-        _ => {}
-    }
-}
-
-/// A reference the validator could not resolve, told with the file and pointer that make it:
-/// the referencing crate's message names the URI only.
-fn unresolved(files: &Files, message: &str) -> SchemaError {
-    for f in &files.0 {
-        let mut refs = Vec::new();
-        references(&f.value, String::new(), &mut refs);
-        for (pointer, reference) in refs {
-            let why = match resolve(files, f, &reference) {
-                Err(why) => why,
-                Ok(_) => continue,
-            };
-            return SchemaError::Compile { path: f.path.clone(), pointer, message: format!("{reference:?} cannot be resolved: {why}") };
-        }
-    }
-    SchemaError::Compile { path: PathBuf::from("the schemas directory"), pointer: "/".into(), message: message.to_owned() }
-}
-
-/// `%XX` escapes of a URI fragment decoded.
-fn percent_decoded(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (bytes[i], bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok())) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Where `reference`, written in `this`, leads: the file and the JSON pointer inside it (an
-/// anchor, `#name`, found where `$anchor` or a draft's `$id`/`id` of `#name` declares it).
-pub(crate) fn resolve<'f>(files: &'f Files, this: &SchemaFile, reference: &str) -> Result<(&'f SchemaFile, String), String> {
-    let target = jsonschema::uri::from_str(&this.base)
-        .and_then(|b| jsonschema::uri::resolve_against(&b.borrow(), reference))
-        .map(|u| u.as_str().to_owned())
-        .map_err(|e| e.to_string())?;
-    let (file, fragment) = target.split_once('#').unwrap_or((&target, ""));
-    let found = files.find(file)?;
-    let fragment = percent_decoded(fragment);
-    if fragment.is_empty() || fragment.starts_with('/') {
-        return match found.value.pointer(&fragment) {
-            Some(_) => Ok((found, fragment)),
-            None => Err(format!("{} has nothing at {fragment}", found.place)),
-        };
-    }
-    let mut at = None;
-    each_schema(&found.value, "", &mut |schema, here| {
-        let declared = |k: &str| schema.get(k).and_then(Value::as_str);
-        if at.is_none() && (declared("$anchor") == Some(&fragment) || declared("$id").or(declared("id")).is_some_and(|i| i.strip_prefix('#') == Some(&fragment))) {
-            at = Some(here.to_owned());
-        }
-    });
-    at.map(|at| (found, at)).ok_or_else(|| format!("{} declares no anchor {fragment:?}", found.place))
-}
-
-/// `reference`, written in `this`, as a reference inside `/openapi.json`: the component of the
-/// file it reaches and the pointer in it. A reference to nothing known is left as written (the
-/// load refused those already).
-fn component_ref(files: &Files, this: &SchemaFile, reference: &str) -> String {
-    match resolve(files, this, reference) {
-        Ok((found, pointer)) => {
-            let pointer: String = pointer.split('/').map(|t| t.replace('%', "%25")).collect::<Vec<_>>().join("/");
-            format!("#/components/schemas/{}{pointer}", found.component)
-        }
-        Err(_) => reference.to_owned(),
-    }
-}
-
-/// `/openapi.json`'s name of a file: its place without `.json`, `/` made `-`.
-pub fn component_name(place: &str) -> String {
-    place
-        .trim_end_matches(".json")
-        .chars()
-        .map(|c| match c {
-            '/' => '-',
-            c if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' => c,
-            _ => '_',
-        })
-        .collect()
 }
 
 impl SchemaRegistry {
@@ -750,7 +419,7 @@ impl SchemaRegistry {
         let mut registry = Self::load(dir, types, schemes)?;
         // Every pointer of the tables names something its type's schema describes.
         for (name, table) in &region.document_types {
-            crate::schema_tables::check(&registry.files, name, table).map_err(SchemaError::Region)?;
+            tables::check(&registry.files, name, table).map_err(SchemaError::Region)?;
         }
         registry.warnings.extend(unchecked);
         Ok(registry)
@@ -801,34 +470,6 @@ impl SchemaRegistry {
                 None => self.definitions.get(name)?.get(&version).cloned(),
             },
         }
-    }
-
-    /// Every file as an `/openapi.json` component (2020-12 being the document's dialect, a file
-    /// of another draft keeps its `$schema`): `$id` dropped, and every reference, whether by
-    /// `$id`, by place or relative to its file, pointed at the component it reaches.
-    pub fn components(&self) -> Map<String, Value> {
-        /// A schema object: its keywords rewritten, not its values (`enum`, `const`...).
-        fn schema(files: &Files, this: &SchemaFile, v: &Value) -> Value {
-            let Value::Object(map) = v else { return v.clone() };
-            let mut out = Map::new();
-            for (k, v) in map {
-                let value = match (k.as_str(), v) {
-                    ("$id" | "id", Value::String(_)) => continue,
-                    ("$schema", Value::String(s)) if s.contains("2020-12") => continue,
-                    ("$ref" | "$recursiveRef" | "$dynamicRef", Value::String(r)) => Value::String(component_ref(files, this, r)),
-                    ("enum" | "const" | "examples" | "default", _) => v.clone(),
-                    ("properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas" | "dependencies", Value::Object(m)) => {
-                        Value::Object(m.iter().map(|(name, sub)| (name.clone(), schema(files, this, sub))).collect())
-                    }
-                    (_, Value::Array(items)) => Value::Array(items.iter().map(|i| schema(files, this, i)).collect()),
-                    (_, Value::Object(_)) => schema(files, this, v),
-                    _ => v.clone(),
-                };
-                out.insert(k.clone(), value);
-            }
-            Value::Object(out)
-        }
-        self.files.0.iter().map(|f| (f.component.clone(), schema(&self.files, f, &f.value))).collect()
     }
 
     /// Whether `document_type` is a described type with a schema (bounds what labels metrics
@@ -916,183 +557,5 @@ impl SchemaRegistry {
     pub fn validate_acknowledgment(&self, body: &Value) -> Result<(), Vec<Violation>> {
         let v = violations_of(&self.files, &self.acknowledgment, body, "");
         if v.is_empty() { Ok(()) } else { Err(v) }
-    }
-}
-
-/// Longest message text reported; a violation never echoes a huge input back.
-const MAX_MESSAGE: usize = 300;
-/// Most violations reported per schema: a 100,000-item array of wrong items must not cost
-/// 100,000 errors of work and answer. The first ones are the ones to fix first anyway.
-pub const MAX_VIOLATIONS: usize = 100;
-
-/// A limit as people write it: `0`, `10.5`, `1000000` (not `1e6` or `1000000.0`).
-fn limit(v: &Value) -> String {
-    match v.as_f64() {
-        Some(f) if v.is_f64() && f.fract() == 0.0 && f.abs() < 1e15 => format!("{f:.0}"),
-        _ => v.to_string(),
-    }
-}
-
-/// What a JSON value is, in words, with the value itself when it is short.
-fn kind_of(v: &Value) -> String {
-    match v {
-        Value::Null => "null".to_owned(),
-        Value::Bool(b) => format!("{b}"),
-        Value::Number(n) => format!("the number {n}"),
-        Value::String(t) if t.len() <= 40 => format!("the text {v}"),
-        Value::String(_) => "a text".to_owned(),
-        Value::Array(_) => "an array".to_owned(),
-        Value::Object(_) => "an object".to_owned(),
-    }
-}
-
-/// `n` and the noun, in the singular for one.
-fn count(n: u64, noun: &str) -> String {
-    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
-}
-
-/// The violations of `instance` against `schema`, each once, in a trader's words: a pattern,
-/// enum or format that fails is told by the field's `x-hint` (what is wanted, with an example)
-/// when its schema gives one; bounds are told as people say them; and a value that breaks
-/// several keywords of one field (a format and the pattern behind it) is one violation.
-fn violations_of(files: &Files, schema: &CompiledSchema, instance: &Value, prefix: &str) -> Vec<Violation> {
-    use jsonschema::error::ValidationErrorKind as K;
-    // The common case, a valid document, answered by the fast check that builds no errors.
-    if schema.validator.is_valid(instance) {
-        return Vec::new();
-    }
-    let mut seen: Vec<(String, String)> = Vec::new();
-    let mut out = Vec::new();
-    for e in schema.validator.iter_errors(instance) {
-        if out.len() == MAX_VIOLATIONS {
-            break;
-        }
-        let mut pointer = format!("{prefix}{}", e.instance_path().as_str());
-        let keyword = e.kind().keyword().to_owned();
-        // The schema of the field (the keyword's parent), where its hint is.
-        let location = e.absolute_keyword_location().map(|u| u.as_str().to_owned()).unwrap_or_default();
-        let field = location.rsplit_once('/').map_or(location.as_str(), |(parent, _)| parent).to_owned();
-        // The location's fragment is percent-encoded (a member named `país` is `pa%C3%ADs`).
-        let node = field.split_once('#').and_then(|(file, fragment)| files.find(file).ok()?.value.pointer(&percent_decoded(fragment)));
-        // A keyword in an `allOf` entry (a region's overlay beside the publisher's) is told by
-        // the hint of the field that holds the `allOf`.
-        let hint = node.and_then(|n| n.get("x-hint")).or_else(|| {
-            let (holder, index) = field.rsplit_once('/')?;
-            let holder = holder.strip_suffix("/allOf").filter(|_| index.parse::<usize>().is_ok())?;
-            let (file, fragment) = holder.split_once('#')?;
-            files.find(file).ok()?.value.pointer(&percent_decoded(fragment))?.get("x-hint")
-        });
-        let hint = hint.and_then(Value::as_str);
-        // The value, as the message quotes it: written out only by the arms that quote it, and
-        // never more than a message holds.
-        let found = || short(e.instance());
-        let told = |wording: String| match hint {
-            Some(h) => format!("{wording} ({h})"),
-            None => wording,
-        };
-        let message = match e.kind() {
-            K::AdditionalProperties { unexpected } => {
-                if let [one] = unexpected.as_slice() {
-                    pointer = format!("{pointer}/{}", escape(one));
-                }
-                format!("unexpected field(s): {}; this document type does not define them (check the spelling)", unexpected.join(", "))
-            }
-            K::Required { property } => {
-                let name = property.as_str().unwrap_or_default();
-                pointer = format!("{pointer}/{}", escape(name));
-                format!("the required field {name:?} is missing")
-            }
-            K::Custom { message, .. } if keyword == "x-identifier" => {
-                let member = node.and_then(|n| n.get("x-identifier")).and_then(|x| x.get("value")).and_then(Value::as_str).unwrap_or("value");
-                pointer = format!("{pointer}/{}", escape(member));
-                message.clone()
-            }
-            K::Pattern { .. } | K::Enum { .. } | K::Format { .. } | K::Constant { .. } if hint.is_some() => {
-                format!("{} ({} is not)", hint.unwrap_or_default(), found())
-            }
-            K::Enum { options } if options.as_array().is_some_and(|o| o.len() > 12) => {
-                format!("{} is not one of the {} allowed values", found(), options.as_array().map_or(0, Vec::len))
-            }
-            K::Minimum { limit: l } => told(format!("must be at least {} (it is {})", limit(l), found())),
-            K::ExclusiveMinimum { limit: l } => told(format!("must be greater than {} (it is {})", limit(l), found())),
-            K::Maximum { limit: l } => told(format!("must be at most {} (it is {})", limit(l), found())),
-            K::ExclusiveMaximum { limit: l } => told(format!("must be less than {} (it is {})", limit(l), found())),
-            K::MinLength { limit: l } => told(format!("must have at least {}", count(*l, "character"))),
-            K::MaxLength { limit: l } => told(format!("must have at most {}", count(*l, "character"))),
-            K::MinItems { limit: l } => told(format!("must have at least {}", count(*l, "item"))),
-            K::MaxItems { limit: l } => told(format!("must have at most {}", count(*l, "item"))),
-            K::UniqueItems => told("must not list the same item twice".to_owned()),
-            K::MinProperties { limit: l } => told(format!("must have at least {}", count(*l, "field"))),
-            K::MaxProperties { limit: l } => told(format!("must have at most {}", count(*l, "field"))),
-            K::Type { kind: jsonschema::error::TypeKind::Single(t) } => {
-                let wanted = t.to_string();
-                let article = if wanted.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
-                told(format!("must be {article} {wanted}, not {}", kind_of(e.instance())))
-            }
-            _ => e.to_string(),
-        };
-        // One mistake, one error: a second keyword of the same field failing on the same value.
-        // A keyword in an `allOf` entry (a region's overlay) is of the field that holds it: one
-        // violation when both the publisher's and the region's say no.
-        let of_field = match field.rsplit_once('/') {
-            Some((holder, index)) if index.parse::<usize>().is_ok() => holder.strip_suffix("/allOf").unwrap_or(&field).to_owned(),
-            _ => field.clone(),
-        };
-        let key = (pointer.clone(), of_field);
-        if !field.is_empty() && seen.contains(&key) {
-            continue;
-        }
-        seen.push(key);
-        let schema_path = if location.is_empty() { format!("{}#{}", schema.id, e.schema_path().as_str()) } else { location };
-        out.push(Violation { pointer, keyword, message: truncate(message), schema_path });
-    }
-    // An identifier whose value already broke its own field's rules (a pattern, a length) is
-    // one mistake: the field's error says it; the scheme's check adds nothing.
-    let broken: Vec<String> = out.iter().filter(|v| v.keyword != "x-identifier").map(|v| v.pointer.clone()).collect();
-    out.retain(|v| v.keyword != "x-identifier" || !broken.contains(&v.pointer));
-    out
-}
-
-/// A value written as JSON for a message, at most [`MAX_MESSAGE`] bytes of it: a 1 MiB object
-/// that fails a keyword is not written out whole to be cut.
-fn short(v: &Value) -> String {
-    /// Takes bytes until it is full, then refuses the rest.
-    struct Bounded(Vec<u8>);
-    impl std::io::Write for Bounded {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            let room = (MAX_MESSAGE + 4).saturating_sub(self.0.len());
-            if room == 0 {
-                return Err(std::io::ErrorKind::WriteZero.into());
-            }
-            let n = room.min(buf.len());
-            self.0.extend_from_slice(&buf[..n]);
-            Ok(n)
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut out = Bounded(Vec::new());
-    let _ = serde_json::to_writer(&mut out, v);
-    truncate(String::from_utf8_lossy(&out.0).into_owned())
-}
-
-fn truncate(mut s: String) -> String {
-    if s.len() > MAX_MESSAGE {
-        let mut cut = MAX_MESSAGE;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-        s.push('…');
-    }
-    s
-}
-
-
-impl Violation {
-    /// A violation found by the gateway's own checks rather than a schema keyword.
-    pub fn new(pointer: &str, keyword: &str, message: String) -> Self {
-        Violation { pointer: pointer.into(), keyword: keyword.into(), message, schema_path: String::new() }
     }
 }

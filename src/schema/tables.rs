@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::config::DocumentTypeConfig;
 use crate::document_types::{PayloadPointer, Reading};
-use crate::schema::{resolve, Files, SchemaFile};
+use super::files::{resolve, Files, SchemaFile};
 
 /// Whether a pointer reaches something a schema describes.
 #[derive(Debug, Clone, PartialEq, Eq)]
