@@ -22,17 +22,79 @@ use crate::domain::{AgencyId, CountryCode, Role, Ucr};
 use crate::identifiers::{scheme_country, IdentifierSchemes};
 use crate::store::ConsignmentView;
 
-/// Who is asking: the authenticated participant.
+/// Who is asking: the authenticated participant, by role, each with what its role acts on, so
+/// that an agency without its agency or an NSW without its country cannot be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Participant {
-    pub id: String,
-    pub role: Role,
-    /// The agency it speaks for (agency role).
-    pub agency: Option<AgencyId>,
-    /// Its country (NSW role).
-    pub country: Option<CountryCode>,
-    /// Party identifiers (`SCHEME:VALUE`, e.g. `AR-CUIT:30714255831`) a trader submits as.
-    pub acts_for: Vec<String>,
+pub enum Participant {
+    /// Submits as the parties it acts for.
+    Trader {
+        id: String,
+        /// Party identifiers (`SCHEME:VALUE`, e.g. `AR-CUIT:30714255831`) it submits as.
+        acts_for: Vec<String>,
+    },
+    /// A national single window: submits for the traders of its country.
+    Nsw { id: String, country: CountryCode },
+    /// An e-commerce platform: submits its own shipments, as the platform identifiers it holds.
+    Platform {
+        id: String,
+        /// Its platform identifiers (`SCHEME:VALUE`), as its shipments' platform party reads.
+        acts_for: Vec<String>,
+    },
+    /// Answers for one agency, and reads what is routed to it.
+    Agency { id: String, agency: AgencyId },
+    /// Runs the gateway: reads everything, operates, never submits.
+    Operator { id: String },
+}
+
+impl Participant {
+    /// A participant of the region file, or why its entry lacks what its role needs (the
+    /// region file's check refuses those at start).
+    pub fn of(p: &crate::config::ParticipantConfig) -> Result<Self, String> {
+        let id = p.id.clone();
+        Ok(match p.role {
+            Role::Trader => Participant::Trader { id, acts_for: p.acts_for.clone() },
+            Role::Platform => Participant::Platform { id, acts_for: p.acts_for.clone() },
+            Role::Operator => Participant::Operator { id },
+            Role::Nsw => match &p.country {
+                Some(country) => Participant::Nsw { id, country: country.clone() },
+                None => return Err(format!("participant {id} has role nsw but no `country`")),
+            },
+            Role::Agency => match &p.agency {
+                Some(agency) => Participant::Agency { id, agency: agency.clone() },
+                None => return Err(format!("participant {id} has role agency but no `agency`")),
+            },
+        })
+    }
+
+    /// Its id: in the region file, on its documents and in the audit log.
+    pub fn id(&self) -> &str {
+        match self {
+            Participant::Trader { id, .. }
+            | Participant::Nsw { id, .. }
+            | Participant::Platform { id, .. }
+            | Participant::Agency { id, .. }
+            | Participant::Operator { id } => id,
+        }
+    }
+
+    /// Its role.
+    pub fn role(&self) -> Role {
+        match self {
+            Participant::Trader { .. } => Role::Trader,
+            Participant::Nsw { .. } => Role::Nsw,
+            Participant::Platform { .. } => Role::Platform,
+            Participant::Agency { .. } => Role::Agency,
+            Participant::Operator { .. } => Role::Operator,
+        }
+    }
+
+    /// The agency it answers for, if it is an agency.
+    pub fn agency(&self) -> Option<&AgencyId> {
+        match self {
+            Participant::Agency { agency, .. } => Some(agency),
+            _ => None,
+        }
+    }
 }
 
 /// Why a participant may not do something.
@@ -77,20 +139,22 @@ pub const PLATFORM_PARTY: &str = "platform";
 /// May `by` submit a document whose submitting party (read by its type's table in the region
 /// file, `crate::document_types`) is `party`?
 pub fn may_submit(by: &Participant, party: &SubmittingParty) -> Result<(), Refusal> {
-    match by.role {
-        Role::Platform if party.role != PLATFORM_PARTY => {
-            Err(Refusal::NotAPlatformDocument { participant: by.id.clone(), party: party.role.clone() })
+    match by {
+        Participant::Platform { id, .. } if party.role != PLATFORM_PARTY => {
+            Err(Refusal::NotAPlatformDocument { participant: id.clone(), party: party.role.clone() })
         }
-        Role::Trader | Role::Platform => match party.identifier.as_ref().map(PartyIdentifier::qualified) {
-            Some(found) if by.acts_for.contains(&found) => Ok(()),
-            found => Err(Refusal::NotYourParty {
-                participant: by.id.clone(),
-                party: party.role.clone(),
-                acts_for: by.acts_for.clone(),
-                found: found.unwrap_or_else(|| "without an identifier".to_owned()),
-            }),
-        },
-        Role::Nsw => {
+        Participant::Trader { id, acts_for } | Participant::Platform { id, acts_for } => {
+            match party.identifier.as_ref().map(PartyIdentifier::qualified) {
+                Some(found) if acts_for.contains(&found) => Ok(()),
+                found => Err(Refusal::NotYourParty {
+                    participant: id.clone(),
+                    party: party.role.clone(),
+                    acts_for: acts_for.clone(),
+                    found: found.unwrap_or_else(|| "without an identifier".to_owned()),
+                }),
+            }
+        }
+        Participant::Nsw { id, country } => {
             // The country that issued the party's identifier, whatever address the document
             // gives it; the address only for an identifier of an international scheme.
             let (found, how) = match party.identifier.as_ref().and_then(|i| scheme_country(&i.scheme).map(|c| (c, i))) {
@@ -100,17 +164,13 @@ pub fn may_submit(by: &Participant, party: &SubmittingParty) -> Result<(), Refus
                     None => (None, "of no country (neither its identifier's scheme nor an address names one)".to_owned()),
                 },
             };
-            match &by.country {
-                Some(c) if Some(c.as_str()) == found => Ok(()),
-                c => Err(Refusal::NotYourCountry {
-                    participant: by.id.clone(),
-                    party: party.role.clone(),
-                    country: c.as_ref().map_or_else(|| "no country".to_owned(), |c| c.to_string()),
-                    found: how,
-                }),
+            if Some(country.as_str()) == found {
+                Ok(())
+            } else {
+                Err(Refusal::NotYourCountry { participant: id.clone(), party: party.role.clone(), country: country.to_string(), found: how })
             }
         }
-        Role::Agency | Role::Operator => Err(Refusal::NotASubmitter(by.id.clone())),
+        Participant::Agency { id, .. } | Participant::Operator { id } => Err(Refusal::NotASubmitter(id.clone())),
     }
 }
 
@@ -126,41 +186,41 @@ pub fn may_use_ucr(by: &Participant, ucr: &Ucr, party: &SubmittingParty, schemes
     }
     let submitting = party.identifier.as_ref().map(PartyIdentifier::qualified);
     let acts_for_it = named.iter().any(|n| submitting.as_ref() == Some(n))
-        || match by.role {
-            Role::Trader | Role::Platform => named.iter().any(|n| by.acts_for.contains(n)),
-            Role::Nsw => by.country.as_ref().is_some_and(|c| c.as_str() == country),
-            Role::Agency | Role::Operator => false,
+        || match by {
+            Participant::Trader { acts_for, .. } | Participant::Platform { acts_for, .. } => named.iter().any(|n| acts_for.contains(n)),
+            Participant::Nsw { country: own, .. } => own.as_str() == country,
+            Participant::Agency { .. } | Participant::Operator { .. } => false,
         };
     if acts_for_it {
         Ok(())
     } else {
-        Err(Refusal::UcrOfAnotherParty { participant: by.id.clone(), ucr: ucr.to_string(), named: named.join(" or ") })
+        Err(Refusal::UcrOfAnotherParty { participant: by.id().to_owned(), ucr: ucr.to_string(), named: named.join(" or ") })
     }
 }
 
 /// Does `by`'s role submit documents at all? Checked before anything is read or held for the
 /// request; each document's own party is checked by [`may_submit`].
 pub fn submits_documents(by: &Participant) -> Result<(), Refusal> {
-    match by.role {
+    match by.role() {
         Role::Trader | Role::Nsw | Role::Platform => Ok(()),
-        Role::Agency | Role::Operator => Err(Refusal::NotASubmitter(by.id.clone())),
+        Role::Agency | Role::Operator => Err(Refusal::NotASubmitter(by.id().to_owned())),
     }
 }
 
 /// Does `by`'s role answer for an agency at all? Checked before anything is read or held.
 pub fn answers_for_an_agency(by: &Participant) -> Result<(), Refusal> {
-    match (&by.role, &by.agency) {
-        (Role::Agency, Some(_)) => Ok(()),
-        _ => Err(Refusal::NotYourAgency { participant: by.id.clone(), agency: "any".into() }),
+    match by {
+        Participant::Agency { .. } => Ok(()),
+        _ => Err(Refusal::NotYourAgency { participant: by.id().to_owned(), agency: "any".into() }),
     }
 }
 
 /// May `by` answer for `agency`?
 pub fn may_acknowledge(by: &Participant, agency: &AgencyId) -> Result<(), Refusal> {
-    if by.role == Role::Agency && by.agency.as_ref() == Some(agency) {
+    if by.agency() == Some(agency) {
         Ok(())
     } else {
-        Err(Refusal::NotYourAgency { participant: by.id.clone(), agency: agency.to_string() })
+        Err(Refusal::NotYourAgency { participant: by.id().to_owned(), agency: agency.to_string() })
     }
 }
 
@@ -168,10 +228,10 @@ pub fn may_acknowledge(by: &Participant, agency: &AgencyId) -> Result<(), Refusa
 /// window of the country of the document's submitting party (acting for its trader), as `types`
 /// reads it. To anyone else the document reads as unknown.
 pub fn may_change(by: &Participant, doc: &crate::store::StoredDocument, types: &DocumentTypes) -> bool {
-    match by.role {
-        Role::Trader | Role::Platform => by.id == doc.record.sender,
+    match by.role() {
+        Role::Trader | Role::Platform => by.id() == doc.record.sender,
         Role::Nsw => {
-            by.id == doc.record.sender
+            by.id() == doc.record.sender
                 || serde_json::from_str::<Value>(&doc.payload)
                     .is_ok_and(|p| may_submit(by, &types.submitting_party(doc.record.document_type.as_str(), &p)).is_ok())
         }
@@ -192,31 +252,30 @@ pub enum IndicatorScope {
 }
 
 /// The release-time facts `by` may read.
-pub fn indicator_scope(by: &Participant) -> Result<IndicatorScope, Refusal> {
-    Ok(match (by.role, &by.agency) {
-        (Role::Operator, _) => IndicatorScope::All,
-        (Role::Trader | Role::Nsw | Role::Platform, _) => IndicatorScope::Owner(by.id.clone()),
-        (Role::Agency, Some(a)) => IndicatorScope::Agency(a.clone()),
-        (Role::Agency, None) => return Err(Refusal::NotYourAgency { participant: by.id.clone(), agency: "none".into() }),
-    })
+pub fn indicator_scope(by: &Participant) -> IndicatorScope {
+    match by {
+        Participant::Operator { .. } => IndicatorScope::All,
+        Participant::Trader { id, .. } | Participant::Nsw { id, .. } | Participant::Platform { id, .. } => IndicatorScope::Owner(id.clone()),
+        Participant::Agency { agency, .. } => IndicatorScope::Agency(agency.clone()),
+    }
 }
 
 /// May `by` change operational state (send failed deliveries again, list them)?
 pub fn may_operate(by: &Participant) -> Result<(), Refusal> {
-    if by.role == Role::Operator { Ok(()) } else { Err(Refusal::NotAnOperator(by.id.clone())) }
+    if by.role() == Role::Operator { Ok(()) } else { Err(Refusal::NotAnOperator(by.id().to_owned())) }
 }
 
 /// May `by` have its consignments' status changes POSTed to a URL? Those who submit them.
 pub fn may_register_webhook(by: &Participant) -> Result<(), Refusal> {
-    match by.role {
+    match by.role() {
         Role::Trader | Role::Nsw | Role::Platform => Ok(()),
-        _ => Err(Refusal::NoConsignments(by.id.clone())),
+        Role::Agency | Role::Operator => Err(Refusal::NoConsignments(by.id().to_owned())),
     }
 }
 
 /// May `by` read `agency`'s stream of documents? The agency itself, and operators.
 pub fn may_read_agency_stream(by: &Participant, agency: &AgencyId) -> bool {
-    by.role == Role::Operator || (by.role == Role::Agency && by.agency.as_ref() == Some(agency))
+    by.role() == Role::Operator || by.agency() == Some(agency)
 }
 
 /// The pages of earlier versions of the documents a view still shows, only.
@@ -227,10 +286,10 @@ fn retain_earlier_versions(view: &mut ConsignmentView) {
 
 /// The part of a consignment `by` may read, or `None` for none of it.
 pub fn visible_consignment(by: &Participant, mut view: ConsignmentView) -> Option<ConsignmentView> {
-    match by.role {
-        Role::Operator => Some(view),
-        Role::Trader | Role::Nsw | Role::Platform => {
-            view.documents.retain(|d| d.sender == by.id);
+    match by {
+        Participant::Operator { .. } => Some(view),
+        Participant::Trader { id, .. } | Participant::Nsw { id, .. } | Participant::Platform { id, .. } => {
+            view.documents.retain(|d| &d.sender == id);
             // Whoever learns the profile can evade it: a submitter sees a delivery's channel once
             // its agency has answered, never the score, the source or the reasons.
             for delivery in view.documents.iter_mut().flat_map(|d| d.deliveries.iter_mut()) {
@@ -246,8 +305,7 @@ pub fn visible_consignment(by: &Participant, mut view: ConsignmentView) -> Optio
             retain_earlier_versions(&mut view);
             (!view.documents.is_empty()).then_some(view)
         }
-        Role::Agency => {
-            let agency = by.agency.as_ref()?;
+        Participant::Agency { agency, .. } => {
             for d in &mut view.documents {
                 d.deliveries.retain(|x| &x.agency == agency);
             }
@@ -276,18 +334,84 @@ mod tests {
     /// `SCHEME:VALUE`; its scheme names no country, so an NSW goes by the party's address.
     #[test]
     fn a_party_named_by_a_did_is_acted_for_whole_and_judged_by_its_address() {
-        let trader = Participant {
-            id: "demo-trader".into(),
-            role: Role::Trader,
-            agency: None,
-            country: None,
-            acts_for: vec!["DID:did:web:exporter.example.com".into()],
-        };
+        let trader = Participant::Trader { id: "demo-trader".into(), acts_for: vec!["DID:did:web:exporter.example.com".into()] };
         assert!(may_submit(&trader, &party("DID", "did:web:exporter.example.com", None)).is_ok());
         assert!(may_submit(&trader, &party("DID", "did:web:other.example.com", None)).is_err());
-        let nsw = |c: &str| Participant { id: format!("demo-nsw-{c}"), role: Role::Nsw, agency: None, country: CountryCode::parse(c).ok(), acts_for: vec![] };
+        let nsw = |c: &str| Participant::Nsw { id: format!("demo-nsw-{c}"), country: CountryCode::parse(c).unwrap() };
         assert!(may_submit(&nsw("AR"), &party("DID", "did:web:exporter.example.com", Some("AR"))).is_ok(), "by its address");
         assert!(may_submit(&nsw("BR"), &party("DID", "did:web:exporter.example.com", Some("AR"))).is_err());
         assert!(may_submit(&nsw("AR"), &party("DID", "did:web:exporter.example.com", None)).is_err(), "no country, no NSW");
+    }
+
+    /// One participant of each role, as the region file's entries make them.
+    fn each_role() -> Vec<Participant> {
+        let config = |id: &str, role: Role| crate::config::ParticipantConfig {
+            id: id.into(),
+            role,
+            agency: AgencyId::parse("ar-customs").ok().filter(|_| role == Role::Agency),
+            country: CountryCode::parse("AR").ok().filter(|_| role == Role::Nsw),
+            token_sha256: None,
+            cert_sha256: None,
+            acts_for: vec!["AR-CUIT:30714255831".into()],
+            demo: false,
+        };
+        [("t", Role::Trader), ("n", Role::Nsw), ("p", Role::Platform), ("a", Role::Agency), ("o", Role::Operator)]
+            .into_iter()
+            .map(|(id, role)| Participant::of(&config(id, role)).unwrap())
+            .collect()
+    }
+
+    /// The module's table, one row a rule: what each role may do, in the order trader, NSW,
+    /// platform, agency (of ar-customs), operator.
+    #[test]
+    fn each_role_may_do_what_the_table_says_and_nothing_else() {
+        let own = AgencyId::parse("ar-customs").unwrap();
+        let other = AgencyId::parse("br-customs").unwrap();
+        type Rule = fn(&Participant, &AgencyId, &AgencyId) -> bool;
+        let rows: [(&str, Rule, [bool; 5]); 8] = [
+            ("submits documents", |p, _, _| submits_documents(p).is_ok(), [true, true, true, false, false]),
+            ("answers for an agency", |p, _, _| answers_for_an_agency(p).is_ok(), [false, false, false, true, false]),
+            ("acknowledges for its agency", |p, own, _| may_acknowledge(p, own).is_ok(), [false, false, false, true, false]),
+            ("acknowledges for another agency", |p, _, other| may_acknowledge(p, other).is_ok(), [false; 5]),
+            ("operates", |p, _, _| may_operate(p).is_ok(), [false, false, false, false, true]),
+            ("registers webhooks", |p, _, _| may_register_webhook(p).is_ok(), [true, true, true, false, false]),
+            ("reads its agency's stream", |p, own, _| may_read_agency_stream(p, own), [false, false, false, true, true]),
+            ("reads another agency's stream", |p, _, other| may_read_agency_stream(p, other), [false, false, false, false, true]),
+        ];
+        let participants = each_role();
+        for (rule, allowed, expected) in rows {
+            let found: Vec<bool> = participants.iter().map(|p| allowed(p, &own, &other)).collect();
+            assert_eq!(found, expected, "{rule}: trader, NSW, platform, agency, operator");
+        }
+        let scopes: Vec<IndicatorScope> = participants.iter().map(indicator_scope).collect();
+        assert_eq!(
+            scopes,
+            [
+                IndicatorScope::Owner("t".into()),
+                IndicatorScope::Owner("n".into()),
+                IndicatorScope::Owner("p".into()),
+                IndicatorScope::Agency(own),
+                IndicatorScope::All
+            ]
+        );
+    }
+
+    #[test]
+    fn a_region_entry_without_what_its_role_needs_is_no_participant() {
+        let mut entry = crate::config::ParticipantConfig {
+            id: "x".into(),
+            role: Role::Agency,
+            agency: None,
+            country: None,
+            token_sha256: None,
+            cert_sha256: None,
+            acts_for: vec![],
+            demo: false,
+        };
+        assert!(Participant::of(&entry).unwrap_err().contains("no `agency`"));
+        entry.role = Role::Nsw;
+        assert!(Participant::of(&entry).unwrap_err().contains("no `country`"));
+        entry.role = Role::Operator;
+        assert_eq!(Participant::of(&entry).unwrap(), Participant::Operator { id: "x".into() });
     }
 }

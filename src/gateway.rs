@@ -243,7 +243,7 @@ impl Gateway {
             schema_id: valid.schema_id,
             origin: valid.origin,
             destination: valid.destination,
-            sender: by.id.clone(),
+            sender: by.id().to_owned(),
             payload,
             idempotency_key,
             body_sha256,
@@ -347,7 +347,7 @@ impl Gateway {
             None => None,
         };
         let record = AckRecord {
-            by: by.id.clone(),
+            by: by.id().to_owned(),
             document_id,
             agency,
             status,
@@ -508,13 +508,13 @@ impl Gateway {
     pub async fn put_risk_rules(&self, by: &Participant, reason: &str, rules: Vec<crate::config::RiskRuleConfig>)
         -> Result<Result<Arc<crate::risk::RuleSet>, crate::risk::changes::RulesRefused>, OperatorError> {
         may_operate(by).map_err(OperatorError::Refused)?;
-        crate::risk::changes::put(&*self.store, &self.risk, &by.id, reason, rules).await.map_err(OperatorError::Store)
+        crate::risk::changes::put(&*self.store, &self.risk, &by.id(), reason, rules).await.map_err(OperatorError::Store)
     }
 
     /// Trains a risk model on every finding now (operators only; `crate::risk::learning`).
     pub async fn train_risk_model(&self, by: &Participant) -> Result<Result<crate::risk::learning::Trained, String>, OperatorError> {
         may_operate(by).map_err(OperatorError::Refused)?;
-        crate::risk::learning::train(&*self.store, &self.risk, &by.id).await.map_err(OperatorError::Store)
+        crate::risk::learning::train(&*self.store, &self.risk, &by.id()).await.map_err(OperatorError::Store)
     }
 
     /// How risk selection performed in `[from, to)` (`crate::risk::performance`): an operator
@@ -527,14 +527,14 @@ impl Gateway {
         to: crate::clock::Millis,
         agency: Option<AgencyId>,
     ) -> Result<crate::risk::performance::Performance, OperatorError> {
-        let agency = match by.role {
-            Role::Operator => agency,
-            Role::Agency if by.agency.is_some() && (agency.is_none() || agency == by.agency) => by.agency.clone(),
-            Role::Agency => {
+        let agency = match by {
+            Participant::Operator { .. } => agency,
+            Participant::Agency { agency: own, .. } if agency.is_none() || agency.as_ref() == Some(own) => Some(own.clone()),
+            Participant::Agency { .. } => {
                 let asked = agency.map(|a| a.to_string()).unwrap_or_default();
-                return Err(OperatorError::Refused(Refusal::NotYourAgency { participant: by.id.clone(), agency: asked }));
+                return Err(OperatorError::Refused(Refusal::NotYourAgency { participant: by.id().to_owned(), agency: asked }));
             }
-            _ => return Err(OperatorError::Refused(Refusal::NotAnOperator(by.id.clone()))),
+            _ => return Err(OperatorError::Refused(Refusal::NotAnOperator(by.id().to_owned()))),
         };
         let _report = self.risk_report()?;
         crate::risk::performance::read(&*self.store, &self.risk, from, to, agency, meter)
@@ -566,11 +566,11 @@ impl Gateway {
         to: crate::clock::Millis,
         platform: Option<String>,
     ) -> Result<crate::risk::sellers::SellerReport, OperatorError> {
-        let platform = match (by.role, platform) {
-            (Role::Platform, None) => Some(by.id.clone()),
-            (Role::Platform, Some(p)) if p == by.id => Some(p),
+        let platform = match (by.role(), platform) {
+            (Role::Platform, None) => Some(by.id().to_owned()),
+            (Role::Platform, Some(p)) if p == by.id() => Some(p),
             (Role::Operator, p) => p,
-            _ => return Err(OperatorError::Refused(Refusal::NotYourPlatform(by.id.clone()))),
+            _ => return Err(OperatorError::Refused(Refusal::NotYourPlatform(by.id().to_owned()))),
         };
         let _report = self.risk_report()?;
         crate::risk::sellers::read(&*self.store, platform, from, to, meter).await.map_err(OperatorError::Store)?.map_err(OperatorError::Quota)
@@ -580,9 +580,9 @@ impl Gateway {
     pub async fn retry_deliveries(&self, by: &Participant, selection: RetrySelection) -> Result<RetryOutcome, OperatorError> {
         may_operate(by).map_err(OperatorError::Refused)?;
         let outcome =
-            crate::outbox::retry(&*self.store, selection, by.id.clone(), now_millis()).await.map_err(OperatorError::Store)?;
+            crate::outbox::retry(&*self.store, selection, by.id().to_owned(), now_millis()).await.map_err(OperatorError::Store)?;
         if !outcome.retried.is_empty() {
-            tracing::info!(operator = %by.id, deliveries = ?outcome.retried, "failed deliveries sent again");
+            tracing::info!(operator = %by.id(), deliveries = ?outcome.retried, "failed deliveries sent again");
             self.backlog.fetch_add(outcome.retried.len() as u64, Ordering::Relaxed);
             self.deliveries_wakeup.notify();
             self.status_wakeup.notify();
@@ -596,9 +596,9 @@ impl Gateway {
     /// (`crate::indicators`). The public's are [`Gateway::public_release_times`].
     pub async fn release_times(&self, by: &Participant, mut request: FiguresRequest, from: Millis, to: Millis)
         -> Result<Figures, OperatorError> {
-        let scope = crate::access::indicator_scope(by).map_err(OperatorError::Refused)?;
+        let scope = crate::access::indicator_scope(by);
         if request.group_by.contains(&crate::indicators::figures::Dimension::RiskChannel) && scope != IndicatorScope::All {
-            return Err(OperatorError::Refused(Refusal::RiskChannelSegment(by.id.clone())));
+            return Err(OperatorError::Refused(Refusal::RiskChannelSegment(by.id().to_owned())));
         }
         let (owner, agency) = match scope {
             IndicatorScope::All => (None, None),
@@ -718,7 +718,7 @@ impl Gateway {
         let envelope = members[1].unwrap_or(&Value::Null);
         let backlog = self.backlog_now();
         let doc = self.prepare(by, envelope, payload_text, None, backlog).map_err(|e| nested(e, "/document"))?;
-        let replay = crate::audit::entry(doc.submitted_at, &by.id, "amendment.replayed", String::new(), serde_json::json!({"ucr": doc.ucr, "amends": previous}));
+        let replay = crate::audit::entry(doc.submitted_at, &by.id(), "amendment.replayed", String::new(), serde_json::json!({"ucr": doc.ucr, "amends": previous}));
         let of = AmendmentOf { previous, reason, by: by.clone() };
         let subjects = vec![Subject::Consignment(doc.ucr.clone())];
         let registry = self.registry.clone();

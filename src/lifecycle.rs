@@ -258,7 +258,7 @@ pub fn amend_in(l: &mut dyn Ledger, mut doc: NewDocument, of: &AmendmentOf, type
         "amends": of.previous,
         "version": doc.version,
         "reason": of.reason,
-        "by": of.by.id,
+        "by": of.by.id(),
         "withdrawnFrom": dropped.iter().map(|d| &d.agency).collect::<Vec<_>>(),
     });
     crate::submission::commit(l, &doc, "document.amended", Some(change)).map(|r| Ok(Acceptance::New(r)))
@@ -293,9 +293,9 @@ pub fn withdraw_in(l: &mut dyn Ledger, id: Uuid, reason: &str, by: &Participant,
         "withdrawnAt": rfc3339(at),
     });
     notify(l, Uuid::now_v7(), id, NoticeKind::Withdrawn, &body.to_string(), deliveries.iter().map(|d| (d.id, &d.agency, d.topic.as_str())), at, "withdrawn", reason)?;
-    let cause = json!({"kind": "withdrawn", "documentId": id, "documentType": doc.record.document_type, "reason": reason, "by": by.id});
+    let cause = json!({"kind": "withdrawn", "documentId": id, "documentType": doc.record.document_type, "reason": reason, "by": by.id()});
     let state = tracking::record_event(l, &doc.ucr, at, cause)?;
-    audit::append(l, &audit::entry(at, &by.id, "document.withdrawn", id.to_string(), json!({"ucr": doc.ucr, "reason": reason, "agencies": agencies})))?;
+    audit::append(l, &audit::entry(at, &by.id(), "document.withdrawn", id.to_string(), json!({"ucr": doc.ucr, "reason": reason, "agencies": agencies})))?;
     Ok(Ok(Withdrawal { document_id: id, ucr: doc.ucr, withdrawn_at: rfc3339(at), agencies, consignment_state: state }))
 }
 
@@ -354,7 +354,7 @@ pub fn respond_in(l: &mut dyn Ledger, r: &Response, types: &DocumentTypes) -> Re
     let cause = json!({"kind": "query-answered", "documentId": r.document_id, "responseId": response_id, "agencies": agencies});
     let state = tracking::record_event(l, &doc.ucr, r.at, cause)?;
     let detail = json!({"ucr": doc.ucr, "responseId": response_id, "agencies": agencies, "supportingDocument": r.supporting.as_ref().map(|s| &s.0)});
-    audit::append(l, &audit::entry(r.at, &r.by.id, "query.answered", r.document_id.to_string(), detail))?;
+    audit::append(l, &audit::entry(r.at, &r.by.id(), "query.answered", r.document_id.to_string(), detail))?;
     Ok(Ok(ResponseReceipt {
         response_id,
         document_id: r.document_id,

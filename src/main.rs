@@ -626,13 +626,7 @@ fn validate(config: PathBuf, as_participant: Option<String>, files: Vec<PathBuf>
                 let known: Vec<&str> = settings.region.participants.iter().map(|p| p.id.as_str()).collect();
                 format!("--as {id}: no such participant in the region file; its participants: {}", known.join(", "))
             })?;
-            Some(ventanilla::gateway::Participant {
-                id: p.id.clone(),
-                role: p.role,
-                agency: p.agency.clone(),
-                country: p.country.clone(),
-                acts_for: p.acts_for.clone(),
-            })
+            Some(ventanilla::gateway::Participant::of(p)?)
         }
     };
     // What the operator should know of the region's schemas is logged once at each start and

@@ -27,18 +27,13 @@ impl Directory {
     /// loopback gateway).
     pub fn new(participants: &[ParticipantConfig], demo: bool) -> Self {
         let honoured = || participants.iter().filter(|p| demo || !p.demo);
-        let participant = |p: &ParticipantConfig| Participant {
-            id: p.id.clone(),
-            role: p.role,
-            agency: p.agency.clone(),
-            country: p.country.clone(),
-            acts_for: p.acts_for.clone(),
-        };
+        // The region file's check refused an entry its role's needs are missing from.
+        let participant = |p: &ParticipantConfig| Participant::of(p).ok();
         let by_hash = honoured()
-            .filter_map(|p| p.token_sha256.as_ref().map(|h| (h.to_ascii_lowercase(), participant(p))))
+            .filter_map(|p| Some((p.token_sha256.as_ref()?.to_ascii_lowercase(), participant(p)?)))
             .collect();
         let by_cert = honoured()
-            .filter_map(|p| p.cert_sha256.as_ref().map(|h| (h.to_ascii_lowercase(), participant(p))))
+            .filter_map(|p| Some((p.cert_sha256.as_ref()?.to_ascii_lowercase(), participant(p)?)))
             .collect();
         Directory { by_hash, by_cert }
     }
@@ -83,7 +78,7 @@ fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
                          the operator adds it as cert_sha256"),
             )
         })?;
-        req.extensions_mut().insert(ParticipantId(participant.id.clone()));
+        req.extensions_mut().insert(ParticipantId(participant.id().to_owned()));
         return with_allowance(state, participant);
     }
     let header = req
@@ -102,15 +97,15 @@ fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
         .find(token)
         .cloned()
         .ok_or_else(|| ApiError::new(Code::Unauthenticated, "unknown token"))?;
-    req.extensions_mut().insert(ParticipantId(participant.id.clone()));
+    req.extensions_mut().insert(ParticipantId(participant.id().to_owned()));
     with_allowance(state, participant)
 }
 
 fn with_allowance(state: &AppState, participant: Participant) -> Result<Authenticated, ApiError> {
     let allowance = state
         .quotas
-        .of(&participant.id)
-        .ok_or_else(|| ApiError::new(Code::Internal, format!("participant {} has no quota", participant.id)))?;
+        .of(&participant.id())
+        .ok_or_else(|| ApiError::new(Code::Internal, format!("participant {} has no quota", participant.id())))?;
     Ok(Authenticated(participant, allowance))
 }
 
@@ -136,11 +131,11 @@ mod tests {
     fn demo_participants_are_honoured_only_on_loopback() {
         let ps = [participant("demo-trader", "demo-trader", true), participant("acme", "s3cret-token", false)];
         let local = Directory::new(&ps, true);
-        assert_eq!(local.find("demo-trader").map(|p| p.id.as_str()), Some("demo-trader"));
-        assert_eq!(local.find("s3cret-token").map(|p| p.id.as_str()), Some("acme"));
+        assert_eq!(local.find("demo-trader").map(|p| p.id()), Some("demo-trader"));
+        assert_eq!(local.find("s3cret-token").map(|p| p.id()), Some("acme"));
         let public = Directory::new(&ps, false);
         assert!(public.find("demo-trader").is_none());
-        assert_eq!(public.find("s3cret-token").map(|p| p.id.as_str()), Some("acme"));
+        assert_eq!(public.find("s3cret-token").map(|p| p.id()), Some("acme"));
         assert!(public.find("wrong").is_none());
     }
 }

@@ -222,14 +222,14 @@ pub async fn submit_document(
     drop(body);
     match state.gateway.commit(doc, backlog).await? {
         Acceptance::New(receipt) => {
-            tracing::info!(document = %receipt.document_id, ucr = %receipt.ucr, sender = %who.0.id,
+            tracing::info!(document = %receipt.document_id, ucr = %receipt.ucr, sender = %who.0.id(),
                 deliveries = receipt.deliveries.len(), "document accepted");
             Ok(HttpResponse::Accepted()
                 .insert_header(("Location", format!("/v1/consignments/{}", receipt.ucr)))
                 .json(receipt))
         }
         Acceptance::Replayed(first) => {
-            tracing::info!(document = %first["documentId"], sender = %who.0.id, "document sent again: first receipt returned");
+            tracing::info!(document = %first["documentId"], sender = %who.0.id(), "document sent again: first receipt returned");
             Ok(HttpResponse::Accepted().insert_header(("Idempotent-Replayed", "true")).json(first))
         }
     }
@@ -331,12 +331,12 @@ pub async fn submit_batch(
     // The refused items: one record for the batch, however many they are.
     if refused > 0 {
         let detail = json!({"refused": refused, "accepted": accepted, "items": refusals});
-        let entry = crate::audit::entry(crate::clock::now_millis(), &by.id, "batch.refused", "POST /v1/documents:batch".into(), detail);
+        let entry = crate::audit::entry(crate::clock::now_millis(), &by.id(), "batch.refused", "POST /v1/documents:batch".into(), detail);
         if let Err(e) = crate::audit::record(&*gateway.store, entry).await {
             tracing::error!(error = %e, "refused batch items could not be written to the audit log");
         }
     }
-    tracing::info!(sender = %by.id, accepted, refused, "batch submitted");
+    tracing::info!(sender = %by.id(), accepted, refused, "batch submitted");
     Ok(HttpResponse::Ok().json(BatchAnswer { accepted, refused, results }))
 }
 
@@ -409,11 +409,11 @@ pub async fn amend_document(
     match state.gateway.amend(&who.0, previous, &body, payload_text.as_deref()).await? {
         Acceptance::New(receipt) => {
             tracing::info!(document = %receipt.document_id, amends = %previous, version = receipt.version, ucr = %receipt.ucr,
-                by = %who.0.id, "document amended");
+                by = %who.0.id(), "document amended");
             Ok(HttpResponse::Accepted().insert_header(("Location", format!("/v1/consignments/{}", receipt.ucr))).json(receipt))
         }
         Acceptance::Replayed(first) => {
-            tracing::info!(document = %first["documentId"], amends = %previous, by = %who.0.id, "amendment sent again: first receipt returned");
+            tracing::info!(document = %first["documentId"], amends = %previous, by = %who.0.id(), "amendment sent again: first receipt returned");
             Ok(HttpResponse::Accepted().insert_header(("Idempotent-Replayed", "true")).json(first))
         }
     }
@@ -431,7 +431,7 @@ pub async fn withdraw_document(
     let id = document_id(&path)?;
     let body = read_body(&state, &who, &req, payload).await?;
     let withdrawal = state.gateway.withdraw(&who.0, id, &body).await?;
-    tracing::info!(document = %id, ucr = %withdrawal.ucr, by = %who.0.id, agencies = withdrawal.agencies.len(), "document withdrawn");
+    tracing::info!(document = %id, ucr = %withdrawal.ucr, by = %who.0.id(), agencies = withdrawal.agencies.len(), "document withdrawn");
     Ok(HttpResponse::Accepted().json(withdrawal))
 }
 
@@ -451,7 +451,7 @@ pub async fn respond_to_query(
     )
     .await?;
     let receipt = state.gateway.respond(&who.0, id, &body, payload_text.as_deref()).await?;
-    tracing::info!(document = %id, response = %receipt.response_id, by = %who.0.id, agencies = ?receipt.agencies, "query answered");
+    tracing::info!(document = %id, response = %receipt.response_id, by = %who.0.id(), agencies = ?receipt.agencies, "query answered");
     Ok(HttpResponse::Accepted().json(receipt))
 }
 

@@ -112,9 +112,9 @@ pub async fn consignment_events(
     query: web::Query<StreamQuery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let source = match who.0.role {
+    let source = match who.0.role() {
         crate::domain::Role::Operator => Source::Consignments(None),
-        crate::domain::Role::Trader | crate::domain::Role::Nsw | crate::domain::Role::Platform => Source::Consignments(Some(who.0.id.clone())),
+        crate::domain::Role::Trader | crate::domain::Role::Nsw | crate::domain::Role::Platform => Source::Consignments(Some(who.0.id().to_owned())),
         crate::domain::Role::Agency => {
             return Err(ApiError::new(Code::Forbidden, "consignment events are for the consignments' submitters; agencies read their documents' stream"))
         }

@@ -58,14 +58,14 @@ pub async fn register(
     let secret = new_secret();
     let max = state.webhooks.max_per_participant;
     let registered =
-        crate::webhooks::register(&*state.gateway.store, who.0.id.clone(), url.to_string(), secret.clone(), max, crate::clock::now_millis())
+        crate::webhooks::register(&*state.gateway.store, who.0.id().to_owned(), url.to_string(), secret.clone(), max, crate::clock::now_millis())
             .await
             .map_err(unavailable)?;
     let Some(webhook) = registered else {
         return Err(ApiError::new(Code::InvalidWebhook, format!("you have {max} webhooks already, the most allowed; delete one first")));
     };
     // The host only: a URL's path or query may carry the receiver's own token.
-    tracing::info!(webhook = %webhook.id, participant = %who.0.id, host = %url.host_str().unwrap_or(""), "webhook registered");
+    tracing::info!(webhook = %webhook.id, participant = %who.0.id(), host = %url.host_str().unwrap_or(""), "webhook registered");
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/v1/webhooks/{}", webhook.id)))
         .json(WebhookRegistered { webhook, secret }))
@@ -74,7 +74,7 @@ pub async fn register(
 /// `GET /v1/webhooks`: the caller's webhooks, with where each delivery stands.
 pub async fn list(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
     crate::access::may_register_webhook(&who.0).map_err(refused)?;
-    let webhooks = crate::webhooks::list(&*state.gateway.store, who.0.id.clone()).await.map_err(unavailable)?;
+    let webhooks = crate::webhooks::list(&*state.gateway.store, who.0.id().to_owned()).await.map_err(unavailable)?;
     Ok(HttpResponse::Ok().json(WebhookList { webhooks }))
 }
 
@@ -83,9 +83,9 @@ pub async fn delete(state: web::Data<AppState>, who: Authenticated, path: web::P
     crate::access::may_register_webhook(&who.0).map_err(refused)?;
     let not_found = || ApiError::new(Code::NotFound, "you have no webhook with this id");
     let id = uuid::Uuid::parse_str(&path.into_inner()).map_err(|_| not_found())?;
-    let removed = crate::webhooks::delete(&*state.gateway.store, who.0.id.clone(), id, crate::clock::now_millis()).await.map_err(unavailable)?;
+    let removed = crate::webhooks::delete(&*state.gateway.store, who.0.id().to_owned(), id, crate::clock::now_millis()).await.map_err(unavailable)?;
     if removed {
-        tracing::info!(webhook = %id, participant = %who.0.id, "webhook deleted");
+        tracing::info!(webhook = %id, participant = %who.0.id(), "webhook deleted");
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(not_found())

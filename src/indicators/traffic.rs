@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::access::Participant;
 use crate::clock::Millis;
 use crate::draws::Draws;
-use crate::domain::{AckStatus, AgencyId, CountryCode, DocumentType, Role, SchemaVersion, Ucr};
+use crate::domain::{AckStatus, AgencyId, CountryCode, DocumentType, SchemaVersion, Ucr};
 use crate::broker::Topics;
 use crate::routing::{Router, RoutingFacts};
 use crate::store::{AckRecord, DocumentDims, NewDocument, Store, StoreError, Subject};
@@ -243,7 +243,7 @@ fn consignment(draws: &mut Draws, router: &Router, topics: &Topics, t: &Traffic,
         border.clone(),
         DocumentDims { transport_mode: Some(mode.into()), hs_chapter: None, border_post: Some(post.into()) },
     );
-    let trader = Participant { id: t.trader.clone(), role: Role::Trader, agency: None, country: None, acts_for: Vec::new() };
+    let trader = Participant::Trader { id: t.trader.clone(), acts_for: Vec::new() };
     let mut steps: Vec<(Millis, Step)> = Vec::new();
     let answer = |doc: Uuid, agency: &AgencyId, status: AckStatus, at: Millis, reason: Option<&str>| {
         (at, Step::Answer(AckRecord { document_id: doc, agency: agency.clone(), status, reason: reason.map(str::to_owned), inspection: None, finding_facts: None, source: "http", by: format!("simulated {agency}"), at }))

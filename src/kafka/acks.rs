@@ -39,7 +39,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
 use super::{base_config, BrokerError};
-use crate::domain::Role;
+
 use crate::gateway::{AckError, Gateway, Participant};
 use crate::http::body::json_problem;
 use crate::http::errors::{ApiError, Code};
@@ -203,13 +203,7 @@ async fn run_one(gateway: Arc<Gateway>, consumer: AckConsumer, producer: FutureP
         };
         let body = msg.payload().map(|b| crate::json::parse_bounded(b, &gateway.json_limits));
         // The writer is the agency whose topic this is (Kafka's ACLs saw to that).
-        let Some(writer) = gateway.topics.ack_topic_agency(msg.topic()).map(|agency| Participant {
-            id: format!("kafka:{agency}"),
-            role: Role::Agency,
-            agency: Some(agency),
-            country: None,
-            acts_for: Vec::new(),
-        }) else {
+        let Some(writer) = gateway.topics.ack_topic_agency(msg.topic()).map(|agency| Participant::Agency { id: format!("kafka:{agency}"), agency }) else {
             tracing::warn!(topic = msg.topic(), "ack consumer: a record from a topic that is no agency's was skipped");
             let _ = consumer.store_offset_from_message(&msg);
             continue;
@@ -296,7 +290,7 @@ async fn take(
     tracing::warn!(error = %problem, topic = msg.topic(), partition = msg.partition(), offset = msg.offset(),
         "ack consumer: acknowledgment refused; the agency is told on its refused-answers topic");
     let told = tell_refusal(gateway, producer, writer, msg, &problem).await;
-    if let Some(agency) = writer.agency.as_ref() {
+    if let Some(agency) = writer.agency() {
         gateway.metrics.refusal_notice(agency.as_str(), told.as_str());
     }
     audit_refusal(gateway, writer, msg, problem.to_string(), told).await
@@ -408,7 +402,7 @@ async fn tell_refusal(
     msg: &rdkafka::message::BorrowedMessage<'_>,
     problem: &ApiError,
 ) -> Told {
-    let Some(agency) = writer.agency.as_ref() else { return Told::Published };
+    let Some(agency) = writer.agency() else { return Told::Published };
     let topic = gateway.topics.refused_acks(agency);
     let place = format!("{}/{}@{}", msg.topic(), msg.partition(), msg.offset());
     let time = crate::clock::rfc3339(crate::clock::now_millis());
@@ -493,7 +487,7 @@ impl Drop for CloseOnlyWhenStopping {
 async fn audit_refusal(gateway: &Gateway, writer: &Participant, msg: &rdkafka::message::BorrowedMessage<'_>, reason: String, told: Told) -> bool {
     let entry = crate::audit::AuditEntry {
         at: crate::clock::now_millis(),
-        participant: writer.id.clone(),
+        participant: writer.id().to_owned(),
         action: "acknowledgment.refused",
         subject: format!("{}/{}@{}", msg.topic(), msg.partition(), msg.offset()),
         detail: serde_json::json!({ "reason": reason.chars().take(500).collect::<String>(), "notice": told.as_str() }),

@@ -698,7 +698,7 @@ fn no_types() -> crate::document_types::DocumentTypes {
 }
 
 fn trader(id: &str) -> crate::access::Participant {
-    crate::access::Participant { id: id.into(), role: crate::domain::Role::Trader, agency: None, country: None, acts_for: vec![] }
+    crate::access::Participant::Trader { id: id.into(), acts_for: vec![] }
 }
 
 async fn amend(store: &dyn Store, previous: Uuid, mut next: NewDocument, by: &str)
