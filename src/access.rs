@@ -273,6 +273,30 @@ pub fn may_register_webhook(by: &Participant) -> Result<(), Refusal> {
     }
 }
 
+/// Whose risk-selection performance `by` reads when it asks for `agency`'s (`None`: every
+/// agency's): an operator any agency's, or all; an agency its own only.
+pub fn performance_read(by: &Participant, agency: Option<AgencyId>) -> Result<Option<AgencyId>, Refusal> {
+    match by {
+        Participant::Operator { .. } => Ok(agency),
+        Participant::Agency { agency: own, .. } if agency.is_none() || agency.as_ref() == Some(own) => Ok(Some(own.clone())),
+        Participant::Agency { id, .. } => {
+            Err(Refusal::NotYourAgency { participant: id.clone(), agency: agency.map(|a| a.to_string()).unwrap_or_default() })
+        }
+        _ => Err(Refusal::NotAnOperator(by.id().to_owned())),
+    }
+}
+
+/// Whose sellers `by` reads when it asks for `platform`'s (`None`: its own, or for an operator
+/// every submitter's): a platform its own only, an operator any platform's.
+pub fn sellers_read(by: &Participant, platform: Option<String>) -> Result<Option<String>, Refusal> {
+    match (by, platform) {
+        (Participant::Platform { id, .. }, None) => Ok(Some(id.clone())),
+        (Participant::Platform { id, .. }, Some(p)) if &p == id => Ok(Some(p)),
+        (Participant::Operator { .. }, p) => Ok(p),
+        _ => Err(Refusal::NotYourPlatform(by.id().to_owned())),
+    }
+}
+
 /// May `by` read `agency`'s stream of documents? The agency itself, and operators.
 pub fn may_read_agency_stream(by: &Participant, agency: &AgencyId) -> bool {
     by.role() == Role::Operator || by.agency() == Some(agency)
@@ -368,7 +392,7 @@ mod tests {
         let own = AgencyId::parse("ar-customs").unwrap();
         let other = AgencyId::parse("br-customs").unwrap();
         type Rule = fn(&Participant, &AgencyId, &AgencyId) -> bool;
-        let rows: [(&str, Rule, [bool; 5]); 8] = [
+        let rows: [(&str, Rule, [bool; 5]); 12] = [
             ("submits documents", |p, _, _| submits_documents(p).is_ok(), [true, true, true, false, false]),
             ("answers for an agency", |p, _, _| answers_for_an_agency(p).is_ok(), [false, false, false, true, false]),
             ("acknowledges for its agency", |p, own, _| may_acknowledge(p, own).is_ok(), [false, false, false, true, false]),
@@ -377,6 +401,10 @@ mod tests {
             ("registers webhooks", |p, _, _| may_register_webhook(p).is_ok(), [true, true, true, false, false]),
             ("reads its agency's stream", |p, own, _| may_read_agency_stream(p, own), [false, false, false, true, true]),
             ("reads another agency's stream", |p, _, other| may_read_agency_stream(p, other), [false, false, false, false, true]),
+            ("reads its agency's risk performance", |p, own, _| performance_read(p, Some(own.clone())).is_ok(), [false, false, false, true, true]),
+            ("reads another agency's risk performance", |p, _, other| performance_read(p, Some(other.clone())).is_ok(), [false, false, false, false, true]),
+            ("reads its own sellers", |p, _, _| sellers_read(p, None).is_ok(), [false, false, true, false, true]),
+            ("reads another platform's sellers", |p, _, _| sellers_read(p, Some("other".into())).is_ok(), [false, false, false, false, true]),
         ];
         let participants = each_role();
         for (rule, allowed, expected) in rows {

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::clock::now_millis;
 use crate::digest::body_sha256;
-use crate::domain::{AckStatus, AgencyId, Role, Ucr};
+use crate::domain::{AckStatus, AgencyId, Ucr};
 use crate::outbox::Wakeup;
 use crate::broker::{BrokerHealth, Topics};
 use crate::routing::{Router, RoutingFacts};
@@ -527,15 +527,7 @@ impl Gateway {
         to: crate::clock::Millis,
         agency: Option<AgencyId>,
     ) -> Result<crate::risk::performance::Performance, OperatorError> {
-        let agency = match by {
-            Participant::Operator { .. } => agency,
-            Participant::Agency { agency: own, .. } if agency.is_none() || agency.as_ref() == Some(own) => Some(own.clone()),
-            Participant::Agency { .. } => {
-                let asked = agency.map(|a| a.to_string()).unwrap_or_default();
-                return Err(OperatorError::Refused(Refusal::NotYourAgency { participant: by.id().to_owned(), agency: asked }));
-            }
-            _ => return Err(OperatorError::Refused(Refusal::NotAnOperator(by.id().to_owned()))),
-        };
+        let agency = crate::access::performance_read(by, agency).map_err(OperatorError::Refused)?;
         let _report = self.risk_report()?;
         crate::risk::performance::read(&*self.store, &self.risk, from, to, agency, meter)
             .await
@@ -566,12 +558,7 @@ impl Gateway {
         to: crate::clock::Millis,
         platform: Option<String>,
     ) -> Result<crate::risk::sellers::SellerReport, OperatorError> {
-        let platform = match (by.role(), platform) {
-            (Role::Platform, None) => Some(by.id().to_owned()),
-            (Role::Platform, Some(p)) if p == by.id() => Some(p),
-            (Role::Operator, p) => p,
-            _ => return Err(OperatorError::Refused(Refusal::NotYourPlatform(by.id().to_owned()))),
-        };
+        let platform = crate::access::sellers_read(by, platform).map_err(OperatorError::Refused)?;
         let _report = self.risk_report()?;
         crate::risk::sellers::read(&*self.store, platform, from, to, meter).await.map_err(OperatorError::Store)?.map_err(OperatorError::Quota)
     }

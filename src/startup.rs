@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use crate::config::{Settings, StoreUrl};
 use crate::gateway::Gateway;
 use crate::http::auth::Directory;
-use crate::http::routes::AppState;
+use crate::http::state::AppState;
 use crate::kafka::embedded::EmbeddedCluster;
 use crate::kafka::relay::{self, DeliveryRelay, RetryPolicy};
 use crate::outbox::Wakeup;
@@ -314,9 +314,9 @@ impl Application {
             );
         }
         let client_timeout = Duration::from_millis(settings.region.gateway.client_timeout_ms);
-        let openapi = web::Bytes::from(crate::http::api::openapi(&gateway.registry, &settings.region.gateway).to_string());
+        let openapi = web::Bytes::from(crate::http::openapi::openapi(&gateway.registry, &settings.region.gateway).to_string());
         let agency_ids: Vec<crate::domain::AgencyId> = settings.region.agencies.iter().map(|a| a.id.clone()).collect();
-        let asyncapi = web::Bytes::from(crate::http::api::asyncapi(&gateway.registry, &gateway.topics, &agency_ids).to_string());
+        let asyncapi = web::Bytes::from(crate::http::openapi::asyncapi(&gateway.registry, &gateway.topics, &agency_ids).to_string());
         let state = web::Data::new(AppState {
             openapi,
             asyncapi,
@@ -325,7 +325,7 @@ impl Application {
             directory: Directory::new(&settings.region.participants, demo),
             max_body_bytes: settings.region.gateway.max_body_bytes,
             json_limits: settings.region.gateway.json_limits(),
-            writes: tokio::sync::Semaphore::new(settings.region.gateway.max_concurrent_writes),
+            writes: Arc::new(tokio::sync::Semaphore::new(settings.region.gateway.max_concurrent_writes)),
             public_indicators: Default::default(),
             quotas: Arc::new(crate::quota::Quotas::new(&settings.region.quotas, &settings.region.participants, settings.region.gateway.max_bytes_in_flight)),
             refusals,

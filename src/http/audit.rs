@@ -13,11 +13,11 @@ use serde_json::json;
 
 use super::errors::{ApiError, Code};
 use super::refusals::Refused;
-use super::routes::AppState;
+use super::state::AppState;
 use crate::audit::AuditEntry;
 use crate::clock::now_millis;
 
-/// Set by the [`super::auth::Authenticated`] extractor: who the request came from.
+/// Set by the [`super::policy::Authenticated`] extractor: who the request came from.
 #[derive(Debug, Clone)]
 pub struct ParticipantId(pub String);
 

@@ -1,20 +1,12 @@
-//! Authentication by client certificate or bearer token. Certificates are matched by their
-//! SHA-256 fingerprint and tokens by their SHA-256, the only forms the configuration holds;
-//! demo participants count only on a plain-HTTP loopback gateway.
-//! The [`Authenticated`] extractor makes a handler require a participant.
+//! The participants' credentials: client certificates matched by their SHA-256 fingerprint and
+//! tokens by their SHA-256, the only forms the configuration holds; demo participants count only
+//! on a plain-HTTP loopback gateway. The extractors that authenticate a request with them are
+//! `super::policy`'s.
 
 use std::collections::HashMap;
-use std::future::{ready, Ready};
-
-use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
-
-use super::audit::ParticipantId;
-use super::errors::{ApiError, Code};
-use super::routes::AppState;
 use crate::config::ParticipantConfig;
 use crate::digest::sha256_hex;
 use crate::gateway::Participant;
-use crate::tls::PeerCertificate;
 
 /// Token hash -> participant, and client certificate fingerprint -> participant.
 pub struct Directory {
@@ -46,67 +38,6 @@ impl Directory {
     pub fn find_certificate(&self, sha256: &str) -> Option<&Participant> {
         self.by_cert.get(sha256)
     }
-}
-
-/// A request from a known participant.
-pub struct Authenticated(pub Participant, pub std::sync::Arc<crate::quota::Allowance>);
-
-impl FromRequest for Authenticated {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        ready(authenticate(req).and_then(|who| {
-            // Every authenticated request counts against its participant's rate, and no other's.
-            who.1.request()?;
-            Ok(who)
-        }))
-    }
-}
-
-fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::new(Code::Internal, "application state missing"))?;
-    // A verified client certificate identifies the participant; one that belongs to nobody
-    // is refused, whatever token comes with it.
-    if let Some(PeerCertificate(fingerprint)) = req.conn_data::<PeerCertificate>() {
-        let participant = state.directory.find_certificate(fingerprint).cloned().ok_or_else(|| {
-            ApiError::new(
-                Code::Unauthenticated,
-                format!("the client certificate (SHA-256 {fingerprint}) is not registered to any participant; \
-                         the operator adds it as cert_sha256"),
-            )
-        })?;
-        req.extensions_mut().insert(ParticipantId(participant.id().to_owned()));
-        return with_allowance(state, participant);
-    }
-    let header = req
-        .headers()
-        .get("authorization")
-        .ok_or_else(|| ApiError::new(Code::Unauthenticated, "send `Authorization: Bearer <token>`"))?;
-    let token = header
-        .to_str()
-        .ok()
-        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::new(Code::Unauthenticated, "the Authorization header must be `Bearer <token>`"))?;
-    let participant = state
-        .directory
-        .find(token)
-        .cloned()
-        .ok_or_else(|| ApiError::new(Code::Unauthenticated, "unknown token"))?;
-    req.extensions_mut().insert(ParticipantId(participant.id().to_owned()));
-    with_allowance(state, participant)
-}
-
-fn with_allowance(state: &AppState, participant: Participant) -> Result<Authenticated, ApiError> {
-    let allowance = state
-        .quotas
-        .of(&participant.id())
-        .ok_or_else(|| ApiError::new(Code::Internal, format!("participant {} has no quota", participant.id())))?;
-    Ok(Authenticated(participant, allowance))
 }
 
 #[cfg(test)]

@@ -5,28 +5,30 @@
 
 use actix_web::HttpResponse;
 
+use super::policy::Public;
+
 /// A file of the dashboard, as served: its media type and text.
 fn file(media_type: &'static str, text: &'static str) -> HttpResponse {
     HttpResponse::Ok().content_type(media_type).insert_header(("Cache-Control", "no-cache")).body(text)
 }
 
 /// `GET /dashboard`.
-pub async fn page() -> HttpResponse {
+pub async fn page(_: Public) -> HttpResponse {
     file("text/html; charset=utf-8", include_str!("../../dashboard/index.html"))
 }
 
 /// `GET /dashboard/app.js`.
-pub async fn script() -> HttpResponse {
+pub async fn script(_: Public) -> HttpResponse {
     file("text/javascript; charset=utf-8", include_str!("../../dashboard/app.js"))
 }
 
 /// `GET /dashboard/style.css`.
-pub async fn style() -> HttpResponse {
+pub async fn style(_: Public) -> HttpResponse {
     file("text/css; charset=utf-8", include_str!("../../dashboard/style.css"))
 }
 
 /// `GET /.well-known/jwks.json`: the public keys receipts are signed with (`crate::receipts`).
-pub async fn jwks(state: actix_web::web::Data<super::routes::AppState>) -> HttpResponse {
+pub async fn jwks(_: Public, state: actix_web::web::Data<super::state::AppState>) -> HttpResponse {
     HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=300")).json(state.gateway.receipt_keys.current_jwks())
 }
 

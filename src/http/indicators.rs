@@ -2,26 +2,24 @@
 //! `GET /v1/public/indicators/release-times` (anyone: the published figures of a calendar month,
 //! `crate::indicators::public`): the release-time figures of `crate::indicators`.
 //!
-//! The public figures cost the gateway little whoever asks: each month's are computed once for
-//! all of their answers and kept for [`PUBLIC_TTL`] (a repeated request is served from memory,
-//! `Cache-Status: ventanilla; hit`); one computation at a time for the whole gateway, on a
-//! blocking thread (never the threads that serve submissions), and a second one at the same
-//! time is turned away at once (`503` with `Retry-After`); and each source address (an IPv6
-//! one by its /64) may start [`SOURCE_BURST`] computations at once, then one every
-//! [`SOURCE_REFILL`] (`429` with `Retry-After` past that). Answers already computed are served
-//! to everyone.
+//! The public figures cost the gateway little whoever asks (`super::public_cache`): each month's
+//! are computed once for all of their answers and kept for a minute (a repeated request is
+//! served from memory, `Cache-Status: ventanilla; hit`); one computation at a time for the whole
+//! gateway, on a blocking thread (never the threads that serve submissions), and a second one at
+//! the same time is turned away at once (`503` with `Retry-After`); and each source address may
+//! start a few computations at once, then one every few seconds (`429` with `Retry-After` past
+//! that). Answers already computed are served to everyone.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::auth::Authenticated;
 use super::errors::{ApiError, Code};
-use super::routes::AppState;
+use super::policy::{Authenticated, Public};
+use super::public_cache::{source_of, Answers, PUBLIC_TTL};
+use super::state::AppState;
 use crate::clock::{month_start, now_millis, parse_rfc3339, rfc3339, year_month, Millis, MIN_MILLIS, RANGE};
 use crate::indicators::figures::{Dimension, FiguresRequest, Interval, Trend};
 use crate::indicators::public::{groupings, MIN_MODE_BIN_MS};
@@ -202,142 +200,16 @@ fn month_name(start: Millis) -> String {
 }
 
 /// `GET /v1/indicators/release-times`: the figures of what the caller may see.
-pub async fn release_times(state: web::Data<AppState>, who: Authenticated, q: web::Query<ReleaseTimesParams>) -> Result<HttpResponse, ApiError> {
+pub async fn release_times(who: Authenticated, state: web::Data<AppState>, q: web::Query<ReleaseTimesParams>) -> Result<HttpResponse, ApiError> {
     let (request, from, to) = parse(&q)?;
     let figures = state.gateway.release_times(&who.0, request, from, to).await?;
     Ok(HttpResponse::Ok().json(figures))
 }
 
-/// How long a computed public answer is served from memory.
-pub const PUBLIC_TTL: Duration = Duration::from_secs(60);
-/// Publications kept (each an interval, a month and a mode bin, with all their answers).
-const PUBLIC_ENTRIES: usize = 256;
-/// Computations a source may start at once; then one per [`SOURCE_REFILL`].
-pub const SOURCE_BURST: u32 = 10;
-pub const SOURCE_REFILL: Duration = Duration::from_secs(6);
-/// Sources remembered; past it, those whose allowance is whole again are forgotten.
-const SOURCES: usize = 10_000;
-
-/// A publication: an interval, a month (its first instant) and a mode bin.
-type Key = (Interval, Millis, i64);
-
-/// Every answer of a publication, serialized, and when it was computed.
-struct Answers {
-    views: HashMap<(Option<Dimension>, Option<Trend>), web::Bytes>,
-    at: Instant,
-}
-
-/// A publication in the cache: computed once however many ask at the same time.
-struct Slot {
-    answers: tokio::sync::OnceCell<Arc<Answers>>,
-    created: Instant,
-}
-
-impl Slot {
-    fn fresh(&self, now: Instant) -> bool {
-        let since = self.answers.get().map_or(self.created, |a| a.at);
-        now.duration_since(since) < PUBLIC_TTL
-    }
-}
-
-/// A source's allowance of computations.
-struct Allowance {
-    tokens: f64,
-    at: Instant,
-}
-
-impl Allowance {
-    fn refill(&mut self, now: Instant) {
-        let earned = now.duration_since(self.at).as_secs_f64() / SOURCE_REFILL.as_secs_f64();
-        self.tokens = (self.tokens + earned).min(f64::from(SOURCE_BURST));
-        self.at = now;
-    }
-}
-
-/// The public figures' cache and bounds, for the whole gateway.
-pub struct PublicIndicators {
-    slots: Mutex<HashMap<Key, Arc<Slot>>>,
-    computing: Arc<tokio::sync::Semaphore>,
-    sources: Mutex<HashMap<Option<IpAddr>, Allowance>>,
-}
-
-impl Default for PublicIndicators {
-    fn default() -> Self {
-        PublicIndicators { slots: Mutex::default(), computing: Arc::new(tokio::sync::Semaphore::new(1)), sources: Mutex::default() }
-    }
-}
-
-/// A source as it is counted: an IPv4 address, or an IPv6 address's /64 (one host's usual
-/// allocation).
-fn source_of(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
-        },
-    }
-}
-
-impl PublicIndicators {
-    /// The cache's slot of `key`: the one kept while fresh, else a new one (the stale, the
-    /// abandoned, then the oldest giving way when the cache is full).
-    fn slot(&self, key: Key) -> Arc<Slot> {
-        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        if let Some(s) = slots.get(&key).filter(|s| s.fresh(now)) {
-            return s.clone();
-        }
-        if slots.len() >= PUBLIC_ENTRIES {
-            // Stale ones, and empty ones nobody is computing (their computation was refused).
-            slots.retain(|_, s| s.fresh(now) && (s.answers.initialized() || Arc::strong_count(s) > 1));
-        }
-        if slots.len() >= PUBLIC_ENTRIES {
-            if let Some(oldest) = slots.iter().min_by_key(|(_, s)| s.created).map(|(k, _)| *k) {
-                slots.remove(&oldest);
-            }
-        }
-        let slot = Arc::new(Slot { answers: tokio::sync::OnceCell::new(), created: now });
-        slots.insert(key, slot.clone());
-        slot
-    }
-
-    /// Spends one of `source`'s computations, or says when it has one again.
-    fn spend(&self, source: Option<IpAddr>) -> Result<(), ApiError> {
-        let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        if !sources.contains_key(&source) && sources.len() >= SOURCES {
-            sources.retain(|_, a| {
-                a.refill(now);
-                a.tokens < f64::from(SOURCE_BURST)
-            });
-            if sources.len() >= SOURCES {
-                sources.clear();
-            }
-        }
-        let a = sources.entry(source).or_insert(Allowance { tokens: f64::from(SOURCE_BURST), at: now });
-        a.refill(now);
-        if a.tokens >= 1.0 {
-            a.tokens -= 1.0;
-            return Ok(());
-        }
-        let wait = ((1.0 - a.tokens) * SOURCE_REFILL.as_secs_f64()).ceil().max(1.0) as u64;
-        let mut e = ApiError::new(
-            Code::TooManyRequests,
-            format!(
-                "this address has had {SOURCE_BURST} public figures computed lately (one more every {} s): answers already \
-                 computed are served at once; retry after the delay in Retry-After",
-                SOURCE_REFILL.as_secs()
-            ),
-        );
-        e.headers = vec![("Retry-After", wait.to_string())];
-        Err(e)
-    }
-}
-
 /// `GET /v1/public/indicators/release-times`: the published figures of a calendar month, for
 /// anyone (`crate::indicators::public`), served as the module says.
 pub async fn public_release_times(
+    _: Public,
     req: HttpRequest,
     state: web::Data<AppState>,
     q: web::Query<PublicReleaseTimesParams>,
@@ -489,20 +361,5 @@ mod tests {
         assert_eq!(latest_published(at("2026-12-08"), published), Some(at("2026-11-01")));
         assert_eq!(latest_published(at("2027-01-10"), published), Some(at("2026-12-01")));
         assert_eq!(latest_published(at("1970-01-20"), published), None);
-    }
-
-    #[test]
-    fn sources_spend_their_allowance_and_ipv6_counts_by_its_64() {
-        let p = PublicIndicators::default();
-        let a: IpAddr = "2001:db8::1".parse().unwrap();
-        let b: IpAddr = "2001:db8::ffff:2".parse().unwrap();
-        assert_eq!(source_of(a), source_of(b));
-        for _ in 0..SOURCE_BURST {
-            p.spend(Some(source_of(a))).unwrap();
-        }
-        let e = p.spend(Some(source_of(b))).unwrap_err();
-        assert_eq!(e.code, Code::TooManyRequests);
-        assert!(e.headers.iter().any(|(k, v)| *k == "Retry-After" && v.parse::<u64>().unwrap() >= 1));
-        p.spend(Some("192.0.2.1".parse().unwrap())).unwrap();
     }
 }

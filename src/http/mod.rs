@@ -10,9 +10,14 @@ pub mod dashboard;
 pub mod errors;
 pub mod indicators;
 pub mod metrics;
+pub mod openapi;
+pub mod policy;
+pub mod public_cache;
 pub mod refusals;
+pub mod request;
 pub mod risk;
 pub mod routes;
+pub mod state;
 pub mod stream;
 pub mod webhooks;
 

@@ -9,9 +9,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::auth::Authenticated;
 use super::errors::{ApiError, Code};
-use super::routes::{read_typed_body, AppState};
+use super::policy::{Authenticated, Operator};
+use super::request::read_typed_body;
+use super::state::AppState;
 use crate::config::RiskRuleConfig;
 use crate::risk::RuleSet;
 
@@ -59,19 +60,18 @@ fn answer(set: &RuleSet) -> RiskRules {
 }
 
 /// `GET /v1/risk/rules`: the rules selected with now (operators).
-pub async fn rules(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
+pub async fn rules(who: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let set = state.gateway.risk_rules(&who.0)?;
     Ok(HttpResponse::Ok().json(answer(&set)))
 }
 
 /// `PUT /v1/risk/rules`: replaces them (operators); 422 `invalid-risk-rules` changes nothing.
 pub async fn put_rules(
+    who: Operator,
     state: web::Data<AppState>,
-    who: Authenticated,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    crate::access::may_operate(&who.0).map_err(|r| ApiError::new(Code::Forbidden, r.to_string()))?;
     let (change, _bytes): (RiskRulesChange, _) = read_typed_body(&state, &who, &req, payload, |e| {
         ApiError::new(Code::InvalidRiskRules, format!("the body must be {{\"reason\": \"...\", \"rules\": [...]}}, each rule as in the region file's [[risk.rules]]: {e}"))
     })
@@ -108,7 +108,7 @@ pub struct TrainedModel {
 
 /// `POST /v1/risk/models`: trains a model on every finding now (operators); 409
 /// `not-enough-findings` when none can be trained yet.
-pub async fn train_model(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
+pub async fn train_model(who: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let trained = state.gateway.train_risk_model(&who.0).await?.map_err(|why| ApiError::new(Code::NotEnoughFindings, why))?;
     let m = &trained.model;
     Ok(HttpResponse::Ok().json(TrainedModel {
@@ -174,7 +174,7 @@ pub struct SellersQuery {
 
 /// `GET /v1/risk/sellers[?from=&to=&platform=]`: a platform reads its sellers' inspections and
 /// irregularities over whole UTC days; an operator any platform's, or every submitter's.
-pub async fn sellers(state: web::Data<AppState>, who: Authenticated, q: web::Query<SellersQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn sellers(who: Authenticated, state: web::Data<AppState>, q: web::Query<SellersQuery>) -> Result<HttpResponse, ApiError> {
     let (from, to) = risk_period(q.from.as_deref(), q.to.as_deref())?;
     // Whole UTC days, so that no window is narrow enough to single out one parcel's finding.
     const DAY: crate::clock::Millis = 86_400_000;
@@ -186,7 +186,7 @@ pub async fn sellers(state: web::Data<AppState>, who: Authenticated, q: web::Que
 
 /// `GET /v1/risk/performance[?from=&to=&agency=]`: operators read every agency's figures, an
 /// agency its own.
-pub async fn performance(state: web::Data<AppState>, who: Authenticated, q: web::Query<PerformanceQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn performance(who: Authenticated, state: web::Data<AppState>, q: web::Query<PerformanceQuery>) -> Result<HttpResponse, ApiError> {
     let (from, to) = risk_period(q.from.as_deref(), q.to.as_deref())?;
     let agency = q
         .agency

@@ -1,123 +1,20 @@
 //! Handlers. Each turns HTTP into a gateway operation and its answer back into HTTP.
 
-use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::json;
 
-use super::auth::{Authenticated, Directory};
-use super::body::json_body;
 use super::errors::{ApiError, Code};
+use super::policy::{body_bytes, Authenticated, Batches, Operator, Public, Submissions, Write, Answers};
+use super::request::{read_body, within_timeout};
+use super::state::State;
 use crate::domain::Ucr;
-use crate::gateway::Gateway;
 use crate::store::Acceptance;
-use crate::json::JsonLimits;
 use crate::store::RetrySelection;
 
-/// What every handler shares.
-pub struct AppState {
-    pub gateway: Arc<Gateway>,
-    pub directory: Directory,
-    /// Largest accepted body, from `gateway.max_body_bytes`.
-    pub max_body_bytes: usize,
-    /// Bounds on the shape of JSON bodies (`gateway.max_json_*`).
-    pub json_limits: JsonLimits,
-    /// How long a client may take to send a body.
-    pub body_timeout: std::time::Duration,
-    /// Bounds the writes in progress (`gateway.max_concurrent_writes`).
-    pub writes: tokio::sync::Semaphore,
-    /// Each participant's allowance (`[quotas]`).
-    pub quotas: std::sync::Arc<crate::quota::Quotas>,
-    /// Refusals counted for the audit log in a bounded form (`refusals.rs`).
-    pub refusals: std::sync::Arc<crate::http::refusals::RefusalAudit>,
-    /// `gateway.stream_max_seconds`.
-    pub stream_max: std::time::Duration,
-    /// `gateway.max_poll_wait_seconds`.
-    pub max_poll_wait: std::time::Duration,
-    /// Turns true when the gateway is asked to stop: open streams end.
-    pub closing: tokio::sync::watch::Receiver<bool>,
-    /// `gateway.max_batch_items` and `gateway.max_batch_body_bytes`.
-    pub max_batch_items: usize,
-    pub max_batch_body_bytes: usize,
-    /// `[webhooks]`: which URLs may be registered, and how many.
-    pub webhooks: crate::config::WebhooksConfig,
-    /// `/openapi.json`, generated once at start.
-    pub openapi: web::Bytes,
-    /// `/asyncapi.json`, generated once at start.
-    pub asyncapi: web::Bytes,
-    /// The public release-time figures' cache and bounds, for the whole gateway.
-    pub public_indicators: crate::http::indicators::PublicIndicators,
-}
 
-/// Runs a body read within the client timeout (408 beyond).
-async fn within_timeout<T>(state: &AppState, read: impl std::future::Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
-    tokio::time::timeout(state.body_timeout, read)
-        .await
-        .map_err(|_| ApiError::new(Code::RequestTimeout, format!("the body did not arrive within {} ms", state.body_timeout.as_millis())))?
-}
-
-/// Reads `who`'s JSON body within the client timeout.
-pub(super) async fn read_body(state: &AppState, who: &Authenticated, req: &HttpRequest, payload: web::Payload) -> Result<serde_json::Value, ApiError> {
-    within_timeout(state, json_body(req, payload, state.max_body_bytes, &state.json_limits, &who.1)).await
-}
-
-/// A JSON body of type `T`, read as [`read_body`] reads one, its bytes among `who`'s in flight
-/// until the permit returned with it is dropped; a body that is not a `T` is `invalid`'s answer.
-pub(super) async fn read_typed_body<T: serde::de::DeserializeOwned>(
-    state: &AppState,
-    who: &Authenticated,
-    req: &HttpRequest,
-    payload: web::Payload,
-    invalid: impl FnOnce(serde_json::Error) -> ApiError,
-) -> Result<(T, crate::quota::BytesPermit), ApiError> {
-    let bytes = body_bytes(who, req, state.max_body_bytes)?;
-    let body = read_body(state, who, req, payload).await?;
-    Ok((serde_json::from_value(body).map_err(invalid)?, bytes))
-}
-
-/// What a write holds while it runs: a place among its participant's writes, its body's bytes
-/// among the participant's bytes in flight, and a place in the gateway's pool.
-pub(super) struct WritePermits<'a> {
-    _own: tokio::sync::OwnedSemaphorePermit,
-    _bytes: crate::quota::BytesPermit,
-    _pool: tokio::sync::SemaphorePermit<'a>,
-}
-
-/// The body about to be read, among `who`'s bytes in flight until the permit is dropped: its
-/// announced length, or the most it may be (`max_body`) when it is sent in chunks.
-pub(super) fn body_bytes(who: &Authenticated, req: &HttpRequest, max_body: usize) -> Result<crate::quota::BytesPermit, ApiError> {
-    let announced = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .map_or(max_body as u64, |n| n.min(max_body as u64));
-    Ok(who.1.bytes(announced)?)
-}
-
-/// The permits of a write by `who` of a body of at most `max_body` bytes: taken only after the
-/// caller is known and its role may write here (`allowed`), its own first (`429` past its
-/// quota, which no other participant's load changes), the gateway's pool last (`503` when the
-/// gateway as a whole is saturated).
-fn write_permits<'a>(
-    state: &'a AppState,
-    who: &Authenticated,
-    req: &HttpRequest,
-    max_body: usize,
-    allowed: fn(&crate::gateway::Participant) -> Result<(), crate::access::Refusal>,
-) -> Result<WritePermits<'a>, ApiError> {
-    allowed(&who.0).map_err(|r| ApiError::new(Code::Forbidden, r.to_string()))?;
-    let own = who.1.write()?;
-    let bytes = body_bytes(who, req, max_body)?;
-    let pool = state.writes.try_acquire().map_err(|_| {
-        ApiError::new(Code::Overloaded, "too many submissions in progress; retry after the delay in Retry-After")
-    })?;
-    Ok(WritePermits { _own: own, _bytes: bytes, _pool: pool })
-}
-
-type State = web::Data<AppState>;
 
 /// `GET /healthz`: the process answers.
 #[derive(Serialize, JsonSchema)]
@@ -164,14 +61,14 @@ pub struct KafkaReadiness {
     partitions_without_leader: usize,
 }
 
-pub async fn healthz() -> HttpResponse {
+pub async fn healthz(_: Public) -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 /// Ready only when the store answers, the broker answered its last check (each second) and no
 /// background task has failed; a degraded cluster still takes records, so it leaves the
 /// gateway ready.
-pub async fn readyz(state: State) -> HttpResponse {
+pub async fn readyz(_: Public, state: State) -> HttpResponse {
     let store = state.gateway.store.ping().await;
     let broker = state.gateway.broker.available();
     let backlog = state.gateway.backlog.load(std::sync::atomic::Ordering::Relaxed);
@@ -207,12 +104,11 @@ pub async fn readyz(state: State) -> HttpResponse {
 }
 
 pub async fn submit_document(
+    who: Write<Submissions>,
     state: State,
-    who: Authenticated,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let _permits = write_permits(&state, &who, &req, state.max_body_bytes, crate::access::submits_documents)?;
     let key = idempotency_key(&req)?;
     let (body, payload_text) =
         within_timeout(&state, crate::http::body::document_body(&req, payload, state.max_body_bytes, &state.json_limits, &who.1)).await?;
@@ -267,12 +163,11 @@ pub struct BatchItem {
 /// together: if the store fails, none is, and each is answered 503. With an `Idempotency-Key`,
 /// item `i` uses the key `<key>#<i>`, so the same batch sent again is answered from the first.
 pub async fn submit_batch(
+    who: Write<Batches>,
     state: State,
-    who: Authenticated,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let _permits = write_permits(&state, &who, &req, state.max_batch_body_bytes, crate::access::submits_documents)?;
     let key = idempotency_key(&req)?;
     let read = crate::http::body::batch_body(
         &req,
@@ -345,8 +240,8 @@ const BATCH_REFUSALS_NAMED: usize = 20;
 
 /// `POST /v1/validate`: the checks of submission, without storing or publishing; `200` with
 /// where the document would go, or the very problem submission would answer.
-pub async fn validate(state: State, who: Authenticated, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ApiError> {
-    let _bytes = body_bytes(&who, &req, state.max_body_bytes)?;
+pub async fn validate(who: Authenticated, state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let _bytes = body_bytes(&who.1, &req, state.max_body_bytes)?;
     let body = read_body(&state, &who, &req, payload).await?;
     let checked = who.1.metered(|| state.gateway.validate(&who.0, &body))??;
     Ok(HttpResponse::Ok().json(validation_report(&checked)))
@@ -393,13 +288,12 @@ fn document_id(path: &str) -> Result<uuid::Uuid, ApiError> {
 
 /// `POST /v1/documents/{documentId}/amendments`: a new version of a document.
 pub async fn amend_document(
+    who: Write<Submissions>,
     state: State,
-    who: Authenticated,
     req: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let _permits = write_permits(&state, &who, &req, state.max_body_bytes, crate::access::submits_documents)?;
     let previous = document_id(&path)?;
     let (body, payload_text) = within_timeout(
         &state,
@@ -421,13 +315,12 @@ pub async fn amend_document(
 
 /// `POST /v1/documents/{documentId}/withdrawal`: the document is withdrawn.
 pub async fn withdraw_document(
+    who: Write<Submissions>,
     state: State,
-    who: Authenticated,
     req: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let _permits = write_permits(&state, &who, &req, state.max_body_bytes, crate::access::submits_documents)?;
     let id = document_id(&path)?;
     let body = read_body(&state, &who, &req, payload).await?;
     let withdrawal = state.gateway.withdraw(&who.0, id, &body).await?;
@@ -437,13 +330,12 @@ pub async fn withdraw_document(
 
 /// `POST /v1/documents/{documentId}/responses`: the trader's answer to an agency's query.
 pub async fn respond_to_query(
+    who: Write<Submissions>,
     state: State,
-    who: Authenticated,
     req: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let _permits = write_permits(&state, &who, &req, state.max_body_bytes, crate::access::submits_documents)?;
     let id = document_id(&path)?;
     let (body, payload_text) = within_timeout(
         &state,
@@ -456,18 +348,17 @@ pub async fn respond_to_query(
 }
 
 pub async fn acknowledge(
+    who: Write<Answers>,
     state: State,
-    who: Authenticated,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let _permits = write_permits(&state, &who, &req, state.max_body_bytes, crate::access::answers_for_an_agency)?;
     let body = read_body(&state, &who, &req, payload).await?;
     let applied = state.gateway.acknowledge(&who.0, &body, "http").await?;
     Ok(HttpResponse::Ok().json(applied))
 }
 
-pub async fn consignment(state: State, who: Authenticated, path: web::Path<String>, q: web::Query<VersionsQuery>)
+pub async fn consignment(who: Authenticated, state: State, path: web::Path<String>, q: web::Query<VersionsQuery>)
     -> Result<HttpResponse, ApiError> {
     let not_found = || ApiError::new(Code::NotFound, "no consignment with this UCR is visible to you");
     let ucr = Ucr::parse(&path.into_inner()).map_err(|_| not_found())?;
@@ -527,20 +418,20 @@ pub struct FailedDeliveries {
 }
 
 /// `GET /v1/deliveries/failed[?agency=]`: what an operator has to look at.
-pub async fn failed_deliveries(state: State, who: Authenticated, q: web::Query<AgencyFilter>) -> Result<HttpResponse, ApiError> {
+pub async fn failed_deliveries(who: Operator, state: State, q: web::Query<AgencyFilter>) -> Result<HttpResponse, ApiError> {
     let list = state.gateway.failed_deliveries(&who.0, agency_filter(&q)?).await?;
     Ok(HttpResponse::Ok().json(FailedDeliveries { deliveries: list }))
 }
 
 /// `POST /v1/deliveries/failed/retry[?agency=]`: send every failed delivery again.
-pub async fn retry_failed(state: State, who: Authenticated, q: web::Query<AgencyFilter>) -> Result<HttpResponse, ApiError> {
+pub async fn retry_failed(who: Operator, state: State, q: web::Query<AgencyFilter>) -> Result<HttpResponse, ApiError> {
     let agency = agency_filter(&q)?;
     let outcome = state.gateway.retry_deliveries(&who.0, RetrySelection::AllFailed { agency }).await?;
     Ok(HttpResponse::Ok().json(outcome))
 }
 
 /// `POST /v1/deliveries/{id}/retry`: send one failed delivery again.
-pub async fn retry_delivery(state: State, who: Authenticated, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn retry_delivery(who: Operator, state: State, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let not_found = || ApiError::new(Code::NotFound, "no delivery with this id");
     let id: i64 = path.into_inner().parse().map_err(|_| not_found())?;
     let outcome = state.gateway.retry_deliveries(&who.0, RetrySelection::Deliveries(vec![id])).await?;
@@ -570,7 +461,7 @@ pub struct SchemaEntry {
     links: Vec<String>,
 }
 
-pub async fn schemas(state: State) -> HttpResponse {
+pub async fn schemas(_: Public, state: State) -> HttpResponse {
     let list: Vec<_> = state
         .gateway
         .registry
@@ -584,7 +475,7 @@ pub async fn schemas(state: State) -> HttpResponse {
     HttpResponse::Ok().json(SchemaCatalogue { schemas: list })
 }
 
-pub async fn schema(state: State, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+pub async fn schema(_: Public, state: State, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     let (name, version) = path.into_inner();
     state
         .gateway
@@ -595,26 +486,11 @@ pub async fn schema(state: State, path: web::Path<(String, String)>) -> Result<H
 }
 
 /// `GET /openapi.json`: generated once at start from the route table and the registry.
-pub async fn openapi(state: State) -> HttpResponse {
+pub async fn openapi(_: Public, state: State) -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(state.openapi.clone())
 }
 
 /// `GET /asyncapi.json`, generated once at start.
-pub async fn asyncapi(state: State) -> HttpResponse {
+pub async fn asyncapi(_: Public, state: State) -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(state.asyncapi.clone())
-}
-
-/// Everything no route serves: 405 with `Allow` when the path has other methods, else 404.
-pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let allowed = super::api::allowed_methods(req.path());
-    if allowed.is_empty() {
-        return Err(ApiError::new(Code::NotFound, format!("no route {}; GET /openapi.json describes them", req.path())));
-    }
-    let allow: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
-    let problem = ApiError::new(Code::MethodNotAllowed, format!("{} is not allowed on {}; allowed: {}", req.method(), req.path(), allow.join(", ")));
-    let mut answer = actix_web::ResponseError::error_response(&problem);
-    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow.join(", ")) {
-        answer.headers_mut().insert(actix_web::http::header::ALLOW, value);
-    }
-    Ok(answer)
 }

@@ -20,9 +20,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 
-use super::auth::Authenticated;
 use super::errors::{ApiError, Code};
-use super::routes::AppState;
+use super::policy::Authenticated;
+use super::state::AppState;
 use crate::domain::AgencyId;
 use crate::kafka::cloudevents::delivery_event;
 
@@ -53,8 +53,8 @@ fn cursor(raw: &str) -> Result<i64, ApiError> {
 
 /// `GET /v1/agencies/{agency}/documents`.
 pub async fn agency_documents(
-    state: web::Data<AppState>,
     who: Authenticated,
+    state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<StreamQuery>,
     req: HttpRequest,
@@ -107,8 +107,8 @@ async fn page(state: &AppState, source: &Source, after: i64) -> Result<(Vec<(i64
 
 /// `GET /v1/consignments/events`: state changes of the caller's consignments.
 pub async fn consignment_events(
-    state: web::Data<AppState>,
     who: Authenticated,
+    state: web::Data<AppState>,
     query: web::Query<StreamQuery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {

@@ -6,9 +6,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::auth::Authenticated;
 use super::errors::{ApiError, Code};
-use super::routes::{read_typed_body, AppState};
+use super::policy::ConsignmentOwner;
+use super::request::read_typed_body;
+use super::state::AppState;
 use crate::store::{StoreError, Webhook, WebhookRegistered};
 
 /// The body of a registration.
@@ -32,10 +33,6 @@ fn unavailable(e: StoreError) -> ApiError {
     ApiError::new(Code::Unavailable, "the store could not be reached; nothing was changed, retry later")
 }
 
-fn refused(e: crate::access::Refusal) -> ApiError {
-    ApiError::new(Code::Forbidden, e.to_string())
-}
-
 /// A secret of 244 random bits, as hex.
 fn new_secret() -> String {
     format!("whsec_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
@@ -43,12 +40,11 @@ fn new_secret() -> String {
 
 /// `POST /v1/webhooks`: 201 with the webhook and its secret (shown only here).
 pub async fn register(
+    who: ConsignmentOwner,
     state: web::Data<AppState>,
-    who: Authenticated,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    crate::access::may_register_webhook(&who.0).map_err(refused)?;
     let (request, _bytes): (WebhookRequest, _) = read_typed_body(&state, &who, &req, payload, |e| {
         ApiError::new(Code::InvalidWebhook, format!("the body must be {{\"url\": \"https://...\"}} and nothing else: {e}"))
     })
@@ -72,15 +68,13 @@ pub async fn register(
 }
 
 /// `GET /v1/webhooks`: the caller's webhooks, with where each delivery stands.
-pub async fn list(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
-    crate::access::may_register_webhook(&who.0).map_err(refused)?;
+pub async fn list(who: ConsignmentOwner, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let webhooks = crate::webhooks::list(&*state.gateway.store, who.0.id().to_owned()).await.map_err(unavailable)?;
     Ok(HttpResponse::Ok().json(WebhookList { webhooks }))
 }
 
 /// `DELETE /v1/webhooks/{id}`: 204; another participant's webhook is 404, like an unknown one.
-pub async fn delete(state: web::Data<AppState>, who: Authenticated, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    crate::access::may_register_webhook(&who.0).map_err(refused)?;
+pub async fn delete(who: ConsignmentOwner, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let not_found = || ApiError::new(Code::NotFound, "you have no webhook with this id");
     let id = uuid::Uuid::parse_str(&path.into_inner()).map_err(|_| not_found())?;
     let removed = crate::webhooks::delete(&*state.gateway.store, who.0.id().to_owned(), id, crate::clock::now_millis()).await.map_err(unavailable)?;

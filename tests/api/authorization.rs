@@ -309,3 +309,79 @@ async fn an_nsw_acts_for_parties_of_its_countrys_schemes_whatever_their_address(
     let r = app.post_json("/v1/documents", Some("demo-nsw-ar"), &own.to_string()).await;
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
 }
+
+/// Issue 30: the access each route enforces is the one the route table describes (and
+/// `/openapi.json` with it). Walking the table, every route is called without credentials and
+/// with each role's token: a route open to anyone never asks who is calling, every other one
+/// answers 401 to the anonymous, 403 to a role its policy leaves out, and neither to a role it
+/// admits. Bodies are empty objects: a write that gets past its policy is refused for its body.
+#[tokio::test]
+async fn every_route_enforces_the_access_the_route_table_describes() {
+    use ventanilla::http::api::{endpoints, Body};
+    use ventanilla::http::policy::Access;
+    let app = spawn_app().await;
+    let roles = [
+        ("trader", "demo-trader"),
+        ("nsw", "demo-nsw-ar"),
+        ("platform", "demo-platform"),
+        ("agency", "demo-ar-customs"),
+        ("operator", "demo-operator"),
+    ];
+    let openapi: Value = app.get("/openapi.json", None).await.json().await.unwrap();
+    let mut walked = 0;
+    for e in endpoints() {
+        let mut path = e
+            .path
+            .replace("{documentId}", "0190d7a4-0000-7000-8000-000000000000")
+            .replace("{agency}", "ar-customs")
+            .replace("{ucr}", "UCR-ACCESS-WALK")
+            .replace("{webhook}", "0190d7a4-0000-7000-8000-000000000001")
+            .replace("{id}", "1")
+            .replace("{name}", "customsDeclaration")
+            .replace("{version}", "1.0.0");
+        if matches!(e.ok.1, Body::Stream) {
+            path.push_str("?wait=0");
+        }
+        let method = reqwest::Method::from_bytes(e.method.as_str().as_bytes()).unwrap();
+        let call = |token: Option<&str>| {
+            let mut req = app.client.request(method.clone(), format!("{}{path}", app.address)).header("Content-Type", "application/json");
+            if method != reqwest::Method::GET && method != reqwest::Method::DELETE {
+                req = req.body("{}");
+            }
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            async move { req.send().await.expect("request sent").status().as_u16() }
+        };
+        let access = e.access();
+        let anonymous = call(None).await;
+        let operation = &openapi["paths"][e.path][e.method.as_str().to_ascii_lowercase()];
+        if access == Access::Anyone {
+            assert_ne!(anonymous, 401, "{} {} is open to anyone, and asked who is calling", e.method, e.path);
+            assert_eq!(operation["security"], json!([]), "{} {}", e.method, e.path);
+            continue;
+        }
+        assert_eq!(anonymous, 401, "{} {} without credentials", e.method, e.path);
+        assert_ne!(operation["security"], json!([]), "{} {} is described as open", e.method, e.path);
+        assert_eq!(operation["description"].as_str(), access.described(), "{} {}", e.method, e.path);
+        for (role, token) in roles {
+            let admitted = match access {
+                Access::Anyone | Access::Participant => true,
+                Access::Submitter => ["trader", "nsw", "platform"].contains(&role),
+                Access::Agency => role == "agency",
+                Access::Operator => role == "operator",
+            };
+            let status = call(Some(token)).await;
+            assert_ne!(status, 401, "{} {} as {role}", e.method, e.path);
+            if !admitted {
+                assert_eq!(status, 403, "{} {} as {role}: the table says {access:?}", e.method, e.path);
+            } else if access != Access::Participant {
+                // A participant route may still refuse by what is asked (another agency's
+                // stream); a route of one policy admits each role it names.
+                assert_ne!(status, 403, "{} {} as {role}: the table says {access:?}", e.method, e.path);
+            }
+        }
+        walked += 1;
+    }
+    assert!(walked >= 20, "the table's guarded routes were walked: {walked}");
+}
