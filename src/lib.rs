@@ -27,6 +27,7 @@ pub mod openapi_import;
 pub mod outbox;
 pub mod overlays;
 pub mod pointer;
+pub mod problems;
 pub mod quota;
 pub mod receipts;
 pub mod replays;

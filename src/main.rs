@@ -617,7 +617,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
 
 /// `ventanilla validate`: one line per file, then the problem document for each refused one.
 fn validate(config: PathBuf, as_participant: Option<String>, files: Vec<PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
-    use ventanilla::http::errors::{ApiError, Code};
+    use ventanilla::problems::{ApiError, Code};
     let settings = Settings::load(config, "127.0.0.1:0".parse()?, "./data".into(), None, None, None)?;
     let participant = match &as_participant {
         None => None,

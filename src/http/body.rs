@@ -16,6 +16,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use super::errors::{ApiError, Code};
+use crate::problems::{beyond, json_problem, malformed};
 use crate::json::{parse_bounded, JsonError, JsonLimits};
 use crate::quota::{Allowance, BytesPermit};
 
@@ -303,22 +304,4 @@ impl Batch {
 /// used by `ventanilla validate`, so both report alike).
 pub fn parse_json(body: &[u8], shape: &JsonLimits) -> Result<Value, ApiError> {
     parse_bounded(body, shape).map_err(|e| json_problem(&e))
-}
-
-/// The problem of JSON that could not be taken (also told to an agency whose ack record it was).
-pub fn json_problem(e: &JsonError) -> ApiError {
-    match e {
-        JsonError::Limit(l) => beyond(l.clone()),
-        JsonError::Syntax(e) => malformed(e),
-    }
-}
-
-fn beyond(l: crate::json::LimitExceeded) -> ApiError {
-    ApiError::new(Code::JsonLimitExceeded, format!("{l}; the gateway's bound is {} = {}", l.bound(), l.limit()))
-        .with(serde_json::json!({"bound": l.bound(), "limit": l.limit()}))
-}
-
-fn malformed(e: &serde_json::Error) -> ApiError {
-    ApiError::new(Code::MalformedJson, format!("the body is not valid JSON: {e}"))
-        .with(serde_json::json!({"line": e.line(), "column": e.column()}))
 }

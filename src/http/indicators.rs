@@ -345,7 +345,7 @@ mod tests {
             ("groupBy=corridor&trend=day", 404),
         ] {
             let e = public(query).expect_err(query);
-            assert_eq!(e.code.status().as_u16(), status, "{query}: {}", e.detail);
+            assert_eq!(e.code.status(), status, "{query}: {}", e.detail);
         }
         assert_eq!(public("interval=agency-decision&groupBy=agency").unwrap().group_by, Some(Dimension::Agency));
         assert_eq!(public("modeBin=2h&trend=week").unwrap().mode_bin_ms, 7_200_000);

@@ -188,11 +188,11 @@ fn operation(endpoint: &Endpoint, gateway: &GatewayConfig, generator: &mut Schem
     if endpoint.path == "/readyz" {
         responses.insert("503".into(), json!({ "description": "Not ready", "content": content(body, gateway, generator) }));
     }
-    let mut statuses: Vec<u16> = codes.iter().map(|c| c.status().as_u16()).collect();
+    let mut statuses: Vec<u16> = codes.iter().map(|c| c.status()).collect();
     statuses.sort_unstable();
     statuses.dedup();
     for s in statuses {
-        let mut of_status: Vec<Code> = codes.iter().copied().filter(|c| c.status().as_u16() == s).collect();
+        let mut of_status: Vec<Code> = codes.iter().copied().filter(|c| c.status() == s).collect();
         of_status.dedup();
         responses.insert(s.to_string(), problem_response(&of_status));
     }

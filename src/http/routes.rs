@@ -215,7 +215,7 @@ pub async fn submit_batch(
             }
             Err(problem) => {
                 refused += 1;
-                let status = problem.code.status().as_u16();
+                let status = problem.code.status();
                 if refusals.len() < BATCH_REFUSALS_NAMED {
                     refusals.push(json!({"index": i, "status": status, "code": problem.code.as_str()}));
                 }

@@ -41,8 +41,8 @@ use rdkafka::util::Timeout;
 use super::{base_config, BrokerError};
 
 use crate::gateway::{AckError, Gateway, Participant};
-use crate::http::body::json_problem;
-use crate::http::errors::{ApiError, Code};
+use crate::problems::json_problem;
+use crate::problems::{ApiError, Code};
 
 /// The ack consumer's context: eager rebalancing, done directly. rust-rdkafka's default asks
 /// librdkafka for the rebalance protocol first, and that request can block forever when the
