@@ -53,7 +53,7 @@ impl Settings {
 
     /// Where the schemas live: `gateway.schemas_dir`, relative to the configuration directory.
     pub fn schemas_dir(&self) -> PathBuf {
-        self.config_dir.join(&self.region.gateway.schemas_dir)
+        self.region.schemas_dir(&self.config_dir)
     }
 
     /// Where the keys that sign receipts are (`gateway.receipt_keys_dir`).
@@ -64,7 +64,6 @@ impl Settings {
         }
     }
 
-    /// Builds settings from the layers. `topic_prefix` overrides the file's when given.
     /// The store: `[store] url` (or what `--store` set there), else the SQLite file under the
     /// data directory. The URL was checked at load.
     pub fn store_url(&self) -> Result<StoreUrl, ConfigError> {
@@ -74,30 +73,61 @@ impl Settings {
         }
     }
 
-    pub fn load(
-        config_dir: PathBuf,
-        bind: SocketAddr,
-        data_dir: PathBuf,
-        kafka_brokers: Option<String>,
-        topic_prefix: Option<String>,
-        tls: Option<TlsFiles>,
-    ) -> Result<Self, ConfigError> {
-        let path = Self::region_path(&config_dir);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
-        let mut region: RegionConfig = toml::from_str(&text)
-            .map_err(|source| ConfigError::Parse { path: path.clone(), source })?;
+    /// The settings of `serve`: the region file in `config_dir`, then what the command line
+    /// and environment say of where to bind, store and publish (`options`).
+    pub fn load(config_dir: PathBuf, options: ServeOptions) -> Result<Self, ConfigError> {
+        let mut region = RegionConfig::load(&config_dir)?;
+        let ServeOptions { bind, data_dir, kafka_brokers, topic_prefix, tls } = options;
         if let Some(p) = topic_prefix {
             region.kafka.topic_prefix = p;
+            region.check().map_err(|message| ConfigError::Invalid { path: Self::region_path(&config_dir), message })?;
         }
+        let kafka_brokers = kafka_brokers.filter(|b| !b.trim().is_empty());
+        Ok(Settings { bind, data_dir, kafka_brokers, config_dir, tls, region, embedded_kafka_port: None })
+    }
+}
+
+/// What `serve` takes from the command line and environment, beside the region file.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address the HTTP front binds; port 0 picks a free port (tests).
+    pub bind: SocketAddr,
+    /// Directory of the embedded store.
+    pub data_dir: PathBuf,
+    /// Kafka bootstrap servers; `None` (or blank) starts the embedded cluster.
+    pub kafka_brokers: Option<String>,
+    /// Overrides the region file's `kafka.topic_prefix`.
+    pub topic_prefix: Option<String>,
+    /// TLS for the HTTP front.
+    pub tls: Option<TlsFiles>,
+}
+
+impl ServeOptions {
+    /// Plain HTTP on `bind`, the store under `data_dir`, the embedded broker: what tests and
+    /// tools start from.
+    pub fn local(bind: SocketAddr, data_dir: PathBuf) -> Self {
+        ServeOptions { bind, data_dir, kafka_brokers: None, topic_prefix: None, tls: None }
+    }
+}
+
+impl RegionConfig {
+    /// The region file of `config_dir` (`ventanilla.toml`), parsed and checked, with the Kafka
+    /// secrets the environment holds (`VENTANILLA_KAFKA_SASL_PASSWORD`,
+    /// `VENTANILLA_KAFKA_SSL_KEY_PASSWORD`): what every command reads, `serve` or not.
+    pub fn load(config_dir: &Path) -> Result<Self, ConfigError> {
+        let path = Settings::region_path(config_dir);
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+        let mut region: RegionConfig = toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.clone(), source })?;
         let secret = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty()).map(Secret::new);
         region.kafka.security.sasl_password = secret("VENTANILLA_KAFKA_SASL_PASSWORD");
         region.kafka.security.ssl_key_password = secret("VENTANILLA_KAFKA_SSL_KEY_PASSWORD");
-        region
-            .check()
-            .map_err(|message| ConfigError::Invalid { path: path.clone(), message })?;
-        let kafka_brokers = kafka_brokers.filter(|b| !b.trim().is_empty());
-        Ok(Settings { bind, data_dir, kafka_brokers, config_dir, tls, region, embedded_kafka_port: None })
+        region.check().map_err(|message| ConfigError::Invalid { path, message })?;
+        Ok(region)
+    }
+
+    /// Where its schemas live: `gateway.schemas_dir`, relative to `config_dir`.
+    pub fn schemas_dir(&self, config_dir: &Path) -> PathBuf {
+        config_dir.join(&self.gateway.schemas_dir)
     }
 }
 

@@ -23,6 +23,7 @@ use crate::indicators::public::{Period, Publication};
 use crate::acknowledgment::AckRefused;
 use crate::submission::Refused;
 use crate::lifecycle::{AmendmentOf, ChangeRefused, Response, ResponseReceipt, Withdrawal};
+use crate::audit::AuditEntry;
 use crate::store::{
     AckApplied, AckRecord, Acceptance, ConsignmentView, FailedDelivery, NewDocument, RetryOutcome, RetrySelection, Store,
     StoreError, Subject,
@@ -76,60 +77,259 @@ pub enum AckError {
     Store(#[source] StoreError),
 }
 
-/// The shared state of one gateway.
-pub struct Gateway {
+/// What a gateway is built from: what start-up loaded and opened for it.
+pub struct Parts {
     pub registry: Arc<SchemaRegistry>,
     pub router: Router,
     pub store: Arc<dyn Store>,
     pub topics: Topics,
-    /// Wakes the delivery relay after a commit.
-    pub deliveries_wakeup: Wakeup,
-    /// Wakes the status relay after a state change.
-    pub status_wakeup: Wakeup,
-    /// Bounds on incoming JSON, for the ack topic (HTTP bodies are checked by the front).
+    /// This gateway's name in the store's claims and audit chains.
+    pub instance: String,
+    pub receipt_keys: crate::receipts::Sealer,
+    pub risk: Arc<crate::risk::Risk>,
+    pub bounds: Bounds,
+}
+
+/// The region's bounds that the gateway's operations keep (`[gateway]`, `[indicators]`).
+pub struct Bounds {
     pub json_limits: crate::json::JsonLimits,
+    pub max_backlog: u64,
+    pub change_after_release: bool,
+    pub max_document_versions: u32,
+    pub public_min_count: usize,
+    pub public_settle_ms: Millis,
+}
+
+/// What readiness reports of a gateway (`GET /readyz`).
+pub struct Readiness {
+    /// Whether the store answered.
+    pub store: bool,
+    /// Whether the broker answered its last check.
+    pub broker: bool,
+    /// The cluster as last seen.
+    pub cluster: crate::broker::ClusterView,
+    /// Deliveries waiting for the broker.
+    pub backlog: u64,
+    pub instance: String,
+    /// Consignments whose records this gateway publishes now.
+    pub claims: u64,
+    /// Background tasks that failed.
+    pub failed_tasks: Vec<&'static str>,
+}
+
+/// The shared state of one gateway: its parts are its own, reached through its operations
+/// (and, for the background tasks start-up wires to it, the accessors below).
+pub struct Gateway {
+    registry: Arc<SchemaRegistry>,
+    router: Router,
+    store: Arc<dyn Store>,
+    topics: Topics,
+    /// Wakes the delivery relay after a commit.
+    deliveries_wakeup: Wakeup,
+    /// Wakes the status relay after a state change.
+    status_wakeup: Wakeup,
+    /// Bounds on incoming JSON, for the ack topic (HTTP bodies are checked by the front).
+    json_limits: crate::json::JsonLimits,
     /// What is known of the broker; receipts say when it is unreachable.
-    pub broker: BrokerHealth,
+    broker: BrokerHealth,
     /// Deliveries waiting for the broker: counted by the relay each round, raised by each
     /// acceptance in between.
-    pub backlog: Arc<AtomicU64>,
+    backlog: Arc<AtomicU64>,
     /// `gateway.max_outbox_backlog`: past it, submissions are refused until the backlog drains.
-    pub max_backlog: u64,
+    max_backlog: u64,
     /// Counters for `/metrics`.
-    pub metrics: Arc<crate::metrics::Metrics>,
+    metrics: Arc<crate::metrics::Metrics>,
     /// The background tasks' failures; readiness reports them.
-    pub tasks: crate::supervision::TaskHealth,
+    tasks: crate::supervision::TaskHealth,
     /// This gateway's name in the store's claims (`crate::outbox`).
-    pub instance: String,
+    instance: String,
     /// `gateway.change_after_release`: documents of released consignments may be amended or
     /// withdrawn, and such consignments take new documents.
-    pub change_after_release: bool,
+    change_after_release: bool,
     /// `gateway.max_document_versions`: the most documents one sender keeps of one type in one
     /// consignment, every version counted.
-    pub max_document_versions: u32,
+    max_document_versions: u32,
     /// Replays counted for the audit log in a bounded form (`crate::replays`).
-    pub replays: Arc<crate::replays::ReplayAudit>,
+    replays: Arc<crate::replays::ReplayAudit>,
     /// `indicators.public_min_count`: the public release-time figures suppress smaller cells.
-    pub public_min_count: usize,
+    public_min_count: usize,
     /// `indicators.public_settle_days`, in ms: a month's public figures are published this long
     /// after it ends, and count what closed by then.
-    pub public_settle_ms: Millis,
+    public_settle_ms: Millis,
     /// The release-time facts, in memory, following the store's changes (`crate::indicators::index`).
-    pub release_index: crate::indicators::index::FactsIndex,
+    release_index: crate::indicators::index::FactsIndex,
     /// The keys receipts are signed with (`crate::receipts`).
-    pub receipt_keys: crate::receipts::Sealer,
+    receipt_keys: crate::receipts::Sealer,
     /// Risk profiling: each delivery's channel within its agency's budget (`crate::risk`).
-    pub risk: Arc<crate::risk::Risk>,
+    risk: Arc<crate::risk::Risk>,
     /// Risk reports (performance, sellers) being figured at once, [`RISK_REPORTS_AT_ONCE`] at
     /// most: each reads up to a million rows, and the store's readers are shared with every
     /// request.
-    pub risk_reports: Arc<tokio::sync::Semaphore>,
+    risk_reports: Arc<tokio::sync::Semaphore>,
 }
 
 /// Risk reports a gateway figures at once; past it, `503 overloaded` with Retry-After.
 pub const RISK_REPORTS_AT_ONCE: usize = 2;
 
 impl Gateway {
+    /// A gateway of `parts`, its relays' wakeups, counters and health fresh.
+    pub fn new(parts: Parts) -> Self {
+        let Parts { registry, router, store, topics, instance, receipt_keys, risk, bounds } = parts;
+        Gateway {
+            registry,
+            router,
+            store,
+            topics,
+            deliveries_wakeup: Wakeup::default(),
+            status_wakeup: Wakeup::default(),
+            json_limits: bounds.json_limits,
+            broker: BrokerHealth::default(),
+            backlog: Arc::new(AtomicU64::new(0)),
+            max_backlog: bounds.max_backlog,
+            metrics: Arc::default(),
+            tasks: crate::supervision::TaskHealth::default(),
+            instance,
+            change_after_release: bounds.change_after_release,
+            max_document_versions: bounds.max_document_versions,
+            replays: Arc::default(),
+            public_min_count: bounds.public_min_count,
+            public_settle_ms: bounds.public_settle_ms,
+            release_index: Default::default(),
+            receipt_keys,
+            risk,
+            risk_reports: Arc::new(tokio::sync::Semaphore::new(RISK_REPORTS_AT_ONCE)),
+        }
+    }
+
+    /// The store, for the tasks start-up wires to it (relays, webhooks, learning).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+    /// The region's topic names.
+    pub fn topics(&self) -> &Topics {
+        &self.topics
+    }
+    /// This gateway's name in the store's claims and audit chains.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+    /// The counters `/metrics` shows, which the edges count into too.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+    /// What is known of the broker: its watcher and the relay record it.
+    pub fn broker(&self) -> &BrokerHealth {
+        &self.broker
+    }
+    /// The background tasks' failures: their supervisor records them.
+    pub fn tasks(&self) -> &crate::supervision::TaskHealth {
+        &self.tasks
+    }
+    /// The deliveries waiting for the broker: the relay counts them each round.
+    pub fn backlog(&self) -> &Arc<AtomicU64> {
+        &self.backlog
+    }
+    /// What wakes the delivery relay, and the status relay, after a commit.
+    pub fn wakeups(&self) -> (&Wakeup, &Wakeup) {
+        (&self.deliveries_wakeup, &self.status_wakeup)
+    }
+    /// Replays counted for the audit log: flushed by a background task.
+    pub fn replays(&self) -> &Arc<crate::replays::ReplayAudit> {
+        &self.replays
+    }
+    /// Risk profiling: its rules are watched and its models trained in the background.
+    pub fn risk(&self) -> &Arc<crate::risk::Risk> {
+        &self.risk
+    }
+    /// The schema registry (the API descriptions are generated from it at start).
+    pub fn registry(&self) -> &SchemaRegistry {
+        &self.registry
+    }
+    /// The bounds of JSON read from an ack topic.
+    pub fn json_limits(&self) -> &crate::json::JsonLimits {
+        &self.json_limits
+    }
+
+    /// What readiness reports: the store asked now, the rest as last learnt.
+    pub async fn readiness(&self) -> Readiness {
+        let store = self.store.ping().await.is_ok();
+        let me = self.instance.clone();
+        let claims = self.store.read_with(move |l| l.claims_held(&me, now_millis())).await.unwrap_or(0);
+        Readiness {
+            store,
+            broker: self.broker.available(),
+            cluster: self.broker.view(),
+            backlog: self.backlog.load(Ordering::Relaxed),
+            instance: self.instance.clone(),
+            claims,
+            failed_tasks: self.tasks.failures().iter().map(|f| f.task).collect(),
+        }
+    }
+
+    /// `/metrics`'s text, with the deliveries counted in the store now.
+    pub async fn metrics_text(&self) -> Result<String, StoreError> {
+        let deliveries = self.store.read_with(|l| l.delivery_counts()).await?;
+        Ok(self.metrics.render(&deliveries, self.backlog.load(Ordering::Relaxed)))
+    }
+
+    /// The public keys receipts are signed with, as a JWKS.
+    pub fn receipt_jwks(&self) -> Value {
+        self.receipt_keys.current_jwks()
+    }
+
+    /// Writes `entries` to the audit log (refusals, counted replays).
+    pub async fn audit(&self, entries: Vec<AuditEntry>) -> Result<(), StoreError> {
+        crate::audit::record_all(&*self.store, entries).await
+    }
+
+    /// `agency`'s deliveries after the stream position `after`: at most `limit` of them and
+    /// about `max_bytes` (`crate::http::stream` has checked who may read them).
+    pub async fn agency_deliveries(&self, agency: AgencyId, after: i64, limit: usize, max_bytes: usize)
+        -> Result<Vec<crate::store::OutboundDelivery>, StoreError> {
+        self.store.read_with(move |l| l.agency_deliveries(&agency, after, limit, max_bytes)).await
+    }
+
+    /// Registers `url` for `by`'s consignments' status changes, signed with `secret`; `None`
+    /// when it has `max` already.
+    pub async fn register_webhook(&self, by: &Participant, url: String, secret: String, max: usize)
+        -> Result<Option<crate::store::Webhook>, StoreError> {
+        crate::webhooks::register(&*self.store, by.id().to_owned(), url, secret, max, now_millis()).await
+    }
+
+    /// `sender`'s consignments' status changes after the stream position `after` (every
+    /// sender's for `None`: operators), at most `limit`; and the latest position now, so a
+    /// caller given none can move its cursor past the others' events.
+    pub async fn status_events(&self, sender: Option<String>, after: i64, limit: usize)
+        -> Result<(i64, Vec<crate::store::StatusEvent>), StoreError> {
+        self.store.read_with(move |l| Ok((l.latest_status_event()?, l.status_events_after(sender.as_deref(), after, limit)?))).await
+    }
+
+    /// The release-time indicators at start: facts for consignments accepted before they
+    /// existed, then the in-memory index. A failure only means the first request loads them.
+    pub async fn load_release_indicators(&self) {
+        let started = std::time::Instant::now();
+        match crate::indicators::backfill(&*self.store).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(consignments = n, "release-time facts computed for consignments accepted before the indicators"),
+            Err(e) => tracing::warn!(error = %e, "release-time facts of earlier consignments not computed now; the next start tries again"),
+        }
+        let kind_of = |a: &AgencyId| self.router.kind_of(a).unwrap_or("unknown").to_owned();
+        match self.release_index.catch_up(&*self.store, &kind_of).await {
+            Ok(()) => tracing::info!(took_ms = started.elapsed().as_millis() as u64, "release-time indicators loaded"),
+            Err(e) => tracing::warn!(error = %e, "release-time indicators not loaded at start; the first request will load them"),
+        }
+    }
+
+    /// `by`'s webhooks.
+    pub async fn webhooks(&self, by: &Participant) -> Result<Vec<crate::store::Webhook>, StoreError> {
+        crate::webhooks::list(&*self.store, by.id().to_owned()).await
+    }
+
+    /// Removes `by`'s webhook `id`; `false` when it has none of that id.
+    pub async fn delete_webhook(&self, by: &Participant, id: Uuid) -> Result<bool, StoreError> {
+        crate::webhooks::delete(&*self.store, by.id().to_owned(), id, now_millis()).await
+    }
+
     /// Validates, routes and commits a document; answers once it is durable. A document sent
     /// again (same `idempotency_key`, or same sender, UCR, type and body) gets its first
     /// receipt and is not published twice.

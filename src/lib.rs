@@ -20,6 +20,8 @@ pub mod http;
 pub mod identifiers;
 pub mod indicators;
 pub mod json;
+#[cfg(test)]
+mod layout;
 pub mod lifecycle;
 pub mod memory;
 pub mod metrics;

@@ -70,6 +70,10 @@ pub struct Metrics {
     refusal_notices: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// Public release-time answers, by how they were served (`crate::http::indicators`).
     public_indicators: Mutex<BTreeMap<&'static str, u64>>,
+    /// Answers read from an ack topic that the store could not take, by agency: each is tried
+    /// again before the consumer moves on (`crate::kafka::acks`), so a rising count with a
+    /// standing lag is a store that refuses.
+    ack_store_retries: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Default for Metrics {
@@ -83,6 +87,7 @@ impl Default for Metrics {
             task_failures: Mutex::default(),
             refusal_notices: Mutex::default(),
             public_indicators: Mutex::default(),
+            ack_store_retries: Mutex::default(),
         }
     }
 }
@@ -146,6 +151,13 @@ impl Metrics {
     pub fn public_indicators(&self, outcome: &'static str) {
         if let Ok(mut m) = self.public_indicators.lock() {
             *m.entry(outcome).or_default() += 1;
+        }
+    }
+
+    /// An answer on `agency`'s ack topic the store could not take, to be tried again.
+    pub fn ack_store_retry(&self, agency: &str) {
+        if let Ok(mut m) = self.ack_store_retries.lock() {
+            *m.entry(agency.to_owned()).or_default() += 1;
         }
     }
 
@@ -213,6 +225,13 @@ impl Metrics {
                 let _ = writeln!(out, "ventanilla_ack_refusal_notices_total{{agency=\"{}\",outcome=\"{outcome}\"}} {n}", label(agency));
             }
         }
+        out.push_str("# HELP ventanilla_ack_store_retries_total Answers read from an ack topic that the store could not take, tried again before the next, by agency.\n");
+        out.push_str("# TYPE ventanilla_ack_store_retries_total counter\n");
+        if let Ok(m) = self.ack_store_retries.lock() {
+            for (agency, n) in m.iter() {
+                let _ = writeln!(out, "ventanilla_ack_store_retries_total{{agency=\"{}\"}} {n}", label(agency));
+            }
+        }
         out
     }
 }
@@ -234,6 +253,8 @@ mod tests {
         m.webhook_sent(false);
         m.webhook_sent(false);
         m.refusal_notice("br-customs", "dead_lettered");
+        m.ack_store_retry("br-customs");
+        m.ack_store_retry("br-customs");
         let text = m.render(&[("br-customs".into(), "released".into(), 4)], 7);
         assert!(text.contains("ventanilla_http_requests_total{route=\"/v1/documents\",status=\"202\"} 2"), "{text}");
         assert!(text.contains("ventanilla_publish_latency_seconds_bucket{le=\"0.005\"} 1"), "{text}");
@@ -247,5 +268,6 @@ mod tests {
         assert!(text.contains("ventanilla_webhook_posts_total{outcome=\"delivered\"} 1"), "{text}");
         assert!(text.contains("ventanilla_webhook_posts_total{outcome=\"failed\"} 2"), "{text}");
         assert!(text.contains("ventanilla_ack_refusal_notices_total{agency=\"br-customs\",outcome=\"dead_lettered\"} 1"), "{text}");
+        assert!(text.contains("ventanilla_ack_store_retries_total{agency=\"br-customs\"} 2"), "{text}");
     }
 }

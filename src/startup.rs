@@ -4,7 +4,6 @@
 //! tasks are told to stop, publish what they can, flush the producer and commit offsets.
 
 use std::net::TcpListener;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,9 +17,10 @@ use crate::gateway::Gateway;
 use crate::http::auth::Directory;
 use crate::http::state::AppState;
 use crate::kafka::embedded::EmbeddedCluster;
-use crate::kafka::relay::{self, DeliveryRelay, RetryPolicy};
-use crate::outbox::Wakeup;
-use crate::broker::{BrokerHealth, Topics};
+use crate::kafka::relay::{self, DeliveryRelay};
+use crate::outbox::RetryPolicy;
+
+use crate::broker::Topics;
 use crate::kafka as broker;
 use crate::routing::Router;
 use crate::schema::SchemaRegistry;
@@ -86,281 +86,34 @@ pub struct Application {
 }
 
 impl Application {
+    /// Builds the gateway from `settings`, step by step: what it checks documents with, its
+    /// store, its broker, the gateway itself, its background tasks, then its HTTP server.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         // Memory a burst of large requests freed goes back to the system (`crate::memory`).
         crate::memory::start_trimmer();
-        let registry = Arc::new(SchemaRegistry::of_region(&settings.schemas_dir(), &settings.region)?);
-        for warning in registry.warnings() {
-            tracing::warn!("{warning}");
-        }
-        let receipt_keys = Arc::new(crate::receipts::ReceiptKeys::load_or_create(&settings.receipt_keys_dir())?);
-        let router = Router::new(&settings.region);
-        router.check_types(|t| registry.knows(t)).map_err(StartupError::Routing)?;
-        // The analysts' rules and budgets (`crate::risk`): one that reads a fact its document
-        // type does not describe stops the start, named.
-        let risk = Arc::new(crate::risk::Risk::new(&settings.region).map_err(StartupError::Risk)?);
-        let store_url = settings.store_url()?;
+        let rules = Rules::load(&settings)?;
         // This gateway's name in the store's claims and audit chains; unique per process, so a
         // restarted gateway does not take up a dead one's claims before their leases run out.
         let instance = format!("gw-{}-{}", std::process::id(), &uuid::Uuid::now_v7().simple().to_string()[24..]);
-        let store: Arc<dyn Store> = match &store_url {
-            StoreUrl::Sqlite(path) => Arc::new(SqliteStore::open_file(path)?),
-            StoreUrl::Postgres(url) => Arc::new(PgStore::connect(url, &instance).await?),
-        };
-        tracing::info!(store = %store_url, "store opened, migrations applied");
-        // The latest set of risk rules an operator put at run time, kept in the store, in place
-        // of the region file's (`crate::risk::changes`).
-        crate::risk::changes::load(&*store, &risk).await?;
+        let store = open_store(&settings, &instance, &rules.risk).await?;
         let topics = Topics::new(&settings.region.kafka.topic_prefix);
-        let topic_names = topics.all(settings.region.agencies.iter().map(|a| &a.id));
-        let kafka = &settings.region.kafka;
-        let partitions = kafka.partitions;
-        let layout = broker::TopicLayout {
-            partitions,
-            replication_factor: kafka.replication_factor,
-            min_insync_replicas: kafka.min_insync_replicas,
-            max_message_bytes: kafka.max_message_bytes,
-        };
-
-        // `brokers` is the address outside clients are told; `own` the one the gateway's clients use.
-        let (embedded, brokers, own, security) = match &settings.kafka_brokers {
-            Some(b) => {
-                let security = settings.region.kafka.security.clone();
-                broker::create_topics(b, &security, &topic_names, layout).await?;
-                (None, b.clone(), b.clone(), security)
-            }
-            None => {
-                let names = topic_names.clone();
-                let mut cluster = tokio::task::spawn_blocking(move || EmbeddedCluster::start(names, partitions))
-                    .await
-                    .map_err(|e| broker::BrokerError::Embedded(e.to_string()))??;
-                let own = cluster.bootstrap_servers().to_owned();
-                let b = match settings.embedded_kafka_port {
-                    Some(port) => match cluster.forward_from(port).await {
-                        Ok(fixed) => fixed,
-                        Err(e) => {
-                            tracing::warn!(
-                                "the embedded broker's fixed port 127.0.0.1:{port} cannot be bound ({e}); clients reach it at {own} \
-                                 this time. Free the port (another gateway may hold it), or choose another with --embedded-kafka-port"
-                            );
-                            own.clone()
-                        }
-                    },
-                    None => own.clone(),
-                };
-                tracing::warn!(
-                    brokers = %b,
-                    "no Kafka configured (--kafka-brokers / VENTANILLA_KAFKA_BROKERS): started the embedded \
-                     librdkafka mock cluster at {b}. It keeps NOTHING across a restart; the store keeps every \
-                     accepted document and re-publishes what is not yet confirmed. Use a real cluster in production."
-                );
-                if let Some(agency) = settings.region.agencies.first() {
-                    tracing::info!(
-                        "an agency reads its documents with: kcat -b {b} -C -t {} -o beginning -e -f 'key=%k\\nheaders=%h\\n%s\\n\\n'",
-                        topics.agency(&agency.id)
-                    );
-                }
-                if settings.region.kafka.security != Default::default() {
-                    tracing::warn!("kafka.security is ignored by the embedded cluster, which speaks plaintext only");
-                }
-                (Some(cluster), b, own, Default::default())
-            }
-        };
-        let producer = broker::producer(&own, &security, settings.region.kafka.max_message_bytes)?;
-        let ack_topics: Vec<(String, String)> =
-            settings.region.agencies.iter().map(|a| (a.id.to_string(), topics.acks(&a.id))).collect();
-        let ack_consumers = broker::acks::consumers(&own, &security, &settings.region.kafka.consumer_group, &ack_topics).await?;
-
-        let gateway = Arc::new(Gateway {
-            registry,
-            router,
-            store: store.clone(),
-            topics: topics.clone(),
-            deliveries_wakeup: Wakeup::default(),
-            status_wakeup: Wakeup::default(),
-            json_limits: settings.region.gateway.json_limits(),
-            broker: BrokerHealth::default(),
-            backlog: Arc::new(AtomicU64::new(0)),
-            max_backlog: settings.region.gateway.max_outbox_backlog,
-            metrics: Arc::default(),
-            tasks: TaskHealth::default(),
-            instance: instance.clone(),
-            change_after_release: settings.region.gateway.change_after_release,
-            max_document_versions: settings.region.gateway.max_document_versions,
-            replays: Arc::default(),
-            public_min_count: settings.region.indicators.public_min_count,
-            public_settle_ms: i64::from(settings.region.indicators.public_settle_days) * 86_400_000,
-            release_index: Default::default(),
-            receipt_keys,
-            risk,
-            risk_reports: Arc::new(tokio::sync::Semaphore::new(crate::gateway::RISK_REPORTS_AT_ONCE)),
-        });
+        let broker = Broker::connect(&settings, &topics).await?;
+        let gateway = Arc::new(gateway(&settings, rules, store, topics, instance));
+        let Broker { embedded, brokers, producer, ack_consumers, topics: watched } = broker;
         // Readiness shows the cluster from the first request on, not from the watcher's first round.
-        let own_topics: Arc<std::collections::HashSet<String>> = Arc::new(topic_names.iter().cloned().collect());
-        if let Some(view) = broker::cluster_view(&producer, own_topics.clone(), Duration::from_secs(2)).await {
-            gateway.broker.record(view);
+        if let Some(view) = broker::cluster_view(&producer, watched.clone(), Duration::from_secs(2)).await {
+            gateway.broker().record(view);
         }
-        let delivery_relay = DeliveryRelay {
-            store: store.clone(),
-            producer: producer.clone(),
-            wakeup: gateway.deliveries_wakeup.clone(),
-            health: gateway.broker.clone(),
-            retry: RetryPolicy {
-                max_attempts: kafka.max_delivery_attempts,
-                initial_backoff: Duration::from_millis(kafka.retry_initial_backoff_ms),
-                max_backoff: Duration::from_millis(kafka.retry_max_backoff_ms),
-            },
-            dead_letter_topic: topics.dead_letter(),
-            backlog: gateway.backlog.clone(),
-            metrics: gateway.metrics.clone(),
-            instance: gateway.instance.clone(),
-        };
-
-        let hooks = &settings.region.webhooks;
-        let webhook_dispatcher = WebhookDispatcher {
-            store: store.clone(),
-            instance: instance.clone(),
-            client: WebhookDispatcher::client(Duration::from_millis(hooks.timeout_ms), hooks.allow_insecure_urls)
-                .map_err(StartupError::WebhookClient)?,
-            allow_insecure: hooks.allow_insecure_urls,
-            retry: RetryPolicy {
-                max_attempts: u32::MAX,
-                initial_backoff: Duration::from_millis(hooks.initial_backoff_ms),
-                max_backoff: Duration::from_millis(hooks.max_backoff_ms),
-            },
-            metrics: gateway.metrics.clone(),
-        };
-
         let refusals = Arc::new(crate::http::refusals::RefusalAudit::default());
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let kafka = KafkaTasks { producer, ack_consumers, watched };
+        let tasks = background_tasks(&settings, &gateway, kafka, refusals.clone(), shutdown_rx)?;
+        load_indicators(gateway.clone());
+        let task_health = gateway.tasks().clone();
+        let claims = (gateway.store().clone(), gateway.instance().to_owned());
         let (closing, closing_rx) = watch::channel(false);
-        let supervised = |task: &'static str, work| {
-            supervise(task, work, shutdown_rx.clone(), gateway.tasks.clone(), gateway.metrics.clone())
-        };
-        let tasks = vec![
-            supervised("relay", Box::pin(delivery_relay.run(shutdown_rx.clone())) as BackgroundTask),
-            supervised(
-                "broker-watcher",
-                Box::pin(broker::watch_broker(producer.clone(), gateway.broker.clone(), own_topics, shutdown_rx.clone())),
-            ),
-            supervised(
-                "status-relay",
-                Box::pin(relay::run_status_relay(
-                    store.clone(),
-                    producer.clone(),
-                    topics.status(),
-                    gateway.status_wakeup.clone(),
-                    gateway.instance.clone(),
-                    shutdown_rx.clone(),
-                )),
-            ),
-            supervised("ack-consumer", Box::pin(broker::acks::run(gateway.clone(), ack_consumers, producer.clone(), shutdown_rx.clone()))),
-            supervised("webhooks", Box::pin(webhook_dispatcher.run(shutdown_rx.clone()))),
-            supervised("risk-rules", Box::pin(crate::risk::changes::watch(store.clone(), gateway.risk.clone(), shutdown_rx.clone()))),
-            supervised(
-                "risk-learning",
-                Box::pin(crate::risk::learning::run(
-                    store.clone(),
-                    gateway.risk.clone(),
-                    (settings.region.risk.training_every_hours > 0)
-                        .then(|| Duration::from_secs(settings.region.risk.training_every_hours.saturating_mul(3600))),
-                    shutdown_rx.clone(),
-                )),
-            ),
-            supervised(
-                "refusal-audit",
-                Box::pin(flush_refusals(refusals.clone(), gateway.replays.clone(), store.clone(), shutdown_rx.clone())),
-            ),
-        ];
-        let task_health = gateway.tasks.clone();
-        let claims = (gateway.store.clone(), gateway.instance.clone());
-        // The release-time indicators: facts for consignments accepted before they existed, then
-        // the index, in the background (seconds for a million consignments), so the first
-        // request does not wait for it. A failure only means the first request loads it.
-        {
-            let gateway = gateway.clone();
-            tokio::spawn(async move {
-                let started = std::time::Instant::now();
-                match crate::indicators::backfill(&*gateway.store).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(consignments = n, "release-time facts computed for consignments accepted before the indicators"),
-                    Err(e) => tracing::warn!(error = %e, "release-time facts of earlier consignments not computed now; the next start tries again"),
-                }
-                let kind_of = |a: &crate::domain::AgencyId| gateway.router.kind_of(a).unwrap_or("unknown").to_owned();
-                match gateway.release_index.catch_up(&*gateway.store, &kind_of).await {
-                    Ok(()) => tracing::info!(took_ms = started.elapsed().as_millis() as u64, "release-time indicators loaded"),
-                    Err(e) => tracing::warn!(error = %e, "release-time indicators not loaded at start; the first request will load them"),
-                }
-            });
-        }
-
-        let listener = TcpListener::bind(settings.bind)
-            .map_err(|source| StartupError::Bind { addr: settings.bind, source })?;
-        let local = listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.bind, source })?;
-        let loopback = local.ip().is_loopback();
-        let tls = settings.tls.as_ref().map(crate::tls::server_config).transpose()?;
-        if tls.is_none() && !loopback && !settings.region.gateway.allow_plaintext_on_public_address {
-            return Err(StartupError::PlaintextOnPublicAddress { addr: local });
-        }
-        // Demo participants (public tokens) only for a developer's plain-HTTP loopback gateway:
-        // with TLS the gateway is meant to be reached by others.
-        let demo = loopback && tls.is_none();
-        if !demo {
-            tracing::info!("demo participants are disabled (TLS, or an address other than loopback)");
-        } else if settings.region.participants.iter().any(|p| p.demo) {
-            tracing::warn!(
-                "demo participants with public tokens are active on {local}: fine on a developer's machine, never \
-                 behind a proxy that others reach. Remove them from the region file for any shared gateway."
-            );
-        }
-        let client_timeout = Duration::from_millis(settings.region.gateway.client_timeout_ms);
-        let openapi = web::Bytes::from(crate::http::openapi::openapi(&gateway.registry, &settings.region.gateway).to_string());
-        let agency_ids: Vec<crate::domain::AgencyId> = settings.region.agencies.iter().map(|a| a.id.clone()).collect();
-        let asyncapi = web::Bytes::from(crate::http::openapi::asyncapi(&gateway.registry, &gateway.topics, &agency_ids).to_string());
-        let state = web::Data::new(AppState {
-            openapi,
-            asyncapi,
-            webhooks: settings.region.webhooks.clone(),
-            gateway,
-            directory: Directory::new(&settings.region.participants, demo),
-            max_body_bytes: settings.region.gateway.max_body_bytes,
-            json_limits: settings.region.gateway.json_limits(),
-            writes: Arc::new(tokio::sync::Semaphore::new(settings.region.gateway.max_concurrent_writes)),
-            public_indicators: Default::default(),
-            quotas: Arc::new(crate::quota::Quotas::new(&settings.region.quotas, &settings.region.participants, settings.region.gateway.max_bytes_in_flight)),
-            refusals,
-            closing: closing_rx,
-            stream_max: Duration::from_secs(settings.region.gateway.stream_max_seconds),
-            max_poll_wait: Duration::from_secs(settings.region.gateway.max_poll_wait_seconds),
-            max_batch_items: settings.region.gateway.max_batch_items,
-            max_batch_body_bytes: settings.region.gateway.max_batch_body_bytes,
-            body_timeout: client_timeout,
-        });
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .wrap(actix_web::middleware::from_fn(crate::http::audit::audit_refusals))
-                .wrap(actix_web::middleware::from_fn(crate::http::metrics::count_requests))
-                .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("ventanilla::http"))
-                .configure(crate::http::configure)
-        })
-        .client_request_timeout(client_timeout)
-        .max_connections(settings.region.gateway.max_connections_per_worker)
-        .on_connect(crate::tls::record_peer_certificate)
-        // A stop answers the requests in flight for this long at most (the rest of the stop's
-        // budget, `STOP_BUDGET`, is the relays' and the claims').
-        .shutdown_timeout(REQUESTS_AT_STOP_SECS)
-        // Signals are ours (`run_until_stopped`), so streams hear of a stop first.
-        .disable_signals();
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let server = match tls {
-            Some(config) => server.listen_rustls_0_23(listener, config),
-            None => server.listen(listener),
-        }
-        .map_err(|source| StartupError::Bind { addr: settings.bind, source })?
-        .run();
-        tracing::info!(address = %local, brokers = %brokers, "Ventanilla is listening on {scheme}://{local}");
-        Ok(Application { port: local.port(), server, shutdown, closing: Arc::new(closing), tasks, task_health, claims, _embedded: embedded, brokers })
+        let (server, port) = serve_http(&settings, gateway, refusals, closing_rx, &brokers)?;
+        Ok(Application { port, server, shutdown, closing: Arc::new(closing), tasks, task_health, claims, _embedded: embedded, brokers })
     }
 
     pub fn port(&self) -> u16 {
@@ -425,6 +178,311 @@ impl Application {
 }
 
 /// Writes the refusal and replay counts of each ended window to the audit log
+/// What the gateway checks and routes documents with, loaded and checked against each other:
+/// a route or a risk rule naming what the schemas do not describe stops the start, named.
+struct Rules {
+    registry: Arc<SchemaRegistry>,
+    receipt_keys: Arc<crate::receipts::ReceiptKeys>,
+    router: Router,
+    /// The analysts' rules and budgets (`crate::risk`).
+    risk: Arc<crate::risk::Risk>,
+}
+
+impl Rules {
+    fn load(settings: &Settings) -> Result<Self, StartupError> {
+        let registry = Arc::new(SchemaRegistry::of_region(&settings.schemas_dir(), &settings.region)?);
+        for warning in registry.warnings() {
+            tracing::warn!("{warning}");
+        }
+        let receipt_keys = Arc::new(crate::receipts::ReceiptKeys::load_or_create(&settings.receipt_keys_dir())?);
+        let router = Router::new(&settings.region);
+        router.check_types(|t| registry.knows(t)).map_err(StartupError::Routing)?;
+        let risk = Arc::new(crate::risk::Risk::new(&settings.region).map_err(StartupError::Risk)?);
+        Ok(Rules { registry, receipt_keys, router, risk })
+    }
+}
+
+/// The store, migrated, with the risk rules an operator last put at run time (kept there, in
+/// place of the region file's: `crate::risk::changes`).
+async fn open_store(settings: &Settings, instance: &str, risk: &crate::risk::Risk) -> Result<Arc<dyn Store>, StartupError> {
+    let url = settings.store_url()?;
+    let store: Arc<dyn Store> = match &url {
+        StoreUrl::Sqlite(path) => Arc::new(SqliteStore::open_file(path)?),
+        StoreUrl::Postgres(postgres) => Arc::new(PgStore::connect(postgres, instance).await?),
+    };
+    tracing::info!(store = %url, "store opened, migrations applied");
+    crate::risk::changes::load(&*store, risk).await?;
+    Ok(store)
+}
+
+/// The Kafka side: a real cluster's topics created, or the embedded cluster started; the
+/// producer and the agencies' ack consumers.
+struct Broker {
+    /// Kept alive while the gateway runs; `None` with a real cluster.
+    embedded: Option<EmbeddedCluster>,
+    /// The address outside clients are told (the embedded broker's fixed port).
+    brokers: String,
+    producer: rdkafka::producer::FutureProducer,
+    ack_consumers: Vec<broker::acks::AckConsumer>,
+    /// The gateway's own topics, whose partitions readiness watches.
+    topics: Arc<std::collections::HashSet<String>>,
+}
+
+impl Broker {
+    async fn connect(settings: &Settings, topics: &Topics) -> Result<Self, StartupError> {
+        let kafka = &settings.region.kafka;
+        let topic_names = topics.all(settings.region.agencies.iter().map(|a| &a.id));
+        let partitions = kafka.partitions;
+        let layout = broker::TopicLayout {
+            partitions,
+            replication_factor: kafka.replication_factor,
+            min_insync_replicas: kafka.min_insync_replicas,
+            max_message_bytes: kafka.max_message_bytes,
+        };
+        // `brokers` is the address outside clients are told; `own` the one the gateway's clients use.
+        let (embedded, brokers, own, security) = match &settings.kafka_brokers {
+            Some(b) => {
+                let security = kafka.security.clone();
+                broker::create_topics(b, &security, &topic_names, layout).await?;
+                (None, b.clone(), b.clone(), security)
+            }
+            None => {
+                let (cluster, b, own) = start_embedded(settings, topics, topic_names.clone(), partitions).await?;
+                (Some(cluster), b, own, Default::default())
+            }
+        };
+        let producer = broker::producer(&own, &security, kafka.max_message_bytes)?;
+        let ack_topics: Vec<(String, String)> = settings.region.agencies.iter().map(|a| (a.id.to_string(), topics.acks(&a.id))).collect();
+        let ack_consumers = broker::acks::consumers(&own, &security, &kafka.consumer_group, &ack_topics).await?;
+        Ok(Broker { embedded, brokers, producer, ack_consumers, topics: Arc::new(topic_names.into_iter().collect()) })
+    }
+}
+
+/// The embedded mock cluster, reached at the fixed loopback port when it can be bound: the
+/// cluster, the address clients are told, and its own.
+async fn start_embedded(
+    settings: &Settings,
+    topics: &Topics,
+    topic_names: Vec<String>,
+    partitions: i32,
+) -> Result<(EmbeddedCluster, String, String), StartupError> {
+    let mut cluster = tokio::task::spawn_blocking(move || EmbeddedCluster::start(topic_names, partitions))
+        .await
+        .map_err(|e| broker::BrokerError::Embedded(e.to_string()))??;
+    let own = cluster.bootstrap_servers().to_owned();
+    let b = match settings.embedded_kafka_port {
+        Some(port) => match cluster.forward_from(port).await {
+            Ok(fixed) => fixed,
+            Err(e) => {
+                tracing::warn!(
+                    "the embedded broker's fixed port 127.0.0.1:{port} cannot be bound ({e}); clients reach it at {own} \
+                     this time. Free the port (another gateway may hold it), or choose another with --embedded-kafka-port"
+                );
+                own.clone()
+            }
+        },
+        None => own.clone(),
+    };
+    tracing::warn!(
+        brokers = %b,
+        "no Kafka configured (--kafka-brokers / VENTANILLA_KAFKA_BROKERS): started the embedded \
+         librdkafka mock cluster at {b}. It keeps NOTHING across a restart; the store keeps every \
+         accepted document and re-publishes what is not yet confirmed. Use a real cluster in production."
+    );
+    if let Some(agency) = settings.region.agencies.first() {
+        tracing::info!(
+            "an agency reads its documents with: kcat -b {b} -C -t {} -o beginning -e -f 'key=%k\\nheaders=%h\\n%s\\n\\n'",
+            topics.agency(&agency.id)
+        );
+    }
+    if settings.region.kafka.security != Default::default() {
+        tracing::warn!("kafka.security is ignored by the embedded cluster, which speaks plaintext only");
+    }
+    Ok((cluster, b, own))
+}
+
+/// The gateway's operations, over what the steps before built.
+fn gateway(settings: &Settings, rules: Rules, store: Arc<dyn Store>, topics: Topics, instance: String) -> Gateway {
+    let g = &settings.region.gateway;
+    let bounds = crate::gateway::Bounds {
+        json_limits: g.json_limits(),
+        max_backlog: g.max_outbox_backlog,
+        change_after_release: g.change_after_release,
+        max_document_versions: g.max_document_versions,
+        public_min_count: settings.region.indicators.public_min_count,
+        public_settle_ms: i64::from(settings.region.indicators.public_settle_days) * 86_400_000,
+    };
+    Gateway::new(crate::gateway::Parts {
+        registry: rules.registry,
+        router: rules.router,
+        store,
+        topics,
+        instance,
+        receipt_keys: rules.receipt_keys,
+        risk: rules.risk,
+        bounds,
+    })
+}
+
+/// What the background tasks take of the broker: the producer, the ack consumers (handed over
+/// once) and the topics the watcher reports on.
+struct KafkaTasks {
+    producer: rdkafka::producer::FutureProducer,
+    ack_consumers: Vec<broker::acks::AckConsumer>,
+    watched: Arc<std::collections::HashSet<String>>,
+}
+
+/// The supervised background tasks: the relays, the broker's watcher, the ack consumer, the
+/// webhooks, the risk rules and learning, and the refusals' audit. Each stops when `shutdown`
+/// turns true; one that fails stops the gateway (`crate::supervision`).
+fn background_tasks(
+    settings: &Settings,
+    gateway: &Arc<Gateway>,
+    kafka_side: KafkaTasks,
+    refusals: Arc<crate::http::refusals::RefusalAudit>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Vec<JoinHandle<()>>, StartupError> {
+    let KafkaTasks { producer, ack_consumers, watched } = kafka_side;
+    let (store, producer, topics) = (gateway.store(), &producer, gateway.topics());
+    let kafka = &settings.region.kafka;
+    let delivery_relay = DeliveryRelay {
+        store: store.clone(),
+        producer: producer.clone(),
+        wakeup: gateway.wakeups().0.clone(),
+        health: gateway.broker().clone(),
+        retry: RetryPolicy {
+            max_attempts: kafka.max_delivery_attempts,
+            initial_backoff: Duration::from_millis(kafka.retry_initial_backoff_ms),
+            max_backoff: Duration::from_millis(kafka.retry_max_backoff_ms),
+        },
+        dead_letter_topic: topics.dead_letter(),
+        backlog: gateway.backlog().clone(),
+        metrics: gateway.metrics().clone(),
+        instance: gateway.instance().to_owned(),
+    };
+    let hooks = &settings.region.webhooks;
+    let webhook_dispatcher = WebhookDispatcher {
+        store: store.clone(),
+        instance: gateway.instance().to_owned(),
+        client: WebhookDispatcher::client(Duration::from_millis(hooks.timeout_ms), hooks.allow_insecure_urls)
+            .map_err(StartupError::WebhookClient)?,
+        allow_insecure: hooks.allow_insecure_urls,
+        retry: RetryPolicy {
+            max_attempts: u32::MAX,
+            initial_backoff: Duration::from_millis(hooks.initial_backoff_ms),
+            max_backoff: Duration::from_millis(hooks.max_backoff_ms),
+        },
+        metrics: gateway.metrics().clone(),
+    };
+    let training_every = (settings.region.risk.training_every_hours > 0)
+        .then(|| Duration::from_secs(settings.region.risk.training_every_hours.saturating_mul(3600)));
+    let supervised = |task: &'static str, work| supervise(task, work, shutdown.clone(), gateway.tasks().clone(), gateway.metrics().clone());
+    Ok(vec![
+        supervised("relay", Box::pin(delivery_relay.run(shutdown.clone())) as BackgroundTask),
+        supervised("broker-watcher", Box::pin(broker::watch_broker(producer.clone(), gateway.broker().clone(), watched, shutdown.clone()))),
+        supervised(
+            "status-relay",
+            Box::pin(relay::run_status_relay(
+                store.clone(),
+                producer.clone(),
+                topics.status(),
+                gateway.wakeups().1.clone(),
+                gateway.instance().to_owned(),
+                shutdown.clone(),
+            )),
+        ),
+        supervised("ack-consumer", Box::pin(broker::acks::run(gateway.clone(), ack_consumers, producer.clone(), shutdown.clone()))),
+        supervised("webhooks", Box::pin(webhook_dispatcher.run(shutdown.clone()))),
+        supervised("risk-rules", Box::pin(crate::risk::changes::watch(store.clone(), gateway.risk().clone(), shutdown.clone()))),
+        supervised("risk-learning", Box::pin(crate::risk::learning::run(store.clone(), gateway.risk().clone(), training_every, shutdown.clone()))),
+        supervised("refusal-audit", Box::pin(flush_refusals(refusals, gateway.replays().clone(), store.clone(), shutdown.clone()))),
+    ])
+}
+
+/// The release-time indicators loaded in the background (seconds for a million consignments),
+/// so the first request does not wait for them.
+fn load_indicators(gateway: Arc<Gateway>) {
+    tokio::spawn(async move { gateway.load_release_indicators().await });
+}
+
+/// The HTTP front on its listener (plain HTTP only on loopback, unless the region allows it
+/// behind a TLS proxy), serving the route table: the server and its port.
+fn serve_http(
+    settings: &Settings,
+    gateway: Arc<Gateway>,
+    refusals: Arc<crate::http::refusals::RefusalAudit>,
+    closing: watch::Receiver<bool>,
+    brokers: &str,
+) -> Result<(Server, u16), StartupError> {
+    let listener = TcpListener::bind(settings.bind)
+        .map_err(|source| StartupError::Bind { addr: settings.bind, source })?;
+    let local = listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.bind, source })?;
+    let loopback = local.ip().is_loopback();
+    let tls = settings.tls.as_ref().map(crate::tls::server_config).transpose()?;
+    if tls.is_none() && !loopback && !settings.region.gateway.allow_plaintext_on_public_address {
+        return Err(StartupError::PlaintextOnPublicAddress { addr: local });
+    }
+    // Demo participants (public tokens) only for a developer's plain-HTTP loopback gateway:
+    // with TLS the gateway is meant to be reached by others.
+    let demo = loopback && tls.is_none();
+    if !demo {
+        tracing::info!("demo participants are disabled (TLS, or an address other than loopback)");
+    } else if settings.region.participants.iter().any(|p| p.demo) {
+        tracing::warn!(
+            "demo participants with public tokens are active on {local}: fine on a developer's machine, never \
+             behind a proxy that others reach. Remove them from the region file for any shared gateway."
+        );
+    }
+    let client_timeout = Duration::from_millis(settings.region.gateway.client_timeout_ms);
+    let openapi = web::Bytes::from(crate::http::openapi::openapi(gateway.registry(), &settings.region.gateway).to_string());
+    let agency_ids: Vec<crate::domain::AgencyId> = settings.region.agencies.iter().map(|a| a.id.clone()).collect();
+    let asyncapi = web::Bytes::from(crate::http::openapi::asyncapi(gateway.registry(), gateway.topics(), &agency_ids).to_string());
+    let state = web::Data::new(AppState {
+        openapi,
+        asyncapi,
+        webhooks: settings.region.webhooks.clone(),
+        gateway,
+        directory: Directory::new(&settings.region.participants, demo),
+        max_body_bytes: settings.region.gateway.max_body_bytes,
+        json_limits: settings.region.gateway.json_limits(),
+        writes: Arc::new(tokio::sync::Semaphore::new(settings.region.gateway.max_concurrent_writes)),
+        public_indicators: Default::default(),
+        quotas: Arc::new(crate::quota::Quotas::new(&settings.region.quotas, &settings.region.participants, settings.region.gateway.max_bytes_in_flight)),
+        refusals,
+        closing,
+        stream_max: Duration::from_secs(settings.region.gateway.stream_max_seconds),
+        max_poll_wait: Duration::from_secs(settings.region.gateway.max_poll_wait_seconds),
+        max_batch_items: settings.region.gateway.max_batch_items,
+        max_batch_body_bytes: settings.region.gateway.max_batch_body_bytes,
+        body_timeout: client_timeout,
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(actix_web::middleware::from_fn(crate::http::audit::audit_refusals))
+            .wrap(actix_web::middleware::from_fn(crate::http::metrics::count_requests))
+            .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("ventanilla::http"))
+            .configure(crate::http::configure)
+    })
+    .client_request_timeout(client_timeout)
+    .max_connections(settings.region.gateway.max_connections_per_worker)
+    .on_connect(crate::tls::record_peer_certificate)
+    // A stop answers the requests in flight for this long at most (the rest of the stop's
+    // budget, `STOP_BUDGET`, is the relays' and the claims').
+    .shutdown_timeout(REQUESTS_AT_STOP_SECS)
+    // Signals are ours (`run_until_stopped`), so streams hear of a stop first.
+    .disable_signals();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let server = match tls {
+        Some(config) => server.listen_rustls_0_23(listener, config),
+        None => server.listen(listener),
+    }
+    .map_err(|source| StartupError::Bind { addr: settings.bind, source })?
+    .run();
+    tracing::info!(address = %local, brokers = %brokers, "Ventanilla is listening on {scheme}://{local}");
+    Ok((server, local.port()))
+}
+
 /// (`http/refusals.rs`, `crate::replays`), and the current window's at the stop.
 async fn flush_refusals(
     refusals: Arc<crate::http::refusals::RefusalAudit>,

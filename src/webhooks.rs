@@ -30,7 +30,7 @@ use serde_json::json;
 
 use crate::audit;
 use crate::clock::{now_millis, rfc3339, Millis};
-use crate::kafka::relay::{jitter_seed, RetryPolicy};
+use crate::outbox::{jitter_seed, RetryPolicy};
 use crate::store::{Store, StoreError, Webhook, WebhookRecord, WebhookTarget};
 
 /// Events one webhook is sent per round; the rest wait for the next.

@@ -41,7 +41,7 @@ pub async fn audit_refusals(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let state = req.app_data::<web::Data<AppState>>().map(|s| (s.gateway.store.clone(), s.refusals.clone()));
+    let state = req.app_data::<web::Data<AppState>>().map(|s| (s.gateway.clone(), s.refusals.clone()));
     let source = req.peer_addr().map(|a| a.ip());
     let subject = format!("{} {}", req.method(), clip(req.path(), 200));
     let res = next.call(req).await?;
@@ -49,14 +49,14 @@ pub async fn audit_refusals(
     let problem = res.response().error().and_then(|e| e.as_error::<ApiError>());
     // Refusals: every 4xx, and the 503s that turn a submission away (overloaded, backlog full).
     let refused = status.is_client_error() || problem.is_some_and(|p| matches!(p.code, Code::Overloaded | Code::BacklogFull));
-    if let (true, Some((store, refusals))) = (refused, state) {
+    if let (true, Some((gateway, refusals))) = (refused, state) {
         let participant = res.request().extensions().get::<ParticipantId>().map(|p| p.0.clone());
         let noted = Refused { participant: participant.as_deref(), source, subject: &subject, status: status.as_u16(), code: problem.map(|p| p.code.as_str()) };
         let entries = refusals.note(now_millis(), &noted, || {
             refusal(participant.clone().unwrap_or_else(|| "anonymous".into()), subject.clone(), status.as_u16(), problem)
         });
         if !entries.is_empty() {
-            if let Err(e) = crate::audit::record_all(&*store, entries).await {
+            if let Err(e) = gateway.audit(entries).await {
                 tracing::error!(error = %e, "a refusal could not be written to the audit log");
             }
         }

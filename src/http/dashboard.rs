@@ -29,7 +29,7 @@ pub async fn style(_: Public) -> HttpResponse {
 
 /// `GET /.well-known/jwks.json`: the public keys receipts are signed with (`crate::receipts`).
 pub async fn jwks(_: Public, state: actix_web::web::Data<super::state::AppState>) -> HttpResponse {
-    HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=300")).json(state.gateway.receipt_keys.current_jwks())
+    HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=300")).json(state.gateway.receipt_jwks())
 }
 
 /// The JSON Web Key Set's shape, for `/openapi.json`.

@@ -238,11 +238,11 @@ pub async fn public_release_times(
         .answers
         .get_or_try_init(|| async {
             let permit = public.computing.clone().try_acquire_owned().map_err(|_| {
-                gateway.metrics.public_indicators("busy");
+                gateway.metrics().public_indicators("busy");
                 ApiError::new(Code::Overloaded, "the public figures are being computed for others; retry after the delay in Retry-After")
             })?;
             let source = req.peer_addr().map(|a| source_of(a.ip()));
-            public.spend(source).inspect_err(|_| gateway.metrics.public_indicators("limited"))?;
+            public.spend(source).inspect_err(|_| gateway.metrics().public_indicators("limited"))?;
             computed = true;
             // The permit is held by the computation itself, on its blocking thread: a caller
             // that goes away does not free it for another before that thread is done.
@@ -263,7 +263,7 @@ pub async fn public_release_times(
             Ok::<_, ApiError>(Arc::new(answers))
         })
         .await?;
-    gateway.metrics.public_indicators(if computed { "computed" } else { "hit" });
+    gateway.metrics().public_indicators(if computed { "computed" } else { "hit" });
     let body = answers
         .views
         .get(&(request.group_by, request.trend))

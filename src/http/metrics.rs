@@ -16,7 +16,7 @@ pub async fn count_requests(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.gateway.metrics.clone());
+    let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.gateway.metrics().clone());
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let res = next.call(req).await?;
     if let Some(m) = metrics {
@@ -27,13 +27,9 @@ pub async fn count_requests(
 
 /// `GET /metrics`.
 pub async fn metrics(_: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let gateway = &state.gateway;
-    let deliveries = gateway.store.read_with(|l| l.delivery_counts()).await.map_err(|e| {
+    let text = state.gateway.metrics_text().await.map_err(|e| {
         tracing::error!(error = %e, "metrics: cannot read the store");
         ApiError::new(super::errors::Code::Unavailable, "the store could not be read; retry later")
     })?;
-    let backlog = gateway.backlog.load(std::sync::atomic::Ordering::Relaxed);
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(gateway.metrics.render(&deliveries, backlog)))
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text))
 }

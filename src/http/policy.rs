@@ -56,59 +56,49 @@ pub trait Policy {
     fn admits(participant: &Participant) -> Result<(), Refusal>;
 }
 
-/// Any participant.
-pub struct AnyParticipant;
-impl Policy for AnyParticipant {
-    const ACCESS: Access = Access::Participant;
-    fn admits(_: &Participant) -> Result<(), Refusal> {
-        Ok(())
-    }
+/// A policy type: its access as the route table describes it, and the rule that admits a role.
+macro_rules! policy {
+    ($(#[$doc:meta])* $name:ident: $access:ident, $admits:path) => {
+        $(#[$doc])*
+        pub struct $name;
+        impl Policy for $name {
+            const ACCESS: Access = Access::$access;
+            fn admits(participant: &Participant) -> Result<(), Refusal> {
+                $admits(participant)
+            }
+        }
+    };
 }
 
-/// Operators.
-pub struct Operators;
-impl Policy for Operators {
-    const ACCESS: Access = Access::Operator;
-    fn admits(participant: &Participant) -> Result<(), Refusal> {
-        crate::access::may_operate(participant)
-    }
+/// Every participant's role is admitted (what it sees is the gateway's to decide).
+fn any_role(_: &Participant) -> Result<(), Refusal> {
+    Ok(())
 }
 
-/// Those whose consignments they are (webhooks): traders, NSWs and platforms.
-pub struct ConsignmentOwners;
-impl Policy for ConsignmentOwners {
-    const ACCESS: Access = Access::Submitter;
-    fn admits(participant: &Participant) -> Result<(), Refusal> {
-        crate::access::may_register_webhook(participant)
-    }
-}
-
-/// A document, its amendment, withdrawal or response: traders, NSWs and platforms.
-pub struct Submissions;
-impl Policy for Submissions {
-    const ACCESS: Access = Access::Submitter;
-    fn admits(participant: &Participant) -> Result<(), Refusal> {
-        crate::access::submits_documents(participant)
-    }
-}
-
-/// A batch of documents: as [`Submissions`], with the batch's larger body.
-pub struct Batches;
-impl Policy for Batches {
-    const ACCESS: Access = Access::Submitter;
-    fn admits(participant: &Participant) -> Result<(), Refusal> {
-        crate::access::submits_documents(participant)
-    }
-}
-
-/// An agency's answer.
-pub struct Answers;
-impl Policy for Answers {
-    const ACCESS: Access = Access::Agency;
-    fn admits(participant: &Participant) -> Result<(), Refusal> {
-        crate::access::answers_for_an_agency(participant)
-    }
-}
+policy!(
+    /// Any participant.
+    AnyParticipant: Participant, any_role
+);
+policy!(
+    /// Operators.
+    Operators: Operator, crate::access::may_operate
+);
+policy!(
+    /// Those whose consignments they are (webhooks): traders, NSWs and platforms.
+    ConsignmentOwners: Submitter, crate::access::may_register_webhook
+);
+policy!(
+    /// A document, its amendment, withdrawal or response: traders, NSWs and platforms.
+    Submissions: Submitter, crate::access::submits_documents
+);
+policy!(
+    /// A batch of documents: as [`Submissions`], with the batch's larger body.
+    Batches: Submitter, crate::access::submits_documents
+);
+policy!(
+    /// An agency's answer.
+    Answers: Agency, crate::access::answers_for_an_agency
+);
 
 /// What a write's body may weigh, by its policy.
 pub trait WritePolicy: Policy {

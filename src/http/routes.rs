@@ -69,18 +69,11 @@ pub async fn healthz(_: Public) -> HttpResponse {
 /// background task has failed; a degraded cluster still takes records, so it leaves the
 /// gateway ready.
 pub async fn readyz(_: Public, state: State) -> HttpResponse {
-    let store = state.gateway.store.ping().await;
-    let broker = state.gateway.broker.available();
-    let backlog = state.gateway.backlog.load(std::sync::atomic::Ordering::Relaxed);
-    let view = state.gateway.broker.view();
-    let instance = state.gateway.instance.clone();
-    let me = instance.clone();
-    let claims = state.gateway.store.read_with(move |l| l.claims_held(&me, crate::clock::now_millis())).await.unwrap_or(0);
-    let failed_tasks: Vec<&'static str> = state.gateway.tasks.failures().iter().map(|f| f.task).collect();
-    let ready = store.is_ok() && broker && failed_tasks.is_empty();
+    let crate::gateway::Readiness { store, broker, cluster: view, backlog, instance, claims, failed_tasks } = state.gateway.readiness().await;
+    let ready = store && broker && failed_tasks.is_empty();
     let body = Readiness {
         status: if ready { "ready" } else { "not_ready" },
-        store: if store.is_ok() { "ok" } else { "unavailable" },
+        store: if store { "ok" } else { "unavailable" },
         broker: match broker {
             false => "unavailable",
             true if view.under_replicated > 0 || view.without_leader > 0 => "degraded",
@@ -227,7 +220,7 @@ pub async fn submit_batch(
     if refused > 0 {
         let detail = json!({"refused": refused, "accepted": accepted, "items": refusals});
         let entry = crate::audit::entry(crate::clock::now_millis(), &by.id(), "batch.refused", "POST /v1/documents:batch".into(), detail);
-        if let Err(e) = crate::audit::record(&*gateway.store, entry).await {
+        if let Err(e) = gateway.audit(vec![entry]).await {
             tracing::error!(error = %e, "refused batch items could not be written to the audit log");
         }
     }
@@ -464,7 +457,7 @@ pub struct SchemaEntry {
 pub async fn schemas(_: Public, state: State) -> HttpResponse {
     let list: Vec<_> = state
         .gateway
-        .registry
+        .registry()
         .catalogue()
         .into_iter()
         .map(|(name, versions)| {
@@ -479,7 +472,7 @@ pub async fn schema(_: Public, state: State, path: web::Path<(String, String)>) 
     let (name, version) = path.into_inner();
     state
         .gateway
-        .registry
+        .registry()
         .source(&name, &version)
         .map(|s| HttpResponse::Ok().content_type("application/schema+json").json(&*s))
         .ok_or_else(|| ApiError::new(Code::NotFound, "no such schema; GET /v1/schemas lists them"))

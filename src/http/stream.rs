@@ -86,19 +86,14 @@ async fn page(state: &AppState, source: &Source, after: i64) -> Result<(Vec<(i64
     Ok(match source {
         Source::Agency(agency) => {
             let agency = agency.clone();
-            let found = state.gateway.store.read_with(move |l| l.agency_deliveries(&agency, after, PAGE, PAGE_BYTES)).await.map_err(unavailable)?;
+            let found = state.gateway.agency_deliveries(agency, after, PAGE, PAGE_BYTES).await.map_err(unavailable)?;
             (found.iter().map(|d| (d.position, "document", delivery_event(d))).collect(), after)
         }
         Source::Consignments(sender) => {
             let sender = sender.clone();
             // The latest position first: every event of the caller's up to it is in the page
             // (or the page is full), so an empty page lets the cursor move past the others'.
-            let (latest, found) = state
-                .gateway
-                .store
-                .read_with(move |l| Ok((l.latest_status_event()?, l.status_events_after(sender.as_deref(), after, PAGE)?)))
-                .await
-                .map_err(unavailable)?;
+            let (latest, found) = state.gateway.status_events(sender, after, PAGE).await.map_err(unavailable)?;
             let next = if found.is_empty() { latest.max(after) } else { after };
             (found.into_iter().map(|e| (e.position, "status", e.body)).collect(), next)
         }

@@ -53,10 +53,7 @@ pub async fn register(
         .map_err(|e| ApiError::new(Code::InvalidWebhook, e.to_string()))?;
     let secret = new_secret();
     let max = state.webhooks.max_per_participant;
-    let registered =
-        crate::webhooks::register(&*state.gateway.store, who.0.id().to_owned(), url.to_string(), secret.clone(), max, crate::clock::now_millis())
-            .await
-            .map_err(unavailable)?;
+    let registered = state.gateway.register_webhook(&who.0, url.to_string(), secret.clone(), max).await.map_err(unavailable)?;
     let Some(webhook) = registered else {
         return Err(ApiError::new(Code::InvalidWebhook, format!("you have {max} webhooks already, the most allowed; delete one first")));
     };
@@ -69,7 +66,7 @@ pub async fn register(
 
 /// `GET /v1/webhooks`: the caller's webhooks, with where each delivery stands.
 pub async fn list(who: ConsignmentOwner, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let webhooks = crate::webhooks::list(&*state.gateway.store, who.0.id().to_owned()).await.map_err(unavailable)?;
+    let webhooks = state.gateway.webhooks(&who.0).await.map_err(unavailable)?;
     Ok(HttpResponse::Ok().json(WebhookList { webhooks }))
 }
 
@@ -77,7 +74,7 @@ pub async fn list(who: ConsignmentOwner, state: web::Data<AppState>) -> Result<H
 pub async fn delete(who: ConsignmentOwner, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let not_found = || ApiError::new(Code::NotFound, "you have no webhook with this id");
     let id = uuid::Uuid::parse_str(&path.into_inner()).map_err(|_| not_found())?;
-    let removed = crate::webhooks::delete(&*state.gateway.store, who.0.id().to_owned(), id, crate::clock::now_millis()).await.map_err(unavailable)?;
+    let removed = state.gateway.delete_webhook(&who.0, id).await.map_err(unavailable)?;
     if removed {
         tracing::info!(webhook = %id, participant = %who.0.id(), "webhook deleted");
         Ok(HttpResponse::NoContent().finish())

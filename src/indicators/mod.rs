@@ -32,7 +32,9 @@
 pub mod figures;
 pub mod index;
 pub mod public;
+pub mod request;
 pub mod report;
+pub mod statistics;
 pub mod traffic;
 
 use std::collections::BTreeMap;

@@ -201,9 +201,9 @@ async fn run_one(gateway: Arc<Gateway>, consumer: AckConsumer, producer: FutureP
                 continue;
             }
         };
-        let body = msg.payload().map(|b| crate::json::parse_bounded(b, &gateway.json_limits));
+        let body = msg.payload().map(|b| crate::json::parse_bounded(b, gateway.json_limits()));
         // The writer is the agency whose topic this is (Kafka's ACLs saw to that).
-        let Some(writer) = gateway.topics.ack_topic_agency(msg.topic()).map(|agency| Participant::Agency { id: format!("kafka:{agency}"), agency }) else {
+        let Some(writer) = gateway.topics().ack_topic_agency(msg.topic()).map(|agency| Participant::Agency { id: format!("kafka:{agency}"), agency }) else {
             tracing::warn!(topic = msg.topic(), "ack consumer: a record from a topic that is no agency's was skipped");
             let _ = consumer.store_offset_from_message(&msg);
             continue;
@@ -280,6 +280,9 @@ async fn take(
             }
             Err(AckError::Store(e)) => {
                 tracing::error!(error = %e, "ack consumer: the store refused; the answer will be tried again");
+                if let Some(agency) = writer.agency() {
+                    gateway.metrics().ack_store_retry(agency.as_str());
+                }
                 return false;
             }
             Err(e) => ApiError::from(e),
@@ -291,7 +294,7 @@ async fn take(
         "ack consumer: acknowledgment refused; the agency is told on its refused-answers topic");
     let told = tell_refusal(gateway, producer, writer, msg, &problem).await;
     if let Some(agency) = writer.agency() {
-        gateway.metrics.refusal_notice(agency.as_str(), told.as_str());
+        gateway.metrics().refusal_notice(agency.as_str(), told.as_str());
     }
     audit_refusal(gateway, writer, msg, problem.to_string(), told).await
 }
@@ -403,7 +406,7 @@ async fn tell_refusal(
     problem: &ApiError,
 ) -> Told {
     let Some(agency) = writer.agency() else { return Told::Published };
-    let topic = gateway.topics.refused_acks(agency);
+    let topic = gateway.topics().refused_acks(agency);
     let place = format!("{}/{}@{}", msg.topic(), msg.partition(), msg.offset());
     let time = crate::clock::rfc3339(crate::clock::now_millis());
     let body = refusal_notice(&problem.problem(), msg.topic(), msg.partition(), msg.offset(), msg.key(), &time);
@@ -451,7 +454,7 @@ async fn tell_refusal(
         "reason": format!("the notice could not be published on {topic}"),
     })
     .to_string();
-    let dead_topic = gateway.topics.dead_letter();
+    let dead_topic = gateway.topics().dead_letter();
     let record: FutureRecord<'_, [u8], str> = FutureRecord::to(&dead_topic).payload(dead.as_str()).headers(headers());
     match producer.send(record, Timeout::After(std::time::Duration::from_secs(5))).await {
         Ok(_) => Told::DeadLettered,
@@ -492,7 +495,7 @@ async fn audit_refusal(gateway: &Gateway, writer: &Participant, msg: &rdkafka::m
         subject: format!("{}/{}@{}", msg.topic(), msg.partition(), msg.offset()),
         detail: serde_json::json!({ "reason": reason.chars().take(500).collect::<String>(), "notice": told.as_str() }),
     };
-    match crate::audit::record(&*gateway.store, entry).await {
+    match gateway.audit(vec![entry]).await {
         Ok(_) => true,
         Err(e) => {
             tracing::error!(error = %e, "ack consumer: a refusal could not be audited; the record will be read again");

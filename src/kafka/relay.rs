@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use super::cloudevents;
 use crate::broker::BrokerHealth;
 use crate::clock::now_millis;
-use crate::outbox::Wakeup;
+use crate::outbox::{jitter_seed, RetryPolicy, Wakeup};
 use crate::store::{OutboundDelivery, Store};
 
 /// Deliveries taken from the outbox per round.
@@ -47,39 +47,6 @@ async fn send(
             Err((e, _)) => return Err(e),
         }
     }
-}
-
-/// How the relay retries a delivery whose record the broker refuses.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// Attempts before the delivery is dead-lettered and marked failed.
-    pub max_attempts: u32,
-    /// Delay after the first refusal; doubled after each further one.
-    pub initial_backoff: Duration,
-    /// Longest delay.
-    pub max_backoff: Duration,
-}
-
-impl RetryPolicy {
-    /// The delay before attempt `attempt + 1`, after `attempt` refusals (`attempt` >= 1):
-    /// exponential, capped, and drawn uniformly from its upper half ("equal jitter"), so
-    /// deliveries refused together do not come back together. `seed` makes the draw.
-    pub fn delay(&self, attempt: u32, seed: u64) -> Duration {
-        let doubled = self.initial_backoff.saturating_mul(1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX));
-        let ceiling = doubled.min(self.max_backoff).as_millis() as u64;
-        let half = ceiling / 2;
-        Duration::from_millis(half + if half == 0 { 0 } else { seed % (ceiling - half + 1) })
-    }
-}
-
-/// A pseudo-random number for jitter, different for each call (std's hasher keys are random);
-/// `key` (a delivery's or a webhook's id) keeps draws made at the same moment apart.
-pub fn jitter_seed(key: u64) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(key);
-    h.write_i64(now_millis());
-    h.finish()
 }
 
 /// Whether an error means the broker cannot be reached (the delivery waits, using no attempt)

@@ -8,7 +8,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use serde_json::{json, Value};
 
-use crate::helpers::{example, spawn_app};
+use crate::helpers::{eventually, example, spawn_app};
 
 #[tokio::test]
 async fn an_answer_the_store_cannot_take_is_applied_once_it_can_and_before_the_next() {
@@ -28,23 +28,28 @@ async fn an_answer_the_store_cannot_take_is_applied_once_it_can_and_before_the_n
         let answer = json!({"documentId": doc, "agency": "br-customs", "status": status, "reason": reason}).to_string();
         producer.send(FutureRecord::to(&topic).key(&ucr).payload(&answer), Duration::from_secs(10)).await.expect("answer sent");
     }
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // The consumer has read the first answer and met the locked store, twice (a second try
+    // means it held on to that answer rather than moving on to the next).
+    let retries = |text: &str| {
+        text.lines().find_map(|l| l.strip_prefix("ventanilla_ack_store_retries_total{agency=\"br-customs\"} ")).and_then(|n| n.parse::<u64>().ok())
+    };
+    eventually(Duration::from_secs(60), "the ack consumer to meet the locked store twice", || async {
+        let text = app.get("/metrics", Some("demo-operator")).await.text().await.unwrap();
+        retries(&text).filter(|n| *n >= 2)
+    })
+    .await;
     // Nothing was applied while the store was locked.
     let blocked: Value = app.get(&format!("/v1/consignments/{ucr}"), Some("demo-operator")).await.json().await.unwrap();
     assert_eq!(blocked["state"], "submitted", "{blocked:#}");
     db.execute_batch("ROLLBACK").unwrap();
 
     // Both answers land, in the order they were sent: the first was not skipped.
-    let mut customs = Value::Null;
-    for _ in 0..300 {
+    let customs = eventually(Duration::from_secs(30), "br-customs's delivery released", || async {
         let view: Value = app.get(&format!("/v1/consignments/{ucr}"), Some("demo-operator")).await.json().await.unwrap();
-        customs = view["documents"][0]["deliveries"].as_array().unwrap().iter().find(|d| d["agency"] == "br-customs").unwrap().clone();
-        if customs["status"] == "released" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(customs["status"], "released", "{customs:#}");
+        let customs = view["documents"][0]["deliveries"].as_array().unwrap().iter().find(|d| d["agency"] == "br-customs").unwrap().clone();
+        (customs["status"] == "released").then_some(customs)
+    })
+    .await;
     let answers: Vec<(&str, &str)> = customs["history"]
         .as_array()
         .unwrap()
@@ -107,16 +112,12 @@ async fn delivery_status(app: &crate::helpers::TestApp, ucr: &str, agency: &str)
     view["documents"][0]["deliveries"].as_array().unwrap().iter().find(|d| d["agency"] == agency).cloned().unwrap_or(Value::Null)
 }
 
-/// Waits up to `within` for `agency`'s delivery to reach `status`; the last state seen.
+/// Waits up to `within` for `agency`'s delivery to reach `status`; the delivery then.
 async fn until_status(app: &crate::helpers::TestApp, ucr: &str, agency: &str, status: &str, within: Duration) -> Value {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let delivery = delivery_status(app, ucr, agency).await;
-        if delivery["status"] == status || tokio::time::Instant::now() >= deadline {
-            return delivery;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(within, &format!("{agency}'s delivery of {ucr} to be {status}"), || async {
+        Some(delivery_status(app, ucr, agency).await).filter(|d| d["status"] == status)
+    })
+    .await
 }
 
 /// Issue 26, item 1: a record on one agency's ack topic with a 600 KB key and a body that is not
@@ -138,8 +139,13 @@ async fn a_record_with_a_huge_key_holds_up_no_agency_and_its_notice_fits() {
         .send(FutureRecord::to(&app.topic("acks.br-customs")).key(&huge_key).payload("this is not JSON"), Duration::from_secs(10))
         .await
         .expect("the hostile record is taken by the broker");
-    // The gateway has read it (and, before the fix, was stuck retrying its refusal notice).
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // The gateway has read it and told br-customs (before the fix, it was stuck retrying its
+    // refusal notice).
+    crate::support::eventually(Duration::from_secs(30), "the hostile record's refusal told", || async {
+        let text = app.get("/metrics", Some("demo-operator")).await.text().await.unwrap();
+        text.contains("ventanilla_ack_refusal_notices_total{agency=\"br-customs\"").then_some(())
+    })
+    .await;
     let answer = json!({"documentId": doc, "agency": "br-sanitary", "status": "released", "reason": "certificate checked"}).to_string();
     producer
         .send(FutureRecord::to(&app.topic("acks.br-sanitary")).key(&ucr).payload(&answer), Duration::from_secs(10))
@@ -191,16 +197,12 @@ async fn a_notice_the_broker_refuses_is_dead_lettered_and_the_topic_moves_on() {
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &app.brokers).create().unwrap();
     // The broker applies the change a moment later: until a record of a notice's size is refused
     // there, the refusal below could still be published.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let filler = "p".repeat(300);
-    loop {
+    eventually(Duration::from_secs(20), "the refused-answers topic to refuse 300-byte records", || async {
         let probe = FutureRecord::<str, str>::to(&refused_topic).payload(&filler);
-        if producer.send(probe, Duration::from_secs(10)).await.is_err() {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the refused-answers topic still takes 300-byte records");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        producer.send(probe, Duration::from_secs(10)).await.is_err().then_some(())
+    })
+    .await;
     let topic = app.topic("acks.br-customs");
     let bad = producer.send(FutureRecord::to(&topic).key(&ucr).payload("not JSON"), Duration::from_secs(10)).await.unwrap();
     let good = json!({"documentId": doc, "agency": "br-customs", "status": "released"}).to_string();
@@ -275,14 +277,21 @@ async fn each_agency_has_a_group_of_its_own_and_the_shared_groups_offsets_carry_
     .await
     .unwrap();
     assert_eq!(committed.elements()[0].offset(), Offset::Offset(2), "{committed:?}");
-    // Nothing of what the former group had read was refused again.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Nothing of what the former group had read was refused again: a record sent now, after
+    // them on the same partition, is refused, and its notice is the only one (the consumer
+    // tells each refusal before it reads the next record, so the two earlier ones, read
+    // again, would have been told before it).
+    let record = FutureRecord::<str, str>::to(&topic).partition(0).payload("sent after the upgrade");
+    producer.send(record, Duration::from_secs(10)).await.unwrap();
     let refused_topic = app.topic("acks.br-customs.refused");
-    let watermarks = tokio::task::spawn_blocking(move || {
+    let notices = move || {
         let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &brokers).set("group.id", "watermarks").create().unwrap();
         (0..3).map(|p| c.fetch_watermarks(&refused_topic, p, Duration::from_secs(10)).unwrap().1).sum::<i64>()
+    };
+    let told = crate::support::eventually(Duration::from_secs(30), "the refusal of the record sent after the upgrade", || {
+        let notices = notices.clone();
+        async move { Some(tokio::task::spawn_blocking(notices).await.unwrap()).filter(|n| *n > 0) }
     })
-    .await
-    .unwrap();
-    assert_eq!(watermarks, 0, "the records the former group had read were not read again");
+    .await;
+    assert_eq!(told, 1, "the records the former group had read were not read again");
 }

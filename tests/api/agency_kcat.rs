@@ -37,15 +37,10 @@ async fn the_embedded_broker_answers_at_a_fixed_port() {
     app.stop().await;
     // The forwarder's task is aborted with the cluster; the runtime drops its listener at once
     // or at its next turn.
-    let mut freed = std::net::TcpListener::bind(format!("127.0.0.1:{port}"));
-    for _ in 0..50 {
-        if freed.is_ok() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        freed = std::net::TcpListener::bind(format!("127.0.0.1:{port}"));
-    }
-    assert!(freed.is_ok(), "a stopped gateway frees its fixed port for the next start: {freed:?}");
+    crate::support::eventually(std::time::Duration::from_secs(2), "a stopped gateway to free its fixed port for the next start", || async {
+        std::net::TcpListener::bind(format!("127.0.0.1:{port}")).ok()
+    })
+    .await;
 }
 
 async fn agency_reads_and_answers_with_kcat(app: &crate::helpers::TestApp) {

@@ -16,7 +16,7 @@ fn verify(data_dir: &Path) -> (bool, String) {
 
 /// The same, with hashes that must be in the chain.
 fn verify_expecting(data_dir: &Path, expect: &[&str]) -> (bool, String) {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"));
+    let mut cmd = crate::support::cli();
     cmd.args(["audit", "verify", "--data-dir"]).arg(data_dir);
     for h in expect {
         cmd.args(["--expect", h]);
@@ -69,13 +69,11 @@ async fn the_audit_log_records_who_did_what_and_verify_catches_tampering() {
     // Wait until the relay has published every delivery and the ack consumer has refused the
     // broken answer, then read the log.
     let db = rusqlite::Connection::open(app.data.path().join("ventanilla.db")).unwrap();
-    for _ in 0..200 {
+    crate::support::eventually(Duration::from_secs(20), "the two refused answers in the audit log", || async {
         let n: i64 = db.query_row("SELECT COUNT(*) FROM audit_log WHERE action = 'acknowledgment.refused'", [], |r| r.get(0)).unwrap();
-        if n == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (n == 2).then_some(())
+    })
+    .await;
     let deliveries = receipt["deliveries"].as_array().unwrap().len() as i64;
     // Confirmations received together share a record, which names each delivery.
     let published_in = |db: &rusqlite::Connection| -> i64 {
@@ -88,15 +86,10 @@ async fn the_audit_log_records_who_did_what_and_verify_catches_tampering() {
             .unwrap();
         subjects.iter().map(|s| s.split_once(':').map_or(0, |(_, ids)| ids.split(',').count() as i64)).sum()
     };
-    let mut published = 0;
-    for _ in 0..100 {
-        published = published_in(&db);
-        if published == deliveries {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(published, deliveries, "every delivery's publication is recorded");
+    crate::support::eventually(Duration::from_secs(10), "every delivery's publication recorded", || async {
+        (published_in(&db) == deliveries).then_some(())
+    })
+    .await;
     let rows: Vec<(String, String, String, String)> = db
         .prepare("SELECT participant, action, subject, detail FROM audit_log ORDER BY seq")
         .unwrap()

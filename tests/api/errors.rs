@@ -240,7 +240,7 @@ async fn region_entries_that_refer_to_nothing_stop_the_start() {
     let text = std::fs::read_to_string(crate::helpers::repo().join("config/ventanilla.toml")).unwrap();
     let text = text.replace("schemas_dir = \"../schemas\"", &format!("schemas_dir = {:?}", crate::helpers::repo().join("schemas")));
     std::fs::write(dir.path().join("ventanilla.toml"), text.replace("id = \"demo-nsw-br\"\nrole = \"nsw\"\ncountry = \"BR\"", "id = \"demo-nsw-br\"\nrole = \"nsw\"\ncountry = \"CL\"")).unwrap();
-    let err = ventanilla::config::Settings::load(dir.path().into(), "127.0.0.1:0".parse().unwrap(), data.path().into(), None, None, None)
+    let err = ventanilla::config::Settings::load(dir.path().into(), ventanilla::config::ServeOptions::local("127.0.0.1:0".parse().unwrap(), data.path().into()))
         .expect_err("refused")
         .to_string();
     assert!(err.contains("participant demo-nsw-br is the national single window of CL") && err.contains("AR, BR, UY"), "{err}");

@@ -177,7 +177,7 @@ async fn a_gateway_of_three_killed_mid_stream_loses_nothing_and_no_key_gets_two_
         *states.entry(state).or_default() += 1;
     }
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla")).args(["audit", "verify", "--store", &load.store]).output().unwrap();
+    let out = crate::support::cli().args(["audit", "verify", "--store", &load.store]).output().unwrap();
     let verdict = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert!(out.status.success(), "audit verify: {verdict} {}", String::from_utf8_lossy(&out.stderr));
     println!(

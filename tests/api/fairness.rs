@@ -53,7 +53,7 @@ async fn gateway() -> TestApp {
 
 /// How many records the audit log holds, from `ventanilla audit verify` on the running store.
 fn audit_records(app: &TestApp) -> u64 {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
+    let out = crate::support::cli()
         .args(["audit", "verify", "--data-dir"])
         .arg(app.data.path())
         .output()

@@ -1,13 +1,12 @@
 //! `spawn_app` and the helpers every test shares.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::ClientConfig;
 use serde_json::Value;
-use ventanilla::config::Settings;
+use ventanilla::config::{ServeOptions, Settings};
 use ventanilla::startup::Application;
 
 pub struct TestApp {
@@ -21,9 +20,7 @@ pub struct TestApp {
     running: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+pub use crate::support::{cli, eventually, repo, run_cli};
 
 /// A loopback port free a moment ago, for a process or setting that must be given a number.
 pub fn free_port() -> u16 {
@@ -82,15 +79,12 @@ pub async fn spawn_app_configured(brokers: Option<String>, adjust: impl FnOnce(&
 /// topics of `prefix`, with a consumer group of that prefix.
 pub fn settings_for(data: &tempfile::TempDir, prefix: &str, brokers: Option<String>) -> Settings {
     ventanilla::telemetry::init();
-    let mut settings = Settings::load(
-        repo().join("config"),
-        "127.0.0.1:0".parse().unwrap(),
-        data.path().to_owned(),
-        brokers,
-        Some(prefix.to_owned()),
-        None,
-    )
-    .expect("the repository's configuration loads");
+    let options = ServeOptions {
+        kafka_brokers: brokers,
+        topic_prefix: Some(prefix.to_owned()),
+        ..ServeOptions::local("127.0.0.1:0".parse().unwrap(), data.path().to_owned())
+    };
+    let mut settings = Settings::load(repo().join("config"), options).expect("the repository's configuration loads");
     settings.region.kafka.consumer_group = format!("{prefix}gateway");
     settings
 }
@@ -163,16 +157,11 @@ impl TestApp {
 
     /// Polls the consignment (as the operator) until `state`, or fails after 30 s.
     pub async fn wait_for_state(&self, ucr: &str, state: &str) -> Value {
-        let mut last = Value::Null;
-        for _ in 0..300 {
-            let r = self.get(&format!("/v1/consignments/{ucr}"), Some("demo-operator")).await;
-            last = r.json().await.unwrap();
-            if last["state"] == state {
-                return last;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("consignment {ucr} never reached {state}; last view: {last:#}");
+        eventually(Duration::from_secs(30), &format!("consignment {ucr} to be {state}"), || async {
+            let view: Value = self.get(&format!("/v1/consignments/{ucr}"), Some("demo-operator")).await.json().await.unwrap();
+            (view["state"] == state).then_some(view)
+        })
+        .await
     }
 }
 
@@ -348,7 +337,7 @@ fn spawn_binary_with(
     brokers: &str,
 ) -> (std::process::Child, String, std::sync::mpsc::Receiver<String>) {
     use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
+    let mut child = cli()
         .args(["serve", "--bind", "127.0.0.1:0", "--topic-prefix", prefix])
         .args(store)
         .arg("--config").arg(repo().join("config"))
@@ -542,12 +531,7 @@ pub async fn ventanilla_on(dir: &std::path::Path, mut args: Vec<String>) -> std:
     ventanilla(args).await
 }
 
-/// The operations binary, `ventanilla ARGS`, run from the repository's root on a blocking thread
-/// (warnings only in its log); what it printed and its exit status.
+/// [`run_cli`] on a blocking thread, so the gateway a test runs keeps answering meanwhile.
 pub async fn ventanilla(args: Vec<String>) -> std::process::Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla")).args(&args).current_dir(repo()).env("RUST_LOG", "warn").output().unwrap()
-    })
-    .await
-    .unwrap()
+    tokio::task::spawn_blocking(move || run_cli(&args)).await.unwrap()
 }

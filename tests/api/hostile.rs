@@ -81,13 +81,11 @@ async fn hostile_and_broken_input_is_refused_and_changes_nothing() {
     let doc = receipt["documentId"].as_str().unwrap().to_owned();
     let ucr = receipt["ucr"].as_str().unwrap().to_owned();
     app.wait_for_state(&ucr, "submitted").await;
-    for _ in 0..100 {
+    crate::support::eventually(Duration::from_secs(10), "every delivery dispatched", || async {
         let v: Value = app.get(&format!("/v1/consignments/{ucr}"), Some("demo-operator")).await.json().await.unwrap();
-        if v["documents"][0]["deliveries"].as_array().unwrap().iter().all(|d| d["dispatchedAt"].is_string()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        v["documents"][0]["deliveries"].as_array().unwrap().iter().all(|d| d["dispatchedAt"].is_string()).then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(1500)).await; // let the status relay publish too
     let before = snapshot(&app).await;
 

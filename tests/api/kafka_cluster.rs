@@ -24,17 +24,13 @@ async fn gateway_on(cluster: &OwnCluster) -> TestApp {
 
 /// Polls `/readyz` until `accept` holds of (status, body); returns the body.
 async fn readyz_until(app: &TestApp, what: &str, accept: impl Fn(u16, &Value) -> bool) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..600 {
+    crate::support::eventually(Duration::from_secs(60), &format!("/readyz to show {what}"), || async {
         let r = app.get("/readyz", None).await;
         let status = r.status().as_u16();
-        last = r.json().await.unwrap();
-        if accept(status, &last) {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("/readyz never showed {what}; last: {last:#}");
+        let body: Value = r.json().await.unwrap();
+        accept(status, &body).then_some(body)
+    })
+    .await
 }
 
 /// Waits for the senders, then checks that every submission was answered 202.

@@ -127,7 +127,7 @@ fn a_participant_quota_that_could_take_the_whole_write_pool_stops_the_start() {
     let config = dir.path().join("config");
     std::fs::create_dir_all(&config).unwrap();
     std::fs::write(config.join("ventanilla.toml"), format!("{text}\n[quotas.participants.demo-trader-2]\nconcurrent_writes = {pool}\n")).unwrap();
-    let load = ventanilla::config::Settings::load(config, "127.0.0.1:0".parse().unwrap(), dir.path().join("data"), None, None, None);
+    let load = ventanilla::config::Settings::load(config, ventanilla::config::ServeOptions::local("127.0.0.1:0".parse().unwrap(), dir.path().join("data")));
     let refused = load.expect_err("a quota of the whole pool stops the start").to_string();
     assert!(refused.contains("participant demo-trader-2 (role trader, demo)") && refused.contains("[quotas.participants.demo-trader-2]"), "{refused}");
     assert!(refused.contains(&format!("may have {pool} writes in progress at once")) && refused.contains(&format!("gateway.max_concurrent_writes, the pool every participant shares, is {pool}")), "{refused}");

@@ -3,6 +3,9 @@
 //! (Apache Kafka, `VENTANILLA_TEST_BROKERS`); outage, failover and security tests start clusters of
 //! their own with the same script (`scripts/kafka.sh`).
 
+#[path = "../support/mod.rs"]
+mod support;
+
 mod ack_consumer;
 mod agency_kcat;
 mod agency_stream;

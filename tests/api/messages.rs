@@ -148,7 +148,7 @@ fn tax_ids_are_checked_as_their_country_defines_them() {
     body["payload"]["declarant"]["identifier"]["value"] = json!("30-71425583-1");
     let file = dir.path().join("dashes.json");
     std::fs::write(&file, body.to_string()).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla")).arg("validate").arg(&file).current_dir(repo()).output().unwrap();
+    let out = crate::support::cli().arg("validate").arg(&file).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains(at) && stdout.contains("without dashes"), "{stdout}");

@@ -27,20 +27,17 @@ async fn metrics_count_what_happened() {
 
     // Publications are counted once the broker confirms them; the store records the
     // confirmation just after, and the relay counts the backlog again on its next round.
-    let mut text = String::new();
-    for _ in 0..100 {
+    let text = crate::support::eventually(Duration::from_secs(10), "every publication counted and the backlog empty", || async {
         let r = app.get("/metrics", Some("demo-operator")).await;
         assert_eq!(r.status(), 200);
         assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
-        text = r.text().await.unwrap();
-        if sample(&text, "ventanilla_publish_latency_seconds_count") == Some(deliveries)
+        let text = r.text().await.unwrap();
+        (sample(&text, "ventanilla_publish_latency_seconds_count") == Some(deliveries)
             && sample(&text, "ventanilla_deliveries{agency=\"ar-customs\",status=\"dispatched\"}") == Some(1.0)
-            && sample(&text, "ventanilla_outbox_backlog") == Some(0.0)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            && sample(&text, "ventanilla_outbox_backlog") == Some(0.0))
+        .then_some(text)
+    })
+    .await;
     assert_eq!(sample(&text, "ventanilla_publish_latency_seconds_count"), Some(deliveries), "{text}");
     assert_eq!(sample(&text, "ventanilla_http_requests_total{route=\"/v1/documents\",status=\"202\"}"), Some(1.0), "{text}");
     assert_eq!(sample(&text, "ventanilla_http_requests_total{route=\"/v1/documents\",status=\"422\"}"), Some(2.0), "{text}");

@@ -14,14 +14,14 @@ use crate::helpers::{
 
 /// Polls `/readyz` until it answers `status`; returns its body.
 async fn wait_ready(app: &crate::helpers::TestApp, status: u16) -> Value {
-    for _ in 0..100 {
+    crate::support::eventually(Duration::from_secs(10), &format!("/readyz to answer {status}"), || async {
         let r = app.get("/readyz", None).await;
-        if r.status() == status {
-            return r.json().await.unwrap();
+        match r.status() == status {
+            true => Some(r.json::<Value>().await.unwrap()),
+            false => None,
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("/readyz never answered {status}");
+    })
+    .await
 }
 
 #[tokio::test]
@@ -31,15 +31,7 @@ async fn readiness_follows_the_broker_and_accepted_documents_wait_for_it() {
     assert_eq!(app.get("/readyz", None).await.status(), 200);
 
     broker.kill_all().await;
-    let mut body = Value::Null;
-    for _ in 0..50 {
-        let r = app.get("/readyz", None).await;
-        if r.status() == 503 {
-            body = r.json().await.unwrap();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let body = wait_ready(&app, 503).await;
     assert_eq!(body["status"], "not_ready", "readyz reports the dead broker");
     assert_eq!(body["broker"], "unavailable");
     assert_eq!(body["store"], "ok");
@@ -65,15 +57,8 @@ async fn readiness_follows_the_broker_and_accepted_documents_wait_for_it() {
     use rdkafka::message::{Headers, Message};
     let ce_id = m.headers().unwrap().iter().find(|h| h.key == "ce_id").and_then(|h| h.value).unwrap();
     assert_eq!(ce_id, doc.as_bytes());
-    let mut ready = false;
-    for _ in 0..100 {
-        if app.get("/readyz", None).await.status() == 200 {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "readyz recovers with the broker");
+    // readyz recovers with the broker.
+    wait_ready(&app, 200).await;
 }
 
 #[tokio::test]
@@ -154,14 +139,9 @@ async fn a_full_backlog_refuses_submissions_with_retry_after_until_the_broker_dr
     broker.resume_all().await;
     let mut body = template.clone();
     body["ucr"] = json!("BACKLOG-AFTER");
-    let mut status = 0;
-    for _ in 0..120 {
-        status = app.submit(&body).await.status().as_u16();
-        if status == 202 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert_eq!(status, 202, "accepted again once the backlog drained");
+    crate::support::eventually(Duration::from_secs(60), "a document accepted again once the backlog drained", || async {
+        (app.submit(&body).await.status() == 202).then_some(())
+    })
+    .await;
     assert_eq!(wait_ready(&app, 200).await["outboxBacklog"].as_u64().map(|n| n <= 4), Some(true));
 }

@@ -41,7 +41,7 @@ async fn two_gateways_on_one_postgres_database_accept_deliver_track_and_keep_one
     // The operations tool verifies the audit log in the database.
     let out = tokio::task::spawn_blocking({
         let url = url.clone();
-        move || std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla")).args(["audit", "verify", "--store", &url]).output().unwrap()
+        move || crate::support::cli().args(["audit", "verify", "--store", &url]).output().unwrap()
     })
     .await
     .unwrap();

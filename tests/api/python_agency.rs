@@ -29,14 +29,10 @@ async fn the_python_example_receives_a_document_and_answers_it() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains(receipt["documentId"].as_str().unwrap()) && stdout.contains(&ucr), "{stdout}");
-    let mut status = Value::Null;
-    for _ in 0..100 {
+    crate::support::eventually(Duration::from_secs(10), "the Python agency's answer applied", || async {
         let view: Value = app.get(&format!("/v1/consignments/{ucr}"), Some("demo-operator")).await.json().await.unwrap();
-        status = view["documents"][0]["deliveries"].as_array().unwrap().iter().find(|x| x["agency"] == "br-sanitary").unwrap()["status"].clone();
-        if status == "received" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(status, "received", "the Python agency's answer was applied");
+        let status = view["documents"][0]["deliveries"].as_array().unwrap().iter().find(|x| x["agency"] == "br-sanitary").unwrap()["status"].clone();
+        (status == "received").then_some(())
+    })
+    .await;
 }

@@ -42,7 +42,7 @@ async fn receipts_are_signed_and_verified_by_an_independent_library_and_offline(
 
     // Offline, with the saved JWKS or the keys directory: 0; changed: 1.
     let verify = |file: &std::path::Path, keys: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
+        crate::support::cli()
             .args(["receipt", "verify"])
             .arg(file)
             .args(keys)
@@ -81,7 +81,7 @@ async fn receipt_verify_only_reads_keys_and_checks_the_document_it_is_for() {
     let receipt_file = dir.path().join("receipt.json");
     std::fs::write(&receipt_file, receipt.to_string()).unwrap();
     let verify = |args: &[&std::ffi::OsStr]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla")).args(["receipt", "verify"]).arg(&receipt_file).args(args).output().unwrap()
+        crate::support::cli().args(["receipt", "verify"]).arg(&receipt_file).args(args).output().unwrap()
     };
 
     let empty = dir.path().join("empty");

@@ -13,16 +13,12 @@ use crate::helpers::{assert_problem, await_deliveries, consumer, example, settin
 
 /// Polls the consignment until every delivery has `status`.
 async fn wait_deliveries(app: &TestApp, ucr: &str, status: &str) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..300 {
-        last = app.get(&format!("/v1/consignments/{ucr}"), Some("demo-operator")).await.json().await.unwrap();
-        let all = last["documents"].as_array().into_iter().flatten().flat_map(|d| d["deliveries"].as_array().unwrap());
-        if all.clone().count() > 0 && all.into_iter().all(|d| d["status"] == status) {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the deliveries of {ucr} never all became {status}: {last:#}");
+    crate::support::eventually(Duration::from_secs(30), &format!("every delivery of {ucr} to be {status}"), || async {
+        let view: Value = app.get(&format!("/v1/consignments/{ucr}"), Some("demo-operator")).await.json().await.unwrap();
+        let all = view["documents"].as_array().into_iter().flatten().flat_map(|d| d["deliveries"].as_array().unwrap());
+        (all.clone().count() > 0 && all.into_iter().all(|d| d["status"] == status)).then_some(view.clone())
+    })
+    .await
 }
 
 async fn retry(app: &TestApp, id: i64, token: &str) -> reqwest::Response {
@@ -118,7 +114,7 @@ async fn a_refused_delivery_is_dead_lettered_shown_failed_and_sent_again_by_an_o
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["retried"], json!(first));
     // ...and every other failed one with the CLI, on the store the gateway is running on.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
+    let out = crate::support::cli()
         .args(["deliveries", "retry", "--all-failed", "--operator", "ops-test", "--data-dir"])
         .arg(data.path())
         .output()

@@ -23,7 +23,7 @@ fn schemas_with_new_version(change: impl FnOnce(&mut Value)) -> tempfile::TempDi
 
 /// `ventanilla schemas diff OLD NEW`: its report, and its exit code.
 fn diff(old: &Path, new: &Path) -> (String, Option<i32>) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla")).args(["schemas", "diff"]).arg(old).arg(new).output().unwrap();
+    let out = crate::support::cli().args(["schemas", "diff"]).arg(old).arg(new).output().unwrap();
     (String::from_utf8_lossy(&out.stdout).into_owned(), out.status.code())
 }
 
@@ -120,7 +120,7 @@ fn the_region_declares_a_published_types_compatibility_over_its_files() {
     ) + "\n[document_types.openManifest]\nsubmitter = { party = \"shipper\", identifier = \"/shipper/id\", scheme = \"AR-CUIT\", country = \"/shipper/country\" }\ncompatibility = \"backward-open\"\n";
     std::fs::write(config.path().join("ventanilla.toml"), region_file).unwrap();
     let (old, new) = (folder.join("1.0.0.json"), folder.join("1.1.0.json"));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
+    let out = crate::support::cli()
         .args(["schemas", "diff", "--config"])
         .arg(config.path())
         .arg(&old)

@@ -35,7 +35,7 @@ async fn no_token_key_or_password_appears_in_logs_or_answers() {
     std::fs::write(dir.path().join("tls.pem"), cert.pem()).unwrap();
     std::fs::write(dir.path().join("tls.key"), &key_pem).unwrap();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ventanilla"))
+    let mut child = crate::support::cli()
         .args(["serve", "--bind", "127.0.0.1:0", "--topic-prefix", &format!("x{}.", uuid::Uuid::now_v7().simple())])
         .arg("--data-dir").arg(dir.path().join("data"))
         .arg("--config").arg(&config)

@@ -41,7 +41,7 @@ async fn the_simulated_agency_answers_every_document_routed_to_it() {
     let out = tokio::task::spawn_blocking({
         let (brokers, prefix) = (app.brokers.clone(), app.topic_prefix.clone());
         move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
+            crate::support::cli()
                 .args(["agency", "--agency", "br-customs", "--kafka-brokers", &brokers, "--topic-prefix", &prefix])
                 .args(["--decisions", "released", "--received-first", "--max-delay", "200ms", "--count", "4"])
                 .env("RUST_LOG", "warn")
@@ -53,15 +53,10 @@ async fn the_simulated_agency_answers_every_document_routed_to_it() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("answered 4 document(s)"), "{}", String::from_utf8_lossy(&out.stdout));
     for ucr in &ucrs {
-        let mut status = Vec::new();
-        for _ in 0..100 {
-            status = br_customs_status(&app, ucr).await;
-            if status == ["released"] {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert_eq!(status, ["released"], "{ucr}");
+        crate::support::eventually(Duration::from_secs(10), &format!("{ucr} released by br-customs"), || async {
+            (br_customs_status(&app, ucr).await == ["released"]).then_some(())
+        })
+        .await;
         let view: Value = app.get(&format!("/v1/consignments/{ucr}"), Some("demo-operator")).await.json().await.unwrap();
         let history: Vec<&str> = view["documents"][0]["deliveries"].as_array().unwrap().iter()
             .find(|d| d["agency"] == "br-customs").unwrap()["history"].as_array().unwrap().iter()

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rcgen::{BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType};
-use ventanilla::config::{ParticipantConfig, Settings, TlsFiles};
+use ventanilla::config::{ParticipantConfig, ServeOptions, Settings, TlsFiles};
 use ventanilla::domain::Role;
 
 use crate::helpers::{repo, spawn_app_configured};
@@ -169,7 +169,7 @@ async fn plain_http_on_a_public_address_is_refused_unless_the_operator_opts_out(
     ventanilla::telemetry::init();
     let settings = |allow: bool| {
         let data = tempfile::tempdir().unwrap();
-        let mut s = Settings::load(repo().join("config"), "0.0.0.0:0".parse().unwrap(), data.path().to_owned(), None, None, None).unwrap();
+        let mut s = Settings::load(repo().join("config"), ServeOptions::local("0.0.0.0:0".parse().unwrap(), data.path().to_owned())).unwrap();
         s.region.gateway.allow_plaintext_on_public_address = allow;
         (s, data)
     };

@@ -32,7 +32,7 @@ async fn post(app: &TestApp, path: &str, token: &str, body: &str) -> (u16, Value
 
 /// `ventanilla validate --as PARTICIPANT` on files: its exit code, and its output.
 fn cli_as(participant: &str, files: &[PathBuf]) -> (Option<i32>, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
+    let out = crate::support::cli()
         .arg("validate").arg("--config").arg(repo().join("config")).args(["--as", participant])
         .args(files)
         .output()
@@ -61,7 +61,7 @@ fn validate_as_a_participant_checks_whom_it_may_submit_for() {
 
 /// `ventanilla validate` on files: (exit success, one output line per file).
 fn cli(files: &[PathBuf]) -> (bool, Vec<String>) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
+    let out = crate::support::cli()
         .arg("validate").arg("--config").arg(repo().join("config"))
         .args(files)
         .output()
@@ -135,7 +135,7 @@ async fn validation_answers_as_submission_would_and_stores_nothing() {
 /// (not a log line and a plain line, nor "No such file (os error 2): No such file (os error 2)").
 #[test]
 fn a_cli_error_is_told_once() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
+    let out = crate::support::cli()
         .args(["validate", "--config", "/nonexistent-region", "x.json"])
         .env("RUST_LOG", "info")
         .output()
@@ -185,7 +185,7 @@ fn the_envelopes_countries_must_be_those_the_payload_states() {
     assert!(cases.iter().any(|(p, at)| p.ends_with("export-beef-road-AR-BR-destination.json") && at == "/payload/destinationCountry"));
     assert_eq!(cases.len(), 40, "every valid example of the types that state a country");
     let files: Vec<PathBuf> = cases.iter().map(|(p, _)| p.clone()).collect();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla"))
+    let out = crate::support::cli()
         .arg("validate").arg("--config").arg(repo().join("config")).args(["--as", "demo-trader"])
         .args(&files)
         .output()
@@ -236,9 +236,7 @@ fn warnings_are_listed_by_schemas_not_repeated_by_validate_and_diff_takes_config
     );
     assert!(!text.contains("country = \"/seller/address/country\" }"), "the invoice's submitter line was found and changed");
     std::fs::write(region.path().join("ventanilla.toml"), text.replace("schemas_dir = \"../schemas\"", &format!("schemas_dir = {:?}", repo().join("schemas")))).unwrap();
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ventanilla")).args(args).current_dir(repo()).env("RUST_LOG", "warn").output().unwrap()
-    };
+    let run = |args: &[&str]| crate::support::run_cli(args);
     let config = region.path().to_str().unwrap();
     let listed = run(&["schemas", "--config", config]);
     assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));

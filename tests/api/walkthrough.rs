@@ -28,7 +28,7 @@ async fn the_readme_walkthrough_works_as_written() {
         .replace("http://127.0.0.1:8080", &app.address)
         .replace("127.0.0.1:9092", &app.brokers)
         .replace("-t ventanilla.", &format!("-t {}", app.topic_prefix))
-        .replace("cargo run --release --", env!("CARGO_BIN_EXE_ventanilla"))
+        .replace("cargo run --release --", crate::support::VENTANILLA)
         .replace("kcat -b", "timeout 60 kcat -b");
     // On a blocking thread: the gateway answers on this test's runtime meanwhile.
     let (bash_script, data) = (script.clone(), app.data.path().to_owned());
@@ -77,7 +77,7 @@ async fn the_it_teams_guide_adding_a_document_type_works_as_written() {
     let script = format!("set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n{}", blocks.join("\n"))
         .replace("127.0.0.1:8081", &format!("127.0.0.1:{port}"))
         .replace("--embedded-kafka-port 9093", "--embedded-kafka-port 0")
-        .replace("cargo run --release --", env!("CARGO_BIN_EXE_ventanilla"));
+        .replace("cargo run --release --", crate::support::VENTANILLA);
     let bash_script = script.clone();
     let out = tokio::task::spawn_blocking(move || std::process::Command::new("bash").arg("-c").arg(&bash_script).current_dir(repo()).output())
         .await

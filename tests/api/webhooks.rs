@@ -9,7 +9,7 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, example, spawn_app_configured, test_brokers, TestApp};
+use crate::helpers::{assert_problem, eventually, example, spawn_app_configured, test_brokers, TestApp};
 
 /// One POST the receiver got.
 #[derive(Clone, Debug)]
@@ -133,12 +133,18 @@ async fn status_changes_are_posted_signed_in_order_and_retried_until_taken() {
     let page: Value = app.get("/v1/consignments/events?wait=1s", Some("demo-trader")).await.json().await.unwrap();
     let expected: Vec<Value> = page["events"].as_array().unwrap().clone();
     assert!(expected.len() >= 3, "submitted, on hold, refused: {page:#}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while receiver.taken().len() < expected.len() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    // Time for anything that should not come (the other trader's events) to come.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    eventually(Duration::from_secs(30), "every event taken by the receiver", || async { (receiver.taken().len() >= expected.len()).then_some(()) }).await;
+    // The other trader's events are past this webhook's cursor: had the dispatcher meant to
+    // send them here, it would have by now (it sends a webhook's events in order).
+    let theirs: Value = app.get("/v1/consignments/events?wait=1s", Some("demo-trader-2")).await.json().await.unwrap();
+    assert!(!theirs["events"].as_array().unwrap().is_empty(), "the other trader's consignment has events: {theirs:#}");
+    // The page's cursor: its last event's id.
+    let their_last = theirs["cursor"].as_i64().unwrap();
+    eventually(Duration::from_secs(30), "the webhook's cursor past the other trader's events", || async {
+        let list: Value = app.get("/v1/webhooks", Some("demo-trader")).await.json().await.unwrap();
+        (list["webhooks"][0]["deliveredThrough"].as_i64()? >= their_last).then_some(())
+    })
+    .await;
     let all = receiver.received.lock().unwrap().clone();
     let taken = receiver.taken();
     let bodies: Vec<Value> = taken.iter().map(|r| serde_json::from_slice(&r.body).unwrap()).collect();
@@ -189,10 +195,10 @@ async fn a_webhook_deleted_while_busy_is_sent_nothing_after_the_post_in_flight()
         assert_eq!(app.submit(&d).await.status(), 202);
     }
     // Delete while the first POST is in flight.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while receiver.received.lock().unwrap().is_empty() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(Duration::from_secs(10), "the first POST to reach the receiver", || async {
+        (!receiver.received.lock().unwrap().is_empty()).then_some(())
+    })
+    .await;
     let r = app.client.delete(format!("{}/v1/webhooks/{webhook_id}", app.address)).bearer_auth("demo-trader").send().await.unwrap();
     assert_eq!(r.status(), 204);
     let at_delete = receiver.received.lock().unwrap().len();
@@ -263,10 +269,7 @@ async fn a_query_a_response_an_amendment_and_a_withdrawal_reach_the_webhook_and_
     assert_eq!(r.status(), 202);
 
     let expected = ["created", "acknowledgment", "query-answered", "amended", "withdrawn"];
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while receiver.taken().len() < expected.len() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(Duration::from_secs(30), "the five events taken by the receiver", || async { (receiver.taken().len() >= expected.len()).then_some(()) }).await;
     let bodies: Vec<Value> = receiver.taken().iter().map(|r| serde_json::from_slice(&r.body).unwrap()).collect();
     let kinds: Vec<&str> = bodies.iter().map(|b| b["cause"]["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, expected, "{bodies:#?}");

@@ -1,0 +1,89 @@
+//! `ventanilla receipt`: verify a signed receipt offline against the gateway's keys, or make a
+//! newer signing key.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use super::{Failure, Verdict};
+
+#[derive(Subcommand)]
+pub enum ReceiptCommand {
+    /// Checks a receipt (JSON file): its signature by one of the keys, and its members the ones
+    /// signed; with --document, that its `bodySha256` is that document's. Exit 1 when it does
+    /// not verify, 2 when it cannot check (no keys where they were looked for). Never writes.
+    Verify {
+        /// The receipt, as the gateway answered it.
+        file: PathBuf,
+        /// The gateway's public keys: a saved `/.well-known/jwks.json` (wins over --keys-dir).
+        #[arg(long)]
+        jwks: Option<PathBuf>,
+        /// The gateway's keys directory (`gateway.receipt_keys_dir`; by default `<data dir>/receipt-keys`),
+        /// only read: a missing or empty one is an error.
+        #[arg(long, env = "VENTANILLA_RECEIPT_KEYS", default_value = "./data/receipt-keys")]
+        keys_dir: PathBuf,
+        /// The document the receipt is for: the envelope as submitted (for an amendment, its
+        /// `document`; for a batch, the item). Its SHA-256 in the gateway's canonical form (JSON
+        /// without whitespace, members sorted by name; see `src/receipts.rs`) must be `bodySha256`,
+        /// however the file is formatted.
+        #[arg(long)]
+        document: Option<PathBuf>,
+    },
+    /// Makes a new signing key in the keys directory; prints its id.
+    RotateKey {
+        #[arg(long, env = "VENTANILLA_RECEIPT_KEYS", default_value = "./data/receipt-keys")]
+        keys_dir: PathBuf,
+    },
+}
+
+pub fn run(action: ReceiptCommand) -> Result<(), Failure> {
+    match action {
+        ReceiptCommand::RotateKey { keys_dir } => {
+            println!("{}", ventanilla::receipts::rotate(&keys_dir)?);
+            Ok(())
+        }
+        ReceiptCommand::Verify { file, jwks, keys_dir, document } => verify(file, jwks, keys_dir, document),
+    }
+}
+
+/// Checks the receipt in `file`, and that it is `document`'s when one is given.
+fn verify(file: PathBuf, jwks: Option<PathBuf>, keys_dir: PathBuf, document: Option<PathBuf>) -> Result<(), Failure> {
+    let bytes = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+    let read = |p: &std::path::Path| -> Result<serde_json::Value, Failure> {
+        Ok(serde_json::from_slice(&bytes(p)?).map_err(|e| format!("{} is not JSON: {e}", p.display()))?)
+    };
+    let receipt = read(&file)?;
+    // Read, never written: a check that found no keys says where it looked.
+    let jwks = match jwks {
+        Some(path) => read(&path)?,
+        None => ventanilla::receipts::ReceiptKeys::published(&keys_dir)?,
+    };
+    let document_hash = match &document {
+        Some(path) => Some(
+            ventanilla::receipts::document_sha256(&bytes(path)?)
+                .map_err(|e| format!("{} is not a JSON document: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let signed = ventanilla::receipts::verify(&receipt, &jwks).map_err(|e| Verdict(format!("{}: {e}", file.display())))?;
+    let body_sha256 = signed["bodySha256"].as_str().unwrap_or("?");
+    if let (Some(path), Some(hash)) = (&document, &document_hash) {
+        if hash != body_sha256 {
+            return Err(Verdict(format!(
+                "{}: the receipt is signed, but for another document: its bodySha256 is {body_sha256}, and {} hashes to {hash} \
+                 (the SHA-256 of the envelope as JSON without whitespace, members sorted by name)",
+                file.display(),
+                path.display()
+            ))
+            .into());
+        }
+    }
+    println!(
+        "receipt verified: document {} of {} accepted at {}, body sha256 {body_sha256}{}",
+        signed["documentId"].as_str().unwrap_or("?"),
+        signed["ucr"].as_str().unwrap_or("?"),
+        signed["submittedAt"].as_str().unwrap_or("?"),
+        document.map(|p| format!(", which is that of {}", p.display())).unwrap_or_default()
+    );
+    Ok(())
+}
