@@ -44,6 +44,8 @@ pub enum StartupError {
     Routing(String),
     #[error("risk profiling: {0}")]
     Risk(String),
+    #[error("participants: {0}")]
+    Participants(String),
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
@@ -177,7 +179,6 @@ impl Application {
     }
 }
 
-/// Writes the refusal and replay counts of each ended window to the audit log
 /// What the gateway checks and routes documents with, loaded and checked against each other:
 /// a route or a risk rule naming what the schemas do not describe stops the start, named.
 struct Rules {
@@ -222,7 +223,7 @@ struct Broker {
     embedded: Option<EmbeddedCluster>,
     /// The address outside clients are told (the embedded broker's fixed port).
     brokers: String,
-    producer: rdkafka::producer::FutureProducer,
+    producer: broker::GatewayProducer,
     ack_consumers: Vec<broker::acks::AckConsumer>,
     /// The gateway's own topics, whose partitions readiness watches.
     topics: Arc<std::collections::HashSet<String>>,
@@ -327,7 +328,7 @@ fn gateway(settings: &Settings, rules: Rules, store: Arc<dyn Store>, topics: Top
 /// What the background tasks take of the broker: the producer, the ack consumers (handed over
 /// once) and the topics the watcher reports on.
 struct KafkaTasks {
-    producer: rdkafka::producer::FutureProducer,
+    producer: broker::GatewayProducer,
     ack_consumers: Vec<broker::acks::AckConsumer>,
     watched: Arc<std::collections::HashSet<String>>,
 }
@@ -442,7 +443,7 @@ fn serve_http(
         asyncapi,
         webhooks: settings.region.webhooks.clone(),
         gateway,
-        directory: Directory::new(&settings.region.participants, demo),
+        directory: Directory::new(&settings.region.participants, demo).map_err(StartupError::Participants)?,
         max_body_bytes: settings.region.gateway.max_body_bytes,
         json_limits: settings.region.gateway.json_limits(),
         writes: Arc::new(tokio::sync::Semaphore::new(settings.region.gateway.max_concurrent_writes)),
@@ -483,6 +484,7 @@ fn serve_http(
     Ok((server, local.port()))
 }
 
+/// Writes the refusal and replay counts of each ended window to the audit log
 /// (`http/refusals.rs`, `crate::replays`), and the current window's at the stop.
 async fn flush_refusals(
     refusals: Arc<crate::http::refusals::RefusalAudit>,

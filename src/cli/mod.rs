@@ -128,11 +128,13 @@ impl std::error::Error for Verdict {}
 /// these two, with the same meaning.
 #[derive(clap::Args)]
 pub struct StoreArgs {
-    /// Directory of the embedded store (`ventanilla.db`).
+    /// Directory of the embedded store (`serve` and `simulate` create it if it does not exist;
+    /// the other commands need it to).
     #[arg(long, env = "VENTANILLA_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
-    /// The store, as a URL: sqlite://PATH or postgres://user@host:port/db (wins over --data-dir;
-    /// for `serve`, also over the region file's [store] url).
+    /// The store, as a URL: sqlite://PATH or postgres://user@host:port/db (wins over
+    /// --data-dir). For `serve`, the default is the region file's [store] url, else
+    /// sqlite://<data-dir>/ventanilla.db.
     #[arg(long, env = "VENTANILLA_STORE")]
     pub store: Option<String>,
 }

@@ -14,7 +14,6 @@ use super::{Failure, Open, StoreArgs};
 pub struct SimulateArgs {
     #[arg(long, env = "VENTANILLA_CONFIG", default_value = "config")]
     config: PathBuf,
-    /// Where to write (a SQLite store is created if it does not exist).
     #[command(flatten)]
     store: StoreArgs,
     /// How many consignments.

@@ -1,6 +1,6 @@
 //! The figures of the release-time indicators: the facts of the consignments asked for, grouped
 //! by the segments asked for (and periods, for a trend), each group's cell computed by
-//! `super::statistics`, the cells in parallel (rayon) on the machine's cores.
+//! `super::statistics`, the cells in parallel (rayon) on up to four of the machine's cores.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -352,12 +352,26 @@ where
 /// A cell to compute: its group, its period (start, first day) in a trend, its values.
 type Job = (BTreeMap<String, String>, Option<(i64, String)>, Vec<i64>);
 
-/// The cells of `jobs`, in their order, computed on rayon's threads (the machine's cores).
+/// The cells of `jobs`, in their order, computed on the figures' own threads ([`pool`]).
 fn cells_in_parallel(jobs: Vec<Job>, request: &FiguresRequest) -> Vec<(Option<i64>, Cell)> {
-    jobs.into_par_iter()
-        .map(|(group, period, values)| {
-            let (start, label) = period.map_or((None, None), |(p, l)| (Some(p), Some(l)));
-            (start, cell(group, label, values, request.mode_bin_ms))
-        })
-        .collect()
+    let one = |(group, period, values): Job| {
+        let (start, label) = period.map_or((None, None), |(p, l)| (Some(p), Some(l)));
+        (start, cell(group, label, values, request.mode_bin_ms))
+    };
+    match pool() {
+        Some(pool) => pool.install(|| jobs.into_par_iter().map(one).collect()),
+        None => jobs.into_iter().map(one).collect(),
+    }
+}
+
+/// The threads the figures' cells are computed on: as many as the machine has cores, four at
+/// most, so a computation never takes every core from the threads that serve requests. `None`
+/// when the system gives no thread: the cells are then computed on the caller's.
+fn pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+        rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("figures-{i}")).build().ok()
+    })
+    .as_ref()
 }

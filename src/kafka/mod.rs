@@ -23,6 +23,9 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::config::KafkaSecurity;
 use crate::broker::{BrokerHealth, ClusterView};
 
+/// The gateway's producer, as start-up names it (only this module knows rdkafka).
+pub type GatewayProducer = FutureProducer;
+
 /// Why the broker side cannot start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

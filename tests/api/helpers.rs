@@ -104,7 +104,11 @@ pub async fn spawn_app_on(
     let brokers = app.brokers.clone();
     let server = app.stop_handle();
     let running = tokio::spawn(app.run_until_stopped());
-    TestApp { address, brokers, topic_prefix: prefix, client: reqwest::Client::new(), data, server, running }
+    // A pooled connection idle for longer than the gateway's keep-alive (5 s) may be closed by
+    // the gateway just as the client reuses it (an incomplete message, not the gateway's
+    // answer): the client drops idle connections well before.
+    let client = reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(2)).build().expect("an HTTP client");
+    TestApp { address, brokers, topic_prefix: prefix, client, data, server, running }
 }
 
 impl TestApp {

@@ -86,7 +86,14 @@ async fn hostile_and_broken_input_is_refused_and_changes_nothing() {
         v["documents"][0]["deliveries"].as_array().unwrap().iter().all(|d| d["dispatchedAt"].is_string()).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await; // let the status relay publish too
+    // And the status relay has published every status event (rows are kept, marked published).
+    let status = app.topic("status");
+    crate::support::eventually(Duration::from_secs(10), "every status event on the status topic", || async {
+        let (counts, marks) = snapshot(&app).await;
+        let published: i64 = marks.iter().filter(|(t, _, _)| *t == status).map(|(_, _, high)| high).sum();
+        (counts[4] > 0 && published >= counts[4]).then_some(())
+    })
+    .await;
     let before = snapshot(&app).await;
 
     let d = "/v1/documents";
