@@ -26,20 +26,25 @@ pub(crate) struct Received {
 pub(crate) struct Receiver {
     pub(crate) url: String,
     received: Arc<Mutex<Vec<Received>>>,
+    /// Requests that arrived, answered or not yet.
+    arrived: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Receiver {
     pub(crate) fn start(refuse_first: usize, delay: Duration) -> Receiver {
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let arrived: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let count = arrived.clone();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://127.0.0.1:{}/hooks/ventanilla", listener.local_addr().unwrap().port());
         let log = received.clone();
         let server = HttpServer::new(move || {
-            let log = log.clone();
+            let (log, count) = (log.clone(), count.clone());
             App::new().route(
                 "/hooks/ventanilla",
                 web::post().to(move |req: HttpRequest, body: web::Bytes| {
                     let log = log.clone();
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     async move {
                         tokio::time::sleep(delay).await;
                         let mut log = log.lock().unwrap();
@@ -62,7 +67,12 @@ impl Receiver {
         .unwrap()
         .run();
         tokio::spawn(server);
-        Receiver { url, received }
+        Receiver { url, received, arrived }
+    }
+
+    /// Requests that arrived, including one not answered yet.
+    pub(crate) fn arrivals(&self) -> usize {
+        self.arrived.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub(crate) fn taken(&self) -> Vec<Received> {
@@ -183,18 +193,25 @@ async fn status_changes_are_posted_signed_in_order_and_retried_until_taken() {
 #[tokio::test]
 async fn a_webhook_deleted_while_busy_is_sent_nothing_after_the_post_in_flight() {
     let app = app_with_webhooks(true).await;
-    // A slow receiver: each POST takes 700 ms.
+    // A slow receiver: each POST takes 700 ms. And a witness, the same trader's other webhook,
+    // which is never deleted.
     let receiver = Receiver::start(0, Duration::from_millis(700));
+    let witness = Receiver::start(0, Duration::ZERO);
     let r: Value = register(&app, "demo-trader", &receiver.url).await.json().await.unwrap();
     let webhook_id = r["id"].as_str().unwrap().to_owned();
-    // Five consignments: five events queued for the webhook.
+    assert_eq!(register(&app, "demo-trader", &witness.url).await.status(), 201);
+    // Five consignments: five events queued for each webhook.
     let run = uuid::Uuid::now_v7().simple().to_string().to_uppercase();
-    for i in 0..5 {
+    let submit = |i: usize| {
         let mut d = example("commercialInvoice/valid/cars-sea-BR-UY.json");
         d["ucr"] = json!(format!("WD-{}-{i}", &run[20..]));
-        assert_eq!(app.submit(&d).await.status(), 202);
+        let app = &app;
+        async move { app.submit(&d).await.status() }
+    };
+    for i in 0..5 {
+        assert_eq!(submit(i).await, 202);
     }
-    // Delete while the first POST is in flight.
+    // Delete while the next POST is in flight.
     eventually(Duration::from_secs(10), "the first POST to reach the receiver", || async {
         (!receiver.received.lock().unwrap().is_empty()).then_some(())
     })
@@ -202,9 +219,22 @@ async fn a_webhook_deleted_while_busy_is_sent_nothing_after_the_post_in_flight()
     let r = app.client.delete(format!("{}/v1/webhooks/{webhook_id}", app.address)).bearer_auth("demo-trader").send().await.unwrap();
     assert_eq!(r.status(), 204);
     let at_delete = receiver.received.lock().unwrap().len();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = receiver.received.lock().unwrap().len();
-    assert!(after <= at_delete + 1, "only the POST in flight may finish: {at_delete} before the delete, {after} after");
+    // The POST in flight at the delete, if one was, is answered.
+    eventually(Duration::from_secs(10), "the POST in flight at the delete to be answered", || async {
+        (receiver.arrivals() == receiver.received.lock().unwrap().len()).then_some(())
+    })
+    .await;
+    // A sixth event, committed only now, reaches the witness: the dispatcher has served the
+    // trader's webhooks since, and had it gone on with the deleted one, that POST would have
+    // arrived first.
+    assert_eq!(submit(5).await, 202);
+    let sixth = format!("WD-{}-5", &run[20..]);
+    eventually(Duration::from_secs(30), "the sixth event to reach the witness", || async {
+        witness.taken().iter().any(|r| String::from_utf8_lossy(&r.body).contains(&sixth)).then_some(())
+    })
+    .await;
+    let after = receiver.arrivals();
+    assert!(after <= at_delete + 1, "only the POST in flight may finish: {at_delete} answered before the delete, {after} arrived by now");
     assert!(after < 5, "the five events were not all sent");
 }
 
