@@ -619,6 +619,32 @@ pub struct Checked {
     pub facts: RoutingFacts,
 }
 
+/// What a successful validation says, over HTTP and on the command line.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidationReport {
+    /// Always true: an invalid document is answered with its problem.
+    valid: bool,
+    document_type: crate::domain::DocumentType,
+    schema_version: crate::domain::SchemaVersion,
+    ucr: Ucr,
+    /// Where submission would send it.
+    routing: Vec<Route>,
+}
+
+impl Checked {
+    /// What `POST /v1/validate` and `ventanilla validate` answer for it.
+    pub fn report(&self) -> ValidationReport {
+        ValidationReport {
+            valid: true,
+            document_type: self.valid.document_type.clone(),
+            schema_version: self.valid.version,
+            ucr: self.valid.ucr.clone(),
+            routing: self.routed.clone(),
+        }
+    }
+}
+
 /// The checks every submission passes, shared by submission, `POST /v1/validate` and
 /// `ventanilla validate`: the schema, then (when `by` is given) whether `by` may submit it and
 /// use its UCR, then routing. Nothing is stored.

@@ -53,7 +53,8 @@ pub fn run(a: ValidateArgs) -> Result<(), Failure> {
                 continue;
             }
         };
-        let outcome = ventanilla::http::body::parse_json(&bytes, &limits).and_then(|body| {
+        let parsed = ventanilla::json::parse_bounded(&bytes, &limits).map_err(|e| ventanilla::problems::json_problem(&e));
+        let outcome = parsed.and_then(|body| {
             if let Some(p) = &participant {
                 ventanilla::access::submits_documents(p).map_err(|r| ApiError::new(Code::Forbidden, r.to_string()))?;
             }
@@ -61,7 +62,7 @@ pub fn run(a: ValidateArgs) -> Result<(), Failure> {
         });
         match outcome {
             Ok(checked) => {
-                let report = serde_json::to_value(ventanilla::http::routes::validation_report(&checked)).unwrap_or_default();
+                let report = serde_json::to_value(checked.report()).unwrap_or_default();
                 println!("{}: valid {}", file.display(), report);
             }
             Err(problem) => {

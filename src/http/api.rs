@@ -240,7 +240,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             query: &[],
             headers: &[],
             request: Body::Envelope,
-            ok: (200, Body::Json(of::<routes::ValidationReport>)),
+            ok: (200, Body::Json(of::<crate::gateway::ValidationReport>)),
             errors: &[Code::InvalidDocument, Code::UnknownDocumentType, Code::UnknownSchemaVersion, Code::Unroutable, Code::UcrNotYours, Code::Forbidden],
             serve: serve(routes::validate),
         },

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use super::errors::{ApiError, Code};
 use crate::problems::{beyond, json_problem, malformed};
-use crate::json::{parse_bounded, JsonError, JsonLimits};
+use crate::json::{JsonError, JsonLimits};
 use crate::quota::{Allowance, BytesPermit};
 
 /// The memory of the parsed trees a request holds, kept in its extensions until it is answered.
@@ -298,10 +298,4 @@ impl Batch {
         }
         Ok(results)
     }
-}
-
-/// Parses a JSON body within `shape`, with the problem the API answers when it cannot (also
-/// used by `ventanilla validate`, so both report alike).
-pub fn parse_json(body: &[u8], shape: &JsonLimits) -> Result<Value, ApiError> {
-    parse_bounded(body, shape).map_err(|e| json_problem(&e))
 }

@@ -1,5 +1,7 @@
-//! The HTTP front: routes grouped by scope, bearer-token participants, bounded JSON bodies, and
-//! every error as RFC 9457 `application/problem+json` with a stable code.
+//! The HTTP front: one route table (`api`), each route's access as the type of its handler's
+//! first argument (`policy`), participants by token or client certificate (`auth`), bounded
+//! JSON bodies (`body`, `request`), and every error as RFC 9457 `application/problem+json`
+//! with a stable code (`errors`, over `crate::problems`).
 
 pub mod api;
 pub mod asyncapi;

@@ -1,13 +1,12 @@
 //! Handlers. Each turns HTTP into a gateway operation and its answer back into HTTP.
 
-
 use actix_web::{web, HttpRequest, HttpResponse};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::json;
 
 use super::errors::{ApiError, Code};
-use super::policy::{body_bytes, Authenticated, Batches, Operator, Public, Submissions, Write, Answers};
+use super::policy::{body_bytes, Answers, Authenticated, Batches, Operator, Public, Submissions, Write};
 use super::request::{read_body, within_timeout};
 use super::state::State;
 use crate::domain::Ucr;
@@ -237,30 +236,7 @@ pub async fn validate(who: Authenticated, state: State, req: HttpRequest, payloa
     let _bytes = body_bytes(&who.1, &req, state.max_body_bytes)?;
     let body = read_body(&state, &who, &req, payload).await?;
     let checked = who.1.metered(|| state.gateway.validate(&who.0, &body))??;
-    Ok(HttpResponse::Ok().json(validation_report(&checked)))
-}
-
-/// What a successful validation says, over HTTP and on the command line.
-#[derive(Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ValidationReport {
-    /// Always true: an invalid document is answered with its problem.
-    valid: bool,
-    document_type: crate::domain::DocumentType,
-    schema_version: crate::domain::SchemaVersion,
-    ucr: Ucr,
-    /// Where submission would send it.
-    routing: Vec<crate::gateway::Route>,
-}
-
-pub fn validation_report(checked: &crate::gateway::Checked) -> ValidationReport {
-    ValidationReport {
-        valid: true,
-        document_type: checked.valid.document_type.clone(),
-        schema_version: checked.valid.version,
-        ucr: checked.valid.ucr.clone(),
-        routing: checked.routed.clone(),
-    }
+    Ok(HttpResponse::Ok().json(checked.report()))
 }
 
 /// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.
