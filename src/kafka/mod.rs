@@ -1,6 +1,7 @@
 //! Everything that speaks Kafka: topic creation, the embedded mock cluster, the relay
 //! (outbox -> agency topics, status outbox -> status topic) and the acknowledgment consumer.
-//! Nothing outside this module knows rdkafka.
+//! Nothing else of the gateway knows rdkafka (the agency simulator, `crate::simulator`, plays an
+//! agency, a client of its own).
 
 pub mod acks;
 pub mod cloudevents;
@@ -23,7 +24,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::config::KafkaSecurity;
 use crate::broker::{BrokerHealth, ClusterView};
 
-/// The gateway's producer, as start-up names it (only this module knows rdkafka).
+/// The gateway's producer, as start-up names it without naming rdkafka.
 pub type GatewayProducer = FutureProducer;
 
 /// Why the broker side cannot start.

@@ -225,8 +225,8 @@ async fn a_webhook_deleted_while_busy_is_sent_nothing_after_the_post_in_flight()
     })
     .await;
     // A sixth event, committed only now, reaches the witness: the dispatcher has served the
-    // trader's webhooks since, and had it gone on with the deleted one, that POST would have
-    // arrived first.
+    // trader's webhooks since. A dispatcher that went on with the deleted webhook would have
+    // sent it its next POST at once, long before a new event is committed, claimed and sent.
     assert_eq!(submit(5).await, 202);
     let sixth = format!("WD-{}-5", &run[20..]);
     eventually(Duration::from_secs(30), "the sixth event to reach the witness", || async {
