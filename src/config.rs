@@ -69,7 +69,7 @@ impl Settings {
     pub fn store_url(&self) -> Result<StoreUrl, ConfigError> {
         match &self.region.store.url {
             Some(url) => StoreUrl::parse(url).map_err(|message| ConfigError::Invalid { path: Self::region_path(&self.config_dir), message }),
-            None => Ok(StoreUrl::Sqlite(self.data_dir.join("ventanilla.db"))),
+            None => Ok(StoreUrl::embedded(&self.data_dir)),
         }
     }
 
@@ -80,7 +80,6 @@ impl Settings {
         let ServeOptions { bind, data_dir, kafka_brokers, topic_prefix, tls } = options;
         if let Some(p) = topic_prefix {
             region.kafka.topic_prefix = p;
-            region.check().map_err(|message| ConfigError::Invalid { path: Self::region_path(&config_dir), message })?;
         }
         let kafka_brokers = kafka_brokers.filter(|b| !b.trim().is_empty());
         Ok(Settings { bind, data_dir, kafka_brokers, config_dir, tls, region, embedded_kafka_port: None })
@@ -689,6 +688,11 @@ pub enum StoreUrl {
 }
 
 impl StoreUrl {
+    /// The embedded store of `data_dir`: its SQLite file.
+    pub fn embedded(data_dir: &Path) -> StoreUrl {
+        StoreUrl::Sqlite(data_dir.join("ventanilla.db"))
+    }
+
     pub fn parse(url: &str) -> Result<StoreUrl, String> {
         if let Some(path) = url.strip_prefix("sqlite://") {
             if path.is_empty() {

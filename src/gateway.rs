@@ -734,13 +734,13 @@ impl Gateway {
     pub async fn put_risk_rules(&self, by: &Participant, reason: &str, rules: Vec<crate::config::RiskRuleConfig>)
         -> Result<Result<Arc<crate::risk::RuleSet>, crate::risk::changes::RulesRefused>, OperatorError> {
         may_operate(by).map_err(OperatorError::Refused)?;
-        crate::risk::changes::put(&*self.store, &self.risk, &by.id(), reason, rules).await.map_err(OperatorError::Store)
+        crate::risk::changes::put(&*self.store, &self.risk, by.id(), reason, rules).await.map_err(OperatorError::Store)
     }
 
     /// Trains a risk model on every finding now (operators only; `crate::risk::learning`).
     pub async fn train_risk_model(&self, by: &Participant) -> Result<Result<crate::risk::learning::Trained, String>, OperatorError> {
         may_operate(by).map_err(OperatorError::Refused)?;
-        crate::risk::learning::train(&*self.store, &self.risk, &by.id()).await.map_err(OperatorError::Store)
+        crate::risk::learning::train(&*self.store, &self.risk, by.id()).await.map_err(OperatorError::Store)
     }
 
     /// How risk selection performed in `[from, to)` (`crate::risk::performance`): an operator
@@ -931,7 +931,7 @@ impl Gateway {
         let envelope = members[1].unwrap_or(&Value::Null);
         let backlog = self.backlog_now();
         let doc = self.prepare(by, envelope, payload_text, None, backlog).map_err(|e| nested(e, "/document"))?;
-        let replay = crate::audit::entry(doc.submitted_at, &by.id(), "amendment.replayed", String::new(), serde_json::json!({"ucr": doc.ucr, "amends": previous}));
+        let replay = crate::audit::entry(doc.submitted_at, by.id(), "amendment.replayed", String::new(), serde_json::json!({"ucr": doc.ucr, "amends": previous}));
         let of = AmendmentOf { previous, reason, by: by.clone() };
         let subjects = vec![Subject::Consignment(doc.ucr.clone())];
         let registry = self.registry.clone();

@@ -295,7 +295,7 @@ pub fn withdraw_in(l: &mut dyn Ledger, id: Uuid, reason: &str, by: &Participant,
     notify(l, Uuid::now_v7(), id, NoticeKind::Withdrawn, &body.to_string(), deliveries.iter().map(|d| (d.id, &d.agency, d.topic.as_str())), at, "withdrawn", reason)?;
     let cause = json!({"kind": "withdrawn", "documentId": id, "documentType": doc.record.document_type, "reason": reason, "by": by.id()});
     let state = tracking::record_event(l, &doc.ucr, at, cause)?;
-    audit::append(l, &audit::entry(at, &by.id(), "document.withdrawn", id.to_string(), json!({"ucr": doc.ucr, "reason": reason, "agencies": agencies})))?;
+    audit::append(l, &audit::entry(at, by.id(), "document.withdrawn", id.to_string(), json!({"ucr": doc.ucr, "reason": reason, "agencies": agencies})))?;
     Ok(Ok(Withdrawal { document_id: id, ucr: doc.ucr, withdrawn_at: rfc3339(at), agencies, consignment_state: state }))
 }
 

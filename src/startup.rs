@@ -101,15 +101,14 @@ impl Application {
         let topics = Topics::new(&settings.region.kafka.topic_prefix);
         let broker = Broker::connect(&settings, &topics).await?;
         let gateway = Arc::new(gateway(&settings, rules, store, topics, instance));
-        let Broker { embedded, brokers, producer, ack_consumers, topics: watched } = broker;
+        let Broker { embedded, brokers, clients } = broker;
         // Readiness shows the cluster from the first request on, not from the watcher's first round.
-        if let Some(view) = broker::cluster_view(&producer, watched.clone(), Duration::from_secs(2)).await {
+        if let Some(view) = broker::cluster_view(&clients.producer, clients.watched.clone(), Duration::from_secs(2)).await {
             gateway.broker().record(view);
         }
         let refusals = Arc::new(crate::http::refusals::RefusalAudit::default());
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let kafka = KafkaTasks { producer, ack_consumers, watched };
-        let tasks = background_tasks(&settings, &gateway, kafka, refusals.clone(), shutdown_rx)?;
+        let tasks = background_tasks(&settings, &gateway, clients, refusals.clone(), shutdown_rx)?;
         load_indicators(gateway.clone());
         let task_health = gateway.tasks().clone();
         let claims = (gateway.store().clone(), gateway.instance().to_owned());
@@ -223,10 +222,7 @@ struct Broker {
     embedded: Option<EmbeddedCluster>,
     /// The address outside clients are told (the embedded broker's fixed port).
     brokers: String,
-    producer: broker::GatewayProducer,
-    ack_consumers: Vec<broker::acks::AckConsumer>,
-    /// The gateway's own topics, whose partitions readiness watches.
-    topics: Arc<std::collections::HashSet<String>>,
+    clients: KafkaClients,
 }
 
 impl Broker {
@@ -255,7 +251,8 @@ impl Broker {
         let producer = broker::producer(&own, &security, kafka.max_message_bytes)?;
         let ack_topics: Vec<(String, String)> = settings.region.agencies.iter().map(|a| (a.id.to_string(), topics.acks(&a.id))).collect();
         let ack_consumers = broker::acks::consumers(&own, &security, &kafka.consumer_group, &ack_topics).await?;
-        Ok(Broker { embedded, brokers, producer, ack_consumers, topics: Arc::new(topic_names.into_iter().collect()) })
+        let watched = Arc::new(topic_names.into_iter().collect());
+        Ok(Broker { embedded, brokers, clients: KafkaClients { producer, ack_consumers, watched } })
     }
 }
 
@@ -325,11 +322,12 @@ fn gateway(settings: &Settings, rules: Rules, store: Arc<dyn Store>, topics: Top
     })
 }
 
-/// What the background tasks take of the broker: the producer, the ack consumers (handed over
-/// once) and the topics the watcher reports on.
-struct KafkaTasks {
+/// The gateway's Kafka clients, which the background tasks take: the producer, the ack
+/// consumers (handed over once) and the topics the watcher reports on.
+struct KafkaClients {
     producer: broker::GatewayProducer,
     ack_consumers: Vec<broker::acks::AckConsumer>,
+    /// The gateway's own topics, whose partitions readiness watches.
     watched: Arc<std::collections::HashSet<String>>,
 }
 
@@ -339,11 +337,11 @@ struct KafkaTasks {
 fn background_tasks(
     settings: &Settings,
     gateway: &Arc<Gateway>,
-    kafka_side: KafkaTasks,
+    clients: KafkaClients,
     refusals: Arc<crate::http::refusals::RefusalAudit>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Vec<JoinHandle<()>>, StartupError> {
-    let KafkaTasks { producer, ack_consumers, watched } = kafka_side;
+    let KafkaClients { producer, ack_consumers, watched } = clients;
     let (store, producer, topics) = (gateway.store(), &producer, gateway.topics());
     let kafka = &settings.region.kafka;
     let delivery_relay = DeliveryRelay {

@@ -153,7 +153,7 @@ impl StoreArgs {
     pub fn url(&self) -> Result<StoreUrl, Failure> {
         Ok(match &self.store {
             Some(url) => StoreUrl::parse(url)?,
-            None => StoreUrl::Sqlite(self.data_dir.join("ventanilla.db")),
+            None => StoreUrl::embedded(&self.data_dir),
         })
     }
 

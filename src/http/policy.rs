@@ -138,12 +138,11 @@ impl<P: Policy> FromRequest for Authenticated<P> {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        ready(authenticated(req))
+        ready(state_of(req).and_then(|state| authenticated(state, req)))
     }
 }
 
-fn authenticated<P: Policy>(req: &HttpRequest) -> Result<Authenticated<P>, ApiError> {
-    let state = state_of(req)?;
+fn authenticated<P: Policy>(state: &AppState, req: &HttpRequest) -> Result<Authenticated<P>, ApiError> {
     let participant = authenticate(state, req)?;
     let allowance = state
         .quotas
@@ -228,17 +227,19 @@ impl<P: WritePolicy> FromRequest for Write<P> {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        ready((|| {
-            let who = authenticated::<P>(req)?;
-            let state = state_of(req)?;
-            let own = who.1.write()?;
-            let bytes = body_bytes(&who.1, req, P::max_body(state))?;
-            let pool = state.writes.clone().try_acquire_owned().map_err(|_| {
-                ApiError::new(Code::Overloaded, "too many submissions in progress; retry after the delay in Retry-After")
-            })?;
-            Ok(Write { who, _own: own, _bytes: bytes, _pool: pool })
-        })())
+        ready(write(req))
     }
+}
+
+fn write<P: WritePolicy>(req: &HttpRequest) -> Result<Write<P>, ApiError> {
+    let state = state_of(req)?;
+    let who = authenticated::<P>(state, req)?;
+    let own = who.1.write()?;
+    let bytes = body_bytes(&who.1, req, P::max_body(state))?;
+    let pool = state.writes.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(Code::Overloaded, "too many submissions in progress; retry after the delay in Retry-After")
+    })?;
+    Ok(Write { who, _own: own, _bytes: bytes, _pool: pool })
 }
 
 /// The access an extractor stands for: the first argument of every handler is one.

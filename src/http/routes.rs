@@ -218,7 +218,7 @@ pub async fn submit_batch(
     // The refused items: one record for the batch, however many they are.
     if refused > 0 {
         let detail = json!({"refused": refused, "accepted": accepted, "items": refusals});
-        let entry = crate::audit::entry(crate::clock::now_millis(), &by.id(), "batch.refused", "POST /v1/documents:batch".into(), detail);
+        let entry = crate::audit::entry(crate::clock::now_millis(), by.id(), "batch.refused", "POST /v1/documents:batch".into(), detail);
         if let Err(e) = gateway.audit(vec![entry]).await {
             tracing::error!(error = %e, "refused batch items could not be written to the audit log");
         }

@@ -223,16 +223,8 @@ fn parse_type(s: &str) -> Result<DocumentType, StoreError> {
     DocumentType::parse(s).map_err(corrupt)
 }
 
-/// Verifies the audit log of the store in `data_dir`, opened read-only (checking writes
+/// Verifies the audit log of the store in the file `path`, opened read-only (checking writes
 /// nothing), looking for `expected` hashes too.
-pub fn verify_audit_at(
-    data_dir: &Path,
-    expected: &[String],
-) -> Result<Result<(LogSummary, Vec<String>), ChainBreak>, StoreError> {
-    verify_audit_of_file(&existing_store(data_dir)?, expected)
-}
-
-/// [`verify_audit_at`], for the store in the file `path`.
 pub fn verify_audit_of_file(
     path: &Path,
     expected: &[String],
