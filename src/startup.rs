@@ -435,7 +435,8 @@ fn serve_http(
     let client_timeout = Duration::from_millis(settings.region.gateway.client_timeout_ms);
     let openapi = web::Bytes::from(crate::http::openapi::openapi(gateway.registry(), &settings.region.gateway).to_string());
     let agency_ids: Vec<crate::domain::AgencyId> = settings.region.agencies.iter().map(|a| a.id.clone()).collect();
-    let asyncapi = web::Bytes::from(crate::http::openapi::asyncapi(gateway.registry(), gateway.topics(), &agency_ids).to_string());
+    let side = crate::http::asyncapi::KafkaSide { brokers, kafka: &settings.region.kafka };
+    let asyncapi = web::Bytes::from(crate::http::openapi::asyncapi(gateway.registry(), gateway.topics(), &agency_ids, &side).to_string());
     let state = web::Data::new(AppState {
         openapi,
         asyncapi,

@@ -223,12 +223,12 @@ pub fn registry_components(registry: &SchemaRegistry) -> Map<String, Value> {
 }
 
 /// `/asyncapi.json`: the Kafka side (`super::asyncapi`), with the status event's schema.
-pub fn asyncapi(registry: &SchemaRegistry, topics: &crate::broker::Topics, agencies: &[crate::domain::AgencyId]) -> Value {
+pub fn asyncapi(registry: &SchemaRegistry, topics: &crate::broker::Topics, agencies: &[crate::domain::AgencyId], side: &super::asyncapi::KafkaSide<'_>) -> Value {
     let mut generator = SchemaSettings::draft07().with(|s| s.definitions_path = "/components/schemas".into()).into_generator();
     generator.subschema_for::<crate::store::StatusChange>();
     let mut schemas = generator.take_definitions(true);
     schemas.extend(registry_components(registry));
-    super::asyncapi::asyncapi(registry, topics, agencies, schemas)
+    super::asyncapi::asyncapi(registry, topics, agencies, side, schemas)
 }
 
 /// The OpenAPI 3.1 description of this gateway, with `registry`'s schemas as components and

@@ -13,6 +13,12 @@
 //! CloudEvents id is that place, so a refusal told twice (after a crash) reads as one. The
 //! offset moves on only once the refusal is in the audit log and told (or given up on, below).
 //!
+//! **Answers that change nothing are told too.** An answer applied but that changed nothing
+//! (`late`: the delivery already had a final answer; `stale`; `duplicate`) is recorded in the
+//! delivery's history, as over HTTP, and told on the same refused-answers topic as an
+//! `org.ventanilla.acknowledgment.unchanged` event: over HTTP the answer's body says so, over
+//! Kafka the agency would otherwise never know its answer was not taken into account.
+//!
 //! **No record holds up the exchange.** Each agency's ack topic has a consumer of its own, in a
 //! consumer group of its own (`<kafka.consumer_group>.<agency>`, the gateways of a region sharing
 //! it), so a record one agency's topic cannot get past (its answer waiting for the store) holds
@@ -274,7 +280,14 @@ async fn take(
                         outcome = applied.outcome.as_str(), "acknowledgment applied from the ack topic");
                 } else {
                     tracing::info!(document = %applied.document_id, agency = %applied.agency, outcome = applied.outcome.as_str(),
-                        "acknowledgment from the ack topic recorded in the delivery's history; it changed nothing");
+                        "acknowledgment from the ack topic recorded in the delivery's history; it changed nothing: the agency is told on its refused-answers topic");
+                    if let Some(agency) = writer.agency() {
+                        let time = crate::clock::rfc3339(crate::clock::now_millis());
+                        let body = unchanged_notice(&applied, msg.topic(), msg.partition(), msg.offset(), msg.key(), &time);
+                        let notice = Notice { ce_type: UNCHANGED, content_type: "application/json", body, code: applied.outcome.as_str(), time };
+                        // Told or not, the answer stands: `tell` logs a notice the broker would not take.
+                        tell(gateway, producer, agency, msg, &notice).await;
+                    }
                 }
                 return true;
             }
@@ -292,15 +305,27 @@ async fn take(
     };
     tracing::warn!(error = %problem, topic = msg.topic(), partition = msg.partition(), offset = msg.offset(),
         "ack consumer: acknowledgment refused; the agency is told on its refused-answers topic");
-    let told = tell_refusal(gateway, producer, writer, msg, &problem).await;
-    if let Some(agency) = writer.agency() {
-        gateway.metrics().refusal_notice(agency.as_str(), told.as_str());
-    }
+    let told = match writer.agency() {
+        Some(agency) => {
+            let time = crate::clock::rfc3339(crate::clock::now_millis());
+            let body = refusal_notice(&problem.problem(), msg.topic(), msg.partition(), msg.offset(), msg.key(), &time);
+            let notice = Notice { ce_type: REFUSED, content_type: "application/problem+json", body, code: problem.code.as_str(), time };
+            let told = tell(gateway, producer, agency, msg, &notice).await;
+            gateway.metrics().refusal_notice(agency.as_str(), told.as_str());
+            told
+        }
+        None => Told::Published,
+    };
     audit_refusal(gateway, writer, msg, problem.to_string(), told).await
 }
 
 /// The CloudEvents type of a refused answer's notice.
 pub const REFUSED: &str = "org.ventanilla.acknowledgment.refused";
+
+/// The CloudEvents type of the notice of an answer taken but that changed nothing (`late`,
+/// `stale`, `duplicate`), told on the same refused-answers topic: over HTTP the answer's body
+/// says so; over Kafka the agency would otherwise never know.
+pub const UNCHANGED: &str = "org.ventanilla.acknowledgment.unchanged";
 
 /// The largest refusal notice, in bytes: far below any broker's record limit, so a notice never
 /// fails for its size (what it echoes of the refused record is cut to fit).
@@ -395,31 +420,63 @@ pub fn refusal_notice(problem: &serde_json::Value, topic: &str, partition: i32, 
     body.to_string()
 }
 
-/// Tells the agency of the refusal of `msg` on its refused-answers topic, tried
+/// The notice of an answer that changed nothing: what applying it found (`outcome`: `late`,
+/// `stale` or `duplicate`, the delivery's status and the consignment's state), why in words,
+/// and where the answer was (`answer`: topic, partition, offset, as much of its key as fits).
+pub fn unchanged_notice(applied: &crate::store::AckApplied, topic: &str, partition: i32, offset: i64, key: Option<&[u8]>, at: &str) -> String {
+    let why = match applied.outcome {
+        crate::domain::AckOutcome::Late => "the delivery already had a final answer",
+        crate::domain::AckOutcome::Stale => "the answer is older news than the delivery's current one",
+        _ => "the delivery already had this status",
+    };
+    let mut body = serde_json::json!(applied);
+    body["detail"] = serde_json::json!(format!(
+        "{why} ({}): the answer is recorded in the delivery's history as `{}` and changed nothing",
+        applied.delivery_status.as_str(),
+        applied.outcome.as_str()
+    ));
+    body["answer"] = serde_json::json!({
+        "topic": topic, "partition": partition, "offset": offset,
+        "key": key.map(|k| cut(k, MAX_ECHOED_KEY_BYTES)),
+    });
+    body["toldAt"] = serde_json::json!(at);
+    body.to_string()
+}
+
+/// A notice to an agency about one record of its ack topic: a refusal, or an answer that
+/// changed nothing.
+struct Notice {
+    ce_type: &'static str,
+    content_type: &'static str,
+    body: String,
+    /// What the dead-letter topic says of it: the problem's code, or the answer's outcome.
+    code: &'static str,
+    time: String,
+}
+
+/// Tells the agency `notice` about `msg` on its refused-answers topic, tried
 /// [`NOTICE_ATTEMPTS`] times; then on the dead-letter topic, without the echo. Never waits for
 /// ever: the consumer moves on whatever this answers.
-async fn tell_refusal(
+async fn tell(
     gateway: &Gateway,
     producer: &FutureProducer,
-    writer: &Participant,
+    agency: &crate::domain::AgencyId,
     msg: &rdkafka::message::BorrowedMessage<'_>,
-    problem: &ApiError,
+    notice: &Notice,
 ) -> Told {
-    let Some(agency) = writer.agency() else { return Told::Published };
     let topic = gateway.topics().refused_acks(agency);
     let place = format!("{}/{}@{}", msg.topic(), msg.partition(), msg.offset());
-    let time = crate::clock::rfc3339(crate::clock::now_millis());
-    let body = refusal_notice(&problem.problem(), msg.topic(), msg.partition(), msg.offset(), msg.key(), &time);
+    let (body, time) = (&notice.body, &notice.time);
     let key = msg.key().map(|k| &k[..k.len().min(MAX_ECHOED_KEY_BYTES)]);
     let headers = || {
         [
             ("ce_specversion", "1.0"),
             ("ce_id", place.as_str()),
             ("ce_source", super::cloudevents::SOURCE),
-            ("ce_type", REFUSED),
+            ("ce_type", notice.ce_type),
             ("ce_time", time.as_str()),
             ("ce_agency", agency.as_str()),
-            ("content-type", "application/problem+json"),
+            ("content-type", notice.content_type),
         ]
         .iter()
         .fold(OwnedHeaders::new_with_capacity(7), |h, (k, v)| h.insert(Header { key: k, value: Some(v.as_bytes()) }))
@@ -446,9 +503,9 @@ async fn tell_refusal(
     // The dead-letter topic gets what an operator needs to find the record: its place, the
     // problem's code and the agency, with nothing of the record itself.
     let dead = serde_json::json!({
-        "type": REFUSED,
+        "type": notice.ce_type,
         "agency": agency,
-        "code": problem.code.as_str(),
+        "code": notice.code,
         "refused": { "topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset() },
         "refusedAt": time,
         "reason": format!("the notice could not be published on {topic}"),

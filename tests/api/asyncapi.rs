@@ -37,6 +37,11 @@ async fn the_asyncapi_document_is_valid_and_names_every_topic() {
         }
     }
     assert!(channels.contains(&app.topic("status").as_str()) && channels.contains(&app.topic("deadletter").as_str()));
+    // Clients learn where to bootstrap, and that every record is keyed by a string (the UCR).
+    assert_eq!(parsed["servers"], serde_json::json!([{ "host": app.brokers.split(',').next().unwrap(), "protocol": "kafka" }]), "{parsed:#}");
+    for message in ["document", "acknowledgment", "refusedAnswer", "unchangedAnswer", "status"] {
+        assert_eq!(parsed["keys"][message]["type"], "string", "{message}'s Kafka key binding: {parsed:#}");
+    }
     // The messages carry the CloudEvents headers and the registry's schemas.
     let doc: Value = serde_json::from_str(&text).unwrap();
     assert!(doc["components"]["schemas"]["customsDeclaration-1.0.0"].is_object());
