@@ -27,6 +27,7 @@ mod hostile;
 mod kafka_cluster;
 mod kafka_security;
 mod indicators;
+mod landing;
 mod lifecycle;
 mod limits;
 mod memory;
