@@ -29,6 +29,7 @@ pub mod openapi_import;
 pub mod outbox;
 pub mod overlays;
 pub mod pointer;
+pub mod private_dir;
 pub mod problems;
 pub mod quota;
 pub mod receipts;

@@ -88,7 +88,10 @@ fn new_kid() -> String {
 
 /// Makes a new key in `dir`; its id.
 pub fn rotate(dir: &Path) -> Result<String, ReceiptKeyError> {
-    std::fs::create_dir_all(dir).map_err(|source| ReceiptKeyError::Io { dir: dir.to_owned(), source })?;
+    // Whoever made the directory, a private key in it never reaches a commit.
+    crate::private_dir::create(dir)
+        .and_then(|()| crate::private_dir::keep_out_of_git(dir))
+        .map_err(|source| ReceiptKeyError::Io { dir: dir.to_owned(), source })?;
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| ReceiptKeyError::Generate)?;
     let kid = new_kid();
     let path = dir.join(format!("{kid}.pk8"));

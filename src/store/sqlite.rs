@@ -145,7 +145,7 @@ impl SqliteStore {
     /// Opens (creating if needed, with its directory) the store in the file `path`.
     pub fn open_file(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
+            crate::private_dir::create(dir)
                 .map_err(|e| StoreError::Unavailable(format!("cannot create the data directory {}: {e}", dir.display())))?;
         }
         let path = path.to_owned();
