@@ -93,17 +93,18 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         // Memory a burst of large requests freed goes back to the system (`crate::memory`).
         crate::memory::start_trimmer();
-        let rules = Rules::load(&settings)?;
+        let rules = step("loading the schemas, the routing rules and the receipt keys", async { Rules::load(&settings) }).await?;
         // This gateway's name in the store's claims and audit chains; unique per process, so a
         // restarted gateway does not take up a dead one's claims before their leases run out.
         let instance = format!("gw-{}-{}", std::process::id(), &uuid::Uuid::now_v7().simple().to_string()[24..]);
-        let store = open_store(&settings, &instance, &rules.risk).await?;
+        let store = step("opening and migrating the store", open_store(&settings, &instance, &rules.risk)).await?;
         let topics = Topics::new(&settings.region.kafka.topic_prefix);
-        let broker = Broker::connect(&settings, &topics).await?;
+        let broker = step("connecting to Kafka and creating the topics", Broker::connect(&settings, &topics)).await?;
         let gateway = Arc::new(gateway(&settings, rules, store, topics, instance));
         let Broker { embedded, brokers, clients } = broker;
         // Readiness shows the cluster from the first request on, not from the watcher's first round.
-        if let Some(view) = broker::cluster_view(&clients.producer, clients.watched.clone(), Duration::from_secs(2)).await {
+        let view = step("reading the Kafka cluster's state", broker::cluster_view(&clients.producer, clients.watched.clone(), Duration::from_secs(2)));
+        if let Some(view) = view.await {
             gateway.broker().record(view);
         }
         let refusals = Arc::new(crate::http::refusals::RefusalAudit::default());
@@ -398,6 +399,29 @@ fn background_tasks(
     ])
 }
 
+/// A start-up step that takes over this long is told while it runs, and when it ends.
+const SLOW_STEP: Duration = Duration::from_secs(1);
+
+/// Runs one start-up step, `what` it does in words: one that takes over [`SLOW_STEP`] is told
+/// as it passes that mark (so a start that pauses says why) and again when it ends, with how
+/// long it took; a quick one says nothing.
+async fn step<T>(what: &str, work: impl std::future::Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    tokio::pin!(work);
+    let out = tokio::select! {
+        biased;
+        out = &mut work => out,
+        _ = tokio::time::sleep(SLOW_STEP) => {
+            tracing::info!("start-up: {what}, taking over a second...");
+            work.await
+        }
+    };
+    if started.elapsed() > SLOW_STEP {
+        tracing::info!(took_ms = started.elapsed().as_millis() as u64, "start-up: {what}: done");
+    }
+    out
+}
+
 /// The release-time indicators loaded in the background (seconds for a million consignments),
 /// so the first request does not wait for them.
 fn load_indicators(gateway: Arc<Gateway>) {
@@ -553,5 +577,43 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    /// What a subscriber wrote, for reading back.
+    #[derive(Clone, Default)]
+    struct Written(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Written {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Issue 31, item 9: a start that paused for seconds said nothing. A step over a second is
+    /// told as it passes the mark, with what it does, and again when it ends; a quick one is not.
+    #[tokio::test]
+    async fn a_start_up_step_over_a_second_says_what_it_does_and_a_quick_one_says_nothing() {
+        let written = Written::default();
+        let sink = written.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || sink.clone()).with_ansi(false).finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let quick = super::step("doing something quick", async { 1 }).await;
+        let slow = super::step("replaying the outbox", tokio::time::sleep(std::time::Duration::from_millis(1300))).await;
+        assert_eq!((quick, slow), (1, ()));
+        let text = String::from_utf8(written.0.lock().unwrap().clone()).unwrap();
+        assert!(!text.contains("quick"), "{text}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].contains("start-up: replaying the outbox, taking over a second..."), "{text}");
+        assert!(lines[1].contains("start-up: replaying the outbox: done") && lines[1].contains("took_ms=1"), "{text}");
     }
 }
