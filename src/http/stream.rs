@@ -197,6 +197,14 @@ pub struct StreamPage {
     cursor: i64,
 }
 
+/// The stream's first bytes: an SSE comment saying how its events are named, for a reader of
+/// the raw stream (an `EventSource`'s `onmessage` sees only unnamed events).
+const OPENING: &[u8] = b": Ventanilla event stream. Events are named (event: document, withdrawn, queryAnswered or status): \
+listen with addEventListener(name), not onmessage. Resume with Last-Event-ID.\n\n";
+
+/// The reconnection delay a client is asked to keep, sent with the first event.
+const RETRY: &str = "retry: 1000\n";
+
 /// What the SSE stream carries between polls.
 struct Feed {
     state: web::Data<AppState>,
@@ -207,6 +215,8 @@ struct Feed {
     source: Source,
     cursor: i64,
     ready: VecDeque<web::Bytes>,
+    /// Whether an event carried the `retry:` field yet.
+    retry_sent: bool,
     ends: Instant,
     beat: Instant,
     closing: tokio::sync::watch::Receiver<bool>,
@@ -221,7 +231,11 @@ fn event_stream(state: web::Data<AppState>, open: Open, source: Source, after: i
         state,
         source,
         cursor: after,
-        ready: VecDeque::from([web::Bytes::from_static(b"retry: 1000\n\n")]),
+        // A comment (clients dispatch nothing for it) opens the stream for whoever reads it raw;
+        // the reconnection delay comes with the first event, as some clients hand a block with
+        // `retry:` alone over as an empty event.
+        ready: VecDeque::from([web::Bytes::from_static(OPENING)]),
+        retry_sent: false,
         beat: Instant::now(),
     };
     let stream = futures_util::stream::unfold(feed, |mut feed| async move {
@@ -246,7 +260,8 @@ fn event_stream(state: web::Data<AppState>, open: Open, source: Source, after: i
                             // A payload as sent may span lines (whitespace between JSON tokens):
                             // each line its own `data:` field, which the client joins again.
                             let data = event.replace('\r', "").replace('\n', "\ndata: ");
-                            feed.ready.push_back(web::Bytes::from(format!("id: {id}\nevent: {name}\ndata: {data}\n\n")));
+                            let retry = if std::mem::replace(&mut feed.retry_sent, true) { "" } else { RETRY };
+                            feed.ready.push_back(web::Bytes::from(format!("{retry}id: {id}\nevent: {name}\ndata: {data}\n\n")));
                         }
                         feed.beat = Instant::now();
                         continue;

@@ -206,3 +206,24 @@ async fn agencies_receive_the_payload_exactly_as_the_trader_sent_it() {
     drop(sse);
     app.stop().await;
 }
+
+/// Issue 31: the stream opened with a block holding `retry:` alone, which some clients hand over
+/// as an empty event. It now opens with a comment (no client dispatches one) that says the
+/// events are named, and `retry:` comes with the first event.
+#[tokio::test]
+async fn the_stream_opens_with_a_comment_and_sends_retry_with_its_first_event() {
+    let app = crate::helpers::spawn_app().await;
+    app.submit(&example("customsDeclaration/valid/export-beef-road-AR-BR.json")).await;
+    let mut r = open(&app, "demo-br-customs", None).await;
+    let mut text = String::new();
+    while text.matches("\n\n").count() < 2 {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), r.chunk()).await.expect("an event within 30 s").unwrap().expect("the stream is open");
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    let blocks: Vec<&str> = text.split("\n\n").collect();
+    assert!(blocks[0].starts_with(": ") && blocks[0].contains("addEventListener"), "a comment first: {text}");
+    let first = blocks[1];
+    assert!(first.starts_with("retry: 1000\nid: ") && first.contains("\nevent: document\ndata: "), "retry with the first event: {text}");
+    assert!(!blocks.iter().any(|b| b.trim() == "retry: 1000"), "no block of retry alone: {text}");
+    app.stop().await;
+}
