@@ -46,9 +46,26 @@ pub struct ServeArgs {
     /// every start (0: only the broker's own port, which changes).
     #[arg(long, env = "VENTANILLA_EMBEDDED_KAFKA_PORT", default_value_t = 9092)]
     embedded_kafka_port: u16,
+    /// Sets `webhooks.allow_insecure_urls` for this run: webhooks may POST to `http://` and to
+    /// loopback or private addresses (a receiver on your own machine). Only with a loopback
+    /// --bind: a gateway that others reach keeps its region file's setting.
+    #[arg(long, env = "VENTANILLA_ALLOW_INSECURE_WEBHOOK_URLS")]
+    allow_insecure_webhook_urls: bool,
 }
 
+/// `--allow-insecure-webhook-urls` on an address other than loopback.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "--allow-insecure-webhook-urls (VENTANILLA_ALLOW_INSECURE_WEBHOOK_URLS) is for a gateway on your own machine, \
+     and {0} is not a loopback address: bind 127.0.0.1, or set webhooks.allow_insecure_urls in the region file \
+     if a shared gateway really must POST to private addresses"
+)]
+pub struct InsecureWebhooksOffLoopback(SocketAddr);
+
 pub async fn run(a: ServeArgs) -> Result<(), Failure> {
+    if a.allow_insecure_webhook_urls && !a.bind.ip().is_loopback() {
+        return Err(InsecureWebhooksOffLoopback(a.bind).into());
+    }
     let tls = TlsFiles::from_parts(a.tls_cert, a.tls_key, a.tls_client_ca)?;
     let options =
         ServeOptions { bind: a.bind, data_dir: a.store.data_dir, kafka_brokers: a.kafka_brokers, topic_prefix: a.topic_prefix, tls };
@@ -64,6 +81,9 @@ pub async fn run(a: ServeArgs) -> Result<(), Failure> {
         settings.region.store.url = Some(url);
     }
     settings.embedded_kafka_port = (a.embedded_kafka_port != 0).then_some(a.embedded_kafka_port);
+    if a.allow_insecure_webhook_urls {
+        settings.region.webhooks.allow_insecure_urls = true;
+    }
     let app = Application::build(settings).await?;
     app.run_until_stopped().await?;
     Ok(())

@@ -317,3 +317,60 @@ async fn a_query_a_response_an_amendment_and_a_withdrawal_reach_the_webhook_and_
     }
     assert_eq!(published, expected);
 }
+
+/// Issue 31: trying webhooks with a receiver on one's own machine meant copying `config/` to set
+/// `webhooks.allow_insecure_urls`. `VENTANILLA_ALLOW_INSECURE_WEBHOOK_URLS` (or
+/// `--allow-insecure-webhook-urls`) sets it for a gateway on loopback, and is refused on any
+/// other address before anything starts.
+#[tokio::test]
+async fn insecure_webhook_urls_are_allowed_by_a_flag_on_loopback_only() {
+    use std::io::{BufRead, BufReader};
+    let data = tempfile::tempdir().unwrap();
+    let prefix = format!("wi{}.", uuid::Uuid::now_v7().simple());
+    let serve = |allow: bool| {
+        let mut command = crate::support::cli();
+        command
+            .args(["serve", "--bind", "127.0.0.1:0", "--topic-prefix", &prefix, "--kafka-brokers", &test_brokers()])
+            .arg("--data-dir").arg(data.path())
+            .env("RUST_LOG", "info,rdkafka=off,librdkafka=off")
+            .env("NO_COLOR", "1")
+            .stderr(std::process::Stdio::piped());
+        if allow {
+            command.env("VENTANILLA_ALLOW_INSECURE_WEBHOOK_URLS", "true");
+        }
+        let mut child = command.spawn().expect("the binary starts");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok);
+        let address = lines
+            .by_ref()
+            .filter_map(|l| l.find("listening on http://").map(|i| l[i + "listening on ".len()..].split_whitespace().next().unwrap_or_default().to_owned()))
+            .next()
+            .expect("the gateway logs its address");
+        // Its log is read on to the end: a gateway whose standard error is closed cannot log.
+        std::thread::spawn(move || lines.for_each(drop));
+        (child, address)
+    };
+    let hook = json!({ "url": "http://127.0.0.1:9/hook" }).to_string();
+    let client = reqwest::Client::new();
+    let register = |address: String| {
+        let (client, hook) = (client.clone(), hook.clone());
+        async move {
+            client.post(format!("{address}/v1/webhooks")).bearer_auth("demo-trader").header("content-type", "application/json").body(hook).send().await.unwrap()
+        }
+    };
+
+    // The gateway is a process of its own: waiting for its address here blocks nothing it needs.
+    let (mut child, address) = serve(false);
+    let refused = register(address).await;
+    assert_eq!(refused.status(), 422, "plain http to loopback, by default");
+    let _ = (child.kill(), child.wait());
+
+    let (mut child, address) = serve(true);
+    assert_eq!(register(address).await.status(), 201, "allowed by the variable, on loopback");
+    let _ = (child.kill(), child.wait());
+
+    // On an address others reach: refused before anything starts, saying what to do.
+    let out = crate::support::run_cli(["serve", "--bind", "0.0.0.0:0", "--allow-insecure-webhook-urls", "--kafka-brokers", "127.0.0.1:1"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a loopback address") && stderr.contains("webhooks.allow_insecure_urls"), "{stderr}");
+}
