@@ -105,7 +105,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Validate(a) => validate::run(a),
         Command::Audit { action } => audit::run(action).await,
         Command::Simulate(a) => simulate::run(a).await,
-        Command::Receipt { action } => receipt::run(action),
+        Command::Receipt { action } => receipt::run(action).await,
         Command::Report { report } => report::run(report).await,
         Command::Deliveries { action } => deliveries::run(action).await,
     }
@@ -171,4 +171,10 @@ impl StoreArgs {
 /// retry is audited like a gateway's work.
 pub fn cli_instance() -> String {
     format!("cli-{}-{}", std::process::id(), &uuid::Uuid::now_v7().simple().to_string()[24..])
+}
+
+/// The JSON document in the file `path`.
+pub fn read_json(path: &std::path::Path) -> Result<serde_json::Value, Failure> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(serde_json::from_slice(&bytes).map_err(|e| format!("{} is not JSON: {e}", path.display()))?)
 }

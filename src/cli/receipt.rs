@@ -15,9 +15,11 @@ pub enum ReceiptCommand {
     Verify {
         /// The receipt, as the gateway answered it.
         file: PathBuf,
-        /// The gateway's public keys: a saved `/.well-known/jwks.json` (wins over --keys-dir).
+        /// The gateway's public keys: its `/.well-known/jwks.json` URL
+        /// (`http://127.0.0.1:8080/.well-known/jwks.json`), or that document saved to a file
+        /// (wins over --keys-dir).
         #[arg(long)]
-        jwks: Option<PathBuf>,
+        jwks: Option<String>,
         /// The gateway's keys directory (`gateway.receipt_keys_dir`; by default `<data dir>/receipt-keys`),
         /// only read: a missing or empty one is an error.
         #[arg(long, env = "VENTANILLA_RECEIPT_KEYS", default_value = "./data/receipt-keys")]
@@ -36,26 +38,52 @@ pub enum ReceiptCommand {
     },
 }
 
-pub fn run(action: ReceiptCommand) -> Result<(), Failure> {
+pub async fn run(action: ReceiptCommand) -> Result<(), Failure> {
     match action {
         ReceiptCommand::RotateKey { keys_dir } => {
             println!("{}", ventanilla::receipts::rotate(&keys_dir)?);
             Ok(())
         }
-        ReceiptCommand::Verify { file, jwks, keys_dir, document } => verify(file, jwks, keys_dir, document),
+        ReceiptCommand::Verify { file, jwks, keys_dir, document } => {
+            let jwks = match jwks {
+                Some(place) if place.starts_with("http://") || place.starts_with("https://") => Some(fetch_jwks(&place).await?),
+                Some(path) => Some(super::read_json(std::path::Path::new(&path))?),
+                None => None,
+            };
+            verify(file, jwks, keys_dir, document)
+        }
     }
 }
 
-/// Checks the receipt in `file`, and that it is `document`'s when one is given.
-fn verify(file: PathBuf, jwks: Option<PathBuf>, keys_dir: PathBuf, document: Option<PathBuf>) -> Result<(), Failure> {
+/// The longest a JWKS download may take.
+const JWKS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The largest JWKS taken from a URL: a set of Ed25519 keys is a few hundred bytes each.
+const MAX_JWKS_BYTES: usize = 1024 * 1024;
+
+/// The key set at `url` (a gateway's `/.well-known/jwks.json`).
+async fn fetch_jwks(url: &str) -> Result<serde_json::Value, Failure> {
+    let client = reqwest::Client::builder().timeout(JWKS_TIMEOUT).build()?;
+    let answer = client.get(url).send().await.map_err(|e| format!("cannot fetch the keys from {url}: {}", ventanilla::telemetry::error_chain(&e)))?;
+    let status = answer.status();
+    if !status.is_success() {
+        return Err(format!("cannot fetch the keys from {url}: the server answered {status}").into());
+    }
+    let bytes = answer.bytes().await.map_err(|e| format!("cannot read the keys from {url}: {e}"))?;
+    if bytes.len() > MAX_JWKS_BYTES {
+        return Err(format!("{url} answered {} bytes: not a key set", bytes.len()).into());
+    }
+    Ok(serde_json::from_slice(&bytes).map_err(|e| format!("{url} did not answer a JSON key set: {e}"))?)
+}
+
+/// Checks the receipt in `file` against `jwks` (else the keys of `keys_dir`), and that it is
+/// `document`'s when one is given.
+fn verify(file: PathBuf, jwks: Option<serde_json::Value>, keys_dir: PathBuf, document: Option<PathBuf>) -> Result<(), Failure> {
     let bytes = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
-    let read = |p: &std::path::Path| -> Result<serde_json::Value, Failure> {
-        Ok(serde_json::from_slice(&bytes(p)?).map_err(|e| format!("{} is not JSON: {e}", p.display()))?)
-    };
-    let receipt = read(&file)?;
+    let receipt = super::read_json(&file)?;
     // Read, never written: a check that found no keys says where it looked.
     let jwks = match jwks {
-        Some(path) => read(&path)?,
+        Some(set) => set,
         None => ventanilla::receipts::ReceiptKeys::published(&keys_dir)?,
     };
     let document_hash = match &document {

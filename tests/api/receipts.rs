@@ -109,4 +109,18 @@ async fn receipt_verify_only_reads_keys_and_checks_the_document_it_is_for() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("signed, but for another document") && stderr.contains(receipt["bodySha256"].as_str().unwrap()), "{stderr}");
+
+    // Issue 31: the keys straight from the URL the gateway serves them at, as traders have it.
+    let url = format!("{}/.well-known/jwks.json", app.address);
+    let (file, document) = (receipt_file.clone(), path.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        crate::support::cli().args(["receipt", "verify"]).arg(&file).args(["--jwks", &url, "--document"]).arg(&document).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("receipt verified"));
+    let out = crate::support::run_cli(["receipt", "verify", receipt_file.to_str().unwrap(), "--jwks", "http://127.0.0.1:1/.well-known/jwks.json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("cannot fetch the keys from http://127.0.0.1:1/"), "{stderr}");
 }
