@@ -26,14 +26,24 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// Installs the global subscriber once; later calls (from tests) are harmless.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,actix_server=warn"));
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(filter())
         .with_target(true)
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// The same for the test suites: through the test harness's capture, so a passing test's logs
+/// (a test of an outage logs the outage) stay out of the run's output, and a failing test's are
+/// printed with its failure. Once per process; later calls are harmless.
+pub fn init_for_tests() {
+    let _ = tracing_subscriber::fmt().with_env_filter(filter()).with_target(true).with_ansi(false).with_test_writer().try_init();
+}
+
+/// `RUST_LOG`, else `info` with librdkafka's chatter kept at `warn`.
+fn filter() -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,actix_server=warn"))
 }
 
 #[cfg(test)]

@@ -78,7 +78,7 @@ pub async fn spawn_app_configured(brokers: Option<String>, adjust: impl FnOnce(&
 /// The repository's settings for a gateway on a free port, over the store in `data` and the
 /// topics of `prefix`, with a consumer group of that prefix.
 pub fn settings_for(data: &tempfile::TempDir, prefix: &str, brokers: Option<String>) -> Settings {
-    ventanilla::telemetry::init();
+    ventanilla::telemetry::init_for_tests();
     let options = ServeOptions {
         kafka_brokers: brokers,
         topic_prefix: Some(prefix.to_owned()),

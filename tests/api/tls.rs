@@ -166,7 +166,7 @@ async fn mutual_tls_identifies_registered_certificates_and_refuses_the_rest() {
 
 #[tokio::test]
 async fn plain_http_on_a_public_address_is_refused_unless_the_operator_opts_out() {
-    ventanilla::telemetry::init();
+    ventanilla::telemetry::init_for_tests();
     let settings = |allow: bool| {
         let data = tempfile::tempdir().unwrap();
         let mut s = Settings::load(repo().join("config"), ServeOptions::local("0.0.0.0:0".parse().unwrap(), data.path().to_owned())).unwrap();
