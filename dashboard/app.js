@@ -4,22 +4,61 @@
 // nothing fetched from elsewhere, so it works offline. With an operator's or an agency's token
 // it also reads GET /v1/risk/performance: how risk selection performed, by source.
 // Every figure shown carries its raw value in milliseconds (data-ms), as the API gave it.
+// The fragment may also choose the filters: #token=...&interval=agency-decision&groupBy=agency.
+// When every figure asked for has arrived and is drawn, the body carries data-ready="true"
+// (and data-params: the filters, as JSON), the status and the title say what is shown; a
+// failure sets data-failed instead. Headless browsers and tests wait for one or the other.
 "use strict";
 
-const token = new URLSearchParams(location.hash.slice(1)).get("token");
+const hash = new URLSearchParams(location.hash.slice(1));
+const token = hash.get("token");
 const endpoint = token ? "/v1/indicators/release-times" : "/v1/public/indicators/release-times";
+
+// Each interval: its name, and what one row of its figures is, so what its counts count
+// (src/indicators/figures.rs: consignment_value and agency_value; src/indicators/request.rs:
+// Interval::per_agency, Dimension::per_agency).
+// - A consignment's own intervals: one row per consignment whose interval closed (released,
+//   for the release times; arrived, for arrival to lodgement; held or queried at all, for holds
+//   and queries: the union of every agency's).
+// - An agency's intervals (first answer, decision): one row per agency and consignment, the
+//   agency's part (all its documents of the consignment, from the first routed to its first
+//   answer, or to its decision on the last): a consignment that went to four agencies counts
+//   four times.
+// - Grouped by agency or agency kind, every interval is read from the agencies' parts: holds and
+//   queries are each agency's own; a consignment's own interval counts the consignment once in
+//   each agency's row (operators and traders; an agency reads its own parts, one per consignment).
+// releaseTime: the consignment's release time, the average WTO TFA Art. 7.6 asks members to
+// publish (measured as the WCO Time Release Study does: from arrival, or lodgement, to release).
 const INTERVALS = {
-  "arrival-to-release": "arrival to release (TRS)",
-  "lodgement-to-release": "lodgement to release",
-  "arrival-to-lodgement": "arrival to lodgement",
-  "agency-first-answer": "agency: first answer",
-  "agency-decision": "agency: decision",
-  "hold": "time on hold",
-  "query-trader": "query: trader's turn",
-  "query-agency": "query: agency's turn",
+  "arrival-to-release": { name: "arrival to release (TRS)", counted: "consignments released", releaseTime: true },
+  "lodgement-to-release": { name: "lodgement to release", counted: "consignments released", releaseTime: true },
+  "arrival-to-lodgement": { name: "arrival to lodgement", counted: "consignments arrived" },
+  "agency-first-answer": { name: "agency: first answer", counted: "agency first answers", perAgency: true },
+  "agency-decision": { name: "agency: decision", counted: "agency decisions", perAgency: true },
+  "hold": { name: "time on hold", counted: "consignments held", byAgency: "agency holds" },
+  "query-trader": { name: "query: trader's turn", counted: "consignments queried", byAgency: "agency queries" },
+  "query-agency": { name: "query: agency's turn", counted: "consignments queried", byAgency: "agency queries" },
 };
+const AGENCY_SEGMENTS = ["agency", "agencyKind"];
 const FIGURES = [["count", "count"], ["meanMs", "mean"], ["medianMs", "median"], ["p90Ms", "p90"], ["modeMs", "mode"],
   ["minMs", "min"], ["maxMs", "max"]];
+
+/// What the counts of `interval`'s figures grouped by `groupBy` count.
+function counted(interval, groupBy) {
+  const i = INTERVALS[interval];
+  return AGENCY_SEGMENTS.includes(groupBy) && i.byAgency ? i.byAgency : i.counted;
+}
+
+/// What a row of the figures is, when it is not simply a consignment.
+function rowsNote(interval, groupBy) {
+  const i = INTERVALS[interval];
+  if (i.perAgency) {
+    return "Each row counted is one agency's part in one consignment (its documents of the consignment): a consignment that went to four agencies counts four times.";
+  }
+  if (!AGENCY_SEGMENTS.includes(groupBy)) return "Each row counted is one consignment.";
+  if (i.byAgency) return "By agency: each agency's own time, once per consignment; a consignment counts in each agency's row.";
+  return "By agency: a consignment counts in the row of each agency it went to, so the rows add up to more than the consignments.";
+}
 
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
@@ -72,24 +111,39 @@ function label(group) {
   return values.length ? values.join(" / ") : "all";
 }
 
+/// The period of an answer, in words: the public figures' month, or a participant's dates.
+function periodText(f) {
+  return f.minCount ? `lodged in ${f.from.slice(0, 7)}` : `lodged from ${f.from.slice(0, 10)} to ${f.to.slice(0, 10)}`;
+}
+
+/// The overall figures: of the answer with no segment (`f`), where each consignment counts once
+/// (grouped by agency, a consignment's interval would count it once per agency).
 function drawOverall(f) {
   const o = f.overall;
+  const interval = INTERVALS[f.interval];
+  const noun = counted(f.interval, "");
   const box = document.getElementById("overall");
-  box.replaceChildren(el("h2", {}, `${INTERVALS[f.interval]}: all consignments in the period`));
+  box.replaceChildren(el("h2", {}, interval.name),
+    el("p", { class: "method", id: "overall-counted" }, `Counted: ${noun}, of the consignments ${periodText(f)}. ${rowsNote(f.interval, "")}`));
   const kpis = el("div", { class: "kpis" });
-  for (const [key, name] of [["meanMs", "mean (TFA Art. 7.6)"], ["medianMs", "median"], ["p90Ms", "90th percentile"], ["count", "consignments"]]) {
+  const mean = interval.releaseTime ? "mean release time (TFA Art. 7.6)" : "mean";
+  for (const [key, name] of [["meanMs", mean], ["medianMs", "median"], ["p90Ms", "90th percentile"], ["count", noun]]) {
     const v = o[key];
     const shown = o.suppressed ? "suppressed" : key === "count" ? String(v ?? 0) : duration(v);
     kpis.append(el("div", { class: key === "meanMs" ? "kpi main" : "kpi" },
       el("div", { class: "value", "data-overall": key, "data-ms": String(v ?? "") }, shown),
-      el("div", { class: "label" }, name)));
+      el("div", { class: "label", "data-label": `overall-${key}` }, name)));
   }
   box.append(kpis);
 }
 
 function drawGroups(f) {
   const table = document.getElementById("groups");
-  const head = el("tr", {}, el("th", {}, "segment"), ...FIGURES.map(([, n]) => el("th", {}, n)), el("th", {}, "outliers"), el("th", {}, "mean without"));
+  const groupBy = f.groupBy.join(",");
+  const noun = counted(f.interval, groupBy);
+  document.getElementById("groups-counted").textContent = `Counts: ${noun}. ${rowsNote(f.interval, groupBy)}`;
+  const headers = FIGURES.map(([k, n]) => k === "count" ? el("th", { "data-label": "groups-count" }, noun) : el("th", {}, n));
+  const head = el("tr", {}, el("th", {}, "segment"), ...headers, el("th", {}, "outliers"), el("th", {}, "mean without"));
   const rows = f.groups.map((g) => {
     const name = label(g.group);
     return el("tr", { "data-row": name }, el("td", {}, name), ...FIGURES.map(([k]) => figureCell(g, k, name)),
@@ -138,6 +192,8 @@ async function drawChannels(params) {
   const f = await r.json();
   if (!r.ok) throw new Error(`${f.code}: ${f.detail}`);
   section.hidden = false;
+  document.getElementById("channel-interval").textContent = INTERVALS[params.interval].name;
+  const noun = counted(params.interval, "riskChannel");
   const rank = (g) => { const i = CHANNELS.indexOf(g.group.riskChannel); return i < 0 ? CHANNELS.length : i; };
   const rows = [...f.groups].sort((a, b) => rank(a) - rank(b)).map((g) => {
     const name = g.group.riskChannel;
@@ -146,7 +202,7 @@ async function drawChannels(params) {
     return el("tr", {}, el("td", {}, name), cell("count"), cell("meanMs"), cell("medianMs"), cell("p90Ms"));
   });
   document.getElementById("channels").replaceChildren(
-    el("thead", {}, el("tr", {}, el("th", {}, "channel"), el("th", {}, "count"), el("th", {}, "mean"), el("th", {}, "median"), el("th", {}, "p90"))),
+    el("thead", {}, el("tr", {}, el("th", {}, "channel"), el("th", { "data-label": "channels-count" }, noun), el("th", {}, "mean"), el("th", {}, "median"), el("th", {}, "p90"))),
     el("tbody", {}, ...rows));
 }
 
@@ -182,6 +238,8 @@ async function drawSelection(params) {
     el("tbody", {}, ...rows));
 }
 
+/// Every interval's overall mean, slowest first, each count with what it counts (they differ:
+/// consignments, or agencies' parts).
 async function drawSlowest(params) {
   const results = [];
   for (const interval of Object.keys(INTERVALS)) {
@@ -190,11 +248,12 @@ async function drawSlowest(params) {
   }
   results.sort((a, b) => b[1].meanMs - a[1].meanMs);
   const rows = results.map(([interval, o]) => el("tr", {},
-    el("td", {}, INTERVALS[interval]),
+    el("td", {}, INTERVALS[interval].name),
     el("td", { "data-interval": interval, "data-figure": "meanMs", "data-ms": String(o.meanMs) }, duration(o.meanMs)),
-    el("td", {}, duration(o.p90Ms)), el("td", {}, String(o.count))));
+    el("td", {}, duration(o.p90Ms)), el("td", {}, String(o.count)),
+    el("td", { "data-counted": interval }, counted(interval, ""))));
   document.getElementById("slowest").replaceChildren(
-    el("thead", {}, el("tr", {}, el("th", {}, "interval"), el("th", {}, "mean"), el("th", {}, "p90"), el("th", {}, "count"))),
+    el("thead", {}, el("tr", {}, el("th", {}, "interval"), el("th", {}, "mean"), el("th", {}, "p90"), el("th", {}, "count"), el("th", {}, "counted"))),
     el("tbody", {}, ...rows));
 }
 
@@ -217,34 +276,78 @@ function drawTrend(f) {
   document.getElementById("trend").replaceChildren(chart);
 }
 
-async function show() {
-  const form = document.getElementById("filters");
-  const params = Object.fromEntries(new FormData(form));
+const TITLE = "Ventanilla: release-time indicators";
+
+/// Marks the page: `loading` (nothing marked ready), `ready` (every figure asked for drawn), or
+/// `failed`; the title and the status say which.
+function mark(state, text, params) {
+  const body = document.body;
   const status = document.getElementById("status");
-  status.className = "";
-  status.textContent = "loading...";
+  delete body.dataset.ready;
+  delete body.dataset.failed;
+  delete body.dataset.params;
+  body.setAttribute("aria-busy", String(state === "loading"));
+  status.className = state === "failed" ? "error" : "";
+  status.textContent = text;
+  if (state === "loading") {
+    document.title = `${TITLE} (loading)`;
+  } else if (state === "failed") {
+    document.title = `${TITLE} (failed)`;
+    body.dataset.failed = text;
+  } else {
+    document.title = `${TITLE}: ${INTERVALS[params.interval].name}`;
+    body.dataset.params = JSON.stringify(params);
+    body.dataset.ready = "true";
+  }
+}
+
+/// Only the latest request marks the page: an earlier one still in flight draws nothing after.
+let shown = 0;
+
+async function show() {
+  const run = ++shown;
+  const form = document.getElementById("filters");
+  offerSegments();
+  const params = Object.fromEntries(new FormData(form));
+  mark("loading", "Loading the figures...");
   document.getElementById("segment-name").textContent = form.groupBy.selectedOptions[0].textContent;
   document.getElementById("trend-name").textContent = params.trend;
+  document.getElementById("trend-interval").textContent = INTERVALS[params.interval].name;
   try {
     const f = await figures({ ...period(params), interval: params.interval, groupBy: params.groupBy });
-    drawOverall(f);
-    drawGroups(f);
-    if (!token) form.month.value = f.from.slice(0, 7);
+    // The overall figures are the answer with no segment's: each consignment once.
     const trend = await figures({ ...period(params), interval: params.interval, trend: params.trend });
+    if (run !== shown) return;
+    drawOverall(trend);
+    drawGroups(f);
     drawTrend(trend);
+    if (!token) form.month.value = f.from.slice(0, 7);
     await drawChannels(params);
     await drawSelection(params);
     await drawSlowest(params);
+    if (run !== shown) return;
     document.getElementById("method").textContent = `Method: ${f.method}` + (f.minCount
-      ? ` Public figures of ${f.from.slice(0, 7)}: cells of fewer than ${f.minCount} consignments (or fewer besides one trader's) are suppressed, and others with them so that none can be computed from the rest; intervals that closed from ${f.closedBefore} on are not counted.`
+      ? ` Public figures of ${f.from.slice(0, 7)}: cells of fewer than ${f.minCount} rows counted (consignments, or agencies' parts for an agency's intervals), or fewer besides one trader's, are suppressed, and others with them so that none can be computed from the rest; intervals that closed from ${f.closedBefore} on are not counted.`
       : "");
-    status.textContent = "";
-    document.body.dataset.ready = JSON.stringify(params);
+    const o = trend.overall;
+    const count = o.suppressed ? "count suppressed" : `${o.count ?? 0} ${counted(params.interval, "")}`;
+    mark("ready", `Shown: ${INTERVALS[params.interval].name}, ${count}, of the consignments ${periodText(f)}.`, params);
   } catch (e) {
-    status.className = "error";
-    status.textContent = `The figures could not be read: ${e.message}`;
-    document.body.dataset.failed = e.message;
+    if (run !== shown) return;
+    mark("failed", `The figures could not be read: ${e.message}`);
   }
+}
+
+/// The public figures group a consignment's own intervals by no agency (`404`): those segments
+/// are offered with an agency's intervals, holds and queries only.
+function offerSegments() {
+  if (token) return;
+  const form = document.getElementById("filters");
+  const consignments = INTERVALS[form.interval.value].releaseTime || form.interval.value === "arrival-to-lodgement";
+  for (const option of form.groupBy.options) {
+    option.disabled = consignments && AGENCY_SEGMENTS.includes(option.value);
+  }
+  if (form.groupBy.selectedOptions[0].disabled) form.groupBy.value = "borderPost";
 }
 
 document.getElementById("scope").textContent = token ? "Your own figures." : "Public figures, per calendar month: small segments are suppressed.";
@@ -258,5 +361,22 @@ if (!token) {
   month.hidden = false;
   form.month.disabled = false;
 }
-form.addEventListener("submit", (e) => { e.preventDefault(); show(); });
+// Filters chosen in the fragment (#token=...&interval=agency-decision&groupBy=agency).
+for (const name of ["interval", "groupBy", "trend"]) {
+  const v = hash.get(name);
+  if (v && [...form[name].options].some((o) => o.value === v)) form[name].value = v;
+}
+for (const [name, pattern] of [["from", /^\d{4}-\d{2}-\d{2}$/], ["to", /^\d{4}-\d{2}-\d{2}$/], ["month", /^\d{4}-\d{2}$/]]) {
+  const v = hash.get(name);
+  if (v && pattern.test(v)) form[name].value = v;
+}
+form.interval.addEventListener("change", offerSegments);
+form.addEventListener("submit", (e) => {
+  e.preventDefault();
+  // The fragment keeps the filters shown, for a reload or a bookmark.
+  const chosen = new URLSearchParams(token ? { token } : {});
+  for (const [k, v] of new FormData(form)) if (v) chosen.set(k, v);
+  history.replaceState(null, "", `#${chosen}`);
+  show();
+});
 show();
