@@ -94,4 +94,39 @@ mod tests {
         served.sort();
         assert_eq!(files, served, "a guide added to docs/ is served at /docs/ and linked from /");
     }
+
+    /// Issue 31: docs/agencies.md used `$BROKER`, which only the README set, so its blocks
+    /// failed pasted into a fresh terminal. Every shell variable in capitals that a guide's `sh`
+    /// blocks read is set earlier in the same guide.
+    #[test]
+    fn every_variable_a_guides_commands_read_is_set_in_that_guide() {
+        let mut unset = Vec::new();
+        for (name, _, text) in GUIDES {
+            let mut set = std::collections::BTreeSet::new();
+            for block in text.split("```sh\n").skip(1).filter_map(|b| b.split("```").next()) {
+                let bytes = block.as_bytes();
+                let word = |from: usize| {
+                    let end = bytes[from..].iter().position(|b| !(b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')).map_or(bytes.len(), |n| from + n);
+                    &block[from..end]
+                };
+                // Assignments (at a line's or a command's start) and uses, in the order written.
+                let assignments = block.match_indices('=').filter_map(|(i, _)| {
+                    let start = block[..i].rfind(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')).map_or(0, |n| n + 1);
+                    let at_start = block[..start].chars().last().is_none_or(|c| c.is_whitespace() || c == ';' || c == '(');
+                    (start < i && at_start).then(|| (start, true, &block[start..i]))
+                });
+                let uses = block.match_indices('$').map(|(i, _)| (i, false, word(if bytes.get(i + 1) == Some(&b'{') { i + 2 } else { i + 1 })));
+                let mut events: Vec<(usize, bool, &str)> = assignments.chain(uses).collect();
+                events.sort();
+                for (_, assigns, variable) in events {
+                    if assigns {
+                        set.insert(variable.to_owned());
+                    } else if !variable.is_empty() && !set.contains(variable) && !["HOME", "PATH", "PWD"].contains(&variable) {
+                        unset.push(format!("{name}: ${variable}"));
+                    }
+                }
+            }
+        }
+        assert!(unset.is_empty(), "used but not set earlier in the guide: {unset:?}");
+    }
 }

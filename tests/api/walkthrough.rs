@@ -22,9 +22,9 @@ fn blocks(readme: &str, from: &str, to: &str) -> Vec<String> {
 async fn the_readme_walkthrough_works_as_written() {
     let app = spawn_app().await;
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let blocks = blocks(&readme, "## Walkthrough", "## Adding a document type");
-    assert!(blocks.len() >= 13, "the walkthrough, its amend, query, respond, withdraw part and its kcat part: {} blocks", blocks.len());
-    let script = format!("set -euo pipefail\n{}", blocks.join("\n"))
+    let walkthrough = blocks(&readme, "## Walkthrough", "## Adding a document type");
+    assert!(walkthrough.len() >= 13, "the walkthrough, its amend, query, respond, withdraw part and its kcat part: {} blocks", walkthrough.len());
+    let script = format!("set -euo pipefail\n{}", walkthrough.join("\n"))
         .replace("http://127.0.0.1:8080", &app.address)
         .replace("127.0.0.1:9092", &app.brokers)
         .replace("-t ventanilla.", &format!("-t {}", app.topic_prefix))
@@ -44,6 +44,8 @@ async fn the_readme_walkthrough_works_as_written() {
     // Only the agency topic's read prints headers; only the refused-answers read prints a problem.
     assert!(stdout.contains("key=5AR30714255831-C0781\nheaders=") && stdout.contains("ce_type=org.ventanilla.document"), "kcat read the agency's topic: {stdout}");
     assert!(stdout.contains("\"refused\"") && stdout.contains("\"code\""), "kcat read the refusal of 'released, please': {stdout}");
+    // The late answer on the ack topic was told: it changed nothing, and the agency knows.
+    assert!(stdout.contains("\"outcome\":\"late\""), "kcat read the late answer's notice: {stdout}");
 
     // The first declaration is released; the second was queried, answered, amended, withdrawn.
     app.wait_for_state("5AR30714255831-C0781", "released").await;
@@ -58,6 +60,22 @@ async fn the_readme_walkthrough_works_as_written() {
     }
     let amended: Value = serde_json::from_str(&std::fs::read_to_string("/tmp/amended.json").unwrap()).unwrap();
     assert_eq!((amended["version"].as_i64(), amended["amends"].as_str()), (Some(2), documents[0]["documentId"].as_str()));
+
+    // The release-times guide's figures, pasted after the walkthrough (issue 31: its URL once
+    // answered 401 without a token, and its fixed period was already past): the released
+    // declaration counts.
+    let guide = std::fs::read_to_string(repo().join("docs/release-times.md")).unwrap();
+    let figures = blocks(&guide, "Pasted after the README's walkthrough", "- **Public figures**");
+    assert_eq!(figures.len(), 1, "the guide's figures block");
+    let script = format!("set -euo pipefail\n{}", figures[0]).replace("http://127.0.0.1:8080", &app.address);
+    let out = tokio::task::spawn_blocking(move || std::process::Command::new("bash").arg("-c").arg(&script).current_dir(repo()).output())
+        .await
+        .unwrap()
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the figures block failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let answer: Value = serde_json::from_str(&stdout).expect("the figures, as JSON");
+    assert!(answer["overall"]["count"].as_u64() >= Some(1), "the walkthrough's released declaration counts: {answer:#}");
     app.stop().await;
 }
 
