@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (Java and Maven for Apache Kafka, PostgreSQL, Chromium,
 # kcat, HAProxy, curl, Node.js, OpenSSL's headers from Debian; confluent-kafka, PyJWT, schemathesis,
-# PyYAML and jsonschema from PyPI; @asyncapi/parser from npm),
+# PyYAML, jsonschema and openapi-python-client from PyPI; @asyncapi/parser, openapi-typescript,
+# TypeScript and @hey-api/openapi-ts from npm),
 # fetches Apache Kafka's jars from Maven Central once per machine (scripts/kafka.sh), starts one
 # broker and a PostgreSQL cluster (scripts/postgres.sh) on free loopback ports, checks
 # docker-compose.yml against the Compose Specification's JSON Schema (scripts/check-compose.py; no
@@ -121,6 +122,11 @@ if [ "$("$SCRIPTS/schemathesis" --version 2>/dev/null || true)" != "schemathesis
   python3 -m pip install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 export SCHEMATHESIS="$SCRIPTS/schemathesis"
+
+# --- API client generators, pinned, for the generated-clients test (tests/api/clients.rs) -------
+# openapi-python-client from PyPI; openapi-typescript, TypeScript and @hey-api/openapi-ts from npm
+# (cached per machine in ~/.cache/ventanilla).
+eval "$(scripts/clients.sh install)"
 
 # --- PyYAML and jsonschema (draft 2020-12: 4.0 or later) for scripts/check-compose.py -----------
 if ! python3 -c "import yaml, jsonschema.validators; jsonschema.validators.Draft202012Validator" 2>/dev/null; then

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod body;
 pub mod dashboard;
 pub mod errors;
+pub mod generators;
 pub mod home;
 pub mod indicators;
 pub mod metrics;

@@ -1,7 +1,8 @@
 //! `/openapi.json` (OpenAPI 3.1) generated from the route table (`super::api`): the bodies'
 //! schemas derived from the Rust types that serialize them (schemars), the document schemas
 //! taken from the registry the gateway validates with, each route's errors by status, and its
-//! security from the access its handler enforces. `/asyncapi.json`'s schemas too.
+//! security from the access its handler enforces. `/asyncapi.json`'s schemas too. Both in the
+//! shape client generators take (`super::generators`).
 
 use actix_web::http::Method;
 use schemars::generate::SchemaSettings;
@@ -228,7 +229,9 @@ pub fn asyncapi(registry: &SchemaRegistry, topics: &crate::broker::Topics, agenc
     generator.subschema_for::<crate::store::StatusChange>();
     let mut schemas = generator.take_definitions(true);
     schemas.extend(registry_components(registry));
-    super::asyncapi::asyncapi(registry, topics, agencies, side, schemas)
+    let mut document = super::asyncapi::asyncapi(registry, topics, agencies, side, schemas);
+    super::generators::reshape(&mut document);
+    document
 }
 
 /// The OpenAPI 3.1 description of this gateway, with `registry`'s schemas as components and
@@ -251,7 +254,7 @@ pub fn openapi(registry: &SchemaRegistry, gateway: &GatewayConfig) -> Value {
     if let Some(v) = ack {
         schemas.insert("AcknowledgmentBody".into(), reference(&component(crate::schema::ACKNOWLEDGMENT, &v.to_string())));
     }
-    json!({
+    let mut document = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Ventanilla",
@@ -289,7 +292,9 @@ pub fn openapi(registry: &SchemaRegistry, gateway: &GatewayConfig) -> Value {
                 "mutualTls": { "type": "mutualTLS", "description": "A participant's client certificate, registered by its SHA-256." },
             },
         },
-    })
+    });
+    super::generators::reshape(&mut document);
+    document
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod asyncapi;
 mod audit;
 mod authorization;
 mod batch;
+mod clients;
 mod crash;
 mod dashboard;
 mod duplicates;

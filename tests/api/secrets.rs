@@ -95,3 +95,22 @@ async fn no_token_key_or_password_appears_in_logs_or_answers() {
     }
     assert!(!answers.iter().any(|a| a.contains(&ventanilla::digest::sha256_hex(TOKEN.as_bytes()))), "no token hash in answers");
 }
+
+/// Issue 31, item 8: `serve --data-dir ./sim` inside a work tree left the receipt-signing
+/// private key untracked and not ignored, one `git add .` from a commit. The real binary,
+/// started in a fresh git repository: git, asked, sees nothing of the keys or the store.
+#[tokio::test]
+async fn keys_and_store_made_inside_a_work_tree_are_ignored_by_git() {
+    let tree = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| Command::new("git").args(args).current_dir(tree.path()).output().expect("git runs");
+    assert!(git(&["init", "-q"]).status.success());
+    let data = tree.path().join("sim");
+    let prefix = format!("gi{}.", uuid::Uuid::now_v7().simple());
+    let (mut child, _address, _log) = crate::helpers::spawn_binary(&data, &prefix, &crate::helpers::test_brokers());
+    let _ = (child.kill(), child.wait());
+    let keys = std::fs::read_dir(data.join("receipt-keys")).unwrap();
+    assert!(keys.filter_map(Result::ok).any(|e| e.path().extension().is_some_and(|x| x == "pk8")), "a key was made");
+    assert!(data.join("ventanilla.db").exists(), "the store was made");
+    let status = git(&["status", "--porcelain", "--untracked-files=all"]);
+    assert_eq!(String::from_utf8_lossy(&status.stdout), "", "git sees nothing to add");
+}
