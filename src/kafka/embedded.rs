@@ -36,11 +36,13 @@ impl EmbeddedCluster {
                         return;
                     }
                 };
-                for t in &topics {
-                    if let Err(e) = cluster.create_topic(t, partitions, 1) {
-                        let _ = ready_tx.send(Err(format!("topic {t}: {e}")));
-                        return;
-                    }
+                let created = {
+                    let _wake = Waker::start(&cluster.bootstrap_servers());
+                    topics.iter().try_for_each(|t| cluster.create_topic(t, partitions, 1).map_err(|e| format!("topic {t}: {e}")))
+                };
+                if let Err(e) = created {
+                    let _ = ready_tx.send(Err(e));
+                    return;
                 }
                 let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
                 let _ = stop_rx.recv();
@@ -87,6 +89,46 @@ impl EmbeddedCluster {
             }
         }));
         Ok(format!("127.0.0.1:{port}"))
+    }
+}
+
+/// Keeps the mock cluster's thread awake while topics are created. librdkafka's mock cluster
+/// can miss the signal of a request queued just as it reads the previous one's, and then serves
+/// it only at its next one-second tick: creating the topics one by one took 1 to 5 s in one
+/// start out of three. Any connection to its broker wakes the thread, which then serves every
+/// queued request first; this one connects every few milliseconds until it is dropped.
+struct Waker {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Waker {
+    fn start(bootstrap: &str) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let address = bootstrap.split(',').next().and_then(|a| a.parse::<std::net::SocketAddr>().ok());
+        let thread = address.and_then(|address| {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("embedded-kafka-waker".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let _ = std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_millis(100));
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                })
+                .ok()
+        });
+        Waker { stop, thread }
+    }
+}
+
+impl Drop for Waker {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
