@@ -44,6 +44,8 @@ test_results() {
       n = 0
       results++
     }
+    # A test binary that died (a signal, an abort) prints no result: it counts as a failure.
+    /process didn.t exit successfully/ && /signal/ { failed++; failing[++m] = "a test binary died: " $0 }
     END {
       print passed + 0, failed + 0, ignored + 0, results + 0
       for (j = 1; j <= m; j++) print failing[j]
@@ -56,7 +58,7 @@ finish() {
   if [ -n "$TEST_LOG" ] && [ -f "$TEST_LOG" ]; then
     { read -r passed failed ignored results; mapfile -t failing; } < <(test_results "$TEST_LOG")
   fi
-  [ -n "$WORK" ] && cleanup
+  if [ -n "$WORK" ]; then cleanup || true; fi
   elapsed="$((SECONDS % 60)) s"
   [ "$SECONDS" -ge 60 ] && elapsed="$((SECONDS / 60)) min $elapsed"
   echo
@@ -126,7 +128,9 @@ export SCHEMATHESIS="$SCRIPTS/schemathesis"
 # --- API client generators, pinned, for the generated-clients test (tests/api/clients.rs) -------
 # openapi-python-client from PyPI; openapi-typescript, TypeScript and @hey-api/openapi-ts from npm
 # (cached per machine in ~/.cache/ventanilla).
-eval "$(scripts/clients.sh install)"
+log "API client generators (openapi-python-client, openapi-typescript, @hey-api/openapi-ts)"
+CLIENT_TOOLS_ENV="$(scripts/clients.sh install)"
+eval "$CLIENT_TOOLS_ENV"
 
 # --- PyYAML and jsonschema (draft 2020-12: 4.0 or later) for scripts/check-compose.py -----------
 if ! python3 -c "import yaml, jsonschema.validators; jsonschema.validators.Draft202012Validator" 2>/dev/null; then

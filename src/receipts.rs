@@ -141,6 +141,10 @@ impl ReceiptKeys {
             let kid = rotate(dir)?;
             tracing::info!(dir = %dir.display(), kid, "made a key to sign receipts with");
             files.push(dir.join(format!("{kid}.pk8")));
+        } else if let Err(e) = crate::private_dir::keep_out_of_git(dir) {
+            // Keys made by an earlier version, in a directory that may be read-only (mounted
+            // secrets): a directory that cannot take the file is not a reason not to start.
+            tracing::debug!(dir = %dir.display(), error = %e, "cannot write a .gitignore beside the receipt keys");
         }
         let mut signing = None;
         let mut older = BTreeMap::new();

@@ -15,9 +15,9 @@ pub enum ReceiptCommand {
     Verify {
         /// The receipt, as the gateway answered it.
         file: PathBuf,
-        /// The gateway's public keys: its `/.well-known/jwks.json` URL
-        /// (`http://127.0.0.1:8080/.well-known/jwks.json`), or that document saved to a file
-        /// (wins over --keys-dir).
+        /// The gateway's public keys: its `/.well-known/jwks.json` URL (`https://`, or
+        /// `http://` from a gateway on this machine: `http://127.0.0.1:8080/.well-known/jwks.json`),
+        /// or that document saved to a file (wins over --keys-dir).
         #[arg(long)]
         jwks: Option<String>,
         /// The gateway's keys directory (`gateway.receipt_keys_dir`; by default `<data dir>/receipt-keys`),
@@ -61,17 +61,34 @@ const JWKS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The largest JWKS taken from a URL: a set of Ed25519 keys is a few hundred bytes each.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
 
-/// The key set at `url` (a gateway's `/.well-known/jwks.json`).
+/// The key set at `url` (a gateway's `/.well-known/jwks.json`): over `https://`, or plain
+/// `http://` from a gateway on this machine (keys that anyone on the way could swap would
+/// verify anything).
 async fn fetch_jwks(url: &str) -> Result<serde_json::Value, Failure> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url} is not a URL: {e}"))?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(name)) => name == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if parsed.scheme() != "https" && !loopback {
+        return Err(format!("{url}: fetch the keys over https (plain http only from a gateway on this machine), or save them to a file").into());
+    }
     let client = reqwest::Client::builder().timeout(JWKS_TIMEOUT).build()?;
-    let answer = client.get(url).send().await.map_err(|e| format!("cannot fetch the keys from {url}: {}", ventanilla::telemetry::error_chain(&e)))?;
+    let mut answer =
+        client.get(parsed).send().await.map_err(|e| format!("cannot fetch the keys from {url}: {}", ventanilla::telemetry::error_chain(&e)))?;
     let status = answer.status();
     if !status.is_success() {
         return Err(format!("cannot fetch the keys from {url}: the server answered {status}").into());
     }
-    let bytes = answer.bytes().await.map_err(|e| format!("cannot read the keys from {url}: {e}"))?;
-    if bytes.len() > MAX_JWKS_BYTES {
-        return Err(format!("{url} answered {} bytes: not a key set", bytes.len()).into());
+    let too_large = || format!("{url} answered more than {MAX_JWKS_BYTES} bytes: not a key set");
+    let mut bytes = Vec::new();
+    while let Some(chunk) = answer.chunk().await.map_err(|e| format!("cannot read the keys from {url}: {e}"))? {
+        if bytes.len() + chunk.len() > MAX_JWKS_BYTES {
+            return Err(too_large().into());
+        }
+        bytes.extend_from_slice(&chunk);
     }
     Ok(serde_json::from_slice(&bytes).map_err(|e| format!("{url} did not answer a JSON key set: {e}"))?)
 }

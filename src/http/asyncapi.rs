@@ -99,7 +99,7 @@ pub fn asyncapi(registry: &SchemaRegistry, topics: &Topics, agencies: &[AgencyId
         "queryAnswered": message("queryAnswered", "The trader's answer to the agency's query.", "application/json", reference("#/components/schemas/QueryAnswered")),
         "acknowledgment": message("acknowledgment", "An agency's answer about a document routed to it.", "application/json", ack),
         "refusedAnswer": message("refusedAnswer", "An answer the gateway refused: the problem (code, JSON pointers) and the refused record's place.", "application/problem+json", reference("#/components/schemas/RefusedAnswer")),
-        "unchangedAnswer": message("unchangedAnswer", "An answer the gateway took but that changed nothing (`late`, `stale` or `duplicate`; `ce_type` `org.ventanilla.acknowledgment.unchanged`): what it found and the answer's place.", "application/json", reference("#/components/schemas/UnchangedAnswer")),
+        "unchangedAnswer": message("unchangedAnswer", "An answer the gateway took but that changed nothing, the delivery having moved on (`late` or `stale`; `ce_type` `org.ventanilla.acknowledgment.unchanged`): what it found and the answer's place.", "application/json", reference("#/components/schemas/UnchangedAnswer")),
         "status": message("status", "A consignment's state change, or an event of its life (query, response, amendment, withdrawal).", "application/json", reference("#/components/schemas/StatusChange")),
         "deadLetter": message("deadLetter", "A delivery that could not be published after its last attempt (`ventanilla_reason` header).", "application/json", json!({})),
     });
@@ -164,7 +164,7 @@ pub fn asyncapi(registry: &SchemaRegistry, topics: &Topics, agencies: &[AgencyId
         "UnchangedAnswer".into(),
         json!({ "type": "object", "required": ["documentId", "agency", "ucr", "outcome", "deliveryStatus", "consignmentState", "detail", "answer", "toldAt"], "properties": {
             "documentId": { "type": "string" }, "agency": { "type": "string" }, "ucr": { "type": "string" },
-            "outcome": { "type": "string", "enum": ["late", "stale", "duplicate"], "description": "`late`: the delivery already had a final answer; `stale`: older news than the delivery's current answer; `duplicate`: the delivery already had this status." },
+            "outcome": { "type": "string", "enum": ["late", "stale"], "description": "`late`: the delivery already had a final answer; `stale`: older news than the delivery's current answer." },
             "deliveryStatus": { "type": "string", "description": "The delivery's status, which the answer left as it was." },
             "consignmentState": { "type": "string" }, "detail": { "type": "string" },
             "answer": { "type": "object", "properties": { "topic": { "type": "string" }, "partition": { "type": "integer" }, "offset": { "type": "integer" }, "key": { "type": ["string", "null"] } } },

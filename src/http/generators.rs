@@ -80,13 +80,18 @@ fn component_key(component: &str, tokens: &[String]) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' }).collect()
 }
 
-/// Every reference string in `value` (`$ref`, `$recursiveRef`, `$dynamicRef`), for `visit`.
+/// Every reference string in `value` (`$ref`, `$recursiveRef`, `$dynamicRef`), for `visit`:
+/// not inside a value (`enum`, `const`, `default`, `examples`), but in a member of that name
+/// (`"properties": {"default": {...}}` is a schema).
 fn references(value: &mut Value, visit: &mut dyn FnMut(&mut String)) {
     match value {
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
                 match (k.as_str(), v) {
                     ("$ref" | "$recursiveRef" | "$dynamicRef", Value::String(r)) => visit(r),
+                    ("properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas", Value::Object(members)) => {
+                        members.values_mut().for_each(|m| references(m, visit));
+                    }
                     ("enum" | "const" | "examples" | "default" | "example", _) => {}
                     (_, v) => references(v, visit),
                 }
@@ -147,7 +152,13 @@ fn hoist(schemas: &mut Map<String, Value>) -> Hoisted {
                 key = format!("{}-{n}", component_key(&component, &tokens));
                 n += 1;
             }
-            schemas.insert(key.clone(), found.clone());
+            let mut hoisted = found.clone();
+            // A file of an earlier draft keeps its `$schema` (`super::openapi`): so does what is
+            // taken out of it, or its keywords would read as 2020-12's.
+            if let (Value::Object(h), Some(dialect)) = (&mut hoisted, original.get(&component).and_then(|c| c.get("$schema"))) {
+                h.entry("$schema").or_insert_with(|| dialect.clone());
+            }
+            schemas.insert(key.clone(), hoisted);
             named.insert((component, tokens), key);
         }
     }
@@ -212,7 +223,7 @@ fn tidy(schema: &mut Value) {
                         }
                     }
                 }
-                Value::Array(a) if matches!(k.as_str(), "allOf" | "anyOf" | "oneOf" | "prefixItems") => {
+                Value::Array(a) if matches!(k.as_str(), "allOf" | "anyOf" | "oneOf" | "prefixItems" | "items") => {
                     for s in a.iter_mut() {
                         if let Value::Bool(b) = s {
                             *s = if *b { Value::Object(Map::new()) } else { serde_json::json!({ "not": {} }) };
@@ -271,7 +282,11 @@ mod tests {
                 "unused": { "type": "integer" },
                 "odd/name": { "type": "string" },
             } },
+            "old-1.0.0": { "$schema": "http://json-schema.org/draft-07/schema#", "definitions": {
+                "n": { "type": "number", "exclusiveMinimum": 0 },
+            }, "type": "array", "items": [true, { "$ref": "#/components/schemas/old-1.0.0/definitions/n" }] },
             "doc-1.0.0": { "title": "A document", "type": "object", "properties": {
+                "default": { "$ref": "#/components/schemas/common-1.0.0/$defs/party" },
                 "seller": { "$ref": "#/components/schemas/common-1.0.0/$defs/party" },
                 "sellerId": { "$ref": "#/components/schemas/common-1.0.0/$defs/party/properties/id" },
                 "odd": { "$ref": "#/components/schemas/common-1.0.0/$defs/odd~1name" },
@@ -295,6 +310,17 @@ mod tests {
         assert_eq!(properties["closed"]["additionalProperties"], false);
         assert!(schemas["common-1.0.0"].get("$defs").is_none() && schemas["common-1.0.0"].get("title").is_none());
         assert!(schemas["doc-1.0.0"].get("title").is_none());
+        // A member named like a keyword is a schema like any other.
+        assert_eq!(properties["default"]["$ref"], "#/components/schemas/common-1.0.0.party");
+        // What is taken out of an earlier draft's file keeps its dialect; a tuple's `true` goes.
+        assert_eq!(schemas["old-1.0.0.n"]["$schema"], "http://json-schema.org/draft-07/schema#");
+        assert_eq!(schemas["old-1.0.0"]["items"], json!([{}, { "$ref": "#/components/schemas/old-1.0.0.n" }]));
+        // Every reference resolves.
+        let mut all = doc.clone();
+        references(&mut all, &mut |r| {
+            let key = r.strip_prefix(COMPONENTS).unwrap_or_else(|| panic!("{r} is a component reference"));
+            assert!(schemas.get(key).is_some(), "{r} resolves");
+        });
         let text = doc.to_string();
         assert!(!text.contains("$defs") && !text.contains("\"any\":true") && !text.contains("\"items\":true"), "{text}");
     }

@@ -199,8 +199,8 @@ pub struct StreamPage {
 
 /// The stream's first bytes: an SSE comment saying how its events are named, for a reader of
 /// the raw stream (an `EventSource`'s `onmessage` sees only unnamed events).
-const OPENING: &[u8] = b": Ventanilla event stream. Events are named (event: document on an agency's stream, event: status \
-on a consignments stream): listen with addEventListener(name), not onmessage. Resume with Last-Event-ID.\n\n";
+const OPENING: &[u8] = b": Ventanilla event stream. Its events are named, document on an agency's stream and status on a \
+consignments stream: listen with addEventListener(name), not onmessage. Resume with Last-Event-ID.\n\n";
 
 /// The reconnection delay a client is asked to keep, sent with the first event.
 const RETRY: &str = "retry: 1000\n";

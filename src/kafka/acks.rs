@@ -13,11 +13,15 @@
 //! CloudEvents id is that place, so a refusal told twice (after a crash) reads as one. The
 //! offset moves on only once the refusal is in the audit log and told (or given up on, below).
 //!
-//! **Answers that change nothing are told too.** An answer applied but that changed nothing
-//! (`late`: the delivery already had a final answer; `stale`; `duplicate`) is recorded in the
-//! delivery's history, as over HTTP, and told on the same refused-answers topic as an
-//! `org.ventanilla.acknowledgment.unchanged` event: over HTTP the answer's body says so, over
-//! Kafka the agency would otherwise never know its answer was not taken into account.
+//! **Answers that change nothing are told too.** An answer taken but that changed nothing
+//! because the delivery had moved on (`late`: it already had a final answer; `stale`: older news
+//! than its current one) is recorded in the delivery's history, as over HTTP, and told on the
+//! same refused-answers topic as an `org.ventanilla.acknowledgment.unchanged` event: over HTTP
+//! the answer's body says so, over Kafka the agency would otherwise never know its answer was not
+//! taken into account. A `duplicate` (the status the delivery already has) is not told: it is
+//! also what a record read again after a restart gives. Such a record can, rarely, read as late
+//! (the delivery was answered again since): the notice then tells of an answer applied the
+//! first time.
 //!
 //! **No record holds up the exchange.** Each agency's ack topic has a consumer of its own, in a
 //! consumer group of its own (`<kafka.consumer_group>.<agency>`, the gateways of a region sharing
@@ -278,6 +282,11 @@ async fn take(
                 if applied.outcome.changed() {
                     tracing::info!(document = %applied.document_id, agency = %applied.agency,
                         outcome = applied.outcome.as_str(), "acknowledgment applied from the ack topic");
+                } else if applied.outcome == crate::domain::AckOutcome::Duplicate {
+                    // The same answer again (or the same record read again after a restart):
+                    // nothing to tell.
+                    tracing::info!(document = %applied.document_id, agency = %applied.agency,
+                        "acknowledgment from the ack topic repeats the delivery's status; it changed nothing");
                 } else {
                     tracing::info!(document = %applied.document_id, agency = %applied.agency, outcome = applied.outcome.as_str(),
                         "acknowledgment from the ack topic recorded in the delivery's history; it changed nothing: the agency is told on its refused-answers topic");
@@ -322,9 +331,9 @@ async fn take(
 /// The CloudEvents type of a refused answer's notice.
 pub const REFUSED: &str = "org.ventanilla.acknowledgment.refused";
 
-/// The CloudEvents type of the notice of an answer taken but that changed nothing (`late`,
-/// `stale`, `duplicate`), told on the same refused-answers topic: over HTTP the answer's body
-/// says so; over Kafka the agency would otherwise never know.
+/// The CloudEvents type of the notice of an answer taken but that changed nothing (`late` or
+/// `stale`), told on the same refused-answers topic: over HTTP the answer's body says so; over
+/// Kafka the agency would otherwise never know.
 pub const UNCHANGED: &str = "org.ventanilla.acknowledgment.unchanged";
 
 /// The largest refusal notice, in bytes: far below any broker's record limit, so a notice never
@@ -420,14 +429,13 @@ pub fn refusal_notice(problem: &serde_json::Value, topic: &str, partition: i32, 
     body.to_string()
 }
 
-/// The notice of an answer that changed nothing: what applying it found (`outcome`: `late`,
-/// `stale` or `duplicate`, the delivery's status and the consignment's state), why in words,
+/// The notice of an answer that changed nothing: what applying it found (`outcome`: `late` or
+/// `stale`, the delivery's status and the consignment's state), why in words,
 /// and where the answer was (`answer`: topic, partition, offset, as much of its key as fits).
 pub fn unchanged_notice(applied: &crate::store::AckApplied, topic: &str, partition: i32, offset: i64, key: Option<&[u8]>, at: &str) -> String {
     let why = match applied.outcome {
-        crate::domain::AckOutcome::Late => "the delivery already had a final answer",
         crate::domain::AckOutcome::Stale => "the answer is older news than the delivery's current one",
-        _ => "the delivery already had this status",
+        _ => "the delivery already had a final answer",
     };
     let mut body = serde_json::json!(applied);
     body["detail"] = serde_json::json!(format!(
@@ -490,13 +498,13 @@ async fn tell(
         match producer.send(record, Timeout::After(std::time::Duration::from_secs(5))).await {
             Ok(_) => return Told::Published,
             Err((e, _)) if attempt < NOTICE_ATTEMPTS => {
-                tracing::warn!(error = %e, topic = %topic, attempt, "ack consumer: the refusal notice was not taken; trying again");
+                tracing::warn!(error = %e, topic = %topic, attempt, "ack consumer: the notice to the agency was not taken; trying again");
                 tokio::time::sleep(pause).await;
                 pause *= 2;
             }
             Err((e, _)) => {
                 tracing::error!(error = %e, topic = %topic, attempts = NOTICE_ATTEMPTS,
-                    "ack consumer: the refusal notice was not taken; it goes to the dead-letter topic and the consumer moves on");
+                    "ack consumer: the notice to the agency was not taken; it goes to the dead-letter topic and the consumer moves on");
             }
         }
     }
@@ -506,7 +514,7 @@ async fn tell(
         "type": notice.ce_type,
         "agency": agency,
         "code": notice.code,
-        "refused": { "topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset() },
+        "record": { "topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset() },
         "refusedAt": time,
         "reason": format!("the notice could not be published on {topic}"),
     })
