@@ -230,19 +230,27 @@ EOF
     return 1
   }
 
+  # What a TypeScript generator ran into, once it ran: a warning, no output, or tsc's refusal;
+  # else what it made. Usage: judged NAME LOG WROTE TSC_DIR TSC_LABEL TSC_TAG OK_MESSAGE
+  judged() {
+    if complains "$2" "$spec" "$out"; then
+      say "$1 warned (treated as a failure):"; show "$2"; return 1
+    elif [ ! -s "$3" ]; then
+      say "$1 wrote no $(basename "$3"):"; show "$2"; return 1
+    elif ! tsc_check "$4" "$5" "$6"; then
+      return 1
+    fi
+    say "$7"
+  }
+
   # --- (b) openapi-typescript ------------------------------------------------------------------
   t0=$SECONDS
   local otlog="$out/logs/openapi-typescript.log"
   if ! "$bin/openapi-typescript" "$spec" --output "$out/typescript/schema.d.ts" >"$otlog" 2>&1; then
     say "openapi-typescript failed:"; show "$otlog"; failed=1
-  elif complains "$otlog" "$spec" "$out"; then
-    say "openapi-typescript warned (treated as a failure):"; show "$otlog"; failed=1
-  elif [ ! -s "$out/typescript/schema.d.ts" ]; then
-    say "openapi-typescript wrote no schema.d.ts:"; show "$otlog"; failed=1
-  elif ! tsc_check "$out/typescript" "openapi-typescript's types" openapi-typescript; then
+  elif ! judged openapi-typescript "$otlog" "$out/typescript/schema.d.ts" "$out/typescript" "openapi-typescript's types" openapi-typescript \
+    "openapi-typescript $OPENAPI_TYPESCRIPT_VERSION: $out/typescript/schema.d.ts; tsc $TYPESCRIPT_VERSION --strict accepts all $n_examples valid examples typed with it ($((SECONDS - t0)) s)"; then
     failed=1
-  else
-    say "openapi-typescript $OPENAPI_TYPESCRIPT_VERSION: $out/typescript/schema.d.ts; tsc $TYPESCRIPT_VERSION --strict accepts all $n_examples valid examples typed with it ($((SECONDS - t0)) s)"
   fi
 
   # --- (c) @hey-api/openapi-ts -----------------------------------------------------------------
@@ -251,14 +259,9 @@ EOF
   if ! (cd "$out/hey-api" && "$bin/openapi-ts" --input "$spec" --output "$out/hey-api/client" \
     --logs "$out/logs" --plugins @hey-api/client-fetch @hey-api/typescript @hey-api/sdk) >"$helog" 2>&1; then
     say "@hey-api/openapi-ts failed:"; show "$helog"; failed=1
-  elif complains "$helog" "$spec" "$out"; then
-    say "@hey-api/openapi-ts warned (treated as a failure):"; show "$helog"; failed=1
-  elif [ ! -f "$out/hey-api/client/index.ts" ]; then
-    say "@hey-api/openapi-ts wrote no client/index.ts:"; show "$helog"; failed=1
-  elif ! tsc_check "$out/hey-api" "the @hey-api/openapi-ts client" hey-api; then
+  elif ! judged @hey-api/openapi-ts "$helog" "$out/hey-api/client/index.ts" "$out/hey-api" "the @hey-api/openapi-ts client" hey-api \
+    "@hey-api/openapi-ts $HEY_API_VERSION: $out/hey-api/client compiles with tsc --strict, and so do all $n_examples valid examples typed with it ($((SECONDS - t0)) s)"; then
     failed=1
-  else
-    say "@hey-api/openapi-ts $HEY_API_VERSION: $out/hey-api/client compiles with tsc --strict, and so do all $n_examples valid examples typed with it ($((SECONDS - t0)) s)"
   fi
 
   [ "$failed" -eq 0 ] || die "the API clients generated from $spec do not pass (logs in $out/logs)"

@@ -199,37 +199,29 @@ fn each_subschema(schema: &mut Value, f: &mut dyn FnMut(&mut Value)) {
     }
 }
 
-/// No boolean schema where generators want an object, and no object silent about its members.
-fn tidy(schema: &mut Value) {
+/// A boolean schema as the object that means the same: `true` is `{}`, `false` `{"not": {}}`.
+fn unbool(schema: &mut Value) {
     if let Value::Bool(b) = schema {
         *schema = if *b { Value::Object(Map::new()) } else { serde_json::json!({ "not": {} }) };
     }
+}
+
+/// No boolean schema where generators want an object, and no object silent about its members.
+fn tidy(schema: &mut Value) {
+    unbool(schema);
     each_subschema(schema, &mut |s| {
         let Value::Object(map) = s else { return };
         for (k, v) in map.iter_mut() {
-            let boolean_allowed = matches!(k.as_str(), "additionalProperties" | "unevaluatedProperties");
-            let in_schema_place = matches!(
-                k.as_str(),
-                "items" | "additionalItems" | "contains" | "not" | "if" | "then" | "else" | "propertyNames" | "unevaluatedItems" | "contentSchema"
-            );
-            match v {
-                Value::Bool(b) if in_schema_place && !boolean_allowed => {
-                    *v = if *b { Value::Object(Map::new()) } else { serde_json::json!({ "not": {} }) };
-                }
-                Value::Object(m) if matches!(k.as_str(), "properties" | "patternProperties" | "dependentSchemas") => {
-                    for s in m.values_mut() {
-                        if let Value::Bool(b) = s {
-                            *s = if *b { Value::Object(Map::new()) } else { serde_json::json!({ "not": {} }) };
-                        }
-                    }
-                }
-                Value::Array(a) if matches!(k.as_str(), "allOf" | "anyOf" | "oneOf" | "prefixItems" | "items") => {
-                    for s in a.iter_mut() {
-                        if let Value::Bool(b) = s {
-                            *s = if *b { Value::Object(Map::new()) } else { serde_json::json!({ "not": {} }) };
-                        }
-                    }
-                }
+            match (k.as_str(), v) {
+                // Booleans every generator reads as such.
+                ("additionalProperties" | "unevaluatedProperties", _) => {}
+                ("properties" | "patternProperties" | "dependentSchemas", Value::Object(m)) => m.values_mut().for_each(unbool),
+                ("allOf" | "anyOf" | "oneOf" | "prefixItems" | "items", Value::Array(a)) => a.iter_mut().for_each(unbool),
+                (
+                    "items" | "additionalItems" | "contains" | "not" | "if" | "then" | "else" | "propertyNames" | "unevaluatedItems"
+                    | "contentSchema",
+                    v,
+                ) => unbool(v),
                 _ => {}
             }
         }

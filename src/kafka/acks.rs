@@ -293,7 +293,7 @@ async fn take(
                     if let Some(agency) = writer.agency() {
                         let time = crate::clock::rfc3339(crate::clock::now_millis());
                         let body = unchanged_notice(&applied, msg.topic(), msg.partition(), msg.offset(), msg.key(), &time);
-                        let notice = Notice { ce_type: UNCHANGED, content_type: "application/json", body, code: applied.outcome.as_str(), time };
+                        let notice = Notice { ce_type: UNCHANGED, content_type: "application/json", body, code: applied.outcome.as_str(), place: "answer", time };
                         // Told or not, the answer stands: `tell` logs a notice the broker would not take.
                         tell(gateway, producer, agency, msg, &notice).await;
                     }
@@ -318,7 +318,7 @@ async fn take(
         Some(agency) => {
             let time = crate::clock::rfc3339(crate::clock::now_millis());
             let body = refusal_notice(&problem.problem(), msg.topic(), msg.partition(), msg.offset(), msg.key(), &time);
-            let notice = Notice { ce_type: REFUSED, content_type: "application/problem+json", body, code: problem.code.as_str(), time };
+            let notice = Notice { ce_type: REFUSED, content_type: "application/problem+json", body, code: problem.code.as_str(), place: "refused", time };
             let told = tell(gateway, producer, agency, msg, &notice).await;
             gateway.metrics().refusal_notice(agency.as_str(), told.as_str());
             told
@@ -459,6 +459,8 @@ struct Notice {
     body: String,
     /// What the dead-letter topic says of it: the problem's code, or the answer's outcome.
     code: &'static str,
+    /// The member that names the record's place: `refused`, or `answer`.
+    place: &'static str,
     time: String,
 }
 
@@ -510,15 +512,15 @@ async fn tell(
     }
     // The dead-letter topic gets what an operator needs to find the record: its place, the
     // problem's code and the agency, with nothing of the record itself.
-    let dead = serde_json::json!({
+    let mut dead = serde_json::json!({
         "type": notice.ce_type,
         "agency": agency,
         "code": notice.code,
-        "record": { "topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset() },
-        "refusedAt": time,
         "reason": format!("the notice could not be published on {topic}"),
-    })
-    .to_string();
+    });
+    dead[notice.place] = serde_json::json!({ "topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset() });
+    dead[if notice.place == "refused" { "refusedAt" } else { "toldAt" }] = serde_json::json!(time);
+    let dead = dead.to_string();
     let dead_topic = gateway.topics().dead_letter();
     let record: FutureRecord<'_, [u8], str> = FutureRecord::to(&dead_topic).payload(dead.as_str()).headers(headers());
     match producer.send(record, Timeout::After(std::time::Duration::from_secs(5))).await {
