@@ -826,6 +826,20 @@ impl Gateway {
         self.release_index.figures(request, scope, from, to).await.map_err(OperatorError::Store)
     }
 
+    /// The TFA monitor's figures (`crate::indicators::tfa`) of `[from, to)` and the period before,
+    /// over what `by` may read (`crate::access::monitor_scope`).
+    pub async fn tfa_indicators(&self, by: &Participant, request: crate::indicators::tfa::TfaRequest, from: Millis, to: Millis)
+        -> Result<crate::indicators::tfa::TfaFigures, OperatorError> {
+        let (agency, country) = match crate::access::monitor_scope(by).map_err(OperatorError::Refused)? {
+            crate::access::MonitorScope::All => (None, None),
+            crate::access::MonitorScope::Country(country) => (None, Some(country.to_string())),
+            crate::access::MonitorScope::Agency(agency) => (Some(agency), None),
+        };
+        self.catch_up_release_times().await?;
+        let scope = crate::indicators::index::Scope { owner: None, agency };
+        self.release_index.tfa(request, scope, country, from, to).await.map_err(OperatorError::Store)
+    }
+
     /// The public release-time figures of `interval` for the calendar month starting at `month`
     /// (`crate::indicators::public`), handed to `then` on the blocking thread that computed them.
     /// The caller checks the month is published ([`Gateway::public_published_at`]).

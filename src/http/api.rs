@@ -112,6 +112,16 @@ const GROUP_BY: Param = Param {
     description: "Segments, comma-separated: `agency`, `agencyKind`, `documentType`, `corridor` (origin-destination), `borderPost`, `transportMode`, `hsChapter`, `channel` (with-hold, with-query, without), `preArrival`, `riskChannel` (the strictest channel risk selection gave its deliveries: red, yellow, green, unselected; operators only, `403` for others).",
     pattern: "^((agency|agencyKind|documentType|corridor|borderPost|transportMode|hsChapter|channel|preArrival|riskChannel)(,(agency|agencyKind|documentType|corridor|borderPost|transportMode|hsChapter|channel|preArrival|riskChannel))*)?$",
 };
+const TFA_GROUP_BY: Param = Param {
+    name: "groupBy",
+    description: "`country` (the importing country, the consignment's destination; the default) or `borderPost`.",
+    pattern: "^(country|borderPost)$",
+};
+const EXPEDITED_TYPES: Param = Param {
+    name: "expeditedTypes",
+    description: "The document types whose consignments are expedited shipments (Art. 7.8), comma-separated, at most 20; `ecommerceShipment` by default.",
+    pattern: "^[A-Za-z][A-Za-z0-9_-]{0,63}(,[A-Za-z][A-Za-z0-9_-]{0,63}){0,19}$",
+};
 const VERSIONS_OF: Param = Param {
     name: "versionsOf",
     description: "Page a document's earlier versions: the id of its first version (`earlierVersions[].documentId`; `next` gives the whole path). The view then shows only that document's versions below `before`, at most 20, the latest of them.",
@@ -379,6 +389,19 @@ pub fn endpoints() -> Vec<Endpoint> {
             ok: (200, Body::Json(of::<crate::indicators::figures::Figures>)),
             errors: &[Code::InvalidQuery, Code::Forbidden, Code::Unavailable],
             serve: serve(super::indicators::release_times),
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/v1/indicators/tfa",
+            operation_id: "tfaMonitor",
+            tag: "indicators",
+            summary: "The WTO Trade Facilitation Agreement as practiced, from the exchange's own events (docs/tfa.md): Art. 7.1 pre-arrival processing (share lodged before arrival, lead time), Art. 7.6 release time, Art. 7.8 expedited shipments against the rest, Art. 8 first to last agency decision; for the region, each country or border post, and the median of those, over the period and the one of the same length before it. An operator reads every consignment; a national single window those from or to its country; an agency those routed to it.",
+            query: &[FROM, TO, TFA_GROUP_BY, EXPEDITED_TYPES],
+            headers: &[],
+            request: Body::None,
+            ok: (200, Body::Json(of::<crate::indicators::tfa::TfaFigures>)),
+            errors: &[Code::InvalidQuery, Code::Forbidden, Code::Unavailable],
+            serve: serve(super::indicators::tfa),
         },
         Endpoint {
             method: Method::GET,

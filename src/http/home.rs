@@ -18,6 +18,7 @@ pub const GUIDES: &[(&str, &str, &str)] = &[
     ("operators.md", "Operators", include_str!("../../docs/operators.md")),
     ("release-times.md", "Release times, for the trade facilitation committee", include_str!("../../docs/release-times.md")),
     ("risk.md", "Risk profiling and selection", include_str!("../../docs/risk.md")),
+    ("tfa.md", "The TFA monitor, for the trade facilitation committee", include_str!("../../docs/tfa.md")),
     ("api.md", "Reference: the HTTP API", include_str!("../../docs/api.md")),
     ("configuration.md", "Reference: configuration", include_str!("../../docs/configuration.md")),
     ("errors.md", "Reference: errors", include_str!("../../docs/errors.md")),

@@ -1,4 +1,5 @@
-//! `GET /v1/indicators/release-times` (participants, each its own scope) and
+//! `GET /v1/indicators/release-times` (participants, each its own scope), `GET /v1/indicators/tfa`
+//! (the TFA monitor: operators, national single windows and agencies, `crate::indicators::tfa`) and
 //! `GET /v1/public/indicators/release-times` (anyone: the published figures of a calendar month,
 //! `crate::indicators::public`): the release-time figures of `crate::indicators`.
 //!
@@ -17,12 +18,13 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::errors::{ApiError, Code};
-use super::policy::{Authenticated, Public};
+use super::policy::{Authenticated, Monitors, Public};
 use super::public_cache::{source_of, Answers, PUBLIC_TTL};
 use super::state::AppState;
 use crate::clock::{month_start, now_millis, parse_rfc3339, rfc3339, year_month, Millis, MIN_MILLIS, RANGE};
 use crate::indicators::figures::{Dimension, FiguresRequest, Interval, Trend};
 use crate::indicators::public::{groupings, MIN_MODE_BIN_MS};
+use crate::indicators::tfa::{TfaGroup, TfaRequest};
 
 /// The query string, as sent.
 #[derive(Debug, Deserialize)]
@@ -95,7 +97,8 @@ fn mode_bin_of(s: Option<&str>, floor: Duration) -> Result<i64, ApiError> {
 }
 
 /// The request the query string asks for, and its period `[from, to)`.
-pub fn parse(p: &ReleaseTimesParams) -> Result<(FiguresRequest, Millis, Millis), ApiError> {
+/// The period `from` and `to` ask for: the last 30 days by default.
+fn period(from: &Option<String>, to: &Option<String>) -> Result<(Millis, Millis), ApiError> {
     let time = |name: &str, v: &Option<String>| {
         v.as_deref()
             .map(|s| {
@@ -105,10 +108,14 @@ pub fn parse(p: &ReleaseTimesParams) -> Result<(FiguresRequest, Millis, Millis),
             })
             .transpose()
     };
-    let to = time("to", &p.to)?.unwrap_or_else(now_millis);
-    let from = time("from", &p.from)?.unwrap_or((to - DEFAULT_PERIOD_MS).max(MIN_MILLIS));
+    let to = time("to", to)?.unwrap_or_else(now_millis);
+    let from = time("from", from)?.unwrap_or((to - DEFAULT_PERIOD_MS).max(MIN_MILLIS));
     // A period that ends before it starts holds nothing (its figures say so).
-    let to = to.max(from);
+    Ok((from, to.max(from)))
+}
+
+pub fn parse(p: &ReleaseTimesParams) -> Result<(FiguresRequest, Millis, Millis), ApiError> {
+    let (from, to) = period(&p.from, &p.to)?;
     let request = FiguresRequest {
         interval: interval_of(p.interval.as_deref())?,
         group_by: dimensions_of(p.group_by.as_deref())?,
@@ -203,6 +210,47 @@ fn month_name(start: Millis) -> String {
 pub async fn release_times(who: Authenticated, state: web::Data<AppState>, q: web::Query<ReleaseTimesParams>) -> Result<HttpResponse, ApiError> {
     let (request, from, to) = parse(&q)?;
     let figures = state.gateway.release_times(&who.0, request, from, to).await?;
+    Ok(HttpResponse::Ok().json(figures))
+}
+
+/// The TFA monitor's query string, as sent.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TfaParams {
+    from: Option<String>,
+    to: Option<String>,
+    group_by: Option<String>,
+    expedited_types: Option<String>,
+}
+
+/// Document types a request may name as expedited.
+const MAX_EXPEDITED_TYPES: usize = 20;
+
+/// What a TFA monitor request asks for, and over which period.
+pub fn parse_tfa(p: &TfaParams) -> Result<(TfaRequest, Millis, Millis), ApiError> {
+    let (from, to) = period(&p.from, &p.to)?;
+    let group_by = match p.group_by.as_deref() {
+        None => TfaGroup::Country,
+        Some(s) => TfaGroup::parse(s).ok_or_else(|| invalid(format!("groupBy={s:?}: the TFA monitor groups by `country` or `borderPost`")))?,
+    };
+    let expedited_types: Vec<String> = match p.expedited_types.as_deref() {
+        None => vec![crate::indicators::tfa::DEFAULT_EXPEDITED_TYPE.to_owned()],
+        Some(s) => s.split(',').map(str::to_owned).collect(),
+    };
+    let well_formed = |t: &String| {
+        let mut chars = t.chars();
+        t.len() <= 64 && chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    if expedited_types.len() > MAX_EXPEDITED_TYPES || !expedited_types.iter().all(well_formed) {
+        return Err(invalid(format!("expeditedTypes: at most {MAX_EXPEDITED_TYPES} document types, comma-separated (`ecommerceShipment`)")));
+    }
+    Ok((TfaRequest { group_by, expedited_types }, from, to))
+}
+
+/// `GET /v1/indicators/tfa`: the TFA monitor over what the caller may read.
+pub async fn tfa(who: Authenticated<Monitors>, state: web::Data<AppState>, q: web::Query<TfaParams>) -> Result<HttpResponse, ApiError> {
+    let (request, from, to) = parse_tfa(&q)?;
+    let figures = state.gateway.tfa_indicators(&who.0, request, from, to).await?;
     Ok(HttpResponse::Ok().json(figures))
 }
 

@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 
 use super::figures::{figures, pre_arrival, AgencyFacts, ConsignmentFacts, Dimension, Figures, FiguresRequest, Interval};
 use super::public::{publication, Period, Publication};
+use super::tfa::{self, TfaFigures, TfaRequest};
 use crate::clock::Millis;
 use crate::domain::{AgencyId, Ucr};
 use crate::store::{AgencyReleaseTimes, ConsignmentReleaseTimes, Store, StoreError};
@@ -347,6 +348,35 @@ impl FactsIndex {
         })
         .await
         .map_err(|e| StoreError::Unavailable(format!("the figures could not be computed: {e}")))?
+    }
+
+    /// The TFA monitor's figures (`super::tfa`) of the consignments lodged in `[from, to)` and in
+    /// the period of the same length before, within `scope`; `country`, when given, keeps the
+    /// consignments from or to it. On a blocking thread (they scan every row).
+    pub async fn tfa(&self, request: TfaRequest, scope: Scope, country: Option<String>, from: Millis, to: Millis) -> Result<TfaFigures, StoreError> {
+        let index = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let index = index.read().map_err(|_| StoreError::Unavailable("the indicators' index is poisoned".into()))?;
+            let names = &index.names;
+            let owner = scope.owner.as_deref().map(|o| names.ids.get(o).copied());
+            let agency = scope.agency.as_ref().map(|a| names.ids.get(a.as_str()).copied());
+            let parts_of = |row: &Row| &index.parts[row.parts_at..row.parts_at + row.parts_len];
+            let in_scope = |row: &Row| {
+                owner.is_none_or(|o| o == Some(row.owner))
+                    && agency.is_none_or(|a| a.is_some_and(|a| parts_of(row).iter().any(|p| p.1.agency == a)))
+                    && country.as_deref().is_none_or(|c| names.text(row.corridor).split('-').any(|end| end == c))
+            };
+            let period = |from: Millis, to: Millis| {
+                let rows = index.rows.iter().filter(|row| row.lodged_at >= from && row.lodged_at < to && in_scope(row));
+                let consignments = rows.map(|row| (RowRef { row, names }, parts_of(row).iter().map(|(_, part)| PartRef { part, names }).collect()));
+                tfa::period(&request, consignments, from, to)
+            };
+            let previous = period(from.saturating_sub(to.saturating_sub(from)), from);
+            let current = period(from, to);
+            Ok(TfaFigures { group_by: request.group_by, expedited_types: request.expedited_types.clone(), current, previous, method: tfa::METHOD })
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("the TFA figures could not be computed: {e}")))?
     }
 
     /// The public figures of `interval` over `period` (every consignment), computed on one

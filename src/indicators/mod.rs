@@ -35,6 +35,7 @@ pub mod public;
 pub mod request;
 pub mod report;
 pub mod statistics;
+pub mod tfa;
 pub mod traffic;
 
 use std::collections::BTreeMap;

@@ -259,3 +259,48 @@ async fn public_answers_are_cached_and_their_cost_is_bounded() {
     }
     app.stop().await;
 }
+
+/// Issue 32, its first articles: the TFA monitor measures Art. 7.1, 7.6, 7.8 and 8 from the same
+/// durable facts as the release times (its Art. 7.6 is their arrival-to-release figure), by
+/// importing country, with the period before it; an operator reads every consignment, a national
+/// single window those from or to its country, an agency those routed to it, a trader nothing.
+#[tokio::test]
+async fn the_tfa_monitor_measures_its_articles_from_the_release_time_facts_for_each_reader() {
+    let app = spawn_app().await;
+    for n in [11, 12] {
+        released_consignment(&app, n).await;
+    }
+    // Neither from nor to Argentina, and not released.
+    assert_eq!(app.submit(&example("customsDeclaration/valid/import-cars-sea-BR-UY.json")).await.status(), 202);
+
+    let tfa = figures(&app, "/v1/indicators/tfa", Some("demo-operator")).await;
+    let release = figures(&app, "/v1/indicators/release-times", Some("demo-operator")).await;
+    let region = &tfa["current"]["region"];
+    assert_eq!(region["consignments"], 3, "{tfa:#}");
+    assert_eq!((&region["releaseTime"]["count"], &region["releaseTime"]["meanMs"]), (&release["overall"]["count"], &release["overall"]["meanMs"]));
+    // Art. 7.1: both beef consignments were lodged before their border post's first answer.
+    assert_eq!((&region["preArrival"]["withArrival"], &region["preArrival"]["share"]), (&json!(2), &json!(1.0)), "{tfa:#}");
+    assert_eq!(region["preArrival"]["leadTime"]["count"], 2);
+    // Art. 7.8: no e-commerce parcel; the two released declarations are the others.
+    assert_eq!((&region["expedited"]["expedited"]["count"], &region["expedited"]["others"]["count"]), (&json!(0), &json!(2)));
+    // Art. 8: each released consignment was decided by several agencies.
+    assert_eq!(region["agencySpread"]["count"], 2, "{tfa:#}");
+    let groups: Vec<(&str, u64)> =
+        tfa["current"]["groups"].as_array().unwrap().iter().map(|g| (g["group"].as_str().unwrap(), g["articles"]["consignments"].as_u64().unwrap())).collect();
+    assert_eq!(groups, [("BR", 2), ("UY", 1)], "by destination");
+    assert_eq!(tfa["current"]["regionMedian"]["releaseTimeMeanMs"], region["releaseTime"]["meanMs"], "BR alone has the figure");
+    assert_eq!(tfa["previous"]["region"]["consignments"], 0, "the period before holds nothing");
+
+    // Each reader its own.
+    let argentina = figures(&app, "/v1/indicators/tfa?groupBy=borderPost", Some("demo-nsw-ar")).await;
+    assert_eq!(argentina["current"]["region"]["consignments"], 2, "{argentina:#}");
+    assert_eq!(argentina["current"]["groups"][0]["group"], "BRURG");
+    let customs = figures(&app, "/v1/indicators/tfa", Some("demo-ar-customs")).await;
+    assert_eq!(customs["current"]["region"]["consignments"], 2, "{customs:#}");
+    crate::helpers::assert_problem(app.get("/v1/indicators/tfa", Some("demo-trader")).await, 403, "forbidden").await;
+    // Expedited types are the caller's to name; a grouping the monitor has not is refused.
+    let named = figures(&app, "/v1/indicators/tfa?expeditedTypes=customsDeclaration", Some("demo-operator")).await;
+    assert_eq!(named["current"]["region"]["expedited"]["expedited"]["count"], 2);
+    assert_eq!(app.get("/v1/indicators/tfa?groupBy=agency", Some("demo-operator")).await.status(), 400);
+    app.stop().await;
+}
