@@ -96,7 +96,6 @@ fn mode_bin_of(s: Option<&str>, floor: Duration) -> Result<i64, ApiError> {
     }
 }
 
-/// The request the query string asks for, and its period `[from, to)`.
 /// The period `from` and `to` ask for: the last 30 days by default.
 fn period(from: &Option<String>, to: &Option<String>) -> Result<(Millis, Millis), ApiError> {
     let time = |name: &str, v: &Option<String>| {
@@ -114,6 +113,7 @@ fn period(from: &Option<String>, to: &Option<String>) -> Result<(Millis, Millis)
     Ok((from, to.max(from)))
 }
 
+/// The request the query string asks for, and its period `[from, to)`.
 pub fn parse(p: &ReleaseTimesParams) -> Result<(FiguresRequest, Millis, Millis), ApiError> {
     let (from, to) = period(&p.from, &p.to)?;
     let request = FiguresRequest {
@@ -244,7 +244,7 @@ pub fn parse_tfa(p: &TfaParams) -> Result<(TfaRequest, Millis, Millis), ApiError
     if expedited_types.len() > MAX_EXPEDITED_TYPES || !expedited_types.iter().all(well_formed) {
         return Err(invalid(format!("expeditedTypes: at most {MAX_EXPEDITED_TYPES} document types, comma-separated (`ecommerceShipment`)")));
     }
-    Ok((TfaRequest { group_by, expedited_types }, from, to))
+    Ok((TfaRequest { group_by, expedited_types, min_count: None }, from, to))
 }
 
 /// `GET /v1/indicators/tfa`: the TFA monitor over what the caller may read.

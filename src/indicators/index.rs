@@ -368,7 +368,11 @@ impl FactsIndex {
             };
             let period = |from: Millis, to: Millis| {
                 let rows = index.rows.iter().filter(|row| row.lodged_at >= from && row.lodged_at < to && in_scope(row));
-                let consignments = rows.map(|row| (RowRef { row, names }, parts_of(row).iter().map(|(_, part)| PartRef { part, names }).collect()));
+                // An agency's own part only: another agency's decision times are not its to read.
+                let own = |part: &Part| agency.is_none_or(|a| Some(part.agency) == a);
+                let consignments = rows.map(|row| {
+                    (RowRef { row, names }, parts_of(row).iter().filter(|(_, part)| own(part)).map(|(_, part)| PartRef { part, names }).collect())
+                });
                 tfa::period(&request, consignments, from, to)
             };
             let previous = period(from.saturating_sub(to.saturating_sub(from)), from);

@@ -61,7 +61,15 @@ pub const DEFAULT_EXPEDITED_TYPE: &str = "ecommerceShipment";
 pub struct TfaRequest {
     pub group_by: TfaGroup,
     pub expedited_types: Vec<String>,
+    /// For readers other than operators: a set of fewer consignments is suppressed (the public
+    /// figures' threshold, `indicators.public_min_count`), so that no figure is one trader's or
+    /// one consignment's own.
+    pub min_count: Option<usize>,
 }
+
+/// The width of the bins of a mode that the monitor does not give: wide, so computing the
+/// statistics costs no map of every value.
+const UNUSED_MODE_BIN_MS: i64 = 3_600_000;
 
 /// The figures of one set of intervals.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
@@ -79,7 +87,7 @@ pub struct Timing {
 
 impl Timing {
     fn of(mut values: Vec<i64>) -> Timing {
-        let s = stats(&mut values, 1);
+        let s = stats(&mut values, UNUSED_MODE_BIN_MS);
         Timing {
             count: s.count,
             mean_ms: s.summary.as_ref().map(|s| s.mean_ms),
@@ -121,6 +129,11 @@ pub struct Expedited {
 pub struct Articles {
     /// Consignments lodged in the period.
     pub consignments: usize,
+    /// Too few consignments for the reader (not an operator) to be shown their figures, or
+    /// suppressed so that another suppressed group's cannot be computed from the rest: no figure
+    /// is given.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
     /// Art. 7.1.
     pub pre_arrival: PreArrival,
     /// Art. 7.6: arrival to release.
@@ -233,6 +246,7 @@ impl Tally {
         };
         Articles {
             consignments: self.consignments,
+            suppressed: false,
             pre_arrival: PreArrival { with_arrival: self.with_arrival, share, lead_time: Timing::of(self.leads) },
             release_time: Timing::of(self.release),
             expedited: Expedited { expedited, others, median_ratio },
@@ -252,8 +266,11 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
     }
 }
 
+/// The median over the groups that have the figure (not a group of consignments whose group is
+/// not known: those are no border post).
 fn region_median(groups: &[TfaCell]) -> RegionMedian {
-    let of = |f: &dyn Fn(&Articles) -> Option<f64>| median(groups.iter().filter_map(|g| f(&g.articles)).collect());
+    let known = || groups.iter().filter(|g| g.group != "unknown");
+    let of = |f: &dyn Fn(&Articles) -> Option<f64>| median(known().filter_map(|g| f(&g.articles)).collect());
     RegionMedian {
         pre_arrival_share: of(&|a| a.pre_arrival.share),
         pre_arrival_lead_median_ms: of(&|a| a.pre_arrival.lead_time.median_ms),
@@ -278,13 +295,33 @@ where
         region.add(&c, &decisions, expedited);
         groups.entry(request.group_by.of(&c)).or_default().add(&c, &decisions, expedited);
     }
-    let groups: Vec<TfaCell> = groups.into_iter().map(|(group, t)| TfaCell { group, articles: t.articles() }).collect();
-    TfaPeriod {
-        from: crate::clock::rfc3339(from),
-        to: crate::clock::rfc3339(to),
-        region: region.articles(),
-        region_median: region_median(&groups),
-        groups,
+    let mut groups: Vec<TfaCell> = groups.into_iter().map(|(group, t)| TfaCell { group, articles: t.articles() }).collect();
+    let mut region = region.articles();
+    if let Some(min) = request.min_count {
+        suppress(&mut region, &mut groups, min);
+    }
+    TfaPeriod { from: crate::clock::rfc3339(from), to: crate::clock::rfc3339(to), region, region_median: region_median(&groups), groups }
+}
+
+/// A set's figures given no more: only how many consignments it has, and that it is suppressed.
+fn suppressed(articles: &mut Articles) {
+    *articles = Articles { consignments: articles.consignments, suppressed: true, ..Articles::default() };
+}
+
+/// Suppresses the groups of fewer than `min` consignments (the region too), and, when that
+/// leaves one group suppressed among others, the smallest of the others with it: one group's
+/// figures could otherwise be computed from the region's and the rest.
+fn suppress(region: &mut Articles, groups: &mut [TfaCell], min: usize) {
+    if region.consignments < min {
+        suppressed(region);
+    }
+    for g in groups.iter_mut().filter(|g| g.articles.consignments < min) {
+        suppressed(&mut g.articles);
+    }
+    if groups.iter().filter(|g| g.articles.suppressed).count() == 1 {
+        if let Some(next) = groups.iter_mut().filter(|g| !g.articles.suppressed).min_by_key(|g| g.articles.consignments) {
+            suppressed(&mut next.articles);
+        }
     }
 }
 
@@ -369,7 +406,7 @@ mod tests {
 
     #[test]
     fn each_article_from_a_known_set_by_country_with_the_regions_median() {
-        let request = TfaRequest { group_by: TfaGroup::Country, expedited_types: vec!["ecommerceShipment".into()] };
+        let request = TfaRequest { group_by: TfaGroup::Country, expedited_types: vec!["ecommerceShipment".into()], min_count: None };
         let c = |lodged, arrived, released, corridor, kind| C { lodged, arrived, released, corridor, post: "BRURG", kind };
         let rows = vec![
             // Lodged 100 before arrival, released 50 after; two agencies decided 10 apart.
@@ -395,6 +432,22 @@ mod tests {
         // BR: 1 of 2 with arrival pre-arrival; UY: 1 of 1.
         assert_eq!(p.region_median.pre_arrival_share, Some(0.75));
         assert_eq!(p.region_median.release_time_mean_ms, Some(125.0), "UY has none: the median of BR's alone");
+    }
+
+    /// For a reader other than an operator, a group of fewer consignments than the threshold
+    /// gives no figure, and neither does the next smallest, so the rest do not give it away.
+    #[test]
+    fn small_groups_are_suppressed_with_another_so_that_none_can_be_computed_from_the_rest() {
+        let request = TfaRequest { group_by: TfaGroup::Country, expedited_types: vec![], min_count: Some(2) };
+        let c = |corridor| C { lodged: 0, arrived: Some(10), released: Some(20), corridor, post: "unknown", kind: "x" };
+        let rows = ["AR-BR", "AR-BR", "AR-BR", "AR-UY", "AR-UY", "BR-AR"].map(|k| (c(k), Vec::<A>::new()));
+        let p = period(&request, rows.into_iter(), 0, 1000);
+        let shown: Vec<(&str, usize, bool)> = p.groups.iter().map(|g| (g.group.as_str(), g.articles.consignments, g.articles.suppressed)).collect();
+        assert_eq!(shown, [("AR", 1, true), ("BR", 3, false), ("UY", 2, true)]);
+        assert!(p.groups[2].articles.release_time.mean_ms.is_none(), "no figure of a suppressed group");
+        assert_eq!(p.region.release_time.count, 6, "the region is large enough");
+        let alone = period(&request, [(c("AR-BR"), Vec::<A>::new())].into_iter(), 0, 1000);
+        assert!(alone.region.suppressed && alone.region.release_time.count == 0);
     }
 
     #[test]

@@ -267,7 +267,8 @@ async fn public_answers_are_cached_and_their_cost_is_bounded() {
 #[tokio::test]
 async fn the_tfa_monitor_measures_its_articles_from_the_release_time_facts_for_each_reader() {
     let app = spawn_app().await;
-    for n in [11, 12] {
+    // Five: the threshold under which a reader other than an operator sees no figure.
+    for n in 11..=15 {
         released_consignment(&app, n).await;
     }
     // Neither from nor to Argentina, and not released.
@@ -276,31 +277,40 @@ async fn the_tfa_monitor_measures_its_articles_from_the_release_time_facts_for_e
     let tfa = figures(&app, "/v1/indicators/tfa", Some("demo-operator")).await;
     let release = figures(&app, "/v1/indicators/release-times", Some("demo-operator")).await;
     let region = &tfa["current"]["region"];
-    assert_eq!(region["consignments"], 3, "{tfa:#}");
+    assert_eq!(region["consignments"], 6, "{tfa:#}");
     assert_eq!((&region["releaseTime"]["count"], &region["releaseTime"]["meanMs"]), (&release["overall"]["count"], &release["overall"]["meanMs"]));
-    // Art. 7.1: both beef consignments were lodged before their border post's first answer.
-    assert_eq!((&region["preArrival"]["withArrival"], &region["preArrival"]["share"]), (&json!(2), &json!(1.0)), "{tfa:#}");
-    assert_eq!(region["preArrival"]["leadTime"]["count"], 2);
-    // Art. 7.8: no e-commerce parcel; the two released declarations are the others.
-    assert_eq!((&region["expedited"]["expedited"]["count"], &region["expedited"]["others"]["count"]), (&json!(0), &json!(2)));
+    // Art. 7.1: the beef consignments were lodged before their border post's first answer.
+    assert_eq!((&region["preArrival"]["withArrival"], &region["preArrival"]["share"]), (&json!(5), &json!(1.0)), "{tfa:#}");
+    assert_eq!(region["preArrival"]["leadTime"]["count"], 5);
+    // Art. 7.8: no e-commerce parcel; the released declarations are the others.
+    assert_eq!((&region["expedited"]["expedited"]["count"], &region["expedited"]["others"]["count"]), (&json!(0), &json!(5)));
     // Art. 8: each released consignment was decided by several agencies.
-    assert_eq!(region["agencySpread"]["count"], 2, "{tfa:#}");
+    assert_eq!(region["agencySpread"]["count"], 5, "{tfa:#}");
     let groups: Vec<(&str, u64)> =
         tfa["current"]["groups"].as_array().unwrap().iter().map(|g| (g["group"].as_str().unwrap(), g["articles"]["consignments"].as_u64().unwrap())).collect();
-    assert_eq!(groups, [("BR", 2), ("UY", 1)], "by destination");
+    assert_eq!(groups, [("BR", 5), ("UY", 1)], "by destination");
+    assert!(tfa["current"]["groups"][1]["articles"].get("suppressed").is_none(), "an operator sees every group");
     assert_eq!(tfa["current"]["regionMedian"]["releaseTimeMeanMs"], region["releaseTime"]["meanMs"], "BR alone has the figure");
     assert_eq!(tfa["previous"]["region"]["consignments"], 0, "the period before holds nothing");
 
-    // Each reader its own.
+    // Each reader its own: a national single window its country's consignments, an agency those
+    // routed to it and its own part of them (another agency's decision times are not its to
+    // read: no spread), and neither a set under five consignments.
     let argentina = figures(&app, "/v1/indicators/tfa?groupBy=borderPost", Some("demo-nsw-ar")).await;
-    assert_eq!(argentina["current"]["region"]["consignments"], 2, "{argentina:#}");
+    assert_eq!(argentina["current"]["region"]["consignments"], 5, "{argentina:#}");
     assert_eq!(argentina["current"]["groups"][0]["group"], "BRURG");
+    assert_eq!(argentina["current"]["region"]["releaseTime"]["count"], 5);
     let customs = figures(&app, "/v1/indicators/tfa", Some("demo-ar-customs")).await;
-    assert_eq!(customs["current"]["region"]["consignments"], 2, "{customs:#}");
+    assert_eq!(customs["current"]["region"]["consignments"], 5, "{customs:#}");
+    assert_eq!(customs["current"]["region"]["agencySpread"]["count"], 0, "its own part only: {customs:#}");
+    let brazil = figures(&app, "/v1/indicators/tfa", Some("demo-nsw-br")).await;
+    let uy = brazil["current"]["groups"].as_array().unwrap().iter().find(|g| g["group"] == "UY").expect("the cars to Uruguay").clone();
+    assert_eq!((&uy["articles"]["consignments"], &uy["articles"]["suppressed"]), (&json!(1), &json!(true)), "{brazil:#}");
+    assert!(uy["articles"]["releaseTime"].get("count").is_some_and(|c| c == 0), "no figure of one consignment: {uy:#}");
     crate::helpers::assert_problem(app.get("/v1/indicators/tfa", Some("demo-trader")).await, 403, "forbidden").await;
     // Expedited types are the caller's to name; a grouping the monitor has not is refused.
     let named = figures(&app, "/v1/indicators/tfa?expeditedTypes=customsDeclaration", Some("demo-operator")).await;
-    assert_eq!(named["current"]["region"]["expedited"]["expedited"]["count"], 2);
+    assert_eq!(named["current"]["region"]["expedited"]["expedited"]["count"], 5);
     assert_eq!(app.get("/v1/indicators/tfa?groupBy=agency", Some("demo-operator")).await.status(), 400);
     app.stop().await;
 }
