@@ -100,6 +100,12 @@ struct Index {
 #[derive(Clone, Default)]
 pub struct FactsIndex(Arc<RwLock<Index>>, Arc<tokio::sync::Mutex<()>>);
 
+/// The interned ids of a [`Scope`]'s names.
+struct ScopeIds {
+    owner: Option<Option<u32>>,
+    agency: Option<Option<u32>>,
+}
+
 /// Whose facts a request reads.
 #[derive(Debug, Clone, Default)]
 pub struct Scope {
@@ -177,6 +183,11 @@ impl Index {
         if self.dead_parts > self.parts.len() / 2 {
             self.compact();
         }
+    }
+
+    /// The agencies' parts of `row`.
+    fn parts_of(&self, row: &Row) -> &[(usize, Part)] {
+        &self.parts[row.parts_at..row.parts_at + row.parts_len]
     }
 
     /// Drops the dead parts.
@@ -322,20 +333,34 @@ impl FactsIndex {
         }
     }
 
-    /// The figures of the consignments lodged in `[from, to)` within `scope`, computed on a
-    /// blocking thread (they scan every row).
-    pub async fn figures(&self, request: FiguresRequest, scope: Scope, from: Millis, to: Millis) -> Result<Figures, StoreError> {
+    /// Runs `work` over the index and the ids `scope` names (`Some(None)`: a name the index has
+    /// never seen, so that nothing matches), on a blocking thread: it scans every row.
+    async fn scan<T: Send + 'static>(
+        &self,
+        scope: Scope,
+        what: &'static str,
+        work: impl FnOnce(&Index, ScopeIds) -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
         let index = self.0.clone();
         tokio::task::spawn_blocking(move || {
             let index = index.read().map_err(|_| StoreError::Unavailable("the indicators' index is poisoned".into()))?;
+            let ids = ScopeIds {
+                owner: scope.owner.as_deref().map(|o| index.names.ids.get(o).copied()),
+                agency: scope.agency.as_ref().map(|a| index.names.ids.get(a.as_str()).copied()),
+            };
+            Ok(work(&index, ids))
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("{what} could not be computed: {e}")))?
+    }
+
+    /// The figures of the consignments lodged in `[from, to)` within `scope`.
+    pub async fn figures(&self, request: FiguresRequest, scope: Scope, from: Millis, to: Millis) -> Result<Figures, StoreError> {
+        self.scan(scope, "the figures", move |index, ScopeIds { owner, agency }| {
             let names = &index.names;
-            let owner = scope.owner.as_deref().map(|o| names.ids.get(o).copied());
-            let agency = scope.agency.as_ref().map(|a| names.ids.get(a.as_str()).copied());
             let selected = move |row: &Row| row.lodged_at >= from && row.lodged_at < to && owner.is_none_or(|o| o == Some(row.owner));
             // An agency reads the consignments it has a part in.
-            let in_scope = |row: &Row| {
-                agency.is_none_or(|a| a.is_some_and(|a| index.parts[row.parts_at..row.parts_at + row.parts_len].iter().any(|p| p.1.agency == a)))
-            };
+            let in_scope = |row: &Row| agency.is_none_or(|a| a.is_some_and(|a| index.parts_of(row).iter().any(|p| p.1.agency == a)));
             let consignments = index.rows.iter().filter(move |row| selected(row) && in_scope(row)).map(|row| RowRef { row, names });
             let parts = index
                 .parts
@@ -344,43 +369,37 @@ impl FactsIndex {
                 .map(|(at, part)| (&index.rows[*at], part))
                 .filter(move |(row, _)| selected(row))
                 .map(|(row, part)| (RowRef { row, names }, PartRef { part, names }));
-            Ok(figures(&request, consignments, parts, from, to))
+            figures(&request, consignments, parts, from, to)
         })
         .await
-        .map_err(|e| StoreError::Unavailable(format!("the figures could not be computed: {e}")))?
     }
 
     /// The TFA monitor's figures (`super::tfa`) of the consignments lodged in `[from, to)` and in
     /// the period of the same length before, within `scope`; `country`, when given, keeps the
-    /// consignments from or to it. On a blocking thread (they scan every row).
+    /// consignments from or to it.
     pub async fn tfa(&self, request: TfaRequest, scope: Scope, country: Option<String>, from: Millis, to: Millis) -> Result<TfaFigures, StoreError> {
-        let index = self.0.clone();
-        tokio::task::spawn_blocking(move || {
-            let index = index.read().map_err(|_| StoreError::Unavailable("the indicators' index is poisoned".into()))?;
+        self.scan(scope, "the TFA figures", move |index, ScopeIds { owner, agency }| {
             let names = &index.names;
-            let owner = scope.owner.as_deref().map(|o| names.ids.get(o).copied());
-            let agency = scope.agency.as_ref().map(|a| names.ids.get(a.as_str()).copied());
-            let parts_of = |row: &Row| &index.parts[row.parts_at..row.parts_at + row.parts_len];
             let in_scope = |row: &Row| {
                 owner.is_none_or(|o| o == Some(row.owner))
-                    && agency.is_none_or(|a| a.is_some_and(|a| parts_of(row).iter().any(|p| p.1.agency == a)))
+                    && agency.is_none_or(|a| a.is_some_and(|a| index.parts_of(row).iter().any(|p| p.1.agency == a)))
                     && country.as_deref().is_none_or(|c| names.text(row.corridor).split('-').any(|end| end == c))
             };
+            // An agency's own part only: another agency's decision times are not its to read.
+            let own = |part: &Part| agency.is_none_or(|a| Some(part.agency) == a);
             let period = |from: Millis, to: Millis| {
                 let rows = index.rows.iter().filter(|row| row.lodged_at >= from && row.lodged_at < to && in_scope(row));
-                // An agency's own part only: another agency's decision times are not its to read.
-                let own = |part: &Part| agency.is_none_or(|a| Some(part.agency) == a);
                 let consignments = rows.map(|row| {
-                    (RowRef { row, names }, parts_of(row).iter().filter(|(_, part)| own(part)).map(|(_, part)| PartRef { part, names }).collect())
+                    let parts = index.parts_of(row).iter().filter(|(_, part)| own(part)).map(|(_, part)| PartRef { part, names });
+                    (RowRef { row, names }, parts.collect())
                 });
                 tfa::period(&request, consignments, from, to)
             };
             let previous = period(from.saturating_sub(to.saturating_sub(from)), from);
             let current = period(from, to);
-            Ok(TfaFigures { group_by: request.group_by, expedited_types: request.expedited_types.clone(), current, previous, method: tfa::METHOD })
+            TfaFigures { group_by: request.group_by, expedited_types: request.expedited_types.clone(), current, previous, method: tfa::METHOD }
         })
         .await
-        .map_err(|e| StoreError::Unavailable(format!("the TFA figures could not be computed: {e}")))?
     }
 
     /// The public figures of `interval` over `period` (every consignment), computed on one
