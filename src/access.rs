@@ -131,11 +131,6 @@ pub enum Refusal {
     RiskChannelSegment(String),
     #[error("participant {0} submits no consignments, so it has no status changes to be sent")]
     NoConsignments(String),
-    #[error(
-        "participant {0} does not read the TFA monitor: operators read every country's figures, a national single window \
-         its country's, an agency those of the consignments routed to it"
-    )]
-    NotAMonitor(String),
 }
 
 /// The submitting party's name, in a type's table, of the documents a platform submits.
@@ -263,33 +258,6 @@ pub fn indicator_scope(by: &Participant) -> IndicatorScope {
         Participant::Trader { id, .. } | Participant::Nsw { id, .. } | Participant::Platform { id, .. } => IndicatorScope::Owner(id.clone()),
         Participant::Agency { agency, .. } => IndicatorScope::Agency(agency.clone()),
     }
-}
-
-/// Whose consignments a reader of the TFA monitor (`crate::indicators::tfa`) counts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MonitorScope {
-    /// Every consignment (operators).
-    All,
-    /// Those from or to its country (national single windows).
-    Country(CountryCode),
-    /// Those routed to it (agencies).
-    Agency(AgencyId),
-}
-
-/// What `by` reads of the TFA monitor: the region for operators, its country for a national
-/// single window, its own consignments for an agency; traders and platforms none.
-pub fn monitor_scope(by: &Participant) -> Result<MonitorScope, Refusal> {
-    match by {
-        Participant::Operator { .. } => Ok(MonitorScope::All),
-        Participant::Nsw { country, .. } => Ok(MonitorScope::Country(country.clone())),
-        Participant::Agency { agency, .. } => Ok(MonitorScope::Agency(agency.clone())),
-        Participant::Trader { id, .. } | Participant::Platform { id, .. } => Err(Refusal::NotAMonitor(id.clone())),
-    }
-}
-
-/// May `by` read the TFA monitor at all?
-pub fn may_monitor(by: &Participant) -> Result<(), Refusal> {
-    monitor_scope(by).map(|_| ())
 }
 
 /// May `by` change operational state (send failed deliveries again, list them)?

@@ -827,22 +827,11 @@ impl Gateway {
     }
 
     /// The TFA monitor's figures (`crate::indicators::tfa`) of `[from, to)` and the period before,
-    /// over what `by` may read (`crate::access::monitor_scope`).
-    /// Readers other than operators see no set of fewer consignments than the public figures'
-    /// threshold, and an agency its own part only.
-    pub async fn tfa_indicators(&self, by: &Participant, mut request: crate::indicators::tfa::TfaRequest, from: Millis, to: Millis)
+    /// over every consignment: operators' (the route admits no one else).
+    pub async fn tfa_indicators(&self, request: crate::indicators::tfa::TfaRequest, from: Millis, to: Millis)
         -> Result<crate::indicators::tfa::TfaFigures, OperatorError> {
-        let (agency, country) = match crate::access::monitor_scope(by).map_err(OperatorError::Refused)? {
-            crate::access::MonitorScope::All => (None, None),
-            crate::access::MonitorScope::Country(country) => (None, Some(country.to_string())),
-            crate::access::MonitorScope::Agency(agency) => (Some(agency), None),
-        };
-        if by.role() != crate::domain::Role::Operator {
-            request.min_count = Some(self.public_min_count.max(1));
-        }
         self.catch_up_release_times().await?;
-        let scope = crate::indicators::index::Scope { owner: None, agency };
-        self.release_index.tfa(request, scope, country, from, to).await.map_err(OperatorError::Store)
+        self.release_index.tfa(request, from, to).await.map_err(OperatorError::Store)
     }
 
     /// The public release-time figures of `interval` for the calendar month starting at `month`

@@ -395,7 +395,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             path: "/v1/indicators/tfa",
             operation_id: "tfaMonitor",
             tag: "indicators",
-            summary: "The WTO Trade Facilitation Agreement as practiced, from the exchange's own events (docs/tfa.md): Art. 7.1 pre-arrival processing (share lodged before arrival, lead time), Art. 7.6 release time, Art. 7.8 expedited shipments against the rest, Art. 8 first to last agency decision; for the region, each country or border post, and the median of those, over the period and the one of the same length before it. An operator reads every consignment; a national single window those from or to its country; an agency those routed to it.",
+            summary: "The WTO Trade Facilitation Agreement as practiced, from the exchange's own events (docs/tfa.md): Art. 7.1 pre-arrival processing (share lodged before arrival, lead time), Art. 7.6 release time, Art. 7.8 expedited shipments against the rest, Art. 8 first to last agency decision; for the region, each country or border post, and the median of those, over the period and the one of the same length before it. Operators only, for now.",
             query: &[FROM, TO, TFA_GROUP_BY, EXPEDITED_TYPES],
             headers: &[],
             request: Body::None,

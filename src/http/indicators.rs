@@ -1,5 +1,5 @@
 //! `GET /v1/indicators/release-times` (participants, each its own scope), `GET /v1/indicators/tfa`
-//! (the TFA monitor: operators, national single windows and agencies, `crate::indicators::tfa`) and
+//! (the TFA monitor, for operators: `crate::indicators::tfa`) and
 //! `GET /v1/public/indicators/release-times` (anyone: the published figures of a calendar month,
 //! `crate::indicators::public`): the release-time figures of `crate::indicators`.
 //!
@@ -18,7 +18,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::errors::{ApiError, Code};
-use super::policy::{Authenticated, Monitors, Public};
+use super::policy::{Authenticated, Operator, Public};
 use super::public_cache::{source_of, Answers, PUBLIC_TTL};
 use super::state::AppState;
 use crate::clock::{month_start, now_millis, parse_rfc3339, rfc3339, year_month, Millis, MIN_MILLIS, RANGE};
@@ -244,13 +244,13 @@ pub fn parse_tfa(p: &TfaParams) -> Result<(TfaRequest, Millis, Millis), ApiError
     if expedited_types.len() > MAX_EXPEDITED_TYPES || !expedited_types.iter().all(well_formed) {
         return Err(invalid(format!("expeditedTypes: at most {MAX_EXPEDITED_TYPES} document types, comma-separated (`ecommerceShipment`)")));
     }
-    Ok((TfaRequest { group_by, expedited_types, min_count: None }, from, to))
+    Ok((TfaRequest { group_by, expedited_types }, from, to))
 }
 
-/// `GET /v1/indicators/tfa`: the TFA monitor over what the caller may read.
-pub async fn tfa(who: Authenticated<Monitors>, state: web::Data<AppState>, q: web::Query<TfaParams>) -> Result<HttpResponse, ApiError> {
+/// `GET /v1/indicators/tfa`: the TFA monitor, for operators.
+pub async fn tfa(_: Operator, state: web::Data<AppState>, q: web::Query<TfaParams>) -> Result<HttpResponse, ApiError> {
     let (request, from, to) = parse_tfa(&q)?;
-    let figures = state.gateway.tfa_indicators(&who.0, request, from, to).await?;
+    let figures = state.gateway.tfa_indicators(request, from, to).await?;
     Ok(HttpResponse::Ok().json(figures))
 }
 

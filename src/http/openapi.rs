@@ -209,9 +209,7 @@ fn operation(endpoint: &Endpoint, gateway: &GatewayConfig, generator: &mut Schem
     }
     op["security"] = match access {
         Access::Anyone => json!([]),
-        Access::Participant | Access::Submitter | Access::Agency | Access::Operator | Access::Monitor => {
-            json!([{ "bearer": [] }, { "mutualTls": [] }])
-        }
+        Access::Participant | Access::Submitter | Access::Agency | Access::Operator => json!([{ "bearer": [] }, { "mutualTls": [] }]),
     };
     if let Some(who) = access.described() {
         op["description"] = json!(who);

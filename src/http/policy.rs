@@ -34,9 +34,6 @@ pub enum Access {
     Agency,
     /// Operators only.
     Operator,
-    /// Those who follow the region's trade facilitation: operators, national single windows and
-    /// agencies, each over what is its own.
-    Monitor,
 }
 
 impl Access {
@@ -47,7 +44,6 @@ impl Access {
             Access::Submitter => Some("Traders, national single windows and platforms only."),
             Access::Agency => Some("Agencies only."),
             Access::Operator => Some("Operators only."),
-            Access::Monitor => Some("Operators, national single windows and agencies only."),
         }
     }
 }
@@ -86,10 +82,6 @@ policy!(
 policy!(
     /// Operators.
     Operators: Operator, crate::access::may_operate
-);
-policy!(
-    /// The TFA monitor's readers: operators, NSWs and agencies.
-    Monitors: Monitor, crate::access::may_monitor
 );
 policy!(
     /// Those whose consignments they are (webhooks): traders, NSWs and platforms.

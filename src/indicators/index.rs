@@ -374,25 +374,15 @@ impl FactsIndex {
         .await
     }
 
-    /// The TFA monitor's figures (`super::tfa`) of the consignments lodged in `[from, to)` and in
-    /// the period of the same length before, within `scope`; `country`, when given, keeps the
-    /// consignments from or to it.
-    pub async fn tfa(&self, request: TfaRequest, scope: Scope, country: Option<String>, from: Millis, to: Millis) -> Result<TfaFigures, StoreError> {
-        self.scan(scope, "the TFA figures", move |index, ScopeIds { owner, agency }| {
+    /// The TFA monitor's figures (`super::tfa`) of every consignment lodged in `[from, to)` and in
+    /// the period of the same length before.
+    pub async fn tfa(&self, request: TfaRequest, from: Millis, to: Millis) -> Result<TfaFigures, StoreError> {
+        self.scan(Scope::default(), "the TFA figures", move |index, _| {
             let names = &index.names;
-            let in_scope = |row: &Row| {
-                owner.is_none_or(|o| o == Some(row.owner))
-                    && agency.is_none_or(|a| a.is_some_and(|a| index.parts_of(row).iter().any(|p| p.1.agency == a)))
-                    && country.as_deref().is_none_or(|c| names.text(row.corridor).split('-').any(|end| end == c))
-            };
-            // An agency's own part only: another agency's decision times are not its to read.
-            let own = |part: &Part| agency.is_none_or(|a| Some(part.agency) == a);
             let period = |from: Millis, to: Millis| {
-                let rows = index.rows.iter().filter(|row| row.lodged_at >= from && row.lodged_at < to && in_scope(row));
-                let consignments = rows.map(|row| {
-                    let parts = index.parts_of(row).iter().filter(|(_, part)| own(part)).map(|(_, part)| PartRef { part, names });
-                    (RowRef { row, names }, parts.collect())
-                });
+                let rows = index.rows.iter().filter(|row| row.lodged_at >= from && row.lodged_at < to);
+                let consignments =
+                    rows.map(|row| (RowRef { row, names }, index.parts_of(row).iter().map(|(_, part)| PartRef { part, names }).collect()));
                 tfa::period(&request, consignments, from, to)
             };
             let previous = period(from.saturating_sub(to.saturating_sub(from)), from);

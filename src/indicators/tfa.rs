@@ -61,10 +61,6 @@ pub const DEFAULT_EXPEDITED_TYPE: &str = "ecommerceShipment";
 pub struct TfaRequest {
     pub group_by: TfaGroup,
     pub expedited_types: Vec<String>,
-    /// For readers other than operators: a set of fewer consignments is suppressed (the public
-    /// figures' threshold, `indicators.public_min_count`), so that no figure is one trader's or
-    /// one consignment's own.
-    pub min_count: Option<usize>,
 }
 
 /// The width of the bins of a mode that the monitor does not give: wide, so computing the
@@ -129,11 +125,6 @@ pub struct Expedited {
 pub struct Articles {
     /// Consignments lodged in the period.
     pub consignments: usize,
-    /// Too few consignments for the reader (not an operator) to be shown their figures, or
-    /// suppressed so that another suppressed group's cannot be computed from the rest: no figure
-    /// is given.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub suppressed: bool,
     /// Art. 7.1.
     pub pre_arrival: PreArrival,
     /// Art. 7.6: arrival to release.
@@ -176,7 +167,7 @@ pub struct RegionMedian {
 pub struct TfaPeriod {
     pub from: String,
     pub to: String,
-    /// Every consignment the caller may see, whatever its group.
+    /// Every consignment, whatever its group.
     pub region: Articles,
     /// One per group, in the group's order.
     pub groups: Vec<TfaCell>,
@@ -246,7 +237,6 @@ impl Tally {
         };
         Articles {
             consignments: self.consignments,
-            suppressed: false,
             pre_arrival: PreArrival { with_arrival: self.with_arrival, share, lead_time: Timing::of(self.leads) },
             release_time: Timing::of(self.release),
             expedited: Expedited { expedited, others, median_ratio },
@@ -295,34 +285,9 @@ where
         region.add(&c, &decisions, expedited);
         groups.entry(request.group_by.of(&c)).or_default().add(&c, &decisions, expedited);
     }
-    let mut groups: Vec<TfaCell> = groups.into_iter().map(|(group, t)| TfaCell { group, articles: t.articles() }).collect();
-    let mut region = region.articles();
-    if let Some(min) = request.min_count {
-        suppress(&mut region, &mut groups, min);
-    }
+    let groups: Vec<TfaCell> = groups.into_iter().map(|(group, t)| TfaCell { group, articles: t.articles() }).collect();
+    let region = region.articles();
     TfaPeriod { from: crate::clock::rfc3339(from), to: crate::clock::rfc3339(to), region, region_median: region_median(&groups), groups }
-}
-
-/// A set's figures given no more: only how many consignments it has, and that it is suppressed.
-fn suppressed(articles: &mut Articles) {
-    *articles = Articles { consignments: articles.consignments, suppressed: true, ..Articles::default() };
-}
-
-/// Suppresses the groups of fewer than `min` consignments (the region too), and, when that
-/// leaves one group suppressed among others, the smallest of the others with it: one group's
-/// figures could otherwise be computed from the region's and the rest.
-fn suppress(region: &mut Articles, groups: &mut [TfaCell], min: usize) {
-    if region.consignments < min {
-        suppressed(region);
-    }
-    for g in groups.iter_mut().filter(|g| g.articles.consignments < min) {
-        suppressed(&mut g.articles);
-    }
-    if groups.iter().filter(|g| g.articles.suppressed).count() == 1 {
-        if let Some(next) = groups.iter_mut().filter(|g| !g.articles.suppressed).min_by_key(|g| g.articles.consignments) {
-            suppressed(&mut next.articles);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -406,7 +371,7 @@ mod tests {
 
     #[test]
     fn each_article_from_a_known_set_by_country_with_the_regions_median() {
-        let request = TfaRequest { group_by: TfaGroup::Country, expedited_types: vec!["ecommerceShipment".into()], min_count: None };
+        let request = TfaRequest { group_by: TfaGroup::Country, expedited_types: vec!["ecommerceShipment".into()] };
         let c = |lodged, arrived, released, corridor, kind| C { lodged, arrived, released, corridor, post: "BRURG", kind };
         let rows = vec![
             // Lodged 100 before arrival, released 50 after; two agencies decided 10 apart.
@@ -432,22 +397,6 @@ mod tests {
         // BR: 1 of 2 with arrival pre-arrival; UY: 1 of 1.
         assert_eq!(p.region_median.pre_arrival_share, Some(0.75));
         assert_eq!(p.region_median.release_time_mean_ms, Some(125.0), "UY has none: the median of BR's alone");
-    }
-
-    /// For a reader other than an operator, a group of fewer consignments than the threshold
-    /// gives no figure, and neither does the next smallest, so the rest do not give it away.
-    #[test]
-    fn small_groups_are_suppressed_with_another_so_that_none_can_be_computed_from_the_rest() {
-        let request = TfaRequest { group_by: TfaGroup::Country, expedited_types: vec![], min_count: Some(2) };
-        let c = |corridor| C { lodged: 0, arrived: Some(10), released: Some(20), corridor, post: "unknown", kind: "x" };
-        let rows = ["AR-BR", "AR-BR", "AR-BR", "AR-UY", "AR-UY", "BR-AR"].map(|k| (c(k), Vec::<A>::new()));
-        let p = period(&request, rows.into_iter(), 0, 1000);
-        let shown: Vec<(&str, usize, bool)> = p.groups.iter().map(|g| (g.group.as_str(), g.articles.consignments, g.articles.suppressed)).collect();
-        assert_eq!(shown, [("AR", 1, true), ("BR", 3, false), ("UY", 2, true)]);
-        assert!(p.groups[2].articles.release_time.mean_ms.is_none(), "no figure of a suppressed group");
-        assert_eq!(p.region.release_time.count, 6, "the region is large enough");
-        let alone = period(&request, [(c("AR-BR"), Vec::<A>::new())].into_iter(), 0, 1000);
-        assert!(alone.region.suppressed && alone.region.release_time.count == 0);
     }
 
     #[test]

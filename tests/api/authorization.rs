@@ -370,7 +370,6 @@ async fn every_route_enforces_the_access_the_route_table_describes() {
                 Access::Submitter => ["trader", "nsw", "platform"].contains(&role),
                 Access::Agency => role == "agency",
                 Access::Operator => role == "operator",
-                Access::Monitor => ["operator", "nsw", "agency"].contains(&role),
             };
             let status = call(Some(token)).await;
             assert_ne!(status, 401, "{} {} as {role}", e.method, e.path);
