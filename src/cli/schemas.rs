@@ -63,10 +63,6 @@ fn list(config: &std::path::Path) -> Result<(), Failure> {
 
 /// Whether `new` keeps the compatibility declared for it with `old`.
 fn diff(config: &std::path::Path, old: PathBuf, new: PathBuf) -> Result<(), Failure> {
-    let read = |p: &PathBuf| -> Result<serde_json::Value, Failure> {
-        let text = std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-        Ok(serde_json::from_slice(&text).map_err(|e| format!("{} is not JSON: {e}", p.display()))?)
-    };
     let new_path = new.clone();
     let region = match RegionConfig::load(config)
         .map_err(|e| e.to_string())
@@ -82,7 +78,7 @@ fn diff(config: &std::path::Path, old: PathBuf, new: PathBuf) -> Result<(), Fail
     // folder holds it applied, and its references followed.
     // A schema file with the region's overlays for its place applied.
     let overlaid = |path: &std::path::Path| -> Result<serde_json::Value, Failure> {
-        let mut schema = read(&path.to_path_buf())?;
+        let mut schema = super::read_json(path)?;
         let folder = path.parent().and_then(|p| p.file_name()).and_then(|f| f.to_str()).unwrap_or_default();
         let name = path.file_name().and_then(|f| f.to_str()).unwrap_or_default();
         let place = format!("{folder}/{name}");
