@@ -16,9 +16,7 @@ use crate::store::{AckApplied, AckRecord, DeliveryEvent, Ledger, Store, StoreErr
 use crate::tracking::{apply_ack, query_turn, record_event, refresh_consignment};
 use crate::domain::{AckOutcome, AckStatus, ConsignmentState, DeliveryStatus};
 
-/// The source of an answer the gateway records for an agency by its standing instruction (a
-/// de minimis release, `crate::submission`).
-pub const STANDING_INSTRUCTION: &str = "standing-instruction";
+pub use crate::domain::STANDING_INSTRUCTION;
 
 /// Why an answer was not applied. Nothing was written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

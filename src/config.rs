@@ -882,13 +882,23 @@ pub struct IndicatorsConfig {
     /// A calendar month's public figures are published this many days after it ends, and count
     /// the intervals that closed by then: once published, they do not change.
     pub public_settle_days: u32,
+    /// Two agencies' physical inspections of one consignment decided at most this many minutes
+    /// apart are counted as joint by the TFA monitor (Art. 8; docs/tfa.md).
+    pub tfa_joint_inspection_window_minutes: u32,
     /// The document types `ventanilla simulate` writes for each consignment.
     pub simulation: Option<SimulationConfig>,
 }
 
+impl IndicatorsConfig {
+    /// [`IndicatorsConfig::tfa_joint_inspection_window_minutes`] in milliseconds.
+    pub fn tfa_joint_window_ms(&self) -> crate::clock::Millis {
+        i64::from(self.tfa_joint_inspection_window_minutes) * 60_000
+    }
+}
+
 impl Default for IndicatorsConfig {
     fn default() -> Self {
-        IndicatorsConfig { public_min_count: 5, public_settle_days: 7, simulation: None }
+        IndicatorsConfig { public_min_count: 5, public_settle_days: 7, tfa_joint_inspection_window_minutes: 120, simulation: None }
     }
 }
 

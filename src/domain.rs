@@ -283,6 +283,10 @@ impl AckStatus {
 /// The history line of a trader's answer to a query (`crate::lifecycle`).
 pub const RESPONDED: &str = "responded";
 
+/// The source of an answer the gateway records for an agency by its standing instruction (a
+/// de minimis release, `crate::submission`).
+pub const STANDING_INSTRUCTION: &str = "standing-instruction";
+
 /// Where one (document, agency) delivery stands. Shown as one word: `pending`, `dispatched`,
 /// or the agency's latest effective answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -98,6 +98,7 @@ pub struct Bounds {
     pub max_document_versions: u32,
     pub public_min_count: usize,
     pub public_settle_ms: Millis,
+    pub tfa_joint_window_ms: Millis,
 }
 
 /// What readiness reports of a gateway (`GET /readyz`).
@@ -156,6 +157,9 @@ pub struct Gateway {
     /// `indicators.public_settle_days`, in ms: a month's public figures are published this long
     /// after it ends, and count what closed by then.
     public_settle_ms: Millis,
+    /// `indicators.tfa_joint_inspection_window_minutes`, in ms: the TFA monitor's joint
+    /// inspections (Art. 8).
+    tfa_joint_window_ms: Millis,
     /// The release-time facts, in memory, following the store's changes (`crate::indicators::index`).
     release_index: crate::indicators::index::FactsIndex,
     /// The keys receipts are signed with (`crate::receipts`).
@@ -194,6 +198,7 @@ impl Gateway {
             replays: Arc::default(),
             public_min_count: bounds.public_min_count,
             public_settle_ms: bounds.public_settle_ms,
+            tfa_joint_window_ms: bounds.tfa_joint_window_ms,
             release_index: Default::default(),
             receipt_keys,
             risk,
@@ -824,6 +829,11 @@ impl Gateway {
         self.catch_up_release_times().await?;
         let scope = crate::indicators::index::Scope { owner, agency };
         self.release_index.figures(request, scope, from, to).await.map_err(OperatorError::Store)
+    }
+
+    /// The region's window of a joint inspection (the TFA monitor's Art. 8), in ms.
+    pub fn tfa_joint_window_ms(&self) -> Millis {
+        self.tfa_joint_window_ms
     }
 
     /// The TFA monitor's figures (`crate::indicators::tfa`) of `[from, to)` and the period before,

@@ -311,6 +311,7 @@ fn gateway(settings: &Settings, rules: Rules, store: Arc<dyn Store>, topics: Top
         max_document_versions: g.max_document_versions,
         public_min_count: settings.region.indicators.public_min_count,
         public_settle_ms: i64::from(settings.region.indicators.public_settle_days) * 86_400_000,
+        tfa_joint_window_ms: settings.region.indicators.tfa_joint_window_ms(),
     };
     Gateway::new(crate::gateway::Parts {
         registry: rules.registry,

@@ -151,7 +151,8 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
     // Agencies whose standing instruction releases the document, and why.
     let mut standing: Vec<(AgencyId, String)> = Vec::new();
     // The strictest channel chosen, for the release-time facts of a consignment it opens.
-    let mut strictest: Option<crate::risk::Channel> = None;
+    // The selections chosen, for the release-time facts of a consignment it opens.
+    let mut selections: Vec<(AgencyId, Option<String>)> = Vec::new();
     for planned in &doc.deliveries {
         // Its channel is chosen now that the document is committed (a replay or a refused
         // document spends no agency's budget).
@@ -169,7 +170,7 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
         let id = l.insert_delivery(doc.id, planned, doc.submitted_at)?;
         ids.push((id, planned.agency.clone()));
         if created {
-            strictest = strictest.max(crate::indicators::selected_channel(planned.selection.as_deref()));
+            selections.push((planned.agency.clone(), planned.selection.clone()));
         }
         deliveries.push(ReceiptDelivery {
             agency: planned.agency.clone(),
@@ -231,10 +232,10 @@ pub(crate) fn commit(l: &mut dyn Ledger, doc: &NewDocument, action: &'static str
         for d in deliveries.iter_mut().filter(|d| released.agencies.contains(&d.agency)) {
             d.status = DeliveryStatus::Answered(crate::domain::AckStatus::Released);
         }
-        crate::indicators::opened(l, doc, crate::indicators::risk_channel(strictest), &released.agencies, state)?;
+        crate::indicators::opened(l, doc, &selections, &released.agencies, state)?;
         standing = Vec::new();
     } else if created && !has_event {
-        crate::indicators::opened(l, doc, crate::indicators::risk_channel(strictest), &[], opening_state)?;
+        crate::indicators::opened(l, doc, &selections, &[], opening_state)?;
     }
     for (agency, why) in standing {
         let ack = crate::store::AckRecord {

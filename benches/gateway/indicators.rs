@@ -1,4 +1,5 @@
-//! `--indicators N`: the release-time figures over N simulated consignments, their answer time.
+//! `--indicators N`: the release-time figures and the TFA monitor over N simulated consignments,
+//! their answer time.
 
 use super::*;
 
@@ -6,9 +7,10 @@ use super::*;
 /// SQLite store through the store's own `save_release_times` (what every change writes), a
 /// gateway started on it, then the figures asked for again and again with varied intervals,
 /// segments, trends and readers, each request timed from the client. The first request waits
-/// for the gateway's index (loading since the start) and is reported apart.
+/// for the gateway's index (loading since the start) and is reported apart. Then the TFA monitor
+/// (`/v1/indicators/tfa`) the same way, by each of its groupings.
 pub(super) async fn indicators(n: usize, o: &Options) {
-    use ventanilla::store::{AgencyReleaseTimes, ConsignmentReleaseTimes, DocumentDims, Store};
+    use ventanilla::store::{AgencyReleaseTimes, AgencySelectivity, ConsignmentReleaseTimes, DocumentDims, Formalities, Store};
     const HOUR: i64 = 3_600_000;
     println!("\n## Release-time indicators over {n} consignments");
     let data = tempfile::tempdir().unwrap();
@@ -47,7 +49,7 @@ pub(super) async fn indicators(n: usize, o: &Options) {
                     released_at: released,
                     decided_at: released,
                     outcome: if released.is_some() { "released".into() } else { "open".into() },
-                    document_type: "customsDeclaration".into(),
+                    document_type: ["customsDeclaration", "customsDeclaration", "ecommerceShipment"][(next() % 3) as usize].into(),
                     origin: origin.into(),
                     destination: destination.into(),
                     dims: DocumentDims {
@@ -60,6 +62,12 @@ pub(super) async fn indicators(n: usize, o: &Options) {
                     query_trader_ms: (next() % 10 == 0) as i64 * (next() % (4 * HOUR as u64)) as i64,
                     query_agency_ms: (next() % 10 == 0) as i64 * (next() % (3 * HOUR as u64)) as i64,
                     risk_channel: ["green", "green", "green", "yellow", "red", "unselected"][(next() % 6) as usize].into(),
+                    formalities: Some(Formalities {
+                        documents: 1 + (next() % 4) as i64,
+                        amendments: (next() % 5 == 0) as i64,
+                        queries: (next() % 8 == 0) as i64,
+                        resubmissions: (next() % 20 == 0) as i64,
+                    }),
                 };
                 let parts: Vec<AgencyReleaseTimes> = kinds
                     .iter()
@@ -75,6 +83,12 @@ pub(super) async fn indicators(n: usize, o: &Options) {
                             hold_ms: 0,
                             query_trader_ms: 0,
                             query_agency_ms: 0,
+                            selectivity: Some(AgencySelectivity {
+                                channel: ["green", "green", "green", "yellow", "red"][(next() % 5) as usize].into(),
+                                source: ["rule", "model", "random", "mandatory"][(next() % 4) as usize].into(),
+                                finding: [None, None, Some("none"), Some("irregularity")][(next() % 4) as usize].map(str::to_owned),
+                                standing_instruction: next() % 10 == 0,
+                            }),
                         }
                     })
                     .collect();
@@ -95,16 +109,17 @@ pub(super) async fn indicators(n: usize, o: &Options) {
     println!("facts of {n} consignments (3 agencies each) written in {:.1} s", t.elapsed().as_secs_f64());
     let gw = Gateway::start_on(data, None, "bench.", None).await;
     let client = reqwest::Client::new();
-    let ask = |query: String, token: &'static str| {
+    let ask_at = |path: &'static str, query: String, token: &'static str| {
         let (client, address) = (client.clone(), gw.address.clone());
         async move {
             let start = Instant::now();
-            let r = client.get(format!("{address}/v1/indicators/release-times?{query}")).bearer_auth(token).send().await.unwrap();
+            let r = client.get(format!("{address}/v1/indicators/{path}?{query}")).bearer_auth(token).send().await.unwrap();
             assert_eq!(r.status(), 200, "{query}");
             let body: Value = r.json().await.unwrap();
             (start.elapsed(), body)
         }
     };
+    let ask = |query: String, token: &'static str| ask_at("release-times", query, token);
     let (load, first) = ask("interval=arrival-to-release".into(), "demo-operator").await;
     let (rss, peak) = rss_mib(&gw.pid());
     println!("first request (waits for the gateway's index of {} consignments, loading since the start): {:.0} ms; gateway memory {rss:.0} MiB (peak {peak:.0} MiB)",
@@ -136,6 +151,32 @@ pub(super) async fn indicators(n: usize, o: &Options) {
     let p95 = all.percentile(0.95);
     println!("\nall {} requests: p50 {:.0} ms, p95 {:.0} ms (target 200 ms: {:.2} of it), max {:.0} ms",
         all.len(), millis(all.percentile(0.5)), millis(p95), millis(p95) / 200.0, millis(all.percentile(1.0)));
+
+    println!("\n## TFA monitor over {n} consignments (each request: the period asked and the one before)");
+    let to = ventanilla::clock::rfc3339(ventanilla::clock::now_millis() + HOUR);
+    let half = ventanilla::clock::rfc3339(ventanilla::clock::now_millis() - 15 * 24 * HOUR);
+    let tfa_asks: Vec<(&str, String)> = vec![
+        ("by country, 31 days (and the 31 before)", format!("from={from}&to={to}")),
+        ("by border post, 31 days", format!("from={from}&to={to}&groupBy=borderPost")),
+        ("by transport mode, 31 days", format!("from={from}&to={to}&groupBy=transportMode")),
+        ("by document type, 15 days", format!("from={half}&to={to}&groupBy=documentType")),
+    ];
+    let mut tfa_all = Latencies::default();
+    println!("\n| request | consignments | p50 ms | p95 ms | max ms |\n|---|---:|---:|---:|---:|");
+    for (name, query) in &tfa_asks {
+        let mut l = Latencies::default();
+        let mut counted = Value::Null;
+        for _ in 0..rounds {
+            let (took, body) = ask_at("tfa", query.clone(), "demo-operator").await;
+            counted = body["current"]["region"]["consignments"].clone();
+            l.push(took);
+            tfa_all.push(took);
+        }
+        println!("| {name} | {counted} | {:.0} | {:.0} | {:.0} |", millis(l.percentile(0.5)), millis(l.percentile(0.95)), millis(l.percentile(1.0)));
+    }
+    let p95 = tfa_all.percentile(0.95);
+    println!("\nall {} TFA requests: p50 {:.0} ms, p95 {:.0} ms (target 200 ms: {:.2} of it), max {:.0} ms",
+        tfa_all.len(), millis(tfa_all.percentile(0.5)), millis(p95), millis(p95) / 200.0, millis(tfa_all.percentile(1.0)));
     gw.stop();
 }
 

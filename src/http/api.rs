@@ -114,8 +114,8 @@ const GROUP_BY: Param = Param {
 };
 const TFA_GROUP_BY: Param = Param {
     name: "groupBy",
-    description: "`country` (the importing country, the consignment's destination; the default) or `borderPost`.",
-    pattern: "^(country|borderPost)$",
+    description: "`country` (the importing country, the consignment's destination; the default), `borderPost`, `transportMode` or `documentType` (the lead document's).",
+    pattern: "^(country|borderPost|transportMode|documentType)$",
 };
 const EXPEDITED_TYPES: Param = Param {
     name: "expeditedTypes",
@@ -395,7 +395,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             path: "/v1/indicators/tfa",
             operation_id: "tfaMonitor",
             tag: "indicators",
-            summary: "The WTO Trade Facilitation Agreement as practiced, from the exchange's own events (docs/tfa.md): Art. 7.1 pre-arrival processing (share lodged before arrival, lead time), Art. 7.6 release time, Art. 7.8 expedited shipments against the rest, Art. 8 first to last agency decision; for the region, each country or border post, and the median of those, over the period and the one of the same length before it. Operators only, for now.",
+            summary: "The WTO Trade Facilitation Agreement as practiced, from the exchange's own events (docs/tfa.md): Art. 7.1 pre-arrival processing (share lodged before arrival, lead time), Art. 7.4 risk management (physical and documentary inspection shares per agency, hit rates by selection source, standing-instruction releases), Art. 7.6 release time, Art. 7.8 expedited shipments against the rest, Art. 8 first to last agency decision and joint inspections, Art. 10.1 formalities per consignment, Art. 10.4 single submission; for the region, each country, border post, transport mode or document type, and the median of those, over the period and the one of the same length before it. Operators only, for now.",
             query: &[FROM, TO, TFA_GROUP_BY, EXPEDITED_TYPES],
             headers: &[],
             request: Body::None,

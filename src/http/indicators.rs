@@ -226,12 +226,13 @@ pub struct TfaParams {
 /// Document types a request may name as expedited.
 const MAX_EXPEDITED_TYPES: usize = 20;
 
-/// What a TFA monitor request asks for, and over which period.
-pub fn parse_tfa(p: &TfaParams) -> Result<(TfaRequest, Millis, Millis), ApiError> {
+/// What a TFA monitor request asks for, and over which period, with the region's window of a
+/// joint inspection.
+pub fn parse_tfa(p: &TfaParams, joint_window_ms: Millis) -> Result<(TfaRequest, Millis, Millis), ApiError> {
     let (from, to) = period(&p.from, &p.to)?;
     let group_by = match p.group_by.as_deref() {
         None => TfaGroup::Country,
-        Some(s) => TfaGroup::parse(s).ok_or_else(|| invalid(format!("groupBy={s:?}: the TFA monitor groups by `country` or `borderPost`")))?,
+        Some(s) => TfaGroup::parse(s).ok_or_else(|| invalid(format!("groupBy={s:?}: the TFA monitor groups by `country`, `borderPost`, `transportMode` or `documentType`")))?,
     };
     let expedited_types: Vec<String> = match p.expedited_types.as_deref() {
         None => vec![crate::indicators::tfa::DEFAULT_EXPEDITED_TYPE.to_owned()],
@@ -244,12 +245,12 @@ pub fn parse_tfa(p: &TfaParams) -> Result<(TfaRequest, Millis, Millis), ApiError
     if expedited_types.len() > MAX_EXPEDITED_TYPES || !expedited_types.iter().all(well_formed) {
         return Err(invalid(format!("expeditedTypes: at most {MAX_EXPEDITED_TYPES} document types, comma-separated (`ecommerceShipment`)")));
     }
-    Ok((TfaRequest { group_by, expedited_types }, from, to))
+    Ok((TfaRequest { group_by, expedited_types, joint_window_ms }, from, to))
 }
 
 /// `GET /v1/indicators/tfa`: the TFA monitor, for operators.
 pub async fn tfa(_: Operator, state: web::Data<AppState>, q: web::Query<TfaParams>) -> Result<HttpResponse, ApiError> {
-    let (request, from, to) = parse_tfa(&q)?;
+    let (request, from, to) = parse_tfa(&q, state.gateway.tfa_joint_window_ms())?;
     let figures = state.gateway.tfa_indicators(request, from, to).await?;
     Ok(HttpResponse::Ok().json(figures))
 }

@@ -83,6 +83,8 @@ pub trait ConsignmentFacts {
     fn owner(&self) -> Cow<'_, str>;
     /// When it was released or refused.
     fn decided_at(&self) -> Option<Millis>;
+    /// What it took in paperwork (the TFA monitor's Art. 10.1), once computed.
+    fn formalities(&self) -> Option<crate::store::Formalities>;
 }
 
 /// What the figures read of an agency's part in a consignment.
@@ -95,6 +97,41 @@ pub trait AgencyFacts {
     fn hold_ms(&self) -> i64;
     fn query_trader_ms(&self) -> i64;
     fn query_agency_ms(&self) -> i64;
+    /// How risk management treated it (the TFA monitor's Art. 7.4), once computed.
+    fn treatment(&self) -> Option<Treatment>;
+}
+
+/// How risk management treated an agency's part in a consignment (Art. 7.4), as the monitor
+/// reads it from [`crate::store::AgencySelectivity`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Treatment {
+    /// The strictest channel selected; none: not selected.
+    pub channel: Option<crate::risk::Channel>,
+    /// What selected it.
+    pub source: crate::risk::Source,
+    /// Whether its inspections found an irregularity; none: no inspection reported performed.
+    pub irregularity: Option<bool>,
+    /// Whether a standing instruction gave its decision.
+    pub standing_instruction: bool,
+}
+
+impl Treatment {
+    pub fn of(s: &crate::store::AgencySelectivity) -> Treatment {
+        let channel = match s.channel.as_str() {
+            "red" => Some(crate::risk::Channel::Red),
+            "yellow" => Some(crate::risk::Channel::Yellow),
+            "green" => Some(crate::risk::Channel::Green),
+            _ => None,
+        };
+        let source = match s.source.as_str() {
+            "mandatory" => crate::risk::Source::Mandatory,
+            "rule" => crate::risk::Source::Rule,
+            "model" => crate::risk::Source::Model,
+            "random" => crate::risk::Source::Random,
+            _ => crate::risk::Source::None,
+        };
+        Treatment { channel, source, irregularity: s.finding.as_deref().map(|f| f == "irregularity"), standing_instruction: s.standing_instruction }
+    }
 }
 
 pub(super) fn consignment_value(c: &impl ConsignmentFacts, interval: Interval) -> Option<i64> {
@@ -198,6 +235,9 @@ impl<T: ConsignmentFacts> ConsignmentFacts for &T {
     fn decided_at(&self) -> Option<Millis> {
         (**self).decided_at()
     }
+    fn formalities(&self) -> Option<crate::store::Formalities> {
+        (**self).formalities()
+    }
 }
 
 impl ConsignmentFacts for ConsignmentReleaseTimes {
@@ -227,6 +267,9 @@ impl ConsignmentFacts for ConsignmentReleaseTimes {
     }
     fn decided_at(&self) -> Option<Millis> {
         self.decided_at
+    }
+    fn formalities(&self) -> Option<crate::store::Formalities> {
+        self.formalities
     }
 }
 
@@ -260,6 +303,9 @@ impl AgencyFacts for AgencyPart<'_> {
     }
     fn query_agency_ms(&self) -> i64 {
         self.part.query_agency_ms
+    }
+    fn treatment(&self) -> Option<Treatment> {
+        self.part.selectivity.as_ref().map(Treatment::of)
     }
 }
 

@@ -61,6 +61,9 @@ struct Row {
     hold_ms: i64,
     query_trader_ms: i64,
     query_agency_ms: i64,
+    /// Its formalities (documents, amendments, queries, resubmissions), each saturating at
+    /// 65,535 (a compact row); none until computed.
+    formalities: Option<[u16; 4]>,
     /// Where its agencies' parts are in [`Index::parts`].
     parts_at: usize,
     parts_len: usize,
@@ -77,6 +80,7 @@ struct Part {
     hold_ms: i64,
     query_trader_ms: i64,
     query_agency_ms: i64,
+    treatment: Option<tfa::Treatment>,
 }
 
 /// The rows, contiguous (a scan reads memory in order): a changed consignment's row is
@@ -132,6 +136,9 @@ impl Index {
             hold_ms: c.hold_ms,
             query_trader_ms: c.query_trader_ms,
             query_agency_ms: c.query_agency_ms,
+            formalities: c.formalities.map(|f| {
+                [f.documents, f.amendments, f.queries, f.resubmissions].map(|n| n.clamp(0, i64::from(u16::MAX)) as u16)
+            }),
             parts_at: 0,
             parts_len: 0,
         }
@@ -147,6 +154,7 @@ impl Index {
             hold_ms: a.hold_ms,
             query_trader_ms: a.query_trader_ms,
             query_agency_ms: a.query_agency_ms,
+            treatment: a.selectivity.as_ref().map(tfa::Treatment::of),
         }
     }
 
@@ -249,6 +257,10 @@ impl ConsignmentFacts for RowRef<'_> {
     fn decided_at(&self) -> Option<Millis> {
         self.row.decided_at
     }
+    fn formalities(&self) -> Option<crate::store::Formalities> {
+        let [documents, amendments, queries, resubmissions] = self.row.formalities?.map(i64::from);
+        Some(crate::store::Formalities { documents, amendments, queries, resubmissions })
+    }
 }
 
 struct PartRef<'a> {
@@ -280,6 +292,9 @@ impl AgencyFacts for PartRef<'_> {
     }
     fn query_agency_ms(&self) -> i64 {
         self.part.query_agency_ms
+    }
+    fn treatment(&self) -> Option<tfa::Treatment> {
+        self.part.treatment
     }
 }
 
@@ -387,7 +402,14 @@ impl FactsIndex {
             };
             let previous = period(from.saturating_sub(to.saturating_sub(from)), from);
             let current = period(from, to);
-            TfaFigures { group_by: request.group_by, expedited_types: request.expedited_types.clone(), current, previous, method: tfa::METHOD }
+            TfaFigures {
+                group_by: request.group_by,
+                expedited_types: request.expedited_types.clone(),
+                joint_inspection_window_minutes: request.joint_window_ms / 60_000,
+                current,
+                previous,
+                method: tfa::METHOD,
+            }
         })
         .await
     }
@@ -450,6 +472,7 @@ mod tests {
             query_trader_ms: 0,
             query_agency_ms: 0,
             risk_channel: "green".into(),
+            formalities: None,
         }
     }
 
@@ -463,6 +486,7 @@ mod tests {
             hold_ms: 0,
             query_trader_ms: 0,
             query_agency_ms: 0,
+            selectivity: None,
         }
     }
 

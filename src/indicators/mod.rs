@@ -44,7 +44,8 @@ use crate::clock::Millis;
 use crate::domain::{AckStatus, AgencyId, ConsignmentState, DeliveryStatus, Ucr, RESPONDED};
 use crate::routing::RoutingFacts;
 use crate::store::{
-    AgencyReleaseTimes, ConsignmentReleaseTimes, DocumentDims, HistoryEntry, Ledger, NewDocument, StoreError,
+    AgencyReleaseTimes, AgencySelectivity, ConsignmentReleaseTimes, DocumentDims, DocumentRecord, Formalities, HistoryEntry, Ledger,
+    NewDocument, StoreError,
 };
 
 /// The segment facts of a document: what its type's table read in it (`crate::document_types`).
@@ -95,6 +96,12 @@ struct Walked {
     queried: bool,
     /// The time of its last applied final answer, and which.
     decided: Option<(Millis, AckStatus)>,
+    /// Whether that answer was a standing instruction's.
+    decided_by_standing_instruction: bool,
+    /// Applied `query` answers.
+    queries: i64,
+    /// Whether an applied answer rejected it.
+    rejected: bool,
 }
 
 fn walk(history: &[HistoryEntry]) -> Walked {
@@ -112,6 +119,7 @@ fn walk(history: &[HistoryEntry]) -> Walked {
             }
             (_, Some(AckStatus::Query)) => {
                 w.queried = true;
+                w.queries += 1;
                 w.hold.close(&mut hold, at);
                 w.agency.close(&mut agency, at);
                 trader.get_or_insert(at);
@@ -122,7 +130,9 @@ fn walk(history: &[HistoryEntry]) -> Walked {
                 w.agency.close(&mut agency, at);
                 if status.is_final() {
                     w.decided = Some((at, status));
+                    w.decided_by_standing_instruction = e.source == crate::domain::STANDING_INSTRUCTION;
                 }
+                w.rejected |= status == AckStatus::Rejected;
             }
             (RESPONDED, None) if trader.is_some() => {
                 w.trader.close(&mut trader, at);
@@ -146,8 +156,14 @@ struct AgencyPart {
     routed_at: Option<Millis>,
     first_answer_at: Option<Millis>,
     walked: Walked,
-    /// Final answers of its current deliveries (`None` for one not decided yet).
-    current: Vec<Option<(Millis, AckStatus)>>,
+    /// Final answers of its current deliveries (`None` for one not decided yet), and whether a
+    /// standing instruction gave each.
+    current: Vec<Option<(Millis, AckStatus, bool)>>,
+    /// The strictest selection of any of its deliveries, every version's (an inspection of a
+    /// version later amended was performed all the same).
+    selection: Option<Chosen>,
+    /// What its inspections found, as its answers said.
+    finding: Option<crate::store::Finding>,
 }
 
 /// Recomputes and stores the release-time facts of the consignment `ucr` from its rows.
@@ -171,6 +187,9 @@ pub fn refresh(l: &mut dyn Ledger, ucr: &Ucr) -> Result<(), StoreError> {
     let mut agencies: BTreeMap<AgencyId, AgencyPart> = BTreeMap::new();
     let mut all = Walked::default();
     let mut strictest: Option<crate::risk::Channel> = None;
+    // The documents an agency rejected (any version), for the resubmissions.
+    let mut rejected: Vec<uuid::Uuid> = Vec::new();
+    let mut queries = 0;
     for doc in &documents {
         if doc.is_current() {
             dims.transport_mode = dims.transport_mode.or_else(|| doc.dims.transport_mode.clone());
@@ -191,10 +210,25 @@ pub fn refresh(l: &mut dyn Ledger, ucr: &Ucr) -> Result<(), StoreError> {
             part.walked.agency.extend(&walked.agency);
             part.walked.held |= walked.held;
             part.walked.queried |= walked.queried;
+            part.selection = part.selection.max(chosen(d.selection.as_deref()));
+            // An irregularity found by any of its inspections is what they found.
+            part.finding = match (part.finding, d.inspection.as_ref().filter(|i| i.performed).and_then(|i| i.finding)) {
+                (Some(crate::store::Finding::Irregularity), _) | (_, Some(crate::store::Finding::Irregularity)) => {
+                    Some(crate::store::Finding::Irregularity)
+                }
+                (earlier, found) => earlier.or(found),
+            };
+            queries += walked.queries;
+            if walked.rejected && !rejected.contains(&doc.id) {
+                rejected.push(doc.id);
+            }
             if doc.is_current() {
                 strictest = strictest.max(selected_channel(d.selection.as_deref()));
                 let decided = match d.status {
-                    DeliveryStatus::Answered(a) if a.is_final() => walked.decided.or(Some((consignment.updated_at, a))),
+                    DeliveryStatus::Answered(a) if a.is_final() => match walked.decided {
+                        Some((at, status)) => Some((at, status, walked.decided_by_standing_instruction)),
+                        None => Some((consignment.updated_at, a, false)),
+                    },
                     _ => None,
                 };
                 part.current.push(decided);
@@ -210,10 +244,10 @@ pub fn refresh(l: &mut dyn Ledger, ucr: &Ucr) -> Result<(), StoreError> {
         .into_iter()
         .map(|(agency, part)| {
             let decided = (!part.current.is_empty() && part.current.iter().all(Option::is_some)).then(|| {
-                let finals: Vec<(Millis, AckStatus)> = part.current.iter().flatten().copied().collect();
+                let finals: Vec<(Millis, AckStatus, bool)> = part.current.iter().flatten().copied().collect();
                 let at = finals.iter().map(|f| f.0).max().unwrap_or_default();
                 let rejected = finals.iter().any(|f| f.1 == AckStatus::Rejected);
-                (at, if rejected { AckStatus::Rejected } else { AckStatus::Released })
+                (at, if rejected { AckStatus::Rejected } else { AckStatus::Released }, finals.iter().all(|f| f.2))
             });
             AgencyReleaseTimes {
                 agency,
@@ -224,6 +258,12 @@ pub fn refresh(l: &mut dyn Ledger, ucr: &Ucr) -> Result<(), StoreError> {
                 hold_ms: part.walked.hold.union_ms(),
                 query_trader_ms: part.walked.trader.union_ms(),
                 query_agency_ms: part.walked.agency.union_ms(),
+                selectivity: Some(AgencySelectivity {
+                    channel: risk_channel(part.selection.map(|c| c.channel)).to_owned(),
+                    source: source_name(part.selection.map_or(crate::risk::Source::None, |c| c.source)).to_owned(),
+                    finding: part.finding.map(|f| f.as_str().to_owned()),
+                    standing_instruction: decided.is_some_and(|d| d.2),
+                }),
             }
         })
         .collect();
@@ -253,8 +293,35 @@ pub fn refresh(l: &mut dyn Ledger, ucr: &Ucr) -> Result<(), StoreError> {
         query_trader_ms: all.trader.union_ms(),
         query_agency_ms: all.agency.union_ms(),
         risk_channel: risk_channel(strictest).to_owned(),
+        formalities: Some(formalities(&documents, &rejected, queries)),
     };
     l.save_release_times(&facts, &agency_rows)
+}
+
+/// A consignment's formalities (WTO TFA Art. 10.1) from its documents, every version, those an
+/// agency rejected, and the queries its agencies put: the definitions are
+/// [`crate::store::Formalities`]'.
+fn formalities(documents: &[DocumentRecord], rejected: &[uuid::Uuid], queries: i64) -> Formalities {
+    let chain_rejected = |chain: uuid::Uuid| documents.iter().any(|d| d.chain == chain && rejected.contains(&d.id));
+    let amending_a_rejection = documents.iter().filter(|d| d.amends.is_some_and(|earlier| rejected.contains(&earlier))).count();
+    let replacing_a_rejection = documents
+        .iter()
+        .filter(|d| d.version == 1)
+        .filter(|d| {
+            documents.iter().any(|w| {
+                w.document_type == d.document_type
+                    && w.chain != d.chain
+                    && w.withdrawn_at.is_some_and(|at| at <= d.submitted_at)
+                    && chain_rejected(w.chain)
+            })
+        })
+        .count();
+    Formalities {
+        documents: documents.iter().filter(|d| d.version == 1).count() as i64,
+        amendments: documents.iter().filter(|d| d.version > 1).count() as i64,
+        queries,
+        resubmissions: (amending_a_rejection + replacing_a_rejection) as i64,
+    }
 }
 
 /// Computes the facts of every consignment that has none (accepted before the indicators
@@ -284,10 +351,16 @@ pub async fn backfill(store: &dyn crate::store::Store) -> Result<u64, StoreError
 
 /// The facts of a consignment `doc` opens, in the state `state` its opening left it: routed,
 /// and decided by no agency but those of `released` (standing instructions that released it as
-/// it was accepted, at its submission time), so there is nothing to read back. `risk_channel`
-/// is the strictest its deliveries were selected for ([`risk_channel`]). The same facts as
+/// it was accepted, at its submission time), so there is nothing to read back. `selections` are
+/// its deliveries' selections as chosen (as JSON, by agency). The same facts as
 /// [`refresh`] computes from the rows (a test holds them so).
-pub fn opened(l: &mut dyn Ledger, doc: &NewDocument, risk_channel: &str, released: &[AgencyId], state: ConsignmentState) -> Result<(), StoreError> {
+pub fn opened(
+    l: &mut dyn Ledger,
+    doc: &NewDocument,
+    selections: &[(AgencyId, Option<String>)],
+    released: &[AgencyId],
+    state: ConsignmentState,
+) -> Result<(), StoreError> {
     let at = doc.submitted_at;
     let answered = !released.is_empty();
     let released_at = (state == ConsignmentState::Released).then_some(at);
@@ -308,12 +381,14 @@ pub fn opened(l: &mut dyn Ledger, doc: &NewDocument, risk_channel: &str, release
         hold_ms: 0,
         query_trader_ms: 0,
         query_agency_ms: 0,
-        risk_channel: risk_channel.to_owned(),
+        risk_channel: risk_channel(selections.iter().filter_map(|(_, s)| selected_channel(s.as_deref())).max()).to_owned(),
+        formalities: Some(Formalities { documents: 1, amendments: 0, queries: 0, resubmissions: 0 }),
     };
     let mut agencies: Vec<AgencyReleaseTimes> = Vec::with_capacity(doc.deliveries.len());
     for agency in doc.deliveries.iter().map(|d| &d.agency) {
         if agencies.iter().all(|a| &a.agency != agency) {
             let decided = released.contains(agency).then_some(at);
+            let selection = selections.iter().filter(|(a, _)| a == agency).filter_map(|(_, s)| chosen(s.as_deref())).max();
             agencies.push(AgencyReleaseTimes {
                 agency: agency.clone(),
                 routed_at: at,
@@ -323,6 +398,12 @@ pub fn opened(l: &mut dyn Ledger, doc: &NewDocument, risk_channel: &str, release
                 hold_ms: 0,
                 query_trader_ms: 0,
                 query_agency_ms: 0,
+                selectivity: Some(AgencySelectivity {
+                    channel: risk_channel(selection.map(|c| c.channel)).to_owned(),
+                    source: source_name(selection.map_or(crate::risk::Source::None, |c| c.source)).to_owned(),
+                    finding: None,
+                    standing_instruction: decided.is_some(),
+                }),
             });
         }
     }
@@ -339,6 +420,44 @@ pub fn selected_channel(selection: Option<&str>) -> Option<crate::risk::Channel>
         channel: crate::risk::Channel,
     }
     selection.and_then(|s| serde_json::from_str::<Chosen>(s).ok()).map(|c| c.channel)
+}
+
+/// A delivery's selection as the facts read it: its channel, and what chose it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+struct Chosen {
+    channel: crate::risk::Channel,
+    source: crate::risk::Source,
+}
+
+impl PartialOrd for Chosen {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Chosen {
+    /// By strictness, then, of two selections of one channel, the one whose source weighs more
+    /// (mandatory, rule, model, random, none: the order [`crate::risk::Source`] lists them).
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.channel.cmp(&other.channel).then((other.source as u8).cmp(&(self.source as u8)))
+    }
+}
+
+/// The selection `selection` (`crate::risk::Selection` as JSON) records, if any.
+fn chosen(selection: Option<&str>) -> Option<Chosen> {
+    selection.and_then(|s| serde_json::from_str::<Chosen>(s).ok())
+}
+
+/// A selection source's name as the facts keep it (`mandatory`, `rule`, `model`, `random`,
+/// `none`).
+pub fn source_name(source: crate::risk::Source) -> &'static str {
+    match source {
+        crate::risk::Source::Mandatory => "mandatory",
+        crate::risk::Source::Rule => "rule",
+        crate::risk::Source::Model => "model",
+        crate::risk::Source::Random => "random",
+        crate::risk::Source::None => "none",
+    }
 }
 
 /// A consignment's risk channel as the facts keep it: `red`, `yellow` or `green` for the

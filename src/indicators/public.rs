@@ -537,6 +537,7 @@ mod tests {
             query_trader_ms: 0,
             query_agency_ms: 0,
             risk_channel: "green".into(),
+            formalities: None,
         }
     }
 
@@ -643,6 +644,7 @@ mod tests {
             hold_ms: 0,
             query_trader_ms: 0,
             query_agency_ms: 0,
+            selectivity: None,
         }
     }
 

@@ -1,16 +1,25 @@
 //! The WTO Trade Facilitation Agreement as practiced, measured from the exchange's own events
-//! (docs/tfa.md): per article, by the importing country or by border post, over a period, beside
-//! the region's median of the groups and the period before. Measured here, from the release-time
-//! facts every consignment already keeps (`super`):
+//! (docs/tfa.md): per article, by the importing country, border post, transport mode or document
+//! type, over a period, beside the region's median of the groups and the period before. Measured
+//! here, from the release-time facts every consignment already keeps (`super`):
 //!
 //! - **Art. 7.1, pre-arrival processing**: of the consignments whose goods' arrival is known, the
 //!   share lodged before it, and how long before (median, p90);
+//! - **Art. 7.4, risk management**: of each agency's parts, the shares selected for physical
+//!   inspection (red) and documentary checks (yellow), what those inspections found by the source
+//!   that selected them (hit rates), and the share of its decisions a standing instruction gave;
 //! - **Art. 7.6, average release time**: arrival to release, the figures of
 //!   `/v1/indicators/release-times` (`interval=arrival-to-release`);
 //! - **Art. 7.8, expedited shipments**: lodgement to release of the consignments whose lead
 //!   document is of an expedited type (e-commerce parcels by default) against the others';
 //! - **Art. 8, border agency cooperation**: for a released consignment that two agencies or more
-//!   decided, the time from the first agency's decision to the last's.
+//!   decided, the time from the first agency's decision to the last's; and of the consignments
+//!   two agencies or more selected for physical inspection, the share whose inspections were
+//!   decided within the region's window of each other (joint inspections);
+//! - **Art. 10.1, formalities**: documents, amendments and queries per consignment, and the share
+//!   resubmitted after a rejection;
+//! - **Art. 10.4, single window**: of the decided consignments, the share whose documents were
+//!   each submitted once.
 //!
 //! Each set of values gives the same statistics as the release times (`super::statistics`).
 
@@ -18,9 +27,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use super::figures::Treatment;
 use super::figures::{AgencyFacts, ConsignmentFacts, Dimension};
 use super::statistics::stats;
 use crate::clock::Millis;
+use crate::risk::{Channel, Source};
 
 /// What TFA figures are grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -30,6 +41,10 @@ pub enum TfaGroup {
     Country,
     /// The border post its goods crossed (`unknown` without a document naming one).
     BorderPost,
+    /// Its transport mode (`unknown` when no document says).
+    TransportMode,
+    /// Its lead document's type.
+    DocumentType,
 }
 
 impl TfaGroup {
@@ -37,18 +52,28 @@ impl TfaGroup {
         match s {
             "country" => Some(TfaGroup::Country),
             "borderPost" => Some(TfaGroup::BorderPost),
+            "transportMode" => Some(TfaGroup::TransportMode),
+            "documentType" => Some(TfaGroup::DocumentType),
             _ => None,
         }
     }
 
-    /// The group `c` is in.
-    fn of(self, c: &impl ConsignmentFacts) -> String {
+    /// The segment its groups are read from.
+    fn dimension(self) -> Dimension {
         match self {
-            TfaGroup::Country => {
-                let corridor = c.segment(Dimension::Corridor);
-                corridor.rsplit('-').next().unwrap_or("unknown").to_owned()
-            }
-            TfaGroup::BorderPost => c.segment(Dimension::BorderPost).into_owned(),
+            TfaGroup::Country => Dimension::Corridor,
+            TfaGroup::BorderPost => Dimension::BorderPost,
+            TfaGroup::TransportMode => Dimension::TransportMode,
+            TfaGroup::DocumentType => Dimension::DocumentType,
+        }
+    }
+
+    /// The group of a consignment whose segment ([`TfaGroup::dimension`]) is `segment`: a
+    /// country is the corridor's destination.
+    fn of(self, segment: &str) -> &str {
+        match self {
+            TfaGroup::Country => segment.rsplit('-').next().unwrap_or("unknown"),
+            _ => segment,
         }
     }
 }
@@ -56,11 +81,15 @@ impl TfaGroup {
 /// The document type of expedited shipments when a request names none.
 pub const DEFAULT_EXPEDITED_TYPE: &str = "ecommerceShipment";
 
-/// What is asked: the grouping, and which document types are expedited shipments.
+/// What is asked: the grouping, which document types are expedited shipments, and the region's
+/// window of a joint inspection.
 #[derive(Debug, Clone)]
 pub struct TfaRequest {
     pub group_by: TfaGroup,
     pub expedited_types: Vec<String>,
+    /// Two agencies' inspections of a consignment decided this close are joint (Art. 8):
+    /// `[indicators] tfa_joint_inspection_window_minutes`.
+    pub joint_window_ms: i64,
 }
 
 /// The width of the bins of a mode that the monitor does not give: wide, so computing the
@@ -119,6 +148,109 @@ pub struct Expedited {
     pub median_ratio: Option<f64>,
 }
 
+/// What selection by one source sent to inspection, and what was found (Art. 7.4).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceHits {
+    /// `mandatory`, `rule`, `model` or `random`.
+    pub source: String,
+    /// Agencies' parts it sent to the red or yellow channel.
+    pub inspections: usize,
+    /// Of those, the ones whose agency reported an inspection performed and what it found.
+    pub findings: usize,
+    pub irregularities: usize,
+    /// Irregularities per finding reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hit_rate: Option<f64>,
+}
+
+/// Risk management's figures over some agencies' parts (Art. 7.4).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Selectivity {
+    /// Agencies' parts counted (those whose treatment is computed: docs/tfa.md).
+    pub parts: usize,
+    /// The share selected for physical inspection of the goods (red).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub physical_share: Option<f64>,
+    /// The share selected for a documentary check (yellow).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub documentary_share: Option<f64>,
+    /// Parts decided (released or rejected).
+    pub decided: usize,
+    /// The share of those a standing instruction released (de minimis).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub standing_instruction_share: Option<f64>,
+    /// By the source that selected, each that sent at least one to inspection.
+    pub by_source: Vec<SourceHits>,
+}
+
+/// One agency's risk management (Art. 7.4).
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgencySelectivityFigures {
+    pub agency: String,
+    pub agency_kind: String,
+    #[serde(flatten)]
+    pub figures: Selectivity,
+}
+
+/// Art. 7.4: risk management, over every agency's parts and per agency.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RiskManagement {
+    #[serde(flatten)]
+    pub all: Selectivity,
+    /// Per agency, by its id.
+    pub agencies: Vec<AgencySelectivityFigures>,
+}
+
+/// Art. 8: inspections of one consignment by several agencies at once.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JointInspections {
+    /// Consignments that two agencies or more selected for physical inspection and all of
+    /// those decided.
+    pub inspected_by_several: usize,
+    /// Of those, the ones whose inspecting agencies decided within the window of each other.
+    pub joint: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share: Option<f64>,
+}
+
+/// Art. 10.1: formalities per consignment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FormalitiesFigures {
+    /// Consignments counted: those whose formalities are computed.
+    pub consignments: usize,
+    /// Consignments left out because their formalities are not computed yet (facts written
+    /// by an earlier version of the gateway: docs/tfa.md).
+    pub not_computed: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub documents_per_consignment: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amendments_per_consignment: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queries_per_consignment: Option<f64>,
+    /// The share with at least one submission answering a rejection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resubmitted_share: Option<f64>,
+}
+
+/// Art. 10.4: the single window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SingleWindow {
+    /// Decided consignments (released or refused) whose formalities are computed.
+    pub decided: usize,
+    /// Of those, the ones whose documents were each submitted once: no amendment and no
+    /// resubmission.
+    pub submitted_once: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share: Option<f64>,
+}
+
 /// The articles' figures of one set of consignments.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -127,6 +259,8 @@ pub struct Articles {
     pub consignments: usize,
     /// Art. 7.1.
     pub pre_arrival: PreArrival,
+    /// Art. 7.4.
+    pub risk_management: RiskManagement,
     /// Art. 7.6: arrival to release.
     pub release_time: Timing,
     /// Art. 7.8.
@@ -134,13 +268,19 @@ pub struct Articles {
     /// Art. 8: first to last agency decision of a released consignment decided by two
     /// agencies or more.
     pub agency_spread: Timing,
+    /// Art. 8: joint inspections.
+    pub joint_inspections: JointInspections,
+    /// Art. 10.1.
+    pub formalities: FormalitiesFigures,
+    /// Art. 10.4.
+    pub single_window: SingleWindow,
 }
 
 /// One group's figures.
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TfaCell {
-    /// The country (ISO 3166-1 alpha-2) or border post.
+    /// The country (ISO 3166-1 alpha-2), border post, transport mode or document type.
     pub group: String,
     pub articles: Articles,
 }
@@ -154,11 +294,21 @@ pub struct RegionMedian {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pre_arrival_lead_median_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub physical_inspection_share: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub release_time_mean_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expedited_median_ratio: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agency_spread_median_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joint_inspection_share: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub documents_per_consignment: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resubmitted_share: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub single_window_share: Option<f64>,
 }
 
 /// The figures of one period.
@@ -182,6 +332,8 @@ pub struct TfaFigures {
     pub group_by: TfaGroup,
     /// The document types counted as expedited shipments (Art. 7.8).
     pub expedited_types: Vec<String>,
+    /// The region's window of a joint inspection (Art. 8), in minutes.
+    pub joint_inspection_window_minutes: i64,
     pub current: TfaPeriod,
     pub previous: TfaPeriod,
     /// What each figure is: docs/tfa.md says it at length.
@@ -191,10 +343,86 @@ pub struct TfaFigures {
 /// How the figures are defined, as every answer states it.
 pub const METHOD: &str = "Consignments are selected and put in periods by their lodgement time. Art. 7.1: of the consignments \
 whose goods' arrival is known (the first answer to a document naming a border post), the share lodged before arrival, and \
-arrival minus lodgement for those. Art. 7.6: arrival to release. Art. 7.8: lodgement to release, for consignments whose lead \
-document is of an expedited type, against the others. Art. 8: for released consignments decided by two agencies or more, the \
-last agency decision minus the first. Country: the destination. Quantiles by linear interpolation between closest ranks; the \
+arrival minus lodgement for those. Art. 7.4: of each agency's parts, the shares its selection sent to red (physical inspection) \
+and yellow (documentary check), the irregularities found per inspection reported by selection source, and the share of its \
+decisions given by a standing instruction. Art. 7.6: arrival to release. Art. 7.8: lodgement to release, for consignments whose \
+lead document is of an expedited type, against the others. Art. 8: for released consignments decided by two agencies or more, \
+the last agency decision minus the first; of consignments two agencies or more sent to red, the share whose red agencies \
+decided within the region's window. Art. 10.1: documents (each once whatever its versions), amendments and queries per \
+consignment, and the share with a submission answering a rejection. Art. 10.4: of decided consignments, the share with no \
+amendment and no resubmission. Country: the destination. Quantiles by linear interpolation between closest ranks; the \
 region's median is the median of the groups that have the figure.";
+
+/// The sources whose selections are counted, in the order they are given.
+const SOURCES: [Source; 4] = [Source::Mandatory, Source::Rule, Source::Model, Source::Random];
+
+/// Counts of risk management over some parts, before their shares.
+#[derive(Default, Clone)]
+struct SelectivityTally {
+    parts: usize,
+    red: usize,
+    yellow: usize,
+    decided: usize,
+    standing: usize,
+    /// Per [`SOURCES`]: inspections, findings, irregularities.
+    sources: [[usize; 3]; 4],
+}
+
+impl SelectivityTally {
+    fn add(&mut self, t: &Treatment, decided: bool) {
+        self.parts += 1;
+        match t.channel {
+            Some(Channel::Red) => self.red += 1,
+            Some(Channel::Yellow) => self.yellow += 1,
+            _ => {}
+        }
+        if decided {
+            self.decided += 1;
+            self.standing += usize::from(t.standing_instruction);
+        }
+        let inspected = matches!(t.channel, Some(Channel::Red | Channel::Yellow));
+        if let (true, Some(at)) = (inspected, SOURCES.iter().position(|s| *s == t.source)) {
+            let counts = &mut self.sources[at];
+            counts[0] += 1;
+            if let Some(irregular) = t.irregularity {
+                counts[1] += 1;
+                counts[2] += usize::from(irregular);
+            }
+        }
+    }
+
+    fn figures(&self) -> Selectivity {
+        Selectivity {
+            parts: self.parts,
+            physical_share: share(self.red, self.parts),
+            documentary_share: share(self.yellow, self.parts),
+            decided: self.decided,
+            standing_instruction_share: share(self.standing, self.decided),
+            by_source: SOURCES
+                .iter()
+                .zip(self.sources)
+                .filter(|(_, [inspections, ..])| *inspections > 0)
+                .map(|(source, [inspections, findings, irregularities])| SourceHits {
+                    source: super::source_name(*source).to_owned(),
+                    inspections,
+                    findings,
+                    irregularities,
+                    hit_rate: share(irregularities, findings),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `part` of `whole`, none of nothing.
+fn share(part: usize, whole: usize) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+/// The mean of `total` over `count`, none of nothing.
+fn per(total: i64, count: usize) -> Option<f64> {
+    (count > 0).then(|| total as f64 / count as f64)
+}
 
 /// The values one set of consignments gives, before their statistics.
 #[derive(Default)]
@@ -206,10 +434,31 @@ struct Tally {
     expedited: Vec<i64>,
     others: Vec<i64>,
     spreads: Vec<i64>,
+    selectivity: SelectivityTally,
+    /// Per agency: its kind and its counts.
+    agencies: BTreeMap<String, (String, SelectivityTally)>,
+    inspected_by_several: usize,
+    joint: usize,
+    /// Consignments with formalities computed, and without.
+    formal: usize,
+    not_computed: usize,
+    /// Documents, amendments, queries, and consignments resubmitted.
+    formalities: [i64; 4],
+    decided: usize,
+    submitted_once: usize,
+}
+
+/// What one consignment gives the tallies, read once for all its groups.
+struct Reading {
+    expedited: bool,
+    /// Its agencies' decisions.
+    decisions: Vec<Millis>,
+    /// The decisions of the agencies that sent it to red, and whether all of them decided.
+    red: (Vec<Millis>, bool),
 }
 
 impl Tally {
-    fn add(&mut self, c: &impl ConsignmentFacts, decisions: &[Millis], expedited: bool) {
+    fn add<A: AgencyFacts>(&mut self, c: &impl ConsignmentFacts, parts: &[A], r: &Reading, joint_window_ms: i64) {
         self.consignments += 1;
         if let Some(arrived) = c.arrived_at() {
             self.with_arrival += 1;
@@ -217,30 +466,93 @@ impl Tally {
                 self.leads.push(arrived - c.lodged_at());
             }
         }
+        for part in parts {
+            if let Some(t) = part.treatment() {
+                let decided = part.decided_at().is_some();
+                self.selectivity.add(&t, decided);
+                let agency = part.agency();
+                match self.agencies.get_mut(agency.as_ref()) {
+                    Some((_, tally)) => tally.add(&t, decided),
+                    None => {
+                        let mut tally = SelectivityTally::default();
+                        tally.add(&t, decided);
+                        self.agencies.insert(agency.into_owned(), (part.agency_kind().into_owned(), tally));
+                    }
+                }
+            }
+        }
+        let (reds, all_decided) = &r.red;
+        if reds.len() >= 2 && *all_decided {
+            self.inspected_by_several += 1;
+            let (first, last) = (reds.iter().min(), reds.iter().max());
+            if let (Some(first), Some(last)) = (first, last) {
+                self.joint += usize::from(last - first <= joint_window_ms);
+            }
+        }
+        match c.formalities() {
+            Some(f) => {
+                self.formal += 1;
+                for (total, n) in self.formalities.iter_mut().zip([f.documents, f.amendments, f.queries, i64::from(f.resubmissions > 0)]) {
+                    *total += n;
+                }
+                if c.decided_at().is_some() {
+                    self.decided += 1;
+                    self.submitted_once += usize::from(f.amendments == 0 && f.resubmissions == 0);
+                }
+            }
+            None => self.not_computed += 1,
+        }
         let Some(released) = c.released_at() else { return };
         if let Some(arrived) = c.arrived_at() {
             self.release.push(released - arrived);
         }
         let lodgement_to_release = released - c.lodged_at();
-        if expedited { &mut self.expedited } else { &mut self.others }.push(lodgement_to_release);
-        if let (Some(first), Some(last), true) = (decisions.iter().min(), decisions.iter().max(), decisions.len() >= 2) {
+        if r.expedited { &mut self.expedited } else { &mut self.others }.push(lodgement_to_release);
+        if let (Some(first), Some(last), true) = (r.decisions.iter().min(), r.decisions.iter().max(), r.decisions.len() >= 2) {
             self.spreads.push(last - first);
         }
     }
 
     fn articles(self) -> Articles {
-        let share = (self.with_arrival > 0).then(|| self.leads.len() as f64 / self.with_arrival as f64);
+        let share_before = share(self.leads.len(), self.with_arrival);
         let (expedited, others) = (Timing::of(self.expedited), Timing::of(self.others));
         let median_ratio = match (expedited.median_ms, others.median_ms) {
             (Some(e), Some(o)) if o > 0.0 => Some(e / o),
             _ => None,
         };
+        let [documents, amendments, queries, resubmitted] = self.formalities;
         Articles {
             consignments: self.consignments,
-            pre_arrival: PreArrival { with_arrival: self.with_arrival, share, lead_time: Timing::of(self.leads) },
+            pre_arrival: PreArrival { with_arrival: self.with_arrival, share: share_before, lead_time: Timing::of(self.leads) },
+            risk_management: RiskManagement {
+                all: self.selectivity.figures(),
+                agencies: self
+                    .agencies
+                    .into_iter()
+                    .map(|(agency, (agency_kind, tally))| AgencySelectivityFigures { agency, agency_kind, figures: tally.figures() })
+                    .collect(),
+            },
             release_time: Timing::of(self.release),
             expedited: Expedited { expedited, others, median_ratio },
             agency_spread: Timing::of(self.spreads),
+            joint_inspections: JointInspections {
+                inspected_by_several: self.inspected_by_several,
+                joint: self.joint,
+                share: share(self.joint, self.inspected_by_several),
+            },
+            formalities: FormalitiesFigures {
+                consignments: self.formal,
+                not_computed: self.not_computed,
+                documents_per_consignment: per(documents, self.formal),
+                amendments_per_consignment: per(amendments, self.formal),
+                queries_per_consignment: per(queries, self.formal),
+                resubmitted_share: per(resubmitted, self.formal),
+            },
+            single_window: SingleWindow {
+                decided: self.decided,
+                submitted_once: self.submitted_once,
+                share: share(self.submitted_once, self.decided),
+            },
         }
     }
 }
@@ -264,9 +576,14 @@ fn region_median(groups: &[TfaCell]) -> RegionMedian {
     RegionMedian {
         pre_arrival_share: of(&|a| a.pre_arrival.share),
         pre_arrival_lead_median_ms: of(&|a| a.pre_arrival.lead_time.median_ms),
+        physical_inspection_share: of(&|a| a.risk_management.all.physical_share),
         release_time_mean_ms: of(&|a| a.release_time.mean_ms),
         expedited_median_ratio: of(&|a| a.expedited.median_ratio),
         agency_spread_median_ms: of(&|a| a.agency_spread.median_ms),
+        joint_inspection_share: of(&|a| a.joint_inspections.share),
+        documents_per_consignment: of(&|a| a.formalities.documents_per_consignment),
+        resubmitted_share: of(&|a| a.formalities.resubmitted_share),
+        single_window_share: of(&|a| a.single_window.share),
     }
 }
 
@@ -279,11 +596,28 @@ where
 {
     let mut region = Tally::default();
     let mut groups: BTreeMap<String, Tally> = BTreeMap::new();
+    let dimension = request.group_by.dimension();
     for (c, parts) in consignments {
-        let decisions: Vec<Millis> = parts.iter().filter_map(AgencyFacts::decided_at).collect();
-        let expedited = request.expedited_types.iter().any(|t| *t == c.segment(Dimension::DocumentType));
-        region.add(&c, &decisions, expedited);
-        groups.entry(request.group_by.of(&c)).or_default().add(&c, &decisions, expedited);
+        let red_parts = || parts.iter().filter(|p| p.treatment().is_some_and(|t| t.channel == Some(Channel::Red)));
+        let reading = Reading {
+            expedited: {
+                let kind = c.segment(Dimension::DocumentType);
+                request.expedited_types.iter().any(|t| *t == kind)
+            },
+            decisions: parts.iter().filter_map(AgencyFacts::decided_at).collect(),
+            red: (red_parts().filter_map(AgencyFacts::decided_at).collect(), red_parts().all(|p| p.decided_at().is_some())),
+        };
+        region.add(&c, &parts, &reading, request.joint_window_ms);
+        let segment = c.segment(dimension);
+        let group = request.group_by.of(&segment);
+        match groups.get_mut(group) {
+            Some(tally) => tally.add(&c, &parts, &reading, request.joint_window_ms),
+            None => {
+                let mut tally = Tally::default();
+                tally.add(&c, &parts, &reading, request.joint_window_ms);
+                groups.insert(group.to_owned(), tally);
+            }
+        }
     }
     let groups: Vec<TfaCell> = groups.into_iter().map(|(group, t)| TfaCell { group, articles: t.articles() }).collect();
     let region = region.articles();
@@ -295,6 +629,7 @@ mod tests {
     use std::borrow::Cow;
 
     use super::*;
+    use crate::store::Formalities;
 
     struct C {
         lodged: Millis,
@@ -303,6 +638,7 @@ mod tests {
         corridor: &'static str,
         post: &'static str,
         kind: &'static str,
+        formalities: Option<Formalities>,
     }
 
     impl ConsignmentFacts for C {
@@ -338,13 +674,17 @@ mod tests {
         fn decided_at(&self) -> Option<Millis> {
             self.released
         }
+        fn formalities(&self) -> Option<Formalities> {
+            self.formalities
+        }
     }
 
-    struct A(Option<Millis>);
+    /// An agency's part: its id, its decision, how selection treated it.
+    struct A(&'static str, Option<Millis>, Option<Treatment>);
 
     impl AgencyFacts for A {
         fn agency(&self) -> Cow<'_, str> {
-            Cow::Borrowed("a")
+            Cow::Borrowed(self.0)
         }
         fn agency_kind(&self) -> Cow<'_, str> {
             Cow::Borrowed("customs")
@@ -353,10 +693,10 @@ mod tests {
             0
         }
         fn first_answer_at(&self) -> Option<Millis> {
-            self.0
+            self.1
         }
         fn decided_at(&self) -> Option<Millis> {
-            self.0
+            self.1
         }
         fn hold_ms(&self) -> i64 {
             0
@@ -367,23 +707,40 @@ mod tests {
         fn query_agency_ms(&self) -> i64 {
             0
         }
+        fn treatment(&self) -> Option<Treatment> {
+            self.2
+        }
+    }
+
+    fn request(joint_window_ms: i64) -> TfaRequest {
+        TfaRequest { group_by: TfaGroup::Country, expedited_types: vec!["ecommerceShipment".into()], joint_window_ms }
+    }
+
+    fn c(lodged: Millis, arrived: Option<Millis>, released: Option<Millis>, corridor: &'static str, kind: &'static str) -> C {
+        C { lodged, arrived, released, corridor, post: "BRURG", kind, formalities: None }
+    }
+
+    fn a(agency: &'static str, decided: Option<Millis>) -> A {
+        A(agency, decided, None)
+    }
+
+    fn treated(channel: Option<Channel>, source: Source, irregularity: Option<bool>, standing_instruction: bool) -> Option<Treatment> {
+        Some(Treatment { channel, source, irregularity, standing_instruction })
     }
 
     #[test]
     fn each_article_from_a_known_set_by_country_with_the_regions_median() {
-        let request = TfaRequest { group_by: TfaGroup::Country, expedited_types: vec!["ecommerceShipment".into()] };
-        let c = |lodged, arrived, released, corridor, kind| C { lodged, arrived, released, corridor, post: "BRURG", kind };
         let rows = vec![
             // Lodged 100 before arrival, released 50 after; two agencies decided 10 apart.
-            (c(0, Some(100), Some(150), "AR-BR", "customsDeclaration"), vec![A(Some(140)), A(Some(150))]),
+            (c(0, Some(100), Some(150), "AR-BR", "customsDeclaration"), vec![a("x", Some(140)), a("y", Some(150))]),
             // Lodged after arrival; one agency.
-            (c(200, Some(100), Some(300), "AR-BR", "customsDeclaration"), vec![A(Some(300))]),
+            (c(200, Some(100), Some(300), "AR-BR", "customsDeclaration"), vec![a("x", Some(300))]),
             // A parcel, no arrival known, released 20 after lodgement.
-            (c(0, None, Some(20), "UY-BR", "ecommerceShipment"), vec![A(Some(20)), A(None)]),
+            (c(0, None, Some(20), "UY-BR", "ecommerceShipment"), vec![a("x", Some(20)), a("y", None)]),
             // Not released: counted in 7.1 only.
-            (c(0, Some(300), None, "BR-UY", "customsDeclaration"), vec![A(None)]),
+            (c(0, Some(300), None, "BR-UY", "customsDeclaration"), vec![a("x", None)]),
         ];
-        let p = period(&request, rows.into_iter(), 0, 1000);
+        let p = period(&request(0), rows.into_iter(), 0, 1000);
         let r = &p.region;
         assert_eq!(r.consignments, 4);
         assert_eq!((r.pre_arrival.with_arrival, r.pre_arrival.share), (3, Some(2.0 / 3.0)));
@@ -392,11 +749,82 @@ mod tests {
         assert_eq!((r.expedited.expedited.median_ms, r.expedited.others.median_ms), (Some(20.0), Some(125.0)));
         assert_eq!(r.expedited.median_ratio, Some(20.0 / 125.0));
         assert_eq!((r.agency_spread.count, r.agency_spread.median_ms), (1, Some(10.0)), "only the consignment two agencies decided");
+        assert_eq!((r.formalities.consignments, r.formalities.not_computed), (0, 4), "none computed: all left out, and said");
+        assert_eq!(r.risk_management.all.parts, 0);
         let groups: Vec<(&str, usize)> = p.groups.iter().map(|g| (g.group.as_str(), g.articles.consignments)).collect();
         assert_eq!(groups, [("BR", 3), ("UY", 1)], "by destination");
         // BR: 1 of 2 with arrival pre-arrival; UY: 1 of 1.
         assert_eq!(p.region_median.pre_arrival_share, Some(0.75));
         assert_eq!(p.region_median.release_time_mean_ms, Some(125.0), "UY has none: the median of BR's alone");
+    }
+
+    #[test]
+    fn risk_management_counts_each_agencys_channels_hits_by_source_and_standing_instructions() {
+        use Channel::*;
+        let rows = vec![
+            // x: red by a rule, an irregularity found; y: yellow at random, nothing found.
+            (
+                c(0, None, Some(50), "AR-BR", "customsDeclaration"),
+                vec![A("x", Some(40), treated(Some(Red), Source::Rule, Some(true), false)), A("y", Some(50), treated(Some(Yellow), Source::Random, Some(false), false))],
+            ),
+            // x: red by a rule, the inspection not reported; y: green, released by its standing instruction.
+            (
+                c(0, None, Some(10), "AR-BR", "ecommerceShipment"),
+                vec![A("x", Some(10), treated(Some(Red), Source::Rule, None, false)), A("y", Some(0), treated(Some(Green), Source::None, None, true))],
+            ),
+            // x: green, undecided; y: facts of an earlier version (no treatment): not counted.
+            (c(0, None, None, "AR-BR", "customsDeclaration"), vec![A("x", None, treated(Some(Green), Source::None, None, false)), a("y", None)]),
+        ];
+        let p = period(&request(0), rows.into_iter(), 0, 1000);
+        let rm = &p.region.risk_management;
+        assert_eq!((rm.all.parts, rm.all.decided), (5, 4));
+        assert_eq!((rm.all.physical_share, rm.all.documentary_share), (Some(2.0 / 5.0), Some(1.0 / 5.0)));
+        assert_eq!(rm.all.standing_instruction_share, Some(1.0 / 4.0));
+        let by_source: Vec<(&str, usize, usize, usize, Option<f64>)> =
+            rm.all.by_source.iter().map(|s| (s.source.as_str(), s.inspections, s.findings, s.irregularities, s.hit_rate)).collect();
+        assert_eq!(by_source, [("rule", 2, 1, 1, Some(1.0)), ("random", 1, 1, 0, Some(0.0))], "green parts are no inspection");
+        let x = &rm.agencies[0];
+        assert_eq!((x.agency.as_str(), x.figures.parts, x.figures.physical_share), ("x", 3, Some(2.0 / 3.0)));
+        let y = &rm.agencies[1];
+        assert_eq!((y.agency.as_str(), y.figures.parts, y.figures.standing_instruction_share), ("y", 2, Some(0.5)));
+        assert_eq!(p.region_median.physical_inspection_share, Some(2.0 / 5.0), "one group");
+    }
+
+    #[test]
+    fn joint_inspections_are_red_agencies_deciding_within_the_window() {
+        let red = treated(Some(Channel::Red), Source::Mandatory, None, false);
+        let green = treated(Some(Channel::Green), Source::None, None, false);
+        let rows = vec![
+            // Two red, 30 apart: joint within a window of 60.
+            (c(0, None, Some(100), "AR-BR", "customsDeclaration"), vec![A("x", Some(60), red), A("y", Some(90), red), A("z", Some(100), green)]),
+            // Two red, 100 apart: not joint.
+            (c(0, None, Some(200), "AR-BR", "customsDeclaration"), vec![A("x", Some(100), red), A("y", Some(200), red)]),
+            // Two red, one undecided: not counted yet.
+            (c(0, None, None, "AR-BR", "customsDeclaration"), vec![A("x", Some(100), red), A("y", None, red)]),
+            // One red: no joint inspection to have.
+            (c(0, None, Some(50), "AR-BR", "customsDeclaration"), vec![A("x", Some(50), red), A("y", Some(50), green)]),
+        ];
+        let p = period(&request(60), rows.into_iter(), 0, 1000);
+        let j = &p.region.joint_inspections;
+        assert_eq!((j.inspected_by_several, j.joint, j.share), (2, 1, Some(0.5)));
+    }
+
+    #[test]
+    fn formalities_and_the_single_window_count_computed_consignments_only() {
+        let f = |documents, amendments, queries, resubmissions| Some(Formalities { documents, amendments, queries, resubmissions });
+        let with = |released: Option<Millis>, formalities| C { formalities, ..c(0, None, released, "AR-BR", "customsDeclaration") };
+        let rows = vec![
+            (with(Some(10), f(2, 0, 0, 0)), vec![a("x", Some(10))]),
+            (with(Some(10), f(3, 1, 2, 1)), vec![a("x", Some(10))]),
+            (with(None, f(1, 1, 0, 0)), vec![a("x", None)]),
+            (with(Some(10), None), vec![a("x", Some(10))]),
+        ];
+        let p = period(&request(0), rows.into_iter(), 0, 1000);
+        let (fo, sw) = (&p.region.formalities, &p.region.single_window);
+        assert_eq!((fo.consignments, fo.not_computed), (3, 1));
+        assert_eq!((fo.documents_per_consignment, fo.amendments_per_consignment, fo.queries_per_consignment), (Some(2.0), Some(2.0 / 3.0), Some(2.0 / 3.0)));
+        assert_eq!(fo.resubmitted_share, Some(1.0 / 3.0));
+        assert_eq!((sw.decided, sw.submitted_once, sw.share), (2, 1, Some(0.5)), "the open one is not decided; the uncomputed one not counted");
     }
 
     #[test]

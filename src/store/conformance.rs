@@ -1015,6 +1015,49 @@ pub async fn release_times_follow_answers_holds_queries_and_amendments(store: Ar
     let (cs, parts) = s.read_with(move |l| l.release_times_of(Some(&one))).await.unwrap();
     assert_eq!((cs.len(), parts.len()), (1, 2));
     assert_eq!(cs[0], c);
+    assert_eq!(c.formalities, Some(Formalities { documents: 1, amendments: 1, queries: 1, resubmissions: 0 }), "the late rejection is no rejection");
+}
+
+pub async fn the_tfa_facts_count_formalities_and_how_risk_management_treated_each_agency(store: Arc<dyn Store>) {
+    let s = &*store;
+    let selected = |channel: &str, source: &str| Some(format!(r#"{{"channel":"{channel}","score":80.0,"source":"{source}","reasons":[]}}"#));
+    let mut d = doc("UCR-TFA", &["br-customs", "br-sanitary"]);
+    d.deliveries[0].selection = selected("red", "mandatory");
+    d.deliveries[1].selection = selected("yellow", "random");
+    submission::accept(s, d.clone()).await.unwrap().unwrap();
+    let (c, a) = facts(s, "UCR-TFA").await;
+    assert_eq!(c.formalities, Some(Formalities { documents: 1, amendments: 0, queries: 0, resubmissions: 0 }), "as opened");
+    let treated = |a: &[AgencyReleaseTimes], agency: &str| a.iter().find(|x| x.agency.as_str() == agency).and_then(|x| x.selectivity.clone());
+    assert_eq!(
+        treated(&a, "br-customs"),
+        Some(AgencySelectivity { channel: "red".into(), source: "mandatory".into(), finding: None, standing_instruction: false })
+    );
+    // Customs inspects, finds an irregularity and rejects; sanitary queries. The trader amends
+    // the rejected version: a resubmission.
+    let found = Inspection { performed: true, finding: Some(Finding::Irregularity), revenue: None, code: None };
+    acknowledgment::apply(s, AckRecord { inspection: Some(found), ..ack(d.id, "br-customs", AckStatus::Rejected) }).await.unwrap().unwrap();
+    acknowledgment::apply(s, ack(d.id, "br-sanitary", AckStatus::Query)).await.unwrap().unwrap();
+    let v2 = NewDocument { body_sha256: "v2".into(), ..doc("UCR-TFA", &["br-customs"]) };
+    let Ok(Acceptance::New(v2)) = amend(s, d.id, v2, "demo-trader").await else { panic!("amended") };
+    // A second document, rejected, withdrawn and replaced by one of its type: a resubmission.
+    let origin_type = DocumentType::parse("certificateOfOrigin").unwrap();
+    let other = NewDocument { body_sha256: "other".into(), document_type: origin_type.clone(), ..doc("UCR-TFA", &["br-customs"]) };
+    submission::accept(s, other.clone()).await.unwrap().unwrap();
+    acknowledgment::apply(s, ack(other.id, "br-customs", AckStatus::Rejected)).await.unwrap().unwrap();
+    withdraw(s, &other.ucr, other.id, false).await.unwrap();
+    let replacement = NewDocument { body_sha256: "replacement".into(), document_type: origin_type, ..doc("UCR-TFA", &["br-customs"]) };
+    submission::accept(s, replacement.clone()).await.unwrap().unwrap();
+    acknowledgment::apply(s, ack(v2.document_id, "br-customs", AckStatus::Released)).await.unwrap().unwrap();
+    acknowledgment::apply(s, ack(replacement.id, "br-customs", AckStatus::Released)).await.unwrap().unwrap();
+    let (c, a) = facts(s, "UCR-TFA").await;
+    assert_eq!(c.outcome, "released");
+    assert_eq!(c.formalities, Some(Formalities { documents: 3, amendments: 1, queries: 1, resubmissions: 2 }));
+    assert_eq!(
+        treated(&a, "br-customs"),
+        Some(AgencySelectivity { channel: "red".into(), source: "mandatory".into(), finding: Some("irregularity".into()), standing_instruction: false }),
+        "the inspection of the version later amended counts"
+    );
+    assert_eq!(treated(&a, "br-sanitary").map(|t| (t.channel, t.source)), Some(("yellow".into(), "random".into())));
 }
 
 /// Runs every case of the suite against the store `open()` gives, one fresh store per case.
@@ -1043,6 +1086,7 @@ macro_rules! conformance_suite {
             a_document_is_amended_answered_per_version_and_withdrawn,
             a_query_is_answered_by_the_trader_and_the_turns_are_recorded,
             release_times_follow_answers_holds_queries_and_amendments,
+            the_tfa_facts_count_formalities_and_how_risk_management_treated_each_agency,
             a_document_history_is_bounded_read_by_index_and_paged,
             a_withdrawn_document_is_replaced_by_a_new_one,
             a_released_consignment_takes_no_new_document_unless_the_region_allows_it,

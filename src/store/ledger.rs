@@ -256,6 +256,24 @@ pub struct ConsignmentReleaseTimes {
     /// The strictest channel risk selection gave its current deliveries (`red`, `yellow`,
     /// `green`), or `unselected`.
     pub risk_channel: String,
+    /// What it took in paperwork (WTO TFA Art. 10.1 and 10.4: `crate::indicators::tfa`); `None`
+    /// in facts an earlier version of the gateway wrote, until they are computed again
+    /// (`crate::indicators::backfill`).
+    pub formalities: Option<Formalities>,
+}
+
+/// A consignment's formalities, as counted for the TFA monitor (`crate::indicators::tfa`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Formalities {
+    /// Documents submitted for it, each counted once whatever its versions (withdrawn ones too).
+    pub documents: i64,
+    /// Versions that amended an earlier one.
+    pub amendments: i64,
+    /// Queries its agencies put to the trader (applied `query` answers).
+    pub queries: i64,
+    /// Submissions that answered a rejection: a version amending a rejected one, or a document
+    /// of the same type as a rejected one that was withdrawn, submitted after the withdrawal.
+    pub resubmissions: i64,
 }
 
 /// One agency's part in a consignment (`crate::indicators`), as stored.
@@ -272,6 +290,39 @@ pub struct AgencyReleaseTimes {
     pub hold_ms: i64,
     pub query_trader_ms: i64,
     pub query_agency_ms: i64,
+    /// How risk management treated its part (WTO TFA Art. 7.4: `crate::indicators::tfa`);
+    /// `None` in facts an earlier version of the gateway wrote, until they are computed again.
+    pub selectivity: Option<AgencySelectivity>,
+}
+
+impl Formalities {
+    /// From its four columns, as both stores keep them: none when any is NULL (not computed yet).
+    pub fn from_columns(documents: Option<i64>, amendments: Option<i64>, queries: Option<i64>, resubmissions: Option<i64>) -> Option<Self> {
+        Some(Formalities { documents: documents?, amendments: amendments?, queries: queries?, resubmissions: resubmissions? })
+    }
+}
+
+/// How risk management treated an agency's part in a consignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgencySelectivity {
+    /// The strictest channel selection gave its current deliveries (`red`: the goods
+    /// inspected; `yellow`: the documents checked; `green`), or `unselected`.
+    pub channel: String,
+    /// What chose that channel: `mandatory`, `rule`, `model`, `random` or `none`.
+    pub source: String,
+    /// What its inspections found, as its answers said: `irregularity` when any found one,
+    /// `none` when performed and none did; `None` when none was reported performed.
+    pub finding: Option<String>,
+    /// Whether a standing instruction (a de minimis release) gave its decision.
+    pub standing_instruction: bool,
+}
+
+impl AgencySelectivity {
+    /// From its four columns, as both stores keep them (`standing_instruction` as 0 or 1): none
+    /// when the channel, its source or the flag is NULL (not computed yet).
+    pub fn from_columns(channel: Option<String>, source: Option<String>, finding: Option<String>, standing: Option<i64>) -> Option<Self> {
+        Some(AgencySelectivity { channel: channel?, source: source?, finding, standing_instruction: standing? != 0 })
+    }
 }
 
 /// Which release-time facts a reader asks for: consignments lodged in `[from, to)`, of one
@@ -412,7 +463,8 @@ pub trait IndicatorFacts {
     /// `limit`); a consignment changed several times comes once per change.
     fn release_time_changes_after(&mut self, after: i64, limit: usize) -> Result<Vec<(i64, Ucr)>, StoreError>;
     /// Consignments that have no release-time facts yet (accepted before the indicators
-    /// existed), in UCR order after `after`, at most `limit`.
+    /// existed), or facts without formalities (written before the TFA monitor, or by a gateway
+    /// of that version), in UCR order after `after`, at most `limit`.
     fn consignments_without_release_times(&mut self, after: &str, limit: usize) -> Result<Vec<Ucr>, StoreError>;
     /// The latest change's position (0 for none).
     fn latest_release_time_change(&mut self) -> Result<i64, StoreError>;

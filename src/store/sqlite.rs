@@ -330,7 +330,15 @@ fn document_record(r: DocumentRow) -> Result<DocumentRecord, StoreError> {
 
 /// The columns of a [`ConsignmentReleaseTimes`] (`c.`), in [`consignment_times`]' order.
 const RELEASE_COLUMNS: &str = "c.ucr, c.owner, c.lodged_at, c.arrived_at, c.released_at, c.decided_at, c.outcome, c.document_type, \
-     c.origin, c.destination, c.transport_mode, c.hs_chapter, c.border_post, c.channel, c.hold_ms, c.query_trader_ms, c.query_agency_ms, c.risk_channel";
+     c.origin, c.destination, c.transport_mode, c.hs_chapter, c.border_post, c.channel, c.hold_ms, c.query_trader_ms, c.query_agency_ms, c.risk_channel, \
+     c.documents, c.amendments, c.queries, c.resubmissions";
+
+/// The columns of an [`AgencyReleaseTimes`] (`a.`), in [`agency_times`]' order.
+const AGENCY_COLUMNS: &str = "a.agency, a.routed_at, a.first_answer_at, a.decided_at, a.decision, a.hold_ms, a.query_trader_ms, \
+     a.query_agency_ms, a.selected_channel, a.selected_by, a.finding, a.standing_instruction";
+
+/// Where an agency's columns start after [`RELEASE_COLUMNS`].
+const AGENCY_AFTER_RELEASE: usize = 22;
 
 /// Column `i` as text, parsed (a stored value that does not parse is a conversion error).
 fn parsed<T>(r: &rusqlite::Row<'_>, i: usize, parse: fn(&str) -> Result<T, crate::domain::ParseError>) -> rusqlite::Result<T> {
@@ -356,6 +364,7 @@ fn consignment_times(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConsignmentRelea
             query_trader_ms: r.get(15)?,
             query_agency_ms: r.get(16)?,
             risk_channel: r.get(17)?,
+            formalities: crate::store::Formalities::from_columns(r.get(18)?, r.get(19)?, r.get(20)?, r.get(21)?),
     })
 }
 
@@ -374,6 +383,7 @@ fn agency_times(r: &rusqlite::Row<'_>, from: usize) -> rusqlite::Result<AgencyRe
             hold_ms: r.get(from + 5)?,
             query_trader_ms: r.get(from + 6)?,
             query_agency_ms: r.get(from + 7)?,
+            selectivity: crate::store::AgencySelectivity::from_columns(r.get(from + 8)?, r.get(from + 9)?, r.get(from + 10)?, r.get(from + 11)?),
     })
 }
 
@@ -741,15 +751,17 @@ impl Consignments for SqliteLedger {
 
 impl IndicatorFacts for SqliteLedger {
     fn save_release_times(&mut self, c: &ConsignmentReleaseTimes, agencies: &[AgencyReleaseTimes]) -> Result<(), StoreError> {
+        let f = c.formalities;
         self.conn.exec(
             "INSERT OR REPLACE INTO release_times (ucr, owner, lodged_at, arrived_at, released_at, decided_at, outcome, document_type,
                  origin, destination, transport_mode, hs_chapter, border_post, channel, hold_ms, query_trader_ms, query_agency_ms,
-                 risk_channel)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                 risk_channel, documents, amendments, queries, resubmissions)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
             params![
                 c.ucr.as_str(), c.owner, c.lodged_at, c.arrived_at, c.released_at, c.decided_at, c.outcome, c.document_type,
                 c.origin, c.destination, c.dims.transport_mode, c.dims.hs_chapter, c.dims.border_post, c.channel, c.hold_ms,
-                c.query_trader_ms, c.query_agency_ms, c.risk_channel
+                c.query_trader_ms, c.query_agency_ms, c.risk_channel, f.map(|f| f.documents), f.map(|f| f.amendments),
+                f.map(|f| f.queries), f.map(|f| f.resubmissions)
             ],
         )?;
         self.conn.exec("DELETE FROM agency_release_times WHERE ucr = ?1", [c.ucr.as_str()])?;
@@ -757,11 +769,13 @@ impl IndicatorFacts for SqliteLedger {
         for a in agencies {
             self.conn.exec(
                 "INSERT INTO agency_release_times (ucr, agency, lodged_at, routed_at, first_answer_at, decided_at, decision, hold_ms,
-                     query_trader_ms, query_agency_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                     query_trader_ms, query_agency_ms, selected_channel, selected_by, finding, standing_instruction)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     c.ucr.as_str(), a.agency.as_str(), c.lodged_at, a.routed_at, a.first_answer_at, a.decided_at, a.decision,
-                    a.hold_ms, a.query_trader_ms, a.query_agency_ms
+                    a.hold_ms, a.query_trader_ms, a.query_agency_ms, a.selectivity.as_ref().map(|s| &s.channel),
+                    a.selectivity.as_ref().map(|s| &s.source), a.selectivity.as_ref().and_then(|s| s.finding.as_ref()),
+                    a.selectivity.as_ref().map(|s| s.standing_instruction)
                 ],
             )?;
         }
@@ -783,15 +797,14 @@ impl IndicatorFacts for SqliteLedger {
 
     fn agency_release_times(&mut self, q: &ReleaseTimesQuery) -> Result<Vec<(ConsignmentReleaseTimes, AgencyReleaseTimes)>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {RELEASE_COLUMNS}, a.agency, a.routed_at, a.first_answer_at, a.decided_at, a.decision, a.hold_ms,
-                    a.query_trader_ms, a.query_agency_ms
+            "SELECT {RELEASE_COLUMNS}, {AGENCY_COLUMNS}
              FROM agency_release_times a JOIN release_times c ON c.ucr = a.ucr
              WHERE a.lodged_at >= ?1 AND a.lodged_at < ?2 AND (?3 IS NULL OR c.owner = ?3) AND (?4 IS NULL OR a.agency = ?4)
              ORDER BY a.lodged_at, a.ucr, a.agency"
         ))?;
         let rows = stmt
             .query_map(params![q.from, q.to, q.owner, q.agency.as_ref().map(|a| a.as_str())], |r| {
-                Ok((consignment_times(r)?, agency_times(r, 18)?))
+                Ok((consignment_times(r)?, agency_times(r, AGENCY_AFTER_RELEASE)?))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
@@ -805,8 +818,8 @@ impl IndicatorFacts for SqliteLedger {
 
     fn consignments_without_release_times(&mut self, after: &str, limit: usize) -> Result<Vec<Ucr>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT c.ucr FROM consignments c WHERE c.ucr > ?1 AND NOT EXISTS (SELECT 1 FROM release_times r WHERE r.ucr = c.ucr)
-             ORDER BY c.ucr LIMIT ?2",
+            "SELECT c.ucr FROM consignments c LEFT JOIN release_times r ON r.ucr = c.ucr
+             WHERE c.ucr > ?1 AND (r.ucr IS NULL OR r.documents IS NULL) ORDER BY c.ucr LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![after, limit as i64], |r| parsed(r, 0, Ucr::parse))?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
@@ -817,15 +830,13 @@ impl IndicatorFacts for SqliteLedger {
     }
 
     fn release_times_of(&mut self, ucrs: Option<&[Ucr]>) -> Result<ReleaseTimeFacts, StoreError> {
-        const AGENCY_COLUMNS: &str =
-            "a.ucr, a.agency, a.routed_at, a.first_answer_at, a.decided_at, a.decision, a.hold_ms, a.query_trader_ms, a.query_agency_ms";
         let agency_row = |r: &rusqlite::Row<'_>| Ok((parsed(r, 0, Ucr::parse)?, agency_times(r, 1)?));
         let (mut consignments, mut agencies) = (Vec::new(), Vec::new());
         match ucrs {
             None => {
                 let mut stmt = self.conn.prepare(&format!("SELECT {RELEASE_COLUMNS} FROM release_times c"))?;
                 consignments = stmt.query_map([], consignment_times)?.collect::<Result<Vec<_>, _>>()?;
-                let mut stmt = self.conn.prepare(&format!("SELECT {AGENCY_COLUMNS} FROM agency_release_times a"))?;
+                let mut stmt = self.conn.prepare(&format!("SELECT a.ucr, {AGENCY_COLUMNS} FROM agency_release_times a"))?;
                 agencies = stmt.query_map([], agency_row)?.collect::<Result<Vec<_>, _>>()?;
             }
             Some(ucrs) => {
@@ -836,7 +847,7 @@ impl IndicatorFacts for SqliteLedger {
                     let mut stmt = self.conn.prepare(&format!("SELECT {RELEASE_COLUMNS} FROM release_times c WHERE c.ucr IN ({marks})"))?;
                     consignments.extend(stmt.query_map(keys, consignment_times)?.collect::<Result<Vec<_>, _>>()?);
                     let keys = rusqlite::params_from_iter(chunk.iter().map(|u| u.as_str()));
-                    let mut stmt = self.conn.prepare(&format!("SELECT {AGENCY_COLUMNS} FROM agency_release_times a WHERE a.ucr IN ({marks})"))?;
+                    let mut stmt = self.conn.prepare(&format!("SELECT a.ucr, {AGENCY_COLUMNS} FROM agency_release_times a WHERE a.ucr IN ({marks})"))?;
                     agencies.extend(stmt.query_map(keys, agency_row)?.collect::<Result<Vec<_>, _>>()?);
                 }
             }
@@ -1521,6 +1532,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn facts_written_before_the_tfa_monitor_are_kept_and_completed_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let mut d = conformance::doc("UCR-V14", &["br-customs", "br-sanitary"]);
+        d.deliveries[0].selection = Some(r#"{"channel":"red","score":90.0,"source":"rule","reasons":[]}"#.into());
+        crate::submission::accept(&*store, d).await.unwrap().unwrap();
+        let one = vec![Ucr::parse("UCR-V14").unwrap()];
+        let read = {
+            let store = store.clone();
+            move || {
+                let one = one.clone();
+                let store = store.clone();
+                async move { store.read_with(move |l| l.release_times_of(Some(&one))).await.unwrap() }
+            }
+        };
+        let complete = read().await;
+        // As V14 leaves facts an earlier version wrote (or a gateway of that version writes).
+        {
+            let conn = Connection::open(dir.path().join("ventanilla.db")).unwrap();
+            conn.execute_batch(
+                "UPDATE release_times SET documents = NULL, amendments = NULL, queries = NULL, resubmissions = NULL;
+                 UPDATE agency_release_times SET selected_channel = NULL, selected_by = NULL, finding = NULL, standing_instruction = NULL;",
+            )
+            .unwrap();
+        }
+        let (before, parts) = read().await;
+        assert_eq!((before[0].formalities, parts.iter().all(|(_, p)| p.selectivity.is_none())), (None, true), "read as not computed");
+        assert_eq!(before[0].lodged_at, complete.0[0].lodged_at, "the times are kept");
+        assert_eq!(crate::indicators::backfill(&*store).await.unwrap(), 1, "completed at the start");
+        assert_eq!(read().await, complete, "the same facts as computed when it was accepted");
+        assert_eq!(crate::indicators::backfill(&*store).await.unwrap(), 0, "nothing left");
+    }
+
+    #[tokio::test]
     async fn a_store_written_before_versioned_migrations_upgrades_in_place() {
         // Written by the gateway of da8857f (schema by CREATE IF NOT EXISTS, no migration
         // history): two documents of one trader, a hold from br-customs.
@@ -1558,9 +1603,9 @@ mod tests {
             assert_eq!((old.channel.as_str(), old.dims.transport_mode.as_deref()), ("with-hold", None));
             assert_eq!(crate::indicators::backfill(&*store).await.unwrap(), 0, "nothing left");
         }
-        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13], "every version recorded");
+        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14], "every version recorded");
         SqliteStore::open(dir.path()).unwrap();
-        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13], "and none run again");
+        assert_eq!(history(dir.path()), vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14], "and none run again");
     }
 
     #[tokio::test]

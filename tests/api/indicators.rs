@@ -271,8 +271,26 @@ async fn the_tfa_monitor_measures_its_articles_from_the_release_time_facts_for_o
     for n in 11..=15 {
         released_consignment(&app, n).await;
     }
-    // Neither from nor to Argentina, and not released.
-    assert_eq!(app.submit(&example("customsDeclaration/valid/import-cars-sea-BR-UY.json")).await.status(), 202);
+    // Neither from nor to Argentina, and not released: queried, rejected, then amended.
+    let cars = example("customsDeclaration/valid/import-cars-sea-BR-UY.json");
+    let r = app.submit(&cars).await;
+    assert_eq!(r.status(), 202);
+    let receipt: Value = r.json().await.unwrap();
+    let cars_id = receipt["documentId"].as_str().unwrap().to_owned();
+    let cars_agency = receipt["deliveries"][0]["agency"].as_str().unwrap().to_owned();
+    let answer = |status: &'static str| {
+        let body = json!({"documentId": cars_id, "agency": cars_agency, "status": status}).to_string();
+        let token = format!("demo-{cars_agency}");
+        let app = &app;
+        async move { assert_eq!(app.post_json("/v1/acknowledgments", Some(&token), &body).await.status(), 200, "{status}") }
+    };
+    answer("query").await;
+    answer("rejected").await;
+    let mut corrected = cars.clone();
+    corrected["payload"]["totalPackages"] = json!(corrected["payload"]["totalPackages"].as_i64().unwrap() + 1);
+    let amendment = json!({"reason": "a package was not counted", "document": corrected}).to_string();
+    let r = app.post_json(&format!("/v1/documents/{cars_id}/amendments"), Some("demo-trader"), &amendment).await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
 
     let tfa = figures(&app, "/v1/indicators/tfa", Some("demo-operator")).await;
     let release = figures(&app, "/v1/indicators/release-times", Some("demo-operator")).await;
@@ -291,6 +309,48 @@ async fn the_tfa_monitor_measures_its_articles_from_the_release_time_facts_for_o
     assert_eq!(groups, [("BR", 5), ("UY", 1)], "by destination");
     assert_eq!(tfa["current"]["regionMedian"]["releaseTimeMeanMs"], region["releaseTime"]["meanMs"], "BR alone has the figure");
     assert_eq!(tfa["previous"]["region"]["consignments"], 0, "the period before holds nothing");
+    // Art. 10.1: six consignments, one document each but the beef's two (declaration, notice);
+    // the cars' one amendment answered its rejection, after one query.
+    let formalities = &region["formalities"];
+    assert_eq!((&formalities["consignments"], &formalities["notComputed"]), (&json!(6), &json!(0)), "{tfa:#}");
+    assert_eq!(formalities["documentsPerConsignment"].as_f64(), Some(11.0 / 6.0));
+    assert_eq!(formalities["amendmentsPerConsignment"].as_f64(), Some(1.0 / 6.0));
+    assert_eq!(formalities["queriesPerConsignment"].as_f64(), Some(1.0 / 6.0));
+    assert_eq!(formalities["resubmittedShare"].as_f64(), Some(1.0 / 6.0));
+    // Art. 10.4: the five released were each submitted once; the cars are not decided.
+    assert_eq!((&region["singleWindow"]["decided"], &region["singleWindow"]["share"]), (&json!(5), &json!(1.0)));
+    // Art. 7.4, against the consignments' own views: each agency's parts, and the share its
+    // selection sent to red.
+    let mut expected: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    for n in (11..=15).map(|n| format!("5AR30714255831-I{n:04}")).chain([cars["ucr"].as_str().unwrap().to_owned()]) {
+        let view: Value = app.get(&format!("/v1/consignments/{n}"), Some("demo-operator")).await.json().await.unwrap();
+        let mut strictest: std::collections::BTreeMap<String, u8> = Default::default();
+        for delivery in view["documents"].as_array().unwrap().iter().flat_map(|d| d["deliveries"].as_array().unwrap()) {
+            let rank = match delivery["selection"]["channel"].as_str() {
+                Some("red") => 3,
+                Some("yellow") => 2,
+                _ => 1,
+            };
+            let at = strictest.entry(delivery["agency"].as_str().unwrap().to_owned()).or_default();
+            *at = (*at).max(rank);
+        }
+        for (agency, rank) in strictest {
+            let counts = expected.entry(agency).or_default();
+            counts.0 += 1;
+            counts.1 += u64::from(rank == 3);
+        }
+    }
+    let agencies = region["riskManagement"]["agencies"].as_array().unwrap();
+    let measured: std::collections::BTreeMap<String, (u64, u64)> = agencies
+        .iter()
+        .map(|a| {
+            let parts = a["parts"].as_u64().unwrap();
+            let red = (a["physicalShare"].as_f64().unwrap() * parts as f64).round() as u64;
+            (a["agency"].as_str().unwrap().to_owned(), (parts, red))
+        })
+        .collect();
+    assert_eq!(measured, expected, "{tfa:#}");
+    assert_eq!(region["riskManagement"]["parts"].as_u64(), Some(expected.values().map(|c| c.0).sum()));
 
     // Operators only, for now: anyone else is refused, whatever it would have seen.
     for token in ["demo-nsw-ar", "demo-ar-customs", "demo-trader", "demo-platform"] {

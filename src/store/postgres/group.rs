@@ -305,8 +305,8 @@ fn segment_statements(ops: Vec<Op>) -> Vec<Statement> {
 /// The release-time facts of some consignments (one each): their rows replaced, their agencies'
 /// rows replaced, and one change noted per consignment for the indicators' index.
 fn release_times_statements(statements: &mut Vec<Statement>, all: Vec<(Box<ConsignmentReleaseTimes>, Vec<AgencyReleaseTimes>)>) {
-    let mut facts = Columns::<18>::default();
-    let mut agencies = Columns::<10>::default();
+    let mut facts = Columns::<22>::default();
+    let mut agencies = Columns::<14>::default();
     let mut ucrs: Vec<String> = Vec::with_capacity(all.len());
     for (c, parts) in all {
         let c = *c;
@@ -322,6 +322,10 @@ fn release_times_statements(statements: &mut Vec<Statement>, all: Vec<(Box<Consi
                 int(a.hold_ms),
                 int(a.query_trader_ms),
                 int(a.query_agency_ms),
+                opt(a.selectivity.as_ref().map(|s| s.channel.clone())),
+                opt(a.selectivity.as_ref().map(|s| s.source.clone())),
+                opt(a.selectivity.as_ref().and_then(|s| s.finding.clone())),
+                Value::OptInt(a.selectivity.as_ref().map(|s| i64::from(s.standing_instruction))),
             ]);
         }
         ucrs.push(c.ucr.to_string());
@@ -344,22 +348,27 @@ fn release_times_statements(statements: &mut Vec<Statement>, all: Vec<(Box<Consi
             int(c.query_trader_ms),
             int(c.query_agency_ms),
             text(c.risk_channel),
+            Value::OptInt(c.formalities.map(|f| f.documents)),
+            Value::OptInt(c.formalities.map(|f| f.amendments)),
+            Value::OptInt(c.formalities.map(|f| f.queries)),
+            Value::OptInt(c.formalities.map(|f| f.resubmissions)),
         ]);
     }
     facts.statement(
         statements,
         "INSERT INTO release_times (ucr, owner, lodged_at, arrived_at, released_at, decided_at, outcome, document_type,
              origin, destination, transport_mode, hs_chapter, border_post, channel, hold_ms, query_trader_ms, query_agency_ms,
-             risk_channel)
+             risk_channel, documents, amendments, queries, resubmissions)
          SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::text[],
              $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::bigint[], $17::bigint[],
-             $18::text[])
+             $18::text[], $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[])
          ON CONFLICT (ucr) DO UPDATE SET owner = EXCLUDED.owner, lodged_at = EXCLUDED.lodged_at, arrived_at = EXCLUDED.arrived_at,
              released_at = EXCLUDED.released_at, decided_at = EXCLUDED.decided_at, outcome = EXCLUDED.outcome,
              document_type = EXCLUDED.document_type, origin = EXCLUDED.origin, destination = EXCLUDED.destination,
              transport_mode = EXCLUDED.transport_mode, hs_chapter = EXCLUDED.hs_chapter, border_post = EXCLUDED.border_post,
              channel = EXCLUDED.channel, hold_ms = EXCLUDED.hold_ms, query_trader_ms = EXCLUDED.query_trader_ms,
-             query_agency_ms = EXCLUDED.query_agency_ms, risk_channel = EXCLUDED.risk_channel",
+             query_agency_ms = EXCLUDED.query_agency_ms, risk_channel = EXCLUDED.risk_channel, documents = EXCLUDED.documents,
+             amendments = EXCLUDED.amendments, queries = EXCLUDED.queries, resubmissions = EXCLUDED.resubmissions",
     );
     statements.push(Statement {
         sql: "DELETE FROM agency_release_times WHERE ucr = ANY($1::text[])",
@@ -372,9 +381,9 @@ fn release_times_statements(statements: &mut Vec<Statement>, all: Vec<(Box<Consi
     agencies.statement(
         statements,
         "INSERT INTO agency_release_times (ucr, agency, lodged_at, routed_at, first_answer_at, decided_at, decision, hold_ms,
-             query_trader_ms, query_agency_ms)
+             query_trader_ms, query_agency_ms, selected_channel, selected_by, finding, standing_instruction)
          SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[],
-             $8::bigint[], $9::bigint[], $10::bigint[])",
+             $8::bigint[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::bigint[])",
     );
 }
 

@@ -714,7 +714,15 @@ fn document_record(r: &Row) -> Result<DocumentRecord, StoreError> {
 
 /// The columns of a [`ConsignmentReleaseTimes`] (`c.`), in [`consignment_times`]' order.
 const RELEASE_COLUMNS: &str = "c.ucr, c.owner, c.lodged_at, c.arrived_at, c.released_at, c.decided_at, c.outcome, c.document_type, \
-     c.origin, c.destination, c.transport_mode, c.hs_chapter, c.border_post, c.channel, c.hold_ms, c.query_trader_ms, c.query_agency_ms, c.risk_channel";
+     c.origin, c.destination, c.transport_mode, c.hs_chapter, c.border_post, c.channel, c.hold_ms, c.query_trader_ms, c.query_agency_ms, c.risk_channel, \
+     c.documents, c.amendments, c.queries, c.resubmissions";
+
+/// The columns of an [`AgencyReleaseTimes`] (`a.`), in [`agency_times`]' order.
+const AGENCY_COLUMNS: &str = "a.agency, a.routed_at, a.first_answer_at, a.decided_at, a.decision, a.hold_ms, a.query_trader_ms, \
+     a.query_agency_ms, a.selected_channel, a.selected_by, a.finding, a.standing_instruction";
+
+/// Where an agency's columns start after [`RELEASE_COLUMNS`].
+const AGENCY_AFTER_RELEASE: usize = 22;
 
 fn consignment_times(r: &Row) -> Result<ConsignmentReleaseTimes, StoreError> {
     Ok(ConsignmentReleaseTimes {
@@ -734,6 +742,7 @@ fn consignment_times(r: &Row) -> Result<ConsignmentReleaseTimes, StoreError> {
         query_trader_ms: r.get(15),
         query_agency_ms: r.get(16),
         risk_channel: r.get(17),
+        formalities: crate::store::Formalities::from_columns(r.get(18), r.get(19), r.get(20), r.get(21)),
     })
 }
 
@@ -752,6 +761,7 @@ fn agency_times(r: &Row, from: usize) -> Result<AgencyReleaseTimes, StoreError> 
         hold_ms: r.get(from + 5),
         query_trader_ms: r.get(from + 6),
         query_agency_ms: r.get(from + 7),
+        selectivity: crate::store::AgencySelectivity::from_columns(r.get(from + 8), r.get(from + 9), r.get(from + 10), r.get(from + 11)),
     })
 }
 
@@ -1104,8 +1114,7 @@ impl IndicatorFacts for PgLedger {
         let agency = q.agency.as_ref().map(|a| a.as_str());
         self.rows(
             &format!(
-                "SELECT {RELEASE_COLUMNS}, a.agency, a.routed_at, a.first_answer_at, a.decided_at, a.decision, a.hold_ms,
-                        a.query_trader_ms, a.query_agency_ms
+                "SELECT {RELEASE_COLUMNS}, {AGENCY_COLUMNS}
                  FROM agency_release_times a JOIN release_times c ON c.ucr = a.ucr
                  WHERE a.lodged_at >= $1 AND a.lodged_at < $2 AND ($3::TEXT IS NULL OR c.owner = $3) AND ($4::TEXT IS NULL OR a.agency = $4)
                  ORDER BY a.lodged_at, a.ucr, a.agency"
@@ -1113,7 +1122,7 @@ impl IndicatorFacts for PgLedger {
             &[&q.from, &q.to, &q.owner, &agency],
         )?
         .iter()
-        .map(|r| Ok((consignment_times(r)?, agency_times(r, 18)?)))
+        .map(|r| Ok((consignment_times(r)?, agency_times(r, AGENCY_AFTER_RELEASE)?)))
         .collect()
     }
 
@@ -1129,8 +1138,8 @@ impl IndicatorFacts for PgLedger {
 
     fn consignments_without_release_times(&mut self, after: &str, limit: usize) -> Result<Vec<Ucr>, StoreError> {
         self.rows(
-            "SELECT c.ucr FROM consignments c WHERE c.ucr > $1 AND NOT EXISTS (SELECT 1 FROM release_times r WHERE r.ucr = c.ucr)
-             ORDER BY c.ucr LIMIT $2",
+            "SELECT c.ucr FROM consignments c LEFT JOIN release_times r ON r.ucr = c.ucr
+             WHERE c.ucr > $1 AND (r.ucr IS NULL OR r.documents IS NULL) ORDER BY c.ucr LIMIT $2",
             &[&after, &(limit as i64)],
         )?
         .iter()
@@ -1143,8 +1152,6 @@ impl IndicatorFacts for PgLedger {
     }
 
     fn release_times_of(&mut self, ucrs: Option<&[Ucr]>) -> Result<ReleaseTimeFacts, StoreError> {
-        const AGENCY_COLUMNS: &str =
-            "a.ucr, a.agency, a.routed_at, a.first_answer_at, a.decided_at, a.decision, a.hold_ms, a.query_trader_ms, a.query_agency_ms";
         // Two statements for the two questions: one prepared plan for "some" cannot use the
         // index when it also has to answer "all" (a generic plan scans the whole table).
         let (consignments, agencies) = match ucrs {
@@ -1152,12 +1159,12 @@ impl IndicatorFacts for PgLedger {
                 let keys: Vec<&str> = ucrs.iter().map(|u| u.as_str()).collect();
                 (
                     self.rows(&format!("SELECT {RELEASE_COLUMNS} FROM release_times c WHERE c.ucr = ANY($1)"), &[&keys])?,
-                    self.rows(&format!("SELECT {AGENCY_COLUMNS} FROM agency_release_times a WHERE a.ucr = ANY($1)"), &[&keys])?,
+                    self.rows(&format!("SELECT a.ucr, {AGENCY_COLUMNS} FROM agency_release_times a WHERE a.ucr = ANY($1)"), &[&keys])?,
                 )
             }
             None => (
                 self.rows(&format!("SELECT {RELEASE_COLUMNS} FROM release_times c"), &[])?,
-                self.rows(&format!("SELECT {AGENCY_COLUMNS} FROM agency_release_times a"), &[])?,
+                self.rows(&format!("SELECT a.ucr, {AGENCY_COLUMNS} FROM agency_release_times a"), &[])?,
             ),
         };
         let consignments = consignments.iter().map(consignment_times).collect::<Result<Vec<_>, _>>()?;
