@@ -1,5 +1,6 @@
 //! `ventanilla report release-times`: the WTO TFA Art. 7.6 publication of average release times
-//! per segment, with its method and the public threshold applied, as HTML, CSV or PDF.
+//! per segment, with its method and the public threshold applied; `ventanilla report tfa`: a
+//! country's TFA monitor for its trade facilitation committee. As HTML, CSV or PDF.
 
 use std::path::PathBuf;
 
@@ -31,10 +32,82 @@ pub enum ReportCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// One importing country's TFA monitor over a calendar period, per article: its value, the
+    /// region's median of the countries, its value in the period before, and the definition
+    /// (docs/tfa.md). As HTML, CSV or PDF (PDF prints the HTML with Chromium).
+    Tfa {
+        #[arg(long, env = "VENTANILLA_CONFIG", default_value = "config")]
+        config: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The importing country (ISO 3166-1 alpha-2): the consignments' destination.
+        #[arg(long)]
+        country: String,
+        /// A quarter (2026-Q3), a month (2026-11) or a year (2026), UTC.
+        #[arg(long)]
+        period: String,
+        /// The document types of expedited shipments (Art. 7.8), comma-separated.
+        #[arg(long, default_value = ventanilla::indicators::tfa::DEFAULT_EXPEDITED_TYPE)]
+        expedited_types: String,
+        #[arg(long, value_parser = ["html", "csv", "pdf"], default_value = "html")]
+        format: String,
+        /// Where to write it (standard output when left out; required for PDF).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 pub async fn run(r: ReportCommand) -> Result<(), Failure> {
-    let ReportCommand::ReleaseTimes { config, store, from, to, format, out } = r;
+    match r {
+        ReportCommand::ReleaseTimes { config, store, from, to, format, out } => release_times(config, store, from, to, format, out).await,
+        ReportCommand::Tfa { config, store, country, period, expedited_types, format, out } => {
+            tfa(config, store, country, period, expedited_types, format, out).await
+        }
+    }
+}
+
+async fn tfa(
+    config: PathBuf,
+    store: StoreArgs,
+    country: String,
+    period: String,
+    expedited_types: String,
+    format: String,
+    out: Option<PathBuf>,
+) -> Result<(), Failure> {
+    use ventanilla::indicators::{tfa, tfa_report};
+    let region = RegionConfig::load(&config)?;
+    let country = ventanilla::domain::CountryCode::parse(&country).map_err(|e| format!("--country {country:?}: {e}"))?;
+    let period = tfa_report::CalendarPeriod::parse(&period)?;
+    let expedited_types: Vec<String> = expedited_types.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect();
+    let store = store.open(Open::Existing).await?;
+    let router = ventanilla::routing::Router::new(&region);
+    let kind_of = |a: &AgencyId| router.kind_of(a).unwrap_or("unknown").to_owned();
+    let request = tfa::TfaRequest {
+        group_by: tfa::TfaGroup::Country,
+        expedited_types,
+        joint_window_ms: region.indicators.tfa_joint_window_ms(),
+    };
+    let report = tfa_report::build(&*store, country.as_str(), period, request, region.indicators.public_min_count, &kind_of).await?;
+    let text = match format.as_str() {
+        "csv" => tfa_report::csv(&report),
+        _ => tfa_report::html(&report),
+    };
+    write(&format, &text, out)
+}
+
+/// Writes a report in `format` to `out` (standard output when none; a PDF needs a file).
+fn write(format: &str, text: &str, out: Option<PathBuf>) -> Result<(), Failure> {
+    match (format, out) {
+        ("pdf", Some(out)) => print_to_pdf(text, &out)?,
+        ("pdf", None) => return Err("--format pdf needs --out FILE".into()),
+        (_, Some(out)) => std::fs::write(&out, text).map_err(|e| format!("cannot write {}: {e}", out.display()))?,
+        (_, None) => print!("{text}"),
+    }
+    Ok(())
+}
+
+async fn release_times(config: PathBuf, store: StoreArgs, from: String, to: String, format: String, out: Option<PathBuf>) -> Result<(), Failure> {
     let region = RegionConfig::load(&config)?;
     let time = |name: &str, s: &str| {
         ventanilla::clock::parse_rfc3339(s)
@@ -54,13 +127,7 @@ pub async fn run(r: ReportCommand) -> Result<(), Failure> {
         "csv" => ventanilla::indicators::report::csv(&report),
         _ => ventanilla::indicators::report::html(&report),
     };
-    match (format.as_str(), out) {
-        ("pdf", Some(out)) => print_to_pdf(&text, &out)?,
-        ("pdf", None) => return Err("--format pdf needs --out FILE".into()),
-        (_, Some(out)) => std::fs::write(&out, text).map_err(|e| format!("cannot write {}: {e}", out.display()))?,
-        (_, None) => print!("{text}"),
-    }
-    Ok(())
+    write(&format, &text, out)
 }
 
 /// Prints `html` to the PDF file `out` with headless Chromium.

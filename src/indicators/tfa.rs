@@ -558,7 +558,7 @@ impl Tally {
 }
 
 /// The median of the values given (none: none).
-fn median(mut values: Vec<f64>) -> Option<f64> {
+pub(super) fn median(mut values: Vec<f64>) -> Option<f64> {
     values.sort_by(f64::total_cmp);
     let n = values.len();
     match n {

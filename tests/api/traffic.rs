@@ -1,5 +1,6 @@
 //! `ventanilla simulate` writes a month of consignments with known delays; the release-time
-//! indicators, read through a gateway over that store, recover the delays' means and medians.
+//! indicators, read through a gateway over that store, recover the delays' means and medians; the
+//! reports (`ventanilla report release-times`, `ventanilla report tfa`) give the API's figures.
 
 use std::sync::Arc;
 
@@ -113,4 +114,91 @@ async fn the_published_report_gives_the_public_figures() {
     assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
     let bytes = std::fs::read(&pdf).unwrap();
     assert!(bytes.starts_with(b"%PDF-") && bytes.len() > 10_000, "a PDF ({} bytes)", bytes.len());
+}
+
+/// `ventanilla report tfa`: one country's quarter per article, with the same figures the TFA
+/// monitor's API gives for that quarter, the region's median of the countries, and the quarter
+/// before; as CSV, HTML and PDF.
+#[tokio::test]
+async fn the_country_report_gives_the_monitors_figures_per_article() {
+    use ventanilla::clock::{now_millis, rfc3339, year_month};
+    use ventanilla::indicators::tfa_report::CalendarPeriod;
+    let data = Arc::new(tempfile::tempdir().unwrap());
+    let run = |args: Vec<String>| crate::helpers::ventanilla_on(data.path(), args);
+    // The last quarter that has ended, and the one before it.
+    let (y, m) = year_month(now_millis());
+    let quarter = match (m - 1) / 3 {
+        0 => CalendarPeriod::Quarter(y - 1, 4),
+        q => CalendarPeriod::Quarter(y, q),
+    };
+    let ((from, to), (before, _)) = (quarter.bounds(), quarter.previous().bounds());
+    simulate_into(data.path(), 600, 5, before, to).await;
+    let name = quarter.name();
+    let report = |format: &str, out: Option<&std::path::Path>| {
+        let mut args: Vec<String> = ["report", "tfa", "--country", "BR", "--period", &name, "--format", format].map(String::from).to_vec();
+        if let Some(out) = out {
+            args.extend(["--out".to_owned(), out.display().to_string()]);
+        }
+        run(args)
+    };
+    let csv = report("csv", None).await;
+    assert!(csv.status.success(), "{}", String::from_utf8_lossy(&csv.stderr));
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    let lines: std::collections::BTreeMap<String, Vec<String>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            // The definition, last, may be quoted: the figures come before it.
+            let cols: Vec<String> = l.splitn(13, ',').map(str::to_owned).collect();
+            (cols[1].clone(), cols)
+        })
+        .collect();
+    assert_eq!(lines.len(), ventanilla::indicators::tfa_report::INDICATORS.len(), "{csv}");
+
+    // The same quarter and the one before from the monitor, through a gateway over the same store.
+    let app = spawn_app_on(data.clone(), format!("t{}.", uuid::Uuid::now_v7().simple()), Some(test_brokers()), |_| {}).await;
+    let monitor = |from: i64, to: i64| {
+        let path = format!("/v1/indicators/tfa?from={}&to={}", rfc3339(from), rfc3339(to));
+        let app = &app;
+        async move { app.get(&path, Some("demo-operator")).await.json::<Value>().await.unwrap() }
+    };
+    let (now, then) = (monitor(from, to).await, monitor(before, from).await);
+    let br = |figures: &Value| figures["current"]["groups"].as_array().unwrap().iter().find(|g| g["group"] == "BR").unwrap()["articles"].clone();
+    let (now_br, then_br) = (br(&now), br(&then));
+    assert!(now_br["consignments"].as_u64().unwrap() >= 50, "{now_br:#}");
+    let hours = |v: &Value| format!("{:.2}", v.as_f64().unwrap() / 3_600_000.0);
+    let percent = |v: &Value| format!("{:.1}", v.as_f64().unwrap() * 100.0);
+    let cols = |key: &str| lines[key].clone();
+    // Art. 7.6: the value, what it counts, the region's median of the countries, the quarter before.
+    let mean = cols("release-time-mean");
+    assert_eq!((mean[5].as_str(), mean[6].as_str()), (hours(&now_br["releaseTime"]["meanMs"]).as_str(), now_br["releaseTime"]["count"].to_string().as_str()));
+    assert_eq!(mean[7], hours(&now["current"]["regionMedian"]["releaseTimeMeanMs"]), "every country over the threshold: the monitor's median");
+    assert_eq!((mean[9].as_str(), mean[10].as_str()), (quarter.previous().name().as_str(), hours(&then_br["releaseTime"]["meanMs"]).as_str()));
+    let change: f64 = mean[11].parse().unwrap();
+    assert!((change - (mean[5].parse::<f64>().unwrap() - mean[10].parse::<f64>().unwrap())).abs() < 1e-9, "{mean:?}");
+    // Art. 7.1 and 10.1, 10.4 likewise.
+    assert_eq!(cols("pre-arrival-share")[5], percent(&now_br["preArrival"]["share"]));
+    assert_eq!(cols("pre-arrival-share")[7], percent(&now["current"]["regionMedian"]["preArrivalShare"]));
+    let documents = cols("documents-per-consignment");
+    assert_eq!(documents[5], format!("{:.2}", now_br["formalities"]["documentsPerConsignment"].as_f64().unwrap()));
+    assert_eq!(cols("submitted-once-share")[5], percent(&now_br["singleWindow"]["share"]));
+    assert_eq!(cols("agency-spread-median")[5], hours(&now_br["agencySpread"]["medianMs"]));
+    app.stop().await;
+
+    let html = report("html", None).await;
+    assert!(html.status.success(), "{}", String::from_utf8_lossy(&html.stderr));
+    let html = String::from_utf8(html.stdout).unwrap();
+    assert!(html.contains(&format!("Trade facilitation as practiced: BR, {name}")), "the title");
+    assert!(html.contains(&format!("<tr data-indicator=\"release-time-mean\"><td>Average release time: arrival to release (mean)</td><td>hours</td><td class=\"value\">{}</td>", mean[5])));
+    for article in ["Art. 7.1", "Art. 7.4", "Art. 7.6", "Art. 7.8", "Art. 8", "Art. 10.1", "Art. 10.4"] {
+        assert!(html.contains(&format!("<h2>{article} ")), "{article}");
+    }
+    let pdf = data.path().join("tfa.pdf");
+    let printed = report("pdf", Some(&pdf)).await;
+    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
+    let bytes = std::fs::read(&pdf).unwrap();
+    assert!(bytes.starts_with(b"%PDF-") && bytes.len() > 10_000, "a PDF ({} bytes)", bytes.len());
+    // A country or period that is not one is refused, saying what is expected.
+    let wrong = run(["report", "tfa", "--country", "BR", "--period", "2026-Q5"].map(String::from).to_vec()).await;
+    assert!(!wrong.status.success() && String::from_utf8_lossy(&wrong.stderr).contains("a quarter (2026-Q3)"));
 }
