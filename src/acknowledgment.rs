@@ -142,6 +142,11 @@ pub fn apply_in(l: &mut dyn Ledger, ack: &AckRecord) -> Result<Result<AckApplied
     } else {
         if delivery.first_answer_at.is_none() {
             l.note_first_answer(delivery.id, ack.at)?;
+        }
+        // A first answer moves the release-time facts; an inspection's finding moves the TFA
+        // monitor's (Art. 7.4), also on an answer that changed nothing else (a late one, to a
+        // version amended since: the inspection took place).
+        if delivery.first_answer_at.is_none() || ack.inspection.is_some() {
             crate::indicators::refresh(l, &ucr)?;
         }
         let state = l.consignment(&ucr)?.ok_or_else(|| StoreError::Corrupt(format!("the consignment {ucr} of a document is missing")))?.state;

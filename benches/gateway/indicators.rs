@@ -84,9 +84,9 @@ pub(super) async fn indicators(n: usize, o: &Options) {
                             query_trader_ms: 0,
                             query_agency_ms: 0,
                             selectivity: Some(AgencySelectivity {
-                                channel: ["green", "green", "green", "yellow", "red"][(next() % 5) as usize].into(),
-                                source: ["rule", "model", "random", "mandatory"][(next() % 4) as usize].into(),
-                                finding: [None, None, Some("none"), Some("irregularity")][(next() % 4) as usize].map(str::to_owned),
+                                channel: ["green", "green", "green", "yellow", "red"][(next() % 5) as usize],
+                                source: ["rule", "model", "random", "mandatory"][(next() % 4) as usize],
+                                finding: [None, None, Some("none"), Some("irregularity")][(next() % 4) as usize],
                                 standing_instruction: next() % 10 == 0,
                             }),
                         }

@@ -117,13 +117,13 @@ pub struct Treatment {
 
 impl Treatment {
     pub fn of(s: &crate::store::AgencySelectivity) -> Treatment {
-        let channel = match s.channel.as_str() {
+        let channel = match s.channel {
             "red" => Some(crate::risk::Channel::Red),
             "yellow" => Some(crate::risk::Channel::Yellow),
             "green" => Some(crate::risk::Channel::Green),
             _ => None,
         };
-        let source = match s.source.as_str() {
+        let source = match s.source {
             "mandatory" => crate::risk::Source::Mandatory,
             "rule" => crate::risk::Source::Rule,
             "model" => crate::risk::Source::Model,
@@ -274,6 +274,7 @@ impl ConsignmentFacts for ConsignmentReleaseTimes {
 }
 
 /// An agency's part as the store keeps it, with its agency's kind.
+#[derive(Clone)]
 pub struct AgencyPart<'a> {
     pub part: &'a AgencyReleaseTimes,
     pub kind: Cow<'a, str>,
@@ -413,7 +414,7 @@ fn cells_in_parallel(jobs: Vec<Job>, request: &FiguresRequest) -> Vec<(Option<i6
 /// The threads the figures' cells are computed on: as many as the machine has cores, four at
 /// most, so a computation never takes every core from the threads that serve requests. `None`
 /// when the system gives no thread: the cells are then computed on the caller's.
-fn pool() -> Option<&'static rayon::ThreadPool> {
+pub(super) fn pool() -> Option<&'static rayon::ThreadPool> {
     static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
     POOL.get_or_init(|| {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);

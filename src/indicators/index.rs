@@ -11,12 +11,17 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use rayon::prelude::*;
+
 use super::figures::{figures, pre_arrival, AgencyFacts, ConsignmentFacts, Dimension, Figures, FiguresRequest, Interval};
 use super::public::{publication, Period, Publication};
 use super::tfa::{self, TfaFigures, TfaRequest};
 use crate::clock::Millis;
 use crate::domain::{AgencyId, Ucr};
 use crate::store::{AgencyReleaseTimes, ConsignmentReleaseTimes, Store, StoreError};
+
+/// The fewest rows the TFA monitor gathers on one thread at a time.
+const TFA_CHUNK_ROWS: usize = 20_000;
 
 /// Changes read per round when catching up.
 const CHANGES_PER_ROUND: usize = 10_000;
@@ -394,11 +399,23 @@ impl FactsIndex {
     pub async fn tfa(&self, request: TfaRequest, from: Millis, to: Millis) -> Result<TfaFigures, StoreError> {
         self.scan(Scope::default(), "the TFA figures", move |index, _| {
             let names = &index.names;
+            // Each period's rows in chunks, gathered on the figures' threads and merged.
             let period = |from: Millis, to: Millis| {
-                let rows = index.rows.iter().filter(|row| row.lodged_at >= from && row.lodged_at < to);
-                let consignments =
-                    rows.map(|row| (RowRef { row, names }, index.parts_of(row).iter().map(|(_, part)| PartRef { part, names }).collect()));
-                tfa::period(&request, consignments, from, to)
+                let gather = |rows: &[Row]| {
+                    let mut gathered = tfa::Gathered::default();
+                    for row in rows.iter().filter(|row| row.lodged_at >= from && row.lodged_at < to) {
+                        gathered.add(&request, RowRef { row, names }, index.parts_of(row).iter().map(move |(_, part)| PartRef { part, names }));
+                    }
+                    gathered
+                };
+                // One chunk per thread: each merge copies the values gathered.
+                let threads = super::figures::pool().map_or(1, |p| p.current_num_threads());
+                let chunk = index.rows.len().div_ceil(threads).max(TFA_CHUNK_ROWS);
+                let gathered = match super::figures::pool() {
+                    Some(pool) => pool.install(|| index.rows.par_chunks(chunk).map(gather).reduce(tfa::Gathered::default, tfa::Gathered::merge)),
+                    None => gather(&index.rows),
+                };
+                gathered.finish(from, to)
             };
             let previous = period(from.saturating_sub(to.saturating_sub(from)), from);
             let current = period(from, to);

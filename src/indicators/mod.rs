@@ -169,9 +169,18 @@ struct AgencyPart {
 
 /// Recomputes and stores the release-time facts of the consignment `ucr` from its rows.
 pub fn refresh(l: &mut dyn Ledger, ucr: &Ucr) -> Result<(), StoreError> {
-    let Some(consignment) = l.consignment(ucr)? else { return Ok(()) };
+    match compute(l, ucr)? {
+        Some((facts, agencies)) => l.save_release_times(&facts, &agencies),
+        None => Ok(()),
+    }
+}
+
+/// The release-time facts of the consignment `ucr` computed from its rows (none without a
+/// consignment or a document).
+fn compute(l: &mut dyn Ledger, ucr: &Ucr) -> Result<Option<(ConsignmentReleaseTimes, Vec<AgencyReleaseTimes>)>, StoreError> {
+    let Some(consignment) = l.consignment(ucr)? else { return Ok(None) };
     let documents = l.documents_of(ucr)?;
-    let Some(first) = documents.first() else { return Ok(()) };
+    let Some(first) = documents.first() else { return Ok(None) };
     let owner = first.sender.clone();
     // The lead document: the first current one that names no border post (a declaration, not
     // the carrier's notice), else the first current one, else the first.
@@ -211,14 +220,21 @@ pub fn refresh(l: &mut dyn Ledger, ucr: &Ucr) -> Result<(), StoreError> {
             part.walked.agency.extend(&walked.agency);
             part.walked.held |= walked.held;
             part.walked.queried |= walked.queried;
-            part.selection = part.selection.max(chosen(d.selection.as_deref()));
-            // An irregularity found by any of its inspections is what they found.
-            part.finding = match (part.finding, d.inspection.as_ref().filter(|i| i.performed).and_then(|i| i.finding)) {
-                (Some(crate::store::Finding::Irregularity), _) | (_, Some(crate::store::Finding::Irregularity)) => {
-                    Some(crate::store::Finding::Irregularity)
-                }
-                (earlier, found) => earlier.or(found),
-            };
+            // The finding is that of the inspections its strictest selection asked for (an
+            // irregularity found by any of them is what they found): the hit rate of a source is
+            // what the inspections it chose found.
+            let selection = chosen(d.selection.as_deref());
+            let found = d.inspection.as_ref().filter(|i| i.performed).and_then(|i| i.finding);
+            if selection > part.selection {
+                (part.selection, part.finding) = (selection, found);
+            } else if selection == part.selection {
+                part.finding = match (part.finding, found) {
+                    (Some(crate::store::Finding::Irregularity), _) | (_, Some(crate::store::Finding::Irregularity)) => {
+                        Some(crate::store::Finding::Irregularity)
+                    }
+                    (earlier, found) => earlier.or(found),
+                };
+            }
             queries += walked.queries;
             if walked.rejected && !rejected.contains(&doc.id) {
                 rejected.push(doc.id);
@@ -260,9 +276,9 @@ pub fn refresh(l: &mut dyn Ledger, ucr: &Ucr) -> Result<(), StoreError> {
                 query_trader_ms: part.walked.trader.union_ms(),
                 query_agency_ms: part.walked.agency.union_ms(),
                 selectivity: Some(AgencySelectivity {
-                    channel: risk_channel(part.selection.map(|c| c.channel)).to_owned(),
-                    source: source_name(part.selection.map_or(crate::risk::Source::None, |c| c.source)).to_owned(),
-                    finding: part.finding.map(|f| f.as_str().to_owned()),
+                    channel: risk_channel(part.selection.map(|c| c.channel)),
+                    source: source_name(part.selection.map_or(crate::risk::Source::None, |c| c.source)),
+                    finding: part.finding.map(crate::store::Finding::as_str),
                     standing_instruction: decided.is_some_and(|d| d.2),
                 }),
             }
@@ -296,26 +312,43 @@ pub fn refresh(l: &mut dyn Ledger, ucr: &Ucr) -> Result<(), StoreError> {
         risk_channel: risk_channel(strictest).to_owned(),
         formalities: Some(formalities(&documents, &rejected, queries)),
     };
-    l.save_release_times(&facts, &agency_rows)
+    Ok(Some((facts, agency_rows)))
+}
+
+/// Completes the facts of the consignment `ucr` kept without the TFA monitor's columns (written
+/// before migration 14, or by a gateway of that version): those columns are computed from its
+/// rows and written beside the facts as they were, whose times are kept as they are (the
+/// figures already published from them do not move). A consignment without facts gets them
+/// whole.
+pub fn complete(l: &mut dyn Ledger, ucr: &Ucr) -> Result<(), StoreError> {
+    let Some((computed, computed_agencies)) = compute(l, ucr)? else { return Ok(()) };
+    let (kept, kept_agencies) = l.release_times_of(Some(std::slice::from_ref(ucr)))?;
+    let Some(kept) = kept.into_iter().next() else { return l.save_release_times(&computed, &computed_agencies) };
+    let agencies: Vec<AgencyReleaseTimes> = kept_agencies
+        .into_iter()
+        .map(|(_, part)| {
+            let selectivity = computed_agencies.iter().find(|c| c.agency == part.agency).and_then(|c| c.selectivity).or({
+                // A part the rows no longer give (none should be): not selected, as known.
+                Some(AgencySelectivity { channel: UNSELECTED, source: source_name(crate::risk::Source::None), finding: None, standing_instruction: false })
+            });
+            AgencyReleaseTimes { selectivity, ..part }
+        })
+        .collect();
+    l.save_release_times(&ConsignmentReleaseTimes { formalities: computed.formalities, ..kept }, &agencies)
 }
 
 /// A consignment's formalities (WTO TFA Art. 10.1) from its documents, every version, those an
 /// agency rejected, and the queries its agencies put: the definitions are
 /// [`crate::store::Formalities`]'.
 fn formalities(documents: &[DocumentRecord], rejected: &[uuid::Uuid], queries: i64) -> Formalities {
-    let chain_rejected = |chain: uuid::Uuid| documents.iter().any(|d| d.chain == chain && rejected.contains(&d.id));
     let amending_a_rejection = documents.iter().filter(|d| d.amends.is_some_and(|earlier| rejected.contains(&earlier))).count();
+    // Each rejected version that was withdrawn, replaced by a document of its type submitted
+    // after the withdrawal: once, however many came after.
     let replacing_a_rejection = documents
         .iter()
-        .filter(|d| d.version == 1)
-        .filter(|d| {
-            documents.iter().any(|w| {
-                w.document_type == d.document_type
-                    && w.chain != d.chain
-                    && w.withdrawn_at.is_some_and(|at| at <= d.submitted_at)
-                    && chain_rejected(w.chain)
-            })
-        })
+        .filter(|w| rejected.contains(&w.id))
+        .filter_map(|w| w.withdrawn_at.map(|at| (w, at)))
+        .filter(|(w, at)| documents.iter().any(|d| d.version == 1 && d.chain != w.chain && d.document_type == w.document_type && d.submitted_at >= *at))
         .count();
     Formalities {
         documents: documents.iter().filter(|d| d.version == 1).count() as i64,
@@ -342,7 +375,7 @@ pub async fn backfill(store: &dyn crate::store::Store) -> Result<u64, StoreError
         store
             .write_with(subjects, move |l| {
                 for ucr in &ucrs {
-                    refresh(l, ucr)?;
+                    complete(l, ucr)?;
                 }
                 Ok(())
             })
@@ -400,8 +433,8 @@ pub fn opened(
                 query_trader_ms: 0,
                 query_agency_ms: 0,
                 selectivity: Some(AgencySelectivity {
-                    channel: risk_channel(selection.map(|c| c.channel)).to_owned(),
-                    source: source_name(selection.map_or(crate::risk::Source::None, |c| c.source)).to_owned(),
+                    channel: risk_channel(selection.map(|c| c.channel)),
+                    source: source_name(selection.map_or(crate::risk::Source::None, |c| c.source)),
                     finding: None,
                     standing_instruction: decided.is_some(),
                 }),
@@ -537,6 +570,44 @@ mod tests {
         assert_eq!(strictest(&[Some(green), None, Some(red)]), "red");
         assert_eq!(strictest(&[Some(green)]), "green");
         assert_eq!(strictest(&[None, Some("not a selection")]), UNSELECTED);
+    }
+
+    fn record(id: u128, chain: u128, version: i64, kind: &str, submitted_at: Millis, withdrawn_at: Option<Millis>) -> DocumentRecord {
+        DocumentRecord {
+            id: uuid::Uuid::from_u128(id),
+            document_type: crate::domain::DocumentType::parse(kind).unwrap(),
+            schema_version: "1.0.0".into(),
+            origin: "AR".into(),
+            destination: "BR".into(),
+            sender: "t".into(),
+            submitted_at,
+            version,
+            amends: (version > 1).then(|| uuid::Uuid::from_u128(id - 1)),
+            superseded_by: None,
+            withdrawn_at,
+            dims: DocumentDims::default(),
+            chain: uuid::Uuid::from_u128(chain),
+        }
+    }
+
+    #[test]
+    fn a_resubmission_answers_a_rejection_of_its_own_document() {
+        let id = uuid::Uuid::from_u128;
+        // An invoice: v1 rejected, v2 amends it (a resubmission), v2 withdrawn unrejected and
+        // replaced (no resubmission). A certificate rejected, withdrawn, replaced twice: once.
+        let documents = [
+            record(1, 1, 1, "commercialInvoice", 0, None),
+            record(2, 1, 2, "commercialInvoice", 10, Some(20)),
+            record(3, 3, 1, "commercialInvoice", 30, None),
+            record(4, 4, 1, "certificateOfOrigin", 0, Some(5)),
+            record(5, 5, 1, "certificateOfOrigin", 6, Some(7)),
+            record(6, 6, 1, "certificateOfOrigin", 8, None),
+        ];
+        let f = formalities(&documents, &[id(1), id(4)], 2);
+        assert_eq!(f, Formalities { documents: 5, amendments: 1, queries: 2, resubmissions: 2 });
+        // A replacement submitted before the withdrawal replaces nothing.
+        let early = [record(4, 4, 1, "certificateOfOrigin", 0, Some(50)), record(5, 5, 1, "certificateOfOrigin", 6, None)];
+        assert_eq!(formalities(&early, &[id(4)], 0).resubmissions, 0);
     }
 
     #[test]

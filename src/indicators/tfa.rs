@@ -170,6 +170,9 @@ pub struct SourceHits {
 pub struct Selectivity {
     /// Agencies' parts counted (those whose treatment is computed: docs/tfa.md).
     pub parts: usize,
+    /// Agencies' parts left out because their treatment is not computed yet (facts written by
+    /// an earlier version of the gateway).
+    pub not_computed: usize,
     /// The share selected for physical inspection of the goods (red).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub physical_share: Option<f64>,
@@ -360,6 +363,7 @@ const SOURCES: [Source; 4] = [Source::Mandatory, Source::Rule, Source::Model, So
 #[derive(Default, Clone)]
 struct SelectivityTally {
     parts: usize,
+    not_computed: usize,
     red: usize,
     yellow: usize,
     decided: usize,
@@ -369,7 +373,12 @@ struct SelectivityTally {
 }
 
 impl SelectivityTally {
-    fn add(&mut self, t: &Treatment, decided: bool) {
+    /// Adds a part, treated as `t` (none: not computed yet).
+    fn add(&mut self, t: Option<Treatment>, decided: bool) {
+        let Some(t) = t else {
+            self.not_computed += 1;
+            return;
+        };
         self.parts += 1;
         match t.channel {
             Some(Channel::Red) => self.red += 1,
@@ -394,6 +403,7 @@ impl SelectivityTally {
     fn figures(&self) -> Selectivity {
         Selectivity {
             parts: self.parts,
+            not_computed: self.not_computed,
             physical_share: share(self.red, self.parts),
             documentary_share: share(self.yellow, self.parts),
             decided: self.decided,
@@ -425,7 +435,7 @@ fn per(total: i64, count: usize) -> Option<f64> {
 }
 
 /// The values one set of consignments gives, before their statistics.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Tally {
     consignments: usize,
     with_arrival: usize,
@@ -448,17 +458,113 @@ struct Tally {
     submitted_once: usize,
 }
 
-/// What one consignment gives the tallies, read once for all its groups.
+/// The earliest and the latest of some times, and how many.
+#[derive(Clone, Copy)]
+struct Span {
+    count: usize,
+    first: Millis,
+    last: Millis,
+}
+
+impl Default for Span {
+    fn default() -> Self {
+        Span { count: 0, first: Millis::MAX, last: Millis::MIN }
+    }
+}
+
+impl Span {
+    fn add(&mut self, at: Millis) {
+        self.count += 1;
+        self.first = self.first.min(at);
+        self.last = self.last.max(at);
+    }
+}
+
+/// What one consignment gives the tallies, read once (in one pass over its parts) for all its
+/// groups.
 struct Reading {
     expedited: bool,
     /// Its agencies' decisions.
-    decisions: Vec<Millis>,
+    decisions: Span,
     /// The decisions of the agencies that sent it to red, and whether all of them decided.
-    red: (Vec<Millis>, bool),
+    red: (Span, bool),
+    /// Whether every part's treatment is computed.
+    computed: bool,
+}
+
+impl Reading {
+    fn of<A: AgencyFacts>(request: &TfaRequest, c: &impl ConsignmentFacts, parts: impl Iterator<Item = A>) -> Reading {
+        let kind = c.segment(Dimension::DocumentType);
+        let mut r = Reading {
+            expedited: request.expedited_types.iter().any(|t| *t == kind),
+            decisions: Span::default(),
+            red: (Span::default(), true),
+            computed: true,
+        };
+        for p in parts {
+            let (decided, treatment) = (p.decided_at(), p.treatment());
+            if let Some(at) = decided {
+                r.decisions.add(at);
+            }
+            r.computed &= treatment.is_some();
+            if treatment.is_some_and(|t| t.channel == Some(Channel::Red)) {
+                match decided {
+                    Some(at) => r.red.0.add(at),
+                    None => r.red.1 = false,
+                }
+            }
+        }
+        r
+    }
+}
+
+impl SelectivityTally {
+    fn merge(&mut self, other: &SelectivityTally) {
+        self.parts += other.parts;
+        self.not_computed += other.not_computed;
+        self.red += other.red;
+        self.yellow += other.yellow;
+        self.decided += other.decided;
+        self.standing += other.standing;
+        for (mine, theirs) in self.sources.iter_mut().zip(other.sources) {
+            for (m, t) in mine.iter_mut().zip(theirs) {
+                *m += t;
+            }
+        }
+    }
 }
 
 impl Tally {
-    fn add<A: AgencyFacts>(&mut self, c: &impl ConsignmentFacts, parts: &[A], r: &Reading, joint_window_ms: i64) {
+    /// Adds the tallies of other consignments.
+    fn merge(&mut self, other: Tally) {
+        self.consignments += other.consignments;
+        self.with_arrival += other.with_arrival;
+        self.leads.extend(other.leads);
+        self.release.extend(other.release);
+        self.expedited.extend(other.expedited);
+        self.others.extend(other.others);
+        self.spreads.extend(other.spreads);
+        self.selectivity.merge(&other.selectivity);
+        for (agency, (kind, tally)) in other.agencies {
+            match self.agencies.get_mut(&agency) {
+                Some((_, mine)) => mine.merge(&tally),
+                None => {
+                    self.agencies.insert(agency, (kind, tally));
+                }
+            }
+        }
+        self.inspected_by_several += other.inspected_by_several;
+        self.joint += other.joint;
+        self.formal += other.formal;
+        self.not_computed += other.not_computed;
+        for (mine, theirs) in self.formalities.iter_mut().zip(other.formalities) {
+            *mine += theirs;
+        }
+        self.decided += other.decided;
+        self.submitted_once += other.submitted_once;
+    }
+
+    fn add<A: AgencyFacts>(&mut self, c: &impl ConsignmentFacts, parts: impl Iterator<Item = A>, r: &Reading, joint_window_ms: i64) {
         self.consignments += 1;
         if let Some(arrived) = c.arrived_at() {
             self.with_arrival += 1;
@@ -467,29 +573,26 @@ impl Tally {
             }
         }
         for part in parts {
-            if let Some(t) = part.treatment() {
-                let decided = part.decided_at().is_some();
-                self.selectivity.add(&t, decided);
-                let agency = part.agency();
-                match self.agencies.get_mut(agency.as_ref()) {
-                    Some((_, tally)) => tally.add(&t, decided),
-                    None => {
-                        let mut tally = SelectivityTally::default();
-                        tally.add(&t, decided);
-                        self.agencies.insert(agency.into_owned(), (part.agency_kind().into_owned(), tally));
-                    }
+            let (t, decided) = (part.treatment(), part.decided_at().is_some());
+            self.selectivity.add(t, decided);
+            let agency = part.agency();
+            match self.agencies.get_mut(agency.as_ref()) {
+                Some((_, tally)) => tally.add(t, decided),
+                None => {
+                    let mut tally = SelectivityTally::default();
+                    tally.add(t, decided);
+                    self.agencies.insert(agency.into_owned(), (part.agency_kind().into_owned(), tally));
                 }
             }
         }
-        let (reds, all_decided) = &r.red;
-        if reds.len() >= 2 && *all_decided {
+        let (reds, all_decided) = r.red;
+        if reds.count >= 2 && all_decided {
             self.inspected_by_several += 1;
-            let (first, last) = (reds.iter().min(), reds.iter().max());
-            if let (Some(first), Some(last)) = (first, last) {
-                self.joint += usize::from(last - first <= joint_window_ms);
-            }
+            self.joint += usize::from(reds.last - reds.first <= joint_window_ms);
         }
-        match c.formalities() {
+        // A consignment with a part not computed has formalities of an earlier computation, or
+        // none: it is left out until computed whole.
+        match c.formalities().filter(|_| r.computed) {
             Some(f) => {
                 self.formal += 1;
                 for (total, n) in self.formalities.iter_mut().zip([f.documents, f.amendments, f.queries, i64::from(f.resubmissions > 0)]) {
@@ -508,8 +611,8 @@ impl Tally {
         }
         let lodgement_to_release = released - c.lodged_at();
         if r.expedited { &mut self.expedited } else { &mut self.others }.push(lodgement_to_release);
-        if let (Some(first), Some(last), true) = (r.decisions.iter().min(), r.decisions.iter().max(), r.decisions.len() >= 2) {
-            self.spreads.push(last - first);
+        if r.decisions.count >= 2 {
+            self.spreads.push(r.decisions.last - r.decisions.first);
         }
     }
 
@@ -568,8 +671,8 @@ pub(super) fn median(mut values: Vec<f64>) -> Option<f64> {
     }
 }
 
-/// The median over the groups that have the figure (not a group of consignments whose group is
-/// not known: those are no border post).
+/// The median over the groups that have the figure, leaving out the group `unknown` whatever the
+/// grouping (consignments with no border post, or no transport mode, are no group of their own).
 fn region_median(groups: &[TfaCell]) -> RegionMedian {
     let known = || groups.iter().filter(|g| g.group != "unknown");
     let of = |f: &dyn Fn(&Articles) -> Option<f64>| median(known().filter_map(|g| f(&g.articles)).collect());
@@ -587,41 +690,72 @@ fn region_median(groups: &[TfaCell]) -> RegionMedian {
     }
 }
 
-/// The figures of one period: `consignments` are those lodged in it that the caller may see,
-/// each with its agencies' parts.
-pub fn period<C, A>(request: &TfaRequest, consignments: impl Iterator<Item = (C, Vec<A>)>, from: Millis, to: Millis) -> TfaPeriod
-where
-    C: ConsignmentFacts,
-    A: AgencyFacts,
-{
-    let mut region = Tally::default();
-    let mut groups: BTreeMap<String, Tally> = BTreeMap::new();
-    let dimension = request.group_by.dimension();
-    for (c, parts) in consignments {
-        let red_parts = || parts.iter().filter(|p| p.treatment().is_some_and(|t| t.channel == Some(Channel::Red)));
-        let reading = Reading {
-            expedited: {
-                let kind = c.segment(Dimension::DocumentType);
-                request.expedited_types.iter().any(|t| *t == kind)
-            },
-            decisions: parts.iter().filter_map(AgencyFacts::decided_at).collect(),
-            red: (red_parts().filter_map(AgencyFacts::decided_at).collect(), red_parts().all(|p| p.decided_at().is_some())),
-        };
-        region.add(&c, &parts, &reading, request.joint_window_ms);
-        let segment = c.segment(dimension);
+/// The tallies of one period's consignments, gathered in parts (a part per thread) and merged
+/// before their figures are computed. Each consignment is added to its group's tally only: the
+/// region's is the groups' merged, once, at the end.
+#[derive(Default)]
+pub struct Gathered {
+    groups: BTreeMap<String, Tally>,
+}
+
+impl Gathered {
+    /// Adds the consignment `c`, with its agencies' parts.
+    pub fn add<C, A>(&mut self, request: &TfaRequest, c: C, parts: impl Iterator<Item = A> + Clone)
+    where
+        C: ConsignmentFacts,
+        A: AgencyFacts,
+    {
+        let reading = Reading::of(request, &c, parts.clone());
+        let segment = c.segment(request.group_by.dimension());
         let group = request.group_by.of(&segment);
-        match groups.get_mut(group) {
-            Some(tally) => tally.add(&c, &parts, &reading, request.joint_window_ms),
+        match self.groups.get_mut(group) {
+            Some(tally) => tally.add(&c, parts, &reading, request.joint_window_ms),
             None => {
                 let mut tally = Tally::default();
-                tally.add(&c, &parts, &reading, request.joint_window_ms);
-                groups.insert(group.to_owned(), tally);
+                tally.add(&c, parts, &reading, request.joint_window_ms);
+                self.groups.insert(group.to_owned(), tally);
             }
         }
     }
-    let groups: Vec<TfaCell> = groups.into_iter().map(|(group, t)| TfaCell { group, articles: t.articles() }).collect();
-    let region = region.articles();
-    TfaPeriod { from: crate::clock::rfc3339(from), to: crate::clock::rfc3339(to), region, region_median: region_median(&groups), groups }
+
+    /// Adds the consignments another part gathered.
+    pub fn merge(mut self, other: Gathered) -> Gathered {
+        for (group, tally) in other.groups {
+            match self.groups.get_mut(&group) {
+                Some(mine) => mine.merge(tally),
+                None => {
+                    self.groups.insert(group, tally);
+                }
+            }
+        }
+        self
+    }
+
+    /// The figures of the period `[from, to)`.
+    pub fn finish(self, from: Millis, to: Millis) -> TfaPeriod {
+        let mut region = Tally::default();
+        for tally in self.groups.values() {
+            region.merge(tally.clone());
+        }
+        let groups: Vec<TfaCell> = self.groups.into_iter().map(|(group, t)| TfaCell { group, articles: t.articles() }).collect();
+        let region = region.articles();
+        TfaPeriod { from: crate::clock::rfc3339(from), to: crate::clock::rfc3339(to), region, region_median: region_median(&groups), groups }
+    }
+}
+
+/// The figures of one period: `consignments` are those lodged in it that the caller may see,
+/// each with its agencies' parts.
+pub fn period<C, A, P>(request: &TfaRequest, consignments: impl Iterator<Item = (C, P)>, from: Millis, to: Millis) -> TfaPeriod
+where
+    C: ConsignmentFacts,
+    A: AgencyFacts,
+    P: Iterator<Item = A> + Clone,
+{
+    let mut gathered = Gathered::default();
+    for (c, parts) in consignments {
+        gathered.add(request, c, parts);
+    }
+    gathered.finish(from, to)
 }
 
 #[cfg(test)]
@@ -680,6 +814,7 @@ mod tests {
     }
 
     /// An agency's part: its id, its decision, how selection treated it.
+    #[derive(Clone)]
     struct A(&'static str, Option<Millis>, Option<Treatment>);
 
     impl AgencyFacts for A {
@@ -712,6 +847,11 @@ mod tests {
         }
     }
 
+    /// The rows as [`period`] reads them.
+    fn parts(rows: Vec<(C, Vec<A>)>) -> impl Iterator<Item = (C, std::vec::IntoIter<A>)> {
+        rows.into_iter().map(|(c, parts)| (c, parts.into_iter()))
+    }
+
     fn request(joint_window_ms: i64) -> TfaRequest {
         TfaRequest { group_by: TfaGroup::Country, expedited_types: vec!["ecommerceShipment".into()], joint_window_ms }
     }
@@ -740,7 +880,7 @@ mod tests {
             // Not released: counted in 7.1 only.
             (c(0, Some(300), None, "BR-UY", "customsDeclaration"), vec![a("x", None)]),
         ];
-        let p = period(&request(0), rows.into_iter(), 0, 1000);
+        let p = period(&request(0), parts(rows), 0, 1000);
         let r = &p.region;
         assert_eq!(r.consignments, 4);
         assert_eq!((r.pre_arrival.with_arrival, r.pre_arrival.share), (3, Some(2.0 / 3.0)));
@@ -775,9 +915,9 @@ mod tests {
             // x: green, undecided; y: facts of an earlier version (no treatment): not counted.
             (c(0, None, None, "AR-BR", "customsDeclaration"), vec![A("x", None, treated(Some(Green), Source::None, None, false)), a("y", None)]),
         ];
-        let p = period(&request(0), rows.into_iter(), 0, 1000);
+        let p = period(&request(0), parts(rows), 0, 1000);
         let rm = &p.region.risk_management;
-        assert_eq!((rm.all.parts, rm.all.decided), (5, 4));
+        assert_eq!((rm.all.parts, rm.all.decided, rm.all.not_computed), (5, 4, 1));
         assert_eq!((rm.all.physical_share, rm.all.documentary_share), (Some(2.0 / 5.0), Some(1.0 / 5.0)));
         assert_eq!(rm.all.standing_instruction_share, Some(1.0 / 4.0));
         let by_source: Vec<(&str, usize, usize, usize, Option<f64>)> =
@@ -804,7 +944,7 @@ mod tests {
             // One red: no joint inspection to have.
             (c(0, None, Some(50), "AR-BR", "customsDeclaration"), vec![A("x", Some(50), red), A("y", Some(50), green)]),
         ];
-        let p = period(&request(60), rows.into_iter(), 0, 1000);
+        let p = period(&request(60), parts(rows), 0, 1000);
         let j = &p.region.joint_inspections;
         assert_eq!((j.inspected_by_several, j.joint, j.share), (2, 1, Some(0.5)));
     }
@@ -813,18 +953,45 @@ mod tests {
     fn formalities_and_the_single_window_count_computed_consignments_only() {
         let f = |documents, amendments, queries, resubmissions| Some(Formalities { documents, amendments, queries, resubmissions });
         let with = |released: Option<Millis>, formalities| C { formalities, ..c(0, None, released, "AR-BR", "customsDeclaration") };
+        let green = treated(Some(Channel::Green), Source::None, None, false);
         let rows = vec![
-            (with(Some(10), f(2, 0, 0, 0)), vec![a("x", Some(10))]),
-            (with(Some(10), f(3, 1, 2, 1)), vec![a("x", Some(10))]),
-            (with(None, f(1, 1, 0, 0)), vec![a("x", None)]),
-            (with(Some(10), None), vec![a("x", Some(10))]),
+            (with(Some(10), f(2, 0, 0, 0)), vec![A("x", Some(10), green)]),
+            (with(Some(10), f(3, 1, 2, 1)), vec![A("x", Some(10), green)]),
+            (with(None, f(1, 1, 0, 0)), vec![A("x", None, green)]),
+            (with(Some(10), None), vec![A("x", Some(10), None)]),
+            // Formalities kept from an earlier computation, a part written without its
+            // treatment (a gateway of the earlier version): left out until computed whole.
+            (with(Some(10), f(9, 9, 9, 9)), vec![A("x", Some(10), green), A("y", Some(10), None)]),
         ];
-        let p = period(&request(0), rows.into_iter(), 0, 1000);
+        let p = period(&request(0), parts(rows), 0, 1000);
         let (fo, sw) = (&p.region.formalities, &p.region.single_window);
-        assert_eq!((fo.consignments, fo.not_computed), (3, 1));
+        assert_eq!((fo.consignments, fo.not_computed), (3, 2));
         assert_eq!((fo.documents_per_consignment, fo.amendments_per_consignment, fo.queries_per_consignment), (Some(2.0), Some(2.0 / 3.0), Some(2.0 / 3.0)));
         assert_eq!(fo.resubmitted_share, Some(1.0 / 3.0));
         assert_eq!((sw.decided, sw.submitted_once, sw.share), (2, 1, Some(0.5)), "the open one is not decided; the uncomputed one not counted");
+    }
+
+    #[test]
+    fn consignments_gathered_in_parts_and_merged_give_the_figures_of_all() {
+        let red = treated(Some(Channel::Red), Source::Rule, Some(true), false);
+        let f = Some(Formalities { documents: 2, amendments: 1, queries: 0, resubmissions: 1 });
+        let rows = || {
+            (0..40)
+                .map(|i| {
+                    let corridor = ["AR-BR", "BR-UY", "UY-AR"][i % 3];
+                    let c = C { formalities: f, ..c(i as Millis, Some(50 + i as Millis), Some(300 + 7 * i as Millis), corridor, "customsDeclaration") };
+                    (c, vec![A("x", Some(100 + i as Millis), red), A("y", Some(130 + 3 * i as Millis), red)])
+                })
+                .collect::<Vec<_>>()
+        };
+        let request = request(60);
+        let whole = period(&request, parts(rows()), 0, 1000);
+        let (mut first, mut second) = (Gathered::default(), Gathered::default());
+        for (i, (c, p)) in parts(rows()).enumerate() {
+            if i % 7 < 3 { &mut first } else { &mut second }.add(&request, c, p);
+        }
+        assert_eq!(first.merge(second).finish(0, 1000), whole);
+        assert_eq!(whole.region.consignments, 40);
     }
 
     #[test]

@@ -377,7 +377,7 @@ pub async fn build(
     let of = |from: Millis, to: Millis| {
         let rows = consignments.iter().filter(|c| c.lodged_at >= from && c.lodged_at < to).map(|c| {
             let own = parts.get(c.ucr.as_str()).map(Vec::as_slice).unwrap_or_default();
-            (c, own.iter().map(|a| AgencyPart { part: a, kind: kind_of(&a.agency).into() }).collect::<Vec<_>>())
+            (c, own.iter().map(|a| AgencyPart { part: a, kind: kind_of(&a.agency).into() }).collect::<Vec<_>>().into_iter())
         });
         tfa::period(&request, rows, from, to)
     };

@@ -1027,7 +1027,7 @@ pub async fn the_tfa_facts_count_formalities_and_how_risk_management_treated_eac
     submission::accept(s, d.clone()).await.unwrap().unwrap();
     let (c, a) = facts(s, "UCR-TFA").await;
     assert_eq!(c.formalities, Some(Formalities { documents: 1, amendments: 0, queries: 0, resubmissions: 0 }), "as opened");
-    let treated = |a: &[AgencyReleaseTimes], agency: &str| a.iter().find(|x| x.agency.as_str() == agency).and_then(|x| x.selectivity.clone());
+    let treated = |a: &[AgencyReleaseTimes], agency: &str| a.iter().find(|x| x.agency.as_str() == agency).and_then(|x| x.selectivity);
     assert_eq!(
         treated(&a, "br-customs"),
         Some(AgencySelectivity { channel: "red".into(), source: "mandatory".into(), finding: None, standing_instruction: false })
@@ -1057,7 +1057,14 @@ pub async fn the_tfa_facts_count_formalities_and_how_risk_management_treated_eac
         Some(AgencySelectivity { channel: "red".into(), source: "mandatory".into(), finding: Some("irregularity".into()), standing_instruction: false }),
         "the inspection of the version later amended counts"
     );
-    assert_eq!(treated(&a, "br-sanitary").map(|t| (t.channel, t.source)), Some(("yellow".into(), "random".into())));
+    assert_eq!(treated(&a, "br-sanitary").map(|t| (t.channel, t.source, t.finding)), Some(("yellow".into(), "random".into(), None)));
+    // Sanitary reports its documentary check on the version amended since: a late answer, which
+    // changes nothing else, but the check took place.
+    let checked = Inspection { performed: true, finding: Some(Finding::None), revenue: None, code: None };
+    let late = acknowledgment::apply(s, AckRecord { inspection: Some(checked), ..ack(d.id, "br-sanitary", AckStatus::Released) }).await.unwrap().unwrap();
+    assert_eq!(late.outcome, AckOutcome::Late);
+    let (_, a) = facts(s, "UCR-TFA").await;
+    assert_eq!(treated(&a, "br-sanitary").and_then(|t| t.finding).as_deref(), Some("none"));
 }
 
 /// Runs every case of the suite against the store `open()` gives, one fresh store per case.

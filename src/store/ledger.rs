@@ -271,8 +271,9 @@ pub struct Formalities {
     pub amendments: i64,
     /// Queries its agencies put to the trader (applied `query` answers).
     pub queries: i64,
-    /// Submissions that answered a rejection: a version amending a rejected one, or a document
-    /// of the same type as a rejected one that was withdrawn, submitted after the withdrawal.
+    /// Submissions that answered a rejection: a version amending a rejected one, or a rejected
+    /// version withdrawn and replaced by a document of its type submitted after the withdrawal
+    /// (once per withdrawn version).
     pub resubmissions: i64,
 }
 
@@ -302,26 +303,45 @@ impl Formalities {
     }
 }
 
-/// How risk management treated an agency's part in a consignment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How risk management treated an agency's part in a consignment. Its words are those of a
+/// closed set ([`SELECTED_CHANNELS`], [`SELECTION_SOURCES`], [`FINDINGS`]): read from the store,
+/// they allocate nothing (a gateway's index holds millions of parts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AgencySelectivity {
-    /// The strictest channel selection gave its current deliveries (`red`: the goods
-    /// inspected; `yellow`: the documents checked; `green`), or `unselected`.
-    pub channel: String,
+    /// The strictest channel selection gave any of its deliveries, every version's (`red`: the
+    /// goods inspected; `yellow`: the documents checked; `green`), or `unselected`. (The
+    /// consignment's `risk_channel` is its current deliveries' only.)
+    pub channel: &'static str,
     /// What chose that channel: `mandatory`, `rule`, `model`, `random` or `none`.
-    pub source: String,
-    /// What its inspections found, as its answers said: `irregularity` when any found one,
-    /// `none` when performed and none did; `None` when none was reported performed.
-    pub finding: Option<String>,
+    pub source: &'static str,
+    /// What the inspections of the deliveries so selected found, as its answers said:
+    /// `irregularity` when any found one, `none` when performed and none did; `None` when none
+    /// was reported performed.
+    pub finding: Option<&'static str>,
     /// Whether a standing instruction (a de minimis release) gave its decision.
     pub standing_instruction: bool,
 }
 
+/// The channels an agency's part is kept with.
+pub const SELECTED_CHANNELS: [&str; 4] = ["red", "yellow", "green", "unselected"];
+/// The sources of a selection.
+pub const SELECTION_SOURCES: [&str; 5] = ["mandatory", "rule", "model", "random", "none"];
+/// What inspections found.
+pub const FINDINGS: [&str; 2] = ["irregularity", "none"];
+
 impl AgencySelectivity {
     /// From its four columns, as both stores keep them (`standing_instruction` as 0 or 1): none
-    /// when the channel, its source or the flag is NULL (not computed yet).
-    pub fn from_columns(channel: Option<String>, source: Option<String>, finding: Option<String>, standing: Option<i64>) -> Option<Self> {
-        Some(AgencySelectivity { channel: channel?, source: source?, finding, standing_instruction: standing? != 0 })
+    /// when the channel, its source or the flag is NULL (not computed yet); an error for a word
+    /// outside its set.
+    pub fn from_columns(channel: Option<String>, source: Option<String>, finding: Option<String>, standing: Option<i64>) -> Result<Option<Self>, String> {
+        let known = |set: &[&'static str], v: &str| set.iter().find(|k| **k == v).copied().ok_or_else(|| format!("{v:?} is none of {set:?}"));
+        let (Some(channel), Some(source), Some(standing)) = (channel, source, standing) else { return Ok(None) };
+        Ok(Some(AgencySelectivity {
+            channel: known(&SELECTED_CHANNELS, &channel)?,
+            source: known(&SELECTION_SOURCES, &source)?,
+            finding: finding.map(|f| known(&FINDINGS, &f)).transpose()?,
+            standing_instruction: standing != 0,
+        }))
     }
 }
 
@@ -463,8 +483,10 @@ pub trait IndicatorFacts {
     /// `limit`); a consignment changed several times comes once per change.
     fn release_time_changes_after(&mut self, after: i64, limit: usize) -> Result<Vec<(i64, Ucr)>, StoreError>;
     /// Consignments that have no release-time facts yet (accepted before the indicators
-    /// existed), or facts without formalities (written before the TFA monitor, or by a gateway
-    /// of that version), in UCR order after `after`, at most `limit`.
+    /// existed), or facts without the TFA monitor's columns (written before it, or by a gateway
+    /// of that version: on PostgreSQL such a gateway's update keeps the consignment's earlier
+    /// formalities but writes its agencies' rows without theirs), in UCR order after `after`, at
+    /// most `limit`.
     fn consignments_without_release_times(&mut self, after: &str, limit: usize) -> Result<Vec<Ucr>, StoreError>;
     /// The latest change's position (0 for none).
     fn latest_release_time_change(&mut self) -> Result<i64, StoreError>;

@@ -383,7 +383,8 @@ fn agency_times(r: &rusqlite::Row<'_>, from: usize) -> rusqlite::Result<AgencyRe
             hold_ms: r.get(from + 5)?,
             query_trader_ms: r.get(from + 6)?,
             query_agency_ms: r.get(from + 7)?,
-            selectivity: crate::store::AgencySelectivity::from_columns(r.get(from + 8)?, r.get(from + 9)?, r.get(from + 10)?, r.get(from + 11)?),
+            selectivity: crate::store::AgencySelectivity::from_columns(r.get(from + 8)?, r.get(from + 9)?, r.get(from + 10)?, r.get(from + 11)?)
+                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(from + 8, rusqlite::types::Type::Text, e.into()))?,
     })
 }
 
@@ -773,9 +774,9 @@ impl IndicatorFacts for SqliteLedger {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     c.ucr.as_str(), a.agency.as_str(), c.lodged_at, a.routed_at, a.first_answer_at, a.decided_at, a.decision,
-                    a.hold_ms, a.query_trader_ms, a.query_agency_ms, a.selectivity.as_ref().map(|s| &s.channel),
-                    a.selectivity.as_ref().map(|s| &s.source), a.selectivity.as_ref().and_then(|s| s.finding.as_ref()),
-                    a.selectivity.as_ref().map(|s| s.standing_instruction)
+                    a.hold_ms, a.query_trader_ms, a.query_agency_ms, a.selectivity.map(|s| s.channel),
+                    a.selectivity.map(|s| s.source), a.selectivity.and_then(|s| s.finding),
+                    a.selectivity.map(|s| s.standing_instruction)
                 ],
             )?;
         }
@@ -819,7 +820,9 @@ impl IndicatorFacts for SqliteLedger {
     fn consignments_without_release_times(&mut self, after: &str, limit: usize) -> Result<Vec<Ucr>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT c.ucr FROM consignments c LEFT JOIN release_times r ON r.ucr = c.ucr
-             WHERE c.ucr > ?1 AND (r.ucr IS NULL OR r.documents IS NULL) ORDER BY c.ucr LIMIT ?2",
+             WHERE c.ucr > ?1 AND (r.ucr IS NULL OR r.documents IS NULL
+                 OR EXISTS (SELECT 1 FROM agency_release_times a WHERE a.ucr = c.ucr AND a.selected_channel IS NULL))
+             ORDER BY c.ucr LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![after, limit as i64], |r| parsed(r, 0, Ucr::parse))?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
@@ -1548,21 +1551,23 @@ mod tests {
             }
         };
         let complete = read().await;
-        // As V14 leaves facts an earlier version wrote (or a gateway of that version writes).
-        {
-            let conn = Connection::open(dir.path().join("ventanilla.db")).unwrap();
-            conn.execute_batch(
-                "UPDATE release_times SET documents = NULL, amendments = NULL, queries = NULL, resubmissions = NULL;
-                 UPDATE agency_release_times SET selected_channel = NULL, selected_by = NULL, finding = NULL, standing_instruction = NULL;",
-            )
-            .unwrap();
-        }
+        // As V14 leaves facts an earlier version wrote (or a gateway of that version writes),
+        // their lodgement as an earlier rule may have had it.
+        let sql = |batch: &str| Connection::open(dir.path().join("ventanilla.db")).unwrap().execute_batch(batch).unwrap();
+        sql("UPDATE release_times SET documents = NULL, amendments = NULL, queries = NULL, resubmissions = NULL, lodged_at = lodged_at - 5;
+             UPDATE agency_release_times SET selected_channel = NULL, selected_by = NULL, finding = NULL, standing_instruction = NULL;");
         let (before, parts) = read().await;
         assert_eq!((before[0].formalities, parts.iter().all(|(_, p)| p.selectivity.is_none())), (None, true), "read as not computed");
-        assert_eq!(before[0].lodged_at, complete.0[0].lodged_at, "the times are kept");
         assert_eq!(crate::indicators::backfill(&*store).await.unwrap(), 1, "completed at the start");
-        assert_eq!(read().await, complete, "the same facts as computed when it was accepted");
+        let (after, parts) = read().await;
+        assert_eq!(after[0].lodged_at, complete.0[0].lodged_at - 5, "the times are kept as they were");
+        assert_eq!((after[0].formalities, parts), (complete.0[0].formalities, complete.1.clone()), "the new columns as computed at acceptance");
         assert_eq!(crate::indicators::backfill(&*store).await.unwrap(), 0, "nothing left");
+        // A PostgreSQL gateway of the earlier version keeps a consignment's formalities but
+        // writes its agencies' rows without theirs: completed too.
+        sql("UPDATE agency_release_times SET selected_channel = NULL, selected_by = NULL, finding = NULL, standing_instruction = NULL");
+        assert_eq!(crate::indicators::backfill(&*store).await.unwrap(), 1, "an agency's row alone");
+        assert_eq!(read().await.1, complete.1);
     }
 
     #[tokio::test]

@@ -322,10 +322,10 @@ fn release_times_statements(statements: &mut Vec<Statement>, all: Vec<(Box<Consi
                 int(a.hold_ms),
                 int(a.query_trader_ms),
                 int(a.query_agency_ms),
-                opt(a.selectivity.as_ref().map(|s| s.channel.clone())),
-                opt(a.selectivity.as_ref().map(|s| s.source.clone())),
-                opt(a.selectivity.as_ref().and_then(|s| s.finding.clone())),
-                Value::OptInt(a.selectivity.as_ref().map(|s| i64::from(s.standing_instruction))),
+                opt(a.selectivity.map(|s| s.channel.to_owned())),
+                opt(a.selectivity.map(|s| s.source.to_owned())),
+                opt(a.selectivity.and_then(|s| s.finding).map(str::to_owned)),
+                Value::OptInt(a.selectivity.map(|s| i64::from(s.standing_instruction))),
             ]);
         }
         ucrs.push(c.ucr.to_string());

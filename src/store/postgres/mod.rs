@@ -761,7 +761,8 @@ fn agency_times(r: &Row, from: usize) -> Result<AgencyReleaseTimes, StoreError> 
         hold_ms: r.get(from + 5),
         query_trader_ms: r.get(from + 6),
         query_agency_ms: r.get(from + 7),
-        selectivity: crate::store::AgencySelectivity::from_columns(r.get(from + 8), r.get(from + 9), r.get(from + 10), r.get(from + 11)),
+        selectivity: crate::store::AgencySelectivity::from_columns(r.get(from + 8), r.get(from + 9), r.get(from + 10), r.get(from + 11))
+            .map_err(|e| StoreError::Corrupt(format!("an agency's release-time facts: {e}")))?,
     })
 }
 
@@ -1139,7 +1140,9 @@ impl IndicatorFacts for PgLedger {
     fn consignments_without_release_times(&mut self, after: &str, limit: usize) -> Result<Vec<Ucr>, StoreError> {
         self.rows(
             "SELECT c.ucr FROM consignments c LEFT JOIN release_times r ON r.ucr = c.ucr
-             WHERE c.ucr > $1 AND (r.ucr IS NULL OR r.documents IS NULL) ORDER BY c.ucr LIMIT $2",
+             WHERE c.ucr > $1 AND (r.ucr IS NULL OR r.documents IS NULL
+                 OR EXISTS (SELECT 1 FROM agency_release_times a WHERE a.ucr = c.ucr AND a.selected_channel IS NULL))
+             ORDER BY c.ucr LIMIT $2",
             &[&after, &(limit as i64)],
         )?
         .iter()
