@@ -351,6 +351,8 @@ function offerSegments() {
 }
 
 document.getElementById("scope").textContent = token ? "Your own figures." : "Public figures, per calendar month: small segments are suppressed.";
+// The TFA monitor, with the same token (operators read it).
+if (token) document.getElementById("tfa-link").href = `/dashboard/tfa#token=${encodeURIComponent(token)}`;
 const form = document.getElementById("filters");
 form.from.value = day(-30);
 form.to.value = day(1);

@@ -910,6 +910,9 @@ pub struct SimulationConfig {
     pub declaration: DocumentType,
     /// The type whose first answer is the goods' arrival (its table gives a `border_post`).
     pub border_notice: DocumentType,
+    /// The type of express parcels (`--express`), when the region has one.
+    #[serde(default)]
+    pub express: Option<DocumentType>,
 }
 
 /// Webhooks: where traders may have their status changes POSTed, and how failures are retried.

@@ -32,6 +32,23 @@ pub struct SimulateArgs {
     /// The trader that lodges them.
     #[arg(long, default_value = "demo-trader")]
     trader: String,
+    /// Of the declared consignments, the share lodged before the goods arrive (TFA Art. 7.1).
+    #[arg(long, default_value_t = 2.0 / 3.0)]
+    pre_arrival: f64,
+    /// Of all consignments, the share of express parcels (TFA Art. 7.8): the region file's
+    /// `[indicators.simulation] express` type.
+    #[arg(long, default_value_t = 0.0)]
+    express: f64,
+    /// Of the declared consignments, the share every customs and sanitary agency sends to
+    /// physical inspection (TFA Art. 7.4 and 8).
+    #[arg(long, default_value_t = 0.0)]
+    inspected_by_several: f64,
+    /// Of those, the share inspected jointly: the agencies decide within 30 minutes (TFA Art. 8).
+    #[arg(long, default_value_t = 0.0)]
+    joint: f64,
+    /// Of the declared consignments, the share rejected once and resubmitted (TFA Art. 10.1).
+    #[arg(long, default_value_t = 0.0)]
+    resubmission: f64,
     /// Simulate e-commerce parcels with planted irregularities through a running gateway
     /// (`--gateway`) instead of writing consignments into a store.
     #[arg(long, requires = "gateway")]
@@ -91,6 +108,15 @@ pub async fn run(a: SimulateArgs) -> Result<(), Failure> {
         trader: a.trader,
         declaration: simulation.declaration,
         border_notice: simulation.border_notice,
+        express: simulation.express,
+        rates: ventanilla::indicators::traffic::Rates {
+            pre_arrival: a.pre_arrival,
+            express: a.express,
+            inspected_by_several: a.inspected_by_several,
+            joint: a.joint,
+            resubmission: a.resubmission,
+        }
+        .parse()?,
     };
     let kinds = ventanilla::indicators::traffic::kinds(&region);
     let written = ventanilla::indicators::traffic::simulate(&*store, &router, &topics, &traffic, &kinds).await?;

@@ -1,6 +1,7 @@
-//! The release-time dashboard at `/dashboard`: static files built into the binary (no CDN, no
-//! build step), so it works offline and wherever the gateway runs. The page reads the
-//! indicators' API (`dashboard/app.js`). Also the other well-known file served as is: the
+//! The release-time dashboard at `/dashboard`, and the TFA monitor's page beside it at
+//! `/dashboard/tfa`: static files built into the binary (no CDN, no build step), so they work
+//! offline and wherever the gateway runs. The pages read the indicators' API
+//! (`dashboard/app.js`, `dashboard/tfa.js`). Also the other well-known file served as is: the
 //! receipt keys' JWKS.
 
 use actix_web::HttpResponse;
@@ -20,6 +21,16 @@ pub async fn page(_: Public) -> HttpResponse {
 /// `GET /dashboard/app.js`.
 pub async fn script(_: Public) -> HttpResponse {
     file("text/javascript; charset=utf-8", include_str!("../../dashboard/app.js"))
+}
+
+/// `GET /dashboard/tfa`.
+pub async fn tfa_page(_: Public) -> HttpResponse {
+    file("text/html; charset=utf-8", include_str!("../../dashboard/tfa.html"))
+}
+
+/// `GET /dashboard/tfa.js`.
+pub async fn tfa_script(_: Public) -> HttpResponse {
+    file("text/javascript; charset=utf-8", include_str!("../../dashboard/tfa.js"))
 }
 
 /// `GET /dashboard/style.css`.

@@ -30,6 +30,7 @@ pub const GUIDES: &[(&str, &str, &str)] = &[
 /// The places the landing page links besides the guides, with what each is.
 const LINKS: &[(&str, &str)] = &[
     ("/dashboard", "The release-time dashboard (public figures; add <code>#token=...</code> for your own)"),
+    ("/dashboard/tfa", "The TFA monitor, by article and country (operators: add <code>#token=...</code>)"),
     ("/openapi.json", "The HTTP API, as OpenAPI 3.1: generate a client from it"),
     ("/asyncapi.json", "The Kafka side, as AsyncAPI 3.0: every agency's topics and records"),
     ("/.well-known/jwks.json", "The keys receipts are signed with (JWKS)"),

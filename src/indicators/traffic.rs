@@ -3,18 +3,30 @@
 //! have had, so the release-time indicators can be seen and checked against known delays. Time
 //! is compressed: a month is written in seconds.
 //!
-//! Each consignment is a customs declaration and the carrier's border-crossing notice:
+//! A consignment is an express parcel with the stated share ([`Rates::express`]; the type
+//! `[indicators.simulation] express`): one document, by air, of an HS chapter no sanitary agency
+//! reads, no border notice of its own, each agency deciding after [`EXPRESS_DELAY`].
+//!
+//! Any other is a customs declaration and the carrier's border-crossing notice:
 //!
 //! - its corridor, transport mode and HS chapter are drawn from [`CORRIDORS`], [`MODES`] and
 //!   [`CHAPTERS`]; the declaration is routed by the region's rules, the notice to the border post
 //!   only (the border agency of the destination, which answers it when the goods arrive);
-//! - it is lodged at a time drawn evenly over the span, and the goods arrive from 8 hours before
-//!   to 16 hours after (before: lodged after arrival; after: pre-arrival lodgement);
+//! - it is lodged at a time drawn evenly over the span; with the stated share
+//!   ([`Rates::pre_arrival`]) the goods arrive up to 16 hours after (pre-arrival lodgement), else
+//!   up to 8 hours before (the default share, 2/3, draws the arrival evenly over that day);
 //! - each agency receiving the declaration decides after a delay drawn from [`delay_plan`]: its
 //!   minimum plus an exponential part, so its mean is the plan's and its median
 //!   `min + (mean - min) ln 2`; it acknowledges receipt first, sanitary agencies hold 15% of the
 //!   goods, customs agencies query 10% of the declarations (the trader answers), and 3% of the
-//!   decisions are rejections.
+//!   decisions are rejections;
+//! - with the stated share ([`Rates::inspected_by_several`]) every customs and sanitary agency
+//!   of the declaration sends it to physical inspection (red): of those, the stated share
+//!   ([`Rates::joint`]) is inspected jointly, each agency deciding within 30 minutes of the
+//!   first, the others one agency after another, 3 to 5 hours apart;
+//! - with the stated share ([`Rates::resubmission`]) the first agency rejects the declaration,
+//!   the trader amends it an hour later, and every agency decides the new version as above
+//!   (no hold, query or other rejection then).
 //!
 //! Draws come from a seeded generator: the same seed writes the same traffic.
 
@@ -39,6 +51,10 @@ pub const CORRIDORS: [(&str, &str, &str); 5] =
 pub const MODES: [(&str, u64); 4] = [("road", 55), ("sea", 25), ("rail", 10), ("air", 10)];
 /// HS chapters drawn evenly: meat, cereals, machinery, vehicles, pharmaceuticals, pulp.
 pub const CHAPTERS: [&str; 6] = ["02", "10", "84", "87", "30", "47"];
+/// HS chapters of express parcels: those of [`CHAPTERS`] no sanitary agency reads.
+pub const EXPRESS_CHAPTERS: [&str; 4] = ["84", "87", "30", "47"];
+/// The decision delay of every agency for an express parcel: (minimum, mean), in ms.
+pub const EXPRESS_DELAY: (Millis, Millis) = (6 * MINUTE, HOUR);
 
 const MINUTE: Millis = 60_000;
 const HOUR: Millis = 60 * MINUTE;
@@ -83,6 +99,48 @@ pub fn plan(kinds: &[String]) -> Vec<PlannedDelay> {
     out
 }
 
+/// The shares the traffic is drawn with, each from 0 to 1 (`ventanilla simulate --pre-arrival
+/// ...`): what the TFA monitor's indicators recover (docs/tfa.md).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rates {
+    /// Of the declared consignments, those lodged before their goods arrive (Art. 7.1).
+    pub pre_arrival: f64,
+    /// Of all consignments, the express parcels (Art. 7.8).
+    pub express: f64,
+    /// Of the declared consignments, those every customs and sanitary agency sends to physical
+    /// inspection (Art. 7.4, 8).
+    pub inspected_by_several: f64,
+    /// Of those, the ones inspected jointly (Art. 8).
+    pub joint: f64,
+    /// Of the declared consignments, those rejected once and resubmitted (Art. 10.1, 10.4).
+    pub resubmission: f64,
+}
+
+impl Default for Rates {
+    fn default() -> Self {
+        Rates { pre_arrival: 2.0 / 3.0, express: 0.0, inspected_by_several: 0.0, joint: 0.0, resubmission: 0.0 }
+    }
+}
+
+impl Rates {
+    /// Checks each is a share: from 0 to 1.
+    pub fn parse(self) -> Result<Rates, String> {
+        for (name, v) in [
+            ("--pre-arrival", self.pre_arrival),
+            ("--express", self.express),
+            ("--inspected-by-several", self.inspected_by_several),
+            ("--joint", self.joint),
+            ("--resubmission", self.resubmission),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("{name} {v} is not a share: give one from 0 to 1"));
+            }
+        }
+        Ok(self)
+    }
+}
+
 /// What to simulate.
 #[derive(Debug, Clone)]
 pub struct Traffic {
@@ -97,6 +155,9 @@ pub struct Traffic {
     /// the border post (`[indicators.simulation]`).
     pub declaration: DocumentType,
     pub border_notice: DocumentType,
+    /// The document type of express parcels, when the region names one.
+    pub express: Option<DocumentType>,
+    pub rates: Rates,
 }
 
 /// What a run wrote.
@@ -107,6 +168,14 @@ pub struct TrafficWritten {
     pub documents: usize,
     pub answers: usize,
     pub plan: Vec<PlannedDelay>,
+    /// The shares drawn with.
+    pub rates: Rates,
+    /// What was drawn: express parcels, consignments inspected by several agencies and of
+    /// those jointly, consignments resubmitted.
+    pub express: usize,
+    pub inspected_by_several: usize,
+    pub joint: usize,
+    pub resubmitted: usize,
 }
 
 /// Consignments written per transaction.
@@ -116,12 +185,28 @@ const BATCH: usize = 200;
 enum Step {
     Answer(AckRecord),
     Respond(crate::lifecycle::Response),
+    Amend(Box<NewDocument>, crate::lifecycle::AmendmentOf),
+}
+
+/// What one consignment was drawn as.
+#[derive(Default)]
+struct Drawn {
+    express: bool,
+    inspected_by_several: bool,
+    joint: bool,
+    resubmitted: bool,
 }
 
 /// Writes the traffic into `store`, [`BATCH`] consignments per transaction.
 pub async fn simulate(store: &dyn Store, router: &Router, topics: &Topics, traffic: &Traffic, kinds: &[String]) -> Result<TrafficWritten, StoreError> {
+    if traffic.rates.express > 0.0 && traffic.express.is_none() {
+        return Err(StoreError::Unavailable(
+            "express parcels need their document type: name it in the region file's [indicators.simulation] (express = \"...\")".into(),
+        ));
+    }
     let mut draws = Draws(traffic.seed);
     let (mut documents, mut answers) = (0, 0);
+    let (mut express, mut inspected, mut joint, mut resubmitted) = (0, 0, 0, 0);
     let run = format!("{:X}", traffic.seed % 0xFFFF);
     let mut start = 0;
     while start < traffic.consignments {
@@ -129,9 +214,13 @@ pub async fn simulate(store: &dyn Store, router: &Router, topics: &Topics, traff
         let mut docs = Vec::with_capacity(2 * n);
         let mut steps: Vec<(Millis, Step)> = Vec::new();
         for i in start..start + n {
-            let (d, s) = consignment(&mut draws, router, topics, traffic, &run, i);
+            let (d, s, drawn) = consignment(&mut draws, router, topics, traffic, &run, i);
             docs.extend(d);
             steps.extend(s);
+            express += usize::from(drawn.express);
+            inspected += usize::from(drawn.inspected_by_several);
+            joint += usize::from(drawn.joint);
+            resubmitted += usize::from(drawn.resubmitted);
         }
         documents += docs.len();
         answers += steps.len();
@@ -158,6 +247,11 @@ pub async fn simulate(store: &dyn Store, router: &Router, topics: &Topics, traff
                             // The trader who sent the document responds: its rule reads no type.
                             let _ = crate::lifecycle::respond_in(l, r, &crate::document_types::DocumentTypes::default())?;
                         }
+                        Step::Amend(doc, of) => {
+                            if let Err(r) = crate::lifecycle::amend_in(l, (**doc).clone(), of, &crate::document_types::DocumentTypes::default())? {
+                                return Ok(Err(format!("a simulated amendment of {} was refused: {r}", doc.ucr)));
+                            }
+                        }
                     }
                 }
                 // Nothing is left for a gateway to publish: simulated records are not sent.
@@ -177,17 +271,38 @@ pub async fn simulate(store: &dyn Store, router: &Router, topics: &Topics, traff
         }
         start += n;
     }
-    Ok(TrafficWritten { consignments: traffic.consignments, documents, answers, plan: plan(kinds) })
+    Ok(TrafficWritten {
+        consignments: traffic.consignments,
+        documents,
+        answers,
+        plan: plan(kinds),
+        rates: traffic.rates,
+        express,
+        inspected_by_several: inspected,
+        joint,
+        resubmitted,
+    })
 }
 
-/// The documents and events of consignment `i`.
-fn consignment(draws: &mut Draws, router: &Router, topics: &Topics, t: &Traffic, run: &str, i: usize) -> (Vec<NewDocument>, Vec<(Millis, Step)>) {
+/// The documents and events of consignment `i`, and what it was drawn as.
+fn consignment(draws: &mut Draws, router: &Router, topics: &Topics, t: &Traffic, run: &str, i: usize) -> (Vec<NewDocument>, Vec<(Millis, Step)>, Drawn) {
     let (origin, destination, post) = CORRIDORS[draws.below(CORRIDORS.len() as u64) as usize];
+    let express = t.express.as_ref().filter(|_| draws.chance(t.rates.express));
     let mut pick = draws.below(100);
-    let mode = MODES.iter().find(|(_, w)| if pick < *w { true } else { pick -= w; false }).map_or("road", |m| m.0);
-    let chapter = CHAPTERS[draws.below(CHAPTERS.len() as u64) as usize];
+    let mode = match express {
+        Some(_) => "air",
+        None => MODES.iter().find(|(_, w)| if pick < *w { true } else { pick -= w; false }).map_or("road", |m| m.0),
+    };
+    let chapter = match express {
+        Some(_) => EXPRESS_CHAPTERS[draws.below(EXPRESS_CHAPTERS.len() as u64) as usize],
+        None => CHAPTERS[draws.below(CHAPTERS.len() as u64) as usize],
+    };
     let lodged = t.end - t.span_ms + (draws.unit() * t.span_ms as f64) as Millis;
-    let arrived = lodged - 8 * HOUR + (draws.unit() * (24 * HOUR) as f64) as Millis;
+    let arrived = if draws.chance(t.rates.pre_arrival) {
+        lodged + 1 + (draws.unit() * (16 * HOUR) as f64) as Millis
+    } else {
+        lodged - (draws.unit() * (8 * HOUR) as f64) as Millis
+    };
     let ucr = Ucr::parse(&format!("SIM{run}-{i:07}")).unwrap_or_else(|_| unreachable!("SIM, hex digits and a number make a UCR"));
     let country = |c: &str| CountryCode::parse(c).unwrap_or_else(|_| unreachable!("the corridors are country codes"));
     let (origin, destination) = (country(origin), country(destination));
@@ -229,7 +344,26 @@ fn consignment(draws: &mut Draws, router: &Router, topics: &Topics, t: &Traffic,
         router.route(&facts).into_iter().map(|r| (topics.agency(&r.agency), r)).map(|(topic, r)| (r.agency, topic, r.rule)).collect::<Vec<_>>()
     };
     let kind_of = |a: &AgencyId| router.kind_of(a).unwrap_or("other").to_owned();
-    let declaration = document(
+    let trader = Participant::Trader { id: t.trader.clone(), acts_for: Vec::new() };
+    let mut steps: Vec<(Millis, Step)> = Vec::new();
+    let answer = |doc: Uuid, agency: &AgencyId, status: AckStatus, at: Millis, reason: Option<&str>| {
+        (at, Step::Answer(AckRecord { document_id: doc, agency: agency.clone(), status, reason: reason.map(str::to_owned), inspection: None, finding_facts: None, source: "http", by: format!("simulated {agency}"), at }))
+    };
+    let mut drawn = Drawn::default();
+
+    if let Some(kind) = express {
+        drawn.express = true;
+        let dims = DocumentDims { transport_mode: Some(mode.into()), hs_chapter: Some(chapter.into()), border_post: None };
+        let parcel = document(kind, lodged, route(kind, None), dims);
+        for planned in &parcel.deliveries {
+            let d = draws.delay(EXPRESS_DELAY);
+            steps.push(answer(parcel.id, &planned.agency, AckStatus::Received, lodged + MINUTE, None));
+            steps.push(answer(parcel.id, &planned.agency, AckStatus::Released, lodged + d, None));
+        }
+        return (vec![parcel], steps, drawn);
+    }
+
+    let mut declaration = document(
         &t.declaration,
         lodged,
         route(&t.declaration, None),
@@ -243,19 +377,69 @@ fn consignment(draws: &mut Draws, router: &Router, topics: &Topics, t: &Traffic,
         border.clone(),
         DocumentDims { transport_mode: Some(mode.into()), hs_chapter: None, border_post: Some(post.into()) },
     );
-    let trader = Participant::Trader { id: t.trader.clone(), acts_for: Vec::new() };
-    let mut steps: Vec<(Millis, Step)> = Vec::new();
-    let answer = |doc: Uuid, agency: &AgencyId, status: AckStatus, at: Millis, reason: Option<&str>| {
-        (at, Step::Answer(AckRecord { document_id: doc, agency: agency.clone(), status, reason: reason.map(str::to_owned), inspection: None, finding_facts: None, source: "http", by: format!("simulated {agency}"), at }))
-    };
     for (agency, _, _) in &border {
         steps.push(answer(notice.id, agency, AckStatus::Released, arrived.max(notice_at + MINUTE), Some("arrived at the border post")));
     }
-    for planned in &declaration.deliveries {
+    // Physical inspection by every customs and sanitary agency: selected red by a rule.
+    drawn.inspected_by_several = draws.chance(t.rates.inspected_by_several);
+    drawn.joint = drawn.inspected_by_several && draws.chance(t.rates.joint);
+    drawn.resubmitted = draws.chance(t.rates.resubmission);
+    let inspected = drawn.inspected_by_several;
+    let inspects = |a: &AgencyId| inspected && matches!(kind_of(a).as_str(), "customs" | "sanitary");
+    let red = json!({"channel": "red", "score": 90.0, "source": "rule", "reasons": []}).to_string();
+    for planned in &mut declaration.deliveries {
+        if inspects(&planned.agency) {
+            planned.selection = Some(red.clone());
+        }
+    }
+    // Each agency's decision after `from`: its own delay, or the inspecting agencies' as drawn
+    // (jointly: within 30 minutes of the first; else one after another, 3 to 5 hours apart).
+    let joint = drawn.joint;
+    let decisions = |draws: &mut Draws, from: Millis, deliveries: &[crate::store::PlannedDelivery]| -> Vec<Millis> {
+        let mut inspections = 0;
+        let first = from + draws.delay(delay_plan("customs", mode)).max(4 * MINUTE);
+        deliveries
+            .iter()
+            .map(|planned| {
+                if inspects(&planned.agency) {
+                    let at = if joint {
+                        first + (draws.unit() * (30 * MINUTE) as f64) as Millis
+                    } else {
+                        first + inspections * (3 * HOUR + (draws.unit() * (2 * HOUR) as f64) as Millis)
+                    };
+                    inspections += 1;
+                    at
+                } else {
+                    from + draws.delay(delay_plan(&kind_of(&planned.agency), mode)).max(4 * MINUTE)
+                }
+            })
+            .collect()
+    };
+    if drawn.resubmitted {
+        // The first agency rejects the declaration; the trader amends it an hour later.
+        if let Some(rejecter) = declaration.deliveries.first().map(|p| p.agency.clone()) {
+            let rejected_at = lodged + draws.delay(delay_plan(&kind_of(&rejecter), mode)).max(4 * MINUTE);
+            steps.push(answer(declaration.id, &rejecter, AckStatus::Rejected, rejected_at, Some("the invoice does not match the declared value")));
+            let amended_at = rejected_at + HOUR;
+            let v2 = NewDocument {
+                id: Uuid::now_v7(),
+                body_sha256: format!("simulated-{}-{ucr}-v2", t.declaration),
+                submitted_at: amended_at,
+                ..declaration.clone()
+            };
+            for (planned, at) in v2.deliveries.iter().zip(decisions(draws, amended_at, &v2.deliveries)) {
+                steps.push(answer(v2.id, &planned.agency, AckStatus::Released, at, None));
+            }
+            let of = crate::lifecycle::AmendmentOf { previous: declaration.id, reason: "invoice value corrected".into(), by: trader.clone() };
+            steps.push((amended_at, Step::Amend(Box::new(v2), of)));
+            return (vec![notice, declaration], steps, drawn);
+        }
+    }
+    let decided_at = decisions(draws, lodged, &declaration.deliveries);
+    for (planned, decided) in declaration.deliveries.iter().zip(decided_at) {
         let agency = &planned.agency;
         let kind = kind_of(agency);
-        let d = draws.delay(delay_plan(&kind, mode)).max(4 * MINUTE);
-        let decided = lodged + d;
+        let d = decided - lodged;
         steps.push(answer(declaration.id, agency, AckStatus::Received, lodged + (d / 20).clamp(MINUTE, 30 * MINUTE), None));
         if kind == "sanitary" && draws.chance(0.15) {
             steps.push(answer(declaration.id, agency, AckStatus::Hold, lodged + d / 5, Some("inspection")));
@@ -275,7 +459,7 @@ fn consignment(draws: &mut Draws, router: &Router, topics: &Topics, t: &Traffic,
         let status = if draws.chance(0.03) { AckStatus::Rejected } else { AckStatus::Released };
         steps.push(answer(declaration.id, agency, status, decided, None));
     }
-    (vec![notice, declaration], steps)
+    (vec![notice, declaration], steps, drawn)
 }
 
 /// The kinds of agency of the region, each once.

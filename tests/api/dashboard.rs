@@ -1,7 +1,8 @@
 //! The dashboard in a real browser: headless Chromium (Debian's) opens `/dashboard` on a
 //! gateway over a month of simulated traffic, the page's figures are read from its DOM and
 //! checked against the API's, its labels against what each interval counts, and a screenshot
-//! is taken. Every DOM read is of a page that marked its figures drawn (issue 31: a screenshot
+//! is taken; then the TFA monitor's page beside it (`/dashboard/tfa`), each value against the
+//! monitor's API. Every DOM read is of a page that marked its figures drawn (issue 31: a screenshot
 //! showed it still loading).
 
 use std::collections::BTreeMap;
@@ -37,6 +38,11 @@ fn chromium(url: &str, png: Option<&std::path::Path>) -> String {
 /// on a page that could not read its figures, or one still loading: no ready mark, its title or
 /// status still saying so.
 async fn open(url: String, png: Option<std::path::PathBuf>) -> (String, Value) {
+    open_page(url, png, "Ventanilla: release-time indicators: ").await
+}
+
+/// [`open`] for a page whose title, once drawn, begins with `title`.
+async fn open_page(url: String, png: Option<std::path::PathBuf>, title: &str) -> (String, Value) {
     let dom = tokio::task::spawn_blocking(move || chromium(&url, png.as_deref())).await.unwrap();
     let head = &dom[..dom.len().min(3000)];
     let failed = attributes_with(&dom, "data-failed=");
@@ -46,7 +52,7 @@ async fn open(url: String, png: Option<std::path::PathBuf>) -> (String, Value) {
     assert_eq!(body[0]["data-ready"], "true", "{head}");
     let params: Value = serde_json::from_str(&body[0]["data-params"]).unwrap();
     assert!(!dom.to_lowercase().contains("loading"), "nothing still says loading: {head}");
-    assert!(dom.contains("<title>Ventanilla: release-time indicators: "), "the title names what is shown: {head}");
+    assert!(dom.contains(&format!("<title>{title}")), "the title names what is shown: {head}");
     (dom, params)
 }
 
@@ -261,5 +267,75 @@ async fn the_dashboard_shows_the_apis_figures_in_a_real_browser() {
     assert_eq!(params["interval"], "arrival-to-release", "{params}");
     let bytes = std::fs::read(&png).expect("a screenshot was written");
     assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 30_000, "a PNG of the rendered page ({} bytes)", bytes.len());
+
+    // The TFA monitor's page beside the release times, by importing country: each value it
+    // shows, for the region, each country, the countries' median and the period before, is the
+    // monitor's API's; and none the API does not give.
+    let (dom, params) = open_page(format!("{}/dashboard/tfa#token=demo-operator", app.address), None, "Ventanilla: TFA monitor: by importing country").await;
+    assert_eq!(params["groupBy"], "country", "{params}");
+    let api: Value =
+        app.get(&format!("/v1/indicators/tfa?{}&groupBy=country", period_of(&params)), Some("demo-operator")).await.json().await.unwrap();
+    let shown = attributes_with(&dom, "data-value=");
+    let pointers = [
+        ("pre-arrival-share", "/preArrival/share"),
+        ("pre-arrival-lead-median", "/preArrival/leadTime/medianMs"),
+        ("physical-inspection-share", "/riskManagement/physicalShare"),
+        ("documentary-check-share", "/riskManagement/documentaryShare"),
+        ("standing-instruction-share", "/riskManagement/standingInstructionShare"),
+        ("release-time-mean", "/releaseTime/meanMs"),
+        ("release-time-median", "/releaseTime/medianMs"),
+        ("others-median", "/expedited/others/medianMs"),
+        ("agency-spread-median", "/agencySpread/medianMs"),
+        ("joint-inspection-share", "/jointInspections/share"),
+        ("documents-per-consignment", "/formalities/documentsPerConsignment"),
+        ("queries-per-consignment", "/formalities/queriesPerConsignment"),
+        ("resubmitted-share", "/formalities/resubmittedShare"),
+        ("submitted-once-share", "/singleWindow/share"),
+    ];
+    let mut columns = vec![("region".to_owned(), api["current"]["region"].clone()), ("previous".to_owned(), api["previous"]["region"].clone())];
+    for g in api["current"]["groups"].as_array().unwrap() {
+        columns.push((g["group"].as_str().unwrap().to_owned(), g["articles"].clone()));
+        let headers = labels(&dom, &format!("group-{}", g["group"].as_str().unwrap()));
+        let counted = format!("{} ({})", g["group"].as_str().unwrap(), g["articles"]["consignments"]);
+        assert_eq!(headers, vec![counted.as_str(); 7], "each country says what it counts, in each article's table");
+    }
+    assert!(columns.len() >= 4, "the region, the period before and two countries or more: {api:#}");
+    let mut compared = 0;
+    for (group, articles) in &columns {
+        for (key, pointer) in pointers {
+            let cell = shown.iter().find(|a| a.get("data-group") == Some(group) && a.get("data-key").map(String::as_str) == Some(key));
+            match (articles.pointer(pointer).and_then(Value::as_f64), cell) {
+                (Some(expected), Some(cell)) => {
+                    assert!(close(cell["data-value"].parse().unwrap(), expected), "{group} {key}: page {}, API {expected}", cell["data-value"]);
+                    compared += 1;
+                }
+                (None, None) => {}
+                (expected, cell) => panic!("{group} {key}: API {expected:?}, page {cell:?}"),
+            }
+        }
+    }
+    assert!(compared >= 8 * columns.len(), "the values were compared ({compared})");
+    let medians = shown.iter().filter(|a| a.get("data-group").map(String::as_str) == Some("median"));
+    let mut compared_medians = 0;
+    for cell in medians {
+        let name = match cell["data-key"].as_str() {
+            "release-time-mean" => "releaseTimeMeanMs",
+            "pre-arrival-share" => "preArrivalShare",
+            "documents-per-consignment" => "documentsPerConsignment",
+            "physical-inspection-share" => "physicalInspectionShare",
+            _ => continue,
+        };
+        assert!(close(cell["data-value"].parse().unwrap(), api["current"]["regionMedian"][name].as_f64().unwrap()), "{name}");
+        compared_medians += 1;
+    }
+    assert_eq!(compared_medians, 4, "the countries' medians");
+    // In the Agreement's order.
+    let articles: Vec<String> = attributes_with(&dom, "data-article=").into_iter().map(|a| a["data-article"].clone()).collect();
+    assert_eq!(articles, ["7.1", "7.4", "7.6", "7.8", "8", "10.1", "10.4"]);
+    // The sanitary agency's yellow selections of the beef: Art. 7.4 shows documentary checks.
+    assert!(api["current"]["region"]["riskManagement"]["documentaryShare"].as_f64().unwrap() > 0.0, "{:#}", api["current"]["region"]["riskManagement"]);
+    // Grouped by border post, chosen in the fragment.
+    let (_, params) = open_page(format!("{}/dashboard/tfa#token=demo-operator&groupBy=borderPost", app.address), None, "Ventanilla: TFA monitor: by border post").await;
+    assert_eq!(params["groupBy"], "borderPost");
     app.stop().await;
 }

@@ -202,3 +202,61 @@ async fn the_country_report_gives_the_monitors_figures_per_article() {
     let wrong = run(["report", "tfa", "--country", "BR", "--period", "2026-Q5"].map(String::from).to_vec()).await;
     assert!(!wrong.status.success() && String::from_utf8_lossy(&wrong.stderr).contains("a quarter (2026-Q3)"));
 }
+
+/// `ventanilla simulate` with stated rates of pre-arrival lodgement, express parcels, joint
+/// inspections and resubmissions: the TFA monitor, read through a gateway over that store,
+/// recovers each within three standard errors of the plan.
+#[tokio::test]
+async fn the_tfa_monitor_recovers_the_simulated_rates() {
+    use ventanilla::indicators::traffic::EXPRESS_DELAY;
+    let data = Arc::new(tempfile::tempdir().unwrap());
+    let (pre_arrival, express, inspected, joint, resubmission) = (0.6, 0.25, 0.3, 0.4, 0.1);
+    let args = [
+        "--consignments", "2000", "--days", "20", "--seed", "17", "--pre-arrival", "0.6", "--express", "0.25",
+        "--inspected-by-several", "0.3", "--joint", "0.4", "--resubmission", "0.1",
+    ];
+    let written = crate::helpers::simulate(data.path(), &args).await;
+    assert_eq!((written["consignments"].as_u64(), written["rates"]["joint"].as_f64()), (Some(2000), Some(joint)), "{written:#}");
+
+    let app = spawn_app_on(data, format!("t{}.", uuid::Uuid::now_v7().simple()), Some(test_brokers()), |_| {}).await;
+    let now = ventanilla::clock::now_millis();
+    let (from, to) = (ventanilla::clock::rfc3339(now - 21 * 86_400_000), ventanilla::clock::rfc3339(now + 3_600_000));
+    let tfa: Value = app.get(&format!("/v1/indicators/tfa?from={from}&to={to}"), Some("demo-operator")).await.json().await.unwrap();
+    let r = &tfa["current"]["region"];
+    assert_eq!(r["consignments"], 2000, "{tfa:#}");
+    let number = |v: &Value| v.as_f64().unwrap_or_else(|| panic!("a number: {v}"));
+    let within = |name: &str, measured: f64, plan: f64, se: f64| {
+        assert!((measured - plan).abs() <= 3.0 * se, "{name}: measured {measured}, plan {plan}, three standard errors {}", 3.0 * se);
+    };
+    let binomial = |p: f64, n: f64| (p * (1.0 - p) / n).sqrt();
+
+    // Art. 7.8: the express parcels (every one released), and their median release time: an
+    // exponential delay past its minimum, whose median's standard error is its scale over √n.
+    let parcels = number(&r["expedited"]["expedited"]["count"]);
+    within("express parcels", parcels / 2000.0, express, binomial(express, 2000.0));
+    let (min, mean) = EXPRESS_DELAY;
+    let scale = (mean - min) as f64;
+    within("express median (ms)", number(&r["expedited"]["expedited"]["medianMs"]), min as f64 + scale * std::f64::consts::LN_2, scale / parcels.sqrt());
+    let declared = 2000.0 - parcels;
+    // Art. 7.1: every declared consignment's goods arrived (its notice answered).
+    assert_eq!(number(&r["preArrival"]["withArrival"]), declared);
+    within("pre-arrival", number(&r["preArrival"]["share"]), pre_arrival, binomial(pre_arrival, declared));
+    // Art. 8: inspected by several agencies, and of those jointly.
+    let several = number(&r["jointInspections"]["inspectedBySeveral"]);
+    within("inspected by several", several / declared, inspected, binomial(inspected, declared));
+    within("joint inspections", number(&r["jointInspections"]["share"]), joint, binomial(joint, several));
+    // Art. 10.1: resubmitted once each, by an amendment (no other amendment is simulated).
+    let formalities = &r["formalities"];
+    assert_eq!((number(&formalities["consignments"]), number(&formalities["notComputed"])), (2000.0, 0.0));
+    let resubmitted = (number(&formalities["resubmittedShare"]) * 2000.0).round();
+    within("resubmitted", resubmitted / declared, resubmission, binomial(resubmission, declared));
+    assert_eq!((number(&formalities["amendmentsPerConsignment"]) * 2000.0).round(), resubmitted, "one amendment each");
+    // Art. 10.4: of the decided, those not resubmitted were submitted once.
+    let decided = number(&r["singleWindow"]["decided"]);
+    assert!(decided >= resubmitted && decided <= 2000.0, "{decided}");
+    let once = number(&r["singleWindow"]["share"]);
+    within("submitted once", 1.0 - once, resubmission * declared / decided, binomial(resubmission, declared) * declared / decided);
+    // Art. 7.4: the inspected consignments' customs and sanitary parts are red.
+    assert!(number(&r["riskManagement"]["physicalShare"]) > 0.0, "{:#}", r["riskManagement"]);
+    app.stop().await;
+}
