@@ -60,37 +60,6 @@ function rowsNote(interval, groupBy) {
   return "By agency: a consignment counts in the row of each agency it went to, so the rows add up to more than the consignments.";
 }
 
-function el(tag, attrs, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
-  for (const c of children) e.append(c);
-  return e;
-}
-
-function svg(tag, attrs, ...children) {
-  const e = document.createElementNS("http://www.w3.org/2000/svg", tag);
-  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
-  for (const c of children) e.append(c);
-  return e;
-}
-
-/// A duration as people read it: "3 h 05 min", "2 d 4 h", "-1 h 30 min".
-function duration(ms) {
-  if (ms === undefined || ms === null) return "";
-  const sign = ms < 0 ? "-" : "";
-  let m = Math.round(Math.abs(ms) / 60000);
-  const d = Math.floor(m / 1440); m -= d * 1440;
-  const h = Math.floor(m / 60); m -= h * 60;
-  if (d > 0) return `${sign}${d} d ${h} h`;
-  if (h > 0) return `${sign}${h} h ${String(m).padStart(2, "0")} min`;
-  return `${sign}${m} min`;
-}
-
-function day(offset) {
-  const t = new Date(Date.now() + offset * 86400000);
-  return t.toISOString().slice(0, 10);
-}
-
 async function figures(params) {
   const r = await fetch(`${endpoint}?${new URLSearchParams(params)}`, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
   const body = await r.json();
@@ -278,27 +247,9 @@ function drawTrend(f) {
 
 const TITLE = "Ventanilla: release-time indicators";
 
-/// Marks the page: `loading` (nothing marked ready), `ready` (every figure asked for drawn), or
-/// `failed`; the title and the status say which.
-function mark(state, text, params) {
-  const body = document.body;
-  const status = document.getElementById("status");
-  delete body.dataset.ready;
-  delete body.dataset.failed;
-  delete body.dataset.params;
-  body.setAttribute("aria-busy", String(state === "loading"));
-  status.className = state === "failed" ? "error" : "";
-  status.textContent = text;
-  if (state === "loading") {
-    document.title = `${TITLE} (loading)`;
-  } else if (state === "failed") {
-    document.title = `${TITLE} (failed)`;
-    body.dataset.failed = text;
-  } else {
-    document.title = `${TITLE}: ${INTERVALS[params.interval].name}`;
-    body.dataset.params = JSON.stringify(params);
-    body.dataset.ready = "true";
-  }
+/// Marks the page (`mark`, dashboard/common.js), titled by the interval shown.
+function markPage(state, text, params) {
+  mark(TITLE, state, text, params ? INTERVALS[params.interval].name : "", params);
 }
 
 /// Only the latest request marks the page: an earlier one still in flight draws nothing after.
@@ -309,7 +260,7 @@ async function show() {
   const form = document.getElementById("filters");
   offerSegments();
   const params = Object.fromEntries(new FormData(form));
-  mark("loading", "Loading the figures...");
+  markPage("loading", "Loading the figures...");
   document.getElementById("segment-name").textContent = form.groupBy.selectedOptions[0].textContent;
   document.getElementById("trend-name").textContent = params.trend;
   document.getElementById("trend-interval").textContent = INTERVALS[params.interval].name;
@@ -331,10 +282,10 @@ async function show() {
       : "");
     const o = trend.overall;
     const count = o.suppressed ? "count suppressed" : `${o.count ?? 0} ${counted(params.interval, "")}`;
-    mark("ready", `Shown: ${INTERVALS[params.interval].name}, ${count}, of the consignments ${periodText(f)}.`, params);
+    markPage("ready", `Shown: ${INTERVALS[params.interval].name}, ${count}, of the consignments ${periodText(f)}.`, params);
   } catch (e) {
     if (run !== shown) return;
-    mark("failed", `The figures could not be read: ${e.message}`);
+    markPage("failed", `The figures could not be read: ${e.message}`);
   }
 }
 

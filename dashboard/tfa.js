@@ -20,6 +20,7 @@ const INDICATORS = [
   ["7.1", "pre-arrival-lead-median", "lead time before arrival (median)", "time", (a) => a.preArrival.leadTime.medianMs],
   ["7.4", "physical-inspection-share", "parts sent to physical inspection", "share", (a) => a.riskManagement.physicalShare],
   ["7.4", "documentary-check-share", "parts sent to a documentary check", "share", (a) => a.riskManagement.documentaryShare],
+  ["7.4", "hit-rate", "inspections that found an irregularity", "share", (a) => hitRate(a.riskManagement.bySource)],
   ["7.4", "standing-instruction-share", "decisions by standing instruction", "share", (a) => a.riskManagement.standingInstructionShare],
   ["7.6", "release-time-mean", "arrival to release (mean)", "time", (a) => a.releaseTime.meanMs],
   ["7.6", "release-time-median", "arrival to release (median)", "time", (a) => a.releaseTime.medianMs],
@@ -34,6 +35,12 @@ const INDICATORS = [
   ["10.1", "resubmitted-share", "resubmitted after a rejection", "share", (a) => a.formalities.resubmittedShare],
   ["10.4", "submitted-once-share", "documents each submitted once", "share", (a) => a.singleWindow.share],
 ];
+/// Irregularities per finding reported, whatever selected the inspection (none before the first).
+function hitRate(bySource) {
+  const findings = bySource.reduce((n, s) => n + s.findings, 0);
+  return findings ? bySource.reduce((n, s) => n + s.irregularities, 0) / findings : undefined;
+}
+
 // In the Agreement's order (an array: an object would put "8" first, its keys being numbers).
 const ARTICLES = [
   ["7.1", "Art. 7.1 Pre-arrival processing"],
@@ -55,33 +62,11 @@ function median(groups, value) {
 }
 const GROUPS = { country: "importing country", borderPost: "border post", transportMode: "transport mode", documentType: "document type" };
 
-function el(tag, attrs, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
-  for (const c of children) e.append(c);
-  return e;
-}
-
-/// A duration as people read it: "3 h 05 min", "2 d 4 h".
-function duration(ms) {
-  const sign = ms < 0 ? "-" : "";
-  let m = Math.round(Math.abs(ms) / 60000);
-  const d = Math.floor(m / 1440); m -= d * 1440;
-  const h = Math.floor(m / 60); m -= h * 60;
-  if (d > 0) return `${sign}${d} d ${h} h`;
-  if (h > 0) return `${sign}${h} h ${String(m).padStart(2, "0")} min`;
-  return `${sign}${m} min`;
-}
-
 function shown(unit, v) {
   if (v === undefined || v === null) return "";
   if (unit === "share") return `${(100 * v).toFixed(1)}%`;
   if (unit === "time") return duration(v);
   return v.toFixed(2);
-}
-
-function day(offset) {
-  return new Date(Date.now() + offset * 86400000).toISOString().slice(0, 10);
 }
 
 /// A value's cell: its raw figure, its group and its indicator in data attributes.
@@ -113,25 +98,9 @@ function draw(f) {
 
 const TITLE = "Ventanilla: TFA monitor";
 
-function mark(state, text, params) {
-  const body = document.body;
-  delete body.dataset.ready;
-  delete body.dataset.failed;
-  delete body.dataset.params;
-  body.setAttribute("aria-busy", String(state === "loading"));
-  const status = document.getElementById("status");
-  status.className = state === "failed" ? "error" : "";
-  status.textContent = text;
-  if (state === "loading") {
-    document.title = `${TITLE} (loading)`;
-  } else if (state === "failed") {
-    document.title = `${TITLE} (failed)`;
-    body.dataset.failed = text;
-  } else {
-    document.title = `${TITLE}: by ${GROUPS[params.groupBy]}`;
-    body.dataset.params = JSON.stringify(params);
-    body.dataset.ready = "true";
-  }
+/// Marks the page (`mark`, dashboard/common.js), titled by the grouping shown.
+function markPage(state, text, params) {
+  mark(TITLE, state, text, params ? `by ${GROUPS[params.groupBy]}` : "", params);
 }
 
 let shownRun = 0;
@@ -139,7 +108,7 @@ let shownRun = 0;
 async function show() {
   const run = ++shownRun;
   const params = Object.fromEntries(new FormData(document.getElementById("filters")));
-  mark("loading", "Loading the figures...");
+  markPage("loading", "Loading the figures...");
   try {
     if (!token) throw new Error("the TFA monitor is read with an operator's token: open /dashboard/tfa#token=...");
     const r = await fetch(`/v1/indicators/tfa?${new URLSearchParams(params)}`, { headers: { Authorization: `Bearer ${token}` } });
@@ -148,10 +117,10 @@ async function show() {
     if (run !== shownRun) return;
     draw(f);
     document.getElementById("method").textContent = `Method: ${f.method} Expedited types: ${f.expeditedTypes.join(", ")}. Joint inspections within ${f.jointInspectionWindowMinutes} minutes. The period before is the one of the same length just before: its consignments have had longer to be released.`;
-    mark("ready", `Shown: ${f.current.region.consignments} consignments lodged from ${params.from} to ${params.to}, by ${GROUPS[params.groupBy]}.`, params);
+    markPage("ready", `Shown: ${f.current.region.consignments} consignments lodged from ${params.from} to ${params.to}, by ${GROUPS[params.groupBy]}.`, params);
   } catch (e) {
     if (run !== shownRun) return;
-    mark("failed", `The figures could not be read: ${e.message}`);
+    markPage("failed", `The figures could not be read: ${e.message}`);
   }
 }
 

@@ -5,13 +5,12 @@
 -- found, whether a standing instruction decided it).
 --
 -- The columns are nullable, and NULL means "not computed yet": the facts already kept stay as
--- they are, and the gateway computes the new columns at its start, in the background, for every
--- consignment with a NULL among them, writing them beside the times as they are (their times do
--- not change, so neither do the figures already published from them:
--- crate::indicators::complete). A gateway of the version before, still running beside this one
--- while several are upgraded one at a time, writes the agencies' rows with NULL here; the next
--- start of an upgraded gateway computes them. Until then the monitor leaves those consignments
--- out of these articles, and says how many it left out.
+-- they are (their times do not change, so neither do the figures already published from them),
+-- and the gateway computes the new columns at its start, in the background, for every
+-- consignment whose formalities are NULL (crate::indicators::backfill). A gateway of the version
+-- before, still running beside this one while several are upgraded one at a time, writes NULL
+-- here too; the next start of an upgraded gateway computes them. Until then the monitor leaves
+-- those consignments out of these articles, and says how many it left out.
 ALTER TABLE release_times ADD COLUMN documents INTEGER;
 ALTER TABLE release_times ADD COLUMN amendments INTEGER;
 ALTER TABLE release_times ADD COLUMN queries INTEGER;

@@ -1,7 +1,7 @@
 //! The release-time dashboard at `/dashboard`, and the TFA monitor's page beside it at
 //! `/dashboard/tfa`: static files built into the binary (no CDN, no build step), so they work
 //! offline and wherever the gateway runs. The pages read the indicators' API
-//! (`dashboard/app.js`, `dashboard/tfa.js`). Also the other well-known file served as is: the
+//! (`dashboard/app.js`, `dashboard/tfa.js`, both on `dashboard/common.js`). Also the other well-known file served as is: the
 //! receipt keys' JWKS.
 
 use actix_web::HttpResponse;
@@ -21,6 +21,11 @@ pub async fn page(_: Public) -> HttpResponse {
 /// `GET /dashboard/app.js`.
 pub async fn script(_: Public) -> HttpResponse {
     file("text/javascript; charset=utf-8", include_str!("../../dashboard/app.js"))
+}
+
+/// `GET /dashboard/common.js`: what both pages share.
+pub async fn common_script(_: Public) -> HttpResponse {
+    file("text/javascript; charset=utf-8", include_str!("../../dashboard/common.js"))
 }
 
 /// `GET /dashboard/tfa`.

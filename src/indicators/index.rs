@@ -399,21 +399,23 @@ impl FactsIndex {
     pub async fn tfa(&self, request: TfaRequest, from: Millis, to: Millis) -> Result<TfaFigures, StoreError> {
         self.scan(Scope::default(), "the TFA figures", move |index, _| {
             let names = &index.names;
-            // Each period's rows in chunks, gathered on the figures' threads and merged.
+            // Each period's rows (rows are kept roughly in lodgement order: they are selected
+            // first, so that each thread gets its share of them), in one chunk per thread (each
+            // merge copies the values gathered), gathered on the figures' threads and merged.
             let period = |from: Millis, to: Millis| {
-                let gather = |rows: &[Row]| {
+                let rows: Vec<&Row> = index.rows.iter().filter(|row| row.lodged_at >= from && row.lodged_at < to).collect();
+                let gather = |rows: &[&Row]| {
                     let mut gathered = tfa::Gathered::default();
-                    for row in rows.iter().filter(|row| row.lodged_at >= from && row.lodged_at < to) {
+                    for row in rows.iter().copied() {
                         gathered.add(&request, RowRef { row, names }, index.parts_of(row).iter().map(move |(_, part)| PartRef { part, names }));
                     }
                     gathered
                 };
-                // One chunk per thread: each merge copies the values gathered.
                 let threads = super::figures::pool().map_or(1, |p| p.current_num_threads());
-                let chunk = index.rows.len().div_ceil(threads).max(TFA_CHUNK_ROWS);
+                let chunk = rows.len().div_ceil(threads).max(TFA_CHUNK_ROWS);
                 let gathered = match super::figures::pool() {
-                    Some(pool) => pool.install(|| index.rows.par_chunks(chunk).map(gather).reduce(tfa::Gathered::default, tfa::Gathered::merge)),
-                    None => gather(&index.rows),
+                    Some(pool) => pool.install(|| rows.par_chunks(chunk).map(gather).reduce(tfa::Gathered::default, tfa::Gathered::merge)),
+                    None => gather(&rows),
                 };
                 gathered.finish(from, to)
             };

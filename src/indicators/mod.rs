@@ -317,24 +317,23 @@ fn compute(l: &mut dyn Ledger, ucr: &Ucr) -> Result<Option<(ConsignmentReleaseTi
 
 /// Completes the facts of the consignment `ucr` kept without the TFA monitor's columns (written
 /// before migration 14, or by a gateway of that version): those columns are computed from its
-/// rows and written beside the facts as they were, whose times are kept as they are (the
-/// figures already published from them do not move). A consignment without facts gets them
-/// whole.
-pub fn complete(l: &mut dyn Ledger, ucr: &Ucr) -> Result<(), StoreError> {
-    let Some((computed, computed_agencies)) = compute(l, ucr)? else { return Ok(()) };
+/// rows and written beside the facts as they were, whose times are kept as they are (until a
+/// change of the consignment computes them all again). A consignment without facts gets them
+/// whole. Whether it wrote anything (not for a consignment without a document).
+pub fn complete(l: &mut dyn Ledger, ucr: &Ucr) -> Result<bool, StoreError> {
+    let Some((computed, computed_agencies)) = compute(l, ucr)? else { return Ok(false) };
     let (kept, kept_agencies) = l.release_times_of(Some(std::slice::from_ref(ucr)))?;
-    let Some(kept) = kept.into_iter().next() else { return l.save_release_times(&computed, &computed_agencies) };
+    let Some(kept) = kept.into_iter().next() else { return l.save_release_times(&computed, &computed_agencies).map(|()| true) };
+    // A kept part the rows no longer give (none should) stays without treatment: not computed,
+    // and counted so, rather than made up.
     let agencies: Vec<AgencyReleaseTimes> = kept_agencies
         .into_iter()
         .map(|(_, part)| {
-            let selectivity = computed_agencies.iter().find(|c| c.agency == part.agency).and_then(|c| c.selectivity).or({
-                // A part the rows no longer give (none should be): not selected, as known.
-                Some(AgencySelectivity { channel: UNSELECTED, source: source_name(crate::risk::Source::None), finding: None, standing_instruction: false })
-            });
+            let selectivity = computed_agencies.iter().find(|c| c.agency == part.agency).and_then(|c| c.selectivity);
             AgencyReleaseTimes { selectivity, ..part }
         })
         .collect();
-    l.save_release_times(&ConsignmentReleaseTimes { formalities: computed.formalities, ..kept }, &agencies)
+    l.save_release_times(&ConsignmentReleaseTimes { formalities: computed.formalities, ..kept }, &agencies).map(|()| true)
 }
 
 /// A consignment's formalities (WTO TFA Art. 10.1) from its documents, every version, those an
@@ -359,9 +358,10 @@ fn formalities(documents: &[DocumentRecord], rejected: &[uuid::Uuid], queries: i
 }
 
 /// Computes the facts of every consignment that has none (accepted before the indicators
-/// existed), a few hundred per transaction, each under its consignment's lock; how many. Their
-/// documents carry no segment facts (transport mode, HS chapter, border post: read from
-/// payloads only since), so those segments read `unknown`, and no arrival is known for them.
+/// existed), and completes those kept without the TFA monitor's columns ([`complete`]), a few
+/// hundred per transaction, each under its consignment's lock; how many it wrote. Documents of
+/// before the indicators carry no segment facts (transport mode, HS chapter, border post: read
+/// from payloads only since), so those segments read `unknown`, and no arrival is known for them.
 pub async fn backfill(store: &dyn crate::store::Store) -> Result<u64, StoreError> {
     use crate::store::{Subject};
     let (mut after, mut done) = (String::new(), 0u64);
@@ -370,14 +370,14 @@ pub async fn backfill(store: &dyn crate::store::Store) -> Result<u64, StoreError
         let ucrs = store.read_with(move |l| l.consignments_without_release_times(&from, 500)).await?;
         let Some(last) = ucrs.last() else { return Ok(done) };
         after = last.to_string();
-        done += ucrs.len() as u64;
         let subjects = ucrs.iter().cloned().map(Subject::Consignment).collect();
-        store
+        done += store
             .write_with(subjects, move |l| {
+                let mut completed = 0;
                 for ucr in &ucrs {
-                    complete(l, ucr)?;
+                    completed += u64::from(complete(l, ucr)?);
                 }
-                Ok(())
+                Ok(completed)
             })
             .await?;
     }

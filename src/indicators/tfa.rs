@@ -198,12 +198,23 @@ pub struct AgencySelectivityFigures {
     pub figures: Selectivity,
 }
 
-/// Art. 7.4: risk management, over every agency's parts and per agency.
+/// One kind of agency's risk management (Art. 7.4): its agencies' parts together.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KindSelectivityFigures {
+    pub agency_kind: String,
+    #[serde(flatten)]
+    pub figures: Selectivity,
+}
+
+/// Art. 7.4: risk management, over every agency's parts, per kind of agency and per agency.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RiskManagement {
     #[serde(flatten)]
     pub all: Selectivity,
+    /// Per kind of agency (customs, sanitary, border...), by its name.
+    pub agency_kinds: Vec<KindSelectivityFigures>,
     /// Per agency, by its id.
     pub agencies: Vec<AgencySelectivityFigures>,
 }
@@ -629,6 +640,13 @@ impl Tally {
             pre_arrival: PreArrival { with_arrival: self.with_arrival, share: share_before, lead_time: Timing::of(self.leads) },
             risk_management: RiskManagement {
                 all: self.selectivity.figures(),
+                agency_kinds: {
+                    let mut kinds: BTreeMap<&str, SelectivityTally> = BTreeMap::new();
+                    for (kind, tally) in self.agencies.values() {
+                        kinds.entry(kind.as_str()).or_default().merge(tally);
+                    }
+                    kinds.into_iter().map(|(kind, tally)| KindSelectivityFigures { agency_kind: kind.to_owned(), figures: tally.figures() }).collect()
+                },
                 agencies: self
                     .agencies
                     .into_iter()
@@ -927,6 +945,8 @@ mod tests {
         assert_eq!((x.agency.as_str(), x.figures.parts, x.figures.physical_share), ("x", 3, Some(2.0 / 3.0)));
         let y = &rm.agencies[1];
         assert_eq!((y.agency.as_str(), y.figures.parts, y.figures.standing_instruction_share), ("y", 2, Some(0.5)));
+        let kinds: Vec<(&str, usize, usize)> = rm.agency_kinds.iter().map(|k| (k.agency_kind.as_str(), k.figures.parts, k.figures.not_computed)).collect();
+        assert_eq!(kinds, [("customs", 5, 1)], "both agencies are customs in this set");
         assert_eq!(p.region_median.physical_inspection_share, Some(2.0 / 5.0), "one group");
     }
 
@@ -991,7 +1011,14 @@ mod tests {
             if i % 7 < 3 { &mut first } else { &mut second }.add(&request, c, p);
         }
         assert_eq!(first.merge(second).finish(0, 1000), whole);
-        assert_eq!(whole.region.consignments, 40);
+        // And the region's, worked by hand: released 250 + 6i after arrival, decided 30 + 2i
+        // apart (joint within 60 for i <= 15), each resubmitted once.
+        let r = &whole.region;
+        assert_eq!((r.consignments, r.release_time.count, r.release_time.mean_ms), (40, 40, Some(367.0)));
+        assert_eq!(r.agency_spread.median_ms, Some(69.0));
+        assert_eq!((r.joint_inspections.inspected_by_several, r.joint_inspections.joint), (40, 16));
+        assert_eq!((r.formalities.consignments, r.formalities.resubmitted_share), (40, Some(1.0)));
+        assert_eq!(whole.groups.iter().map(|g| g.articles.consignments).sum::<usize>(), 40, "each in one group");
     }
 
     #[test]

@@ -4,9 +4,13 @@
 //! the countries and the same country's figure in the period before, with each definition; as
 //! HTML (printable; PDF through Chromium) or CSV.
 //!
-//! A figure computed over fewer consignments (or agencies' parts, or findings) than the region's
-//! public threshold is not shown, and a country under it does not enter the region's median: a
-//! report put before ministers may be published, and no figure of it may be one consignment's.
+//! It is the committee's working document, not a publication: a figure computed over fewer
+//! consignments (or agencies' parts, or findings: the figure's own unit) than the region's public
+//! threshold is not shown, nor what it is computed over, a country under it does not enter the
+//! region's median, and the hit rate of all sources is not shown when the random ones' would
+//! give the others' over fewer findings than the threshold. It does not apply the public
+//! figures' other rules (no complementary suppression across periods or tables, no
+//! largest-trader rule): docs/tfa.md says what to do before publishing one.
 
 use std::collections::HashMap;
 
@@ -339,6 +343,9 @@ pub struct CountryReport {
     pub joint_window_minutes: i64,
     /// Consignments of the country in the period, and in the period before.
     pub consignments: (usize, usize),
+    /// Of the period's, those whose formalities are not computed yet (facts kept before the
+    /// monitor: docs/tfa.md), left out of Art. 10.
+    pub not_computed: usize,
     pub lines: Vec<Line>,
 }
 
@@ -383,7 +390,8 @@ pub async fn build(
     };
     let (current, previous) = (of(from, to), of(before, from));
     let count_in = |p: &TfaPeriod| p.groups.iter().find(|g| g.group == country).map_or(0, |g| g.articles.consignments);
-    let lines = INDICATORS
+    let not_computed = current.groups.iter().find(|g| g.group == country).map_or(0, |g| g.articles.formalities.not_computed);
+    let mut lines: Vec<Line> = INDICATORS
         .iter()
         .map(|indicator| {
             let (value, count) = shown(&current, country, indicator, min_count);
@@ -400,6 +408,16 @@ pub async fn build(
             Line { indicator, value, count, region_median: tfa::median(values), countries, previous: shown(&previous, country, indicator, min_count).0 }
         })
         .collect();
+    // The hit rate of all sources less the random ones' would be the targeted ones': not shown
+    // when those rest on fewer findings than the threshold.
+    let findings = |key: &str| lines.iter().find(|l| l.indicator.key == key).map(|l| (l.count, l.value.is_some()));
+    if let (Some((all, _)), Some((random, true))) = (findings("hit-rate"), findings("hit-rate-random")) {
+        if (1..min_count).contains(&all.saturating_sub(random)) {
+            for line in lines.iter_mut().filter(|l| l.indicator.key == "hit-rate") {
+                (line.value, line.previous) = (None, None);
+            }
+        }
+    }
     Ok(CountryReport {
         country: country.to_owned(),
         period,
@@ -407,6 +425,7 @@ pub async fn build(
         computed_at,
         joint_window_minutes: request.joint_window_ms / 60_000,
         consignments: (count_in(&current), count_in(&previous)),
+        not_computed,
         lines,
     })
 }
@@ -440,7 +459,7 @@ td.definition{{font-size:.85rem;color:#445;max-width:28rem}}h2{{margin-top:2rem}
 <h1>Trade facilitation as practiced: {country}, {name}</h1>\
 <p>WTO Trade Facilitation Agreement indicators measured from the regional single window's own events, for the consignments \
 imported into {country} and lodged from {from} to {to} (UTC): {n} consignments ({n_before} in {before}). Each figure stands beside \
-the median of the region's importing countries and {country}'s own figure in {before}.</p>",
+the median of the region's importing countries and {country}'s own figure in {before}.{left_out}</p>",
         country = escape(&r.country),
         name = r.period.name(),
         from = &rfc3339(from)[..10],
@@ -448,6 +467,11 @@ the median of the region's importing countries and {country}'s own figure in {be
         n = r.consignments.0,
         n_before = r.consignments.1,
         before = r.period.previous().name(),
+        left_out = if r.not_computed > 0 {
+            format!(" The formalities of {} of them are not computed yet (facts kept before the monitor): Art. 10 leaves them out.", r.not_computed)
+        } else {
+            String::new()
+        },
     );
     let mut article = "";
     for l in &r.lines {
@@ -464,13 +488,17 @@ the median of the region's importing countries and {country}'s own figure in {be
             ));
         }
         let [value, median, previous, change] = printed(l);
-        let value = if l.value.is_none() && l.count > 0 && l.count < r.min_count { format!("fewer than {}", r.min_count) } else { value };
+        // A figure not shown shows nothing of what it counts either.
+        let (value, counted) = match (l.value, l.count) {
+            (None, 0) => (value, String::new()),
+            (None, _) => (format!("not shown (fewer than {})", r.min_count), String::new()),
+            (Some(_), n) => (value, n.to_string()),
+        };
         out.push_str(&format!(
-            "<tr data-indicator=\"{}\"><td>{}</td><td>{}</td><td class=\"value\">{value}</td><td>{}</td><td class=\"median\">{median}</td><td class=\"previous\">{previous}</td><td>{change}</td><td class=\"definition\">{}</td></tr>",
+            "<tr data-indicator=\"{}\"><td>{}</td><td>{}</td><td class=\"value\">{value}</td><td>{counted}</td><td class=\"median\">{median}</td><td class=\"previous\">{previous}</td><td>{change}</td><td class=\"definition\">{}</td></tr>",
             l.indicator.key,
             escape(l.indicator.title),
             l.indicator.unit.name(),
-            l.count,
             escape(l.indicator.definition)
         ));
     }
@@ -496,14 +524,14 @@ pub fn csv(r: &CountryReport) -> String {
     let quote = |s: &str| if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() };
     for l in &r.lines {
         let [value, median, previous, change] = printed(l);
+        let counted = if l.value.is_some() { l.count.to_string() } else { String::new() };
         out.push_str(&format!(
-            "{},{},{},{},{},{value},{},{median},{},{},{previous},{change},{}\n",
+            "{},{},{},{},{},{value},{counted},{median},{},{},{previous},{change},{}\n",
             l.indicator.article,
             l.indicator.key,
             quote(l.indicator.unit.name()),
             quote(&r.country),
             r.period.name(),
-            l.count,
             l.countries,
             r.period.previous().name(),
             quote(l.indicator.definition)

@@ -396,18 +396,19 @@ fn consignment(draws: &mut Draws, router: &Router, topics: &Topics, t: &Traffic,
     // (jointly: within 30 minutes of the first; else one after another, 3 to 5 hours apart).
     let joint = drawn.joint;
     let decisions = |draws: &mut Draws, from: Millis, deliveries: &[crate::store::PlannedDelivery]| -> Vec<Millis> {
-        let mut inspections = 0;
         let first = from + draws.delay(delay_plan("customs", mode)).max(4 * MINUTE);
+        // The latest inspecting agency's decision so far.
+        let mut previous: Option<Millis> = None;
         deliveries
             .iter()
             .map(|planned| {
                 if inspects(&planned.agency) {
-                    let at = if joint {
-                        first + (draws.unit() * (30 * MINUTE) as f64) as Millis
-                    } else {
-                        first + inspections * (3 * HOUR + (draws.unit() * (2 * HOUR) as f64) as Millis)
+                    let at = match (joint, previous) {
+                        (true, _) => first + (draws.unit() * (30 * MINUTE) as f64) as Millis,
+                        (false, None) => first,
+                        (false, Some(before)) => before + 3 * HOUR + (draws.unit() * (2 * HOUR) as f64) as Millis,
                     };
-                    inspections += 1;
+                    previous = Some(at);
                     at
                 } else {
                     from + draws.delay(delay_plan(&kind_of(&planned.agency), mode)).max(4 * MINUTE)

@@ -284,17 +284,31 @@ async fn the_dashboard_shows_the_apis_figures_in_a_real_browser() {
         ("standing-instruction-share", "/riskManagement/standingInstructionShare"),
         ("release-time-mean", "/releaseTime/meanMs"),
         ("release-time-median", "/releaseTime/medianMs"),
+        ("expedited-median", "/expedited/expedited/medianMs"),
         ("others-median", "/expedited/others/medianMs"),
+        ("expedited-ratio", "/expedited/medianRatio"),
         ("agency-spread-median", "/agencySpread/medianMs"),
         ("joint-inspection-share", "/jointInspections/share"),
         ("documents-per-consignment", "/formalities/documentsPerConsignment"),
+        ("amendments-per-consignment", "/formalities/amendmentsPerConsignment"),
         ("queries-per-consignment", "/formalities/queriesPerConsignment"),
+        ("hit-rate", "/hitRate"),
         ("resubmitted-share", "/formalities/resubmittedShare"),
         ("submitted-once-share", "/singleWindow/share"),
     ];
-    let mut columns = vec![("region".to_owned(), api["current"]["region"].clone()), ("previous".to_owned(), api["previous"]["region"].clone())];
+    // The hit rate of all sources, as the page sums it from the API's sources.
+    let with_hit_rate = |articles: &Value| {
+        let mut a = articles.clone();
+        let sources = articles["riskManagement"]["bySource"].as_array().unwrap();
+        let (findings, irregular) = sources.iter().fold((0, 0), |(f, i), s| (f + s["findings"].as_u64().unwrap(), i + s["irregularities"].as_u64().unwrap()));
+        if findings > 0 {
+            a["hitRate"] = serde_json::json!(irregular as f64 / findings as f64);
+        }
+        a
+    };
+    let mut columns = vec![("region".to_owned(), with_hit_rate(&api["current"]["region"])), ("previous".to_owned(), with_hit_rate(&api["previous"]["region"]))];
     for g in api["current"]["groups"].as_array().unwrap() {
-        columns.push((g["group"].as_str().unwrap().to_owned(), g["articles"].clone()));
+        columns.push((g["group"].as_str().unwrap().to_owned(), with_hit_rate(&g["articles"])));
         let headers = labels(&dom, &format!("group-{}", g["group"].as_str().unwrap()));
         let counted = format!("{} ({})", g["group"].as_str().unwrap(), g["articles"]["consignments"]);
         assert_eq!(headers, vec![counted.as_str(); 7], "each country says what it counts, in each article's table");
@@ -315,6 +329,7 @@ async fn the_dashboard_shows_the_apis_figures_in_a_real_browser() {
         }
     }
     assert!(compared >= 8 * columns.len(), "the values were compared ({compared})");
+    assert!(shown.iter().any(|a| a.get("data-key").map(String::as_str) == Some("hit-rate")), "the sanitary agency's findings give a hit rate");
     let medians = shown.iter().filter(|a| a.get("data-group").map(String::as_str) == Some("median"));
     let mut compared_medians = 0;
     for cell in medians {

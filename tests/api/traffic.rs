@@ -8,6 +8,15 @@ use serde_json::Value;
 
 use crate::helpers::{published_month, simulate_into, spawn_app_on, test_brokers};
 
+/// `ventanilla report ARGS --format FORMAT [--out OUT]`'s arguments.
+fn report_args(args: &[&str], format: &str, out: Option<&std::path::Path>) -> Vec<String> {
+    let mut all: Vec<String> = std::iter::once("report").chain(args.iter().copied()).chain(["--format", format]).map(str::to_owned).collect();
+    if let Some(out) = out {
+        all.extend(["--out".to_owned(), out.display().to_string()]);
+    }
+    all
+}
+
 #[tokio::test]
 async fn the_indicators_recover_the_simulated_delays() {
     let data = Arc::new(tempfile::tempdir().unwrap());
@@ -66,13 +75,7 @@ async fn the_published_report_gives_the_public_figures() {
     let (start, end, month) = published_month();
     simulate_into(data.path(), 400, 3, start, end).await;
     let (from, to) = (ventanilla::clock::rfc3339(start)[..10].to_owned(), ventanilla::clock::rfc3339(end)[..10].to_owned());
-    let report = |format: &str, out: Option<&std::path::Path>| {
-        let mut args: Vec<String> = ["report", "release-times", "--from", &from, "--to", &to, "--format", format].map(String::from).to_vec();
-        if let Some(out) = out {
-            args.extend(["--out".to_owned(), out.display().to_string()]);
-        }
-        run(args)
-    };
+    let report = |format: &str, out: Option<&std::path::Path>| run(report_args(&["release-times", "--from", from.as_str(), "--to", to.as_str()], format, out));
     let csv = report("csv", None).await;
     assert!(csv.status.success(), "{}", String::from_utf8_lossy(&csv.stderr));
     let csv = String::from_utf8(csv.stdout).unwrap();
@@ -134,13 +137,7 @@ async fn the_country_report_gives_the_monitors_figures_per_article() {
     let ((from, to), (before, _)) = (quarter.bounds(), quarter.previous().bounds());
     simulate_into(data.path(), 600, 5, before, to).await;
     let name = quarter.name();
-    let report = |format: &str, out: Option<&std::path::Path>| {
-        let mut args: Vec<String> = ["report", "tfa", "--country", "BR", "--period", &name, "--format", format].map(String::from).to_vec();
-        if let Some(out) = out {
-            args.extend(["--out".to_owned(), out.display().to_string()]);
-        }
-        run(args)
-    };
+    let report = |format: &str, out: Option<&std::path::Path>| run(report_args(&["tfa", "--country", "BR", "--period", name.as_str()], format, out));
     let csv = report("csv", None).await;
     assert!(csv.status.success(), "{}", String::from_utf8_lossy(&csv.stderr));
     let csv = String::from_utf8(csv.stdout).unwrap();
@@ -259,4 +256,44 @@ async fn the_tfa_monitor_recovers_the_simulated_rates() {
     // Art. 7.4: the inspected consignments' customs and sanitary parts are red.
     assert!(number(&r["riskManagement"]["physicalShare"]) > 0.0, "{:#}", r["riskManagement"]);
     app.stop().await;
+}
+
+/// The country report shows no figure computed over fewer consignments (or parts, or findings)
+/// than the region's threshold, nor what such a figure counts.
+#[tokio::test]
+async fn the_country_report_hides_what_too_few_consignments_give() {
+    use ventanilla::indicators::tfa_report::CalendarPeriod;
+    let data = tempfile::tempdir().unwrap();
+    let quarter = CalendarPeriod::Quarter(2026, 2);
+    let (from, to) = quarter.bounds();
+    // A dozen consignments over three importing countries: some figures of each rest on fewer
+    // than five.
+    crate::helpers::simulate(
+        data.path(),
+        &["--consignments", "12", "--days", "90", "--end", &ventanilla::clock::rfc3339(to), "--seed", "3", "--inspected-by-several", "0.3", "--joint", "0.5"],
+    )
+    .await;
+    assert!(from < to);
+    let out = crate::helpers::ventanilla_on(data.path(), ["report", "tfa", "--country", "BR", "--period", "2026-Q2", "--format", "csv"].map(String::from).to_vec()).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let (mut shown, mut hidden) = (0, 0);
+    for line in csv.lines().skip(1) {
+        let cols: Vec<&str> = line.splitn(13, ',').collect();
+        let (value, counted, median, countries) = (cols[5], cols[6], cols[7], cols[8]);
+        match value.is_empty() {
+            true => {
+                assert!(counted.is_empty(), "a figure not shown shows no count: {line}");
+                hidden += 1;
+            }
+            false => {
+                assert!(counted.parse::<usize>().unwrap() >= 5, "{line}");
+                shown += 1;
+            }
+        }
+        assert_eq!(median.is_empty(), countries == "0", "a median is of the countries over the threshold: {line}");
+    }
+    assert!(shown > 0 && hidden > 0, "some of each ({shown} shown, {hidden} hidden): {csv}");
+    let html = crate::helpers::ventanilla_on(data.path(), ["report", "tfa", "--country", "BR", "--period", "2026-Q2"].map(String::from).to_vec()).await;
+    assert!(String::from_utf8_lossy(&html.stdout).contains("not shown (fewer than 5)"));
 }
