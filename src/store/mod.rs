@@ -740,4 +740,24 @@ mod tests {
         let requeued = HistoryEntry::history(Some(("beef", 5)), vec![stored("failed", "gateway"), stored("pending", "operator")]);
         assert_eq!(requeued.iter().map(|e| e.status.as_str()).collect::<Vec<_>>(), ["pending", "failed", "pending"]);
     }
+
+    #[test]
+    fn a_released_migration_is_never_edited() {
+        // refinery checks each migration's text against the one a store ran: an edited one
+        // stops every store it ran on. migrations/released.sha256 holds each as it was released.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let manifest = std::fs::read_to_string(dir.join("released.sha256")).unwrap();
+        let released: Vec<(&str, &str)> =
+            manifest.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).filter_map(|l| l.split_once("  ")).collect();
+        for (hash, path) in &released {
+            let text = std::fs::read(dir.join(path)).unwrap_or_else(|e| panic!("{path}, released, is gone: {e}"));
+            assert_eq!(crate::digest::sha256_hex(&text), *hash, "{path} was edited after its release: restore it, and write a new migration instead");
+        }
+        for store in ["sqlite", "postgres"] {
+            for file in std::fs::read_dir(dir.join(store)).unwrap() {
+                let path = format!("{store}/{}", file.unwrap().file_name().to_string_lossy());
+                assert!(released.iter().any(|(_, p)| *p == path), "{path} has no line in migrations/released.sha256: add `sha256sum {path}`'s");
+            }
+        }
+    }
 }
