@@ -319,21 +319,28 @@ fn compute(l: &mut dyn Ledger, ucr: &Ucr) -> Result<Option<(ConsignmentReleaseTi
 /// before migration 14, or by a gateway of that version): those columns are computed from its
 /// rows and written beside the facts as they were, whose times are kept as they are (until a
 /// change of the consignment computes them all again). A consignment without facts gets them
-/// whole. Whether it wrote anything (not for a consignment without a document).
+/// whole. Whether it wrote anything: not for a consignment without a document, nor for one
+/// whose facts it leaves as they are (a kept part the rows no longer give, not computed).
 pub fn complete(l: &mut dyn Ledger, ucr: &Ucr) -> Result<bool, StoreError> {
     let Some((computed, computed_agencies)) = compute(l, ucr)? else { return Ok(false) };
     let (kept, kept_agencies) = l.release_times_of(Some(std::slice::from_ref(ucr)))?;
     let Some(kept) = kept.into_iter().next() else { return l.save_release_times(&computed, &computed_agencies).map(|()| true) };
     // A kept part the rows no longer give (none should) stays without treatment: not computed,
     // and counted so, rather than made up.
-    let agencies: Vec<AgencyReleaseTimes> = kept_agencies
-        .into_iter()
-        .map(|(_, part)| {
+    let kept_parts: Vec<AgencyReleaseTimes> = kept_agencies.into_iter().map(|(_, part)| part).collect();
+    let agencies: Vec<AgencyReleaseTimes> = kept_parts
+        .iter()
+        .map(|part| {
             let selectivity = computed_agencies.iter().find(|c| c.agency == part.agency).and_then(|c| c.selectivity);
-            AgencyReleaseTimes { selectivity, ..part }
+            AgencyReleaseTimes { selectivity, ..part.clone() }
         })
         .collect();
-    l.save_release_times(&ConsignmentReleaseTimes { formalities: computed.formalities, ..kept }, &agencies).map(|()| true)
+    let facts = ConsignmentReleaseTimes { formalities: computed.formalities, ..kept.clone() };
+    // Such a part stays without treatment at every start: nothing to write again.
+    if facts == kept && agencies == kept_parts {
+        return Ok(false);
+    }
+    l.save_release_times(&facts, &agencies).map(|()| true)
 }
 
 /// A consignment's formalities (WTO TFA Art. 10.1) from its documents, every version, those an

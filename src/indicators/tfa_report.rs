@@ -349,15 +349,36 @@ pub struct CountryReport {
     pub lines: Vec<Line>,
 }
 
-/// `value` of the group `country` in `p`, when over the threshold.
-fn shown(p: &TfaPeriod, country: &str, indicator: &Indicator, min_count: usize) -> (Option<f64>, usize) {
-    match p.groups.iter().find(|g| g.group == country) {
-        Some(g) => {
-            let (value, count) = (indicator.value)(&g.articles);
-            (value.filter(|_| count >= min_count), count)
+/// An indicator's value in `a` as the report may show it, and what it counts: none under the
+/// threshold; nor, for the hit rate of all sources, when the random selections' (shown beside
+/// it) would leave the others' over fewer findings than the threshold.
+fn value_in(indicator: &Indicator, a: &Articles, min_count: usize) -> (Option<f64>, usize) {
+    let (value, count) = (indicator.value)(a);
+    if indicator.key == "hit-rate" {
+        let (_, random) = hit_rate(a, Some("random"));
+        if random >= min_count && (1..min_count).contains(&count.saturating_sub(random)) {
+            return (None, count);
         }
-        None => (None, 0),
     }
+    (value.filter(|_| count >= min_count), count)
+}
+
+/// The report's lines for `country`: each indicator in `current`, the median of the countries
+/// whose value may be shown, and the country's in `previous`, each judged on its own counts.
+pub fn lines(current: &TfaPeriod, previous: &TfaPeriod, country: &str, min_count: usize) -> Vec<Line> {
+    let of = |p: &TfaPeriod, indicator: &Indicator| {
+        p.groups.iter().find(|g| g.group == country).map_or((None, 0), |g| value_in(indicator, &g.articles, min_count))
+    };
+    INDICATORS
+        .iter()
+        .map(|indicator| {
+            let (value, count) = of(current, indicator);
+            let values: Vec<f64> =
+                current.groups.iter().filter(|g| g.group != "unknown").filter_map(|g| value_in(indicator, &g.articles, min_count).0).collect();
+            let countries = values.len();
+            Line { indicator, value, count, region_median: tfa::median(values), countries, previous: of(previous, indicator).0 }
+        })
+        .collect()
 }
 
 /// The report of `country` over `period`, from the store's facts as they stand; `min_count` is
@@ -391,33 +412,7 @@ pub async fn build(
     let (current, previous) = (of(from, to), of(before, from));
     let count_in = |p: &TfaPeriod| p.groups.iter().find(|g| g.group == country).map_or(0, |g| g.articles.consignments);
     let not_computed = current.groups.iter().find(|g| g.group == country).map_or(0, |g| g.articles.formalities.not_computed);
-    let mut lines: Vec<Line> = INDICATORS
-        .iter()
-        .map(|indicator| {
-            let (value, count) = shown(&current, country, indicator, min_count);
-            let values: Vec<f64> = current
-                .groups
-                .iter()
-                .filter(|g| g.group != "unknown")
-                .filter_map(|g| {
-                    let (v, n) = (indicator.value)(&g.articles);
-                    v.filter(|_| n >= min_count)
-                })
-                .collect();
-            let countries = values.len();
-            Line { indicator, value, count, region_median: tfa::median(values), countries, previous: shown(&previous, country, indicator, min_count).0 }
-        })
-        .collect();
-    // The hit rate of all sources less the random ones' would be the targeted ones': not shown
-    // when those rest on fewer findings than the threshold.
-    let findings = |key: &str| lines.iter().find(|l| l.indicator.key == key).map(|l| (l.count, l.value.is_some()));
-    if let (Some((all, _)), Some((random, true))) = (findings("hit-rate"), findings("hit-rate-random")) {
-        if (1..min_count).contains(&all.saturating_sub(random)) {
-            for line in lines.iter_mut().filter(|l| l.indicator.key == "hit-rate") {
-                (line.value, line.previous) = (None, None);
-            }
-        }
-    }
+    let lines = lines(&current, &previous, country, min_count);
     Ok(CountryReport {
         country: country.to_owned(),
         period,
@@ -451,6 +446,8 @@ fn printed(l: &Line) -> [String; 4] {
 /// The report as one self-contained HTML page.
 pub fn html(r: &CountryReport) -> String {
     let (from, to) = r.period.bounds();
+    // A count under the threshold is not shown either.
+    let counted = |n: usize| if n >= r.min_count { n.to_string() } else { format!("fewer than {}", r.min_count) };
     let mut out = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Trade facilitation as practiced: {country}, {name}</title>\
 <style>body{{font-family:sans-serif;margin:2rem;color:#1d2733}}table{{border-collapse:collapse;margin:.5rem 0 1.5rem;width:100%}}\
@@ -464,11 +461,11 @@ the median of the region's importing countries and {country}'s own figure in {be
         name = r.period.name(),
         from = &rfc3339(from)[..10],
         to = &rfc3339(to)[..10],
-        n = r.consignments.0,
-        n_before = r.consignments.1,
+        n = counted(r.consignments.0),
+        n_before = counted(r.consignments.1),
         before = r.period.previous().name(),
         left_out = if r.not_computed > 0 {
-            format!(" The formalities of {} of them are not computed yet (facts kept before the monitor): Art. 10 leaves them out.", r.not_computed)
+            " Some of them are not computed yet for Art. 10 (facts kept before the monitor): it leaves them out, and the agencies' parts not computed are left out of Art. 7.4 and 8.".to_owned()
         } else {
             String::new()
         },
@@ -491,7 +488,7 @@ the median of the region's importing countries and {country}'s own figure in {be
         // A figure not shown shows nothing of what it counts either.
         let (value, counted) = match (l.value, l.count) {
             (None, 0) => (value, String::new()),
-            (None, _) => (format!("not shown (fewer than {})", r.min_count), String::new()),
+            (None, _) => ("not shown (see the method)".to_owned(), String::new()),
             (Some(_), n) => (value, n.to_string()),
         };
         out.push_str(&format!(
@@ -507,7 +504,8 @@ the median of the region's importing countries and {country}'s own figure in {be
     }
     out.push_str(&format!(
         "<h2>Method</h2><p class=\"note\">{}</p><p class=\"note\">Joint inspections: within {} minutes. A figure computed over fewer \
-than {} consignments, agencies' parts or findings is not shown, and a country under that threshold is not in the region's median. \
+than {} consignments, agencies' parts or findings is not shown, nor its count, and a country under that threshold is not in the region's \
+median; nor is the hit rate of all sources where the random selections' would leave the others' over fewer findings. \
 The consignments' facts as they stood at {}: consignments lodged in the period and decided since are counted as they were then. \
 Full definitions, events and caveats: docs/tfa.md.</p></body></html>",
         escape(tfa::METHOD),
@@ -558,6 +556,50 @@ mod tests {
         for wrong in ["2026-Q5", "2026-Q0", "2026-13", "2026-1", "26", "2026-Q03", "Q3", ""] {
             assert!(CalendarPeriod::parse(wrong).is_err(), "{wrong}");
         }
+    }
+
+    /// A period whose countries have these findings: (country, rule findings and
+    /// irregularities, random findings and irregularities).
+    fn findings(countries: &[(&str, (usize, usize), (usize, usize))]) -> TfaPeriod {
+        let groups = countries
+            .iter()
+            .map(|(group, rule, random)| {
+                let mut articles = Articles::default();
+                articles.risk_management.all.by_source = [("rule", rule), ("random", random)]
+                    .into_iter()
+                    .map(|(source, (findings, irregularities))| tfa::SourceHits {
+                        source: source.into(),
+                        inspections: *findings,
+                        findings: *findings,
+                        irregularities: *irregularities,
+                        hit_rate: None,
+                    })
+                    .collect();
+                tfa::TfaCell { group: (*group).into(), articles }
+            })
+            .collect();
+        TfaPeriod { from: String::new(), to: String::new(), region: Articles::default(), groups, region_median: Default::default() }
+    }
+
+    #[test]
+    fn a_hit_rate_is_not_shown_when_it_or_what_it_leaves_rests_on_too_few_findings() {
+        let line = |lines: &[Line], key: &str| lines.iter().find(|l| l.indicator.key == key).cloned().unwrap();
+        // BR: 3 rule findings beside 10 random: the random rate is shown, so the overall one
+        // would give the rule's over 3. UY: 10 and 10, both shown. AR: 2 in all.
+        let current = findings(&[("BR", (3, 1), (10, 2)), ("UY", (10, 5), (10, 1)), ("AR", (0, 0), (2, 1))]);
+        // The period before: BR's 2 rule findings beside 5 random.
+        let previous = findings(&[("BR", (2, 1), (5, 1))]);
+        let lines = lines(&current, &previous, "BR", 5);
+        let all = line(&lines, "hit-rate");
+        assert_eq!((all.value, all.count), (None, 13), "the overall hit rate would give the rule's over 3 findings");
+        assert_eq!(all.previous, None, "the period before is judged on its own counts: 2 beside 5");
+        assert_eq!((all.region_median, all.countries), (Some(0.3), 1), "UY's alone (6 of 20): BR's is not shown, AR's under the threshold");
+        let random = line(&lines, "hit-rate-random");
+        assert_eq!((random.value, random.previous), (Some(0.2), Some(0.2)));
+        assert_eq!(random.countries, 2, "BR's and UY's");
+        assert!(random.region_median.is_some_and(|m| (m - 0.15).abs() < 1e-12), "{:?}", random.region_median);
+        let uy = super::lines(&current, &previous, "UY", 5);
+        assert_eq!(line(&uy, "hit-rate").value, Some(0.3), "10 beside 10: shown");
     }
 
     #[test]

@@ -747,17 +747,35 @@ mod tests {
         // stops every store it ran on. migrations/released.sha256 holds each as it was released.
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
         let manifest = std::fs::read_to_string(dir.join("released.sha256")).unwrap();
-        let released: Vec<(&str, &str)> =
-            manifest.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).filter_map(|l| l.split_once("  ")).collect();
+        let released: Vec<(&str, &str)> = manifest
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| {
+                let mut words = l.split_whitespace();
+                match (words.next(), words.next(), words.next()) {
+                    (Some(hash), Some(path), None) => (hash, path.trim_start_matches('*')),
+                    _ => panic!("a line of migrations/released.sha256 is not `HASH  PATH`: {l:?}"),
+                }
+            })
+            .collect();
         for (hash, path) in &released {
             let text = std::fs::read(dir.join(path)).unwrap_or_else(|e| panic!("{path}, released, is gone: {e}"));
             assert_eq!(crate::digest::sha256_hex(&text), *hash, "{path} was edited after its release: restore it, and write a new migration instead");
         }
-        for store in ["sqlite", "postgres"] {
-            for file in std::fs::read_dir(dir.join(store)).unwrap() {
-                let path = format!("{store}/{}", file.unwrap().file_name().to_string_lossy());
+        // Every store's migrations (refinery's names, `V<n>__<name>.sql`), each with its line,
+        // numbered from 1 without a gap.
+        for store in std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()) {
+            let name = store.file_name().unwrap().to_string_lossy().into_owned();
+            let mut versions = Vec::new();
+            for file in std::fs::read_dir(&store).unwrap() {
+                let file = file.unwrap().file_name().to_string_lossy().into_owned();
+                let Some(version) = file.strip_prefix('V').and_then(|v| v.split_once("__")).filter(|_| file.ends_with(".sql")) else { continue };
+                versions.push(version.0.parse::<u32>().unwrap_or_else(|_| panic!("{name}/{file}: a migration's version is a number")));
+                let path = format!("{name}/{file}");
                 assert!(released.iter().any(|(_, p)| *p == path), "{path} has no line in migrations/released.sha256: add `sha256sum {path}`'s");
             }
+            versions.sort_unstable();
+            assert_eq!(versions, (1..=versions.len() as u32).collect::<Vec<_>>(), "{name}'s migrations run from 1 without a gap");
         }
     }
 }

@@ -1568,6 +1568,15 @@ mod tests {
         sql("UPDATE agency_release_times SET selected_channel = NULL, selected_by = NULL, finding = NULL, standing_instruction = NULL");
         assert_eq!(crate::indicators::backfill(&*store).await.unwrap(), 1, "an agency's row alone");
         assert_eq!(read().await.1, complete.1);
+        // A kept part the rows do not give (none should be) stays not computed, and is not
+        // written again at each start.
+        sql("INSERT INTO agency_release_times (ucr, agency, lodged_at, routed_at, hold_ms, query_trader_ms, query_agency_ms)
+             SELECT ucr, 'br-border', lodged_at, lodged_at, 0, 0, 0 FROM release_times");
+        for start in 0..2 {
+            assert_eq!(crate::indicators::backfill(&*store).await.unwrap(), 0, "start {start}: nothing to write");
+        }
+        let parts = read().await.1;
+        assert_eq!(parts.iter().find(|(_, p)| p.agency.as_str() == "br-border").map(|(_, p)| p.selectivity), Some(None));
     }
 
     #[tokio::test]

@@ -295,5 +295,5 @@ async fn the_country_report_hides_what_too_few_consignments_give() {
     }
     assert!(shown > 0 && hidden > 0, "some of each ({shown} shown, {hidden} hidden): {csv}");
     let html = crate::helpers::ventanilla_on(data.path(), ["report", "tfa", "--country", "BR", "--period", "2026-Q2"].map(String::from).to_vec()).await;
-    assert!(String::from_utf8_lossy(&html.stdout).contains("not shown (fewer than 5)"));
+    assert!(String::from_utf8_lossy(&html.stdout).contains("not shown (see the method)"));
 }
