@@ -131,6 +131,12 @@ pub enum Refusal {
     RiskChannelSegment(String),
     #[error("participant {0} submits no consignments, so it has no status changes to be sent")]
     NoConsignments(String),
+    #[error(
+        "participant {0} reads no TFA monitor: it measures a country's and its agencies' practice (an operator reads the \
+         region's, a national single window its country's, an agency its own decisions'); a trader's own consignments are \
+         in /v1/indicators/release-times, and the region's in /v1/public/indicators/tfa"
+    )]
+    NoTfaScope(String),
 }
 
 /// The submitting party's name, in a type's table, of the documents a platform submits.
@@ -257,6 +263,19 @@ pub fn indicator_scope(by: &Participant) -> IndicatorScope {
         Participant::Operator { .. } => IndicatorScope::All,
         Participant::Trader { id, .. } | Participant::Nsw { id, .. } | Participant::Platform { id, .. } => IndicatorScope::Owner(id.clone()),
         Participant::Agency { agency, .. } => IndicatorScope::Agency(agency.clone()),
+    }
+}
+
+/// Whose TFA monitor figures `by` reads: an operator the region's, a national single window
+/// its country's (the consignments into it), an agency its own parts'; a trader or a platform
+/// none.
+pub fn tfa_scope(by: &Participant) -> Result<crate::indicators::tfa::TfaScope, Refusal> {
+    use crate::indicators::tfa::TfaScope;
+    match by {
+        Participant::Operator { .. } => Ok(TfaScope::Region),
+        Participant::Nsw { country, .. } => Ok(TfaScope::Country(country.to_string())),
+        Participant::Agency { agency, .. } => Ok(TfaScope::Agency(agency.clone())),
+        Participant::Trader { id, .. } | Participant::Platform { id, .. } => Err(Refusal::NoTfaScope(id.clone())),
     }
 }
 

@@ -837,11 +837,12 @@ impl Gateway {
     }
 
     /// The TFA monitor's figures (`crate::indicators::tfa`) of `[from, to)` and the period before,
-    /// over every consignment: operators' (the route admits no one else).
-    pub async fn tfa_indicators(&self, request: crate::indicators::tfa::TfaRequest, from: Millis, to: Millis)
+    /// that `by` may read (`crate::access::tfa_scope`).
+    pub async fn tfa_indicators(&self, by: &Participant, request: crate::indicators::tfa::TfaRequest, from: Millis, to: Millis)
         -> Result<crate::indicators::tfa::TfaFigures, OperatorError> {
+        let scope = crate::access::tfa_scope(by).map_err(OperatorError::Refused)?;
         self.catch_up_release_times().await?;
-        self.release_index.tfa(request, from, to).await.map_err(OperatorError::Store)
+        self.release_index.tfa(request, scope, from, to).await.map_err(OperatorError::Store)
     }
 
     /// The public release-time figures of `interval` for the calendar month starting at `month`
@@ -859,6 +860,28 @@ impl Gateway {
         self.catch_up_release_times().await?;
         let min_count = self.public_min_count.max(1);
         self.release_index.publication(interval, period, mode_bin_ms, min_count, then).await.map_err(OperatorError::Store)
+    }
+
+    /// The TFA monitor's public figures (`crate::indicators::tfa_public`) of the calendar month
+    /// starting at `month` and of the month before, handed to `then` on the blocking thread that
+    /// computed them. The caller checks the month is published ([`Gateway::public_published_at`]).
+    pub async fn public_tfa<T: Send + 'static>(
+        &self,
+        month: Millis,
+        then: impl FnOnce(crate::indicators::tfa_public::PublicTfa) -> T + Send + 'static,
+    ) -> Result<T, OperatorError> {
+        let to = crate::clock::next_month(month);
+        let period = Period { from: month, to, closed_before: to.saturating_add(self.public_settle_ms) };
+        // The month before 1970-01 holds nothing (no time is read before it).
+        let before = match crate::clock::year_month(month) {
+            (y, _) if y <= 1970 && month <= crate::clock::MIN_MILLIS => month,
+            (y, 1) => crate::clock::month_start(y - 1, 12),
+            (y, m) => crate::clock::month_start(y, m - 1),
+        };
+        let previous = Period { from: before, to: month, closed_before: month.saturating_add(self.public_settle_ms) };
+        self.catch_up_release_times().await?;
+        let min_count = self.public_min_count.max(1);
+        self.release_index.tfa_publication(period, previous, self.tfa_joint_window_ms, min_count, then).await.map_err(OperatorError::Store)
     }
 
     /// When the public figures of the month starting at `month` are published: once it has

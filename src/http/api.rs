@@ -117,6 +117,11 @@ const TFA_GROUP_BY: Param = Param {
     description: "`country` (the importing country, the consignment's destination; the default), `borderPost`, `transportMode` or `documentType` (the lead document's).",
     pattern: "^(country|borderPost|transportMode|documentType)$",
 };
+const PUBLIC_TFA_GROUP_BY: Param = Param {
+    name: "groupBy",
+    description: "`country` (the importing country, the consignment's destination; the default) or `borderPost`: the public view publishes no other grouping.",
+    pattern: "^(country|borderPost)$",
+};
 const EXPEDITED_TYPES: Param = Param {
     name: "expeditedTypes",
     description: "The document types whose consignments are expedited shipments (Art. 7.8), comma-separated, at most 20; `ecommerceShipment` by default.",
@@ -395,7 +400,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             path: "/v1/indicators/tfa",
             operation_id: "tfaMonitor",
             tag: "indicators",
-            summary: "The WTO Trade Facilitation Agreement as practiced, from the exchange's own events (docs/tfa.md): Art. 7.1 pre-arrival processing (share lodged before arrival, lead time), Art. 7.4 risk management (physical and documentary inspection shares per agency, hit rates by selection source, standing-instruction releases), Art. 7.6 release time, Art. 7.8 expedited shipments against the rest, Art. 8 first to last agency decision and joint inspections, Art. 10.1 formalities per consignment, Art. 10.4 single submission; for the region, each country, border post, transport mode or document type, and the median of those, over the period and the one of the same length before it. Operators only, for now.",
+            summary: "The WTO Trade Facilitation Agreement as practiced, from the exchange's own events (docs/tfa.md): Art. 7.1 pre-arrival processing (share lodged before arrival, lead time), Art. 7.4 risk management (physical and documentary inspection shares per agency, hit rates by selection source, standing-instruction releases), Art. 7.6 release time, Art. 7.8 expedited shipments against the rest, Art. 8 first to last agency decision and joint inspections, Art. 10.1 formalities per consignment, Art. 10.4 single submission; for the region, each country, border post, transport mode or document type, and the median of those, over the period and the one of the same length before it. An operator reads the region's; a national single window its country's consignments, with its own agencies' parts; an agency its own parts (Art. 7.1, 7.4, 7.6 and 7.8; `articles` says which an answer measures); traders and platforms are refused.",
             query: &[FROM, TO, TFA_GROUP_BY, EXPEDITED_TYPES],
             headers: &[],
             request: Body::None,
@@ -415,6 +420,19 @@ pub fn endpoints() -> Vec<Endpoint> {
             ok: (200, Body::Json(of::<crate::indicators::figures::Figures>)),
             errors: &[Code::InvalidQuery, Code::NotFound, Code::TooManyRequests, Code::Overloaded, Code::Unavailable],
             serve: serve(super::indicators::public_release_times),
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/v1/public/indicators/tfa",
+            operation_id: "publicTfaMonitor",
+            tag: "indicators",
+            summary: "The TFA monitor's published figures, for anyone, without identity, over every consignment (docs/tfa.md): one calendar month once it has settled, counting what had closed by then, and the month before it; each indicator of Art. 7.1, 7.4, 8, 10.1 and 10.4 for the region and each country or border post, beside the median of those shown. Cells are suppressed as the public release times' are (fewer values than `indicators.public_min_count`, or fewer besides the largest trader's, and others with them so that none can be computed from the rest); Art. 7.6 and 7.8 are linked to the public release times. Answers are kept a minute; computing new ones is bounded per source address (`429`) and for the gateway (`503`).",
+            query: &[MONTH, PUBLIC_TFA_GROUP_BY],
+            headers: &[],
+            request: Body::None,
+            ok: (200, Body::Json(of::<crate::indicators::tfa_public::PublicTfaFigures>)),
+            errors: &[Code::InvalidQuery, Code::NotFound, Code::TooManyRequests, Code::Overloaded, Code::Unavailable],
+            serve: serve(super::indicators::public_tfa),
         },
         Endpoint {
             method: Method::GET,

@@ -1,9 +1,10 @@
 //! `GET /v1/indicators/release-times` (participants, each its own scope), `GET /v1/indicators/tfa`
-//! (the TFA monitor, for operators: `crate::indicators::tfa`) and
-//! `GET /v1/public/indicators/release-times` (anyone: the published figures of a calendar month,
-//! `crate::indicators::public`): the release-time figures of `crate::indicators`.
+//! (the TFA monitor, `crate::indicators::tfa`: operators, national single windows and agencies,
+//! each its own scope), `GET /v1/public/indicators/release-times` (anyone: the published figures
+//! of a calendar month, `crate::indicators::public`) and `GET /v1/public/indicators/tfa` (anyone:
+//! the TFA monitor's, `crate::indicators::tfa_public`): the figures of `crate::indicators`.
 //!
-//! The public figures cost the gateway little whoever asks (`super::public_cache`): each month's
+//! The public figures (both) cost the gateway little whoever asks (`super::public_cache`): each month's
 //! are computed once for all of their answers and kept for a minute (a repeated request is
 //! served from memory, `Cache-Status: ventanilla; hit`); one computation at a time for the whole
 //! gateway, on a blocking thread (never the threads that serve submissions), and a second one at
@@ -18,13 +19,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::errors::{ApiError, Code};
-use super::policy::{Authenticated, Operator, Public};
-use super::public_cache::{source_of, Answers, PUBLIC_TTL};
+use super::policy::{Authenticated, Public};
+use super::public_cache::{source_of, Answers, Key, View, PUBLIC_TTL};
 use super::state::AppState;
 use crate::clock::{month_start, now_millis, parse_rfc3339, rfc3339, year_month, Millis, MIN_MILLIS, RANGE};
 use crate::indicators::figures::{Dimension, FiguresRequest, Interval, Trend};
 use crate::indicators::public::{groupings, MIN_MODE_BIN_MS};
 use crate::indicators::tfa::{TfaGroup, TfaRequest};
+use crate::indicators::tfa_public::PUBLIC_GROUPS;
 
 /// The query string, as sent.
 #[derive(Debug, Deserialize)]
@@ -248,10 +250,10 @@ pub fn parse_tfa(p: &TfaParams, joint_window_ms: Millis) -> Result<(TfaRequest, 
     Ok((TfaRequest { group_by, expedited_types, joint_window_ms }, from, to))
 }
 
-/// `GET /v1/indicators/tfa`: the TFA monitor, for operators.
-pub async fn tfa(_: Operator, state: web::Data<AppState>, q: web::Query<TfaParams>) -> Result<HttpResponse, ApiError> {
+/// `GET /v1/indicators/tfa`: the TFA monitor, of what the caller may read.
+pub async fn tfa(who: Authenticated, state: web::Data<AppState>, q: web::Query<TfaParams>) -> Result<HttpResponse, ApiError> {
     let (request, from, to) = parse_tfa(&q, state.gateway.tfa_joint_window_ms())?;
-    let figures = state.gateway.tfa_indicators(request, from, to).await?;
+    let figures = state.gateway.tfa_indicators(&who.0, request, from, to).await?;
     Ok(HttpResponse::Ok().json(figures))
 }
 
@@ -264,9 +266,79 @@ pub async fn public_release_times(
     q: web::Query<PublicReleaseTimesParams>,
 ) -> Result<HttpResponse, ApiError> {
     let request = parse_public(&q)?;
+    let month = published_month(&state, request.month)?;
     let gateway = state.gateway.clone();
+    let view = View::ReleaseTimes(request.group_by, request.trend);
+    serve_public(&req, &state, Key::ReleaseTimes(request.interval, month, request.mode_bin_ms), view, move |permit| async move {
+        gateway
+            .public_release_times(request.interval, month, request.mode_bin_ms, move |publication| {
+                let _permit = permit;
+                let views = publication
+                    .views()
+                    .into_iter()
+                    .filter_map(|view| {
+                        let figures = publication.figures(view.0, view.1)?;
+                        Some((View::ReleaseTimes(view.0, view.1), web::Bytes::from(serde_json::to_vec(&figures).ok()?)))
+                    })
+                    .collect();
+                Answers { views, at: Instant::now() }
+            })
+            .await
+    })
+    .await
+}
+
+/// The TFA monitor's public query string, as sent.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PublicTfaParams {
+    month: Option<String>,
+    group_by: Option<String>,
+}
+
+/// The grouping and the month a public TFA request asks for: `400` for what is not a grouping
+/// or a month, `404` for a grouping the public view does not publish.
+pub fn parse_public_tfa(p: &PublicTfaParams) -> Result<(TfaGroup, Option<Millis>), ApiError> {
+    let group = match p.group_by.as_deref() {
+        None => TfaGroup::Country,
+        Some(s) => TfaGroup::parse(s).ok_or_else(|| invalid(format!("groupBy={s:?}: the TFA monitor groups by `country` or `borderPost`")))?,
+    };
+    if !PUBLIC_GROUPS.contains(&group) {
+        return Err(ApiError::new(
+            Code::NotFound,
+            "the public TFA figures are published by `country` and by `borderPost` only: more tables of the same consignments \
+             would give away the suppressed cells of these by their differences",
+        ));
+    }
+    Ok((group, p.month.as_deref().map(month_of).transpose()?))
+}
+
+/// `GET /v1/public/indicators/tfa`: the TFA monitor's published figures of a calendar month,
+/// for anyone (`crate::indicators::tfa_public`), served as the public release times are.
+pub async fn public_tfa(_: Public, req: HttpRequest, state: web::Data<AppState>, q: web::Query<PublicTfaParams>) -> Result<HttpResponse, ApiError> {
+    let (group, month) = parse_public_tfa(&q)?;
+    let month = published_month(&state, month)?;
+    let gateway = state.gateway.clone();
+    serve_public(&req, &state, Key::Tfa(month), View::Tfa(group), move |permit| async move {
+        gateway
+            .public_tfa(month, move |publication| {
+                let _permit = permit;
+                let views = PUBLIC_GROUPS
+                    .into_iter()
+                    .filter_map(|g| Some((View::Tfa(g), web::Bytes::from(serde_json::to_vec(&publication.figures(g)?).ok()?))))
+                    .collect();
+                Answers { views, at: Instant::now() }
+            })
+            .await
+    })
+    .await
+}
+
+/// The month asked for, if it is published; else the latest published.
+fn published_month(state: &AppState, month: Option<Millis>) -> Result<Millis, ApiError> {
+    let gateway = &state.gateway;
     let now = now_millis();
-    let month = match request.month {
+    match month {
         Some(month) => {
             let published = gateway.public_published_at(month);
             if published > now {
@@ -275,13 +347,23 @@ pub async fn public_release_times(
                     format!("the public figures of {} are published from {}", month_name(month), rfc3339(published)),
                 ));
             }
-            month
+            Ok(month)
         }
         None => latest_published(now, |m| gateway.public_published_at(m))
-            .ok_or_else(|| ApiError::new(Code::NotFound, "no month's public figures are published yet"))?,
-    };
+            .ok_or_else(|| ApiError::new(Code::NotFound, "no month's public figures are published yet")),
+    }
+}
+
+/// Serves `view` of the publication `key`: from the cache, or computed by `compute` (handed the
+/// gateway's one permit to compute, which it holds until it is done) when the source may.
+async fn serve_public<F, Fut>(req: &HttpRequest, state: &AppState, key: Key, view: View, compute: F) -> Result<HttpResponse, ApiError>
+where
+    F: FnOnce(tokio::sync::OwnedSemaphorePermit) -> Fut,
+    Fut: std::future::Future<Output = Result<Answers, crate::gateway::OperatorError>>,
+{
+    let gateway = &state.gateway;
     let public = &state.public_indicators;
-    let slot = public.slot((request.interval, month, request.mode_bin_ms));
+    let slot = public.slot(key);
     let mut computed = false;
     let answers = slot
         .answers
@@ -295,29 +377,12 @@ pub async fn public_release_times(
             computed = true;
             // The permit is held by the computation itself, on its blocking thread: a caller
             // that goes away does not free it for another before that thread is done.
-            let answers = gateway
-                .public_release_times(request.interval, month, request.mode_bin_ms, move |publication| {
-                    let _permit = permit;
-                    let views = publication
-                        .views()
-                        .into_iter()
-                        .filter_map(|view| {
-                            let figures = publication.figures(view.0, view.1)?;
-                            Some((view, web::Bytes::from(serde_json::to_vec(&figures).ok()?)))
-                        })
-                        .collect();
-                    Answers { views, at: Instant::now() }
-                })
-                .await?;
+            let answers = compute(permit).await?;
             Ok::<_, ApiError>(Arc::new(answers))
         })
         .await?;
     gateway.metrics().public_indicators(if computed { "computed" } else { "hit" });
-    let body = answers
-        .views
-        .get(&(request.group_by, request.trend))
-        .cloned()
-        .ok_or_else(|| ApiError::new(Code::NotFound, "the public figures do not publish this grouping"))?;
+    let body = answers.views.get(&view).cloned().ok_or_else(|| ApiError::new(Code::NotFound, "the public figures do not publish this grouping"))?;
     let age = answers.at.elapsed().as_secs();
     let ttl = PUBLIC_TTL.as_secs().saturating_sub(age);
     let status = if computed { "ventanilla; fwd=miss; stored".to_owned() } else { format!("ventanilla; hit; ttl={ttl}") };

@@ -1,5 +1,6 @@
-//! The public release-time figures' cache and the allowance of each source that asks for them
-//! (`super::indicators` serves them): each month's answers computed once for all who ask and kept
+//! The public figures' cache (the release times' and the TFA monitor's) and the allowance of each
+//! source that asks for them (`super::indicators` serves them): each month's answers computed once
+//! for all who ask and kept
 //! for [`PUBLIC_TTL`], one computation at a time for the whole gateway, and each source address
 //! (an IPv6 one by its /64) starting [`SOURCE_BURST`] computations at once, then one every
 //! [`SOURCE_REFILL`].
@@ -14,6 +15,7 @@ use actix_web::web;
 use super::errors::{ApiError, Code};
 use crate::clock::Millis;
 use crate::indicators::figures::{Dimension, Interval, Trend};
+use crate::indicators::tfa::TfaGroup;
 
 /// How long a computed public answer is served from memory.
 pub const PUBLIC_TTL: Duration = Duration::from_secs(60);
@@ -25,12 +27,25 @@ pub const SOURCE_REFILL: Duration = Duration::from_secs(6);
 /// Sources remembered; past it, those whose allowance is whole again are forgotten.
 const SOURCES: usize = 10_000;
 
-/// A publication: an interval, a month (its first instant) and a mode bin.
-pub(super) type Key = (Interval, Millis, i64);
+/// A publication: of the release times, an interval, a month (its first instant) and a mode
+/// bin; of the TFA monitor, a month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Key {
+    ReleaseTimes(Interval, Millis, i64),
+    Tfa(Millis),
+}
+
+/// One answer of a publication: the release times by a segment or per a trend period; the TFA
+/// monitor by a grouping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum View {
+    ReleaseTimes(Option<Dimension>, Option<Trend>),
+    Tfa(TfaGroup),
+}
 
 /// Every answer of a publication, serialized, and when it was computed.
 pub(super) struct Answers {
-    pub(super) views: HashMap<(Option<Dimension>, Option<Trend>), web::Bytes>,
+    pub(super) views: HashMap<View, web::Bytes>,
     pub(super) at: Instant,
 }
 

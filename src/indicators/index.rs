@@ -15,7 +15,8 @@ use rayon::prelude::*;
 
 use super::figures::{figures, pre_arrival, AgencyFacts, ConsignmentFacts, Dimension, Figures, FiguresRequest, Interval};
 use super::public::{publication, Period, Publication};
-use super::tfa::{self, TfaFigures, TfaRequest};
+use super::tfa::{self, TfaFigures, TfaGroup, TfaRequest, TfaScope};
+use super::tfa_public::PublicTfa;
 use crate::clock::Millis;
 use crate::domain::{AgencyId, Ucr};
 use crate::store::{AgencyReleaseTimes, ConsignmentReleaseTimes, Store, StoreError};
@@ -394,20 +395,37 @@ impl FactsIndex {
         .await
     }
 
-    /// The TFA monitor's figures (`super::tfa`) of every consignment lodged in `[from, to)` and in
-    /// the period of the same length before.
-    pub async fn tfa(&self, request: TfaRequest, from: Millis, to: Millis) -> Result<TfaFigures, StoreError> {
-        self.scan(Scope::default(), "the TFA figures", move |index, _| {
+    /// The TFA monitor's figures (`super::tfa`) of the consignments of `scope` lodged in
+    /// `[from, to)` and in the period of the same length before.
+    pub async fn tfa(&self, request: TfaRequest, scope: TfaScope, from: Millis, to: Millis) -> Result<TfaFigures, StoreError> {
+        let (country, agency) = match &scope {
+            TfaScope::Region => (None, None),
+            TfaScope::Country(c) => (Some(c.clone()), None),
+            TfaScope::Agency(a) => (None, Some(a.clone())),
+        };
+        self.scan(Scope { owner: None, agency }, "the TFA figures", move |index, ScopeIds { agency, .. }| {
             let names = &index.names;
+            // A country's consignments are those into it; an agency's, those it has a part in.
+            let in_scope = |row: &Row| {
+                country.as_deref().is_none_or(|c| TfaGroup::Country.of(names.text(row.corridor)) == c)
+                    && agency.is_none_or(|a| a.is_some_and(|a| index.parts_of(row).iter().any(|p| p.1.agency == a)))
+            };
+            // A country reads its own agencies' parts (another country's selection is that
+            // country's), an agency its own part.
+            let own = |part: &&(usize, Part)| {
+                agency.is_none_or(|a| Some(part.1.agency) == a)
+                    && country.as_deref().is_none_or(|c| names.text(part.1.agency).get(..2).is_some_and(|p| p.eq_ignore_ascii_case(c)))
+            };
             // Each period's rows (rows are kept roughly in lodgement order: they are selected
             // first, so that each thread gets its share of them), in one chunk per thread (each
             // merge copies the values gathered), gathered on the figures' threads and merged.
             let period = |from: Millis, to: Millis| {
-                let rows: Vec<&Row> = index.rows.iter().filter(|row| row.lodged_at >= from && row.lodged_at < to).collect();
+                let rows: Vec<&Row> = index.rows.iter().filter(|row| row.lodged_at >= from && row.lodged_at < to && in_scope(row)).collect();
                 let gather = |rows: &[&Row]| {
                     let mut gathered = tfa::Gathered::default();
                     for row in rows.iter().copied() {
-                        gathered.add(&request, RowRef { row, names }, index.parts_of(row).iter().map(move |(_, part)| PartRef { part, names }));
+                        let parts = index.parts_of(row).iter().filter(own).map(move |(_, part)| PartRef { part, names });
+                        gathered.add(&request, RowRef { row, names }, parts);
                     }
                     gathered
                 };
@@ -421,16 +439,46 @@ impl FactsIndex {
             };
             let previous = period(from.saturating_sub(to.saturating_sub(from)), from);
             let current = period(from, to);
-            TfaFigures {
+            let mut figures = TfaFigures {
+                scope: scope.name(),
+                articles: scope.articles(),
                 group_by: request.group_by,
                 expedited_types: request.expedited_types.clone(),
                 joint_inspection_window_minutes: request.joint_window_ms / 60_000,
                 current,
                 previous,
                 method: tfa::METHOD,
-            }
+            };
+            scope.restrict(&mut figures);
+            figures
         })
         .await
+    }
+
+    /// The TFA monitor's public figures of the month `period` and of the month before,
+    /// `previous` (every consignment), computed on one blocking thread and handed there to
+    /// `then`, as [`FactsIndex::publication`]'s are.
+    pub async fn tfa_publication<T: Send + 'static>(
+        &self,
+        period: Period,
+        previous: Period,
+        joint_window_ms: i64,
+        min_count: usize,
+        then: impl FnOnce(PublicTfa) -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let index = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let index = index.read().map_err(|_| StoreError::Unavailable("the indicators' index is poisoned".into()))?;
+            let (index, names) = (&*index, &index.names);
+            let of = |p: Period| {
+                index.rows.iter().filter(move |row| row.lodged_at >= p.from && row.lodged_at < p.to).map(move |row| {
+                    (RowRef { row, names }, index.parts_of(row).iter().map(move |(_, part)| PartRef { part, names }))
+                })
+            };
+            Ok(then(super::tfa_public::publication(period, of(period), previous, of(previous), joint_window_ms, min_count)))
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("the public TFA figures could not be computed: {e}")))?
     }
 
     /// The public figures of `interval` over `period` (every consignment), computed on one

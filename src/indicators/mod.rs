@@ -36,6 +36,7 @@ pub mod request;
 pub mod report;
 pub mod statistics;
 pub mod tfa;
+pub mod tfa_public;
 pub mod tfa_report;
 pub mod traffic;
 

@@ -58,10 +58,12 @@ pub struct Period {
 
 /// One table of a publication.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Table {
+pub(super) enum Table {
     Overall,
     By(Dimension),
     Trend(Trend),
+    /// Groups the caller names, under this name (the TFA monitor's country: a destination).
+    Named(&'static str),
 }
 
 /// Every public table of an interval over a period, suppressed together.
@@ -135,7 +137,7 @@ struct Gathered {
 }
 
 /// Tables over the same values: each value's cell in every table.
-struct Family {
+pub(super) struct Family {
     tables: Vec<Table>,
     by_key: Vec<HashMap<String, u32, Fnv>>,
     by_period: Vec<HashMap<Millis, u32, Fnv>>,
@@ -145,7 +147,7 @@ struct Family {
 }
 
 impl Family {
-    fn new(tables: Vec<Table>) -> Family {
+    pub(super) fn new(tables: Vec<Table>) -> Family {
         let n = tables.len();
         Family {
             tables,
@@ -157,7 +159,7 @@ impl Family {
     }
 
     /// Adds `value` of `owner` to its cell of table `t`: the one of `key`, or of `period`.
-    fn add(&mut self, t: usize, key: &str, period: Option<Millis>, value: i64, owner: u32) {
+    pub(super) fn add(&mut self, t: usize, key: &str, period: Option<Millis>, value: i64, owner: u32) {
         let cells = &mut self.cells[t];
         let found = match period {
             Some(p) => self.by_period[t].get(&p).copied(),
@@ -179,7 +181,7 @@ impl Family {
     }
 
     /// The tables' cells, suppressed as the module says.
-    fn publish(self, mode_bin_ms: i64, min_count: usize) -> Vec<(Table, Vec<Cell>)> {
+    pub(super) fn publish(self, mode_bin_ms: i64, min_count: usize) -> Vec<(Table, Vec<Cell>)> {
         let Family { tables, mut cells, mut members, .. } = self;
         // Each table's cells in one order, by period then value, whatever order the rows came
         // in: every computation of the same facts, on any gateway, suppresses the same cells
@@ -222,6 +224,7 @@ impl Family {
                     let hidden = ids.next().is_some_and(|id| suppressed[id]);
                     let group: BTreeMap<String, String> = match t {
                         Table::By(d) => BTreeMap::from([(d.as_str().to_owned(), g.key)]),
+                        Table::Named(name) => BTreeMap::from([(name.to_owned(), g.key)]),
                         Table::Overall | Table::Trend(_) => BTreeMap::new(),
                     };
                     let label = g.period.map(|p| rfc3339(p)[..10].to_owned());
@@ -416,10 +419,10 @@ fn determined(equations: &[Equation], suppressed: &[bool]) -> Option<usize> {
 
 /// Interned owners.
 #[derive(Default)]
-struct Owners(HashMap<String, u32, Fnv>);
+pub(super) struct Owners(HashMap<String, u32, Fnv>);
 
 impl Owners {
-    fn id(&mut self, owner: &str) -> u32 {
+    pub(super) fn id(&mut self, owner: &str) -> u32 {
         if let Some(id) = self.0.get(owner) {
             return *id;
         }
@@ -459,7 +462,7 @@ where
             let owner = owners.id(&c.owner());
             for (t, table) in tables.iter().enumerate() {
                 match table {
-                    Table::Overall => f.add(t, "", None, value, owner),
+                    Table::Overall | Table::Named(_) => f.add(t, "", None, value, owner),
                     Table::By(Dimension::Agency) => f.add(t, &a.agency(), None, value, owner),
                     Table::By(Dimension::AgencyKind) => f.add(t, &a.agency_kind(), None, value, owner),
                     Table::By(d) => f.add(t, &c.segment(*d), None, value, owner),
@@ -478,7 +481,7 @@ where
             let owner = owners.id(&c.owner());
             for (t, table) in tables.iter().enumerate() {
                 match table {
-                    Table::Overall => f.add(t, "", None, value, owner),
+                    Table::Overall | Table::Named(_) => f.add(t, "", None, value, owner),
                     Table::By(d) => f.add(t, &c.segment(*d), None, value, owner),
                     Table::Trend(tr) => f.add(t, "", Some(tr.period_start(c.lodged_at())), value, owner),
                 }

@@ -34,7 +34,7 @@ use crate::clock::Millis;
 use crate::risk::{Channel, Source};
 
 /// What TFA figures are grouped by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum TfaGroup {
     /// The importing country: the consignment's destination.
@@ -59,7 +59,7 @@ impl TfaGroup {
     }
 
     /// The segment its groups are read from.
-    fn dimension(self) -> Dimension {
+    pub(super) fn dimension(self) -> Dimension {
         match self {
             TfaGroup::Country => Dimension::Corridor,
             TfaGroup::BorderPost => Dimension::BorderPost,
@@ -70,10 +70,62 @@ impl TfaGroup {
 
     /// The group of a consignment whose segment ([`TfaGroup::dimension`]) is `segment`: a
     /// country is the corridor's destination.
-    fn of(self, segment: &str) -> &str {
+    pub(super) fn of(self, segment: &str) -> &str {
         match self {
             TfaGroup::Country => segment.rsplit('-').next().unwrap_or("unknown"),
             _ => segment,
+        }
+    }
+}
+
+/// Whose figures the monitor gives a participant (`crate::access::tfa_scope`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TfaScope {
+    /// Every consignment (operators).
+    Region,
+    /// The consignments into one country (its national single window), with its own agencies'
+    /// parts: Art. 7.4 and 8 of its agencies (another country's selection is that country's).
+    Country(String),
+    /// An agency's own parts, in the consignments routed to it: Art. 7.4 of its own decisions,
+    /// and of those consignments what the release-time figures give it already (Art. 7.1, 7.6,
+    /// 7.8); not Art. 8 (the other agencies' decisions) nor Art. 10 (documents not routed to it).
+    Agency(crate::domain::AgencyId),
+}
+
+impl TfaScope {
+    /// The articles an answer in this scope measures.
+    pub fn articles(&self) -> Vec<&'static str> {
+        match self {
+            TfaScope::Region | TfaScope::Country(_) => vec!["7.1", "7.4", "7.6", "7.8", "8", "10.1", "10.4"],
+            TfaScope::Agency(_) => vec!["7.1", "7.4", "7.6", "7.8"],
+        }
+    }
+
+    /// How an answer names it: `region`, `country:AR`, `agency:ar-customs`.
+    pub fn name(&self) -> String {
+        match self {
+            TfaScope::Region => "region".to_owned(),
+            TfaScope::Country(c) => format!("country:{c}"),
+            TfaScope::Agency(a) => format!("agency:{a}"),
+        }
+    }
+
+    /// Leaves out of `figures` what this scope does not measure (its counts were gathered over
+    /// the scope's parts only, but a consignment's documents are not all its agency's).
+    pub fn restrict(&self, figures: &mut TfaFigures) {
+        if !matches!(self, TfaScope::Agency(_)) {
+            return;
+        }
+        for period in [&mut figures.current, &mut figures.previous] {
+            for a in std::iter::once(&mut period.region).chain(period.groups.iter_mut().map(|g| &mut g.articles)) {
+                a.agency_spread = Timing::default();
+                a.joint_inspections = JointInspections::default();
+                a.formalities = FormalitiesFigures::default();
+                a.single_window = SingleWindow::default();
+            }
+            let m = &mut period.region_median;
+            (m.agency_spread_median_ms, m.joint_inspection_share) = (None, None);
+            (m.documents_per_consignment, m.resubmitted_share, m.single_window_share) = (None, None, None);
         }
     }
 }
@@ -343,6 +395,13 @@ pub struct TfaPeriod {
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TfaFigures {
+    /// Whose figures these are: `region` (every consignment, for operators), `country:AR` (the
+    /// consignments into a national single window's country), `agency:ar-customs` (an agency's
+    /// own parts).
+    pub scope: String,
+    /// The articles measured in this scope; the others' figures are left empty (an agency's
+    /// answer has no Art. 8 nor 10).
+    pub articles: Vec<&'static str>,
     pub group_by: TfaGroup,
     /// The document types counted as expedited shipments (Art. 7.8).
     pub expedited_types: Vec<String>,
@@ -471,10 +530,10 @@ struct Tally {
 
 /// The earliest and the latest of some times, and how many.
 #[derive(Clone, Copy)]
-struct Span {
-    count: usize,
-    first: Millis,
-    last: Millis,
+pub(super) struct Span {
+    pub(super) count: usize,
+    pub(super) first: Millis,
+    pub(super) last: Millis,
 }
 
 impl Default for Span {
@@ -493,18 +552,18 @@ impl Span {
 
 /// What one consignment gives the tallies, read once (in one pass over its parts) for all its
 /// groups.
-struct Reading {
+pub(super) struct Reading {
     expedited: bool,
     /// Its agencies' decisions.
-    decisions: Span,
+    pub(super) decisions: Span,
     /// The decisions of the agencies that sent it to red, and whether all of them decided.
-    red: (Span, bool),
+    pub(super) red: (Span, bool),
     /// Whether every part's treatment is computed.
-    computed: bool,
+    pub(super) computed: bool,
 }
 
 impl Reading {
-    fn of<A: AgencyFacts>(request: &TfaRequest, c: &impl ConsignmentFacts, parts: impl Iterator<Item = A>) -> Reading {
+    pub(super) fn of<A: AgencyFacts>(request: &TfaRequest, c: &impl ConsignmentFacts, parts: impl Iterator<Item = A>) -> Reading {
         let kind = c.segment(Dimension::DocumentType);
         let mut r = Reading {
             expedited: request.expedited_types.iter().any(|t| *t == kind),

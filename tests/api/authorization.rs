@@ -118,6 +118,9 @@ async fn every_role_on_every_endpoint_own_and_foreign() {
         ("read another platform's sellers", "GET", "/v1/risk/sellers?platform=demo-trader".into(), None, [401, 403, 403, 403, 403, 403, 403, 200, 403]),
         ("group figures by risk channel", "GET", "/v1/indicators/release-times?groupBy=riskChannel".into(), None, [401, 403, 403, 403, 403, 403, 403, 200, 403]),
         ("read public release-time indicators", "GET", "/v1/public/indicators/release-times".into(), None, [200; 9]),
+        // The TFA monitor: the region's (operator), a country's (NSW), an agency's own parts.
+        ("read the TFA monitor", "GET", "/v1/indicators/tfa".into(), None, [401, 403, 403, 200, 200, 200, 200, 200, 403]),
+        ("read the public TFA monitor", "GET", "/v1/public/indicators/tfa".into(), None, [200; 9]),
         ("list schemas", "GET", "/v1/schemas".into(), None, [200; 9]),
         ("read a schema", "GET", "/v1/schemas/customsDeclaration/1.0.0".into(), None, [200; 9]),
         ("health", "GET", "/healthz".into(), None, [200; 9]),

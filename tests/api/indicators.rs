@@ -265,7 +265,7 @@ async fn public_answers_are_cached_and_their_cost_is_bounded() {
 /// importing country or border post, with the period before; for operators only, until its other
 /// readers' views guard against differencing as the public figures do.
 #[tokio::test]
-async fn the_tfa_monitor_measures_its_articles_from_the_release_time_facts_for_operators() {
+async fn the_tfa_monitor_measures_its_articles_from_the_release_time_facts_in_each_readers_scope() {
     let app = spawn_app().await;
     // Five: the threshold under which a reader other than an operator sees no figure.
     for n in 11..=15 {
@@ -352,8 +352,42 @@ async fn the_tfa_monitor_measures_its_articles_from_the_release_time_facts_for_o
     assert_eq!(measured, expected, "{tfa:#}");
     assert_eq!(region["riskManagement"]["parts"].as_u64(), Some(expected.values().map(|c| c.0).sum()));
 
-    // Operators only, for now: anyone else is refused, whatever it would have seen.
-    for token in ["demo-nsw-ar", "demo-ar-customs", "demo-trader", "demo-platform"] {
+    assert_eq!((&tfa["scope"], tfa["articles"].as_array().unwrap().len()), (&json!("region"), 7));
+
+    // A national single window reads its country's: the consignments into it.
+    let br = figures(&app, "/v1/indicators/tfa", Some("demo-nsw-br")).await;
+    assert_eq!(br["scope"], "country:BR");
+    let br_groups: Vec<&str> = br["current"]["groups"].as_array().unwrap().iter().map(|g| g["group"].as_str().unwrap()).collect();
+    assert_eq!(br_groups, ["BR"], "{br:#}");
+    let (mine, operators) = (&br["current"]["region"], &tfa["current"]["groups"][0]["articles"]);
+    for article in ["consignments", "preArrival", "releaseTime", "expedited", "formalities", "singleWindow"] {
+        assert_eq!(mine[article], operators[article], "{article}: Brazil's figures, as the operator reads them");
+    }
+    // With Brazil's agencies' parts only: Argentina's export customs' selection is Argentina's.
+    let br_agencies: Vec<&str> = mine["riskManagement"]["agencies"].as_array().unwrap().iter().map(|a| a["agency"].as_str().unwrap()).collect();
+    assert!(!br_agencies.is_empty() && br_agencies.iter().all(|a| a.starts_with("br-")), "{br_agencies:?}");
+    let br_parts: u64 = operators["riskManagement"]["agencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["agency"].as_str().unwrap().starts_with("br-"))
+        .map(|a| a["parts"].as_u64().unwrap())
+        .sum();
+    assert!(br_parts < operators["riskManagement"]["parts"].as_u64().unwrap(), "Argentina's agencies have parts too");
+    assert_eq!(mine["riskManagement"]["parts"].as_u64(), Some(br_parts));
+    let ar = figures(&app, "/v1/indicators/tfa", Some("demo-nsw-ar")).await;
+    assert_eq!((&ar["scope"], &ar["current"]["region"]["consignments"]), (&json!("country:AR"), &json!(0)), "nothing goes into Argentina");
+    // An agency reads its own parts: Art. 7.4 of its decisions, none of the other agencies'.
+    let agency = figures(&app, "/v1/indicators/tfa", Some("demo-br-customs")).await;
+    assert_eq!((&agency["scope"], &agency["articles"]), (&json!("agency:br-customs"), &json!(["7.1", "7.4", "7.6", "7.8"])));
+    let own = &agency["current"]["region"];
+    let own_agencies: Vec<&str> = own["riskManagement"]["agencies"].as_array().unwrap().iter().map(|a| a["agency"].as_str().unwrap()).collect();
+    assert_eq!(own_agencies, ["br-customs"], "{agency:#}");
+    assert_eq!(own["riskManagement"]["parts"].as_u64(), Some(expected["br-customs"].0));
+    assert_eq!(own["consignments"].as_u64(), Some(expected["br-customs"].0), "the consignments it has a part in");
+    assert_eq!((&own["agencySpread"]["count"], &own["formalities"]["consignments"]), (&json!(0), &json!(0)), "no Art. 8 nor 10: {agency:#}");
+    // A trader or a platform reads no monitor (its own consignments are the release times').
+    for token in ["demo-trader", "demo-platform"] {
         crate::helpers::assert_problem(app.get("/v1/indicators/tfa", Some(token)).await, 403, "forbidden").await;
     }
     let by_post = figures(&app, "/v1/indicators/tfa?groupBy=borderPost", Some("demo-operator")).await;
@@ -364,5 +398,88 @@ async fn the_tfa_monitor_measures_its_articles_from_the_release_time_facts_for_o
     let named = figures(&app, "/v1/indicators/tfa?expeditedTypes=customsDeclaration", Some("demo-operator")).await;
     assert_eq!(named["current"]["region"]["expedited"]["expedited"]["count"], 5);
     assert_eq!(app.get("/v1/indicators/tfa?groupBy=agency", Some("demo-operator")).await.status(), 400);
+    app.stop().await;
+}
+
+/// The TFA monitor's public view: a settled month and the month before, by country and by
+/// border post, suppressed as the public release times are, each cell's figure as the operator's
+/// monitor gives it where nothing was left to close.
+#[tokio::test]
+async fn the_public_tfa_monitor_publishes_a_settled_month_suppressed_with_the_month_before() {
+    let data = Arc::new(tempfile::tempdir().unwrap());
+    let (from, to, month) = published_month();
+    let (y, m) = ventanilla::clock::year_month(from);
+    let before = if m == 1 { ventanilla::clock::month_start(y - 1, 12) } else { ventanilla::clock::month_start(y, m - 1) };
+    // Two months of thin traffic: countries and border posts with few consignments.
+    simulate_into(data.path(), 50, 17, before, to).await;
+    let prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+    let app = spawn_app_on(data, prefix, Some(test_brokers()), |_| {}).await;
+
+    let r = app.get(&format!("/v1/public/indicators/tfa?month={month}"), None).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-status"], "ventanilla; fwd=miss; stored");
+    let by_country: Value = r.json().await.unwrap();
+    let r = app.get(&format!("/v1/public/indicators/tfa?month={month}&groupBy=borderPost"), None).await;
+    assert!(r.headers()["cache-status"].to_str().unwrap().starts_with("ventanilla; hit"), "one computation for both groupings");
+    let by_post: Value = r.json().await.unwrap();
+    assert_eq!((by_country["month"].as_str().unwrap(), by_country["previousMonth"].as_str().unwrap()), (month.as_str(), &ventanilla::clock::rfc3339(before)[..7]));
+    let links: Vec<&str> = by_country["links"].as_array().unwrap().iter().map(|l| l["href"].as_str().unwrap()).collect();
+    assert!(links.iter().all(|l| l.starts_with("/v1/public/indicators/release-times?") && l.ends_with(&format!("&month={month}"))), "{links:?}");
+
+    let operator: Value = app
+        .get(&format!("/v1/indicators/tfa?from={}&to={}", ventanilla::clock::rfc3339(from), ventanilla::clock::rfc3339(to)), Some("demo-operator"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut suppressed_somewhere = 0;
+    for answer in [&by_country, &by_post] {
+        assert_eq!(answer["indicators"].as_array().unwrap().len(), 13);
+        for indicator in answer["indicators"].as_array().unwrap() {
+            let key = indicator["key"].as_str().unwrap();
+            for period in ["current", "previous"] {
+                let p = &indicator[period];
+                let cells = p["groups"].as_array().unwrap();
+                let hidden = cells.iter().filter(|c| c["suppressed"] == true).count();
+                suppressed_somewhere += hidden;
+                assert_ne!(hidden, 1, "{key} {period}: one suppressed cell is the region minus the others: {p:#}");
+                for c in cells.iter().chain([&p["region"]]) {
+                    match c["suppressed"].as_bool().unwrap() {
+                        true => assert!(c.get("count").is_none() && c.get("value").is_none(), "{key}: {c:#}"),
+                        false => assert!(c["count"].as_u64().unwrap() >= 5, "{key}: {c:#}"),
+                    }
+                }
+                // The region's median is of the groups shown, `unknown` left out.
+                let mut shown: Vec<f64> =
+                    cells.iter().filter(|c| c["group"] != "unknown").filter_map(|c| c["value"].as_f64()).collect();
+                shown.sort_by(f64::total_cmp);
+                let median = match shown.len() {
+                    0 => None,
+                    n if n % 2 == 1 => Some(shown[n / 2]),
+                    n => Some((shown[n / 2 - 1] + shown[n / 2]) / 2.0),
+                };
+                assert_eq!((p["regionMedian"].as_f64(), p["groupsInMedian"].as_u64()), (median, Some(shown.len() as u64)), "{key}");
+            }
+        }
+    }
+    assert!(suppressed_somewhere > 0, "traffic this thin has cells to suppress: {by_post:#}");
+    let indicator = |key: &str| by_country["indicators"].as_array().unwrap().iter().find(|i| i["key"] == key).unwrap().clone();
+    // What had closed by the month's close is what the operator's monitor counts (the simulated
+    // consignments were decided within days of their lodgement).
+    let region = &operator["current"]["region"];
+    let pre = &indicator("preArrivalShare")["current"]["region"];
+    assert_eq!((&pre["count"], pre["value"].as_f64()), (&region["preArrival"]["withArrival"], region["preArrival"]["share"].as_f64()), "{operator:#}");
+    let physical = &indicator("physicalInspectionShare")["current"]["region"];
+    assert!(physical["count"].as_u64().unwrap() <= region["riskManagement"]["parts"].as_u64().unwrap(), "decided parts only");
+    let documents = &indicator("documentsPerConsignment")["current"]["region"];
+    assert_eq!(documents["count"], region["singleWindow"]["decided"], "the decided consignments");
+    assert!(indicator("preArrivalShare")["previous"]["region"]["count"].as_u64().unwrap() > 0, "the month before, published alike");
+
+    // Published groupings only, settled months only.
+    assert_problem(app.get(&format!("/v1/public/indicators/tfa?month={month}&groupBy=transportMode"), None).await, 404, "not-found").await;
+    assert_problem(app.get("/v1/public/indicators/tfa?groupBy=agency", None).await, 400, "invalid-query").await;
+    let this_month = &ventanilla::clock::rfc3339(ventanilla::clock::now_millis())[..7];
+    assert_problem(app.get(&format!("/v1/public/indicators/tfa?month={this_month}"), None).await, 404, "not-found").await;
+    assert_problem(app.get("/v1/public/indicators/tfa?from=2026-01-01", None).await, 400, "invalid-query").await;
     app.stop().await;
 }

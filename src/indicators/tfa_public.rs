@@ -1,0 +1,590 @@
+//! The TFA monitor's public view (`GET /v1/public/indicators/tfa`): what anyone may read of the
+//! articles the monitor measures (`super::tfa`), by country and by border post beside the
+//! region's median, for a calendar month and the month before, under the public release times'
+//! rules (`super::public`), so that no answer, nor any set of answers, gives away one
+//! consignment's facts:
+//!
+//! - **A fixed set of tables.** Each indicator over every consignment of a month: overall, by
+//!   country (the destination) and by border post; no other grouping and no other period.
+//! - **Fixed once published.** A month is published once it has ended and the region's settling
+//!   time has passed, and counts only what had closed by then: an agency's part once it decided,
+//!   a consignment's formalities once it was decided, an arrival once it was known. Nothing
+//!   that happens later moves a published figure, so polling a month shows nothing entering it.
+//! - **Small cells suppressed, and no cell follows from the others.** Each indicator's tables
+//!   are one family of `super::public`, suppressed as that module says: a cell under the
+//!   threshold, or under it besides its largest trader's; then more, until no suppressed cell's
+//!   count or sum follows from the cells shown (each cell's count and the sum of its values:
+//!   the shares' numerators, the documents...). The region's median is of the cells shown.
+//! - **No release time of its own.** Art. 7.6 and 7.8 are the public release times' figures
+//!   (`links`): release times by country here would be new sums of the values those tables
+//!   publish, and would give away, by difference, the cells they suppress.
+//! - **Only the hit rate of all sources**: by source, the random selections' beside all would
+//!   give the targeted ones' by difference, over however few findings.
+
+use serde::Serialize;
+
+use super::figures::{AgencyFacts, Cell, ConsignmentFacts, Dimension};
+use super::public::{Family, Owners, Period, Table, MIN_MODE_BIN_MS};
+use super::tfa::{median, Reading, TfaGroup, TfaRequest};
+use crate::clock::{rfc3339, Millis};
+use crate::risk::Channel;
+
+/// How an indicator's value reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum PublicUnit {
+    /// A share, 0 to 1 (the mean of each one's 1 or 0).
+    Share,
+    /// A count per consignment (the mean).
+    PerConsignment,
+    /// A duration: the median, in ms (and the 90th percentile).
+    Duration,
+}
+
+/// One indicator the public view publishes.
+#[derive(Debug)]
+pub struct PublicIndicator {
+    pub key: &'static str,
+    pub article: &'static str,
+    pub unit: PublicUnit,
+    /// What is counted, and when it is final.
+    pub definition: &'static str,
+}
+
+const PRE_ARRIVAL_SHARE: usize = 0;
+const PRE_ARRIVAL_LEAD: usize = 1;
+const PHYSICAL: usize = 2;
+const DOCUMENTARY: usize = 3;
+const HIT_RATE: usize = 4;
+const STANDING: usize = 5;
+const AGENCY_SPREAD: usize = 6;
+const JOINT: usize = 7;
+const DOCUMENTS: usize = 8;
+const AMENDMENTS: usize = 9;
+const QUERIES: usize = 10;
+const RESUBMITTED: usize = 11;
+const SINGLE_WINDOW: usize = 12;
+
+/// The indicators, in the order of [`PublicTfa`]'s answers (the constants above index them).
+pub const PUBLIC_INDICATORS: [PublicIndicator; 13] = [
+    PublicIndicator {
+        key: "preArrivalShare",
+        article: "7.1",
+        unit: PublicUnit::Share,
+        definition: "Of the consignments whose goods' arrival was known by the month's close, the share lodged before it.",
+    },
+    PublicIndicator {
+        key: "preArrivalLeadTime",
+        article: "7.1",
+        unit: PublicUnit::Duration,
+        definition: "For the consignments lodged before their goods arrived (by the close), arrival minus lodgement.",
+    },
+    PublicIndicator {
+        key: "physicalInspectionShare",
+        article: "7.4",
+        unit: PublicUnit::Share,
+        definition: "Of the agencies' parts decided by the close, the share their selection sent to physical inspection (red).",
+    },
+    PublicIndicator {
+        key: "documentaryCheckShare",
+        article: "7.4",
+        unit: PublicUnit::Share,
+        definition: "Of the agencies' parts decided by the close, the share their selection sent to a documentary check (yellow).",
+    },
+    PublicIndicator {
+        key: "hitRate",
+        article: "7.4",
+        unit: PublicUnit::Share,
+        definition: "Of the inspections (red or yellow) decided by the close whose agency reported what it found, the share that found an irregularity; all selection sources together.",
+    },
+    PublicIndicator {
+        key: "standingInstructionShare",
+        article: "7.4",
+        unit: PublicUnit::Share,
+        definition: "Of the agencies' parts decided by the close, the share a standing instruction decided.",
+    },
+    PublicIndicator {
+        key: "agencySpread",
+        article: "8",
+        unit: PublicUnit::Duration,
+        definition: "For the consignments released by the close that two agencies or more decided, the last agency's decision minus the first's.",
+    },
+    PublicIndicator {
+        key: "jointInspectionShare",
+        article: "8",
+        unit: PublicUnit::Share,
+        definition: "Of the consignments that two agencies or more sent to physical inspection, all of them decided by the close, the share whose inspecting agencies decided within the region's window of each other.",
+    },
+    PublicIndicator {
+        key: "documentsPerConsignment",
+        article: "10.1",
+        unit: PublicUnit::PerConsignment,
+        definition: "For the consignments decided (released or refused) by the close, documents per consignment, each once whatever its versions.",
+    },
+    PublicIndicator {
+        key: "amendmentsPerConsignment",
+        article: "10.1",
+        unit: PublicUnit::PerConsignment,
+        definition: "For the consignments decided by the close, amendments per consignment.",
+    },
+    PublicIndicator {
+        key: "queriesPerConsignment",
+        article: "10.1",
+        unit: PublicUnit::PerConsignment,
+        definition: "For the consignments decided by the close, agencies' queries per consignment.",
+    },
+    PublicIndicator {
+        key: "resubmittedShare",
+        article: "10.1",
+        unit: PublicUnit::Share,
+        definition: "Of the consignments decided by the close, the share with a submission answering a rejection.",
+    },
+    PublicIndicator {
+        key: "singleWindowShare",
+        article: "10.4",
+        unit: PublicUnit::Share,
+        definition: "Of the consignments decided by the close, the share whose documents were each submitted once: no amendment and no resubmission.",
+    },
+];
+
+/// The groupings published.
+pub const PUBLIC_GROUPS: [TfaGroup; 2] = [TfaGroup::Country, TfaGroup::BorderPost];
+
+/// Where the public figures of Art. 7.6 and 7.8 are: the public release times.
+pub const LINKS: [(&str, &str); 2] = [
+    ("7.6", "/v1/public/indicators/release-times?interval=arrival-to-release"),
+    ("7.8", "/v1/public/indicators/release-times?interval=lodgement-to-release&groupBy=documentType"),
+];
+
+/// How the public view is built, as every answer states it.
+pub const METHOD: &str = "A calendar month's consignments, by their lodgement time, as they stood when the month closed (its end \
+and the region's settling time): only what had closed by then is counted (an agency's part once decided, a consignment's \
+formalities once it was decided, an arrival once known), so a published figure does not change. Each indicator is published \
+overall, by country (the destination) and by border post; a cell of fewer values than the threshold, or of fewer besides \
+its largest trader's, is suppressed, and others with it until no suppressed cell's count or sum follows from those shown. \
+Shares and per-consignment figures are means; durations are medians (and p90), by linear interpolation between closest \
+ranks. The region's median is of the shown cells, leaving out `unknown`. Art. 7.6 and 7.8 are the public release times' \
+figures (links). Definitions and caveats: docs/tfa.md.";
+
+/// Reads one consignment's values: `push(indicator, value)` for each value it gives, each
+/// counted only when it closed before `closed_before`.
+fn read<C, A>(c: &C, parts: impl Iterator<Item = A> + Clone, request: &TfaRequest, closed_before: Millis, mut push: impl FnMut(usize, i64))
+where
+    C: ConsignmentFacts,
+    A: AgencyFacts,
+{
+    let closed = |at: Millis| at < closed_before;
+    let lodged = c.lodged_at();
+    if let Some(arrived) = c.arrived_at().filter(|a| closed((*a).max(lodged))) {
+        push(PRE_ARRIVAL_SHARE, i64::from(lodged < arrived));
+        if lodged < arrived {
+            push(PRE_ARRIVAL_LEAD, arrived - lodged);
+        }
+    }
+    let reading = Reading::of(request, c, parts.clone());
+    for part in parts {
+        let (Some(t), Some(decided)) = (part.treatment(), part.decided_at()) else { continue };
+        if !closed(decided) {
+            continue;
+        }
+        push(PHYSICAL, i64::from(t.channel == Some(Channel::Red)));
+        push(DOCUMENTARY, i64::from(t.channel == Some(Channel::Yellow)));
+        push(STANDING, i64::from(t.standing_instruction));
+        if let (Some(Channel::Red | Channel::Yellow), Some(irregular)) = (t.channel, t.irregularity) {
+            push(HIT_RATE, i64::from(irregular));
+        }
+    }
+    let decisions = &reading.decisions;
+    if c.released_at().is_some_and(closed) && decisions.count >= 2 && closed(decisions.last) {
+        push(AGENCY_SPREAD, decisions.last - decisions.first);
+    }
+    let (reds, all_decided) = &reading.red;
+    if reds.count >= 2 && *all_decided && closed(reds.last) {
+        push(JOINT, i64::from(reds.last - reds.first <= request.joint_window_ms));
+    }
+    // Formalities left out until computed whole (facts kept before the monitor: docs/tfa.md).
+    if let (Some(f), Some(decided)) = (c.formalities().filter(|_| reading.computed), c.decided_at()) {
+        if closed(decided) {
+            push(DOCUMENTS, f.documents);
+            push(AMENDMENTS, f.amendments);
+            push(QUERIES, f.queries);
+            push(RESUBMITTED, i64::from(f.resubmissions > 0));
+            push(SINGLE_WINDOW, i64::from(f.amendments == 0 && f.resubmissions == 0));
+        }
+    }
+}
+
+/// The tables of every indicator: overall, by country, by border post.
+const TABLES: [Table; 3] = [Table::Overall, Table::Named("country"), Table::By(Dimension::BorderPost)];
+
+/// Each indicator's tables over one month, suppressed.
+type Month = Vec<Vec<(Table, Vec<Cell>)>>;
+
+/// Publishes one month: `consignments` are those lodged in `[period.from, period.to)`, each
+/// with its agencies' parts.
+fn month<C, A, P>(consignments: impl Iterator<Item = (C, P)>, request: &TfaRequest, period: Period, min_count: usize) -> Month
+where
+    C: ConsignmentFacts,
+    A: AgencyFacts,
+    P: Iterator<Item = A> + Clone,
+{
+    let mut families: Vec<Family> = PUBLIC_INDICATORS.iter().map(|_| Family::new(TABLES.to_vec())).collect();
+    let mut owners = Owners::default();
+    for (c, parts) in consignments {
+        let owner = owners.id(&c.owner());
+        let corridor = c.segment(Dimension::Corridor);
+        let country = TfaGroup::Country.of(&corridor);
+        let post = c.segment(Dimension::BorderPost);
+        read(&c, parts, request, period.closed_before, |indicator, value| {
+            let f = &mut families[indicator];
+            f.add(0, "", None, value, owner);
+            f.add(1, country, None, value, owner);
+            f.add(2, &post, None, value, owner);
+        });
+    }
+    families.into_iter().map(|f| f.publish(MIN_MODE_BIN_MS, min_count)).collect()
+}
+
+/// One cell as the public reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicFigure {
+    /// The country or border post; none for the region.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Whether it is withheld (too few, or so that no withheld cell can be computed from the
+    /// others): then nothing else is given.
+    pub suppressed: bool,
+    /// Values counted: consignments, or agencies' parts (Art. 7.4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<usize>,
+    /// The share, the count per consignment, or a duration's median in ms (`unit`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// A duration's 90th percentile, in ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p90_ms: Option<f64>,
+}
+
+impl PublicFigure {
+    fn of(cell: &Cell, unit: PublicUnit) -> PublicFigure {
+        let group = cell.group.values().next().cloned();
+        let summary = cell.stats.as_ref().filter(|_| !cell.suppressed).and_then(|s| s.summary.as_ref().map(|m| (s.count, m)));
+        match summary {
+            None => PublicFigure { group, suppressed: cell.suppressed, count: cell.stats.as_ref().map(|s| s.count), value: None, p90_ms: None },
+            Some((count, s)) => {
+                let (value, p90_ms) = match unit {
+                    PublicUnit::Duration => (s.median_ms, Some(s.p90_ms)),
+                    PublicUnit::Share | PublicUnit::PerConsignment => (s.mean_ms, None),
+                };
+                PublicFigure { group, suppressed: false, count: Some(count), value: Some(value), p90_ms }
+            }
+        }
+    }
+}
+
+/// An indicator's figures over one month.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicMonthFigures {
+    /// Every consignment of the region.
+    pub region: PublicFigure,
+    /// Each country, or border post, in its name's order.
+    pub groups: Vec<PublicFigure>,
+    /// The median of the groups' values shown (but `unknown`'s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region_median: Option<f64>,
+    /// How many groups that median is of.
+    pub groups_in_median: usize,
+}
+
+/// One indicator's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicIndicatorFigures {
+    /// The indicator (`preArrivalShare`, `hitRate`...).
+    pub key: &'static str,
+    /// The WTO TFA article it measures.
+    pub article: &'static str,
+    pub unit: PublicUnit,
+    pub definition: &'static str,
+    /// The month asked for.
+    pub current: PublicMonthFigures,
+    /// The month before it, published by the same rules: the trend.
+    pub previous: PublicMonthFigures,
+}
+
+/// Where an article's public figures are published instead.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicLink {
+    pub article: &'static str,
+    /// The request that answers it, with `&month=` of this answer.
+    pub href: String,
+}
+
+/// The answer: one month's indicators, grouped one way.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicTfaFigures {
+    /// The month, `2026-11`.
+    pub month: String,
+    pub group_by: TfaGroup,
+    pub from: String,
+    pub to: String,
+    /// What had not closed before this instant is not counted.
+    pub closed_before: String,
+    /// The month before, for the trend.
+    pub previous_month: String,
+    /// The smallest cell shown, in values counted (`indicators.public_min_count`).
+    pub min_count: usize,
+    /// The region's window of a joint inspection (Art. 8), in minutes.
+    pub joint_inspection_window_minutes: i64,
+    pub indicators: Vec<PublicIndicatorFigures>,
+    /// Art. 7.6 and 7.8: the public release times'.
+    pub links: Vec<PublicLink>,
+    pub method: &'static str,
+}
+
+/// A month's public TFA figures and the month before's, every grouping.
+#[derive(Debug, Clone)]
+pub struct PublicTfa {
+    month: String,
+    previous_month: String,
+    period: Period,
+    min_count: usize,
+    joint_window_ms: i64,
+    current: Month,
+    previous: Month,
+}
+
+impl PublicTfa {
+    /// The answer grouped by `group`; `None` for a grouping not published.
+    pub fn figures(&self, group: TfaGroup) -> Option<PublicTfaFigures> {
+        let table = match group {
+            TfaGroup::Country => TABLES[1],
+            TfaGroup::BorderPost => TABLES[2],
+            TfaGroup::TransportMode | TfaGroup::DocumentType => return None,
+        };
+        let of = |month: &Month, i: usize, unit: PublicUnit| {
+            let tables = &month[i];
+            let cells = |t: Table| tables.iter().find(|(k, _)| *k == t).map(|(_, c)| c.as_slice()).unwrap_or_default();
+            let region = cells(Table::Overall).first().map(|c| PublicFigure::of(c, unit)).unwrap_or(PublicFigure {
+                group: None,
+                suppressed: true,
+                count: None,
+                value: None,
+                p90_ms: None,
+            });
+            let groups: Vec<PublicFigure> = cells(table).iter().map(|c| PublicFigure::of(c, unit)).collect();
+            let shown: Vec<f64> = groups.iter().filter(|g| g.group.as_deref() != Some("unknown")).filter_map(|g| g.value).collect();
+            let groups_in_median = shown.len();
+            PublicMonthFigures { region, groups, region_median: median(shown), groups_in_median }
+        };
+        let indicators = PUBLIC_INDICATORS
+            .iter()
+            .enumerate()
+            .map(|(i, ind)| PublicIndicatorFigures {
+                key: ind.key,
+                article: ind.article,
+                unit: ind.unit,
+                definition: ind.definition,
+                current: of(&self.current, i, ind.unit),
+                previous: of(&self.previous, i, ind.unit),
+            })
+            .collect();
+        Some(PublicTfaFigures {
+            month: self.month.clone(),
+            group_by: group,
+            from: rfc3339(self.period.from),
+            to: rfc3339(self.period.to),
+            closed_before: rfc3339(self.period.closed_before),
+            previous_month: self.previous_month.clone(),
+            min_count: self.min_count,
+            joint_inspection_window_minutes: self.joint_window_ms / 60_000,
+            indicators,
+            links: LINKS.iter().map(|(article, href)| PublicLink { article, href: format!("{href}&month={}", self.month) }).collect(),
+            method: METHOD,
+        })
+    }
+}
+
+/// The month `YYYY-MM` holding `at`.
+fn month_name(at: Millis) -> String {
+    let (y, m) = crate::clock::year_month(at);
+    format!("{y:04}-{m:02}")
+}
+
+/// Publishes the month `period` and the month before it (`previous`), from the consignments
+/// the caller selects for each (lodged in its `[from, to)`, each with its agencies' parts).
+pub fn publication<C, A, P>(
+    period: Period,
+    consignments: impl Iterator<Item = (C, P)>,
+    previous: Period,
+    previous_consignments: impl Iterator<Item = (C, P)>,
+    joint_window_ms: i64,
+    min_count: usize,
+) -> PublicTfa
+where
+    C: ConsignmentFacts,
+    A: AgencyFacts,
+    P: Iterator<Item = A> + Clone,
+{
+    let request = TfaRequest { group_by: TfaGroup::Country, expedited_types: Vec::new(), joint_window_ms };
+    PublicTfa {
+        month: month_name(period.from),
+        previous_month: month_name(previous.from),
+        period,
+        min_count,
+        joint_window_ms,
+        current: month(consignments, &request, period, min_count),
+        previous: month(previous_consignments, &request, previous, min_count),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::indicators::figures::AgencyPart;
+    use crate::store::{AgencyReleaseTimes, AgencySelectivity, ConsignmentReleaseTimes, DocumentDims, Formalities};
+
+    const HOUR: Millis = 3_600_000;
+    const DAY: Millis = 24 * HOUR;
+    const MONTH: Period = Period { from: 0, to: 31 * DAY, closed_before: 38 * DAY };
+    const BEFORE: Period = Period { from: -31 * DAY, to: 0, closed_before: 7 * DAY };
+
+    /// A consignment of `owner` to `country` through `post`, lodged on `day` and decided
+    /// `hours` later by one agency (`red`: sent to physical inspection), with two documents.
+    fn consignment(n: usize, owner: &str, country: &str, post: &str, day: i64, hours: i64, red: bool) -> (ConsignmentReleaseTimes, Vec<AgencyReleaseTimes>) {
+        let lodged = day * DAY + n as i64;
+        let decided = lodged + hours * HOUR;
+        let c = ConsignmentReleaseTimes {
+            ucr: crate::domain::Ucr::parse(&format!("U-{n}")).unwrap(),
+            owner: owner.into(),
+            lodged_at: lodged,
+            arrived_at: Some(lodged + HOUR),
+            released_at: Some(decided),
+            decided_at: Some(decided),
+            outcome: "released".into(),
+            document_type: "customsDeclaration".into(),
+            origin: "AR".into(),
+            destination: country.into(),
+            dims: DocumentDims { transport_mode: Some("road".into()), hs_chapter: None, border_post: Some(post.into()) },
+            channel: "without".into(),
+            hold_ms: 0,
+            query_trader_ms: 0,
+            query_agency_ms: 0,
+            risk_channel: "green".into(),
+            formalities: Some(Formalities { documents: 2, amendments: 0, queries: 0, resubmissions: 0 }),
+        };
+        let part = AgencyReleaseTimes {
+            agency: crate::domain::AgencyId::parse(&format!("{}-customs", country.to_lowercase())).unwrap(),
+            routed_at: lodged,
+            first_answer_at: Some(decided),
+            decided_at: Some(decided),
+            decision: Some("released".into()),
+            hold_ms: 0,
+            query_trader_ms: 0,
+            query_agency_ms: 0,
+            selectivity: Some(AgencySelectivity {
+                channel: if red { "red" } else { "green" },
+                source: if red { "rule" } else { "none" },
+                finding: red.then_some("irregularity"),
+                standing_instruction: false,
+            }),
+        };
+        (c, vec![part])
+    }
+
+    fn publish(rows: &[(ConsignmentReleaseTimes, Vec<AgencyReleaseTimes>)]) -> PublicTfa {
+        let of = |p: Period| {
+            rows.iter()
+                .filter(move |(c, _)| c.lodged_at >= p.from && c.lodged_at < p.to)
+                .map(|(c, parts)| (c, parts.iter().map(|part| AgencyPart { part, kind: Cow::Borrowed("customs") })))
+        };
+        publication(MONTH, of(MONTH), BEFORE, of(BEFORE), 2 * HOUR, 5)
+    }
+
+    fn indicator<'a>(f: &'a PublicTfaFigures, key: &str) -> &'a PublicIndicatorFigures {
+        f.indicators.iter().find(|i| i.key == key).unwrap()
+    }
+
+    #[test]
+    fn a_country_under_the_threshold_takes_another_with_it_and_the_median_is_of_those_shown() {
+        // AR 10 consignments (3 red), BR 8 (none), UY 2: UY is under the threshold, and the
+        // region less AR and BR would be UY's, so one more goes with it.
+        let mut rows = Vec::new();
+        for i in 0..10 {
+            rows.push(consignment(i, &format!("t{i}"), "AR", "ARPAS", 1 + i as i64, 5, i < 3));
+        }
+        for i in 10..18 {
+            rows.push(consignment(i, &format!("t{i}"), "BR", "BRURG", 1 + i as i64, 5, false));
+        }
+        for i in 18..20 {
+            rows.push(consignment(i, &format!("t{i}"), "UY", "UYFBE", 1 + i as i64, 5, false));
+        }
+        let f = publish(&rows).figures(TfaGroup::Country).unwrap();
+        let physical = &indicator(&f, "physicalInspectionShare").current;
+        assert_eq!((physical.region.count, physical.region.value), (Some(20), Some(0.15)));
+        let hidden: Vec<&str> = physical.groups.iter().filter(|g| g.suppressed).filter_map(|g| g.group.as_deref()).collect();
+        assert!(hidden.contains(&"UY") && hidden.len() == 2, "UY and one more: {hidden:?}");
+        for g in physical.groups.iter().filter(|g| g.suppressed) {
+            assert_eq!((g.count, g.value), (None, None), "a suppressed cell gives nothing");
+        }
+        let shown: Vec<f64> = physical.groups.iter().filter_map(|g| g.value).collect();
+        assert_eq!((physical.groups_in_median, physical.region_median), (1, shown.first().copied()));
+        // By border post (one per country here): the same cells, suppressed alike.
+        let by_post = publish(&rows).figures(TfaGroup::BorderPost).unwrap();
+        let posts = &indicator(&by_post, "physicalInspectionShare").current.groups;
+        assert_eq!(posts.iter().filter(|g| g.suppressed).count(), 2, "{posts:?}");
+        assert!(publish(&rows).figures(TfaGroup::TransportMode).is_none(), "not a published grouping");
+    }
+
+    #[test]
+    fn a_cell_mostly_one_traders_is_suppressed() {
+        // AR: 20 of one trader and 3 of others (the one could subtract its own); BR: 10 traders.
+        let mut rows = Vec::new();
+        for i in 0..23 {
+            rows.push(consignment(i, if i < 20 { "big" } else { "small" }, "AR", "ARPAS", 1 + i as i64 % 28, 5, false));
+        }
+        for i in 23..33 {
+            rows.push(consignment(i, &format!("t{i}"), "BR", "BRURG", 1 + i as i64 % 28, 5, false));
+        }
+        let f = publish(&rows).figures(TfaGroup::Country).unwrap();
+        let docs = &indicator(&f, "documentsPerConsignment").current;
+        let ar = docs.groups.iter().find(|g| g.group.as_deref() == Some("AR")).unwrap();
+        assert!(ar.suppressed, "{ar:?}");
+        assert!(docs.groups.iter().all(|g| g.suppressed), "BR alone shown would be the region less AR: {:?}", docs.groups);
+    }
+
+    #[test]
+    fn a_month_counts_only_what_closed_before_it_was_published() {
+        // Ten consignments decided within the month, five decided after its close (day 40),
+        // and two lodged in the month before, decided in it.
+        let mut rows = Vec::new();
+        for i in 0..10 {
+            rows.push(consignment(i, &format!("t{i}"), "AR", "ARPAS", 1 + i as i64, 5, false));
+        }
+        for i in 10..15 {
+            rows.push(consignment(i, &format!("t{i}"), "AR", "ARPAS", 20, 20 * 24 + 5, true));
+        }
+        let f = publish(&rows).figures(TfaGroup::Country).unwrap();
+        for key in ["physicalInspectionShare", "documentsPerConsignment", "singleWindowShare"] {
+            let region = &indicator(&f, key).current.region;
+            assert_eq!(region.count, Some(10), "{key}: what was decided after the close is not counted");
+        }
+        assert_eq!(indicator(&f, "physicalInspectionShare").current.region.value, Some(0.0));
+        assert_eq!(indicator(&f, "documentsPerConsignment").current.region.value, Some(2.0));
+        // Every arrival was known within the month: all fifteen are in Art. 7.1.
+        let pre = &indicator(&f, "preArrivalShare").current.region;
+        assert_eq!((pre.count, pre.value), (Some(15), Some(1.0)));
+        let lead = &indicator(&f, "preArrivalLeadTime").current.region;
+        assert_eq!((lead.value, lead.p90_ms), (Some(HOUR as f64), Some(HOUR as f64)));
+        // The month before holds nothing: its region is below any threshold.
+        assert!(indicator(&f, "preArrivalShare").previous.region.suppressed);
+        assert_eq!(f.links.len(), 2);
+        assert!(f.links.iter().all(|l| l.href.ends_with("&month=1970-01")));
+    }
+}
