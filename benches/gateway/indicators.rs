@@ -15,6 +15,9 @@ pub(super) async fn indicators(n: usize, o: &Options) {
     println!("\n## Release-time indicators over {n} consignments");
     let data = tempfile::tempdir().unwrap();
     let t = Instant::now();
+    // The facts as written, for the public TFA view's computation (a pure function of them).
+    let mut kept: Vec<(ConsignmentReleaseTimes, Vec<AgencyReleaseTimes>)> = Vec::with_capacity(n);
+    let end = ventanilla::clock::now_millis();
     {
         let store: Arc<dyn Store> = Arc::new(ventanilla::store::sqlite::SqliteStore::open(data.path()).unwrap());
         let mut seed: u64 = 42;
@@ -30,7 +33,6 @@ pub(super) async fn indicators(n: usize, o: &Options) {
         let chapters = ["02", "10", "84", "87", "30", "47"];
         let channels = ["without", "without", "without", "with-hold", "with-query"];
         let kinds = ["customs", "sanitary", "border"];
-        let end = ventanilla::clock::now_millis();
         let mut written = 0;
         while written < n {
             let chunk = 20_000.min(n - written);
@@ -94,6 +96,7 @@ pub(super) async fn indicators(n: usize, o: &Options) {
                     .collect();
                 rows.push((c, parts));
             }
+            kept.extend(rows.iter().cloned());
             store
                 .write_with(Vec::new(), move |l| {
                     for (c, parts) in &rows {
@@ -155,19 +158,21 @@ pub(super) async fn indicators(n: usize, o: &Options) {
     println!("\n## TFA monitor over {n} consignments (each request: the period asked and the one before)");
     let to = ventanilla::clock::rfc3339(ventanilla::clock::now_millis() + HOUR);
     let half = ventanilla::clock::rfc3339(ventanilla::clock::now_millis() - 15 * 24 * HOUR);
-    let tfa_asks: Vec<(&str, String)> = vec![
-        ("by country, 31 days (and the 31 before)", format!("from={from}&to={to}")),
-        ("by border post, 31 days", format!("from={from}&to={to}&groupBy=borderPost")),
-        ("by transport mode, 31 days", format!("from={from}&to={to}&groupBy=transportMode")),
-        ("by document type, 15 days", format!("from={half}&to={to}&groupBy=documentType")),
+    let tfa_asks: Vec<(&str, String, &'static str)> = vec![
+        ("by country, 31 days (and the 31 before)", format!("from={from}&to={to}"), "demo-operator"),
+        ("by border post, 31 days", format!("from={from}&to={to}&groupBy=borderPost"), "demo-operator"),
+        ("by transport mode, 31 days", format!("from={from}&to={to}&groupBy=transportMode"), "demo-operator"),
+        ("by document type, 15 days", format!("from={half}&to={to}&groupBy=documentType"), "demo-operator"),
+        ("a national single window's country, by border post", format!("from={from}&to={to}&groupBy=borderPost"), "demo-nsw-br"),
+        ("an agency's own parts", format!("from={from}&to={to}"), "demo-br-customs"),
     ];
     let mut tfa_all = Latencies::default();
     println!("\n| request | consignments | p50 ms | p95 ms | max ms |\n|---|---:|---:|---:|---:|");
-    for (name, query) in &tfa_asks {
+    for (name, query, token) in &tfa_asks {
         let mut l = Latencies::default();
         let mut counted = Value::Null;
         for _ in 0..rounds {
-            let (took, body) = ask_at("tfa", query.clone(), "demo-operator").await;
+            let (took, body) = ask_at("tfa", query.clone(), token).await;
             counted = body["current"]["region"]["consignments"].clone();
             l.push(took);
             tfa_all.push(took);
@@ -178,6 +183,25 @@ pub(super) async fn indicators(n: usize, o: &Options) {
     println!("\nall {} TFA requests: p50 {:.0} ms, p95 {:.0} ms (target 200 ms: {:.2} of it), max {:.0} ms",
         tfa_all.len(), millis(tfa_all.percentile(0.5)), millis(p95), millis(p95) / 200.0, millis(tfa_all.percentile(1.0)));
     gw.stop();
+
+    // The public view computes a whole month once (then serves it a minute from memory): the
+    // same computation, here over every consignment written, as one month.
+    use ventanilla::indicators::{figures::AgencyPart, public::Period, tfa_public};
+    let month = Period { from: end - 31 * 24 * HOUR, to: end + 1, closed_before: end + 7 * 24 * HOUR };
+    let before = Period { from: month.from - 31 * 24 * HOUR, to: month.from, closed_before: month.from + 7 * 24 * HOUR };
+    let of = |p: Period| {
+        kept.iter()
+            .filter(move |(c, _)| c.lodged_at >= p.from && c.lodged_at < p.to)
+            .map(|(c, parts)| (c, parts.iter().map(|part| AgencyPart { part, kind: std::borrow::Cow::Borrowed("customs") })))
+    };
+    let (rss_before, _) = rss_mib(&std::process::id().to_string());
+    let t = Instant::now();
+    let public = tfa_public::publication(month, of(month), before, of(before), 2 * HOUR, 5);
+    let took = t.elapsed();
+    let (rss_after, peak) = rss_mib(&std::process::id().to_string());
+    let shown = public.figures(ventanilla::indicators::tfa::TfaGroup::BorderPost).map(|f| f.indicators.len()).unwrap_or_default();
+    println!("\npublic TFA view of one month of {} consignments ({shown} indicators, both groupings): computed in {:.0} ms (once per month, kept a minute; one computation at a time per gateway); this process's memory {rss_before:.0} -> {rss_after:.0} MiB (peak {peak:.0} MiB)",
+        kept.len(), took.as_secs_f64() * 1000.0);
 }
 
 /// Request latencies of the indicators run.

@@ -32,6 +32,10 @@ pub struct SimulateArgs {
     /// The trader that lodges them.
     #[arg(long, default_value = "demo-trader")]
     trader: String,
+    /// How many traders lodge them in turn: `--trader`, then `<trader>-2`, `<trader>-3`... (the
+    /// public TFA figures suppress a cell of one trader's consignments alone).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    traders: u16,
     /// Of the declared consignments, the share lodged before the goods arrive (TFA Art. 7.1).
     #[arg(long, default_value_t = 2.0 / 3.0)]
     pre_arrival: f64,
@@ -106,6 +110,7 @@ pub async fn run(a: SimulateArgs) -> Result<(), Failure> {
         end,
         seed: a.seed,
         trader: a.trader,
+        traders: usize::from(a.traders),
         declaration: simulation.declaration,
         border_notice: simulation.border_notice,
         express: simulation.express,

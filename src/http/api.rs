@@ -119,8 +119,8 @@ const TFA_GROUP_BY: Param = Param {
 };
 const PUBLIC_TFA_GROUP_BY: Param = Param {
     name: "groupBy",
-    description: "`country` (the importing country, the consignment's destination; the default) or `borderPost`: the public view publishes no other grouping.",
-    pattern: "^(country|borderPost)$",
+    description: "`country` (the importing country, the consignment's destination; the default) or `borderPost`; `transportMode` and `documentType`, the monitor's other groupings, are not published (`404`).",
+    pattern: "^(country|borderPost|transportMode|documentType)$",
 };
 const EXPEDITED_TYPES: Param = Param {
     name: "expeditedTypes",
@@ -426,7 +426,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             path: "/v1/public/indicators/tfa",
             operation_id: "publicTfaMonitor",
             tag: "indicators",
-            summary: "The TFA monitor's published figures, for anyone, without identity, over every consignment (docs/tfa.md): one calendar month once it has settled, counting what had closed by then, and the month before it; each indicator of Art. 7.1, 7.4, 8, 10.1 and 10.4 for the region and each country or border post, beside the median of those shown. Cells are suppressed as the public release times' are (fewer values than `indicators.public_min_count`, or fewer besides the largest trader's, and others with them so that none can be computed from the rest); Art. 7.6 and 7.8 are linked to the public release times. Answers are kept a minute; computing new ones is bounded per source address (`429`) and for the gateway (`503`).",
+            summary: "The TFA monitor's published figures, for anyone, without identity, over every consignment (docs/tfa.md): one calendar month once it has settled, counting what had closed by then, and the month before it; each indicator of Art. 7.1, 7.4 (no hit rate), 8, 10.1 and 10.4 for the region and each country or border post, beside the median of those shown. Cells are suppressed as the public release times' are (fewer consignments than `indicators.public_min_count`, or fewer besides the largest trader's, or one trader's alone, and others with them so that none can be computed from the rest); Art. 7.6 and 7.8 are linked to the public release times. Answers are kept a minute; computing new ones is bounded per source address (`429`) and for the gateway (`503`).",
             query: &[MONTH, PUBLIC_TFA_GROUP_BY],
             headers: &[],
             request: Body::None,

@@ -132,7 +132,12 @@ struct Gathered {
     key: String,
     period: Option<Millis>,
     values: Vec<i64>,
-    /// Values per owner.
+    /// Consignments counted (an agency's part is a value; its consignment, the unit the
+    /// threshold counts).
+    units: usize,
+    /// The consignment of the last value added, so that its other values count it once.
+    last_unit: Option<u64>,
+    /// Consignments per owner.
     owners: HashMap<u32, u32, Fnv>,
 }
 
@@ -144,6 +149,9 @@ pub(super) struct Family {
     cells: Vec<Vec<Gathered>>,
     /// Value-major: the cell of value `v` in table `t` is `members[v * tables.len() + t]`.
     members: Vec<u32>,
+    /// Whether a cell of one owner's consignments alone is suppressed too (the TFA monitor's:
+    /// its figures would be that trader's, for the public to read).
+    sole_owner_suppressed: bool,
 }
 
 impl Family {
@@ -155,11 +163,25 @@ impl Family {
             by_period: (0..n).map(|_| HashMap::default()).collect(),
             cells: (0..n).map(|_| Vec::new()).collect(),
             members: Vec::new(),
+            sole_owner_suppressed: false,
         }
     }
 
-    /// Adds `value` of `owner` to its cell of table `t`: the one of `key`, or of `period`.
+    /// A family whose cells of one owner's consignments alone are suppressed too.
+    pub(super) fn suppressing_sole_owners(tables: Vec<Table>) -> Family {
+        Family { sole_owner_suppressed: true, ..Family::new(tables) }
+    }
+
+    /// Adds `value` of `owner` to its cell of table `t`: the one of `key`, or of `period`; the
+    /// value is a consignment of its own.
     pub(super) fn add(&mut self, t: usize, key: &str, period: Option<Millis>, value: i64, owner: u32) {
+        self.add_of(t, key, period, value, owner, None);
+    }
+
+    /// Adds `value` of `owner`, one of consignment `unit`'s (whose values are added one after
+    /// another: each cell counts it once), to its cell of table `t`; `None`: a consignment of
+    /// its own.
+    pub(super) fn add_of(&mut self, t: usize, key: &str, period: Option<Millis>, value: i64, owner: u32, unit: Option<u64>) {
         let cells = &mut self.cells[t];
         let found = match period {
             Some(p) => self.by_period[t].get(&p).copied(),
@@ -167,7 +189,7 @@ impl Family {
         };
         let at = found.unwrap_or_else(|| {
             let at = cells.len() as u32;
-            cells.push(Gathered { key: key.to_owned(), period, values: Vec::new(), owners: HashMap::default() });
+            cells.push(Gathered { key: key.to_owned(), period, values: Vec::new(), units: 0, last_unit: None, owners: HashMap::default() });
             match period {
                 Some(p) => self.by_period[t].insert(p, at),
                 None => self.by_key[t].insert(key.to_owned(), at),
@@ -176,13 +198,17 @@ impl Family {
         });
         let c = &mut cells[at as usize];
         c.values.push(value);
-        *c.owners.entry(owner).or_default() += 1;
+        if unit.is_none() || c.last_unit != unit {
+            c.units += 1;
+            c.last_unit = unit;
+            *c.owners.entry(owner).or_default() += 1;
+        }
         self.members.push(at);
     }
 
     /// The tables' cells, suppressed as the module says.
     pub(super) fn publish(self, mode_bin_ms: i64, min_count: usize) -> Vec<(Table, Vec<Cell>)> {
-        let Family { tables, mut cells, mut members, .. } = self;
+        let Family { tables, mut cells, mut members, sole_owner_suppressed, .. } = self;
         // Each table's cells in one order, by period then value, whatever order the rows came
         // in: every computation of the same facts, on any gateway, suppresses the same cells
         // (two answers suppressed differently would show, together, what each hides).
@@ -202,14 +228,15 @@ impl Family {
         let sizes: Vec<usize> = cells.iter().map(Vec::len).collect();
         let counts: Vec<usize> = cells.iter().flatten().map(|c| c.values.len()).collect();
         let overall: Vec<bool> = tables.iter().zip(&sizes).flat_map(|(t, n)| std::iter::repeat_n(*t == Table::Overall, *n)).collect();
-        // Primary: too few consignments, or too few besides the largest owner's.
+        // Primary: too few consignments, or too few besides the largest owner's (and, where the
+        // family says so, none besides).
         let mut suppressed: Vec<bool> = cells
             .iter()
             .flatten()
             .map(|c| {
-                let n = c.values.len();
+                let n = c.units;
                 let others = n - c.owners.values().max().copied().unwrap_or(0) as usize;
-                n < min_count || (others > 0 && others < min_count)
+                n < min_count || ((others > 0 || sole_owner_suppressed) && others < min_count)
             })
             .collect();
         let equations = relations(&sizes, &members, &counts);
@@ -265,12 +292,30 @@ fn public_cell(mut c: Cell, min_count: usize) -> Cell {
     c
 }
 
-/// An exact relation between cells (global ids): the first is the sum of the others.
-type Equation = Vec<usize>;
+/// An exact relation between cells (global ids): the sum of `plus` is the sum of `minus` (a
+/// cell and the cells it is made of; or cells of two tables that hold the same values).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Equation {
+    plus: Vec<usize>,
+    minus: Vec<usize>,
+}
 
-/// The relations between the cells of a family's tables: each cell of one table that is
-/// exactly the union of cells of another is their sum (a table's cells and the overall, days
-/// and their week, agencies and their kind, and whatever else the data nests).
+impl Equation {
+    fn cells(&self) -> impl Iterator<Item = usize> + '_ {
+        self.plus.iter().chain(&self.minus).copied()
+    }
+
+    fn contains(&self, cell: usize) -> bool {
+        self.plus.contains(&cell) || self.minus.contains(&cell)
+    }
+}
+
+/// The relations between the cells of a family's tables: for each two tables, each set of
+/// cells of one that holds exactly the values of a set of cells of the other (the smallest such
+/// sets: the connected parts of the graph of the cells that share values). A cell of one table
+/// made of cells of the other (a table's cells and the overall, days and their week, agencies
+/// and their kind) is one; so are two countries and the three border posts their consignments
+/// crossed, whatever else the data nests.
 fn relations(sizes: &[usize], members: &[u32], counts: &[usize]) -> Vec<Equation> {
     let tables = sizes.len();
     let offsets: Vec<usize> = sizes.iter().scan(0, |at, n| Some(std::mem::replace(at, *at + n))).collect();
@@ -278,44 +323,57 @@ fn relations(sizes: &[usize], members: &[u32], counts: &[usize]) -> Vec<Equation
     let mut equations: BTreeSet<Equation> = BTreeSet::new();
     for a in 0..tables {
         for b in a + 1..tables {
-            // How many values each pair of cells shares, in order of (a's cell, b's cell).
+            // The pairs of cells (a's, b's) that share values.
             let (na, nb) = (sizes[a], sizes[b]);
             let cell_pairs = members.chunks_exact(tables).map(|m| (m[a], m[b]));
-            let shared: Vec<((u32, u32), usize)> = if na.saturating_mul(nb) <= 1 << 20 {
-                let mut dense = vec![0usize; na * nb];
-                cell_pairs.for_each(|(x, y)| dense[x as usize * nb + y as usize] += 1);
-                dense.into_iter().enumerate().filter(|(_, n)| *n > 0).map(|(i, n)| (((i / nb) as u32, (i % nb) as u32), n)).collect()
+            let shared: Vec<(u32, u32)> = if na.saturating_mul(nb) <= 1 << 20 {
+                let mut dense = vec![false; na * nb];
+                cell_pairs.for_each(|(x, y)| dense[x as usize * nb + y as usize] = true);
+                dense.into_iter().enumerate().filter(|(_, s)| *s).map(|(i, _)| ((i / nb) as u32, (i % nb) as u32)).collect()
             } else {
-                let mut sparse: BTreeMap<(u32, u32), usize> = BTreeMap::new();
-                cell_pairs.for_each(|p| *sparse.entry(p).or_default() += 1);
-                sparse.into_iter().collect()
+                let set: BTreeSet<(u32, u32)> = cell_pairs.collect();
+                set.into_iter().collect()
             };
-            debug_assert_eq!(shared.iter().map(|s| s.1).sum::<usize>(), values);
-            // Each direction: a cell of `outer` made up of whole cells of `inner`.
-            for (outer, inner, flip) in [(a, b, false), (b, a, true)] {
-                let mut parts: BTreeMap<u32, (Vec<usize>, usize)> = BTreeMap::new();
-                for &((x, y), n) in &shared {
-                    let (o, i) = if flip { (y, x) } else { (x, y) };
-                    let inner_id = offsets[inner] + i as usize;
-                    if n == counts[inner_id] {
-                        let entry = parts.entry(o).or_default();
-                        entry.0.push(inner_id);
-                        entry.1 += n;
-                    }
+            // Connected parts: a's cells are nodes 0..na, b's na..na+nb.
+            let mut parent: Vec<usize> = (0..na + nb).collect();
+            fn root(parent: &mut [usize], mut x: usize) -> usize {
+                while parent[x] != x {
+                    parent[x] = parent[parent[x]];
+                    x = parent[x];
                 }
-                for (o, (mut inside, total)) in parts {
-                    let outer_id = offsets[outer] + o as usize;
-                    if total == counts[outer_id] {
-                        inside.sort_unstable();
-                        let mut equation = vec![outer_id];
-                        equation.extend(inside);
-                        // x = y and y = x are one relation.
-                        if equation.len() == 2 {
-                            equation.sort_unstable();
-                        }
-                        equations.insert(equation);
-                    }
+                x
+            }
+            for &(x, y) in &shared {
+                let (rx, ry) = (root(&mut parent, x as usize), root(&mut parent, na + y as usize));
+                if rx != ry {
+                    parent[rx.max(ry)] = rx.min(ry);
                 }
+            }
+            let mut parts: BTreeMap<usize, Equation> = BTreeMap::new();
+            for node in 0..na + nb {
+                let r = root(&mut parent, node);
+                let e = parts.entry(r).or_insert(Equation { plus: Vec::new(), minus: Vec::new() });
+                if node < na {
+                    e.plus.push(offsets[a] + node);
+                } else {
+                    e.minus.push(offsets[b] + node - na);
+                }
+            }
+            debug_assert_eq!(
+                parts.values().map(|e| e.plus.iter().map(|c| counts[*c]).sum::<usize>()).sum::<usize>(),
+                if na > 0 { values } else { 0 }
+            );
+            for (_, mut e) in parts {
+                if e.plus.is_empty() || e.minus.is_empty() {
+                    continue;
+                }
+                e.plus.sort_unstable();
+                e.minus.sort_unstable();
+                // x + y = z and z = x + y are one relation.
+                if e.minus < e.plus {
+                    std::mem::swap(&mut e.plus, &mut e.minus);
+                }
+                equations.insert(e);
             }
         }
     }
@@ -333,8 +391,8 @@ fn protect(equations: &[Equation], counts: &[usize], overall: &[bool], suppresse
     };
     // Each round suppresses one more cell: at most as many rounds as cells.
     for _ in 0..=counts.len() {
-        if let Some(single) = equations.iter().find(|e| e.iter().filter(|c| suppressed[**c]).count() == 1) {
-            if let Some(c) = pick(&mut single.iter().copied(), suppressed) {
+        if let Some(single) = equations.iter().find(|e| e.cells().filter(|c| suppressed[*c]).count() == 1) {
+            if let Some(c) = pick(&mut single.cells(), suppressed) {
                 suppressed[c] = true;
                 continue;
             }
@@ -346,8 +404,8 @@ fn protect(equations: &[Equation], counts: &[usize], overall: &[bool], suppresse
         let mut reached: HashSet<usize> = HashSet::from([disclosed]);
         let mut candidates: Vec<usize> = Vec::new();
         while let Some(u) = tied.pop() {
-            for e in equations.iter().filter(|e| e.contains(&u)) {
-                for &c in e {
+            for e in equations.iter().filter(|e| e.contains(u)) {
+                for c in e.cells() {
                     if !suppressed[c] {
                         candidates.push(c);
                     } else if reached.insert(c) {
@@ -376,12 +434,12 @@ fn determined(equations: &[Equation], suppressed: &[bool]) -> Option<usize> {
     let width = unknowns.len();
     let mut rows: Vec<Vec<f64>> = equations
         .iter()
-        .filter(|e| e.iter().any(|c| suppressed[*c]))
+        .filter(|e| e.cells().any(|c| suppressed[c]))
         .map(|e| {
             let mut row = vec![0.0; width];
-            for (i, c) in e.iter().enumerate() {
+            for (c, sign) in e.plus.iter().map(|c| (c, 1.0)).chain(e.minus.iter().map(|c| (c, -1.0))) {
                 if let Some(col) = column.get(c) {
-                    row[*col] += if i == 0 { 1.0 } else { -1.0 };
+                    row[*col] += sign;
                 }
             }
             row
@@ -462,7 +520,8 @@ where
             let owner = owners.id(&c.owner());
             for (t, table) in tables.iter().enumerate() {
                 match table {
-                    Table::Overall | Table::Named(_) => f.add(t, "", None, value, owner),
+                    Table::Overall => f.add(t, "", None, value, owner),
+                    Table::Named(name) => unreachable!("the release times have no table of named groups ({name})"),
                     Table::By(Dimension::Agency) => f.add(t, &a.agency(), None, value, owner),
                     Table::By(Dimension::AgencyKind) => f.add(t, &a.agency_kind(), None, value, owner),
                     Table::By(d) => f.add(t, &c.segment(*d), None, value, owner),
@@ -481,7 +540,8 @@ where
             let owner = owners.id(&c.owner());
             for (t, table) in tables.iter().enumerate() {
                 match table {
-                    Table::Overall | Table::Named(_) => f.add(t, "", None, value, owner),
+                    Table::Overall => f.add(t, "", None, value, owner),
+                    Table::Named(name) => unreachable!("the release times have no table of named groups ({name})"),
                     Table::By(d) => f.add(t, &c.segment(*d), None, value, owner),
                     Table::Trend(tr) => f.add(t, "", Some(tr.period_start(c.lodged_at())), value, owner),
                 }
@@ -617,6 +677,25 @@ mod tests {
     }
 
     #[test]
+    fn two_countries_and_the_posts_they_share_are_one_relation() {
+        // Countries A, B, C, D (cells 0..4) and posts P1..P4 (cells 4..8): A and B cross at P1
+        // and P2, C and D at P3 and P4. No cell is made of whole cells of the other table, yet
+        // A + B = P1 + P2 and C + D = P3 + P4.
+        let pairs = [(0, 0), (0, 1), (1, 0), (1, 1), (2, 2), (2, 3), (3, 2), (3, 3)];
+        let members: Vec<u32> = pairs.iter().flat_map(|(c, p)| [*c, *p]).collect();
+        let counts = [2usize; 8];
+        let equations = relations(&[4, 4], &members, &counts);
+        let sets: Vec<(Vec<usize>, Vec<usize>)> = equations.iter().map(|e| (e.plus.clone(), e.minus.clone())).collect();
+        assert_eq!(sets, [(vec![0, 1], vec![4, 5]), (vec![2, 3], vec![6, 7])]);
+        // A alone suppressed would be P1 + P2 - B: one more goes with it.
+        let mut suppressed = [true, false, false, false, false, false, false, false];
+        assert_eq!(determined(&equations, &suppressed), Some(0));
+        protect(&equations, &counts, &[false; 8], &mut suppressed);
+        assert_eq!(determined(&equations, &suppressed), None);
+        assert!(suppressed.iter().filter(|s| **s).count() >= 2, "{suppressed:?}");
+    }
+
+    #[test]
     fn a_day_alone_below_the_threshold_takes_another_with_it_in_its_week() {
         // 1970-01-05 is a Monday: that week's days have 6, 6, 6, 6, 6, 6 and 1 consignments.
         let mut rows = Vec::new();
@@ -717,7 +796,8 @@ mod tests {
     fn the_audit_finds_what_no_single_equation_shows() {
         // x0 = x1 + x2, x4 = x1 + x3, x5 = x2 + x3: each relation has two hidden cells, yet
         // together they give each of x1, x2 and x3.
-        let equations = vec![vec![0, 1, 2], vec![4, 1, 3], vec![5, 2, 3]];
+        let eq = |sum: usize, parts: &[usize]| Equation { plus: vec![sum], minus: parts.to_vec() };
+        let equations = vec![eq(0, &[1, 2]), eq(4, &[1, 3]), eq(5, &[2, 3])];
         let counts = [30, 3, 4, 2, 20, 25];
         let mut suppressed = [false, true, true, true, false, false];
         assert_eq!(determined(&equations, &suppressed), Some(1));
@@ -725,7 +805,7 @@ mod tests {
         assert_eq!(suppressed, [false, true, true, true, true, false], "the smallest shown cell with x1");
         assert_eq!(determined(&equations, &suppressed), None);
         // A pattern already protected is left alone.
-        let equations = vec![vec![0, 1, 2], vec![4, 1, 3]];
+        let equations = vec![eq(0, &[1, 2]), eq(4, &[1, 3])];
         let mut suppressed = [false, true, true, true, false, false];
         protect(&equations, &counts, &[false; 6], &mut suppressed);
         assert_eq!(suppressed, [false, true, true, true, false, false]);
@@ -793,7 +873,7 @@ mod tests {
                         let inside: Vec<usize> = b.iter().copied().filter(|x| *x != outer && cells[*x].0.is_subset(&cells[outer].0)).collect();
                         let covered: usize = inside.iter().map(|x| cells[*x].0.len()).sum();
                         if !inside.is_empty() && covered == cells[outer].0.len() {
-                            equations.push(std::iter::once(outer).chain(inside).collect::<Vec<_>>());
+                            equations.push(Equation { plus: vec![outer], minus: inside });
                         }
                     }
                 }

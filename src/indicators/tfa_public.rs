@@ -2,24 +2,29 @@
 //! articles the monitor measures (`super::tfa`), by country and by border post beside the
 //! region's median, for a calendar month and the month before, under the public release times'
 //! rules (`super::public`), so that no answer, nor any set of answers, gives away one
-//! consignment's facts:
+//! consignment's or one trader's facts:
 //!
 //! - **A fixed set of tables.** Each indicator over every consignment of a month: overall, by
 //!   country (the destination) and by border post; no other grouping and no other period.
 //! - **Fixed once published.** A month is published once it has ended and the region's settling
-//!   time has passed, and counts only what had closed by then: an agency's part once it decided,
-//!   a consignment's formalities once it was decided, an arrival once it was known. Nothing
-//!   that happens later moves a published figure, so polling a month shows nothing entering it.
+//!   time has passed, and counts only what could no longer change by then: an arrival once
+//!   known; the agencies' parts, their decisions and the formalities of a consignment once it was
+//!   released (a released consignment takes no new version, a refused one may). Polling a
+//!   month shows nothing entering it.
 //! - **Small cells suppressed, and no cell follows from the others.** Each indicator's tables
-//!   are one family of `super::public`, suppressed as that module says: a cell under the
-//!   threshold, or under it besides its largest trader's; then more, until no suppressed cell's
-//!   count or sum follows from the cells shown (each cell's count and the sum of its values:
-//!   the shares' numerators, the documents...). The region's median is of the cells shown.
-//! - **No release time of its own.** Art. 7.6 and 7.8 are the public release times' figures
-//!   (`links`): release times by country here would be new sums of the values those tables
-//!   publish, and would give away, by difference, the cells they suppress.
-//! - **Only the hit rate of all sources**: by source, the random selections' beside all would
-//!   give the targeted ones' by difference, over however few findings.
+//!   are one family of `super::public`, suppressed as that module says, counting consignments
+//!   (an agency's part is a value of its consignment): a cell of fewer consignments than the
+//!   threshold, or of fewer besides its largest trader's, or of one trader's alone; then more,
+//!   until no suppressed cell's count or sum follows from the cells shown. The pre-arrival lead
+//!   time's count is the pre-arrival share's numerator: a cell suppressed in either is
+//!   suppressed in both. The region's median is of the cells shown.
+//! - **No sum of times.** Durations are published as a median and a p90 (order statistics: each
+//!   may be one consignment's time, not saying whose), never a mean; and Art. 7.6 and 7.8 are
+//!   the public release times' figures (`links`): release times by country here would be new
+//!   sums of the values those tables publish, and give away by difference what they suppress.
+//! - **No hit rate.** An agency reports what an inspection found after its decision, even after
+//!   release, and the facts keep no time for it: a published hit rate could still move. By
+//!   source, the random selections' beside all would also give the targeted ones' away.
 
 use serde::Serialize;
 
@@ -55,18 +60,17 @@ const PRE_ARRIVAL_SHARE: usize = 0;
 const PRE_ARRIVAL_LEAD: usize = 1;
 const PHYSICAL: usize = 2;
 const DOCUMENTARY: usize = 3;
-const HIT_RATE: usize = 4;
-const STANDING: usize = 5;
-const AGENCY_SPREAD: usize = 6;
-const JOINT: usize = 7;
-const DOCUMENTS: usize = 8;
-const AMENDMENTS: usize = 9;
-const QUERIES: usize = 10;
-const RESUBMITTED: usize = 11;
-const SINGLE_WINDOW: usize = 12;
+const STANDING: usize = 4;
+const AGENCY_SPREAD: usize = 5;
+const JOINT: usize = 6;
+const DOCUMENTS: usize = 7;
+const AMENDMENTS: usize = 8;
+const QUERIES: usize = 9;
+const RESUBMITTED: usize = 10;
+const SINGLE_WINDOW: usize = 11;
 
 /// The indicators, in the order of [`PublicTfa`]'s answers (the constants above index them).
-pub const PUBLIC_INDICATORS: [PublicIndicator; 13] = [
+pub const PUBLIC_INDICATORS: [PublicIndicator; 12] = [
     PublicIndicator {
         key: "preArrivalShare",
         article: "7.1",
@@ -83,25 +87,19 @@ pub const PUBLIC_INDICATORS: [PublicIndicator; 13] = [
         key: "physicalInspectionShare",
         article: "7.4",
         unit: PublicUnit::Share,
-        definition: "Of the agencies' parts decided by the close, the share their selection sent to physical inspection (red).",
+        definition: "Of the agencies' parts in the consignments released by the close, the share their selection sent to physical inspection (red).",
     },
     PublicIndicator {
         key: "documentaryCheckShare",
         article: "7.4",
         unit: PublicUnit::Share,
-        definition: "Of the agencies' parts decided by the close, the share their selection sent to a documentary check (yellow).",
-    },
-    PublicIndicator {
-        key: "hitRate",
-        article: "7.4",
-        unit: PublicUnit::Share,
-        definition: "Of the inspections (red or yellow) decided by the close whose agency reported what it found, the share that found an irregularity; all selection sources together.",
+        definition: "Of the agencies' parts in the consignments released by the close, the share their selection sent to a documentary check (yellow).",
     },
     PublicIndicator {
         key: "standingInstructionShare",
         article: "7.4",
         unit: PublicUnit::Share,
-        definition: "Of the agencies' parts decided by the close, the share a standing instruction decided.",
+        definition: "Of the agencies' parts in the consignments released by the close, the share a standing instruction decided.",
     },
     PublicIndicator {
         key: "agencySpread",
@@ -113,37 +111,37 @@ pub const PUBLIC_INDICATORS: [PublicIndicator; 13] = [
         key: "jointInspectionShare",
         article: "8",
         unit: PublicUnit::Share,
-        definition: "Of the consignments that two agencies or more sent to physical inspection, all of them decided by the close, the share whose inspecting agencies decided within the region's window of each other.",
+        definition: "Of the consignments released by the close that two agencies or more sent to physical inspection, the share whose inspecting agencies decided within the region's window of each other.",
     },
     PublicIndicator {
         key: "documentsPerConsignment",
         article: "10.1",
         unit: PublicUnit::PerConsignment,
-        definition: "For the consignments decided (released or refused) by the close, documents per consignment, each once whatever its versions.",
+        definition: "For the consignments released by the close, documents per consignment, each once whatever its versions.",
     },
     PublicIndicator {
         key: "amendmentsPerConsignment",
         article: "10.1",
         unit: PublicUnit::PerConsignment,
-        definition: "For the consignments decided by the close, amendments per consignment.",
+        definition: "For the consignments released by the close, amendments per consignment.",
     },
     PublicIndicator {
         key: "queriesPerConsignment",
         article: "10.1",
         unit: PublicUnit::PerConsignment,
-        definition: "For the consignments decided by the close, agencies' queries per consignment.",
+        definition: "For the consignments released by the close, agencies' queries per consignment.",
     },
     PublicIndicator {
         key: "resubmittedShare",
         article: "10.1",
         unit: PublicUnit::Share,
-        definition: "Of the consignments decided by the close, the share with a submission answering a rejection.",
+        definition: "Of the consignments released by the close, the share with a submission answering a rejection.",
     },
     PublicIndicator {
         key: "singleWindowShare",
         article: "10.4",
         unit: PublicUnit::Share,
-        definition: "Of the consignments decided by the close, the share whose documents were each submitted once: no amendment and no resubmission.",
+        definition: "Of the consignments released by the close, the share whose documents were each submitted once: no amendment and no resubmission.",
     },
 ];
 
@@ -158,16 +156,18 @@ pub const LINKS: [(&str, &str); 2] = [
 
 /// How the public view is built, as every answer states it.
 pub const METHOD: &str = "A calendar month's consignments, by their lodgement time, as they stood when the month closed (its end \
-and the region's settling time): only what had closed by then is counted (an agency's part once decided, a consignment's \
-formalities once it was decided, an arrival once known), so a published figure does not change. Each indicator is published \
-overall, by country (the destination) and by border post; a cell of fewer values than the threshold, or of fewer besides \
-its largest trader's, is suppressed, and others with it until no suppressed cell's count or sum follows from those shown. \
-Shares and per-consignment figures are means; durations are medians (and p90), by linear interpolation between closest \
-ranks. The region's median is of the shown cells, leaving out `unknown`. Art. 7.6 and 7.8 are the public release times' \
-figures (links). Definitions and caveats: docs/tfa.md.";
+and the region's settling time): only what could no longer change by then is counted (an arrival once known; the agencies' \
+parts, their decisions and the formalities of a consignment once it was released), so a published figure does not change. \
+Each indicator is published overall, by country (the destination) and by border post; a cell of fewer consignments than the \
+threshold, or of fewer besides its largest trader's, or of one trader's alone, is suppressed, and others with it until no \
+suppressed cell's count or sum follows from those shown. Shares and per-consignment figures are means; durations are \
+medians (and p90), by linear interpolation between closest ranks. The region's median is of the shown cells, leaving out \
+`unknown`. Art. 7.6 and 7.8 are the public release times' figures (links). Definitions and caveats: docs/tfa.md.";
 
 /// Reads one consignment's values: `push(indicator, value)` for each value it gives, each
-/// counted only when it closed before `closed_before`.
+/// counted only once it can no longer change: an arrival once known; the agencies' parts, their
+/// decisions and the consignment's formalities once it was released (a released consignment
+/// takes no new version; a refused one may).
 fn read<C, A>(c: &C, parts: impl Iterator<Item = A> + Clone, request: &TfaRequest, closed_before: Millis, mut push: impl FnMut(usize, i64))
 where
     C: ConsignmentFacts,
@@ -181,6 +181,9 @@ where
             push(PRE_ARRIVAL_LEAD, arrived - lodged);
         }
     }
+    if !c.released_at().is_some_and(closed) {
+        return;
+    }
     let reading = Reading::of(request, c, parts.clone());
     for part in parts {
         let (Some(t), Some(decided)) = (part.treatment(), part.decided_at()) else { continue };
@@ -190,12 +193,9 @@ where
         push(PHYSICAL, i64::from(t.channel == Some(Channel::Red)));
         push(DOCUMENTARY, i64::from(t.channel == Some(Channel::Yellow)));
         push(STANDING, i64::from(t.standing_instruction));
-        if let (Some(Channel::Red | Channel::Yellow), Some(irregular)) = (t.channel, t.irregularity) {
-            push(HIT_RATE, i64::from(irregular));
-        }
     }
     let decisions = &reading.decisions;
-    if c.released_at().is_some_and(closed) && decisions.count >= 2 && closed(decisions.last) {
+    if decisions.count >= 2 && closed(decisions.last) {
         push(AGENCY_SPREAD, decisions.last - decisions.first);
     }
     let (reds, all_decided) = &reading.red;
@@ -203,14 +203,12 @@ where
         push(JOINT, i64::from(reds.last - reds.first <= request.joint_window_ms));
     }
     // Formalities left out until computed whole (facts kept before the monitor: docs/tfa.md).
-    if let (Some(f), Some(decided)) = (c.formalities().filter(|_| reading.computed), c.decided_at()) {
-        if closed(decided) {
-            push(DOCUMENTS, f.documents);
-            push(AMENDMENTS, f.amendments);
-            push(QUERIES, f.queries);
-            push(RESUBMITTED, i64::from(f.resubmissions > 0));
-            push(SINGLE_WINDOW, i64::from(f.amendments == 0 && f.resubmissions == 0));
-        }
+    if let Some(f) = c.formalities().filter(|_| reading.computed) {
+        push(DOCUMENTS, f.documents);
+        push(AMENDMENTS, f.amendments);
+        push(QUERIES, f.queries);
+        push(RESUBMITTED, i64::from(f.resubmissions > 0));
+        push(SINGLE_WINDOW, i64::from(f.amendments == 0 && f.resubmissions == 0));
     }
 }
 
@@ -228,21 +226,47 @@ where
     A: AgencyFacts,
     P: Iterator<Item = A> + Clone,
 {
-    let mut families: Vec<Family> = PUBLIC_INDICATORS.iter().map(|_| Family::new(TABLES.to_vec())).collect();
+    let mut families: Vec<Family> = PUBLIC_INDICATORS.iter().map(|_| Family::suppressing_sole_owners(TABLES.to_vec())).collect();
     let mut owners = Owners::default();
-    for (c, parts) in consignments {
+    for (unit, (c, parts)) in (0u64..).zip(consignments) {
         let owner = owners.id(&c.owner());
         let corridor = c.segment(Dimension::Corridor);
         let country = TfaGroup::Country.of(&corridor);
         let post = c.segment(Dimension::BorderPost);
+        // Each value is the consignment's, or one of its agencies' parts: the threshold counts
+        // consignments.
         read(&c, parts, request, period.closed_before, |indicator, value| {
             let f = &mut families[indicator];
-            f.add(0, "", None, value, owner);
-            f.add(1, country, None, value, owner);
-            f.add(2, &post, None, value, owner);
+            f.add_of(0, "", None, value, owner, Some(unit));
+            f.add_of(1, country, None, value, owner, Some(unit));
+            f.add_of(2, &post, None, value, owner, Some(unit));
         });
     }
-    families.into_iter().map(|f| f.publish(MIN_MODE_BIN_MS, min_count)).collect()
+    let mut month: Month = families.into_iter().map(|f| f.publish(MIN_MODE_BIN_MS, min_count)).collect();
+    // The lead time's count is the pre-arrival share's numerator: a cell suppressed in either is
+    // suppressed in both (suppressing more never shows more).
+    let (share, lead) = month.split_at_mut(PRE_ARRIVAL_LEAD);
+    suppress_together(&mut share[PRE_ARRIVAL_SHARE], &mut lead[0]);
+    month
+}
+
+/// Suppresses each cell of `a` or `b` whose cell of the same table and group is suppressed in
+/// the other.
+fn suppress_together(a: &mut [(Table, Vec<Cell>)], b: &mut [(Table, Vec<Cell>)]) {
+    fn hide(c: &mut Cell) {
+        (c.suppressed, c.stats, c.outliers, c.without_outliers) = (true, None, None, None);
+    }
+    for (table, cells_a) in a.iter_mut() {
+        let Some((_, cells_b)) = b.iter_mut().find(|(t, _)| t == table) else { continue };
+        for ca in cells_a.iter_mut() {
+            if let Some(cb) = cells_b.iter_mut().find(|cb| cb.group == ca.group) {
+                if ca.suppressed || cb.suppressed {
+                    hide(ca);
+                    hide(cb);
+                }
+            }
+        }
+    }
 }
 
 /// One cell as the public reads it.
@@ -433,7 +457,8 @@ where
     let request = TfaRequest { group_by: TfaGroup::Country, expedited_types: Vec::new(), joint_window_ms };
     PublicTfa {
         month: month_name(period.from),
-        previous_month: month_name(previous.from),
+        // The month that ends where this one starts (before 1970-01, an empty 1969-12).
+        previous_month: month_name(previous.to.saturating_sub(1)),
         period,
         min_count,
         joint_window_ms,
@@ -543,8 +568,9 @@ mod tests {
     }
 
     #[test]
-    fn a_cell_mostly_one_traders_is_suppressed() {
-        // AR: 20 of one trader and 3 of others (the one could subtract its own); BR: 10 traders.
+    fn a_cell_mostly_or_wholly_one_traders_is_suppressed() {
+        // AR: 20 of one trader and 3 of others (the one could subtract its own); BR: 10 traders;
+        // UY: 10 of one trader alone (its figures would be that trader's).
         let mut rows = Vec::new();
         for i in 0..23 {
             rows.push(consignment(i, if i < 20 { "big" } else { "small" }, "AR", "ARPAS", 1 + i as i64 % 28, 5, false));
@@ -552,17 +578,75 @@ mod tests {
         for i in 23..33 {
             rows.push(consignment(i, &format!("t{i}"), "BR", "BRURG", 1 + i as i64 % 28, 5, false));
         }
+        for i in 33..43 {
+            rows.push(consignment(i, "solo", "UY", "UYFBE", 1 + i as i64 % 28, 5, false));
+        }
         let f = publish(&rows).figures(TfaGroup::Country).unwrap();
         let docs = &indicator(&f, "documentsPerConsignment").current;
-        let ar = docs.groups.iter().find(|g| g.group.as_deref() == Some("AR")).unwrap();
-        assert!(ar.suppressed, "{ar:?}");
-        assert!(docs.groups.iter().all(|g| g.suppressed), "BR alone shown would be the region less AR: {:?}", docs.groups);
+        let cell = |country: &str| docs.groups.iter().find(|g| g.group.as_deref() == Some(country)).unwrap();
+        assert!(cell("AR").suppressed, "{:?}", cell("AR"));
+        assert!(cell("UY").suppressed, "{:?}", cell("UY"));
+        assert!(!cell("BR").suppressed, "BR's ten traders: {:?}", cell("BR"));
+        assert!(!docs.region.suppressed, "the region less BR is AR and UY together");
+    }
+
+    #[test]
+    fn an_agencys_parts_count_their_consignments_for_the_threshold() {
+        // AR: 4 consignments with 3 agencies' parts each (12 parts, none of a trader holding
+        // most); BR: 6 consignments with one part each.
+        let mut rows = Vec::new();
+        for i in 0..4 {
+            let mut row = consignment(i, &format!("t{i}"), "AR", "ARPAS", 1 + i as i64, 5, true);
+            let part = row.1[0].clone();
+            for kind in ["sanitary", "border"] {
+                row.1.push(AgencyReleaseTimes { agency: crate::domain::AgencyId::parse(&format!("ar-{kind}")).unwrap(), ..part.clone() });
+            }
+            rows.push(row);
+        }
+        for i in 4..10 {
+            rows.push(consignment(i, &format!("t{i}"), "BR", "BRURG", 1 + i as i64, 5, false));
+        }
+        let f = publish(&rows).figures(TfaGroup::Country).unwrap();
+        let physical = &indicator(&f, "physicalInspectionShare").current;
+        let ar = physical.groups.iter().find(|g| g.group.as_deref() == Some("AR")).unwrap();
+        assert!(ar.suppressed, "twelve parts of four consignments: {ar:?}");
+        assert_eq!((physical.region.count, physical.region.value), (Some(18), Some(12.0 / 18.0)), "the region counts parts: 12 red of 18");
+    }
+
+    #[test]
+    fn the_lead_time_is_suppressed_where_the_pre_arrival_share_is() {
+        // AR and BR: 10 consignments each, the share of each shown on its own. AR's 3 lodged
+        // before arrival make a lead time under the threshold, and BR's goes with it (the
+        // region less BR would be AR's). A lead time's count is its share's numerator: the
+        // shares of AR and BR are suppressed with them.
+        let mut rows = Vec::new();
+        for i in 0..20 {
+            let (country, post) = if i < 10 { ("AR", "ARPAS") } else { ("BR", "BRURG") };
+            let mut row = consignment(i, &format!("t{i}"), country, post, 1 + i as i64, 5, false);
+            if (3..10).contains(&i) {
+                row.0.arrived_at = Some(row.0.lodged_at - HOUR);
+            }
+            rows.push(row);
+        }
+        let publication = publish(&rows);
+        for group in PUBLIC_GROUPS {
+            let f = publication.figures(group).unwrap();
+            let (share, lead) = (&indicator(&f, "preArrivalShare").current, &indicator(&f, "preArrivalLeadTime").current);
+            assert_eq!(share.groups.len(), 2);
+            for (s, l) in share.groups.iter().zip(&lead.groups) {
+                assert_eq!(s.group, l.group);
+                assert!(s.suppressed && l.suppressed, "{group:?}: {s:?} {l:?}");
+            }
+            assert_eq!((share.region.count, share.region.value), (Some(20), Some(13.0 / 20.0)));
+            assert_eq!(lead.region.count, Some(13), "the region's lead time over 13 is shown, as is the share's numerator");
+        }
     }
 
     #[test]
     fn a_month_counts_only_what_closed_before_it_was_published() {
-        // Ten consignments decided within the month, five decided after its close (day 40),
-        // and two lodged in the month before, decided in it.
+        // Ten consignments released within the month; five released after its close (day 40);
+        // three refused within it (a refused consignment may take new versions); and six
+        // lodged in the month before, released in it.
         let mut rows = Vec::new();
         for i in 0..10 {
             rows.push(consignment(i, &format!("t{i}"), "AR", "ARPAS", 1 + i as i64, 5, false));
@@ -570,20 +654,30 @@ mod tests {
         for i in 10..15 {
             rows.push(consignment(i, &format!("t{i}"), "AR", "ARPAS", 20, 20 * 24 + 5, true));
         }
+        for i in 15..18 {
+            let mut row = consignment(i, &format!("t{i}"), "AR", "ARPAS", 2, 5, true);
+            row.0.released_at = None;
+            rows.push(row);
+        }
+        for i in 18..24 {
+            rows.push(consignment(i, &format!("t{i}"), "AR", "ARPAS", -20, 5, i < 21));
+        }
         let f = publish(&rows).figures(TfaGroup::Country).unwrap();
         for key in ["physicalInspectionShare", "documentsPerConsignment", "singleWindowShare"] {
             let region = &indicator(&f, key).current.region;
-            assert_eq!(region.count, Some(10), "{key}: what was decided after the close is not counted");
+            assert_eq!(region.count, Some(10), "{key}: only what was released by the close");
         }
         assert_eq!(indicator(&f, "physicalInspectionShare").current.region.value, Some(0.0));
         assert_eq!(indicator(&f, "documentsPerConsignment").current.region.value, Some(2.0));
-        // Every arrival was known within the month: all fifteen are in Art. 7.1.
+        // Every arrival was known within the month: all eighteen are in Art. 7.1.
         let pre = &indicator(&f, "preArrivalShare").current.region;
-        assert_eq!((pre.count, pre.value), (Some(15), Some(1.0)));
+        assert_eq!((pre.count, pre.value), (Some(18), Some(1.0)));
         let lead = &indicator(&f, "preArrivalLeadTime").current.region;
         assert_eq!((lead.value, lead.p90_ms), (Some(HOUR as f64), Some(HOUR as f64)));
-        // The month before holds nothing: its region is below any threshold.
-        assert!(indicator(&f, "preArrivalShare").previous.region.suppressed);
+        // The month before, published by its own close: its six, three of them inspected.
+        let before = &indicator(&f, "physicalInspectionShare").previous.region;
+        assert_eq!((before.count, before.value), (Some(6), Some(0.5)));
+        assert_eq!((f.month.as_str(), f.previous_month.as_str()), ("1970-01", "1969-12"));
         assert_eq!(f.links.len(), 2);
         assert!(f.links.iter().all(|l| l.href.ends_with("&month=1970-01")));
     }

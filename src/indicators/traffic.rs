@@ -151,6 +151,9 @@ pub struct Traffic {
     pub seed: u64,
     /// The trader that lodges them (the region's participant id).
     pub trader: String,
+    /// How many traders lodge them in turn: `trader`, then `trader-2`, `trader-3`... (the
+    /// public figures suppress a cell of one trader's consignments alone).
+    pub traders: usize,
     /// The document type that lodges each consignment, and the one that tells its arrival at
     /// the border post (`[indicators.simulation]`).
     pub declaration: DocumentType,
@@ -286,6 +289,10 @@ pub async fn simulate(store: &dyn Store, router: &Router, topics: &Topics, traff
 
 /// The documents and events of consignment `i`, and what it was drawn as.
 fn consignment(draws: &mut Draws, router: &Router, topics: &Topics, t: &Traffic, run: &str, i: usize) -> (Vec<NewDocument>, Vec<(Millis, Step)>, Drawn) {
+    let trader_id = match i % t.traders.max(1) {
+        0 => t.trader.clone(),
+        k => format!("{}-{}", t.trader, k + 1),
+    };
     let (origin, destination, post) = CORRIDORS[draws.below(CORRIDORS.len() as u64) as usize];
     let express = t.express.as_ref().filter(|_| draws.chance(t.rates.express));
     let mut pick = draws.below(100);
@@ -314,7 +321,7 @@ fn consignment(draws: &mut Draws, router: &Router, topics: &Topics, t: &Traffic,
         schema_id: format!("urn:ventanilla:simulated:{kind}"),
         origin: origin.clone(),
         destination: destination.clone(),
-        sender: t.trader.clone(),
+        sender: trader_id.clone(),
         payload: json!({"simulated": true, "ucr": ucr, "modeOfTransport": mode, "hsChapter": chapter}).to_string(),
         idempotency_key: None,
         body_sha256: format!("simulated-{kind}-{ucr}"),
@@ -344,7 +351,7 @@ fn consignment(draws: &mut Draws, router: &Router, topics: &Topics, t: &Traffic,
         router.route(&facts).into_iter().map(|r| (topics.agency(&r.agency), r)).map(|(topic, r)| (r.agency, topic, r.rule)).collect::<Vec<_>>()
     };
     let kind_of = |a: &AgencyId| router.kind_of(a).unwrap_or("other").to_owned();
-    let trader = Participant::Trader { id: t.trader.clone(), acts_for: Vec::new() };
+    let trader = Participant::Trader { id: trader_id.clone(), acts_for: Vec::new() };
     let mut steps: Vec<(Millis, Step)> = Vec::new();
     let answer = |doc: Uuid, agency: &AgencyId, status: AckStatus, at: Millis, reason: Option<&str>| {
         (at, Step::Answer(AckRecord { document_id: doc, agency: agency.clone(), status, reason: reason.map(str::to_owned), inspection: None, finding_facts: None, source: "http", by: format!("simulated {agency}"), at }))
