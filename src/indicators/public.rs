@@ -15,8 +15,10 @@
 //!   threshold (that owner could subtract its own).
 //! - **No cell follows from the others** (complementary suppression). Counts and means are
 //!   sums: a table's cells add up to the overall figure, days add up to weeks, an agency kind's
-//!   cell is its agencies' cells, and any cell of one table that the data makes exactly the
-//!   union of cells of another is their sum. Every such relation is found in the data, and
+//!   cell is its agencies' cells, and any set of cells of one table that holds exactly the
+//!   consignments of a set of cells of another has the same sum (a corridor made of two border
+//!   posts; two corridors that crossed the same two posts). Every such relation is found in the
+//!   data (the connected parts of each two tables' cells that share values), and
 //!   cells are suppressed, smallest first, until no suppressed cell's count or sum is
 //!   determined by the cells shown (an audit by linear algebra over every table of the month).
 //! - **No single consignment's figure.** No minimum or maximum; no figures without outliers
