@@ -210,6 +210,12 @@ impl Family {
 
     /// The tables' cells, suppressed as the module says.
     pub(super) fn publish(self, mode_bin_ms: i64, min_count: usize) -> Vec<(Table, Vec<Cell>)> {
+        self.audit(min_count).render(mode_bin_ms, min_count)
+    }
+
+    /// The cells in their order, suppressed: those under the threshold, then as many more as
+    /// the audit asks.
+    pub(super) fn audit(self, min_count: usize) -> Audited {
         let Family { tables, mut cells, mut members, sole_owner_suppressed, .. } = self;
         // Each table's cells in one order, by period then value, whatever order the rows came
         // in: every computation of the same facts, on any gateway, suppresses the same cells
@@ -241,9 +247,55 @@ impl Family {
                 n < min_count || ((others > 0 || sole_owner_suppressed) && others < min_count)
             })
             .collect();
-        let equations = relations(&sizes, &members, &counts);
+        let equations = relations(&sizes, &members, &counts, tables.first() == Some(&Table::Overall));
+        drop(members);
         protect(&equations, &counts, &overall, &mut suppressed);
+        Audited { tables, cells, counts, overall, equations, suppressed }
+    }
+}
 
+/// A family's cells, ordered and suppressed, before they are turned into figures.
+pub(super) struct Audited {
+    tables: Vec<Table>,
+    cells: Vec<Vec<Gathered>>,
+    counts: Vec<usize>,
+    overall: Vec<bool>,
+    equations: Vec<Equation>,
+    /// By global id: each table's cells one after another.
+    suppressed: Vec<bool>,
+}
+
+/// A cell as two families of the same tables both name it: its table's place, its key or
+/// period.
+pub(super) type CellKey = (usize, String, Option<Millis>);
+
+impl Audited {
+    fn keys(&self) -> impl Iterator<Item = CellKey> + '_ {
+        self.cells.iter().enumerate().flat_map(|(t, cells)| cells.iter().map(move |g| (t, g.key.clone(), g.period)))
+    }
+
+    /// The cells suppressed.
+    pub(super) fn suppressed(&self) -> Vec<CellKey> {
+        self.keys().zip(&self.suppressed).filter(|(_, s)| **s).map(|(k, _)| k).collect()
+    }
+
+    /// Suppresses the cells of `keys` it has too, then as many more as the audit asks; whether
+    /// any was not suppressed already.
+    pub(super) fn suppress_also(&mut self, keys: &[CellKey]) -> bool {
+        let ids: Vec<usize> = self.keys().enumerate().filter(|(_, k)| keys.contains(k)).map(|(id, _)| id).collect();
+        let mut changed = false;
+        for id in ids {
+            changed |= !std::mem::replace(&mut self.suppressed[id], true);
+        }
+        if changed {
+            protect(&self.equations, &self.counts, &self.overall, &mut self.suppressed);
+        }
+        changed
+    }
+
+    /// The figures: each table's cells, those suppressed with nothing but their group.
+    pub(super) fn render(self, mode_bin_ms: i64, min_count: usize) -> Vec<(Table, Vec<Cell>)> {
+        let Audited { tables, cells, suppressed, .. } = self;
         let mut ids = 0..;
         let mut out = Vec::with_capacity(tables.len());
         for (t, gathered) in tables.into_iter().zip(cells) {
@@ -318,10 +370,12 @@ impl Equation {
 /// made of cells of the other (a table's cells and the overall, days and their week, agencies
 /// and their kind) is one; so are two countries and the three border posts their consignments
 /// crossed, whatever else the data nests.
-fn relations(sizes: &[usize], members: &[u32], counts: &[usize]) -> Vec<Equation> {
+///
+/// With an overall table (`has_overall`), a part that holds every cell of both tables is left
+/// out: the overall's relation with each of them gives it.
+fn relations(sizes: &[usize], members: &[u32], counts: &[usize], has_overall: bool) -> Vec<Equation> {
     let tables = sizes.len();
     let offsets: Vec<usize> = sizes.iter().scan(0, |at, n| Some(std::mem::replace(at, *at + n))).collect();
-    let values = members.len() / tables.max(1);
     let mut equations: BTreeSet<Equation> = BTreeSet::new();
     for a in 0..tables {
         for b in a + 1..tables {
@@ -361,12 +415,13 @@ fn relations(sizes: &[usize], members: &[u32], counts: &[usize]) -> Vec<Equation
                     e.minus.push(offsets[b] + node - na);
                 }
             }
-            debug_assert_eq!(
-                parts.values().map(|e| e.plus.iter().map(|c| counts[*c]).sum::<usize>()).sum::<usize>(),
-                if na > 0 { values } else { 0 }
-            );
             for (_, mut e) in parts {
                 if e.plus.is_empty() || e.minus.is_empty() {
+                    continue;
+                }
+                // Both sides hold the same values.
+                debug_assert_eq!(e.plus.iter().map(|c| counts[*c]).sum::<usize>(), e.minus.iter().map(|c| counts[*c]).sum::<usize>());
+                if has_overall && a != 0 && e.plus.len() == na && e.minus.len() == nb {
                     continue;
                 }
                 e.plus.sort_unstable();
@@ -686,7 +741,7 @@ mod tests {
         let pairs = [(0, 0), (0, 1), (1, 0), (1, 1), (2, 2), (2, 3), (3, 2), (3, 3)];
         let members: Vec<u32> = pairs.iter().flat_map(|(c, p)| [*c, *p]).collect();
         let counts = [2usize; 8];
-        let equations = relations(&[4, 4], &members, &counts);
+        let equations = relations(&[4, 4], &members, &counts, false);
         let sets: Vec<(Vec<usize>, Vec<usize>)> = equations.iter().map(|e| (e.plus.clone(), e.minus.clone())).collect();
         assert_eq!(sets, [(vec![0, 1], vec![4, 5]), (vec![2, 3], vec![6, 7])]);
         // A alone suppressed would be P1 + P2 - B: one more goes with it.

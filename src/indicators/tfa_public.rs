@@ -7,17 +7,18 @@
 //! - **A fixed set of tables.** Each indicator over every consignment of a month: overall, by
 //!   country (the destination) and by border post; no other grouping and no other period.
 //! - **Fixed once published.** A month is published once it has ended and the region's settling
-//!   time has passed, and counts only what could no longer change by then: an arrival once
-//!   known; the agencies' parts, their decisions and the formalities of a consignment once it was
-//!   released (a released consignment takes no new version, a refused one may). Polling a
-//!   month shows nothing entering it.
+//!   time has passed, and counts only the consignments released by then (a released consignment
+//!   takes no new version; one not released, or refused, may: a declaration, an amendment or a
+//!   withdrawal would move its lodgement, its lead document, its parts and its formalities).
+//!   Polling a month shows nothing entering it.
 //! - **Small cells suppressed, and no cell follows from the others.** Each indicator's tables
 //!   are one family of `super::public`, suppressed as that module says, counting consignments
 //!   (an agency's part is a value of its consignment): a cell of fewer consignments than the
 //!   threshold, or of fewer besides its largest trader's, or of one trader's alone; then more,
 //!   until no suppressed cell's count or sum follows from the cells shown. The pre-arrival lead
 //!   time's count is the pre-arrival share's numerator: a cell suppressed in either is
-//!   suppressed in both. The region's median is of the cells shown.
+//!   suppressed in both, and each audited again with it. The region's median is of the cells
+//!   shown.
 //! - **No sum of times.** Durations are published as a median and a p90 (order statistics: each
 //!   may be one consignment's time, not saying whose), never a mean; and Art. 7.6 and 7.8 are
 //!   the public release times' figures (`links`): release times by country here would be new
@@ -29,7 +30,7 @@
 use serde::Serialize;
 
 use super::figures::{AgencyFacts, Cell, ConsignmentFacts, Dimension};
-use super::public::{Family, Owners, Period, Table, MIN_MODE_BIN_MS};
+use super::public::{Audited, Family, Owners, Period, Table, MIN_MODE_BIN_MS};
 use super::tfa::{median, Reading, TfaGroup, TfaRequest};
 use crate::clock::{rfc3339, Millis};
 use crate::risk::Channel;
@@ -75,13 +76,13 @@ pub const PUBLIC_INDICATORS: [PublicIndicator; 12] = [
         key: "preArrivalShare",
         article: "7.1",
         unit: PublicUnit::Share,
-        definition: "Of the consignments whose goods' arrival was known by the month's close, the share lodged before it.",
+        definition: "Of the consignments released by the month's close whose goods' arrival is known, the share lodged before it.",
     },
     PublicIndicator {
         key: "preArrivalLeadTime",
         article: "7.1",
         unit: PublicUnit::Duration,
-        definition: "For the consignments lodged before their goods arrived (by the close), arrival minus lodgement.",
+        definition: "For the consignments released by the close that were lodged before their goods arrived, arrival minus lodgement.",
     },
     PublicIndicator {
         key: "physicalInspectionShare",
@@ -156,33 +157,33 @@ pub const LINKS: [(&str, &str); 2] = [
 
 /// How the public view is built, as every answer states it.
 pub const METHOD: &str = "A calendar month's consignments, by their lodgement time, as they stood when the month closed (its end \
-and the region's settling time): only what could no longer change by then is counted (an arrival once known; the agencies' \
-parts, their decisions and the formalities of a consignment once it was released), so a published figure does not change. \
+and the region's settling time): only the consignments released by then are counted (a released consignment takes no new \
+version), so a published figure does not change. \
 Each indicator is published overall, by country (the destination) and by border post; a cell of fewer consignments than the \
 threshold, or of fewer besides its largest trader's, or of one trader's alone, is suppressed, and others with it until no \
 suppressed cell's count or sum follows from those shown. Shares and per-consignment figures are means; durations are \
 medians (and p90), by linear interpolation between closest ranks. The region's median is of the shown cells, leaving out \
 `unknown`. Art. 7.6 and 7.8 are the public release times' figures (links). Definitions and caveats: docs/tfa.md.";
 
-/// Reads one consignment's values: `push(indicator, value)` for each value it gives, each
-/// counted only once it can no longer change: an arrival once known; the agencies' parts, their
-/// decisions and the consignment's formalities once it was released (a released consignment
-/// takes no new version; a refused one may).
+/// Reads one consignment's values: `push(indicator, value)` for each value it gives, counted
+/// only once they can no longer change: once it was released by the close (a released
+/// consignment takes no new version; one not released may take a declaration, an amendment or
+/// a withdrawal that moves its lodgement, its lead document, its parts and its formalities).
 fn read<C, A>(c: &C, parts: impl Iterator<Item = A> + Clone, request: &TfaRequest, closed_before: Millis, mut push: impl FnMut(usize, i64))
 where
     C: ConsignmentFacts,
     A: AgencyFacts,
 {
     let closed = |at: Millis| at < closed_before;
+    if !c.released_at().is_some_and(closed) {
+        return;
+    }
     let lodged = c.lodged_at();
     if let Some(arrived) = c.arrived_at().filter(|a| closed((*a).max(lodged))) {
         push(PRE_ARRIVAL_SHARE, i64::from(lodged < arrived));
         if lodged < arrived {
             push(PRE_ARRIVAL_LEAD, arrived - lodged);
         }
-    }
-    if !c.released_at().is_some_and(closed) {
-        return;
     }
     let reading = Reading::of(request, c, parts.clone());
     for part in parts {
@@ -242,31 +243,19 @@ where
             f.add_of(2, &post, None, value, owner, Some(unit));
         });
     }
-    let mut month: Month = families.into_iter().map(|f| f.publish(MIN_MODE_BIN_MS, min_count)).collect();
+    let mut audited: Vec<Audited> = families.into_iter().map(|f| f.audit(min_count)).collect();
     // The lead time's count is the pre-arrival share's numerator: a cell suppressed in either is
-    // suppressed in both (suppressing more never shows more).
-    let (share, lead) = month.split_at_mut(PRE_ARRIVAL_LEAD);
-    suppress_together(&mut share[PRE_ARRIVAL_SHARE], &mut lead[0]);
-    month
-}
-
-/// Suppresses each cell of `a` or `b` whose cell of the same table and group is suppressed in
-/// the other.
-fn suppress_together(a: &mut [(Table, Vec<Cell>)], b: &mut [(Table, Vec<Cell>)]) {
-    fn hide(c: &mut Cell) {
-        (c.suppressed, c.stats, c.outliers, c.without_outliers) = (true, None, None, None);
-    }
-    for (table, cells_a) in a.iter_mut() {
-        let Some((_, cells_b)) = b.iter_mut().find(|(t, _)| t == table) else { continue };
-        for ca in cells_a.iter_mut() {
-            if let Some(cb) = cells_b.iter_mut().find(|cb| cb.group == ca.group) {
-                if ca.suppressed || cb.suppressed {
-                    hide(ca);
-                    hide(cb);
-                }
-            }
+    // suppressed in both, and each family audited again with it, until neither suppresses more.
+    let (share, lead) = audited.split_at_mut(PRE_ARRIVAL_LEAD);
+    let (share, lead) = (&mut share[PRE_ARRIVAL_SHARE], &mut lead[0]);
+    loop {
+        let into_lead = lead.suppress_also(&share.suppressed());
+        let into_share = share.suppress_also(&lead.suppressed());
+        if !into_lead && !into_share {
+            break;
         }
     }
+    audited.into_iter().map(|a| a.render(MIN_MODE_BIN_MS, min_count)).collect()
 }
 
 /// One cell as the public reads it.
@@ -326,7 +315,7 @@ pub struct PublicMonthFigures {
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PublicIndicatorFigures {
-    /// The indicator (`preArrivalShare`, `hitRate`...).
+    /// The indicator (`preArrivalShare`, `physicalInspectionShare`...).
     pub key: &'static str,
     /// The WTO TFA article it measures.
     pub article: &'static str,
@@ -360,7 +349,8 @@ pub struct PublicTfaFigures {
     pub closed_before: String,
     /// The month before, for the trend.
     pub previous_month: String,
-    /// The smallest cell shown, in values counted (`indicators.public_min_count`).
+    /// The fewest consignments a cell shown counts, besides its largest trader's too
+    /// (`indicators.public_min_count`).
     pub min_count: usize,
     /// The region's window of a joint inspection (Art. 8), in minutes.
     pub joint_inspection_window_minutes: i64,
@@ -614,7 +604,7 @@ mod tests {
     }
 
     #[test]
-    fn the_lead_time_is_suppressed_where_the_pre_arrival_share_is() {
+    fn the_pre_arrival_share_is_suppressed_where_the_lead_time_is() {
         // AR and BR: 10 consignments each, the share of each shown on its own. AR's 3 lodged
         // before arrival make a lead time under the threshold, and BR's goes with it (the
         // region less BR would be AR's). A lead time's count is its share's numerator: the
@@ -639,6 +629,36 @@ mod tests {
             }
             assert_eq!((share.region.count, share.region.value), (Some(20), Some(13.0 / 20.0)));
             assert_eq!(lead.region.count, Some(13), "the region's lead time over 13 is shown, as is the share's numerator");
+        }
+    }
+
+    #[test]
+    fn the_lead_time_is_suppressed_where_the_pre_arrival_share_is_and_audited_again() {
+        // The share: AR 10 (6 before arrival), BR 12 (6), UY 3 (none): UY is under the
+        // threshold and AR goes with it. The lead time: AR 6, BR 6, all shown on their own. AR's
+        // lead count would be the region's 12 less BR's 6: UY's numerator would follow (12 - 6
+        // - 6 = 0). Suppressed in the lead time too, AR takes BR with it there, and so in the
+        // share.
+        let mut rows = Vec::new();
+        for i in 0..25 {
+            let (country, post, before) = match i {
+                0..10 => ("AR", "ARPAS", i < 6),
+                10..22 => ("BR", "BRURG", i < 16),
+                _ => ("UY", "UYFBE", false),
+            };
+            let mut row = consignment(i, &format!("t{i}"), country, post, 1 + i as i64, 5, false);
+            if !before {
+                row.0.arrived_at = Some(row.0.lodged_at - HOUR);
+            }
+            rows.push(row);
+        }
+        let publication = publish(&rows);
+        for group in PUBLIC_GROUPS {
+            let f = publication.figures(group).unwrap();
+            let (share, lead) = (&indicator(&f, "preArrivalShare").current, &indicator(&f, "preArrivalLeadTime").current);
+            assert!(share.groups.iter().all(|g| g.suppressed), "{group:?}: {:?}", share.groups);
+            assert!(lead.groups.iter().all(|g| g.suppressed), "{group:?}: {:?}", lead.groups);
+            assert_eq!((share.region.count, lead.region.count), (Some(25), Some(12)), "the region's shown in both");
         }
     }
 
@@ -669,9 +689,10 @@ mod tests {
         }
         assert_eq!(indicator(&f, "physicalInspectionShare").current.region.value, Some(0.0));
         assert_eq!(indicator(&f, "documentsPerConsignment").current.region.value, Some(2.0));
-        // Every arrival was known within the month: all eighteen are in Art. 7.1.
+        // Art. 7.1 too: the ten released (the others may yet take a declaration that moves
+        // their lodgement).
         let pre = &indicator(&f, "preArrivalShare").current.region;
-        assert_eq!((pre.count, pre.value), (Some(18), Some(1.0)));
+        assert_eq!((pre.count, pre.value), (Some(10), Some(1.0)));
         let lead = &indicator(&f, "preArrivalLeadTime").current.region;
         assert_eq!((lead.value, lead.p90_ms), (Some(HOUR as f64), Some(HOUR as f64)));
         // The month before, published by its own close: its six, three of them inspected.
