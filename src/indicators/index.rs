@@ -466,19 +466,16 @@ impl FactsIndex {
         min_count: usize,
         then: impl FnOnce(PublicTfa) -> T + Send + 'static,
     ) -> Result<T, StoreError> {
-        let index = self.0.clone();
-        tokio::task::spawn_blocking(move || {
-            let index = index.read().map_err(|_| StoreError::Unavailable("the indicators' index is poisoned".into()))?;
-            let (index, names) = (&*index, &index.names);
+        self.scan(Scope::default(), "the public TFA figures", move |index, _| {
+            let names = &index.names;
             let of = |p: Period| {
                 index.rows.iter().filter(move |row| row.lodged_at >= p.from && row.lodged_at < p.to).map(move |row| {
                     (RowRef { row, names }, index.parts_of(row).iter().map(move |(_, part)| PartRef { part, names }))
                 })
             };
-            Ok(then(super::tfa_public::publication(period, of(period), previous, of(previous), joint_window_ms, min_count)))
+            then(super::tfa_public::publication(period, of(period), previous, of(previous), joint_window_ms, min_count))
         })
         .await
-        .map_err(|e| StoreError::Unavailable(format!("the public TFA figures could not be computed: {e}")))?
     }
 
     /// The public figures of `interval` over `period` (every consignment), computed on one

@@ -522,6 +522,23 @@ mod tests {
         publication(MONTH, of(MONTH), BEFORE, of(BEFORE), 2 * HOUR, 5)
     }
 
+    /// Per (country, post, consignments, lodged before arrival): that many consignments of
+    /// one trader each, the first ones lodged before their goods arrived, the others after.
+    fn arriving(countries: &[(&str, &str, usize, usize)]) -> Vec<(ConsignmentReleaseTimes, Vec<AgencyReleaseTimes>)> {
+        let mut rows = Vec::new();
+        for (country, post, n, before) in countries {
+            for k in 0..*n {
+                let i = rows.len();
+                let mut row = consignment(i, &format!("t{i}"), country, post, 1 + i as i64, 5, false);
+                if k >= *before {
+                    row.0.arrived_at = Some(row.0.lodged_at - HOUR);
+                }
+                rows.push(row);
+            }
+        }
+        rows
+    }
+
     fn indicator<'a>(f: &'a PublicTfaFigures, key: &str) -> &'a PublicIndicatorFigures {
         f.indicators.iter().find(|i| i.key == key).unwrap()
     }
@@ -609,16 +626,7 @@ mod tests {
         // before arrival make a lead time under the threshold, and BR's goes with it (the
         // region less BR would be AR's). A lead time's count is its share's numerator: the
         // shares of AR and BR are suppressed with them.
-        let mut rows = Vec::new();
-        for i in 0..20 {
-            let (country, post) = if i < 10 { ("AR", "ARPAS") } else { ("BR", "BRURG") };
-            let mut row = consignment(i, &format!("t{i}"), country, post, 1 + i as i64, 5, false);
-            if (3..10).contains(&i) {
-                row.0.arrived_at = Some(row.0.lodged_at - HOUR);
-            }
-            rows.push(row);
-        }
-        let publication = publish(&rows);
+        let publication = publish(&arriving(&[("AR", "ARPAS", 10, 3), ("BR", "BRURG", 10, 10)]));
         for group in PUBLIC_GROUPS {
             let f = publication.figures(group).unwrap();
             let (share, lead) = (&indicator(&f, "preArrivalShare").current, &indicator(&f, "preArrivalLeadTime").current);
@@ -639,19 +647,7 @@ mod tests {
         // lead count would be the region's 12 less BR's 6: UY's numerator would follow (12 - 6
         // - 6 = 0). Suppressed in the lead time too, AR takes BR with it there, and so in the
         // share.
-        let mut rows = Vec::new();
-        for i in 0..25 {
-            let (country, post, before) = match i {
-                0..10 => ("AR", "ARPAS", i < 6),
-                10..22 => ("BR", "BRURG", i < 16),
-                _ => ("UY", "UYFBE", false),
-            };
-            let mut row = consignment(i, &format!("t{i}"), country, post, 1 + i as i64, 5, false);
-            if !before {
-                row.0.arrived_at = Some(row.0.lodged_at - HOUR);
-            }
-            rows.push(row);
-        }
+        let rows = arriving(&[("AR", "ARPAS", 10, 6), ("BR", "BRURG", 12, 6), ("UY", "UYFBE", 3, 0)]);
         let publication = publish(&rows);
         for group in PUBLIC_GROUPS {
             let f = publication.figures(group).unwrap();
