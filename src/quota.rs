@@ -239,14 +239,21 @@ impl Allowance {
         }
     }
 
+    /// Runs `work`, the rest of a request already admitted by [`Allowance::cpu`], to its end
+    /// and charges the thread CPU time it took (a request let in is answered; the account
+    /// refuses the next).
+    pub fn charged<T>(&self, work: impl FnOnce() -> T) -> T {
+        let started = thread_cpu_time();
+        let done = work();
+        self.charge_cpu(thread_cpu_time().saturating_sub(started));
+        done
+    }
+
     /// Runs `work` (CPU only: parsing, validating, routing) if the participant's CPU account
     /// allows, and charges the thread CPU time it took.
     pub fn metered<T>(&self, work: impl FnOnce() -> T) -> Result<T, Exceeded> {
         self.cpu()?;
-        let started = thread_cpu_time();
-        let done = work();
-        self.charge_cpu(thread_cpu_time().saturating_sub(started));
-        Ok(done)
+        Ok(self.charged(work))
     }
 }
 
@@ -351,6 +358,23 @@ mod tests {
         assert!(past.detail().contains("6144"), "{}", past.detail());
         drop(held);
         assert!(b.bytes(4096).is_ok());
+    }
+
+    #[test]
+    fn a_request_admitted_runs_to_its_end_and_the_next_is_refused() {
+        let a = allowance(Quota { cpu_millis_per_second: 1, ..quota() });
+        assert!(a.cpu().is_ok(), "admitted");
+        a.charge_cpu(Duration::from_millis(5)); // its read: 5 s of its account
+        // The rest of the request runs, and is charged: a busy loop of some CPU time.
+        let spun = a.charged(|| {
+            let t0 = thread_cpu_time();
+            while thread_cpu_time() - t0 < Duration::from_millis(2) {}
+            true
+        });
+        assert!(spun);
+        let next = a.cpu().unwrap_err();
+        assert!(next.retry_after >= Duration::from_secs(5), "the read and the work are owed: {next:?}");
+        assert!(a.metered(|| ()).is_err(), "the next request is refused before it starts");
     }
 
     #[test]

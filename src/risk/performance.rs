@@ -183,7 +183,7 @@ pub const MAX_PERIOD_MS: Millis = 92 * 24 * 3_600_000;
 
 /// Reads the figures of `[from, to)` (at most [`MAX_PERIOD_MS`] long: the caller shortens it), of
 /// `agency` or of every agency, from `store`; the figures are computed off the request's worker,
-/// their CPU time charged to the reader's account (`meter`), which may refuse it first.
+/// their CPU time charged to the reader's account (`meter`), which may refuse it before it starts.
 pub async fn read(
     store: &dyn crate::store::Store,
     risk: &std::sync::Arc<Risk>,
@@ -207,7 +207,9 @@ pub async fn read(
     let truncated = outcomes.len() > MAX_DELIVERIES;
     outcomes.truncate(MAX_DELIVERIES);
     let risk = risk.clone();
-    tokio::task::spawn_blocking(move || meter.metered(|| figures(&risk, from, to, &outcomes, truncated)))
+    // Admitted above, the request is answered whatever its read cost: the account refuses the
+    // next one.
+    tokio::task::spawn_blocking(move || Ok(meter.charged(|| figures(&risk, from, to, &outcomes, truncated))))
         .await
         .map_err(|e| crate::store::StoreError::Unavailable(format!("risk figures stopped: {e}")))
 }
